@@ -128,7 +128,9 @@ progress_maybe_update(progress *pr, raft_index n)
 
 /*
  * The follower rejected an append after `rejected', hinting that its log
- * matches up to `hint' at best.  False if the rejection is stale.
+ * matches up to `hint' at best.  False if the rejection is stale.  A follower
+ * that refuses even index 0 joined with no configuration: next drops to 0,
+ * below any snapshot marker, so that it is sent our snapshot.
  */
 bool
 progress_maybe_decr(progress *pr, raft_index rejected, raft_index hint)
@@ -143,10 +145,8 @@ progress_maybe_decr(progress *pr, raft_index rejected, raft_index hint)
 	if (pr->next - 1 != rejected)
 		return false;
 	pr->next = (rejected < hint + 1 ? rejected : hint + 1);
-	if (pr->next < pr->match + 1)
+	if (pr->next < pr->match + 1 && rejected > 0)
 		pr->next = pr->match + 1;
-	if (pr->next < 1)
-		pr->next = 1;
 	pr->probe_sent = false;
 	return true;
 }

@@ -220,7 +220,9 @@ repl_handle_append_resp(raft *r, const raft_message *m)
 	{
 		bool		was_paused = progress_paused(pr);
 
-		if (!progress_maybe_update(pr, m->index))
+		/* a snapshot at index 0 is acknowledged without match moving */
+		if (!progress_maybe_update(pr, m->index) &&
+			pr->state != RAFT_PROGRESS_SNAPSHOT)
 			return;
 		switch (pr->state)
 		{
@@ -323,7 +325,12 @@ repl_handle_append(raft *r, const raft_message *m)
 		append_resp(r, m, r->commit);
 		return;
 	}
-	if (!log_matches(r, m->index, m->log_term))
+	/*
+	 * A node that joined with no configuration cannot know the one the
+	 * leader's log builds on: it matches nothing, not even index 0, until a
+	 * snapshot gives it one.
+	 */
+	if (r->conf.n == 0 || !log_matches(r, m->index, m->log_term))
 	{
 		raft_message out = {0};
 		raft_index	hint = m->index < log_last_index(r) ? m->index : log_last_index(r);
@@ -378,13 +385,15 @@ void
 repl_handle_snapshot(raft *r, const raft_message *m)
 {
 	const raft_snapshot_meta *meta = m->snapshot;
+	bool		joining = r->conf.n == 0;
 
-	if (meta->index <= r->commit)
+	/* a node with no configuration takes any snapshot, even one at index 0 */
+	if (meta->index <= r->commit && !joining)
 	{
 		append_resp(r, m, r->commit);
 		return;
 	}
-	if (log_matches(r, meta->index, meta->term))
+	if (log_matches(r, meta->index, meta->term) && !joining)
 	{
 		/* we hold the entries: only the commit index was behind */
 		repl_commit_to(r, meta->index);

@@ -133,6 +133,8 @@ node_free_disk(fx_node *n)
 void
 fx_free(fixture *f)
 {
+	if (f == NULL)
+		return;
 	for (int i = 1; i <= f->n; i++)
 	{
 		fx_node    *n = &f->nodes[i];
@@ -245,6 +247,8 @@ node_flush(fixture *f, fx_node *n)
 	if (!n->up || !raft_has_ready(n->r))
 		return;
 	raft_ready_get(n->r, &rd);
+	if (f->on_ready)
+		f->on_ready(f, n->opts.id, &rd, f->on_ready_ctx);
 
 	for (size_t i = 0; i < rd.n_messages; i++)
 		enqueue(f, &rd.messages[i], n);
@@ -318,6 +322,8 @@ deliver(fixture *f, fx_msg *x)
 		return;
 	to = &f->nodes[m.to];
 	if (!to->up || to->r == NULL || f->cut[m.from][m.to])
+		return;
+	if (f->drop && f->drop(&m, f->drop_ctx))
 		return;
 	f->delivered++;
 	(void) raft_step(to->r, &m);
@@ -499,5 +505,150 @@ fx_applied_normal(fixture *f, raft_id id)
 	for (size_t i = 0; i < n->n_applied; i++)
 		if (n->applied[i].type == RAFT_ENTRY_NORMAL)
 			c++;
+	return c;
+}
+
+int
+fx_teardown(void **state)
+{
+	fx_free(*state);
+	*state = NULL;
+	return 0;
+}
+
+void
+fx_set_disk(fixture *f, raft_id id, raft_term term, raft_id vote,
+			raft_index commit, const raft_term *terms, size_t n)
+{
+	fx_node    *nd = &f->nodes[id];
+
+	if (nd->up)
+		fx_crash(f, id);
+	node_free_disk(nd);
+	for (size_t j = 0; j < nd->n_applied; j++)
+		entry_release(&nd->applied[j]);
+	nd->n_applied = 0;
+	nd->snap.index = 0;
+	nd->snap.term = 0;
+	nd->hs.term = term;
+	nd->hs.vote = vote;
+	nd->hs.commit = commit;
+	nd->log = xmalloc(n * sizeof(raft_entry));
+	for (size_t i = 0; i < n; i++)
+	{
+		char		buf[64];
+		raft_entry	e;
+
+		memset(&e, 0, sizeof(e));
+		e.index = i + 1;
+		e.term = terms[i];
+		e.type = RAFT_ENTRY_NORMAL;
+		e.len = (uint32_t) snprintf(buf, sizeof(buf), "%zu:%llu", i + 1,
+									(unsigned long long) terms[i]);
+		e.data = buf;
+		entry_copy(&nd->log[i], &e);
+	}
+	nd->n_log = n;
+	fx_restart(f, id);
+}
+
+int
+fx_compact(fixture *f, raft_id id, raft_index index)
+{
+	fx_node    *n = &f->nodes[id];
+	int			rc = raft_compact(n->r, index);
+	size_t		drop = 0;
+
+	if (rc != RAFT_OK)
+		return rc;
+	n->snap = *raft_snapshot(n->r);
+	while (drop < n->n_log && n->log[drop].index <= n->snap.index)
+		entry_release(&n->log[drop++]);
+	memmove(n->log, n->log + drop, (n->n_log - drop) * sizeof(raft_entry));
+	n->n_log -= drop;
+	return RAFT_OK;
+}
+
+int
+fx_step(fixture *f, raft_id id, const raft_message *m)
+{
+	int			rc = raft_step(f->nodes[id].r, m);
+
+	fx_flush(f);
+	return rc;
+}
+
+void
+fx_run(fixture *f, int ticks)
+{
+	for (int i = 0; i < ticks; i++)
+	{
+		fx_tick_all(f);
+		fx_deliver_all(f, 100000);
+	}
+}
+
+bool
+fx_campaign(fixture *f, raft_id id)
+{
+	raft	   *r = f->nodes[id].r;
+
+	for (int i = 0; i < 1000 && raft_get_role(r) == RAFT_FOLLOWER; i++)
+	{
+		raft_tick(r);
+		fx_flush(f);
+	}
+	while (f->nq > 0 && raft_get_role(r) != RAFT_LEADER)
+		fx_deliver_once(f);
+	return raft_get_role(r) == RAFT_LEADER;
+}
+
+size_t
+fx_deliver_if(fixture *f, fx_filter_fn pred, void *ctx)
+{
+	fx_msg	   *batch = f->q;
+	size_t		n = f->nq;
+	size_t		done = 0;
+
+	f->q = NULL;
+	f->nq = 0;
+	f->capq = 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		if (pred(&batch[i].m, ctx))
+		{
+			deliver(f, &batch[i]);
+			msg_free(&batch[i]);
+			done++;
+		}
+		else
+		{
+			/* keep it, behind nothing it was not already behind */
+			if (f->nq == f->capq)
+			{
+				f->capq = f->capq ? f->capq * 2 : 64;
+				f->q = realloc(f->q, f->capq * sizeof(fx_msg));
+			}
+			f->q[f->nq++] = batch[i];
+		}
+	}
+	free(batch);
+	fx_flush(f);
+	return done;
+}
+
+size_t
+fx_queued(fixture *f, uint32_t type, raft_id from, raft_id to)
+{
+	size_t		c = 0;
+
+	for (size_t i = 0; i < f->nq; i++)
+	{
+		const raft_message *m = &f->q[i].m;
+
+		if ((type == 0 || m->type == type) && (from == 0 || m->from == from) &&
+			(to == 0 || m->to == to))
+			c++;
+	}
 	return c;
 }

@@ -50,6 +50,15 @@ typedef struct fx_node
 	size_t		n_reads;
 } fx_node;
 
+struct fixture;
+
+/* Decides the fate of one message at delivery: true means it is lost. */
+typedef bool (*fx_filter_fn) (const raft_message *m, void *ctx);
+
+/* Sees each ready batch a node hands out, before the fixture handles it. */
+typedef void (*fx_ready_fn) (struct fixture *f, raft_id id,
+							 const raft_ready *rd, void *ctx);
+
 typedef struct fixture
 {
 	int			n;				/* nodes are ids 1..n */
@@ -60,6 +69,12 @@ typedef struct fixture
 	size_t		capq;
 	uint64_t	delivered;		/* counters, for assertions */
 	uint64_t	sent_by_type[RAFT_MSG_TYPE_MAX + 1];
+
+	/* optional hooks, NULL when unused */
+	fx_filter_fn drop;			/* a lossy network, on top of `cut' */
+	void	   *drop_ctx;
+	fx_ready_fn on_ready;
+	void	   *on_ready_ctx;
 } fixture;
 
 /*
@@ -119,5 +134,40 @@ const char *fx_applied_str(fixture *f, raft_id id, size_t i);
 
 /* Number of NORMAL entries a node applied. */
 size_t		fx_applied_normal(fixture *f, raft_id id);
+
+/* cmocka teardown: frees the fixture a test left in *state. */
+int			fx_teardown(void **state);
+
+/*
+ * Replace node `id''s disk by a hard state and a log whose entries have the
+ * given terms (indexes 1..n after a snapshot marker at 0; each entry's data
+ * reads "index:term"), then restart it from that disk.
+ */
+void		fx_set_disk(fixture *f, raft_id id, raft_term term, raft_id vote,
+						raft_index commit, const raft_term *terms, size_t n);
+
+/* raft_compact() on node `id', and the host's part: persist the new marker
+ * and delete the compacted entries from the disk.  Returns the rc. */
+int			fx_compact(fixture *f, raft_id id, raft_index index);
+
+/* Step a message into node `id' and flush; returns the raft_step() rc. */
+int			fx_step(fixture *f, raft_id id, const raft_message *m);
+
+/* `ticks' rounds of: tick every live node, deliver until quiet. */
+void		fx_run(fixture *f, int ticks);
+
+/*
+ * Tick node `id' until it campaigns, then deliver one batch at a time until
+ * it wins or nothing is left.  Unlike fx_elect(), the new leader's first
+ * appends stay queued.  Returns whether `id' is leader.
+ */
+bool		fx_campaign(fixture *f, raft_id id);
+
+/* Deliver, in order, the queued messages `pred' accepts; keep the others
+ * queued.  Returns how many were delivered (or lost on a cut link). */
+size_t		fx_deliver_if(fixture *f, fx_filter_fn pred, void *ctx);
+
+/* Queued messages of `type' from `from' to `to' (0 matches any). */
+size_t		fx_queued(fixture *f, uint32_t type, raft_id from, raft_id to);
 
 #endif

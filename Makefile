@@ -1,0 +1,97 @@
+# Makefile for kommander (PGXS)
+#
+#   make                 the extension (WERROR=1: warnings are errors)
+#   make install         install it into the Postgres found by pg_config
+#   make core            build and run the Raft core's unit tests
+#   make sim             build the deterministic simulator sim/kmd-sim
+#   make simcheck        its unit tests and sim/run-tests.sh
+#   make regress         pg_regress on a temporary instance
+#   make tap             TAP tests (PostgreSQL::Test::Cluster)
+
+EXTENSION = kommander
+MODULE_big = kommander
+DATA = kommander--1.0.sql
+PGFILEDESC = "kommander - Multi-Raft consensus between Postgres servers"
+
+PROTO_SRC = proto/kommander.proto
+PROTO_GEN = proto/kommander.pb-c.c proto/kommander.pb-c.h
+RUNTIME_SRCS = $(wildcard src/*.c)
+CORE_SRCS = $(wildcard src/raft/*.c)
+OBJS = $(RUNTIME_SRCS:.c=.o) $(CORE_SRCS:.c=.o) proto/kommander.pb-c.o
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src -Iproto -I$(shell $(PG_CONFIG) --includedir)
+SHLIB_LINK = -lprotobuf-c -L$(shell $(PG_CONFIG) --libdir) -lpq
+
+# Postgres headers trip a few -Wextra warnings; the rest are ours to fix.
+KMD_WARNINGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers
+ifeq ($(WERROR),1)
+KMD_WARNINGS += -Werror
+endif
+PG_CFLAGS = $(KMD_WARNINGS)
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=tmp_check_regress \
+	--temp-config=$(srcdir)/test/regress.conf \
+	--dbname=kmd_regress
+
+EXTRA_CLEAN = $(PROTO_GEN) build tmp_check tmp_check_regress results \
+	regression.diffs regression.out log sim/kmd-sim
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(PROTO_GEN): $(PROTO_SRC)
+	protoc-c --c_out=. $(PROTO_SRC)
+
+$(RUNTIME_SRCS:.c=.o) $(RUNTIME_SRCS:.c=.bc): proto/kommander.pb-c.h
+
+# ---------------------------------------------------------------------------
+# The Raft core and the simulator are plain C99, built without Postgres.
+# ---------------------------------------------------------------------------
+NATIVE_CC ?= gcc
+NATIVE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Wshadow $(if $(filter 1,$(WERROR)),-Werror)
+CORE_TESTS = $(patsubst test/core/%.c,build/core/%,$(filter-out test/core/fixture.c,$(wildcard test/core/*.c)))
+
+build/core/%: test/core/%.c test/core/fixture.c test/core/fixture.h $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
+	@mkdir -p build/core
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -Isrc/raft -Itest/core -o $@ $< test/core/fixture.c $(CORE_SRCS) -lcmocka
+
+.PHONY: core sim simcheck regress tap
+core: $(CORE_TESTS)
+	CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $(CORE_TESTS)
+
+SIM_LIB_SRCS = $(filter-out sim/main.c sim/test_%.c,$(wildcard sim/*.c))
+SIM_CORE_OBJS = $(patsubst src/raft/%.c,build/sim/raft/%.o,$(CORE_SRCS))
+SIM_LIB_OBJS = $(patsubst sim/%.c,build/sim/%.o,$(SIM_LIB_SRCS))
+SIM_TESTS = $(patsubst sim/%.c,build/sim/%,$(wildcard sim/test_*.c))
+
+build/sim/raft/%.o: src/raft/%.c src/raft/raft.h src/raft/raft_int.h
+	@mkdir -p build/sim/raft
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -DRAFT_SIM_BUGS -Isrc/raft -c -o $@ $<
+
+build/sim/%.o: sim/%.c $(wildcard sim/*.h) src/raft/raft.h
+	@mkdir -p build/sim
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -DRAFT_SIM_BUGS -Isrc/raft -Isim -c -o $@ $<
+
+sim/kmd-sim: build/sim/main.o $(SIM_LIB_OBJS) $(SIM_CORE_OBJS)
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -o $@ $^ -lm
+
+build/sim/test_%: build/sim/test_%.o $(SIM_LIB_OBJS) $(SIM_CORE_OBJS)
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -o $@ $^ -lm
+
+sim: sim/kmd-sim
+
+simcheck: sim $(SIM_TESTS)
+	$(if $(SIM_TESTS),prove --exec '' $(SIM_TESTS))
+	bash sim/run-tests.sh
+
+regress: installcheck
+
+tap:
+	PERL5LIB="$(dir $(PGXS))../../src/test/perl:$(srcdir)/t:$$PERL5LIB" \
+	PATH="$(shell $(PG_CONFIG) --bindir):$$PATH" \
+	PG_REGRESS="$(dir $(PGXS))../../src/test/regress/pg_regress" \
+	TESTDIR="$(CURDIR)" PGPORT=65432 \
+	prove $(PROVE_FLAGS) -I $(srcdir)/t $(if $(PROVE_TESTS),$(PROVE_TESTS),t/*.pl)

@@ -1,0 +1,213 @@
+/* kommander--1.0.sql: catalog, SQL functions and views of kommander 1.0 */
+
+\echo Use "CREATE EXTENSION kommander" to load this file. \quit
+
+CREATE SCHEMA kommander;
+GRANT USAGE ON SCHEMA kommander TO PUBLIC;
+
+-- The role that peers connect as to deliver Raft messages.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'kommander_peer') THEN
+        CREATE ROLE kommander_peer NOLOGIN;
+    END IF;
+END
+$$;
+
+------------------------------------------------------------------------
+-- This node's identity: local, never replicated.
+------------------------------------------------------------------------
+CREATE TABLE kommander.local (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    node_id     int NOT NULL,
+    cluster_id  uuid NOT NULL
+);
+
+------------------------------------------------------------------------
+-- Raft storage, one row set per partition (DESIGN.md, Storage).
+------------------------------------------------------------------------
+CREATE TABLE kommander.log (
+    partition_id int NOT NULL,
+    idx          bigint NOT NULL,
+    term         bigint NOT NULL,
+    kind         smallint NOT NULL,
+    data         bytea,
+    PRIMARY KEY (partition_id, idx)
+);
+
+CREATE TABLE kommander.hard_state (
+    partition_id int PRIMARY KEY,
+    term         bigint NOT NULL,
+    vote         int NOT NULL,
+    commit_index bigint NOT NULL
+);
+
+-- The snapshot marker: the log up to idx is replaced by the state as of idx;
+-- conf is the Raft configuration in force there (encoded by the runtime).
+CREATE TABLE kommander.snapshot (
+    partition_id int PRIMARY KEY,
+    idx          bigint NOT NULL,
+    term         bigint NOT NULL,
+    conf         bytea NOT NULL
+);
+
+CREATE TABLE kommander.applied (
+    partition_id  int PRIMARY KEY,
+    applied_index bigint NOT NULL,
+    applied_term  bigint NOT NULL
+);
+
+------------------------------------------------------------------------
+-- The system partition's state machine: written only by applied entries.
+------------------------------------------------------------------------
+CREATE TABLE kommander.roster (
+    node_id   int PRIMARY KEY,
+    node_name text NOT NULL UNIQUE,
+    conninfo  text NOT NULL,
+    role      text NOT NULL CHECK (role IN ('voter', 'learner', 'removing'))
+);
+
+-- Key-hash range [lo, hi) of each user partition; hi NULL means unbounded above.
+CREATE TABLE kommander.partition_map (
+    partition_id int PRIMARY KEY,
+    lo           bigint,            -- NULL for the system partition (no keys)
+    hi           bigint,
+    generation   bigint NOT NULL,
+    state        text NOT NULL CHECK (state IN ('active', 'frozen', 'gone'))
+);
+
+CREATE TABLE kommander.tables (
+    relid       regclass PRIMARY KEY,
+    registered  bigint NOT NULL     -- system partition index of the registration
+);
+
+CREATE TABLE kommander.appliers (
+    name text PRIMARY KEY,
+    fn   regprocedure NOT NULL
+);
+
+-- What an applier function learns about the entry it applies.
+CREATE TYPE kommander.apply_context AS (
+    partition_id int,
+    index        bigint,
+    term         bigint,
+    key          text,
+    origin_node  int
+);
+
+REVOKE ALL ON ALL TABLES IN SCHEMA kommander FROM PUBLIC;
+GRANT SELECT ON kommander.roster, kommander.partition_map, kommander.tables,
+    kommander.appliers, kommander.applied TO PUBLIC;
+
+------------------------------------------------------------------------
+-- Cluster life cycle
+------------------------------------------------------------------------
+CREATE FUNCTION kmd_bootstrap(node_name text, conninfo text)
+RETURNS uuid AS 'MODULE_PATHNAME', 'kmd_bootstrap' LANGUAGE C;
+
+CREATE FUNCTION kmd_join(node_name text, conninfo text, seed_conninfo text,
+                         promote boolean DEFAULT true)
+RETURNS int AS 'MODULE_PATHNAME', 'kmd_join' LANGUAGE C;
+
+CREATE FUNCTION kmd_add_node(node_name text, conninfo text)
+RETURNS int AS 'MODULE_PATHNAME', 'kmd_add_node' LANGUAGE C;
+
+CREATE FUNCTION kmd_promote_node(node_name text)
+RETURNS void AS 'MODULE_PATHNAME', 'kmd_promote_node' LANGUAGE C;
+
+CREATE FUNCTION kmd_remove_node(node_name text)
+RETURNS void AS 'MODULE_PATHNAME', 'kmd_remove_node' LANGUAGE C;
+
+CREATE FUNCTION kmd_transfer_leader(partition_id int, node_name text)
+RETURNS void AS 'MODULE_PATHNAME', 'kmd_transfer_leader' LANGUAGE C;
+
+REVOKE ALL ON FUNCTION kmd_bootstrap(text, text), kmd_join(text, text, text, boolean),
+    kmd_add_node(text, text), kmd_promote_node(text), kmd_remove_node(text),
+    kmd_transfer_leader(int, text) FROM PUBLIC;
+
+------------------------------------------------------------------------
+-- Control tables
+------------------------------------------------------------------------
+CREATE FUNCTION kmd_ddl(command text)
+RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_ddl' LANGUAGE C;
+
+CREATE FUNCTION kmd_register_table(tbl regclass)
+RETURNS void AS 'MODULE_PATHNAME', 'kmd_register_table' LANGUAGE C;
+
+CREATE FUNCTION kmd_register_applier(name text, fn regprocedure)
+RETURNS void AS 'MODULE_PATHNAME', 'kmd_register_applier' LANGUAGE C;
+
+REVOKE ALL ON FUNCTION kmd_ddl(text), kmd_register_table(regclass),
+    kmd_register_applier(text, regprocedure) FROM PUBLIC;
+
+-- Statement trigger on every control table: rejects writes from sessions.
+CREATE FUNCTION kommander.control_table_guard()
+RETURNS trigger AS 'MODULE_PATHNAME', 'kmd_control_table_guard' LANGUAGE C;
+
+------------------------------------------------------------------------
+-- Writing and reading
+------------------------------------------------------------------------
+CREATE FUNCTION kmd_propose(key text, command jsonb, expected_generation bigint DEFAULT NULL)
+RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_propose' LANGUAGE C;
+
+CREATE FUNCTION kmd_propose_result(key text, command jsonb, expected_generation bigint DEFAULT NULL)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'kmd_propose_result' LANGUAGE C;
+
+CREATE FUNCTION kmd_read_barrier(key text DEFAULT NULL)
+RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_read_barrier' LANGUAGE C;
+
+CREATE FUNCTION kmd_key_hash(key text)
+RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_key_hash'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION kmd_route(key text)
+RETURNS TABLE (partition_id int, generation bigint, leader text)
+AS 'MODULE_PATHNAME', 'kmd_route' LANGUAGE C;
+
+------------------------------------------------------------------------
+-- Transport: peers call this to hand over a batch of messages.
+------------------------------------------------------------------------
+CREATE FUNCTION kommander.deliver(batch bytea)
+RETURNS boolean AS 'MODULE_PATHNAME', 'kmd_deliver' LANGUAGE C STRICT;
+
+REVOKE ALL ON FUNCTION kommander.deliver(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kommander.deliver(bytea) TO kommander_peer;
+
+------------------------------------------------------------------------
+-- Observing
+------------------------------------------------------------------------
+CREATE FUNCTION kommander.node_status(OUT node_id int, OUT is_local boolean,
+                                      OUT reachable boolean, OUT last_contact timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_node_status' LANGUAGE C;
+
+CREATE VIEW kommander.nodes AS
+    SELECT r.node_id, r.node_name, r.conninfo, r.role,
+           coalesce(s.is_local, false) AS is_local,
+           coalesce(s.reachable, false) AS reachable,
+           s.last_contact
+      FROM kommander.roster r
+      LEFT JOIN kommander.node_status() s USING (node_id)
+     ORDER BY r.node_id;
+
+CREATE FUNCTION kommander.partition_status(
+    OUT partition_id int, OUT role text, OUT term bigint, OUT leader_id int,
+    OUT commit_index bigint, OUT applied_index bigint, OUT last_index bigint,
+    OUT snapshot_index bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_partition_status' LANGUAGE C;
+
+CREATE VIEW kommander.partitions AS
+    SELECT m.partition_id, m.lo, m.hi, m.generation, m.state,
+           s.role, s.term, l.node_name AS leader_name,
+           s.commit_index, s.applied_index, s.last_index, s.snapshot_index
+      FROM kommander.partition_map m
+      LEFT JOIN kommander.partition_status() s USING (partition_id)
+      LEFT JOIN kommander.roster l ON l.node_id = s.leader_id
+     ORDER BY m.partition_id;
+
+GRANT SELECT ON kommander.nodes, kommander.partitions TO PUBLIC;
+
+-- kmd_join writes the joining node's identity through this, over a
+-- connection to the node itself, so that it commits before kmd_join returns.
+CREATE FUNCTION kommander.join_local(node_id int, cluster_id uuid, roster jsonb, partition_map jsonb)
+RETURNS void AS 'MODULE_PATHNAME', 'kmd_join_local' LANGUAGE C;
+REVOKE ALL ON FUNCTION kommander.join_local(int, uuid, jsonb, jsonb) FROM PUBLIC;

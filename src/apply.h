@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.h
+ *	  The apply worker: turns committed log entries into rows of control
+ *	  tables, once, in log order, and answers the local backends waiting
+ *	  for them.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/apply.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_APPLY_H
+#define KOMMANDER_APPLY_H
+
+#include "fmgr.h"
+
+/* true while this process applies entries: lets it write control tables */
+extern bool kmd_applying;
+
+extern PGDLLEXPORT void kmd_apply_main(Datum arg);
+
+/*
+ * Reload the shared-memory caches of the node identity, the roster and the
+ * partition map from kommander.local, kommander.roster and
+ * kommander.partition_map.  Needs a transaction and an SPI-free caller.
+ */
+extern void kmd_catalog_refresh(void);
+
+#endif							/* KOMMANDER_APPLY_H */

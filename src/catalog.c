@@ -1,0 +1,205 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Shared-memory caches of the node identity, the roster and the
+ *	  partition map, reloaded from kommander.local, kommander.roster and
+ *	  kommander.partition_map.
+ *
+ * The apply worker reloads them after applying a change of the roster or
+ * the map; the launcher and backends reload them when they find the cache
+ * empty.  Readers take kmd_shared->lock shared.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/catalog.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
+
+#include "apply.h"
+#include "shmem.h"
+
+typedef struct NodeRow
+{
+	int32		node_id;
+	int32		role;
+	char		name[NAMEDATALEN];
+	char		conninfo[KMD_CONNINFO_LEN];
+} NodeRow;
+
+typedef struct PartRow
+{
+	int32		partition_id;
+	int64		lo;
+	int64		hi;
+	uint64		generation;
+	int32		state;
+} PartRow;
+
+static int
+role_code(const char *role)
+{
+	if (strcmp(role, "voter") == 0)
+		return KMD_NODE_VOTER;
+	if (strcmp(role, "learner") == 0)
+		return KMD_NODE_LEARNER;
+	return KMD_NODE_REMOVING;
+}
+
+static int
+state_code(const char *state)
+{
+	if (strcmp(state, "active") == 0)
+		return KMD_PART_ACTIVE;
+	if (strcmp(state, "frozen") == 0)
+		return KMD_PART_FROZEN;
+	return KMD_PART_GONE;
+}
+
+void
+kmd_catalog_refresh(void)
+{
+	bool		member = false;
+	int32		local_id = 0;
+	pg_uuid_t	cluster_id;
+	NodeRow    *nodes;
+	int			n_nodes = 0;
+	PartRow    *parts;
+	int			n_parts = 0;
+	bool		roster_changed = false;
+	bool		map_changed = false;
+
+	memset(&cluster_id, 0, sizeof(cluster_id));
+	SPI_connect();
+	if (SPI_execute("SELECT node_id, cluster_id FROM kommander.local", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.local");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		member = true;
+		local_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		memcpy(&cluster_id,
+			   DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
+			   sizeof(cluster_id));
+	}
+
+	if (SPI_execute("SELECT node_id, node_name, conninfo, role FROM kommander.roster ORDER BY node_id",
+					true, KMD_MAX_NODES) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.roster");
+	nodes = palloc0(sizeof(NodeRow) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		nodes[n_nodes].node_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		strlcpy(nodes[n_nodes].name, SPI_getvalue(tup, desc, 2), NAMEDATALEN);
+		strlcpy(nodes[n_nodes].conninfo, SPI_getvalue(tup, desc, 3), KMD_CONNINFO_LEN);
+		nodes[n_nodes].role = role_code(SPI_getvalue(tup, desc, 4));
+		n_nodes++;
+	}
+
+	if (SPI_execute("SELECT partition_id, lo, hi, generation, state FROM kommander.partition_map",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.partition_map");
+	parts = palloc0(sizeof(PartRow) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+
+		parts[n_parts].partition_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		parts[n_parts].lo = isnull ? PG_INT64_MIN : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		/* hi is exclusive in the table, inclusive in shared memory */
+		parts[n_parts].hi = isnull ? PG_INT64_MAX : DatumGetInt64(d) - 1;
+		parts[n_parts].generation = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		parts[n_parts].state = state_code(SPI_getvalue(tup, desc, 5));
+		n_parts++;
+	}
+	SPI_finish();
+
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	kmd_shared->member = member;
+	kmd_shared->local_node_id = local_id;
+	memcpy(kmd_shared->cluster_id, cluster_id.data, 16);
+
+	/* roster: keep last_contact of the nodes that stay */
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+	{
+		KmdNode    *node = &kmd_shared->nodes[i];
+		bool		keep = false;
+
+		for (int j = 0; j < n_nodes && node->node_id != 0; j++)
+			if (nodes[j].node_id == node->node_id)
+				keep = true;
+		if (!keep && node->node_id != 0)
+		{
+			node->node_id = 0;
+			pg_atomic_write_u64(&node->last_contact, 0);
+			roster_changed = true;
+		}
+	}
+	for (int j = 0; j < n_nodes; j++)
+	{
+		KmdNode    *node = kmd_node_find(nodes[j].node_id);
+
+		if (node == NULL)
+		{
+			for (int i = 0; i < KMD_MAX_NODES && node == NULL; i++)
+				if (kmd_shared->nodes[i].node_id == 0)
+					node = &kmd_shared->nodes[i];
+			if (node == NULL)
+				continue;		/* more than KMD_MAX_NODES: cannot happen */
+			node->node_id = nodes[j].node_id;
+			pg_atomic_write_u64(&node->last_contact, 0);
+			roster_changed = true;
+		}
+		if (node->role != nodes[j].role || strcmp(node->name, nodes[j].name) != 0 ||
+			strcmp(node->conninfo, nodes[j].conninfo) != 0)
+			roster_changed = true;
+		node->role = nodes[j].role;
+		strlcpy(node->name, nodes[j].name, NAMEDATALEN);
+		strlcpy(node->conninfo, nodes[j].conninfo, KMD_CONNINFO_LEN);
+	}
+
+	for (int j = 0; j < n_parts; j++)
+	{
+		KmdPartition *part = kmd_partition_find(parts[j].partition_id);
+
+		if (part == NULL)
+		{
+			part = kmd_partition_add(parts[j].partition_id);
+			map_changed = true;
+		}
+		if (part->lo != parts[j].lo || part->hi != parts[j].hi ||
+			part->generation != parts[j].generation || part->state != parts[j].state)
+			map_changed = true;
+		part->lo = parts[j].lo;
+		part->hi = parts[j].hi;
+		part->generation = parts[j].generation;
+		part->state = parts[j].state;
+	}
+	if (roster_changed)
+		kmd_shared->roster_version++;
+	if (map_changed)
+		kmd_shared->map_version++;
+	LWLockRelease(kmd_shared->lock);
+
+	if (roster_changed || map_changed)
+	{
+		for (int i = 0; i < kmd_shared->n_workers; i++)
+			kmd_wake_worker(i);
+		kmd_wake_launcher();
+	}
+}

@@ -1,0 +1,53 @@
+/*-------------------------------------------------------------------------
+ *
+ * command.h
+ *	  The commands kommander stores in NORMAL log entries, and their
+ *	  encoding (a protobuf Command, proto/kommander.proto).
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/command.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_COMMAND_H
+#define KOMMANDER_COMMAND_H
+
+#define KMD_COMMAND_VERSION 1
+
+typedef enum KmdCommandKind
+{
+	KMD_CMD_ROWS = 1,			/* payload: jsonb command of kmd_propose */
+	KMD_CMD_DDL = 2,			/* payload: SQL text (system partition) */
+	KMD_CMD_REGISTER_TABLE = 3, /* args[0]: qualified table name */
+	KMD_CMD_REGISTER_APPLIER = 4,	/* args[0]: name, args[1]: regprocedure */
+	KMD_CMD_NODE_ADD = 5,		/* args[0]: name, args[1]: conninfo */
+	KMD_CMD_NODE_PROMOTE = 6,	/* args[0]: name */
+	KMD_CMD_NODE_REMOVE = 7,	/* args[0]: name */
+	KMD_CMD_MAX = KMD_CMD_NODE_REMOVE
+} KmdCommandKind;
+
+#define KMD_CMD_MAX_ARGS 4
+
+typedef struct KmdCommand
+{
+	uint32		kind;
+	int32		origin_node;
+	int32		origin_slot;	/* -1: nobody waits */
+	uint32		origin_gen;
+	uint64		generation;
+	uint64		sys_index;
+	char	   *key;			/* NUL-terminated, may be "" */
+	char	   *payload;		/* NUL-terminated copy */
+	uint32		payload_len;
+	int			n_args;
+	char	   *args[KMD_CMD_MAX_ARGS];
+} KmdCommand;
+
+/* Encode into a palloc'd buffer. */
+extern char *kmd_command_encode(const KmdCommand *cmd, uint32 *len);
+
+/* Decode (palloc'd strings); false on malformed data. */
+extern bool kmd_command_decode(const char *data, uint32 len, KmdCommand *cmd);
+
+#endif							/* KOMMANDER_COMMAND_H */

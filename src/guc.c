@@ -1,0 +1,84 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Definition of kommander's settings.
+ *
+ * Settings that size shared memory or processes need a restart; timing and
+ * batching settings can be changed with a reload (SIGHUP), and the workers
+ * pick them up at their next loop iteration.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/guc.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "guc.h"
+#include "shmem.h"
+
+char	   *kmd_database = NULL;
+int			kmd_workers = 2;
+int			kmd_max_partitions = 1024;
+int			kmd_election_timeout = 1000;
+int			kmd_heartbeat_interval = 100;
+int			kmd_propose_timeout = 10000;
+int			kmd_max_batch_entries = 64;
+int			kmd_max_batch_bytes = 1024 * 1024;
+int			kmd_max_inflight_batches = 64;
+int			kmd_snapshot_threshold = 10000;
+int			kmd_promote_max_lag = 1000;
+
+void
+kmd_define_gucs(void)
+{
+	DefineCustomStringVariable("kommander.database",
+							   "Database whose kommander schema the workers serve.",
+							   NULL, &kmd_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.workers",
+							"Number of Raft worker processes.",
+							NULL, &kmd_workers, 2, 1, KMD_MAX_WORKERS,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.max_partitions",
+							"Largest number of partitions this node can hold.",
+							NULL, &kmd_max_partitions, 1024, 2, 65536,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.election_timeout",
+							"Base Raft election timeout.",
+							"A follower that hears nothing from its leader for between one and two election timeouts starts an election.",
+							&kmd_election_timeout, 1000, 50, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.heartbeat_interval",
+							"Interval of leader heartbeats, and the Raft tick.",
+							NULL, &kmd_heartbeat_interval, 100, 5, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.propose_timeout",
+							"How long kmd_propose and friends wait for an outcome.",
+							NULL, &kmd_propose_timeout, 10000, 10, 3600000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.max_batch_entries",
+							"Most log entries in one append message.",
+							NULL, &kmd_max_batch_entries, 64, 1, 65536,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.max_batch_bytes",
+							"Most bytes of entries in one append message.",
+							NULL, &kmd_max_batch_bytes, 1024 * 1024, 1024, 64 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.max_inflight_batches",
+							"Most append messages in flight per follower and partition, and batches per peer connection.",
+							NULL, &kmd_max_inflight_batches, 64, 1, 4096,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.snapshot_threshold",
+							"Log entries kept after the applied index before the log is truncated.",
+							NULL, &kmd_snapshot_threshold, 10000, 10, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.promote_max_lag",
+							"Most entries a learner may lag behind and still be promoted.",
+							NULL, &kmd_promote_max_lag, 1000, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("kommander");
+}

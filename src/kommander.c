@@ -1,0 +1,66 @@
+/*-------------------------------------------------------------------------
+ *
+ * kommander.c
+ *	  Entry point of the kommander library: _PG_init defines the settings,
+ *	  asks for shared memory and registers the launcher.
+ *
+ * kommander must be loaded through shared_preload_libraries: its workers
+ * and shared memory exist only then.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/kommander.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+
+#include "guc.h"
+#include "launcher.h"
+#include "shmem.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	kmd_shmem_request();
+}
+
+static void
+shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	kmd_shmem_startup();
+}
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kommander must be loaded via shared_preload_libraries"),
+				 errhint("Add kommander to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	kmd_define_gucs();
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+
+	kmd_launcher_register();
+}

@@ -1,0 +1,191 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *	  The kommander launcher: a static background worker that waits until
+ *	  the extension exists in kommander.database and this node belongs to
+ *	  a cluster, then starts the Raft workers and the apply worker, and
+ *	  starts again any of them that stops.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/launcher.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "apply.h"
+#include "guc.h"
+#include "launcher.h"
+#include "shmem.h"
+
+/* A worker may be started again this long after it stopped. */
+#define RESTART_DELAY_MS 1000
+
+typedef struct Child
+{
+	const char *function;
+	int			arg;
+	BackgroundWorkerHandle *handle;
+	TimestampTz stopped_at;
+} Child;
+
+void
+kmd_launcher_register(void)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "kommander");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "kmd_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "kommander launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "kommander launcher");
+	RegisterBackgroundWorker(&bgw);
+}
+
+static bool
+start_child(Child *c)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "kommander");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "%s", c->function);
+	if (strcmp(c->function, "kmd_apply_main") == 0)
+	{
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "kommander apply");
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "kommander apply");
+	}
+	else
+	{
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "kommander raft worker %d", c->arg);
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "kommander raft worker");
+	}
+	bgw.bgw_main_arg = Int32GetDatum(c->arg);
+	bgw.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&bgw, &c->handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start %s", bgw.bgw_name),
+				 errhint("Raise max_worker_processes: kommander needs kommander.workers + 2 background workers.")));
+		c->handle = NULL;
+		return false;
+	}
+	return true;
+}
+
+/* Is the extension installed here, and does this node belong to a cluster? */
+static bool
+ready_to_serve(void)
+{
+	bool		ready = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'kommander'",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
+		SPI_execute("SELECT 1 FROM kommander.local", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+		ready = true;
+	SPI_finish();
+	if (ready)
+		kmd_catalog_refresh();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return ready;
+}
+
+void
+kmd_launcher_main(Datum arg)
+{
+	Child	   *children;
+	int			n_children = kmd_workers + 1;
+	bool		started = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(kmd_database, NULL, 0);
+	kmd_shared->launcher_latch = MyLatch;
+
+	children = palloc0(sizeof(Child) * n_children);
+	children[0].function = "kmd_apply_main";
+	for (int i = 1; i < n_children; i++)
+	{
+		children[i].function = "kmd_worker_main";
+		children[i].arg = i - 1;
+	}
+
+	for (;;)
+	{
+		long		timeout = started ? 5000 : 1000;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		if (!started)
+			started = ready_to_serve();
+		if (started)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			for (int i = 0; i < n_children; i++)
+			{
+				Child	   *c = &children[i];
+				pid_t		pid;
+
+				if (c->handle != NULL &&
+					GetBackgroundWorkerPid(c->handle, &pid) == BGWH_STOPPED)
+				{
+					pfree(c->handle);
+					c->handle = NULL;
+					c->stopped_at = now;
+					ereport(LOG,
+							(errmsg("kommander %s %d stopped; starting it again",
+									c->function, c->arg)));
+				}
+				if (c->handle == NULL)
+				{
+					if (c->stopped_at != 0 &&
+						!TimestampDifferenceExceeds(c->stopped_at, now, RESTART_DELAY_MS))
+					{
+						timeout = Min(timeout, RESTART_DELAY_MS);
+						continue;
+					}
+					if (!start_child(c))
+						timeout = Min(timeout, RESTART_DELAY_MS);
+				}
+			}
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

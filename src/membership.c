@@ -1,0 +1,669 @@
+/*-------------------------------------------------------------------------
+ *
+ * membership.c
+ *	  Cluster life cycle: kmd_bootstrap, kmd_join, kmd_add_node,
+ *	  kmd_promote_node, kmd_remove_node, and the reconciler that brings
+ *	  each led Raft group's configuration in line with the roster.
+ *
+ * The roster on the system partition is the truth.  A change of the
+ * roster is a command committed there; every partition leader's reconciler
+ * then changes its group's configuration, one single-server change at a
+ * time (a learner is added, a caught-up learner the roster names a voter
+ * is promoted, a node the roster no longer names is removed; a leader that
+ * is to be removed first hands its leadership over).
+ *
+ * kmd_join runs in one transaction, yet the node's workers must start
+ * before it can catch up: so it writes the new node's identity through a
+ * connection to itself (kommander.join_local), which commits at once.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/membership.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "apply.h"
+#include "errcodes.h"
+#include "guc.h"
+#include "membership.h"
+#include "request.h"
+#include "shmem.h"
+#include "storage.h"
+#include "worker.h"
+
+PG_FUNCTION_INFO_V1(kmd_bootstrap);
+PG_FUNCTION_INFO_V1(kmd_join);
+PG_FUNCTION_INFO_V1(kmd_join_local);
+PG_FUNCTION_INFO_V1(kmd_add_node);
+PG_FUNCTION_INFO_V1(kmd_promote_node);
+PG_FUNCTION_INFO_V1(kmd_remove_node);
+
+/* ------------------------------------------------------------------------
+ * Argument checks
+ * ------------------------------------------------------------------------
+ */
+static char *
+node_name_arg(FunctionCallInfo fcinfo, int n)
+{
+	char	   *name;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("node_name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid node name \"%s\"", name),
+				 errdetail("A node name has between 1 and %d bytes.", NAMEDATALEN - 1)));
+	return name;
+}
+
+static char *
+conninfo_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	char	   *conninfo;
+	char	   *err = NULL;
+	PQconninfoOption *opts;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	conninfo = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	if (conninfo[0] == '\0' || strlen(conninfo) >= KMD_CONNINFO_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s", what),
+				 errdetail("A connection string has between 1 and %d bytes.",
+						   KMD_CONNINFO_LEN - 1)));
+	opts = PQconninfoParse(conninfo, &err);
+	if (opts == NULL)
+	{
+		char	   *msg = err ? pstrdup(err) : pstrdup("out of memory");
+
+		PQfreemem(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s", what),
+				 errdetail_internal("%s", msg)));
+	}
+	PQconninfoFree(opts);
+	return conninfo;
+}
+
+/* The workers serve kommander.database only. */
+static void
+require_served_database(void)
+{
+	char	   *db = get_database_name(MyDatabaseId);
+
+	if (kmd_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kommander is not loaded"),
+				 errhint("Add kommander to shared_preload_libraries and restart the server.")));
+	if (db == NULL || strcmp(db, kmd_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kommander serves database \"%s\", not \"%s\"", kmd_database,
+						db ? db : "?"),
+				 errhint("Set kommander.database in postgresql.conf and restart.")));
+}
+
+/* Error if this node already has an identity; locks kommander.local. */
+static void
+require_no_identity(void)
+{
+	if (SPI_execute("LOCK TABLE kommander.local IN EXCLUSIVE MODE", false, 0) != SPI_OK_UTILITY ||
+		SPI_execute("SELECT 1 FROM kommander.local", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.local");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node already belongs to a kommander cluster"),
+				 errhint("See kommander.nodes.")));
+}
+
+static void
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+		 int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "SPI_execute_with_args failed (%s): %s", SPI_result_code_string(rc), sql);
+}
+
+/* ------------------------------------------------------------------------
+ * kmd_bootstrap
+ * ------------------------------------------------------------------------
+ */
+Datum
+kmd_bootstrap(PG_FUNCTION_ARGS)
+{
+	char	   *name = node_name_arg(fcinfo, 0);
+	char	   *conninfo = conninfo_arg(fcinfo, 1, "conninfo");
+	raft_conf	conf;
+	Datum		cluster_id;
+	Datum		values[3];
+	Oid			types[3] = {UUIDOID, TEXTOID, TEXTOID};
+
+	require_served_database();
+	SPI_connect();
+	require_no_identity();
+
+	cluster_id = DirectFunctionCall1(gen_random_uuid, (Datum) 0);
+	values[0] = cluster_id;
+	values[1] = CStringGetTextDatum(name);
+	values[2] = CStringGetTextDatum(conninfo);
+	spi_exec("INSERT INTO kommander.local (node_id, cluster_id) VALUES (1, $1)",
+			 1, types, values, NULL, SPI_OK_INSERT);
+	spi_exec("INSERT INTO kommander.roster VALUES (1, $2, $3, 'voter')",
+			 3, types, values, NULL, SPI_OK_INSERT);
+	spi_exec("INSERT INTO kommander.partition_map VALUES "
+			 "(0, NULL, NULL, 1, 'active'), "
+			 "(1, -9223372036854775808, NULL, 1, 'active')",
+			 0, NULL, NULL, NULL, SPI_OK_INSERT);
+
+	memset(&conf, 0, sizeof(conf));
+	conf.n = 1;
+	conf.members[0].id = 1;
+	conf.members[0].role = RAFT_VOTER;
+	kmd_storage_create_group(0, &conf);
+	kmd_storage_create_group(1, &conf);
+	SPI_finish();
+
+	/* the launcher starts the workers once this commits */
+	kmd_wake_launcher();
+	PG_RETURN_DATUM(cluster_id);
+}
+
+/* ------------------------------------------------------------------------
+ * kmd_join
+ * ------------------------------------------------------------------------
+ */
+
+/* Run a query on a remote node; raises the remote error, keeps the result. */
+static PGresult *
+remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult   *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		char	   *msg = pstrdup(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ?
+								  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
+								  PQerrorMessage(conn));
+		int			code = ERRCODE_CONNECTION_FAILURE;
+
+		if (state != NULL && strlen(state) == 5)
+			code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("remote call failed: %s", sql),
+				 errdetail_internal("%s", msg)));
+	}
+	return res;
+}
+
+static PGconn *
+remote_connect(const char *conninfo, const char *what)
+{
+	PGconn	   *conn = PQconnectdb(conninfo);
+
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = pstrdup(PQerrorMessage(conn));
+
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to %s", what),
+				 errdetail_internal("%s", msg)));
+	}
+	return conn;
+}
+
+/* Applied index of a partition here (0 if unknown). */
+static uint64
+local_applied(int32 partition_id)
+{
+	KmdPartition *part;
+	uint64		applied = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	if (part != NULL)
+		applied = pg_atomic_read_u64(&part->applied_index);
+	LWLockRelease(kmd_shared->lock);
+	return applied;
+}
+
+/*
+ * Wait until every partition has applied here what the seed had committed.
+ * Fails if nothing moves for a whole kommander.propose_timeout.
+ */
+static void
+wait_caught_up(PGresult *targets)
+{
+	TimestampTz last_progress = GetCurrentTimestamp();
+	uint64		last_sum = 0;
+
+	ConditionVariablePrepareToSleep(&kmd_shared->applied_cv);
+	for (;;)
+	{
+		bool		done = true;
+		uint64		sum = 0;
+
+		for (int i = 0; i < PQntuples(targets); i++)
+		{
+			int32		pid = atoi(PQgetvalue(targets, i, 0));
+			uint64		want = PQgetisnull(targets, i, 1) ? 0 :
+				strtoull(PQgetvalue(targets, i, 1), NULL, 10);
+			uint64		have = local_applied(pid);
+
+			sum += have;
+			if (have < want)
+				done = false;
+		}
+		if (done)
+			break;
+		if (sum != last_sum)
+		{
+			last_sum = sum;
+			last_progress = GetCurrentTimestamp();
+		}
+		else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
+											kmd_propose_timeout))
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+					 errmsg("this node stopped catching up with the cluster"),
+					 errdetail("No partition applied anything for kommander.propose_timeout (%d ms).",
+							   kmd_propose_timeout),
+					 errhint("Check that the cluster can reach this node at the conninfo given, then run kmd_promote_node() on a member.")));
+		}
+		(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv, 200, PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ConditionVariableCancelSleep();
+}
+
+Datum
+kmd_join(PG_FUNCTION_ARGS)
+{
+	char	   *name = node_name_arg(fcinfo, 0);
+	char	   *conninfo = conninfo_arg(fcinfo, 1, "conninfo");
+	char	   *seed = conninfo_arg(fcinfo, 2, "seed_conninfo");
+	bool		promote = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+	PGconn	   *volatile conn = NULL;
+	PGconn	   *volatile self = NULL;
+	int32		node_id = 0;
+
+	require_served_database();
+	SPI_connect();
+	if (SPI_execute("SELECT 1 FROM kommander.local", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.local");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node already belongs to a kommander cluster"),
+				 errhint("See kommander.nodes.")));
+	SPI_finish();
+
+	PG_TRY();
+	{
+		const char *params[4];
+		PGresult   *res;
+		PGresult   *targets;
+		char	   *cluster_id;
+		char	   *roster;
+		char	   *map;
+		char		id_text[16];
+
+		conn = remote_connect(seed, "the seed node");
+		params[0] = name;
+		params[1] = conninfo;
+		res = remote_exec(conn, "SELECT kmd_add_node($1, $2)", 2, params);
+		node_id = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+
+		res = remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
+		cluster_id = pstrdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = remote_exec(conn, "SELECT coalesce(json_agg(r), '[]')::text FROM kommander.roster r",
+						  0, NULL);
+		roster = pstrdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = remote_exec(conn, "SELECT coalesce(json_agg(m), '[]')::text FROM kommander.partition_map m",
+						  0, NULL);
+		map = pstrdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+
+		/* our identity, committed at once through a session of our own */
+		self = remote_connect(conninfo, "this node through its own conninfo");
+		snprintf(id_text, sizeof(id_text), "%d", node_id);
+		params[0] = id_text;
+		params[1] = cluster_id;
+		params[2] = roster;
+		params[3] = map;
+		res = remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb, $4::jsonb)",
+						  4, params);
+		PQclear(res);
+		PQfinish(self);
+		self = NULL;
+		kmd_wake_launcher();
+
+		/* catch up with what the seed has committed, then promote */
+		targets = remote_exec(conn, "SELECT partition_id, commit_index FROM kommander.partitions "
+							  "WHERE state <> 'gone'", 0, NULL);
+		wait_caught_up(targets);
+		PQclear(targets);
+
+		if (promote)
+		{
+			TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															   kmd_propose_timeout);
+
+			params[0] = name;
+			for (;;)
+			{
+				PGresult   *pres = PQexecParams(conn, "SELECT kmd_promote_node($1)", 1,
+												NULL, params, NULL, NULL, 0);
+				const char *state = PQresultErrorField(pres, PG_DIAG_SQLSTATE);
+				bool		lagging = state != NULL && strcmp(state, "K0006") == 0;
+
+				if (PQresultStatus(pres) == PGRES_TUPLES_OK)
+				{
+					PQclear(pres);
+					break;
+				}
+				PQclear(pres);
+				if (!lagging || GetCurrentTimestamp() >= deadline)
+					(void) remote_exec(conn, "SELECT kmd_promote_node($1)", 1, params);
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 100, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		if (conn != NULL)
+			PQfinish(conn);
+		if (self != NULL)
+			PQfinish(self);
+	}
+	PG_END_TRY();
+
+	PG_RETURN_INT32(node_id);
+}
+
+/*
+ * kommander.join_local(node_id, cluster_id, roster, partition_map): write a
+ * joining node's identity, its copy of the roster and of the partition map,
+ * and empty Raft groups that will learn their configuration from their
+ * leaders.  Called by kmd_join through a connection to this very node.
+ */
+Datum
+kmd_join_local(PG_FUNCTION_ARGS)
+{
+	Datum		values[4];
+	Oid			types[4] = {INT4OID, UUIDOID, JSONBOID, JSONBOID};
+	raft_conf	empty;
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("arguments of kommander.join_local must not be null")));
+	require_served_database();
+	for (int i = 0; i < 4; i++)
+		values[i] = PG_GETARG_DATUM(i);
+
+	SPI_connect();
+	require_no_identity();
+	spi_exec("INSERT INTO kommander.local (node_id, cluster_id) VALUES ($1, $2)",
+			 2, types, values, NULL, SPI_OK_INSERT);
+	spi_exec("INSERT INTO kommander.roster "
+			 "SELECT * FROM jsonb_populate_recordset(NULL::kommander.roster, $3) "
+			 "ON CONFLICT (node_id) DO UPDATE SET node_name = EXCLUDED.node_name, "
+			 "conninfo = EXCLUDED.conninfo, role = EXCLUDED.role",
+			 3, types, values, NULL, SPI_OK_INSERT);
+	spi_exec("INSERT INTO kommander.partition_map "
+			 "SELECT * FROM jsonb_populate_recordset(NULL::kommander.partition_map, $4) "
+			 "ON CONFLICT (partition_id) DO NOTHING",
+			 4, types, values, NULL, SPI_OK_INSERT);
+
+	memset(&empty, 0, sizeof(empty));
+	if (SPI_execute("SELECT partition_id FROM kommander.partition_map WHERE state <> 'gone'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.partition_map");
+	{
+		uint64		n = SPI_processed;
+		int32	   *ids = palloc(sizeof(int32) * Max(n, 1));
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			ids[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		for (uint64 i = 0; i < n; i++)
+			kmd_storage_create_group(ids[i], &empty);
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * Roster changes
+ * ------------------------------------------------------------------------
+ */
+static KmdOutcome
+propose_roster(uint32 kind, int n_args, char *a0, char *a1)
+{
+	KmdCommand	cmd;
+	KmdOutcome	out;
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = kind;
+	cmd.sys_index = kmd_system_applied();
+	cmd.n_args = n_args;
+	cmd.args[0] = a0;
+	cmd.args[1] = a1;
+	kmd_propose_command(0, &cmd, &out);
+	return out;
+}
+
+Datum
+kmd_add_node(PG_FUNCTION_ARGS)
+{
+	char	   *name = node_name_arg(fcinfo, 0);
+	char	   *conninfo = conninfo_arg(fcinfo, 1, "conninfo");
+	KmdOutcome	out;
+
+	kmd_require_member();
+	out = propose_roster(KMD_CMD_NODE_ADD, 2, name, conninfo);
+	if (out.result == NULL)
+		elog(ERROR, "adding node \"%s\" returned no node id", name);
+	PG_RETURN_INT32(atoi(out.result));
+}
+
+/* Role of a roster member in the cache, by id (0 if absent). */
+static int
+roster_role(int32 node_id)
+{
+	KmdNode    *node;
+	int			role = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	node = kmd_node_find(node_id);
+	if (node != NULL)
+		role = node->role;
+	LWLockRelease(kmd_shared->lock);
+	return role;
+}
+
+Datum
+kmd_promote_node(PG_FUNCTION_ARGS)
+{
+	char	   *name = node_name_arg(fcinfo, 0);
+	int32		node_id;
+	KmdOutcome	out;
+
+	kmd_require_member();
+	node_id = kmd_node_id_by_name(name);
+	if (roster_role(node_id) == KMD_NODE_VOTER)
+		PG_RETURN_VOID();
+
+	kmd_request(KMD_REQ_PROMOTE_CHECK, 0, node_id, NULL, &out);
+	if (strcmp(out.sqlstate, "K0006") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+				 errmsg("node \"%s\" has not caught up yet", name),
+				 errdetail("It lags the system partition's leader by more than kommander.promote_max_lag (%d) entries.",
+						   kmd_promote_max_lag),
+				 errhint("Wait and retry.")));
+	kmd_outcome_raise(&out);
+	(void) propose_roster(KMD_CMD_NODE_PROMOTE, 1, name, NULL);
+	PG_RETURN_VOID();
+}
+
+Datum
+kmd_remove_node(PG_FUNCTION_ARGS)
+{
+	char	   *name = node_name_arg(fcinfo, 0);
+	int32		node_id;
+	int			voters = 0;
+
+	kmd_require_member();
+	node_id = kmd_node_id_by_name(name);
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].role == KMD_NODE_VOTER)
+			voters++;
+	LWLockRelease(kmd_shared->lock);
+	if (roster_role(node_id) == KMD_NODE_VOTER && voters <= 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot remove the last voter \"%s\"", name)));
+	(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL);
+	PG_RETURN_VOID();
+}
+
+int32
+kmd_node_id_by_name(const char *name)
+{
+	int32		id = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			strcmp(kmd_shared->nodes[i].name, name) == 0)
+			id = kmd_shared->nodes[i].node_id;
+	LWLockRelease(kmd_shared->lock);
+	if (id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("node \"%s\" is not in the roster", name),
+				 errhint("See kommander.nodes for the members of the cluster.")));
+	return id;
+}
+
+/* ------------------------------------------------------------------------
+ * The reconciler (Raft worker, leader of the group)
+ * ------------------------------------------------------------------------
+ */
+void
+kmd_reconcile_group(KmdGroup *g)
+{
+	int32		ids[KMD_MAX_NODES];
+	int			roles[KMD_MAX_NODES];
+	int			n = 0;
+	const raft_conf *conf = raft_get_conf(g->r);
+	raft_id		self = raft_self(g->r);
+	int			rc = RAFT_OK;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0)
+		{
+			ids[n] = kmd_shared->nodes[i].node_id;
+			roles[n] = kmd_shared->nodes[i].role;
+			n++;
+		}
+	LWLockRelease(kmd_shared->lock);
+	if (n == 0)
+		return;					/* roster not loaded yet */
+
+	/* members the roster no longer names leave; the leader hands over first */
+	for (uint32 i = 0; i < conf->n; i++)
+	{
+		raft_id		id = conf->members[i].id;
+		bool		in_roster = false;
+
+		for (int j = 0; j < n; j++)
+			if (ids[j] == (int32) id)
+				in_roster = true;
+		if (in_roster)
+			continue;
+		if (id == self)
+		{
+			for (uint32 k = 0; k < conf->n; k++)
+				if (conf->members[k].id != self && conf->members[k].role == RAFT_VOTER)
+				{
+					(void) raft_transfer_leader(g->r, conf->members[k].id);
+					return;
+				}
+			return;
+		}
+		rc = raft_propose_conf(g->r, RAFT_CC_REMOVE, id, NULL, NULL);
+		goto done;
+	}
+
+	for (int j = 0; j < n; j++)
+	{
+		uint32		role = raft_conf_role(conf, (raft_id) ids[j]);
+		raft_progress pr;
+
+		if (role == 0)
+		{
+			rc = raft_propose_conf(g->r, RAFT_CC_ADD_LEARNER, (raft_id) ids[j], NULL, NULL);
+			goto done;
+		}
+		if (role == RAFT_LEARNER && roles[j] == KMD_NODE_VOTER &&
+			raft_get_progress(g->r, (raft_id) ids[j], &pr) == RAFT_OK &&
+			pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r))
+		{
+			rc = raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, (raft_id) ids[j], NULL, NULL);
+			goto done;
+		}
+	}
+	return;
+
+done:
+	if (rc != RAFT_OK && rc != RAFT_EBUSY)
+		elog(DEBUG1, "kommander: partition %d: membership change refused: %s",
+			 g->partition_id, raft_strerror(rc));
+}

@@ -1,0 +1,363 @@
+/*-------------------------------------------------------------------------
+ *
+ * propose.c
+ *	  The SQL functions that write through Raft or read from it:
+ *	  kmd_propose, kmd_propose_result, kmd_read_barrier, kmd_ddl,
+ *	  kmd_register_table, kmd_register_applier, kmd_transfer_leader.
+ *
+ * Each validates its arguments first (bad input raises a SQLSTATE of
+ * API.md), then hands a request to the Raft worker (request.c).  A proposal
+ * returns once the local node has applied it, so the caller's next SELECT
+ * sees it.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/propose.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/regproc.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "errcodes.h"
+#include "guc.h"
+#include "membership.h"
+#include "request.h"
+#include "routing.h"
+#include "rows.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(kmd_propose);
+PG_FUNCTION_INFO_V1(kmd_propose_result);
+PG_FUNCTION_INFO_V1(kmd_read_barrier);
+PG_FUNCTION_INFO_V1(kmd_ddl);
+PG_FUNCTION_INFO_V1(kmd_register_table);
+PG_FUNCTION_INFO_V1(kmd_register_applier);
+PG_FUNCTION_INFO_V1(kmd_transfer_leader);
+
+static void
+require_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/* Route, fence, replicate and wait: the common part of kmd_propose*. */
+static int32
+propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
+{
+	text	   *key_text;
+	char	   *key;
+	Jsonb	   *command;
+	uint64		generation;
+	int32		state;
+	int32		leader;
+	int32		partition_id;
+	KmdCommand	cmd;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("key must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("command must not be null")));
+	kmd_require_member();
+	key_text = PG_GETARG_TEXT_PP(0);
+	key = text_to_cstring(key_text);
+	command = PG_GETARG_JSONB_P(1);
+
+	kmd_rows_validate(command, key);
+
+	partition_id = kmd_route_key(key, strlen(key), &generation, &state, &leader);
+	if (state == KMD_PART_FROZEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d is frozen", partition_id),
+				 errdetail("A merge of the partition is under way."),
+				 errhint("Re-route the key with kmd_route() and retry.")));
+	if (!PG_ARGISNULL(2) && PG_GETARG_INT64(2) != (int64) generation)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_STALE_GENERATION),
+				 errmsg("stale partition generation"),
+				 errdetail("The key belongs to partition %d at generation " UINT64_FORMAT
+						   ", not " INT64_FORMAT ".",
+						   partition_id, generation, PG_GETARG_INT64(2)),
+				 errhint("Re-route the key with kmd_route() and retry.")));
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_ROWS;
+	cmd.generation = generation;
+	cmd.sys_index = kmd_system_applied();
+	cmd.key = key;
+	cmd.payload = JsonbToCString(NULL, &command->root, VARSIZE(command));
+	cmd.payload_len = strlen(cmd.payload);
+	kmd_propose_command(partition_id, &cmd, out);
+	return partition_id;
+}
+
+Datum
+kmd_propose(PG_FUNCTION_ARGS)
+{
+	KmdOutcome	out;
+
+	(void) propose_rows(fcinfo, &out);
+	PG_RETURN_INT64((int64) out.index);
+}
+
+Datum
+kmd_propose_result(PG_FUNCTION_ARGS)
+{
+	KmdOutcome	out;
+	int32		partition_id = propose_rows(fcinfo, &out);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"index\": " UINT64_FORMAT ", \"term\": " UINT64_FORMAT
+					 ", \"partition\": %d, \"applied\": %s, \"result\": %s}",
+					 out.index, out.term, partition_id,
+					 out.applied ? "true" : "false",
+					 out.result ? out.result : "null");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/*
+ * ReadIndex on one partition, then wait until this node has applied that
+ * far.  Returns the read index.
+ */
+static uint64
+read_barrier(int32 partition_id, TimestampTz deadline)
+{
+	KmdOutcome	out;
+
+	kmd_request(KMD_REQ_READ_INDEX, partition_id, 0, NULL, &out);
+	kmd_outcome_raise(&out);
+	kmd_wait_applied(partition_id, out.index, deadline);
+	return out.index;
+}
+
+Datum
+kmd_read_barrier(PG_FUNCTION_ARGS)
+{
+	TimestampTz deadline;
+	uint64		index = 0;
+
+	kmd_require_member();
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
+	if (!PG_ARGISNULL(0))
+	{
+		char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+		uint64		generation;
+		int32		state;
+		int32		leader;
+		int32		partition_id = kmd_route_key(key, strlen(key), &generation,
+												 &state, &leader);
+
+		index = read_barrier(partition_id, deadline);
+	}
+	else
+	{
+		int32	   *ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
+		int			n = 0;
+
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		for (int i = 0; i < kmd_shared->max_partitions; i++)
+			if (kmd_shared->partitions[i].partition_id >= 0 &&
+				kmd_shared->partitions[i].state != KMD_PART_GONE)
+				ids[n++] = kmd_shared->partitions[i].partition_id;
+		LWLockRelease(kmd_shared->lock);
+		for (int i = 0; i < n; i++)
+			index = Max(index, read_barrier(ids[i], deadline));
+	}
+	PG_RETURN_INT64((int64) index);
+}
+
+/* Propose a command to the system partition; returns its index. */
+static uint64
+propose_system(KmdCommand *cmd, KmdOutcome *out)
+{
+	cmd->generation = 0;
+	cmd->sys_index = kmd_system_applied();
+	kmd_propose_command(0, cmd, out);
+	return out->index;
+}
+
+Datum
+kmd_ddl(PG_FUNCTION_ARGS)
+{
+	KmdCommand	cmd;
+	KmdOutcome	out;
+	char	   *sql;
+
+	require_arg(fcinfo, 0, "command");
+	kmd_require_member();
+	sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (strspn(sql, " \t\r\n;") == strlen(sql))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("command must not be empty")));
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_DDL;
+	cmd.payload = sql;
+	cmd.payload_len = strlen(sql);
+	PG_RETURN_INT64((int64) propose_system(&cmd, &out));
+}
+
+Datum
+kmd_register_table(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Relation	rel;
+	KmdCommand	cmd;
+	KmdOutcome	out;
+	char	   *name;
+
+	require_arg(fcinfo, 0, "tbl");
+	kmd_require_member();
+	relid = PG_GETARG_OID(0);
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION &&
+		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel))));
+	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
+				 errhint("A control table needs a primary key: its first column routes rows to partitions.")));
+	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
+	table_close(rel, AccessShareLock);
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_REGISTER_TABLE;
+	cmd.n_args = 1;
+	cmd.args[0] = name;
+	(void) propose_system(&cmd, &out);
+	PG_RETURN_VOID();
+}
+
+Datum
+kmd_register_applier(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Oid			fn;
+	HeapTuple	tup;
+	Form_pg_proc proc;
+	KmdCommand	cmd;
+	KmdOutcome	out;
+	Oid			ctx_type;
+
+	require_arg(fcinfo, 0, "name");
+	require_arg(fcinfo, 1, "fn");
+	kmd_require_member();
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("applier name must not be empty")));
+	fn = PG_GETARG_OID(1);
+
+	ctx_type = DatumGetObjectId(DirectFunctionCall1(regtypein,
+													CStringGetDatum("kommander.apply_context")));
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", fn)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->pronargs != 2 || proc->proargtypes.values[0] != JSONBOID ||
+		proc->proargtypes.values[1] != ctx_type || proc->prorettype != JSONBOID ||
+		proc->proretset)
+	{
+		ReleaseSysCache(tup);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("applier function must be fn(jsonb, kommander.apply_context) returning jsonb")));
+	}
+	ReleaseSysCache(tup);
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_REGISTER_APPLIER;
+	cmd.n_args = 2;
+	cmd.args[0] = name;
+	cmd.args[1] = format_procedure_qualified(fn);
+	(void) propose_system(&cmd, &out);
+	PG_RETURN_VOID();
+}
+
+Datum
+kmd_transfer_leader(PG_FUNCTION_ARGS)
+{
+	int32		partition_id;
+	int32		node_id;
+	KmdOutcome	out;
+	TimestampTz deadline;
+	bool		exists;
+
+	require_arg(fcinfo, 0, "partition_id");
+	require_arg(fcinfo, 1, "node_name");
+	kmd_require_member();
+	partition_id = PG_GETARG_INT32(0);
+	node_id = kmd_node_id_by_name(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	exists = kmd_partition_find(partition_id) != NULL &&
+		kmd_partition_find(partition_id)->state != KMD_PART_GONE;
+	LWLockRelease(kmd_shared->lock);
+	if (!exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d does not exist", partition_id)));
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
+	kmd_request(KMD_REQ_TRANSFER, partition_id, node_id, NULL, &out);
+	kmd_outcome_raise(&out);
+
+	/* wait until this node sees the new leader */
+	ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
+	for (;;)
+	{
+		int32		leader;
+		long		remaining;
+
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		leader = kmd_partition_find(partition_id)->leader;
+		LWLockRelease(kmd_shared->lock);
+		if (leader == node_id)
+			break;
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_NO_QUORUM),
+					 errmsg("leadership of partition %d did not move in time", partition_id),
+					 errhint("The target may be lagging or unreachable; retry later.")));
+		}
+		(void) ConditionVariableTimedSleep(&kmd_shared->leader_cv, Min(remaining, 100),
+										   PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,268 @@
+/*-------------------------------------------------------------------------
+ *
+ * request.c
+ *	  A backend's side of a request to the Raft worker: take a slot in
+ *	  shared memory, fill it, wake the worker, wait on the slot's condition
+ *	  variable, and give the slot back whatever happens.
+ *
+ * A cancel, an error or a timeout frees the slot; the worker or the apply
+ * worker recognise a late answer by the slot's generation and drop it, so
+ * nothing is left behind in shared memory.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/request.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/timestamp.h"
+
+#include "apply.h"
+#include "errcodes.h"
+#include "guc.h"
+#include "request.h"
+#include "shmem.h"
+
+void
+kmd_require_member(void)
+{
+	if (kmd_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("kommander is not loaded"),
+				 errhint("Add kommander to shared_preload_libraries and restart the server.")));
+	if (!kmd_shared->member)
+		kmd_catalog_refresh();	/* a bootstrap or join may just have committed */
+	if (!kmd_shared->member)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_NOT_MEMBER),
+				 errmsg("this node is not a member of a kommander cluster"),
+				 errhint("Run kmd_bootstrap() or kmd_join() first.")));
+}
+
+uint64
+kmd_system_applied(void)
+{
+	KmdPartition *part;
+	uint64		applied = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(0);
+	if (part != NULL)
+		applied = pg_atomic_read_u64(&part->applied_index);
+	LWLockRelease(kmd_shared->lock);
+	return applied;
+}
+
+static pg_noinline int
+slot_acquire(uint32 *gen)
+{
+	for (int i = 0; i < KMD_NUM_SLOTS; i++)
+	{
+		KmdSlot    *slot = kmd_slot(i);
+
+		if (slot->state != KMD_SLOT_FREE)
+			continue;
+		SpinLockAcquire(&slot->mutex);
+		if (slot->state == KMD_SLOT_FREE)
+		{
+			slot->state = KMD_SLOT_RESERVED;
+			*gen = ++slot->generation;
+			slot->owner_pid = MyProcPid;
+			SpinLockRelease(&slot->mutex);
+			return i;
+		}
+		SpinLockRelease(&slot->mutex);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("too many kommander requests in progress"),
+			 errdetail("All %d request slots are in use.", KMD_NUM_SLOTS),
+			 errhint("Retry later.")));
+	return -1;					/* keep compiler quiet */
+}
+
+static void
+slot_release(int slot_no)
+{
+	KmdSlot    *slot = kmd_slot(slot_no);
+
+	SpinLockAcquire(&slot->mutex);
+	slot->state = KMD_SLOT_FREE;
+	slot->owner_pid = 0;
+	SpinLockRelease(&slot->mutex);
+}
+
+static char *
+copy_text(const char *s, size_t len)
+{
+	char	   *p = palloc(len + 1);
+
+	memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
+
+void
+kmd_request(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
+			KmdOutcome *out)
+{
+	uint32		gen;
+	int			slot_no;
+	KmdSlot    *slot;
+	TimestampTz deadline;
+	volatile int final_state = KMD_SLOT_PENDING;
+	char	   *volatile data = NULL;
+	volatile uint32 len = 0;
+
+	memset(out, 0, sizeof(*out));
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
+	slot_no = slot_acquire(&gen);
+	slot = kmd_slot(slot_no);
+
+	PG_TRY();
+	{
+		if (cmd != NULL)
+		{
+			uint32		n;
+
+			cmd->origin_node = kmd_shared->local_node_id;
+			cmd->origin_slot = slot_no;
+			cmd->origin_gen = gen;
+			data = kmd_command_encode(cmd, &n);
+			len = n;
+			if (len > KMD_MAX_COMMAND)
+				ereport(ERROR,
+						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						 errmsg("command is too large"),
+						 errdetail("The encoded command has %u bytes; the limit is %d.",
+								   len, KMD_MAX_COMMAND)));
+		}
+
+		SpinLockAcquire(&slot->mutex);
+		slot->kind = kind;
+		slot->partition_id = partition_id;
+		slot->arg = arg;
+		slot->deadline = deadline;
+		slot->command_len = len;
+		if (len > 0)
+			memcpy(slot->command, (char *) data, len);
+		slot->result_len = 0;
+		slot->state = KMD_SLOT_PENDING;
+		SpinLockRelease(&slot->mutex);
+		kmd_wake_worker(kmd_worker_for_partition(partition_id));
+
+		ConditionVariablePrepareToSleep(&slot->cv);
+		for (;;)
+		{
+			long		remaining;
+			int			state;
+
+			SpinLockAcquire(&slot->mutex);
+			state = slot->state;
+			if (state == KMD_SLOT_DONE)
+			{
+				memcpy(out->sqlstate, slot->sqlstate, sizeof(out->sqlstate));
+				out->sqlstate[5] = '\0';
+				out->errmsg = pstrdup(slot->errmsg);
+				out->errdetail = slot->errdetail[0] ? pstrdup(slot->errdetail) : NULL;
+				out->index = slot->index;
+				out->term = slot->term;
+				out->applied = slot->applied;
+				out->result = slot->result_len > 0 ?
+					copy_text(slot->result, slot->result_len) : NULL;
+			}
+			SpinLockRelease(&slot->mutex);
+			final_state = state;
+			if (state == KMD_SLOT_DONE)
+				break;
+			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (remaining <= 0)
+				break;
+			(void) ConditionVariableTimedSleep(&slot->cv, remaining, PG_WAIT_EXTENSION);
+			CHECK_FOR_INTERRUPTS();
+		}
+		ConditionVariableCancelSleep();
+	}
+	PG_FINALLY();
+	{
+		slot_release(slot_no);
+	}
+	PG_END_TRY();
+
+	if (final_state == KMD_SLOT_DONE)
+		return;
+	if (final_state == KMD_SLOT_SENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_OUTCOME_UNKNOWN),
+				 errmsg("outcome of the request on partition %d is unknown", partition_id),
+				 errdetail("It was handed to a leader but no outcome arrived within kommander.propose_timeout (%d ms).",
+						   kmd_propose_timeout),
+				 errhint("Read the current state before retrying.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_NO_QUORUM),
+			 errmsg("no leader of partition %d took the request", partition_id),
+			 errdetail("No leader was reachable within kommander.propose_timeout (%d ms).",
+					   kmd_propose_timeout),
+			 errhint("Retry later; check kommander.nodes for unreachable nodes.")));
+}
+
+void
+kmd_outcome_raise(const KmdOutcome *out)
+{
+	const char *s = out->sqlstate;
+
+	if (strcmp(s, "00000") == 0)
+		return;
+	if (strlen(s) != 5)
+		s = "XX000";
+	ereport(ERROR,
+			(errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
+			 errmsg_internal("%s", out->errmsg && out->errmsg[0] ? out->errmsg : "kommander request failed"),
+			 out->errdetail ? errdetail_internal("%s", out->errdetail) : 0));
+}
+
+void
+kmd_propose_command(int32 partition_id, KmdCommand *cmd, KmdOutcome *out)
+{
+	kmd_request(KMD_REQ_PROPOSE, partition_id, 0, cmd, out);
+	kmd_outcome_raise(out);
+}
+
+void
+kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
+{
+	ConditionVariablePrepareToSleep(&kmd_shared->applied_cv);
+	for (;;)
+	{
+		KmdPartition *part;
+		uint64		applied = 0;
+		long		remaining;
+
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		part = kmd_partition_find(partition_id);
+		if (part != NULL)
+			applied = pg_atomic_read_u64(&part->applied_index);
+		LWLockRelease(kmd_shared->lock);
+		if (applied >= index)
+			break;
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_OUTCOME_UNKNOWN),
+					 errmsg("partition %d did not apply index " UINT64_FORMAT " here in time",
+							partition_id, index),
+					 errhint("This node may be lagging; retry later.")));
+		}
+		(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv, remaining,
+										   PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ConditionVariableCancelSleep();
+}

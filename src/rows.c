@@ -1,0 +1,688 @@
+/*-------------------------------------------------------------------------
+ *
+ * rows.c
+ *	  The jsonb command language of kmd_propose: checking a command before
+ *	  it is replicated, and applying it when committed.
+ *
+ *	  {"op":"insert", "table":t, "row":{...}}
+ *	  {"op":"upsert", "table":t, "row":{...}}
+ *	  {"op":"update", "table":t, "key":{...}, "set":{...}, "if":{...}}
+ *	  {"op":"delete", "table":t, "key":{...}, "if":{...}}
+ *	  {"op":"call", "applier":name, "args":...}
+ *	  {"op":"batch", "commands":[...]}
+ *
+ * and "strict": true to make an unmet "if" an error (K0012).  Values reach
+ * SQL only as parameters (jsonb_populate_record); identifiers are quoted.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/rows.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+#include "utils/varlena.h"
+
+#include "errcodes.h"
+#include "rows.h"
+
+typedef enum Op
+{
+	OP_INSERT,
+	OP_UPSERT,
+	OP_UPDATE,
+	OP_DELETE,
+	OP_CALL,
+	OP_BATCH
+} Op;
+
+/* A command, checked and resolved. */
+typedef struct Cmd
+{
+	Op			op;
+	bool		strict;
+	Oid			relid;			/* row ops */
+	char	   *qualname;		/* quoted */
+	Oid			owner;
+	List	   *pk;				/* names of primary key columns */
+	Jsonb	   *row;			/* insert/upsert */
+	Jsonb	   *key;			/* update/delete */
+	Jsonb	   *set;			/* update */
+	Jsonb	   *cond;			/* update/delete "if" */
+	Oid			fn;				/* call */
+	Jsonb	   *args;
+	List	   *batch;			/* of Cmd * */
+} Cmd;
+
+#define MALFORMED(...) \
+	ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND), errmsg(__VA_ARGS__)))
+
+static JsonbValue *
+field(JsonbContainer *obj, const char *name)
+{
+	return getKeyJsonValueFromContainer(obj, name, strlen(name), NULL);
+}
+
+static char *
+string_field(JsonbContainer *obj, const char *name, bool required)
+{
+	JsonbValue *v = field(obj, name);
+
+	if (v == NULL)
+	{
+		if (required)
+			MALFORMED("command has no \"%s\"", name);
+		return NULL;
+	}
+	if (v->type != jbvString)
+		MALFORMED("\"%s\" must be a string", name);
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static Jsonb *
+object_field(JsonbContainer *obj, const char *name, bool required)
+{
+	JsonbValue *v = field(obj, name);
+	Jsonb	   *j;
+
+	if (v == NULL)
+	{
+		if (required)
+			MALFORMED("command has no \"%s\"", name);
+		return NULL;
+	}
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		MALFORMED("\"%s\" must be a JSON object", name);
+	j = JsonbValueToJsonb(v);
+	if (JsonContainerSize(&j->root) == 0)
+		MALFORMED("\"%s\" must not be empty", name);
+	return j;
+}
+
+/* The text of a scalar jsonb value, as the routing key compares it. */
+static char *
+scalar_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		default:
+			return NULL;
+	}
+}
+
+/* Resolve the table of a row command: must exist and be registered. */
+static void
+resolve_table(Cmd *c, const char *name)
+{
+	List	   *names;
+	Relation	rel;
+	Oid			pkidx;
+	Relation	idx;
+	bool		registered;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+
+	names = stringToQualifiedNameList(name);
+	c->relid = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
+	if (!OidIsValid(c->relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"table\": relation \"%s\" does not exist", name)));
+
+	values[0] = ObjectIdGetDatum(c->relid);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM kommander.tables WHERE relid = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.tables");
+	registered = SPI_processed > 0;
+	SPI_finish();
+	if (!registered)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"table\": \"%s\" is not a control table", name),
+				 errhint("Register it with kmd_register_table().")));
+
+	rel = table_open(c->relid, AccessShareLock);
+	c->qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											 RelationGetRelationName(rel));
+	c->owner = rel->rd_rel->relowner;
+	pkidx = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pkidx))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("table %s has no primary key", c->qualname)));
+	idx = index_open(pkidx, AccessShareLock);
+	c->pk = NIL;
+	for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
+	{
+		AttrNumber	att = idx->rd_index->indkey.values[i];
+
+		c->pk = lappend(c->pk, pstrdup(NameStr(TupleDescAttr(rel->rd_att, att - 1)->attname)));
+	}
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+}
+
+/* Every key of `obj' names a column of the table. */
+static void
+check_columns(Cmd *c, Jsonb *obj, const char *what)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (obj == NULL)
+		return;
+	it = JsonbIteratorInit(&obj->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *col = pnstrdup(v.val.string.val, v.val.string.len);
+
+			if (get_attnum(c->relid, col) == InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						 errmsg("\"%s\": column \"%s\" of %s does not exist", what, col,
+								c->qualname)));
+		}
+	}
+}
+
+/* The routing key must be the first primary key column's value. */
+static void
+check_routing_key(Cmd *c, Jsonb *obj, const char *what, const char *key, bool all_pk)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	foreach(lc, c->pk)
+	{
+		char	   *col = lfirst(lc);
+		JsonbValue *v = field(&obj->root, col);
+		char	   *text;
+
+		if (v == NULL)
+		{
+			if (first || all_pk)
+				MALFORMED("\"%s\" lacks primary key column \"%s\"", what, col);
+			continue;
+		}
+		if (first)
+		{
+			text = scalar_text(v);
+			if (text == NULL || strcmp(text, key) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						 errmsg("\"%s\": routing key \"%s\" is not the primary key \"%s\" it touches",
+								what, key, text ? text : "(not a scalar)"),
+						 errhint("A row command's key must equal the value of the table's first primary key column.")));
+		}
+		first = false;
+	}
+}
+
+static Cmd *parse_command(JsonbContainer *obj, const char *key, bool nested);
+
+static Op
+parse_op(const char *op)
+{
+	if (strcmp(op, "insert") == 0)
+		return OP_INSERT;
+	if (strcmp(op, "upsert") == 0)
+		return OP_UPSERT;
+	if (strcmp(op, "update") == 0)
+		return OP_UPDATE;
+	if (strcmp(op, "delete") == 0)
+		return OP_DELETE;
+	if (strcmp(op, "call") == 0)
+		return OP_CALL;
+	if (strcmp(op, "batch") == 0)
+		return OP_BATCH;
+	MALFORMED("\"op\": unknown operation \"%s\"", op);
+	return OP_INSERT;			/* keep compiler quiet */
+}
+
+static void
+resolve_applier(Cmd *c, const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT fn::oid FROM kommander.appliers WHERE name = $1",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.appliers");
+	c->fn = SPI_processed > 0 ?
+		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) :
+		InvalidOid;
+	SPI_finish();
+	if (!OidIsValid(c->fn))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"applier\": \"%s\" is not a registered applier", name),
+				 errhint("Register it with kmd_register_applier().")));
+}
+
+static Cmd *
+parse_command(JsonbContainer *obj, const char *key, bool nested)
+{
+	Cmd		   *c = palloc0(sizeof(Cmd));
+	JsonbValue *v;
+
+	if (!JsonContainerIsObject(obj))
+		MALFORMED("command must be a JSON object");
+	c->op = parse_op(string_field(obj, "op", true));
+	v = field(obj, "strict");
+	if (v != NULL)
+	{
+		if (v->type != jbvBool)
+			MALFORMED("\"strict\" must be a boolean");
+		c->strict = v->val.boolean;
+	}
+
+	switch (c->op)
+	{
+		case OP_INSERT:
+		case OP_UPSERT:
+			resolve_table(c, string_field(obj, "table", true));
+			c->row = object_field(obj, "row", true);
+			check_columns(c, c->row, "row");
+			check_routing_key(c, c->row, "row", key, false);
+			break;
+		case OP_UPDATE:
+		case OP_DELETE:
+			resolve_table(c, string_field(obj, "table", true));
+			c->key = object_field(obj, "key", true);
+			check_columns(c, c->key, "key");
+			check_routing_key(c, c->key, "key", key, true);
+			if (c->op == OP_UPDATE)
+			{
+				c->set = object_field(obj, "set", true);
+				check_columns(c, c->set, "set");
+			}
+			c->cond = object_field(obj, "if", false);
+			check_columns(c, c->cond, "if");
+			break;
+		case OP_CALL:
+			resolve_applier(c, string_field(obj, "applier", true));
+			v = field(obj, "args");
+			c->args = v ? JsonbValueToJsonb(v) :
+				DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+			break;
+		case OP_BATCH:
+			{
+				JsonbIterator *it;
+				JsonbValue	elem;
+				JsonbIteratorToken tok;
+
+				if (nested)
+					MALFORMED("\"commands\": a batch cannot contain a batch");
+				v = field(obj, "commands");
+				if (v == NULL)
+					MALFORMED("command has no \"commands\"");
+				if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+					MALFORMED("\"commands\" must be a JSON array");
+				if (JsonContainerSize(v->val.binary.data) == 0)
+					MALFORMED("\"commands\" must not be empty");
+				it = JsonbIteratorInit(v->val.binary.data);
+				while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+				{
+					if (tok != WJB_ELEM)
+						continue;
+					if (elem.type != jbvBinary || !JsonContainerIsObject(elem.val.binary.data))
+						MALFORMED("\"commands\": every element must be a JSON object");
+					c->batch = lappend(c->batch, parse_command(elem.val.binary.data, key, true));
+				}
+			}
+			break;
+	}
+	return c;
+}
+
+static void
+check_privileges(Cmd *c)
+{
+	AclMode		mode = 0;
+	ListCell   *lc;
+
+	switch (c->op)
+	{
+		case OP_INSERT:
+			mode = ACL_INSERT;
+			break;
+		case OP_UPSERT:
+			mode = ACL_INSERT | ACL_UPDATE;
+			break;
+		case OP_UPDATE:
+			mode = ACL_UPDATE;
+			break;
+		case OP_DELETE:
+			mode = ACL_DELETE;
+			break;
+		case OP_CALL:
+			if (pg_proc_aclcheck(c->fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for applier function %s",
+								format_procedure(c->fn))));
+			return;
+		case OP_BATCH:
+			foreach(lc, c->batch)
+				check_privileges(lfirst(lc));
+			return;
+	}
+	if (pg_class_aclcheck(c->relid, GetUserId(), mode) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", c->qualname)));
+}
+
+void
+kmd_rows_validate(Jsonb *command, const char *key)
+{
+	Cmd		   *c;
+
+	if (!JB_ROOT_IS_OBJECT(command) || JB_ROOT_IS_SCALAR(command))
+		MALFORMED("command must be a JSON object");
+	c = parse_command(&command->root, key, false);
+	check_privileges(c);
+}
+
+/* ------------------------------------------------------------------------
+ * Applying
+ * ------------------------------------------------------------------------
+ */
+
+/* "a, b" or "p.a, p.b" for the keys of a jsonb object */
+static char *
+column_list(Jsonb *obj, const char *prefix, const char *sep, const char *fmt)
+{
+	StringInfoData buf;
+	JsonbIterator *it = JsonbIteratorInit(&obj->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		const char *col;
+
+		if (tok != WJB_KEY)
+			continue;
+		col = quote_identifier(pnstrdup(v.val.string.val, v.val.string.len));
+		if (!first)
+			appendStringInfoString(&buf, sep);
+		first = false;
+		if (fmt)
+			appendStringInfo(&buf, fmt, col, col);
+		else
+			appendStringInfo(&buf, "%s%s", prefix, col);
+	}
+	return buf.data;
+}
+
+static uint64
+run(const char *sql, int nargs, Jsonb **args)
+{
+	Oid			types[3] = {JSONBOID, JSONBOID, JSONBOID};
+	Datum		values[3];
+	int			rc;
+
+	for (int i = 0; i < nargs; i++)
+		values[i] = JsonbPGetDatum(args[i]);
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+static void
+condition_failed(Cmd *c)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_CONDITION_FAILED),
+			 errmsg("condition did not hold for %s", c->qualname),
+			 errdetail("The row does not exist or does not match \"if\"; \"strict\" makes this an error.")));
+}
+
+static char *
+key_match(Cmd *c)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, c->pk)
+	{
+		const char *col = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&buf, "%st.%s = k.%s", buf.len ? " AND " : "", col, col);
+	}
+	return buf.data;
+}
+
+static void apply_cmd(Cmd *c, const KmdApplyContext *ctx, bool *applied,
+					  StringInfo result);
+
+/* Run one row command as the table's owner. */
+static void
+apply_row(Cmd *c, bool *applied)
+{
+	StringInfoData sql;
+	Jsonb	   *args[3];
+	int			nargs = 0;
+	uint64		n;
+
+	initStringInfo(&sql);
+	switch (c->op)
+	{
+		case OP_INSERT:
+		case OP_UPSERT:
+			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_record(NULL::%s, $1) AS r",
+							 c->qualname, column_list(c->row, "", ", ", NULL),
+							 column_list(c->row, "r.", ", ", NULL), c->qualname);
+			if (c->op == OP_UPSERT)
+			{
+				StringInfoData set;
+				JsonbIterator *it = JsonbIteratorInit(&c->row->root);
+				JsonbValue	v;
+				JsonbIteratorToken tok;
+				ListCell   *lc;
+
+				initStringInfo(&set);
+				while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+				{
+					char	   *col;
+					bool		is_pk = false;
+
+					if (tok != WJB_KEY)
+						continue;
+					col = pnstrdup(v.val.string.val, v.val.string.len);
+					foreach(lc, c->pk)
+						if (strcmp(lfirst(lc), col) == 0)
+							is_pk = true;
+					if (is_pk)
+						continue;
+					appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
+									 quote_identifier(col), quote_identifier(col));
+				}
+				appendStringInfoString(&sql, " ON CONFLICT (");
+				foreach(lc, c->pk)
+					appendStringInfo(&sql, "%s%s", lc == list_head(c->pk) ? "" : ", ",
+									 quote_identifier(lfirst(lc)));
+				if (set.len > 0)
+					appendStringInfo(&sql, ") DO UPDATE SET %s", set.data);
+				else
+					appendStringInfoString(&sql, ") DO NOTHING");
+			}
+			args[nargs++] = c->row;
+			n = run(sql.data, nargs, args);
+			*applied = true;
+			(void) n;
+			return;
+		case OP_UPDATE:
+			appendStringInfo(&sql, "UPDATE %s AS t SET %s FROM jsonb_populate_record(NULL::%s, $1) AS s, "
+							 "jsonb_populate_record(NULL::%s, $2) AS k",
+							 c->qualname, column_list(c->set, NULL, ", ", "%s = s.%s"),
+							 c->qualname, c->qualname);
+			args[nargs++] = c->set;
+			args[nargs++] = c->key;
+			break;
+		case OP_DELETE:
+			appendStringInfo(&sql, "DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k",
+							 c->qualname, c->qualname);
+			args[nargs++] = c->key;
+			break;
+		default:
+			elog(ERROR, "not a row command");
+	}
+	if (c->cond)
+	{
+		appendStringInfo(&sql, ", jsonb_populate_record(NULL::%s, $%d) AS w", c->qualname, nargs + 1);
+		args[nargs++] = c->cond;
+	}
+	appendStringInfo(&sql, " WHERE %s", key_match(c));
+	if (c->cond)
+		appendStringInfo(&sql, " AND %s",
+						 column_list(c->cond, NULL, " AND ", "t.%s IS NOT DISTINCT FROM w.%s"));
+	n = run(sql.data, nargs, args);
+	*applied = n > 0;
+	if (!*applied && c->strict)
+		condition_failed(c);
+}
+
+static void
+apply_call(Cmd *c, const KmdApplyContext *ctx, StringInfo result)
+{
+	Oid			types[6] = {JSONBOID, INT4OID, INT8OID, INT8OID, TEXTOID, INT4OID};
+	Datum		values[6];
+	char	   *sql;
+	bool		isnull;
+
+	sql = psprintf("SELECT %s($1, ROW($2, $3, $4, $5, $6)::kommander.apply_context)",
+				   quote_qualified_identifier(get_namespace_name(get_func_namespace(c->fn)),
+											  get_func_name(c->fn)));
+	values[0] = JsonbPGetDatum(c->args);
+	values[1] = Int32GetDatum(ctx->partition_id);
+	values[2] = Int64GetDatum((int64) ctx->index);
+	values[3] = Int64GetDatum((int64) ctx->term);
+	values[4] = CStringGetTextDatum(ctx->key ? ctx->key : "");
+	values[5] = Int32GetDatum(ctx->origin_node);
+	if (SPI_execute_with_args(sql, 6, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not call applier %s", format_procedure(c->fn));
+	if (SPI_processed > 0)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			Jsonb	   *j = DatumGetJsonbP(d);
+
+			resetStringInfo(result);
+			appendStringInfoString(result, JsonbToCString(NULL, &j->root, VARSIZE(j)));
+		}
+	}
+}
+
+/* Run `c' with the privileges of `owner'. */
+static void
+apply_as(Oid owner, Cmd *c, const KmdApplyContext *ctx, bool *applied, StringInfo result)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		SPI_connect();
+		if (c->op == OP_CALL)
+		{
+			apply_call(c, ctx, result);
+			*applied = true;
+		}
+		else
+			apply_row(c, applied);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+}
+
+static Oid
+function_owner(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static void
+apply_cmd(Cmd *c, const KmdApplyContext *ctx, bool *applied, StringInfo result)
+{
+	ListCell   *lc;
+
+	if (c->op == OP_BATCH)
+	{
+		bool		all = true;
+
+		foreach(lc, c->batch)
+		{
+			bool		one = false;
+
+			apply_cmd(lfirst(lc), ctx, &one, result);
+			all &= one;
+		}
+		*applied = all;
+		return;
+	}
+	apply_as(c->op == OP_CALL ? function_owner(c->fn) : c->owner, c, ctx, applied, result);
+}
+
+void
+kmd_rows_apply(Jsonb *command, const char *key, const KmdApplyContext *ctx,
+			   bool *applied, StringInfo result)
+{
+	Cmd		   *c;
+
+	if (!JB_ROOT_IS_OBJECT(command) || JB_ROOT_IS_SCALAR(command))
+		MALFORMED("command must be a JSON object");
+	c = parse_command(&command->root, key, false);
+	*applied = false;
+	apply_cmd(c, ctx, applied, result);
+}

@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * rows.h
+ *	  The jsonb command language of kmd_propose (insert, upsert, update,
+ *	  delete, call, batch): validation and application.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/rows.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_ROWS_H
+#define KOMMANDER_ROWS_H
+
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
+
+/* What an applied entry tells the command it carries. */
+typedef struct KmdApplyContext
+{
+	int32		partition_id;
+	uint64		index;
+	uint64		term;
+	int32		origin_node;
+	const char *key;
+} KmdApplyContext;
+
+/*
+ * Check a command before it is replicated: its shape (K0011, naming the
+ * field), its tables (registered control tables), that `key' is the primary
+ * key it touches (K0011), and the caller's privileges on the tables and
+ * appliers it uses.
+ */
+extern void kmd_rows_validate(Jsonb *command, const char *key);
+
+/*
+ * Apply a committed command: the same checks as kmd_rows_validate but
+ * privileges, then the row changes, through SPI with parameters, as each
+ * table's owner (an applier as its function's owner).  Errors are raised;
+ * the caller runs this in a subtransaction.  *applied is false when a
+ * condition did not hold; an applier's result is appended to `result'.
+ */
+extern void kmd_rows_apply(Jsonb *command, const char *key,
+						   const KmdApplyContext *ctx, bool *applied,
+						   StringInfo result);
+
+#endif							/* KOMMANDER_ROWS_H */

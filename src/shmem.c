@@ -1,0 +1,296 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Allocation and small helpers for kommander's shared memory: the
+ *	  partition table, proposal slots, worker inboxes and the roster cache.
+ *
+ * The layout and the lock protocol are described in shmem.h.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+#include "guc.h"
+#include "shmem.h"
+
+#define KMD_INBOX_SIZE (8 * 1024 * 1024)
+
+KmdShared  *kmd_shared = NULL;
+
+static Size
+inbox_total_size(void)
+{
+	return MAXALIGN(sizeof(KmdInbox)) + KMD_INBOX_SIZE;
+}
+
+static Size
+shmem_size(void)
+{
+	Size		size = MAXALIGN(sizeof(KmdShared));
+
+	size = add_size(size, mul_size(kmd_max_partitions, sizeof(KmdPartition)));
+	size = add_size(size, mul_size(KMD_NUM_SLOTS, MAXALIGN(sizeof(KmdSlot))));
+	size = add_size(size, mul_size(kmd_workers, inbox_total_size()));
+	return size;
+}
+
+/* shmem_request_hook: reserve our memory and our lock. */
+void
+kmd_shmem_request(void)
+{
+	RequestAddinShmemSpace(shmem_size());
+	RequestNamedLWLockTranche("kommander", 1);
+}
+
+/* shmem_startup_hook: create or attach. */
+void
+kmd_shmem_startup(void)
+{
+	bool		found;
+	char	   *p;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	kmd_shared = ShmemInitStruct("kommander", shmem_size(), &found);
+	if (!found)
+	{
+		memset(kmd_shared, 0, sizeof(KmdShared));
+		kmd_shared->lock = &(GetNamedLWLockTranche("kommander"))->lock;
+		kmd_shared->n_workers = kmd_workers;
+		kmd_shared->max_partitions = kmd_max_partitions;
+		ConditionVariableInit(&kmd_shared->applied_cv);
+		ConditionVariableInit(&kmd_shared->leader_cv);
+		for (int i = 0; i < KMD_MAX_NODES; i++)
+			pg_atomic_init_u64(&kmd_shared->nodes[i].last_contact, 0);
+
+		p = (char *) kmd_shared + MAXALIGN(sizeof(KmdShared));
+		kmd_shared->partitions = (KmdPartition *) p;
+		for (int i = 0; i < kmd_max_partitions; i++)
+		{
+			KmdPartition *part = &kmd_shared->partitions[i];
+
+			memset(part, 0, sizeof(*part));
+			part->partition_id = -1;
+			part->role = -1;
+			pg_atomic_init_u64(&part->commit_index, 0);
+			pg_atomic_init_u64(&part->applied_index, 0);
+			pg_atomic_init_u64(&part->applied_term, 0);
+		}
+		p += kmd_max_partitions * sizeof(KmdPartition);
+
+		kmd_shared->slots = (KmdSlot *) p;
+		for (int i = 0; i < KMD_NUM_SLOTS; i++)
+		{
+			KmdSlot    *slot = (KmdSlot *) (p + i * MAXALIGN(sizeof(KmdSlot)));
+
+			memset(slot, 0, offsetof(KmdSlot, command));
+			SpinLockInit(&slot->mutex);
+			ConditionVariableInit(&slot->cv);
+		}
+		p += KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlot));
+
+		for (int i = 0; i < kmd_workers; i++)
+		{
+			KmdInbox   *inbox = (KmdInbox *) p;
+
+			LWLockInitialize(&inbox->lock, LWTRANCHE_FIRST_USER_DEFINED);
+			inbox->head = inbox->tail = inbox->dropped = 0;
+			inbox->size = KMD_INBOX_SIZE;
+			kmd_shared->workers[i].inbox = inbox;
+			p += inbox_total_size();
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* The slot array is not a C array of KmdSlot: entries are MAXALIGNed. */
+KmdSlot *
+kmd_slot(int i)
+{
+	return (KmdSlot *) ((char *) kmd_shared->slots + i * MAXALIGN(sizeof(KmdSlot)));
+}
+
+KmdPartition *
+kmd_partition_find(int32 partition_id)
+{
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+		if (kmd_shared->partitions[i].partition_id == partition_id)
+			return &kmd_shared->partitions[i];
+	return NULL;
+}
+
+KmdPartition *
+kmd_partition_add(int32 partition_id)
+{
+	KmdPartition *part = kmd_partition_find(partition_id);
+
+	Assert(LWLockHeldByMeInMode(kmd_shared->lock, LW_EXCLUSIVE));
+	if (part != NULL)
+		return part;
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	{
+		part = &kmd_shared->partitions[i];
+		if (part->partition_id == -1)
+		{
+			part->partition_id = partition_id;
+			part->state = KMD_PART_ACTIVE;
+			part->role = -1;
+			part->leader = 0;
+			part->term = 0;
+			part->last_index = 0;
+			part->snapshot_index = 0;
+			pg_atomic_write_u64(&part->commit_index, 0);
+			pg_atomic_write_u64(&part->applied_index, 0);
+			pg_atomic_write_u64(&part->applied_term, 0);
+			return part;
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("too many partitions"),
+			 errhint("Raise kommander.max_partitions (currently %d).",
+					 kmd_shared->max_partitions)));
+	return NULL;				/* keep compiler quiet */
+}
+
+KmdNode *
+kmd_node_find(int32 node_id)
+{
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id == node_id && node_id != 0)
+			return &kmd_shared->nodes[i];
+	return NULL;
+}
+
+int
+kmd_worker_for_partition(int32 partition_id)
+{
+	return (int) ((uint32) partition_id % (uint32) kmd_shared->n_workers);
+}
+
+void
+kmd_wake_worker(int worker)
+{
+	Latch	   *latch = kmd_shared->workers[worker].latch;
+
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+void
+kmd_wake_apply(void)
+{
+	Latch	   *latch = kmd_shared->apply_latch;
+
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+void
+kmd_wake_launcher(void)
+{
+	Latch	   *latch = kmd_shared->launcher_latch;
+
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+bool
+kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
+				  const char *errmsg, const char *errdetail, uint64 index,
+				  uint64 term, bool applied, const char *result,
+				  uint32 result_len)
+{
+	KmdSlot    *slot;
+
+	if (slot_no < 0 || slot_no >= KMD_NUM_SLOTS)
+		return false;
+	slot = kmd_slot(slot_no);
+	SpinLockAcquire(&slot->mutex);
+	if (slot->generation != generation ||
+		(slot->state != KMD_SLOT_PENDING && slot->state != KMD_SLOT_SENT))
+	{
+		SpinLockRelease(&slot->mutex);
+		return false;
+	}
+	strlcpy(slot->sqlstate, sqlstate ? sqlstate : "00000", sizeof(slot->sqlstate));
+	strlcpy(slot->errmsg, errmsg ? errmsg : "", sizeof(slot->errmsg));
+	strlcpy(slot->errdetail, errdetail ? errdetail : "", sizeof(slot->errdetail));
+	slot->index = index;
+	slot->term = term;
+	slot->applied = applied;
+	if (result_len > KMD_MAX_RESULT)
+		result_len = 0;			/* the caller checks sizes; never overflow */
+	if (result_len > 0)
+		memcpy(slot->result, result, result_len);
+	slot->result_len = result_len;
+	slot->state = KMD_SLOT_DONE;
+	SpinLockRelease(&slot->mutex);
+	ConditionVariableBroadcast(&slot->cv);
+	return true;
+}
+
+bool
+kmd_inbox_put(KmdInbox *inbox, const char *data, uint32 len)
+{
+	char	   *ring = (char *) inbox + MAXALIGN(sizeof(KmdInbox));
+	uint64		need = sizeof(uint32) + len;
+	uint32		hdr = len;
+
+	LWLockAcquire(&inbox->lock, LW_EXCLUSIVE);
+	if (inbox->tail - inbox->head + need > inbox->size)
+	{
+		inbox->dropped++;
+		LWLockRelease(&inbox->lock);
+		return false;
+	}
+	for (uint64 i = 0; i < sizeof(uint32); i++)
+		ring[(inbox->tail + i) % inbox->size] = ((char *) &hdr)[i];
+	inbox->tail += sizeof(uint32);
+	{
+		uint64		off = inbox->tail % inbox->size;
+		uint64		first = Min((uint64) len, inbox->size - off);
+
+		memcpy(ring + off, data, first);
+		memcpy(ring, data + first, len - first);
+	}
+	inbox->tail += len;
+	LWLockRelease(&inbox->lock);
+	return true;
+}
+
+bool
+kmd_inbox_get(KmdInbox *inbox, char **buf, uint32 *len)
+{
+	char	   *ring = (char *) inbox + MAXALIGN(sizeof(KmdInbox));
+	uint32		hdr;
+
+	LWLockAcquire(&inbox->lock, LW_EXCLUSIVE);
+	if (inbox->head == inbox->tail)
+	{
+		LWLockRelease(&inbox->lock);
+		return false;
+	}
+	for (uint64 i = 0; i < sizeof(uint32); i++)
+		((char *) &hdr)[i] = ring[(inbox->head + i) % inbox->size];
+	inbox->head += sizeof(uint32);
+	*buf = palloc(hdr > 0 ? hdr : 1);
+	{
+		uint64		off = inbox->head % inbox->size;
+		uint64		first = Min((uint64) hdr, inbox->size - off);
+
+		memcpy(*buf, ring + off, first);
+		memcpy(*buf + first, ring, hdr - first);
+	}
+	inbox->head += hdr;
+	*len = hdr;
+	LWLockRelease(&inbox->lock);
+	return true;
+}

@@ -1,0 +1,227 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *	  kommander's shared memory: node identity and roster cache, per
+ *	  partition state, proposal slots and worker inboxes.
+ *
+ * Lock protocol: KmdShared->lock (an LWLock) protects the node identity,
+ * the roster cache and the partition table; each field says who writes it.
+ * Fields written by exactly one process and read by others without the lock
+ * are marked "atomic" (pg_atomic_uint64) or are read as a whole under the
+ * lock.  A proposal slot is protected by its own spinlock; an inbox by its
+ * own LWLock.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/shmem.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_SHMEM_H
+#define KOMMANDER_SHMEM_H
+
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+
+#define KMD_MAX_NODES		32		/* RAFT_MAX_MEMBERS */
+#define KMD_MAX_WORKERS		16
+#define KMD_NUM_SLOTS		256
+#define KMD_MAX_COMMAND		(64 * 1024) /* encoded command in a slot */
+#define KMD_MAX_RESULT		(16 * 1024) /* result text in a slot */
+#define KMD_CONNINFO_LEN	1024
+#define KMD_ERRMSG_LEN		512
+
+/* Roster roles, as stored in kommander.roster.role */
+typedef enum KmdNodeRole
+{
+	KMD_NODE_VOTER = 1,
+	KMD_NODE_LEARNER = 2,
+	KMD_NODE_REMOVING = 3
+} KmdNodeRole;
+
+/* One node of the roster, cached from kommander.roster by the apply worker. */
+typedef struct KmdNode
+{
+	int32		node_id;		/* 0: unused entry */
+	int32		role;			/* KmdNodeRole */
+	char		name[NAMEDATALEN];
+	char		conninfo[KMD_CONNINFO_LEN];
+	pg_atomic_uint64 last_contact;	/* TimestampTz of the last batch
+									 * received from it (deliver) */
+} KmdNode;
+
+/* Partition states, as stored in kommander.partition_map.state */
+typedef enum KmdPartState
+{
+	KMD_PART_ACTIVE = 1,
+	KMD_PART_FROZEN = 2,		/* merge under way: proposals get K0004 */
+	KMD_PART_GONE = 3
+} KmdPartState;
+
+/*
+ * One partition.  Routing fields (lo, hi, generation, state) are written by
+ * the apply worker under KmdShared->lock from kommander.partition_map; Raft
+ * fields by the owning Raft worker; applied_* by the apply worker.
+ */
+typedef struct KmdPartition
+{
+	int32		partition_id;	/* -1: unused entry */
+	int32		state;			/* KmdPartState */
+	int64		lo;				/* key-hash range [lo, hi]; inclusive bounds */
+	int64		hi;
+	uint64		generation;
+
+	/* Raft worker, under lock */
+	int32		role;			/* raft_role, or -1 when not started */
+	int32		leader;			/* node id, 0 if none known */
+	bool		is_learner;
+	uint64		term;
+	uint64		last_index;
+	uint64		snapshot_index;
+
+	/* Raft worker: commit index that is durable in kommander.hard_state */
+	pg_atomic_uint64 commit_index;
+	/* apply worker */
+	pg_atomic_uint64 applied_index;
+	pg_atomic_uint64 applied_term;
+} KmdPartition;
+
+/* Slot life cycle: FREE -> RESERVED -> PENDING (backend) -> SENT (worker)
+ * -> DONE -> FREE (backend) */
+typedef enum KmdSlotState
+{
+	KMD_SLOT_FREE = 0,
+	KMD_SLOT_PENDING,			/* waiting for the Raft worker */
+	KMD_SLOT_SENT,				/* proposed locally or forwarded */
+	KMD_SLOT_DONE,				/* result or error filled in */
+	KMD_SLOT_RESERVED			/* taken by a backend, being filled in */
+} KmdSlotState;
+
+/* What a slot asks of the Raft worker */
+typedef enum KmdSlotKind
+{
+	KMD_REQ_PROPOSE = 1,		/* replicate `command' */
+	KMD_REQ_READ_INDEX,			/* ReadIndex; result: read_index */
+	KMD_REQ_TRANSFER,			/* leadership to node `arg' */
+	KMD_REQ_PROMOTE_CHECK		/* is node `arg' within promote_max_lag? */
+} KmdSlotKind;
+
+/*
+ * A request of a backend to a Raft worker, and its answer.  Protected by
+ * `mutex'; `generation' grows each time the slot is taken, so a late answer
+ * for an abandoned request (cancel, timeout) is recognised and dropped.
+ */
+typedef struct KmdSlot
+{
+	slock_t		mutex;
+	int32		state;			/* KmdSlotState */
+	uint32		generation;
+	int32		kind;			/* KmdSlotKind */
+	int32		partition_id;
+	int32		owner_pid;
+	int64		arg;
+	TimestampTz deadline;		/* the backend gives up then */
+	ConditionVariable cv;		/* signalled when state becomes DONE */
+
+	/* request */
+	uint32		command_len;
+	char		command[KMD_MAX_COMMAND];
+
+	/* answer */
+	char		sqlstate[6];	/* "00000" on success */
+	char		errmsg[KMD_ERRMSG_LEN];
+	char		errdetail[KMD_ERRMSG_LEN];
+	uint64		index;
+	uint64		term;
+	bool		applied;		/* false: a condition did not hold */
+	uint32		result_len;
+	char		result[KMD_MAX_RESULT];	/* jsonb text, or empty */
+} KmdSlot;
+
+/*
+ * A Raft worker's inbox: a byte ring of length-prefixed batches written by
+ * kommander.deliver() in peer backends and read by the worker.
+ */
+typedef struct KmdInbox
+{
+	LWLock		lock;
+	uint64		head;			/* next byte to read (worker) */
+	uint64		tail;			/* next byte to write (deliver) */
+	uint64		dropped;		/* batches refused for lack of room */
+	Size		size;
+	/* followed by `size' bytes of data */
+} KmdInbox;
+
+/* One Raft worker process's public face */
+typedef struct KmdWorker
+{
+	pid_t		pid;			/* 0 when not running; written by the worker */
+	Latch	   *latch;			/* set to wake it */
+	uint32		generation;		/* bumped at every start */
+	KmdInbox   *inbox;
+} KmdWorker;
+
+typedef struct KmdShared
+{
+	LWLock	   *lock;
+
+	/* node identity: written by kmd_bootstrap/kmd_join and at startup */
+	bool		member;			/* this node belongs to a cluster */
+	int32		local_node_id;
+	uint8		cluster_id[16];
+
+	/* bumped (under lock) whenever the roster or the partition map changes */
+	uint64		roster_version;
+	uint64		map_version;
+
+	Latch	   *launcher_latch;
+	Latch	   *apply_latch;
+	pid_t		apply_pid;
+	int			n_workers;		/* kommander.workers, fixed at start */
+	KmdWorker	workers[KMD_MAX_WORKERS];
+
+	KmdNode		nodes[KMD_MAX_NODES];
+
+	/* broadcast by the apply worker whenever an applied index moves */
+	ConditionVariable applied_cv;
+	/* broadcast by Raft workers whenever a leader or role changes */
+	ConditionVariable leader_cv;
+
+	int			max_partitions;
+	KmdPartition *partitions;	/* max_partitions entries */
+	KmdSlot    *slots;			/* KMD_NUM_SLOTS MAXALIGNed entries: use kmd_slot() */
+} KmdShared;
+
+extern KmdShared *kmd_shared;
+
+extern void kmd_shmem_request(void);
+extern void kmd_shmem_startup(void);
+
+/* Helpers; the caller holds kmd_shared->lock where noted. */
+extern KmdSlot *kmd_slot(int i);
+extern KmdPartition *kmd_partition_find(int32 partition_id);	/* lock held */
+extern KmdPartition *kmd_partition_add(int32 partition_id);	/* exclusive */
+extern KmdNode *kmd_node_find(int32 node_id);	/* lock held */
+extern int	kmd_worker_for_partition(int32 partition_id);
+
+/* Wake the worker owning a partition, the apply worker, the launcher. */
+extern void kmd_wake_worker(int worker);
+extern void kmd_wake_apply(void);
+extern void kmd_wake_launcher(void);
+
+/* Complete a slot if it still belongs to request `generation'. */
+extern bool kmd_slot_complete(int slot, uint32 generation, const char *sqlstate,
+							  const char *errmsg, const char *errdetail,
+							  uint64 index, uint64 term, bool applied,
+							  const char *result, uint32 result_len);
+
+/* Inbox: returns false when it has no room (the batch is dropped). */
+extern bool kmd_inbox_put(KmdInbox *inbox, const char *data, uint32 len);
+/* Takes the next batch into *buf (palloc'd in the current context). */
+extern bool kmd_inbox_get(KmdInbox *inbox, char **buf, uint32 *len);
+
+#endif							/* KOMMANDER_SHMEM_H */

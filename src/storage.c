@@ -1,0 +1,322 @@
+/*-------------------------------------------------------------------------
+ *
+ * storage.c
+ *	  Durable Raft state in tables: reading a group back at start, and
+ *	  writing each ready batch (entries, truncations, hard state, snapshot
+ *	  marker) inside the Raft worker's per-iteration transaction.
+ *
+ * Entries are inserted with one statement per group and batch (arrays
+ * unnested), so a batch costs a few statements whatever its size.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/storage.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "storage.h"
+
+/* Plans kept for the life of the process. */
+static SPIPlanPtr plan_insert = NULL;
+static SPIPlanPtr plan_truncate = NULL;
+static SPIPlanPtr plan_hard_state = NULL;
+
+static SPIPlanPtr
+keep_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+bytea *
+kmd_conf_encode(const raft_conf *conf)
+{
+	int			len = conf->n * 8;
+	bytea	   *b = palloc(VARHDRSZ + len);
+	unsigned char *p = (unsigned char *) VARDATA(b);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	for (uint32 i = 0; i < conf->n; i++)
+	{
+		uint32		v[2] = {conf->members[i].id, conf->members[i].role};
+
+		for (int k = 0; k < 2; k++)
+		{
+			p[0] = v[k] & 0xff;
+			p[1] = (v[k] >> 8) & 0xff;
+			p[2] = (v[k] >> 16) & 0xff;
+			p[3] = (v[k] >> 24) & 0xff;
+			p += 4;
+		}
+	}
+	return b;
+}
+
+bool
+kmd_conf_decode(const char *data, int len, raft_conf *conf)
+{
+	const unsigned char *p = (const unsigned char *) data;
+
+	memset(conf, 0, sizeof(*conf));
+	if (len % 8 != 0 || len / 8 > RAFT_MAX_MEMBERS)
+		return false;
+	conf->n = len / 8;
+	for (uint32 i = 0; i < conf->n; i++)
+	{
+		uint32		v[2];
+
+		for (int k = 0; k < 2; k++)
+		{
+			v[k] = (uint32) p[0] | ((uint32) p[1] << 8) |
+				((uint32) p[2] << 16) | ((uint32) p[3] << 24);
+			p += 4;
+		}
+		conf->members[i].id = v[0];
+		conf->members[i].role = v[1];
+	}
+	return true;
+}
+
+void
+kmd_storage_create_group(int32 partition_id, const raft_conf *conf)
+{
+	Datum		values[2];
+	Oid			types[2] = {INT4OID, BYTEAOID};
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = PointerGetDatum(kmd_conf_encode(conf));
+	if (SPI_execute_with_args("INSERT INTO kommander.hard_state VALUES ($1, 0, 0, 0)",
+							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not create the hard state of partition %d", partition_id);
+	if (SPI_execute_with_args("INSERT INTO kommander.snapshot VALUES ($1, 0, 0, $2)",
+							  2, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not create the snapshot marker of partition %d", partition_id);
+	if (SPI_execute_with_args("INSERT INTO kommander.applied VALUES ($1, 0, 0) "
+							  "ON CONFLICT (partition_id) DO NOTHING",
+							  1, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not create the applied index of partition %d", partition_id);
+}
+
+bool
+kmd_storage_group_exists(int32 partition_id)
+{
+	Datum		values[1] = {Int32GetDatum(partition_id)};
+	Oid			types[1] = {INT4OID};
+
+	if (SPI_execute_with_args("SELECT 1 FROM kommander.hard_state h "
+							  "JOIN kommander.snapshot s USING (partition_id) "
+							  "WHERE partition_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the state of partition %d", partition_id);
+	return SPI_processed > 0;
+}
+
+static int64
+get_int64(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	if (isnull)
+		return 0;
+	return SPI_gettypeid(desc, col) == INT2OID ? DatumGetInt16(d) :
+		SPI_gettypeid(desc, col) == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
+}
+
+void
+kmd_storage_load(int32 partition_id, raft_durable *out)
+{
+	Datum		values[2];
+	Oid			types[2] = {INT4OID, INT8OID};
+	raft_entry *entries;
+
+	memset(out, 0, sizeof(*out));
+	values[0] = Int32GetDatum(partition_id);
+
+	if (SPI_execute_with_args("SELECT term, vote, commit_index FROM kommander.hard_state "
+							  "WHERE partition_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "partition %d has no hard state", partition_id);
+	out->hard_state.term = get_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	out->hard_state.vote = get_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	out->hard_state.commit = get_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+	if (SPI_execute_with_args("SELECT idx, term, conf FROM kommander.snapshot "
+							  "WHERE partition_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "partition %d has no snapshot marker", partition_id);
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bytea	   *conf;
+
+		out->snapshot.index = get_int64(tup, desc, 1);
+		out->snapshot.term = get_int64(tup, desc, 2);
+		conf = DatumGetByteaPP(SPI_getbinval(tup, desc, 3, &isnull));
+		if (isnull || !kmd_conf_decode(VARDATA_ANY(conf), VARSIZE_ANY_EXHDR(conf),
+									   &out->snapshot.conf))
+			elog(ERROR, "partition %d has a malformed snapshot marker", partition_id);
+	}
+
+	values[1] = Int64GetDatum((int64) out->snapshot.index);
+	if (SPI_execute_with_args("SELECT idx, term, kind, data FROM kommander.log "
+							  "WHERE partition_id = $1 AND idx > $2 ORDER BY idx",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the log of partition %d", partition_id);
+	entries = palloc0(sizeof(raft_entry) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+
+		entries[i].index = get_int64(tup, desc, 1);
+		entries[i].term = get_int64(tup, desc, 2);
+		entries[i].type = get_int64(tup, desc, 3);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		if (!isnull)
+		{
+			bytea	   *b = DatumGetByteaPCopy(d);
+
+			entries[i].len = VARSIZE_ANY_EXHDR(b);
+			entries[i].data = VARDATA_ANY(b);
+		}
+	}
+	out->entries = entries;
+	out->n_entries = SPI_processed;
+}
+
+static Datum
+int8_array(const raft_entry *e, size_t n, bool term)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+
+	for (size_t i = 0; i < n; i++)
+		d[i] = Int64GetDatum(term ? (int64) e[i].term : (int64) e[i].index);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+static void
+insert_entries(int32 partition_id, const raft_entry *e, size_t n)
+{
+	Datum		values[5];
+	Datum	   *kinds = palloc(sizeof(Datum) * n);
+	Datum	   *datas = palloc(sizeof(Datum) * n);
+
+	if (plan_insert == NULL)
+	{
+		Oid			types[5] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT2ARRAYOID, BYTEAARRAYOID};
+
+		plan_insert = keep_plan("INSERT INTO kommander.log (partition_id, idx, term, kind, data) "
+								"SELECT $1, i, t, k, d FROM unnest($2, $3, $4, $5) AS u(i, t, k, d)",
+								5, types);
+	}
+	for (size_t i = 0; i < n; i++)
+	{
+		bytea	   *b = palloc(VARHDRSZ + e[i].len);
+
+		SET_VARSIZE(b, VARHDRSZ + e[i].len);
+		if (e[i].len > 0)
+			memcpy(VARDATA(b), e[i].data, e[i].len);
+		datas[i] = PointerGetDatum(b);
+		kinds[i] = Int16GetDatum((int16) e[i].type);
+	}
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = int8_array(e, n, false);
+	values[2] = int8_array(e, n, true);
+	values[3] = PointerGetDatum(construct_array(kinds, n, INT2OID, 2, true, TYPALIGN_SHORT));
+	values[4] = PointerGetDatum(construct_array(datas, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_plan(plan_insert, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not append to the log of partition %d", partition_id);
+}
+
+static void
+truncate_from(int32 partition_id, uint64 index)
+{
+	Datum		values[2] = {Int32GetDatum(partition_id), Int64GetDatum((int64) index)};
+
+	if (plan_truncate == NULL)
+	{
+		Oid			types[2] = {INT4OID, INT8OID};
+
+		plan_truncate = keep_plan("DELETE FROM kommander.log WHERE partition_id = $1 AND idx >= $2",
+								  2, types);
+	}
+	if (SPI_execute_plan(plan_truncate, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not truncate the log of partition %d", partition_id);
+}
+
+static void
+save_snapshot(int32 partition_id, const raft_snapshot_meta *meta)
+{
+	Datum		values[4];
+	Oid			types[4] = {INT4OID, INT8OID, INT8OID, BYTEAOID};
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = Int64GetDatum((int64) meta->index);
+	values[2] = Int64GetDatum((int64) meta->term);
+	values[3] = PointerGetDatum(kmd_conf_encode(&meta->conf));
+	truncate_from(partition_id, 0);
+	if (SPI_execute_with_args("UPDATE kommander.snapshot SET idx = $2, term = $3, conf = $4 "
+							  "WHERE partition_id = $1",
+							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not save the snapshot marker of partition %d", partition_id);
+}
+
+void
+kmd_storage_save(int32 partition_id, const raft_ready *rd, uint64 *durable_last)
+{
+	if (rd->has_snapshot)
+	{
+		save_snapshot(partition_id, &rd->snapshot);
+		*durable_last = rd->snapshot.index;
+	}
+	if (rd->n_entries > 0)
+	{
+		uint64		first = rd->entries[0].index;
+
+		/* a conflicting suffix is replaced (Raft §5.3) */
+		if (first <= *durable_last)
+			truncate_from(partition_id, first);
+		insert_entries(partition_id, rd->entries, rd->n_entries);
+		*durable_last = rd->entries[rd->n_entries - 1].index;
+	}
+	if (rd->has_hard_state)
+	{
+		Datum		values[4];
+
+		if (plan_hard_state == NULL)
+		{
+			Oid			types[4] = {INT4OID, INT8OID, INT4OID, INT8OID};
+
+			plan_hard_state = keep_plan("UPDATE kommander.hard_state "
+										"SET term = $2, vote = $3, commit_index = $4 "
+										"WHERE partition_id = $1",
+										4, types);
+		}
+		values[0] = Int32GetDatum(partition_id);
+		values[1] = Int64GetDatum((int64) rd->hard_state.term);
+		values[2] = Int32GetDatum((int32) rd->hard_state.vote);
+		values[3] = Int64GetDatum((int64) rd->hard_state.commit);
+		if (SPI_execute_plan(plan_hard_state, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not save the hard state of partition %d", partition_id);
+	}
+}

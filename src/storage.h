@@ -1,0 +1,43 @@
+/*-------------------------------------------------------------------------
+ *
+ * storage.h
+ *	  The Raft log, hard state and snapshot marker of each partition, kept
+ *	  in the tables kommander.log, kommander.hard_state and
+ *	  kommander.snapshot, made durable by Postgres's own WAL.
+ *
+ * Every function here runs inside the caller's transaction and uses SPI;
+ * the caller connects SPI and holds a snapshot.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/storage.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_STORAGE_H
+#define KOMMANDER_STORAGE_H
+
+#include "raft/raft.h"
+
+/* Create the durable state of a new group: empty log, marker at index 0. */
+extern void kmd_storage_create_group(int32 partition_id, const raft_conf *conf);
+
+/* Does the group have durable state on this node? */
+extern bool kmd_storage_group_exists(int32 partition_id);
+
+/* Read a group's durable state; entries are palloc'd in the current context. */
+extern void kmd_storage_load(int32 partition_id, raft_durable *out);
+
+/*
+ * Make a ready batch's snapshot marker, entries and hard state durable (the
+ * caller commits).  `durable_last' is the last index already in the table;
+ * it is updated.
+ */
+extern void kmd_storage_save(int32 partition_id, const raft_ready *rd,
+							 uint64 *durable_last);
+
+/* The configuration encoding of kommander.snapshot.conf. */
+extern bytea *kmd_conf_encode(const raft_conf *conf);
+extern bool kmd_conf_decode(const char *data, int len, raft_conf *conf);
+
+#endif							/* KOMMANDER_STORAGE_H */

@@ -1,0 +1,369 @@
+/*-------------------------------------------------------------------------
+ *
+ * transport.c
+ *	  Outgoing peer connections of a Raft worker: one non-blocking libpq
+ *	  connection per peer node, in pipeline mode, each batch sent as
+ *	  SELECT kommander.deliver($1).
+ *
+ * Nothing here blocks the worker: connections are set up with
+ * PQconnectPoll driven by socket readiness, output is flushed as the socket
+ * accepts it, results are read as they come and discarded.  A batch for a
+ * peer that is not connected, or that has kommander.max_inflight_batches
+ * batches unanswered, is dropped: Raft retransmits.  A broken connection is
+ * closed and opened again after a backoff that doubles from 100 ms to 5 s.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/transport.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "transport.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+typedef enum PeerState
+{
+	PEER_IDLE,					/* not connected; retry at retry_at */
+	PEER_CONNECTING,
+	PEER_READY
+} PeerState;
+
+struct KmdPeer
+{
+	int32		node_id;
+	char		conninfo[KMD_CONNINFO_LEN];
+	PGconn	   *conn;
+	PeerState	state;
+	PostgresPollingStatusType poll;	/* what PQconnectPoll waits for */
+	int			inflight;		/* batches sent, result not yet read */
+	bool		want_write;		/* output not yet flushed */
+	TimestampTz retry_at;
+	int			backoff_ms;
+	bool		reported;		/* failure logged since the last success */
+};
+
+void
+kmd_transport_init(KmdTransport *t, int worker_no)
+{
+	memset(t, 0, sizeof(*t));
+	t->worker_no = worker_no;
+	t->roster_version = PG_UINT64_MAX;
+	t->cxt = AllocSetContextCreate(TopMemoryContext, "kommander transport",
+								   ALLOCSET_SMALL_SIZES);
+}
+
+static void
+peer_close(KmdPeer *p, const char *why)
+{
+	if (p->conn != NULL)
+	{
+		if (why != NULL && !p->reported)
+		{
+			ereport(LOG,
+					(errmsg("kommander: connection to node %d failed", p->node_id),
+					 errdetail_internal("%s", why)));
+			p->reported = true;
+		}
+		PQfinish(p->conn);
+		p->conn = NULL;
+	}
+	p->state = PEER_IDLE;
+	p->inflight = 0;
+	p->want_write = false;
+	p->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), p->backoff_ms);
+	p->backoff_ms = Min(p->backoff_ms * 2, BACKOFF_MAX_MS);
+}
+
+static void
+peer_start(KmdTransport *t, KmdPeer *p)
+{
+	const char *keys[3] = {"dbname", "application_name", NULL};
+	const char *vals[3];
+	char		appname[NAMEDATALEN];
+
+	snprintf(appname, sizeof(appname), "kommander worker %d", t->worker_no);
+	vals[0] = p->conninfo;
+	vals[1] = appname;
+	vals[2] = NULL;
+	p->conn = PQconnectStartParams(keys, vals, 1);
+	if (p->conn == NULL || PQstatus(p->conn) == CONNECTION_BAD)
+	{
+		peer_close(p, p->conn ? PQerrorMessage(p->conn) : "out of memory");
+		return;
+	}
+	p->state = PEER_CONNECTING;
+	p->poll = PGRES_POLLING_WRITING;
+}
+
+void
+kmd_transport_sync(KmdTransport *t)
+{
+	KmdPeer    *keep[KMD_MAX_NODES];
+	int			n = 0;
+	int32		ids[KMD_MAX_NODES];
+	char	  (*conninfos)[KMD_CONNINFO_LEN];
+	int			n_nodes = 0;
+
+	if (t->roster_version == kmd_shared->roster_version)
+		return;
+
+	conninfos = palloc(sizeof(*conninfos) * KMD_MAX_NODES);
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	t->roster_version = kmd_shared->roster_version;
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+	{
+		KmdNode    *node = &kmd_shared->nodes[i];
+
+		if (node->node_id == 0 || node->node_id == kmd_shared->local_node_id)
+			continue;
+		ids[n_nodes] = node->node_id;
+		strlcpy(conninfos[n_nodes], node->conninfo, KMD_CONNINFO_LEN);
+		n_nodes++;
+	}
+	LWLockRelease(kmd_shared->lock);
+
+	/* close peers that left or moved */
+	for (int i = 0; i < t->n_peers; i++)
+	{
+		KmdPeer    *p = t->peers[i];
+		bool		stays = false;
+
+		for (int j = 0; j < n_nodes; j++)
+			if (ids[j] == p->node_id && strcmp(conninfos[j], p->conninfo) == 0)
+				stays = true;
+		if (stays)
+			keep[n++] = p;
+		else
+		{
+			if (p->conn)
+				PQfinish(p->conn);
+			pfree(p);
+		}
+	}
+	/* open the new ones */
+	for (int j = 0; j < n_nodes; j++)
+	{
+		bool		known = false;
+
+		for (int i = 0; i < n; i++)
+			if (keep[i]->node_id == ids[j])
+				known = true;
+		if (!known)
+		{
+			KmdPeer    *p = MemoryContextAllocZero(t->cxt, sizeof(KmdPeer));
+
+			p->node_id = ids[j];
+			strlcpy(p->conninfo, conninfos[j], KMD_CONNINFO_LEN);
+			p->state = PEER_IDLE;
+			p->backoff_ms = BACKOFF_MIN_MS;
+			p->retry_at = 0;
+			keep[n++] = p;
+		}
+	}
+	memcpy(t->peers, keep, sizeof(KmdPeer *) * n);
+	t->n_peers = n;
+	pfree(conninfos);
+}
+
+static KmdPeer *
+peer_find(KmdTransport *t, int32 node_id)
+{
+	for (int i = 0; i < t->n_peers; i++)
+		if (t->peers[i]->node_id == node_id)
+			return t->peers[i];
+	return NULL;
+}
+
+bool
+kmd_transport_connected(KmdTransport *t, int32 node_id)
+{
+	KmdPeer    *p = peer_find(t, node_id);
+
+	return p != NULL && p->state == PEER_READY;
+}
+
+bool
+kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
+{
+	KmdPeer    *p = peer_find(t, to_node);
+	const char *values[1] = {data};
+	int			lengths[1] = {(int) len};
+	int			formats[1] = {1};
+	Oid			types[1] = {BYTEAOID};
+
+	if (p == NULL || p->state != PEER_READY || p->inflight >= kmd_max_inflight_batches)
+		return false;
+	if (!PQsendQueryParams(p->conn, "SELECT kommander.deliver($1)", 1, types,
+						   values, lengths, formats, 1) ||
+		!PQpipelineSync(p->conn))
+	{
+		peer_close(p, PQerrorMessage(p->conn));
+		return false;
+	}
+	p->inflight++;
+	p->want_write = true;
+	return true;
+}
+
+/*
+ * Read every result that has arrived, without blocking; false if the
+ * connection broke.  In pipeline mode each batch yields its result, a NULL
+ * that ends it, and the PGRES_PIPELINE_SYNC of its sync.
+ */
+static bool
+peer_read(KmdPeer *p)
+{
+	if (!PQconsumeInput(p->conn))
+	{
+		peer_close(p, PQerrorMessage(p->conn));
+		return false;
+	}
+	while (p->inflight > 0 && !PQisBusy(p->conn))
+	{
+		PGresult   *res = PQgetResult(p->conn);
+
+		if (res == NULL)
+			continue;			/* end of one batch's results */
+		switch (PQresultStatus(res))
+		{
+			case PGRES_PIPELINE_SYNC:
+				p->inflight--;
+				break;
+			case PGRES_TUPLES_OK:
+				p->reported = false;
+				p->backoff_ms = BACKOFF_MIN_MS;
+				break;
+			case PGRES_PIPELINE_ABORTED:
+				break;
+			default:
+				{
+					char	   *msg = pstrdup(PQresultErrorMessage(res));
+
+					PQclear(res);
+					peer_close(p, msg);
+					return false;
+				}
+		}
+		PQclear(res);
+	}
+	return true;
+}
+
+void
+kmd_transport_poll(KmdTransport *t)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < t->n_peers; i++)
+	{
+		KmdPeer    *p = t->peers[i];
+
+		switch (p->state)
+		{
+			case PEER_IDLE:
+				if (now >= p->retry_at)
+					peer_start(t, p);
+				break;
+			case PEER_CONNECTING:
+				p->poll = PQconnectPoll(p->conn);
+				if (p->poll == PGRES_POLLING_FAILED)
+					peer_close(p, PQerrorMessage(p->conn));
+				else if (p->poll == PGRES_POLLING_OK)
+				{
+					if (PQsetnonblocking(p->conn, 1) != 0 ||
+						!PQenterPipelineMode(p->conn))
+						peer_close(p, PQerrorMessage(p->conn));
+					else
+					{
+						p->state = PEER_READY;
+						p->inflight = 0;
+					}
+				}
+				break;
+			case PEER_READY:
+				if (PQstatus(p->conn) != CONNECTION_OK)
+				{
+					peer_close(p, PQerrorMessage(p->conn));
+					break;
+				}
+				if (p->want_write)
+				{
+					int			rc = PQflush(p->conn);
+
+					if (rc < 0)
+					{
+						peer_close(p, PQerrorMessage(p->conn));
+						break;
+					}
+					p->want_write = rc > 0;
+				}
+				(void) peer_read(p);
+				break;
+		}
+	}
+}
+
+void
+kmd_transport_add_events(KmdTransport *t, WaitEventSet *set)
+{
+	for (int i = 0; i < t->n_peers; i++)
+	{
+		KmdPeer    *p = t->peers[i];
+		uint32		events = 0;
+		pgsocket	sock;
+
+		if (p->conn == NULL || p->state == PEER_IDLE)
+			continue;
+		sock = PQsocket(p->conn);
+		if (sock == PGINVALID_SOCKET)
+			continue;
+		if (p->state == PEER_CONNECTING)
+			events = p->poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+		else
+			events = WL_SOCKET_READABLE | (p->want_write ? WL_SOCKET_WRITEABLE : 0);
+		AddWaitEventToSet(set, events, sock, NULL, NULL);
+	}
+}
+
+long
+kmd_transport_next_timeout(KmdTransport *t)
+{
+	long		best = -1;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < t->n_peers; i++)
+	{
+		KmdPeer    *p = t->peers[i];
+		long		ms;
+
+		if (p->state != PEER_IDLE)
+			continue;
+		ms = TimestampDifferenceMilliseconds(now, p->retry_at);
+		if (best < 0 || ms < best)
+			best = ms;
+	}
+	return best;
+}
+
+void
+kmd_transport_shutdown(KmdTransport *t)
+{
+	for (int i = 0; i < t->n_peers; i++)
+		if (t->peers[i]->conn != NULL)
+		{
+			PQfinish(t->peers[i]->conn);
+			t->peers[i]->conn = NULL;
+		}
+	t->n_peers = 0;
+}

@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * transport.h
+ *	  Peer connections of one Raft worker: one non-blocking libpq
+ *	  connection per peer node, in pipeline mode, each batch delivered by
+ *	  SELECT kommander.deliver($1); reconnect with backoff.
+ *
+ * A peer that is down never blocks the caller: a batch for a peer that is
+ * not connected, or has too many batches in flight, is dropped (Raft
+ * retransmits).
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/transport.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_TRANSPORT_H
+#define KOMMANDER_TRANSPORT_H
+
+#include "storage/latch.h"
+
+#include "shmem.h"
+
+typedef struct KmdPeer KmdPeer;
+
+typedef struct KmdTransport
+{
+	int			worker_no;
+	int			n_peers;
+	KmdPeer    *peers[KMD_MAX_NODES];
+	uint64		roster_version;	/* of the roster the peers were built from */
+	MemoryContext cxt;			/* lives as long as the worker */
+} KmdTransport;
+
+extern void kmd_transport_init(KmdTransport *t, int worker_no);
+
+/* Open, close or re-open connections to match the roster cache (every node
+ * but this one). Cheap when the roster has not changed. */
+extern void kmd_transport_sync(KmdTransport *t);
+
+/* Hand a packed batch to the connection to `to_node'; false if dropped. */
+extern bool kmd_transport_send(KmdTransport *t, int32 to_node,
+							   const char *data, uint32 len);
+
+/* Add every connection's socket to `set', waiting for what the connection
+ * needs (read, and write while output is pending).  At most KMD_MAX_NODES. */
+extern void kmd_transport_add_events(KmdTransport *t, WaitEventSet *set);
+
+/* Make progress on every connection without blocking: connection set-up,
+ * flushing output, reading and discarding results; a failed connection is
+ * closed and retried later with exponential backoff. */
+extern void kmd_transport_poll(KmdTransport *t);
+
+/* Milliseconds until a connection wants to retry, or -1. */
+extern long kmd_transport_next_timeout(KmdTransport *t);
+
+extern bool kmd_transport_connected(KmdTransport *t, int32 node_id);
+
+extern void kmd_transport_shutdown(KmdTransport *t);
+
+#endif							/* KOMMANDER_TRANSPORT_H */

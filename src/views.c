@@ -1,0 +1,120 @@
+/*-------------------------------------------------------------------------
+ *
+ * views.c
+ *	  Set-returning functions behind the views kommander.nodes and
+ *	  kommander.partitions: what shared memory knows of each node and of
+ *	  each partition's Raft group on this node.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/views.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "raft/raft.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(kmd_node_status);
+PG_FUNCTION_INFO_V1(kmd_partition_status);
+
+Datum
+kmd_node_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz now = GetCurrentTimestamp();
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (kmd_shared == NULL)
+		return (Datum) 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+	{
+		KmdNode    *node = &kmd_shared->nodes[i];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		TimestampTz last;
+		bool		local;
+
+		if (node->node_id == 0)
+			continue;
+		local = node->node_id == kmd_shared->local_node_id;
+		last = (TimestampTz) pg_atomic_read_u64(&node->last_contact);
+		values[0] = Int32GetDatum(node->node_id);
+		values[1] = BoolGetDatum(local);
+		/* reachable: heard from within two election timeouts */
+		values[2] = BoolGetDatum(local ||
+								 (last != 0 &&
+								  !TimestampDifferenceExceeds(last, now, 2 * kmd_election_timeout)));
+		if (last != 0)
+			values[3] = TimestampTzGetDatum(last);
+		else
+			nulls[3] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(kmd_shared->lock);
+	return (Datum) 0;
+}
+
+static const char *
+role_text(const KmdPartition *part)
+{
+	switch (part->role)
+	{
+		case RAFT_LEADER:
+			return "leader";
+		case RAFT_CANDIDATE:
+		case RAFT_PRECANDIDATE:
+			return "candidate";
+		case RAFT_FOLLOWER:
+			return part->is_learner ? "learner" : "follower";
+	}
+	return NULL;
+}
+
+Datum
+kmd_partition_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (kmd_shared == NULL)
+		return (Datum) 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+		Datum		values[8];
+		bool		nulls[8] = {false, false, false, false, false, false, false, false};
+		const char *role;
+
+		if (part->partition_id < 0)
+			continue;
+		role = role_text(part);
+		values[0] = Int32GetDatum(part->partition_id);
+		if (role)
+			values[1] = CStringGetTextDatum(role);
+		else
+			nulls[1] = true;
+		values[2] = Int64GetDatum((int64) part->term);
+		if (part->leader != 0)
+			values[3] = Int32GetDatum(part->leader);
+		else
+			nulls[3] = true;
+		values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&part->commit_index));
+		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&part->applied_index));
+		values[6] = Int64GetDatum((int64) part->last_index);
+		values[7] = Int64GetDatum((int64) part->snapshot_index);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(kmd_shared->lock);
+	return (Datum) 0;
+}

@@ -1,0 +1,71 @@
+/*-------------------------------------------------------------------------
+ *
+ * wire.h
+ *	  Conversion between the Raft core's structs and the protobuf wire
+ *	  format of proto/kommander.proto: batches between nodes and the
+ *	  commands stored in log entries.
+ *
+ * All memory comes from CurrentMemoryContext (protobuf-c is given a palloc
+ * allocator), so resetting the caller's context frees everything.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/wire.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_WIRE_H
+#define KOMMANDER_WIRE_H
+
+#include "raft/raft.h"
+#include "kommander.pb-c.h"
+
+#define KMD_WIRE_VERSION 1
+
+/* A batch under construction for one peer.  Entry data and snapshot images
+ * are referenced, not copied: pack before the Raft ready is advanced. */
+typedef struct KmdOutBatch
+{
+	int32		to_node;
+	int			n_msgs;
+	int			cap_msgs;
+	Kommander__GroupMessage **msgs;
+	int			n_forwards;
+	int			cap_forwards;
+	Kommander__Forward **forwards;
+	int			n_results;
+	int			cap_results;
+	Kommander__ForwardResult **results;
+} KmdOutBatch;
+
+extern void kmd_batch_init(KmdOutBatch *b, int32 to_node);
+extern bool kmd_batch_is_empty(const KmdOutBatch *b);
+extern void kmd_batch_add_raft(KmdOutBatch *b, int32 partition_id,
+							   const raft_message *m);
+extern void kmd_batch_add_forward(KmdOutBatch *b, int32 partition_id,
+								  uint32 kind, int32 origin_slot,
+								  uint32 origin_gen, int64 arg,
+								  const char *command, uint32 command_len);
+extern void kmd_batch_add_result(KmdOutBatch *b, int32 partition_id,
+								 int32 origin_slot, uint32 origin_gen,
+								 bool retry, const char *sqlstate,
+								 const char *message, uint64 index);
+/* Serialize with the envelope (version, cluster id, sender). */
+extern char *kmd_batch_pack(KmdOutBatch *b, const uint8 *cluster_id,
+							int32 from_node, uint32 *len);
+
+/* NULL when the bytes are not a batch. */
+extern Kommander__Batch *kmd_batch_unpack(const char *data, uint32 len);
+
+/*
+ * Convert a received Raft message.  Entries are palloc'd; their data and the
+ * snapshot image point into `pb', which must outlive `out'.  False when the
+ * message is malformed (bad type, too many members...).
+ */
+extern bool kmd_raft_message_from_pb(const Kommander__RaftMessage *pb,
+									 raft_message *out,
+									 raft_snapshot_meta *snap);
+
+extern ProtobufCAllocator kmd_pb_allocator;
+
+#endif							/* KOMMANDER_WIRE_H */

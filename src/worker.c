@@ -1,0 +1,785 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The Raft worker: one background process hosting the Raft groups of
+ *	  every partition that hashes to it, in a single event loop.
+ *
+ * One iteration: step the batches peers delivered into our inbox, tick the
+ * groups when a tick is due, take requests from backends' slots, collect
+ * every group's ready batch, send the leaders' appends, persist all new
+ * entries and hard states in ONE transaction (one WAL flush covers every
+ * partition: group commit), send the messages that needed that durability,
+ * tell the apply worker how far each partition is committed, and advance.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "command.h"
+#include "errcodes.h"
+#include "guc.h"
+#include "shmem.h"
+#include "storage.h"
+#include "transport.h"
+#include "wire.h"
+#include "worker.h"
+
+static int	worker_no = -1;
+static HTAB *groups = NULL;
+static MemoryContext raft_cxt = NULL;
+static MemoryContext loop_cxt = NULL;
+static KmdTransport transport;
+static uint64 seen_map_version = 0;
+static bool groups_missing = true;
+
+/* Batches to peers, built during one iteration */
+typedef struct PeerBatches
+{
+	int			n;
+	KmdOutBatch b[KMD_MAX_NODES];
+} PeerBatches;
+
+static PeerBatches out;
+
+/* ------------------------------------------------------------------------
+ * The core's memory lives in a context of its own
+ * ------------------------------------------------------------------------
+ */
+static void *
+raft_pg_alloc(void *ctx, size_t size)
+{
+	return MemoryContextAllocExtended(raft_cxt, Max(size, 1), MCXT_ALLOC_HUGE);
+}
+
+static void *
+raft_pg_realloc(void *ctx, void *p, size_t size)
+{
+	return repalloc_huge(p, Max(size, 1));
+}
+
+static void
+raft_pg_free(void *ctx, void *p)
+{
+	pfree(p);
+}
+
+static const raft_allocator pg_allocator = {
+	raft_pg_alloc, raft_pg_realloc, raft_pg_free, NULL
+};
+
+/* ------------------------------------------------------------------------
+ * Groups
+ * ------------------------------------------------------------------------
+ */
+static KmdGroup *
+group_find(int32 partition_id)
+{
+	return hash_search(groups, &partition_id, HASH_FIND, NULL);
+}
+
+static void
+fill_options(raft_options *opts)
+{
+	uint64		seed = ((uint64) MyProcPid << 32) ^ (uint64) GetCurrentTimestamp();
+
+	raft_options_init(opts, (raft_id) kmd_shared->local_node_id, seed);
+	opts->heartbeat_ticks = 1;
+	opts->election_ticks = Max(2, kmd_election_timeout / kmd_heartbeat_interval);
+	opts->max_msg_entries = kmd_max_batch_entries;
+	opts->max_msg_bytes = kmd_max_batch_bytes;
+	opts->max_inflight = kmd_max_inflight_batches;
+	opts->allocator = &pg_allocator;
+}
+
+/* Start the group of a partition from its durable state. */
+static void
+group_start(int32 partition_id)
+{
+	raft_durable state;
+	raft_options opts;
+	KmdGroup   *g;
+	bool		found;
+
+	kmd_storage_load(partition_id, &state);
+	fill_options(&opts);
+	g = hash_search(groups, &partition_id, HASH_ENTER, &found);
+	Assert(!found);
+	g->r = raft_new(&opts, &state);
+	if (g->r == NULL)
+	{
+		hash_search(groups, &partition_id, HASH_REMOVE, NULL);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("durable Raft state of partition %d is inconsistent", partition_id)));
+	}
+	g->durable_last = raft_last_index(g->r);
+	g->last_reconcile = 0;
+	pg_atomic_write_u64(&kmd_partition_find(partition_id)->commit_index,
+						state.hard_state.commit);
+	elog(DEBUG1, "kommander worker %d started partition %d at term " UINT64_FORMAT
+		 ", last index " UINT64_FORMAT, worker_no, partition_id,
+		 state.hard_state.term, g->durable_last);
+}
+
+/*
+ * Start the groups of partitions that hash to this worker and have durable
+ * state here.  Partitions whose state is not there yet (a bootstrap still
+ * committing) are retried later.
+ */
+static void
+sync_groups(bool force)
+{
+	int32		ids[1024];
+	int			n = 0;
+	uint64		version;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	version = kmd_shared->map_version;
+	for (int i = 0; i < kmd_shared->max_partitions && n < lengthof(ids); i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->partition_id >= 0 && part->state != KMD_PART_GONE &&
+			kmd_worker_for_partition(part->partition_id) == worker_no &&
+			group_find(part->partition_id) == NULL)
+			ids[n++] = part->partition_id;
+	}
+	LWLockRelease(kmd_shared->lock);
+
+	if (version == seen_map_version && !groups_missing && !force)
+		return;
+	seen_map_version = version;
+	groups_missing = false;
+	if (n == 0)
+		return;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	for (int i = 0; i < n; i++)
+	{
+		if (kmd_storage_group_exists(ids[i]))
+			group_start(ids[i]);
+		else
+			groups_missing = true;
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* ------------------------------------------------------------------------
+ * Outgoing batches
+ * ------------------------------------------------------------------------
+ */
+static KmdOutBatch *
+batch_for(int32 node_id)
+{
+	for (int i = 0; i < out.n; i++)
+		if (out.b[i].to_node == node_id)
+			return &out.b[i];
+	if (out.n == KMD_MAX_NODES)
+		return NULL;
+	kmd_batch_init(&out.b[out.n], node_id);
+	return &out.b[out.n++];
+}
+
+static void
+queue_raft(int32 partition_id, const raft_message *m)
+{
+	KmdOutBatch *b = batch_for((int32) m->to);
+
+	if (b != NULL)
+		kmd_batch_add_raft(b, partition_id, m);
+}
+
+/* Send every non-empty batch and start afresh. */
+static void
+flush_batches(void)
+{
+	for (int i = 0; i < out.n; i++)
+	{
+		KmdOutBatch *b = &out.b[i];
+		char	   *data;
+		uint32		len;
+
+		if (kmd_batch_is_empty(b))
+			continue;
+		data = kmd_batch_pack(b, kmd_shared->cluster_id,
+							  kmd_shared->local_node_id, &len);
+		(void) kmd_transport_send(&transport, b->to_node, data, len);
+	}
+	out.n = 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Slots: requests of local backends
+ * ------------------------------------------------------------------------
+ */
+
+/* Mark a pending slot as sent, if it still holds the same request. */
+static void
+slot_set_state(int slot_no, uint32 gen, int from, int to)
+{
+	KmdSlot    *slot = kmd_slot(slot_no);
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->generation == gen && slot->state == from)
+		slot->state = to;
+	SpinLockRelease(&slot->mutex);
+}
+
+static void
+slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg)
+{
+	(void) kmd_slot_complete(slot_no, gen, unpack_sql_state(sqlerrcode), msg,
+							 NULL, 0, 0, false, NULL, 0);
+}
+
+/* Is `node' within promote_max_lag of our log in group `g' (leader only)? */
+static bool
+learner_caught_up(KmdGroup *g, int64 node)
+{
+	raft_progress pr;
+
+	if (raft_get_progress(g->r, (raft_id) node, &pr) != RAFT_OK)
+		return false;
+	return pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r);
+}
+
+/*
+ * Handle one request, ours or forwarded by `from' (0: a local slot).
+ * Returns false when it must wait (no leader known, leader busy).
+ */
+typedef struct Request
+{
+	int			kind;
+	int32		partition_id;
+	int32		slot;
+	uint32		gen;
+	int64		arg;
+	char	   *command;
+	uint32		command_len;
+	int32		from;			/* forwarding node, 0 if local */
+} Request;
+
+static void
+reply(const Request *req, bool retry, int sqlerrcode, const char *msg, uint64 index)
+{
+	if (req->from == 0)
+	{
+		if (retry)
+			return;				/* stays pending */
+		(void) kmd_slot_complete(req->slot, req->gen,
+								 sqlerrcode ? unpack_sql_state(sqlerrcode) : "00000",
+								 msg, NULL, index, 0, true, NULL, 0);
+	}
+	else
+	{
+		KmdOutBatch *b = batch_for(req->from);
+
+		if (b != NULL)
+			kmd_batch_add_result(b, req->partition_id, req->slot, req->gen, retry,
+								 sqlerrcode ? unpack_sql_state(sqlerrcode) : "00000",
+								 msg, index);
+	}
+}
+
+static void
+handle_request(const Request *req)
+{
+	KmdGroup   *g = group_find(req->partition_id);
+	raft_id		leader;
+	int			rc;
+
+	if (g == NULL)
+	{
+		if (req->from != 0)
+			reply(req, false, ERRCODE_KMD_PARTITION_FROZEN,
+				  "partition is not hosted by its leader", 0);
+		return;					/* local: not started yet; the backend times out */
+	}
+	leader = raft_leader(g->r);
+
+	if (raft_get_role(g->r) != RAFT_LEADER && req->kind != KMD_REQ_READ_INDEX)
+	{
+		if (req->from != 0 || leader == RAFT_NONE || leader == raft_self(g->r))
+		{
+			reply(req, true, 0, NULL, 0);
+			return;
+		}
+		/* forward to the leader: its answer comes back as a result */
+		{
+			KmdOutBatch *b = batch_for((int32) leader);
+
+			if (b == NULL)
+				return;
+			kmd_batch_add_forward(b, req->partition_id, req->kind, req->slot,
+								  req->gen, req->arg, req->command, req->command_len);
+			slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+		}
+		return;
+	}
+
+	switch (req->kind)
+	{
+		case KMD_REQ_PROPOSE:
+			rc = raft_propose(g->r, req->command, req->command_len, NULL, NULL);
+			if (rc != RAFT_OK)
+				reply(req, true, 0, NULL, 0);
+			else if (req->from == 0)
+				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+			/* the outcome reaches the proposer through its own apply */
+			break;
+		case KMD_REQ_READ_INDEX:
+			rc = raft_read_index(g->r, KMD_READ_CONTEXT(req->slot, req->gen));
+			if (rc == RAFT_OK)
+				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+			break;
+		case KMD_REQ_TRANSFER:
+			if (req->arg == (int64) raft_self(g->r))
+				reply(req, false, 0, NULL, 0);
+			else
+			{
+				rc = raft_transfer_leader(g->r, (raft_id) req->arg);
+				if (rc == RAFT_OK)
+					reply(req, false, 0, NULL, 0);
+				else
+					reply(req, false, ERRCODE_INVALID_PARAMETER_VALUE,
+						  "leadership can only move to a voter of the partition", 0);
+			}
+			break;
+		case KMD_REQ_PROMOTE_CHECK:
+			if (learner_caught_up(g, req->arg))
+				reply(req, false, 0, NULL, 0);
+			else
+				reply(req, false, ERRCODE_KMD_LEARNER_LAGGING,
+					  "the learner has not caught up yet", 0);
+			break;
+	}
+}
+
+/* Take every pending request of this worker's partitions. */
+static void
+take_slots(void)
+{
+	for (int i = 0; i < KMD_NUM_SLOTS; i++)
+	{
+		KmdSlot    *slot = kmd_slot(i);
+		Request		req;
+
+		/* unlocked peek; re-checked under the lock */
+		if (slot->state != KMD_SLOT_PENDING ||
+			kmd_worker_for_partition(slot->partition_id) != worker_no)
+			continue;
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->state != KMD_SLOT_PENDING)
+		{
+			SpinLockRelease(&slot->mutex);
+			continue;
+		}
+		req.kind = slot->kind;
+		req.partition_id = slot->partition_id;
+		req.slot = i;
+		req.gen = slot->generation;
+		req.arg = slot->arg;
+		req.command_len = slot->command_len;
+		req.command = palloc(Max(req.command_len, 1));
+		memcpy(req.command, slot->command, req.command_len);
+		req.from = 0;
+		SpinLockRelease(&slot->mutex);
+
+		handle_request(&req);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Receiving
+ * ------------------------------------------------------------------------
+ */
+static void
+receive_result(const Kommander__ForwardResult *res)
+{
+	if (res->origin_slot < 0 || res->origin_slot >= KMD_NUM_SLOTS)
+		return;
+	if (res->retry)
+	{
+		/* back to pending: asked again at the next iteration */
+		slot_set_state(res->origin_slot, res->origin_gen, KMD_SLOT_SENT, KMD_SLOT_PENDING);
+		return;
+	}
+	(void) kmd_slot_complete(res->origin_slot, res->origin_gen,
+							 res->sqlstate && strlen(res->sqlstate) == 5 ? res->sqlstate : "XX000",
+							 res->message, NULL, res->index, 0, true, NULL, 0);
+}
+
+/* Step every batch waiting in our inbox. */
+static void
+receive(void)
+{
+	KmdInbox   *inbox = kmd_shared->workers[worker_no].inbox;
+	char	   *data;
+	uint32		len;
+
+	while (kmd_inbox_get(inbox, &data, &len))
+	{
+		Kommander__Batch *b = kmd_batch_unpack(data, len);
+
+		if (b == NULL)
+			continue;			/* deliver() checked it; never trust twice */
+		for (size_t i = 0; i < b->n_messages; i++)
+		{
+			Kommander__GroupMessage *gm = b->messages[i];
+			raft_message m;
+			raft_snapshot_meta snap;
+			KmdGroup   *g;
+			int			rc;
+
+			if (gm == NULL || kmd_worker_for_partition(gm->partition_id) != worker_no)
+				continue;
+			g = group_find(gm->partition_id);
+			if (g == NULL || !kmd_raft_message_from_pb(gm->msg, &m, &snap))
+				continue;
+			rc = raft_step(g->r, &m);
+			if (rc != RAFT_OK)
+				elog(DEBUG1, "kommander: partition %d refused a %s message from node %u: %s",
+					 gm->partition_id, raft_msg_type_name(m.type), m.from, raft_strerror(rc));
+		}
+		for (size_t i = 0; i < b->n_forwards; i++)
+		{
+			Kommander__Forward *f = b->forwards[i];
+			Request		req;
+
+			if (f == NULL || kmd_worker_for_partition(f->partition_id) != worker_no ||
+				f->kind < KMD_REQ_PROPOSE || f->kind > KMD_REQ_PROMOTE_CHECK ||
+				f->kind == KMD_REQ_READ_INDEX)
+				continue;
+			req.kind = f->kind;
+			req.partition_id = f->partition_id;
+			req.slot = f->origin_slot;
+			req.gen = f->origin_gen;
+			req.arg = f->arg;
+			req.command = (char *) f->command.data;
+			req.command_len = (uint32) f->command.len;
+			req.from = (int32) b->from_node;
+			handle_request(&req);
+		}
+		for (size_t i = 0; i < b->n_results; i++)
+			if (b->results[i] != NULL &&
+				kmd_worker_for_partition(b->results[i]->partition_id) == worker_no)
+				receive_result(b->results[i]);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Ready batches
+ * ------------------------------------------------------------------------
+ */
+typedef struct GroupReady
+{
+	KmdGroup   *g;
+	raft_ready	rd;
+} GroupReady;
+
+static bool
+needs_persist(const raft_ready *rd)
+{
+	return rd->has_snapshot || rd->n_entries > 0 || rd->has_hard_state;
+}
+
+/*
+ * Collect, persist, send and advance the ready batches of every group, in
+ * the durability order of raft.h.  Returns whether a group has more.
+ */
+static bool
+process_ready(void)
+{
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+	GroupReady *ready;
+	int			n = 0;
+	int			cap = 16;
+	bool		persist = false;
+	bool		more = false;
+	bool		wake_apply = false;
+
+	ready = palloc(sizeof(GroupReady) * cap);
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		if (!raft_has_ready(g->r))
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			ready = repalloc(ready, sizeof(GroupReady) * cap);
+		}
+		ready[n].g = g;
+		raft_ready_get(g->r, &ready[n].rd);
+		persist |= needs_persist(&ready[n].rd);
+		n++;
+	}
+	if (n == 0)
+		return false;
+
+	/* 1. the leaders' appends may go before our own write (§10.2.1) */
+	for (int i = 0; i < n; i++)
+		for (size_t j = 0; j < ready[i].rd.n_messages; j++)
+			queue_raft(ready[i].g->partition_id, &ready[i].rd.messages[j]);
+	flush_batches();
+
+	/* 2. one transaction, one WAL flush, for every group */
+	if (persist)
+	{
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		for (int i = 0; i < n; i++)
+			if (needs_persist(&ready[i].rd))
+				kmd_storage_save(ready[i].g->partition_id, &ready[i].rd,
+								 &ready[i].g->durable_last);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+
+	for (int i = 0; i < n; i++)
+	{
+		raft_ready *rd = &ready[i].rd;
+		KmdPartition *part;
+
+		/* 3. what is now durable may be announced and applied */
+		for (size_t j = 0; j < rd->n_persist_messages; j++)
+			queue_raft(ready[i].g->partition_id, &rd->persist_messages[j]);
+		if (rd->has_hard_state)
+		{
+			LWLockAcquire(kmd_shared->lock, LW_SHARED);
+			part = kmd_partition_find(ready[i].g->partition_id);
+			if (part != NULL &&
+				pg_atomic_read_u64(&part->commit_index) < rd->hard_state.commit)
+			{
+				pg_atomic_write_u64(&part->commit_index, rd->hard_state.commit);
+				wake_apply = true;
+			}
+			LWLockRelease(kmd_shared->lock);
+		}
+		for (size_t j = 0; j < rd->n_reads; j++)
+		{
+			const raft_read_state *rs = &rd->reads[j];
+
+			if (rs->index == 0)
+				slot_fail(KMD_READ_SLOT(rs->context), KMD_READ_GEN(rs->context),
+						  ERRCODE_KMD_NO_QUORUM, "leadership changed during a read barrier");
+			else
+				(void) kmd_slot_complete(KMD_READ_SLOT(rs->context),
+										 KMD_READ_GEN(rs->context), "00000", NULL,
+										 NULL, rs->index, 0, true, NULL, 0);
+		}
+	}
+	flush_batches();
+	if (wake_apply)
+		kmd_wake_apply();
+
+	for (int i = 0; i < n; i++)
+	{
+		raft_advance(ready[i].g->r, &ready[i].rd);
+		more |= raft_has_ready(ready[i].g->r);
+	}
+	return more;
+}
+
+/* Show each group's state to backends (views, routing). */
+static void
+publish_status(void)
+{
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+	bool		leader_changed = false;
+
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		KmdPartition *part = kmd_partition_find(g->partition_id);
+		const raft_conf *conf = raft_get_conf(g->r);
+
+		if (part == NULL)
+			continue;
+		if (part->leader != (int32) raft_leader(g->r) ||
+			part->role != (int32) raft_get_role(g->r))
+			leader_changed = true;
+		part->role = raft_get_role(g->r);
+		part->leader = raft_leader(g->r);
+		part->term = raft_get_term(g->r);
+		part->last_index = raft_last_index(g->r);
+		part->snapshot_index = raft_first_index(g->r) - 1;
+		part->is_learner = raft_conf_role(conf, raft_self(g->r)) != RAFT_VOTER;
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (leader_changed)
+		ConditionVariableBroadcast(&kmd_shared->leader_cv);
+}
+
+static void
+tick_all(void)
+{
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		raft_tick(g->r);
+		if (raft_get_role(g->r) == RAFT_LEADER)
+			kmd_reconcile_group(g);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Main loop
+ * ------------------------------------------------------------------------
+ */
+static void
+worker_exit(int code, Datum arg)
+{
+	kmd_transport_shutdown(&transport);
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	kmd_shared->workers[worker_no].pid = 0;
+	kmd_shared->workers[worker_no].latch = NULL;
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->partition_id >= 0 &&
+			kmd_worker_for_partition(part->partition_id) == worker_no)
+		{
+			part->role = -1;
+			part->leader = 0;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+}
+
+static void
+wait_for_events(TimestampTz next_tick, bool busy)
+{
+	WaitEventSet *set;
+	WaitEvent	events[KMD_MAX_NODES + 3];
+	long		timeout;
+	long		retry;
+
+	if (busy)
+		timeout = 0;
+	else
+	{
+		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_tick);
+		retry = kmd_transport_next_timeout(&transport);
+		if (retry >= 0 && retry < timeout)
+			timeout = retry;
+	}
+
+	set = CreateWaitEventSet(CurrentMemoryContext, KMD_MAX_NODES + 3);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	kmd_transport_add_events(&transport, set);
+	(void) WaitEventSetWait(set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
+	FreeWaitEventSet(set);
+	ResetLatch(MyLatch);
+}
+
+void
+kmd_worker_main(Datum arg)
+{
+	TimestampTz next_tick;
+	HASHCTL		ctl;
+	bool		busy = false;
+
+	worker_no = DatumGetInt32(arg);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(kmd_database, NULL, 0);
+	/* an acknowledged entry must survive a crash, whatever the defaults */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+
+	if (worker_no < 0 || worker_no >= kmd_shared->n_workers)
+		elog(FATAL, "kommander worker number %d out of range", worker_no);
+
+	raft_cxt = AllocSetContextCreate(TopMemoryContext, "kommander raft",
+									 ALLOCSET_DEFAULT_SIZES);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "kommander worker loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(KmdGroup);
+	ctl.hcxt = TopMemoryContext;
+	groups = hash_create("kommander groups", 64, &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	kmd_shared->workers[worker_no].pid = MyProcPid;
+	kmd_shared->workers[worker_no].latch = MyLatch;
+	kmd_shared->workers[worker_no].generation++;
+	LWLockRelease(kmd_shared->lock);
+	before_shmem_exit(worker_exit, 0);
+
+	kmd_transport_init(&transport, worker_no);
+	elog(LOG, "kommander worker %d started", worker_no);
+
+	next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_heartbeat_interval);
+	for (;;)
+	{
+		MemoryContext old;
+		bool		tick = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(loop_cxt);
+		old = MemoryContextSwitchTo(loop_cxt);
+
+		if (GetCurrentTimestamp() >= next_tick)
+		{
+			tick = true;
+			next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													kmd_heartbeat_interval);
+		}
+		sync_groups(tick && groups_missing);
+		kmd_transport_sync(&transport);
+		kmd_transport_poll(&transport);
+		receive();
+		if (tick)
+			tick_all();
+		take_slots();
+		busy = process_ready();
+		flush_batches();		/* replies to forwarded requests */
+		publish_status();
+		kmd_transport_poll(&transport);
+
+		wait_for_events(next_tick, busy);
+		MemoryContextSwitchTo(old);
+	}
+}

@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.h
+ *	  The Raft worker: one process hosting the Raft groups of the
+ *	  partitions that hash to it, in one event loop.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/worker.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_WORKER_H
+#define KOMMANDER_WORKER_H
+
+#include "fmgr.h"
+
+#include "raft/raft.h"
+
+/* One partition's Raft group inside a worker */
+typedef struct KmdGroup
+{
+	int32		partition_id;
+	raft	   *r;
+	uint64		durable_last;	/* last index in kommander.log */
+	TimestampTz last_reconcile; /* membership reconciliation, leader only */
+} KmdGroup;
+
+extern PGDLLEXPORT void kmd_worker_main(Datum arg);
+
+/* membership.c: bring a led group's configuration in line with the roster */
+extern void kmd_reconcile_group(KmdGroup *g);
+
+/* Encode a slot's read-index context, and back. */
+#define KMD_READ_CONTEXT(slot, gen) (((uint64) (uint32) (slot) << 32) | (uint32) (gen))
+#define KMD_READ_SLOT(ctx) ((int) ((ctx) >> 32))
+#define KMD_READ_GEN(ctx) ((uint32) ((ctx) & 0xffffffff))
+
+#endif							/* KOMMANDER_WORKER_H */

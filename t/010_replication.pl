@@ -1,0 +1,83 @@
+# 010_replication.pl
+#   Three real nodes: bootstrap and join, proposals on every node,
+#   read-your-writes, identical tables everywhere, compare-and-set, and
+#   failing commands that fail alike everywhere and change nothing.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/010_replication.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3);
+my ($n1, $n2, $n3) = @nodes;
+
+is($n1->safe_psql('postgres', 'SELECT count(*) FROM kommander.nodes'), '3',
+	'roster has three nodes');
+is($n3->safe_psql('postgres', "SELECT string_agg(role, ',' ORDER BY node_id) FROM kommander.nodes"),
+	'voter,voter,voter', 'all three are voters, as seen from node3');
+
+# a control table, created on every node at one log position
+$n2->safe_psql('postgres',
+	"SELECT kmd_ddl('CREATE TABLE public.jobs (id text PRIMARY KEY, state text NOT NULL, owner text)')");
+$n2->safe_psql('postgres', "SELECT kmd_register_table('public.jobs')");
+KmdTest::wait_converged(\@nodes);
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', "SELECT count(*) FROM kommander.tables WHERE relid = 'public.jobs'::regclass"),
+		'1', $node->name . ' has jobs registered');
+}
+
+# proposals on every node, each read back at once on the same node
+for my $i (1 .. 30)
+{
+	my $node = $nodes[ $i % 3 ];
+	my $got = $node->safe_psql('postgres',
+		"SELECT kmd_propose('job-$i', '{\"op\":\"insert\",\"table\":\"jobs\",\"row\":{\"id\":\"job-$i\",\"state\":\"new\"}}');"
+		  . "SELECT state FROM jobs WHERE id = 'job-$i'");
+	like($got, qr/\d+\nnew$/, "job-$i proposed on " . $node->name . ' is visible there at once');
+}
+
+# compare-and-set: only the first of two competing owners wins
+my $r1 = $n1->safe_psql('postgres',
+	q{SELECT kmd_propose_result('job-1', '{"op":"update","table":"jobs","key":{"id":"job-1"},"set":{"state":"running","owner":"node1"},"if":{"state":"new"}}')->>'applied'});
+my $r2 = $n3->safe_psql('postgres',
+	q{SELECT kmd_propose_result('job-1', '{"op":"update","table":"jobs","key":{"id":"job-1"},"set":{"state":"running","owner":"node3"},"if":{"state":"new"}}')->>'applied'});
+is($r1, 'true', 'first compare-and-set applies');
+is($r2, 'false', 'second compare-and-set sees the condition fail');
+
+# a failing command raises its own SQLSTATE on the proposer and changes nothing
+my ($rc, $out, $err) = $n2->psql('postgres',
+	q{SELECT kmd_propose('job-2', '{"op":"batch","commands":[{"op":"update","table":"jobs","key":{"id":"job-2"},"set":{"state":"gone"}},{"op":"insert","table":"jobs","row":{"id":"job-2","state":"dup"}}]}')},
+	on_error_stop => 1);
+isnt($rc, 0, 'a batch with a duplicate insert fails');
+like($err, qr/duplicate key/, 'with the duplicate key error');
+
+KmdTest::wait_converged(\@nodes);
+my $q = "SELECT string_agg(id || '=' || state || '/' || coalesce(owner, ''), ',' ORDER BY id) FROM jobs";
+my $expect = $n1->safe_psql('postgres', $q);
+like($expect, qr/job-1=running\/node1/, 'job-1 owned by node1');
+like($expect, qr/job-2=new\//, 'job-2 untouched by the failed batch');
+for my $node ($n2, $n3)
+{
+	is($node->safe_psql('postgres', $q), $expect, $node->name . ' has the same table');
+}
+
+# the log itself is identical on every node
+my $log = "SELECT md5(string_agg(partition_id || ':' || idx || ':' || term || ':' || md5(coalesce(data, '')), ',' ORDER BY partition_id, idx)) FROM kommander.log l WHERE idx <= (SELECT commit_index FROM kommander.hard_state h WHERE h.partition_id = l.partition_id)";
+my $log1 = $n1->safe_psql('postgres', $log);
+is($n2->safe_psql('postgres', $log), $log1, 'node2 holds the same committed log');
+is($n3->safe_psql('postgres', $log), $log1, 'node3 holds the same committed log');
+
+# workers show up in pg_stat_activity with clear names
+like($n1->safe_psql('postgres', "SELECT string_agg(DISTINCT backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity WHERE backend_type LIKE 'kommander%'"),
+	qr/kommander apply,kommander launcher,kommander raft worker/, 'workers are visible in pg_stat_activity');
+
+done_testing();

@@ -1,0 +1,144 @@
+# KmdTest.pm
+#   Helpers for kommander's TAP tests: nodes with kommander preloaded, a
+#   cluster formed with kmd_bootstrap and kmd_join, and waits on cluster
+#   state.  Every wait polls with a deadline (poll_query_until), never sleeps.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/KmdTest.pm
+
+package KmdTest;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+# Short Raft timings keep failover tests quick; they are still far above
+# what the machine needs to answer a heartbeat.
+our $ELECTION_TIMEOUT_MS = 500;
+our $HEARTBEAT_MS = 50;
+
+# A started node with kommander loaded and the extension created.
+sub new_node
+{
+	my ($name, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', <<"EOC");
+shared_preload_libraries = 'kommander'
+kommander.database = 'postgres'
+kommander.election_timeout = $ELECTION_TIMEOUT_MS
+kommander.heartbeat_interval = $HEARTBEAT_MS
+kommander.propose_timeout = 20000
+max_worker_processes = 16
+log_min_messages = warning
+EOC
+	$node->append_conf('postgresql.conf', $opts{conf}) if $opts{conf};
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION kommander');
+	return $node;
+}
+
+# How peers reach a node.
+sub conninfo
+{
+	my ($node) = @_;
+	return $node->connstr('postgres');
+}
+
+sub quote
+{
+	my ($s) = @_;
+	$s =~ s/'/''/g;
+	return "'$s'";
+}
+
+# n nodes: the first bootstraps, the others join through it and are promoted.
+sub new_cluster
+{
+	my ($n, %opts) = @_;
+	my @nodes = map { new_node("node$_", %opts) } (1 .. $n);
+	$nodes[0]->safe_psql('postgres',
+		"SELECT kmd_bootstrap('node1', " . quote(conninfo($nodes[0])) . ")");
+	wait_leaders($nodes[0]);
+	for my $i (1 .. $n - 1)
+	{
+		my $id = $nodes[$i]->safe_psql('postgres',
+			"SELECT kmd_join('node" . ($i + 1) . "', " . quote(conninfo($nodes[$i]))
+			  . ", " . quote(conninfo($nodes[0])) . ")");
+		is($id, $i + 1, "node" . ($i + 1) . " joined with id " . ($i + 1));
+	}
+	wait_voters(\@nodes, $n) if $n > 1;
+	return @nodes;
+}
+
+# Every partition of the node knows a leader.
+sub wait_leaders
+{
+	my ($node) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) > 0 AND bool_and(leader_name IS NOT NULL) FROM kommander.partitions WHERE state = 'active'")
+	  or die "no leader on " . $node->name;
+}
+
+# Every node sees $n voters in the roster and every partition has a leader.
+sub wait_voters
+{
+	my ($nodes, $n) = @_;
+	for my $node (@$nodes)
+	{
+		$node->poll_query_until('postgres',
+			"SELECT count(*) = $n FROM kommander.nodes WHERE role = 'voter'")
+		  or die "roster not complete on " . $node->name;
+		wait_leaders($node);
+	}
+	# every partition's group has every node as a voter: no learner left
+	for my $node (@$nodes)
+	{
+		$node->poll_query_until('postgres',
+			"SELECT bool_and(role IN ('leader', 'follower')) FROM kommander.partitions WHERE state = 'active'")
+		  or die "a group still has a learner on " . $node->name;
+	}
+}
+
+# The name of the node leading a partition, as $node sees it.
+sub leader_of
+{
+	my ($node, $partition) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT leader_name FROM kommander.partitions WHERE partition_id = $partition");
+}
+
+# Wait until every node has applied, for every partition, at least what
+# the first node has committed now.
+sub wait_converged
+{
+	my ($nodes) = @_;
+	my $targets = $nodes->[0]->safe_psql('postgres',
+		"SELECT string_agg(format('(%s,%s)', partition_id, commit_index), ',') FROM kommander.partitions");
+	for my $node (@$nodes)
+	{
+		$node->poll_query_until('postgres',
+			"SELECT bool_and(p.applied_index >= t.c) FROM kommander.partitions p "
+			  . "JOIN (VALUES $targets) AS t(id, c) ON t.id = p.partition_id")
+		  or return 0;
+	}
+	return 1;
+}
+
+1;
+		for my $node (@$nodes)
+		{
+			$caught_up &&= $node->safe_psql('postgres',
+				"SELECT bool_and(applied_index = commit_index) FROM kommander.partitions") eq 't';
+		}
+		return 1 if keys %seen == 1 && $caught_up;
+		# poll again once the apply workers have moved on
+		$nodes->[0]->poll_query_until('postgres', 'SELECT true');
+	}
+	return 0;
+}
+
+1;

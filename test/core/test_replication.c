@@ -1,0 +1,940 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_replication.c
+ *	  Core tests of log replication: batching, the pipeline of appends and
+ *	  its flow control, fast back-off on rejection, the new leader's no-op,
+ *	  the commit rule (the Raft paper's Figures 7 and 8), the leader's own
+ *	  durability, and the heartbeat period.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * test/core/test_replication.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fixture.h"
+
+#define ELECTION_TICKS 10
+
+static void
+opts_three_per_msg(raft_options *o)
+{
+	o->max_msg_entries = 3;
+}
+
+static void
+opts_ten_bytes_per_msg(raft_options *o)
+{
+	o->max_msg_bytes = 10;
+}
+
+static void
+opts_small_window(raft_options *o)
+{
+	o->max_msg_entries = 1;
+	o->max_inflight = 3;
+}
+
+/* The Raft paper's own setting: no pre-vote, no lease, one entry a message. */
+static void
+opts_paper(raft_options *o)
+{
+	o->pre_vote = false;
+	o->check_quorum = false;
+	o->max_msg_entries = 1;
+}
+
+static void
+opts_heartbeat_every_3(raft_options *o)
+{
+	o->heartbeat_ticks = 3;
+}
+
+static void
+propose_n(fixture *f, raft_id id, int n, const char *prefix)
+{
+	for (int i = 0; i < n; i++)
+	{
+		char		buf[32];
+
+		snprintf(buf, sizeof(buf), "%s%d", prefix, i);
+		assert_int_equal(raft_propose(fx_raft(f, id), buf, (uint32_t) strlen(buf),
+									  NULL, NULL), RAFT_OK);
+	}
+}
+
+/* The terms of node `id''s log 1..last, for comparing logs. */
+static void
+assert_same_log(fixture *f, raft_id a, raft_id b)
+{
+	raft	   *ra = fx_raft(f, a);
+	raft	   *rb = fx_raft(f, b);
+
+	assert_int_equal(raft_last_index(ra), raft_last_index(rb));
+	for (raft_index i = raft_first_index(ra); i <= raft_last_index(ra); i++)
+	{
+		const raft_entry *ea;
+		const raft_entry *eb;
+
+		assert_int_equal(raft_entry_at(ra, i, &ea), RAFT_OK);
+		assert_int_equal(raft_entry_at(rb, i, &eb), RAFT_OK);
+		assert_int_equal(ea->term, eb->term);
+		assert_int_equal(ea->type, eb->type);
+		assert_int_equal(ea->len, eb->len);
+		if (ea->len > 0)
+			assert_memory_equal(ea->data, eb->data, ea->len);
+	}
+}
+
+/* State machine safety: no two nodes applied different entries at an index. */
+static void
+assert_applied_agree(fixture *f)
+{
+	for (int a = 1; a <= f->n; a++)
+		for (int b = a + 1; b <= f->n; b++)
+		{
+			fx_node    *na = &f->nodes[a];
+			fx_node    *nb = &f->nodes[b];
+
+			for (size_t i = 0; i < na->n_applied; i++)
+				for (size_t j = 0; j < nb->n_applied; j++)
+					if (na->applied[i].index == nb->applied[j].index)
+					{
+						assert_int_equal(na->applied[i].term, nb->applied[j].term);
+						assert_int_equal(na->applied[i].len, nb->applied[j].len);
+					}
+		}
+}
+
+static bool
+applied_data(fixture *f, raft_id id, const char *s)
+{
+	fx_node    *n = &f->nodes[id];
+
+	for (size_t i = 0; i < n->n_applied; i++)
+		if (n->applied[i].len == strlen(s) &&
+			memcmp(n->applied[i].data, s, n->applied[i].len) == 0)
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------------
+ * Batching and the pipeline
+ * ------------------------------------------------------------------------
+ */
+
+/* No append carries more than max_msg_entries entries. */
+static void
+test_appends_carry_at_most_max_msg_entries(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, opts_three_per_msg);
+	size_t		to2 = 0;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	propose_n(f, 1, 10, "e");
+	fx_flush(f);
+	for (size_t i = 0; i < f->nq; i++)
+	{
+		const raft_message *m = &f->q[i].m;
+
+		if (m->type != RAFT_MSG_APPEND)
+			continue;
+		assert_in_range(m->n_entries, 1, 3);
+		if (m->to == 2)
+			to2 += m->n_entries;
+	}
+	assert_int_equal(to2, 10);
+	assert_int_equal(fx_queued(f, RAFT_MSG_APPEND, 1, 2), 4);
+	fx_deliver_all(f, 0);
+	assert_int_equal(fx_applied_normal(f, 2), 10);
+	assert_int_equal(fx_applied_normal(f, 3), 10);
+}
+
+/*
+ * No append carries more than max_msg_bytes of entry data, except that an
+ * entry bigger than that still goes, alone.
+ */
+static void
+test_appends_respect_max_msg_bytes_but_carry_one_entry(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, opts_ten_bytes_per_msg);
+	char		big[51];
+	bool		big_sent_alone = false;
+	bool		batched = false;
+
+	memset(big, 'x', 50);
+	big[50] = '\0';
+	assert_int_equal(fx_elect(f, 1), 1);
+	assert_int_equal(raft_propose(fx_raft(f, 1), "aaaa", 4, NULL, NULL), RAFT_OK);
+	assert_int_equal(raft_propose(fx_raft(f, 1), "bbbb", 4, NULL, NULL), RAFT_OK);
+	assert_int_equal(raft_propose(fx_raft(f, 1), "cccc", 4, NULL, NULL), RAFT_OK);
+	assert_int_equal(raft_propose(fx_raft(f, 1), big, 50, NULL, NULL), RAFT_OK);
+	assert_int_equal(raft_propose(fx_raft(f, 1), "dd", 2, NULL, NULL), RAFT_OK);
+	fx_flush(f);
+	for (size_t i = 0; i < f->nq; i++)
+	{
+		const raft_message *m = &f->q[i].m;
+		size_t		bytes = 0;
+
+		if (m->type != RAFT_MSG_APPEND || m->to != 2)
+			continue;
+		for (uint32_t j = 0; j < m->n_entries; j++)
+			bytes += m->entries[j].len;
+		assert_true(m->n_entries >= 1);
+		if (m->n_entries > 1)
+		{
+			assert_true(bytes <= 10);
+			batched = true;
+		}
+		else if (bytes == 50)
+			big_sent_alone = true;
+	}
+	assert_true(batched);
+	assert_true(big_sent_alone);
+	assert_int_equal(fx_queued(f, RAFT_MSG_APPEND, 1, 2), 4);
+	fx_deliver_all(f, 0);
+	assert_int_equal(fx_applied_normal(f, 3), 5);
+	assert_string_equal(fx_applied_str(f, 3, f->nodes[3].n_applied - 1), "dd");
+}
+
+static raft_index deliver_index;
+
+static bool
+is_append_of_deliver_index(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return m->type == RAFT_MSG_APPEND && m->n_entries > 0 &&
+		m->entries[0].index == deliver_index;
+}
+
+static bool
+is_append_resp(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return m->type == RAFT_MSG_APPEND_RESP;
+}
+
+/*
+ * A replicating follower gets several appends in flight, up to max_inflight;
+ * then the leader pauses, and each acknowledgement frees room for one more.
+ */
+static void
+test_pipeline_fills_the_window_then_pauses_until_acked(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, opts_small_window);
+	raft	   *r1;
+	raft_progress pr;
+	raft_index	first;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	first = raft_last_index(r1) + 1;
+	assert_int_equal(raft_get_progress(r1, 2, &pr), RAFT_OK);
+	assert_int_equal(pr.state, RAFT_PROGRESS_REPLICATE);
+	assert_int_equal(pr.inflight, 0);
+
+	propose_n(f, 1, 5, "p");
+	fx_flush(f);
+	/* three appends in flight at once, without waiting for answers */
+	assert_int_equal(fx_queued(f, RAFT_MSG_APPEND, 1, 2), 3);
+	assert_int_equal(raft_get_progress(r1, 2, &pr), RAFT_OK);
+	assert_int_equal(pr.inflight, 3);
+	assert_int_equal(pr.next, first + 3);
+
+	/* the window is full: a new entry does not go out */
+	propose_n(f, 1, 1, "q");
+	fx_flush(f);
+	assert_int_equal(fx_queued(f, RAFT_MSG_APPEND, 1, 2), 3);
+
+	/* one acknowledgement frees one slot, which the next append takes */
+	deliver_index = first;
+	assert_int_equal(fx_deliver_if(f, is_append_of_deliver_index, NULL), 2);
+	assert_int_equal(fx_deliver_if(f, is_append_resp, NULL), 2);
+	assert_int_equal(raft_get_progress(r1, 2, &pr), RAFT_OK);
+	assert_int_equal(pr.match, first);
+	assert_int_equal(pr.inflight, 3);
+	assert_int_equal(fx_queued(f, RAFT_MSG_APPEND, 1, 2), 3);
+
+	fx_deliver_all(f, 0);
+	assert_int_equal(fx_applied_normal(f, 2), 6);
+	assert_int_equal(raft_get_progress(r1, 2, &pr), RAFT_OK);
+	assert_int_equal(pr.inflight, 0);
+	assert_int_equal(pr.match, raft_last_index(r1));
+}
+
+static bool
+drop_and_count_appends_to_3(const raft_message *m, void *ctx)
+{
+	int		   *dropped = ctx;
+
+	if (m->type == RAFT_MSG_APPEND && m->to == 3)
+	{
+		(*dropped)++;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Appends lost on the way leave a replicating follower behind without
+ * anyone noticing until the next heartbeat: its answer shows the follower
+ * behind, and the leader probes and resends.
+ */
+static void
+test_lost_append_is_repaired_after_next_heartbeat(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	int			dropped = 0;
+	raft_progress pr;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	f->drop = drop_and_count_appends_to_3;
+	f->drop_ctx = &dropped;
+	assert_int_equal(fx_propose(f, 1, "x"), RAFT_OK);
+	fx_deliver_all(f, 0);
+	assert_true(dropped > 0);
+	assert_int_equal(fx_applied_normal(f, 2), 1);
+	assert_int_equal(fx_applied_normal(f, 3), 0);
+	assert_int_equal(raft_get_progress(fx_raft(f, 1), 3, &pr), RAFT_OK);
+	assert_int_equal(pr.state, RAFT_PROGRESS_REPLICATE);
+
+	f->drop = NULL;
+	fx_deliver_all(f, 0);
+	assert_int_equal(fx_applied_normal(f, 3), 0);
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(fx_applied_normal(f, 3), 1);
+	assert_int_equal(raft_last_index(fx_raft(f, 3)), raft_last_index(fx_raft(f, 1)));
+}
+
+static int	rejects_from_3;
+
+static void
+count_rejects_from_3(fixture *f, raft_id id, const raft_ready *rd, void *ctx)
+{
+	(void) f;
+	(void) ctx;
+	for (size_t i = 0; i < rd->n_persist_messages; i++)
+		if (id == 3 && rd->persist_messages[i].type == RAFT_MSG_APPEND_RESP &&
+			rd->persist_messages[i].reject)
+			rejects_from_3++;
+}
+
+/*
+ * A follower with 100 uncommitted entries of a stale term is repaired in a
+ * round trip or two, not one per divergent entry: its rejection says the
+ * term it holds there, and the leader skips that whole term (§5.3).
+ */
+static void
+test_conflict_hint_repairs_long_divergent_log_in_few_round_trips(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft_term	good[51];
+	raft_term	bad[101];
+
+	good[0] = bad[0] = 1;
+	for (int i = 1; i < 51; i++)
+		good[i] = 3;
+	for (int i = 1; i < 101; i++)
+		bad[i] = 2;
+	fx_set_disk(f, 1, 3, RAFT_NONE, 1, good, 51);
+	fx_set_disk(f, 2, 3, RAFT_NONE, 1, good, 51);
+	fx_set_disk(f, 3, 2, RAFT_NONE, 1, bad, 101);
+
+	rejects_from_3 = 0;
+	f->on_ready = count_rejects_from_3;
+	assert_int_equal(fx_elect(f, 1), 1);
+	assert_in_range(rejects_from_3, 1, 2);
+	assert_same_log(f, 1, 3);
+	assert_int_equal(raft_last_index(fx_raft(f, 3)), 52);
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), 52);
+}
+
+/* A follower far behind says where its log ends: one rejection suffices. */
+static void
+test_short_follower_is_found_in_one_round_trip(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft_term	terms[80];
+
+	for (int i = 0; i < 80; i++)
+		terms[i] = 1 + i / 40;
+	fx_set_disk(f, 1, 2, RAFT_NONE, 1, terms, 80);
+	fx_set_disk(f, 2, 2, RAFT_NONE, 1, terms, 80);
+	fx_set_disk(f, 3, 2, RAFT_NONE, 1, terms, 5);
+
+	rejects_from_3 = 0;
+	f->on_ready = count_rejects_from_3;
+	assert_int_equal(fx_elect(f, 1), 1);
+	assert_int_equal(rejects_from_3, 1);
+	assert_same_log(f, 1, 3);
+}
+
+/* ------------------------------------------------------------------------
+ * The commit rule
+ * ------------------------------------------------------------------------
+ */
+
+/* A new leader appends a no-op of its term, and committing it commits all. */
+static void
+test_new_leader_appends_and_commits_a_noop(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft_term	terms[] = {1, 1, 2};
+	const raft_entry *e;
+	raft	   *r1;
+
+	for (raft_id id = 1; id <= 3; id++)
+		fx_set_disk(f, id, 2, RAFT_NONE, 1, terms, 3);
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	assert_int_equal(raft_last_index(r1), 4);
+	assert_int_equal(raft_entry_at(r1, 4, &e), RAFT_OK);
+	assert_int_equal(e->type, RAFT_ENTRY_NOOP);
+	assert_int_equal(e->term, raft_get_term(r1));
+	assert_int_equal(e->len, 0);
+	for (raft_id id = 1; id <= 3; id++)
+	{
+		fx_node    *n = &f->nodes[id];
+
+		assert_int_equal(raft_commit_index(fx_raft(f, id)), 4);
+		assert_int_equal(n->n_applied, 4);
+		assert_int_equal(n->applied[3].type, RAFT_ENTRY_NOOP);
+		assert_string_equal(fx_applied_str(f, id, 2), "3:2");
+	}
+}
+
+static void
+opts_prevote_only(raft_options *o)
+{
+	o->check_quorum = false;
+}
+
+/*
+ * A leader cut off from the majority goes on accepting proposals it cannot
+ * commit; when it is back, the new term reaches it, it steps down, and its
+ * uncommitted entries are replaced by the new leader's log.
+ */
+static void
+test_stale_leader_steps_down_and_loses_its_uncommitted_entries(void **state)
+{
+	fixture    *f = *state = fx_new(5, 5, opts_prevote_only);
+	raft	   *r1 = fx_raft(f, 1);
+	raft_index	index;
+	raft_term	term;
+	raft_id		leader = RAFT_NONE;
+	const raft_entry *e;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	fx_isolate(f, 1);
+	assert_int_equal(raft_propose(r1, "lost", 4, &index, &term), RAFT_OK);
+	fx_deliver_all(f, 0);
+	for (int i = 0; i < 20 * ELECTION_TICKS && leader == RAFT_NONE; i++)
+	{
+		fx_run(f, 1);
+		for (raft_id id = 2; id <= 5; id++)
+			if (raft_get_role(fx_raft(f, id)) == RAFT_LEADER)
+				leader = id;
+	}
+	assert_int_not_equal(leader, RAFT_NONE);
+	assert_int_equal(raft_get_role(r1), RAFT_LEADER);
+	assert_int_equal(fx_propose(f, leader, "kept"), RAFT_OK);
+	fx_deliver_all(f, 0);
+
+	fx_heal_all(f);
+	fx_run(f, 2);
+	assert_int_equal(raft_get_role(r1), RAFT_FOLLOWER);
+	assert_int_equal(raft_leader(r1), leader);
+	assert_int_equal(raft_entry_at(r1, index, &e), RAFT_OK);
+	assert_int_not_equal(e->term, term);
+	assert_false(applied_data(f, 1, "lost"));
+	assert_true(applied_data(f, 1, "kept"));
+	assert_same_log(f, 1, leader);
+}
+
+/* Drop the appends that would give entry 3 to a node that holds entry 2. */
+static bool
+drop_entry3_to_holders_of_2(const raft_message *m, void *ctx)
+{
+	fixture    *f = ctx;
+
+	if (m->type != RAFT_MSG_APPEND)
+		return false;
+	for (uint32_t i = 0; i < m->n_entries; i++)
+		if (m->entries[i].index == 3 &&
+			raft_last_index(fx_raft(f, m->to)) >= 2)
+			return true;
+	return false;
+}
+
+/* Tick `id' (and deliver) until it leads; fails after many timeouts. */
+static void
+tick_until_leader(fixture *f, raft_id id)
+{
+	for (int i = 0; i < 20 * ELECTION_TICKS && raft_get_role(fx_raft(f, id)) != RAFT_LEADER; i++)
+	{
+		fx_tick(f, id, 1);
+		fx_deliver_all(f, 0);
+	}
+	assert_int_equal(raft_get_role(fx_raft(f, id)), RAFT_LEADER);
+}
+
+static void
+assert_log_terms(fixture *f, raft_id id, const raft_term *terms, size_t n)
+{
+	raft	   *r = fx_raft(f, id);
+
+	assert_int_equal(raft_last_index(r), n);
+	for (size_t i = 0; i < n; i++)
+	{
+		raft_term	t;
+
+		assert_int_equal(raft_term_at(r, i + 1, &t), RAFT_OK);
+		assert_int_equal(t, terms[i]);
+	}
+}
+
+static bool
+drop_appends_to_3(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return m->type == RAFT_MSG_APPEND && m->to == 3;
+}
+
+/* A heartbeat never tells a follower to commit past what it is known to hold. */
+static void
+test_heartbeat_commit_never_passes_the_followers_match(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	raft_progress pr;
+	const raft_message *hb2 = NULL;
+	const raft_message *hb3 = NULL;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	f->drop = drop_appends_to_3;
+	assert_int_equal(fx_propose(f, 1, "x"), RAFT_OK);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_commit_index(r1), raft_last_index(r1));
+	assert_int_equal(raft_get_progress(r1, 3, &pr), RAFT_OK);
+	assert_true(pr.match < raft_commit_index(r1));
+
+	fx_tick(f, 1, 1);
+	for (size_t i = 0; i < f->nq; i++)
+		if (f->q[i].m.type == RAFT_MSG_HEARTBEAT)
+		{
+			if (f->q[i].m.to == 2)
+				hb2 = &f->q[i].m;
+			else
+				hb3 = &f->q[i].m;
+		}
+	assert_non_null(hb2);
+	assert_non_null(hb3);
+	assert_int_equal(hb2->commit, raft_commit_index(r1));
+	assert_int_equal(hb3->commit, pr.match);
+}
+
+/*
+ * An append proves the follower's log matches the leader's only up to its
+ * last entry: stale entries after it are not committed, whatever the
+ * leader's commit index (Raft paper, Figure 2: min(leaderCommit, index of
+ * last new entry)).
+ */
+static void
+test_append_commits_no_further_than_its_last_entry(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft_term	stale[] = {1, 2, 2, 2};
+	raft_entry	e;
+	raft_message m;
+
+	fx_set_disk(f, 3, 2, RAFT_NONE, 1, stale, 4);
+	memset(&e, 0, sizeof(e));
+	e.index = 2;
+	e.term = 2;
+	e.type = RAFT_ENTRY_NORMAL;
+	e.data = "2:2";
+	e.len = 3;
+	memset(&m, 0, sizeof(m));
+	m.type = RAFT_MSG_APPEND;
+	m.from = 1;
+	m.to = 3;
+	m.term = 3;
+	m.index = 1;
+	m.log_term = 1;
+	m.commit = 6;
+	m.entries = &e;
+	m.n_entries = 1;
+	assert_int_equal(fx_step(f, 3, &m), RAFT_OK);
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), 2);
+	assert_int_equal(f->nodes[3].applied_index, 2);
+	assert_int_equal(raft_last_index(fx_raft(f, 3)), 4);
+}
+
+/*
+ * Figure 8 (a)-(b) as durable state: S1 led term 2 and wrote entry 2; S5
+ * led term 3 and wrote its own entry 2; S3 and S4 voted for S5.  Then (c):
+ * S5 is down and S1 wins term 4 (its no-op is entry 3, term 4).  S2's copy
+ * of entry 2 reaches it in (c) rather than (a), because a leader learns that
+ * a follower holds an entry only from that follower's answer in its term.
+ */
+static fixture *
+figure8_to_c(void **state, bool lose_entry3)
+{
+	fixture    *f = *state = fx_new(5, 5, opts_paper);
+	raft_term	s1[] = {1, 2};
+	raft_term	s5[] = {1, 3};
+	raft_term	s234[] = {1};
+	raft_progress pr;
+
+	fx_set_disk(f, 1, 2, 1, 1, s1, 2);
+	fx_set_disk(f, 2, 2, 1, 1, s234, 1);
+	fx_set_disk(f, 3, 3, 5, 1, s234, 1);
+	fx_set_disk(f, 4, 3, 5, 1, s234, 1);
+	fx_set_disk(f, 5, 3, 5, 1, s5, 2);
+	fx_crash(f, 5);
+	fx_cut(f, 1, 4);			/* S4 keeps its log of (b) */
+	if (lose_entry3)
+	{
+		f->drop = drop_entry3_to_holders_of_2;
+		f->drop_ctx = f;
+	}
+	tick_until_leader(f, 1);
+	assert_int_equal(raft_get_term(fx_raft(f, 1)), 4);
+	assert_int_equal(raft_get_progress(fx_raft(f, 1), 2, &pr), RAFT_OK);
+	assert_int_equal(pr.match, lose_entry3 ? 2 : 3);
+	assert_int_equal(raft_get_progress(fx_raft(f, 1), 3, &pr), RAFT_OK);
+	assert_int_equal(pr.match, lose_entry3 ? 2 : 3);
+	return f;
+}
+
+/*
+ * Figure 8 (c)-(d): entry 2 of term 2 is on a majority (S1, S2, S3) and the
+ * leader of term 4 knows it, yet it must not commit it (§5.4.2), since S5
+ * can still win and overwrite it, which it then does.
+ */
+static void
+test_figure8_old_term_entry_on_majority_is_not_committed(void **state)
+{
+	fixture    *f = figure8_to_c(state, true);
+	raft_term	c_s1[] = {1, 2, 4};
+	raft_term	c_s23[] = {1, 2};
+	raft_term	c_s4[] = {1};
+	raft_term	d[] = {1, 3, 5};
+
+	/* (c) exactly */
+	assert_log_terms(f, 1, c_s1, 3);
+	assert_log_terms(f, 2, c_s23, 2);
+	assert_log_terms(f, 3, c_s23, 2);
+	assert_log_terms(f, 4, c_s4, 1);
+	assert_int_equal(raft_commit_index(fx_raft(f, 1)), 1);
+	assert_int_equal(f->nodes[1].n_applied, 1);
+
+	/* (d): S1 crashes, S5 comes back and wins with S2, S3 and S4 */
+	fx_crash(f, 1);
+	f->drop = NULL;
+	fx_heal_all(f);
+	fx_restart(f, 5);
+	tick_until_leader(f, 5);
+	assert_int_equal(raft_get_term(fx_raft(f, 5)), 5);
+	for (raft_id id = 2; id <= 5; id++)
+	{
+		assert_log_terms(f, id, d, 3);
+		assert_string_equal(fx_applied_str(f, id, 1), "2:3");
+		assert_false(applied_data(f, id, "2:2"));
+	}
+
+	/* S1 comes back and gives up its entries 2 and 3 */
+	fx_restart(f, 1);
+	fx_run(f, 2);
+	assert_log_terms(f, 1, d, 3);
+	assert_applied_agree(f);
+}
+
+/*
+ * Figure 8 (e): once S1 has replicated an entry of its own term to a
+ * majority, that entry and entry 2 before it are committed, and S5 can no
+ * longer be elected.
+ */
+static void
+test_figure8_current_term_entry_commits_the_older_one(void **state)
+{
+	fixture    *f = figure8_to_c(state, false);
+	raft_term	e[] = {1, 2, 4};
+
+	assert_int_equal(raft_commit_index(fx_raft(f, 1)), 3);
+	assert_string_equal(fx_applied_str(f, 1, 1), "2:2");
+
+	fx_crash(f, 1);
+	fx_heal_all(f);
+	fx_restart(f, 5);
+	for (int i = 0; i < 10 * ELECTION_TICKS; i++)
+	{
+		fx_tick(f, 5, 1);
+		fx_deliver_all(f, 0);
+		assert_int_not_equal(raft_get_role(fx_raft(f, 5)), RAFT_LEADER);
+	}
+
+	/* a leader from S2 or S3 brings everyone, S5 included, to S1's log */
+	fx_restart(f, 1);
+	fx_run(f, 10 * ELECTION_TICKS);
+	assert_int_not_equal(fx_leader(f), RAFT_NONE);
+	assert_int_not_equal(fx_leader(f), 5);
+	for (raft_id id = 1; id <= 5; id++)
+	{
+		raft_term	t;
+
+		assert_int_equal(raft_term_at(fx_raft(f, id), 2, &t), RAFT_OK);
+		assert_int_equal(t, 2);
+		assert_int_equal(raft_term_at(fx_raft(f, id), 3, &t), RAFT_OK);
+		assert_int_equal(t, 4);
+		assert_string_equal(fx_applied_str(f, id, 1), "2:2");
+	}
+	(void) e;
+	assert_applied_agree(f);
+}
+
+/*
+ * Figure 7: the leader of term 8 and followers (a)-(f) with the logs of the
+ * figure.  (c) and (d) refuse it their votes, yet the leader brings every
+ * follower's log, theirs included, into agreement with its own.
+ */
+static void
+test_figure7_leader_brings_every_follower_into_agreement(void **state)
+{
+	fixture    *f = *state = fx_new(7, 7, NULL);
+	static const raft_term leader[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6};
+	static const raft_term a[] = {1, 1, 1, 4, 4, 5, 5, 6, 6};
+	static const raft_term b[] = {1, 1, 1, 4};
+	static const raft_term c[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6};
+	static const raft_term d[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7};
+	static const raft_term e[] = {1, 1, 1, 4, 4, 4, 4};
+	static const raft_term ff[] = {1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3};
+	raft_term	final[11];
+
+	fx_set_disk(f, 1, 7, RAFT_NONE, 3, leader, 10);
+	fx_set_disk(f, 2, 6, RAFT_NONE, 3, a, 9);
+	fx_set_disk(f, 3, 4, RAFT_NONE, 3, b, 4);
+	fx_set_disk(f, 4, 6, RAFT_NONE, 3, c, 11);
+	fx_set_disk(f, 5, 7, RAFT_NONE, 3, d, 12);
+	fx_set_disk(f, 6, 4, RAFT_NONE, 3, e, 7);
+	fx_set_disk(f, 7, 3, RAFT_NONE, 3, ff, 11);
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	assert_int_equal(raft_get_term(fx_raft(f, 1)), 8);
+	memcpy(final, leader, sizeof(leader));
+	final[10] = 8;
+	for (raft_id id = 1; id <= 7; id++)
+	{
+		assert_log_terms(f, id, final, 11);
+		assert_same_log(f, 1, id);
+		assert_int_equal(raft_commit_index(fx_raft(f, id)), 11);
+		assert_int_equal(f->nodes[id].applied_index, 11);
+	}
+	assert_applied_agree(f);
+}
+
+/* ------------------------------------------------------------------------
+ * The leader's own durability
+ * ------------------------------------------------------------------------
+ */
+static raft_index watched_index;
+static bool append_in_messages;
+static bool append_in_persist_messages;
+static bool entry_in_same_ready;
+
+static void
+watch_leader_ready(fixture *f, raft_id id, const raft_ready *rd, void *ctx)
+{
+	(void) f;
+	(void) ctx;
+	if (id != 1)
+		return;
+	for (size_t i = 0; i < rd->n_messages; i++)
+	{
+		const raft_message *m = &rd->messages[i];
+
+		if (m->type == RAFT_MSG_APPEND && m->n_entries > 0 &&
+			m->entries[m->n_entries - 1].index == watched_index)
+		{
+			append_in_messages = true;
+			entry_in_same_ready = rd->n_entries > 0 &&
+				rd->entries[rd->n_entries - 1].index == watched_index;
+		}
+	}
+	for (size_t i = 0; i < rd->n_persist_messages; i++)
+		if (rd->persist_messages[i].type == RAFT_MSG_APPEND)
+			append_in_persist_messages = true;
+}
+
+/*
+ * §10.2.1 of the dissertation: the leader's appends go in the ready's
+ * messages, which may leave before the entries they carry are written, in
+ * the very batch that asks for those entries to be written.
+ */
+static void
+test_leader_sends_appends_before_its_own_write(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft_term	term;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	append_in_messages = append_in_persist_messages = entry_in_same_ready = false;
+	f->on_ready = watch_leader_ready;
+	assert_int_equal(raft_propose(fx_raft(f, 1), "x", 1, &watched_index, &term),
+					 RAFT_OK);
+	fx_flush(f);
+	assert_true(append_in_messages);
+	assert_true(entry_in_same_ready);
+	assert_false(append_in_persist_messages);
+}
+
+/*
+ * The leader counts its own log only once raft_advance() says it is
+ * durable: with one follower's answer and its own write outstanding,
+ * nothing commits; the commit comes with the leader's raft_advance().
+ */
+static void
+test_leader_counts_itself_only_once_durable(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	raft_index	commit;
+	raft_index	index;
+	raft_term	term;
+	raft_progress pr;
+	raft_message ack;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	fx_isolate(f, 3);
+	commit = raft_commit_index(r1);
+
+	assert_int_equal(raft_propose(r1, "x", 1, &index, &term), RAFT_OK);
+	assert_true(raft_stable_index(r1) < index);
+	assert_int_equal(raft_get_progress(r1, 1, &pr), RAFT_OK);
+	assert_true(pr.match < index);
+
+	/* node 2's answer (a fast network, a slow disk on the leader) */
+	memset(&ack, 0, sizeof(ack));
+	ack.type = RAFT_MSG_APPEND_RESP;
+	ack.from = 2;
+	ack.to = 1;
+	ack.term = term;
+	ack.index = index;
+	assert_int_equal(raft_step(r1, &ack), RAFT_OK);
+	assert_int_equal(raft_commit_index(r1), commit);
+
+	/* the leader's write completes */
+	fx_flush(f);
+	assert_int_equal(raft_stable_index(r1), index);
+	assert_int_equal(raft_commit_index(r1), index);
+	assert_int_equal(raft_get_progress(r1, 1, &pr), RAFT_OK);
+	assert_int_equal(pr.match, index);
+}
+
+/* The only voter commits on its own write, and only once it is durable. */
+static void
+test_single_voter_commits_on_its_own_write(void **state)
+{
+	fixture    *f = *state = fx_new(2, 1, NULL);
+	raft	   *r1 = fx_raft(f, 1);
+	raft_index	index;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	fx_isolate(f, 1);
+	assert_int_equal(raft_propose(r1, "solo", 4, &index, NULL), RAFT_OK);
+	assert_true(raft_commit_index(r1) < index);
+	fx_flush(f);
+	assert_int_equal(raft_commit_index(r1), index);
+	assert_true(applied_data(f, 1, "solo"));
+}
+
+/* Its own durable copy alone is no quorum: lost answers, no commit. */
+static void
+test_no_commit_when_every_follower_answer_is_lost(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	raft_index	commit;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	commit = raft_commit_index(r1);
+	fx_cut(f, 2, 1);
+	fx_cut(f, 3, 1);
+	f->cut[1][2] = f->cut[1][3] = false;	/* only the answers are lost */
+	assert_int_equal(fx_propose(f, 1, "x"), RAFT_OK);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_stable_index(r1), raft_last_index(r1));
+	assert_int_equal(raft_last_index(fx_raft(f, 2)), raft_last_index(r1));
+	assert_int_equal(raft_commit_index(r1), commit);
+
+	fx_heal_all(f);
+	fx_run(f, 1);
+	assert_int_equal(raft_commit_index(r1), raft_last_index(r1));
+}
+
+/* ------------------------------------------------------------------------
+ * Heartbeats
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * An idle leader sends each follower one heartbeat per heartbeat_ticks
+ * ticks and nothing else: the host can coalesce the heartbeats of many
+ * groups, and no group needs a message per tick.
+ */
+static void
+test_idle_leader_sends_one_heartbeat_per_period(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, opts_heartbeat_every_3);
+	uint64_t	before[RAFT_MSG_TYPE_MAX + 1];
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	memcpy(before, f->sent_by_type, sizeof(before));
+	fx_run(f, 30);
+	assert_int_equal(f->sent_by_type[RAFT_MSG_HEARTBEAT] - before[RAFT_MSG_HEARTBEAT],
+					 2 * 30 / 3);
+	assert_int_equal(f->sent_by_type[RAFT_MSG_HEARTBEAT_RESP] - before[RAFT_MSG_HEARTBEAT_RESP],
+					 2 * 30 / 3);
+	assert_int_equal(f->sent_by_type[RAFT_MSG_APPEND] - before[RAFT_MSG_APPEND], 0);
+	assert_int_equal(f->sent_by_type[RAFT_MSG_PREVOTE] - before[RAFT_MSG_PREVOTE], 0);
+	assert_int_equal(fx_leader(f), 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_appends_carry_at_most_max_msg_entries, fx_teardown),
+		cmocka_unit_test_teardown(test_appends_respect_max_msg_bytes_but_carry_one_entry, fx_teardown),
+		cmocka_unit_test_teardown(test_pipeline_fills_the_window_then_pauses_until_acked, fx_teardown),
+		cmocka_unit_test_teardown(test_lost_append_is_repaired_after_next_heartbeat, fx_teardown),
+		cmocka_unit_test_teardown(test_conflict_hint_repairs_long_divergent_log_in_few_round_trips, fx_teardown),
+		cmocka_unit_test_teardown(test_short_follower_is_found_in_one_round_trip, fx_teardown),
+		cmocka_unit_test_teardown(test_new_leader_appends_and_commits_a_noop, fx_teardown),
+		cmocka_unit_test_teardown(test_heartbeat_commit_never_passes_the_followers_match, fx_teardown),
+		cmocka_unit_test_teardown(test_append_commits_no_further_than_its_last_entry, fx_teardown),
+		cmocka_unit_test_teardown(test_stale_leader_steps_down_and_loses_its_uncommitted_entries, fx_teardown),
+		cmocka_unit_test_teardown(test_figure8_old_term_entry_on_majority_is_not_committed, fx_teardown),
+		cmocka_unit_test_teardown(test_figure8_current_term_entry_commits_the_older_one, fx_teardown),
+		cmocka_unit_test_teardown(test_figure7_leader_brings_every_follower_into_agreement, fx_teardown),
+		cmocka_unit_test_teardown(test_leader_sends_appends_before_its_own_write, fx_teardown),
+		cmocka_unit_test_teardown(test_leader_counts_itself_only_once_durable, fx_teardown),
+		cmocka_unit_test_teardown(test_single_voter_commits_on_its_own_write, fx_teardown),
+		cmocka_unit_test_teardown(test_no_commit_when_every_follower_answer_is_lost, fx_teardown),
+		cmocka_unit_test_teardown(test_idle_leader_sends_one_heartbeat_per_period, fx_teardown),
+	};
+
+	return cmocka_run_group_tests_name("replication", tests, NULL, NULL);
+}
