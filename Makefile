@@ -33,8 +33,7 @@ PG_CFLAGS = $(KMD_WARNINGS)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-instance=tmp_check_regress \
-	--temp-config=$(srcdir)/test/regress.conf \
-	--dbname=kmd_regress
+	--temp-config=$(srcdir)/test/regress.conf
 
 EXTRA_CLEAN = $(PROTO_GEN) build tmp_check tmp_check_regress results \
 	regression.diffs regression.out log sim/kmd-sim

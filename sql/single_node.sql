@@ -1,45 +1,64 @@
--- The SQL surface on one node bootstrapped alone: happy paths and bad input.
+-- The SQL surface on one node bootstrapped alone: happy paths and bad input,
+-- with the SQLSTATE of every error.
 CREATE EXTENSION kommander;
 
--- not a member yet
-SELECT kmd_propose('k', '{"op":"insert","table":"t","row":{}}');
-SELECT * FROM kmd_route('k');
-SELECT kmd_add_node('n2', 'host=localhost');
+-- err(sql): the SQLSTATE and message of a statement that must fail
+CREATE FUNCTION err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
 
--- bootstrap: bad input, then for real
-SELECT kmd_bootstrap(NULL, 'host=localhost');
-SELECT kmd_bootstrap('', 'host=localhost');
-SELECT kmd_bootstrap('n1', 'not a conninfo');
+-- not a member yet: K0005
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"t","row":{}}')$$);
+SELECT err($$SELECT * FROM kmd_route('k')$$);
+SELECT err($$SELECT kmd_add_node('n2', 'host=localhost')$$);
+SELECT err($$SELECT kmd_read_barrier()$$);
+SELECT err($$SELECT kmd_ddl('SELECT 1')$$);
+
+-- bootstrap: bad input, then for real, then once too often
+SELECT err($$SELECT kmd_bootstrap(NULL, 'host=localhost')$$);
+SELECT err($$SELECT kmd_bootstrap('n1', NULL)$$);
+SELECT err($$SELECT kmd_bootstrap('', 'host=localhost')$$);
+SELECT err($$SELECT kmd_bootstrap(repeat('x', 64), 'host=localhost')$$);
+SELECT err($$SELECT kmd_bootstrap('n1', 'not a conninfo')$$);
 SELECT kmd_bootstrap('n1', 'host=localhost') IS NOT NULL AS bootstrapped;
-SELECT kmd_bootstrap('n1', 'host=localhost');
+SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost')$$);
+SELECT err($$SELECT kmd_join('n1', 'host=localhost', 'host=localhost')$$);
 
--- the node is a voter and leads both partitions
-SELECT node_id, node_name, role, is_local FROM kommander.nodes;
+-- the node is a voter and, once elected, leads both partitions
 SELECT kmd_read_barrier() >= 0 AS leader_ready;
+SELECT node_id, node_name, role, is_local, reachable FROM kommander.nodes;
 SELECT partition_id, lo, hi, generation, state, role, leader_name
   FROM kommander.partitions;
 
 -- key hashing and routing
 SELECT kmd_key_hash('job-1') = kmd_key_hash('job-1') AS stable,
-       kmd_key_hash('job-1') <> kmd_key_hash('job-2') AS differs;
+       kmd_key_hash('job-1') <> kmd_key_hash('job-2') AS differs,
+       kmd_key_hash('') AS empty_key_hash;
+SELECT kmd_key_hash(NULL) IS NULL AS null_hash;
 SELECT partition_id, generation, leader FROM kmd_route('job-1');
-SELECT * FROM kmd_route(NULL);
+SELECT err($$SELECT * FROM kmd_route(NULL)$$);
 
--- a control table, created everywhere through the system partition
+-- control tables, created everywhere through the system partition
 SELECT kmd_ddl($$CREATE TABLE public.jobs (id text PRIMARY KEY, state text NOT NULL, attempts int DEFAULT 0)$$) > 0 AS ddl_done;
-SELECT kmd_ddl(NULL);
-SELECT kmd_ddl('   ');
-SELECT kmd_ddl('CREATE TABLE broken (');
+SELECT err($$SELECT kmd_ddl(NULL)$$);
+SELECT err($$SELECT kmd_ddl('   ')$$);
+SELECT err($$SELECT kmd_ddl('CREATE TABLE broken (')$$);
 SELECT kmd_register_table('jobs');
 SELECT relid FROM kommander.tables;
 SELECT kmd_ddl($$CREATE TABLE public.nopk (id text)$$) > 0 AS ddl_done;
-SELECT kmd_register_table('nopk');
-SELECT kmd_register_table(NULL);
+SELECT err($$SELECT kmd_register_table('nopk')$$);
+SELECT err($$SELECT kmd_register_table(NULL)$$);
+SELECT err($$SELECT kmd_register_table('no_such_table')$$);
 
--- writes
+-- writes, read back at once
 SELECT kmd_propose('job-1', '{"op":"insert","table":"jobs","row":{"id":"job-1","state":"new"}}') > 0 AS ok;
 SELECT * FROM jobs;
-SELECT kmd_propose('job-1', '{"op":"insert","table":"jobs","row":{"id":"job-1","state":"dup"}}');
+SELECT err($$SELECT kmd_propose('job-1', '{"op":"insert","table":"jobs","row":{"id":"job-1","state":"dup"}}')$$);
 SELECT kmd_propose('job-2', '{"op":"upsert","table":"jobs","row":{"id":"job-2","state":"new"}}') > 0 AS ok;
 SELECT kmd_propose('job-2', '{"op":"upsert","table":"jobs","row":{"id":"job-2","state":"running"}}') > 0 AS ok;
 SELECT * FROM jobs ORDER BY id;
@@ -47,15 +66,16 @@ SELECT * FROM jobs ORDER BY id;
 -- compare-and-set
 SELECT (kmd_propose_result('job-1', '{"op":"update","table":"jobs","key":{"id":"job-1"},"set":{"state":"running"},"if":{"state":"new"}}'))->'applied' AS applied;
 SELECT (kmd_propose_result('job-1', '{"op":"update","table":"jobs","key":{"id":"job-1"},"set":{"state":"done"},"if":{"state":"new"}}'))->'applied' AS applied;
-SELECT kmd_propose('job-1', '{"op":"update","table":"jobs","key":{"id":"job-1"},"set":{"state":"done"},"if":{"state":"new"},"strict":true}');
+SELECT err($$SELECT kmd_propose('job-1', '{"op":"update","table":"jobs","key":{"id":"job-1"},"set":{"state":"done"},"if":{"state":"new"},"strict":true}')$$);
 SELECT * FROM jobs ORDER BY id;
-SELECT (r->>'partition')::int AS partition, r->'applied' AS applied, r->'result' AS result
+SELECT (r->>'partition')::int AS partition, r->'applied' AS applied, r->'result' AS result,
+       (r->>'index')::bigint > 0 AS has_index, (r->>'term')::bigint > 0 AS has_term
   FROM kmd_propose_result('job-2', '{"op":"delete","table":"jobs","key":{"id":"job-2"},"if":{"state":"running"}}') AS r;
 SELECT * FROM jobs ORDER BY id;
 
 -- batch: all or nothing
 SELECT kmd_propose('job-3', '{"op":"batch","commands":[{"op":"insert","table":"jobs","row":{"id":"job-3","state":"a"}},{"op":"update","table":"jobs","key":{"id":"job-3"},"set":{"state":"b"}}]}') > 0 AS ok;
-SELECT kmd_propose('job-4', '{"op":"batch","commands":[{"op":"insert","table":"jobs","row":{"id":"job-4","state":"a"}},{"op":"insert","table":"jobs","row":{"id":"job-4","state":"dup"}}]}');
+SELECT err($$SELECT kmd_propose('job-4', '{"op":"batch","commands":[{"op":"insert","table":"jobs","row":{"id":"job-4","state":"a"}},{"op":"insert","table":"jobs","row":{"id":"job-4","state":"dup"}}]}')$$);
 SELECT * FROM jobs ORDER BY id;
 
 -- appliers
@@ -67,40 +87,69 @@ $$;
 SELECT kmd_register_applier('bump', 'public.bump(jsonb, kommander.apply_context)');
 SELECT name, fn FROM kommander.appliers;
 SELECT r->'result' AS result FROM kmd_propose_result('job-1', '{"op":"call","applier":"bump","args":{"by":2}}') AS r;
-SELECT kmd_register_applier('bad', 'kmd_key_hash(text)');
-SELECT kmd_propose('job-1', '{"op":"call","applier":"nope","args":{}}');
+SELECT err($$SELECT kmd_register_applier('bad', 'kmd_key_hash(text)')$$);
+SELECT err($$SELECT kmd_register_applier(NULL, 'kmd_key_hash(text)')$$);
+SELECT err($$SELECT kmd_propose('job-1', '{"op":"call","applier":"nope","args":{}}')$$);
+CREATE FUNCTION public.fail(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'applier says no' USING ERRCODE = 'P0099'; END $$;
+SELECT kmd_register_applier('fail', 'public.fail(jsonb, kommander.apply_context)');
+SELECT err($$SELECT kmd_propose('job-1', '{"op":"call","applier":"fail"}')$$);
 
 -- malformed commands: K0011, naming the field
-SELECT kmd_propose(NULL, '{"op":"insert"}');
-SELECT kmd_propose('k', NULL);
-SELECT kmd_propose('k', '[]');
-SELECT kmd_propose('k', '{"op":"explode"}');
-SELECT kmd_propose('k', '{"op":"insert","row":{"id":"k"}}');
-SELECT kmd_propose('k', '{"op":"insert","table":"jobs"}');
-SELECT kmd_propose('k', '{"op":"insert","table":"no_such_table","row":{"id":"k"}}');
-SELECT kmd_propose('k', '{"op":"insert","table":"nopk","row":{"id":"k"}}');
-SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":{"id":"other","state":"x"}}');
-SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":{"id":"k","nosuchcol":1}}');
-SELECT kmd_propose('k', '{"op":"update","table":"jobs","set":{"state":"x"}}');
-SELECT kmd_propose('k', '{"op":"batch","commands":[]}');
+SELECT err($$SELECT kmd_propose(NULL, '{"op":"insert"}')$$);
+SELECT err($$SELECT kmd_propose('k', NULL)$$);
+SELECT err($$SELECT kmd_propose('k', '[]')$$);
+SELECT err($$SELECT kmd_propose('k', '"insert"')$$);
+SELECT err($$SELECT kmd_propose('k', '{}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"explode"}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":42}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","row":{"id":"k"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs"}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":[1]}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"no_such_table","row":{"id":"k"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"nopk","row":{"id":"k"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":{"id":"other","state":"x"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":{"state":"x"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":{"id":"k","nosuchcol":1}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"update","table":"jobs","set":{"state":"x"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"update","table":"jobs","key":{"id":"k"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"delete","table":"jobs","key":{"id":"k"},"if":"x"}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"delete","table":"jobs","key":{"id":"k"},"strict":"yes"}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"batch","commands":[]}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"batch","commands":[1]}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"batch","commands":[{"op":"batch","commands":[]}]}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"call"}')$$);
 
--- fencing: a stale expected generation
-SELECT kmd_propose('job-9', '{"op":"insert","table":"jobs","row":{"id":"job-9","state":"x"}}', 999);
+-- fencing: a stale expected generation is refused and applies nothing
+SELECT err($$SELECT kmd_propose('job-9', '{"op":"insert","table":"jobs","row":{"id":"job-9","state":"x"}}', 999)$$);
 SELECT count(*) FROM jobs WHERE id = 'job-9';
+SELECT kmd_propose('job-9', '{"op":"insert","table":"jobs","row":{"id":"job-9","state":"x"}}',
+                   (SELECT generation FROM kmd_route('job-9'))) > 0 AS ok;
 
--- direct writes to a control table are refused
-INSERT INTO jobs VALUES ('direct', 'x');
-UPDATE jobs SET state = 'x';
-DELETE FROM jobs;
-TRUNCATE jobs;
+-- direct writes to a control table are refused with K0010
+SELECT err($$INSERT INTO jobs VALUES ('direct', 'x')$$);
+SELECT err($$UPDATE jobs SET state = 'x'$$);
+SELECT err($$DELETE FROM jobs$$);
+SELECT err($$TRUNCATE jobs$$);
+SELECT count(*) FROM jobs;
+
+-- reads
+SELECT kmd_read_barrier('job-1') > 0 AS barrier;
+SELECT kmd_read_barrier() > 0 AS barrier_all;
 
 -- leadership and membership on a single node
 SELECT kmd_transfer_leader(1, 'n1');
-SELECT kmd_transfer_leader(1, 'nobody');
-SELECT kmd_promote_node('nobody');
-SELECT kmd_remove_node('n1');
+SELECT err($$SELECT kmd_transfer_leader(1, 'nobody')$$);
+SELECT err($$SELECT kmd_transfer_leader(77, 'n1')$$);
+SELECT err($$SELECT kmd_transfer_leader(NULL, 'n1')$$);
+SELECT err($$SELECT kmd_promote_node('nobody')$$);
+SELECT err($$SELECT kmd_promote_node(NULL)$$);
+SELECT err($$SELECT kmd_remove_node('n1')$$);
+SELECT err($$SELECT kmd_add_node('n1', 'host=elsewhere')$$);
 
 -- the raw transport refuses garbage
-SELECT kommander.deliver('\x00ff');
+SELECT err($$SELECT kommander.deliver('\x00ff')$$);
+SELECT err($$SELECT kommander.deliver('')$$);
 
+-- everything committed is applied
 SELECT partition_id, commit_index = applied_index AS caught_up FROM kommander.partitions;

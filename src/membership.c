@@ -94,8 +94,11 @@ conninfo_arg(FunctionCallInfo fcinfo, int n, const char *what)
 	if (opts == NULL)
 	{
 		char	   *msg = err ? pstrdup(err) : pstrdup("out of memory");
+		size_t		len = strlen(msg);
 
 		PQfreemem(err);
+		while (len > 0 && msg[len - 1] == '\n')
+			msg[--len] = '\0';
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid %s", what),
