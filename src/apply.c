@@ -64,8 +64,10 @@ typedef struct Outcome
 	char	   *result;
 } Outcome;
 
+/* What an iteration owes after its commit; lives in `cxt', not in SPI's. */
 typedef struct Pending
 {
+	MemoryContext cxt;
 	List	   *outcomes;
 	bool		catalog_changed;
 } Pending;
@@ -277,7 +279,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 		strcpy(out->sqlstate, "00000");
-		out->result = result.len > 0 ? result.data : NULL;
+		out->result = result.len > 0 ? MemoryContextStrdup(pending->cxt, result.data) : NULL;
 	}
 	PG_CATCH();
 	{
@@ -291,8 +293,8 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		CurrentResourceOwner = oldowner;
 		SPI_restore_connection();
 		strlcpy(out->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(out->sqlstate));
-		out->errmsg = edata->message ? pstrdup(edata->message) : NULL;
-		out->errdetail = edata->detail ? pstrdup(edata->detail) : NULL;
+		out->errmsg = edata->message ? MemoryContextStrdup(pending->cxt, edata->message) : NULL;
+		out->errdetail = edata->detail ? MemoryContextStrdup(pending->cxt, edata->detail) : NULL;
 		out->applied = false;
 		FreeErrorData(edata);
 	}
@@ -369,7 +371,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 			bytea	   *b = DatumGetByteaPP(data);
 			bool		ok = kmd_command_decode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &cmd);
 
-			out = palloc0(sizeof(Outcome));
+			out = MemoryContextAllocZero(pending->cxt, sizeof(Outcome));
 			out->index = idx;
 			out->term = t;
 			if (!ok)
@@ -395,13 +397,18 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				if (partition_id != 0 && cmd.generation != partition_generation(partition_id))
 				{
 					strcpy(out->sqlstate, "K0001");
-					out->errmsg = pstrdup("partition generation changed");
-					out->errdetail = pstrdup("A split or merge of the partition came first; nothing was applied.");
+					out->errmsg = "partition generation changed";
+					out->errdetail = "A split or merge of the partition came first; nothing was applied.";
 				}
 				else
 					apply_command(&cmd, &ctx, out, pending);
 				if (out->slot >= 0)
+				{
+					MemoryContext old = MemoryContextSwitchTo(pending->cxt);
+
 					pending->outcomes = lappend(pending->outcomes, out);
+					MemoryContextSwitchTo(old);
+				}
 			}
 		}
 		done = idx;
@@ -437,7 +444,7 @@ apply_all(void)
 {
 	Work	   *work = palloc(sizeof(Work) * kmd_shared->max_partitions);
 	int			n = 0;
-	Pending		pending = {NIL, false};
+	Pending		pending = {CurrentMemoryContext, NIL, false};
 	bool		progress = false;
 	ListCell   *lc;
 

@@ -457,8 +457,9 @@ kmd_join_local(PG_FUNCTION_ARGS)
 			 4, types, values, NULL, SPI_OK_INSERT);
 
 	memset(&empty, 0, sizeof(empty));
+	/* not read-only: it must see the rows inserted just above */
 	if (SPI_execute("SELECT partition_id FROM kommander.partition_map WHERE state <> 'gone'",
-					true, 0) != SPI_OK_SELECT)
+					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");
 	{
 		uint64		n = SPI_processed;

@@ -129,16 +129,3 @@ sub wait_converged
 }
 
 1;
-		for my $node (@$nodes)
-		{
-			$caught_up &&= $node->safe_psql('postgres',
-				"SELECT bool_and(applied_index = commit_index) FROM kommander.partitions") eq 't';
-		}
-		return 1 if keys %seen == 1 && $caught_up;
-		# poll again once the apply workers have moved on
-		$nodes->[0]->poll_query_until('postgres', 'SELECT true');
-	}
-	return 0;
-}
-
-1;
