@@ -111,18 +111,27 @@ sub leader_of
 		"SELECT leader_name FROM kommander.partitions WHERE partition_id = $partition");
 }
 
-# Wait until every node has applied, for every partition, at least what
-# the first node has committed now.
+# Wait until every node has applied, for every partition, at least the
+# highest commit index any of them reports now.
 sub wait_converged
 {
 	my ($nodes) = @_;
-	my $targets = $nodes->[0]->safe_psql('postgres',
-		"SELECT string_agg(format('(%s,%s)', partition_id, commit_index), ',') FROM kommander.partitions");
+	my %target;
+	for my $node (@$nodes)
+	{
+		for my $row (split /\n/, $node->safe_psql('postgres',
+				'SELECT partition_id, commit_index FROM kommander.partitions'))
+		{
+			my ($id, $c) = split /\|/, $row;
+			$target{$id} = $c if !defined $target{$id} || $c > $target{$id};
+		}
+	}
+	my $values = join(',', map { "($_, $target{$_})" } sort keys %target);
 	for my $node (@$nodes)
 	{
 		$node->poll_query_until('postgres',
 			"SELECT bool_and(p.applied_index >= t.c) FROM kommander.partitions p "
-			  . "JOIN (VALUES $targets) AS t(id, c) ON t.id = p.partition_id")
+			  . "JOIN (VALUES $values) AS t(id, c) ON t.id = p.partition_id")
 		  or return 0;
 	}
 	return 1;
