@@ -1,0 +1,1513 @@
+/*-------------------------------------------------------------------------
+ *
+ * cluster.c
+ *	  The simulator's runtime for the Raft core: nodes hosting many groups,
+ *	  a network of timed events that drops, duplicates, delays, reorders and
+ *	  partitions, disks that lose what was not synced, clients of a
+ *	  key-value state machine, and a nemesis that injects faults and
+ *	  membership changes.  Invariants are checked after every event.
+ *
+ * Everything random comes from one PRNG seeded by the caller, so a seed
+ * replays exactly; every event feeds a running digest.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * sim/cluster.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap.h"
+#include "linearizability.h"
+#include "prng.h"
+#include "raft.h"
+#include "sim.h"
+
+#define TICK_MS 10
+#define ELECTION_TICKS 10
+#define KEYS 4					/* keys per group */
+#define MAX_CLIENTS 8
+#define CLIENT_TIMEOUT_MS 3000
+#define COMPACT_EVERY 40
+#define LIVENESS_BOUND_MS 30000
+#define TRACE_RING 48
+
+/* ------------------------------------------------------------------------
+ * The key-value state machine; its snapshot image is the struct itself
+ * ------------------------------------------------------------------------
+ */
+typedef struct kv_state
+{
+	uint64_t	val[KEYS];
+	uint64_t	last_seq[MAX_CLIENTS];	/* dedup: a retried command */
+	uint64_t	last_out[MAX_CLIENTS];	/* is answered, not applied again */
+} kv_state;
+
+typedef struct kv_cmd
+{
+	uint32_t	kind;			/* LIN_PUT or LIN_CAS */
+	uint32_t	client;
+	uint64_t	seq;
+	uint64_t	key;
+	uint64_t	value;
+	uint64_t	expect;
+} kv_cmd;
+
+/* Apply a command; returns its output (CAS: 1 if it swapped). */
+static uint64_t
+kv_apply(kv_state *kv, const kv_cmd *c)
+{
+	uint64_t	out = 0;
+
+	if (c->client >= MAX_CLIENTS || c->key >= KEYS)
+		return 0;
+	if (c->seq <= kv->last_seq[c->client])
+		return c->seq == kv->last_seq[c->client] ? kv->last_out[c->client] : 0;
+	if (c->kind == LIN_PUT)
+		kv->val[c->key] = c->value;
+	else if (kv->val[c->key] == c->expect)
+	{
+		kv->val[c->key] = c->value;
+		out = 1;
+	}
+	kv->last_seq[c->client] = c->seq;
+	kv->last_out[c->client] = out;
+	return out;
+}
+
+/* ------------------------------------------------------------------------
+ * Nodes, groups, disks
+ * ------------------------------------------------------------------------
+ */
+typedef struct waiter
+{
+	uint64_t	index;			/* proposal: where it went; read: read index */
+	uint64_t	term;			/* proposal only */
+	uint32_t	client;
+	uint64_t	seq;
+	bool		is_read;
+	uint64_t	key;
+} waiter;
+
+typedef struct group
+{
+	raft	   *r;
+
+	/* the disk */
+	raft_hard_state hs;
+	raft_snapshot_meta snap;
+	kv_state	snap_kv;
+	raft_entry *log;			/* snap.index + 1 .., data owned */
+	size_t		n_log;
+	size_t		cap_log;
+
+	/* a ready batch waiting for its fsync */
+	bool		pending;
+	raft_ready	rd;
+
+	/* the state machine */
+	kv_state	kv;
+	uint64_t	applied;
+
+	/* clients waiting on this group here */
+	waiter	   *waiters;
+	size_t		n_waiters;
+	size_t		cap_waiters;
+
+	/* invariant bookkeeping for this incarnation */
+	uint64_t	max_commit;
+	int			last_role;
+} group;
+
+typedef struct node
+{
+	bool		up;
+	uint32_t	incarnation;
+	uint64_t	stalled_until;
+	uint64_t	slow_fsync_until;
+	group		g[SIM_MAX_GROUPS];
+} node;
+
+typedef struct client
+{
+	bool		busy;
+	uint64_t	seq;
+	size_t		hist;			/* index of the op in the history */
+	int			group;
+	uint64_t	deadline;
+	int			hint;			/* node to try next, 0 for any */
+} client;
+
+/* What the checkers know of a group across all nodes */
+typedef struct group_truth
+{
+	uint64_t   *term;			/* committed entries: term, data hash */
+	uint64_t   *hash;
+	uint64_t   *commit_term;	/* lowest term of a node seen committing it */
+	bool	   *acked;			/* a client was told it is done */
+	size_t		len;			/* indexes 1..len known */
+	size_t		cap;
+	uint32_t   *leader_of_term; /* node leading each term, 0 if none seen */
+	size_t		n_terms;
+} group_truth;
+
+/* Event types */
+enum
+{
+	EV_MSG = 1,					/* a Raft message arrives */
+	EV_TICK,					/* a node's clock ticks */
+	EV_FSYNC,					/* a ready batch is durable */
+	EV_CLIENT,					/* a client acts or times out */
+	EV_REQUEST,					/* a client's request reaches a node */
+	EV_REPLY,					/* a node's answer reaches a client */
+	EV_NEMESIS,					/* inject a fault */
+	EV_RESTART,					/* a crashed node comes back */
+	EV_HEAL						/* network faults end */
+};
+
+typedef struct msg_blob
+{
+	int			group;
+	raft_message m;
+	raft_snapshot_meta snap;
+	kv_state	image;
+	/* entries and their data follow */
+} msg_blob;
+
+typedef struct request
+{
+	uint32_t	client;
+	uint64_t	seq;
+	uint32_t	kind;
+	int			group;
+	uint64_t	key;
+	uint64_t	value;
+	uint64_t	expect;
+	/* reply */
+	int			status;			/* 0 done, 1 retry */
+	uint64_t	output;
+	int			hint;
+} request;
+
+typedef struct trace_rec
+{
+	uint64_t	time;
+	uint32_t	type;
+	uint32_t	node;
+	uint32_t	group;
+	uint64_t	a;
+	uint64_t	b;
+} trace_rec;
+
+typedef struct sim
+{
+	sim_config	cfg;
+	sim_result *res;
+	FILE	   *out;
+	prng		rng;
+	uint64_t	now;
+	uint64_t	step;
+	heap		events;
+	node		nodes[SIM_MAX_NODES + 1];	/* ids 1..nodes */
+	client		clients[MAX_CLIENTS];
+	group_truth truth[SIM_MAX_GROUPS];
+
+	/* network */
+	bool		blocked[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1];
+	uint32_t	drop_pm;		/* per mille */
+	uint32_t	dup_pm;
+	uint64_t	max_delay;
+	bool		chaos;			/* this seed's fault profile is harsh */
+	bool		faults_on;
+
+	/* history */
+	lin_op	   *hist;
+	size_t		n_hist;
+	size_t		cap_hist;
+
+	bool		failed;
+	trace_rec	ring[TRACE_RING];
+	uint64_t	n_trace;
+} sim;
+
+static const char *
+ev_name(uint32_t type)
+{
+	static const char *names[] = {"?", "msg", "tick", "fsync", "client", "request",
+	"reply", "nemesis", "restart", "heal"};
+
+	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
+}
+
+/* ------------------------------------------------------------------------
+ * Tracing, digest and violations
+ * ------------------------------------------------------------------------
+ */
+static void
+print_trace_rec(sim *s, const trace_rec *t)
+{
+	fprintf(s->out, "t=%llu %s node=%u group=%u a=%llu b=%llu\n",
+			(unsigned long long) t->time, ev_name(t->type), t->node, t->group,
+			(unsigned long long) t->a, (unsigned long long) t->b);
+}
+
+static void
+trace(sim *s, uint32_t type, uint32_t node_id, uint32_t grp, uint64_t a, uint64_t b)
+{
+	trace_rec  *t = &s->ring[s->n_trace++ % TRACE_RING];
+	uint64_t	h = s->res->digest;
+	uint64_t	f[6] = {s->now, type, node_id, grp, a, b};
+
+	t->time = s->now;
+	t->type = type;
+	t->node = node_id;
+	t->group = grp;
+	t->a = a;
+	t->b = b;
+	for (int i = 0; i < 6; i++)
+	{
+		h ^= f[i];
+		h *= 1099511628211ULL;
+	}
+	s->res->digest = h;
+	if (s->cfg.trace)
+		print_trace_rec(s, t);
+}
+
+static void
+violation(sim *s, const char *invariant, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (s->failed)
+		return;
+	s->failed = true;
+	s->res->ok = false;
+	s->res->violation_step = s->step;
+	snprintf(s->res->invariant, sizeof(s->res->invariant), "%s", invariant);
+	va_start(ap, fmt);
+	vsnprintf(s->res->detail, sizeof(s->res->detail), fmt, ap);
+	va_end(ap);
+
+	fprintf(s->out, "violation: seed %llu step %llu time %llu ms: %s: %s\n",
+			(unsigned long long) s->cfg.seed, (unsigned long long) s->step,
+			(unsigned long long) s->now, s->res->invariant, s->res->detail);
+	fprintf(s->out, "state:\n");
+	for (int nid = 1; nid <= s->cfg.nodes; nid++)
+		for (int gi = 0; gi < s->cfg.groups && gi < 4; gi++)
+		{
+			raft	   *r = s->nodes[nid].g[gi].r;
+			const raft_conf *c;
+
+			if (!s->nodes[nid].up || r == NULL)
+			{
+				fprintf(s->out, "  node %d group %d: down\n", nid, gi);
+				continue;
+			}
+			c = raft_get_conf(r);
+			fprintf(s->out, "  node %d group %d: %s term %llu commit %llu conf", nid, gi,
+					raft_role_name(raft_get_role(r)), (unsigned long long) raft_get_term(r),
+					(unsigned long long) raft_commit_index(r));
+			for (uint32_t i = 0; i < c->n; i++)
+				fprintf(s->out, " %u%s", c->members[i].id, c->members[i].role == RAFT_LEARNER ? "L" : "");
+			fprintf(s->out, " log");
+			for (uint64_t i = raft_first_index(r); i <= raft_last_index(r); i++)
+			{
+				const raft_entry *e;
+
+				if (raft_entry_at(r, i, &e) == 0)
+					fprintf(s->out, " %llu:%llu%s", (unsigned long long) i, (unsigned long long) e->term,
+							e->type == RAFT_ENTRY_CONF ? "c" : "");
+			}
+			fprintf(s->out, "\n");
+		}
+	fprintf(s->out, "last events:\n");
+	{
+		uint64_t	first = s->n_trace > TRACE_RING ? s->n_trace - TRACE_RING : 0;
+
+		for (uint64_t i = first; i < s->n_trace; i++)
+		{
+			fprintf(s->out, "  ");
+			print_trace_rec(s, &s->ring[i % TRACE_RING]);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Events
+ * ------------------------------------------------------------------------
+ */
+static void
+schedule(sim *s, uint64_t at, uint32_t type, uint32_t node_id, uint32_t grp,
+		 uint64_t arg, void *payload)
+{
+	heap_push(&s->events, at, type, node_id, grp, arg, payload);
+}
+
+static uint64_t
+net_delay(sim *s)
+{
+	return 1 + prng_below(&s->rng, s->max_delay);
+}
+
+/* ------------------------------------------------------------------------
+ * Checkers
+ * ------------------------------------------------------------------------
+ */
+static uint64_t
+hash_data(const void *data, uint32_t len, uint32_t type)
+{
+	const unsigned char *p = data;
+	uint64_t	h = 1469598103934665603ULL ^ type;
+
+	for (uint32_t i = 0; i < len; i++)
+	{
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+static void
+truth_grow(group_truth *t, size_t index)
+{
+	if (index <= t->cap)
+		return;
+	while (t->cap < index)
+		t->cap = t->cap ? t->cap * 2 : 256;
+	t->term = realloc(t->term, (t->cap + 1) * sizeof(uint64_t));
+	t->hash = realloc(t->hash, (t->cap + 1) * sizeof(uint64_t));
+	t->commit_term = realloc(t->commit_term, (t->cap + 1) * sizeof(uint64_t));
+	t->acked = realloc(t->acked, (t->cap + 1) * sizeof(bool));
+}
+
+/*
+ * State machine safety and log matching of committed prefixes: the entry
+ * at a committed index is the same on every node.
+ */
+static void
+check_committed_entry(sim *s, int node_id, int gi, const raft_entry *e, const char *what)
+{
+	group_truth *t = &s->truth[gi];
+	uint64_t	h = hash_data(e->data, e->len, e->type);
+	uint64_t	term = raft_get_term(s->nodes[node_id].g[gi].r);
+
+	if (e->index <= t->len)
+	{
+		if (term < t->commit_term[e->index])
+			t->commit_term[e->index] = term;
+		if (t->term[e->index] != e->term || t->hash[e->index] != h)
+			violation(s, t->acked[e->index] ? "acknowledged write lost" : "state machine safety",
+					  "group %d index %llu: node %d %s term %llu, but term %llu was committed there",
+					  gi, (unsigned long long) e->index, node_id, what,
+					  (unsigned long long) e->term, (unsigned long long) t->term[e->index]);
+		return;
+	}
+	if (e->index != t->len + 1)
+		return;					/* a gap (compaction elsewhere): learn it later */
+	truth_grow(t, e->index);
+	t->term[e->index] = e->term;
+	t->hash[e->index] = h;
+	t->commit_term[e->index] = term;
+	t->acked[e->index] = false;
+	t->len = e->index;
+}
+
+/* Checks after an event touched group `gi' of node `nid'. */
+static void
+check_group(sim *s, int nid, int gi, raft_term term_before, int role_before)
+{
+	group	   *g = &s->nodes[nid].g[gi];
+	group_truth *t = &s->truth[gi];
+	raft_role	role = raft_get_role(g->r);
+	raft_term	term = raft_get_term(g->r);
+	uint64_t	commit = raft_commit_index(g->r);
+
+	/* pre-vote never changes the term */
+	if (role == RAFT_PRECANDIDATE && role_before != RAFT_PRECANDIDATE && term != term_before)
+		violation(s, "pre-vote changed the term",
+				  "group %d node %d became pre-candidate and moved from term %llu to %llu",
+				  gi, nid, (unsigned long long) term_before, (unsigned long long) term);
+
+	/* election safety: one leader per term */
+	if (role == RAFT_LEADER)
+	{
+		if (term >= t->n_terms)
+		{
+			size_t		n = t->n_terms ? t->n_terms : 16;
+
+			while (n <= term)
+				n *= 2;
+			t->leader_of_term = realloc(t->leader_of_term, n * sizeof(uint32_t));
+			memset(t->leader_of_term + t->n_terms, 0, (n - t->n_terms) * sizeof(uint32_t));
+			t->n_terms = n;
+		}
+		if (t->leader_of_term[term] == 0)
+			t->leader_of_term[term] = (uint32_t) nid;
+		else if (t->leader_of_term[term] != (uint32_t) nid)
+			violation(s, "election safety", "group %d term %llu has leaders %u and %d",
+					  gi, (unsigned long long) term, t->leader_of_term[term], nid);
+
+		/*
+		 * leader completeness: a new leader holds every entry committed in
+		 * an earlier term (a stale node may still lead an old term)
+		 */
+		if (role_before != RAFT_LEADER)
+		{
+			raft_index	first = raft_first_index(g->r);
+
+			for (uint64_t i = first; i <= t->len && !s->failed; i++)
+			{
+				raft_term	et;
+
+				if (t->commit_term[i] >= term)
+					continue;
+				if (raft_term_at(g->r, i, &et) != 0 || et != t->term[i])
+					violation(s, "leader completeness",
+							  "group %d node %d leads term %llu without committed index %llu",
+							  gi, nid, (unsigned long long) term, (unsigned long long) i);
+			}
+		}
+	}
+
+	/* the commit index never goes back; committed prefixes agree */
+	if (commit < g->max_commit)
+		violation(s, "commit index went back", "group %d node %d: %llu after %llu",
+				  gi, nid, (unsigned long long) commit, (unsigned long long) g->max_commit);
+	else if (commit > g->max_commit)
+	{
+		uint64_t	from = g->max_commit + 1;
+
+		if (from < raft_first_index(g->r))
+			from = raft_first_index(g->r);
+		for (uint64_t i = from; i <= commit && !s->failed; i++)
+		{
+			const raft_entry *e;
+
+			if (raft_entry_at(g->r, i, &e) == 0)
+				check_committed_entry(s, nid, gi, e, "has committed");
+		}
+		g->max_commit = commit;
+	}
+
+	/* nothing is applied past the commit index */
+	if (g->applied > commit && g->applied > g->snap.index)
+		violation(s, "applied past commit", "group %d node %d applied %llu with commit %llu",
+				  gi, nid, (unsigned long long) g->applied, (unsigned long long) commit);
+	g->last_role = role;
+}
+
+/* ------------------------------------------------------------------------
+ * History
+ * ------------------------------------------------------------------------
+ */
+static size_t
+hist_add(sim *s, const lin_op *op)
+{
+	if (s->n_hist == s->cap_hist)
+	{
+		s->cap_hist = s->cap_hist ? s->cap_hist * 2 : 1024;
+		s->hist = realloc(s->hist, s->cap_hist * sizeof(lin_op));
+	}
+	s->hist[s->n_hist] = *op;
+	return s->n_hist++;
+}
+
+/* ------------------------------------------------------------------------
+ * Sending
+ * ------------------------------------------------------------------------
+ */
+static void
+send_raft(sim *s, int from, int gi, const raft_message *m)
+{
+	msg_blob   *b;
+	size_t		size = sizeof(msg_blob) + m->n_entries * sizeof(raft_entry);
+	int			copies = 1;
+	char	   *p;
+
+	if (m->to < 1 || m->to > (raft_id) s->cfg.nodes)
+		return;
+	if (s->blocked[from][m->to])
+		return;
+	if (s->drop_pm && prng_chance(&s->rng, s->drop_pm))
+		return;
+	if (s->dup_pm && prng_chance(&s->rng, s->dup_pm))
+		copies = 2;
+	for (uint32_t i = 0; i < m->n_entries; i++)
+		size += m->entries[i].len;
+
+	for (int c = 0; c < copies; c++)
+	{
+		b = malloc(size);
+		b->group = gi;
+		b->m = *m;
+		b->m.entries = m->n_entries ? (raft_entry *) (b + 1) : NULL;
+		p = (char *) (b + 1) + m->n_entries * sizeof(raft_entry);
+		for (uint32_t i = 0; i < m->n_entries; i++)
+		{
+			b->m.entries[i] = m->entries[i];
+			b->m.entries[i].ref = NULL;
+			memcpy(p, m->entries[i].data, m->entries[i].len);
+			b->m.entries[i].data = m->entries[i].len ? p : NULL;
+			p += m->entries[i].len;
+		}
+		b->m.snapshot = NULL;
+		b->m.snapshot_data = NULL;
+		b->m.snapshot_len = 0;
+		if (m->type == RAFT_MSG_SNAPSHOT)
+		{
+			group	   *g = &s->nodes[from].g[gi];
+
+			b->snap = *m->snapshot;
+			b->m.snapshot = &b->snap;
+			if (g->snap.index != m->snapshot->index)
+				violation(s, "simulator", "node %d sends snapshot %llu but holds %llu",
+						  from, (unsigned long long) m->snapshot->index,
+						  (unsigned long long) g->snap.index);
+			b->image = g->snap_kv;
+			b->m.snapshot_data = &b->image;
+			b->m.snapshot_len = sizeof(kv_state);
+		}
+		schedule(s, s->now + net_delay(s), EV_MSG, m->to, gi, 0, b);
+	}
+}
+
+static void
+reply_client(sim *s, int nid, request *req, int status, uint64_t output)
+{
+	request    *r = malloc(sizeof(request));
+
+	*r = *req;
+	r->status = status;
+	r->output = output;
+	r->hint = 0;
+	if (status != 0)
+	{
+		raft_id		l = raft_leader(s->nodes[nid].g[req->group].r);
+
+		r->hint = (int) l;
+	}
+	schedule(s, s->now + net_delay(s), EV_REPLY, 0, req->group, req->client, r);
+}
+
+/* ------------------------------------------------------------------------
+ * The host loop of one group: ready, persist, send, apply, advance
+ * ------------------------------------------------------------------------
+ */
+static void group_process(sim *s, int nid, int gi);
+
+static void
+waiter_add(group *g, const waiter *w)
+{
+	if (g->n_waiters == g->cap_waiters)
+	{
+		g->cap_waiters = g->cap_waiters ? g->cap_waiters * 2 : 8;
+		g->waiters = realloc(g->waiters, g->cap_waiters * sizeof(waiter));
+	}
+	g->waiters[g->n_waiters++] = *w;
+}
+
+/* Answer the clients whose proposal or read this group can now answer. */
+static void
+answer_waiters(sim *s, int nid, int gi, const raft_entry *applied_entry, uint64_t output)
+{
+	group	   *g = &s->nodes[nid].g[gi];
+	size_t		i = 0;
+
+	while (i < g->n_waiters)
+	{
+		waiter	   *w = &g->waiters[i];
+		request		req = {0};
+		bool		done = false;
+
+		req.client = w->client;
+		req.seq = w->seq;
+		req.group = gi;
+		if (!w->is_read && applied_entry && w->index == applied_entry->index)
+		{
+			if (applied_entry->term == w->term)
+			{
+				reply_client(s, nid, &req, 0, output);
+				s->truth[gi].acked[w->index] = true;
+			}
+			else
+				reply_client(s, nid, &req, 1, 0);	/* lost: retry */
+			done = true;
+		}
+		else if (w->is_read && g->applied >= w->index)
+		{
+			reply_client(s, nid, &req, 0, g->kv.val[w->key]);
+			done = true;
+		}
+		else if (!w->is_read && g->applied >= w->index && !applied_entry)
+		{
+			/* passed by a snapshot: outcome unknown here, let it retry */
+			reply_client(s, nid, &req, 1, 0);
+			done = true;
+		}
+		if (done)
+			g->waiters[i] = g->waiters[--g->n_waiters];
+		else
+			i++;
+	}
+}
+
+static void
+disk_write(group *g, const raft_ready *rd)
+{
+	if (rd->has_snapshot)
+	{
+		for (size_t i = 0; i < g->n_log; i++)
+			free((void *) g->log[i].data);
+		g->n_log = 0;
+		g->snap = rd->snapshot;
+		memcpy(&g->snap_kv, rd->snapshot_data, sizeof(kv_state));
+	}
+	if (rd->n_entries > 0)
+	{
+		uint64_t	first = rd->entries[0].index;
+
+		while (g->n_log > 0 && g->log[g->n_log - 1].index >= first)
+			free((void *) g->log[--g->n_log].data);
+		if (g->n_log + rd->n_entries > g->cap_log)
+		{
+			while (g->n_log + rd->n_entries > g->cap_log)
+				g->cap_log = g->cap_log ? g->cap_log * 2 : 64;
+			g->log = realloc(g->log, g->cap_log * sizeof(raft_entry));
+		}
+		for (size_t i = 0; i < rd->n_entries; i++)
+		{
+			raft_entry *e = &g->log[g->n_log++];
+
+			*e = rd->entries[i];
+			e->ref = NULL;
+			if (e->len)
+			{
+				void	   *d = malloc(e->len);
+
+				memcpy(d, rd->entries[i].data, e->len);
+				e->data = d;
+			}
+			else
+				e->data = NULL;
+		}
+	}
+	if (rd->has_hard_state)
+		g->hs = rd->hard_state;
+}
+
+/* The ready batch is durable: finish it. */
+static void
+group_complete(sim *s, int nid, int gi)
+{
+	group	   *g = &s->nodes[nid].g[gi];
+	raft_ready *rd = &g->rd;
+
+	disk_write(g, rd);
+	for (size_t i = 0; i < rd->n_persist_messages; i++)
+		send_raft(s, nid, gi, &rd->persist_messages[i]);
+
+	if (rd->has_snapshot)
+	{
+		g->kv = g->snap_kv;
+		g->applied = rd->snapshot.index;
+		answer_waiters(s, nid, gi, NULL, 0);
+	}
+	for (size_t i = 0; i < rd->n_committed; i++)
+	{
+		const raft_entry *e = &rd->committed[i];
+		uint64_t	out = 0;
+
+		if (e->index != g->applied + 1)
+			violation(s, "simulator", "group %d node %d applies %llu after %llu", gi, nid,
+					  (unsigned long long) e->index, (unsigned long long) g->applied);
+		check_committed_entry(s, nid, gi, e, "applies");
+		if (e->type == RAFT_ENTRY_NORMAL && e->len == sizeof(kv_cmd))
+		{
+			kv_cmd		c;
+
+			memcpy(&c, e->data, sizeof(c));
+			out = kv_apply(&g->kv, &c);
+		}
+		g->applied = e->index;
+		answer_waiters(s, nid, gi, e, out);
+	}
+	for (size_t i = 0; i < rd->n_reads; i++)
+	{
+		const raft_read_state *rs = &rd->reads[i];
+		request		req = {0};
+
+		req.client = (uint32_t) (rs->context >> 32);
+		req.seq = rs->context & 0xffffffffULL;
+		req.group = gi;
+		if (rs->index == 0)
+			reply_client(s, nid, &req, 1, 0);
+		else
+		{
+			waiter		w = {rs->index, 0, req.client, req.seq, true, 0};
+
+			if (req.client >= MAX_CLIENTS || s->clients[req.client].seq != req.seq)
+				continue;		/* the client moved on */
+			/* the key is the one of the client's current operation */
+			w.key = s->hist[s->clients[req.client].hist].key % KEYS;
+			waiter_add(g, &w);
+		}
+	}
+	answer_waiters(s, nid, gi, NULL, 0);
+
+	g->pending = false;
+	raft_advance(g->r, rd);
+
+	/* compact now and then: the state machine is the snapshot image */
+	if (g->applied >= g->snap.index + COMPACT_EVERY &&
+		g->applied <= raft_stable_index(g->r) &&
+		raft_compact(g->r, g->applied) == 0)
+	{
+		uint64_t	upto = g->applied;
+		size_t		drop = 0;
+
+		while (drop < g->n_log && g->log[drop].index <= upto)
+			free((void *) g->log[drop++].data);
+		memmove(g->log, g->log + drop, (g->n_log - drop) * sizeof(raft_entry));
+		g->n_log -= drop;
+		g->snap = *raft_snapshot(g->r);
+		g->snap_kv = g->kv;
+	}
+}
+
+/* Collect and start handling a ready batch, if any and none is pending. */
+static void
+group_process(sim *s, int nid, int gi)
+{
+	node	   *n = &s->nodes[nid];
+	group	   *g = &n->g[gi];
+
+	while (n->up && !g->pending && raft_has_ready(g->r) && !s->failed)
+	{
+		raft_ready_get(g->r, &g->rd);
+		g->pending = true;
+		for (size_t i = 0; i < g->rd.n_messages; i++)
+			send_raft(s, nid, gi, &g->rd.messages[i]);
+		if (s->now < n->slow_fsync_until &&
+			(g->rd.n_entries > 0 || g->rd.has_hard_state || g->rd.has_snapshot))
+		{
+			schedule(s, s->now + 1 + prng_below(&s->rng, 40), EV_FSYNC, nid, gi,
+					 n->incarnation, NULL);
+			return;
+		}
+		group_complete(s, nid, gi);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Node life cycle
+ * ------------------------------------------------------------------------
+ */
+static void
+node_start(sim *s, int nid)
+{
+	node	   *n = &s->nodes[nid];
+
+	n->up = true;
+	n->incarnation++;
+	for (int gi = 0; gi < s->cfg.groups; gi++)
+	{
+		group	   *g = &n->g[gi];
+		raft_options o;
+		raft_durable d;
+
+		raft_options_init(&o, (raft_id) nid, prng_next(&s->rng));
+		o.election_ticks = ELECTION_TICKS;
+		o.heartbeat_ticks = 1;
+		/* small messages let a leader commit part of its log (Figure 8) */
+		o.max_msg_entries = s->chaos ? 1 : 16;
+		o.max_inflight = 8;
+		o.bugs = s->cfg.bugs;
+		memset(&d, 0, sizeof(d));
+		d.hard_state = g->hs;
+		d.snapshot = g->snap;
+		d.entries = g->log;
+		d.n_entries = g->n_log;
+		g->r = raft_new(&o, &d);
+		if (g->r == NULL)
+		{
+			violation(s, "restart", "group %d node %d: durable state refused", gi, nid);
+			n->up = false;
+			return;
+		}
+		g->kv = g->snap_kv;
+		g->applied = g->snap.index;
+		g->pending = false;
+		g->n_waiters = 0;
+		g->max_commit = raft_commit_index(g->r);
+		g->last_role = RAFT_FOLLOWER;
+	}
+	schedule(s, s->now + 1 + prng_below(&s->rng, TICK_MS), EV_TICK, nid, 0, n->incarnation, NULL);
+}
+
+static void
+node_crash(sim *s, int nid)
+{
+	node	   *n = &s->nodes[nid];
+
+	n->up = false;
+	for (int gi = 0; gi < s->cfg.groups; gi++)
+	{
+		group	   *g = &n->g[gi];
+
+		/* a ready not yet synced is lost with the process */
+		raft_free(g->r);
+		g->r = NULL;
+		g->pending = false;
+		g->n_waiters = 0;
+	}
+	trace(s, EV_RESTART, nid, 0, 0, 0);
+	schedule(s, s->now + 50 + prng_below(&s->rng, s->chaos ? 400 : 2000), EV_RESTART, nid, 0, 0, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Clients
+ * ------------------------------------------------------------------------
+ */
+static int
+random_up_node(sim *s)
+{
+	for (int tries = 0; tries < 16; tries++)
+	{
+		int			nid = 1 + (int) prng_below(&s->rng, s->cfg.nodes);
+
+		if (s->nodes[nid].up)
+			return nid;
+	}
+	return 1 + (int) prng_below(&s->rng, s->cfg.nodes);
+}
+
+static void
+client_send(sim *s, int ci)
+{
+	client	   *c = &s->clients[ci];
+	lin_op	   *op = &s->hist[c->hist];
+	request    *r = malloc(sizeof(request));
+	int			to = c->hint > 0 && prng_chance(&s->rng, 800) ? c->hint : random_up_node(s);
+
+	memset(r, 0, sizeof(*r));
+	r->client = ci;
+	r->seq = c->seq;
+	r->kind = op->kind;
+	r->group = c->group;
+	r->key = op->key % KEYS;
+	r->value = op->value;
+	r->expect = op->expect;
+	schedule(s, s->now + net_delay(s), EV_REQUEST, to, c->group, ci, r);
+}
+
+static void
+client_start(sim *s, int ci)
+{
+	client	   *c = &s->clients[ci];
+	lin_op		op = {0};
+	uint64_t	k = prng_below(&s->rng, KEYS);
+
+	c->group = (int) prng_below(&s->rng, s->cfg.groups);
+	c->seq++;
+	c->busy = true;
+	c->hint = 0;
+	c->deadline = s->now + CLIENT_TIMEOUT_MS;
+	op.client = ci;
+	op.key = (uint64_t) c->group * KEYS + k;
+	op.call = s->now;
+	op.ret = LIN_PENDING;
+	switch (prng_below(&s->rng, 3))
+	{
+		case 0:
+			op.kind = LIN_PUT;
+			op.value = ((uint64_t) ci << 32) | c->seq;
+			break;
+		case 1:
+			op.kind = LIN_GET;
+			break;
+		default:
+			op.kind = LIN_CAS;
+			op.expect = prng_chance(&s->rng, 500) ? 0 : (((uint64_t) prng_below(&s->rng, MAX_CLIENTS) << 32) | prng_below(&s->rng, c->seq + 1));
+			op.value = ((uint64_t) ci << 32) | c->seq;
+			break;
+	}
+	c->hist = hist_add(s, &op);
+	client_send(s, ci);
+	schedule(s, c->deadline, EV_CLIENT, 0, 0, ci, (void *) (uintptr_t) c->seq);
+}
+
+static void
+on_request(sim *s, int nid, request *r)
+{
+	node	   *n = &s->nodes[nid];
+	group	   *g;
+
+	if (!n->up || s->clients[r->client].seq != r->seq)
+		return;					/* lost, or the client gave up */
+	g = &n->g[r->group];
+	if (r->kind == LIN_GET)
+	{
+		uint64_t	ctx = ((uint64_t) r->client << 32) | (r->seq & 0xffffffffULL);
+
+		if (raft_read_index(g->r, ctx) != 0)
+			reply_client(s, nid, r, 1, 0);
+	}
+	else
+	{
+		kv_cmd		c = {r->kind, r->client, r->seq, r->key, r->value, r->expect};
+		raft_index	idx;
+		raft_term	term;
+
+		if (raft_propose(g->r, &c, sizeof(c), &idx, &term) != 0)
+			reply_client(s, nid, r, 1, 0);
+		else
+		{
+			waiter		w = {idx, term, r->client, r->seq, false, r->key};
+
+			waiter_add(g, &w);
+		}
+	}
+	group_process(s, nid, r->group);
+}
+
+static void
+on_reply(sim *s, request *r)
+{
+	client	   *c = &s->clients[r->client];
+	lin_op	   *op;
+
+	if (!c->busy || c->seq != r->seq)
+		return;
+	op = &s->hist[c->hist];
+	if (r->status == 0)
+	{
+		op->ret = s->now;
+		op->output = r->output;
+		c->busy = false;
+		s->res->ops++;
+		schedule(s, s->now + 1 + prng_below(&s->rng, 20), EV_CLIENT, 0, 0, r->client, NULL);
+		return;
+	}
+	/* not the leader, or lost: try again (the same seq is applied once) */
+	c->hint = r->hint;
+	if (s->now + 5 < c->deadline)
+		client_send(s, (int) r->client);
+}
+
+/* ------------------------------------------------------------------------
+ * The nemesis
+ * ------------------------------------------------------------------------
+ */
+static raft_id
+leader_of(sim *s, int gi)
+{
+	raft_id		best = 0;
+	raft_term	best_term = 0;
+
+	for (int nid = 1; nid <= s->cfg.nodes; nid++)
+	{
+		node	   *n = &s->nodes[nid];
+
+		if (n->up && raft_get_role(n->g[gi].r) == RAFT_LEADER &&
+			raft_get_term(n->g[gi].r) >= best_term)
+		{
+			best = nid;
+			best_term = raft_get_term(n->g[gi].r);
+		}
+	}
+	return best;
+}
+
+static void
+heal_network(sim *s)
+{
+	memset(s->blocked, 0, sizeof(s->blocked));
+	s->drop_pm = s->cfg.faults & SIM_F_DROP ? (s->chaos ? 30 : 10) : 0;
+	s->dup_pm = s->cfg.faults & SIM_F_DUP ? 10 : 0;
+	s->max_delay = s->cfg.faults & SIM_F_REORDER ? 8 : 3;
+}
+
+static void
+membership_change(sim *s)
+{
+	int			gi = (int) prng_below(&s->rng, s->cfg.groups);
+	raft_id		l = leader_of(s, gi);
+	group	   *g;
+	const raft_conf *conf;
+	int			voters;
+	raft_id		absent = 0;
+	raft_id		learner = 0;
+	raft_id		removable = 0;
+
+	if (l == 0 || s->nodes[l].g[gi].pending)
+		return;
+	g = &s->nodes[l].g[gi];
+	conf = raft_get_conf(g->r);
+	voters = (int) raft_conf_voters(conf);
+	for (int nid = 1; nid <= s->cfg.nodes; nid++)
+	{
+		uint32_t	role = raft_conf_role(conf, (raft_id) nid);
+
+		if (role == 0)
+			absent = nid;
+		else if (role == RAFT_LEARNER)
+			learner = nid;
+		else if ((raft_id) nid != l && prng_chance(&s->rng, 500))
+			removable = nid;
+	}
+	switch (prng_below(&s->rng, 4))
+	{
+		case 0:
+			if (absent)
+			{
+				(void) raft_propose_conf(g->r, RAFT_CC_ADD_LEARNER, absent, NULL, NULL);
+				trace(s, EV_NEMESIS, l, gi, 10, absent);
+			}
+			break;
+		case 1:
+			if (learner)
+			{
+				(void) raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, learner, NULL, NULL);
+				trace(s, EV_NEMESIS, l, gi, 11, learner);
+			}
+			break;
+		case 2:
+			if (removable && voters > 2)
+			{
+				(void) raft_propose_conf(g->r, RAFT_CC_REMOVE, removable, NULL, NULL);
+				trace(s, EV_NEMESIS, l, gi, 12, removable);
+			}
+			break;
+		default:
+			{
+				raft_id		to = 1 + (raft_id) prng_below(&s->rng, s->cfg.nodes);
+
+				if (to != l && raft_conf_role(conf, to) == RAFT_VOTER)
+				{
+					(void) raft_transfer_leader(g->r, to);
+					trace(s, EV_NEMESIS, l, gi, 13, to);
+				}
+			}
+			break;
+	}
+	group_process(s, l, gi);
+}
+
+static void
+nemesis(sim *s)
+{
+	uint32_t	f = s->cfg.faults;
+	int			nid = 1 + (int) prng_below(&s->rng, s->cfg.nodes);
+	uint64_t	dur = 100 + prng_below(&s->rng, s->chaos ? 600 : 2000);
+	/* the chaos profile mostly isolates and crashes leaders */
+	int			pick = s->chaos ? (int) prng_below(&s->rng, 5) : (int) prng_below(&s->rng, 9);
+
+	if (!s->faults_on)
+		return;
+	switch (pick)
+	{
+		case 0:
+		case 1:
+			if (f & SIM_F_PARTITION)
+			{
+				int			mode = (int) prng_below(&s->rng, 4);
+
+				memset(s->blocked, 0, sizeof(s->blocked));
+				if (s->chaos && mode > 1)
+					mode = 0;
+				if (mode == 0)
+				{
+					/* isolate the leader of group 0 */
+					raft_id		l = leader_of(s, 0);
+
+					nid = l ? (int) l : nid;
+				}
+				for (int a = 1; a <= s->cfg.nodes; a++)
+					for (int b = 1; b <= s->cfg.nodes; b++)
+					{
+						bool		side_a = mode <= 1 ? a == nid : prng_chance(&s->rng, 500);
+
+						if (a == b)
+							continue;
+						if (mode <= 1 && (a == nid || b == nid))
+							s->blocked[a][b] = true;
+						else if (mode == 2 && side_a != (b % 2 == 0))
+							s->blocked[a][b] = true;
+						else if (mode == 3 && prng_chance(&s->rng, 300))
+							s->blocked[a][b] = true;	/* asymmetric */
+					}
+				trace(s, EV_NEMESIS, nid, 0, 1, mode);
+				schedule(s, s->now + dur, EV_HEAL, 0, 0, 0, NULL);
+			}
+			break;
+		case 2:
+		case 3:
+			if ((f & SIM_F_CRASH) && s->nodes[nid].up)
+			{
+				/* the chaos profile prefers to crash leaders */
+				if (s->chaos && prng_chance(&s->rng, 600))
+				{
+					raft_id		l = leader_of(s, (int) prng_below(&s->rng, s->cfg.groups));
+
+					if (l)
+						nid = (int) l;
+				}
+				node_crash(s, nid);
+			}
+			break;
+		case 4:
+			if (f & SIM_F_FSYNC)
+			{
+				s->nodes[nid].slow_fsync_until = s->now + dur;
+				trace(s, EV_NEMESIS, nid, 0, 2, dur);
+			}
+			break;
+		case 5:
+			if (f & SIM_F_STALL)
+			{
+				s->nodes[nid].stalled_until = s->now + dur / 2;
+				trace(s, EV_NEMESIS, nid, 0, 3, dur / 2);
+			}
+			break;
+		case 6:
+			if (f & SIM_F_DELAY)
+			{
+				s->max_delay = 40;
+				trace(s, EV_NEMESIS, 0, 0, 4, dur);
+				schedule(s, s->now + dur, EV_HEAL, 0, 0, 0, NULL);
+			}
+			break;
+		default:
+			if (s->cfg.membership)
+				membership_change(s);
+			break;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * The event loop
+ * ------------------------------------------------------------------------
+ */
+static void
+dispatch(sim *s, const heap_event *ev)
+{
+	node	   *n = ev->node ? &s->nodes[ev->node] : NULL;
+
+	/* a stalled node handles nothing until it wakes */
+	if (n && n->up && s->now < n->stalled_until &&
+		(ev->type == EV_MSG || ev->type == EV_TICK || ev->type == EV_REQUEST || ev->type == EV_FSYNC))
+	{
+		heap_push(&s->events, n->stalled_until + prng_below(&s->rng, 3), ev->type,
+				  ev->node, ev->group, ev->arg, ev->payload);
+		return;
+	}
+
+	switch (ev->type)
+	{
+		case EV_MSG:
+			{
+				msg_blob   *b = ev->payload;
+
+				if (n->up)
+				{
+					group	   *g = &n->g[b->group];
+					raft_term	term = raft_get_term(g->r);
+					int			role = raft_get_role(g->r);
+
+					if (!g->pending)
+					{
+						trace(s, EV_MSG, ev->node, b->group, b->m.type, b->m.from);
+						(void) raft_step(g->r, &b->m);
+						s->res->messages++;
+						group_process(s, ev->node, b->group);
+						check_group(s, ev->node, b->group, term, role);
+					}
+					else
+					{
+						/* busy with a slow fsync: the message waits its turn */
+						heap_push(&s->events, s->now + 1, EV_MSG, ev->node, ev->group, 0, b);
+						return;
+					}
+				}
+				free(b);
+			}
+			break;
+		case EV_TICK:
+			if (n->up && ev->arg == n->incarnation)
+			{
+				for (int gi = 0; gi < s->cfg.groups && !s->failed; gi++)
+				{
+					group	   *g = &n->g[gi];
+					raft_term	term = raft_get_term(g->r);
+					int			role = raft_get_role(g->r);
+
+					if (g->pending)
+						continue;
+					raft_tick(g->r);
+					group_process(s, ev->node, gi);
+					check_group(s, ev->node, gi, term, role);
+				}
+				schedule(s, s->now + TICK_MS, EV_TICK, ev->node, 0, n->incarnation, NULL);
+			}
+			break;
+		case EV_FSYNC:
+			if (n->up && ev->arg == n->incarnation && n->g[ev->group].pending)
+			{
+				group	   *g = &n->g[ev->group];
+				raft_term	term = raft_get_term(g->r);
+				int			role = raft_get_role(g->r);
+
+				trace(s, EV_FSYNC, ev->node, ev->group, 0, 0);
+				group_complete(s, ev->node, ev->group);
+				group_process(s, ev->node, ev->group);
+				check_group(s, ev->node, ev->group, term, role);
+			}
+			break;
+		case EV_CLIENT:
+			{
+				client	   *c = &s->clients[ev->arg];
+
+				if (c->busy && ev->payload != NULL && (uint64_t) (uintptr_t) ev->payload == c->seq &&
+					s->now >= c->deadline)
+				{
+					/* give up: the outcome stays unknown */
+					c->busy = false;
+					s->res->pending_ops++;
+					trace(s, EV_CLIENT, 0, c->group, ev->arg, 0);
+				}
+				if (!c->busy && s->faults_on)
+					client_start(s, (int) ev->arg);
+			}
+			break;
+		case EV_REQUEST:
+			if (n->up && n->g[ev->group].pending)
+			{
+				/* busy with a slow fsync: the request waits its turn */
+				heap_push(&s->events, s->now + 1, EV_REQUEST, ev->node, ev->group, ev->arg, ev->payload);
+				return;
+			}
+			trace(s, EV_REQUEST, ev->node, ev->group, ev->arg, 0);
+			on_request(s, ev->node, ev->payload);
+			free(ev->payload);
+			break;
+		case EV_REPLY:
+			trace(s, EV_REPLY, 0, ev->group, ev->arg, ((request *) ev->payload)->status);
+			on_reply(s, ev->payload);
+			free(ev->payload);
+			break;
+		case EV_NEMESIS:
+			nemesis(s);
+			if (s->faults_on)
+				schedule(s, s->now + 20 + prng_below(&s->rng, s->chaos ? 150 : 400), EV_NEMESIS, 0, 0, 0, NULL);
+			break;
+		case EV_RESTART:
+			if (!n->up)
+			{
+				trace(s, EV_RESTART, ev->node, 0, 1, 0);
+				node_start(s, ev->node);
+			}
+			break;
+		case EV_HEAL:
+			heal_network(s);
+			trace(s, EV_HEAL, 0, 0, 0, 0);
+			break;
+	}
+}
+
+/* Is every group led by a live node that committed an entry of its term? */
+static bool
+all_groups_live(sim *s)
+{
+	for (int gi = 0; gi < s->cfg.groups; gi++)
+	{
+		raft_id		l = leader_of(s, gi);
+		raft *r;
+		raft_term	t;
+
+		if (l == 0)
+			return false;
+		r = s->nodes[l].g[gi].r;
+		if (raft_term_at(r, raft_commit_index(r), &t) != 0 || t != raft_get_term(r))
+			return false;
+	}
+	return true;
+}
+
+static bool
+run_one_event(sim *s)
+{
+	heap_event	ev;
+
+	if (!heap_pop(&s->events, &ev))
+		return false;
+	s->now = ev.time;
+	s->step++;
+	dispatch(s, &ev);
+	return true;
+}
+
+void
+sim_run(const sim_config *cfg, sim_result *res, FILE *out)
+{
+	sim		   *s = calloc(1, sizeof(sim));
+	raft_conf	conf;
+	int			initial_voters;
+	uint64_t	heal_at = 0;
+
+	memset(res, 0, sizeof(*res));
+	res->ok = true;
+	res->digest = 1469598103934665603ULL;
+	s->cfg = *cfg;
+	s->res = res;
+	s->out = out;
+	prng_seed(&s->rng, cfg->seed);
+	heap_init(&s->events);
+	s->chaos = prng_chance(&s->rng, 400);
+	s->faults_on = true;
+	heal_network(s);
+
+	/* with membership changes one node starts outside the groups */
+	memset(&conf, 0, sizeof(conf));
+	initial_voters = cfg->membership && cfg->nodes > 3 ? cfg->nodes - 1 : cfg->nodes;
+	for (int i = 1; i <= initial_voters; i++)
+	{
+		conf.members[conf.n].id = (raft_id) i;
+		conf.members[conf.n].role = RAFT_VOTER;
+		conf.n++;
+	}
+	for (int nid = 1; nid <= cfg->nodes; nid++)
+	{
+		for (int gi = 0; gi < cfg->groups; gi++)
+			s->nodes[nid].g[gi].snap.conf = conf;
+		node_start(s, nid);
+	}
+	for (int ci = 0; ci < cfg->clients && ci < MAX_CLIENTS; ci++)
+		schedule(s, 1 + prng_below(&s->rng, 100), EV_CLIENT, 0, 0, ci, NULL);
+	schedule(s, 200, EV_NEMESIS, 0, 0, 0, NULL);
+
+	/* the faulty phase */
+	while (!s->failed && s->step < cfg->steps && run_one_event(s))
+		;
+
+	/* heal everything and expect every group to recover */
+	if (!s->failed)
+	{
+		s->faults_on = false;
+		heal_network(s);
+		for (int nid = 1; nid <= cfg->nodes; nid++)
+		{
+			s->nodes[nid].stalled_until = 0;
+			s->nodes[nid].slow_fsync_until = 0;
+			if (!s->nodes[nid].up)
+				node_start(s, nid);
+		}
+		heal_at = s->now;
+		trace(s, EV_HEAL, 0, 0, 1, 0);
+		while (!s->failed && !all_groups_live(s) && s->now < heal_at + LIVENESS_BOUND_MS &&
+			   run_one_event(s))
+			;
+		if (!s->failed && !all_groups_live(s))
+			violation(s, "liveness", "some group has no leader committing in its term %llu ms after healing",
+					  (unsigned long long) LIVENESS_BOUND_MS);
+		res->liveness_ms = s->now - heal_at;
+		/* let clients in flight finish or time out */
+		while (!s->failed && s->now < heal_at + res->liveness_ms + CLIENT_TIMEOUT_MS + 100 &&
+			   run_one_event(s))
+			;
+	}
+
+	/* the client history must be linearizable */
+	if (!s->failed)
+	{
+		lin_result	lr = lin_check(s->hist, s->n_hist, 2000000);
+
+		res->lin_gave_up = lr.gave_up;
+		if (!lr.ok)
+			violation(s, "linearizability", "%s", lr.why);
+	}
+
+	res->steps = s->step;
+	res->sim_ms = s->now;
+	{
+		heap_event	ev;
+
+		while (heap_pop(&s->events, &ev))
+			free(ev.payload && (ev.type == EV_MSG || ev.type == EV_REQUEST || ev.type == EV_REPLY) ? ev.payload : NULL);
+	}
+	heap_free(&s->events);
+	for (int nid = 1; nid <= cfg->nodes; nid++)
+		for (int gi = 0; gi < cfg->groups; gi++)
+		{
+			group	   *g = &s->nodes[nid].g[gi];
+
+			raft_free(g->r);
+			for (size_t i = 0; i < g->n_log; i++)
+				free((void *) g->log[i].data);
+			free(g->log);
+			free(g->waiters);
+		}
+	for (int gi = 0; gi < SIM_MAX_GROUPS; gi++)
+	{
+		free(s->truth[gi].term);
+		free(s->truth[gi].hash);
+		free(s->truth[gi].commit_term);
+		free(s->truth[gi].acked);
+		free(s->truth[gi].leader_of_term);
+	}
+	free(s->hist);
+	free(s);
+}
+
+int
+sim_parse_faults(const char *list, uint32_t *faults)
+{
+	static const struct
+	{
+		const char *name;
+		uint32_t	bit;
+	}			names[] = {
+		{"drop", SIM_F_DROP}, {"dup", SIM_F_DUP}, {"reorder", SIM_F_REORDER},
+		{"delay", SIM_F_DELAY}, {"partition", SIM_F_PARTITION}, {"crash", SIM_F_CRASH},
+		{"fsync", SIM_F_FSYNC}, {"stall", SIM_F_STALL}, {"all", SIM_F_ALL}, {"none", 0}
+	};
+	char		buf[256];
+	char	   *tok;
+	char	   *save = NULL;
+
+	*faults = 0;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	{
+		bool		found = false;
+
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strcmp(tok, names[i].name) == 0)
+			{
+				*faults |= names[i].bit;
+				found = true;
+			}
+		if (!found)
+			return -1;
+	}
+	return 0;
+}
+
+uint32_t
+sim_parse_bug(const char *name)
+{
+	if (strcmp(name, "commit-old-term") == 0)
+		return RAFT_BUG_COMMIT_OLD_TERM;
+	if (strcmp(name, "forget-vote") == 0)
+		return RAFT_BUG_FORGET_VOTE;
+	if (strcmp(name, "no-prevote-term") == 0)
+		return RAFT_BUG_NO_PREVOTE_TERM;
+	if (strcmp(name, "early-apply") == 0)
+		return RAFT_BUG_EARLY_APPLY;
+	return 0;
+}

@@ -1,0 +1,78 @@
+/*-------------------------------------------------------------------------
+ *
+ * sim.h
+ *	  The deterministic simulator: many nodes and Raft groups in one
+ *	  process, with a simulated network, disk and clock all driven by one
+ *	  seeded PRNG, and safety invariants checked after every step.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * sim/sim.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_SIM_H
+#define KOMMANDER_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define SIM_MAX_NODES 7
+#define SIM_MAX_GROUPS 64
+
+/* Faults the nemesis may inject (--faults) */
+#define SIM_F_DROP		0x01	/* lose messages */
+#define SIM_F_DUP		0x02	/* deliver some twice */
+#define SIM_F_REORDER	0x04	/* widely varying delays */
+#define SIM_F_DELAY		0x08	/* long delays for a while */
+#define SIM_F_PARTITION 0x10	/* symmetric, asymmetric, isolated node or
+								 * leader */
+#define SIM_F_CRASH		0x20	/* crash a node, losing unsynced writes */
+#define SIM_F_FSYNC		0x40	/* slow fsync */
+#define SIM_F_STALL		0x80	/* a node stops processing for a while */
+#define SIM_F_ALL		0xff
+
+typedef struct sim_config
+{
+	uint64_t	seed;
+	int			nodes;			/* 3..7 */
+	int			groups;			/* 1..64 */
+	uint64_t	steps;			/* events of the faulty phase */
+	uint32_t	faults;			/* SIM_F_* */
+	uint32_t	bugs;			/* RAFT_BUG_* */
+	bool		membership;		/* membership changes and leader transfers */
+	bool		trace;			/* print every event */
+	int			clients;
+} sim_config;
+
+typedef struct sim_result
+{
+	bool		ok;
+	uint64_t	steps;			/* events processed */
+	uint64_t	messages;		/* Raft messages delivered */
+	uint64_t	sim_ms;			/* simulated time at the end */
+	uint64_t	digest;
+	uint64_t	liveness_ms;	/* heal to every group leading and
+								 * committing */
+	uint64_t	ops;			/* client operations completed */
+	uint64_t	pending_ops;	/* with unknown outcome */
+	bool		lin_gave_up;
+	char		invariant[64];	/* the one violated */
+	char		detail[512];
+	uint64_t	violation_step;
+} sim_result;
+
+/* Parse a --faults list ("drop,crash", "all", "none"); -1 on error. */
+int			sim_parse_faults(const char *list, uint32_t *faults);
+
+/* Map a --bug name to RAFT_BUG_*; 0 when unknown. */
+uint32_t	sim_parse_bug(const char *name);
+
+/*
+ * Run one seed.  With cfg->trace the trace goes to `out'; on a violation
+ * the last events are printed there too.
+ */
+void		sim_run(const sim_config *cfg, sim_result *res, FILE *out);
+
+#endif							/* KOMMANDER_SIM_H */
