@@ -10,7 +10,7 @@
  * accepts it, results are read as they come and discarded.  A batch for a
  * peer that is not connected, or that has kommander.max_inflight_batches
  * batches unanswered, is dropped: Raft retransmits.  A broken connection is
- * closed and opened again after a backoff that doubles from 100 ms to 5 s.
+ * closed and opened again after a backoff that doubles from 100 ms to 1 s.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -30,7 +30,7 @@
 #include "transport.h"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
 
 typedef enum PeerState
 {

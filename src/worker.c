@@ -327,7 +327,13 @@ handle_request(const Request *req)
 			reply(req, true, 0, NULL, 0);
 			return;
 		}
-		/* forward to the leader: its answer comes back as a result */
+		/*
+		 * Forward to the leader: its answer comes back as a result.  Not
+		 * while we have no connection to it: the request would be lost and
+		 * its outcome reported unknown, so it waits here instead.
+		 */
+		if (!kmd_transport_connected(&transport, (int32) leader))
+			return;
 		{
 			KmdOutBatch *b = batch_for((int32) leader);
 

@@ -1,0 +1,70 @@
+# 040_timeouts_leave_nothing_behind.pl
+#   Without a quorum a proposal fails with K0002 after propose_timeout; a
+#   cancelled proposal gives its shared-memory slot back (more cancellations
+#   than there are slots, then proposals still work); a Raft worker that dies
+#   is started again and the node carries on.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/040_timeouts_leave_nothing_behind.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3);
+my ($n1, $n2, $n3) = @nodes;
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
+SELECT kmd_register_table('public.kv');
+});
+KmdTest::wait_converged(\@nodes);
+
+# a Raft worker killed on node1 is started again by the launcher
+my $pid = $n1->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker' LIMIT 1");
+$n1->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+$n1->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM pg_stat_activity WHERE backend_type = 'kommander raft worker' AND pid <> $pid")
+  or die 'the worker was not started again';
+pass('a terminated Raft worker is started again');
+$n1->safe_psql('postgres',
+	q{SELECT kmd_propose('after-restart', '{"op":"insert","table":"kv","row":{"k":"after-restart","v":"x"}}')});
+is($n1->safe_psql('postgres', "SELECT v FROM kv WHERE k = 'after-restart'"), 'x',
+	'the node proposes and applies after the worker restart');
+
+# node1 alone: no quorum
+$n2->stop('immediate');
+$n3->stop('immediate');
+my ($rc, $out, $err) = $n1->psql('postgres',
+	q{SET kommander.propose_timeout = 1500;
+	  SELECT kmd_propose('lonely', '{"op":"insert","table":"kv","row":{"k":"lonely","v":"x"}}')});
+isnt($rc, 0, 'a proposal without a quorum fails');
+like($err, qr/K000[23]|no leader|outcome/, 'with K0002 or K0003 after propose_timeout');
+
+# cancel many more proposals than there are slots (256)
+my $sql = "SET statement_timeout = '20ms';\n";
+$sql .= "SELECT kmd_propose('c$_', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"c$_\",\"v\":\"x\"}}');\n"
+  for 1 .. 300;
+($rc, $out, $err) = $n1->psql('postgres', $sql, on_error_stop => 0);
+my $cancelled = () = $err =~ /canceling statement due to statement timeout/g;
+is($cancelled, 300, 'all 300 proposals were cancelled');
+
+# quorum back: proposals work again, so no slot was left behind
+$n2->start;
+$n3->start;
+KmdTest::wait_leaders($_) for @nodes;
+for my $i (1 .. 20)
+{
+	$n1->safe_psql('postgres',
+		"SELECT kmd_propose('after-$i', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"after-$i\",\"v\":\"y\"}}')");
+}
+is($n1->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'after-%' AND v = 'y'"), '20',
+	'proposals succeed after the cancellations');
+
+done_testing();
