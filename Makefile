@@ -53,9 +53,12 @@ NATIVE_CC ?= gcc
 NATIVE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Wshadow $(if $(filter 1,$(WERROR)),-Werror)
 CORE_TESTS = $(patsubst test/core/%.c,build/core/%,$(filter-out test/core/fixture.c,$(wildcard test/core/*.c)))
 
+# The core tests run under AddressSanitizer and UBSan: memory errors fail them.
+SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
 build/core/%: test/core/%.c test/core/fixture.c test/core/fixture.h $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
 	@mkdir -p build/core
-	$(NATIVE_CC) $(NATIVE_CFLAGS) -Isrc/raft -Itest/core -o $@ $< test/core/fixture.c $(CORE_SRCS) -lcmocka
+	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -Isrc/raft -Itest/core -o $@ $< test/core/fixture.c $(CORE_SRCS) -lcmocka
 
 .PHONY: core sim simcheck regress tap
 core: $(CORE_TESTS)
@@ -82,7 +85,14 @@ build/sim/test_%: build/sim/test_%.o $(SIM_LIB_OBJS) $(SIM_CORE_OBJS)
 
 sim: sim/kmd-sim
 
-simcheck: sim $(SIM_TESTS)
+# The simulator and its core under AddressSanitizer and UBSan, for a few
+# hundred seeds in sim/run-tests.sh (slower, so not the default binary).
+build/sim/kmd-sim-asan: $(wildcard sim/*.c sim/*.h) $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
+	@mkdir -p build/sim
+	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -DRAFT_SIM_BUGS -Isrc/raft -Isim -o $@ \
+		$(filter-out sim/test_%.c,$(wildcard sim/*.c)) $(CORE_SRCS) -lm
+
+simcheck: sim build/sim/kmd-sim-asan $(SIM_TESTS)
 	$(if $(SIM_TESTS),prove --exec '' $(SIM_TESTS))
 	bash sim/run-tests.sh
 

@@ -39,7 +39,7 @@ run_bug() {
   fi
 }
 
-echo "1..13"
+echo "1..14"
 # two batches in parallel, one per core
 (
   run_clean 3n-1g-all           --seed 1     --seeds 1500 --nodes 3 --groups 1
@@ -64,6 +64,17 @@ wait
 cat "$out/bugs1" "$out/bugs2"
 passed=$((passed + $(grep -c '^ok' "$out/bugs1" "$out/bugs2" | awk -F: '{s+=$2} END {print s}')))
 failed=$((failed + $(grep -c '^not ok' "$out/bugs1" "$out/bugs2" | awk -F: '{s+=$2} END {print s}')))
+
+# the same code under AddressSanitizer and UBSan
+if [ -x build/sim/kmd-sim-asan ]; then
+  if build/sim/kmd-sim-asan --seed 90001 --seeds 150 --nodes 3 --groups 2 >"$out/asan.log" 2>"$out/asan.err"; then
+    ok "150 seeds under AddressSanitizer and UBSan"
+  else
+    fail "seeds under AddressSanitizer and UBSan" "$out/asan.log"; tail -30 "$out/asan.err"
+  fi
+else
+  fail "build/sim/kmd-sim-asan is missing"
+fi
 
 # determinism: the same seed twice, byte for byte
 a=$($SIM --seed 4242 --nodes 5 --groups 8 --trace 2>/dev/null | md5sum)
