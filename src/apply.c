@@ -301,35 +301,6 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	PG_END_TRY();
 }
 
-/* Applied index of partition 0 in shared memory. */
-static uint64
-system_applied(void)
-{
-	KmdPartition *part;
-	uint64		v = 0;
-
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	part = kmd_partition_find(0);
-	if (part != NULL)
-		v = pg_atomic_read_u64(&part->applied_index);
-	LWLockRelease(kmd_shared->lock);
-	return v;
-}
-
-static uint64
-partition_generation(int32 partition_id)
-{
-	KmdPartition *part;
-	uint64		v = 0;
-
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	part = kmd_partition_find(partition_id);
-	if (part != NULL)
-		v = part->generation;
-	LWLockRelease(kmd_shared->lock);
-	return v;
-}
-
 /*
  * Apply the committed entries of one partition after `from', up to `to'.
  * Returns the last index applied (and its term in *term).
@@ -385,7 +356,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				KmdApplyContext ctx;
 
 				/* a row command never runs before the DDL it depends on */
-				if (partition_id != 0 && cmd.sys_index > system_applied())
+				if (partition_id != 0 && cmd.sys_index > kmd_partition_applied(0))
 					break;
 				out->slot = cmd.origin_node == kmd_shared->local_node_id ? cmd.origin_slot : -1;
 				out->gen = cmd.origin_gen;
@@ -394,7 +365,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				ctx.term = t;
 				ctx.origin_node = cmd.origin_node;
 				ctx.key = cmd.key;
-				if (partition_id != 0 && cmd.generation != partition_generation(partition_id))
+				if (partition_id != 0 && cmd.generation != kmd_partition_generation(partition_id))
 				{
 					strcpy(out->sqlstate, "K0001");
 					out->errmsg = "partition generation changed";

@@ -243,21 +243,6 @@ remote_connect(const char *conninfo, const char *what)
 	return conn;
 }
 
-/* Applied index of a partition here (0 if unknown). */
-static uint64
-local_applied(int32 partition_id)
-{
-	KmdPartition *part;
-	uint64		applied = 0;
-
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	part = kmd_partition_find(partition_id);
-	if (part != NULL)
-		applied = pg_atomic_read_u64(&part->applied_index);
-	LWLockRelease(kmd_shared->lock);
-	return applied;
-}
-
 /*
  * Wait until every partition has applied here what the seed had committed.
  * Fails if nothing moves for a whole kommander.propose_timeout.
@@ -279,7 +264,7 @@ wait_caught_up(PGresult *targets)
 			int32		pid = atoi(PQgetvalue(targets, i, 0));
 			uint64		want = PQgetisnull(targets, i, 1) ? 0 :
 				strtoull(PQgetvalue(targets, i, 1), NULL, 10);
-			uint64		have = local_applied(pid);
+			uint64		have = kmd_partition_applied(pid);
 
 			sum += have;
 			if (have < want)
@@ -491,7 +476,7 @@ propose_roster(uint32 kind, int n_args, char *a0, char *a1)
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.kind = kind;
-	cmd.sys_index = kmd_system_applied();
+	cmd.sys_index = kmd_partition_applied(0);
 	cmd.n_args = n_args;
 	cmd.args[0] = a0;
 	cmd.args[1] = a1;

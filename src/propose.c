@@ -106,7 +106,7 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.kind = KMD_CMD_ROWS;
 	cmd.generation = generation;
-	cmd.sys_index = kmd_system_applied();
+	cmd.sys_index = kmd_partition_applied(0);
 	cmd.key = key;
 	cmd.payload = JsonbToCString(NULL, &command->root, VARSIZE(command));
 	cmd.payload_len = strlen(cmd.payload);
@@ -195,7 +195,7 @@ static uint64
 propose_system(KmdCommand *cmd, KmdOutcome *out)
 {
 	cmd->generation = 0;
-	cmd->sys_index = kmd_system_applied();
+	cmd->sys_index = kmd_partition_applied(0);
 	kmd_propose_command(0, cmd, out);
 	return out->index;
 }

@@ -44,20 +44,6 @@ kmd_require_member(void)
 				 errhint("Run kmd_bootstrap() or kmd_join() first.")));
 }
 
-uint64
-kmd_system_applied(void)
-{
-	KmdPartition *part;
-	uint64		applied = 0;
-
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	part = kmd_partition_find(0);
-	if (part != NULL)
-		applied = pg_atomic_read_u64(&part->applied_index);
-	LWLockRelease(kmd_shared->lock);
-	return applied;
-}
-
 static pg_noinline int
 slot_acquire(uint32 *gen)
 {
@@ -239,16 +225,9 @@ kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 	ConditionVariablePrepareToSleep(&kmd_shared->applied_cv);
 	for (;;)
 	{
-		KmdPartition *part;
-		uint64		applied = 0;
 		long		remaining;
 
-		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		part = kmd_partition_find(partition_id);
-		if (part != NULL)
-			applied = pg_atomic_read_u64(&part->applied_index);
-		LWLockRelease(kmd_shared->lock);
-		if (applied >= index)
+		if (kmd_partition_applied(partition_id) >= index)
 			break;
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)

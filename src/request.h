@@ -46,9 +46,6 @@ extern void kmd_propose_command(int32 partition_id, KmdCommand *cmd, KmdOutcome 
 /* Error unless this node belongs to a cluster (K0005). */
 extern void kmd_require_member(void);
 
-/* The system partition's applied index here, for a command's sys_index. */
-extern uint64 kmd_system_applied(void);
-
 /* Wait until partition `partition_id' has applied `index' here, or the
  * deadline passes (then K0003). */
 extern void kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline);

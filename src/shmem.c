@@ -169,6 +169,34 @@ kmd_node_find(int32 node_id)
 	return NULL;
 }
 
+uint64
+kmd_partition_applied(int32 partition_id)
+{
+	KmdPartition *part;
+	uint64		applied = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	if (part != NULL)
+		applied = pg_atomic_read_u64(&part->applied_index);
+	LWLockRelease(kmd_shared->lock);
+	return applied;
+}
+
+uint64
+kmd_partition_generation(int32 partition_id)
+{
+	KmdPartition *part;
+	uint64		generation = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	if (part != NULL)
+		generation = part->generation;
+	LWLockRelease(kmd_shared->lock);
+	return generation;
+}
+
 int
 kmd_worker_for_partition(int32 partition_id)
 {

@@ -208,6 +208,10 @@ extern KmdPartition *kmd_partition_add(int32 partition_id);	/* exclusive */
 extern KmdNode *kmd_node_find(int32 node_id);	/* lock held */
 extern int	kmd_worker_for_partition(int32 partition_id);
 
+/* A partition's applied index here and its generation (0 if unknown). */
+extern uint64 kmd_partition_applied(int32 partition_id);
+extern uint64 kmd_partition_generation(int32 partition_id);
+
 /* Wake the worker owning a partition, the apply worker, the launcher. */
 extern void kmd_wake_worker(int worker);
 extern void kmd_wake_apply(void);

@@ -335,11 +335,23 @@ raft_quorum(const raft *r)
 	return raft_conf_voters(&r->conf) / 2 + 1;
 }
 
-/* May this node campaign?  Only voters of the configuration in force. */
+/*
+ * May this node campaign?  Voters of the configuration in force may, and so
+ * may a voter that an uncommitted entry removes: it may still be needed to
+ * commit that entry (dissertation §4.2.2, Figure 4.4).  Its own vote counts
+ * only where it is a voter (see election.c).
+ */
 bool
 raft_promotable(const raft *r)
 {
-	return raft_conf_role(&r->conf, r->opt.id) == RAFT_VOTER;
+	raft_conf	committed;
+
+	if (raft_conf_role(&r->conf, r->opt.id) == RAFT_VOTER)
+		return true;
+	if (r->conf_index <= r->commit)
+		return false;
+	committed = conf_at(r, r->commit);
+	return raft_conf_role(&committed, r->opt.id) == RAFT_VOTER;
 }
 
 static void
@@ -583,6 +595,11 @@ step_term(raft *r, const raft_message *m)
 		}
 		else if (m->type == RAFT_MSG_PREVOTE)
 			reply(r, m, RAFT_MSG_PREVOTE_RESP, r->term, true);
+		else if (m->type == RAFT_MSG_VOTE)
+		{
+			/* a stale candidate may have no other way to learn our term */
+			reply(r, m, RAFT_MSG_VOTE_RESP, r->term, true);
+		}
 		return false;
 	}
 	return true;

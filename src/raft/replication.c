@@ -177,7 +177,8 @@ repl_maybe_commit(raft *r)
 		return false;
 	r->commit = mci;
 
-	if (!raft_promotable(r) && r->conf_index <= r->commit)
+	if (raft_conf_role(&r->conf, r->opt.id) != RAFT_VOTER &&
+		r->conf_index <= r->commit)
 	{
 		/* §4.2.2: the leader of a configuration that excludes it steps down */
 		raft_become_follower(r, r->term, RAFT_NONE);
