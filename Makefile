@@ -44,7 +44,9 @@ include $(PGXS)
 $(PROTO_GEN): $(PROTO_SRC)
 	protoc-c --c_out=. $(PROTO_SRC)
 
-$(RUNTIME_SRCS:.c=.o) $(RUNTIME_SRCS:.c=.bc): proto/kommander.pb-c.h
+# PGXS tracks no header dependencies: every object depends on every header.
+$(RUNTIME_SRCS:.c=.o) $(RUNTIME_SRCS:.c=.bc): proto/kommander.pb-c.h $(wildcard src/*.h src/raft/*.h)
+$(CORE_SRCS:.c=.o) $(CORE_SRCS:.c=.bc): $(wildcard src/raft/*.h)
 
 # ---------------------------------------------------------------------------
 # The Raft core and the simulator are plain C99, built without Postgres.

@@ -31,6 +31,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -301,6 +302,170 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	PG_END_TRY();
 }
 
+/* ------------------------------------------------------------------------
+ * Where entries come from: the Raft workers' feeds, else the log table
+ * ------------------------------------------------------------------------
+ */
+typedef struct Entry
+{
+	uint64		index;
+	uint64		term;
+	int			kind;
+	char	   *data;			/* NULL when the entry has none */
+	uint32		len;
+} Entry;
+
+typedef struct FeedKey
+{
+	int32		partition_id;
+	uint64		index;
+} FeedKey;
+
+typedef struct FeedItem
+{
+	FeedKey		key;
+	uint64		term;
+	int			kind;
+	uint32		len;
+	char	   *data;			/* in feed_cxt */
+} FeedItem;
+
+static HTAB *feed_cache = NULL;
+static MemoryContext feed_cxt = NULL;
+
+/* Move what the Raft workers fed us into the cache, skipping the applied. */
+static void
+drain_feeds(void)
+{
+	if (feed_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		feed_cxt = AllocSetContextCreate(TopMemoryContext, "kommander apply feed",
+										 ALLOCSET_DEFAULT_SIZES);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(FeedKey);
+		ctl.entrysize = sizeof(FeedItem);
+		ctl.hcxt = feed_cxt;
+		feed_cache = hash_create("kommander apply feed", 1024, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	for (int w = 0; w < kmd_shared->n_workers; w++)
+	{
+		char	   *rec;
+		uint32		len;
+
+		while (kmd_inbox_get(kmd_shared->workers[w].feed, &rec, &len))
+		{
+			KmdFeedEntry *h = (KmdFeedEntry *) rec;
+			FeedKey		key;
+			FeedItem   *item;
+			bool		found;
+
+			if (len < sizeof(KmdFeedEntry) ||
+				h->index <= kmd_partition_applied(h->partition_id))
+				continue;
+			memset(&key, 0, sizeof(key));
+			key.partition_id = h->partition_id;
+			key.index = h->index;
+			item = hash_search(feed_cache, &key, HASH_ENTER, &found);
+			if (found)
+				pfree(item->data);
+			item->term = h->term;
+			item->kind = (int) h->kind;
+			item->len = len - sizeof(KmdFeedEntry);
+			item->data = MemoryContextAlloc(feed_cxt, Max(item->len, 1));
+			memcpy(item->data, rec + sizeof(KmdFeedEntry), item->len);
+			pfree(rec);
+		}
+	}
+}
+
+/* Forget cached entries of a partition up to `index' (applied). */
+static void
+feed_forget(int32 partition_id, uint64 from, uint64 to)
+{
+	for (uint64 i = from + 1; i <= to; i++)
+	{
+		FeedKey		key;
+		FeedItem   *item;
+
+		memset(&key, 0, sizeof(key));
+		key.partition_id = partition_id;
+		key.index = i;
+		item = hash_search(feed_cache, &key, HASH_FIND, NULL);
+		if (item != NULL)
+		{
+			pfree(item->data);
+			hash_search(feed_cache, &key, HASH_REMOVE, NULL);
+		}
+	}
+}
+
+/*
+ * The committed entries of a partition after `from', up to `to' (at most
+ * APPLY_BATCH): from the feed cache while it holds them in order, else from
+ * the log table.
+ */
+static Entry *
+load_entries(int32 partition_id, uint64 from, uint64 to, int *n)
+{
+	uint64		last = Min(to, from + APPLY_BATCH);
+	Entry	   *entries = palloc(sizeof(Entry) * (last - from + 1));
+	Datum		values[3];
+
+	*n = 0;
+	for (uint64 i = from + 1; i <= last; i++)
+	{
+		FeedKey		key;
+		FeedItem   *item;
+
+		memset(&key, 0, sizeof(key));
+		key.partition_id = partition_id;
+		key.index = i;
+		item = hash_search(feed_cache, &key, HASH_FIND, NULL);
+		if (item == NULL)
+			break;
+		entries[*n].index = i;
+		entries[*n].term = item->term;
+		entries[*n].kind = item->kind;
+		entries[*n].data = item->data;
+		entries[*n].len = item->len;
+		(*n)++;
+	}
+	if (*n > 0)
+		return entries;
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = Int64GetDatum((int64) from);
+	values[2] = Int64GetDatum((int64) last);
+	if (SPI_execute_plan(plan_read, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the log of partition %d", partition_id);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+
+		entries[*n].index = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		entries[*n].term = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		entries[*n].kind = DatumGetInt16(SPI_getbinval(tup, desc, 3, &isnull));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		entries[*n].data = NULL;
+		entries[*n].len = 0;
+		if (!isnull)
+		{
+			bytea	   *b = DatumGetByteaPCopy(d);
+
+			entries[*n].data = VARDATA_ANY(b);
+			entries[*n].len = VARSIZE_ANY_EXHDR(b);
+		}
+		(*n)++;
+	}
+	return entries;
+}
+
 /*
  * Apply the committed entries of one partition after `from', up to `to'.
  * Returns the last index applied (and its term in *term).
@@ -309,38 +474,24 @@ static uint64
 apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				Pending *pending)
 {
-	Datum		values[3];
 	uint64		done = from;
-	SPITupleTable *tuptable;
-	uint64		n;
+	int			n;
+	Entry	   *entries = load_entries(partition_id, from, to, &n);
 
-	values[0] = Int32GetDatum(partition_id);
-	values[1] = Int64GetDatum((int64) from);
-	values[2] = Int64GetDatum((int64) Min(to, from + APPLY_BATCH));
-	if (SPI_execute_plan(plan_read, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the log of partition %d", partition_id);
-	tuptable = SPI_tuptable;
-	n = SPI_processed;
-
-	for (uint64 i = 0; i < n; i++)
+	for (int i = 0; i < n; i++)
 	{
-		HeapTuple	tup = tuptable->vals[i];
-		TupleDesc	desc = tuptable->tupdesc;
-		bool		isnull;
-		uint64		idx = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		uint64		t = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-		int			kind = DatumGetInt16(SPI_getbinval(tup, desc, 3, &isnull));
-		Datum		data = SPI_getbinval(tup, desc, 4, &isnull);
+		uint64		idx = entries[i].index;
+		uint64		t = entries[i].term;
+		int			kind = entries[i].kind;
 		KmdCommand	cmd;
 		Outcome    *out;
 
 		if (idx != done + 1)
 			break;				/* a hole: the log is not there yet */
 
-		if (kind == RAFT_ENTRY_NORMAL && !isnull)
+		if (kind == RAFT_ENTRY_NORMAL && entries[i].data != NULL)
 		{
-			bytea	   *b = DatumGetByteaPP(data);
-			bool		ok = kmd_command_decode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &cmd);
+			bool		ok = kmd_command_decode(entries[i].data, entries[i].len, &cmd);
 
 			out = MemoryContextAllocZero(pending->cxt, sizeof(Outcome));
 			out->index = idx;
@@ -419,6 +570,7 @@ apply_all(void)
 	bool		progress = false;
 	ListCell   *lc;
 
+	drain_feeds();
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
 	{
@@ -463,13 +615,15 @@ apply_all(void)
 	PG_TRY();
 	{
 		/* the system partition first: user entries may wait for it */
-		for (int i = 0; i < n; i++)
-			if (work[i].partition_id == 0)
-				work[i].done = apply_partition(0, work[i].from, work[i].to, &work[i].term, &pending);
-		for (int i = 0; i < n; i++)
-			if (work[i].partition_id != 0)
-				work[i].done = apply_partition(work[i].partition_id, work[i].from, work[i].to,
-											   &work[i].term, &pending);
+		for (int pass = 0; pass < 2; pass++)
+			for (int i = 0; i < n; i++)
+			{
+				if ((work[i].partition_id == 0) != (pass == 0))
+					continue;
+				work[i].done = apply_partition(work[i].partition_id, work[i].from,
+											   work[i].to, &work[i].term, &pending);
+				feed_forget(work[i].partition_id, work[i].from, work[i].done);
+			}
 	}
 	PG_FINALLY();
 	{

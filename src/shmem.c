@@ -22,13 +22,14 @@
 #include "shmem.h"
 
 #define KMD_INBOX_SIZE (8 * 1024 * 1024)
+#define KMD_FEED_SIZE (4 * 1024 * 1024)
 
 KmdShared  *kmd_shared = NULL;
 
 static Size
-inbox_total_size(void)
+ring_total_size(Size size)
 {
-	return MAXALIGN(sizeof(KmdInbox)) + KMD_INBOX_SIZE;
+	return MAXALIGN(sizeof(KmdInbox)) + MAXALIGN(size);
 }
 
 static Size
@@ -38,8 +39,20 @@ shmem_size(void)
 
 	size = add_size(size, mul_size(kmd_max_partitions, sizeof(KmdPartition)));
 	size = add_size(size, mul_size(KMD_NUM_SLOTS, MAXALIGN(sizeof(KmdSlot))));
-	size = add_size(size, mul_size(kmd_workers, inbox_total_size()));
+	size = add_size(size, mul_size(kmd_workers, ring_total_size(KMD_INBOX_SIZE)));
+	size = add_size(size, mul_size(kmd_workers, ring_total_size(KMD_FEED_SIZE)));
 	return size;
+}
+
+static KmdInbox *
+ring_init(char *p, Size size)
+{
+	KmdInbox   *ring = (KmdInbox *) p;
+
+	LWLockInitialize(&ring->lock, LWTRANCHE_FIRST_USER_DEFINED);
+	ring->head = ring->tail = ring->dropped = 0;
+	ring->size = size;
+	return ring;
 }
 
 /* shmem_request_hook: reserve our memory and our lock. */
@@ -98,13 +111,10 @@ kmd_shmem_startup(void)
 
 		for (int i = 0; i < kmd_workers; i++)
 		{
-			KmdInbox   *inbox = (KmdInbox *) p;
-
-			LWLockInitialize(&inbox->lock, LWTRANCHE_FIRST_USER_DEFINED);
-			inbox->head = inbox->tail = inbox->dropped = 0;
-			inbox->size = KMD_INBOX_SIZE;
-			kmd_shared->workers[i].inbox = inbox;
-			p += inbox_total_size();
+			kmd_shared->workers[i].inbox = ring_init(p, KMD_INBOX_SIZE);
+			p += ring_total_size(KMD_INBOX_SIZE);
+			kmd_shared->workers[i].feed = ring_init(p, KMD_FEED_SIZE);
+			p += ring_total_size(KMD_FEED_SIZE);
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);

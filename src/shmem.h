@@ -162,8 +162,19 @@ typedef struct KmdWorker
 	pid_t		pid;			/* 0 when not running; written by the worker */
 	Latch	   *latch;			/* set to wake it */
 	uint32		generation;		/* bumped at every start */
-	KmdInbox   *inbox;
+	KmdInbox   *inbox;			/* batches from peers, for the worker */
+	KmdInbox   *feed;			/* committed entries, for the apply worker */
 } KmdWorker;
+
+/* A record of a worker's feed: a committed entry, durable in kommander.log */
+typedef struct KmdFeedEntry
+{
+	int32		partition_id;
+	uint32		kind;			/* raft_entry_type */
+	uint64		index;
+	uint64		term;
+	/* followed by the entry's data */
+} KmdFeedEntry;
 
 typedef struct KmdShared
 {

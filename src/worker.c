@@ -501,6 +501,35 @@ receive(void)
  * Ready batches
  * ------------------------------------------------------------------------
  */
+/*
+ * Hand newly committed entries to the apply worker through shared memory,
+ * so that it does not read them back from the table.  What does not fit is
+ * left out: the apply worker then reads the table.
+ */
+static void
+feed_committed(int32 partition_id, const raft_ready *rd)
+{
+	KmdInbox   *feed = kmd_shared->workers[worker_no].feed;
+
+	for (size_t i = 0; i < rd->n_committed; i++)
+	{
+		const raft_entry *e = &rd->committed[i];
+		uint32		len = sizeof(KmdFeedEntry) + e->len;
+		char	   *rec = palloc(len);
+		KmdFeedEntry *h = (KmdFeedEntry *) rec;
+
+		h->partition_id = partition_id;
+		h->kind = e->type;
+		h->index = e->index;
+		h->term = e->term;
+		if (e->len > 0)
+			memcpy(rec + sizeof(KmdFeedEntry), e->data, e->len);
+		if (!kmd_inbox_put(feed, rec, len))
+			break;
+		pfree(rec);
+	}
+}
+
 typedef struct GroupReady
 {
 	KmdGroup   *g;
@@ -589,6 +618,7 @@ process_ready(void)
 			}
 			LWLockRelease(kmd_shared->lock);
 		}
+		feed_committed(ready[i].g->partition_id, rd);
 		for (size_t j = 0; j < rd->n_reads; j++)
 		{
 			const raft_read_state *rs = &rd->reads[j];
