@@ -310,9 +310,14 @@ void		raft_free(raft *r);
 void		raft_tick(raft *r);
 
 /*
- * Feed a received message.  Messages for another node, from a term long gone
- * or out of place are ignored; malformed messages (unknown type, entries not
- * contiguous) return RAFT_EINVAL and change nothing.
+ * Feed a received message.  Messages from a term long gone or out of place
+ * are ignored; messages for another node and malformed messages (unknown
+ * type, entries not contiguous, an undecodable configuration entry) return
+ * RAFT_EINVAL and change nothing.
+ *
+ * A node whose configuration is empty (one that is joining) accepts no
+ * append: it rejects even index 0, which makes the leader send it its
+ * snapshot marker, possibly at index 0, carrying the configuration.
  */
 int			raft_step(raft *r, const raft_message *m);
 

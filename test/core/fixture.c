@@ -564,7 +564,8 @@ fx_compact(fixture *f, raft_id id, raft_index index)
 	n->snap = *raft_snapshot(n->r);
 	while (drop < n->n_log && n->log[drop].index <= n->snap.index)
 		entry_release(&n->log[drop++]);
-	memmove(n->log, n->log + drop, (n->n_log - drop) * sizeof(raft_entry));
+	if (drop > 0)
+		memmove(n->log, n->log + drop, (n->n_log - drop) * sizeof(raft_entry));
 	n->n_log -= drop;
 	return RAFT_OK;
 }
@@ -604,7 +605,7 @@ fx_campaign(fixture *f, raft_id id)
 }
 
 size_t
-fx_deliver_if(fixture *f, fx_filter_fn pred, void *ctx)
+fx_deliver_if(fixture *f, fx_msg_pred pred, void *ctx)
 {
 	fx_msg	   *batch = f->q;
 	size_t		n = f->nq;

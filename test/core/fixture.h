@@ -6,7 +6,9 @@
  *	  what each ready batch made durable, and crash/restart.
  *
  * Unlike the simulator, nothing here is random: a test says which node
- * ticks and when messages move, and asserts exact outcomes.
+ * ticks and when messages move, and asserts exact outcomes.  Hooks let a
+ * test lose chosen messages, deliver only some, and look at every ready
+ * batch a node hands out.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -52,8 +54,8 @@ typedef struct fx_node
 
 struct fixture;
 
-/* Decides the fate of one message at delivery: true means it is lost. */
-typedef bool (*fx_filter_fn) (const raft_message *m, void *ctx);
+/* Picks messages: which ones are lost, or which ones to deliver. */
+typedef bool (*fx_msg_pred) (const raft_message *m, void *ctx);
 
 /* Sees each ready batch a node hands out, before the fixture handles it. */
 typedef void (*fx_ready_fn) (struct fixture *f, raft_id id,
@@ -71,7 +73,8 @@ typedef struct fixture
 	uint64_t	sent_by_type[RAFT_MSG_TYPE_MAX + 1];
 
 	/* optional hooks, NULL when unused */
-	fx_filter_fn drop;			/* a lossy network, on top of `cut' */
+	fx_msg_pred drop;			/* messages it picks are lost at delivery,
+								 * on top of `cut' */
 	void	   *drop_ctx;
 	fx_ready_fn on_ready;
 	void	   *on_ready_ctx;
@@ -163,9 +166,9 @@ void		fx_run(fixture *f, int ticks);
  */
 bool		fx_campaign(fixture *f, raft_id id);
 
-/* Deliver, in order, the queued messages `pred' accepts; keep the others
+/* Deliver, in order, the queued messages `pred' picks; keep the others
  * queued.  Returns how many were delivered (or lost on a cut link). */
-size_t		fx_deliver_if(fixture *f, fx_filter_fn pred, void *ctx);
+size_t		fx_deliver_if(fixture *f, fx_msg_pred pred, void *ctx);
 
 /* Queued messages of `type' from `from' to `to' (0 matches any). */
 size_t		fx_queued(fixture *f, uint32_t type, raft_id from, raft_id to);

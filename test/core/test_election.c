@@ -262,6 +262,68 @@ test_leader_hearing_from_a_quorum_keeps_leading(void **state)
 }
 
 /*
+ * Without pre-vote, a node cut off for a while comes back at a higher term
+ * that the others, within their lease, ignore.  The leader's heartbeats
+ * then get an answer at that term, which makes it step down, so that the
+ * cluster moves to a term where the node is a follower again.
+ */
+static void
+test_node_stuck_at_higher_term_is_brought_back(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, opts_no_prevote);
+	raft	   *r3 = fx_raft(f, 3);
+	raft_term	term;
+	raft_id		leader;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	term = raft_get_term(r3);
+	fx_isolate(f, 3);
+	fx_run(f, 6 * ELECTION_TICKS);
+	assert_true(raft_get_term(r3) > term + 1);
+	assert_int_equal(raft_get_role(r3), RAFT_CANDIDATE);
+
+	fx_heal_all(f);
+	for (int i = 0; i < 20 * ELECTION_TICKS; i++)
+	{
+		fx_run(f, 1);
+		leader = fx_leader(f);
+		if (leader != RAFT_NONE && raft_get_role(r3) == RAFT_FOLLOWER)
+			break;
+	}
+	leader = fx_leader(f);
+	assert_int_not_equal(leader, RAFT_NONE);
+	assert_int_equal(raft_leader(r3), leader);
+	assert_int_equal(raft_get_term(r3), raft_get_term(fx_raft(f, leader)));
+	assert_int_equal(fx_propose(f, leader, "x"), RAFT_OK);
+	fx_deliver_all(f, 0);
+	assert_int_equal(fx_applied_normal(f, 3), 1);
+}
+
+/*
+ * A vote request of a stale term is refused with the voter's term (Raft
+ * paper, Figure 2), so the candidate moves to that term at once.  Otherwise
+ * a candidate that needs the vote of a node whose term is higher, and which
+ * does not know the candidate (its configuration is stale), would never
+ * learn that term: it climbs one term per timeout and may never get there.
+ */
+static void
+test_stale_vote_request_is_refused_with_the_current_term(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, opts_no_prevote);
+	raft	   *r1 = fx_raft(f, 1);
+
+	fx_set_disk(f, 2, 7, RAFT_NONE, 0, NULL, 0);
+	fx_cut(f, 1, 3);
+	assert_false(fx_campaign(f, 1));
+	assert_int_equal(raft_get_term(r1), 7);
+	assert_int_equal(raft_get_role(r1), RAFT_FOLLOWER);
+	assert_int_equal(raft_get_term(fx_raft(f, 2)), 7);
+
+	assert_true(fx_campaign(f, 1));
+	assert_int_equal(raft_get_term(r1), 8);
+}
+
+/*
  * The leader lease: a follower that heard from its leader within the
  * election timeout ignores vote and pre-vote requests of a higher term,
  * unless the request is forced by a leader transfer.
@@ -450,6 +512,8 @@ main(void)
 		cmocka_unit_test_teardown(test_partitioned_node_returns_without_disrupting_the_leader, fx_teardown),
 		cmocka_unit_test_teardown(test_leader_cut_off_from_quorum_steps_down, fx_teardown),
 		cmocka_unit_test_teardown(test_leader_hearing_from_a_quorum_keeps_leading, fx_teardown),
+		cmocka_unit_test_teardown(test_node_stuck_at_higher_term_is_brought_back, fx_teardown),
+		cmocka_unit_test_teardown(test_stale_vote_request_is_refused_with_the_current_term, fx_teardown),
 		cmocka_unit_test_teardown(test_follower_in_lease_ignores_higher_term_votes, fx_teardown),
 		cmocka_unit_test_teardown(test_candidate_with_stale_log_loses, fx_teardown),
 		cmocka_unit_test_teardown(test_prevote_refused_to_a_stale_log, fx_teardown),

@@ -242,6 +242,37 @@ test_promoted_learner_counts_toward_the_quorum(void **state)
 	assert_int_equal(raft_commit_index(r1), raft_last_index(r1));
 }
 
+/*
+ * A new node added straight as a voter counts at once: the quorum is 3 of 4
+ * as soon as the change is appended, so the change itself needs the new
+ * node's answer once two of the others are down.
+ */
+static void
+test_added_voter_counts_from_its_append(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1 = fx_raft(f, 1);
+	raft_index	index;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	fx_add_empty_node(f, 4);
+	fx_crash(f, 3);
+	assert_int_equal(raft_propose_conf(r1, RAFT_CC_ADD_VOTER, 4, &index, NULL), RAFT_OK);
+	assert_int_equal(raft_conf_voters(raft_get_conf(r1)), 4);
+	fx_isolate(f, 4);
+	fx_run(f, 2);
+	/* 1 and 2 hold it: a majority of the old three, not of the new four */
+	assert_int_equal(raft_last_index(fx_raft(f, 2)), index);
+	assert_true(raft_commit_index(r1) < index);
+
+	fx_heal_all(f);
+	fx_run(f, 3);
+	assert_int_equal(raft_commit_index(r1), index);
+	assert_int_equal(role_on(f, 4, 4), RAFT_VOTER);
+	assert_int_equal(raft_get_conf(fx_raft(f, 4))->n, 4);
+	assert_int_equal(raft_last_index(fx_raft(f, 4)), index);
+}
+
 /* A removed voter no longer counts, and leaves the others in peace. */
 static void
 test_removed_voter_no_longer_counts(void **state)
@@ -440,6 +471,54 @@ test_removed_leader_steps_down_once_removal_commits(void **state)
 }
 
 /*
+ * A leader that appended its own removal but lost its leadership before the
+ * removal committed still holds the most up-to-date log, so the remaining
+ * voter cannot win without it.  It must still campaign (dissertation
+ * §4.2.2, Figure 4.4), without counting its own vote, lead until its
+ * removal commits, and step down.
+ */
+static void
+test_node_removed_by_uncommitted_entry_still_campaigns(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1 = fx_raft(f, 1);
+	raft	   *r2 = fx_raft(f, 2);
+	raft_index	index;
+	raft_term	term;
+	raft_id		leader = RAFT_NONE;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	assert_int_equal(raft_propose_conf(r1, RAFT_CC_REMOVE, 3, NULL, NULL), RAFT_OK);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_conf_voters(raft_get_conf(r2)), 2);
+
+	/* node 1 removes itself, but the entry reaches nobody */
+	fx_isolate(f, 1);
+	assert_int_equal(raft_propose_conf(r1, RAFT_CC_REMOVE, 1, &index, &term), RAFT_OK);
+	fx_run(f, 3 * ELECTION_TICKS);
+	assert_int_not_equal(raft_get_role(r1), RAFT_LEADER);
+	assert_true(raft_last_index(r2) < index);
+
+	fx_heal_all(f);
+	for (int i = 0; i < 20 * ELECTION_TICKS; i++)
+	{
+		fx_run(f, 1);
+		if (raft_get_role(r2) == RAFT_LEADER)
+		{
+			leader = 2;
+			break;
+		}
+	}
+	assert_int_equal(leader, 2);
+	assert_int_equal(raft_get_conf(r2)->n, 1);
+	assert_int_equal(role_on(f, 2, 2), RAFT_VOTER);
+	assert_true(raft_commit_index(r2) >= index);
+	fx_run(f, 10 * ELECTION_TICKS);
+	assert_int_equal(fx_leader(f), 2);
+	assert_int_equal(raft_get_role(r1), RAFT_FOLLOWER);
+}
+
+/*
  * A node created with an empty configuration is added as a learner: it
  * learns the whole configuration from the leader, catches up, and can be
  * promoted.
@@ -488,6 +567,7 @@ main(void)
 		cmocka_unit_test_teardown(test_learner_never_counts_toward_commit, fx_teardown),
 		cmocka_unit_test_teardown(test_conf_change_takes_effect_when_appended, fx_teardown),
 		cmocka_unit_test_teardown(test_promoted_learner_counts_toward_the_quorum, fx_teardown),
+		cmocka_unit_test_teardown(test_added_voter_counts_from_its_append, fx_teardown),
 		cmocka_unit_test_teardown(test_removed_voter_no_longer_counts, fx_teardown),
 		cmocka_unit_test_teardown(test_removed_learner_gets_no_more_entries, fx_teardown),
 		cmocka_unit_test_teardown(test_conf_change_refused_while_another_is_uncommitted, fx_teardown),
@@ -495,6 +575,7 @@ main(void)
 		cmocka_unit_test_teardown(test_noop_changes_and_removing_the_last_voter_are_invalid, fx_teardown),
 		cmocka_unit_test_teardown(test_truncated_conf_entry_reverts_the_followers_conf, fx_teardown),
 		cmocka_unit_test_teardown(test_removed_leader_steps_down_once_removal_commits, fx_teardown),
+		cmocka_unit_test_teardown(test_node_removed_by_uncommitted_entry_still_campaigns, fx_teardown),
 		cmocka_unit_test_teardown(test_empty_node_learns_the_conf_and_catches_up, fx_teardown),
 	};
 
