@@ -73,7 +73,14 @@ CREATE TABLE kommander.partition_map (
     lo           bigint,            -- NULL for the system partition (no keys)
     hi           bigint,
     generation   bigint NOT NULL,
-    state        text NOT NULL CHECK (state IN ('active', 'frozen', 'gone'))
+    state        text NOT NULL CHECK (state IN ('active', 'frozen', 'gone')),
+    frozen_at    bigint             -- frozen: index of the freeze in its own log
+);
+
+-- Counters of the system partition's state machine (next_partition_id).
+CREATE TABLE kommander.counters (
+    name  text PRIMARY KEY,
+    value bigint NOT NULL
 );
 
 CREATE TABLE kommander.tables (
@@ -97,7 +104,7 @@ CREATE TYPE kommander.apply_context AS (
 
 REVOKE ALL ON ALL TABLES IN SCHEMA kommander FROM PUBLIC;
 GRANT SELECT ON kommander.roster, kommander.partition_map, kommander.tables,
-    kommander.appliers, kommander.applied TO PUBLIC;
+    kommander.appliers, kommander.applied, kommander.counters TO PUBLIC;
 
 ------------------------------------------------------------------------
 -- Cluster life cycle
@@ -165,6 +172,24 @@ RETURNS TABLE (partition_id int, generation bigint, leader text)
 AS 'MODULE_PATHNAME', 'kmd_route' LANGUAGE C;
 
 ------------------------------------------------------------------------
+-- Partitions
+------------------------------------------------------------------------
+CREATE FUNCTION kmd_split(partition_id int, at bigint DEFAULT NULL)
+RETURNS int AS 'MODULE_PATHNAME', 'kmd_split' LANGUAGE C;
+
+CREATE FUNCTION kmd_create_partitions(n int)
+RETURNS SETOF int AS 'MODULE_PATHNAME', 'kmd_create_partitions' LANGUAGE C;
+
+CREATE FUNCTION kmd_merge(left_id int, right_id int)
+RETURNS int AS 'MODULE_PATHNAME', 'kmd_merge' LANGUAGE C;
+
+CREATE FUNCTION kmd_rebalance()
+RETURNS int AS 'MODULE_PATHNAME', 'kmd_rebalance' LANGUAGE C;
+
+REVOKE ALL ON FUNCTION kmd_split(int, bigint), kmd_create_partitions(int),
+    kmd_merge(int, int), kmd_rebalance() FROM PUBLIC;
+
+------------------------------------------------------------------------
 -- Transport: peers call this to hand over a batch of messages.
 ------------------------------------------------------------------------
 CREATE FUNCTION kommander.deliver(batch bytea)
@@ -208,6 +233,6 @@ GRANT SELECT ON kommander.nodes, kommander.partitions TO PUBLIC;
 
 -- kmd_join writes the joining node's identity through this, over a
 -- connection to the node itself, so that it commits before kmd_join returns.
-CREATE FUNCTION kommander.join_local(node_id int, cluster_id uuid, roster jsonb, partition_map jsonb)
+CREATE FUNCTION kommander.join_local(node_id int, cluster_id uuid, roster jsonb)
 RETURNS void AS 'MODULE_PATHNAME', 'kmd_join_local' LANGUAGE C;
-REVOKE ALL ON FUNCTION kommander.join_local(int, uuid, jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kommander.join_local(int, uuid, jsonb) FROM PUBLIC;

@@ -45,6 +45,7 @@
 #include "raft/raft.h"
 #include "rows.h"
 #include "shmem.h"
+#include "storage.h"
 
 /* Entries applied per partition and iteration, at most */
 #define APPLY_BATCH 1000
@@ -71,6 +72,8 @@ typedef struct Pending
 	MemoryContext cxt;
 	List	   *outcomes;
 	bool		catalog_changed;
+	bool		stop_partition; /* the map changed: apply no further entry of
+								 * this partition before the caches follow */
 } Pending;
 
 static SPIPlanPtr plan_read = NULL;
@@ -216,6 +219,166 @@ apply_roster(const KmdCommand *cmd, StringInfo result)
 				 errmsg("node \"%s\" is not in the roster", cmd->args[0])));
 }
 
+/* The system partition hands out partition ids; the new id goes to `result'. */
+static void
+apply_alloc_partition(StringInfo result)
+{
+	bool		isnull;
+
+	exec_sql("UPDATE kommander.counters SET value = value + 1 "
+			 "WHERE name = 'next_partition_id' RETURNING value - 1",
+			 0, NULL, NULL, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed != 1)
+		elog(ERROR, "kommander.counters has no next_partition_id");
+	appendStringInfo(result, INT64_FORMAT,
+					 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+}
+
+/*
+ * A split, applied at the same index of the partition's log on every node:
+ * the partition keeps [lo, at), a new partition takes [at, hi), both at the
+ * next generation; the new partition's group starts empty with the
+ * configuration in force at this index.  No row moves.
+ */
+static void
+apply_split(const KmdCommand *cmd, int32 partition_id, uint64 index, StringInfo result)
+{
+	Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT4OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int64		new_id;
+	int64		at;
+	int64		lo;
+	bool		hi_null;
+	int64		hi = 0;
+	bool		isnull;
+	raft_conf	conf;
+	char	   *end;
+
+	if (cmd->n_args < 2 || partition_id == 0)
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("malformed split command")));
+	new_id = strtoll(cmd->args[0], &end, 10);
+	at = strtoll(cmd->args[1], &end, 10);
+	if (new_id <= 0 || new_id > PG_INT32_MAX)
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("invalid new partition id in split command")));
+
+	values[0] = Int32GetDatum(partition_id);
+	exec_sql("SELECT lo, hi FROM kommander.partition_map WHERE partition_id = $1 AND state = 'active'",
+			 1, types, values, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR, (errcode(ERRCODE_KMD_PARTITION_FROZEN),
+						errmsg("partition %d is not active", partition_id)));
+	lo = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null);
+
+		if (!hi_null)
+			hi = DatumGetInt64(d);
+	}
+	if (at <= lo || (!hi_null && at >= hi))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("split point " INT64_FORMAT " is not inside partition %d", at, partition_id)));
+
+	kmd_storage_conf_at(partition_id, index, &conf);
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = Int64GetDatum(at);
+	values[2] = Int64GetDatum((int64) cmd->generation + 1);
+	exec_sql("UPDATE kommander.partition_map SET hi = $2, generation = $3 WHERE partition_id = $1",
+			 3, types, values, SPI_OK_UPDATE);
+	values[0] = Int32GetDatum((int32) new_id);
+	values[1] = Int64GetDatum(at);
+	values[2] = Int64GetDatum(hi);
+	nulls[2] = hi_null ? 'n' : ' ';
+	values[3] = Int64GetDatum((int64) cmd->generation + 1);
+	types[3] = INT8OID;
+	if (SPI_execute_with_args("INSERT INTO kommander.partition_map VALUES ($1, $2, $3, $4, 'active')",
+							  4, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record partition " INT64_FORMAT, new_id);
+	kmd_storage_create_group((int32) new_id, &conf);
+	appendStringInfo(result, INT64_FORMAT, new_id);
+}
+
+/* The first step of a merge: the right partition takes no more commands. */
+static void
+apply_freeze(int32 partition_id, uint64 index, StringInfo result)
+{
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = Int64GetDatum((int64) index);
+	exec_sql("UPDATE kommander.partition_map SET state = 'frozen', frozen_at = $2 "
+			 "WHERE partition_id = $1 AND partition_id > 0 AND state = 'active'",
+			 2, types, values, SPI_OK_UPDATE);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d is not an active user partition", partition_id)));
+	appendStringInfo(result, UINT64_FORMAT, index);
+}
+
+/* The arguments of a merge: the right partition and its freeze index. */
+static bool
+merge_args(const KmdCommand *cmd, int32 *right, uint64 *frozen_at)
+{
+	char	   *end;
+	long long	r;
+	unsigned long long f;
+
+	if (cmd->n_args < 2)
+		return false;
+	r = strtoll(cmd->args[0], &end, 10);
+	if (*end != '\0' || r <= 0 || r > PG_INT32_MAX)
+		return false;
+	f = strtoull(cmd->args[1], &end, 10);
+	if (*end != '\0')
+		return false;
+	*right = (int32) r;
+	*frozen_at = f;
+	return true;
+}
+
+/*
+ * The last step of a merge, in the left partition's log once every node
+ * has applied the right partition up to its freeze: the left partition takes
+ * the right one's range at a new generation, the right one is gone.
+ */
+static void
+apply_merge(const KmdCommand *cmd, int32 left, StringInfo result)
+{
+	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
+	Datum		values[4];
+	int32		right;
+	uint64		frozen_at;
+
+	if (!merge_args(cmd, &right, &frozen_at))
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("malformed merge command")));
+	values[0] = Int32GetDatum(left);
+	values[1] = Int32GetDatum(right);
+	values[2] = Int64GetDatum((int64) frozen_at);
+	values[3] = Int64GetDatum((int64) cmd->generation + 1);
+	exec_sql("SELECT 1 FROM kommander.partition_map l, kommander.partition_map r "
+			 "WHERE l.partition_id = $1 AND r.partition_id = $2 AND l.state = 'active' "
+			 "AND r.state = 'frozen' AND r.frozen_at = $3 AND l.hi = r.lo",
+			 3, types, values, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partitions %d and %d cannot be merged", left, right),
+				 errdetail("The left one must be active, the right one frozen for this merge and adjacent above it.")));
+	exec_sql("UPDATE kommander.partition_map SET hi = (SELECT hi FROM kommander.partition_map WHERE partition_id = $2), "
+			 "generation = $4 WHERE partition_id = $1",
+			 4, types, values, SPI_OK_UPDATE);
+	exec_sql("UPDATE kommander.partition_map SET state = 'gone' WHERE partition_id = $2",
+			 2, types, values, SPI_OK_UPDATE);
+	appendStringInfo(result, "%d", left);
+}
+
 /* ------------------------------------------------------------------------
  * One entry
  * ------------------------------------------------------------------------
@@ -253,6 +416,24 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 		case KMD_CMD_NODE_REMOVE:
 			apply_roster(cmd, result);
 			pending->catalog_changed = true;
+			break;
+		case KMD_CMD_ALLOC_PARTITION:
+			apply_alloc_partition(result);
+			break;
+		case KMD_CMD_SPLIT:
+			apply_split(cmd, ctx->partition_id, ctx->index, result);
+			pending->catalog_changed = true;
+			pending->stop_partition = true;
+			break;
+		case KMD_CMD_FREEZE:
+			apply_freeze(ctx->partition_id, ctx->index, result);
+			pending->catalog_changed = true;
+			pending->stop_partition = true;
+			break;
+		case KMD_CMD_MERGE:
+			apply_merge(cmd, ctx->partition_id, result);
+			pending->catalog_changed = true;
+			pending->stop_partition = true;
 			break;
 	}
 	SPI_finish();
@@ -509,6 +690,16 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				/* a row command never runs before the DDL it depends on */
 				if (partition_id != 0 && cmd.sys_index > kmd_partition_applied(0))
 					break;
+				/* a merge waits until the right partition is drained here */
+				if (cmd.kind == KMD_CMD_MERGE)
+				{
+					int32		right;
+					uint64		frozen_at;
+
+					if (merge_args(&cmd, &right, &frozen_at) &&
+						kmd_partition_applied(right) < frozen_at)
+						break;
+				}
 				out->slot = cmd.origin_node == kmd_shared->local_node_id ? cmd.origin_slot : -1;
 				out->gen = cmd.origin_gen;
 				ctx.partition_id = partition_id;
@@ -516,7 +707,14 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				ctx.term = t;
 				ctx.origin_node = cmd.origin_node;
 				ctx.key = cmd.key;
-				if (partition_id != 0 && cmd.generation != kmd_partition_generation(partition_id))
+				if (partition_id != 0 && cmd.kind != KMD_CMD_FREEZE &&
+					kmd_partition_state(partition_id) != KMD_PART_ACTIVE)
+				{
+					strcpy(out->sqlstate, "K0004");
+					out->errmsg = "partition is frozen or gone";
+					out->errdetail = "A merge of the partition came first; nothing was applied.";
+				}
+				else if (partition_id != 0 && cmd.generation != kmd_partition_generation(partition_id))
 				{
 					strcpy(out->sqlstate, "K0001");
 					out->errmsg = "partition generation changed";
@@ -535,6 +733,11 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 		}
 		done = idx;
 		*term = t;
+		if (pending->stop_partition)
+		{
+			pending->stop_partition = false;
+			break;
+		}
 	}
 	return done;
 }
@@ -566,7 +769,7 @@ apply_all(void)
 {
 	Work	   *work = palloc(sizeof(Work) * kmd_shared->max_partitions);
 	int			n = 0;
-	Pending		pending = {CurrentMemoryContext, NIL, false};
+	Pending		pending = {CurrentMemoryContext, NIL, false, false};
 	bool		progress = false;
 	ListCell   *lc;
 

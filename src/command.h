@@ -24,7 +24,13 @@ typedef enum KmdCommandKind
 	KMD_CMD_NODE_ADD = 5,		/* args[0]: name, args[1]: conninfo */
 	KMD_CMD_NODE_PROMOTE = 6,	/* args[0]: name */
 	KMD_CMD_NODE_REMOVE = 7,	/* args[0]: name */
-	KMD_CMD_MAX = KMD_CMD_NODE_REMOVE
+	KMD_CMD_ALLOC_PARTITION = 8,	/* system partition: a new partition id */
+	KMD_CMD_SPLIT = 9,			/* args[0]: new partition id, args[1]: hash
+								 * where the new (right) half starts */
+	KMD_CMD_FREEZE = 10,		/* in the right partition's log, before a merge */
+	KMD_CMD_MERGE = 11,			/* in the left partition's log; args[0]: right
+								 * partition id, args[1]: its freeze index */
+	KMD_CMD_MAX = KMD_CMD_MERGE
 } KmdCommandKind;
 
 #define KMD_CMD_MAX_ARGS 4

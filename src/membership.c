@@ -155,6 +155,23 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *null
  * kmd_bootstrap
  * ------------------------------------------------------------------------
  */
+
+/*
+ * The system partition's state before its first entry: the system partition
+ * and one user partition covering every key.  Every node starts from it
+ * and reaches the current map by applying the logs (splits are log
+ * entries), so that old entries are fenced alike everywhere.
+ */
+static void
+insert_initial_state(void)
+{
+	spi_exec("INSERT INTO kommander.partition_map VALUES "
+			 "(0, NULL, NULL, 1, 'active'), "
+			 "(1, -9223372036854775808, NULL, 1, 'active')",
+			 0, NULL, NULL, NULL, SPI_OK_INSERT);
+	spi_exec("INSERT INTO kommander.counters VALUES ('next_partition_id', 2)",
+			 0, NULL, NULL, NULL, SPI_OK_INSERT);
+}
 Datum
 kmd_bootstrap(PG_FUNCTION_ARGS)
 {
@@ -177,10 +194,7 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
 			 1, types, values, NULL, SPI_OK_INSERT);
 	spi_exec("INSERT INTO kommander.roster VALUES (1, $2, $3, 'voter')",
 			 3, types, values, NULL, SPI_OK_INSERT);
-	spi_exec("INSERT INTO kommander.partition_map VALUES "
-			 "(0, NULL, NULL, 1, 'active'), "
-			 "(1, -9223372036854775808, NULL, 1, 'active')",
-			 0, NULL, NULL, NULL, SPI_OK_INSERT);
+	insert_initial_state();
 
 	memset(&conf, 0, sizeof(conf));
 	conf.n = 1;
@@ -323,7 +337,6 @@ kmd_join(PG_FUNCTION_ARGS)
 		PGresult   *targets;
 		char	   *cluster_id;
 		char	   *roster;
-		char	   *map;
 		char		id_text[16];
 
 		conn = remote_connect(seed, "the seed node");
@@ -340,10 +353,6 @@ kmd_join(PG_FUNCTION_ARGS)
 						  0, NULL);
 		roster = pstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
-		res = remote_exec(conn, "SELECT coalesce(json_agg(m), '[]')::text FROM kommander.partition_map m",
-						  0, NULL);
-		map = pstrdup(PQgetvalue(res, 0, 0));
-		PQclear(res);
 
 		/* our identity, committed at once through a session of our own */
 		self = remote_connect(conninfo, "this node through its own conninfo");
@@ -351,9 +360,8 @@ kmd_join(PG_FUNCTION_ARGS)
 		params[0] = id_text;
 		params[1] = cluster_id;
 		params[2] = roster;
-		params[3] = map;
-		res = remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb, $4::jsonb)",
-						  4, params);
+		res = remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb)",
+						  3, params);
 		PQclear(res);
 		PQfinish(self);
 		self = NULL;
@@ -406,25 +414,26 @@ kmd_join(PG_FUNCTION_ARGS)
 }
 
 /*
- * kommander.join_local(node_id, cluster_id, roster, partition_map): write a
- * joining node's identity, its copy of the roster and of the partition map,
- * and empty Raft groups that will learn their configuration from their
- * leaders.  Called by kmd_join through a connection to this very node.
+ * kommander.join_local(node_id, cluster_id, roster): write a joining node's
+ * identity, its copy of the roster (the addresses of its peers), the initial
+ * state of the system partition, and empty Raft groups that will learn their
+ * configuration from their leaders.  Called by kmd_join through a
+ * connection to this very node.
  */
 Datum
 kmd_join_local(PG_FUNCTION_ARGS)
 {
-	Datum		values[4];
-	Oid			types[4] = {INT4OID, UUIDOID, JSONBOID, JSONBOID};
+	Datum		values[3];
+	Oid			types[3] = {INT4OID, UUIDOID, JSONBOID};
 	raft_conf	empty;
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 3; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("arguments of kommander.join_local must not be null")));
 	require_served_database();
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 3; i++)
 		values[i] = PG_GETARG_DATUM(i);
 
 	SPI_connect();
@@ -436,10 +445,8 @@ kmd_join_local(PG_FUNCTION_ARGS)
 			 "ON CONFLICT (node_id) DO UPDATE SET node_name = EXCLUDED.node_name, "
 			 "conninfo = EXCLUDED.conninfo, role = EXCLUDED.role",
 			 3, types, values, NULL, SPI_OK_INSERT);
-	spi_exec("INSERT INTO kommander.partition_map "
-			 "SELECT * FROM jsonb_populate_recordset(NULL::kommander.partition_map, $4) "
-			 "ON CONFLICT (partition_id) DO NOTHING",
-			 4, types, values, NULL, SPI_OK_INSERT);
+	/* the map is not copied: applying the logs rebuilds it */
+	insert_initial_state();
 
 	memset(&empty, 0, sizeof(empty));
 	/* not read-only: it must see the rows inserted just above */

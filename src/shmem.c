@@ -207,6 +207,20 @@ kmd_partition_generation(int32 partition_id)
 	return generation;
 }
 
+int32
+kmd_partition_state(int32 partition_id)
+{
+	KmdPartition *part;
+	int32		state = KMD_PART_GONE;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	if (part != NULL)
+		state = part->state;
+	LWLockRelease(kmd_shared->lock);
+	return state;
+}
+
 int
 kmd_worker_for_partition(int32 partition_id)
 {

@@ -222,6 +222,7 @@ extern int	kmd_worker_for_partition(int32 partition_id);
 /* A partition's applied index here and its generation (0 if unknown). */
 extern uint64 kmd_partition_applied(int32 partition_id);
 extern uint64 kmd_partition_generation(int32 partition_id);
+extern int32 kmd_partition_state(int32 partition_id); /* KMD_PART_GONE if unknown */
 
 /* Wake the worker owning a partition, the apply worker, the launcher. */
 extern void kmd_wake_worker(int worker);

@@ -320,3 +320,42 @@ kmd_storage_save(int32 partition_id, const raft_ready *rd, uint64 *durable_last)
 			elog(ERROR, "could not save the hard state of partition %d", partition_id);
 	}
 }
+
+void
+kmd_storage_conf_at(int32 partition_id, uint64 index, raft_conf *conf)
+{
+	Datum		values[2];
+	Oid			types[2] = {INT4OID, INT8OID};
+	uint64		snap_index;
+	bool		isnull;
+	bytea	   *b;
+
+	values[0] = Int32GetDatum(partition_id);
+	if (SPI_execute_with_args("SELECT idx, conf FROM kommander.snapshot WHERE partition_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "partition %d has no snapshot marker", partition_id);
+	snap_index = get_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull || !kmd_conf_decode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), conf))
+		elog(ERROR, "partition %d has a malformed snapshot marker", partition_id);
+	if (index < snap_index)
+		elog(ERROR, "configuration of partition %d at " UINT64_FORMAT " was compacted away",
+			 partition_id, index);
+
+	values[1] = Int64GetDatum((int64) index);
+	if (SPI_execute_with_args("SELECT data FROM kommander.log WHERE partition_id = $1 "
+							  "AND idx > (SELECT idx FROM kommander.snapshot WHERE partition_id = $1) "
+							  "AND idx <= $2 AND kind = 2 ORDER BY idx",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the log of partition %d", partition_id);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		uint32		type;
+		raft_id		id;
+
+		b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		if (!isnull && raft_conf_change_decode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &type, &id))
+			(void) raft_conf_apply(conf, type, id);
+	}
+}

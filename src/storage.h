@@ -36,6 +36,13 @@ extern void kmd_storage_load(int32 partition_id, raft_durable *out);
 extern void kmd_storage_save(int32 partition_id, const raft_ready *rd,
 							 uint64 *durable_last);
 
+/*
+ * The configuration of a group in force at `index' (which must not be
+ * before its snapshot marker), from its durable marker and log: the same on
+ * every member.
+ */
+extern void kmd_storage_conf_at(int32 partition_id, uint64 index, raft_conf *conf);
+
 /* The configuration encoding of kommander.snapshot.conf. */
 extern bytea *kmd_conf_encode(const raft_conf *conf);
 extern bool kmd_conf_decode(const char *data, int len, raft_conf *conf);

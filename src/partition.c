@@ -1,0 +1,374 @@
+/*-------------------------------------------------------------------------
+ *
+ * partition.c
+ *	  Elastic partitions: kmd_split and kmd_create_partitions.
+ *
+ * A split takes a new partition id from the system partition, then goes
+ * into the split partition's own log, so that every node cuts at the same
+ * index (apply.c does the cut).  No row moves: every node holds every row.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/partition.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/tuplestore.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+
+#include "command.h"
+#include "errcodes.h"
+#include "request.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(kmd_split);
+PG_FUNCTION_INFO_V1(kmd_create_partitions);
+
+/* A user partition's routing state, copied from shared memory. */
+typedef struct PartView
+{
+	int32		id;
+	int32		state;
+	int64		lo;
+	int64		hi;				/* inclusive */
+	uint64		generation;
+} PartView;
+
+static bool
+part_view(int32 partition_id, PartView *v)
+{
+	KmdPartition *part;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	if (part != NULL)
+	{
+		v->id = part->partition_id;
+		v->state = part->state;
+		v->lo = part->lo;
+		v->hi = part->hi;
+		v->generation = part->generation;
+	}
+	LWLockRelease(kmd_shared->lock);
+	return part != NULL;
+}
+
+/* Split `partition_id' so that a new partition starts at hash `at'. */
+static int32
+split_partition(int32 partition_id, int64 at, bool at_given)
+{
+	PartView	v;
+	KmdCommand	cmd;
+	KmdOutcome	out;
+	int32		new_id;
+	char		id_text[32];
+	char		at_text[32];
+
+	if (partition_id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the system partition cannot be split")));
+	if (!part_view(partition_id, &v) || v.state != KMD_PART_ACTIVE)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d is not an active partition", partition_id),
+				 errhint("See kommander.partitions.")));
+	if (!at_given)
+	{
+		if (v.lo == v.hi)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("partition %d owns a single hash and cannot be split", partition_id)));
+		/* the midpoint, without overflow: the right half starts after it */
+		at = v.lo / 2 + v.hi / 2 + ((v.lo % 2 + v.hi % 2) / 2) + 1;
+	}
+	if (at <= v.lo || at > v.hi)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("split point " INT64_FORMAT " is not inside partition %d", at, partition_id),
+				 errdetail("Partition %d owns hashes from " INT64_FORMAT " to " INT64_FORMAT
+						   "; the split point must be above the first.",
+						   partition_id, v.lo, v.hi)));
+
+	/* a cluster-wide unique id, from the system partition */
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_ALLOC_PARTITION;
+	cmd.sys_index = kmd_partition_applied(0);
+	kmd_propose_command(0, &cmd, &out);
+	new_id = out.result ? atoi(out.result) : 0;
+	if (new_id <= 0)
+		elog(ERROR, "the system partition handed out no partition id");
+
+	/* the cut itself, in the partition's log, fenced by its generation */
+	snprintf(id_text, sizeof(id_text), "%d", new_id);
+	snprintf(at_text, sizeof(at_text), INT64_FORMAT, at);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_SPLIT;
+	cmd.generation = v.generation;
+	cmd.sys_index = kmd_partition_applied(0);
+	cmd.n_args = 2;
+	cmd.args[0] = id_text;
+	cmd.args[1] = at_text;
+	kmd_propose_command(partition_id, &cmd, &out);
+	return new_id;
+}
+
+Datum
+kmd_split(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("partition_id must not be null")));
+	kmd_require_member();
+	PG_RETURN_INT32(split_partition(PG_GETARG_INT32(0),
+									PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1),
+									!PG_ARGISNULL(1)));
+}
+
+/* The active user partition owning the widest range, and how many there are. */
+static int32
+widest_partition(int *count)
+{
+	int32		best = -1;
+	double		best_width = -1;
+
+	*count = 0;
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+		double		width;
+
+		if (part->partition_id <= 0 || part->state != KMD_PART_ACTIVE)
+			continue;
+		(*count)++;
+		width = (double) part->hi - (double) part->lo;
+		if (width > best_width)
+		{
+			best_width = width;
+			best = part->partition_id;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	return best;
+}
+
+Datum
+kmd_create_partitions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		n;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("n must not be null")));
+	n = PG_GETARG_INT32(0);
+	kmd_require_member();
+	if (n < 1 || n >= kmd_shared->max_partitions)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("n must be between 1 and %d", kmd_shared->max_partitions - 1),
+				 errhint("Raise kommander.max_partitions for more.")));
+
+	/* a set of a scalar: the tuple descriptor is ours to make */
+	{
+		TupleDesc	desc = CreateTemplateTupleDesc(1);
+		MemoryContext old;
+
+		if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+			!(rsinfo->allowedModes & SFRM_Materialize))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("kmd_create_partitions must be called where a set is accepted")));
+		TupleDescInitEntry(desc, (AttrNumber) 1, "kmd_create_partitions", INT4OID, -1, 0);
+		old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+		rsinfo->setDesc = CreateTupleDescCopy(desc);
+		rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+		rsinfo->returnMode = SFRM_Materialize;
+		MemoryContextSwitchTo(old);
+	}
+	for (;;)
+	{
+		int			count;
+		int32		widest = widest_partition(&count);
+		Datum		value;
+		bool		isnull = false;
+
+		if (count >= n || widest < 0)
+			break;
+		value = Int32GetDatum(split_partition(widest, 0, false));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(kmd_merge);
+PG_FUNCTION_INFO_V1(kmd_rebalance);
+
+/* The freeze index of a frozen partition, from kommander.partition_map. */
+static uint64
+frozen_at(int32 partition_id)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(partition_id)};
+	uint64		index = 0;
+	bool		isnull = true;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT frozen_at FROM kommander.partition_map WHERE partition_id = $1",
+							  1, types, values, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			index = DatumGetInt64(d);
+	}
+	SPI_finish();
+	return index;
+}
+
+Datum
+kmd_merge(PG_FUNCTION_ARGS)
+{
+	int32		left;
+	int32		right;
+	PartView	l;
+	PartView	r;
+	KmdCommand	cmd;
+	KmdOutcome	out;
+	uint64		freeze;
+	char		right_text[32];
+	char		freeze_text[32];
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("left_id and right_id must not be null")));
+	left = PG_GETARG_INT32(0);
+	right = PG_GETARG_INT32(1);
+	kmd_require_member();
+	if (left <= 0 || right <= 0 || left == right)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("merge needs two different user partitions")));
+	if (!part_view(left, &l) || l.state != KMD_PART_ACTIVE)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d is not an active partition", left)));
+	if (!part_view(right, &r) || r.state == KMD_PART_GONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d does not exist", right)));
+	if (l.hi == PG_INT64_MAX || l.hi + 1 != r.lo)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("partitions %d and %d are not adjacent", left, right),
+				 errhint("The right partition's range must start where the left one's ends.")));
+
+	/* 1. freeze the right partition: its later commands fail with K0004 */
+	if (r.state == KMD_PART_ACTIVE)
+	{
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.kind = KMD_CMD_FREEZE;
+		cmd.generation = r.generation;
+		cmd.sys_index = kmd_partition_applied(0);
+		kmd_propose_command(right, &cmd, &out);
+		freeze = out.index;
+	}
+	else
+		freeze = frozen_at(right);	/* an earlier merge stopped half-way */
+
+	/* 2. the merge, applied everywhere only once the right one is drained */
+	snprintf(right_text, sizeof(right_text), "%d", right);
+	snprintf(freeze_text, sizeof(freeze_text), UINT64_FORMAT, freeze);
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_MERGE;
+	cmd.generation = l.generation;
+	cmd.sys_index = kmd_partition_applied(0);
+	cmd.n_args = 2;
+	cmd.args[0] = right_text;
+	cmd.args[1] = freeze_text;
+	kmd_propose_command(left, &cmd, &out);
+	PG_RETURN_INT32(left);
+}
+
+/*
+ * Spread the leaders of the user partitions evenly over the voters: ask the
+ * leaders of over-loaded nodes to hand partitions to the least loaded
+ * voters.  Returns how many transfers it asked for.
+ */
+Datum
+kmd_rebalance(PG_FUNCTION_ARGS)
+{
+	int32		voters[KMD_MAX_NODES];
+	int			load[KMD_MAX_NODES];
+	int			n_voters = 0;
+	int32	   *ids;
+	int32	   *leaders;
+	int			n = 0;
+	int			target;
+	int			moves = 0;
+
+	kmd_require_member();
+	ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
+	leaders = palloc(sizeof(int32) * kmd_shared->max_partitions);
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 && kmd_shared->nodes[i].role == KMD_NODE_VOTER)
+		{
+			voters[n_voters] = kmd_shared->nodes[i].node_id;
+			load[n_voters++] = 0;
+		}
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->partition_id > 0 && part->state == KMD_PART_ACTIVE && part->leader != 0)
+		{
+			ids[n] = part->partition_id;
+			leaders[n++] = part->leader;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (n_voters < 2 || n == 0)
+		PG_RETURN_INT32(0);
+
+	for (int i = 0; i < n; i++)
+		for (int v = 0; v < n_voters; v++)
+			if (voters[v] == leaders[i])
+				load[v]++;
+	target = (n + n_voters - 1) / n_voters;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			from = -1;
+		int			to = 0;
+		KmdOutcome	out;
+
+		for (int v = 0; v < n_voters; v++)
+		{
+			if (voters[v] == leaders[i])
+				from = v;
+			if (load[v] < load[to])
+				to = v;
+		}
+		if (from < 0 || load[from] <= target || load[to] >= target)
+			continue;
+		kmd_request(KMD_REQ_TRANSFER, ids[i], voters[to], NULL, &out);
+		if (strcmp(out.sqlstate, "00000") != 0)
+			continue;			/* the target may lag: the next call retries */
+		load[from]--;
+		load[to]++;
+		moves++;
+	}
+	PG_RETURN_INT32(moves);
+}

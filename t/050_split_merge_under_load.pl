@@ -1,0 +1,162 @@
+# 050_split_merge_under_load.pl
+#   Split and merge partitions while two nodes keep proposing: every
+#   acknowledged write survives, every row lies in exactly one partition's
+#   range, the ranges tile the hash space, tables are identical everywhere,
+#   a stale generation is fenced with K0001, leaders spread after
+#   kmd_rebalance, and a node that joins afterwards rebuilds the same
+#   partitions by replaying the logs.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/050_split_merge_under_load.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3);
+my ($n1, $n2, $n3) = @nodes;
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
+SELECT kmd_register_table('public.kv');
+});
+KmdTest::wait_converged(\@nodes);
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
+my $stop = "$dir/stop";
+
+sub start_load
+{
+	my ($node, $tag) = @_;
+	my $script = <<"EOS";
+i=0
+end=\$((SECONDS + 120))
+while [ ! -e '$stop' ] && [ \$i -lt 3000 ] && [ \$SECONDS -lt \$end ]; do
+  i=\$((i + 1))
+  if psql -X -q -t -A -d '@{[ KmdTest::conninfo($node) ]}' -c "SELECT kmd_propose('$tag-\$i', '{\\"op\\":\\"insert\\",\\"table\\":\\"kv\\",\\"row\\":{\\"k\\":\\"$tag-\$i\\",\\"v\\":\\"x\\"}}')" >/dev/null 2>>'$dir/$tag.err'; then
+    echo "$tag-\$i" >> '$dir/$tag.acked'
+  fi
+done
+EOS
+	return IPC::Run::start([ 'bash', '-c', $script ]);
+}
+
+sub acked
+{
+	my ($tag) = @_;
+	open(my $fh, '<', "$dir/$tag.acked") or return ();
+	my @keys = map { chomp; $_ } <$fh>;
+	close $fh;
+	return @keys;
+}
+
+my $old_gen = $n1->safe_psql('postgres', 'SELECT generation FROM kommander.partitions WHERE partition_id = 1');
+my $la = start_load($n2, 'a');
+my $lb = start_load($n3, 'b');
+$n1->poll_query_until('postgres', "SELECT count(*) >= 20 FROM kv") or die 'no load';
+
+# split while the load goes on
+my $new_id = $n1->safe_psql('postgres', 'SELECT kmd_split(1)');
+is($new_id, '2', 'kmd_split(1) creates partition 2');
+my @more = split /\n/, $n1->safe_psql('postgres', 'SELECT * FROM kmd_create_partitions(6)');
+is(scalar(@more), 4, 'kmd_create_partitions(6) adds four partitions');
+$n1->poll_query_until('postgres', "SELECT count(*) >= 60 FROM kv") or die 'load stalled after splits';
+
+# a proposal that carries the generation partition 1 had before its split
+my $key;
+for my $i (1 .. 200)
+{
+	if ($n2->safe_psql('postgres', "SELECT partition_id FROM kmd_route('probe-$i')") eq '1')
+	{
+		$key = "probe-$i";
+		last;
+	}
+}
+ok(defined $key, 'found a key of partition 1');
+my ($rc, $out, $err) = $n2->psql('postgres',
+	"SELECT kmd_propose('$key', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"$key\",\"v\":\"x\"}}', $old_gen)");
+like($err, qr/stale partition generation/, 'a stale generation is fenced');
+
+# merge two adjacent partitions, still under load
+my ($left, $right) = split /\|/, $n1->safe_psql('postgres', q{
+	SELECT l.partition_id, r.partition_id FROM kommander.partitions l
+	  JOIN kommander.partitions r ON r.lo = l.hi
+	 WHERE l.partition_id > 0 AND l.state = 'active' AND r.state = 'active'
+	 ORDER BY l.lo LIMIT 1});
+my $left_gen = $n1->safe_psql('postgres', "SELECT generation FROM kommander.partitions WHERE partition_id = $left");
+is($n1->safe_psql('postgres', "SELECT kmd_merge($left, $right)"), $left, "kmd_merge($left, $right) keeps $left");
+is($n1->safe_psql('postgres', "SELECT state FROM kommander.partitions WHERE partition_id = $right"), 'gone',
+	"partition $right is gone");
+ok($n1->safe_psql('postgres', "SELECT generation FROM kommander.partitions WHERE partition_id = $left") > $left_gen,
+	"partition $left has a new generation");
+$n1->poll_query_until('postgres', "SELECT count(*) >= 100 FROM kv") or die 'load stalled after the merge';
+
+# leaders spread over the voters
+$n1->safe_psql('postgres', 'SELECT kmd_rebalance()');
+ok($n1->poll_query_until('postgres', q{
+	SELECT max(c) - min(c) <= 1 FROM (
+	  SELECT n.node_name, count(p.partition_id) AS c FROM kommander.nodes n
+	    LEFT JOIN kommander.partitions p ON p.leader_name = n.node_name AND p.partition_id > 0 AND p.state = 'active'
+	   GROUP BY n.node_name) s}), 'kmd_rebalance spreads the leaders');
+
+open(my $fh, '>', $stop); close $fh;
+$la->finish;
+$lb->finish;
+KmdTest::wait_converged(\@nodes);
+
+my @keys = (acked('a'), acked('b'));
+my $list = join(',', map { "('$_')" } @keys);
+my $first;
+for my $node (@nodes)
+{
+	my $name = $node->name;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 6 AND bool_and(leader_name IS NOT NULL) FROM kommander.partitions WHERE state = 'active'")
+	  or die "partitions without a leader on $name";
+	is($node->safe_psql('postgres',
+		"SELECT count(*) FROM (VALUES $list) AS a(k) WHERE NOT EXISTS (SELECT 1 FROM kv WHERE kv.k = a.k)"),
+		'0', "$name has every acknowledged write (" . scalar(@keys) . ')');
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM kv WHERE (SELECT count(*) FROM kommander.partitions p
+		 WHERE p.partition_id > 0 AND p.state = 'active'
+		   AND kmd_key_hash(kv.k) >= p.lo AND (p.hi IS NULL OR kmd_key_hash(kv.k) < p.hi)) <> 1}),
+		'0', "$name: every row lies in exactly one partition");
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM (SELECT lo, lag(hi) OVER (ORDER BY lo) AS prev, row_number() OVER (ORDER BY lo) AS n
+		  FROM kommander.partitions WHERE partition_id > 0 AND state = 'active') r
+		 WHERE (n = 1 AND lo <> -9223372036854775808) OR (n > 1 AND lo IS DISTINCT FROM prev)}),
+		'0', "$name: the ranges tile the hash space");
+	my $digest = $node->safe_psql('postgres',
+		"SELECT md5(string_agg(k, ',' ORDER BY k)) || ' ' || (SELECT string_agg(partition_id || ':' || lo || ':' || coalesce(hi::text, '') || ':' || generation, ',' ORDER BY partition_id) FROM kommander.partitions) FROM kv");
+	$first //= $digest;
+	is($digest, $first, "$name has the same rows and partition map");
+}
+
+# new partitions take writes, on their own leaders
+for my $i (1 .. 20)
+{
+	$n3->safe_psql('postgres',
+		"SELECT kmd_propose('late-$i', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"late-$i\",\"v\":\"y\"}}')");
+}
+is($n3->safe_psql('postgres', "SELECT count(DISTINCT r.partition_id) > 1 FROM kv, LATERAL kmd_route(kv.k) r WHERE kv.k LIKE 'late-%'"),
+	't', 'late writes spread over several partitions');
+
+# a node that joins now replays the splits
+my $n4 = KmdTest::new_node('node4');
+is($n4->safe_psql('postgres',
+	"SELECT kmd_join('node4', " . KmdTest::quote(KmdTest::conninfo($n4)) . ', '
+	  . KmdTest::quote(KmdTest::conninfo($n1)) . ')'), '4', 'node4 joins after the splits');
+KmdTest::wait_converged([ @nodes, $n4 ]);
+is($n4->safe_psql('postgres',
+	"SELECT md5(string_agg(k, ',' ORDER BY k)) || ' ' || (SELECT string_agg(partition_id || ':' || lo || ':' || coalesce(hi::text, '') || ':' || generation, ',' ORDER BY partition_id) FROM kommander.partitions) FROM kv WHERE k NOT LIKE 'late-%'"),
+	$n1->safe_psql('postgres',
+	"SELECT md5(string_agg(k, ',' ORDER BY k)) || ' ' || (SELECT string_agg(partition_id || ':' || lo || ':' || coalesce(hi::text, '') || ':' || generation, ',' ORDER BY partition_id) FROM kommander.partitions) FROM kv WHERE k NOT LIKE 'late-%'"),
+	'node4 rebuilt the same rows and partition map');
+
+done_testing();
