@@ -1,0 +1,104 @@
+# 060_partitions_with_a_node_down.pl
+#   Split and merge while a node is down: the two others carry on, and the
+#   node that returns catches up with the same partition map and rows.
+#   Then 256 partitions on the three nodes: everything still converges;
+#   the workers' CPU use while idle goes to the test log.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/060_partitions_with_a_node_down.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3, conf => "kommander.max_partitions = 512\n");
+my ($n1, $n2, $n3) = @nodes;
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
+SELECT kmd_register_table('public.kv');
+});
+sub put
+{
+	my ($node, $k) = @_;
+	$node->safe_psql('postgres',
+		"SELECT kmd_propose('$k', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"$k\",\"v\":\"x\"}}')");
+}
+put($n2, "before-$_") for 1 .. 20;
+KmdTest::wait_converged(\@nodes);
+
+my $map = q{SELECT string_agg(partition_id || ':' || coalesce(lo::text, '') || ':' || coalesce(hi::text, '') || ':' || generation || ':' || state, ',' ORDER BY partition_id) FROM kommander.partitions};
+my $rows = q{SELECT md5(string_agg(k || '=' || v, ',' ORDER BY k)) FROM kv};
+
+# node3 is down while the map changes
+$n3->stop('immediate');
+is($n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(4)'), '3',
+	'three splits with a node down');
+my ($l, $r) = split /\|/, $n1->safe_psql('postgres', q{
+	SELECT l.partition_id, r.partition_id FROM kommander.partitions l
+	  JOIN kommander.partitions r ON r.lo = l.hi
+	 WHERE l.partition_id > 0 AND l.state = 'active' AND r.state = 'active' ORDER BY l.lo LIMIT 1});
+is($n2->safe_psql('postgres', "SELECT kmd_merge($l, $r)"), $l, 'a merge with a node down');
+put($n1, "during-$_") for 1 .. 20;
+
+$n3->start;
+KmdTest::wait_converged(\@nodes);
+$n3->poll_query_until('postgres', "SELECT ($map) = " . KmdTest::quote($n1->safe_psql('postgres', $map)))
+  or die 'node3 did not rebuild the partition map';
+pass('node3 rebuilt the partition map after returning');
+is($n3->safe_psql('postgres', $rows), $n1->safe_psql('postgres', $rows), 'node3 has the same rows');
+put($n3, "after-$_") for 1 .. 10;
+KmdTest::wait_converged(\@nodes);
+is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'after-%'"), '10',
+	'node3 proposes again');
+
+# 256 partitions
+my $t0 = time;
+$n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(256)');
+note sprintf('256 partitions created in %.1f s', time - $t0);
+for my $node (@nodes)
+{
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 256 AND bool_and(leader_name IS NOT NULL) FROM kommander.partitions WHERE partition_id > 0 AND state = 'active'")
+	  or die 'partitions without a leader on ' . $node->name;
+}
+pass('256 partitions, each with a leader, on every node');
+put($nodes[$_ % 3], "many-$_") for 1 .. 60;
+KmdTest::wait_converged(\@nodes);
+my $digest = $n1->safe_psql('postgres', $rows);
+is($_->safe_psql('postgres', $rows), $digest, $_->name . ' has the same rows with 256 partitions') for ($n2, $n3);
+
+# CPU of the Raft workers while idle, for the log (not asserted)
+sub worker_ticks
+{
+	my ($node) = @_;
+	my $total = 0;
+	for my $pid (split /\n/, $node->safe_psql('postgres',
+			"SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'kommander%'"))
+	{
+		open(my $fh, '<', "/proc/$pid/stat") or next;
+		my @f = split / /, <$fh>;
+		close $fh;
+		$total += $f[13] + $f[14];
+	}
+	return $total;
+}
+my %before = map { $_->name => worker_ticks($_) } @nodes;
+my $w0 = time;
+# a measurement window, not a wait for a condition
+$n1->safe_psql('postgres', 'SELECT pg_sleep(3)');
+my $secs = time - $w0;
+for my $node (@nodes)
+{
+	my $ticks = worker_ticks($node) - $before{ $node->name };
+	note sprintf('%s: kommander processes used %.1f%% of a core while idle with 256 partitions',
+		$node->name, 100 * $ticks / 100 / $secs);
+}
+
+done_testing();
