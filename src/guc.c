@@ -31,6 +31,7 @@ int			kmd_max_batch_bytes = 1024 * 1024;
 int			kmd_max_inflight_batches = 64;
 int			kmd_snapshot_threshold = 10000;
 int			kmd_promote_max_lag = 1000;
+int			kmd_balance_interval = 10000;
 
 void
 kmd_define_gucs(void)
@@ -80,5 +81,10 @@ kmd_define_gucs(void)
 							"Most entries a learner may lag behind and still be promoted.",
 							NULL, &kmd_promote_max_lag, 1000, 0, INT_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.balance_interval",
+							"How often a node that leads more than its share of partitions hands one over.",
+							"0 turns the automatic balancer off; kmd_rebalance() still works.",
+							&kmd_balance_interval, 10000, 0, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("kommander");
 }

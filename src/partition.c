@@ -22,6 +22,7 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
+#include "balance.h"
 #include "command.h"
 #include "errcodes.h"
 #include "request.h"
@@ -309,25 +310,17 @@ kmd_merge(PG_FUNCTION_ARGS)
 Datum
 kmd_rebalance(PG_FUNCTION_ARGS)
 {
-	int32		voters[KMD_MAX_NODES];
-	int			load[KMD_MAX_NODES];
-	int			n_voters = 0;
+	KmdLeaderLoad l;
 	int32	   *ids;
 	int32	   *leaders;
 	int			n = 0;
-	int			target;
 	int			moves = 0;
 
 	kmd_require_member();
+	kmd_leader_load(&l);
 	ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
 	leaders = palloc(sizeof(int32) * kmd_shared->max_partitions);
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0 && kmd_shared->nodes[i].role == KMD_NODE_VOTER)
-		{
-			voters[n_voters] = kmd_shared->nodes[i].node_id;
-			load[n_voters++] = 0;
-		}
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
@@ -339,35 +332,20 @@ kmd_rebalance(PG_FUNCTION_ARGS)
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
-	if (n_voters < 2 || n == 0)
-		PG_RETURN_INT32(0);
-
-	for (int i = 0; i < n; i++)
-		for (int v = 0; v < n_voters; v++)
-			if (voters[v] == leaders[i])
-				load[v]++;
-	target = (n + n_voters - 1) / n_voters;
 
 	for (int i = 0; i < n; i++)
 	{
-		int			from = -1;
-		int			to = 0;
+		int			from = kmd_leader_load_index(&l, leaders[i]);
+		int			to = kmd_least_loaded(&l);
 		KmdOutcome	out;
 
-		for (int v = 0; v < n_voters; v++)
-		{
-			if (voters[v] == leaders[i])
-				from = v;
-			if (load[v] < load[to])
-				to = v;
-		}
-		if (from < 0 || load[from] <= target || load[to] >= target)
+		if (from < 0 || to < 0 || l.load[from] <= l.target)
 			continue;
-		kmd_request(KMD_REQ_TRANSFER, ids[i], voters[to], NULL, &out);
+		kmd_request(KMD_REQ_TRANSFER, ids[i], l.voters[to], NULL, &out);
 		if (strcmp(out.sqlstate, "00000") != 0)
 			continue;			/* the target may lag: the next call retries */
-		load[from]--;
-		load[to]++;
+		l.load[from]--;
+		l.load[to]++;
 		moves++;
 	}
 	PG_RETURN_INT32(moves);

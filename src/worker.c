@@ -34,6 +34,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "balance.h"
 #include "command.h"
 #include "errcodes.h"
 #include "guc.h"
@@ -676,6 +677,49 @@ publish_status(void)
 		ConditionVariableBroadcast(&kmd_shared->leader_cv);
 }
 
+/*
+ * The automatic balancer, rate-limited to one transfer per worker and
+ * kommander.balance_interval: if this node leads more than its share of the
+ * user partitions, one of this worker's partitions goes to the least loaded
+ * voter.
+ */
+static void
+balance(void)
+{
+	static TimestampTz last = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	KmdLeaderLoad l;
+	int			self;
+	int			to;
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+
+	if (kmd_balance_interval <= 0 ||
+		!TimestampDifferenceExceeds(last, now, kmd_balance_interval))
+		return;
+	last = now;
+	kmd_leader_load(&l);
+	self = kmd_leader_load_index(&l, kmd_shared->local_node_id);
+	to = kmd_least_loaded(&l);
+	if (self < 0 || to < 0 || l.load[self] <= l.target)
+		return;
+
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		if (g->partition_id > 0 && raft_get_role(g->r) == RAFT_LEADER &&
+			kmd_partition_state(g->partition_id) == KMD_PART_ACTIVE &&
+			raft_conf_role(raft_get_conf(g->r), (raft_id) l.voters[to]) == RAFT_VOTER &&
+			raft_transfer_leader(g->r, (raft_id) l.voters[to]) == RAFT_OK)
+		{
+			elog(DEBUG1, "kommander: handing partition %d to node %d to balance leaders",
+				 g->partition_id, l.voters[to]);
+			hash_seq_term(&seq);
+			break;
+		}
+	}
+}
+
 static void
 tick_all(void)
 {
@@ -808,7 +852,10 @@ kmd_worker_main(Datum arg)
 		kmd_transport_poll(&transport);
 		receive();
 		if (tick)
+		{
 			tick_all();
+			balance();
+		}
 		take_slots();
 		busy = process_ready();
 		flush_batches();		/* replies to forwarded requests */

@@ -1,8 +1,9 @@
 # 060_partitions_with_a_node_down.pl
-#   Split and merge while a node is down: the two others carry on, and the
-#   node that returns catches up with the same partition map and rows.
-#   Then 256 partitions on the three nodes: everything still converges;
-#   the workers' CPU use while idle goes to the test log.
+#   Leaders gathered on one node spread again by themselves (the automatic
+#   balancer).  Split and merge while a node is down: the two others carry
+#   on, and the node that returns catches up with the same partition map and
+#   rows.  Then 256 partitions on the three nodes: everything still
+#   converges; the workers' CPU use while idle goes to the test log.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -18,7 +19,8 @@ use Test::More;
 use Time::HiRes qw(time);
 use KmdTest;
 
-my @nodes = KmdTest::new_cluster(3, conf => "kommander.max_partitions = 512\n");
+my @nodes = KmdTest::new_cluster(3,
+	conf => "kommander.max_partitions = 512\nkommander.balance_interval = 300\n");
 my ($n1, $n2, $n3) = @nodes;
 $n1->safe_psql('postgres', q{
 SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
@@ -33,12 +35,26 @@ sub put
 put($n2, "before-$_") for 1 .. 20;
 KmdTest::wait_converged(\@nodes);
 
+# gather every leader on node1; the balancer spreads them again
+$n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(6)');
+for my $id (split /\n/, $n1->safe_psql('postgres',
+		"SELECT partition_id FROM kommander.partitions WHERE partition_id > 0 AND state = 'active'"))
+{
+	$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($id, 'node1')");
+}
+my $spread = q{
+	SELECT max(c) - min(c) <= 1 FROM (
+	  SELECT n.node_name, count(p.partition_id) AS c FROM kommander.nodes n
+	    LEFT JOIN kommander.partitions p ON p.leader_name = n.node_name AND p.partition_id > 0 AND p.state = 'active'
+	   GROUP BY n.node_name) s};
+ok($n1->poll_query_until('postgres', $spread), 'leaders gathered on node1 spread again without kmd_rebalance');
+
 my $map = q{SELECT string_agg(partition_id || ':' || coalesce(lo::text, '') || ':' || coalesce(hi::text, '') || ':' || generation || ':' || state, ',' ORDER BY partition_id) FROM kommander.partitions};
 my $rows = q{SELECT md5(string_agg(k || '=' || v, ',' ORDER BY k)) FROM kv};
 
 # node3 is down while the map changes
 $n3->stop('immediate');
-is($n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(4)'), '3',
+is($n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(9)'), '3',
 	'three splits with a node down');
 my ($l, $r) = split /\|/, $n1->safe_psql('postgres', q{
 	SELECT l.partition_id, r.partition_id FROM kommander.partitions l
