@@ -127,6 +127,8 @@ typedef struct group
 typedef struct node
 {
 	bool		up;
+	uint64_t	last_heard[SIM_MAX_NODES + 1];	/* from each peer host */
+	uint32_t	ticks;
 	uint32_t	incarnation;
 	uint64_t	stalled_until;
 	uint64_t	slow_fsync_until;
@@ -167,7 +169,8 @@ enum
 	EV_REPLY,					/* a node's answer reaches a client */
 	EV_NEMESIS,					/* inject a fault */
 	EV_RESTART,					/* a crashed node comes back */
-	EV_HEAL						/* network faults end */
+	EV_HEAL,					/* network faults end */
+	EV_PING						/* node-level liveness between hosts */
 };
 
 typedef struct msg_blob
@@ -223,6 +226,7 @@ typedef struct sim
 	uint32_t	dup_pm;
 	uint64_t	max_delay;
 	bool		chaos;			/* this seed's fault profile is harsh */
+	bool		quiesce;		/* this seed's groups quiesce when idle */
 	bool		faults_on;
 
 	/* history */
@@ -239,7 +243,7 @@ static const char *
 ev_name(uint32_t type)
 {
 	static const char *names[] = {"?", "msg", "tick", "fsync", "client", "request",
-	"reply", "nemesis", "restart", "heal"};
+	"reply", "nemesis", "restart", "heal", "ping"};
 
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }
@@ -828,6 +832,7 @@ node_start(sim *s, int nid)
 		o.max_msg_entries = s->chaos ? 1 : 16;
 		o.max_inflight = 8;
 		o.bugs = s->cfg.bugs;
+		o.quiesce = s->quiesce;
 		memset(&d, 0, sizeof(d));
 		d.hard_state = g->hs;
 		d.snapshot = g->snap;
@@ -1217,6 +1222,8 @@ dispatch(sim *s, const heap_event *ev)
 				if (n->up)
 				{
 					group	   *g = &n->g[b->group];
+
+					n->last_heard[b->m.from] = s->now;
 					raft_term	term = raft_get_term(g->r);
 					int			role = raft_get_role(g->r);
 
@@ -1241,6 +1248,16 @@ dispatch(sim *s, const heap_event *ev)
 		case EV_TICK:
 			if (n->up && ev->arg == n->incarnation)
 			{
+				/*
+				 * Hosts watch each other once per node, not per group: a
+				 * ping every few ticks, and quiesced followers wake when
+				 * their leader's host falls silent.
+				 */
+				if (s->quiesce && n->ticks++ % 3 == 0)
+					for (int peer = 1; peer <= s->cfg.nodes; peer++)
+						if (peer != (int) ev->node && !s->blocked[ev->node][peer] &&
+							!(s->drop_pm && prng_chance(&s->rng, s->drop_pm)))
+							schedule(s, s->now + net_delay(s), EV_PING, peer, 0, ev->node, NULL);
 				for (int gi = 0; gi < s->cfg.groups && !s->failed; gi++)
 				{
 					group	   *g = &n->g[gi];
@@ -1249,6 +1266,9 @@ dispatch(sim *s, const heap_event *ev)
 
 					if (g->pending)
 						continue;
+					if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_FOLLOWER &&
+						s->now > n->last_heard[raft_leader(g->r)] + 2 * ELECTION_TICKS * TICK_MS)
+						raft_unquiesce(g->r);
 					raft_tick(g->r);
 					group_process(s, ev->node, gi);
 					check_group(s, ev->node, gi, term, role);
@@ -1317,6 +1337,10 @@ dispatch(sim *s, const heap_event *ev)
 			heal_network(s);
 			trace(s, EV_HEAL, 0, 0, 0, 0);
 			break;
+		case EV_PING:
+			if (n->up)
+				n->last_heard[ev->arg] = s->now;
+			break;
 	}
 }
 
@@ -1369,6 +1393,7 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 	prng_seed(&s->rng, cfg->seed);
 	heap_init(&s->events);
 	s->chaos = prng_chance(&s->rng, 400);
+	s->quiesce = prng_chance(&s->rng, 500);
 	s->faults_on = true;
 	heal_network(s);
 

@@ -370,6 +370,7 @@ reset(raft *r, raft_term term)
 	r->n_votes = 0;
 	r->bcast_pending = false;
 	r->bcast_commit = false;
+	r->quiesced = false;
 	read_fail_all(r);
 }
 
@@ -451,6 +452,26 @@ quorum_active(raft *r)
 	return active >= raft_quorum(r);
 }
 
+/*
+ * May the leader rest?  Only when every member holds its whole log, all of
+ * it committed in its term and durable here, with no read, transfer or
+ * broadcast pending.
+ */
+static bool
+can_quiesce(raft *r)
+{
+	raft_index	last = log_last_index(r);
+
+	if (r->transferee != RAFT_NONE || r->n_reads_pending > 0 || r->bcast_pending ||
+		r->commit != last || r->stable != last || log_last_term(r) != r->term)
+		return false;
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		if (r->prs[i].id != r->opt.id &&
+			(r->prs[i].match != last || r->prs[i].state != RAFT_PROGRESS_REPLICATE))
+			return false;
+	return true;
+}
+
 static void
 tick_leader(raft *r)
 {
@@ -485,7 +506,14 @@ tick_leader(raft *r)
 	if (r->heartbeat_elapsed >= r->opt.heartbeat_ticks)
 	{
 		r->heartbeat_elapsed = 0;
-		repl_bcast_heartbeat(r, r->read_seq);
+		if (r->opt.quiesce && can_quiesce(r))
+		{
+			/* the last heartbeat for now tells the followers to rest too */
+			repl_bcast_heartbeat(r, r->read_seq, true);
+			r->quiesced = true;
+			return;
+		}
+		repl_bcast_heartbeat(r, r->read_seq, false);
 	}
 }
 
@@ -493,6 +521,8 @@ void
 raft_tick(raft *r)
 {
 	assert(!r->in_ready);
+	if (r->quiesced)
+		return;
 	if (r->role == RAFT_LEADER)
 	{
 		tick_leader(r);
@@ -698,6 +728,9 @@ raft_step(raft *r, const raft_message *m)
 	assert(!r->in_ready);
 	if (!message_valid(r, m))
 		return RAFT_EINVAL;
+	/* anything but the quiesce heartbeat and its answers wakes the group */
+	if (!((m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_HEARTBEAT_RESP) && m->quiesce))
+		r->quiesced = false;
 	if (!step_term(r, m))
 		return RAFT_OK;
 
@@ -731,6 +764,7 @@ raft_propose(raft *r, const void *data, uint32_t len, raft_index *index,
 			 raft_term *term)
 {
 	assert(!r->in_ready);
+	r->quiesced = false;
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
 	if (r->transferee != RAFT_NONE)
@@ -753,6 +787,7 @@ raft_propose_conf(raft *r, uint32_t type, raft_id id, raft_index *index,
 	uint8_t		buf[RAFT_CONF_CHANGE_LEN];
 
 	assert(!r->in_ready);
+	r->quiesced = false;
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
 	if (r->transferee != RAFT_NONE || r->pending_conf_index > r->commit ||
@@ -776,6 +811,7 @@ raft_transfer_leader(raft *r, raft_id to)
 	progress   *pr;
 
 	assert(!r->in_ready);
+	r->quiesced = false;
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
 	if (to == r->opt.id || raft_conf_role(&r->conf, to) != RAFT_VOTER)
@@ -803,6 +839,7 @@ int
 raft_read_index(raft *r, uint64_t context)
 {
 	assert(!r->in_ready);
+	r->quiesced = false;
 	if (r->role == RAFT_LEADER)
 		return read_request(r, context, RAFT_NONE);
 	if (r->leader == RAFT_NONE || r->role != RAFT_FOLLOWER)
@@ -1100,4 +1137,21 @@ raft_id
 raft_transferee(const raft *r)
 {
 	return r->transferee;
+}
+
+bool
+raft_quiesced(const raft *r)
+{
+	return r->quiesced;
+}
+
+void
+raft_unquiesce(raft *r)
+{
+	assert(!r->in_ready);
+	if (!r->quiesced)
+		return;
+	r->quiesced = false;
+	/* a follower starts its election timer from zero */
+	r->election_elapsed = 0;
 }

@@ -225,6 +225,9 @@ typedef struct raft_message
 	raft_index	commit;
 	raft_index	reject_hint;
 	bool		reject;
+	bool		quiesce;		/* HEARTBEAT: nothing left to do; stop the
+								 * timers until something happens (echoed in
+								 * the HEARTBEAT_RESP) */
 	uint64_t	context;
 	raft_entry *entries;
 	uint32_t	n_entries;
@@ -268,6 +271,7 @@ typedef struct raft_options
 	uint32_t	max_inflight;	/* append messages in flight per follower */
 	bool		pre_vote;
 	bool		check_quorum;
+	bool		quiesce;		/* an idle group stops heartbeats and timers */
 	uint64_t	seed;			/* seeds the election timeout draws */
 	const raft_allocator *allocator;	/* NULL: malloc, aborting on failure */
 	uint32_t	bugs;			/* RAFT_BUG_* (simulator builds only) */
@@ -467,5 +471,21 @@ int			raft_get_progress(const raft *r, raft_id id, raft_progress *out);
 
 /* The transfer target while a leader transfer is under way, else RAFT_NONE. */
 raft_id		raft_transferee(const raft *r);
+
+/* ------------------------------------------------------------------------
+ * Quiescence
+ *
+ * With opts.quiesce, a leader whose followers all hold its whole log, all
+ * committed, with nothing pending, sends one last heartbeat marked
+ * `quiesce' and stops sending heartbeats; followers receiving it stop
+ * their election timers.  Anything that happens (a message, a proposal, a
+ * read) wakes the group.  A quiesced follower cannot notice that its leader
+ * died: the host must call raft_unquiesce() when it loses contact with the
+ * leader's node, which it can watch once per node rather than per group.
+ * Quiescence changes only timers, never safety.
+ * ------------------------------------------------------------------------
+ */
+bool		raft_quiesced(const raft *r);
+void		raft_unquiesce(raft *r);
 
 #endif							/* KOMMANDER_RAFT_H */

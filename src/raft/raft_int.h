@@ -83,6 +83,7 @@ struct raft
 	uint32_t	election_elapsed;
 	uint32_t	heartbeat_elapsed;
 	uint32_t	randomized_timeout;
+	bool		quiesced;		/* idle: no heartbeats, no election timer */
 
 	/*
 	 * The log: snap.index is the last compacted index; log[i] holds index
@@ -194,7 +195,7 @@ void		election_handle_vote_resp(raft *r, const raft_message *m);
 /* replication.c */
 bool		repl_send_append(raft *r, progress *pr, bool send_empty);
 void		repl_bcast_append(raft *r, bool send_empty);
-void		repl_bcast_heartbeat(raft *r, uint64_t context);
+void		repl_bcast_heartbeat(raft *r, uint64_t context, bool quiesce);
 bool		repl_maybe_commit(raft *r);
 void		repl_commit_to(raft *r, raft_index index);
 void		repl_handle_append(raft *r, const raft_message *m);

@@ -81,7 +81,7 @@ read_request(raft *r, uint64_t context, raft_id from)
 	if (raft_quorum(r) <= 1)
 		read_ack(r);
 	else
-		repl_bcast_heartbeat(r, r->read_seq);
+		repl_bcast_heartbeat(r, r->read_seq, false);
 	return RAFT_OK;
 }
 

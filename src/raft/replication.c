@@ -123,7 +123,7 @@ repl_bcast_append(raft *r, bool send_empty)
 }
 
 void
-repl_bcast_heartbeat(raft *r, uint64_t context)
+repl_bcast_heartbeat(raft *r, uint64_t context, bool quiesce)
 {
 	for (uint32_t i = 0; i < r->n_prs; i++)
 	{
@@ -137,6 +137,7 @@ repl_bcast_heartbeat(raft *r, uint64_t context)
 		/* never past what the follower is known to hold */
 		m.commit = pr->match < r->commit ? pr->match : r->commit;
 		m.context = context;
+		m.quiesce = quiesce;
 		raft_send(r, &m);
 	}
 }
@@ -376,9 +377,15 @@ repl_handle_heartbeat(raft *r, const raft_message *m)
 	raft_message out = {0};
 
 	repl_commit_to(r, m->commit);
+	if (m->quiesce && r->commit == log_last_index(r))
+	{
+		r->quiesced = true;
+		r->election_elapsed = 0;
+	}
 	out.type = RAFT_MSG_HEARTBEAT_RESP;
 	out.to = m->from;
 	out.context = m->context;
+	out.quiesce = m->quiesce;	/* answering it does not wake the leader */
 	raft_send(r, &out);
 }
 

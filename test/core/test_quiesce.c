@@ -1,0 +1,132 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_quiesce.c
+ *	  Core tests of quiescence: an idle group stops its heartbeats and
+ *	  timers, anything that happens wakes it, and a follower woken by its
+ *	  host after losing its leader elects a new one.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * test/core/test_quiesce.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "fixture.h"
+
+static void
+quiescing(raft_options *o)
+{
+	o->quiesce = true;
+}
+
+/* A 3-node group with node 1 leading and one committed command. */
+static fixture *
+idle_group(void)
+{
+	fixture    *f = fx_new(3, 3, quiescing);
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	assert_int_equal(fx_propose(f, 1, "x"), RAFT_OK);
+	fx_run(f, 5);
+	return f;
+}
+
+/* An idle group quiesces: no more heartbeats, and terms stay put. */
+static void
+test_idle_group_quiesces_and_stops_heartbeats(void **state)
+{
+	fixture    *f = idle_group();
+	uint64_t	hb;
+
+	(void) state;
+	for (raft_id id = 1; id <= 3; id++)
+		assert_true(raft_quiesced(fx_raft(f, id)));
+	hb = f->sent_by_type[RAFT_MSG_HEARTBEAT];
+	fx_run(f, 200);				/* twenty election timeouts */
+	assert_int_equal(f->sent_by_type[RAFT_MSG_HEARTBEAT], hb);
+	assert_int_equal(fx_leader(f), 1);
+	for (raft_id id = 1; id <= 3; id++)
+		assert_int_equal(raft_get_term(fx_raft(f, id)), raft_get_term(fx_raft(f, 1)));
+	fx_free(f);
+}
+
+/* A group without quiescence keeps heartbeating. */
+static void
+test_without_the_option_heartbeats_go_on(void **state)
+{
+	fixture    *f = fx_new(3, 3, NULL);
+	uint64_t	hb;
+
+	(void) state;
+	assert_int_equal(fx_elect(f, 1), 1);
+	fx_run(f, 5);
+	hb = f->sent_by_type[RAFT_MSG_HEARTBEAT];
+	fx_run(f, 20);
+	assert_true(f->sent_by_type[RAFT_MSG_HEARTBEAT] > hb);
+	assert_false(raft_quiesced(fx_raft(f, 1)));
+	fx_free(f);
+}
+
+/* A proposal wakes the group, commits, and the group rests again. */
+static void
+test_proposal_wakes_the_group(void **state)
+{
+	fixture    *f = idle_group();
+
+	(void) state;
+	assert_int_equal(fx_propose(f, 1, "y"), RAFT_OK);
+	assert_false(raft_quiesced(fx_raft(f, 1)));
+	fx_run(f, 5);
+	for (raft_id id = 1; id <= 3; id++)
+	{
+		assert_int_equal(fx_applied_normal(f, id), 2);
+		assert_true(raft_quiesced(fx_raft(f, id)));
+	}
+	fx_free(f);
+}
+
+/*
+ * A quiesced follower does not notice its leader is gone; once its host
+ * wakes it, an election happens and the new leader commits.
+ */
+static void
+test_woken_followers_replace_a_dead_leader(void **state)
+{
+	fixture    *f = idle_group();
+
+	(void) state;
+	fx_crash(f, 1);
+	fx_run(f, 100);
+	assert_int_equal(raft_get_role(fx_raft(f, 2)), RAFT_FOLLOWER);
+	assert_true(raft_quiesced(fx_raft(f, 2)));
+
+	raft_unquiesce(fx_raft(f, 2));
+	raft_unquiesce(fx_raft(f, 3));
+	fx_run(f, 60);
+	assert_true(fx_leader(f) == 2 || fx_leader(f) == 3);
+	assert_int_equal(fx_propose(f, fx_leader(f), "z"), RAFT_OK);
+	fx_run(f, 5);
+	assert_int_equal(fx_applied_normal(f, 2), 2);
+	assert_int_equal(fx_applied_normal(f, 3), 2);
+	fx_free(f);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_idle_group_quiesces_and_stops_heartbeats),
+		cmocka_unit_test(test_without_the_option_heartbeats_go_on),
+		cmocka_unit_test(test_proposal_wakes_the_group),
+		cmocka_unit_test(test_woken_followers_replace_a_dead_leader),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
