@@ -102,6 +102,7 @@ kmd_batch_add_raft(KmdOutBatch *b, int32 partition_id, const raft_message *m)
 	pb->commit = m->commit;
 	pb->reject_hint = m->reject_hint;
 	pb->reject = m->reject;
+	pb->quiesce = m->quiesce;
 	pb->context = m->context;
 	if (m->n_entries > 0)
 	{
@@ -226,6 +227,7 @@ kmd_raft_message_from_pb(const Kommander__RaftMessage *pb, raft_message *out,
 	out->commit = pb->commit;
 	out->reject_hint = pb->reject_hint;
 	out->reject = pb->reject;
+	out->quiesce = pb->quiesce;
 	out->context = pb->context;
 	if (pb->n_entries > 0)
 	{

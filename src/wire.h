@@ -27,6 +27,7 @@
 typedef struct KmdOutBatch
 {
 	int32		to_node;
+	bool		keepalive;		/* send it even if empty */
 	int			n_msgs;
 	int			cap_msgs;
 	Kommander__GroupMessage **msgs;

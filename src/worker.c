@@ -61,6 +61,10 @@ typedef struct PeerBatches
 
 static PeerBatches out;
 
+/* When this worker last sent each peer a batch (index: node id) */
+static TimestampTz last_sent[KMD_MAX_NODES * 4 + 1];
+#define LAST_SENT_SLOT(node) ((node) >= 0 && (node) < (int) lengthof(last_sent) ? (node) : 0)
+
 /* ------------------------------------------------------------------------
  * The core's memory lives in a context of its own
  * ------------------------------------------------------------------------
@@ -109,6 +113,8 @@ fill_options(raft_options *opts)
 	opts->max_msg_bytes = kmd_max_batch_bytes;
 	opts->max_inflight = kmd_max_inflight_batches;
 	opts->allocator = &pg_allocator;
+	/* idle partitions cost nothing: the nodes' keepalives watch liveness */
+	opts->quiesce = true;
 }
 
 /* Start the group of a partition from its durable state. */
@@ -223,11 +229,12 @@ flush_batches(void)
 		char	   *data;
 		uint32		len;
 
-		if (kmd_batch_is_empty(b))
+		if (kmd_batch_is_empty(b) && !b->keepalive)
 			continue;
 		data = kmd_batch_pack(b, kmd_shared->cluster_id,
 							  kmd_shared->local_node_id, &len);
-		(void) kmd_transport_send(&transport, b->to_node, data, len);
+		if (kmd_transport_send(&transport, b->to_node, data, len))
+			last_sent[LAST_SENT_SLOT(b->to_node)] = GetCurrentTimestamp();
 	}
 	out.n = 0;
 }
@@ -720,15 +727,64 @@ balance(void)
 	}
 }
 
+/*
+ * Node-level liveness, once per peer rather than per partition: a peer that
+ * got nothing from this worker for a heartbeat interval gets an empty batch.
+ */
+static void
+send_keepalives(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int32		peers[KMD_MAX_NODES];
+	int			n = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+			peers[n++] = kmd_shared->nodes[i].node_id;
+	LWLockRelease(kmd_shared->lock);
+	for (int i = 0; i < n; i++)
+		if (TimestampDifferenceExceeds(last_sent[LAST_SENT_SLOT(peers[i])], now,
+									   kmd_heartbeat_interval))
+		{
+			KmdOutBatch *b = batch_for(peers[i]);
+
+			if (b != NULL)
+				b->keepalive = true;
+		}
+}
+
+/* Has this node heard from `node' within an election timeout? */
+static bool
+node_alive(int32 node)
+{
+	KmdNode    *n;
+	TimestampTz last = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	n = kmd_node_find(node);
+	if (n != NULL)
+		last = (TimestampTz) pg_atomic_read_u64(&n->last_contact);
+	LWLockRelease(kmd_shared->lock);
+	return last != 0 &&
+		!TimestampDifferenceExceeds(last, GetCurrentTimestamp(), kmd_election_timeout);
+}
+
 static void
 tick_all(void)
 {
 	HASH_SEQ_STATUS seq;
 	KmdGroup   *g;
 
+	send_keepalives();
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
+		/* a quiesced follower wakes when its leader's node falls silent */
+		if (raft_quiesced(g->r) && raft_get_role(g->r) != RAFT_LEADER &&
+			!node_alive((int32) raft_leader(g->r)))
+			raft_unquiesce(g->r);
 		raft_tick(g->r);
 		if (raft_get_role(g->r) == RAFT_LEADER)
 			kmd_reconcile_group(g);
