@@ -209,8 +209,12 @@ apply_roster(const KmdCommand *cmd, StringInfo result)
 					 1, types, values, SPI_OK_UPDATE);
 			break;
 		case KMD_CMD_NODE_REMOVE:
-			exec_sql("DELETE FROM kommander.roster WHERE node_name = $1",
+			/* first 'removing' (the groups let it go), then out of the roster */
+			exec_sql("DELETE FROM kommander.roster WHERE node_name = $1 AND role = 'removing'",
 					 1, types, values, SPI_OK_DELETE);
+			if (SPI_processed == 0)
+				exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
+						 1, types, values, SPI_OK_UPDATE);
 			break;
 	}
 	if (SPI_processed == 0)

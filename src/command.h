@@ -23,7 +23,8 @@ typedef enum KmdCommandKind
 	KMD_CMD_REGISTER_APPLIER = 4,	/* args[0]: name, args[1]: regprocedure */
 	KMD_CMD_NODE_ADD = 5,		/* args[0]: name, args[1]: conninfo */
 	KMD_CMD_NODE_PROMOTE = 6,	/* args[0]: name */
-	KMD_CMD_NODE_REMOVE = 7,	/* args[0]: name */
+	KMD_CMD_NODE_REMOVE = 7,	/* args[0]: name; a member becomes 'removing',
+								 * a removing node leaves the roster */
 	KMD_CMD_ALLOC_PARTITION = 8,	/* system partition: a new partition id */
 	KMD_CMD_SPLIT = 9,			/* args[0]: new partition id, args[1]: hash
 								 * where the new (right) half starts */

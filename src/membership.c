@@ -545,6 +545,50 @@ kmd_promote_node(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Wait until no group this node hosts counts `node_id' as a member any
+ * more, or kommander.propose_timeout passes (K0002).
+ */
+static void
+wait_out_of_groups(int32 node_id, const char *name)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   kmd_propose_timeout);
+
+	if (node_id >= 64)
+		return;					/* not tracked: the reconcilers still act */
+	ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
+	for (;;)
+	{
+		bool		member = false;
+
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		for (int i = 0; i < kmd_shared->max_partitions; i++)
+		{
+			KmdPartition *part = &kmd_shared->partitions[i];
+
+			if (part->partition_id >= 0 && part->role >= 0 &&
+				(part->members & (UINT64CONST(1) << node_id)) != 0)
+				member = true;
+		}
+		LWLockRelease(kmd_shared->lock);
+		if (!member)
+			break;
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_NO_QUORUM),
+					 errmsg("node \"%s\" is still a member of some partitions", name),
+					 errdetail("The roster marks it 'removing'; the partition leaders take it out of their groups one change at a time."),
+					 errhint("Run kmd_remove_node() again later to finish.")));
+		}
+		(void) ConditionVariableTimedSleep(&kmd_shared->leader_cv, 100, PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ConditionVariableCancelSleep();
+}
+
 Datum
 kmd_remove_node(PG_FUNCTION_ARGS)
 {
@@ -564,6 +608,12 @@ kmd_remove_node(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot remove the last voter \"%s\"", name)));
+
+	/* 1. 'removing': leaders hand over and every group lets the node go */
+	if (roster_role(node_id) != KMD_NODE_REMOVING)
+		(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL);
+	wait_out_of_groups(node_id, name);
+	/* 2. out of the roster: its messages are refused from now on */
 	(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL);
 	PG_RETURN_VOID();
 }
@@ -601,9 +651,11 @@ kmd_reconcile_group(KmdGroup *g)
 	raft_id		self = raft_self(g->r);
 	int			rc = RAFT_OK;
 
+	/* a node the roster marks 'removing' is to leave every group */
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].role != KMD_NODE_REMOVING)
 		{
 			ids[n] = kmd_shared->nodes[i].node_id;
 			roles[n] = kmd_shared->nodes[i].role;

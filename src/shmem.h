@@ -79,6 +79,8 @@ typedef struct KmdPartition
 	int32		role;			/* raft_role, or -1 when not started */
 	int32		leader;			/* node id, 0 if none known */
 	bool		is_learner;
+	int32		voters;			/* voters of the group's configuration */
+	uint64		members;		/* bit n set: node n (< 64) is a member */
 	uint64		term;
 	uint64		last_index;
 	uint64		snapshot_index;

@@ -678,6 +678,11 @@ publish_status(void)
 		part->last_index = raft_last_index(g->r);
 		part->snapshot_index = raft_first_index(g->r) - 1;
 		part->is_learner = raft_conf_role(conf, raft_self(g->r)) != RAFT_VOTER;
+		part->voters = (int32) raft_conf_voters(conf);
+		part->members = 0;
+		for (uint32 i = 0; i < conf->n; i++)
+			if (conf->members[i].id < 64)
+				part->members |= UINT64CONST(1) << conf->members[i].id;
 	}
 	LWLockRelease(kmd_shared->lock);
 	if (leader_changed)

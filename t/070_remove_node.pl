@@ -1,0 +1,59 @@
+# 070_remove_node.pl
+#   kmd_remove_node takes a node out of the roster and out of every
+#   partition's group: after removing two of three nodes, the last one
+#   commits alone even with the others stopped.  The last voter cannot be
+#   removed.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/070_remove_node.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3);
+my ($n1, $n2, $n3) = @nodes;
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
+SELECT kmd_register_table('public.kv');
+SELECT count(*) FROM kmd_create_partitions(3);
+});
+KmdTest::wait_converged(\@nodes);
+
+# leadership of every partition on node1, so node1 removes the others
+for my $id (split /\n/, $n1->safe_psql('postgres',
+		"SELECT partition_id FROM kommander.partitions WHERE state = 'active'"))
+{
+	$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($id, 'node1')");
+}
+$n1->safe_psql('postgres', "SELECT kmd_remove_node('node3')");
+$n1->safe_psql('postgres', "SELECT kmd_remove_node('node2')");
+is($n1->safe_psql('postgres', "SELECT string_agg(node_name, ',') FROM kommander.nodes"), 'node1',
+	'the roster holds node1 alone');
+my ($rc, $out, $err) = $n1->psql('postgres', "SELECT kmd_remove_node('node1')");
+like($err, qr/cannot remove the last voter/, 'the last voter cannot be removed');
+
+# the groups follow the roster
+$n1->poll_query_until('postgres',
+	"SELECT bool_and(voters = 1) FROM kommander.partitions WHERE state = 'active'")
+  or die 'the groups still have other voters';
+pass('every group has node1 as its only voter');
+
+# node1 commits alone once the others are gone
+$n2->stop('immediate');
+$n3->stop('immediate');
+for my $i (1 .. 10)
+{
+	$n1->safe_psql('postgres',
+		"SELECT kmd_propose('alone-$i', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"alone-$i\",\"v\":\"x\"}}')");
+}
+is($n1->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'alone-%'"), '10',
+	'node1 commits with every other node removed and stopped');
+
+done_testing();
