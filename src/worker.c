@@ -140,8 +140,11 @@ group_start(int32 partition_id)
 	}
 	g->durable_last = raft_last_index(g->r);
 	g->last_reconcile = 0;
-	pg_atomic_write_u64(&kmd_partition_find(partition_id)->commit_index,
-						state.hard_state.commit);
+	g->reconciled_roster = 0;
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	g->part = kmd_partition_find(partition_id);
+	LWLockRelease(kmd_shared->lock);
+	pg_atomic_write_u64(&g->part->commit_index, state.hard_state.commit);
 	elog(DEBUG1, "kommander worker %d started partition %d at term " UINT64_FORMAT
 		 ", last index " UINT64_FORMAT, worker_no, partition_id,
 		 state.hard_state.term, g->durable_last);
@@ -614,17 +617,13 @@ process_ready(void)
 		/* 3. what is now durable may be announced and applied */
 		for (size_t j = 0; j < rd->n_persist_messages; j++)
 			queue_raft(ready[i].g->partition_id, &rd->persist_messages[j]);
-		if (rd->has_hard_state)
+		part = ready[i].g->part;
+		if (rd->has_hard_state &&
+			pg_atomic_read_u64(&part->commit_index) < rd->hard_state.commit)
 		{
-			LWLockAcquire(kmd_shared->lock, LW_SHARED);
-			part = kmd_partition_find(ready[i].g->partition_id);
-			if (part != NULL &&
-				pg_atomic_read_u64(&part->commit_index) < rd->hard_state.commit)
-			{
-				pg_atomic_write_u64(&part->commit_index, rd->hard_state.commit);
-				wake_apply = true;
-			}
-			LWLockRelease(kmd_shared->lock);
+			/* only this worker writes it: no lock needed */
+			pg_atomic_write_u64(&part->commit_index, rd->hard_state.commit);
+			wake_apply = true;
 		}
 		feed_committed(ready[i].g->partition_id, rd);
 		for (size_t j = 0; j < rd->n_reads; j++)
@@ -652,23 +651,42 @@ process_ready(void)
 	return more;
 }
 
-/* Show each group's state to backends (views, routing). */
+/*
+ * Show each group's state to backends (views, routing).  This worker is the
+ * only writer of these fields, so it compares without the lock and takes it
+ * only when something changed.
+ */
 static void
 publish_status(void)
 {
 	HASH_SEQ_STATUS seq;
 	KmdGroup   *g;
 	bool		leader_changed = false;
+	bool		locked = false;
 
-	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
-		KmdPartition *part = kmd_partition_find(g->partition_id);
+		KmdPartition *part = g->part;
 		const raft_conf *conf = raft_get_conf(g->r);
+		uint64		members = 0;
 
-		if (part == NULL)
+		for (uint32 i = 0; i < conf->n; i++)
+			if (conf->members[i].id < 64)
+				members |= UINT64CONST(1) << conf->members[i].id;
+		if (part->role == (int32) raft_get_role(g->r) &&
+			part->leader == (int32) raft_leader(g->r) &&
+			part->term == raft_get_term(g->r) &&
+			part->last_index == raft_last_index(g->r) &&
+			part->snapshot_index == raft_first_index(g->r) - 1 &&
+			part->voters == (int32) raft_conf_voters(conf) &&
+			part->members == members)
 			continue;
+		if (!locked)
+		{
+			LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+			locked = true;
+		}
 		if (part->leader != (int32) raft_leader(g->r) ||
 			part->role != (int32) raft_get_role(g->r))
 			leader_changed = true;
@@ -679,12 +697,10 @@ publish_status(void)
 		part->snapshot_index = raft_first_index(g->r) - 1;
 		part->is_learner = raft_conf_role(conf, raft_self(g->r)) != RAFT_VOTER;
 		part->voters = (int32) raft_conf_voters(conf);
-		part->members = 0;
-		for (uint32 i = 0; i < conf->n; i++)
-			if (conf->members[i].id < 64)
-				part->members |= UINT64CONST(1) << conf->members[i].id;
+		part->members = members;
 	}
-	LWLockRelease(kmd_shared->lock);
+	if (locked)
+		LWLockRelease(kmd_shared->lock);
 	if (leader_changed)
 		ConditionVariableBroadcast(&kmd_shared->leader_cv);
 }
@@ -760,20 +776,14 @@ send_keepalives(void)
 		}
 }
 
-/* Has this node heard from `node' within an election timeout? */
+/* Peers heard from within an election timeout, as of this tick. */
 static bool
-node_alive(int32 node)
+peer_alive(int32 node, const int32 *alive, int n_alive)
 {
-	KmdNode    *n;
-	TimestampTz last = 0;
-
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	n = kmd_node_find(node);
-	if (n != NULL)
-		last = (TimestampTz) pg_atomic_read_u64(&n->last_contact);
-	LWLockRelease(kmd_shared->lock);
-	return last != 0 &&
-		!TimestampDifferenceExceeds(last, GetCurrentTimestamp(), kmd_election_timeout);
+	for (int i = 0; i < n_alive; i++)
+		if (alive[i] == node)
+			return true;
+	return false;
 }
 
 static void
@@ -781,18 +791,41 @@ tick_all(void)
 {
 	HASH_SEQ_STATUS seq;
 	KmdGroup   *g;
+	int32		alive[KMD_MAX_NODES];
+	int			n_alive = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	uint64		roster_version;
 
 	send_keepalives();
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	roster_version = kmd_shared->roster_version;
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+	{
+		TimestampTz last = (TimestampTz) pg_atomic_read_u64(&kmd_shared->nodes[i].last_contact);
+
+		if (kmd_shared->nodes[i].node_id != 0 && last != 0 &&
+			!TimestampDifferenceExceeds(last, now, kmd_election_timeout))
+			alive[n_alive++] = kmd_shared->nodes[i].node_id;
+	}
+	LWLockRelease(kmd_shared->lock);
+
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
 		/* a quiesced follower wakes when its leader's node falls silent */
 		if (raft_quiesced(g->r) && raft_get_role(g->r) != RAFT_LEADER &&
-			!node_alive((int32) raft_leader(g->r)))
+			!peer_alive((int32) raft_leader(g->r), alive, n_alive))
 			raft_unquiesce(g->r);
 		raft_tick(g->r);
-		if (raft_get_role(g->r) == RAFT_LEADER)
+		/* membership follows the roster: at once on a change, else each second */
+		if (raft_get_role(g->r) == RAFT_LEADER &&
+			(g->reconciled_roster != roster_version ||
+			 TimestampDifferenceExceeds(g->last_reconcile, now, 1000)))
+		{
 			kmd_reconcile_group(g);
+			g->reconciled_roster = roster_version;
+			g->last_reconcile = now;
+		}
 	}
 }
 

@@ -24,6 +24,8 @@ typedef struct KmdGroup
 	raft	   *r;
 	uint64		durable_last;	/* last index in kommander.log */
 	TimestampTz last_reconcile; /* membership reconciliation, leader only */
+	uint64		reconciled_roster;	/* roster version of the last one */
+	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
 } KmdGroup;
 
 extern PGDLLEXPORT void kmd_worker_main(Datum arg);
