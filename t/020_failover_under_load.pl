@@ -12,7 +12,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -39,32 +38,16 @@ KmdTest::wait_converged(\@nodes);
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $stop = "$dir/stop";
 
-# A client that proposes from one node until told to stop, writing every
-# acknowledged key to a file.  Bounded in count and time.
 sub start_load
 {
 	my ($node, $tag) = @_;
-	my $script = <<"EOS";
-i=0
-end=\$((SECONDS + 120))
-while [ ! -e '$stop' ] && [ \$i -lt 5000 ] && [ \$SECONDS -lt \$end ]; do
-  i=\$((i + 1))
-  key="$tag-\$i"
-  if psql -X -q -t -A -d '@{[ KmdTest::conninfo($node) ]}' -c "SELECT kmd_propose('\$key', '{\\"op\\":\\"call\\",\\"applier\\":\\"record\\",\\"args\\":{}}')" >/dev/null 2>>'$dir/$tag.err'; then
-    echo "\$key" >> '$dir/$tag.acked'
-  fi
-done
-EOS
-	return IPC::Run::start([ 'bash', '-c', $script ]);
+	return KmdTest::start_load($node, $dir, $tag, '{"op":"call","applier":"record","args":{}}');
 }
 
 sub acked
 {
 	my ($tag) = @_;
-	open(my $fh, '<', "$dir/$tag.acked") or return ();
-	my @keys = map { chomp; $_ } <$fh>;
-	close $fh;
-	return @keys;
+	return KmdTest::acked_keys($dir, $tag);
 }
 
 # Wait until $node has applied at least $n writes of client $tag.

@@ -14,7 +14,6 @@ use strict;
 use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
-use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -34,26 +33,13 @@ my $stop = "$dir/stop";
 sub start_load
 {
 	my ($node, $tag) = @_;
-	my $script = <<"EOS";
-i=0
-end=\$((SECONDS + 120))
-while [ ! -e '$stop' ] && [ \$i -lt 3000 ] && [ \$SECONDS -lt \$end ]; do
-  i=\$((i + 1))
-  if psql -X -q -t -A -d '@{[ KmdTest::conninfo($node) ]}' -c "SELECT kmd_propose('$tag-\$i', '{\\"op\\":\\"insert\\",\\"table\\":\\"kv\\",\\"row\\":{\\"k\\":\\"$tag-\$i\\",\\"v\\":\\"x\\"}}')" >/dev/null 2>>'$dir/$tag.err'; then
-    echo "$tag-\$i" >> '$dir/$tag.acked'
-  fi
-done
-EOS
-	return IPC::Run::start([ 'bash', '-c', $script ]);
+	return KmdTest::start_load($node, $dir, $tag, '{"op":"insert","table":"kv","row":{"k":"KEY","v":"x"}}');
 }
 
 sub acked
 {
 	my ($tag) = @_;
-	open(my $fh, '<', "$dir/$tag.acked") or return ();
-	my @keys = map { chomp; $_ } <$fh>;
-	close $fh;
-	return @keys;
+	return KmdTest::acked_keys($dir, $tag);
 }
 
 my $old_gen = $n1->safe_psql('postgres', 'SELECT generation FROM kommander.partitions WHERE partition_id = 1');

@@ -14,6 +14,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 
 # Short Raft timings keep failover tests quick; they are still far above
 # what the machine needs to answer a heartbeat.
@@ -135,6 +136,40 @@ sub wait_converged
 		  or return 0;
 	}
 	return 1;
+}
+
+# A client proposing from $node until the file "$dir/stop" exists (at most
+# 5000 proposals, 120 s), appending each acknowledged key to "$dir/$tag.acked".
+# $command is the jsonb command, with KEY standing for each proposal's key
+# ("$tag-1", "$tag-2", ...).
+sub start_load
+{
+	my ($node, $dir, $tag, $command) = @_;
+	(my $cmd = $command) =~ s/KEY/\$key/g;
+	$cmd =~ s/"/\\"/g;
+	my $conninfo = conninfo($node);
+	my $script = <<"EOS";
+i=0
+end=\$((SECONDS + 120))
+while [ ! -e '$dir/stop' ] && [ \$i -lt 5000 ] && [ \$SECONDS -lt \$end ]; do
+  i=\$((i + 1))
+  key="$tag-\$i"
+  if psql -X -q -t -A -d '$conninfo' -c "SELECT kmd_propose('\$key', '$cmd')" >/dev/null 2>>'$dir/$tag.err'; then
+    echo "\$key" >> '$dir/$tag.acked'
+  fi
+done
+EOS
+	return IPC::Run::start([ 'bash', '-c', $script ]);
+}
+
+# The keys a load client saw acknowledged.
+sub acked_keys
+{
+	my ($dir, $tag) = @_;
+	open(my $fh, '<', "$dir/$tag.acked") or return ();
+	my @keys = map { chomp; $_ } <$fh>;
+	close $fh;
+	return @keys;
 }
 
 1;
