@@ -217,14 +217,14 @@ CREATE VIEW kommander.nodes AS
 CREATE FUNCTION kommander.partition_status(
     OUT partition_id int, OUT role text, OUT term bigint, OUT leader_id int,
     OUT commit_index bigint, OUT applied_index bigint, OUT last_index bigint,
-    OUT snapshot_index bigint, OUT voters int)
+    OUT snapshot_index bigint, OUT voters int, OUT quiesced boolean)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_partition_status' LANGUAGE C;
 
 CREATE VIEW kommander.partitions AS
     SELECT m.partition_id, m.lo, m.hi, m.generation, m.state,
            s.role, s.term, l.node_name AS leader_name,
            s.commit_index, s.applied_index, s.last_index, s.snapshot_index,
-           s.voters
+           s.voters, s.quiesced
       FROM kommander.partition_map m
       LEFT JOIN kommander.partition_status() s USING (partition_id)
       LEFT JOIN kommander.roster l ON l.node_id = s.leader_id

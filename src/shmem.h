@@ -81,6 +81,7 @@ typedef struct KmdPartition
 	bool		is_learner;
 	int32		voters;			/* voters of the group's configuration */
 	uint64		members;		/* bit n set: node n (< 64) is a member */
+	bool		quiesced;		/* idle: no heartbeats, no timers */
 	uint64		term;
 	uint64		last_index;
 	uint64		snapshot_index;

@@ -92,8 +92,8 @@ kmd_partition_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
-		Datum		values[9];
-		bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
+		Datum		values[10];
+		bool		nulls[10] = {false, false, false, false, false, false, false, false, false, false};
 		const char *role;
 
 		if (part->partition_id < 0)
@@ -114,6 +114,7 @@ kmd_partition_status(PG_FUNCTION_ARGS)
 		values[6] = Int64GetDatum((int64) part->last_index);
 		values[7] = Int64GetDatum((int64) part->snapshot_index);
 		values[8] = Int32GetDatum(part->voters);
+		values[9] = BoolGetDatum(part->quiesced);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(kmd_shared->lock);

@@ -680,7 +680,8 @@ publish_status(void)
 			part->last_index == raft_last_index(g->r) &&
 			part->snapshot_index == raft_first_index(g->r) - 1 &&
 			part->voters == (int32) raft_conf_voters(conf) &&
-			part->members == members)
+			part->members == members &&
+			part->quiesced == raft_quiesced(g->r))
 			continue;
 		if (!locked)
 		{
@@ -698,6 +699,7 @@ publish_status(void)
 		part->is_learner = raft_conf_role(conf, raft_self(g->r)) != RAFT_VOTER;
 		part->voters = (int32) raft_conf_voters(conf);
 		part->members = members;
+		part->quiesced = raft_quiesced(g->r);
 	}
 	if (locked)
 		LWLockRelease(kmd_shared->lock);

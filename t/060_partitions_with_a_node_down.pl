@@ -90,6 +90,22 @@ KmdTest::wait_converged(\@nodes);
 my $digest = $n1->safe_psql('postgres', $rows);
 is($_->safe_psql('postgres', $rows), $digest, $_->name . ' has the same rows with 256 partitions') for ($n2, $n3);
 
+# idle partitions rest: no heartbeats, no timers
+for my $node (@nodes)
+{
+	ok($node->poll_query_until('postgres',
+		"SELECT bool_and(quiesced) FROM kommander.partitions WHERE state = 'active'"),
+		$node->name . ': every idle partition quiesces');
+}
+
+# a write wakes its partition, which rests again once everyone has it
+put($n2, 'wake-up');
+my $woken = $n1->safe_psql('postgres', "SELECT partition_id FROM kmd_route('wake-up')");
+KmdTest::wait_converged(\@nodes);
+ok($n1->poll_query_until('postgres',
+	"SELECT quiesced FROM kommander.partitions WHERE partition_id = $woken"),
+	'the partition that took a write quiesces again');
+
 # CPU of the Raft workers while idle, for the log (not asserted)
 sub worker_ticks
 {
