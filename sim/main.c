@@ -59,6 +59,8 @@ main(int argc, char **argv)
 	uint64_t	digest = 1469598103934665603ULL;
 	clock_t		t0;
 	double		cpu;
+	const char *faults_arg = NULL;
+	const char *bug_arg = NULL;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.nodes = 3;
@@ -95,6 +97,7 @@ main(int argc, char **argv)
 		{
 			if (sim_parse_faults(v, &cfg.faults) != 0)
 				usage();
+			faults_arg = v;
 			i++;
 		}
 		else if (strcmp(a, "--bug") == 0)
@@ -102,6 +105,7 @@ main(int argc, char **argv)
 			cfg.bugs = sim_parse_bug(v);
 			if (cfg.bugs == 0)
 				usage();
+			bug_arg = v;
 			i++;
 		}
 		else
@@ -131,10 +135,12 @@ main(int argc, char **argv)
 			if (violations == 0)
 				first_bad = c.seed;
 			violations++;
-			printf("replay: kmd-sim --seed %llu --nodes %d --groups %d --steps %llu%s%s%s\n",
+			printf("replay: kmd-sim --seed %llu --nodes %d --groups %d --steps %llu --clients %d%s%s%s%s%s\n",
 				   (unsigned long long) c.seed, c.nodes, c.groups,
-				   (unsigned long long) c.steps, c.membership ? "" : " --no-membership",
-				   argc > 0 ? "" : "", "");
+				   (unsigned long long) c.steps, c.clients,
+				   c.membership ? "" : " --no-membership",
+				   faults_arg ? " --faults " : "", faults_arg ? faults_arg : "",
+				   bug_arg ? " --bug " : "", bug_arg ? bug_arg : "");
 		}
 		else if (seeds == 1)
 			printf("seed %llu: ok, %llu steps, %llu messages, %llu ops (%llu unknown), "
