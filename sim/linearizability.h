@@ -6,8 +6,8 @@
  *	  with memoisation, as in Porcupine.  Plain C99, libc only.
  *
  * The model: a map from uint64 keys to uint64 values, every key initially
- * absent, which reads as 0.  Keys are independent (P-compositionality:
- * Herlihy & Wing, "Linearizability", section 3.3), so each key's
+ * absent, which reads as 0.  Keys are independent (locality, Herlihy &
+ * Wing 1990; P-compositionality, Horn & Kroening 2015), so each key's
  * sub-history is checked on its own.
  *
  * Real time: operation a precedes operation b iff a.ret < b.call.  Equal
@@ -76,14 +76,16 @@ typedef struct lin_result
 /*
  * Check that the history `ops[0..n)' (in any order) is linearizable.
  *
- * `budget' bounds the search steps spent on each key (one step looks at
- * one event of the key's history; a history of n operations with c clients
- * needs roughly n * c steps when nothing is ambiguous).  A key whose
- * search runs out is inconclusive: it sets gave_up and does not make ok
- * false.  Keys are checked in ascending order and the first violation
- * stops the check.  The result depends only on the set of operations, not
- * on their order in `ops'.  Memory is freed before returning; on
- * allocation failure the process exits with status 2.
+ * `budget' bounds the search steps spent on each key: one step looks at
+ * one event of the key's history or one pending operation.  A history of
+ * n operations from c clients needs about n * c steps when little is
+ * ambiguous; the simulator's 2000000 (tens of milliseconds) leaves room
+ * for thousands of operations per key with many timeouts, even to prove a
+ * violation.  A key whose search runs out is inconclusive: it sets
+ * gave_up and does not make ok false.  Keys are checked in ascending
+ * order and the first violation stops the check.  The result depends only
+ * on the set of operations, not on their order in `ops'.  Memory is freed
+ * before returning; on allocation failure the process exits with status 2.
  */
 lin_result	lin_check(const lin_op *ops, size_t n, uint64_t budget);
 

@@ -22,7 +22,7 @@
 
 #define P LIN_PENDING
 #define BUDGET 2000000			/* what the simulator uses */
-#define N_TESTS 53
+#define N_TESTS 56
 
 static int	n_tests = 0;
 static int	n_failed = 0;
@@ -37,18 +37,21 @@ expect(bool cond, const char *name)
 	printf("%sok %d - %s\n", cond ? "" : "not ", n_tests, name);
 }
 
+/* A put by client c of v to key k, called at call, returning at ret. */
 static lin_op
 put(uint32_t c, uint64_t k, uint64_t v, uint64_t call, uint64_t ret)
 {
 	return (lin_op) {c, k, LIN_PUT, v, 0, 0, call, ret};
 }
 
+/* A get by client c of key k that read out. */
 static lin_op
 get(uint32_t c, uint64_t k, uint64_t out, uint64_t call, uint64_t ret)
 {
 	return (lin_op) {c, k, LIN_GET, 0, 0, out, call, ret};
 }
 
+/* A compare-and-set by client c of key k from expected to v. */
 static lin_op
 cas(uint32_t c, uint64_t k, uint64_t expected, uint64_t v, uint64_t swapped, uint64_t call, uint64_t ret)
 {
@@ -170,7 +173,14 @@ small_history(prng *rng, lin_op *h)
 				h[i] = get(c, 1, prng_below(rng, 4), call, ret);
 				break;
 			default:
-				h[i] = cas(c, 1, prng_below(rng, 4), prng_below(rng, 6), prng_below(rng, 2), call, ret);
+				{
+					/* one draw per statement: argument order is unspecified */
+					uint64_t	e = prng_below(rng, 4);
+					uint64_t	v = prng_below(rng, 6);
+					uint64_t	swapped = prng_below(rng, 2);
+
+					h[i] = cas(c, 1, e, v, swapped, call, ret);
+				}
 				break;
 		}
 	}
@@ -316,6 +326,7 @@ timed_check(const lin_op *h, int n, lin_result *r)
  * ------------------------------------------------------------------------
  */
 
+/* Histories that are linearizable, some only just. */
 static void
 test_known_good(void)
 {
@@ -368,6 +379,7 @@ test_known_good(void)
 	}
 }
 
+/* Histories that are not, each for one reason, and the message. */
 static void
 test_known_bad(void)
 {
@@ -434,6 +446,7 @@ test_known_bad(void)
 	}
 }
 
+/* Operations whose outcome is unknown: may or may not take effect. */
 static void
 test_pending(void)
 {
@@ -469,6 +482,13 @@ test_pending(void)
 		expect(violates(h, NOPS(h), 1), "a pending CAS cannot swap against a value that is not current");
 	}
 	{
+		lin_op		h[] = {put(1, 1, 1, 0, 1), put(2, 1, 5, 2, P), cas(3, 1, 5, 6, 0, 2, P), get(4, 1, 6, 3, 4)};
+
+		expect(linearizable(h, NOPS(h)), "a pending CAS may swap from the value of a pending put");
+		h[1].call = 5;
+		expect(violates(h, NOPS(h), 1), "but not from one called after the read that saw the swap");
+	}
+	{
 		lin_op		h[] = {get(1, 1, 0, 0, P), put(2, 1, 1, 0, 1), get(1, 1, 0, 2, P)};
 
 		expect(linearizable(h, NOPS(h)), "pending reads say nothing");
@@ -493,6 +513,7 @@ test_pending(void)
 	}
 }
 
+/* Keys are checked apart, and the bad one is named. */
 static void
 test_keys(void)
 {
@@ -512,6 +533,7 @@ test_keys(void)
 	}
 }
 
+/* Input that is not a history at all. */
 static void
 test_malformed(void)
 {
@@ -524,6 +546,7 @@ test_malformed(void)
 	expect(lin_check(NULL, 0, BUDGET).ok, "an empty history is linearizable");
 }
 
+/* Agreement with the exhaustive checker on small random histories. */
 static void
 test_exhaustive(void)
 {
@@ -564,6 +587,7 @@ test_exhaustive(void)
 		   "the checker agrees with exhaustive search on 20000 small random histories");
 }
 
+/* Large histories from real executions, clean and corrupted. */
 static void
 test_random(void)
 {
@@ -635,6 +659,21 @@ test_random(void)
 		expect(tried >= 25 && caught == tried, "and a stale read planted in each is caught");
 	}
 
+	/* a violation late in a history full of timeouts: found, not given up */
+	{
+		int			found = 0;
+
+		for (uint64_t seed = 1; seed <= 5; seed++)
+		{
+			prng_seed(&rng, seed);
+			real_history(&rng, h, n, 1, 8, 300, 60);
+			h[last_get(h, n)].output = 999999999;
+			r = lin_check(h, (size_t) n, BUDGET);
+			found += !r.ok && !r.gave_up;
+		}
+		expect(found == 5, "a bad read at the end of 2000 operations on one key, 30% of writes pending, is found");
+	}
+
 	/* the simulator's shape: 4 keys, 8 clients, many timeouts */
 	prng_seed(&rng, 5);
 	real_history(&rng, h, n, 4, 8, 300, 40);
@@ -653,6 +692,7 @@ test_random(void)
 	free(copy);
 }
 
+/* Running out of budget is inconclusive, never an accusation. */
 static void
 test_budget(void)
 {
@@ -676,6 +716,7 @@ test_budget(void)
 	free(h);
 }
 
+/* Run every test; exit status 1 if any failed. */
 int
 main(void)
 {
