@@ -22,49 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap.h"
-#include "linearizability.h"
-#include "prng.h"
-#include "raft.h"
-#include "sim.h"
+#include "sim_int.h"
 
-#define TICK_MS 10
-#define ELECTION_TICKS 10
-#define KEYS 4					/* keys per group */
-#define MAX_CLIENTS 8
-#define CLIENT_TIMEOUT_MS 3000
-#define COMPACT_EVERY 40
-#define LIVENESS_BOUND_MS 30000
-#define TRACE_RING 48
-
-/* ------------------------------------------------------------------------
- * The key-value state machine; its snapshot image is the struct itself
- * ------------------------------------------------------------------------
- */
-typedef struct kv_state
-{
-	uint64_t	val[KEYS];
-	uint64_t	last_seq[MAX_CLIENTS];	/* dedup: a retried command */
-	uint64_t	last_out[MAX_CLIENTS];	/* is answered, not applied again */
-} kv_state;
-
-typedef struct kv_cmd
-{
-	uint32_t	kind;			/* LIN_PUT or LIN_CAS */
-	uint32_t	client;
-	uint64_t	seq;
-	uint64_t	key;
-	uint64_t	value;
-	uint64_t	expect;
-} kv_cmd;
-
-/* Apply a command; returns its output (CAS: 1 if it swapped). */
-static uint64_t
+/* Apply a client's command; returns its output (CAS: 1 if it swapped). */
+uint64_t
 kv_apply(kv_state *kv, const kv_cmd *c)
 {
 	uint64_t	out = 0;
 
-	if (c->client >= MAX_CLIENTS || c->key >= KEYS)
+	if (c->client >= MAX_CLIENTS || c->key >= PKEYS)
 		return 0;
 	if (c->seq <= kv->last_seq[c->client])
 		return c->seq == kv->last_seq[c->client] ? kv->last_out[c->client] : 0;
@@ -80,170 +46,11 @@ kv_apply(kv_state *kv, const kv_cmd *c)
 	return out;
 }
 
-/* ------------------------------------------------------------------------
- * Nodes, groups, disks
- * ------------------------------------------------------------------------
- */
-typedef struct waiter
-{
-	uint64_t	index;			/* proposal: where it went; read: read index */
-	uint64_t	term;			/* proposal only */
-	uint32_t	client;
-	uint64_t	seq;
-	bool		is_read;
-	uint64_t	key;
-} waiter;
-
-typedef struct group
-{
-	raft	   *r;
-
-	/* the disk */
-	raft_hard_state hs;
-	raft_snapshot_meta snap;
-	kv_state	snap_kv;
-	raft_entry *log;			/* snap.index + 1 .., data owned */
-	size_t		n_log;
-	size_t		cap_log;
-
-	/* a ready batch waiting for its fsync */
-	bool		pending;
-	raft_ready	rd;
-
-	/* the state machine */
-	kv_state	kv;
-	uint64_t	applied;
-
-	/* clients waiting on this group here */
-	waiter	   *waiters;
-	size_t		n_waiters;
-	size_t		cap_waiters;
-
-	/* invariant bookkeeping for this incarnation */
-	uint64_t	max_commit;
-	int			last_role;
-} group;
-
-typedef struct node
-{
-	bool		up;
-	uint64_t	last_heard[SIM_MAX_NODES + 1];	/* from each peer host */
-	uint32_t	ticks;
-	uint32_t	incarnation;
-	uint64_t	stalled_until;
-	uint64_t	slow_fsync_until;
-	group		g[SIM_MAX_GROUPS];
-} node;
-
-typedef struct client
-{
-	bool		busy;
-	uint64_t	seq;
-	size_t		hist;			/* index of the op in the history */
-	int			group;
-	uint64_t	deadline;
-	int			hint;			/* node to try next, 0 for any */
-} client;
-
-/* What the checkers know of a group across all nodes */
-typedef struct group_truth
-{
-	uint64_t   *term;			/* committed entries: term, data hash */
-	uint64_t   *hash;
-	uint64_t   *commit_term;	/* lowest term of a node seen committing it */
-	bool	   *acked;			/* a client was told it is done */
-	size_t		len;			/* indexes 1..len known */
-	size_t		cap;
-	uint32_t   *leader_of_term; /* node leading each term, 0 if none seen */
-	size_t		n_terms;
-} group_truth;
-
-/* Event types */
-enum
-{
-	EV_MSG = 1,					/* a Raft message arrives */
-	EV_TICK,					/* a node's clock ticks */
-	EV_FSYNC,					/* a ready batch is durable */
-	EV_CLIENT,					/* a client acts or times out */
-	EV_REQUEST,					/* a client's request reaches a node */
-	EV_REPLY,					/* a node's answer reaches a client */
-	EV_NEMESIS,					/* inject a fault */
-	EV_RESTART,					/* a crashed node comes back */
-	EV_HEAL,					/* network faults end */
-	EV_PING						/* node-level liveness between hosts */
-};
-
-typedef struct msg_blob
-{
-	int			group;
-	raft_message m;
-	raft_snapshot_meta snap;
-	kv_state	image;
-	/* entries and their data follow */
-} msg_blob;
-
-typedef struct request
-{
-	uint32_t	client;
-	uint64_t	seq;
-	uint32_t	kind;
-	int			group;
-	uint64_t	key;
-	uint64_t	value;
-	uint64_t	expect;
-	/* reply */
-	int			status;			/* 0 done, 1 retry */
-	uint64_t	output;
-	int			hint;
-} request;
-
-typedef struct trace_rec
-{
-	uint64_t	time;
-	uint32_t	type;
-	uint32_t	node;
-	uint32_t	group;
-	uint64_t	a;
-	uint64_t	b;
-} trace_rec;
-
-typedef struct sim
-{
-	sim_config	cfg;
-	sim_result *res;
-	FILE	   *out;
-	prng		rng;
-	uint64_t	now;
-	uint64_t	step;
-	heap		events;
-	node		nodes[SIM_MAX_NODES + 1];	/* ids 1..nodes */
-	client		clients[MAX_CLIENTS];
-	group_truth truth[SIM_MAX_GROUPS];
-
-	/* network */
-	bool		blocked[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1];
-	uint32_t	drop_pm;		/* per mille */
-	uint32_t	dup_pm;
-	uint64_t	max_delay;
-	bool		chaos;			/* this seed's fault profile is harsh */
-	bool		quiesce;		/* this seed's groups quiesce when idle */
-	bool		faults_on;
-
-	/* history */
-	lin_op	   *hist;
-	size_t		n_hist;
-	size_t		cap_hist;
-
-	bool		failed;
-	trace_rec	ring[TRACE_RING];
-	uint64_t	n_trace;
-} sim;
-
 static const char *
 ev_name(uint32_t type)
 {
 	static const char *names[] = {"?", "msg", "tick", "fsync", "client", "request",
-	"reply", "nemesis", "restart", "heal", "ping"};
+	"reply", "nemesis", "restart", "heal", "ping", "resend"};
 
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }
@@ -260,7 +67,7 @@ print_trace_rec(sim *s, const trace_rec *t)
 			(unsigned long long) t->a, (unsigned long long) t->b);
 }
 
-static void
+void
 trace(sim *s, uint32_t type, uint32_t node_id, uint32_t grp, uint64_t a, uint64_t b)
 {
 	trace_rec  *t = &s->ring[s->n_trace++ % TRACE_RING];
@@ -283,7 +90,7 @@ trace(sim *s, uint32_t type, uint32_t node_id, uint32_t grp, uint64_t a, uint64_
 		print_trace_rec(s, t);
 }
 
-static void
+void
 violation(sim *s, const char *invariant, const char *fmt,...)
 {
 	va_list		ap;
@@ -346,7 +153,7 @@ violation(sim *s, const char *invariant, const char *fmt,...)
  * Events
  * ------------------------------------------------------------------------
  */
-static void
+void
 schedule(sim *s, uint64_t at, uint32_t type, uint32_t node_id, uint32_t grp,
 		 uint64_t arg, void *payload)
 {
@@ -380,6 +187,8 @@ hash_data(const void *data, uint32_t len, uint32_t type)
 static void
 truth_grow(group_truth *t, size_t index)
 {
+	size_t		old_cap = t->cap;
+
 	if (index <= t->cap)
 		return;
 	while (t->cap < index)
@@ -388,6 +197,8 @@ truth_grow(group_truth *t, size_t index)
 	t->hash = realloc(t->hash, (t->cap + 1) * sizeof(uint64_t));
 	t->commit_term = realloc(t->commit_term, (t->cap + 1) * sizeof(uint64_t));
 	t->acked = realloc(t->acked, (t->cap + 1) * sizeof(bool));
+	t->state_hash = realloc(t->state_hash, (t->cap + 1) * sizeof(uint64_t));
+	memset(t->state_hash + old_cap + 1, 0, (t->cap - old_cap) * sizeof(uint64_t));
 }
 
 /*
@@ -590,12 +401,8 @@ reply_client(sim *s, int nid, request *req, int status, uint64_t output)
 	r->status = status;
 	r->output = output;
 	r->hint = 0;
-	if (status != 0)
-	{
-		raft_id		l = raft_leader(s->nodes[nid].g[req->group].r);
-
-		r->hint = (int) l;
-	}
+	if (status == 1 && req->group >= 0 && s->nodes[nid].g[req->group].r != NULL)
+		r->hint = (int) raft_leader(s->nodes[nid].g[req->group].r);
 	schedule(s, s->now + net_delay(s), EV_REPLY, 0, req->group, req->client, r);
 }
 
@@ -603,8 +410,6 @@ reply_client(sim *s, int nid, request *req, int status, uint64_t output)
  * The host loop of one group: ready, persist, send, apply, advance
  * ------------------------------------------------------------------------
  */
-static void group_process(sim *s, int nid, int gi);
-
 static void
 waiter_add(group *g, const waiter *w)
 {
@@ -617,7 +422,7 @@ waiter_add(group *g, const waiter *w)
 }
 
 /* Answer the clients whose proposal or read this group can now answer. */
-static void
+void
 answer_waiters(sim *s, int nid, int gi, const raft_entry *applied_entry, uint64_t output)
 {
 	group	   *g = &s->nodes[nid].g[gi];
@@ -634,7 +439,10 @@ answer_waiters(sim *s, int nid, int gi, const raft_entry *applied_entry, uint64_
 		req.group = gi;
 		if (!w->is_read && applied_entry && w->index == applied_entry->index)
 		{
-			if (applied_entry->term == w->term)
+			if (applied_entry->term == w->term && output == KV_FENCED)
+				reply_client(s, nid, &req, 2, 0);	/* stale generation, or
+													 * frozen: route again */
+			else if (applied_entry->term == w->term)
 			{
 				reply_client(s, nid, &req, 0, output);
 				s->truth[gi].acked[w->index] = true;
@@ -645,7 +453,10 @@ answer_waiters(sim *s, int nid, int gi, const raft_entry *applied_entry, uint64_
 		}
 		else if (w->is_read && g->applied >= w->index)
 		{
-			reply_client(s, nid, &req, 0, g->kv.val[w->key]);
+			if (s->cfg.partitions && !part_readable(s, g, w->key, w->gen))
+				reply_client(s, nid, &req, 2, 0);
+			else
+				reply_client(s, nid, &req, 0, g->kv.val[w->key]);
 			done = true;
 		}
 		else if (!w->is_read && g->applied >= w->index && !applied_entry)
@@ -722,7 +533,15 @@ group_complete(sim *s, int nid, int gi)
 		g->applied = rd->snapshot.index;
 		answer_waiters(s, nid, gi, NULL, 0);
 	}
-	for (size_t i = 0; i < rd->n_committed; i++)
+	for (size_t i = 0; i < rd->n_committed && s->cfg.partitions; i++)
+	{
+		/* applied from the log in order, waiting where a merge must */
+		check_committed_entry(s, nid, gi, &rd->committed[i], "applies");
+		g->handed = rd->committed[i].index;
+	}
+	if (s->cfg.partitions)
+		part_apply_committed(s, nid, gi);
+	for (size_t i = 0; i < rd->n_committed && !s->cfg.partitions; i++)
 	{
 		const raft_entry *e = &rd->committed[i];
 		uint64_t	out = 0;
@@ -746,19 +565,21 @@ group_complete(sim *s, int nid, int gi)
 		const raft_read_state *rs = &rd->reads[i];
 		request		req = {0};
 
-		req.client = (uint32_t) (rs->context >> 32);
+		/* context: client, routed generation (partition mode), seq */
+		req.client = (uint32_t) (rs->context >> 56);
 		req.seq = rs->context & 0xffffffffULL;
 		req.group = gi;
 		if (rs->index == 0)
 			reply_client(s, nid, &req, 1, 0);
 		else
 		{
-			waiter		w = {rs->index, 0, req.client, req.seq, true, 0};
+			waiter		w = {rs->index, 0, req.client, req.seq, true, 0, 0};
 
 			if (req.client >= MAX_CLIENTS || s->clients[req.client].seq != req.seq)
 				continue;		/* the client moved on */
 			/* the key is the one of the client's current operation */
-			w.key = s->hist[s->clients[req.client].hist].key % KEYS;
+			w.key = s->hist[s->clients[req.client].hist].key % (s->cfg.partitions ? PKEYS : KEYS);
+			w.gen = (rs->context >> 32) & 0xffffffULL;
 			waiter_add(g, &w);
 		}
 	}
@@ -767,8 +588,12 @@ group_complete(sim *s, int nid, int gi)
 	g->pending = false;
 	raft_advance(g->r, rd);
 
-	/* compact now and then: the state machine is the snapshot image */
-	if (g->applied >= g->snap.index + COMPACT_EVERY &&
+	/*
+	 * Compact now and then: the state machine is the snapshot image.  Not
+	 * in partition mode, which keeps whole logs as the runtime does, so
+	 * that a split is always replayed from the log that made it.
+	 */
+	if (!s->cfg.partitions && g->applied >= g->snap.index + COMPACT_EVERY &&
 		g->applied <= raft_stable_index(g->r) &&
 		raft_compact(g->r, g->applied) == 0)
 	{
@@ -785,7 +610,7 @@ group_complete(sim *s, int nid, int gi)
 }
 
 /* Collect and start handling a ready batch, if any and none is pending. */
-static void
+void
 group_process(sim *s, int nid, int gi)
 {
 	node	   *n = &s->nodes[nid];
@@ -812,6 +637,50 @@ group_process(sim *s, int nid, int gi)
  * Node life cycle
  * ------------------------------------------------------------------------
  */
+/*
+ * Start the Raft group of a partition hosted here from its durable state.
+ * In plain mode the state machine is rebuilt from the snapshot and the
+ * log; in partition mode it is durable and kept.
+ */
+void
+group_start(sim *s, int nid, int gi)
+{
+	group	   *g = &s->nodes[nid].g[gi];
+	raft_options o;
+	raft_durable d;
+
+	raft_options_init(&o, (raft_id) nid, prng_next(&s->rng));
+	o.election_ticks = ELECTION_TICKS;
+	o.heartbeat_ticks = 1;
+	/* small messages let a leader commit part of its log (Figure 8) */
+	o.max_msg_entries = s->chaos ? 1 : 16;
+	o.max_inflight = 8;
+	o.bugs = s->cfg.bugs & 0xff;
+	o.quiesce = s->quiesce;
+	memset(&d, 0, sizeof(d));
+	d.hard_state = g->hs;
+	d.snapshot = g->snap;
+	d.entries = g->log;
+	d.n_entries = g->n_log;
+	g->r = raft_new(&o, &d);
+	if (g->r == NULL)
+	{
+		violation(s, "restart", "group %d node %d: durable state refused", gi, nid);
+		s->nodes[nid].up = false;
+		return;
+	}
+	if (!s->cfg.partitions)
+	{
+		g->kv = g->snap_kv;
+		g->applied = g->snap.index;
+	}
+	g->handed = g->applied;
+	g->pending = false;
+	g->n_waiters = 0;
+	g->max_commit = raft_commit_index(g->r);
+	g->last_role = RAFT_FOLLOWER;
+}
+
 static void
 node_start(sim *s, int nid)
 {
@@ -819,39 +688,13 @@ node_start(sim *s, int nid)
 
 	n->up = true;
 	n->incarnation++;
-	for (int gi = 0; gi < s->cfg.groups; gi++)
-	{
-		group	   *g = &n->g[gi];
-		raft_options o;
-		raft_durable d;
-
-		raft_options_init(&o, (raft_id) nid, prng_next(&s->rng));
-		o.election_ticks = ELECTION_TICKS;
-		o.heartbeat_ticks = 1;
-		/* small messages let a leader commit part of its log (Figure 8) */
-		o.max_msg_entries = s->chaos ? 1 : 16;
-		o.max_inflight = 8;
-		o.bugs = s->cfg.bugs;
-		o.quiesce = s->quiesce;
-		memset(&d, 0, sizeof(d));
-		d.hard_state = g->hs;
-		d.snapshot = g->snap;
-		d.entries = g->log;
-		d.n_entries = g->n_log;
-		g->r = raft_new(&o, &d);
-		if (g->r == NULL)
-		{
-			violation(s, "restart", "group %d node %d: durable state refused", gi, nid);
-			n->up = false;
-			return;
-		}
-		g->kv = g->snap_kv;
-		g->applied = g->snap.index;
-		g->pending = false;
-		g->n_waiters = 0;
-		g->max_commit = raft_commit_index(g->r);
-		g->last_role = RAFT_FOLLOWER;
-	}
+	for (int gi = 0; gi < s->cfg.groups && n->up; gi++)
+		if (n->g[gi].exists)
+			group_start(s, nid, gi);
+	if (!n->up)
+		return;
+	if (s->cfg.partitions)
+		part_check_map(s, nid);
 	schedule(s, s->now + 1 + prng_below(&s->rng, TICK_MS), EV_TICK, nid, 0, n->incarnation, NULL);
 }
 
@@ -865,6 +708,8 @@ node_crash(sim *s, int nid)
 	{
 		group	   *g = &n->g[gi];
 
+		if (!g->exists)
+			continue;
 		/* a ready not yet synced is lost with the process */
 		raft_free(g->r);
 		g->r = NULL;
@@ -905,7 +750,7 @@ client_send(sim *s, int ci)
 	r->seq = c->seq;
 	r->kind = op->kind;
 	r->group = c->group;
-	r->key = op->key % KEYS;
+	r->key = s->cfg.partitions ? op->key : op->key % KEYS;
 	r->value = op->value;
 	r->expect = op->expect;
 	schedule(s, s->now + net_delay(s), EV_REQUEST, to, c->group, ci, r);
@@ -916,15 +761,16 @@ client_start(sim *s, int ci)
 {
 	client	   *c = &s->clients[ci];
 	lin_op		op = {0};
-	uint64_t	k = prng_below(&s->rng, KEYS);
+	uint64_t	k = prng_below(&s->rng, s->cfg.partitions ? PKEYS : KEYS);
 
-	c->group = (int) prng_below(&s->rng, s->cfg.groups);
+	/* in partition mode the node that takes the request routes it */
+	c->group = s->cfg.partitions ? 0 : (int) prng_below(&s->rng, s->cfg.groups);
 	c->seq++;
 	c->busy = true;
 	c->hint = 0;
 	c->deadline = s->now + CLIENT_TIMEOUT_MS;
 	op.client = ci;
-	op.key = (uint64_t) c->group * KEYS + k;
+	op.key = s->cfg.partitions ? k : (uint64_t) c->group * KEYS + k;
 	op.call = s->now;
 	op.ret = LIN_PENDING;
 	switch (prng_below(&s->rng, 3))
@@ -955,25 +801,39 @@ on_request(sim *s, int nid, request *r)
 
 	if (!n->up || s->clients[r->client].seq != r->seq)
 		return;					/* lost, or the client gave up */
+	if (r->group < 0)
+	{
+		reply_client(s, nid, r, 2, 0);	/* no active partition owns the key */
+		return;
+	}
 	g = &n->g[r->group];
 	if (r->kind == LIN_GET)
 	{
-		uint64_t	ctx = ((uint64_t) r->client << 32) | (r->seq & 0xffffffffULL);
+		uint64_t	ctx = ((uint64_t) r->client << 56) | ((r->gen & 0xffffffULL) << 32) |
+			(r->seq & 0xffffffffULL);
 
 		if (raft_read_index(g->r, ctx) != 0)
 			reply_client(s, nid, r, 1, 0);
 	}
 	else
 	{
-		kv_cmd		c = {r->kind, r->client, r->seq, r->key, r->value, r->expect};
+		kv_cmd		c;
 		raft_index	idx;
 		raft_term	term;
 
+		memset(&c, 0, sizeof(c));
+		c.kind = r->kind;
+		c.client = r->client;
+		c.seq = r->seq;
+		c.key = r->key;
+		c.value = r->value;
+		c.expect = r->expect;
+		c.gen = r->gen;
 		if (raft_propose(g->r, &c, sizeof(c), &idx, &term) != 0)
 			reply_client(s, nid, r, 1, 0);
 		else
 		{
-			waiter		w = {idx, term, r->client, r->seq, false, r->key};
+			waiter		w = {idx, term, r->client, r->seq, false, r->key, 0};
 
 			waiter_add(g, &w);
 		}
@@ -1001,7 +861,14 @@ on_reply(sim *s, request *r)
 	}
 	/* not the leader, or lost: try again (the same seq is applied once) */
 	c->hint = r->hint;
-	if (s->now + 5 < c->deadline)
+	if (r->status == 2 && s->now + 30 < c->deadline)
+	{
+		/* the map moved or the partition is frozen: route again in a while */
+		schedule(s, s->now + 5 + prng_below(&s->rng, 25), EV_RESEND, 0, 0, r->client,
+				 (void *) (uintptr_t) c->seq);
+		return;
+	}
+	if (r->status == 1 && s->now + 5 < c->deadline)
 		client_send(s, (int) r->client);
 }
 
@@ -1009,7 +876,7 @@ on_reply(sim *s, request *r)
  * The nemesis
  * ------------------------------------------------------------------------
  */
-static raft_id
+raft_id
 leader_of(sim *s, int gi)
 {
 	raft_id		best = 0;
@@ -1019,7 +886,7 @@ leader_of(sim *s, int gi)
 	{
 		node	   *n = &s->nodes[nid];
 
-		if (n->up && raft_get_role(n->g[gi].r) == RAFT_LEADER &&
+		if (n->up && n->g[gi].exists && raft_get_role(n->g[gi].r) == RAFT_LEADER &&
 			raft_get_term(n->g[gi].r) >= best_term)
 		{
 			best = nid;
@@ -1066,7 +933,8 @@ membership_change(sim *s)
 		else if ((raft_id) nid != l && prng_chance(&s->rng, 500))
 			removable = nid;
 	}
-	switch (prng_below(&s->rng, 4))
+	/* partitions keep the members of the roster: only leaders move */
+	switch (s->cfg.partitions ? 3 : prng_below(&s->rng, 4))
 	{
 		case 0:
 			if (absent)
@@ -1115,6 +983,11 @@ nemesis(sim *s)
 
 	if (!s->faults_on)
 		return;
+	if (s->cfg.partitions && prng_chance(&s->rng, 250))
+	{
+		part_nemesis(s);
+		return;
+	}
 	switch (pick)
 	{
 		case 0:
@@ -1219,7 +1092,9 @@ dispatch(sim *s, const heap_event *ev)
 			{
 				msg_blob   *b = ev->payload;
 
-				if (n->up)
+				if (n->up && !n->g[b->group].exists)
+					n->last_heard[b->m.from] = s->now;	/* a group not here yet */
+				else if (n->up)
 				{
 					group	   *g = &n->g[b->group];
 
@@ -1261,15 +1136,20 @@ dispatch(sim *s, const heap_event *ev)
 				for (int gi = 0; gi < s->cfg.groups && !s->failed; gi++)
 				{
 					group	   *g = &n->g[gi];
-					raft_term	term = raft_get_term(g->r);
-					int			role = raft_get_role(g->r);
+					raft_term	term;
+					int			role;
 
-					if (g->pending)
+					if (g->pending || !g->exists)
 						continue;
+					term = raft_get_term(g->r);
+					role = raft_get_role(g->r);
 					if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_FOLLOWER &&
 						s->now > n->last_heard[raft_leader(g->r)] + 2 * ELECTION_TICKS * TICK_MS)
 						raft_unquiesce(g->r);
 					raft_tick(g->r);
+					/* a merge waiting for its right partition may go on */
+					if (s->cfg.partitions)
+						part_apply_committed(s, ev->node, gi);
 					group_process(s, ev->node, gi);
 					check_group(s, ev->node, gi, term, role);
 				}
@@ -1306,7 +1186,14 @@ dispatch(sim *s, const heap_event *ev)
 			}
 			break;
 		case EV_REQUEST:
-			if (n->up && n->g[ev->group].pending)
+			if (n->up && s->cfg.partitions)
+			{
+				request    *r = ev->payload;
+
+				r->group = part_route(s, ev->node, r->key, r->kind == LIN_GET, &r->gen);
+			}
+			if (n->up && ((request *) ev->payload)->group >= 0 &&
+				n->g[((request *) ev->payload)->group].pending)
 			{
 				/* busy with a slow fsync: the request waits its turn */
 				heap_push(&s->events, s->now + 1, EV_REQUEST, ev->node, ev->group, ev->arg, ev->payload);
@@ -1341,6 +1228,14 @@ dispatch(sim *s, const heap_event *ev)
 			if (n->up)
 				n->last_heard[ev->arg] = s->now;
 			break;
+		case EV_RESEND:
+			{
+				client	   *c = &s->clients[ev->arg];
+
+				if (c->busy && (uint64_t) (uintptr_t) ev->payload == c->seq)
+					client_send(s, (int) ev->arg);
+			}
+			break;
 	}
 }
 
@@ -1351,9 +1246,14 @@ all_groups_live(sim *s)
 	for (int gi = 0; gi < s->cfg.groups; gi++)
 	{
 		raft_id		l = leader_of(s, gi);
-		raft *r;
+		raft	   *r;
 		raft_term	t;
+		bool		hosted = false;
 
+		for (int nid = 1; nid <= s->cfg.nodes; nid++)
+			hosted |= s->nodes[nid].g[gi].exists;
+		if (!hosted)
+			continue;			/* a partition id not allocated */
 		if (l == 0)
 			return false;
 		r = s->nodes[l].g[gi].r;
@@ -1373,6 +1273,9 @@ run_one_event(sim *s)
 	s->now = ev.time;
 	s->step++;
 	dispatch(s, &ev);
+	/* the range-coverage invariant, on the node the event touched */
+	if (s->cfg.partitions && ev.node != 0 && s->nodes[ev.node].up && !s->failed)
+		part_check_map(s, (int) ev.node);
 	return true;
 }
 
@@ -1401,19 +1304,25 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 
 	/* with membership changes one node starts outside the groups */
 	memset(&conf, 0, sizeof(conf));
-	initial_voters = cfg->membership && cfg->nodes > 3 ? cfg->nodes - 1 : cfg->nodes;
+	initial_voters = cfg->membership && !cfg->partitions && cfg->nodes > 3 ?
+		cfg->nodes - 1 : cfg->nodes;
 	for (int i = 1; i <= initial_voters; i++)
 	{
 		conf.members[conf.n].id = (raft_id) i;
 		conf.members[conf.n].role = RAFT_VOTER;
 		conf.n++;
 	}
+	if (cfg->partitions)
+		part_init(s, &conf);
+	else
+		for (int nid = 1; nid <= cfg->nodes; nid++)
+			for (int gi = 0; gi < cfg->groups; gi++)
+			{
+				s->nodes[nid].g[gi].snap.conf = conf;
+				s->nodes[nid].g[gi].exists = true;
+			}
 	for (int nid = 1; nid <= cfg->nodes; nid++)
-	{
-		for (int gi = 0; gi < cfg->groups; gi++)
-			s->nodes[nid].g[gi].snap.conf = conf;
 		node_start(s, nid);
-	}
 	for (int ci = 0; ci < cfg->clients && ci < MAX_CLIENTS; ci++)
 		schedule(s, 1 + prng_below(&s->rng, 100), EV_CLIENT, 0, 0, ci, NULL);
 	schedule(s, 200, EV_NEMESIS, 0, 0, 0, NULL);
@@ -1449,6 +1358,20 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 			;
 	}
 
+	/* in the end every node has applied every partition and has one map */
+	if (!s->failed && cfg->partitions)
+	{
+		uint64_t	until = s->now + LIVENESS_BOUND_MS;
+		char		why[128];
+
+		while (!s->failed && !part_converged(s, why, sizeof(why)) && s->now < until &&
+			   run_one_event(s))
+			;
+		if (!s->failed && !part_converged(s, why, sizeof(why)))
+			violation(s, "partition convergence", "%s %llu ms after healing", why,
+					  (unsigned long long) (s->now - heal_at));
+	}
+
 	/* the client history must be linearizable */
 	if (!s->failed)
 	{
@@ -1461,6 +1384,8 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 
 	res->steps = s->step;
 	res->sim_ms = s->now;
+	res->splits = s->splits;
+	res->merges = s->merges;
 	{
 		heap_event	ev;
 
@@ -1485,7 +1410,9 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 		free(s->truth[gi].hash);
 		free(s->truth[gi].commit_term);
 		free(s->truth[gi].acked);
+		free(s->truth[gi].state_hash);
 		free(s->truth[gi].leader_of_term);
+		free(s->range_of_gen[gi]);
 	}
 	free(s->hist);
 	free(s);
@@ -1536,5 +1463,13 @@ sim_parse_bug(const char *name)
 		return RAFT_BUG_NO_PREVOTE_TERM;
 	if (strcmp(name, "early-apply") == 0)
 		return RAFT_BUG_EARLY_APPLY;
+	if (strcmp(name, "no-fencing") == 0)
+		return SIM_BUG_NO_FENCING;
+	if (strcmp(name, "early-merge") == 0)
+		return SIM_BUG_EARLY_MERGE;
+	if (strcmp(name, "stale-read") == 0)
+		return SIM_BUG_STALE_READ;
+	if (strcmp(name, "split-overlap") == 0)
+		return SIM_BUG_SPLIT_OVERLAP;
 	return 0;
 }

@@ -5,7 +5,7 @@
  *
  *	  kmd-sim --seed S [--seeds K] [--nodes N] [--groups M] [--steps T]
  *	          [--faults list] [--bug NAME] [--clients C] [--no-membership]
- *	          [--trace]
+ *	          [--partitions] [--trace]
  *
  * The same arguments print the same output, ending in "digest: <hex>".
  * Exit status 1 if any seed violated an invariant, 2 on bad usage.
@@ -29,8 +29,9 @@ usage(void)
 	fprintf(stderr,
 			"usage: kmd-sim --seed S [--seeds K] [--nodes N(3..7)] [--groups M(1..64)]\n"
 			"               [--steps T] [--faults drop,dup,reorder,delay,partition,crash,fsync,stall|all|none]\n"
-			"               [--bug commit-old-term|forget-vote|no-prevote-term|early-apply]\n"
-			"               [--clients C(1..8)] [--no-membership] [--trace]\n");
+			"               [--bug commit-old-term|forget-vote|no-prevote-term|early-apply|\n"
+			"                      no-fencing|early-merge|stale-read|split-overlap]\n"
+			"               [--clients C(1..8)] [--no-membership] [--partitions] [--trace]\n");
 	exit(2);
 }
 
@@ -55,6 +56,8 @@ main(int argc, char **argv)
 	uint64_t	steps = 0;
 	uint64_t	msgs = 0;
 	uint64_t	ops = 0;
+	uint64_t	splits = 0;
+	uint64_t	merges = 0;
 	uint64_t	liveness_max = 0;
 	uint64_t	digest = 1469598103934665603ULL;
 	clock_t		t0;
@@ -79,6 +82,8 @@ main(int argc, char **argv)
 			cfg.trace = true;
 		else if (strcmp(a, "--no-membership") == 0)
 			cfg.membership = false;
+		else if (strcmp(a, "--partitions") == 0)
+			cfg.partitions = true;
 		else if (v == NULL)
 			usage();
 		else if (strcmp(a, "--seed") == 0)
@@ -112,7 +117,8 @@ main(int argc, char **argv)
 			usage();
 	}
 	if (cfg.nodes < 3 || cfg.nodes > SIM_MAX_NODES || cfg.groups < 1 ||
-		cfg.groups > SIM_MAX_GROUPS || cfg.clients < 1 || cfg.clients > 8 || seeds < 1)
+		cfg.groups > SIM_MAX_GROUPS || cfg.clients < 1 || cfg.clients > 8 || seeds < 1 ||
+		(cfg.partitions && cfg.groups < 2))
 		usage();
 
 	t0 = clock();
@@ -126,6 +132,8 @@ main(int argc, char **argv)
 		steps += r.steps;
 		msgs += r.messages;
 		ops += r.ops;
+		splits += r.splits;
+		merges += r.merges;
 		if (r.liveness_ms > liveness_max)
 			liveness_max = r.liveness_ms;
 		digest ^= r.digest;
@@ -135,10 +143,11 @@ main(int argc, char **argv)
 			if (violations == 0)
 				first_bad = c.seed;
 			violations++;
-			printf("replay: kmd-sim --seed %llu --nodes %d --groups %d --steps %llu --clients %d%s%s%s%s%s\n",
+			printf("replay: kmd-sim --seed %llu --nodes %d --groups %d --steps %llu --clients %d%s%s%s%s%s%s\n",
 				   (unsigned long long) c.seed, c.nodes, c.groups,
 				   (unsigned long long) c.steps, c.clients,
 				   c.membership ? "" : " --no-membership",
+				   c.partitions ? " --partitions" : "",
 				   faults_arg ? " --faults " : "", faults_arg ? faults_arg : "",
 				   bug_arg ? " --bug " : "", bug_arg ? bug_arg : "");
 		}
@@ -157,9 +166,13 @@ main(int argc, char **argv)
 		   (unsigned long long) (seeds - violations), (unsigned long long) violations);
 	if (violations)
 		printf(" first: %llu", (unsigned long long) first_bad);
-	printf(" steps: %llu messages: %llu ops: %llu max-recovery-ms: %llu\n",
+	printf(" steps: %llu messages: %llu ops: %llu max-recovery-ms: %llu",
 		   (unsigned long long) steps, (unsigned long long) msgs,
 		   (unsigned long long) ops, (unsigned long long) liveness_max);
+	if (cfg.partitions)
+		printf(" splits: %llu merges: %llu", (unsigned long long) splits,
+			   (unsigned long long) merges);
+	printf("\n");
 	/* speed goes to stderr: it is not deterministic */
 	fprintf(stderr, "cpu: %.2f s, %.0f messages/s, %.0f steps/s\n", cpu,
 			cpu > 0 ? msgs / cpu : 0.0, cpu > 0 ? steps / cpu : 0.0);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # sim/run-tests.sh
 #   The simulator's test suite: thousands of seeds across cluster shapes and
-#   fault mixes, every deliberate core bug caught within 500 seeds, and the
-#   same seed giving the same digest twice.  Runs on both cores.
+#   fault mixes, partitions split and merged under faults, every deliberate
+#   bug (core or partition host) caught, and the same seed giving the same
+#   digest twice.  Runs on both cores.
 #
 # Copyright (c) 2026, kommander developers
 
@@ -27,39 +28,47 @@ run_clean() {
   fi
 }
 
-# name bug: some seed among the first 500 must report a violation
+# name bug [seeds [args...]]: some seed among the first `seeds' (500) must
+# report a violation
 run_bug() {
-  local name="bug-$1"
-  $SIM --seed 1 --seeds 500 --bug "$1" >"$out/$name.log" 2>/dev/null
+  local name="bug-$1" bug="$1" seeds="${2:-500}"
+  shift; [ $# -gt 0 ] && shift
+  $SIM --seed 1 --seeds "$seeds" --bug "$bug" "$@" >"$out/$name.log" 2>/dev/null
   local rc=$?
   if [ $rc -eq 1 ] && grep -q '^violation' "$out/$name.log"; then
     ok "$name caught: $(grep -m1 '^violation' "$out/$name.log" | cut -c1-110)"
   else
-    fail "$name not caught in 500 seeds (exit $rc)" "$out/$name.log"
+    fail "$name not caught in $seeds seeds (exit $rc)" "$out/$name.log"
   fi
 }
 
-echo "1..14"
+echo "1..22"
 # two batches in parallel, one per core
 (
   run_clean 3n-1g-all           --seed 1     --seeds 1500 --nodes 3 --groups 1
   run_clean 3n-1g-no-membership --seed 10001 --seeds 600  --nodes 3 --groups 1 --no-membership
   run_clean 5n-1g-crash-part    --seed 20001 --seeds 500  --nodes 5 --groups 1 --faults partition,crash
   run_clean 3n-64g              --seed 30001 --seeds 40   --nodes 3 --groups 64
+  run_clean 3n-16p-split-merge  --seed 80001 --seeds 1000 --nodes 3 --groups 16 --partitions
 ) >"$out/batch1" 2>&1 &
 (
   run_clean 5n-8g-all           --seed 40001 --seeds 500  --nodes 5 --groups 8
   run_clean 7n-1g-all           --seed 50001 --seeds 400  --nodes 7 --groups 1
   run_clean 3n-4g-net-only      --seed 60001 --seeds 500  --nodes 3 --groups 4 --faults drop,dup,reorder,delay,partition --no-membership
   run_clean 4n-2g-disk-only     --seed 70001 --seeds 300  --nodes 4 --groups 2 --faults crash,fsync,stall
+  run_clean 5n-32p-split-merge  --seed 85001 --seeds 300  --nodes 5 --groups 32 --partitions
 ) >"$out/batch2" 2>&1 &
 wait
 cat "$out/batch1" "$out/batch2"
 passed=$((passed + $(grep -c '^ok' "$out/batch1" "$out/batch2" | awk -F: '{s+=$2} END {print s}')))
 failed=$((failed + $(grep -c '^not ok' "$out/batch1" "$out/batch2" | awk -F: '{s+=$2} END {print s}')))
 
-(run_bug commit-old-term; run_bug forget-vote) >"$out/bugs1" 2>&1 &
-(run_bug no-prevote-term; run_bug early-apply) >"$out/bugs2" 2>&1 &
+(run_bug commit-old-term; run_bug forget-vote
+ run_bug no-fencing 500 --partitions --groups 16
+ run_bug stale-read 1500 --partitions --groups 16) >"$out/bugs1" 2>&1 &
+(run_bug no-prevote-term; run_bug early-apply
+ run_bug early-merge 500 --partitions --groups 16
+ run_bug split-overlap 500 --partitions --groups 16) >"$out/bugs2" 2>&1 &
 wait
 cat "$out/bugs1" "$out/bugs2"
 passed=$((passed + $(grep -c '^ok' "$out/bugs1" "$out/bugs2" | awk -F: '{s+=$2} END {print s}')))
@@ -72,6 +81,11 @@ if [ -x build/sim/kmd-sim-asan ]; then
   else
     fail "seeds under AddressSanitizer and UBSan" "$out/asan.log"; tail -30 "$out/asan.err"
   fi
+  if build/sim/kmd-sim-asan --seed 95001 --seeds 100 --nodes 3 --groups 16 --partitions >"$out/asan-p.log" 2>"$out/asan-p.err"; then
+    ok "100 split/merge seeds under AddressSanitizer and UBSan"
+  else
+    fail "split/merge seeds under AddressSanitizer and UBSan" "$out/asan-p.log"; tail -30 "$out/asan-p.err"
+  fi
 else
   fail "build/sim/kmd-sim-asan is missing"
 fi
@@ -80,6 +94,9 @@ fi
 a=$($SIM --seed 4242 --nodes 5 --groups 8 --trace 2>/dev/null | md5sum)
 b=$($SIM --seed 4242 --nodes 5 --groups 8 --trace 2>/dev/null | md5sum)
 if [ "$a" = "$b" ]; then ok "same seed, same trace and digest"; else fail "same seed gave different traces"; fi
+a=$($SIM --seed 4243 --nodes 3 --groups 16 --partitions --trace 2>/dev/null | md5sum)
+b=$($SIM --seed 4243 --nodes 3 --groups 16 --partitions --trace 2>/dev/null | md5sum)
+if [ "$a" = "$b" ]; then ok "same split/merge seed, same trace and digest"; else fail "same split/merge seed gave different traces"; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

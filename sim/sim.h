@@ -33,6 +33,12 @@
 #define SIM_F_STALL		0x80	/* a node stops processing for a while */
 #define SIM_F_ALL		0xff
 
+/* Deliberate bugs of the simulator's partition host (--bug), next to RAFT_BUG_* */
+#define SIM_BUG_NO_FENCING		0x100	/* writes ignore the generation */
+#define SIM_BUG_EARLY_MERGE		0x200	/* merge without waiting for the freeze */
+#define SIM_BUG_STALE_READ		0x400	/* reads ignore splits and freezes */
+#define SIM_BUG_SPLIT_OVERLAP	0x800	/* the split partition keeps its range */
+
 typedef struct sim_config
 {
 	uint64_t	seed;
@@ -40,8 +46,10 @@ typedef struct sim_config
 	int			groups;			/* 1..64 */
 	uint64_t	steps;			/* events of the faulty phase */
 	uint32_t	faults;			/* SIM_F_* */
-	uint32_t	bugs;			/* RAFT_BUG_* */
+	uint32_t	bugs;			/* RAFT_BUG_*, SIM_BUG_* */
 	bool		membership;		/* membership changes and leader transfers */
+	bool		partitions;		/* groups are partitions of one key space,
+								 * split and merged by the nemesis */
 	bool		trace;			/* print every event */
 	int			clients;
 } sim_config;
@@ -58,6 +66,8 @@ typedef struct sim_result
 	uint64_t	ops;			/* client operations completed */
 	uint64_t	pending_ops;	/* with unknown outcome */
 	bool		lin_gave_up;
+	uint64_t	splits;			/* partition mode: splits and merges applied */
+	uint64_t	merges;
 	char		invariant[64];	/* the one violated */
 	char		detail[512];
 	uint64_t	violation_step;

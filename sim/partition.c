@@ -1,0 +1,586 @@
+/*-------------------------------------------------------------------------
+ *
+ * partition.c
+ *	  Partitions in the simulator, as the runtime has them: groups own
+ *	  ranges of one key-hash space; a split is an entry in the partition's
+ *	  own log that starts the new group from that index on every node; a
+ *	  merge freezes the right partition, then commits in the left one, whose
+ *	  apply waits until the right one is applied up to its freeze; stale
+ *	  generations and frozen partitions are fenced at apply.
+ *
+ * The nemesis plays the operator (kmd_split, kmd_merge).  After every
+ * event the node it touched must have a map whose ranges tile the hash
+ * space, and a partition's range at a given generation must be the same
+ * on every node.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * sim/partition.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim_int.h"
+
+/* Where a key's hash falls: a bijection of 0 .. HASH_SPACE - 1, so that
+ * neighbouring keys land far apart. */
+uint32_t
+part_hash(uint64_t key)
+{
+	return (uint32_t) ((key * 40503 + 7) % HASH_SPACE);
+}
+
+static bool
+owns(const kv_state *kv, uint64_t key)
+{
+	uint32_t	h = part_hash(key);
+
+	return kv->lo <= h && h < kv->hi;
+}
+
+/*
+ * Record the range a partition has at a generation; the first node to show
+ * a generation fixes it, and every other node must agree.
+ */
+static void
+check_generation(sim *s, int nid, int pid, const kv_state *kv)
+{
+	uint64_t	range = ((uint64_t) kv->lo << 32 | kv->hi) + 1;
+
+	if (kv->gen >= s->n_gens[pid])
+	{
+		size_t		n = s->n_gens[pid] ? s->n_gens[pid] : 8;
+
+		while (n <= kv->gen)
+			n *= 2;
+		s->range_of_gen[pid] = realloc(s->range_of_gen[pid], n * sizeof(uint64_t));
+		memset(s->range_of_gen[pid] + s->n_gens[pid], 0, (n - s->n_gens[pid]) * sizeof(uint64_t));
+		s->n_gens[pid] = n;
+	}
+	if (s->range_of_gen[pid][kv->gen] == 0)
+		s->range_of_gen[pid][kv->gen] = range;
+	else if (s->range_of_gen[pid][kv->gen] != range)
+		violation(s, "generation fencing",
+				  "node %d: partition %d generation %llu owns [%u, %u), another node saw [%llu, %llu)",
+				  nid, pid, (unsigned long long) kv->gen, kv->lo, kv->hi,
+				  (unsigned long long) ((s->range_of_gen[pid][kv->gen] - 1) >> 32),
+				  (unsigned long long) ((s->range_of_gen[pid][kv->gen] - 1) & 0xffffffffULL));
+}
+
+/* Has any node shown partition `pid' at generation `gen' yet? */
+static bool
+generation_seen(const sim *s, int pid, uint64_t gen)
+{
+	return gen < s->n_gens[pid] && s->range_of_gen[pid][gen] != 0;
+}
+
+/* Two partitions owning halves of the space, on every node. */
+void
+part_init(sim *s, const raft_conf *conf)
+{
+	for (int nid = 1; nid <= s->cfg.nodes; nid++)
+		for (int pid = 0; pid < 2; pid++)
+		{
+			group	   *g = &s->nodes[nid].g[pid];
+
+			g->exists = true;
+			g->snap.conf = *conf;
+			memset(&g->snap_kv, 0, sizeof(kv_state));
+			g->snap_kv.pstate = PART_ACTIVE;
+			g->snap_kv.lo = pid == 0 ? 0 : HASH_SPACE / 2;
+			g->snap_kv.hi = pid == 0 ? HASH_SPACE / 2 : HASH_SPACE;
+			g->snap_kv.gen = 1;
+			g->kv = g->snap_kv;
+			g->applied = 0;
+		}
+	s->next_partition = 2;
+	s->merge_right = -1;
+}
+
+/*
+ * The router of node `nid': the active partition owning `key' and its
+ * generation, or -1 when the owner is frozen (or, wrongly, none).  Reads
+ * are refused by a frozen partition too: once the merge commits, writes
+ * to its keys go to the left partition, which this node may not have
+ * applied yet.
+ */
+int
+part_route(sim *s, int nid, uint64_t key, bool read, uint64_t *gen)
+{
+	for (int pid = 0; pid < s->cfg.groups; pid++)
+	{
+		const group *g = &s->nodes[nid].g[pid];
+
+		if (!g->exists || (g->kv.pstate != PART_ACTIVE && g->kv.pstate != PART_FROZEN) ||
+			!owns(&g->kv, key))
+			continue;
+		*gen = g->kv.gen;
+		if (read && (s->cfg.bugs & SIM_BUG_STALE_READ))
+			return pid;
+		return g->kv.pstate == PART_ACTIVE ? pid : -1;
+	}
+	return -1;
+}
+
+/*
+ * May a read routed at generation `gen' be served from this partition's
+ * state?  Only while it is active at that generation: a split or freeze
+ * applied since means the key's writes may go elsewhere now.
+ */
+bool
+part_readable(sim *s, const group *g, uint64_t key, uint64_t gen)
+{
+	if (s->cfg.bugs & SIM_BUG_STALE_READ)
+		return true;
+	return g->kv.pstate == PART_ACTIVE && (g->kv.gen & 0xffffffULL) == gen && owns(&g->kv, key);
+}
+
+static void
+conf_from_masks(raft_conf *conf, uint32_t voters, uint32_t learners)
+{
+	memset(conf, 0, sizeof(*conf));
+	for (raft_id id = 1; id <= SIM_MAX_NODES; id++)
+		if ((voters | learners) & (1u << id))
+		{
+			conf->members[conf->n].id = id;
+			conf->members[conf->n].role = voters & (1u << id) ? RAFT_VOTER : RAFT_LEARNER;
+			conf->n++;
+		}
+}
+
+/* A split applies: the upper part of the range becomes a new group here. */
+static void
+apply_split(sim *s, int nid, int pid, const kv_cmd *c)
+{
+	kv_state   *kv = &s->nodes[nid].g[pid].kv;
+	group	   *q;
+
+	if (kv->pstate != PART_ACTIVE || c->gen != kv->gen || c->mid <= kv->lo ||
+		c->mid >= kv->hi || c->other >= (uint32_t) s->cfg.groups)
+		return;					/* stale: the map moved since it was asked */
+	q = &s->nodes[nid].g[c->other];
+	if (q->exists)
+	{
+		violation(s, "simulator", "node %d: split of partition %d into existing partition %u",
+				  nid, pid, c->other);
+		return;
+	}
+
+	/* the new group starts at this index: empty log, the rows already here */
+	memset(&q->hs, 0, sizeof(q->hs));
+	memset(&q->snap, 0, sizeof(q->snap));
+	conf_from_masks(&q->snap.conf, c->voters, c->learners);
+	q->snap_kv = *kv;
+	q->snap_kv.lo = c->mid;
+	q->snap_kv.gen = kv->gen + 1;
+	q->kv = q->snap_kv;
+	q->applied = 0;
+	q->n_log = 0;
+	q->exists = true;
+	if (!(s->cfg.bugs & SIM_BUG_SPLIT_OVERLAP))
+		kv->hi = c->mid;
+	kv->gen++;
+	if (!generation_seen(s, pid, kv->gen))
+		s->splits++;
+	check_generation(s, nid, pid, kv);
+	check_generation(s, nid, (int) c->other, &q->kv);
+	trace(s, EV_NEMESIS, nid, pid, 30, c->other);
+	group_start(s, nid, (int) c->other);
+}
+
+/*
+ * A merge applies in the left partition.  Returns false while the right
+ * partition is not applied up to its freeze here: the left one waits.
+ */
+static bool
+apply_merge(sim *s, int nid, int pid, const kv_cmd *c)
+{
+	kv_state   *kv = &s->nodes[nid].g[pid].kv;
+	group	   *r;
+	kv_state   *rk;
+
+	if (kv->pstate != PART_ACTIVE || c->gen != kv->gen ||
+		c->other >= (uint32_t) s->cfg.groups || c->other == (uint32_t) pid)
+		return true;			/* stale */
+	r = &s->nodes[nid].g[c->other];
+	if (!r->exists || (r->applied < c->other_index && !(s->cfg.bugs & SIM_BUG_EARLY_MERGE)))
+		return false;
+	rk = &r->kv;
+	if (rk->pstate != PART_FROZEN || rk->freeze_index != c->other_index ||
+		rk->gen != c->other_gen || rk->lo != kv->hi)
+		return true;			/* stale */
+
+	for (uint64_t k = 0; k < PKEYS; k++)
+		if (owns(rk, k))
+			kv->val[k] = rk->val[k];
+	for (int ci = 0; ci < MAX_CLIENTS; ci++)
+		if (rk->last_seq[ci] > kv->last_seq[ci])
+		{
+			kv->last_seq[ci] = rk->last_seq[ci];
+			kv->last_out[ci] = rk->last_out[ci];
+		}
+	kv->hi = rk->hi;
+	kv->gen++;
+	rk->pstate = PART_MERGED;
+	if (!generation_seen(s, pid, kv->gen))
+		s->merges++;
+	check_generation(s, nid, pid, kv);
+	trace(s, EV_NEMESIS, nid, pid, 32, c->other);
+	return true;
+}
+
+/*
+ * Apply one command of partition `pid' at `index'; false when it must wait.
+ * Client writes carry the generation their router saw and are fenced here,
+ * the same way on every node, since it depends only on the log.
+ */
+static bool
+apply_command(sim *s, int nid, int pid, uint64_t index, const kv_cmd *c, uint64_t *out)
+{
+	kv_state   *kv = &s->nodes[nid].g[pid].kv;
+
+	*out = 0;
+	switch (c->kind)
+	{
+		case LIN_PUT:
+		case LIN_CAS:
+			if ((kv->pstate != PART_ACTIVE || c->gen != kv->gen) &&
+				!(s->cfg.bugs & SIM_BUG_NO_FENCING))
+			{
+				*out = KV_FENCED;
+				return true;
+			}
+			if (!owns(kv, c->key))
+				violation(s, "generation fencing",
+						  "node %d: partition %d [%u, %u) generation %llu applies key %llu (hash %u)",
+						  nid, pid, kv->lo, kv->hi, (unsigned long long) kv->gen,
+						  (unsigned long long) c->key, part_hash(c->key));
+			*out = kv_apply(kv, c);
+			return true;
+		case CMD_SPLIT:
+			apply_split(s, nid, pid, c);
+			return true;
+		case CMD_FREEZE:
+			if (kv->pstate == PART_ACTIVE && c->gen == kv->gen)
+			{
+				kv->pstate = PART_FROZEN;
+				kv->freeze_index = index;
+				trace(s, EV_NEMESIS, nid, pid, 31, index);
+			}
+			return true;
+		case CMD_MERGE:
+			return apply_merge(s, nid, pid, c);
+	}
+	return true;
+}
+
+/*
+ * State machine determinism: after applying the same index, a partition's
+ * state is the same on every node.  Being marked merged comes from the
+ * left partition's log, at a moment of its own, so it counts as frozen.
+ */
+static void
+check_state(sim *s, int nid, int pid)
+{
+	group	   *g = &s->nodes[nid].g[pid];
+	group_truth *t = &s->truth[pid];
+	kv_state	kv = g->kv;
+	const unsigned char *p = (const unsigned char *) &kv;
+	uint64_t	h = 1469598103934665603ULL;
+
+	if (kv.pstate == PART_MERGED)
+		kv.pstate = PART_FROZEN;
+	for (size_t i = 0; i < sizeof(kv); i++)
+	{
+		h ^= p[i];
+		h *= 1099511628211ULL;
+	}
+	h |= 1;						/* never 0, which means unknown */
+	if (g->applied > t->len)
+		return;					/* not seen committed: nothing to compare */
+	if (t->state_hash[g->applied] == 0)
+		t->state_hash[g->applied] = h;
+	else if (t->state_hash[g->applied] != h)
+		violation(s, "state machine determinism",
+				  "node %d: partition %d after applying %llu differs from another node's",
+				  nid, pid, (unsigned long long) g->applied);
+}
+
+static const raft_entry *
+log_entry(const group *g, uint64_t index)
+{
+	if (g->n_log == 0 || index < g->log[0].index || index > g->log[g->n_log - 1].index)
+		return NULL;
+	return &g->log[index - g->log[0].index];
+}
+
+/*
+ * Apply what the core handed over and is not applied yet, in order, from
+ * the log; stop at a merge that must wait for its right partition.  The
+ * state machine is durable, as the runtime's tables are: nothing is
+ * applied twice across a crash.
+ */
+void
+part_apply_committed(sim *s, int nid, int pid)
+{
+	group	   *g = &s->nodes[nid].g[pid];
+
+	while (g->applied < g->handed && !s->failed)
+	{
+		const raft_entry *e = log_entry(g, g->applied + 1);
+		uint64_t	out = 0;
+
+		if (e == NULL)
+		{
+			violation(s, "simulator", "node %d partition %d: committed entry %llu not on disk",
+					  nid, pid, (unsigned long long) g->applied + 1);
+			return;
+		}
+		if (e->type == RAFT_ENTRY_NORMAL && e->len == sizeof(kv_cmd))
+		{
+			kv_cmd		c;
+
+			memcpy(&c, e->data, sizeof(c));
+			if (!apply_command(s, nid, pid, e->index, &c, &out))
+				return;
+		}
+		g->applied = e->index;
+		check_state(s, nid, pid);
+		answer_waiters(s, nid, pid, e, out);
+	}
+}
+
+static int
+cmp_range(const void *a, const void *b)
+{
+	const kv_state *x = *(const kv_state *const *) a;
+	const kv_state *y = *(const kv_state *const *) b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/*
+ * The range-coverage invariant on one node: the ranges of its active and
+ * frozen partitions never overlap and leave no hole.
+ */
+void
+part_check_map(sim *s, int nid)
+{
+	const kv_state *r[SIM_MAX_GROUPS];
+	int			n = 0;
+	uint32_t	at = 0;
+
+	for (int pid = 0; pid < s->cfg.groups; pid++)
+	{
+		const group *g = &s->nodes[nid].g[pid];
+
+		if (g->exists && (g->kv.pstate == PART_ACTIVE || g->kv.pstate == PART_FROZEN))
+		{
+			r[n++] = &g->kv;
+			check_generation(s, nid, pid, &g->kv);
+		}
+	}
+	qsort(r, n, sizeof(r[0]), cmp_range);
+	for (int i = 0; i < n && !s->failed; i++)
+	{
+		if (r[i]->lo != at || r[i]->hi <= r[i]->lo)
+			violation(s, "range coverage", "node %d: [%u, %u) follows a map covering up to %u (%s)",
+					  nid, r[i]->lo, r[i]->hi, at, r[i]->lo < at ? "overlap" :
+					  r[i]->lo > at ? "hole" : "empty range");
+		at = r[i]->hi;
+	}
+	if (!s->failed && at != HASH_SPACE)
+		violation(s, "range coverage", "node %d: the map covers up to %u of %u",
+				  nid, at, (unsigned) HASH_SPACE);
+}
+
+/*
+ * Have all nodes applied every partition's log to the end and do their maps
+ * agree?  If not, `why' says where they differ.
+ */
+bool
+part_converged(sim *s, char *why, size_t len)
+{
+	for (int pid = 0; pid < s->cfg.groups; pid++)
+	{
+		const group *first = &s->nodes[1].g[pid];
+		uint64_t	commit = 0;
+
+		for (int nid = 1; nid <= s->cfg.nodes; nid++)
+		{
+			const group *g = &s->nodes[nid].g[pid];
+
+			if (g->exists != first->exists)
+			{
+				snprintf(why, len, "partition %d exists on node %d but not on node %d", pid,
+						 g->exists ? nid : 1, g->exists ? 1 : nid);
+				return false;
+			}
+			if (g->exists && raft_commit_index(g->r) > commit)
+				commit = raft_commit_index(g->r);
+		}
+		for (int nid = 1; first->exists && nid <= s->cfg.nodes; nid++)
+		{
+			const group *g = &s->nodes[nid].g[pid];
+
+			if (g->applied != commit)
+			{
+				snprintf(why, len, "node %d applied partition %d up to %llu of %llu", nid, pid,
+						 (unsigned long long) g->applied, (unsigned long long) commit);
+				return false;
+			}
+			if (g->kv.pstate != first->kv.pstate || g->kv.gen != first->kv.gen ||
+				g->kv.lo != first->kv.lo || g->kv.hi != first->kv.hi)
+			{
+				snprintf(why, len, "nodes 1 and %d disagree on partition %d", nid, pid);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * The operator: splits and merges, asked of partition leaders
+ * ------------------------------------------------------------------------
+ */
+
+/* Propose a partition command at the leader of `pid'; false if none. */
+static bool
+propose_at_leader(sim *s, int pid, const kv_cmd *c, uint32_t what)
+{
+	raft_id		l = leader_of(s, pid);
+	group	   *g;
+
+	if (l == 0 || s->nodes[l].g[pid].pending)
+		return false;
+	g = &s->nodes[l].g[pid];
+	if (raft_propose(g->r, c, sizeof(*c), NULL, NULL) != 0)
+		return false;
+	trace(s, EV_NEMESIS, l, pid, what, c->other);
+	group_process(s, (int) l, pid);
+	return true;
+}
+
+/* Split a random active partition in two, at its leader's view. */
+static void
+split_one(sim *s)
+{
+	int			pid = (int) prng_below(&s->rng, s->next_partition);
+	raft_id		l = leader_of(s, pid);
+	const kv_state *kv;
+	const raft_conf *conf;
+	kv_cmd		c;
+
+	if (l == 0 || s->next_partition >= s->cfg.groups)
+		return;
+	kv = &s->nodes[l].g[pid].kv;
+	if (kv->pstate != PART_ACTIVE || kv->hi - kv->lo < 2)
+		return;
+	memset(&c, 0, sizeof(c));
+	c.kind = CMD_SPLIT;
+	c.gen = kv->gen;
+	c.other = (uint32_t) s->next_partition;
+	c.mid = kv->lo + (kv->hi - kv->lo) / 2;
+	/* the leader's configuration is the one at the index the split gets */
+	conf = raft_get_conf(s->nodes[l].g[pid].r);
+	for (uint32_t i = 0; i < conf->n; i++)
+	{
+		if (conf->members[i].role == RAFT_VOTER)
+			c.voters |= 1u << conf->members[i].id;
+		else
+			c.learners |= 1u << conf->members[i].id;
+	}
+	/* an id is used once, whether or not this proposal commits */
+	if (propose_at_leader(s, pid, &c, 20))
+		s->next_partition++;
+}
+
+/*
+ * Drive a merge a step: freeze a right partition, then, once the left
+ * partition's leader has it frozen, commit the merge in the left one.
+ */
+static void
+merge_step(sim *s)
+{
+	int			right = s->merge_right;
+	raft_id		l;
+	const kv_state *rk;
+	kv_cmd		c;
+
+	if (right < 0)
+	{
+		/* a random adjacent pair, both active, at the leader of the left */
+		int			left = (int) prng_below(&s->rng, s->next_partition);
+		const group *lg;
+
+		l = leader_of(s, left);
+		if (l == 0)
+			return;
+		lg = &s->nodes[l].g[left];
+		if (lg->kv.pstate != PART_ACTIVE || lg->kv.hi == HASH_SPACE)
+			return;
+		for (int pid = 0; pid < s->next_partition; pid++)
+		{
+			const group *rg = &s->nodes[l].g[pid];
+
+			if (rg->exists && rg->kv.pstate == PART_ACTIVE && rg->kv.lo == lg->kv.hi)
+				right = pid;
+		}
+		if (right < 0)
+			return;
+		s->merge_right = right;
+	}
+
+	/* where the right partition is, as its leader sees it */
+	l = leader_of(s, right);
+	if (l == 0)
+		return;
+	rk = &s->nodes[l].g[right].kv;
+	memset(&c, 0, sizeof(c));
+	c.other = (uint32_t) right;
+	if (rk->pstate == PART_MERGED)
+	{
+		s->merge_right = -1;	/* done */
+		return;
+	}
+	if (rk->pstate == PART_ACTIVE)
+	{
+		c.kind = CMD_FREEZE;
+		c.gen = rk->gen;
+		(void) propose_at_leader(s, right, &c, 21);
+		return;
+	}
+
+	/* frozen: the merge goes to whichever partition is its left neighbour */
+	for (int pid = 0; pid < s->next_partition; pid++)
+	{
+		const group *lg = &s->nodes[l].g[pid];
+
+		if (lg->exists && lg->kv.pstate == PART_ACTIVE && lg->kv.hi == rk->lo)
+		{
+			raft_id		ll = leader_of(s, pid);
+
+			if (ll == 0)
+				return;
+			c.kind = CMD_MERGE;
+			c.gen = s->nodes[ll].g[pid].kv.gen;
+			c.other_gen = rk->gen;
+			c.other_index = rk->freeze_index;
+			(void) propose_at_leader(s, pid, &c, 22);
+			return;
+		}
+	}
+}
+
+void
+part_nemesis(sim *s)
+{
+	if (s->merge_right < 0 && prng_chance(&s->rng, 500))
+		split_one(s);
+	else
+		merge_step(s);
+}

@@ -1,0 +1,291 @@
+/*-------------------------------------------------------------------------
+ *
+ * sim_int.h
+ *	  The simulator's internal state, shared by cluster.c (nodes, network,
+ *	  clients, nemesis, event loop) and partition.c (split and merge of
+ *	  partitions, routing, the range-coverage invariant).
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * sim/sim_int.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_SIM_INT_H
+#define KOMMANDER_SIM_INT_H
+
+#include "heap.h"
+#include "linearizability.h"
+#include "prng.h"
+#include "raft.h"
+#include "sim.h"
+
+#define TICK_MS 10
+#define ELECTION_TICKS 10
+#define KEYS 4					/* keys per group */
+#define PKEYS 16				/* keys of the whole map, partition mode */
+#define HASH_SPACE 65536		/* key hashes are 0 .. HASH_SPACE - 1 */
+#define MAX_CLIENTS 8
+#define CLIENT_TIMEOUT_MS 3000
+#define COMPACT_EVERY 40
+#define LIVENESS_BOUND_MS 30000
+#define TRACE_RING 48
+
+/* ------------------------------------------------------------------------
+ * The key-value state machine; its snapshot image is the struct itself.
+ *
+ * In partition mode each group is a partition: its state also holds its
+ * piece of the partition map (range, generation, state), it holds the
+ * values of the keys whose hash falls in its range, and the map of a node
+ * is the union of its groups' pieces.
+ * ------------------------------------------------------------------------
+ */
+typedef enum part_state
+{
+	PART_NONE = 0,				/* not a partition (plain mode) */
+	PART_ACTIVE,
+	PART_FROZEN,				/* takes nothing more: a merge is coming */
+	PART_MERGED					/* absorbed by its left neighbour */
+} part_state;
+
+typedef struct kv_state
+{
+	uint64_t	val[PKEYS];		/* plain mode uses the first KEYS */
+	uint64_t	last_seq[MAX_CLIENTS];	/* dedup: a retried command */
+	uint64_t	last_out[MAX_CLIENTS];	/* is answered, not applied again */
+	/* partition mode */
+	uint32_t	pstate;			/* part_state */
+	uint32_t	lo;				/* range [lo, hi) of key hashes */
+	uint32_t	hi;
+	uint64_t	gen;			/* grows with every split and merge */
+	uint64_t	freeze_index;	/* where it froze, when PART_FROZEN */
+} kv_state;
+
+/* Command kinds beyond the client's LIN_PUT and LIN_CAS */
+#define CMD_SPLIT 10
+#define CMD_FREEZE 11
+#define CMD_MERGE 12
+
+/* Output of a command refused by the partition's generation or state */
+#define KV_FENCED UINT64_MAX
+
+typedef struct kv_cmd
+{
+	uint32_t	kind;			/* LIN_PUT, LIN_CAS or CMD_* */
+	uint32_t	client;
+	uint64_t	seq;
+	uint64_t	key;
+	uint64_t	value;
+	uint64_t	expect;
+	/* partition mode */
+	uint64_t	gen;			/* the generation the router saw */
+	uint32_t	other;			/* split: the new partition; merge: the
+								 * right one */
+	uint32_t	mid;			/* split: the new partition's first hash */
+	uint64_t	other_gen;		/* merge: the right partition's generation */
+	uint64_t	other_index;	/* merge: the right partition's freeze entry */
+	uint32_t	voters;			/* split: the configuration the new group */
+	uint32_t	learners;		/* starts with, as bit masks of node ids */
+} kv_cmd;
+
+
+/* ------------------------------------------------------------------------
+ * Nodes, groups, disks
+ * ------------------------------------------------------------------------
+ */
+typedef struct waiter
+{
+	uint64_t	index;			/* proposal: where it went; read: read index */
+	uint64_t	term;			/* proposal only */
+	uint32_t	client;
+	uint64_t	seq;
+	bool		is_read;
+	uint64_t	key;
+	uint64_t	gen;			/* read, partition mode: routed generation */
+} waiter;
+
+typedef struct group
+{
+	raft	   *r;
+	bool		exists;			/* the node hosts it (partition mode: not
+								 * before it applied the split creating it) */
+
+	/* the disk */
+	raft_hard_state hs;
+	raft_snapshot_meta snap;
+	kv_state	snap_kv;
+	raft_entry *log;			/* snap.index + 1 .., data owned */
+	size_t		n_log;
+	size_t		cap_log;
+
+	/* a ready batch waiting for its fsync */
+	bool		pending;
+	raft_ready	rd;
+
+	/* the state machine; durable in partition mode, as tables are */
+	kv_state	kv;
+	uint64_t	applied;
+	uint64_t	handed;			/* partition mode: committed entries the core
+								 * handed over, applied up to here in order */
+
+	/* clients waiting on this group here */
+	waiter	   *waiters;
+	size_t		n_waiters;
+	size_t		cap_waiters;
+
+	/* invariant bookkeeping for this incarnation */
+	uint64_t	max_commit;
+	int			last_role;
+} group;
+
+typedef struct node
+{
+	bool		up;
+	uint64_t	last_heard[SIM_MAX_NODES + 1];	/* from each peer host */
+	uint32_t	ticks;
+	uint32_t	incarnation;
+	uint64_t	stalled_until;
+	uint64_t	slow_fsync_until;
+	group		g[SIM_MAX_GROUPS];
+} node;
+
+typedef struct client
+{
+	bool		busy;
+	uint64_t	seq;
+	size_t		hist;			/* index of the op in the history */
+	int			group;
+	uint64_t	deadline;
+	int			hint;			/* node to try next, 0 for any */
+} client;
+
+/* What the checkers know of a group across all nodes */
+typedef struct group_truth
+{
+	uint64_t   *term;			/* committed entries: term, data hash */
+	uint64_t   *hash;
+	uint64_t   *commit_term;	/* lowest term of a node seen committing it */
+	bool	   *acked;			/* a client was told it is done */
+	uint64_t   *state_hash;		/* partition mode: state after applying it,
+								 * 0 until a node applied it */
+	size_t		len;			/* indexes 1..len known */
+	size_t		cap;
+	uint32_t   *leader_of_term; /* node leading each term, 0 if none seen */
+	size_t		n_terms;
+} group_truth;
+
+/* Event types */
+enum
+{
+	EV_MSG = 1,					/* a Raft message arrives */
+	EV_TICK,					/* a node's clock ticks */
+	EV_FSYNC,					/* a ready batch is durable */
+	EV_CLIENT,					/* a client acts or times out */
+	EV_REQUEST,					/* a client's request reaches a node */
+	EV_REPLY,					/* a node's answer reaches a client */
+	EV_NEMESIS,					/* inject a fault */
+	EV_RESTART,					/* a crashed node comes back */
+	EV_HEAL,					/* network faults end */
+	EV_PING,					/* node-level liveness between hosts */
+	EV_RESEND					/* a refused client tries again */
+};
+
+typedef struct msg_blob
+{
+	int			group;
+	raft_message m;
+	raft_snapshot_meta snap;
+	kv_state	image;
+	/* entries and their data follow */
+} msg_blob;
+
+typedef struct request
+{
+	uint32_t	client;
+	uint64_t	seq;
+	uint32_t	kind;
+	int			group;			/* partition mode: set by the node's router */
+	uint64_t	key;
+	uint64_t	value;
+	uint64_t	expect;
+	uint64_t	gen;			/* partition mode: routed generation */
+	/* reply */
+	int			status;			/* 0 done, 1 retry, 2 route again later */
+	uint64_t	output;
+	int			hint;
+} request;
+
+typedef struct trace_rec
+{
+	uint64_t	time;
+	uint32_t	type;
+	uint32_t	node;
+	uint32_t	group;
+	uint64_t	a;
+	uint64_t	b;
+} trace_rec;
+
+typedef struct sim
+{
+	sim_config	cfg;
+	sim_result *res;
+	FILE	   *out;
+	prng		rng;
+	uint64_t	now;
+	uint64_t	step;
+	heap		events;
+	node		nodes[SIM_MAX_NODES + 1];	/* ids 1..nodes */
+	client		clients[MAX_CLIENTS];
+	group_truth truth[SIM_MAX_GROUPS];
+
+	/* network */
+	bool		blocked[SIM_MAX_NODES + 1][SIM_MAX_NODES + 1];
+	uint32_t	drop_pm;		/* per mille */
+	uint32_t	dup_pm;
+	uint64_t	max_delay;
+	bool		chaos;			/* this seed's fault profile is harsh */
+	bool		quiesce;		/* this seed's groups quiesce when idle */
+	bool		faults_on;
+
+	/* partition mode */
+	int			next_partition; /* ids are never reused */
+	uint64_t   *range_of_gen[SIM_MAX_GROUPS];	/* (lo << 32 | hi) + 1 by
+												 * generation, 0 unknown */
+	size_t		n_gens[SIM_MAX_GROUPS];
+	int			merge_right;	/* the right partition of a merge under way,
+								 * or -1 */
+	uint64_t	merges;			/* splits and merges applied somewhere */
+	uint64_t	splits;
+
+	/* history */
+	lin_op	   *hist;
+	size_t		n_hist;
+	size_t		cap_hist;
+
+	bool		failed;
+	trace_rec	ring[TRACE_RING];
+	uint64_t	n_trace;
+} sim;
+
+/* cluster.c: services partition.c uses */
+uint64_t	kv_apply(kv_state *kv, const kv_cmd *c);
+void		trace(sim *s, uint32_t type, uint32_t node_id, uint32_t grp, uint64_t a, uint64_t b);
+void		violation(sim *s, const char *invariant, const char *fmt,...);
+void		schedule(sim *s, uint64_t at, uint32_t type, uint32_t node_id, uint32_t grp,
+					 uint64_t arg, void *payload);
+raft_id		leader_of(sim *s, int gi);
+void		group_start(sim *s, int nid, int gi);
+void		group_process(sim *s, int nid, int gi);
+void		answer_waiters(sim *s, int nid, int gi, const raft_entry *applied_entry, uint64_t output);
+
+/* partition.c */
+void		part_init(sim *s, const raft_conf *conf);
+uint32_t	part_hash(uint64_t key);
+int			part_route(sim *s, int nid, uint64_t key, bool read, uint64_t *gen);
+bool		part_readable(sim *s, const group *g, uint64_t key, uint64_t gen);
+void		part_apply_committed(sim *s, int nid, int gi);
+void		part_check_map(sim *s, int nid);
+bool		part_converged(sim *s, char *why, size_t len);
+void		part_nemesis(sim *s);
+
+#endif							/* KOMMANDER_SIM_INT_H */
