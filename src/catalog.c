@@ -39,6 +39,7 @@ typedef struct PartRow
 	int64		hi;
 	uint64		generation;
 	int32		state;
+	uint64		frozen_at;
 } PartRow;
 
 static int
@@ -106,7 +107,7 @@ kmd_catalog_refresh(void)
 		n_nodes++;
 	}
 
-	if (SPI_execute("SELECT partition_id, lo, hi, generation, state FROM kommander.partition_map",
+	if (SPI_execute("SELECT partition_id, lo, hi, generation, state, coalesce(frozen_at, 0) FROM kommander.partition_map",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");
 	parts = palloc0(sizeof(PartRow) * Max(SPI_processed, 1));
@@ -125,6 +126,7 @@ kmd_catalog_refresh(void)
 		parts[n_parts].hi = isnull ? PG_INT64_MAX : DatumGetInt64(d) - 1;
 		parts[n_parts].generation = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		parts[n_parts].state = state_code(SPI_getvalue(tup, desc, 5));
+		parts[n_parts].frozen_at = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
 		n_parts++;
 	}
 	SPI_finish();
@@ -189,7 +191,12 @@ kmd_catalog_refresh(void)
 		part->hi = parts[j].hi;
 		part->generation = parts[j].generation;
 		part->state = parts[j].state;
+		part->frozen_at = parts[j].frozen_at;
 	}
+	kmd_shared->n_frozen = 0;
+	for (int j = 0; j < n_parts; j++)
+		if (parts[j].state == KMD_PART_FROZEN)
+			kmd_shared->n_frozen++;
 	if (roster_changed)
 		kmd_shared->roster_version++;
 	if (map_changed)

@@ -1,11 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * partition.c
- *	  Elastic partitions: kmd_split and kmd_create_partitions.
+ *	  Elastic partitions: kmd_split, kmd_create_partitions, kmd_merge,
+ *	  kmd_rebalance, and the Raft worker's finishing of a merge left
+ *	  half-way.
  *
  * A split takes a new partition id from the system partition, then goes
  * into the split partition's own log, so that every node cuts at the same
  * index (apply.c does the cut).  No row moves: every node holds every row.
+ * A merge freezes the right partition in its own log, then commits in the
+ * left partition's log; if the caller goes away in between, the leader of
+ * the left partition commits it.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -18,15 +23,18 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/tuplestore.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "balance.h"
 #include "command.h"
 #include "errcodes.h"
+#include "guc.h"
 #include "request.h"
 #include "shmem.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(kmd_split);
 PG_FUNCTION_INFO_V1(kmd_create_partitions);
@@ -39,6 +47,7 @@ typedef struct PartView
 	int64		lo;
 	int64		hi;				/* inclusive */
 	uint64		generation;
+	uint64		frozen_at;		/* the freeze entry's index, when frozen */
 } PartView;
 
 static bool
@@ -55,6 +64,7 @@ part_view(int32 partition_id, PartView *v)
 		v->lo = part->lo;
 		v->hi = part->hi;
 		v->generation = part->generation;
+		v->frozen_at = part->frozen_at;
 	}
 	LWLockRelease(kmd_shared->lock);
 	return part != NULL;
@@ -214,27 +224,17 @@ kmd_create_partitions(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(kmd_merge);
 PG_FUNCTION_INFO_V1(kmd_rebalance);
 
-/* The freeze index of a frozen partition, from kommander.partition_map. */
-static uint64
-frozen_at(int32 partition_id)
+/* The merge command: `left' at `generation' takes `right', frozen at `freeze'. */
+static void
+merge_command(KmdCommand *cmd, uint64 generation, int32 right, uint64 freeze)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(partition_id)};
-	uint64		index = 0;
-	bool		isnull = true;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT frozen_at FROM kommander.partition_map WHERE partition_id = $1",
-							  1, types, values, NULL, true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-			index = DatumGetInt64(d);
-	}
-	SPI_finish();
-	return index;
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->kind = KMD_CMD_MERGE;
+	cmd->generation = generation;
+	cmd->sys_index = kmd_partition_applied(0);
+	cmd->n_args = 2;
+	cmd->args[0] = psprintf("%d", right);
+	cmd->args[1] = psprintf(UINT64_FORMAT, freeze);
 }
 
 Datum
@@ -247,8 +247,6 @@ kmd_merge(PG_FUNCTION_ARGS)
 	KmdCommand	cmd;
 	KmdOutcome	out;
 	uint64		freeze;
-	char		right_text[32];
-	char		freeze_text[32];
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -286,20 +284,71 @@ kmd_merge(PG_FUNCTION_ARGS)
 		freeze = out.index;
 	}
 	else
-		freeze = frozen_at(right);	/* an earlier merge stopped half-way */
+		freeze = r.frozen_at;	/* an earlier merge stopped half-way */
 
 	/* 2. the merge, applied everywhere only once the right one is drained */
-	snprintf(right_text, sizeof(right_text), "%d", right);
-	snprintf(freeze_text, sizeof(freeze_text), UINT64_FORMAT, freeze);
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.kind = KMD_CMD_MERGE;
-	cmd.generation = l.generation;
-	cmd.sys_index = kmd_partition_applied(0);
-	cmd.n_args = 2;
-	cmd.args[0] = right_text;
-	cmd.args[1] = freeze_text;
+	merge_command(&cmd, l.generation, right, freeze);
 	kmd_propose_command(left, &cmd, &out);
 	PG_RETURN_INT32(left);
+}
+
+/*
+ * Called by the Raft worker on a tick, for a user partition it leads.  If
+ * the right neighbour has stayed frozen for a whole propose timeout (the
+ * kmd_merge that froze it timed out, was cancelled, or its node crashed),
+ * propose the merge here.  A second merge of the same pair is refused at
+ * apply (the left generation moved on), so racing a live kmd_merge or
+ * another try is harmless; nobody waits for the outcome.
+ */
+void
+kmd_finish_merge(KmdGroup *g, TimestampTz now)
+{
+	KmdPartition *left = g->part;
+	int32		right = 0;
+	uint64		freeze = 0;
+	uint64		generation = 0;
+	KmdCommand	cmd;
+	char	   *data;
+	uint32		len;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	if (left != NULL && left->partition_id > 0 && left->state == KMD_PART_ACTIVE &&
+		left->hi != PG_INT64_MAX)
+	{
+		for (int i = 0; i < kmd_shared->max_partitions; i++)
+		{
+			KmdPartition *p = &kmd_shared->partitions[i];
+
+			if (p->partition_id > 0 && p->state == KMD_PART_FROZEN &&
+				p->lo == left->hi + 1 && p->frozen_at > 0)
+			{
+				right = p->partition_id;
+				freeze = p->frozen_at;
+			}
+		}
+		generation = left->generation;
+	}
+	LWLockRelease(kmd_shared->lock);
+
+	if (right != g->merge_right)
+	{
+		g->merge_right = right;
+		g->merge_seen = now;
+		return;
+	}
+	if (right == 0 || !TimestampDifferenceExceeds(g->merge_seen, now, kmd_propose_timeout))
+		return;
+	g->merge_seen = now;
+	merge_command(&cmd, generation, right, freeze);
+	cmd.origin_node = kmd_shared->local_node_id;
+	cmd.origin_slot = -1;
+	data = kmd_command_encode(&cmd, &len);
+	if (raft_propose(g->r, data, len, NULL, NULL) == RAFT_OK)
+		ereport(LOG,
+				(errmsg("kommander: finishing the merge of partition %d into partition %d",
+						right, g->partition_id),
+				 errdetail("Partition %d has been frozen for longer than kommander.propose_timeout.",
+						   right)));
 }
 
 /*

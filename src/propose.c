@@ -154,6 +154,49 @@ read_barrier(int32 partition_id, TimestampTz deadline)
 	return out.index;
 }
 
+/*
+ * The barrier for one key.  The key is routed again after each barrier
+ * until its partition stays put: a split or merge committed before the call
+ * may not be applied here when the key is first routed.  A frozen
+ * partition's keys may already be written through its left neighbour (the
+ * merge commits there), so that one gets a barrier too.
+ */
+static uint64
+key_barrier(const char *key, TimestampTz deadline)
+{
+	int64		h = kmd_hash_key(key, strlen(key));
+	uint64		generation;
+	int32		state;
+	int32		leader;
+	int64		lo;
+	int32		partition_id = kmd_route_hash(h, &generation, &state, &leader, &lo);
+
+	for (;;)
+	{
+		uint64		index = read_barrier(partition_id, deadline);
+		uint64		generation_now;
+		int32		state_now;
+		int32		partition_now;
+
+		if (state == KMD_PART_FROZEN && lo > PG_INT64_MIN)
+		{
+			uint64		g;
+			int32		s;
+			int64		l;
+
+			(void) read_barrier(kmd_route_hash(lo - 1, &g, &s, &leader, &l), deadline);
+		}
+		partition_now = kmd_route_hash(h, &generation_now, &state_now, &leader, &lo);
+		if (partition_now == partition_id && generation_now == generation &&
+			state_now == state)
+			return index;
+		partition_id = partition_now;
+		generation = generation_now;
+		state = state_now;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 Datum
 kmd_read_barrier(PG_FUNCTION_ARGS)
 {
@@ -163,29 +206,34 @@ kmd_read_barrier(PG_FUNCTION_ARGS)
 	kmd_require_member();
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
 	if (!PG_ARGISNULL(0))
-	{
-		char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(0));
-		uint64		generation;
-		int32		state;
-		int32		leader;
-		int32		partition_id = kmd_route_key(key, strlen(key), &generation,
-												 &state, &leader);
-
-		index = read_barrier(partition_id, deadline);
-	}
+		index = key_barrier(text_to_cstring(PG_GETARG_TEXT_PP(0)), deadline);
 	else
 	{
+		/*
+		 * Every partition, and then every partition that appeared here while
+		 * doing so: one split off before the call may be created only when
+		 * this node applies the split.
+		 */
+		int32	   *done = palloc0(sizeof(int32) * kmd_shared->max_partitions);
 		int32	   *ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
-		int			n = 0;
+		int			n;
 
-		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		for (int i = 0; i < kmd_shared->max_partitions; i++)
-			if (kmd_shared->partitions[i].partition_id >= 0 &&
-				kmd_shared->partitions[i].state != KMD_PART_GONE)
-				ids[n++] = kmd_shared->partitions[i].partition_id;
-		LWLockRelease(kmd_shared->lock);
-		for (int i = 0; i < n; i++)
-			index = Max(index, read_barrier(ids[i], deadline));
+		do
+		{
+			n = 0;
+			LWLockAcquire(kmd_shared->lock, LW_SHARED);
+			for (int i = 0; i < kmd_shared->max_partitions; i++)
+				if (kmd_shared->partitions[i].partition_id >= 0 &&
+					kmd_shared->partitions[i].state != KMD_PART_GONE &&
+					done[i] != kmd_shared->partitions[i].partition_id + 1)
+				{
+					done[i] = kmd_shared->partitions[i].partition_id + 1;
+					ids[n++] = kmd_shared->partitions[i].partition_id;
+				}
+			LWLockRelease(kmd_shared->lock);
+			for (int i = 0; i < n; i++)
+				index = Max(index, read_barrier(ids[i], deadline));
+		} while (n > 0);
 	}
 	PG_RETURN_INT64((int64) index);
 }

@@ -38,7 +38,15 @@ int32
 kmd_route_key(const char *key, int len, uint64 *generation, int32 *state,
 			  int32 *leader)
 {
-	int64		h = kmd_hash_key(key, len);
+	int64		lo;
+
+	return kmd_route_hash(kmd_hash_key(key, len), generation, state, leader, &lo);
+}
+
+int32
+kmd_route_hash(int64 h, uint64 *generation, int32 *state, int32 *leader,
+			   int64 *lo)
+{
 	int32		found = -1;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -54,6 +62,7 @@ kmd_route_key(const char *key, int len, uint64 *generation, int32 *state,
 			*generation = part->generation;
 			*state = part->state;
 			*leader = part->leader;
+			*lo = part->lo;
 			break;
 		}
 	}

@@ -23,4 +23,8 @@ extern int64 kmd_hash_key(const char *key, int len);
 extern int32 kmd_route_key(const char *key, int len, uint64 *generation,
 						   int32 *state, int32 *leader);
 
+/* The same for a hash; `lo' receives the first hash of the range. */
+extern int32 kmd_route_hash(int64 h, uint64 *generation, int32 *state,
+							int32 *leader, int64 *lo);
+
 #endif							/* KOMMANDER_ROUTING_H */

@@ -74,6 +74,7 @@ typedef struct KmdPartition
 	int64		lo;				/* key-hash range [lo, hi]; inclusive bounds */
 	int64		hi;
 	uint64		generation;
+	uint64		frozen_at;		/* index of the freeze entry, when frozen */
 
 	/* Raft worker, under lock */
 	int32		role;			/* raft_role, or -1 when not started */
@@ -191,6 +192,7 @@ typedef struct KmdShared
 	/* bumped (under lock) whenever the roster or the partition map changes */
 	uint64		roster_version;
 	uint64		map_version;
+	int			n_frozen;		/* partitions frozen, as of the last refresh */
 
 	Latch	   *launcher_latch;
 	Latch	   *apply_latch;

@@ -141,6 +141,8 @@ group_start(int32 partition_id)
 	g->durable_last = raft_last_index(g->r);
 	g->last_reconcile = 0;
 	g->reconciled_roster = 0;
+	g->merge_right = 0;
+	g->merge_seen = 0;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	g->part = kmd_partition_find(partition_id);
 	LWLockRelease(kmd_shared->lock);
@@ -797,10 +799,12 @@ tick_all(void)
 	int			n_alive = 0;
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		roster_version;
+	bool		any_frozen;
 
 	send_keepalives();
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	roster_version = kmd_shared->roster_version;
+	any_frozen = kmd_shared->n_frozen > 0;
 	for (int i = 0; i < KMD_MAX_NODES; i++)
 	{
 		TimestampTz last = (TimestampTz) pg_atomic_read_u64(&kmd_shared->nodes[i].last_contact);
@@ -828,6 +832,9 @@ tick_all(void)
 			g->reconciled_roster = roster_version;
 			g->last_reconcile = now;
 		}
+		/* a merge whose caller went away after the freeze */
+		if (any_frozen && raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0)
+			kmd_finish_merge(g, now);
 	}
 }
 

@@ -25,6 +25,8 @@ typedef struct KmdGroup
 	uint64		durable_last;	/* last index in kommander.log */
 	TimestampTz last_reconcile; /* membership reconciliation, leader only */
 	uint64		reconciled_roster;	/* roster version of the last one */
+	int32		merge_right;	/* frozen right neighbour seen, 0 if none */
+	TimestampTz merge_seen;		/* since when, or since the last try */
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
 } KmdGroup;
 
@@ -32,6 +34,9 @@ extern PGDLLEXPORT void kmd_worker_main(Datum arg);
 
 /* membership.c: bring a led group's configuration in line with the roster */
 extern void kmd_reconcile_group(KmdGroup *g);
+
+/* partition.c: commit a merge left half-way, in a group this worker leads */
+extern void kmd_finish_merge(KmdGroup *g, TimestampTz now);
 
 /* Encode a slot's read-index context, and back. */
 #define KMD_READ_CONTEXT(slot, gen) (((uint64) (uint32) (slot) << 32) | (uint32) (gen))
