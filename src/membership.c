@@ -641,7 +641,13 @@ kmd_node_id_by_name(const char *name)
  * The reconciler (Raft worker, leader of the group)
  * ------------------------------------------------------------------------
  */
-void
+
+/*
+ * Take one step toward the roster's membership in a group this worker
+ * leads.  Returns true when the group's configuration is in line with the
+ * roster, false when there is more to do (the caller asks again later).
+ */
+bool
 kmd_reconcile_group(KmdGroup *g)
 {
 	int32		ids[KMD_MAX_NODES];
@@ -650,6 +656,7 @@ kmd_reconcile_group(KmdGroup *g)
 	const raft_conf *conf = raft_get_conf(g->r);
 	raft_id		self = raft_self(g->r);
 	int			rc = RAFT_OK;
+	bool		in_line = true;
 
 	/* a node the roster marks 'removing' is to leave every group */
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -663,7 +670,7 @@ kmd_reconcile_group(KmdGroup *g)
 		}
 	LWLockRelease(kmd_shared->lock);
 	if (n == 0)
-		return;					/* roster not loaded yet */
+		return false;			/* roster not loaded yet */
 
 	/* members the roster no longer names leave; the leader hands over first */
 	for (uint32 i = 0; i < conf->n; i++)
@@ -682,9 +689,9 @@ kmd_reconcile_group(KmdGroup *g)
 				if (conf->members[k].id != self && conf->members[k].role == RAFT_VOTER)
 				{
 					(void) raft_transfer_leader(g->r, conf->members[k].id);
-					return;
+					return false;
 				}
-			return;
+			return false;
 		}
 		rc = raft_propose_conf(g->r, RAFT_CC_REMOVE, id, NULL, NULL);
 		goto done;
@@ -700,18 +707,23 @@ kmd_reconcile_group(KmdGroup *g)
 			rc = raft_propose_conf(g->r, RAFT_CC_ADD_LEARNER, (raft_id) ids[j], NULL, NULL);
 			goto done;
 		}
-		if (role == RAFT_LEARNER && roles[j] == KMD_NODE_VOTER &&
-			raft_get_progress(g->r, (raft_id) ids[j], &pr) == RAFT_OK &&
-			pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r))
+		if (role == RAFT_LEARNER && roles[j] == KMD_NODE_VOTER)
 		{
-			rc = raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, (raft_id) ids[j], NULL, NULL);
-			goto done;
+			/* promoted once caught up; until then, look again later */
+			in_line = false;
+			if (raft_get_progress(g->r, (raft_id) ids[j], &pr) == RAFT_OK &&
+				pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r))
+			{
+				rc = raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, (raft_id) ids[j], NULL, NULL);
+				goto done;
+			}
 		}
 	}
-	return;
+	return in_line;
 
 done:
 	if (rc != RAFT_OK && rc != RAFT_EBUSY)
 		elog(DEBUG1, "kommander: partition %d: membership change refused: %s",
 			 g->partition_id, raft_strerror(rc));
+	return false;
 }

@@ -141,6 +141,7 @@ group_start(int32 partition_id)
 	g->durable_last = raft_last_index(g->r);
 	g->last_reconcile = 0;
 	g->reconciled_roster = 0;
+	g->in_line = false;
 	g->merge_right = 0;
 	g->merge_seen = 0;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -164,6 +165,10 @@ sync_groups(bool force)
 	int			n = 0;
 	uint64		version;
 
+	/* nothing to look for unless the map moved or a group was missing */
+	if (kmd_shared->map_version == seen_map_version && !groups_missing && !force)
+		return;
+
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	version = kmd_shared->map_version;
 	for (int i = 0; i < kmd_shared->max_partitions && n < lengthof(ids); i++)
@@ -177,8 +182,6 @@ sync_groups(bool force)
 	}
 	LWLockRelease(kmd_shared->lock);
 
-	if (version == seen_map_version && !groups_missing && !force)
-		return;
 	seen_map_version = version;
 	groups_missing = false;
 	if (n == 0)
@@ -557,10 +560,11 @@ needs_persist(const raft_ready *rd)
 
 /*
  * Collect, persist, send and advance the ready batches of every group, in
- * the durability order of raft.h.  Returns whether a group has more.
+ * the durability order of raft.h.  Returns whether a group has more;
+ * *worked says whether any group had something.
  */
 static bool
-process_ready(void)
+process_ready(bool *worked)
 {
 	HASH_SEQ_STATUS seq;
 	KmdGroup   *g;
@@ -587,6 +591,7 @@ process_ready(void)
 		persist |= needs_persist(&ready[n].rd);
 		n++;
 	}
+	*worked = n > 0;
 	if (n == 0)
 		return false;
 
@@ -753,8 +758,20 @@ balance(void)
 }
 
 /*
- * Node-level liveness, once per peer rather than per partition: a peer that
- * got nothing from this worker for a heartbeat interval gets an empty batch.
+ * How often an idle node shows it is alive, and how often a worker whose
+ * groups all rest wakes up: often enough that a peer is never taken for
+ * silent (no word within an election timeout) while it is up.
+ */
+static int
+idle_interval(void)
+{
+	return Max(kmd_heartbeat_interval, kmd_election_timeout / 4);
+}
+
+/*
+ * Node-level liveness, once per peer rather than per partition: worker 0
+ * sends a peer an empty batch when it sent that peer nothing for an idle
+ * interval.  The peer counts any batch from any worker of this node.
  */
 static void
 send_keepalives(void)
@@ -762,6 +779,9 @@ send_keepalives(void)
 	TimestampTz now = GetCurrentTimestamp();
 	int32		peers[KMD_MAX_NODES];
 	int			n = 0;
+
+	if (worker_no != 0)
+		return;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < KMD_MAX_NODES; i++)
@@ -771,7 +791,7 @@ send_keepalives(void)
 	LWLockRelease(kmd_shared->lock);
 	for (int i = 0; i < n; i++)
 		if (TimestampDifferenceExceeds(last_sent[LAST_SENT_SLOT(peers[i])], now,
-									   kmd_heartbeat_interval))
+									   idle_interval()))
 		{
 			KmdOutBatch *b = batch_for(peers[i]);
 
@@ -790,7 +810,12 @@ peer_alive(int32 node, const int32 *alive, int n_alive)
 	return false;
 }
 
-static void
+/*
+ * Tick every group; returns whether some group is awake (not quiesced), in
+ * which case the next tick is due in a heartbeat interval, else in an idle
+ * interval.
+ */
+static bool
 tick_all(void)
 {
 	HASH_SEQ_STATUS seq;
@@ -800,6 +825,7 @@ tick_all(void)
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		roster_version;
 	bool		any_frozen;
+	bool		awake = false;
 
 	send_keepalives();
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -823,19 +849,43 @@ tick_all(void)
 			!peer_alive((int32) raft_leader(g->r), alive, n_alive))
 			raft_unquiesce(g->r);
 		raft_tick(g->r);
-		/* membership follows the roster: at once on a change, else each second */
-		if (raft_get_role(g->r) == RAFT_LEADER &&
-			(g->reconciled_roster != roster_version ||
-			 TimestampDifferenceExceeds(g->last_reconcile, now, 1000)))
+
+		/*
+		 * Membership follows the roster: on taking the lead, on a roster
+		 * change, and each second while steps remain.
+		 */
+		if (raft_get_role(g->r) != RAFT_LEADER)
+			g->reconciled_roster = 0;
+		else if (g->reconciled_roster != roster_version ||
+				 (!g->in_line && TimestampDifferenceExceeds(g->last_reconcile, now, 1000)))
 		{
-			kmd_reconcile_group(g);
+			g->in_line = kmd_reconcile_group(g);
 			g->reconciled_roster = roster_version;
 			g->last_reconcile = now;
 		}
 		/* a merge whose caller went away after the freeze */
 		if (any_frozen && raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0)
 			kmd_finish_merge(g, now);
+		awake |= !raft_quiesced(g->r);
 	}
+	return awake;
+}
+
+/* Is some group awake?  Then ticks come every heartbeat interval. */
+static bool
+any_awake(void)
+{
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+		if (!raft_quiesced(g->r))
+		{
+			hash_seq_term(&seq);
+			return true;
+		}
+	return false;
 }
 
 /* ------------------------------------------------------------------------
@@ -934,6 +984,7 @@ kmd_worker_main(Datum arg)
 	{
 		MemoryContext old;
 		bool		tick = false;
+		bool		worked = false;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -945,25 +996,32 @@ kmd_worker_main(Datum arg)
 		old = MemoryContextSwitchTo(loop_cxt);
 
 		if (GetCurrentTimestamp() >= next_tick)
-		{
 			tick = true;
-			next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													kmd_heartbeat_interval);
-		}
 		sync_groups(tick && groups_missing);
 		kmd_transport_sync(&transport);
 		kmd_transport_poll(&transport);
 		receive();
 		if (tick)
 		{
-			tick_all();
+			/* a worker whose groups all rest wakes up less often */
+			next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													tick_all() ? kmd_heartbeat_interval :
+													idle_interval());
 			balance();
 		}
 		take_slots();
-		busy = process_ready();
+		busy = process_ready(&worked);
 		flush_batches();		/* replies to forwarded requests */
 		publish_status();
 		kmd_transport_poll(&transport);
+
+		/* a group woken since (a message, a proposal) ticks at full rate */
+		if (worked &&
+			next_tick > TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													kmd_heartbeat_interval) &&
+			any_awake())
+			next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													kmd_heartbeat_interval);
 
 		wait_for_events(next_tick, busy);
 		MemoryContextSwitchTo(old);

@@ -24,7 +24,9 @@ typedef struct KmdGroup
 	raft	   *r;
 	uint64		durable_last;	/* last index in kommander.log */
 	TimestampTz last_reconcile; /* membership reconciliation, leader only */
-	uint64		reconciled_roster;	/* roster version of the last one */
+	uint64		reconciled_roster;	/* roster version of the last one, 0 when
+									 * not leading */
+	bool		in_line;		/* the last one found nothing left to do */
 	int32		merge_right;	/* frozen right neighbour seen, 0 if none */
 	TimestampTz merge_seen;		/* since when, or since the last try */
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
@@ -32,8 +34,11 @@ typedef struct KmdGroup
 
 extern PGDLLEXPORT void kmd_worker_main(Datum arg);
 
-/* membership.c: bring a led group's configuration in line with the roster */
-extern void kmd_reconcile_group(KmdGroup *g);
+/*
+ * membership.c: a step toward the roster in a led group's configuration;
+ * true once the two are in line
+ */
+extern bool kmd_reconcile_group(KmdGroup *g);
 
 /* partition.c: commit a merge left half-way, in a group this worker leads */
 extern void kmd_finish_merge(KmdGroup *g, TimestampTz now);

@@ -3,7 +3,7 @@
 #   balancer).  Split and merge while a node is down: the two others carry
 #   on, and the node that returns catches up with the same partition map and
 #   rows.  Then 256 partitions on the three nodes: everything still
-#   converges; the workers' CPU use while idle goes to the test log.
+#   converges and rests; the CPU use while idle goes to the test log.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -106,31 +106,39 @@ ok($n1->poll_query_until('postgres',
 	"SELECT quiesced FROM kommander.partitions WHERE partition_id = $woken"),
 	'the partition that took a write quiesces again');
 
-# CPU of the Raft workers while idle, for the log (not asserted)
-sub worker_ticks
+# CPU while idle, for the log (not asserted): the kommander processes
+# (launcher, Raft workers, apply), and the backends of the peer channel that
+# run kommander.deliver for the other nodes' keepalives
+sub cpu_ticks
 {
 	my ($node) = @_;
-	my $total = 0;
-	for my $pid (split /\n/, $node->safe_psql('postgres',
-			"SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'kommander%'"))
+	my %total = (kommander => 0, peers => 0);
+	for my $row (split /\n/, $node->safe_psql('postgres', q{
+			SELECT pid, CASE WHEN backend_type LIKE 'kommander%' THEN 'kommander' ELSE 'peers' END
+			  FROM pg_stat_activity
+			 WHERE backend_type LIKE 'kommander%' OR query LIKE '%kommander.deliver%'}))
 	{
+		my ($pid, $kind) = split /\|/, $row;
 		open(my $fh, '<', "/proc/$pid/stat") or next;
 		my @f = split / /, <$fh>;
 		close $fh;
-		$total += $f[13] + $f[14];
+		$total{$kind} += $f[13] + $f[14];
 	}
-	return $total;
+	return \%total;
 }
-my %before = map { $_->name => worker_ticks($_) } @nodes;
+my %before = map { $_->name => cpu_ticks($_) } @nodes;
 my $w0 = time;
 # a measurement window, not a wait for a condition
-$n1->safe_psql('postgres', 'SELECT pg_sleep(3)');
+$n1->safe_psql('postgres', 'SELECT pg_sleep(5)');
 my $secs = time - $w0;
 for my $node (@nodes)
 {
-	my $ticks = worker_ticks($node) - $before{ $node->name };
-	note sprintf('%s: kommander processes used %.1f%% of a core while idle with 256 partitions',
-		$node->name, 100 * $ticks / 100 / $secs);
+	my $after = cpu_ticks($node);
+	my $b = $before{ $node->name };
+	note sprintf('%s: while idle with 256 partitions, kommander processes used %.1f%% '
+		  . 'of a core, peer-channel backends %.1f%%',
+		$node->name, ($after->{kommander} - $b->{kommander}) / $secs,
+		($after->{peers} - $b->{peers}) / $secs);
 }
 
 done_testing();
