@@ -55,16 +55,7 @@ is(scalar(@more), 4, 'kmd_create_partitions(6) adds four partitions');
 $n1->poll_query_until('postgres', "SELECT count(*) >= 60 FROM kv") or die 'load stalled after splits';
 
 # a proposal that carries the generation partition 1 had before its split
-my $key;
-for my $i (1 .. 200)
-{
-	if ($n2->safe_psql('postgres', "SELECT partition_id FROM kmd_route('probe-$i')") eq '1')
-	{
-		$key = "probe-$i";
-		last;
-	}
-}
-ok(defined $key, 'found a key of partition 1');
+my $key = KmdTest::key_in($n2, 1, 'probe-');
 my ($rc, $out, $err) = $n2->psql('postgres',
 	"SELECT kmd_propose('$key', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"$key\",\"v\":\"x\"}}', $old_gen)");
 like($err, qr/stale partition generation/, 'a stale generation is fenced');

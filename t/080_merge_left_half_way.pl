@@ -28,18 +28,8 @@ is($n1->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'partition 1 split in
 KmdTest::wait_converged(\@nodes);
 
 # a key of each partition, written before the merge
-sub key_of
-{
-	my ($partition) = @_;
-	for my $i (1 .. 500)
-	{
-		return "k$i"
-		  if $n1->safe_psql('postgres', "SELECT partition_id FROM kmd_route('k$i')") eq $partition;
-	}
-	die "no key routes to partition $partition";
-}
-my $left_key = key_of(1);
-my $right_key = key_of(2);
+my $left_key = KmdTest::key_in($n1, 1, 'k');
+my $right_key = KmdTest::key_in($n1, 2, 'k');
 for my $k ($left_key, $right_key)
 {
 	$n2->safe_psql('postgres',

@@ -35,16 +35,7 @@ $kv_lock->query_safe('BEGIN');
 $kv_lock->query_safe('LOCK TABLE public.kv IN SHARE MODE');
 
 is($n1->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'partition 1 split into 1 and 2');
-my $key;
-for my $i (1 .. 500)
-{
-	if ($n1->safe_psql('postgres', "SELECT partition_id FROM kmd_route('k$i')") eq '2')
-	{
-		$key = "k$i";
-		last;
-	}
-}
-ok(defined $key, 'a key of the new partition');
+my $key = KmdTest::key_in($n1, 2, 'k');
 is($n3->safe_psql('postgres', "SELECT partition_id FROM kmd_route('$key')"), '1',
 	'node 3 still routes it to partition 1');
 $n1->safe_psql('postgres',

@@ -104,6 +104,19 @@ sub wait_voters
 	}
 }
 
+# A key ("$prefix<n>") that $node routes to $partition; dies if none of the
+# first thousand does.
+sub key_in
+{
+	my ($node, $partition, $prefix) = @_;
+	my $key = $node->safe_psql('postgres', qq{
+		SELECT k FROM generate_series(1, 1000) i, LATERAL (SELECT '$prefix' || i AS k) s,
+		       LATERAL kmd_route(s.k) r
+		 WHERE r.partition_id = $partition ORDER BY i LIMIT 1});
+	die "no key routes to partition $partition on " . $node->name if $key eq '';
+	return $key;
+}
+
 # The name of the node leading a partition, as $node sees it.
 sub leader_of
 {
