@@ -52,6 +52,14 @@ static KmdTransport transport;
 static uint64 seen_map_version = 0;
 static bool groups_missing = true;
 
+/*
+ * Some group may have a ready batch or a changed status.  Set by whatever
+ * calls into a group (a message, a request, a tick of an awake group, a
+ * membership step, a transfer, a start); cleared once process_ready and
+ * publish_status have looked at every group.  An idle iteration skips both.
+ */
+static bool groups_dirty = true;
+
 /* Batches to peers, built during one iteration */
 typedef struct PeerBatches
 {
@@ -138,6 +146,7 @@ group_start(int32 partition_id)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("durable Raft state of partition %d is inconsistent", partition_id)));
 	}
+	groups_dirty = true;
 	g->durable_last = raft_last_index(g->r);
 	g->last_reconcile = 0;
 	g->reconciled_roster = 0;
@@ -327,6 +336,7 @@ handle_request(const Request *req)
 	raft_id		leader;
 	int			rc;
 
+	groups_dirty = true;
 	if (g == NULL)
 	{
 		if (req->from != 0)
@@ -469,6 +479,7 @@ receive(void)
 
 		if (b == NULL)
 			continue;			/* deliver() checked it; never trust twice */
+		groups_dirty = true;
 		for (size_t i = 0; i < b->n_messages; i++)
 		{
 			Kommander__GroupMessage *gm = b->messages[i];
@@ -749,6 +760,7 @@ balance(void)
 			raft_conf_role(raft_get_conf(g->r), (raft_id) l.voters[to]) == RAFT_VOTER &&
 			raft_transfer_leader(g->r, (raft_id) l.voters[to]) == RAFT_OK)
 		{
+			groups_dirty = true;
 			elog(DEBUG1, "kommander: handing partition %d to node %d to balance leaders",
 				 g->partition_id, l.voters[to]);
 			hash_seq_term(&seq);
@@ -848,7 +860,12 @@ tick_all(void)
 		if (raft_quiesced(g->r) && raft_get_role(g->r) != RAFT_LEADER &&
 			!peer_alive((int32) raft_leader(g->r), alive, n_alive))
 			raft_unquiesce(g->r);
-		raft_tick(g->r);
+		/* only an awake group does something on a tick */
+		if (!raft_quiesced(g->r))
+		{
+			groups_dirty = true;
+			raft_tick(g->r);
+		}
 
 		/*
 		 * Membership follows the roster: on taking the lead, on a roster
@@ -859,13 +876,17 @@ tick_all(void)
 		else if (g->reconciled_roster != roster_version ||
 				 (!g->in_line && TimestampDifferenceExceeds(g->last_reconcile, now, 1000)))
 		{
+			groups_dirty = true;
 			g->in_line = kmd_reconcile_group(g);
 			g->reconciled_roster = roster_version;
 			g->last_reconcile = now;
 		}
 		/* a merge whose caller went away after the freeze */
 		if (any_frozen && raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0)
+		{
+			groups_dirty = true;
 			kmd_finish_merge(g, now);
+		}
 		awake |= !raft_quiesced(g->r);
 	}
 	return awake;
@@ -1010,9 +1031,15 @@ kmd_worker_main(Datum arg)
 			balance();
 		}
 		take_slots();
-		busy = process_ready(&worked);
-		flush_batches();		/* replies to forwarded requests */
-		publish_status();
+		busy = false;
+		if (groups_dirty)
+		{
+			groups_dirty = false;
+			busy = process_ready(&worked);
+			groups_dirty = busy;
+			publish_status();
+		}
+		flush_batches();		/* replies to forwarded requests, keepalives */
 		kmd_transport_poll(&transport);
 
 		/* a group woken since (a message, a proposal) ticks at full rate */

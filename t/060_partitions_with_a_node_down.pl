@@ -109,7 +109,9 @@ ok($n1->poll_query_until('postgres',
 # CPU while idle, for the log (not asserted): the kommander processes
 # (launcher, Raft workers, apply), and the backends of the peer channel that
 # run kommander.deliver for the other nodes' keepalives
-sub cpu_ticks
+# (scheduler time in nanoseconds, from /proc/<pid>/schedstat: exact, unlike
+# the clock ticks of /proc/<pid>/stat)
+sub cpu_time
 {
 	my ($node) = @_;
 	my %total = (kommander => 0, peers => 0);
@@ -119,26 +121,26 @@ sub cpu_ticks
 			 WHERE backend_type LIKE 'kommander%' OR query LIKE '%kommander.deliver%'}))
 	{
 		my ($pid, $kind) = split /\|/, $row;
-		open(my $fh, '<', "/proc/$pid/stat") or next;
+		open(my $fh, '<', "/proc/$pid/schedstat") or next;
 		my @f = split / /, <$fh>;
 		close $fh;
-		$total{$kind} += $f[13] + $f[14];
+		$total{$kind} += $f[0];
 	}
 	return \%total;
 }
-my %before = map { $_->name => cpu_ticks($_) } @nodes;
+my %before = map { $_->name => cpu_time($_) } @nodes;
 my $w0 = time;
 # a measurement window, not a wait for a condition
 $n1->safe_psql('postgres', 'SELECT pg_sleep(5)');
 my $secs = time - $w0;
 for my $node (@nodes)
 {
-	my $after = cpu_ticks($node);
+	my $after = cpu_time($node);
 	my $b = $before{ $node->name };
-	note sprintf('%s: while idle with 256 partitions, kommander processes used %.1f%% '
-		  . 'of a core, peer-channel backends %.1f%%',
-		$node->name, ($after->{kommander} - $b->{kommander}) / $secs,
-		($after->{peers} - $b->{peers}) / $secs);
+	note sprintf('%s: while idle with 256 partitions, kommander processes used %.2f%% '
+		  . 'of a core, peer-channel backends %.2f%%',
+		$node->name, ($after->{kommander} - $b->{kommander}) / 1e7 / $secs,
+		($after->{peers} - $b->{peers}) / 1e7 / $secs);
 }
 
 done_testing();
