@@ -1123,11 +1123,22 @@ dispatch(sim *s, const heap_event *ev)
 		case EV_TICK:
 			if (n->up && ev->arg == n->incarnation)
 			{
+				bool		regained = false;
+
 				/*
 				 * Hosts watch each other once per node, not per group: a
-				 * ping every few ticks, and quiesced followers wake when
-				 * their leader's host falls silent.
+				 * ping every few ticks; quiesced followers wake when their
+				 * leader's host falls silent, and quiesced leaders when a
+				 * silent host is heard from again (they rested without it).
 				 */
+				for (int peer = 1; peer <= s->cfg.nodes && s->quiesce; peer++)
+				{
+					bool		lost = peer != (int) ev->node &&
+						s->now > n->last_heard[peer] + 2 * ELECTION_TICKS * TICK_MS;
+
+					regained |= n->lost[peer] && !lost;
+					n->lost[peer] = lost;
+				}
 				if (s->quiesce && n->ticks++ % 3 == 0)
 					for (int peer = 1; peer <= s->cfg.nodes; peer++)
 						if (peer != (int) ev->node && !s->blocked[ev->node][peer] &&
@@ -1145,6 +1156,8 @@ dispatch(sim *s, const heap_event *ev)
 					role = raft_get_role(g->r);
 					if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_FOLLOWER &&
 						s->now > n->last_heard[raft_leader(g->r)] + 2 * ELECTION_TICKS * TICK_MS)
+						raft_unquiesce(g->r);
+					if (regained && raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER)
 						raft_unquiesce(g->r);
 					raft_tick(g->r);
 					/* a merge waiting for its right partition may go on */
@@ -1263,6 +1276,41 @@ all_groups_live(sim *s)
 	return true;
 }
 
+/*
+ * Has every member of every group (as its leader's configuration says) the
+ * leader's commit index and applied it?  If not, `why' says who lags.
+ */
+static bool
+members_caught_up(sim *s, char *why, size_t len)
+{
+	for (int gi = 0; gi < s->cfg.groups; gi++)
+	{
+		raft_id		l = leader_of(s, gi);
+		const raft_conf *conf;
+		raft_index	commit;
+
+		if (l == 0)
+			continue;			/* not hosted anywhere: liveness covers the rest */
+		conf = raft_get_conf(s->nodes[l].g[gi].r);
+		commit = raft_commit_index(s->nodes[l].g[gi].r);
+		for (uint32_t i = 0; i < conf->n; i++)
+		{
+			int			nid = (int) conf->members[i].id;
+			group	   *g = &s->nodes[nid].g[gi];
+
+			if (!s->nodes[nid].up || !g->exists || raft_commit_index(g->r) < commit ||
+				g->applied < commit)
+			{
+				snprintf(why, len, "group %d: node %d has applied %llu of the %llu its leader %u committed",
+						 gi, nid, (unsigned long long) (g->exists ? g->applied : 0),
+						 (unsigned long long) commit, (unsigned) l);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
 static bool
 run_one_event(sim *s)
 {
@@ -1356,6 +1404,20 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 		while (!s->failed && s->now < heal_at + res->liveness_ms + CLIENT_TIMEOUT_MS + 100 &&
 			   run_one_event(s))
 			;
+	}
+
+	/* every member catches up, quiesced or not */
+	if (!s->failed)
+	{
+		uint64_t	until = s->now + LIVENESS_BOUND_MS;
+		char		why[160];
+
+		while (!s->failed && !members_caught_up(s, why, sizeof(why)) && s->now < until &&
+			   run_one_event(s))
+			;
+		if (!s->failed && !members_caught_up(s, why, sizeof(why)))
+			violation(s, "catch-up", "%s %llu ms after healing", why,
+					  (unsigned long long) (s->now - heal_at));
 	}
 
 	/* in the end every node has applied every partition and has one map */

@@ -142,6 +142,7 @@ typedef struct node
 {
 	bool		up;
 	uint64_t	last_heard[SIM_MAX_NODES + 1];	/* from each peer host */
+	bool		lost[SIM_MAX_NODES + 1];	/* silent at the last tick */
 	uint32_t	ticks;
 	uint32_t	incarnation;
 	uint64_t	stalled_until;

@@ -830,10 +830,13 @@ peer_alive(int32 node, const int32 *alive, int n_alive)
 static bool
 tick_all(void)
 {
+	static int32 was_alive[KMD_MAX_NODES];
+	static int	n_was_alive = 0;
 	HASH_SEQ_STATUS seq;
 	KmdGroup   *g;
 	int32		alive[KMD_MAX_NODES];
 	int			n_alive = 0;
+	bool		regained = false;
 	TimestampTz now = GetCurrentTimestamp();
 	uint64		roster_version;
 	bool		any_frozen;
@@ -853,12 +856,20 @@ tick_all(void)
 	}
 	LWLockRelease(kmd_shared->lock);
 
+	/* a node heard from again: leaders here may have rested without it */
+	for (int i = 0; i < n_alive; i++)
+		regained |= !peer_alive(alive[i], was_alive, n_was_alive);
+	memcpy(was_alive, alive, sizeof(int32) * n_alive);
+	n_was_alive = n_alive;
+
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
 		/* a quiesced follower wakes when its leader's node falls silent */
 		if (raft_quiesced(g->r) && raft_get_role(g->r) != RAFT_LEADER &&
 			!peer_alive((int32) raft_leader(g->r), alive, n_alive))
+			raft_unquiesce(g->r);
+		if (regained && raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER)
 			raft_unquiesce(g->r);
 		/* only an awake group does something on a tick */
 		if (!raft_quiesced(g->r))

@@ -1,9 +1,10 @@
 # 060_partitions_with_a_node_down.pl
 #   Leaders gathered on one node spread again by themselves (the automatic
 #   balancer).  Split and merge while a node is down: the two others carry
-#   on, and the node that returns catches up with the same partition map and
-#   rows.  Then 256 partitions on the three nodes: everything still
-#   converges and rests; the CPU use while idle goes to the test log.
+#   on, their partitions rest without it, and the node that returns catches
+#   up with the same partition map and rows.  Then 256 partitions on the
+#   three nodes: everything still converges and rests; the CPU use while
+#   idle goes to the test log.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -62,6 +63,14 @@ my ($l, $r) = split /\|/, $n1->safe_psql('postgres', q{
 	 WHERE l.partition_id > 0 AND l.state = 'active' AND r.state = 'active' ORDER BY l.lo LIMIT 1});
 is($n2->safe_psql('postgres', "SELECT kmd_merge($l, $r)"), $l, 'a merge with a node down');
 put($n1, "during-$_") for 1 .. 20;
+
+# the partitions rest even though node3 does not answer
+for my $node ($n1, $n2)
+{
+	ok($node->poll_query_until('postgres',
+		"SELECT bool_and(quiesced) FROM kommander.partitions WHERE state = 'active'"),
+		$node->name . ': idle partitions quiesce while node3 is down');
+}
 
 $n3->start;
 KmdTest::wait_converged(\@nodes);

@@ -453,9 +453,12 @@ quorum_active(raft *r)
 }
 
 /*
- * May the leader rest?  Only when every member holds its whole log, all of
- * it committed in its term and durable here, with no read, transfer or
- * broadcast pending.
+ * May the leader rest?  Only when every member that answers holds its whole
+ * log, all of it committed in its term and durable here, with no read,
+ * transfer or broadcast pending.  A member silent for three election
+ * timeouts (its node is down or cut off) does not hold the leader up: the
+ * host, which notices a silent node sooner, wakes the group when that node
+ * is heard from again.
  */
 static bool
 can_quiesce(raft *r)
@@ -467,6 +470,7 @@ can_quiesce(raft *r)
 		return false;
 	for (uint32_t i = 0; i < r->n_prs; i++)
 		if (r->prs[i].id != r->opt.id &&
+			r->prs[i].silent_ticks < RAFT_SILENT_TICKS(r) &&
 			(r->prs[i].match != last || r->prs[i].state != RAFT_PROGRESS_REPLICATE))
 			return false;
 	return true;
@@ -482,6 +486,8 @@ tick_leader(raft *r)
 	{
 		progress   *pr = &r->prs[i];
 
+		if (pr->id != r->opt.id && pr->silent_ticks < UINT32_MAX)
+			pr->silent_ticks++;
 		/* a snapshot that got no answer is retried */
 		if (pr->state == RAFT_PROGRESS_SNAPSHOT &&
 			++pr->snapshot_elapsed >= 2 * r->opt.election_ticks)
@@ -1154,4 +1160,7 @@ raft_unquiesce(raft *r)
 	r->quiesced = false;
 	/* a follower starts its election timer from zero */
 	r->election_elapsed = 0;
+	/* a leader gives every member a whole election timeout to answer */
+	for (uint32_t i = 0; i < r->n_prs; i++)
+		r->prs[i].silent_ticks = 0;
 }

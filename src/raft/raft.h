@@ -478,10 +478,19 @@ raft_id		raft_transferee(const raft *r);
  * With opts.quiesce, a leader whose followers all hold its whole log, all
  * committed, with nothing pending, sends one last heartbeat marked
  * `quiesce' and stops sending heartbeats; followers receiving it stop
- * their election timers.  Anything that happens (a message, a proposal, a
- * read) wakes the group.  A quiesced follower cannot notice that its leader
- * died: the host must call raft_unquiesce() when it loses contact with the
- * leader's node, which it can watch once per node rather than per group.
+ * their election timers.  A follower that has not answered for three
+ * election timeouts does not hold the leader up (it gets a plain heartbeat
+ * instead, whose answer wakes the leader).  Anything that happens (a
+ * message, a proposal, a read) wakes the group.  The host watches liveness
+ * once per node rather than per group, takes a node for lost when it has
+ * been silent for less than three election timeouts, and calls
+ * raft_unquiesce():
+ *   - on a quiesced follower whose leader's node it lost contact with (the
+ *     follower cannot notice that its leader died);
+ *   - on a quiesced leader when a node it had lost contact with is heard
+ *     from again (the leader may have rested without it).
+ * raft_unquiesce() gives a leader's members a fresh three election timeouts
+ * to answer.
  * Quiescence changes only timers, never safety.
  * ------------------------------------------------------------------------
  */

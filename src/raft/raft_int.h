@@ -22,6 +22,10 @@
 #define BUG(r, b) false
 #endif
 
+/* Leader ticks after which a member that has not answered stops holding
+ * quiescence up (raft.h, Quiescence) */
+#define RAFT_SILENT_TICKS(r) (3 * (r)->opt.election_ticks)
+
 /* Entry data, shared by the log and the messages that carry it. */
 typedef struct rbuf
 {
@@ -39,6 +43,7 @@ typedef struct progress
 	uint32_t	state;			/* raft_progress_state */
 	bool		probe_sent;		/* PROBE: an append is out, wait for its answer */
 	bool		recent_active;	/* heard from since the last quorum check */
+	uint32_t	silent_ticks;	/* leader ticks since it last answered */
 	raft_index	pending_snapshot;	/* SNAPSHOT: index of the snapshot sent */
 	uint32_t	snapshot_elapsed;	/* SNAPSHOT: ticks since it was sent */
 	uint64_t	read_ack;		/* highest read sequence it acknowledged */

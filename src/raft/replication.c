@@ -137,7 +137,9 @@ repl_bcast_heartbeat(raft *r, uint64_t context, bool quiesce)
 		/* never past what the follower is known to hold */
 		m.commit = pr->match < r->commit ? pr->match : r->commit;
 		m.context = context;
-		m.quiesce = quiesce;
+		/* only a follower that holds the whole log may rest; one the leader
+		 * rests without gets a plain heartbeat, whose answer wakes it again */
+		m.quiesce = quiesce && pr->match == log_last_index(r);
 		raft_send(r, &m);
 	}
 }
@@ -203,6 +205,7 @@ repl_handle_append_resp(raft *r, const raft_message *m)
 	if (pr == NULL)
 		return;
 	pr->recent_active = true;
+	pr->silent_ticks = 0;
 
 	if (m->reject)
 	{
@@ -274,6 +277,7 @@ repl_handle_heartbeat_resp(raft *r, const raft_message *m)
 	if (pr == NULL)
 		return;
 	pr->recent_active = true;
+	pr->silent_ticks = 0;
 	pr->probe_sent = false;
 	/* a full window may hide a lost append: make room to find out */
 	if (pr->state == RAFT_PROGRESS_REPLICATE && pr->in_count == pr->in_cap)

@@ -118,6 +118,42 @@ test_woken_followers_replace_a_dead_leader(void **state)
 	fx_free(f);
 }
 
+/*
+ * A member cut off for three election timeouts does not keep the leader
+ * awake.  Back again, it is not caught up until its host wakes the leader;
+ * then it is, and the group rests again.
+ */
+static void
+test_leader_rests_without_a_silent_member(void **state)
+{
+	fixture    *f = idle_group();
+	uint64_t	hb;
+
+	(void) state;
+	fx_isolate(f, 3);
+	assert_int_equal(fx_propose(f, 1, "y"), RAFT_OK);
+	fx_run(f, 40);
+	assert_int_equal(fx_applied_normal(f, 2), 2);
+	assert_true(raft_quiesced(fx_raft(f, 1)));
+	hb = f->sent_by_type[RAFT_MSG_HEARTBEAT];
+	fx_run(f, 100);
+	assert_int_equal(f->sent_by_type[RAFT_MSG_HEARTBEAT], hb);
+
+	fx_heal_all(f);
+	fx_run(f, 100);
+	assert_int_equal(fx_applied_normal(f, 3), 1);	/* resting, behind */
+
+	raft_unquiesce(fx_raft(f, 1));	/* its host heard from node 3 again */
+	fx_run(f, 10);
+	for (raft_id id = 1; id <= 3; id++)
+	{
+		assert_int_equal(fx_applied_normal(f, id), 2);
+		assert_true(raft_quiesced(fx_raft(f, id)));
+	}
+	assert_int_equal(fx_leader(f), 1);
+	fx_free(f);
+}
+
 int
 main(void)
 {
@@ -126,6 +162,7 @@ main(void)
 		cmocka_unit_test(test_without_the_option_heartbeats_go_on),
 		cmocka_unit_test(test_proposal_wakes_the_group),
 		cmocka_unit_test(test_woken_followers_replace_a_dead_leader),
+		cmocka_unit_test(test_leader_rests_without_a_silent_member),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
