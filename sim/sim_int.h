@@ -2,7 +2,8 @@
  *
  * sim_int.h
  *	  The simulator's internal state, shared by cluster.c (nodes, network,
- *	  clients, nemesis, event loop) and partition.c (split and merge of
+ *	  disks, event loop), client.c (clients), nemesis.c (faults), check.c
+ *	  (tracing and invariants) and partition.c (split and merge of
  *	  partitions, routing, the range-coverage invariant).
  *
  * Copyright (c) 2026, kommander developers
@@ -268,16 +269,37 @@ typedef struct sim
 	uint64_t	n_trace;
 } sim;
 
-/* cluster.c: services partition.c uses */
+/* cluster.c: nodes, groups, events */
 uint64_t	kv_apply(kv_state *kv, const kv_cmd *c);
-void		trace(sim *s, uint32_t type, uint32_t node_id, uint32_t grp, uint64_t a, uint64_t b);
-void		violation(sim *s, const char *invariant, const char *fmt,...);
 void		schedule(sim *s, uint64_t at, uint32_t type, uint32_t node_id, uint32_t grp,
 					 uint64_t arg, void *payload);
-raft_id		leader_of(sim *s, int gi);
+uint64_t	net_delay(sim *s);
 void		group_start(sim *s, int nid, int gi);
 void		group_process(sim *s, int nid, int gi);
+void		node_crash(sim *s, int nid);
+
+/* check.c: tracing and invariants */
+void		trace(sim *s, uint32_t type, uint32_t node_id, uint32_t grp, uint64_t a, uint64_t b);
+void		violation(sim *s, const char *invariant, const char *fmt,...);
+void		check_committed_entry(sim *s, int node_id, int gi, const raft_entry *e,
+								  const char *what);
+void		check_group(sim *s, int nid, int gi, raft_term term_before, int role_before);
+bool		all_groups_live(sim *s);
+bool		members_caught_up(sim *s, char *why, size_t len);
+
+/* client.c: clients and the answers they wait for */
+void		client_start(sim *s, int ci);
+void		client_send(sim *s, int ci);
+void		on_request(sim *s, int nid, request *r);
+void		on_reply(sim *s, request *r);
+void		reply_client(sim *s, int nid, request *req, int status, uint64_t output);
+void		waiter_add(group *g, const waiter *w);
 void		answer_waiters(sim *s, int nid, int gi, const raft_entry *applied_entry, uint64_t output);
+
+/* nemesis.c: faults */
+raft_id		leader_of(sim *s, int gi);
+void		heal_network(sim *s);
+void		nemesis(sim *s);
 
 /* partition.c */
 void		part_init(sim *s, const raft_conf *conf);
