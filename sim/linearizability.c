@@ -35,6 +35,9 @@
  *	  pruned.  Completed operations are tried before pending ones, so the
  *	  configurations with fewer pending operations come first.
  *
+ * The sets of operations and the cache of explored configurations are in
+ * lin_cache.c.
+ *
  * Copyright (c) 2026, kommander developers
  *
  * sim/linearizability.c
@@ -45,9 +48,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lin_cache.h"
 #include "linearizability.h"
-
-#define NIL UINT64_MAX
 
 /* One operation of the key being checked. */
 typedef struct kop
@@ -74,15 +76,6 @@ typedef struct event
 	int			next;
 } event;
 
-/* What the search state holds beyond the sets of operations linearized. */
-typedef struct config
-{
-	uint64_t	state;			/* canonical value of the key */
-	uint64_t	raw;			/* the same, not canonical, for messages */
-	bool		after_pw;		/* the last operation is a pending write */
-	uint64_t	before_pw;		/* if so, the state before it */
-} config;
-
 /* A linearized operation, to undo on backtracking. */
 typedef struct frame
 {
@@ -94,43 +87,6 @@ typedef struct frame
 	config		before;
 	uint64_t	node;			/* its configuration's cache node */
 } frame;
-
-/*
- * A set of operations as bits, stored compressed as its words [lo, hi):
- * those below lo are all ones, those from hi on all zero.  `zob' is the
- * XOR of the members' Zobrist keys, a hash kept in O(1).
- */
-typedef struct bitset
-{
-	uint64_t   *w;
-	size_t		nwords;
-	size_t		lo;				/* first word that is not all ones */
-	size_t		hi;				/* one past the last nonzero word */
-	uint64_t	zob;
-	uint64_t   *zkeys;			/* per bit */
-} bitset;
-
-/*
- * The configurations explored: a hash table keyed by (completed set,
- * state) whose keys each head a list of the pending sets seen with it.
- * Keys live in one arena as [list, state, lo, len, words...], list nodes
- * in another as [next, active, after_pw, before_pw, lo, len, words...];
- * `active' marks a configuration still on the search stack, not yet
- * failed.  The table holds each key's full hash (0: empty) and offset.
- */
-typedef struct cache
-{
-	uint64_t   *hash;
-	uint64_t   *off;
-	size_t		cap;			/* a power of two */
-	size_t		n;
-	uint64_t   *keys;
-	size_t		klen;
-	size_t		kcap;
-	uint64_t   *nodes;
-	size_t		nlen;
-	size_t		ncap;
-} cache;
 
 /* A pending operation's effect, to sort them into classes. */
 typedef struct effect
@@ -182,282 +138,6 @@ typedef struct stuck
 	int			op;				/* the one whose return was the barrier */
 	uint64_t	raw;			/* the value then */
 } stuck;
-
-/* calloc that exits on failure; zero sizes allocate one byte. */
-static void *
-xcalloc(size_t n, size_t size)
-{
-	void	   *p = calloc(n ? n : 1, size ? size : 1);
-
-	if (p == NULL)
-	{
-		fprintf(stderr, "linearizability: out of memory\n");
-		exit(2);
-	}
-	return p;
-}
-
-/* realloc that exits on failure. */
-static void *
-xrealloc(void *p, size_t n, size_t size)
-{
-	void	   *q = realloc(p, (n ? n : 1) * size);
-
-	if (q == NULL)
-	{
-		fprintf(stderr, "linearizability: out of memory\n");
-		exit(2);
-	}
-	return q;
-}
-
-/* The splitmix64 finalizer: a bijective mix of 64 bits. */
-static uint64_t
-mix64(uint64_t z)
-{
-	z += 0x9e3779b97f4a7c15ULL;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-/* ------------------------------------------------------------------------
- * Sets of operations
- * ------------------------------------------------------------------------
- */
-
-/* An empty set of n bits. */
-static void
-bitset_init(bitset *b, int n)
-{
-	b->nwords = ((size_t) n + 63) / 64;
-	b->w = xcalloc(b->nwords, sizeof(uint64_t));
-	b->lo = 0;
-	b->hi = 0;
-	b->zob = 0;
-	b->zkeys = xcalloc((size_t) n, sizeof(uint64_t));
-	for (int i = 0; i < n; i++)
-		b->zkeys[i] = mix64(0x6c696e656172ULL + (uint64_t) i);
-}
-
-/* Add bit i, which must be absent. */
-static void
-bitset_set(bitset *b, int i)
-{
-	size_t		w = (size_t) i / 64;
-
-	b->w[w] |= 1ULL << (i % 64);
-	b->zob ^= b->zkeys[i];
-	if (w + 1 > b->hi)
-		b->hi = w + 1;
-	while (b->lo < b->nwords && b->w[b->lo] == ~0ULL)
-		b->lo++;
-}
-
-/* Remove bit i, which must be present. */
-static void
-bitset_clear(bitset *b, int i)
-{
-	size_t		w = (size_t) i / 64;
-
-	b->w[w] &= ~(1ULL << (i % 64));
-	b->zob ^= b->zkeys[i];
-	if (w < b->lo)
-		b->lo = w;
-	while (b->hi > 0 && b->w[b->hi - 1] == 0)
-		b->hi--;
-}
-
-/* Free a set. */
-static void
-bitset_free(bitset *b)
-{
-	free(b->w);
-	free(b->zkeys);
-}
-
-/* ------------------------------------------------------------------------
- * The cache of explored configurations
- * ------------------------------------------------------------------------
- */
-
-/* Room for `more' words at the end of an arena. */
-static uint64_t *
-arena_reserve(uint64_t *arena, size_t len, size_t *cap, size_t more)
-{
-	if (len + more > *cap)
-	{
-		*cap = (len + more) * 2;
-		arena = xrealloc(arena, *cap, sizeof(uint64_t));
-	}
-	return arena;
-}
-
-/* Store b at arena[at] as [lo, len, words...]; returns the end. */
-static size_t
-arena_put_bits(uint64_t *arena, size_t at, const bitset *b)
-{
-	size_t		len = b->hi > b->lo ? b->hi - b->lo : 0;
-
-	arena[at++] = b->lo;
-	arena[at++] = len;
-	memcpy(arena + at, b->w + b->lo, len * sizeof(uint64_t));
-	return at + len;
-}
-
-/* Whether the stored [lo, len, words...] at s equals b. */
-static bool
-bits_equal(const uint64_t *s, const bitset *b)
-{
-	size_t		len = b->hi > b->lo ? b->hi - b->lo : 0;
-
-	return s[0] == b->lo && s[1] == len &&
-		memcmp(s + 2, b->w + b->lo, len * sizeof(uint64_t)) == 0;
-}
-
-/* Word i of the stored [lo, len, words...] at s. */
-static inline uint64_t
-stored_word(const uint64_t *s, size_t i)
-{
-	if (i < s[0])
-		return ~0ULL;
-	if (i < s[0] + s[1])
-		return s[2 + i - s[0]];
-	return 0;
-}
-
-/*
- * Whether the stored set at s is a subset of b (if `sub') or a superset
- * (if not).  Below both lo's both sets are all ones, from both hi's on
- * all zeros.
- */
-static bool
-bits_contained(const uint64_t *s, const bitset *b, bool sub)
-{
-	size_t		from = s[0] < b->lo ? s[0] : b->lo;
-	size_t		to = s[0] + s[1] > b->hi ? s[0] + s[1] : b->hi;
-
-	for (size_t i = from; i < to; i++)
-	{
-		uint64_t	x = stored_word(s, i);
-		uint64_t	y = b->w[i];
-
-		if (sub ? (x & ~y) != 0 : (y & ~x) != 0)
-			return false;
-	}
-	return true;
-}
-
-/* Double the table. */
-static void
-cache_grow(cache *c)
-{
-	size_t		cap = c->cap ? c->cap * 2 : 1024;
-	uint64_t   *hash = xcalloc(cap, sizeof(uint64_t));
-	uint64_t   *off = xcalloc(cap, sizeof(uint64_t));
-
-	for (size_t i = 0; i < c->cap; i++)
-		if (c->hash[i] != 0)
-		{
-			size_t		j = c->hash[i] & (cap - 1);
-
-			while (hash[j] != 0)
-				j = (j + 1) & (cap - 1);
-			hash[j] = c->hash[i];
-			off[j] = c->off[i];
-		}
-	free(c->hash);
-	free(c->off);
-	c->hash = hash;
-	c->off = off;
-	c->cap = cap;
-}
-
-/* The key (done, state), added if new; returns its arena offset. */
-static size_t
-cache_key(cache *c, const bitset *done, uint64_t state)
-{
-	uint64_t	h = mix64(done->zob ^ mix64(state ^ 0x7374617465ULL));
-	size_t		len = done->hi > done->lo ? done->hi - done->lo : 0;
-	size_t		i;
-
-	if (h == 0)
-		h = 1;
-	if ((c->n + 1) * 2 > c->cap)
-		cache_grow(c);
-	for (i = h & (c->cap - 1); c->hash[i] != 0; i = (i + 1) & (c->cap - 1))
-		if (c->hash[i] == h && c->keys[c->off[i] + 1] == state &&
-			bits_equal(c->keys + c->off[i] + 2, done))
-			return c->off[i];
-
-	c->keys = arena_reserve(c->keys, c->klen, &c->kcap, 4 + len);
-	c->hash[i] = h;
-	c->off[i] = c->klen;
-	c->n++;
-	c->keys[c->klen] = NIL;
-	c->keys[c->klen + 1] = state;
-	c->klen = arena_put_bits(c->keys, c->klen + 2, done);
-	return c->off[i];
-}
-
-/*
- * Visit the configuration (done, pend, cf).  Returns NIL if it was visited
- * before, or is dominated by one that failed: same key, a subset of its
- * pending operations, and no restriction on the next operation (after_pw
- * unset) or the same one.  Else records it, active, and returns its node;
- * failed nodes that it dominates in turn are dropped.
- */
-static uint64_t
-cache_visit(cache *c, const bitset *done, const bitset *pend, const config *cf)
-{
-	size_t		key = cache_key(c, done, cf->state);
-	uint64_t   *link = &c->keys[key];
-	size_t		len = pend->hi > pend->lo ? pend->hi - pend->lo : 0;
-	uint64_t	node;
-
-	while (*link != NIL)
-	{
-		uint64_t   *nd = c->nodes + *link;
-		bool		active = nd[1] != 0;
-		bool		pw = nd[2] != 0;
-		bool		same = pw == cf->after_pw && (!pw || nd[3] == cf->before_pw);
-
-		if ((same && bits_equal(nd + 4, pend)) ||
-			(!active && (!pw || same) && bits_contained(nd + 4, pend, true)))
-			return NIL;
-		if (!active && (!cf->after_pw || same) && bits_contained(nd + 4, pend, false))
-			*link = nd[0];
-		else
-			link = &nd[0];
-	}
-
-	c->nodes = arena_reserve(c->nodes, c->nlen, &c->ncap, 6 + len);
-	node = c->nlen;
-	c->nodes[node] = c->keys[key];
-	c->nodes[node + 1] = 1;
-	c->nodes[node + 2] = cf->after_pw;
-	c->nodes[node + 3] = cf->after_pw ? cf->before_pw : 0;
-	c->nlen = arena_put_bits(c->nodes, node + 4, pend);
-	c->keys[key] = node;
-	return node;
-}
-
-/* Mark a node's configuration failed: explored to the end. */
-static inline void
-cache_fail(cache *c, uint64_t node)
-{
-	c->nodes[node + 1] = 0;
-}
-
-/* Free the cache. */
-static void
-cache_free(cache *c)
-{
-	free(c->hash);
-	free(c->off);
-	free(c->keys);
-	free(c->nodes);
-}
 
 /* ------------------------------------------------------------------------
  * The model, and the normal form of linearizations searched
