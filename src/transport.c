@@ -10,7 +10,9 @@
  * accepts it, results are read as they come and discarded.  A batch for a
  * peer that is not connected, or that has kommander.max_inflight_batches
  * batches unanswered, is dropped: Raft retransmits.  A broken connection is
- * closed and opened again after a backoff that doubles from 100 ms to 1 s.
+ * closed and opened again after a backoff that doubles from 100 ms to 1 s;
+ * a peer that refuses this node as a member (it was removed) is asked again
+ * only every 30 s.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -31,6 +33,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
+#define BACKOFF_REFUSED_MS 30000	/* the peer says we are not a member */
 
 typedef enum PeerState
 {
@@ -249,7 +252,21 @@ peer_read(KmdPeer *p)
 			default:
 				{
 					char	   *msg = pstrdup(PQresultErrorMessage(res));
+					const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 
+					/*
+					 * A peer that no longer counts this node as a member
+					 * (it was removed) is asked again only rarely.
+					 */
+					if (state != NULL && strcmp(state, "28000") == 0)
+					{
+						ereport(LOG,
+								(errmsg("kommander: node %d refuses this node as a cluster member; next try in %d s",
+										p->node_id, BACKOFF_REFUSED_MS / 1000),
+								 errdetail_internal("%s", msg)));
+						p->reported = true;
+						p->backoff_ms = BACKOFF_REFUSED_MS;
+					}
 					PQclear(res);
 					peer_close(p, msg);
 					return false;

@@ -2,7 +2,7 @@
 #   kmd_remove_node takes a node out of the roster and out of every
 #   partition's group: after removing two of three nodes, the last one
 #   commits alone even with the others stopped.  The last voter cannot be
-#   removed.
+#   removed.  A removed server that keeps calling is refused and backs off.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -44,6 +44,11 @@ $n1->poll_query_until('postgres',
 	"SELECT bool_and(voters = 1) FROM kommander.partitions WHERE state = 'active'")
   or die 'the groups still have other voters';
 pass('every group has node1 as its only voter');
+
+# a removed server still tries its old peers, which refuse it; it then waits
+# long before asking again
+ok($n3->wait_for_log(qr/node 1 refuses this node as a cluster member; next try in 30 s/),
+	'node3 learns that node1 refuses it, and backs off');
 
 # node1 commits alone once the others are gone
 $n2->stop('immediate');
