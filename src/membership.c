@@ -214,11 +214,62 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/* Run a query on a remote node; raises the remote error, keeps the result. */
+/*
+ * Wait until `conn' can be read (or written, if `write'), serving
+ * interrupts: a cancel or statement_timeout ends kmd_join at any point.
+ */
+static void
+remote_wait(PGconn *conn, bool write)
+{
+	int			rc;
+
+	rc = WaitLatchOrSocket(MyLatch,
+						   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
+						   (write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE),
+						   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Run a query on a remote node without blocking interrupts; raises the
+ * remote error, keeps the result.
+ */
 static PGresult *
 remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
-	PGresult   *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult   *res = NULL;
+	PGresult   *next;
+
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("remote call failed: %s", sql),
+				 errdetail_internal("%s", PQerrorMessage(conn))));
+	/* the last result is the one that counts; an error wins */
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			remote_wait(conn, false);
+			if (!PQconsumeInput(conn))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("remote call failed: %s", sql),
+						 errdetail_internal("%s", PQerrorMessage(conn))));
+		}
+		next = PQgetResult(conn);
+		if (next == NULL)
+			break;
+		if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
+			PQclear(next);
+		else
+		{
+			PQclear(res);
+			res = next;
+		}
+	}
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
@@ -239,12 +290,29 @@ remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *param
 	return res;
 }
 
+/* Connect to a node without blocking interrupts; raises on failure. */
 static PGconn *
 remote_connect(const char *conninfo, const char *what)
 {
-	PGconn	   *conn = PQconnectdb(conninfo);
+	PGconn	   *conn = PQconnectStart(conninfo);
+	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
 
-	if (PQstatus(conn) != CONNECTION_OK)
+	while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
+		   status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
+	{
+		PG_TRY();
+		{
+			remote_wait(conn, status == PGRES_POLLING_WRITING);
+		}
+		PG_CATCH();
+		{
+			PQfinish(conn);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		status = PQconnectPoll(conn);
+	}
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
 		char	   *msg = pstrdup(PQerrorMessage(conn));
 

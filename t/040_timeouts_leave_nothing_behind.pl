@@ -2,7 +2,8 @@
 #   Without a quorum a proposal fails with K0002 after propose_timeout; a
 #   cancelled proposal gives its shared-memory slot back (more cancellations
 #   than there are slots, then proposals still work); a Raft worker that dies
-#   is started again and the node carries on.
+#   is started again and the node carries on.  kmd_join waiting on a seed
+#   that never answers is ended by statement_timeout.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -15,6 +16,7 @@ use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IO::Socket::INET;
 use KmdTest;
 
 my @nodes = KmdTest::new_cluster(3);
@@ -66,5 +68,21 @@ for my $i (1 .. 20)
 }
 is($n1->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'after-%' AND v = 'y'"), '20',
 	'proposals succeed after the cancellations');
+
+# kmd_join against a seed that accepts the connection and never answers
+# is ended by statement_timeout, not stuck in libpq
+my $silent = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0,
+	Proto => 'tcp') or die "no listener: $!";
+my $port = $silent->sockport;
+my $joiner = KmdTest::new_node('joiner');
+my ($rc, $out, $err) = $joiner->psql('postgres',
+	"SET statement_timeout = '1s'; SELECT kmd_join('joiner', "
+	  . KmdTest::quote(KmdTest::conninfo($joiner))
+	  . ", 'host=127.0.0.1 port=$port dbname=postgres')");
+like($err, qr/canceling statement due to statement timeout/,
+	'kmd_join waiting on a silent seed is cancelled by statement_timeout');
+is($joiner->safe_psql('postgres', 'SELECT count(*) FROM kommander.nodes'), '0',
+	'the node did not join anything');
+close $silent;
 
 done_testing();
