@@ -7,6 +7,9 @@
  * A voter leading more than its share (the number of partitions divided by
  * the number of voters, rounded up) hands partitions to voters leading
  * fewer than their share; both sides of a move improve, so moves converge.
+ * Only voters this node has heard from within an election timeout count: a
+ * node that is down can lead nothing, and a transfer to it would only keep
+ * its partitions awake until the transfer times out.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -16,16 +19,28 @@
  */
 #include "postgres.h"
 
+#include "utils/timestamp.h"
+
 #include "balance.h"
+#include "guc.h"
 
 void
 kmd_leader_load(KmdLeaderLoad *l)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	memset(l, 0, sizeof(*l));
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0 && kmd_shared->nodes[i].role == KMD_NODE_VOTER)
-			l->voters[l->n_voters++] = kmd_shared->nodes[i].node_id;
+	{
+		KmdNode    *node = &kmd_shared->nodes[i];
+		TimestampTz heard = (TimestampTz) pg_atomic_read_u64(&node->last_contact);
+
+		if (node->node_id != 0 && node->role == KMD_NODE_VOTER &&
+			(node->node_id == kmd_shared->local_node_id ||
+			 (heard != 0 && !TimestampDifferenceExceeds(heard, now, kmd_election_timeout))))
+			l->voters[l->n_voters++] = node->node_id;
+	}
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];

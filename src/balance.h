@@ -25,7 +25,10 @@ typedef struct KmdLeaderLoad
 	int			target;			/* most any voter should lead */
 } KmdLeaderLoad;
 
-/* Count, from shared memory, the leaderships of each voter. */
+/*
+ * Count, from shared memory, the leaderships of each voter this node has
+ * heard from within an election timeout (itself included).
+ */
 extern void kmd_leader_load(KmdLeaderLoad *l);
 
 /* Index in l->voters of `node', or -1. */

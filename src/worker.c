@@ -5,7 +5,8 @@
  *	  every partition that hashes to it, in a single event loop.
  *
  * One iteration: step the batches peers delivered into our inbox, tick the
- * groups when a tick is due, take requests from backends' slots, collect
+ * groups when a tick is due, take requests from backends' slots (serve.c
+ * serves them and the ones peers forward), collect
  * every group's ready batch, send the leaders' appends, persist all new
  * entries and hard states in ONE transaction (one WAL flush covers every
  * partition: group commit), send the messages that needed that durability,
@@ -40,6 +41,7 @@
 #include "guc.h"
 #include "shmem.h"
 #include "storage.h"
+#include "serve.h"
 #include "transport.h"
 #include "wire.h"
 #include "worker.h"
@@ -59,6 +61,24 @@ static bool groups_missing = true;
  * publish_status have looked at every group.  An idle iteration skips both.
  */
 static bool groups_dirty = true;
+
+int
+kmd_worker_number(void)
+{
+	return worker_no;
+}
+
+void
+kmd_groups_touched(void)
+{
+	groups_dirty = true;
+}
+
+bool
+kmd_peer_connected(int32 node_id)
+{
+	return kmd_transport_connected(&transport, node_id);
+}
 
 /* Batches to peers, built during one iteration */
 typedef struct PeerBatches
@@ -103,8 +123,8 @@ static const raft_allocator pg_allocator = {
  * Groups
  * ------------------------------------------------------------------------
  */
-static KmdGroup *
-group_find(int32 partition_id)
+KmdGroup *
+kmd_group_find(int32 partition_id)
 {
 	return hash_search(groups, &partition_id, HASH_FIND, NULL);
 }
@@ -186,7 +206,7 @@ sync_groups(bool force)
 
 		if (part->partition_id >= 0 && part->state != KMD_PART_GONE &&
 			kmd_worker_for_partition(part->partition_id) == worker_no &&
-			group_find(part->partition_id) == NULL)
+			kmd_group_find(part->partition_id) == NULL)
 			ids[n++] = part->partition_id;
 	}
 	LWLockRelease(kmd_shared->lock);
@@ -215,8 +235,8 @@ sync_groups(bool force)
  * Outgoing batches
  * ------------------------------------------------------------------------
  */
-static KmdOutBatch *
-batch_for(int32 node_id)
+KmdOutBatch *
+kmd_batch_for(int32 node_id)
 {
 	for (int i = 0; i < out.n; i++)
 		if (out.b[i].to_node == node_id)
@@ -230,7 +250,7 @@ batch_for(int32 node_id)
 static void
 queue_raft(int32 partition_id, const raft_message *m)
 {
-	KmdOutBatch *b = batch_for((int32) m->to);
+	KmdOutBatch *b = kmd_batch_for((int32) m->to);
 
 	if (b != NULL)
 		kmd_batch_add_raft(b, partition_id, m);
@@ -257,214 +277,9 @@ flush_batches(void)
 }
 
 /* ------------------------------------------------------------------------
- * Slots: requests of local backends
- * ------------------------------------------------------------------------
- */
-
-/* Mark a pending slot as sent, if it still holds the same request. */
-static void
-slot_set_state(int slot_no, uint32 gen, int from, int to)
-{
-	KmdSlot    *slot = kmd_slot(slot_no);
-
-	SpinLockAcquire(&slot->mutex);
-	if (slot->generation == gen && slot->state == from)
-		slot->state = to;
-	SpinLockRelease(&slot->mutex);
-}
-
-static void
-slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg)
-{
-	(void) kmd_slot_complete(slot_no, gen, unpack_sql_state(sqlerrcode), msg,
-							 NULL, 0, 0, false, NULL, 0);
-}
-
-/* Is `node' within promote_max_lag of our log in group `g' (leader only)? */
-static bool
-learner_caught_up(KmdGroup *g, int64 node)
-{
-	raft_progress pr;
-
-	if (raft_get_progress(g->r, (raft_id) node, &pr) != RAFT_OK)
-		return false;
-	return pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r);
-}
-
-/*
- * Handle one request, ours or forwarded by `from' (0: a local slot).
- * Returns false when it must wait (no leader known, leader busy).
- */
-typedef struct Request
-{
-	int			kind;
-	int32		partition_id;
-	int32		slot;
-	uint32		gen;
-	int64		arg;
-	char	   *command;
-	uint32		command_len;
-	int32		from;			/* forwarding node, 0 if local */
-} Request;
-
-static void
-reply(const Request *req, bool retry, int sqlerrcode, const char *msg, uint64 index)
-{
-	if (req->from == 0)
-	{
-		if (retry)
-			return;				/* stays pending */
-		(void) kmd_slot_complete(req->slot, req->gen,
-								 sqlerrcode ? unpack_sql_state(sqlerrcode) : "00000",
-								 msg, NULL, index, 0, true, NULL, 0);
-	}
-	else
-	{
-		KmdOutBatch *b = batch_for(req->from);
-
-		if (b != NULL)
-			kmd_batch_add_result(b, req->partition_id, req->slot, req->gen, retry,
-								 sqlerrcode ? unpack_sql_state(sqlerrcode) : "00000",
-								 msg, index);
-	}
-}
-
-static void
-handle_request(const Request *req)
-{
-	KmdGroup   *g = group_find(req->partition_id);
-	raft_id		leader;
-	int			rc;
-
-	groups_dirty = true;
-	if (g == NULL)
-	{
-		if (req->from != 0)
-			reply(req, false, ERRCODE_KMD_PARTITION_FROZEN,
-				  "partition is not hosted by its leader", 0);
-		return;					/* local: not started yet; the backend times out */
-	}
-	leader = raft_leader(g->r);
-
-	if (raft_get_role(g->r) != RAFT_LEADER && req->kind != KMD_REQ_READ_INDEX)
-	{
-		if (req->from != 0 || leader == RAFT_NONE || leader == raft_self(g->r))
-		{
-			reply(req, true, 0, NULL, 0);
-			return;
-		}
-		/*
-		 * Forward to the leader: its answer comes back as a result.  Not
-		 * while we have no connection to it: the request would be lost and
-		 * its outcome reported unknown, so it waits here instead.
-		 */
-		if (!kmd_transport_connected(&transport, (int32) leader))
-			return;
-		{
-			KmdOutBatch *b = batch_for((int32) leader);
-
-			if (b == NULL)
-				return;
-			kmd_batch_add_forward(b, req->partition_id, req->kind, req->slot,
-								  req->gen, req->arg, req->command, req->command_len);
-			slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
-		}
-		return;
-	}
-
-	switch (req->kind)
-	{
-		case KMD_REQ_PROPOSE:
-			rc = raft_propose(g->r, req->command, req->command_len, NULL, NULL);
-			if (rc != RAFT_OK)
-				reply(req, true, 0, NULL, 0);
-			else if (req->from == 0)
-				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
-			/* the outcome reaches the proposer through its own apply */
-			break;
-		case KMD_REQ_READ_INDEX:
-			rc = raft_read_index(g->r, KMD_READ_CONTEXT(req->slot, req->gen));
-			if (rc == RAFT_OK)
-				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
-			break;
-		case KMD_REQ_TRANSFER:
-			if (req->arg == (int64) raft_self(g->r))
-				reply(req, false, 0, NULL, 0);
-			else
-			{
-				rc = raft_transfer_leader(g->r, (raft_id) req->arg);
-				if (rc == RAFT_OK)
-					reply(req, false, 0, NULL, 0);
-				else
-					reply(req, false, ERRCODE_INVALID_PARAMETER_VALUE,
-						  "leadership can only move to a voter of the partition", 0);
-			}
-			break;
-		case KMD_REQ_PROMOTE_CHECK:
-			if (learner_caught_up(g, req->arg))
-				reply(req, false, 0, NULL, 0);
-			else
-				reply(req, false, ERRCODE_KMD_LEARNER_LAGGING,
-					  "the learner has not caught up yet", 0);
-			break;
-	}
-}
-
-/* Take every pending request of this worker's partitions. */
-static void
-take_slots(void)
-{
-	for (int i = 0; i < KMD_NUM_SLOTS; i++)
-	{
-		KmdSlot    *slot = kmd_slot(i);
-		Request		req;
-
-		/* unlocked peek; re-checked under the lock */
-		if (slot->state != KMD_SLOT_PENDING ||
-			kmd_worker_for_partition(slot->partition_id) != worker_no)
-			continue;
-
-		SpinLockAcquire(&slot->mutex);
-		if (slot->state != KMD_SLOT_PENDING)
-		{
-			SpinLockRelease(&slot->mutex);
-			continue;
-		}
-		req.kind = slot->kind;
-		req.partition_id = slot->partition_id;
-		req.slot = i;
-		req.gen = slot->generation;
-		req.arg = slot->arg;
-		req.command_len = slot->command_len;
-		req.command = palloc(Max(req.command_len, 1));
-		memcpy(req.command, slot->command, req.command_len);
-		req.from = 0;
-		SpinLockRelease(&slot->mutex);
-
-		handle_request(&req);
-	}
-}
-
-/* ------------------------------------------------------------------------
  * Receiving
  * ------------------------------------------------------------------------
  */
-static void
-receive_result(const Kommander__ForwardResult *res)
-{
-	if (res->origin_slot < 0 || res->origin_slot >= KMD_NUM_SLOTS)
-		return;
-	if (res->retry)
-	{
-		/* back to pending: asked again at the next iteration */
-		slot_set_state(res->origin_slot, res->origin_gen, KMD_SLOT_SENT, KMD_SLOT_PENDING);
-		return;
-	}
-	(void) kmd_slot_complete(res->origin_slot, res->origin_gen,
-							 res->sqlstate && strlen(res->sqlstate) == 5 ? res->sqlstate : "XX000",
-							 res->message, NULL, res->index, 0, true, NULL, 0);
-}
-
 /* Step every batch waiting in our inbox. */
 static void
 receive(void)
@@ -490,7 +305,7 @@ receive(void)
 
 			if (gm == NULL || kmd_worker_for_partition(gm->partition_id) != worker_no)
 				continue;
-			g = group_find(gm->partition_id);
+			g = kmd_group_find(gm->partition_id);
 			if (g == NULL || !kmd_raft_message_from_pb(gm->msg, &m, &snap))
 				continue;
 			rc = raft_step(g->r, &m);
@@ -501,7 +316,7 @@ receive(void)
 		for (size_t i = 0; i < b->n_forwards; i++)
 		{
 			Kommander__Forward *f = b->forwards[i];
-			Request		req;
+			KmdRequest	req;
 
 			if (f == NULL || kmd_worker_for_partition(f->partition_id) != worker_no ||
 				f->kind < KMD_REQ_PROPOSE || f->kind > KMD_REQ_PROMOTE_CHECK ||
@@ -515,12 +330,12 @@ receive(void)
 			req.command = (char *) f->command.data;
 			req.command_len = (uint32) f->command.len;
 			req.from = (int32) b->from_node;
-			handle_request(&req);
+			kmd_serve_request(&req);
 		}
 		for (size_t i = 0; i < b->n_results; i++)
 			if (b->results[i] != NULL &&
 				kmd_worker_for_partition(b->results[i]->partition_id) == worker_no)
-				receive_result(b->results[i]);
+				kmd_serve_result(b->results[i]);
 	}
 }
 
@@ -649,7 +464,7 @@ process_ready(bool *worked)
 			const raft_read_state *rs = &rd->reads[j];
 
 			if (rs->index == 0)
-				slot_fail(KMD_READ_SLOT(rs->context), KMD_READ_GEN(rs->context),
+				kmd_slot_fail(KMD_READ_SLOT(rs->context), KMD_READ_GEN(rs->context),
 						  ERRCODE_KMD_NO_QUORUM, "leadership changed during a read barrier");
 			else
 				(void) kmd_slot_complete(KMD_READ_SLOT(rs->context),
@@ -805,7 +620,7 @@ send_keepalives(void)
 		if (TimestampDifferenceExceeds(last_sent[LAST_SENT_SLOT(peers[i])], now,
 									   idle_interval()))
 		{
-			KmdOutBatch *b = batch_for(peers[i]);
+			KmdOutBatch *b = kmd_batch_for(peers[i]);
 
 			if (b != NULL)
 				b->keepalive = true;
@@ -1041,7 +856,7 @@ kmd_worker_main(Datum arg)
 													idle_interval());
 			balance();
 		}
-		take_slots();
+		kmd_serve_slots();
 		busy = false;
 		if (groups_dirty)
 		{

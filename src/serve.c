@@ -1,0 +1,216 @@
+/*-------------------------------------------------------------------------
+ *
+ * serve.c
+ *	  Requests in the Raft worker: proposals, read barriers, leader
+ *	  transfers and promote checks taken from local backends' slots or
+ *	  forwarded by peers; served by a local leader, forwarded to the leader
+ *	  otherwise, and answered to the slot or to the forwarding node.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/serve.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "errcodes.h"
+#include "guc.h"
+#include "serve.h"
+#include "shmem.h"
+#include "worker.h"
+
+/* ------------------------------------------------------------------------
+ * Slots: requests of local backends
+ * ------------------------------------------------------------------------
+ */
+
+/* Mark a pending slot as sent, if it still holds the same request. */
+static void
+slot_set_state(int slot_no, uint32 gen, int from, int to)
+{
+	KmdSlot    *slot = kmd_slot(slot_no);
+
+	SpinLockAcquire(&slot->mutex);
+	if (slot->generation == gen && slot->state == from)
+		slot->state = to;
+	SpinLockRelease(&slot->mutex);
+}
+
+void
+kmd_slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg)
+{
+	(void) kmd_slot_complete(slot_no, gen, unpack_sql_state(sqlerrcode), msg,
+							 NULL, 0, 0, false, NULL, 0);
+}
+
+/* Is `node' within promote_max_lag of our log in group `g' (leader only)? */
+static bool
+learner_caught_up(KmdGroup *g, int64 node)
+{
+	raft_progress pr;
+
+	if (raft_get_progress(g->r, (raft_id) node, &pr) != RAFT_OK)
+		return false;
+	return pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r);
+}
+
+static void
+reply(const KmdRequest *req, bool retry, int sqlerrcode, const char *msg, uint64 index)
+{
+	if (req->from == 0)
+	{
+		if (retry)
+			return;				/* stays pending */
+		(void) kmd_slot_complete(req->slot, req->gen,
+								 sqlerrcode ? unpack_sql_state(sqlerrcode) : "00000",
+								 msg, NULL, index, 0, true, NULL, 0);
+	}
+	else
+	{
+		KmdOutBatch *b = kmd_batch_for(req->from);
+
+		if (b != NULL)
+			kmd_batch_add_result(b, req->partition_id, req->slot, req->gen, retry,
+								 sqlerrcode ? unpack_sql_state(sqlerrcode) : "00000",
+								 msg, index);
+	}
+}
+
+/*
+ * Handle one request, ours or forwarded by `from' (0: a local slot).  One
+ * that must wait (no leader known, leader busy) stays pending, or is
+ * answered `retry' to the node that forwarded it.
+ */
+void
+kmd_serve_request(const KmdRequest *req)
+{
+	KmdGroup   *g = kmd_group_find(req->partition_id);
+	raft_id		leader;
+	int			rc;
+
+	kmd_groups_touched();
+	if (g == NULL)
+	{
+		if (req->from != 0)
+			reply(req, false, ERRCODE_KMD_PARTITION_FROZEN,
+				  "partition is not hosted by its leader", 0);
+		return;					/* local: not started yet; the backend times out */
+	}
+	leader = raft_leader(g->r);
+
+	if (raft_get_role(g->r) != RAFT_LEADER && req->kind != KMD_REQ_READ_INDEX)
+	{
+		if (req->from != 0 || leader == RAFT_NONE || leader == raft_self(g->r))
+		{
+			reply(req, true, 0, NULL, 0);
+			return;
+		}
+		/*
+		 * Forward to the leader: its answer comes back as a result.  Not
+		 * while we have no connection to it: the request would be lost and
+		 * its outcome reported unknown, so it waits here instead.
+		 */
+		if (!kmd_peer_connected((int32) leader))
+			return;
+		{
+			KmdOutBatch *b = kmd_batch_for((int32) leader);
+
+			if (b == NULL)
+				return;
+			kmd_batch_add_forward(b, req->partition_id, req->kind, req->slot,
+								  req->gen, req->arg, req->command, req->command_len);
+			slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+		}
+		return;
+	}
+
+	switch (req->kind)
+	{
+		case KMD_REQ_PROPOSE:
+			rc = raft_propose(g->r, req->command, req->command_len, NULL, NULL);
+			if (rc != RAFT_OK)
+				reply(req, true, 0, NULL, 0);
+			else if (req->from == 0)
+				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+			/* the outcome reaches the proposer through its own apply */
+			break;
+		case KMD_REQ_READ_INDEX:
+			rc = raft_read_index(g->r, KMD_READ_CONTEXT(req->slot, req->gen));
+			if (rc == RAFT_OK)
+				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+			break;
+		case KMD_REQ_TRANSFER:
+			if (req->arg == (int64) raft_self(g->r))
+				reply(req, false, 0, NULL, 0);
+			else
+			{
+				rc = raft_transfer_leader(g->r, (raft_id) req->arg);
+				if (rc == RAFT_OK)
+					reply(req, false, 0, NULL, 0);
+				else
+					reply(req, false, ERRCODE_INVALID_PARAMETER_VALUE,
+						  "leadership can only move to a voter of the partition", 0);
+			}
+			break;
+		case KMD_REQ_PROMOTE_CHECK:
+			if (learner_caught_up(g, req->arg))
+				reply(req, false, 0, NULL, 0);
+			else
+				reply(req, false, ERRCODE_KMD_LEARNER_LAGGING,
+					  "the learner has not caught up yet", 0);
+			break;
+	}
+}
+
+/* Take every pending request of this worker's partitions. */
+void
+kmd_serve_slots(void)
+{
+	for (int i = 0; i < KMD_NUM_SLOTS; i++)
+	{
+		KmdSlot    *slot = kmd_slot(i);
+		KmdRequest	req;
+
+		/* unlocked peek; re-checked under the lock */
+		if (slot->state != KMD_SLOT_PENDING ||
+			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number())
+			continue;
+
+		SpinLockAcquire(&slot->mutex);
+		if (slot->state != KMD_SLOT_PENDING)
+		{
+			SpinLockRelease(&slot->mutex);
+			continue;
+		}
+		req.kind = slot->kind;
+		req.partition_id = slot->partition_id;
+		req.slot = i;
+		req.gen = slot->generation;
+		req.arg = slot->arg;
+		req.command_len = slot->command_len;
+		req.command = palloc(Max(req.command_len, 1));
+		memcpy(req.command, slot->command, req.command_len);
+		req.from = 0;
+		SpinLockRelease(&slot->mutex);
+
+		kmd_serve_request(&req);
+	}
+}
+
+/* The answer to a request this node forwarded to a partition's leader. */
+void
+kmd_serve_result(const Kommander__ForwardResult *res)
+{
+	if (res->origin_slot < 0 || res->origin_slot >= KMD_NUM_SLOTS)
+		return;
+	if (res->retry)
+	{
+		/* back to pending: asked again at the next iteration */
+		slot_set_state(res->origin_slot, res->origin_gen, KMD_SLOT_SENT, KMD_SLOT_PENDING);
+		return;
+	}
+	(void) kmd_slot_complete(res->origin_slot, res->origin_gen,
+							 res->sqlstate && strlen(res->sqlstate) == 5 ? res->sqlstate : "XX000",
+							 res->message, NULL, res->index, 0, true, NULL, 0);
+}
