@@ -32,15 +32,9 @@ kmd_leader_load(KmdLeaderLoad *l)
 	memset(l, 0, sizeof(*l));
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < KMD_MAX_NODES; i++)
-	{
-		KmdNode    *node = &kmd_shared->nodes[i];
-		TimestampTz heard = (TimestampTz) pg_atomic_read_u64(&node->last_contact);
-
-		if (node->node_id != 0 && node->role == KMD_NODE_VOTER &&
-			(node->node_id == kmd_shared->local_node_id ||
-			 (heard != 0 && !TimestampDifferenceExceeds(heard, now, kmd_election_timeout))))
-			l->voters[l->n_voters++] = node->node_id;
-	}
+		if (kmd_shared->nodes[i].node_id != 0 && kmd_shared->nodes[i].role == KMD_NODE_VOTER &&
+			kmd_node_heard(&kmd_shared->nodes[i], now, kmd_election_timeout))
+			l->voters[l->n_voters++] = kmd_shared->nodes[i].node_id;
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];

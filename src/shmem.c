@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 
 #include "guc.h"
 #include "shmem.h"
@@ -168,6 +169,16 @@ kmd_partition_add(int32 partition_id)
 			 errhint("Raise kommander.max_partitions (currently %d).",
 					 kmd_shared->max_partitions)));
 	return NULL;				/* keep compiler quiet */
+}
+
+bool
+kmd_node_heard(const KmdNode *node, TimestampTz now, int ms)
+{
+	TimestampTz last = (TimestampTz) pg_atomic_read_u64((pg_atomic_uint64 *) &node->last_contact);
+
+	if (node->node_id == kmd_shared->local_node_id)
+		return true;
+	return last != 0 && !TimestampDifferenceExceeds(last, now, ms);
 }
 
 KmdNode *

@@ -222,6 +222,9 @@ extern KmdSlot *kmd_slot(int i);
 extern KmdPartition *kmd_partition_find(int32 partition_id);	/* lock held */
 extern KmdPartition *kmd_partition_add(int32 partition_id);	/* exclusive */
 extern KmdNode *kmd_node_find(int32 node_id);	/* lock held */
+
+/* Did this node get a batch from `node' within `ms'?  Always true of itself. */
+extern bool kmd_node_heard(const KmdNode *node, TimestampTz now, int ms);
 extern int	kmd_worker_for_partition(int32 partition_id);
 
 /* A partition's applied index here and its generation (0 if unknown). */

@@ -50,9 +50,7 @@ kmd_node_status(PG_FUNCTION_ARGS)
 		values[0] = Int32GetDatum(node->node_id);
 		values[1] = BoolGetDatum(local);
 		/* reachable: heard from within two election timeouts */
-		values[2] = BoolGetDatum(local ||
-								 (last != 0 &&
-								  !TimestampDifferenceExceeds(last, now, 2 * kmd_election_timeout)));
+		values[2] = BoolGetDatum(kmd_node_heard(node, now, 2 * kmd_election_timeout));
 		if (last != 0)
 			values[3] = TimestampTzGetDatum(last);
 		else

@@ -662,13 +662,9 @@ tick_all(void)
 	roster_version = kmd_shared->roster_version;
 	any_frozen = kmd_shared->n_frozen > 0;
 	for (int i = 0; i < KMD_MAX_NODES; i++)
-	{
-		TimestampTz last = (TimestampTz) pg_atomic_read_u64(&kmd_shared->nodes[i].last_contact);
-
-		if (kmd_shared->nodes[i].node_id != 0 && last != 0 &&
-			!TimestampDifferenceExceeds(last, now, kmd_election_timeout))
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_node_heard(&kmd_shared->nodes[i], now, kmd_election_timeout))
 			alive[n_alive++] = kmd_shared->nodes[i].node_id;
-	}
 	LWLockRelease(kmd_shared->lock);
 
 	/* a node heard from again: leaders here may have rested without it */
