@@ -1,0 +1,364 @@
+/*-------------------------------------------------------------------------
+ *
+ * syscommand.c
+ *	  The system commands of the log, applied by the apply worker: DDL,
+ *	  registration of tables and appliers, roster changes, and the steps of
+ *	  a partition's life (id allocation, split, freeze, merge).
+ *
+ * Each runs inside the apply worker's subtransaction with SPI connected;
+ * an error rolls the command back on every node alike.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/syscommand.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "errcodes.h"
+#include "raft/raft.h"
+#include "storage.h"
+#include "syscommand.h"
+
+/* Run one statement through SPI; `expect', unless 0, is the result code wanted. */
+static void
+exec_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc < 0 || (expect != 0 && rc != expect))
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+}
+
+static void
+apply_register_table(const KmdCommand *cmd, uint64 index)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+	Oid			relid;
+	bool		isnull;
+	char	   *qualname;
+
+	if (cmd->n_args < 1)
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("table registration names no table")));
+	values[0] = CStringGetTextDatum(cmd->args[0]);
+	values[1] = Int64GetDatum((int64) index);
+	if (SPI_execute_with_args("SELECT $1::regclass::oid", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not resolve %s", cmd->args[0]);
+	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										  get_rel_name(relid));
+	{
+		Oid			t[1] = {OIDOID};
+		Datum		v[1] = {ObjectIdGetDatum(relid)};
+
+		exec_sql("SELECT 1 FROM pg_index WHERE indrelid = $1 AND indisprimary", 1, t, v, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+					 errmsg("table %s has no primary key", qualname)));
+		exec_sql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = 'kommander_guard'",
+				 1, t, v, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+			exec_sql(psprintf("CREATE TRIGGER kommander_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
+							  "ON %s FOR EACH STATEMENT EXECUTE FUNCTION kommander.control_table_guard()",
+							  qualname), 0, NULL, NULL, SPI_OK_UTILITY);
+	}
+	values[0] = ObjectIdGetDatum(relid);
+	types[0] = OIDOID;
+	exec_sql("INSERT INTO kommander.tables VALUES ($1::regclass, $2) ON CONFLICT (relid) DO NOTHING",
+			 2, types, values, SPI_OK_INSERT);
+}
+
+static void
+apply_register_applier(const KmdCommand *cmd)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	if (cmd->n_args < 2)
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("applier registration is incomplete")));
+	values[0] = CStringGetTextDatum(cmd->args[0]);
+	values[1] = CStringGetTextDatum(cmd->args[1]);
+	exec_sql("SELECT 1 FROM pg_proc WHERE oid = $2::regprocedure "
+			 "AND pronargs = 2 AND proargtypes[0] = 'jsonb'::regtype "
+			 "AND proargtypes[1] = 'kommander.apply_context'::regtype "
+			 "AND prorettype = 'jsonb'::regtype AND NOT proretset",
+			 2, types, values, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("applier function must be fn(jsonb, kommander.apply_context) returning jsonb")));
+	exec_sql("INSERT INTO kommander.appliers VALUES ($1, $2::regprocedure) "
+			 "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn",
+			 2, types, values, SPI_OK_INSERT);
+}
+
+/* Roster changes; the new node's id goes to `result'. */
+static void
+apply_roster(const KmdCommand *cmd, StringInfo result)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+
+	if (cmd->n_args < (cmd->kind == KMD_CMD_NODE_ADD ? 2 : 1))
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("roster change is incomplete")));
+	values[0] = CStringGetTextDatum(cmd->args[0]);
+	values[1] = CStringGetTextDatum(cmd->n_args > 1 ? cmd->args[1] : "");
+	switch (cmd->kind)
+	{
+		case KMD_CMD_NODE_ADD:
+			exec_sql("SELECT node_id, conninfo = $2 FROM kommander.roster WHERE node_name = $1",
+					 2, types, values, SPI_OK_SELECT);
+			if (SPI_processed > 0)
+			{
+				int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+				bool		same = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+				if (!same)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_OBJECT),
+							 errmsg("a node named \"%s\" is already in the roster", cmd->args[0])));
+				appendStringInfo(result, "%d", id);
+				return;
+			}
+			exec_sql("INSERT INTO kommander.roster "
+					 "SELECT coalesce(max(node_id), 0) + 1, $1, $2, 'learner' FROM kommander.roster "
+					 "RETURNING node_id", 2, types, values, SPI_OK_INSERT_RETURNING);
+			appendStringInfo(result, "%d",
+							 DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+			return;
+		case KMD_CMD_NODE_PROMOTE:
+			exec_sql("UPDATE kommander.roster SET role = 'voter' WHERE node_name = $1",
+					 1, types, values, SPI_OK_UPDATE);
+			break;
+		case KMD_CMD_NODE_REMOVE:
+			/* first 'removing' (the groups let it go), then out of the roster */
+			exec_sql("DELETE FROM kommander.roster WHERE node_name = $1 AND role = 'removing'",
+					 1, types, values, SPI_OK_DELETE);
+			if (SPI_processed == 0)
+				exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
+						 1, types, values, SPI_OK_UPDATE);
+			break;
+	}
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("node \"%s\" is not in the roster", cmd->args[0])));
+}
+
+/* The system partition hands out partition ids; the new id goes to `result'. */
+static void
+apply_alloc_partition(StringInfo result)
+{
+	bool		isnull;
+
+	exec_sql("UPDATE kommander.counters SET value = value + 1 "
+			 "WHERE name = 'next_partition_id' RETURNING value - 1",
+			 0, NULL, NULL, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed != 1)
+		elog(ERROR, "kommander.counters has no next_partition_id");
+	appendStringInfo(result, INT64_FORMAT,
+					 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+}
+
+/*
+ * A split, applied at the same index of the partition's log on every node:
+ * the partition keeps [lo, at), a new partition takes [at, hi), both at the
+ * next generation; the new partition's group starts empty with the
+ * configuration in force at this index.  No row moves.
+ */
+static void
+apply_split(const KmdCommand *cmd, int32 partition_id, uint64 index, StringInfo result)
+{
+	Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT4OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int64		new_id;
+	int64		at;
+	int64		lo;
+	bool		hi_null;
+	int64		hi = 0;
+	bool		isnull;
+	raft_conf	conf;
+	char	   *end;
+
+	if (cmd->n_args < 2 || partition_id == 0)
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("malformed split command")));
+	new_id = strtoll(cmd->args[0], &end, 10);
+	at = strtoll(cmd->args[1], &end, 10);
+	if (new_id <= 0 || new_id > PG_INT32_MAX)
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("invalid new partition id in split command")));
+
+	values[0] = Int32GetDatum(partition_id);
+	exec_sql("SELECT lo, hi FROM kommander.partition_map WHERE partition_id = $1 AND state = 'active'",
+			 1, types, values, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR, (errcode(ERRCODE_KMD_PARTITION_FROZEN),
+						errmsg("partition %d is not active", partition_id)));
+	lo = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null);
+
+		if (!hi_null)
+			hi = DatumGetInt64(d);
+	}
+	if (at <= lo || (!hi_null && at >= hi))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("split point " INT64_FORMAT " is not inside partition %d", at, partition_id)));
+
+	kmd_storage_conf_at(partition_id, index, &conf);
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = Int64GetDatum(at);
+	values[2] = Int64GetDatum((int64) cmd->generation + 1);
+	exec_sql("UPDATE kommander.partition_map SET hi = $2, generation = $3 WHERE partition_id = $1",
+			 3, types, values, SPI_OK_UPDATE);
+	values[0] = Int32GetDatum((int32) new_id);
+	values[1] = Int64GetDatum(at);
+	values[2] = Int64GetDatum(hi);
+	nulls[2] = hi_null ? 'n' : ' ';
+	values[3] = Int64GetDatum((int64) cmd->generation + 1);
+	types[3] = INT8OID;
+	if (SPI_execute_with_args("INSERT INTO kommander.partition_map VALUES ($1, $2, $3, $4, 'active')",
+							  4, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record partition " INT64_FORMAT, new_id);
+	kmd_storage_create_group((int32) new_id, &conf);
+	appendStringInfo(result, INT64_FORMAT, new_id);
+}
+
+/* The first step of a merge: the right partition takes no more commands. */
+static void
+apply_freeze(int32 partition_id, uint64 index, StringInfo result)
+{
+	Oid			types[2] = {INT4OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = Int64GetDatum((int64) index);
+	exec_sql("UPDATE kommander.partition_map SET state = 'frozen', frozen_at = $2 "
+			 "WHERE partition_id = $1 AND partition_id > 0 AND state = 'active'",
+			 2, types, values, SPI_OK_UPDATE);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d is not an active user partition", partition_id)));
+	appendStringInfo(result, UINT64_FORMAT, index);
+}
+
+bool
+kmd_merge_args(const KmdCommand *cmd, int32 *right, uint64 *frozen_at)
+{
+	char	   *end;
+	long long	r;
+	unsigned long long f;
+
+	if (cmd->n_args < 2)
+		return false;
+	r = strtoll(cmd->args[0], &end, 10);
+	if (*end != '\0' || r <= 0 || r > PG_INT32_MAX)
+		return false;
+	f = strtoull(cmd->args[1], &end, 10);
+	if (*end != '\0')
+		return false;
+	*right = (int32) r;
+	*frozen_at = f;
+	return true;
+}
+
+/*
+ * The last step of a merge, in the left partition's log once every node
+ * has applied the right partition up to its freeze: the left partition takes
+ * the right one's range at a new generation, the right one is gone.
+ */
+static void
+apply_merge(const KmdCommand *cmd, int32 left, StringInfo result)
+{
+	Oid			types[4] = {INT4OID, INT4OID, INT8OID, INT8OID};
+	Datum		values[4];
+	int32		right;
+	uint64		frozen_at;
+
+	if (!kmd_merge_args(cmd, &right, &frozen_at))
+		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						errmsg("malformed merge command")));
+	values[0] = Int32GetDatum(left);
+	values[1] = Int32GetDatum(right);
+	values[2] = Int64GetDatum((int64) frozen_at);
+	values[3] = Int64GetDatum((int64) cmd->generation + 1);
+	exec_sql("SELECT 1 FROM kommander.partition_map l, kommander.partition_map r "
+			 "WHERE l.partition_id = $1 AND r.partition_id = $2 AND l.state = 'active' "
+			 "AND r.state = 'frozen' AND r.frozen_at = $3 AND l.hi = r.lo",
+			 3, types, values, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partitions %d and %d cannot be merged", left, right),
+				 errdetail("The left one must be active, the right one frozen for this merge and adjacent above it.")));
+	exec_sql("UPDATE kommander.partition_map SET hi = (SELECT hi FROM kommander.partition_map WHERE partition_id = $2), "
+			 "generation = $4 WHERE partition_id = $1",
+			 4, types, values, SPI_OK_UPDATE);
+	exec_sql("UPDATE kommander.partition_map SET state = 'gone' WHERE partition_id = $2",
+			 2, types, values, SPI_OK_UPDATE);
+	appendStringInfo(result, "%d", left);
+}
+
+/*
+ * Apply a system command (any kind but KMD_CMD_ROWS) committed at `index'
+ * of `partition_id'.  Its result text, if any, goes to `result'.
+ */
+int
+kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
+					 StringInfo result)
+{
+	switch (cmd->kind)
+	{
+		case KMD_CMD_ROWS:
+			elog(ERROR, "a row command is not a system command");
+			break;
+		case KMD_CMD_DDL:
+			if (SPI_execute(cmd->payload, false, 0) < 0)
+				elog(ERROR, "could not run replicated DDL");
+			return 0;
+		case KMD_CMD_REGISTER_TABLE:
+			apply_register_table(cmd, index);
+			return 0;
+		case KMD_CMD_REGISTER_APPLIER:
+			apply_register_applier(cmd);
+			return 0;
+		case KMD_CMD_NODE_ADD:
+		case KMD_CMD_NODE_PROMOTE:
+		case KMD_CMD_NODE_REMOVE:
+			apply_roster(cmd, result);
+			return KMD_SYS_CATALOG;
+		case KMD_CMD_ALLOC_PARTITION:
+			apply_alloc_partition(result);
+			return 0;
+		case KMD_CMD_SPLIT:
+			apply_split(cmd, partition_id, index, result);
+			return KMD_SYS_CATALOG | KMD_SYS_MAP;
+		case KMD_CMD_FREEZE:
+			apply_freeze(partition_id, index, result);
+			return KMD_SYS_CATALOG | KMD_SYS_MAP;
+		case KMD_CMD_MERGE:
+			apply_merge(cmd, partition_id, result);
+			return KMD_SYS_CATALOG | KMD_SYS_MAP;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+			 errmsg("unknown command kind %d", (int) cmd->kind)));
+	return 0;
+}

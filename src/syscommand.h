@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * syscommand.h
+ *	  The system commands of the log (DDL, registrations, roster changes,
+ *	  partition split, freeze and merge) as the apply worker applies them.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/syscommand.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_SYSCOMMAND_H
+#define KOMMANDER_SYSCOMMAND_H
+
+#include "lib/stringinfo.h"
+
+#include "command.h"
+
+/* What applying a system command changed (kmd_syscommand_apply) */
+#define KMD_SYS_CATALOG	0x01	/* roster or partition map: reload the caches */
+#define KMD_SYS_MAP		0x02	/* partition map: apply no further entry of
+								 * this partition before the caches follow */
+
+/*
+ * Apply a system command committed at `index' of `partition_id'; the caller
+ * runs it in a subtransaction with SPI connected.  Errors are raised and
+ * undo the command.  Returns KMD_SYS_* flags.
+ */
+extern int	kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id,
+								 uint64 index, StringInfo result);
+
+/*
+ * The arguments of a merge command: the right partition and the index of
+ * its freeze.  false when they are malformed.
+ */
+extern bool kmd_merge_args(const KmdCommand *cmd, int32 *right, uint64 *frozen_at);
+
+#endif							/* KOMMANDER_SYSCOMMAND_H */
