@@ -16,6 +16,7 @@
 
 #include "errcodes.h"
 #include "guc.h"
+#include "peers.h"
 #include "serve.h"
 #include "shmem.h"
 #include "worker.h"

@@ -4,10 +4,10 @@
  *	  The Raft worker: one background process hosting the Raft groups of
  *	  every partition that hashes to it, in a single event loop.
  *
- * One iteration: step the batches peers delivered into our inbox, tick the
- * groups when a tick is due, take requests from backends' slots (serve.c
- * serves them and the ones peers forward), collect
- * every group's ready batch, send the leaders' appends, persist all new
+ * One iteration: step the batches peers delivered into our inbox (peers.c),
+ * tick the groups when a tick is due, take requests from backends' slots
+ * (serve.c serves them and the ones peers forward), collect every group's
+ * ready batch, send the leaders' appends, persist all new
  * entries and hard states in ONE transaction (one WAL flush covers every
  * partition: group commit), send the messages that needed that durability,
  * tell the apply worker how far each partition is committed, and advance.
@@ -39,18 +39,16 @@
 #include "command.h"
 #include "errcodes.h"
 #include "guc.h"
+#include "peers.h"
 #include "shmem.h"
-#include "storage.h"
 #include "serve.h"
-#include "transport.h"
-#include "wire.h"
+#include "storage.h"
 #include "worker.h"
 
 static int	worker_no = -1;
 static HTAB *groups = NULL;
 static MemoryContext raft_cxt = NULL;
 static MemoryContext loop_cxt = NULL;
-static KmdTransport transport;
 static uint64 seen_map_version = 0;
 static bool groups_missing = true;
 
@@ -73,25 +71,6 @@ kmd_groups_touched(void)
 {
 	groups_dirty = true;
 }
-
-bool
-kmd_peer_connected(int32 node_id)
-{
-	return kmd_transport_connected(&transport, node_id);
-}
-
-/* Batches to peers, built during one iteration */
-typedef struct PeerBatches
-{
-	int			n;
-	KmdOutBatch b[KMD_MAX_NODES];
-} PeerBatches;
-
-static PeerBatches out;
-
-/* When this worker last sent each peer a batch (index: node id) */
-static TimestampTz last_sent[KMD_MAX_NODES * 4 + 1];
-#define LAST_SENT_SLOT(node) ((node) >= 0 && (node) < (int) lengthof(last_sent) ? (node) : 0)
 
 /* ------------------------------------------------------------------------
  * The core's memory lives in a context of its own
@@ -232,114 +211,6 @@ sync_groups(bool force)
 }
 
 /* ------------------------------------------------------------------------
- * Outgoing batches
- * ------------------------------------------------------------------------
- */
-KmdOutBatch *
-kmd_batch_for(int32 node_id)
-{
-	for (int i = 0; i < out.n; i++)
-		if (out.b[i].to_node == node_id)
-			return &out.b[i];
-	if (out.n == KMD_MAX_NODES)
-		return NULL;
-	kmd_batch_init(&out.b[out.n], node_id);
-	return &out.b[out.n++];
-}
-
-static void
-queue_raft(int32 partition_id, const raft_message *m)
-{
-	KmdOutBatch *b = kmd_batch_for((int32) m->to);
-
-	if (b != NULL)
-		kmd_batch_add_raft(b, partition_id, m);
-}
-
-/* Send every non-empty batch and start afresh. */
-static void
-flush_batches(void)
-{
-	for (int i = 0; i < out.n; i++)
-	{
-		KmdOutBatch *b = &out.b[i];
-		char	   *data;
-		uint32		len;
-
-		if (kmd_batch_is_empty(b) && !b->keepalive)
-			continue;
-		data = kmd_batch_pack(b, kmd_shared->cluster_id,
-							  kmd_shared->local_node_id, &len);
-		if (kmd_transport_send(&transport, b->to_node, data, len))
-			last_sent[LAST_SENT_SLOT(b->to_node)] = GetCurrentTimestamp();
-	}
-	out.n = 0;
-}
-
-/* ------------------------------------------------------------------------
- * Receiving
- * ------------------------------------------------------------------------
- */
-/* Step every batch waiting in our inbox. */
-static void
-receive(void)
-{
-	KmdInbox   *inbox = kmd_shared->workers[worker_no].inbox;
-	char	   *data;
-	uint32		len;
-
-	while (kmd_inbox_get(inbox, &data, &len))
-	{
-		Kommander__Batch *b = kmd_batch_unpack(data, len);
-
-		if (b == NULL)
-			continue;			/* deliver() checked it; never trust twice */
-		groups_dirty = true;
-		for (size_t i = 0; i < b->n_messages; i++)
-		{
-			Kommander__GroupMessage *gm = b->messages[i];
-			raft_message m;
-			raft_snapshot_meta snap;
-			KmdGroup   *g;
-			int			rc;
-
-			if (gm == NULL || kmd_worker_for_partition(gm->partition_id) != worker_no)
-				continue;
-			g = kmd_group_find(gm->partition_id);
-			if (g == NULL || !kmd_raft_message_from_pb(gm->msg, &m, &snap))
-				continue;
-			rc = raft_step(g->r, &m);
-			if (rc != RAFT_OK)
-				elog(DEBUG1, "kommander: partition %d refused a %s message from node %u: %s",
-					 gm->partition_id, raft_msg_type_name(m.type), m.from, raft_strerror(rc));
-		}
-		for (size_t i = 0; i < b->n_forwards; i++)
-		{
-			Kommander__Forward *f = b->forwards[i];
-			KmdRequest	req;
-
-			if (f == NULL || kmd_worker_for_partition(f->partition_id) != worker_no ||
-				f->kind < KMD_REQ_PROPOSE || f->kind > KMD_REQ_PROMOTE_CHECK ||
-				f->kind == KMD_REQ_READ_INDEX)
-				continue;
-			req.kind = f->kind;
-			req.partition_id = f->partition_id;
-			req.slot = f->origin_slot;
-			req.gen = f->origin_gen;
-			req.arg = f->arg;
-			req.command = (char *) f->command.data;
-			req.command_len = (uint32) f->command.len;
-			req.from = (int32) b->from_node;
-			kmd_serve_request(&req);
-		}
-		for (size_t i = 0; i < b->n_results; i++)
-			if (b->results[i] != NULL &&
-				kmd_worker_for_partition(b->results[i]->partition_id) == worker_no)
-				kmd_serve_result(b->results[i]);
-	}
-}
-
-/* ------------------------------------------------------------------------
  * Ready batches
  * ------------------------------------------------------------------------
  */
@@ -424,8 +295,8 @@ process_ready(bool *worked)
 	/* 1. the leaders' appends may go before our own write (§10.2.1) */
 	for (int i = 0; i < n; i++)
 		for (size_t j = 0; j < ready[i].rd.n_messages; j++)
-			queue_raft(ready[i].g->partition_id, &ready[i].rd.messages[j]);
-	flush_batches();
+			kmd_peers_queue(ready[i].g->partition_id, &ready[i].rd.messages[j]);
+	kmd_peers_flush();
 
 	/* 2. one transaction, one WAL flush, for every group */
 	if (persist)
@@ -449,7 +320,7 @@ process_ready(bool *worked)
 
 		/* 3. what is now durable may be announced and applied */
 		for (size_t j = 0; j < rd->n_persist_messages; j++)
-			queue_raft(ready[i].g->partition_id, &rd->persist_messages[j]);
+			kmd_peers_queue(ready[i].g->partition_id, &rd->persist_messages[j]);
 		part = ready[i].g->part;
 		if (rd->has_hard_state &&
 			pg_atomic_read_u64(&part->commit_index) < rd->hard_state.commit)
@@ -472,7 +343,7 @@ process_ready(bool *worked)
 										 NULL, rs->index, 0, true, NULL, 0);
 		}
 	}
-	flush_batches();
+	kmd_peers_flush();
 	if (wake_apply)
 		kmd_wake_apply();
 
@@ -595,38 +466,6 @@ idle_interval(void)
 	return Max(kmd_heartbeat_interval, kmd_election_timeout / 4);
 }
 
-/*
- * Node-level liveness, once per peer rather than per partition: worker 0
- * sends a peer an empty batch when it sent that peer nothing for an idle
- * interval.  The peer counts any batch from any worker of this node.
- */
-static void
-send_keepalives(void)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	int32		peers[KMD_MAX_NODES];
-	int			n = 0;
-
-	if (worker_no != 0)
-		return;
-
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0 &&
-			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
-			peers[n++] = kmd_shared->nodes[i].node_id;
-	LWLockRelease(kmd_shared->lock);
-	for (int i = 0; i < n; i++)
-		if (TimestampDifferenceExceeds(last_sent[LAST_SENT_SLOT(peers[i])], now,
-									   idle_interval()))
-		{
-			KmdOutBatch *b = kmd_batch_for(peers[i]);
-
-			if (b != NULL)
-				b->keepalive = true;
-		}
-}
-
 /* Peers heard from within an election timeout, as of this tick. */
 static bool
 peer_alive(int32 node, const int32 *alive, int n_alive)
@@ -657,7 +496,8 @@ tick_all(void)
 	bool		any_frozen;
 	bool		awake = false;
 
-	send_keepalives();
+	if (worker_no == 0)
+		kmd_peers_keepalives(idle_interval());
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	roster_version = kmd_shared->roster_version;
 	any_frozen = kmd_shared->n_frozen > 0;
@@ -738,7 +578,7 @@ any_awake(void)
 static void
 worker_exit(int code, Datum arg)
 {
-	kmd_transport_shutdown(&transport);
+	kmd_peers_stop();
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	kmd_shared->workers[worker_no].pid = 0;
 	kmd_shared->workers[worker_no].latch = NULL;
@@ -764,20 +604,18 @@ wait_for_events(TimestampTz next_tick, bool busy)
 	long		timeout;
 	long		retry;
 
+	set = CreateWaitEventSet(CurrentMemoryContext, KMD_MAX_NODES + 3);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	retry = kmd_peers_add_events(set);
 	if (busy)
 		timeout = 0;
 	else
 	{
 		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_tick);
-		retry = kmd_transport_next_timeout(&transport);
 		if (retry >= 0 && retry < timeout)
 			timeout = retry;
 	}
-
-	set = CreateWaitEventSet(CurrentMemoryContext, KMD_MAX_NODES + 3);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	kmd_transport_add_events(&transport, set);
 	(void) WaitEventSetWait(set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
 	FreeWaitEventSet(set);
 	ResetLatch(MyLatch);
@@ -819,7 +657,7 @@ kmd_worker_main(Datum arg)
 	LWLockRelease(kmd_shared->lock);
 	before_shmem_exit(worker_exit, 0);
 
-	kmd_transport_init(&transport, worker_no);
+	kmd_peers_start(worker_no);
 	elog(LOG, "kommander worker %d started", worker_no);
 
 	next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_heartbeat_interval);
@@ -841,9 +679,8 @@ kmd_worker_main(Datum arg)
 		if (GetCurrentTimestamp() >= next_tick)
 			tick = true;
 		sync_groups(tick && groups_missing);
-		kmd_transport_sync(&transport);
-		kmd_transport_poll(&transport);
-		receive();
+		kmd_peers_poll(true);
+		kmd_peers_receive();
 		if (tick)
 		{
 			/* a worker whose groups all rest wakes up less often */
@@ -861,8 +698,8 @@ kmd_worker_main(Datum arg)
 			groups_dirty = busy;
 			publish_status();
 		}
-		flush_batches();		/* replies to forwarded requests, keepalives */
-		kmd_transport_poll(&transport);
+		kmd_peers_flush();		/* replies to forwarded requests, keepalives */
+		kmd_peers_poll(false);
 
 		/* a group woken since (a message, a proposal) ticks at full rate */
 		if (worked &&

@@ -40,12 +40,13 @@ extern PGDLLEXPORT void kmd_worker_main(Datum arg);
  */
 extern bool kmd_reconcile_group(KmdGroup *g);
 
-/* worker.c, for serve.c: this worker's groups, batches and peers */
-struct KmdOutBatch;
+/*
+ * worker.c, for serve.c and peers.c: this worker's number and groups; a
+ * caller that stepped a group marks the groups touched so the loop looks
+ * at their ready batches.
+ */
 extern int	kmd_worker_number(void);
 extern KmdGroup *kmd_group_find(int32 partition_id);
-extern struct KmdOutBatch *kmd_batch_for(int32 node_id);
-extern bool kmd_peer_connected(int32 node_id);
 extern void kmd_groups_touched(void);
 
 /* partition.c: commit a merge left half-way, in a group this worker leads */

@@ -1,0 +1,194 @@
+/*-------------------------------------------------------------------------
+ *
+ * peers.c
+ *	  A Raft worker's traffic with the other nodes: one batch per peer for
+ *	  the messages of all its groups in an iteration, node-level keepalives,
+ *	  and stepping the batches peers delivered into its inbox.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/peers.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "storage/lwlock.h"
+#include "utils/timestamp.h"
+
+#include "peers.h"
+#include "serve.h"
+#include "shmem.h"
+#include "transport.h"
+#include "wire.h"
+#include "worker.h"
+
+static KmdTransport transport;
+
+/* Batches to peers, built during one iteration */
+typedef struct PeerBatches
+{
+	int			n;
+	KmdOutBatch b[KMD_MAX_NODES];
+} PeerBatches;
+
+static PeerBatches out;
+
+/* When this worker last sent each peer a batch (index: node id) */
+static TimestampTz last_sent[KMD_MAX_NODES * 4 + 1];
+#define LAST_SENT_SLOT(node) ((node) >= 0 && (node) < (int) lengthof(last_sent) ? (node) : 0)
+
+void
+kmd_peers_start(int worker_no)
+{
+	kmd_transport_init(&transport, worker_no);
+}
+
+void
+kmd_peers_stop(void)
+{
+	kmd_transport_shutdown(&transport);
+}
+
+void
+kmd_peers_poll(bool sync)
+{
+	if (sync)
+		kmd_transport_sync(&transport);
+	kmd_transport_poll(&transport);
+}
+
+long
+kmd_peers_add_events(WaitEventSet *set)
+{
+	kmd_transport_add_events(&transport, set);
+	return kmd_transport_next_timeout(&transport);
+}
+
+bool
+kmd_peer_connected(int32 node_id)
+{
+	return kmd_transport_connected(&transport, node_id);
+}
+
+KmdOutBatch *
+kmd_batch_for(int32 node_id)
+{
+	for (int i = 0; i < out.n; i++)
+		if (out.b[i].to_node == node_id)
+			return &out.b[i];
+	if (out.n == KMD_MAX_NODES)
+		return NULL;
+	kmd_batch_init(&out.b[out.n], node_id);
+	return &out.b[out.n++];
+}
+
+void
+kmd_peers_queue(int32 partition_id, const raft_message *m)
+{
+	KmdOutBatch *b = kmd_batch_for((int32) m->to);
+
+	if (b != NULL)
+		kmd_batch_add_raft(b, partition_id, m);
+}
+
+void
+kmd_peers_flush(void)
+{
+	for (int i = 0; i < out.n; i++)
+	{
+		KmdOutBatch *b = &out.b[i];
+		char	   *data;
+		uint32		len;
+
+		if (kmd_batch_is_empty(b) && !b->keepalive)
+			continue;
+		data = kmd_batch_pack(b, kmd_shared->cluster_id,
+							  kmd_shared->local_node_id, &len);
+		if (kmd_transport_send(&transport, b->to_node, data, len))
+			last_sent[LAST_SENT_SLOT(b->to_node)] = GetCurrentTimestamp();
+	}
+	out.n = 0;
+}
+
+void
+kmd_peers_receive(void)
+{
+	int			worker_no = kmd_worker_number();
+	KmdInbox   *inbox = kmd_shared->workers[worker_no].inbox;
+	char	   *data;
+	uint32		len;
+
+	while (kmd_inbox_get(inbox, &data, &len))
+	{
+		Kommander__Batch *b = kmd_batch_unpack(data, len);
+
+		if (b == NULL)
+			continue;			/* deliver() checked it; never trust twice */
+		kmd_groups_touched();
+		for (size_t i = 0; i < b->n_messages; i++)
+		{
+			Kommander__GroupMessage *gm = b->messages[i];
+			raft_message m;
+			raft_snapshot_meta snap;
+			KmdGroup   *g;
+			int			rc;
+
+			if (gm == NULL || kmd_worker_for_partition(gm->partition_id) != worker_no)
+				continue;
+			g = kmd_group_find(gm->partition_id);
+			if (g == NULL || !kmd_raft_message_from_pb(gm->msg, &m, &snap))
+				continue;
+			rc = raft_step(g->r, &m);
+			if (rc != RAFT_OK)
+				elog(DEBUG1, "kommander: partition %d refused a %s message from node %u: %s",
+					 gm->partition_id, raft_msg_type_name(m.type), m.from, raft_strerror(rc));
+		}
+		for (size_t i = 0; i < b->n_forwards; i++)
+		{
+			Kommander__Forward *f = b->forwards[i];
+			KmdRequest	req;
+
+			if (f == NULL || kmd_worker_for_partition(f->partition_id) != worker_no ||
+				f->kind < KMD_REQ_PROPOSE || f->kind > KMD_REQ_PROMOTE_CHECK ||
+				f->kind == KMD_REQ_READ_INDEX)
+				continue;
+			req.kind = f->kind;
+			req.partition_id = f->partition_id;
+			req.slot = f->origin_slot;
+			req.gen = f->origin_gen;
+			req.arg = f->arg;
+			req.command = (char *) f->command.data;
+			req.command_len = (uint32) f->command.len;
+			req.from = (int32) b->from_node;
+			kmd_serve_request(&req);
+		}
+		for (size_t i = 0; i < b->n_results; i++)
+			if (b->results[i] != NULL &&
+				kmd_worker_for_partition(b->results[i]->partition_id) == worker_no)
+				kmd_serve_result(b->results[i]);
+	}
+}
+
+void
+kmd_peers_keepalives(int interval)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int32		peers[KMD_MAX_NODES];
+	int			n = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+			peers[n++] = kmd_shared->nodes[i].node_id;
+	LWLockRelease(kmd_shared->lock);
+	for (int i = 0; i < n; i++)
+		if (TimestampDifferenceExceeds(last_sent[LAST_SENT_SLOT(peers[i])], now, interval))
+		{
+			KmdOutBatch *b = kmd_batch_for(peers[i]);
+
+			if (b != NULL)
+				b->keepalive = true;
+		}
+}
