@@ -75,7 +75,7 @@ my $silent = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalP
 	Proto => 'tcp') or die "no listener: $!";
 my $port = $silent->sockport;
 my $joiner = KmdTest::new_node('joiner');
-my ($rc, $out, $err) = $joiner->psql('postgres',
+($rc, $out, $err) = $joiner->psql('postgres',
 	"SET statement_timeout = '1s'; SELECT kmd_join('joiner', "
 	  . KmdTest::quote(KmdTest::conninfo($joiner))
 	  . ", 'host=127.0.0.1 port=$port dbname=postgres')");

@@ -3,8 +3,9 @@
 #   balancer).  Split and merge while a node is down: the two others carry
 #   on, their partitions rest without it, and the node that returns catches
 #   up with the same partition map and rows.  Then 256 partitions on the
-#   three nodes: everything still converges and rests; the CPU use while
-#   idle goes to the test log.
+#   three nodes: everything still converges and rests, and stays at rest
+#   while the nodes keep in touch; the CPU use while idle goes to the test
+#   log.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -137,10 +138,36 @@ sub cpu_time
 	}
 	return \%total;
 }
+# Resting partitions stay at rest while node-level keepalives keep every peer
+# reachable: over a window of several keepalive rounds no group elects, no
+# entry is written, no partition wakes.  The window is also where the CPU is
+# measured.
+# no voter leads more than its share (the balancer's rule), so no transfer
+# is due
+my $share = q{
+	SELECT max(c) <= ceil(sum(c)::numeric / count(*)) FROM (
+	  SELECT n.node_name, count(p.partition_id) AS c FROM kommander.nodes n
+	    LEFT JOIN kommander.partitions p ON p.leader_name = n.node_name AND p.partition_id > 0 AND p.state = 'active'
+	   GROUP BY n.node_name) s};
+ok($n1->poll_query_until('postgres', $share), 'no node leads more than its share of 256 partitions');
+for my $node (@nodes)
+{
+	$node->poll_query_until('postgres',
+		"SELECT bool_and(quiesced) FROM kommander.partitions WHERE state = 'active'")
+	  or die $node->name . ' has partitions awake';
+}
+my $state = q{SELECT sum(term) || '/' || sum(commit_index) || '/' || bool_and(quiesced)
+	FROM kommander.partitions WHERE state = 'active'};
+my %rest = map { $_->name => $_->safe_psql('postgres', $state) } @nodes;
 my %before = map { $_->name => cpu_time($_) } @nodes;
 my $w0 = time;
-# a measurement window, not a wait for a condition
-$n1->safe_psql('postgres', 'SELECT pg_sleep(5)');
+my $until = $n1->safe_psql('postgres', "SELECT clock_timestamp() + interval '5 s'");
+for my $node (@nodes)
+{
+	$node->poll_query_until('postgres',
+		"SELECT bool_and(reachable AND last_contact > '$until') FROM kommander.nodes WHERE NOT is_local")
+	  or die $node->name . ' stopped hearing from its peers';
+}
 my $secs = time - $w0;
 for my $node (@nodes)
 {
@@ -150,6 +177,9 @@ for my $node (@nodes)
 		  . 'of a core, peer-channel backends %.2f%%',
 		$node->name, ($after->{kommander} - $b->{kommander}) / 1e7 / $secs,
 		($after->{peers} - $b->{peers}) / 1e7 / $secs);
+	like($rest{ $node->name }, qr{/true$}, $node->name . ': every partition rested at the start of the window');
+	is($node->safe_psql('postgres', $state), $rest{ $node->name },
+		$node->name . ': no election, no entry, no partition woke while peers kept in touch');
 }
 
 done_testing();
