@@ -150,13 +150,16 @@ struct raft
 void	   *raft_malloc(raft *r, size_t size);
 void	   *raft_mrealloc(raft *r, void *p, size_t size);
 void		raft_mfree(raft *r, void *p);
+void		msgvec_clear(raft *r, msgvec *v);
 void		raft_send(raft *r, raft_message *m);
+uint32_t	raft_quorum(const raft *r);
+bool		raft_promotable(const raft *r);
+
+/* convert.c */
 void		raft_become_follower(raft *r, raft_term term, raft_id leader);
 void		raft_become_precandidate(raft *r);
 void		raft_become_candidate(raft *r);
 void		raft_become_leader(raft *r);
-uint32_t	raft_quorum(const raft *r);
-bool		raft_promotable(const raft *r);
 
 /* log.c */
 raft_index	log_last_index(const raft *r);
