@@ -5,8 +5,8 @@
  *
  * The role changes happen here and only here (raft_become_*), each asserting
  * the roles it may be reached from; a node may become a follower from any
- * role (canonical/raft src/convert.c).  Each change draws a fresh election
- * timeout from the host-seeded generator, the core's only randomness.
+ * role.  Each change draws a fresh election timeout from the host-seeded
+ * generator, the core's only randomness.
  *
  * Copyright (c) 2026, kommander developers
  *

@@ -3,7 +3,7 @@
  * progress.c
  *	  The leader's view of each member's log: match and next index, the
  *	  probe / replicate / snapshot states and the window of appends in
- *	  flight that gives flow control (after etcd-io/raft's Progress).
+ *	  flight that gives flow control.
  *
  * Copyright (c) 2026, kommander developers
  *

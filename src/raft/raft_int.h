@@ -34,7 +34,7 @@ typedef struct rbuf
 	unsigned char data[];
 } rbuf;
 
-/* The leader's bookkeeping for one member (etcd's Progress). */
+/* The leader's bookkeeping for one member: how far it matches, what is in flight. */
 typedef struct progress
 {
 	raft_id		id;
