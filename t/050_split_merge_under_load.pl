@@ -88,7 +88,6 @@ $lb->finish;
 KmdTest::wait_converged(\@nodes);
 
 my @keys = (acked('a'), acked('b'));
-my $list = join(',', map { "('$_')" } @keys);
 my $first;
 for my $node (@nodes)
 {
@@ -96,18 +95,10 @@ for my $node (@nodes)
 	$node->poll_query_until('postgres',
 		"SELECT count(*) = 6 AND bool_and(leader_name IS NOT NULL) FROM kommander.partitions WHERE state = 'active'")
 	  or die "partitions without a leader on $name";
-	is($node->safe_psql('postgres',
-		"SELECT count(*) FROM (VALUES $list) AS a(k) WHERE NOT EXISTS (SELECT 1 FROM kv WHERE kv.k = a.k)"),
-		'0', "$name has every acknowledged write (" . scalar(@keys) . ')');
-	is($node->safe_psql('postgres', q{
-		SELECT count(*) FROM kv WHERE (SELECT count(*) FROM kommander.partitions p
-		 WHERE p.partition_id > 0 AND p.state = 'active'
-		   AND kmd_key_hash(kv.k) >= p.lo AND (p.hi IS NULL OR kmd_key_hash(kv.k) < p.hi)) <> 1}),
+	is(KmdTest::missing_keys($node, 'kv', \@keys), '0', "$name has every acknowledged write (" . scalar(@keys) . ')');
+	is(KmdTest::misplaced_rows($node, 'kv'),
 		'0', "$name: every row lies in exactly one partition");
-	is($node->safe_psql('postgres', q{
-		SELECT count(*) FROM (SELECT lo, lag(hi) OVER (ORDER BY lo) AS prev, row_number() OVER (ORDER BY lo) AS n
-		  FROM kommander.partitions WHERE partition_id > 0 AND state = 'active') r
-		 WHERE (n = 1 AND lo <> -9223372036854775808) OR (n > 1 AND lo IS DISTINCT FROM prev)}),
+	is(KmdTest::range_defects($node),
 		'0', "$name: the ranges tile the hash space");
 	my $digest = $node->safe_psql('postgres',
 		"SELECT md5(string_agg(k, ',' ORDER BY k)) || ' ' || (SELECT string_agg(partition_id || ':' || lo || ':' || coalesce(hi::text, '') || ':' || generation, ',' ORDER BY partition_id) FROM kommander.partitions) FROM kv");

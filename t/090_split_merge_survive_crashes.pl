@@ -41,14 +41,6 @@ $n1->poll_query_until('postgres', 'SELECT count(*) >= 20 FROM kv') or die 'no lo
 my $map = q{SELECT string_agg(partition_id || ':' || coalesce(lo::text, '') || ':'
 	|| coalesce(hi::text, '') || ':' || generation || ':' || state, ',' ORDER BY partition_id)
 	FROM kommander.partitions};
-my $holes = q{
-	SELECT count(*) FROM (SELECT lo, lag(hi) OVER (ORDER BY lo) AS prev,
-	                             row_number() OVER (ORDER BY lo) AS n,
-	                             count(*) OVER () AS total, hi
-	  FROM kommander.partitions WHERE partition_id > 0 AND state = 'active') r
-	 WHERE (n = 1 AND lo <> -9223372036854775808) OR (n > 1 AND lo IS DISTINCT FROM prev)
-	    OR (n = total AND hi IS NOT NULL)};
-
 # Every node has a leader for each partition, the ranges tile the hash space,
 # and, once every node applied what any has committed, all have one map.
 sub check_map
@@ -59,7 +51,7 @@ sub check_map
 	my $want = $n1->safe_psql('postgres', $map);
 	for my $node (@nodes)
 	{
-		is($node->safe_psql('postgres', $holes), '0',
+		is(KmdTest::range_defects($node), '0',
 			"$label: the ranges tile the hash space on " . $node->name);
 		ok($node->poll_query_until('postgres', "SELECT ($map) = " . KmdTest::quote($want)),
 			"$label: " . $node->name . ' has the same partition map');
@@ -181,18 +173,12 @@ close $fh;
 $_->finish for @loads;
 KmdTest::wait_converged(\@nodes);
 my @keys = (KmdTest::acked_keys($dir, 'a'), KmdTest::acked_keys($dir, 'b'));
-my $list = join(',', map { "('$_')" } @keys);
 my $rows = $n1->safe_psql('postgres', "SELECT md5(string_agg(k, ',' ORDER BY k)) FROM kv");
 for my $node (@nodes)
 {
 	my $name = $node->name;
-	is($node->safe_psql('postgres',
-		"SELECT count(*) FROM (VALUES $list) AS a(k) WHERE NOT EXISTS (SELECT 1 FROM kv WHERE kv.k = a.k)"),
-		'0', "$name has every acknowledged write (" . scalar(@keys) . ')');
-	is($node->safe_psql('postgres', q{
-		SELECT count(*) FROM kv WHERE (SELECT count(*) FROM kommander.partitions p
-		 WHERE p.partition_id > 0 AND p.state = 'active'
-		   AND kmd_key_hash(kv.k) >= p.lo AND (p.hi IS NULL OR kmd_key_hash(kv.k) < p.hi)) <> 1}),
+	is(KmdTest::missing_keys($node, 'kv', \@keys), '0', "$name has every acknowledged write (" . scalar(@keys) . ')');
+	is(KmdTest::misplaced_rows($node, 'kv'),
 		'0', "$name: every row lies in exactly one partition");
 	is($node->safe_psql('postgres', "SELECT md5(string_agg(k, ',' ORDER BY k)) FROM kv"), $rows,
 		"$name has the same rows");

@@ -185,4 +185,39 @@ sub acked_keys
 	return @keys;
 }
 
+# How many active user partitions' ranges break the tiling of the hash space
+# on $node (a hole, an overlap, a first range not starting at the lowest hash
+# or a last one bounded above); 0 when they tile it.
+sub range_defects
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', q{
+		SELECT count(*) FROM (SELECT lo, hi, lag(hi) OVER (ORDER BY lo) AS prev,
+		                             row_number() OVER (ORDER BY lo) AS n, count(*) OVER () AS total
+		  FROM kommander.partitions WHERE partition_id > 0 AND state = 'active') r
+		 WHERE (n = 1 AND lo <> -9223372036854775808) OR (n > 1 AND lo IS DISTINCT FROM prev)
+		    OR (n = total AND hi IS NOT NULL)});
+}
+
+# How many rows of $table (keyed by column k) on $node lie in other than
+# exactly one active partition's range; 0 when each lies in one.
+sub misplaced_rows
+{
+	my ($node, $table) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT count(*) FROM $table t WHERE (SELECT count(*) FROM kommander.partitions p
+		 WHERE p.partition_id > 0 AND p.state = 'active'
+		   AND kmd_key_hash(t.k) >= p.lo AND (p.hi IS NULL OR kmd_key_hash(t.k) < p.hi)) <> 1});
+}
+
+# How many of @$keys are missing from the column k of $table on $node.
+sub missing_keys
+{
+	my ($node, $table, $keys) = @_;
+	return 0 if !@$keys;
+	my $list = join(',', map { "('$_')" } @$keys);
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM (VALUES $list) AS a(k) WHERE NOT EXISTS (SELECT 1 FROM $table t WHERE t.k = a.k)");
+}
+
 1;
