@@ -151,5 +151,32 @@ SELECT err($$SELECT kmd_add_node('n1', 'host=elsewhere')$$);
 SELECT err($$SELECT kommander.deliver('\x00ff')$$);
 SELECT err($$SELECT kommander.deliver('')$$);
 
+-- partitions: split at a point, at the midpoint (also of a range two hashes
+-- wide below zero), merge back; bad input
+SELECT err($$SELECT kmd_split(NULL)$$);
+SELECT err($$SELECT kmd_split(0)$$);
+SELECT err($$SELECT kmd_split(-1)$$);
+SELECT err($$SELECT kmd_split(77)$$);
+SELECT err($$SELECT kmd_split(1, -9223372036854775808)$$);
+SELECT kmd_split(1, -2) AS right_of_minus_2;
+SELECT kmd_split(2, 0) AS right_of_0;
+SELECT kmd_split(2) AS midpoint_of_minus_2_and_minus_1;
+SELECT err($$SELECT kmd_split(4)$$);
+SELECT partition_id, lo, hi, generation, state FROM kommander.partitions WHERE partition_id > 0;
+SELECT err($$SELECT kmd_merge(NULL, 2)$$);
+SELECT err($$SELECT kmd_merge(2, 2)$$);
+SELECT err($$SELECT kmd_merge(0, 1)$$);
+SELECT err($$SELECT kmd_merge(1, 3)$$);
+SELECT err($$SELECT kmd_merge(2, 77)$$);
+SELECT kmd_merge(2, 4) AS merged;
+SELECT err($$SELECT kmd_merge(2, 4)$$);
+SELECT err($$SELECT kmd_split(4)$$);
+SELECT partition_id, lo, hi, generation, state FROM kommander.partitions WHERE partition_id > 0;
+SELECT err($$SELECT * FROM kmd_create_partitions(NULL)$$);
+SELECT err($$SELECT * FROM kmd_create_partitions(0)$$);
+SELECT err($$SELECT * FROM kmd_create_partitions(100000)$$);
+SELECT count(*) AS new_partitions FROM kmd_create_partitions(5);
+SELECT kmd_rebalance() AS moved_on_one_node;
+
 -- everything committed is applied
 SELECT partition_id, commit_index = applied_index AS caught_up FROM kommander.partitions;

@@ -96,8 +96,11 @@ split_partition(int32 partition_id, int64 at, bool at_given)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("partition %d owns a single hash and cannot be split", partition_id)));
-		/* the midpoint, without overflow: the right half starts after it */
-		at = v.lo / 2 + v.hi / 2 + ((v.lo % 2 + v.hi % 2) / 2) + 1;
+		/*
+		 * The midpoint rounded down, without overflow (the distance fits in
+		 * uint64): the right half starts after it.
+		 */
+		at = v.lo + (int64) (((uint64) v.hi - (uint64) v.lo) / 2) + 1;
 	}
 	if (at <= v.lo || at > v.hi)
 		ereport(ERROR,
