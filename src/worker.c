@@ -163,8 +163,11 @@ group_start(int32 partition_id)
 
 /*
  * Start the groups of partitions that hash to this worker and have durable
- * state here.  Partitions whose state is not there yet (a bootstrap still
- * committing) are retried later.
+ * state here, merged-away ones included: their logs must stay reachable, a
+ * node behind on one (or joining) applies the left partition's merge only
+ * once it has the right one up to the freeze.  Partitions whose state is
+ * not there yet (a bootstrap still committing) are retried later, as are
+ * those beyond one pass's batch.
  */
 static void
 sync_groups(bool force)
@@ -183,7 +186,7 @@ sync_groups(bool force)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
-		if (part->partition_id >= 0 && part->state != KMD_PART_GONE &&
+		if (part->partition_id >= 0 &&
 			kmd_worker_for_partition(part->partition_id) == worker_no &&
 			kmd_group_find(part->partition_id) == NULL)
 			ids[n++] = part->partition_id;
@@ -191,7 +194,7 @@ sync_groups(bool force)
 	LWLockRelease(kmd_shared->lock);
 
 	seen_map_version = version;
-	groups_missing = false;
+	groups_missing = (n == lengthof(ids));
 	if (n == 0)
 		return;
 

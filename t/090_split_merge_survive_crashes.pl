@@ -6,7 +6,8 @@
 #   applied there.  After each restart the nodes finish the step from the
 #   logs: the ranges tile the hash space, every node has the same map, and
 #   at the end every acknowledged write is on every node, in exactly one
-#   partition.
+#   partition, and a node joining after a restart of the whole cluster
+#   replays every log, merged-away partitions' included.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -183,5 +184,19 @@ for my $node (@nodes)
 	is($node->safe_psql('postgres', "SELECT md5(string_agg(k, ',' ORDER BY k)) FROM kv"), $rows,
 		"$name has the same rows");
 }
+
+# 5. After a restart of the whole cluster, a node joins: it replays every
+# log, the merged-away partition's included (its group runs again on every
+# node), so it gets past the merge and has the same rows and map.
+crash_all();
+KmdTest::wait_leaders($_) for @nodes;
+my $n4 = KmdTest::new_node('node4');
+is($n4->safe_psql('postgres',
+	"SELECT kmd_join('node4', " . KmdTest::quote(KmdTest::conninfo($n4)) . ', '
+	  . KmdTest::quote(KmdTest::conninfo($n1)) . ')'), '4', 'node4 joins after a merge and a restart');
+KmdTest::wait_converged([ @nodes, $n4 ]) or die 'node4 does not converge';
+is($n4->safe_psql('postgres', "SELECT md5(string_agg(k, ',' ORDER BY k)) FROM kv"), $rows,
+	'node4 has the same rows');
+is($n4->safe_psql('postgres', $map), $n1->safe_psql('postgres', $map), 'node4 has the same partition map');
 
 done_testing();
