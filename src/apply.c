@@ -8,8 +8,11 @@
  * partition with work and advances kommander.applied in the same
  * transaction, so each entry is applied exactly once across crashes.  Each
  * command runs in a subtransaction: a failing command changes nothing and
- * fails identically on every node.  Only after the commit are the waiting
- * proposers answered, so their next SELECT sees what they proposed.
+ * fails identically on every node.  A failure of this node rather than of
+ * the command (a cancel, a deadlock, a lock not granted, memory or disk
+ * running out) ends the worker instead; the launcher starts it again and the
+ * entries are applied anew.  Only after the commit are the waiting proposers
+ * answered, so their next SELECT sees what they proposed.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -122,8 +125,34 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 }
 
 /*
- * Apply one command in a subtransaction; on error, roll it back and record
- * the error for the proposer.  The pattern of PL/pgSQL's exception blocks.
+ * Is an error raised by a command its outcome, the same on every node (bad
+ * data, a constraint, an applier's exception, a missing table), or a failure
+ * of this node at this moment (a cancel, a deadlock, a lock not granted,
+ * memory or disk running out, an internal error)?  Only an outcome may be
+ * recorded: another node applies the same entry without that failure, and
+ * the two would part ways.
+ */
+static bool
+error_is_outcome(int sqlerrcode)
+{
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_TRANSACTION_ROLLBACK:	/* 40: deadlock, serialization */
+		case ERRCODE_INSUFFICIENT_RESOURCES:	/* 53: memory, disk */
+		case ERRCODE_OPERATOR_INTERVENTION: /* 57: cancel, shutdown */
+		case ERRCODE_SYSTEM_ERROR:	/* 58: I/O */
+		case ERRCODE_INTERNAL_ERROR:	/* XX */
+			return false;
+		default:
+			return sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE;
+	}
+}
+
+/*
+ * Apply one command in a subtransaction; on an error that is the command's
+ * outcome, roll it back and record the error for the proposer (the pattern
+ * of PL/pgSQL's exception blocks).  Any other error is raised: the whole
+ * iteration rolls back, and the entries are applied again.
  */
 static void
 apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
@@ -151,6 +180,8 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
+		if (!error_is_outcome(edata->sqlerrcode))
+			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
@@ -609,6 +640,9 @@ kmd_apply_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(kmd_database, NULL, 0);
+	/* no limit of this node's configuration may fail a command here only */
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 
 	kmd_shared->apply_pid = MyProcPid;
 	kmd_shared->apply_latch = MyLatch;
