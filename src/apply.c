@@ -413,7 +413,8 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 						kmd_partition_applied(right) < frozen_at)
 						break;
 				}
-				out->slot = cmd.origin_node == kmd_shared->local_node_id ? cmd.origin_slot : -1;
+				out->slot = cmd.origin_node == kmd_shared->local_node_id &&
+					cmd.origin_boot == kmd_shared->boot_id ? cmd.origin_slot : -1;
 				out->gen = cmd.origin_gen;
 				ctx.partition_id = partition_id;
 				ctx.index = idx;

@@ -119,6 +119,7 @@ kmd_request(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			cmd->origin_node = kmd_shared->local_node_id;
 			cmd->origin_slot = slot_no;
 			cmd->origin_gen = gen;
+			cmd->origin_boot = kmd_shared->boot_id;
 			data = kmd_command_encode(cmd, &n);
 			len = n;
 			if (len > KMD_MAX_COMMAND)

@@ -64,6 +64,20 @@ kmd_shmem_request(void)
 	RequestNamedLWLockTranche("kommander", 1);
 }
 
+/*
+ * A random number for this run of the node; the clock and the pid when the
+ * strong source fails, still different from one run to the next.
+ */
+static uint64
+boot_random(void)
+{
+	uint64		r;
+
+	if (!pg_strong_random(&r, sizeof(r)))
+		r = (uint64) GetCurrentTimestamp() * 6364136223846793005ULL + (uint64) MyProcPid;
+	return r;
+}
+
 /* shmem_startup_hook: create or attach. */
 void
 kmd_shmem_startup(void)
@@ -77,6 +91,7 @@ kmd_shmem_startup(void)
 	{
 		memset(kmd_shared, 0, sizeof(KmdShared));
 		kmd_shared->lock = &(GetNamedLWLockTranche("kommander"))->lock;
+		kmd_shared->boot_id = boot_random();
 		kmd_shared->n_workers = kmd_workers;
 		kmd_shared->max_partitions = kmd_max_partitions;
 		ConditionVariableInit(&kmd_shared->applied_cv);
@@ -105,6 +120,7 @@ kmd_shmem_startup(void)
 			KmdSlot    *slot = (KmdSlot *) (p + i * MAXALIGN(sizeof(KmdSlot)));
 
 			memset(slot, 0, offsetof(KmdSlot, command));
+			slot->generation = (uint32) boot_random();
 			SpinLockInit(&slot->mutex);
 			ConditionVariableInit(&slot->cv);
 		}

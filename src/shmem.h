@@ -117,7 +117,10 @@ typedef enum KmdSlotKind
 /*
  * A request of a backend to a Raft worker, and its answer.  Protected by
  * `mutex'; `generation' grows each time the slot is taken, so a late answer
- * for an abandoned request (cancel, timeout) is recognised and dropped.
+ * for an abandoned request (cancel, timeout) is recognised and dropped.  It
+ * starts at a random value at every startup, so that a late answer from a
+ * peer to a request of an earlier run (a forward, a read index) is unlikely
+ * to match one of this run; entries in the log carry boot_id as well.
  */
 typedef struct KmdSlot
 {
@@ -183,6 +186,13 @@ typedef struct KmdFeedEntry
 typedef struct KmdShared
 {
 	LWLock	   *lock;
+
+	/*
+	 * This run of the node, random, written once at startup: an entry
+	 * proposed before a restart and applied after it answers no request of
+	 * the new run, whose slot generations start afresh.
+	 */
+	uint64		boot_id;
 
 	/* node identity: written by kmd_bootstrap/kmd_join and at startup */
 	bool		member;			/* this node belongs to a cluster */

@@ -290,6 +290,7 @@ kmd_command_encode(const KmdCommand *cmd, uint32 *len)
 	pb.origin_node = cmd->origin_node;
 	pb.origin_slot = cmd->origin_slot;
 	pb.origin_gen = cmd->origin_gen;
+	pb.origin_boot = cmd->origin_boot;
 	pb.generation = cmd->generation;
 	pb.sys_index = cmd->sys_index;
 	pb.key = cmd->key ? cmd->key : "";
@@ -320,6 +321,7 @@ kmd_command_decode(const char *data, uint32 len, KmdCommand *cmd)
 	cmd->origin_node = pb->origin_node;
 	cmd->origin_slot = pb->origin_slot;
 	cmd->origin_gen = pb->origin_gen;
+	cmd->origin_boot = pb->origin_boot;
 	cmd->generation = pb->generation;
 	cmd->sys_index = pb->sys_index;
 	cmd->key = pstrdup(pb->key ? pb->key : "");
