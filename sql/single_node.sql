@@ -176,6 +176,11 @@ SELECT err($$SELECT * FROM kmd_create_partitions(NULL)$$);
 SELECT err($$SELECT * FROM kmd_create_partitions(0)$$);
 SELECT err($$SELECT * FROM kmd_create_partitions(100000)$$);
 SELECT count(*) AS new_partitions FROM kmd_create_partitions(5);
+-- every partition ever made, merged-away ones too, takes an entry of
+-- kommander.max_partitions: no split is proposed without room for it
+SELECT count(*) AS entries_taken FROM kommander.partitions;
+SELECT err($$SELECT * FROM kmd_create_partitions(1023)$$);
+SELECT count(*) AS entries_still_taken FROM kommander.partitions;
 SELECT kmd_rebalance() AS moved_on_one_node;
 
 -- everything committed is applied

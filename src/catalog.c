@@ -74,6 +74,7 @@ kmd_catalog_refresh(void)
 	int			n_parts = 0;
 	bool		roster_changed = false;
 	bool		map_changed = false;
+	int			no_room = 0;
 
 	memset(&cluster_id, 0, sizeof(cluster_id));
 	SPI_connect();
@@ -182,6 +183,11 @@ kmd_catalog_refresh(void)
 		if (part == NULL)
 		{
 			part = kmd_partition_add(parts[j].partition_id);
+			if (part == NULL)
+			{
+				no_room++;
+				continue;
+			}
 			map_changed = true;
 		}
 		if (part->lo != parts[j].lo || part->hi != parts[j].hi ||
@@ -202,6 +208,18 @@ kmd_catalog_refresh(void)
 	if (map_changed)
 		kmd_shared->map_version++;
 	LWLockRelease(kmd_shared->lock);
+
+	/*
+	 * Partitions beyond kommander.max_partitions are not served here, and
+	 * the rest goes on: failing would stop this node's apply altogether.
+	 */
+	if (no_room > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("%d partitions do not fit in kommander.max_partitions (%d) on this node",
+						no_room, kmd_shared->max_partitions),
+				 errdetail("This node does not host them."),
+				 errhint("Raise kommander.max_partitions on this node and restart it.")));
 
 	if (roster_changed || map_changed)
 	{

@@ -70,6 +70,21 @@ part_view(int32 partition_id, PartView *v)
 	return part != NULL;
 }
 
+/*
+ * Refuse a split this node has no room for: every partition it ever had,
+ * merged-away ones included, holds an entry of kommander.max_partitions.
+ */
+static void
+no_room(int wanted)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("no room for %d more partitions on this node", wanted),
+			 errdetail("kommander.max_partitions is %d and %d entries are free; merged-away partitions keep theirs.",
+					   kmd_shared->max_partitions, kmd_partition_room()),
+			 errhint("Raise kommander.max_partitions on every node (a restart each).")));
+}
+
 /* Split `partition_id' so that a new partition starts at hash `at'. */
 static int32
 split_partition(int32 partition_id, int64 at, bool at_given)
@@ -109,6 +124,9 @@ split_partition(int32 partition_id, int64 at, bool at_given)
 				 errdetail("Partition %d owns hashes from " INT64_FORMAT " to " INT64_FORMAT
 						   "; the split point must be above the first.",
 						   partition_id, v.lo, v.hi)));
+
+	if (kmd_partition_room() < 1)
+		no_room(1);
 
 	/* a cluster-wide unique id, from the system partition */
 	memset(&cmd, 0, sizeof(cmd));
@@ -208,6 +226,13 @@ kmd_create_partitions(PG_FUNCTION_ARGS)
 		rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
 		rsinfo->returnMode = SFRM_Materialize;
 		MemoryContextSwitchTo(old);
+	}
+	{
+		int			count;
+
+		(void) widest_partition(&count);
+		if (n - count > kmd_partition_room())
+			no_room(n - count);
 	}
 	for (;;)
 	{
@@ -393,9 +418,9 @@ kmd_rebalance(PG_FUNCTION_ARGS)
 
 		if (from < 0 || to < 0 || l.load[from] <= l.target)
 			continue;
-		kmd_request(KMD_REQ_TRANSFER, ids[i], l.voters[to], NULL, &out);
+		kmd_request_outcome(KMD_REQ_TRANSFER, ids[i], l.voters[to], NULL, &out);
 		if (strcmp(out.sqlstate, "00000") != 0)
-			continue;			/* the target may lag: the next call retries */
+			continue;			/* the target may lag or be away: the next call retries */
 		l.load[from]--;
 		l.load[to]++;
 		moves++;

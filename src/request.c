@@ -93,9 +93,13 @@ copy_text(const char *s, size_t len)
 	return p;
 }
 
-void
-kmd_request(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
-			KmdOutcome *out)
+/*
+ * Hand a request to the worker and wait for its outcome; returns the slot's
+ * last state, KMD_SLOT_DONE when *out holds an outcome.
+ */
+static int
+request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
+			 KmdOutcome *out)
 {
 	uint32		gen;
 	int			slot_no;
@@ -180,6 +184,14 @@ kmd_request(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 		slot_release(slot_no);
 	}
 	PG_END_TRY();
+	return final_state;
+}
+
+void
+kmd_request(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
+			KmdOutcome *out)
+{
+	int			final_state = request_wait(kind, partition_id, arg, cmd, out);
 
 	if (final_state == KMD_SLOT_DONE)
 		return;
@@ -196,6 +208,22 @@ kmd_request(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			 errdetail("No leader was reachable within kommander.propose_timeout (%d ms).",
 					   kmd_propose_timeout),
 			 errhint("Retry later; check kommander.nodes for unreachable nodes.")));
+}
+
+void
+kmd_request_outcome(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
+					KmdOutcome *out)
+{
+	int			final_state = request_wait(kind, partition_id, arg, cmd, out);
+
+	if (final_state == KMD_SLOT_DONE)
+		return;
+	strlcpy(out->sqlstate,
+			unpack_sql_state(final_state == KMD_SLOT_SENT ? ERRCODE_KMD_OUTCOME_UNKNOWN :
+							 ERRCODE_KMD_NO_QUORUM),
+			sizeof(out->sqlstate));
+	out->errmsg = psprintf("no outcome of the request on partition %d within kommander.propose_timeout",
+						   partition_id);
 }
 
 void

@@ -37,6 +37,10 @@ typedef struct KmdOutcome
 extern void kmd_request(int kind, int32 partition_id, int64 arg,
 						KmdCommand *cmd, KmdOutcome *out);
 
+/* As kmd_request, but a request that timed out comes back as its outcome. */
+extern void kmd_request_outcome(int kind, int32 partition_id, int64 arg,
+								KmdCommand *cmd, KmdOutcome *out);
+
 /* Raise the error an outcome carries, if any. */
 extern void kmd_outcome_raise(const KmdOutcome *out);
 

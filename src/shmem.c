@@ -179,12 +179,20 @@ kmd_partition_add(int32 partition_id)
 			return part;
 		}
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("too many partitions"),
-			 errhint("Raise kommander.max_partitions (currently %d).",
-					 kmd_shared->max_partitions)));
-	return NULL;				/* keep compiler quiet */
+	return NULL;
+}
+
+int
+kmd_partition_room(void)
+{
+	int			room = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+		if (kmd_shared->partitions[i].partition_id == -1)
+			room++;
+	LWLockRelease(kmd_shared->lock);
+	return room;
 }
 
 bool

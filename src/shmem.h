@@ -230,7 +230,10 @@ extern void kmd_shmem_startup(void);
 /* Helpers; the caller holds kmd_shared->lock where noted. */
 extern KmdSlot *kmd_slot(int i);
 extern KmdPartition *kmd_partition_find(int32 partition_id);	/* lock held */
-extern KmdPartition *kmd_partition_add(int32 partition_id);	/* exclusive */
+/* A new entry, under the lock held exclusive; NULL when all are taken. */
+extern KmdPartition *kmd_partition_add(int32 partition_id);
+/* How many more partitions (merged-away ones count) this node can hold. */
+extern int	kmd_partition_room(void);
 extern KmdNode *kmd_node_find(int32 node_id);	/* lock held */
 
 /* Did this node get a batch from `node' within `ms'?  Always true of itself. */
