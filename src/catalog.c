@@ -75,6 +75,7 @@ kmd_catalog_refresh(void)
 	bool		roster_changed = false;
 	bool		map_changed = false;
 	int			no_room = 0;
+	bool		same_cluster;
 
 	memset(&cluster_id, 0, sizeof(cluster_id));
 	SPI_connect();
@@ -133,6 +134,8 @@ kmd_catalog_refresh(void)
 	SPI_finish();
 
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	same_cluster = kmd_shared->member && member &&
+		memcmp(kmd_shared->cluster_id, cluster_id.data, 16) == 0;
 	kmd_shared->member = member;
 	kmd_shared->local_node_id = local_id;
 	memcpy(kmd_shared->cluster_id, cluster_id.data, 16);
@@ -190,6 +193,16 @@ kmd_catalog_refresh(void)
 			}
 			map_changed = true;
 		}
+
+		/*
+		 * A partition's generation and state only move forward; a refresh
+		 * that read an older snapshot than the last one (a backend racing
+		 * the apply worker) must not take them back.
+		 */
+		if (same_cluster &&
+			(parts[j].generation < part->generation ||
+			 (parts[j].generation == part->generation && parts[j].state < part->state)))
+			continue;
 		if (part->lo != parts[j].lo || part->hi != parts[j].hi ||
 			part->generation != parts[j].generation || part->state != parts[j].state)
 			map_changed = true;

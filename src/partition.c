@@ -367,11 +367,20 @@ kmd_finish_merge(KmdGroup *g, TimestampTz now)
 	if (right == 0 || !TimestampDifferenceExceeds(g->merge_seen, now, kmd_propose_timeout))
 		return;
 	g->merge_seen = now;
+
+	/* the last try is still in the log, not applied here yet: it may do */
+	if (g->merge_index > kmd_partition_applied(g->partition_id))
+	{
+		raft_term	term;
+
+		if (raft_term_at(g->r, g->merge_index, &term) == RAFT_OK && term == g->merge_term)
+			return;
+	}
 	merge_command(&cmd, generation, right, freeze);
 	cmd.origin_node = kmd_shared->local_node_id;
 	cmd.origin_slot = -1;
 	data = kmd_command_encode(&cmd, &len);
-	if (raft_propose(g->r, data, len, NULL, NULL) == RAFT_OK)
+	if (raft_propose(g->r, data, len, &g->merge_index, &g->merge_term) == RAFT_OK)
 		ereport(LOG,
 				(errmsg("kommander: finishing the merge of partition %d into partition %d",
 						right, g->partition_id),

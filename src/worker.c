@@ -152,6 +152,8 @@ group_start(int32 partition_id)
 	g->in_line = false;
 	g->merge_right = 0;
 	g->merge_seen = 0;
+	g->merge_index = 0;
+	g->merge_term = 0;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	g->part = kmd_partition_find(partition_id);
 	LWLockRelease(kmd_shared->lock);

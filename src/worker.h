@@ -29,6 +29,8 @@ typedef struct KmdGroup
 	bool		in_line;		/* the last one found nothing left to do */
 	int32		merge_right;	/* frozen right neighbour seen, 0 if none */
 	TimestampTz merge_seen;		/* since when, or since the last try */
+	raft_index	merge_index;	/* log index of the last try, 0 if none */
+	raft_term	merge_term;		/* and its term */
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
 } KmdGroup;
 
