@@ -321,11 +321,11 @@ members_caught_up(sim *s, char *why, size_t len)
 		commit = raft_commit_index(s->nodes[l].g[gi].r);
 		for (uint32_t i = 0; i < conf->n; i++)
 		{
-			int			nid = (int) conf->members[i].id;
+			int			nid = roster_node(s, conf->members[i].id);
 			group	   *g = &s->nodes[nid].g[gi];
 
-			if (!s->nodes[nid].up || !g->exists || raft_commit_index(g->r) < commit ||
-				g->applied < commit)
+			if (nid == 0 || !s->nodes[nid].up || !g->exists ||
+				raft_commit_index(g->r) < commit || g->applied < commit)
 			{
 				snprintf(why, len, "group %d: node %d has applied %llu of the %llu its leader %u committed",
 						 gi, nid, (unsigned long long) (g->exists ? g->applied : 0),

@@ -46,7 +46,7 @@ reply_client(sim *s, int nid, request *req, int status, uint64_t output)
 	r->output = output;
 	r->hint = 0;
 	if (status == 1 && req->group >= 0 && s->nodes[nid].g[req->group].r != NULL)
-		r->hint = (int) raft_leader(s->nodes[nid].g[req->group].r);
+		r->hint = roster_node(s, raft_leader(s->nodes[nid].g[req->group].r));
 	schedule(s, s->now + net_delay(s), EV_REPLY, 0, req->group, req->client, r);
 }
 

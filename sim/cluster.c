@@ -6,7 +6,8 @@
  *	  partitions, disks that lose what was not synced, the host loop of each
  *	  group, node life cycles, and the event loop that checks invariants
  *	  after every event.  Clients (client.c), the nemesis (nemesis.c), the
- *	  checkers (check.c) and partitions (partition.c) live beside it.
+ *	  checkers (check.c), partitions (partition.c) and their roster
+ *	  (roster.c) live beside it.
  *
  * Everything random comes from one PRNG seeded by the caller, so a seed
  * replays exactly; every event feeds a running digest.
@@ -75,10 +76,14 @@ send_raft(sim *s, int from, int gi, const raft_message *m)
 	size_t		size = sizeof(msg_blob) + m->n_entries * sizeof(raft_entry);
 	int			copies = 1;
 	char	   *p;
+	int			to = roster_node(s, m->to);
 
-	if (m->to < 1 || m->to > (raft_id) s->cfg.nodes)
+	if (to == 0)
 		return;
-	if (s->blocked[from][m->to])
+	if (s->blocked[from][to])
+		return;
+	/* the transport knows the roster's nodes only, and refuses the others */
+	if (s->cfg.partitions && (!roster_listed(s, from) || !roster_listed(s, to)))
 		return;
 	if (s->drop_pm && prng_chance(&s->rng, s->drop_pm))
 		return;
@@ -91,6 +96,7 @@ send_raft(sim *s, int from, int gi, const raft_message *m)
 	{
 		b = malloc(size);
 		b->group = gi;
+		b->from = from;
 		b->m = *m;
 		b->m.entries = m->n_entries ? (raft_entry *) (b + 1) : NULL;
 		p = (char *) (b + 1) + m->n_entries * sizeof(raft_entry);
@@ -119,7 +125,7 @@ send_raft(sim *s, int from, int gi, const raft_message *m)
 			b->m.snapshot_data = &b->image;
 			b->m.snapshot_len = sizeof(kv_state);
 		}
-		schedule(s, s->now + net_delay(s), EV_MSG, m->to, gi, 0, b);
+		schedule(s, s->now + net_delay(s), EV_MSG, to, gi, 0, b);
 	}
 }
 
@@ -304,7 +310,7 @@ group_start(sim *s, int nid, int gi)
 	raft_options o;
 	raft_durable d;
 
-	raft_options_init(&o, (raft_id) nid, prng_next(&s->rng));
+	raft_options_init(&o, s->ident[nid], prng_next(&s->rng));
 	o.election_ticks = ELECTION_TICKS;
 	o.heartbeat_ticks = 1;
 	/* small messages let a leader commit part of its log (Figure 8) */
@@ -334,6 +340,8 @@ group_start(sim *s, int nid, int gi)
 	g->n_waiters = 0;
 	g->max_commit = raft_commit_index(g->r);
 	g->last_role = RAFT_FOLLOWER;
+	g->reconciled_roster = 0;
+	g->in_line = false;
 }
 
 static void
@@ -378,6 +386,7 @@ node_crash(sim *s, int nid)
  * The event loop
  * ------------------------------------------------------------------------
  */
+
 static void
 dispatch(sim *s, const heap_event *ev)
 {
@@ -399,12 +408,12 @@ dispatch(sim *s, const heap_event *ev)
 				msg_blob   *b = ev->payload;
 
 				if (n->up && !n->g[b->group].exists)
-					n->last_heard[b->m.from] = s->now;	/* a group not here yet */
+					n->last_heard[b->from] = s->now;	/* a group not here yet */
 				else if (n->up)
 				{
 					group	   *g = &n->g[b->group];
 
-					n->last_heard[b->m.from] = s->now;
+					n->last_heard[b->from] = s->now;
 					raft_term	term = raft_get_term(g->r);
 					int			role = raft_get_role(g->r);
 
@@ -448,6 +457,7 @@ dispatch(sim *s, const heap_event *ev)
 				if (s->quiesce && n->ticks++ % 3 == 0)
 					for (int peer = 1; peer <= s->cfg.nodes; peer++)
 						if (peer != (int) ev->node && !s->blocked[ev->node][peer] &&
+							(!s->cfg.partitions || (roster_listed(s, peer) && roster_listed(s, ev->node))) &&
 							!(s->drop_pm && prng_chance(&s->rng, s->drop_pm)))
 							schedule(s, s->now + net_delay(s), EV_PING, peer, 0, ev->node, NULL);
 				for (int gi = 0; gi < s->cfg.groups && !s->failed; gi++)
@@ -461,14 +471,19 @@ dispatch(sim *s, const heap_event *ev)
 					term = raft_get_term(g->r);
 					role = raft_get_role(g->r);
 					if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_FOLLOWER &&
-						s->now > n->last_heard[raft_leader(g->r)] + 2 * ELECTION_TICKS * TICK_MS)
+						s->now > n->last_heard[roster_node(s, raft_leader(g->r))] +
+						2 * ELECTION_TICKS * TICK_MS)
 						raft_unquiesce(g->r);
-					if (regained && raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER)
+					if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER &&
+						(regained || roster_member_behind(s, ev->node, g)))
 						raft_unquiesce(g->r);
 					raft_tick(g->r);
 					/* a merge waiting for its right partition may go on */
 					if (s->cfg.partitions)
+					{
 						part_apply_committed(s, ev->node, gi);
+						roster_reconcile(s, ev->node, gi);
+					}
 					group_process(s, ev->node, gi);
 					check_group(s, ev->node, gi, term, role);
 				}
@@ -596,11 +611,16 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 	s->quiesce = (cfg->seed & 1) == 1;
 	s->faults_on = true;
 	heal_network(s);
+	for (int nid = 1; nid <= cfg->nodes; nid++)
+		s->ident[nid] = (raft_id) nid;
+	s->next_ident = (raft_id) cfg->nodes + 1;
 
-	/* with membership changes one node starts outside the groups */
+	/*
+	 * with membership changes one node starts outside the groups (in
+	 * partition mode, outside the roster)
+	 */
 	memset(&conf, 0, sizeof(conf));
-	initial_voters = cfg->membership && !cfg->partitions && cfg->nodes > 3 ?
-		cfg->nodes - 1 : cfg->nodes;
+	initial_voters = cfg->membership && cfg->nodes > 3 ? cfg->nodes - 1 : cfg->nodes;
 	for (int i = 1; i <= initial_voters; i++)
 	{
 		conf.members[conf.n].id = (raft_id) i;
@@ -608,7 +628,10 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 		conf.n++;
 	}
 	if (cfg->partitions)
+	{
+		roster_init(s, initial_voters);
 		part_init(s, &conf);
+	}
 	else
 		for (int nid = 1; nid <= cfg->nodes; nid++)
 			for (int gi = 0; gi < cfg->groups; gi++)
@@ -653,6 +676,20 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 			;
 	}
 
+	/* every group's configuration comes in line with the roster */
+	if (!s->failed && cfg->partitions)
+	{
+		uint64_t	until = s->now + LIVENESS_BOUND_MS;
+		char		why[160];
+
+		while (!s->failed && !roster_converged(s, why, sizeof(why)) && s->now < until &&
+			   run_one_event(s))
+			;
+		if (!s->failed && !roster_converged(s, why, sizeof(why)))
+			violation(s, "membership convergence", "%s %llu ms after healing", why,
+					  (unsigned long long) (s->now - heal_at));
+	}
+
 	/* every member catches up, quiesced or not */
 	if (!s->failed)
 	{
@@ -695,6 +732,7 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 	res->sim_ms = s->now;
 	res->splits = s->splits;
 	res->merges = s->merges;
+	res->roster_changes = s->roster_changes;
 	{
 		heap_event	ev;
 

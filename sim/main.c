@@ -30,7 +30,9 @@ usage(void)
 			"usage: kmd-sim --seed S [--seeds K] [--nodes N(3..7)] [--groups M(1..64)]\n"
 			"               [--steps T] [--faults drop,dup,reorder,delay,partition,crash,fsync,stall|all|none]\n"
 			"               [--bug commit-old-term|forget-vote|no-prevote-term|early-apply|\n"
-			"                      no-fencing|early-merge|stale-read|split-overlap]\n"
+			"                      no-fencing|early-merge|stale-read|split-overlap|\n"
+			"                      reuse-id|remove-early|leave-early|late-member|lone-voter|\n"
+			"                      stale-reconcile]\n"
 			"               [--clients C(1..8)] [--no-membership] [--partitions] [--trace]\n");
 	exit(2);
 }
@@ -58,6 +60,7 @@ main(int argc, char **argv)
 	uint64_t	ops = 0;
 	uint64_t	splits = 0;
 	uint64_t	merges = 0;
+	uint64_t	roster = 0;
 	uint64_t	liveness_max = 0;
 	uint64_t	digest = 1469598103934665603ULL;
 	clock_t		t0;
@@ -134,6 +137,7 @@ main(int argc, char **argv)
 		ops += r.ops;
 		splits += r.splits;
 		merges += r.merges;
+		roster += r.roster_changes;
 		if (r.liveness_ms > liveness_max)
 			liveness_max = r.liveness_ms;
 		digest ^= r.digest;
@@ -170,8 +174,8 @@ main(int argc, char **argv)
 		   (unsigned long long) steps, (unsigned long long) msgs,
 		   (unsigned long long) ops, (unsigned long long) liveness_max);
 	if (cfg.partitions)
-		printf(" splits: %llu merges: %llu", (unsigned long long) splits,
-			   (unsigned long long) merges);
+		printf(" splits: %llu merges: %llu roster: %llu", (unsigned long long) splits,
+			   (unsigned long long) merges, (unsigned long long) roster);
 	printf("\n");
 	/* speed goes to stderr: it is not deterministic */
 	fprintf(stderr, "cpu: %.2f s, %.0f messages/s, %.0f steps/s\n", cpu,

@@ -107,9 +107,9 @@ membership_change(sim *s)
 			break;
 		default:
 			{
-				raft_id		to = 1 + (raft_id) prng_below(&s->rng, s->cfg.nodes);
+				raft_id		to = s->ident[1 + prng_below(&s->rng, s->cfg.nodes)];
 
-				if (to != l && raft_conf_role(conf, to) == RAFT_VOTER)
+				if (to != s->ident[l] && raft_conf_role(conf, to) == RAFT_VOTER)
 				{
 					(void) raft_transfer_leader(g->r, to);
 					trace(s, EV_NEMESIS, l, gi, 13, to);
@@ -270,5 +270,17 @@ sim_parse_bug(const char *name)
 		return SIM_BUG_STALE_READ;
 	if (strcmp(name, "split-overlap") == 0)
 		return SIM_BUG_SPLIT_OVERLAP;
+	if (strcmp(name, "reuse-id") == 0)
+		return SIM_BUG_REUSE_ID;
+	if (strcmp(name, "remove-early") == 0)
+		return SIM_BUG_REMOVE_EARLY;
+	if (strcmp(name, "late-member") == 0)
+		return SIM_BUG_LATE_MEMBER;
+	if (strcmp(name, "leave-early") == 0)
+		return SIM_BUG_LEAVE_EARLY;
+	if (strcmp(name, "lone-voter") == 0)
+		return SIM_BUG_LONE_VOTER;
+	if (strcmp(name, "stale-reconcile") == 0)
+		return SIM_BUG_STALE_RECONCILE;
 	return 0;
 }

@@ -3,15 +3,16 @@
  * partition.c
  *	  Partitions in the simulator, as the runtime has them: groups own
  *	  ranges of one key-hash space; a split is an entry in the partition's
- *	  own log that starts the new group from that index on every node; a
- *	  merge freezes the right partition, then commits in the left one, whose
- *	  apply waits until the right one is applied up to its freeze; stale
+ *	  own log that starts the new group from that index on every node, with
+ *	  the configuration in force there; a merge freezes the right partition,
+ *	  then commits in the left one, whose apply waits until the right one is
+ *	  applied up to its freeze, whatever the two configurations are; stale
  *	  generations and frozen partitions are fenced at apply.
  *
- * The nemesis plays the operator (kmd_split, kmd_merge).  After every
- * event the node it touched must have a map whose ranges tile the hash
- * space, and a partition's range at a given generation must be the same
- * on every node.
+ * The nemesis plays the operator (kmd_split, kmd_merge, and the roster
+ * changes of roster.c).  After every event the node it touched must have
+ * a map whose ranges tile the hash space, and a partition's range at a
+ * given generation must be the same on every node.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -77,25 +78,38 @@ generation_seen(const sim *s, int pid, uint64_t gen)
 	return gen < s->n_gens[pid] && s->range_of_gen[pid][gen] != 0;
 }
 
-/* Two partitions owning halves of the space, on every node. */
+/*
+ * The state a node starts from, as the runtime's initial state: two
+ * partitions owning halves of the space, with configuration `conf' (the
+ * first members; empty on a node that joins later, which learns it from
+ * the leaders, and rebuilds the map by applying the logs).
+ */
+void
+part_host_initial(sim *s, int nid, const raft_conf *conf)
+{
+	for (int pid = 0; pid < 2; pid++)
+	{
+		group	   *g = &s->nodes[nid].g[pid];
+
+		g->exists = true;
+		g->snap.conf = *conf;
+		memset(&g->snap_kv, 0, sizeof(kv_state));
+		g->snap_kv.pstate = PART_ACTIVE;
+		g->snap_kv.lo = pid == 0 ? 0 : HASH_SPACE / 2;
+		g->snap_kv.hi = pid == 0 ? HASH_SPACE / 2 : HASH_SPACE;
+		g->snap_kv.gen = 1;
+		g->kv = g->snap_kv;
+		g->applied = 0;
+	}
+}
+
+/* The initial state on every member of the roster. */
 void
 part_init(sim *s, const raft_conf *conf)
 {
 	for (int nid = 1; nid <= s->cfg.nodes; nid++)
-		for (int pid = 0; pid < 2; pid++)
-		{
-			group	   *g = &s->nodes[nid].g[pid];
-
-			g->exists = true;
-			g->snap.conf = *conf;
-			memset(&g->snap_kv, 0, sizeof(kv_state));
-			g->snap_kv.pstate = PART_ACTIVE;
-			g->snap_kv.lo = pid == 0 ? 0 : HASH_SPACE / 2;
-			g->snap_kv.hi = pid == 0 ? HASH_SPACE / 2 : HASH_SPACE;
-			g->snap_kv.gen = 1;
-			g->kv = g->snap_kv;
-			g->applied = 0;
-		}
+		if (roster_listed(s, nid))
+			part_host_initial(s, nid, conf);
 	s->next_partition = 2;
 	s->merge_right = -1;
 }
@@ -138,22 +152,14 @@ part_readable(sim *s, const group *g, uint64_t key, uint64_t gen)
 	return g->kv.pstate == PART_ACTIVE && (g->kv.gen & 0xffffffULL) == gen && owns(&g->kv, key);
 }
 
+/*
+ * A split at `index' applies: the upper part of the range becomes a new
+ * group here, whose configuration is the one in force at that index, read
+ * from this node's log as the runtime's kmd_storage_conf_at does; the
+ * index is committed, so it is the same on every node.
+ */
 static void
-conf_from_masks(raft_conf *conf, uint32_t voters, uint32_t learners)
-{
-	memset(conf, 0, sizeof(*conf));
-	for (raft_id id = 1; id <= SIM_MAX_NODES; id++)
-		if ((voters | learners) & (1u << id))
-		{
-			conf->members[conf->n].id = id;
-			conf->members[conf->n].role = voters & (1u << id) ? RAFT_VOTER : RAFT_LEARNER;
-			conf->n++;
-		}
-}
-
-/* A split applies: the upper part of the range becomes a new group here. */
-static void
-apply_split(sim *s, int nid, int pid, const kv_cmd *c)
+apply_split(sim *s, int nid, int pid, uint64_t index, const kv_cmd *c)
 {
 	kv_state   *kv = &s->nodes[nid].g[pid].kv;
 	group	   *q;
@@ -172,7 +178,7 @@ apply_split(sim *s, int nid, int pid, const kv_cmd *c)
 	/* the new group starts at this index: empty log, the rows already here */
 	memset(&q->hs, 0, sizeof(q->hs));
 	memset(&q->snap, 0, sizeof(q->snap));
-	conf_from_masks(&q->snap.conf, c->voters, c->learners);
+	roster_conf_at(&s->nodes[nid].g[pid], index, &q->snap.conf);
 	q->snap_kv = *kv;
 	q->snap_kv.lo = c->mid;
 	q->snap_kv.gen = kv->gen + 1;
@@ -261,7 +267,7 @@ apply_command(sim *s, int nid, int pid, uint64_t index, const kv_cmd *c, uint64_
 			*out = kv_apply(kv, c);
 			return true;
 		case CMD_SPLIT:
-			apply_split(s, nid, pid, c);
+			apply_split(s, nid, pid, index, c);
 			return true;
 		case CMD_FREEZE:
 			if (kv->pstate == PART_ACTIVE && c->gen == kv->gen)
@@ -383,6 +389,8 @@ part_check_map(sim *s, int nid)
 			check_generation(s, nid, pid, &g->kv);
 		}
 	}
+	if (n == 0 && !roster_listed(s, nid))
+		return;					/* a server that never joined has no map */
 	qsort(r, n, sizeof(r[0]), cmp_range);
 	for (int i = 0; i < n && !s->failed; i++)
 	{
@@ -398,25 +406,32 @@ part_check_map(sim *s, int nid)
 }
 
 /*
- * Have all nodes applied every partition's log to the end and do their maps
- * agree?  If not, `why' says where they differ.
+ * Have all members of the roster applied every partition's log to the end
+ * and do their maps agree?  If not, `why' says where they differ.  A node
+ * outside the roster (or leaving it) gets nothing more and is not asked.
  */
 bool
 part_converged(sim *s, char *why, size_t len)
 {
+	int			ref = 1;
+
+	while (ref < s->cfg.nodes && !roster_member(s, ref))
+		ref++;
 	for (int pid = 0; pid < s->cfg.groups; pid++)
 	{
-		const group *first = &s->nodes[1].g[pid];
+		const group *first = &s->nodes[ref].g[pid];
 		uint64_t	commit = 0;
 
 		for (int nid = 1; nid <= s->cfg.nodes; nid++)
 		{
 			const group *g = &s->nodes[nid].g[pid];
 
+			if (!roster_member(s, nid))
+				continue;
 			if (g->exists != first->exists)
 			{
 				snprintf(why, len, "partition %d exists on node %d but not on node %d", pid,
-						 g->exists ? nid : 1, g->exists ? 1 : nid);
+						 g->exists ? nid : ref, g->exists ? ref : nid);
 				return false;
 			}
 			if (g->exists && raft_commit_index(g->r) > commit)
@@ -426,6 +441,8 @@ part_converged(sim *s, char *why, size_t len)
 		{
 			const group *g = &s->nodes[nid].g[pid];
 
+			if (!roster_member(s, nid))
+				continue;
 			if (g->applied != commit)
 			{
 				snprintf(why, len, "node %d applied partition %d up to %llu of %llu", nid, pid,
@@ -435,7 +452,7 @@ part_converged(sim *s, char *why, size_t len)
 			if (g->kv.pstate != first->kv.pstate || g->kv.gen != first->kv.gen ||
 				g->kv.lo != first->kv.lo || g->kv.hi != first->kv.hi)
 			{
-				snprintf(why, len, "nodes 1 and %d disagree on partition %d", nid, pid);
+				snprintf(why, len, "nodes %d and %d disagree on partition %d", ref, nid, pid);
 				return false;
 			}
 		}
@@ -472,7 +489,6 @@ split_one(sim *s)
 	int			pid = (int) prng_below(&s->rng, s->next_partition);
 	raft_id		l = leader_of(s, pid);
 	const kv_state *kv;
-	const raft_conf *conf;
 	kv_cmd		c;
 
 	if (l == 0 || s->next_partition >= s->cfg.groups)
@@ -485,15 +501,6 @@ split_one(sim *s)
 	c.gen = kv->gen;
 	c.other = (uint32_t) s->next_partition;
 	c.mid = kv->lo + (kv->hi - kv->lo) / 2;
-	/* the leader's configuration is the one at the index the split gets */
-	conf = raft_get_conf(s->nodes[l].g[pid].r);
-	for (uint32_t i = 0; i < conf->n; i++)
-	{
-		if (conf->members[i].role == RAFT_VOTER)
-			c.voters |= 1u << conf->members[i].id;
-		else
-			c.learners |= 1u << conf->members[i].id;
-	}
 	/* an id is used once, whether or not this proposal commits */
 	if (propose_at_leader(s, pid, &c, 20))
 		s->next_partition++;
@@ -576,10 +583,13 @@ merge_step(sim *s)
 	}
 }
 
+/* The operator's next move: a split, a merge step, or a roster change. */
 void
 part_nemesis(sim *s)
 {
-	if (s->merge_right < 0 && prng_chance(&s->rng, 500))
+	if (s->cfg.membership && prng_chance(&s->rng, 250))
+		roster_change(s);
+	else if (s->merge_right < 0 && prng_chance(&s->rng, 500))
 		split_one(s);
 	else
 		merge_step(s);

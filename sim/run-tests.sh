@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # sim/run-tests.sh
 #   The simulator's test suite: thousands of seeds across cluster shapes and
-#   fault mixes, partitions split and merged under faults, every deliberate
-#   bug (core or partition host) caught, and the same seed giving the same
-#   digest twice.  Runs on both cores.
+#   fault mixes, partitions split and merged under faults and membership
+#   changes, every deliberate bug (core or partition host) caught, the two
+#   frequent flaws of the runtime's membership (--bug late-member, reuse-id)
+#   caught too, and the same seed giving the same digest twice.  Runs on both
+#   cores.
 #
 # Copyright (c) 2026, kommander developers
 
@@ -42,7 +44,7 @@ run_bug() {
   fi
 }
 
-echo "1..22"
+echo "1..24"
 # two batches in parallel, one per core
 (
   run_clean 3n-1g-all           --seed 1     --seeds 1500 --nodes 3 --groups 1
@@ -65,10 +67,12 @@ failed=$((failed + $(grep -c '^not ok' "$out/batch1" "$out/batch2" | awk -F: '{s
 
 (run_bug commit-old-term; run_bug forget-vote
  run_bug no-fencing 500 --partitions --groups 16
- run_bug stale-read 1500 --partitions --groups 16) >"$out/bugs1" 2>&1 &
+ run_bug stale-read 1500 --partitions --groups 16
+ run_bug late-member 150 --partitions --groups 16) >"$out/bugs1" 2>&1 &
 (run_bug no-prevote-term; run_bug early-apply
  run_bug early-merge 500 --partitions --groups 16
- run_bug split-overlap 500 --partitions --groups 16) >"$out/bugs2" 2>&1 &
+ run_bug split-overlap 500 --partitions --groups 16
+ run_bug reuse-id 200 --partitions --groups 16 --nodes 4) >"$out/bugs2" 2>&1 &
 wait
 cat "$out/bugs1" "$out/bugs2"
 passed=$((passed + $(grep -c '^ok' "$out/bugs1" "$out/bugs2" | awk -F: '{s+=$2} END {print s}')))

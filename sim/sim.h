@@ -38,6 +38,18 @@
 #define SIM_BUG_EARLY_MERGE		0x200	/* merge without waiting for the freeze */
 #define SIM_BUG_STALE_READ		0x400	/* reads ignore splits and freezes */
 #define SIM_BUG_SPLIT_OVERLAP	0x800	/* the split partition keeps its range */
+#define SIM_BUG_REUSE_ID		0x1000	/* a server joins under the id of the
+										 * removed one it replaces */
+#define SIM_BUG_REMOVE_EARLY	0x2000	/* a leader removes a member that groups
+										 * split off from its own still name */
+#define SIM_BUG_LATE_MEMBER		0x4000	/* a resting leader is not woken for a
+										 * member whose group starts late */
+#define SIM_BUG_LEAVE_EARLY		0x8000	/* a node leaves the roster on a view of
+										 * the groups that may not be committed */
+#define SIM_BUG_LONE_VOTER		0x10000 /* a leaving leader that is the only
+										 * voter waits for one to hand over to */
+#define SIM_BUG_STALE_RECONCILE 0x20000 /* a leader that lost and won back the
+										 * lead trusts its last reconcile */
 
 typedef struct sim_config
 {
@@ -68,6 +80,7 @@ typedef struct sim_result
 	bool		lin_gave_up;
 	uint64_t	splits;			/* partition mode: splits and merges applied */
 	uint64_t	merges;
+	uint64_t	roster_changes; /* partition mode: joins, promotions, removals */
 	char		invariant[64];	/* the one violated */
 	char		detail[512];
 	uint64_t	violation_step;

@@ -3,8 +3,9 @@
  * sim_int.h
  *	  The simulator's internal state, shared by cluster.c (nodes, network,
  *	  disks, event loop), client.c (clients), nemesis.c (faults), check.c
- *	  (tracing and invariants) and partition.c (split and merge of
- *	  partitions, routing, the range-coverage invariant).
+ *	  (tracing and invariants), partition.c (split and merge of
+ *	  partitions, routing, the range-coverage invariant) and roster.c (the
+ *	  cluster's roster, which partition leaders bring their groups to).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -31,6 +32,7 @@
 #define COMPACT_EVERY 40
 #define LIVENESS_BOUND_MS 30000
 #define TRACE_RING 48
+#define PROMOTE_MAX_LAG 16		/* kommander.promote_max_lag, for short logs */
 
 /* ------------------------------------------------------------------------
  * The key-value state machine; its snapshot image is the struct itself.
@@ -85,8 +87,6 @@ typedef struct kv_cmd
 	uint32_t	mid;			/* split: the new partition's first hash */
 	uint64_t	other_gen;		/* merge: the right partition's generation */
 	uint64_t	other_index;	/* merge: the right partition's freeze entry */
-	uint32_t	voters;			/* split: the configuration the new group */
-	uint32_t	learners;		/* starts with, as bit masks of node ids */
 } kv_cmd;
 
 
@@ -137,6 +137,12 @@ typedef struct group
 	/* invariant bookkeeping for this incarnation */
 	uint64_t	max_commit;
 	int			last_role;
+
+	/* partition mode, the leader's reconciler (roster.c) */
+	uint64_t	reconciled_roster;	/* roster version last looked at, 0 none */
+	raft_term	reconciled_term;	/* in the lead of this term */
+	uint64_t	last_reconcile; /* when, in simulated ms */
+	bool		in_line;		/* the configuration matched the roster */
 } group;
 
 typedef struct node
@@ -160,6 +166,21 @@ typedef struct client
 	uint64_t	deadline;
 	int			hint;			/* node to try next, 0 for any */
 } client;
+
+/*
+ * Partition mode: a node's place in the cluster's roster, as the runtime's
+ * kommander.roster has it.  Absent is a server outside the cluster: it hosts
+ * nothing it may use, and no member talks to it.  A node is a place for a
+ * server (s->nodes); the Raft id of the server there (s->ident) changes
+ * when a new server joins there.
+ */
+typedef enum roster_role
+{
+	ROSTER_ABSENT = 0,
+	ROSTER_LEARNER,
+	ROSTER_VOTER,
+	ROSTER_REMOVING				/* groups let it go, then it leaves the roster */
+} roster_role;
 
 /* What the checkers know of a group across all nodes */
 typedef struct group_truth
@@ -195,6 +216,7 @@ enum
 typedef struct msg_blob
 {
 	int			group;
+	int			from;			/* the node that sent it */
 	raft_message m;
 	raft_snapshot_meta snap;
 	kv_state	image;
@@ -258,6 +280,13 @@ typedef struct sim
 								 * or -1 */
 	uint64_t	merges;			/* splits and merges applied somewhere */
 	uint64_t	splits;
+	uint32_t	roster[SIM_MAX_NODES + 1];	/* roster_role by node */
+	uint64_t	roster_version; /* grows with every roster change, from 1 */
+	uint64_t	roster_changes; /* roster changes made */
+	raft_id		ident[SIM_MAX_NODES + 1];	/* Raft id of the server at each
+											 * node: a server that joins gets a
+											 * new one */
+	raft_id		next_ident;
 
 	/* history */
 	lin_op	   *hist;
@@ -302,6 +331,7 @@ void		heal_network(sim *s);
 void		nemesis(sim *s);
 
 /* partition.c */
+void		part_host_initial(sim *s, int nid, const raft_conf *conf);
 void		part_init(sim *s, const raft_conf *conf);
 uint32_t	part_hash(uint64_t key);
 int			part_route(sim *s, int nid, uint64_t key, bool read, uint64_t *gen);
@@ -310,5 +340,16 @@ void		part_apply_committed(sim *s, int nid, int gi);
 void		part_check_map(sim *s, int nid);
 bool		part_converged(sim *s, char *why, size_t len);
 void		part_nemesis(sim *s);
+
+/* roster.c */
+void		roster_init(sim *s, int members);
+int			roster_node(const sim *s, raft_id id);
+bool		roster_member(const sim *s, int nid);
+bool		roster_listed(const sim *s, int nid);
+void		roster_change(sim *s);
+void		roster_reconcile(sim *s, int nid, int gi);
+bool		roster_member_behind(sim *s, int nid, const group *g);
+void		roster_conf_at(const group *g, uint64_t index, raft_conf *conf);
+bool		roster_converged(sim *s, char *why, size_t len);
 
 #endif							/* KOMMANDER_SIM_INT_H */

@@ -480,8 +480,12 @@ raft_id		raft_transferee(const raft *r);
  * `quiesce' and stops sending heartbeats; followers receiving it stop
  * their election timers.  A follower that has not answered for three
  * election timeouts does not hold the leader up (it gets a plain heartbeat
- * instead, whose answer wakes the leader).  Anything that happens (a
- * message, a proposal, a read) wakes the group.  The host watches liveness
+ * instead, whose answer wakes the leader).  A follower that missed the
+ * last heartbeat does not know that the entries it holds are committed: a
+ * voter campaigns after its election timeout, a learner answers as to a
+ * heartbeat instead (to its leader, or to every voter when it knows none),
+ * and either wakes the group.  Anything that happens (a message, a
+ * proposal, a read) wakes the group.  The host watches liveness
  * once per node rather than per group, takes a node for lost when it has
  * been silent for less than three election timeouts, and calls
  * raft_unquiesce():

@@ -59,6 +59,32 @@ can_quiesce(raft *r)
 	return true;
 }
 
+/*
+ * A learner holding entries it does not know to be committed, and that has
+ * heard nothing for an election timeout, answers as to a heartbeat.  A
+ * voter in its place would campaign, and the campaign would wake the
+ * group; a learner never campaigns, so when the leader rested without
+ * telling it the commit index (the last heartbeat was lost, or this node
+ * restarted since) nothing else would.  The answer wakes the leader, or,
+ * when this node knows none, every voter, the leader among them.
+ */
+static void
+learner_wake(raft *r)
+{
+	for (uint32_t i = 0; i < r->conf.n; i++)
+	{
+		raft_message m = {0};
+		raft_id		to = r->conf.members[i].id;
+
+		if (to == r->opt.id || r->conf.members[i].role != RAFT_VOTER ||
+			(r->leader != RAFT_NONE && to != r->leader))
+			continue;
+		m.type = RAFT_MSG_HEARTBEAT_RESP;
+		m.to = to;
+		raft_send(r, &m);
+	}
+}
+
 static void
 tick_leader(raft *r)
 {
@@ -123,6 +149,10 @@ raft_tick(raft *r)
 		r->election_elapsed = 0;
 		election_campaign(r, r->opt.pre_vote, false);
 	}
+	/* the timer goes on: a learner that hears nobody has no lease to keep */
+	else if (!raft_promotable(r) && r->commit < log_last_index(r) &&
+			 r->election_elapsed % r->randomized_timeout == 0)
+		learner_wake(r);
 }
 
 /* ------------------------------------------------------------------------

@@ -2,8 +2,9 @@
  *
  * test_quiesce.c
  *	  Core tests of quiescence: an idle group stops its heartbeats and
- *	  timers, anything that happens wakes it, and a follower woken by its
- *	  host after losing its leader elects a new one.
+ *	  timers, anything that happens wakes it, a follower woken by its host
+ *	  after losing its leader elects a new one, and a learner the resting
+ *	  leader left behind on the commit index wakes it.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -154,6 +155,70 @@ test_leader_rests_without_a_silent_member(void **state)
 	fx_free(f);
 }
 
+/* What would bring node 4 a commit index and nothing else. */
+static bool
+commit_to_learner(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return m->to == 4 && (m->type == RAFT_MSG_HEARTBEAT ||
+						  (m->type == RAFT_MSG_APPEND && m->n_entries == 0));
+}
+
+/*
+ * Three voters and learner 4, all resting; then a command whose commit
+ * index no heartbeat brings to the learner before the leader rests again:
+ * it holds the entry but does not know it is committed.
+ */
+static fixture *
+learner_left_behind(void)
+{
+	fixture    *f = fx_new(4, 3, quiescing);
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	fx_run(f, 5);
+	f->drop = commit_to_learner;
+	assert_int_equal(fx_propose(f, 1, "x"), RAFT_OK);
+	fx_run(f, 5);
+	assert_true(raft_quiesced(fx_raft(f, 1)));
+	assert_int_equal(raft_last_index(fx_raft(f, 4)), raft_last_index(fx_raft(f, 1)));
+	assert_true(raft_commit_index(fx_raft(f, 4)) < raft_last_index(fx_raft(f, 4)));
+	f->drop = NULL;
+	return f;
+}
+
+/*
+ * A learner never campaigns, so nothing in the group would tell it: it
+ * wakes the leader itself, learns the commit index, and the group rests.
+ */
+static void
+test_learner_behind_on_commit_wakes_the_leader(void **state)
+{
+	fixture    *f = learner_left_behind();
+
+	(void) state;
+	fx_run(f, 30);				/* three election timeouts */
+	assert_int_equal(fx_applied_normal(f, 4), 1);
+	for (raft_id id = 1; id <= 4; id++)
+		assert_true(raft_quiesced(fx_raft(f, id)));
+	fx_free(f);
+}
+
+/* The same after a restart, when the learner knows no leader to wake. */
+static void
+test_restarted_learner_behind_on_commit_wakes_the_leader(void **state)
+{
+	fixture    *f = learner_left_behind();
+
+	(void) state;
+	fx_crash(f, 4);
+	fx_restart(f, 4);
+	assert_int_equal(raft_leader(fx_raft(f, 4)), RAFT_NONE);
+	fx_run(f, 30);
+	assert_int_equal(fx_applied_normal(f, 4), 1);
+	assert_int_equal(fx_leader(f), 1);
+	fx_free(f);
+}
+
 int
 main(void)
 {
@@ -163,6 +228,8 @@ main(void)
 		cmocka_unit_test(test_proposal_wakes_the_group),
 		cmocka_unit_test(test_woken_followers_replace_a_dead_leader),
 		cmocka_unit_test(test_leader_rests_without_a_silent_member),
+		cmocka_unit_test(test_learner_behind_on_commit_wakes_the_leader),
+		cmocka_unit_test(test_restarted_learner_behind_on_commit_wakes_the_leader),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
