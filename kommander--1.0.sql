@@ -77,7 +77,7 @@ CREATE TABLE kommander.partition_map (
     frozen_at    bigint             -- frozen: index of the freeze in its own log
 );
 
--- Counters of the system partition's state machine (next_partition_id).
+-- Counters of the system partition's state machine (next_partition_id, next_node_id).
 CREATE TABLE kommander.counters (
     name  text PRIMARY KEY,
     value bigint NOT NULL

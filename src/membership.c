@@ -169,7 +169,7 @@ insert_initial_state(void)
 			 "(0, NULL, NULL, 1, 'active'), "
 			 "(1, -9223372036854775808, NULL, 1, 'active')",
 			 0, NULL, NULL, NULL, SPI_OK_INSERT);
-	spi_exec("INSERT INTO kommander.counters VALUES ('next_partition_id', 2)",
+	spi_exec("INSERT INTO kommander.counters VALUES ('next_partition_id', 2), ('next_node_id', 2)",
 			 0, NULL, NULL, NULL, SPI_OK_INSERT);
 }
 Datum

@@ -130,13 +130,35 @@ apply_roster(const KmdCommand *cmd, StringInfo result)
 							(errcode(ERRCODE_DUPLICATE_OBJECT),
 							 errmsg("a node named \"%s\" is already in the roster", cmd->args[0])));
 				appendStringInfo(result, "%d", id);
+
+				/*
+				 * A joining node replays the roster changes on top of a copy
+				 * of the roster: its counter must pass the ids it already has
+				 * as it would have by adding them.
+				 */
+				{
+					Oid			t[1] = {INT8OID};
+					Datum		v[1] = {Int64GetDatum((int64) id + 1)};
+
+					exec_sql("UPDATE kommander.counters SET value = greatest(value, $1) "
+							 "WHERE name = 'next_node_id'", 1, t, v, SPI_OK_UPDATE);
+				}
 				return;
 			}
+			/*
+			 * A new id, never one of a removed node: a configuration that
+			 * still names that node, or a split replaying one, would count a
+			 * fresh server with an empty log as the old voter.
+			 */
 			exec_sql("INSERT INTO kommander.roster "
-					 "SELECT coalesce(max(node_id), 0) + 1, $1, $2, 'learner' FROM kommander.roster "
+					 "SELECT value::int, $1, $2, 'learner' FROM kommander.counters WHERE name = 'next_node_id' "
 					 "RETURNING node_id", 2, types, values, SPI_OK_INSERT_RETURNING);
+			if (SPI_processed != 1)
+				elog(ERROR, "kommander.counters has no next_node_id");
 			appendStringInfo(result, "%d",
 							 DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+			exec_sql("UPDATE kommander.counters SET value = value + 1 WHERE name = 'next_node_id'",
+					 0, NULL, NULL, SPI_OK_UPDATE);
 			return;
 		case KMD_CMD_NODE_PROMOTE:
 			exec_sql("UPDATE kommander.roster SET role = 'voter' WHERE node_name = $1",

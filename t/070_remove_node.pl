@@ -3,6 +3,7 @@
 #   partition's group: after removing two of three nodes, the last one
 #   commits alone even with the others stopped.  The last voter cannot be
 #   removed.  A removed server that keeps calling is refused and backs off.
+#   A node that joins afterwards gets a new id, never a removed node's.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -60,5 +61,17 @@ for my $i (1 .. 10)
 }
 is($n1->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'alone-%'"), '10',
 	'node1 commits with every other node removed and stopped');
+
+# ids are not reused: node2 and node3 may still be named in some group's
+# configuration, and a fresh server must not count as one of them
+my $n4 = KmdTest::new_node('node4');
+is($n4->safe_psql('postgres',
+	"SELECT kmd_join('node4', " . KmdTest::quote(KmdTest::conninfo($n4)) . ', '
+	  . KmdTest::quote(KmdTest::conninfo($n1)) . ')'), '4', 'a node joining after two removals gets id 4');
+KmdTest::wait_voters([ $n1, $n4 ], 2);
+$n4->safe_psql('postgres',
+	"SELECT kmd_propose('with-node4', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"with-node4\",\"v\":\"x\"}}')");
+is($n1->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k = 'with-node4'"), '1',
+	'node4 proposes and node1 applies');
 
 done_testing();
