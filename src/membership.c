@@ -725,6 +725,7 @@ kmd_reconcile_group(KmdGroup *g)
 	raft_id		self = raft_self(g->r);
 	int			rc = RAFT_OK;
 	bool		in_line = true;
+	bool		leaving = false;
 
 	/* a node the roster marks 'removing' is to leave every group */
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -759,7 +760,9 @@ kmd_reconcile_group(KmdGroup *g)
 					(void) raft_transfer_leader(g->r, conf->members[k].id);
 					return false;
 				}
-			return false;
+			/* no voter to hand over to yet: add and promote one first */
+			leaving = true;
+			continue;
 		}
 		rc = raft_propose_conf(g->r, RAFT_CC_REMOVE, id, NULL, NULL);
 		goto done;
@@ -787,7 +790,7 @@ kmd_reconcile_group(KmdGroup *g)
 			}
 		}
 	}
-	return in_line;
+	return in_line && !leaving;
 
 done:
 	if (rc != RAFT_OK && rc != RAFT_EBUSY)

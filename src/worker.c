@@ -149,6 +149,7 @@ group_start(int32 partition_id)
 	g->durable_last = raft_last_index(g->r);
 	g->last_reconcile = 0;
 	g->reconciled_roster = 0;
+	g->reconciled_term = 0;
 	g->in_line = false;
 	g->merge_right = 0;
 	g->merge_seen = 0;
@@ -482,6 +483,30 @@ peer_alive(int32 node, const int32 *alive, int n_alive)
 }
 
 /*
+ * Does a member of this resting leader's group lack part of its log while
+ * its node is heard from?  Then its group started there after the leader
+ * went to rest without it (a node that joined, or that applied the split
+ * creating the group late), and nothing else would wake the leader.
+ */
+static bool
+member_behind(KmdGroup *g, const int32 *alive, int n_alive)
+{
+	const raft_conf *conf = raft_get_conf(g->r);
+	raft_index	last = raft_last_index(g->r);
+
+	for (uint32 i = 0; i < conf->n; i++)
+	{
+		raft_id		id = conf->members[i].id;
+		raft_progress pr;
+
+		if (id != raft_self(g->r) && peer_alive((int32) id, alive, n_alive) &&
+			raft_get_progress(g->r, id, &pr) == RAFT_OK && pr.match < last)
+			return true;
+	}
+	return false;
+}
+
+/*
  * Tick every group; returns whether some group is awake (not quiesced), in
  * which case the next tick is due in a heartbeat interval, else in an idle
  * interval.
@@ -525,7 +550,8 @@ tick_all(void)
 		if (raft_quiesced(g->r) && raft_get_role(g->r) != RAFT_LEADER &&
 			!peer_alive((int32) raft_leader(g->r), alive, n_alive))
 			raft_unquiesce(g->r);
-		if (regained && raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER)
+		if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER &&
+			(regained || member_behind(g, alive, n_alive)))
 			raft_unquiesce(g->r);
 		/* only an awake group does something on a tick */
 		if (!raft_quiesced(g->r))
@@ -541,11 +567,17 @@ tick_all(void)
 		if (raft_get_role(g->r) != RAFT_LEADER)
 			g->reconciled_roster = 0;
 		else if (g->reconciled_roster != roster_version ||
+				 g->reconciled_term != raft_get_term(g->r) ||
 				 (!g->in_line && TimestampDifferenceExceeds(g->last_reconcile, now, 1000)))
 		{
+			/*
+			 * In a new term too: the lead may have been lost and won back
+			 * between two ticks, and a step of the last term truncated.
+			 */
 			groups_dirty = true;
 			g->in_line = kmd_reconcile_group(g);
 			g->reconciled_roster = roster_version;
+			g->reconciled_term = raft_get_term(g->r);
 			g->last_reconcile = now;
 		}
 		/* a merge whose caller went away after the freeze */

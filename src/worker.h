@@ -26,6 +26,7 @@ typedef struct KmdGroup
 	TimestampTz last_reconcile; /* membership reconciliation, leader only */
 	uint64		reconciled_roster;	/* roster version of the last one, 0 when
 									 * not leading */
+	raft_term	reconciled_term;	/* the term it was made in */
 	bool		in_line;		/* the last one found nothing left to do */
 	int32		merge_right;	/* frozen right neighbour seen, 0 if none */
 	TimestampTz merge_seen;		/* since when, or since the last try */
