@@ -614,8 +614,10 @@ kmd_promote_node(PG_FUNCTION_ARGS)
 }
 
 /*
- * Wait until no group this node hosts counts `node_id' as a member any
- * more, or kommander.propose_timeout passes (K0002).
+ * Wait until every partition this node knows has its group running here
+ * with a committed, non-empty configuration that does not count `node_id'
+ * as a member, or kommander.propose_timeout passes (K0002).  An empty (a
+ * node still joining), missing or uncommitted configuration proves nothing.
  */
 static void
 wait_out_of_groups(int32 node_id, const char *name)
@@ -623,8 +625,6 @@ wait_out_of_groups(int32 node_id, const char *name)
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   kmd_propose_timeout);
 
-	if (node_id >= 64)
-		return;					/* not tracked: the reconcilers still act */
 	ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
 	for (;;)
 	{
@@ -635,9 +635,13 @@ wait_out_of_groups(int32 node_id, const char *name)
 		{
 			KmdPartition *part = &kmd_shared->partitions[i];
 
-			if (part->partition_id >= 0 && part->role >= 0 &&
-				(part->members & (UINT64CONST(1) << node_id)) != 0)
+			if (part->partition_id < 0)
+				continue;
+			if (part->role < 0 || part->n_members == 0 || !part->conf_committed)
 				member = true;
+			for (int m = 0; m < part->n_members; m++)
+				if (part->member_ids[m] == node_id)
+					member = true;
 		}
 		LWLockRelease(kmd_shared->lock);
 		if (!member)
@@ -648,7 +652,7 @@ wait_out_of_groups(int32 node_id, const char *name)
 			ereport(ERROR,
 					(errcode(ERRCODE_KMD_NO_QUORUM),
 					 errmsg("node \"%s\" is still a member of some partitions", name),
-					 errdetail("The roster marks it 'removing'; the partition leaders take it out of their groups one change at a time."),
+					 errdetail("The roster marks it 'removing'; the partition leaders take it out of their groups one change at a time, and this node must see every group's committed configuration without it."),
 					 errhint("Run kmd_remove_node() again later to finish.")));
 		}
 		(void) ConditionVariableTimedSleep(&kmd_shared->leader_cv, 100, PG_WAIT_EXTENSION);

@@ -81,7 +81,9 @@ typedef struct KmdPartition
 	int32		leader;			/* node id, 0 if none known */
 	bool		is_learner;
 	int32		voters;			/* voters of the group's configuration */
-	uint64		members;		/* bit n set: node n (< 64) is a member */
+	int32		n_members;		/* members of the group's configuration */
+	int32		member_ids[KMD_MAX_NODES];	/* their node ids */
+	bool		conf_committed;	/* that configuration is committed */
 	bool		quiesced;		/* idle: no heartbeats, no timers */
 	uint64		term;
 	uint64		last_index;

@@ -379,18 +379,20 @@ publish_status(void)
 	{
 		KmdPartition *part = g->part;
 		const raft_conf *conf = raft_get_conf(g->r);
-		uint64		members = 0;
+		int32		member_ids[KMD_MAX_NODES];
+		int			n_members = 0;
 
-		for (uint32 i = 0; i < conf->n; i++)
-			if (conf->members[i].id < 64)
-				members |= UINT64CONST(1) << conf->members[i].id;
+		for (uint32 i = 0; i < conf->n && n_members < KMD_MAX_NODES; i++)
+			member_ids[n_members++] = (int32) conf->members[i].id;
 		if (part->role == (int32) raft_get_role(g->r) &&
 			part->leader == (int32) raft_leader(g->r) &&
 			part->term == raft_get_term(g->r) &&
 			part->last_index == raft_last_index(g->r) &&
 			part->snapshot_index == raft_first_index(g->r) - 1 &&
 			part->voters == (int32) raft_conf_voters(conf) &&
-			part->members == members &&
+			part->n_members == n_members &&
+			memcmp(part->member_ids, member_ids, sizeof(int32) * n_members) == 0 &&
+			part->conf_committed == (raft_conf_index(g->r) <= raft_commit_index(g->r)) &&
 			part->quiesced == raft_quiesced(g->r))
 			continue;
 		if (!locked)
@@ -408,7 +410,9 @@ publish_status(void)
 		part->snapshot_index = raft_first_index(g->r) - 1;
 		part->is_learner = raft_conf_role(conf, raft_self(g->r)) != RAFT_VOTER;
 		part->voters = (int32) raft_conf_voters(conf);
-		part->members = members;
+		part->n_members = n_members;
+		memcpy(part->member_ids, member_ids, sizeof(int32) * n_members);
+		part->conf_committed = raft_conf_index(g->r) <= raft_commit_index(g->r);
 		part->quiesced = raft_quiesced(g->r);
 	}
 	if (locked)

@@ -513,6 +513,12 @@ raft_get_conf(const raft *r)
 	return &r->conf;
 }
 
+raft_index
+raft_conf_index(const raft *r)
+{
+	return r->conf_index;
+}
+
 const raft_snapshot_meta *
 raft_snapshot(const raft *r)
 {

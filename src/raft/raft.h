@@ -440,6 +440,13 @@ raft_index	raft_first_index(const raft *r);
 raft_index	raft_last_index(const raft *r);
 raft_index	raft_stable_index(const raft *r);
 const raft_conf *raft_get_conf(const raft *r);
+
+/*
+ * Index of the entry that set the configuration in force (the snapshot's
+ * index when none since): the configuration is committed once the commit
+ * index reaches it.
+ */
+raft_index	raft_conf_index(const raft *r);
 const raft_snapshot_meta *raft_snapshot(const raft *r);
 raft_hard_state raft_get_hard_state(const raft *r);
 
