@@ -34,9 +34,39 @@ typedef struct PeerBatches
 
 static PeerBatches out;
 
-/* When this worker last sent each peer a batch (index: node id) */
-static TimestampTz last_sent[KMD_MAX_NODES * 4 + 1];
-#define LAST_SENT_SLOT(node) ((node) >= 0 && (node) < (int) lengthof(last_sent) ? (node) : 0)
+/* When this worker last sent each peer a batch */
+typedef struct LastSent
+{
+	int32		node_id;		/* 0: free */
+	TimestampTz at;
+} LastSent;
+
+static LastSent last_sent[KMD_MAX_NODES];
+
+/*
+ * The entry of `node_id'; a new one takes over the entry sent to longest ago
+ * (a node gone from the roster: the others get a batch every idle interval).
+ * Node ids are never reused, so they cannot index an array.
+ */
+static LastSent *
+last_sent_for(int32 node_id)
+{
+	LastSent   *take = NULL;
+
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+	{
+		LastSent   *e = &last_sent[i];
+
+		if (e->node_id == node_id)
+			return e;
+		if (take == NULL || (take->node_id != 0 &&
+							 (e->node_id == 0 || e->at < take->at)))
+			take = e;
+	}
+	take->node_id = node_id;
+	take->at = 0;
+	return take;
+}
 
 void
 kmd_peers_start(int worker_no)
@@ -106,7 +136,7 @@ kmd_peers_flush(void)
 		data = kmd_batch_pack(b, kmd_shared->cluster_id,
 							  kmd_shared->local_node_id, &len);
 		if (kmd_transport_send(&transport, b->to_node, data, len))
-			last_sent[LAST_SENT_SLOT(b->to_node)] = GetCurrentTimestamp();
+			last_sent_for(b->to_node)->at = GetCurrentTimestamp();
 	}
 	out.n = 0;
 }
@@ -184,7 +214,7 @@ kmd_peers_keepalives(int interval)
 			peers[n++] = kmd_shared->nodes[i].node_id;
 	LWLockRelease(kmd_shared->lock);
 	for (int i = 0; i < n; i++)
-		if (TimestampDifferenceExceeds(last_sent[LAST_SENT_SLOT(peers[i])], now, interval))
+		if (TimestampDifferenceExceeds(last_sent_for(peers[i])->at, now, interval))
 		{
 			KmdOutBatch *b = kmd_batch_for(peers[i]);
 
