@@ -7,10 +7,10 @@
  * One iteration: step the batches peers delivered into our inbox (peers.c),
  * tick the groups when a tick is due, take requests from backends' slots
  * (serve.c serves them and the ones peers forward), collect every group's
- * ready batch, send the leaders' appends, persist all new
- * entries and hard states in ONE transaction (one WAL flush covers every
- * partition: group commit), send the messages that needed that durability,
- * tell the apply worker how far each partition is committed, and advance.
+ * ready batch, send the leaders' appends, persist all new entries and hard
+ * states in ONE transaction (one WAL flush covers every partition: group
+ * commit), send the messages that needed that durability, tell the apply
+ * worker how far each partition is committed, and advance.
  *
  * Copyright (c) 2026, kommander developers
  *
