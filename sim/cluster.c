@@ -313,8 +313,11 @@ group_start(sim *s, int nid, int gi)
 	raft_options_init(&o, s->ident[nid], prng_next(&s->rng));
 	o.election_ticks = ELECTION_TICKS;
 	o.heartbeat_ticks = 1;
-	/* small messages let a leader commit part of its log (Figure 8) */
-	o.max_msg_entries = s->chaos ? 1 : 16;
+	/*
+	 * 1 to 16 entries a message, drawn at each start: small messages let a
+	 * leader commit part of its log (Figure 8), large ones batch
+	 */
+	o.max_msg_entries = s->chaos ? 1 : 1u << prng_below(&s->rng, 5);
 	o.max_inflight = 8;
 	o.bugs = s->cfg.bugs & 0xff;
 	o.quiesce = s->quiesce;
@@ -387,6 +390,16 @@ node_crash(sim *s, int nid)
  * ------------------------------------------------------------------------
  */
 
+/* An event touched a group: check it, and tell the nemesis of a new leader. */
+static void
+group_touched(sim *s, int nid, int gi, raft_term term_before, int role_before)
+{
+	check_group(s, nid, gi, term_before, role_before);
+	if (role_before != RAFT_LEADER && !s->failed &&
+		raft_get_role(s->nodes[nid].g[gi].r) == RAFT_LEADER)
+		nemesis_new_leader(s, nid, gi);
+}
+
 static void
 dispatch(sim *s, const heap_event *ev)
 {
@@ -407,9 +420,12 @@ dispatch(sim *s, const heap_event *ev)
 			{
 				msg_blob   *b = ev->payload;
 
-				if (n->up && !n->g[b->group].exists)
+				/* a link cut while a message is on it loses the message */
+				bool		arrives = n->up && !s->blocked[b->from][ev->node];
+
+				if (arrives && !n->g[b->group].exists)
 					n->last_heard[b->from] = s->now;	/* a group not here yet */
-				else if (n->up)
+				else if (arrives)
 				{
 					group	   *g = &n->g[b->group];
 
@@ -423,7 +439,7 @@ dispatch(sim *s, const heap_event *ev)
 						(void) raft_step(g->r, &b->m);
 						s->res->messages++;
 						group_process(s, ev->node, b->group);
-						check_group(s, ev->node, b->group, term, role);
+						group_touched(s, ev->node, b->group, term, role);
 					}
 					else
 					{
@@ -485,7 +501,7 @@ dispatch(sim *s, const heap_event *ev)
 						roster_reconcile(s, ev->node, gi);
 					}
 					group_process(s, ev->node, gi);
-					check_group(s, ev->node, gi, term, role);
+					group_touched(s, ev->node, gi, term, role);
 				}
 				schedule(s, s->now + TICK_MS, EV_TICK, ev->node, 0, n->incarnation, NULL);
 			}
@@ -500,7 +516,7 @@ dispatch(sim *s, const heap_event *ev)
 				trace(s, EV_FSYNC, ev->node, ev->group, 0, 0);
 				group_complete(s, ev->node, ev->group);
 				group_process(s, ev->node, ev->group);
-				check_group(s, ev->node, ev->group, term, role);
+				group_touched(s, ev->node, ev->group, term, role);
 			}
 			break;
 		case EV_CLIENT:
@@ -555,12 +571,18 @@ dispatch(sim *s, const heap_event *ev)
 			}
 			break;
 		case EV_HEAL:
+			if (s->now < s->chase_until)
+				break;			/* a chase or a node away heals when it ends */
 			heal_network(s);
 			trace(s, EV_HEAL, 0, 0, 0, 0);
 			break;
 		case EV_PING:
-			if (n->up)
+			if (n->up && !s->blocked[ev->arg][ev->node])
 				n->last_heard[ev->arg] = s->now;
+			break;
+		case EV_CHASE:
+			nemesis_chase(s, (int) ev->node, (int) ev->group, ev->arg,
+						  (uint32_t) (uintptr_t) ev->payload);
 			break;
 		case EV_RESEND:
 			{

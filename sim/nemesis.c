@@ -2,8 +2,9 @@
  *
  * nemesis.c
  *	  The simulator's nemesis: network partitions, drops, delays, crashes,
- *	  slow disks, stalls, membership changes and leader transfers, drawn
- *	  from the seeded PRNG; and the parsing of --faults and --bug.
+ *	  slow disks, stalls, membership changes, leader transfers, chases that
+ *	  cut off each new leader and nodes kept away, drawn from the seeded
+ *	  PRNG; and the parsing of --faults and --bug.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -19,6 +20,10 @@
 #include <string.h>
 
 #include "sim_int.h"
+
+#define CHASE_MS 50				/* a chased leader is cut off within this */
+#define CHASE_LONGER 500		/* a chase or a node away lasts this much
+								 * longer than other cuts */
 
 /* ------------------------------------------------------------------------
  * The nemesis
@@ -42,6 +47,16 @@ leader_of(sim *s, int gi)
 		}
 	}
 	return best;
+}
+
+/* Cut node `nid' off from every other node, in both directions. */
+static void
+isolate(sim *s, int nid)
+{
+	memset(s->blocked, 0, sizeof(s->blocked));
+	for (int other = 1; other <= s->cfg.nodes; other++)
+		if (other != nid)
+			s->blocked[nid][other] = s->blocked[other][nid] = true;
 }
 
 void
@@ -120,6 +135,58 @@ membership_change(sim *s)
 	group_process(s, l, gi);
 }
 
+/*
+ * Cut the network in one of six ways for `dur' ms, a chase or a node away
+ * longer: 0 isolates the leader of group 0, 1 node `nid'; 2 and 3 cut links
+ * at random; 4 starts a chase (see nemesis_new_leader) at the leader of a
+ * group; 5 keeps node `nid' away, cut off with no other cut to end it, so
+ * that it comes back far behind.
+ */
+static void
+partition(sim *s, int nid, uint64_t dur)
+{
+	int			mode = (int) prng_below(&s->rng, 6);
+	int			gi = 0;
+
+	memset(s->blocked, 0, sizeof(s->blocked));
+	if (s->chaos && (mode == 2 || mode == 3))
+		mode = 0;
+	if (mode == 4)
+	{
+		/* a group that exists (partition mode allocates ids) */
+		gi = (int) prng_below(&s->rng, s->cfg.partitions ?
+							  (uint64_t) s->next_partition : (uint64_t) s->cfg.groups);
+	}
+	if (mode >= 4)
+	{
+		s->chase_group = mode == 4 ? gi : -1;
+		dur += CHASE_LONGER;
+		s->chase_until = s->now + dur;
+	}
+	if (mode == 0 || mode == 4)
+	{
+		raft_id		l = leader_of(s, gi);
+
+		nid = l ? (int) l : nid;
+	}
+	if (mode <= 1 || mode >= 4)
+		isolate(s, nid);
+	for (int a = 1; a <= s->cfg.nodes && mode > 1 && mode < 4; a++)
+		for (int b = 1; b <= s->cfg.nodes; b++)
+		{
+			bool		side_a = prng_chance(&s->rng, 500);
+
+			if (a == b)
+				continue;
+			if (mode == 2 && side_a != (b % 2 == 0))
+				s->blocked[a][b] = true;
+			else if (mode == 3 && prng_chance(&s->rng, 300))
+				s->blocked[a][b] = true;	/* asymmetric */
+		}
+	trace(s, EV_NEMESIS, nid, gi, 1, mode);
+	schedule(s, s->now + dur, EV_HEAL, 0, 0, 0, NULL);
+}
+
 void
 nemesis(sim *s)
 {
@@ -131,46 +198,22 @@ nemesis(sim *s)
 
 	if (!s->faults_on)
 		return;
+	/* the operator splits and merges during a chase too */
 	if (s->cfg.partitions && prng_chance(&s->rng, 250))
 	{
 		part_nemesis(s);
 		return;
 	}
+	/* other faults wait: a chase has the nodes and the network to itself */
+	if (s->now < s->chase_until && s->chase_group >= 0)
+		return;
 	switch (pick)
 	{
 		case 0:
 		case 1:
-			if (f & SIM_F_PARTITION)
-			{
-				int			mode = (int) prng_below(&s->rng, 4);
-
-				memset(s->blocked, 0, sizeof(s->blocked));
-				if (s->chaos && mode > 1)
-					mode = 0;
-				if (mode == 0)
-				{
-					/* isolate the leader of group 0 */
-					raft_id		l = leader_of(s, 0);
-
-					nid = l ? (int) l : nid;
-				}
-				for (int a = 1; a <= s->cfg.nodes; a++)
-					for (int b = 1; b <= s->cfg.nodes; b++)
-					{
-						bool		side_a = mode <= 1 ? a == nid : prng_chance(&s->rng, 500);
-
-						if (a == b)
-							continue;
-						if (mode <= 1 && (a == nid || b == nid))
-							s->blocked[a][b] = true;
-						else if (mode == 2 && side_a != (b % 2 == 0))
-							s->blocked[a][b] = true;
-						else if (mode == 3 && prng_chance(&s->rng, 300))
-							s->blocked[a][b] = true;	/* asymmetric */
-					}
-				trace(s, EV_NEMESIS, nid, 0, 1, mode);
-				schedule(s, s->now + dur, EV_HEAL, 0, 0, 0, NULL);
-			}
+			/* a node away stays away */
+			if ((f & SIM_F_PARTITION) && s->now >= s->chase_until)
+				partition(s, nid, dur);
 			break;
 		case 2:
 		case 3:
@@ -214,6 +257,50 @@ nemesis(sim *s)
 				membership_change(s);
 			break;
 	}
+}
+
+/*
+ * A group has a new leader.  While a chase lasts, every new leader of the
+ * chased group is cut off a few milliseconds after its election: often
+ * before its first entry reaches anyone (a cut link loses what is on it),
+ * sometimes while it brings a follower's log up to date.  Leaders then come
+ * and go, each leaving entries of its term on few nodes, and the next one
+ * finds followers whose logs end in other terms: the histories of the Raft
+ * paper's Figure 8, where committing an older term's entry by counting its
+ * replicas loses it.  The old leader, reconnected, rejoins as a follower
+ * lagging behind, still taking requests.
+ */
+void
+nemesis_new_leader(sim *s, int nid, int gi)
+{
+	uint64_t	after;
+
+	if (!s->faults_on || gi != s->chase_group || s->now >= s->chase_until)
+		return;
+	/* skewed towards now: within a round trip, or later in the catch-up */
+	after = prng_below(&s->rng, 1 + prng_below(&s->rng, CHASE_MS));
+	schedule(s, s->now + after, EV_CHASE, nid, gi, raft_get_term(s->nodes[nid].g[gi].r),
+			 (void *) (uintptr_t) s->nodes[nid].incarnation);
+}
+
+/* The chased leader elected in `term' is cut off, if it still leads. */
+void
+nemesis_chase(sim *s, int nid, int gi, raft_term term, uint32_t incarnation)
+{
+	node	   *n = &s->nodes[nid];
+
+	if (!s->faults_on || s->now >= s->chase_until || !n->up ||
+		n->incarnation != incarnation || !n->g[gi].exists ||
+		raft_get_role(n->g[gi].r) != RAFT_LEADER || raft_get_term(n->g[gi].r) != term)
+		return;
+	/* a fifth of the cuts are crashes: crashes go on during a chase */
+	if ((s->cfg.faults & SIM_F_CRASH) && prng_chance(&s->rng, 200))
+	{
+		node_crash(s, nid);
+		return;
+	}
+	isolate(s, nid);
+	trace(s, EV_NEMESIS, nid, gi, 5, term);
 }
 
 

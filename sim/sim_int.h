@@ -210,7 +210,8 @@ enum
 	EV_RESTART,					/* a crashed node comes back */
 	EV_HEAL,					/* network faults end */
 	EV_PING,					/* node-level liveness between hosts */
-	EV_RESEND					/* a refused client tries again */
+	EV_RESEND,					/* a refused client tries again */
+	EV_CHASE					/* the nemesis cuts off a new leader */
 };
 
 typedef struct msg_blob
@@ -270,6 +271,9 @@ typedef struct sim
 	bool		chaos;			/* this seed's fault profile is harsh */
 	bool		quiesce;		/* this seed's groups quiesce when idle */
 	bool		faults_on;
+	uint64_t	chase_until;	/* until then a chase or a node away holds
+								 * the network (nemesis.c) */
+	int			chase_group;	/* chased group, -1 when a node is away */
 
 	/* partition mode */
 	int			next_partition; /* ids are never reused */
@@ -329,6 +333,8 @@ void		answer_waiters(sim *s, int nid, int gi, const raft_entry *applied_entry, u
 raft_id		leader_of(sim *s, int gi);
 void		heal_network(sim *s);
 void		nemesis(sim *s);
+void		nemesis_new_leader(sim *s, int nid, int gi);
+void		nemesis_chase(sim *s, int nid, int gi, raft_term term, uint32_t incarnation);
 
 /* partition.c */
 void		part_host_initial(sim *s, int nid, const raft_conf *conf);
