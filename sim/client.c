@@ -2,8 +2,9 @@
  *
  * client.c
  *	  The simulator's clients: puts, compare-and-sets and ReadIndex reads
- *	  sent to any node, retried with the same sequence number, answered
- *	  once applied; their history goes to the linearizability checker.
+ *	  sent to any node, retried with the same sequence number when refused
+ *	  (a read also when met with silence), answered once applied; their
+ *	  history goes to the linearizability checker.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -142,6 +143,7 @@ client_send(sim *s, int ci)
 	request    *r = malloc(sizeof(request));
 	int			to = c->hint > 0 && prng_chance(&s->rng, 800) ? c->hint : random_up_node(s);
 
+	c->sent = s->now;
 	memset(r, 0, sizeof(*r));
 	r->client = ci;
 	r->seq = c->seq;
@@ -153,21 +155,28 @@ client_send(sim *s, int ci)
 	schedule(s, s->now + net_delay(s), EV_REQUEST, to, c->group, ci, r);
 }
 
-void
+static void
 client_start(sim *s, int ci)
 {
 	client	   *c = &s->clients[ci];
 	lin_op		op = {0};
-	uint64_t	k = prng_below(&s->rng, s->cfg.partitions ? PKEYS : KEYS);
 
-	/* in partition mode the node that takes the request routes it */
-	c->group = s->cfg.partitions ? 0 : (int) prng_below(&s->rng, s->cfg.groups);
+	/*
+	 * Half the time a client stays on the key of its last operation, so
+	 * that a write is often read back at once, through any node.  In
+	 * partition mode the node that takes the request routes it.
+	 */
+	if (c->seq == 0 || prng_chance(&s->rng, 500))
+	{
+		c->group = s->cfg.partitions ? 0 : (int) prng_below(&s->rng, s->cfg.groups);
+		c->key = prng_below(&s->rng, s->cfg.partitions ? PKEYS : KEYS);
+	}
 	c->seq++;
 	c->busy = true;
 	c->hint = 0;
 	c->deadline = s->now + CLIENT_TIMEOUT_MS;
 	op.client = ci;
-	op.key = s->cfg.partitions ? k : (uint64_t) c->group * KEYS + k;
+	op.key = s->cfg.partitions ? c->key : (uint64_t) c->group * KEYS + c->key;
 	op.call = s->now;
 	op.ret = LIN_PENDING;
 	switch (prng_below(&s->rng, 3))
@@ -187,7 +196,49 @@ client_start(sim *s, int ci)
 	}
 	c->hist = hist_add(s, &op);
 	client_send(s, ci);
-	schedule(s, c->deadline, EV_CLIENT, 0, 0, ci, (void *) (uintptr_t) c->seq);
+	schedule(s, op.kind == LIN_GET ? s->now + CLIENT_SILENCE_MS : c->deadline, EV_CLIENT, 0, 0,
+			 ci, (void *) (uintptr_t) c->seq);
+}
+
+/*
+ * A client's timer.  Without an operation (`seq' 0) the client starts one.
+ * For its operation `seq' it gives up at the deadline, the outcome
+ * unknown, and starts the next one; before that it resends a read met
+ * with silence (lost, or stuck at a node cut off) to any node.  A write
+ * waits for its deadline: resending writes too would double the log
+ * traffic, and the operator, who gives up on a leader busy with an fsync,
+ * would split and merge less.
+ */
+void
+client_timer(sim *s, int ci, uint64_t seq)
+{
+	client	   *c = &s->clients[ci];
+	bool		read;
+
+	if (seq != 0 && (!c->busy || seq != c->seq))
+		return;					/* answered already */
+	read = seq != 0 && s->hist[c->hist].kind == LIN_GET;
+	if (read && s->now < c->deadline && s->now >= c->sent + CLIENT_SILENCE_MS)
+	{
+		c->hint = 0;
+		client_send(s, ci);
+	}
+	if (seq != 0 && s->now < c->deadline)
+	{
+		uint64_t	next = read ? c->sent + CLIENT_SILENCE_MS : c->deadline;
+
+		schedule(s, next < c->deadline ? next : c->deadline, EV_CLIENT, 0, 0, ci,
+				 (void *) (uintptr_t) seq);
+		return;
+	}
+	if (seq != 0)
+	{
+		c->busy = false;
+		s->res->pending_ops++;
+		trace(s, EV_CLIENT, 0, c->group, ci, 0);
+	}
+	if (!c->busy && s->faults_on)
+		client_start(s, ci);
 }
 
 void
@@ -258,9 +309,12 @@ on_reply(sim *s, request *r)
 	}
 	/* not the leader, or lost: try again (the same seq is applied once) */
 	c->hint = r->hint;
-	if (r->status == 2 && s->now + 30 < c->deadline)
+	if ((r->status == 2 || r->hint == 0) && s->now + 30 < c->deadline)
 	{
-		/* the map moved or the partition is frozen: route again in a while */
+		/*
+		 * The map moved, the partition is frozen, or no leader is known:
+		 * try again in a while
+		 */
 		schedule(s, s->now + 5 + prng_below(&s->rng, 25), EV_RESEND, 0, 0, r->client,
 				 (void *) (uintptr_t) c->seq);
 		return;

@@ -286,8 +286,8 @@ group_process(sim *s, int nid, int gi)
 		if (s->now < n->slow_fsync_until &&
 			(g->rd.n_entries > 0 || g->rd.has_hard_state || g->rd.has_snapshot))
 		{
-			schedule(s, s->now + 1 + prng_below(&s->rng, 40), EV_FSYNC, nid, gi,
-					 n->incarnation, NULL);
+			g->fsync_at = s->now + 1 + prng_below(&s->rng, 40);
+			schedule(s, g->fsync_at, EV_FSYNC, nid, gi, n->incarnation, NULL);
 			return;
 		}
 		group_complete(s, nid, gi);
@@ -390,6 +390,17 @@ node_crash(sim *s, int nid)
  * ------------------------------------------------------------------------
  */
 
+/*
+ * When an event that found `g' busy with a slow fsync may try again: just
+ * after the fsync completes (events of one time go in the order they were
+ * scheduled), not every millisecond until then.
+ */
+static uint64_t
+after_fsync(sim *s, const group *g)
+{
+	return g->fsync_at > s->now ? g->fsync_at : s->now + 1;
+}
+
 /* An event touched a group: check it, and tell the nemesis of a new leader. */
 static void
 group_touched(sim *s, int nid, int gi, raft_term term_before, int role_before)
@@ -444,7 +455,7 @@ dispatch(sim *s, const heap_event *ev)
 					else
 					{
 						/* busy with a slow fsync: the message waits its turn */
-						heap_push(&s->events, s->now + 1, EV_MSG, ev->node, ev->group, 0, b);
+						heap_push(&s->events, after_fsync(s, g), EV_MSG, ev->node, ev->group, 0, b);
 						return;
 					}
 				}
@@ -520,20 +531,7 @@ dispatch(sim *s, const heap_event *ev)
 			}
 			break;
 		case EV_CLIENT:
-			{
-				client	   *c = &s->clients[ev->arg];
-
-				if (c->busy && ev->payload != NULL && (uint64_t) (uintptr_t) ev->payload == c->seq &&
-					s->now >= c->deadline)
-				{
-					/* give up: the outcome stays unknown */
-					c->busy = false;
-					s->res->pending_ops++;
-					trace(s, EV_CLIENT, 0, c->group, ev->arg, 0);
-				}
-				if (!c->busy && s->faults_on)
-					client_start(s, (int) ev->arg);
-			}
+			client_timer(s, (int) ev->arg, (uint64_t) (uintptr_t) ev->payload);
 			break;
 		case EV_REQUEST:
 			if (n->up && s->cfg.partitions)
@@ -546,7 +544,8 @@ dispatch(sim *s, const heap_event *ev)
 				n->g[((request *) ev->payload)->group].pending)
 			{
 				/* busy with a slow fsync: the request waits its turn */
-				heap_push(&s->events, s->now + 1, EV_REQUEST, ev->node, ev->group, ev->arg, ev->payload);
+				heap_push(&s->events, after_fsync(s, &n->g[((request *) ev->payload)->group]),
+						  EV_REQUEST, ev->node, ev->group, ev->arg, ev->payload);
 				return;
 			}
 			trace(s, EV_REQUEST, ev->node, ev->group, ev->arg, 0);

@@ -29,6 +29,7 @@
 #define HASH_SPACE 65536		/* key hashes are 0 .. HASH_SPACE - 1 */
 #define MAX_CLIENTS 8
 #define CLIENT_TIMEOUT_MS 3000
+#define CLIENT_SILENCE_MS 200	/* a read unanswered this long is resent */
 #define COMPACT_EVERY 40
 #define LIVENESS_BOUND_MS 30000
 #define TRACE_RING 48
@@ -121,6 +122,7 @@ typedef struct group
 
 	/* a ready batch waiting for its fsync */
 	bool		pending;
+	uint64_t	fsync_at;		/* when that fsync completes */
 	raft_ready	rd;
 
 	/* the state machine; durable in partition mode, as tables are */
@@ -163,7 +165,9 @@ typedef struct client
 	uint64_t	seq;
 	size_t		hist;			/* index of the op in the history */
 	int			group;
+	uint64_t	key;			/* of the current or last operation */
 	uint64_t	deadline;
+	uint64_t	sent;			/* when the request last went out */
 	int			hint;			/* node to try next, 0 for any */
 } client;
 
@@ -203,7 +207,7 @@ enum
 	EV_MSG = 1,					/* a Raft message arrives */
 	EV_TICK,					/* a node's clock ticks */
 	EV_FSYNC,					/* a ready batch is durable */
-	EV_CLIENT,					/* a client acts or times out */
+	EV_CLIENT,					/* a client acts, resends or times out */
 	EV_REQUEST,					/* a client's request reaches a node */
 	EV_REPLY,					/* a node's answer reaches a client */
 	EV_NEMESIS,					/* inject a fault */
@@ -321,7 +325,7 @@ bool		all_groups_live(sim *s);
 bool		members_caught_up(sim *s, char *why, size_t len);
 
 /* client.c: clients and the answers they wait for */
-void		client_start(sim *s, int ci);
+void		client_timer(sim *s, int ci, uint64_t seq);
 void		client_send(sim *s, int ci);
 void		on_request(sim *s, int nid, request *r);
 void		on_reply(sim *s, request *r);
