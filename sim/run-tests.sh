@@ -65,9 +65,10 @@ cat "$out/batch1" "$out/batch2"
 passed=$((passed + $(grep -c '^ok' "$out/batch1" "$out/batch2" | awk -F: '{s+=$2} END {print s}')))
 failed=$((failed + $(grep -c '^not ok' "$out/batch1" "$out/batch2" | awk -F: '{s+=$2} END {print s}')))
 
-(run_bug commit-old-term; run_bug forget-vote
+# commit-old-term and stale-read are each caught in about 1 seed in 10
+(run_bug commit-old-term 100; run_bug forget-vote
  run_bug no-fencing 500 --partitions --groups 16
- run_bug stale-read 1500 --partitions --groups 16
+ run_bug stale-read 100 --partitions --groups 16
  run_bug late-member 150 --partitions --groups 16) >"$out/bugs1" 2>&1 &
 (run_bug no-prevote-term; run_bug early-apply
  run_bug early-merge 500 --partitions --groups 16
