@@ -413,17 +413,18 @@ roster_reconcile(sim *s, int nid, int gi)
  * its host is heard from?  Then the member's group started there after the
  * leader went to rest without it (a node that joined, or that applied the
  * split creating the group late), and nothing in the group would wake the
- * leader: the member has no log to campaign with or to ask about.  The
- * host then wakes the leader.  The runtime's host does not: it wakes a
- * leader only when a node it had lost is heard from again (--bug
- * late-member).
+ * leader: the member has no log to campaign with or to ask about.  Or a
+ * one-way cut lost the heartbeat that would have caught it up while its
+ * node's pings kept arriving.  The host then wakes the leader, as the
+ * runtime's worker does (member_behind); with --bug late-member it wakes a
+ * leader only when a node it had lost is heard from again.
  */
 bool
 roster_member_behind(sim *s, int nid, const group *g)
 {
 	const raft_conf *conf = raft_get_conf(g->r);
 
-	if (!s->cfg.partitions || (s->cfg.bugs & SIM_BUG_LATE_MEMBER))
+	if (s->cfg.bugs & SIM_BUG_LATE_MEMBER)
 		return false;
 
 	for (uint32_t i = 0; i < conf->n; i++)
