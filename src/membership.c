@@ -2,15 +2,11 @@
  *
  * membership.c
  *	  Cluster life cycle: kmd_bootstrap, kmd_join, kmd_add_node,
- *	  kmd_promote_node, kmd_remove_node, and the reconciler that brings
- *	  each led Raft group's configuration in line with the roster.
+ *	  kmd_promote_node, kmd_remove_node.
  *
  * The roster on the system partition is the truth.  A change of the
  * roster is a command committed there; every partition leader's reconciler
- * then changes its group's configuration, one single-server change at a
- * time (a learner is added, a caught-up learner the roster names a voter
- * is promoted, a node the roster no longer names is removed; a leader that
- * is to be removed first hands its leadership over).
+ * (reconcile.c) then changes its group's configuration to match.
  *
  * kmd_join runs in one transaction, yet the node's workers must start
  * before it can catch up: so it writes the new node's identity through a
@@ -41,7 +37,6 @@
 #include "request.h"
 #include "shmem.h"
 #include "storage.h"
-#include "worker.h"
 
 PG_FUNCTION_INFO_V1(kmd_bootstrap);
 PG_FUNCTION_INFO_V1(kmd_join);
@@ -707,98 +702,4 @@ kmd_node_id_by_name(const char *name)
 				 errmsg("node \"%s\" is not in the roster", name),
 				 errhint("See kommander.nodes for the members of the cluster.")));
 	return id;
-}
-
-/* ------------------------------------------------------------------------
- * The reconciler (Raft worker, leader of the group)
- * ------------------------------------------------------------------------
- */
-
-/*
- * Take one step toward the roster's membership in a group this worker
- * leads.  Returns true when the group's configuration is in line with the
- * roster, false when there is more to do (the caller asks again later).
- */
-bool
-kmd_reconcile_group(KmdGroup *g)
-{
-	int32		ids[KMD_MAX_NODES];
-	int			roles[KMD_MAX_NODES];
-	int			n = 0;
-	const raft_conf *conf = raft_get_conf(g->r);
-	raft_id		self = raft_self(g->r);
-	int			rc = RAFT_OK;
-	bool		in_line = true;
-	bool		leaving = false;
-
-	/* a node the roster marks 'removing' is to leave every group */
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0 &&
-			kmd_shared->nodes[i].role != KMD_NODE_REMOVING)
-		{
-			ids[n] = kmd_shared->nodes[i].node_id;
-			roles[n] = kmd_shared->nodes[i].role;
-			n++;
-		}
-	LWLockRelease(kmd_shared->lock);
-	if (n == 0)
-		return false;			/* roster not loaded yet */
-
-	/* members the roster no longer names leave; the leader hands over first */
-	for (uint32 i = 0; i < conf->n; i++)
-	{
-		raft_id		id = conf->members[i].id;
-		bool		in_roster = false;
-
-		for (int j = 0; j < n; j++)
-			if (ids[j] == (int32) id)
-				in_roster = true;
-		if (in_roster)
-			continue;
-		if (id == self)
-		{
-			for (uint32 k = 0; k < conf->n; k++)
-				if (conf->members[k].id != self && conf->members[k].role == RAFT_VOTER)
-				{
-					(void) raft_transfer_leader(g->r, conf->members[k].id);
-					return false;
-				}
-			/* no voter to hand over to yet: add and promote one first */
-			leaving = true;
-			continue;
-		}
-		rc = raft_propose_conf(g->r, RAFT_CC_REMOVE, id, NULL, NULL);
-		goto done;
-	}
-
-	for (int j = 0; j < n; j++)
-	{
-		uint32		role = raft_conf_role(conf, (raft_id) ids[j]);
-		raft_progress pr;
-
-		if (role == 0)
-		{
-			rc = raft_propose_conf(g->r, RAFT_CC_ADD_LEARNER, (raft_id) ids[j], NULL, NULL);
-			goto done;
-		}
-		if (role == RAFT_LEARNER && roles[j] == KMD_NODE_VOTER)
-		{
-			/* promoted once caught up; until then, look again later */
-			in_line = false;
-			if (raft_get_progress(g->r, (raft_id) ids[j], &pr) == RAFT_OK &&
-				pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r))
-			{
-				rc = raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, (raft_id) ids[j], NULL, NULL);
-				goto done;
-			}
-		}
-	}
-	return in_line && !leaving;
-
-done:
-	if (rc != RAFT_OK && rc != RAFT_EBUSY)
-		elog(DEBUG1, "kommander: partition %d: membership change refused: %s",
-			 g->partition_id, raft_strerror(rc));
-	return false;
 }

@@ -38,7 +38,7 @@ typedef struct KmdGroup
 extern PGDLLEXPORT void kmd_worker_main(Datum arg);
 
 /*
- * membership.c: a step toward the roster in a led group's configuration;
+ * reconcile.c: a step toward the roster in a led group's configuration;
  * true once the two are in line
  */
 extern bool kmd_reconcile_group(KmdGroup *g);
