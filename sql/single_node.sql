@@ -48,6 +48,7 @@ SELECT kmd_ddl($$CREATE TABLE public.jobs (id text PRIMARY KEY, state text NOT N
 SELECT err($$SELECT kmd_ddl(NULL)$$);
 SELECT err($$SELECT kmd_ddl('   ')$$);
 SELECT err($$SELECT kmd_ddl('CREATE TABLE broken (')$$);
+SELECT err($$SELECT kmd_ddl('COMMIT')$$);
 SELECT kmd_register_table('jobs');
 SELECT relid FROM kommander.tables;
 SELECT kmd_ddl($$CREATE TABLE public.nopk (id text)$$) > 0 AS ddl_done;

@@ -10,7 +10,7 @@
  * command runs in a subtransaction: a failing command changes nothing and
  * fails identically on every node.  A failure of this node rather than of
  * the command (a cancel, a deadlock, a lock not granted, memory or disk
- * running out) ends the worker instead; the launcher starts it again and the
+ * running out, an I/O error, corrupt data) ends the worker instead; the launcher starts it again and the
  * entries are applied anew.  Only after the commit are the waiting proposers
  * answered, so their next SELECT sees what they proposed.
  *
@@ -128,9 +128,11 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
  * Is an error raised by a command its outcome, the same on every node (bad
  * data, a constraint, an applier's exception, a missing table), or a failure
  * of this node at this moment (a cancel, a deadlock, a lock not granted,
- * memory or disk running out, an internal error)?  Only an outcome may be
- * recorded: another node applies the same entry without that failure, and
- * the two would part ways.
+ * memory or disk running out, an I/O error, corrupt data)?  Only an outcome
+ * may be recorded: another node applies the same entry without that
+ * failure, and the two would part ways.  A local failure is retried until it
+ * passes, so what fails alike everywhere (an internal error included) must
+ * count as an outcome, or it would stop every node.
  */
 static bool
 error_is_outcome(int sqlerrcode)
@@ -140,11 +142,12 @@ error_is_outcome(int sqlerrcode)
 		case ERRCODE_TRANSACTION_ROLLBACK:	/* 40: deadlock, serialization */
 		case ERRCODE_INSUFFICIENT_RESOURCES:	/* 53: memory, disk */
 		case ERRCODE_OPERATOR_INTERVENTION: /* 57: cancel, shutdown */
-		case ERRCODE_SYSTEM_ERROR:	/* 58: I/O */
-		case ERRCODE_INTERNAL_ERROR:	/* XX */
 			return false;
 		default:
-			return sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE;
+			return sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
+				sqlerrcode != ERRCODE_IO_ERROR &&
+				sqlerrcode != ERRCODE_DATA_CORRUPTED &&
+				sqlerrcode != ERRCODE_INDEX_CORRUPTED;
 	}
 }
 
@@ -641,9 +644,15 @@ kmd_apply_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(kmd_database, NULL, 0);
-	/* no limit of this node's configuration may fail a command here only */
+	/*
+	 * Nothing of this node's configuration (postgresql.conf, ALTER DATABASE
+	 * or ROLE) may make a command fail or act differently here only.
+	 */
 	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("session_replication_role", "origin", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "public", PGC_SUSET, PGC_S_OVERRIDE);
 
 	kmd_shared->apply_pid = MyProcPid;
 	kmd_shared->apply_latch = MyLatch;

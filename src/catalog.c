@@ -135,6 +135,7 @@ kmd_catalog_refresh(void)
 
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	same_cluster = kmd_shared->member && member &&
+		kmd_shared->local_node_id == local_id &&
 		memcmp(kmd_shared->cluster_id, cluster_id.data, 16) == 0;
 	kmd_shared->member = member;
 	kmd_shared->local_node_id = local_id;
@@ -213,8 +214,9 @@ kmd_catalog_refresh(void)
 		part->frozen_at = parts[j].frozen_at;
 	}
 	kmd_shared->n_frozen = 0;
-	for (int j = 0; j < n_parts; j++)
-		if (parts[j].state == KMD_PART_FROZEN)
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+		if (kmd_shared->partitions[i].partition_id >= 0 &&
+			kmd_shared->partitions[i].state == KMD_PART_FROZEN)
 			kmd_shared->n_frozen++;
 	if (roster_changed)
 		kmd_shared->roster_version++;
@@ -229,8 +231,9 @@ kmd_catalog_refresh(void)
 	if (no_room > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("%d partitions do not fit in kommander.max_partitions (%d) on this node",
-						no_room, kmd_shared->max_partitions),
+				 errmsg_plural("%d partition does not fit in kommander.max_partitions (%d) on this node",
+							   "%d partitions do not fit in kommander.max_partitions (%d) on this node",
+							   no_room, no_room, kmd_shared->max_partitions),
 				 errdetail("This node does not host them."),
 				 errhint("Raise kommander.max_partitions on this node and restart it.")));
 

@@ -77,11 +77,15 @@ part_view(int32 partition_id, PartView *v)
 static void
 no_room(int wanted)
 {
+	int			room = kmd_partition_room();
+
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("no room for %d more partitions on this node", wanted),
+			 errmsg_plural("no room for %d more partition on this node",
+						   "no room for %d more partitions on this node",
+						   wanted, wanted),
 			 errdetail("kommander.max_partitions is %d and %d entries are free; merged-away partitions keep theirs.",
-					   kmd_shared->max_partitions, kmd_partition_room()),
+					   kmd_shared->max_partitions, room),
 			 errhint("Raise kommander.max_partitions on every node (a restart each).")));
 }
 
@@ -401,6 +405,7 @@ kmd_rebalance(PG_FUNCTION_ARGS)
 	int32	   *leaders;
 	int			n = 0;
 	int			moves = 0;
+	bool		unanswered[KMD_MAX_NODES] = {false};
 
 	kmd_require_member();
 	kmd_leader_load(&l);
@@ -425,11 +430,19 @@ kmd_rebalance(PG_FUNCTION_ARGS)
 		int			to = kmd_least_loaded(&l);
 		KmdOutcome	out;
 
-		if (from < 0 || to < 0 || l.load[from] <= l.target)
+		if (from < 0 || to < 0 || l.load[from] <= l.target || unanswered[from])
 			continue;
 		kmd_request_outcome(KMD_REQ_TRANSFER, ids[i], l.voters[to], NULL, &out);
 		if (strcmp(out.sqlstate, "00000") != 0)
-			continue;			/* the target may lag or be away: the next call retries */
+		{
+			/*
+			 * The target may lag: the next call retries.  A leader that did
+			 * not answer in time is left alone for the rest of this call.
+			 */
+			if (strcmp(out.sqlstate, "K0002") == 0 || strcmp(out.sqlstate, "K0003") == 0)
+				unanswered[from] = true;
+			continue;
+		}
 		l.load[from]--;
 		l.load[to]++;
 		moves++;

@@ -66,12 +66,15 @@ kmd_reconcile_group(KmdGroup *g)
 			continue;
 		if (id == self)
 		{
+			/* to a voter the roster keeps */
 			for (uint32 k = 0; k < conf->n; k++)
-				if (conf->members[k].id != self && conf->members[k].role == RAFT_VOTER)
-				{
-					(void) raft_transfer_leader(g->r, conf->members[k].id);
-					return false;
-				}
+				for (int j = 0; j < n; j++)
+					if (conf->members[k].id != self && conf->members[k].role == RAFT_VOTER &&
+						ids[j] == (int32) conf->members[k].id)
+					{
+						(void) raft_transfer_leader(g->r, conf->members[k].id);
+						return false;
+					}
 			/* no voter to hand over to yet: add and promote one first */
 			leaving = true;
 			continue;

@@ -352,8 +352,15 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 			elog(ERROR, "a row command is not a system command");
 			break;
 		case KMD_CMD_DDL:
-			if (SPI_execute(cmd->payload, false, 0) < 0)
-				elog(ERROR, "could not run replicated DDL");
+			{
+				int			rc = SPI_execute(cmd->payload, false, 0);
+
+				if (rc < 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("kmd_ddl cannot run transaction control or COPY to or from the client"),
+							 errdetail_internal("SPI returned %s.", SPI_result_code_string(rc))));
+			}
 			return 0;
 		case KMD_CMD_REGISTER_TABLE:
 			apply_register_table(cmd, index);

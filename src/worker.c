@@ -150,6 +150,7 @@ group_start(int32 partition_id)
 	g->last_reconcile = 0;
 	g->reconciled_roster = 0;
 	g->reconciled_term = 0;
+	g->behind_woken = 0;
 	g->in_line = false;
 	g->merge_right = 0;
 	g->merge_seen = 0;
@@ -554,9 +555,23 @@ tick_all(void)
 		if (raft_quiesced(g->r) && raft_get_role(g->r) != RAFT_LEADER &&
 			!peer_alive((int32) raft_leader(g->r), alive, n_alive))
 			raft_unquiesce(g->r);
-		if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER &&
-			(regained || member_behind(g, alive, n_alive)))
-			raft_unquiesce(g->r);
+		if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER)
+		{
+			if (regained)
+				raft_unquiesce(g->r);
+
+			/*
+			 * A member behind: at most every ten election timeouts, for one
+			 * that stays behind (its node does not host the group) would
+			 * otherwise keep the leader awake for good.
+			 */
+			else if (TimestampDifferenceExceeds(g->behind_woken, now, 10 * kmd_election_timeout) &&
+					 member_behind(g, alive, n_alive))
+			{
+				g->behind_woken = now;
+				raft_unquiesce(g->r);
+			}
+		}
 		/* only an awake group does something on a tick */
 		if (!raft_quiesced(g->r))
 		{

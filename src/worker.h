@@ -27,6 +27,7 @@ typedef struct KmdGroup
 	uint64		reconciled_roster;	/* roster version of the last one, 0 when
 									 * not leading */
 	raft_term	reconciled_term;	/* the term it was made in */
+	TimestampTz behind_woken;	/* when a member behind last woke it */
 	bool		in_line;		/* the last one found nothing left to do */
 	int32		merge_right;	/* frozen right neighbour seen, 0 if none */
 	TimestampTz merge_seen;		/* since when, or since the last try */

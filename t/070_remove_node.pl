@@ -71,7 +71,7 @@ is($n4->safe_psql('postgres',
 KmdTest::wait_voters([ $n1, $n4 ], 2);
 $n4->safe_psql('postgres',
 	"SELECT kmd_propose('with-node4', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"with-node4\",\"v\":\"x\"}}')");
-is($n1->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k = 'with-node4'"), '1',
+ok($n1->poll_query_until('postgres', "SELECT count(*) = 1 FROM kv WHERE k = 'with-node4'"),
 	'node4 proposes and node1 applies');
 
 done_testing();

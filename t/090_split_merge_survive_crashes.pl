@@ -113,6 +113,8 @@ my ($left, $right) = split /\|/, $n1->safe_psql('postgres', q{
 	SELECT l.partition_id, r.partition_id FROM kommander.partitions l
 	  JOIN kommander.partitions r ON r.lo = l.hi
 	 WHERE l.partition_id > 0 AND l.state = 'active' AND r.state = 'active' ORDER BY l.lo LIMIT 1});
+my $left_gen = $n2->safe_psql('postgres',
+	"SELECT generation FROM kommander.partitions WHERE partition_id = $left");
 my $locker = $n1->background_psql('postgres', on_error_die => 0, on_error_stop => 0);
 $locker->query_safe('BEGIN');
 $locker->query_safe('LOCK TABLE kommander.partition_map IN SHARE MODE');
@@ -120,8 +122,13 @@ $locker->query_safe('LOCK TABLE kommander.partition_map IN SHARE MODE');
 $n2->poll_query_until('postgres',
 	"SELECT state = 'frozen' FROM kommander.partitions WHERE partition_id = $right")
   or die "partition $right did not freeze";
-is($n2->safe_psql('postgres', "SELECT state FROM kommander.partitions WHERE partition_id = $left"),
-	'active', 'the crash comes between the freeze and the merge');
+for my $node ($n2, $n3)
+{
+	ok($node->poll_query_until('postgres',
+		"SELECT generation || ' ' || (SELECT state FROM kommander.partitions WHERE partition_id = $right) "
+		  . "FROM kommander.partitions WHERE partition_id = $left", "$left_gen frozen"),
+		$node->name . ': the crash comes between the freeze and the merge');
+}
 crash_all();
 $h->finish;
 eval { $locker->quit };

@@ -442,9 +442,9 @@ raft_index	raft_stable_index(const raft *r);
 const raft_conf *raft_get_conf(const raft *r);
 
 /*
- * Index of the entry that set the configuration in force (the snapshot's
- * index when none since): the configuration is committed once the commit
- * index reaches it.
+ * Index of the entry that set the configuration in force, 0 when it came
+ * with the snapshot (committed by definition): the configuration is
+ * committed once the commit index reaches it.
  */
 raft_index	raft_conf_index(const raft *r);
 const raft_snapshot_meta *raft_snapshot(const raft *r);
