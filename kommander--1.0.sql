@@ -20,7 +20,10 @@ $$;
 CREATE TABLE kommander.local (
     singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     node_id     int NOT NULL,
-    cluster_id  uuid NOT NULL
+    cluster_id  uuid NOT NULL,
+    -- a joined node's roster is a copy as of this system partition index:
+    -- roster changes up to it are already in the copy, not applied again
+    roster_index bigint NOT NULL DEFAULT 0
 );
 
 ------------------------------------------------------------------------
@@ -234,6 +237,7 @@ GRANT SELECT ON kommander.nodes, kommander.partitions TO PUBLIC;
 
 -- kmd_join writes the joining node's identity through this, over a
 -- connection to the node itself, so that it commits before kmd_join returns.
-CREATE FUNCTION kommander.join_local(node_id int, cluster_id uuid, roster jsonb)
+CREATE FUNCTION kommander.join_local(node_id int, cluster_id uuid, roster jsonb,
+                                     roster_index bigint, next_node_id bigint)
 RETURNS void AS 'MODULE_PATHNAME', 'kmd_join_local' LANGUAGE C;
-REVOKE ALL ON FUNCTION kommander.join_local(int, uuid, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION kommander.join_local(int, uuid, jsonb, bigint, bigint) FROM PUBLIC;

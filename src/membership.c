@@ -395,11 +395,13 @@ kmd_join(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		const char *params[4];
+		const char *params[5];
 		PGresult   *res;
 		PGresult   *targets;
 		char	   *cluster_id;
 		char	   *roster;
+		char	   *roster_index;
+		char	   *next_node_id;
 		char		id_text[16];
 
 		conn = remote_connect(seed, "the seed node");
@@ -412,9 +414,14 @@ kmd_join(PG_FUNCTION_ARGS)
 		res = remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
 		cluster_id = pstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
-		res = remote_exec(conn, "SELECT coalesce(json_agg(r), '[]')::text FROM kommander.roster r",
-						  0, NULL);
+		/* one statement, one snapshot: the roster as of a system index */
+		res = remote_exec(conn, "SELECT coalesce(json_agg(r), '[]')::text, "
+						  "(SELECT applied_index FROM kommander.applied WHERE partition_id = 0), "
+						  "(SELECT value FROM kommander.counters WHERE name = 'next_node_id') "
+						  "FROM kommander.roster r", 0, NULL);
 		roster = pstrdup(PQgetvalue(res, 0, 0));
+		roster_index = pstrdup(PQgetisnull(res, 0, 1) ? "0" : PQgetvalue(res, 0, 1));
+		next_node_id = pstrdup(PQgetisnull(res, 0, 2) ? "2" : PQgetvalue(res, 0, 2));
 		PQclear(res);
 
 		/* our identity, committed at once through a session of our own */
@@ -423,8 +430,10 @@ kmd_join(PG_FUNCTION_ARGS)
 		params[0] = id_text;
 		params[1] = cluster_id;
 		params[2] = roster;
-		res = remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb)",
-						  3, params);
+		params[3] = roster_index;
+		params[4] = next_node_id;
+		res = remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb, $4::bigint, $5::bigint)",
+						  5, params);
 		PQclear(res);
 		PQfinish(self);
 		self = NULL;
@@ -477,32 +486,35 @@ kmd_join(PG_FUNCTION_ARGS)
 }
 
 /*
- * kommander.join_local(node_id, cluster_id, roster): write a joining node's
- * identity, its copy of the roster (the addresses of its peers), the initial
- * state of the system partition, and empty Raft groups that will learn their
- * configuration from their leaders.  Called by kmd_join through a
- * connection to this very node.
+ * kommander.join_local(node_id, cluster_id, roster, roster_index,
+ * next_node_id): write a joining node's identity, its copy of the roster
+ * (the addresses of its peers) as of system partition index roster_index
+ * with the node id counter of then, the initial state of the rest of the
+ * system partition, and empty Raft groups that will learn their
+ * configuration from their leaders.  Replaying the system partition's log
+ * then skips the roster changes up to roster_index.  Called by kmd_join
+ * through a connection to this very node.
  */
 Datum
 kmd_join_local(PG_FUNCTION_ARGS)
 {
-	Datum		values[3];
-	Oid			types[3] = {INT4OID, UUIDOID, JSONBOID};
+	Datum		values[5];
+	Oid			types[5] = {INT4OID, UUIDOID, JSONBOID, INT8OID, INT8OID};
 	raft_conf	empty;
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("arguments of kommander.join_local must not be null")));
 	require_served_database();
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 5; i++)
 		values[i] = PG_GETARG_DATUM(i);
 
 	SPI_connect();
 	require_no_identity();
-	spi_exec("INSERT INTO kommander.local (node_id, cluster_id) VALUES ($1, $2)",
-			 2, types, values, NULL, SPI_OK_INSERT);
+	spi_exec("INSERT INTO kommander.local (node_id, cluster_id, roster_index) VALUES ($1, $2, $4)",
+			 4, types, values, NULL, SPI_OK_INSERT);
 	spi_exec("INSERT INTO kommander.roster "
 			 "SELECT * FROM jsonb_populate_recordset(NULL::kommander.roster, $3) "
 			 "ON CONFLICT (node_id) DO UPDATE SET node_name = EXCLUDED.node_name, "
@@ -510,6 +522,8 @@ kmd_join_local(PG_FUNCTION_ARGS)
 			 3, types, values, NULL, SPI_OK_INSERT);
 	/* the map is not copied: applying the logs rebuilds it */
 	insert_initial_state();
+	spi_exec("UPDATE kommander.counters SET value = $5 WHERE name = 'next_node_id'",
+			 5, types, values, NULL, SPI_OK_UPDATE);
 
 	memset(&empty, 0, sizeof(empty));
 	/* not read-only: it must see the rows inserted just above */

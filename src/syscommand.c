@@ -102,9 +102,29 @@ apply_register_applier(const KmdCommand *cmd)
 			 2, types, values, SPI_OK_INSERT);
 }
 
+/*
+ * Is the roster change at system index `index' already in this node's copy
+ * of the roster?  A joined node starts from a copy taken at some index and
+ * replays the log from the start: the changes up to that index would apply
+ * history on top of its outcome (a name removed and added again would get
+ * other ids here than elsewhere).
+ */
+static bool
+roster_has(uint64 index)
+{
+	bool		isnull;
+	Datum		d;
+
+	exec_sql("SELECT roster_index FROM kommander.local", 0, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return false;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && index <= (uint64) DatumGetInt64(d);
+}
+
 /* Roster changes; the new node's id goes to `result'. */
 static void
-apply_roster(const KmdCommand *cmd, StringInfo result)
+apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 {
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
@@ -115,6 +135,8 @@ apply_roster(const KmdCommand *cmd, StringInfo result)
 						errmsg("roster change is incomplete")));
 	values[0] = CStringGetTextDatum(cmd->args[0]);
 	values[1] = CStringGetTextDatum(cmd->n_args > 1 ? cmd->args[1] : "");
+	if (roster_has(index))
+		return;
 	switch (cmd->kind)
 	{
 		case KMD_CMD_NODE_ADD:
@@ -130,19 +152,6 @@ apply_roster(const KmdCommand *cmd, StringInfo result)
 							(errcode(ERRCODE_DUPLICATE_OBJECT),
 							 errmsg("a node named \"%s\" is already in the roster", cmd->args[0])));
 				appendStringInfo(result, "%d", id);
-
-				/*
-				 * A joining node replays the roster changes on top of a copy
-				 * of the roster: its counter must pass the ids it already has
-				 * as it would have by adding them.
-				 */
-				{
-					Oid			t[1] = {INT8OID};
-					Datum		v[1] = {Int64GetDatum((int64) id + 1)};
-
-					exec_sql("UPDATE kommander.counters SET value = greatest(value, $1) "
-							 "WHERE name = 'next_node_id'", 1, t, v, SPI_OK_UPDATE);
-				}
 				return;
 			}
 			/*
@@ -371,7 +380,7 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 		case KMD_CMD_NODE_ADD:
 		case KMD_CMD_NODE_PROMOTE:
 		case KMD_CMD_NODE_REMOVE:
-			apply_roster(cmd, result);
+			apply_roster(cmd, index, result);
 			return KMD_SYS_CATALOG;
 		case KMD_CMD_ALLOC_PARTITION:
 			apply_alloc_partition(result);

@@ -3,7 +3,9 @@
 #   partition's group: after removing two of three nodes, the last one
 #   commits alone even with the others stopped.  The last voter cannot be
 #   removed.  A removed server that keeps calling is refused and backs off.
-#   A node that joins afterwards gets a new id, never a removed node's.
+#   A node that joins afterwards gets a new id, never a removed node's, and
+#   one that joins after a name was removed and added again has the same
+#   roster as the others.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -73,5 +75,22 @@ $n4->safe_psql('postgres',
 	"SELECT kmd_propose('with-node4', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"with-node4\",\"v\":\"x\"}}')");
 ok($n1->poll_query_until('postgres', "SELECT count(*) = 1 FROM kv WHERE k = 'with-node4'"),
 	'node4 proposes and node1 applies');
+
+# a name removed and added again (a learner that never starts), then a join
+my $ghost = 'host=127.0.0.1 port=1 dbname=postgres';
+$n1->safe_psql('postgres', "SELECT kmd_add_node('ghost', '$ghost')");
+$n1->safe_psql('postgres', "SELECT kmd_remove_node('ghost')");
+$n1->safe_psql('postgres', "SELECT kmd_add_node('ghost', '$ghost')");
+my $n5 = KmdTest::new_node('node5');
+$n5->safe_psql('postgres',
+	"SELECT kmd_join('node5', " . KmdTest::quote(KmdTest::conninfo($n5)) . ', '
+	  . KmdTest::quote(KmdTest::conninfo($n1)) . ', false)');
+my $roster = q{SELECT string_agg(node_id || ':' || node_name || ':' || role, ',' ORDER BY node_id)
+	|| ' next ' || (SELECT value FROM kommander.counters WHERE name = 'next_node_id')
+	FROM kommander.roster};
+my $want = $n1->safe_psql('postgres', $roster);
+like($want, qr/^1:node1:voter,4:node4:voter,6:ghost:learner,7:node5:learner next 8$/,
+	'node1: the second ghost has a new id');
+ok($n5->poll_query_until('postgres', $roster, $want), 'node5 has the same roster and node id counter');
 
 done_testing();
