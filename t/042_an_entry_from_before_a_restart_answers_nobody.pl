@@ -22,10 +22,7 @@ use KmdTest;
 
 my @nodes = KmdTest::new_cluster(3, conf => "max_prepared_transactions = 2\n");
 my ($n1, $n2, $n3) = @nodes;
-$n1->safe_psql('postgres', q{
-SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
-SELECT kmd_register_table('public.kv');
-});
+KmdTest::create_kv($n1);
 KmdTest::wait_converged(\@nodes);
 
 sub insert

@@ -22,11 +22,8 @@ use KmdTest;
 
 my @nodes = KmdTest::new_cluster(3);
 my ($n1, $n2, $n3) = @nodes;
-$n1->safe_psql('postgres', q{
-SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
-SELECT kmd_register_table('public.kv');
-SELECT count(*) FROM kmd_create_partitions(3);
-});
+KmdTest::create_kv($n1);
+$n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(3)');
 KmdTest::wait_converged(\@nodes);
 
 # leadership of every partition on node1, so node1 removes the others

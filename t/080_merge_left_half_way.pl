@@ -20,10 +20,7 @@ use KmdTest;
 
 my @nodes = KmdTest::new_cluster(3);
 my ($n1, $n2, $n3) = @nodes;
-$n1->safe_psql('postgres', q{
-SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
-SELECT kmd_register_table('public.kv');
-});
+KmdTest::create_kv($n1);
 is($n1->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'partition 1 split into 1 and 2');
 KmdTest::wait_converged(\@nodes);
 

@@ -20,10 +20,7 @@ use KmdTest;
 
 my @nodes = KmdTest::new_cluster(3);
 my ($n1, $n2, $n3) = @nodes;
-$n1->safe_psql('postgres', q{
-SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
-SELECT kmd_register_table('public.kv');
-});
+KmdTest::create_kv($n1);
 KmdTest::wait_converged(\@nodes);
 
 # node 3 will apply neither the split nor the write until told

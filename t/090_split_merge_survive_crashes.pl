@@ -26,10 +26,7 @@ use KmdTest;
 # a merge left half-way is finished after a propose timeout
 my @nodes = KmdTest::new_cluster(3, conf => "kommander.propose_timeout = 5000\n");
 my ($n1, $n2, $n3) = @nodes;
-$n1->safe_psql('postgres', q{
-SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
-SELECT kmd_register_table('public.kv');
-});
+KmdTest::create_kv($n1);
 is($n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(4)'), '3',
 	'four user partitions');
 KmdTest::wait_converged(\@nodes);

@@ -185,6 +185,17 @@ sub acked_keys
 	return @keys;
 }
 
+# The table most tests write to, created and registered through $node:
+# public.kv (k text PRIMARY KEY, v text).
+sub create_kv
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', q{
+SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v text)');
+SELECT kmd_register_table('public.kv');
+});
+}
+
 # How many active user partitions' ranges break the tiling of the hash space
 # on $node (a hole, an overlap, a first range not starting at the lowest hash
 # or a last one bounded above); 0 when they tile it.
