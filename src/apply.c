@@ -10,9 +10,10 @@
  * command runs in a subtransaction: a failing command changes nothing and
  * fails identically on every node.  A failure of this node rather than of
  * the command (a cancel, a deadlock, a lock not granted, memory or disk
- * running out, an I/O error, corrupt data) ends the worker instead; the launcher starts it again and the
- * entries are applied anew.  Only after the commit are the waiting proposers
- * answered, so their next SELECT sees what they proposed.
+ * running out, an I/O error, corrupt data) ends the worker instead; the
+ * launcher starts it again and the entries are applied anew.  Only after
+ * the commit are the waiting proposers answered, so their next SELECT sees
+ * what they proposed.
  *
  * Copyright (c) 2026, kommander developers
  *
