@@ -76,7 +76,12 @@ kmd_catalog_refresh(void)
 	bool		map_changed = false;
 	int			no_room = 0;
 	bool		same_cluster;
+	MemoryContext caller_cxt = CurrentMemoryContext;
 
+	/*
+	 * What is read goes to the caller's context: SPI_finish() frees what
+	 * was allocated in between, and the rows are used after it.
+	 */
 	memset(&cluster_id, 0, sizeof(cluster_id));
 	SPI_connect();
 	if (SPI_execute("SELECT node_id, cluster_id FROM kommander.local", true, 1) != SPI_OK_SELECT)
@@ -95,7 +100,7 @@ kmd_catalog_refresh(void)
 	if (SPI_execute("SELECT node_id, node_name, conninfo, role FROM kommander.roster ORDER BY node_id",
 					true, KMD_MAX_NODES) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.roster");
-	nodes = palloc0(sizeof(NodeRow) * Max(SPI_processed, 1));
+	nodes = MemoryContextAllocZero(caller_cxt, sizeof(NodeRow) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -112,7 +117,7 @@ kmd_catalog_refresh(void)
 	if (SPI_execute("SELECT partition_id, lo, hi, generation, state, coalesce(frozen_at, 0) FROM kommander.partition_map",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");
-	parts = palloc0(sizeof(PartRow) * Max(SPI_processed, 1));
+	parts = MemoryContextAlloc(caller_cxt, sizeof(PartRow) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
