@@ -178,10 +178,11 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
 	Oid			types[3] = {UUIDOID, TEXTOID, TEXTOID};
 
 	require_served_database();
+	/* the uuid is returned: made outside SPI, which frees its allocations */
+	cluster_id = DirectFunctionCall1(gen_random_uuid, (Datum) 0);
 	SPI_connect();
 	require_no_identity();
 
-	cluster_id = DirectFunctionCall1(gen_random_uuid, (Datum) 0);
 	values[0] = cluster_id;
 	values[1] = CStringGetTextDatum(name);
 	values[2] = CStringGetTextDatum(conninfo);
