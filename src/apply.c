@@ -39,7 +39,6 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/snapmgr.h"
 
 #include "apply.h"
 #include "command.h"
@@ -50,6 +49,7 @@
 #include "shmem.h"
 #include "storage.h"
 #include "syscommand.h"
+#include "xact.h"
 
 /* Entries applied per partition and iteration, at most */
 #define APPLY_BATCH 1000
@@ -490,6 +490,7 @@ apply_all(void)
 	Pending		pending = {CurrentMemoryContext, NIL, false, false};
 	bool		progress = false;
 	ListCell   *lc;
+	MemoryContext cxt;
 
 	drain_feeds();
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -513,12 +514,7 @@ apply_all(void)
 	if (n == 0)
 		return false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	/* durability of an apply comes from the log, which is replayed */
-	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION);
+	cxt = kmd_xact_begin();
 	if (plan_read == NULL)
 	{
 		Oid			types[3] = {INT4OID, INT8OID, INT8OID};
@@ -558,17 +554,13 @@ apply_all(void)
 			save_applied(work[i].partition_id, work[i].done, work[i].term);
 			progress = true;
 		}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	kmd_xact_commit(cxt);
 
 	if (pending.catalog_changed)
 	{
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		cxt = kmd_xact_begin();
 		kmd_catalog_refresh();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		kmd_xact_commit(cxt);
 	}
 
 	/* now visible: publish, then answer the proposers */
@@ -601,11 +593,9 @@ apply_all(void)
 static void
 load_applied(void)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	MemoryContext cxt = kmd_xact_begin();
+
 	kmd_catalog_refresh();
-	SPI_connect();
 	if (SPI_execute("SELECT partition_id, applied_index, applied_term FROM kommander.applied",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.applied");
@@ -624,9 +614,7 @@ load_applied(void)
 							DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull)));
 	}
 	LWLockRelease(kmd_shared->lock);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	kmd_xact_commit(cxt);
 }
 
 static void
@@ -654,6 +642,8 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("session_replication_role", "origin", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "public", PGC_SUSET, PGC_S_OVERRIDE);
+	/* durability of an apply comes from the log, which is replayed */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	kmd_shared->apply_pid = MyProcPid;
 	kmd_shared->apply_latch = MyLatch;

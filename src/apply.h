@@ -24,7 +24,7 @@ extern PGDLLEXPORT void kmd_apply_main(Datum arg);
 /*
  * Reload the shared-memory caches of the node identity, the roster and the
  * partition map from kommander.local, kommander.roster and
- * kommander.partition_map.  Needs a transaction and an SPI-free caller.
+ * kommander.partition_map.  Needs a transaction; connects SPI itself.
  */
 extern void kmd_catalog_refresh(void);
 

@@ -14,7 +14,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -24,13 +23,13 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
 #include "guc.h"
 #include "launcher.h"
 #include "shmem.h"
+#include "xact.h"
 
 /* A worker may be started again this long after it stopped. */
 #define RESTART_DELAY_MS 1000
@@ -99,21 +98,16 @@ static bool
 ready_to_serve(void)
 {
 	bool		ready = false;
+	MemoryContext cxt = kmd_xact_begin();
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'kommander'",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
 		SPI_execute("SELECT 1 FROM kommander.local", true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 		ready = true;
-	SPI_finish();
 	if (ready)
 		kmd_catalog_refresh();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	kmd_xact_commit(cxt);
 	return ready;
 }
 

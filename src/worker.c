@@ -20,8 +20,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -32,7 +30,6 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "balance.h"
@@ -44,6 +41,7 @@
 #include "serve.h"
 #include "storage.h"
 #include "worker.h"
+#include "xact.h"
 
 static int	worker_no = -1;
 static HTAB *groups = NULL;
@@ -131,7 +129,15 @@ group_start(int32 partition_id)
 	raft_durable state;
 	raft_options opts;
 	KmdGroup   *g;
+	KmdPartition *part;
 	bool		found;
+
+	/* a partition gone from shared memory since it was listed: nothing to run */
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	LWLockRelease(kmd_shared->lock);
+	if (part == NULL)
+		return;
 
 	kmd_storage_load(partition_id, &state);
 	fill_options(&opts);
@@ -156,10 +162,8 @@ group_start(int32 partition_id)
 	g->merge_seen = 0;
 	g->merge_index = 0;
 	g->merge_term = 0;
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	g->part = kmd_partition_find(partition_id);
-	LWLockRelease(kmd_shared->lock);
-	pg_atomic_write_u64(&g->part->commit_index, state.hard_state.commit);
+	g->part = part;
+	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
 	elog(DEBUG1, "kommander worker %d started partition %d at term " UINT64_FORMAT
 		 ", last index " UINT64_FORMAT, worker_no, partition_id,
 		 state.hard_state.term, g->durable_last);
@@ -179,6 +183,7 @@ sync_groups(bool force)
 	int32		ids[1024];
 	int			n = 0;
 	uint64		version;
+	MemoryContext cxt;
 
 	/* nothing to look for unless the map moved or a group was missing */
 	if (kmd_shared->map_version == seen_map_version && !groups_missing && !force)
@@ -202,9 +207,7 @@ sync_groups(bool force)
 	if (n == 0)
 		return;
 
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	cxt = kmd_xact_begin();
 	for (int i = 0; i < n; i++)
 	{
 		if (kmd_storage_group_exists(ids[i]))
@@ -212,9 +215,7 @@ sync_groups(bool force)
 		else
 			groups_missing = true;
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	kmd_xact_commit(cxt);
 }
 
 /* ------------------------------------------------------------------------
@@ -308,16 +309,13 @@ process_ready(bool *worked)
 	/* 2. one transaction, one WAL flush, for every group */
 	if (persist)
 	{
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		MemoryContext cxt = kmd_xact_begin();
+
 		for (int i = 0; i < n; i++)
 			if (needs_persist(&ready[i].rd))
 				kmd_storage_save(ready[i].g->partition_id, &ready[i].rd,
 								 &ready[i].g->durable_last);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		kmd_xact_commit(cxt);
 	}
 
 	for (int i = 0; i < n; i++)
