@@ -369,8 +369,11 @@ kmd_transfer_leader(PG_FUNCTION_ARGS)
 	node_id = kmd_node_id_by_name(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	exists = kmd_partition_find(partition_id) != NULL &&
-		kmd_partition_find(partition_id)->state != KMD_PART_GONE;
+	{
+		KmdPartition *part = kmd_partition_find(partition_id);
+
+		exists = part != NULL && part->state != KMD_PART_GONE;
+	}
 	LWLockRelease(kmd_shared->lock);
 	if (!exists)
 		ereport(ERROR,
@@ -388,9 +391,20 @@ kmd_transfer_leader(PG_FUNCTION_ARGS)
 		int32		leader;
 		long		remaining;
 
+		KmdPartition *part;
+
 		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		leader = kmd_partition_find(partition_id)->leader;
+		part = kmd_partition_find(partition_id);
+		leader = part != NULL ? part->leader : 0;
 		LWLockRelease(kmd_shared->lock);
+		if (part == NULL)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+					 errmsg("partition %d is gone", partition_id),
+					 errdetail("It was merged into its neighbour while its leadership moved.")));
+		}
 		if (leader == node_id)
 			break;
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);

@@ -53,16 +53,16 @@ slot_acquire(uint32 *gen)
 
 		if (slot->state != KMD_SLOT_FREE)
 			continue;
-		SpinLockAcquire(&slot->mutex);
+		LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 		if (slot->state == KMD_SLOT_FREE)
 		{
 			slot->state = KMD_SLOT_RESERVED;
 			*gen = ++slot->generation;
 			slot->owner_pid = MyProcPid;
-			SpinLockRelease(&slot->mutex);
+			LWLockRelease(slot->lock);
 			return i;
 		}
-		SpinLockRelease(&slot->mutex);
+		LWLockRelease(slot->lock);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -77,10 +77,10 @@ slot_release(int slot_no)
 {
 	KmdSlot    *slot = kmd_slot(slot_no);
 
-	SpinLockAcquire(&slot->mutex);
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 	slot->state = KMD_SLOT_FREE;
 	slot->owner_pid = 0;
-	SpinLockRelease(&slot->mutex);
+	LWLockRelease(slot->lock);
 }
 
 static char *
@@ -134,7 +134,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 								   len, KMD_MAX_COMMAND)));
 		}
 
-		SpinLockAcquire(&slot->mutex);
+		LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 		slot->kind = kind;
 		slot->partition_id = partition_id;
 		slot->arg = arg;
@@ -144,7 +144,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			memcpy(slot->command, (char *) data, len);
 		slot->result_len = 0;
 		slot->state = KMD_SLOT_PENDING;
-		SpinLockRelease(&slot->mutex);
+		LWLockRelease(slot->lock);
 		kmd_wake_worker(kmd_worker_for_partition(partition_id));
 
 		ConditionVariablePrepareToSleep(&slot->cv);
@@ -153,10 +153,17 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			long		remaining;
 			int			state;
 
-			SpinLockAcquire(&slot->mutex);
+			LWLockAcquire(slot->lock, LW_SHARED);
 			state = slot->state;
+			LWLockRelease(slot->lock);
+			final_state = state;
 			if (state == KMD_SLOT_DONE)
 			{
+				/*
+				 * Done is final until we free the slot: nobody writes it
+				 * now, so the answer is read without the lock (and so
+				 * without allocating under it).
+				 */
 				memcpy(out->sqlstate, slot->sqlstate, sizeof(out->sqlstate));
 				out->sqlstate[5] = '\0';
 				out->errmsg = pstrdup(slot->errmsg);
@@ -166,11 +173,8 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				out->applied = slot->applied;
 				out->result = slot->result_len > 0 ?
 					copy_text(slot->result, slot->result_len) : NULL;
-			}
-			SpinLockRelease(&slot->mutex);
-			final_state = state;
-			if (state == KMD_SLOT_DONE)
 				break;
+			}
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 			if (remaining <= 0)
 				break;

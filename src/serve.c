@@ -32,10 +32,10 @@ slot_set_state(int slot_no, uint32 gen, int from, int to)
 {
 	KmdSlot    *slot = kmd_slot(slot_no);
 
-	SpinLockAcquire(&slot->mutex);
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 	if (slot->generation == gen && slot->state == from)
 		slot->state = to;
-	SpinLockRelease(&slot->mutex);
+	LWLockRelease(slot->lock);
 }
 
 void
@@ -168,6 +168,9 @@ kmd_serve_request(const KmdRequest *req)
 void
 kmd_serve_slots(void)
 {
+	/* a command is copied here under the slot's lock, allocated after */
+	static char command[KMD_MAX_COMMAND];
+
 	for (int i = 0; i < KMD_NUM_SLOTS; i++)
 	{
 		KmdSlot    *slot = kmd_slot(i);
@@ -178,10 +181,10 @@ kmd_serve_slots(void)
 			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number())
 			continue;
 
-		SpinLockAcquire(&slot->mutex);
+		LWLockAcquire(slot->lock, LW_SHARED);
 		if (slot->state != KMD_SLOT_PENDING)
 		{
-			SpinLockRelease(&slot->mutex);
+			LWLockRelease(slot->lock);
 			continue;
 		}
 		req.kind = slot->kind;
@@ -189,12 +192,13 @@ kmd_serve_slots(void)
 		req.slot = i;
 		req.gen = slot->generation;
 		req.arg = slot->arg;
-		req.command_len = slot->command_len;
-		req.command = palloc(Max(req.command_len, 1));
-		memcpy(req.command, slot->command, req.command_len);
+		req.command_len = Min(slot->command_len, KMD_MAX_COMMAND);
+		memcpy(command, slot->command, req.command_len);
 		req.from = 0;
-		SpinLockRelease(&slot->mutex);
+		LWLockRelease(slot->lock);
 
+		req.command = palloc(Max(req.command_len, 1));
+		memcpy(req.command, command, req.command_len);
 		kmd_serve_request(&req);
 	}
 }

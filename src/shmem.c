@@ -46,11 +46,11 @@ shmem_size(void)
 }
 
 static KmdInbox *
-ring_init(char *p, Size size)
+ring_init(char *p, Size size, LWLock *lock)
 {
 	KmdInbox   *ring = (KmdInbox *) p;
 
-	LWLockInitialize(&ring->lock, LWTRANCHE_FIRST_USER_DEFINED);
+	ring->lock = lock;
 	ring->head = ring->tail = ring->dropped = 0;
 	ring->size = size;
 	return ring;
@@ -62,6 +62,8 @@ kmd_shmem_request(void)
 {
 	RequestAddinShmemSpace(shmem_size());
 	RequestNamedLWLockTranche("kommander", 1);
+	RequestNamedLWLockTranche("kommander slots", KMD_NUM_SLOTS);
+	RequestNamedLWLockTranche("kommander rings", 2 * kmd_workers);
 }
 
 /*
@@ -121,16 +123,18 @@ kmd_shmem_startup(void)
 
 			memset(slot, 0, offsetof(KmdSlot, command));
 			slot->generation = (uint32) boot_random();
-			SpinLockInit(&slot->mutex);
+			slot->lock = &GetNamedLWLockTranche("kommander slots")[i].lock;
 			ConditionVariableInit(&slot->cv);
 		}
 		p += KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlot));
 
 		for (int i = 0; i < kmd_workers; i++)
 		{
-			kmd_shared->workers[i].inbox = ring_init(p, KMD_INBOX_SIZE);
+			LWLockPadded *locks = GetNamedLWLockTranche("kommander rings");
+
+			kmd_shared->workers[i].inbox = ring_init(p, KMD_INBOX_SIZE, &locks[2 * i].lock);
 			p += ring_total_size(KMD_INBOX_SIZE);
-			kmd_shared->workers[i].feed = ring_init(p, KMD_FEED_SIZE);
+			kmd_shared->workers[i].feed = ring_init(p, KMD_FEED_SIZE, &locks[2 * i + 1].lock);
 			p += ring_total_size(KMD_FEED_SIZE);
 		}
 	}
@@ -147,6 +151,7 @@ kmd_slot(int i)
 KmdPartition *
 kmd_partition_find(int32 partition_id)
 {
+	Assert(LWLockHeldByMe(kmd_shared->lock));
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
 		if (kmd_shared->partitions[i].partition_id == partition_id)
 			return &kmd_shared->partitions[i];
@@ -208,6 +213,7 @@ kmd_node_heard(const KmdNode *node, TimestampTz now, int ms)
 KmdNode *
 kmd_node_find(int32 node_id)
 {
+	Assert(LWLockHeldByMe(kmd_shared->lock));
 	for (int i = 0; i < KMD_MAX_NODES; i++)
 		if (kmd_shared->nodes[i].node_id == node_id && node_id != 0)
 			return &kmd_shared->nodes[i];
@@ -300,11 +306,11 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 	if (slot_no < 0 || slot_no >= KMD_NUM_SLOTS)
 		return false;
 	slot = kmd_slot(slot_no);
-	SpinLockAcquire(&slot->mutex);
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 	if (slot->generation != generation ||
 		(slot->state != KMD_SLOT_PENDING && slot->state != KMD_SLOT_SENT))
 	{
-		SpinLockRelease(&slot->mutex);
+		LWLockRelease(slot->lock);
 		return false;
 	}
 	strlcpy(slot->sqlstate, sqlstate ? sqlstate : "00000", sizeof(slot->sqlstate));
@@ -319,7 +325,7 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 		memcpy(slot->result, result, result_len);
 	slot->result_len = result_len;
 	slot->state = KMD_SLOT_DONE;
-	SpinLockRelease(&slot->mutex);
+	LWLockRelease(slot->lock);
 	ConditionVariableBroadcast(&slot->cv);
 	return true;
 }
@@ -331,11 +337,11 @@ kmd_inbox_put(KmdInbox *inbox, const char *data, uint32 len)
 	uint64		need = sizeof(uint32) + len;
 	uint32		hdr = len;
 
-	LWLockAcquire(&inbox->lock, LW_EXCLUSIVE);
+	LWLockAcquire(inbox->lock, LW_EXCLUSIVE);
 	if (inbox->tail - inbox->head + need > inbox->size)
 	{
 		inbox->dropped++;
-		LWLockRelease(&inbox->lock);
+		LWLockRelease(inbox->lock);
 		return false;
 	}
 	for (uint64 i = 0; i < sizeof(uint32); i++)
@@ -349,7 +355,7 @@ kmd_inbox_put(KmdInbox *inbox, const char *data, uint32 len)
 		memcpy(ring, data + first, len - first);
 	}
 	inbox->tail += len;
-	LWLockRelease(&inbox->lock);
+	LWLockRelease(inbox->lock);
 	return true;
 }
 
@@ -359,10 +365,10 @@ kmd_inbox_get(KmdInbox *inbox, char **buf, uint32 *len)
 	char	   *ring = (char *) inbox + MAXALIGN(sizeof(KmdInbox));
 	uint32		hdr;
 
-	LWLockAcquire(&inbox->lock, LW_EXCLUSIVE);
+	LWLockAcquire(inbox->lock, LW_EXCLUSIVE);
 	if (inbox->head == inbox->tail)
 	{
-		LWLockRelease(&inbox->lock);
+		LWLockRelease(inbox->lock);
 		return false;
 	}
 	for (uint64 i = 0; i < sizeof(uint32); i++)
@@ -378,6 +384,6 @@ kmd_inbox_get(KmdInbox *inbox, char **buf, uint32 *len)
 	}
 	inbox->head += hdr;
 	*len = hdr;
-	LWLockRelease(&inbox->lock);
+	LWLockRelease(inbox->lock);
 	return true;
 }

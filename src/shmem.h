@@ -8,8 +8,9 @@
  * the roster cache and the partition table; each field says who writes it.
  * Fields written by exactly one process and read by others without the lock
  * are marked "atomic" (pg_atomic_uint64) or are read as a whole under the
- * lock.  A proposal slot is protected by its own spinlock; an inbox by its
- * own LWLock.
+ * lock.  A proposal slot and an inbox are each protected by an LWLock of
+ * their own (never a spinlock: a command or a result is copied, and memory
+ * allocated, while it is held).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -25,7 +26,6 @@
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
-#include "storage/spin.h"
 
 #define KMD_MAX_NODES		32		/* RAFT_MAX_MEMBERS */
 #define KMD_MAX_WORKERS		16
@@ -118,7 +118,7 @@ typedef enum KmdSlotKind
 
 /*
  * A request of a backend to a Raft worker, and its answer.  Protected by
- * `mutex'; `generation' grows each time the slot is taken, so a late answer
+ * `lock'; `generation' grows each time the slot is taken, so a late answer
  * for an abandoned request (cancel, timeout) is recognised and dropped.  It
  * starts at a random value at every startup, so that a late answer from a
  * peer to a request of an earlier run (a forward, a read index) is unlikely
@@ -126,7 +126,7 @@ typedef enum KmdSlotKind
  */
 typedef struct KmdSlot
 {
-	slock_t		mutex;
+	LWLock	   *lock;			/* of the tranche "kommander slots" */
 	int32		state;			/* KmdSlotState */
 	uint32		generation;
 	int32		kind;			/* KmdSlotKind */
@@ -157,7 +157,7 @@ typedef struct KmdSlot
  */
 typedef struct KmdInbox
 {
-	LWLock		lock;
+	LWLock	   *lock;			/* of the tranche "kommander rings" */
 	uint64		head;			/* next byte to read (worker) */
 	uint64		tail;			/* next byte to write (deliver) */
 	uint64		dropped;		/* batches refused for lack of room */
