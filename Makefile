@@ -41,7 +41,9 @@ EXTRA_CLEAN = $(PROTO_GEN) build tmp_check tmp_check_regress results \
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(PROTO_GEN): $(PROTO_SRC)
+# One run of protoc-c makes both files (a grouped target: two separate
+# targets would run it twice and leave the header newer than the objects).
+$(PROTO_GEN) &: $(PROTO_SRC)
 	protoc-c --c_out=. $(PROTO_SRC)
 
 # PGXS tracks no header dependencies: every object depends on every header.

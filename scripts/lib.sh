@@ -27,10 +27,50 @@ kmd_install_packages() {
   apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Build with warnings as errors and install into the system's Postgres.
+# Build with warnings as errors and install into the system's Postgres, or
+# into the private copy KMD_PG_ROOT names (see kmd_pg_copy), for a second
+# checkout whose build must not replace the system's.
 kmd_build_install() {
+  if [ -n "${KMD_PG_ROOT:-}" ]; then
+    PG_BIN="$(kmd_pg_copy "$KMD_PG_ROOT")" || return 1
+    chown -R postgres:postgres "$KMD_PG_ROOT" 2>/dev/null
+  fi
   (cd "$KMD_ROOT" && make -s WERROR=1 PG_CONFIG="$PG_BIN/pg_config" && \
      make -s install PG_CONFIG="$PG_BIN/pg_config") >/dev/null
+}
+
+# A private copy of the system's Postgres installation under $1, made if
+# missing; prints its bin directory.  Debian's Postgres finds its libraries
+# and extensions relative to its binaries, so a build of the extension
+# installed into the copy (the sanitized one) leaves the system's alone.
+kmd_pg_copy() {
+  local root="$1"
+  local bin="$root/lib/postgresql/15/bin"
+  if [ ! -x "$bin/postgres" ]; then
+    rm -rf "$root"
+    mkdir -p "$root/lib/postgresql" "$root/share/postgresql" || return 1
+    cp -a /usr/lib/postgresql/15 "$root/lib/postgresql/" &&
+      cp -a /usr/share/postgresql/15 "$root/share/postgresql/" &&
+      ln -s /usr/include "$root/include" || return 1
+  fi
+  echo "$bin"
+}
+
+# What in the server logs under $1 shows a crash or a sanitizer report: a
+# process killed by a signal, a PANIC, a failed assertion, AddressSanitizer
+# or UBSan.  Prints each with its file and a few lines of context, and
+# returns 1 if there is any.  A crash is a bug, never a way to recover.
+kmd_check_logs() {
+  local dir="$1" found=0 f
+  local pattern='terminated by signal|PANIC:|TRAP:|ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer'
+  for f in $(find "$dir" -name '*.log' 2>/dev/null | sort); do
+    if grep -Eq "$pattern" "$f"; then
+      echo "--- crash or sanitizer report in $f"
+      grep -En -B1 -A40 "$pattern" "$f" | head -200
+      found=1
+    fi
+  done
+  return $found
 }
 
 # Run a command as the postgres user (servers refuse to run as root).

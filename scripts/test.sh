@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # scripts/test.sh [suite ...]
 #   Installs what is missing, builds with warnings as errors, installs the
-#   extension and runs the suites named (core, sim, regress, tap), or all of
-#   them.  Servers and tests run as the postgres user.  Exits non-zero if
-#   any suite fails.
+#   extension and runs the suites named (core, sim, regress, tap, asan), or
+#   all of them.  Servers and tests run as the postgres user.  A server log
+#   that shows a crash (a signal, PANIC, a failed assertion, a sanitizer
+#   report) fails its suite.  Exits non-zero if any suite fails.
+#
+#   asan: the extension built with AddressSanitizer and UBSan, installed
+#   into a private copy of Postgres whose servers run with the ASan runtime
+#   preloaded; the regress and tap suites run against it.
 #
 # Copyright (c) 2026, kommander developers
 
@@ -11,9 +16,9 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(core sim regress tap)
+[ ${#suites[@]} -eq 0 ] && suites=(core sim regress tap asan)
 for s in "${suites[@]}"; do
-  case "$s" in core|sim|regress|tap) ;; *) echo "unknown suite: $s (core, sim, regress, tap)" >&2; exit 2;; esac
+  case "$s" in core|sim|regress|tap|asan) ;; *) echo "unknown suite: $s (core, sim, regress, tap, asan)" >&2; exit 2;; esac
 done
 
 kmd_install_packages || exit 1
@@ -37,6 +42,66 @@ run_suite() {
   fi
 }
 
+# regress and tap in the tree $1, with the Postgres of bin directory $2:
+# the suite fails on a failed test or on a crash in any server log.
+regress_in() {
+  kmd_as_postgres "cd '$1' && make -s PG_CONFIG=$2/pg_config regress || { cat regression.diffs 2>/dev/null | head -200; exit 1; }"
+  local rc=$?
+  kmd_check_logs "$1/log" || rc=1
+  return $rc
+}
+tap_in() {
+  kmd_as_postgres "cd '$1' && make -s PG_CONFIG=$2/pg_config tap PROVE_FLAGS='${PROVE_FLAGS:-}' PROVE_TESTS='${PROVE_TESTS:-}' || { for f in tmp_check/log/regress_log_*; do echo \"--- \$f\"; tail -50 \"\$f\"; done; exit 1; }"
+  local rc=$?
+  kmd_check_logs "$1/tmp_check/log" || rc=1
+  return $rc
+}
+
+# The sanitized build in its own tree and Postgres copy; its servers start
+# through a wrapper that preloads the ASan runtime (Postgres itself is not
+# instrumented).  Any report aborts the process and shows in its log.
+asan_suite() {
+  local root="${KMD_ASAN_ROOT:-/tmp/kommander-asan}"
+  local bin src libasan libubsan
+  bin="$(kmd_pg_copy "$root/pg")" || return 1
+  libasan="$(readlink -f "$(gcc -print-file-name=libasan.so)")"
+  libubsan="$(readlink -f "$(gcc -print-file-name=libubsan.so)")"
+  # see test/asan/swift_demangle.c for why this comes with the runtime
+  gcc -shared -fPIC -O2 -o "$root/swift_demangle.so" "$KMD_ROOT/test/asan/swift_demangle.c" || return 1
+  if [ ! -f "$bin/postgres.bin" ]; then
+    mv "$bin/postgres" "$bin/postgres.bin"
+    cat > "$bin/postgres" <<EOS
+#!/bin/bash
+# Postgres with the ASan runtime preloaded, for the sanitized kommander.
+LD_PRELOAD="$libasan $libubsan $root/swift_demangle.so" \\
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:quarantine_size_mb=64:disable_coredump=1 \\
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \\
+exec -a "\$0" "\$(dirname "\$0")/postgres.bin" "\$@"
+EOS
+    chmod 755 "$bin/postgres"
+  fi
+  src="$root/src"
+  rm -rf "$src"
+  mkdir -p "$src"
+  (cd "$KMD_ROOT" && tar --exclude=./build --exclude=./.git -cf - .) | tar -C "$src" -xf -
+  local copt="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+  (cd "$src" && make -s clean PG_CONFIG="$bin/pg_config" >/dev/null &&
+     make -s WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null &&
+     make -s install WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null) ||
+    { echo "sanitized build failed"; return 1; }
+  # every object of the runtime must be instrumented, or a report is missed
+  for o in "$src"/src/*.o; do
+    [ "$(nm "$o" | grep -c __asan_init)" -gt 0 ] || { echo "not instrumented: $o"; return 1; }
+  done
+  chown -R postgres:postgres "$root"
+  local rc=0
+  echo "-- asan: regress"
+  regress_in "$src" "$bin" || rc=1
+  echo "-- asan: tap"
+  tap_in "$src" "$bin" || rc=1
+  return $rc
+}
+
 work=""
 for s in "${suites[@]}"; do
   case "$s" in
@@ -45,11 +110,12 @@ for s in "${suites[@]}"; do
     regress|tap)
       [ -n "$work" ] || work="$(kmd_work_tree)"
       if [ "$s" = regress ]; then
-        run_suite regress kmd_as_postgres "cd '$work' && make -s PG_CONFIG=$PG_BIN/pg_config regress || { cat regression.diffs 2>/dev/null | head -200; exit 1; }"
+        run_suite regress regress_in "$work" "$PG_BIN"
       else
-        run_suite tap kmd_as_postgres "cd '$work' && make -s PG_CONFIG=$PG_BIN/pg_config tap PROVE_FLAGS='${PROVE_FLAGS:-}' PROVE_TESTS='${PROVE_TESTS:-}' || { for f in tmp_check/log/regress_log_*; do echo \"--- \$f\"; tail -50 \"\$f\"; done; exit 1; }"
+        run_suite tap tap_in "$work" "$PG_BIN"
       fi
       ;;
+    asan) run_suite asan asan_suite ;;
   esac
 done
 
