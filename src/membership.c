@@ -34,6 +34,7 @@
 #include "errcodes.h"
 #include "guc.h"
 #include "membership.h"
+#include "remote.h"
 #include "request.h"
 #include "shmem.h"
 #include "storage.h"
@@ -211,117 +212,6 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
  */
 
 /*
- * Wait until `conn' can be read (or written, if `write'), serving
- * interrupts: a cancel or statement_timeout ends kmd_join at any point.
- */
-static void
-remote_wait(PGconn *conn, bool write)
-{
-	int			rc;
-
-	rc = WaitLatchOrSocket(MyLatch,
-						   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
-						   (write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE),
-						   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
-	if (rc & WL_LATCH_SET)
-		ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
-/*
- * Run a query on a remote node without blocking interrupts; raises the
- * remote error, keeps the result.
- */
-static PGresult *
-remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
-{
-	PGresult   *res = NULL;
-	PGresult   *next;
-
-	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("remote call failed: %s", sql),
-				 errdetail_internal("%s", PQerrorMessage(conn))));
-	/* the last result is the one that counts; an error wins */
-	for (;;)
-	{
-		while (PQisBusy(conn))
-		{
-			remote_wait(conn, false);
-			if (!PQconsumeInput(conn))
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("remote call failed: %s", sql),
-						 errdetail_internal("%s", PQerrorMessage(conn))));
-		}
-		next = PQgetResult(conn);
-		if (next == NULL)
-			break;
-		if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
-			PQclear(next);
-		else
-		{
-			PQclear(res);
-			res = next;
-		}
-	}
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		char	   *msg = pstrdup(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ?
-								  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
-								  PQerrorMessage(conn));
-		int			code = ERRCODE_CONNECTION_FAILURE;
-
-		if (state != NULL && strlen(state) == 5)
-			code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
-		PQclear(res);
-		ereport(ERROR,
-				(errcode(code),
-				 errmsg("remote call failed: %s", sql),
-				 errdetail_internal("%s", msg)));
-	}
-	return res;
-}
-
-/* Connect to a node without blocking interrupts; raises on failure. */
-static PGconn *
-remote_connect(const char *conninfo, const char *what)
-{
-	PGconn	   *conn = PQconnectStart(conninfo);
-	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
-
-	while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
-		   status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
-	{
-		PG_TRY();
-		{
-			remote_wait(conn, status == PGRES_POLLING_WRITING);
-		}
-		PG_CATCH();
-		{
-			PQfinish(conn);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		status = PQconnectPoll(conn);
-	}
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-	{
-		char	   *msg = pstrdup(PQerrorMessage(conn));
-
-		PQfinish(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to %s", what),
-				 errdetail_internal("%s", msg)));
-	}
-	return conn;
-}
-
-/*
  * Wait until every partition has applied here what the seed had committed.
  * Fails if nothing moves for a whole kommander.propose_timeout.
  */
@@ -405,18 +295,18 @@ kmd_join(PG_FUNCTION_ARGS)
 		char	   *next_node_id;
 		char		id_text[16];
 
-		conn = remote_connect(seed, "the seed node");
+		conn = kmd_remote_connect(seed, "the seed node");
 		params[0] = name;
 		params[1] = conninfo;
-		res = remote_exec(conn, "SELECT kmd_add_node($1, $2)", 2, params);
+		res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2)", 2, params);
 		node_id = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
 
-		res = remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
+		res = kmd_remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
 		cluster_id = pstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
 		/* one statement, one snapshot: the roster as of a system index */
-		res = remote_exec(conn, "SELECT coalesce(json_agg(r), '[]')::text, "
+		res = kmd_remote_exec(conn, "SELECT coalesce(json_agg(r), '[]')::text, "
 						  "(SELECT applied_index FROM kommander.applied WHERE partition_id = 0), "
 						  "(SELECT value FROM kommander.counters WHERE name = 'next_node_id') "
 						  "FROM kommander.roster r", 0, NULL);
@@ -426,14 +316,14 @@ kmd_join(PG_FUNCTION_ARGS)
 		PQclear(res);
 
 		/* our identity, committed at once through a session of our own */
-		self = remote_connect(conninfo, "this node through its own conninfo");
+		self = kmd_remote_connect(conninfo, "this node through its own conninfo");
 		snprintf(id_text, sizeof(id_text), "%d", node_id);
 		params[0] = id_text;
 		params[1] = cluster_id;
 		params[2] = roster;
 		params[3] = roster_index;
 		params[4] = next_node_id;
-		res = remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb, $4::bigint, $5::bigint)",
+		res = kmd_remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb, $4::bigint, $5::bigint)",
 						  5, params);
 		PQclear(res);
 		PQfinish(self);
@@ -441,7 +331,7 @@ kmd_join(PG_FUNCTION_ARGS)
 		kmd_wake_launcher();
 
 		/* catch up with what the seed has committed, then promote */
-		targets = remote_exec(conn, "SELECT partition_id, commit_index FROM kommander.partitions "
+		targets = kmd_remote_exec(conn, "SELECT partition_id, commit_index FROM kommander.partitions "
 							  "WHERE state <> 'gone'", 0, NULL);
 		wait_caught_up(targets);
 		PQclear(targets);
@@ -466,7 +356,7 @@ kmd_join(PG_FUNCTION_ARGS)
 				}
 				PQclear(pres);
 				if (!lagging || GetCurrentTimestamp() >= deadline)
-					(void) remote_exec(conn, "SELECT kmd_promote_node($1)", 1, params);
+					(void) kmd_remote_exec(conn, "SELECT kmd_promote_node($1)", 1, params);
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 100, PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
@@ -645,7 +535,8 @@ wait_out_of_groups(int32 node_id, const char *name)
 		{
 			KmdPartition *part = &kmd_shared->partitions[i];
 
-			if (part->partition_id < 0)
+			/* a merged-away partition has no group any more */
+			if (part->partition_id < 0 || part->state == KMD_PART_GONE)
 				continue;
 			if (part->role < 0 || part->n_members == 0 || !part->conf_committed)
 				member = true;

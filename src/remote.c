@@ -1,0 +1,134 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.c
+ *	  libpq calls from inside a backend or a background worker to another
+ *	  node: connect and run a query without blocking interrupts, so that a
+ *	  cancel, statement_timeout or a shutdown ends the wait at any point.
+ *
+ * Used by kmd_join (to the seed and to the node itself) and by the apply
+ * worker fetching a partition image (snapshot.c).
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/remote.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+
+#include "remote.h"
+
+/*
+ * Wait until `conn' can be read (or written, if `write'), serving
+ * interrupts: a cancel or statement_timeout ends kmd_join at any point.
+ */
+void
+kmd_remote_wait(PGconn *conn, bool write)
+{
+	int			rc;
+
+	rc = WaitLatchOrSocket(MyLatch,
+						   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
+						   (write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE),
+						   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Run a query on a remote node without blocking interrupts; raises the
+ * remote error, keeps the result.
+ */
+PGresult *
+kmd_remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult   *res = NULL;
+	PGresult   *next;
+
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("remote call failed: %s", sql),
+				 errdetail_internal("%s", PQerrorMessage(conn))));
+	/* the last result is the one that counts; an error wins */
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			kmd_remote_wait(conn, false);
+			if (!PQconsumeInput(conn))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("remote call failed: %s", sql),
+						 errdetail_internal("%s", PQerrorMessage(conn))));
+		}
+		next = PQgetResult(conn);
+		if (next == NULL)
+			break;
+		if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
+			PQclear(next);
+		else
+		{
+			PQclear(res);
+			res = next;
+		}
+	}
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		char	   *msg = pstrdup(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ?
+								  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
+								  PQerrorMessage(conn));
+		int			code = ERRCODE_CONNECTION_FAILURE;
+
+		if (state != NULL && strlen(state) == 5)
+			code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("remote call failed: %s", sql),
+				 errdetail_internal("%s", msg)));
+	}
+	return res;
+}
+
+/* Connect to a node without blocking interrupts; raises on failure. */
+PGconn *
+kmd_remote_connect(const char *conninfo, const char *what)
+{
+	PGconn	   *conn = PQconnectStart(conninfo);
+	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+
+	while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
+		   status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
+	{
+		PG_TRY();
+		{
+			kmd_remote_wait(conn, status == PGRES_POLLING_WRITING);
+		}
+		PG_CATCH();
+		{
+			PQfinish(conn);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		status = PQconnectPoll(conn);
+	}
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = pstrdup(PQerrorMessage(conn));
+
+		PQfinish(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to %s", what),
+				 errdetail_internal("%s", msg)));
+	}
+	return conn;
+}

@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.h
+ *	  libpq calls to another node that wait without blocking interrupts.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/remote.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_REMOTE_H
+#define KOMMANDER_REMOTE_H
+
+#include "libpq-fe.h"
+
+/*
+ * Connect to `conninfo'; raises (08001) naming `what' on failure.  The
+ * connection is the caller's to PQfinish, also on error: wrap its use in
+ * PG_TRY/PG_FINALLY.
+ */
+extern PGconn *kmd_remote_connect(const char *conninfo, const char *what);
+
+/*
+ * Run `sql' with text parameters and return its last result (tuples or
+ * command OK); a remote error is raised with the remote SQLSTATE, its text
+ * in the detail.
+ */
+extern PGresult *kmd_remote_exec(PGconn *conn, const char *sql, int nparams,
+								 const char *const *params);
+
+/* Wait until `conn' can be read (or written): serves interrupts. */
+extern void kmd_remote_wait(PGconn *conn, bool write);
+
+#endif							/* KOMMANDER_REMOTE_H */
