@@ -47,11 +47,15 @@ CREATE TABLE kommander.hard_state (
 
 -- The snapshot marker: the log up to idx is replaced by the state as of idx;
 -- conf is the Raft configuration in force there (encoded by the runtime).
+-- image_wanted: the partition's state here must come from an image of
+-- another node before its log is applied (it was created here by an image
+-- of another partition, so its rows are not its state at idx).
 CREATE TABLE kommander.snapshot (
     partition_id int PRIMARY KEY,
     idx          bigint NOT NULL,
     term         bigint NOT NULL,
-    conf         bytea NOT NULL
+    conf         bytea NOT NULL,
+    image_wanted boolean NOT NULL DEFAULT false
 );
 
 CREATE TABLE kommander.applied (
@@ -71,13 +75,16 @@ CREATE TABLE kommander.roster (
 );
 
 -- Key-hash range [lo, hi) of each user partition; hi NULL means unbounded above.
+-- A merged-away partition stays as a tombstone (state 'gone') for fencing.
 CREATE TABLE kommander.partition_map (
     partition_id int PRIMARY KEY,
     lo           bigint,            -- NULL for the system partition (no keys)
     hi           bigint,
     generation   bigint NOT NULL,
     state        text NOT NULL CHECK (state IN ('active', 'frozen', 'gone')),
-    frozen_at    bigint             -- frozen: index of the freeze in its own log
+    frozen_at    bigint,            -- frozen: index of the freeze in its own log
+    parent       int,               -- the partition whose log split it off
+    merged_into  int                -- gone: the partition whose log merged it
 );
 
 -- Counters of the system partition's state machine (next_partition_id, next_node_id).
@@ -94,6 +101,13 @@ CREATE TABLE kommander.tables (
 CREATE TABLE kommander.appliers (
     name text PRIMARY KEY,
     fn   regprocedure NOT NULL
+);
+
+-- Every statement kmd_ddl committed, by system partition index: a node that
+-- installs an image of the system partition runs those it has not run.
+CREATE TABLE kommander.ddl (
+    idx     bigint PRIMARY KEY,
+    command text NOT NULL
 );
 
 -- What an applier function learns about the entry it applies.
@@ -201,6 +215,23 @@ RETURNS boolean AS 'MODULE_PATHNAME', 'kmd_deliver' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION kommander.deliver(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kommander.deliver(bytea) TO kommander_peer;
 
+-- Partition images: a node whose log cannot catch up copies a partition's
+-- state from a peer.  In one REPEATABLE READ transaction on the peer, this
+-- describes the image (its index, term and configuration, the partition's
+-- map rows, a row count and checksum per control table); the rows follow
+-- by COPY, read by the same role with the same snapshot.
+CREATE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'kmd_image_manifest'
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+REVOKE ALL ON FUNCTION kommander.image_manifest(int, uuid, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION kommander.image_manifest(int, uuid, int) TO kommander_peer;
+
+-- kmd_key_hash under a fixed name, for the range filters of images.
+CREATE FUNCTION kommander.key_hash(key text)
+RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_key_hash'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 ------------------------------------------------------------------------
 -- Observing
 ------------------------------------------------------------------------
@@ -231,6 +262,7 @@ CREATE VIEW kommander.partitions AS
       FROM kommander.partition_map m
       LEFT JOIN kommander.partition_status() s USING (partition_id)
       LEFT JOIN kommander.roster l ON l.node_id = s.leader_id
+     WHERE m.state <> 'gone'
      ORDER BY m.partition_id;
 
 GRANT SELECT ON kommander.nodes, kommander.partitions TO PUBLIC;

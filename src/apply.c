@@ -39,6 +39,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 
 #include "apply.h"
 #include "command.h"
@@ -47,6 +48,7 @@
 #include "raft/raft.h"
 #include "rows.h"
 #include "shmem.h"
+#include "snapshot.h"
 #include "storage.h"
 #include "syscommand.h"
 #include "xact.h"
@@ -231,6 +233,43 @@ typedef struct FeedItem
 static HTAB *feed_cache = NULL;
 static MemoryContext feed_cxt = NULL;
 
+/*
+ * What the cache holds, in bytes, and its bound: past it the rest stays in
+ * the rings (the Raft workers then drop what does not fit, and those
+ * entries are read from the log table), so commits outrunning applies
+ * cannot grow this process.
+ */
+static Size feed_bytes = 0;
+#define FEED_CACHE_BYTES (8 * 1024 * 1024)
+
+static Size
+item_bytes(const FeedItem *item)
+{
+	return sizeof(FeedItem) + Max(item->len, 1);
+}
+
+/*
+ * Forget cached entries a partition no longer needs: applied here (an
+ * image can move past entries never applied one by one) or of a partition
+ * gone from shared memory.
+ */
+static void
+feed_purge(void)
+{
+	HASH_SEQ_STATUS seq;
+	FeedItem   *item;
+
+	hash_seq_init(&seq, feed_cache);
+	while ((item = hash_seq_search(&seq)) != NULL)
+		if (item->key.index <= kmd_partition_applied(item->key.partition_id) ||
+			kmd_partition_state(item->key.partition_id) == KMD_PART_GONE)
+		{
+			feed_bytes -= item_bytes(item);
+			pfree(item->data);
+			hash_search(feed_cache, &item->key, HASH_REMOVE, NULL);
+		}
+}
+
 /* Move what the Raft workers fed us into the cache, skipping the applied. */
 static void
 drain_feeds(void)
@@ -248,12 +287,15 @@ drain_feeds(void)
 		feed_cache = hash_create("kommander apply feed", 1024, &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
+	if (feed_bytes >= FEED_CACHE_BYTES)
+		feed_purge();
 	for (int w = 0; w < kmd_shared->n_workers; w++)
 	{
 		char	   *rec;
 		uint32		len;
 
-		while (kmd_inbox_get(kmd_shared->workers[w].feed, &rec, &len))
+		while (feed_bytes < FEED_CACHE_BYTES &&
+			   kmd_inbox_get(kmd_shared->workers[w].feed, &rec, &len))
 		{
 			KmdFeedEntry *h = (KmdFeedEntry *) rec;
 			FeedKey		key;
@@ -268,12 +310,16 @@ drain_feeds(void)
 			key.index = h->index;
 			item = hash_search(feed_cache, &key, HASH_ENTER, &found);
 			if (found)
+			{
+				feed_bytes -= item_bytes(item);
 				pfree(item->data);
+			}
 			item->term = h->term;
 			item->kind = (int) h->kind;
 			item->len = len - sizeof(KmdFeedEntry);
 			item->data = MemoryContextAlloc(feed_cxt, Max(item->len, 1));
 			memcpy(item->data, rec + sizeof(KmdFeedEntry), item->len);
+			feed_bytes += item_bytes(item);
 			pfree(rec);
 		}
 	}
@@ -294,6 +340,7 @@ feed_forget(int32 partition_id, uint64 from, uint64 to)
 		item = hash_search(feed_cache, &key, HASH_FIND, NULL);
 		if (item != NULL)
 		{
+			feed_bytes -= item_bytes(item);
 			pfree(item->data);
 			hash_search(feed_cache, &key, HASH_REMOVE, NULL);
 		}
@@ -364,6 +411,102 @@ load_entries(int32 partition_id, uint64 from, uint64 to, int *n)
 	return entries;
 }
 
+/* A merge that waits for its right partition: since when, and how far */
+typedef struct BlockedMerge
+{
+	int32		left;
+	uint64		right_applied;
+	TimestampTz since;
+} BlockedMerge;
+
+static BlockedMerge blocked[16];
+
+/*
+ * Must the merge at `index' of partition `left' wait?  Until the right
+ * partition is applied here up to its freeze.  A right partition merged
+ * already (a tombstone here) does not hold it; one not created here yet
+ * does.  When the right partition makes no progress here (the nodes that
+ * applied the merge stopped its group, so nobody serves it any more) for
+ * three election timeouts without a leader, or a whole
+ * kommander.propose_timeout with one, an image of the left partition,
+ * which holds the right one's rows, is asked for instead.
+ */
+static bool
+merge_waits(int32 left, uint64 index, int32 right, uint64 frozen_at)
+{
+	KmdPartition *part;
+	bool		known;
+	int32		state = KMD_PART_GONE;
+	uint64		applied = 0;
+	bool		leaderless = false;
+	TimestampTz now = GetCurrentTimestamp();
+	BlockedMerge *b = NULL;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(right);
+	known = part != NULL;
+	if (known)
+	{
+		state = part->state;
+		applied = pg_atomic_read_u64(&part->applied_index);
+		leaderless = part->leader == 0;
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (!known)
+	{
+		Oid			types[1] = {INT4OID};
+		Datum		values[1] = {Int32GetDatum(right)};
+
+		if (SPI_execute_with_args("SELECT 1 FROM kommander.partition_map "
+								  "WHERE partition_id = $1 AND state = 'gone'",
+								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kommander.partition_map");
+		return SPI_processed == 0;
+	}
+	if (state == KMD_PART_GONE || applied >= frozen_at)
+		return false;
+
+	for (int i = 0; i < lengthof(blocked) && b == NULL; i++)
+		if (blocked[i].left == left)
+			b = &blocked[i];
+	for (int i = 0; i < lengthof(blocked) && b == NULL; i++)
+		if (blocked[i].left == 0 || TimestampDifferenceExceeds(blocked[i].since, now, 60000))
+			b = &blocked[i];
+	if (b == NULL)
+		return true;
+	if (b->left != left || b->right_applied != applied)
+	{
+		b->left = left;
+		b->right_applied = applied;
+		b->since = now;
+	}
+	else if (TimestampDifferenceExceeds(b->since, now,
+										leaderless ? 3 * kmd_election_timeout : kmd_propose_timeout))
+	{
+		int32		from = 0;
+
+		/* from the left partition's leader, or any other node */
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		part = kmd_partition_find(left);
+		if (part != NULL && part->leader != kmd_shared->local_node_id)
+			from = part->leader;
+		for (int i = 0; i < KMD_MAX_NODES && from == 0; i++)
+			if (kmd_shared->nodes[i].node_id != 0 &&
+				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+				from = kmd_shared->nodes[i].node_id;
+		LWLockRelease(kmd_shared->lock);
+		b->since = now;
+		if (from != 0)
+		{
+			ereport(LOG,
+					(errmsg("kommander: the merge of partition %d into partition %d waits for partition %d, which makes no progress here; asking node %d for an image of partition %d",
+							right, left, right, from, left)));
+			kmd_image_ask(left, from, index);
+		}
+	}
+	return true;
+}
+
 /*
  * Apply the committed entries of one partition after `from', up to `to'.
  * Returns the last index applied (and its term in *term).
@@ -414,7 +557,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 					uint64		frozen_at;
 
 					if (kmd_merge_args(&cmd, &right, &frozen_at) &&
-						kmd_partition_applied(right) < frozen_at)
+						merge_waits(partition_id, idx, right, frozen_at))
 						break;
 				}
 				out->slot = cmd.origin_node == kmd_shared->local_node_id &&
@@ -500,7 +643,7 @@ apply_all(void)
 		uint64		commit = pg_atomic_read_u64(&part->commit_index);
 		uint64		applied = pg_atomic_read_u64(&part->applied_index);
 
-		if (part->partition_id >= 0 && commit > applied)
+		if (part->partition_id >= 0 && part->state != KMD_PART_GONE && commit > applied)
 		{
 			work[n].partition_id = part->partition_id;
 			work[n].from = applied;
@@ -666,7 +809,8 @@ kmd_apply_main(Datum arg)
 		}
 		MemoryContextReset(loop_cxt);
 		old = MemoryContextSwitchTo(loop_cxt);
-		more = apply_all();
+		more = kmd_images_install();
+		more |= apply_all();
 		MemoryContextSwitchTo(old);
 		if (more)
 			continue;

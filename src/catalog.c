@@ -191,6 +191,9 @@ kmd_catalog_refresh(void)
 
 		if (part == NULL)
 		{
+			/* a tombstone needs no entry: unknown partitions count as gone */
+			if (parts[j].state == KMD_PART_GONE)
+				continue;
 			part = kmd_partition_add(parts[j].partition_id);
 			if (part == NULL)
 			{

@@ -128,6 +128,7 @@ kmd_peers_flush(void)
 	for (int i = 0; i < out.n; i++)
 	{
 		KmdOutBatch *b = &out.b[i];
+
 		char	   *data;
 		uint32		len;
 
@@ -168,6 +169,9 @@ kmd_peers_receive(void)
 				continue;
 			g = kmd_group_find(gm->partition_id);
 			if (g == NULL || !kmd_raft_message_from_pb(gm->msg, &m, &snap))
+				continue;
+			/* a parked group, or a snapshot only an image can answer */
+			if (kmd_image_intercept(g, &m))
 				continue;
 			rc = raft_step(g->r, &m);
 			if (rc != RAFT_OK)

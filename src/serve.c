@@ -96,7 +96,16 @@ kmd_serve_request(const KmdRequest *req)
 		if (req->from != 0)
 			reply(req, false, ERRCODE_KMD_PARTITION_FROZEN,
 				  "partition is not hosted by its leader", 0);
+		else if (kmd_partition_state(req->partition_id) == KMD_PART_GONE)
+			reply(req, false, ERRCODE_KMD_PARTITION_FROZEN,
+				  "partition is gone: it was merged into its neighbour", 0);
 		return;					/* local: not started yet; the backend times out */
+	}
+	/* a group waiting for an image serves nothing yet: ask again later */
+	if (g->parked)
+	{
+		reply(req, true, 0, NULL, 0);
+		return;
 	}
 	leader = raft_leader(g->r);
 

@@ -96,6 +96,7 @@ kmd_shmem_startup(void)
 		kmd_shared->boot_id = boot_random();
 		kmd_shared->n_workers = kmd_workers;
 		kmd_shared->max_partitions = kmd_max_partitions;
+		pg_atomic_init_u64(&kmd_shared->image_events, 0);
 		ConditionVariableInit(&kmd_shared->applied_cv);
 		ConditionVariableInit(&kmd_shared->leader_cv);
 		for (int i = 0; i < KMD_MAX_NODES; i++)
@@ -110,6 +111,7 @@ kmd_shmem_startup(void)
 			memset(part, 0, sizeof(*part));
 			part->partition_id = -1;
 			part->role = -1;
+			pg_atomic_init_u64(&part->images, 0);
 			pg_atomic_init_u64(&part->commit_index, 0);
 			pg_atomic_init_u64(&part->applied_index, 0);
 			pg_atomic_init_u64(&part->applied_term, 0);
@@ -163,28 +165,47 @@ kmd_partition_add(int32 partition_id)
 {
 	KmdPartition *part = kmd_partition_find(partition_id);
 
+	KmdPartition *gone = NULL;
+
 	Assert(LWLockHeldByMeInMode(kmd_shared->lock, LW_EXCLUSIVE));
 	if (part != NULL)
 		return part;
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	part = NULL;
+	for (int i = 0; i < kmd_shared->max_partitions && part == NULL; i++)
 	{
-		part = &kmd_shared->partitions[i];
-		if (part->partition_id == -1)
-		{
-			part->partition_id = partition_id;
-			part->state = KMD_PART_ACTIVE;
-			part->role = -1;
-			part->leader = 0;
-			part->term = 0;
-			part->last_index = 0;
-			part->snapshot_index = 0;
-			pg_atomic_write_u64(&part->commit_index, 0);
-			pg_atomic_write_u64(&part->applied_index, 0);
-			pg_atomic_write_u64(&part->applied_term, 0);
-			return part;
-		}
+		KmdPartition *p = &kmd_shared->partitions[i];
+
+		if (p->partition_id == -1)
+			part = p;
+		else if (gone == NULL && p->state == KMD_PART_GONE && p->role < 0)
+			gone = p;
 	}
-	return NULL;
+	if (part == NULL)
+		part = gone;			/* a tombstone whose group has stopped */
+	if (part == NULL)
+		return NULL;
+	part->partition_id = partition_id;
+	part->state = KMD_PART_ACTIVE;
+	part->lo = part->hi = 0;
+	part->generation = 0;
+	part->frozen_at = 0;
+	part->role = -1;
+	part->leader = 0;
+	part->is_learner = false;
+	part->voters = 0;
+	part->n_members = 0;
+	part->conf_committed = false;
+	part->quiesced = false;
+	part->term = 0;
+	part->last_index = 0;
+	part->snapshot_index = 0;
+	part->image_state = KMD_IMAGE_NONE;
+	part->image_from = 0;
+	part->image_min = 0;
+	pg_atomic_write_u64(&part->commit_index, 0);
+	pg_atomic_write_u64(&part->applied_index, 0);
+	pg_atomic_write_u64(&part->applied_term, 0);
+	return part;
 }
 
 int
@@ -194,7 +215,8 @@ kmd_partition_room(void)
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
-		if (kmd_shared->partitions[i].partition_id == -1)
+		if (kmd_shared->partitions[i].partition_id == -1 ||
+			kmd_shared->partitions[i].state == KMD_PART_GONE)
 			room++;
 	LWLockRelease(kmd_shared->lock);
 	return room;

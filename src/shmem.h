@@ -63,6 +63,21 @@ typedef enum KmdPartState
 } KmdPartState;
 
 /*
+ * Where a partition is in getting an image of its state from another node
+ * (snapshot.c): asked for (by its Raft worker, whose leader sent a snapshot
+ * the log cannot replace, or by the apply worker, blocked on a merge whose
+ * right partition no node serves any more), then ready once the Raft
+ * worker has parked the group (it steps and persists nothing of it), then
+ * none again when the apply worker has installed it.
+ */
+typedef enum KmdImageState
+{
+	KMD_IMAGE_NONE = 0,
+	KMD_IMAGE_ASKED,
+	KMD_IMAGE_READY
+} KmdImageState;
+
+/*
  * One partition.  Routing fields (lo, hi, generation, state) are written by
  * the apply worker under KmdShared->lock from kommander.partition_map; Raft
  * fields by the owning Raft worker; applied_* by the apply worker.
@@ -88,6 +103,12 @@ typedef struct KmdPartition
 	uint64		term;
 	uint64		last_index;
 	uint64		snapshot_index;
+
+	/* images, under lock: see KmdImageState */
+	int32		image_state;
+	int32		image_from;		/* the node to copy it from */
+	uint64		image_min;		/* it must reach at least this index */
+	pg_atomic_uint64 images;	/* images installed (apply worker) */
 
 	/* Raft worker: commit index that is durable in kommander.hard_state */
 	pg_atomic_uint64 commit_index;
@@ -206,6 +227,13 @@ typedef struct KmdShared
 	uint64		map_version;
 	int			n_frozen;		/* partitions frozen, as of the last refresh */
 
+	/*
+	 * Bumped by the apply worker when it asks for an image or installs one:
+	 * the Raft workers look at their groups' image states only when it moves
+	 * (or while a group of theirs is parked).
+	 */
+	pg_atomic_uint64 image_events;
+
 	Latch	   *launcher_latch;
 	Latch	   *apply_latch;
 	pid_t		apply_pid;
@@ -232,9 +260,12 @@ extern void kmd_shmem_startup(void);
 /* Helpers; the caller holds kmd_shared->lock where noted. */
 extern KmdSlot *kmd_slot(int i);
 extern KmdPartition *kmd_partition_find(int32 partition_id);	/* lock held */
-/* A new entry, under the lock held exclusive; NULL when all are taken. */
+/*
+ * A new entry, under the lock held exclusive; NULL when all are taken.  The
+ * entry of a merged-away partition is taken over when no other is free.
+ */
 extern KmdPartition *kmd_partition_add(int32 partition_id);
-/* How many more partitions (merged-away ones count) this node can hold. */
+/* How many more live partitions this node can hold. */
 extern int	kmd_partition_room(void);
 extern KmdNode *kmd_node_find(int32 node_id);	/* lock held */
 

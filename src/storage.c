@@ -138,7 +138,7 @@ get_int64(HeapTuple tup, TupleDesc desc, int col)
 }
 
 void
-kmd_storage_load(int32 partition_id, raft_durable *out)
+kmd_storage_load(int32 partition_id, raft_durable *out, bool *image_wanted)
 {
 	Datum		values[2];
 	Oid			types[2] = {INT4OID, INT8OID};
@@ -156,7 +156,7 @@ kmd_storage_load(int32 partition_id, raft_durable *out)
 	out->hard_state.vote = get_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 	out->hard_state.commit = get_int64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 
-	if (SPI_execute_with_args("SELECT idx, term, conf FROM kommander.snapshot "
+	if (SPI_execute_with_args("SELECT idx, term, conf, image_wanted FROM kommander.snapshot "
 							  "WHERE partition_id = $1",
 							  1, types, values, NULL, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
@@ -173,6 +173,7 @@ kmd_storage_load(int32 partition_id, raft_durable *out)
 		if (isnull || !kmd_conf_decode(VARDATA_ANY(conf), VARSIZE_ANY_EXHDR(conf),
 									   &out->snapshot.conf))
 			elog(ERROR, "partition %d has a malformed snapshot marker", partition_id);
+		*image_wanted = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 	}
 
 	values[1] = Int64GetDatum((int64) out->snapshot.index);
@@ -358,4 +359,39 @@ kmd_storage_conf_at(int32 partition_id, uint64 index, raft_conf *conf)
 		if (!isnull && raft_conf_change_decode(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b), &type, &id))
 			(void) raft_conf_apply(conf, type, id);
 	}
+}
+
+void
+kmd_storage_compact(int32 partition_id, const raft_snapshot_meta *meta)
+{
+	Datum		values[4];
+	Oid			types[4] = {INT4OID, INT8OID, INT8OID, BYTEAOID};
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = Int64GetDatum((int64) meta->index);
+	values[2] = Int64GetDatum((int64) meta->term);
+	values[3] = PointerGetDatum(kmd_conf_encode(&meta->conf));
+	if (SPI_execute_with_args("UPDATE kommander.snapshot SET idx = $2, term = $3, conf = $4 "
+							  "WHERE partition_id = $1 AND idx < $2",
+							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not move the snapshot marker of partition %d", partition_id);
+	if (SPI_execute_with_args("DELETE FROM kommander.log WHERE partition_id = $1 AND idx <= $2",
+							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not compact the log of partition %d", partition_id);
+}
+
+void
+kmd_storage_drop_group(int32 partition_id)
+{
+	static const char *const tables[] = {
+		"kommander.log", "kommander.hard_state", "kommander.snapshot", "kommander.applied"
+	};
+	Datum		values[1] = {Int32GetDatum(partition_id)};
+	Oid			types[1] = {INT4OID};
+
+	for (int i = 0; i < lengthof(tables); i++)
+		if (SPI_execute_with_args(psprintf("DELETE FROM %s WHERE partition_id = $1", tables[i]),
+								  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not drop the state of partition %d from %s",
+				 partition_id, tables[i]);
 }

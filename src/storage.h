@@ -25,8 +25,13 @@ extern void kmd_storage_create_group(int32 partition_id, const raft_conf *conf);
 /* Does the group have durable state on this node? */
 extern bool kmd_storage_group_exists(int32 partition_id);
 
-/* Read a group's durable state; entries are palloc'd in the current context. */
-extern void kmd_storage_load(int32 partition_id, raft_durable *out);
+/*
+ * Read a group's durable state; entries are palloc'd in the current context.
+ * *image_wanted: its state must come from another node's image before its
+ * log is applied (kommander.snapshot.image_wanted).
+ */
+extern void kmd_storage_load(int32 partition_id, raft_durable *out,
+							 bool *image_wanted);
 
 /*
  * Make a ready batch's snapshot marker, entries and hard state durable (the
@@ -35,6 +40,15 @@ extern void kmd_storage_load(int32 partition_id, raft_durable *out);
  */
 extern void kmd_storage_save(int32 partition_id, const raft_ready *rd,
 							 uint64 *durable_last);
+
+/*
+ * Log compaction: move the snapshot marker forward to `meta' (never back)
+ * and delete the entries it covers.
+ */
+extern void kmd_storage_compact(int32 partition_id, const raft_snapshot_meta *meta);
+
+/* Delete every row of a group's durable state (a merged-away partition). */
+extern void kmd_storage_drop_group(int32 partition_id);
 
 /*
  * The configuration of a group in force at `index' (which must not be

@@ -64,17 +64,55 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 					 errmsg("table %s has no primary key", qualname)));
-		exec_sql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = 'kommander_guard'",
-				 1, t, v, SPI_OK_SELECT);
-		if (SPI_processed == 0)
-			exec_sql(psprintf("CREATE TRIGGER kommander_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
-							  "ON %s FOR EACH STATEMENT EXECUTE FUNCTION kommander.control_table_guard()",
-							  qualname), 0, NULL, NULL, SPI_OK_UTILITY);
 	}
+	kmd_syscommand_guard_table(relid);
 	values[0] = ObjectIdGetDatum(relid);
 	types[0] = OIDOID;
 	exec_sql("INSERT INTO kommander.tables VALUES ($1::regclass, $2) ON CONFLICT (relid) DO NOTHING",
 			 2, types, values, SPI_OK_INSERT);
+}
+
+void
+kmd_syscommand_ddl(uint64 index, const char *sql)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kmd_ddl cannot run transaction control or COPY to or from the client"),
+				 errdetail_internal("SPI returned %s.", SPI_result_code_string(rc))));
+	values[0] = Int64GetDatum((int64) index);
+	values[1] = CStringGetTextDatum(sql);
+	exec_sql("INSERT INTO kommander.ddl VALUES ($1, $2)", 2, types, values, SPI_OK_INSERT);
+}
+
+void
+kmd_syscommand_guard_table(Oid relid)
+{
+	char	   *qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													  get_rel_name(relid));
+	Oid			t[1] = {OIDOID};
+	Datum		v[1] = {ObjectIdGetDatum(relid)};
+
+	exec_sql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = 'kommander_guard'",
+			 1, t, v, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		exec_sql(psprintf("CREATE TRIGGER kommander_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
+						  "ON %s FOR EACH STATEMENT EXECUTE FUNCTION kommander.control_table_guard()",
+						  qualname), 0, NULL, NULL, SPI_OK_UTILITY);
+
+	/*
+	 * The role peers connect as copies the table's rows out of this node
+	 * when another node needs an image of a partition (snapshot.c).
+	 */
+	exec_sql(psprintf("GRANT USAGE ON SCHEMA %s TO kommander_peer",
+					  quote_identifier(get_namespace_name(get_rel_namespace(relid)))),
+			 0, NULL, NULL, SPI_OK_UTILITY);
+	exec_sql(psprintf("GRANT SELECT ON %s TO kommander_peer", qualname),
+			 0, NULL, NULL, SPI_OK_UTILITY);
 }
 
 static void
@@ -212,9 +250,9 @@ apply_alloc_partition(StringInfo result)
 static void
 apply_split(const KmdCommand *cmd, int32 partition_id, uint64 index, StringInfo result)
 {
-	Oid			types[4] = {INT4OID, INT8OID, INT8OID, INT4OID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Oid			types[5] = {INT4OID, INT8OID, INT8OID, INT4OID, INT4OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	int64		new_id;
 	int64		at;
 	int64		lo;
@@ -264,8 +302,11 @@ apply_split(const KmdCommand *cmd, int32 partition_id, uint64 index, StringInfo 
 	nulls[2] = hi_null ? 'n' : ' ';
 	values[3] = Int64GetDatum((int64) cmd->generation + 1);
 	types[3] = INT8OID;
-	if (SPI_execute_with_args("INSERT INTO kommander.partition_map VALUES ($1, $2, $3, $4, 'active')",
-							  4, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	values[4] = Int32GetDatum(partition_id);
+	types[4] = INT4OID;
+	if (SPI_execute_with_args("INSERT INTO kommander.partition_map (partition_id, lo, hi, generation, state, parent) "
+							  "VALUES ($1, $2, $3, $4, 'active', $5)",
+							  5, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record partition " INT64_FORMAT, new_id);
 	kmd_storage_create_group((int32) new_id, &conf);
 	appendStringInfo(result, INT64_FORMAT, new_id);
@@ -342,7 +383,7 @@ apply_merge(const KmdCommand *cmd, int32 left, StringInfo result)
 	exec_sql("UPDATE kommander.partition_map SET hi = (SELECT hi FROM kommander.partition_map WHERE partition_id = $2), "
 			 "generation = $4 WHERE partition_id = $1",
 			 4, types, values, SPI_OK_UPDATE);
-	exec_sql("UPDATE kommander.partition_map SET state = 'gone' WHERE partition_id = $2",
+	exec_sql("UPDATE kommander.partition_map SET state = 'gone', merged_into = $1 WHERE partition_id = $2",
 			 2, types, values, SPI_OK_UPDATE);
 	appendStringInfo(result, "%d", left);
 }
@@ -361,15 +402,7 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 			elog(ERROR, "a row command is not a system command");
 			break;
 		case KMD_CMD_DDL:
-			{
-				int			rc = SPI_execute(cmd->payload, false, 0);
-
-				if (rc < 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("kmd_ddl cannot run transaction control or COPY to or from the client"),
-							 errdetail_internal("SPI returned %s.", SPI_result_code_string(rc))));
-			}
+			kmd_syscommand_ddl(index, cmd->payload);
 			return 0;
 		case KMD_CMD_REGISTER_TABLE:
 			apply_register_table(cmd, index);

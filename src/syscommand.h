@@ -31,6 +31,18 @@ extern int	kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id,
 								 uint64 index, StringInfo result);
 
 /*
+ * Run a kmd_ddl statement committed at system index `index' and record it
+ * in kommander.ddl (SPI connected, in the caller's subtransaction).
+ */
+extern void kmd_syscommand_ddl(uint64 index, const char *sql);
+
+/*
+ * Make a registered table a control table here: the guard trigger, and
+ * read access for the role peers copy images with.
+ */
+extern void kmd_syscommand_guard_table(Oid relid);
+
+/*
  * The arguments of a merge command: the right partition and the index of
  * its freeze.  false when they are malformed.
  */

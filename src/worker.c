@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -106,6 +107,12 @@ kmd_group_find(int32 partition_id)
 	return hash_search(groups, &partition_id, HASH_FIND, NULL);
 }
 
+HTAB *
+kmd_worker_groups(void)
+{
+	return groups;
+}
+
 static void
 fill_options(raft_options *opts)
 {
@@ -131,6 +138,7 @@ group_start(int32 partition_id)
 	KmdGroup   *g;
 	KmdPartition *part;
 	bool		found;
+	bool		image_wanted;
 
 	/* a partition gone from shared memory since it was listed: nothing to run */
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -139,7 +147,7 @@ group_start(int32 partition_id)
 	if (part == NULL)
 		return;
 
-	kmd_storage_load(partition_id, &state);
+	kmd_storage_load(partition_id, &state, &image_wanted);
 	fill_options(&opts);
 	g = hash_search(groups, &partition_id, HASH_ENTER, &found);
 	Assert(!found);
@@ -162,6 +170,10 @@ group_start(int32 partition_id)
 	g->merge_seen = 0;
 	g->merge_index = 0;
 	g->merge_term = 0;
+	g->image_wanted = image_wanted;
+	g->parked = false;
+	g->images_seen = pg_atomic_read_u64(&part->images);
+	g->has_snapshot_msg = false;
 	g->part = part;
 	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
 	elog(DEBUG1, "kommander worker %d started partition %d at term " UINT64_FORMAT
@@ -169,13 +181,107 @@ group_start(int32 partition_id)
 		 state.hard_state.term, g->durable_last);
 }
 
+/* Stop a group; its partition's entry in shared memory shows no role. */
+static void
+group_stop(KmdGroup *g)
+{
+	int32		partition_id = g->partition_id;
+	KmdPartition *part = g->part;
+
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	if (part->partition_id == partition_id)
+	{
+		part->role = -1;
+		part->leader = 0;
+		part->image_state = KMD_IMAGE_NONE;
+	}
+	LWLockRelease(kmd_shared->lock);
+	raft_free(g->r);
+	hash_search(groups, &partition_id, HASH_REMOVE, NULL);
+	groups_dirty = true;
+}
+
+KmdGroup *
+kmd_group_restart(KmdGroup *g)
+{
+	int32		partition_id = g->partition_id;
+	MemoryContext cxt;
+
+	raft_free(g->r);
+	hash_search(groups, &partition_id, HASH_REMOVE, NULL);
+	cxt = kmd_xact_begin();
+	group_start(partition_id);
+	kmd_xact_commit(cxt);
+	return kmd_group_find(partition_id);
+}
+
+/*
+ * Stop the groups of merged-away partitions and delete their durable
+ * state: a node that applied the merge has applied the right partition up
+ * to its freeze, and a node behind on it takes an image of the survivor.
+ * At startup also the state left by a crash before that.
+ */
+static void
+stop_gone_groups(bool startup)
+{
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+	int32		ids[256];
+	int			n = 0;
+
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		bool		gone;
+
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		gone = g->part->partition_id != g->partition_id ||
+			g->part->state == KMD_PART_GONE;
+		LWLockRelease(kmd_shared->lock);
+		if (gone && n < lengthof(ids))
+			ids[n++] = g->partition_id;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		g = kmd_group_find(ids[i]);
+		if (g->parked)
+			kmd_images_forget(g);
+		group_stop(g);
+	}
+	if (n > 0 || startup)
+	{
+		MemoryContext cxt = kmd_xact_begin();
+
+		if (startup)
+		{
+			if (SPI_execute("SELECT m.partition_id FROM kommander.partition_map m "
+							"JOIN kommander.hard_state h USING (partition_id) WHERE m.state = 'gone'",
+							true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not read kommander.partition_map");
+			for (uint64 i = 0; i < SPI_processed && n < lengthof(ids); i++)
+			{
+				bool		isnull;
+				int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+
+				if (kmd_worker_for_partition(id) == worker_no)
+					ids[n++] = id;
+			}
+		}
+		for (int i = 0; i < n; i++)
+			kmd_storage_drop_group(ids[i]);
+		kmd_xact_commit(cxt);
+		for (int i = 0; i < n; i++)
+			elog(DEBUG1, "kommander worker %d dropped merged-away partition %d",
+				 worker_no, ids[i]);
+	}
+}
+
 /*
  * Start the groups of partitions that hash to this worker and have durable
- * state here, merged-away ones included: their logs must stay reachable, a
- * node behind on one (or joining) applies the left partition's merge only
- * once it has the right one up to the freeze.  Partitions whose state is
- * not there yet (a bootstrap still committing) are retried later, as are
- * those beyond one pass's batch.
+ * state here.  Partitions whose state is not there yet (a bootstrap still
+ * committing) are retried later, as are those beyond one pass's batch.
+ * Merged-away partitions stop.
  */
 static void
 sync_groups(bool force)
@@ -204,6 +310,7 @@ sync_groups(bool force)
 
 	seen_map_version = version;
 	groups_missing = (n == lengthof(ids));
+	stop_gone_groups(false);
 	if (n == 0)
 		return;
 
@@ -450,7 +557,7 @@ balance(void)
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
-		if (g->partition_id > 0 && raft_get_role(g->r) == RAFT_LEADER &&
+		if (g->partition_id > 0 && !g->parked && raft_get_role(g->r) == RAFT_LEADER &&
 			kmd_partition_state(g->partition_id) == KMD_PART_ACTIVE &&
 			raft_conf_role(raft_get_conf(g->r), (raft_id) l.voters[to]) == RAFT_VOTER &&
 			raft_transfer_leader(g->r, (raft_id) l.voters[to]) == RAFT_OK)
@@ -549,6 +656,9 @@ tick_all(void)
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
+		/* a parked group waits for its image, timers and all */
+		if (g->parked)
+			continue;
 		/* a quiesced follower wakes when its leader's node falls silent */
 		if (raft_quiesced(g->r) && raft_get_role(g->r) != RAFT_LEADER &&
 			!peer_alive((int32) raft_leader(g->r), alive, n_alive))
@@ -712,6 +822,7 @@ kmd_worker_main(Datum arg)
 	before_shmem_exit(worker_exit, 0);
 
 	kmd_peers_start(worker_no);
+	stop_gone_groups(true);
 	elog(LOG, "kommander worker %d started", worker_no);
 
 	next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_heartbeat_interval);
@@ -742,6 +853,7 @@ kmd_worker_main(Datum arg)
 													tick_all() ? kmd_heartbeat_interval :
 													idle_interval());
 			balance();
+			kmd_compact_groups(GetCurrentTimestamp());
 		}
 		kmd_serve_slots();
 		busy = false;
@@ -752,6 +864,7 @@ kmd_worker_main(Datum arg)
 			groups_dirty = busy;
 			publish_status();
 		}
+		kmd_images_step();
 		kmd_peers_flush();		/* replies to forwarded requests, keepalives */
 		kmd_peers_poll(false);
 

@@ -14,6 +14,8 @@
 #define KOMMANDER_WORKER_H
 
 #include "fmgr.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
 
 #include "raft/raft.h"
 
@@ -34,6 +36,16 @@ typedef struct KmdGroup
 	raft_index	merge_index;	/* log index of the last try, 0 if none */
 	raft_term	merge_term;		/* and its term */
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
+
+	/* images (compact.c) */
+	bool		image_wanted;	/* its state must come from an image first */
+	bool		parked;			/* an image is on its way: the group steps,
+								 * ticks and persists nothing until it is in */
+	uint64		images_seen;	/* part->images when the group started */
+	bool		has_snapshot_msg;	/* the leader's snapshot, answered once
+									 * the image is in */
+	raft_message snapshot_msg;
+	raft_snapshot_meta snapshot_meta;
 } KmdGroup;
 
 extern PGDLLEXPORT void kmd_worker_main(Datum arg);
@@ -52,6 +64,26 @@ extern bool kmd_reconcile_group(KmdGroup *g);
 extern int	kmd_worker_number(void);
 extern KmdGroup *kmd_group_find(int32 partition_id);
 extern void kmd_groups_touched(void);
+extern HTAB *kmd_worker_groups(void);
+
+/*
+ * Start a group again from its durable state (an image was installed under
+ * it); returns the new group, NULL if its partition is gone.
+ */
+extern KmdGroup *kmd_group_restart(KmdGroup *g);
+
+/*
+ * compact.c: log compaction and the Raft worker's side of partition images.
+ * kmd_image_intercept() takes a leader's snapshot message that only an
+ * image can answer, and parks the group; kmd_images_step() moves parked
+ * groups along (once per loop iteration, after the ready batches);
+ * kmd_compact_groups() compacts the logs that have grown past
+ * kommander.snapshot_threshold.
+ */
+extern bool kmd_image_intercept(KmdGroup *g, const raft_message *m);
+extern void kmd_images_step(void);
+extern void kmd_images_forget(KmdGroup *g);	/* a parked group stops */
+extern void kmd_compact_groups(TimestampTz now);
 
 /* partition.c: commit a merge left half-way, in a group this worker leads */
 extern void kmd_finish_merge(KmdGroup *g, TimestampTz now);

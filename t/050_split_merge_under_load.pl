@@ -65,8 +65,19 @@ my ($left, $right) = split /\|/, $n1->safe_psql('postgres', q{
 	 ORDER BY l.lo LIMIT 1});
 my $left_gen = $n1->safe_psql('postgres', "SELECT generation FROM kommander.partitions WHERE partition_id = $left");
 is($n1->safe_psql('postgres', "SELECT kmd_merge($left, $right)"), $left, "kmd_merge($left, $right) keeps $left");
-is($n1->safe_psql('postgres', "SELECT state FROM kommander.partitions WHERE partition_id = $right"), 'gone',
-	"partition $right is gone");
+is($n1->safe_psql('postgres', "SELECT state FROM kommander.partition_map WHERE partition_id = $right"), 'gone',
+	"partition $right is a tombstone in the map");
+# every node stops the merged-away group and drops its state
+for my $node (@nodes)
+{
+	ok($node->poll_query_until('postgres', qq{
+		SELECT NOT EXISTS (SELECT 1 FROM kommander.partitions WHERE partition_id = $right)
+		   AND NOT EXISTS (SELECT 1 FROM kommander.log WHERE partition_id = $right)
+		   AND NOT EXISTS (SELECT 1 FROM kommander.hard_state WHERE partition_id = $right)
+		   AND NOT EXISTS (SELECT 1 FROM kommander.snapshot WHERE partition_id = $right)
+		   AND NOT EXISTS (SELECT 1 FROM kommander.applied WHERE partition_id = $right)}),
+		$node->name . ": partition $right and its log are gone");
+}
 ok($n1->safe_psql('postgres', "SELECT generation FROM kommander.partitions WHERE partition_id = $left") > $left_gen,
 	"partition $left has a new generation");
 $n1->poll_query_until('postgres', "SELECT count(*) >= 100 FROM kv") or die 'load stalled after the merge';

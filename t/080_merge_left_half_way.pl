@@ -55,7 +55,7 @@ $locker->quit;
 for my $node (@nodes)
 {
 	ok($node->poll_query_until('postgres',
-		"SELECT state = 'gone' FROM kommander.partitions WHERE partition_id = 2"),
+		"SELECT state = 'gone' FROM kommander.partition_map WHERE partition_id = 2"),
 		$node->name . ': partition 2 is merged away');
 }
 KmdTest::wait_converged(\@nodes);

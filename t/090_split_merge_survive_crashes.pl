@@ -132,7 +132,7 @@ eval { $locker->quit };
 for my $node (@nodes)
 {
 	ok($node->poll_query_until('postgres',
-		"SELECT state = 'gone' FROM kommander.partitions WHERE partition_id = $right"),
+		"SELECT state = 'gone' FROM kommander.partition_map WHERE partition_id = $right"),
 		$node->name . ": the merge of $right into $left is finished after the crash");
 }
 check_map('a cluster crash in the middle of a merge');

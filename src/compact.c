@@ -1,0 +1,266 @@
+/*-------------------------------------------------------------------------
+ *
+ * compact.c
+ *	  The Raft worker's side of bounded logs: compacting each group's log
+ *	  behind what this node has applied, and parking a group while an image
+ *	  of its partition is installed under it (snapshot.c installs it).
+ *
+ * A group's log is compacted up to kommander.snapshot_threshold entries
+ * behind the applied index, once the log holds a batch more than that, in
+ * a transaction of its own (its commit flushes the WAL of the apply
+ * worker's asynchronous commits before it, so the marker never passes a
+ * durable apply).
+ *
+ * A leader whose log no longer holds what a follower needs sends it a
+ * snapshot message.  The follower's group is parked: it steps, ticks,
+ * proposes and persists nothing, so that the apply worker may rewrite its
+ * durable state.  Once the image is installed the group starts again from
+ * that state and answers the leader's message with its new commit index.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/compact.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "storage/lwlock.h"
+
+#include "guc.h"
+#include "shmem.h"
+#include "storage.h"
+#include "worker.h"
+#include "xact.h"
+
+/* groups of this worker parked now, and the image events seen so far */
+static int	n_parked = 0;
+static uint64 events_seen = 0;
+
+/*
+ * Does a leader's message ask for what only an image can give?  A snapshot
+ * message the core would answer by itself (its index already committed
+ * here, or its entry held here) needs none; a marker at index 0 carries a
+ * configuration and the log replays from its start, unless this group's
+ * state must come from an image anyway.
+ */
+static bool
+needs_image(KmdGroup *g, const raft_message *m)
+{
+	raft_term	t;
+
+	if (m->type != RAFT_MSG_SNAPSHOT || m->snapshot == NULL ||
+		m->term < raft_get_term(g->r))
+		return false;
+	if (g->image_wanted)
+		return true;
+	if (m->snapshot->index == 0)
+		return false;
+	if (raft_get_conf(g->r)->n == 0)
+		return true;			/* a joining node's group */
+	if (m->snapshot->index <= raft_commit_index(g->r))
+		return false;
+	return !(raft_term_at(g->r, m->snapshot->index, &t) == RAFT_OK &&
+			 t == m->snapshot->term);
+}
+
+static void
+save_snapshot_msg(KmdGroup *g, const raft_message *m)
+{
+	g->snapshot_msg = *m;
+	g->snapshot_meta = *m->snapshot;
+	g->snapshot_msg.snapshot = &g->snapshot_meta;
+	g->snapshot_msg.entries = NULL;
+	g->snapshot_msg.n_entries = 0;
+	g->snapshot_msg.snapshot_data = NULL;
+	g->snapshot_msg.snapshot_len = 0;
+	g->has_snapshot_msg = true;
+}
+
+static void
+park(KmdGroup *g)
+{
+	if (!g->parked)
+	{
+		g->parked = true;
+		n_parked++;
+	}
+}
+
+void
+kmd_images_forget(KmdGroup *g)
+{
+	if (g->parked)
+	{
+		g->parked = false;
+		n_parked--;
+	}
+}
+
+bool
+kmd_image_intercept(KmdGroup *g, const raft_message *m)
+{
+	KmdPartition *part = g->part;
+
+	if (g->parked)
+	{
+		/*
+		 * Nothing reaches a parked group.  A newer snapshot message (a
+		 * retry, or a new leader's) is kept to be answered, and the image
+		 * is then copied from its sender.
+		 */
+		if (m->type == RAFT_MSG_SNAPSHOT && m->snapshot != NULL &&
+			(!g->has_snapshot_msg || m->term >= g->snapshot_msg.term))
+		{
+			save_snapshot_msg(g, m);
+			LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+			if (part->image_state != KMD_IMAGE_NONE)
+			{
+				part->image_from = (int32) m->from;
+				part->image_min = Max(part->image_min, m->snapshot->index);
+			}
+			LWLockRelease(kmd_shared->lock);
+		}
+		return true;
+	}
+	if (!needs_image(g, m))
+		return false;
+
+	save_snapshot_msg(g, m);
+	park(g);
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	part->image_state = KMD_IMAGE_ASKED;
+	part->image_from = (int32) m->from;
+	part->image_min = m->snapshot->index;
+	LWLockRelease(kmd_shared->lock);
+	elog(LOG, "kommander: partition %d needs an image of node %u at index " UINT64_FORMAT
+		 " or later: its leader's log starts after this node's",
+		 g->partition_id, m->from, m->snapshot->index);
+	return true;
+}
+
+void
+kmd_images_step(void)
+{
+	uint64		events = pg_atomic_read_u64(&kmd_shared->image_events);
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+	int32		restart[64];
+	int			n_restart = 0;
+
+	if (n_parked == 0 && events == events_seen)
+		return;
+	events_seen = events;
+
+	hash_seq_init(&seq, kmd_worker_groups());
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		KmdPartition *part = g->part;
+		int32		state;
+
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		state = part->image_state;
+		LWLockRelease(kmd_shared->lock);
+
+		if (!g->parked)
+		{
+			/* the apply worker asks: park first, hand over next time */
+			if (state == KMD_IMAGE_ASKED)
+			{
+				park(g);
+				g->has_snapshot_msg = false;
+			}
+			continue;
+		}
+		if (state == KMD_IMAGE_ASKED && !raft_has_ready(g->r))
+		{
+			/* nothing of the group is left to persist: its state is free */
+			LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+			if (part->image_state == KMD_IMAGE_ASKED)
+				part->image_state = KMD_IMAGE_READY;
+			LWLockRelease(kmd_shared->lock);
+			kmd_wake_apply();
+		}
+		else if (state == KMD_IMAGE_NONE &&
+				 pg_atomic_read_u64(&part->images) != g->images_seen &&
+				 n_restart < lengthof(restart))
+			restart[n_restart++] = g->partition_id;
+	}
+
+	/* the image is in: start again from it, and tell the leader */
+	for (int i = 0; i < n_restart; i++)
+	{
+		KmdGroup   *old = kmd_group_find(restart[i]);
+		raft_message m;
+		raft_snapshot_meta meta;
+		bool		answer = old->has_snapshot_msg;
+
+		if (answer)
+		{
+			m = old->snapshot_msg;
+			meta = old->snapshot_meta;
+			m.snapshot = &meta;
+		}
+		n_parked--;
+		g = kmd_group_restart(old);
+		if (g != NULL && answer)
+			(void) raft_step(g->r, &m);
+		elog(LOG, "kommander: partition %d continues from its image at index " UINT64_FORMAT,
+			 restart[i], g != NULL ? raft_first_index(g->r) - 1 : 0);
+	}
+	if (n_restart > 0)
+		kmd_groups_touched();
+}
+
+/*
+ * Compact what has grown past the threshold.  At most once a second: the
+ * threshold is in entries, and a pass costs a transaction.
+ */
+void
+kmd_compact_groups(TimestampTz now)
+{
+	static TimestampTz last = 0;
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+	int32	   *ids = NULL;
+	raft_snapshot_meta *metas = NULL;
+	int			n = 0;
+	int			cap = 0;
+	uint64		keep = (uint64) kmd_snapshot_threshold;
+	uint64		step = (uint64) kmd_max_batch_entries;
+
+	if (!TimestampDifferenceExceeds(last, now, 1000))
+		return;
+	last = now;
+
+	hash_seq_init(&seq, kmd_worker_groups());
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		uint64		applied = pg_atomic_read_u64(&g->part->applied_index);
+		uint64		marker = raft_first_index(g->r) - 1;
+
+		if (g->parked || g->image_wanted || applied < marker + keep + step)
+			continue;
+		if (raft_compact(g->r, applied - keep) != RAFT_OK)
+			continue;
+		if (n == cap)
+		{
+			cap = cap ? cap * 2 : 16;
+			ids = ids ? repalloc(ids, sizeof(int32) * cap) : palloc(sizeof(int32) * cap);
+			metas = metas ? repalloc(metas, sizeof(raft_snapshot_meta) * cap) :
+				palloc(sizeof(raft_snapshot_meta) * cap);
+		}
+		ids[n] = g->partition_id;
+		metas[n] = *raft_snapshot(g->r);
+		n++;
+	}
+	if (n > 0)
+	{
+		MemoryContext cxt = kmd_xact_begin();
+
+		for (int i = 0; i < n; i++)
+			kmd_storage_compact(ids[i], &metas[i]);
+		kmd_xact_commit(cxt);
+		kmd_groups_touched();
+	}
+}

@@ -1,0 +1,993 @@
+/*-------------------------------------------------------------------------
+ *
+ * snapshot.c
+ *	  Partition images: the state of one partition as of an applied index,
+ *	  copied from a peer when this node cannot get there by its log (the
+ *	  leader compacted what it needs, or a merge waits for a partition no
+ *	  node serves any more).
+ *
+ * An image of a user partition is the rows of every control table whose
+ * routing key hashes into the partition's range, the partition's row of
+ * the map, the map rows its log created (partitions it split off) or
+ * retired (partitions merged into it, and what they split off), and its
+ * Raft marker: index, term and configuration.  An image of the system
+ * partition is the roster, the counters, the registered tables and
+ * appliers, and every statement kmd_ddl ran (a node runs those it has not).
+ *
+ * The sender answers kommander.image_manifest() and then the COPY of each
+ * table's rows in one REPEATABLE READ transaction, so that all of it is one
+ * MVCC snapshot; the receiver (the apply worker) pulls them through a libpq
+ * connection to the peer's conninfo, as the role peers use, and installs
+ * everything in one transaction: the range's rows replaced (streamed
+ * through COPY, bounded memory on both sides), checked against the
+ * sender's row count and checksum, the map, the marker and the applied
+ * index.  An interrupted transfer changes nothing and is tried again.
+ *
+ * Text forms are the same on both sides: each pins the settings that
+ * change them (DateStyle, TimeZone, IntervalStyle, extra_float_digits,
+ * bytea_output).
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/snapshot.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/copy.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "parser/parse_relation.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "apply.h"
+#include "errcodes.h"
+#include "remote.h"
+#include "shmem.h"
+#include "snapshot.h"
+#include "storage.h"
+#include "syscommand.h"
+#include "xact.h"
+
+PG_FUNCTION_INFO_V1(kmd_image_manifest);
+
+/* The settings whose values change the text form of stored values. */
+static const char *const pinned[][2] = {
+	{"datestyle", "ISO, YMD"},
+	{"timezone", "UTC"},
+	{"intervalstyle", "postgres"},
+	{"extra_float_digits", "3"},
+	{"bytea_output", "hex"},
+	{"lc_monetary", "C"},
+};
+
+/* set_config() of every pinned setting; `local': for the transaction only */
+static char *
+pin_settings_sql(bool local)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	for (int i = 0; i < lengthof(pinned); i++)
+		appendStringInfo(&sql, "%sset_config('%s', '%s', %s)", i ? ", " : "",
+						 pinned[i][0], pinned[i][1], local ? "true" : "false");
+	return sql.data;
+}
+
+/*
+ * The rows of `relid' in the key-hash range [lo, hi) (hi NULL: unbounded):
+ * a WHERE condition on its routing column, the first of its primary key.
+ */
+static char *
+range_filter(Oid relid, int64 lo, bool hi_null, int64 hi)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
+	Relation	idx;
+	const char *col;
+	char	   *filter;
+
+	if (!OidIsValid(pkidx))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("control table %s has no primary key", RelationGetRelationName(rel))));
+	idx = index_open(pkidx, AccessShareLock);
+	col = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel),
+												 idx->rd_index->indkey.values[0] - 1)->attname));
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+	filter = psprintf("kommander.key_hash((%s)::text) >= " INT64_FORMAT, col, lo);
+	if (!hi_null)
+		filter = psprintf("%s AND kommander.key_hash((%s)::text) < " INT64_FORMAT,
+						  filter, col, hi);
+	return filter;
+}
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * Row count and checksum of a table's rows under `filter', as text; with
+ * `fresh', in a new snapshot that sees this transaction's own writes.
+ */
+static void
+range_digest(Oid relid, const char *filter, bool fresh, int64 *count, char **sum)
+{
+	bool		isnull;
+
+	if (SPI_execute(psprintf("SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text "
+							 "FROM %s t WHERE %s", qualified_name(relid), filter),
+					!fresh, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the rows of %s", qualified_name(relid));
+	*count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*sum = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+}
+
+/* Columns a copy carries: every one but dropped and generated ones. */
+static List *
+copy_columns(Oid relid, StringInfo select_list)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	List	   *names = NIL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		names = lappend(names, makeString(pstrdup(NameStr(att->attname))));
+		appendStringInfo(select_list, "%s%s", select_list->len ? ", " : "",
+						 quote_identifier(NameStr(att->attname)));
+	}
+	table_close(rel, AccessShareLock);
+	return names;
+}
+
+/* ------------------------------------------------------------------------
+ * The sending side
+ * ------------------------------------------------------------------------
+ */
+
+static int64
+int64_result(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+Datum
+kmd_image_manifest(PG_FUNCTION_ARGS)
+{
+	int32		partition_id;
+	int32		to_node;
+	pg_uuid_t  *cluster;
+	Oid			peer_role = get_role_oid("kommander_peer", false);
+	uint64		index;
+	uint64		term;
+	int64		lo = 0;
+	int64		hi = 0;
+	bool		hi_null = true;
+	raft_conf	conf;
+	StringInfoData tables;
+	Datum		values[5];
+	Oid			types[5] = {INT4OID, INT8OID, INT8OID, BYTEAOID, TEXTOID};
+	bool		isnull;
+	Datum		manifest;
+	uint64		n_tables;
+	Oid		   *relids;
+
+	/* a security definer: the caller's own role is the session's */
+	if (!superuser_arg(GetSessionUserId()) &&
+		!has_privs_of_role(GetSessionUserId(), peer_role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to copy a kommander partition image"),
+				 errhint("Grant the role kommander_peer to the role peers connect as.")));
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("arguments of kommander.image_manifest must not be null")));
+	partition_id = PG_GETARG_INT32(0);
+	cluster = PG_GETARG_UUID_P(1);
+	to_node = PG_GETARG_INT32(2);
+	if (kmd_shared == NULL || !kmd_shared->member)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_NOT_MEMBER),
+				 errmsg("this node is not a member of a kommander cluster")));
+	if (memcmp(cluster->data, kmd_shared->cluster_id, UUID_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("image asked for by another cluster")));
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	isnull = kmd_node_find(to_node) == NULL;
+	LWLockRelease(kmd_shared->lock);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("image asked for by node %d, which is not a member of this cluster",
+						to_node)));
+	if (!IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("an image is copied in a REPEATABLE READ transaction"),
+				 errdetail("The manifest and the rows that follow must come from one snapshot.")));
+
+	SPI_connect();
+	values[0] = Int32GetDatum(partition_id);
+	if (SPI_execute_with_args("SELECT lo, hi, state FROM kommander.partition_map WHERE partition_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.partition_map");
+	if (SPI_processed != 1 ||
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), "gone") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d is not served by this node", partition_id),
+				 errdetail("It is gone (merged into its neighbour) or unknown here.")));
+	lo = int64_result(0, 1);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null);
+	hi = int64_result(0, 2);
+
+	if (SPI_execute_with_args("SELECT applied_index, applied_term FROM kommander.applied "
+							  "WHERE partition_id = $1", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.applied");
+	index = SPI_processed == 1 ? (uint64) int64_result(0, 1) : 0;
+	term = SPI_processed == 1 ? (uint64) int64_result(0, 2) : 0;
+	kmd_storage_conf_at(partition_id, index, &conf);
+
+	/* every control table's rows in the range: how many, and their checksum */
+	initStringInfo(&tables);
+	appendStringInfoChar(&tables, '[');
+	if (SPI_execute("SELECT relid FROM kommander.tables ORDER BY relid::text", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.tables");
+	n_tables = SPI_processed;
+	relids = palloc(sizeof(Oid) * Max(n_tables, 1));
+	for (uint64 i = 0; i < n_tables; i++)
+		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	for (uint64 i = 0; i < n_tables && partition_id != 0; i++)
+	{
+		int64		count;
+		char	   *sum;
+
+		range_digest(relids[i], range_filter(relids[i], lo, hi_null, hi), false, &count, &sum);
+		appendStringInfo(&tables, "%s{\"table\": ", i ? ", " : "");
+		escape_json(&tables, qualified_name(relids[i]));
+		appendStringInfo(&tables, ", \"rows\": " INT64_FORMAT ", \"sum\": \"%s\"}", count, sum);
+	}
+	appendStringInfoChar(&tables, ']');
+
+	values[1] = Int64GetDatum((int64) index);
+	values[2] = Int64GetDatum((int64) term);
+	values[3] = PointerGetDatum(kmd_conf_encode(&conf));
+	values[4] = CStringGetTextDatum(tables.data);
+	if (SPI_execute_with_args(
+							  "WITH RECURSIVE absorbed(id) AS ("
+							  "  SELECT $1 UNION SELECT m.partition_id FROM kommander.partition_map m "
+							  "  JOIN absorbed a ON m.merged_into = a.id) "
+							  "SELECT jsonb_build_object("
+							  " 'partition_id', $1, 'index', $2, 'term', $3, 'conf', encode($4, 'hex'),"
+							  " 'sys_index', coalesce((SELECT applied_index FROM kommander.applied WHERE partition_id = 0), 0),"
+							  " 'map', (SELECT to_jsonb(m) FROM kommander.partition_map m WHERE m.partition_id = $1),"
+							  " 'absorbed', coalesce((SELECT jsonb_agg(m) FROM kommander.partition_map m "
+							  "   WHERE m.partition_id IN (SELECT id FROM absorbed) AND m.partition_id <> $1), '[]'),"
+							  " 'children', coalesce((SELECT jsonb_agg(m) FROM kommander.partition_map m "
+							  "   WHERE m.parent IN (SELECT id FROM absorbed)), '[]'),"
+							  " 'tables', $5::jsonb,"
+							  " 'system', CASE WHEN $1 = 0 THEN jsonb_build_object("
+							  "   'roster', (SELECT coalesce(jsonb_agg(r ORDER BY node_id), '[]') FROM kommander.roster r),"
+							  "   'counters', (SELECT coalesce(jsonb_agg(c), '[]') FROM kommander.counters c),"
+							  "   'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object('table', relid::text,"
+							  "       'registered', registered) ORDER BY registered), '[]') FROM kommander.tables),"
+							  "   'appliers', (SELECT coalesce(jsonb_agg(jsonb_build_object('name', name,"
+							  "       'fn', fn::text)), '[]') FROM kommander.appliers),"
+							  "   'ddl', (SELECT coalesce(jsonb_agg(d ORDER BY idx), '[]') FROM kommander.ddl d)) END)",
+							  5, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not describe the image of partition %d", partition_id);
+	manifest = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+								 false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(manifest);
+}
+
+/* ------------------------------------------------------------------------
+ * The receiving side: the apply worker
+ * ------------------------------------------------------------------------
+ */
+
+/* The connection a COPY reads from, for copy_read() */
+static PGconn *copy_conn = NULL;
+static char *copy_buf = NULL;
+static int	copy_len = 0;
+static int	copy_pos = 0;
+static bool copy_done = false;
+
+/* COPY's data source: the peer's COPY TO STDOUT, as it arrives. */
+static int
+copy_read(void *outbuf, int minread, int maxread)
+{
+	int			n = 0;
+
+	while (n < minread)
+	{
+		int			r;
+
+		if (copy_pos < copy_len)
+		{
+			int			take = Min(maxread - n, copy_len - copy_pos);
+
+			memcpy((char *) outbuf + n, copy_buf + copy_pos, take);
+			n += take;
+			copy_pos += take;
+			continue;
+		}
+		if (copy_buf != NULL)
+		{
+			PQfreemem(copy_buf);
+			copy_buf = NULL;
+		}
+		copy_len = copy_pos = 0;
+		if (copy_done)
+			break;
+		r = PQgetCopyData(copy_conn, &copy_buf, 1);
+		if (r > 0)
+			copy_len = r;
+		else if (r == 0)
+		{
+			kmd_remote_wait(copy_conn, false);
+			if (!PQconsumeInput(copy_conn))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("lost the connection while copying an image"),
+						 errdetail_internal("%s", PQerrorMessage(copy_conn))));
+		}
+		else if (r == -1)
+			copy_done = true;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not copy an image"),
+					 errdetail_internal("%s", PQerrorMessage(copy_conn))));
+	}
+	return n;
+}
+
+static const char *
+text_field(Jsonb *j, const char *name)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&j->root, name, strlen(name), NULL);
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	elog(ERROR, "malformed image manifest: \"%s\"", name);
+	return NULL;
+}
+
+static int64
+int_field(Jsonb *j, const char *name)
+{
+	const char *t = text_field(j, name);
+
+	if (t == NULL)
+		elog(ERROR, "malformed image manifest: no \"%s\"", name);
+	return DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(t)));
+}
+
+/* A field of `j' as its own jsonb (an object or array), NULL if absent. */
+static Jsonb *
+sub_field(Jsonb *j, const char *name)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&j->root, name, strlen(name), NULL);
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	return JsonbValueToJsonb(v);
+}
+
+static void
+exec_jsonb(const char *sql, Jsonb *arg, int expect)
+{
+	Oid			types[1] = {JSONBOID};
+	Datum		values[1] = {JsonbPGetDatum(arg)};
+	int			rc = SPI_execute_with_args(sql, 1, types, values, NULL, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "could not install an image: %s: %s", SPI_result_code_string(rc), sql);
+}
+
+/*
+ * Replace one control table's rows in the range by the peer's, streamed
+ * through COPY, and check them against the manifest.
+ */
+static void
+install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
+{
+	const char *name = text_field(table, "table");
+	Oid			relid;
+	char	   *filter;
+	StringInfoData cols;
+	List	   *names;
+	Relation	rel;
+	ParseState *pstate;
+	CopyFromState cstate;
+	PGresult   *res;
+	int64		count;
+	char	   *sum;
+
+	relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(name)));
+	filter = range_filter(relid, lo, hi_null, hi);
+	if (SPI_execute(psprintf("DELETE FROM %s WHERE %s", qualified_name(relid), filter),
+					false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not clear the range of %s", name);
+
+	initStringInfo(&cols);
+	names = copy_columns(relid, &cols);
+	if (!PQsendQuery(conn, psprintf("COPY (SELECT %s FROM %s WHERE %s) TO STDOUT",
+									cols.data, qualified_name(relid), filter)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not copy the rows of %s", name),
+				 errdetail_internal("%s", PQerrorMessage(conn))));
+	while (PQisBusy(conn))
+	{
+		kmd_remote_wait(conn, false);
+		if (!PQconsumeInput(conn))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not copy the rows of %s", name),
+					 errdetail_internal("%s", PQerrorMessage(conn))));
+	}
+	res = PQgetResult(conn);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		char	   *msg = pstrdup(PQresultErrorMessage(res));
+
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not copy the rows of %s", name),
+				 errdetail_internal("%s", msg)));
+	}
+	PQclear(res);
+
+	copy_conn = conn;
+	copy_buf = NULL;
+	copy_len = copy_pos = 0;
+	copy_done = false;
+	rel = table_open(relid, RowExclusiveLock);
+	pstate = make_parsestate(NULL);
+	(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_read, names, NIL);
+	(void) CopyFrom(cstate);
+	EndCopyFrom(cstate);
+	table_close(rel, NoLock);
+	if (copy_buf != NULL)
+		PQfreemem(copy_buf);
+	copy_buf = NULL;
+
+	/* the COPY's own result */
+	while ((res = PQgetResult(conn)) != NULL)
+	{
+		bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		char	   *msg = pstrdup(PQresultErrorMessage(res));
+
+		PQclear(res);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not copy the rows of %s", name),
+					 errdetail_internal("%s", msg)));
+	}
+
+	CommandCounterIncrement();
+	range_digest(relid, filter, true, &count, &sum);
+	if (count != int_field(table, "rows") || strcmp(sum, text_field(table, "sum")) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the image of %s does not match its checksum", name),
+				 errdetail("The peer has " INT64_FORMAT " rows with checksum %s; this node copied "
+						   INT64_FORMAT " with checksum %s.",
+						   int_field(table, "rows"), text_field(table, "sum"), count, sum)));
+}
+
+/* The system partition's tables; the statements of kmd_ddl not run here. */
+static void
+install_system(Jsonb *system, uint64 index)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	Jsonb	   *ddl = sub_field(system, "ddl");
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	/*
+	 * The roster only when the image is newer than the copy this node
+	 * joined with: that copy names this node, an older image may not.
+	 */
+	values[0] = Int64GetDatum((int64) index);
+	if (SPI_execute_with_args("SELECT 1 FROM kommander.local WHERE roster_index < $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.local");
+	if (SPI_processed == 1)
+	{
+		if (SPI_execute("DELETE FROM kommander.roster", false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not replace the roster");
+		exec_jsonb("INSERT INTO kommander.roster SELECT * FROM "
+				   "jsonb_populate_recordset(NULL::kommander.roster, $1)",
+				   sub_field(system, "roster"), SPI_OK_INSERT);
+		if (SPI_execute_with_args("UPDATE kommander.local SET roster_index = $1",
+								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update kommander.local");
+	}
+	/* counters only grow */
+	exec_jsonb("INSERT INTO kommander.counters SELECT * FROM "
+			   "jsonb_populate_recordset(NULL::kommander.counters, $1) "
+			   "ON CONFLICT (name) DO UPDATE SET value = greatest(kommander.counters.value, EXCLUDED.value)",
+			   sub_field(system, "counters"), SPI_OK_INSERT);
+
+	/* the statements of kmd_ddl, in order, that this node has not run */
+	it = JsonbIteratorInit(&ddl->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		Jsonb	   *entry;
+		uint64		idx;
+
+		if (tok != WJB_ELEM)
+			continue;
+		entry = JsonbValueToJsonb(&v);
+		idx = (uint64) int_field(entry, "idx");
+		values[0] = Int64GetDatum((int64) idx);
+		if (SPI_execute_with_args("SELECT 1 FROM kommander.ddl WHERE idx = $1",
+								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read kommander.ddl");
+		if (SPI_processed == 0)
+			kmd_syscommand_ddl(idx, text_field(entry, "command"));
+	}
+
+	/* registrations: the tables, with their guard, and the appliers */
+	{
+		Jsonb	   *tables = sub_field(system, "tables");
+
+		it = JsonbIteratorInit(&tables->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			Jsonb	   *entry;
+			Oid			relid;
+
+			if (tok != WJB_ELEM)
+				continue;
+			entry = JsonbValueToJsonb(&v);
+			relid = DatumGetObjectId(DirectFunctionCall1(regclassin,
+														 CStringGetDatum(text_field(entry, "table"))));
+			values[0] = ObjectIdGetDatum(relid);
+			values[1] = Int64GetDatum(int_field(entry, "registered"));
+			types[0] = OIDOID;
+			types[1] = INT8OID;
+			if (SPI_execute_with_args("INSERT INTO kommander.tables VALUES ($1::regclass, $2) "
+									  "ON CONFLICT (relid) DO NOTHING",
+									  2, types, values, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not register %s", text_field(entry, "table"));
+			kmd_syscommand_guard_table(relid);
+		}
+	}
+	exec_jsonb("INSERT INTO kommander.appliers SELECT a->>'name', (a->>'fn')::regprocedure "
+			   "FROM jsonb_array_elements($1) a "
+			   "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn",
+			   sub_field(system, "appliers"), SPI_OK_INSERT);
+}
+
+/*
+ * The map as the image's log left it: the partition's own row, the
+ * partitions merged into it retired, and those it split off created here
+ * if this node does not know them (their state must come from images of
+ * their own: their log would replay onto rows that are not its start).
+ */
+static void
+install_map(Jsonb *manifest)
+{
+	raft_conf	empty;
+
+	exec_jsonb("UPDATE kommander.partition_map m SET lo = r.lo, hi = r.hi, generation = r.generation, "
+			   "state = r.state, frozen_at = r.frozen_at, parent = r.parent, merged_into = r.merged_into "
+			   "FROM jsonb_populate_record(NULL::kommander.partition_map, $1) r "
+			   "WHERE m.partition_id = r.partition_id",
+			   sub_field(manifest, "map"), SPI_OK_UPDATE);
+	exec_jsonb("INSERT INTO kommander.partition_map SELECT * FROM "
+			   "jsonb_populate_recordset(NULL::kommander.partition_map, $1) "
+			   "ON CONFLICT (partition_id) DO UPDATE SET lo = EXCLUDED.lo, hi = EXCLUDED.hi, "
+			   "generation = EXCLUDED.generation, state = 'gone', merged_into = EXCLUDED.merged_into",
+			   sub_field(manifest, "absorbed"), SPI_OK_INSERT);
+	exec_jsonb("INSERT INTO kommander.partition_map SELECT * FROM "
+			   "jsonb_populate_recordset(NULL::kommander.partition_map, $1) "
+			   "ON CONFLICT (partition_id) DO NOTHING RETURNING partition_id, state",
+			   sub_field(manifest, "children"), SPI_OK_INSERT_RETURNING);
+
+	memset(&empty, 0, sizeof(empty));
+	{
+		uint64		n = SPI_processed;
+		int32	   *ids = palloc(sizeof(int32) * Max(n, 1));
+		int			n_live = 0;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			if (strcmp(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2), "gone") != 0)
+				ids[n_live++] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+															SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		for (int i = 0; i < n_live; i++)
+		{
+			Oid			types[1] = {INT4OID};
+			Datum		values[1] = {Int32GetDatum(ids[i])};
+
+			kmd_storage_create_group(ids[i], &empty);
+			if (SPI_execute_with_args("UPDATE kommander.snapshot SET image_wanted = true "
+									  "WHERE partition_id = $1", 1, types, values, NULL,
+									  false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not mark partition %d as wanting an image", ids[i]);
+		}
+	}
+}
+
+/*
+ * The partition's Raft state: the log up to the image goes (all of it if
+ * the entry there is not the image's: it was never committed), the marker
+ * and the applied index move to the image, the commit index at least there.
+ */
+static void
+install_raft_state(int32 partition_id, uint64 index, uint64 term, const char *conf_hex)
+{
+	Oid			types[4] = {INT4OID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[4];
+
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = Int64GetDatum((int64) index);
+	values[2] = Int64GetDatum((int64) term);
+	values[3] = CStringGetTextDatum(conf_hex);
+	if (SPI_execute_with_args("DELETE FROM kommander.log WHERE partition_id = $1 AND "
+							  "(idx <= $2 OR NOT EXISTS (SELECT 1 FROM kommander.log "
+							  "  WHERE partition_id = $1 AND idx = $2 AND term = $3))",
+							  3, types, values, NULL, false, 0) != SPI_OK_DELETE ||
+		SPI_execute_with_args("UPDATE kommander.snapshot SET idx = $2, term = $3, "
+							  "conf = decode($4, 'hex'), image_wanted = false WHERE partition_id = $1",
+							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1 ||
+		SPI_execute_with_args("UPDATE kommander.hard_state SET "
+							  "commit_index = greatest($2, least(commit_index, "
+							  "  coalesce((SELECT max(idx) FROM kommander.log WHERE partition_id = $1), $2))), "
+							  "term = greatest(term, $3), vote = CASE WHEN term < $3 THEN 0 ELSE vote END "
+							  "WHERE partition_id = $1",
+							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_execute_with_args("INSERT INTO kommander.applied VALUES ($1, $2, $3) "
+							  "ON CONFLICT (partition_id) DO UPDATE SET applied_index = $2, applied_term = $3",
+							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not install the Raft state of partition %d", partition_id);
+}
+
+/*
+ * Copy partition `partition_id' from node `from' and install it, in one
+ * transaction of its own; the image must reach `min_index'.  Raises on
+ * any failure, having changed nothing.  Returns the image's index and term.
+ */
+static void
+install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_out,
+			  uint64 *term_out)
+{
+	char		conninfo[KMD_CONNINFO_LEN];
+	char		args[3][64];
+	const char *params[3];
+	PGconn	   *volatile conn = NULL;
+	bool		known;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	{
+		KmdNode    *node = kmd_node_find(from);
+
+		known = node != NULL;
+		if (known)
+			strlcpy(conninfo, node->conninfo, sizeof(conninfo));
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (!known)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("node %d is not in the roster", from)));
+
+	snprintf(args[0], sizeof(args[0]), "%d", partition_id);
+	{
+		pg_uuid_t	u;
+
+		memcpy(u.data, kmd_shared->cluster_id, UUID_LEN);
+		strlcpy(args[1], DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&u))),
+				sizeof(args[1]));
+	}
+	snprintf(args[2], sizeof(args[2]), "%d", kmd_shared->local_node_id);
+	for (int i = 0; i < 3; i++)
+		params[i] = args[i];
+
+	PG_TRY();
+	{
+		PGresult   *res;
+		Jsonb	   *manifest;
+		Jsonb	   *map;
+		uint64		index;
+		uint64		term;
+		MemoryContext cxt;
+
+		conn = kmd_remote_connect(conninfo, psprintf("node %d for an image", from));
+		PQclear(kmd_remote_exec(conn, pin_settings_sql(false), 0, NULL));
+		PQclear(kmd_remote_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL));
+		res = kmd_remote_exec(conn, "SELECT kommander.image_manifest($1::int, $2::uuid, $3::int)",
+							  3, params);
+		manifest = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													  CStringGetDatum(pstrdup(PQgetvalue(res, 0, 0)))));
+		PQclear(res);
+		index = (uint64) int_field(manifest, "index");
+		term = (uint64) int_field(manifest, "term");
+		if (int_field(manifest, "partition_id") != partition_id)
+			elog(ERROR, "node %d described another partition", from);
+		if (index < min_index)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+					 errmsg("node %d has applied partition %d to index " UINT64_FORMAT
+							", this node needs " UINT64_FORMAT, from, partition_id, index, min_index)));
+		if (partition_id != 0 &&
+			kmd_partition_applied(0) < (uint64) int_field(manifest, "sys_index"))
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+					 errmsg("the image of partition %d needs the system partition applied to "
+							INT64_FORMAT " here first", partition_id, int_field(manifest, "sys_index"))));
+
+		cxt = kmd_xact_begin();
+		if (SPI_execute(pin_settings_sql(true), true, 0) != SPI_OK_SELECT ||
+			SPI_execute("SELECT set_config('session_replication_role', 'replica', true)",
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not pin the settings of an image");
+		kmd_applying = true;
+		PG_TRY();
+		{
+			map = sub_field(manifest, "map");
+			if (partition_id == 0)
+				install_system(sub_field(manifest, "system"), index);
+			else
+			{
+				Jsonb	   *tables = sub_field(manifest, "tables");
+				const char *hi = text_field(map, "hi");
+				JsonbIterator *it = JsonbIteratorInit(&tables->root);
+				JsonbValue	v;
+				JsonbIteratorToken tok;
+
+				while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+					if (tok == WJB_ELEM)
+						install_rows(conn, JsonbValueToJsonb(&v), int_field(map, "lo"),
+									 hi == NULL,
+									 hi ? DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(hi))) : 0);
+			}
+			install_map(manifest);
+			install_raft_state(partition_id, index, term, text_field(manifest, "conf"));
+		}
+		PG_FINALLY();
+		{
+			kmd_applying = false;
+		}
+		PG_END_TRY();
+		kmd_xact_commit(cxt);
+		*index_out = index;
+		*term_out = term;
+	}
+	PG_FINALLY();
+	{
+		if (conn != NULL)
+			PQfinish(conn);
+	}
+	PG_END_TRY();
+}
+
+/* When each partition's image may be tried again after a failure */
+typedef struct Retry
+{
+	int32		partition_id;
+	TimestampTz at;
+	int			delay_ms;
+} Retry;
+
+static Retry retries[32];
+
+static Retry *
+retry_for(int32 partition_id)
+{
+	Retry	   *oldest = &retries[0];
+
+	for (int i = 0; i < lengthof(retries); i++)
+	{
+		if (retries[i].partition_id == partition_id && retries[i].delay_ms > 0)
+			return &retries[i];
+		if (retries[i].at < oldest->at)
+			oldest = &retries[i];
+	}
+	oldest->partition_id = partition_id;
+	oldest->at = 0;
+	oldest->delay_ms = 0;
+	return oldest;
+}
+
+/*
+ * install_image() for the apply worker's loop: false, with the failure
+ * logged and the next try scheduled, when it raised.
+ */
+static bool
+try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
+			uint64 *term)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Retry	   *retry = retry_for(partition_id);
+
+	PG_TRY();
+	{
+		install_image(partition_id, from, min_index, index, term);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		kmd_applying = false;
+
+		/* tried again later, less often while it keeps failing */
+		retry->delay_ms = Min(Max(retry->delay_ms * 2, 200), 5000);
+		retry->at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry->delay_ms);
+		ereport(LOG,
+				(errmsg("kommander: could not install an image of partition %d from node %d; next try in %d ms",
+						partition_id, from, retry->delay_ms),
+				 errdetail_internal("%s", edata->message)));
+		FreeErrorData(edata);
+		return false;
+	}
+	PG_END_TRY();
+	retry->delay_ms = 0;
+	retry->at = 0;
+	return true;
+}
+
+/*
+ * After a failure, the next try goes to the next node of the roster: any
+ * node that has applied the partition far enough can serve the image (the
+ * one that sent the snapshot may be down, and a parked group hears from
+ * no new leader).
+ */
+static void
+next_source(int32 partition_id, int32 failed)
+{
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	{
+		KmdPartition *part = kmd_partition_find(partition_id);
+		int32		next = 0;
+		int32		lowest = 0;
+
+		for (int i = 0; i < KMD_MAX_NODES; i++)
+		{
+			int32		id = kmd_shared->nodes[i].node_id;
+
+			if (id == 0 || id == kmd_shared->local_node_id)
+				continue;
+			if (id > failed && (next == 0 || id < next))
+				next = id;
+			if (lowest == 0 || id < lowest)
+				lowest = id;
+		}
+		if (part != NULL && part->image_state == KMD_IMAGE_READY &&
+			part->image_from == failed)
+			part->image_from = next != 0 ? next : lowest;
+	}
+	LWLockRelease(kmd_shared->lock);
+}
+
+bool
+kmd_images_install(void)
+{
+	int32		partition_id = -1;
+	int32		from = 0;
+	uint64		min_index = 0;
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext cxt;
+	uint64		index = 0;
+	uint64		term = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->partition_id >= 0 && part->image_state == KMD_IMAGE_READY &&
+			retry_for(part->partition_id)->at <= now)
+		{
+			partition_id = part->partition_id;
+			from = part->image_from;
+			min_index = part->image_min;
+			break;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (partition_id < 0)
+		return false;
+
+	if (!try_install(partition_id, from, min_index, &index, &term))
+	{
+		next_source(partition_id, from);
+		return false;
+	}
+
+	/* now visible: the map may have moved, then the group starts again */
+	cxt = kmd_xact_begin();
+	kmd_catalog_refresh();
+	kmd_xact_commit(cxt);
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	{
+		KmdPartition *part = kmd_partition_find(partition_id);
+
+		if (part != NULL)
+		{
+			pg_atomic_write_u64(&part->applied_term, term);
+			pg_atomic_write_u64(&part->applied_index, index);
+			part->image_state = KMD_IMAGE_NONE;
+			pg_atomic_fetch_add_u64(&part->images, 1);
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	pg_atomic_fetch_add_u64(&kmd_shared->image_events, 1);
+	kmd_wake_worker(kmd_worker_for_partition(partition_id));
+	ConditionVariableBroadcast(&kmd_shared->applied_cv);
+	ereport(LOG,
+			(errmsg("kommander: installed an image of partition %d from node %d at index " UINT64_FORMAT,
+					partition_id, from, index)));
+	return true;
+}
+
+void
+kmd_image_ask(int32 partition_id, int32 from, uint64 min_index)
+{
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	{
+		KmdPartition *part = kmd_partition_find(partition_id);
+
+		if (part != NULL && part->image_state == KMD_IMAGE_NONE)
+		{
+			part->image_state = KMD_IMAGE_ASKED;
+			part->image_from = from;
+			part->image_min = min_index;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	pg_atomic_fetch_add_u64(&kmd_shared->image_events, 1);
+	kmd_wake_worker(kmd_worker_for_partition(partition_id));
+}
