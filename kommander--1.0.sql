@@ -236,14 +236,16 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 -- Observing
 ------------------------------------------------------------------------
 CREATE FUNCTION kommander.node_status(OUT node_id int, OUT is_local boolean,
-                                      OUT reachable boolean, OUT last_contact timestamptz)
+                                      OUT reachable boolean, OUT last_contact timestamptz,
+                                      OUT batches_dropped bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_node_status' LANGUAGE C;
 
 CREATE VIEW kommander.nodes AS
     SELECT r.node_id, r.node_name, r.conninfo, r.role,
            coalesce(s.is_local, false) AS is_local,
            coalesce(s.reachable, false) AS reachable,
-           s.last_contact
+           s.last_contact,
+           coalesce(s.batches_dropped, 0) AS batches_dropped
       FROM kommander.roster r
       LEFT JOIN kommander.node_status() s USING (node_id)
      ORDER BY r.node_id;

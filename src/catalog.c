@@ -175,6 +175,7 @@ kmd_catalog_refresh(void)
 				continue;		/* more than KMD_MAX_NODES: cannot happen */
 			node->node_id = nodes[j].node_id;
 			pg_atomic_write_u64(&node->last_contact, 0);
+			pg_atomic_write_u64(&node->batches_dropped, 0);
 			roster_changed = true;
 		}
 		if (node->role != nodes[j].role || strcmp(node->name, nodes[j].name) != 0 ||

@@ -62,6 +62,7 @@ kmd_deliver(PG_FUNCTION_ARGS)
 	bool		targets[KMD_MAX_WORKERS] = {false};
 	bool		all = true;
 	KmdNode    *sender;
+	uint32		from_node;
 
 	if (!superuser() &&
 		!has_privs_of_role(GetUserId(), get_role_oid("kommander_peer", false)))
@@ -126,6 +127,7 @@ kmd_deliver(PG_FUNCTION_ARGS)
 	for (size_t i = 0; i < b->n_results; i++)
 		if (b->results[i] != NULL)
 			targets[kmd_worker_for_partition(b->results[i]->partition_id)] = true;
+	from_node = b->from_node;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 
@@ -137,6 +139,22 @@ kmd_deliver(PG_FUNCTION_ARGS)
 			kmd_wake_worker(w);
 		else
 			all = false;
+	}
+	if (!all)
+	{
+		uint64		dropped = pg_atomic_add_fetch_u64(&sender->batches_dropped, 1);
+
+		/*
+		 * Raft sends again what is lost, but a full inbox means this node
+		 * falls behind its peers: counted in kommander.nodes, logged at
+		 * the first drop and at every power of ten.
+		 */
+		for (uint64 p = 1; p <= dropped; p *= 10)
+			if (p == dropped)
+				ereport(LOG,
+						(errmsg("kommander: no room for a batch of %u bytes from node %u in a Raft worker's inbox",
+								len, from_node),
+						 errdetail("Batches from that node dropped so far: " UINT64_FORMAT ".", dropped)));
 	}
 	PG_RETURN_BOOL(all);
 }

@@ -122,6 +122,55 @@ kmd_peers_queue(int32 partition_id, const raft_message *m)
 		kmd_batch_add_raft(b, partition_id, m);
 }
 
+/*
+ * Send a batch, split in two until each part packs below KMD_MAX_BATCH (a
+ * receiver's inbox refuses what it has no room for, and a batch larger
+ * than the inbox would never fit).  The parts point into the batch's own
+ * arrays.
+ */
+static void
+send_batch(KmdOutBatch *b)
+{
+	char	   *data;
+	uint32		len;
+	KmdOutBatch first;
+	KmdOutBatch rest;
+
+	data = kmd_batch_pack(b, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
+	if (len <= KMD_MAX_BATCH || b->n_msgs + b->n_forwards + b->n_results <= 1)
+	{
+		if (kmd_transport_send(&transport, b->to_node, data, len))
+			last_sent_for(b->to_node)->at = GetCurrentTimestamp();
+		return;
+	}
+	pfree(data);
+
+	/* the first part takes half of the first kind that has items */
+	first = *b;
+	rest = *b;
+	first.n_msgs = first.n_forwards = first.n_results = 0;
+	if (b->n_msgs > 0)
+	{
+		first.n_msgs = Max(b->n_msgs / 2, 1);
+		rest.msgs = b->msgs + first.n_msgs;
+		rest.n_msgs = b->n_msgs - first.n_msgs;
+	}
+	else if (b->n_forwards > 0)
+	{
+		first.n_forwards = Max(b->n_forwards / 2, 1);
+		rest.forwards = b->forwards + first.n_forwards;
+		rest.n_forwards = b->n_forwards - first.n_forwards;
+	}
+	else
+	{
+		first.n_results = b->n_results / 2;
+		rest.results = b->results + first.n_results;
+		rest.n_results = b->n_results - first.n_results;
+	}
+	send_batch(&first);
+	send_batch(&rest);
+}
+
 void
 kmd_peers_flush(void)
 {
@@ -129,15 +178,9 @@ kmd_peers_flush(void)
 	{
 		KmdOutBatch *b = &out.b[i];
 
-		char	   *data;
-		uint32		len;
-
 		if (kmd_batch_is_empty(b) && !b->keepalive)
 			continue;
-		data = kmd_batch_pack(b, kmd_shared->cluster_id,
-							  kmd_shared->local_node_id, &len);
-		if (kmd_transport_send(&transport, b->to_node, data, len))
-			last_sent_for(b->to_node)->at = GetCurrentTimestamp();
+		send_batch(b);
 	}
 	out.n = 0;
 }

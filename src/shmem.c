@@ -22,7 +22,6 @@
 #include "guc.h"
 #include "shmem.h"
 
-#define KMD_INBOX_SIZE (8 * 1024 * 1024)
 #define KMD_FEED_SIZE (4 * 1024 * 1024)
 
 KmdShared  *kmd_shared = NULL;
@@ -100,7 +99,10 @@ kmd_shmem_startup(void)
 		ConditionVariableInit(&kmd_shared->applied_cv);
 		ConditionVariableInit(&kmd_shared->leader_cv);
 		for (int i = 0; i < KMD_MAX_NODES; i++)
+		{
 			pg_atomic_init_u64(&kmd_shared->nodes[i].last_contact, 0);
+			pg_atomic_init_u64(&kmd_shared->nodes[i].batches_dropped, 0);
+		}
 
 		p = (char *) kmd_shared + MAXALIGN(sizeof(KmdShared));
 		kmd_shared->partitions = (KmdPartition *) p;

@@ -33,6 +33,9 @@
 #define KMD_MAX_COMMAND		(64 * 1024) /* encoded command in a slot */
 #define KMD_MAX_RESULT		(16 * 1024) /* result text in a slot */
 #define KMD_CONNINFO_LEN	1024
+#define KMD_INBOX_SIZE		(8 * 1024 * 1024)	/* a Raft worker's inbox */
+/* The largest batch a peer sends: an inbox holds several. */
+#define KMD_MAX_BATCH		(KMD_INBOX_SIZE / 4)
 #define KMD_ERRMSG_LEN		512
 
 /* Roster roles, as stored in kommander.roster.role */
@@ -52,6 +55,8 @@ typedef struct KmdNode
 	char		conninfo[KMD_CONNINFO_LEN];
 	pg_atomic_uint64 last_contact;	/* TimestampTz of the last batch
 									 * received from it (deliver) */
+	pg_atomic_uint64 batches_dropped;	/* its batches an inbox here had no
+										 * room for (deliver) */
 } KmdNode;
 
 /* Partition states, as stored in kommander.partition_map.state */

@@ -38,8 +38,8 @@ kmd_node_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < KMD_MAX_NODES; i++)
 	{
 		KmdNode    *node = &kmd_shared->nodes[i];
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
 		TimestampTz last;
 		bool		local;
 
@@ -55,6 +55,7 @@ kmd_node_status(PG_FUNCTION_ARGS)
 			values[3] = TimestampTzGetDatum(last);
 		else
 			nulls[3] = true;
+		values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&node->batches_dropped));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(kmd_shared->lock);

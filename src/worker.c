@@ -122,7 +122,8 @@ fill_options(raft_options *opts)
 	opts->heartbeat_ticks = 1;
 	opts->election_ticks = Max(2, kmd_election_timeout / kmd_heartbeat_interval);
 	opts->max_msg_entries = kmd_max_batch_entries;
-	opts->max_msg_bytes = kmd_max_batch_bytes;
+	/* one append always fits in a batch a peer's inbox takes */
+	opts->max_msg_bytes = Min(kmd_max_batch_bytes, KMD_MAX_BATCH / 2);
 	opts->max_inflight = kmd_max_inflight_batches;
 	opts->allocator = &pg_allocator;
 	/* idle partitions cost nothing: the nodes' keepalives watch liveness */
