@@ -11,8 +11,10 @@
  *	  {"op":"call", "applier":name, "args":...}
  *	  {"op":"batch", "commands":[...]}
  *
- * and "strict": true to make an unmet "if" an error (K0012).  Values reach
- * SQL only as parameters (jsonb_populate_record); identifiers are quoted.
+ * "strict": true on an update, delete or batch makes an unmet "if" an error
+ * (K0012).  A field the op does not take, and an empty key, are refused
+ * (K0011), when proposed and when applied alike.  Values reach SQL only as
+ * parameters (jsonb_populate_record); identifiers are quoted.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -248,23 +250,73 @@ check_routing_key(Cmd *c, Jsonb *obj, const char *what, const char *key, bool al
 
 static Cmd *parse_command(JsonbContainer *obj, const char *key, bool nested);
 
+/*
+ * Each op and the fields it takes besides "op": anything else is refused,
+ * so that a misspelt field ("iff") never runs as a command without it.
+ */
+static const struct
+{
+	const char *name;
+	const char *fields[6];
+}			op_specs[] = {
+	[OP_INSERT] = {"insert", {"table", "row", NULL}},
+	[OP_UPSERT] = {"upsert", {"table", "row", NULL}},
+	[OP_UPDATE] = {"update", {"table", "key", "set", "if", "strict", NULL}},
+	[OP_DELETE] = {"delete", {"table", "key", "if", "strict", NULL}},
+	[OP_CALL] = {"call", {"applier", "args", NULL}},
+	[OP_BATCH] = {"batch", {"commands", "strict", NULL}},
+};
+
 static Op
 parse_op(const char *op)
 {
-	if (strcmp(op, "insert") == 0)
-		return OP_INSERT;
-	if (strcmp(op, "upsert") == 0)
-		return OP_UPSERT;
-	if (strcmp(op, "update") == 0)
-		return OP_UPDATE;
-	if (strcmp(op, "delete") == 0)
-		return OP_DELETE;
-	if (strcmp(op, "call") == 0)
-		return OP_CALL;
-	if (strcmp(op, "batch") == 0)
-		return OP_BATCH;
+	for (int i = 0; i < lengthof(op_specs); i++)
+		if (strcmp(op, op_specs[i].name) == 0)
+			return (Op) i;
 	MALFORMED("\"op\": unknown operation \"%s\"", op);
 	return OP_INSERT;			/* keep compiler quiet */
+}
+
+/* Refuse a field that `op' does not take, naming it and the ones it does. */
+static void
+check_fields(JsonbContainer *obj, Op op)
+{
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		bool		known;
+		StringInfoData takes;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		known = strcmp(name, "op") == 0;
+		for (int i = 0; !known && op_specs[op].fields[i] != NULL; i++)
+			known = strcmp(name, op_specs[op].fields[i]) == 0;
+		if (known)
+			continue;
+		initStringInfo(&takes);
+		appendStringInfoString(&takes, "\"op\"");
+		for (int i = 0; op_specs[op].fields[i] != NULL; i++)
+			appendStringInfo(&takes, "%s\"%s\"",
+							 op_specs[op].fields[i + 1] == NULL ? " and " : ", ",
+							 op_specs[op].fields[i]);
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"%s\": unknown field for op \"%s\"", name, op_specs[op].name),
+				 errhint("Op \"%s\" takes %s.", op_specs[op].name, takes.data)));
+	}
+}
+
+/* Says which command of a batch an error is about. */
+static void
+batch_element_context(void *arg)
+{
+	errcontext("command \"commands\"[%d] of the batch", *(int *) arg);
 }
 
 static void
@@ -298,6 +350,7 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 	if (!JsonContainerIsObject(obj))
 		MALFORMED("command must be a JSON object");
 	c->op = parse_op(string_field(obj, "op", true));
+	check_fields(obj, c->op);
 	v = field(obj, "strict");
 	if (v != NULL)
 	{
@@ -340,6 +393,8 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 				JsonbIterator *it;
 				JsonbValue	elem;
 				JsonbIteratorToken tok;
+				int			pos = 0;
+				ErrorContextCallback errcb;
 
 				if (nested)
 					MALFORMED("\"commands\": a batch cannot contain a batch");
@@ -350,6 +405,10 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 					MALFORMED("\"commands\" must be a JSON array");
 				if (JsonContainerSize(v->val.binary.data) == 0)
 					MALFORMED("\"commands\" must not be empty");
+				errcb.callback = batch_element_context;
+				errcb.arg = &pos;
+				errcb.previous = error_context_stack;
+				error_context_stack = &errcb;
 				it = JsonbIteratorInit(v->val.binary.data);
 				while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
 				{
@@ -358,7 +417,9 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 					if (elem.type != jbvBinary || !JsonContainerIsObject(elem.val.binary.data))
 						MALFORMED("\"commands\": every element must be a JSON object");
 					c->batch = lappend(c->batch, parse_command(elem.val.binary.data, key, true));
+					pos++;
 				}
+				error_context_stack = errcb.previous;
 			}
 			break;
 	}
@@ -403,14 +464,22 @@ check_privileges(Cmd *c)
 				 errmsg("permission denied for table %s", c->qualname)));
 }
 
+/* The checks of a whole command, at propose time and at apply time alike. */
+static Cmd *
+parse_top(Jsonb *command, const char *key)
+{
+	if (key == NULL || key[0] == '\0')
+		MALFORMED("key must not be empty");
+	if (!JB_ROOT_IS_OBJECT(command) || JB_ROOT_IS_SCALAR(command))
+		MALFORMED("command must be a JSON object");
+	return parse_command(&command->root, key, false);
+}
+
 void
 kmd_rows_validate(Jsonb *command, const char *key)
 {
-	Cmd		   *c;
+	Cmd		   *c = parse_top(command, key);
 
-	if (!JB_ROOT_IS_OBJECT(command) || JB_ROOT_IS_SCALAR(command))
-		MALFORMED("command must be a JSON object");
-	c = parse_command(&command->root, key, false);
 	check_privileges(c);
 }
 
@@ -678,11 +747,8 @@ void
 kmd_rows_apply(Jsonb *command, const char *key, const KmdApplyContext *ctx,
 			   bool *applied, StringInfo result)
 {
-	Cmd		   *c;
+	Cmd		   *c = parse_top(command, key);
 
-	if (!JB_ROOT_IS_OBJECT(command) || JB_ROOT_IS_SCALAR(command))
-		MALFORMED("command must be a JSON object");
-	c = parse_command(&command->root, key, false);
 	*applied = false;
 	apply_cmd(c, ctx, applied, result);
 }

@@ -28,7 +28,8 @@ typedef struct KmdApplyContext
 
 /*
  * Check a command before it is replicated: its shape (K0011, naming the
- * field), its tables (registered control tables), that `key' is the primary
+ * field: a field missing, of the wrong type or that its op does not take;
+ * an empty key), its tables (registered control tables), that `key' is the primary
  * key it touches (K0011), and the caller's privileges on the tables and
  * appliers it uses.
  */
