@@ -47,3 +47,55 @@ SELECT * FROM tasks;
 SELECT err_hint($$SELECT kmd_propose('', '{"op":"insert","table":"tasks","row":{"id":"","state":"x"}}')$$);
 SELECT err_hint($$SELECT kmd_propose_result('', '{"op":"call","applier":"bump","args":{"by":1}}')$$);
 SELECT count(*) AS empty_id_rows FROM tasks WHERE id = '';
+
+-- a batch is all or nothing, its conditions included: when the condition of
+-- one command does not hold, nothing is applied and "failed" says which
+CREATE FUNCTION public.task_add(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$
+  UPDATE public.tasks SET n = n + (args->>'by')::int WHERE id = ctx.key
+  RETURNING jsonb_build_object('n', n)
+$$;
+SELECT kmd_register_applier('task_add', 'public.task_add(jsonb, kommander.apply_context)');
+SELECT kmd_propose('t3', '{"op":"insert","table":"tasks","row":{"id":"t3","state":"new"}}') > 0 AS ok;
+SELECT r->'applied' AS applied, r->'failed' AS failed, r->'result' AS result
+  FROM kmd_propose_result('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":10}},
+         {"op":"call","applier":"task_add","args":{"by":5}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"state":"running"},"if":{"state":"claimed"}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":30}}]}') AS r;
+SELECT * FROM tasks WHERE id = 't3';
+SELECT r->'applied' AS applied, r->'failed' AS failed
+  FROM kmd_propose_result('t3', '{"op":"batch","commands":[
+         {"op":"delete","table":"tasks","key":{"id":"t3"},"if":{"state":"running"}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":10}}]}') AS r;
+SELECT * FROM tasks WHERE id = 't3';
+-- without kmd_propose_result, the index comes back as for any condition
+SELECT kmd_propose('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":10}},
+         {"op":"delete","table":"tasks","key":{"id":"t3"},"if":{"n":99}}]}') > 0 AS ok;
+SELECT * FROM tasks WHERE id = 't3';
+-- a condition sees what the commands before it did; each command's result
+-- in order, null for a row command
+SELECT r->'applied' AS applied, r->'failed' AS failed, r->'result' AS result
+  FROM kmd_propose_result('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"state":"claimed"},"if":{"state":"new"}},
+         {"op":"call","applier":"task_add","args":{"by":5}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"state":"running"},"if":{"state":"claimed","n":5}},
+         {"op":"call","applier":"task_add","args":{"by":1}}]}') AS r;
+SELECT * FROM tasks WHERE id = 't3';
+-- "strict" on a command, or on the whole batch, makes the failed condition
+-- an error (K0012) that says which command; nothing is applied either way
+SELECT err_hint($$SELECT kmd_propose('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":0}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":1},"if":{"state":"new"},"strict":true}]}')$$);
+SELECT kmd_propose_result('t3', '{"op":"batch","strict":true,"commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":0}},
+         {"op":"call","applier":"task_add","args":{"by":5}},
+         {"op":"delete","table":"tasks","key":{"id":"t3"},"if":{"state":"new"}}]}');
+SELECT * FROM tasks WHERE id = 't3';
+-- an error in any command rolls the whole batch back, as before
+SELECT err_hint($$SELECT kmd_propose('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":0}},
+         {"op":"insert","table":"tasks","row":{"id":"t3","state":"dup"}}]}')$$);
+SELECT * FROM tasks WHERE id = 't3';
+

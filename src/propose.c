@@ -123,20 +123,28 @@ kmd_propose(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) out.index);
 }
 
+/*
+ * The answer is built from the outcome and what the apply worker added to
+ * it (rows.h: "result", and "failed" for a batch).
+ */
 Datum
 kmd_propose_result(PG_FUNCTION_ARGS)
 {
 	KmdOutcome	out;
 	int32		partition_id = propose_rows(fcinfo, &out);
 	StringInfoData buf;
+	Datum		answer;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"index\": " UINT64_FORMAT ", \"term\": " UINT64_FORMAT
-					 ", \"partition\": %d, \"applied\": %s, \"result\": %s}",
+					 ", \"partition\": %d, \"applied\": %s, \"result\": null}",
 					 out.index, out.term, partition_id,
-					 out.applied ? "true" : "false",
-					 out.result ? out.result : "null");
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+					 out.applied ? "true" : "false");
+	answer = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	if (out.result != NULL)
+		answer = DirectFunctionCall2(jsonb_concat, answer,
+									 DirectFunctionCall1(jsonb_in, CStringGetDatum(out.result)));
+	PG_RETURN_DATUM(answer);
 }
 
 /*

@@ -25,6 +25,7 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/xact.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
@@ -532,13 +533,20 @@ run(const char *sql, int nargs, Jsonb **args)
 	return SPI_processed;
 }
 
+/* A condition did not hold under "strict"; `pos' >= 0 in a batch. */
 static void
-condition_failed(Cmd *c)
+condition_failed(Cmd *c, int pos)
 {
+	if (pos < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_CONDITION_FAILED),
+				 errmsg("condition did not hold for %s", c->qualname),
+				 errdetail("The row does not exist or does not match \"if\"; \"strict\" makes this an error.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_KMD_CONDITION_FAILED),
 			 errmsg("condition did not hold for %s", c->qualname),
-			 errdetail("The row does not exist or does not match \"if\"; \"strict\" makes this an error.")));
+			 errdetail("The row of command \"commands\"[%d] of the batch does not exist or does not match \"if\"; \"strict\" makes this an error, and nothing of the batch was applied.",
+					   pos)));
 }
 
 static char *
@@ -557,12 +565,12 @@ key_match(Cmd *c)
 	return buf.data;
 }
 
-static void apply_cmd(Cmd *c, const KmdApplyContext *ctx, bool *applied,
-					  StringInfo result);
-
-/* Run one row command as the table's owner. */
-static void
-apply_row(Cmd *c, bool *applied)
+/*
+ * Run one row command (SPI connected); false when its condition did not
+ * hold, an error then if `strict' (`pos' >= 0: its place in a batch).
+ */
+static bool
+apply_row(Cmd *c, bool strict, int pos)
 {
 	StringInfoData sql;
 	Jsonb	   *args[3];
@@ -612,10 +620,8 @@ apply_row(Cmd *c, bool *applied)
 					appendStringInfoString(&sql, ") DO NOTHING");
 			}
 			args[nargs++] = c->row;
-			n = run(sql.data, nargs, args);
-			*applied = true;
-			(void) n;
-			return;
+			(void) run(sql.data, nargs, args);
+			return true;
 		case OP_UPDATE:
 			appendStringInfo(&sql, "UPDATE %s AS t SET %s FROM jsonb_populate_record(NULL::%s, $1) AS s, "
 							 "jsonb_populate_record(NULL::%s, $2) AS k",
@@ -642,11 +648,28 @@ apply_row(Cmd *c, bool *applied)
 		appendStringInfo(&sql, " AND %s",
 						 column_list(c->cond, NULL, " AND ", "t.%s IS NOT DISTINCT FROM w.%s"));
 	n = run(sql.data, nargs, args);
-	*applied = n > 0;
-	if (!*applied && c->strict)
-		condition_failed(c);
+	if (n == 0 && strict)
+		condition_failed(c, pos);
+	return n > 0;
 }
 
+static Oid
+function_owner(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Call an applier (SPI connected); its result, as JSON text, goes to
+ * `result' (left empty for NULL).
+ */
 static void
 apply_call(Cmd *c, const KmdApplyContext *ctx, StringInfo result)
 {
@@ -673,32 +696,32 @@ apply_call(Cmd *c, const KmdApplyContext *ctx, StringInfo result)
 		if (!isnull)
 		{
 			Jsonb	   *j = DatumGetJsonbP(d);
-
-			resetStringInfo(result);
 			appendStringInfoString(result, JsonbToCString(NULL, &j->root, VARSIZE(j)));
 		}
 	}
 }
 
-/* Run `c' with the privileges of `owner'. */
-static void
-apply_as(Oid owner, Cmd *c, const KmdApplyContext *ctx, bool *applied, StringInfo result)
+/*
+ * Run one command, not a batch, with the privileges of the table's owner
+ * (an applier's function's owner); see apply_row and apply_call.
+ */
+static bool
+apply_one(Cmd *c, const KmdApplyContext *ctx, bool strict, int pos, StringInfo result)
 {
 	Oid			save_userid;
 	int			save_sec;
+	volatile bool applied = true;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(c->op == OP_CALL ? function_owner(c->fn) : c->owner,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
 	{
 		SPI_connect();
 		if (c->op == OP_CALL)
-		{
 			apply_call(c, ctx, result);
-			*applied = true;
-		}
 		else
-			apply_row(c, applied);
+			applied = apply_row(c, strict, pos);
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -706,41 +729,61 @@ apply_as(Oid owner, Cmd *c, const KmdApplyContext *ctx, bool *applied, StringInf
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
+	return applied;
 }
 
-static Oid
-function_owner(Oid fn)
+/*
+ * Apply a batch, all or nothing, in a subtransaction of its own: when a
+ * condition does not hold, what the commands before it did is rolled back
+ * and *failed says which command it was.  An error rolls it back and is
+ * raised again.  `results' gets each command's result.
+ */
+static bool
+apply_batch(Cmd *c, const KmdApplyContext *ctx, int *failed, StringInfo results)
 {
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	Oid			owner;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int pos = 0;
 
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u", fn);
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-static void
-apply_cmd(Cmd *c, const KmdApplyContext *ctx, bool *applied, StringInfo result)
-{
-	ListCell   *lc;
-
-	if (c->op == OP_BATCH)
+	*failed = -1;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
 	{
-		bool		all = true;
+		ListCell   *lc;
 
 		foreach(lc, c->batch)
 		{
-			bool		one = false;
+			Cmd		   *one = lfirst(lc);
 
-			apply_cmd(lfirst(lc), ctx, &one, result);
-			all &= one;
+			if (!apply_one(one, ctx, c->strict || one->strict, pos, &results[pos]))
+			{
+				*failed = pos;
+				break;
+			}
+			pos++;
 		}
-		*applied = all;
-		return;
 	}
-	apply_as(c->op == OP_CALL ? function_owner(c->fn) : c->owner, c, ctx, applied, result);
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (*failed >= 0)
+		RollbackAndReleaseCurrentSubTransaction();
+	else
+		ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = oldowner;
+	return *failed < 0;
 }
 
 void
@@ -748,7 +791,34 @@ kmd_rows_apply(Jsonb *command, const char *key, const KmdApplyContext *ctx,
 			   bool *applied, StringInfo result)
 {
 	Cmd		   *c = parse_top(command, key);
+	StringInfoData one;
 
-	*applied = false;
-	apply_cmd(c, ctx, applied, result);
+	initStringInfo(&one);
+	if (c->op != OP_BATCH)
+	{
+		*applied = apply_one(c, ctx, c->strict, -1, &one);
+		if (c->op == OP_CALL)
+			appendStringInfo(result, "{\"result\": %s}", one.len > 0 ? one.data : "null");
+	}
+	else
+	{
+		int			n = list_length(c->batch);
+		StringInfo	results = palloc(sizeof(StringInfoData) * n);
+		int			failed;
+
+		for (int i = 0; i < n; i++)
+			initStringInfo(&results[i]);
+		*applied = apply_batch(c, ctx, &failed, results);
+		if (!*applied)
+		{
+			appendStringInfo(result, "{\"result\": null, \"failed\": %d}", failed);
+			return;
+		}
+		appendStringInfoChar(&one, '[');
+		for (int i = 0; i < n; i++)
+			appendStringInfo(&one, "%s%s", i > 0 ? ", " : "",
+							 results[i].len > 0 ? results[i].data : "null");
+		appendStringInfoChar(&one, ']');
+		appendStringInfo(result, "{\"result\": %s, \"failed\": null}", one.data);
+	}
 }

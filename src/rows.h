@@ -40,7 +40,13 @@ extern void kmd_rows_validate(Jsonb *command, const char *key);
  * privileges, then the row changes, through SPI with parameters, as each
  * table's owner (an applier as its function's owner).  Errors are raised;
  * the caller runs this in a subtransaction.  *applied is false when a
- * condition did not hold; an applier's result is appended to `result'.
+ * condition did not hold; a batch is then rolled back as a whole.
+ *
+ * What kmd_propose_result adds to its answer is appended to `result', as
+ * the text of a JSON object: {"result": r} for a call, {"result": [r, ...],
+ * "failed": null} for a batch applied, {"result": null, "failed": n} for a
+ * batch whose command n (from 0) met a condition that did not hold; nothing
+ * for a row command.
  */
 extern void kmd_rows_apply(Jsonb *command, const char *key,
 						   const KmdApplyContext *ctx, bool *applied,
