@@ -99,3 +99,20 @@ SELECT err_hint($$SELECT kmd_propose('t3', '{"op":"batch","commands":[
          {"op":"insert","table":"tasks","row":{"id":"t3","state":"dup"}}]}')$$);
 SELECT * FROM tasks WHERE id = 't3';
 
+-- an applier's result comes back whole up to 16000 bytes of JSON text; a
+-- larger one fails the command (54000) and changes nothing, whoever asks
+CREATE FUNCTION public.task_big(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$
+  UPDATE public.tasks SET n = n + 1 WHERE id = ctx.key
+  RETURNING jsonb_build_object('pad', repeat('x', (args->>'size')::int))
+$$;
+SELECT kmd_register_applier('task_big', 'public.task_big(jsonb, kommander.apply_context)');
+SELECT length(r->'result'->>'pad') AS pad, octet_length((r->'result')::text) AS result_bytes
+  FROM kmd_propose_result('t3', '{"op":"call","applier":"task_big","args":{"size":15989}}') AS r;
+SELECT err_hint($$SELECT kmd_propose_result('t3', '{"op":"call","applier":"task_big","args":{"size":15990}}')$$);
+SELECT kmd_propose_result('t3', '{"op":"call","applier":"task_big","args":{"size":20000}}');
+SELECT err_hint($$SELECT kmd_propose('t3', '{"op":"call","applier":"task_big","args":{"size":100000}}')$$);
+SELECT err_hint($$SELECT kmd_propose_result('t3', '{"op":"batch","commands":[
+         {"op":"call","applier":"task_big","args":{"size":9000}},
+         {"op":"call","applier":"task_big","args":{"size":9000}}]}')$$);
+SELECT * FROM tasks WHERE id = 't3';

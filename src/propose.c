@@ -125,7 +125,9 @@ kmd_propose(PG_FUNCTION_ARGS)
 
 /*
  * The answer is built from the outcome and what the apply worker added to
- * it (rows.h: "result", and "failed" for a batch).
+ * it (rows.h: "result", and "failed" for a batch), which it checked
+ * against KMD_RESULT_LIMIT: nothing here can fail once the command is
+ * applied.
  */
 Datum
 kmd_propose_result(PG_FUNCTION_ARGS)

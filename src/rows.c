@@ -45,6 +45,11 @@
 
 #include "errcodes.h"
 #include "rows.h"
+#include "shmem.h"
+
+/* a result and its framing fit in a proposal slot */
+StaticAssertDecl(KMD_RESULT_LIMIT + 64 <= KMD_MAX_RESULT,
+				 "KMD_RESULT_LIMIT leaves no room for the framing of a result");
 
 typedef enum Op
 {
@@ -666,9 +671,30 @@ function_owner(Oid fn)
 	return owner;
 }
 
+/* A result of `len' bytes is refused beyond the limit; `fn': the applier. */
+static void
+result_limit(size_t len, Oid fn)
+{
+	if (len <= KMD_RESULT_LIMIT)
+		return;
+	if (OidIsValid(fn))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("result of applier %s is too large", format_procedure(fn)),
+				 errdetail("It has %zu bytes as JSON text; a command's result may have at most %d. Nothing was applied.",
+						   len, KMD_RESULT_LIMIT)));
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("results of the batch are too large"),
+			 errdetail("They have %zu bytes as JSON text; a command's result may have at most %d. Nothing was applied.",
+					   len, KMD_RESULT_LIMIT)));
+}
+
 /*
  * Call an applier (SPI connected); its result, as JSON text, goes to
- * `result' (left empty for NULL).
+ * `result' (left empty for NULL).  A result larger than KMD_RESULT_LIMIT is
+ * an error: it fails the command on every node alike, rather than reach
+ * the proposer cut short or not at all.
  */
 static void
 apply_call(Cmd *c, const KmdApplyContext *ctx, StringInfo result)
@@ -696,7 +722,10 @@ apply_call(Cmd *c, const KmdApplyContext *ctx, StringInfo result)
 		if (!isnull)
 		{
 			Jsonb	   *j = DatumGetJsonbP(d);
-			appendStringInfoString(result, JsonbToCString(NULL, &j->root, VARSIZE(j)));
+			char	   *text = JsonbToCString(NULL, &j->root, VARSIZE(j));
+
+			result_limit(strlen(text), c->fn);
+			appendStringInfoString(result, text);
 		}
 	}
 }
@@ -819,6 +848,7 @@ kmd_rows_apply(Jsonb *command, const char *key, const KmdApplyContext *ctx,
 			appendStringInfo(&one, "%s%s", i > 0 ? ", " : "",
 							 results[i].len > 0 ? results[i].data : "null");
 		appendStringInfoChar(&one, ']');
+		result_limit(one.len, InvalidOid);
 		appendStringInfo(result, "{\"result\": %s, \"failed\": null}", one.data);
 	}
 }

@@ -36,6 +36,12 @@ typedef struct KmdApplyContext
 extern void kmd_rows_validate(Jsonb *command, const char *key);
 
 /*
+ * The most bytes of JSON text a command's result may have: an applier's,
+ * or the array of a batch's.  A larger one fails the command (54000).
+ */
+#define KMD_RESULT_LIMIT 16000
+
+/*
  * Apply a committed command: the same checks as kmd_rows_validate but
  * privileges, then the row changes, through SPI with parameters, as each
  * table's owner (an applier as its function's owner).  Errors are raised;
