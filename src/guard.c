@@ -21,7 +21,8 @@
  * (trigger, policy, rule, constraint, default, index) -- DROP SCHEMA ...
  * CASCADE, DROP OWNED, DROP TYPE ... CASCADE -- and a foreign key from
  * another table that references a control table, which would let this node
- * alone refuse a replicated change.
+ * alone refuse a replicated change.  Row-level security is refused on a
+ * control table even to the apply worker (0A000).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -350,6 +351,37 @@ drops_kommander(Node *parsetree)
 	return false;
 }
 
+/*
+ * Row-level security is refused on a control table, through kmd_ddl too
+ * (kmd_propose would check the proposer's privileges but not its row
+ * policies).  Every node refuses it alike: all know the same control
+ * tables at the same log position.
+ */
+static void
+check_row_security(Node *parsetree)
+{
+	AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+	Oid			relid;
+	ListCell   *lc;
+
+	if (!IsA(parsetree, AlterTableStmt))
+		return;
+	relid = control_table_named(stmt->relation);
+	if (!OidIsValid(relid))
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableType t = ((AlterTableCmd *) lfirst(lc))->subtype;
+
+		if (t == AT_EnableRowSecurity || t == AT_ForceRowSecurity)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("row-level security is not supported on control table %s",
+							relation_name(relid)),
+					 errdetail("kmd_propose checks the proposing role's privileges on a control table, not its row policies, and applies commands as the table's owner.")));
+	}
+}
+
 static void
 process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				ProcessUtilityContext context, ParamListInfo params,
@@ -358,6 +390,8 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		save_dropping = dropping_extension;
 
+	if (!dropping_extension)
+		check_row_security(parsetree);
 	if (!kmd_applying && !dropping_extension)
 		check_statement(parsetree);
 	if (drops_kommander(parsetree))

@@ -302,6 +302,12 @@ kmd_register_table(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
 				 errhint("A control table needs a primary key: its first column routes rows to partitions.")));
+	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has row-level security enabled", RelationGetRelationName(rel)),
+				 errdetail("kmd_propose checks the proposing role's privileges on a control table, not its row policies, and applies commands as the table's owner."),
+				 errhint("Disable row-level security on the table (and NO FORCE it) through kmd_ddl(), then register it.")));
 	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									  RelationGetRelationName(rel));
 	table_close(rel, AccessShareLock);
