@@ -42,3 +42,24 @@ GRANT EXECUTE ON FUNCTION public.secured_claim(jsonb, kommander.apply_context) T
 SET ROLE regress_alice;
 SELECT (kmd_propose_result('s1', '{"op":"call","applier":"claim"}'))->'result' AS result;
 RESET ROLE;
+
+-- a conninfo's password is seen by superusers only: kommander.nodes masks
+-- it for others, who may read the roster's other columns only
+SELECT kommander.visible_conninfo('host=10.0.0.1 password=secret') AS superuser_sees;
+SET ROLE regress_alice;
+SELECT kommander.visible_conninfo('host=10.0.0.1 port=5432 dbname=app user=kommander password=secret') AS masked;
+SELECT kommander.visible_conninfo($$host=10.0.0.1 password='it\'s a secret' application_name='my app'$$) AS masked_quoted;
+SELECT kommander.visible_conninfo('postgresql://kommander:secret@10.0.0.1:5432/app?sslmode=verify-full') AS masked_uri;
+SELECT kommander.visible_conninfo('host=10.0.0.1 sslpassword=secret sslkey=/etc/kommander/key') AS masked_sslpassword;
+SELECT kommander.visible_conninfo($$host=10.0.0.1 dbname='host=10.0.0.2 password=secret'$$) AS masked_inner;
+SELECT kommander.visible_conninfo('host=10.0.0.1  port=5432') AS no_password_as_written;
+SELECT kommander.visible_conninfo('not a conninfo password=secret') AS unparsable;
+SELECT node_id, node_name, conninfo, role FROM kommander.nodes;
+SELECT node_id, node_name, role FROM kommander.roster;
+SELECT err($$SELECT conninfo FROM kommander.roster$$);
+SELECT err($$SELECT * FROM kommander.roster$$);
+SELECT partition_id, leader_name FROM kommander.partitions WHERE partition_id = 0;
+RESET ROLE;
+SELECT node_name, conninfo FROM kommander.roster;
+DROP OWNED BY regress_alice;
+DROP ROLE regress_alice;
