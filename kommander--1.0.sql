@@ -120,8 +120,10 @@ CREATE TYPE kommander.apply_context AS (
 );
 
 REVOKE ALL ON ALL TABLES IN SCHEMA kommander FROM PUBLIC;
-GRANT SELECT ON kommander.roster, kommander.partition_map, kommander.tables,
+GRANT SELECT ON kommander.partition_map, kommander.tables,
     kommander.appliers, kommander.applied, kommander.counters TO PUBLIC;
+-- a conninfo may hold a password: kommander.nodes shows it masked
+GRANT SELECT (node_id, node_name, role) ON kommander.roster TO PUBLIC;
 
 ------------------------------------------------------------------------
 -- Cluster life cycle
@@ -240,8 +242,13 @@ CREATE FUNCTION kommander.node_status(OUT node_id int, OUT is_local boolean,
                                       OUT batches_dropped bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_node_status' LANGUAGE C;
 
+-- A conninfo as the caller may see it: whole for superusers, else with
+-- password=******** (and so for sslpassword).
+CREATE FUNCTION kommander.visible_conninfo(conninfo text)
+RETURNS text AS 'MODULE_PATHNAME', 'kmd_visible_conninfo' LANGUAGE C STABLE STRICT;
+
 CREATE VIEW kommander.nodes AS
-    SELECT r.node_id, r.node_name, r.conninfo, r.role,
+    SELECT r.node_id, r.node_name, kommander.visible_conninfo(r.conninfo) AS conninfo, r.role,
            coalesce(s.is_local, false) AS is_local,
            coalesce(s.reachable, false) AS reachable,
            s.last_contact,

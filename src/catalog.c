@@ -17,7 +17,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/uuid.h"
 
@@ -62,27 +64,27 @@ state_code(const char *state)
 	return KMD_PART_GONE;
 }
 
-void
-kmd_catalog_refresh(void)
+/* What kmd_catalog_refresh reads. */
+typedef struct Catalog
 {
-	bool		member = false;
-	int32		local_id = 0;
+	bool		member;
+	int32		local_id;
 	pg_uuid_t	cluster_id;
 	NodeRow    *nodes;
-	int			n_nodes = 0;
+	int			n_nodes;
 	PartRow    *parts;
-	int			n_parts = 0;
-	bool		roster_changed = false;
-	bool		map_changed = false;
-	int			no_room = 0;
-	bool		same_cluster;
-	MemoryContext caller_cxt = CurrentMemoryContext;
+	int			n_parts;
+} Catalog;
 
-	/*
-	 * What is read goes to the caller's context: SPI_finish() frees what
-	 * was allocated in between, and the rows are used after it.
-	 */
-	memset(&cluster_id, 0, sizeof(cluster_id));
+/*
+ * Read the identity, the roster and the map.  The rows go to `cxt':
+ * SPI_finish() frees what was allocated in between, and they are used
+ * after it.
+ */
+static void
+read_rows(Catalog *cat, MemoryContext cxt)
+{
+	memset(cat, 0, sizeof(*cat));
 	SPI_connect();
 	if (SPI_execute("SELECT node_id, cluster_id FROM kommander.local", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.local");
@@ -90,34 +92,34 @@ kmd_catalog_refresh(void)
 	{
 		bool		isnull;
 
-		member = true;
-		local_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		memcpy(&cluster_id,
+		cat->member = true;
+		cat->local_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		memcpy(&cat->cluster_id,
 			   DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
-			   sizeof(cluster_id));
+			   sizeof(cat->cluster_id));
 	}
 
 	if (SPI_execute("SELECT node_id, node_name, conninfo, role FROM kommander.roster ORDER BY node_id",
 					true, KMD_MAX_NODES) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.roster");
-	nodes = MemoryContextAllocZero(caller_cxt, sizeof(NodeRow) * Max(SPI_processed, 1));
+	cat->nodes = MemoryContextAllocZero(cxt, sizeof(NodeRow) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 
-		nodes[n_nodes].node_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		strlcpy(nodes[n_nodes].name, SPI_getvalue(tup, desc, 2), NAMEDATALEN);
-		strlcpy(nodes[n_nodes].conninfo, SPI_getvalue(tup, desc, 3), KMD_CONNINFO_LEN);
-		nodes[n_nodes].role = role_code(SPI_getvalue(tup, desc, 4));
-		n_nodes++;
+		cat->nodes[cat->n_nodes].node_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		strlcpy(cat->nodes[cat->n_nodes].name, SPI_getvalue(tup, desc, 2), NAMEDATALEN);
+		strlcpy(cat->nodes[cat->n_nodes].conninfo, SPI_getvalue(tup, desc, 3), KMD_CONNINFO_LEN);
+		cat->nodes[cat->n_nodes].role = role_code(SPI_getvalue(tup, desc, 4));
+		cat->n_nodes++;
 	}
 
 	if (SPI_execute("SELECT partition_id, lo, hi, generation, state, coalesce(frozen_at, 0) FROM kommander.partition_map",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");
-	parts = MemoryContextAlloc(caller_cxt, sizeof(PartRow) * Max(SPI_processed, 1));
+	cat->parts = MemoryContextAlloc(cxt, sizeof(PartRow) * Max(SPI_processed, 1));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -125,18 +127,68 @@ kmd_catalog_refresh(void)
 		bool		isnull;
 		Datum		d;
 
-		parts[n_parts].partition_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		cat->parts[cat->n_parts].partition_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 		d = SPI_getbinval(tup, desc, 2, &isnull);
-		parts[n_parts].lo = isnull ? PG_INT64_MIN : DatumGetInt64(d);
+		cat->parts[cat->n_parts].lo = isnull ? PG_INT64_MIN : DatumGetInt64(d);
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		/* hi is exclusive in the table, inclusive in shared memory */
-		parts[n_parts].hi = isnull ? PG_INT64_MAX : DatumGetInt64(d) - 1;
-		parts[n_parts].generation = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-		parts[n_parts].state = state_code(SPI_getvalue(tup, desc, 5));
-		parts[n_parts].frozen_at = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
-		n_parts++;
+		cat->parts[cat->n_parts].hi = isnull ? PG_INT64_MAX : DatumGetInt64(d) - 1;
+		cat->parts[cat->n_parts].generation = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		cat->parts[cat->n_parts].state = state_code(SPI_getvalue(tup, desc, 5));
+		cat->parts[cat->n_parts].frozen_at = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+		cat->n_parts++;
 	}
 	SPI_finish();
+}
+
+/*
+ * read_rows as the bootstrap superuser: a backend may refresh for any role
+ * (kmd_require_member, deliver), and the roster is not PUBLIC's to read (a
+ * conninfo may hold a password).
+ */
+static void
+read_catalog(Catalog *cat, MemoryContext cxt)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		read_rows(cat, cxt);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+}
+
+void
+kmd_catalog_refresh(void)
+{
+	bool		member;
+	int32		local_id;
+	pg_uuid_t	cluster_id;
+	NodeRow    *nodes;
+	int			n_nodes;
+	PartRow    *parts;
+	int			n_parts;
+	bool		roster_changed = false;
+	bool		map_changed = false;
+	int			no_room = 0;
+	bool		same_cluster;
+	Catalog		cat;
+
+	read_catalog(&cat, CurrentMemoryContext);
+	member = cat.member;
+	local_id = cat.local_id;
+	cluster_id = cat.cluster_id;
+	nodes = cat.nodes;
+	n_nodes = cat.n_nodes;
+	parts = cat.parts;
+	n_parts = cat.n_parts;
 
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	same_cluster = kmd_shared->member && member &&

@@ -1,9 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * guard.c
- *	  The statement trigger on every control table: a control table is
- *	  written only by committed log entries, so a session's own INSERT,
- *	  UPDATE, DELETE or TRUNCATE fails with K0010.
+ *	  The K0010 guard on control tables: a control table changes only by
+ *	  committed log entries, so a session's own INSERT, UPDATE, DELETE or
+ *	  TRUNCATE (a statement trigger) and its own DDL on the table (a
+ *	  ProcessUtility hook and an object access hook) fail with K0010.
+ *
+ * A control table is a table carrying the trigger kommander_guard that
+ * calls kommander.control_table_guard(): kmd_register_table creates it.
+ * The apply worker is let through (kmd_applying): it runs kmd_ddl and the
+ * registrations at the same log position on every node.  So is
+ * DROP EXTENSION kommander, which drops the guard triggers and leaves the
+ * tables as ordinary ones.  What only changes how this node stores or plans
+ * a table (SET TABLESPACE, storage parameters, statistics, CLUSTER ON),
+ * COMMENT, GRANT, VACUUM, ANALYZE, REINDEX and LOCK stay allowed.
+ *
+ * The ProcessUtility hook refuses statements that name a control table;
+ * the object access hook refuses, however it is reached, the drop of a
+ * control table, of one of its columns, or of something attached to it
+ * (trigger, policy, rule, constraint, default, index) -- DROP SCHEMA ...
+ * CASCADE, DROP OWNED, DROP TYPE ... CASCADE -- and a foreign key from
+ * another table that references a control table, which would let this node
+ * alone refuse a replicated change.  Row-level security is refused on a
+ * control table even to the apply worker (0A000).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -13,15 +32,49 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/index.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_attrdef.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_policy.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "apply.h"
 #include "errcodes.h"
+#include "guard.h"
+
+#define GUARD_TRIGGER "kommander_guard"
 
 PG_FUNCTION_INFO_V1(kmd_control_table_guard);
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+static object_access_hook_type prev_object_access = NULL;
+
+/* true while this backend runs DROP EXTENSION kommander */
+static bool dropping_extension = false;
+
+static char *
+relation_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
 
 Datum
 kmd_control_table_guard(PG_FUNCTION_ARGS)
@@ -36,8 +89,478 @@ kmd_control_table_guard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_DIRECT_WRITE),
 				 errmsg("control table %s is written through kommander",
-						quote_qualified_identifier(get_namespace_name(RelationGetNamespace(trigdata->tg_relation)),
-												   RelationGetRelationName(trigdata->tg_relation))),
+						relation_name(RelationGetRelid(trigdata->tg_relation))),
 				 errhint("Use kmd_propose().")));
 	return PointerGetDatum(NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Which relations are control tables
+ * ------------------------------------------------------------------------
+ */
+
+/* Is `fn' kommander.control_table_guard()? */
+static bool
+is_guard_function(Oid fn)
+{
+	char	   *name = get_func_name(fn);
+	Oid			nsp = get_func_namespace(fn);
+	char	   *nspname;
+
+	if (name == NULL || strcmp(name, "control_table_guard") != 0 || !OidIsValid(nsp))
+		return false;
+	nspname = get_namespace_name(nsp);
+	return nspname != NULL && strcmp(nspname, "kommander") == 0;
+}
+
+/* Does table `relid' carry the guard trigger? */
+static bool
+has_guard(Oid relid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key[2];
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(GUARD_TRIGGER));
+	scan = systable_beginscan(rel, TriggerRelidNameIndexId, true, NULL, 2, key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		found = is_guard_function(((Form_pg_trigger) GETSTRUCT(tup))->tgfoid);
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * The control table that relation `relid' is or indexes; InvalidOid when
+ * it is neither.
+ */
+static Oid
+control_table_of(Oid relid)
+{
+	char		relkind = get_rel_relkind(relid);
+
+	if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
+		relid = IndexGetRelation(relid, true);
+	else if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		return InvalidOid;
+	return has_guard(relid) ? relid : InvalidOid;
+}
+
+/* The control table a RangeVar names (or whose index it names), if any. */
+static Oid
+control_table_named(RangeVar *rv)
+{
+	Oid			relid;
+
+	if (rv == NULL)
+		return InvalidOid;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	return OidIsValid(relid) ? control_table_of(relid) : InvalidOid;
+}
+
+/* Does schema `nspid' hold a control table? */
+static bool
+schema_has_control_table(Oid nspid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key[1];
+	HeapTuple	tup;
+	bool		found = false;
+
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(GUARD_TRIGGER));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+
+		found = get_rel_namespace(trig->tgrelid) == nspid && is_guard_function(trig->tgfoid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* ------------------------------------------------------------------------
+ * Refusing
+ * ------------------------------------------------------------------------
+ */
+
+static void
+refuse(Oid relid, const char *detail_fmt, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_DIRECT_WRITE),
+			 errmsg("control table %s is changed through kmd_ddl", relation_name(relid)),
+			 errdetail(detail_fmt, what),
+			 errhint("Use kmd_ddl(), which runs the statement on every node at the same log position.")));
+}
+
+static void
+refuse_statement(Oid relid, Node *parsetree)
+{
+	refuse(relid, "%s on one node alone would leave the nodes with different tables.",
+		   CreateCommandName(parsetree));
+}
+
+/*
+ * Does an ALTER TABLE only change how this node stores or plans the table?
+ * Those subcommands change no command's outcome, and may differ by node.
+ */
+static bool
+alter_is_local(AlterTableStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->cmds)
+	{
+		switch (((AlterTableCmd *) lfirst(lc))->subtype)
+		{
+			case AT_SetStatistics:
+			case AT_SetOptions:
+			case AT_ResetOptions:
+			case AT_SetStorage:
+			case AT_SetCompression:
+			case AT_ClusterOn:
+			case AT_DropCluster:
+			case AT_SetTableSpace:
+			case AT_SetRelOptions:
+			case AT_ResetRelOptions:
+				break;
+			default:
+				return false;
+		}
+	}
+	return true;
+}
+
+/* ALTER TABLE: on a control table, or making another table its child. */
+static void
+check_alter_table(AlterTableStmt *stmt, Node *parsetree)
+{
+	Oid			relid = control_table_named(stmt->relation);
+	ListCell   *lc;
+
+	if (OidIsValid(relid) && !alter_is_local(stmt))
+		refuse_statement(relid, parsetree);
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+
+		if (cmd->subtype == AT_AddInherit)
+			relid = control_table_named((RangeVar *) cmd->def);
+		else if (cmd->subtype == AT_AttachPartition)
+			relid = control_table_named(((PartitionCmd *) cmd->def)->name);
+		else
+			continue;
+		if (OidIsValid(relid))
+			refuse_statement(relid, parsetree);
+	}
+}
+
+static void
+check_statement(Node *parsetree)
+{
+	Oid			relid = InvalidOid;
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			check_alter_table((AlterTableStmt *) parsetree, parsetree);
+			return;
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) parsetree;
+
+				if (stmt->renameType == OBJECT_SCHEMA)
+				{
+					Oid			nsp = get_namespace_oid(stmt->subname, true);
+
+					if (OidIsValid(nsp) && schema_has_control_table(nsp))
+						ereport(ERROR,
+								(errcode(ERRCODE_KMD_DIRECT_WRITE),
+								 errmsg("schema %s holds control tables, which are changed through kmd_ddl",
+										quote_identifier(stmt->subname)),
+								 errdetail("Renaming it on one node alone would leave the nodes with different tables."),
+								 errhint("Use kmd_ddl(), which runs the statement on every node at the same log position.")));
+					return;
+				}
+				relid = control_table_named(stmt->relation);
+			}
+			break;
+		case T_AlterObjectSchemaStmt:
+			relid = control_table_named(((AlterObjectSchemaStmt *) parsetree)->relation);
+			break;
+		case T_AlterObjectDependsStmt:
+			relid = control_table_named(((AlterObjectDependsStmt *) parsetree)->relation);
+			break;
+		case T_CreateTrigStmt:
+			relid = control_table_named(((CreateTrigStmt *) parsetree)->relation);
+			break;
+		case T_CreatePolicyStmt:
+			relid = control_table_named(((CreatePolicyStmt *) parsetree)->table);
+			break;
+		case T_AlterPolicyStmt:
+			relid = control_table_named(((AlterPolicyStmt *) parsetree)->table);
+			break;
+		case T_RuleStmt:
+			relid = control_table_named(((RuleStmt *) parsetree)->relation);
+			break;
+		case T_IndexStmt:
+			relid = control_table_named(((IndexStmt *) parsetree)->relation);
+			break;
+		case T_CreateStmt:
+			/* INHERITS or PARTITION OF a control table */
+			foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
+			{
+				relid = control_table_named(lfirst(lc));
+				if (OidIsValid(relid))
+					break;
+			}
+			break;
+		default:
+			return;
+	}
+	if (OidIsValid(relid))
+		refuse_statement(relid, parsetree);
+}
+
+/* Is this DROP EXTENSION kommander? */
+static bool
+drops_kommander(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (!IsA(parsetree, DropStmt) || ((DropStmt *) parsetree)->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(lc, ((DropStmt *) parsetree)->objects)
+		if (strcmp(strVal(lfirst(lc)), "kommander") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Row-level security is refused on a control table, through kmd_ddl too
+ * (kmd_propose would check the proposer's privileges but not its row
+ * policies).  Every node refuses it alike: all know the same control
+ * tables at the same log position.
+ */
+static void
+check_row_security(Node *parsetree)
+{
+	AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+	Oid			relid;
+	ListCell   *lc;
+
+	if (!IsA(parsetree, AlterTableStmt))
+		return;
+	relid = control_table_named(stmt->relation);
+	if (!OidIsValid(relid))
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableType t = ((AlterTableCmd *) lfirst(lc))->subtype;
+
+		if (t == AT_EnableRowSecurity || t == AT_ForceRowSecurity)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("row-level security is not supported on control table %s",
+							relation_name(relid)),
+					 errdetail("kmd_propose checks the proposing role's privileges on a control table, not its row policies, and applies commands as the table's owner.")));
+	}
+}
+
+static void
+process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		save_dropping = dropping_extension;
+
+	if (!dropping_extension)
+		check_row_security(parsetree);
+	if (!kmd_applying && !dropping_extension)
+		check_statement(parsetree);
+	if (drops_kommander(parsetree))
+		dropping_extension = true;
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+								 queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		dropping_extension = save_dropping;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The relation an object of a table belongs to (a trigger, policy, rule,
+ * constraint or default), read at `snapshot' (NULL: the catalog snapshot;
+ * SnapshotSelf sees an object created by the current command); for a
+ * constraint also the table its foreign key references, in *referenced.
+ */
+static Oid
+owning_relation(Oid classId, Oid objectId, Snapshot snapshot, Oid *referenced)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key[1];
+	HeapTuple	tup;
+	Oid			indexId;
+	Oid			relid = InvalidOid;
+
+	*referenced = InvalidOid;
+	switch (classId)
+	{
+		case TriggerRelationId:
+			indexId = TriggerOidIndexId;
+			break;
+		case PolicyRelationId:
+			indexId = PolicyOidIndexId;
+			break;
+		case RewriteRelationId:
+			indexId = RewriteOidIndexId;
+			break;
+		case AttrDefaultRelationId:
+			indexId = AttrDefaultOidIndexId;
+			break;
+		case ConstraintRelationId:
+			indexId = ConstraintOidIndexId;
+			break;
+		default:
+			return InvalidOid;
+	}
+	rel = table_open(classId, AccessShareLock);
+	/* the oid column is the first of each of these catalogs */
+	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(objectId));
+	scan = systable_beginscan(rel, indexId, true, snapshot, 1, key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		switch (classId)
+		{
+			case TriggerRelationId:
+				relid = ((Form_pg_trigger) GETSTRUCT(tup))->tgrelid;
+				break;
+			case PolicyRelationId:
+				relid = ((Form_pg_policy) GETSTRUCT(tup))->polrelid;
+				break;
+			case RewriteRelationId:
+				relid = ((Form_pg_rewrite) GETSTRUCT(tup))->ev_class;
+				break;
+			case AttrDefaultRelationId:
+				relid = ((Form_pg_attrdef) GETSTRUCT(tup))->adrelid;
+				break;
+			case ConstraintRelationId:
+				relid = ((Form_pg_constraint) GETSTRUCT(tup))->conrelid;
+				*referenced = ((Form_pg_constraint) GETSTRUCT(tup))->confrelid;
+				break;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return relid;
+}
+
+/* A drop that reaches a control table, or something of it. */
+static void
+check_drop(Oid classId, Oid objectId, int subId)
+{
+	ObjectAddress object;
+	Oid			relid;
+	Oid			referenced;
+
+	if (classId == RelationRelationId)
+		relid = control_table_of(objectId);
+	else
+	{
+		relid = owning_relation(classId, objectId, NULL, &referenced);
+		relid = OidIsValid(relid) ? control_table_of(relid) : InvalidOid;
+		if (!OidIsValid(relid) && OidIsValid(referenced))
+			relid = control_table_of(referenced);
+	}
+	if (!OidIsValid(relid))
+		return;
+	ObjectAddressSubSet(object, classId, objectId, subId);
+	refuse(relid, "Dropping %s on one node alone would leave the nodes with different tables.",
+		   getObjectDescription(&object, false));
+}
+
+/*
+ * Something new on a control table that no statement named: a column (a
+ * typed table's, through ALTER TYPE), a trigger, or a constraint -- above
+ * all a foreign key of another table that references it.
+ */
+static void
+check_create(Oid classId, Oid objectId, int subId)
+{
+	Oid			relid = InvalidOid;
+	Oid			referenced = InvalidOid;
+
+	if (classId == RelationRelationId && subId != 0)
+		relid = control_table_of(objectId);
+	else if (classId == TriggerRelationId || classId == ConstraintRelationId)
+	{
+		Oid			owner = owning_relation(classId, objectId, SnapshotSelf, &referenced);
+
+		relid = OidIsValid(owner) ? control_table_of(owner) : InvalidOid;
+		if (OidIsValid(referenced) && OidIsValid(control_table_of(referenced)))
+		{
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_DIRECT_WRITE),
+					 errmsg("control table %s is changed through kmd_ddl", relation_name(referenced)),
+					 errdetail("A foreign key referencing it from %s would let this node alone refuse its changes.",
+							   OidIsValid(owner) ? relation_name(owner) : "another table"),
+					 errhint("Use kmd_ddl(), which runs the statement on every node at the same log position.")));
+		}
+	}
+	if (OidIsValid(relid))
+	{
+		ObjectAddress object;
+
+		ObjectAddressSubSet(object, classId, objectId, subId);
+		refuse(relid, "Adding %s on one node alone would leave the nodes with different tables.",
+			   getObjectDescription(&object, false));
+	}
+}
+
+static void
+object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+	if (kmd_applying || dropping_extension || !IsTransactionState())
+		return;
+	if (access == OAT_DROP)
+		check_drop(classId, objectId, subId);
+	else if (access == OAT_POST_CREATE)
+		check_create(classId, objectId, subId);
+}
+
+void
+kmd_guard_install(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = process_utility;
+	prev_object_access = object_access_hook;
+	object_access_hook = object_access;
 }

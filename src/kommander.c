@@ -2,7 +2,8 @@
  *
  * kommander.c
  *	  Entry point of the kommander library: _PG_init defines the settings,
- *	  asks for shared memory and registers the launcher.
+ *	  asks for shared memory, installs the guard on control tables' DDL and
+ *	  registers the launcher.
  *
  * kommander must be loaded through shared_preload_libraries: its workers
  * and shared memory exist only then.
@@ -19,6 +20,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
+#include "guard.h"
 #include "guc.h"
 #include "launcher.h"
 #include "shmem.h"
@@ -61,6 +63,8 @@ _PG_init(void)
 	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shmem_startup;
+
+	kmd_guard_install();
 
 	kmd_launcher_register();
 }

@@ -123,20 +123,30 @@ kmd_propose(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) out.index);
 }
 
+/*
+ * The answer is built from the outcome and what the apply worker added to
+ * it (rows.h: "result", and "failed" for a batch), which it checked
+ * against KMD_RESULT_LIMIT: nothing here can fail once the command is
+ * applied.
+ */
 Datum
 kmd_propose_result(PG_FUNCTION_ARGS)
 {
 	KmdOutcome	out;
 	int32		partition_id = propose_rows(fcinfo, &out);
 	StringInfoData buf;
+	Datum		answer;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"index\": " UINT64_FORMAT ", \"term\": " UINT64_FORMAT
-					 ", \"partition\": %d, \"applied\": %s, \"result\": %s}",
+					 ", \"partition\": %d, \"applied\": %s, \"result\": null}",
 					 out.index, out.term, partition_id,
-					 out.applied ? "true" : "false",
-					 out.result ? out.result : "null");
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+					 out.applied ? "true" : "false");
+	answer = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	if (out.result != NULL)
+		answer = DirectFunctionCall2(jsonb_concat, answer,
+									 DirectFunctionCall1(jsonb_in, CStringGetDatum(out.result)));
+	PG_RETURN_DATUM(answer);
 }
 
 /*
@@ -292,6 +302,12 @@ kmd_register_table(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
 				 errhint("A control table needs a primary key: its first column routes rows to partitions.")));
+	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has row-level security enabled", RelationGetRelationName(rel)),
+				 errdetail("kmd_propose checks the proposing role's privileges on a control table, not its row policies, and applies commands as the table's owner."),
+				 errhint("Disable row-level security on the table (and NO FORCE it) through kmd_ddl(), then register it.")));
 	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									  RelationGetRelationName(rel));
 	table_close(rel, AccessShareLock);

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * rows.c
- *	  The jsonb command language of kmd_propose: checking a command before
- *	  it is replicated, and applying it when committed.
+ *	  The jsonb command language of kmd_propose: parsing and checking a
+ *	  command, before it is replicated and again when it is applied (which
+ *	  rows_apply.c does).
  *
  *	  {"op":"insert", "table":t, "row":{...}}
  *	  {"op":"upsert", "table":t, "row":{...}}
@@ -11,8 +12,9 @@
  *	  {"op":"call", "applier":name, "args":...}
  *	  {"op":"batch", "commands":[...]}
  *
- * and "strict": true to make an unmet "if" an error (K0012).  Values reach
- * SQL only as parameters (jsonb_populate_record); identifiers are quoted.
+ * "strict": true on an update, delete or batch makes an unmet "if" an error
+ * (K0012).  A field the op does not take, and an empty key, are refused
+ * (K0011), when proposed and when applied alike.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -25,7 +27,6 @@
 #include "access/genam.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -36,40 +37,10 @@
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
-#include "utils/relcache.h"
-#include "utils/syscache.h"
-#include "utils/varlena.h"
 
 #include "errcodes.h"
 #include "rows.h"
-
-typedef enum Op
-{
-	OP_INSERT,
-	OP_UPSERT,
-	OP_UPDATE,
-	OP_DELETE,
-	OP_CALL,
-	OP_BATCH
-} Op;
-
-/* A command, checked and resolved. */
-typedef struct Cmd
-{
-	Op			op;
-	bool		strict;
-	Oid			relid;			/* row ops */
-	char	   *qualname;		/* quoted */
-	Oid			owner;
-	List	   *pk;				/* names of primary key columns */
-	Jsonb	   *row;			/* insert/upsert */
-	Jsonb	   *key;			/* update/delete */
-	Jsonb	   *set;			/* update */
-	Jsonb	   *cond;			/* update/delete "if" */
-	Oid			fn;				/* call */
-	Jsonb	   *args;
-	List	   *batch;			/* of Cmd * */
-} Cmd;
+#include "rows_int.h"
 
 #define MALFORMED(...) \
 	ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND), errmsg(__VA_ARGS__)))
@@ -136,7 +107,7 @@ scalar_text(JsonbValue *v)
 
 /* Resolve the table of a row command: must exist and be registered. */
 static void
-resolve_table(Cmd *c, const char *name)
+resolve_table(RowCommand *c, const char *name)
 {
 	List	   *names;
 	Relation	rel;
@@ -189,7 +160,7 @@ resolve_table(Cmd *c, const char *name)
 
 /* Every key of `obj' names a column of the table. */
 static void
-check_columns(Cmd *c, Jsonb *obj, const char *what)
+check_columns(RowCommand *c, Jsonb *obj, const char *what)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -215,7 +186,7 @@ check_columns(Cmd *c, Jsonb *obj, const char *what)
 
 /* The routing key must be the first primary key column's value. */
 static void
-check_routing_key(Cmd *c, Jsonb *obj, const char *what, const char *key, bool all_pk)
+check_routing_key(RowCommand *c, Jsonb *obj, const char *what, const char *key, bool all_pk)
 {
 	ListCell   *lc;
 	bool		first = true;
@@ -246,29 +217,79 @@ check_routing_key(Cmd *c, Jsonb *obj, const char *what, const char *key, bool al
 	}
 }
 
-static Cmd *parse_command(JsonbContainer *obj, const char *key, bool nested);
+static RowCommand *parse_command(JsonbContainer *obj, const char *key, bool nested);
 
-static Op
+/*
+ * Each op and the fields it takes besides "op": anything else is refused,
+ * so that a misspelt field ("iff") never runs as a command without it.
+ */
+static const struct
+{
+	const char *name;
+	const char *fields[6];
+}			op_specs[] = {
+	[OP_INSERT] = {"insert", {"table", "row", NULL}},
+	[OP_UPSERT] = {"upsert", {"table", "row", NULL}},
+	[OP_UPDATE] = {"update", {"table", "key", "set", "if", "strict", NULL}},
+	[OP_DELETE] = {"delete", {"table", "key", "if", "strict", NULL}},
+	[OP_CALL] = {"call", {"applier", "args", NULL}},
+	[OP_BATCH] = {"batch", {"commands", "strict", NULL}},
+};
+
+static RowOp
 parse_op(const char *op)
 {
-	if (strcmp(op, "insert") == 0)
-		return OP_INSERT;
-	if (strcmp(op, "upsert") == 0)
-		return OP_UPSERT;
-	if (strcmp(op, "update") == 0)
-		return OP_UPDATE;
-	if (strcmp(op, "delete") == 0)
-		return OP_DELETE;
-	if (strcmp(op, "call") == 0)
-		return OP_CALL;
-	if (strcmp(op, "batch") == 0)
-		return OP_BATCH;
+	for (int i = 0; i < lengthof(op_specs); i++)
+		if (strcmp(op, op_specs[i].name) == 0)
+			return (RowOp) i;
 	MALFORMED("\"op\": unknown operation \"%s\"", op);
 	return OP_INSERT;			/* keep compiler quiet */
 }
 
+/* Refuse a field that `op' does not take, naming it and the ones it does. */
 static void
-resolve_applier(Cmd *c, const char *name)
+check_fields(JsonbContainer *obj, RowOp op)
+{
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		bool		known;
+		StringInfoData takes;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		known = strcmp(name, "op") == 0;
+		for (int i = 0; !known && op_specs[op].fields[i] != NULL; i++)
+			known = strcmp(name, op_specs[op].fields[i]) == 0;
+		if (known)
+			continue;
+		initStringInfo(&takes);
+		appendStringInfoString(&takes, "\"op\"");
+		for (int i = 0; op_specs[op].fields[i] != NULL; i++)
+			appendStringInfo(&takes, "%s\"%s\"",
+							 op_specs[op].fields[i + 1] == NULL ? " and " : ", ",
+							 op_specs[op].fields[i]);
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"%s\": unknown field for op \"%s\"", name, op_specs[op].name),
+				 errhint("Op \"%s\" takes %s.", op_specs[op].name, takes.data)));
+	}
+}
+
+/* Says which command of a batch an error is about. */
+static void
+batch_element_context(void *arg)
+{
+	errcontext("command \"commands\"[%d] of the batch", *(int *) arg);
+}
+
+static void
+resolve_applier(RowCommand *c, const char *name)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
@@ -289,15 +310,16 @@ resolve_applier(Cmd *c, const char *name)
 				 errhint("Register it with kmd_register_applier().")));
 }
 
-static Cmd *
+static RowCommand *
 parse_command(JsonbContainer *obj, const char *key, bool nested)
 {
-	Cmd		   *c = palloc0(sizeof(Cmd));
+	RowCommand *c = palloc0(sizeof(RowCommand));
 	JsonbValue *v;
 
 	if (!JsonContainerIsObject(obj))
 		MALFORMED("command must be a JSON object");
 	c->op = parse_op(string_field(obj, "op", true));
+	check_fields(obj, c->op);
 	v = field(obj, "strict");
 	if (v != NULL)
 	{
@@ -340,6 +362,8 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 				JsonbIterator *it;
 				JsonbValue	elem;
 				JsonbIteratorToken tok;
+				int			pos = 0;
+				ErrorContextCallback errcb;
 
 				if (nested)
 					MALFORMED("\"commands\": a batch cannot contain a batch");
@@ -350,6 +374,10 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 					MALFORMED("\"commands\" must be a JSON array");
 				if (JsonContainerSize(v->val.binary.data) == 0)
 					MALFORMED("\"commands\" must not be empty");
+				errcb.callback = batch_element_context;
+				errcb.arg = &pos;
+				errcb.previous = error_context_stack;
+				error_context_stack = &errcb;
 				it = JsonbIteratorInit(v->val.binary.data);
 				while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
 				{
@@ -358,7 +386,9 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 					if (elem.type != jbvBinary || !JsonContainerIsObject(elem.val.binary.data))
 						MALFORMED("\"commands\": every element must be a JSON object");
 					c->batch = lappend(c->batch, parse_command(elem.val.binary.data, key, true));
+					pos++;
 				}
+				error_context_stack = errcb.previous;
 			}
 			break;
 	}
@@ -366,7 +396,7 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 }
 
 static void
-check_privileges(Cmd *c)
+check_privileges(RowCommand *c)
 {
 	AclMode		mode = 0;
 	ListCell   *lc;
@@ -403,286 +433,20 @@ check_privileges(Cmd *c)
 				 errmsg("permission denied for table %s", c->qualname)));
 }
 
+RowCommand *
+kmd_rows_parse(Jsonb *command, const char *key)
+{
+	if (key == NULL || key[0] == '\0')
+		MALFORMED("key must not be empty");
+	if (!JB_ROOT_IS_OBJECT(command) || JB_ROOT_IS_SCALAR(command))
+		MALFORMED("command must be a JSON object");
+	return parse_command(&command->root, key, false);
+}
+
 void
 kmd_rows_validate(Jsonb *command, const char *key)
 {
-	Cmd		   *c;
+	RowCommand *c = kmd_rows_parse(command, key);
 
-	if (!JB_ROOT_IS_OBJECT(command) || JB_ROOT_IS_SCALAR(command))
-		MALFORMED("command must be a JSON object");
-	c = parse_command(&command->root, key, false);
 	check_privileges(c);
-}
-
-/* ------------------------------------------------------------------------
- * Applying
- * ------------------------------------------------------------------------
- */
-
-/* "a, b" or "p.a, p.b" for the keys of a jsonb object */
-static char *
-column_list(Jsonb *obj, const char *prefix, const char *sep, const char *fmt)
-{
-	StringInfoData buf;
-	JsonbIterator *it = JsonbIteratorInit(&obj->root);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	bool		first = true;
-
-	initStringInfo(&buf);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		const char *col;
-
-		if (tok != WJB_KEY)
-			continue;
-		col = quote_identifier(pnstrdup(v.val.string.val, v.val.string.len));
-		if (!first)
-			appendStringInfoString(&buf, sep);
-		first = false;
-		if (fmt)
-			appendStringInfo(&buf, fmt, col, col);
-		else
-			appendStringInfo(&buf, "%s%s", prefix, col);
-	}
-	return buf.data;
-}
-
-static uint64
-run(const char *sql, int nargs, Jsonb **args)
-{
-	Oid			types[3] = {JSONBOID, JSONBOID, JSONBOID};
-	Datum		values[3];
-	int			rc;
-
-	for (int i = 0; i < nargs; i++)
-		values[i] = JsonbPGetDatum(args[i]);
-	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
-static void
-condition_failed(Cmd *c)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_KMD_CONDITION_FAILED),
-			 errmsg("condition did not hold for %s", c->qualname),
-			 errdetail("The row does not exist or does not match \"if\"; \"strict\" makes this an error.")));
-}
-
-static char *
-key_match(Cmd *c)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, c->pk)
-	{
-		const char *col = quote_identifier(lfirst(lc));
-
-		appendStringInfo(&buf, "%st.%s = k.%s", buf.len ? " AND " : "", col, col);
-	}
-	return buf.data;
-}
-
-static void apply_cmd(Cmd *c, const KmdApplyContext *ctx, bool *applied,
-					  StringInfo result);
-
-/* Run one row command as the table's owner. */
-static void
-apply_row(Cmd *c, bool *applied)
-{
-	StringInfoData sql;
-	Jsonb	   *args[3];
-	int			nargs = 0;
-	uint64		n;
-
-	initStringInfo(&sql);
-	switch (c->op)
-	{
-		case OP_INSERT:
-		case OP_UPSERT:
-			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_record(NULL::%s, $1) AS r",
-							 c->qualname, column_list(c->row, "", ", ", NULL),
-							 column_list(c->row, "r.", ", ", NULL), c->qualname);
-			if (c->op == OP_UPSERT)
-			{
-				StringInfoData set;
-				JsonbIterator *it = JsonbIteratorInit(&c->row->root);
-				JsonbValue	v;
-				JsonbIteratorToken tok;
-				ListCell   *lc;
-
-				initStringInfo(&set);
-				while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-				{
-					char	   *col;
-					bool		is_pk = false;
-
-					if (tok != WJB_KEY)
-						continue;
-					col = pnstrdup(v.val.string.val, v.val.string.len);
-					foreach(lc, c->pk)
-						if (strcmp(lfirst(lc), col) == 0)
-							is_pk = true;
-					if (is_pk)
-						continue;
-					appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
-									 quote_identifier(col), quote_identifier(col));
-				}
-				appendStringInfoString(&sql, " ON CONFLICT (");
-				foreach(lc, c->pk)
-					appendStringInfo(&sql, "%s%s", lc == list_head(c->pk) ? "" : ", ",
-									 quote_identifier(lfirst(lc)));
-				if (set.len > 0)
-					appendStringInfo(&sql, ") DO UPDATE SET %s", set.data);
-				else
-					appendStringInfoString(&sql, ") DO NOTHING");
-			}
-			args[nargs++] = c->row;
-			n = run(sql.data, nargs, args);
-			*applied = true;
-			(void) n;
-			return;
-		case OP_UPDATE:
-			appendStringInfo(&sql, "UPDATE %s AS t SET %s FROM jsonb_populate_record(NULL::%s, $1) AS s, "
-							 "jsonb_populate_record(NULL::%s, $2) AS k",
-							 c->qualname, column_list(c->set, NULL, ", ", "%s = s.%s"),
-							 c->qualname, c->qualname);
-			args[nargs++] = c->set;
-			args[nargs++] = c->key;
-			break;
-		case OP_DELETE:
-			appendStringInfo(&sql, "DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k",
-							 c->qualname, c->qualname);
-			args[nargs++] = c->key;
-			break;
-		default:
-			elog(ERROR, "not a row command");
-	}
-	if (c->cond)
-	{
-		appendStringInfo(&sql, ", jsonb_populate_record(NULL::%s, $%d) AS w", c->qualname, nargs + 1);
-		args[nargs++] = c->cond;
-	}
-	appendStringInfo(&sql, " WHERE %s", key_match(c));
-	if (c->cond)
-		appendStringInfo(&sql, " AND %s",
-						 column_list(c->cond, NULL, " AND ", "t.%s IS NOT DISTINCT FROM w.%s"));
-	n = run(sql.data, nargs, args);
-	*applied = n > 0;
-	if (!*applied && c->strict)
-		condition_failed(c);
-}
-
-static void
-apply_call(Cmd *c, const KmdApplyContext *ctx, StringInfo result)
-{
-	Oid			types[6] = {JSONBOID, INT4OID, INT8OID, INT8OID, TEXTOID, INT4OID};
-	Datum		values[6];
-	char	   *sql;
-	bool		isnull;
-
-	sql = psprintf("SELECT %s($1, ROW($2, $3, $4, $5, $6)::kommander.apply_context)",
-				   quote_qualified_identifier(get_namespace_name(get_func_namespace(c->fn)),
-											  get_func_name(c->fn)));
-	values[0] = JsonbPGetDatum(c->args);
-	values[1] = Int32GetDatum(ctx->partition_id);
-	values[2] = Int64GetDatum((int64) ctx->index);
-	values[3] = Int64GetDatum((int64) ctx->term);
-	values[4] = CStringGetTextDatum(ctx->key ? ctx->key : "");
-	values[5] = Int32GetDatum(ctx->origin_node);
-	if (SPI_execute_with_args(sql, 6, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not call applier %s", format_procedure(c->fn));
-	if (SPI_processed > 0)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (!isnull)
-		{
-			Jsonb	   *j = DatumGetJsonbP(d);
-
-			resetStringInfo(result);
-			appendStringInfoString(result, JsonbToCString(NULL, &j->root, VARSIZE(j)));
-		}
-	}
-}
-
-/* Run `c' with the privileges of `owner'. */
-static void
-apply_as(Oid owner, Cmd *c, const KmdApplyContext *ctx, bool *applied, StringInfo result)
-{
-	Oid			save_userid;
-	int			save_sec;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		SPI_connect();
-		if (c->op == OP_CALL)
-		{
-			apply_call(c, ctx, result);
-			*applied = true;
-		}
-		else
-			apply_row(c, applied);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_userid, save_sec);
-	}
-	PG_END_TRY();
-}
-
-static Oid
-function_owner(Oid fn)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for function %u", fn);
-	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-static void
-apply_cmd(Cmd *c, const KmdApplyContext *ctx, bool *applied, StringInfo result)
-{
-	ListCell   *lc;
-
-	if (c->op == OP_BATCH)
-	{
-		bool		all = true;
-
-		foreach(lc, c->batch)
-		{
-			bool		one = false;
-
-			apply_cmd(lfirst(lc), ctx, &one, result);
-			all &= one;
-		}
-		*applied = all;
-		return;
-	}
-	apply_as(c->op == OP_CALL ? function_owner(c->fn) : c->owner, c, ctx, applied, result);
-}
-
-void
-kmd_rows_apply(Jsonb *command, const char *key, const KmdApplyContext *ctx,
-			   bool *applied, StringInfo result)
-{
-	Cmd		   *c;
-
-	if (!JB_ROOT_IS_OBJECT(command) || JB_ROOT_IS_SCALAR(command))
-		MALFORMED("command must be a JSON object");
-	c = parse_command(&command->root, key, false);
-	*applied = false;
-	apply_cmd(c, ctx, applied, result);
 }

@@ -28,18 +28,31 @@ typedef struct KmdApplyContext
 
 /*
  * Check a command before it is replicated: its shape (K0011, naming the
- * field), its tables (registered control tables), that `key' is the primary
+ * field: a field missing, of the wrong type or that its op does not take;
+ * an empty key), its tables (registered control tables), that `key' is the primary
  * key it touches (K0011), and the caller's privileges on the tables and
  * appliers it uses.
  */
 extern void kmd_rows_validate(Jsonb *command, const char *key);
 
 /*
+ * The most bytes of JSON text a command's result may have: an applier's,
+ * or the array of a batch's.  A larger one fails the command (54000).
+ */
+#define KMD_RESULT_LIMIT 16000
+
+/*
  * Apply a committed command: the same checks as kmd_rows_validate but
  * privileges, then the row changes, through SPI with parameters, as each
  * table's owner (an applier as its function's owner).  Errors are raised;
  * the caller runs this in a subtransaction.  *applied is false when a
- * condition did not hold; an applier's result is appended to `result'.
+ * condition did not hold; a batch is then rolled back as a whole.
+ *
+ * What kmd_propose_result adds to its answer is appended to `result', as
+ * the text of a JSON object: {"result": r} for a call, {"result": [r, ...],
+ * "failed": null} for a batch applied, {"result": null, "failed": n} for a
+ * batch whose command n (from 0) met a condition that did not hold; nothing
+ * for a row command.
  */
 extern void kmd_rows_apply(Jsonb *command, const char *key,
 						   const KmdApplyContext *ctx, bool *applied,

@@ -66,7 +66,7 @@ PG_FUNCTION_INFO_V1(kmd_image_manifest);
 
 /* The settings whose values change the text form of stored values. */
 static const char *const pinned[][2] = {
-	{"datestyle", "ISO, YMD"},
+	{"datestyle", "ISO, MDY"},
 	{"timezone", "UTC"},
 	{"intervalstyle", "postgres"},
 	{"extra_float_digits", "3"},

@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * views.c
- *	  Set-returning functions behind the views kommander.nodes and
+ *	  The functions behind the views kommander.nodes and
  *	  kommander.partitions: what shared memory knows of each node and of
- *	  each partition's Raft group on this node.
+ *	  each partition's Raft group on this node, and a node's conninfo as
+ *	  the caller may see it (its passwords masked but for superusers).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -14,6 +15,8 @@
 #include "postgres.h"
 
 #include "funcapi.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -23,6 +26,9 @@
 
 PG_FUNCTION_INFO_V1(kmd_node_status);
 PG_FUNCTION_INFO_V1(kmd_partition_status);
+PG_FUNCTION_INFO_V1(kmd_visible_conninfo);
+
+#define MASK "********"
 
 Datum
 kmd_node_status(PG_FUNCTION_ARGS)
@@ -118,4 +124,97 @@ kmd_partition_status(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(kmd_shared->lock);
 	return (Datum) 0;
+}
+
+/* Append a conninfo value, quoted when it must be. */
+static void
+append_value(StringInfo buf, const char *val)
+{
+	if (val[0] != '\0' && strpbrk(val, " \t\n\r\f\v'\\") == NULL)
+	{
+		appendStringInfoString(buf, val);
+		return;
+	}
+	appendStringInfoChar(buf, '\'');
+	for (const char *p = val; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoChar(buf, '\'');
+}
+
+/*
+ * `conninfo' as "keyword=value ..." with its secrets masked: password,
+ * sslpassword, and those of a dbname that is itself a conninfo (libpq
+ * expands one).  *masked says whether there was any; NULL when `conninfo'
+ * does not parse.
+ */
+static char *
+mask_conninfo(const char *conninfo, bool *masked)
+{
+	char	   *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	StringInfoData buf;
+
+	*masked = false;
+	if (opts == NULL)
+	{
+		if (err != NULL)
+			PQfreemem(err);
+		return NULL;
+	}
+	initStringInfo(&buf);
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+	{
+		const char *val = o->val;
+
+		if (val == NULL)
+			continue;
+		if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0)
+		{
+			val = MASK;
+			*masked = true;
+		}
+		else if (strcmp(o->keyword, "dbname") == 0 &&
+				 (strchr(val, '=') != NULL || strncmp(val, "postgres://", 11) == 0 ||
+				  strncmp(val, "postgresql://", 13) == 0))
+		{
+			bool		inner_masked;
+			char	   *inner = mask_conninfo(val, &inner_masked);
+
+			if (inner == NULL || inner_masked)
+			{
+				val = inner != NULL ? inner : MASK;
+				*masked = true;
+			}
+		}
+		appendStringInfo(&buf, "%s%s=", buf.len > 0 ? " " : "", o->keyword);
+		append_value(&buf, val);
+	}
+	PQconninfoFree(opts);
+	return buf.data;
+}
+
+/*
+ * kommander.visible_conninfo(conninfo text): the conninfo itself for a
+ * superuser; for anyone else, with password=******** (rewritten as
+ * "keyword=value ..." when it has one), or NULL if it does not parse.
+ */
+Datum
+kmd_visible_conninfo(PG_FUNCTION_ARGS)
+{
+	text	   *conninfo = PG_GETARG_TEXT_PP(0);
+	char	   *shown;
+	bool		masked;
+
+	if (superuser())
+		PG_RETURN_TEXT_P(conninfo);
+	shown = mask_conninfo(text_to_cstring(conninfo), &masked);
+	if (shown == NULL)
+		PG_RETURN_NULL();
+	if (!masked)
+		PG_RETURN_TEXT_P(conninfo);
+	PG_RETURN_TEXT_P(cstring_to_text(shown));
 }

@@ -1,0 +1,118 @@
+-- The command language held strictly: unknown fields, empty keys.  Runs
+-- after single_node, on the node it bootstrapped.
+
+-- err(sql): the SQLSTATE and message of a statement that must fail, and
+-- its hint when it has one
+CREATE OR REPLACE FUNCTION err_hint(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    hint text;
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+    RETURN SQLSTATE || ': ' || SQLERRM || coalesce(E'\nhint: ' || nullif(hint, ''), '');
+END
+$$;
+
+SELECT kmd_ddl($$CREATE TABLE public.tasks (id text PRIMARY KEY, state text NOT NULL, n int NOT NULL DEFAULT 0)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.tasks');
+SELECT kmd_propose('t1', '{"op":"insert","table":"tasks","row":{"id":"t1","state":"new"}}') > 0 AS ok;
+
+-- a misspelt "if" is refused, not run as an unconditional update
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"done"},"iff":{"state":"running"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"done"},"if":{"state":"running"},"strcit":true}')$$);
+SELECT * FROM tasks;
+
+-- every op takes its own fields and no other
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"insert","table":"tasks","row":{"id":"t1","state":"x"},"key":{"id":"t1"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"insert","table":"tasks","row":{"id":"t1","state":"x"},"strict":true}')$$);
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"upsert","table":"tasks","row":{"id":"t1","state":"x"},"if":{"state":"new"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"delete","table":"tasks","key":{"id":"t1"},"set":{"state":"x"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"call","applier":"bump","args":{},"table":"tasks"}')$$);
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"batch","commands":[{"op":"delete","table":"tasks","key":{"id":"t1"}}],"row":{}}')$$);
+-- inside a batch too, where the error's context says which command
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"batch","commands":[{"op":"delete","table":"tasks","key":{"id":"t1"}},{"op":"delete","table":"tasks","key":{"id":"t1"},"Strict":true}]}')$$);
+SELECT kmd_propose('t1', '{"op":"batch","commands":[{"op":"delete","table":"tasks","key":{"id":"t1"}},{"op":"delete","table":"tasks","key":{"id":"t1"},"Strict":true}]}');
+SELECT * FROM tasks;
+
+-- the fields each op takes are accepted
+SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"n":1},"if":{"state":"new"},"strict":true}') > 0 AS ok;
+SELECT kmd_propose('t2', '{"op":"upsert","table":"tasks","row":{"id":"t2","state":"new"}}') > 0 AS ok;
+SELECT kmd_propose('t2', '{"op":"delete","table":"tasks","key":{"id":"t2"},"if":{"state":"new"},"strict":false}') > 0 AS ok;
+SELECT kmd_propose('t1', '{"op":"batch","strict":true,"commands":[{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"n":2}}]}') > 0 AS ok;
+SELECT * FROM tasks;
+
+-- an empty routing key is refused
+SELECT err_hint($$SELECT kmd_propose('', '{"op":"insert","table":"tasks","row":{"id":"","state":"x"}}')$$);
+SELECT err_hint($$SELECT kmd_propose_result('', '{"op":"call","applier":"bump","args":{"by":1}}')$$);
+SELECT count(*) AS empty_id_rows FROM tasks WHERE id = '';
+
+-- a batch is all or nothing, its conditions included: when the condition of
+-- one command does not hold, nothing is applied and "failed" says which
+CREATE FUNCTION public.task_add(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$
+  UPDATE public.tasks SET n = n + (args->>'by')::int WHERE id = ctx.key
+  RETURNING jsonb_build_object('n', n)
+$$;
+SELECT kmd_register_applier('task_add', 'public.task_add(jsonb, kommander.apply_context)');
+SELECT kmd_propose('t3', '{"op":"insert","table":"tasks","row":{"id":"t3","state":"new"}}') > 0 AS ok;
+SELECT r->'applied' AS applied, r->'failed' AS failed, r->'result' AS result
+  FROM kmd_propose_result('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":10}},
+         {"op":"call","applier":"task_add","args":{"by":5}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"state":"running"},"if":{"state":"claimed"}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":30}}]}') AS r;
+SELECT * FROM tasks WHERE id = 't3';
+SELECT r->'applied' AS applied, r->'failed' AS failed
+  FROM kmd_propose_result('t3', '{"op":"batch","commands":[
+         {"op":"delete","table":"tasks","key":{"id":"t3"},"if":{"state":"running"}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":10}}]}') AS r;
+SELECT * FROM tasks WHERE id = 't3';
+-- without kmd_propose_result, the index comes back as for any condition
+SELECT kmd_propose('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":10}},
+         {"op":"delete","table":"tasks","key":{"id":"t3"},"if":{"n":99}}]}') > 0 AS ok;
+SELECT * FROM tasks WHERE id = 't3';
+-- a condition sees what the commands before it did; each command's result
+-- in order, null for a row command
+SELECT r->'applied' AS applied, r->'failed' AS failed, r->'result' AS result
+  FROM kmd_propose_result('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"state":"claimed"},"if":{"state":"new"}},
+         {"op":"call","applier":"task_add","args":{"by":5}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"state":"running"},"if":{"state":"claimed","n":5}},
+         {"op":"call","applier":"task_add","args":{"by":1}}]}') AS r;
+SELECT * FROM tasks WHERE id = 't3';
+-- "strict" on a command, or on the whole batch, makes the failed condition
+-- an error (K0012) that says which command; nothing is applied either way
+SELECT err_hint($$SELECT kmd_propose('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":0}},
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":1},"if":{"state":"new"},"strict":true}]}')$$);
+SELECT kmd_propose_result('t3', '{"op":"batch","strict":true,"commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":0}},
+         {"op":"call","applier":"task_add","args":{"by":5}},
+         {"op":"delete","table":"tasks","key":{"id":"t3"},"if":{"state":"new"}}]}');
+SELECT * FROM tasks WHERE id = 't3';
+-- an error in any command rolls the whole batch back, as before
+SELECT err_hint($$SELECT kmd_propose('t3', '{"op":"batch","commands":[
+         {"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":0}},
+         {"op":"insert","table":"tasks","row":{"id":"t3","state":"dup"}}]}')$$);
+SELECT * FROM tasks WHERE id = 't3';
+
+-- an applier's result comes back whole up to 16000 bytes of JSON text; a
+-- larger one fails the command (54000) and changes nothing, whoever asks
+CREATE FUNCTION public.task_big(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$
+  UPDATE public.tasks SET n = n + 1 WHERE id = ctx.key
+  RETURNING jsonb_build_object('pad', repeat('x', (args->>'size')::int))
+$$;
+SELECT kmd_register_applier('task_big', 'public.task_big(jsonb, kommander.apply_context)');
+SELECT length(r->'result'->>'pad') AS pad, octet_length((r->'result')::text) AS result_bytes
+  FROM kmd_propose_result('t3', '{"op":"call","applier":"task_big","args":{"size":15989}}') AS r;
+SELECT err_hint($$SELECT kmd_propose_result('t3', '{"op":"call","applier":"task_big","args":{"size":15990}}')$$);
+SELECT kmd_propose_result('t3', '{"op":"call","applier":"task_big","args":{"size":20000}}');
+SELECT err_hint($$SELECT kmd_propose('t3', '{"op":"call","applier":"task_big","args":{"size":100000}}')$$);
+SELECT err_hint($$SELECT kmd_propose_result('t3', '{"op":"batch","commands":[
+         {"op":"call","applier":"task_big","args":{"size":9000}},
+         {"op":"call","applier":"task_big","args":{"size":9000}}]}')$$);
+SELECT * FROM tasks WHERE id = 't3';

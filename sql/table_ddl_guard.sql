@@ -1,0 +1,108 @@
+-- A control table's definition changes only through kmd_ddl: DDL on it
+-- from a session fails with K0010, however it reaches the table.  Runs
+-- after single_node, on the node it bootstrapped.
+SELECT kmd_ddl($$CREATE TABLE public.guarded (id text PRIMARY KEY, v text, w int)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE INDEX guarded_w ON public.guarded (w)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.guarded');
+SELECT kmd_ddl($$CREATE SCHEMA app$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE DOMAIN app.short_text AS text CHECK (length(VALUE) < 10)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TABLE app.items (id text PRIMARY KEY, label app.short_text)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('app.items');
+SELECT kmd_propose('g1', '{"op":"insert","table":"guarded","row":{"id":"g1","v":"a","w":1}}') > 0 AS ok;
+CREATE FUNCTION public.local_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TABLE public.local_t (id text);
+
+-- what the message says
+ALTER TABLE guarded ADD COLUMN local_only int;
+DROP SCHEMA app CASCADE;
+
+-- statements that name a control table
+SELECT err($$ALTER TABLE guarded ADD COLUMN local_only int$$);
+SELECT err($$ALTER TABLE guarded DROP COLUMN w$$);
+SELECT err($$ALTER TABLE guarded ALTER COLUMN v SET NOT NULL$$);
+SELECT err($$ALTER TABLE guarded ALTER COLUMN w TYPE bigint$$);
+SELECT err($$ALTER TABLE guarded ADD CONSTRAINT no_x CHECK (v <> 'x')$$);
+SELECT err($$ALTER TABLE guarded DISABLE TRIGGER kommander_guard$$);
+SELECT err($$ALTER TABLE guarded DISABLE TRIGGER ALL$$);
+SELECT err($$ALTER TABLE guarded SET UNLOGGED$$);
+SELECT err($$ALTER TABLE guarded REPLICA IDENTITY FULL$$);
+SELECT err($$ALTER TABLE guarded SET (fillfactor = 90), ADD COLUMN local_only int$$);
+SELECT err($$ALTER TABLE guarded RENAME TO renamed$$);
+SELECT err($$ALTER TABLE guarded RENAME COLUMN v TO v2$$);
+SELECT err($$ALTER TABLE guarded RENAME CONSTRAINT guarded_pkey TO renamed$$);
+SELECT err($$ALTER TABLE guarded SET SCHEMA app$$);
+SELECT err($$ALTER INDEX guarded_w RENAME TO renamed$$);
+SELECT err($$ALTER TRIGGER kommander_guard ON guarded RENAME TO renamed$$);
+SELECT err($$CREATE INDEX ON guarded (v)$$);
+SELECT err($$CREATE UNIQUE INDEX ON guarded (v)$$);
+SELECT err($$CREATE TRIGGER local BEFORE INSERT ON guarded FOR EACH ROW EXECUTE FUNCTION local_trigger()$$);
+SELECT err($$CREATE POLICY local ON guarded USING (true)$$);
+SELECT err($$CREATE RULE local AS ON INSERT TO guarded DO INSTEAD NOTHING$$);
+SELECT err($$CREATE TABLE local_child () INHERITS (guarded)$$);
+SELECT err($$ALTER TABLE local_t INHERIT guarded$$);
+SELECT err($$ALTER SCHEMA app RENAME TO app2$$);
+
+-- drops, however they reach the table
+SELECT err($$DROP TABLE guarded$$);
+SELECT err($$DROP TABLE IF EXISTS local_t, guarded$$);
+SELECT err($$DROP INDEX guarded_w$$);
+SELECT err($$DROP TRIGGER kommander_guard ON guarded$$);
+SELECT err($$DROP SCHEMA app CASCADE$$);
+SELECT err($$DROP DOMAIN app.short_text CASCADE$$);
+SELECT err($$DROP FUNCTION kommander.control_table_guard() CASCADE$$);
+
+-- a foreign key from another table would let this node alone refuse a
+-- replicated delete
+SELECT err($$CREATE TABLE local_ref (id text REFERENCES guarded)$$);
+SELECT err($$ALTER TABLE local_t ADD FOREIGN KEY (id) REFERENCES guarded$$);
+CREATE TABLE local_ref (id text REFERENCES guarded);
+
+-- nothing of the above happened
+SELECT attname FROM pg_attribute WHERE attrelid = 'guarded'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'guarded'::regclass ORDER BY tgname;
+SELECT indexrelid::regclass FROM pg_index WHERE indrelid = 'guarded'::regclass ORDER BY 1;
+SELECT count(*) AS local_tables FROM pg_class WHERE relname IN ('local_child', 'local_ref', 'renamed');
+SELECT * FROM guarded;
+SELECT * FROM app.items;
+
+-- what changes no command's outcome stays allowed: comments, grants,
+-- storage and planner settings, maintenance, reading
+COMMENT ON TABLE guarded IS 'a control table';
+COMMENT ON COLUMN guarded.v IS 'a column';
+GRANT SELECT ON guarded TO PUBLIC;
+REVOKE SELECT ON guarded FROM PUBLIC;
+ALTER TABLE guarded SET (fillfactor = 90);
+ALTER TABLE guarded RESET (fillfactor);
+ALTER TABLE guarded ALTER COLUMN v SET STATISTICS 500;
+ALTER TABLE guarded CLUSTER ON guarded_pkey;
+ALTER TABLE guarded SET WITHOUT CLUSTER;
+ALTER INDEX guarded_w SET (fillfactor = 80);
+VACUUM guarded;
+ANALYZE guarded;
+REINDEX TABLE guarded;
+CLUSTER guarded USING guarded_pkey;
+BEGIN;
+LOCK TABLE guarded IN SHARE MODE;
+COMMIT;
+CREATE STATISTICS guarded_stats ON v, w FROM guarded;
+DROP STATISTICS guarded_stats;
+CREATE VIEW guarded_view AS SELECT id, v FROM guarded;
+CREATE TABLE local_copy (LIKE guarded);
+DROP VIEW guarded_view;
+DROP TABLE local_copy;
+SELECT obj_description('guarded'::regclass, 'pg_class') AS comment;
+
+-- kmd_ddl changes control tables on every node, as before
+SELECT kmd_ddl($$ALTER TABLE public.guarded ADD COLUMN note text$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE INDEX guarded_note ON public.guarded (note)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$ALTER TABLE public.guarded RENAME COLUMN w TO weight$$) > 0 AS ddl_done;
+SELECT kmd_propose('g2', '{"op":"insert","table":"guarded","row":{"id":"g2","v":"b","weight":2,"note":"n"}}') > 0 AS ok;
+SELECT * FROM guarded ORDER BY id;
+SELECT kmd_ddl($$DROP TABLE app.items$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$DROP SCHEMA app CASCADE$$) > 0 AS ddl_done;
+SELECT count(*) AS app_schema FROM pg_namespace WHERE nspname = 'app';
+
+-- DROP EXTENSION without CASCADE is refused: the guard triggers depend on it
+SELECT err($$DROP EXTENSION kommander$$);
+DROP TABLE local_t;
+DROP FUNCTION local_trigger();

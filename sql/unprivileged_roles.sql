@@ -1,0 +1,65 @@
+-- What roles may do: row-level security is refused on control tables, and
+-- a call needs EXECUTE on its applier.  Runs after single_node, on the node
+-- it bootstrapped.
+CREATE ROLE regress_alice;
+SELECT kmd_ddl($$CREATE TABLE public.secured (id text PRIMARY KEY, owner text, claimed int NOT NULL DEFAULT 0)$$) > 0 AS ddl_done;
+
+-- a table with row-level security enabled (or forced) is not registered
+SELECT kmd_ddl($$ALTER TABLE public.secured ENABLE ROW LEVEL SECURITY$$) > 0 AS ddl_done;
+SELECT kmd_register_table('secured');
+SELECT err($$SELECT kmd_register_table('secured')$$);
+SELECT kmd_ddl($$ALTER TABLE public.secured DISABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_register_table('secured')$$);
+SELECT count(*) AS registered FROM kommander.tables WHERE relid = 'secured'::regclass;
+SELECT kmd_ddl($$ALTER TABLE public.secured NO FORCE ROW LEVEL SECURITY$$) > 0 AS ddl_done;
+SELECT kmd_register_table('secured');
+-- and a control table does not get it later, not even through kmd_ddl
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.secured ENABLE ROW LEVEL SECURITY')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.secured FORCE ROW LEVEL SECURITY')$$);
+SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = 'secured'::regclass;
+
+-- a call needs EXECUTE on the applier function, as the proposing role: a
+-- function is executable by PUBLIC unless revoked
+CREATE FUNCTION public.secured_claim(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$
+  UPDATE public.secured SET claimed = claimed + 1 WHERE id = ctx.key
+  RETURNING jsonb_build_object('claimed', claimed)
+$$;
+SELECT kmd_register_applier('claim', 'public.secured_claim(jsonb, kommander.apply_context)');
+GRANT INSERT ON secured TO regress_alice;
+SET ROLE regress_alice;
+SELECT kmd_propose('s1', '{"op":"insert","table":"secured","row":{"id":"s1","owner":"alice"}}') > 0 AS ok;
+SELECT err($$SELECT kmd_propose('s1', '{"op":"update","table":"secured","key":{"id":"s1"},"set":{"owner":"mallory"}}')$$);
+SELECT (kmd_propose_result('s1', '{"op":"call","applier":"claim"}'))->'result' AS result;
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION public.secured_claim(jsonb, kommander.apply_context) FROM PUBLIC;
+SET ROLE regress_alice;
+SELECT err($$SELECT kmd_propose('s1', '{"op":"call","applier":"claim"}')$$);
+SELECT err($$SELECT kmd_propose('s1', '{"op":"batch","commands":[{"op":"call","applier":"claim"}]}')$$);
+RESET ROLE;
+SELECT * FROM secured;
+GRANT EXECUTE ON FUNCTION public.secured_claim(jsonb, kommander.apply_context) TO regress_alice;
+SET ROLE regress_alice;
+SELECT (kmd_propose_result('s1', '{"op":"call","applier":"claim"}'))->'result' AS result;
+RESET ROLE;
+
+-- a conninfo's password is seen by superusers only: kommander.nodes masks
+-- it for others, who may read the roster's other columns only
+SELECT kommander.visible_conninfo('host=10.0.0.1 password=secret') AS superuser_sees;
+SET ROLE regress_alice;
+SELECT kommander.visible_conninfo('host=10.0.0.1 port=5432 dbname=app user=kommander password=secret') AS masked;
+SELECT kommander.visible_conninfo($$host=10.0.0.1 password='it\'s a secret' application_name='my app'$$) AS masked_quoted;
+SELECT kommander.visible_conninfo('postgresql://kommander:secret@10.0.0.1:5432/app?sslmode=verify-full') AS masked_uri;
+SELECT kommander.visible_conninfo('host=10.0.0.1 sslpassword=secret sslkey=/etc/kommander/key') AS masked_sslpassword;
+SELECT kommander.visible_conninfo($$host=10.0.0.1 dbname='host=10.0.0.2 password=secret'$$) AS masked_inner;
+SELECT kommander.visible_conninfo('host=10.0.0.1  port=5432') AS no_password_as_written;
+SELECT kommander.visible_conninfo('not a conninfo password=secret') AS unparsable;
+SELECT node_id, node_name, conninfo, role FROM kommander.nodes;
+SELECT node_id, node_name, role FROM kommander.roster;
+SELECT err($$SELECT conninfo FROM kommander.roster$$);
+SELECT err($$SELECT * FROM kommander.roster$$);
+SELECT partition_id, leader_name FROM kommander.partitions WHERE partition_id = 0;
+RESET ROLE;
+SELECT node_name, conninfo FROM kommander.roster;
+DROP OWNED BY regress_alice;
+DROP ROLE regress_alice;

@@ -1,0 +1,398 @@
+/*-------------------------------------------------------------------------
+ *
+ * rows_apply.c
+ *	  Applying a committed command of kmd_propose (parsed by rows.c): its
+ *	  row changes, as each table's owner, its appliers' calls, as each
+ *	  function's owner, a batch all or nothing, and the result handed back
+ *	  to the proposer.
+ *
+ * Values reach SQL only as parameters (jsonb_populate_record);
+ * identifiers are quoted.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/rows_apply.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+
+#include "errcodes.h"
+#include "rows.h"
+#include "rows_int.h"
+#include "shmem.h"
+
+/* a result and its framing fit in a proposal slot */
+StaticAssertDecl(KMD_RESULT_LIMIT + 64 <= KMD_MAX_RESULT,
+				 "KMD_RESULT_LIMIT leaves no room for the framing of a result");
+
+/* "a, b" or "p.a, p.b" for the keys of a jsonb object */
+static char *
+column_list(Jsonb *obj, const char *prefix, const char *sep, const char *fmt)
+{
+	StringInfoData buf;
+	JsonbIterator *it = JsonbIteratorInit(&obj->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		const char *col;
+
+		if (tok != WJB_KEY)
+			continue;
+		col = quote_identifier(pnstrdup(v.val.string.val, v.val.string.len));
+		if (!first)
+			appendStringInfoString(&buf, sep);
+		first = false;
+		if (fmt)
+			appendStringInfo(&buf, fmt, col, col);
+		else
+			appendStringInfo(&buf, "%s%s", prefix, col);
+	}
+	return buf.data;
+}
+
+static uint64
+run(const char *sql, int nargs, Jsonb **args)
+{
+	Oid			types[3] = {JSONBOID, JSONBOID, JSONBOID};
+	Datum		values[3];
+	int			rc;
+
+	for (int i = 0; i < nargs; i++)
+		values[i] = JsonbPGetDatum(args[i]);
+	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* A condition did not hold under "strict"; `pos' >= 0 in a batch. */
+static void
+condition_failed(RowCommand *c, int pos)
+{
+	if (pos < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_CONDITION_FAILED),
+				 errmsg("condition did not hold for %s", c->qualname),
+				 errdetail("The row does not exist or does not match \"if\"; \"strict\" makes this an error.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_CONDITION_FAILED),
+			 errmsg("condition did not hold for %s", c->qualname),
+			 errdetail("The row of command \"commands\"[%d] of the batch does not exist or does not match \"if\"; \"strict\" makes this an error, and nothing of the batch was applied.",
+					   pos)));
+}
+
+static char *
+key_match(RowCommand *c)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, c->pk)
+	{
+		const char *col = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&buf, "%st.%s = k.%s", buf.len ? " AND " : "", col, col);
+	}
+	return buf.data;
+}
+
+/*
+ * Run one row command (SPI connected); false when its condition did not
+ * hold, an error then if `strict' (`pos' >= 0: its place in a batch).
+ */
+static bool
+apply_row(RowCommand *c, bool strict, int pos)
+{
+	StringInfoData sql;
+	Jsonb	   *args[3];
+	int			nargs = 0;
+	uint64		n;
+
+	initStringInfo(&sql);
+	switch (c->op)
+	{
+		case OP_INSERT:
+		case OP_UPSERT:
+			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_record(NULL::%s, $1) AS r",
+							 c->qualname, column_list(c->row, "", ", ", NULL),
+							 column_list(c->row, "r.", ", ", NULL), c->qualname);
+			if (c->op == OP_UPSERT)
+			{
+				StringInfoData set;
+				JsonbIterator *it = JsonbIteratorInit(&c->row->root);
+				JsonbValue	v;
+				JsonbIteratorToken tok;
+				ListCell   *lc;
+
+				initStringInfo(&set);
+				while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+				{
+					char	   *col;
+					bool		is_pk = false;
+
+					if (tok != WJB_KEY)
+						continue;
+					col = pnstrdup(v.val.string.val, v.val.string.len);
+					foreach(lc, c->pk)
+						if (strcmp(lfirst(lc), col) == 0)
+							is_pk = true;
+					if (is_pk)
+						continue;
+					appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
+									 quote_identifier(col), quote_identifier(col));
+				}
+				appendStringInfoString(&sql, " ON CONFLICT (");
+				foreach(lc, c->pk)
+					appendStringInfo(&sql, "%s%s", lc == list_head(c->pk) ? "" : ", ",
+									 quote_identifier(lfirst(lc)));
+				if (set.len > 0)
+					appendStringInfo(&sql, ") DO UPDATE SET %s", set.data);
+				else
+					appendStringInfoString(&sql, ") DO NOTHING");
+			}
+			args[nargs++] = c->row;
+			(void) run(sql.data, nargs, args);
+			return true;
+		case OP_UPDATE:
+			appendStringInfo(&sql, "UPDATE %s AS t SET %s FROM jsonb_populate_record(NULL::%s, $1) AS s, "
+							 "jsonb_populate_record(NULL::%s, $2) AS k",
+							 c->qualname, column_list(c->set, NULL, ", ", "%s = s.%s"),
+							 c->qualname, c->qualname);
+			args[nargs++] = c->set;
+			args[nargs++] = c->key;
+			break;
+		case OP_DELETE:
+			appendStringInfo(&sql, "DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k",
+							 c->qualname, c->qualname);
+			args[nargs++] = c->key;
+			break;
+		default:
+			elog(ERROR, "not a row command");
+	}
+	if (c->cond)
+	{
+		appendStringInfo(&sql, ", jsonb_populate_record(NULL::%s, $%d) AS w", c->qualname, nargs + 1);
+		args[nargs++] = c->cond;
+	}
+	appendStringInfo(&sql, " WHERE %s", key_match(c));
+	if (c->cond)
+		appendStringInfo(&sql, " AND %s",
+						 column_list(c->cond, NULL, " AND ", "t.%s IS NOT DISTINCT FROM w.%s"));
+	n = run(sql.data, nargs, args);
+	if (n == 0 && strict)
+		condition_failed(c, pos);
+	return n > 0;
+}
+
+static Oid
+function_owner(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", fn);
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* A result of `len' bytes is refused beyond the limit; `fn': the applier. */
+static void
+result_limit(size_t len, Oid fn)
+{
+	if (len <= KMD_RESULT_LIMIT)
+		return;
+	if (OidIsValid(fn))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("result of applier %s is too large", format_procedure(fn)),
+				 errdetail("It has %zu bytes as JSON text; a command's result may have at most %d. Nothing was applied.",
+						   len, KMD_RESULT_LIMIT)));
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("results of the batch are too large"),
+			 errdetail("They have %zu bytes as JSON text; a command's result may have at most %d. Nothing was applied.",
+					   len, KMD_RESULT_LIMIT)));
+}
+
+/*
+ * Call an applier (SPI connected); its result, as JSON text, goes to
+ * `result' (left empty for NULL).  A result larger than KMD_RESULT_LIMIT is
+ * an error: it fails the command on every node alike, rather than reach
+ * the proposer cut short or not at all.
+ */
+static void
+apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
+{
+	Oid			types[6] = {JSONBOID, INT4OID, INT8OID, INT8OID, TEXTOID, INT4OID};
+	Datum		values[6];
+	char	   *sql;
+	bool		isnull;
+
+	sql = psprintf("SELECT %s($1, ROW($2, $3, $4, $5, $6)::kommander.apply_context)",
+				   quote_qualified_identifier(get_namespace_name(get_func_namespace(c->fn)),
+											  get_func_name(c->fn)));
+	values[0] = JsonbPGetDatum(c->args);
+	values[1] = Int32GetDatum(ctx->partition_id);
+	values[2] = Int64GetDatum((int64) ctx->index);
+	values[3] = Int64GetDatum((int64) ctx->term);
+	values[4] = CStringGetTextDatum(ctx->key ? ctx->key : "");
+	values[5] = Int32GetDatum(ctx->origin_node);
+	if (SPI_execute_with_args(sql, 6, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not call applier %s", format_procedure(c->fn));
+	if (SPI_processed > 0)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			Jsonb	   *j = DatumGetJsonbP(d);
+			char	   *text = JsonbToCString(NULL, &j->root, VARSIZE(j));
+
+			result_limit(strlen(text), c->fn);
+			appendStringInfoString(result, text);
+		}
+	}
+}
+
+/*
+ * Run one command, not a batch, with the privileges of the table's owner
+ * (an applier's function's owner); see apply_row and apply_call.
+ */
+static bool
+apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, StringInfo result)
+{
+	Oid			save_userid;
+	int			save_sec;
+	volatile bool applied = true;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(c->op == OP_CALL ? function_owner(c->fn) : c->owner,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		SPI_connect();
+		if (c->op == OP_CALL)
+			apply_call(c, ctx, result);
+		else
+			applied = apply_row(c, strict, pos);
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	return applied;
+}
+
+/*
+ * Apply a batch, all or nothing, in a subtransaction of its own: when a
+ * condition does not hold, what the commands before it did is rolled back
+ * and *failed says which command it was.  An error rolls it back and is
+ * raised again.  `results' gets each command's result.
+ */
+static bool
+apply_batch(RowCommand *c, const KmdApplyContext *ctx, int *failed, StringInfo results)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int pos = 0;
+
+	*failed = -1;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		ListCell   *lc;
+
+		foreach(lc, c->batch)
+		{
+			RowCommand *one = lfirst(lc);
+
+			if (!apply_one(one, ctx, c->strict || one->strict, pos, &results[pos]))
+			{
+				*failed = pos;
+				break;
+			}
+			pos++;
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	if (*failed >= 0)
+		RollbackAndReleaseCurrentSubTransaction();
+	else
+		ReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = oldowner;
+	return *failed < 0;
+}
+
+void
+kmd_rows_apply(Jsonb *command, const char *key, const KmdApplyContext *ctx,
+			   bool *applied, StringInfo result)
+{
+	RowCommand *c = kmd_rows_parse(command, key);
+	StringInfoData one;
+
+	initStringInfo(&one);
+	if (c->op != OP_BATCH)
+	{
+		*applied = apply_one(c, ctx, c->strict, -1, &one);
+		if (c->op == OP_CALL)
+			appendStringInfo(result, "{\"result\": %s}", one.len > 0 ? one.data : "null");
+	}
+	else
+	{
+		int			n = list_length(c->batch);
+		StringInfo	results = palloc(sizeof(StringInfoData) * n);
+		int			failed;
+
+		for (int i = 0; i < n; i++)
+			initStringInfo(&results[i]);
+		*applied = apply_batch(c, ctx, &failed, results);
+		if (!*applied)
+		{
+			appendStringInfo(result, "{\"result\": null, \"failed\": %d}", failed);
+			return;
+		}
+		appendStringInfoChar(&one, '[');
+		for (int i = 0; i < n; i++)
+			appendStringInfo(&one, "%s%s", i > 0 ? ", " : "",
+							 results[i].len > 0 ? results[i].data : "null");
+		appendStringInfoChar(&one, ']');
+		result_limit(one.len, InvalidOid);
+		appendStringInfo(result, "{\"result\": %s, \"failed\": null}", one.data);
+	}
+}

@@ -1,0 +1,54 @@
+/*-------------------------------------------------------------------------
+ *
+ * rows_int.h
+ *	  What the two halves of the command language share: a command as
+ *	  rows.c parses it and rows_apply.c applies it.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/rows_int.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_ROWS_INT_H
+#define KOMMANDER_ROWS_INT_H
+
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+typedef enum RowOp
+{
+	OP_INSERT,
+	OP_UPSERT,
+	OP_UPDATE,
+	OP_DELETE,
+	OP_CALL,
+	OP_BATCH
+} RowOp;
+
+/* A command, checked and resolved. */
+typedef struct RowCommand
+{
+	RowOp		op;
+	bool		strict;
+	Oid			relid;			/* row ops */
+	char	   *qualname;		/* quoted */
+	Oid			owner;
+	List	   *pk;				/* names of primary key columns */
+	Jsonb	   *row;			/* insert/upsert */
+	Jsonb	   *key;			/* update/delete */
+	Jsonb	   *set;			/* update */
+	Jsonb	   *cond;			/* update/delete "if" */
+	Oid			fn;				/* call */
+	Jsonb	   *args;
+	List	   *batch;			/* of RowCommand * */
+} RowCommand;
+
+/*
+ * Parse and resolve a whole command routed by `key', with every check but
+ * privileges (K0011 naming the field); the same when proposed and when
+ * applied.
+ */
+extern RowCommand *kmd_rows_parse(Jsonb *command, const char *key);
+
+#endif							/* KOMMANDER_ROWS_INT_H */

@@ -1,0 +1,52 @@
+# 130_apply_ignores_local_value_settings.pl
+#   Every node stores the same value for the same command, whatever its own
+#   settings say: two nodes with different timezone and DateStyle store the
+#   same timestamptz for a text timestamp without zone, and the same date
+#   for a date written day and month in digits.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/130_apply_ignores_local_value_settings.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = (KmdTest::new_node('node1', conf => "timezone = 'UTC'\ndatestyle = 'ISO, MDY'"),
+	KmdTest::new_node('node2', conf => "timezone = 'America/New_York'\ndatestyle = 'ISO, DMY'"));
+$nodes[0]->safe_psql('postgres',
+	"SELECT kmd_bootstrap('node1', " . KmdTest::quote(KmdTest::conninfo($nodes[0])) . ")");
+KmdTest::wait_leaders($nodes[0]);
+$nodes[1]->safe_psql('postgres',
+	"SELECT kmd_join('node2', " . KmdTest::quote(KmdTest::conninfo($nodes[1])) . ', '
+	  . KmdTest::quote(KmdTest::conninfo($nodes[0])) . ')');
+KmdTest::wait_voters(\@nodes, 2);
+is($nodes[1]->safe_psql('postgres', 'SHOW timezone'), 'America/New_York', 'node2 has a timezone of its own');
+
+$nodes[0]->safe_psql('postgres', q{
+SELECT kmd_ddl('CREATE TABLE public.events (k text PRIMARY KEY, at timestamptz, d date)');
+SELECT kmd_register_table('public.events');
+});
+# proposed through each node, whose sessions have their own settings too
+$nodes[1]->safe_psql('postgres',
+	q{SELECT kmd_propose('e1', '{"op":"insert","table":"events","row":{"k":"e1","at":"2026-01-01 10:00","d":"01/02/2026"}}')});
+$nodes[0]->safe_psql('postgres',
+	q{SELECT kmd_propose('e2', '{"op":"insert","table":"events","row":{"k":"e2","at":"2026-07-01 10:00","d":"03/04/2026"}}')});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply');
+
+# read back in UTC and ISO on both nodes, whatever their defaults
+my $read = q{SET timezone = 'UTC'; SET datestyle = 'ISO, MDY';
+	SELECT string_agg(k || ' ' || at::text || ' ' || d::text, ', ' ORDER BY k) FROM events};
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', $read),
+		'e1 2026-01-01 10:00:00+00 2026-01-02, e2 2026-07-01 10:00:00+00 2026-03-04',
+		$node->name . ' stores the values as read in UTC, month first');
+}
+
+done_testing();
