@@ -170,6 +170,11 @@ REVOKE ALL ON FUNCTION kmd_ddl(text), kmd_register_table(regclass),
 CREATE FUNCTION kommander.control_table_guard()
 RETURNS trigger AS 'MODULE_PATHNAME', 'kmd_control_table_guard' LANGUAGE C;
 
+-- Row trigger on every control table: a command writes only rows of its
+-- own partition.
+CREATE FUNCTION kommander.control_row_guard()
+RETURNS trigger AS 'MODULE_PATHNAME', 'kmd_control_row_guard' LANGUAGE C;
+
 ------------------------------------------------------------------------
 -- Writing and reading
 ------------------------------------------------------------------------

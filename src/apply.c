@@ -45,6 +45,7 @@
 #include "command.h"
 #include "errcodes.h"
 #include "guc.h"
+#include "keyrange.h"
 #include "raft/raft.h"
 #include "rows.h"
 #include "shmem.h"
@@ -169,6 +170,21 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	StringInfoData result;
 
 	initStringInfo(&result);
+	/* the rows it may write: its partition's, at this point of the log */
+	kmd_apply_range.partition_id = ctx->partition_id;
+	kmd_apply_range.lo = 1;
+	kmd_apply_range.hi = 0;
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	{
+		KmdPartition *part = kmd_partition_find(ctx->partition_id);
+
+		if (part != NULL && ctx->partition_id > 0)
+		{
+			kmd_apply_range.lo = part->lo;
+			kmd_apply_range.hi = part->hi;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
@@ -200,6 +216,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	kmd_apply_range.partition_id = -1;
 }
 
 /* ------------------------------------------------------------------------

@@ -104,6 +104,13 @@ kmd_syscommand_guard_table(Oid relid)
 						  "ON %s FOR EACH STATEMENT EXECUTE FUNCTION kommander.control_table_guard()",
 						  qualname), 0, NULL, NULL, SPI_OK_UTILITY);
 
+	exec_sql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = 'kommander_key_range'",
+			 1, t, v, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		exec_sql(psprintf("CREATE TRIGGER kommander_key_range AFTER INSERT OR UPDATE OR DELETE "
+						  "ON %s FOR EACH ROW EXECUTE FUNCTION kommander.control_row_guard()",
+						  qualname), 0, NULL, NULL, SPI_OK_UTILITY);
+
 	/*
 	 * The role peers connect as copies the table's rows out of this node
 	 * when another node needs an image of a partition (snapshot.c).

@@ -1,0 +1,43 @@
+-- A command writes only rows of its own partition: the partition is the
+-- unit of state (an image of it carries exactly the rows of its range).
+-- Runs after single_node, on its cluster of many partitions.
+
+-- two keys of different partitions
+CREATE TEMP TABLE two AS
+  SELECT (SELECT k FROM generate_series(1, 100) i, LATERAL (SELECT 'kr-' || i AS k) s
+           WHERE (SELECT partition_id FROM kmd_route(k)) <> (SELECT partition_id FROM kmd_route('kr-0'))
+           ORDER BY i LIMIT 1) AS other;
+
+CREATE FUNCTION public.write_row(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$
+INSERT INTO public.jobs (id, state) VALUES (args->>'id', 'written')
+  ON CONFLICT (id) DO UPDATE SET state = 'written';
+SELECT 'null'::jsonb
+$$;
+SELECT kmd_register_applier('write_row', 'public.write_row(jsonb, kommander.apply_context)');
+
+-- an applier writing the row of its own key: fine
+SELECT kmd_propose('kr-0', '{"op":"call","applier":"write_row","args":{"id":"kr-0"}}') > 0 AS own_row;
+SELECT state FROM jobs WHERE id = 'kr-0';
+
+-- the row of a key another partition owns: K0011, nothing written
+SELECT regexp_replace(err(format($$SELECT kmd_propose('kr-0', '{"op":"call","applier":"write_row","args":{"id":"%s"}}')$$,
+                                 other)), 'partition [0-9]+', 'partition P')
+  FROM two;
+SELECT count(*) AS other_rows FROM jobs, two WHERE id = other;
+
+-- kmd_ddl writes no rows of control tables
+SELECT err($$SELECT kmd_ddl('INSERT INTO public.jobs (id, state) VALUES (''kr-ddl'', ''x'')')$$);
+SELECT count(*) AS ddl_rows FROM jobs WHERE id = 'kr-ddl';
+
+-- a key whose stored text is not the text it was routed by
+SELECT kmd_ddl('CREATE TABLE public.nums (n int PRIMARY KEY)') > 0 AS created;
+SELECT kmd_register_table('public.nums');
+CREATE TEMP TABLE padded AS
+  SELECT n FROM generate_series(1, 100) n
+   WHERE (SELECT partition_id FROM kmd_route('00' || n)) <> (SELECT partition_id FROM kmd_route(n::text))
+   ORDER BY n LIMIT 1;
+SELECT regexp_replace(err(format($$SELECT kmd_propose('00%s', '{"op":"insert","table":"nums","row":{"n":"00%s"}}')$$,
+                                 n, n)), 'partition [0-9]+|to -?[0-9]+', 'X', 'g')
+  FROM padded;
+SELECT count(*) AS nums FROM nums;
