@@ -95,3 +95,62 @@ kmd_work_tree() {
   fi
   echo "$dir"
 }
+
+# ---------------------------------------------------------------------------
+# A local kommander cluster on loopback, for the demo and the benchmarks:
+# node n of the cluster under directory $KMD_CLUSTER_DIR listens on Unix
+# sockets there, port $KMD_CLUSTER_PORT + n - 1, and serves database app.
+# ---------------------------------------------------------------------------
+kmd_port_of() { echo $((KMD_CLUSTER_PORT + $1 - 1)); }
+kmd_conninfo_of() { echo "host=$KMD_CLUSTER_DIR port=$(kmd_port_of "$1") dbname=app"; }
+
+# psql on node $1 as the postgres user: the rest are psql's arguments.
+kmd_psql_on() {
+  local n="$1"; shift
+  kmd_as_postgres "$PG_BIN/psql -X -q -v ON_ERROR_STOP=1 -h '$KMD_CLUSTER_DIR' -p $(kmd_port_of "$n") -d app $(printf "%q " "$@")"
+}
+
+# Create and start node $1, with the postgresql.conf lines on stdin added.
+kmd_node_up() {
+  local n="$1" dir="$KMD_CLUSTER_DIR/node$1" extra
+  extra="$(cat)"
+  kmd_as_postgres "$PG_BIN/initdb -D '$dir' -A trust -N >/dev/null"
+  kmd_as_postgres "cat >> '$dir/postgresql.conf'" <<EOC
+port = $(kmd_port_of "$n")
+listen_addresses = ''
+unix_socket_directories = '$KMD_CLUSTER_DIR'
+shared_preload_libraries = 'kommander'
+kommander.database = 'app'
+max_worker_processes = 16
+$extra
+EOC
+  kmd_as_postgres "$PG_BIN/pg_ctl -D '$dir' -l '$KMD_CLUSTER_DIR/node$n.log' -w start >/dev/null"
+  kmd_as_postgres "$PG_BIN/createdb -h '$KMD_CLUSTER_DIR' -p $(kmd_port_of "$n") app"
+  kmd_psql_on "$n" -c "CREATE EXTENSION kommander"
+}
+
+# A cluster of $1 nodes (extra settings on stdin): node1 bootstraps, the
+# others join through it.
+kmd_cluster_up() {
+  local nodes="$1" extra n
+  extra="$(cat)"
+  mkdir -p "$KMD_CLUSTER_DIR"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$KMD_CLUSTER_DIR"
+  for n in $(seq 1 "$nodes"); do
+    echo "$extra" | kmd_node_up "$n" || return 1
+  done
+  kmd_psql_on 1 -c "SELECT kmd_bootstrap('node1', '$(kmd_conninfo_of 1)') AS cluster_id" || return 1
+  for n in $(seq 2 "$nodes"); do
+    kmd_psql_on "$n" -c "SELECT kmd_join('node$n', '$(kmd_conninfo_of "$n")', '$(kmd_conninfo_of 1)') AS node_id" || return 1
+  done
+}
+
+# Stop the $1 nodes of the cluster (fast), those that run.
+kmd_cluster_down() {
+  local n
+  for n in $(seq 1 "$1"); do
+    if [ -f "$KMD_CLUSTER_DIR/node$n/postmaster.pid" ]; then
+      kmd_as_postgres "$PG_BIN/pg_ctl -D '$KMD_CLUSTER_DIR/node$n' -m fast stop" >/dev/null || true
+    fi
+  done
+}
