@@ -110,13 +110,15 @@ CREATE TABLE kommander.ddl (
     command text NOT NULL
 );
 
--- What an applier function learns about the entry it applies.
+-- What an applier function learns about the entry it applies: the same on
+-- every node (API.md, Appliers).
 CREATE TYPE kommander.apply_context AS (
     partition_id int,
     index        bigint,
     term         bigint,
     key          text,
-    origin_node  int
+    origin_node  int,
+    at           timestamptz        -- when proposed, by the proposer's clock
 );
 
 REVOKE ALL ON ALL TABLES IN SCHEMA kommander FROM PUBLIC;

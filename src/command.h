@@ -43,6 +43,7 @@ typedef struct KmdCommand
 	int32		origin_slot;	/* -1: nobody waits */
 	uint32		origin_gen;
 	uint64		origin_boot;	/* the origin's run: an entry outlives it */
+	int64		proposed_at;	/* TimestampTz the proposer decided; 0: none */
 	uint64		generation;
 	uint64		sys_index;
 	char	   *key;			/* NUL-terminated, may be "" */

@@ -264,6 +264,7 @@ merge_command(KmdCommand *cmd, uint64 generation, int32 right, uint64 freeze)
 	cmd->kind = KMD_CMD_MERGE;
 	cmd->generation = generation;
 	cmd->sys_index = kmd_partition_applied(0);
+	cmd->proposed_at = GetCurrentTimestamp();
 	cmd->n_args = 2;
 	cmd->args[0] = psprintf("%d", right);
 	cmd->args[1] = psprintf(UINT64_FORMAT, freeze);

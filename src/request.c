@@ -124,6 +124,8 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			cmd->origin_slot = slot_no;
 			cmd->origin_gen = gen;
 			cmd->origin_boot = kmd_shared->boot_id;
+			/* the time appliers see, decided once, here (apply_context.at) */
+			cmd->proposed_at = GetCurrentTimestamp();
 			data = kmd_command_encode(cmd, &n);
 			len = n;
 			if (len > KMD_MAX_COMMAND)

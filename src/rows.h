@@ -24,6 +24,7 @@ typedef struct KmdApplyContext
 	uint64		term;
 	int32		origin_node;
 	const char *key;
+	int64		proposed_at;	/* TimestampTz the proposer decided; 0: none */
 } KmdApplyContext;
 
 /*

@@ -28,6 +28,7 @@
 #include "utils/regproc.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "errcodes.h"
 #include "rows.h"
@@ -243,12 +244,13 @@ result_limit(size_t len, Oid fn)
 static void
 apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 {
-	Oid			types[6] = {JSONBOID, INT4OID, INT8OID, INT8OID, TEXTOID, INT4OID};
-	Datum		values[6];
+	Oid			types[7] = {JSONBOID, INT4OID, INT8OID, INT8OID, TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char	   *sql;
 	bool		isnull;
 
-	sql = psprintf("SELECT %s($1, ROW($2, $3, $4, $5, $6)::kommander.apply_context)",
+	sql = psprintf("SELECT %s($1, ROW($2, $3, $4, $5, $6, $7)::kommander.apply_context)",
 				   quote_qualified_identifier(get_namespace_name(get_func_namespace(c->fn)),
 											  get_func_name(c->fn)));
 	values[0] = JsonbPGetDatum(c->args);
@@ -257,7 +259,11 @@ apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 	values[3] = Int64GetDatum((int64) ctx->term);
 	values[4] = CStringGetTextDatum(ctx->key ? ctx->key : "");
 	values[5] = Int32GetDatum(ctx->origin_node);
-	if (SPI_execute_with_args(sql, 6, types, values, NULL, false, 1) != SPI_OK_SELECT)
+	/* an entry of a proposer that did not decide a time has none */
+	values[6] = TimestampTzGetDatum((TimestampTz) ctx->proposed_at);
+	if (ctx->proposed_at == 0)
+		nulls[6] = 'n';
+	if (SPI_execute_with_args(sql, 7, types, values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not call applier %s", format_procedure(c->fn));
 	if (SPI_processed > 0)
 	{

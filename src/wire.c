@@ -291,6 +291,7 @@ kmd_command_encode(const KmdCommand *cmd, uint32 *len)
 	pb.origin_slot = cmd->origin_slot;
 	pb.origin_gen = cmd->origin_gen;
 	pb.origin_boot = cmd->origin_boot;
+	pb.proposed_at = cmd->proposed_at;
 	pb.generation = cmd->generation;
 	pb.sys_index = cmd->sys_index;
 	pb.key = cmd->key ? cmd->key : "";
@@ -322,6 +323,7 @@ kmd_command_decode(const char *data, uint32 len, KmdCommand *cmd)
 	cmd->origin_slot = pb->origin_slot;
 	cmd->origin_gen = pb->origin_gen;
 	cmd->origin_boot = pb->origin_boot;
+	cmd->proposed_at = pb->proposed_at;
 	cmd->generation = pb->generation;
 	cmd->sys_index = pb->sys_index;
 	cmd->key = pstrdup(pb->key ? pb->key : "");

@@ -2,7 +2,9 @@
 #   Every node stores the same value for the same command, whatever its own
 #   settings say: two nodes with different timezone and DateStyle store the
 #   same timestamptz for a text timestamp without zone, and the same date
-#   for a date written day and month in digits.
+#   for a date written day and month in digits.  An applier's time
+#   (kommander.apply_context.at) is the one its proposer decided, the same
+#   on every node.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -48,5 +50,22 @@ for my $node (@nodes)
 		'e1 2026-01-01 10:00:00+00 2026-01-02, e2 2026-07-01 10:00:00+00 2026-03-04',
 		$node->name . ' stores the values as read in UTC, month first');
 }
+
+# an applier stores the time of its entry, not its node's clock
+$nodes[0]->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE FUNCTION public.stamp(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS 'INSERT INTO public.events (k, at) VALUES (ctx.key, ctx.at); SELECT to_jsonb(ctx.at)'$$);
+SELECT kmd_register_applier('stamp', 'public.stamp(jsonb, kommander.apply_context)');
+});
+my $before = $nodes[1]->safe_psql('postgres', 'SELECT clock_timestamp()');
+my $answer = $nodes[1]->safe_psql('postgres',
+	q{SELECT kmd_propose_result('s1', '{"op":"call","applier":"stamp"}')->>'result'});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the call');
+my $stamp = q{SELECT extract(epoch FROM at) FROM events WHERE k = 's1'};
+is($nodes[0]->safe_psql('postgres', $stamp), $nodes[1]->safe_psql('postgres', $stamp),
+	'both nodes store the same time');
+is($nodes[1]->safe_psql('postgres',
+	"SELECT at = '$answer'::timestamptz AND at >= '$before'::timestamptz FROM events WHERE k = 's1'"),
+	't', 'the time the proposer decided when it proposed');
 
 done_testing();
