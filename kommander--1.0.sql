@@ -267,14 +267,20 @@ CREATE VIEW kommander.nodes AS
 CREATE FUNCTION kommander.partition_status(
     OUT partition_id int, OUT role text, OUT term bigint, OUT leader_id int,
     OUT commit_index bigint, OUT applied_index bigint, OUT last_index bigint,
-    OUT snapshot_index bigint, OUT voters int, OUT quiesced boolean)
+    OUT snapshot_index bigint, OUT voters int, OUT quiesced boolean,
+    OUT stalled text, OUT stall_error text, OUT stalled_since timestamptz)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_partition_status' LANGUAGE C;
 
+-- stalled: why the partition does not move on here, NULL when it does:
+-- 'retrying' (a failure of this node, tried again after a backoff),
+-- 'stopped' (an entry this node cannot decode), 'offline' (its Raft group
+-- does not run: its durable state here is inconsistent); stall_error says
+-- what failed ('SQLSTATE: message').
 CREATE VIEW kommander.partitions AS
     SELECT m.partition_id, m.lo, m.hi, m.generation, m.state,
            s.role, s.term, l.node_name AS leader_name,
            s.commit_index, s.applied_index, s.last_index, s.snapshot_index,
-           s.voters, s.quiesced
+           s.voters, s.quiesced, s.stalled, s.stall_error, s.stalled_since
       FROM kommander.partition_map m
       LEFT JOIN kommander.partition_status() s USING (partition_id)
       LEFT JOIN kommander.roster l ON l.node_id = s.leader_id

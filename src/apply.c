@@ -8,12 +8,23 @@
  * partition with work and advances kommander.applied in the same
  * transaction, so each entry is applied exactly once across crashes.  Each
  * command runs in a subtransaction: a failing command changes nothing and
- * fails identically on every node.  A failure of this node rather than of
- * the command (a cancel, a deadlock, a lock not granted, memory or disk
- * running out, an I/O error, corrupt data) ends the worker instead; the
- * launcher starts it again and the entries are applied anew.  Only after
- * the commit are the waiting proposers answered, so their next SELECT sees
- * what they proposed.
+ * fails identically on every node.  Only after the commit are the waiting
+ * proposers answered, so their next SELECT sees what they proposed.
+ *
+ * An error is the command's outcome unless it is a failure of this node:
+ * one whose SQLSTATE Postgres uses for a failure of the server
+ * (kmd_node_failure_code: resources, a cancel, a lock not granted in time,
+ * a deadlock, I/O, corrupt data) and that Postgres raised, not the
+ * command's own code: user code can raise any SQLSTATE, and PL/pgSQL's
+ * RAISE (the error's origin is pl_exec.c) is then the outcome, the same
+ * everywhere.  Such an error raised while the command runs makes the whole
+ * command a failure of this node even when the command's code caught it
+ * (an applier's EXCEPTION WHEN OTHERS): another node ran the same code
+ * without it.  A failure of this node rolls back only that command; its
+ * partition stops there, shows the error in kommander.partitions and is
+ * tried again after a backoff, while the other partitions go on.  Locks
+ * are waited for at most APPLY_LOCK_TIMEOUT_MS each time (lock_timeout), so
+ * a session holding a lock on a row delays that row's partition only.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -24,6 +35,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -57,6 +69,17 @@
 /* Entries applied per partition and iteration, at most */
 #define APPLY_BATCH 1000
 
+/*
+ * The longest a command waits for a lock before its partition steps aside
+ * (the other partitions go on) and tries again after a backoff; the
+ * backoff doubles from RETRY_MIN_MS up to RETRY_LOCK_MAX_MS after a lock
+ * or a cancel, up to RETRY_MAX_MS after other failures.
+ */
+#define APPLY_LOCK_TIMEOUT_MS "100"
+#define RETRY_MIN_MS 100
+#define RETRY_LOCK_MAX_MS 1000
+#define RETRY_MAX_MS 10000
+
 bool		kmd_applying = false;
 
 /* The outcome of one entry, to hand to its proposer after the commit. */
@@ -81,7 +104,16 @@ typedef struct Pending
 	bool		catalog_changed;
 	bool		stop_partition; /* the map changed: apply no further entry of
 								 * this partition before the caches follow */
+	bool		failed;			/* a failure of this node stopped the
+								 * partition at its current entry */
 } Pending;
+
+/* A failure of this node while a command ran: not the command's outcome */
+typedef struct Failure
+{
+	int			sqlerrcode;
+	char	   *message;
+} Failure;
 
 static SPIPlanPtr plan_read = NULL;
 static SPIPlanPtr plan_applied = NULL;
@@ -101,11 +133,16 @@ keep_plan(const char *sql, int nargs, Oid *types)
  * ------------------------------------------------------------------------
  */
 
-/* Run the command of an entry; errors are raised. */
-static void
+/*
+ * Run the command of an entry; errors are raised.  Returns what a system
+ * command changed (KMD_SYS_*), for the caller to act on once it stands.
+ */
+static int
 run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
-			StringInfo result, Pending *pending)
+			StringInfo result)
 {
+	int			changed = 0;
+
 	*applied = true;
 	SPI_connect();
 	if (cmd->kind == KMD_CMD_ROWS)
@@ -116,58 +153,56 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 		kmd_rows_apply(j, cmd->key, ctx, applied, result);
 	}
 	else
-	{
-		int			changed = kmd_syscommand_apply(cmd, ctx->partition_id,
-												   ctx->index, result);
-
-		if (changed & KMD_SYS_CATALOG)
-			pending->catalog_changed = true;
-		if (changed & KMD_SYS_MAP)
-			pending->stop_partition = true;
-	}
+		changed = kmd_syscommand_apply(cmd, ctx->partition_id, ctx->index, result);
 	SPI_finish();
+	return changed;
 }
 
 /*
- * Is an error raised by a command its outcome, the same on every node (bad
- * data, a constraint, an applier's exception, a missing table), or a failure
- * of this node at this moment (a cancel, a deadlock, a lock not granted,
- * memory or disk running out, an I/O error, corrupt data)?  Only an outcome
- * may be recorded: another node applies the same entry without that
- * failure, and the two would part ways.  A local failure is retried until it
- * passes, so what fails alike everywhere (an internal error included) must
- * count as an outcome, or it would stop every node.
+ * Errors with a node failure's SQLSTATE raised while the current command
+ * runs, counted as they are raised (an error context callback runs for
+ * every error, also one that the command's code then catches), and the
+ * last one's SQLSTATE.
+ */
+static int	failures_raised = 0;
+static int	last_failure_code = 0;
+
+static void
+count_failures(void *arg)
+{
+	int			code = geterrcode();
+
+	if (kmd_node_failure_code(code))
+	{
+		failures_raised++;
+		last_failure_code = code;
+	}
+}
+
+/* Was this error raised by user code, with PL/pgSQL's RAISE? */
+static bool
+raised_by_user(const ErrorData *edata)
+{
+	return edata->filename != NULL && strcmp(edata->filename, "pl_exec.c") == 0;
+}
+
+/*
+ * Apply one command in a subtransaction.  An error that is the command's
+ * outcome rolls it back and is recorded for the proposer (the pattern of
+ * PL/pgSQL's exception blocks); so are deferred constraints, checked when
+ * the command ends.  A failure of this node (see the file's header) rolls
+ * it back too, but is not its outcome: returns false with the failure in
+ * *failure, and the entry must be applied again.
  */
 static bool
-error_is_outcome(int sqlerrcode)
-{
-	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
-	{
-		case ERRCODE_TRANSACTION_ROLLBACK:	/* 40: deadlock, serialization */
-		case ERRCODE_INSUFFICIENT_RESOURCES:	/* 53: memory, disk */
-		case ERRCODE_OPERATOR_INTERVENTION: /* 57: cancel, shutdown */
-			return false;
-		default:
-			return sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE &&
-				sqlerrcode != ERRCODE_IO_ERROR &&
-				sqlerrcode != ERRCODE_DATA_CORRUPTED &&
-				sqlerrcode != ERRCODE_INDEX_CORRUPTED;
-	}
-}
-
-/*
- * Apply one command in a subtransaction; on an error that is the command's
- * outcome, roll it back and record the error for the proposer (the pattern
- * of PL/pgSQL's exception blocks).  Any other error is raised: the whole
- * iteration rolls back, and the entries are applied again.
- */
-static void
 apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
-			  Pending *pending)
+			  Pending *pending, Failure *failure)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	StringInfoData result;
+	ErrorContextCallback errcb;
+	volatile bool node_failed = false;
 
 	initStringInfo(&result);
 	/* the rows it may write: its partition's, at this point of the log */
@@ -185,38 +220,83 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
+	failures_raised = 0;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		run_command(cmd, ctx, &out->applied, &result, pending);
-		ReleaseCurrentSubTransaction();
+		int			changed;
+
+		errcb.callback = count_failures;
+		errcb.arg = NULL;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+		changed = run_command(cmd, ctx, &out->applied, &result);
+		/* a deferred constraint is the command's, not the iteration's */
+		AfterTriggerFireDeferred();
+		error_context_stack = errcb.previous;
+		if (failures_raised > 0)
+		{
+			/* the command's code caught a failure of this node */
+			RollbackAndReleaseCurrentSubTransaction();
+			node_failed = true;
+			failure->sqlerrcode = last_failure_code;
+			failure->message = psprintf("the command caught an error of this node (SQLSTATE %s) and went on",
+										unpack_sql_state(last_failure_code));
+		}
+		else
+		{
+			ReleaseCurrentSubTransaction();
+			if (changed & KMD_SYS_CATALOG)
+				pending->catalog_changed = true;
+			if (changed & KMD_SYS_MAP)
+				pending->stop_partition = true;
+		}
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
-		strcpy(out->sqlstate, "00000");
-		out->result = result.len > 0 ? MemoryContextStrdup(pending->cxt, result.data) : NULL;
+		if (!node_failed)
+		{
+			strcpy(out->sqlstate, "00000");
+			out->result = result.len > 0 ? MemoryContextStrdup(pending->cxt, result.data) : NULL;
+		}
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		int			unaccounted = failures_raised;
 
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
-		if (!error_is_outcome(edata->sqlerrcode))
-			PG_RE_THROW();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 		SPI_restore_connection();
-		strlcpy(out->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(out->sqlstate));
-		out->errmsg = edata->message ? MemoryContextStrdup(pending->cxt, edata->message) : NULL;
-		out->errdetail = edata->detail ? MemoryContextStrdup(pending->cxt, edata->detail) : NULL;
-		out->applied = false;
+		if (kmd_node_failure_code(edata->sqlerrcode))
+		{
+			if (raised_by_user(edata))
+				unaccounted--;
+			else
+				node_failed = true;
+		}
+		if (node_failed || unaccounted > 0)
+		{
+			node_failed = true;
+			failure->sqlerrcode = edata->sqlerrcode;
+			failure->message = pstrdup(edata->message ? edata->message : "");
+		}
+		else
+		{
+			strlcpy(out->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(out->sqlstate));
+			out->errmsg = edata->message ? MemoryContextStrdup(pending->cxt, edata->message) : NULL;
+			out->errdetail = edata->detail ? MemoryContextStrdup(pending->cxt, edata->detail) : NULL;
+			out->applied = false;
+		}
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
 	kmd_apply_range.partition_id = -1;
+	return !node_failed;
 }
 
 /* ------------------------------------------------------------------------
@@ -524,6 +604,73 @@ merge_waits(int32 left, uint64 index, int32 right, uint64 frozen_at)
 	return true;
 }
 
+/* ------------------------------------------------------------------------
+ * Stalled partitions
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * A failure of this node stopped `partition_id' at entry `index': show it
+ * and try again after a backoff that doubles with each failure in a row.
+ */
+static void
+stall_retry(int32 partition_id, uint64 index, const Failure *failure)
+{
+	KmdPartition *part;
+	bool		lock = failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		failure->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		failure->sqlerrcode == ERRCODE_QUERY_CANCELED;
+	TimestampTz now = GetCurrentTimestamp();
+	int			tries = 0;
+	int			delay = RETRY_MIN_MS;
+
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	part = kmd_partition_find(partition_id);
+	if (part != NULL)
+	{
+		if (part->apply_stall != KMD_STALL_RETRYING)
+		{
+			part->apply_stall = KMD_STALL_RETRYING;
+			part->apply_stalled_since = now;
+			part->apply_tries = 0;
+		}
+		tries = ++part->apply_tries;
+		for (int i = 1; i < tries && delay < RETRY_MAX_MS; i++)
+			delay *= 2;
+		delay = Min(delay, lock ? RETRY_LOCK_MAX_MS : RETRY_MAX_MS);
+		part->apply_retry_at = TimestampTzPlusMilliseconds(now, delay);
+		snprintf(part->apply_error, sizeof(part->apply_error), "%s: %s",
+				 unpack_sql_state(failure->sqlerrcode), failure->message);
+	}
+	LWLockRelease(kmd_shared->lock);
+
+	/* the first failure, and then every tenth: a lock may be held long */
+	if (tries % 10 == 1)
+		ereport(LOG,
+				(errmsg("kommander: partition %d waits at entry " UINT64_FORMAT " for a failure of this node to pass; next try in %d ms",
+						partition_id, index, delay),
+				 errdetail("Try %d failed with SQLSTATE %s: %s", tries,
+						   unpack_sql_state(failure->sqlerrcode), failure->message)));
+}
+
+/*
+ * May partition `part' be applied now (the caller holds the lock)?  Not
+ * while it waits for its next try, nor once stopped.  *next_try is lowered
+ * to when it may.
+ */
+static bool
+stall_allows(KmdPartition *part, TimestampTz now, TimestampTz *next_try)
+{
+	if (part->apply_stall == KMD_STALL_STOPPED)
+		return false;
+	if (part->apply_stall == KMD_STALL_RETRYING && part->apply_retry_at > now)
+	{
+		*next_try = Min(*next_try, part->apply_retry_at);
+		return false;
+	}
+	return true;
+}
+
 /*
  * Apply the committed entries of one partition after `from', up to `to'.
  * Returns the last index applied (and its term in *term).
@@ -535,6 +682,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 	uint64		done = from;
 	int			n;
 	Entry	   *entries = load_entries(partition_id, from, to, &n);
+	Failure		failure;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -599,8 +747,12 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 					out->errmsg = "partition generation changed";
 					out->errdetail = "A split or merge of the partition came first; nothing was applied.";
 				}
-				else
-					apply_command(&cmd, &ctx, out, pending);
+				else if (!apply_command(&cmd, &ctx, out, pending, &failure))
+				{
+					stall_retry(partition_id, idx, &failure);
+					pending->failed = true;
+					break;
+				}
 				if (out->slot >= 0)
 				{
 					MemoryContext old = MemoryContextSwitchTo(pending->cxt);
@@ -640,18 +792,26 @@ typedef struct Work
 	uint64		to;
 	uint64		done;
 	uint64		term;
+	bool		failed;			/* a failure of this node stopped it */
 } Work;
 
-/* Apply what every partition has committed; true if anything was applied. */
+/*
+ * Apply what every partition has committed; true if anything was applied.
+ * A partition waiting for its next try after a failure of this node is
+ * left out: *next_try is lowered to when the first of them is due.
+ */
 static bool
-apply_all(void)
+apply_all(TimestampTz *next_try)
 {
 	Work	   *work = palloc(sizeof(Work) * kmd_shared->max_partitions);
 	int			n = 0;
-	Pending		pending = {CurrentMemoryContext, NIL, false, false};
+	Pending		pending = {CurrentMemoryContext, NIL, false, false, false};
 	bool		progress = false;
 	ListCell   *lc;
 	MemoryContext cxt;
+	TimestampTz now = GetCurrentTimestamp();
+	int32	   *recovered = NULL;
+	int			n_recovered = 0;
 
 	drain_feeds();
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -661,8 +821,10 @@ apply_all(void)
 		uint64		commit = pg_atomic_read_u64(&part->commit_index);
 		uint64		applied = pg_atomic_read_u64(&part->applied_index);
 
-		if (part->partition_id >= 0 && part->state != KMD_PART_GONE && commit > applied)
+		if (part->partition_id >= 0 && part->state != KMD_PART_GONE && commit > applied &&
+			stall_allows(part, now, next_try))
 		{
+			work[n].failed = false;
 			work[n].partition_id = part->partition_id;
 			work[n].from = applied;
 			work[n].to = commit;
@@ -698,8 +860,10 @@ apply_all(void)
 			{
 				if ((work[i].partition_id == 0) != (pass == 0))
 					continue;
+				pending.failed = false;
 				work[i].done = apply_partition(work[i].partition_id, work[i].from,
 											   work[i].to, &work[i].term, &pending);
+				work[i].failed = pending.failed;
 				feed_forget(work[i].partition_id, work[i].from, work[i].done);
 			}
 	}
@@ -725,18 +889,34 @@ apply_all(void)
 	}
 
 	/* now visible: publish, then answer the proposers */
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	recovered = palloc(sizeof(int32) * 2 * n);
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < n; i++)
 	{
 		KmdPartition *part = kmd_partition_find(work[i].partition_id);
 
-		if (part != NULL && work[i].done > work[i].from)
+		if (part == NULL)
+			continue;
+		if (work[i].done > work[i].from)
 		{
 			pg_atomic_write_u64(&part->applied_term, work[i].term);
 			pg_atomic_write_u64(&part->applied_index, work[i].done);
 		}
+		if (!work[i].failed && part->apply_stall == KMD_STALL_RETRYING)
+		{
+			recovered[2 * n_recovered] = part->partition_id;
+			recovered[2 * n_recovered + 1] = part->apply_tries;
+			n_recovered++;
+			part->apply_stall = KMD_STALL_NONE;
+			part->apply_tries = 0;
+			part->apply_error[0] = '\0';
+		}
 	}
 	LWLockRelease(kmd_shared->lock);
+	for (int i = 0; i < n_recovered; i++)
+		ereport(LOG,
+				(errmsg("kommander: partition %d applies again after %d failed tries",
+						recovered[2 * i], recovered[2 * i + 1])));
 	foreach(lc, pending.outcomes)
 	{
 		Outcome    *o = lfirst(lc);
@@ -798,9 +978,12 @@ kmd_apply_main(Datum arg)
 	 * Nothing of this node's configuration (postgresql.conf, ALTER DATABASE
 	 * or ROLE) may make a command fail or act differently here only.
 	 */
-	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* Postgres raises no serialization failure of its own at this level */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+	/* a lock wait is a failure of this node: its partition steps aside */
+	SetConfigOption("lock_timeout", APPLY_LOCK_TIMEOUT_MS, PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("session_replication_role", "origin", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "public", PGC_SUSET, PGC_S_OVERRIDE);
 	/* nor how a text value becomes a stored one, or a stored one text */
@@ -812,6 +995,11 @@ kmd_apply_main(Datum arg)
 	/* durability of an apply comes from the log, which is replayed */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/* stalls are this process's: a new one tries every partition again */
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+		kmd_shared->partitions[i].apply_stall = KMD_STALL_NONE;
+	LWLockRelease(kmd_shared->lock);
 	kmd_shared->apply_pid = MyProcPid;
 	kmd_shared->apply_latch = MyLatch;
 	before_shmem_exit(apply_exit, 0);
@@ -824,7 +1012,14 @@ kmd_apply_main(Datum arg)
 	{
 		MemoryContext old;
 		bool		more;
+		TimestampTz next_try = DT_NOEND;
+		long		timeout = 1000;
 
+		/*
+		 * A cancel stops the command it interrupts, which is tried again;
+		 * between commands there is nothing to cancel.
+		 */
+		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -834,12 +1029,15 @@ kmd_apply_main(Datum arg)
 		MemoryContextReset(loop_cxt);
 		old = MemoryContextSwitchTo(loop_cxt);
 		more = kmd_images_install();
-		more |= apply_all();
+		more |= apply_all(&next_try);
 		MemoryContextSwitchTo(old);
 		if (more)
 			continue;
+		if (next_try != DT_NOEND)
+			timeout = Max(Min(timeout, TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																	   next_try)), 1);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000, PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -204,6 +204,9 @@ kmd_partition_add(int32 partition_id)
 	part->image_state = KMD_IMAGE_NONE;
 	part->image_from = 0;
 	part->image_min = 0;
+	part->apply_stall = KMD_STALL_NONE;
+	part->apply_tries = 0;
+	part->offline = false;
 	pg_atomic_write_u64(&part->commit_index, 0);
 	pg_atomic_write_u64(&part->applied_index, 0);
 	pg_atomic_write_u64(&part->applied_term, 0);

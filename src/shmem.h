@@ -37,6 +37,7 @@
 /* The largest batch a peer sends: an inbox holds several. */
 #define KMD_MAX_BATCH		(KMD_INBOX_SIZE / 4)
 #define KMD_ERRMSG_LEN		512
+#define KMD_STALL_LEN		256		/* the error a stalled partition shows */
 
 /* Roster roles, as stored in kommander.roster.role */
 typedef enum KmdNodeRole
@@ -83,6 +84,21 @@ typedef enum KmdImageState
 } KmdImageState;
 
 /*
+ * Why a partition does not move on here (kommander.partitions.stalled):
+ * its apply waits for a failure of this node to pass and is tried again
+ * after a backoff, or its apply stopped at an entry this node cannot
+ * decode, or its Raft group is offline (its durable state here is
+ * inconsistent).
+ */
+typedef enum KmdStall
+{
+	KMD_STALL_NONE = 0,
+	KMD_STALL_RETRYING,
+	KMD_STALL_STOPPED,
+	KMD_STALL_OFFLINE
+} KmdStall;
+
+/*
  * One partition.  Routing fields (lo, hi, generation, state) are written by
  * the apply worker under KmdShared->lock from kommander.partition_map; Raft
  * fields by the owning Raft worker; applied_* by the apply worker.
@@ -120,6 +136,20 @@ typedef struct KmdPartition
 	/* apply worker */
 	pg_atomic_uint64 applied_index;
 	pg_atomic_uint64 applied_term;
+
+	/*
+	 * Stalls, under lock: the apply worker's (retrying or stopped, with
+	 * when to try again) and the Raft worker's (offline), each with the
+	 * error that caused it and since when.
+	 */
+	int32		apply_stall;	/* KmdStall, apply worker */
+	int32		apply_tries;	/* failures in a row */
+	TimestampTz apply_retry_at;
+	TimestampTz apply_stalled_since;
+	char		apply_error[KMD_STALL_LEN];
+	bool		offline;		/* Raft worker: the group is not started */
+	TimestampTz offline_since;
+	char		offline_error[KMD_STALL_LEN];
 } KmdPartition;
 
 /* Slot life cycle: FREE -> RESERVED -> PENDING (backend) -> SENT (worker)

@@ -84,6 +84,22 @@ role_text(const KmdPartition *part)
 	return NULL;
 }
 
+/* What kommander.partitions.stalled says, NULL when the partition moves on */
+static const char *
+stall_text(const KmdPartition *part)
+{
+	if (part->offline)
+		return "offline";
+	switch (part->apply_stall)
+	{
+		case KMD_STALL_RETRYING:
+			return "retrying";
+		case KMD_STALL_STOPPED:
+			return "stopped";
+	}
+	return NULL;
+}
+
 Datum
 kmd_partition_status(PG_FUNCTION_ARGS)
 {
@@ -97,9 +113,10 @@ kmd_partition_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
-		Datum		values[10];
-		bool		nulls[10] = {false, false, false, false, false, false, false, false, false, false};
+		Datum		values[13];
+		bool		nulls[13] = {false};
 		const char *role;
+		const char *stalled = stall_text(part);
 
 		if (part->partition_id < 0)
 			continue;
@@ -120,6 +137,15 @@ kmd_partition_status(PG_FUNCTION_ARGS)
 		values[7] = Int64GetDatum((int64) part->snapshot_index);
 		values[8] = Int32GetDatum(part->voters);
 		values[9] = BoolGetDatum(part->quiesced);
+		/* the Raft worker's offline comes first: nothing applies then */
+		nulls[10] = nulls[11] = nulls[12] = stalled == NULL;
+		if (stalled != NULL)
+		{
+			values[10] = CStringGetTextDatum(stalled);
+			values[11] = CStringGetTextDatum(part->offline ? part->offline_error : part->apply_error);
+			values[12] = TimestampTzGetDatum(part->offline ? part->offline_since :
+											 part->apply_stalled_since);
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(kmd_shared->lock);
