@@ -654,6 +654,38 @@ stall_retry(int32 partition_id, uint64 index, const Failure *failure)
 }
 
 /*
+ * Partition `partition_id' cannot go past entry `index' (of term `term')
+ * on this node, because of `why': it stops there, shows it and logs it,
+ * and is not tried again before the apply worker starts again (a node
+ * upgraded to read the entry restarts).
+ */
+static void
+stall_stop(int32 partition_id, uint64 index, uint64 term, const char *why)
+{
+	KmdPartition *part;
+	char		error[KMD_STALL_LEN];
+
+	snprintf(error, sizeof(error),
+			 "%s: partition %d cannot apply entry " UINT64_FORMAT " (term " UINT64_FORMAT "): %s",
+			 unpack_sql_state(ERRCODE_PROTOCOL_VIOLATION), partition_id, index, term, why);
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	part = kmd_partition_find(partition_id);
+	if (part != NULL)
+	{
+		part->apply_stall = KMD_STALL_STOPPED;
+		part->apply_stalled_since = GetCurrentTimestamp();
+		strlcpy(part->apply_error, error, sizeof(part->apply_error));
+	}
+	LWLockRelease(kmd_shared->lock);
+	ereport(WARNING,
+			(errcode(ERRCODE_PROTOCOL_VIOLATION),
+			 errmsg("kommander: partition %d cannot apply entry " UINT64_FORMAT " (term " UINT64_FORMAT "): %s",
+					partition_id, index, term, why),
+			 errdetail("The partition applies nothing more on this node; the other partitions go on."),
+			 errhint("Upgrade kommander on this node to the version of the node that proposed the entry, then restart it.")));
+}
+
+/*
  * May partition `part' be applied now (the caller holds the lock)?  Not
  * while it waits for its next try, nor once stopped.  *next_try is lowered
  * to when it may.
@@ -690,76 +722,84 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 		uint64		t = entries[i].term;
 		int			kind = entries[i].kind;
 		KmdCommand	cmd;
+		KmdApplyContext ctx;
 		Outcome    *out;
 
 		if (idx != done + 1)
 			break;				/* a hole: the log is not there yet */
 
-		if (kind == RAFT_ENTRY_NORMAL && entries[i].data != NULL)
+		/*
+		 * An entry this node cannot read (a newer version's, during a
+		 * rolling upgrade) stops the partition here: the nodes that can
+		 * read it apply it, and skipping it would part this node from them.
+		 */
+		if (kind != RAFT_ENTRY_NORMAL && kind != RAFT_ENTRY_NOOP && kind != RAFT_ENTRY_CONF)
 		{
-			bool		ok = kmd_command_decode(entries[i].data, entries[i].len, &cmd);
+			stall_stop(partition_id, idx, t, psprintf("its entry type %d is unknown to this node", kind));
+			pending->failed = true;
+			break;
+		}
+		if (kind == RAFT_ENTRY_NORMAL &&
+			!kmd_command_decode(entries[i].data, entries[i].len, &cmd))
+		{
+			char	   *why = kmd_command_problem(entries[i].data, entries[i].len);
 
+			stall_stop(partition_id, idx, t, why ? why : "it is not a kommander command");
+			pending->failed = true;
+			break;
+		}
+		if (kind == RAFT_ENTRY_NORMAL)
+		{
 			out = MemoryContextAllocZero(pending->cxt, sizeof(Outcome));
 			out->index = idx;
 			out->term = t;
-			if (!ok)
+			/* a row command never runs before the DDL it depends on */
+			if (partition_id != 0 && cmd.sys_index > kmd_partition_applied(0))
+				break;
+			/* a merge waits until the right partition is drained here */
+			if (cmd.kind == KMD_CMD_MERGE)
 			{
-				elog(WARNING, "kommander: partition %d entry " UINT64_FORMAT " is not a command",
-					 partition_id, idx);
-				pfree(out);
+				int32		right;
+				uint64		frozen_at;
+
+				if (kmd_merge_args(&cmd, &right, &frozen_at) &&
+					merge_waits(partition_id, idx, right, frozen_at))
+					break;
 			}
-			else
+			out->slot = cmd.origin_node == kmd_shared->local_node_id &&
+				cmd.origin_boot == kmd_shared->boot_id ? cmd.origin_slot : -1;
+			out->gen = cmd.origin_gen;
+			ctx.partition_id = partition_id;
+			ctx.index = idx;
+			ctx.term = t;
+			ctx.origin_node = cmd.origin_node;
+			ctx.key = cmd.key;
+			ctx.proposed_at = cmd.proposed_at;
+			if (partition_id != 0 && cmd.kind != KMD_CMD_FREEZE &&
+				kmd_partition_state(partition_id) != KMD_PART_ACTIVE)
 			{
-				KmdApplyContext ctx;
+				strcpy(out->sqlstate, "K0004");
+				out->errmsg = "partition is frozen or gone";
+				out->errdetail = "A merge of the partition came first; nothing was applied.";
+			}
+			else if (partition_id != 0 && cmd.generation != kmd_partition_generation(partition_id))
+			{
+				strcpy(out->sqlstate, "K0001");
+				out->errmsg = "partition generation changed";
+				out->errdetail = "A split or merge of the partition came first; nothing was applied.";
+			}
+			else if (!apply_command(&cmd, &ctx, out, pending, &failure))
+			{
+				stall_retry(partition_id, idx, &failure);
+				pending->failed = true;
+				break;
+			}
+			if (out->slot >= 0)
+			{
+				MemoryContext old = MemoryContextSwitchTo(pending->cxt);
 
-				/* a row command never runs before the DDL it depends on */
-				if (partition_id != 0 && cmd.sys_index > kmd_partition_applied(0))
-					break;
-				/* a merge waits until the right partition is drained here */
-				if (cmd.kind == KMD_CMD_MERGE)
-				{
-					int32		right;
-					uint64		frozen_at;
-
-					if (kmd_merge_args(&cmd, &right, &frozen_at) &&
-						merge_waits(partition_id, idx, right, frozen_at))
-						break;
-				}
-				out->slot = cmd.origin_node == kmd_shared->local_node_id &&
-					cmd.origin_boot == kmd_shared->boot_id ? cmd.origin_slot : -1;
-				out->gen = cmd.origin_gen;
-				ctx.partition_id = partition_id;
-				ctx.index = idx;
-				ctx.term = t;
-				ctx.origin_node = cmd.origin_node;
-				ctx.key = cmd.key;
-				ctx.proposed_at = cmd.proposed_at;
-				if (partition_id != 0 && cmd.kind != KMD_CMD_FREEZE &&
-					kmd_partition_state(partition_id) != KMD_PART_ACTIVE)
-				{
-					strcpy(out->sqlstate, "K0004");
-					out->errmsg = "partition is frozen or gone";
-					out->errdetail = "A merge of the partition came first; nothing was applied.";
-				}
-				else if (partition_id != 0 && cmd.generation != kmd_partition_generation(partition_id))
-				{
-					strcpy(out->sqlstate, "K0001");
-					out->errmsg = "partition generation changed";
-					out->errdetail = "A split or merge of the partition came first; nothing was applied.";
-				}
-				else if (!apply_command(&cmd, &ctx, out, pending, &failure))
-				{
-					stall_retry(partition_id, idx, &failure);
-					pending->failed = true;
-					break;
-				}
-				if (out->slot >= 0)
-				{
-					MemoryContext old = MemoryContextSwitchTo(pending->cxt);
-
-					pending->outcomes = lappend(pending->outcomes, out);
-					MemoryContextSwitchTo(old);
-				}
+				pending->outcomes = lappend(pending->outcomes, out);
+				MemoryContextSwitchTo(old);
 			}
 		}
 		done = idx;

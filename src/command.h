@@ -59,4 +59,10 @@ extern char *kmd_command_encode(const KmdCommand *cmd, uint32 *len);
 /* Decode (palloc'd strings); false on malformed data. */
 extern bool kmd_command_decode(const char *data, uint32 len, KmdCommand *cmd);
 
+/*
+ * Why kmd_command_decode refuses `data' ("its command version 2 is unknown
+ * to this node, ..."), palloc'd; NULL if it does not.
+ */
+extern char *kmd_command_problem(const char *data, uint32 len);
+
 #endif							/* KOMMANDER_COMMAND_H */

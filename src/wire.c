@@ -337,3 +337,26 @@ kmd_command_decode(const char *data, uint32 len, KmdCommand *cmd)
 		cmd->args[i] = pstrdup(pb->args[i] ? pb->args[i] : "");
 	return true;
 }
+
+char *
+kmd_command_problem(const char *data, uint32 len)
+{
+	Kommander__Command *pb;
+	char	   *why;
+
+	pb = kommander__command__unpack(&kmd_pb_allocator, len, (const uint8_t *) data);
+	if (pb == NULL)
+		return psprintf("its %u bytes are not a kommander command", len);
+	if (pb->version != KMD_COMMAND_VERSION)
+		why = psprintf("its command version %u is unknown to this node, which reads version %d",
+					   pb->version, KMD_COMMAND_VERSION);
+	else if (pb->kind < KMD_CMD_ROWS || pb->kind > KMD_CMD_MAX)
+		why = psprintf("its command kind %u is unknown to this node", pb->kind);
+	else if (pb->n_args > KMD_CMD_MAX_ARGS)
+		why = psprintf("its command has %zu arguments, more than %d",
+					   pb->n_args, KMD_CMD_MAX_ARGS);
+	else
+		why = NULL;
+	kommander__command__free_unpacked(pb, &kmd_pb_allocator);
+	return why;
+}
