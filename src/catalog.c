@@ -191,6 +191,17 @@ kmd_catalog_refresh(void)
 	n_parts = cat.n_parts;
 
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+
+	/*
+	 * A node gets an identity once (kmd_bootstrap, kmd_join) and keeps it:
+	 * a refresh that finds none read a snapshot from before it committed
+	 * (a backend racing a join), and must not take it away.
+	 */
+	if (kmd_shared->member && !member)
+	{
+		LWLockRelease(kmd_shared->lock);
+		return;
+	}
 	same_cluster = kmd_shared->member && member &&
 		kmd_shared->local_node_id == local_id &&
 		memcmp(kmd_shared->cluster_id, cluster_id.data, 16) == 0;

@@ -31,16 +31,36 @@
 #include "shmem.h"
 #include "xact.h"
 
-/* A worker may be started again this long after it stopped. */
-#define RESTART_DELAY_MS 1000
+/*
+ * A worker that stops is started again after a delay that doubles from
+ * RESTART_MIN_MS up to RESTART_MAX_MS while it keeps stopping, and starts
+ * over once it has run for RESTART_RESET_MS: a worker that crashes at once
+ * is not started every second for ever.
+ */
+#define RESTART_MIN_MS 1000
+#define RESTART_MAX_MS 60000
+#define RESTART_RESET_MS 60000
 
 typedef struct Child
 {
 	const char *function;
 	int			arg;
 	BackgroundWorkerHandle *handle;
+	TimestampTz started_at;
 	TimestampTz stopped_at;
+	int			delay_ms;		/* before the next start */
 } Child;
+
+static const char *
+child_name(const Child *c)
+{
+	static char name[32];
+
+	if (c->arg < 0)
+		return "apply worker";
+	snprintf(name, sizeof(name), "raft worker %d", c->arg);
+	return name;
+}
 
 void
 kmd_launcher_register(void)
@@ -79,7 +99,7 @@ start_child(Child *c)
 		snprintf(bgw.bgw_name, BGW_MAXLEN, "kommander raft worker %d", c->arg);
 		snprintf(bgw.bgw_type, BGW_MAXLEN, "kommander raft worker");
 	}
-	bgw.bgw_main_arg = Int32GetDatum(c->arg);
+	bgw.bgw_main_arg = Int32GetDatum(Max(c->arg, 0));
 	bgw.bgw_notify_pid = MyProcPid;
 	if (!RegisterDynamicBackgroundWorker(&bgw, &c->handle))
 	{
@@ -126,6 +146,7 @@ kmd_launcher_main(Datum arg)
 
 	children = palloc0(sizeof(Child) * n_children);
 	children[0].function = "kmd_apply_main";
+	children[0].arg = -1;
 	for (int i = 1; i < n_children; i++)
 	{
 		children[i].function = "kmd_worker_main";
@@ -160,20 +181,29 @@ kmd_launcher_main(Datum arg)
 					pfree(c->handle);
 					c->handle = NULL;
 					c->stopped_at = now;
+					if (c->delay_ms == 0 ||
+						TimestampDifferenceExceeds(c->started_at, now, RESTART_RESET_MS))
+						c->delay_ms = RESTART_MIN_MS;
+					else
+						c->delay_ms = Min(c->delay_ms * 2, RESTART_MAX_MS);
 					ereport(LOG,
-							(errmsg("kommander %s %d stopped; starting it again",
-									c->function, c->arg)));
+							(errmsg("kommander %s stopped; starting it again in %d ms",
+									child_name(c), c->delay_ms)));
 				}
 				if (c->handle == NULL)
 				{
-					if (c->stopped_at != 0 &&
-						!TimestampDifferenceExceeds(c->stopped_at, now, RESTART_DELAY_MS))
+					long		wait = c->stopped_at == 0 ? 0 :
+						c->delay_ms - TimestampDifferenceMilliseconds(c->stopped_at, now);
+
+					if (wait > 0)
 					{
-						timeout = Min(timeout, RESTART_DELAY_MS);
+						timeout = Min(timeout, wait);
 						continue;
 					}
-					if (!start_child(c))
-						timeout = Min(timeout, RESTART_DELAY_MS);
+					if (start_child(c))
+						c->started_at = now;
+					else
+						timeout = Min(timeout, RESTART_MIN_MS);
 				}
 			}
 		}

@@ -207,6 +207,7 @@ kmd_partition_add(int32 partition_id)
 	part->apply_stall = KMD_STALL_NONE;
 	part->apply_tries = 0;
 	part->offline = false;
+	part->offline_tries = 0;
 	pg_atomic_write_u64(&part->commit_index, 0);
 	pg_atomic_write_u64(&part->applied_index, 0);
 	pg_atomic_write_u64(&part->applied_term, 0);

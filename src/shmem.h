@@ -148,7 +148,9 @@ typedef struct KmdPartition
 	TimestampTz apply_stalled_since;
 	char		apply_error[KMD_STALL_LEN];
 	bool		offline;		/* Raft worker: the group is not started */
+	int32		offline_tries;	/* failed starts in a row */
 	TimestampTz offline_since;
+	TimestampTz offline_retry_at;	/* when to try to start it again */
 	char		offline_error[KMD_STALL_LEN];
 } KmdPartition;
 

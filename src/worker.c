@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -31,6 +32,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "balance.h"
@@ -182,6 +184,100 @@ group_start(int32 partition_id)
 		 state.hard_state.term, g->durable_last);
 }
 
+/*
+ * An offline partition's group is started again after 10 s, doubling up to
+ * 5 min while it fails: its state may have been repaired.
+ */
+#define OFFLINE_RETRY_MIN_MS 10000
+#define OFFLINE_RETRY_MAX_MS 300000
+
+/*
+ * Start the group of a partition, or take the partition offline on this
+ * node when its durable state cannot be loaded (inconsistent, malformed):
+ * the worker's other partitions go on, and the group is tried again later.
+ * A failure of the node itself (kmd_node_failure_code) is raised: the
+ * worker stops and is started again.  Returns whether the group started.
+ */
+static bool
+group_start_or_offline(int32 partition_id)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool started = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		KmdPartition *part;
+		int			tries = 0;
+
+		group_start(partition_id);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+		part = kmd_partition_find(partition_id);
+		if (part != NULL && part->offline)
+		{
+			part->offline = false;
+			tries = part->offline_tries;
+			part->offline_tries = 0;
+		}
+		LWLockRelease(kmd_shared->lock);
+		if (tries > 0)
+			ereport(LOG,
+					(errmsg("kommander: partition %d is online again on this node", partition_id)));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		KmdPartition *part;
+
+		started = false;
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		if (kmd_node_failure_code(edata->sqlerrcode) &&
+			edata->sqlerrcode != ERRCODE_DATA_CORRUPTED)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+		part = kmd_partition_find(partition_id);
+		if (part != NULL)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+			int			delay = OFFLINE_RETRY_MIN_MS;
+
+			if (!part->offline)
+			{
+				part->offline = true;
+				part->offline_since = now;
+				part->offline_tries = 0;
+			}
+			for (int i = 0; i < part->offline_tries && delay < OFFLINE_RETRY_MAX_MS; i++)
+				delay *= 2;
+			part->offline_tries++;
+			part->offline_retry_at = TimestampTzPlusMilliseconds(now, Min(delay, OFFLINE_RETRY_MAX_MS));
+			snprintf(part->offline_error, sizeof(part->offline_error), "%s: %s",
+					 unpack_sql_state(edata->sqlerrcode), edata->message);
+		}
+		LWLockRelease(kmd_shared->lock);
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("kommander: partition %d is offline on this node: %s",
+						partition_id, edata->message),
+				 errdetail("Its durable Raft state here (kommander.log, kommander.hard_state, kommander.snapshot) cannot be loaded; the other partitions go on."),
+				 errhint("Repair that state, or remove this node and join it again; the partition is tried again every few minutes.")));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return started;
+}
+
 /* Stop a group; its partition's entry in shared memory shows no role. */
 static void
 group_stop(KmdGroup *g)
@@ -291,6 +387,8 @@ sync_groups(bool force)
 	int			n = 0;
 	uint64		version;
 	MemoryContext cxt;
+	bool		offline_waits = false;
+	TimestampTz now = GetCurrentTimestamp();
 
 	/* nothing to look for unless the map moved or a group was missing */
 	if (kmd_shared->map_version == seen_map_version && !groups_missing && !force)
@@ -298,19 +396,33 @@ sync_groups(bool force)
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	version = kmd_shared->map_version;
+	/* not a member yet (or a refresh raced a join): groups need an id */
+	if (!kmd_shared->member || kmd_shared->local_node_id <= 0)
+	{
+		LWLockRelease(kmd_shared->lock);
+		groups_missing = true;
+		return;
+	}
 	for (int i = 0; i < kmd_shared->max_partitions && n < lengthof(ids); i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
-		if (part->partition_id >= 0 &&
-			kmd_worker_for_partition(part->partition_id) == worker_no &&
-			kmd_group_find(part->partition_id) == NULL)
-			ids[n++] = part->partition_id;
+		if (part->partition_id < 0 ||
+			kmd_worker_for_partition(part->partition_id) != worker_no ||
+			kmd_group_find(part->partition_id) != NULL)
+			continue;
+		/* an offline partition waits for its next try */
+		if (part->offline && part->offline_retry_at > now)
+		{
+			offline_waits = true;
+			continue;
+		}
+		ids[n++] = part->partition_id;
 	}
 	LWLockRelease(kmd_shared->lock);
 
 	seen_map_version = version;
-	groups_missing = (n == lengthof(ids));
+	groups_missing = (n == lengthof(ids)) || offline_waits;
 	stop_gone_groups(false);
 	if (n == 0)
 		return;
@@ -318,9 +430,7 @@ sync_groups(bool force)
 	cxt = kmd_xact_begin();
 	for (int i = 0; i < n; i++)
 	{
-		if (kmd_storage_group_exists(ids[i]))
-			group_start(ids[i]);
-		else
+		if (!kmd_storage_group_exists(ids[i]) || !group_start_or_offline(ids[i]))
 			groups_missing = true;
 	}
 	kmd_xact_commit(cxt);
@@ -800,6 +910,12 @@ kmd_worker_main(Datum arg)
 	BackgroundWorkerInitializeConnection(kmd_database, NULL, 0);
 	/* an acknowledged entry must survive a crash, whatever the defaults */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/* and no setting of the node, its database or role stops the log */
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (worker_no < 0 || worker_no >= kmd_shared->n_workers)
 		elog(FATAL, "kommander worker number %d out of range", worker_no);
@@ -819,6 +935,11 @@ kmd_worker_main(Datum arg)
 	kmd_shared->workers[worker_no].pid = MyProcPid;
 	kmd_shared->workers[worker_no].latch = MyLatch;
 	kmd_shared->workers[worker_no].generation++;
+	/* partitions offline in the last run are tried again at once */
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+		if (kmd_shared->partitions[i].partition_id >= 0 &&
+			kmd_worker_for_partition(kmd_shared->partitions[i].partition_id) == worker_no)
+			kmd_shared->partitions[i].offline_retry_at = 0;
 	LWLockRelease(kmd_shared->lock);
 	before_shmem_exit(worker_exit, 0);
 

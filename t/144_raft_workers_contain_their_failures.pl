@@ -1,0 +1,101 @@
+# 144_raft_workers_contain_their_failures.pl
+#   The Raft workers keep their own session settings whatever the node's
+#   database says (read-only transactions by default, a lock_timeout); a
+#   partition whose durable state on a node is inconsistent goes offline on
+#   that node alone, shown in kommander.partitions and the log, while the
+#   other partitions of its worker go on, and comes back once repaired; and
+#   a worker that keeps stopping is started again after a delay that grows.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/144_raft_workers_contain_their_failures.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3);
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::create_kv($n1);
+$n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(3)');
+for my $node (@nodes)
+{
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 3 FROM kommander.partitions WHERE partition_id > 0 AND leader_name IS NOT NULL")
+	  or die 'the splits did not reach ' . $node->name;
+}
+KmdTest::wait_converged(\@nodes) or die 'no convergence';
+
+# Propose an insert of $key through $node; the SQLSTATE it fails with, or 'ok'.
+sub insert_through
+{
+	my ($node, $key) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"SET kommander.propose_timeout = 5000; SELECT kmd_propose('$key', "
+		  . "'{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"$key\",\"v\":\"x\"}}')",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	return 'ok' if $rc == 0;
+	return $err =~ /ERROR:\s+([0-9A-Z]{5}):/ ? $1 : "no SQLSTATE in: $err";
+}
+
+# --- node3's database makes transactions read-only and locks time out ---
+$n3->safe_psql('postgres', q{
+ALTER DATABASE postgres SET default_transaction_read_only = on;
+ALTER DATABASE postgres SET lock_timeout = '1ms';
+ALTER DATABASE postgres SET idle_in_transaction_session_timeout = '10ms';
+});
+$n3->restart;
+KmdTest::wait_leaders($n3);
+is(insert_through($n3, 'read-only-db'), 'ok', 'node3 proposes, persists and applies all the same');
+ok(KmdTest::wait_converged(\@nodes), 'and keeps up with the others');
+
+# --- partition 3's snapshot marker on node3 is malformed ---
+# partitions 1 and 3 live in the same Raft worker (kommander.workers = 2)
+my $conf = $n3->safe_psql('postgres', 'SELECT conf FROM kommander.snapshot WHERE partition_id = 3');
+$n3->safe_psql('postgres', q{
+SET default_transaction_read_only = off;
+UPDATE kommander.snapshot SET conf = '\x0102' WHERE partition_id = 3;
+});
+$n3->restart;
+ok($n3->poll_query_until('postgres',
+		"SELECT stalled = 'offline' AND stall_error LIKE '%malformed snapshot marker%' AND role IS NULL "
+		  . "FROM kommander.partitions WHERE partition_id = 3"),
+	'partition 3 is offline on node3, with the error');
+ok($n3->log_contains(qr/partition 3 is offline on this node/), 'which the log says');
+$n3->poll_query_until('postgres',
+	"SELECT role IS NOT NULL AND leader_name IS NOT NULL FROM kommander.partitions WHERE partition_id = 1")
+  or die 'partition 1 does not run on node3';
+is(insert_through($n3, KmdTest::key_in($n3, 1, 'one')), 'ok',
+	'partition 1, in the same worker, still proposes and applies on node3');
+is(insert_through($n1, KmdTest::key_in($n1, 3, 'three')), 'ok',
+	'partition 3 goes on on the other nodes');
+is($n3->safe_psql('postgres', 'SELECT count(*) FROM kommander.partitions WHERE stalled IS NOT NULL'),
+	'1', 'no other partition of node3 is stalled');
+
+# repaired, it is started again at its next try
+$n3->safe_psql('postgres',
+	"SET default_transaction_read_only = off; UPDATE kommander.snapshot SET conf = '$conf' WHERE partition_id = 3");
+ok($n3->poll_query_until('postgres',
+		'SELECT stalled IS NULL AND role IS NOT NULL FROM kommander.partitions WHERE partition_id = 3'),
+	'partition 3 comes back once its state is repaired');
+ok($n3->log_contains(qr/partition 3 is online again on this node/), 'which the log says');
+ok(KmdTest::wait_converged(\@nodes), 'and node3 catches up on it');
+
+# --- a worker that keeps stopping is started again later and later ---
+my $apply_pid = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander apply'";
+for my $delay (1000, 2000, 4000)
+{
+	my $pid = $n3->safe_psql('postgres', $apply_pid);
+	$n3->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+	ok($n3->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($apply_pid) a WHERE pid <> $pid"),
+		'the apply worker is started again');
+	ok($n3->log_contains(qr/kommander apply worker stopped; starting it again in $delay ms/),
+		"after $delay ms");
+}
+
+done_testing();
