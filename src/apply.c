@@ -209,6 +209,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	kmd_apply_range.partition_id = ctx->partition_id;
 	kmd_apply_range.lo = 1;
 	kmd_apply_range.hi = 0;
+	kmd_apply_range.user_command = cmd->kind == KMD_CMD_ROWS;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	{
 		KmdPartition *part = kmd_partition_find(ctx->partition_id);

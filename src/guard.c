@@ -41,6 +41,7 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/objectaddress.h"
+#include "catalog/partition.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_policy.h"
@@ -137,6 +138,14 @@ has_guard(Oid relid)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+bool
+kmd_is_control_table(Oid relid)
+{
+	if (OidIsValid(relid) && get_rel_relispartition(relid))
+		relid = llast_oid(get_partition_ancestors(relid));
+	return has_guard(relid);
 }
 
 /*

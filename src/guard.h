@@ -18,4 +18,10 @@
  */
 extern void kmd_guard_install(void);
 
+/*
+ * Is `relid' a control table, or a partition of one?  Reads the catalog
+ * (the guard trigger): needs a transaction.
+ */
+extern bool kmd_is_control_table(Oid relid);
+
 #endif							/* KOMMANDER_GUARD_H */

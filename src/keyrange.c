@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * keyrange.c
- *	  A command writes only rows of its own partition: a row trigger on
- *	  every control table checks, while an entry is applied, that each row
- *	  written or deleted has a routing key in the key range the entry's
- *	  partition owns at that point of its log.
+ *	  What a command may write while it is applied: rows of control tables
+ *	  in its own partition's key range.  A row trigger on every control
+ *	  table checks that each row written or deleted has a routing key in
+ *	  the key range the entry's partition owns at that point of its log; an
+ *	  executor hook and a utility hook refuse writes to any other table.
  *
  * The rows of a partition are its state: an image of a partition carries
  * exactly the rows in its range, and two partitions order their commands
@@ -13,6 +14,18 @@
  * it was routed by, kmd_ddl writing control rows) would be ordered by the
  * wrong group, so it fails the command, the same way on every node (the
  * range at a log position is the same everywhere).
+ *
+ * A table that is not a control table is no partition's state: no image
+ * carries it, and the nodes apply the partitions in different orders, so
+ * a command of kmd_propose (a row command, an applier, their triggers)
+ * that writes one fails (K0011, naming it): INSERT, UPDATE, DELETE, MERGE,
+ * TRUNCATE, COPY FROM, CREATE TABLE AS, REFRESH MATERIALIZED VIEW.  So
+ * does TRUNCATE of a control table, which would skip the row trigger and
+ * empty every partition.  kmd_ddl, whose statements every node runs in
+ * the system partition's order and every image of it replays, may write
+ * other tables but not control tables' rows.  No command writes a
+ * temporary table: it would live in one node's apply worker only.  The
+ * hooks cost nothing outside the apply worker (kmd_applying).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -23,6 +36,10 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "parser/parsetree.h"
+#include "tcop/utility.h"
 #include "commands/trigger.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -30,10 +47,14 @@
 
 #include "apply.h"
 #include "errcodes.h"
+#include "guard.h"
 #include "keyrange.h"
 #include "routing.h"
 
-KmdKeyRange kmd_apply_range = {-1, 0, 0};
+KmdKeyRange kmd_apply_range = {-1, 0, 0, false};
+
+static ExecutorStart_hook_type prev_executor_start = NULL;
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(kmd_control_row_guard);
 
@@ -107,4 +128,159 @@ kmd_control_row_guard(PG_FUNCTION_ARGS)
 			check_row(trigdata->tg_relation, trigdata->tg_newtuple);
 	}
 	return PointerGetDatum(NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * Tables that are not control tables
+ * ------------------------------------------------------------------------
+ */
+
+/* Is a command being applied, whose writes these hooks check? */
+static bool
+checking(void)
+{
+	return kmd_applying && kmd_apply_range.partition_id >= 0;
+}
+
+static char *
+table_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* A command writes relation `relid' (`how': the statement, for the message). */
+static void
+check_write(Oid relid, const char *how)
+{
+	if (!OidIsValid(relid))
+		return;
+	if (get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("command writes temporary table %s", table_name(relid)),
+				 errdetail("A temporary table lives in one node's apply worker only; %s changes it on this node alone.", how)));
+	if (kmd_apply_range.user_command && !kmd_is_control_table(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("command writes table %s, which is not a control table", table_name(relid)),
+				 errdetail("A command of kmd_propose writes only rows of control tables in its own partition; %s of another table would not be the same on every node.", how),
+				 errhint("Register the table with kmd_register_table(), or change it through kmd_ddl().")));
+}
+
+/* TRUNCATE of `relid' while a command is applied */
+static void
+check_truncate(Oid relid)
+{
+	if (!OidIsValid(relid))
+		return;
+	check_write(relid, "TRUNCATE");
+	if (kmd_is_control_table(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("command truncates control table %s", table_name(relid)),
+				 errdetail("TRUNCATE empties the rows of every partition; a command writes only rows of its own."),
+				 errhint("Delete the rows of the command's own key instead.")));
+}
+
+static void
+executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (checking() && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	{
+		PlannedStmt *stmt = queryDesc->plannedstmt;
+		ListCell   *lc;
+
+		foreach(lc, stmt->resultRelations)
+			check_write(rt_fetch(lfirst_int(lc), stmt->rtable)->relid,
+						stmt->commandType == CMD_SELECT ? "a data-modifying WITH" :
+						GetCommandTagName(CreateCommandTag((Node *) stmt)));
+	}
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* The relation `rv' names, if it exists (the statement reports it if not). */
+static Oid
+relation_of(RangeVar *rv)
+{
+	return rv != NULL ? RangeVarGetRelid(rv, NoLock, true) : InvalidOid;
+}
+
+/* The name a statement gives a new relation, quoted as written. */
+static const char *
+rangevar_text(const RangeVar *rv)
+{
+	return rv->schemaname != NULL ? quote_qualified_identifier(rv->schemaname, rv->relname) :
+		quote_identifier(rv->relname);
+}
+
+static void
+check_utility(Node *parsetree)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) parsetree)->relations)
+				check_truncate(relation_of(lfirst(lc)));
+			break;
+		case T_CopyStmt:
+			if (((CopyStmt *) parsetree)->is_from)
+				check_write(relation_of(((CopyStmt *) parsetree)->relation), "COPY FROM");
+			break;
+		case T_CreateTableAsStmt:
+			{
+				IntoClause *into = ((CreateTableAsStmt *) parsetree)->into;
+
+				if (into->rel->relpersistence == RELPERSISTENCE_TEMP ||
+					kmd_apply_range.user_command)
+					ereport(ERROR,
+							(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+							 errmsg("command creates and writes table %s", rangevar_text(into->rel)),
+							 errdetail("A command of kmd_propose writes only rows of control tables, and no command writes a temporary table.")));
+			}
+			break;
+		case T_CreateStmt:
+			if (((CreateStmt *) parsetree)->relation->relpersistence == RELPERSISTENCE_TEMP)
+				ereport(ERROR,
+						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						 errmsg("command creates temporary table %s",
+								rangevar_text(((CreateStmt *) parsetree)->relation)),
+						 errdetail("A temporary table would live in one node's apply worker only.")));
+			break;
+		case T_RefreshMatViewStmt:
+			check_write(relation_of(((RefreshMatViewStmt *) parsetree)->relation),
+						"REFRESH MATERIALIZED VIEW");
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (checking())
+		check_utility(pstmt->utilityStmt);
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
+void
+kmd_keyrange_install(void)
+{
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = executor_start;
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = process_utility;
 }

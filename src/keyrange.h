@@ -18,9 +18,18 @@ typedef struct KmdKeyRange
 	int32		partition_id;	/* -1: no entry is being applied */
 	int64		lo;				/* inclusive bounds of the key hash */
 	int64		hi;
+	bool		user_command;	/* a command of kmd_propose (rows, appliers):
+								 * it writes control tables only */
 } KmdKeyRange;
 
 /* Set by the apply worker around each command it applies. */
 extern KmdKeyRange kmd_apply_range;
+
+/*
+ * Install the hooks that refuse, while a command is applied, writes to
+ * tables it may not write (chaining the hooks installed before); from
+ * _PG_init.
+ */
+extern void kmd_keyrange_install(void);
 
 #endif							/* KOMMANDER_KEYRANGE_H */

@@ -22,6 +22,7 @@
 
 #include "guard.h"
 #include "guc.h"
+#include "keyrange.h"
 #include "launcher.h"
 #include "shmem.h"
 
@@ -65,6 +66,7 @@ _PG_init(void)
 	shmem_startup_hook = shmem_startup;
 
 	kmd_guard_install();
+	kmd_keyrange_install();
 
 	kmd_launcher_register();
 }

@@ -1,0 +1,54 @@
+-- A command of kmd_propose writes only control tables: a write to any
+-- other table, from an applier or a trigger, fails the command (K0011,
+-- naming the table) and changes nothing; TRUNCATE and temporary tables
+-- are refused to every command.  kmd_ddl may write other tables.  Runs
+-- after single_node, on the node it bootstrapped.
+
+SELECT kmd_ddl('CREATE TABLE public.audit (id text PRIMARY KEY, note text)') > 0 AS created;
+SELECT kmd_ddl($$INSERT INTO public.audit VALUES ('seed', 'by kmd_ddl')$$) > 0 AS kmd_ddl_writes;
+
+CREATE FUNCTION public.side_write(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE args->>'sql' USING ctx.key;
+  RETURN NULL;
+END
+$$;
+SELECT kmd_register_applier('side_write', 'public.side_write(jsonb, kommander.apply_context)');
+
+CREATE FUNCTION side(sql text) RETURNS text LANGUAGE sql AS $$
+  SELECT err(format('SELECT kmd_propose(%L, %L)', 'cw-1',
+                    jsonb_build_object('op', 'call', 'applier', 'side_write',
+                                       'args', jsonb_build_object('sql', sql))))
+$$;
+
+-- an applier writing a table that is not a control table
+SELECT side('INSERT INTO public.audit VALUES ($1, ''insert'')');
+SELECT side('UPDATE public.audit SET note = ''update''');
+SELECT side('DELETE FROM public.audit');
+SELECT side('WITH d AS (DELETE FROM public.audit RETURNING 1) SELECT count(*) FROM d');
+SELECT side('MERGE INTO public.audit a USING (SELECT $1 AS id) s ON a.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id, ''merge'')');
+SELECT side('TRUNCATE public.audit');
+SELECT side('CREATE TABLE public.made AS SELECT 1 AS n');
+SELECT side('CREATE TEMP TABLE scratch (n int)');
+-- TRUNCATE of a control table would empty every partition
+SELECT side('TRUNCATE public.jobs');
+SELECT count(*) > 0 AS jobs_kept FROM jobs;
+
+-- a trigger of a control table writing elsewhere
+SELECT kmd_ddl('CREATE TABLE public.logged (id text PRIMARY KEY)') > 0 AS created;
+SELECT kmd_ddl($$CREATE FUNCTION public.logged_audit() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN INSERT INTO public.audit VALUES (NEW.id, ''trigger''); RETURN NULL; END'$$) > 0 AS created;
+SELECT kmd_ddl('CREATE TRIGGER logged_audit AFTER INSERT ON public.logged FOR EACH ROW EXECUTE FUNCTION public.logged_audit()') > 0 AS created;
+SELECT kmd_register_table('public.logged');
+SELECT err($$SELECT kmd_propose('cw-2', '{"op":"insert","table":"logged","row":{"id":"cw-2"}}')$$);
+SELECT count(*) AS logged_rows FROM logged;
+
+-- nothing was written
+SELECT * FROM audit;
+
+-- kmd_ddl neither truncates a control table nor makes temporary tables
+SELECT err($$SELECT kmd_ddl('TRUNCATE public.jobs')$$);
+SELECT err($$SELECT kmd_ddl('CREATE TEMP TABLE scratch (n int)')$$);
+SELECT kmd_ddl($$UPDATE public.audit SET note = 'updated by kmd_ddl'$$) > 0 AS kmd_ddl_writes;
+SELECT * FROM audit;
