@@ -103,11 +103,14 @@ CREATE TABLE kommander.appliers (
     fn   regprocedure NOT NULL
 );
 
--- Every statement kmd_ddl committed, by system partition index: a node that
+-- Every statement kmd_ddl committed, by system partition index, and the
+-- role that called kmd_ddl, which every node runs it as (NULL: an entry
+-- that names none, run as the apply worker's superuser): a node that
 -- installs an image of the system partition runs those it has not run.
 CREATE TABLE kommander.ddl (
     idx     bigint PRIMARY KEY,
-    command text NOT NULL
+    command text NOT NULL,
+    role    text
 );
 
 -- What an applier function learns about the entry it applies: the same on

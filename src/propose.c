@@ -276,6 +276,9 @@ kmd_ddl(PG_FUNCTION_ARGS)
 	cmd.kind = KMD_CMD_DDL;
 	cmd.payload = sql;
 	cmd.payload_len = strlen(sql);
+	/* every node runs it as the caller: it can do no more than the caller */
+	cmd.n_args = 1;
+	cmd.args[0] = GetUserNameFromId(GetUserId(), false);
 	PG_RETURN_INT64((int64) propose_system(&cmd, &out));
 }
 

@@ -427,7 +427,8 @@ check_privileges(RowCommand *c)
 				check_privileges(lfirst(lc));
 			return;
 	}
-	if (pg_class_aclcheck(c->relid, GetUserId(), mode) != ACLCHECK_OK)
+	/* every privilege of `mode' (pg_class_aclcheck is content with any) */
+	if (pg_class_aclmask(c->relid, GetUserId(), mode, ACLMASK_ALL) != mode)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", c->qualname)));

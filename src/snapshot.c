@@ -566,7 +566,7 @@ install_system(Jsonb *system, uint64 index)
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kommander.ddl");
 		if (SPI_processed == 0)
-			kmd_syscommand_ddl(idx, text_field(entry, "command"));
+			kmd_syscommand_ddl(idx, text_field(entry, "command"), text_field(entry, "role"));
 	}
 
 	/* registrations: the tables, with their guard, and the appliers */

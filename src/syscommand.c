@@ -18,6 +18,8 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -73,12 +75,43 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 }
 
 void
-kmd_syscommand_ddl(uint64 index, const char *sql)
+kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2];
-	int			rc = SPI_execute(sql, false, 0);
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	Oid			save_userid;
+	int			save_sec;
+	volatile int rc;
 
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	if (role != NULL)
+	{
+		Oid			roleid = get_role_oid(role, true);
+
+		if (!OidIsValid(roleid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("role \"%s\", which called kmd_ddl, does not exist on this node", role),
+					 errdetail("kmd_ddl runs its statement as the role that called it."),
+					 errhint("Create the roles that call kmd_ddl on every node, with the same privileges.")));
+
+		/*
+		 * As the caller, with its privileges and no more; SET ROLE and SET
+		 * SESSION AUTHORIZATION are refused in the statement, which would
+		 * otherwise reach any role through the apply worker's superuser.
+		 */
+		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	}
+	PG_TRY();
+	{
+		rc = SPI_execute(sql, false, 0);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -86,7 +119,11 @@ kmd_syscommand_ddl(uint64 index, const char *sql)
 				 errdetail_internal("SPI returned %s.", SPI_result_code_string(rc))));
 	values[0] = Int64GetDatum((int64) index);
 	values[1] = CStringGetTextDatum(sql);
-	exec_sql("INSERT INTO kommander.ddl VALUES ($1, $2)", 2, types, values, SPI_OK_INSERT);
+	values[2] = role != NULL ? CStringGetTextDatum(role) : (Datum) 0;
+	nulls[2] = role != NULL ? ' ' : 'n';
+	if (SPI_execute_with_args("INSERT INTO kommander.ddl VALUES ($1, $2, $3)",
+							  3, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record kmd_ddl statement " UINT64_FORMAT, index);
 }
 
 void
@@ -409,7 +446,7 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 			elog(ERROR, "a row command is not a system command");
 			break;
 		case KMD_CMD_DDL:
-			kmd_syscommand_ddl(index, cmd->payload);
+			kmd_syscommand_ddl(index, cmd->payload, cmd->n_args > 0 ? cmd->args[0] : NULL);
 			return 0;
 		case KMD_CMD_REGISTER_TABLE:
 			apply_register_table(cmd, index);

@@ -31,10 +31,13 @@ extern int	kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id,
 								 uint64 index, StringInfo result);
 
 /*
- * Run a kmd_ddl statement committed at system index `index' and record it
- * in kommander.ddl (SPI connected, in the caller's subtransaction).
+ * Run a kmd_ddl statement committed at system index `index' as `role' (the
+ * role that called kmd_ddl; NULL for an entry that names none: as the
+ * apply worker's superuser) and record it in kommander.ddl (SPI connected,
+ * in the caller's subtransaction).  A role this node does not have fails
+ * the statement.
  */
-extern void kmd_syscommand_ddl(uint64 index, const char *sql);
+extern void kmd_syscommand_ddl(uint64 index, const char *sql, const char *role);
 
 /*
  * Make a registered table a control table here: the guard trigger, and
