@@ -71,7 +71,10 @@ CREATE TABLE kommander.roster (
     node_id   int PRIMARY KEY,
     node_name text NOT NULL UNIQUE,
     conninfo  text NOT NULL,
-    role      text NOT NULL CHECK (role IN ('voter', 'learner', 'removing'))
+    role      text NOT NULL CHECK (role IN ('voter', 'learner', 'removing')),
+    -- the login role this node's peer connections use; when set, the other
+    -- nodes take batches from this node only from a session of that role
+    peer_role text CHECK (peer_role <> '')
 );
 
 -- Key-hash range [lo, hi) of each user partition; hi NULL means unbounded above.
@@ -128,19 +131,21 @@ REVOKE ALL ON ALL TABLES IN SCHEMA kommander FROM PUBLIC;
 GRANT SELECT ON kommander.partition_map, kommander.tables,
     kommander.appliers, kommander.applied, kommander.counters TO PUBLIC;
 -- a conninfo may hold a password: kommander.nodes shows it masked
-GRANT SELECT (node_id, node_name, role) ON kommander.roster TO PUBLIC;
+GRANT SELECT (node_id, node_name, role, peer_role) ON kommander.roster TO PUBLIC;
 
 ------------------------------------------------------------------------
 -- Cluster life cycle
 ------------------------------------------------------------------------
-CREATE FUNCTION kmd_bootstrap(node_name text, conninfo text)
+-- peer_role: the login role this node's Raft workers connect to its peers
+-- as (NULL: the user of each peer's conninfo, and no check by peers).
+CREATE FUNCTION kmd_bootstrap(node_name text, conninfo text, peer_role text DEFAULT NULL)
 RETURNS uuid AS 'MODULE_PATHNAME', 'kmd_bootstrap' LANGUAGE C;
 
 CREATE FUNCTION kmd_join(node_name text, conninfo text, seed_conninfo text,
-                         promote boolean DEFAULT true)
+                         promote boolean DEFAULT true, peer_role text DEFAULT NULL)
 RETURNS int AS 'MODULE_PATHNAME', 'kmd_join' LANGUAGE C;
 
-CREATE FUNCTION kmd_add_node(node_name text, conninfo text)
+CREATE FUNCTION kmd_add_node(node_name text, conninfo text, peer_role text DEFAULT NULL)
 RETURNS int AS 'MODULE_PATHNAME', 'kmd_add_node' LANGUAGE C;
 
 CREATE FUNCTION kmd_promote_node(node_name text)
@@ -152,8 +157,8 @@ RETURNS void AS 'MODULE_PATHNAME', 'kmd_remove_node' LANGUAGE C;
 CREATE FUNCTION kmd_transfer_leader(partition_id int, node_name text)
 RETURNS void AS 'MODULE_PATHNAME', 'kmd_transfer_leader' LANGUAGE C;
 
-REVOKE ALL ON FUNCTION kmd_bootstrap(text, text), kmd_join(text, text, text, boolean),
-    kmd_add_node(text, text), kmd_promote_node(text), kmd_remove_node(text),
+REVOKE ALL ON FUNCTION kmd_bootstrap(text, text, text), kmd_join(text, text, text, boolean, text),
+    kmd_add_node(text, text, text), kmd_promote_node(text), kmd_remove_node(text),
     kmd_transfer_leader(int, text) FROM PUBLIC;
 
 ------------------------------------------------------------------------

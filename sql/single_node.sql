@@ -25,9 +25,12 @@ SELECT err($$SELECT kmd_bootstrap('n1', NULL)$$);
 SELECT err($$SELECT kmd_bootstrap('', 'host=localhost')$$);
 SELECT err($$SELECT kmd_bootstrap(repeat('x', 64), 'host=localhost')$$);
 SELECT err($$SELECT kmd_bootstrap('n1', 'not a conninfo')$$);
+SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost', '')$$);
+SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost', repeat('r', 64))$$);
 SELECT kmd_bootstrap('n1', 'host=localhost') IS NOT NULL AS bootstrapped;
 SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost')$$);
 SELECT err($$SELECT kmd_join('n1', 'host=localhost', 'host=localhost')$$);
+SELECT err($$SELECT kmd_join('n1', 'host=localhost', 'host=localhost', true, '')$$);
 
 -- the node is a voter and, once elected, leads both partitions
 SELECT kmd_read_barrier() >= 0 AS leader_ready;
@@ -147,6 +150,7 @@ SELECT err($$SELECT kmd_promote_node('nobody')$$);
 SELECT err($$SELECT kmd_promote_node(NULL)$$);
 SELECT err($$SELECT kmd_remove_node('n1')$$);
 SELECT err($$SELECT kmd_add_node('n1', 'host=elsewhere')$$);
+SELECT err($$SELECT kmd_add_node('n9', 'host=elsewhere', '')$$);
 
 -- the raw transport refuses garbage
 SELECT err($$SELECT kommander.deliver('\x00ff')$$);

@@ -32,6 +32,7 @@ typedef struct NodeRow
 	int32		role;
 	char		name[NAMEDATALEN];
 	char		conninfo[KMD_CONNINFO_LEN];
+	char		peer_role[NAMEDATALEN];
 } NodeRow;
 
 typedef struct PartRow
@@ -99,7 +100,8 @@ read_rows(Catalog *cat, MemoryContext cxt)
 			   sizeof(cat->cluster_id));
 	}
 
-	if (SPI_execute("SELECT node_id, node_name, conninfo, role FROM kommander.roster ORDER BY node_id",
+	if (SPI_execute("SELECT node_id, node_name, conninfo, role, coalesce(peer_role, '') "
+					"FROM kommander.roster ORDER BY node_id",
 					true, KMD_MAX_NODES) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.roster");
 	cat->nodes = MemoryContextAllocZero(cxt, sizeof(NodeRow) * Max(SPI_processed, 1));
@@ -113,6 +115,7 @@ read_rows(Catalog *cat, MemoryContext cxt)
 		strlcpy(cat->nodes[cat->n_nodes].name, SPI_getvalue(tup, desc, 2), NAMEDATALEN);
 		strlcpy(cat->nodes[cat->n_nodes].conninfo, SPI_getvalue(tup, desc, 3), KMD_CONNINFO_LEN);
 		cat->nodes[cat->n_nodes].role = role_code(SPI_getvalue(tup, desc, 4));
+		strlcpy(cat->nodes[cat->n_nodes].peer_role, SPI_getvalue(tup, desc, 5), NAMEDATALEN);
 		cat->n_nodes++;
 	}
 
@@ -242,11 +245,13 @@ kmd_catalog_refresh(void)
 			roster_changed = true;
 		}
 		if (node->role != nodes[j].role || strcmp(node->name, nodes[j].name) != 0 ||
-			strcmp(node->conninfo, nodes[j].conninfo) != 0)
+			strcmp(node->conninfo, nodes[j].conninfo) != 0 ||
+			strcmp(node->peer_role, nodes[j].peer_role) != 0)
 			roster_changed = true;
 		node->role = nodes[j].role;
 		strlcpy(node->name, nodes[j].name, NAMEDATALEN);
 		strlcpy(node->conninfo, nodes[j].conninfo, KMD_CONNINFO_LEN);
+		strlcpy(node->peer_role, nodes[j].peer_role, NAMEDATALEN);
 	}
 
 	for (int j = 0; j < n_parts; j++)

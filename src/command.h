@@ -18,10 +18,12 @@
 typedef enum KmdCommandKind
 {
 	KMD_CMD_ROWS = 1,			/* payload: jsonb command of kmd_propose */
-	KMD_CMD_DDL = 2,			/* payload: SQL text (system partition) */
+	KMD_CMD_DDL = 2,			/* payload: SQL text (system partition);
+								 * args[0]: the role that runs it */
 	KMD_CMD_REGISTER_TABLE = 3, /* args[0]: qualified table name */
 	KMD_CMD_REGISTER_APPLIER = 4,	/* args[0]: name, args[1]: regprocedure */
-	KMD_CMD_NODE_ADD = 5,		/* args[0]: name, args[1]: conninfo */
+	KMD_CMD_NODE_ADD = 5,		/* args[0]: name, args[1]: conninfo,
+								 * args[2] (optional): peer role */
 	KMD_CMD_NODE_PROMOTE = 6,	/* args[0]: name */
 	KMD_CMD_NODE_REMOVE = 7,	/* args[0]: name; a member becomes 'removing',
 								 * a removing node leaves the roster */

@@ -8,7 +8,10 @@
  *
  * It refuses a caller without kommander_peer, a malformed batch, a batch
  * of another wire version, of another cluster, for another node or from a
- * node outside the roster.  It never waits: a full inbox drops the batch.
+ * node outside the roster, a batch from a node whose peer role (roster)
+ * is not the session's, and a batch whose messages are not the sender's or
+ * whose forwarded requests the sender could not have made.  It never
+ * waits: a full inbox drops the batch.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -27,6 +30,7 @@
 
 #include "apply.h"
 #include "errcodes.h"
+#include "serve.h"
 #include "shmem.h"
 #include "wire.h"
 
@@ -48,6 +52,72 @@ malformed(const char *detail)
 			(errcode(ERRCODE_PROTOCOL_VIOLATION),
 			 errmsg("malformed kommander batch"),
 			 errdetail_internal("%s", detail)));
+}
+
+/*
+ * Is the batch's sender who it says, and what it holds what that node
+ * could have sent?  When the roster names the login role a node's peers
+ * use, only a session of that role delivers for that node, and a session
+ * of it for no other.  Every Raft message must be from the sender and for
+ * this node, and every forwarded request one the sender could have made
+ * (kmd_forward_problem).
+ */
+static void
+check_sender(const Kommander__Batch *b)
+{
+	const char *session = GetUserNameFromId(GetSessionUserId(), false);
+	char		expected[NAMEDATALEN] = "";
+	int32		owner = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+	{
+		KmdNode    *node = &kmd_shared->nodes[i];
+
+		if (node->node_id == 0)
+			continue;
+		if (node->node_id == (int32) b->from_node)
+			strlcpy(expected, node->peer_role, sizeof(expected));
+		else if (strcmp(node->peer_role, session) == 0)
+			owner = node->node_id;
+	}
+	LWLockRelease(kmd_shared->lock);
+	if ((expected[0] != '\0' && strcmp(expected, session) != 0) || owner != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("role \"%s\" may not deliver batches from node %u", session, b->from_node),
+				 expected[0] != '\0' ?
+				 errdetail("The roster names role \"%s\" as the one node %u connects as.",
+						   expected, b->from_node) :
+				 errdetail("The roster names role \"%s\" as the one node %d connects as.",
+						   session, owner)));
+
+	for (size_t i = 0; i < b->n_messages; i++)
+	{
+		const Kommander__GroupMessage *gm = b->messages[i];
+
+		if (gm == NULL || gm->msg == NULL)
+			malformed("A group message is empty.");
+		if (gm->msg->from != b->from_node || gm->msg->to != b->to_node)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("batch from node %u refused", b->from_node),
+					 errdetail("A message of partition %d in it is from node %u to node %u.",
+							   gm->partition_id, gm->msg->from, gm->msg->to)));
+	}
+	for (size_t i = 0; i < b->n_forwards; i++)
+	{
+		char	   *why;
+
+		if (b->forwards[i] == NULL)
+			malformed("A forwarded request is empty.");
+		why = kmd_forward_problem(b->forwards[i], (int32) b->from_node);
+		if (why != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("batch from node %u refused", b->from_node),
+					 errdetail_internal("%s", why)));
+	}
 }
 
 Datum
@@ -117,6 +187,7 @@ kmd_deliver(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("batch from node %u, which is not a member of this cluster",
 						b->from_node)));
+	check_sender(b);
 
 	for (size_t i = 0; i < b->n_messages; i++)
 		if (b->messages[i] != NULL)

@@ -104,6 +104,23 @@ conninfo_arg(FunctionCallInfo fcinfo, int n, const char *what)
 	return conninfo;
 }
 
+/* Argument `n', a peer role (NULL when null). */
+static char *
+peer_role_arg(FunctionCallInfo fcinfo, int n)
+{
+	char	   *role;
+
+	if (PG_NARGS() <= n || PG_ARGISNULL(n))
+		return NULL;
+	role = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	if (role[0] == '\0' || strlen(role) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid peer role \"%s\"", role),
+				 errdetail("A role name has between 1 and %d bytes.", NAMEDATALEN - 1)));
+	return role;
+}
+
 /* The workers serve kommander.database only. */
 static void
 require_served_database(void)
@@ -173,10 +190,12 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
 {
 	char	   *name = node_name_arg(fcinfo, 0);
 	char	   *conninfo = conninfo_arg(fcinfo, 1, "conninfo");
+	char	   *peer_role = peer_role_arg(fcinfo, 2);
 	raft_conf	conf;
 	Datum		cluster_id;
-	Datum		values[3];
-	Oid			types[3] = {UUIDOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	Oid			types[4] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID};
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 
 	require_served_database();
 	/* the uuid is returned: made outside SPI, which frees its allocations */
@@ -187,10 +206,12 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
 	values[0] = cluster_id;
 	values[1] = CStringGetTextDatum(name);
 	values[2] = CStringGetTextDatum(conninfo);
+	values[3] = peer_role ? CStringGetTextDatum(peer_role) : (Datum) 0;
+	nulls[3] = peer_role ? ' ' : 'n';
 	spi_exec("INSERT INTO kommander.local (node_id, cluster_id) VALUES (1, $1)",
 			 1, types, values, NULL, SPI_OK_INSERT);
-	spi_exec("INSERT INTO kommander.roster VALUES (1, $2, $3, 'voter')",
-			 3, types, values, NULL, SPI_OK_INSERT);
+	spi_exec("INSERT INTO kommander.roster VALUES (1, $2, $3, 'voter', $4)",
+			 4, types, values, nulls, SPI_OK_INSERT);
 	insert_initial_state();
 
 	memset(&conf, 0, sizeof(conf));
@@ -269,6 +290,7 @@ kmd_join(PG_FUNCTION_ARGS)
 	char	   *conninfo = conninfo_arg(fcinfo, 1, "conninfo");
 	char	   *seed = conninfo_arg(fcinfo, 2, "seed_conninfo");
 	bool		promote = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+	char	   *peer_role = peer_role_arg(fcinfo, 4);
 	PGconn	   *volatile conn = NULL;
 	PGconn	   *volatile self = NULL;
 	int32		node_id = 0;
@@ -298,7 +320,8 @@ kmd_join(PG_FUNCTION_ARGS)
 		conn = kmd_remote_connect(seed, "the seed node");
 		params[0] = name;
 		params[1] = conninfo;
-		res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2)", 2, params);
+		params[2] = peer_role;
+		res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2, $3)", 3, params);
 		node_id = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
 
@@ -409,7 +432,7 @@ kmd_join_local(PG_FUNCTION_ARGS)
 	spi_exec("INSERT INTO kommander.roster "
 			 "SELECT * FROM jsonb_populate_recordset(NULL::kommander.roster, $3) "
 			 "ON CONFLICT (node_id) DO UPDATE SET node_name = EXCLUDED.node_name, "
-			 "conninfo = EXCLUDED.conninfo, role = EXCLUDED.role",
+			 "conninfo = EXCLUDED.conninfo, role = EXCLUDED.role, peer_role = EXCLUDED.peer_role",
 			 3, types, values, NULL, SPI_OK_INSERT);
 	/* the map is not copied: applying the logs rebuilds it */
 	insert_initial_state();
@@ -444,7 +467,7 @@ kmd_join_local(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 static KmdOutcome
-propose_roster(uint32 kind, int n_args, char *a0, char *a1)
+propose_roster(uint32 kind, int n_args, char *a0, char *a1, char *a2)
 {
 	KmdCommand	cmd;
 	KmdOutcome	out;
@@ -455,6 +478,7 @@ propose_roster(uint32 kind, int n_args, char *a0, char *a1)
 	cmd.n_args = n_args;
 	cmd.args[0] = a0;
 	cmd.args[1] = a1;
+	cmd.args[2] = a2;
 	kmd_propose_command(0, &cmd, &out);
 	return out;
 }
@@ -464,10 +488,11 @@ kmd_add_node(PG_FUNCTION_ARGS)
 {
 	char	   *name = node_name_arg(fcinfo, 0);
 	char	   *conninfo = conninfo_arg(fcinfo, 1, "conninfo");
+	char	   *peer_role = peer_role_arg(fcinfo, 2);
 	KmdOutcome	out;
 
 	kmd_require_member();
-	out = propose_roster(KMD_CMD_NODE_ADD, 2, name, conninfo);
+	out = propose_roster(KMD_CMD_NODE_ADD, peer_role ? 3 : 2, name, conninfo, peer_role);
 	if (out.result == NULL)
 		elog(ERROR, "adding node \"%s\" returned no node id", name);
 	PG_RETURN_INT32(atoi(out.result));
@@ -509,7 +534,7 @@ kmd_promote_node(PG_FUNCTION_ARGS)
 						   kmd_promote_max_lag),
 				 errhint("Wait and retry.")));
 	kmd_outcome_raise(&out);
-	(void) propose_roster(KMD_CMD_NODE_PROMOTE, 1, name, NULL);
+	(void) propose_roster(KMD_CMD_NODE_PROMOTE, 1, name, NULL, NULL);
 	PG_RETURN_VOID();
 }
 
@@ -584,10 +609,10 @@ kmd_remove_node(PG_FUNCTION_ARGS)
 
 	/* 1. 'removing': leaders hand over and every group lets the node go */
 	if (roster_role(node_id) != KMD_NODE_REMOVING)
-		(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL);
+		(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL, NULL);
 	wait_out_of_groups(node_id, name);
 	/* 2. out of the roster: its messages are refused from now on */
-	(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL);
+	(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL, NULL);
 	PG_RETURN_VOID();
 }
 

@@ -21,6 +21,7 @@
 #include "storage/latch.h"
 
 #include "remote.h"
+#include "shmem.h"
 
 /*
  * Wait until `conn' can be read (or written, if `write'), serving
@@ -98,11 +99,16 @@ kmd_remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *p
 	return res;
 }
 
-/* Connect to a node without blocking interrupts; raises on failure. */
-PGconn *
-kmd_remote_connect(const char *conninfo, const char *what)
+/*
+ * Connect to a node without blocking interrupts, as `user' when not NULL
+ * (over the conninfo's); raises on failure.
+ */
+static PGconn *
+connect_as(const char *conninfo, const char *user, const char *what)
 {
-	PGconn	   *conn = PQconnectStart(conninfo);
+	const char *keys[3] = {"dbname", user != NULL ? "user" : NULL, NULL};
+	const char *vals[3] = {conninfo, user, NULL};
+	PGconn	   *conn = PQconnectStartParams(keys, vals, 1);
 	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
 
 	while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
@@ -131,4 +137,24 @@ kmd_remote_connect(const char *conninfo, const char *what)
 				 errdetail_internal("%s", msg)));
 	}
 	return conn;
+}
+
+PGconn *
+kmd_remote_connect(const char *conninfo, const char *what)
+{
+	return connect_as(conninfo, NULL, what);
+}
+
+PGconn *
+kmd_remote_connect_peer(const char *conninfo, const char *what)
+{
+	char		user[NAMEDATALEN] = "";
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].node_id == kmd_shared->local_node_id)
+			strlcpy(user, kmd_shared->nodes[i].peer_role, sizeof(user));
+	LWLockRelease(kmd_shared->lock);
+	return connect_as(conninfo, user[0] != '\0' ? user : NULL, what);
 }

@@ -22,6 +22,12 @@
 extern PGconn *kmd_remote_connect(const char *conninfo, const char *what);
 
 /*
+ * The same, as this node's peer role when the roster names one (the role
+ * its Raft workers connect to peers as), over the conninfo's user.
+ */
+extern PGconn *kmd_remote_connect_peer(const char *conninfo, const char *what);
+
+/*
  * Run `sql' with text parameters and return its last result (tuples or
  * command OK); a remote error is raised with the remote SQLSTATE, its text
  * in the detail.

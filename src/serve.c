@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "command.h"
 #include "errcodes.h"
 #include "guc.h"
 #include "peers.h"
@@ -227,4 +228,81 @@ kmd_serve_result(const Kommander__ForwardResult *res)
 	(void) kmd_slot_complete(res->origin_slot, res->origin_gen,
 							 res->sqlstate && strlen(res->sqlstate) == 5 ? res->sqlstate : "XX000",
 							 res->message, NULL, res->index, 0, true, NULL, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * Requests forwarded by peers, checked as local ones are
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * The arguments each command kind has when the SQL functions propose it,
+ * and whether it belongs to the system partition.
+ */
+static const struct
+{
+	int			min_args;
+	int			max_args;
+	bool		system;
+}			command_shapes[KMD_CMD_MAX + 1] = {
+	[KMD_CMD_ROWS] = {0, 0, false},
+	[KMD_CMD_DDL] = {1, 1, true},
+	[KMD_CMD_REGISTER_TABLE] = {1, 1, true},
+	[KMD_CMD_REGISTER_APPLIER] = {2, 2, true},
+	[KMD_CMD_NODE_ADD] = {2, 3, true},
+	[KMD_CMD_NODE_PROMOTE] = {1, 1, true},
+	[KMD_CMD_NODE_REMOVE] = {1, 1, true},
+	[KMD_CMD_ALLOC_PARTITION] = {0, 0, true},
+	[KMD_CMD_SPLIT] = {2, 2, false},
+	[KMD_CMD_FREEZE] = {0, 0, false},
+	[KMD_CMD_MERGE] = {2, 2, false},
+};
+
+char *
+kmd_forward_problem(const Kommander__Forward *f, int32 from_node)
+{
+	KmdCommand	cmd;
+
+	if (f->partition_id < 0)
+		return psprintf("A forwarded request names partition %d.", f->partition_id);
+	switch (f->kind)
+	{
+		case KMD_REQ_TRANSFER:
+		case KMD_REQ_PROMOTE_CHECK:
+			if (f->arg <= 0 || f->arg > PG_INT32_MAX)
+				return psprintf("A forwarded request of kind %u names node " INT64_FORMAT ".",
+								f->kind, f->arg);
+			return NULL;
+		case KMD_REQ_PROPOSE:
+			break;
+		default:
+			return psprintf("Requests of kind %u are not forwarded.", f->kind);
+	}
+	if (f->command.len == 0 || f->command.len > KMD_MAX_COMMAND)
+		return psprintf("A forwarded proposal has a command of %zu bytes.", f->command.len);
+	if (!kmd_command_decode((const char *) f->command.data, (uint32) f->command.len, &cmd))
+	{
+		char	   *why = kmd_command_problem((const char *) f->command.data,
+											  (uint32) f->command.len);
+
+		return psprintf("A forwarded proposal's command does not decode: %s.",
+						why ? why : "it is malformed");
+	}
+	if (cmd.origin_node != from_node || cmd.origin_slot != f->origin_slot ||
+		cmd.origin_gen != f->origin_gen || cmd.origin_slot < 0 ||
+		cmd.origin_slot >= KMD_NUM_SLOTS)
+		return psprintf("A forwarded proposal's command comes from slot %d of node %d, not from a slot of node %d.",
+						cmd.origin_slot, cmd.origin_node, from_node);
+	if (cmd.n_args < command_shapes[cmd.kind].min_args ||
+		cmd.n_args > command_shapes[cmd.kind].max_args)
+		return psprintf("A forwarded command of kind %u has %d arguments.", cmd.kind, cmd.n_args);
+	if (command_shapes[cmd.kind].system != (f->partition_id == 0))
+		return psprintf("A forwarded command of kind %u is for %s, not partition %d.", cmd.kind,
+						command_shapes[cmd.kind].system ? "the system partition" : "a user partition",
+						f->partition_id);
+	if ((cmd.kind == KMD_CMD_ROWS || cmd.kind == KMD_CMD_DDL) && cmd.payload_len == 0)
+		return psprintf("A forwarded command of kind %u is empty.", cmd.kind);
+	if (cmd.kind == KMD_CMD_ROWS && cmd.key[0] == '\0')
+		return pstrdup("A forwarded row command has no key.");
+	return NULL;
 }

@@ -32,4 +32,15 @@ extern void kmd_serve_slots(void);
 extern void kmd_serve_result(const Kommander__ForwardResult *res);
 extern void kmd_slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg);
 
+/*
+ * Why a request that node `from_node' forwards is one that node could not
+ * have made through SQL (a palloc'd sentence), or NULL when it could: a
+ * kind that is forwarded; for a proposal, a command that decodes, comes
+ * from that node and its slot, has the arguments the SQL functions give
+ * its kind, and goes to the system partition if and only if it is a
+ * system partition command.  kommander.deliver refuses a batch that holds
+ * one (the Raft worker trusts what deliver let through).
+ */
+extern char *kmd_forward_problem(const Kommander__Forward *f, int32 from_node);
+
 #endif							/* KOMMANDER_SERVE_H */

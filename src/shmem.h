@@ -54,6 +54,7 @@ typedef struct KmdNode
 	int32		role;			/* KmdNodeRole */
 	char		name[NAMEDATALEN];
 	char		conninfo[KMD_CONNINFO_LEN];
+	char		peer_role[NAMEDATALEN];	/* its peers' login role, or "" */
 	pg_atomic_uint64 last_contact;	/* TimestampTz of the last batch
 									 * received from it (deliver) */
 	pg_atomic_uint64 batches_dropped;	/* its batches an inbox here had no

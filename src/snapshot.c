@@ -740,7 +740,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 		uint64		term;
 		MemoryContext cxt;
 
-		conn = kmd_remote_connect(conninfo, psprintf("node %d for an image", from));
+		conn = kmd_remote_connect_peer(conninfo, psprintf("node %d for an image", from));
 		PQclear(kmd_remote_exec(conn, pin_settings_sql(false), 0, NULL));
 		PQclear(kmd_remote_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL));
 		res = kmd_remote_exec(conn, "SELECT kommander.image_manifest($1::int, $2::uuid, $3::int)",

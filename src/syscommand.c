@@ -208,8 +208,9 @@ roster_has(uint64 index)
 static void
 apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', 'n'};
 	bool		isnull;
 
 	if (cmd->n_args < (cmd->kind == KMD_CMD_NODE_ADD ? 2 : 1))
@@ -217,13 +218,21 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 						errmsg("roster change is incomplete")));
 	values[0] = CStringGetTextDatum(cmd->args[0]);
 	values[1] = CStringGetTextDatum(cmd->n_args > 1 ? cmd->args[1] : "");
+	values[2] = (Datum) 0;
+	if (cmd->kind == KMD_CMD_NODE_ADD && cmd->n_args > 2 && cmd->args[2][0] != '\0')
+	{
+		values[2] = CStringGetTextDatum(cmd->args[2]);
+		nulls[2] = ' ';
+	}
 	if (roster_has(index))
 		return;
 	switch (cmd->kind)
 	{
 		case KMD_CMD_NODE_ADD:
-			exec_sql("SELECT node_id, conninfo = $2 FROM kommander.roster WHERE node_name = $1",
-					 2, types, values, SPI_OK_SELECT);
+			if (SPI_execute_with_args("SELECT node_id, conninfo = $2 AND peer_role IS NOT DISTINCT FROM $3 "
+									  "FROM kommander.roster WHERE node_name = $1",
+									  3, types, values, nulls, true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not read kommander.roster");
 			if (SPI_processed > 0)
 			{
 				int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -241,9 +250,11 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			 * still names that node, or a split replaying one, would count a
 			 * fresh server with an empty log as the old voter.
 			 */
-			exec_sql("INSERT INTO kommander.roster "
-					 "SELECT value::int, $1, $2, 'learner' FROM kommander.counters WHERE name = 'next_node_id' "
-					 "RETURNING node_id", 2, types, values, SPI_OK_INSERT_RETURNING);
+			if (SPI_execute_with_args("INSERT INTO kommander.roster "
+									  "SELECT value::int, $1, $2, 'learner', $3 FROM kommander.counters "
+									  "WHERE name = 'next_node_id' RETURNING node_id",
+									  3, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+				elog(ERROR, "could not add node \"%s\" to the roster", cmd->args[0]);
 			if (SPI_processed != 1)
 				elog(ERROR, "kommander.counters has no next_node_id");
 			appendStringInfo(result, "%d",

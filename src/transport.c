@@ -46,6 +46,7 @@ struct KmdPeer
 {
 	int32		node_id;
 	char		conninfo[KMD_CONNINFO_LEN];
+	char		user[NAMEDATALEN];	/* this node's peer role, or "" */
 	PGconn	   *conn;
 	PeerState	state;
 	PostgresPollingStatusType poll;	/* what PQconnectPoll waits for */
@@ -91,14 +92,21 @@ peer_close(KmdPeer *p, const char *why)
 static void
 peer_start(KmdTransport *t, KmdPeer *p)
 {
-	const char *keys[3] = {"dbname", "application_name", NULL};
-	const char *vals[3];
+	const char *keys[4] = {"dbname", "application_name", NULL, NULL};
+	const char *vals[4];
 	char		appname[NAMEDATALEN];
 
 	snprintf(appname, sizeof(appname), "kommander worker %d", t->worker_no);
 	vals[0] = p->conninfo;
 	vals[1] = appname;
 	vals[2] = NULL;
+	/* this node's own login role, when the roster names one, over the conninfo's */
+	if (p->user[0] != '\0')
+	{
+		keys[2] = "user";
+		vals[2] = p->user;
+	}
+	vals[3] = NULL;
 	p->conn = PQconnectStartParams(keys, vals, 1);
 	if (p->conn == NULL || PQstatus(p->conn) == CONNECTION_BAD)
 	{
@@ -117,6 +125,7 @@ kmd_transport_sync(KmdTransport *t)
 	int32		ids[KMD_MAX_NODES];
 	char	  (*conninfos)[KMD_CONNINFO_LEN];
 	int			n_nodes = 0;
+	char		user[NAMEDATALEN] = "";
 
 	if (t->roster_version == kmd_shared->roster_version)
 		return;
@@ -128,6 +137,8 @@ kmd_transport_sync(KmdTransport *t)
 	{
 		KmdNode    *node = &kmd_shared->nodes[i];
 
+		if (node->node_id != 0 && node->node_id == kmd_shared->local_node_id)
+			strlcpy(user, node->peer_role, sizeof(user));
 		if (node->node_id == 0 || node->node_id == kmd_shared->local_node_id)
 			continue;
 		ids[n_nodes] = node->node_id;
@@ -143,7 +154,8 @@ kmd_transport_sync(KmdTransport *t)
 		bool		stays = false;
 
 		for (int j = 0; j < n_nodes; j++)
-			if (ids[j] == p->node_id && strcmp(conninfos[j], p->conninfo) == 0)
+			if (ids[j] == p->node_id && strcmp(conninfos[j], p->conninfo) == 0 &&
+				strcmp(user, p->user) == 0)
 				stays = true;
 		if (stays)
 			keep[n++] = p;
@@ -168,6 +180,7 @@ kmd_transport_sync(KmdTransport *t)
 
 			p->node_id = ids[j];
 			strlcpy(p->conninfo, conninfos[j], KMD_CONNINFO_LEN);
+			strlcpy(p->user, user, NAMEDATALEN);
 			p->state = PEER_IDLE;
 			p->backoff_ms = BACKOFF_MIN_MS;
 			p->retry_at = 0;

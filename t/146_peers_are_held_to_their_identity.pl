@@ -1,0 +1,138 @@
+# 146_peers_are_held_to_their_identity.pl
+#   Each node may have a login role of its own for its peer connections
+#   (kmd_bootstrap, kmd_join, kmd_add_node: peer_role).  Its Raft workers
+#   connect as that role, and kommander.deliver takes batches from that
+#   node only from a session of that role, and from a session of that role
+#   for no other node.  Whatever the role, a batch's Raft messages must be
+#   the sender's, and a forwarded request must be one the sender could have
+#   made through SQL.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/146_peers_are_held_to_their_identity.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = map { KmdTest::new_node("node$_") } (1 .. 3);
+my ($n1, $n2, $n3) = @nodes;
+for my $node (@nodes)
+{
+	$node->safe_psql('postgres', q{
+CREATE ROLE peer_node1 LOGIN IN ROLE kommander_peer;
+CREATE ROLE peer_node2 LOGIN IN ROLE kommander_peer;
+CREATE ROLE peer_node3 LOGIN IN ROLE kommander_peer;
+CREATE ROLE other_peer LOGIN IN ROLE kommander_peer;
+});
+}
+$n1->safe_psql('postgres', "SELECT kmd_bootstrap('node1', "
+	  . KmdTest::quote(KmdTest::conninfo($n1)) . ", 'peer_node1')");
+KmdTest::wait_leaders($n1);
+for my $i (2, 3)
+{
+	$nodes[ $i - 1 ]->safe_psql('postgres', "SELECT kmd_join('node$i', "
+		  . KmdTest::quote(KmdTest::conninfo($nodes[ $i - 1 ])) . ', '
+		  . KmdTest::quote(KmdTest::conninfo($n1)) . ", peer_role => 'peer_node$i')");
+}
+KmdTest::wait_voters(\@nodes, 3);
+is($n3->safe_psql('postgres', 'SELECT string_agg(node_name || \'=\' || peer_role, \',\' ORDER BY node_id) FROM kommander.roster'),
+	'node1=peer_node1,node2=peer_node2,node3=peer_node3', 'the roster names each node\'s peer role');
+ok($n1->poll_query_until('postgres', q{
+	SELECT count(DISTINCT usename) = 2 AND bool_and(usename IN ('peer_node2', 'peer_node3'))
+	  FROM pg_stat_activity WHERE application_name LIKE 'kommander worker%'}),
+	'the other nodes connect to node1 as their own roles');
+KmdTest::create_kv($n1);
+is($n2->safe_psql('postgres',
+		q{SELECT kmd_propose('k1', '{"op":"insert","table":"kv","row":{"k":"k1","v":"x"}}') > 0}),
+	't', 'the cluster works');
+
+# --- hand-made batches, delivered to node1 ---
+my $cluster = pack('H*', $n1->safe_psql('postgres', "SELECT replace(cluster_id::text, '-', '') FROM kommander.local"));
+
+sub varint
+{
+	my ($n) = @_;
+	my $s = '';
+	while ($n >= 0x80) { $s .= chr(($n & 0x7f) | 0x80); $n >>= 7; }
+	return $s . chr($n);
+}
+sub vfield { my ($f, $v) = @_; return varint($f << 3) . varint($v); }
+sub bfield { my ($f, $b) = @_; return varint(($f << 3) | 2) . varint(length $b) . $b; }
+
+# protobuf Batch from $from to node1 with Raft messages and forwards
+sub batch
+{
+	my ($from, %items) = @_;
+	return vfield(1, 1) . bfield(2, $cluster) . vfield(3, $from) . vfield(4, 1)
+	  . join('', map { bfield(5, $_) } @{ $items{messages} || [] })
+	  . join('', map { bfield(6, $_) } @{ $items{forwards} || [] });
+}
+# a GroupMessage of partition 1: a Raft message from $from to $to
+sub message
+{
+	my ($from, $to) = @_;
+	return vfield(1, 1) . bfield(2, vfield(1, 1) . vfield(2, $from) . vfield(3, $to) . vfield(4, 1));
+}
+# a Forward of a proposal to $partition; the command's fields as given
+sub forward
+{
+	my ($partition, %c) = @_;
+	my $command = vfield(1, $c{version} // 1) . vfield(2, $c{kind}) . vfield(3, $c{origin} // 2)
+	  . vfield(4, 7) . vfield(5, 9) . bfield(8, $c{key} // 'k') . bfield(9, $c{payload} // '{}')
+	  . join('', map { bfield(10, $_) } @{ $c{args} || [] });
+	return vfield(1, $partition) . vfield(2, 1) . vfield(3, 7) . vfield(4, 9)
+	  . bfield(6, $c{empty} ? '' : $command);
+}
+
+# Deliver $batch to node1 as $role; 'ok' or the error message.
+sub deliver
+{
+	my ($role, $batch) = @_;
+	my ($rc, $out, $err) = $n1->psql('postgres',
+		"SELECT kommander.deliver('\\x" . unpack('H*', $batch) . "'::bytea)",
+		extra_params => [ '-U', $role, '-v', 'VERBOSITY=verbose' ]);
+	return 'ok' if $rc == 0;
+	$err =~ s/\n\s*(LOCATION|CONTEXT):.*//s;
+	return $err;
+}
+
+is(deliver('peer_node2', batch(2)), 'ok', 'node2\'s role delivers a batch from node2');
+like(deliver('peer_node2', batch(3)), qr/28000: role "peer_node2" may not deliver batches from node 3/,
+	'but not one from node3');
+like(deliver('other_peer', batch(2)), qr/28000: role "other_peer" may not deliver batches from node 2.*"peer_node2"/s,
+	'another kommander_peer role delivers nothing for node2');
+like(deliver('peer_node2', batch(2, messages => [ message(3, 1) ])),
+	qr/08P01: batch from node 2 refused.*message of partition 1 in it is from node 3 to node 1/s,
+	'a Raft message of another node inside node2\'s batch is refused');
+like(deliver('peer_node2', batch(2, messages => [ message(2, 3) ])),
+	qr/from node 2 to node 3/, 'and so is one for another node');
+
+# forwards that no SQL function of node2 makes
+like(deliver('peer_node2', batch(2, forwards => [ forward(0, kind => 1) ])),
+	qr/08P01: batch from node 2 refused.*command of kind 1 is for a user partition, not partition 0/s,
+	'a row command forwarded to the system partition');
+like(deliver('peer_node2', batch(2, forwards => [ forward(1, kind => 2, payload => 'DROP TABLE kv', args => ['postgres']) ])),
+	qr/command of kind 2 is for the system partition, not partition 1/, 'kmd_ddl forwarded to a user partition');
+like(deliver('peer_node2', batch(2, forwards => [ forward(0, kind => 2, payload => 'DROP TABLE kv') ])),
+	qr/command of kind 2 has 0 arguments/, 'kmd_ddl without the role that calls it');
+like(deliver('peer_node2', batch(2, forwards => [ forward(1, kind => 1, origin => 3) ])),
+	qr/comes from slot 7 of node 3, not from a slot of node 2/, 'a proposal in another node\'s name');
+like(deliver('peer_node2', batch(2, forwards => [ forward(1, kind => 1, version => 2) ])),
+	qr/command does not decode: its command version 2 is unknown/, 'a command of an unknown version');
+like(deliver('peer_node2', batch(2, forwards => [ forward(1, kind => 1, empty => 1) ])),
+	qr/proposal has a command of 0 bytes/, 'an empty command');
+like(deliver('peer_node2', batch(2, forwards => [ forward(1, kind => 1, key => '') ])),
+	qr/row command has no key/, 'a row command without a key');
+
+is($n1->safe_psql('postgres', 'SELECT count(*) FROM kv'), '1', 'nothing of it was applied');
+is($n3->safe_psql('postgres',
+		q{SELECT kmd_propose('k2', '{"op":"insert","table":"kv","row":{"k":"k2","v":"x"}}') > 0}),
+	't', 'the cluster still works');
+
+done_testing();
