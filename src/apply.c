@@ -11,20 +11,13 @@
  * fails identically on every node.  Only after the commit are the waiting
  * proposers answered, so their next SELECT sees what they proposed.
  *
- * An error is the command's outcome unless it is a failure of this node:
- * one whose SQLSTATE Postgres uses for a failure of the server
- * (kmd_node_failure_code: resources, a cancel, a lock not granted in time,
- * a deadlock, I/O, corrupt data) and that Postgres raised, not the
- * command's own code: user code can raise any SQLSTATE, and PL/pgSQL's
- * RAISE (the error's origin is pl_exec.c) is then the outcome, the same
- * everywhere.  Such an error raised while the command runs makes the whole
- * command a failure of this node even when the command's code caught it
- * (an applier's EXCEPTION WHEN OTHERS): another node ran the same code
- * without it.  A failure of this node rolls back only that command; its
- * partition stops there, shows the error in kommander.partitions and is
- * tried again after a backoff, while the other partitions go on.  Locks
- * are waited for at most APPLY_LOCK_TIMEOUT_MS each time (lock_timeout), so
- * a session holding a lock on a row delays that row's partition only.
+ * An error is the command's outcome unless it is a failure of this node
+ * (failure.c tells them apart): that rolls back only the command, and its
+ * partition stops at the entry and is tried again after a backoff while
+ * the other partitions go on.  Locks are waited for at most
+ * APPLY_LOCK_TIMEOUT_MS each time (lock_timeout), so a session holding a
+ * lock on a row delays that row's partition only.  An entry this node
+ * cannot decode stops its partition.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -56,6 +49,7 @@
 #include "apply.h"
 #include "command.h"
 #include "errcodes.h"
+#include "failure.h"
 #include "guc.h"
 #include "keyrange.h"
 #include "raft/raft.h"
@@ -71,14 +65,9 @@
 
 /*
  * The longest a command waits for a lock before its partition steps aside
- * (the other partitions go on) and tries again after a backoff; the
- * backoff doubles from RETRY_MIN_MS up to RETRY_LOCK_MAX_MS after a lock
- * or a cancel, up to RETRY_MAX_MS after other failures.
+ * (the other partitions go on) and tries again after a backoff (failure.c).
  */
 #define APPLY_LOCK_TIMEOUT_MS "100"
-#define RETRY_MIN_MS 100
-#define RETRY_LOCK_MAX_MS 1000
-#define RETRY_MAX_MS 10000
 
 bool		kmd_applying = false;
 
@@ -108,12 +97,6 @@ typedef struct Pending
 								 * partition at its current entry */
 } Pending;
 
-/* A failure of this node while a command ran: not the command's outcome */
-typedef struct Failure
-{
-	int			sqlerrcode;
-	char	   *message;
-} Failure;
 
 static SPIPlanPtr plan_read = NULL;
 static SPIPlanPtr plan_applied = NULL;
@@ -159,34 +142,6 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 }
 
 /*
- * Errors with a node failure's SQLSTATE raised while the current command
- * runs, counted as they are raised (an error context callback runs for
- * every error, also one that the command's code then catches), and the
- * last one's SQLSTATE.
- */
-static int	failures_raised = 0;
-static int	last_failure_code = 0;
-
-static void
-count_failures(void *arg)
-{
-	int			code = geterrcode();
-
-	if (kmd_node_failure_code(code))
-	{
-		failures_raised++;
-		last_failure_code = code;
-	}
-}
-
-/* Was this error raised by user code, with PL/pgSQL's RAISE? */
-static bool
-raised_by_user(const ErrorData *edata)
-{
-	return edata->filename != NULL && strcmp(edata->filename, "pl_exec.c") == 0;
-}
-
-/*
  * Apply one command in a subtransaction.  An error that is the command's
  * outcome rolls it back and is recorded for the proposer (the pattern of
  * PL/pgSQL's exception blocks); so are deferred constraints, checked when
@@ -196,7 +151,7 @@ raised_by_user(const ErrorData *edata)
  */
 static bool
 apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
-			  Pending *pending, Failure *failure)
+			  Pending *pending, KmdFailure *failure)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -221,29 +176,21 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
-	failures_raised = 0;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
 		int			changed;
 
-		errcb.callback = count_failures;
-		errcb.arg = NULL;
-		errcb.previous = error_context_stack;
-		error_context_stack = &errcb;
+		kmd_failures_watch(&errcb);
 		changed = run_command(cmd, ctx, &out->applied, &result);
 		/* a deferred constraint is the command's, not the iteration's */
 		AfterTriggerFireDeferred();
-		error_context_stack = errcb.previous;
-		if (failures_raised > 0)
+		kmd_failures_unwatch(&errcb);
+		if (kmd_failure_caught(failure))
 		{
-			/* the command's code caught a failure of this node */
 			RollbackAndReleaseCurrentSubTransaction();
 			node_failed = true;
-			failure->sqlerrcode = last_failure_code;
-			failure->message = psprintf("the command caught an error of this node (SQLSTATE %s) and went on",
-										unpack_sql_state(last_failure_code));
 		}
 		else
 		{
@@ -264,7 +211,6 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		int			unaccounted = failures_raised;
 
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
@@ -273,19 +219,8 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 		SPI_restore_connection();
-		if (kmd_node_failure_code(edata->sqlerrcode))
-		{
-			if (raised_by_user(edata))
-				unaccounted--;
-			else
-				node_failed = true;
-		}
-		if (node_failed || unaccounted > 0)
-		{
+		if (kmd_failure_of_node(edata, failure))
 			node_failed = true;
-			failure->sqlerrcode = edata->sqlerrcode;
-			failure->message = pstrdup(edata->message ? edata->message : "");
-		}
 		else
 		{
 			strlcpy(out->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(out->sqlstate));
@@ -605,105 +540,6 @@ merge_waits(int32 left, uint64 index, int32 right, uint64 frozen_at)
 	return true;
 }
 
-/* ------------------------------------------------------------------------
- * Stalled partitions
- * ------------------------------------------------------------------------
- */
-
-/*
- * A failure of this node stopped `partition_id' at entry `index': show it
- * and try again after a backoff that doubles with each failure in a row.
- */
-static void
-stall_retry(int32 partition_id, uint64 index, const Failure *failure)
-{
-	KmdPartition *part;
-	bool		lock = failure->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
-		failure->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-		failure->sqlerrcode == ERRCODE_QUERY_CANCELED;
-	TimestampTz now = GetCurrentTimestamp();
-	int			tries = 0;
-	int			delay = RETRY_MIN_MS;
-
-	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
-	part = kmd_partition_find(partition_id);
-	if (part != NULL)
-	{
-		if (part->apply_stall != KMD_STALL_RETRYING)
-		{
-			part->apply_stall = KMD_STALL_RETRYING;
-			part->apply_stalled_since = now;
-			part->apply_tries = 0;
-		}
-		tries = ++part->apply_tries;
-		for (int i = 1; i < tries && delay < RETRY_MAX_MS; i++)
-			delay *= 2;
-		delay = Min(delay, lock ? RETRY_LOCK_MAX_MS : RETRY_MAX_MS);
-		part->apply_retry_at = TimestampTzPlusMilliseconds(now, delay);
-		snprintf(part->apply_error, sizeof(part->apply_error), "%s: %s",
-				 unpack_sql_state(failure->sqlerrcode), failure->message);
-	}
-	LWLockRelease(kmd_shared->lock);
-
-	/* the first failure, and then every tenth: a lock may be held long */
-	if (tries % 10 == 1)
-		ereport(LOG,
-				(errmsg("kommander: partition %d waits at entry " UINT64_FORMAT " for a failure of this node to pass; next try in %d ms",
-						partition_id, index, delay),
-				 errdetail("Try %d failed with SQLSTATE %s: %s", tries,
-						   unpack_sql_state(failure->sqlerrcode), failure->message)));
-}
-
-/*
- * Partition `partition_id' cannot go past entry `index' (of term `term')
- * on this node, because of `why': it stops there, shows it and logs it,
- * and is not tried again before the apply worker starts again (a node
- * upgraded to read the entry restarts).
- */
-static void
-stall_stop(int32 partition_id, uint64 index, uint64 term, const char *why)
-{
-	KmdPartition *part;
-	char		error[KMD_STALL_LEN];
-
-	snprintf(error, sizeof(error),
-			 "%s: partition %d cannot apply entry " UINT64_FORMAT " (term " UINT64_FORMAT "): %s",
-			 unpack_sql_state(ERRCODE_PROTOCOL_VIOLATION), partition_id, index, term, why);
-	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
-	part = kmd_partition_find(partition_id);
-	if (part != NULL)
-	{
-		part->apply_stall = KMD_STALL_STOPPED;
-		part->apply_stalled_since = GetCurrentTimestamp();
-		strlcpy(part->apply_error, error, sizeof(part->apply_error));
-	}
-	LWLockRelease(kmd_shared->lock);
-	ereport(WARNING,
-			(errcode(ERRCODE_PROTOCOL_VIOLATION),
-			 errmsg("kommander: partition %d cannot apply entry " UINT64_FORMAT " (term " UINT64_FORMAT "): %s",
-					partition_id, index, term, why),
-			 errdetail("The partition applies nothing more on this node; the other partitions go on."),
-			 errhint("Upgrade kommander on this node to the version of the node that proposed the entry, then restart it.")));
-}
-
-/*
- * May partition `part' be applied now (the caller holds the lock)?  Not
- * while it waits for its next try, nor once stopped.  *next_try is lowered
- * to when it may.
- */
-static bool
-stall_allows(KmdPartition *part, TimestampTz now, TimestampTz *next_try)
-{
-	if (part->apply_stall == KMD_STALL_STOPPED)
-		return false;
-	if (part->apply_stall == KMD_STALL_RETRYING && part->apply_retry_at > now)
-	{
-		*next_try = Min(*next_try, part->apply_retry_at);
-		return false;
-	}
-	return true;
-}
-
 /*
  * Apply the committed entries of one partition after `from', up to `to'.
  * Returns the last index applied (and its term in *term).
@@ -715,7 +551,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 	uint64		done = from;
 	int			n;
 	Entry	   *entries = load_entries(partition_id, from, to, &n);
-	Failure		failure;
+	KmdFailure	failure;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -736,7 +572,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 		 */
 		if (kind != RAFT_ENTRY_NORMAL && kind != RAFT_ENTRY_NOOP && kind != RAFT_ENTRY_CONF)
 		{
-			stall_stop(partition_id, idx, t, psprintf("its entry type %d is unknown to this node", kind));
+			kmd_stall_stop(partition_id, idx, t, psprintf("its entry type %d is unknown to this node", kind));
 			pending->failed = true;
 			break;
 		}
@@ -745,7 +581,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 		{
 			char	   *why = kmd_command_problem(entries[i].data, entries[i].len);
 
-			stall_stop(partition_id, idx, t, why ? why : "it is not a kommander command");
+			kmd_stall_stop(partition_id, idx, t, why ? why : "it is not a kommander command");
 			pending->failed = true;
 			break;
 		}
@@ -791,7 +627,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 			}
 			else if (!apply_command(&cmd, &ctx, out, pending, &failure))
 			{
-				stall_retry(partition_id, idx, &failure);
+				kmd_stall_retry(partition_id, idx, &failure);
 				pending->failed = true;
 				break;
 			}
@@ -853,6 +689,7 @@ apply_all(TimestampTz *next_try)
 	TimestampTz now = GetCurrentTimestamp();
 	int32	   *recovered = NULL;
 	int			n_recovered = 0;
+	int			tries;
 
 	drain_feeds();
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -863,7 +700,7 @@ apply_all(TimestampTz *next_try)
 		uint64		applied = pg_atomic_read_u64(&part->applied_index);
 
 		if (part->partition_id >= 0 && part->state != KMD_PART_GONE && commit > applied &&
-			stall_allows(part, now, next_try))
+			kmd_stall_allows(part, now, next_try))
 		{
 			work[n].failed = false;
 			work[n].partition_id = part->partition_id;
@@ -943,14 +780,11 @@ apply_all(TimestampTz *next_try)
 			pg_atomic_write_u64(&part->applied_term, work[i].term);
 			pg_atomic_write_u64(&part->applied_index, work[i].done);
 		}
-		if (!work[i].failed && part->apply_stall == KMD_STALL_RETRYING)
+		if (!work[i].failed && (tries = kmd_stall_clear(part)) > 0)
 		{
 			recovered[2 * n_recovered] = part->partition_id;
-			recovered[2 * n_recovered + 1] = part->apply_tries;
+			recovered[2 * n_recovered + 1] = tries;
 			n_recovered++;
-			part->apply_stall = KMD_STALL_NONE;
-			part->apply_tries = 0;
-			part->apply_error[0] = '\0';
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
@@ -1037,10 +871,7 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* stalls are this process's: a new one tries every partition again */
-	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
-		kmd_shared->partitions[i].apply_stall = KMD_STALL_NONE;
-	LWLockRelease(kmd_shared->lock);
+	kmd_stall_reset();
 	kmd_shared->apply_pid = MyProcPid;
 	kmd_shared->apply_latch = MyLatch;
 	before_shmem_exit(apply_exit, 0);
