@@ -39,6 +39,7 @@
 #include "utils/rel.h"
 
 #include "errcodes.h"
+#include "plans.h"
 #include "rows.h"
 #include "rows_int.h"
 
@@ -126,7 +127,7 @@ resolve_table(RowCommand *c, const char *name)
 
 	values[0] = ObjectIdGetDatum(c->relid);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT 1 FROM kommander.tables WHERE relid = $1",
+	if (kmd_plan_execute("SELECT 1 FROM kommander.tables WHERE relid = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	registered = SPI_processed > 0;
@@ -296,7 +297,7 @@ resolve_applier(RowCommand *c, const char *name)
 	bool		isnull;
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT fn::oid FROM kommander.appliers WHERE name = $1",
+	if (kmd_plan_execute("SELECT fn::oid FROM kommander.appliers WHERE name = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.appliers");
 	c->fn = SPI_processed > 0 ?

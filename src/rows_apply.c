@@ -30,6 +30,7 @@
 #include "utils/syscache.h"
 
 #include "errcodes.h"
+#include "plans.h"
 #include "rows.h"
 #include "rows_int.h"
 #include "shmem.h"
@@ -76,7 +77,7 @@ run(const char *sql, int nargs, Jsonb **args)
 
 	for (int i = 0; i < nargs; i++)
 		values[i] = JsonbPGetDatum(args[i]);
-	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	rc = kmd_plan_execute(sql, nargs, types, values, NULL, false, 0);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
@@ -257,7 +258,7 @@ apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 	values[3] = Int64GetDatum((int64) ctx->term);
 	values[4] = CStringGetTextDatum(ctx->key ? ctx->key : "");
 	values[5] = Int32GetDatum(ctx->origin_node);
-	if (SPI_execute_with_args(sql, 6, types, values, NULL, false, 1) != SPI_OK_SELECT)
+	if (kmd_plan_execute(sql, 6, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not call applier %s", format_procedure(c->fn));
 	if (SPI_processed > 0)
 	{
