@@ -30,6 +30,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -157,6 +158,14 @@ resolve_table(RowCommand *c, const char *name)
 	}
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
+
+	/*
+	 * No lock is kept: a proposer waits for its entry to be applied, and
+	 * the apply worker's DDL on this table must not wait for the proposer
+	 * (both would wait until kommander.propose_timeout).  Applying checks
+	 * the command again.
+	 */
+	UnlockRelationOid(c->relid, AccessShareLock);
 }
 
 /* Every key of `obj' names a column of the table. */
