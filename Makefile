@@ -33,7 +33,7 @@ PG_CFLAGS = $(KMD_WARNINGS)
 
 # In this order: the first bootstraps the node the others use, the last
 # drops the extension.
-REGRESS = single_node key_range strict_commands table_ddl_guard unprivileged_roles drop_extension
+REGRESS = single_node key_range primitives strict_commands table_ddl_guard unprivileged_roles drop_extension
 REGRESS_OPTS = --temp-instance=tmp_check_regress \
 	--temp-config=$(srcdir)/test/regress.conf
 
