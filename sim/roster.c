@@ -301,14 +301,17 @@ splits_let_go(sim *s, int nid, int gi, raft_id x)
  * longer names leaves (the leader, if it is that member, hands over to
  * another voter first), then a node the roster names is added as a
  * learner, then a learner the roster names a voter is promoted once it has
- * caught up.  True when the configuration is in line with the roster.
+ * caught up.  True when the configuration is in line with the roster.  A
+ * leader that is to leave hands over only to a voter the roster keeps, as
+ * the runtime's does: two leaving voters would hand the lead back and
+ * forth for ever.
  *
  * Unlike the runtime, a member leaves only once the groups split off from
  * this one have let it go (splits_let_go), and meanwhile the other steps
  * go on: one of those groups may need a learner added here to catch up.
- * And a leader that must leave but is the only voter goes on to promote
- * a learner, where the runtime's waits for a voter to hand over to, which
- * never comes (--bug lone-voter).
+ * And a leader that must leave but has no other voter the roster keeps
+ * goes on to promote a learner, where the runtime's waits for a voter to
+ * hand over to, which never comes (--bug lone-voter).
  */
 static bool
 reconcile_step(sim *s, int nid, int gi)
@@ -326,13 +329,14 @@ reconcile_step(sim *s, int nid, int gi)
 		if (id == s->ident[nid])
 		{
 			for (uint32_t k = 0; k < conf->n; k++)
-				if (conf->members[k].id != id && conf->members[k].role == RAFT_VOTER)
+				if (conf->members[k].id != id && conf->members[k].role == RAFT_VOTER &&
+					roster_member(s, roster_node(s, conf->members[k].id)))
 				{
 					if (raft_transfer_leader(r, conf->members[k].id) == RAFT_OK)
 						trace(s, EV_NEMESIS, nid, gi, 53, conf->members[k].id);
 					return false;
 				}
-			/* the only voter: a learner must be promoted to hand over to */
+			/* no voter to stay: a learner must be promoted to hand over to */
 			in_line = false;
 			if (s->cfg.bugs & SIM_BUG_LONE_VOTER)
 				return false;

@@ -44,7 +44,7 @@ run_bug() {
   fi
 }
 
-echo "1..24"
+echo "1..26"
 # two batches in parallel, one per core
 (
   run_clean 3n-1g-all           --seed 1     --seeds 1500 --nodes 3 --groups 1
@@ -59,6 +59,9 @@ echo "1..24"
   run_clean 3n-4g-net-only      --seed 60001 --seeds 500  --nodes 3 --groups 4 --faults drop,dup,reorder,delay,partition --no-membership
   run_clean 4n-2g-disk-only     --seed 70001 --seeds 300  --nodes 4 --groups 2 --faults crash,fsync,stall
   run_clean 5n-32p-split-merge  --seed 85001 --seeds 300  --nodes 5 --groups 32 --partitions
+  run_clean 4n-8p-split-merge   --seed 87001 --seeds 200  --nodes 4 --groups 8 --partitions
+  # two leaving voters handed the lead to each other for ever
+  run_clean seed-2335           --seed 2335 --seeds 1 --nodes 4 --groups 8 --partitions
 ) >"$out/batch2" 2>&1 &
 wait
 cat "$out/batch1" "$out/batch2"
