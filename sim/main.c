@@ -32,7 +32,7 @@ usage(void)
 			"               [--bug commit-old-term|forget-vote|no-prevote-term|early-apply|\n"
 			"                      no-fencing|early-merge|stale-read|split-overlap|\n"
 			"                      reuse-id|remove-early|leave-early|late-member|lone-voter|\n"
-			"                      stale-reconcile]\n"
+			"                      stale-reconcile|strand-merge]\n"
 			"               [--clients C(1..8)] [--no-membership] [--partitions] [--trace]\n");
 	exit(2);
 }

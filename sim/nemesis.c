@@ -369,5 +369,7 @@ sim_parse_bug(const char *name)
 		return SIM_BUG_LONE_VOTER;
 	if (strcmp(name, "stale-reconcile") == 0)
 		return SIM_BUG_STALE_RECONCILE;
+	if (strcmp(name, "strand-merge") == 0)
+		return SIM_BUG_STRAND_MERGE;
 	return 0;
 }

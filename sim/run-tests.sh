@@ -44,7 +44,7 @@ run_bug() {
   fi
 }
 
-echo "1..26"
+echo "1..28"
 # two batches in parallel, one per core
 (
   run_clean 3n-1g-all           --seed 1     --seeds 1500 --nodes 3 --groups 1
@@ -52,6 +52,9 @@ echo "1..26"
   run_clean 5n-1g-crash-part    --seed 20001 --seeds 500  --nodes 5 --groups 1 --faults partition,crash
   run_clean 3n-64g              --seed 30001 --seeds 40   --nodes 3 --groups 64
   run_clean 3n-16p-split-merge  --seed 80001 --seeds 1000 --nodes 3 --groups 16 --partitions
+  # a merge committed while the right partition had let a leaving member
+  # of the left one go: the new group split off later never got a leader
+  run_clean seed-327289         --seed 327289 --seeds 1 --nodes 3 --groups 16 --steps 20000 --clients 4 --partitions
 ) >"$out/batch1" 2>&1 &
 (
   run_clean 5n-8g-all           --seed 40001 --seeds 500  --nodes 5 --groups 8
@@ -72,7 +75,11 @@ failed=$((failed + $(grep -c '^not ok' "$out/batch1" "$out/batch2" | awk -F: '{s
 (run_bug commit-old-term 100; run_bug forget-vote
  run_bug no-fencing 500 --partitions --groups 16
  run_bug stale-read 100 --partitions --groups 16
- run_bug late-member 150 --partitions --groups 16) >"$out/bugs1" 2>&1 &
+ run_bug late-member 150 --partitions --groups 16
+ # one seed in 30,000: the one that found it
+ $SIM --seed 327289 --bug strand-merge --partitions --groups 16 --steps 20000 --clients 4 >"$out/strand.log" 2>&1
+ if grep -q ': liveness: ' "$out/strand.log"; then ok "bug-strand-merge caught: $(grep -m1 '^violation' "$out/strand.log" | cut -c1-110)"
+ else fail "bug-strand-merge not caught at seed 327289" "$out/strand.log"; fi) >"$out/bugs1" 2>&1 &
 (run_bug no-prevote-term; run_bug early-apply
  run_bug early-merge 500 --partitions --groups 16
  run_bug split-overlap 500 --partitions --groups 16

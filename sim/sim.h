@@ -50,6 +50,9 @@
 										 * voter waits for one to hand over to */
 #define SIM_BUG_STALE_RECONCILE 0x20000 /* a leader that lost and won back the
 										 * lead trusts its last reconcile */
+#define SIM_BUG_STRAND_MERGE	0x40000 /* a merge commits while a member of
+										 * the left partition may lack the
+										 * right one's log */
 
 typedef struct sim_config
 {

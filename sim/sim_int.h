@@ -359,6 +359,7 @@ bool		roster_listed(const sim *s, int nid);
 void		roster_change(sim *s);
 void		roster_reconcile(sim *s, int nid, int gi);
 bool		roster_member_behind(sim *s, int nid, const group *g);
+bool		roster_merge_ready(sim *s, int nid, int left, int right);
 void		roster_conf_at(const group *g, uint64_t index, raft_conf *conf);
 bool		roster_converged(sim *s, char *why, size_t len);
 
