@@ -127,7 +127,8 @@ held_commit(const group *g)
  * with --bug reuse-id it gets the id of the server it replaces here.  A new
  * server answering for an old one in a configuration that still names it,
  * or in one that a split replayed from the log brings back, votes with an
- * empty disk, and two leaders win the same term.
+ * empty disk: a leader can win without entries committed before (leader
+ * completeness), or two leaders the same term.
  */
 static void
 join(sim *s, int nid)

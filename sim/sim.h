@@ -80,7 +80,8 @@ typedef struct sim_result
 								 * committing */
 	uint64_t	ops;			/* client operations completed */
 	uint64_t	pending_ops;	/* with unknown outcome */
-	bool		lin_gave_up;
+	bool		lin_gave_up;	/* the linearizability search ran out of
+								 * budget on some key: nothing is proved */
 	uint64_t	splits;			/* partition mode: splits and merges applied */
 	uint64_t	merges;
 	uint64_t	roster_changes; /* partition mode: joins, promotions, removals */

@@ -34,6 +34,7 @@
 #define LIVENESS_BOUND_MS 30000
 #define TRACE_RING 48
 #define PROMOTE_MAX_LAG 16		/* kommander.promote_max_lag, for short logs */
+#define LIN_BUDGET 2000000		/* search steps per key; see lin_check() */
 
 /* ------------------------------------------------------------------------
  * The key-value state machine; its snapshot image is the struct itself.
