@@ -3,8 +3,9 @@
 #   make                 the extension (WERROR=1: warnings are errors)
 #   make install         install it into the Postgres found by pg_config
 #   make core            build and run the Raft core's unit tests
-#   make sim             build the deterministic simulator sim/kmd-sim
-#   make simcheck        its unit tests and sim/run-tests.sh
+#   make sim             build the deterministic simulator sim/kmd-sim and
+#                        the history checker sim/kmd-lincheck
+#   make simcheck        its unit tests, kmd-lincheck's, and sim/run-tests.sh
 #   make regress         pg_regress on a temporary instance
 #   make tap             TAP tests (PostgreSQL::Test::Cluster)
 
@@ -36,7 +37,7 @@ REGRESS_OPTS = --temp-instance=tmp_check_regress \
 	--temp-config=$(srcdir)/test/regress.conf
 
 EXTRA_CLEAN = $(PROTO_GEN) build tmp_check tmp_check_regress results \
-	regression.diffs regression.out log sim/kmd-sim
+	regression.diffs regression.out log sim/kmd-sim sim/kmd-lincheck
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -68,7 +69,7 @@ build/core/%: test/core/%.c test/core/fixture.c test/core/fixture.h $(CORE_SRCS)
 core: $(CORE_TESTS)
 	CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $(CORE_TESTS)
 
-SIM_LIB_SRCS = $(filter-out sim/main.c sim/test_%.c,$(wildcard sim/*.c))
+SIM_LIB_SRCS = $(filter-out sim/main.c sim/lincheck.c sim/test_%.c,$(wildcard sim/*.c))
 SIM_CORE_OBJS = $(patsubst src/raft/%.c,build/sim/raft/%.o,$(CORE_SRCS))
 SIM_LIB_OBJS = $(patsubst sim/%.c,build/sim/%.o,$(SIM_LIB_SRCS))
 SIM_TESTS = $(patsubst sim/%.c,build/sim/%,$(wildcard sim/test_*.c))
@@ -87,17 +88,21 @@ sim/kmd-sim: build/sim/main.o $(SIM_LIB_OBJS) $(SIM_CORE_OBJS)
 build/sim/test_%: build/sim/test_%.o $(SIM_LIB_OBJS) $(SIM_CORE_OBJS)
 	$(NATIVE_CC) $(NATIVE_CFLAGS) -o $@ $^ -lm
 
-sim: sim/kmd-sim
+sim/kmd-lincheck: build/sim/lincheck.o build/sim/history.o build/sim/json.o build/sim/linearizability.o build/sim/lin_cache.o
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -o $@ $^
+
+sim: sim/kmd-sim sim/kmd-lincheck
 
 # The simulator and its core under AddressSanitizer and UBSan, for a few
 # hundred seeds in sim/run-tests.sh (slower, so not the default binary).
 build/sim/kmd-sim-asan: $(wildcard sim/*.c sim/*.h) $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
 	@mkdir -p build/sim
 	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -DRAFT_SIM_BUGS -Isrc/raft -Isim -o $@ \
-		$(filter-out sim/test_%.c,$(wildcard sim/*.c)) $(CORE_SRCS) -lm
+		$(filter-out sim/test_%.c sim/lincheck.c,$(wildcard sim/*.c)) $(CORE_SRCS) -lm
 
 simcheck: sim build/sim/kmd-sim-asan $(SIM_TESTS)
 	$(if $(SIM_TESTS),prove --exec '' $(SIM_TESTS))
+	prove --exec bash sim/lincheck-tests.sh
 	bash sim/run-tests.sh
 
 regress: installcheck

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
 #include "sim_int.h"
 
 /* Apply a client's command; returns its output (CAS: 1 if it swapped). */
@@ -760,6 +761,8 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 		}
 	}
 
+	if (cfg->history != NULL)
+		history_write(cfg->history, s->hist, s->n_hist, s->now);
 	res->steps = s->step;
 	res->sim_ms = s->now;
 	res->splits = s->splits;

@@ -6,6 +6,7 @@
  *	  kmd-sim --seed S [--seeds K] [--nodes N] [--groups M] [--steps T]
  *	          [--faults list] [--bug NAME] [--expect INVARIANT]
  *	          [--clients C] [--no-membership] [--partitions] [--trace]
+ *	          [--history FILE]
  *
  * The same arguments print the same output, ending in "digest: <hex>".
  * Exit status 1 if any seed violated an invariant or left its history
@@ -38,7 +39,7 @@ usage(void)
 			"                      reuse-id|remove-early|leave-early|late-member|lone-voter|\n"
 			"                      stale-reconcile|strand-merge]\n"
 			"               [--expect INVARIANT] [--clients C(1..8)] [--no-membership]\n"
-			"               [--partitions] [--trace]\n");
+			"               [--partitions] [--trace] [--history FILE (one seed)]\n");
 	exit(2);
 }
 
@@ -76,6 +77,7 @@ main(int argc, char **argv)
 	const char *faults_arg = NULL;
 	const char *bug_arg = NULL;
 	const char *expect = NULL;
+	const char *history = NULL;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.nodes = 3;
@@ -110,6 +112,8 @@ main(int argc, char **argv)
 			cfg.steps = num(v), i++;
 		else if (strcmp(a, "--expect") == 0)
 			expect = v, i++;
+		else if (strcmp(a, "--history") == 0)
+			history = v, i++;
 		else if (strcmp(a, "--clients") == 0)
 			cfg.clients = (int) num(v), i++;
 		else if (strcmp(a, "--faults") == 0)
@@ -132,8 +136,13 @@ main(int argc, char **argv)
 	}
 	if (cfg.nodes < 3 || cfg.nodes > SIM_MAX_NODES || cfg.groups < 1 ||
 		cfg.groups > SIM_MAX_GROUPS || cfg.clients < 1 || cfg.clients > 8 || seeds < 1 ||
-		(cfg.partitions && cfg.groups < 2))
+		(cfg.partitions && cfg.groups < 2) || (history != NULL && seeds != 1))
 		usage();
+	if (history != NULL && (cfg.history = fopen(history, "w")) == NULL)
+	{
+		perror(history);
+		return 2;
+	}
 
 	t0 = clock();
 	for (uint64_t k = 0; k < seeds && !caught; k++)
@@ -195,6 +204,11 @@ main(int argc, char **argv)
 	fprintf(stderr, "cpu: %.2f s, %.0f messages/s, %.0f steps/s\n", cpu,
 			cpu > 0 ? msgs / cpu : 0.0, cpu > 0 ? steps / cpu : 0.0);
 	printf("digest: %016llx\n", (unsigned long long) digest);
+	if (cfg.history != NULL && fclose(cfg.history) != 0)
+	{
+		perror(history);
+		return 2;
+	}
 	if (expect != NULL)
 	{
 		if (caught)

@@ -67,6 +67,8 @@ typedef struct sim_config
 								 * split and merged by the nemesis */
 	bool		trace;			/* print every event */
 	int			clients;
+	FILE	   *history;		/* if set, the client history is written
+								 * there as JSON lines (history.h) */
 } sim_config;
 
 typedef struct sim_result
