@@ -2,7 +2,8 @@
 #
 #   make                 the extension (WERROR=1: warnings are errors)
 #   make install         install it into the Postgres found by pg_config
-#   make core            build and run the Raft core's unit tests
+#   make core            build and run the Raft core's unit tests and the
+#                        wire test (clang, outside the server)
 #   make sim             build the deterministic simulator sim/kmd-sim and
 #                        the history checker sim/kmd-lincheck
 #   make simcheck        its unit tests, kmd-lincheck's, and sim/run-tests.sh
@@ -65,9 +66,26 @@ build/core/%: test/core/%.c test/core/fixture.c test/core/fixture.h $(CORE_SRCS)
 	@mkdir -p build/core
 	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -Isrc/raft -Itest/core -o $@ $< test/core/fixture.c $(CORE_SRCS) -lcmocka
 
+# ---------------------------------------------------------------------------
+# src/wire.c built outside the server, with the server's headers and a shim
+# of the few Postgres functions it calls (test/fuzz/pg_shim.c), for its test
+# and its fuzz targets.  Kept apart from the extension's build: everything
+# goes to build/fuzz.
+# ---------------------------------------------------------------------------
+FUZZ_CC ?= clang
+FUZZ_CFLAGS = -g -O1 $(KMD_WARNINGS) -Wno-ignored-attributes \
+	-I$(shell $(PG_CONFIG) --includedir-server) -I. -Isrc -Iproto -Itest/fuzz
+FUZZ_WIRE = src/wire.c proto/kommander.pb-c.c test/fuzz/pg_shim.c
+FUZZ_DEPS = $(FUZZ_WIRE) src/wire.h src/command.h test/fuzz/pg_shim.h \
+	proto/kommander.pb-c.h $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
+
+build/fuzz/test_wire: test/fuzz/test_wire.c $(FUZZ_DEPS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(SANITIZE) -o $@ $< $(FUZZ_WIRE) -lprotobuf-c -lcmocka
+
 .PHONY: core sim simcheck regress tap
-core: $(CORE_TESTS)
-	CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $(CORE_TESTS)
+core: $(CORE_TESTS) build/fuzz/test_wire
+	CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $(CORE_TESTS) build/fuzz/test_wire
 
 SIM_LIB_SRCS = $(filter-out sim/main.c sim/lincheck.c sim/test_%.c,$(wildcard sim/*.c))
 SIM_CORE_OBJS = $(patsubst src/raft/%.c,build/sim/raft/%.o,$(CORE_SRCS))
