@@ -4,7 +4,7 @@
  *	  kmd-sim: run the deterministic simulator for one seed or many.
  *
  *	  kmd-sim --seed S [--seeds K] [--nodes N] [--groups M] [--steps T]
- *	          [--faults list] [--bug NAME] [--expect INVARIANT]
+ *	          [--faults list] [--bug NAME[,NAME...]] [--expect INVARIANT]
  *	          [--clients C] [--no-membership] [--partitions] [--trace]
  *	          [--history FILE]
  *
@@ -37,7 +37,8 @@ usage(void)
 			"               [--bug commit-old-term|forget-vote|no-prevote-term|early-apply|\n"
 			"                      no-fencing|early-merge|stale-read|split-overlap|\n"
 			"                      reuse-id|remove-early|leave-early|late-member|lone-voter|\n"
-			"                      stale-reconcile|strand-merge]\n"
+			"                      stale-reconcile|strand-merge|promote-unheard, or several\n"
+			"                      joined by commas]\n"
 			"               [--expect INVARIANT] [--clients C(1..8)] [--no-membership]\n"
 			"               [--partitions] [--trace] [--history FILE (one seed)]\n");
 	exit(2);

@@ -332,8 +332,11 @@ votes_in_merge_target(sim *s, int nid, int gi, raft_id x)
  * left partition stays here until it holds the log up to the last freeze
  * entry.  A learner stuck at the merge holds nothing up, and a learner
  * may never host this group (it may have been added just before it was to
- * leave): it is let go.  The runtime's reconciler does not wait (--bug
- * strand-merge).
+ * leave): it is let go; so is a voter that has not answered this leader
+ * (a match of 0): one that never hosts the group would otherwise hold it
+ * for good, and with it the left partition, which waits for the groups
+ * split off it (this one, when it was split off and merged back).  The
+ * runtime's reconciler does not wait (--bug strand-merge).
  */
 static bool
 freeze_lets_go(sim *s, int nid, int gi, raft_id x)
@@ -352,7 +355,7 @@ freeze_lets_go(sim *s, int nid, int gi, raft_id x)
 		memcpy(&c, e->data, sizeof(c));
 		if (c.kind != CMD_FREEZE)
 			continue;
-		return raft_get_progress(g->r, x, &pr) != RAFT_OK || pr.match >= i ||
+		return raft_get_progress(g->r, x, &pr) != RAFT_OK || pr.match == 0 || pr.match >= i ||
 			!votes_in_merge_target(s, nid, gi, x);
 	}
 	return true;
@@ -410,7 +413,13 @@ roster_merge_ready(sim *s, int nid, int left, int right)
  * go on: one of those groups may need a learner added here to catch up.
  * And a leader that must leave but has no other voter the roster keeps
  * goes on to promote a learner, where the runtime's waits for a voter to
- * hand over to, which never comes (--bug lone-voter).
+ * hand over to, which never comes (--bug lone-voter).  A learner has
+ * caught up when it is within PROMOTE_MAX_LAG of the leader's log and has
+ * answered this leader (its match is not 0): on a log shorter than the
+ * lag, one that never answered (its node does not host the group: it has
+ * not applied the split that made it, and may never) would become a voter
+ * that never answers, and with one other voter the group could elect no
+ * leader.  The runtime promotes on the lag alone (--bug promote-unheard).
  */
 static bool
 reconcile_step(sim *s, int nid, int gi)
@@ -470,6 +479,7 @@ reconcile_step(sim *s, int nid, int gi)
 		{
 			in_line = false;
 			if (raft_get_progress(r, id, &pr) == RAFT_OK &&
+				(pr.match > 0 || (s->cfg.bugs & SIM_BUG_PROMOTE_UNHEARD)) &&
 				pr.match + PROMOTE_MAX_LAG >= raft_last_index(r))
 			{
 				if (raft_propose_conf(r, RAFT_CC_ADD_VOTER, id, NULL, NULL) == RAFT_OK)

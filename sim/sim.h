@@ -53,6 +53,8 @@
 #define SIM_BUG_STRAND_MERGE	0x40000 /* a merge commits while a member of
 										 * the left partition may lack the
 										 * right one's log */
+#define SIM_BUG_PROMOTE_UNHEARD 0x80000 /* a learner that never answered is
+										 * promoted when the log is short */
 
 typedef struct sim_config
 {
@@ -95,8 +97,9 @@ typedef struct sim_result
 /* Parse a --faults list ("drop,crash", "all", "none"); -1 on error. */
 int			sim_parse_faults(const char *list, uint32_t *faults);
 
-/* Map a --bug name to RAFT_BUG_*; 0 when unknown. */
-uint32_t	sim_parse_bug(const char *name);
+/* Map a --bug name, or a list of names joined by commas, to RAFT_BUG_* and
+ * SIM_BUG_* flags; 0 when a name is unknown. */
+uint32_t	sim_parse_bug(const char *list);
 
 /*
  * Run one seed.  With cfg->trace the trace goes to `out'; on a violation
