@@ -8,6 +8,16 @@
  *
  *	  kmd-lincheck [--budget N] [FILE]		(standard input without FILE)
  *
+ * The history has one JSON object per line, one line per event of an
+ * operation, in the order they happened for each process:
+ *
+ *	{"process":2,"type":"invoke","f":"cas","key":"a","value":[3,4],"time":1100}
+ *	{"process":2,"type":"ok","f":"cas","key":"a","value":[3,4],"time":1300}
+ *
+ * with "f" read, write or cas, "type" invoke, then ok, fail (no effect)
+ * or info (outcome unknown), and monotonic integer times; history.h
+ * documents every field.
+ *
  * Exit status: 0 every key is linearizable; 1 a key is not; 2 bad usage,
  * a malformed history, or one with no completed operation (it would prove
  * nothing); 3 inconclusive (the search ran out of budget on some key and
@@ -18,8 +28,8 @@
  * running at S, counts as one of unknown outcome (a read of unknown
  * outcome tells nothing), and the value at S is unknown: any value will
  * do.  Each of these only allows more linearizations, so a window that is
- * not linearizable proves the whole history is not; and a window inside
- * one that is not linearizable is a weaker claim, so the ends can be
+ * not linearizable proves the whole history is not; and a window that
+ * holds one that is not linearizable is not either, so the ends can be
  * searched for one at a time: the earliest T from the start of the
  * history, then the latest S.
  *
