@@ -98,6 +98,7 @@ kmd_reconcile_group(KmdGroup *g)
 			/* promoted once caught up; until then, look again later */
 			in_line = false;
 			if (raft_get_progress(g->r, (raft_id) ids[j], &pr) == RAFT_OK &&
+				pr.match > 0 &&
 				pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r))
 			{
 				rc = raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, (raft_id) ids[j], NULL, NULL);
