@@ -2,9 +2,14 @@
 #
 #   make                 the extension (WERROR=1: warnings are errors)
 #   make install         install it into the Postgres found by pg_config
-#   make core            build and run the Raft core's unit tests
-#   make sim             build the deterministic simulator sim/kmd-sim
-#   make simcheck        its unit tests and sim/run-tests.sh
+#   make core            build and run the Raft core's unit tests, the wire
+#                        test, and the fuzz targets over their corpus
+#   make fuzz            build the fuzz targets (clang, libFuzzer); run them
+#                        with scripts/fuzz.sh
+#   make fuzz-corpus     rewrite their generated seed corpus
+#   make sim             build the deterministic simulator sim/kmd-sim and
+#                        the history checker sim/kmd-lincheck
+#   make simcheck        its unit tests, kmd-lincheck's, and sim/run-tests.sh
 #   make regress         pg_regress on a temporary instance
 #   make tap             TAP tests (PostgreSQL::Test::Cluster)
 
@@ -33,12 +38,12 @@ PG_CFLAGS = $(KMD_WARNINGS)
 
 # In this order: the first bootstraps the node the others use, the last
 # drops the extension.
-REGRESS = single_node key_range contained_writes apply_context strict_commands table_ddl_guard unprivileged_roles ddl_as_caller drop_extension
+REGRESS = single_node key_range contained_writes apply_context primitives strict_commands table_ddl_guard unprivileged_roles ddl_as_caller drop_extension
 REGRESS_OPTS = --temp-instance=tmp_check_regress \
 	--temp-config=$(srcdir)/test/regress.conf
 
 EXTRA_CLEAN = $(PROTO_GEN) build tmp_check tmp_check_regress results \
-	regression.diffs regression.out log sim/kmd-sim
+	regression.diffs regression.out log sim/kmd-sim sim/kmd-lincheck
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -66,11 +71,48 @@ build/core/%: test/core/%.c test/core/fixture.c test/core/fixture.h $(CORE_SRCS)
 	@mkdir -p build/core
 	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -Isrc/raft -Itest/core -o $@ $< test/core/fixture.c $(CORE_SRCS) -lcmocka
 
-.PHONY: core sim simcheck regress tap
-core: $(CORE_TESTS)
-	CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $(CORE_TESTS)
+# ---------------------------------------------------------------------------
+# src/wire.c built outside the server, with the server's headers and a shim
+# of the few Postgres functions it calls (test/fuzz/pg_shim.c), for its test
+# and its fuzz targets (libFuzzer).  Kept apart from the extension's build:
+# everything goes to build/fuzz.
+# ---------------------------------------------------------------------------
+FUZZ_CC ?= clang
+FUZZ_TARGETS = batch command
+FUZZ_BINS = $(patsubst %,build/fuzz/fuzz_%,$(FUZZ_TARGETS))
+FUZZ_CFLAGS = -g -O1 $(KMD_WARNINGS) -Wno-ignored-attributes \
+	-I$(shell $(PG_CONFIG) --includedir-server) -I. -Isrc -Iproto -Itest/fuzz
+FUZZ_WIRE = src/wire.c proto/kommander.pb-c.c test/fuzz/pg_shim.c
+FUZZ_DEPS = $(FUZZ_WIRE) src/wire.h src/command.h test/fuzz/pg_shim.h \
+	proto/kommander.pb-c.h $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
 
-SIM_LIB_SRCS = $(filter-out sim/main.c sim/test_%.c,$(wildcard sim/*.c))
+build/fuzz/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ $< $(FUZZ_WIRE) $(CORE_SRCS) -lprotobuf-c
+
+build/fuzz/test_wire: test/fuzz/test_wire.c $(FUZZ_DEPS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(SANITIZE) -o $@ $< $(FUZZ_WIRE) -lprotobuf-c -lcmocka
+
+build/fuzz/make_corpus: test/fuzz/make_corpus.c test/core/fixture.c test/core/fixture.h $(FUZZ_DEPS)
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc/raft -Itest/core $(SANITIZE) -o $@ $< test/core/fixture.c \
+		$(FUZZ_WIRE) $(CORE_SRCS) -lprotobuf-c
+
+.PHONY: core sim simcheck regress tap fuzz fuzz-corpus
+core: $(CORE_TESTS) build/fuzz/test_wire $(FUZZ_BINS)
+	CMOCKA_MESSAGE_OUTPUT=TAP prove --exec '' $(CORE_TESTS) build/fuzz/test_wire
+	prove --exec bash test/fuzz/regress.sh
+
+fuzz: $(FUZZ_BINS)
+
+fuzz-corpus: build/fuzz/make_corpus
+	@mkdir -p $(patsubst %,test/fuzz/corpus/%,$(FUZZ_TARGETS))
+	rm -f $(patsubst %,test/fuzz/corpus/%/gen-*,$(FUZZ_TARGETS))
+	build/fuzz/make_corpus test/fuzz/corpus
+
+SIM_LIB_SRCS = $(filter-out sim/main.c sim/lincheck.c sim/test_%.c,$(wildcard sim/*.c))
 SIM_CORE_OBJS = $(patsubst src/raft/%.c,build/sim/raft/%.o,$(CORE_SRCS))
 SIM_LIB_OBJS = $(patsubst sim/%.c,build/sim/%.o,$(SIM_LIB_SRCS))
 SIM_TESTS = $(patsubst sim/%.c,build/sim/%,$(wildcard sim/test_*.c))
@@ -89,17 +131,21 @@ sim/kmd-sim: build/sim/main.o $(SIM_LIB_OBJS) $(SIM_CORE_OBJS)
 build/sim/test_%: build/sim/test_%.o $(SIM_LIB_OBJS) $(SIM_CORE_OBJS)
 	$(NATIVE_CC) $(NATIVE_CFLAGS) -o $@ $^ -lm
 
-sim: sim/kmd-sim
+sim/kmd-lincheck: build/sim/lincheck.o build/sim/history.o build/sim/json.o build/sim/linearizability.o build/sim/lin_cache.o
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -o $@ $^
+
+sim: sim/kmd-sim sim/kmd-lincheck
 
 # The simulator and its core under AddressSanitizer and UBSan, for a few
 # hundred seeds in sim/run-tests.sh (slower, so not the default binary).
 build/sim/kmd-sim-asan: $(wildcard sim/*.c sim/*.h) $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
 	@mkdir -p build/sim
 	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -DRAFT_SIM_BUGS -Isrc/raft -Isim -o $@ \
-		$(filter-out sim/test_%.c,$(wildcard sim/*.c)) $(CORE_SRCS) -lm
+		$(filter-out sim/test_%.c sim/lincheck.c,$(wildcard sim/*.c)) $(CORE_SRCS) -lm
 
 simcheck: sim build/sim/kmd-sim-asan $(SIM_TESTS)
 	$(if $(SIM_TESTS),prove --exec '' $(SIM_TESTS))
+	prove --exec bash sim/lincheck-tests.sh
 	bash sim/run-tests.sh
 
 regress: installcheck

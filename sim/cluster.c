@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
 #include "sim_int.h"
 
 /* Apply a client's command; returns its output (CAS: 1 if it swapped). */
@@ -739,16 +740,29 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 					  (unsigned long long) (s->now - heal_at));
 	}
 
-	/* the client history must be linearizable */
+	/*
+	 * the client history must be linearizable, and must hold something to
+	 * check: a run in which no operation completed proves nothing
+	 */
+	if (!s->failed && res->ops == 0)
+		violation(s, "no operations", "no client operation completed in %llu ms",
+				  (unsigned long long) s->now);
 	if (!s->failed)
 	{
-		lin_result	lr = lin_check(s->hist, s->n_hist, 2000000);
+		lin_result	lr = lin_check(s->hist, s->n_hist, LIN_BUDGET);
 
-		res->lin_gave_up = lr.gave_up;
 		if (!lr.ok)
 			violation(s, "linearizability", "%s", lr.why);
+		else if (lr.gave_up)
+		{
+			/* inconclusive, not linearizable: the caller counts it a failure */
+			res->lin_gave_up = true;
+			fprintf(s->out, "inconclusive: seed %llu: %s\n", (unsigned long long) s->cfg.seed, lr.why);
+		}
 	}
 
+	if (cfg->history != NULL)
+		history_write(cfg->history, s->hist, s->n_hist, s->now);
 	res->steps = s->step;
 	res->sim_ms = s->now;
 	res->splits = s->splits;

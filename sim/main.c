@@ -4,11 +4,16 @@
  *	  kmd-sim: run the deterministic simulator for one seed or many.
  *
  *	  kmd-sim --seed S [--seeds K] [--nodes N] [--groups M] [--steps T]
- *	          [--faults list] [--bug NAME] [--clients C] [--no-membership]
- *	          [--partitions] [--trace]
+ *	          [--faults list] [--bug NAME[,NAME...]] [--expect INVARIANT]
+ *	          [--clients C] [--no-membership] [--partitions] [--trace]
+ *	          [--history FILE]
  *
  * The same arguments print the same output, ending in "digest: <hex>".
- * Exit status 1 if any seed violated an invariant, 2 on bad usage.
+ * Exit status 1 if any seed violated an invariant or left its history
+ * unchecked (the linearizability search gave up), 2 on bad usage.  With
+ * --expect, the seeds run until one violates that invariant, and the exit
+ * status is 0 if one did, 1 if none did: a deliberate bug must be caught
+ * by the invariant meant to catch it, not by another.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -32,8 +37,10 @@ usage(void)
 			"               [--bug commit-old-term|forget-vote|no-prevote-term|early-apply|\n"
 			"                      no-fencing|early-merge|stale-read|split-overlap|\n"
 			"                      reuse-id|remove-early|leave-early|late-member|lone-voter|\n"
-			"                      stale-reconcile]\n"
-			"               [--clients C(1..8)] [--no-membership] [--partitions] [--trace]\n");
+			"                      stale-reconcile|strand-merge|promote-unheard, or several\n"
+			"                      joined by commas]\n"
+			"               [--expect INVARIANT] [--clients C(1..8)] [--no-membership]\n"
+			"               [--partitions] [--trace] [--history FILE (one seed)]\n");
 	exit(2);
 }
 
@@ -54,6 +61,9 @@ main(int argc, char **argv)
 	sim_config	cfg;
 	uint64_t	seeds = 1;
 	uint64_t	violations = 0;
+	uint64_t	give_ups = 0;
+	uint64_t	ran = 0;
+	bool		caught = false;
 	uint64_t	first_bad = 0;
 	uint64_t	steps = 0;
 	uint64_t	msgs = 0;
@@ -67,6 +77,8 @@ main(int argc, char **argv)
 	double		cpu;
 	const char *faults_arg = NULL;
 	const char *bug_arg = NULL;
+	const char *expect = NULL;
+	const char *history = NULL;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.nodes = 3;
@@ -99,6 +111,10 @@ main(int argc, char **argv)
 			cfg.groups = (int) num(v), i++;
 		else if (strcmp(a, "--steps") == 0)
 			cfg.steps = num(v), i++;
+		else if (strcmp(a, "--expect") == 0)
+			expect = v, i++;
+		else if (strcmp(a, "--history") == 0)
+			history = v, i++;
 		else if (strcmp(a, "--clients") == 0)
 			cfg.clients = (int) num(v), i++;
 		else if (strcmp(a, "--faults") == 0)
@@ -121,17 +137,23 @@ main(int argc, char **argv)
 	}
 	if (cfg.nodes < 3 || cfg.nodes > SIM_MAX_NODES || cfg.groups < 1 ||
 		cfg.groups > SIM_MAX_GROUPS || cfg.clients < 1 || cfg.clients > 8 || seeds < 1 ||
-		(cfg.partitions && cfg.groups < 2))
+		(cfg.partitions && cfg.groups < 2) || (history != NULL && seeds != 1))
 		usage();
+	if (history != NULL && (cfg.history = fopen(history, "w")) == NULL)
+	{
+		perror(history);
+		return 2;
+	}
 
 	t0 = clock();
-	for (uint64_t k = 0; k < seeds; k++)
+	for (uint64_t k = 0; k < seeds && !caught; k++)
 	{
 		sim_config	c = cfg;
 		sim_result	r;
 
 		c.seed = cfg.seed + k;
 		sim_run(&c, &r, stdout);
+		ran++;
 		steps += r.steps;
 		msgs += r.messages;
 		ops += r.ops;
@@ -142,11 +164,13 @@ main(int argc, char **argv)
 			liveness_max = r.liveness_ms;
 		digest ^= r.digest;
 		digest *= 1099511628211ULL;
-		if (!r.ok)
+		if (!r.ok || r.lin_gave_up)
 		{
-			if (violations == 0)
+			if (!r.ok && violations == 0)
 				first_bad = c.seed;
-			violations++;
+			violations += !r.ok;
+			give_ups += r.lin_gave_up;
+			caught = expect != NULL && !r.ok && strcmp(r.invariant, expect) == 0;
 			printf("replay: kmd-sim --seed %llu --nodes %d --groups %d --steps %llu --clients %d%s%s%s%s%s%s\n",
 				   (unsigned long long) c.seed, c.nodes, c.groups,
 				   (unsigned long long) c.steps, c.clients,
@@ -157,17 +181,17 @@ main(int argc, char **argv)
 		}
 		else if (seeds == 1)
 			printf("seed %llu: ok, %llu steps, %llu messages, %llu ops (%llu unknown), "
-				   "%llu ms simulated, recovered %llu ms after healing%s\n",
+				   "%llu ms simulated, recovered %llu ms after healing\n",
 				   (unsigned long long) c.seed, (unsigned long long) r.steps,
 				   (unsigned long long) r.messages, (unsigned long long) r.ops,
 				   (unsigned long long) r.pending_ops, (unsigned long long) r.sim_ms,
-				   (unsigned long long) r.liveness_ms,
-				   r.lin_gave_up ? " (linearizability search gave up)" : "");
+				   (unsigned long long) r.liveness_ms);
 	}
 	cpu = (double) (clock() - t0) / CLOCKS_PER_SEC;
 
-	printf("seeds: %llu ok: %llu violations: %llu", (unsigned long long) seeds,
-		   (unsigned long long) (seeds - violations), (unsigned long long) violations);
+	printf("seeds: %llu ok: %llu violations: %llu give-ups: %llu", (unsigned long long) ran,
+		   (unsigned long long) (ran - violations - give_ups), (unsigned long long) violations,
+		   (unsigned long long) give_ups);
 	if (violations)
 		printf(" first: %llu", (unsigned long long) first_bad);
 	printf(" steps: %llu messages: %llu ops: %llu max-recovery-ms: %llu",
@@ -181,5 +205,18 @@ main(int argc, char **argv)
 	fprintf(stderr, "cpu: %.2f s, %.0f messages/s, %.0f steps/s\n", cpu,
 			cpu > 0 ? msgs / cpu : 0.0, cpu > 0 ? steps / cpu : 0.0);
 	printf("digest: %016llx\n", (unsigned long long) digest);
-	return violations ? 1 : 0;
+	if (cfg.history != NULL && fclose(cfg.history) != 0)
+	{
+		perror(history);
+		return 2;
+	}
+	if (expect != NULL)
+	{
+		if (caught)
+			printf("caught: seed %llu: %s\n", (unsigned long long) (cfg.seed + ran - 1), expect);
+		else
+			printf("not caught: no seed violated %s\n", expect);
+		return caught ? 0 : 1;
+	}
+	return violations || give_ups ? 1 : 0;
 }

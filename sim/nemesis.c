@@ -338,8 +338,9 @@ sim_parse_faults(const char *list, uint32_t *faults)
 	return 0;
 }
 
-uint32_t
-sim_parse_bug(const char *name)
+/* One bug's flag, 0 when unknown. */
+static uint32_t
+parse_one_bug(const char *name)
 {
 	if (strcmp(name, "commit-old-term") == 0)
 		return RAFT_BUG_COMMIT_OLD_TERM;
@@ -369,5 +370,29 @@ sim_parse_bug(const char *name)
 		return SIM_BUG_LONE_VOTER;
 	if (strcmp(name, "stale-reconcile") == 0)
 		return SIM_BUG_STALE_RECONCILE;
+	if (strcmp(name, "strand-merge") == 0)
+		return SIM_BUG_STRAND_MERGE;
+	if (strcmp(name, "promote-unheard") == 0)
+		return SIM_BUG_PROMOTE_UNHEARD;
 	return 0;
+}
+
+uint32_t
+sim_parse_bug(const char *list)
+{
+	char		buf[256];
+	char	   *tok;
+	char	   *save = NULL;
+	uint32_t	bugs = 0;
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+	{
+		uint32_t	b = parse_one_bug(tok);
+
+		if (b == 0)
+			return 0;
+		bugs |= b;
+	}
+	return bugs;
 }

@@ -571,7 +571,7 @@ merge_step(sim *s)
 		{
 			raft_id		ll = leader_of(s, pid);
 
-			if (ll == 0)
+			if (ll == 0 || !roster_merge_ready(s, (int) ll, pid, right))
 				return;
 			c.kind = CMD_MERGE;
 			c.gen = s->nodes[ll].g[pid].kv.gen;

@@ -127,7 +127,8 @@ held_commit(const group *g)
  * with --bug reuse-id it gets the id of the server it replaces here.  A new
  * server answering for an old one in a configuration that still names it,
  * or in one that a split replayed from the log brings back, votes with an
- * empty disk, and two leaders win the same term.
+ * empty disk: a leader can win without entries committed before (leader
+ * completeness), or two leaders the same term.
  */
 static void
 join(sim *s, int nid)
@@ -296,19 +297,129 @@ splits_let_go(sim *s, int nid, int gi, raft_id x)
 }
 
 /*
+ * Is `x' a voter of the partition that takes group `gi' in when it merges,
+ * as node `nid' has its map: the one whose range ends where this one's
+ * begins, or already covers it?
+ */
+static bool
+votes_in_merge_target(sim *s, int nid, int gi, raft_id x)
+{
+	uint32_t	lo = s->nodes[nid].g[gi].kv.lo;
+
+	for (int pid = 0; pid < s->cfg.groups; pid++)
+	{
+		const group *q = &s->nodes[nid].g[pid];
+
+		if (pid == gi || !q->exists || q->r == NULL ||
+			(q->kv.pstate != PART_ACTIVE && q->kv.pstate != PART_FROZEN))
+			continue;
+		if (q->kv.lo < lo && q->kv.hi >= lo)
+			return raft_conf_role(raft_get_conf(q->r), x) == RAFT_VOTER;
+	}
+	return false;
+}
+
+/*
+ * May the leader of group `gi', node `nid', remove `x' once the group is
+ * frozen for a merge?  Every member of the left partition must apply the
+ * merge, which waits until the member has applied this group up to its
+ * freeze (partition.c): a member removed here before it holds that much
+ * never gets it and stops applying the left partition at the merge.  A
+ * voter of the left partition that stops there is a voter that never
+ * answers in every group split off the left partition after the merge,
+ * and the left partition keeps it until those groups let it go
+ * (splits_let_go), which they may not do without it.  So a voter of the
+ * left partition stays here until it holds the log up to the last freeze
+ * entry.  A learner stuck at the merge holds nothing up, and a learner
+ * may never host this group (it may have been added just before it was to
+ * leave): it is let go; so is a voter that has not answered this leader
+ * (a match of 0): one that never hosts the group would otherwise hold it
+ * for good, and with it the left partition, which waits for the groups
+ * split off it (this one, when it was split off and merged back).  The
+ * runtime's reconciler does not wait (--bug strand-merge).
+ */
+static bool
+freeze_lets_go(sim *s, int nid, int gi, raft_id x)
+{
+	const group *g = &s->nodes[nid].g[gi];
+	raft_progress pr;
+
+	for (uint64_t i = raft_last_index(g->r); i >= raft_first_index(g->r); i--)
+	{
+		const raft_entry *e;
+		kv_cmd		c;
+
+		if (raft_entry_at(g->r, i, &e) != 0 || e->type != RAFT_ENTRY_NORMAL ||
+			e->len != sizeof(kv_cmd))
+			continue;
+		memcpy(&c, e->data, sizeof(c));
+		if (c.kind != CMD_FREEZE)
+			continue;
+		return raft_get_progress(g->r, x, &pr) != RAFT_OK || pr.match == 0 || pr.match >= i ||
+			!votes_in_merge_target(s, nid, gi, x);
+	}
+	return true;
+}
+
+/*
+ * May the merge of partition `right' go into the log of partition `left',
+ * which node `nid' leads?  Only when every member of the left partition's
+ * configuration will get the right one's log up to its freeze: is one the
+ * roster keeps (a leaving one is removed from the right partition at any
+ * moment) and a member of the right partition's configuration, as this
+ * node has it committed once it has applied the freeze.  Otherwise a
+ * member that the right partition let go stops applying the left one at
+ * the merge, never applies a split proposed after it, and is a voter of
+ * the new group that never answers; the left partition holds its removal
+ * until that group lets it go (splits_let_go), which it cannot do without
+ * a quorum.  The runtime's kmd_merge and its finishing of a merge do not
+ * wait (--bug strand-merge).
+ */
+bool
+roster_merge_ready(sim *s, int nid, int left, int right)
+{
+	const raft_conf *lconf = raft_get_conf(s->nodes[nid].g[left].r);
+	const group *q = &s->nodes[nid].g[right];
+	raft_conf	rconf;
+
+	if (s->cfg.bugs & SIM_BUG_STRAND_MERGE)
+		return true;
+	if (!q->exists || q->kv.pstate != PART_FROZEN)
+		return false;
+	roster_conf_at(q, held_commit(q), &rconf);
+	for (uint32_t i = 0; i < lconf->n; i++)
+	{
+		raft_id		id = lconf->members[i].id;
+
+		if (!roster_member(s, roster_node(s, id)) || raft_conf_role(&rconf, id) == 0)
+			return false;
+	}
+	return true;
+}
+
+/*
  * One step toward the roster in group `gi', which node `nid' leads, in the
  * order of the runtime's kmd_reconcile_group: first a member the roster no
  * longer names leaves (the leader, if it is that member, hands over to
  * another voter first), then a node the roster names is added as a
  * learner, then a learner the roster names a voter is promoted once it has
- * caught up.  True when the configuration is in line with the roster.
+ * caught up.  True when the configuration is in line with the roster.  A
+ * leader that is to leave hands over only to a voter the roster keeps, as
+ * the runtime's does: two leaving voters would hand the lead back and
+ * forth for ever.
  *
  * Unlike the runtime, a member leaves only once the groups split off from
  * this one have let it go (splits_let_go), and meanwhile the other steps
  * go on: one of those groups may need a learner added here to catch up.
- * And a leader that must leave but is the only voter goes on to promote
- * a learner, where the runtime's waits for a voter to hand over to, which
- * never comes (--bug lone-voter).
+ * And a leader that must leave but has no other voter the roster keeps
+ * goes on to promote a learner, where the runtime's waits for a voter to
+ * hand over to, which never comes (--bug lone-voter).  A learner has
+ * caught up when it is within PROMOTE_MAX_LAG of the leader's log and has
+ * answered this leader (its match is not 0): on a log shorter than the
+ * lag, one that never answered (its node does not host the group: it has
+ * not applied the split that made it, and may never) would become a voter
+ * that never answers, and with one other voter the group could elect no
+ * leader.  The runtime promotes on the lag alone (--bug promote-unheard).
  */
 static bool
 reconcile_step(sim *s, int nid, int gi)
@@ -326,13 +437,14 @@ reconcile_step(sim *s, int nid, int gi)
 		if (id == s->ident[nid])
 		{
 			for (uint32_t k = 0; k < conf->n; k++)
-				if (conf->members[k].id != id && conf->members[k].role == RAFT_VOTER)
+				if (conf->members[k].id != id && conf->members[k].role == RAFT_VOTER &&
+					roster_member(s, roster_node(s, conf->members[k].id)))
 				{
 					if (raft_transfer_leader(r, conf->members[k].id) == RAFT_OK)
 						trace(s, EV_NEMESIS, nid, gi, 53, conf->members[k].id);
 					return false;
 				}
-			/* the only voter: a learner must be promoted to hand over to */
+			/* no voter to stay: a learner must be promoted to hand over to */
 			in_line = false;
 			if (s->cfg.bugs & SIM_BUG_LONE_VOTER)
 				return false;
@@ -341,6 +453,8 @@ reconcile_step(sim *s, int nid, int gi)
 		/* a removal the new groups hold up must not hold up the rest */
 		in_line = false;
 		if (!(s->cfg.bugs & SIM_BUG_REMOVE_EARLY) && !splits_let_go(s, nid, gi, id))
+			continue;
+		if (!(s->cfg.bugs & SIM_BUG_STRAND_MERGE) && !freeze_lets_go(s, nid, gi, id))
 			continue;
 		if (raft_propose_conf(r, RAFT_CC_REMOVE, id, NULL, NULL) == RAFT_OK)
 			trace(s, EV_NEMESIS, nid, gi, 52, id);
@@ -365,6 +479,7 @@ reconcile_step(sim *s, int nid, int gi)
 		{
 			in_line = false;
 			if (raft_get_progress(r, id, &pr) == RAFT_OK &&
+				(pr.match > 0 || (s->cfg.bugs & SIM_BUG_PROMOTE_UNHEARD)) &&
 				pr.match + PROMOTE_MAX_LAG >= raft_last_index(r))
 			{
 				if (raft_propose_conf(r, RAFT_CC_ADD_VOTER, id, NULL, NULL) == RAFT_OK)

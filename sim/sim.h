@@ -50,6 +50,11 @@
 										 * voter waits for one to hand over to */
 #define SIM_BUG_STALE_RECONCILE 0x20000 /* a leader that lost and won back the
 										 * lead trusts its last reconcile */
+#define SIM_BUG_STRAND_MERGE	0x40000 /* a merge commits while a member of
+										 * the left partition may lack the
+										 * right one's log */
+#define SIM_BUG_PROMOTE_UNHEARD 0x80000 /* a learner that never answered is
+										 * promoted when the log is short */
 
 typedef struct sim_config
 {
@@ -64,6 +69,8 @@ typedef struct sim_config
 								 * split and merged by the nemesis */
 	bool		trace;			/* print every event */
 	int			clients;
+	FILE	   *history;		/* if set, the client history is written
+								 * there as JSON lines (history.h) */
 } sim_config;
 
 typedef struct sim_result
@@ -77,7 +84,8 @@ typedef struct sim_result
 								 * committing */
 	uint64_t	ops;			/* client operations completed */
 	uint64_t	pending_ops;	/* with unknown outcome */
-	bool		lin_gave_up;
+	bool		lin_gave_up;	/* the linearizability search ran out of
+								 * budget on some key: nothing is proved */
 	uint64_t	splits;			/* partition mode: splits and merges applied */
 	uint64_t	merges;
 	uint64_t	roster_changes; /* partition mode: joins, promotions, removals */
@@ -89,8 +97,9 @@ typedef struct sim_result
 /* Parse a --faults list ("drop,crash", "all", "none"); -1 on error. */
 int			sim_parse_faults(const char *list, uint32_t *faults);
 
-/* Map a --bug name to RAFT_BUG_*; 0 when unknown. */
-uint32_t	sim_parse_bug(const char *name);
+/* Map a --bug name, or a list of names joined by commas, to RAFT_BUG_* and
+ * SIM_BUG_* flags; 0 when a name is unknown. */
+uint32_t	sim_parse_bug(const char *list);
 
 /*
  * Run one seed.  With cfg->trace the trace goes to `out'; on a violation

@@ -34,6 +34,7 @@
 #define LIVENESS_BOUND_MS 30000
 #define TRACE_RING 48
 #define PROMOTE_MAX_LAG 16		/* kommander.promote_max_lag, for short logs */
+#define LIN_BUDGET 2000000		/* search steps per key; see lin_check() */
 
 /* ------------------------------------------------------------------------
  * The key-value state machine; its snapshot image is the struct itself.
@@ -359,6 +360,7 @@ bool		roster_listed(const sim *s, int nid);
 void		roster_change(sim *s);
 void		roster_reconcile(sim *s, int nid, int gi);
 bool		roster_member_behind(sim *s, int nid, const group *g);
+bool		roster_merge_ready(sim *s, int nid, int left, int right);
 void		roster_conf_at(const group *g, uint64_t index, raft_conf *conf);
 bool		roster_converged(sim *s, char *why, size_t len);
 

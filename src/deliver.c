@@ -6,12 +6,13 @@
  *	  who sent the batch, and copies it into the inboxes of the local Raft
  *	  workers that own its partitions.
  *
- * It refuses a caller without kommander_peer, a malformed batch, a batch
- * of another wire version, of another cluster, for another node or from a
- * node outside the roster, a batch from a node whose peer role (roster)
- * is not the session's, and a batch whose messages are not the sender's or
- * whose forwarded requests the sender could not have made.  It never
- * waits: a full inbox drops the batch.
+ * It refuses a caller without kommander_peer, a batch too large for an
+ * inbox (before unpacking it), a malformed batch, a batch of another wire
+ * version, of another cluster, for another node or from a node outside the
+ * roster, a batch from a node whose peer role (roster) is not the
+ * session's, and a batch whose messages are not the sender's or whose
+ * forwarded requests the sender could not have made.  It never waits: a
+ * full inbox drops the batch.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -150,6 +151,13 @@ kmd_deliver(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_NOT_MEMBER),
 				 errmsg("this node is not a member of a kommander cluster")));
+
+	if (len > KMD_MAX_BATCH_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("kommander batch too large"),
+				 errdetail("The batch has %u bytes; a node takes at most %d.",
+						   len, KMD_MAX_BATCH_BYTES)));
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "kommander deliver",
 								ALLOCSET_DEFAULT_SIZES);

@@ -23,6 +23,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -256,6 +257,41 @@ kmd_create_partitions(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(kmd_merge);
 PG_FUNCTION_INFO_V1(kmd_rebalance);
 
+/*
+ * May the merge of `right' into `left' be proposed now?  Only when every
+ * member of the left partition's committed configuration is kept by the
+ * roster (not 'removing') and is a member of the right partition's
+ * committed configuration: a node applies the merge only once it has
+ * applied the right partition up to its freeze, so a member of the left
+ * group outside the right one would never apply it, and the groups split
+ * off the left one later would wait for it for good.  As this node sees
+ * them.
+ */
+static bool
+merge_ready(int32 left, int32 right)
+{
+	KmdPartition *l;
+	KmdPartition *r;
+	bool		ready;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	l = kmd_partition_find(left);
+	r = kmd_partition_find(right);
+	ready = l != NULL && r != NULL && l->conf_committed && r->conf_committed &&
+		l->n_members > 0;
+	for (int i = 0; ready && i < l->n_members; i++)
+	{
+		KmdNode    *node = kmd_node_find(l->member_ids[i]);
+		bool		in_right = false;
+
+		for (int j = 0; j < r->n_members; j++)
+			in_right |= r->member_ids[j] == l->member_ids[i];
+		ready = in_right && node != NULL && node->role != KMD_NODE_REMOVING;
+	}
+	LWLockRelease(kmd_shared->lock);
+	return ready;
+}
+
 /* The merge command: `left' at `generation' takes `right', frozen at `freeze'. */
 static void
 merge_command(KmdCommand *cmd, uint64 generation, int32 right, uint64 freeze)
@@ -280,6 +316,7 @@ kmd_merge(PG_FUNCTION_ARGS)
 	KmdCommand	cmd;
 	KmdOutcome	out;
 	uint64		freeze;
+	TimestampTz deadline;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -288,6 +325,7 @@ kmd_merge(PG_FUNCTION_ARGS)
 	left = PG_GETARG_INT32(0);
 	right = PG_GETARG_INT32(1);
 	kmd_require_member();
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
 	if (left <= 0 || right <= 0 || left == right)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -319,7 +357,27 @@ kmd_merge(PG_FUNCTION_ARGS)
 	else
 		freeze = r.frozen_at;	/* an earlier merge stopped half-way */
 
-	/* 2. the merge, applied everywhere only once the right one is drained */
+	/*
+	 * 2. the merge, applied everywhere only once the right one is drained,
+	 * and proposed once every member of the left group is in the right one
+	 */
+	ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
+	while (!merge_ready(left, right))
+	{
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_NO_QUORUM),
+					 errmsg("partitions %d and %d do not have the same members yet", left, right),
+					 errdetail("Partition %d is frozen; the merge waits until every member of partition %d is a member of partition %d that the roster keeps.",
+							   right, left, right),
+					 errhint("The cluster finishes the merge by itself; run kmd_merge() again to wait for it.")));
+		}
+		(void) ConditionVariableTimedSleep(&kmd_shared->leader_cv, 100, PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ConditionVariableCancelSleep();
 	merge_command(&cmd, l.generation, right, freeze);
 	kmd_propose_command(left, &cmd, &out);
 	PG_RETURN_INT32(left);
@@ -381,6 +439,8 @@ kmd_finish_merge(KmdGroup *g, TimestampTz now)
 		if (raft_term_at(g->r, g->merge_index, &term) == RAFT_OK && term == g->merge_term)
 			return;
 	}
+	if (!merge_ready(g->partition_id, right))
+		return;
 	merge_command(&cmd, generation, right, freeze);
 	cmd.origin_node = kmd_shared->local_node_id;
 	cmd.origin_slot = -1;

@@ -5,7 +5,8 @@
  *	  toward the roster's membership.
  *
  * One single-server change at a time: a node the roster no longer names is
- * removed (a leader that is to leave first hands its leadership over, after
+ * removed (from a frozen partition, not before a member of its merge target
+ * has its log up to the freeze) (a leader that is to leave first hands its leadership over, after
  * adding and promoting a voter if it is the only one), a node it names is
  * added as a learner, and a caught-up learner the roster names a voter is
  * promoted.
@@ -21,6 +22,41 @@
 #include "guc.h"
 #include "shmem.h"
 #include "worker.h"
+
+/*
+ * Must this frozen partition keep member `id' a while longer?  While it is
+ * a member of the merge target (the active partition whose range ends where
+ * this one starts) that has answered but not yet received the log up to
+ * the freeze: that node applies the merge only once it has applied this
+ * partition that far, and the groups split off the target after the merge
+ * would wait for it.
+ */
+static bool
+held_for_merge(KmdGroup *g, raft_id id)
+{
+	bool		member = false;
+	uint64		frozen_at = 0;
+	raft_progress pr;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	if (g->part->state == KMD_PART_FROZEN)
+	{
+		frozen_at = g->part->frozen_at;
+		for (int i = 0; i < kmd_shared->max_partitions && !member; i++)
+		{
+			KmdPartition *p = &kmd_shared->partitions[i];
+
+			if (p->partition_id <= 0 || p->state != KMD_PART_ACTIVE ||
+				p->hi == PG_INT64_MAX || p->hi + 1 != g->part->lo)
+				continue;
+			for (int m = 0; m < p->n_members; m++)
+				member |= p->member_ids[m] == (int32) id;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	return member && raft_get_progress(g->r, id, &pr) == RAFT_OK &&
+		pr.match > 0 && pr.match < frozen_at;
+}
 
 /*
  * Take one step toward the roster's membership in a group this worker
@@ -79,6 +115,11 @@ kmd_reconcile_group(KmdGroup *g)
 			leaving = true;
 			continue;
 		}
+		if (held_for_merge(g, id))
+		{
+			in_line = false;
+			continue;
+		}
 		rc = raft_propose_conf(g->r, RAFT_CC_REMOVE, id, NULL, NULL);
 		goto done;
 	}
@@ -98,6 +139,7 @@ kmd_reconcile_group(KmdGroup *g)
 			/* promoted once caught up; until then, look again later */
 			in_line = false;
 			if (raft_get_progress(g->r, (raft_id) ids[j], &pr) == RAFT_OK &&
+				pr.match > 0 &&
 				pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r))
 			{
 				rc = raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, (raft_id) ids[j], NULL, NULL);

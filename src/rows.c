@@ -30,6 +30,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "parser/parse_coerce.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -39,6 +41,7 @@
 #include "utils/rel.h"
 
 #include "errcodes.h"
+#include "plans.h"
 #include "rows.h"
 #include "rows_int.h"
 
@@ -106,6 +109,73 @@ scalar_text(JsonbValue *v)
 }
 
 /* Resolve the table of a row command: must exist and be registered. */
+/* Does column `col' of the command's table hold json or jsonb? */
+static bool
+json_column(RowCommand *c, const char *col)
+{
+	Oid			type = get_atttype(c->relid, get_attnum(c->relid, col));
+
+	return type == JSONOID || type == JSONBOID;
+}
+
+/*
+ * The operators of "set": a value that is an object, for a column that does
+ * not hold json, is {"add": n} (the column plus n, for numbers); any other
+ * is K0011.  They go from c->set to c->add.
+ */
+static void
+split_set(RowCommand *c)
+{
+	JsonbParseState *values = NULL;
+	JsonbParseState *adds = NULL;
+	int			n_values = 0;
+	int			n_adds = 0;
+	JsonbIterator *it = JsonbIteratorInit(&c->set->root);
+	JsonbValue	v;
+	JsonbValue	k = {0};
+	JsonbIteratorToken tok;
+
+	(void) pushJsonbValue(&values, WJB_BEGIN_OBJECT, NULL);
+	(void) pushJsonbValue(&adds, WJB_BEGIN_OBJECT, NULL);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			k = v;
+		else if (tok == WJB_VALUE)
+		{
+			char	   *col = pnstrdup(k.val.string.val, k.val.string.len);
+
+			if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data) &&
+				!json_column(c, col))
+			{
+				JsonbValue *n = getKeyJsonValueFromContainer(v.val.binary.data, "add", 3, NULL);
+
+				if (JsonContainerSize(v.val.binary.data) != 1 || n == NULL)
+					MALFORMED("\"set\": column \"%s\" takes a value or {\"add\": n}, not another object", col);
+				if (n->type != jbvNumeric)
+					MALFORMED("\"set\": \"add\" of column \"%s\" must be a number", col);
+				if (TypeCategory(get_atttype(c->relid, get_attnum(c->relid, col))) != TYPCATEGORY_NUMERIC)
+					MALFORMED("\"set\": column \"%s\" is not a number: \"add\" does not apply", col);
+				(void) pushJsonbValue(&adds, WJB_KEY, &k);
+				(void) pushJsonbValue(&adds, WJB_VALUE, n);
+				n_adds++;
+			}
+			else
+			{
+				(void) pushJsonbValue(&values, WJB_KEY, &k);
+				(void) pushJsonbValue(&values, WJB_VALUE, &v);
+				n_values++;
+			}
+		}
+	}
+	c->set = JsonbValueToJsonb(pushJsonbValue(&values, WJB_END_OBJECT, NULL));
+	c->add = JsonbValueToJsonb(pushJsonbValue(&adds, WJB_END_OBJECT, NULL));
+	if (n_values == 0)
+		c->set = NULL;
+	if (n_adds == 0)
+		c->add = NULL;
+}
+
 static void
 resolve_table(RowCommand *c, const char *name)
 {
@@ -126,7 +196,7 @@ resolve_table(RowCommand *c, const char *name)
 
 	values[0] = ObjectIdGetDatum(c->relid);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT 1 FROM kommander.tables WHERE relid = $1",
+	if (kmd_plan_execute("SELECT 1 FROM kommander.tables WHERE relid = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	registered = SPI_processed > 0;
@@ -156,6 +226,14 @@ resolve_table(RowCommand *c, const char *name)
 	}
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
+
+	/*
+	 * No lock is kept: a proposer waits for its entry to be applied, and
+	 * the apply worker's DDL on this table must not wait for the proposer
+	 * (both would wait until kommander.propose_timeout).  Applying checks
+	 * the command again.
+	 */
+	UnlockRelationOid(c->relid, AccessShareLock);
 }
 
 /* Every key of `obj' names a column of the table. */
@@ -296,7 +374,7 @@ resolve_applier(RowCommand *c, const char *name)
 	bool		isnull;
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT fn::oid FROM kommander.appliers WHERE name = $1",
+	if (kmd_plan_execute("SELECT fn::oid FROM kommander.appliers WHERE name = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.appliers");
 	c->fn = SPI_processed > 0 ?
@@ -347,6 +425,7 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 			{
 				c->set = object_field(obj, "set", true);
 				check_columns(c, c->set, "set");
+				split_set(c);
 			}
 			c->cond = object_field(obj, "if", false);
 			check_columns(c, c->cond, "if");

@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
+#include "plans.h"
 #include "rows.h"
 #include "rows_int.h"
 #include "shmem.h"
@@ -71,13 +72,13 @@ column_list(Jsonb *obj, const char *prefix, const char *sep, const char *fmt)
 static uint64
 run(const char *sql, int nargs, Jsonb **args)
 {
-	Oid			types[3] = {JSONBOID, JSONBOID, JSONBOID};
-	Datum		values[3];
+	Oid			types[4] = {JSONBOID, JSONBOID, JSONBOID, JSONBOID};
+	Datum		values[4];
 	int			rc;
 
 	for (int i = 0; i < nargs; i++)
 		values[i] = JsonbPGetDatum(args[i]);
-	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+	rc = kmd_plan_execute(sql, nargs, types, values, NULL, false, 0);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
@@ -116,14 +117,35 @@ key_match(RowCommand *c)
 }
 
 /*
+ * The row `c' names as it is now, as JSON text, into `current' ("null"
+ * when there is none, or when it is too large to come back whole).
+ */
+static void
+current_row(RowCommand *c, StringInfo current)
+{
+	Jsonb	   *args[1] = {c->key};
+	char	   *sql = psprintf("SELECT to_jsonb(t)::text FROM %s AS t, "
+							   "jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
+							   c->qualname, c->qualname, key_match(c));
+	char	   *text = NULL;
+
+	if (run(sql, 1, args) == 1)
+		text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	resetStringInfo(current);
+	appendStringInfoString(current, text != NULL && strlen(text) <= KMD_RESULT_LIMIT / 2 ?
+						   text : "null");
+}
+
+/*
  * Run one row command (SPI connected); false when its condition did not
- * hold, an error then if `strict' (`pos' >= 0: its place in a batch).
+ * hold, an error then if `strict' (`pos' >= 0: its place in a batch), else,
+ * outside a batch, the row as it is goes to `current'.
  */
 static bool
-apply_row(RowCommand *c, bool strict, int pos)
+apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 {
 	StringInfoData sql;
-	Jsonb	   *args[3];
+	Jsonb	   *args[4];
 	int			nargs = 0;
 	uint64		n;
 
@@ -173,12 +195,21 @@ apply_row(RowCommand *c, bool strict, int pos)
 			(void) run(sql.data, nargs, args);
 			return true;
 		case OP_UPDATE:
-			appendStringInfo(&sql, "UPDATE %s AS t SET %s FROM jsonb_populate_record(NULL::%s, $1) AS s, "
-							 "jsonb_populate_record(NULL::%s, $2) AS k",
-							 c->qualname, column_list(c->set, NULL, ", ", "%s = s.%s"),
-							 c->qualname, c->qualname);
-			args[nargs++] = c->set;
-			args[nargs++] = c->key;
+			{
+				/* values from s, the column plus n from d ("add") */
+				const char *values = c->set ? column_list(c->set, NULL, ", ", "%s = s.%s") : "";
+				const char *adds = c->add ? column_list(c->add, NULL, ", ", "%1$s = t.%1$s + d.%2$s") : "";
+
+				appendStringInfo(&sql, "UPDATE %s AS t SET %s%s%s FROM "
+								 "jsonb_populate_record(NULL::%s, $1) AS s, "
+								 "jsonb_populate_record(NULL::%s, $2) AS k, "
+								 "jsonb_populate_record(NULL::%s, $3) AS d",
+								 c->qualname, values, values[0] && adds[0] ? ", " : "", adds,
+								 c->qualname, c->qualname, c->qualname);
+				args[nargs++] = c->set ? c->set : c->key;
+				args[nargs++] = c->key;
+				args[nargs++] = c->add ? c->add : c->key;
+			}
 			break;
 		case OP_DELETE:
 			appendStringInfo(&sql, "DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k",
@@ -200,6 +231,8 @@ apply_row(RowCommand *c, bool strict, int pos)
 	n = run(sql.data, nargs, args);
 	if (n == 0 && strict)
 		condition_failed(c, pos);
+	if (n == 0 && pos < 0)
+		current_row(c, current);
 	return n > 0;
 }
 
@@ -263,7 +296,7 @@ apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 	values[6] = TimestampTzGetDatum((TimestampTz) ctx->proposed_at);
 	if (ctx->proposed_at == 0)
 		nulls[6] = 'n';
-	if (SPI_execute_with_args(sql, 7, types, values, nulls, false, 1) != SPI_OK_SELECT)
+	if (kmd_plan_execute(sql, 7, types, values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not call applier %s", format_procedure(c->fn));
 	if (SPI_processed > 0)
 	{
@@ -282,7 +315,8 @@ apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 
 /*
  * Run one command, not a batch, with the privileges of the table's owner
- * (an applier's function's owner); see apply_row and apply_call.
+ * (an applier's function's owner); see apply_row and apply_call.  `result'
+ * gets a call's result, or the row as it is when a condition did not hold.
  */
 static bool
 apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, StringInfo result)
@@ -300,7 +334,7 @@ apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, Strin
 		if (c->op == OP_CALL)
 			apply_call(c, ctx, result);
 		else
-			applied = apply_row(c, strict, pos);
+			applied = apply_row(c, strict, pos, result);
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -378,6 +412,8 @@ kmd_rows_apply(Jsonb *command, const char *key, const KmdApplyContext *ctx,
 		*applied = apply_one(c, ctx, c->strict, -1, &one);
 		if (c->op == OP_CALL)
 			appendStringInfo(result, "{\"result\": %s}", one.len > 0 ? one.data : "null");
+		else if (!*applied)
+			appendStringInfo(result, "{\"current\": %s}", one.len > 0 ? one.data : "null");
 	}
 	else
 	{
@@ -390,7 +426,10 @@ kmd_rows_apply(Jsonb *command, const char *key, const KmdApplyContext *ctx,
 		*applied = apply_batch(c, ctx, &failed, results);
 		if (!*applied)
 		{
-			appendStringInfo(result, "{\"result\": null, \"failed\": %d}", failed);
+			/* the row as applied: read once the batch is rolled back */
+			current_row(list_nth(c->batch, failed), &one);
+			appendStringInfo(result, "{\"result\": null, \"failed\": %d, \"current\": %s}",
+							 failed, one.data);
 			return;
 		}
 		appendStringInfoChar(&one, '[');

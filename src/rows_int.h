@@ -37,7 +37,8 @@ typedef struct RowCommand
 	List	   *pk;				/* names of primary key columns */
 	Jsonb	   *row;			/* insert/upsert */
 	Jsonb	   *key;			/* update/delete */
-	Jsonb	   *set;			/* update */
+	Jsonb	   *set;			/* update: values (NULL when only operators) */
+	Jsonb	   *add;			/* update: {"add": n} operators, column -> n */
 	Jsonb	   *cond;			/* update/delete "if" */
 	Oid			fn;				/* call */
 	Jsonb	   *args;

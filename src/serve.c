@@ -46,7 +46,11 @@ kmd_slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg)
 							 NULL, 0, 0, false, NULL, 0);
 }
 
-/* Is `node' within promote_max_lag of our log in group `g' (leader only)? */
+/*
+ * Is `node' within promote_max_lag of our log in group `g' (leader only)?
+ * One that never answered is not, however short the log: it may not host
+ * the group at all, and as a voter it would never vote.
+ */
 static bool
 learner_caught_up(KmdGroup *g, int64 node)
 {
@@ -54,7 +58,8 @@ learner_caught_up(KmdGroup *g, int64 node)
 
 	if (raft_get_progress(g->r, (raft_id) node, &pr) != RAFT_OK)
 		return false;
-	return pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r);
+	return pr.match > 0 &&
+		pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r);
 }
 
 static void

@@ -7,7 +7,8 @@
  *
  * Nothing here blocks the worker: connections are set up with
  * PQconnectPoll driven by socket readiness, output is flushed as the socket
- * accepts it, results are read as they come and discarded.  A batch for a
+ * accepts it, results are read as they come and discarded.  Each batch
+ * runs a statement prepared once per connection.  A batch for a
  * peer that is not connected, or that has kommander.max_inflight_batches
  * batches unanswered, is dropped: Raft retransmits.  A broken connection is
  * closed and opened again after a backoff that doubles from 100 ms to 1 s;
@@ -216,12 +217,10 @@ kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 	const char *values[1] = {data};
 	int			lengths[1] = {(int) len};
 	int			formats[1] = {1};
-	Oid			types[1] = {BYTEAOID};
 
 	if (p == NULL || p->state != PEER_READY || p->inflight >= kmd_max_inflight_batches)
 		return false;
-	if (!PQsendQueryParams(p->conn, "SELECT kommander.deliver($1)", 1, types,
-						   values, lengths, formats, 1) ||
+	if (!PQsendQueryPrepared(p->conn, "kmd_deliver", 1, values, lengths, formats, 1) ||
 		!PQpipelineSync(p->conn))
 	{
 		peer_close(p, PQerrorMessage(p->conn));
@@ -259,6 +258,8 @@ peer_read(KmdPeer *p)
 			case PGRES_TUPLES_OK:
 				p->reported = false;
 				p->backoff_ms = BACKOFF_MIN_MS;
+				break;
+			case PGRES_COMMAND_OK:	/* the statement prepared */
 				break;
 			case PGRES_PIPELINE_ABORTED:
 				break;
@@ -311,13 +312,23 @@ kmd_transport_poll(KmdTransport *t)
 					peer_close(p, PQerrorMessage(p->conn));
 				else if (p->poll == PGRES_POLLING_OK)
 				{
+					Oid			types[1] = {BYTEAOID};
+
+					/*
+					 * Every batch runs one prepared statement: parsed and
+					 * planned once per connection, not per batch.
+					 */
 					if (PQsetnonblocking(p->conn, 1) != 0 ||
-						!PQenterPipelineMode(p->conn))
+						!PQenterPipelineMode(p->conn) ||
+						!PQsendPrepare(p->conn, "kmd_deliver", "SELECT kommander.deliver($1)",
+									   1, types) ||
+						!PQpipelineSync(p->conn))
 						peer_close(p, PQerrorMessage(p->conn));
 					else
 					{
 						p->state = PEER_READY;
-						p->inflight = 0;
+						p->inflight = 1;	/* the prepare's sync */
+						p->want_write = true;
 					}
 				}
 				break;

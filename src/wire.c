@@ -208,6 +208,8 @@ kmd_batch_pack(KmdOutBatch *b, const uint8 *cluster_id, int32 from_node,
 Kommander__Batch *
 kmd_batch_unpack(const char *data, uint32 len)
 {
+	if (len > KMD_MAX_BATCH_BYTES)
+		return NULL;
 	return kommander__batch__unpack(&kmd_pb_allocator, len, (const uint8_t *) data);
 }
 
@@ -239,7 +241,7 @@ kmd_raft_message_from_pb(const Kommander__RaftMessage *pb, raft_message *out,
 		{
 			const Kommander__Entry *e = pb->entries[i];
 
-			if (e == NULL || e->data.len > PG_UINT32_MAX)
+			if (e == NULL || e->data.len > PG_UINT32_MAX || e->type > RAFT_ENTRY_CONF)
 				return false;
 			out->entries[i].index = e->index;
 			out->entries[i].term = e->term;

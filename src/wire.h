@@ -22,6 +22,14 @@
 
 #define KMD_WIRE_VERSION 1
 
+/*
+ * The largest batch a node takes: what one worker's inbox (8 MiB, shmem.c)
+ * can hold with its length word.  A larger one could never be delivered;
+ * it is refused before it is unpacked, which would allocate several times
+ * its size.
+ */
+#define KMD_MAX_BATCH_BYTES (8 * 1024 * 1024 - 4)
+
 /* A batch under construction for one peer.  Entry data and snapshot images
  * are referenced, not copied: pack before the Raft ready is advanced. */
 typedef struct KmdOutBatch
@@ -55,13 +63,14 @@ extern void kmd_batch_add_result(KmdOutBatch *b, int32 partition_id,
 extern char *kmd_batch_pack(KmdOutBatch *b, const uint8 *cluster_id,
 							int32 from_node, uint32 *len);
 
-/* NULL when the bytes are not a batch. */
+/* NULL when the bytes are not a batch, or more than KMD_MAX_BATCH_BYTES. */
 extern Kommander__Batch *kmd_batch_unpack(const char *data, uint32 len);
 
 /*
  * Convert a received Raft message.  Entries are palloc'd; their data and the
  * snapshot image point into `pb', which must outlive `out'.  False when the
- * message is malformed (bad type, too many members...).
+ * message is malformed (bad type, an entry of unknown type, too many
+ * members...).
  */
 extern bool kmd_raft_message_from_pb(const Kommander__RaftMessage *pb,
 									 raft_message *out,

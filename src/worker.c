@@ -164,6 +164,8 @@ group_start(int32 partition_id)
 	}
 	groups_dirty = true;
 	g->durable_last = raft_last_index(g->r);
+	g->durable_term = state.hard_state.term;
+	g->durable_vote = state.hard_state.vote;
 	g->last_reconcile = 0;
 	g->reconciled_roster = 0;
 	g->reconciled_term = 0;
@@ -482,6 +484,21 @@ needs_persist(const raft_ready *rd)
 }
 
 /*
+ * Must this batch be durable before its messages go out?  Entries, a
+ * snapshot marker, a term or a vote must; a commit index alone need not:
+ * a restart learns it again from the leader, and in the WAL it stays ahead
+ * of the applies that follow it, so a commit-only batch commits without
+ * waiting for its flush (it was an fsync on every write's path).
+ */
+static bool
+needs_sync(const KmdGroup *g, const raft_ready *rd)
+{
+	return rd->has_snapshot || rd->n_entries > 0 ||
+		(rd->has_hard_state && (rd->hard_state.term != g->durable_term ||
+								rd->hard_state.vote != g->durable_vote));
+}
+
+/*
  * Collect, persist, send and advance the ready batches of every group, in
  * the durability order of raft.h.  Returns whether a group has more;
  * *worked says whether any group had something.
@@ -528,12 +545,25 @@ process_ready(bool *worked)
 	if (persist)
 	{
 		MemoryContext cxt = kmd_xact_begin();
+		bool		sync = false;
 
 		for (int i = 0; i < n; i++)
+		{
+			sync |= needs_sync(ready[i].g, &ready[i].rd);
 			if (needs_persist(&ready[i].rd))
 				kmd_storage_save(ready[i].g->partition_id, &ready[i].rd,
 								 &ready[i].g->durable_last);
+		}
+		if (!sync)
+			(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+									 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 		kmd_xact_commit(cxt);
+		for (int i = 0; i < n; i++)
+			if (ready[i].rd.has_hard_state)
+			{
+				ready[i].g->durable_term = ready[i].rd.hard_state.term;
+				ready[i].g->durable_vote = ready[i].rd.hard_state.vote;
+			}
 	}
 
 	for (int i = 0; i < n; i++)

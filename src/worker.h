@@ -25,6 +25,8 @@ typedef struct KmdGroup
 	int32		partition_id;
 	raft	   *r;
 	uint64		durable_last;	/* last index in kommander.log */
+	raft_term	durable_term;	/* term and vote in kommander.hard_state */
+	raft_id		durable_vote;
 	TimestampTz last_reconcile; /* membership reconciliation, leader only */
 	uint64		reconciled_roster;	/* roster version of the last one, 0 when
 									 * not leading */

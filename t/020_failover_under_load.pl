@@ -149,4 +149,7 @@ for my $node (@nodes)
 		$node->name . ' applies new writes after the restart');
 }
 
+is(join("\n", map { KmdTest::load_errors($dir, $_) } qw(a b a2)), '',
+	'the clients met no error but timeouts and lost connections');
+
 done_testing();

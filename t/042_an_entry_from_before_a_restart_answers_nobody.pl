@@ -43,9 +43,10 @@ PREPARE TRANSACTION 'hold';
 });
 
 # the first proposal of this run times out
-my ($rc, $out, $err) = $n2->psql('postgres',
+my ($rc, $code, $msg) = KmdTest::error_of($n2,
 	"SET kommander.propose_timeout = '2s'; " . insert('before-restart'));
 isnt($rc, 0, 'the proposal on node2 times out while node2 cannot apply');
+is($code, 'K0003', "its outcome is unknown: K0003 ($msg)");
 ok($n1->poll_query_until('postgres', "SELECT count(*) = 1 FROM kv WHERE k = 'before-restart'"),
 	'its entry committed and node1 applied it');
 

@@ -96,6 +96,8 @@ $lb->finish;
 KmdTest::wait_converged(\@nodes);
 
 my @keys = (acked('a'), acked('b'));
+is(join("\n", KmdTest::load_errors($dir, 'a'), KmdTest::load_errors($dir, 'b')), '',
+	'the clients met no error but fencing, frozen partitions and timeouts');
 my $first;
 for my $node (@nodes)
 {
@@ -134,5 +136,8 @@ is($n4->safe_psql('postgres',
 	$n1->safe_psql('postgres',
 	"SELECT md5(string_agg(k, ',' ORDER BY k)) || ' ' || (SELECT string_agg(partition_id || ':' || lo || ':' || coalesce(hi::text, '') || ':' || generation, ',' ORDER BY partition_id) FROM kommander.partitions) FROM kv WHERE k NOT LIKE 'late-%'"),
 	'node4 rebuilt the same rows and partition map');
+
+KmdTest::wait_converged(\@nodes);
+KmdTest::same_state(\@nodes);
 
 done_testing();

@@ -21,8 +21,11 @@ use Test::More;
 use Time::HiRes qw(time);
 use KmdTest;
 
+# an election timeout long enough that a busy machine does not trip the
+# idle window below (no election, no entry for five seconds)
 my @nodes = KmdTest::new_cluster(3,
-	conf => "kommander.max_partitions = 512\nkommander.balance_interval = 300\n");
+	conf => "kommander.max_partitions = 512\nkommander.balance_interval = 300\n"
+	  . "kommander.election_timeout = 2000\n");
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 sub put

@@ -62,4 +62,10 @@ $reader->quit;
 is(join(',', grep { $_ ne '' && $_ ne 'done' } split /\n/, $out), 't,written',
 	'the read after the barrier sees the write');
 
+# right after partitions are made, their leaders still being elected, a
+# barrier on every partition waits for them rather than failing
+my ($rc, $code, $msg) = KmdTest::error_of($n1,
+	'SELECT count(*) FROM kmd_create_partitions(8); SELECT kmd_read_barrier() > 0');
+is($rc, 0, "a barrier on every partition right after kmd_create_partitions returns ($code $msg)");
+
 done_testing();

@@ -178,6 +178,8 @@ close $fh;
 $_->finish for @loads;
 KmdTest::wait_converged(\@nodes);
 my @keys = (KmdTest::acked_keys($dir, 'a'), KmdTest::acked_keys($dir, 'b'));
+is(join("\n", KmdTest::load_errors($dir, 'a'), KmdTest::load_errors($dir, 'b')), '',
+	'the clients met no error but fencing, frozen partitions, timeouts and lost connections');
 my $rows = $n1->safe_psql('postgres', "SELECT md5(string_agg(k, ',' ORDER BY k)) FROM kv");
 for my $node (@nodes)
 {
@@ -202,5 +204,8 @@ KmdTest::wait_converged([ @nodes, $n4 ]) or die 'node4 does not converge';
 is($n4->safe_psql('postgres', "SELECT md5(string_agg(k, ',' ORDER BY k)) FROM kv"), $rows,
 	'node4 has the same rows');
 is($n4->safe_psql('postgres', $map), $n1->safe_psql('postgres', $map), 'node4 has the same partition map');
+
+KmdTest::wait_converged(\@nodes);
+KmdTest::same_state(\@nodes);
 
 done_testing();

@@ -152,7 +152,9 @@ sub wait_converged
 }
 
 # A client proposing from $node until the file "$dir/stop" exists (at most
-# 5000 proposals, 120 s), appending each acknowledged key to "$dir/$tag.acked".
+# 5000 proposals, 120 s), appending each acknowledged key to "$dir/$tag.acked"
+# and each key whose outcome is unknown (K0003) to "$dir/$tag.unknown"; the
+# SQLSTATE of every failure goes to "$dir/$tag.codes" (see load_errors).
 # $command is the jsonb command, with KEY standing for each proposal's key
 # ("$tag-1", "$tag-2", ...).
 sub start_load
@@ -167,12 +169,77 @@ end=\$((SECONDS + 120))
 while [ ! -e '$dir/stop' ] && [ \$i -lt 5000 ] && [ \$SECONDS -lt \$end ]; do
   i=\$((i + 1))
   key="$tag-\$i"
-  if psql -X -q -t -A -d '$conninfo' -c "SELECT kmd_propose('\$key', '$cmd')" >/dev/null 2>>'$dir/$tag.err'; then
+  if psql -X -q -t -A -v VERBOSITY=verbose -d '$conninfo' -c "SELECT kmd_propose('\$key', '$cmd')" >/dev/null 2>'$dir/$tag.last'; then
     echo "\$key" >> '$dir/$tag.acked'
+  else
+    cat '$dir/$tag.last' >> '$dir/$tag.err'
+    code=\$(grep -o -m1 'ERROR:  [0-9A-Z]\\{5\\}' '$dir/$tag.last' | cut -c9-13)
+    echo "\${code:-none} \$key" >> '$dir/$tag.codes'
+    [ "\$code" = K0003 ] && echo "\$key" >> '$dir/$tag.unknown'
   fi
 done
 EOS
 	return IPC::Run::start([ 'bash', '-c', $script ]);
+}
+
+# The failures a load client met that a client must not meet: any SQLSTATE
+# but stale generation, no quorum, outcome unknown, frozen partition
+# (K0001-K0004) and a lost or refused connection (08xxx, 57P0x, or none:
+# psql could not connect).  Returns the offending lines.
+sub load_errors
+{
+	my ($dir, $tag) = @_;
+	open(my $fh, '<', "$dir/$tag.codes") or return ();
+	my @bad = grep { !/^(K000[1-4]|08...|57P0.|none) / } map { chomp; $_ } <$fh>;
+	close $fh;
+	return @bad;
+}
+
+# The keys a load client got K0003 for: committed or not, read to know.
+sub unknown_keys
+{
+	my ($dir, $tag) = @_;
+	open(my $fh, '<', "$dir/$tag.unknown") or return ();
+	my @keys = map { chomp; $_ } <$fh>;
+	close $fh;
+	return @keys;
+}
+
+# Run $sql on $node expecting a failure: (exit code, SQLSTATE, message).
+sub error_of
+{
+	my ($node, $sql) = @_;
+	my ($rc, $out, $err) = $node->psql('postgres', $sql,
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	my ($code, $msg) = $err =~ /ERROR:\s+([0-9A-Z]{5}):\s+([^\n]*)/;
+	return ($rc, $code // '', $msg // $err);
+}
+
+# A digest of everything a node holds by consensus: every control table's
+# rows, the counters, the roster and the live partitions of the map.
+sub state_digest
+{
+	my ($node) = @_;
+	my @tables = split /\n/, $node->safe_psql('postgres',
+		'SELECT relid::text FROM kommander.tables ORDER BY relid::text');
+	my $sql = join(' || ', (map { "coalesce((SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM $_ t), '-')" } @tables),
+		q{coalesce((SELECT md5(string_agg(name || '=' || value, ',' ORDER BY name)) FROM kommander.counters), '-')},
+		q{coalesce((SELECT md5(string_agg(node_id || node_name || role, ',' ORDER BY node_id)) FROM kommander.roster), '-')},
+		q{coalesce((SELECT md5(string_agg(partition_id || ':' || coalesce(lo::text, '') || ':' || coalesce(hi::text, '') || ':' || generation || ':' || state, ',' ORDER BY partition_id)) FROM kommander.partition_map WHERE state <> 'gone'), '-')});
+	return $node->safe_psql('postgres', "SELECT md5($sql)");
+}
+
+# Every node of @$nodes holds the same state as the first (state_digest).
+sub same_state
+{
+	my ($nodes) = @_;
+	my $want = state_digest($nodes->[0]);
+	for my $node (@$nodes[ 1 .. $#$nodes ])
+	{
+		Test::More::is(state_digest($node), $want,
+			$node->name . ' holds the same control tables, counters, roster and map as '
+			  . $nodes->[0]->name);
+	}
 }
 
 # The keys a load client saw acknowledged.

@@ -185,7 +185,7 @@ static void
 install_image(fx_node *n, const raft_snapshot_meta *meta, const char *img, size_t len)
 {
 	const char *p = img;
-	const char *end = img + len;
+	const char *end = len > 0 ? img + len : img;	/* img may be NULL */
 
 	for (size_t j = 0; j < n->n_applied; j++)
 		entry_release(&n->applied[j]);
