@@ -22,7 +22,8 @@ PROTO_SRC = proto/kommander.proto
 PROTO_GEN = proto/kommander.pb-c.c proto/kommander.pb-c.h
 RUNTIME_SRCS = $(wildcard src/*.c)
 CORE_SRCS = $(wildcard src/raft/*.c)
-OBJS = $(RUNTIME_SRCS:.c=.o) $(CORE_SRCS:.c=.o) proto/kommander.pb-c.o
+HOST_SRCS = $(wildcard src/host/*.c)
+OBJS = $(RUNTIME_SRCS:.c=.o) $(CORE_SRCS:.c=.o) $(HOST_SRCS:.c=.o) proto/kommander.pb-c.o
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src -Iproto -I$(shell $(PG_CONFIG) --includedir)
@@ -54,11 +55,13 @@ $(PROTO_GEN) &: $(PROTO_SRC)
 	protoc-c --c_out=. $(PROTO_SRC)
 
 # PGXS tracks no header dependencies: every object depends on every header.
-$(RUNTIME_SRCS:.c=.o) $(RUNTIME_SRCS:.c=.bc): proto/kommander.pb-c.h $(wildcard src/*.h src/raft/*.h)
+$(RUNTIME_SRCS:.c=.o) $(RUNTIME_SRCS:.c=.bc): proto/kommander.pb-c.h $(wildcard src/*.h src/raft/*.h src/host/*.h)
 $(CORE_SRCS:.c=.o) $(CORE_SRCS:.c=.bc): $(wildcard src/raft/*.h)
+$(HOST_SRCS:.c=.o) $(HOST_SRCS:.c=.bc): $(wildcard src/raft/*.h src/host/*.h)
 
 # ---------------------------------------------------------------------------
-# The Raft core and the simulator are plain C99, built without Postgres.
+# The Raft core, the host's rules and the simulator are plain C99, built
+# without Postgres.
 # ---------------------------------------------------------------------------
 NATIVE_CC ?= gcc
 NATIVE_CFLAGS = -std=c99 -O2 -g -Wall -Wextra -Wshadow $(if $(filter 1,$(WERROR)),-Werror)
@@ -113,7 +116,8 @@ fuzz-corpus: build/fuzz/make_corpus
 	build/fuzz/make_corpus test/fuzz/corpus
 
 SIM_LIB_SRCS = $(filter-out sim/main.c sim/lincheck.c sim/test_%.c,$(wildcard sim/*.c))
-SIM_CORE_OBJS = $(patsubst src/raft/%.c,build/sim/raft/%.o,$(CORE_SRCS))
+SIM_CORE_OBJS = $(patsubst src/raft/%.c,build/sim/raft/%.o,$(CORE_SRCS)) \
+	$(patsubst src/host/%.c,build/sim/host/%.o,$(HOST_SRCS))
 SIM_LIB_OBJS = $(patsubst sim/%.c,build/sim/%.o,$(SIM_LIB_SRCS))
 SIM_TESTS = $(patsubst sim/%.c,build/sim/%,$(wildcard sim/test_*.c))
 
@@ -121,9 +125,13 @@ build/sim/raft/%.o: src/raft/%.c src/raft/raft.h src/raft/raft_int.h
 	@mkdir -p build/sim/raft
 	$(NATIVE_CC) $(NATIVE_CFLAGS) -DRAFT_SIM_BUGS -Isrc/raft -c -o $@ $<
 
-build/sim/%.o: sim/%.c $(wildcard sim/*.h) src/raft/raft.h
+build/sim/host/%.o: src/host/%.c src/host/host.h src/raft/raft.h
+	@mkdir -p build/sim/host
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -DRAFT_SIM_BUGS -Isrc -c -o $@ $<
+
+build/sim/%.o: sim/%.c $(wildcard sim/*.h) src/raft/raft.h src/host/host.h
 	@mkdir -p build/sim
-	$(NATIVE_CC) $(NATIVE_CFLAGS) -DRAFT_SIM_BUGS -Isrc/raft -Isim -c -o $@ $<
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -DRAFT_SIM_BUGS -Isrc -Isrc/raft -Isim -c -o $@ $<
 
 sim/kmd-sim: build/sim/main.o $(SIM_LIB_OBJS) $(SIM_CORE_OBJS)
 	$(NATIVE_CC) $(NATIVE_CFLAGS) -o $@ $^ -lm
@@ -138,10 +146,10 @@ sim: sim/kmd-sim sim/kmd-lincheck
 
 # The simulator and its core under AddressSanitizer and UBSan, for a few
 # hundred seeds in sim/run-tests.sh (slower, so not the default binary).
-build/sim/kmd-sim-asan: $(wildcard sim/*.c sim/*.h) $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
+build/sim/kmd-sim-asan: $(wildcard sim/*.c sim/*.h) $(CORE_SRCS) $(HOST_SRCS) src/raft/raft.h src/raft/raft_int.h src/host/host.h
 	@mkdir -p build/sim
-	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -DRAFT_SIM_BUGS -Isrc/raft -Isim -o $@ \
-		$(filter-out sim/test_%.c sim/lincheck.c,$(wildcard sim/*.c)) $(CORE_SRCS) -lm
+	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -DRAFT_SIM_BUGS -Isrc -Isrc/raft -Isim -o $@ \
+		$(filter-out sim/test_%.c sim/lincheck.c,$(wildcard sim/*.c)) $(CORE_SRCS) $(HOST_SRCS) -lm
 
 simcheck: sim build/sim/kmd-sim-asan $(SIM_TESTS)
 	$(if $(SIM_TESTS),prove --exec '' $(SIM_TESTS))

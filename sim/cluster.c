@@ -344,8 +344,7 @@ group_start(sim *s, int nid, int gi)
 	g->n_waiters = 0;
 	g->max_commit = raft_commit_index(g->r);
 	g->last_role = RAFT_FOLLOWER;
-	g->reconciled_roster = 0;
-	g->in_line = false;
+	memset(&g->rec, 0, sizeof(g->rec));
 }
 
 static void
@@ -467,6 +466,7 @@ dispatch(sim *s, const heap_event *ev)
 			if (n->up && ev->arg == n->incarnation)
 			{
 				bool		regained = false;
+				host_heard	heard;
 
 				/*
 				 * Hosts watch each other once per node, not per group: a
@@ -488,22 +488,22 @@ dispatch(sim *s, const heap_event *ev)
 							(!s->cfg.partitions || (roster_listed(s, peer) && roster_listed(s, ev->node))) &&
 							!(s->drop_pm && prng_chance(&s->rng, s->drop_pm)))
 							schedule(s, s->now + net_delay(s), EV_PING, peer, 0, ev->node, NULL);
+				/* the runtime's rules of waking (src/host/wake.c), unlimited */
+				roster_heard(s, ev->node, &heard);
 				for (int gi = 0; gi < s->cfg.groups && !s->failed; gi++)
 				{
 					group	   *g = &n->g[gi];
 					raft_term	term;
 					int			role;
+					uint64_t	woken = 0;
 
 					if (g->pending || !g->exists)
 						continue;
 					term = raft_get_term(g->r);
 					role = raft_get_role(g->r);
-					if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_FOLLOWER &&
-						s->now > n->last_heard[roster_node(s, raft_leader(g->r))] +
-						2 * ELECTION_TICKS * TICK_MS)
-						raft_unquiesce(g->r);
-					if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER &&
-						(regained || roster_member_behind(s, ev->node, g)))
+					if (host_follower_wakes(g->r, &heard) ||
+						host_leader_wakes(g->r, &heard, regained, s->now, &woken, 0,
+										  roster_flaws(s)))
 						raft_unquiesce(g->r);
 					raft_tick(g->r);
 					/* a merge waiting for its right partition may go on */

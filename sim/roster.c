@@ -9,6 +9,12 @@
  *
  * The roster here is one truth every node reads at once, where the
  * runtime's is applied on the system partition and cached on each node.
+ * The decisions are the runtime's own code, the host's rules of
+ * src/host (which member may leave, the reconciler's next step, when a
+ * merge may go in); what is here gathers their inputs from the model and
+ * does what they say.  The seeded flaws of the runtime's membership
+ * (--bug) are the old rules, kept here or behind the rules' flaws.
+ *
  * Nodes outside the roster are refused by the transport, as the runtime's
  * kommander.deliver refuses them; a node that joins is a server with a
  * wiped disk, as kmd_join requires.  At the end, once healed, every group's
@@ -63,6 +69,40 @@ roster_member(const sim *s, int nid)
 	return s->roster[nid] == ROSTER_VOTER || s->roster[nid] == ROSTER_LEARNER;
 }
 
+/* The roster as the host's rules read it: every node listed, in order. */
+static void
+roster_view(const sim *s, host_roster *ro)
+{
+	static const uint32_t roles[] = {HOST_ABSENT, HOST_LEARNER, HOST_VOTER, HOST_REMOVING};
+
+	ro->n = 0;
+	for (int nid = 1; nid <= s->cfg.nodes; nid++)
+		if (roster_listed(s, nid) && s->ident[nid] != RAFT_NONE)
+		{
+			ro->ids[ro->n] = s->ident[nid];
+			ro->roles[ro->n++] = roles[s->roster[nid]];
+		}
+}
+
+/* The nodes that node `nid' has not lost (itself included). */
+void
+roster_heard(const sim *s, int nid, host_heard *h)
+{
+	h->n = 0;
+	for (int peer = 1; peer <= s->cfg.nodes; peer++)
+		if (s->ident[peer] != RAFT_NONE && !s->nodes[nid].lost[peer])
+			h->ids[h->n++] = s->ident[peer];
+}
+
+/* The seeded flaws that live in the host's rules. */
+uint32_t
+roster_flaws(const sim *s)
+{
+	return ((s->cfg.bugs & SIM_BUG_LONE_VOTER) ? HOST_FLAW_LONE_VOTER : 0) |
+		((s->cfg.bugs & SIM_BUG_PROMOTE_UNHEARD) ? HOST_FLAW_PROMOTE_UNHEARD : 0) |
+		((s->cfg.bugs & SIM_BUG_LATE_MEMBER) ? HOST_FLAW_LATE_MEMBER : 0);
+}
+
 /* Entry `index' of a group as its node holds it, running or down. */
 static const raft_entry *
 held_entry(const group *g, uint64_t index)
@@ -108,6 +148,19 @@ static uint64_t
 held_commit(const group *g)
 {
 	return g->r ? raft_commit_index(g->r) : g->hs.commit;
+}
+
+/* The members of a group's committed configuration as its node holds it. */
+static void
+held_members(const group *g, host_members *m)
+{
+	raft_conf	conf;
+
+	roster_conf_at(g, held_commit(g), &conf);
+	m->committed = true;
+	m->n = conf.n;
+	for (uint32_t i = 0; i < conf.n; i++)
+		m->ids[i] = conf.members[i].id;
 }
 
 /* ------------------------------------------------------------------------
@@ -170,9 +223,10 @@ join(sim *s, int nid)
  * them yet), stale (op has not seen the node added yet) or not committed
  * (and taken back), and so lets a voter go too early (--bug leave-early).
  * Here it is the committed configuration of the member that has committed
- * the most, what asking the members of each group would tell; groups split
- * off later are covered by their parent, which lets a member go only after
- * them (splits_let_go).
+ * the most, what asking the leader of each group tells (host_lets_go, the
+ * rule the runtime's leaders answer with); groups split off later are
+ * covered by their parent, which lets a member go only after them
+ * (splits_let_go).
  */
 static bool
 out_of_groups(sim *s, int op, int nid)
@@ -182,7 +236,7 @@ out_of_groups(sim *s, int op, int nid)
 	for (int gi = 0; gi < s->cfg.groups; gi++)
 	{
 		const group *best = NULL;
-		raft_conf	conf;
+		host_members held;
 
 		if (s->cfg.bugs & SIM_BUG_LEAVE_EARLY)
 		{
@@ -201,8 +255,8 @@ out_of_groups(sim *s, int op, int nid)
 		}
 		if (best == NULL)
 			continue;
-		roster_conf_at(best, held_commit(best), &conf);
-		if (conf.n == 0 || raft_conf_role(&conf, id) != 0)
+		held_members(best, &held);
+		if (!host_lets_go(&held, id))
 			return false;
 	}
 	return true;
@@ -263,8 +317,8 @@ roster_change(sim *s)
  * of a quorum, it never elects a leader to remove it.  So this node must
  * have applied every split in its log, and each new group must have
  * committed the removal of `x' already (its own leader waits the same way
- * for the groups split off from it).  The runtime's reconciler does not
- * wait (--bug remove-early).
+ * for the groups split off from it): host_split_holds.  The runtime's
+ * reconciler did not wait (--bug remove-early).
  */
 static bool
 splits_let_go(sim *s, int nid, int gi, raft_id x)
@@ -276,7 +330,7 @@ splits_let_go(sim *s, int nid, int gi, raft_id x)
 		const raft_entry *e;
 		kv_cmd		c;
 		const group *q;
-		raft_conf	conf;
+		host_members m;
 
 		if (raft_entry_at(g->r, i, &e) != 0 || e->type != RAFT_ENTRY_NORMAL ||
 			e->len != sizeof(kv_cmd))
@@ -284,13 +338,11 @@ splits_let_go(sim *s, int nid, int gi, raft_id x)
 		memcpy(&c, e->data, sizeof(c));
 		if (c.kind != CMD_SPLIT || c.other >= (uint32_t) s->cfg.groups)
 			continue;
-		if (g->applied < i)
-			return false;
 		q = &s->nodes[nid].g[c.other];
-		if (!q->exists)
-			continue;			/* a split refused at apply: no new group */
-		roster_conf_at(q, held_commit(q), &conf);
-		if (raft_conf_role(&conf, x) != 0)
+		/* no group when the split was refused at apply */
+		if (q->exists)
+			held_members(q, &m);
+		if (host_split_holds(i, g->applied, q->exists ? &m : NULL, x))
 			return false;
 	}
 	return true;
@@ -336,13 +388,12 @@ votes_in_merge_target(sim *s, int nid, int gi, raft_id x)
  * (a match of 0): one that never hosts the group would otherwise hold it
  * for good, and with it the left partition, which waits for the groups
  * split off it (this one, when it was split off and merged back).  The
- * runtime's reconciler does not wait (--bug strand-merge).
+ * runtime's reconciler did not wait (--bug strand-merge).
  */
 static bool
 freeze_lets_go(sim *s, int nid, int gi, raft_id x)
 {
 	const group *g = &s->nodes[nid].g[gi];
-	raft_progress pr;
 
 	for (uint64_t i = raft_last_index(g->r); i >= raft_first_index(g->r); i--)
 	{
@@ -355,8 +406,7 @@ freeze_lets_go(sim *s, int nid, int gi, raft_id x)
 		memcpy(&c, e->data, sizeof(c));
 		if (c.kind != CMD_FREEZE)
 			continue;
-		return raft_get_progress(g->r, x, &pr) != RAFT_OK || pr.match == 0 || pr.match >= i ||
-			!votes_in_merge_target(s, nid, gi, x);
+		return !host_freeze_holds(g->r, x, i, votes_in_merge_target(s, nid, gi, x));
 	}
 	return true;
 }
@@ -372,135 +422,112 @@ freeze_lets_go(sim *s, int nid, int gi, raft_id x)
  * the merge, never applies a split proposed after it, and is a voter of
  * the new group that never answers; the left partition holds its removal
  * until that group lets it go (splits_let_go), which it cannot do without
- * a quorum.  The runtime's kmd_merge and its finishing of a merge do not
- * wait (--bug strand-merge).
+ * a quorum (host_merge_ready, which kmd_merge and the runtime's finishing
+ * of a merge ask too; they did not wait: --bug strand-merge).  The left
+ * configuration is its leader's latest, once committed.
  */
 bool
 roster_merge_ready(sim *s, int nid, int left, int right)
 {
-	const raft_conf *lconf = raft_get_conf(s->nodes[nid].g[left].r);
 	const group *q = &s->nodes[nid].g[right];
-	raft_conf	rconf;
+	host_members lm;
+	host_members rm;
+	host_roster ro;
 
 	if (s->cfg.bugs & SIM_BUG_STRAND_MERGE)
 		return true;
 	if (!q->exists || q->kv.pstate != PART_FROZEN)
 		return false;
-	roster_conf_at(q, held_commit(q), &rconf);
-	for (uint32_t i = 0; i < lconf->n; i++)
-	{
-		raft_id		id = lconf->members[i].id;
-
-		if (!roster_member(s, roster_node(s, id)) || raft_conf_role(&rconf, id) == 0)
-			return false;
-	}
-	return true;
+	host_members_of(s->nodes[nid].g[left].r, &lm);
+	held_members(q, &rm);
+	roster_view(s, &ro);
+	return host_merge_ready(&lm, &rm, &ro);
 }
 
 /*
- * One step toward the roster in group `gi', which node `nid' leads, in the
- * order of the runtime's kmd_reconcile_group: first a member the roster no
- * longer names leaves (the leader, if it is that member, hands over to
- * another voter first), then a node the roster names is added as a
- * learner, then a learner the roster names a voter is promoted once it has
- * caught up.  True when the configuration is in line with the roster.  A
- * leader that is to leave hands over only to a voter the roster keeps, as
- * the runtime's does: two leaving voters would hand the lead back and
- * forth for ever.
- *
- * Unlike the runtime, a member leaves only once the groups split off from
- * this one have let it go (splits_let_go), and meanwhile the other steps
- * go on: one of those groups may need a learner added here to catch up.
- * And a leader that must leave but has no other voter the roster keeps
- * goes on to promote a learner, where the runtime's waits for a voter to
- * hand over to, which never comes (--bug lone-voter).  A learner has
- * caught up when it is within PROMOTE_MAX_LAG of the leader's log and has
- * answered this leader (its match is not 0): on a log shorter than the
- * lag, one that never answered (its node does not host the group: it has
- * not applied the split that made it, and may never) would become a voter
- * that never answers, and with one other voter the group could elect no
- * leader.  The runtime promotes on the lag alone (--bug promote-unheard).
+ * Must the leader of group `gi', node `nid', keep member `x' a while
+ * longer?  The host's rules on what this node holds of the group's log,
+ * unless a seeded flaw of the runtime skips them.
+ */
+typedef struct hold_ctx
+{
+	sim		   *s;
+	int			nid;
+	int			gi;
+} hold_ctx;
+
+static bool
+holds(void *arg, raft_id x)
+{
+	hold_ctx   *h = arg;
+
+	if (!(h->s->cfg.bugs & SIM_BUG_REMOVE_EARLY) && !splits_let_go(h->s, h->nid, h->gi, x))
+		return true;
+	if (!(h->s->cfg.bugs & SIM_BUG_STRAND_MERGE) && !freeze_lets_go(h->s, h->nid, h->gi, x))
+		return true;
+	return false;
+}
+
+/*
+ * One step toward the roster in group `gi', which node `nid' leads: the
+ * runtime's rule (host_reconcile_step), with the holds above, and its
+ * step done here.  True when the configuration is in line with the
+ * roster.  The old flaws of the runtime: a leader that must leave but has
+ * no other voter the roster keeps waits for one, which never comes (--bug
+ * lone-voter); a learner is promoted on its lag alone, which makes a
+ * voter that never answers of one that does not host the group (--bug
+ * promote-unheard).
  */
 static bool
 reconcile_step(sim *s, int nid, int gi)
 {
 	raft	   *r = s->nodes[nid].g[gi].r;
-	const raft_conf *conf = raft_get_conf(r);
-	bool		in_line = true;
+	host_roster ro;
+	hold_ctx	h = {s, nid, gi};
+	host_step	st;
+	bool		in_line;
+	int			what = 0;
+	uint32_t	type = 0;
 
-	for (uint32_t i = 0; i < conf->n; i++)
+	roster_view(s, &ro);
+	in_line = host_reconcile_step(r, &ro, PROMOTE_MAX_LAG, holds, &h, roster_flaws(s), &st);
+	switch (st.action)
 	{
-		raft_id		id = conf->members[i].id;
-
-		if (roster_member(s, roster_node(s, id)))
-			continue;
-		if (id == s->ident[nid])
-		{
-			for (uint32_t k = 0; k < conf->n; k++)
-				if (conf->members[k].id != id && conf->members[k].role == RAFT_VOTER &&
-					roster_member(s, roster_node(s, conf->members[k].id)))
-				{
-					if (raft_transfer_leader(r, conf->members[k].id) == RAFT_OK)
-						trace(s, EV_NEMESIS, nid, gi, 53, conf->members[k].id);
-					return false;
-				}
-			/* no voter to stay: a learner must be promoted to hand over to */
-			in_line = false;
-			if (s->cfg.bugs & SIM_BUG_LONE_VOTER)
-				return false;
-			continue;
-		}
-		/* a removal the new groups hold up must not hold up the rest */
-		in_line = false;
-		if (!(s->cfg.bugs & SIM_BUG_REMOVE_EARLY) && !splits_let_go(s, nid, gi, id))
-			continue;
-		if (!(s->cfg.bugs & SIM_BUG_STRAND_MERGE) && !freeze_lets_go(s, nid, gi, id))
-			continue;
-		if (raft_propose_conf(r, RAFT_CC_REMOVE, id, NULL, NULL) == RAFT_OK)
-			trace(s, EV_NEMESIS, nid, gi, 52, id);
-		return false;
-	}
-
-	for (int m = 1; m <= s->cfg.nodes; m++)
-	{
-		raft_id		id = s->ident[m];
-		uint32_t	role = raft_conf_role(conf, id);
-		raft_progress pr;
-
-		if (!roster_member(s, m))
-			continue;
-		if (role == 0)
-		{
-			if (raft_propose_conf(r, RAFT_CC_ADD_LEARNER, id, NULL, NULL) == RAFT_OK)
-				trace(s, EV_NEMESIS, nid, gi, 50, id);
+		case HOST_STEP_NONE:
+			return in_line;
+		case HOST_STEP_TRANSFER:
+			if (raft_transfer_leader(r, st.id) == RAFT_OK)
+				trace(s, EV_NEMESIS, nid, gi, 53, st.id);
 			return false;
-		}
-		if (role == RAFT_LEARNER && s->roster[m] == ROSTER_VOTER)
-		{
-			in_line = false;
-			if (raft_get_progress(r, id, &pr) == RAFT_OK &&
-				(pr.match > 0 || (s->cfg.bugs & SIM_BUG_PROMOTE_UNHEARD)) &&
-				pr.match + PROMOTE_MAX_LAG >= raft_last_index(r))
-			{
-				if (raft_propose_conf(r, RAFT_CC_ADD_VOTER, id, NULL, NULL) == RAFT_OK)
-					trace(s, EV_NEMESIS, nid, gi, 51, id);
-				return false;
-			}
-		}
+		case HOST_STEP_REMOVE:
+			what = 52;
+			type = RAFT_CC_REMOVE;
+			break;
+		case HOST_STEP_ADD_LEARNER:
+			what = 50;
+			type = RAFT_CC_ADD_LEARNER;
+			break;
+		case HOST_STEP_PROMOTE:
+			what = 51;
+			type = RAFT_CC_ADD_VOTER;
+			break;
 	}
-	return in_line;
+	if (raft_propose_conf(r, type, st.id, NULL, NULL) == RAFT_OK)
+		trace(s, EV_NEMESIS, nid, gi, what, st.id);
+	return false;
 }
 
 /*
- * Called on every tick of a group: its leader reconciles on taking the
- * lead, on a roster change, and every election timeout while steps remain
- * (the runtime: each second, its election timeout).
+ * Called on every tick of a group: its leader reconciles when the host's
+ * rule says (host_reconcile_due): on taking the lead, on a roster change,
+ * and every election timeout while steps remain (the runtime: each
+ * second, its election timeout).
  *
  * Taking the lead is told by the term, not by the role seen at a tick: a
  * leader can lose the lead and win it back between two ticks (a transfer
  * to it is that fast), and with it the uncommitted change that made its
- * configuration look in line.  The runtime looks at the role, and keeps a
- * member the roster dropped until the roster changes again (--bug
+ * configuration look in line.  The runtime looked at the role, and kept a
+ * member the roster dropped until the roster changed again (--bug
  * stale-reconcile).
  */
 void
@@ -509,50 +536,10 @@ roster_reconcile(sim *s, int nid, int gi)
 	group	   *g = &s->nodes[nid].g[gi];
 	raft_term	term = (s->cfg.bugs & SIM_BUG_STALE_RECONCILE) ? 0 : raft_get_term(g->r);
 
-	if (raft_get_role(g->r) != RAFT_LEADER)
-	{
-		g->reconciled_roster = 0;
+	if (!host_reconcile_due(&g->rec, g->r, term, s->roster_version, s->now,
+							ELECTION_TICKS * TICK_MS))
 		return;
-	}
-	if (g->reconciled_roster == s->roster_version && g->reconciled_term == term &&
-		(g->in_line || s->now < g->last_reconcile + ELECTION_TICKS * TICK_MS))
-		return;
-	g->in_line = reconcile_step(s, nid, gi);
-	g->reconciled_roster = s->roster_version;
-	g->reconciled_term = term;
-	g->last_reconcile = s->now;
-}
-
-/*
- * Does a member of this resting leader's group lack part of its log while
- * its host is heard from?  Then the member's group started there after the
- * leader went to rest without it (a node that joined, or that applied the
- * split creating the group late), and nothing in the group would wake the
- * leader: the member has no log to campaign with or to ask about.  Or a
- * one-way cut lost the heartbeat that would have caught it up while its
- * node's pings kept arriving.  The host then wakes the leader, as the
- * runtime's worker does (member_behind); with --bug late-member it wakes a
- * leader only when a node it had lost is heard from again.
- */
-bool
-roster_member_behind(sim *s, int nid, const group *g)
-{
-	const raft_conf *conf = raft_get_conf(g->r);
-
-	if (s->cfg.bugs & SIM_BUG_LATE_MEMBER)
-		return false;
-
-	for (uint32_t i = 0; i < conf->n; i++)
-	{
-		raft_id		id = conf->members[i].id;
-		raft_progress pr;
-
-		if (id != s->ident[nid] && roster_node(s, id) != 0 &&
-			!s->nodes[nid].lost[roster_node(s, id)] &&
-			raft_get_progress(g->r, id, &pr) == RAFT_OK && pr.match < raft_last_index(g->r))
-			return true;
-	}
-	return false;
+	host_reconciled(&g->rec, reconcile_step(s, nid, gi), term, s->roster_version, s->now);
 }
 
 /*

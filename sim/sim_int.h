@@ -17,6 +17,7 @@
 #define KOMMANDER_SIM_INT_H
 
 #include "heap.h"
+#include "host/host.h"
 #include "linearizability.h"
 #include "prng.h"
 #include "raft.h"
@@ -142,10 +143,7 @@ typedef struct group
 	int			last_role;
 
 	/* partition mode, the leader's reconciler (roster.c) */
-	uint64_t	reconciled_roster;	/* roster version last looked at, 0 none */
-	raft_term	reconciled_term;	/* in the lead of this term */
-	uint64_t	last_reconcile; /* when, in simulated ms */
-	bool		in_line;		/* the configuration matched the roster */
+	host_reconcile_state rec;
 } group;
 
 typedef struct node
@@ -359,7 +357,8 @@ bool		roster_member(const sim *s, int nid);
 bool		roster_listed(const sim *s, int nid);
 void		roster_change(sim *s);
 void		roster_reconcile(sim *s, int nid, int gi);
-bool		roster_member_behind(sim *s, int nid, const group *g);
+void		roster_heard(const sim *s, int nid, host_heard *h);
+uint32_t	roster_flaws(const sim *s);
 bool		roster_merge_ready(sim *s, int nid, int left, int right);
 void		roster_conf_at(const group *g, uint64_t index, raft_conf *conf);
 bool		roster_converged(sim *s, char *why, size_t len);

@@ -146,7 +146,7 @@ scenario(uint32_t bugs, bool *setup)
 	pump(s);
 	s->now += 2 * ELECTION_TICKS * TICK_MS;
 	roster_reconcile(s, 1, 0);
-	*setup &= raft_conf_role(raft_get_conf(core(s, 1)), 2) == 0 && s->nodes[1].g[0].in_line;
+	*setup &= raft_conf_role(raft_get_conf(core(s, 1)), 2) == 0 && s->nodes[1].g[0].rec.in_line;
 
 	/*
 	 * Node 1 does not tick now.  Nodes 2 and 3 lose it: node 2 is elected

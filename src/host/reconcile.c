@@ -1,0 +1,154 @@
+/*-------------------------------------------------------------------------
+ *
+ * reconcile.c
+ *	  The reconciler's rules: when a partition leader takes a step toward
+ *	  the roster's membership, which single-server step, and what holds a
+ *	  leaving member in a group a while longer (splits and a freeze in the
+ *	  group's log, which other groups depend on); and when a leaving node
+ *	  may leave the roster.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/host/reconcile.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "host.h"
+
+#ifdef RAFT_SIM_BUGS
+#define FLAW(flaws, f) (((flaws) & (f)) != 0)
+#else
+#define FLAW(flaws, f) false
+#endif
+
+bool
+host_reconcile_due(host_reconcile_state *st, const raft *r, raft_term term,
+				   uint64_t roster, uint64_t now, uint64_t every)
+{
+	if (raft_get_role(r) != RAFT_LEADER)
+	{
+		st->roster = 0;
+		return false;
+	}
+	return st->roster != roster || st->term != term ||
+		(!st->in_line && now >= st->last + every);
+}
+
+void
+host_reconciled(host_reconcile_state *st, bool in_line, raft_term term,
+				uint64_t roster, uint64_t now)
+{
+	st->in_line = in_line;
+	st->roster = roster;
+	st->term = term;
+	st->last = now;
+}
+
+/* host_caught_up, or with the flaw on the lag alone */
+static bool
+promotable(const raft *r, raft_id id, uint64_t max_lag, uint32_t flaws)
+{
+	raft_progress pr;
+
+	return raft_get_progress(r, id, &pr) == RAFT_OK &&
+		(pr.match > 0 || FLAW(flaws, HOST_FLAW_PROMOTE_UNHEARD)) &&
+		pr.match + max_lag >= raft_last_index(r);
+}
+
+bool
+host_caught_up(const raft *r, raft_id id, uint64_t max_lag)
+{
+	return promotable(r, id, max_lag, 0);
+}
+
+static bool
+step(host_step *s, host_action action, raft_id id)
+{
+	s->action = action;
+	s->id = id;
+	return false;
+}
+
+bool
+host_reconcile_step(const raft *r, const host_roster *ro, uint64_t max_lag,
+					host_holds_fn holds, void *arg, uint32_t flaws, host_step *s)
+{
+	const raft_conf *conf = raft_get_conf(r);
+	raft_id		self = raft_self(r);
+	bool		in_line = true;
+
+	s->action = HOST_STEP_NONE;
+	s->id = RAFT_NONE;
+	if (ro->n == 0)
+		return false;
+
+	/* members the roster no longer keeps leave; the leader hands over first */
+	for (uint32_t i = 0; i < conf->n; i++)
+	{
+		raft_id		id = conf->members[i].id;
+
+		if (host_roster_keeps(ro, id))
+			continue;
+		if (id == self)
+		{
+			for (uint32_t k = 0; k < conf->n; k++)
+				if (conf->members[k].id != self && conf->members[k].role == RAFT_VOTER &&
+					host_roster_keeps(ro, conf->members[k].id))
+					return step(s, HOST_STEP_TRANSFER, conf->members[k].id);
+			/* no voter to stay: a learner must be promoted to hand over to */
+			in_line = false;
+			if (FLAW(flaws, HOST_FLAW_LONE_VOTER))
+				return false;
+			continue;
+		}
+		/* a removal held up must not hold up the rest */
+		in_line = false;
+		if (holds != NULL && holds(arg, id))
+			continue;
+		return step(s, HOST_STEP_REMOVE, id);
+	}
+
+	for (uint32_t j = 0; j < ro->n; j++)
+	{
+		raft_id		id = ro->ids[j];
+		uint32_t	role = raft_conf_role(conf, id);
+
+		if (!host_roster_keeps(ro, id))
+			continue;
+		if (role == 0)
+			return step(s, HOST_STEP_ADD_LEARNER, id);
+		if (role == RAFT_LEARNER && ro->roles[j] == HOST_VOTER)
+		{
+			/* promoted once caught up; until then, look again later */
+			in_line = false;
+			if (promotable(r, id, max_lag, flaws))
+				return step(s, HOST_STEP_PROMOTE, id);
+		}
+	}
+	return in_line;
+}
+
+bool
+host_split_holds(raft_index split_at, raft_index applied,
+				 const host_members *child, raft_id x)
+{
+	if (applied < split_at)
+		return true;
+	return child != NULL &&
+		(!child->committed || child->n == 0 || host_members_have(child, x));
+}
+
+bool
+host_freeze_holds(const raft *r, raft_id x, raft_index frozen_at, bool votes_in_target)
+{
+	raft_progress pr;
+
+	return votes_in_target && raft_get_progress(r, x, &pr) == RAFT_OK &&
+		pr.match > 0 && pr.match < frozen_at;
+}
+
+bool
+host_lets_go(const host_members *m, raft_id x)
+{
+	return m->committed && m->n > 0 && !host_members_have(m, x);
+}
