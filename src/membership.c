@@ -539,20 +539,26 @@ kmd_promote_node(PG_FUNCTION_ARGS)
 }
 
 /*
- * Wait until every partition this node knows has its group running here
- * with a committed, non-empty configuration that does not count `node_id'
- * as a member, or kommander.propose_timeout passes (K0002).  An empty (a
- * node still joining), missing or uncommitted configuration proves nothing.
+ * Wait until the leader of every partition this node knows answers that
+ * its committed configuration does not count `node_id' (host_lets_go), or
+ * kommander.propose_timeout passes (K0002).  This node's own view proves
+ * nothing: it may be empty (a node still joining), stale (the node was
+ * added since) or not committed.  A partition that answered is not asked
+ * again; one split off later is (its parent let the node go only after
+ * it).
  */
 static void
 wait_out_of_groups(int32 node_id, const char *name)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   kmd_propose_timeout);
+	int32	   *let_go = palloc0(sizeof(int32) * kmd_shared->max_partitions);
+	int			n_let_go = 0;
+	int32	   *ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
 
-	ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
 	for (;;)
 	{
+		int			n = 0;
 		bool		member = false;
 
 		LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -561,30 +567,39 @@ wait_out_of_groups(int32 node_id, const char *name)
 			KmdPartition *part = &kmd_shared->partitions[i];
 
 			/* a merged-away partition has no group any more */
-			if (part->partition_id < 0 || part->state == KMD_PART_GONE)
-				continue;
-			if (part->role < 0 || part->n_members == 0 || !part->conf_committed)
-				member = true;
-			for (int m = 0; m < part->n_members; m++)
-				if (part->member_ids[m] == node_id)
-					member = true;
+			if (part->partition_id >= 0 && part->state != KMD_PART_GONE)
+				ids[n++] = part->partition_id;
 		}
 		LWLockRelease(kmd_shared->lock);
+
+		for (int i = 0; i < n; i++)
+		{
+			KmdOutcome	out;
+			bool		asked = false;
+
+			for (int j = 0; j < n_let_go && !asked; j++)
+				asked = let_go[j] == ids[i];
+			if (asked)
+				continue;
+			kmd_request_outcome(KMD_REQ_MEMBER_CHECK, ids[i], node_id, NULL, &out);
+			if (strcmp(out.sqlstate, "00000") == 0 && n_let_go < kmd_shared->max_partitions)
+				let_go[n_let_go++] = ids[i];
+			else
+				member = true;
+		}
 		if (!member)
 			break;
 		if (GetCurrentTimestamp() >= deadline)
-		{
-			ConditionVariableCancelSleep();
 			ereport(ERROR,
 					(errcode(ERRCODE_KMD_NO_QUORUM),
 					 errmsg("node \"%s\" is still a member of some partitions", name),
-					 errdetail("The roster marks it 'removing'; the partition leaders take it out of their groups one change at a time, and this node must see every group's committed configuration without it."),
+					 errdetail("The roster marks it 'removing'; the partition leaders take it out of their groups one change at a time, and every partition's leader must answer that its committed configuration is without it."),
 					 errhint("Run kmd_remove_node() again later to finish.")));
-		}
-		(void) ConditionVariableTimedSleep(&kmd_shared->leader_cv, 100, PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	ConditionVariableCancelSleep();
 }
 
 Datum

@@ -258,38 +258,21 @@ PG_FUNCTION_INFO_V1(kmd_merge);
 PG_FUNCTION_INFO_V1(kmd_rebalance);
 
 /*
- * May the merge of `right' into `left' be proposed now?  Only when every
- * member of the left partition's committed configuration is kept by the
- * roster (not 'removing') and is a member of the right partition's
- * committed configuration: a node applies the merge only once it has
- * applied the right partition up to its freeze, so a member of the left
- * group outside the right one would never apply it, and the groups split
- * off the left one later would wait for it for good.  As this node sees
- * them.
+ * May the merge of `right' into `left' be proposed now?  The host's rule
+ * (host_merge_ready) on the two configurations and the roster as this
+ * node has them.
  */
 static bool
 merge_ready(int32 left, int32 right)
 {
-	KmdPartition *l;
-	KmdPartition *r;
-	bool		ready;
+	host_members l;
+	host_members r;
+	host_roster ro;
 
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	l = kmd_partition_find(left);
-	r = kmd_partition_find(right);
-	ready = l != NULL && r != NULL && l->conf_committed && r->conf_committed &&
-		l->n_members > 0;
-	for (int i = 0; ready && i < l->n_members; i++)
-	{
-		KmdNode    *node = kmd_node_find(l->member_ids[i]);
-		bool		in_right = false;
-
-		for (int j = 0; j < r->n_members; j++)
-			in_right |= r->member_ids[j] == l->member_ids[i];
-		ready = in_right && node != NULL && node->role != KMD_NODE_REMOVING;
-	}
-	LWLockRelease(kmd_shared->lock);
-	return ready;
+	if (!kmd_host_members(left, &l) || !kmd_host_members(right, &r))
+		return false;
+	kmd_host_roster(&ro);
+	return host_merge_ready(&l, &r, &ro);
 }
 
 /* The merge command: `left' at `generation' takes `right', frozen at `freeze'. */
@@ -387,9 +370,10 @@ kmd_merge(PG_FUNCTION_ARGS)
  * Called by the Raft worker on a tick, for a user partition it leads.  If
  * the right neighbour has stayed frozen for a whole propose timeout (the
  * kmd_merge that froze it timed out, was cancelled, or its node crashed),
- * propose the merge here.  A second merge of the same pair is refused at
- * apply (the left generation moved on), so racing a live kmd_merge or
- * another try is harmless; nobody waits for the outcome.
+ * propose the merge here (host_merge_due, host_merge_ready).  A second
+ * merge of the same pair is refused at apply (the left generation moved
+ * on), so racing a live kmd_merge or another try is harmless; nobody waits
+ * for the outcome.
  */
 void
 kmd_finish_merge(KmdGroup *g, TimestampTz now)
@@ -421,31 +405,15 @@ kmd_finish_merge(KmdGroup *g, TimestampTz now)
 	}
 	LWLockRelease(kmd_shared->lock);
 
-	if (right != g->merge_right)
-	{
-		g->merge_right = right;
-		g->merge_seen = now;
-		return;
-	}
-	if (right == 0 || !TimestampDifferenceExceeds(g->merge_seen, now, kmd_propose_timeout))
-		return;
-	g->merge_seen = now;
-
-	/* the last try is still in the log, not applied here yet: it may do */
-	if (g->merge_index > kmd_partition_applied(g->partition_id))
-	{
-		raft_term	term;
-
-		if (raft_term_at(g->r, g->merge_index, &term) == RAFT_OK && term == g->merge_term)
-			return;
-	}
-	if (!merge_ready(g->partition_id, right))
+	if (!host_merge_due(g->r, &g->merge, right, kmd_host_ms(now), kmd_propose_timeout,
+						kmd_partition_applied(g->partition_id)) ||
+		!merge_ready(g->partition_id, right))
 		return;
 	merge_command(&cmd, generation, right, freeze);
 	cmd.origin_node = kmd_shared->local_node_id;
 	cmd.origin_slot = -1;
 	data = kmd_command_encode(&cmd, &len);
-	if (raft_propose(g->r, data, len, &g->merge_index, &g->merge_term) == RAFT_OK)
+	if (raft_propose(g->r, data, len, &g->merge.index, &g->merge.term) == RAFT_OK)
 		ereport(LOG,
 				(errmsg("kommander: finishing the merge of partition %d into partition %d",
 						right, g->partition_id),
@@ -461,7 +429,7 @@ kmd_finish_merge(KmdGroup *g, TimestampTz now)
 Datum
 kmd_rebalance(PG_FUNCTION_ARGS)
 {
-	KmdLeaderLoad l;
+	host_load	l;
 	int32	   *ids;
 	int32	   *leaders;
 	int			n = 0;
@@ -487,13 +455,13 @@ kmd_rebalance(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < n; i++)
 	{
-		int			from = kmd_leader_load_index(&l, leaders[i]);
-		int			to = kmd_least_loaded(&l);
+		int			from = host_load_index(&l, (raft_id) leaders[i]);
+		int			to = host_least_loaded(&l);
 		KmdOutcome	out;
 
 		if (from < 0 || to < 0 || l.load[from] <= l.target || unanswered[from])
 			continue;
-		kmd_request_outcome(KMD_REQ_TRANSFER, ids[i], l.voters[to], NULL, &out);
+		kmd_request_outcome(KMD_REQ_TRANSFER, ids[i], (int64) l.voters[to], NULL, &out);
 		if (strcmp(out.sqlstate, "00000") != 0)
 		{
 			/*

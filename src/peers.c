@@ -227,7 +227,7 @@ kmd_peers_receive(void)
 			KmdRequest	req;
 
 			if (f == NULL || kmd_worker_for_partition(f->partition_id) != worker_no ||
-				f->kind < KMD_REQ_PROPOSE || f->kind > KMD_REQ_PROMOTE_CHECK ||
+				f->kind < KMD_REQ_PROPOSE || f->kind > KMD_REQ_MEMBER_CHECK ||
 				f->kind == KMD_REQ_READ_INDEX)
 				continue;
 			req.kind = f->kind;

@@ -4,12 +4,14 @@
  *	  The reconciler: in each Raft group a worker leads, one step at a time
  *	  toward the roster's membership.
  *
- * One single-server change at a time: a node the roster no longer names is
- * removed (from a frozen partition, not before a member of its merge target
- * has its log up to the freeze) (a leader that is to leave first hands its leadership over, after
- * adding and promoting a voter if it is the only one), a node it names is
- * added as a learner, and a caught-up learner the roster names a voter is
- * promoted.
+ * The steps are the host's rules (src/host/reconcile.c, which the
+ * simulator runs too): a node the roster no longer keeps is removed (the
+ * leader, if it is that node, hands its leadership over first, after a
+ * voter is added and promoted if it is the only one), a node it keeps is
+ * added as a learner, a caught-up learner it names a voter is promoted.
+ * What is here gathers their inputs from shared memory and the group's log
+ * and does the step: a removal waits while a split or a freeze in the log
+ * still needs the member (host_split_holds, host_freeze_holds).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -19,43 +21,164 @@
  */
 #include "postgres.h"
 
+#include "command.h"
 #include "guc.h"
+#include "host/host.h"
 #include "shmem.h"
 #include "worker.h"
 
-/*
- * Must this frozen partition keep member `id' a while longer?  While it is
- * a member of the merge target (the active partition whose range ends where
- * this one starts) that has answered but not yet received the log up to
- * the freeze: that node applies the merge only once it has applied this
- * partition that far, and the groups split off the target after the merge
- * would wait for it.
+/* ------------------------------------------------------------------------
+ * Inputs of the host's rules
+ * ------------------------------------------------------------------------
  */
-static bool
-held_for_merge(KmdGroup *g, raft_id id)
+void
+kmd_host_roster(host_roster *ro)
 {
-	bool		member = false;
-	uint64		frozen_at = 0;
-	raft_progress pr;
-
+	ro->n = 0;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	if (g->part->state == KMD_PART_FROZEN)
+	for (int i = 0; i < KMD_MAX_NODES && ro->n < HOST_MAX_NODES; i++)
 	{
-		frozen_at = g->part->frozen_at;
-		for (int i = 0; i < kmd_shared->max_partitions && !member; i++)
-		{
-			KmdPartition *p = &kmd_shared->partitions[i];
+		KmdNode    *node = &kmd_shared->nodes[i];
 
-			if (p->partition_id <= 0 || p->state != KMD_PART_ACTIVE ||
-				p->hi == PG_INT64_MAX || p->hi + 1 != g->part->lo)
-				continue;
-			for (int m = 0; m < p->n_members; m++)
-				member |= p->member_ids[m] == (int32) id;
-		}
+		if (node->node_id == 0)
+			continue;
+		ro->ids[ro->n] = (raft_id) node->node_id;
+		ro->roles[ro->n++] = node->role == KMD_NODE_VOTER ? HOST_VOTER :
+			node->role == KMD_NODE_LEARNER ? HOST_LEARNER : HOST_REMOVING;
 	}
 	LWLockRelease(kmd_shared->lock);
-	return member && raft_get_progress(g->r, id, &pr) == RAFT_OK &&
-		pr.match > 0 && pr.match < frozen_at;
+}
+
+/*
+ * The members of a partition's group as its worker here last showed them;
+ * committed only while the group runs here.  False for a partition this
+ * node does not have, or has merged away.
+ */
+bool
+kmd_host_members(int32 partition_id, host_members *m)
+{
+	KmdPartition *part;
+	bool		found;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	found = part != NULL && part->state != KMD_PART_GONE;
+	if (found)
+	{
+		m->committed = part->conf_committed && part->role >= 0;
+		m->n = 0;
+		for (int i = 0; i < part->n_members && m->n < RAFT_MAX_MEMBERS; i++)
+			m->ids[m->n++] = (raft_id) part->member_ids[i];
+	}
+	LWLockRelease(kmd_shared->lock);
+	return found;
+}
+
+uint64
+kmd_host_ms(TimestampTz t)
+{
+	return t > 0 ? (uint64) (t / 1000) : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * What holds a leaving member
+ * ------------------------------------------------------------------------
+ */
+
+/* The splits and the last freeze in a group's log, read once per step. */
+typedef struct LogMarks
+{
+	KmdGroup   *g;
+	bool		read;
+	int			n_splits;
+	raft_index *split_at;
+	int32	   *split_child;
+	raft_index	frozen_at;		/* the last freeze entry, 0 if none */
+} LogMarks;
+
+static void
+read_marks(LogMarks *lm)
+{
+	KmdGroup   *g = lm->g;
+	int			cap = 8;
+
+	lm->read = true;
+	lm->n_splits = 0;
+	lm->frozen_at = 0;
+	lm->split_at = palloc(sizeof(raft_index) * cap);
+	lm->split_child = palloc(sizeof(int32) * cap);
+	for (raft_index i = raft_first_index(g->r); i <= raft_last_index(g->r); i++)
+	{
+		const raft_entry *e;
+		KmdCommand	cmd;
+
+		if (raft_entry_at(g->r, i, &e) != RAFT_OK || e->type != RAFT_ENTRY_NORMAL ||
+			!kmd_command_decode((const char *) e->data, (uint32) e->len, &cmd))
+			continue;
+		if (cmd.kind == KMD_CMD_FREEZE)
+			lm->frozen_at = i;
+		else if (cmd.kind == KMD_CMD_SPLIT && cmd.n_args >= 1)
+		{
+			if (lm->n_splits == cap)
+			{
+				cap *= 2;
+				lm->split_at = repalloc(lm->split_at, sizeof(raft_index) * cap);
+				lm->split_child = repalloc(lm->split_child, sizeof(int32) * cap);
+			}
+			lm->split_at[lm->n_splits] = i;
+			lm->split_child[lm->n_splits++] = (int32) strtol(cmd.args[0], NULL, 10);
+		}
+	}
+}
+
+/*
+ * Is `x' a voter of the partition that takes this one in when it merges:
+ * the one whose range ends where this one's begins, or already covers it?
+ */
+static bool
+votes_in_merge_target(KmdGroup *g, raft_id x)
+{
+	bool		votes = false;
+	int64		lo;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	lo = g->part->lo;
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *p = &kmd_shared->partitions[i];
+
+		if (p->partition_id <= 0 || p->partition_id == g->partition_id ||
+			(p->state != KMD_PART_ACTIVE && p->state != KMD_PART_FROZEN) ||
+			!(p->lo < lo && p->hi >= lo - 1))
+			continue;
+		for (int m = 0; m < p->n_members; m++)
+			if (p->member_ids[m] == (int32) x)
+				votes = p->member_roles[m] == RAFT_VOTER;
+		break;
+	}
+	LWLockRelease(kmd_shared->lock);
+	return votes;
+}
+
+/* host_holds_fn: the splits, then the last freeze, of the group's log */
+static bool
+holds(void *arg, raft_id x)
+{
+	LogMarks   *lm = arg;
+	raft_index	applied = kmd_partition_applied(lm->g->partition_id);
+
+	if (!lm->read)
+		read_marks(lm);
+	for (int i = 0; i < lm->n_splits; i++)
+	{
+		host_members child;
+		bool		has_child = kmd_host_members(lm->split_child[i], &child);
+
+		if (host_split_holds(lm->split_at[i], applied, has_child ? &child : NULL, x))
+			return true;
+	}
+	return lm->frozen_at > 0 &&
+		host_freeze_holds(lm->g->r, x, lm->frozen_at, votes_in_merge_target(lm->g, x));
 }
 
 /*
@@ -66,92 +189,36 @@ held_for_merge(KmdGroup *g, raft_id id)
 bool
 kmd_reconcile_group(KmdGroup *g)
 {
-	int32		ids[KMD_MAX_NODES];
-	int			roles[KMD_MAX_NODES];
-	int			n = 0;
-	const raft_conf *conf = raft_get_conf(g->r);
-	raft_id		self = raft_self(g->r);
+	host_roster ro;
+	host_step	step;
+	LogMarks	lm;
+	bool		in_line;
 	int			rc = RAFT_OK;
-	bool		in_line = true;
-	bool		leaving = false;
 
-	/* a node the roster marks 'removing' is to leave every group */
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0 &&
-			kmd_shared->nodes[i].role != KMD_NODE_REMOVING)
-		{
-			ids[n] = kmd_shared->nodes[i].node_id;
-			roles[n] = kmd_shared->nodes[i].role;
-			n++;
-		}
-	LWLockRelease(kmd_shared->lock);
-	if (n == 0)
-		return false;			/* roster not loaded yet */
-
-	/* members the roster no longer names leave; the leader hands over first */
-	for (uint32 i = 0; i < conf->n; i++)
+	memset(&lm, 0, sizeof(lm));
+	lm.g = g;
+	kmd_host_roster(&ro);
+	in_line = host_reconcile_step(g->r, &ro, (uint64) kmd_promote_max_lag, holds, &lm, 0,
+								  &step);
+	switch (step.action)
 	{
-		raft_id		id = conf->members[i].id;
-		bool		in_roster = false;
-
-		for (int j = 0; j < n; j++)
-			if (ids[j] == (int32) id)
-				in_roster = true;
-		if (in_roster)
-			continue;
-		if (id == self)
-		{
-			/* to a voter the roster keeps */
-			for (uint32 k = 0; k < conf->n; k++)
-				for (int j = 0; j < n; j++)
-					if (conf->members[k].id != self && conf->members[k].role == RAFT_VOTER &&
-						ids[j] == (int32) conf->members[k].id)
-					{
-						(void) raft_transfer_leader(g->r, conf->members[k].id);
-						return false;
-					}
-			/* no voter to hand over to yet: add and promote one first */
-			leaving = true;
-			continue;
-		}
-		if (held_for_merge(g, id))
-		{
-			in_line = false;
-			continue;
-		}
-		rc = raft_propose_conf(g->r, RAFT_CC_REMOVE, id, NULL, NULL);
-		goto done;
+		case HOST_STEP_NONE:
+			break;
+		case HOST_STEP_TRANSFER:
+			(void) raft_transfer_leader(g->r, step.id);
+			break;
+		case HOST_STEP_REMOVE:
+			rc = raft_propose_conf(g->r, RAFT_CC_REMOVE, step.id, NULL, NULL);
+			break;
+		case HOST_STEP_ADD_LEARNER:
+			rc = raft_propose_conf(g->r, RAFT_CC_ADD_LEARNER, step.id, NULL, NULL);
+			break;
+		case HOST_STEP_PROMOTE:
+			rc = raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, step.id, NULL, NULL);
+			break;
 	}
-
-	for (int j = 0; j < n; j++)
-	{
-		uint32		role = raft_conf_role(conf, (raft_id) ids[j]);
-		raft_progress pr;
-
-		if (role == 0)
-		{
-			rc = raft_propose_conf(g->r, RAFT_CC_ADD_LEARNER, (raft_id) ids[j], NULL, NULL);
-			goto done;
-		}
-		if (role == RAFT_LEARNER && roles[j] == KMD_NODE_VOTER)
-		{
-			/* promoted once caught up; until then, look again later */
-			in_line = false;
-			if (raft_get_progress(g->r, (raft_id) ids[j], &pr) == RAFT_OK &&
-				pr.match > 0 &&
-				pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r))
-			{
-				rc = raft_propose_conf(g->r, RAFT_CC_ADD_VOTER, (raft_id) ids[j], NULL, NULL);
-				goto done;
-			}
-		}
-	}
-	return in_line && !leaving;
-
-done:
 	if (rc != RAFT_OK && rc != RAFT_EBUSY)
 		elog(DEBUG1, "kommander: partition %d: membership change refused: %s",
 			 g->partition_id, raft_strerror(rc));
-	return false;
+	return in_line;
 }

@@ -2,8 +2,8 @@
  *
  * serve.c
  *	  Requests in the Raft worker: proposals, read barriers, leader
- *	  transfers and promote checks taken from local backends' slots or
- *	  forwarded by peers; served by a local leader, forwarded to the leader
+ *	  transfers, promote and member checks taken from local backends' slots
+ *	  or forwarded by peers; served by a local leader, forwarded to the leader
  *	  otherwise, and answered to the slot or to the forwarding node.
  *
  * Copyright (c) 2026, kommander developers
@@ -17,6 +17,7 @@
 #include "command.h"
 #include "errcodes.h"
 #include "guc.h"
+#include "host/host.h"
 #include "peers.h"
 #include "serve.h"
 #include "shmem.h"
@@ -47,19 +48,26 @@ kmd_slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg)
 }
 
 /*
- * Is `node' within promote_max_lag of our log in group `g' (leader only)?
- * One that never answered is not, however short the log: it may not host
- * the group at all, and as a voter it would never vote.
+ * Is `node' within promote_max_lag of our log in group `g' (leader only),
+ * having answered (host_caught_up)?
  */
 static bool
 learner_caught_up(KmdGroup *g, int64 node)
 {
-	raft_progress pr;
+	return host_caught_up(g->r, (raft_id) node, (uint64) kmd_promote_max_lag);
+}
 
-	if (raft_get_progress(g->r, (raft_id) node, &pr) != RAFT_OK)
-		return false;
-	return pr.match > 0 &&
-		pr.match + (uint64) kmd_promote_max_lag >= raft_last_index(g->r);
+/*
+ * Has group `g', which we lead, let `node' go: is our configuration
+ * committed and without it (host_lets_go)?
+ */
+static bool
+member_let_go(KmdGroup *g, int64 node)
+{
+	host_members m;
+
+	host_members_of(g->r, &m);
+	return host_lets_go(&m, (raft_id) node);
 }
 
 static void
@@ -176,6 +184,13 @@ kmd_serve_request(const KmdRequest *req)
 				reply(req, false, ERRCODE_KMD_LEARNER_LAGGING,
 					  "the learner has not caught up yet", 0);
 			break;
+		case KMD_REQ_MEMBER_CHECK:
+			if (member_let_go(g, req->arg))
+				reply(req, false, 0, NULL, 0);
+			else
+				reply(req, false, ERRCODE_KMD_NO_QUORUM,
+					  "the node is still a member of the partition's committed configuration", 0);
+			break;
 	}
 }
 
@@ -274,6 +289,7 @@ kmd_forward_problem(const Kommander__Forward *f, int32 from_node)
 	{
 		case KMD_REQ_TRANSFER:
 		case KMD_REQ_PROMOTE_CHECK:
+		case KMD_REQ_MEMBER_CHECK:
 			if (f->arg <= 0 || f->arg > PG_INT32_MAX)
 				return psprintf("A forwarded request of kind %u names node " INT64_FORMAT ".",
 								f->kind, f->arg);

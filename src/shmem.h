@@ -120,6 +120,7 @@ typedef struct KmdPartition
 	int32		voters;			/* voters of the group's configuration */
 	int32		n_members;		/* members of the group's configuration */
 	int32		member_ids[KMD_MAX_NODES];	/* their node ids */
+	int32		member_roles[KMD_MAX_NODES];	/* and their raft_member_role */
 	bool		conf_committed;	/* that configuration is committed */
 	bool		quiesced;		/* idle: no heartbeats, no timers */
 	uint64		term;
@@ -172,7 +173,8 @@ typedef enum KmdSlotKind
 	KMD_REQ_PROPOSE = 1,		/* replicate `command' */
 	KMD_REQ_READ_INDEX,			/* ReadIndex; result: read_index */
 	KMD_REQ_TRANSFER,			/* leadership to node `arg' */
-	KMD_REQ_PROMOTE_CHECK		/* is node `arg' within promote_max_lag? */
+	KMD_REQ_PROMOTE_CHECK,		/* is node `arg' within promote_max_lag? */
+	KMD_REQ_MEMBER_CHECK		/* has the group let node `arg' go? */
 } KmdSlotKind;
 
 /*

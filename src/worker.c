@@ -166,15 +166,9 @@ group_start(int32 partition_id)
 	g->durable_last = raft_last_index(g->r);
 	g->durable_term = state.hard_state.term;
 	g->durable_vote = state.hard_state.vote;
-	g->last_reconcile = 0;
-	g->reconciled_roster = 0;
-	g->reconciled_term = 0;
+	memset(&g->rec, 0, sizeof(g->rec));
 	g->behind_woken = 0;
-	g->in_line = false;
-	g->merge_right = 0;
-	g->merge_seen = 0;
-	g->merge_index = 0;
-	g->merge_term = 0;
+	memset(&g->merge, 0, sizeof(g->merge));
 	g->image_wanted = image_wanted;
 	g->parked = false;
 	g->images_seen = pg_atomic_read_u64(&part->images);
@@ -627,10 +621,14 @@ publish_status(void)
 		KmdPartition *part = g->part;
 		const raft_conf *conf = raft_get_conf(g->r);
 		int32		member_ids[KMD_MAX_NODES];
+		int32		member_roles[KMD_MAX_NODES];
 		int			n_members = 0;
 
 		for (uint32 i = 0; i < conf->n && n_members < KMD_MAX_NODES; i++)
-			member_ids[n_members++] = (int32) conf->members[i].id;
+		{
+			member_ids[n_members] = (int32) conf->members[i].id;
+			member_roles[n_members++] = (int32) conf->members[i].role;
+		}
 		if (part->role == (int32) raft_get_role(g->r) &&
 			part->leader == (int32) raft_leader(g->r) &&
 			part->term == raft_get_term(g->r) &&
@@ -639,6 +637,7 @@ publish_status(void)
 			part->voters == (int32) raft_conf_voters(conf) &&
 			part->n_members == n_members &&
 			memcmp(part->member_ids, member_ids, sizeof(int32) * n_members) == 0 &&
+			memcmp(part->member_roles, member_roles, sizeof(int32) * n_members) == 0 &&
 			part->conf_committed == (raft_conf_index(g->r) <= raft_commit_index(g->r)) &&
 			part->quiesced == raft_quiesced(g->r))
 			continue;
@@ -659,6 +658,7 @@ publish_status(void)
 		part->voters = (int32) raft_conf_voters(conf);
 		part->n_members = n_members;
 		memcpy(part->member_ids, member_ids, sizeof(int32) * n_members);
+		memcpy(part->member_roles, member_roles, sizeof(int32) * n_members);
 		part->conf_committed = raft_conf_index(g->r) <= raft_commit_index(g->r);
 		part->quiesced = raft_quiesced(g->r);
 	}
@@ -672,15 +672,14 @@ publish_status(void)
  * The automatic balancer, rate-limited to one transfer per worker and
  * kommander.balance_interval: if this node leads more than its share of the
  * user partitions, one of this worker's partitions goes to the least loaded
- * voter.
+ * voter (host_balance_to).
  */
 static void
 balance(void)
 {
 	static TimestampTz last = 0;
 	TimestampTz now = GetCurrentTimestamp();
-	KmdLeaderLoad l;
-	int			self;
+	host_load	l;
 	int			to;
 	HASH_SEQ_STATUS seq;
 	KmdGroup   *g;
@@ -690,9 +689,8 @@ balance(void)
 		return;
 	last = now;
 	kmd_leader_load(&l);
-	self = kmd_leader_load_index(&l, kmd_shared->local_node_id);
-	to = kmd_least_loaded(&l);
-	if (self < 0 || to < 0 || l.load[self] <= l.target)
+	to = host_balance_to(&l, (raft_id) kmd_shared->local_node_id);
+	if (to < 0)
 		return;
 
 	hash_seq_init(&seq, groups);
@@ -700,11 +698,11 @@ balance(void)
 	{
 		if (g->partition_id > 0 && !g->parked && raft_get_role(g->r) == RAFT_LEADER &&
 			kmd_partition_state(g->partition_id) == KMD_PART_ACTIVE &&
-			raft_conf_role(raft_get_conf(g->r), (raft_id) l.voters[to]) == RAFT_VOTER &&
-			raft_transfer_leader(g->r, (raft_id) l.voters[to]) == RAFT_OK)
+			raft_conf_role(raft_get_conf(g->r), l.voters[to]) == RAFT_VOTER &&
+			raft_transfer_leader(g->r, l.voters[to]) == RAFT_OK)
 		{
 			groups_dirty = true;
-			elog(DEBUG1, "kommander: handing partition %d to node %d to balance leaders",
+			elog(DEBUG1, "kommander: handing partition %d to node %u to balance leaders",
 				 g->partition_id, l.voters[to]);
 			hash_seq_term(&seq);
 			break;
@@ -723,40 +721,6 @@ idle_interval(void)
 	return Max(kmd_heartbeat_interval, kmd_election_timeout / 4);
 }
 
-/* Peers heard from within an election timeout, as of this tick. */
-static bool
-peer_alive(int32 node, const int32 *alive, int n_alive)
-{
-	for (int i = 0; i < n_alive; i++)
-		if (alive[i] == node)
-			return true;
-	return false;
-}
-
-/*
- * Does a member of this resting leader's group lack part of its log while
- * its node is heard from?  Then its group started there after the leader
- * went to rest without it (a node that joined, or that applied the split
- * creating the group late), and nothing else would wake the leader.
- */
-static bool
-member_behind(KmdGroup *g, const int32 *alive, int n_alive)
-{
-	const raft_conf *conf = raft_get_conf(g->r);
-	raft_index	last = raft_last_index(g->r);
-
-	for (uint32 i = 0; i < conf->n; i++)
-	{
-		raft_id		id = conf->members[i].id;
-		raft_progress pr;
-
-		if (id != raft_self(g->r) && peer_alive((int32) id, alive, n_alive) &&
-			raft_get_progress(g->r, id, &pr) == RAFT_OK && pr.match < last)
-			return true;
-	}
-	return false;
-}
-
 /*
  * Tick every group; returns whether some group is awake (not quiesced), in
  * which case the next tick is due in a heartbeat interval, else in an idle
@@ -765,14 +729,13 @@ member_behind(KmdGroup *g, const int32 *alive, int n_alive)
 static bool
 tick_all(void)
 {
-	static int32 was_alive[KMD_MAX_NODES];
-	static int	n_was_alive = 0;
+	static host_heard was_alive;
 	HASH_SEQ_STATUS seq;
 	KmdGroup   *g;
-	int32		alive[KMD_MAX_NODES];
-	int			n_alive = 0;
+	host_heard	alive;
 	bool		regained = false;
 	TimestampTz now = GetCurrentTimestamp();
+	uint64		now_ms = kmd_host_ms(now);
 	uint64		roster_version;
 	bool		any_frozen;
 	bool		awake = false;
@@ -782,17 +745,17 @@ tick_all(void)
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	roster_version = kmd_shared->roster_version;
 	any_frozen = kmd_shared->n_frozen > 0;
+	alive.n = 0;
 	for (int i = 0; i < KMD_MAX_NODES; i++)
 		if (kmd_shared->nodes[i].node_id != 0 &&
 			kmd_node_heard(&kmd_shared->nodes[i], now, kmd_election_timeout))
-			alive[n_alive++] = kmd_shared->nodes[i].node_id;
+			alive.ids[alive.n++] = (raft_id) kmd_shared->nodes[i].node_id;
 	LWLockRelease(kmd_shared->lock);
 
 	/* a node heard from again: leaders here may have rested without it */
-	for (int i = 0; i < n_alive; i++)
-		regained |= !peer_alive(alive[i], was_alive, n_was_alive);
-	memcpy(was_alive, alive, sizeof(int32) * n_alive);
-	n_was_alive = n_alive;
+	for (uint32 i = 0; i < alive.n; i++)
+		regained |= !host_heard_has(&was_alive, alive.ids[i]);
+	was_alive = alive;
 
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
@@ -800,27 +763,15 @@ tick_all(void)
 		/* a parked group waits for its image, timers and all */
 		if (g->parked)
 			continue;
-		/* a quiesced follower wakes when its leader's node falls silent */
-		if (raft_quiesced(g->r) && raft_get_role(g->r) != RAFT_LEADER &&
-			!peer_alive((int32) raft_leader(g->r), alive, n_alive))
+		/*
+		 * A quiesced follower wakes when its leader's node falls silent, a
+		 * quiesced leader when a node is heard again or a member is behind,
+		 * for that at most every ten election timeouts.
+		 */
+		if (host_follower_wakes(g->r, &alive) ||
+			host_leader_wakes(g->r, &alive, regained, now_ms, &g->behind_woken,
+							  10 * (uint64) kmd_election_timeout, 0))
 			raft_unquiesce(g->r);
-		if (raft_quiesced(g->r) && raft_get_role(g->r) == RAFT_LEADER)
-		{
-			if (regained)
-				raft_unquiesce(g->r);
-
-			/*
-			 * A member behind: at most every ten election timeouts, for one
-			 * that stays behind (its node does not host the group) would
-			 * otherwise keep the leader awake for good.
-			 */
-			else if (TimestampDifferenceExceeds(g->behind_woken, now, 10 * kmd_election_timeout) &&
-					 member_behind(g, alive, n_alive))
-			{
-				g->behind_woken = now;
-				raft_unquiesce(g->r);
-			}
-		}
 		/* only an awake group does something on a tick */
 		if (!raft_quiesced(g->r))
 		{
@@ -830,23 +781,14 @@ tick_all(void)
 
 		/*
 		 * Membership follows the roster: on taking the lead, on a roster
-		 * change, and each second while steps remain.
+		 * change, in a new term, and each second while steps remain.
 		 */
-		if (raft_get_role(g->r) != RAFT_LEADER)
-			g->reconciled_roster = 0;
-		else if (g->reconciled_roster != roster_version ||
-				 g->reconciled_term != raft_get_term(g->r) ||
-				 (!g->in_line && TimestampDifferenceExceeds(g->last_reconcile, now, 1000)))
+		if (host_reconcile_due(&g->rec, g->r, raft_get_term(g->r), roster_version,
+							   now_ms, 1000))
 		{
-			/*
-			 * In a new term too: the lead may have been lost and won back
-			 * between two ticks, and a step of the last term truncated.
-			 */
 			groups_dirty = true;
-			g->in_line = kmd_reconcile_group(g);
-			g->reconciled_roster = roster_version;
-			g->reconciled_term = raft_get_term(g->r);
-			g->last_reconcile = now;
+			host_reconciled(&g->rec, kmd_reconcile_group(g), raft_get_term(g->r),
+							roster_version, now_ms);
 		}
 		/* a merge whose caller went away after the freeze */
 		if (any_frozen && raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0)

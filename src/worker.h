@@ -17,6 +17,7 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
+#include "host/host.h"
 #include "raft/raft.h"
 
 /* One partition's Raft group inside a worker */
@@ -27,16 +28,10 @@ typedef struct KmdGroup
 	uint64		durable_last;	/* last index in kommander.log */
 	raft_term	durable_term;	/* term and vote in kommander.hard_state */
 	raft_id		durable_vote;
-	TimestampTz last_reconcile; /* membership reconciliation, leader only */
-	uint64		reconciled_roster;	/* roster version of the last one, 0 when
-									 * not leading */
-	raft_term	reconciled_term;	/* the term it was made in */
-	TimestampTz behind_woken;	/* when a member behind last woke it */
-	bool		in_line;		/* the last one found nothing left to do */
-	int32		merge_right;	/* frozen right neighbour seen, 0 if none */
-	TimestampTz merge_seen;		/* since when, or since the last try */
-	raft_index	merge_index;	/* log index of the last try, 0 if none */
-	raft_term	merge_term;		/* and its term */
+	host_reconcile_state rec;	/* membership reconciliation, leader only
+								 * (times in ms, kmd_host_ms) */
+	uint64		behind_woken;	/* ms when a member behind last woke it */
+	host_merge_watch merge;		/* a frozen right neighbour (partition.c) */
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
 
 	/* images (compact.c) */
@@ -57,6 +52,15 @@ extern PGDLLEXPORT void kmd_worker_main(Datum arg);
  * true once the two are in line
  */
 extern bool kmd_reconcile_group(KmdGroup *g);
+
+/*
+ * reconcile.c: the inputs of the host's rules (src/host) from shared
+ * memory: the roster as this node has it, a partition's members as this
+ * node holds them (false if it has no such partition), and a time in ms.
+ */
+extern void kmd_host_roster(host_roster *ro);
+extern bool kmd_host_members(int32 partition_id, host_members *m);
+extern uint64 kmd_host_ms(TimestampTz t);
 
 /*
  * worker.c, for serve.c and peers.c: this worker's number and groups; a
