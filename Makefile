@@ -2,8 +2,9 @@
 #
 #   make                 the extension (WERROR=1: warnings are errors)
 #   make install         install it into the Postgres found by pg_config
-#   make core            build and run the Raft core's unit tests, the wire
-#                        test, and the fuzz targets over their corpus
+#   make core            build and run the unit tests of the Raft core and of
+#                        the host's rules, the wire test, and the fuzz
+#                        targets over their corpus
 #   make fuzz            build the fuzz targets (clang, libFuzzer); run them
 #                        with scripts/fuzz.sh
 #   make fuzz-corpus     rewrite their generated seed corpus
@@ -70,9 +71,9 @@ CORE_TESTS = $(patsubst test/core/%.c,build/core/%,$(filter-out test/core/fixtur
 # The core tests run under AddressSanitizer and UBSan: memory errors fail them.
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-build/core/%: test/core/%.c test/core/fixture.c test/core/fixture.h $(CORE_SRCS) src/raft/raft.h src/raft/raft_int.h
+build/core/%: test/core/%.c test/core/fixture.c test/core/fixture.h $(CORE_SRCS) $(HOST_SRCS) src/raft/raft.h src/raft/raft_int.h src/host/host.h
 	@mkdir -p build/core
-	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -Isrc/raft -Itest/core -o $@ $< test/core/fixture.c $(CORE_SRCS) -lcmocka
+	$(NATIVE_CC) $(NATIVE_CFLAGS) $(SANITIZE) -Isrc -Isrc/raft -Itest/core -o $@ $< test/core/fixture.c $(CORE_SRCS) $(HOST_SRCS) -lcmocka
 
 # ---------------------------------------------------------------------------
 # src/wire.c built outside the server, with the server's headers and a shim

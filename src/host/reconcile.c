@@ -18,7 +18,7 @@
 #ifdef RAFT_SIM_BUGS
 #define FLAW(flaws, f) (((flaws) & (f)) != 0)
 #else
-#define FLAW(flaws, f) false
+#define FLAW(flaws, f) ((void) (flaws), false)
 #endif
 
 bool
