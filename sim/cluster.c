@@ -345,6 +345,7 @@ group_start(sim *s, int nid, int gi)
 	g->max_commit = raft_commit_index(g->r);
 	g->last_role = RAFT_FOLLOWER;
 	memset(&g->rec, 0, sizeof(g->rec));
+	memset(&g->merge, 0, sizeof(g->merge));
 }
 
 static void
@@ -511,10 +512,14 @@ dispatch(sim *s, const heap_event *ev)
 					{
 						part_apply_committed(s, ev->node, gi);
 						roster_reconcile(s, ev->node, gi);
+						if (!s->cfg.no_host_moves)
+							part_finish_merge(s, ev->node, gi);
 					}
 					group_process(s, ev->node, gi);
 					group_touched(s, ev->node, gi, term, role);
 				}
+				if (s->cfg.partitions && !s->cfg.no_host_moves && !s->failed)
+					part_balance(s, ev->node);
 				schedule(s, s->now + TICK_MS, EV_TICK, ev->node, 0, n->incarnation, NULL);
 			}
 			break;

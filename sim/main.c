@@ -5,8 +5,8 @@
  *
  *	  kmd-sim --seed S [--seeds K] [--nodes N] [--groups M] [--steps T]
  *	          [--faults list] [--bug NAME[,NAME...]] [--expect INVARIANT]
- *	          [--clients C] [--no-membership] [--partitions] [--trace]
- *	          [--history FILE]
+ *	          [--clients C] [--no-membership] [--partitions]
+ *	          [--no-host-moves] [--trace] [--history FILE]
  *
  * The same arguments print the same output, ending in "digest: <hex>".
  * Exit status 1 if any seed violated an invariant or left its history
@@ -40,7 +40,8 @@ usage(void)
 			"                      stale-reconcile|strand-merge|promote-unheard, or several\n"
 			"                      joined by commas]\n"
 			"               [--expect INVARIANT] [--clients C(1..8)] [--no-membership]\n"
-			"               [--partitions] [--trace] [--history FILE (one seed)]\n");
+			"               [--partitions] [--no-host-moves] [--trace]\n"
+			"               [--history FILE (one seed)]\n");
 	exit(2);
 }
 
@@ -99,6 +100,8 @@ main(int argc, char **argv)
 			cfg.membership = false;
 		else if (strcmp(a, "--partitions") == 0)
 			cfg.partitions = true;
+		else if (strcmp(a, "--no-host-moves") == 0)
+			cfg.no_host_moves = true;
 		else if (v == NULL)
 			usage();
 		else if (strcmp(a, "--seed") == 0)

@@ -10,7 +10,9 @@
  *	  generations and frozen partitions are fenced at apply.
  *
  * The nemesis plays the operator (kmd_split, kmd_merge, and the roster
- * changes of roster.c).  After every event the node it touched must have
+ * changes of roster.c); partition leaders finish merges left half-way and
+ * nodes balance leaders by the runtime's rules (src/host), as its workers
+ * do.  After every event the node it touched must have
  * a map whose ranges tile the hash space, and a partition's range at a
  * given generation must be the same on every node.
  *
@@ -578,6 +580,103 @@ merge_step(sim *s)
 			c.other_gen = rk->gen;
 			c.other_index = rk->freeze_index;
 			(void) propose_at_leader(s, pid, &c, 22);
+			return;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * The host's own moves on a tick, by the runtime's rules (src/host)
+ * ------------------------------------------------------------------------
+ */
+
+/* How long a right partition stays frozen before its left neighbour's
+ * leader merges it itself (kommander.propose_timeout, ten election
+ * timeouts), and how often a node balances leaders
+ * (kommander.balance_interval, as many). */
+#define MERGE_WAIT_MS (10 * ELECTION_TICKS * TICK_MS)
+#define BALANCE_MS (10 * ELECTION_TICKS * TICK_MS)
+
+/*
+ * Called on a tick of group `gi' at node `nid': if it leads an active
+ * partition whose right neighbour has stayed frozen here for a while (the
+ * operator's merge went away after the freeze), it proposes the merge, as
+ * the runtime's kmd_finish_merge does (host_merge_due, host_merge_ready).
+ */
+void
+part_finish_merge(sim *s, int nid, int gi)
+{
+	group	   *g = &s->nodes[nid].g[gi];
+	int			right = -1;
+	kv_cmd		c;
+
+	if (raft_get_role(g->r) != RAFT_LEADER)
+		return;
+	if (g->kv.pstate == PART_ACTIVE && g->kv.hi != HASH_SPACE)
+		for (int pid = 0; pid < s->cfg.groups; pid++)
+		{
+			const group *q = &s->nodes[nid].g[pid];
+
+			if (pid != gi && q->exists && q->kv.pstate == PART_FROZEN && q->kv.lo == g->kv.hi)
+				right = pid;
+		}
+	/* the watch names partitions from 1, 0 for none */
+	if (!host_merge_due(g->r, &g->merge, right + 1, s->now, MERGE_WAIT_MS, g->applied) ||
+		!roster_merge_ready(s, nid, gi, right))
+		return;
+	memset(&c, 0, sizeof(c));
+	c.kind = CMD_MERGE;
+	c.gen = g->kv.gen;
+	c.other = (uint32_t) right;
+	c.other_gen = s->nodes[nid].g[right].kv.gen;
+	c.other_index = s->nodes[nid].g[right].kv.freeze_index;
+	if (raft_propose(g->r, &c, sizeof(c), &g->merge.index, &g->merge.term) == RAFT_OK)
+		trace(s, EV_NEMESIS, nid, gi, 23, (uint64_t) right);
+}
+
+/*
+ * Called on a tick of node `nid', every BALANCE_MS: if it leads more than
+ * its share of the active partitions, as it sees them, it hands one to
+ * the least loaded voter it hears from, as the runtime's workers do
+ * (host_balance_to).
+ */
+void
+part_balance(sim *s, int nid)
+{
+	node	   *n = &s->nodes[nid];
+	host_heard	heard;
+	host_load	l;
+	int			to;
+
+	if (s->now < n->balanced + BALANCE_MS)
+		return;
+	n->balanced = s->now;
+	roster_heard(s, nid, &heard);
+	host_load_init(&l);
+	for (int m = 1; m <= s->cfg.nodes; m++)
+		if (s->roster[m] == ROSTER_VOTER && host_heard_has(&heard, s->ident[m]))
+			host_load_voter(&l, s->ident[m]);
+	for (int gi = 0; gi < s->cfg.groups; gi++)
+	{
+		const group *g = &n->g[gi];
+
+		if (g->exists && !g->pending && g->kv.pstate == PART_ACTIVE &&
+			raft_leader(g->r) != RAFT_NONE)
+			host_load_partition(&l, raft_leader(g->r));
+	}
+	host_load_done(&l);
+	to = host_balance_to(&l, s->ident[nid]);
+	for (int gi = 0; gi < s->cfg.groups && to >= 0; gi++)
+	{
+		group	   *g = &n->g[gi];
+
+		if (g->exists && !g->pending && g->kv.pstate == PART_ACTIVE &&
+			raft_get_role(g->r) == RAFT_LEADER &&
+			raft_conf_role(raft_get_conf(g->r), l.voters[to]) == RAFT_VOTER &&
+			raft_transfer_leader(g->r, l.voters[to]) == RAFT_OK)
+		{
+			trace(s, EV_NEMESIS, nid, gi, 54, l.voters[to]);
+			group_process(s, nid, gi);
 			return;
 		}
 	}

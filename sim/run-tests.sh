@@ -56,9 +56,12 @@ echo "1..37"
   run_clean 3n-16p-split-merge  --seed 80001 --seeds 1000 --nodes 3 --groups 16 --partitions
   # a merge committed while the right partition had let a leaving member
   # of the left one go: the new group split off later never got a leader;
-  # the merge rules alone keep it live, with the promotion flaw back too
+  # the merge rules alone kept it live, with the promotion flaw back too.
+  # The regression seeds no longer replay the runs that found them since
+  # the simulator runs the runtime's merge finisher and balancer; they
+  # stay, with the arguments, as cases that once failed
   run_clean seed-327289         --seed 327289 --seeds 1 --nodes 3 --groups 16 --steps 20000 --clients 4 --partitions
-  run_clean seed-327289-merge-rules --seed 327289 --seeds 1 --nodes 3 --groups 16 --partitions --bug promote-unheard
+  run_clean seed-327289-merge-rules --seed 327289 --seeds 1 --nodes 3 --groups 16 --partitions --bug promote-unheard --no-host-moves
 ) >"$out/batch1" 2>&1 &
 (
   run_clean 5n-8g-all           --seed 40001 --seeds 500  --nodes 5 --groups 8
@@ -86,18 +89,22 @@ cat "$out/batch1" "$out/batch2"
  run_bug no-fencing "generation fencing" 1 200 --partitions --groups 16
  run_bug stale-read "linearizability" 1 100 --partitions --groups 16
  run_bug late-member "catch-up" 1 200 --partitions --groups 16
- run_bug remove-early "liveness" 3200 200 --partitions --groups 16
+ run_bug remove-early "liveness" 3200 100 --partitions --groups 16
  run_bug lone-voter "membership convergence" 900 100 --partitions --groups 8 --nodes 4
- # the two flaws of the runtime together replay the run that found them
- run_bug strand-merge,promote-unheard "liveness" 327289 1 --partitions --groups 16
- run_bug promote-unheard "liveness" 2005559 1 --partitions --groups 8 --nodes 4
+ # the two flaws of the runtime together replay the run that found them,
+ # before the host finished merges and balanced leaders by itself (in
+ # 30,000 seeds of 3 nodes x 16 partitions since, neither strand-merge
+ # alone nor the two together tripped liveness; promote-unheard alone
+ # does not here)
+ run_bug strand-merge,promote-unheard "liveness" 327289 1 --partitions --groups 16 --no-host-moves
+ run_bug promote-unheard "liveness" 383 1 --partitions --groups 8 --nodes 4
 ) >"$out/bugs1" 2>&1 &
 (run_bug no-prevote-term "pre-vote changed the term" 1 10
  run_bug early-apply "applied past commit" 1 10
  run_bug early-merge "state machine determinism" 1 200 --partitions --groups 16
  run_bug split-overlap "range coverage" 1 20 --partitions --groups 16
  run_bug reuse-id "leader completeness" 1 300 --partitions --groups 16 --nodes 4
- run_bug leave-early "liveness" 1375 500 --partitions --groups 16
+ run_bug leave-early "liveness" 1600 100 --partitions --groups 16
 ) >"$out/bugs2" 2>&1 &
 wait
 cat "$out/bugs1" "$out/bugs2"

@@ -67,6 +67,8 @@ typedef struct sim_config
 	bool		membership;		/* membership changes and leader transfers */
 	bool		partitions;		/* groups are partitions of one key space,
 								 * split and merged by the nemesis */
+	bool		no_host_moves;	/* partition mode: no merge finisher and no
+								 * balancer, the nemesis alone moves */
 	bool		trace;			/* print every event */
 	int			clients;
 	FILE	   *history;		/* if set, the client history is written

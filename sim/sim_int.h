@@ -142,8 +142,10 @@ typedef struct group
 	uint64_t	max_commit;
 	int			last_role;
 
-	/* partition mode, the leader's reconciler (roster.c) */
+	/* partition mode, the leader's reconciler (roster.c) and its watch
+	 * of a frozen right neighbour (partition.c) */
 	host_reconcile_state rec;
+	host_merge_watch merge;
 } group;
 
 typedef struct node
@@ -151,6 +153,7 @@ typedef struct node
 	bool		up;
 	uint64_t	last_heard[SIM_MAX_NODES + 1];	/* from each peer host */
 	bool		lost[SIM_MAX_NODES + 1];	/* silent at the last tick */
+	uint64_t	balanced;		/* partition mode: when it last balanced */
 	uint32_t	ticks;
 	uint32_t	incarnation;
 	uint64_t	stalled_until;
@@ -349,6 +352,8 @@ void		part_apply_committed(sim *s, int nid, int gi);
 void		part_check_map(sim *s, int nid);
 bool		part_converged(sim *s, char *why, size_t len);
 void		part_nemesis(sim *s);
+void		part_finish_merge(sim *s, int nid, int gi);
+void		part_balance(sim *s, int nid);
 
 /* roster.c */
 void		roster_init(sim *s, int members);
