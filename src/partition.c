@@ -456,10 +456,10 @@ kmd_rebalance(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 	{
 		int			from = host_load_index(&l, (raft_id) leaders[i]);
-		int			to = host_least_loaded(&l);
+		int			to = host_balance_to(&l, (raft_id) leaders[i]);
 		KmdOutcome	out;
 
-		if (from < 0 || to < 0 || l.load[from] <= l.target || unanswered[from])
+		if (to < 0 || unanswered[from])
 			continue;
 		kmd_request_outcome(KMD_REQ_TRANSFER, ids[i], (int64) l.voters[to], NULL, &out);
 		if (strcmp(out.sqlstate, "00000") != 0)
