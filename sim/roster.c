@@ -218,15 +218,15 @@ join(sim *s, int nid)
  * May the node leave the roster, which makes the transport refuse it?
  * Only once no group can count it as a member any more: a group that did
  * would have a voter that never answers.  The runtime's kmd_remove_node
- * (wait_out_of_groups) looks at the latest configurations that the node
+ * (wait_out_of_groups) looked at the latest configurations that the node
  * `op' running it holds, which may be empty (op joined and has not learned
  * them yet), stale (op has not seen the node added yet) or not committed
- * (and taken back), and so lets a voter go too early (--bug leave-early).
- * Here it is the committed configuration of the member that has committed
- * the most, what asking the leader of each group tells (host_lets_go, the
- * rule the runtime's leaders answer with); groups split off later are
- * covered by their parent, which lets a member go only after them
- * (splits_let_go).
+ * (and taken back), and so let a voter go too early (--bug leave-early).
+ * Now it asks the leader of each group; here it is the committed
+ * configuration of the member that has committed the most, with the same
+ * rule the runtime's leaders answer with (host_lets_go); groups split
+ * off later are covered by their parent, which lets a member go only
+ * after them (splits_let_go).
  */
 static bool
 out_of_groups(sim *s, int op, int nid)
