@@ -102,8 +102,9 @@ CREATE TABLE kommander.tables (
 );
 
 CREATE TABLE kommander.appliers (
-    name text PRIMARY KEY,
-    fn   regprocedure NOT NULL
+    name       text PRIMARY KEY,
+    fn         regprocedure NOT NULL,
+    registered bigint NOT NULL      -- system partition index of the registration
 );
 
 -- Every statement kmd_ddl committed, by system partition index, and the

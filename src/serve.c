@@ -261,6 +261,8 @@ static const struct
 	[KMD_CMD_SPLIT] = {2, 2, false},
 	[KMD_CMD_FREEZE] = {0, 0, false},
 	[KMD_CMD_MERGE] = {2, 2, false},
+	/* proposed by a partition's leader itself, never forwarded */
+	[KMD_CMD_BARRIER] = {-1, -1, false},
 };
 
 char *
@@ -298,6 +300,8 @@ kmd_forward_problem(const Kommander__Forward *f, int32 from_node)
 		cmd.origin_slot >= KMD_NUM_SLOTS)
 		return psprintf("A forwarded proposal's command comes from slot %d of node %d, not from a slot of node %d.",
 						cmd.origin_slot, cmd.origin_node, from_node);
+	if (command_shapes[cmd.kind].max_args < 0)
+		return psprintf("Commands of kind %u are not forwarded.", cmd.kind);
 	if (cmd.n_args < command_shapes[cmd.kind].min_args ||
 		cmd.n_args > command_shapes[cmd.kind].max_args)
 		return psprintf("A forwarded command of kind %u has %d arguments.", cmd.kind, cmd.n_args);
