@@ -85,7 +85,7 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
 	key = text_to_cstring(key_text);
 	command = PG_GETARG_JSONB_P(1);
 
-	kmd_rows_validate(command, key);
+	command = kmd_rows_prepare(command, key);
 
 	partition_id = kmd_route_key(key, strlen(key), &generation, &state, &leader);
 	if (state == KMD_PART_FROZEN)
