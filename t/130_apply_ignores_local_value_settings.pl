@@ -90,6 +90,15 @@ is($nodes[1]->safe_psql('postgres', $tickets), $got,
 is($nodes[0]->safe_psql('postgres', q{SELECT count(*) FROM tickets WHERE id IS NOT NULL AND n IS NOT NULL AND r IS NOT NULL AND state IN ('new', 'old')}),
 	'2', 'every default was filled in, the given values kept');
 
+# node2 crashes right after applying, before its asynchronous commit is
+# surely on disk: it applies the entry again, to the same values
+$nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('t3', '{"op":"insert","table":"tickets","row":{"k":"t3"}}')});
+$nodes[1]->stop('immediate');
+$nodes[1]->start;
+ok(KmdTest::wait_converged(\@nodes), 'node2 applies everything again after its crash');
+is($nodes[1]->safe_psql('postgres', $tickets), $nodes[0]->safe_psql('postgres', $tickets),
+	'and stores the values node1 stores');
+
 # a table name is resolved by the proposer's search_path, on every node alike
 $nodes[0]->safe_psql('postgres', q{
 SELECT kmd_ddl($$CREATE SCHEMA alice$$);
