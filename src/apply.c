@@ -608,9 +608,16 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				held_barrier = barrier;
 				break;
 			}
-			/* a row command never runs before the DDL it depends on */
+			/*
+			 * A command never runs before the DDL it depends on: its
+			 * proposer had applied the system partition up to sys_index,
+			 * so a barrier up to there is held here too (barrier.c).
+			 */
 			if (partition_id != 0 && cmd.sys_index > kmd_partition_applied(0))
+			{
+				held_barrier = cmd.sys_index;
 				break;
+			}
 			/* a merge waits until the right partition is drained here */
 			if (cmd.kind == KMD_CMD_MERGE)
 			{

@@ -19,9 +19,12 @@
  *	  log naming S (KMD_CMD_BARRIER), unless one is there already.
  *	- A partition that reaches a barrier entry naming S' stops there (held)
  *	  while the system partition has not applied S'; past it otherwise.
- *	  The first barrier entry naming S' >= S is where the partition's log
- *	  is cut for S, on every node alike: what comes before is applied
- *	  before the barrier, what comes after, after it.
+ *	  So does a partition that reaches a command whose proposer had
+ *	  applied the system partition up to S' (its sys_index): that command
+ *	  may depend on everything up to S'.  The first such entry with
+ *	  S' >= S is where the partition's log is cut for S, on every node
+ *	  alike: what comes before is applied before the barrier, what comes
+ *	  after, after it.
  *	- A partition stopped at a merge whose right partition is held is held
  *	  too (the right one cannot be drained before the barrier; the cut in
  *	  the left partition is the merge entry, which no node passes before
@@ -30,12 +33,12 @@
  *	  rows, and an image is installed only where the same barriers were
  *	  applied as where it was taken (snapshot.c).
  *
- * No command in a partition's log before its barrier entry can depend on
- * the barrier: a proposer checks a command against the system partition
- * it has applied, and the system partition applied S only once the
- * partition crossed its barrier entry there.  A split created after its
- * parent's barrier entry needs none; one created before it was created on
- * every node before the barrier, and gets its own.
+ * A command proposed by a node that applied S before the partition's
+ * barrier entry was written (the partition was held there for an image,
+ * or at a merge) cuts the log itself, being the first entry that holds
+ * the partition for S.  A split created after its parent's cut needs no
+ * barrier entry; one created before it was created on every node before
+ * the barrier, and gets its own.
  *
  * Copyright (c) 2026, kommander developers
  *
