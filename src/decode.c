@@ -352,32 +352,6 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	MemoryContextReset(state->cxt);
 }
 
-static void
-decode_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
-				int nrelations, Relation relations[], ReorderBufferChange *change)
-{
-	DecodeState *state = ctx->output_plugin_private;
-	MemoryContext old;
-
-	if (!state->marked)
-		return;
-	old = MemoryContextSwitchTo(state->cxt);
-	for (int i = 0; i < nrelations; i++)
-	{
-		if (!is_control_table(relations[i]))
-			continue;
-		OutputPluginPrepareWrite(ctx, true);
-		appendStringInfoChar(ctx->out, '{');
-		append_position(ctx->out, state);
-		append_table(ctx->out, relations[i]);
-		appendStringInfoString(ctx->out, ",\"op\":\"truncate\"");
-		append_lsn(ctx->out, txn);
-		OutputPluginWrite(ctx, true);
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(state->cxt);
-}
-
 /*
  * kommander's own messages: the marks of entries and images, and events.
  * A mark that does not parse ends what the changes after it are taken for.
@@ -443,7 +417,6 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->startup_cb = decode_startup;
 	cb->begin_cb = decode_begin;
 	cb->change_cb = decode_change;
-	cb->truncate_cb = decode_truncate;
 	cb->commit_cb = decode_commit;
 	cb->message_cb = decode_message;
 	cb->shutdown_cb = decode_shutdown;
