@@ -4,8 +4,8 @@
 #   follower counts as forwarded; a fenced proposal counts as fenced; the
 #   leader's kommander.peers shows its followers caught up, replicating;
 #   killing a leader starts and wins an election elsewhere, which counts
-#   and is timed.  LISTEN kommander_events hears leader changes, a split
-#   and a merge.
+#   and is timed.  LISTEN kommander_events hears leader changes, a split,
+#   a merge and roster changes.  Every query of docs/queries.yaml runs.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -159,6 +159,11 @@ ok(hear(qr/\{"event":"split","partition":1,"index":\d+,"new_partition":$new\}/),
 $n1->safe_psql('postgres', "SELECT kmd_merge(1, $new)");
 ok(hear(qr/\{"event":"freeze","partition":$new,"index":\d+\}/), 'the freeze of a merge is heard');
 ok(hear(qr/\{"event":"merge","partition":1,"index":\d+,"merged":$new\}/), 'and the merge');
+# a learner that never comes, added and removed
+$n1->safe_psql('postgres', "SELECT kmd_add_node('ghost', 'host=/nonexistent port=1')");
+ok(hear(qr/\{"event":"roster","change":"add","index":\d+,"node_name":"ghost"\}/), 'a roster change is heard');
+$n1->safe_psql('postgres', "SELECT kmd_remove_node('ghost')");
+ok(hear(qr/\{"event":"roster","change":"remove","index":\d+,"node_name":"ghost"\}/), 'and its removal');
 $listener->quit;
 
 # ---------------------------------------------------------------------------
