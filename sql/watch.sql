@@ -49,7 +49,15 @@ SELECT count(*) AS peers FROM kommander.peers;
 -- the queue bound is a setting
 SHOW kommander.max_queued_proposals;
 
--- the change feed: a slot, then writes of every kind
+-- the change feed: allowed where the server lists the plugins it allows,
+-- a slot, then writes of every kind
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_settings WHERE name = 'output_plugin_libraries') THEN
+        SET output_plugin_libraries = 'pgoutput', 'test_decoding', 'kommander';
+    END IF;
+END
+$$;
 SELECT 'created' FROM pg_create_logical_replication_slot('watch_regress', 'kommander');
 SELECT kmd_propose('w2', '{"op":"insert","table":"watched","row":{"id":"w2","n":2,"doc":{"a":[1,2]},"ok":true,"note":"say \"hi\""}}') > 0 AS ok;
 SELECT kmd_propose('w2', '{"op":"update","table":"watched","key":{"id":"w2"},"set":{"n":3}}') > 0 AS ok;

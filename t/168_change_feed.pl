@@ -26,11 +26,11 @@ my $conf = <<'EOC';
 wal_level = logical
 max_wal_senders = 4
 max_replication_slots = 6
-output_plugin_libraries = 'pgoutput, test_decoding, kommander'
 kommander.balance_interval = 0
 EOC
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
+KmdTest::allow_feed(\@nodes);
 KmdTest::create_kv($n1);
 KmdTest::wait_converged(\@nodes);
 $_->safe_psql('postgres', "SELECT pg_create_logical_replication_slot('feed', 'kommander')") for @nodes;

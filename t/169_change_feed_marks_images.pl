@@ -25,12 +25,12 @@ use KmdTest;
 my $conf = <<'EOC';
 wal_level = logical
 max_replication_slots = 4
-output_plugin_libraries = 'pgoutput, test_decoding, kommander'
 kommander.snapshot_threshold = 100
 kommander.balance_interval = 0
 EOC
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
+KmdTest::allow_feed(\@nodes);
 KmdTest::create_kv($n1);
 $n1->safe_psql('postgres', "SELECT kmd_transfer_leader(p, 'node1') FROM generate_series(0, 1) p");
 KmdTest::wait_converged(\@nodes);

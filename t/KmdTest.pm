@@ -298,4 +298,25 @@ sub missing_keys
 		"SELECT count(*) FROM (VALUES $list) AS a(k) WHERE NOT EXISTS (SELECT 1 FROM $table t WHERE t.k = a.k)");
 }
 
+
+# Let the output plugin kommander be used on @$nodes (wal_level = logical
+# must be in their configuration): a Postgres that has the setting
+# output_plugin_libraries (recent minor releases) lets only the plugins it
+# lists be used.
+sub allow_feed
+{
+	my ($nodes) = @_;
+	for my $node (@$nodes)
+	{
+		next if $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'") eq '0';
+		$node->safe_psql('postgres',
+			"ALTER SYSTEM SET output_plugin_libraries = 'pgoutput', 'test_decoding', 'kommander'");
+		$node->reload;
+		$node->poll_query_until('postgres',
+			"SELECT 'kommander' = ANY (string_to_array(current_setting('output_plugin_libraries'), ', '))")
+		  or die "output_plugin_libraries not reloaded on " . $node->name;
+	}
+}
+
 1;
