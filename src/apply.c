@@ -50,6 +50,7 @@
 #include "barrier.h"
 #include "command.h"
 #include "errcodes.h"
+#include "events.h"
 #include "failure.h"
 #include "guc.h"
 #include "keyrange.h"
@@ -57,6 +58,7 @@
 #include "rows.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "storage.h"
 #include "syscommand.h"
 #include "xact.h"
@@ -139,7 +141,10 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 		kmd_rows_apply(j, cmd->key, ctx, applied, result);
 	}
 	else
+	{
 		changed = kmd_syscommand_apply(cmd, ctx->partition_id, ctx->index, result);
+		kmd_events_syscommand(cmd, ctx->partition_id, ctx->index, result->data);
+	}
 	SPI_finish();
 	return changed;
 }
@@ -161,6 +166,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	StringInfoData result;
 	ErrorContextCallback errcb;
 	volatile bool node_failed = false;
+	TimestampTz start = GetCurrentTimestamp();
 
 	initStringInfo(&result);
 	/* the rows it may write: its partition's, at this point of the log */
@@ -185,6 +191,13 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	{
 		int			changed;
 
+		/*
+		 * The change feed: what follows is this entry's.  In the entry's own
+		 * subtransaction: decoding orders the changes of different
+		 * subtransactions by their positions in the WAL, and a message's is
+		 * its end, the start of the row after it.
+		 */
+		kmd_feed_mark_entry(ctx->partition_id, ctx->index, ctx->term);
 		kmd_failures_watch(&errcb);
 		changed = run_command(cmd, ctx, &out->applied, &result);
 		/* a deferred constraint is the command's, not the iteration's */
@@ -232,9 +245,13 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 			out->applied = false;
 		}
 		FreeErrorData(edata);
+		if (!node_failed)
+			kmd_stat_add(KMD_STAT_APPLY_ERRORS, ctx->partition_id, 1);
 	}
 	PG_END_TRY();
 	kmd_apply_range.partition_id = -1;
+	if (!node_failed)
+		kmd_latency_since(KMD_LAT_APPLY, ctx->partition_id, start);
 	return !node_failed;
 }
 
@@ -818,6 +835,7 @@ apply_all(TimestampTz *next_try)
 		{
 			pg_atomic_write_u64(&part->applied_term, work[i].term);
 			pg_atomic_write_u64(&part->applied_index, work[i].done);
+			kmd_stat_add(KMD_STAT_APPLIES, work[i].partition_id, work[i].done - work[i].from);
 		}
 		if (!work[i].failed && (tries = kmd_stall_clear(part)) > 0)
 		{

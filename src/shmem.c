@@ -21,6 +21,7 @@
 
 #include "guc.h"
 #include "shmem.h"
+#include "stats.h"
 
 #define KMD_FEED_SIZE (4 * 1024 * 1024)
 
@@ -342,6 +343,7 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 		(slot->state != KMD_SLOT_PENDING && slot->state != KMD_SLOT_SENT))
 	{
 		LWLockRelease(slot->lock);
+		kmd_stat_add(KMD_STAT_STALE_COMPLETIONS, -1, 1);
 		return false;
 	}
 	strlcpy(slot->sqlstate, sqlstate ? sqlstate : "00000", sizeof(slot->sqlstate));

@@ -56,9 +56,11 @@
 #include "apply.h"
 #include "barrier.h"
 #include "errcodes.h"
+#include "events.h"
 #include "remote.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "storage.h"
 #include "syscommand.h"
 #include "xact.h"
@@ -309,6 +311,7 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	manifest = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
 								 false, -1);
 	SPI_finish();
+	kmd_stat_add(KMD_STAT_IMAGES_SENT, -1, 1);
 	PG_RETURN_DATUM(manifest);
 }
 
@@ -821,6 +824,8 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not pin the settings of an image");
 		kmd_applying = true;
+		/* the change feed: what follows replaces the partition's rows */
+		kmd_feed_mark_image(partition_id, index, term);
 		PG_TRY();
 		{
 			map = sub_field(manifest, "map");
@@ -933,6 +938,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 		/* tried again later, less often while it keeps failing */
 		retry->delay_ms = Min(Max(retry->delay_ms * 2, 200), 5000);
 		retry->at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry->delay_ms);
+		kmd_stat_add(KMD_STAT_IMAGES_FAILED, partition_id, 1);
 		ereport(LOG,
 				(errmsg("kommander: could not install an image of partition %d from node %d; next try in %d ms",
 						partition_id, from, retry->delay_ms),
@@ -943,6 +949,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 	PG_END_TRY();
 	retry->delay_ms = 0;
 	retry->at = 0;
+	kmd_stat_add(KMD_STAT_IMAGES_INSTALLED, partition_id, 1);
 	return true;
 }
 

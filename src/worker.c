@@ -39,11 +39,13 @@
 #include "barrier.h"
 #include "command.h"
 #include "errcodes.h"
+#include "events.h"
 #include "guc.h"
 #include "peers.h"
 #include "shmem.h"
 #include "serve.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "storage.h"
 #include "worker.h"
 #include "xact.h"
@@ -568,6 +570,7 @@ process_ready(bool *worked)
 	/* 2. one transaction, one WAL flush, for every group */
 	if (persist)
 	{
+		TimestampTz start = GetCurrentTimestamp();
 		MemoryContext cxt = kmd_xact_begin();
 		bool		sync = false;
 
@@ -582,6 +585,7 @@ process_ready(bool *worked)
 			(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
 									 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 		kmd_xact_commit(cxt);
+		kmd_stats_log_append(start, sync);
 		for (int i = 0; i < n; i++)
 			if (ready[i].rd.has_hard_state)
 			{
@@ -607,6 +611,7 @@ process_ready(bool *worked)
 			wake_apply = true;
 		}
 		feed_committed(ready[i].g->partition_id, rd);
+		kmd_stats_ready(ready[i].g->partition_id, rd);
 		for (size_t j = 0; j < rd->n_reads; j++)
 		{
 			const raft_read_state *rs = &rd->reads[j];
@@ -674,6 +679,12 @@ publish_status(void)
 		if (part->leader != (int32) raft_leader(g->r) ||
 			part->role != (int32) raft_get_role(g->r))
 			leader_changed = true;
+		if (part->role != (int32) raft_get_role(g->r) ||
+			part->leader != (int32) raft_leader(g->r) ||
+			part->term != raft_get_term(g->r))
+			kmd_stats_group_changed(part, g->partition_id, part->role, raft_get_role(g->r),
+									part->leader, raft_leader(g->r), part->term,
+									raft_get_term(g->r));
 		part->role = raft_get_role(g->r);
 		part->leader = raft_leader(g->r);
 		part->term = raft_get_term(g->r);
@@ -728,6 +739,7 @@ balance(void)
 			raft_transfer_leader(g->r, (raft_id) l.voters[to]) == RAFT_OK)
 		{
 			groups_dirty = true;
+			kmd_stat_add(KMD_STAT_BALANCER_MOVES, g->partition_id, 1);
 			elog(DEBUG1, "kommander: handing partition %d to node %d to balance leaders",
 				 g->partition_id, l.voters[to]);
 			hash_seq_term(&seq);
@@ -1066,7 +1078,10 @@ kmd_worker_main(Datum arg)
 			busy = process_ready(&worked);
 			groups_dirty = busy;
 			publish_status();
+			kmd_events_flush();
+			kmd_progress_touched();
 		}
+		kmd_progress_publish();
 		kmd_images_step();
 		kmd_peers_flush();		/* replies to forwarded requests, keepalives */
 		kmd_peers_poll(false);
