@@ -325,6 +325,9 @@ apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, Strin
 	int			save_sec;
 	volatile bool applied = true;
 
+	/* the entry's time, decided by its proposer: the same on every node */
+	if (c->op == OP_UPDATE)
+		kmd_rows_fold_now_plus(c, ctx->proposed_at);
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(c->op == OP_CALL ? function_owner(c->fn) : c->owner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
