@@ -116,6 +116,27 @@ CREATE TABLE kommander.ddl (
     role    text
 );
 
+-- The outcome of each recent command that carried a "request_id", so that
+-- a retry gets it and applies nothing again (src/requests.c).  State of
+-- user partitions: a row belongs to the partition that owns its key, is
+-- written by the entry that first used the id and deleted by a later entry
+-- of the partition, and an image of the partition carries it.
+CREATE TABLE kommander.requests (
+    key          text NOT NULL,        -- the command's routing key
+    request_id   text NOT NULL,
+    at           timestamptz NOT NULL, -- the entry's time (apply_context.at)
+    command_hash bigint NOT NULL,      -- of the command the id came with
+    idx          bigint NOT NULL,      -- the entry, and its outcome:
+    term         bigint NOT NULL,
+    applied      boolean NOT NULL,
+    sqlstate     text NOT NULL,
+    message      text,
+    detail       text,
+    result       text,
+    PRIMARY KEY (key, request_id)
+);
+CREATE INDEX requests_at ON kommander.requests (at);
+
 -- What an applier function learns about the entry it applies: the same on
 -- every node (API.md, Appliers).
 CREATE TYPE kommander.apply_context AS (
@@ -132,6 +153,8 @@ GRANT SELECT ON kommander.partition_map, kommander.tables,
     kommander.appliers, kommander.applied, kommander.counters TO PUBLIC;
 -- a conninfo may hold a password: kommander.nodes shows it masked
 GRANT SELECT (node_id, node_name, role, peer_role) ON kommander.roster TO PUBLIC;
+-- peers copy a partition's rows of it into their images
+GRANT SELECT ON kommander.requests TO kommander_peer;
 
 ------------------------------------------------------------------------
 -- Cluster life cycle

@@ -53,6 +53,7 @@
 #include "guc.h"
 #include "keyrange.h"
 #include "raft/raft.h"
+#include "requests.h"
 #include "rows.h"
 #include "shmem.h"
 #include "snapshot.h"
@@ -233,6 +234,57 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	PG_END_TRY();
 	kmd_apply_range.partition_id = -1;
 	return !node_failed;
+}
+
+/*
+ * A command with a request id seen before (requests.c): its first outcome
+ * goes to `out', and nothing is applied.  Also forgets old ids.
+ */
+static bool
+replayed(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
+		 Pending *pending)
+{
+	KmdRequestOutcome first;
+	int64		lo = 1;
+	int64		hi = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	{
+		KmdPartition *part = kmd_partition_find(ctx->partition_id);
+
+		if (part != NULL)
+		{
+			lo = part->lo;
+			hi = part->hi;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (!kmd_requests_replay(cmd, ctx, lo, hi, &first))
+		return false;
+	memcpy(out->sqlstate, first.sqlstate, sizeof(out->sqlstate));
+	out->errmsg = first.errmsg ? MemoryContextStrdup(pending->cxt, first.errmsg) : NULL;
+	out->errdetail = first.errdetail ? MemoryContextStrdup(pending->cxt, first.errdetail) : NULL;
+	out->index = first.index;
+	out->term = first.term;
+	out->applied = first.applied;
+	out->result = first.result ? MemoryContextStrdup(pending->cxt, first.result) : NULL;
+	return true;
+}
+
+/* Remember the outcome of a command with a request id (requests.c). */
+static void
+remember(const KmdCommand *cmd, const KmdApplyContext *ctx, const Outcome *out)
+{
+	KmdRequestOutcome o;
+
+	memcpy(o.sqlstate, out->sqlstate, sizeof(o.sqlstate));
+	o.errmsg = out->errmsg;
+	o.errdetail = out->errdetail;
+	o.index = out->index;
+	o.term = out->term;
+	o.applied = out->applied;
+	o.result = out->result;
+	kmd_requests_remember(cmd, ctx, &o);
 }
 
 /* ------------------------------------------------------------------------
@@ -625,12 +677,16 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				out->errmsg = "partition generation changed";
 				out->errdetail = "A split or merge of the partition came first; nothing was applied.";
 			}
+			else if (partition_id != 0 && replayed(&cmd, &ctx, out, pending))
+				;				/* a retry: its first outcome, nothing applied */
 			else if (!apply_command(&cmd, &ctx, out, pending, &failure))
 			{
 				kmd_stall_retry(partition_id, idx, &failure);
 				pending->failed = true;
 				break;
 			}
+			else if (partition_id != 0)
+				remember(&cmd, &ctx, out);
 			if (out->slot >= 0)
 			{
 				MemoryContext old = MemoryContextSwitchTo(pending->cxt);

@@ -46,6 +46,8 @@ typedef struct KmdCommand
 	uint32		origin_gen;
 	uint64		origin_boot;	/* the origin's run: an entry outlives it */
 	int64		proposed_at;	/* TimestampTz the proposer decided; 0: none */
+	int64		request_retention;	/* ms the outcomes of request ids are
+									 * kept, by the proposer; 0: none */
 	uint64		generation;
 	uint64		sys_index;
 	char	   *key;			/* NUL-terminated, may be "" */

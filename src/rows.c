@@ -12,6 +12,7 @@
  *	  {"op":"call", "applier":name, "args":...}
  *	  {"op":"batch", "commands":[...]}
  *
+ * A command that is not in a batch may carry "request_id" (requests.c).
  * "strict": true on an update, delete or batch makes an unmet "if" an error
  * (K0012).  A field the op does not take, and an empty key, are refused
  * (K0011), when proposed and when applied alike.
@@ -46,6 +47,9 @@
 #include "plans.h"
 #include "rows.h"
 #include "rows_int.h"
+
+/* the longest request id, in bytes */
+#define KMD_REQUEST_ID_MAX 200
 
 #define MALFORMED(...) \
 	ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND), errmsg(__VA_ARGS__)))
@@ -446,9 +450,12 @@ parse_op(const char *op)
 	return OP_INSERT;			/* keep compiler quiet */
 }
 
-/* Refuse a field that `op' does not take, naming it and the ones it does. */
+/*
+ * Refuse a field that `op' does not take, naming it and the ones it does;
+ * a command that is not in a batch may also carry "request_id".
+ */
 static void
-check_fields(JsonbContainer *obj, RowOp op)
+check_fields(JsonbContainer *obj, RowOp op, bool nested)
 {
 	JsonbIterator *it = JsonbIteratorInit(obj);
 	JsonbValue	v;
@@ -463,13 +470,14 @@ check_fields(JsonbContainer *obj, RowOp op)
 		if (tok != WJB_KEY)
 			continue;
 		name = pnstrdup(v.val.string.val, v.val.string.len);
-		known = strcmp(name, "op") == 0;
+		known = strcmp(name, "op") == 0 ||
+			(!nested && strcmp(name, "request_id") == 0);
 		for (int i = 0; !known && op_specs[op].fields[i] != NULL; i++)
 			known = strcmp(name, op_specs[op].fields[i]) == 0;
 		if (known)
 			continue;
 		initStringInfo(&takes);
-		appendStringInfoString(&takes, "\"op\"");
+		appendStringInfoString(&takes, nested ? "\"op\"" : "\"op\", \"request_id\"");
 		for (int i = 0; op_specs[op].fields[i] != NULL; i++)
 			appendStringInfo(&takes, "%s\"%s\"",
 							 op_specs[op].fields[i + 1] == NULL ? " and " : ", ",
@@ -519,7 +527,22 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 	if (!JsonContainerIsObject(obj))
 		MALFORMED("command must be a JSON object");
 	c->op = parse_op(string_field(obj, "op", true));
-	check_fields(obj, c->op);
+	check_fields(obj, c->op, nested);
+	v = field(obj, "request_id");
+	if (v != NULL)
+	{
+		if (v->type != jbvString || v->val.string.len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"request_id\" must be a non-empty string"),
+					 errhint("Give each logical request an id of its own, such as a UUID, and use it again for every retry.")));
+		if (v->val.string.len > KMD_REQUEST_ID_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"request_id\" is too long"),
+					 errdetail("It has %d bytes; a request id may have at most %d.",
+							   v->val.string.len, KMD_REQUEST_ID_MAX)));
+	}
 	v = field(obj, "strict");
 	if (v != NULL)
 	{

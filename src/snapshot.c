@@ -7,7 +7,8 @@
  *	  node serves any more).
  *
  * An image of a user partition is the rows of every control table whose
- * routing key hashes into the partition's range, the partition's row of
+ * routing key hashes into the partition's range (and of kommander.requests,
+ * the outcomes of its recent request ids), the partition's row of
  * the map, the map rows its log created (partitions it split off) or
  * retired (partitions merged into it, and what they split off), and its
  * Raft marker: index, term and configuration.  An image of the system
@@ -259,7 +260,10 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	/* every control table's rows in the range: how many, and their checksum */
 	initStringInfo(&tables);
 	appendStringInfoChar(&tables, '[');
-	if (SPI_execute("SELECT relid FROM kommander.tables ORDER BY relid::text", true, 0) != SPI_OK_SELECT)
+	/* the control tables, and the partition's own (requests.c) */
+	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
+					"SELECT 'kommander.requests'::regclass) t ORDER BY relid::text",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	n_tables = SPI_processed;
 	relids = palloc(sizeof(Oid) * Max(n_tables, 1));
