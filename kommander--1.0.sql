@@ -326,3 +326,53 @@ CREATE FUNCTION kommander.join_local(node_id int, cluster_id uuid, roster jsonb,
                                      roster_index bigint, next_node_id bigint)
 RETURNS void AS 'MODULE_PATHNAME', 'kmd_join_local' LANGUAGE C;
 REVOKE ALL ON FUNCTION kommander.join_local(int, uuid, jsonb, bigint, bigint) FROM PUBLIC;
+
+------------------------------------------------------------------------
+-- Leases (src/lease.c): state of the partition that owns each lease's id
+-- (routed as the id's text) and of the partition of each attached row;
+-- partition images carry both tables.
+------------------------------------------------------------------------
+CREATE TABLE kommander.lease_state (
+    id          bigint PRIMARY KEY,
+    ttl_ms      bigint NOT NULL,
+    granted_at  timestamptz NOT NULL,   -- the granting entry's time
+    renewed_at  timestamptz NOT NULL,   -- the last keepalive's (or grant's)
+    renewed_idx bigint NOT NULL         -- and its index in the log
+);
+
+-- The rows attached to a lease: the primary key of each, under its
+-- routing key; the entry that ends the lease deletes them.
+CREATE TABLE kommander.lease_rows (
+    key   text NOT NULL,
+    tbl   text NOT NULL,                -- quoted, qualified table name
+    pk    jsonb NOT NULL,
+    lease bigint NOT NULL,
+    PRIMARY KEY (key, tbl, pk)
+);
+CREATE INDEX lease_rows_lease ON kommander.lease_rows (lease);
+GRANT SELECT ON kommander.lease_state, kommander.lease_rows TO kommander_peer;
+
+CREATE FUNCTION kmd_lease_grant(ttl interval, key text DEFAULT NULL)
+RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_lease_grant' LANGUAGE C;
+CREATE FUNCTION kmd_lease_keepalive(id bigint)
+RETURNS interval AS 'MODULE_PATHNAME', 'kmd_lease_keepalive' LANGUAGE C;
+CREATE FUNCTION kmd_lease_revoke(id bigint)
+RETURNS void AS 'MODULE_PATHNAME', 'kmd_lease_revoke' LANGUAGE C;
+-- whoever holds a lease's id can end it, and so delete its rows: grant
+-- these to the roles that run clients
+REVOKE ALL ON FUNCTION kmd_lease_grant(interval, text), kmd_lease_keepalive(bigint),
+    kmd_lease_revoke(bigint) FROM PUBLIC;
+
+-- expires_at is renewed_at plus the TTL, by the clocks of the proposing
+-- nodes: what the leader of the partition decides by is its own clock.
+CREATE VIEW kommander.leases AS
+    SELECT l.id, m.partition_id, make_interval(secs => l.ttl_ms / 1000.0) AS ttl,
+           l.granted_at, l.renewed_at,
+           l.renewed_at + make_interval(secs => l.ttl_ms / 1000.0) AS expires_at,
+           (SELECT count(*) FROM kommander.lease_rows r WHERE r.lease = l.id) AS rows
+      FROM kommander.lease_state l
+      LEFT JOIN kommander.partition_map m
+        ON m.partition_id > 0 AND m.state <> 'gone'
+       AND kommander.key_hash(l.id::text) >= m.lo
+       AND (m.hi IS NULL OR kommander.key_hash(l.id::text) < m.hi)
+     ORDER BY l.id;

@@ -52,6 +52,7 @@
 #include "failure.h"
 #include "guc.h"
 #include "keyrange.h"
+#include "lease.h"
 #include "raft/raft.h"
 #include "requests.h"
 #include "rows.h"
@@ -136,6 +137,8 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 
 		kmd_rows_apply(j, cmd->key, ctx, applied, result);
 	}
+	else if (cmd->kind == KMD_CMD_LEASE)
+		kmd_lease_apply(cmd, ctx, applied, result);
 	else
 		changed = kmd_syscommand_apply(cmd, ctx->partition_id, ctx->index, result);
 	SPI_finish();
@@ -868,6 +871,7 @@ load_applied(void)
 	MemoryContext cxt = kmd_xact_begin();
 
 	kmd_catalog_refresh();
+	kmd_leases_load();
 	if (SPI_execute("SELECT partition_id, applied_index, applied_term FROM kommander.applied",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.applied");

@@ -33,7 +33,10 @@ typedef enum KmdCommandKind
 	KMD_CMD_FREEZE = 10,		/* in the right partition's log, before a merge */
 	KMD_CMD_MERGE = 11,			/* in the left partition's log; args[0]: right
 								 * partition id, args[1]: its freeze index */
-	KMD_CMD_MAX = KMD_CMD_MERGE
+	KMD_CMD_LEASE = 12,			/* args[0]: grant, keepalive, revoke or expire;
+								 * args[1]: lease id; args[2]: TTL in ms
+								 * (grant), the renewing entry (expire) */
+	KMD_CMD_MAX = KMD_CMD_LEASE
 } KmdCommandKind;
 
 #define KMD_CMD_MAX_ARGS 4

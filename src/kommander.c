@@ -24,6 +24,7 @@
 #include "guc.h"
 #include "keyrange.h"
 #include "launcher.h"
+#include "lease.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -39,6 +40,7 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	kmd_shmem_request();
+	kmd_lease_shmem_request();
 }
 
 static void
@@ -47,6 +49,7 @@ shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	kmd_shmem_startup();
+	kmd_lease_shmem_startup();
 }
 
 void

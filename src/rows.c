@@ -430,11 +430,11 @@ static RowCommand *parse_command(JsonbContainer *obj, const char *key, bool nest
 static const struct
 {
 	const char *name;
-	const char *fields[6];
+	const char *fields[7];
 }			op_specs[] = {
-	[OP_INSERT] = {"insert", {"table", "row", NULL}},
-	[OP_UPSERT] = {"upsert", {"table", "row", NULL}},
-	[OP_UPDATE] = {"update", {"table", "key", "set", "if", "strict", NULL}},
+	[OP_INSERT] = {"insert", {"table", "row", "lease", NULL}},
+	[OP_UPSERT] = {"upsert", {"table", "row", "lease", NULL}},
+	[OP_UPDATE] = {"update", {"table", "key", "set", "if", "strict", "lease", NULL}},
 	[OP_DELETE] = {"delete", {"table", "key", "if", "strict", NULL}},
 	[OP_CALL] = {"call", {"applier", "args", NULL}},
 	[OP_BATCH] = {"batch", {"commands", "strict", NULL}},
@@ -518,6 +518,39 @@ resolve_applier(RowCommand *c, const char *name)
 				 errhint("Register it with kmd_register_applier().")));
 }
 
+/*
+ * "lease": the id of a lease to attach the row to (kmd_lease_grant), or,
+ * on an update, null to detach it.
+ */
+static void
+parse_lease(RowCommand *c, JsonbValue *v)
+{
+	c->lease_named = true;
+	if (v->type == jbvNull && c->op == OP_UPDATE)
+		return;
+	if (v->type == jbvNumeric)
+	{
+		Numeric		n = v->val.numeric;
+
+		if (!numeric_is_nan(n) && !numeric_is_inf(n) &&
+			DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(n),
+											 DirectFunctionCall2(numeric_trunc, NumericGetDatum(n),
+																 Int32GetDatum(0)))) &&
+			DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(n),
+											 DirectFunctionCall1(int8_numeric, Int64GetDatum(0)))) &&
+			DatumGetBool(DirectFunctionCall2(numeric_le, NumericGetDatum(n),
+											 DirectFunctionCall1(int8_numeric, Int64GetDatum(PG_INT64_MAX)))))
+		{
+			c->lease = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(n)));
+			return;
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+			 errmsg("\"lease\" must be the id of a lease%s", c->op == OP_UPDATE ? ", or null" : ""),
+			 errhint("Use an id that kmd_lease_grant() returned.")));
+}
+
 static RowCommand *
 parse_command(JsonbContainer *obj, const char *key, bool nested)
 {
@@ -550,6 +583,10 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 			MALFORMED("\"strict\" must be a boolean");
 		c->strict = v->val.boolean;
 	}
+
+	v = field(obj, "lease");
+	if (v != NULL)
+		parse_lease(c, v);
 
 	switch (c->op)
 	{

@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
+#include "lease.h"
 #include "plans.h"
 #include "rows.h"
 #include "rows_int.h"
@@ -345,6 +346,9 @@ apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, Strin
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
+	/* which lease holds the row (as the apply worker's role: its tables) */
+	if (applied && c->op != OP_CALL)
+		kmd_lease_track(c, ctx->key);
 	return applied;
 }
 

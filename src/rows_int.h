@@ -41,6 +41,9 @@ typedef struct RowCommand
 	Jsonb	   *add;			/* update: {"add": n} operators, column -> n */
 	Jsonb	   *now_plus;		/* update: {"now_plus": i}, column -> interval */
 	Jsonb	   *cond;			/* update/delete "if" */
+	int64		lease;			/* insert/upsert/update: lease to attach to, 0:
+								 * none */
+	bool		lease_named;	/* "lease" given (null: detach an update's row) */
 	Oid			fn;				/* call */
 	Jsonb	   *args;
 	List	   *batch;			/* of RowCommand * */

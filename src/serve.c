@@ -261,6 +261,7 @@ static const struct
 	[KMD_CMD_SPLIT] = {2, 2, false},
 	[KMD_CMD_FREEZE] = {0, 0, false},
 	[KMD_CMD_MERGE] = {2, 2, false},
+	[KMD_CMD_LEASE] = {3, 3, false},
 };
 
 char *

@@ -56,6 +56,7 @@
 
 #include "apply.h"
 #include "errcodes.h"
+#include "lease.h"
 #include "remote.h"
 #include "shmem.h"
 #include "snapshot.h"
@@ -262,7 +263,9 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&tables, '[');
 	/* the control tables, and the partition's own (requests.c) */
 	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
-					"SELECT 'kommander.requests'::regclass) t ORDER BY relid::text",
+					"SELECT 'kommander.requests'::regclass UNION ALL "
+					"SELECT 'kommander.lease_state'::regclass UNION ALL "
+					"SELECT 'kommander.lease_rows'::regclass) t ORDER BY relid::text",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	n_tables = SPI_processed;
@@ -954,6 +957,7 @@ kmd_images_install(void)
 	/* now visible: the map may have moved, then the group starts again */
 	cxt = kmd_xact_begin();
 	kmd_catalog_refresh();
+	kmd_leases_load();
 	kmd_xact_commit(cxt);
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	{
