@@ -24,6 +24,14 @@
  * before the expiry always wins.  No node ever deletes anything on its own
  * clock: only committed entries do.
  *
+ * Splits.  A lease and the rows attached to it start in one partition; a
+ * split may then part them.  The entry that ends the lease deletes the
+ * rows of its own partition and notes, on each node, the lease and the
+ * keys of the rows left elsewhere; the leader of each partition holding
+ * such rows proposes a "drop" entry there, which deletes them.  The note
+ * lives in shared memory: a node restarting in between forgets it, and
+ * another node, leader of that partition, proposes the drop.
+ *
  * Lock protocol: LeaseTable.lock (LWLock) guards the slots.  The apply
  * worker writes them; the Raft workers read them and write `deadline' and
  * `proposed'.  `count' is read without the lock, as a hint only.
@@ -80,11 +88,26 @@ typedef struct LeaseSlot
 	TimestampTz proposed;		/* when this node last proposed its expiry */
 } LeaseSlot;
 
+/*
+ * Rows attached to a lease that ended, left in another partition: a split
+ * since they were attached put them there.  The leader of that partition
+ * proposes a "drop" entry there, which deletes them.
+ */
+typedef struct LeaseOrphan
+{
+	int64		id;				/* the lease; 0: free */
+	int64		hash;			/* of a routing key of such a row */
+	TimestampTz proposed;		/* when this node last proposed the drop */
+} LeaseOrphan;
+
+#define LEASE_ORPHANS 256
+
 typedef struct LeaseTable
 {
 	LWLock	   *lock;
-	pg_atomic_uint32 count;		/* slots in use */
+	pg_atomic_uint32 count;		/* slots and orphans in use */
 	LeaseSlot	slots[KMD_MAX_LEASES];
+	LeaseOrphan orphans[LEASE_ORPHANS];
 } LeaseTable;
 
 static LeaseTable *leases = NULL;
@@ -175,6 +198,38 @@ slot_forget(int64 id)
 	LWLockRelease(leases->lock);
 }
 
+/* Rows of ended lease `id' are left where `hash' routes. */
+static void
+orphan_note(int64 id, int64 hash)
+{
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < LEASE_ORPHANS; i++)
+		if (leases->orphans[i].id == 0)
+		{
+			leases->orphans[i].id = id;
+			leases->orphans[i].hash = hash;
+			leases->orphans[i].proposed = 0;
+			pg_atomic_fetch_add_u32(&leases->count, 1);
+			break;
+		}
+	LWLockRelease(leases->lock);
+}
+
+/* The rows of ended lease `id' in [lo, hi] are dropped. */
+static void
+orphan_forget(int64 id, int64 lo, int64 hi)
+{
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < LEASE_ORPHANS; i++)
+		if (leases->orphans[i].id == id && leases->orphans[i].hash >= lo &&
+			leases->orphans[i].hash <= hi)
+		{
+			memset(&leases->orphans[i], 0, sizeof(LeaseOrphan));
+			pg_atomic_fetch_sub_u32(&leases->count, 1);
+		}
+	LWLockRelease(leases->lock);
+}
+
 void
 kmd_leases_load(void)
 {
@@ -186,6 +241,7 @@ kmd_leases_load(void)
 		elog(ERROR, "could not read kommander.lease_state");
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
 	memset(leases->slots, 0, sizeof(leases->slots));
+	memset(leases->orphans, 0, sizeof(leases->orphans));
 	pg_atomic_write_u32(&leases->count, 0);
 	for (uint64 i = 0; i < SPI_processed && i < KMD_MAX_LEASES; i++)
 	{
@@ -418,6 +474,19 @@ pk_match(Jsonb *pk)
 	return buf.data;
 }
 
+/* Delete the row of table `tbl' whose primary key is `pk_text' (jsonb). */
+static void
+delete_row(const char *tbl, const char *pk_text)
+{
+	Jsonb	   *pk = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pk_text)));
+	Oid			types[1] = {JSONBOID};
+	Datum		values[1] = {JsonbPGetDatum(pk)};
+
+	(void) exec(psprintf("DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
+						 tbl, tbl, pk_match(pk)),
+				1, types, values, SPI_OK_DELETE);
+}
+
 /*
  * End lease `id': delete the rows attached to it in this partition's range
  * (a table dropped since is passed over), then the lease.
@@ -445,20 +514,57 @@ end_lease(int64 id)
 		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
 	}
 	forboth(lt, tables, lp, pks)
-	{
-		const char *tbl = lfirst(lt);
-		Jsonb	   *pk = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(lfirst(lp))));
-		Oid			jtypes[1] = {JSONBOID};
-		Datum		jvalues[1] = {JsonbPGetDatum(pk)};
-
-		(void) exec(psprintf("DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
-							 tbl, tbl, pk_match(pk)),
-					1, jtypes, jvalues, SPI_OK_DELETE);
-	}
+		delete_row(lfirst(lt), lfirst(lp));
 	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
 				3, types, values, SPI_OK_DELETE);
 	(void) exec("DELETE FROM kommander.lease_state WHERE id = $1", 1, types, values, SPI_OK_DELETE);
+
+	/* rows a split put in other partitions: their leaders drop them */
+	(void) exec("SELECT DISTINCT kommander.key_hash(key) FROM kommander.lease_rows "
+				"WHERE lease = $1 AND kommander.key_hash(key) NOT BETWEEN $2 AND $3",
+				3, types, values, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		orphan_note(id, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+}
+
+/*
+ * "drop" of lease `id', in a partition other than the lease's: delete the
+ * rows attached to it in this partition's range.  The lease ended in its
+ * own partition, which is why this entry was proposed.
+ */
+static void
+drop_orphans(int64 id)
+{
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		values[3];
+	List	   *tables = NIL;
+	List	   *pks = NIL;
+	ListCell   *lt;
+	ListCell   *lp;
+
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(kmd_apply_range.lo);
+	values[2] = Int64GetDatum(kmd_apply_range.hi);
+	(void) exec("SELECT tbl, pk::text FROM kommander.lease_rows WHERE lease = $1 "
+				"AND kommander.key_hash(key) BETWEEN $2 AND $3 "
+				"AND to_regclass(tbl) IS NOT NULL ORDER BY key, tbl, pk",
+				3, types, values, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		tables = lappend(tables, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
+	}
+	forboth(lt, tables, lp, pks)
+		delete_row(lfirst(lt), lfirst(lp));
+	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
+				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
+				3, types, values, SPI_OK_DELETE);
+	orphan_forget(id, kmd_apply_range.lo, kmd_apply_range.hi);
 }
 
 void
@@ -542,6 +648,8 @@ kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied
 		end_lease(id);
 		slot_forget(id);
 	}
+	else if (strcmp(op, "drop") == 0)
+		drop_orphans(id);
 	else
 		elog(ERROR, "unknown lease command \"%s\"", op);
 }
@@ -648,6 +756,7 @@ kmd_lease_tick(KmdGroup *g, TimestampTz now)
 	int			n = 0;
 	int64		due[16];
 	uint64		renewed[16];
+	const char *what[16];
 
 	if (leases == NULL || pg_atomic_read_u32(&leases->count) == 0 || g->part == NULL)
 		return false;
@@ -684,8 +793,26 @@ kmd_lease_tick(KmdGroup *g, TimestampTz now)
 			(s->proposed != 0 && !TimestampDifferenceExceeds(s->proposed, now, kmd_propose_timeout)))
 			continue;
 		s->proposed = now;
+		what[n] = "expire";
 		due[n] = s->id;
 		renewed[n++] = s->renewed_idx;
+	}
+	for (int i = 0; i < LEASE_ORPHANS && n < lengthof(due); i++)
+	{
+		LeaseOrphan *o = &leases->orphans[i];
+		bool		seen = false;
+
+		if (o->id == 0 || o->hash < lo || o->hash > hi ||
+			(o->proposed != 0 && !TimestampDifferenceExceeds(o->proposed, now, kmd_propose_timeout)))
+			continue;
+		o->proposed = now;
+		for (int j = 0; j < n; j++)
+			seen |= due[j] == o->id && what[j][0] == 'd';
+		if (seen)
+			continue;
+		what[n] = "drop";
+		due[n] = o->id;
+		renewed[n++] = 0;
 	}
 	LWLockRelease(leases->lock);
 
@@ -706,7 +833,7 @@ kmd_lease_tick(KmdGroup *g, TimestampTz now)
 		cmd.sys_index = kmd_partition_applied(0);
 		cmd.key = psprintf(INT64_FORMAT, due[i]);
 		cmd.n_args = 3;
-		cmd.args[0] = "expire";
+		cmd.args[0] = (char *) what[i];
 		cmd.args[1] = cmd.key;
 		cmd.args[2] = psprintf(UINT64_FORMAT, renewed[i]);
 		data = kmd_command_encode(&cmd, &len);

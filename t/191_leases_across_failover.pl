@@ -4,7 +4,8 @@
 #   no longer kept alive, the new leader expires it and a committed entry
 #   deletes its row on every node, the crashed one too once back.  A lease
 #   never kept alive takes its rows with it everywhere; a lease revoked
-#   through a follower is gone everywhere at once.
+#   through a follower is gone everywhere at once, and so are its rows
+#   that a split put in another partition.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -136,6 +137,24 @@ for my $node (@nodes)
 	is($node->safe_psql('postgres', "SELECT count(*) FROM kommander.leases WHERE id = $revoked")
 		  . rows_on($node, 'revoked-%'), '00', $node->name . ' has neither the lease nor its rows');
 }
+
+# --- a split parts a lease from some of its rows: they go all the same ---
+my @split_jobs = map { "split-$_" } (1 .. 20);
+my $parted = lease_with_rows($nodes[0], '10 min', @split_jobs);
+is($nodes[0]->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'partition 1 split in two');
+KmdTest::wait_leaders($_) for @nodes;
+is($nodes[0]->safe_psql('postgres',
+	q{SELECT count(DISTINCT r.partition_id) FROM claims c, LATERAL kmd_route(c.job) r WHERE c.job LIKE 'split-%'}),
+	'2', 'the rows of the lease now lie in two partitions');
+$nodes[2]->safe_psql('postgres', "SELECT kmd_lease_revoke($parted)");
+for my $node (@nodes)
+{
+	ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM claims WHERE job LIKE 'split-%'"),
+		$node->name . ': every row of the revoked lease is gone, in both partitions');
+	ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM kommander.lease_rows"),
+		$node->name . ': and so are its attachments');
+}
+KmdTest::wait_converged(\@nodes) or die 'no convergence';
 KmdTest::same_state(\@nodes);
 
 done_testing();
