@@ -32,9 +32,10 @@
  * lives in shared memory: a node restarting in between forgets it, and
  * another node, leader of that partition, proposes the drop.
  *
- * Lock protocol: LeaseTable.lock (LWLock) guards the slots.  The apply
- * worker writes them; the Raft workers read them and write `deadline' and
- * `proposed'.  `count' is read without the lock, as a hint only.
+ * Lock protocol: LeaseTable.lock (LWLock) guards the slots and the
+ * orphans.  The apply worker writes them; the Raft workers read them and
+ * write `deadline' and `proposed'.  `count' is read without the lock, as
+ * a hint only.
  *
  * Copyright (c) 2026, kommander developers
  *

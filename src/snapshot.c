@@ -7,8 +7,9 @@
  *	  node serves any more).
  *
  * An image of a user partition is the rows of every control table whose
- * routing key hashes into the partition's range (and of kommander.requests,
- * the outcomes of its recent request ids), the partition's row of
+ * routing key hashes into the partition's range (and of the partition's
+ * own state: kommander.requests, the outcomes of its recent request ids,
+ * and its leases, kommander.lease_state and lease_rows), the partition's row of
  * the map, the map rows its log created (partitions it split off) or
  * retired (partitions merged into it, and what they split off), and its
  * Raft marker: index, term and configuration.  An image of the system
@@ -261,7 +262,7 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	/* every control table's rows in the range: how many, and their checksum */
 	initStringInfo(&tables);
 	appendStringInfoChar(&tables, '[');
-	/* the control tables, and the partition's own (requests.c) */
+	/* the control tables, and the partition's own (requests.c, lease.c) */
 	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
 					"SELECT 'kommander.requests'::regclass UNION ALL "
 					"SELECT 'kommander.lease_state'::regclass UNION ALL "
