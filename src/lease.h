@@ -27,6 +27,20 @@ struct RowCommand;
 /* The most leases a cluster holds at once (checked when one is granted). */
 #define KMD_MAX_LEASES 4096
 
+/* The key-hash of lease `id': the partition that owns it. */
+extern int64 kmd_lease_hash(int64 id);
+
+/*
+ * This node's countdown (lease_clock.c), as the apply worker applies
+ * entries: a grant or keepalive at log index `index' restarts it for the
+ * whole TTL; a lease that ended is forgotten; rows of an ended lease left
+ * where `hash' routes are noted, and forgotten once dropped in [lo, hi].
+ */
+extern void kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index);
+extern void kmd_lease_clock_forget(int64 id);
+extern void kmd_lease_clock_orphan(int64 id, int64 hash);
+extern void kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi);
+
 /* shmem_request_hook and shmem_startup_hook parts (kommander.c) */
 extern void kmd_lease_shmem_request(void);
 extern void kmd_lease_shmem_startup(void);
