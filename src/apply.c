@@ -54,7 +54,9 @@
 #include "failure.h"
 #include "guc.h"
 #include "keyrange.h"
+#include "lease.h"
 #include "raft/raft.h"
+#include "requests.h"
 #include "rows.h"
 #include "shmem.h"
 #include "snapshot.h"
@@ -140,6 +142,8 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 
 		kmd_rows_apply(j, cmd->key, ctx, applied, result);
 	}
+	else if (cmd->kind == KMD_CMD_LEASE)
+		kmd_lease_apply(cmd, ctx, applied, result);
 	else
 	{
 		changed = kmd_syscommand_apply(cmd, ctx->partition_id, ctx->index, result);
@@ -253,6 +257,57 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	if (!node_failed)
 		kmd_latency_since(KMD_LAT_APPLY, ctx->partition_id, start);
 	return !node_failed;
+}
+
+/*
+ * A command with a request id seen before (requests.c): its first outcome
+ * goes to `out', and nothing is applied.  Also forgets old ids.
+ */
+static bool
+replayed(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
+		 Pending *pending)
+{
+	KmdRequestOutcome first;
+	int64		lo = 1;
+	int64		hi = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	{
+		KmdPartition *part = kmd_partition_find(ctx->partition_id);
+
+		if (part != NULL)
+		{
+			lo = part->lo;
+			hi = part->hi;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (!kmd_requests_replay(cmd, ctx, lo, hi, &first))
+		return false;
+	memcpy(out->sqlstate, first.sqlstate, sizeof(out->sqlstate));
+	out->errmsg = first.errmsg ? MemoryContextStrdup(pending->cxt, first.errmsg) : NULL;
+	out->errdetail = first.errdetail ? MemoryContextStrdup(pending->cxt, first.errdetail) : NULL;
+	out->index = first.index;
+	out->term = first.term;
+	out->applied = first.applied;
+	out->result = first.result ? MemoryContextStrdup(pending->cxt, first.result) : NULL;
+	return true;
+}
+
+/* Remember the outcome of a command with a request id (requests.c). */
+static void
+remember(const KmdCommand *cmd, const KmdApplyContext *ctx, const Outcome *out)
+{
+	KmdRequestOutcome o;
+
+	memcpy(o.sqlstate, out->sqlstate, sizeof(o.sqlstate));
+	o.errmsg = out->errmsg;
+	o.errdetail = out->errdetail;
+	o.index = out->index;
+	o.term = out->term;
+	o.applied = out->applied;
+	o.result = out->result;
+	kmd_requests_remember(cmd, ctx, &o);
 }
 
 /* ------------------------------------------------------------------------
@@ -673,12 +728,16 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				out->errmsg = "partition generation changed";
 				out->errdetail = "A split or merge of the partition came first; nothing was applied.";
 			}
+			else if (partition_id != 0 && replayed(&cmd, &ctx, out, pending))
+				;				/* a retry: its first outcome, nothing applied */
 			else if (!apply_command(&cmd, &ctx, out, pending, &failure))
 			{
 				kmd_stall_retry(partition_id, idx, &failure);
 				pending->failed = true;
 				break;
 			}
+			else if (partition_id != 0)
+				remember(&cmd, &ctx, out);
 			if (out->slot >= 0)
 			{
 				MemoryContext old = MemoryContextSwitchTo(pending->cxt);
@@ -870,6 +929,7 @@ load_applied(void)
 	MemoryContext cxt = kmd_xact_begin();
 
 	kmd_catalog_refresh();
+	kmd_leases_load();
 	if (SPI_execute("SELECT partition_id, applied_index, applied_term FROM kommander.applied",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.applied");

@@ -123,6 +123,7 @@ kmd_events_syscommand(const KmdCommand *cmd, int32 partition_id, uint64 index,
 		case KMD_CMD_REGISTER_APPLIER:
 		case KMD_CMD_ALLOC_PARTITION:
 		case KMD_CMD_BARRIER:
+		case KMD_CMD_LEASE:
 			break;
 	}
 	if (change != NULL && cmd->n_args >= 1)

@@ -30,6 +30,7 @@
 #include "guc.h"
 #include "keyrange.h"
 #include "launcher.h"
+#include "lease.h"
 #include "shmem.h"
 #include "stats.h"
 
@@ -47,6 +48,7 @@ shmem_request(void)
 		prev_shmem_request_hook();
 	kmd_shmem_request();
 	RequestAddinShmemSpace(kmd_stats_shmem_size());
+	kmd_lease_shmem_request();
 }
 
 static void
@@ -58,6 +60,7 @@ shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	kmd_stats_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
+	kmd_lease_shmem_startup();
 }
 
 void

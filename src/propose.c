@@ -117,6 +117,8 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
 	cmd.key = key;
 	cmd.payload = JsonbToCString(NULL, &command->root, VARSIZE(command));
 	cmd.payload_len = strlen(cmd.payload);
+	/* carried in the entry: every node forgets the same request ids */
+	cmd.request_retention = kmd_request_retention;
 	kmd_propose_command(partition_id, &cmd, out);
 	return partition_id;
 }

@@ -270,6 +270,7 @@ static const struct
 	[KMD_CMD_MERGE] = {2, 2, false},
 	/* proposed by a partition's leader itself, never forwarded */
 	[KMD_CMD_BARRIER] = {-1, -1, false},
+	[KMD_CMD_LEASE] = {3, 3, false},
 };
 
 char *

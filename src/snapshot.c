@@ -7,7 +7,9 @@
  *	  node serves any more).
  *
  * An image of a user partition is the rows of every control table whose
- * routing key hashes into the partition's range, the partition's row of
+ * routing key hashes into the partition's range (and of the partition's
+ * own state: kommander.requests, the outcomes of its recent request ids,
+ * and its leases, kommander.lease_state and lease_rows), the partition's row of
  * the map, the map rows its log created (partitions it split off) or
  * retired (partitions merged into it, and what they split off), and its
  * Raft marker: index, term and configuration.  An image of the system
@@ -57,6 +59,7 @@
 #include "barrier.h"
 #include "errcodes.h"
 #include "events.h"
+#include "lease.h"
 #include "remote.h"
 #include "shmem.h"
 #include "snapshot.h"
@@ -262,7 +265,12 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	/* every control table's rows in the range: how many, and their checksum */
 	initStringInfo(&tables);
 	appendStringInfoChar(&tables, '[');
-	if (SPI_execute("SELECT relid FROM kommander.tables ORDER BY relid::text", true, 0) != SPI_OK_SELECT)
+	/* the control tables, and the partition's own (requests.c, lease.c) */
+	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
+					"SELECT 'kommander.requests'::regclass UNION ALL "
+					"SELECT 'kommander.lease_state'::regclass UNION ALL "
+					"SELECT 'kommander.lease_rows'::regclass) t ORDER BY relid::text",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	n_tables = SPI_processed;
 	relids = palloc(sizeof(Oid) * Max(n_tables, 1));
@@ -1024,6 +1032,7 @@ kmd_images_install(void)
 	/* now visible: the map may have moved, then the group starts again */
 	cxt = kmd_xact_begin();
 	kmd_catalog_refresh();
+	kmd_leases_load();
 	kmd_xact_commit(cxt);
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	{

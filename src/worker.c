@@ -41,6 +41,7 @@
 #include "errcodes.h"
 #include "events.h"
 #include "guc.h"
+#include "lease.h"
 #include "peers.h"
 #include "shmem.h"
 #include "serve.h"
@@ -894,6 +895,10 @@ tick_all(void)
 			groups_dirty = true;
 			kmd_finish_merge(g, now);
 		}
+		/* leases of the partition whose time is up here (lease.c) */
+		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0 &&
+			kmd_lease_tick(g, now))
+			groups_dirty = true;
 		awake |= !raft_quiesced(g->r);
 	}
 	return awake;
