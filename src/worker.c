@@ -46,6 +46,10 @@
 #include "worker.h"
 #include "xact.h"
 
+#if defined(KMD_BROKEN_EARLY_APPLY) && !defined(RAFT_SIM_BUGS)
+#error "KMD_BROKEN_EARLY_APPLY needs the core built with RAFT_SIM_BUGS"
+#endif
+
 static int	worker_no = -1;
 static HTAB *groups = NULL;
 static MemoryContext raft_cxt = NULL;
@@ -130,6 +134,14 @@ fill_options(raft_options *opts)
 	opts->allocator = &pg_allocator;
 	/* idle partitions cost nothing: the nodes' keepalives watch liveness */
 	opts->quiesce = true;
+#ifdef KMD_BROKEN_EARLY_APPLY
+	/*
+	 * A deliberately broken build, for scripts/nemesis.sh --broken only: the
+	 * core hands out entries before they are committed, so a leader answers
+	 * a proposal before a quorum holds it.  The nemesis test must catch it.
+	 */
+	opts->bugs |= RAFT_BUG_EARLY_APPLY;
+#endif
 }
 
 /* Start the group of a partition from its durable state. */
