@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--broken]
+# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken]
 #   The nemesis test (t/180_nemesis.pl) for as long as asked (default 30
 #   minutes): clients record a history on a 3-node cluster while faults
 #   drawn from the seed come and go; then every register must be
@@ -8,6 +8,9 @@
 #   the anomalies; a failure prints the seed, the smallest failing window
 #   and the line that replays the schedule.  The seed fixes the schedule of
 #   faults and the clients' choices; the servers' timing is the machine's.
+#
+#   --faults: draw only these (kill, pause, isolate, isolate_leader, oneway,
+#   hole, delay, transfer, split, merge, replace); default all.
 #
 #   --broken: the extension built with a deliberate defect (the Raft core
 #   hands out entries before they are committed, so a leader acknowledges
@@ -23,13 +26,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 seconds=1800
 seed=$(( $(date +%s) % 1000000 ))
 broken=0
+faults=
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) seconds=$(( $2 * 60 )); shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
+    --faults) faults="$2"; shift 2 ;;
     --broken) broken=1; shift ;;
-    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--broken]" >&2; exit 2 ;;
+    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken]" >&2; exit 2 ;;
   esac
 done
 
@@ -60,12 +65,12 @@ else
 fi
 
 echo "== nemesis: seed $seed, $seconds s$([ "$broken" = 1 ] && echo ', broken build')"
-kmd_as_postgres "cd '$work' && KMD_NEMESIS_SEED=$seed KMD_NEMESIS_SECONDS=$seconds KMD_NEMESIS_EXPECT=$expect \
+kmd_as_postgres "cd '$work' && KMD_NEMESIS_SEED=$seed KMD_NEMESIS_SECONDS=$seconds KMD_NEMESIS_EXPECT=$expect KMD_NEMESIS_FAULTS=$faults \
   make -s PG_CONFIG=$bin/pg_config tap PROVE_FLAGS='-v' PROVE_TESTS=t/180_nemesis.pl"
 rc=$?
 # a crash is a bug, but in the broken build anything may happen
 [ "$broken" = 1 ] || kmd_check_logs "$work/tmp_check/log" || rc=1
 echo "== summary (history and server logs in $work/tmp_check/log)"
 cat "$work/tmp_check/log/nemesis-summary.txt" 2>/dev/null
-[ "$rc" = 0 ] && echo "== nemesis passed" || echo "== nemesis FAILED; replay: scripts/nemesis.sh --seed $seed --seconds $seconds$([ "$broken" = 1 ] && echo ' --broken')"
+[ "$rc" = 0 ] && echo "== nemesis passed" || echo "== nemesis FAILED; replay: scripts/nemesis.sh --seed $seed --seconds $seconds${faults:+ --faults $faults}$([ "$broken" = 1 ] && echo ' --broken')"
 exit "$rc"

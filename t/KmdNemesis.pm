@@ -3,7 +3,8 @@
 #   through a proxy the test controls (KmdProxy.pm), clients that record a
 #   history (test/nemesis/client.c), faults drawn from a seed (kill -9 and
 #   restart, SIGSTOP and SIGCONT, cuts, one-way cuts, black holes, delays,
-#   leader transfers, splits and merges), and the checks once everything is
+#   leader transfers, splits and merges, a node removed and its server
+#   wiped and joined again as a new member), and the checks once everything is
 #   healed: linearizability of every register (sim/kmd-lincheck) and every
 #   acknowledged append present once, in one order, on every node.
 #   t/180_nemesis.pl runs it for a minute, scripts/nemesis.sh for longer.
@@ -19,6 +20,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use File::Path ();
 use IPC::Run;
 use JSON::PP;
 use Time::HiRes qw(sleep time clock_gettime CLOCK_MONOTONIC);
@@ -34,7 +36,7 @@ my $N_LISTS = 4;
 my @FAULTS = (
 	[ kill => 3 ], [ pause => 3 ], [ isolate => 2 ], [ isolate_leader => 3 ],
 	[ oneway => 2 ], [ hole => 2 ], [ delay => 1 ], [ transfer => 2 ],
-	[ split => 2 ], [ merge => 2 ]);
+	[ split => 2 ], [ merge => 2 ], [ replace => 1 ]);
 
 # Nodes paused by SIGSTOP, woken at exit whatever happens, so that the
 # servers can be stopped.
@@ -45,20 +47,12 @@ END { kill 'CONT', @$_ for values %paused; }
 # The cluster
 # ---------------------------------------------------------------------------
 
-# A cluster of $n nodes, each reaching its peers through the proxy: the
-# roster's conninfos name a service (service=nodeJ) that each node resolves
-# through its own service file, to its own port of the proxy for link
-# "I>J" (to itself directly).  Clients connect to the nodes directly.
-sub new_cluster
+# A fresh data directory for $node, with the settings of the test.
+sub init_node
 {
-	my ($n) = @_;
-	my $t = { n => $n, dir => $PostgreSQL::Test::Utils::log_path, faults => {}, down => {} };
-	my @nodes = map { PostgreSQL::Test::Cluster->new("node$_") } (1 .. $n);
-	$t->{nodes} = \@nodes;
-	for my $node (@nodes)
-	{
-		$node->init;
-		$node->append_conf('postgresql.conf', <<"EOC");
+	my ($node) = @_;
+	$node->init;
+	$node->append_conf('postgresql.conf', <<"EOC");
 listen_addresses = '127.0.0.1'
 shared_preload_libraries = 'kommander'
 kommander.database = 'postgres'
@@ -69,7 +63,20 @@ max_worker_processes = 16
 max_connections = 60
 log_min_messages = warning
 EOC
-	}
+}
+
+# A cluster of $n nodes, each reaching its peers through the proxy: the
+# roster's conninfos name a service (service=nodeJ) that each node resolves
+# through its own service file, to its own port of the proxy for link
+# "I>J" (to itself directly).  Clients connect to the nodes directly.
+sub new_cluster
+{
+	my ($n) = @_;
+	my $t = { n => $n, dir => $PostgreSQL::Test::Utils::log_path, faults => {}, down => {},
+		names => [ map { "node$_" } (1 .. $n) ] };
+	my @nodes = map { PostgreSQL::Test::Cluster->new("node$_") } (1 .. $n);
+	$t->{nodes} = \@nodes;
+	init_node($_) for @nodes;
 	my %links;
 	for my $i (1 .. $n)
 	{
@@ -205,13 +212,14 @@ sub heal_links
 	KmdProxy::set($t->{proxy}, $_, 'up') for keys %{ $t->{links} };
 }
 
-# $sql on node $i, not waiting longer than 20 s; its output, or undef.
+# $sql on node $i, not waiting longer than $timeout s (default 20); its
+# output, or undef.
 sub try_sql
 {
-	my ($t, $i, $sql) = @_;
+	my ($t, $i, $sql, $timeout) = @_;
 	my ($out, $err, $timed_out);
 	my $rc = node($t, $i)->psql('postgres', $sql, stdout => \$out, stderr => \$err,
-		timeout => 20, timed_out => \$timed_out);
+		timeout => $timeout // 20, timed_out => \$timed_out);
 	return (defined $rc && $rc == 0) ? $out : undef;
 }
 
@@ -244,12 +252,12 @@ sub inject
 		return undef if !@parts;
 		my $p = $parts[ int($b * @parts) ];
 		my $leader = try_sql($t, $j, "SELECT leader_name FROM kommander.partitions WHERE partition_id = $p") // '';
-		return undef if $leader !~ /^node(\d+)$/;
-		$i = $1;
+		($i) = grep { $t->{names}[ $_ - 1 ] eq $leader } (1 .. $n);
+		return undef if !$i;
 		$kind = 'isolate';
 		$what = "node$i, leader of partition $p";
 	}
-	$what //= "node$i";
+	$what //= $t->{names}[ $i - 1 ];
 	if ($kind eq 'kill')
 	{
 		kill_node($t, $i);
@@ -296,7 +304,42 @@ sub inject
 		$what = "partition $parts[$k + 1] into $parts[$k]";
 		try_sql($t, $i, "SELECT kmd_merge($parts[$k], $parts[$k + 1])") // return undef;
 	}
+	elsif ($kind eq 'replace')
+	{
+		replace_node($t, $i, $j) or return undef;
+		$what .= " replaced by " . $t->{names}[ $i - 1 ];
+	}
 	return $what;
+}
+
+# Node $i leaves the cluster (kmd_remove_node run on node $j), its server
+# is wiped, and it joins again as a new member with a new name and id, at
+# the same address.  The clients leave it alone meanwhile.
+sub replace_node
+{
+	my ($t, $i, $j) = @_;
+	my $old = $t->{names}[ $i - 1 ];
+	my ($base, $gen) = $old =~ /^(node\d+)(?:-(\d+))?$/;
+	my $new = "$base-" . (($gen // 1) + 1);
+	my $skip = "$t->{dir}/skip-node$i";
+	open(my $fh, '>', $skip) or die "$skip: $!";
+	close $fh;
+	if (!defined try_sql($t, $j, "SELECT kmd_remove_node('$old')", 120))
+	{
+		unlink $skip;
+		return 0;
+	}
+	my $node = node($t, $i);
+	$node->stop('immediate');
+	File::Path::rmtree($node->data_dir);
+	init_node($node);
+	start_node($t, $i);
+	$node->safe_psql('postgres', 'CREATE EXTENSION kommander');
+	$node->safe_psql('postgres',
+		"SELECT kmd_join('$new', 'service=node$i', 'service=node$j')", timeout => 300);
+	$t->{names}[ $i - 1 ] = $new;
+	unlink $skip;
+	return 1;
 }
 
 # Faults drawn from $seed until $seconds have passed; every fault is healed
@@ -304,10 +347,17 @@ sub inject
 # state, so a seed replays the same schedule.
 sub run_nemesis
 {
-	my ($t, $seed, $seconds) = @_;
+	my ($t, $seed, $seconds, $only) = @_;
 	srand($seed);
+	my @faults = @FAULTS;
+	if ($only)
+	{
+		my %want = map { $_ => 1 } split /,/, $only;
+		@faults = grep { $want{ $_->[0] } } @FAULTS;
+		die "no such fault in $only" if !@faults;
+	}
 	my $total = 0;
-	$total += $_->[1] for @FAULTS;
+	$total += $_->[1] for @faults;
 	my $end = time + $seconds;
 	while (time < $end)
 	{
@@ -315,7 +365,7 @@ sub run_nemesis
 		sleep(0.5 + 2 * $gap);
 		my $kind;
 		my $x = $draw * $total;
-		for my $f (@FAULTS)
+		for my $f (@faults)
 		{
 			$kind = $f->[0];
 			last if ($x -= $f->[1]) < 0;
@@ -349,11 +399,12 @@ sub run
 	my @cmd = ("$ENV{TESTDIR}/build/nemesis/kmd-nemesis-client", @conninfo,
 		'--register', $reg, '--append', $app, '--clients', $o{clients} // 6,
 		'--seconds', $o{seconds} + 10, '--seed', $o{seed},
-		'--keys', $N_KEYS, '--lists', $N_LISTS, '--deadline-ms', 2 * $PROPOSE_TIMEOUT_MS);
+		'--keys', $N_KEYS, '--lists', $N_LISTS, '--deadline-ms', 2 * $PROPOSE_TIMEOUT_MS,
+		'--skip-dir', $dir);
 	my ($cout, $cerr) = ('', '');
 	$t->{t_start} = time;
 	my $clients = IPC::Run::start(\@cmd, '>', \$cout, '2>', \$cerr);
-	run_nemesis($t, $o{seed}, $o{seconds});
+	run_nemesis($t, $o{seed}, $o{seconds}, $o{faults});
 	heal_links($t);
 	resume_node($t, $_) for keys %paused;
 	restart_node($t, $_) for keys %{ $t->{down} };

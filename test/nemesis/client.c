@@ -16,11 +16,12 @@
  *				f "append" and is checked by the test (KmdNemesis.pm).
  *
  * An error whose SQLSTATE says the command was not applied (K0001, K0002,
- * K0004, K0011, K0012) is a "fail"; a lost connection, a K0003 or no answer
+ * K0004, K0005, K0011, K0012) is a "fail"; a lost connection, a K0003 or no answer
  * within the deadline is an "info" (outcome unknown), after which the
  * client drops the connection, takes a new process id and a new node.  Any
  * other SQLSTATE is an "info" too and is counted as unexpected: the exit
- * status is 3 if there was one.
+ * status is 3 if there was one.  A client does not connect to node N while
+ * the file skip-nodeN exists in the --skip-dir (the test is replacing it).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -59,6 +60,7 @@ static int	deadline_ms = 8000;
 static const char *register_path;
 static const char *append_path;
 static const char *stop_path;
+static const char *skip_dir;
 
 /* One client's state. */
 typedef struct client
@@ -139,7 +141,15 @@ connect_some_node(client *c)
 {
 	char		ci[1024];
 	int			node = pick(c, n_nodes);
+	struct stat st;
 
+	/* a node the test is replacing is left alone (skip-nodeN in skip_dir) */
+	snprintf(ci, sizeof(ci), "%s/skip-node%d", skip_dir ? skip_dir : ".", node + 1);
+	if (skip_dir != NULL && stat(ci, &st) == 0)
+	{
+		usleep(50 * 1000);
+		return false;
+	}
 	snprintf(ci, sizeof(ci), "%s connect_timeout=3 application_name=nemesis_client_%d",
 			 conninfos[node], c->no);
 	c->conn = PQconnectdb(ci);
@@ -224,7 +234,8 @@ run(client *c, const char *sql, PGresult **last, char *code)
 				strcmp(s, "K0003") == 0)
 				out = OUT_INFO;
 			else if (strcmp(s, "K0001") == 0 || strcmp(s, "K0002") == 0 ||
-					 strcmp(s, "K0004") == 0 || strcmp(s, "K0011") == 0 ||
+					 strcmp(s, "K0004") == 0 || strcmp(s, "K0005") == 0 ||
+					 strcmp(s, "K0011") == 0 ||
 					 strcmp(s, "K0012") == 0)
 				out = (out == OUT_INFO) ? OUT_INFO : OUT_FAIL;
 			else
@@ -424,7 +435,7 @@ usage(void)
 	fprintf(stderr,
 			"usage: kmd-nemesis-client --conninfo C [--conninfo C ...] --register FILE --append FILE\n"
 			"       [--clients N] [--seconds S] [--seed N] [--keys K] [--lists L]\n"
-			"       [--deadline-ms MS] [--stop-file FILE]\n");
+			"       [--deadline-ms MS] [--stop-file FILE] [--skip-dir DIR]\n");
 	exit(2);
 }
 
@@ -462,6 +473,8 @@ main(int argc, char **argv)
 			deadline_ms = atoi(v);
 		else if (strcmp(a, "--stop-file") == 0)
 			stop_path = v;
+		else if (strcmp(a, "--skip-dir") == 0)
+			skip_dir = v;
 		else
 			usage();
 	}
