@@ -41,7 +41,13 @@ my @FAULTS = (
 # Nodes paused by SIGSTOP, woken at exit whatever happens, so that the
 # servers can be stopped.
 my %paused;
-END { kill 'CONT', @$_ for values %paused; }
+# The clients stop when this file appears, at the latest when the test ends.
+my $stop_file;
+END
+{
+	kill 'CONT', @$_ for values %paused;
+	if ($stop_file && open(my $fh, '>', $stop_file)) { close $fh; }
+}
 
 # ---------------------------------------------------------------------------
 # The cluster
@@ -62,6 +68,7 @@ kommander.propose_timeout = $PROPOSE_TIMEOUT_MS
 max_worker_processes = 16
 max_connections = 60
 log_min_messages = warning
+log_statement = none
 EOC
 }
 
@@ -324,7 +331,9 @@ sub replace_node
 	my $skip = "$t->{dir}/skip-node$i";
 	open(my $fh, '>', $skip) or die "$skip: $!";
 	close $fh;
-	if (!defined try_sql($t, $j, "SELECT kmd_remove_node('$old')", 120))
+	# an operator's patience: a minute for each step, not propose_timeout
+	if (!defined try_sql($t, $j,
+			"SET kommander.propose_timeout = 60000; SELECT kmd_remove_node('$old')", 120))
 	{
 		unlink $skip;
 		return 0;
@@ -336,7 +345,8 @@ sub replace_node
 	start_node($t, $i);
 	$node->safe_psql('postgres', 'CREATE EXTENSION kommander');
 	$node->safe_psql('postgres',
-		"SELECT kmd_join('$new', 'service=node$i', 'service=node$j')", timeout => 300);
+		"SET kommander.propose_timeout = 60000; SELECT kmd_join('$new', 'service=node$i', 'service=node$j')",
+		timeout => 300);
 	$t->{names}[ $i - 1 ] = $new;
 	unlink $skip;
 	return 1;
@@ -393,21 +403,30 @@ sub run
 	my ($t, %o) = @_;
 	my $dir = $t->{dir};
 	my ($reg, $app) = ("$dir/nemesis-register.jsonl", "$dir/nemesis-append.jsonl");
-	unlink $reg, $app;
+	$stop_file = "$dir/nemesis-stop";
+	unlink $reg, $app, $stop_file;
 	my @conninfo = map { ('--conninfo', $_->connstr('postgres')) } @{ $t->{nodes} };
-	# the clients go on for a while after the last fault is healed
+	# the clients go on until ten seconds after the last fault is healed
 	my @cmd = ("$ENV{TESTDIR}/build/nemesis/kmd-nemesis-client", @conninfo,
 		'--register', $reg, '--append', $app, '--clients', $o{clients} // 6,
-		'--seconds', $o{seconds} + 10, '--seed', $o{seed},
+		'--seconds', 3 * $o{seconds} + 3600, '--seed', $o{seed},
 		'--keys', $N_KEYS, '--lists', $N_LISTS, '--deadline-ms', 2 * $PROPOSE_TIMEOUT_MS,
-		'--skip-dir', $dir);
+		'--skip-dir', $dir, '--stop-file', $stop_file);
 	my ($cout, $cerr) = ('', '');
 	$t->{t_start} = time;
 	my $clients = IPC::Run::start(\@cmd, '>', \$cout, '2>', \$cerr);
-	run_nemesis($t, $o{seed}, $o{seconds}, $o{faults});
+	eval { run_nemesis($t, $o{seed}, $o{seconds}, $o{faults}); };
+	if ($@)
+	{
+		$clients->kill_kill;
+		die $@;
+	}
 	heal_links($t);
 	resume_node($t, $_) for keys %paused;
 	restart_node($t, $_) for keys %{ $t->{down} };
+	sleep(10);
+	open(my $stop, '>', $stop_file) or die "$stop_file: $!";
+	close $stop;
 	my $client_rc = $clients->finish ? 0 : ($clients->result // 2);
 	my %s = (seed => $o{seed}, faults => $t->{faults}, problems => [], client_rc => $client_rc,
 		client_err => $cerr);
