@@ -12,11 +12,13 @@
 #   --faults: draw only these (kill, pause, isolate, isolate_leader, oneway,
 #   hole, delay, transfer, split, merge, replace); default all.
 #
-#   --broken: the extension built with a deliberate defect (the Raft core
-#   hands out entries before they are committed, so a leader acknowledges
-#   a proposal no quorum holds: -DRAFT_SIM_BUGS -DKMD_BROKEN_EARLY_APPLY)
-#   into a private copy of Postgres; the run passes only if the checks find
-#   anomalies.  Proves that the test can fail.
+#   --broken: the extension built with a deliberate defect (a leader takes
+#   the entries it holds durably for committed, so it applies and
+#   acknowledges a proposal no quorum holds: -DKMD_BROKEN_EARLY_COMMIT)
+#   into a private copy of Postgres (KMD_BROKEN_ROOT, default
+#   /tmp/kommander-broken), with the faults that expose it unless --faults
+#   says otherwise; the run passes only if the checks find anomalies.
+#   Proves that the test can fail (scripts/test.sh broken runs it).
 #
 # Copyright (c) 2026, kommander developers
 
@@ -47,7 +49,7 @@ if [ "$broken" = 1 ]; then
   work="$root/src"
   rm -rf "$work" && mkdir -p "$work"
   (cd "$KMD_ROOT" && tar --exclude=./build --exclude=./.git -cf - .) | tar -C "$work" -xf -
-  copt="-DRAFT_SIM_BUGS -DKMD_BROKEN_EARLY_APPLY"
+  copt="-DKMD_BROKEN_EARLY_COMMIT"
   echo "== build (broken: $copt)"
   (cd "$work" && make -s clean PG_CONFIG="$bin/pg_config" >/dev/null &&
      make -s WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null &&
@@ -55,6 +57,8 @@ if [ "$broken" = 1 ]; then
     { echo "broken build failed"; exit 1; }
   chown -R postgres:postgres "$root" 2>/dev/null
   expect=anomalies
+  # the faults that leave a leader's early answers behind, unless told
+  [ -n "$faults" ] || faults=isolate_leader,kill,pause,hole
 else
   echo "== build"
   kmd_build_install || { echo "build failed"; exit 1; }

@@ -46,10 +46,6 @@
 #include "worker.h"
 #include "xact.h"
 
-#if defined(KMD_BROKEN_EARLY_APPLY) && !defined(RAFT_SIM_BUGS)
-#error "KMD_BROKEN_EARLY_APPLY needs the core built with RAFT_SIM_BUGS"
-#endif
-
 static int	worker_no = -1;
 static HTAB *groups = NULL;
 static MemoryContext raft_cxt = NULL;
@@ -134,14 +130,6 @@ fill_options(raft_options *opts)
 	opts->allocator = &pg_allocator;
 	/* idle partitions cost nothing: the nodes' keepalives watch liveness */
 	opts->quiesce = true;
-#ifdef KMD_BROKEN_EARLY_APPLY
-	/*
-	 * A deliberately broken build, for scripts/nemesis.sh --broken only: the
-	 * core hands out entries before they are committed, so a leader answers
-	 * a proposal before a quorum holds it.  The nemesis test must catch it.
-	 */
-	opts->bugs |= RAFT_BUG_EARLY_APPLY;
-#endif
 }
 
 /* Start the group of a partition from its durable state. */
@@ -594,6 +582,21 @@ process_ready(bool *worked)
 			pg_atomic_write_u64(&part->commit_index, rd->hard_state.commit);
 			wake_apply = true;
 		}
+#ifdef KMD_BROKEN_EARLY_COMMIT
+
+		/*
+		 * A deliberately broken build, for scripts/nemesis.sh --broken only:
+		 * a leader takes what it holds durably for committed, so it applies
+		 * and answers a proposal that no quorum holds yet.  The nemesis test
+		 * must catch it.
+		 */
+		if (raft_get_role(ready[i].g->r) == RAFT_LEADER &&
+			pg_atomic_read_u64(&part->commit_index) < ready[i].g->durable_last)
+		{
+			pg_atomic_write_u64(&part->commit_index, ready[i].g->durable_last);
+			wake_apply = true;
+		}
+#endif
 		feed_committed(ready[i].g->partition_id, rd);
 		for (size_t j = 0; j < rd->n_reads; j++)
 		{
