@@ -292,8 +292,9 @@ sub inject
 		my @parts = partitions($t, $i);
 		return undef if !@parts;
 		my $p = $parts[ int($c * @parts) ];
-		$what = "partition $p to node$j";
-		try_sql($t, $i, "SELECT kmd_transfer_leader($p, 'node$j')") // return undef;
+		my $to = $t->{names}[ $j - 1 ];
+		$what = "partition $p to $to";
+		try_sql($t, $i, "SELECT kmd_transfer_leader($p, '$to')") // return undef;
 	}
 	elsif ($kind eq 'split')
 	{
