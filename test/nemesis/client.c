@@ -16,7 +16,7 @@
  *				f "append" and is checked by the test (KmdNemesis.pm).
  *
  * An error whose SQLSTATE says the command was not applied (K0001, K0002,
- * K0004, K0005, K0011, K0012) is a "fail"; a lost connection, a K0003 or no answer
+ * K0004, K0005, K0007, K0011, K0012) is a "fail"; a lost connection, a K0003 or no answer
  * within the deadline is an "info" (outcome unknown), after which the
  * client drops the connection, takes a new process id and a new node.  Any
  * other SQLSTATE is an "info" too and is counted as unexpected: the exit
@@ -235,6 +235,7 @@ run(client *c, const char *sql, PGresult **last, char *code)
 				out = OUT_INFO;
 			else if (strcmp(s, "K0001") == 0 || strcmp(s, "K0002") == 0 ||
 					 strcmp(s, "K0004") == 0 || strcmp(s, "K0005") == 0 ||
+					 strcmp(s, "K0007") == 0 ||
 					 strcmp(s, "K0011") == 0 ||
 					 strcmp(s, "K0012") == 0)
 				out = (out == OUT_INFO) ? OUT_INFO : OUT_FAIL;
