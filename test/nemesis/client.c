@@ -16,9 +16,10 @@
  *				f "append" and is checked by the test (KmdNemesis.pm).
  *
  * An error whose SQLSTATE says the command was not applied (K0001, K0002,
- * K0004, K0005, K0007, K0011, K0012) is a "fail"; a lost connection, a K0003 or no answer
- * within the deadline is an "info" (outcome unknown), after which the
- * client drops the connection, takes a new process id and a new node.  Any
+ * K0004, K0005, K0007, K0011, K0012) is a "fail"; a lost connection, a
+ * K0003 or no answer within the deadline is an "info" (outcome unknown),
+ * after which the client drops the connection, takes a new process id and
+ * a new node.  Any
  * other SQLSTATE is an "info" too and is counted as unexpected: the exit
  * status is 3 if there was one.  A client does not connect to node N while
  * the file skip-nodeN exists in the --skip-dir (the test is replacing it).
