@@ -102,8 +102,9 @@ CREATE TABLE kommander.tables (
 );
 
 CREATE TABLE kommander.appliers (
-    name text PRIMARY KEY,
-    fn   regprocedure NOT NULL
+    name       text PRIMARY KEY,
+    fn         regprocedure NOT NULL,
+    registered bigint NOT NULL      -- system partition index of the registration
 );
 
 -- Every statement kmd_ddl committed, by system partition index, and the
@@ -296,6 +297,38 @@ CREATE VIEW kommander.partitions AS
      ORDER BY m.partition_id;
 
 GRANT SELECT ON kommander.nodes, kommander.partitions TO PUBLIC;
+
+-- Counters, gauges and latency in shared memory (zero at every server start).
+CREATE FUNCTION kommander.stat_values(OUT name text, OUT partition_id int, OUT value bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_stat_values' LANGUAGE C;
+
+CREATE VIEW kommander.stats AS
+    SELECT name, partition_id, value FROM kommander.stat_values();
+
+CREATE FUNCTION kommander.latency_values(
+    OUT operation text, OUT partition_id int, OUT count bigint,
+    OUT p50_ms float8, OUT p90_ms float8, OUT p99_ms float8, OUT max_ms float8)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_latency_values' LANGUAGE C;
+
+CREATE VIEW kommander.latency AS
+    SELECT operation, partition_id, count, p50_ms, p90_ms, p99_ms, max_ms
+      FROM kommander.latency_values();
+
+CREATE FUNCTION kommander.peer_status(
+    OUT partition_id int, OUT node_id int, OUT match_index bigint,
+    OUT next_index bigint, OUT inflight int, OUT lag bigint, OUT state text)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_peer_status' LANGUAGE C;
+
+-- On a leader: each other member of the groups it leads.
+CREATE VIEW kommander.peers AS
+    SELECT p.partition_id, p.node_id, r.node_name, p.match_index, p.next_index,
+           p.inflight, p.lag, s.last_contact, p.state
+      FROM kommander.peer_status() p
+      LEFT JOIN kommander.roster r USING (node_id)
+      LEFT JOIN kommander.node_status() s USING (node_id)
+     ORDER BY p.partition_id, p.node_id;
+
+GRANT SELECT ON kommander.stats, kommander.latency, kommander.peers TO PUBLIC;
 
 -- kmd_join writes the joining node's identity through this, over a
 -- connection to the node itself, so that it commits before kmd_join returns.

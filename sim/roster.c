@@ -155,6 +155,7 @@ join(sim *s, int nid)
 		g->applied = 0;
 		g->handed = 0;
 		g->exists = false;
+		g->image_wanted = false;
 	}
 	memset(&empty, 0, sizeof(empty));
 	part_host_initial(s, nid, &empty);
@@ -267,16 +268,32 @@ roster_change(sim *s)
  * wait (--bug remove-early).
  */
 static bool
+split_lets_go(sim *s, int nid, int pid, raft_id x)
+{
+	const group *q = &s->nodes[nid].g[pid];
+	raft_conf	conf;
+
+	if (!q->exists)
+		return true;			/* a split refused at apply, or merged away */
+	if (q->image_wanted)
+		return false;			/* known from an image: its configuration is not */
+	roster_conf_at(q, held_commit(q), &conf);
+	return raft_conf_role(&conf, x) == 0;
+}
+
+static bool
 splits_let_go(sim *s, int nid, int gi, raft_id x)
 {
 	const group *g = &s->nodes[nid].g[gi];
 
+	/* the splits compacted out of the log were applied; the image says which */
+	for (int pid = 0; pid < s->cfg.groups; pid++)
+		if ((g->kv.own_children & (1ULL << pid)) && !split_lets_go(s, nid, pid, x))
+			return false;
 	for (uint64_t i = raft_first_index(g->r); i <= raft_last_index(g->r); i++)
 	{
 		const raft_entry *e;
 		kv_cmd		c;
-		const group *q;
-		raft_conf	conf;
 
 		if (raft_entry_at(g->r, i, &e) != 0 || e->type != RAFT_ENTRY_NORMAL ||
 			e->len != sizeof(kv_cmd))
@@ -284,13 +301,7 @@ splits_let_go(sim *s, int nid, int gi, raft_id x)
 		memcpy(&c, e->data, sizeof(c));
 		if (c.kind != CMD_SPLIT || c.other >= (uint32_t) s->cfg.groups)
 			continue;
-		if (g->applied < i)
-			return false;
-		q = &s->nodes[nid].g[c.other];
-		if (!q->exists)
-			continue;			/* a split refused at apply: no new group */
-		roster_conf_at(q, held_commit(q), &conf);
-		if (raft_conf_role(&conf, x) != 0)
+		if (g->applied < i || !split_lets_go(s, nid, (int) c.other, x))
 			return false;
 	}
 	return true;
@@ -358,6 +369,10 @@ freeze_lets_go(sim *s, int nid, int gi, raft_id x)
 		return raft_get_progress(g->r, x, &pr) != RAFT_OK || pr.match == 0 || pr.match >= i ||
 			!votes_in_merge_target(s, nid, gi, x);
 	}
+	/* a freeze compacted out of the log was applied: the state says where */
+	if (g->kv.pstate == PART_FROZEN)
+		return raft_get_progress(g->r, x, &pr) != RAFT_OK || pr.match == 0 ||
+			pr.match >= g->kv.freeze_index || !votes_in_merge_target(s, nid, gi, x);
 	return true;
 }
 
@@ -571,7 +586,7 @@ roster_converged(sim *s, char *why, size_t len)
 		raft	   *r;
 		const raft_conf *conf;
 
-		if (l == 0)
+		if (l == 0 || (s->gone & (1ULL << gi)))
 			continue;			/* not hosted anywhere: liveness covers the rest */
 		r = s->nodes[l].g[gi].r;
 		conf = raft_get_conf(r);

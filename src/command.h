@@ -33,7 +33,11 @@ typedef enum KmdCommandKind
 	KMD_CMD_FREEZE = 10,		/* in the right partition's log, before a merge */
 	KMD_CMD_MERGE = 11,			/* in the left partition's log; args[0]: right
 								 * partition id, args[1]: its freeze index */
-	KMD_CMD_MAX = KMD_CMD_MERGE
+	KMD_CMD_BARRIER = 12,		/* in a user partition's log, proposed by its
+								 * leader: args[0]: the system partition index
+								 * of the DDL or registration it orders this
+								 * log with (barrier.c) */
+	KMD_CMD_MAX = KMD_CMD_BARRIER
 } KmdCommandKind;
 
 #define KMD_CMD_MAX_ARGS 4

@@ -32,6 +32,7 @@ int			kmd_max_inflight_batches = 64;
 int			kmd_snapshot_threshold = 10000;
 int			kmd_promote_max_lag = 1000;
 int			kmd_balance_interval = 10000;
+int			kmd_max_queued_proposals = 128;
 
 void
 kmd_define_gucs(void)
@@ -86,5 +87,10 @@ kmd_define_gucs(void)
 							"0 turns the automatic balancer off; kmd_rebalance() still works.",
 							&kmd_balance_interval, 10000, 0, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.max_queued_proposals",
+							"Most proposals of this node that may wait for one partition.",
+							"A proposal beyond it fails at once with SQLSTATE K0007.",
+							&kmd_max_queued_proposals, 128, 1, KMD_NUM_SLOTS,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("kommander");
 }

@@ -28,12 +28,16 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
@@ -529,4 +533,146 @@ kmd_rows_validate(Jsonb *command, const char *key)
 	RowCommand *c = kmd_rows_parse(command, key);
 
 	check_privileges(c);
+}
+
+/* ------------------------------------------------------------------------
+ * The command as it travels
+ * ------------------------------------------------------------------------
+ */
+
+static void
+push_string(JsonbParseState **st, JsonbIteratorToken tok, const char *s)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	(void) pushJsonbValue(st, tok, &v);
+}
+
+/*
+ * The row of an insert or upsert, with the value of every column default
+ * that is not immutable (now(), gen_random_uuid(), nextval(), random())
+ * and that the row leaves out, decided here once: each node evaluating
+ * it would store a value of its own.  Values are written as text under
+ * the settings the apply worker reads them with, whatever this session's.
+ */
+static void
+push_row(JsonbParseState **st, RowCommand *c)
+{
+	JsonbIterator *it = JsonbIteratorInit(&c->row->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	Relation	rel;
+	TupleDesc	desc;
+	int			nest;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok != WJB_END_OBJECT)
+			(void) pushJsonbValue(st, tok, tok == WJB_BEGIN_OBJECT ? NULL : &v);
+
+	rel = table_open(c->relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO, MDY", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		Node	   *expr;
+		EState	   *estate;
+		ExprState  *es;
+		Datum		d;
+		bool		isnull;
+
+		if (att->attisdropped || !att->atthasdef || att->attgenerated ||
+			field(&c->row->root, name) != NULL)
+			continue;
+		expr = build_column_default(rel, i + 1);
+		if (expr == NULL || !contain_mutable_functions(expr))
+			continue;
+		estate = CreateExecutorState();
+		es = ExecPrepareExpr((Expr *) expr, estate);
+		d = ExecEvalExprSwitchContext(es, GetPerTupleExprContext(estate), &isnull);
+		push_string(st, WJB_KEY, name);
+		if (isnull)
+		{
+			v.type = jbvNull;
+			(void) pushJsonbValue(st, WJB_VALUE, &v);
+		}
+		else
+		{
+			Oid			out;
+			bool		isvarlena;
+
+			getTypeOutputInfo(att->atttypid, &out, &isvarlena);
+			push_string(st, WJB_VALUE, OidOutputFunctionCall(out, d));
+		}
+		FreeExecutorState(estate);
+	}
+	AtEOXact_GUC(true, nest);
+	table_close(rel, AccessShareLock);
+	(void) pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+/* `obj', parsed into `c', as it travels (see kmd_rows_prepare) */
+static JsonbValue *
+push_command(JsonbParseState **st, JsonbContainer *obj, RowCommand *c)
+{
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbValue	k;
+	JsonbValue	v;
+	ListCell   *next = list_head(c->batch);
+
+	(void) pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+	(void) JsonbIteratorNext(&it, &k, true);
+	while (JsonbIteratorNext(&it, &k, true) == WJB_KEY)
+	{
+		char	   *name = pnstrdup(k.val.string.val, k.val.string.len);
+
+		(void) JsonbIteratorNext(&it, &v, true);
+		(void) pushJsonbValue(st, WJB_KEY, &k);
+		if (strcmp(name, "table") == 0 && c->qualname != NULL)
+			push_string(st, WJB_VALUE, c->qualname);
+		else if (strcmp(name, "row") == 0 && c->row != NULL)
+			push_row(st, c);
+		else if (strcmp(name, "commands") == 0 && c->op == OP_BATCH)
+		{
+			JsonbIterator *elems = JsonbIteratorInit(v.val.binary.data);
+			JsonbValue	elem;
+			JsonbIteratorToken tok;
+
+			(void) pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+			while ((tok = JsonbIteratorNext(&elems, &elem, true)) != WJB_DONE)
+				if (tok == WJB_ELEM)
+				{
+					(void) push_command(st, elem.val.binary.data, lfirst(next));
+					next = lnext(c->batch, next);
+				}
+			(void) pushJsonbValue(st, WJB_END_ARRAY, NULL);
+		}
+		else
+			(void) pushJsonbValue(st, WJB_VALUE, &v);
+	}
+	return pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+Jsonb *
+kmd_rows_prepare(Jsonb *command, const char *key)
+{
+	RowCommand *c = kmd_rows_parse(command, key);
+	JsonbParseState *st = NULL;
+
+	check_privileges(c);
+	return JsonbValueToJsonb(push_command(&st, &command->root, c));
 }

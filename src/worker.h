@@ -37,6 +37,10 @@ typedef struct KmdGroup
 	TimestampTz merge_seen;		/* since when, or since the last try */
 	raft_index	merge_index;	/* log index of the last try, 0 if none */
 	raft_term	merge_term;		/* and its term */
+	uint64		barrier_for;	/* system index of the last barrier entry
+								 * proposed here (barrier.c), 0 if none */
+	raft_index	barrier_index;	/* its log index */
+	raft_term	barrier_term;	/* and its term */
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
 
 	/* images (compact.c) */
