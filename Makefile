@@ -11,7 +11,8 @@
 #                        the history checker sim/kmd-lincheck
 #   make simcheck        its unit tests, kmd-lincheck's, and sim/run-tests.sh
 #   make regress         pg_regress on a temporary instance
-#   make tap             TAP tests (PostgreSQL::Test::Cluster)
+#   make tap             TAP tests (PostgreSQL::Test::Cluster); builds the
+#                        nemesis test's clients and sim/kmd-lincheck first
 
 EXTENSION = kommander
 MODULE_big = kommander
@@ -150,7 +151,13 @@ simcheck: sim build/sim/kmd-sim-asan $(SIM_TESTS)
 
 regress: installcheck
 
-tap:
+# The clients of the nemesis test (t/180_nemesis.pl): plain C with libpq.
+build/nemesis/kmd-nemesis-client: test/nemesis/client.c
+	@mkdir -p build/nemesis
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -D_DEFAULT_SOURCE -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq
+
+tap: build/nemesis/kmd-nemesis-client sim/kmd-lincheck
 	PERL5LIB="$(dir $(PGXS))../../src/test/perl:$(srcdir)/t:$$PERL5LIB" \
 	PATH="$(shell $(PG_CONFIG) --bindir):$$PATH" \
 	PG_REGRESS="$(dir $(PGXS))../../src/test/regress/pg_regress" \

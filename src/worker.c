@@ -611,6 +611,21 @@ process_ready(bool *worked)
 			pg_atomic_write_u64(&part->commit_index, rd->hard_state.commit);
 			wake_apply = true;
 		}
+#ifdef KMD_BROKEN_EARLY_COMMIT
+
+		/*
+		 * A deliberately broken build, for scripts/nemesis.sh --broken only:
+		 * a leader takes what it holds durably for committed, so it applies
+		 * and answers a proposal that no quorum holds yet.  The nemesis test
+		 * must catch it.
+		 */
+		if (raft_get_role(ready[i].g->r) == RAFT_LEADER &&
+			pg_atomic_read_u64(&part->commit_index) < ready[i].g->durable_last)
+		{
+			pg_atomic_write_u64(&part->commit_index, ready[i].g->durable_last);
+			wake_apply = true;
+		}
+#endif
 		feed_committed(ready[i].g->partition_id, rd);
 		kmd_stats_ready(ready[i].g->partition_id, rd);
 		for (size_t j = 0; j < rd->n_reads; j++)
