@@ -12,7 +12,8 @@
 #                        the history checker sim/kmd-lincheck
 #   make simcheck        its unit tests, kmd-lincheck's, and sim/run-tests.sh
 #   make regress         pg_regress on a temporary instance
-#   make tap             TAP tests (PostgreSQL::Test::Cluster)
+#   make tap             TAP tests (PostgreSQL::Test::Cluster); builds the
+#                        nemesis test's clients and sim/kmd-lincheck first
 
 EXTENSION = kommander
 MODULE_big = kommander
@@ -40,7 +41,7 @@ PG_CFLAGS = $(KMD_WARNINGS)
 
 # In this order: the first bootstraps the node the others use, the last
 # drops the extension.
-REGRESS = single_node key_range contained_writes apply_context primitives strict_commands table_ddl_guard unprivileged_roles ddl_as_caller drop_extension
+REGRESS = single_node key_range contained_writes apply_context primitives request_ids leases transactions strict_commands table_ddl_guard unprivileged_roles ddl_as_caller watch drop_extension
 REGRESS_OPTS = --temp-instance=tmp_check_regress \
 	--temp-config=$(srcdir)/test/regress.conf
 
@@ -159,7 +160,13 @@ simcheck: sim build/sim/kmd-sim-asan $(SIM_TESTS)
 
 regress: installcheck
 
-tap:
+# The clients of the nemesis test (t/180_nemesis.pl): plain C with libpq.
+build/nemesis/kmd-nemesis-client: test/nemesis/client.c
+	@mkdir -p build/nemesis
+	$(NATIVE_CC) $(NATIVE_CFLAGS) -D_DEFAULT_SOURCE -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq
+
+tap: build/nemesis/kmd-nemesis-client sim/kmd-lincheck
 	PERL5LIB="$(dir $(PGXS))../../src/test/perl:$(srcdir)/t:$$PERL5LIB" \
 	PATH="$(shell $(PG_CONFIG) --bindir):$$PATH" \
 	PG_REGRESS="$(dir $(PGXS))../../src/test/regress/pg_regress" \

@@ -102,8 +102,9 @@ CREATE TABLE kommander.tables (
 );
 
 CREATE TABLE kommander.appliers (
-    name text PRIMARY KEY,
-    fn   regprocedure NOT NULL
+    name       text PRIMARY KEY,
+    fn         regprocedure NOT NULL,
+    registered bigint NOT NULL      -- system partition index of the registration
 );
 
 -- Every statement kmd_ddl committed, by system partition index, and the
@@ -115,6 +116,27 @@ CREATE TABLE kommander.ddl (
     command text NOT NULL,
     role    text
 );
+
+-- The outcome of each recent command that carried a "request_id", so that
+-- a retry gets it and applies nothing again (src/requests.c).  State of
+-- user partitions: a row belongs to the partition that owns its key, is
+-- written by the entry that first used the id and deleted by a later entry
+-- of the partition, and an image of the partition carries it.
+CREATE TABLE kommander.requests (
+    key          text NOT NULL,        -- the command's routing key
+    request_id   text NOT NULL,
+    at           timestamptz NOT NULL, -- the entry's time (apply_context.at)
+    command_hash bigint NOT NULL,      -- of the command the id came with
+    idx          bigint NOT NULL,      -- the entry, and its outcome:
+    term         bigint NOT NULL,
+    applied      boolean NOT NULL,
+    sqlstate     text NOT NULL,
+    message      text,
+    detail       text,
+    result       text,
+    PRIMARY KEY (key, request_id)
+);
+CREATE INDEX requests_at ON kommander.requests (at);
 
 -- What an applier function learns about the entry it applies: the same on
 -- every node (API.md, Appliers).
@@ -132,6 +154,8 @@ GRANT SELECT ON kommander.partition_map, kommander.tables,
     kommander.appliers, kommander.applied, kommander.counters TO PUBLIC;
 -- a conninfo may hold a password: kommander.nodes shows it masked
 GRANT SELECT (node_id, node_name, role, peer_role) ON kommander.roster TO PUBLIC;
+-- peers copy a partition's rows of it into their images
+GRANT SELECT ON kommander.requests TO kommander_peer;
 
 ------------------------------------------------------------------------
 -- Cluster life cycle
@@ -297,9 +321,91 @@ CREATE VIEW kommander.partitions AS
 
 GRANT SELECT ON kommander.nodes, kommander.partitions TO PUBLIC;
 
+-- Counters, gauges and latency in shared memory (zero at every server start).
+CREATE FUNCTION kommander.stat_values(OUT name text, OUT partition_id int, OUT value bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_stat_values' LANGUAGE C;
+
+CREATE VIEW kommander.stats AS
+    SELECT name, partition_id, value FROM kommander.stat_values();
+
+CREATE FUNCTION kommander.latency_values(
+    OUT operation text, OUT partition_id int, OUT count bigint,
+    OUT p50_ms float8, OUT p90_ms float8, OUT p99_ms float8, OUT max_ms float8)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_latency_values' LANGUAGE C;
+
+CREATE VIEW kommander.latency AS
+    SELECT operation, partition_id, count, p50_ms, p90_ms, p99_ms, max_ms
+      FROM kommander.latency_values();
+
+CREATE FUNCTION kommander.peer_status(
+    OUT partition_id int, OUT node_id int, OUT match_index bigint,
+    OUT next_index bigint, OUT inflight int, OUT lag bigint, OUT state text)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'kmd_peer_status' LANGUAGE C;
+
+-- On a leader: each other member of the groups it leads.
+CREATE VIEW kommander.peers AS
+    SELECT p.partition_id, p.node_id, r.node_name, p.match_index, p.next_index,
+           p.inflight, p.lag, s.last_contact, p.state
+      FROM kommander.peer_status() p
+      LEFT JOIN kommander.roster r USING (node_id)
+      LEFT JOIN kommander.node_status() s USING (node_id)
+     ORDER BY p.partition_id, p.node_id;
+
+GRANT SELECT ON kommander.stats, kommander.latency, kommander.peers TO PUBLIC;
+
 -- kmd_join writes the joining node's identity through this, over a
 -- connection to the node itself, so that it commits before kmd_join returns.
 CREATE FUNCTION kommander.join_local(node_id int, cluster_id uuid, roster jsonb,
                                      roster_index bigint, next_node_id bigint)
 RETURNS void AS 'MODULE_PATHNAME', 'kmd_join_local' LANGUAGE C;
 REVOKE ALL ON FUNCTION kommander.join_local(int, uuid, jsonb, bigint, bigint) FROM PUBLIC;
+
+------------------------------------------------------------------------
+-- Leases (src/lease.c): state of the partition that owns each lease's id
+-- (routed as the id's text) and of the partition of each attached row;
+-- partition images carry both tables.
+------------------------------------------------------------------------
+CREATE TABLE kommander.lease_state (
+    id          bigint PRIMARY KEY,
+    ttl_ms      bigint NOT NULL,
+    granted_at  timestamptz NOT NULL,   -- the granting entry's time
+    renewed_at  timestamptz NOT NULL,   -- the last keepalive's (or grant's)
+    renewed_idx bigint NOT NULL         -- and its index in the log
+);
+
+-- The rows attached to a lease: the primary key of each, under its
+-- routing key; the entry that ends the lease deletes them.
+CREATE TABLE kommander.lease_rows (
+    key   text NOT NULL,
+    tbl   text NOT NULL,                -- quoted, qualified table name
+    pk    jsonb NOT NULL,
+    lease bigint NOT NULL,
+    PRIMARY KEY (key, tbl, pk)
+);
+CREATE INDEX lease_rows_lease ON kommander.lease_rows (lease);
+GRANT SELECT ON kommander.lease_state, kommander.lease_rows TO kommander_peer;
+
+CREATE FUNCTION kmd_lease_grant(ttl interval, key text DEFAULT NULL)
+RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_lease_grant' LANGUAGE C;
+CREATE FUNCTION kmd_lease_keepalive(id bigint)
+RETURNS interval AS 'MODULE_PATHNAME', 'kmd_lease_keepalive' LANGUAGE C;
+CREATE FUNCTION kmd_lease_revoke(id bigint)
+RETURNS void AS 'MODULE_PATHNAME', 'kmd_lease_revoke' LANGUAGE C;
+-- whoever holds a lease's id can end it, and so delete its rows: grant
+-- these to the roles that run clients
+REVOKE ALL ON FUNCTION kmd_lease_grant(interval, text), kmd_lease_keepalive(bigint),
+    kmd_lease_revoke(bigint) FROM PUBLIC;
+
+-- expires_at is renewed_at plus the TTL, by the clocks of the proposing
+-- nodes: what the leader of the partition decides by is its own clock.
+CREATE VIEW kommander.leases AS
+    SELECT l.id, m.partition_id, make_interval(secs => l.ttl_ms / 1000.0) AS ttl,
+           l.granted_at, l.renewed_at,
+           l.renewed_at + make_interval(secs => l.ttl_ms / 1000.0) AS expires_at,
+           (SELECT count(*) FROM kommander.lease_rows r WHERE r.lease = l.id) AS rows
+      FROM kommander.lease_state l
+      LEFT JOIN kommander.partition_map m
+        ON m.partition_id > 0 AND m.state <> 'gone'
+       AND kommander.key_hash(l.id::text) >= m.lo
+       AND (m.hi IS NULL OR kommander.key_hash(l.id::text) < m.hi)
+     ORDER BY l.id;

@@ -5,7 +5,9 @@
 #   from pgbench, and after a tenth of them and after all of them the script
 #   prints each kommander worker's memory (pg_log_backend_memory_contexts)
 #   and the largest number of kommander.log rows any partition keeps on
-#   each node.  A benchmark, not a test: it prints figures and never fails
+#   each node.  kommander.snapshot_threshold is KMD_SOAK_THRESHOLD (default
+#   1,000), so that logs are at their steady length after a tenth of the
+#   proposals.  A benchmark, not a test: it prints figures and never fails
 #   on them.  Its cluster lives in /tmp/kommander-soak (KMD_SOAK_DIR) and is
 #   removed at the end.
 #
@@ -29,6 +31,7 @@ trap 'kmd_cluster_down $NODES; rm -rf "$KMD_CLUSTER_DIR"' EXIT
 echo "== a 3-node cluster under $KMD_CLUSTER_DIR"
 kmd_cluster_up $NODES <<EOF
 kommander.balance_interval = 0
+kommander.snapshot_threshold = ${KMD_SOAK_THRESHOLD:-1000}
 EOF
 kmd_psql_on 1 -c "SELECT kmd_ddl('CREATE TABLE public.kv (k text PRIMARY KEY, v bigint)')" \
             -c "SELECT kmd_register_table('public.kv')" \

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # scripts/test.sh [suite ...]
 #   Installs what is missing, builds with warnings as errors, installs the
-#   extension and runs the suites named (core, sim, regress, tap, asan), or
-#   all of them.  Servers and tests run as the postgres user.  A server log
+#   extension and runs the suites named (core, sim, regress, tap, broken,
+#   asan), or all of them.  Servers and tests run as the postgres user.  A server log
 #   that shows a crash (a signal, PANIC, a failed assertion, a sanitizer
 #   report) fails its suite.  Exits non-zero if any suite fails.
+#
+#   broken: the nemesis test (t/180_nemesis.pl) against a build with a
+#   deliberate defect, in a private copy of Postgres: it must find anomalies
+#   (scripts/nemesis.sh --broken).
 #
 #   asan: the extension built with AddressSanitizer and UBSan, installed
 #   into a private copy of Postgres whose servers run with the ASan runtime
@@ -16,9 +20,9 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(core sim regress tap asan)
+[ ${#suites[@]} -eq 0 ] && suites=(core sim regress tap broken asan)
 for s in "${suites[@]}"; do
-  case "$s" in core|sim|regress|tap|asan) ;; *) echo "unknown suite: $s (core, sim, regress, tap, asan)" >&2; exit 2;; esac
+  case "$s" in core|sim|regress|tap|broken|asan) ;; *) echo "unknown suite: $s (core, sim, regress, tap, broken, asan)" >&2; exit 2;; esac
 done
 
 kmd_install_packages || exit 1
@@ -115,6 +119,7 @@ for s in "${suites[@]}"; do
         run_suite tap tap_in "$work" "$PG_BIN"
       fi
       ;;
+    broken) run_suite broken bash "$KMD_ROOT/scripts/nemesis.sh" --broken --seconds 40 ;;
     asan) run_suite asan asan_suite ;;
   esac
 done

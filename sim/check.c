@@ -28,7 +28,7 @@ static const char *
 ev_name(uint32_t type)
 {
 	static const char *names[] = {"?", "msg", "tick", "fsync", "client", "request",
-	"reply", "nemesis", "restart", "heal", "ping", "resend"};
+	"reply", "nemesis", "restart", "heal", "ping", "resend", "chase", "image"};
 
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "?";
 }
@@ -291,8 +291,8 @@ all_groups_live(sim *s)
 
 		for (int nid = 1; nid <= s->cfg.nodes; nid++)
 			hosted |= s->nodes[nid].g[gi].exists;
-		if (!hosted)
-			continue;			/* a partition id not allocated */
+		if (!hosted || (s->gone & (1ULL << gi)))
+			continue;			/* a partition id not allocated, or merged away */
 		if (l == 0)
 			return false;
 		r = s->nodes[l].g[gi].r;
@@ -315,7 +315,7 @@ members_caught_up(sim *s, char *why, size_t len)
 		const raft_conf *conf;
 		raft_index	commit;
 
-		if (l == 0)
+		if (l == 0 || (s->gone & (1ULL << gi)))
 			continue;			/* not hosted anywhere: liveness covers the rest */
 		conf = raft_get_conf(s->nodes[l].g[gi].r);
 		commit = raft_commit_index(s->nodes[l].g[gi].r);

@@ -6,8 +6,8 @@
  *	  partitions, disks that lose what was not synced, the host loop of each
  *	  group, node life cycles, and the event loop that checks invariants
  *	  after every event.  Clients (client.c), the nemesis (nemesis.c), the
- *	  checkers (check.c), partitions (partition.c) and their roster
- *	  (roster.c) live beside it.
+ *	  checkers (check.c), partitions (partition.c), their roster
+ *	  (roster.c) and their images (image.c) live beside it.
  *
  * Everything random comes from one PRNG seeded by the caller, so a seed
  * replays exactly; every event feeds a running digest.
@@ -92,6 +92,12 @@ send_raft(sim *s, int from, int gi, const raft_message *m)
 		copies = 2;
 	for (uint32_t i = 0; i < m->n_entries; i++)
 		size += m->entries[i].len;
+	/*
+	 * plain mode sends the state machine with a snapshot; partition mode
+	 * sends the marker alone, and the receiver copies an image (image.c)
+	 */
+	if (m->type == RAFT_MSG_SNAPSHOT && !s->cfg.partitions)
+		size += sizeof(kv_state);
 
 	for (int c = 0; c < copies; c++)
 	{
@@ -122,9 +128,12 @@ send_raft(sim *s, int from, int gi, const raft_message *m)
 				violation(s, "simulator", "node %d sends snapshot %llu but holds %llu",
 						  from, (unsigned long long) m->snapshot->index,
 						  (unsigned long long) g->snap.index);
-			b->image = g->snap_kv;
-			b->m.snapshot_data = &b->image;
-			b->m.snapshot_len = sizeof(kv_state);
+			if (!s->cfg.partitions)
+			{
+				memcpy(b + 1, &g->snap_kv, sizeof(kv_state));
+				b->m.snapshot_data = b + 1;
+				b->m.snapshot_len = sizeof(kv_state);
+			}
 		}
 		schedule(s, s->now + net_delay(s), EV_MSG, to, gi, 0, b);
 	}
@@ -143,7 +152,8 @@ disk_write(group *g, const raft_ready *rd)
 			free((void *) g->log[i].data);
 		g->n_log = 0;
 		g->snap = rd->snapshot;
-		memcpy(&g->snap_kv, rd->snapshot_data, sizeof(kv_state));
+		if (rd->snapshot_len == sizeof(kv_state))
+			memcpy(&g->snap_kv, rd->snapshot_data, sizeof(kv_state));
 	}
 	if (rd->n_entries > 0)
 	{
@@ -189,12 +199,16 @@ group_complete(sim *s, int nid, int gi)
 	for (size_t i = 0; i < rd->n_persist_messages; i++)
 		send_raft(s, nid, gi, &rd->persist_messages[i]);
 
-	if (rd->has_snapshot)
+	if (rd->has_snapshot && !s->cfg.partitions)
 	{
 		g->kv = g->snap_kv;
 		g->applied = rd->snapshot.index;
 		answer_waiters(s, nid, gi, NULL, 0);
 	}
+	else if (rd->has_snapshot && rd->snapshot.index > g->applied)
+		violation(s, "simulator", "group %d node %d: the core installs marker %llu past applied %llu",
+				  gi, nid, (unsigned long long) rd->snapshot.index,
+				  (unsigned long long) g->applied);
 	for (size_t i = 0; i < rd->n_committed && s->cfg.partitions; i++)
 	{
 		/* applied from the log in order, waiting where a merge must */
@@ -251,11 +265,12 @@ group_complete(sim *s, int nid, int gi)
 	raft_advance(g->r, rd);
 
 	/*
-	 * Compact now and then: the state machine is the snapshot image.  Not
-	 * in partition mode, which keeps whole logs as the runtime does, so
-	 * that a split is always replayed from the log that made it.
+	 * Compact now and then: the state machine is the snapshot image.
+	 * Partition mode compacts as the runtime does (image.c).
 	 */
-	if (!s->cfg.partitions && g->applied >= g->snap.index + COMPACT_EVERY &&
+	if (s->cfg.partitions)
+		image_compact(s, nid, gi);
+	else if (g->applied >= g->snap.index + COMPACT_EVERY &&
 		g->applied <= raft_stable_index(g->r) &&
 		raft_compact(g->r, g->applied) == 0)
 	{
@@ -341,6 +356,9 @@ group_start(sim *s, int nid, int gi)
 	}
 	g->handed = g->applied;
 	g->pending = false;
+	g->parked = false;
+	g->has_snap_msg = false;
+	g->merge_wait_index = 0;
 	g->n_waiters = 0;
 	g->max_commit = raft_commit_index(g->r);
 	g->last_role = RAFT_FOLLOWER;
@@ -381,6 +399,7 @@ node_crash(sim *s, int nid)
 		raft_free(g->r);
 		g->r = NULL;
 		g->pending = false;
+		g->parked = false;		/* a transfer under way is lost */
 		g->n_waiters = 0;
 	}
 	trace(s, EV_RESTART, nid, 0, 0, 0);
@@ -445,7 +464,10 @@ dispatch(sim *s, const heap_event *ev)
 					raft_term	term = raft_get_term(g->r);
 					int			role = raft_get_role(g->r);
 
-					if (!g->pending)
+					if (!g->pending && s->cfg.partitions &&
+						image_intercept(s, ev->node, b->group, &b->m))
+						trace(s, EV_IMAGE, ev->node, b->group, b->m.type, b->m.from);
+					else if (!g->pending)
 					{
 						trace(s, EV_MSG, ev->node, b->group, b->m.type, b->m.from);
 						(void) raft_step(g->r, &b->m);
@@ -498,7 +520,7 @@ dispatch(sim *s, const heap_event *ev)
 					int			role;
 					uint64_t	woken = 0;
 
-					if (g->pending || !g->exists)
+					if (g->pending || !g->exists || g->parked)
 						continue;
 					term = raft_get_term(g->r);
 					role = raft_get_role(g->r);
@@ -511,6 +533,9 @@ dispatch(sim *s, const heap_event *ev)
 					if (s->cfg.partitions)
 					{
 						part_apply_committed(s, ev->node, gi);
+						if (!g->exists || g->parked)
+							continue;	/* waits for an image now */
+						image_compact(s, ev->node, gi);
 						roster_reconcile(s, ev->node, gi);
 						if (!s->cfg.no_host_moves)
 							part_finish_merge(s, ev->node, gi);
@@ -589,6 +614,9 @@ dispatch(sim *s, const heap_event *ev)
 			nemesis_chase(s, (int) ev->node, (int) ev->group, ev->arg,
 						  (uint32_t) (uintptr_t) ev->payload);
 			break;
+		case EV_IMAGE:
+			image_event(s, (int) ev->node, (int) ev->group, ev->arg, ev->payload);
+			break;
 		case EV_RESEND:
 			{
 				client	   *c = &s->clients[ev->arg];
@@ -612,7 +640,10 @@ run_one_event(sim *s)
 	dispatch(s, &ev);
 	/* the range-coverage invariant, on the node the event touched */
 	if (s->cfg.partitions && ev.node != 0 && s->nodes[ev.node].up && !s->failed)
+	{
 		part_check_map(s, (int) ev.node);
+		image_check(s, (int) ev.node);
+	}
 	return true;
 }
 
@@ -777,7 +808,8 @@ sim_run(const sim_config *cfg, sim_result *res, FILE *out)
 		heap_event	ev;
 
 		while (heap_pop(&s->events, &ev))
-			free(ev.payload && (ev.type == EV_MSG || ev.type == EV_REQUEST || ev.type == EV_REPLY) ? ev.payload : NULL);
+			free(ev.payload && (ev.type == EV_MSG || ev.type == EV_REQUEST || ev.type == EV_REPLY ||
+								ev.type == EV_IMAGE) ? ev.payload : NULL);
 	}
 	heap_free(&s->events);
 	for (int nid = 1; nid <= cfg->nodes; nid++)

@@ -5,7 +5,7 @@
  *
  *	  kmd-sim --seed S [--seeds K] [--nodes N] [--groups M] [--steps T]
  *	          [--faults list] [--bug NAME[,NAME...]] [--expect INVARIANT]
- *	          [--clients C] [--no-membership] [--partitions]
+ *	          [--clients C] [--no-membership] [--partitions] [--compact N]
  *	          [--no-host-moves] [--trace] [--history FILE]
  *
  * The same arguments print the same output, ending in "digest: <hex>".
@@ -37,10 +37,11 @@ usage(void)
 			"               [--bug commit-old-term|forget-vote|no-prevote-term|early-apply|\n"
 			"                      no-fencing|early-merge|stale-read|split-overlap|\n"
 			"                      reuse-id|remove-early|leave-early|late-member|lone-voter|\n"
-			"                      stale-reconcile|strand-merge|promote-unheard, or several\n"
-			"                      joined by commas]\n"
+			"                      stale-reconcile|strand-merge|promote-unheard|image-index,\n"
+			"                      or several joined by commas]\n"
 			"               [--expect INVARIANT] [--clients C(1..8)] [--no-membership]\n"
-			"               [--partitions] [--no-host-moves] [--trace]\n"
+			"               [--partitions] [--compact N (default 8, 0 never)]\n"
+			"               [--no-host-moves] [--trace]\n"
 			"               [--history FILE (one seed)]\n");
 	exit(2);
 }
@@ -72,6 +73,9 @@ main(int argc, char **argv)
 	uint64_t	splits = 0;
 	uint64_t	merges = 0;
 	uint64_t	roster = 0;
+	uint64_t	compactions = 0;
+	uint64_t	images = 0;
+	uint64_t	images_cut = 0;
 	uint64_t	liveness_max = 0;
 	uint64_t	digest = 1469598103934665603ULL;
 	clock_t		t0;
@@ -80,6 +84,7 @@ main(int argc, char **argv)
 	const char *bug_arg = NULL;
 	const char *expect = NULL;
 	const char *history = NULL;
+	char		compact_arg[32];
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.nodes = 3;
@@ -88,6 +93,7 @@ main(int argc, char **argv)
 	cfg.faults = SIM_F_ALL;
 	cfg.membership = true;
 	cfg.clients = 4;
+	cfg.compact = 8;
 
 	for (int i = 1; i < argc; i++)
 	{
@@ -120,6 +126,8 @@ main(int argc, char **argv)
 			history = v, i++;
 		else if (strcmp(a, "--clients") == 0)
 			cfg.clients = (int) num(v), i++;
+		else if (strcmp(a, "--compact") == 0)
+			cfg.compact = (uint32_t) num(v), i++;
 		else if (strcmp(a, "--faults") == 0)
 		{
 			if (sim_parse_faults(v, &cfg.faults) != 0)
@@ -142,6 +150,7 @@ main(int argc, char **argv)
 		cfg.groups > SIM_MAX_GROUPS || cfg.clients < 1 || cfg.clients > 8 || seeds < 1 ||
 		(cfg.partitions && cfg.groups < 2) || (history != NULL && seeds != 1))
 		usage();
+	snprintf(compact_arg, sizeof(compact_arg), " --compact %u", cfg.compact);
 	if (history != NULL && (cfg.history = fopen(history, "w")) == NULL)
 	{
 		perror(history);
@@ -163,6 +172,9 @@ main(int argc, char **argv)
 		splits += r.splits;
 		merges += r.merges;
 		roster += r.roster_changes;
+		compactions += r.compactions;
+		images += r.images;
+		images_cut += r.images_cut;
 		if (r.liveness_ms > liveness_max)
 			liveness_max = r.liveness_ms;
 		digest ^= r.digest;
@@ -174,11 +186,12 @@ main(int argc, char **argv)
 			violations += !r.ok;
 			give_ups += r.lin_gave_up;
 			caught = expect != NULL && !r.ok && strcmp(r.invariant, expect) == 0;
-			printf("replay: kmd-sim --seed %llu --nodes %d --groups %d --steps %llu --clients %d%s%s%s%s%s%s\n",
+			printf("replay: kmd-sim --seed %llu --nodes %d --groups %d --steps %llu --clients %d%s%s%s%s%s%s%s\n",
 				   (unsigned long long) c.seed, c.nodes, c.groups,
 				   (unsigned long long) c.steps, c.clients,
 				   c.membership ? "" : " --no-membership",
 				   c.partitions ? " --partitions" : "",
+				   c.partitions ? compact_arg : "",
 				   faults_arg ? " --faults " : "", faults_arg ? faults_arg : "",
 				   bug_arg ? " --bug " : "", bug_arg ? bug_arg : "");
 		}
@@ -201,8 +214,10 @@ main(int argc, char **argv)
 		   (unsigned long long) steps, (unsigned long long) msgs,
 		   (unsigned long long) ops, (unsigned long long) liveness_max);
 	if (cfg.partitions)
-		printf(" splits: %llu merges: %llu roster: %llu", (unsigned long long) splits,
-			   (unsigned long long) merges, (unsigned long long) roster);
+		printf(" splits: %llu merges: %llu roster: %llu compactions: %llu images: %llu cut: %llu",
+			   (unsigned long long) splits, (unsigned long long) merges,
+			   (unsigned long long) roster, (unsigned long long) compactions,
+			   (unsigned long long) images, (unsigned long long) images_cut);
 	printf("\n");
 	/* speed goes to stderr: it is not deterministic */
 	fprintf(stderr, "cpu: %.2f s, %.0f messages/s, %.0f steps/s\n", cpu,

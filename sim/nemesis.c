@@ -39,7 +39,8 @@ leader_of(sim *s, int gi)
 	{
 		node	   *n = &s->nodes[nid];
 
-		if (n->up && n->g[gi].exists && raft_get_role(n->g[gi].r) == RAFT_LEADER &&
+		if (n->up && n->g[gi].exists && !n->g[gi].parked &&
+			raft_get_role(n->g[gi].r) == RAFT_LEADER &&
 			raft_get_term(n->g[gi].r) >= best_term)
 		{
 			best = nid;
@@ -227,6 +228,9 @@ nemesis(sim *s)
 					if (l)
 						nid = (int) l;
 				}
+				/* and any profile the two ends of an image transfer */
+				else if (s->image_party[0] != 0 && prng_chance(&s->rng, 500))
+					nid = s->image_party[prng_below(&s->rng, 2)];
 				node_crash(s, nid);
 			}
 			break;
@@ -374,6 +378,8 @@ parse_one_bug(const char *name)
 		return SIM_BUG_STRAND_MERGE;
 	if (strcmp(name, "promote-unheard") == 0)
 		return SIM_BUG_PROMOTE_UNHEARD;
+	if (strcmp(name, "image-index") == 0)
+		return SIM_BUG_IMAGE_INDEX;
 	return 0;
 }
 

@@ -184,10 +184,20 @@ apply_split(sim *s, int nid, int pid, uint64_t index, const kv_cmd *c)
 	q->snap_kv = *kv;
 	q->snap_kv.lo = c->mid;
 	q->snap_kv.gen = kv->gen + 1;
+	q->snap_kv.own_children = 0;
+	q->snap_kv.children = 0;
+	q->snap_kv.absorbed = 0;
 	q->kv = q->snap_kv;
 	q->applied = 0;
 	q->n_log = 0;
 	q->exists = true;
+	q->image_wanted = false;
+	/* what an image of this partition tells of the new one */
+	kv->own_children |= 1ULL << c->other;
+	kv->children |= 1ULL << c->other;
+	kv->child_lo[c->other] = q->kv.lo;
+	kv->child_hi[c->other] = q->kv.hi;
+	kv->child_gen[c->other] = (uint32_t) q->kv.gen;
 	if (!(s->cfg.bugs & SIM_BUG_SPLIT_OVERLAP))
 		kv->hi = c->mid;
 	kv->gen++;
@@ -214,7 +224,10 @@ apply_merge(sim *s, int nid, int pid, const kv_cmd *c)
 		c->other >= (uint32_t) s->cfg.groups || c->other == (uint32_t) pid)
 		return true;			/* stale */
 	r = &s->nodes[nid].g[c->other];
-	if (!r->exists || (r->applied < c->other_index && !(s->cfg.bugs & SIM_BUG_EARLY_MERGE)))
+	if (!r->exists && r->kv.pstate == PART_MERGED)
+		return true;			/* stale: merged already, and gone here */
+	if (!r->exists || r->image_wanted ||
+		(r->applied < c->other_index && !(s->cfg.bugs & SIM_BUG_EARLY_MERGE)))
 		return false;
 	rk = &r->kv;
 	if (rk->pstate != PART_FROZEN || rk->freeze_index != c->other_index ||
@@ -232,12 +245,61 @@ apply_merge(sim *s, int nid, int pid, const kv_cmd *c)
 		}
 	kv->hi = rk->hi;
 	kv->gen++;
-	rk->pstate = PART_MERGED;
+	/* what an image of this partition tells of the one it takes in */
+	kv->absorbed |= (1ULL << c->other) | rk->absorbed;
+	kv->children |= rk->children;
+	for (int q = 0; q < SIM_MAX_GROUPS; q++)
+		if (rk->children & (1ULL << q))
+		{
+			kv->child_lo[q] = rk->child_lo[q];
+			kv->child_hi[q] = rk->child_hi[q];
+			kv->child_gen[q] = rk->child_gen[q];
+		}
 	if (!generation_seen(s, pid, kv->gen))
 		s->merges++;
+	s->gone |= 1ULL << c->other;
 	check_generation(s, nid, pid, kv);
 	trace(s, EV_NEMESIS, nid, pid, 32, c->other);
+	part_retire(s, nid, (int) c->other);
 	return true;
+}
+
+/*
+ * The right partition of a merge stops here, as the runtime's does: its
+ * group, log and marker go, and a tombstone stays (PART_MERGED, the range
+ * and generation it had) so that a merge entry naming it again is stale.
+ * Its clients are told to route again.
+ */
+void
+part_retire(sim *s, int nid, int pid)
+{
+	group	   *g = &s->nodes[nid].g[pid];
+
+	g->kv.pstate = PART_MERGED;
+	if (!g->exists)
+		return;
+	for (size_t i = 0; i < g->n_waiters; i++)
+	{
+		request		req = {0};
+
+		req.client = g->waiters[i].client;
+		req.seq = g->waiters[i].seq;
+		req.group = pid;
+		reply_client(s, nid, &req, 2, 0);
+	}
+	g->n_waiters = 0;
+	raft_free(g->r);
+	g->r = NULL;
+	for (size_t i = 0; i < g->n_log; i++)
+		free((void *) g->log[i].data);
+	g->n_log = 0;
+	memset(&g->hs, 0, sizeof(g->hs));
+	memset(&g->snap, 0, sizeof(g->snap));
+	g->exists = false;
+	g->pending = false;
+	g->parked = false;
+	g->image_wanted = false;
+	trace(s, EV_NEMESIS, nid, pid, 33, 0);
 }
 
 /*
@@ -287,11 +349,15 @@ apply_command(sim *s, int nid, int pid, uint64_t index, const kv_cmd *c, uint64_
 
 /*
  * State machine determinism: after applying the same index, a partition's
- * state is the same on every node.  Being marked merged comes from the
- * left partition's log, at a moment of its own, so it counts as frozen.
+ * state is the same on every node (`invariant' names the check: an image
+ * installed must hold the state any node had at its index too).  The
+ * state is the rows of the keys in the partition's range, the dedup
+ * tables and the piece of the map; rows outside the range belong to other
+ * partitions.  Being marked merged comes from the left partition's log,
+ * at a moment of its own, so it counts as frozen.
  */
-static void
-check_state(sim *s, int nid, int pid)
+void
+part_check_state(sim *s, int nid, int pid, const char *invariant)
 {
 	group	   *g = &s->nodes[nid].g[pid];
 	group_truth *t = &s->truth[pid];
@@ -301,18 +367,22 @@ check_state(sim *s, int nid, int pid)
 
 	if (kv.pstate == PART_MERGED)
 		kv.pstate = PART_FROZEN;
+	for (uint64_t k = 0; k < PKEYS; k++)
+		if (!owns(&kv, k))
+			kv.val[k] = 0;
 	for (size_t i = 0; i < sizeof(kv); i++)
 	{
 		h ^= p[i];
 		h *= 1099511628211ULL;
 	}
 	h |= 1;						/* never 0, which means unknown */
-	if (g->applied > t->len)
-		return;					/* not seen committed: nothing to compare */
+	if (g->applied == 0 || g->applied > t->len)
+		return;					/* the start, or not seen committed: nothing
+								 * to compare */
 	if (t->state_hash[g->applied] == 0)
 		t->state_hash[g->applied] = h;
 	else if (t->state_hash[g->applied] != h)
-		violation(s, "state machine determinism",
+		violation(s, invariant,
 				  "node %d: partition %d after applying %llu differs from another node's",
 				  nid, pid, (unsigned long long) g->applied);
 }
@@ -323,6 +393,41 @@ log_entry(const group *g, uint64_t index)
 	if (g->n_log == 0 || index < g->log[0].index || index > g->log[g->n_log - 1].index)
 		return NULL;
 	return &g->log[index - g->log[0].index];
+}
+
+/*
+ * A merge at `index' of partition `pid' waits here for partition `right'
+ * to be applied up to its freeze.  If that makes no progress for a while
+ * (nobody serves the right partition any more: the nodes that applied the
+ * merge retired it), take an image of the left partition at the merge or
+ * later, as the runtime's apply worker does: from its leader, or another
+ * node.  The wait is shorter when the right partition has no leader here.
+ */
+static void
+merge_waits(sim *s, int nid, int pid, uint64_t index, int right)
+{
+	group	   *g = &s->nodes[nid].g[pid];
+	const group *r = &s->nodes[nid].g[right];
+	uint64_t	applied = r->exists ? r->applied : 0;
+	bool		leaderless = !r->exists || r->r == NULL || raft_leader(r->r) == RAFT_NONE;
+	int			from;
+
+	if (g->merge_wait_index != index || g->merge_wait_applied != applied)
+	{
+		g->merge_wait_index = index;
+		g->merge_wait_applied = applied;
+		g->merge_wait_since = s->now;
+		return;
+	}
+	if (s->now < g->merge_wait_since +
+		(leaderless ? 3 * ELECTION_TICKS * TICK_MS : CLIENT_TIMEOUT_MS))
+		return;
+	g->merge_wait_since = s->now;
+	from = roster_node(s, raft_leader(g->r));
+	if (from == nid || from == 0)
+		from = nid % s->cfg.nodes + 1;
+	trace(s, EV_IMAGE, nid, pid, 1, (uint64_t) right);
+	image_ask(s, nid, pid, from, index);
 }
 
 /*
@@ -353,10 +458,13 @@ part_apply_committed(sim *s, int nid, int pid)
 
 			memcpy(&c, e->data, sizeof(c));
 			if (!apply_command(s, nid, pid, e->index, &c, &out))
+			{
+				merge_waits(s, nid, pid, e->index, (int) c.other);
 				return;
+			}
 		}
 		g->applied = e->index;
-		check_state(s, nid, pid);
+		part_check_state(s, nid, pid, "state machine determinism");
 		answer_waiters(s, nid, pid, e, out);
 	}
 }
@@ -372,7 +480,11 @@ cmp_range(const void *a, const void *b)
 
 /*
  * The range-coverage invariant on one node: the ranges of its active and
- * frozen partitions never overlap and leave no hole.
+ * frozen partitions never overlap and leave no hole.  A hole is allowed
+ * while the node waits for the image of a partition it knows from another
+ * one's image: that image told what it split off, not what those split off
+ * or where they went when merged away; the waiting partition's own image
+ * will (and part_converged wants no partition waiting at the end).
  */
 void
 part_check_map(sim *s, int nid)
@@ -380,6 +492,7 @@ part_check_map(sim *s, int nid)
 	const kv_state *r[SIM_MAX_GROUPS];
 	int			n = 0;
 	uint32_t	at = 0;
+	bool		wanting = false;
 
 	for (int pid = 0; pid < s->cfg.groups; pid++)
 	{
@@ -390,19 +503,20 @@ part_check_map(sim *s, int nid)
 			r[n++] = &g->kv;
 			check_generation(s, nid, pid, &g->kv);
 		}
+		wanting |= g->exists && g->image_wanted;
 	}
 	if (n == 0 && !roster_listed(s, nid))
 		return;					/* a server that never joined has no map */
 	qsort(r, n, sizeof(r[0]), cmp_range);
 	for (int i = 0; i < n && !s->failed; i++)
 	{
-		if (r[i]->lo != at || r[i]->hi <= r[i]->lo)
+		if (r[i]->lo < at || r[i]->hi <= r[i]->lo || (r[i]->lo > at && !wanting))
 			violation(s, "range coverage", "node %d: [%u, %u) follows a map covering up to %u (%s)",
 					  nid, r[i]->lo, r[i]->hi, at, r[i]->lo < at ? "overlap" :
 					  r[i]->lo > at ? "hole" : "empty range");
 		at = r[i]->hi;
 	}
-	if (!s->failed && at != HASH_SPACE)
+	if (!s->failed && at != HASH_SPACE && !wanting)
 		violation(s, "range coverage", "node %d: the map covers up to %u of %u",
 				  nid, at, (unsigned) HASH_SPACE);
 }
@@ -423,6 +537,14 @@ part_converged(sim *s, char *why, size_t len)
 	{
 		const group *first = &s->nodes[ref].g[pid];
 		uint64_t	commit = 0;
+
+		/* a partition merged away runs nowhere */
+		for (int nid = 1; nid <= s->cfg.nodes && (s->gone & (1ULL << pid)); nid++)
+			if (roster_member(s, nid) && s->nodes[nid].g[pid].exists)
+			{
+				snprintf(why, len, "partition %d, merged away, still runs on node %d", pid, nid);
+				return false;
+			}
 
 		for (int nid = 1; nid <= s->cfg.nodes; nid++)
 		{
@@ -445,7 +567,7 @@ part_converged(sim *s, char *why, size_t len)
 
 			if (!roster_member(s, nid))
 				continue;
-			if (g->applied != commit)
+			if (g->applied != commit || g->image_wanted)
 			{
 				snprintf(why, len, "node %d applied partition %d up to %llu of %llu", nid, pid,
 						 (unsigned long long) g->applied, (unsigned long long) commit);
@@ -542,6 +664,13 @@ merge_step(sim *s)
 		if (right < 0)
 			return;
 		s->merge_right = right;
+	}
+
+	/* merged: done (the nodes that applied it retired the right partition) */
+	if (s->gone & (1ULL << right))
+	{
+		s->merge_right = -1;
+		return;
 	}
 
 	/* where the right partition is, as its leader sees it */

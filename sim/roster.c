@@ -208,6 +208,7 @@ join(sim *s, int nid)
 		g->applied = 0;
 		g->handed = 0;
 		g->exists = false;
+		g->image_wanted = false;
 	}
 	memset(&empty, 0, sizeof(empty));
 	part_host_initial(s, nid, &empty);
@@ -321,10 +322,28 @@ roster_change(sim *s)
  * reconciler did not wait (--bug remove-early).
  */
 static bool
+split_lets_go(sim *s, int nid, int pid, raft_id x)
+{
+	const group *q = &s->nodes[nid].g[pid];
+	host_members m;
+
+	if (!q->exists)
+		return true;			/* a split refused at apply, or merged away */
+	if (q->image_wanted)
+		return false;			/* known from an image: its configuration is not */
+	held_members(q, &m);
+	return !host_split_holds(0, 0, &m, x);
+}
+
+static bool
 splits_let_go(sim *s, int nid, int gi, raft_id x)
 {
 	const group *g = &s->nodes[nid].g[gi];
 
+	/* the splits compacted out of the log were applied; the image says which */
+	for (int pid = 0; pid < s->cfg.groups; pid++)
+		if ((g->kv.own_children & (1ULL << pid)) && !split_lets_go(s, nid, pid, x))
+			return false;
 	for (uint64_t i = raft_first_index(g->r); i <= raft_last_index(g->r); i++)
 	{
 		const raft_entry *e;
@@ -339,6 +358,9 @@ splits_let_go(sim *s, int nid, int gi, raft_id x)
 		if (c.kind != CMD_SPLIT || c.other >= (uint32_t) s->cfg.groups)
 			continue;
 		q = &s->nodes[nid].g[c.other];
+		/* known from an image: its configuration is not, it holds x */
+		if (g->applied >= i && q->exists && q->image_wanted)
+			return false;
 		/* no group when the split was refused at apply */
 		if (q->exists)
 			held_members(q, &m);
@@ -408,6 +430,10 @@ freeze_lets_go(sim *s, int nid, int gi, raft_id x)
 			continue;
 		return !host_freeze_holds(g->r, x, i, votes_in_merge_target(s, nid, gi, x));
 	}
+	/* a freeze compacted out of the log was applied: the state says where */
+	if (g->kv.pstate == PART_FROZEN)
+		return !host_freeze_holds(g->r, x, g->kv.freeze_index,
+								  votes_in_merge_target(s, nid, gi, x));
 	return true;
 }
 
@@ -558,7 +584,7 @@ roster_converged(sim *s, char *why, size_t len)
 		raft	   *r;
 		const raft_conf *conf;
 
-		if (l == 0)
+		if (l == 0 || (s->gone & (1ULL << gi)))
 			continue;			/* not hosted anywhere: liveness covers the rest */
 		r = s->nodes[l].g[gi].r;
 		conf = raft_get_conf(r);

@@ -55,6 +55,9 @@
 										 * right one's log */
 #define SIM_BUG_PROMOTE_UNHEARD 0x80000 /* a learner that never answered is
 										 * promoted when the log is short */
+#define SIM_BUG_IMAGE_INDEX		0x100000	/* an image is installed at the index
+											 * of the snapshot message, not the
+											 * one its rows were read at */
 
 typedef struct sim_config
 {
@@ -67,6 +70,9 @@ typedef struct sim_config
 	bool		membership;		/* membership changes and leader transfers */
 	bool		partitions;		/* groups are partitions of one key space,
 								 * split and merged by the nemesis */
+	uint32_t	compact;		/* partition mode: entries a node keeps
+								 * behind what it applied when it compacts
+								 * (kommander.snapshot_threshold); 0 never */
 	bool		no_host_moves;	/* partition mode: no merge finisher and no
 								 * balancer, the nemesis alone moves */
 	bool		trace;			/* print every event */
@@ -91,6 +97,10 @@ typedef struct sim_result
 	uint64_t	splits;			/* partition mode: splits and merges applied */
 	uint64_t	merges;
 	uint64_t	roster_changes; /* partition mode: joins, promotions, removals */
+	uint64_t	compactions;	/* partition mode: logs compacted */
+	uint64_t	images;			/* partition mode: images installed */
+	uint64_t	images_cut;		/* transfers cut short (a crash, a cut link,
+								 * a source that cannot serve), tried again */
 	char		invariant[64];	/* the one violated */
 	char		detail[512];
 	uint64_t	violation_step;

@@ -4,8 +4,9 @@
  *	  The simulator's internal state, shared by cluster.c (nodes, network,
  *	  disks, event loop), client.c (clients), nemesis.c (faults), check.c
  *	  (tracing and invariants), partition.c (split and merge of
- *	  partitions, routing, the range-coverage invariant) and roster.c (the
- *	  cluster's roster, which partition leaders bring their groups to).
+ *	  partitions, routing, the range-coverage invariant), roster.c (the
+ *	  cluster's roster, which partition leaders bring their groups to) and
+ *	  image.c (compaction and partition images).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -36,6 +37,9 @@
 #define TRACE_RING 48
 #define PROMOTE_MAX_LAG 16		/* kommander.promote_max_lag, for short logs */
 #define LIN_BUDGET 2000000		/* search steps per key; see lin_check() */
+#define COMPACT_BATCH 8			/* kommander.max_batch_entries: a log is
+								 * compacted once it holds this many entries
+								 * past the threshold behind applied */
 
 /* ------------------------------------------------------------------------
  * The key-value state machine; its snapshot image is the struct itself.
@@ -65,6 +69,18 @@ typedef struct kv_state
 	uint32_t	hi;
 	uint64_t	gen;			/* grows with every split and merge */
 	uint64_t	freeze_index;	/* where it froze, when PART_FROZEN */
+	/*
+	 * what an image carries of the map, as the runtime's does: the
+	 * partitions this one's log split off (own_children), those merged into
+	 * it and into them (absorbed), the partitions split off by any of
+	 * these (children), and each child's piece of the map as it started
+	 */
+	uint64_t	own_children;	/* bit per partition id */
+	uint64_t	children;
+	uint64_t	absorbed;
+	uint32_t	child_lo[SIM_MAX_GROUPS];
+	uint32_t	child_hi[SIM_MAX_GROUPS];
+	uint32_t	child_gen[SIM_MAX_GROUPS];
 } kv_state;
 
 /* Command kinds beyond the client's LIN_PUT and LIN_CAS */
@@ -142,6 +158,30 @@ typedef struct group
 	uint64_t	max_commit;
 	int			last_role;
 
+	/*
+	 * partition mode, images (image.c): the group is parked while an image
+	 * of its partition is on its way (it steps, ticks and proposes
+	 * nothing); image_wanted, durable, marks a group whose state must come
+	 * from an image (a partition split off, known from another's image)
+	 */
+	bool		parked;
+	bool		image_wanted;
+	int			image_from;		/* the node to copy it from next */
+	uint64_t	image_min;		/* at this index or later */
+	uint32_t	image_serial;	/* the transfer under way */
+	uint64_t	image_backoff;	/* ms before the next try */
+	bool		has_snap_msg;	/* the snapshot message to answer after */
+	raft_message snap_msg;
+	raft_snapshot_meta snap_msg_meta;
+	uint64_t	merge_wait_index;	/* a merge at this index waits here */
+	uint64_t	merge_wait_applied; /* for the right partition applied so far */
+	uint64_t	merge_wait_since;
+
+	/* partition mode, the leader's reconciler (roster.c) */
+	uint64_t	reconciled_roster;	/* roster version last looked at, 0 none */
+	raft_term	reconciled_term;	/* in the lead of this term */
+	uint64_t	last_reconcile; /* when, in simulated ms */
+	bool		in_line;		/* the configuration matched the roster */
 	/* partition mode, the leader's reconciler (roster.c) and its watch
 	 * of a frozen right neighbour (partition.c) */
 	host_reconcile_state rec;
@@ -217,7 +257,8 @@ enum
 	EV_HEAL,					/* network faults end */
 	EV_PING,					/* node-level liveness between hosts */
 	EV_RESEND,					/* a refused client tries again */
-	EV_CHASE					/* the nemesis cuts off a new leader */
+	EV_CHASE,					/* the nemesis cuts off a new leader */
+	EV_IMAGE					/* a partition image transfer moves on */
 };
 
 typedef struct msg_blob
@@ -226,8 +267,7 @@ typedef struct msg_blob
 	int			from;			/* the node that sent it */
 	raft_message m;
 	raft_snapshot_meta snap;
-	kv_state	image;
-	/* entries and their data follow */
+	/* a snapshot's image (plain mode), or entries and their data, follow */
 } msg_blob;
 
 typedef struct request
@@ -290,6 +330,10 @@ typedef struct sim
 								 * or -1 */
 	uint64_t	merges;			/* splits and merges applied somewhere */
 	uint64_t	splits;
+	uint64_t	gone;			/* partitions merged away (bit per id): a
+								 * merge applied somewhere */
+	int			image_party[2]; /* sender and receiver of a transfer under
+								 * way, which the nemesis likes to crash */
 	uint32_t	roster[SIM_MAX_NODES + 1];	/* roster_role by node */
 	uint64_t	roster_version; /* grows with every roster change, from 1 */
 	uint64_t	roster_changes; /* roster changes made */
@@ -352,6 +396,15 @@ void		part_apply_committed(sim *s, int nid, int gi);
 void		part_check_map(sim *s, int nid);
 bool		part_converged(sim *s, char *why, size_t len);
 void		part_nemesis(sim *s);
+void		part_retire(sim *s, int nid, int pid);
+void		part_check_state(sim *s, int nid, int pid, const char *invariant);
+
+/* image.c */
+void		image_compact(sim *s, int nid, int gi);
+bool		image_intercept(sim *s, int nid, int gi, const raft_message *m);
+void		image_ask(sim *s, int nid, int gi, int from, uint64_t min_index);
+void		image_event(sim *s, int nid, int gi, uint64_t arg, void *payload);
+void		image_check(sim *s, int nid);
 void		part_finish_merge(sim *s, int nid, int gi);
 void		part_balance(sim *s, int nid);
 

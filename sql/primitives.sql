@@ -37,3 +37,41 @@ SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{
 SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"attempts":{"add":1,"sub":1}}}')$$);
 SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"state":{"add":1}}}')$$);
 SELECT state, attempts FROM jobs WHERE id = 'prim-1';
+
+-- now_plus: the entry's time, decided once by its proposer, plus an
+-- interval; read the same way whatever the proposing session's settings
+SELECT kmd_ddl($$CREATE TABLE public.timers (id text PRIMARY KEY, due timestamptz, due_local timestamp, n int)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.timers');
+SELECT kmd_ddl($$CREATE FUNCTION public.entry_time(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+  LANGUAGE sql AS 'SELECT to_jsonb(ctx.at)'$$) > 0 AS ddl_done;
+SELECT kmd_register_applier('entry_time', 'public.entry_time(jsonb, kommander.apply_context)');
+SET TimeZone = 'America/New_York';
+SET DateStyle = 'SQL, DMY';
+SET IntervalStyle = 'sql_standard';
+CREATE TEMP TABLE answer AS
+SELECT kmd_propose_result('t1', '{"op":"batch","commands":[
+    {"op":"insert","table":"timers","row":{"id":"t1","n":0}},
+    {"op":"update","table":"timers","key":{"id":"t1"},
+     "set":{"due":{"now_plus":"30 s"},"due_local":{"now_plus":"-1 2:00:00"},"n":{"add":1}}},
+    {"op":"call","applier":"entry_time"}]}') AS r;
+RESET TimeZone;
+RESET DateStyle;
+RESET IntervalStyle;
+-- the entry's time plus 30 s; "-1 2:00:00" read as IntervalStyle postgres
+-- reads it (minus a day, plus two hours), as UTC wall-clock time
+SELECT t.due = (a.r->'result'->>2)::timestamptz + interval '30 seconds' AS due_is_entry_time_plus_30s,
+       t.due_local = ((a.r->'result'->>2)::timestamptz AT TIME ZONE 'UTC') + make_interval(days => -1, hours => 2) AS due_local_in_utc,
+       t.n
+  FROM timers t, answer a WHERE t.id = 't1';
+-- a later entry has a later time of its own
+SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due_local":{"now_plus":"0 s"}}}') > 0 AS updated;
+SELECT due_local > ((a.r->'result'->>2)::timestamptz AT TIME ZONE 'UTC') AS later
+  FROM timers t, answer a WHERE t.id = 't1';
+-- bad now_plus: K0011, naming the column, nothing applied
+SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due":{"now_plus":"soon"}}}')$$);
+SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due":{"now_plus":30}}}')$$);
+SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due":{"now_plus":"30 s","add":1}}}')$$);
+SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"n":{"now_plus":"30 s"}}}')$$);
+SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"state":{"now_plus":"1 day"}}}')$$);
+SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due":{"later":"30 s"}}}')$$);
+SELECT n FROM timers WHERE id = 't1';

@@ -47,15 +47,20 @@
 #include "utils/timestamp.h"
 
 #include "apply.h"
+#include "barrier.h"
 #include "command.h"
 #include "errcodes.h"
+#include "events.h"
 #include "failure.h"
 #include "guc.h"
 #include "keyrange.h"
+#include "lease.h"
 #include "raft/raft.h"
+#include "requests.h"
 #include "rows.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "storage.h"
 #include "syscommand.h"
 #include "xact.h"
@@ -95,6 +100,8 @@ typedef struct Pending
 								 * this partition before the caches follow */
 	bool		failed;			/* a failure of this node stopped the
 								 * partition at its current entry */
+	bool		holds_moved;	/* a partition is held for a barrier, or
+								 * no longer, where it was not */
 } Pending;
 
 
@@ -135,8 +142,13 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 
 		kmd_rows_apply(j, cmd->key, ctx, applied, result);
 	}
+	else if (cmd->kind == KMD_CMD_LEASE)
+		kmd_lease_apply(cmd, ctx, applied, result);
 	else
+	{
 		changed = kmd_syscommand_apply(cmd, ctx->partition_id, ctx->index, result);
+		kmd_events_syscommand(cmd, ctx->partition_id, ctx->index, result->data);
+	}
 	SPI_finish();
 	return changed;
 }
@@ -158,6 +170,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	StringInfoData result;
 	ErrorContextCallback errcb;
 	volatile bool node_failed = false;
+	TimestampTz start = GetCurrentTimestamp();
 
 	initStringInfo(&result);
 	/* the rows it may write: its partition's, at this point of the log */
@@ -182,6 +195,13 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	{
 		int			changed;
 
+		/*
+		 * The change feed: what follows is this entry's.  In the entry's own
+		 * subtransaction: decoding orders the changes of different
+		 * subtransactions by their positions in the WAL, and a message's is
+		 * its end, the start of the row after it.
+		 */
+		kmd_feed_mark_entry(ctx->partition_id, ctx->index, ctx->term);
 		kmd_failures_watch(&errcb);
 		changed = run_command(cmd, ctx, &out->applied, &result);
 		/* a deferred constraint is the command's, not the iteration's */
@@ -229,10 +249,65 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 			out->applied = false;
 		}
 		FreeErrorData(edata);
+		if (!node_failed)
+			kmd_stat_add(KMD_STAT_APPLY_ERRORS, ctx->partition_id, 1);
 	}
 	PG_END_TRY();
 	kmd_apply_range.partition_id = -1;
+	if (!node_failed)
+		kmd_latency_since(KMD_LAT_APPLY, ctx->partition_id, start);
 	return !node_failed;
+}
+
+/*
+ * A command with a request id seen before (requests.c): its first outcome
+ * goes to `out', and nothing is applied.  Also forgets old ids.
+ */
+static bool
+replayed(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
+		 Pending *pending)
+{
+	KmdRequestOutcome first;
+	int64		lo = 1;
+	int64		hi = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	{
+		KmdPartition *part = kmd_partition_find(ctx->partition_id);
+
+		if (part != NULL)
+		{
+			lo = part->lo;
+			hi = part->hi;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (!kmd_requests_replay(cmd, ctx, lo, hi, &first))
+		return false;
+	memcpy(out->sqlstate, first.sqlstate, sizeof(out->sqlstate));
+	out->errmsg = first.errmsg ? MemoryContextStrdup(pending->cxt, first.errmsg) : NULL;
+	out->errdetail = first.errdetail ? MemoryContextStrdup(pending->cxt, first.errdetail) : NULL;
+	out->index = first.index;
+	out->term = first.term;
+	out->applied = first.applied;
+	out->result = first.result ? MemoryContextStrdup(pending->cxt, first.result) : NULL;
+	return true;
+}
+
+/* Remember the outcome of a command with a request id (requests.c). */
+static void
+remember(const KmdCommand *cmd, const KmdApplyContext *ctx, const Outcome *out)
+{
+	KmdRequestOutcome o;
+
+	memcpy(o.sqlstate, out->sqlstate, sizeof(o.sqlstate));
+	o.errmsg = out->errmsg;
+	o.errdetail = out->errdetail;
+	o.index = out->index;
+	o.term = out->term;
+	o.applied = out->applied;
+	o.result = out->result;
+	kmd_requests_remember(cmd, ctx, &o);
 }
 
 /* ------------------------------------------------------------------------
@@ -546,12 +621,14 @@ merge_waits(int32 left, uint64 index, int32 right, uint64 frozen_at)
  */
 static uint64
 apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
-				Pending *pending)
+				Pending *pending, bool was_held)
 {
 	uint64		done = from;
 	int			n;
 	Entry	   *entries = load_entries(partition_id, from, to, &n);
 	KmdFailure	failure;
+	uint64		held_barrier = 0;
+	int32		held_merge = 0;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -587,12 +664,32 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 		}
 		if (kind == RAFT_ENTRY_NORMAL)
 		{
-			out = MemoryContextAllocZero(pending->cxt, sizeof(Outcome));
-			out->index = idx;
-			out->term = t;
-			/* a row command never runs before the DDL it depends on */
-			if (partition_id != 0 && cmd.sys_index > kmd_partition_applied(0))
+			uint64		barrier;
+
+			/*
+			 * A DDL or registration waits until every partition is held
+			 * for it (barrier.c); a barrier entry holds its partition until
+			 * the system partition has applied what it names.
+			 */
+			if (partition_id == 0 && kmd_barrier_kind(cmd.kind) &&
+				!kmd_barrier_ready(idx))
 				break;
+			if (partition_id != 0 && cmd.kind == KMD_CMD_BARRIER &&
+				kmd_barrier_arg(&cmd, &barrier) && barrier > kmd_partition_applied(0))
+			{
+				held_barrier = barrier;
+				break;
+			}
+			/*
+			 * A command never runs before the DDL it depends on: its
+			 * proposer had applied the system partition up to sys_index,
+			 * so a barrier up to there is held here too (barrier.c).
+			 */
+			if (partition_id != 0 && cmd.sys_index > kmd_partition_applied(0))
+			{
+				held_barrier = cmd.sys_index;
+				break;
+			}
 			/* a merge waits until the right partition is drained here */
 			if (cmd.kind == KMD_CMD_MERGE)
 			{
@@ -601,8 +698,14 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 
 				if (kmd_merge_args(&cmd, &right, &frozen_at) &&
 					merge_waits(partition_id, idx, right, frozen_at))
+				{
+					held_merge = right;
 					break;
+				}
 			}
+			out = MemoryContextAllocZero(pending->cxt, sizeof(Outcome));
+			out->index = idx;
+			out->term = t;
 			out->slot = cmd.origin_node == kmd_shared->local_node_id &&
 				cmd.origin_boot == kmd_shared->boot_id ? cmd.origin_slot : -1;
 			out->gen = cmd.origin_gen;
@@ -625,12 +728,16 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				out->errmsg = "partition generation changed";
 				out->errdetail = "A split or merge of the partition came first; nothing was applied.";
 			}
+			else if (partition_id != 0 && replayed(&cmd, &ctx, out, pending))
+				;				/* a retry: its first outcome, nothing applied */
 			else if (!apply_command(&cmd, &ctx, out, pending, &failure))
 			{
 				kmd_stall_retry(partition_id, idx, &failure);
 				pending->failed = true;
 				break;
 			}
+			else if (partition_id != 0)
+				remember(&cmd, &ctx, out);
 			if (out->slot >= 0)
 			{
 				MemoryContext old = MemoryContextSwitchTo(pending->cxt);
@@ -647,6 +754,9 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 			break;
 		}
 	}
+	if (partition_id != 0 && (was_held || held_barrier != 0 || held_merge != 0) &&
+		kmd_barrier_hold(partition_id, held_barrier, held_merge))
+		pending->holds_moved = true;
 	return done;
 }
 
@@ -670,10 +780,12 @@ typedef struct Work
 	uint64		done;
 	uint64		term;
 	bool		failed;			/* a failure of this node stopped it */
+	bool		held;			/* held for a barrier when it started */
 } Work;
 
 /*
- * Apply what every partition has committed; true if anything was applied.
+ * Apply what every partition has committed; true if anything was applied
+ * or a partition is held for a barrier where it was not (look again).
  * A partition waiting for its next try after a failure of this node is
  * left out: *next_try is lowered to when the first of them is due.
  */
@@ -682,7 +794,7 @@ apply_all(TimestampTz *next_try)
 {
 	Work	   *work = palloc(sizeof(Work) * kmd_shared->max_partitions);
 	int			n = 0;
-	Pending		pending = {CurrentMemoryContext, NIL, false, false, false};
+	Pending		pending = {CurrentMemoryContext, NIL, false, false, false, false};
 	bool		progress = false;
 	ListCell   *lc;
 	MemoryContext cxt;
@@ -699,10 +811,12 @@ apply_all(TimestampTz *next_try)
 		uint64		commit = pg_atomic_read_u64(&part->commit_index);
 		uint64		applied = pg_atomic_read_u64(&part->applied_index);
 
+		/* one whose image is asked for waits for it (its rows are replaced) */
 		if (part->partition_id >= 0 && part->state != KMD_PART_GONE && commit > applied &&
-			kmd_stall_allows(part, now, next_try))
+			part->image_state == KMD_IMAGE_NONE && kmd_stall_allows(part, now, next_try))
 		{
 			work[n].failed = false;
+			work[n].held = part->held_barrier != 0 || part->held_merge != 0;
 			work[n].partition_id = part->partition_id;
 			work[n].from = applied;
 			work[n].to = commit;
@@ -740,7 +854,8 @@ apply_all(TimestampTz *next_try)
 					continue;
 				pending.failed = false;
 				work[i].done = apply_partition(work[i].partition_id, work[i].from,
-											   work[i].to, &work[i].term, &pending);
+											   work[i].to, &work[i].term, &pending,
+											   work[i].held);
 				work[i].failed = pending.failed;
 				feed_forget(work[i].partition_id, work[i].from, work[i].done);
 			}
@@ -779,6 +894,7 @@ apply_all(TimestampTz *next_try)
 		{
 			pg_atomic_write_u64(&part->applied_term, work[i].term);
 			pg_atomic_write_u64(&part->applied_index, work[i].done);
+			kmd_stat_add(KMD_STAT_APPLIES, work[i].partition_id, work[i].done - work[i].from);
 		}
 		if (!work[i].failed && (tries = kmd_stall_clear(part)) > 0)
 		{
@@ -802,7 +918,8 @@ apply_all(TimestampTz *next_try)
 	}
 	if (progress)
 		ConditionVariableBroadcast(&kmd_shared->applied_cv);
-	return progress;
+	/* a barrier the system partition waits for may be ready now */
+	return progress || pending.holds_moved;
 }
 
 /* Load kommander.applied into shared memory. */
@@ -812,6 +929,7 @@ load_applied(void)
 	MemoryContext cxt = kmd_xact_begin();
 
 	kmd_catalog_refresh();
+	kmd_leases_load();
 	if (SPI_execute("SELECT partition_id, applied_index, applied_term FROM kommander.applied",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.applied");
@@ -872,6 +990,7 @@ kmd_apply_main(Datum arg)
 
 	/* stalls are this process's: a new one tries every partition again */
 	kmd_stall_reset();
+	kmd_barrier_reset();
 	kmd_shared->apply_pid = MyProcPid;
 	kmd_shared->apply_latch = MyLatch;
 	before_shmem_exit(apply_exit, 0);

@@ -33,7 +33,14 @@ typedef enum KmdCommandKind
 	KMD_CMD_FREEZE = 10,		/* in the right partition's log, before a merge */
 	KMD_CMD_MERGE = 11,			/* in the left partition's log; args[0]: right
 								 * partition id, args[1]: its freeze index */
-	KMD_CMD_MAX = KMD_CMD_MERGE
+	KMD_CMD_BARRIER = 12,		/* in a user partition's log, proposed by its
+								 * leader: args[0]: the system partition index
+								 * of the DDL or registration it orders this
+								 * log with (barrier.c) */
+	KMD_CMD_LEASE = 13,			/* args[0]: grant, keepalive, revoke or expire;
+								 * args[1]: lease id; args[2]: TTL in ms
+								 * (grant), the renewing entry (expire) */
+	KMD_CMD_MAX = KMD_CMD_LEASE
 } KmdCommandKind;
 
 #define KMD_CMD_MAX_ARGS 4
@@ -46,6 +53,8 @@ typedef struct KmdCommand
 	uint32		origin_gen;
 	uint64		origin_boot;	/* the origin's run: an entry outlives it */
 	int64		proposed_at;	/* TimestampTz the proposer decided; 0: none */
+	int64		request_retention;	/* ms the outcomes of request ids are
+									 * kept, by the proposer; 0: none */
 	uint64		generation;
 	uint64		sys_index;
 	char	   *key;			/* NUL-terminated, may be "" */

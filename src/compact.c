@@ -29,6 +29,7 @@
 
 #include "guc.h"
 #include "shmem.h"
+#include "stats.h"
 #include "storage.h"
 #include "worker.h"
 #include "xact.h"
@@ -261,6 +262,9 @@ kmd_compact_groups(TimestampTz now)
 		for (int i = 0; i < n; i++)
 			kmd_storage_compact(ids[i], &metas[i]);
 		kmd_xact_commit(cxt);
+		kmd_stat_add(KMD_STAT_COMPACTION_PASSES, -1, 1);
+		for (int i = 0; i < n; i++)
+			kmd_stat_add(KMD_STAT_COMPACTIONS, ids[i], 1);
 		kmd_groups_touched();
 	}
 }

@@ -33,6 +33,7 @@
 #include "errcodes.h"
 #include "serve.h"
 #include "shmem.h"
+#include "stats.h"
 #include "wire.h"
 
 PG_FUNCTION_INFO_V1(kmd_deliver);
@@ -209,6 +210,8 @@ kmd_deliver(PG_FUNCTION_ARGS)
 	from_node = b->from_node;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
+	kmd_stat_add(KMD_STAT_BATCHES_RECEIVED, -1, 1);
+	kmd_stat_add(KMD_STAT_BYTES_RECEIVED, -1, len);
 
 	for (int w = 0; w < kmd_shared->n_workers; w++)
 	{

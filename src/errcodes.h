@@ -20,9 +20,11 @@
 #define ERRCODE_KMD_PARTITION_FROZEN	MAKE_SQLSTATE('K','0','0','0','4')
 #define ERRCODE_KMD_NOT_MEMBER			MAKE_SQLSTATE('K','0','0','0','5')
 #define ERRCODE_KMD_LEARNER_LAGGING		MAKE_SQLSTATE('K','0','0','0','6')
+#define ERRCODE_KMD_OVERLOADED			MAKE_SQLSTATE('K','0','0','0','7')
 #define ERRCODE_KMD_DIRECT_WRITE		MAKE_SQLSTATE('K','0','0','1','0')
 #define ERRCODE_KMD_MALFORMED_COMMAND	MAKE_SQLSTATE('K','0','0','1','1')
 #define ERRCODE_KMD_CONDITION_FAILED	MAKE_SQLSTATE('K','0','0','1','2')
+#define ERRCODE_KMD_LEASE_NOT_FOUND		MAKE_SQLSTATE('K','0','0','1','3')
 
 /*
  * Is `sqlerrcode' one that Postgres raises for a failure of this server

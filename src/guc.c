@@ -32,6 +32,8 @@ int			kmd_max_inflight_batches = 64;
 int			kmd_snapshot_threshold = 10000;
 int			kmd_promote_max_lag = 1000;
 int			kmd_balance_interval = 10000;
+int			kmd_max_queued_proposals = 128;
+int			kmd_request_retention = 600000;
 
 void
 kmd_define_gucs(void)
@@ -85,6 +87,16 @@ kmd_define_gucs(void)
 							"How often a node that leads more than its share of partitions hands one over.",
 							"0 turns the automatic balancer off; kmd_rebalance() still works.",
 							&kmd_balance_interval, 10000, 0, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.max_queued_proposals",
+							"Most proposals of this node that may wait for one partition.",
+							"A proposal beyond it fails at once with SQLSTATE K0007.",
+							&kmd_max_queued_proposals, 128, 1, KMD_NUM_SLOTS,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.request_retention",
+							"How long the outcome of a command with a request_id is kept for its retries.",
+							"Carried in each entry this node proposes; applying it forgets, on every node, the outcomes of the partition's entries proposed longer ago than this before it.",
+							&kmd_request_retention, 600000, 1000, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("kommander");
 }

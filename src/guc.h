@@ -24,6 +24,8 @@ extern int	kmd_max_inflight_batches;
 extern int	kmd_snapshot_threshold;
 extern int	kmd_promote_max_lag;
 extern int	kmd_balance_interval;	/* ms, 0: off */
+extern int	kmd_max_queued_proposals;
+extern int	kmd_request_retention;	/* ms */
 
 extern void kmd_define_gucs(void);
 

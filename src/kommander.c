@@ -6,7 +6,10 @@
  *	  registers the launcher.
  *
  * kommander must be loaded through shared_preload_libraries: its workers
- * and shared memory exist only then.
+ * and shared memory exist only then.  The same library is the output
+ * plugin "kommander" (decode.c), which needs none of that: a walsender or
+ * a backend that loads it for logical decoding on a server that does not
+ * preload it gets the plugin only.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -18,13 +21,18 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "replication/slot.h"
+#include "replication/walsender.h"
 #include "storage/ipc.h"
+#include "storage/shmem.h"
 
 #include "guard.h"
 #include "guc.h"
 #include "keyrange.h"
 #include "launcher.h"
+#include "lease.h"
 #include "shmem.h"
+#include "stats.h"
 
 PG_MODULE_MAGIC;
 
@@ -39,6 +47,8 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	kmd_shmem_request();
+	RequestAddinShmemSpace(kmd_stats_shmem_size());
+	kmd_lease_shmem_request();
 }
 
 static void
@@ -47,16 +57,25 @@ shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	kmd_shmem_startup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	kmd_stats_shmem_startup();
+	LWLockRelease(AddinShmemInitLock);
+	kmd_lease_shmem_startup();
 }
 
 void
 _PG_init(void)
 {
 	if (!process_shared_preload_libraries_in_progress)
+	{
+		/* loaded as an output plugin: decoding needs no shared memory */
+		if (am_walsender || MyReplicationSlot != NULL)
+			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("kommander must be loaded via shared_preload_libraries"),
 				 errhint("Add kommander to shared_preload_libraries in postgresql.conf and restart the server.")));
+	}
 
 	kmd_define_gucs();
 

@@ -19,6 +19,7 @@
 #include "peers.h"
 #include "serve.h"
 #include "shmem.h"
+#include "stats.h"
 #include "transport.h"
 #include "wire.h"
 #include "worker.h"
@@ -120,6 +121,10 @@ kmd_peers_queue(int32 partition_id, const raft_message *m)
 
 	if (b != NULL)
 		kmd_batch_add_raft(b, partition_id, m);
+	kmd_stat_add(KMD_STAT_MESSAGES_SENT, -1, 1);
+	if (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_SNAPSHOT)
+		kmd_stat_add(m->type == RAFT_MSG_HEARTBEAT ? KMD_STAT_HEARTBEATS_SENT :
+					 KMD_STAT_SNAPSHOTS_SENT, -1, 1);
 }
 
 /*
@@ -210,6 +215,7 @@ kmd_peers_receive(void)
 
 			if (gm == NULL || kmd_worker_for_partition(gm->partition_id) != worker_no)
 				continue;
+			kmd_stat_add(KMD_STAT_MESSAGES_RECEIVED, -1, 1);
 			g = kmd_group_find(gm->partition_id);
 			if (g == NULL || !kmd_raft_message_from_pb(gm->msg, &m, &snap))
 				continue;

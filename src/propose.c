@@ -41,6 +41,7 @@
 #include "routing.h"
 #include "rows.h"
 #include "shmem.h"
+#include "stats.h"
 
 PG_FUNCTION_INFO_V1(kmd_propose);
 PG_FUNCTION_INFO_V1(kmd_propose_result);
@@ -85,16 +86,21 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
 	key = text_to_cstring(key_text);
 	command = PG_GETARG_JSONB_P(1);
 
-	kmd_rows_validate(command, key);
+	command = kmd_rows_prepare(command, key);
 
 	partition_id = kmd_route_key(key, strlen(key), &generation, &state, &leader);
 	if (state == KMD_PART_FROZEN)
+	{
+		kmd_stat_add(KMD_STAT_REJECTED_FROZEN, partition_id, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
 				 errmsg("partition %d is frozen", partition_id),
 				 errdetail("A merge of the partition is under way."),
 				 errhint("Re-route the key with kmd_route() and retry.")));
+	}
 	if (!PG_ARGISNULL(2) && PG_GETARG_INT64(2) != (int64) generation)
+	{
+		kmd_stat_add(KMD_STAT_REJECTED_FENCED, partition_id, 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_STALE_GENERATION),
 				 errmsg("stale partition generation"),
@@ -102,6 +108,7 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
 						   ", not " INT64_FORMAT ".",
 						   partition_id, generation, PG_GETARG_INT64(2)),
 				 errhint("Re-route the key with kmd_route() and retry.")));
+	}
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.kind = KMD_CMD_ROWS;
@@ -110,6 +117,8 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
 	cmd.key = key;
 	cmd.payload = JsonbToCString(NULL, &command->root, VARSIZE(command));
 	cmd.payload_len = strlen(cmd.payload);
+	/* carried in the entry: every node forgets the same request ids */
+	cmd.request_retention = kmd_request_retention;
 	kmd_propose_command(partition_id, &cmd, out);
 	return partition_id;
 }

@@ -26,6 +26,7 @@
 #include "guc.h"
 #include "request.h"
 #include "shmem.h"
+#include "stats.h"
 
 void
 kmd_require_member(void)
@@ -44,6 +45,7 @@ kmd_require_member(void)
 				 errhint("Run kmd_bootstrap() or kmd_join() first.")));
 }
 
+/* A free slot, taken; -1 when all are in use. */
 static pg_noinline int
 slot_acquire(uint32 *gen)
 {
@@ -64,12 +66,7 @@ slot_acquire(uint32 *gen)
 		}
 		LWLockRelease(slot->lock);
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("too many kommander requests in progress"),
-			 errdetail("All %d request slots are in use.", KMD_NUM_SLOTS),
-			 errhint("Retry later.")));
-	return -1;					/* keep compiler quiet */
+	return -1;
 }
 
 static void
@@ -93,6 +90,22 @@ copy_text(const char *s, size_t len)
 	return p;
 }
 
+/* Count a proposal that failed for a reason kommander.stats shows. */
+static void
+count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
+{
+	if (final_state == KMD_SLOT_PENDING)
+		kmd_stat_add(KMD_STAT_REJECTED_NO_QUORUM, partition_id, 1);
+	else if (final_state == KMD_SLOT_SENT)
+		kmd_stat_add(KMD_STAT_OUTCOME_UNKNOWN, partition_id, 1);
+	else if (final_state == KMD_SLOT_DONE &&
+			 strcmp(out->sqlstate, "K0001") == 0)
+		kmd_stat_add(KMD_STAT_REJECTED_FENCED, partition_id, 1);
+	else if (final_state == KMD_SLOT_DONE &&
+			 strcmp(out->sqlstate, "K0004") == 0)
+		kmd_stat_add(KMD_STAT_REJECTED_FROZEN, partition_id, 1);
+}
+
 /*
  * Hand a request to the worker and wait for its outcome; returns the slot's
  * last state, KMD_SLOT_DONE when *out holds an outcome.
@@ -104,14 +117,36 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 	uint32		gen;
 	int			slot_no;
 	KmdSlot    *slot;
+	TimestampTz start;
 	TimestampTz deadline;
+	volatile int ticket = -1;
 	volatile int final_state = KMD_SLOT_PENDING;
+	volatile bool waited = false;	/* to an answer or the deadline */
 	char	   *volatile data = NULL;
 	volatile uint32 len = 0;
 
 	memset(out, 0, sizeof(*out));
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
+	start = GetCurrentTimestamp();
+	deadline = TimestampTzPlusMilliseconds(start, kmd_propose_timeout);
+	/* a proposal waits in its partition's queue, or fails now (K0007) */
+	if (kind == KMD_REQ_PROPOSE)
+		ticket = kmd_queue_enter(partition_id);
 	slot_no = slot_acquire(&gen);
+	if (slot_no < 0)
+	{
+		if (kind == KMD_REQ_PROPOSE)
+		{
+			kmd_queue_leave(partition_id, ticket);
+			kmd_stat_add(KMD_STAT_REJECTED_OVERLOADED, partition_id, 1);
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_OVERLOADED),
+				 errmsg("too many kommander requests in progress, retry later"),
+				 errdetail("All %d request slots of this node are in use.", KMD_NUM_SLOTS),
+				 errhint("Retry after a pause, or propose less at once.")));
+	}
+	if (kind == KMD_REQ_PROPOSE)
+		kmd_stat_add(KMD_STAT_PROPOSALS, partition_id, 1);
 	slot = kmd_slot(slot_no);
 
 	PG_TRY();
@@ -184,10 +219,20 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			CHECK_FOR_INTERRUPTS();
 		}
 		ConditionVariableCancelSleep();
+		waited = true;
 	}
 	PG_FINALLY();
 	{
 		slot_release(slot_no);
+		if (kind == KMD_REQ_PROPOSE)
+		{
+			kmd_queue_leave(partition_id, ticket);
+			if (waited)
+			{
+				kmd_latency_since(KMD_LAT_PROPOSE, partition_id, start);
+				count_outcome(partition_id, final_state, out);
+			}
+		}
 	}
 	PG_END_TRY();
 	return final_state;

@@ -12,6 +12,7 @@
  *	  {"op":"call", "applier":name, "args":...}
  *	  {"op":"batch", "commands":[...]}
  *
+ * A command that is not in a batch may carry "request_id" (requests.c).
  * "strict": true on an update, delete or batch makes an unmet "if" an error
  * (K0012).  A field the op does not take, and an empty key, are refused
  * (K0011), when proposed and when applied alike.
@@ -28,22 +29,30 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "errcodes.h"
 #include "plans.h"
 #include "rows.h"
 #include "rows_int.h"
+
+/* the longest request id, in bytes */
+#define KMD_REQUEST_ID_MAX 200
 
 #define MALFORMED(...) \
 	ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND), errmsg(__VA_ARGS__)))
@@ -119,17 +128,59 @@ json_column(RowCommand *c, const char *col)
 }
 
 /*
+ * An interval as every node reads it: with IntervalStyle pinned to postgres
+ * (sql_standard reads the signs of "-1 2:00" otherwise), as the apply
+ * worker pins it.  Bad text is K0011 naming the column; NULL never.
+ */
+static Interval *
+read_interval(const char *text, const char *col)
+{
+	int			level = NewGUCNestLevel();
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile Datum d;
+
+	(void) set_config_option("intervalstyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
+	{
+		d = DirectFunctionCall3(interval_in, CStringGetDatum(text),
+								ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AtEOXact_GUC(false, level);
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"set\": \"now_plus\" of column \"%s\" is not an interval: \"%s\"", col, text),
+				 errdetail("%s", edata->message),
+				 errhint("Give an interval as text, such as \"30 s\" or \"5 minutes\".")));
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, level);
+	return DatumGetIntervalP(d);
+}
+
+/*
  * The operators of "set": a value that is an object, for a column that does
- * not hold json, is {"add": n} (the column plus n, for numbers); any other
- * is K0011.  They go from c->set to c->add.
+ * not hold json, is {"add": n} (the column plus n, for numbers) or
+ * {"now_plus": interval} (the entry's time plus the interval, for
+ * timestamps); any other is K0011.  They go from c->set to c->add and
+ * c->now_plus.
  */
 static void
 split_set(RowCommand *c)
 {
 	JsonbParseState *values = NULL;
 	JsonbParseState *adds = NULL;
+	JsonbParseState *times = NULL;
 	int			n_values = 0;
 	int			n_adds = 0;
+	int			n_times = 0;
 	JsonbIterator *it = JsonbIteratorInit(&c->set->root);
 	JsonbValue	v;
 	JsonbValue	k = {0};
@@ -137,6 +188,7 @@ split_set(RowCommand *c)
 
 	(void) pushJsonbValue(&values, WJB_BEGIN_OBJECT, NULL);
 	(void) pushJsonbValue(&adds, WJB_BEGIN_OBJECT, NULL);
+	(void) pushJsonbValue(&times, WJB_BEGIN_OBJECT, NULL);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		if (tok == WJB_KEY)
@@ -144,21 +196,38 @@ split_set(RowCommand *c)
 		else if (tok == WJB_VALUE)
 		{
 			char	   *col = pnstrdup(k.val.string.val, k.val.string.len);
+			Oid			type = get_atttype(c->relid, get_attnum(c->relid, col));
 
 			if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data) &&
 				!json_column(c, col))
 			{
 				JsonbValue *n = getKeyJsonValueFromContainer(v.val.binary.data, "add", 3, NULL);
+				JsonbValue *t = getKeyJsonValueFromContainer(v.val.binary.data, "now_plus", 8, NULL);
 
-				if (JsonContainerSize(v.val.binary.data) != 1 || n == NULL)
-					MALFORMED("\"set\": column \"%s\" takes a value or {\"add\": n}, not another object", col);
-				if (n->type != jbvNumeric)
-					MALFORMED("\"set\": \"add\" of column \"%s\" must be a number", col);
-				if (TypeCategory(get_atttype(c->relid, get_attnum(c->relid, col))) != TYPCATEGORY_NUMERIC)
-					MALFORMED("\"set\": column \"%s\" is not a number: \"add\" does not apply", col);
-				(void) pushJsonbValue(&adds, WJB_KEY, &k);
-				(void) pushJsonbValue(&adds, WJB_VALUE, n);
-				n_adds++;
+				if (JsonContainerSize(v.val.binary.data) != 1 || (n == NULL && t == NULL))
+					ereport(ERROR,
+							(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+							 errmsg("\"set\": column \"%s\" takes a value, {\"add\": n} or {\"now_plus\": interval}, not another object", col),
+							 errhint("An object given to a column that is not json or jsonb is an operator, and takes one field.")));
+				if (n != NULL)
+				{
+					if (n->type != jbvNumeric)
+						MALFORMED("\"set\": \"add\" of column \"%s\" must be a number", col);
+					if (TypeCategory(type) != TYPCATEGORY_NUMERIC)
+						MALFORMED("\"set\": column \"%s\" is not a number: \"add\" does not apply", col);
+					(void) pushJsonbValue(&adds, WJB_KEY, &k);
+					(void) pushJsonbValue(&adds, WJB_VALUE, n);
+					n_adds++;
+					continue;
+				}
+				if (t->type != jbvString)
+					MALFORMED("\"set\": \"now_plus\" of column \"%s\" must be an interval as a string", col);
+				if (type != TIMESTAMPTZOID && type != TIMESTAMPOID)
+					MALFORMED("\"set\": column \"%s\" is not a timestamp: \"now_plus\" does not apply", col);
+				(void) read_interval(pnstrdup(t->val.string.val, t->val.string.len), col);
+				(void) pushJsonbValue(&times, WJB_KEY, &k);
+				(void) pushJsonbValue(&times, WJB_VALUE, t);
+				n_times++;
 			}
 			else
 			{
@@ -170,10 +239,70 @@ split_set(RowCommand *c)
 	}
 	c->set = JsonbValueToJsonb(pushJsonbValue(&values, WJB_END_OBJECT, NULL));
 	c->add = JsonbValueToJsonb(pushJsonbValue(&adds, WJB_END_OBJECT, NULL));
+	c->now_plus = JsonbValueToJsonb(pushJsonbValue(&times, WJB_END_OBJECT, NULL));
 	if (n_values == 0)
 		c->set = NULL;
 	if (n_adds == 0)
 		c->add = NULL;
+	if (n_times == 0)
+		c->now_plus = NULL;
+}
+
+/*
+ * The values c->now_plus gives, for the entry proposed at `at': each
+ * column's interval added to it, as text in UTC, merged into c->set.  The
+ * apply worker runs with TimeZone UTC, so a day or a month is added the
+ * same way on every node.  An entry that carries no time fails.
+ */
+void
+kmd_rows_fold_now_plus(RowCommand *c, int64 at)
+{
+	JsonbParseState *values = NULL;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbValue	k = {0};
+	JsonbIteratorToken tok;
+
+	if (c->now_plus == NULL)
+		return;
+	if (at == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"now_plus\" needs the time of the entry, and this entry carries none"),
+				 errdetail("It was proposed by a node that does not decide a time.")));
+	(void) pushJsonbValue(&values, WJB_BEGIN_OBJECT, NULL);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		if (pass == 0 && c->set == NULL)
+			continue;
+		it = JsonbIteratorInit(pass == 0 ? &c->set->root : &c->now_plus->root);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				k = v;
+				(void) pushJsonbValue(&values, WJB_KEY, &k);
+			}
+			else if (tok == WJB_VALUE && pass == 0)
+				(void) pushJsonbValue(&values, WJB_VALUE, &v);
+			else if (tok == WJB_VALUE)
+			{
+				char	   *col = pnstrdup(k.val.string.val, k.val.string.len);
+				Interval   *span = read_interval(pnstrdup(v.val.string.val, v.val.string.len), col);
+				Datum		ts = DirectFunctionCall2(timestamptz_pl_interval,
+													 TimestampTzGetDatum((TimestampTz) at),
+													 IntervalPGetDatum(span));
+				JsonbValue	text;
+
+				text.type = jbvString;
+				text.val.string.val = DatumGetCString(DirectFunctionCall1(timestamptz_out, ts));
+				text.val.string.len = strlen(text.val.string.val);
+				(void) pushJsonbValue(&values, WJB_VALUE, &text);
+			}
+		}
+	}
+	c->set = JsonbValueToJsonb(pushJsonbValue(&values, WJB_END_OBJECT, NULL));
+	c->now_plus = NULL;
 }
 
 static void
@@ -304,11 +433,11 @@ static RowCommand *parse_command(JsonbContainer *obj, const char *key, bool nest
 static const struct
 {
 	const char *name;
-	const char *fields[6];
+	const char *fields[7];
 }			op_specs[] = {
-	[OP_INSERT] = {"insert", {"table", "row", NULL}},
-	[OP_UPSERT] = {"upsert", {"table", "row", NULL}},
-	[OP_UPDATE] = {"update", {"table", "key", "set", "if", "strict", NULL}},
+	[OP_INSERT] = {"insert", {"table", "row", "lease", NULL}},
+	[OP_UPSERT] = {"upsert", {"table", "row", "lease", NULL}},
+	[OP_UPDATE] = {"update", {"table", "key", "set", "if", "strict", "lease", NULL}},
 	[OP_DELETE] = {"delete", {"table", "key", "if", "strict", NULL}},
 	[OP_CALL] = {"call", {"applier", "args", NULL}},
 	[OP_BATCH] = {"batch", {"commands", "strict", NULL}},
@@ -324,9 +453,12 @@ parse_op(const char *op)
 	return OP_INSERT;			/* keep compiler quiet */
 }
 
-/* Refuse a field that `op' does not take, naming it and the ones it does. */
+/*
+ * Refuse a field that `op' does not take, naming it and the ones it does;
+ * a command that is not in a batch may also carry "request_id".
+ */
 static void
-check_fields(JsonbContainer *obj, RowOp op)
+check_fields(JsonbContainer *obj, RowOp op, bool nested)
 {
 	JsonbIterator *it = JsonbIteratorInit(obj);
 	JsonbValue	v;
@@ -341,13 +473,14 @@ check_fields(JsonbContainer *obj, RowOp op)
 		if (tok != WJB_KEY)
 			continue;
 		name = pnstrdup(v.val.string.val, v.val.string.len);
-		known = strcmp(name, "op") == 0;
+		known = strcmp(name, "op") == 0 ||
+			(!nested && strcmp(name, "request_id") == 0);
 		for (int i = 0; !known && op_specs[op].fields[i] != NULL; i++)
 			known = strcmp(name, op_specs[op].fields[i]) == 0;
 		if (known)
 			continue;
 		initStringInfo(&takes);
-		appendStringInfoString(&takes, "\"op\"");
+		appendStringInfoString(&takes, nested ? "\"op\"" : "\"op\", \"request_id\"");
 		for (int i = 0; op_specs[op].fields[i] != NULL; i++)
 			appendStringInfo(&takes, "%s\"%s\"",
 							 op_specs[op].fields[i + 1] == NULL ? " and " : ", ",
@@ -388,6 +521,39 @@ resolve_applier(RowCommand *c, const char *name)
 				 errhint("Register it with kmd_register_applier().")));
 }
 
+/*
+ * "lease": the id of a lease to attach the row to (kmd_lease_grant), or,
+ * on an update, null to detach it.
+ */
+static void
+parse_lease(RowCommand *c, JsonbValue *v)
+{
+	c->lease_named = true;
+	if (v->type == jbvNull && c->op == OP_UPDATE)
+		return;
+	if (v->type == jbvNumeric)
+	{
+		Numeric		n = v->val.numeric;
+
+		if (!numeric_is_nan(n) && !numeric_is_inf(n) &&
+			DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(n),
+											 DirectFunctionCall2(numeric_trunc, NumericGetDatum(n),
+																 Int32GetDatum(0)))) &&
+			DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(n),
+											 DirectFunctionCall1(int8_numeric, Int64GetDatum(0)))) &&
+			DatumGetBool(DirectFunctionCall2(numeric_le, NumericGetDatum(n),
+											 DirectFunctionCall1(int8_numeric, Int64GetDatum(PG_INT64_MAX)))))
+		{
+			c->lease = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(n)));
+			return;
+		}
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+			 errmsg("\"lease\" must be the id of a lease%s", c->op == OP_UPDATE ? ", or null" : ""),
+			 errhint("Use an id that kmd_lease_grant() returned.")));
+}
+
 static RowCommand *
 parse_command(JsonbContainer *obj, const char *key, bool nested)
 {
@@ -397,7 +563,22 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 	if (!JsonContainerIsObject(obj))
 		MALFORMED("command must be a JSON object");
 	c->op = parse_op(string_field(obj, "op", true));
-	check_fields(obj, c->op);
+	check_fields(obj, c->op, nested);
+	v = field(obj, "request_id");
+	if (v != NULL)
+	{
+		if (v->type != jbvString || v->val.string.len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"request_id\" must be a non-empty string"),
+					 errhint("Give each logical request an id of its own, such as a UUID, and use it again for every retry.")));
+		if (v->val.string.len > KMD_REQUEST_ID_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"request_id\" is too long"),
+					 errdetail("It has %d bytes; a request id may have at most %d.",
+							   v->val.string.len, KMD_REQUEST_ID_MAX)));
+	}
 	v = field(obj, "strict");
 	if (v != NULL)
 	{
@@ -405,6 +586,10 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 			MALFORMED("\"strict\" must be a boolean");
 		c->strict = v->val.boolean;
 	}
+
+	v = field(obj, "lease");
+	if (v != NULL)
+		parse_lease(c, v);
 
 	switch (c->op)
 	{
@@ -529,4 +714,146 @@ kmd_rows_validate(Jsonb *command, const char *key)
 	RowCommand *c = kmd_rows_parse(command, key);
 
 	check_privileges(c);
+}
+
+/* ------------------------------------------------------------------------
+ * The command as it travels
+ * ------------------------------------------------------------------------
+ */
+
+static void
+push_string(JsonbParseState **st, JsonbIteratorToken tok, const char *s)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = strlen(s);
+	(void) pushJsonbValue(st, tok, &v);
+}
+
+/*
+ * The row of an insert or upsert, with the value of every column default
+ * that is not immutable (now(), gen_random_uuid(), nextval(), random())
+ * and that the row leaves out, decided here once: each node evaluating
+ * it would store a value of its own.  Values are written as text under
+ * the settings the apply worker reads them with, whatever this session's.
+ */
+static void
+push_row(JsonbParseState **st, RowCommand *c)
+{
+	JsonbIterator *it = JsonbIteratorInit(&c->row->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	Relation	rel;
+	TupleDesc	desc;
+	int			nest;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		if (tok != WJB_END_OBJECT)
+			(void) pushJsonbValue(st, tok, tok == WJB_BEGIN_OBJECT ? NULL : &v);
+
+	rel = table_open(c->relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO, MDY", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		Node	   *expr;
+		EState	   *estate;
+		ExprState  *es;
+		Datum		d;
+		bool		isnull;
+
+		if (att->attisdropped || !att->atthasdef || att->attgenerated ||
+			field(&c->row->root, name) != NULL)
+			continue;
+		expr = build_column_default(rel, i + 1);
+		if (expr == NULL || !contain_mutable_functions(expr))
+			continue;
+		estate = CreateExecutorState();
+		es = ExecPrepareExpr((Expr *) expr, estate);
+		d = ExecEvalExprSwitchContext(es, GetPerTupleExprContext(estate), &isnull);
+		push_string(st, WJB_KEY, name);
+		if (isnull)
+		{
+			v.type = jbvNull;
+			(void) pushJsonbValue(st, WJB_VALUE, &v);
+		}
+		else
+		{
+			Oid			out;
+			bool		isvarlena;
+
+			getTypeOutputInfo(att->atttypid, &out, &isvarlena);
+			push_string(st, WJB_VALUE, OidOutputFunctionCall(out, d));
+		}
+		FreeExecutorState(estate);
+	}
+	AtEOXact_GUC(true, nest);
+	table_close(rel, AccessShareLock);
+	(void) pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+/* `obj', parsed into `c', as it travels (see kmd_rows_prepare) */
+static JsonbValue *
+push_command(JsonbParseState **st, JsonbContainer *obj, RowCommand *c)
+{
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbValue	k;
+	JsonbValue	v;
+	ListCell   *next = list_head(c->batch);
+
+	(void) pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+	(void) JsonbIteratorNext(&it, &k, true);
+	while (JsonbIteratorNext(&it, &k, true) == WJB_KEY)
+	{
+		char	   *name = pnstrdup(k.val.string.val, k.val.string.len);
+
+		(void) JsonbIteratorNext(&it, &v, true);
+		(void) pushJsonbValue(st, WJB_KEY, &k);
+		if (strcmp(name, "table") == 0 && c->qualname != NULL)
+			push_string(st, WJB_VALUE, c->qualname);
+		else if (strcmp(name, "row") == 0 && c->row != NULL)
+			push_row(st, c);
+		else if (strcmp(name, "commands") == 0 && c->op == OP_BATCH)
+		{
+			JsonbIterator *elems = JsonbIteratorInit(v.val.binary.data);
+			JsonbValue	elem;
+			JsonbIteratorToken tok;
+
+			(void) pushJsonbValue(st, WJB_BEGIN_ARRAY, NULL);
+			while ((tok = JsonbIteratorNext(&elems, &elem, true)) != WJB_DONE)
+				if (tok == WJB_ELEM)
+				{
+					(void) push_command(st, elem.val.binary.data, lfirst(next));
+					next = lnext(c->batch, next);
+				}
+			(void) pushJsonbValue(st, WJB_END_ARRAY, NULL);
+		}
+		else
+			(void) pushJsonbValue(st, WJB_VALUE, &v);
+	}
+	return pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+Jsonb *
+kmd_rows_prepare(Jsonb *command, const char *key)
+{
+	RowCommand *c = kmd_rows_parse(command, key);
+	JsonbParseState *st = NULL;
+
+	check_privileges(c);
+	return JsonbValueToJsonb(push_command(&st, &command->root, c));
 }

@@ -37,6 +37,14 @@ typedef struct KmdApplyContext
 extern void kmd_rows_validate(Jsonb *command, const char *key);
 
 /*
+ * kmd_rows_validate, then the command as it travels: each table named as
+ * this session resolves it (schema-qualified), and the values of the
+ * column defaults that are not immutable that an insert or upsert leaves
+ * out, decided here once.
+ */
+extern Jsonb *kmd_rows_prepare(Jsonb *command, const char *key);
+
+/*
  * The most bytes of JSON text a command's result may have: an applier's,
  * or the array of a batch's.  A larger one fails the command (54000).
  */

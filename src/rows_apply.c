@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
+#include "lease.h"
 #include "plans.h"
 #include "rows.h"
 #include "rows_int.h"
@@ -325,6 +326,9 @@ apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, Strin
 	int			save_sec;
 	volatile bool applied = true;
 
+	/* the entry's time, decided by its proposer: the same on every node */
+	if (c->op == OP_UPDATE)
+		kmd_rows_fold_now_plus(c, ctx->proposed_at);
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(c->op == OP_CALL ? function_owner(c->fn) : c->owner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
@@ -342,6 +346,9 @@ apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, Strin
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
+	/* which lease holds the row (as the apply worker's role: its tables) */
+	if (applied && c->op != OP_CALL)
+		kmd_lease_track(c, ctx->key);
 	return applied;
 }
 

@@ -39,7 +39,11 @@ typedef struct RowCommand
 	Jsonb	   *key;			/* update/delete */
 	Jsonb	   *set;			/* update: values (NULL when only operators) */
 	Jsonb	   *add;			/* update: {"add": n} operators, column -> n */
+	Jsonb	   *now_plus;		/* update: {"now_plus": i}, column -> interval */
 	Jsonb	   *cond;			/* update/delete "if" */
+	int64		lease;			/* insert/upsert/update: lease to attach to, 0:
+								 * none */
+	bool		lease_named;	/* "lease" given (null: detach an update's row) */
 	Oid			fn;				/* call */
 	Jsonb	   *args;
 	List	   *batch;			/* of RowCommand * */
@@ -51,5 +55,12 @@ typedef struct RowCommand
  * applied.
  */
 extern RowCommand *kmd_rows_parse(Jsonb *command, const char *key);
+
+/*
+ * Turn the {"now_plus": interval} operators of an update into values of
+ * its "set": the entry's time `at' (a TimestampTz; 0 fails) plus each
+ * interval.  The apply worker calls it, with its settings pinned.
+ */
+extern void kmd_rows_fold_now_plus(RowCommand *c, int64 at);
 
 #endif							/* KOMMANDER_ROWS_INT_H */

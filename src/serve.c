@@ -21,6 +21,7 @@
 #include "peers.h"
 #include "serve.h"
 #include "shmem.h"
+#include "stats.h"
 #include "worker.h"
 
 /* ------------------------------------------------------------------------
@@ -103,6 +104,8 @@ kmd_serve_request(const KmdRequest *req)
 	KmdGroup   *g = kmd_group_find(req->partition_id);
 	raft_id		leader;
 	int			rc;
+	raft_index	index;
+	raft_term	term;
 
 	kmd_groups_touched();
 	if (g == NULL)
@@ -145,6 +148,8 @@ kmd_serve_request(const KmdRequest *req)
 			kmd_batch_add_forward(b, req->partition_id, req->kind, req->slot,
 								  req->gen, req->arg, req->command, req->command_len);
 			slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+			if (req->kind == KMD_REQ_PROPOSE)
+				kmd_stat_add(KMD_STAT_FORWARDED, req->partition_id, 1);
 		}
 		return;
 	}
@@ -152,11 +157,13 @@ kmd_serve_request(const KmdRequest *req)
 	switch (req->kind)
 	{
 		case KMD_REQ_PROPOSE:
-			rc = raft_propose(g->r, req->command, req->command_len, NULL, NULL);
+			rc = raft_propose(g->r, req->command, req->command_len, &index, &term);
 			if (rc != RAFT_OK)
 				reply(req, true, 0, NULL, 0);
 			else if (req->from == 0)
 				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+			if (rc == RAFT_OK)
+				kmd_stats_proposed(req->partition_id, index);
 			/* the outcome reaches the proposer through its own apply */
 			break;
 		case KMD_REQ_READ_INDEX:
@@ -276,6 +283,9 @@ static const struct
 	[KMD_CMD_SPLIT] = {2, 2, false},
 	[KMD_CMD_FREEZE] = {0, 0, false},
 	[KMD_CMD_MERGE] = {2, 2, false},
+	/* proposed by a partition's leader itself, never forwarded */
+	[KMD_CMD_BARRIER] = {-1, -1, false},
+	[KMD_CMD_LEASE] = {3, 3, false},
 };
 
 char *
@@ -314,6 +324,8 @@ kmd_forward_problem(const Kommander__Forward *f, int32 from_node)
 		cmd.origin_slot >= KMD_NUM_SLOTS)
 		return psprintf("A forwarded proposal's command comes from slot %d of node %d, not from a slot of node %d.",
 						cmd.origin_slot, cmd.origin_node, from_node);
+	if (command_shapes[cmd.kind].max_args < 0)
+		return psprintf("Commands of kind %u are not forwarded.", cmd.kind);
 	if (cmd.n_args < command_shapes[cmd.kind].min_args ||
 		cmd.n_args > command_shapes[cmd.kind].max_args)
 		return psprintf("A forwarded command of kind %u has %d arguments.", cmd.kind, cmd.n_args);

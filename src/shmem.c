@@ -21,6 +21,7 @@
 
 #include "guc.h"
 #include "shmem.h"
+#include "stats.h"
 
 #define KMD_FEED_SIZE (4 * 1024 * 1024)
 
@@ -96,6 +97,7 @@ kmd_shmem_startup(void)
 		kmd_shared->n_workers = kmd_workers;
 		kmd_shared->max_partitions = kmd_max_partitions;
 		pg_atomic_init_u64(&kmd_shared->image_events, 0);
+		pg_atomic_init_u64(&kmd_shared->barrier_wanted, 0);
 		ConditionVariableInit(&kmd_shared->applied_cv);
 		ConditionVariableInit(&kmd_shared->leader_cv);
 		for (int i = 0; i < KMD_MAX_NODES; i++)
@@ -208,6 +210,8 @@ kmd_partition_add(int32 partition_id)
 	part->apply_tries = 0;
 	part->offline = false;
 	part->offline_tries = 0;
+	part->held_barrier = 0;
+	part->held_merge = 0;
 	pg_atomic_write_u64(&part->commit_index, 0);
 	pg_atomic_write_u64(&part->applied_index, 0);
 	pg_atomic_write_u64(&part->applied_term, 0);
@@ -339,6 +343,7 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 		(slot->state != KMD_SLOT_PENDING && slot->state != KMD_SLOT_SENT))
 	{
 		LWLockRelease(slot->lock);
+		kmd_stat_add(KMD_STAT_STALE_COMPLETIONS, -1, 1);
 		return false;
 	}
 	strlcpy(slot->sqlstate, sqlstate ? sqlstate : "00000", sizeof(slot->sqlstate));

@@ -154,6 +154,15 @@ typedef struct KmdPartition
 	TimestampTz offline_since;
 	TimestampTz offline_retry_at;	/* when to try to start it again */
 	char		offline_error[KMD_STALL_LEN];
+
+	/*
+	 * Where the apply worker holds the partition for a DDL or registration
+	 * (barrier.c), under lock: the system index a barrier entry it stopped
+	 * at covers, or the right partition of a merge it stopped at; 0 when it
+	 * is not held there.
+	 */
+	uint64		held_barrier;
+	int32		held_merge;
 } KmdPartition;
 
 /* Slot life cycle: FREE -> RESERVED -> PENDING (backend) -> SENT (worker)
@@ -273,6 +282,14 @@ typedef struct KmdShared
 	 * (or while a group of theirs is parked).
 	 */
 	pg_atomic_uint64 image_events;
+
+	/*
+	 * The system partition index of the DDL or registration the apply
+	 * worker waits to apply, until every partition is held for it: the
+	 * leaders here put a barrier entry in their partitions' logs
+	 * (barrier.c).  0 before the first.
+	 */
+	pg_atomic_uint64 barrier_wanted;
 
 	Latch	   *launcher_latch;
 	Latch	   *apply_latch;

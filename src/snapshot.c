@@ -7,7 +7,9 @@
  *	  node serves any more).
  *
  * An image of a user partition is the rows of every control table whose
- * routing key hashes into the partition's range, the partition's row of
+ * routing key hashes into the partition's range (and of the partition's
+ * own state: kommander.requests, the outcomes of its recent request ids,
+ * and its leases, kommander.lease_state and lease_rows), the partition's row of
  * the map, the map rows its log created (partitions it split off) or
  * retired (partitions merged into it, and what they split off), and its
  * Raft marker: index, term and configuration.  An image of the system
@@ -54,10 +56,14 @@
 #include "utils/uuid.h"
 
 #include "apply.h"
+#include "barrier.h"
 #include "errcodes.h"
+#include "events.h"
+#include "lease.h"
 #include "remote.h"
 #include "shmem.h"
 #include "snapshot.h"
+#include "stats.h"
 #include "storage.h"
 #include "syscommand.h"
 #include "xact.h"
@@ -259,7 +265,12 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	/* every control table's rows in the range: how many, and their checksum */
 	initStringInfo(&tables);
 	appendStringInfoChar(&tables, '[');
-	if (SPI_execute("SELECT relid FROM kommander.tables ORDER BY relid::text", true, 0) != SPI_OK_SELECT)
+	/* the control tables, and the partition's own (requests.c, lease.c) */
+	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
+					"SELECT 'kommander.requests'::regclass UNION ALL "
+					"SELECT 'kommander.lease_state'::regclass UNION ALL "
+					"SELECT 'kommander.lease_rows'::regclass) t ORDER BY relid::text",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	n_tables = SPI_processed;
 	relids = palloc(sizeof(Oid) * Max(n_tables, 1));
@@ -288,6 +299,7 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 							  "SELECT jsonb_build_object("
 							  " 'partition_id', $1, 'index', $2, 'term', $3, 'conf', encode($4, 'hex'),"
 							  " 'sys_index', coalesce((SELECT applied_index FROM kommander.applied WHERE partition_id = 0), 0),"
+							  " 'barriers', " KMD_BARRIERS_APPLIED ","
 							  " 'map', (SELECT to_jsonb(m) FROM kommander.partition_map m WHERE m.partition_id = $1),"
 							  " 'absorbed', coalesce((SELECT jsonb_agg(m) FROM kommander.partition_map m "
 							  "   WHERE m.partition_id IN (SELECT id FROM absorbed) AND m.partition_id <> $1), '[]'),"
@@ -300,13 +312,14 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 							  "   'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object('table', relid::text,"
 							  "       'registered', registered) ORDER BY registered), '[]') FROM kommander.tables),"
 							  "   'appliers', (SELECT coalesce(jsonb_agg(jsonb_build_object('name', name,"
-							  "       'fn', fn::text)), '[]') FROM kommander.appliers),"
+							  "       'fn', fn::text, 'registered', registered)), '[]') FROM kommander.appliers),"
 							  "   'ddl', (SELECT coalesce(jsonb_agg(d ORDER BY idx), '[]') FROM kommander.ddl d)) END)",
 							  5, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not describe the image of partition %d", partition_id);
 	manifest = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
 								 false, -1);
 	SPI_finish();
+	kmd_stat_add(KMD_STAT_IMAGES_SENT, -1, 1);
 	PG_RETURN_DATUM(manifest);
 }
 
@@ -595,9 +608,9 @@ install_system(Jsonb *system, uint64 index)
 			kmd_syscommand_guard_table(relid);
 		}
 	}
-	exec_jsonb("INSERT INTO kommander.appliers SELECT a->>'name', (a->>'fn')::regprocedure "
-			   "FROM jsonb_array_elements($1) a "
-			   "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn",
+	exec_jsonb("INSERT INTO kommander.appliers SELECT a->>'name', (a->>'fn')::regprocedure, "
+			   "(a->>'registered')::bigint FROM jsonb_array_elements($1) a "
+			   "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn, registered = EXCLUDED.registered",
 			   sub_field(system, "appliers"), SPI_OK_INSERT);
 }
 
@@ -690,6 +703,45 @@ install_raft_state(int32 partition_id, uint64 index, uint64 term, const char *co
 		elog(ERROR, "could not install the Raft state of partition %d", partition_id);
 }
 
+/* The system index of the last barrier applied here (barrier.h); SPI connected */
+static int64
+barriers_applied(void)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT " KMD_BARRIERS_APPLIED, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read the DDL and registrations applied");
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* An image of every live user partition, from `from' first. */
+static void
+ask_images_for_all(int32 from)
+{
+	int32	   *ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
+	uint64	   *applied = palloc(sizeof(uint64) * kmd_shared->max_partitions);
+	int			n = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->partition_id > 0 && part->state != KMD_PART_GONE)
+		{
+			ids[n] = part->partition_id;
+			applied[n++] = pg_atomic_read_u64(&part->applied_index);
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	for (int i = 0; i < n; i++)
+		kmd_image_ask(ids[i], from, applied[i]);
+	ereport(LOG,
+			(errmsg("kommander: the image of the system partition brought DDL or registrations; asking for images of %d partitions",
+					n)));
+}
+
 /*
  * Copy partition `partition_id' from node `from' and install it, in one
  * transaction of its own; the image must reach `min_index'.  Raises on
@@ -704,6 +756,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 	const char *params[3];
 	PGconn	   *volatile conn = NULL;
 	bool		known;
+	volatile bool images_for_all = false;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	{
@@ -738,6 +791,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 		Jsonb	   *map;
 		uint64		index;
 		uint64		term;
+		int64		barriers;
 		MemoryContext cxt;
 
 		conn = kmd_remote_connect_peer(conninfo, psprintf("node %d for an image", from));
@@ -765,16 +819,33 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 							INT64_FORMAT " here first", partition_id, int_field(manifest, "sys_index"))));
 
 		cxt = kmd_xact_begin();
+		barriers = barriers_applied();
+		if (partition_id != 0 && barriers != int_field(manifest, "barriers"))
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+					 errmsg("the image of partition %d was taken where the DDL and registrations up to system index "
+							INT64_FORMAT " were applied, this node applied them up to " INT64_FORMAT,
+							partition_id, int_field(manifest, "barriers"), barriers),
+					 errdetail("Its rows are cut at another point of the partition's log than the DDL here.")));
 		if (SPI_execute(pin_settings_sql(true), true, 0) != SPI_OK_SELECT ||
 			SPI_execute("SELECT set_config('session_replication_role', 'replica', true)",
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not pin the settings of an image");
 		kmd_applying = true;
+		/* the change feed: what follows replaces the partition's rows */
+		kmd_feed_mark_image(partition_id, index, term);
 		PG_TRY();
 		{
 			map = sub_field(manifest, "map");
 			if (partition_id == 0)
+			{
 				install_system(sub_field(manifest, "system"), index);
+				images_for_all = int_field(manifest, "barriers") > barriers;
+				if (images_for_all &&
+					SPI_execute("UPDATE kommander.snapshot SET image_wanted = true WHERE partition_id > 0",
+								false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "could not mark the user partitions as wanting images");
+			}
 			else
 			{
 				Jsonb	   *tables = sub_field(manifest, "tables");
@@ -800,6 +871,15 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 		kmd_xact_commit(cxt);
 		*index_out = index;
 		*term_out = term;
+
+		/*
+		 * DDL or registrations came with the image of the system partition:
+		 * the user partitions here are cut at other points of their logs
+		 * than the nodes that applied them one by one, so their rows come
+		 * from images too (durably asked for above, for a restart).
+		 */
+		if (images_for_all)
+			ask_images_for_all(from);
 	}
 	PG_FINALLY();
 	{
@@ -866,6 +946,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 		/* tried again later, less often while it keeps failing */
 		retry->delay_ms = Min(Max(retry->delay_ms * 2, 200), 5000);
 		retry->at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry->delay_ms);
+		kmd_stat_add(KMD_STAT_IMAGES_FAILED, partition_id, 1);
 		ereport(LOG,
 				(errmsg("kommander: could not install an image of partition %d from node %d; next try in %d ms",
 						partition_id, from, retry->delay_ms),
@@ -876,6 +957,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 	PG_END_TRY();
 	retry->delay_ms = 0;
 	retry->at = 0;
+	kmd_stat_add(KMD_STAT_IMAGES_INSTALLED, partition_id, 1);
 	return true;
 }
 
@@ -950,6 +1032,7 @@ kmd_images_install(void)
 	/* now visible: the map may have moved, then the group starts again */
 	cxt = kmd_xact_begin();
 	kmd_catalog_refresh();
+	kmd_leases_load();
 	kmd_xact_commit(cxt);
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	{

@@ -160,10 +160,10 @@ kmd_syscommand_guard_table(Oid relid)
 }
 
 static void
-apply_register_applier(const KmdCommand *cmd)
+apply_register_applier(const KmdCommand *cmd, uint64 index)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Oid			types[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		values[3];
 
 	if (cmd->n_args < 2)
 		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
@@ -179,9 +179,10 @@ apply_register_applier(const KmdCommand *cmd)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
 				 errmsg("applier function must be fn(jsonb, kommander.apply_context) returning jsonb")));
-	exec_sql("INSERT INTO kommander.appliers VALUES ($1, $2::regprocedure) "
-			 "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn",
-			 2, types, values, SPI_OK_INSERT);
+	values[2] = Int64GetDatum((int64) index);
+	exec_sql("INSERT INTO kommander.appliers VALUES ($1, $2::regprocedure, $3) "
+			 "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn, registered = EXCLUDED.registered",
+			 3, types, values, SPI_OK_INSERT);
 }
 
 /*
@@ -463,7 +464,7 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 			apply_register_table(cmd, index);
 			return 0;
 		case KMD_CMD_REGISTER_APPLIER:
-			apply_register_applier(cmd);
+			apply_register_applier(cmd, index);
 			return 0;
 		case KMD_CMD_NODE_ADD:
 		case KMD_CMD_NODE_PROMOTE:
@@ -482,6 +483,9 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 		case KMD_CMD_MERGE:
 			apply_merge(cmd, partition_id, result);
 			return KMD_SYS_CATALOG | KMD_SYS_MAP;
+		case KMD_CMD_BARRIER:
+			/* crossed by apply.c; it changes nothing */
+			return 0;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_KMD_MALFORMED_COMMAND),

@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "stats.h"
 #include "transport.h"
 
 #define BACKOFF_MIN_MS 100
@@ -56,6 +57,11 @@ struct KmdPeer
 	TimestampTz retry_at;
 	int			backoff_ms;
 	bool		reported;		/* failure logged since the last success */
+	/* one batch at a time is timed to its answer: kommander.latency */
+	uint64		syncs_sent;		/* syncs sent on this connection */
+	uint64		syncs_done;		/* and answered */
+	uint64		timed;			/* syncs_sent of the batch timed, 0: none */
+	TimestampTz timed_at;
 };
 
 void
@@ -85,6 +91,7 @@ peer_close(KmdPeer *p, const char *why)
 	}
 	p->state = PEER_IDLE;
 	p->inflight = 0;
+	p->syncs_sent = p->syncs_done = p->timed = 0;
 	p->want_write = false;
 	p->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), p->backoff_ms);
 	p->backoff_ms = Min(p->backoff_ms * 2, BACKOFF_MAX_MS);
@@ -228,6 +235,14 @@ kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 	}
 	p->inflight++;
 	p->want_write = true;
+	p->syncs_sent++;
+	if (p->timed == 0)
+	{
+		p->timed = p->syncs_sent;
+		p->timed_at = GetCurrentTimestamp();
+	}
+	kmd_stat_add(KMD_STAT_BATCHES_SENT, -1, 1);
+	kmd_stat_add(KMD_STAT_BYTES_SENT, -1, len);
 	return true;
 }
 
@@ -254,10 +269,20 @@ peer_read(KmdPeer *p)
 		{
 			case PGRES_PIPELINE_SYNC:
 				p->inflight--;
+				p->syncs_done++;
+				if (p->timed != 0 && p->syncs_done >= p->timed)
+				{
+					kmd_latency_since(KMD_LAT_PEER_ROUND_TRIP, -1, p->timed_at);
+					p->timed = 0;
+				}
 				break;
 			case PGRES_TUPLES_OK:
 				p->reported = false;
 				p->backoff_ms = BACKOFF_MIN_MS;
+				/* false (binary: a zero byte): an inbox there had no room */
+				if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 1 &&
+					PQgetvalue(res, 0, 0)[0] == (PQfformat(res, 0) == 1 ? 0 : 'f'))
+					kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
 				break;
 			case PGRES_COMMAND_OK:	/* the statement prepared */
 				break;
@@ -281,6 +306,7 @@ peer_read(KmdPeer *p)
 						p->reported = true;
 						p->backoff_ms = BACKOFF_REFUSED_MS;
 					}
+					kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
 					PQclear(res);
 					peer_close(p, msg);
 					return false;
@@ -328,6 +354,7 @@ kmd_transport_poll(KmdTransport *t)
 					{
 						p->state = PEER_READY;
 						p->inflight = 1;	/* the prepare's sync */
+						p->syncs_sent = 1;
 						p->want_write = true;
 					}
 				}

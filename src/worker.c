@@ -36,12 +36,17 @@
 #include "utils/timestamp.h"
 
 #include "balance.h"
+#include "barrier.h"
 #include "command.h"
 #include "errcodes.h"
+#include "events.h"
 #include "guc.h"
+#include "lease.h"
 #include "peers.h"
 #include "shmem.h"
 #include "serve.h"
+#include "snapshot.h"
+#include "stats.h"
 #include "storage.h"
 #include "worker.h"
 #include "xact.h"
@@ -169,12 +174,34 @@ group_start(int32 partition_id)
 	memset(&g->rec, 0, sizeof(g->rec));
 	g->behind_woken = 0;
 	memset(&g->merge, 0, sizeof(g->merge));
+	g->barrier_for = 0;
+	g->barrier_index = 0;
+	g->barrier_term = 0;
 	g->image_wanted = image_wanted;
 	g->parked = false;
 	g->images_seen = pg_atomic_read_u64(&part->images);
 	g->has_snapshot_msg = false;
 	g->part = part;
 	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
+
+	/*
+	 * A group with a log whose state must come from an image (an image of
+	 * the system partition brought DDL, and this node stopped before the
+	 * partition's own came): no leader sends it a snapshot, so ask now.
+	 */
+	if (image_wanted && raft_get_conf(g->r)->n > 0)
+	{
+		int32		from = 0;
+
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		for (int i = 0; i < KMD_MAX_NODES && from == 0; i++)
+			if (kmd_shared->nodes[i].node_id != 0 &&
+				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+				from = kmd_shared->nodes[i].node_id;
+		LWLockRelease(kmd_shared->lock);
+		if (from != 0)
+			kmd_image_ask(partition_id, from, 0);
+	}
 	elog(DEBUG1, "kommander worker %d started partition %d at term " UINT64_FORMAT
 		 ", last index " UINT64_FORMAT, worker_no, partition_id,
 		 state.hard_state.term, g->durable_last);
@@ -538,6 +565,7 @@ process_ready(bool *worked)
 	/* 2. one transaction, one WAL flush, for every group */
 	if (persist)
 	{
+		TimestampTz start = GetCurrentTimestamp();
 		MemoryContext cxt = kmd_xact_begin();
 		bool		sync = false;
 
@@ -552,6 +580,7 @@ process_ready(bool *worked)
 			(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
 									 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 		kmd_xact_commit(cxt);
+		kmd_stats_log_append(start, sync);
 		for (int i = 0; i < n; i++)
 			if (ready[i].rd.has_hard_state)
 			{
@@ -576,7 +605,23 @@ process_ready(bool *worked)
 			pg_atomic_write_u64(&part->commit_index, rd->hard_state.commit);
 			wake_apply = true;
 		}
+#ifdef KMD_BROKEN_EARLY_COMMIT
+
+		/*
+		 * A deliberately broken build, for scripts/nemesis.sh --broken only:
+		 * a leader takes what it holds durably for committed, so it applies
+		 * and answers a proposal that no quorum holds yet.  The nemesis test
+		 * must catch it.
+		 */
+		if (raft_get_role(ready[i].g->r) == RAFT_LEADER &&
+			pg_atomic_read_u64(&part->commit_index) < ready[i].g->durable_last)
+		{
+			pg_atomic_write_u64(&part->commit_index, ready[i].g->durable_last);
+			wake_apply = true;
+		}
+#endif
 		feed_committed(ready[i].g->partition_id, rd);
+		kmd_stats_ready(ready[i].g->partition_id, rd);
 		for (size_t j = 0; j < rd->n_reads; j++)
 		{
 			const raft_read_state *rs = &rd->reads[j];
@@ -649,6 +694,12 @@ publish_status(void)
 		if (part->leader != (int32) raft_leader(g->r) ||
 			part->role != (int32) raft_get_role(g->r))
 			leader_changed = true;
+		if (part->role != (int32) raft_get_role(g->r) ||
+			part->leader != (int32) raft_leader(g->r) ||
+			part->term != raft_get_term(g->r))
+			kmd_stats_group_changed(part, g->partition_id, part->role, raft_get_role(g->r),
+									part->leader, raft_leader(g->r), part->term,
+									raft_get_term(g->r));
 		part->role = raft_get_role(g->r);
 		part->leader = raft_leader(g->r);
 		part->term = raft_get_term(g->r);
@@ -702,6 +753,7 @@ balance(void)
 			raft_transfer_leader(g->r, l.voters[to]) == RAFT_OK)
 		{
 			groups_dirty = true;
+			kmd_stat_add(KMD_STAT_BALANCER_MOVES, g->partition_id, 1);
 			elog(DEBUG1, "kommander: handing partition %d to node %u to balance leaders",
 				 g->partition_id, l.voters[to]);
 			hash_seq_term(&seq);
@@ -790,15 +842,45 @@ tick_all(void)
 			host_reconciled(&g->rec, kmd_reconcile_group(g), raft_get_term(g->r),
 							roster_version, now_ms);
 		}
+		/* a DDL or registration the apply worker here waits for */
+		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0 &&
+			kmd_barrier_propose(g, now))
+			groups_dirty = true;
 		/* a merge whose caller went away after the freeze */
 		if (any_frozen && raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0)
 		{
 			groups_dirty = true;
 			kmd_finish_merge(g, now);
 		}
+		/* leases of the partition whose time is up here (lease.c) */
+		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0 &&
+			kmd_lease_tick(g, now))
+			groups_dirty = true;
 		awake |= !raft_quiesced(g->r);
 	}
 	return awake;
+}
+
+/*
+ * Barrier entries in the partitions led here, as soon as the apply worker
+ * asks for them (the ticks propose again what a new leader cut).
+ */
+static void
+barrier_groups(void)
+{
+	static uint64 seen = 0;
+	uint64		wanted = pg_atomic_read_u64(&kmd_shared->barrier_wanted);
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+
+	if (wanted == seen)
+		return;
+	seen = wanted;
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0 &&
+			kmd_barrier_propose(g, GetCurrentTimestamp()))
+			groups_dirty = true;
 }
 
 /* Is some group awake?  Then ticks come every heartbeat interval. */
@@ -950,6 +1032,7 @@ kmd_worker_main(Datum arg)
 			kmd_compact_groups(GetCurrentTimestamp());
 		}
 		kmd_serve_slots();
+		barrier_groups();
 		busy = false;
 		if (groups_dirty)
 		{
@@ -957,7 +1040,10 @@ kmd_worker_main(Datum arg)
 			busy = process_ready(&worked);
 			groups_dirty = busy;
 			publish_status();
+			kmd_events_flush();
+			kmd_progress_touched();
 		}
+		kmd_progress_publish();
 		kmd_images_step();
 		kmd_peers_flush();		/* replies to forwarded requests, keepalives */
 		kmd_peers_poll(false);

@@ -32,6 +32,10 @@ typedef struct KmdGroup
 								 * (times in ms, kmd_host_ms) */
 	uint64		behind_woken;	/* ms when a member behind last woke it */
 	host_merge_watch merge;		/* a frozen right neighbour (partition.c) */
+	uint64		barrier_for;	/* system index of the last barrier entry
+								 * proposed here (barrier.c), 0 if none */
+	raft_index	barrier_index;	/* its log index */
+	raft_term	barrier_term;	/* and its term */
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
 
 	/* images (compact.c) */

@@ -4,7 +4,9 @@
 #   same timestamptz for a text timestamp without zone, and the same date
 #   for a date written day and month in digits.  An applier's time
 #   (kommander.apply_context.at) is the one its proposer decided, the same
-#   on every node.
+#   on every node.  Column defaults that are not immutable (a uuid, now(),
+#   a sequence, random()) are decided by the proposer, and a table name
+#   means the table the proposer's search_path finds.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -67,5 +69,49 @@ is($nodes[0]->safe_psql('postgres', $stamp), $nodes[1]->safe_psql('postgres', $s
 is($nodes[1]->safe_psql('postgres',
 	"SELECT at = '$answer'::timestamptz AND at >= '$before'::timestamptz FROM events WHERE k = 's1'"),
 	't', 'the time the proposer decided when it proposed');
+
+# defaults that are not immutable are decided by the proposer, once
+$nodes[0]->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE SEQUENCE public.ticket_no$$);
+SELECT kmd_ddl($$CREATE TABLE public.tickets (k text PRIMARY KEY,
+	id uuid DEFAULT gen_random_uuid(), created_at timestamptz DEFAULT now(),
+	n bigint DEFAULT nextval('public.ticket_no'), r float8 DEFAULT random(),
+	due date DEFAULT current_date + 7, state text DEFAULT 'new')$$);
+SELECT kmd_register_table('public.tickets');
+});
+$nodes[1]->safe_psql('postgres', q{SET datestyle = 'SQL, DMY'; SET extra_float_digits = -10;
+	SELECT kmd_propose('t1', '{"op":"insert","table":"tickets","row":{"k":"t1"}}')});
+$nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('t2', '{"op":"upsert","table":"tickets","row":{"k":"t2","state":"old"}}')});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the tickets');
+my $tickets = q{SELECT string_agg(concat_ws(' ', k, id, extract(epoch FROM created_at), n, r::text, due, state), ', ' ORDER BY k) FROM tickets};
+my $got = $nodes[0]->safe_psql('postgres', $tickets);
+is($nodes[1]->safe_psql('postgres', $tickets), $got,
+	'both nodes store the same uuid, time, sequence number, random number and date');
+is($nodes[0]->safe_psql('postgres', q{SELECT count(*) FROM tickets WHERE id IS NOT NULL AND n IS NOT NULL AND r IS NOT NULL AND state IN ('new', 'old')}),
+	'2', 'every default was filled in, the given values kept');
+
+# node2 crashes right after applying, before its asynchronous commit is
+# surely on disk: it applies the entry again, to the same values
+$nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('t3', '{"op":"insert","table":"tickets","row":{"k":"t3"}}')});
+$nodes[1]->stop('immediate');
+$nodes[1]->start;
+ok(KmdTest::wait_converged(\@nodes), 'node2 applies everything again after its crash');
+is($nodes[1]->safe_psql('postgres', $tickets), $nodes[0]->safe_psql('postgres', $tickets),
+	'and stores the values node1 stores');
+
+# a table name is resolved by the proposer's search_path, on every node alike
+$nodes[0]->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE SCHEMA alice$$);
+SELECT kmd_ddl($$CREATE TABLE alice.events (k text PRIMARY KEY, at timestamptz, d date)$$);
+SELECT kmd_register_table('alice.events');
+});
+$nodes[1]->safe_psql('postgres', q{SET search_path = alice, public;
+	SELECT kmd_propose('a1', '{"op":"insert","table":"events","row":{"k":"a1"}}')});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the write to alice.events');
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', q{SELECT (SELECT count(*) FROM alice.events WHERE k = 'a1') || ' ' || (SELECT count(*) FROM public.events WHERE k = 'a1')}),
+		'1 0', $node->name . ' wrote alice.events, which the proposer named, not public.events');
+}
 
 done_testing();

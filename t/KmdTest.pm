@@ -184,13 +184,13 @@ EOS
 
 # The failures a load client met that a client must not meet: any SQLSTATE
 # but stale generation, no quorum, outcome unknown, frozen partition
-# (K0001-K0004) and a lost or refused connection (08xxx, 57P0x, or none:
-# psql could not connect).  Returns the offending lines.
+# (K0001-K0004), overloaded (K0007, retry later) and a lost or refused
+# connection (08xxx, 57P0x, or none: psql could not connect).  Returns the offending lines.
 sub load_errors
 {
 	my ($dir, $tag) = @_;
 	open(my $fh, '<', "$dir/$tag.codes") or return ();
-	my @bad = grep { !/^(K000[1-4]|08...|57P0.|none) / } map { chomp; $_ } <$fh>;
+	my @bad = grep { !/^(K000[1-47]|08...|57P0.|none) / } map { chomp; $_ } <$fh>;
 	close $fh;
 	return @bad;
 }
@@ -296,6 +296,27 @@ sub missing_keys
 	my $list = join(',', map { "('$_')" } @$keys);
 	return $node->safe_psql('postgres',
 		"SELECT count(*) FROM (VALUES $list) AS a(k) WHERE NOT EXISTS (SELECT 1 FROM $table t WHERE t.k = a.k)");
+}
+
+
+# Let the output plugin kommander be used on @$nodes (wal_level = logical
+# must be in their configuration): a Postgres that has the setting
+# output_plugin_libraries (recent minor releases) lets only the plugins it
+# lists be used.
+sub allow_feed
+{
+	my ($nodes) = @_;
+	for my $node (@$nodes)
+	{
+		next if $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_settings WHERE name = 'output_plugin_libraries'") eq '0';
+		$node->safe_psql('postgres',
+			"ALTER SYSTEM SET output_plugin_libraries = 'pgoutput', 'test_decoding', 'kommander'");
+		$node->reload;
+		$node->poll_query_until('postgres',
+			"SELECT 'kommander' = ANY (string_to_array(current_setting('output_plugin_libraries'), ', '))")
+		  or die "output_plugin_libraries not reloaded on " . $node->name;
+	}
 }
 
 1;

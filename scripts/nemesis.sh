@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken]
+#   The nemesis test (t/180_nemesis.pl) for as long as asked (default 30
+#   minutes): clients record a history on a 3-node cluster while faults
+#   drawn from the seed come and go; then every register must be
+#   linearizable and every acknowledged append present once, in the same
+#   order, on every node.  Prints the operations, the faults injected and
+#   the anomalies; a failure prints the seed, the smallest failing window
+#   and the line that replays the schedule.  The seed fixes the schedule of
+#   faults and the clients' choices; the servers' timing is the machine's.
+#
+#   --faults: draw only these (kill, pause, isolate, isolate_leader, oneway,
+#   hole, delay, transfer, split, merge, replace); default all.
+#
+#   --broken: the extension built with a deliberate defect (a leader takes
+#   the entries it holds durably for committed, so it applies and
+#   acknowledges a proposal no quorum holds: -DKMD_BROKEN_EARLY_COMMIT)
+#   into a private copy of Postgres (KMD_BROKEN_ROOT, default
+#   /tmp/kommander-broken), with the faults that expose it unless --faults
+#   says otherwise; the run passes only if the checks find anomalies.
+#   Proves that the test can fail (scripts/test.sh broken runs it).
+#
+# Copyright (c) 2026, kommander developers
+
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+seconds=1800
+seed=$(( $(date +%s) % 1000000 ))
+broken=0
+faults=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) seconds=$(( $2 * 60 )); shift 2 ;;
+    --seconds) seconds="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
+    --faults) faults="$2"; shift 2 ;;
+    --broken) broken=1; shift ;;
+    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken]" >&2; exit 2 ;;
+  esac
+done
+
+kmd_install_packages || exit 1
+if [ "$broken" = 1 ]; then
+  # a private Postgres and a private tree: the broken objects never reach
+  # the source tree's build or the system's installation
+  root="${KMD_BROKEN_ROOT:-/tmp/kommander-broken}"
+  bin="$(kmd_pg_copy "$root/pg")" || exit 1
+  work="$root/src"
+  rm -rf "$work" && mkdir -p "$work"
+  (cd "$KMD_ROOT" && tar --exclude=./build --exclude=./.git -cf - .) | tar -C "$work" -xf -
+  copt="-DKMD_BROKEN_EARLY_COMMIT"
+  echo "== build (broken: $copt)"
+  (cd "$work" && make -s clean PG_CONFIG="$bin/pg_config" >/dev/null &&
+     make -s WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null &&
+     make -s install PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null) ||
+    { echo "broken build failed"; exit 1; }
+  chown -R postgres:postgres "$root" 2>/dev/null
+  expect=anomalies
+  # the faults that leave a leader's early answers behind, unless told
+  [ -n "$faults" ] || faults=isolate_leader,kill,pause,hole
+else
+  echo "== build"
+  kmd_build_install || { echo "build failed"; exit 1; }
+  bin="$PG_BIN"
+  [ -n "${KMD_PG_ROOT:-}" ] && bin="$KMD_PG_ROOT/lib/postgresql/15/bin"
+  work="$(kmd_work_tree)"
+  expect=none
+fi
+
+echo "== nemesis: seed $seed, $seconds s$([ "$broken" = 1 ] && echo ', broken build')"
+kmd_as_postgres "cd '$work' && KMD_NEMESIS_SEED=$seed KMD_NEMESIS_SECONDS=$seconds KMD_NEMESIS_EXPECT=$expect KMD_NEMESIS_FAULTS=$faults \
+  make -s PG_CONFIG=$bin/pg_config tap PROVE_FLAGS='-v' PROVE_TESTS=t/180_nemesis.pl"
+rc=$?
+# a crash is a bug, but in the broken build anything may happen
+[ "$broken" = 1 ] || kmd_check_logs "$work/tmp_check/log" || rc=1
+echo "== summary (history and server logs in $work/tmp_check/log)"
+cat "$work/tmp_check/log/nemesis-summary.txt" 2>/dev/null
+[ "$rc" = 0 ] && echo "== nemesis passed" || echo "== nemesis FAILED; replay: scripts/nemesis.sh --seed $seed --seconds $seconds${faults:+ --faults $faults}$([ "$broken" = 1 ] && echo ' --broken')"
+exit "$rc"

@@ -1,0 +1,114 @@
+-- Leases: granted, kept alive, revoked; rows attached to them; bad input
+-- with its SQLSTATE.  Runs after request_ids, on its cluster: one node,
+-- several partitions.
+
+SELECT kmd_ddl($$CREATE TABLE public.claims (job text PRIMARY KEY, owner text)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.claims');
+
+-- a lease for the partition of key c1, and three keys of that partition
+CREATE TEMP TABLE l AS SELECT kmd_lease_grant('30 s', 'c1') AS id;
+CREATE TEMP TABLE k AS
+SELECT (array_agg(key ORDER BY i))[1] AS k1, (array_agg(key ORDER BY i))[2] AS k2,
+       (array_agg(key ORDER BY i))[3] AS k3
+  FROM (SELECT i, 'c' || i AS key FROM generate_series(1, 1000) i) s, LATERAL kmd_route(s.key) r
+ WHERE r.partition_id = (SELECT partition_id FROM kmd_route('c1'));
+SELECT k1 = 'c1' AS first_is_c1 FROM k;
+SELECT id > 0 AS granted FROM l;
+SELECT kmd_lease_keepalive(id) AS time_left FROM l;
+SELECT ttl, rows, partition_id = (SELECT partition_id FROM kmd_route('c1')) AS partition_of_c1, expires_at = renewed_at + ttl AS expires_after_ttl,
+       renewed_at >= granted_at AS renewed
+  FROM kommander.leases WHERE id = (SELECT id FROM l);
+
+-- rows join the lease with "lease": an insert, an upsert, an update
+SELECT kmd_propose(k1, format('{"op":"insert","table":"claims","row":{"job":"%s","owner":"w1"},"lease":%s}', k1, id)::jsonb) > 0 AS attached FROM l, k;
+SELECT kmd_propose(k2, format('{"op":"upsert","table":"claims","row":{"job":"%s","owner":"w1"},"lease":%s}', k2, id)::jsonb) > 0 AS attached FROM l, k;
+SELECT kmd_propose(k3, format('{"op":"insert","table":"claims","row":{"job":"%s"}}', k3)::jsonb) > 0 AS not_attached FROM k;
+SELECT kmd_propose(k3, format('{"op":"update","table":"claims","key":{"job":"%s"},"set":{"owner":"w1"},"lease":%s}', k3, id)::jsonb) > 0 AS attached FROM l, k;
+SELECT rows FROM kommander.leases WHERE id = (SELECT id FROM l);
+-- an update that names no lease keeps the row's; null detaches it
+SELECT kmd_propose(k1, format('{"op":"update","table":"claims","key":{"job":"%s"},"set":{"owner":"w2"}}', k1)::jsonb) > 0 AS kept FROM k;
+SELECT kmd_propose(k2, format('{"op":"update","table":"claims","key":{"job":"%s"},"set":{"owner":"w2"},"lease":null}', k2)::jsonb) > 0 AS detached FROM k;
+SELECT rows FROM kommander.leases WHERE id = (SELECT id FROM l);
+SELECT r.key = k.k1 OR r.key = k.k3 AS attached_key, r.tbl, r.pk = jsonb_build_object('job', r.key) AS pk
+  FROM kommander.lease_rows r, k ORDER BY r.key;
+-- a row of another partition cannot join it (K0011)
+SELECT regexp_replace(err(format($$SELECT kmd_propose('zz', '{"op":"insert","table":"claims","row":{"job":"zz"},"lease":%s}')$$, id)), '\d{6,}', 'ID')
+  FROM l WHERE (SELECT partition_id FROM kmd_route('zz')) <> (SELECT partition_id FROM kmd_route('c1'));
+
+-- revoked: its rows are deleted by the same entry, the others stay
+SELECT kmd_lease_revoke(id) FROM l;
+SELECT job = k2 AS only_the_detached_row_is_left, owner FROM claims, k ORDER BY job;
+SELECT count(*) AS leases FROM kommander.leases;
+SELECT count(*) AS attachments FROM kommander.lease_rows;
+
+-- a lease that is gone: K0013
+SELECT regexp_replace(err(format('SELECT kmd_lease_keepalive(%s)', id)), '\d{6,}', 'ID') FROM l;
+SELECT regexp_replace(err(format('SELECT kmd_lease_revoke(%s)', id)), '\d{6,}', 'ID') FROM l;
+SELECT regexp_replace(err(format($$SELECT kmd_propose('c4', '{"op":"insert","table":"claims","row":{"job":"c4"},"lease":%s}')$$, id)), '\d{6,}', 'ID') FROM l;
+SELECT count(*) AS no_c4 FROM claims WHERE job = 'c4';
+
+-- a lease for the partition of a key
+CREATE TEMP TABLE l5 AS SELECT kmd_lease_grant('1 min', 'c5') AS id;
+SELECT (SELECT partition_id FROM kommander.leases WHERE id = l5.id)
+     = (SELECT partition_id FROM kmd_route('c5')) AS same_partition FROM l5;
+SELECT kmd_lease_revoke(id) FROM l5;
+
+-- bad input
+SELECT err($$SELECT kmd_lease_grant(NULL)$$);
+SELECT err($$SELECT kmd_lease_grant('0 s')$$);
+SELECT err($$SELECT kmd_lease_grant('-5 s')$$);
+SELECT err($$SELECT kmd_lease_grant('500 ms')$$);
+SELECT err($$SELECT kmd_lease_grant('1 mon')$$);
+SELECT err($$SELECT kmd_lease_grant('31 days')$$);
+SELECT err($$SELECT kmd_lease_grant('10 s', '')$$);
+SELECT err($$SELECT kmd_lease_keepalive(NULL)$$);
+SELECT err($$SELECT kmd_lease_keepalive(0)$$);
+SELECT err($$SELECT kmd_lease_revoke(-1)$$);
+SELECT err($$SELECT kmd_lease_keepalive(12345)$$);
+SELECT err($$SELECT kmd_propose('c6', '{"op":"insert","table":"claims","row":{"job":"c6"},"lease":"12"}')$$);
+SELECT err($$SELECT kmd_propose('c6', '{"op":"insert","table":"claims","row":{"job":"c6"},"lease":1.5}')$$);
+SELECT err($$SELECT kmd_propose('c6', '{"op":"insert","table":"claims","row":{"job":"c6"},"lease":-3}')$$);
+SELECT err($$SELECT kmd_propose('c6', '{"op":"insert","table":"claims","row":{"job":"c6"},"lease":null}')$$);
+SELECT err($$SELECT kmd_propose('c6', '{"op":"delete","table":"claims","key":{"job":"c6"},"lease":12}')$$);
+-- not granted to PUBLIC
+CREATE ROLE lease_nobody;
+SET ROLE lease_nobody;
+SELECT err($$SELECT kmd_lease_grant('10 s')$$);
+RESET ROLE;
+DROP ROLE lease_nobody;
+
+-- the README's job queue, as written there
+SELECT kmd_ddl($$CREATE TABLE public.queue (id text PRIMARY KEY, state text NOT NULL DEFAULT 'queued',
+                 attempts int NOT NULL DEFAULT 0, last_claim timestamptz, result jsonb)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TABLE public.queue_claims (job text PRIMARY KEY, worker text NOT NULL,
+                 deadline timestamptz)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.queue');
+SELECT kmd_register_table('public.queue_claims');
+SELECT kmd_propose('job-7', '{"op":"insert","table":"queue","row":{"id":"job-7"},
+                              "request_id":"enqueue-job-7"}') = kmd_propose('job-7', '{"op":"insert","table":"queue","row":{"id":"job-7"},
+                              "request_id":"enqueue-job-7"}') AS enqueued_once;
+SELECT id FROM queue j WHERE state = 'queued'
+   AND NOT EXISTS (SELECT 1 FROM queue_claims c WHERE c.job = j.id) LIMIT 1;
+SELECT kmd_lease_grant('30 s', 'job-7') AS lease \gset
+SELECT r - 'index' - 'term' - 'partition' AS claimed
+  FROM kmd_propose_result('job-7', format('{"op":"batch","request_id":"w1-claim-job-7-%s","commands":[
+  {"op":"insert","table":"queue_claims","row":{"job":"job-7","worker":"w1"},"lease":%s},
+  {"op":"update","table":"queue_claims","key":{"job":"job-7"},"set":{"deadline":{"now_plus":"30 s"}}},
+  {"op":"update","table":"queue","key":{"id":"job-7"},
+   "set":{"attempts":{"add":1},"last_claim":{"now_plus":"0 s"}},"if":{"state":"queued"}}]}',
+  :lease, :lease)::jsonb) r;
+-- another worker's claim: 23505, nothing of its batch applied
+SELECT err($$SELECT kmd_propose('job-7', '{"op":"batch","commands":[
+  {"op":"insert","table":"queue_claims","row":{"job":"job-7","worker":"w2"}},
+  {"op":"update","table":"queue","key":{"id":"job-7"},"set":{"attempts":{"add":1}},"if":{"state":"queued"}}]}')$$);
+SELECT kmd_lease_keepalive(:lease) AS time_left;
+SELECT worker, deadline - q.last_claim AS deadline_after_claim, attempts
+  FROM queue_claims c JOIN queue q ON q.id = c.job;
+SELECT r - 'index' - 'term' - 'partition' AS done
+  FROM kmd_propose_result('job-7', format('{"op":"batch","request_id":"w1-done-job-7-%s","commands":[
+  {"op":"delete","table":"queue_claims","key":{"job":"job-7"},"if":{"worker":"w1"},"strict":true},
+  {"op":"update","table":"queue","key":{"id":"job-7"},"set":{"state":"done","result":{"ok":true}}}]}',
+  :lease)::jsonb) r;
+SELECT kmd_lease_revoke(:lease);
+SELECT id, state, attempts, result FROM queue;
+SELECT count(*) AS claims FROM queue_claims;

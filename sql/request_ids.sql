@@ -1,0 +1,61 @@
+-- Idempotent proposals: a command's "request_id".  Runs after primitives,
+-- on its cluster.
+
+SELECT kmd_propose('req-1', '{"op":"insert","table":"jobs","row":{"id":"req-1","state":"queued"}}') > 0 AS inserted;
+
+-- the first time, applied; the same id again returns the first outcome,
+-- index included, and adds nothing
+CREATE TEMP TABLE firsts AS
+SELECT kmd_propose_result('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":{"add":1}},"request_id":"r-1"}') AS r;
+SELECT kmd_propose_result('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":{"add":1}},"request_id":"r-1"}') = r AS same_answer
+  FROM firsts;
+SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":{"add":1}},"request_id":"r-1"}') = (r->>'index')::bigint AS same_index
+  FROM firsts;
+SELECT attempts FROM jobs WHERE id = 'req-1';
+
+-- another id is another request
+SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":{"add":1}},"request_id":"r-2"}') > 0 AS applied;
+SELECT attempts FROM jobs WHERE id = 'req-1';
+
+-- a compare-and-set that did not hold: the retry says so too, with the row
+-- as it was then, although the row has changed since
+SELECT r - 'index' - 'term' - 'partition' AS answer
+  FROM kmd_propose_result('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"state":"running"},"if":{"state":"done"},"request_id":"r-3"}') r;
+SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"state":"done"}}') > 0 AS changed;
+SELECT r - 'index' - 'term' - 'partition' AS answer
+  FROM kmd_propose_result('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"state":"running"},"if":{"state":"done"},"request_id":"r-3"}') r;
+SELECT state FROM jobs WHERE id = 'req-1';
+
+-- a command that failed: the retry fails the same way, and is not run again
+SELECT err($$SELECT kmd_propose('req-1', '{"op":"insert","table":"jobs","row":{"id":"req-1","state":"x"},"request_id":"r-4"}')$$);
+SELECT kmd_propose('req-1', '{"op":"delete","table":"jobs","key":{"id":"req-1"}}') > 0 AS deleted;
+SELECT err($$SELECT kmd_propose('req-1', '{"op":"insert","table":"jobs","row":{"id":"req-1","state":"x"},"request_id":"r-4"}')$$);
+SELECT count(*) AS rows FROM jobs WHERE id = 'req-1';
+
+-- a batch and an applier call take an id too
+SELECT (kmd_propose_result('req-1', '{"op":"batch","request_id":"r-5","commands":[
+    {"op":"insert","table":"jobs","row":{"id":"req-1","state":"queued"}},
+    {"op":"call","applier":"entry_time"}]}') - 'index' - 'term' - 'partition' - 'result') AS answer;
+SELECT (kmd_propose_result('req-1', '{"op":"batch","request_id":"r-5","commands":[
+    {"op":"insert","table":"jobs","row":{"id":"req-1","state":"queued"}},
+    {"op":"call","applier":"entry_time"}]}') - 'index' - 'term' - 'partition' - 'result') AS retried;
+
+-- the same id for another command of the same key: K0011, nothing applied
+SELECT err($$SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":{"add":100}},"request_id":"r-1"}')$$);
+SELECT attempts FROM jobs WHERE id = 'req-1';
+-- ids are per key: the same id with another key is another request
+SELECT kmd_propose('req-2', '{"op":"insert","table":"jobs","row":{"id":"req-2","state":"queued"},"request_id":"r-1"}') > 0 AS inserted;
+
+-- what the partition remembers (superusers read it)
+SELECT key, request_id, applied, sqlstate FROM kommander.requests ORDER BY key, request_id;
+
+-- bad request ids: K0011
+SELECT err($$SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":1},"request_id":7}')$$);
+SELECT err($$SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":1},"request_id":""}')$$);
+SELECT err($$SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":1},"request_id":null}')$$);
+SELECT err(format($$SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":1},"request_id":"%s"}')$$, repeat('x', 201)));
+-- only the whole command carries one, not a command of a batch
+SELECT err($$SELECT kmd_propose('req-1', '{"op":"batch","commands":[{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":1},"request_id":"r-9"}]}')$$);
+-- the retention: a setting of the proposing node, in milliseconds
+SHOW kommander.request_retention;
+SELECT err($$SET kommander.request_retention = '10 ms'$$);

@@ -1,0 +1,29 @@
+-- A proposal and the caller's transaction.  Runs after single_node, on its
+-- cluster.
+
+-- a proposal is not part of the caller's transaction: committed by the
+-- cluster, it stays after a ROLLBACK
+BEGIN;
+SELECT kmd_propose('tx-1', '{"op":"insert","table":"jobs","row":{"id":"tx-1","state":"queued"}}') > 0 AS proposed;
+SELECT state FROM jobs WHERE id = 'tx-1';
+ROLLBACK;
+SELECT state FROM jobs WHERE id = 'tx-1';
+
+-- a caller in REPEATABLE READ does not see its own write: its snapshot
+-- was taken before the write was applied
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) FROM jobs WHERE id = 'tx-2';
+SELECT kmd_propose('tx-2', '{"op":"insert","table":"jobs","row":{"id":"tx-2","state":"queued"}}') > 0 AS proposed;
+SELECT count(*) FROM jobs WHERE id = 'tx-2';
+COMMIT;
+SELECT count(*) FROM jobs WHERE id = 'tx-2';
+
+-- at READ COMMITTED the next statement sees it
+BEGIN;
+SELECT kmd_propose('tx-3', '{"op":"insert","table":"jobs","row":{"id":"tx-3","state":"queued"}}') > 0 AS proposed;
+SELECT count(*) FROM jobs WHERE id = 'tx-3';
+COMMIT;
+
+-- leave the cluster's rows as they were
+SELECT count(*) AS deleted FROM (VALUES ('tx-1'), ('tx-2'), ('tx-3')) k(id),
+  LATERAL kmd_propose(k.id, jsonb_build_object('op', 'delete', 'table', 'jobs', 'key', jsonb_build_object('id', k.id)));

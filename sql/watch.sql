@@ -1,0 +1,112 @@
+-- Seeing inside and watching: the views over shared memory and the change
+-- feed of the output plugin "kommander".  Runs after single_node, on the
+-- node it bootstrapped (wal_level = logical, test/regress.conf).
+
+-- the views' shape
+SELECT attname, format_type(atttypid, atttypmod) AS type
+  FROM pg_attribute WHERE attrelid = 'kommander.stats'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT attname, format_type(atttypid, atttypmod) AS type
+  FROM pg_attribute WHERE attrelid = 'kommander.latency'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT attname, format_type(atttypid, atttypmod) AS type
+  FROM pg_attribute WHERE attrelid = 'kommander.peers'::regclass AND attnum > 0 ORDER BY attnum;
+
+-- the node's counters and gauges, once each; then those of every partition
+SELECT name FROM kommander.stats WHERE partition_id IS NULL ORDER BY name;
+SELECT name, count(*) = (SELECT count(*) FROM kommander.partitions) AS every_partition
+  FROM kommander.stats WHERE partition_id IS NOT NULL GROUP BY name ORDER BY name;
+SELECT count(*) AS negative FROM kommander.stats WHERE value < 0;
+
+-- a proposal moves the counters of the node and of its partition, and the
+-- propose latency
+SELECT kmd_ddl($$CREATE TABLE public.watched (id text PRIMARY KEY, n int, doc jsonb, ok boolean, note text)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('watched');
+CREATE TEMP TABLE seen AS
+  SELECT name, coalesce(partition_id, -1) AS partition_id, value FROM kommander.stats;
+SELECT kmd_propose('w1', '{"op":"insert","table":"watched","row":{"id":"w1","n":1}}') > 0 AS ok;
+SELECT s.name, s.partition_id IS NULL AS node, s.value > seen.value AS moved
+  FROM kommander.stats s JOIN seen ON seen.name = s.name AND seen.partition_id = coalesce(s.partition_id, -1)
+ WHERE s.name IN ('proposals', 'commits', 'applies', 'log_entries_appended', 'log_append_batches')
+   AND (s.partition_id IS NULL OR s.partition_id = (SELECT partition_id FROM kmd_route('w1')))
+ ORDER BY 1, 2;
+SELECT operation, partition_id IS NULL AS node, count > 0 AS counted,
+       p50_ms <= p90_ms AND p90_ms <= p99_ms AND p99_ms <= max_ms AS ordered
+  FROM kommander.latency
+ WHERE operation IN ('propose', 'commit', 'apply', 'log_append')
+   AND (partition_id IS NULL OR partition_id = (SELECT partition_id FROM kmd_route('w1')))
+ ORDER BY 1, 2;
+SELECT operation FROM kommander.latency WHERE partition_id IS NULL ORDER BY 1;
+
+-- a fenced proposal and its counter
+SELECT value AS fenced_before FROM kommander.stats
+ WHERE name = 'proposals_rejected_fenced' AND partition_id IS NULL \gset
+SELECT err($$SELECT kmd_propose('w1', '{"op":"upsert","table":"watched","row":{"id":"w1"}}', 123456)$$);
+SELECT value - :fenced_before AS fenced FROM kommander.stats
+ WHERE name = 'proposals_rejected_fenced' AND partition_id IS NULL;
+
+-- a node alone leads no other member: no peers
+SELECT count(*) AS peers FROM kommander.peers;
+
+-- the queue bound is a setting
+SHOW kommander.max_queued_proposals;
+
+-- the change feed: allowed where the server lists the plugins it allows,
+-- a slot, then writes of every kind
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_settings WHERE name = 'output_plugin_libraries') THEN
+        SET output_plugin_libraries = 'pgoutput', 'test_decoding', 'kommander';
+    END IF;
+END
+$$;
+SELECT 'created' FROM pg_create_logical_replication_slot('watch_regress', 'kommander');
+SELECT kmd_propose('w2', '{"op":"insert","table":"watched","row":{"id":"w2","n":2,"doc":{"a":[1,2]},"ok":true,"note":"say \"hi\""}}') > 0 AS ok;
+SELECT kmd_propose('w2', '{"op":"update","table":"watched","key":{"id":"w2"},"set":{"n":3}}') > 0 AS ok;
+SELECT kmd_propose('w1', '{"op":"delete","table":"watched","key":{"id":"w1"}}') > 0 AS ok;
+SELECT kmd_propose('w3', '{"op":"batch","commands":[{"op":"insert","table":"watched","row":{"id":"w3","n":1.5e3}},{"op":"update","table":"watched","key":{"id":"w3"},"set":{"note":null}}]}') > 0 AS ok;
+-- a command that fails changes nothing and shows nothing
+SELECT err($$SELECT kmd_propose('w2', '{"op":"insert","table":"watched","row":{"id":"w2"}}')$$);
+-- what is not a control table's change made by an entry is not in the feed
+CREATE TABLE public.plain (id int PRIMARY KEY);
+INSERT INTO public.plain VALUES (1);
+SELECT data::jsonb - 'lsn' - 'index' - 'term' - 'partition' AS change
+  FROM pg_logical_slot_peek_changes('watch_regress', NULL, NULL);
+-- one entry per change here, in log order, each with its entry's position
+SELECT count(*) AS changes,
+       bool_and((data::jsonb->>'index')::bigint > 0 AND (data::jsonb->>'term')::bigint > 0) AS positioned,
+       count(DISTINCT data::jsonb->>'lsn') AS transactions_at_most
+  FROM pg_logical_slot_peek_changes('watch_regress', NULL, NULL);
+SELECT bool_and(i > prev) AS log_order
+  FROM (SELECT (data::jsonb->>'index')::bigint AS i,
+               lag((data::jsonb->>'index')::bigint) OVER (ORDER BY ordinality) AS prev
+          FROM pg_logical_slot_peek_changes('watch_regress', NULL, NULL) WITH ORDINALITY
+         WHERE data::jsonb->>'partition' = (SELECT partition_id::text FROM kmd_route('w2'))) s
+ WHERE prev IS NOT NULL AND i <> prev;
+
+-- include-system: a merge (its freeze, then the merge) is an event too
+SELECT kmd_merge(l.partition_id, r.partition_id) > 0 AS merged
+  FROM kommander.partitions l JOIN kommander.partitions r ON r.lo = l.hi
+ WHERE l.partition_id > 0 ORDER BY l.partition_id LIMIT 1;
+-- the apply worker commits without waiting for the WAL flush, and decoding
+-- reads only flushed WAL: wait until the WAL writer has flushed it
+DO $$
+DECLARE
+    target pg_lsn := pg_current_wal_insert_lsn();
+BEGIN
+    WHILE pg_current_wal_flush_lsn() < target LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT data::jsonb->>'op' AS op, data::jsonb->>'event' AS event
+  FROM pg_logical_slot_peek_changes('watch_regress', NULL, NULL, 'include-system', 'true')
+ WHERE data::jsonb->>'op' = 'event' AND data::jsonb->>'event' <> 'leader';
+SELECT count(*) AS events_without_the_option
+  FROM pg_logical_slot_peek_changes('watch_regress', NULL, NULL)
+ WHERE data::jsonb->>'op' = 'event';
+SELECT err($$SELECT * FROM pg_logical_slot_peek_changes('watch_regress', NULL, NULL, 'include-system', 'maybe')$$);
+SELECT err($$SELECT * FROM pg_logical_slot_peek_changes('watch_regress', NULL, NULL, 'no-such-option', 'true')$$);
+-- consumed once: nothing the second time
+SELECT count(*) > 0 AS consumed FROM pg_logical_slot_get_changes('watch_regress', NULL, NULL);
+SELECT count(*) AS again FROM pg_logical_slot_get_changes('watch_regress', NULL, NULL);
+SELECT pg_drop_replication_slot('watch_regress');
+DROP TABLE public.plain;

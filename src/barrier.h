@@ -1,0 +1,53 @@
+/*-------------------------------------------------------------------------
+ *
+ * barrier.h
+ *	  DDL and registrations crossed by every partition at the same point
+ *	  of its log, on every node.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/barrier.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KMD_BARRIER_H
+#define KMD_BARRIER_H
+
+#include "command.h"
+#include "worker.h"
+
+/*
+ * The system index of the last DDL or registration that changed this
+ * node's state, as an SQL expression: two nodes where it is the same
+ * applied the same barriers (an image may go from one to the other).
+ */
+#define KMD_BARRIERS_APPLIED \
+	"greatest(coalesce((SELECT max(idx) FROM kommander.ddl), 0), " \
+	"coalesce((SELECT max(registered) FROM kommander.tables), 0), " \
+	"coalesce((SELECT max(registered) FROM kommander.appliers), 0))"
+
+/* Is a system command of this kind a barrier (DDL, a registration)? */
+extern bool kmd_barrier_kind(uint32 kind);
+
+/* The system index a barrier entry covers; false if it names none. */
+extern bool kmd_barrier_arg(const KmdCommand *cmd, uint64 *sys_index);
+
+/*
+ * Apply worker: may the barrier at `sys_index' of the system partition be
+ * applied now?  If not, the leaders here are asked for barrier entries.
+ */
+extern bool kmd_barrier_ready(uint64 sys_index);
+
+/*
+ * Apply worker: where a partition stopped (0, 0: it is not held); true if
+ * that changed.
+ */
+extern bool kmd_barrier_hold(int32 partition_id, uint64 barrier, int32 merge_right);
+
+/* Apply worker, at start: no partition is held by a process gone. */
+extern void kmd_barrier_reset(void);
+
+/* Raft worker, on a tick of a group it leads: a barrier entry if wanted. */
+extern bool kmd_barrier_propose(KmdGroup *g, TimestampTz now);
+
+#endif							/* KMD_BARRIER_H */

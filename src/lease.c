@@ -1,0 +1,521 @@
+/*-------------------------------------------------------------------------
+ *
+ * lease.c
+ *	  Leases: kmd_lease_grant, kmd_lease_keepalive, kmd_lease_revoke, the
+ *	  rows attached to a lease ("lease": id in a row command), and their
+ *	  expiry.
+ *
+ * A lease is state of the partition that owns its id (routed as the id's
+ * text): kommander.lease_state holds it, kommander.lease_rows the rows
+ * attached to it, each under the routing key of its row; partition images
+ * carry both.  Grant, keepalive, revoke and expiry are entries of that
+ * partition's log (KMD_CMD_LEASE), and the entry that ends a lease deletes
+ * its rows, on every node at the same index.
+ *
+ * When a lease is due is decided by each node's countdown and the
+ * leader's Raft worker (lease_clock.c); this file is the state machine
+ * and the SQL functions.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/lease.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "errcodes.h"
+#include "keyrange.h"
+#include "lease.h"
+#include "plans.h"
+#include "request.h"
+#include "routing.h"
+#include "rows_int.h"
+#include "shmem.h"
+
+PG_FUNCTION_INFO_V1(kmd_lease_grant);
+PG_FUNCTION_INFO_V1(kmd_lease_keepalive);
+PG_FUNCTION_INFO_V1(kmd_lease_revoke);
+
+/* the shortest and longest time to live of a lease */
+#define LEASE_MIN_TTL_MS 1000
+#define LEASE_MAX_TTL_MS (INT64CONST(30) * 24 * 3600 * 1000)
+
+/* ------------------------------------------------------------------------
+ * SQL functions
+ * ------------------------------------------------------------------------
+ */
+
+static void
+lease_not_found(int64 id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_LEASE_NOT_FOUND),
+			 errmsg("lease " INT64_FORMAT " does not exist", id),
+			 errdetail("It expired, was revoked, or was never granted."),
+			 errhint("Grant a new lease with kmd_lease_grant().")));
+}
+
+/*
+ * Propose lease command `op' for lease `id' to the partition that owns it,
+ * with `arg' (a TTL in ms for a grant); returns the outcome, errors raised.
+ */
+static void
+propose_lease(const char *op, int64 id, int64 arg, KmdOutcome *out)
+{
+	char	   *key = psprintf(INT64_FORMAT, id);
+	uint64		generation;
+	int32		state;
+	int32		leader;
+	int32		partition_id = kmd_route_key(key, strlen(key), &generation, &state, &leader);
+	KmdCommand	cmd;
+
+	if (state == KMD_PART_FROZEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
+				 errmsg("partition %d is frozen", partition_id),
+				 errdetail("A merge of the partition that owns lease " INT64_FORMAT " is under way.", id),
+				 errhint("Retry once the merge is done.")));
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_LEASE;
+	cmd.generation = generation;
+	cmd.sys_index = kmd_partition_applied(0);
+	cmd.key = key;
+	cmd.n_args = 3;
+	cmd.args[0] = (char *) op;
+	cmd.args[1] = key;
+	cmd.args[2] = psprintf(INT64_FORMAT, arg);
+	kmd_propose_command(partition_id, &cmd, out);
+}
+
+static int64
+lease_arg(FunctionCallInfo fcinfo)
+{
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lease id must not be null")));
+	id = PG_GETARG_INT64(0);
+	if (id <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease id must be positive"),
+				 errhint("Use an id that kmd_lease_grant() returned.")));
+	kmd_require_member();
+	return id;
+}
+
+static Interval *
+interval_of_ms(int64 ms)
+{
+	Interval   *span = palloc0(sizeof(Interval));
+
+	span->time = ms * INT64CONST(1000);
+	return span;
+}
+
+/*
+ * kmd_lease_grant(ttl interval, key text DEFAULT NULL) RETURNS bigint: a
+ * new lease, owned by a partition; with `key', by the partition that owns
+ * that key, so that rows of that key can be attached to it.
+ */
+Datum
+kmd_lease_grant(PG_FUNCTION_ARGS)
+{
+	Interval   *ttl;
+	int64		ttl_ms;
+	int64		id = 0;
+	int32		want = -1;
+	KmdOutcome	out;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("ttl must not be null")));
+	ttl = PG_GETARG_INTERVAL_P(0);
+	if (ttl->month != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must not count months"),
+				 errhint("Give it in days, hours, minutes or seconds.")));
+	ttl_ms = (int64) ttl->day * 86400000 + ttl->time / 1000;
+	if (ttl->day > 31 || ttl_ms < LEASE_MIN_TTL_MS || ttl_ms > LEASE_MAX_TTL_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must be between 1 second and 30 days"),
+				 errhint("A lease shorter than a few election timeouts may expire during a failover.")));
+	if (!PG_ARGISNULL(1))
+	{
+		char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		uint64		generation;
+		int32		state;
+		int32		leader;
+
+		if (key[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("key must not be empty")));
+		kmd_require_member();
+		want = kmd_route_key(key, strlen(key), &generation, &state, &leader);
+	}
+	kmd_require_member();
+
+	/* a random id, one of the wanted partition's if a key was given */
+	for (int tries = 0; id == 0; tries++)
+	{
+		uint64		r;
+		char		text[32];
+		uint64		generation;
+		int32		state;
+		int32		leader;
+
+		if (tries >= 1000000)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not find a lease id for partition %d", want)));
+		if (!pg_strong_random(&r, sizeof(r)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random lease id")));
+		id = (int64) (r & PG_INT64_MAX);
+		snprintf(text, sizeof(text), INT64_FORMAT, id);
+		if (id == 0 ||
+			(want >= 0 && kmd_route_key(text, strlen(text), &generation, &state, &leader) != want))
+			id = 0;
+	}
+	propose_lease("grant", id, ttl_ms, &out);
+	PG_RETURN_INT64(id);
+}
+
+/* kmd_lease_keepalive(id bigint) RETURNS interval: the time left (the TTL) */
+Datum
+kmd_lease_keepalive(PG_FUNCTION_ARGS)
+{
+	int64		id = lease_arg(fcinfo);
+	KmdOutcome	out;
+	Jsonb	   *answer;
+	JsonbValue *v;
+
+	propose_lease("keepalive", id, 0, &out);
+	if (out.result == NULL)
+		elog(ERROR, "keepalive of lease " INT64_FORMAT " returned no time", id);
+	answer = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(out.result)));
+	v = getKeyJsonValueFromContainer(&answer->root, "result", 6, NULL);
+	if (v == NULL || v->type != jbvNumeric)
+		elog(ERROR, "keepalive of lease " INT64_FORMAT " returned no time", id);
+	PG_RETURN_INTERVAL_P(interval_of_ms(DatumGetInt64(DirectFunctionCall1(numeric_int8,
+																		  NumericGetDatum(v->val.numeric)))));
+}
+
+/* kmd_lease_revoke(id bigint): ends the lease and deletes its rows now */
+Datum
+kmd_lease_revoke(PG_FUNCTION_ARGS)
+{
+	int64		id = lease_arg(fcinfo);
+	KmdOutcome	out;
+
+	propose_lease("revoke", id, 0, &out);
+	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------------
+ * Applying
+ * ------------------------------------------------------------------------
+ */
+
+static uint64
+exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	int			rc = kmd_plan_execute(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* "t.a = k.a AND t.b = k.b" for the keys of the object `pk' */
+static char *
+pk_match(Jsonb *pk)
+{
+	StringInfoData buf;
+	JsonbIterator *it = JsonbIteratorInit(&pk->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	initStringInfo(&buf);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		const char *col;
+
+		if (tok != WJB_KEY)
+			continue;
+		col = quote_identifier(pnstrdup(v.val.string.val, v.val.string.len));
+		appendStringInfo(&buf, "%st.%s = k.%s", buf.len ? " AND " : "", col, col);
+	}
+	return buf.data;
+}
+
+/* Delete the row of table `tbl' whose primary key is `pk_text' (jsonb). */
+static void
+delete_row(const char *tbl, const char *pk_text)
+{
+	Jsonb	   *pk = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pk_text)));
+	Oid			types[1] = {JSONBOID};
+	Datum		values[1] = {JsonbPGetDatum(pk)};
+
+	(void) exec(psprintf("DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
+						 tbl, tbl, pk_match(pk)),
+				1, types, values, SPI_OK_DELETE);
+}
+
+/*
+ * End lease `id': delete the rows attached to it in this partition's range
+ * (a table dropped since is passed over), then the lease.
+ */
+static void
+end_lease(int64 id)
+{
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		values[3];
+	List	   *tables = NIL;
+	List	   *pks = NIL;
+	ListCell   *lt;
+	ListCell   *lp;
+
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(kmd_apply_range.lo);
+	values[2] = Int64GetDatum(kmd_apply_range.hi);
+	(void) exec("SELECT tbl, pk::text FROM kommander.lease_rows WHERE lease = $1 "
+				"AND kommander.key_hash(key) BETWEEN $2 AND $3 "
+				"AND to_regclass(tbl) IS NOT NULL ORDER BY key, tbl, pk",
+				3, types, values, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		tables = lappend(tables, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
+	}
+	forboth(lt, tables, lp, pks)
+		delete_row(lfirst(lt), lfirst(lp));
+	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
+				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
+				3, types, values, SPI_OK_DELETE);
+	(void) exec("DELETE FROM kommander.lease_state WHERE id = $1", 1, types, values, SPI_OK_DELETE);
+
+	/* rows a split put in other partitions: their leaders drop them */
+	(void) exec("SELECT DISTINCT kommander.key_hash(key) FROM kommander.lease_rows "
+				"WHERE lease = $1 AND kommander.key_hash(key) NOT BETWEEN $2 AND $3",
+				3, types, values, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		kmd_lease_clock_orphan(id, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+}
+
+/*
+ * "drop" of lease `id', in a partition other than the lease's: delete the
+ * rows attached to it in this partition's range.  The lease ended in its
+ * own partition, which is why this entry was proposed.
+ */
+static void
+drop_orphans(int64 id)
+{
+	Oid			types[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		values[3];
+	List	   *tables = NIL;
+	List	   *pks = NIL;
+	ListCell   *lt;
+	ListCell   *lp;
+
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(kmd_apply_range.lo);
+	values[2] = Int64GetDatum(kmd_apply_range.hi);
+	(void) exec("SELECT tbl, pk::text FROM kommander.lease_rows WHERE lease = $1 "
+				"AND kommander.key_hash(key) BETWEEN $2 AND $3 "
+				"AND to_regclass(tbl) IS NOT NULL ORDER BY key, tbl, pk",
+				3, types, values, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		tables = lappend(tables, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
+	}
+	forboth(lt, tables, lp, pks)
+		delete_row(lfirst(lt), lfirst(lp));
+	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
+				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
+				3, types, values, SPI_OK_DELETE);
+	kmd_lease_clock_dropped(id, kmd_apply_range.lo, kmd_apply_range.hi);
+}
+
+void
+kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
+				StringInfo result)
+{
+	const char *op;
+	int64		id;
+	int64		arg;
+	Oid			types[5] = {INT8OID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID};
+	Datum		values[5];
+	bool		isnull;
+
+	if (cmd->n_args != 3)
+		elog(ERROR, "malformed lease command");
+	op = cmd->args[0];
+	id = DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(cmd->args[1])));
+	arg = DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(cmd->args[2])));
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(arg);
+	values[2] = TimestampTzGetDatum((TimestampTz) ctx->proposed_at);
+	values[3] = Int64GetDatum((int64) ctx->index);
+	*applied = true;
+
+	if (strcmp(op, "grant") == 0)
+	{
+		(void) exec("SELECT count(*) FROM kommander.lease_state", 0, NULL, NULL, SPI_OK_SELECT);
+		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= KMD_MAX_LEASES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many leases"),
+					 errdetail("A cluster holds at most %d leases at once.", KMD_MAX_LEASES),
+					 errhint("Revoke the leases no longer used, or share one lease among the rows of a client.")));
+		if (exec("INSERT INTO kommander.lease_state VALUES ($1, $2, $3, $3, $4) "
+				 "ON CONFLICT (id) DO NOTHING", 4, types, values, SPI_OK_INSERT) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("lease " INT64_FORMAT " exists already", id),
+					 errhint("Grant again: the next id is drawn anew.")));
+		kmd_lease_clock_renew(id, arg, ctx->index);
+	}
+	else if (strcmp(op, "keepalive") == 0)
+	{
+		int64		ttl_ms;
+
+		if (exec("UPDATE kommander.lease_state SET renewed_at = $3, renewed_idx = $4 "
+				 "WHERE id = $1 AND $2 = $2 RETURNING ttl_ms", 4, types, values,
+				 SPI_OK_UPDATE_RETURNING) == 0)
+			lease_not_found(id);
+		ttl_ms = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		appendStringInfo(result, "{\"result\": " INT64_FORMAT "}", ttl_ms);
+		kmd_lease_clock_renew(id, ttl_ms, ctx->index);
+	}
+	else if (strcmp(op, "revoke") == 0 || strcmp(op, "expire") == 0)
+	{
+		bool		expire = op[0] == 'e';
+
+		if (exec("SELECT renewed_idx FROM kommander.lease_state WHERE id = $1",
+				 1, types, values, SPI_OK_SELECT) == 0)
+		{
+			/* an expiry proposed twice, or after a revoke: nothing to do */
+			if (expire)
+			{
+				*applied = false;
+				kmd_lease_clock_forget(id);
+				return;
+			}
+			lease_not_found(id);
+		}
+
+		/*
+		 * An expiry decided before a keepalive that was committed first
+		 * does nothing: the lease was renewed.
+		 */
+		if (expire &&
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) != arg)
+		{
+			*applied = false;
+			return;
+		}
+		end_lease(id);
+		kmd_lease_clock_forget(id);
+	}
+	else if (strcmp(op, "drop") == 0)
+		drop_orphans(id);
+	else
+		elog(ERROR, "unknown lease command \"%s\"", op);
+}
+
+/* jsonb_build_object('a', r.a, ...) of the primary key columns */
+static char *
+pk_object(RowCommand *c)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "jsonb_build_object(");
+	foreach(lc, c->pk)
+	{
+		const char *col = lfirst(lc);
+
+		if (lc != list_head(c->pk))
+			appendStringInfoString(&buf, ", ");
+		appendStringInfo(&buf, "%s, r.%s", quote_literal_cstr(col), quote_identifier(col));
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
+void
+kmd_lease_track(RowCommand *c, const char *key)
+{
+	bool		attach = c->lease > 0 && c->op != OP_DELETE;
+	bool		detach = c->op != OP_UPDATE || c->lease_named;
+	Oid			types[4] = {JSONBOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[4];
+	volatile bool save = kmd_apply_range.user_command;
+
+	if (!attach && !detach)
+		return;
+	values[0] = JsonbPGetDatum(c->op == OP_INSERT || c->op == OP_UPSERT ? c->row : c->key);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = CStringGetTextDatum(c->qualname);
+	values[3] = Int64GetDatum(c->lease);
+
+	/* kommander's own tables, written as the apply worker's role */
+	kmd_apply_range.user_command = false;
+	SPI_connect();
+	PG_TRY();
+	{
+		if (attach)
+		{
+			int64		h = kmd_lease_hash(c->lease);
+
+			if (exec("SELECT 1 FROM kommander.lease_state WHERE id = $4 AND $1 IS NOT NULL "
+					 "AND $2 IS NOT NULL AND $3 IS NOT NULL",
+					 4, types, values, SPI_OK_SELECT) == 0)
+				lease_not_found(c->lease);
+			if (h < kmd_apply_range.lo || h > kmd_apply_range.hi)
+				ereport(ERROR,
+						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						 errmsg("\"lease\": lease " INT64_FORMAT " belongs to another partition than key \"%s\"",
+								c->lease, key),
+						 errhint("Grant the lease with kmd_lease_grant(ttl, key) for a key of the rows it will hold.")));
+		}
+		(void) exec(psprintf("DELETE FROM kommander.lease_rows l USING "
+							 "(SELECT %s AS pk FROM jsonb_populate_record(NULL::%s, $1) AS r) AS k "
+							 "WHERE l.key = $2 AND l.tbl = $3 AND l.pk = k.pk",
+							 pk_object(c), c->qualname),
+					3, types, values, SPI_OK_DELETE);
+		if (attach)
+			(void) exec(psprintf("INSERT INTO kommander.lease_rows "
+								 "SELECT $2, $3, %s, $4 FROM jsonb_populate_record(NULL::%s, $1) AS r",
+								 pk_object(c), c->qualname),
+						4, types, values, SPI_OK_INSERT);
+	}
+	PG_FINALLY();
+	{
+		kmd_apply_range.user_command = save;
+	}
+	PG_END_TRY();
+	SPI_finish();
+}
+

@@ -1,0 +1,79 @@
+/*-------------------------------------------------------------------------
+ *
+ * lease.h
+ *	  Leases with a time to live: granted, kept alive and revoked through
+ *	  the log of the partition that owns them, expired by that partition's
+ *	  leader, and the rows attached to them deleted by the committed entry
+ *	  that ends them (lease.c).
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/lease.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_LEASE_H
+#define KOMMANDER_LEASE_H
+
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+
+#include "command.h"
+#include "rows.h"
+
+struct KmdGroup;
+struct RowCommand;
+
+/* The most leases a cluster holds at once (checked when one is granted). */
+#define KMD_MAX_LEASES 4096
+
+/* The key-hash of lease `id': the partition that owns it. */
+extern int64 kmd_lease_hash(int64 id);
+
+/*
+ * This node's countdown (lease_clock.c), as the apply worker applies
+ * entries: a grant or keepalive at log index `index' restarts it for the
+ * whole TTL; a lease that ended is forgotten; rows of an ended lease left
+ * where `hash' routes are noted, and forgotten once dropped in [lo, hi].
+ */
+extern void kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index);
+extern void kmd_lease_clock_forget(int64 id);
+extern void kmd_lease_clock_orphan(int64 id, int64 hash);
+extern void kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi);
+
+/* shmem_request_hook and shmem_startup_hook parts (kommander.c) */
+extern void kmd_lease_shmem_request(void);
+extern void kmd_lease_shmem_startup(void);
+
+/*
+ * Apply a committed KMD_CMD_LEASE entry (SPI connected, in the command's
+ * subtransaction): grant, keepalive, revoke or expire.  Errors are the
+ * command's outcome.  `result' gets {"result": ...} for a keepalive.
+ */
+extern void kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx,
+							bool *applied, StringInfo result);
+
+/*
+ * After a row command was applied (not as the table's owner): the row
+ * leaves the lease it was attached to (insert, upsert, delete, and an
+ * update that names "lease"), and joins the one it names, which must be
+ * alive in the same partition (K0013 otherwise).
+ */
+extern void kmd_lease_track(struct RowCommand *c, const char *key);
+
+/*
+ * The apply worker's view of the leases in shared memory, from
+ * kommander.lease_state (SPI connected, in a transaction): at its start
+ * and after an image.  Every lease gets its whole time to live again.
+ */
+extern void kmd_leases_load(void);
+
+/*
+ * Called by the Raft worker on each tick for every user partition it
+ * leads: a lease of the partition whose time is up on this node's clock
+ * gets an expiry entry proposed.  A new term first gives every lease of
+ * the partition at least one election timeout.  True if it proposed.
+ */
+extern bool kmd_lease_tick(struct KmdGroup *g, TimestampTz now);
+
+#endif							/* KOMMANDER_LEASE_H */

@@ -1,0 +1,348 @@
+/*-------------------------------------------------------------------------
+ *
+ * lease_clock.c
+ *	  When a lease is due: each node's countdown of every lease, in shared
+ *	  memory, and the expiry entries the leader of a lease's partition
+ *	  proposes (lease.c applies them).
+ *
+ * Time.  Which lease is due is decided by the leader of its partition
+ * alone, on its own clock, as etcd does: every node keeps in shared memory
+ * a deadline per lease, set to its clock plus the TTL when it applies the
+ * grant or a keepalive (and when its apply worker starts, or installs an
+ * image); the Raft worker of the partition's leader proposes an expiry
+ * entry once the deadline has passed.  A node that takes the lead first
+ * moves every deadline to at least one election timeout from then.  The
+ * expiry entry names the keepalive it saw last (its index), and applying
+ * it does nothing if a keepalive came between: a keepalive committed
+ * before the expiry always wins.  No node ever deletes anything on its own
+ * clock: only committed entries do.
+ *
+ * Splits.  A lease and the rows attached to it start in one partition; a
+ * split may then part them.  The entry that ends the lease deletes the
+ * rows of its own partition and notes, on each node, the lease and the
+ * keys of the rows left elsewhere; the leader of each partition holding
+ * such rows proposes a "drop" entry there, which deletes them.  The note
+ * lives in shared memory: a node restarting in between forgets it, and
+ * another node, leader of that partition, proposes the drop.
+ *
+ * Lock protocol: LeaseTable.lock (LWLock) guards the slots and the
+ * orphans.  The apply worker writes them; the Raft workers read them and
+ * write `deadline' and `proposed'.  `count' is read without the lock, as
+ * a hint only.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/lease_clock.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+#include "lease.h"
+#include "raft/raft.h"
+#include "routing.h"
+#include "shmem.h"
+#include "worker.h"
+
+/* One lease as this node counts its time. */
+typedef struct LeaseSlot
+{
+	int64		id;				/* 0: free */
+	int64		hash;			/* of the id's text: the owning partition */
+	int64		ttl_ms;
+	uint64		renewed_idx;	/* the entry of the grant or last keepalive */
+	TimestampTz deadline;		/* this node's clock: when it is due */
+	TimestampTz proposed;		/* when this node last proposed its expiry */
+} LeaseSlot;
+
+/*
+ * Rows attached to a lease that ended, left in another partition: a split
+ * since they were attached put them there.  The leader of that partition
+ * proposes a "drop" entry there, which deletes them.
+ */
+typedef struct LeaseOrphan
+{
+	int64		id;				/* the lease; 0: free */
+	int64		hash;			/* of a routing key of such a row */
+	TimestampTz proposed;		/* when this node last proposed the drop */
+} LeaseOrphan;
+
+#define LEASE_ORPHANS 256
+
+typedef struct LeaseTable
+{
+	LWLock	   *lock;
+	pg_atomic_uint32 count;		/* slots and orphans in use */
+	LeaseSlot	slots[KMD_MAX_LEASES];
+	LeaseOrphan orphans[LEASE_ORPHANS];
+} LeaseTable;
+
+static LeaseTable *leases = NULL;
+
+void
+kmd_lease_shmem_request(void)
+{
+	RequestAddinShmemSpace(sizeof(LeaseTable));
+	RequestNamedLWLockTranche("kommander leases", 1);
+}
+
+void
+kmd_lease_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	leases = ShmemInitStruct("kommander leases", sizeof(LeaseTable), &found);
+	if (!found)
+	{
+		memset(leases, 0, sizeof(LeaseTable));
+		leases->lock = &(GetNamedLWLockTranche("kommander leases"))->lock;
+		pg_atomic_init_u32(&leases->count, 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+int64
+kmd_lease_hash(int64 id)
+{
+	char		text[32];
+
+	snprintf(text, sizeof(text), INT64_FORMAT, id);
+	return kmd_hash_key(text, strlen(text));
+}
+
+/* The slot of lease `id', or a free one (NULL if none); lock held. */
+static LeaseSlot *
+slot_for(int64 id, bool create)
+{
+	LeaseSlot  *free_slot = NULL;
+
+	for (int i = 0; i < KMD_MAX_LEASES; i++)
+	{
+		if (leases->slots[i].id == id)
+			return &leases->slots[i];
+		if (free_slot == NULL && leases->slots[i].id == 0)
+			free_slot = &leases->slots[i];
+	}
+	if (!create || free_slot == NULL)
+		return NULL;
+	free_slot->id = id;
+	free_slot->hash = kmd_lease_hash(id);
+	pg_atomic_fetch_add_u32(&leases->count, 1);
+	return free_slot;
+}
+
+/* A grant or keepalive applied here: its whole TTL from now. */
+void
+kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index)
+{
+	LeaseSlot  *s;
+
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	s = slot_for(id, true);
+	if (s != NULL)
+	{
+		s->ttl_ms = ttl_ms;
+		s->renewed_idx = index;
+		s->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ttl_ms);
+		s->proposed = 0;
+	}
+	LWLockRelease(leases->lock);
+}
+
+void
+kmd_lease_clock_forget(int64 id)
+{
+	LeaseSlot  *s;
+
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	s = slot_for(id, false);
+	if (s != NULL)
+	{
+		memset(s, 0, sizeof(*s));
+		pg_atomic_fetch_sub_u32(&leases->count, 1);
+	}
+	LWLockRelease(leases->lock);
+}
+
+/* Rows of ended lease `id' are left where `hash' routes. */
+void
+kmd_lease_clock_orphan(int64 id, int64 hash)
+{
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < LEASE_ORPHANS; i++)
+		if (leases->orphans[i].id == 0)
+		{
+			leases->orphans[i].id = id;
+			leases->orphans[i].hash = hash;
+			leases->orphans[i].proposed = 0;
+			pg_atomic_fetch_add_u32(&leases->count, 1);
+			break;
+		}
+	LWLockRelease(leases->lock);
+}
+
+/* The rows of ended lease `id' in [lo, hi] are dropped. */
+void
+kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi)
+{
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < LEASE_ORPHANS; i++)
+		if (leases->orphans[i].id == id && leases->orphans[i].hash >= lo &&
+			leases->orphans[i].hash <= hi)
+		{
+			memset(&leases->orphans[i], 0, sizeof(LeaseOrphan));
+			pg_atomic_fetch_sub_u32(&leases->count, 1);
+		}
+	LWLockRelease(leases->lock);
+}
+
+void
+kmd_leases_load(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		isnull;
+
+	if (SPI_execute("SELECT id, ttl_ms, renewed_idx FROM kommander.lease_state",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.lease_state");
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	memset(leases->slots, 0, sizeof(leases->slots));
+	memset(leases->orphans, 0, sizeof(leases->orphans));
+	pg_atomic_write_u32(&leases->count, 0);
+	for (uint64 i = 0; i < SPI_processed && i < KMD_MAX_LEASES; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		LeaseSlot  *s = &leases->slots[i];
+
+		s->id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		s->hash = kmd_lease_hash(s->id);
+		s->ttl_ms = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		s->renewed_idx = (uint64) DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+		s->deadline = TimestampTzPlusMilliseconds(now, s->ttl_ms);
+		pg_atomic_fetch_add_u32(&leases->count, 1);
+	}
+	LWLockRelease(leases->lock);
+}
+
+/* ------------------------------------------------------------------------
+ * The leader's clock
+ * ------------------------------------------------------------------------
+ */
+
+/* The term in which this Raft worker last led each partition. */
+typedef struct LedTerm
+{
+	int32		partition_id;
+	raft_term	term;
+} LedTerm;
+
+static HTAB *led_terms = NULL;
+
+bool
+kmd_lease_tick(KmdGroup *g, TimestampTz now)
+{
+	int64		lo;
+	int64		hi;
+	uint64		generation;
+	bool		new_term;
+	LedTerm    *led;
+	bool		found;
+	int			n = 0;
+	int64		due[16];
+	uint64		renewed[16];
+	const char *what[16];
+
+	if (leases == NULL || pg_atomic_read_u32(&leases->count) == 0 || g->part == NULL)
+		return false;
+	if (led_terms == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(LedTerm);
+		led_terms = hash_create("kommander lease terms", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	led = hash_search(led_terms, &g->partition_id, HASH_ENTER, &found);
+	new_term = !found || led->term != raft_get_term(g->r);
+	led->term = raft_get_term(g->r);
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	lo = g->part->lo;
+	hi = g->part->hi;
+	generation = g->part->generation;
+	LWLockRelease(kmd_shared->lock);
+
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < KMD_MAX_LEASES; i++)
+	{
+		LeaseSlot  *s = &leases->slots[i];
+
+		if (s->id == 0 || s->hash < lo || s->hash > hi)
+			continue;
+		/* a new leader: at least one election timeout for every lease */
+		if (new_term)
+			s->deadline = Max(s->deadline, TimestampTzPlusMilliseconds(now, kmd_election_timeout));
+		if (s->deadline > now || n >= lengthof(due) ||
+			(s->proposed != 0 && !TimestampDifferenceExceeds(s->proposed, now, kmd_propose_timeout)))
+			continue;
+		s->proposed = now;
+		what[n] = "expire";
+		due[n] = s->id;
+		renewed[n++] = s->renewed_idx;
+	}
+	for (int i = 0; i < LEASE_ORPHANS && n < lengthof(due); i++)
+	{
+		LeaseOrphan *o = &leases->orphans[i];
+		bool		seen = false;
+
+		if (o->id == 0 || o->hash < lo || o->hash > hi ||
+			(o->proposed != 0 && !TimestampDifferenceExceeds(o->proposed, now, kmd_propose_timeout)))
+			continue;
+		o->proposed = now;
+		for (int j = 0; j < n; j++)
+			seen |= due[j] == o->id && what[j][0] == 'd';
+		if (seen)
+			continue;
+		what[n] = "drop";
+		due[n] = o->id;
+		renewed[n++] = 0;
+	}
+	LWLockRelease(leases->lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		KmdCommand	cmd;
+		char	   *data;
+		uint32		len;
+		raft_index	index;
+		raft_term	term;
+
+		memset(&cmd, 0, sizeof(cmd));
+		cmd.kind = KMD_CMD_LEASE;
+		cmd.origin_node = kmd_shared->local_node_id;
+		cmd.origin_slot = -1;
+		cmd.proposed_at = now;
+		cmd.generation = generation;
+		cmd.sys_index = kmd_partition_applied(0);
+		cmd.key = psprintf(INT64_FORMAT, due[i]);
+		cmd.n_args = 3;
+		cmd.args[0] = (char *) what[i];
+		cmd.args[1] = cmd.key;
+		cmd.args[2] = psprintf(UINT64_FORMAT, renewed[i]);
+		data = kmd_command_encode(&cmd, &len);
+		if (raft_propose(g->r, data, len, &index, &term) != RAFT_OK)
+			return i > 0;
+	}
+	return n > 0;
+}

@@ -1,0 +1,183 @@
+/*-------------------------------------------------------------------------
+ *
+ * requests.c
+ *	  Idempotent proposals.  A command of kmd_propose may carry a
+ *	  top-level "request_id"; the apply worker remembers the outcome of
+ *	  each such command in kommander.requests, keyed by the command's
+ *	  routing key and the id, and a later entry with the same key and id
+ *	  (a retry after K0003, a timeout or a failover, through any node) is
+ *	  answered with that first outcome and changes nothing.
+ *
+ * The rows are state of the partition that owns the key: they are written
+ * in the apply transaction of the entry, and a partition image carries
+ * them (snapshot.c).  They are forgotten by later entries of the
+ * partition, never by a node's clock: an entry proposed at time t, with a
+ * retention r set by its proposer (kommander.request_retention, carried in
+ * the entry), deletes the partition's rows of entries older than t - r.
+ * Every node applies the same entries, so every node forgets the same
+ * rows at the same index.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/requests.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "plans.h"
+#include "requests.h"
+
+/*
+ * Entries without a request id forget old outcomes too, one in this many
+ * (by index, so the same ones on every node): a partition whose clients
+ * stopped sending ids does not keep their rows for ever.
+ */
+#define PRUNE_EVERY 64
+
+/* The command's request id, or NULL. */
+static char *
+request_id_of(const KmdCommand *cmd)
+{
+	Jsonb	   *j;
+	JsonbValue *v;
+
+	if (cmd->kind != KMD_CMD_ROWS || strstr(cmd->payload, "\"request_id\"") == NULL)
+		return NULL;
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(cmd->payload)));
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+		return NULL;
+	v = getKeyJsonValueFromContainer(&j->root, "request_id", strlen("request_id"), NULL);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* The command as the id was first used with: its text, hashed. */
+static int64
+command_hash(const KmdCommand *cmd)
+{
+	return (int64) hash_bytes_extended((const unsigned char *) cmd->payload,
+									   (int) cmd->payload_len, 0);
+}
+
+static void
+prune(const KmdCommand *cmd, const KmdApplyContext *ctx, int64 lo, int64 hi)
+{
+	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, INT8OID};
+	Datum		values[3];
+
+	values[0] = TimestampTzGetDatum((TimestampTz) ctx->proposed_at -
+									cmd->request_retention * INT64CONST(1000));
+	values[1] = Int64GetDatum(lo);
+	values[2] = Int64GetDatum(hi);
+	if (kmd_plan_execute("DELETE FROM kommander.requests WHERE at < $1 "
+						 "AND kommander.key_hash(key) BETWEEN $2 AND $3",
+						 3, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not forget old request ids");
+}
+
+static char *
+text_or_null(int col)
+{
+	char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+
+	return v ? pstrdup(v) : NULL;
+}
+
+bool
+kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
+					int64 lo, int64 hi, KmdRequestOutcome *out)
+{
+	char	   *id = request_id_of(cmd);
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+	int64		hash;
+	uint64		first;
+
+	if (cmd->kind != KMD_CMD_ROWS)
+		return false;
+	if (ctx->proposed_at != 0 && cmd->request_retention > 0 &&
+		(id != NULL || ctx->index % PRUNE_EVERY == 0))
+		prune(cmd, ctx, lo, hi);
+	if (id == NULL)
+		return false;
+
+	/* not read-only: an entry of this transaction may have used the id */
+	values[0] = CStringGetTextDatum(cmd->key);
+	values[1] = CStringGetTextDatum(id);
+	if (kmd_plan_execute("SELECT command_hash, idx, term, applied, sqlstate, message, "
+						 "detail, result FROM kommander.requests "
+						 "WHERE key = $1 AND request_id = $2",
+						 2, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.requests");
+	if (SPI_processed == 0)
+		return false;
+
+	memset(out, 0, sizeof(*out));
+	hash = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	first = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (hash != command_hash(cmd))
+	{
+		/* the same on every node: the id and its first command are state */
+		strcpy(out->sqlstate, "K0011");
+		out->errmsg = psprintf("request_id \"%s\" was used with another command", id);
+		out->errdetail = psprintf("Its first command, for the same key, is entry " UINT64_FORMAT
+								  " of partition %d; nothing was applied.",
+								  first, ctx->partition_id);
+		out->index = ctx->index;
+		out->term = ctx->term;
+		return true;
+	}
+	out->index = first;
+	out->term = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	out->applied = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	strlcpy(out->sqlstate, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5),
+			sizeof(out->sqlstate));
+	out->errmsg = text_or_null(6);
+	out->errdetail = text_or_null(7);
+	out->result = text_or_null(8);
+	return true;
+}
+
+void
+kmd_requests_remember(const KmdCommand *cmd, const KmdApplyContext *ctx,
+					  const KmdRequestOutcome *out)
+{
+	char	   *id = request_id_of(cmd);
+	Oid			types[11] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID,
+	BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[11];
+	char		nulls[11];
+
+	if (id == NULL)
+		return;
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(cmd->key);
+	values[1] = CStringGetTextDatum(id);
+	values[2] = TimestampTzGetDatum((TimestampTz) ctx->proposed_at);
+	values[3] = Int64GetDatum(command_hash(cmd));
+	values[4] = Int64GetDatum((int64) out->index);
+	values[5] = Int64GetDatum((int64) out->term);
+	values[6] = BoolGetDatum(out->applied);
+	values[7] = CStringGetTextDatum(out->sqlstate);
+	values[8] = out->errmsg ? CStringGetTextDatum(out->errmsg) : (Datum) 0;
+	values[9] = out->errdetail ? CStringGetTextDatum(out->errdetail) : (Datum) 0;
+	values[10] = out->result ? CStringGetTextDatum(out->result) : (Datum) 0;
+	nulls[8] = out->errmsg ? ' ' : 'n';
+	nulls[9] = out->errdetail ? ' ' : 'n';
+	nulls[10] = out->result ? ' ' : 'n';
+	if (kmd_plan_execute("INSERT INTO kommander.requests (key, request_id, at, command_hash, "
+						 "idx, term, applied, sqlstate, message, detail, result) "
+						 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+						 11, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not remember request id \"%s\"", id);
+}

@@ -1,0 +1,263 @@
+# 168_change_feed.pl
+#   The change feed under load.  Clients insert through all three nodes
+#   while pg_recvlogical follows node1's slot (include-system), stops and
+#   starts again; node2's and node3's feeds are read through SQL; a split
+#   and a merge happen in between.  On every node the feed shows each row
+#   inserted exactly once, each partition's entries in log order, with the
+#   same partition, index and term for a row on every node; node1's shows
+#   the split and the merge as events.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/168_change_feed.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use JSON::PP;
+use KmdTest;
+
+my $conf = <<'EOC';
+wal_level = logical
+max_wal_senders = 4
+max_replication_slots = 6
+kommander.balance_interval = 0
+EOC
+my @nodes = KmdTest::new_cluster(3, conf => $conf);
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::allow_feed(\@nodes);
+KmdTest::create_kv($n1);
+KmdTest::wait_converged(\@nodes);
+$_->safe_psql('postgres', "SELECT pg_create_logical_replication_slot('feed', 'kommander')") for @nodes;
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
+my $file = "$dir/node1.feed";
+
+# pg_recvlogical following node1's slot, appending to $file
+sub recvlogical
+{
+	my (@extra) = @_;
+	my @cmd = ('pg_recvlogical', '-d', KmdTest::conninfo($n1), '-S', 'feed', '--start',
+		'-o', 'include-system=true', '-F', '1', '-f', $file, @extra);
+	return IPC::Run::start(\@cmd, '>', "$dir/recv.out", '2>>', "$dir/recv.err");
+}
+
+sub file_size
+{
+	return -e $file ? -s $file : 0;
+}
+
+# The objects of $file from byte $from to byte $to
+sub read_feed
+{
+	my ($from, $to) = @_;
+	open(my $fh, '<', $file) or return [];
+	seek($fh, $from, 0);
+	my $text = '';
+	read($fh, $text, $to - $from);
+	close $fh;
+	return [ map { decode_json($_) } grep { $_ ne '' } split /\n/, $text ];
+}
+
+# All that $node's slot has, through SQL (one consumer session each time)
+sub sql_feed
+{
+	my ($node) = @_;
+	my $out = $node->safe_psql('postgres', "SELECT data FROM pg_logical_slot_get_changes('feed', NULL, NULL)");
+	return [ map { decode_json($_) } grep { $_ ne '' } split /\n/, $out ];
+}
+
+sub lsn_value
+{
+	my ($lsn) = @_;
+	my ($hi, $lo) = split m{/}, $lsn;
+	return hex($hi) * 2**32 + hex($lo);
+}
+
+# What a consumer keeps of its segments (each what one connection got):
+# a reconnect may send again the transactions from the last one it had on,
+# whole; objects below the last lsn kept are skipped, and the last
+# transaction kept is replaced by its new copy.
+sub consume
+{
+	my (@segments) = @_;
+	my @kept;
+	my $ordered = 1;
+	for my $seg (@segments)
+	{
+		my $last = @kept ? lsn_value($kept[-1]{lsn}) : undef;
+		my $replacing = 0;
+		for my $o (@$seg)
+		{
+			my $lsn = lsn_value($o->{lsn});
+			if (defined $last && !$replacing)
+			{
+				next if $lsn < $last;
+				if ($lsn == $last)
+				{
+					pop @kept while @kept && lsn_value($kept[-1]{lsn}) == $last;
+				}
+				$replacing = 1;
+			}
+			$ordered = 0 if @kept && $lsn < lsn_value($kept[-1]{lsn});
+			push @kept, $o;
+		}
+	}
+	return (\@kept, $ordered);
+}
+
+sub acked_count
+{
+	my $n = 0;
+	$n += scalar(KmdTest::acked_keys($dir, $_)) for qw(c1 c2 c3);
+	return $n;
+}
+
+sub wait_acked
+{
+	my ($n) = @_;
+	for (1 .. 1200)
+	{
+		return 1 if acked_count() >= $n;
+		select(undef, undef, undef, 0.1);
+	}
+	return 0;
+}
+
+# ---------------------------------------------------------------------------
+# load through every node; the consumer stops and starts; a split, a merge
+# ---------------------------------------------------------------------------
+my $recv = recvlogical();
+my $insert = '{"op":"insert","table":"kv","row":{"k":"KEY","v":"v"}}';
+my @load = (
+	KmdTest::start_load($n1, $dir, 'c1', $insert),
+	KmdTest::start_load($n2, $dir, 'c2', $insert),
+	KmdTest::start_load($n3, $dir, 'c3', $insert));
+
+ok(wait_acked(40), 'writes go through');
+my $new = $n1->safe_psql('postgres', 'SELECT kmd_split(1)');
+ok($new > 1, "partition 1 split, new partition $new");
+ok(wait_acked(80), 'writes go on');
+
+$recv->signal('INT');
+$recv->finish;
+my $first_end = file_size();
+cmp_ok($first_end, '>', 0, 'the consumer got something before it stopped');
+my @n2_segments = (sql_feed($n2));
+ok(wait_acked(110), 'writes go on while the consumer is away');
+$recv = recvlogical();
+
+$n1->safe_psql('postgres', "SELECT kmd_merge(1, $new)");
+push @n2_segments, sql_feed($n2);
+ok(wait_acked(160), 'writes go on after the merge');
+
+open(my $stop, '>', "$dir/stop") or die;
+close $stop;
+$_->finish for @load;
+ok(KmdTest::wait_converged(\@nodes), 'converged');
+# the apply workers commit without waiting for the WAL flush, and decoding
+# reads only flushed WAL: wait until each node's WAL writer has flushed it
+for my $node (@nodes)
+{
+	my $target = $node->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+	ok($node->poll_query_until('postgres', "SELECT pg_current_wal_flush_lsn() >= '$target'"),
+		$node->name . ': its WAL is flushed');
+}
+
+# node1's consumer has everything once the rows of kv are in its file
+my $rows = $n1->safe_psql('postgres', 'SELECT count(*) FROM kv');
+my $caught_up = 0;
+for (1 .. 600)
+{
+	my ($kept) = consume(read_feed(0, $first_end), read_feed($first_end, file_size()));
+	if (scalar(grep { ($_->{op} // '') eq 'insert' } @$kept) >= $rows)
+	{
+		$caught_up = 1;
+		last;
+	}
+	select(undef, undef, undef, 0.1);
+}
+ok($caught_up, 'the restarted consumer caught up');
+$recv->signal('INT');
+$recv->finish;
+my $second_end = file_size();
+# and a third run, to the end of the WAL now: nothing new, nothing twice
+my $endpos = $n1->safe_psql('postgres', 'SELECT pg_current_wal_lsn()');
+$recv = recvlogical('--endpos', $endpos);
+$recv->finish;
+
+my %feeds;
+my $ordered;
+($feeds{node1}, $ordered) = consume(read_feed(0, $first_end), read_feed($first_end, $second_end),
+	read_feed($second_end, file_size()));
+ok($ordered, 'node1: commit lsns grow through the feed');
+($feeds{node2}, $ordered) = consume(@n2_segments, sql_feed($n2));
+ok($ordered, 'node2: commit lsns grow through the feed');
+($feeds{node3}, $ordered) = consume(sql_feed($n3));
+ok($ordered, 'node3: commit lsns grow through the feed');
+
+# ---------------------------------------------------------------------------
+# each node's feed: every row once, each partition in log order
+# ---------------------------------------------------------------------------
+my %where;    # node => key => "partition/index/term"
+for my $node (@nodes)
+{
+	my $name = $node->name;
+	my @data = grep { defined $_->{table} } @{ $feeds{$name} };
+	my %count;
+	my %last_index;
+	my $in_order = 1;
+	my $shape = 1;
+	for my $o (@data)
+	{
+		$shape = 0
+		  unless $o->{op} eq 'insert' && $o->{table} eq 'public.kv' && $o->{key}{k} eq $o->{row}{k}
+		  && $o->{row}{v} eq 'v' && $o->{term} > 0;
+		$count{ $o->{key}{k} }++;
+		$where{$name}{ $o->{key}{k} } = "$o->{partition}/$o->{index}/$o->{term}";
+		if (defined $last_index{ $o->{partition} } && $o->{index} <= $last_index{ $o->{partition} })
+		{
+			diag("$name: partition $o->{partition} index $o->{index} after $last_index{ $o->{partition} } (key $o->{key}{k}, lsn $o->{lsn})")
+			  if $in_order;
+			$in_order = 0;
+		}
+		$last_index{ $o->{partition} } = $o->{index};
+	}
+	my @keys = split /\n/, $node->safe_psql('postgres', 'SELECT k FROM kv ORDER BY k');
+	ok($shape, "$name: every object is an insert of public.kv with its key and row");
+	is(scalar(grep { ($count{$_} // 0) != 1 } @keys), 0, "$name: every row of kv is in the feed once");
+	is(scalar(keys %count), scalar(@keys), "$name: and nothing else");
+	ok($in_order, "$name: each partition's entries in log order");
+	is(scalar(grep { $_->{op} eq 'snapshot' } @{ $feeds{$name} }), 0, "$name: no image was installed");
+	cmp_ok(scalar(keys %last_index), '>=', 2, "$name: the feed saw several partitions");
+}
+is(KmdTest::missing_keys($n1, 'kv', [ map { KmdTest::acked_keys($dir, $_) } qw(c1 c2 c3) ]), 0,
+	'every acknowledged write is in kv');
+my $same = 1;
+for my $k (keys %{ $where{node1} })
+{
+	next if ($where{node2}{$k} // '') eq $where{node1}{$k}
+	  && ($where{node3}{$k} // '') eq $where{node1}{$k};
+	diag("$k: node1 $where{node1}{$k}, node2 " . ($where{node2}{$k} // '-') . ", node3 " . ($where{node3}{$k} // '-'))
+	  if $same;
+	$same = 0;
+}
+ok($same, 'a row has the same partition, index and term in every node\'s feed');
+
+# node1's consumer asked for the system events: the split, then the merge
+my @events = grep { ($_->{op} // '') eq 'event' } @{ $feeds{node1} };
+my @split = grep { $_->{event} eq 'split' && $_->{partition} == 1 && $_->{new_partition} == $new } @events;
+my @merge = grep { $_->{event} eq 'merge' && $_->{partition} == 1 && $_->{merged} == $new } @events;
+is(scalar(@split), 1, 'node1: the split is an event of the feed');
+is(scalar(@merge), 1, 'node1: so is the merge');
+ok(@split && @merge && lsn_value($split[0]{lsn}) < lsn_value($merge[0]{lsn}), 'split before merge');
+is(scalar(grep { ($_->{op} // '') eq 'event' } @{ $feeds{node2} }), 0,
+	'node2: no events without include-system');
+
+$_->safe_psql('postgres', "SELECT pg_drop_replication_slot('feed')") for @nodes;
+done_testing();

@@ -1,0 +1,508 @@
+/*-------------------------------------------------------------------------
+ *
+ * client.c
+ *	  The clients of the nemesis test (t/180_nemesis.pl): N processes, each
+ *	  on a node drawn at random, run operations against a cluster and record
+ *	  every one as JSON lines (invoke, then ok, fail or info), with times
+ *	  from the monotonic clock, while the test injects faults.
+ *
+ * Two workloads, half of the clients each:
+ *
+ *	register	reads (kmd_read_barrier, then SELECT), writes (upsert) and
+ *				compare-and-sets on a few keys of table nem_reg; the history
+ *				is the format sim/kmd-lincheck reads (sim/history.h).
+ *	append		calls of the applier nem_append, which appends the element
+ *				to the list of its key (table nem_list); the history has
+ *				f "append" and is checked by the test (KmdNemesis.pm).
+ *
+ * An error whose SQLSTATE says the command was not applied (K0001, K0002,
+ * K0004, K0005, K0007, K0011, K0012) is a "fail"; a lost connection, a
+ * K0003 or no answer within the deadline is an "info" (outcome unknown),
+ * after which the client drops the connection, takes a new process id and
+ * a new node.  Any
+ * other SQLSTATE is an "info" too and is counted as unexpected: the exit
+ * status is 3 if there was one.  A client does not connect to node N while
+ * the file skip-nodeN exists in the --skip-dir (the test is replacing it).
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * test/nemesis/client.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libpq-fe.h"
+
+#define MAX_NODES 8
+#define MAX_CLIENTS 64
+
+static const char *conninfos[MAX_NODES];
+static int	n_nodes;
+static int	n_clients = 4;
+static int	seconds = 60;
+static uint64_t seed = 1;
+static int	n_keys = 6;
+static int	n_lists = 4;
+static int	deadline_ms = 8000;
+static const char *register_path;
+static const char *append_path;
+static const char *stop_path;
+static const char *skip_dir;
+
+/* One client's state. */
+typedef struct client
+{
+	int			no;				/* 0 .. n_clients - 1 */
+	long		process;		/* its process id in the history */
+	int			fd;				/* its history file, O_APPEND */
+	uint64_t	rng;
+	PGconn	   *conn;
+	long		next_value;		/* register: values this client writes */
+	long		last_seen[64];	/* register: the last value seen per key */
+	long		unexpected;		/* errors with an unexpected SQLSTATE */
+} client;
+
+static uint64_t
+next_rand(uint64_t *s)
+{
+	/* splitmix64: enough for drawing operations */
+	uint64_t	z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static int
+pick(client *c, int n)
+{
+	return (int) (next_rand(&c->rng) % (uint64_t) n);
+}
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Append one line to the client's history, in one write. */
+static void
+emit(client *c, const char *fmt,...)
+{
+	char		line[1024];
+	va_list		ap;
+	int			len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (len < 0 || len >= (int) sizeof(line) - 1)
+	{
+		fprintf(stderr, "history line too long\n");
+		exit(2);
+	}
+	line[len++] = '\n';
+	if (write(c->fd, line, len) != len)
+	{
+		perror("write history");
+		exit(2);
+	}
+}
+
+static bool
+stopped(uint64_t end)
+{
+	struct stat st;
+
+	if (now_us() >= end)
+		return true;
+	return stop_path != NULL && stat(stop_path, &st) == 0;
+}
+
+/* Connect to a node drawn at random; false (after a pause) if it failed. */
+static bool
+connect_some_node(client *c)
+{
+	char		ci[1024];
+	int			node = pick(c, n_nodes);
+	struct stat st;
+
+	/* a node the test is replacing is left alone (skip-nodeN in skip_dir) */
+	snprintf(ci, sizeof(ci), "%s/skip-node%d", skip_dir ? skip_dir : ".", node + 1);
+	if (skip_dir != NULL && stat(ci, &st) == 0)
+	{
+		usleep(50 * 1000);
+		return false;
+	}
+	snprintf(ci, sizeof(ci), "%s connect_timeout=3 application_name=nemesis_client_%d",
+			 conninfos[node], c->no);
+	c->conn = PQconnectdb(ci);
+	if (PQstatus(c->conn) == CONNECTION_OK)
+		return true;
+	PQfinish(c->conn);
+	c->conn = NULL;
+	usleep(100 * 1000);
+	return false;
+}
+
+typedef enum outcome
+{
+	OUT_OK,
+	OUT_FAIL,
+	OUT_INFO
+} outcome;
+
+/*
+ * Run sql (one or more statements) and wait for all its results, at most
+ * deadline_ms.  On OUT_OK, *last is the last result (the caller clears it);
+ * *code gets the SQLSTATE of an error.
+ */
+static outcome
+run(client *c, const char *sql, PGresult **last, char *code)
+{
+	uint64_t	until = now_us() + (uint64_t) deadline_ms * 1000;
+	outcome		out = OUT_OK;
+
+	*last = NULL;
+	strcpy(code, "");
+	if (!PQsendQuery(c->conn, sql))
+	{
+		strcpy(code, "08000");
+		return OUT_INFO;
+	}
+	for (;;)
+	{
+		PGresult   *res;
+
+		while (PQisBusy(c->conn))
+		{
+			struct pollfd pfd = {PQsocket(c->conn), POLLIN, 0};
+			uint64_t	t = now_us();
+			int			rc;
+
+			if (t >= until)
+			{
+				strcpy(code, "timeout");
+				if (*last)
+					PQclear(*last);
+				*last = NULL;
+				return OUT_INFO;
+			}
+			rc = poll(&pfd, 1, (int) ((until - t) / 1000) + 1);
+			if (rc < 0 && errno != EINTR)
+				return OUT_INFO;
+			if (!PQconsumeInput(c->conn))
+			{
+				strcpy(code, "08000");
+				if (*last)
+					PQclear(*last);
+				*last = NULL;
+				return OUT_INFO;
+			}
+		}
+		res = PQgetResult(c->conn);
+		if (res == NULL)
+			break;
+		if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)
+		{
+			if (*last)
+				PQclear(*last);
+			*last = res;
+			continue;
+		}
+		{
+			const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			snprintf(code, 16, "%s", s ? s : "08000");
+			if (s == NULL || strncmp(s, "08", 2) == 0 || strncmp(s, "57P", 3) == 0 ||
+				strcmp(s, "K0003") == 0)
+				out = OUT_INFO;
+			else if (strcmp(s, "K0001") == 0 || strcmp(s, "K0002") == 0 ||
+					 strcmp(s, "K0004") == 0 || strcmp(s, "K0005") == 0 ||
+					 strcmp(s, "K0007") == 0 ||
+					 strcmp(s, "K0011") == 0 ||
+					 strcmp(s, "K0012") == 0)
+				out = (out == OUT_INFO) ? OUT_INFO : OUT_FAIL;
+			else
+			{
+				fprintf(stderr, "client %d: unexpected SQLSTATE %s: %s", c->no, s,
+						PQresultErrorMessage(res));
+				c->unexpected++;
+				out = OUT_INFO;
+			}
+		}
+		PQclear(res);
+	}
+	if (out != OUT_OK && *last)
+	{
+		PQclear(*last);
+		*last = NULL;
+	}
+	if (out == OUT_OK && *last == NULL)
+	{
+		strcpy(code, "noresult");
+		return OUT_INFO;
+	}
+	return out;
+}
+
+/* After an unknown outcome: a new process, a new connection. */
+static void
+retire(client *c)
+{
+	c->process += n_clients;
+	PQfinish(c->conn);
+	c->conn = NULL;
+}
+
+static const char *
+type_of(outcome o)
+{
+	return o == OUT_OK ? "ok" : o == OUT_FAIL ? "fail" : "info";
+}
+
+static void
+register_op(client *c)
+{
+	int			k = pick(c, n_keys);
+	int			what = pick(c, 100);
+	char		sql[512];
+	char		code[16];
+	PGresult   *res;
+	outcome		o;
+	uint64_t	t0;
+
+	if (what < 40)
+	{
+		snprintf(sql, sizeof(sql),
+				 "SELECT kmd_read_barrier('r%d'); SELECT v FROM nem_reg WHERE k = 'r%d'", k, k);
+		t0 = now_us();
+		emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"r%d\",\"value\":null,\"time\":%llu}",
+			 c->process, k, (unsigned long long) t0);
+		o = run(c, sql, &res, code);
+		if (o == OUT_OK)
+		{
+			const char *v = (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) ? "null" : PQgetvalue(res, 0, 0);
+
+			emit(c, "{\"process\":%ld,\"type\":\"ok\",\"f\":\"read\",\"key\":\"r%d\",\"value\":%s,\"time\":%llu}",
+				 c->process, k, v, (unsigned long long) now_us());
+			if (strcmp(v, "null") != 0)
+				c->last_seen[k] = atol(v);
+			PQclear(res);
+		}
+		else
+		{
+			/* a read changes nothing: whatever became of it, it is left out */
+			emit(c, "{\"process\":%ld,\"type\":\"fail\",\"f\":\"read\",\"key\":\"r%d\",\"error\":\"%s\",\"time\":%llu}",
+				 c->process, k, code, (unsigned long long) now_us());
+			if (o == OUT_INFO)
+				retire(c);
+		}
+	}
+	else if (what < 75 || c->last_seen[k] == 0)
+	{
+		long		v = c->next_value++;
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT kmd_propose('r%d', '{\"op\":\"upsert\",\"table\":\"nem_reg\",\"row\":{\"k\":\"r%d\",\"v\":%ld}}')",
+				 k, k, v);
+		emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"r%d\",\"value\":%ld,\"time\":%llu}",
+			 c->process, k, v, (unsigned long long) now_us());
+		o = run(c, sql, &res, code);
+		emit(c, "{\"process\":%ld,\"type\":\"%s\",\"f\":\"write\",\"key\":\"r%d\",\"value\":%ld,\"error\":\"%s\",\"time\":%llu}",
+			 c->process, type_of(o), k, v, code, (unsigned long long) now_us());
+		if (res)
+			PQclear(res);
+		if (o == OUT_INFO)
+			retire(c);
+		else if (o == OUT_OK)
+			c->last_seen[k] = v;
+	}
+	else
+	{
+		long		from = c->last_seen[k];
+		long		to = c->next_value++;
+
+		snprintf(sql, sizeof(sql),
+				 "SELECT kmd_propose_result('r%d', '{\"op\":\"update\",\"table\":\"nem_reg\",\"key\":{\"k\":\"r%d\"},"
+				 "\"set\":{\"v\":%ld},\"if\":{\"v\":%ld}}')->>'applied'",
+				 k, k, to, from);
+		emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"cas\",\"key\":\"r%d\",\"value\":[%ld,%ld],\"time\":%llu}",
+			 c->process, k, from, to, (unsigned long long) now_us());
+		o = run(c, sql, &res, code);
+		if (o == OUT_OK)
+		{
+			bool		swapped = strcmp(PQgetvalue(res, 0, 0), "true") == 0;
+
+			emit(c, "{\"process\":%ld,\"type\":\"ok\",\"f\":\"cas\",\"key\":\"r%d\",\"value\":[%ld,%ld],\"swapped\":%s,\"time\":%llu}",
+				 c->process, k, from, to, swapped ? "true" : "false", (unsigned long long) now_us());
+			if (swapped)
+				c->last_seen[k] = to;
+			PQclear(res);
+		}
+		else
+		{
+			emit(c, "{\"process\":%ld,\"type\":\"%s\",\"f\":\"cas\",\"key\":\"r%d\",\"value\":[%ld,%ld],\"error\":\"%s\",\"time\":%llu}",
+				 c->process, type_of(o), k, from, to, code, (unsigned long long) now_us());
+			if (o == OUT_INFO)
+				retire(c);
+		}
+	}
+}
+
+static void
+append_op(client *c)
+{
+	int			l = pick(c, n_lists);
+	long		e = c->next_value++;
+	char		sql[512];
+	char		code[16];
+	PGresult   *res;
+	outcome		o;
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT kmd_propose('l%d', '{\"op\":\"call\",\"applier\":\"nem_append\",\"args\":{\"e\":%ld}}')",
+			 l, e);
+	emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"append\",\"key\":\"l%d\",\"value\":%ld,\"time\":%llu}",
+		 c->process, l, e, (unsigned long long) now_us());
+	o = run(c, sql, &res, code);
+	emit(c, "{\"process\":%ld,\"type\":\"%s\",\"f\":\"append\",\"key\":\"l%d\",\"value\":%ld,\"error\":\"%s\",\"time\":%llu}",
+		 c->process, type_of(o), l, e, code, (unsigned long long) now_us());
+	if (res)
+		PQclear(res);
+	if (o == OUT_INFO)
+		retire(c);
+}
+
+static int
+client_main(int no)
+{
+	client		c;
+	bool		append = (no % 2) == 1;
+	uint64_t	end = now_us() + (uint64_t) seconds * 1000000;
+
+	memset(&c, 0, sizeof(c));
+	c.no = no;
+	c.process = no;
+	c.rng = seed * 1000003 + (uint64_t) no;
+	/* values are unique over clients: the client's number in the high digits */
+	c.next_value = (long) (no + 1) * 100000000L + 1;
+	c.fd = open(append ? append_path : register_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	if (c.fd < 0)
+	{
+		perror("open history");
+		return 2;
+	}
+	while (!stopped(end))
+	{
+		if (c.conn == NULL && !connect_some_node(&c))
+			continue;
+		if (append)
+			append_op(&c);
+		else
+			register_op(&c);
+		/* now and then, a client moves to another node */
+		if (c.conn != NULL && pick(&c, 50) == 0)
+		{
+			PQfinish(c.conn);
+			c.conn = NULL;
+		}
+	}
+	if (c.conn)
+		PQfinish(c.conn);
+	close(c.fd);
+	return c.unexpected > 0 ? 3 : 0;
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+			"usage: kmd-nemesis-client --conninfo C [--conninfo C ...] --register FILE --append FILE\n"
+			"       [--clients N] [--seconds S] [--seed N] [--keys K] [--lists L]\n"
+			"       [--deadline-ms MS] [--stop-file FILE] [--skip-dir DIR]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	pid_t		pids[MAX_CLIENTS];
+	int			rc = 0;
+
+	for (int i = 1; i < argc; i++)
+	{
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (v == NULL)
+			usage();
+		i++;
+		if (strcmp(a, "--conninfo") == 0 && n_nodes < MAX_NODES)
+			conninfos[n_nodes++] = v;
+		else if (strcmp(a, "--register") == 0)
+			register_path = v;
+		else if (strcmp(a, "--append") == 0)
+			append_path = v;
+		else if (strcmp(a, "--clients") == 0)
+			n_clients = atoi(v);
+		else if (strcmp(a, "--seconds") == 0)
+			seconds = atoi(v);
+		else if (strcmp(a, "--seed") == 0)
+			seed = strtoull(v, NULL, 10);
+		else if (strcmp(a, "--keys") == 0)
+			n_keys = atoi(v);
+		else if (strcmp(a, "--lists") == 0)
+			n_lists = atoi(v);
+		else if (strcmp(a, "--deadline-ms") == 0)
+			deadline_ms = atoi(v);
+		else if (strcmp(a, "--stop-file") == 0)
+			stop_path = v;
+		else if (strcmp(a, "--skip-dir") == 0)
+			skip_dir = v;
+		else
+			usage();
+	}
+	if (n_nodes == 0 || register_path == NULL || append_path == NULL ||
+		n_clients < 1 || n_clients > MAX_CLIENTS || n_keys < 1 || n_keys > 64 || n_lists < 1)
+		usage();
+
+	for (int i = 0; i < n_clients; i++)
+	{
+		pids[i] = fork();
+		if (pids[i] < 0)
+		{
+			perror("fork");
+			return 2;
+		}
+		if (pids[i] == 0)
+			_exit(client_main(i));
+	}
+	for (int i = 0; i < n_clients; i++)
+	{
+		int			status;
+
+		if (waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status))
+			rc = 2;
+		else if (WEXITSTATUS(status) != 0 && rc == 0)
+			rc = WEXITSTATUS(status);
+	}
+	return rc;
+}
