@@ -435,8 +435,8 @@ static const struct
 	const char *name;
 	const char *fields[7];
 }			op_specs[] = {
-	[OP_INSERT] = {"insert", {"table", "row", "lease", NULL}},
-	[OP_UPSERT] = {"upsert", {"table", "row", "lease", NULL}},
+	[OP_INSERT] = {"insert", {"table", "row", "lease", "defaults", NULL}},
+	[OP_UPSERT] = {"upsert", {"table", "row", "lease", "defaults", NULL}},
 	[OP_UPDATE] = {"update", {"table", "key", "set", "if", "strict", "lease", NULL}},
 	[OP_DELETE] = {"delete", {"table", "key", "if", "strict", NULL}},
 	[OP_CALL] = {"call", {"applier", "args", NULL}},
@@ -598,6 +598,8 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 			resolve_table(c, string_field(obj, "table", true));
 			c->row = object_field(obj, "row", true);
 			check_columns(c, c->row, "row");
+			c->defaults = object_field(obj, "defaults", false);
+			check_columns(c, c->defaults, "defaults");
 			check_routing_key(c, c->row, "row", key, false);
 			break;
 		case OP_UPDATE:
@@ -733,26 +735,35 @@ push_string(JsonbParseState **st, JsonbIteratorToken tok, const char *s)
 }
 
 /*
- * The row of an insert or upsert, with the value of every column default
- * that is not immutable (now(), gen_random_uuid(), nextval(), random())
- * and that the row leaves out, decided here once: each node evaluating
- * it would store a value of its own.  Values are written as text under
+ * The "defaults" of an insert or upsert: those the command gave, and the
+ * value of every column default that is not immutable (now(),
+ * gen_random_uuid(), nextval(), random()) of a column that neither they
+ * nor the row name, decided here once: each node evaluating it would store
+ * a value of its own.  They go apart from the row, so that an upsert's
+ * update sets only the row's columns.  Values are written as text under
  * the settings the apply worker reads them with, whatever this session's.
+ * Pushes nothing when there are none.
  */
 static void
-push_row(JsonbParseState **st, RowCommand *c)
+push_defaults(JsonbParseState **st, RowCommand *c)
 {
-	JsonbIterator *it = JsonbIteratorInit(&c->row->root);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
 	Relation	rel;
 	TupleDesc	desc;
 	int			nest;
+	bool		open = false;
+	JsonbValue	v;
 
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		if (tok != WJB_END_OBJECT)
-			(void) pushJsonbValue(st, tok, tok == WJB_BEGIN_OBJECT ? NULL : &v);
+	if (c->defaults != NULL)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&c->defaults->root);
+		JsonbIteratorToken tok;
 
+		push_string(st, WJB_KEY, "defaults");
+		open = true;
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+			if (tok != WJB_END_OBJECT)
+				(void) pushJsonbValue(st, tok, tok == WJB_BEGIN_OBJECT ? NULL : &v);
+	}
 	rel = table_open(c->relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
 	nest = NewGUCNestLevel();
@@ -777,11 +788,18 @@ push_row(JsonbParseState **st, RowCommand *c)
 		bool		isnull;
 
 		if (att->attisdropped || !att->atthasdef || att->attgenerated ||
-			field(&c->row->root, name) != NULL)
+			field(&c->row->root, name) != NULL ||
+			(c->defaults != NULL && field(&c->defaults->root, name) != NULL))
 			continue;
 		expr = build_column_default(rel, i + 1);
 		if (expr == NULL || !contain_mutable_functions(expr))
 			continue;
+		if (!open)
+		{
+			push_string(st, WJB_KEY, "defaults");
+			(void) pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
+			open = true;
+		}
 		estate = CreateExecutorState();
 		es = ExecPrepareExpr((Expr *) expr, estate);
 		d = ExecEvalExprSwitchContext(es, GetPerTupleExprContext(estate), &isnull);
@@ -803,7 +821,8 @@ push_row(JsonbParseState **st, RowCommand *c)
 	}
 	AtEOXact_GUC(true, nest);
 	table_close(rel, AccessShareLock);
-	(void) pushJsonbValue(st, WJB_END_OBJECT, NULL);
+	if (open)
+		(void) pushJsonbValue(st, WJB_END_OBJECT, NULL);
 }
 
 /* `obj', parsed into `c', as it travels (see kmd_rows_prepare) */
@@ -822,11 +841,11 @@ push_command(JsonbParseState **st, JsonbContainer *obj, RowCommand *c)
 		char	   *name = pnstrdup(k.val.string.val, k.val.string.len);
 
 		(void) JsonbIteratorNext(&it, &v, true);
+		if (strcmp(name, "defaults") == 0)
+			continue;			/* with the decided ones, below */
 		(void) pushJsonbValue(st, WJB_KEY, &k);
 		if (strcmp(name, "table") == 0 && c->qualname != NULL)
 			push_string(st, WJB_VALUE, c->qualname);
-		else if (strcmp(name, "row") == 0 && c->row != NULL)
-			push_row(st, c);
 		else if (strcmp(name, "commands") == 0 && c->op == OP_BATCH)
 		{
 			JsonbIterator *elems = JsonbIteratorInit(v.val.binary.data);
@@ -845,6 +864,8 @@ push_command(JsonbParseState **st, JsonbContainer *obj, RowCommand *c)
 		else
 			(void) pushJsonbValue(st, WJB_VALUE, &v);
 	}
+	if (c->op == OP_INSERT || c->op == OP_UPSERT)
+		push_defaults(st, c);
 	return pushJsonbValue(st, WJB_END_OBJECT, NULL);
 }
 

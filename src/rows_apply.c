@@ -147,6 +147,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 {
 	StringInfoData sql;
 	Jsonb	   *args[4];
+	Jsonb	   *inserted;
 	int			nargs = 0;
 	uint64		n;
 
@@ -155,9 +156,13 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 	{
 		case OP_INSERT:
 		case OP_UPSERT:
+			/* the proposer's defaults for the row it inserts, not its update */
+			inserted = c->defaults == NULL ? c->row :
+				DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(c->defaults),
+												   JsonbPGetDatum(c->row)));
 			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_record(NULL::%s, $1) AS r",
-							 c->qualname, column_list(c->row, "", ", ", NULL),
-							 column_list(c->row, "r.", ", ", NULL), c->qualname);
+							 c->qualname, column_list(inserted, "", ", ", NULL),
+							 column_list(inserted, "r.", ", ", NULL), c->qualname);
 			if (c->op == OP_UPSERT)
 			{
 				StringInfoData set;
@@ -192,7 +197,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 				else
 					appendStringInfoString(&sql, ") DO NOTHING");
 			}
-			args[nargs++] = c->row;
+			args[nargs++] = inserted;
 			(void) run(sql.data, nargs, args);
 			return true;
 		case OP_UPDATE:

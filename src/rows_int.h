@@ -36,6 +36,8 @@ typedef struct RowCommand
 	Oid			owner;
 	List	   *pk;				/* names of primary key columns */
 	Jsonb	   *row;			/* insert/upsert */
+	Jsonb	   *defaults;		/* insert/upsert: values decided by the
+								 * proposer, for an inserted row only */
 	Jsonb	   *key;			/* update/delete */
 	Jsonb	   *set;			/* update: values (NULL when only operators) */
 	Jsonb	   *add;			/* update: {"add": n} operators, column -> n */

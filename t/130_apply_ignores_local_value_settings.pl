@@ -90,6 +90,16 @@ is($nodes[1]->safe_psql('postgres', $tickets), $got,
 is($nodes[0]->safe_psql('postgres', q{SELECT count(*) FROM tickets WHERE id IS NOT NULL AND n IS NOT NULL AND r IS NOT NULL AND state IN ('new', 'old')}),
 	'2', 'every default was filled in, the given values kept');
 
+# an upsert of a row that exists updates the columns it names only: the
+# defaults its proposer decided are for a row it inserts
+my $t2 = q{SELECT id || ' ' || extract(epoch FROM created_at) || ' ' || n || ' ' || state FROM tickets WHERE k = 't2'};
+my $before_upsert = $nodes[0]->safe_psql('postgres', $t2);
+$nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('t2', '{"op":"upsert","table":"tickets","row":{"k":"t2","state":"again"}}')});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the upsert');
+(my $want_t2 = $before_upsert) =~ s/ old$/ again/;
+is($_->safe_psql('postgres', $t2), $want_t2, $_->name . ' keeps the id, time and number t2 was inserted with')
+  for @nodes;
+
 # node2 crashes right after applying, before its asynchronous commit is
 # surely on disk: it applies the entry again, to the same values
 $nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('t3', '{"op":"insert","table":"tickets","row":{"k":"t3"}}')});
