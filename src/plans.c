@@ -83,11 +83,13 @@ kmd_plan_execute(const char *sql, int nargs, Oid *types, Datum *values,
 	if (plans == NULL)
 		make_table();
 
-	hash = hash_bytes_extended((const unsigned char *) sql, strlen(sql), 0) ^
-		hash_bytes_extended((const unsigned char *) types, sizeof(Oid) * nargs, nargs);
+	/* a statement without arguments may come without types (NULL) */
+	hash = hash_bytes_extended((const unsigned char *) sql, strlen(sql), 0);
+	if (nargs > 0)
+		hash ^= hash_bytes_extended((const unsigned char *) types, sizeof(Oid) * nargs, nargs);
 	p = hash_search(plans, &hash, HASH_FIND, NULL);
 	if (p != NULL && (strcmp(p->sql, sql) != 0 || p->nargs != nargs ||
-					  memcmp(p->types, types, sizeof(Oid) * nargs) != 0))
+					  (nargs > 0 && memcmp(p->types, types, sizeof(Oid) * nargs) != 0)))
 		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
 	if (p == NULL)
 	{
@@ -103,7 +105,8 @@ kmd_plan_execute(const char *sql, int nargs, Oid *types, Datum *values,
 		p = hash_search(plans, &hash, HASH_ENTER, &found);
 		p->sql = MemoryContextStrdup(plans_cxt, sql);
 		p->nargs = nargs;
-		memcpy(p->types, types, sizeof(Oid) * nargs);
+		if (nargs > 0)
+			memcpy(p->types, types, sizeof(Oid) * nargs);
 		p->plan = plan;
 	}
 	return SPI_execute_plan(p->plan, values, nulls, read_only, count);
