@@ -47,6 +47,15 @@ SELECT regexp_replace(err(format('SELECT kmd_lease_revoke(%s)', id)), '\d{6,}', 
 SELECT regexp_replace(err(format($$SELECT kmd_propose('c4', '{"op":"insert","table":"claims","row":{"job":"c4"},"lease":%s}')$$, id)), '\d{6,}', 'ID') FROM l;
 SELECT count(*) AS no_c4 FROM claims WHERE job = 'c4';
 
+-- an upsert that names no lease detaches its row, also as the first write
+-- of a lease's row after the table of attachments was empty
+CREATE TEMP TABLE l6 AS SELECT kmd_lease_grant('1 min', 'c1') AS id;
+SELECT kmd_propose(k1, format('{"op":"upsert","table":"claims","row":{"job":"%s","owner":"w3"},"lease":%s}', k1, id)::jsonb) > 0 AS attached FROM l6, k;
+SELECT kmd_propose(k1, format('{"op":"upsert","table":"claims","row":{"job":"%s","owner":"w4"}}', k1)::jsonb) > 0 AS detached FROM k;
+SELECT count(*) AS attachments FROM kommander.lease_rows;
+SELECT kmd_lease_revoke(id) FROM l6;
+SELECT owner AS kept_after_revoke FROM claims, k WHERE job = k1;
+
 -- a lease for the partition of a key
 CREATE TEMP TABLE l5 AS SELECT kmd_lease_grant('1 min', 'c5') AS id;
 SELECT (SELECT partition_id FROM kommander.leases WHERE id = l5.id)

@@ -25,6 +25,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -464,6 +465,64 @@ pk_object(RowCommand *c)
 	return buf.data;
 }
 
+/*
+ * Whether kommander.lease_rows may hold a row, as the apply worker, its
+ * only writer, knows it.  While the table is empty a row command has
+ * nothing to detach, and its DELETE is skipped.  An attach makes it
+ * "maybe", and so does the commit of a transaction that attached (the
+ * next one looks again, so that leases that ended give the fast path
+ * back); an aborted (sub)transaction or an installed image makes it
+ * unknown.
+ */
+typedef enum
+{
+	LEASE_ROWS_UNKNOWN,
+	LEASE_ROWS_NONE,
+	LEASE_ROWS_MAYBE
+} LeaseRowsState;
+
+static LeaseRowsState lease_rows_state = LEASE_ROWS_UNKNOWN;
+static bool lease_rows_callbacks = false;
+
+static void
+lease_rows_xact(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		(event == XACT_EVENT_COMMIT && lease_rows_state == LEASE_ROWS_MAYBE))
+		lease_rows_state = LEASE_ROWS_UNKNOWN;
+}
+
+static void
+lease_rows_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent,
+				   void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		lease_rows_state = LEASE_ROWS_UNKNOWN;
+}
+
+void
+kmd_lease_rows_forget(void)
+{
+	lease_rows_state = LEASE_ROWS_UNKNOWN;
+}
+
+/* May kommander.lease_rows hold a row?  SPI connected. */
+static bool
+lease_rows_maybe(void)
+{
+	if (!lease_rows_callbacks)
+	{
+		RegisterXactCallback(lease_rows_xact, NULL);
+		RegisterSubXactCallback(lease_rows_subxact, NULL);
+		lease_rows_callbacks = true;
+	}
+	if (lease_rows_state == LEASE_ROWS_UNKNOWN)
+		lease_rows_state = exec("SELECT 1 FROM kommander.lease_rows LIMIT 1",
+								0, NULL, NULL, SPI_OK_SELECT) > 0 ?
+			LEASE_ROWS_MAYBE : LEASE_ROWS_NONE;
+	return lease_rows_state == LEASE_ROWS_MAYBE;
+}
+
 void
 kmd_lease_track(RowCommand *c, const char *key)
 {
@@ -500,16 +559,20 @@ kmd_lease_track(RowCommand *c, const char *key)
 								c->lease, key),
 						 errhint("Grant the lease with kmd_lease_grant(ttl, key) for a key of the rows it will hold.")));
 		}
-		(void) exec(psprintf("DELETE FROM kommander.lease_rows l USING "
+		if (lease_rows_maybe())
+			(void) exec(psprintf("DELETE FROM kommander.lease_rows l USING "
 							 "(SELECT %s AS pk FROM jsonb_populate_record(NULL::%s, $1) AS r) AS k "
 							 "WHERE l.key = $2 AND l.tbl = $3 AND l.pk = k.pk",
 							 pk_object(c), c->qualname),
 					3, types, values, SPI_OK_DELETE);
 		if (attach)
+		{
+			lease_rows_state = LEASE_ROWS_MAYBE;
 			(void) exec(psprintf("INSERT INTO kommander.lease_rows "
 								 "SELECT $2, $3, %s, $4 FROM jsonb_populate_record(NULL::%s, $1) AS r",
 								 pk_object(c), c->qualname),
 						4, types, values, SPI_OK_INSERT);
+		}
 	}
 	PG_FINALLY();
 	{

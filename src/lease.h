@@ -62,6 +62,12 @@ extern void kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx,
 extern void kmd_lease_track(struct RowCommand *c, const char *key);
 
 /*
+ * kommander.lease_rows changed behind kmd_lease_track's back (an image):
+ * it looks again before it skips a detach.
+ */
+extern void kmd_lease_rows_forget(void);
+
+/*
  * The apply worker's view of the leases in shared memory, from
  * kommander.lease_state (SPI connected, in a transaction): at its start
  * and after an image.  Every lease gets its whole time to live again.

@@ -212,6 +212,7 @@ kmd_leases_load(void)
 	TimestampTz now = GetCurrentTimestamp();
 	bool		isnull;
 
+	kmd_lease_rows_forget();
 	if (SPI_execute("SELECT id, ttl_ms, renewed_idx FROM kommander.lease_state",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.lease_state");
