@@ -39,6 +39,8 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
@@ -305,6 +307,65 @@ kmd_rows_fold_now_plus(RowCommand *c, int64 at)
 	c->now_plus = NULL;
 }
 
+/*
+ * Tables this backend found registered.  A registration never ends while
+ * its table lives, and a table that is dropped or altered (registering it
+ * adds the guard trigger) sends a relcache invalidation, which forgets it
+ * here: so a hit needs no lookup of kommander.tables.
+ */
+static HTAB *registered_tables = NULL;
+
+static void
+registered_forget(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS scan;
+	Oid		   *entry;
+
+	if (registered_tables == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		(void) hash_search(registered_tables, &relid, HASH_REMOVE, NULL);
+		return;
+	}
+	hash_seq_init(&scan, registered_tables);
+	while ((entry = hash_seq_search(&scan)) != NULL)
+		(void) hash_search(registered_tables, entry, HASH_REMOVE, NULL);
+}
+
+/* Is `relid' a registered table?  Looked up once per table and backend. */
+static bool
+is_registered(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	bool		registered;
+
+	if (registered_tables == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(Oid);
+		registered_tables = hash_create("kommander registered tables", 64, &ctl,
+										HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(registered_forget, (Datum) 0);
+	}
+	if (hash_search(registered_tables, &relid, HASH_FIND, NULL) != NULL)
+		return true;
+
+	values[0] = ObjectIdGetDatum(relid);
+	SPI_connect();
+	if (kmd_plan_execute("SELECT 1 FROM kommander.tables WHERE relid = $1",
+						 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.tables");
+	registered = SPI_processed > 0;
+	SPI_finish();
+	if (registered)
+		(void) hash_search(registered_tables, &relid, HASH_ENTER, NULL);
+	return registered;
+}
+
 static void
 resolve_table(RowCommand *c, const char *name)
 {
@@ -312,9 +373,6 @@ resolve_table(RowCommand *c, const char *name)
 	Relation	rel;
 	Oid			pkidx;
 	Relation	idx;
-	bool		registered;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1];
 
 	names = stringToQualifiedNameList(name);
 	c->relid = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
@@ -323,14 +381,7 @@ resolve_table(RowCommand *c, const char *name)
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"table\": relation \"%s\" does not exist", name)));
 
-	values[0] = ObjectIdGetDatum(c->relid);
-	SPI_connect();
-	if (kmd_plan_execute("SELECT 1 FROM kommander.tables WHERE relid = $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kommander.tables");
-	registered = SPI_processed > 0;
-	SPI_finish();
-	if (!registered)
+	if (!is_registered(c->relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"table\": \"%s\" is not a control table", name),
@@ -749,7 +800,7 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 {
 	Relation	rel;
 	TupleDesc	desc;
-	int			nest;
+	int			nest = -1;		/* the settings are pinned at the first value */
 	bool		open = false;
 	JsonbValue	v;
 
@@ -766,17 +817,6 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 	}
 	rel = table_open(c->relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
-	nest = NewGUCNestLevel();
-	(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("DateStyle", "ISO, MDY", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -800,6 +840,20 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 			(void) pushJsonbValue(st, WJB_BEGIN_OBJECT, NULL);
 			open = true;
 		}
+		if (nest < 0)
+		{
+			nest = NewGUCNestLevel();
+			(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			(void) set_config_option("DateStyle", "ISO, MDY", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+			(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+		}
 		estate = CreateExecutorState();
 		es = ExecPrepareExpr((Expr *) expr, estate);
 		d = ExecEvalExprSwitchContext(es, GetPerTupleExprContext(estate), &isnull);
@@ -819,7 +873,8 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 		}
 		FreeExecutorState(estate);
 	}
-	AtEOXact_GUC(true, nest);
+	if (nest >= 0)
+		AtEOXact_GUC(true, nest);
 	table_close(rel, AccessShareLock);
 	if (open)
 		(void) pushJsonbValue(st, WJB_END_OBJECT, NULL);
