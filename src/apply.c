@@ -805,7 +805,7 @@ apply_all(TimestampTz *next_try)
 
 	drain_feeds();
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 		uint64		commit = pg_atomic_read_u64(&part->commit_index);

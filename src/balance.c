@@ -34,7 +34,7 @@ kmd_leader_load(host_load *l)
 		if (kmd_shared->nodes[i].node_id != 0 && kmd_shared->nodes[i].role == KMD_NODE_VOTER &&
 			kmd_node_heard(&kmd_shared->nodes[i], now, kmd_election_timeout))
 			host_load_voter(l, (raft_id) kmd_shared->nodes[i].node_id);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 

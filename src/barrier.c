@@ -92,7 +92,7 @@ kmd_barrier_ready(uint64 sys_index)
 	uint64		wanted;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions && ready; i++)
+	for (int i = 0; i < kmd_shared->partitions_used && ready; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 		KmdPartition *right;
@@ -145,7 +145,7 @@ void
 kmd_barrier_reset(void)
 {
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		kmd_shared->partitions[i].held_barrier = 0;
 		kmd_shared->partitions[i].held_merge = 0;

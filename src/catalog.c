@@ -291,7 +291,7 @@ kmd_catalog_refresh(void)
 		part->frozen_at = parts[j].frozen_at;
 	}
 	kmd_shared->n_frozen = 0;
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 		if (kmd_shared->partitions[i].partition_id >= 0 &&
 			kmd_shared->partitions[i].state == KMD_PART_FROZEN)
 			kmd_shared->n_frozen++;

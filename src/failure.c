@@ -214,7 +214,7 @@ void
 kmd_stall_reset(void)
 {
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		kmd_shared->partitions[i].apply_stall = KMD_STALL_NONE;
 		kmd_shared->partitions[i].apply_tries = 0;

@@ -562,7 +562,7 @@ wait_out_of_groups(int32 node_id, const char *name)
 		bool		member = false;
 
 		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		for (int i = 0; i < kmd_shared->max_partitions; i++)
+		for (int i = 0; i < kmd_shared->partitions_used; i++)
 		{
 			KmdPartition *part = &kmd_shared->partitions[i];
 

@@ -178,7 +178,7 @@ widest_partition(int *count)
 
 	*count = 0;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 		double		width;
@@ -390,7 +390,7 @@ kmd_finish_merge(KmdGroup *g, TimestampTz now)
 	if (left != NULL && left->partition_id > 0 && left->state == KMD_PART_ACTIVE &&
 		left->hi != PG_INT64_MAX)
 	{
-		for (int i = 0; i < kmd_shared->max_partitions; i++)
+		for (int i = 0; i < kmd_shared->partitions_used; i++)
 		{
 			KmdPartition *p = &kmd_shared->partitions[i];
 
@@ -441,7 +441,7 @@ kmd_rebalance(PG_FUNCTION_ARGS)
 	ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
 	leaders = palloc(sizeof(int32) * kmd_shared->max_partitions);
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 

@@ -259,7 +259,7 @@ kmd_read_barrier(PG_FUNCTION_ARGS)
 		{
 			n = 0;
 			LWLockAcquire(kmd_shared->lock, LW_SHARED);
-			for (int i = 0; i < kmd_shared->max_partitions; i++)
+			for (int i = 0; i < kmd_shared->partitions_used; i++)
 				if (kmd_shared->partitions[i].partition_id >= 0 &&
 					kmd_shared->partitions[i].state != KMD_PART_GONE &&
 					done[i] != kmd_shared->partitions[i].partition_id + 1)

@@ -143,7 +143,7 @@ votes_in_merge_target(KmdGroup *g, raft_id x)
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	lo = g->part->lo;
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *p = &kmd_shared->partitions[i];
 

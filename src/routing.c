@@ -50,7 +50,7 @@ kmd_route_hash(int64 h, uint64 *generation, int32 *state, int32 *leader,
 	int32		found = -1;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 

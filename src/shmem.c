@@ -40,6 +40,7 @@ shmem_size(void)
 
 	size = add_size(size, mul_size(kmd_max_partitions, sizeof(KmdPartition)));
 	size = add_size(size, mul_size(KMD_NUM_SLOTS, MAXALIGN(sizeof(KmdSlot))));
+	size = add_size(size, mul_size(KMD_NUM_SLOTS, MAXALIGN(sizeof(KmdSlotBuffers))));
 	size = add_size(size, mul_size(kmd_workers, ring_total_size(KMD_INBOX_SIZE)));
 	size = add_size(size, mul_size(kmd_workers, ring_total_size(KMD_FEED_SIZE)));
 	return size;
@@ -127,12 +128,22 @@ kmd_shmem_startup(void)
 		{
 			KmdSlot    *slot = (KmdSlot *) (p + i * MAXALIGN(sizeof(KmdSlot)));
 
-			memset(slot, 0, offsetof(KmdSlot, command));
+			KmdSlotBuffers *buf = (KmdSlotBuffers *)
+				(p + KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlot)) +
+				 i * MAXALIGN(sizeof(KmdSlotBuffers)));
+
+			memset(slot, 0, sizeof(KmdSlot));
 			slot->generation = (uint32) boot_random();
 			slot->lock = &GetNamedLWLockTranche("kommander slots")[i].lock;
 			ConditionVariableInit(&slot->cv);
+			slot->command = buf->command;
+			slot->errmsg = buf->errmsg;
+			slot->errdetail = buf->errdetail;
+			slot->result = buf->result;
+			slot->errmsg[0] = slot->errdetail[0] = '\0';
 		}
 		p += KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlot));
+		p += KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlotBuffers));
 
 		for (int i = 0; i < kmd_workers; i++)
 		{
@@ -158,7 +169,7 @@ KmdPartition *
 kmd_partition_find(int32 partition_id)
 {
 	Assert(LWLockHeldByMe(kmd_shared->lock));
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 		if (kmd_shared->partitions[i].partition_id == partition_id)
 			return &kmd_shared->partitions[i];
 	return NULL;
@@ -188,6 +199,8 @@ kmd_partition_add(int32 partition_id)
 		part = gone;			/* a tombstone whose group has stopped */
 	if (part == NULL)
 		return NULL;
+	kmd_shared->partitions_used = Max(kmd_shared->partitions_used,
+									  (int) (part - kmd_shared->partitions) + 1);
 	part->partition_id = partition_id;
 	part->state = KMD_PART_ACTIVE;
 	part->lo = part->hi = 0;
@@ -347,8 +360,8 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 		return false;
 	}
 	strlcpy(slot->sqlstate, sqlstate ? sqlstate : "00000", sizeof(slot->sqlstate));
-	strlcpy(slot->errmsg, errmsg ? errmsg : "", sizeof(slot->errmsg));
-	strlcpy(slot->errdetail, errdetail ? errdetail : "", sizeof(slot->errdetail));
+	strlcpy(slot->errmsg, errmsg ? errmsg : "", KMD_ERRMSG_LEN);
+	strlcpy(slot->errdetail, errdetail ? errdetail : "", KMD_ERRMSG_LEN);
 	slot->index = index;
 	slot->term = term;
 	slot->applied = applied;

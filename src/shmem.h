@@ -206,20 +206,35 @@ typedef struct KmdSlot
 	TimestampTz deadline;		/* the backend gives up then */
 	ConditionVariable cv;		/* signalled when state becomes DONE */
 
+	/*
+	 * The buffers lie apart from the slots (KmdSlotBuffers), so that a
+	 * Raft worker's scan for pending slots reads a few cache lines and not
+	 * one page per slot.
+	 */
+
 	/* request */
 	uint32		command_len;
-	char		command[KMD_MAX_COMMAND];
+	char	   *command;		/* KMD_MAX_COMMAND bytes */
 
 	/* answer */
 	char		sqlstate[6];	/* "00000" on success */
-	char		errmsg[KMD_ERRMSG_LEN];
-	char		errdetail[KMD_ERRMSG_LEN];
+	char	   *errmsg;			/* KMD_ERRMSG_LEN bytes */
+	char	   *errdetail;		/* KMD_ERRMSG_LEN bytes */
 	uint64		index;
 	uint64		term;
 	bool		applied;		/* false: a condition did not hold */
 	uint32		result_len;
-	char		result[KMD_MAX_RESULT];	/* jsonb text, or empty */
+	char	   *result;			/* KMD_MAX_RESULT bytes: jsonb text, or empty */
 } KmdSlot;
+
+/* What a slot's buffers point to */
+typedef struct KmdSlotBuffers
+{
+	char		command[KMD_MAX_COMMAND];
+	char		errmsg[KMD_ERRMSG_LEN];
+	char		errdetail[KMD_ERRMSG_LEN];
+	char		result[KMD_MAX_RESULT];
+} KmdSlotBuffers;
 
 /*
  * A Raft worker's inbox: a byte ring of length-prefixed batches written by
@@ -306,6 +321,12 @@ typedef struct KmdShared
 
 	int			max_partitions;
 	KmdPartition *partitions;	/* max_partitions entries */
+	/*
+	 * Entries at or after this one have never held a partition: scans for
+	 * partitions stop here.  Grows only; written under `lock' exclusive by
+	 * kmd_partition_add, read under `lock'.
+	 */
+	int			partitions_used;
 	KmdSlot    *slots;			/* KMD_NUM_SLOTS MAXALIGNed entries: use kmd_slot() */
 } KmdShared;
 

@@ -724,7 +724,7 @@ ask_images_for_all(int32 from)
 	int			n = 0;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
@@ -1006,7 +1006,7 @@ kmd_images_install(void)
 	uint64		term = 0;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 

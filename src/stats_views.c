@@ -43,7 +43,7 @@ live_partitions(int *n)
 
 	*n = 0;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 		uint64		commit;

@@ -110,7 +110,7 @@ kmd_partition_status(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 		Datum		values[13];

@@ -426,7 +426,7 @@ sync_groups(bool force)
 		groups_missing = true;
 		return;
 	}
-	for (int i = 0; i < kmd_shared->max_partitions && n < lengthof(ids); i++)
+	for (int i = 0; i < kmd_shared->partitions_used && n < lengthof(ids); i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
@@ -911,7 +911,7 @@ worker_exit(int code, Datum arg)
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	kmd_shared->workers[worker_no].pid = 0;
 	kmd_shared->workers[worker_no].latch = NULL;
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
@@ -990,7 +990,7 @@ kmd_worker_main(Datum arg)
 	kmd_shared->workers[worker_no].latch = MyLatch;
 	kmd_shared->workers[worker_no].generation++;
 	/* partitions offline in the last run are tried again at once */
-	for (int i = 0; i < kmd_shared->max_partitions; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 		if (kmd_shared->partitions[i].partition_id >= 0 &&
 			kmd_worker_for_partition(kmd_shared->partitions[i].partition_id) == worker_no)
 			kmd_shared->partitions[i].offline_retry_at = 0;
