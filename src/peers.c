@@ -89,11 +89,11 @@ kmd_peers_poll(bool sync)
 	kmd_transport_poll(&transport);
 }
 
-long
-kmd_peers_add_events(WaitEventSet *set)
+int
+kmd_peers_wait_events(KmdPeerWait *waits, long *retry)
 {
-	kmd_transport_add_events(&transport, set);
-	return kmd_transport_next_timeout(&transport);
+	*retry = kmd_transport_next_timeout(&transport);
+	return kmd_transport_wait_events(&transport, waits);
 }
 
 bool

@@ -18,6 +18,7 @@
 #include "storage/latch.h"
 
 #include "raft/raft.h"
+#include "transport.h"
 
 struct KmdOutBatch;
 
@@ -32,10 +33,12 @@ extern void kmd_peers_stop(void);
 extern void kmd_peers_poll(bool sync);
 
 /*
- * Add the connections' sockets to `set'; returns in how many milliseconds
- * a connection attempt is due, or -1 when none is.
+ * The connections' sockets and what each waits for (KMD_MAX_NODES
+ * entries; see kmd_transport_wait_events); returns how many, and in
+ * *retry in how many milliseconds a connection attempt is due, or -1 when
+ * none is.
  */
-extern long kmd_peers_add_events(WaitEventSet *set);
+extern int	kmd_peers_wait_events(KmdPeerWait *waits, long *retry);
 
 /* Is this worker's connection to `node_id' up? */
 extern bool kmd_peer_connected(int32 node_id);

@@ -50,6 +50,7 @@ struct KmdPeer
 	char		conninfo[KMD_CONNINFO_LEN];
 	char		user[NAMEDATALEN];	/* this node's peer role, or "" */
 	PGconn	   *conn;
+	uint64		conn_id;		/* tells this connection from earlier ones */
 	PeerState	state;
 	PostgresPollingStatusType poll;	/* what PQconnectPoll waits for */
 	int			inflight;		/* batches sent, result not yet read */
@@ -63,6 +64,9 @@ struct KmdPeer
 	uint64		timed;			/* syncs_sent of the batch timed, 0: none */
 	TimestampTz timed_at;
 };
+
+/* numbers the connections this process makes */
+static uint64 connections_made = 0;
 
 void
 kmd_transport_init(KmdTransport *t, int worker_no)
@@ -116,6 +120,7 @@ peer_start(KmdTransport *t, KmdPeer *p)
 	}
 	vals[3] = NULL;
 	p->conn = PQconnectStartParams(keys, vals, 1);
+	p->conn_id = ++connections_made;
 	if (p->conn == NULL || PQstatus(p->conn) == CONNECTION_BAD)
 	{
 		peer_close(p, p->conn ? PQerrorMessage(p->conn) : "out of memory");
@@ -382,9 +387,11 @@ kmd_transport_poll(KmdTransport *t)
 	}
 }
 
-void
-kmd_transport_add_events(KmdTransport *t, WaitEventSet *set)
+int
+kmd_transport_wait_events(KmdTransport *t, KmdPeerWait *waits)
 {
+	int			n = 0;
+
 	for (int i = 0; i < t->n_peers; i++)
 	{
 		KmdPeer    *p = t->peers[i];
@@ -400,8 +407,13 @@ kmd_transport_add_events(KmdTransport *t, WaitEventSet *set)
 			events = p->poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
 		else
 			events = WL_SOCKET_READABLE | (p->want_write ? WL_SOCKET_WRITEABLE : 0);
-		AddWaitEventToSet(set, events, sock, NULL, NULL);
+		memset(&waits[n], 0, sizeof(KmdPeerWait));
+		waits[n].sock = sock;
+		waits[n].events = events;
+		waits[n].conn_id = p->conn_id;
+		n++;
 	}
+	return n;
 }
 
 long

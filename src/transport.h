@@ -43,9 +43,18 @@ extern void kmd_transport_sync(KmdTransport *t);
 extern bool kmd_transport_send(KmdTransport *t, int32 to_node,
 							   const char *data, uint32 len);
 
-/* Add every connection's socket to `set', waiting for what the connection
- * needs (read, and write while output is pending).  At most KMD_MAX_NODES. */
-extern void kmd_transport_add_events(KmdTransport *t, WaitEventSet *set);
+/* What a connection's socket waits for */
+typedef struct KmdPeerWait
+{
+	pgsocket	sock;
+	uint32		events;			/* WL_SOCKET_* */
+	uint64		conn_id;		/* the connection: a socket number is reused */
+} KmdPeerWait;
+
+/* Fill `waits' (KMD_MAX_NODES entries, padding zeroed so that they compare
+ * with memcmp) with every connection's socket and what it needs (read, and
+ * write while output is pending); returns how many. */
+extern int	kmd_transport_wait_events(KmdTransport *t, KmdPeerWait *waits);
 
 /* Make progress on every connection without blocking: connection set-up,
  * flushing output, reading and discarding results; a failed connection is

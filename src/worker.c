@@ -496,6 +496,7 @@ typedef struct GroupReady
 {
 	KmdGroup   *g;
 	raft_ready	rd;
+	bool		early;			/* announced before the write: see below */
 } GroupReady;
 
 static bool
@@ -517,6 +518,59 @@ needs_sync(const KmdGroup *g, const raft_ready *rd)
 	return rd->has_snapshot || rd->n_entries > 0 ||
 		(rd->has_hard_state && (rd->hard_state.term != g->durable_term ||
 								rd->hard_state.vote != g->durable_vote));
+}
+
+/*
+ * Steps 3-5 for one group, once what its batch asks to be durable is:
+ * send its acknowledgements, publish its commit index, hand its committed
+ * entries to the apply worker and answer its reads.
+ */
+static void
+announce(GroupReady *gr, bool *wake_apply)
+{
+	raft_ready *rd = &gr->rd;
+	KmdPartition *part;
+
+	/* 3. what is now durable may be announced and applied */
+	for (size_t j = 0; j < rd->n_persist_messages; j++)
+		kmd_peers_queue(gr->g->partition_id, &rd->persist_messages[j]);
+	part = gr->g->part;
+	if (rd->has_hard_state &&
+		pg_atomic_read_u64(&part->commit_index) < rd->hard_state.commit)
+	{
+		/* only this worker writes it: no lock needed */
+		pg_atomic_write_u64(&part->commit_index, rd->hard_state.commit);
+		*wake_apply = true;
+	}
+#ifdef KMD_BROKEN_EARLY_COMMIT
+
+	/*
+	 * A deliberately broken build, for scripts/nemesis.sh --broken only:
+	 * a leader takes what it holds durably for committed, so it applies
+	 * and answers a proposal that no quorum holds yet.  The nemesis test
+	 * must catch it.
+	 */
+	if (raft_get_role(gr->g->r) == RAFT_LEADER &&
+		pg_atomic_read_u64(&part->commit_index) < gr->g->durable_last)
+	{
+		pg_atomic_write_u64(&part->commit_index, gr->g->durable_last);
+		*wake_apply = true;
+	}
+#endif
+	feed_committed(gr->g->partition_id, rd);
+	kmd_stats_ready(gr->g->partition_id, rd);
+	for (size_t j = 0; j < rd->n_reads; j++)
+	{
+		const raft_read_state *rs = &rd->reads[j];
+
+		if (rs->index == 0)
+			kmd_slot_fail(KMD_READ_SLOT(rs->context), KMD_READ_GEN(rs->context),
+					  ERRCODE_KMD_NO_QUORUM, "leadership changed during a read barrier");
+		else
+			(void) kmd_slot_complete(KMD_READ_SLOT(rs->context),
+									 KMD_READ_GEN(rs->context), "00000", NULL,
+									 NULL, rs->index, 0, true, NULL, 0);
+	}
 }
 
 /*
@@ -562,6 +616,28 @@ process_ready(bool *worked)
 			kmd_peers_queue(ready[i].g->partition_id, &ready[i].rd.messages[j]);
 	kmd_peers_flush();
 
+	/*
+	 * A batch that needs no flush (a new commit index, and nothing else to
+	 * persist but the hard state that carries it) holds nothing that is not
+	 * durable already: its committed entries were written by earlier
+	 * batches.  So it is announced before the write, which no longer stands
+	 * between a commit and its apply.  A restart may then find a commit
+	 * index behind the applied one; it learns the commit again from the
+	 * leader, and the apply worker waits for it.
+	 */
+	for (int i = 0; i < n; i++)
+	{
+		ready[i].early = !needs_sync(ready[i].g, &ready[i].rd);
+		if (ready[i].early)
+			announce(&ready[i], &wake_apply);
+	}
+	if (wake_apply)
+	{
+		kmd_peers_flush();
+		kmd_wake_apply();
+		wake_apply = false;
+	}
+
 	/* 2. one transaction, one WAL flush, for every group */
 	if (persist)
 	{
@@ -590,51 +666,8 @@ process_ready(bool *worked)
 	}
 
 	for (int i = 0; i < n; i++)
-	{
-		raft_ready *rd = &ready[i].rd;
-		KmdPartition *part;
-
-		/* 3. what is now durable may be announced and applied */
-		for (size_t j = 0; j < rd->n_persist_messages; j++)
-			kmd_peers_queue(ready[i].g->partition_id, &rd->persist_messages[j]);
-		part = ready[i].g->part;
-		if (rd->has_hard_state &&
-			pg_atomic_read_u64(&part->commit_index) < rd->hard_state.commit)
-		{
-			/* only this worker writes it: no lock needed */
-			pg_atomic_write_u64(&part->commit_index, rd->hard_state.commit);
-			wake_apply = true;
-		}
-#ifdef KMD_BROKEN_EARLY_COMMIT
-
-		/*
-		 * A deliberately broken build, for scripts/nemesis.sh --broken only:
-		 * a leader takes what it holds durably for committed, so it applies
-		 * and answers a proposal that no quorum holds yet.  The nemesis test
-		 * must catch it.
-		 */
-		if (raft_get_role(ready[i].g->r) == RAFT_LEADER &&
-			pg_atomic_read_u64(&part->commit_index) < ready[i].g->durable_last)
-		{
-			pg_atomic_write_u64(&part->commit_index, ready[i].g->durable_last);
-			wake_apply = true;
-		}
-#endif
-		feed_committed(ready[i].g->partition_id, rd);
-		kmd_stats_ready(ready[i].g->partition_id, rd);
-		for (size_t j = 0; j < rd->n_reads; j++)
-		{
-			const raft_read_state *rs = &rd->reads[j];
-
-			if (rs->index == 0)
-				kmd_slot_fail(KMD_READ_SLOT(rs->context), KMD_READ_GEN(rs->context),
-						  ERRCODE_KMD_NO_QUORUM, "leadership changed during a read barrier");
-			else
-				(void) kmd_slot_complete(KMD_READ_SLOT(rs->context),
-										 KMD_READ_GEN(rs->context), "00000", NULL,
-										 NULL, rs->index, 0, true, NULL, 0);
-		}
-	}
+		if (!ready[i].early)
+			announce(&ready[i], &wake_apply);
 	kmd_peers_flush();
 	if (wake_apply)
 		kmd_wake_apply();
@@ -928,25 +961,49 @@ worker_exit(int code, Datum arg)
 static void
 wait_for_events(TimestampTz next_tick, bool busy)
 {
-	WaitEventSet *set;
-	WaitEvent	events[KMD_MAX_NODES + 3];
+	/* kept from one wait to the next while the sockets stay the same */
+	static WaitEventSet *set = NULL;
+	static KmdPeerWait waiting[KMD_MAX_NODES];
+	static int	n_waiting = -1;
+	KmdPeerWait waits[KMD_MAX_NODES];
+	int			n;
+	WaitEvent	events[KMD_MAX_NODES + 2];
 	long		timeout;
 	long		retry;
 
-	set = CreateWaitEventSet(CurrentMemoryContext, KMD_MAX_NODES + 3);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	retry = kmd_peers_add_events(set);
+	/*
+	 * More to do: go round again at once.  Every source (latch, sockets,
+	 * slots, inbox) is looked at by the loop itself, so a latch set before
+	 * the reset is not lost.
+	 */
 	if (busy)
-		timeout = 0;
-	else
 	{
-		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_tick);
-		if (retry >= 0 && retry < timeout)
-			timeout = retry;
+		ResetLatch(MyLatch);
+		return;
 	}
+
+	/*
+	 * A set is an epoll descriptor: making one and closing it on every wait
+	 * was a quarter of an idle-ish worker's time.  It is made again when a
+	 * connection comes or goes or waits for something else.
+	 */
+	n = kmd_peers_wait_events(waits, &retry);
+	if (set == NULL || n != n_waiting || memcmp(waits, waiting, n * sizeof(KmdPeerWait)) != 0)
+	{
+		if (set != NULL)
+			FreeWaitEventSet(set);
+		set = CreateWaitEventSet(TopMemoryContext, KMD_MAX_NODES + 2);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (int i = 0; i < n; i++)
+			AddWaitEventToSet(set, waits[i].events, waits[i].sock, NULL, NULL);
+		memcpy(waiting, waits, n * sizeof(KmdPeerWait));
+		n_waiting = n;
+	}
+	timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_tick);
+	if (retry >= 0 && retry < timeout)
+		timeout = retry;
 	(void) WaitEventSetWait(set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
-	FreeWaitEventSet(set);
 	ResetLatch(MyLatch);
 }
 
