@@ -224,6 +224,7 @@ kmd_compact_groups(TimestampTz now)
 	HASH_SEQ_STATUS seq;
 	KmdGroup   *g;
 	int32	   *ids = NULL;
+	uint64	   *froms = NULL;
 	raft_snapshot_meta *metas = NULL;
 	int			n = 0;
 	int			cap = 0;
@@ -248,10 +249,12 @@ kmd_compact_groups(TimestampTz now)
 		{
 			cap = cap ? cap * 2 : 16;
 			ids = ids ? repalloc(ids, sizeof(int32) * cap) : palloc(sizeof(int32) * cap);
+			froms = froms ? repalloc(froms, sizeof(uint64) * cap) : palloc(sizeof(uint64) * cap);
 			metas = metas ? repalloc(metas, sizeof(raft_snapshot_meta) * cap) :
 				palloc(sizeof(raft_snapshot_meta) * cap);
 		}
 		ids[n] = g->partition_id;
+		froms[n] = marker;
 		metas[n] = *raft_snapshot(g->r);
 		n++;
 	}
@@ -260,7 +263,7 @@ kmd_compact_groups(TimestampTz now)
 		MemoryContext cxt = kmd_xact_begin();
 
 		for (int i = 0; i < n; i++)
-			kmd_storage_compact(ids[i], &metas[i]);
+			kmd_storage_compact(ids[i], froms[i], &metas[i]);
 		kmd_xact_commit(cxt);
 		kmd_stat_add(KMD_STAT_COMPACTION_PASSES, -1, 1);
 		for (int i = 0; i < n; i++)

@@ -362,21 +362,27 @@ kmd_storage_conf_at(int32 partition_id, uint64 index, raft_conf *conf)
 }
 
 void
-kmd_storage_compact(int32 partition_id, const raft_snapshot_meta *meta)
+kmd_storage_compact(int32 partition_id, uint64 from, const raft_snapshot_meta *meta)
 {
-	Datum		values[4];
-	Oid			types[4] = {INT4OID, INT8OID, INT8OID, BYTEAOID};
+	Datum		values[5];
+	Oid			types[5] = {INT4OID, INT8OID, INT8OID, BYTEAOID, INT8OID};
 
 	values[0] = Int32GetDatum(partition_id);
 	values[1] = Int64GetDatum((int64) meta->index);
 	values[2] = Int64GetDatum((int64) meta->term);
 	values[3] = PointerGetDatum(kmd_conf_encode(&meta->conf));
+	values[4] = Int64GetDatum((int64) from);
 	if (SPI_execute_with_args("UPDATE kommander.snapshot SET idx = $2, term = $3, conf = $4 "
 							  "WHERE partition_id = $1 AND idx < $2",
 							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not move the snapshot marker of partition %d", partition_id);
-	if (SPI_execute_with_args("DELETE FROM kommander.log WHERE partition_id = $1 AND idx <= $2",
-							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+	/*
+	 * From `from' on: the index entries of rows deleted before are still
+	 * there until a vacuum, and a scan from the start would visit them all.
+	 */
+	if (SPI_execute_with_args("DELETE FROM kommander.log WHERE partition_id = $1 "
+							  "AND idx > $5 AND idx <= $2",
+							  5, types, values, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not compact the log of partition %d", partition_id);
 }
 

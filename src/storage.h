@@ -42,10 +42,12 @@ extern void kmd_storage_save(int32 partition_id, const raft_ready *rd,
 							 uint64 *durable_last);
 
 /*
- * Log compaction: move the snapshot marker forward to `meta' (never back)
- * and delete the entries it covers.
+ * Log compaction: move the snapshot marker forward from `from' to `meta'
+ * (never back) and delete the entries between them; those up to `from'
+ * went with the compaction that moved the marker there.
  */
-extern void kmd_storage_compact(int32 partition_id, const raft_snapshot_meta *meta);
+extern void kmd_storage_compact(int32 partition_id, uint64 from,
+								const raft_snapshot_meta *meta);
 
 /* Delete every row of a group's durable state (a merged-away partition). */
 extern void kmd_storage_drop_group(int32 partition_id);
