@@ -12,7 +12,8 @@
 #
 #   asan: the extension built with AddressSanitizer and UBSan, installed
 #   into a private copy of Postgres whose servers run with the ASan runtime
-#   preloaded; the regress and tap suites run against it.
+#   preloaded; the regress suite and the TAP files of ASAN_TESTS run against
+#   it (KMD_ASAN_TESTS=all: every TAP file; PROVE_TESTS, if set, wins).
 #
 # Copyright (c) 2026, kommander developers
 
@@ -61,6 +62,16 @@ tap_in() {
   return $rc
 }
 
+# The TAP files the asan suite runs: those that drive the memory-heavy paths
+# (catalog refresh with many partitions, splits and merges, compaction and
+# images, removal, barriers, the change feed) and every decoder fed bad
+# input.  The others exercise the same code under different timing.
+ASAN_TESTS="t/010_replication.pl t/050_split_merge_under_load.pl t/070_remove_node.pl
+t/100_thousand_partitions.pl t/110_compaction_and_images.pl t/128_ddl_barrier.pl
+t/140_poison_entries_are_contained.pl t/142_undecodable_entries_stop_their_partition.pl
+t/146_peers_are_held_to_their_identity.pl t/150_refusals_with_their_sqlstates.pl
+t/168_change_feed.pl t/192_images_carry_request_ids_and_leases.pl"
+
 # The sanitized build in its own tree and Postgres copy; its servers start
 # through a wrapper that preloads the ASan runtime (Postgres itself is not
 # instrumented).  Any report aborts the process and shows in its log.
@@ -102,7 +113,11 @@ EOS
   echo "-- asan: regress"
   regress_in "$src" "$bin" || rc=1
   echo "-- asan: tap"
-  tap_in "$src" "$bin" || rc=1
+  local tests="${PROVE_TESTS:-}"
+  if [ -z "$tests" ] && [ "${KMD_ASAN_TESTS:-}" != all ]; then
+    tests="$(echo $ASAN_TESTS)"
+  fi
+  PROVE_TESTS="$tests" tap_in "$src" "$bin" || rc=1
   return $rc
 }
 
