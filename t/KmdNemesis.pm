@@ -761,13 +761,13 @@ sub check_leases
 		{
 			my $what;
 			my $r;
-			if ($o->{f} eq 'read' && $o->{type} eq 'ok' && !defined $o->{value}
-				&& defined $attached && $attached < $o->{invoke}
+			if ($o->{f} eq 'read' && $o->{type} eq 'ok' && defined $attached && $attached < $o->{invoke}
 				&& ($r = $promise->($o->{done})) && !$revoked_before->($o))
 			{
-				$what = "a read (line $o->{line}) saw no row";
+				$s->{lease_checks}{promised}++;
+				$what = "a read (line $o->{line}) saw no row" if !defined $o->{value};
 			}
-			elsif ($o->{error} eq 'K0013' && ($r = $promise->($o->{done})) && !$revoked_before->($o))
+			if (!$what && $o->{error} eq 'K0013' && ($r = $promise->($o->{done})) && !$revoked_before->($o))
 			{
 				$what = "a $o->{f} (line $o->{line}) answered K0013";
 			}
@@ -782,6 +782,7 @@ sub check_leases
 				next;
 			}
 			next if !$ended || $o->{invoke} <= $ended->{done};
+			$s->{lease_checks}{after_end}++;
 			if ($o->{type} eq 'ok' && ($o->{f} eq 'read' ? defined $o->{value} : 1))
 			{
 				next if $found{back} && ++$found{back}[1];
@@ -880,6 +881,9 @@ sub summary_lines
 		push @l, sprintf("%-8s operations: %d (ok %d, fail %d, info %d)", $w,
 			$o->{invoke} // 0, $o->{ok} // 0, $o->{fail} // 0, $o->{info} // 0);
 	}
+	my $c = $s->{lease_checks} // {};
+	push @l, sprintf("lease checks: %d reads within a time promised, %d operations after an end",
+		$c->{promised} // 0, $c->{after_end} // 0);
 	my $f = $s->{faults};
 	my $total = 0;
 	$total += $_ for values %$f;
