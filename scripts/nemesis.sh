@@ -3,8 +3,10 @@
 #   The nemesis test (t/180_nemesis.pl) for as long as asked (default 30
 #   minutes): clients record a history on a 3-node cluster while faults
 #   drawn from the seed come and go; then every register must be
-#   linearizable and every acknowledged append present once, in the same
-#   order, on every node.  Prints the operations, the faults injected and
+#   linearizable, every acknowledged append present once, in the same
+#   order, on every node, no lease ended before the time a keepalive
+#   promised nor seen again once ended, and every lapsed lease gone
+#   everywhere.  Prints the operations, the faults injected and
 #   the anomalies; a failure prints the seed, the smallest failing window
 #   and the line that replays the schedule.  The seed fixes the schedule of
 #   faults and the clients' choices; the servers' timing is the machine's.
