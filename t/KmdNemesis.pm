@@ -722,7 +722,8 @@ sub lease_window
 #     from its own applying, later still): a read that completed before
 #     then, invoked after an attach completed, sees the row, and no
 #     operation that completed before then answers K0013, unless a revoke
-#     was invoked before it completed (less the margin, $LEASE_MARGIN_US);
+#     (not refused) was invoked before it completed; "before then" less
+#     the margin, $LEASE_MARGIN_US;
 #   - once a revoke was acknowledged, or an operation answered K0013, no
 #     read invoked after it sees the row and no keepalive, attach or
 #     revoke invoked after it succeeds.
@@ -737,7 +738,8 @@ sub check_leases
 	{
 		my $ops = $leases->{$id};
 		my @renewals = grep { $_->{type} eq 'ok' && ($_->{f} eq 'grant' || $_->{f} eq 'keepalive') } @$ops;
-		my @revokes = grep { $_->{f} eq 'revoke' } @$ops;
+		# a revoke that failed was not applied: it ended nothing
+		my @revokes = grep { $_->{f} eq 'revoke' && $_->{type} ne 'fail' } @$ops;
 		my ($attached) = sort { $a <=> $b } map { $_->{done} } grep { $_->{f} eq 'attach' && $_->{type} eq 'ok' } @$ops;
 		my ($ended) = sort { $a->{done} <=> $b->{done} }
 		  grep { ($_->{f} eq 'revoke' && $_->{type} eq 'ok') || $_->{error} eq 'K0013' } @$ops;
@@ -814,7 +816,8 @@ sub wait_leases_gone
 	my $sql = "SELECT id FROM kommander.lease_state WHERE id <> $anchor"
 	  . " UNION SELECT lease FROM kommander.lease_rows WHERE lease <> $anchor"
 	  . " UNION SELECT k::bigint FROM nem_lease WHERE k <> '$anchor' ORDER BY 1";
-	my $deadline = time + 2 * $MAX_LEASE_TTL_MS / 1000 + 20;
+	my $start = time;
+	my $deadline = $start + 2 * $MAX_LEASE_TTL_MS / 1000 + 20;
 	my %left;
 	for my $i (1 .. $t->{n})
 	{
@@ -828,6 +831,7 @@ sub wait_leases_gone
 		}
 		push @{ $left{$_} }, "node$i" for split /\n/, $out // '';
 	}
+	$s->{leases_gone_s} = time - $start;
 	for my $id (sort keys %left)
 	{
 		my $ops = $leases->{$id} // [];
@@ -882,8 +886,9 @@ sub summary_lines
 			$o->{invoke} // 0, $o->{ok} // 0, $o->{fail} // 0, $o->{info} // 0);
 	}
 	my $c = $s->{lease_checks} // {};
-	push @l, sprintf("lease checks: %d reads within a time promised, %d operations after an end",
-		$c->{promised} // 0, $c->{after_end} // 0);
+	push @l, sprintf("lease checks: %d reads within a time promised, %d operations after an end;"
+		  . " the lapsed leases gone from every node %.1f s after the clients stopped",
+		$c->{promised} // 0, $c->{after_end} // 0, $s->{leases_gone_s} // -1);
 	my $f = $s->{faults};
 	my $total = 0;
 	$total += $_ for values %$f;
