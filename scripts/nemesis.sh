@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken]
+# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease]]
 #   The nemesis test (t/180_nemesis.pl) for as long as asked (default 30
 #   minutes): clients record a history on a 3-node cluster while faults
 #   drawn from the seed come and go; then every register must be
-#   linearizable and every acknowledged append present once, in the same
-#   order, on every node.  Prints the operations, the faults injected and
+#   linearizable, every acknowledged append present once, in the same
+#   order, on every node, no lease ended before the time a keepalive
+#   promised nor seen again once ended, and every lapsed lease gone
+#   everywhere.  Prints the operations, the faults injected and
 #   the anomalies; a failure prints the seed, the smallest failing window
 #   and the line that replays the schedule.  The seed fixes the schedule of
 #   faults and the clients' choices; the servers' timing is the machine's.
@@ -12,13 +14,17 @@
 #   --faults: draw only these (kill, pause, isolate, isolate_leader, oneway,
 #   hole, delay, transfer, split, merge, replace); default all.
 #
-#   --broken: the extension built with a deliberate defect (a leader takes
-#   the entries it holds durably for committed, so it applies and
-#   acknowledges a proposal no quorum holds: -DKMD_BROKEN_EARLY_COMMIT)
-#   into a private copy of Postgres (KMD_BROKEN_ROOT, default
-#   /tmp/kommander-broken), with the faults that expose it unless --faults
-#   says otherwise; the run passes only if the checks find anomalies.
-#   Proves that the test can fail (scripts/test.sh broken runs it).
+#   --broken: the extension built with a deliberate defect into a private
+#   copy of Postgres (KMD_BROKEN_ROOT, default /tmp/kommander-broken), with
+#   the faults that expose it unless --faults says otherwise; the run passes
+#   only if the checks find anomalies.  Proves that the test can fail
+#   (scripts/test.sh broken runs both defects).  The defects:
+#     commit (the default): a leader takes the entries it holds durably for
+#       committed, so it applies and acknowledges a proposal no quorum
+#       holds (-DKMD_BROKEN_EARLY_COMMIT);
+#     lease: a new leader gives every lease one election timeout, however
+#       recently it was kept alive, so leases end early after a leader
+#       change (-DKMD_BROKEN_LEASE_GRACE).
 #
 # Copyright (c) 2026, kommander developers
 
@@ -28,6 +34,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 seconds=1800
 seed=$(( $(date +%s) % 1000000 ))
 broken=0
+defect=
 faults=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,8 +42,10 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --faults) faults="$2"; shift 2 ;;
-    --broken) broken=1; shift ;;
-    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken]" >&2; exit 2 ;;
+    --broken)
+      broken=1; defect=commit; shift
+      case "${1:-}" in commit|lease) defect="$1"; shift ;; esac ;;
+    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease]]" >&2; exit 2 ;;
   esac
 done
 
@@ -49,7 +58,15 @@ if [ "$broken" = 1 ]; then
   work="$root/src"
   rm -rf "$work" && mkdir -p "$work"
   (cd "$KMD_ROOT" && tar --exclude=./build --exclude=./.git -cf - .) | tar -C "$work" -xf -
-  copt="-DKMD_BROKEN_EARLY_COMMIT"
+  if [ "$defect" = lease ]; then
+    copt="-DKMD_BROKEN_LEASE_GRACE"
+    # the faults that change leaders without a restart
+    [ -n "$faults" ] || faults=isolate_leader,transfer,pause
+  else
+    copt="-DKMD_BROKEN_EARLY_COMMIT"
+    # the faults that leave a leader's early answers behind
+    [ -n "$faults" ] || faults=isolate_leader,kill,pause,hole
+  fi
   echo "== build (broken: $copt)"
   (cd "$work" && make -s clean PG_CONFIG="$bin/pg_config" >/dev/null &&
      make -s WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null &&
@@ -57,8 +74,6 @@ if [ "$broken" = 1 ]; then
     { echo "broken build failed"; exit 1; }
   chown -R postgres:postgres "$root" 2>/dev/null
   expect=anomalies
-  # the faults that leave a leader's early answers behind, unless told
-  [ -n "$faults" ] || faults=isolate_leader,kill,pause,hole
 else
   echo "== build"
   kmd_build_install || { echo "build failed"; exit 1; }
@@ -68,13 +83,13 @@ else
   expect=none
 fi
 
-echo "== nemesis: seed $seed, $seconds s$([ "$broken" = 1 ] && echo ', broken build')"
-kmd_as_postgres "cd '$work' && KMD_NEMESIS_SEED=$seed KMD_NEMESIS_SECONDS=$seconds KMD_NEMESIS_EXPECT=$expect KMD_NEMESIS_FAULTS=$faults \
+echo "== nemesis: seed $seed, $seconds s$([ "$broken" = 1 ] && echo ", broken build ($defect)")"
+kmd_as_postgres "cd '$work' && KMD_NEMESIS_SEED=$seed KMD_NEMESIS_SECONDS=$seconds KMD_NEMESIS_EXPECT=$expect KMD_NEMESIS_DEFECT=$defect KMD_NEMESIS_FAULTS=$faults \
   make -s PG_CONFIG=$bin/pg_config tap PROVE_FLAGS='-v' PROVE_TESTS=t/180_nemesis.pl"
 rc=$?
 # a crash is a bug, but in the broken build anything may happen
 [ "$broken" = 1 ] || kmd_check_logs "$work/tmp_check/log" || rc=1
 echo "== summary (history and server logs in $work/tmp_check/log)"
 cat "$work/tmp_check/log/nemesis-summary.txt" 2>/dev/null
-[ "$rc" = 0 ] && echo "== nemesis passed" || echo "== nemesis FAILED; replay: scripts/nemesis.sh --seed $seed --seconds $seconds${faults:+ --faults $faults}$([ "$broken" = 1 ] && echo ' --broken')"
+[ "$rc" = 0 ] && echo "== nemesis passed" || echo "== nemesis FAILED; replay: scripts/nemesis.sh --seed $seed --seconds $seconds${faults:+ --faults $faults}$([ "$broken" = 1 ] && echo " --broken $defect")"
 exit "$rc"

@@ -6,9 +6,10 @@
 #   that shows a crash (a signal, PANIC, a failed assertion, a sanitizer
 #   report) fails its suite.  Exits non-zero if any suite fails.
 #
-#   broken: the nemesis test (t/180_nemesis.pl) against a build with a
-#   deliberate defect, in a private copy of Postgres: it must find anomalies
-#   (scripts/nemesis.sh --broken).
+#   broken: the nemesis test (t/180_nemesis.pl) against two builds, each
+#   with a deliberate defect (a leader acknowledging before commit; leases
+#   ended early after a leader change), in a private copy of Postgres: it
+#   must find anomalies in each (scripts/nemesis.sh --broken).
 #
 #   asan: the extension built with AddressSanitizer and UBSan, installed
 #   into a private copy of Postgres whose servers run with the ASan runtime
@@ -121,6 +122,14 @@ EOS
   return $rc
 }
 
+# Each deliberate defect must be caught (scripts/nemesis.sh --broken).
+broken_suite() {
+  local rc=0
+  bash "$KMD_ROOT/scripts/nemesis.sh" --broken commit --seconds 40 || rc=1
+  bash "$KMD_ROOT/scripts/nemesis.sh" --broken lease --seconds 30 || rc=1
+  return $rc
+}
+
 work=""
 for s in "${suites[@]}"; do
   case "$s" in
@@ -134,7 +143,7 @@ for s in "${suites[@]}"; do
         run_suite tap tap_in "$work" "$PG_BIN"
       fi
       ;;
-    broken) run_suite broken bash "$KMD_ROOT/scripts/nemesis.sh" --broken --seconds 40 ;;
+    broken) run_suite broken broken_suite ;;
     asan) run_suite asan asan_suite ;;
   esac
 done

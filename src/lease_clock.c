@@ -294,6 +294,18 @@ kmd_lease_tick(KmdGroup *g, TimestampTz now)
 		/* a new leader: at least one election timeout for every lease */
 		if (new_term)
 			s->deadline = Max(s->deadline, TimestampTzPlusMilliseconds(now, kmd_election_timeout));
+#ifdef KMD_BROKEN_LEASE_GRACE
+
+		/*
+		 * A deliberately broken build, for scripts/nemesis.sh --broken lease
+		 * only: a new leader gives every lease one election timeout, no
+		 * more, so that a lease just renewed ends early after a leader
+		 * change (one this worker saw: not the first term it led).  The
+		 * nemesis test's lease checks must catch it.
+		 */
+		if (new_term && found)
+			s->deadline = TimestampTzPlusMilliseconds(now, kmd_election_timeout);
+#endif
 		if (s->deadline > now || n >= lengthof(due) ||
 			(s->proposed != 0 && !TimestampDifferenceExceeds(s->proposed, now, kmd_propose_timeout)))
 			continue;

@@ -1,18 +1,22 @@
 # 180_nemesis.pl
 #   A nemesis test on real servers: six clients on nodes drawn at random
-#   read, write, compare-and-set and append on a three-node cluster while
+#   read, write, compare-and-set, append, and grant, keep alive, revoke and
+#   read leases and their rows on a three-node cluster while
 #   faults drawn from a seed come and go (kill -9 and restart, pauses longer
 #   than the election timeout, cut, one-way cut, black-holed and delayed
 #   links, the isolated leader of a partition, leader transfers, splits and
 #   merges).  Once healed, the cluster must converge, every register's
-#   history must be linearizable and every acknowledged append present once,
-#   in the same order, on every node.  KmdNemesis.pm has the machinery.
+#   history must be linearizable, every acknowledged append present once,
+#   in the same order, on every node, no lease ended before the time its
+#   last keepalive promised or seen again once ended, and every lease left
+#   to lapse gone from every node.  KmdNemesis.pm has the machinery.
 #
 #   KMD_NEMESIS_SEED (default: drawn, and printed), KMD_NEMESIS_SECONDS
 #   (default 60), KMD_NEMESIS_FAULTS (a comma-separated list of the faults
 #   to draw from, default all); KMD_NEMESIS_EXPECT=anomalies turns the test around for a
-#   deliberately broken build (scripts/nemesis.sh --broken): it passes only
-#   if the checks find something.
+#   deliberately broken build (scripts/nemesis.sh --broken, which names its
+#   defect in KMD_NEMESIS_DEFECT): it passes only if the checks find
+#   something.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -32,7 +36,8 @@ my $seconds = $ENV{KMD_NEMESIS_SECONDS} // 60;
 my $faults = $ENV{KMD_NEMESIS_FAULTS} || undef;
 my $expect_anomalies = ($ENV{KMD_NEMESIS_EXPECT} // '') eq 'anomalies';
 my $replay = "scripts/nemesis.sh --seed $seed --seconds $seconds"
-  . ($faults ? " --faults $faults" : '') . ($expect_anomalies ? ' --broken' : '');
+  . ($faults ? " --faults $faults" : '')
+  . ($expect_anomalies ? ' --broken ' . ($ENV{KMD_NEMESIS_DEFECT} || 'commit') : '');
 note("nemesis seed $seed, $seconds s; replay: $replay");
 
 my $t = KmdNemesis::new_cluster(3);
@@ -45,9 +50,11 @@ close $fh;
 
 my $ok_reg = $s->{ops}{register}{ok} // 0;
 my $ok_app = $s->{ops}{append}{ok} // 0;
+my $ok_lease = $s->{ops}{lease}{ok} // 0;
 my $injected = 0;
 $injected += $_ for values %{ $s->{faults} };
-ok($ok_reg > 0 && $ok_app > 0, "operations completed ($ok_reg registers, $ok_app appends)");
+ok($ok_reg > 0 && $ok_app > 0 && $ok_lease > 0,
+	"operations completed ($ok_reg registers, $ok_app appends, $ok_lease lease operations)");
 ok($injected > 0, "faults were injected ($injected)");
 
 if ($expect_anomalies)
@@ -59,7 +66,8 @@ else
 {
 	is($s->{client_rc}, 0, 'the clients met no SQLSTATE outside the expected set')
 	  or diag($s->{client_err});
-	is($s->{anomalies}, 0, 'no anomaly: linearizable registers, appends once and alike everywhere')
+	is($s->{anomalies}, 0,
+		'no anomaly: linearizable registers, appends once and alike everywhere, leases kept their time')
 	  or diag(join("\n", "seed: $seed", @{ $s->{problems} }, "replay: $replay"));
 }
 

@@ -5,8 +5,9 @@
 #   restart, SIGSTOP and SIGCONT, cuts, one-way cuts, black holes, delays,
 #   leader transfers, splits and merges, a node removed and its server
 #   wiped and joined again as a new member), and the checks once everything is
-#   healed: linearizability of every register (sim/kmd-lincheck) and every
-#   acknowledged append present once, in one order, on every node.
+#   healed: linearizability of every register (sim/kmd-lincheck), every
+#   acknowledged append present once, in one order, on every node, and no
+#   lease ended before its time, none come back, every lapsed one gone.
 #   t/180_nemesis.pl runs it for a minute, scripts/nemesis.sh for longer.
 #
 # Copyright (c) 2026, kommander developers
@@ -31,6 +32,15 @@ our $ELECTION_TIMEOUT_MS = 500;
 our $PROPOSE_TIMEOUT_MS = 5000;
 my $N_KEYS = 6;
 my $N_LISTS = 4;
+# the longest TTL the lease clients grant (test/nemesis/client.c), in ms
+my $MAX_LEASE_TTL_MS = 4000;
+# The slack of the lease checks, in us.  The servers decide expiry with
+# their clock (gettimeofday), the clients note times with the monotonic
+# clock, on the same machine: both count microseconds and are slewed
+# alike, except by a step of the wall clock, which NTP makes only when it
+# is far off.  10 ms covers the rounding of either and a slew of 0.05% (the
+# most adjtime makes) over the 4 s of a lease twice over.
+my $LEASE_MARGIN_US = 10_000;
 
 # The nemesis's faults and how often each is drawn.
 my @FAULTS = (
@@ -131,6 +141,8 @@ BEGIN
 END $f$
 $ddl$);
 SELECT kmd_register_applier('nem_append', 'public.nem_append(jsonb, kommander.apply_context)');
+SELECT kmd_ddl('CREATE TABLE public.nem_lease (k text PRIMARY KEY, v bigint)');
+SELECT kmd_register_table('public.nem_lease');
 SELECT count(*) FROM kmd_create_partitions(4);
 });
 	KmdTest::wait_leaders($_) for @nodes;
@@ -403,13 +415,16 @@ sub run
 {
 	my ($t, %o) = @_;
 	my $dir = $t->{dir};
-	my ($reg, $app) = ("$dir/nemesis-register.jsonl", "$dir/nemesis-append.jsonl");
+	my ($reg, $app, $lease) =
+	  ("$dir/nemesis-register.jsonl", "$dir/nemesis-append.jsonl", "$dir/nemesis-lease.jsonl");
 	$stop_file = "$dir/nemesis-stop";
-	unlink $reg, $app, $stop_file;
+	unlink $reg, $app, $lease, $stop_file;
+	my $anchor = grant_anchor($t, $lease);
 	my @conninfo = map { ('--conninfo', $_->connstr('postgres')) } @{ $t->{nodes} };
 	# the clients go on until ten seconds after the last fault is healed
 	my @cmd = ("$ENV{TESTDIR}/build/nemesis/kmd-nemesis-client", @conninfo,
-		'--register', $reg, '--append', $app, '--clients', $o{clients} // 6,
+		'--register', $reg, '--append', $app, '--lease', $lease, '--anchor', $anchor,
+		'--clients', $o{clients} // 6,
 		'--seconds', 3 * $o{seconds} + 3600, '--seed', $o{seed},
 		'--keys', $N_KEYS, '--lists', $N_LISTS, '--deadline-ms', 2 * $PROPOSE_TIMEOUT_MS,
 		'--skip-dir', $dir, '--stop-file', $stop_file);
@@ -431,6 +446,11 @@ sub run
 	my $client_rc = $clients->finish ? 0 : ($clients->result // 2);
 	my %s = (seed => $o{seed}, faults => $t->{faults}, problems => [], client_rc => $client_rc,
 		client_err => $cerr);
+
+	# every lease but the anchor lapses once the clients stop: before the
+	# states are compared, as its expiry entries would race the comparison
+	my $leases = read_lease_history($lease);
+	wait_leases_gone(\%s, $t, $leases, $anchor);
 
 	# convergence: every partition led, every node applied what any committed
 	my $converged = 1;
@@ -462,8 +482,11 @@ sub run
 
 	count_ops(\%s, $reg, 'register');
 	count_ops(\%s, $app, 'append');
+	count_ops(\%s, $lease, 'lease');
 	check_registers(\%s, $reg);
 	check_appends(\%s, $t, $app);
+	check_leases(\%s, $leases);
+	check_lease_tables(\%s, $t, $leases, $anchor);
 
 	my @digests = map { KmdTest::state_digest($_) } @{ $t->{nodes} };
 	for my $i (2 .. $t->{n})
@@ -601,17 +624,271 @@ sub check_appends
 	push @{ $s->{problems} }, @problems;
 }
 
+# ---------------------------------------------------------------------------
+# Leases
+# ---------------------------------------------------------------------------
+
+# The anchor: a lease of ten minutes, granted through node1 before the
+# clients start, with a row attached, which the lease clients keep alive
+# and read now and then; it must be alive everywhere at the end.  Its grant
+# and attach join the history (process "setup").  Returns its id.
+sub grant_anchor
+{
+	my ($t, $file) = @_;
+	my $node = node($t, 1);
+	open(my $fh, '>>', $file) or die "$file: $!";
+	my $t0 = now_us();
+	my $id = $node->safe_psql('postgres', "SELECT kmd_lease_grant('10 min', 'anchor')");
+	print $fh qq({"process":"setup","type":"invoke","f":"grant","key":"anchor","ttl":600000,"time":$t0}\n);
+	print $fh qq({"process":"setup","type":"ok","f":"grant","key":"anchor","ttl":600000,"lease":$id,"time":@{[now_us()]}}\n);
+	$t0 = now_us();
+	$node->safe_psql('postgres',
+		qq{SELECT kmd_propose('$id', '{"op":"upsert","table":"nem_lease","row":{"k":"$id","v":0},"lease":$id}')});
+	print $fh qq({"process":"setup","type":"invoke","f":"attach","lease":$id,"value":0,"time":$t0}\n);
+	print $fh qq({"process":"setup","type":"ok","f":"attach","lease":$id,"value":0,"time":@{[now_us()]}}\n);
+	close $fh;
+	return $id;
+}
+
+# The lease history, as operations (an invoke and its end, matched by
+# process) grouped by lease: { id => [ { f, invoke, done, type, error, ms,
+# value, lines } ] }, ms being the time to live a grant or keepalive
+# answered.  A grant whose outcome is unknown names no lease and is left
+# out.
+sub read_lease_history
+{
+	my ($file) = @_;
+	my (%open, %by_lease, $line);
+	open(my $fh, '<', $file) or return {};
+	while (<$fh>)
+	{
+		$line++;
+		my $e = decode_json($_);
+		if ($e->{type} eq 'invoke')
+		{
+			$open{ $e->{process} } = { f => $e->{f}, invoke => $e->{time}, line => $line,
+				lease => $e->{lease}, text => $_ };
+			next;
+		}
+		my $o = delete $open{ $e->{process} } or next;
+		$o->{lease} //= $e->{lease};
+		next if !defined $o->{lease};
+		$o->{done} = $e->{time};
+		$o->{end_line} = $line;
+		$o->{end_text} = $_;
+		$o->{type} = $e->{type};
+		$o->{error} = $e->{error} // '';
+		$o->{value} = $e->{value};
+		$o->{ms} = $o->{f} eq 'grant' ? $e->{ttl} : $e->{left};
+		push @{ $by_lease{ $o->{lease} } }, $o;
+	}
+	close $fh;
+	# an operation still open when the clients stopped: outcome unknown
+	for my $o (values %open)
+	{
+		next if !defined $o->{lease};
+		@$o{qw(done type error end_line end_text)} = (9e18, 'info', 'open', undef, '');
+		push @{ $by_lease{ $o->{lease} } }, $o;
+	}
+	return \%by_lease;
+}
+
+# The lines of a lease's history from operation $from to operation $to,
+# for a report: both, and at most 30 lines between (the last ones).
+sub lease_window
+{
+	my ($ops, $from, $to) = @_;
+	my @lines;
+	my $line_of = sub {
+		my ($o) = @_;
+		my @l = ("    $o->{line}: $o->{text}");
+		push @l, "    $o->{end_line}: $o->{end_text}" if defined $o->{end_line};
+		chomp @l;
+		return @l;
+	};
+	for my $o (sort { $a->{line} <=> $b->{line} } @$ops)
+	{
+		next if $o == $from || $o == $to || $o->{done} < $from->{invoke} || $o->{invoke} > $to->{done};
+		push @lines, $line_of->($o);
+	}
+	splice(@lines, 0, @lines - 30, '    ...') if @lines > 30;
+	return join("\n", $line_of->($from), @lines, $from == $to ? () : $line_of->($to));
+}
+
+# A lease is never ended early, and never comes back:
+#   - a grant or keepalive invoked at t0 and answered ok with time left r
+#     keeps the lease until t0 + r at least (the leader starts counting
+#     when it applies it, after t0; a new leader or a restarted node counts
+#     from its own applying, later still): a read that completed before
+#     then, invoked after an attach completed, sees the row, and no
+#     operation that completed before then answers K0013, unless a revoke
+#     (not refused) was invoked before it completed; "before then" less
+#     the margin, $LEASE_MARGIN_US;
+#   - once a revoke was acknowledged, or an operation answered K0013, no
+#     read invoked after it sees the row and no keepalive, attach or
+#     revoke invoked after it succeeds.
+# The row's key is the lease's id: it is in the lease's partition whatever
+# the splits, so the entry that ends the lease deletes it (a row a split
+# parted from its lease goes later, by another entry: docs/API.md).
+sub check_leases
+{
+	my ($s, $leases) = @_;
+	my @problems;
+	for my $id (sort keys %$leases)
+	{
+		my $ops = $leases->{$id};
+		my @renewals = grep { $_->{type} eq 'ok' && ($_->{f} eq 'grant' || $_->{f} eq 'keepalive') } @$ops;
+		# a revoke that failed was not applied: it ended nothing
+		my @revokes = grep { $_->{f} eq 'revoke' && $_->{type} ne 'fail' } @$ops;
+		my ($attached) = sort { $a <=> $b } map { $_->{done} } grep { $_->{f} eq 'attach' && $_->{type} eq 'ok' } @$ops;
+		my ($ended) = sort { $a->{done} <=> $b->{done} }
+		  grep { ($_->{f} eq 'revoke' && $_->{type} eq 'ok') || $_->{error} eq 'K0013' } @$ops;
+		# the renewal promising the latest time beyond $tc, if any
+		my $promise = sub {
+			my ($tc) = @_;
+			my ($best, $until);
+			for my $r (@renewals)
+			{
+				my $u = $r->{invoke} + 1000 * $r->{ms} - $LEASE_MARGIN_US;
+				($best, $until) = ($r, $u) if $u > $tc && (!defined $until || $u > $until);
+			}
+			return $best;
+		};
+		my $revoked_before = sub {
+			my ($o) = @_;
+			return grep { $_ != $o && $_->{invoke} < $o->{done} } @revokes;
+		};
+		my %found;		# kind => [ the first report, how many ]
+		for my $o (sort { $a->{line} <=> $b->{line} } @$ops)
+		{
+			my $what;
+			my $r;
+			if ($o->{f} eq 'read' && $o->{type} eq 'ok' && defined $attached && $attached < $o->{invoke}
+				&& ($r = $promise->($o->{done})) && !$revoked_before->($o))
+			{
+				$s->{lease_checks}{promised}++;
+				$what = "a read (line $o->{line}) saw no row" if !defined $o->{value};
+			}
+			if (!$what && $o->{error} eq 'K0013' && ($r = $promise->($o->{done})) && !$revoked_before->($o))
+			{
+				$what = "a $o->{f} (line $o->{line}) answered K0013";
+			}
+			if ($what)
+			{
+				next if $found{early} && ++$found{early}[1];
+				$found{early} = [ sprintf("lease %s ended early: %s %.3f s after the %s of line %d"
+					  . " (answered ok, %d ms left) and no revoke was invoked before;"
+					  . " its history around then:\n%s",
+					$id, $what, ($o->{done} - $r->{invoke}) / 1e6, $r->{f}, $r->{line}, $r->{ms},
+					lease_window($ops, $r, $o)), 1 ];
+				next;
+			}
+			next if !$ended || $o->{invoke} <= $ended->{done};
+			$s->{lease_checks}{after_end}++;
+			if ($o->{type} eq 'ok' && ($o->{f} eq 'read' ? defined $o->{value} : 1))
+			{
+				next if $found{back} && ++$found{back}[1];
+				$found{back} = [ sprintf("lease %s came back: the %s of line %d %s after the %s of line %d"
+					  . " (%s) had ended it; its history around then:\n%s",
+					$id, $o->{f}, $o->{line}, $o->{f} eq 'read' ? "saw its row $o->{value}" : 'succeeded',
+					$ended->{f}, $ended->{line}, $ended->{type} eq 'ok' ? 'acknowledged' : 'K0013',
+					lease_window($ops, $ended, $o)), 1 ];
+			}
+		}
+		for my $kind ('early', 'back')
+		{
+			my $f = $found{$kind} or next;
+			push @problems, $f->[0]
+			  . ($f->[1] > 1 ? "\n    (and " . ($f->[1] - 1) . " later operations of this lease likewise)" : '');
+		}
+	}
+	splice(@problems, 20) if @problems > 20;
+	push @{ $s->{problems} }, @problems;
+}
+
+# Once the clients stopped, every lease but the anchor lapses: gone, with
+# its rows, from every node, within twice the longest TTL (a node that
+# restarted or installed an image counts it again from the start) plus 20 s
+# for an election and a proposal.  Polls every node until then.
+sub wait_leases_gone
+{
+	my ($s, $t, $leases, $anchor) = @_;
+	my $sql = "SELECT id FROM kommander.lease_state WHERE id <> $anchor"
+	  . " UNION SELECT lease FROM kommander.lease_rows WHERE lease <> $anchor"
+	  . " UNION SELECT k::bigint FROM nem_lease WHERE k <> '$anchor' ORDER BY 1";
+	my $start = time;
+	my $deadline = $start + 2 * $MAX_LEASE_TTL_MS / 1000 + 20;
+	my %left;
+	for my $i (1 .. $t->{n})
+	{
+		my $out;
+		while (1)
+		{
+			$out = try_sql($t, $i, $sql);
+			last if defined $out && $out eq '';
+			last if time > $deadline;
+			sleep(0.2);
+		}
+		push @{ $left{$_} }, "node$i" for split /\n/, $out // '';
+	}
+	$s->{leases_gone_s} = time - $start;
+	for my $id (sort keys %left)
+	{
+		my $ops = $leases->{$id} // [];
+		my ($last) = sort { $b->{invoke} <=> $a->{invoke} } grep { $_->{f} ne 'read' } @$ops;
+		my $ended = grep { ($_->{f} eq 'revoke' && $_->{type} eq 'ok') || $_->{error} eq 'K0013' } @$ops;
+		push @{ $s->{problems} }, sprintf("lease %s (or its row) is still on %s %s; its history's end:\n%s",
+			$id, join(', ', @{ $left{$id} }),
+			$ended ? 'although it was acknowledged ended'
+			: "twice its TTL and 20 s after the clients stopped",
+			$last ? lease_window($ops, $last, $last) : '    (no operation names it)');
+	}
+}
+
+# After convergence: the leases, their rows and the table nem_lease the
+# same on every node, and the anchor alive there with its row, if a
+# renewal promised it until after now.
+sub check_lease_tables
+{
+	my ($s, $t, $leases, $anchor) = @_;
+	my $sql = q{SELECT 'lease ' || id || ' ' || ttl_ms || ' ' || granted_at || ' ' || renewed_at || ' ' || renewed_idx
+	  FROM kommander.lease_state
+	  UNION ALL SELECT 'row ' || key || ' ' || tbl || ' ' || pk::text || ' ' || lease FROM kommander.lease_rows
+	  UNION ALL SELECT 'nem_lease ' || k || ' ' || v FROM nem_lease ORDER BY 1};
+	my @dumps = map { try_sql($t, $_, $sql) // '(no answer)' } (1 .. $t->{n});
+	for my $i (2 .. $t->{n})
+	{
+		push @{ $s->{problems} }, "node$i holds other leases or lease rows than node1:\n"
+		  . "  node1: $dumps[0]\n  node$i: $dumps[$i - 1]"
+		  if $dumps[ $i - 1 ] ne $dumps[0];
+	}
+	my $now = now_us();
+	my $promised = grep { $_->{type} eq 'ok' && ($_->{f} eq 'grant' || $_->{f} eq 'keepalive')
+		  && $_->{invoke} + 1000 * $_->{ms} - $LEASE_MARGIN_US > $now } @{ $leases->{$anchor} // [] };
+	return if !$promised;
+	for my $i (1 .. $t->{n})
+	{
+		push @{ $s->{problems} }, "node$i lacks the anchor lease $anchor or its row, still promised alive"
+		  if $dumps[ $i - 1 ] !~ /^lease $anchor /m || $dumps[ $i - 1 ] !~ /^nem_lease $anchor /m
+		  || $dumps[ $i - 1 ] !~ /^row $anchor .* $anchor$/m;
+	}
+}
+
 # What a run did, for the log and the README.
 sub summary_lines
 {
 	my ($s) = @_;
 	my @l;
-	for my $w ('register', 'append')
+	for my $w ('register', 'append', 'lease')
 	{
 		my $o = $s->{ops}{$w} // {};
 		push @l, sprintf("%-8s operations: %d (ok %d, fail %d, info %d)", $w,
 			$o->{invoke} // 0, $o->{ok} // 0, $o->{fail} // 0, $o->{info} // 0);
 	}
+	my $c = $s->{lease_checks} // {};
+	push @l, sprintf("lease checks: %d reads within a time promised, %d operations after an end;"
+		  . " the lapsed leases gone from every node %.1f s after the clients stopped",
+		$c->{promised} // 0, $c->{after_end} // 0, $s->{leases_gone_s} // -1);
 	my $f = $s->{faults};
 	my $total = 0;
 	$total += $_ for values %$f;

@@ -6,7 +6,8 @@
  *	  every one as JSON lines (invoke, then ok, fail or info), with times
  *	  from the monotonic clock, while the test injects faults.
  *
- * Two workloads, half of the clients each:
+ * Two workloads, half of the clients each, or three, a third each, when
+ * --lease names a history for the third:
  *
  *	register	reads (kmd_read_barrier, then SELECT), writes (upsert) and
  *				compare-and-sets on a few keys of table nem_reg; the history
@@ -14,9 +15,20 @@
  *	append		calls of the applier nem_append, which appends the element
  *				to the list of its key (table nem_list); the history has
  *				f "append" and is checked by the test (KmdNemesis.pm).
+ *	lease		leases of 2 to 4 s granted (with a key), a row of table
+ *				nem_lease attached to each (its key is the lease's id, so
+ *				that no split parts them), some kept alive every third of
+ *				their TTL, some left to lapse, some revoked; keepalives,
+ *				revokes and reads (kmd_read_barrier, then SELECT) of their
+ *				rows through nodes drawn at random; and keepalives and reads
+ *				of the --anchor lease the test granted for the whole run.
+ *				The history has f grant, attach, keepalive (with the time
+ *				left, "left", in ms), revoke and read, each naming its
+ *				"lease"; KmdNemesis.pm checks it.
  *
  * An error whose SQLSTATE says the command was not applied (K0001, K0002,
- * K0004, K0005, K0007, K0011, K0012) is a "fail"; a lost connection, a
+ * K0004, K0005, K0007, K0011, K0012; and K0013, the lease is gone, in the
+ * lease workload) is a "fail"; a lost connection, a
  * K0003 or no answer within the deadline is an "info" (outcome unknown),
  * after which the client drops the connection, takes a new process id and
  * a new node.  Any
@@ -60,8 +72,33 @@ static int	n_lists = 4;
 static int	deadline_ms = 8000;
 static const char *register_path;
 static const char *append_path;
+static const char *lease_path;
+static long long anchor_lease;
 static const char *stop_path;
 static const char *skip_dir;
+
+/* the leases a client of the lease workload holds at once */
+#define LEASES_HELD 4
+
+/* What becomes of a lease the lease workload granted. */
+typedef enum lease_mode
+{
+	LEASE_KEEP,					/* kept alive a while, then left to lapse */
+	LEASE_LAPSE,				/* never kept alive */
+	LEASE_REVOKE				/* kept alive a while, then revoked */
+} lease_mode;
+
+/* A lease a client of the lease workload holds (and reads the row of). */
+typedef struct held_lease
+{
+	long long	id;				/* 0: the slot is free */
+	lease_mode	mode;
+	uint64_t	next_keep;		/* when to keep it alive next (us) */
+	uint64_t	keep_until;		/* no keepalive after this; then a revoke */
+	uint64_t	forget_at;		/* the client stops reading it then */
+	int			ttl_ms;
+	bool		ended;			/* revoked, or K0013: only read from now on */
+} held_lease;
 
 /* One client's state. */
 typedef struct client
@@ -74,6 +111,10 @@ typedef struct client
 	long		next_value;		/* register: values this client writes */
 	long		last_seen[64];	/* register: the last value seen per key */
 	long		unexpected;		/* errors with an unexpected SQLSTATE */
+	bool		lease_codes;	/* K0013 is a "fail" (the lease workload) */
+	held_lease	held[LEASES_HELD];	/* lease: the leases it holds */
+	uint64_t	next_anchor;	/* lease: the next keepalive of the anchor */
+	long		grants;			/* lease: grants invoked, for their keys */
 } client;
 
 static uint64_t
@@ -238,7 +279,8 @@ run(client *c, const char *sql, PGresult **last, char *code)
 					 strcmp(s, "K0004") == 0 || strcmp(s, "K0005") == 0 ||
 					 strcmp(s, "K0007") == 0 ||
 					 strcmp(s, "K0011") == 0 ||
-					 strcmp(s, "K0012") == 0)
+					 strcmp(s, "K0012") == 0 ||
+					 (c->lease_codes && strcmp(s, "K0013") == 0))
 				out = (out == OUT_INFO) ? OUT_INFO : OUT_FAIL;
 			else
 			{
@@ -391,11 +433,259 @@ append_op(client *c)
 		retire(c);
 }
 
+/* ------------------------------------------------------------------------
+ * The lease workload
+ * ------------------------------------------------------------------------
+ */
+
+/* The end of a lease operation's line: ok, or fail/info with the code. */
+static void
+emit_end(client *c, outcome o, const char *f, long long id, const char *extra,
+		 const char *code)
+{
+	emit(c, "{\"process\":%ld,\"type\":\"%s\",\"f\":\"%s\",\"lease\":%lld%s,\"error\":\"%s\",\"time\":%llu}",
+		 c->process, type_of(o), f, id, extra, code, (unsigned long long) now_us());
+}
+
+static void
+emit_invoke(client *c, const char *f, long long id, const char *extra)
+{
+	emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"%s\",\"lease\":%lld%s,\"time\":%llu}",
+		 c->process, f, id, extra, (unsigned long long) now_us());
+}
+
+/* A new lease of 2 to 4 s in slot h, kept, left to lapse or revoked. */
+static void
+lease_grant(client *c, held_lease *h)
+{
+	int			ttl_ms = 2000 + 1000 * pick(c, 3);
+	int			what = pick(c, 100);
+	char		key[64];
+	char		sql[256];
+	char		code[16];
+	PGresult   *res;
+	outcome		o;
+	uint64_t	t;
+
+	snprintf(key, sizeof(key), "g%d-%ld", c->no, ++c->grants);
+	snprintf(sql, sizeof(sql), "SELECT kmd_lease_grant('%d milliseconds', '%s')", ttl_ms, key);
+	emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"grant\",\"key\":\"%s\",\"ttl\":%d,\"time\":%llu}",
+		 c->process, key, ttl_ms, (unsigned long long) now_us());
+	o = run(c, sql, &res, code);
+	if (o != OUT_OK)
+	{
+		emit(c, "{\"process\":%ld,\"type\":\"%s\",\"f\":\"grant\",\"key\":\"%s\",\"ttl\":%d,\"error\":\"%s\",\"time\":%llu}",
+			 c->process, type_of(o), key, ttl_ms, code, (unsigned long long) now_us());
+		if (o == OUT_INFO)
+			retire(c);
+		return;
+	}
+	memset(h, 0, sizeof(*h));
+	h->id = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	emit(c, "{\"process\":%ld,\"type\":\"ok\",\"f\":\"grant\",\"key\":\"%s\",\"ttl\":%d,\"lease\":%lld,\"time\":%llu}",
+		 c->process, key, ttl_ms, h->id, (unsigned long long) now_us());
+	t = now_us();
+	h->ttl_ms = ttl_ms;
+	h->mode = what < 45 ? LEASE_KEEP : what < 70 ? LEASE_LAPSE : LEASE_REVOKE;
+	h->next_keep = t + (uint64_t) ttl_ms * 1000 / 3;
+	h->keep_until = h->mode == LEASE_LAPSE ? t :
+		t + (uint64_t) (2000 + pick(c, 4000)) * 1000;
+	/* after its last keepalive, it is read until past its TTL */
+	h->forget_at = h->keep_until + (uint64_t) (ttl_ms + 1500) * 1000;
+}
+
+/* Attach the lease's row (its key is the lease's id) to it. */
+static void
+lease_attach(client *c, held_lease *h)
+{
+	long		v = c->next_value++;
+	char		sql[512];
+	char		extra[64];
+	char		code[16];
+	PGresult   *res;
+	outcome		o;
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT kmd_propose('%lld', '{\"op\":\"upsert\",\"table\":\"nem_lease\","
+			 "\"row\":{\"k\":\"%lld\",\"v\":%ld},\"lease\":%lld}')",
+			 h->id, h->id, v, h->id);
+	snprintf(extra, sizeof(extra), ",\"value\":%ld", v);
+	emit_invoke(c, "attach", h->id, extra);
+	o = run(c, sql, &res, code);
+	emit_end(c, o, "attach", h->id, extra, code);
+	if (res)
+		PQclear(res);
+	if (o == OUT_FAIL && strcmp(code, "K0013") == 0)
+		h->ended = true;
+	if (o == OUT_INFO)
+		retire(c);
+}
+
+/* A keepalive of lease `id'; true if it answered K0013 (gone). */
+static bool
+lease_keepalive(client *c, long long id)
+{
+	char		sql[256];
+	char		extra[64] = "";
+	char		code[16];
+	PGresult   *res;
+	outcome		o;
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT (extract(epoch FROM kmd_lease_keepalive(%lld)) * 1000)::bigint", id);
+	emit_invoke(c, "keepalive", id, "");
+	o = run(c, sql, &res, code);
+	if (o == OUT_OK)
+	{
+		snprintf(extra, sizeof(extra), ",\"left\":%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	emit_end(c, o, "keepalive", id, extra, code);
+	if (o == OUT_INFO)
+		retire(c);
+	return o == OUT_FAIL && strcmp(code, "K0013") == 0;
+}
+
+static void
+lease_revoke(client *c, held_lease *h)
+{
+	char		sql[128];
+	char		code[16];
+	PGresult   *res;
+	outcome		o;
+
+	snprintf(sql, sizeof(sql), "SELECT kmd_lease_revoke(%lld)", h->id);
+	emit_invoke(c, "revoke", h->id, "");
+	o = run(c, sql, &res, code);
+	emit_end(c, o, "revoke", h->id, "", code);
+	if (res)
+		PQclear(res);
+	if (o == OUT_INFO)
+		retire(c);
+	/* whatever the answer, it is read a little longer, then forgotten */
+	h->ended = true;
+	h->forget_at = now_us() + 1500 * 1000;
+}
+
+/* A read of the row of lease `id', as the register workload reads. */
+static void
+lease_read(client *c, long long id)
+{
+	char		sql[256];
+	char		code[16];
+	PGresult   *res;
+	outcome		o;
+
+	snprintf(sql, sizeof(sql),
+			 "SELECT kmd_read_barrier('%lld'); SELECT v FROM nem_lease WHERE k = '%lld'", id, id);
+	emit_invoke(c, "read", id, "");
+	o = run(c, sql, &res, code);
+	if (o == OUT_OK)
+	{
+		char		extra[64];
+
+		snprintf(extra, sizeof(extra), ",\"value\":%s",
+				 (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) ? "null" : PQgetvalue(res, 0, 0));
+		PQclear(res);
+		emit_end(c, o, "read", id, extra, code);
+		return;
+	}
+	/* a read changes nothing: whatever became of it, it is left out */
+	emit_end(c, OUT_FAIL, "read", id, "", code);
+	if (o == OUT_INFO)
+		retire(c);
+}
+
+/*
+ * One step of the lease workload: the keepalive (or the revoke) most
+ * overdue among the leases held, else a grant, a keepalive of the anchor,
+ * a read or an attach.  Keepalives and revokes go through a node drawn
+ * anew one time in three.
+ */
+static void
+lease_op(client *c)
+{
+	uint64_t	now = now_us();
+	held_lease *due = NULL;
+	held_lease *free_slot = NULL;
+	held_lease *some[LEASES_HELD];
+	int			n = 0;
+	int			what = pick(c, 100);
+	bool		moved = false;
+
+	for (int i = 0; i < LEASES_HELD; i++)
+	{
+		held_lease *h = &c->held[i];
+
+		if (h->id != 0 && now >= h->forget_at)
+			h->id = 0;
+		if (h->id == 0)
+		{
+			if (free_slot == NULL)
+				free_slot = h;
+			continue;
+		}
+		some[n++] = h;
+		if (!h->ended && h->mode != LEASE_LAPSE && now >= h->next_keep &&
+			(due == NULL || h->next_keep < due->next_keep))
+			due = h;
+	}
+
+	if (due != NULL)
+	{
+		if (now >= due->keep_until && due->mode == LEASE_REVOKE)
+			lease_revoke(c, due);
+		else if (now >= due->keep_until)
+			due->next_keep = UINT64_MAX;	/* left to lapse from now on */
+		else
+		{
+			due->next_keep = now + (uint64_t) due->ttl_ms * 1000 / 3;
+			if (lease_keepalive(c, due->id))
+			{
+				due->ended = true;
+				uint64_t	soon = now_us() + 1500 * 1000;
+
+				if (due->forget_at > soon)
+					due->forget_at = soon;
+			}
+		}
+		moved = true;
+	}
+	else if (free_slot != NULL && (n == 0 || what < 25))
+		lease_grant(c, free_slot);
+	else if (anchor_lease > 0 && now >= c->next_anchor)
+	{
+		c->next_anchor = now + (uint64_t) (1000 + pick(c, 4000)) * 1000;
+		(void) lease_keepalive(c, anchor_lease);
+		moved = true;
+	}
+	else if (n > 0)
+	{
+		held_lease *h = some[pick(c, n)];
+
+		/* a lease known to be gone is attached to now and then only */
+		if (what < 65 || (h->ended && what < 90))
+			lease_read(c, (anchor_lease > 0 && what < 8) ? anchor_lease : h->id);
+		else
+			lease_attach(c, h);
+	}
+	if (moved && c->conn != NULL && pick(c, 3) == 0)
+	{
+		PQfinish(c->conn);
+		c->conn = NULL;
+	}
+	/* leases need few operations: leave the cores to the others */
+	usleep(5 * 1000);
+}
+
 static int
 client_main(int no)
 {
 	client		c;
-	bool		append = (no % 2) == 1;
+	int			workload = no % (lease_path != NULL ? 3 : 2);	/* 0 register, 1 append, 2 lease */
+	bool		append = workload == 1;
+	const char *path = workload == 0 ? register_path : workload == 1 ? append_path : lease_path;
 	uint64_t	end = now_us() + (uint64_t) seconds * 1000000;
 
 	memset(&c, 0, sizeof(c));
@@ -404,7 +694,8 @@ client_main(int no)
 	c.rng = seed * 1000003 + (uint64_t) no;
 	/* values are unique over clients: the client's number in the high digits */
 	c.next_value = (long) (no + 1) * 100000000L + 1;
-	c.fd = open(append ? append_path : register_path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	c.lease_codes = workload == 2;
+	c.fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
 	if (c.fd < 0)
 	{
 		perror("open history");
@@ -414,7 +705,9 @@ client_main(int no)
 	{
 		if (c.conn == NULL && !connect_some_node(&c))
 			continue;
-		if (append)
+		if (workload == 2)
+			lease_op(&c);
+		else if (append)
 			append_op(&c);
 		else
 			register_op(&c);
@@ -436,7 +729,7 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: kmd-nemesis-client --conninfo C [--conninfo C ...] --register FILE --append FILE\n"
-			"       [--clients N] [--seconds S] [--seed N] [--keys K] [--lists L]\n"
+			"       [--lease FILE [--anchor LEASE]] [--clients N] [--seconds S] [--seed N] [--keys K] [--lists L]\n"
 			"       [--deadline-ms MS] [--stop-file FILE] [--skip-dir DIR]\n");
 	exit(2);
 }
@@ -461,6 +754,10 @@ main(int argc, char **argv)
 			register_path = v;
 		else if (strcmp(a, "--append") == 0)
 			append_path = v;
+		else if (strcmp(a, "--lease") == 0)
+			lease_path = v;
+		else if (strcmp(a, "--anchor") == 0)
+			anchor_lease = atoll(v);
 		else if (strcmp(a, "--clients") == 0)
 			n_clients = atoi(v);
 		else if (strcmp(a, "--seconds") == 0)
