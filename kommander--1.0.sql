@@ -370,7 +370,8 @@ CREATE TABLE kommander.lease_state (
     ttl_ms      bigint NOT NULL,
     granted_at  timestamptz NOT NULL,   -- the granting entry's time
     renewed_at  timestamptz NOT NULL,   -- the last keepalive's (or grant's)
-    renewed_idx bigint NOT NULL         -- and its index in the log
+    renewed_idx bigint NOT NULL         -- and its index in the log, or one
+                                        -- more than the last renewal's
 );
 
 -- The rows attached to a lease: the primary key of each, under its

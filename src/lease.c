@@ -400,13 +400,23 @@ kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied
 	{
 		int64		ttl_ms;
 
-		if (exec("UPDATE kommander.lease_state SET renewed_at = $3, renewed_idx = $4 "
-				 "WHERE id = $1 AND $2 = $2 RETURNING ttl_ms", 4, types, values,
+		uint64		renewed;
+
+		/*
+		 * The renewal an expiry names must tell this keepalive from every
+		 * earlier one, also after a split or merge moved the lease into
+		 * another partition's log, whose indexes may meet the old ones: so
+		 * it is the entry's index, or one more than the last renewal's.
+		 */
+		if (exec("UPDATE kommander.lease_state SET renewed_at = $3, "
+				 "renewed_idx = greatest(renewed_idx + 1, $4) "
+				 "WHERE id = $1 AND $2 = $2 RETURNING ttl_ms, renewed_idx", 4, types, values,
 				 SPI_OK_UPDATE_RETURNING) == 0)
 			lease_not_found(id);
 		ttl_ms = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		renewed = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		appendStringInfo(result, "{\"result\": " INT64_FORMAT "}", ttl_ms);
-		kmd_lease_clock_renew(id, ttl_ms, ctx->index);
+		kmd_lease_clock_renew(id, ttl_ms, renewed);
 	}
 	else if (strcmp(op, "revoke") == 0 || strcmp(op, "expire") == 0)
 	{
