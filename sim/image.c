@@ -16,7 +16,9 @@
  * the next node of the roster.  It is installed in one step: the range's
  * rows, the marker, the applied index; the partitions it took in retire
  * here, and those it split off that this node does not know start with no
- * configuration and want an image of their own.
+ * configuration and want an image of their own (or retire, if the sender
+ * had them merged away).  An image that has not taken in a partition this
+ * node has retired into it is behind this node's map: it is tried again.
  *
  * After every event, on the node it touched: no marker passes what is
  * applied ("compaction past applied"), and a log holds fewer than the
@@ -47,6 +49,7 @@ typedef struct image_copy
 	raft_snapshot_meta meta;	/* index, term, configuration */
 	kv_state	kv;				/* the range's rows and the map piece */
 	uint64_t	gone;			/* partitions the sender knows merged away */
+	uint32_t	gone_into[SIM_MAX_GROUPS];	/* and the partition each went into */
 } image_copy;
 
 /* trace codes of EV_IMAGE ("a"), next to the message types of an intercept */
@@ -54,6 +57,7 @@ typedef struct image_copy
 #define IMG_CUT 101
 #define IMG_INSTALLED 102
 #define IMG_WANTED 103
+#define IMG_BEHIND 104
 
 /* ------------------------------------------------------------------------
  * Compaction
@@ -287,20 +291,27 @@ image_read(sim *s, int nid, int gi)
 	}
 	for (int pid = 0; pid < s->cfg.groups; pid++)
 		if (!s->nodes[from].g[pid].exists && s->nodes[from].g[pid].kv.pstate == PART_MERGED)
+		{
 			c->gone |= 1ULL << pid;
+			c->gone_into[pid] = s->nodes[from].g[pid].kv.merged_into;
+		}
 	return c;
 }
 
-/* The transfer was cut short: try again later, from the next node. */
+/*
+ * The transfer was cut short (`why', IMG_CUT), or brought an image behind
+ * this node's map (IMG_BEHIND): try again later, from the next node.
+ */
 static void
-image_retry(sim *s, int nid, int gi)
+image_retry(sim *s, int nid, int gi, uint32_t why)
 {
 	group	   *g = &s->nodes[nid].g[gi];
 	int			from = g->image_from;
 
-	s->res->images_cut++;
+	if (why == IMG_CUT)
+		s->res->images_cut++;
 	s->image_party[0] = s->image_party[1] = 0;
-	trace(s, EV_IMAGE, nid, gi, IMG_CUT, (uint64_t) from);
+	trace(s, EV_IMAGE, nid, gi, why, (uint64_t) from);
 	for (int i = 1; i <= s->cfg.nodes; i++)
 	{
 		int			next = (from + i - 1) % s->cfg.nodes + 1;
@@ -397,12 +408,15 @@ image_install(sim *s, int nid, int gi, const image_copy *c)
 		uint64_t	bit = 1ULL << pid;
 
 		if (c->kv.absorbed & bit)
-			part_retire(s, nid, pid);
+			part_retire(s, nid, pid, (c->gone & bit) ? (int) c->gone_into[pid] : gi);
 		else if ((c->kv.children & bit) && pid != gi && !n->g[pid].exists &&
 				 n->g[pid].kv.pstate != PART_MERGED)
 		{
 			if (c->gone & bit)
+			{
 				n->g[pid].kv.pstate = PART_MERGED;
+				n->g[pid].kv.merged_into = c->gone_into[pid];
+			}
 			else
 				start_wanted(s, nid, pid, c);
 		}
@@ -420,6 +434,29 @@ image_install(sim *s, int nid, int gi, const image_copy *c)
 		(void) raft_step(g->r, &m);
 	}
 	group_process(s, nid, gi);
+}
+
+/*
+ * Is image `c' of partition `gi' behind what node `nid' knows of it?  When
+ * a partition is gone here, merged into `gi' (known from the image of
+ * another partition, whose sender had applied that merge), and the image
+ * has not taken it in: installed, it would leave that partition's range
+ * to nobody here, and the merge, when `gi' came to apply it here, would
+ * find the rows it takes in gone.  A node that applied the merge, as one
+ * of a majority of `gi' did, will serve it.
+ */
+static bool
+image_behind(const sim *s, int nid, int gi, const image_copy *c)
+{
+	for (int pid = 0; pid < s->cfg.groups; pid++)
+	{
+		const group *q = &s->nodes[nid].g[pid];
+
+		if (!q->exists && q->kv.pstate == PART_MERGED &&
+			q->kv.merged_into == (uint32_t) gi && !(c->kv.absorbed & (1ULL << pid)))
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -446,7 +483,7 @@ image_event(sim *s, int nid, int gi, uint64_t arg, void *payload)
 		c = image_read(s, nid, gi);
 		if (c == NULL)
 		{
-			image_retry(s, nid, gi);
+			image_retry(s, nid, gi, IMG_CUT);
 			return;
 		}
 		s->image_party[0] = c->from;
@@ -455,7 +492,9 @@ image_event(sim *s, int nid, int gi, uint64_t arg, void *payload)
 		return;
 	}
 	if (s->nodes[c->from].incarnation != c->from_incarnation || !reachable(s, c->from, nid))
-		image_retry(s, nid, gi);
+		image_retry(s, nid, gi, IMG_CUT);
+	else if (image_behind(s, nid, gi, c))
+		image_retry(s, nid, gi, IMG_BEHIND);
 	else
 		image_install(s, nid, gi, c);
 	free(c);

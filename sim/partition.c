@@ -211,7 +211,11 @@ apply_split(sim *s, int nid, int pid, uint64_t index, const kv_cmd *c)
 
 /*
  * A merge applies in the left partition.  Returns false while the right
- * partition is not applied up to its freeze here: the left one waits.
+ * partition is not applied up to its freeze here: the left one waits.  It
+ * waits too for a right partition gone here into this very partition:
+ * the tombstone came with the image of another partition, from a node
+ * that had applied this merge, and the rows it takes in are gone with it;
+ * only an image of this partition can bring them (merge_waits).
  */
 static bool
 apply_merge(sim *s, int nid, int pid, const kv_cmd *c)
@@ -224,8 +228,8 @@ apply_merge(sim *s, int nid, int pid, const kv_cmd *c)
 		c->other >= (uint32_t) s->cfg.groups || c->other == (uint32_t) pid)
 		return true;			/* stale */
 	r = &s->nodes[nid].g[c->other];
-	if (!r->exists && r->kv.pstate == PART_MERGED)
-		return true;			/* stale: merged already, and gone here */
+	if (!r->exists && r->kv.pstate == PART_MERGED && r->kv.merged_into != (uint32_t) pid)
+		return true;			/* stale: merged elsewhere, and gone here */
 	if (!r->exists || r->image_wanted ||
 		(r->applied < c->other_index && !(s->cfg.bugs & SIM_BUG_EARLY_MERGE)))
 		return false;
@@ -260,22 +264,24 @@ apply_merge(sim *s, int nid, int pid, const kv_cmd *c)
 	s->gone |= 1ULL << c->other;
 	check_generation(s, nid, pid, kv);
 	trace(s, EV_NEMESIS, nid, pid, 32, c->other);
-	part_retire(s, nid, (int) c->other);
+	part_retire(s, nid, (int) c->other, pid);
 	return true;
 }
 
 /*
  * The right partition of a merge stops here, as the runtime's does: its
  * group, log and marker go, and a tombstone stays (PART_MERGED, the range
- * and generation it had) so that a merge entry naming it again is stale.
- * Its clients are told to route again.
+ * and generation it had, the partition `into' that took it in) so that a
+ * merge entry naming it again is stale.  Its clients are told to route
+ * again.
  */
 void
-part_retire(sim *s, int nid, int pid)
+part_retire(sim *s, int nid, int pid, int into)
 {
 	group	   *g = &s->nodes[nid].g[pid];
 
 	g->kv.pstate = PART_MERGED;
+	g->kv.merged_into = (uint32_t) into;
 	if (!g->exists)
 		return;
 	for (size_t i = 0; i < g->n_waiters; i++)

@@ -69,6 +69,8 @@ typedef struct kv_state
 	uint32_t	hi;
 	uint64_t	gen;			/* grows with every split and merge */
 	uint64_t	freeze_index;	/* where it froze, when PART_FROZEN */
+	uint32_t	merged_into;	/* the partition that took it in, when
+								 * PART_MERGED */
 	/*
 	 * what an image carries of the map, as the runtime's does: the
 	 * partitions this one's log split off (own_children), those merged into
@@ -396,7 +398,7 @@ void		part_apply_committed(sim *s, int nid, int gi);
 void		part_check_map(sim *s, int nid);
 bool		part_converged(sim *s, char *why, size_t len);
 void		part_nemesis(sim *s);
-void		part_retire(sim *s, int nid, int pid);
+void		part_retire(sim *s, int nid, int pid, int into);
 void		part_check_state(sim *s, int nid, int pid, const char *invariant);
 
 /* image.c */
