@@ -12,7 +12,9 @@
 #     kommander, 8 partitions with leaders spread: 1 client; 32 clients
 #       spread over the three nodes
 #
-#   It prints one table with each figure's ratio to sync-rep's.  A
+#   It prints one table with each figure's ratio to sync-rep's, and the
+#   servers' CPU time per write (all three servers together; comparable
+#   across runs on a machine that does other work, where times are not).  A
 #   benchmark, not a test: it never fails on a figure, and CI does not run
 #   it.  Everything lives under /tmp/kommander-bench (KMD_BENCH_DIR) and is
 #   removed at the end.
@@ -120,33 +122,62 @@ bench() {
        END { printf "%.2f %.0f\n", (nl ? lat / nl : 0), tps }' "${out[@]}"
 }
 
-declare -A LAT TPS LABEL
+# CPU time, in clock ticks, of the servers whose data directories are
+# given: each postmaster's own and that of its children, live or reaped
+# (a pgbench connection's backend is gone by the time of the second
+# reading; its time is in the postmaster's).  The difference of two
+# readings is what the servers spent in between, whatever else runs on the
+# machine: so this column is comparable across runs where wall-clock
+# figures are not.
+server_ticks() {
+  local pms="" d
+  for d in "$@"; do pms="$pms $(head -1 "$d/postmaster.pid")"; done
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v pms="$pms" '
+    BEGIN { n = split(pms, a, " "); for (i = 1; i <= n; i++) pm[a[i]] = 1 }
+    { pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
+      if (pid in pm) t += f[12] + f[13] + f[14] + f[15]
+      else if (f[2] in pm) t += f[12] + f[13] }
+    END { printf "%d\n", t }'
+}
+HZ=$(getconf CLK_TCK)
+KMD_DIRS=("$KMD_CLUSTER_DIR/node1" "$KMD_CLUSTER_DIR/node2" "$KMD_CLUSTER_DIR/node3")
+SR_DIRS=("$SR_DIR/primary" "$SR_DIR/s1" "$SR_DIR/s2")
+
+declare -A LAT TPS CPU LABEL
 measure() {
-  local id="$1" label="$2"; shift 2
+  local id="$1" label="$2" t0 t1; shift 2
+  local -n dirs="$1"; shift
   LABEL[$id]="$label"
+  t0=$(server_ticks "${dirs[@]}")
   read -r "LAT[$id]" "TPS[$id]" < <(bench "$@")
-  printf "   %-38s %8s ms %8s tps\n" "$label" "${LAT[$id]}" "${TPS[$id]}"
+  t1=$(server_ticks "${dirs[@]}")
+  # microseconds of server CPU per write, on all three servers together
+  CPU[$id]=$(awk -v d=$((t1 - t0)) -v hz="$HZ" -v n="${TPS[$id]}" -v s="$SECONDS_EACH" \
+    'BEGIN { printf "%.0f", (n > 0 ? d / hz * 1e6 / (n * s) : 0) }')
+  printf "   %-48s %8s ms %8s tps %6s us CPU/write\n" "$label" "${LAT[$id]}" "${TPS[$id]}" "${CPU[$id]}"
 }
 
 echo "== $SECONDS_EACH s per figure"
-measure sr1 "sync-rep, 1 client" "$SR_DIR" postgres "$ROOT/syncrep.sql" 1 $SR_PORT
-measure sr32 "sync-rep, 32 clients" "$SR_DIR" postgres "$ROOT/syncrep.sql" 32 $SR_PORT
-measure k1 "kommander, 1 partition, 1 client at the leader" "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 1)"
-measure k1f "kommander, 1 partition, 1 client at a follower" "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 2)"
-measure k32 "kommander, 1 partition, 32 clients at the leader" "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 32 "$(kmd_port_of 1)"
+measure sr1 "sync-rep, 1 client" SR_DIRS "$SR_DIR" postgres "$ROOT/syncrep.sql" 1 $SR_PORT
+measure sr32 "sync-rep, 32 clients" SR_DIRS "$SR_DIR" postgres "$ROOT/syncrep.sql" 32 $SR_PORT
+measure k1 "kommander, 1 partition, 1 client at the leader" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 1)"
+measure k1f "kommander, 1 partition, 1 client at a follower" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 2)"
+measure k32 "kommander, 1 partition, 32 clients at the leader" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 32 "$(kmd_port_of 1)"
 kmd_psql_on 1 -c "SELECT count(*) FROM kmd_create_partitions(8)" -c "SELECT kmd_rebalance()" >/dev/null
-measure p1 "kommander, 8 partitions, 1 client" "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 1)"
-measure p32 "kommander, 8 partitions, 32 clients on 3 nodes" "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 32 \
+measure p1 "kommander, 8 partitions, 1 client" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 1)"
+measure p32 "kommander, 8 partitions, 32 clients on 3 nodes" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 32 \
   "$(kmd_port_of 1)" "$(kmd_port_of 2)" "$(kmd_port_of 3)"
 
 echo
-echo "| workload | latency | tps | against sync-rep |"
-echo "|---|---|---|---|"
+echo "| workload | latency | tps | against sync-rep | server CPU per write |"
+echo "|---|---|---|---|---|"
 for id in sr1 k1 k1f p1; do
   awk -v n="${LABEL[$id]}" -v l="${LAT[$id]}" -v t="${TPS[$id]}" -v b="${LAT[sr1]}" \
-    'BEGIN { printf "| %s | %.2f ms | %d | latency %.2fx |\n", n, l, t, (b > 0 ? l / b : 0) }'
+      -v c="${CPU[$id]}" -v cb="${CPU[sr1]}" \
+    'BEGIN { printf "| %s | %.2f ms | %d | latency %.2fx | %d us, %.2fx |\n", n, l, t, (b > 0 ? l / b : 0), c, (cb > 0 ? c / cb : 0) }'
 done
 for id in sr32 k32 p32; do
   awk -v n="${LABEL[$id]}" -v l="${LAT[$id]}" -v t="${TPS[$id]}" -v b="${TPS[sr32]}" \
-    'BEGIN { printf "| %s | %.2f ms | %d | throughput %.2fx |\n", n, l, t, (b > 0 ? t / b : 0) }'
+      -v c="${CPU[$id]}" -v cb="${CPU[sr32]}" \
+    'BEGIN { printf "| %s | %.2f ms | %d | throughput %.2fx | %d us, %.2fx |\n", n, l, t, (b > 0 ? t / b : 0), c, (cb > 0 ? c / cb : 0) }'
 done
