@@ -760,18 +760,6 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 	return done;
 }
 
-static void
-save_applied(int32 partition_id, uint64 index, uint64 term)
-{
-	Datum		values[3];
-
-	values[0] = Int32GetDatum(partition_id);
-	values[1] = Int64GetDatum((int64) index);
-	values[2] = Int64GetDatum((int64) term);
-	if (SPI_execute_plan(plan_applied, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not save the applied index of partition %d", partition_id);
-}
-
 typedef struct Work
 {
 	int32		partition_id;
@@ -782,6 +770,38 @@ typedef struct Work
 	bool		failed;			/* a failure of this node stopped it */
 	bool		held;			/* held for a barrier when it started */
 } Work;
+
+/*
+ * Record the applied index and term of every partition of `work' that got
+ * further, in one statement; returns whether any did.
+ */
+static bool
+save_applied(const Work *work, int n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *indexes = palloc(sizeof(Datum) * n);
+	Datum	   *terms = palloc(sizeof(Datum) * n);
+	int			k = 0;
+	Datum		values[3];
+
+	for (int i = 0; i < n; i++)
+		if (work[i].done > work[i].from)
+		{
+			ids[k] = Int32GetDatum(work[i].partition_id);
+			indexes[k] = Int64GetDatum((int64) work[i].done);
+			terms[k] = Int64GetDatum((int64) work[i].term);
+			k++;
+		}
+	if (k == 0)
+		return false;
+	values[0] = PointerGetDatum(construct_array(ids, k, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(indexes, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(terms, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_plan(plan_applied, values, NULL, false, 0) != SPI_OK_INSERT ||
+		SPI_processed != (uint64) k)
+		elog(ERROR, "could not save the applied indexes");
+	return true;
+}
 
 /*
  * Apply what every partition has committed; true if anything was applied
@@ -833,14 +853,15 @@ apply_all(TimestampTz *next_try)
 	if (plan_read == NULL)
 	{
 		Oid			types[3] = {INT4OID, INT8OID, INT8OID};
+		Oid			array_types[3] = {INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 
 		plan_read = keep_plan("SELECT idx, term, kind, data FROM kommander.log "
 							  "WHERE partition_id = $1 AND idx > $2 AND idx <= $3 ORDER BY idx",
 							  3, types);
-		plan_applied = keep_plan("INSERT INTO kommander.applied VALUES ($1, $2, $3) "
+		plan_applied = keep_plan("INSERT INTO kommander.applied SELECT * FROM unnest($1, $2, $3) "
 								 "ON CONFLICT (partition_id) DO UPDATE SET applied_index = EXCLUDED.applied_index, "
 								 "applied_term = EXCLUDED.applied_term",
-								 3, types);
+								 3, array_types);
 	}
 
 	kmd_applying = true;
@@ -866,12 +887,8 @@ apply_all(TimestampTz *next_try)
 	}
 	PG_END_TRY();
 
-	for (int i = 0; i < n; i++)
-		if (work[i].done > work[i].from)
-		{
-			save_applied(work[i].partition_id, work[i].done, work[i].term);
-			progress = true;
-		}
+	if (save_applied(work, n))
+		progress = true;
 	kmd_xact_commit(cxt);
 
 	if (pending.catalog_changed)

@@ -205,48 +205,134 @@ kmd_storage_load(int32 partition_id, raft_durable *out, bool *image_wanted)
 	out->n_entries = SPI_processed;
 }
 
-static Datum
-int8_array(const raft_entry *e, size_t n, bool term)
+/* Room for `more' entries in the batch's arrays */
+static void
+batch_grow_entries(KmdStorageBatch *b, int more)
 {
-	Datum	   *d = palloc(sizeof(Datum) * n);
+	int			cap = b->cap_entries;
 
-	for (size_t i = 0; i < n; i++)
-		d[i] = Int64GetDatum(term ? (int64) e[i].term : (int64) e[i].index);
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (b->n_entries + more <= cap)
+		return;
+	while (cap < b->n_entries + more)
+		cap = cap ? cap * 2 : 64;
+	if (b->cap_entries == 0)
+	{
+		b->e_partition = palloc(sizeof(Datum) * cap);
+		b->e_index = palloc(sizeof(Datum) * cap);
+		b->e_term = palloc(sizeof(Datum) * cap);
+		b->e_kind = palloc(sizeof(Datum) * cap);
+		b->e_data = palloc(sizeof(Datum) * cap);
+	}
+	else
+	{
+		b->e_partition = repalloc(b->e_partition, sizeof(Datum) * cap);
+		b->e_index = repalloc(b->e_index, sizeof(Datum) * cap);
+		b->e_term = repalloc(b->e_term, sizeof(Datum) * cap);
+		b->e_kind = repalloc(b->e_kind, sizeof(Datum) * cap);
+		b->e_data = repalloc(b->e_data, sizeof(Datum) * cap);
+	}
+	b->cap_entries = cap;
 }
 
 static void
-insert_entries(int32 partition_id, const raft_entry *e, size_t n)
+batch_add_entries(KmdStorageBatch *b, int32 partition_id, const raft_entry *e, size_t n)
 {
-	Datum		values[5];
-	Datum	   *kinds = palloc(sizeof(Datum) * n);
-	Datum	   *datas = palloc(sizeof(Datum) * n);
-
-	if (plan_insert == NULL)
-	{
-		Oid			types[5] = {INT4OID, INT8ARRAYOID, INT8ARRAYOID, INT2ARRAYOID, BYTEAARRAYOID};
-
-		plan_insert = keep_plan("INSERT INTO kommander.log (partition_id, idx, term, kind, data) "
-								"SELECT $1, i, t, k, d FROM unnest($2, $3, $4, $5) AS u(i, t, k, d)",
-								5, types);
-	}
+	batch_grow_entries(b, (int) n);
 	for (size_t i = 0; i < n; i++)
 	{
-		bytea	   *b = palloc(VARHDRSZ + e[i].len);
+		bytea	   *data = palloc(VARHDRSZ + e[i].len);
+		int			k = b->n_entries++;
 
-		SET_VARSIZE(b, VARHDRSZ + e[i].len);
+		SET_VARSIZE(data, VARHDRSZ + e[i].len);
 		if (e[i].len > 0)
-			memcpy(VARDATA(b), e[i].data, e[i].len);
-		datas[i] = PointerGetDatum(b);
-		kinds[i] = Int16GetDatum((int16) e[i].type);
+			memcpy(VARDATA(data), e[i].data, e[i].len);
+		b->e_partition[k] = Int32GetDatum(partition_id);
+		b->e_index[k] = Int64GetDatum((int64) e[i].index);
+		b->e_term[k] = Int64GetDatum((int64) e[i].term);
+		b->e_kind[k] = Int16GetDatum((int16) e[i].type);
+		b->e_data[k] = PointerGetDatum(data);
 	}
-	values[0] = Int32GetDatum(partition_id);
-	values[1] = int8_array(e, n, false);
-	values[2] = int8_array(e, n, true);
-	values[3] = PointerGetDatum(construct_array(kinds, n, INT2OID, 2, true, TYPALIGN_SHORT));
-	values[4] = PointerGetDatum(construct_array(datas, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_plan(plan_insert, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not append to the log of partition %d", partition_id);
+}
+
+static void
+batch_add_hard_state(KmdStorageBatch *b, int32 partition_id, const raft_hard_state *hs)
+{
+	int			k = b->n_hard;
+
+	if (k == b->cap_hard)
+	{
+		int			cap = b->cap_hard ? b->cap_hard * 2 : 16;
+
+		b->h_partition = b->cap_hard ? repalloc(b->h_partition, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
+		b->h_term = b->cap_hard ? repalloc(b->h_term, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
+		b->h_vote = b->cap_hard ? repalloc(b->h_vote, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
+		b->h_commit = b->cap_hard ? repalloc(b->h_commit, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
+		b->cap_hard = cap;
+	}
+	b->h_partition[k] = Int32GetDatum(partition_id);
+	b->h_term[k] = Int64GetDatum((int64) hs->term);
+	b->h_vote[k] = Int32GetDatum((int32) hs->vote);
+	b->h_commit[k] = Int64GetDatum((int64) hs->commit);
+	b->n_hard++;
+}
+
+static Datum
+array_of(Datum *d, int n, Oid type)
+{
+	int16		len;
+	bool		byval;
+	char		align;
+
+	get_typlenbyvalalign(type, &len, &byval, &align);
+	return PointerGetDatum(construct_array(d, n, type, len, byval, align));
+}
+
+void
+kmd_storage_flush(KmdStorageBatch *b)
+{
+	Datum		values[5];
+
+	if (b->n_entries > 0)
+	{
+		if (plan_insert == NULL)
+		{
+			Oid			types[5] = {INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT2ARRAYOID, BYTEAARRAYOID};
+
+			plan_insert = keep_plan("INSERT INTO kommander.log (partition_id, idx, term, kind, data) "
+									"SELECT * FROM unnest($1, $2, $3, $4, $5)",
+									5, types);
+		}
+		values[0] = array_of(b->e_partition, b->n_entries, INT4OID);
+		values[1] = array_of(b->e_index, b->n_entries, INT8OID);
+		values[2] = array_of(b->e_term, b->n_entries, INT8OID);
+		values[3] = array_of(b->e_kind, b->n_entries, INT2OID);
+		values[4] = array_of(b->e_data, b->n_entries, BYTEAOID);
+		if (SPI_execute_plan(plan_insert, values, NULL, false, 0) != SPI_OK_INSERT ||
+			SPI_processed != (uint64) b->n_entries)
+			elog(ERROR, "could not append to the log");
+		b->n_entries = 0;
+	}
+	if (b->n_hard > 0)
+	{
+		if (plan_hard_state == NULL)
+		{
+			Oid			types[4] = {INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+
+			plan_hard_state = keep_plan("UPDATE kommander.hard_state h "
+										"SET term = v.t, vote = v.v, commit_index = v.c "
+										"FROM unnest($1, $2, $3, $4) AS v(p, t, v, c) "
+										"WHERE h.partition_id = v.p",
+										4, types);
+		}
+		values[0] = array_of(b->h_partition, b->n_hard, INT4OID);
+		values[1] = array_of(b->h_term, b->n_hard, INT8OID);
+		values[2] = array_of(b->h_vote, b->n_hard, INT4OID);
+		values[3] = array_of(b->h_commit, b->n_hard, INT8OID);
+		if (SPI_execute_plan(plan_hard_state, values, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_processed != (uint64) b->n_hard)
+			elog(ERROR, "could not save the hard state of %d partitions", b->n_hard);
+		b->n_hard = 0;
+	}
 }
 
 static void
@@ -283,7 +369,8 @@ save_snapshot(int32 partition_id, const raft_snapshot_meta *meta)
 }
 
 void
-kmd_storage_save(int32 partition_id, const raft_ready *rd, uint64 *durable_last)
+kmd_storage_save(KmdStorageBatch *b, int32 partition_id, const raft_ready *rd,
+				 uint64 *durable_last)
 {
 	if (rd->has_snapshot)
 	{
@@ -297,29 +384,11 @@ kmd_storage_save(int32 partition_id, const raft_ready *rd, uint64 *durable_last)
 		/* a conflicting suffix is replaced (Raft §5.3) */
 		if (first <= *durable_last)
 			truncate_from(partition_id, first);
-		insert_entries(partition_id, rd->entries, rd->n_entries);
+		batch_add_entries(b, partition_id, rd->entries, rd->n_entries);
 		*durable_last = rd->entries[rd->n_entries - 1].index;
 	}
 	if (rd->has_hard_state)
-	{
-		Datum		values[4];
-
-		if (plan_hard_state == NULL)
-		{
-			Oid			types[4] = {INT4OID, INT8OID, INT4OID, INT8OID};
-
-			plan_hard_state = keep_plan("UPDATE kommander.hard_state "
-										"SET term = $2, vote = $3, commit_index = $4 "
-										"WHERE partition_id = $1",
-										4, types);
-		}
-		values[0] = Int32GetDatum(partition_id);
-		values[1] = Int64GetDatum((int64) rd->hard_state.term);
-		values[2] = Int32GetDatum((int32) rd->hard_state.vote);
-		values[3] = Int64GetDatum((int64) rd->hard_state.commit);
-		if (SPI_execute_plan(plan_hard_state, values, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not save the hard state of partition %d", partition_id);
-	}
+		batch_add_hard_state(b, partition_id, &rd->hard_state);
 }
 
 void

@@ -34,12 +34,40 @@ extern void kmd_storage_load(int32 partition_id, raft_durable *out,
 							 bool *image_wanted);
 
 /*
- * Make a ready batch's snapshot marker, entries and hard state durable (the
- * caller commits).  `durable_last' is the last index already in the table;
- * it is updated.
+ * The entries and hard states of one worker loop's ready batches, written
+ * by one statement each at kmd_storage_flush (a loop over many groups
+ * paid two statements per group).  Zero it before use; its arrays live in
+ * the current memory context.
  */
-extern void kmd_storage_save(int32 partition_id, const raft_ready *rd,
-							 uint64 *durable_last);
+typedef struct KmdStorageBatch
+{
+	int			n_entries;
+	int			cap_entries;
+	Datum	   *e_partition;
+	Datum	   *e_index;
+	Datum	   *e_term;
+	Datum	   *e_kind;
+	Datum	   *e_data;
+	int			n_hard;
+	int			cap_hard;
+	Datum	   *h_partition;
+	Datum	   *h_term;
+	Datum	   *h_vote;
+	Datum	   *h_commit;
+} KmdStorageBatch;
+
+/*
+ * Make a ready batch's snapshot marker, entries and hard state durable (the
+ * caller commits): the marker at once, the entries and the hard state into
+ * `b', written by kmd_storage_flush, which the caller runs before it
+ * commits.  `durable_last' is the last index already in the table; it is
+ * updated.
+ */
+extern void kmd_storage_save(KmdStorageBatch *b, int32 partition_id,
+							 const raft_ready *rd, uint64 *durable_last);
+
+/* Write what kmd_storage_save put into `b'; it is empty after. */
+extern void kmd_storage_flush(KmdStorageBatch *b);
 
 /*
  * Log compaction: move the snapshot marker forward from `from' to `meta'

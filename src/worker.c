@@ -644,14 +644,16 @@ process_ready(bool *worked)
 		TimestampTz start = GetCurrentTimestamp();
 		MemoryContext cxt = kmd_xact_begin();
 		bool		sync = false;
+		KmdStorageBatch batch = {0};
 
 		for (int i = 0; i < n; i++)
 		{
 			sync |= needs_sync(ready[i].g, &ready[i].rd);
 			if (needs_persist(&ready[i].rd))
-				kmd_storage_save(ready[i].g->partition_id, &ready[i].rd,
+				kmd_storage_save(&batch, ready[i].g->partition_id, &ready[i].rd,
 								 &ready[i].g->durable_last);
 		}
+		kmd_storage_flush(&batch);
 		if (!sync)
 			(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
 									 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
