@@ -205,132 +205,59 @@ kmd_storage_load(int32 partition_id, raft_durable *out, bool *image_wanted)
 	out->n_entries = SPI_processed;
 }
 
-/* Room for `more' entries in the batch's arrays */
+/* One more value of column `col' of a batch, of type `type' */
 static void
-batch_grow_entries(KmdStorageBatch *b, int more)
+batch_add(ArrayBuildState **col, Datum value, Oid type)
 {
-	int			cap = b->cap_entries;
-
-	if (b->n_entries + more <= cap)
-		return;
-	while (cap < b->n_entries + more)
-		cap = cap ? cap * 2 : 64;
-	if (b->cap_entries == 0)
-	{
-		b->e_partition = palloc(sizeof(Datum) * cap);
-		b->e_index = palloc(sizeof(Datum) * cap);
-		b->e_term = palloc(sizeof(Datum) * cap);
-		b->e_kind = palloc(sizeof(Datum) * cap);
-		b->e_data = palloc(sizeof(Datum) * cap);
-	}
-	else
-	{
-		b->e_partition = repalloc(b->e_partition, sizeof(Datum) * cap);
-		b->e_index = repalloc(b->e_index, sizeof(Datum) * cap);
-		b->e_term = repalloc(b->e_term, sizeof(Datum) * cap);
-		b->e_kind = repalloc(b->e_kind, sizeof(Datum) * cap);
-		b->e_data = repalloc(b->e_data, sizeof(Datum) * cap);
-	}
-	b->cap_entries = cap;
+	if (*col == NULL)
+		*col = initArrayResult(type, CurrentMemoryContext, false);
+	(void) accumArrayResult(*col, value, false, type, CurrentMemoryContext);
 }
 
+/*
+ * Run `sql' (kept in *plan) with the batch's columns as its array
+ * arguments; it must return `expect' and touch `rows' rows.
+ */
 static void
-batch_add_entries(KmdStorageBatch *b, int32 partition_id, const raft_entry *e, size_t n)
+batch_write(SPIPlanPtr *plan, const char *sql, Oid *types, ArrayBuildState **cols,
+			int n_cols, int rows, int expect)
 {
-	batch_grow_entries(b, (int) n);
-	for (size_t i = 0; i < n; i++)
-	{
-		bytea	   *data = palloc(VARHDRSZ + e[i].len);
-		int			k = b->n_entries++;
+	Datum		values[5];
 
-		SET_VARSIZE(data, VARHDRSZ + e[i].len);
-		if (e[i].len > 0)
-			memcpy(VARDATA(data), e[i].data, e[i].len);
-		b->e_partition[k] = Int32GetDatum(partition_id);
-		b->e_index[k] = Int64GetDatum((int64) e[i].index);
-		b->e_term[k] = Int64GetDatum((int64) e[i].term);
-		b->e_kind[k] = Int16GetDatum((int16) e[i].type);
-		b->e_data[k] = PointerGetDatum(data);
-	}
-}
-
-static void
-batch_add_hard_state(KmdStorageBatch *b, int32 partition_id, const raft_hard_state *hs)
-{
-	int			k = b->n_hard;
-
-	if (k == b->cap_hard)
-	{
-		int			cap = b->cap_hard ? b->cap_hard * 2 : 16;
-
-		b->h_partition = b->cap_hard ? repalloc(b->h_partition, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
-		b->h_term = b->cap_hard ? repalloc(b->h_term, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
-		b->h_vote = b->cap_hard ? repalloc(b->h_vote, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
-		b->h_commit = b->cap_hard ? repalloc(b->h_commit, sizeof(Datum) * cap) : palloc(sizeof(Datum) * cap);
-		b->cap_hard = cap;
-	}
-	b->h_partition[k] = Int32GetDatum(partition_id);
-	b->h_term[k] = Int64GetDatum((int64) hs->term);
-	b->h_vote[k] = Int32GetDatum((int32) hs->vote);
-	b->h_commit[k] = Int64GetDatum((int64) hs->commit);
-	b->n_hard++;
-}
-
-static Datum
-array_of(Datum *d, int n, Oid type)
-{
-	int16		len;
-	bool		byval;
-	char		align;
-
-	get_typlenbyvalalign(type, &len, &byval, &align);
-	return PointerGetDatum(construct_array(d, n, type, len, byval, align));
+	Assert(n_cols <= lengthof(values));
+	if (*plan == NULL)
+		*plan = keep_plan(sql, n_cols, types);
+	for (int i = 0; i < n_cols; i++)
+		values[i] = makeArrayResult(cols[i], CurrentMemoryContext);
+	if (SPI_execute_plan(*plan, values, NULL, false, 0) != expect ||
+		SPI_processed != (uint64) rows)
+		elog(ERROR, "could not run \"%s\"", sql);
+	memset(cols, 0, sizeof(ArrayBuildState *) * n_cols);
 }
 
 void
 kmd_storage_flush(KmdStorageBatch *b)
 {
-	Datum		values[5];
-
 	if (b->n_entries > 0)
 	{
-		if (plan_insert == NULL)
-		{
-			Oid			types[5] = {INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT2ARRAYOID, BYTEAARRAYOID};
+		Oid			types[5] = {INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT2ARRAYOID, BYTEAARRAYOID};
 
-			plan_insert = keep_plan("INSERT INTO kommander.log (partition_id, idx, term, kind, data) "
-									"SELECT * FROM unnest($1, $2, $3, $4, $5)",
-									5, types);
-		}
-		values[0] = array_of(b->e_partition, b->n_entries, INT4OID);
-		values[1] = array_of(b->e_index, b->n_entries, INT8OID);
-		values[2] = array_of(b->e_term, b->n_entries, INT8OID);
-		values[3] = array_of(b->e_kind, b->n_entries, INT2OID);
-		values[4] = array_of(b->e_data, b->n_entries, BYTEAOID);
-		if (SPI_execute_plan(plan_insert, values, NULL, false, 0) != SPI_OK_INSERT ||
-			SPI_processed != (uint64) b->n_entries)
-			elog(ERROR, "could not append to the log");
+		batch_write(&plan_insert,
+					"INSERT INTO kommander.log (partition_id, idx, term, kind, data) "
+					"SELECT * FROM unnest($1, $2, $3, $4, $5)",
+					types, b->entries, 5, b->n_entries, SPI_OK_INSERT);
 		b->n_entries = 0;
 	}
 	if (b->n_hard > 0)
 	{
-		if (plan_hard_state == NULL)
-		{
-			Oid			types[4] = {INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
+		Oid			types[4] = {INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
 
-			plan_hard_state = keep_plan("UPDATE kommander.hard_state h "
-										"SET term = v.t, vote = v.v, commit_index = v.c "
-										"FROM unnest($1, $2, $3, $4) AS v(p, t, v, c) "
-										"WHERE h.partition_id = v.p",
-										4, types);
-		}
-		values[0] = array_of(b->h_partition, b->n_hard, INT4OID);
-		values[1] = array_of(b->h_term, b->n_hard, INT8OID);
-		values[2] = array_of(b->h_vote, b->n_hard, INT4OID);
-		values[3] = array_of(b->h_commit, b->n_hard, INT8OID);
-		if (SPI_execute_plan(plan_hard_state, values, NULL, false, 0) != SPI_OK_UPDATE ||
-			SPI_processed != (uint64) b->n_hard)
-			elog(ERROR, "could not save the hard state of %d partitions", b->n_hard);
+		batch_write(&plan_hard_state,
+					"UPDATE kommander.hard_state h "
+					"SET term = v.t, vote = v.v, commit_index = v.c "
+					"FROM unnest($1, $2, $3, $4) AS v(p, t, v, c) "
+					"WHERE h.partition_id = v.p",
+					types, b->hard, 4, b->n_hard, SPI_OK_UPDATE);
 		b->n_hard = 0;
 	}
 }
@@ -384,11 +311,31 @@ kmd_storage_save(KmdStorageBatch *b, int32 partition_id, const raft_ready *rd,
 		/* a conflicting suffix is replaced (Raft §5.3) */
 		if (first <= *durable_last)
 			truncate_from(partition_id, first);
-		batch_add_entries(b, partition_id, rd->entries, rd->n_entries);
+		for (size_t i = 0; i < rd->n_entries; i++)
+		{
+			const raft_entry *e = &rd->entries[i];
+			bytea	   *data = palloc(VARHDRSZ + e->len);
+
+			SET_VARSIZE(data, VARHDRSZ + e->len);
+			if (e->len > 0)
+				memcpy(VARDATA(data), e->data, e->len);
+			batch_add(&b->entries[0], Int32GetDatum(partition_id), INT4OID);
+			batch_add(&b->entries[1], Int64GetDatum((int64) e->index), INT8OID);
+			batch_add(&b->entries[2], Int64GetDatum((int64) e->term), INT8OID);
+			batch_add(&b->entries[3], Int16GetDatum((int16) e->type), INT2OID);
+			batch_add(&b->entries[4], PointerGetDatum(data), BYTEAOID);
+			b->n_entries++;
+		}
 		*durable_last = rd->entries[rd->n_entries - 1].index;
 	}
 	if (rd->has_hard_state)
-		batch_add_hard_state(b, partition_id, &rd->hard_state);
+	{
+		batch_add(&b->hard[0], Int32GetDatum(partition_id), INT4OID);
+		batch_add(&b->hard[1], Int64GetDatum((int64) rd->hard_state.term), INT8OID);
+		batch_add(&b->hard[2], Int32GetDatum((int32) rd->hard_state.vote), INT4OID);
+		batch_add(&b->hard[3], Int64GetDatum((int64) rd->hard_state.commit), INT8OID);
+		b->n_hard++;
+	}
 }
 
 void

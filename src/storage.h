@@ -17,6 +17,8 @@
 #ifndef KOMMANDER_STORAGE_H
 #define KOMMANDER_STORAGE_H
 
+#include "utils/array.h"
+
 #include "raft/raft.h"
 
 /* Create the durable state of a new group: empty log, marker at index 0. */
@@ -36,24 +38,15 @@ extern void kmd_storage_load(int32 partition_id, raft_durable *out,
 /*
  * The entries and hard states of one worker loop's ready batches, written
  * by one statement each at kmd_storage_flush (a loop over many groups
- * paid two statements per group).  Zero it before use; its arrays live in
- * the current memory context.
+ * paid two statements per group).  Zero it before use; its arrays are
+ * built in the current memory context.
  */
 typedef struct KmdStorageBatch
 {
 	int			n_entries;
-	int			cap_entries;
-	Datum	   *e_partition;
-	Datum	   *e_index;
-	Datum	   *e_term;
-	Datum	   *e_kind;
-	Datum	   *e_data;
+	ArrayBuildState *entries[5];	/* partition, index, term, kind, data */
 	int			n_hard;
-	int			cap_hard;
-	Datum	   *h_partition;
-	Datum	   *h_term;
-	Datum	   *h_vote;
-	Datum	   *h_commit;
+	ArrayBuildState *hard[4];	/* partition, term, vote, commit */
 } KmdStorageBatch;
 
 /*
