@@ -411,6 +411,7 @@ kmd_transport_wait_events(KmdTransport *t, KmdPeerWait *waits)
 		waits[n].sock = sock;
 		waits[n].events = events;
 		waits[n].conn_id = p->conn_id;
+		waits[n].connecting = p->state == PEER_CONNECTING;
 		n++;
 	}
 	return n;

@@ -49,6 +49,7 @@ typedef struct KmdPeerWait
 	pgsocket	sock;
 	uint32		events;			/* WL_SOCKET_* */
 	uint64		conn_id;		/* the connection: a socket number is reused */
+	bool		connecting;		/* libpq may still swap the socket */
 } KmdPeerWait;
 
 /* Fill `waits' (KMD_MAX_NODES entries, padding zeroed so that they compare

@@ -631,9 +631,9 @@ process_ready(bool *worked)
 		if (ready[i].early)
 			announce(&ready[i], &wake_apply);
 	}
+	kmd_peers_flush();
 	if (wake_apply)
 	{
-		kmd_peers_flush();
 		kmd_wake_apply();
 		wake_apply = false;
 	}
@@ -648,7 +648,7 @@ process_ready(bool *worked)
 
 		for (int i = 0; i < n; i++)
 		{
-			sync |= needs_sync(ready[i].g, &ready[i].rd);
+			sync |= !ready[i].early;
 			if (needs_persist(&ready[i].rd))
 				kmd_storage_save(&batch, ready[i].g->partition_id, &ready[i].rd,
 								 &ready[i].g->durable_last);
@@ -969,6 +969,7 @@ wait_for_events(TimestampTz next_tick, bool busy)
 	static int	n_waiting = -1;
 	KmdPeerWait waits[KMD_MAX_NODES];
 	int			n;
+	bool		remake;
 	WaitEvent	events[KMD_MAX_NODES + 2];
 	long		timeout;
 	long		retry;
@@ -987,10 +988,16 @@ wait_for_events(TimestampTz next_tick, bool busy)
 	/*
 	 * A set is an epoll descriptor: making one and closing it on every wait
 	 * was a quarter of an idle-ish worker's time.  It is made again when a
-	 * connection comes or goes or waits for something else.
+	 * connection comes or goes or waits for something else, and at every
+	 * wait while one is being set up (libpq may close its socket and open
+	 * another under the same number, which the set would not see).
 	 */
 	n = kmd_peers_wait_events(waits, &retry);
-	if (set == NULL || n != n_waiting || memcmp(waits, waiting, n * sizeof(KmdPeerWait)) != 0)
+	remake = set == NULL || n != n_waiting ||
+		memcmp(waits, waiting, n * sizeof(KmdPeerWait)) != 0;
+	for (int i = 0; i < n; i++)
+		remake |= waits[i].connecting;
+	if (remake)
 	{
 		if (set != NULL)
 			FreeWaitEventSet(set);
