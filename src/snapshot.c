@@ -23,7 +23,10 @@
  * everything in one transaction: the range's rows replaced (streamed
  * through COPY, bounded memory on both sides), checked against the
  * sender's row count and checksum, the map, the marker and the applied
- * index.  An interrupted transfer changes nothing and is tried again.
+ * index.  An interrupted transfer changes nothing and is tried again; so
+ * is an image behind this node's map (one that has not taken in a
+ * partition gone here into it, or older than the generation known here),
+ * from the next node.
  *
  * Text forms are the same on both sides: each pins the settings that
  * change them (DateStyle, TimeZone, IntervalStyle, extra_float_digits,
@@ -715,6 +718,56 @@ barriers_applied(void)
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
+/*
+ * Raise if the image of `partition_id' from node `from' is behind this
+ * node's map: a partition is gone here into it and the image has not taken
+ * it in, or its generation here is newer than the image's.  This node
+ * learns such things from the map rows of other images (the partitions an
+ * image's log split off come with the sender's rows), while the partition
+ * itself may still take its image from a node that has not applied that
+ * far.  Installed, such an image would leave the merged partition's range
+ * to nobody here, and the log replayed from it would meet, at generations
+ * older than this node's, entries that the other nodes apply.  A node that
+ * applied that far serves it: the caller tries the next one.  SPI connected.
+ */
+static void
+refuse_if_behind_map(int32 partition_id, int32 from, Jsonb *manifest)
+{
+	Oid			types[2] = {INT4OID, JSONBOID};
+	Datum		values[2] = {Int32GetDatum(partition_id), JsonbPGetDatum(manifest)};
+	bool		isnull;
+	int32		id;
+	int64		generation;
+
+	if (SPI_execute_with_args("SELECT m.partition_id, m.generation FROM kommander.partition_map m "
+							  "WHERE (m.state = 'gone' AND m.merged_into = $1 AND NOT EXISTS ("
+							  "    SELECT 1 FROM jsonb_array_elements($2->'absorbed') a "
+							  "    WHERE (a->>'partition_id')::int = m.partition_id)) "
+							  "   OR (m.partition_id = $1 AND m.generation > ($2->'map'->>'generation')::bigint) "
+							  "ORDER BY m.partition_id = $1 LIMIT 1",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.partition_map");
+	if (SPI_processed == 0)
+		return;
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	generation = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (id != partition_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+				 errmsg("partition %d was merged into partition %d here, and node %d's image of partition %d has not taken it in",
+						id, partition_id, from, partition_id),
+				 errdetail("Node %d has not applied that merge yet; the image is asked of another node.",
+						   from)));
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+			 errmsg("node %d's image of partition %d is at generation " INT64_FORMAT
+					", this node knows generation " INT64_FORMAT,
+					from, partition_id, int_field(sub_field(manifest, "map"), "generation"),
+					generation),
+			 errdetail("Node %d has not applied a split or merge of the partition yet; the image is asked of another node.",
+					   from)));
+}
+
 /* An image of every live user partition, from `from' first. */
 static void
 ask_images_for_all(int32 from)
@@ -827,6 +880,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 							INT64_FORMAT " were applied, this node applied them up to " INT64_FORMAT,
 							partition_id, int_field(manifest, "barriers"), barriers),
 					 errdetail("Its rows are cut at another point of the partition's log than the DDL here.")));
+		refuse_if_behind_map(partition_id, from, manifest);
 		if (SPI_execute(pin_settings_sql(true), true, 0) != SPI_OK_SELECT ||
 			SPI_execute("SELECT set_config('session_replication_role', 'replica', true)",
 						true, 0) != SPI_OK_SELECT)
