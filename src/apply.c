@@ -530,17 +530,22 @@ typedef struct BlockedMerge
 static BlockedMerge blocked[16];
 
 /*
- * Must the merge at `index' of partition `left' wait?  Until the right
- * partition is applied here up to its freeze.  A right partition merged
- * already (a tombstone here) does not hold it; one not created here yet
- * does.  When the right partition makes no progress here (the nodes that
- * applied the merge stopped its group, so nobody serves it any more) for
- * three election timeouts without a leader, or a whole
- * kommander.propose_timeout with one, an image of the left partition,
- * which holds the right one's rows, is asked for instead.
+ * Must the merge at `index' of partition `left', proposed at `generation',
+ * wait?  Until the right partition is applied here up to its freeze.  A
+ * right partition merged already (a tombstone here) does not hold it; one
+ * not created here yet does.  When the right partition makes no progress
+ * here (the nodes that applied the merge stopped its group, so nobody
+ * serves it any more) for three election timeouts without a leader, or a
+ * whole kommander.propose_timeout with one, an image of the left
+ * partition, which holds the right one's rows, is asked for instead.  So
+ * it is when the tombstone says the right partition went into this very
+ * partition while the left one, at this merge's generation, still ends
+ * where the right one starts: the tombstone came with another image, from
+ * a node that applied this merge, and the rows the merge takes in are
+ * gone with it; applied here, the merge would fail on this node only.
  */
 static bool
-merge_waits(int32 left, uint64 index, int32 right, uint64 frozen_at)
+merge_waits(int32 left, uint64 index, uint64 generation, int32 right, uint64 frozen_at)
 {
 	KmdPartition *part;
 	bool		known;
@@ -560,18 +565,32 @@ merge_waits(int32 left, uint64 index, int32 right, uint64 frozen_at)
 		leaderless = part->leader == 0;
 	}
 	LWLockRelease(kmd_shared->lock);
-	if (!known)
+	if (!known || state == KMD_PART_GONE)
 	{
-		Oid			types[1] = {INT4OID};
-		Datum		values[1] = {Int32GetDatum(right)};
+		Oid			types[3] = {INT4OID, INT4OID, INT8OID};
+		Datum		values[3];
+		bool		isnull;
 
-		if (SPI_execute_with_args("SELECT 1 FROM kommander.partition_map "
-								  "WHERE partition_id = $1 AND state = 'gone'",
-								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		values[0] = Int32GetDatum(right);
+		values[1] = Int32GetDatum(left);
+		values[2] = Int64GetDatum((int64) generation);
+		if (SPI_execute_with_args("SELECT r.state = 'gone', coalesce(r.merged_into = $2 AND l.hi = r.lo "
+								  "  AND l.generation = $3 AND l.state = 'active', false) "
+								  "FROM kommander.partition_map r "
+								  "LEFT JOIN kommander.partition_map l ON l.partition_id = $2 "
+								  "WHERE r.partition_id = $1",
+								  3, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kommander.partition_map");
-		return SPI_processed == 0;
+		if (SPI_processed == 0 ||
+			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			return true;		/* not created here yet */
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+			return false;		/* merged already: stale, alike everywhere */
+		/* gone here into this partition, not taken in: nobody serves it */
+		applied = 0;
+		leaderless = true;
 	}
-	if (state == KMD_PART_GONE || applied >= frozen_at)
+	else if (applied >= frozen_at)
 		return false;
 
 	for (int i = 0; i < lengthof(blocked) && b == NULL; i++)
@@ -697,7 +716,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				uint64		frozen_at;
 
 				if (kmd_merge_args(&cmd, &right, &frozen_at) &&
-					merge_waits(partition_id, idx, right, frozen_at))
+					merge_waits(partition_id, idx, cmd.generation, right, frozen_at))
 				{
 					held_merge = right;
 					break;
