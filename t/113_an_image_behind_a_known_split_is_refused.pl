@@ -1,0 +1,120 @@
+# 113_an_image_behind_a_known_split_is_refused.pl
+#   A node learns from one image that a partition split, then needs that
+#   partition's image from a node that has not applied the split yet.
+#   While node3 is down, partition 1 splits off 2, and 2 splits off 3; row
+#   locks hold node2's apply of partition 2 back before its split, and of
+#   partition 1 back before node1's compaction point; node2 leads
+#   partition 2.  node3 comes back behind node1's compacted log of
+#   partition 1: its image (from node1: node2 is behind) brings 2's row as
+#   node1 has it, after the split, and 2 wanting an image of its own,
+#   which node3 asks of node2.  That image is older than the generation
+#   node3 knows: installed, node3 would keep the newer generation for
+#   routing and fencing, and fence there the entries the image's log
+#   replays, the split among them, that every other node applies.  node3
+#   refuses it and takes the image from node1; every node ends with the
+#   same map, tiling the hash space, and the same rows.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/113_an_image_behind_a_known_split_is_refused.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my $conf = "kommander.snapshot_threshold = 10\nkommander.balance_interval = 0\n";
+my @nodes = KmdTest::new_cluster(3, conf => $conf);
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::create_kv($n1);
+KmdTest::wait_converged(\@nodes);
+
+# node3 is down from here until its logs are behind node1's
+my $n3_applied = $n3->safe_psql('postgres',
+	'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
+$n3->stop('immediate');
+
+# 1 = [min, 0), 2 = [0, max), then 2 = [0, 2^62) and 3 = [2^62, max)
+my $high = '4611686018427387904';
+is($n1->safe_psql('postgres', 'SELECT kmd_split(1, 0)'), '2', 'partition 1 split off 2 at 0');
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node1'), kmd_transfer_leader(2, 'node2')");
+ok($n1->poll_query_until('postgres',
+	"SELECT string_agg(partition_id || '=' || leader_name, ',' ORDER BY partition_id) = '1=node1,2=node2' "
+	  . 'FROM kommander.partitions WHERE partition_id IN (1, 2)'),
+	'node1 leads partition 1, node2 partition 2');
+
+# node2 cannot apply an update of a row of partition 2 (its apply of 2
+# stops before the split), nor one of partition 1 (so that node3's image of
+# partition 1, from past node1's compaction, cannot come from node2)
+my $key = KmdTest::key_in($n1, 2, 'x');
+my $pkey = KmdTest::key_in($n1, 1, 'q');
+my $upsert = sub { qq{SELECT kmd_propose('$_[0]', '{"op":"upsert","table":"kv","row":{"k":"$_[0]","v":"$_[1]"}}')} };
+$n1->safe_psql('postgres', $upsert->($_, '0')) for ($key, $pkey);
+$n2->poll_query_until('postgres', "SELECT count(*) = 2 FROM kv WHERE k IN ('$key', '$pkey')")
+  or die "node2 did not apply the first writes";
+my $locker = $n2->background_psql('postgres');
+$locker->query_safe('BEGIN');
+$locker->query_safe("SELECT * FROM kv WHERE k IN ('$key', '$pkey') FOR UPDATE");
+$n1->safe_psql('postgres', $upsert->($_, '1')) for ($key, $pkey);
+ok($n2->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM kommander.partitions WHERE partition_id IN (1, 2) AND stalled = 'retrying'"),
+	'node2 holds partitions 1 and 2 back on the row locks');
+
+# the split: node1 applies it, node2 has it in its log of 2 but not applied
+is($n1->safe_psql('postgres', "SELECT kmd_split(2, $high)"), '3', 'partition 2 split off 3 on node1');
+is($n2->safe_psql('postgres', "SELECT coalesce(hi::text, 'none') FROM kommander.partitions WHERE partition_id = 2"),
+	'none', 'node2 has not applied the split');
+
+# partition 1's log on node1 moves past what node3 and node2 applied
+$n1->safe_psql('postgres', qq{
+DO \$\$
+BEGIN
+  FOR i IN 1..1000 LOOP
+    IF kmd_key_hash('p' || i) < 0 THEN
+      PERFORM kmd_propose('p' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
+        'row', jsonb_build_object('k', 'p' || i, 'v', 'p')));
+    END IF;
+  END LOOP;
+END \$\$});
+my $n2_applied = $n2->safe_psql('postgres',
+	'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
+ok($n1->poll_query_until('postgres',
+	"SELECT snapshot_index > greatest($n3_applied, $n2_applied) FROM kommander.partitions WHERE partition_id = 1"),
+	'node1 compacted partition 1 past what node3 and node2 applied');
+
+# node3 comes back: partition 1 from node1, then partition 2 from elsewhere
+is(KmdTest::leader_of($n1, 2), 'node2', 'node2 still leads partition 2, and sends node3 its snapshot');
+my $offset = -s $n3->logfile;
+$n3->start;
+ok($n3->wait_for_log(qr/installed an image of partition 1 from node 1/, $offset),
+	'node3 installed an image of partition 1 from node1');
+ok($n3->wait_for_log(qr/installed an image of partition 2 from node/, $offset),
+	'node3 installed an image of partition 2');
+my $log = slurp_file($n3->logfile, $offset);
+unlike($log, qr/installed an image of partition 2 from node 2/,
+	'node3 did not install node2\'s image of partition 2, from before the split');
+like($log, qr/could not install an image of partition 2 from node 2.*\n.*image of partition 2 is at generation 2, this node knows generation 3/,
+	'node3 refused it: it knows partition 2 at a newer generation');
+
+# node2 applies the split once the lock goes; then every node agrees
+$locker->query_safe('COMMIT');
+$locker->quit;
+ok(KmdTest::wait_converged(\@nodes), 'every node converges');
+for my $node (@nodes)
+{
+	is(KmdTest::range_defects($node), '0', $node->name . ': the active partitions tile the hash space');
+	is($node->safe_psql('postgres',
+		"SELECT string_agg(partition_id || ':' || lo || ':' || coalesce(hi::text, '') || ':' || generation, ',' ORDER BY partition_id) "
+		  . 'FROM kommander.partitions WHERE partition_id > 0'),
+		"1:-9223372036854775808:0:2,2:0:${high}:3,3:${high}::3", $node->name . ': the map after both splits');
+	is($node->safe_psql('postgres', "SELECT string_agg(v, ',' ORDER BY k) FROM kv WHERE k IN ('$key', '$pkey')"),
+		'1,1', $node->name . ': the updates held back on node2 are there');
+}
+KmdTest::same_state(\@nodes);
+is(KmdTest::misplaced_rows($n3, 'kv'), '0', 'node3: every row lies in one partition');
+
+done_testing();
