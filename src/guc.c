@@ -15,13 +15,15 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "utils/guc.h"
 
 #include "guc.h"
 #include "shmem.h"
 
 char	   *kmd_database = NULL;
-int			kmd_workers = 2;
+int			kmd_workers = 0;
 int			kmd_max_partitions = 1024;
 int			kmd_election_timeout = 1000;
 int			kmd_heartbeat_interval = 100;
@@ -35,6 +37,33 @@ int			kmd_balance_interval = 10000;
 int			kmd_max_queued_proposals = 128;
 int			kmd_request_retention = 600000;
 
+/*
+ * kommander.workers = 0: one Raft worker per three cores, from one to
+ * four.  Under load a node's Raft worker does about a third of the node's
+ * work (the log's writes and flushes; the backends, the peers' deliver
+ * calls and the apply worker do the rest), so one keeps up with three busy
+ * cores; and each worker flushes the log on its own, so fewer workers make
+ * fewer, larger flushes.  Four, with the launcher and the apply worker,
+ * stay within the default max_worker_processes; more were never measured.
+ * The number chosen replaces the 0, as wal_buffers' -1 is replaced, so
+ * that SHOW and the shared memory sizing see it.
+ */
+static void
+choose_workers(void)
+{
+	long		cores;
+	char		buf[16];
+
+	if (kmd_workers != 0)
+		return;
+	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	snprintf(buf, sizeof(buf), "%ld", Min(Max(cores / 3, 1), 4));
+	SetConfigOption("kommander.workers", buf, PGC_POSTMASTER, PGC_S_DYNAMIC_DEFAULT);
+	/* a 0 written in the configuration outranks a computed default */
+	if (kmd_workers == 0)
+		SetConfigOption("kommander.workers", buf, PGC_POSTMASTER, PGC_S_OVERRIDE);
+}
+
 void
 kmd_define_gucs(void)
 {
@@ -44,7 +73,8 @@ kmd_define_gucs(void)
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kommander.workers",
 							"Number of Raft worker processes.",
-							NULL, &kmd_workers, 2, 1, KMD_MAX_WORKERS,
+							"0 chooses one per three CPU cores, from one to four.",
+							&kmd_workers, 0, 0, KMD_MAX_WORKERS,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kommander.max_partitions",
 							"Largest number of partitions this node can hold.",
@@ -99,4 +129,5 @@ kmd_define_gucs(void)
 							&kmd_request_retention, 600000, 1000, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("kommander");
+	choose_workers();
 }

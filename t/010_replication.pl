@@ -80,4 +80,27 @@ is($n3->safe_psql('postgres', $log), $log1, 'node3 holds the same committed log'
 like($n1->safe_psql('postgres', "SELECT string_agg(DISTINCT backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity WHERE backend_type LIKE 'kommander%'"),
 	qr/kommander apply,kommander launcher,kommander raft worker/, 'workers are visible in pg_stat_activity');
 
+# kommander.workers = 0 chooses one Raft worker per three cores, from one
+# to four; SHOW tells the number chosen, and the node serves its partitions
+# with that many workers after the restart
+my $raft_workers = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'";
+is($n3->safe_psql('postgres', $raft_workers), '2', 'node3 runs the two Raft workers it was given');
+my $cores = `getconf _NPROCESSORS_ONLN`;
+chomp $cores;
+my $chosen = int($cores / 3);
+$chosen = 1 if $chosen < 1;
+$chosen = 4 if $chosen > 4;
+$n3->append_conf('postgresql.conf', 'kommander.workers = 0');
+$n3->restart;
+is($n3->safe_psql('postgres', 'SHOW kommander.workers'), $chosen,
+	"kommander.workers = 0 on $cores cores shows $chosen");
+$n3->poll_query_until('postgres', "SELECT ($raft_workers) = $chosen")
+  or die 'node3 does not run the chosen number of Raft workers';
+KmdTest::wait_leaders($n3);
+$n3->safe_psql('postgres',
+	q{SELECT kmd_propose('job-99', '{"op":"insert","table":"jobs","row":{"id":"job-99","state":"new"}}')});
+KmdTest::wait_converged(\@nodes);
+is($n1->safe_psql('postgres', "SELECT state FROM jobs WHERE id = 'job-99'"), 'new',
+	'node3 proposes with the workers it chose');
+
 done_testing();

@@ -33,6 +33,9 @@ kommander.database = 'postgres'
 kommander.election_timeout = $ELECTION_TIMEOUT_MS
 kommander.heartbeat_interval = $HEARTBEAT_MS
 kommander.propose_timeout = 20000
+# two Raft workers whatever the machine's cores: partitions of one node
+# live in different workers (t/010 checks the automatic choice)
+kommander.workers = 2
 max_worker_processes = 16
 log_min_messages = warning
 EOC
