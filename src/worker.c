@@ -610,20 +610,15 @@ process_ready(bool *worked)
 	if (n == 0)
 		return false;
 
-	/* 1. the leaders' appends may go before our own write (§10.2.1) */
-	for (int i = 0; i < n; i++)
-		for (size_t j = 0; j < ready[i].rd.n_messages; j++)
-			kmd_peers_queue(ready[i].g->partition_id, &ready[i].rd.messages[j]);
-	kmd_peers_flush();
-
 	/*
 	 * A batch that needs no flush (a new commit index, and nothing else to
 	 * persist but the hard state that carries it) holds nothing that is not
 	 * durable already: its committed entries were written by earlier
 	 * batches.  So it is announced before the write, which no longer stands
-	 * between a commit and its apply.  A restart may then find a commit
-	 * index behind the applied one; it learns the commit again from the
-	 * leader, and the apply worker waits for it.
+	 * between a commit and its apply, and before the sends: the apply worker
+	 * starts on a leader's new commit while its followers are told of it.
+	 * A restart may then find a commit index behind the applied one; it
+	 * learns the commit again from the leader, and the apply worker waits.
 	 */
 	for (int i = 0; i < n; i++)
 	{
@@ -631,12 +626,17 @@ process_ready(bool *worked)
 		if (ready[i].early)
 			announce(&ready[i], &wake_apply);
 	}
-	kmd_peers_flush();
 	if (wake_apply)
 	{
 		kmd_wake_apply();
 		wake_apply = false;
 	}
+
+	/* 1. the leaders' appends may go before our own write (§10.2.1) */
+	for (int i = 0; i < n; i++)
+		for (size_t j = 0; j < ready[i].rd.n_messages; j++)
+			kmd_peers_queue(ready[i].g->partition_id, &ready[i].rd.messages[j]);
+	kmd_peers_flush();
 
 	/* 2. one transaction, one WAL flush, for every group */
 	if (persist)
