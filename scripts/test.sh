@@ -68,7 +68,8 @@ tap_in() {
 # images, removal, barriers, the change feed) and every decoder fed bad
 # input.  The others exercise the same code under different timing.
 ASAN_TESTS="t/010_replication.pl t/050_split_merge_under_load.pl t/070_remove_node.pl
-t/100_thousand_partitions.pl t/110_compaction_and_images.pl t/128_ddl_barrier.pl
+t/100_thousand_partitions.pl t/110_compaction_and_images.pl
+t/112_an_image_behind_a_known_merge_is_refused.pl t/128_ddl_barrier.pl
 t/140_poison_entries_are_contained.pl t/142_undecodable_entries_stop_their_partition.pl
 t/146_peers_are_held_to_their_identity.pl t/150_refusals_with_their_sqlstates.pl
 t/168_change_feed.pl t/192_images_carry_request_ids_and_leases.pl"
