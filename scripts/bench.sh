@@ -132,7 +132,9 @@ bench() {
 server_ticks() {
   local pms="" d
   for d in "$@"; do pms="$pms $(head -1 "$d/postmaster.pid")"; done
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v pms="$pms" '
+  # a process may end between the glob and its read: cat then fails,
+  # which is no reason to stop the benchmark
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pms="$pms" '
     BEGIN { n = split(pms, a, " "); for (i = 1; i <= n; i++) pm[a[i]] = 1 }
     { pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, f, " ")
       if (pid in pm) t += f[12] + f[13] + f[14] + f[15]
