@@ -17,7 +17,10 @@
 #   across runs on a machine that does other work, where times are not).  A
 #   benchmark, not a test: it never fails on a figure, and CI does not run
 #   it.  Everything lives under /tmp/kommander-bench (KMD_BENCH_DIR) and is
-#   removed at the end.
+#   removed at the end.  KMD_BENCH_PROTOCOL=prepared runs every pgbench
+#   with -M prepared (as an application with a driver sends its
+#   statements: parsed and planned once per connection); the default is
+#   pgbench's simple protocol.
 #
 # Copyright (c) 2026, kommander developers
 
@@ -25,6 +28,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SECONDS_EACH="${1:-10}"
+PROTOCOL="${KMD_BENCH_PROTOCOL:-simple}"
+case "$PROTOCOL" in simple|extended|prepared) ;; *) echo "KMD_BENCH_PROTOCOL: simple, extended or prepared" >&2; exit 2;; esac
 ROOT="${KMD_BENCH_DIR:-/tmp/kommander-bench}"
 KMD_CLUSTER_DIR="$ROOT/kommander"
 KMD_CLUSTER_PORT="${KMD_BENCH_PORT:-5633}"
@@ -113,7 +118,7 @@ bench() {
     i=$((i + 1))
     [ "$per" -gt 0 ] || continue
     out+=("$ROOT/pgbench.$port.out")
-    kmd_as_postgres "$PG_BIN/pgbench -n -h '$dir' -p $port -c $per -j $(( per < 4 ? per : 4 )) -T $SECONDS_EACH -f '$script' $db" \
+    kmd_as_postgres "$PG_BIN/pgbench -n -h '$dir' -p $port -c $per -j $(( per < 4 ? per : 4 )) -T $SECONDS_EACH -M $PROTOCOL -f '$script' $db" \
       > "$ROOT/pgbench.$port.out" 2>&1 &
     pids+=($!)
   done
@@ -159,7 +164,7 @@ measure() {
   printf "   %-48s %8s ms %8s tps %6s us CPU/write\n" "$label" "${LAT[$id]}" "${TPS[$id]}" "${CPU[$id]}"
 }
 
-echo "== $SECONDS_EACH s per figure"
+echo "== $SECONDS_EACH s per figure, pgbench's $PROTOCOL protocol"
 measure sr1 "sync-rep, 1 client" SR_DIRS "$SR_DIR" postgres "$ROOT/syncrep.sql" 1 $SR_PORT
 measure sr32 "sync-rep, 32 clients" SR_DIRS "$SR_DIR" postgres "$ROOT/syncrep.sql" 32 $SR_PORT
 measure k1 "kommander, 1 partition, 1 client at the leader" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 1)"
