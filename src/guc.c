@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include "utils/guc.h"
@@ -24,6 +25,7 @@
 
 char	   *kmd_database = NULL;
 int			kmd_workers = 0;
+int			kmd_n_workers = 1;
 int			kmd_max_partitions = 1024;
 int			kmd_election_timeout = 1000;
 int			kmd_heartbeat_interval = 100;
@@ -38,30 +40,42 @@ int			kmd_max_queued_proposals = 128;
 int			kmd_request_retention = 600000;
 
 /*
- * kommander.workers = 0: one Raft worker per three cores, from one to
- * four.  Under load a node's Raft worker does about a third of the node's
- * work (the log's writes and flushes; the backends, the peers' deliver
- * calls and the apply worker do the rest), so one keeps up with three busy
- * cores; and each worker flushes the log on its own, so fewer workers make
- * fewer, larger flushes.  Four, with the launcher and the apply worker,
- * stay within the default max_worker_processes; more were never measured.
- * The number chosen replaces the 0, as wal_buffers' -1 is replaced, so
- * that SHOW and the shared memory sizing see it.
+ * kommander.workers = 0: one Raft worker per three cores this process may
+ * run on, from one to four.  Under load a node's Raft worker does about a
+ * third of the node's work (the log's writes and flushes; the backends,
+ * the peers' deliver calls and the apply worker do the rest), so one keeps
+ * up with three busy cores; and each worker flushes the log on its own, so
+ * fewer workers make fewer, larger flushes.  Four, with the launcher and
+ * the apply worker, stay within the default max_worker_processes; more
+ * were never measured.  The setting keeps what was written (a reload then
+ * finds it unchanged); kmd_n_workers holds the number in use, which SHOW
+ * tells.
  */
 static void
 choose_workers(void)
 {
+	cpu_set_t	cpus;
 	long		cores;
-	char		buf[16];
 
 	if (kmd_workers != 0)
+	{
+		kmd_n_workers = kmd_workers;
 		return;
-	cores = sysconf(_SC_NPROCESSORS_ONLN);
-	snprintf(buf, sizeof(buf), "%ld", Min(Max(cores / 3, 1), 4));
-	SetConfigOption("kommander.workers", buf, PGC_POSTMASTER, PGC_S_DYNAMIC_DEFAULT);
-	/* a 0 written in the configuration outranks a computed default */
-	if (kmd_workers == 0)
-		SetConfigOption("kommander.workers", buf, PGC_POSTMASTER, PGC_S_OVERRIDE);
+	}
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+		cores = CPU_COUNT(&cpus);
+	else
+		cores = sysconf(_SC_NPROCESSORS_ONLN);
+	kmd_n_workers = (int) Min(Max(cores / 3, 1), 4);
+}
+
+static const char *
+show_workers(void)
+{
+	static char buf[16];
+
+	snprintf(buf, sizeof(buf), "%d", kmd_n_workers);
+	return buf;
 }
 
 void
@@ -75,7 +89,7 @@ kmd_define_gucs(void)
 							"Number of Raft worker processes.",
 							"0 chooses one per three CPU cores, from one to four.",
 							&kmd_workers, 0, 0, KMD_MAX_WORKERS,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							PGC_POSTMASTER, 0, NULL, NULL, show_workers);
 	DefineCustomIntVariable("kommander.max_partitions",
 							"Largest number of partitions this node can hold.",
 							NULL, &kmd_max_partitions, 1024, 2, 65536,

@@ -13,7 +13,8 @@
 #define KOMMANDER_GUC_H
 
 extern char *kmd_database;
-extern int	kmd_workers;
+extern int	kmd_workers;		/* as set: 0 lets the node choose */
+extern int	kmd_n_workers;		/* the Raft workers this node runs */
 extern int	kmd_max_partitions;
 extern int	kmd_election_timeout;	/* ms */
 extern int	kmd_heartbeat_interval; /* ms */

@@ -135,7 +135,7 @@ void
 kmd_launcher_main(Datum arg)
 {
 	Child	   *children;
-	int			n_children = kmd_workers + 1;
+	int			n_children = kmd_n_workers + 1;
 	bool		started = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);

@@ -41,8 +41,8 @@ shmem_size(void)
 	size = add_size(size, mul_size(kmd_max_partitions, sizeof(KmdPartition)));
 	size = add_size(size, mul_size(KMD_NUM_SLOTS, MAXALIGN(sizeof(KmdSlot))));
 	size = add_size(size, mul_size(KMD_NUM_SLOTS, MAXALIGN(sizeof(KmdSlotBuffers))));
-	size = add_size(size, mul_size(kmd_workers, ring_total_size(KMD_INBOX_SIZE)));
-	size = add_size(size, mul_size(kmd_workers, ring_total_size(KMD_FEED_SIZE)));
+	size = add_size(size, mul_size(kmd_n_workers, ring_total_size(KMD_INBOX_SIZE)));
+	size = add_size(size, mul_size(kmd_n_workers, ring_total_size(KMD_FEED_SIZE)));
 	return size;
 }
 
@@ -64,7 +64,7 @@ kmd_shmem_request(void)
 	RequestAddinShmemSpace(shmem_size());
 	RequestNamedLWLockTranche("kommander", 1);
 	RequestNamedLWLockTranche("kommander slots", KMD_NUM_SLOTS);
-	RequestNamedLWLockTranche("kommander rings", 2 * kmd_workers);
+	RequestNamedLWLockTranche("kommander rings", 2 * kmd_n_workers);
 }
 
 /*
@@ -95,7 +95,7 @@ kmd_shmem_startup(void)
 		memset(kmd_shared, 0, sizeof(KmdShared));
 		kmd_shared->lock = &(GetNamedLWLockTranche("kommander"))->lock;
 		kmd_shared->boot_id = boot_random();
-		kmd_shared->n_workers = kmd_workers;
+		kmd_shared->n_workers = kmd_n_workers;
 		kmd_shared->max_partitions = kmd_max_partitions;
 		pg_atomic_init_u64(&kmd_shared->image_events, 0);
 		pg_atomic_init_u64(&kmd_shared->barrier_wanted, 0);
@@ -145,7 +145,7 @@ kmd_shmem_startup(void)
 		p += KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlot));
 		p += KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlotBuffers));
 
-		for (int i = 0; i < kmd_workers; i++)
+		for (int i = 0; i < kmd_n_workers; i++)
 		{
 			LWLockPadded *locks = GetNamedLWLockTranche("kommander rings");
 

@@ -94,9 +94,15 @@ $n3->append_conf('postgresql.conf', 'kommander.workers = 0');
 $n3->restart;
 is($n3->safe_psql('postgres', 'SHOW kommander.workers'), $chosen,
 	"kommander.workers = 0 on $cores cores shows $chosen");
-$n3->poll_query_until('postgres', "SELECT ($raft_workers) = $chosen")
-  or die 'node3 does not run the chosen number of Raft workers';
 KmdTest::wait_leaders($n3);
+is($n3->safe_psql('postgres', $raft_workers), $chosen, "node3 runs $chosen Raft workers");
+# the setting keeps the 0 written: a reload finds nothing to restart for
+$n3->safe_psql('postgres', 'SELECT pg_reload_conf()');
+$n3->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_file_settings WHERE name = 'kommander.workers' AND error IS NOT NULL")
+  or die 'the reload did not read kommander.workers = 0 back';
+is($n3->safe_psql('postgres', "SELECT pending_restart FROM pg_settings WHERE name = 'kommander.workers'"),
+	'f', 'a reload does not ask for a restart for kommander.workers = 0');
 $n3->safe_psql('postgres',
 	q{SELECT kmd_propose('job-99', '{"op":"insert","table":"jobs","row":{"id":"job-99","state":"new"}}')});
 KmdTest::wait_converged(\@nodes);
