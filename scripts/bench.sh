@@ -19,8 +19,8 @@
 #   it.  Everything lives under /tmp/kommander-bench (KMD_BENCH_DIR) and is
 #   removed at the end.  KMD_BENCH_PROTOCOL=prepared runs every pgbench
 #   with -M prepared (as an application with a driver sends its
-#   statements: parsed and planned once per connection); the default is
-#   pgbench's simple protocol.
+#   statements: parsed and planned once per connection), =extended with
+#   -M extended; the default is pgbench's simple protocol.
 #
 # Copyright (c) 2026, kommander developers
 

@@ -1004,6 +1004,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 		ereport(LOG,
 				(errmsg("kommander: could not install an image of partition %d from node %d; next try in %d ms",
 						partition_id, from, retry->delay_ms),
+				 edata->detail ? errdetail_internal("%s %s", edata->message, edata->detail) :
 				 errdetail_internal("%s", edata->message)));
 		FreeErrorData(edata);
 		return false;

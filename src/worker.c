@@ -632,7 +632,10 @@ process_ready(bool *worked)
 		wake_apply = false;
 	}
 
-	/* 1. the leaders' appends may go before our own write (§10.2.1) */
+	/*
+	 * 1. the leaders' appends may go before our own write (§10.2.1); the
+	 * early batches above took step 3 first, holding nothing not durable
+	 */
 	for (int i = 0; i < n; i++)
 		for (size_t j = 0; j < ready[i].rd.n_messages; j++)
 			kmd_peers_queue(ready[i].g->partition_id, &ready[i].rd.messages[j]);

@@ -75,6 +75,7 @@ kommander.database = 'postgres'
 kommander.election_timeout = $ELECTION_TIMEOUT_MS
 kommander.heartbeat_interval = 50
 kommander.propose_timeout = $PROPOSE_TIMEOUT_MS
+kommander.workers = 2
 max_worker_processes = 16
 max_connections = 60
 log_min_messages = warning
