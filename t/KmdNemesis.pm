@@ -67,7 +67,7 @@ END
 sub init_node
 {
 	my ($node) = @_;
-	$node->init;
+	KmdTest::init_node($node);
 	$node->append_conf('postgresql.conf', <<"EOC");
 listen_addresses = '127.0.0.1'
 shared_preload_libraries = 'kommander'

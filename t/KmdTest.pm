@@ -15,18 +15,51 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use Fcntl qw(:flock);
 
 # Short Raft timings keep failover tests quick; they are still far above
 # what the machine needs to answer a heartbeat.
 our $ELECTION_TIMEOUT_MS = 500;
 our $HEARTBEAT_MS = 50;
 
+# $node->init, with the data directory copied from one initdb per test run
+# instead of an initdb per node (a second or more each on a busy machine,
+# and a run makes a hundred nodes).  PostgreSQL::Test::Cluster runs initdb
+# through system_or_bail; that one call is turned into a copy of the
+# template, made by the first node of the run under a lock (test files run
+# side by side).  Everything else init does (the settings it appends, the
+# port) is its own.  The nodes share a system identifier, which kommander
+# does not use.
+sub init_node
+{
+	my ($node) = @_;
+	my $run = \&PostgreSQL::Test::Utils::system_or_bail;
+	no warnings 'redefine';
+	local *PostgreSQL::Test::Utils::system_or_bail = sub {
+		my @cmd = @_;
+		return $run->(@cmd) unless $cmd[0] eq 'initdb' && $cmd[1] eq '-D';
+		my $pgdata = $cmd[2];
+		my $template = "$PostgreSQL::Test::Utils::tmp_check/initdb_template";
+		open my $lock, '>', "$template.lock" or die "cannot open $template.lock: $!";
+		flock($lock, LOCK_EX) or die "cannot lock $template.lock: $!";
+		if (!-d $template)
+		{
+			$run->('initdb', '-D', "$template.tmp", @cmd[ 3 .. $#cmd ]);
+			rename("$template.tmp", $template) or die "cannot rename $template.tmp: $!";
+		}
+		close $lock;
+		$run->('cp', '-RPp', $template, $pgdata);
+	};
+	$node->init;
+	return;
+}
+
 # A started node with kommander loaded and the extension created.
 sub new_node
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	init_node($node);
 	$node->append_conf('postgresql.conf', <<"EOC");
 shared_preload_libraries = 'kommander'
 kommander.database = 'postgres'
