@@ -50,19 +50,7 @@ ok($n1->poll_query_until('postgres',
 # node2 cannot apply an update of a row of partition 2 (its apply of 2
 # stops before the split), nor one of partition 1 (so that node3's image of
 # partition 1, from past node1's compaction, cannot come from node2)
-my $key = KmdTest::key_in($n1, 2, 'x');
-my $pkey = KmdTest::key_in($n1, 1, 'q');
-my $upsert = sub { qq{SELECT kmd_propose('$_[0]', '{"op":"upsert","table":"kv","row":{"k":"$_[0]","v":"$_[1]"}}')} };
-$n1->safe_psql('postgres', $upsert->($_, '0')) for ($key, $pkey);
-$n2->poll_query_until('postgres', "SELECT count(*) = 2 FROM kv WHERE k IN ('$key', '$pkey')")
-  or die "node2 did not apply the first writes";
-my $locker = $n2->background_psql('postgres');
-$locker->query_safe('BEGIN');
-$locker->query_safe("SELECT * FROM kv WHERE k IN ('$key', '$pkey') FOR UPDATE");
-$n1->safe_psql('postgres', $upsert->($_, '1')) for ($key, $pkey);
-ok($n2->poll_query_until('postgres',
-	"SELECT count(*) = 2 FROM kommander.partitions WHERE partition_id IN (1, 2) AND stalled = 'retrying'"),
-	'node2 holds partitions 1 and 2 back on the row locks');
+my ($locker, $key, $pkey) = KmdTest::hold_back($n1, $n2, [2, 1]);
 
 # the split: node1 applies it, node2 has it in its log of 2 but not applied
 is($n1->safe_psql('postgres', "SELECT kmd_split(2, $high)"), '3', 'partition 2 split off 3 on node1');
@@ -70,20 +58,9 @@ is($n2->safe_psql('postgres', "SELECT coalesce(hi::text, 'none') FROM kommander.
 	'none', 'node2 has not applied the split');
 
 # partition 1's log on node1 moves past what node3 and node2 applied
-$n1->safe_psql('postgres', qq{
-DO \$\$
-BEGIN
-  FOR i IN 1..1000 LOOP
-    IF kmd_key_hash('p' || i) < 0 THEN
-      PERFORM kmd_propose('p' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
-        'row', jsonb_build_object('k', 'p' || i, 'v', 'p')));
-    END IF;
-  END LOOP;
-END \$\$});
 my $n2_applied = $n2->safe_psql('postgres',
 	'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
-ok($n1->poll_query_until('postgres',
-	"SELECT snapshot_index > greatest($n3_applied, $n2_applied) FROM kommander.partitions WHERE partition_id = 1"),
+ok(KmdTest::compact_past($n1, 1, $n3_applied > $n2_applied ? $n3_applied : $n2_applied),
 	'node1 compacted partition 1 past what node3 and node2 applied');
 
 # node3 comes back: partition 1 from node1, then partition 2 from elsewhere

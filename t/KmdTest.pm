@@ -288,6 +288,60 @@ sub acked_keys
 	return @keys;
 }
 
+# Hold $holder's apply of each of @$partitions back: a row of kv in each is
+# written through $writer, locked on $holder by an open transaction, and
+# written again, so that $holder's apply worker retries that partition's
+# update until the lock goes.  Returns the background session holding the
+# locks (COMMIT and quit it to let go) and the keys, one per partition.
+sub hold_back
+{
+	my ($writer, $holder, $partitions) = @_;
+	my @keys = map { key_in($writer, $_, "held$_-") } @$partitions;
+	my $upsert = sub {
+		qq{SELECT kmd_propose('$_[0]', '{"op":"upsert","table":"kv","row":{"k":"$_[0]","v":"$_[1]"}}')};
+	};
+	my $list = join(', ', map { "'$_'" } @keys);
+	$writer->safe_psql('postgres', $upsert->($_, '0')) for @keys;
+	$holder->poll_query_until('postgres', "SELECT count(*) = " . @keys . " FROM kv WHERE k IN ($list)")
+	  or die $holder->name . " did not apply the first writes";
+	my $locker = $holder->background_psql('postgres');
+	$locker->query_safe('BEGIN');
+	$locker->query_safe("SELECT * FROM kv WHERE k IN ($list) FOR UPDATE");
+	$writer->safe_psql('postgres', $upsert->($_, '1')) for @keys;
+	$holder->poll_query_until('postgres',
+		"SELECT count(*) = " . @$partitions . " FROM kommander.partitions WHERE partition_id IN ("
+		  . join(', ', @$partitions) . ") AND stalled = 'retrying'")
+	  or die $holder->name . " did not hold back partitions @$partitions";
+	return ($locker, @keys);
+}
+
+# Write 250 rows of kv through $node, all routed to $partition, and wait
+# until the compacted log of $partition on $node starts past $index (the
+# nodes run with a small kommander.snapshot_threshold); false if it does not.
+sub compact_past
+{
+	my ($node, $partition, $index) = @_;
+	$node->safe_psql('postgres', qq{
+DO \$\$
+DECLARE
+  p record;
+  n int := 0;
+  i int := 0;
+BEGIN
+  SELECT lo, hi INTO p FROM kommander.partitions WHERE partition_id = $partition;
+  WHILE n < 250 LOOP
+    i := i + 1;
+    IF kmd_key_hash('c' || i) >= p.lo AND (p.hi IS NULL OR kmd_key_hash('c' || i) < p.hi) THEN
+      PERFORM kmd_propose('c' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
+        'row', jsonb_build_object('k', 'c' || i, 'v', 'c')));
+      n := n + 1;
+    END IF;
+  END LOOP;
+END \$\$});
+	return $node->poll_query_until('postgres',
+		"SELECT snapshot_index > $index FROM kommander.partitions WHERE partition_id = $partition");
+}
+
 # The table most tests write to, created and registered through $node:
 # public.kv (k text PRIMARY KEY, v text).
 sub create_kv
