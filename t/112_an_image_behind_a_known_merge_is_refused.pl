@@ -27,7 +27,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use KmdTest;
 
-my $conf = "kommander.snapshot_threshold = 10\nkommander.balance_interval = 0\n";
+# node2 must keep leading the partition under test until node3 is back:
+# a longer election timeout keeps a busy machine from moving it
+my $conf = "kommander.snapshot_threshold = 10\nkommander.balance_interval = 0\n"
+  . "kommander.election_timeout = 2000\n";
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
