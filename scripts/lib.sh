@@ -35,7 +35,7 @@ kmd_build_install() {
     PG_BIN="$(kmd_pg_copy "$KMD_PG_ROOT")" || return 1
     chown -R postgres:postgres "$KMD_PG_ROOT" 2>/dev/null
   fi
-  (cd "$KMD_ROOT" && make -s WERROR=1 PG_CONFIG="$PG_BIN/pg_config" && \
+  (cd "$KMD_ROOT" && make -s -j"$(nproc)" WERROR=1 PG_CONFIG="$PG_BIN/pg_config" && \
      make -s install PG_CONFIG="$PG_BIN/pg_config") >/dev/null
 }
 

@@ -107,7 +107,7 @@ EOS
   (cd "$KMD_ROOT" && tar --exclude=./build --exclude=./.git -cf - .) | tar -C "$src" -xf -
   local copt="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
   (cd "$src" && make -s clean PG_CONFIG="$bin/pg_config" >/dev/null &&
-     make -s WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null &&
+     make -s -j"$(nproc)" WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null &&
      make -s install WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null) ||
     { echo "sanitized build failed"; return 1; }
   # every object of the runtime must be instrumented, or a report is missed
@@ -152,8 +152,8 @@ broken_suite() {
 work=""
 for s in "${suites[@]}"; do
   case "$s" in
-    core) run_suite core make -s -C "$KMD_ROOT" WERROR=1 core ;;
-    sim) run_suite sim make -s -C "$KMD_ROOT" WERROR=1 simcheck ;;
+    core) run_suite core make -s -j"$(nproc)" -C "$KMD_ROOT" WERROR=1 core ;;
+    sim) run_suite sim make -s -j"$(nproc)" -C "$KMD_ROOT" WERROR=1 simcheck ;;
     regress|tap)
       [ -n "$work" ] || work="$(kmd_work_tree)"
       if [ "$s" = regress ]; then
