@@ -127,25 +127,13 @@ EOS
   return $rc
 }
 
-# Each deliberate defect must be caught (scripts/nemesis.sh --broken).  The
-# two run side by side, each in its own tree and Postgres copy; their nodes
-# take ports through one lock directory.
+# Each deliberate defect must be caught (scripts/nemesis.sh --broken).  One
+# after the other: side by side on two cores, the early-commit build's 40 s
+# once found no anomaly (seed 404895), where alone it finds 10 to 25.
 broken_suite() {
-  local root="${KMD_BROKEN_ROOT:-/tmp/kommander-broken}" rc=0 d
-  local -A pid
-  mkdir -p "$root/portlock" && chmod 777 "$root/portlock"
-  for d in commit lease; do
-    local secs=40
-    [ "$d" = lease ] && secs=30
-    KMD_BROKEN_ROOT="$root/$d" PG_TEST_PORT_DIR="$root/portlock" \
-      bash "$KMD_ROOT/scripts/nemesis.sh" --broken "$d" --seconds "$secs" > "$root/$d.out" 2>&1 &
-    pid[$d]=$!
-  done
-  for d in commit lease; do
-    wait "${pid[$d]}" || rc=1
-    echo "-- broken: $d"
-    cat "$root/$d.out"
-  done
+  local rc=0
+  bash "$KMD_ROOT/scripts/nemesis.sh" --broken commit --seconds 40 || rc=1
+  bash "$KMD_ROOT/scripts/nemesis.sh" --broken lease --seconds 30 || rc=1
   return $rc
 }
 
