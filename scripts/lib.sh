@@ -9,6 +9,8 @@ KMD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KMD_PACKAGES="postgresql-15 postgresql-server-dev-15 libpq-dev libprotobuf-c-dev
 protobuf-c-compiler libipc-run-perl libcmocka-dev make gcc clang"
 PG_BIN=/usr/lib/postgresql/15/bin
+# builds run one make job per core
+KMD_JOBS="-j$(nproc)"
 
 # Install the Debian packages the build and the tests need, if missing.
 kmd_install_packages() {
@@ -35,7 +37,7 @@ kmd_build_install() {
     PG_BIN="$(kmd_pg_copy "$KMD_PG_ROOT")" || return 1
     chown -R postgres:postgres "$KMD_PG_ROOT" 2>/dev/null
   fi
-  (cd "$KMD_ROOT" && make -s -j"$(nproc)" WERROR=1 PG_CONFIG="$PG_BIN/pg_config" && \
+  (cd "$KMD_ROOT" && make -s $KMD_JOBS WERROR=1 PG_CONFIG="$PG_BIN/pg_config" && \
      make -s install PG_CONFIG="$PG_BIN/pg_config") >/dev/null
 }
 

@@ -69,7 +69,7 @@ if [ "$broken" = 1 ]; then
   fi
   echo "== build (broken: $copt)"
   (cd "$work" && make -s clean PG_CONFIG="$bin/pg_config" >/dev/null &&
-     make -s -j"$(nproc)" WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null &&
+     make -s $KMD_JOBS WERROR=1 PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null &&
      make -s install PG_CONFIG="$bin/pg_config" COPT="$copt" >/dev/null) ||
     { echo "broken build failed"; exit 1; }
   chown -R postgres:postgres "$root" 2>/dev/null

@@ -324,14 +324,12 @@ sub compact_past
 	$node->safe_psql('postgres', qq{
 DO \$\$
 DECLARE
-  p record;
   n int := 0;
   i int := 0;
 BEGIN
-  SELECT lo, hi INTO p FROM kommander.partitions WHERE partition_id = $partition;
   WHILE n < 250 LOOP
     i := i + 1;
-    IF kmd_key_hash('c' || i) >= p.lo AND (p.hi IS NULL OR kmd_key_hash('c' || i) < p.hi) THEN
+    IF (SELECT partition_id FROM kmd_route('c' || i)) = $partition THEN
       PERFORM kmd_propose('c' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
         'row', jsonb_build_object('k', 'c' || i, 'v', 'c')));
       n := n + 1;
