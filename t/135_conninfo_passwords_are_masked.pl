@@ -61,6 +61,8 @@ for my $node (@nodes)
 
 # the cluster works as before
 KmdTest::create_kv($nodes[0]);
+# node2 checks the command against its own registered tables
+KmdTest::wait_converged(\@nodes);
 $nodes[1]->safe_psql('postgres',
 	q{SELECT kmd_propose('after', '{"op":"insert","table":"kv","row":{"k":"after","v":"x"}}')});
 ok(KmdTest::wait_converged(\@nodes), 'both nodes apply');

@@ -48,6 +48,8 @@ ok($n1->poll_query_until('postgres', q{
 	  FROM pg_stat_activity WHERE application_name LIKE 'kommander worker%'}),
 	'the other nodes connect to node1 as their own roles');
 KmdTest::create_kv($n1);
+# node2 checks the command against its own registered tables
+KmdTest::wait_converged(\@nodes);
 is($n2->safe_psql('postgres',
 		q{SELECT kmd_propose('k1', '{"op":"insert","table":"kv","row":{"k":"k1","v":"x"}}') > 0}),
 	't', 'the cluster works');
