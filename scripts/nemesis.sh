@@ -64,8 +64,10 @@ if [ "$broken" = 1 ]; then
     [ -n "$faults" ] || faults=isolate_leader,transfer,pause
   else
     copt="-DKMD_BROKEN_EARLY_COMMIT"
-    # the faults that leave a leader's early answers behind
-    [ -n "$faults" ] || faults=isolate_leader,kill,pause,hole
+    # the fault that leaves a leader's early answers behind: every one is
+    # a chance to catch it (with kill, pause and hole drawn too, a fresh
+    # clone's run of seed 410724 met two isolated leaders and found none)
+    [ -n "$faults" ] || faults=isolate_leader
   fi
   echo "== build (broken: $copt)"
   (cd "$work" && make -s clean PG_CONFIG="$bin/pg_config" >/dev/null &&
