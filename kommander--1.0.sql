@@ -384,6 +384,19 @@ CREATE TABLE kommander.lease_rows (
     PRIMARY KEY (key, tbl, pk)
 );
 CREATE INDEX lease_rows_lease ON kommander.lease_rows (lease);
+
+-- This node's note of the rows a lease that ended left in other
+-- partitions (a split since they were attached parted them), by the hash
+-- of their routing keys: the leader of each partition holding some
+-- proposes a "drop" entry there that deletes them.  Written by the entry
+-- that ends the lease, deleted by the drop; read again when the apply
+-- worker starts, so that a restart in between forgets nothing.  Not
+-- state of a partition: images do not carry it.
+CREATE TABLE kommander.lease_orphans (
+    lease    bigint NOT NULL,
+    key_hash bigint NOT NULL,
+    PRIMARY KEY (lease, key_hash)
+);
 GRANT SELECT ON kommander.lease_state, kommander.lease_rows TO kommander_peer;
 
 CREATE FUNCTION kmd_lease_grant(ttl interval, key text DEFAULT NULL)

@@ -310,10 +310,15 @@ end_lease(int64 id)
 				3, types, values, SPI_OK_DELETE);
 	(void) exec("DELETE FROM kommander.lease_state WHERE id = $1", 1, types, values, SPI_OK_DELETE);
 
-	/* rows a split put in other partitions: their leaders drop them */
-	(void) exec("SELECT DISTINCT kommander.key_hash(key) FROM kommander.lease_rows "
-				"WHERE lease = $1 AND kommander.key_hash(key) NOT BETWEEN $2 AND $3",
-				3, types, values, SPI_OK_SELECT);
+	/*
+	 * Rows a split put in other partitions: their leaders drop them.  The
+	 * note is kept in a table too, which outlives a restart.
+	 */
+	(void) exec("INSERT INTO kommander.lease_orphans "
+				"SELECT DISTINCT $1, kommander.key_hash(key) FROM kommander.lease_rows "
+				"WHERE lease = $1 AND kommander.key_hash(key) NOT BETWEEN $2 AND $3 "
+				"ON CONFLICT DO NOTHING RETURNING key_hash",
+				3, types, values, SPI_OK_INSERT_RETURNING);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -353,6 +358,9 @@ drop_orphans(int64 id)
 		delete_row(lfirst(lt), lfirst(lp));
 	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
+				3, types, values, SPI_OK_DELETE);
+	(void) exec("DELETE FROM kommander.lease_orphans WHERE lease = $1 "
+				"AND key_hash BETWEEN $2 AND $3",
 				3, types, values, SPI_OK_DELETE);
 	kmd_lease_clock_dropped(id, kmd_apply_range.lo, kmd_apply_range.hi);
 }

@@ -22,8 +22,9 @@
  * rows of its own partition and notes, on each node, the lease and the
  * keys of the rows left elsewhere; the leader of each partition holding
  * such rows proposes a "drop" entry there, which deletes them.  The note
- * lives in shared memory: a node restarting in between forgets it, and
- * another node, leader of that partition, proposes the drop.
+ * lives in shared memory and in kommander.lease_orphans, written and
+ * deleted by the same entries, which the apply worker reads again when it
+ * starts: a node restarting in between forgets nothing.
  *
  * Lock protocol: LeaseTable.lock (LWLock) guards the slots and the
  * orphans.  The apply worker writes them; the Raft workers read them and
@@ -233,6 +234,18 @@ kmd_leases_load(void)
 		pg_atomic_fetch_add_u32(&leases->count, 1);
 	}
 	LWLockRelease(leases->lock);
+
+	/* the rows ended leases left elsewhere, as this node noted them */
+	if (SPI_execute("SELECT lease, key_hash FROM kommander.lease_orphans ORDER BY lease, key_hash",
+					true, LEASE_ORPHANS) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.lease_orphans");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+
+		kmd_lease_clock_orphan(DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
+							   DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)));
+	}
 }
 
 /* ------------------------------------------------------------------------

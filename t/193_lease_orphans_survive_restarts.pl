@@ -1,0 +1,92 @@
+# 193_lease_orphans_survive_restarts.pl
+#   A split parts a lease from some of its rows; the lease is revoked while
+#   the node leading the rows' partition cannot apply the revoke yet; the
+#   two nodes that applied it restart, and one of them takes the lead of
+#   the rows' partition.  The rows must still go, on every node: each node
+#   keeps its note of the rows a lease left elsewhere across a restart.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/193_lease_orphans_survive_restarts.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+# the leaders chosen below must stay where they are put
+my $conf = "kommander.balance_interval = 0\nkommander.election_timeout = 2000\n";
+my @nodes = KmdTest::new_cluster(3, conf => $conf);
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::create_kv($n1);
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl('CREATE TABLE public.claims (job text PRIMARY KEY, owner text)');
+SELECT kmd_register_table('public.claims');
+});
+KmdTest::wait_converged(\@nodes);
+
+# a lease and twenty rows attached to it, all in partition 1; the split
+# puts some of the rows in the other half
+my @jobs = map { "job-$_" } (1 .. 20);
+my $lease = $n1->safe_psql('postgres', "SELECT kmd_lease_grant('10 min', 'job-1')");
+$n1->safe_psql('postgres', qq{SELECT kmd_propose('$_',
+	'{"op":"insert","table":"claims","row":{"job":"$_","owner":"w"},"lease":$lease}')})
+  for @jobs;
+is($n1->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'partition 1 split in two');
+KmdTest::wait_leaders($_) for @nodes;
+my $home = $n1->safe_psql('postgres', "SELECT partition_id FROM kommander.leases WHERE id = $lease");
+my $away = $home == 1 ? 2 : 1;
+my $parted = $n1->safe_psql('postgres',
+	"SELECT count(*) FROM claims c, LATERAL kmd_route(c.job) r WHERE r.partition_id = $away");
+ok($parted > 0 && $parted < 20, "the split put $parted of the lease's rows in partition $away");
+KmdTest::wait_converged(\@nodes);
+
+# node1 leads the rows' partition and cannot apply the lease's partition
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($away, 'node1')");
+ok($n1->poll_query_until('postgres',
+	"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = $away"),
+	"node1 leads partition $away");
+my ($locker) = KmdTest::hold_back($n2, $n1, [$home]);
+
+# the revoke: node2 and node3 apply it and note the rows left in $away;
+# node1, the only one that would propose their drop, has not applied it
+$n2->safe_psql('postgres', "SELECT kmd_lease_revoke($lease)");
+ok($n3->poll_query_until('postgres', "SELECT count(*) = 0 FROM kommander.leases WHERE id = $lease"),
+	'node3 applied the revoke');
+is($n1->safe_psql('postgres', "SELECT count(*) FROM claims WHERE job LIKE 'job-%'"), '20',
+	'node1 has applied nothing of it');
+
+# node2 and node3 restart (a clean stop: the apply of the revoke is
+# durable, and not done again), and node2 takes the lead of the rows'
+# partition
+for my $node ($n2, $n3)
+{
+	$node->stop('fast');
+	$node->start;
+}
+KmdTest::wait_leaders($_) for @nodes;
+$n2->safe_psql('postgres', "SELECT kmd_transfer_leader($away, 'node2')");
+ok($n2->poll_query_until('postgres',
+	"SELECT leader_name = 'node2' FROM kommander.partitions WHERE partition_id = $away"),
+	"node2 leads partition $away after its restart");
+
+# node1 applies the revoke, but no longer leads the partition of the rows
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+
+for my $node (@nodes)
+{
+	ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM claims WHERE job LIKE 'job-%'"),
+		$node->name . ': every row of the revoked lease is gone, in both partitions');
+	ok($node->poll_query_until('postgres',
+		'SELECT (SELECT count(*) FROM kommander.lease_rows) + (SELECT count(*) FROM kommander.lease_orphans) = 0'),
+		$node->name . ': and so are its attachments and the notes of them');
+}
+KmdTest::wait_converged(\@nodes) or die 'no convergence';
+KmdTest::same_state(\@nodes);
+
+done_testing();
