@@ -24,7 +24,9 @@
  * such rows proposes a "drop" entry there, which deletes them.  The note
  * lives in shared memory and in kommander.lease_orphans, written and
  * deleted by the same entries, which the apply worker reads again when it
- * starts: a node restarting in between forgets nothing.
+ * starts: a node restarting in between forgets nothing.  Shared memory
+ * holds LEASE_ORPHANS notes (one per routing key's hash); those that find
+ * no room wait in the table until drops make some.
  *
  * Lock protocol: LeaseTable.lock (LWLock) guards the slots and the
  * orphans.  The apply worker writes them; the Raft workers read them and
@@ -83,6 +85,7 @@ typedef struct LeaseTable
 {
 	LWLock	   *lock;
 	pg_atomic_uint32 count;		/* slots and orphans in use */
+	bool		orphans_left_out;	/* notes that found no free orphan */
 	LeaseSlot	slots[KMD_MAX_LEASES];
 	LeaseOrphan orphans[LEASE_ORPHANS];
 } LeaseTable;
@@ -175,27 +178,72 @@ kmd_lease_clock_forget(int64 id)
 	LWLockRelease(leases->lock);
 }
 
-/* Rows of ended lease `id' are left where `hash' routes. */
+/*
+ * Rows of ended lease `id' are left where `hash' routes.  A note that
+ * finds every orphan in use is kept in kommander.lease_orphans only, and
+ * read from there once drops free some (load_orphans).
+ */
 void
 kmd_lease_clock_orphan(int64 id, int64 hash)
 {
+	bool		noted = false;
+
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < LEASE_ORPHANS; i++)
+	for (int i = 0; i < LEASE_ORPHANS && !noted; i++)
 		if (leases->orphans[i].id == 0)
 		{
 			leases->orphans[i].id = id;
 			leases->orphans[i].hash = hash;
 			leases->orphans[i].proposed = 0;
 			pg_atomic_fetch_add_u32(&leases->count, 1);
-			break;
+			noted = true;
 		}
+	if (!noted)
+		leases->orphans_left_out = true;
 	LWLockRelease(leases->lock);
 }
 
-/* The rows of ended lease `id' in [lo, hi] are dropped. */
+/*
+ * The orphans as kommander.lease_orphans, which holds every note, has
+ * them: the first LEASE_ORPHANS of them.  SPI connected.
+ */
+static void
+load_orphans(void)
+{
+	bool		isnull;
+
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < LEASE_ORPHANS; i++)
+		if (leases->orphans[i].id != 0)
+		{
+			memset(&leases->orphans[i], 0, sizeof(LeaseOrphan));
+			pg_atomic_fetch_sub_u32(&leases->count, 1);
+		}
+	leases->orphans_left_out = false;
+	LWLockRelease(leases->lock);
+
+	/* not read-only: the notes this transaction wrote must be seen */
+	if (SPI_execute("SELECT lease, key_hash FROM kommander.lease_orphans ORDER BY lease, key_hash",
+					false, LEASE_ORPHANS + 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.lease_orphans");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+
+		kmd_lease_clock_orphan(DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
+							   DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)));
+	}
+}
+
+/*
+ * The rows of ended lease `id' in [lo, hi] are dropped (and so are their
+ * notes in kommander.lease_orphans).  SPI connected.
+ */
 void
 kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi)
 {
+	bool		left_out;
+
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < LEASE_ORPHANS; i++)
 		if (leases->orphans[i].id == id && leases->orphans[i].hash >= lo &&
@@ -204,7 +252,10 @@ kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi)
 			memset(&leases->orphans[i], 0, sizeof(LeaseOrphan));
 			pg_atomic_fetch_sub_u32(&leases->count, 1);
 		}
+	left_out = leases->orphans_left_out;
 	LWLockRelease(leases->lock);
+	if (left_out)
+		load_orphans();
 }
 
 void
@@ -220,6 +271,7 @@ kmd_leases_load(void)
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
 	memset(leases->slots, 0, sizeof(leases->slots));
 	memset(leases->orphans, 0, sizeof(leases->orphans));
+	leases->orphans_left_out = false;
 	pg_atomic_write_u32(&leases->count, 0);
 	for (uint64 i = 0; i < SPI_processed && i < KMD_MAX_LEASES; i++)
 	{
@@ -236,16 +288,7 @@ kmd_leases_load(void)
 	LWLockRelease(leases->lock);
 
 	/* the rows ended leases left elsewhere, as this node noted them */
-	if (SPI_execute("SELECT lease, key_hash FROM kommander.lease_orphans ORDER BY lease, key_hash",
-					true, LEASE_ORPHANS) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kommander.lease_orphans");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-
-		kmd_lease_clock_orphan(DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
-							   DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)));
-	}
+	load_orphans();
 }
 
 /* ------------------------------------------------------------------------

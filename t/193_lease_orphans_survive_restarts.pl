@@ -4,6 +4,9 @@
 #   two nodes that applied it restart, and one of them takes the lead of
 #   the rows' partition.  The rows must still go, on every node: each node
 #   keeps its note of the rows a lease left elsewhere across a restart.
+#   And when a lease leaves more rows behind than a node's memory has
+#   notes for, the notes of a lease that ends next wait for room: the rows
+#   of both go.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -85,6 +88,88 @@ for my $node (@nodes)
 	ok($node->poll_query_until('postgres',
 		'SELECT (SELECT count(*) FROM kommander.lease_rows) + (SELECT count(*) FROM kommander.lease_orphans) = 0'),
 		$node->name . ': and so are its attachments and the notes of them');
+}
+KmdTest::wait_converged(\@nodes) or die 'no convergence';
+KmdTest::same_state(\@nodes);
+
+# --- more rows left behind than a node's memory has notes for ---
+# Partition 1 is split at $at below; leases $big and $small both lie under
+# $at (drawn until they do), and their rows on both sides of it.
+my $at = $n1->safe_psql('postgres',
+	'SELECT ((lo::numeric + coalesce(hi::numeric, 9223372036854775807)) / 2)::bigint '
+	  . 'FROM kommander.partitions WHERE partition_id = 1');
+my $grant_key = KmdTest::key_in($n1, 1, 'lease-');
+my @leases;
+for my $i (1 .. 50)
+{
+	my $id = $n1->safe_psql('postgres', "SELECT kmd_lease_grant('10 min', '$grant_key')");
+	if ($n1->safe_psql('postgres', "SELECT kommander.key_hash('$id') < $at") eq 't')
+	{
+		push @leases, $id;
+		last if @leases == 2;
+	}
+	else
+	{
+		$n1->safe_psql('postgres', "SELECT kmd_lease_revoke($id)");
+	}
+}
+is(scalar(@leases), 2, 'two leases of partition 1 below the split point');
+my ($big, $small) = @leases;
+
+# $big holds 700 rows, $small 20, all keys of partition 1
+sub attach
+{
+	my ($lease, $prefix, $n) = @_;
+	$n1->safe_psql('postgres', qq{
+DO \$\$
+DECLARE
+  n int := 0;
+  i int := 0;
+BEGIN
+  WHILE n < $n LOOP
+    i := i + 1;
+    IF (SELECT partition_id FROM kmd_route('$prefix' || i)) = 1 THEN
+      PERFORM kmd_propose('$prefix' || i, jsonb_build_object('op', 'insert', 'table', 'claims',
+        'row', jsonb_build_object('job', '$prefix' || i, 'owner', 'w'), 'lease', $lease));
+      n := n + 1;
+    END IF;
+  END LOOP;
+END \$\$});
+}
+attach($big, 'big-', 700);
+attach($small, 'small-', 20);
+my $upper = $n1->safe_psql('postgres', "SELECT kmd_split(1, $at)");
+my $left = $n1->safe_psql('postgres',
+	"SELECT count(*) FROM claims WHERE job LIKE 'big-%' AND kommander.key_hash(job) >= $at");
+ok($left > 256, "the split put $left of the big lease's rows in partition $upper, more than 256");
+ok($n1->safe_psql('postgres',
+	"SELECT count(*) FROM claims WHERE job LIKE 'small-%' AND kommander.key_hash(job) >= $at") > 0,
+	"and some of the small lease's rows");
+KmdTest::wait_leaders($_) for @nodes;
+KmdTest::wait_converged(\@nodes);
+
+# node1 leads the upper partition and cannot apply it: the big lease's
+# notes fill its memory, and the small one's find no room
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($upper, 'node1')");
+ok($n1->poll_query_until('postgres',
+	"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = $upper"),
+	"node1 leads partition $upper");
+($locker) = KmdTest::hold_back($n2, $n1, [$upper]);
+$n2->safe_psql('postgres', "SELECT kmd_lease_revoke($big)");
+$n2->safe_psql('postgres', "SELECT kmd_lease_revoke($small)");
+ok($n1->poll_query_until('postgres', "SELECT count(*) = 0 FROM kommander.leases WHERE id IN ($big, $small)"),
+	'node1 applied both revokes');
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+
+for my $node (@nodes)
+{
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM claims WHERE job LIKE 'big-%' OR job LIKE 'small-%'"),
+		$node->name . ': every row of both leases is gone');
+	ok($node->poll_query_until('postgres',
+		'SELECT (SELECT count(*) FROM kommander.lease_rows) + (SELECT count(*) FROM kommander.lease_orphans) = 0'),
+		$node->name . ': and so are their attachments and the notes of them');
 }
 KmdTest::wait_converged(\@nodes) or die 'no convergence';
 KmdTest::same_state(\@nodes);
