@@ -271,7 +271,6 @@ kmd_leases_load(void)
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
 	memset(leases->slots, 0, sizeof(leases->slots));
 	memset(leases->orphans, 0, sizeof(leases->orphans));
-	leases->orphans_left_out = false;
 	pg_atomic_write_u32(&leases->count, 0);
 	for (uint64 i = 0; i < SPI_processed && i < KMD_MAX_LEASES; i++)
 	{

@@ -32,6 +32,33 @@ SELECT kmd_register_table('public.claims');
 });
 KmdTest::wait_converged(\@nodes);
 
+# $node takes the lead of $partition
+sub lead
+{
+	my ($node, $partition) = @_;
+	$node->safe_psql('postgres', "SELECT kmd_transfer_leader($partition, '" . $node->name . "')");
+	ok($node->poll_query_until('postgres',
+		"SELECT leader_name = '" . $node->name . "' FROM kommander.partitions WHERE partition_id = $partition"),
+		$node->name . " leads partition $partition");
+}
+
+# The rows of claims matching $where, the lease attachments and the notes
+# of rows left elsewhere are gone from every node, which agree
+sub all_gone
+{
+	my ($where, $what) = @_;
+	for my $node (@nodes)
+	{
+		ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM claims WHERE $where"),
+			$node->name . ": $what");
+		ok($node->poll_query_until('postgres',
+			'SELECT (SELECT count(*) FROM kommander.lease_rows) + (SELECT count(*) FROM kommander.lease_orphans) = 0'),
+			$node->name . ': and so are the attachments and the notes of them');
+	}
+	KmdTest::wait_converged(\@nodes) or die 'no convergence';
+	KmdTest::same_state(\@nodes);
+}
+
 # a lease and twenty rows attached to it, all in partition 1; the split
 # puts some of the rows in the other half
 my @jobs = map { "job-$_" } (1 .. 20);
@@ -49,10 +76,7 @@ ok($parted > 0 && $parted < 20, "the split put $parted of the lease's rows in pa
 KmdTest::wait_converged(\@nodes);
 
 # node1 leads the rows' partition and cannot apply the lease's partition
-$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($away, 'node1')");
-ok($n1->poll_query_until('postgres',
-	"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = $away"),
-	"node1 leads partition $away");
+lead($n1, $away);
 my ($locker) = KmdTest::hold_back($n2, $n1, [$home]);
 
 # the revoke: node2 and node3 apply it and note the rows left in $away;
@@ -72,25 +96,13 @@ for my $node ($n2, $n3)
 	$node->start;
 }
 KmdTest::wait_leaders($_) for @nodes;
-$n2->safe_psql('postgres', "SELECT kmd_transfer_leader($away, 'node2')");
-ok($n2->poll_query_until('postgres',
-	"SELECT leader_name = 'node2' FROM kommander.partitions WHERE partition_id = $away"),
-	"node2 leads partition $away after its restart");
+lead($n2, $away);
 
 # node1 applies the revoke, but no longer leads the partition of the rows
 $locker->query_safe('ROLLBACK');
 $locker->quit;
 
-for my $node (@nodes)
-{
-	ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM claims WHERE job LIKE 'job-%'"),
-		$node->name . ': every row of the revoked lease is gone, in both partitions');
-	ok($node->poll_query_until('postgres',
-		'SELECT (SELECT count(*) FROM kommander.lease_rows) + (SELECT count(*) FROM kommander.lease_orphans) = 0'),
-		$node->name . ': and so are its attachments and the notes of them');
-}
-KmdTest::wait_converged(\@nodes) or die 'no convergence';
-KmdTest::same_state(\@nodes);
+all_gone("job LIKE 'job-%'", 'every row of the revoked lease is gone, in both partitions');
 
 # --- more rows left behind than a node's memory has notes for ---
 # Partition 1 is split at $at below; leases $big and $small both lie under
@@ -117,27 +129,13 @@ is(scalar(@leases), 2, 'two leases of partition 1 below the split point');
 my ($big, $small) = @leases;
 
 # $big holds 700 rows, $small 20, all keys of partition 1
-sub attach
+for ([ $big, 'big-', 700 ], [ $small, 'small-', 20 ])
 {
-	my ($lease, $prefix, $n) = @_;
-	$n1->safe_psql('postgres', qq{
-DO \$\$
-DECLARE
-  n int := 0;
-  i int := 0;
-BEGIN
-  WHILE n < $n LOOP
-    i := i + 1;
-    IF (SELECT partition_id FROM kmd_route('$prefix' || i)) = 1 THEN
-      PERFORM kmd_propose('$prefix' || i, jsonb_build_object('op', 'insert', 'table', 'claims',
-        'row', jsonb_build_object('job', '$prefix' || i, 'owner', 'w'), 'lease', $lease));
-      n := n + 1;
-    END IF;
-  END LOOP;
-END \$\$});
+	my ($lease, $prefix, $n) = @$_;
+	KmdTest::propose_routed($n1, 1, $prefix, $n,
+		"jsonb_build_object('op', 'insert', 'table', 'claims', "
+		  . "'row', jsonb_build_object('job', k, 'owner', 'w'), 'lease', $lease)");
 }
-attach($big, 'big-', 700);
-attach($small, 'small-', 20);
 my $upper = $n1->safe_psql('postgres', "SELECT kmd_split(1, $at)");
 my $left = $n1->safe_psql('postgres',
 	"SELECT count(*) FROM claims WHERE job LIKE 'big-%' AND kommander.key_hash(job) >= $at");
@@ -150,10 +148,7 @@ KmdTest::wait_converged(\@nodes);
 
 # node1 leads the upper partition and cannot apply it: the big lease's
 # notes fill its memory, and the small one's find no room
-$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($upper, 'node1')");
-ok($n1->poll_query_until('postgres',
-	"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = $upper"),
-	"node1 leads partition $upper");
+lead($n1, $upper);
 ($locker) = KmdTest::hold_back($n2, $n1, [$upper]);
 $n2->safe_psql('postgres', "SELECT kmd_lease_revoke($big)");
 $n2->safe_psql('postgres', "SELECT kmd_lease_revoke($small)");
@@ -162,16 +157,6 @@ ok($n1->poll_query_until('postgres', "SELECT count(*) = 0 FROM kommander.leases 
 $locker->query_safe('ROLLBACK');
 $locker->quit;
 
-for my $node (@nodes)
-{
-	ok($node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM claims WHERE job LIKE 'big-%' OR job LIKE 'small-%'"),
-		$node->name . ': every row of both leases is gone');
-	ok($node->poll_query_until('postgres',
-		'SELECT (SELECT count(*) FROM kommander.lease_rows) + (SELECT count(*) FROM kommander.lease_orphans) = 0'),
-		$node->name . ': and so are their attachments and the notes of them');
-}
-KmdTest::wait_converged(\@nodes) or die 'no convergence';
-KmdTest::same_state(\@nodes);
+all_gone("job LIKE 'big-%' OR job LIKE 'small-%'", 'every row of both leases is gone');
 
 done_testing();

@@ -315,27 +315,38 @@ sub hold_back
 	return ($locker, @keys);
 }
 
+# Propose $n commands through $node, each for a key "$prefix<i>" that
+# $node routes to $partition; $command is the command as an SQL jsonb
+# expression of that key, `k'.
+sub propose_routed
+{
+	my ($node, $partition, $prefix, $n, $command) = @_;
+	$node->safe_psql('postgres', qq{
+DO \$\$
+DECLARE
+  n int := 0;
+  i int := 0;
+  k text;
+BEGIN
+  WHILE n < $n LOOP
+    i := i + 1;
+    k := '$prefix' || i;
+    IF (SELECT partition_id FROM kmd_route(k)) = $partition THEN
+      PERFORM kmd_propose(k, $command);
+      n := n + 1;
+    END IF;
+  END LOOP;
+END \$\$});
+}
+
 # Write 250 rows of kv through $node, all routed to $partition, and wait
 # until the compacted log of $partition on $node starts past $index (the
 # nodes run with a small kommander.snapshot_threshold); false if it does not.
 sub compact_past
 {
 	my ($node, $partition, $index) = @_;
-	$node->safe_psql('postgres', qq{
-DO \$\$
-DECLARE
-  n int := 0;
-  i int := 0;
-BEGIN
-  WHILE n < 250 LOOP
-    i := i + 1;
-    IF (SELECT partition_id FROM kmd_route('c' || i)) = $partition THEN
-      PERFORM kmd_propose('c' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
-        'row', jsonb_build_object('k', 'c' || i, 'v', 'c')));
-      n := n + 1;
-    END IF;
-  END LOOP;
-END \$\$});
+	propose_routed($node, $partition, 'c', 250,
+		q{jsonb_build_object('op', 'upsert', 'table', 'kv', 'row', jsonb_build_object('k', k, 'v', 'c'))});
 	return $node->poll_query_until('postgres',
 		"SELECT snapshot_index > $index FROM kommander.partitions WHERE partition_id = $partition");
 }
