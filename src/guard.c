@@ -114,30 +114,32 @@ is_guard_function(Oid fn)
 	return nspname != NULL && strcmp(nspname, "kommander") == 0;
 }
 
-/* Does table `relid' carry the guard trigger? */
+/*
+ * Does table `relid' carry the guard trigger?  Read from the relation's
+ * cache entry, not from pg_trigger: applying a command asks this of
+ * every table it writes.
+ */
 static bool
 has_guard(Oid relid)
 {
 	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key[2];
-	HeapTuple	tup;
-	bool		found = false;
+	Oid			fn = InvalidOid;
 
 	if (!OidIsValid(relid))
 		return false;
-	rel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key[0], Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	ScanKeyInit(&key[1], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum(GUARD_TRIGGER));
-	scan = systable_beginscan(rel, TriggerRelidNameIndexId, true, NULL, 2, key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		found = is_guard_function(((Form_pg_trigger) GETSTRUCT(tup))->tgfoid);
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
+	rel = RelationIdGetRelation(relid);
+	if (rel == NULL)
+		return false;
+	if (rel->trigdesc != NULL)
+		for (int i = 0; i < rel->trigdesc->numtriggers; i++)
+			if (strcmp(rel->trigdesc->triggers[i].tgname, GUARD_TRIGGER) == 0)
+			{
+				fn = rel->trigdesc->triggers[i].tgfoid;
+				break;
+			}
+	/* let go of the entry before the catalog lookups, which may rebuild it */
+	RelationClose(rel);
+	return OidIsValid(fn) && is_guard_function(fn);
 }
 
 bool
