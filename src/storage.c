@@ -28,6 +28,7 @@
 static SPIPlanPtr plan_insert = NULL;
 static SPIPlanPtr plan_truncate = NULL;
 static SPIPlanPtr plan_hard_state = NULL;
+static SPIPlanPtr plan_hard_state_one = NULL;
 
 /*
  * Planned once, for any arguments.  Left to choose, the plan cache plans
@@ -254,7 +255,26 @@ kmd_storage_flush(KmdStorageBatch *b)
 					types, b->entries, 5, b->n_entries, SPI_OK_INSERT);
 		b->n_entries = 0;
 	}
-	if (b->n_hard > 0)
+	if (b->n_hard == 1)
+	{
+		/* one group's (one partition, or one group busy): the plainest plan */
+		Oid			types[4] = {INT4OID, INT8OID, INT4OID, INT8OID};
+		Datum		values[4];
+
+		if (plan_hard_state_one == NULL)
+			plan_hard_state_one = keep_plan("UPDATE kommander.hard_state "
+											"SET term = $2, vote = $3, commit_index = $4 "
+											"WHERE partition_id = $1",
+											4, types);
+		for (int i = 0; i < 4; i++)
+			values[i] = b->hard[i]->dvalues[0];
+		if (SPI_execute_plan(plan_hard_state_one, values, NULL, false, 0) != SPI_OK_UPDATE ||
+			SPI_processed != 1)
+			elog(ERROR, "could not save the hard state of partition %d",
+				 DatumGetInt32(values[0]));
+		memset(b->hard, 0, sizeof(b->hard));
+	}
+	else if (b->n_hard > 1)
 	{
 		Oid			types[4] = {INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
 
@@ -269,8 +289,8 @@ kmd_storage_flush(KmdStorageBatch *b)
 					"FROM unnest($1, $2, $3, $4) AS v(p, t, v, c) "
 					"WHERE h.partition_id = v.p AND h.partition_id = ANY ($1)",
 					types, b->hard, 4, b->n_hard, SPI_OK_UPDATE);
-		b->n_hard = 0;
 	}
+	b->n_hard = 0;
 }
 
 static void
