@@ -103,6 +103,7 @@ kmd_batch_add_raft(KmdOutBatch *b, int32 partition_id, const raft_message *m)
 	pb->reject_hint = m->reject_hint;
 	pb->reject = m->reject;
 	pb->quiesce = m->quiesce;
+	pb->commit_only = m->commit_only;
 	pb->context = m->context;
 	if (m->n_entries > 0)
 	{
@@ -230,6 +231,7 @@ kmd_raft_message_from_pb(const Kommander__RaftMessage *pb, raft_message *out,
 	out->reject_hint = pb->reject_hint;
 	out->reject = pb->reject;
 	out->quiesce = pb->quiesce;
+	out->commit_only = pb->commit_only;
 	out->context = pb->context;
 	if (pb->n_entries > 0)
 	{

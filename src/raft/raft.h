@@ -228,6 +228,9 @@ typedef struct raft_message
 	bool		quiesce;		/* HEARTBEAT: nothing left to do; stop the
 								 * timers until something happens (echoed in
 								 * the HEARTBEAT_RESP) */
+	bool		commit_only;	/* APPEND: no entries, only a new commit
+								 * index for a follower sent every entry up
+								 * to `index'; answered only if rejected */
 	uint64_t	context;
 	raft_entry *entries;
 	uint32_t	n_entries;

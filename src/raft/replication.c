@@ -43,10 +43,11 @@ send_snapshot(raft *r, progress *pr)
  * Send `pr' the entries it needs next, or a snapshot when they were
  * compacted away.  Nothing when its window is full or it is being probed;
  * an empty append (carrying the commit index) only if `send_empty'.
- * Returns whether a message went out.
+ * `commit_news': the empty append is sent only to tell a new commit index
+ * (see below).  Returns whether a message went out.
  */
-bool
-repl_send_append(raft *r, progress *pr, bool send_empty)
+static bool
+send_append(raft *r, progress *pr, bool send_empty, bool commit_news)
 {
 	raft_message m = {0};
 	raft_index	last = log_last_index(r);
@@ -100,8 +101,29 @@ repl_send_append(raft *r, progress *pr, bool send_empty)
 	}
 	else if (pr->state == RAFT_PROGRESS_PROBE)
 		pr->probe_sent = true;
+	else if (commit_news && pr->state == RAFT_PROGRESS_REPLICATE)
+	{
+		/*
+		 * Every entry up to m.index went out to this follower already, and
+		 * each append that carried some gets its answer: one to this one
+		 * would say nothing new, so the follower answers only if it
+		 * rejects (it lacks an entry: one was lost).  If an answer to
+		 * entries is lost instead, the next heartbeat's answer shows the
+		 * follower behind, and the append that brings it up to date
+		 * (send_empty without commit_news) is answered.  Heartbeat answers
+		 * tell the follower is alive.  This saves a message and a wake-up
+		 * of the leader per follower and commit.
+		 */
+		m.commit_only = true;
+	}
 	raft_send(r, &m);
 	return true;
+}
+
+bool
+repl_send_append(raft *r, progress *pr, bool send_empty)
+{
+	return send_append(r, pr, send_empty, false);
 }
 
 /* Send every member what it lacks; with `send_empty', at least the commit. */
@@ -112,7 +134,7 @@ repl_bcast_append(raft *r, bool send_empty)
 	{
 		progress   *pr = &r->prs[i];
 
-		if (!repl_send_append(r, pr, send_empty))
+		if (!send_append(r, pr, send_empty, send_empty))
 			continue;
 		/* a replicating follower may take several messages' worth at once */
 		while (pr->state == RAFT_PROGRESS_REPLICATE &&
@@ -372,7 +394,8 @@ repl_handle_append(raft *r, const raft_message *m)
 		(void) log_append_copy(r, &m->entries[i]);
 
 	repl_commit_to(r, m->commit < last_new ? m->commit : last_new);
-	append_resp(r, m, last_new);
+	if (!m->commit_only || m->n_entries > 0)
+		append_resp(r, m, last_new);
 }
 
 void

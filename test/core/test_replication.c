@@ -4,7 +4,7 @@
  *	  Core tests of log replication: batching, the pipeline of appends and
  *	  its flow control, fast back-off on rejection, the new leader's no-op,
  *	  the commit rule (the Raft paper's Figures 7 and 8), the leader's own
- *	  durability, and the heartbeat period.
+ *	  durability, commit news without answers, and the heartbeat period.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -883,6 +883,153 @@ test_no_commit_when_every_follower_answer_is_lost(void **state)
 }
 
 /* ------------------------------------------------------------------------
+ * Commit news
+ * ------------------------------------------------------------------------
+ */
+
+static bool
+is_append(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return m->type == RAFT_MSG_APPEND;
+}
+
+static bool
+is_answer_from(const raft_message *m, void *ctx)
+{
+	return m->type == RAFT_MSG_APPEND_RESP && m->from == *(raft_id *) ctx;
+}
+
+/* The first append carrying entries to 3 is lost (ctx: how many were). */
+static bool
+drop_first_entries_to_3(const raft_message *m, void *ctx)
+{
+	int		   *dropped = ctx;
+
+	if (*dropped > 0 || m->type != RAFT_MSG_APPEND || m->to != 3 || m->n_entries == 0)
+		return false;
+	(*dropped)++;
+	return true;
+}
+
+/* 3's answers are lost. */
+static bool
+drop_answers_of_3(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return m->type == RAFT_MSG_APPEND_RESP && m->from == 3;
+}
+
+/* The leader's appends queued for `to' that carry no entry, all commit-only. */
+static size_t
+commit_only_appends_to(fixture *f, raft_id to)
+{
+	size_t		n = 0;
+
+	for (size_t i = 0; i < f->nq; i++)
+	{
+		const raft_message *m = &f->q[i].m;
+
+		if (m->type != RAFT_MSG_APPEND || m->to != to)
+			continue;
+		assert_int_equal(m->n_entries, 0);
+		assert_true(m->commit_only);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Once a commit moves, the leader tells it to each follower that was sent
+ * every entry, in an append without entries that the follower does not
+ * answer: the answers to the entries' appends said all there was to say.
+ * The follower that has not answered yet is told as well.
+ */
+static void
+test_commit_news_goes_unanswered(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	raft_id		two = 2;
+	raft_progress pr;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	assert_int_equal(fx_propose(f, 1, "x"), RAFT_OK);
+	assert_int_equal(fx_deliver_if(f, is_append, NULL), 2);
+	assert_int_equal(fx_deliver_if(f, is_answer_from, &two), 1);
+	assert_int_equal(raft_commit_index(r1), raft_last_index(r1));
+
+	assert_int_equal(commit_only_appends_to(f, 2), 1);
+	assert_int_equal(commit_only_appends_to(f, 3), 1);
+	assert_int_equal(fx_deliver_if(f, is_append, NULL), 2);
+	assert_true(applied_data(f, 2, "x"));
+	assert_true(applied_data(f, 3, "x"));
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), raft_commit_index(r1));
+	assert_int_equal(fx_queued(f, RAFT_MSG_APPEND_RESP, 2, 1), 0);
+	/* 3's answer is the one to its entries */
+	assert_int_equal(fx_queued(f, RAFT_MSG_APPEND_RESP, 3, 1), 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(f->nq, 0);
+	assert_int_equal(raft_get_progress(r1, 3, &pr), RAFT_OK);
+	assert_int_equal(pr.match, raft_last_index(r1));
+}
+
+/*
+ * A follower that lost the entries rejects the commit news, and its
+ * rejection gets it the entries.
+ */
+static void
+test_commit_news_to_a_follower_missing_entries_is_rejected(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	int			dropped = 0;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	f->drop = drop_first_entries_to_3;
+	f->drop_ctx = &dropped;
+	rejects_from_3 = 0;
+	f->on_ready = count_rejects_from_3;
+	assert_int_equal(fx_propose(f, 1, "x"), RAFT_OK);
+	fx_deliver_all(f, 0);
+	assert_int_equal(dropped, 1);
+	assert_int_equal(rejects_from_3, 1);
+	assert_int_equal(raft_commit_index(r1), raft_last_index(r1));
+	assert_true(applied_data(f, 3, "x"));
+	assert_int_equal(raft_last_index(fx_raft(f, 3)), raft_last_index(r1));
+}
+
+/*
+ * A follower whose answer to the entries was lost takes the commit news
+ * without a word; the next heartbeat's answer shows the leader it is
+ * behind, and the append that follows is answered.
+ */
+static void
+test_lost_answer_behind_silent_commit_news_is_repaired_by_heartbeat(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	raft_progress pr;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	f->drop = drop_answers_of_3;
+	assert_int_equal(fx_propose(f, 1, "x"), RAFT_OK);
+	fx_deliver_all(f, 0);
+	assert_true(applied_data(f, 3, "x"));
+	assert_int_equal(raft_get_progress(r1, 3, &pr), RAFT_OK);
+	assert_true(pr.match < raft_last_index(r1));
+
+	f->drop = NULL;
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_get_progress(r1, 3, &pr), RAFT_OK);
+	assert_int_equal(pr.match, raft_last_index(r1));
+}
+
+/* ------------------------------------------------------------------------
  * Heartbeats
  * ------------------------------------------------------------------------
  */
@@ -931,6 +1078,9 @@ main(void)
 		cmocka_unit_test_teardown(test_leader_counts_itself_only_once_durable, fx_teardown),
 		cmocka_unit_test_teardown(test_single_voter_commits_on_its_own_write, fx_teardown),
 		cmocka_unit_test_teardown(test_no_commit_when_every_follower_answer_is_lost, fx_teardown),
+		cmocka_unit_test_teardown(test_commit_news_goes_unanswered, fx_teardown),
+		cmocka_unit_test_teardown(test_commit_news_to_a_follower_missing_entries_is_rejected, fx_teardown),
+		cmocka_unit_test_teardown(test_lost_answer_behind_silent_commit_news_is_repaired_by_heartbeat, fx_teardown),
 		cmocka_unit_test_teardown(test_idle_leader_sends_one_heartbeat_per_period, fx_teardown),
 	};
 
