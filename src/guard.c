@@ -52,6 +52,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -117,7 +118,10 @@ is_guard_function(Oid fn)
 /*
  * Does table `relid' carry the guard trigger?  Read from the relation's
  * cache entry, not from pg_trigger: applying a command asks this of
- * every table it writes.
+ * every table it writes.  The DDL checks may ask before the statement
+ * locks the table, so the entry is brought up to date first: a session
+ * whose transaction read the table before another session registered it
+ * must see the trigger (t/194).
  */
 static bool
 has_guard(Oid relid)
@@ -127,6 +131,7 @@ has_guard(Oid relid)
 
 	if (!OidIsValid(relid))
 		return false;
+	AcceptInvalidationMessages();
 	rel = RelationIdGetRelation(relid);
 	if (rel == NULL)
 		return false;
