@@ -86,6 +86,8 @@ park(KmdGroup *g)
 		g->parked = true;
 		n_parked++;
 	}
+	/* the image brings its own commit index */
+	g->commit_unsaved = false;
 }
 
 void

@@ -360,13 +360,18 @@ kmd_storage_save(KmdStorageBatch *b, int32 partition_id, const raft_ready *rd,
 		*durable_last = rd->entries[rd->n_entries - 1].index;
 	}
 	if (rd->has_hard_state)
-	{
-		batch_add(&b->hard[0], Int32GetDatum(partition_id), INT4OID);
-		batch_add(&b->hard[1], Int64GetDatum((int64) rd->hard_state.term), INT8OID);
-		batch_add(&b->hard[2], Int32GetDatum((int32) rd->hard_state.vote), INT4OID);
-		batch_add(&b->hard[3], Int64GetDatum((int64) rd->hard_state.commit), INT8OID);
-		b->n_hard++;
-	}
+		kmd_storage_save_hard_state(b, partition_id, &rd->hard_state);
+}
+
+void
+kmd_storage_save_hard_state(KmdStorageBatch *b, int32 partition_id,
+							const raft_hard_state *hs)
+{
+	batch_add(&b->hard[0], Int32GetDatum(partition_id), INT4OID);
+	batch_add(&b->hard[1], Int64GetDatum((int64) hs->term), INT8OID);
+	batch_add(&b->hard[2], Int32GetDatum((int32) hs->vote), INT4OID);
+	batch_add(&b->hard[3], Int64GetDatum((int64) hs->commit), INT8OID);
+	b->n_hard++;
 }
 
 void

@@ -59,6 +59,10 @@ typedef struct KmdStorageBatch
 extern void kmd_storage_save(KmdStorageBatch *b, int32 partition_id,
 							 const raft_ready *rd, uint64 *durable_last);
 
+/* Put a hard state into `b', as kmd_storage_save does one of a batch. */
+extern void kmd_storage_save_hard_state(KmdStorageBatch *b, int32 partition_id,
+										const raft_hard_state *hs);
+
 /* Write what kmd_storage_save put into `b'; it is empty after. */
 extern void kmd_storage_flush(KmdStorageBatch *b);
 

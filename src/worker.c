@@ -171,6 +171,7 @@ group_start(int32 partition_id)
 	g->durable_last = raft_last_index(g->r);
 	g->durable_term = state.hard_state.term;
 	g->durable_vote = state.hard_state.vote;
+	g->commit_unsaved = false;
 	memset(&g->rec, 0, sizeof(g->rec));
 	g->behind_woken = 0;
 	memset(&g->merge, 0, sizeof(g->merge));
@@ -497,6 +498,7 @@ typedef struct GroupReady
 	KmdGroup   *g;
 	raft_ready	rd;
 	bool		early;			/* announced before the write: see below */
+	bool		deferred;		/* its new commit index is left unsaved */
 } GroupReady;
 
 static bool
@@ -508,9 +510,12 @@ needs_persist(const raft_ready *rd)
 /*
  * Must this batch be durable before its messages go out?  Entries, a
  * snapshot marker, a term or a vote must; a commit index alone need not:
- * a restart learns it again from the leader, and in the WAL it stays ahead
- * of the applies that follow it, so a commit-only batch commits without
- * waiting for its flush (it was an fsync on every write's path).
+ * a restart learns it again from the leader (and takes its snapshot's
+ * index for committed until then).  So a batch that brings only a new
+ * commit index is not written at all: the group's next write carries it,
+ * or, if none comes first, save_commits() at the next tick, in a
+ * transaction that does not wait for its flush.  (It was an fsync on
+ * every write's path, then a transaction of its own per write and node.)
  */
 static bool
 needs_sync(const KmdGroup *g, const raft_ready *rd)
@@ -603,7 +608,14 @@ process_ready(bool *worked)
 		}
 		ready[n].g = g;
 		raft_ready_get(g->r, &ready[n].rd);
-		persist |= needs_persist(&ready[n].rd);
+		ready[n].deferred = needs_persist(&ready[n].rd) && !needs_sync(g, &ready[n].rd);
+		if (ready[n].deferred)
+		{
+			g->commit_unsaved = true;
+			g->unsaved = ready[n].rd.hard_state;
+		}
+		else
+			persist |= needs_persist(&ready[n].rd);
 		n++;
 	}
 	*worked = n > 0;
@@ -614,11 +626,12 @@ process_ready(bool *worked)
 	 * A batch that needs no flush (a new commit index, and nothing else to
 	 * persist but the hard state that carries it) holds nothing that is not
 	 * durable already: its committed entries were written by earlier
-	 * batches.  So it is announced before the write, which no longer stands
-	 * between a commit and its apply, and before the sends: the apply worker
-	 * starts on a leader's new commit while its followers are told of it.
-	 * A restart may then find a commit index behind the applied one; it
-	 * learns the commit again from the leader, and the apply worker waits.
+	 * batches.  So it is announced before the write (which does not write
+	 * its commit index: see needs_sync), and before the sends: the apply
+	 * worker starts on a leader's new commit while its followers are told
+	 * of it.  A restart may then find a commit index behind the applied
+	 * one; it learns the commit again from the leader, and the apply worker
+	 * waits.
 	 */
 	for (int i = 0; i < n; i++)
 	{
@@ -646,22 +659,23 @@ process_ready(bool *worked)
 	{
 		TimestampTz start = GetCurrentTimestamp();
 		MemoryContext cxt = kmd_xact_begin();
-		bool		sync = false;
 		KmdStorageBatch batch = {0};
 
 		for (int i = 0; i < n; i++)
 		{
-			sync |= !ready[i].early;
-			if (needs_persist(&ready[i].rd))
-				kmd_storage_save(&batch, ready[i].g->partition_id, &ready[i].rd,
-								 &ready[i].g->durable_last);
+			KmdGroup   *g = ready[i].g;
+
+			if (ready[i].deferred || !needs_persist(&ready[i].rd))
+				continue;
+			kmd_storage_save(&batch, g->partition_id, &ready[i].rd, &g->durable_last);
+			/* a commit index left unsaved goes with it */
+			if (g->commit_unsaved && !ready[i].rd.has_hard_state)
+				kmd_storage_save_hard_state(&batch, g->partition_id, &g->unsaved);
+			g->commit_unsaved = false;
 		}
 		kmd_storage_flush(&batch);
-		if (!sync)
-			(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
-									 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 		kmd_xact_commit(cxt);
-		kmd_stats_log_append(start, sync);
+		kmd_stats_log_append(start, true);
 		for (int i = 0; i < n; i++)
 			if (ready[i].rd.has_hard_state)
 			{
@@ -683,6 +697,44 @@ process_ready(bool *worked)
 		more |= raft_has_ready(ready[i].g->r);
 	}
 	return more;
+}
+
+/*
+ * Write the commit indexes process_ready() left unsaved and no write of
+ * their group has carried since: at each tick, so a group that went quiet
+ * has its last commit index in kommander.hard_state a tick later.  The
+ * transaction does not wait for its flush.  A parked group writes nothing
+ * (an image is on its way, with its own commit index).
+ */
+static void
+save_commits(void)
+{
+	HASH_SEQ_STATUS seq;
+	KmdGroup   *g;
+	MemoryContext cxt = NULL;
+	KmdStorageBatch batch = {0};
+	TimestampTz start = 0;
+
+	hash_seq_init(&seq, groups);
+	while ((g = hash_seq_search(&seq)) != NULL)
+	{
+		if (!g->commit_unsaved || g->parked)
+			continue;
+		if (cxt == NULL)
+		{
+			start = GetCurrentTimestamp();
+			cxt = kmd_xact_begin();
+		}
+		kmd_storage_save_hard_state(&batch, g->partition_id, &g->unsaved);
+		g->commit_unsaved = false;
+	}
+	if (cxt == NULL)
+		return;
+	kmd_storage_flush(&batch);
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	kmd_xact_commit(cxt);
+	kmd_stats_log_append(start, false);
 }
 
 /*
@@ -1099,6 +1151,7 @@ kmd_worker_main(Datum arg)
 													idle_interval());
 			balance();
 			kmd_compact_groups(GetCurrentTimestamp());
+			save_commits();
 		}
 		kmd_serve_slots();
 		barrier_groups();

@@ -28,6 +28,8 @@ typedef struct KmdGroup
 	uint64		durable_last;	/* last index in kommander.log */
 	raft_term	durable_term;	/* term and vote in kommander.hard_state */
 	raft_id		durable_vote;
+	bool		commit_unsaved; /* a new commit index not written yet, */
+	raft_hard_state unsaved;	/* in this hard state (see process_ready) */
 	host_reconcile_state rec;	/* membership reconciliation, leader only
 								 * (times in ms, kmd_host_ms) */
 	uint64		behind_woken;	/* ms when a member behind last woke it */

@@ -71,10 +71,19 @@ for my $node ($n2, $n3)
 }
 
 # the log itself is identical on every node
-my $log = "SELECT md5(string_agg(partition_id || ':' || idx || ':' || term || ':' || md5(coalesce(data, '')), ',' ORDER BY partition_id, idx)) FROM kommander.log l WHERE idx <= (SELECT commit_index FROM kommander.hard_state h WHERE h.partition_id = l.partition_id)";
+my $log = "SELECT md5(string_agg(partition_id || ':' || idx || ':' || term || ':' || md5(coalesce(data, '')), ',' ORDER BY partition_id, idx)) FROM kommander.log l WHERE idx <= (SELECT commit_index FROM kommander.partitions p WHERE p.partition_id = l.partition_id)";
 my $log1 = $n1->safe_psql('postgres', $log);
 is($n2->safe_psql('postgres', $log), $log1, 'node2 holds the same committed log');
 is($n3->safe_psql('postgres', $log), $log1, 'node3 holds the same committed log');
+
+# a commit index is written with the group's next write, or at the next
+# tick when no write comes: the stored one catches up with the known one
+my $stored = "SELECT count(*) = 0 FROM kommander.partitions p JOIN kommander.hard_state h USING (partition_id) WHERE h.commit_index <> p.commit_index";
+for my $node (@nodes)
+{
+	ok($node->poll_query_until('postgres', $stored),
+		$node->name . ' stores the commit index it knows once writes stop');
+}
 
 # workers show up in pg_stat_activity with clear names
 like($n1->safe_psql('postgres', "SELECT string_agg(DISTINCT backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity WHERE backend_type LIKE 'kommander%'"),
