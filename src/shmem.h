@@ -133,7 +133,11 @@ typedef struct KmdPartition
 	uint64		image_min;		/* it must reach at least this index */
 	pg_atomic_uint64 images;	/* images installed (apply worker) */
 
-	/* Raft worker: commit index that is durable in kommander.hard_state */
+	/*
+	 * Raft worker: the commit index this node knows, whose entries are
+	 * durable here (kommander.hard_state may hold a lower one: see
+	 * needs_sync in worker.c)
+	 */
 	pg_atomic_uint64 commit_index;
 	/* apply worker */
 	pg_atomic_uint64 applied_index;
