@@ -497,15 +497,9 @@ typedef struct GroupReady
 {
 	KmdGroup   *g;
 	raft_ready	rd;
-	bool		early;			/* announced before the write: see below */
-	bool		deferred;		/* its new commit index is left unsaved */
+	bool		early;			/* nothing to write now; announced before
+								 * the write: see below */
 } GroupReady;
-
-static bool
-needs_persist(const raft_ready *rd)
-{
-	return rd->has_snapshot || rd->n_entries > 0 || rd->has_hard_state;
-}
 
 /*
  * Must this batch be durable before its messages go out?  Entries, a
@@ -608,14 +602,15 @@ process_ready(bool *worked)
 		}
 		ready[n].g = g;
 		raft_ready_get(g->r, &ready[n].rd);
-		ready[n].deferred = needs_persist(&ready[n].rd) && !needs_sync(g, &ready[n].rd);
-		if (ready[n].deferred)
+		ready[n].early = !needs_sync(g, &ready[n].rd);
+		if (!ready[n].early)
+			persist = true;
+		else if (ready[n].rd.has_hard_state)
 		{
+			/* a new commit index alone, written later: see needs_sync */
 			g->commit_unsaved = true;
 			g->unsaved = ready[n].rd.hard_state;
 		}
-		else
-			persist |= needs_persist(&ready[n].rd);
 		n++;
 	}
 	*worked = n > 0;
@@ -634,11 +629,8 @@ process_ready(bool *worked)
 	 * waits.
 	 */
 	for (int i = 0; i < n; i++)
-	{
-		ready[i].early = !needs_sync(ready[i].g, &ready[i].rd);
 		if (ready[i].early)
 			announce(&ready[i], &wake_apply);
-	}
 	if (wake_apply)
 	{
 		kmd_wake_apply();
@@ -665,7 +657,7 @@ process_ready(bool *worked)
 		{
 			KmdGroup   *g = ready[i].g;
 
-			if (ready[i].deferred || !needs_persist(&ready[i].rd))
+			if (ready[i].early)
 				continue;
 			kmd_storage_save(&batch, g->partition_id, &ready[i].rd, &g->durable_last);
 			/* a commit index left unsaved goes with it */
@@ -677,7 +669,7 @@ process_ready(bool *worked)
 		kmd_xact_commit(cxt);
 		kmd_stats_log_append(start, true);
 		for (int i = 0; i < n; i++)
-			if (ready[i].rd.has_hard_state)
+			if (!ready[i].early && ready[i].rd.has_hard_state)
 			{
 				ready[i].g->durable_term = ready[i].rd.hard_state.term;
 				ready[i].g->durable_vote = ready[i].rd.hard_state.vote;
