@@ -36,6 +36,7 @@
 #include "rows.h"
 #include "rows_int.h"
 #include "shmem.h"
+#include "stats.h"
 
 /* a result and its framing fit in a proposal slot */
 StaticAssertDecl(KMD_RESULT_LIMIT + 64 <= KMD_MAX_RESULT,
@@ -160,6 +161,11 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 			inserted = c->defaults == NULL ? c->row :
 				DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(c->defaults),
 												   JsonbPGetDatum(c->row)));
+			if (kmd_rows_write_direct(c, inserted))
+			{
+				kmd_stat_add(KMD_STAT_DIRECT_WRITES, -1, 1);
+				return true;
+			}
 			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_record(NULL::%s, $1) AS r",
 							 c->qualname, column_list(inserted, "", ", ", NULL),
 							 column_list(inserted, "r.", ", ", NULL), c->qualname);

@@ -65,4 +65,7 @@ extern RowCommand *kmd_rows_parse(Jsonb *command, const char *key);
  */
 extern void kmd_rows_fold_now_plus(RowCommand *c, int64 at);
 
+/* rows_direct.c */
+extern bool kmd_rows_write_direct(RowCommand *c, Jsonb *inserted);
+
 #endif							/* KOMMANDER_ROWS_INT_H */

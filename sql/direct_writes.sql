@@ -1,0 +1,107 @@
+-- The rows of inserts and upserts are written without an SQL statement
+-- where the table allows: what they store, and how they fail, must be what
+-- the statement stores and how it fails.  Two tables alike, one of which
+-- has a trigger of its own (so the statement writes it), get the same
+-- commands.  Runs after single_node, on its cluster.
+
+SELECT kmd_ddl($$CREATE DOMAIN public.dw_pos AS int CHECK (VALUE > 0)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE FUNCTION public.dw_noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'$$) > 0 AS ddl_done;
+SELECT kmd_ddl(format($$CREATE TABLE public.%s (
+    id text PRIMARY KEY,
+    n numeric(10,2) CHECK (n >= 0),
+    at timestamptz,
+    tags text[],
+    doc jsonb,
+    short varchar(8) UNIQUE,
+    flag boolean,
+    pos dw_pos,
+    state text NOT NULL DEFAULT 'new',
+    created timestamptz DEFAULT '2026-06-01 12:00:00+00',
+    big text)$$, t)) > 0 AS ddl_done
+  FROM (VALUES ('dw_direct'), ('dw_statement')) v(t);
+SELECT kmd_ddl($$CREATE TRIGGER own AFTER INSERT OR UPDATE ON public.dw_statement
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.dw_noop()$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.dw_direct'), kmd_register_table('public.dw_statement');
+
+-- stored(table, id): the row's bytes as the page holds them
+CREATE EXTENSION pageinspect;
+CREATE FUNCTION stored(rel regclass, id text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    at point;
+BEGIN
+    EXECUTE format('SELECT ctid::text::point FROM %s WHERE id = $1', rel) INTO at USING id;
+    RETURN (SELECT p.t_bits || ' ' || p.t_data::text
+              FROM heap_page_items(get_raw_page(rel::text, at[0]::int)) p WHERE p.lp = at[1]);
+END
+$$;
+
+CREATE FUNCTION direct_writes() RETURNS bigint LANGUAGE sql AS
+  $$SELECT value FROM kommander.stats WHERE name = 'rows_written_directly' AND partition_id IS NULL$$;
+
+-- dw(key, command): the command proposed to both tables; their outcomes,
+-- which must be the same but for the table's name
+CREATE FUNCTION dw(key text, command text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    a text := err(format('SELECT kmd_propose(%L, %L)', key, replace(command, '"T"', '"dw_direct"')));
+    b text := err(format('SELECT kmd_propose(%L, %L)', key, replace(command, '"T"', '"dw_statement"')));
+BEGIN
+    IF replace(a, 'dw_direct', 'dw_statement') IS DISTINCT FROM b THEN
+        RETURN 'DIFFERENT: ' || a || ' | ' || b;
+    END IF;
+    RETURN b;
+END
+$$;
+
+-- the statement writes the table with a trigger of its own, not this path
+SELECT direct_writes() AS before \gset
+SELECT kmd_propose('s0', '{"op":"insert","table":"dw_statement","row":{"id":"s0","n":1}}') > 0 AS ok;
+SELECT direct_writes() - :before AS written_directly;
+SELECT kmd_propose('s0', '{"op":"insert","table":"dw_direct","row":{"id":"s0","n":1}}') > 0 AS ok;
+SELECT direct_writes() - :before AS written_directly;
+
+-- inserts: every type, the defaults of columns not named, a large value
+SELECT dw('a', '{"op":"insert","table":"T","row":{"id":"a","n":"12.5","at":"2026-01-02 03:04:05+02","tags":["x","y z"],"doc":{"k":[1,2.50,null]},"short":"abc","flag":true,"pos":3}}');
+SELECT dw('b', '{"op":"insert","table":"T","row":{"id":"b","n":7,"state":"queued","big":"' || repeat('abcdefgh', 1000) || '"},"defaults":{"created":"2026-12-04 10:00:00+00","state":"not this"}}');
+SELECT dw('c', '{"op":"upsert","table":"T","row":{"id":"c","short":null,"doc":"text in jsonb","big":"' || repeat('abcdefgh', 1000) || '"}}');
+-- upserts of rows that exist: only the named columns change
+SELECT dw('a', '{"op":"upsert","table":"T","row":{"id":"a","n":0,"tags":[]}}');
+SELECT dw('b', '{"op":"upsert","table":"T","row":{"id":"b","big":null,"state":"done","pos":9}}');
+-- an upsert of the key alone leaves the row be
+SELECT dw('c', '{"op":"upsert","table":"T","row":{"id":"c"}}');
+
+-- failures: the same SQLSTATE and message, nothing written
+SELECT dw('a', '{"op":"insert","table":"T","row":{"id":"a","n":1}}');
+SELECT dw('d', '{"op":"insert","table":"T","row":{"id":"d","short":"abc"}}');
+SELECT dw('d', '{"op":"upsert","table":"T","row":{"id":"d","n":-1}}');
+SELECT dw('a', '{"op":"upsert","table":"T","row":{"id":"a","n":-1}}');
+SELECT dw('d', '{"op":"upsert","table":"T","row":{"id":"d","state":null}}');
+SELECT dw('d', '{"op":"insert","table":"T","row":{"id":"d","short":"much too long"}}');
+SELECT dw('d', '{"op":"insert","table":"T","row":{"id":"d","pos":0}}');
+SELECT dw('d', '{"op":"insert","table":"T","row":{"id":"d","n":"twelve"}}');
+SELECT dw('d', '{"op":"insert","table":"T","row":{"id":"d","n":123456789.5}}');
+SELECT dw('b', '{"op":"upsert","table":"T","row":{"id":"b","short":"abc"}}');
+
+-- in a batch: one key written twice sees its first write; a batch that
+-- fails leaves nothing
+SELECT dw('e', '{"op":"batch","commands":[
+    {"op":"upsert","table":"T","row":{"id":"e","n":1}},
+    {"op":"upsert","table":"T","row":{"id":"e","n":2,"flag":false}},
+    {"op":"update","table":"T","key":{"id":"e"},"set":{"n":{"add":10}}}]}');
+SELECT dw('f', '{"op":"batch","commands":[
+    {"op":"insert","table":"T","row":{"id":"f","n":1}},
+    {"op":"update","table":"T","key":{"id":"f"},"set":{"n":2},"if":{"n":5},"strict":true}]}');
+SELECT dw('f', '{"op":"batch","commands":[
+    {"op":"insert","table":"T","row":{"id":"f","n":1}},
+    {"op":"insert","table":"T","row":{"id":"f","n":2}}]}');
+
+-- what the two tables hold is the same, to the byte; and what could be
+-- was written without a statement
+SELECT direct_writes() - :before AS written_directly;
+SELECT id, to_jsonb(d) - 'big' AS row, length(d.big) AS big,
+       stored('dw_direct', id) = stored('dw_statement', id) AS same_bytes
+  FROM dw_direct d FULL JOIN dw_statement s USING (id) ORDER BY id;
+
+-- leave the cluster's rows as they were
+SELECT count(*) AS deleted FROM (VALUES ('s0'), ('a'), ('b'), ('c'), ('e')) k(id),
+  LATERAL (VALUES ('dw_direct'), ('dw_statement')) t(t),
+  LATERAL kmd_propose(k.id, jsonb_build_object('op', 'delete', 'table', t.t, 'key', jsonb_build_object('id', k.id)));

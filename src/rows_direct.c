@@ -1,0 +1,314 @@
+/*-------------------------------------------------------------------------
+ *
+ * rows_direct.c
+ *	  Writing the row of an insert or upsert with the executor's routines
+ *	  for one row (those logical replication applies changes with) instead
+ *	  of planning and running an SQL statement, whose set-up costs more
+ *	  than the write itself on every node.
+ *
+ * It must store what the statement of rows_apply.c stores: the values come
+ * from the same jsonb_populate_record, a column the command does not name
+ * gets its default (only immutable ones are left to the nodes: the
+ * proposer decided the others), constraints and row triggers run as the
+ * statement runs them, and an upsert that finds its row sets the row's
+ * columns but its primary key.  (A column not named goes through the
+ * domain's checks as a NULL in jsonb_populate_record, before its default,
+ * as in the statement.)  A table this cannot write exactly so (a trigger,
+ * rule or policy of its own, generated or identity columns, privileges its
+ * owner lacks, ...) is written by the statement.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/rows_direct.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "rows_int.h"
+
+/*
+ * Does `rel' carry no trigger but kommander's own: the statement guard,
+ * which lets the apply worker through, and the key range's AFTER ROW
+ * trigger, which runs here as in a statement?
+ */
+static bool
+only_own_triggers(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	if (td == NULL)
+		return true;
+	for (int i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+
+		if (strcmp(t->tgname, "kommander_guard") == 0 && !TRIGGER_FOR_ROW(t->tgtype))
+			continue;
+		if (strcmp(t->tgname, "kommander_key_range") == 0 && TRIGGER_FOR_ROW(t->tgtype) &&
+			TRIGGER_FOR_AFTER(t->tgtype))
+			continue;
+		return false;
+	}
+	return true;
+}
+
+/* Is column `name' a key of `obj'? */
+static bool
+names(Jsonb *obj, const char *name)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) name;
+	k.val.string.len = strlen(name);
+	return findJsonbValueFromContainer(&obj->root, JB_FOBJECT, &k) != NULL;
+}
+
+static bool
+is_pk(RowCommand *c, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->pk)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/* Can the row of `c' go to `rel' here? */
+static bool
+writable(Relation rel, RowCommand *c)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AclMode		need = ACL_INSERT | (c->op == OP_UPSERT ? ACL_UPDATE | ACL_SELECT : 0);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
+		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
+		rel->rd_rel->relrowsecurity || rel->rd_rules != NULL || !only_own_triggers(rel))
+		return false;
+	if (c->op == OP_UPSERT)
+	{
+		bool		sets = false;
+
+		/* an upsert of the key alone does nothing to a row it finds */
+		for (int i = 0; i < desc->natts; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped &&
+				names(c->row, NameStr(TupleDescAttr(desc, i)->attname)) &&
+				!is_pk(c, NameStr(TupleDescAttr(desc, i)->attname)))
+				sets = true;
+		if (!sets)
+			return false;
+		/* an update checks it, a statement's upsert does not */
+		if (rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL &&
+			!OidIsValid(RelationGetReplicaIndex(rel)))
+			return false;
+	}
+	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		return false;
+	/* the statement would fail with the owner's missing privilege */
+	if (pg_class_aclmask(RelationGetRelid(rel), c->owner, need, ACLMASK_ALL) != need ||
+		pg_namespace_aclcheck(RelationGetNamespace(rel), c->owner, ACL_USAGE) != ACLCHECK_OK)
+		return false;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (att->attidentity || att->attgenerated)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * `values' as a row of `rel': jsonb_populate_record(NULL::rel, values),
+ * the call the statement makes, deformed into `v' and `n'.
+ */
+static void
+populate(Relation rel, Jsonb *values, Datum *v, bool *n)
+{
+	Oid			rowtype = rel->rd_rel->reltype;
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, 2);
+	Datum		d;
+	HeapTupleHeader th;
+	HeapTupleData tuple;
+
+	/* the function learns the row type from its first argument's */
+	fmgr_info(F_JSONB_POPULATE_RECORD, &flinfo);
+	fmgr_info_set_expr((Node *) makeFuncExpr(F_JSONB_POPULATE_RECORD, rowtype,
+											 list_make2(makeNullConst(rowtype, -1, InvalidOid),
+														makeNullConst(JSONBOID, -1, InvalidOid)),
+											 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL),
+					   &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = (Datum) 0;
+	fcinfo->args[0].isnull = true;
+	fcinfo->args[1].value = JsonbPGetDatum(values);
+	fcinfo->args[1].isnull = false;
+	d = FunctionCallInvoke(fcinfo);
+	if (fcinfo->isnull)
+		elog(ERROR, "jsonb_populate_record returned NULL");
+	th = DatumGetHeapTupleHeader(d);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = th;
+	heap_deform_tuple(&tuple, RelationGetDescr(rel), v, n);
+}
+
+/*
+ * Fill `slot' with the row to insert: the values of the columns `inserted'
+ * names, the default (or NULL) of the others.
+ */
+static void
+new_row(Relation rel, EState *estate, Jsonb *inserted, Datum *v, bool *n,
+		TupleTableSlot *slot)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	ExecClearTuple(slot);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Node	   *expr;
+
+		slot->tts_values[i] = v[i];
+		slot->tts_isnull[i] = n[i];
+		if (att->attisdropped || names(inserted, NameStr(att->attname)))
+			continue;
+		slot->tts_values[i] = (Datum) 0;
+		slot->tts_isnull[i] = true;
+		expr = build_column_default(rel, i + 1);
+		if (expr != NULL)
+			slot->tts_values[i] =
+				ExecEvalExprSwitchContext(ExecPrepareExpr((Expr *) expr, estate),
+										  GetPerTupleExprContext(estate),
+										  &slot->tts_isnull[i]);
+	}
+	ExecStoreVirtualTuple(slot);
+}
+
+/* Write the row of `c' (insert or upsert) to `rel'; see kmd_rows_write_direct. */
+static void
+write_row(Relation rel, RowCommand *c, Jsonb *inserted)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	EState	   *estate;
+	RangeTblEntry *rte;
+	ResultRelInfo *rri;
+	EPQState	epq;
+	TupleTableSlot *row;
+	TupleTableSlot *found;
+	Datum	   *v = palloc(sizeof(Datum) * desc->natts);
+	bool	   *n = palloc(sizeof(bool) * desc->natts);
+
+	/* see what the commands before this one wrote; they see this one */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+
+	estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		/* the columns an upsert sets; they decide how its row is locked */
+		if (c->op == OP_UPSERT && !att->attisdropped && names(c->row, NameStr(att->attname)) &&
+			!is_pk(c, NameStr(att->attname)))
+			rte->updatedCols = bms_add_member(rte->updatedCols,
+											  att->attnum - FirstLowInvalidHeapAttributeNumber);
+	}
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	/* where the AFTER triggers look for the relation they fire on */
+	estate->es_opened_result_relations = list_make1(rri);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	estate->es_snapshot = GetActiveSnapshot();
+	EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
+	ExecOpenIndices(rri, false);
+	AfterTriggerBeginQuery();
+
+	populate(rel, inserted, v, n);
+	row = table_slot_create(rel, &estate->es_tupleTable);
+	new_row(rel, estate, inserted, v, n, row);
+
+	found = table_slot_create(rel, &estate->es_tupleTable);
+	if (c->op == OP_UPSERT &&
+		RelationFindReplTupleByIndex(rel, RelationGetPrimaryKeyIndex(rel),
+									 ExecUpdateLockMode(estate, rri), row, found))
+	{
+		/* ON CONFLICT DO UPDATE SET each column of the row = EXCLUDED's */
+		TupleTableSlot *updated = table_slot_create(rel, &estate->es_tupleTable);
+
+		slot_getallattrs(found);
+		ExecClearTuple(updated);
+		for (int i = 0; i < desc->natts; i++)
+		{
+			bool		set = bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber,
+											rte->updatedCols);
+
+			updated->tts_values[i] = set ? row->tts_values[i] : found->tts_values[i];
+			updated->tts_isnull[i] = set ? row->tts_isnull[i] : found->tts_isnull[i];
+		}
+		ExecStoreVirtualTuple(updated);
+		ExecSimpleRelationUpdate(rri, estate, &epq, found, updated);
+	}
+	else
+		ExecSimpleRelationInsert(rri, estate, row);
+
+	AfterTriggerEndQuery(estate);
+	EvalPlanQualEnd(&epq);
+	ExecCloseResultRelations(estate);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+}
+
+/*
+ * Write the row of insert or upsert `c' (`inserted': the row with the
+ * proposer's defaults under it) without an SQL statement, as the table's
+ * owner (the caller's user).  False, having written nothing, when the
+ * table is one the statement must write.
+ */
+bool
+kmd_rows_write_direct(RowCommand *c, Jsonb *inserted)
+{
+	Relation	rel;
+	bool		done = false;
+
+	Assert(c->op == OP_INSERT || c->op == OP_UPSERT);
+	rel = try_table_open(c->relid, RowExclusiveLock);
+	if (rel == NULL)
+		return false;			/* gone: the statement says so */
+	if (writable(rel, c))
+	{
+		write_row(rel, c, inserted);
+		done = true;
+	}
+	table_close(rel, NoLock);
+	return done;
+}
