@@ -17,6 +17,7 @@
 #ifndef KOMMANDER_STORAGE_H
 #define KOMMANDER_STORAGE_H
 
+#include "nodes/pg_list.h"
 #include "utils/array.h"
 
 #include "raft/raft.h"
@@ -37,14 +38,15 @@ extern void kmd_storage_load(int32 partition_id, raft_durable *out,
 
 /*
  * The entries and hard states of one worker loop's ready batches, written
- * by one statement each at kmd_storage_flush (a loop over many groups
- * paid two statements per group).  Zero it before use; its arrays are
- * built in the current memory context.
+ * at kmd_storage_flush: the entries straight into the log table, the hard
+ * states by one statement (a loop over many groups paid two statements
+ * per group).  Zero it before use; what it holds is allocated in the
+ * current memory context.
  */
 typedef struct KmdStorageBatch
 {
 	int			n_entries;
-	ArrayBuildState *entries[5];	/* partition, index, term, kind, data */
+	List	   *entries;		/* of KmdLogRow * */
 	int			n_hard;
 	ArrayBuildState *hard[4];	/* partition, term, vote, commit */
 } KmdStorageBatch;
