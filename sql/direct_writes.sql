@@ -101,6 +101,21 @@ SELECT id, to_jsonb(d) - 'big' AS row, length(d.big) AS big,
        stored('dw_direct', id) = stored('dw_statement', id) AS same_bytes
   FROM dw_direct d FULL JOIN dw_statement s USING (id) ORDER BY id;
 
+-- the names commands write a table by follow renames of it and of its
+-- schema (a backend and the apply worker remember them per table)
+SELECT kmd_ddl('CREATE SCHEMA dw_s') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE dw_s.t (id text PRIMARY KEY, n int)') > 0 AS ddl_done;
+SELECT kmd_register_table('dw_s.t');
+SELECT kmd_propose('r', '{"op":"insert","table":"dw_s.t","row":{"id":"r","n":1}}') > 0 AS ok;
+SELECT kmd_propose('r', '{"op":"update","table":"dw_s.t","key":{"id":"r"},"set":{"n":2}}') > 0 AS ok;
+SELECT kmd_ddl('ALTER SCHEMA dw_s RENAME TO dw_s2') > 0 AS ddl_done;
+SELECT kmd_propose('r', '{"op":"update","table":"dw_s2.t","key":{"id":"r"},"set":{"n":3}}') > 0 AS ok;
+SELECT kmd_ddl('ALTER TABLE dw_s2.t RENAME TO u') > 0 AS ddl_done;
+SELECT r - 'index' - 'term' - 'partition' AS answer
+  FROM kmd_propose_result('r', '{"op":"update","table":"dw_s2.u","key":{"id":"r"},"set":{"n":4},"if":{"n":5}}') r;
+SELECT kmd_propose('r', '{"op":"update","table":"dw_s2.u","key":{"id":"r"},"set":{"n":5}}') > 0 AS ok;
+SELECT * FROM dw_s2.u;
+
 -- leave the cluster's rows as they were
 SELECT count(*) AS deleted FROM (VALUES ('s0'), ('a'), ('b'), ('c'), ('e')) k(id),
   LATERAL (VALUES ('dw_direct'), ('dw_statement')) t(t),

@@ -46,6 +46,7 @@
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
@@ -308,71 +309,152 @@ kmd_rows_fold_now_plus(RowCommand *c, int64 at)
 }
 
 /*
- * Tables this backend found registered.  A registration never ends while
- * its table lives, and a table that is dropped or altered (registering it
- * adds the guard trigger) sends a relcache invalidation, which forgets it
- * here: so a hit needs no lookup of kommander.tables.
+ * Tables this backend found registered, and what a command needs of each:
+ * its quoted name, owner and primary key columns.  A registration never
+ * ends while its table lives, and a table that is dropped or altered
+ * (registering it adds the guard trigger; renaming it, changing its owner
+ * or its primary key) sends a relcache invalidation, which forgets it
+ * here, as renaming a schema forgets all: so a hit needs no lookup of
+ * kommander.tables, and no opening of the table and its key.
  */
+typedef struct TableInfo
+{
+	Oid			relid;			/* hash key */
+	char	   *qualname;		/* quoted; NULL until a command named it */
+	Oid			owner;
+	List	   *pk;				/* names of primary key columns */
+} TableInfo;
+
 static HTAB *registered_tables = NULL;
+
+static void
+forget(TableInfo *info)
+{
+	if (info->qualname != NULL)
+		pfree(info->qualname);
+	list_free_deep(info->pk);
+	(void) hash_search(registered_tables, &info->relid, HASH_REMOVE, NULL);
+}
 
 static void
 registered_forget(Datum arg, Oid relid)
 {
 	HASH_SEQ_STATUS scan;
-	Oid		   *entry;
+	TableInfo  *info;
 
 	if (registered_tables == NULL)
 		return;
 	if (OidIsValid(relid))
 	{
-		(void) hash_search(registered_tables, &relid, HASH_REMOVE, NULL);
+		info = hash_search(registered_tables, &relid, HASH_FIND, NULL);
+		if (info != NULL)
+			forget(info);
 		return;
 	}
 	hash_seq_init(&scan, registered_tables);
-	while ((entry = hash_seq_search(&scan)) != NULL)
-		(void) hash_search(registered_tables, entry, HASH_REMOVE, NULL);
+	while ((info = hash_seq_search(&scan)) != NULL)
+		forget(info);
 }
 
-/* Is `relid' a registered table?  Looked up once per table and backend. */
-static bool
-is_registered(Oid relid)
+static void
+namespace_forget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	registered_forget(arg, InvalidOid);
+}
+
+/* `relid' if it is a registered table, else NULL.  Looked up once per table and backend. */
+static TableInfo *
+registered(Oid relid)
 {
 	Oid			argtypes[1] = {OIDOID};
 	Datum		values[1];
-	bool		registered;
+	TableInfo  *info;
+	bool		found;
 
 	if (registered_tables == NULL)
 	{
 		HASHCTL		ctl;
 
 		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(Oid);
+		ctl.entrysize = sizeof(TableInfo);
 		registered_tables = hash_create("kommander registered tables", 64, &ctl,
 										HASH_ELEM | HASH_BLOBS);
 		CacheRegisterRelcacheCallback(registered_forget, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, namespace_forget, (Datum) 0);
 	}
-	if (hash_search(registered_tables, &relid, HASH_FIND, NULL) != NULL)
-		return true;
+	info = hash_search(registered_tables, &relid, HASH_FIND, NULL);
+	if (info != NULL)
+		return info;
 
 	values[0] = ObjectIdGetDatum(relid);
 	SPI_connect();
 	if (kmd_plan_execute("SELECT 1 FROM kommander.tables WHERE relid = $1",
 						 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
-	registered = SPI_processed > 0;
+	found = SPI_processed > 0;
 	SPI_finish();
-	if (registered)
-		(void) hash_search(registered_tables, &relid, HASH_ENTER, NULL);
-	return registered;
+	if (!found)
+		return NULL;
+	info = hash_search(registered_tables, &relid, HASH_ENTER, NULL);
+	info->qualname = NULL;
+	info->pk = NIL;
+	return info;
+}
+
+/*
+ * Describe registered table `relid' in its cache entry.  Opening the table
+ * may take in invalidations, which may forget the entry: it is entered
+ * once the table is closed.
+ */
+static TableInfo *
+describe(Oid relid)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	char	   *qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+													  RelationGetRelationName(rel));
+	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
+	Oid			owner = rel->rd_rel->relowner;
+	List	   *pk = NIL;
+	Relation	idx;
+	TableInfo  *info;
+	bool		found;
+	MemoryContext old;
+
+	if (!OidIsValid(pkidx))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("table %s has no primary key", qualname)));
+	idx = index_open(pkidx, AccessShareLock);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
+	{
+		AttrNumber	att = idx->rd_index->indkey.values[i];
+
+		pk = lappend(pk, pstrdup(NameStr(TupleDescAttr(rel->rd_att, att - 1)->attname)));
+	}
+	qualname = pstrdup(qualname);
+	MemoryContextSwitchTo(old);
+	index_close(idx, AccessShareLock);
+	table_close(rel, AccessShareLock);
+
+	info = hash_search(registered_tables, &relid, HASH_ENTER, &found);
+	if (found && info->qualname != NULL)
+	{
+		pfree(info->qualname);
+		list_free_deep(info->pk);
+	}
+	info->qualname = qualname;
+	info->owner = owner;
+	info->pk = pk;
+	return info;
 }
 
 static void
 resolve_table(RowCommand *c, const char *name)
 {
 	List	   *names;
-	Relation	rel;
-	Oid			pkidx;
-	Relation	idx;
+	TableInfo  *info;
+	ListCell   *lc;
 
 	names = stringToQualifiedNameList(name);
 	c->relid = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
@@ -381,31 +463,19 @@ resolve_table(RowCommand *c, const char *name)
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"table\": relation \"%s\" does not exist", name)));
 
-	if (!is_registered(c->relid))
+	info = registered(c->relid);
+	if (info == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"table\": \"%s\" is not a control table", name),
 				 errhint("Register it with kmd_register_table().")));
-
-	rel = table_open(c->relid, AccessShareLock);
-	c->qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											 RelationGetRelationName(rel));
-	c->owner = rel->rd_rel->relowner;
-	pkidx = RelationGetPrimaryKeyIndex(rel);
-	if (!OidIsValid(pkidx))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("table %s has no primary key", c->qualname)));
-	idx = index_open(pkidx, AccessShareLock);
+	if (info->qualname == NULL)
+		info = describe(c->relid);
+	c->qualname = pstrdup(info->qualname);
+	c->owner = info->owner;
 	c->pk = NIL;
-	for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
-	{
-		AttrNumber	att = idx->rd_index->indkey.values[i];
-
-		c->pk = lappend(c->pk, pstrdup(NameStr(TupleDescAttr(rel->rd_att, att - 1)->attname)));
-	}
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	foreach(lc, info->pk)
+		c->pk = lappend(c->pk, pstrdup(lfirst(lc)));
 
 	/*
 	 * No lock is kept: a proposer waits for its entry to be applied, and
