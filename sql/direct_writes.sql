@@ -30,7 +30,7 @@ DECLARE
     at point;
 BEGIN
     EXECUTE format('SELECT ctid::text::point FROM %s WHERE id = $1', rel) INTO at USING id;
-    RETURN (SELECT p.t_bits || ' ' || p.t_data::text
+    RETURN (SELECT coalesce(p.t_bits, '') || ' ' || p.t_data::text
               FROM heap_page_items(get_raw_page(rel::text, at[0]::int)) p WHERE p.lp = at[1]);
 END
 $$;
@@ -38,14 +38,15 @@ $$;
 CREATE FUNCTION direct_writes() RETURNS bigint LANGUAGE sql AS
   $$SELECT value FROM kommander.stats WHERE name = 'rows_written_directly' AND partition_id IS NULL$$;
 
--- dw(key, command): the command proposed to both tables; their outcomes,
--- which must be the same but for the table's name
-CREATE FUNCTION dw(key text, command text) RETURNS text LANGUAGE plpgsql AS $$
+-- dw(key, command[, pair]): the command proposed to both tables of the
+-- pair (its table "T"); their outcomes, which must be the same but for the
+-- table's name
+CREATE FUNCTION dw(key text, command text, pair text DEFAULT 'dw') RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    a text := err(format('SELECT kmd_propose(%L, %L)', key, replace(command, '"T"', '"dw_direct"')));
-    b text := err(format('SELECT kmd_propose(%L, %L)', key, replace(command, '"T"', '"dw_statement"')));
+    a text := err(format('SELECT kmd_propose(%L, %L)', key, replace(command, '"T"', '"' || pair || '_direct"')));
+    b text := err(format('SELECT kmd_propose(%L, %L)', key, replace(command, '"T"', '"' || pair || '_statement"')));
 BEGIN
-    IF replace(a, 'dw_direct', 'dw_statement') IS DISTINCT FROM b THEN
+    IF replace(a, pair || '_direct', pair || '_statement') IS DISTINCT FROM b THEN
         RETURN 'DIFFERENT: ' || a || ' | ' || b;
     END IF;
     RETURN b;
@@ -100,6 +101,36 @@ SELECT direct_writes() - :before AS written_directly;
 SELECT id, to_jsonb(d) - 'big' AS row, length(d.big) AS big,
        stored('dw_direct', id) = stored('dw_statement', id) AS same_bytes
   FROM dw_direct d FULL JOIN dw_statement s USING (id) ORDER BY id;
+
+-- an upsert's row is checked whole, defaults included, before the row it
+-- conflicts with is looked for; system columns are refused
+SELECT kmd_ddl(format($$CREATE TABLE public.%s (id text PRIMARY KEY, req int NOT NULL,
+                                                c int DEFAULT 0 CHECK (c > 0), b int)$$, t)) > 0 AS ddl_done
+  FROM (VALUES ('dw2_direct'), ('dw2_statement')) v(t);
+SELECT kmd_ddl($$CREATE TRIGGER own AFTER INSERT OR UPDATE ON public.dw2_statement
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.dw_noop()$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.dw2_direct'), kmd_register_table('public.dw2_statement');
+SELECT direct_writes() AS before \gset
+SELECT dw('x1', '{"op":"insert","table":"T","row":{"id":"x1","req":1,"c":1,"b":1}}', 'dw2');
+SELECT dw('x1', '{"op":"upsert","table":"T","row":{"id":"x1","b":2}}', 'dw2');
+SELECT dw('x1', '{"op":"upsert","table":"T","row":{"id":"x1","req":5,"b":3}}', 'dw2');
+SELECT dw('x2', '{"op":"insert","table":"T","row":{"id":"x2","req":1,"c":1,"xmin":"7"}}', 'dw2');
+SELECT dw('x1', '{"op":"upsert","table":"T","row":{"id":"x1","req":1,"c":1,"ctid":"(0,1)"}}', 'dw2');
+SELECT dw('x1', '{"op":"upsert","table":"T","row":{"id":"x1","req":2,"c":2}}', 'dw2');
+SELECT direct_writes() - :before AS written_directly;
+SELECT id, to_jsonb(d) AS row, stored('dw2_direct', id) = stored('dw2_statement', id) AS same_bytes
+  FROM dw2_direct d FULL JOIN dw2_statement s USING (id) ORDER BY id;
+
+-- a trigger of the guard's name that is not the guard is the table's own
+-- (and the table no control table)
+SELECT kmd_ddl($$CREATE TABLE public.dw3 (id text PRIMARY KEY, n int)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TRIGGER kommander_guard AFTER INSERT ON public.dw3
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.dw_noop()$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.dw3');
+SELECT direct_writes() AS before \gset
+SELECT err($$SELECT kmd_propose('y', '{"op":"insert","table":"dw3","row":{"id":"y","n":1}}')$$);
+SELECT direct_writes() - :before AS written_directly, count(*) AS rows FROM dw3;
+SELECT kmd_ddl('DROP TABLE public.dw3') > 0 AS ddl_done;
 
 -- the names commands write a table by follow renames of it and of its
 -- schema (a backend and the apply worker remember them per table)

@@ -326,6 +326,7 @@ typedef struct TableInfo
 } TableInfo;
 
 static HTAB *registered_tables = NULL;
+static uint64 tables_epoch = 0;	/* counts the invalidations seen */
 
 static void
 forget(TableInfo *info)
@@ -342,6 +343,7 @@ registered_forget(Datum arg, Oid relid)
 	HASH_SEQ_STATUS scan;
 	TableInfo  *info;
 
+	tables_epoch++;
 	if (registered_tables == NULL)
 		return;
 	if (OidIsValid(relid))
@@ -402,51 +404,62 @@ registered(Oid relid)
 }
 
 /*
- * Describe registered table `relid' in its cache entry.  Opening the table
- * may take in invalidations, which may forget the entry: it is entered
- * once the table is closed.
+ * Read what a command needs of registered table `relid' into `out', in
+ * the current memory context.  False when invalidations came in meanwhile
+ * (opening the table takes them in; a schema's rename takes no lock of the
+ * table): what was read may be stale, and must not be remembered.
  */
-static TableInfo *
-describe(Oid relid)
+static bool
+read_table(Oid relid, TableInfo *out)
 {
+	uint64		seen = tables_epoch;
 	Relation	rel = table_open(relid, AccessShareLock);
-	char	   *qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-													  RelationGetRelationName(rel));
 	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
-	Oid			owner = rel->rd_rel->relowner;
-	List	   *pk = NIL;
 	Relation	idx;
-	TableInfo  *info;
-	bool		found;
-	MemoryContext old;
 
+	out->relid = relid;
+	out->qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+											   RelationGetRelationName(rel));
+	out->owner = rel->rd_rel->relowner;
+	out->pk = NIL;
 	if (!OidIsValid(pkidx))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("table %s has no primary key", qualname)));
+				 errmsg("table %s has no primary key", out->qualname)));
 	idx = index_open(pkidx, AccessShareLock);
-	old = MemoryContextSwitchTo(TopMemoryContext);
 	for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
 	{
 		AttrNumber	att = idx->rd_index->indkey.values[i];
 
-		pk = lappend(pk, pstrdup(NameStr(TupleDescAttr(rel->rd_att, att - 1)->attname)));
+		out->pk = lappend(out->pk, pstrdup(NameStr(TupleDescAttr(rel->rd_att, att - 1)->attname)));
 	}
-	qualname = pstrdup(qualname);
-	MemoryContextSwitchTo(old);
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
+	return tables_epoch == seen;
+}
 
-	info = hash_search(registered_tables, &relid, HASH_ENTER, &found);
+/* Remember `read' of a registered table. */
+static void
+remember_table(const TableInfo *read)
+{
+	TableInfo  *info;
+	bool		found;
+	MemoryContext old;
+	ListCell   *lc;
+
+	info = hash_search(registered_tables, &read->relid, HASH_ENTER, &found);
 	if (found && info->qualname != NULL)
 	{
 		pfree(info->qualname);
 		list_free_deep(info->pk);
 	}
-	info->qualname = qualname;
-	info->owner = owner;
-	info->pk = pk;
-	return info;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	info->qualname = pstrdup(read->qualname);
+	info->owner = read->owner;
+	info->pk = NIL;
+	foreach(lc, read->pk)
+		info->pk = lappend(info->pk, pstrdup(lfirst(lc)));
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -469,13 +482,28 @@ resolve_table(RowCommand *c, const char *name)
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"table\": \"%s\" is not a control table", name),
 				 errhint("Register it with kmd_register_table().")));
-	if (info->qualname == NULL)
-		info = describe(c->relid);
-	c->qualname = pstrdup(info->qualname);
-	c->owner = info->owner;
-	c->pk = NIL;
-	foreach(lc, info->pk)
-		c->pk = lappend(c->pk, pstrdup(lfirst(lc)));
+	if (info->qualname != NULL)
+	{
+		c->qualname = pstrdup(info->qualname);
+		c->owner = info->owner;
+		c->pk = NIL;
+		foreach(lc, info->pk)
+			c->pk = lappend(c->pk, pstrdup(lfirst(lc)));
+	}
+	else
+	{
+		/* `info' may be forgotten meanwhile: not used below */
+		TableInfo	read;
+		bool		fresh = false;
+
+		for (int tries = 0; tries < 3 && !fresh; tries++)
+			fresh = read_table(c->relid, &read);
+		if (fresh)
+			remember_table(&read);
+		c->qualname = read.qualname;
+		c->owner = read.owner;
+		c->pk = read.pk;
+	}
 
 	/*
 	 * No lock is kept: a proposer waits for its entry to be applied, and

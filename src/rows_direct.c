@@ -28,6 +28,8 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -39,29 +41,50 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "rows_int.h"
+
+/* Is `fn' function `name' of schema `nsp'? */
+static bool
+is_function(Oid fn, Oid nsp, const char *name)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	bool		is;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	is = ((Form_pg_proc) GETSTRUCT(tup))->pronamespace == nsp &&
+		strcmp(NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname), name) == 0;
+	ReleaseSysCache(tup);
+	return is;
+}
 
 /*
  * Does `rel' carry no trigger but kommander's own: the statement guard,
  * which lets the apply worker through, and the key range's AFTER ROW
- * trigger, which runs here as in a statement?
+ * trigger, which runs here as in a statement?  Told by their functions
+ * too: a table may have had a trigger of the guard's name before it was
+ * registered.
  */
 static bool
 only_own_triggers(Relation rel)
 {
 	TriggerDesc *td = rel->trigdesc;
+	Oid			nsp;
 
 	if (td == NULL)
 		return true;
+	nsp = get_namespace_oid("kommander", true);
 	for (int i = 0; i < td->numtriggers; i++)
 	{
 		Trigger    *t = &td->triggers[i];
 
-		if (strcmp(t->tgname, "kommander_guard") == 0 && !TRIGGER_FOR_ROW(t->tgtype))
+		if (strcmp(t->tgname, "kommander_guard") == 0 && !TRIGGER_FOR_ROW(t->tgtype) &&
+			is_function(t->tgfoid, nsp, "control_table_guard"))
 			continue;
 		if (strcmp(t->tgname, "kommander_key_range") == 0 && TRIGGER_FOR_ROW(t->tgtype) &&
-			TRIGGER_FOR_AFTER(t->tgtype))
+			TRIGGER_FOR_AFTER(t->tgtype) && is_function(t->tgfoid, nsp, "control_row_guard"))
 			continue;
 		return false;
 	}
@@ -91,9 +114,36 @@ is_pk(RowCommand *c, const char *name)
 	return false;
 }
 
-/* Can the row of `c' go to `rel' here? */
+/* Does every key of `obj' name a column of `desc' (not a system column)? */
 static bool
-writable(Relation rel, RowCommand *c)
+user_columns(Jsonb *obj, TupleDesc desc)
+{
+	JsonbIterator *it = JsonbIteratorInit(&obj->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		found = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		for (int i = 0; i < desc->natts && !found; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			found = !att->attisdropped && strlen(NameStr(att->attname)) == v.val.string.len &&
+				strncmp(NameStr(att->attname), v.val.string.val, v.val.string.len) == 0;
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Can the row of `c' (`inserted': its values for an insert) go to `rel' here? */
+static bool
+writable(Relation rel, RowCommand *c, Jsonb *inserted)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	AclMode		need = ACL_INSERT | (c->op == OP_UPSERT ? ACL_UPDATE | ACL_SELECT : 0);
@@ -101,6 +151,9 @@ writable(Relation rel, RowCommand *c)
 	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition ||
 		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
 		rel->rd_rel->relrowsecurity || rel->rd_rules != NULL || !only_own_triggers(rel))
+		return false;
+	/* the statement refuses a system column that jsonb_populate_record ignores */
+	if (!user_columns(inserted, desc))
 		return false;
 	if (c->op == OP_UPSERT)
 	{
@@ -234,8 +287,14 @@ write_row(Relation rel, RowCommand *c, Jsonb *inserted)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
+		if (att->attisdropped)
+			continue;
+		/* the statement's columns (they decide what an error shows) */
+		if (names(inserted, NameStr(att->attname)))
+			rte->insertedCols = bms_add_member(rte->insertedCols,
+											   att->attnum - FirstLowInvalidHeapAttributeNumber);
 		/* the columns an upsert sets; they decide how its row is locked */
-		if (c->op == OP_UPSERT && !att->attisdropped && names(c->row, NameStr(att->attname)) &&
+		if (c->op == OP_UPSERT && names(c->row, NameStr(att->attname)) &&
 			!is_pk(c, NameStr(att->attname)))
 			rte->updatedCols = bms_add_member(rte->updatedCols,
 											  att->attnum - FirstLowInvalidHeapAttributeNumber);
@@ -255,6 +314,9 @@ write_row(Relation rel, RowCommand *c, Jsonb *inserted)
 	row = table_slot_create(rel, &estate->es_tupleTable);
 	new_row(rel, estate, inserted, v, n, row);
 
+	/* an upsert's row to insert is checked before its conflict is looked for */
+	if (c->op == OP_UPSERT && rel->rd_att->constr != NULL)
+		ExecConstraints(rri, row, estate);
 	found = table_slot_create(rel, &estate->es_tupleTable);
 	if (c->op == OP_UPSERT &&
 		RelationFindReplTupleByIndex(rel, RelationGetPrimaryKeyIndex(rel),
@@ -304,7 +366,7 @@ kmd_rows_write_direct(RowCommand *c, Jsonb *inserted)
 	rel = try_table_open(c->relid, RowExclusiveLock);
 	if (rel == NULL)
 		return false;			/* gone: the statement says so */
-	if (writable(rel, c))
+	if (writable(rel, c, inserted))
 	{
 		write_row(rel, c, inserted);
 		done = true;
