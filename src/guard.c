@@ -45,6 +45,7 @@
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
@@ -56,6 +57,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "apply.h"
 #include "errcodes.h"
@@ -101,18 +103,25 @@ kmd_control_table_guard(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
+bool
+kmd_is_own_function(Oid fn, const char *name)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	bool		is;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	is = strcmp(NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname), name) == 0 &&
+		((Form_pg_proc) GETSTRUCT(tup))->pronamespace == get_namespace_oid("kommander", true);
+	ReleaseSysCache(tup);
+	return is;
+}
+
 /* Is `fn' kommander.control_table_guard()? */
 static bool
 is_guard_function(Oid fn)
 {
-	char	   *name = get_func_name(fn);
-	Oid			nsp = get_func_namespace(fn);
-	char	   *nspname;
-
-	if (name == NULL || strcmp(name, "control_table_guard") != 0 || !OidIsValid(nsp))
-		return false;
-	nspname = get_namespace_name(nsp);
-	return nspname != NULL && strcmp(nspname, "kommander") == 0;
+	return kmd_is_own_function(fn, "control_table_guard");
 }
 
 /*

@@ -18,6 +18,9 @@
  */
 extern void kmd_guard_install(void);
 
+/* Is `fn' kommander.`name'()? */
+extern bool kmd_is_own_function(Oid fn, const char *name);
+
 /*
  * Is `relid' a control table, or a partition of one?  Reads the catalog
  * (the guard trigger): needs a transaction.

@@ -66,6 +66,23 @@ field(JsonbContainer *obj, const char *name)
 	return getKeyJsonValueFromContainer(obj, name, strlen(name), NULL);
 }
 
+bool
+kmd_rows_names(Jsonb *obj, const char *name)
+{
+	return obj != NULL && field(&obj->root, name) != NULL;
+}
+
+bool
+kmd_rows_is_pk(RowCommand *c, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->pk)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
 static char *
 string_field(JsonbContainer *obj, const char *name, bool required)
 {
@@ -514,7 +531,10 @@ resolve_table(RowCommand *c, const char *name)
 	UnlockRelationOid(c->relid, AccessShareLock);
 }
 
-/* Every key of `obj' names a column of the table. */
+/*
+ * Every key of `obj' names a column of the table; not a system column
+ * ("xmin", "ctid"), which no command writes.
+ */
 static void
 check_columns(RowCommand *c, Jsonb *obj, const char *what)
 {
@@ -531,7 +551,7 @@ check_columns(RowCommand *c, Jsonb *obj, const char *what)
 		{
 			char	   *col = pnstrdup(v.val.string.val, v.val.string.len);
 
-			if (get_attnum(c->relid, col) == InvalidAttrNumber)
+			if (get_attnum(c->relid, col) <= 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 						 errmsg("\"%s\": column \"%s\" of %s does not exist", what, col,

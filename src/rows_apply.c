@@ -181,15 +181,11 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 				while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 				{
 					char	   *col;
-					bool		is_pk = false;
 
 					if (tok != WJB_KEY)
 						continue;
 					col = pnstrdup(v.val.string.val, v.val.string.len);
-					foreach(lc, c->pk)
-						if (strcmp(lfirst(lc), col) == 0)
-							is_pk = true;
-					if (is_pk)
+					if (kmd_rows_is_pk(c, col))
 						continue;
 					appendStringInfo(&set, "%s%s = EXCLUDED.%s", set.len ? ", " : "",
 									 quote_identifier(col), quote_identifier(col));

@@ -28,8 +28,6 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -41,24 +39,9 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
+#include "guard.h"
 #include "rows_int.h"
-
-/* Is `fn' function `name' of schema `nsp'? */
-static bool
-is_function(Oid fn, Oid nsp, const char *name)
-{
-	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
-	bool		is;
-
-	if (!HeapTupleIsValid(tup))
-		return false;
-	is = ((Form_pg_proc) GETSTRUCT(tup))->pronamespace == nsp &&
-		strcmp(NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname), name) == 0;
-	ReleaseSysCache(tup);
-	return is;
-}
 
 /*
  * Does `rel' carry no trigger but kommander's own: the statement guard,
@@ -71,79 +54,42 @@ static bool
 only_own_triggers(Relation rel)
 {
 	TriggerDesc *td = rel->trigdesc;
-	Oid			nsp;
 
-	if (td == NULL)
-		return true;
-	nsp = get_namespace_oid("kommander", true);
-	for (int i = 0; i < td->numtriggers; i++)
+	for (int i = 0; td != NULL && i < td->numtriggers; i++)
 	{
 		Trigger    *t = &td->triggers[i];
 
 		if (strcmp(t->tgname, "kommander_guard") == 0 && !TRIGGER_FOR_ROW(t->tgtype) &&
-			is_function(t->tgfoid, nsp, "control_table_guard"))
+			kmd_is_own_function(t->tgfoid, "control_table_guard"))
 			continue;
 		if (strcmp(t->tgname, "kommander_key_range") == 0 && TRIGGER_FOR_ROW(t->tgtype) &&
-			TRIGGER_FOR_AFTER(t->tgtype) && is_function(t->tgfoid, nsp, "control_row_guard"))
+			TRIGGER_FOR_AFTER(t->tgtype) && kmd_is_own_function(t->tgfoid, "control_row_guard"))
 			continue;
 		return false;
 	}
 	return true;
 }
 
-/* Is column `name' a key of `obj'? */
+/* Does upsert `c' set a column besides its primary key? */
 static bool
-names(Jsonb *obj, const char *name)
+sets_columns(RowCommand *c)
 {
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) name;
-	k.val.string.len = strlen(name);
-	return findJsonbValueFromContainer(&obj->root, JB_FOBJECT, &k) != NULL;
-}
-
-static bool
-is_pk(RowCommand *c, const char *name)
-{
-	ListCell   *lc;
-
-	foreach(lc, c->pk)
-		if (strcmp(lfirst(lc), name) == 0)
-			return true;
-	return false;
-}
-
-/* Does every key of `obj' name a column of `desc' (not a system column)? */
-static bool
-user_columns(Jsonb *obj, TupleDesc desc)
-{
-	JsonbIterator *it = JsonbIteratorInit(&obj->root);
+	JsonbIterator *it = JsonbIteratorInit(&c->row->root);
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		bool		found = false;
-
-		if (tok != WJB_KEY)
-			continue;
-		for (int i = 0; i < desc->natts && !found; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-
-			found = !att->attisdropped && strlen(NameStr(att->attname)) == v.val.string.len &&
-				strncmp(NameStr(att->attname), v.val.string.val, v.val.string.len) == 0;
-		}
-		if (!found)
-			return false;
-	}
-	return true;
+		if (tok == WJB_KEY && !kmd_rows_is_pk(c, pnstrdup(v.val.string.val, v.val.string.len)))
+			return true;
+	return false;
 }
 
-/* Can the row of `c' (`inserted': its values for an insert) go to `rel' here? */
+/*
+ * Can the row of `c' go to `rel' here?  (Its keys name columns of the
+ * table, not system columns: parsing checked.)
+ */
 static bool
-writable(Relation rel, RowCommand *c, Jsonb *inserted)
+writable(Relation rel, RowCommand *c)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	AclMode		need = ACL_INSERT | (c->op == OP_UPSERT ? ACL_UPDATE | ACL_SELECT : 0);
@@ -152,20 +98,10 @@ writable(Relation rel, RowCommand *c, Jsonb *inserted)
 		rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP ||
 		rel->rd_rel->relrowsecurity || rel->rd_rules != NULL || !only_own_triggers(rel))
 		return false;
-	/* the statement refuses a system column that jsonb_populate_record ignores */
-	if (!user_columns(inserted, desc))
-		return false;
 	if (c->op == OP_UPSERT)
 	{
-		bool		sets = false;
-
 		/* an upsert of the key alone does nothing to a row it finds */
-		for (int i = 0; i < desc->natts; i++)
-			if (!TupleDescAttr(desc, i)->attisdropped &&
-				names(c->row, NameStr(TupleDescAttr(desc, i)->attname)) &&
-				!is_pk(c, NameStr(TupleDescAttr(desc, i)->attname)))
-				sets = true;
-		if (!sets)
+		if (!sets_columns(c))
 			return false;
 		/* an update checks it, a statement's upsert does not */
 		if (rel->rd_rel->relreplident != REPLICA_IDENTITY_FULL &&
@@ -182,9 +118,7 @@ writable(Relation rel, RowCommand *c, Jsonb *inserted)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped)
-			continue;
-		if (att->attidentity || att->attgenerated)
+		if (!att->attisdropped && (att->attidentity || att->attgenerated))
 			return false;
 	}
 	return true;
@@ -228,11 +162,12 @@ populate(Relation rel, Jsonb *values, Datum *v, bool *n)
 }
 
 /*
- * Fill `slot' with the row to insert: the values of the columns `inserted'
- * names, the default (or NULL) of the others.
+ * Fill `slot' with the row to insert: the values of the columns the
+ * command names (`named', as in a range table entry), the default (or
+ * NULL) of the others.
  */
 static void
-new_row(Relation rel, EState *estate, Jsonb *inserted, Datum *v, bool *n,
+new_row(Relation rel, EState *estate, Bitmapset *named, Datum *v, bool *n,
 		TupleTableSlot *slot)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -245,7 +180,8 @@ new_row(Relation rel, EState *estate, Jsonb *inserted, Datum *v, bool *n,
 
 		slot->tts_values[i] = v[i];
 		slot->tts_isnull[i] = n[i];
-		if (att->attisdropped || names(inserted, NameStr(att->attname)))
+		if (att->attisdropped ||
+			bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, named))
 			continue;
 		slot->tts_values[i] = (Datum) 0;
 		slot->tts_isnull[i] = true;
@@ -290,12 +226,12 @@ write_row(Relation rel, RowCommand *c, Jsonb *inserted)
 		if (att->attisdropped)
 			continue;
 		/* the statement's columns (they decide what an error shows) */
-		if (names(inserted, NameStr(att->attname)))
+		if (kmd_rows_names(inserted, NameStr(att->attname)))
 			rte->insertedCols = bms_add_member(rte->insertedCols,
 											   att->attnum - FirstLowInvalidHeapAttributeNumber);
 		/* the columns an upsert sets; they decide how its row is locked */
-		if (c->op == OP_UPSERT && names(c->row, NameStr(att->attname)) &&
-			!is_pk(c, NameStr(att->attname)))
+		if (c->op == OP_UPSERT && kmd_rows_names(c->row, NameStr(att->attname)) &&
+			!kmd_rows_is_pk(c, NameStr(att->attname)))
 			rte->updatedCols = bms_add_member(rte->updatedCols,
 											  att->attnum - FirstLowInvalidHeapAttributeNumber);
 	}
@@ -312,7 +248,7 @@ write_row(Relation rel, RowCommand *c, Jsonb *inserted)
 
 	populate(rel, inserted, v, n);
 	row = table_slot_create(rel, &estate->es_tupleTable);
-	new_row(rel, estate, inserted, v, n, row);
+	new_row(rel, estate, rte->insertedCols, v, n, row);
 
 	/* an upsert's row to insert is checked before its conflict is looked for */
 	if (c->op == OP_UPSERT && rel->rd_att->constr != NULL)
@@ -366,7 +302,7 @@ kmd_rows_write_direct(RowCommand *c, Jsonb *inserted)
 	rel = try_table_open(c->relid, RowExclusiveLock);
 	if (rel == NULL)
 		return false;			/* gone: the statement says so */
-	if (writable(rel, c, inserted))
+	if (writable(rel, c))
 	{
 		write_row(rel, c, inserted);
 		done = true;

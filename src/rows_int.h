@@ -65,6 +65,10 @@ extern RowCommand *kmd_rows_parse(Jsonb *command, const char *key);
  */
 extern void kmd_rows_fold_now_plus(RowCommand *c, int64 at);
 
+/* Is `name' a key of `obj' (NULL: none)?  A primary key column of `c'? */
+extern bool kmd_rows_names(Jsonb *obj, const char *name);
+extern bool kmd_rows_is_pk(RowCommand *c, const char *name);
+
 /* rows_direct.c */
 extern bool kmd_rows_write_direct(RowCommand *c, Jsonb *inserted);
 

@@ -272,7 +272,8 @@ insert_log_rows(List *rows)
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	ListCell   *lc;
 
-	Assert(RelationGetDescr(rel)->natts == 5);
+	if (RelationGetDescr(rel)->natts != 5)
+		elog(ERROR, "kommander.log has %d columns, not 5", RelationGetDescr(rel)->natts);
 	/* the statements before, a truncation among them, are seen */
 	CommandCounterIncrement();
 	InitResultRelInfo(rri, rel, 0, NULL, 0);
