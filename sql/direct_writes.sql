@@ -147,6 +147,19 @@ SELECT r - 'index' - 'term' - 'partition' AS answer
 SELECT kmd_propose('r', '{"op":"update","table":"dw_s2.u","key":{"id":"r"},"set":{"n":5}}') > 0 AS ok;
 SELECT * FROM dw_s2.u;
 
+-- the apply worker updates its row of kommander.applied without a
+-- statement; a missing row it inserts again
+SELECT partition_id AS part FROM kmd_route('r') \gset
+DELETE FROM kommander.applied WHERE partition_id = :part;
+SELECT kmd_propose('r', '{"op":"update","table":"dw_s2.u","key":{"id":"r"},"set":{"n":6}}') > 0 AS ok;
+SELECT a.applied_index = p.applied_index AS saved
+  FROM kommander.applied a JOIN kommander.partitions p USING (partition_id)
+ WHERE partition_id = :part;
+SELECT kmd_propose('r', '{"op":"update","table":"dw_s2.u","key":{"id":"r"},"set":{"n":7}}') > 0 AS ok;
+SELECT a.applied_index = p.applied_index AS saved
+  FROM kommander.applied a JOIN kommander.partitions p USING (partition_id)
+ WHERE partition_id = :part;
+
 -- leave the cluster's rows as they were
 SELECT count(*) AS deleted FROM (VALUES ('s0'), ('a'), ('b'), ('c'), ('e')) k(id),
   LATERAL (VALUES ('dw_direct'), ('dw_statement')) t(t),

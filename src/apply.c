@@ -106,7 +106,6 @@ typedef struct Pending
 
 
 static SPIPlanPtr plan_read = NULL;
-static SPIPlanPtr plan_applied = NULL;
 
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *types)
@@ -792,33 +791,38 @@ typedef struct Work
 
 /*
  * Record the applied index and term of every partition of `work' that got
- * further, in one statement; returns whether any did.
+ * further; returns whether any did.  The rows are there (a group's start
+ * made them) and are updated without a statement; one missing is
+ * inserted by one.
  */
 static bool
 save_applied(const Work *work, int n)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum	   *indexes = palloc(sizeof(Datum) * n);
-	Datum	   *terms = palloc(sizeof(Datum) * n);
+	Datum	   *rows = palloc(sizeof(Datum) * 3 * n);
+	bool	   *found = palloc(sizeof(bool) * n);
 	int			k = 0;
-	Datum		values[3];
+	Oid			types[3] = {INT4OID, INT8OID, INT8OID};
 
 	for (int i = 0; i < n; i++)
 		if (work[i].done > work[i].from)
 		{
-			ids[k] = Int32GetDatum(work[i].partition_id);
-			indexes[k] = Int64GetDatum((int64) work[i].done);
-			terms[k] = Int64GetDatum((int64) work[i].term);
+			rows[3 * k] = Int32GetDatum(work[i].partition_id);
+			rows[3 * k + 1] = Int64GetDatum((int64) work[i].done);
+			rows[3 * k + 2] = Int64GetDatum((int64) work[i].term);
 			k++;
 		}
 	if (k == 0)
 		return false;
-	values[0] = PointerGetDatum(construct_array(ids, k, INT4OID, 4, true, TYPALIGN_INT));
-	values[1] = PointerGetDatum(construct_array(indexes, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[2] = PointerGetDatum(construct_array(terms, k, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_execute_plan(plan_applied, values, NULL, false, 0) != SPI_OK_INSERT ||
-		SPI_processed != (uint64) k)
-		elog(ERROR, "could not save the applied indexes");
+	kmd_storage_update_by_key("applied", 3, k, rows, found);
+	for (int i = 0; i < k; i++)
+		if (!found[i] &&
+			SPI_execute_with_args("INSERT INTO kommander.applied VALUES ($1, $2, $3) "
+								  "ON CONFLICT (partition_id) DO UPDATE SET "
+								  "applied_index = EXCLUDED.applied_index, "
+								  "applied_term = EXCLUDED.applied_term",
+								  3, types, &rows[3 * i], NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not save the applied index of partition %d",
+				 DatumGetInt32(rows[3 * i]));
 	return true;
 }
 
@@ -872,15 +876,10 @@ apply_all(TimestampTz *next_try)
 	if (plan_read == NULL)
 	{
 		Oid			types[3] = {INT4OID, INT8OID, INT8OID};
-		Oid			array_types[3] = {INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 
 		plan_read = keep_plan("SELECT idx, term, kind, data FROM kommander.log "
 							  "WHERE partition_id = $1 AND idx > $2 AND idx <= $3 ORDER BY idx",
 							  3, types);
-		plan_applied = keep_plan("INSERT INTO kommander.applied SELECT * FROM unnest($1, $2, $3) "
-								 "ON CONFLICT (partition_id) DO UPDATE SET applied_index = EXCLUDED.applied_index, "
-								 "applied_term = EXCLUDED.applied_term",
-								 3, array_types);
 	}
 
 	kmd_applying = true;

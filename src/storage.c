@@ -5,9 +5,9 @@
  *	  writing each ready batch (entries, truncations, hard state, snapshot
  *	  marker) inside the Raft worker's per-iteration transaction.
  *
- * Entries are inserted into the log table with the executor's routines for
- * a row, without a statement (planning and starting one cost more than the
- * inserts); the hard states of a batch are written by one statement.
+ * Entries are inserted into the log table, and hard states updated, with
+ * the executor's routines for a row, without a statement (planning and
+ * starting one cost more than the writes).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -24,7 +24,7 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
-#include "utils/array.h"
+#include "utils/snapmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
@@ -42,15 +42,8 @@ typedef struct KmdLogRow
 
 /* Plans kept for the life of the process. */
 static SPIPlanPtr plan_truncate = NULL;
-static SPIPlanPtr plan_hard_state = NULL;
-static SPIPlanPtr plan_hard_state_one = NULL;
 
-/*
- * Planned once, for any arguments.  Left to choose, the plan cache plans
- * a statement over unnest() of its array arguments anew for every call
- * (a plan for the arrays at hand looks cheaper than one for any arrays),
- * and planning was a seventh of a Raft worker's time under load.
- */
+/* Planned once, for any arguments. */
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *types)
 {
@@ -227,36 +220,6 @@ kmd_storage_load(int32 partition_id, raft_durable *out, bool *image_wanted)
 	out->n_entries = SPI_processed;
 }
 
-/* One more value of column `col' of a batch, of type `type' */
-static void
-batch_add(ArrayBuildState **col, Datum value, Oid type)
-{
-	if (*col == NULL)
-		*col = initArrayResult(type, CurrentMemoryContext, false);
-	(void) accumArrayResult(*col, value, false, type, CurrentMemoryContext);
-}
-
-/*
- * Run `sql' (kept in *plan) with the batch's columns as its array
- * arguments; it must return `expect' and touch `rows' rows.
- */
-static void
-batch_write(SPIPlanPtr *plan, const char *sql, Oid *types, ArrayBuildState **cols,
-			int n_cols, int rows, int expect)
-{
-	Datum		values[5];
-
-	Assert(n_cols <= lengthof(values));
-	if (*plan == NULL)
-		*plan = keep_plan(sql, n_cols, types);
-	for (int i = 0; i < n_cols; i++)
-		values[i] = makeArrayResult(cols[i], CurrentMemoryContext);
-	if (SPI_execute_plan(*plan, values, NULL, false, 0) != expect ||
-		SPI_processed != (uint64) rows)
-		elog(ERROR, "could not run \"%s\"", sql);
-	memset(cols, 0, sizeof(ArrayBuildState *) * n_cols);
-}
-
 /*
  * Insert `rows' into kommander.log and its primary key, as an INSERT
  * would (there is no trigger, rule or constraint but the key and NOT NULL,
@@ -301,6 +264,64 @@ insert_log_rows(List *rows)
 	CommandCounterIncrement();
 }
 
+/*
+ * Update rows of kommander.`relname' found by their primary key, as an
+ * UPDATE naming each by its key would: a row is locked first, waiting for
+ * a transaction that writes it, and the latest version is updated.
+ * `rows' holds `n' rows of `natts' values, none null, every column.
+ * found[i] says whether row i was there; with `found' NULL a missing row
+ * is an error.  There must be no trigger, rule or generated column (the
+ * tables are kommander's own).
+ */
+void
+kmd_storage_update_by_key(const char *relname, int natts, int n,
+						  const Datum *rows, bool *found)
+{
+	Relation	rel = table_open(get_relname_relid(relname, get_namespace_oid("kommander", false)),
+								 RowExclusiveLock);
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TupleTableSlot *row = table_slot_create(rel, &estate->es_tupleTable);
+	TupleTableSlot *old = table_slot_create(rel, &estate->es_tupleTable);
+	EPQState	epq;
+
+	if (RelationGetDescr(rel)->natts != natts)
+		elog(ERROR, "kommander.%s has %d columns, not %d",
+			 relname, RelationGetDescr(rel)->natts, natts);
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	estate->es_snapshot = GetActiveSnapshot();
+	EvalPlanQualInit(&epq, estate, NULL, NIL, -1);
+	ExecOpenIndices(rri, false);
+	for (int i = 0; i < n; i++)
+	{
+		bool		there;
+
+		/* the writes before, a row updated twice among them, are seen */
+		CommandCounterIncrement();
+		ExecClearTuple(row);
+		memcpy(row->tts_values, &rows[i * natts], sizeof(Datum) * natts);
+		memset(row->tts_isnull, 0, sizeof(bool) * natts);
+		ExecStoreVirtualTuple(row);
+		there = RelationFindReplTupleByIndex(rel, RelationGetPrimaryKeyIndex(rel),
+											 LockTupleNoKeyExclusive, row, old);
+		if (there)
+			ExecSimpleRelationUpdate(rri, estate, &epq, old, row);
+		else if (found == NULL)
+			elog(ERROR, "kommander.%s has no row for key %d",
+				 relname, DatumGetInt32(rows[i * natts]));
+		if (found != NULL)
+			found[i] = there;
+		ResetPerTupleExprContext(estate);
+	}
+	ExecCloseIndices(rri);
+	EvalPlanQualEnd(&epq);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	CommandCounterIncrement();
+}
+
 void
 kmd_storage_flush(KmdStorageBatch *b)
 {
@@ -310,42 +331,11 @@ kmd_storage_flush(KmdStorageBatch *b)
 		b->entries = NIL;
 		b->n_entries = 0;
 	}
-	if (b->n_hard == 1)
+	if (b->n_hard > 0)
 	{
-		/* one group's (one partition, or one group busy): the plainest plan */
-		Oid			types[4] = {INT4OID, INT8OID, INT4OID, INT8OID};
-		Datum		values[4];
-
-		if (plan_hard_state_one == NULL)
-			plan_hard_state_one = keep_plan("UPDATE kommander.hard_state "
-											"SET term = $2, vote = $3, commit_index = $4 "
-											"WHERE partition_id = $1",
-											4, types);
-		for (int i = 0; i < 4; i++)
-			values[i] = b->hard[i]->dvalues[0];
-		if (SPI_execute_plan(plan_hard_state_one, values, NULL, false, 0) != SPI_OK_UPDATE ||
-			SPI_processed != 1)
-			elog(ERROR, "could not save the hard state of partition %d",
-				 DatumGetInt32(values[0]));
-		memset(b->hard, 0, sizeof(b->hard));
+		kmd_storage_update_by_key("hard_state", 4, b->n_hard, b->hard, NULL);
+		b->n_hard = 0;
 	}
-	else if (b->n_hard > 1)
-	{
-		Oid			types[4] = {INT4ARRAYOID, INT8ARRAYOID, INT4ARRAYOID, INT8ARRAYOID};
-
-		/*
-		 * With the join alone, the one plan for any arrays reads the whole
-		 * table (a hash join); the ANY lets it read the rows named, by the
-		 * primary key.
-		 */
-		batch_write(&plan_hard_state,
-					"UPDATE kommander.hard_state h "
-					"SET term = v.t, vote = v.v, commit_index = v.c "
-					"FROM unnest($1, $2, $3, $4) AS v(p, t, v, c) "
-					"WHERE h.partition_id = v.p AND h.partition_id = ANY ($1)",
-					types, b->hard, 4, b->n_hard, SPI_OK_UPDATE);
-	}
-	b->n_hard = 0;
 }
 
 static void
@@ -423,11 +413,19 @@ void
 kmd_storage_save_hard_state(KmdStorageBatch *b, int32 partition_id,
 							const raft_hard_state *hs)
 {
-	batch_add(&b->hard[0], Int32GetDatum(partition_id), INT4OID);
-	batch_add(&b->hard[1], Int64GetDatum((int64) hs->term), INT8OID);
-	batch_add(&b->hard[2], Int32GetDatum((int32) hs->vote), INT4OID);
-	batch_add(&b->hard[3], Int64GetDatum((int64) hs->commit), INT8OID);
-	b->n_hard++;
+	Datum	   *row;
+
+	if (b->n_hard == b->max_hard)
+	{
+		b->max_hard = Max(16, 2 * b->max_hard);
+		b->hard = b->hard == NULL ? palloc(sizeof(Datum) * 4 * b->max_hard) :
+			repalloc(b->hard, sizeof(Datum) * 4 * b->max_hard);
+	}
+	row = &b->hard[4 * b->n_hard++];
+	row[0] = Int32GetDatum(partition_id);
+	row[1] = Int64GetDatum((int64) hs->term);
+	row[2] = Int32GetDatum((int32) hs->vote);
+	row[3] = Int64GetDatum((int64) hs->commit);
 }
 
 void

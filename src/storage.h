@@ -18,7 +18,6 @@
 #define KOMMANDER_STORAGE_H
 
 #include "nodes/pg_list.h"
-#include "utils/array.h"
 
 #include "raft/raft.h"
 
@@ -38,17 +37,17 @@ extern void kmd_storage_load(int32 partition_id, raft_durable *out,
 
 /*
  * The entries and hard states of one worker loop's ready batches, written
- * at kmd_storage_flush: the entries straight into the log table, the hard
- * states by one statement (a loop over many groups paid two statements
- * per group).  Zero it before use; what it holds is allocated in the
- * current memory context.
+ * at kmd_storage_flush, together (a loop over many groups paid two
+ * statements per group).  Zero it before use; what it holds is allocated
+ * in the current memory context.
  */
 typedef struct KmdStorageBatch
 {
 	int			n_entries;
 	List	   *entries;		/* of KmdLogRow * */
 	int			n_hard;
-	ArrayBuildState *hard[4];	/* partition, term, vote, commit */
+	int			max_hard;
+	Datum	   *hard;			/* n_hard rows: partition, term, vote, commit */
 } KmdStorageBatch;
 
 /*
@@ -67,6 +66,14 @@ extern void kmd_storage_save_hard_state(KmdStorageBatch *b, int32 partition_id,
 
 /* Write what kmd_storage_save put into `b'; it is empty after. */
 extern void kmd_storage_flush(KmdStorageBatch *b);
+
+/*
+ * Update rows of kommander.`relname' (n rows of natts values) by their
+ * primary key, without a statement; found[i] says whether row i was there
+ * (NULL: a missing row is an error).
+ */
+extern void kmd_storage_update_by_key(const char *relname, int natts, int n,
+									  const Datum *rows, bool *found);
 
 /*
  * Log compaction: move the snapshot marker forward from `from' to `meta'
