@@ -35,6 +35,9 @@ typedef struct PeerBatches
 
 static PeerBatches out;
 
+/* whether a queued message points into a group's log */
+static bool out_refs_log = false;
+
 /* When this worker last sent each peer a batch */
 typedef struct LastSent
 {
@@ -121,6 +124,8 @@ kmd_peers_queue(int32 partition_id, const raft_message *m)
 
 	if (b != NULL)
 		kmd_batch_add_raft(b, partition_id, m);
+	if (m->n_entries > 0 || m->type == RAFT_MSG_SNAPSHOT)
+		out_refs_log = true;
 	kmd_stat_add(KMD_STAT_MESSAGES_SENT, -1, 1);
 	if (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_SNAPSHOT)
 		kmd_stat_add(m->type == RAFT_MSG_HEARTBEAT ? KMD_STAT_HEARTBEATS_SENT :
@@ -188,6 +193,13 @@ kmd_peers_flush(void)
 		send_batch(b);
 	}
 	out.n = 0;
+	out_refs_log = false;
+}
+
+bool
+kmd_peers_may_hold(void)
+{
+	return out.n > 0 && !out_refs_log;
 }
 
 void

@@ -56,6 +56,13 @@ extern void kmd_peers_queue(int32 partition_id, const raft_message *m);
 extern void kmd_peers_flush(void);
 
 /*
+ * Whether the batches queued since the last flush may wait for the next
+ * iteration: something is queued and none of it points into a group's
+ * log (entries, snapshots), which the next iteration may change.
+ */
+extern bool kmd_peers_may_hold(void);
+
+/*
  * Node-level liveness, once per peer rather than per partition: mark a
  * keepalive in the batch to each peer this worker sent nothing for
  * `interval' ms.  A peer counts any batch from any worker of this node, so

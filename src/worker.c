@@ -66,6 +66,14 @@ static bool groups_missing = true;
  */
 static bool groups_dirty = true;
 
+/*
+ * Sends held for the next iteration (see hold_sends), and whether the
+ * last iteration held them; whether a group of this worker leads.
+ */
+static bool holding = false;
+static bool held = false;
+static bool leading = false;
+
 int
 kmd_worker_number(void)
 {
@@ -573,6 +581,23 @@ announce(GroupReady *gr, bool *wake_apply)
 }
 
 /*
+ * May the messages queued after the write (acknowledgements, answers to
+ * votes) go out with the next iteration's, instead of now?  A node that
+ * leads some partitions and follows others sends each peer its appends
+ * before its write and its acknowledgements after it: two calls of
+ * kommander.deliver per peer and iteration, where one would do.  So when
+ * input is waiting already (the latch is set: a proposal, a batch from a
+ * peer) and this worker leads a group whose appends it may bring, what is
+ * queued waits for the next iteration's first send, at most one
+ * iteration, and only if none of it points into a group's log.
+ */
+static bool
+hold_sends(void)
+{
+	return !held && leading && MyLatch->is_set && kmd_peers_may_hold();
+}
+
+/*
  * Collect, persist, send and advance the ready batches of every group, in
  * the durability order of raft.h.  Returns whether a group has more;
  * *worked says whether any group had something.
@@ -590,9 +615,12 @@ process_ready(bool *worked)
 	bool		wake_apply = false;
 
 	ready = palloc(sizeof(GroupReady) * cap);
+	leading = false;
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
+		if (raft_get_role(g->r) == RAFT_LEADER)
+			leading = true;
 		if (!raft_has_ready(g->r))
 			continue;
 		if (n == cap)
@@ -679,7 +707,9 @@ process_ready(bool *worked)
 	for (int i = 0; i < n; i++)
 		if (!ready[i].early)
 			announce(&ready[i], &wake_apply);
-	kmd_peers_flush();
+	holding = hold_sends();
+	if (!holding)
+		kmd_peers_flush();
 	if (wake_apply)
 		kmd_wake_apply();
 
@@ -1127,8 +1157,11 @@ kmd_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		MemoryContextReset(loop_cxt);
+		/* held sends live in the last iteration's memory */
+		if (!held)
+			MemoryContextReset(loop_cxt);
 		old = MemoryContextSwitchTo(loop_cxt);
+		holding = false;
 
 		if (GetCurrentTimestamp() >= next_tick)
 			tick = true;
@@ -1159,7 +1192,10 @@ kmd_worker_main(Datum arg)
 		}
 		kmd_progress_publish();
 		kmd_images_step();
-		kmd_peers_flush();		/* replies to forwarded requests, keepalives */
+		/* replies to forwarded requests, keepalives; unless held */
+		if (!holding)
+			kmd_peers_flush();
+		held = holding;
 		kmd_peers_poll(false);
 
 		/* a group woken since (a message, a proposal) ticks at full rate */
@@ -1170,7 +1206,8 @@ kmd_worker_main(Datum arg)
 			next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													kmd_heartbeat_interval);
 
-		wait_for_events(next_tick, busy);
+		/* held sends go out in the next iteration, which comes at once */
+		wait_for_events(next_tick, busy || held);
 		MemoryContextSwitchTo(old);
 	}
 }
