@@ -405,8 +405,6 @@ kmd_storage_save(KmdStorageBatch *b, int32 partition_id, const raft_ready *rd,
 		}
 		*durable_last = rd->entries[rd->n_entries - 1].index;
 	}
-	if (rd->has_hard_state)
-		kmd_storage_save_hard_state(b, partition_id, &rd->hard_state);
 }
 
 void

@@ -51,16 +51,17 @@ typedef struct KmdStorageBatch
 } KmdStorageBatch;
 
 /*
- * Make a ready batch's snapshot marker, entries and hard state durable (the
- * caller commits): the marker at once, the entries and the hard state into
- * `b', written by kmd_storage_flush, which the caller runs before it
- * commits.  `durable_last' is the last index already in the table; it is
+ * Make a ready batch's snapshot marker and entries durable (the caller
+ * commits): the marker at once, the entries into `b', written by
+ * kmd_storage_flush, which the caller runs before it commits.  Its hard
+ * state is the caller's to put in `b' (kmd_storage_save_hard_state) or
+ * not.  `durable_last' is the last index already in the table; it is
  * updated.
  */
 extern void kmd_storage_save(KmdStorageBatch *b, int32 partition_id,
 							 const raft_ready *rd, uint64 *durable_last);
 
-/* Put a hard state into `b', as kmd_storage_save does one of a batch. */
+/* Put a hard state into `b'. */
 extern void kmd_storage_save_hard_state(KmdStorageBatch *b, int32 partition_id,
 										const raft_hard_state *hs);
 

@@ -513,11 +513,12 @@ typedef struct GroupReady
  * Must this batch be durable before its messages go out?  Entries, a
  * snapshot marker, a term or a vote must; a commit index alone need not:
  * a restart learns it again from the leader (and takes its snapshot's
- * index for committed until then).  So a batch that brings only a new
- * commit index is not written at all: the group's next write carries it,
- * or, if none comes first, save_commits() at the next tick, in a
- * transaction that does not wait for its flush.  (It was an fsync on
- * every write's path, then a transaction of its own per write and node.)
+ * index for committed until then).  So a new commit index is written
+ * with a new term or vote, or else by save_commits() at the next tick, in
+ * a transaction that does not wait for its flush, whether or not the
+ * batch that brought it writes entries.  (It was an fsync on every
+ * write's path, then a transaction of its own per write and node, then
+ * a row updated per group and write.)
  */
 static bool
 needs_sync(const KmdGroup *g, const raft_ready *rd)
@@ -688,9 +689,17 @@ process_ready(bool *worked)
 			if (ready[i].early)
 				continue;
 			kmd_storage_save(&batch, g->partition_id, &ready[i].rd, &g->durable_last);
-			/* a commit index left unsaved goes with it */
-			if (g->commit_unsaved && !ready[i].rd.has_hard_state)
-				kmd_storage_save_hard_state(&batch, g->partition_id, &g->unsaved);
+			if (!ready[i].rd.has_hard_state)
+				continue;
+			/* a new commit index alone waits for the tick: see needs_sync */
+			if (ready[i].rd.hard_state.term == g->durable_term &&
+				ready[i].rd.hard_state.vote == g->durable_vote)
+			{
+				g->commit_unsaved = true;
+				g->unsaved = ready[i].rd.hard_state;
+				continue;
+			}
+			kmd_storage_save_hard_state(&batch, g->partition_id, &ready[i].rd.hard_state);
 			g->commit_unsaved = false;
 		}
 		kmd_storage_flush(&batch);

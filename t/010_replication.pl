@@ -76,8 +76,8 @@ my $log1 = $n1->safe_psql('postgres', $log);
 is($n2->safe_psql('postgres', $log), $log1, 'node2 holds the same committed log');
 is($n3->safe_psql('postgres', $log), $log1, 'node3 holds the same committed log');
 
-# a commit index is written with the group's next write, or at the next
-# tick when no write comes: the stored one catches up with the known one
+# a commit index is written with a new term or vote, or else at the next
+# tick: the stored one catches up with the known one
 my $stored = "SELECT count(*) = 0 FROM kommander.partitions p JOIN kommander.hard_state h USING (partition_id) WHERE h.commit_index <> p.commit_index";
 for my $node (@nodes)
 {
