@@ -261,7 +261,7 @@ kmd_peers_receive(void)
 		for (size_t i = 0; i < b->n_results; i++)
 			if (b->results[i] != NULL &&
 				kmd_worker_for_partition(b->results[i]->partition_id) == worker_no)
-				kmd_serve_result(b->results[i]);
+				kmd_serve_result(b->results[i], (int32) b->from_node);
 	}
 }
 

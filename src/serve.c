@@ -72,7 +72,8 @@ member_let_go(KmdGroup *g, int64 node)
 }
 
 static void
-reply(const KmdRequest *req, bool retry, int sqlerrcode, const char *msg, uint64 index)
+reply_to(const KmdRequest *req, bool retry, bool not_hosted, int sqlerrcode,
+		 const char *msg, uint64 index)
 {
 	if (req->from == 0)
 	{
@@ -88,9 +89,16 @@ reply(const KmdRequest *req, bool retry, int sqlerrcode, const char *msg, uint64
 
 		if (b != NULL)
 			kmd_batch_add_result(b, req->partition_id, req->slot, req->gen, retry,
+								 not_hosted,
 								 sqlerrcode ? unpack_sql_state(sqlerrcode) : "00000",
 								 msg, index);
 	}
+}
+
+static void
+reply(const KmdRequest *req, bool retry, int sqlerrcode, const char *msg, uint64 index)
+{
+	reply_to(req, retry, false, sqlerrcode, msg, index);
 }
 
 /*
@@ -110,12 +118,19 @@ kmd_serve_request(const KmdRequest *req)
 	kmd_groups_touched();
 	if (g == NULL)
 	{
-		if (req->from != 0)
-			reply(req, false, ERRCODE_KMD_PARTITION_FROZEN,
-				  "partition is not hosted by its leader", 0);
-		else if (kmd_partition_state(req->partition_id) == KMD_PART_GONE)
+		if (kmd_partition_state(req->partition_id) == KMD_PART_GONE)
 			reply(req, false, ERRCODE_KMD_PARTITION_FROZEN,
 				  "partition is gone: it was merged into its neighbour", 0);
+		else if (req->from != 0)
+		{
+			/*
+			 * The forwarding node takes this node for the leader, but the
+			 * group does not run here (offline, or not started yet): that
+			 * node wakes its copy, which elects another leader unless this
+			 * one comes back first, and the request waits there.
+			 */
+			reply_to(req, true, true, 0, NULL, 0);
+		}
 		return;					/* local: not started yet; the backend times out */
 	}
 	/* a group waiting for an image serves nothing yet: ask again later */
@@ -139,6 +154,10 @@ kmd_serve_request(const KmdRequest *req)
 		 * its outcome reported unknown, so it waits here instead.
 		 */
 		if (!kmd_peer_connected((int32) leader))
+			return;
+		/* nor while the leader's node says the group does not run there */
+		if (g->unhosted_by == leader &&
+			GetCurrentTimestamp() < g->unhosted_until)
 			return;
 		{
 			KmdOutBatch *b = kmd_batch_for((int32) leader);
@@ -240,14 +259,38 @@ kmd_serve_slots(void)
 	}
 }
 
-/* The answer to a request this node forwarded to a partition's leader. */
+/*
+ * Node `from', which this node's copy of the partition takes for its
+ * leader, does not run the group.  A follower at rest would wait for that
+ * node to fall silent, which it need not do (its other groups run): the
+ * copy here wakes, so that its election timer runs and, unless the leader
+ * is heard from first, the live copies elect another.  Requests are not
+ * forwarded to that node for an election timeout.
+ */
+static void
+leader_not_hosting(int32 partition_id, int32 from)
+{
+	KmdGroup   *g = kmd_group_find(partition_id);
+
+	if (g == NULL || g->parked || raft_leader(g->r) != (raft_id) from)
+		return;
+	if (raft_quiesced(g->r))
+		raft_unquiesce(g->r);
+	g->unhosted_by = (raft_id) from;
+	g->unhosted_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													kmd_election_timeout);
+}
+
+/* The answer to a request this node forwarded to node `from'. */
 void
-kmd_serve_result(const Kommander__ForwardResult *res)
+kmd_serve_result(const Kommander__ForwardResult *res, int32 from)
 {
 	if (res->origin_slot < 0 || res->origin_slot >= KMD_NUM_SLOTS)
 		return;
 	if (res->retry)
 	{
+		if (res->not_hosted)
+			leader_not_hosting(res->partition_id, from);
 		/* back to pending: asked again at the next iteration */
 		slot_set_state(res->origin_slot, res->origin_gen, KMD_SLOT_SENT, KMD_SLOT_PENDING);
 		return;

@@ -29,7 +29,8 @@ typedef struct KmdRequest
 
 extern void kmd_serve_request(const KmdRequest *req);
 extern void kmd_serve_slots(void);
-extern void kmd_serve_result(const Kommander__ForwardResult *res);
+/* The answer to a request this node forwarded to node `from'. */
+extern void kmd_serve_result(const Kommander__ForwardResult *res, int32 from);
 extern void kmd_slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg);
 
 /*

@@ -160,8 +160,8 @@ kmd_batch_add_forward(KmdOutBatch *b, int32 partition_id, uint32 kind,
 
 void
 kmd_batch_add_result(KmdOutBatch *b, int32 partition_id, int32 origin_slot,
-					 uint32 origin_gen, bool retry, const char *sqlstate,
-					 const char *message, uint64 index)
+					 uint32 origin_gen, bool retry, bool not_hosted,
+					 const char *sqlstate, const char *message, uint64 index)
 {
 	Kommander__ForwardResult *r = palloc(sizeof(Kommander__ForwardResult));
 
@@ -170,6 +170,7 @@ kmd_batch_add_result(KmdOutBatch *b, int32 partition_id, int32 origin_slot,
 	r->origin_slot = origin_slot;
 	r->origin_gen = origin_gen;
 	r->retry = retry;
+	r->not_hosted = not_hosted;
 	r->sqlstate = pstrdup(sqlstate ? sqlstate : "00000");
 	r->message = pstrdup(message ? message : "");
 	r->index = index;

@@ -57,8 +57,9 @@ extern void kmd_batch_add_forward(KmdOutBatch *b, int32 partition_id,
 								  const char *command, uint32 command_len);
 extern void kmd_batch_add_result(KmdOutBatch *b, int32 partition_id,
 								 int32 origin_slot, uint32 origin_gen,
-								 bool retry, const char *sqlstate,
-								 const char *message, uint64 index);
+								 bool retry, bool not_hosted,
+								 const char *sqlstate, const char *message,
+								 uint64 index);
 /* Serialize with the envelope (version, cluster id, sender). */
 extern char *kmd_batch_pack(KmdOutBatch *b, const uint8 *cluster_id,
 							int32 from_node, uint32 *len);

@@ -191,6 +191,8 @@ group_start(int32 partition_id)
 	g->images_seen = pg_atomic_read_u64(&part->images);
 	g->has_snapshot_msg = false;
 	g->part = part;
+	g->unhosted_by = RAFT_NONE;
+	g->unhosted_until = 0;
 	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
 
 	/*

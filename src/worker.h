@@ -39,6 +39,8 @@ typedef struct KmdGroup
 	raft_index	barrier_index;	/* its log index */
 	raft_term	barrier_term;	/* and its term */
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
+	raft_id		unhosted_by;	/* a leader whose node said the group does */
+	TimestampTz unhosted_until; /* not run there; no forwards to it until */
 
 	/* images (compact.c) */
 	bool		image_wanted;	/* its state must come from an image first */

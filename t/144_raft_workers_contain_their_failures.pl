@@ -56,9 +56,7 @@ ok(KmdTest::wait_converged(\@nodes), 'and keeps up with the others');
 
 # --- partition 3's snapshot marker on node3 is malformed ---
 # partitions 1 and 3 live in the same Raft worker (kommander.workers = 2).
-# Partition 3 is led from node1 first: what the other nodes do when the
-# partition's leader goes offline while its node lives on is not what
-# this checks (they forward to it, and it answers K0004).
+# Partition 3 is led from node1 first (its leader on node3 comes below).
 $n1->safe_psql('postgres', "SELECT kmd_transfer_leader(3, 'node1')");
 for my $node (@nodes)
 {
@@ -95,6 +93,45 @@ ok($n3->poll_query_until('postgres',
 	'partition 3 comes back once its state is repaired');
 ok($n3->log_contains(qr/partition 3 is online again on this node/), 'which the log says');
 ok(KmdTest::wait_converged(\@nodes), 'and node3 catches up on it');
+
+# --- the same, with partition 3 led from node3 ---
+# Its followers rest (the partition is idle) and node3 answers their
+# keepalives: only the forwarded proposal tells them that their leader
+# does not run the group.  They wake and elect another leader, and the
+# proposal waits for it instead of failing.
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(3, 'node3')");
+for my $node (@nodes)
+{
+	$node->poll_query_until('postgres',
+		"SELECT leader_name = 'node3' FROM kommander.partitions WHERE partition_id = 3")
+	  or die 'partition 3 is not led from node3 on ' . $node->name;
+}
+for my $node ($n1, $n2)
+{
+	$node->poll_query_until('postgres',
+		'SELECT quiesced FROM kommander.partitions WHERE partition_id = 3')
+	  or die 'partition 3 does not rest on ' . $node->name;
+}
+$n3->safe_psql('postgres', q{
+SET default_transaction_read_only = off;
+UPDATE kommander.snapshot SET conf = '\x0102' WHERE partition_id = 3;
+});
+$n3->restart;
+ok($n3->poll_query_until('postgres',
+		"SELECT stalled = 'offline' FROM kommander.partitions WHERE partition_id = 3"),
+	'partition 3 is offline on node3, its leader');
+is(insert_through($n1, KmdTest::key_in($n1, 3, 'led-from-three')), 'ok',
+	'a proposal through node1 waits for a new leader and goes in');
+like($n1->safe_psql('postgres', 'SELECT leader_name FROM kommander.partitions WHERE partition_id = 3'),
+	qr/^node[12]$/, 'which runs on node1 or node2');
+is(insert_through($n2, KmdTest::key_in($n2, 3, 'led-from-three-2')), 'ok',
+	'and node2 proposes to it too');
+$n3->safe_psql('postgres',
+	"SET default_transaction_read_only = off; UPDATE kommander.snapshot SET conf = '$conf' WHERE partition_id = 3");
+ok($n3->poll_query_until('postgres',
+		'SELECT stalled IS NULL AND role IS NOT NULL FROM kommander.partitions WHERE partition_id = 3'),
+	'partition 3 comes back on node3 once repaired');
+ok(KmdTest::wait_converged(\@nodes), 'as a follower that catches up');
 
 # --- a worker that keeps stopping is started again later and later ---
 my $apply_pid = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander apply'";

@@ -224,9 +224,9 @@ main(int argc, char **argv)
 				   0, NULL, NULL, &rows_len);
 	kmd_batch_init(&b, 1);
 	kmd_batch_add_forward(&b, 3, 1, 17, 5, 0, rows, rows_len);
-	kmd_batch_add_result(&b, 4, 9, 2, false, "K0001", "partition generation changed", 0);
-	kmd_batch_add_result(&b, 4, 10, 2, true, NULL, NULL, 0);
-	kmd_batch_add_result(&b, 0, 11, 6, false, NULL, NULL, 57);
+	kmd_batch_add_result(&b, 4, 9, 2, false, false, "K0001", "partition generation changed", 0);
+	kmd_batch_add_result(&b, 4, 10, 2, true, true, NULL, NULL, 0);
+	kmd_batch_add_result(&b, 0, 11, 6, false, false, NULL, NULL, 57);
 	write_batch("forwards-results", &b, 2);
 
 	for (int k = RAFT_MSG_APPEND; k <= KIND_CONF; k++)
