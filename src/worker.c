@@ -68,11 +68,11 @@ static bool groups_dirty = true;
 
 /*
  * Sends held for the next iteration (see hold_sends), and whether the
- * last iteration held them; whether a group of this worker leads.
+ * last iteration held them; whether this one sent appends before its write.
  */
 static bool holding = false;
 static bool held = false;
-static bool leading = false;
+static bool appended = false;
 
 int
 kmd_worker_number(void)
@@ -590,14 +590,16 @@ announce(GroupReady *gr, bool *wake_apply)
  * before its write and its acknowledgements after it: two calls of
  * kommander.deliver per peer and iteration, where one would do.  So when
  * input is waiting already (the latch is set: a proposal, a batch from a
- * peer) and this worker leads a group whose appends it may bring, what is
- * queued waits for the next iteration's first send, at most one
- * iteration, and only if none of it points into a group's log.
+ * peer) and this iteration sent a leader's messages before its write (so
+ * the next one likely will too; a node that only follows, or leads an
+ * idle group, gains nothing from waiting), what is queued waits for the
+ * next iteration's first send, at most one iteration, and only if none of
+ * it points into a group's log.
  */
 static bool
 hold_sends(void)
 {
-	return !held && leading && MyLatch->is_set && kmd_peers_may_hold();
+	return !held && appended && MyLatch->is_set && kmd_peers_may_hold();
 }
 
 /*
@@ -618,12 +620,9 @@ process_ready(bool *worked)
 	bool		wake_apply = false;
 
 	ready = palloc(sizeof(GroupReady) * cap);
-	leading = false;
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
-		if (raft_get_role(g->r) == RAFT_LEADER)
-			leading = true;
 		if (!raft_has_ready(g->r))
 			continue;
 		if (n == cap)
@@ -672,9 +671,14 @@ process_ready(bool *worked)
 	 * 1. the leaders' appends may go before our own write (§10.2.1); the
 	 * early batches above took step 3 first, holding nothing not durable
 	 */
+	appended = false;
 	for (int i = 0; i < n; i++)
+	{
 		for (size_t j = 0; j < ready[i].rd.n_messages; j++)
 			kmd_peers_queue(ready[i].g->partition_id, &ready[i].rd.messages[j]);
+		if (ready[i].rd.n_messages > 0 && raft_get_role(ready[i].g->r) == RAFT_LEADER)
+			appended = true;
+	}
 	kmd_peers_flush();
 
 	/* 2. one transaction, one WAL flush, for every group */
