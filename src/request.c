@@ -107,6 +107,34 @@ count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
 }
 
 /*
+ * A partition whose group is offline on this node (its durable state here
+ * cannot be loaded) serves nothing here, and this node cannot hand a
+ * proposal or a read barrier to its leader: it does not know it.  Fail now
+ * rather than at kommander.propose_timeout; the other nodes serve the
+ * partition.  (The checks that callers retry are left to time out.)
+ */
+static void
+refuse_offline(int32 partition_id)
+{
+	KmdPartition *part;
+	bool		offline;
+	char		why[sizeof(part->offline_error)] = "";
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	offline = part != NULL && part->offline;
+	if (offline)
+		memcpy(why, part->offline_error, sizeof(why));
+	LWLockRelease(kmd_shared->lock);
+	if (offline)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_NO_QUORUM),
+				 errmsg("partition %d is offline on this node", partition_id),
+				 errdetail("Its durable Raft state here cannot be loaded: %s", why),
+				 errhint("Send the request through another node; kommander.partitions shows the error.")));
+}
+
+/*
  * Hand a request to the worker and wait for its outcome; returns the slot's
  * last state, KMD_SLOT_DONE when *out holds an outcome.
  */
@@ -126,6 +154,8 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 	volatile uint32 len = 0;
 
 	memset(out, 0, sizeof(*out));
+	if (kind == KMD_REQ_PROPOSE || kind == KMD_REQ_READ_INDEX)
+		refuse_offline(partition_id);
 	start = GetCurrentTimestamp();
 	deadline = TimestampTzPlusMilliseconds(start, kmd_propose_timeout);
 	/* a proposal waits in its partition's queue, or fails now (K0007) */

@@ -82,6 +82,14 @@ is(insert_through($n3, KmdTest::key_in($n3, 1, 'one')), 'ok',
 	'partition 1, in the same worker, still proposes and applies on node3');
 is(insert_through($n1, KmdTest::key_in($n1, 3, 'three')), 'ok',
 	'partition 3 goes on on the other nodes');
+my $via3 = KmdTest::key_in($n1, 3, 'via-three');
+my ($rc, $out, $err) = $n3->psql('postgres',
+	"SELECT kmd_propose('$via3', "
+	  . "'{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"$via3\",\"v\":\"x\"}}')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/K0002: partition 3 is offline on this node/,
+	'a proposal through node3 fails, saying that the partition is offline there');
+like($err, qr/HINT:\s+Send the request through another node/, 'and where to send it');
 is($n3->safe_psql('postgres', 'SELECT count(*) FROM kommander.partitions WHERE stalled IS NOT NULL'),
 	'1', 'no other partition of node3 is stalled');
 
