@@ -229,7 +229,15 @@ kmd_peers_receive(void)
 				continue;
 			kmd_stat_add(KMD_STAT_MESSAGES_RECEIVED, -1, 1);
 			g = kmd_group_find(gm->partition_id);
-			if (g == NULL || !kmd_raft_message_from_pb(gm->msg, &m, &snap))
+			if (g == NULL)
+			{
+				/* a follower's read barrier asks a leader that is not here */
+				if (gm->msg != NULL && gm->msg->type == RAFT_MSG_READ_INDEX)
+					kmd_serve_not_hosted(gm->partition_id, (int32) b->from_node,
+										 gm->msg->context);
+				continue;
+			}
+			if (!kmd_raft_message_from_pb(gm->msg, &m, &snap))
 				continue;
 			/* a parked group, or a snapshot only an image can answer */
 			if (kmd_image_intercept(g, &m))

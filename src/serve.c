@@ -101,6 +101,13 @@ reply(const KmdRequest *req, bool retry, int sqlerrcode, const char *msg, uint64
 	reply_to(req, retry, false, sqlerrcode, msg, index);
 }
 
+/* Has the node of `leader' said lately that it does not run the group? */
+static bool
+leader_unhosted(const KmdGroup *g, raft_id leader)
+{
+	return g->unhosted_by == leader && GetCurrentTimestamp() < g->unhosted_until;
+}
+
 /*
  * Handle one request, ours or forwarded by `from' (0: a local slot).  One
  * that must wait (no leader known, leader busy) stays pending, or is
@@ -155,9 +162,7 @@ kmd_serve_request(const KmdRequest *req)
 		 */
 		if (!kmd_peer_connected((int32) leader))
 			return;
-		/* nor while the leader's node says the group does not run there */
-		if (g->unhosted_by == leader &&
-			GetCurrentTimestamp() < g->unhosted_until)
+		if (leader_unhosted(g, leader))
 			return;
 		{
 			KmdOutBatch *b = kmd_batch_for((int32) leader);
@@ -186,6 +191,15 @@ kmd_serve_request(const KmdRequest *req)
 			/* the outcome reaches the proposer through its own apply */
 			break;
 		case KMD_REQ_READ_INDEX:
+			/*
+			 * A follower's read goes to the leader in a message: not while
+			 * there is no connection to it (the message would be lost, and
+			 * the read wait for its timeout), nor to one that said it does
+			 * not run the group.  It stays pending meanwhile.
+			 */
+			if (raft_get_role(g->r) != RAFT_LEADER &&
+				(!kmd_peer_connected((int32) leader) || leader_unhosted(g, leader)))
+				break;
 			rc = raft_read_index(g->r, KMD_READ_CONTEXT(req->slot, req->gen));
 			if (rc == RAFT_OK)
 				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
@@ -285,12 +299,12 @@ leader_not_hosting(int32 partition_id, int32 from)
 void
 kmd_serve_result(const Kommander__ForwardResult *res, int32 from)
 {
+	if (res->retry && res->not_hosted)
+		leader_not_hosting(res->partition_id, from);
 	if (res->origin_slot < 0 || res->origin_slot >= KMD_NUM_SLOTS)
 		return;
 	if (res->retry)
 	{
-		if (res->not_hosted)
-			leader_not_hosting(res->partition_id, from);
 		/* back to pending: asked again at the next iteration */
 		slot_set_state(res->origin_slot, res->origin_gen, KMD_SLOT_SENT, KMD_SLOT_PENDING);
 		return;
@@ -298,6 +312,19 @@ kmd_serve_result(const Kommander__ForwardResult *res, int32 from)
 	(void) kmd_slot_complete(res->origin_slot, res->origin_gen,
 							 res->sqlstate && strlen(res->sqlstate) == 5 ? res->sqlstate : "XX000",
 							 res->message, NULL, res->index, 0, true, NULL, 0);
+}
+
+void
+kmd_serve_not_hosted(int32 partition_id, int32 from, uint64 context)
+{
+	KmdOutBatch *b;
+
+	if (kmd_partition_state(partition_id) == KMD_PART_GONE)
+		return;
+	b = kmd_batch_for(from);
+	if (b != NULL)
+		kmd_batch_add_result(b, partition_id, KMD_READ_SLOT(context),
+							 KMD_READ_GEN(context), true, true, "00000", NULL, 0);
 }
 
 /* ------------------------------------------------------------------------

@@ -31,6 +31,13 @@ extern void kmd_serve_request(const KmdRequest *req);
 extern void kmd_serve_slots(void);
 /* The answer to a request this node forwarded to node `from'. */
 extern void kmd_serve_result(const Kommander__ForwardResult *res, int32 from);
+
+/*
+ * Node `from' asked this node, which does not run the partition's group,
+ * for a read index (`context': its read's slot and generation): answer
+ * that the group does not run here, as a forwarded request is answered.
+ */
+extern void kmd_serve_not_hosted(int32 partition_id, int32 from, uint64 context);
 extern void kmd_slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg);
 
 /*

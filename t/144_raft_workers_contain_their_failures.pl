@@ -104,9 +104,9 @@ ok(KmdTest::wait_converged(\@nodes), 'and node3 catches up on it');
 
 # --- the same, with partition 3 led from node3 ---
 # Its followers rest (the partition is idle) and node3 answers their
-# keepalives: only the forwarded proposal tells them that their leader
-# does not run the group.  They wake and elect another leader, and the
-# proposal waits for it instead of failing.
+# keepalives: only a read barrier or a forwarded proposal tells them
+# that their leader does not run the group.  They wake and elect another
+# leader, and the barrier or proposal waits for it instead of failing.
 $n1->safe_psql('postgres', "SELECT kmd_transfer_leader(3, 'node3')");
 for my $node (@nodes)
 {
@@ -128,8 +128,13 @@ $n3->restart;
 ok($n3->poll_query_until('postgres',
 		"SELECT stalled = 'offline' FROM kommander.partitions WHERE partition_id = 3"),
 	'partition 3 is offline on node3, its leader');
+my $in3 = KmdTest::key_in($n2, 3, 'read-led-from-three');
+($rc, $out, $err) = $n2->psql('postgres',
+	"SET kommander.propose_timeout = 5000; SELECT kmd_read_barrier('$in3') > 0",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+is($rc == 0 ? $out : $err, 't', 'a read barrier through node2 waits for a new leader and returns');
 is(insert_through($n1, KmdTest::key_in($n1, 3, 'led-from-three')), 'ok',
-	'a proposal through node1 waits for a new leader and goes in');
+	'a proposal through node1 goes in');
 like($n1->safe_psql('postgres', 'SELECT leader_name FROM kommander.partitions WHERE partition_id = 3'),
 	qr/^node[12]$/, 'which runs on node1 or node2');
 is(insert_through($n2, KmdTest::key_in($n2, 3, 'led-from-three-2')), 'ok',
