@@ -278,8 +278,9 @@ kmd_serve_slots(void)
  * leader, does not run the group.  A follower at rest would wait for that
  * node to fall silent, which it need not do (its other groups run): the
  * copy here wakes, so that its election timer runs and, unless the leader
- * is heard from first, the live copies elect another.  Requests are not
- * forwarded to that node for an election timeout.
+ * is heard from first, the live copies elect another.  No request (a
+ * forwarded one, a follower's read index) goes to that node for an
+ * election timeout.
  */
 static void
 leader_not_hosting(int32 partition_id, int32 from)
@@ -295,7 +296,7 @@ leader_not_hosting(int32 partition_id, int32 from)
 													kmd_election_timeout);
 }
 
-/* The answer to a request this node forwarded to node `from'. */
+/* The answer to a request this node sent node `from'. */
 void
 kmd_serve_result(const Kommander__ForwardResult *res, int32 from)
 {

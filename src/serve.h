@@ -29,7 +29,7 @@ typedef struct KmdRequest
 
 extern void kmd_serve_request(const KmdRequest *req);
 extern void kmd_serve_slots(void);
-/* The answer to a request this node forwarded to node `from'. */
+/* The answer to a request this node sent node `from' (forwarded, or a read index). */
 extern void kmd_serve_result(const Kommander__ForwardResult *res, int32 from);
 
 /*
