@@ -94,7 +94,8 @@ copy_text(const char *s, size_t len)
 static void
 count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
 {
-	if (final_state == KMD_SLOT_PENDING)
+	if (final_state == KMD_SLOT_PENDING ||
+		(final_state == KMD_SLOT_DONE && strcmp(out->sqlstate, "K0002") == 0))
 		kmd_stat_add(KMD_STAT_REJECTED_NO_QUORUM, partition_id, 1);
 	else if (final_state == KMD_SLOT_SENT)
 		kmd_stat_add(KMD_STAT_OUTCOME_UNKNOWN, partition_id, 1);
@@ -104,34 +105,6 @@ count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
 	else if (final_state == KMD_SLOT_DONE &&
 			 strcmp(out->sqlstate, "K0004") == 0)
 		kmd_stat_add(KMD_STAT_REJECTED_FROZEN, partition_id, 1);
-}
-
-/*
- * A partition whose group is offline on this node (its durable state here
- * cannot be loaded) serves nothing here, and this node cannot hand a
- * proposal or a read barrier to its leader: it does not know it.  Fail now
- * rather than at kommander.propose_timeout; the other nodes serve the
- * partition.  (The checks that callers retry are left to time out.)
- */
-static void
-refuse_offline(int32 partition_id)
-{
-	KmdPartition *part;
-	bool		offline;
-	char		why[sizeof(part->offline_error)] = "";
-
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	part = kmd_partition_find(partition_id);
-	offline = part != NULL && part->offline;
-	if (offline)
-		memcpy(why, part->offline_error, sizeof(why));
-	LWLockRelease(kmd_shared->lock);
-	if (offline)
-		ereport(ERROR,
-				(errcode(ERRCODE_KMD_NO_QUORUM),
-				 errmsg("partition %d is offline on this node", partition_id),
-				 errdetail("Its durable Raft state here cannot be loaded: %s", why),
-				 errhint("Send the request through another node; kommander.partitions shows the error.")));
 }
 
 /*
@@ -154,8 +127,6 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 	volatile uint32 len = 0;
 
 	memset(out, 0, sizeof(*out));
-	if (kind == KMD_REQ_PROPOSE || kind == KMD_REQ_READ_INDEX)
-		refuse_offline(partition_id);
 	start = GetCurrentTimestamp();
 	deadline = TimestampTzPlusMilliseconds(start, kmd_propose_timeout);
 	/* a proposal waits in its partition's queue, or fails now (K0007) */

@@ -101,6 +101,33 @@ reply(const KmdRequest *req, bool retry, int sqlerrcode, const char *msg, uint64
 	reply_to(req, retry, false, sqlerrcode, msg, index);
 }
 
+/*
+ * A local proposal or read barrier of a partition whose group is offline
+ * on this node (its durable state here cannot be loaded) fails now: this
+ * node does not know the partition's leader to hand it to, and the other
+ * nodes serve the partition.  (The checks that callers retry, transfers,
+ * promote and member checks, wait for their timeout as before.)
+ */
+static void
+refuse_if_offline(const KmdRequest *req)
+{
+	KmdPartition *part;
+	char		why[KMD_STALL_LEN] = "";
+	bool		offline;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(req->partition_id);
+	offline = part != NULL && part->offline;
+	if (offline)
+		memcpy(why, part->offline_error, sizeof(why));
+	LWLockRelease(kmd_shared->lock);
+	if (offline)
+		(void) kmd_slot_complete(req->slot, req->gen, unpack_sql_state(ERRCODE_KMD_NO_QUORUM),
+								 psprintf("partition %d is offline on this node", req->partition_id),
+								 psprintf("Its durable Raft state here cannot be loaded (%s); send the request through another node.", why),
+								 0, 0, false, NULL, 0);
+}
+
 /* Has the node of `leader' said lately that it does not run the group? */
 static bool
 leader_unhosted(const KmdGroup *g, raft_id leader)
@@ -138,6 +165,8 @@ kmd_serve_request(const KmdRequest *req)
 			 */
 			reply_to(req, true, true, 0, NULL, 0);
 		}
+		else if (req->kind == KMD_REQ_PROPOSE || req->kind == KMD_REQ_READ_INDEX)
+			refuse_if_offline(req);
 		return;					/* local: not started yet; the backend times out */
 	}
 	/* a group waiting for an image serves nothing yet: ask again later */

@@ -89,7 +89,8 @@ my ($rc, $out, $err) = $n3->psql('postgres',
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/K0002: partition 3 is offline on this node/,
 	'a proposal through node3 fails, saying that the partition is offline there');
-like($err, qr/HINT:\s+Send the request through another node/, 'and where to send it');
+like($err, qr/DETAIL:\s+Its durable Raft state here cannot be loaded .*send the request through another node/,
+	'and where to send it');
 is($n3->safe_psql('postgres', 'SELECT count(*) FROM kommander.partitions WHERE stalled IS NOT NULL'),
 	'1', 'no other partition of node3 is stalled');
 
