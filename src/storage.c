@@ -220,6 +220,19 @@ kmd_storage_load(int32 partition_id, raft_durable *out, bool *image_wanted)
 	out->n_entries = SPI_processed;
 }
 
+/* Open kommander.`relname', which must have `natts' columns. */
+static Relation
+open_own_table(const char *relname, int natts)
+{
+	Relation	rel = table_open(get_relname_relid(relname, get_namespace_oid("kommander", false)),
+								 RowExclusiveLock);
+
+	if (RelationGetDescr(rel)->natts != natts)
+		elog(ERROR, "kommander.%s has %d columns, not %d",
+			 relname, RelationGetDescr(rel)->natts, natts);
+	return rel;
+}
+
 /*
  * Insert `rows' into kommander.log and its primary key, as an INSERT
  * would (there is no trigger, rule or constraint but the key and NOT NULL,
@@ -228,15 +241,12 @@ kmd_storage_load(int32 partition_id, raft_durable *out, bool *image_wanted)
 static void
 insert_log_rows(List *rows)
 {
-	Relation	rel = table_open(get_relname_relid("log", get_namespace_oid("kommander", false)),
-								 RowExclusiveLock);
+	Relation	rel = open_own_table("log", 5);
 	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	ListCell   *lc;
 
-	if (RelationGetDescr(rel)->natts != 5)
-		elog(ERROR, "kommander.log has %d columns, not 5", RelationGetDescr(rel)->natts);
 	/* the statements before, a truncation among them, are seen */
 	CommandCounterIncrement();
 	InitResultRelInfo(rri, rel, 0, NULL, 0);
@@ -277,17 +287,13 @@ void
 kmd_storage_update_by_key(const char *relname, int natts, int n,
 						  const Datum *rows, bool *found)
 {
-	Relation	rel = table_open(get_relname_relid(relname, get_namespace_oid("kommander", false)),
-								 RowExclusiveLock);
+	Relation	rel = open_own_table(relname, natts);
 	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	TupleTableSlot *row = table_slot_create(rel, &estate->es_tupleTable);
 	TupleTableSlot *old = table_slot_create(rel, &estate->es_tupleTable);
 	EPQState	epq;
 
-	if (RelationGetDescr(rel)->natts != natts)
-		elog(ERROR, "kommander.%s has %d columns, not %d",
-			 relname, RelationGetDescr(rel)->natts, natts);
 	InitResultRelInfo(rri, rel, 0, NULL, 0);
 	estate->es_output_cid = GetCurrentCommandId(true);
 	estate->es_snapshot = GetActiveSnapshot();

@@ -66,13 +66,9 @@ static bool groups_missing = true;
  */
 static bool groups_dirty = true;
 
-/*
- * Sends held for the next iteration (see hold_sends), and whether the
- * last iteration held them; whether this one sent appends before its write.
- */
+/* Sends held for the next iteration (see hold_sends); held by the last one */
 static bool holding = false;
 static bool held = false;
-static bool appended = false;
 
 int
 kmd_worker_number(void)
@@ -585,7 +581,8 @@ announce(GroupReady *gr, bool *wake_apply)
 
 /*
  * May the messages queued after the write (acknowledgements, answers to
- * votes) go out with the next iteration's, instead of now?  A node that
+ * votes) go out with the next iteration's, instead of now?  `appended':
+ * this iteration sent a leader's messages before its write.  A node that
  * leads some partitions and follows others sends each peer its appends
  * before its write and its acknowledgements after it: two calls of
  * kommander.deliver per peer and iteration, where one would do.  So when
@@ -597,7 +594,7 @@ announce(GroupReady *gr, bool *wake_apply)
  * it points into a group's log.
  */
 static bool
-hold_sends(void)
+hold_sends(bool appended)
 {
 	return !held && appended && MyLatch->is_set && kmd_peers_may_hold();
 }
@@ -618,6 +615,7 @@ process_ready(bool *worked)
 	bool		persist = false;
 	bool		more = false;
 	bool		wake_apply = false;
+	bool		appended = false;
 
 	ready = palloc(sizeof(GroupReady) * cap);
 	hash_seq_init(&seq, groups);
@@ -671,7 +669,6 @@ process_ready(bool *worked)
 	 * 1. the leaders' appends may go before our own write (§10.2.1); the
 	 * early batches above took step 3 first, holding nothing not durable
 	 */
-	appended = false;
 	for (int i = 0; i < n; i++)
 	{
 		for (size_t j = 0; j < ready[i].rd.n_messages; j++)
@@ -722,7 +719,7 @@ process_ready(bool *worked)
 	for (int i = 0; i < n; i++)
 		if (!ready[i].early)
 			announce(&ready[i], &wake_apply);
-	holding = hold_sends();
+	holding = hold_sends(appended);
 	if (!holding)
 		kmd_peers_flush();
 	if (wake_apply)
