@@ -277,7 +277,8 @@ on_request(sim *s, int nid, request *r)
 		c.value = r->value;
 		c.expect = r->expect;
 		c.gen = r->gen;
-		if (raft_propose(g->r, &c, sizeof(c), &idx, &term) != 0)
+		/* the client waits here only: the followers hear of it later */
+		if (raft_propose_for(g->r, raft_self(g->r), &c, sizeof(c), &idx, &term) != 0)
 			reply_client(s, nid, r, 1, 0);
 		else
 		{

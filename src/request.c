@@ -296,7 +296,7 @@ kmd_outcome_raise(const KmdOutcome *out)
 void
 kmd_propose_command(int32 partition_id, KmdCommand *cmd, KmdOutcome *out)
 {
-	kmd_request(KMD_REQ_PROPOSE, partition_id, 0, cmd, out);
+	kmd_request(KMD_REQ_PROPOSE, partition_id, cmd->kind, cmd, out);
 	kmd_outcome_raise(out);
 }
 

@@ -210,7 +210,15 @@ kmd_serve_request(const KmdRequest *req)
 	switch (req->kind)
 	{
 		case KMD_REQ_PROPOSE:
-			rc = raft_propose(g->r, req->command, req->command_len, &index, &term);
+			/*
+			 * Only the proposer's node waits for a row command's outcome:
+			 * the other followers learn of its commit with the next append
+			 * or heartbeat.  Every node acts on the others (DDL, roster,
+			 * splits, merges, leases) as soon as they commit.
+			 */
+			rc = raft_propose_for(g->r, req->arg != KMD_CMD_ROWS ? RAFT_NONE :
+								  req->from == 0 ? raft_self(g->r) : (raft_id) req->from,
+								  req->command, req->command_len, &index, &term);
 			if (rc != RAFT_OK)
 				reply(req, true, 0, NULL, 0);
 			else if (req->from == 0)
@@ -424,6 +432,9 @@ kmd_forward_problem(const Kommander__Forward *f, int32 from_node)
 		cmd.origin_slot >= KMD_NUM_SLOTS)
 		return psprintf("A forwarded proposal's command comes from slot %d of node %d, not from a slot of node %d.",
 						cmd.origin_slot, cmd.origin_node, from_node);
+	if (f->arg != 0 && f->arg != (int64) cmd.kind)
+		return psprintf("A forwarded proposal says its command is of kind " INT64_FORMAT ", but it is of kind %u.",
+						f->arg, cmd.kind);
 	if (command_shapes[cmd.kind].max_args < 0)
 		return psprintf("Commands of kind %u are not forwarded.", cmd.kind);
 	if (cmd.n_args < command_shapes[cmd.kind].min_args ||

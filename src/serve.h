@@ -21,7 +21,9 @@ typedef struct KmdRequest
 	int32		partition_id;
 	int32		slot;			/* in the origin node's slot array */
 	uint32		gen;			/* the slot's generation */
-	int64		arg;
+	int64		arg;			/* a node id (transfer, checks); the
+								 * command's KmdCommandKind (proposals; 0:
+								 * not said) */
 	char	   *command;
 	uint32		command_len;
 	int32		from;			/* forwarding node, 0 if local */

@@ -102,6 +102,9 @@ raft_become_leader(raft *r)
 	r->term_start = log_last_index(r);
 	r->bcast_pending = true;
 	r->bcast_commit = true;
+	/* every member hears when that entry commits: it tells them the index */
+	r->news_all = r->term_start;
+	r->news_told = r->commit;
 	{
 		progress   *self = progress_get(r, r->opt.id);
 

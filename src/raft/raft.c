@@ -345,6 +345,15 @@ int
 raft_propose(raft *r, const void *data, uint32_t len, raft_index *index,
 			 raft_term *term)
 {
+	return raft_propose_for(r, RAFT_NONE, data, len, index, term);
+}
+
+int
+raft_propose_for(raft *r, raft_id waiter, const void *data, uint32_t len,
+				 raft_index *index, raft_term *term)
+{
+	progress   *pr;
+
 	assert(!r->in_ready);
 	r->quiesced = false;
 	if (r->role != RAFT_LEADER)
@@ -354,6 +363,13 @@ raft_propose(raft *r, const void *data, uint32_t len, raft_index *index,
 	if (len > 0 && data == NULL)
 		return RAFT_EINVAL;
 	repl_leader_append(r, RAFT_ENTRY_NORMAL, data, len);
+	pr = waiter == RAFT_NONE ? NULL : progress_get(r, waiter);
+	if (waiter == r->opt.id)
+		;						/* only this node waits: it knows the commit */
+	else if (pr != NULL)
+		pr->news = log_last_index(r);
+	else
+		r->news_all = log_last_index(r);
 	if (index)
 		*index = log_last_index(r);
 	if (term)
@@ -380,6 +396,8 @@ raft_propose_conf(raft *r, uint32_t type, raft_id id, raft_index *index,
 	raft_conf_change_encode(buf, type, id);
 	repl_leader_append(r, RAFT_ENTRY_CONF, buf, sizeof(buf));
 	r->pending_conf_index = log_last_index(r);
+	/* a member added or removed learns of it as soon as it commits */
+	r->news_all = log_last_index(r);
 	if (index)
 		*index = log_last_index(r);
 	if (term)

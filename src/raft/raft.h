@@ -339,6 +339,19 @@ int			raft_propose(raft *r, const void *data, uint32_t len,
 						 raft_index *index, raft_term *term);
 
 /*
+ * raft_propose() for a command whose outcome only node `waiter' waits for
+ * (it applies the entry and answers its client).  Every follower learns of
+ * a commit with its next append or heartbeat; raft_propose() tells them
+ * all at once instead, with an empty append when they lack no entry, and
+ * this tells only `waiter' so (nobody when it is this node).  An idle
+ * group's followers apply such an entry up to a heartbeat interval later;
+ * a busy group's with the next append.  The commit index a follower
+ * knows matters for what it applies, never for what is committed.
+ */
+int			raft_propose_for(raft *r, raft_id waiter, const void *data,
+							 uint32_t len, raft_index *index, raft_term *term);
+
+/*
  * Propose a membership change.  RAFT_EBUSY while another change is
  * uncommitted or before the leader has committed an entry of its own term;
  * RAFT_EINVAL if it would not change the configuration or would remove the
@@ -359,7 +372,8 @@ int			raft_transfer_leader(raft *r, raft_id to);
  * answer comes back in a later ready batch as a raft_read_state with the same
  * `context': once the host has applied up to its index, a read of local state
  * is linearizable.  On the leader it is confirmed by a heartbeat round; on a
- * follower it is forwarded to the leader.  RAFT_ENOTLEADER when there is no
+ * follower it is forwarded to the leader, which tells the follower its
+ * commit index before the answer.  RAFT_ENOTLEADER when there is no
  * known leader; RAFT_EBUSY before the leader has committed an entry of its
  * term.  An answer with index 0 means the read failed (leadership was lost).
  */

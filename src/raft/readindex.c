@@ -42,6 +42,13 @@ release(raft *r, const pending_read *p, bool ok)
 	{
 		raft_message m = {0};
 
+		/*
+		 * The follower waits until it has applied the read's index: the
+		 * commit index goes first, as the last commits may have been told
+		 * to nobody yet (repl_bcast_append).
+		 */
+		if (ok)
+			repl_send_commit(r, p->from);
 		m.type = RAFT_MSG_READ_INDEX_RESP;
 		m.to = p->from;
 		m.index = ok ? p->index : 0;

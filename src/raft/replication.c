@@ -126,15 +126,25 @@ repl_send_append(raft *r, progress *pr, bool send_empty)
 	return send_append(r, pr, send_empty, false);
 }
 
-/* Send every member what it lacks; with `send_empty', at least the commit. */
+/*
+ * Send every member what it lacks.  When the commit index moved
+ * (`commit_moved'), a member whose node waits for an entry not yet told
+ * committed (news_all, or its own `news') gets at least the new commit
+ * index, in an empty append if it lacks no entry.  The others learn it
+ * with their next append or heartbeat: most entries are waited for on the
+ * proposer's node only, and telling a follower that waits for nothing
+ * costs it a wake-up and its node a call for each commit.
+ */
 void
-repl_bcast_append(raft *r, bool send_empty)
+repl_bcast_append(raft *r, bool commit_moved)
 {
 	for (uint32_t i = 0; i < r->n_prs; i++)
 	{
 		progress   *pr = &r->prs[i];
+		raft_index	wanted = pr->news > r->news_all ? pr->news : r->news_all;
+		bool		news = commit_moved && wanted > r->news_told;
 
-		if (!send_append(r, pr, send_empty, send_empty))
+		if (!send_append(r, pr, news, news))
 			continue;
 		/* a replicating follower may take several messages' worth at once */
 		while (pr->state == RAFT_PROGRESS_REPLICATE &&
@@ -142,6 +152,22 @@ repl_bcast_append(raft *r, bool send_empty)
 			   repl_send_append(r, pr, false))
 			;
 	}
+	if (commit_moved)
+		r->news_told = r->commit;
+}
+
+/*
+ * Tell member `to' the commit index now (in an empty append unless it
+ * lacks entries), when it replicates; a member being probed learns it
+ * once the probe succeeds.
+ */
+void
+repl_send_commit(raft *r, raft_id to)
+{
+	progress   *pr = progress_get(r, to);
+
+	if (pr != NULL && pr->id != r->opt.id && pr->state == RAFT_PROGRESS_REPLICATE)
+		(void) send_append(r, pr, true, true);
 }
 
 void

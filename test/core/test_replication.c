@@ -1029,6 +1029,155 @@ test_lost_answer_behind_silent_commit_news_is_repaired_by_heartbeat(void **state
 	assert_int_equal(pr.match, raft_last_index(r1));
 }
 
+/* Propose `s' at leader `id' for a command only node `waiter' waits for. */
+static int
+propose_for(fixture *f, raft_id id, raft_id waiter, const char *s)
+{
+	int			rc = raft_propose_for(fx_raft(f, id), waiter, s,
+									  (uint32_t) strlen(s), NULL, NULL);
+
+	fx_flush(f);
+	return rc;
+}
+
+/* The leader's queued appends to `to' that carry no entry. */
+static size_t
+empty_appends_to(fixture *f, raft_id to)
+{
+	size_t		n = 0;
+
+	for (size_t i = 0; i < f->nq; i++)
+		if (f->q[i].m.type == RAFT_MSG_APPEND && f->q[i].m.to == to &&
+			f->q[i].m.n_entries == 0)
+			n++;
+	return n;
+}
+
+/*
+ * A command only the leader's node waits for commits without news to the
+ * followers: they learn of it with the next append, or the next heartbeat
+ * when none comes, and apply it then.
+ */
+static void
+test_commit_of_a_local_proposal_is_told_with_the_next_append(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	raft_index	x;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	assert_int_equal(propose_for(f, 1, 1, "x"), RAFT_OK);
+	x = raft_last_index(r1);
+	assert_int_equal(fx_deliver_if(f, is_append, NULL), 2);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_commit_index(r1), x);
+	assert_true(applied_data(f, 1, "x"));
+	assert_true(raft_commit_index(fx_raft(f, 2)) < x);
+	assert_false(applied_data(f, 2, "x"));
+	assert_int_equal(f->nq, 0);
+
+	/* the next command's appends carry the commit */
+	assert_int_equal(propose_for(f, 1, 1, "y"), RAFT_OK);
+	assert_int_equal(empty_appends_to(f, 2) + empty_appends_to(f, 3), 0);
+	assert_int_equal(fx_deliver_if(f, is_append, NULL), 2);
+	assert_int_equal(raft_commit_index(fx_raft(f, 2)), x);
+	assert_true(applied_data(f, 2, "x"));
+	assert_true(applied_data(f, 3, "x"));
+	fx_deliver_all(f, 0);
+	assert_false(applied_data(f, 3, "y"));
+
+	/* and the heartbeat when nothing follows */
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), x + 1);
+	assert_true(applied_data(f, 2, "y"));
+	assert_true(applied_data(f, 3, "y"));
+}
+
+/*
+ * A command forwarded by a follower's node, which waits to apply it: that
+ * follower hears of the commit at once, the other one later.  raft_propose
+ * tells every follower.
+ */
+static void
+test_commit_is_told_at_once_to_the_node_that_waits(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	raft_id		two = 2;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	assert_int_equal(propose_for(f, 1, 3, "x"), RAFT_OK);
+	assert_int_equal(fx_deliver_if(f, is_append, NULL), 2);
+	assert_int_equal(fx_deliver_if(f, is_answer_from, &two), 1);
+	assert_int_equal(raft_commit_index(r1), raft_last_index(r1));
+	assert_int_equal(empty_appends_to(f, 2), 0);
+	assert_int_equal(commit_only_appends_to(f, 3), 1);
+	fx_deliver_all(f, 0);
+	assert_true(applied_data(f, 3, "x"));
+	assert_false(applied_data(f, 2, "x"));
+
+	assert_int_equal(fx_propose(f, 1, "z"), RAFT_OK);
+	assert_int_equal(fx_deliver_if(f, is_append, NULL), 2);
+	assert_int_equal(fx_deliver_if(f, is_answer_from, &two), 1);
+	assert_int_equal(commit_only_appends_to(f, 2), 1);
+	assert_int_equal(commit_only_appends_to(f, 3), 1);
+	fx_deliver_all(f, 0);
+	assert_true(applied_data(f, 2, "z"));
+	assert_true(applied_data(f, 3, "z"));
+}
+
+/* Everything but appends to 3 that do not say they only bring the commit. */
+static bool
+all_but_plain_appends_to_3(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return !(m->type == RAFT_MSG_APPEND && m->to == 3 && !m->commit_only);
+}
+
+/*
+ * A follower's read gets the commit index before its answer, so that it
+ * apply up to the read's index at once, even when the heartbeat that
+ * confirmed the read could not tell it (the leader had not heard that the
+ * follower holds the last entry: that heartbeat's answer gets it an
+ * append, but only after the read's answer).
+ */
+static void
+test_follower_read_is_told_the_commit_before_its_index(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1;
+	raft	   *r3;
+	raft_index	x;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	r3 = fx_raft(f, 3);
+	f->drop = drop_answers_of_3;
+	assert_int_equal(propose_for(f, 1, 1, "x"), RAFT_OK);
+	x = raft_last_index(r1);
+	fx_deliver_all(f, 0);
+	f->drop = NULL;
+	assert_int_equal(raft_commit_index(r1), x);
+	assert_int_equal(raft_last_index(r3), x);
+	assert_true(raft_commit_index(r3) < x);
+
+	assert_int_equal(raft_read_index(r3, 42), RAFT_OK);
+	fx_flush(f);
+	/* the append that the heartbeat's answer gets it is held back */
+	while (f->nodes[3].n_reads == 0 &&
+		   fx_deliver_if(f, all_but_plain_appends_to_3, NULL) > 0)
+		;
+	assert_int_equal(f->nodes[3].n_reads, 1);
+	assert_int_equal(f->nodes[3].reads[0].context, 42);
+	assert_int_equal(f->nodes[3].reads[0].index, x);
+	/* when the answer arrives, the entry is known committed and applied */
+	assert_int_equal(raft_commit_index(r3), x);
+	assert_true(applied_data(f, 3, "x"));
+}
+
 /* ------------------------------------------------------------------------
  * Heartbeats
  * ------------------------------------------------------------------------
@@ -1081,6 +1230,9 @@ main(void)
 		cmocka_unit_test_teardown(test_commit_news_goes_unanswered, fx_teardown),
 		cmocka_unit_test_teardown(test_commit_news_to_a_follower_missing_entries_is_rejected, fx_teardown),
 		cmocka_unit_test_teardown(test_lost_answer_behind_silent_commit_news_is_repaired_by_heartbeat, fx_teardown),
+		cmocka_unit_test_teardown(test_commit_of_a_local_proposal_is_told_with_the_next_append, fx_teardown),
+		cmocka_unit_test_teardown(test_commit_is_told_at_once_to_the_node_that_waits, fx_teardown),
+		cmocka_unit_test_teardown(test_follower_read_is_told_the_commit_before_its_index, fx_teardown),
 		cmocka_unit_test_teardown(test_idle_leader_sends_one_heartbeat_per_period, fx_teardown),
 	};
 
