@@ -207,6 +207,9 @@ kmd_deliver(PG_FUNCTION_ARGS)
 	for (size_t i = 0; i < b->n_results; i++)
 		if (b->results[i] != NULL)
 			targets[kmd_worker_for_partition(b->results[i]->partition_id)] = true;
+	for (size_t i = 0; i < b->n_offline; i++)
+		if (b->offline[i] >= 0)
+			targets[kmd_worker_for_partition(b->offline[i])] = true;
 	from_node = b->from_node;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

@@ -158,6 +158,7 @@ send_batch(KmdOutBatch *b)
 	/* the first part takes half of the first kind that has items */
 	first = *b;
 	rest = *b;
+	rest.n_offline = 0;
 	first.n_msgs = first.n_forwards = first.n_results = 0;
 	if (b->n_msgs > 0)
 	{
@@ -270,6 +271,47 @@ kmd_peers_receive(void)
 			if (b->results[i] != NULL &&
 				kmd_worker_for_partition(b->results[i]->partition_id) == worker_no)
 				kmd_serve_result(b->results[i], (int32) b->from_node);
+		for (size_t i = 0; i < b->n_offline; i++)
+			if (b->offline[i] >= 0 &&
+				kmd_worker_for_partition(b->offline[i]) == worker_no)
+				kmd_serve_peer_offline(b->offline[i], (int32) b->from_node);
+	}
+}
+
+void
+kmd_peers_tell_offline(int interval)
+{
+	static TimestampTz told_at;
+	TimestampTz now = GetCurrentTimestamp();
+	int32	   *ids;
+	int			n = 0;
+	int32		peers[KMD_MAX_NODES];
+	int			n_peers = 0;
+
+	if (!TimestampDifferenceExceeds(told_at, now, interval))
+		return;
+	told_at = now;
+	ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
+		if (kmd_shared->partitions[i].partition_id >= 0 &&
+			kmd_shared->partitions[i].offline)
+			ids[n++] = kmd_shared->partitions[i].partition_id;
+	if (n > 0)
+		for (int i = 0; i < KMD_MAX_NODES; i++)
+			if (kmd_shared->nodes[i].node_id != 0 &&
+				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+				peers[n_peers++] = kmd_shared->nodes[i].node_id;
+	LWLockRelease(kmd_shared->lock);
+	for (int i = 0; i < n_peers; i++)
+	{
+		KmdOutBatch *b = kmd_batch_for(peers[i]);
+
+		if (b == NULL)
+			continue;
+		b->keepalive = true;
+		b->offline = ids;
+		b->n_offline = n;
 	}
 }
 

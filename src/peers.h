@@ -71,6 +71,14 @@ extern bool kmd_peers_may_hold(void);
 extern void kmd_peers_keepalives(int interval);
 
 /*
+ * Tell every peer, every `interval' ms while there are any, which
+ * partitions this node cannot run (offline): a peer's copy that takes
+ * this node for its leader would otherwise rest until a request reaches
+ * it.  Worker 0 alone calls it, for the whole node.
+ */
+extern void kmd_peers_tell_offline(int interval);
+
+/*
  * Step every batch waiting in this worker's inbox: Raft messages into the
  * groups, forwarded requests and their results to serve.c.
  */

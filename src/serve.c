@@ -333,6 +333,12 @@ leader_not_hosting(int32 partition_id, int32 from)
 													kmd_election_timeout);
 }
 
+void
+kmd_serve_peer_offline(int32 partition_id, int32 from)
+{
+	leader_not_hosting(partition_id, from);
+}
+
 /* The answer to a request this node sent node `from'. */
 void
 kmd_serve_result(const Kommander__ForwardResult *res, int32 from)

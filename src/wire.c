@@ -198,6 +198,8 @@ kmd_batch_pack(KmdOutBatch *b, const uint8 *cluster_id, int32 from_node,
 	pb.forwards = b->forwards;
 	pb.n_results = b->n_results;
 	pb.results = b->results;
+	pb.n_offline = b->n_offline;
+	pb.offline = b->offline;
 	size = kommander__batch__get_packed_size(&pb);
 	if (size > MaxAllocSize - 1)
 		elog(ERROR, "kommander batch too large: %zu bytes", size);

@@ -45,6 +45,8 @@ typedef struct KmdOutBatch
 	int			n_results;
 	int			cap_results;
 	Kommander__ForwardResult **results;
+	int			n_offline;		/* partitions offline on this node */
+	int32	   *offline;
 } KmdOutBatch;
 
 extern void kmd_batch_init(KmdOutBatch *b, int32 to_node);

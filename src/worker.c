@@ -917,7 +917,10 @@ tick_all(void)
 	bool		awake = false;
 
 	if (worker_no == 0)
+	{
 		kmd_peers_keepalives(idle_interval());
+		kmd_peers_tell_offline(idle_interval());
+	}
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	roster_version = kmd_shared->roster_version;
 	any_frozen = kmd_shared->n_frozen > 0;

@@ -3,7 +3,8 @@
 #   database says (read-only transactions by default, a lock_timeout); a
 #   partition whose durable state on a node is inconsistent goes offline on
 #   that node alone, shown in kommander.partitions and the log, while the
-#   other partitions of its worker go on, and comes back once repaired; and
+#   other partitions of its worker go on (and the other nodes elect another
+#   leader when it led there, asked or not), and comes back once repaired; and
 #   a worker that keeps stopping is started again after a delay that grows.
 #
 # Copyright (c) 2026, kommander developers
@@ -103,32 +104,41 @@ ok($n3->poll_query_until('postgres',
 ok($n3->log_contains(qr/partition 3 is online again on this node/), 'which the log says');
 ok(KmdTest::wait_converged(\@nodes), 'and node3 catches up on it');
 
-# --- the same, with partition 3 led from node3 ---
-# Its followers rest (the partition is idle) and node3 answers their
-# keepalives: only a read barrier or a forwarded proposal tells them
-# that their leader does not run the group.  They wake and elect another
-# leader, and the barrier or proposal waits for it instead of failing.
-$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(3, 'node3')");
+# --- the same, with partitions 2 and 3 led from node3 ---
+# Their followers rest (the partitions are idle) and node3 answers their
+# keepalives.  node3 tells its peers which partitions it cannot run, so
+# partition 2's copies wake and elect another leader although nobody asks
+# anything of it.  A read barrier or a forwarded proposal tells them too
+# (when it comes first): partition 3's wait for the new leader instead of
+# failing.
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($_, 'node3')") for (2, 3);
 for my $node (@nodes)
 {
 	$node->poll_query_until('postgres',
-		"SELECT leader_name = 'node3' FROM kommander.partitions WHERE partition_id = 3")
-	  or die 'partition 3 is not led from node3 on ' . $node->name;
+		"SELECT bool_and(leader_name = 'node3') FROM kommander.partitions WHERE partition_id IN (2, 3)")
+	  or die 'partitions 2 and 3 are not led from node3 on ' . $node->name;
 }
 for my $node ($n1, $n2)
 {
 	$node->poll_query_until('postgres',
-		'SELECT quiesced FROM kommander.partitions WHERE partition_id = 3')
-	  or die 'partition 3 does not rest on ' . $node->name;
+		'SELECT bool_and(quiesced) FROM kommander.partitions WHERE partition_id IN (2, 3)')
+	  or die 'partitions 2 and 3 do not rest on ' . $node->name;
 }
+my $conf2 = $n3->safe_psql('postgres', 'SELECT conf FROM kommander.snapshot WHERE partition_id = 2');
 $n3->safe_psql('postgres', q{
 SET default_transaction_read_only = off;
-UPDATE kommander.snapshot SET conf = '\x0102' WHERE partition_id = 3;
+UPDATE kommander.snapshot SET conf = '\x0102' WHERE partition_id IN (2, 3);
 });
 $n3->restart;
 ok($n3->poll_query_until('postgres',
-		"SELECT stalled = 'offline' FROM kommander.partitions WHERE partition_id = 3"),
-	'partition 3 is offline on node3, its leader');
+		"SELECT count(*) = 2 FROM kommander.partitions WHERE partition_id IN (2, 3) AND stalled = 'offline'"),
+	'partitions 2 and 3 are offline on node3, their leader');
+for my $node ($n1, $n2)
+{
+	ok($node->poll_query_until('postgres',
+			"SELECT leader_name IN ('node1', 'node2') FROM kommander.partitions WHERE partition_id = 2"),
+		'partition 2, asked nothing, is led from node1 or node2 again on ' . $node->name);
+}
 my $in3 = KmdTest::key_in($n2, 3, 'read-led-from-three');
 ($rc, $out, $err) = $n2->psql('postgres',
 	"SET kommander.propose_timeout = 5000; SELECT kmd_read_barrier('$in3') > 0",
@@ -140,12 +150,17 @@ like($n1->safe_psql('postgres', 'SELECT leader_name FROM kommander.partitions WH
 	qr/^node[12]$/, 'which runs on node1 or node2');
 is(insert_through($n2, KmdTest::key_in($n2, 3, 'led-from-three-2')), 'ok',
 	'and node2 proposes to it too');
+is(insert_through($n2, KmdTest::key_in($n2, 2, 'led-from-three-3')), 'ok',
+	'and to partition 2');
 $n3->safe_psql('postgres',
-	"SET default_transaction_read_only = off; UPDATE kommander.snapshot SET conf = '$conf' WHERE partition_id = 3");
+	"SET default_transaction_read_only = off; "
+	  . "UPDATE kommander.snapshot SET conf = '$conf2' WHERE partition_id = 2; "
+	  . "UPDATE kommander.snapshot SET conf = '$conf' WHERE partition_id = 3");
 ok($n3->poll_query_until('postgres',
-		'SELECT stalled IS NULL AND role IS NOT NULL FROM kommander.partitions WHERE partition_id = 3'),
-	'partition 3 comes back on node3 once repaired');
-ok(KmdTest::wait_converged(\@nodes), 'as a follower that catches up');
+		'SELECT count(*) = 2 FROM kommander.partitions WHERE partition_id IN (2, 3) '
+		  . 'AND stalled IS NULL AND role IS NOT NULL'),
+	'partitions 2 and 3 come back on node3 once repaired');
+ok(KmdTest::wait_converged(\@nodes), 'as followers that catch up');
 
 # --- a worker that keeps stopping is started again later and later ---
 my $apply_pid = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander apply'";

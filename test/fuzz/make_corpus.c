@@ -220,10 +220,18 @@ main(int argc, char **argv)
 	/* what else goes between nodes: keepalives, forwards and their results */
 	kmd_batch_init(&b, 2);
 	write_batch("keepalive", &b, 1);
+	{
+		int32		offline[] = {3, 0};
+
+		kmd_batch_init(&b, 2);
+		b.offline = offline;
+		b.n_offline = 2;
+		write_batch("keepalive-offline", &b, 1);
+	}
 	rows = command("rows-upsert", KMD_CMD_ROWS, "job-2", "{\"op\": \"upsert\", \"row\": {\"id\": \"job-2\"}, \"table\": \"jobs\"}",
 				   0, NULL, NULL, &rows_len);
 	kmd_batch_init(&b, 1);
-	kmd_batch_add_forward(&b, 3, 1, 17, 5, 0, rows, rows_len);
+	kmd_batch_add_forward(&b, 3, 1, 17, 5, KMD_CMD_ROWS, rows, rows_len);
 	kmd_batch_add_result(&b, 4, 9, 2, false, false, "K0001", "partition generation changed", 0);
 	kmd_batch_add_result(&b, 4, 10, 2, true, true, NULL, NULL, 0);
 	kmd_batch_add_result(&b, 0, 11, 6, false, false, NULL, NULL, 57);
