@@ -51,7 +51,6 @@ reset(raft *r, raft_term term)
 	r->transferee = RAFT_NONE;
 	r->n_votes = 0;
 	r->bcast_pending = false;
-	r->bcast_commit = false;
 	r->quiesced = false;
 	read_fail_all(r);
 }
@@ -101,10 +100,8 @@ raft_become_leader(raft *r)
 	log_append_new(r, RAFT_ENTRY_NOOP, NULL, 0);
 	r->term_start = log_last_index(r);
 	r->bcast_pending = true;
-	r->bcast_commit = true;
 	/* every member hears when that entry commits: it tells them the index */
 	r->news_all = r->term_start;
-	r->news_told = r->commit;
 	{
 		progress   *self = progress_get(r, r->opt.id);
 

@@ -343,7 +343,9 @@ int			raft_propose(raft *r, const void *data, uint32_t len,
  * (it applies the entry and answers its client).  Every follower learns of
  * a commit with its next append or heartbeat; raft_propose() tells them
  * all at once instead, with an empty append when they lack no entry, and
- * this tells only `waiter' so (nobody when it is this node).  An idle
+ * this tells only `waiter' so (nobody when it is this node); a follower
+ * that cannot take a message then (its window is full, it is being
+ * probed) is told as soon as it can.  An idle
  * group's followers apply such an entry up to a heartbeat interval later;
  * a busy group's with the next append.  The commit index a follower
  * knows matters for what it applies, never for what is committed.
@@ -373,7 +375,8 @@ int			raft_transfer_leader(raft *r, raft_id to);
  * `context': once the host has applied up to its index, a read of local state
  * is linearizable.  On the leader it is confirmed by a heartbeat round; on a
  * follower it is forwarded to the leader, which tells the follower its
- * commit index before the answer.  RAFT_ENOTLEADER when there is no
+ * commit index before the answer (or as soon as the follower can take a
+ * message, when its window is full or it is being probed).  RAFT_ENOTLEADER when there is no
  * known leader; RAFT_EBUSY before the leader has committed an entry of its
  * term.  An answer with index 0 means the read failed (leadership was lost).
  */

@@ -49,6 +49,7 @@ typedef struct progress
 	uint64_t	read_ack;		/* highest read sequence it acknowledged */
 	raft_index	news;			/* its node waits for the commit of this
 								 * entry: tell it the commit index at once */
+	raft_index	commit_sent;	/* highest commit index sent to it */
 
 	/* last index of each append in flight, oldest first (a ring) */
 	raft_index *inflight;
@@ -125,10 +126,8 @@ struct raft
 	raft_index	pending_conf_index;
 	raft_id		transferee;
 	bool		bcast_pending;	/* send appends at the next ready */
-	bool		bcast_commit;	/* ... the commit index moved */
 	raft_index	news_all;		/* every node waits for the commit of this
 								 * entry: tell them all at once */
-	raft_index	news_told;		/* commit index when news was last sent */
 
 	/* reads */
 	uint64_t	read_seq;
@@ -207,8 +206,8 @@ void		election_handle_vote_resp(raft *r, const raft_message *m);
 
 /* replication.c */
 bool		repl_send_append(raft *r, progress *pr, bool send_empty);
-void		repl_bcast_append(raft *r, bool commit_moved);
-void		repl_send_commit(raft *r, raft_id to);
+void		repl_bcast_append(raft *r);
+void		repl_want_commit(raft *r, raft_id to, raft_index index);
 void		repl_bcast_heartbeat(raft *r, uint64_t context, bool quiesce);
 bool		repl_maybe_commit(raft *r);
 void		repl_commit_to(raft *r, raft_index index);

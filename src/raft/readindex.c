@@ -48,7 +48,7 @@ release(raft *r, const pending_read *p, bool ok)
 		 * to nobody yet (repl_bcast_append).
 		 */
 		if (ok)
-			repl_send_commit(r, p->from);
+			repl_want_commit(r, p->from, p->index);
 		m.type = RAFT_MSG_READ_INDEX_RESP;
 		m.to = p->from;
 		m.index = ok ? p->index : 0;

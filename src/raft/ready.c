@@ -66,9 +66,8 @@ raft_ready_get(raft *r, raft_ready *rd)
 
 	assert(!r->in_ready);
 	if (r->bcast_pending && r->role == RAFT_LEADER)
-		repl_bcast_append(r, r->bcast_commit);
+		repl_bcast_append(r);
 	r->bcast_pending = false;
-	r->bcast_commit = false;
 
 	memset(rd, 0, sizeof(*rd));
 	if (hard_state_changed(r))
@@ -165,7 +164,6 @@ raft_advance(raft *r, const raft_ready *rd)
 			repl_maybe_commit(r))
 		{
 			r->bcast_pending = true;
-			r->bcast_commit = true;
 		}
 	}
 }

@@ -82,6 +82,9 @@ send_append(raft *r, progress *pr, bool send_empty, bool commit_news)
 	m.index = pr->next - 1;
 	(void) log_term(r, m.index, &m.log_term);
 	m.commit = r->commit;
+	/* it takes the commit up to the last entry it is sent */
+	if (pr->commit_sent < (m.commit < hi ? m.commit : hi))
+		pr->commit_sent = m.commit < hi ? m.commit : hi;
 	if (hi >= pr->next)
 	{
 		m.n_entries = (uint32_t) (hi - pr->next + 1);
@@ -127,22 +130,34 @@ repl_send_append(raft *r, progress *pr, bool send_empty)
 }
 
 /*
- * Send every member what it lacks.  When the commit index moved
- * (`commit_moved'), a member whose node waits for an entry not yet told
- * committed (news_all, or its own `news') gets at least the new commit
- * index, in an empty append if it lacks no entry.  The others learn it
- * with their next append or heartbeat: most entries are waited for on the
- * proposer's node only, and telling a follower that waits for nothing
- * costs it a wake-up and its node a call for each commit.
+ * Does `pr''s node wait for an entry whose commit it was not told, and is
+ * there a newer commit index to tell it?  Only the highest such entry is
+ * known, so every commit up to it is told.
+ */
+static bool
+news_due(const raft *r, const progress *pr)
+{
+	raft_index	wanted = pr->news > r->news_all ? pr->news : r->news_all;
+
+	return pr->id != r->opt.id && wanted > pr->commit_sent &&
+		r->commit > pr->commit_sent;
+}
+
+/*
+ * Send every member what it lacks.  A member whose node waits for an
+ * entry it was not told committed (news_all, or its own `news') gets at
+ * least the commit index, in an empty append if it lacks no entry.  The
+ * others learn it with their next append or heartbeat: most entries are
+ * waited for on the proposer's node only, and telling a follower that
+ * waits for nothing costs it a wake-up and its node a call per commit.
  */
 void
-repl_bcast_append(raft *r, bool commit_moved)
+repl_bcast_append(raft *r)
 {
 	for (uint32_t i = 0; i < r->n_prs; i++)
 	{
 		progress   *pr = &r->prs[i];
-		raft_index	wanted = pr->news > r->news_all ? pr->news : r->news_all;
-		bool		news = commit_moved && wanted > r->news_told;
+		bool		news = news_due(r, pr);
 
 		if (!send_append(r, pr, news, news))
 			continue;
@@ -152,21 +167,23 @@ repl_bcast_append(raft *r, bool commit_moved)
 			   repl_send_append(r, pr, false))
 			;
 	}
-	if (commit_moved)
-		r->news_told = r->commit;
 }
 
 /*
- * Tell member `to' the commit index now (in an empty append unless it
- * lacks entries), when it replicates; a member being probed learns it
- * once the probe succeeds.
+ * Member `to''s node waits until the entry at `index' is committed: tell
+ * it the commit index now if there is news, or as soon as it can take a
+ * message (its window opens, its probe succeeds).
  */
 void
-repl_send_commit(raft *r, raft_id to)
+repl_want_commit(raft *r, raft_id to, raft_index index)
 {
 	progress   *pr = progress_get(r, to);
 
-	if (pr != NULL && pr->id != r->opt.id && pr->state == RAFT_PROGRESS_REPLICATE)
+	if (pr == NULL)
+		return;
+	if (index > pr->news)
+		pr->news = index;
+	if (news_due(r, pr))
 		(void) send_append(r, pr, true, true);
 }
 
@@ -184,6 +201,8 @@ repl_bcast_heartbeat(raft *r, uint64_t context, bool quiesce)
 		m.to = pr->id;
 		/* never past what the follower is known to hold */
 		m.commit = pr->match < r->commit ? pr->match : r->commit;
+		if (m.commit > pr->commit_sent)
+			pr->commit_sent = m.commit;
 		m.context = context;
 		/* only a follower that holds the whole log may rest; one the leader
 		 * rests without gets a plain heartbeat, whose answer wakes it again */
@@ -298,13 +317,15 @@ repl_handle_append_resp(raft *r, const raft_message *m)
 			if (r->role != RAFT_LEADER)
 				return;
 			r->bcast_pending = true;
-			r->bcast_commit = true;
 		}
 		else if (was_paused)
 			repl_send_append(r, pr, false);
 		while (pr->state == RAFT_PROGRESS_REPLICATE &&
 			   pr->next <= log_last_index(r) && repl_send_append(r, pr, false))
 			;
+		/* news it could not take while paused, or of this very commit */
+		if (news_due(r, pr))
+			(void) send_append(r, pr, true, true);
 
 		if (m->from == r->transferee && pr->match == log_last_index(r))
 		{

@@ -1129,6 +1129,54 @@ test_commit_is_told_at_once_to_the_node_that_waits(void **state)
 	assert_true(applied_data(f, 3, "z"));
 }
 
+static void
+opts_one_inflight(raft_options *o)
+{
+	o->max_inflight = 1;
+}
+
+static bool
+is_append_to_2(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return m->type == RAFT_MSG_APPEND && m->to == 2;
+}
+
+static bool
+is_to_or_from_3(const raft_message *m, void *ctx)
+{
+	(void) ctx;
+	return m->to == 3 || m->from == 3;
+}
+
+/*
+ * The node that waits cannot take the news when the entry commits (its
+ * window is full with that very entry): it gets it as soon as it answers,
+ * not at the next heartbeat.
+ */
+static void
+test_a_waiting_follower_with_a_full_window_is_told_once_it_answers(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, opts_one_inflight);
+	raft	   *r1;
+	raft_id		two = 2;
+	raft_index	x;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r1 = fx_raft(f, 1);
+	assert_int_equal(propose_for(f, 1, 3, "x"), RAFT_OK);
+	x = raft_last_index(r1);
+	assert_int_equal(fx_deliver_if(f, is_append_to_2, NULL), 1);
+	assert_int_equal(fx_deliver_if(f, is_answer_from, &two), 1);
+	assert_int_equal(raft_commit_index(r1), x);
+	assert_int_equal(empty_appends_to(f, 3), 0);
+
+	while (fx_deliver_if(f, is_to_or_from_3, NULL) > 0)
+		;
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), x);
+	assert_true(applied_data(f, 3, "x"));
+}
+
 /* Everything but appends to 3 that do not say they only bring the commit. */
 static bool
 all_but_plain_appends_to_3(const raft_message *m, void *ctx)
@@ -1233,6 +1281,7 @@ main(void)
 		cmocka_unit_test_teardown(test_commit_of_a_local_proposal_is_told_with_the_next_append, fx_teardown),
 		cmocka_unit_test_teardown(test_commit_is_told_at_once_to_the_node_that_waits, fx_teardown),
 		cmocka_unit_test_teardown(test_follower_read_is_told_the_commit_before_its_index, fx_teardown),
+		cmocka_unit_test_teardown(test_a_waiting_follower_with_a_full_window_is_told_once_it_answers, fx_teardown),
 		cmocka_unit_test_teardown(test_idle_leader_sends_one_heartbeat_per_period, fx_teardown),
 	};
 
