@@ -29,7 +29,7 @@
  * ------------------------------------------------------------------------
  */
 
-/* Mark a pending slot as sent, if it still holds the same request. */
+/* Move a slot from state `from' to `to', if it still holds the same request. */
 static void
 slot_set_state(int slot_no, uint32 gen, int from, int to)
 {
@@ -37,7 +37,28 @@ slot_set_state(int slot_no, uint32 gen, int from, int to)
 
 	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 	if (slot->generation == gen && slot->state == from)
+	{
 		slot->state = to;
+		if (to == KMD_SLOT_SENT)
+			slot->sent_at = GetCurrentTimestamp();
+	}
+	LWLockRelease(slot->lock);
+}
+
+/*
+ * A read index asked an election timeout ago and not answered is asked
+ * again: the question or its answer was lost (the leader's node
+ * restarted, a connection broke), and a follower's core does not track
+ * the reads it sent.  Asking twice is harmless: the first answer
+ * completes the slot, a later one finds it done.
+ */
+static void
+read_ask_again(KmdSlot *slot, TimestampTz now)
+{
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	if (slot->state == KMD_SLOT_SENT && slot->kind == KMD_REQ_READ_INDEX &&
+		TimestampDifferenceExceeds(slot->sent_at, now, kmd_election_timeout))
+		slot->state = KMD_SLOT_PENDING;
 	LWLockRelease(slot->lock);
 }
 
@@ -277,13 +298,21 @@ kmd_serve_slots(void)
 {
 	/* a command is copied here under the slot's lock, allocated after */
 	static char command[KMD_MAX_COMMAND];
+	TimestampTz now = 0;
 
 	for (int i = 0; i < KMD_NUM_SLOTS; i++)
 	{
 		KmdSlot    *slot = kmd_slot(i);
 		KmdRequest	req;
 
-		/* unlocked peek; re-checked under the lock */
+		/* unlocked peeks; re-checked under the lock */
+		if (slot->state == KMD_SLOT_SENT && slot->kind == KMD_REQ_READ_INDEX &&
+			kmd_worker_for_partition(slot->partition_id) == kmd_worker_number())
+		{
+			if (now == 0)
+				now = GetCurrentTimestamp();
+			read_ask_again(slot, now);
+		}
 		if (slot->state != KMD_SLOT_PENDING ||
 			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number())
 			continue;

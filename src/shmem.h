@@ -208,6 +208,7 @@ typedef struct KmdSlot
 	int32		owner_pid;
 	int64		arg;
 	TimestampTz deadline;		/* the backend gives up then */
+	TimestampTz sent_at;		/* when a Raft worker last marked it SENT */
 	ConditionVariable cv;		/* signalled when state becomes DONE */
 
 	/*
