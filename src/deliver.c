@@ -10,8 +10,9 @@
  * inbox (before unpacking it), a malformed batch, a batch of another wire
  * version, of another cluster, for another node or from a node outside the
  * roster, a batch from a node whose peer role (roster) is not the
- * session's, and a batch whose messages are not the sender's or whose
- * forwarded requests the sender could not have made.  It never waits: a
+ * session's, a batch whose messages are not the sender's or whose
+ * forwarded requests the sender could not have made, and one that lists
+ * more offline partitions than a node can have.  It never waits: a
  * full inbox drops the batch.
  *
  * Copyright (c) 2026, kommander developers
@@ -120,6 +121,12 @@ check_sender(const Kommander__Batch *b)
 					 errmsg("batch from node %u refused", b->from_node),
 					 errdetail_internal("%s", why)));
 	}
+	if (b->n_offline > (size_t) kmd_shared->max_partitions)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("batch from node %u refused", b->from_node),
+				 errdetail("It lists %zu partitions offline on that node; a node has at most %d.",
+						   b->n_offline, kmd_shared->max_partitions)));
 }
 
 Datum

@@ -73,7 +73,8 @@ sub batch
 	my ($from, %items) = @_;
 	return vfield(1, 1) . bfield(2, $cluster) . vfield(3, $from) . vfield(4, 1)
 	  . join('', map { bfield(5, $_) } @{ $items{messages} || [] })
-	  . join('', map { bfield(6, $_) } @{ $items{forwards} || [] });
+	  . join('', map { bfield(6, $_) } @{ $items{forwards} || [] })
+	  . join('', map { vfield(8, $_) } @{ $items{offline} || [] });
 }
 # a GroupMessage of partition 1: a Raft message from $from to $to
 sub message
@@ -89,7 +90,7 @@ sub forward
 	  . vfield(4, 7) . vfield(5, 9) . bfield(8, $c{key} // 'k') . bfield(9, $c{payload} // '{}')
 	  . join('', map { bfield(10, $_) } @{ $c{args} || [] });
 	return vfield(1, $partition) . vfield(2, 1) . vfield(3, 7) . vfield(4, 9)
-	  . bfield(6, $c{empty} ? '' : $command);
+	  . ($c{says} ? vfield(5, $c{says}) : '') . bfield(6, $c{empty} ? '' : $command);
 }
 
 # Deliver $batch to node1 as $role; 'ok' or the error message.
@@ -131,6 +132,13 @@ like(deliver('peer_node2', batch(2, forwards => [ forward(1, kind => 1, empty =>
 	qr/proposal has a command of 0 bytes/, 'an empty command');
 like(deliver('peer_node2', batch(2, forwards => [ forward(1, kind => 1, key => '') ])),
 	qr/row command has no key/, 'a row command without a key');
+like(deliver('peer_node2', batch(2, forwards => [ forward(1, kind => 1, says => 12) ])),
+	qr/says its command is of kind 12, but it is of kind 1/, 'a proposal whose kind is misstated');
+is(deliver('peer_node2', batch(2, offline => [ 998, 999 ])), 'ok', 'a list of partitions offline on node2 (none of them here)');
+my $max = $n1->safe_psql('postgres', 'SHOW kommander.max_partitions');
+like(deliver('peer_node2', batch(2, offline => [ (1) x ($max + 1) ])),
+	qr/08P01: batch from node 2 refused.*lists @{[ $max + 1 ]} partitions offline on that node; a node has at most $max/s,
+	'a list longer than a node can have');
 
 is($n1->safe_psql('postgres', 'SELECT count(*) FROM kv'), '1', 'nothing of it was applied');
 is($n3->safe_psql('postgres',
