@@ -278,6 +278,19 @@ kmd_peers_receive(void)
 	}
 }
 
+/* The ids of the other nodes of the roster; kmd_shared->lock held. */
+static int
+roster_peers(int32 *peers)
+{
+	int			n = 0;
+
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+			peers[n++] = kmd_shared->nodes[i].node_id;
+	return n;
+}
+
 void
 kmd_peers_tell_offline(int interval)
 {
@@ -298,10 +311,7 @@ kmd_peers_tell_offline(int interval)
 			kmd_shared->partitions[i].offline)
 			ids[n++] = kmd_shared->partitions[i].partition_id;
 	if (n > 0)
-		for (int i = 0; i < KMD_MAX_NODES; i++)
-			if (kmd_shared->nodes[i].node_id != 0 &&
-				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
-				peers[n_peers++] = kmd_shared->nodes[i].node_id;
+		n_peers = roster_peers(peers);
 	LWLockRelease(kmd_shared->lock);
 	for (int i = 0; i < n_peers; i++)
 	{
@@ -320,13 +330,10 @@ kmd_peers_keepalives(int interval)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int32		peers[KMD_MAX_NODES];
-	int			n = 0;
+	int			n;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0 &&
-			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
-			peers[n++] = kmd_shared->nodes[i].node_id;
+	n = roster_peers(peers);
 	LWLockRelease(kmd_shared->lock);
 	for (int i = 0; i < n; i++)
 		if (TimestampDifferenceExceeds(last_sent_for(peers[i])->at, now, interval))
