@@ -247,6 +247,14 @@ kmd_request(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 
 	if (final_state == KMD_SLOT_DONE)
 		return;
+	/* a read that got no answer changed nothing, whether it was sent or not */
+	if (kind == KMD_REQ_READ_INDEX)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_NO_QUORUM),
+				 errmsg("no leader of partition %d answered the read barrier", partition_id),
+				 errdetail("No read index came from a leader within kommander.propose_timeout (%d ms).",
+						   kmd_propose_timeout),
+				 errhint("A read barrier changes nothing: retry it; check kommander.nodes for unreachable nodes.")));
 	if (final_state == KMD_SLOT_SENT)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_OUTCOME_UNKNOWN),

@@ -3,7 +3,8 @@
 #   a Raft message.  When the answer is lost on the way (here a network
 #   link that held it and then broke), the follower asks again after an
 #   election timeout, and the barrier returns once the link is back,
-#   instead of waiting out kommander.propose_timeout.
+#   instead of waiting out kommander.propose_timeout.  One that gets no
+#   answer in time fails with K0002: a read changes nothing.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -54,6 +55,18 @@ KmdProxy::set($t->{proxy}, '1>2', 'up');
 $barrier->finish;
 like($stdout, qr/returned: true/, 'the read barrier returns once node2 hears node1 again')
   or diag("stderr: $stderr");
+
+# an answer that cannot come in time: a read changed nothing, so the
+# barrier says that no leader answered (K0002), not that its outcome is
+# unknown (K0003), whether its question went out or not
+KmdProxy::set($t->{proxy}, '1>2', 'hole');
+my ($rc, $out, $err) = $n2->psql('postgres',
+	"SET kommander.propose_timeout = 200; SELECT kmd_read_barrier('k')",
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/K0002: no leader of partition \d+ answered the read barrier/,
+	'a read barrier that gets no answer in time fails with K0002');
+KmdProxy::set($t->{proxy}, '1>2', 'cut');
+KmdProxy::set($t->{proxy}, '1>2', 'up');
 
 KmdProxy::stop($t->{proxy});
 done_testing();
