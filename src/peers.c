@@ -296,7 +296,7 @@ kmd_peers_tell_offline(int interval)
 {
 	static TimestampTz told_at;
 	TimestampTz now = GetCurrentTimestamp();
-	int32	   *ids;
+	int32	   *ids = NULL;
 	int			n = 0;
 	int32		peers[KMD_MAX_NODES];
 	int			n_peers = 0;
@@ -304,12 +304,16 @@ kmd_peers_tell_offline(int interval)
 	if (!TimestampDifferenceExceeds(told_at, now, interval))
 		return;
 	told_at = now;
-	ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < kmd_shared->partitions_used; i++)
 		if (kmd_shared->partitions[i].partition_id >= 0 &&
 			kmd_shared->partitions[i].offline)
+		{
+			/* in the loop's memory, which lives until the batches went out */
+			if (ids == NULL)
+				ids = palloc(sizeof(int32) * kmd_shared->partitions_used);
 			ids[n++] = kmd_shared->partitions[i].partition_id;
+		}
 	if (n > 0)
 		n_peers = roster_peers(peers);
 	LWLockRelease(kmd_shared->lock);

@@ -362,6 +362,7 @@ leader_not_hosting(int32 partition_id, int32 from)
 													kmd_election_timeout);
 }
 
+/* Node `from' told this node that it cannot run the partition's group. */
 void
 kmd_serve_peer_offline(int32 partition_id, int32 from)
 {

@@ -345,10 +345,10 @@ int			raft_propose(raft *r, const void *data, uint32_t len,
  * all at once instead, with an empty append when they lack no entry, and
  * this tells only `waiter' so (nobody when it is this node); a follower
  * that cannot take a message then (its window is full, it is being
- * probed) is told as soon as it can.  An idle
- * group's followers apply such an entry up to a heartbeat interval later;
- * a busy group's with the next append.  The commit index a follower
- * knows matters for what it applies, never for what is committed.
+ * probed) is told as soon as it can.  An idle group's followers apply
+ * such an entry up to a heartbeat interval later, a busy group's with the
+ * next append.  The commit index a follower knows matters for what it
+ * applies, never for what is committed.
  */
 int			raft_propose_for(raft *r, raft_id waiter, const void *data,
 							 uint32_t len, raft_index *index, raft_term *term);
@@ -376,9 +376,10 @@ int			raft_transfer_leader(raft *r, raft_id to);
  * is linearizable.  On the leader it is confirmed by a heartbeat round; on a
  * follower it is forwarded to the leader, which tells the follower its
  * commit index before the answer (or as soon as the follower can take a
- * message, when its window is full or it is being probed).  RAFT_ENOTLEADER when there is no
- * known leader; RAFT_EBUSY before the leader has committed an entry of its
- * term.  An answer with index 0 means the read failed (leadership was lost).
+ * message, when its window is full or it is being probed).
+ * RAFT_ENOTLEADER when there is no known leader; RAFT_EBUSY before the
+ * leader has committed an entry of its term.  An answer with index 0 means
+ * the read failed (leadership was lost).
  */
 int			raft_read_index(raft *r, uint64_t context);
 
