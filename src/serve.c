@@ -340,16 +340,16 @@ kmd_serve_slots(void)
 }
 
 /*
- * Node `from', which this node's copy of the partition takes for its
- * leader, does not run the group.  A follower at rest would wait for that
- * node to fall silent, which it need not do (its other groups run): the
- * copy here wakes, so that its election timer runs and, unless the leader
- * is heard from first, the live copies elect another.  No request (a
- * forwarded one, a follower's read index) goes to that node for an
- * election timeout.
+ * Node `from' does not run the partition's group (it answered a request
+ * not_hosted, or listed the partition offline).  If this node's copy takes
+ * it for the leader, a follower at rest would wait for that node to fall
+ * silent, which it need not do (its other groups run): the copy wakes, so
+ * that its election timer runs and, unless the leader is heard from
+ * first, the live copies elect another.  No request (a forwarded one, a
+ * follower's read index) goes to that node for an election timeout.
  */
-static void
-leader_not_hosting(int32 partition_id, int32 from)
+void
+kmd_serve_peer_offline(int32 partition_id, int32 from)
 {
 	KmdGroup   *g = kmd_group_find(partition_id);
 
@@ -362,19 +362,12 @@ leader_not_hosting(int32 partition_id, int32 from)
 													kmd_election_timeout);
 }
 
-/* Node `from' told this node that it cannot run the partition's group. */
-void
-kmd_serve_peer_offline(int32 partition_id, int32 from)
-{
-	leader_not_hosting(partition_id, from);
-}
-
 /* The answer to a request this node sent node `from'. */
 void
 kmd_serve_result(const Kommander__ForwardResult *res, int32 from)
 {
 	if (res->retry && res->not_hosted)
-		leader_not_hosting(res->partition_id, from);
+		kmd_serve_peer_offline(res->partition_id, from);
 	if (res->origin_slot < 0 || res->origin_slot >= KMD_NUM_SLOTS)
 		return;
 	if (res->retry)

@@ -33,7 +33,7 @@ extern void kmd_serve_request(const KmdRequest *req);
 extern void kmd_serve_slots(void);
 /* The answer to a request this node sent node `from' (forwarded, or a read index). */
 extern void kmd_serve_result(const Kommander__ForwardResult *res, int32 from);
-/* Node `from' says that it cannot run the partition's group (offline). */
+/* Node `from' says that it does not run the partition's group. */
 extern void kmd_serve_peer_offline(int32 partition_id, int32 from);
 
 /*

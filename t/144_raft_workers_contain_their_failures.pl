@@ -58,13 +58,20 @@ ok(KmdTest::wait_converged(\@nodes), 'and keeps up with the others');
 # --- partition 3's snapshot marker on node3 is malformed ---
 # partitions 1 and 3 live in the same Raft worker (kommander.workers = 2).
 # Partition 3 is led from node1 first (its leader on node3 comes below).
-$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(3, 'node1')");
-for my $node (@nodes)
+# Move the lead of partitions @parts to $leader, seen so on every node.
+sub lead_from
 {
-	$node->poll_query_until('postgres',
-		"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = 3")
-	  or die 'partition 3 is not led from node1 on ' . $node->name;
+	my ($leader, @parts) = @_;
+	my $list = join(', ', @parts);
+	$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($_, '$leader')") for @parts;
+	for my $node (@nodes)
+	{
+		$node->poll_query_until('postgres',
+			"SELECT bool_and(leader_name = '$leader') FROM kommander.partitions WHERE partition_id IN ($list)")
+		  or die "partitions $list are not led from $leader on " . $node->name;
+	}
 }
+lead_from('node1', 3);
 my $conf = $n3->safe_psql('postgres', 'SELECT conf FROM kommander.snapshot WHERE partition_id = 3');
 $n3->safe_psql('postgres', q{
 SET default_transaction_read_only = off;
@@ -111,13 +118,7 @@ ok(KmdTest::wait_converged(\@nodes), 'and node3 catches up on it');
 # anything of it.  A read barrier or a forwarded proposal tells them too
 # (when it comes first): partition 3's wait for the new leader instead of
 # failing.
-$n1->safe_psql('postgres', "SELECT kmd_transfer_leader($_, 'node3')") for (2, 3);
-for my $node (@nodes)
-{
-	$node->poll_query_until('postgres',
-		"SELECT bool_and(leader_name = 'node3') FROM kommander.partitions WHERE partition_id IN (2, 3)")
-	  or die 'partitions 2 and 3 are not led from node3 on ' . $node->name;
-}
+lead_from('node3', 2, 3);
 for my $node ($n1, $n2)
 {
 	$node->poll_query_until('postgres',
