@@ -1057,6 +1057,7 @@ kmd_apply_main(Datum arg)
 		more = kmd_images_install();
 		more |= apply_all(&next_try);
 		MemoryContextSwitchTo(old);
+		kmd_xact_report_stats();
 		if (more)
 			continue;
 		if (next_try != DT_NOEND)

@@ -208,6 +208,7 @@ kmd_launcher_main(Datum arg)
 			}
 		}
 
+		kmd_xact_report_stats();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -1221,6 +1221,7 @@ kmd_worker_main(Datum arg)
 			next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													kmd_heartbeat_interval);
 
+		kmd_xact_report_stats();
 		/* held sends go out in the next iteration, which comes at once */
 		wait_for_events(next_tick, busy || held);
 		MemoryContextSwitchTo(old);

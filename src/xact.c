@@ -16,9 +16,14 @@
 
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "pgstat.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "xact.h"
+
+/* how often a worker sends its table statistics, as a backend does */
+#define STATS_INTERVAL_MS 1000
 
 MemoryContext
 kmd_xact_begin(void)
@@ -41,4 +46,21 @@ kmd_xact_commit(MemoryContext cxt)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * Forced, as a backend's idle timeout forces it: unforced, the statistics
+ * wait a second after the last send measured from the end of the last
+ * transaction, a time an idle worker never moves past.
+ */
+void
+kmd_xact_report_stats(void)
+{
+	static TimestampTz last_sent = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(last_sent, now, STATS_INTERVAL_MS))
+		return;
+	(void) pgstat_report_stat(true);
+	last_sent = now;
 }

@@ -31,4 +31,14 @@ extern MemoryContext kmd_xact_begin(void);
  */
 extern void kmd_xact_commit(MemoryContext cxt);
 
+/*
+ * Hand the rows this process inserted, updated and deleted since the last
+ * call to the cumulative statistics, which is what autovacuum decides by;
+ * a backend does it when it goes idle, a background worker must do it
+ * itself.  Sends at most once a second: call it between transactions in
+ * every iteration of a worker's loop, idle ones too, so the counts of a
+ * last burst of writes go out.
+ */
+extern void kmd_xact_report_stats(void);
+
 #endif							/* KOMMANDER_XACT_H */
