@@ -23,7 +23,11 @@ CREATE TABLE kommander.local (
     cluster_id  uuid NOT NULL,
     -- a joined node's roster is a copy as of this system partition index:
     -- roster changes up to it are already in the copy, not applied again
-    roster_index bigint NOT NULL DEFAULT 0
+    roster_index bigint NOT NULL DEFAULT 0,
+    -- the WAL timeline the node had when it took its identity: on another
+    -- one its data went back (restored to a point, promoted from a standby)
+    -- and it must not run as this node
+    timeline    bigint
 );
 
 ------------------------------------------------------------------------

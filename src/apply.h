@@ -28,4 +28,10 @@ extern PGDLLEXPORT void kmd_apply_main(Datum arg);
  */
 extern void kmd_catalog_refresh(void);
 
+/*
+ * Report at `elevel', with SQLSTATE K0005, that this node is no member
+ * because its data went back (kmd_shared->went_back_from is set).
+ */
+extern void kmd_report_went_back(int elevel);
+
 #endif							/* KOMMANDER_APPLY_H */

@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -24,6 +25,7 @@
 #include "utils/uuid.h"
 
 #include "apply.h"
+#include "errcodes.h"
 #include "shmem.h"
 
 typedef struct NodeRow
@@ -69,6 +71,7 @@ state_code(const char *state)
 typedef struct Catalog
 {
 	bool		member;
+	uint32		went_back_from; /* the timeline it joined on, if it moved */
 	int32		local_id;
 	pg_uuid_t	cluster_id;
 	NodeRow    *nodes;
@@ -87,17 +90,24 @@ read_rows(Catalog *cat, MemoryContext cxt)
 {
 	memset(cat, 0, sizeof(*cat));
 	SPI_connect();
-	if (SPI_execute("SELECT node_id, cluster_id FROM kommander.local", true, 1) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT node_id, cluster_id, timeline FROM kommander.local", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.local");
 	if (SPI_processed == 1)
 	{
 		bool		isnull;
+		int64		timeline;
 
 		cat->member = true;
 		cat->local_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		memcpy(&cat->cluster_id,
 			   DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
 			   sizeof(cat->cluster_id));
+		timeline = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		if (!isnull && !RecoveryInProgress() && timeline != (int64) GetWALInsertionTimeLine())
+		{
+			cat->member = false;
+			cat->went_back_from = (uint32) timeline;
+		}
 	}
 
 	if (SPI_execute("SELECT node_id, node_name, conninfo, role, coalesce(peer_role, '') "
@@ -194,6 +204,21 @@ kmd_catalog_refresh(void)
 	n_parts = cat.n_parts;
 
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+
+	/*
+	 * A node on another WAL timeline than the one it took its identity on
+	 * went back to an older state (a restore to a point in time, a standby
+	 * promoted in its place): it may have lost entries it acknowledged and
+	 * votes it cast, so it is not a member.  A backend of the standby may
+	 * have made it one before the promotion.
+	 */
+	if (cat.went_back_from != 0)
+	{
+		kmd_shared->member = false;
+		kmd_shared->went_back_from = cat.went_back_from;
+		LWLockRelease(kmd_shared->lock);
+		return;
+	}
 
 	/*
 	 * A node gets an identity once (kmd_bootstrap, kmd_join) and keeps it:
@@ -320,4 +345,18 @@ kmd_catalog_refresh(void)
 			kmd_wake_worker(i);
 		kmd_wake_launcher();
 	}
+}
+
+void
+kmd_report_went_back(int elevel)
+{
+	ereport(elevel,
+			(errcode(ERRCODE_KMD_NOT_MEMBER),
+			 errmsg("this node is not a member of a kommander cluster: its data went back"),
+			 errdetail("It took its identity on WAL timeline %u and runs on timeline %u: "
+					   "restored to an earlier point or promoted from a standby, it may "
+					   "lack entries and votes the other nodes count on.",
+					   kmd_shared->went_back_from, GetWALInsertionTimeLine()),
+			 errhint("Remove it with kmd_remove_node() on another member and join a "
+					 "fresh server in its place.")));
 }

@@ -117,17 +117,22 @@ start_child(Child *c)
 static bool
 ready_to_serve(void)
 {
+	static bool warned = false;
 	bool		ready = false;
 	MemoryContext cxt = kmd_xact_begin();
 
 	if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'kommander'",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
-		SPI_execute("SELECT 1 FROM kommander.local", true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-		ready = true;
-	if (ready)
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
 		kmd_catalog_refresh();
+		ready = kmd_shared->member;
+	}
 	kmd_xact_commit(cxt);
+	if (kmd_shared->went_back_from != 0 && !warned)
+	{
+		kmd_report_went_back(WARNING);
+		warned = true;
+	}
 	return ready;
 }
 

@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
@@ -164,6 +165,20 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *null
 		elog(ERROR, "SPI_execute_with_args failed (%s): %s", SPI_result_code_string(rc), sql);
 }
 
+/*
+ * Note the WAL timeline the node takes its identity on, in the row just
+ * inserted into kommander.local (see kmd_catalog_refresh).
+ */
+static void
+record_timeline(void)
+{
+	Oid			type = INT8OID;
+	Datum		value = Int64GetDatum((int64) GetWALInsertionTimeLine());
+
+	spi_exec("UPDATE kommander.local SET timeline = $1", 1, &type, &value, NULL,
+			 SPI_OK_UPDATE);
+}
+
 /* ------------------------------------------------------------------------
  * kmd_bootstrap
  * ------------------------------------------------------------------------
@@ -210,6 +225,7 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
 	nulls[3] = peer_role ? ' ' : 'n';
 	spi_exec("INSERT INTO kommander.local (node_id, cluster_id) VALUES (1, $1)",
 			 1, types, values, NULL, SPI_OK_INSERT);
+	record_timeline();
 	spi_exec("INSERT INTO kommander.roster VALUES (1, $2, $3, 'voter', $4)",
 			 4, types, values, nulls, SPI_OK_INSERT);
 	insert_initial_state();
@@ -429,6 +445,7 @@ kmd_join_local(PG_FUNCTION_ARGS)
 	require_no_identity();
 	spi_exec("INSERT INTO kommander.local (node_id, cluster_id, roster_index) VALUES ($1, $2, $4)",
 			 4, types, values, NULL, SPI_OK_INSERT);
+	record_timeline();
 	spi_exec("INSERT INTO kommander.roster "
 			 "SELECT * FROM jsonb_populate_recordset(NULL::kommander.roster, $3) "
 			 "ON CONFLICT (node_id) DO UPDATE SET node_name = EXCLUDED.node_name, "

@@ -38,6 +38,8 @@ kmd_require_member(void)
 				 errhint("Add kommander to shared_preload_libraries and restart the server.")));
 	if (!kmd_shared->member)
 		kmd_catalog_refresh();	/* a bootstrap or join may just have committed */
+	if (!kmd_shared->member && kmd_shared->went_back_from != 0)
+		kmd_report_went_back(ERROR);
 	if (!kmd_shared->member)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_NOT_MEMBER),

@@ -290,6 +290,8 @@ typedef struct KmdShared
 	bool		member;			/* this node belongs to a cluster */
 	int32		local_node_id;
 	uint8		cluster_id[16];
+	uint32		went_back_from; /* not 0: the WAL timeline the node joined
+								 * on, which it left (then not a member) */
 
 	/* bumped (under lock) whenever the roster or the partition map changes */
 	uint64		roster_version;

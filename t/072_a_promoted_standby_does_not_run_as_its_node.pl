@@ -1,0 +1,75 @@
+# 072_a_promoted_standby_does_not_run_as_its_node.pl
+#   A node's data must never go back: its acknowledgements and votes are
+#   what the cluster counted on.  A physical standby of a node, promoted
+#   after the node is killed, lands on a new WAL timeline, and kommander
+#   refuses to run there: no Raft worker starts, the log says why, and its
+#   SQL functions fail with K0005.  (It once started as that node, with
+#   what an asynchronous standby had received.)  The other two nodes go
+#   on, and a restart of the killed node itself, on its own timeline, runs.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/072_a_promoted_standby_does_not_run_as_its_node.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3,
+	conf => "wal_level = replica\nmax_wal_senders = 4\nkommander.balance_interval = 0\n");
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::create_kv($n1);
+
+sub put
+{
+	my ($node, $key) = @_;
+	return $node->psql('postgres', qq{\\set VERBOSITY verbose
+SELECT kmd_propose('$key', jsonb_build_object('op', 'upsert', 'table', 'kv',
+  'row', jsonb_build_object('k', '$key', 'v', 'x')))});
+}
+
+is((put($n1, 'before'))[0], 0, 'a write before the standby');
+$n3->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('node3_standby');
+$standby->init_from_backup($n3, 'b', has_streaming => 1);
+$standby->start;
+is((put($n2, 'while-standby'))[0], 0, 'a write while the standby streams');
+$n3->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type LIKE 'kommander%'}), '0', 'no kommander process on the standby');
+
+$n3->stop('immediate');
+my $offset = -s $standby->logfile;
+$standby->promote;
+$standby->wait_for_log(
+	qr/WARNING:  this node is not a member of a kommander cluster: its data went back/, $offset);
+like(slurp_file($standby->logfile, $offset),
+	qr/DETAIL:  It took its identity on WAL timeline 1 and runs on timeline 2/,
+	'the log names both timelines');
+
+my ($rc, $out, $err) = put($standby, 'through-standby');
+isnt($rc, 0, 'a proposal through the promoted standby fails');
+like($err, qr/K0005: this node is not a member of a kommander cluster: its data went back/,
+	'with K0005, saying why');
+like($err, qr/HINT:  Remove it with kmd_remove_node\(\)/, 'and what to do');
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
+	WHERE backend_type IN ('kommander raft worker', 'kommander apply')}),
+	'0', 'no Raft worker or apply worker runs on it');
+
+is((put($n1, 'two-left'))[0], 0, 'the two other nodes still commit');
+$standby->stop;
+
+# the killed node itself comes back on its own timeline and runs
+$n3->start;
+KmdTest::wait_leaders($n3);
+is((put($n3, 'node3-back'))[0], 0, 'node3 restarted on its timeline proposes');
+ok(KmdTest::wait_converged([ $n1, $n2, $n3 ]), 'the three nodes converge');
+is($n3->safe_psql('postgres', q{SELECT string_agg(k, ',' ORDER BY k) FROM kv}),
+	'before,node3-back,two-left,while-standby', 'node3 has every write');
+
+done_testing();
