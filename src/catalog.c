@@ -210,12 +210,13 @@ kmd_catalog_refresh(void)
 	 * went back to an older state (a restore to a point in time, a standby
 	 * promoted in its place): it may have lost entries it acknowledged and
 	 * votes it cast, so it is not a member.  A backend of the standby may
-	 * have made it one before the promotion.
+	 * have made it one before the promotion.  An operator who knows better
+	 * sets the noted timeline to the new one, and the next refresh takes it.
 	 */
+	kmd_shared->went_back_from = cat.went_back_from;
 	if (cat.went_back_from != 0)
 	{
 		kmd_shared->member = false;
-		kmd_shared->went_back_from = cat.went_back_from;
 		LWLockRelease(kmd_shared->lock);
 		return;
 	}

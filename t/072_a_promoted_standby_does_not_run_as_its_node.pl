@@ -5,7 +5,8 @@
 #   refuses to run there: no Raft worker starts, the log says why, and its
 #   SQL functions fail with K0005.  (It once started as that node, with
 #   what an asynchronous standby had received.)  The other two nodes go
-#   on, and a restart of the killed node itself, on its own timeline, runs.
+#   on; noting the new timeline by hand lets the server run; a restart of
+#   the killed node itself, on its own timeline, runs.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -62,6 +63,18 @@ is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
 	'0', 'no Raft worker or apply worker runs on it');
 
 is((put($n1, 'two-left'))[0], 0, 'the two other nodes still commit');
+
+# An operator who knows the promoted server holds all the node had (here
+# it caught up before the kill) notes the new timeline: it runs again.
+# Peers reach node3 at its own address, so it gets no message meanwhile.
+$standby->safe_psql('postgres', 'CHECKPOINT');
+$standby->safe_psql('postgres',
+	'UPDATE kommander.local SET timeline = (SELECT timeline_id FROM pg_control_checkpoint())');
+ok( $standby->poll_query_until('postgres', q{SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE backend_type = 'kommander raft worker'}),
+	'with the new timeline noted, its Raft workers start');
+is($standby->safe_psql('postgres', q{SELECT partition_id FROM kmd_route('k')}),
+	'1', 'and its functions answer');
 $standby->stop;
 
 # the killed node itself comes back on its own timeline and runs
