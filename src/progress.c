@@ -21,10 +21,12 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
+#include "shmem.h"
 #include "stats.h"
 #include "worker.h"
 
 #define PUBLISH_MS 100
+#define LOST_WARN_MS 60000
 
 static bool touched = true;
 
@@ -32,6 +34,37 @@ void
 kmd_progress_touched(void)
 {
 	touched = true;
+}
+
+/*
+ * A member of a group this node leads says its log ends before entries it
+ * acknowledged (raft_progress.lost): its data went back.  Said once a
+ * minute per group while the leader keeps that view.
+ */
+static void
+warn_lost(KmdGroup *g, raft_id member, const raft_progress *pr, TimestampTz now)
+{
+	char		name[NAMEDATALEN] = "";
+	KmdNode    *node;
+
+	if (g->lost_warned_at != 0 &&
+		!TimestampDifferenceExceeds(g->lost_warned_at, now, LOST_WARN_MS))
+		return;
+	g->lost_warned_at = now;
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	node = kmd_node_find((int32) member);
+	if (node != NULL)
+		strlcpy(name, node->name, sizeof(name));
+	LWLockRelease(kmd_shared->lock);
+	ereport(WARNING,
+			(errmsg("node %d (%s) lost entries of partition %d that it had acknowledged",
+					(int) member, name, g->partition_id),
+			 errdetail("It acknowledged the log up to index " UINT64_FORMAT
+					   " and now holds it up to index " UINT64_FORMAT " at most: "
+					   "its data went back (it was started from an older copy). "
+					   "It counts for none of those entries again.",
+					   (uint64) pr->match, (uint64) pr->lost_end),
+			 errhint("Remove it with kmd_remove_node() and join a fresh server in its place.")));
 }
 
 void
@@ -67,6 +100,8 @@ kmd_progress_publish(void)
 				if (conf->members[i].id == raft_self(g->r) ||
 					raft_get_progress(g->r, conf->members[i].id, &pr) != RAFT_OK)
 					continue;
+				if (pr.lost)
+					warn_lost(g, conf->members[i].id, &pr, now);
 				peers[n].node_id = (int32) conf->members[i].id;
 				peers[n].state = pr.state;
 				peers[n].inflight = pr.inflight;

@@ -189,6 +189,7 @@ group_start(int32 partition_id)
 	g->part = part;
 	g->unhosted_by = RAFT_NONE;
 	g->unhosted_until = 0;
+	g->lost_warned_at = 0;
 	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
 
 	/*

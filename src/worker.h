@@ -41,6 +41,8 @@ typedef struct KmdGroup
 	struct KmdPartition *part;	/* its shared-memory entry (never moves) */
 	raft_id		unhosted_by;	/* a leader whose node said the group does */
 	TimestampTz unhosted_until; /* not run there; no forwards to it until */
+	TimestampTz lost_warned_at; /* last warning of a member whose log went
+								 * back (progress.c) */
 
 	/* images (compact.c) */
 	bool		image_wanted;	/* its state must come from an image first */

@@ -130,7 +130,12 @@ progress_maybe_update(progress *pr, raft_index n)
  * The follower rejected an append after `rejected', hinting that its log
  * matches up to `hint' at best.  False if the rejection is stale.  A follower
  * that refuses even index 0 joined with no configuration: next drops to 0,
- * below any snapshot marker, so that it is sent our snapshot.
+ * below any snapshot marker, so that it is sent our snapshot.  One that
+ * answers the probe with a log ending before `match' lost entries it had
+ * acknowledged (its storage went back): it is marked lost, and probed from
+ * match on still, as it must not count for entries it no longer holds, but
+ * only at heartbeats: false, so that the two do not trade probes and
+ * rejections as fast as they can.
  */
 bool
 progress_maybe_decr(progress *pr, raft_index rejected, raft_index hint)
@@ -144,6 +149,14 @@ progress_maybe_decr(progress *pr, raft_index rejected, raft_index hint)
 	}
 	if (pr->next - 1 != rejected)
 		return false;
+	if (rejected > 0 && hint < pr->match)
+	{
+		/* probed again with the next heartbeat's answer, not at once */
+		pr->lost = true;
+		pr->lost_end = hint;
+		pr->probe_sent = false;
+		return false;
+	}
 	pr->next = (rejected < hint + 1 ? rejected : hint + 1);
 	if (pr->next < pr->match + 1 && rejected > 0)
 		pr->next = pr->match + 1;

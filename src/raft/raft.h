@@ -484,7 +484,16 @@ typedef enum raft_progress_state
 	RAFT_PROGRESS_SNAPSHOT
 } raft_progress_state;
 
-/* The leader's view of one member. */
+/*
+ * The leader's view of one member.  `lost': the member, having
+ * acknowledged entries up to `match', answered a probe saying that its log
+ * matches this leader's up to `lost_end' at most, below match: it lost
+ * entries it had acknowledged, its storage went back (started from an
+ * older copy of its data).  Raft's safety rests on that never happening
+ * (§5.2: state persisted before answering); the leader goes on probing it
+ * from match, so it never counts for entries it lost, and a host should
+ * take the member out.  Kept until this leader's progress is reset.
+ */
 typedef struct raft_progress
 {
 	raft_index	match;
@@ -492,6 +501,8 @@ typedef struct raft_progress
 	uint32_t	state;			/* raft_progress_state */
 	uint32_t	inflight;		/* append messages not yet acknowledged */
 	bool		recent_active;
+	bool		lost;
+	raft_index	lost_end;
 } raft_progress;
 
 /* RAFT_ENOTLEADER on non-leaders, RAFT_EINVAL for a non-member. */

@@ -313,6 +313,9 @@ test_lost_append_is_repaired_after_next_heartbeat(void **state)
 	fx_deliver_all(f, 0);
 	assert_int_equal(fx_applied_normal(f, 3), 1);
 	assert_int_equal(raft_last_index(fx_raft(f, 3)), raft_last_index(fx_raft(f, 1)));
+	/* behind for a lost message is not lost: its log never went back */
+	assert_int_equal(raft_get_progress(fx_raft(f, 1), 3, &pr), RAFT_OK);
+	assert_false(pr.lost);
 }
 
 static int	rejects_from_3;
@@ -376,6 +379,49 @@ test_short_follower_is_found_in_one_round_trip(void **state)
 	assert_int_equal(fx_elect(f, 1), 1);
 	assert_int_equal(rejects_from_3, 1);
 	assert_same_log(f, 1, 3);
+}
+
+/*
+ * A follower whose storage goes back (started from an older copy of its
+ * data) after it acknowledged entries is marked lost, with where its log
+ * ends, and is not sent the entries it lost as if it were merely behind:
+ * it stays out of the entries it acknowledged once.
+ */
+static void
+test_follower_whose_log_went_back_is_marked_lost(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft_term	terms[8];
+	raft_progress pr;
+	raft_index	match;
+
+	for (int i = 0; i < 8; i++)
+		terms[i] = 1;
+	fx_set_disk(f, 1, 1, RAFT_NONE, 1, terms, 8);
+	fx_set_disk(f, 2, 1, RAFT_NONE, 1, terms, 8);
+	fx_set_disk(f, 3, 1, RAFT_NONE, 1, terms, 8);
+	assert_int_equal(fx_elect(f, 1), 1);
+	propose_n(f, 1, 5, "a");
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_get_progress(fx_raft(f, 1), 3, &pr), RAFT_OK);
+	match = pr.match;
+	assert_int_equal(match, 14);
+	assert_false(pr.lost);
+
+	/* node 3 comes back from a copy made when it held eight entries */
+	fx_set_disk(f, 3, 1, RAFT_NONE, 1, terms, 8);
+	propose_n(f, 1, 1, "b");
+	fx_deliver_all(f, 0);
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_get_progress(fx_raft(f, 1), 3, &pr), RAFT_OK);
+	assert_true(pr.lost);
+	assert_int_equal(pr.lost_end, 8);
+	assert_int_equal(pr.match, match);
+	assert_int_equal(pr.next, match + 1);
+	assert_int_equal(raft_last_index(fx_raft(f, 3)), 8);
+	/* the leader and node 2 still commit */
+	assert_int_equal(raft_commit_index(fx_raft(f, 1)), 15);
 }
 
 /* ------------------------------------------------------------------------
@@ -1264,6 +1310,7 @@ main(void)
 		cmocka_unit_test_teardown(test_lost_append_is_repaired_after_next_heartbeat, fx_teardown),
 		cmocka_unit_test_teardown(test_conflict_hint_repairs_long_divergent_log_in_few_round_trips, fx_teardown),
 		cmocka_unit_test_teardown(test_short_follower_is_found_in_one_round_trip, fx_teardown),
+		cmocka_unit_test_teardown(test_follower_whose_log_went_back_is_marked_lost, fx_teardown),
 		cmocka_unit_test_teardown(test_new_leader_appends_and_commits_a_noop, fx_teardown),
 		cmocka_unit_test_teardown(test_heartbeat_commit_never_passes_the_followers_match, fx_teardown),
 		cmocka_unit_test_teardown(test_append_commits_no_further_than_its_last_entry, fx_teardown),
