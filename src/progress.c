@@ -62,7 +62,7 @@ warn_lost(KmdGroup *g, raft_id member, const raft_progress *pr, TimestampTz now)
 			 errdetail("It acknowledged the log up to index " UINT64_FORMAT
 					   " and now holds it up to index " UINT64_FORMAT " at most: "
 					   "its data went back (it was started from an older copy). "
-					   "It counts for none of those entries again.",
+					   "While this node leads the partition, it sends it no later entry.",
 					   (uint64) pr->match, (uint64) pr->lost_end),
 			 errhint("Remove it with kmd_remove_node() and join a fresh server in its place.")));
 }

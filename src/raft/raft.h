@@ -490,8 +490,9 @@ typedef enum raft_progress_state
  * matches this leader's up to `lost_end' at most, below match: it lost
  * entries it had acknowledged, its storage went back (started from an
  * older copy of its data).  Raft's safety rests on that never happening
- * (§5.2: state persisted before answering); the leader goes on probing it
- * from match, so it never counts for entries it lost, and a host should
+ * (Figure 2: persistent state is updated on stable storage before
+ * responding to RPCs).  The leader goes on probing it from match, at
+ * heartbeats only, so it gets and counts for no later entry; a host should
  * take the member out.  Kept until this leader's progress is reset.
  */
 typedef struct raft_progress
