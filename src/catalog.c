@@ -103,7 +103,7 @@ read_rows(Catalog *cat, MemoryContext cxt)
 			   DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)),
 			   sizeof(cat->cluster_id));
 		timeline = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-		if (!isnull && !RecoveryInProgress() && timeline != (int64) GetWALInsertionTimeLine())
+		if (!isnull && timeline != (int64) GetWALInsertionTimeLine())
 		{
 			cat->member = false;
 			cat->went_back_from = (uint32) timeline;
@@ -194,6 +194,13 @@ kmd_catalog_refresh(void)
 	bool		same_cluster;
 	Catalog		cat;
 
+	/*
+	 * A standby is no member: nothing runs there, and what it read before a
+	 * promotion must not make the promoted server one without the timeline
+	 * check below.
+	 */
+	if (RecoveryInProgress())
+		return;
 	read_catalog(&cat, CurrentMemoryContext);
 	member = cat.member;
 	local_id = cat.local_id;

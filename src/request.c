@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/timestamp.h"
@@ -40,6 +41,11 @@ kmd_require_member(void)
 		kmd_catalog_refresh();	/* a bootstrap or join may just have committed */
 	if (!kmd_shared->member && kmd_shared->went_back_from != 0)
 		kmd_report_went_back(ERROR);
+	if (!kmd_shared->member && RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_NOT_MEMBER),
+				 errmsg("this server is a standby: kommander does not run here"),
+				 errhint("Call it on a node of the cluster.")));
 	if (!kmd_shared->member)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_NOT_MEMBER),

@@ -43,6 +43,9 @@ is((put($n2, 'while-standby'))[0], 0, 'a write while the standby streams');
 $n3->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
 	WHERE backend_type LIKE 'kommander%'}), '0', 'no kommander process on the standby');
+my ($src, $sout, $serr) = put($standby, 'on-standby');
+like($serr, qr/K0005: this server is a standby: kommander does not run here/,
+	'a proposal on the standby fails at once with K0005');
 
 $n3->stop('immediate');
 my $offset = -s $standby->logfile;
