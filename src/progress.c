@@ -38,19 +38,14 @@ kmd_progress_touched(void)
 
 /*
  * A member of a group this node leads says its log ends before entries it
- * acknowledged (raft_progress.lost): its data went back.  Said once a
- * minute per group while the leader keeps that view.
+ * acknowledged (raft_progress.lost): its data went back.
  */
 static void
-warn_lost(KmdGroup *g, raft_id member, const raft_progress *pr, TimestampTz now)
+warn_lost(KmdGroup *g, raft_id member, const raft_progress *pr)
 {
 	char		name[NAMEDATALEN] = "";
 	KmdNode    *node;
 
-	if (g->lost_warned_at != 0 &&
-		!TimestampDifferenceExceeds(g->lost_warned_at, now, LOST_WARN_MS))
-		return;
-	g->lost_warned_at = now;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	node = kmd_node_find((int32) member);
 	if (node != NULL)
@@ -62,7 +57,7 @@ warn_lost(KmdGroup *g, raft_id member, const raft_progress *pr, TimestampTz now)
 			 errdetail("It acknowledged the log up to index " UINT64_FORMAT
 					   " and now holds it up to index " UINT64_FORMAT " at most: "
 					   "its data went back (it was started from an older copy). "
-					   "While this node leads the partition, it sends it no later entry.",
+					   "It is not sent what it lost as if it were merely behind.",
 					   (uint64) pr->match, (uint64) pr->lost_end),
 			 errhint("Remove it with kmd_remove_node() and join a fresh server in its place.")));
 }
@@ -93,6 +88,10 @@ kmd_progress_publish(void)
 		{
 			const raft_conf *conf = raft_get_conf(g->r);
 
+			/* every lost member of the group, once a minute while it lasts */
+			bool		warn = g->lost_warned_at == 0 ||
+				TimestampDifferenceExceeds(g->lost_warned_at, now, LOST_WARN_MS);
+
 			for (uint32 i = 0; i < conf->n && n < KMD_MAX_NODES; i++)
 			{
 				raft_progress pr;
@@ -100,8 +99,11 @@ kmd_progress_publish(void)
 				if (conf->members[i].id == raft_self(g->r) ||
 					raft_get_progress(g->r, conf->members[i].id, &pr) != RAFT_OK)
 					continue;
-				if (pr.lost)
-					warn_lost(g, conf->members[i].id, &pr, now);
+				if (pr.lost && warn)
+				{
+					warn_lost(g, conf->members[i].id, &pr);
+					g->lost_warned_at = now;
+				}
 				peers[n].node_id = (int32) conf->members[i].id;
 				peers[n].state = pr.state;
 				peers[n].inflight = pr.inflight;

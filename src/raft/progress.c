@@ -115,6 +115,8 @@ progress_maybe_update(progress *pr, raft_index n)
 {
 	bool		updated = false;
 
+	if (n >= pr->match)
+		pr->lost_answers = 0;
 	if (pr->match < n)
 	{
 		pr->match = n;
@@ -132,10 +134,11 @@ progress_maybe_update(progress *pr, raft_index n)
  * that refuses even index 0 joined with no configuration: next drops to 0,
  * below any snapshot marker, so that it is sent our snapshot.  One that
  * answers the probe with a log ending before `match' lost entries it had
- * acknowledged (its storage went back): it is marked lost, and probed from
- * match on still, as it must not count for entries it no longer holds, but
- * only at heartbeats: false, so that the two do not trade probes and
- * rejections as fast as they can.
+ * acknowledged (its storage went back), or its answer is an old one that
+ * crossed an acknowledgement on the way; twice in a row, it is lost.  It
+ * is probed from match on still, not as if it were merely behind, and only
+ * with the next heartbeat's answer: false, so that the two do not trade
+ * probes and rejections as fast as they can.
  */
 bool
 progress_maybe_decr(progress *pr, raft_index rejected, raft_index hint)
@@ -151,10 +154,9 @@ progress_maybe_decr(progress *pr, raft_index rejected, raft_index hint)
 		return false;
 	if (rejected > 0 && hint < pr->match)
 	{
-		/* probed again with the next heartbeat's answer, not at once */
-		pr->lost = true;
+		pr->lost_answers++;
 		pr->lost_end = hint;
-		pr->probe_sent = false;
+		pr->probe_sent = true;	/* until the next heartbeat's answer */
 		return false;
 	}
 	pr->next = (rejected < hint + 1 ? rejected : hint + 1);

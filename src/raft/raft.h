@@ -486,14 +486,17 @@ typedef enum raft_progress_state
 
 /*
  * The leader's view of one member.  `lost': the member, having
- * acknowledged entries up to `match', answered a probe saying that its log
- * matches this leader's up to `lost_end' at most, below match: it lost
- * entries it had acknowledged, its storage went back (started from an
- * older copy of its data).  Raft's safety rests on that never happening
- * (Figure 2: persistent state is updated on stable storage before
- * responding to RPCs).  The leader goes on probing it from match, at
- * heartbeats only, so it gets and counts for no later entry; a host should
- * take the member out.  Kept until this leader's progress is reset.
+ * acknowledged entries up to `match', answered two probes in a row saying
+ * that its log matches this leader's up to `lost_end' at most, below
+ * match: it lost entries it had acknowledged, its storage went back
+ * (started from an older copy of its data).  Raft's safety rests on that
+ * never happening (Figure 2: persistent state is updated on stable storage
+ * before responding to RPCs).  The leader goes on probing it from match,
+ * at heartbeats only, never sending it the entries it lost as if it were
+ * merely behind; once the leader's log is compacted past them it is sent
+ * the snapshot, and an acknowledgement of match or beyond clears `lost'.
+ * Only a leader that saw the member acknowledge can tell: a new leader's
+ * progress starts from zero.  A host should take the member out.
  */
 typedef struct raft_progress
 {

@@ -50,9 +50,9 @@ typedef struct progress
 	raft_index	news;			/* its node waits for the commit of this
 								 * entry: tell it the commit index at once */
 	raft_index	commit_sent;	/* highest commit index sent to it */
-	bool		lost;			/* its log went back before match (see
-								 * raft_progress) */
-	raft_index	lost_end;		/* where it said its log ends, then */
+	uint32_t	lost_answers;	/* probes answered in a row with a log
+								 * ending before match (raft_progress.lost) */
+	raft_index	lost_end;		/* where the last said its log ends */
 
 	/* last index of each append in flight, oldest first (a ring) */
 	raft_index *inflight;

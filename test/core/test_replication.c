@@ -384,8 +384,9 @@ test_short_follower_is_found_in_one_round_trip(void **state)
 /*
  * A follower whose storage goes back (started from an older copy of its
  * data) after it acknowledged entries is marked lost, with where its log
- * ends, and is not sent the entries it lost as if it were merely behind:
- * it stays out of the entries it acknowledged once.
+ * ends, once it answered two probes so; it is not sent the entries it lost
+ * as if it were merely behind, and is probed at heartbeats, not at every
+ * write.
  */
 static void
 test_follower_whose_log_went_back_is_marked_lost(void **state)
@@ -422,6 +423,18 @@ test_follower_whose_log_went_back_is_marked_lost(void **state)
 	assert_int_equal(raft_last_index(fx_raft(f, 3)), 8);
 	/* the leader and node 2 still commit */
 	assert_int_equal(raft_commit_index(fx_raft(f, 1)), 15);
+
+	/* writes send it nothing: it is probed at heartbeats only */
+	propose_n(f, 1, 3, "c");
+	fx_flush(f);
+	assert_int_equal(fx_queued(f, RAFT_MSG_APPEND, 1, 3), 0);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_commit_index(fx_raft(f, 1)), 18);
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_get_progress(fx_raft(f, 1), 3, &pr), RAFT_OK);
+	assert_true(pr.lost);
+	assert_int_equal(raft_last_index(fx_raft(f, 3)), 8);
 }
 
 /* ------------------------------------------------------------------------
