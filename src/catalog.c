@@ -216,8 +216,7 @@ kmd_catalog_refresh(void)
 	 * A node on another WAL timeline than the one it took its identity on
 	 * went back to an older state (a restore to a point in time, a standby
 	 * promoted in its place): it may have lost entries it acknowledged and
-	 * votes it cast, so it is not a member.  A backend of the standby may
-	 * have made it one before the promotion.  An operator who knows better
+	 * votes it cast, so it is not a member.  An operator who knows better
 	 * sets the noted timeline to the new one, and the next refresh takes it.
 	 */
 	kmd_shared->went_back_from = cat.went_back_from;
