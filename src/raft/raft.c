@@ -580,7 +580,7 @@ raft_get_progress(const raft *r, raft_id id, raft_progress *out)
 	out->state = pr->state;
 	out->inflight = pr->in_count;
 	out->recent_active = pr->recent_active;
-	out->lost = pr->lost_answers >= 2;
+	out->lost = pr->lost_answers >= LOST_ANSWERS;
 	out->lost_end = pr->lost_end;
 	return RAFT_OK;
 }

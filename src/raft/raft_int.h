@@ -35,6 +35,13 @@ typedef struct rbuf
 } rbuf;
 
 /* The leader's bookkeeping for one member: how far it matches, what is in flight. */
+/*
+ * Probes a member answers in a row with a log ending before its match
+ * before the leader takes it for lost: one may be an old answer that
+ * crossed an acknowledgement on the way.
+ */
+#define LOST_ANSWERS 2
+
 typedef struct progress
 {
 	raft_id		id;
@@ -51,7 +58,8 @@ typedef struct progress
 								 * entry: tell it the commit index at once */
 	raft_index	commit_sent;	/* highest commit index sent to it */
 	uint32_t	lost_answers;	/* probes answered in a row with a log
-								 * ending before match (raft_progress.lost) */
+								 * ending before match: LOST_ANSWERS of them
+								 * make it lost (raft_progress.lost) */
 	raft_index	lost_end;		/* where the last said its log ends */
 
 	/* last index of each append in flight, oldest first (a ring) */
