@@ -673,8 +673,9 @@ install_map(Jsonb *manifest)
 
 /*
  * The partition's Raft state: the log up to the image goes (all of it if
- * the entry there is not the image's: it was never committed), the marker
- * and the applied index move to the image, the commit index at least there.
+ * neither the entry there nor the compaction marker is the image's: what
+ * follows was never committed), the marker and the applied index move to
+ * the image, the commit index at least there.
  */
 static void
 install_raft_state(int32 partition_id, uint64 index, uint64 term, const char *conf_hex)
@@ -688,6 +689,8 @@ install_raft_state(int32 partition_id, uint64 index, uint64 term, const char *co
 	values[3] = CStringGetTextDatum(conf_hex);
 	if (SPI_execute_with_args("DELETE FROM kommander.log WHERE partition_id = $1 AND "
 							  "(idx <= $2 OR NOT EXISTS (SELECT 1 FROM kommander.log "
+							  "  WHERE partition_id = $1 AND idx = $2 AND term = $3) "
+							  " AND NOT EXISTS (SELECT 1 FROM kommander.snapshot "
 							  "  WHERE partition_id = $1 AND idx = $2 AND term = $3))",
 							  3, types, values, NULL, false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("UPDATE kommander.snapshot SET idx = $2, term = $3, "
@@ -704,6 +707,38 @@ install_raft_state(int32 partition_id, uint64 index, uint64 term, const char *co
 							  "ON CONFLICT (partition_id) DO UPDATE SET applied_index = $2, applied_term = $3",
 							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not install the Raft state of partition %d", partition_id);
+}
+
+/*
+ * Raise if the image of `partition_id' from node `from', at `index', is
+ * older than what this node applied of the partition: installed, it would
+ * take the partition's rows here back (a read here would miss writes it
+ * saw), and cut this node's log, which holds entries it acknowledged, at
+ * the image's index.  The node that sent it applies as far in time, or
+ * another one serves it.  SPI connected.
+ */
+static void
+refuse_if_behind_here(int32 partition_id, int32 from, uint64 index)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(partition_id)};
+	bool		isnull;
+	uint64		applied;
+
+	if (SPI_execute_with_args("SELECT applied_index FROM kommander.applied WHERE partition_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.applied");
+	if (SPI_processed == 0)
+		return;
+	applied = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	if (index < applied)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+				 errmsg("node %d has applied partition %d to index " UINT64_FORMAT
+						", this node has applied it to " UINT64_FORMAT,
+						from, partition_id, index, applied),
+				 errdetail("Installed, it would take this node's rows back; the image is asked of another node.")));
 }
 
 /* The system index of the last barrier applied here (barrier.h); SPI connected */
@@ -872,6 +907,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 							INT64_FORMAT " here first", partition_id, int_field(manifest, "sys_index"))));
 
 		cxt = kmd_xact_begin();
+		refuse_if_behind_here(partition_id, from, index);
 		barriers = barriers_applied();
 		if (partition_id != 0 && barriers != int_field(manifest, "barriers"))
 			ereport(ERROR,

@@ -196,6 +196,8 @@ group_start(int32 partition_id)
 	 * A group with a log whose state must come from an image (an image of
 	 * the system partition brought DDL, and this node stopped before the
 	 * partition's own came): no leader sends it a snapshot, so ask now.
+	 * Any node will do: the install refuses an image older than what this
+	 * node applied, and asks the next one.
 	 */
 	if (image_wanted && raft_get_conf(g->r)->n > 0)
 	{
