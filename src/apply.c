@@ -37,6 +37,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -67,6 +68,15 @@
 
 /* Entries applied per partition and iteration, at most */
 #define APPLY_BATCH 1000
+
+/*
+ * Commands applied in one transaction, at most.  Each runs in a
+ * subtransaction of its own; past PGPROC_MAX_CACHED_SUBXIDS of them with
+ * an xid, a transaction overflows its cache of them in the process array,
+ * and every snapshot the server takes while it runs, in any session, must
+ * look its recent xids up in pg_subtrans.
+ */
+#define APPLY_COMMANDS PGPROC_MAX_CACHED_SUBXIDS
 
 /*
  * The longest a command waits for a lock before its partition steps aside
@@ -102,6 +112,7 @@ typedef struct Pending
 								 * partition at its current entry */
 	bool		holds_moved;	/* a partition is held for a barrier, or
 								 * no longer, where it was not */
+	int			commands_left;	/* of APPLY_COMMANDS in this transaction */
 } Pending;
 
 
@@ -721,6 +732,9 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 					break;
 				}
 			}
+			if (pending->commands_left == 0)
+				break;			/* the next transaction's */
+			pending->commands_left--;
 			out = MemoryContextAllocZero(pending->cxt, sizeof(Outcome));
 			out->index = idx;
 			out->term = t;
@@ -787,6 +801,7 @@ typedef struct Work
 	uint64		term;
 	bool		failed;			/* a failure of this node stopped it */
 	bool		held;			/* held for a barrier when it started */
+	bool		skipped;		/* no command was left for it */
 } Work;
 
 /*
@@ -835,9 +850,10 @@ save_applied(const Work *work, int n)
 static bool
 apply_all(TimestampTz *next_try)
 {
+	static uint32 rotation = 0;
 	Work	   *work = palloc(sizeof(Work) * kmd_shared->max_partitions);
 	int			n = 0;
-	Pending		pending = {CurrentMemoryContext, NIL, false, false, false, false};
+	Pending		pending = {CurrentMemoryContext, NIL, false, false, false, false, APPLY_COMMANDS};
 	bool		progress = false;
 	ListCell   *lc;
 	MemoryContext cxt;
@@ -859,6 +875,7 @@ apply_all(TimestampTz *next_try)
 			part->image_state == KMD_IMAGE_NONE && kmd_stall_allows(part, now, next_try))
 		{
 			work[n].failed = false;
+			work[n].skipped = false;
 			work[n].held = part->held_barrier != 0 || part->held_merge != 0;
 			work[n].partition_id = part->partition_id;
 			work[n].from = applied;
@@ -885,12 +902,24 @@ apply_all(TimestampTz *next_try)
 	kmd_applying = true;
 	PG_TRY();
 	{
-		/* the system partition first: user entries may wait for it */
+		/*
+		 * The system partition first: user entries may wait for it.  The
+		 * partitions after it in turns, so that none waits for the commands
+		 * of a transaction while another has a backlog.
+		 */
+		rotation++;
 		for (int pass = 0; pass < 2; pass++)
-			for (int i = 0; i < n; i++)
+			for (int j = 0; j < n; j++)
 			{
+				int			i = (int) ((j + rotation) % n);
+
 				if ((work[i].partition_id == 0) != (pass == 0))
 					continue;
+				if (pending.commands_left == 0)
+				{
+					work[i].skipped = true;
+					continue;
+				}
 				pending.failed = false;
 				work[i].done = apply_partition(work[i].partition_id, work[i].from,
 											   work[i].to, &work[i].term, &pending,
@@ -931,7 +960,7 @@ apply_all(TimestampTz *next_try)
 			pg_atomic_write_u64(&part->applied_index, work[i].done);
 			kmd_stat_add(KMD_STAT_APPLIES, work[i].partition_id, work[i].done - work[i].from);
 		}
-		if (!work[i].failed && (tries = kmd_stall_clear(part)) > 0)
+		if (!work[i].failed && !work[i].skipped && (tries = kmd_stall_clear(part)) > 0)
 		{
 			recovered[2 * n_recovered] = part->partition_id;
 			recovered[2 * n_recovered + 1] = tries;

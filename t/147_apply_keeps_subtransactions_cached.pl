@@ -1,0 +1,62 @@
+# 147_apply_keeps_subtransactions_cached.pl
+#   The apply worker runs each command in a subtransaction of its
+#   transaction; past 64 subtransactions with an xid, a transaction
+#   overflows its cache of them in the server's process array, and every
+#   snapshot taken meanwhile, by any session of the server, must then look
+#   up pg_subtrans for recent xids.  So an apply transaction holds at most
+#   64 commands, also when a node catches up a backlog: node2's apply of
+#   partition 1 is held back by a row lock while 200 commands commit, then
+#   let go; no commit record node2 writes from then on lists more than 64
+#   subtransactions, and all 200 commands are applied in some.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/147_apply_keeps_subtransactions_cached.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my $N = 200;
+my @nodes = KmdTest::new_cluster(3, conf => "kommander.balance_interval = 0\n");
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::create_kv($n1);
+KmdTest::wait_converged(\@nodes);
+
+my ($locker) = KmdTest::hold_back($n1, $n2, [1]);
+KmdTest::propose_routed($n1, 1, 'backlog', $N,
+	q{jsonb_build_object('op', 'upsert', 'table', 'kv', 'row', jsonb_build_object('k', k, 'v', 'b'))});
+is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'backlog%'"),
+	'0', 'node2 has applied none of the backlog');
+
+my $start = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$locker->query_safe('COMMIT');
+$locker->quit;
+ok(KmdTest::wait_converged(\@nodes), 'every node converges');
+is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'backlog%'"),
+	$N, 'node2 applied the backlog');
+my $end = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$n2->safe_psql('postgres', 'SELECT pg_switch_wal()');
+
+my $bindir = $n2->config_data('--bindir');
+my ($out, $err);
+IPC::Run::run([ "$bindir/pg_waldump", '-p', $n2->data_dir . '/pg_wal', '-s', $start,
+		'-e', $end, '-r', 'Transaction' ], '>', \$out, '2>', \$err)
+  or die "pg_waldump failed: $err";
+my @subxacts = map { scalar(() = /\s\d+/g) } $out =~ /desc: COMMIT [^\n]*?; subxacts:([\d ]+)/g;
+my $most = 0;
+my $total = 0;
+for (@subxacts)
+{
+	$most = $_ if $_ > $most;
+	$total += $_;
+}
+cmp_ok($total, '>=', $N, "node2's commit records list the backlog's $N subtransactions ($total)");
+cmp_ok($most, '<=', 64, "no commit record lists more than 64 subtransactions ($most)");
+
+done_testing();
