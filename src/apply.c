@@ -70,13 +70,10 @@
 #define APPLY_BATCH 1000
 
 /*
- * Commands applied in one transaction, at most.  Each runs in a
- * subtransaction of its own; past PGPROC_MAX_CACHED_SUBXIDS of them with
- * an xid, a transaction overflows its cache of them in the process array,
- * and every snapshot the server takes while it runs, in any session, must
- * look its recent xids up in pg_subtrans.
+ * Subtransactions with an xid a command takes: its own, and a batch's
+ * (rows_apply.c).  An applier's exception blocks come on top.
  */
-#define APPLY_COMMANDS PGPROC_MAX_CACHED_SUBXIDS
+#define COMMAND_SUBXIDS 2
 
 /*
  * The longest a command waits for a lock before its partition steps aside
@@ -112,11 +109,25 @@ typedef struct Pending
 								 * partition at its current entry */
 	bool		holds_moved;	/* a partition is held for a barrier, or
 								 * no longer, where it was not */
-	int			commands_left;	/* of APPLY_COMMANDS in this transaction */
 } Pending;
 
 
 static SPIPlanPtr plan_read = NULL;
+
+/*
+ * Does the transaction have room for another command?  Each runs in a
+ * subtransaction of its own; past PGPROC_MAX_CACHED_SUBXIDS of them with
+ * an xid, a transaction overflows its cache of them in the process array,
+ * and every snapshot the server takes while it runs, in any session, must
+ * look its recent xids up in pg_subtrans.
+ */
+static bool
+room_for_command(void)
+{
+	TransactionId *children;
+
+	return xactGetCommittedChildren(&children) + COMMAND_SUBXIDS <= PGPROC_MAX_CACHED_SUBXIDS;
+}
 
 static SPIPlanPtr
 keep_plan(const char *sql, int nargs, Oid *types)
@@ -732,9 +743,8 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 					break;
 				}
 			}
-			if (pending->commands_left == 0)
+			if (!room_for_command())
 				break;			/* the next transaction's */
-			pending->commands_left--;
 			out = MemoryContextAllocZero(pending->cxt, sizeof(Outcome));
 			out->index = idx;
 			out->term = t;
@@ -853,7 +863,7 @@ apply_all(TimestampTz *next_try)
 	static uint32 rotation = 0;
 	Work	   *work = palloc(sizeof(Work) * kmd_shared->max_partitions);
 	int			n = 0;
-	Pending		pending = {CurrentMemoryContext, NIL, false, false, false, false, APPLY_COMMANDS};
+	Pending		pending = {CurrentMemoryContext, NIL, false, false, false, false};
 	bool		progress = false;
 	ListCell   *lc;
 	MemoryContext cxt;
@@ -915,7 +925,7 @@ apply_all(TimestampTz *next_try)
 
 				if ((work[i].partition_id == 0) != (pass == 0))
 					continue;
-				if (pending.commands_left == 0)
+				if (!room_for_command())
 				{
 					work[i].skipped = true;
 					continue;
