@@ -66,8 +66,12 @@
 #include "syscommand.h"
 #include "xact.h"
 
-/* Entries applied per partition and iteration, at most */
-#define APPLY_BATCH 1000
+/*
+ * Entries read per partition and iteration, at most: no more commands fit
+ * in one transaction (room_for_command), and a backlog is read from the
+ * log again for every transaction.
+ */
+#define APPLY_BATCH PGPROC_MAX_CACHED_SUBXIDS
 
 /*
  * Subtransactions with an xid a command takes: its own, and a batch's
