@@ -168,6 +168,13 @@ echo "== $SECONDS_EACH s per figure, pgbench's $PROTOCOL protocol"
 measure sr1 "sync-rep, 1 client" SR_DIRS "$SR_DIR" postgres "$ROOT/syncrep.sql" 1 $SR_PORT
 measure sr32 "sync-rep, 32 clients" SR_DIRS "$SR_DIR" postgres "$ROOT/syncrep.sql" 32 $SR_PORT
 measure k1 "kommander, 1 partition, 1 client at the leader" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 1)"
+# the leader's own medians of that figure's steps (its window of 30 to 60 s
+# holds little else: the set-up proposed a handful of commands)
+STEPS=$(kmd_psql_on 1 -At -F ' ' -c "
+  SELECT operation, p50_ms, count FROM kommander.latency
+   WHERE partition_id IS NULL
+     AND operation IN ('propose', 'commit', 'log_append', 'peer_round_trip', 'apply')
+   ORDER BY array_position(ARRAY['propose', 'commit', 'log_append', 'peer_round_trip', 'apply'], operation)")
 measure k1f "kommander, 1 partition, 1 client at a follower" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 1 "$(kmd_port_of 2)"
 measure k32 "kommander, 1 partition, 32 clients at the leader" KMD_DIRS "$KMD_CLUSTER_DIR" app "$ROOT/propose.sql" 32 "$(kmd_port_of 1)"
 kmd_psql_on 1 -c "SELECT count(*) FROM kmd_create_partitions(8)" -c "SELECT kmd_rebalance()" >/dev/null
@@ -188,3 +195,17 @@ for id in sr32 k32 p32; do
       -v c="${CPU[$id]}" -v cb="${CPU[sr32]}" \
     'BEGIN { printf "| %s | %.2f ms | %d | throughput %.2fx | %d us, %.2fx |\n", n, l, t, (b > 0 ? t / b : 0), c, (cb > 0 ? c / cb : 0) }'
 done
+
+echo
+echo "One client at the leader, step by step: the leader's medians (kommander.latency,"
+echo "within about 25%) over that figure's run"
+echo
+echo "| step | median | count |"
+echo "|---|---|---|"
+awk '
+  BEGIN { d["propose"] = "kmd_propose, call to answer (propose)"
+          d["commit"] = "appended to committed, on the leader (commit)"
+          d["log_append"] = "a log transaction with its fsync (log_append)"
+          d["peer_round_trip"] = "a peer batch to its answer (peer_round_trip)"
+          d["apply"] = "one entry applied (apply)" }
+  NF == 3 { printf "| %s | %.3f ms | %d |\n", d[$1], $2, $3 }' <<<"$STEPS"
