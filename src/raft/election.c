@@ -67,7 +67,7 @@ election_campaign(raft *r, bool pre_vote, bool transfer)
 	uint32_t	rejected;
 	raft_term	term;
 
-	if (!raft_promotable(r))
+	if (!raft_promotable(r) || r->campaign_held)
 		return;
 	if (pre_vote)
 	{

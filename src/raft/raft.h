@@ -544,4 +544,21 @@ raft_id		raft_transferee(const raft *r);
 bool		raft_quiesced(const raft *r);
 void		raft_unquiesce(raft *r);
 
+/* ------------------------------------------------------------------------
+ * Holding campaigns
+ *
+ * A host whose state machine cannot follow this server's log for a while
+ * (its state must first come from a snapshot it waits for) holds its
+ * campaigns: the server then never campaigns (its election timeout passes
+ * as a learner's does, a leader's TIMEOUT_NOW is ignored, and a candidate
+ * or pre-candidate goes back to follower in its term), but it still votes,
+ * takes and acknowledges entries and counts toward quorums, so that the
+ * others keep their majority.  Its leader's transfers to it time out.  A
+ * leader is unaffected: the host transfers leadership first.  Holding
+ * changes only who may lead, never safety.  A server starts unheld.
+ * ------------------------------------------------------------------------
+ */
+void		raft_hold_campaign(raft *r, bool hold);
+bool		raft_campaign_held(const raft *r);
+
 #endif							/* KOMMANDER_RAFT_H */

@@ -190,7 +190,7 @@ step_follower(raft *r, const raft_message *m)
 			break;
 		case RAFT_MSG_TIMEOUT_NOW:
 			/* §3.10: the leader hands over; skip pre-vote and the lease */
-			if (raft_promotable(r))
+			if (raft_promotable(r) && !r->campaign_held)
 				election_campaign(r, false, true);
 			break;
 		case RAFT_MSG_READ_INDEX_RESP:

@@ -59,14 +59,22 @@ can_quiesce(raft *r)
 	return true;
 }
 
+/* A voter whose campaigns are not held (raft_hold_campaign) */
+static bool
+may_campaign(const raft *r)
+{
+	return raft_promotable(r) && !r->campaign_held;
+}
+
 /*
- * A learner holding entries it does not know to be committed, and that has
- * heard nothing for an election timeout, answers as to a heartbeat.  A
- * voter in its place would campaign, and the campaign would wake the
- * group; a learner never campaigns, so when the leader rested without
- * telling it the commit index (the last heartbeat was lost, or this node
- * restarted since) nothing else would.  The answer wakes the leader, or,
- * when this node knows none, every voter, the leader among them.
+ * A learner (or a voter holding its campaigns) holding entries it does not
+ * know to be committed, and that has heard nothing for an election
+ * timeout, answers as to a heartbeat.  A voter in its place would
+ * campaign, and the campaign would wake the group; a learner never
+ * campaigns, so when the leader rested without telling it the commit
+ * index (the last heartbeat was lost, or this node restarted since)
+ * nothing else would.  The answer wakes the leader, or, when this node
+ * knows none, every voter, the leader among them.
  */
 static void
 learner_wake(raft *r)
@@ -144,15 +152,30 @@ raft_tick(raft *r)
 		return;
 	}
 	r->election_elapsed++;
-	if (raft_promotable(r) && r->election_elapsed >= r->randomized_timeout)
+	if (may_campaign(r) && r->election_elapsed >= r->randomized_timeout)
 	{
 		r->election_elapsed = 0;
 		election_campaign(r, r->opt.pre_vote, false);
 	}
 	/* the timer goes on: a learner that hears nobody has no lease to keep */
-	else if (!raft_promotable(r) && r->commit < log_last_index(r) &&
+	else if (!may_campaign(r) && r->commit < log_last_index(r) &&
 			 r->election_elapsed % r->randomized_timeout == 0)
 		learner_wake(r);
+}
+
+void
+raft_hold_campaign(raft *r, bool hold)
+{
+	assert(!r->in_ready);
+	r->campaign_held = hold;
+	if (hold && (r->role == RAFT_CANDIDATE || r->role == RAFT_PRECANDIDATE))
+		raft_become_follower(r, r->term, RAFT_NONE);
+}
+
+bool
+raft_campaign_held(const raft *r)
+{
+	return r->campaign_held;
 }
 
 /* ------------------------------------------------------------------------

@@ -502,6 +502,80 @@ test_same_seeds_give_the_same_run(void **state)
 	fx_free(b);
 }
 
+/*
+ * A voter holding its campaigns (its state machine waits for a snapshot)
+ * keeps the others' majority: with one of three nodes down it still
+ * acknowledges, so the leader commits; it votes, so another node wins when
+ * the leader goes; but it never campaigns, not even when a leader hands
+ * over to it or when it alone may lead, and a pre-candidate that starts
+ * holding goes back to following in its term.  Released, it leads again.
+ */
+static void
+test_held_voter_votes_and_acknowledges_but_never_leads(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r3;
+	raft_term	term;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	r3 = fx_raft(f, 3);
+
+	/* isolated, node3 becomes a pre-candidate; held, it follows again */
+	fx_isolate(f, 3);
+	for (int i = 0; i < 3 * ELECTION_TICKS && raft_get_role(r3) != RAFT_PRECANDIDATE; i++)
+		fx_tick(f, 3, 1);
+	assert_int_equal(raft_get_role(r3), RAFT_PRECANDIDATE);
+	term = raft_get_term(r3);
+	raft_hold_campaign(r3, true);
+	assert_true(raft_campaign_held(r3));
+	assert_int_equal(raft_get_role(r3), RAFT_FOLLOWER);
+	assert_int_equal(raft_get_term(r3), term);
+	fx_drop_all(f);
+	fx_heal_all(f);
+
+	/* node2 down: node1 commits with node3's acknowledgement */
+	fx_crash(f, 2);
+	assert_int_equal(fx_propose(f, 1, "a"), RAFT_OK);
+	fx_run(f, 2 * ELECTION_TICKS);
+	assert_int_equal(fx_applied_normal(f, 1), 1);
+	assert_int_equal(fx_leader(f), 1);
+
+	/* a transfer to node3 is ignored by it; node1 leads again */
+	assert_int_equal(raft_transfer_leader(fx_raft(f, 1), 3), RAFT_OK);
+	fx_run(f, 4 * ELECTION_TICKS);
+	assert_int_not_equal(raft_get_role(r3), RAFT_LEADER);
+	assert_int_equal(fx_leader(f), 1);
+
+	/* node2 comes back and catches up; node1 goes: node2 wins with node3's vote */
+	fx_restart(f, 2);
+	fx_run(f, 2 * ELECTION_TICKS);
+	assert_int_equal(fx_applied_normal(f, 2), 1);
+	fx_crash(f, 1);
+	for (int i = 0; i < 10 * ELECTION_TICKS; i++)
+	{
+		fx_run(f, 1);
+		assert_int_not_equal(raft_get_role(r3), RAFT_LEADER);
+		assert_int_not_equal(raft_get_role(r3), RAFT_CANDIDATE);
+		assert_int_not_equal(raft_get_role(r3), RAFT_PRECANDIDATE);
+	}
+	assert_int_equal(fx_leader(f), 2);
+	assert_int_equal(fx_propose(f, 2, "b"), RAFT_OK);
+	fx_run(f, 2 * ELECTION_TICKS);
+	assert_int_equal(fx_applied_normal(f, 2), 2);
+
+	/*
+	 * node2 goes and node1 comes back without "b": only node3 may lead
+	 * (§5.4.1), and it does once released
+	 */
+	fx_restart(f, 1);
+	fx_crash(f, 2);
+	fx_run(f, 10 * ELECTION_TICKS);
+	assert_int_equal(fx_leader(f), RAFT_NONE);
+	raft_hold_campaign(r3, false);
+	fx_run(f, 10 * ELECTION_TICKS);
+	assert_int_equal(fx_leader(f), 3);
+}
+
 int
 main(void)
 {
@@ -519,6 +593,7 @@ main(void)
 		cmocka_unit_test_teardown(test_prevote_refused_to_a_stale_log, fx_teardown),
 		cmocka_unit_test_teardown(test_vote_is_persisted_before_the_grant_is_sent, fx_teardown),
 		cmocka_unit_test_teardown(test_same_seeds_give_the_same_run, fx_teardown),
+		cmocka_unit_test_teardown(test_held_voter_votes_and_acknowledges_but_never_leads, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("election", tests, NULL, NULL);
