@@ -16,6 +16,9 @@
  * proposes and persists nothing, so that the apply worker may rewrite its
  * durable state.  Once the image is installed the group starts again from
  * that state and answers the leader's message with its new commit index.
+ * Between a failed try and the next the group runs, holding its campaigns
+ * (shmem.h, KMD_IMAGE_WAITING), and snapshot messages only name the next
+ * try's source.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -129,13 +132,21 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 	if (!needs_image(g, m))
 		return false;
 
-	save_snapshot_msg(g, m);
-	park(g);
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	if (part->image_state == KMD_IMAGE_WAITING)
+	{
+		/* between two tries: the next copies from this leader */
+		part->image_from = (int32) m->from;
+		part->image_min = Max(part->image_min, m->snapshot->index);
+		LWLockRelease(kmd_shared->lock);
+		return true;
+	}
 	part->image_state = KMD_IMAGE_ASKED;
 	part->image_from = (int32) m->from;
 	part->image_min = m->snapshot->index;
 	LWLockRelease(kmd_shared->lock);
+	save_snapshot_msg(g, m);
+	park(g);
 	elog(LOG, "kommander: partition %d needs an image of node %u at index " UINT64_FORMAT
 		 " or later: its leader's log starts after this node's",
 		 g->partition_id, m->from, m->snapshot->index);
@@ -173,6 +184,20 @@ kmd_images_step(void)
 				park(g);
 				g->has_snapshot_msg = false;
 			}
+			continue;
+		}
+		if (state == KMD_IMAGE_WAITING && raft_get_role(g->r) != RAFT_LEADER)
+		{
+			/*
+			 * A try failed (its source is behind, or down): until the next,
+			 * the group votes and acknowledges, so that a node down
+			 * elsewhere does not cost the partition its majority, but its
+			 * entries are not applied here, so it may not lead.  A leader
+			 * stays parked: its followers elect another.
+			 */
+			kmd_images_forget(g);
+			g->has_snapshot_msg = false;
+			raft_hold_campaign(g->r, true);
 			continue;
 		}
 		if (state == KMD_IMAGE_ASKED && !raft_has_ready(g->r))

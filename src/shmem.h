@@ -75,13 +75,18 @@ typedef enum KmdPartState
  * the log cannot replace, or by the apply worker, blocked on a merge whose
  * right partition no node serves any more), then ready once the Raft
  * worker has parked the group (it steps and persists nothing of it), then
- * none again when the apply worker has installed it.
+ * none again when the apply worker has installed it.  A try that failed
+ * leaves it waiting: the Raft worker lets the group run again, holding its
+ * campaigns (it votes and acknowledges, so the others keep their majority,
+ * but never leads, as its entries are not applied), until the apply
+ * worker asks again at the next try.
  */
 typedef enum KmdImageState
 {
 	KMD_IMAGE_NONE = 0,
 	KMD_IMAGE_ASKED,
-	KMD_IMAGE_READY
+	KMD_IMAGE_READY,
+	KMD_IMAGE_WAITING
 } KmdImageState;
 
 /*

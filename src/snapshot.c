@@ -53,6 +53,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -979,32 +980,69 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 	PG_END_TRY();
 }
 
-/* When each partition's image may be tried again after a failure */
+/*
+ * When an image may be tried again, for each partition whose last try
+ * failed (the apply worker's; an entry goes when its image is installed,
+ * or, once there are as many as partitions, when its partition no longer
+ * waits for one).
+ */
 typedef struct Retry
 {
-	int32		partition_id;
+	int32		partition_id;	/* the hash key */
 	TimestampTz at;
 	int			delay_ms;
 } Retry;
 
-static Retry retries[32];
+static HTAB *retries = NULL;
 
-static Retry *
-retry_for(int32 partition_id)
+/* When the image of `partition_id' may be tried: at once unless it failed */
+static TimestampTz
+retry_at(int32 partition_id)
 {
-	Retry	   *oldest = &retries[0];
+	Retry	   *retry;
 
-	for (int i = 0; i < lengthof(retries); i++)
+	if (retries == NULL)
+		return 0;
+	retry = hash_search(retries, &partition_id, HASH_FIND, NULL);
+	return retry != NULL ? retry->at : 0;
+}
+
+/* The entry of a partition whose try failed */
+static Retry *
+retry_failed(int32 partition_id)
+{
+	Retry	   *retry;
+	bool		found;
+
+	if (retries == NULL)
 	{
-		if (retries[i].partition_id == partition_id && retries[i].delay_ms > 0)
-			return &retries[i];
-		if (retries[i].at < oldest->at)
-			oldest = &retries[i];
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(Retry);
+		ctl.hcxt = TopMemoryContext;
+		retries = hash_create("kommander image retries", 64, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	oldest->partition_id = partition_id;
-	oldest->at = 0;
-	oldest->delay_ms = 0;
-	return oldest;
+	if (hash_get_num_entries(retries) >= kmd_shared->max_partitions)
+	{
+		HASH_SEQ_STATUS seq;
+
+		hash_seq_init(&seq, retries);
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		while ((retry = hash_seq_search(&seq)) != NULL)
+		{
+			KmdPartition *part = kmd_partition_find(retry->partition_id);
+
+			if (part == NULL || part->image_state == KMD_IMAGE_NONE)
+				hash_search(retries, &retry->partition_id, HASH_REMOVE, NULL);
+		}
+		LWLockRelease(kmd_shared->lock);
+	}
+	retry = hash_search(retries, &partition_id, HASH_ENTER, &found);
+	if (!found)
+		retry->delay_ms = 0;
+	return retry;
 }
 
 /*
@@ -1016,7 +1054,6 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 			uint64 *term)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Retry	   *retry = retry_for(partition_id);
 
 	PG_TRY();
 	{
@@ -1025,6 +1062,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		Retry	   *retry;
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
@@ -1034,6 +1072,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 		kmd_applying = false;
 
 		/* tried again later, less often while it keeps failing */
+		retry = retry_failed(partition_id);
 		retry->delay_ms = Min(Max(retry->delay_ms * 2, 200), 5000);
 		retry->at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry->delay_ms);
 		kmd_stat_add(KMD_STAT_IMAGES_FAILED, partition_id, 1);
@@ -1046,8 +1085,8 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 		return false;
 	}
 	PG_END_TRY();
-	retry->delay_ms = 0;
-	retry->at = 0;
+	if (retries != NULL)
+		hash_search(retries, &partition_id, HASH_REMOVE, NULL);
 	kmd_stat_add(KMD_STAT_IMAGES_INSTALLED, partition_id, 1);
 	return true;
 }
@@ -1055,11 +1094,11 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 /*
  * After a failure, the next try goes to the next node of the roster: any
  * node that has applied the partition far enough can serve the image (the
- * one that sent the snapshot may be down, and a parked group hears from
- * no new leader).
+ * one that sent the snapshot may be down, or behind this node).  Until
+ * then the partition waits, and its group runs (shmem.h).
  */
 static void
-next_source(int32 partition_id, int32 failed)
+wait_for_next_try(int32 partition_id, int32 failed)
 {
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	{
@@ -1078,11 +1117,38 @@ next_source(int32 partition_id, int32 failed)
 			if (lowest == 0 || id < lowest)
 				lowest = id;
 		}
-		if (part != NULL && part->image_state == KMD_IMAGE_READY &&
-			part->image_from == failed)
-			part->image_from = next != 0 ? next : lowest;
+		if (part != NULL && part->image_state == KMD_IMAGE_READY)
+		{
+			if (part->image_from == failed)
+				part->image_from = next != 0 ? next : lowest;
+			part->image_state = KMD_IMAGE_WAITING;
+		}
 	}
 	LWLockRelease(kmd_shared->lock);
+	pg_atomic_fetch_add_u64(&kmd_shared->image_events, 1);
+	kmd_wake_worker(kmd_worker_for_partition(partition_id));
+}
+
+/*
+ * Ask again for the images of the partitions given, waiting since a
+ * failure: their Raft workers park their groups, and the images are tried
+ * once they are.
+ */
+static void
+ask_again(const int32 *ids, int n)
+{
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		KmdPartition *part = kmd_partition_find(ids[i]);
+
+		if (part != NULL && part->image_state == KMD_IMAGE_WAITING)
+			part->image_state = KMD_IMAGE_ASKED;
+	}
+	LWLockRelease(kmd_shared->lock);
+	pg_atomic_fetch_add_u64(&kmd_shared->image_events, 1);
+	for (int i = 0; i < n; i++)
+		kmd_wake_worker(kmd_worker_for_partition(ids[i]));
 }
 
 bool
@@ -1095,28 +1161,34 @@ kmd_images_install(void)
 	MemoryContext cxt;
 	uint64		index = 0;
 	uint64		term = 0;
+	int32		due[32];
+	int			n_due = 0;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
-		if (part->partition_id >= 0 && part->image_state == KMD_IMAGE_READY &&
-			retry_for(part->partition_id)->at <= now)
+		if (part->partition_id < 0 || retry_at(part->partition_id) > now)
+			continue;
+		if (part->image_state == KMD_IMAGE_WAITING && n_due < lengthof(due))
+			due[n_due++] = part->partition_id;
+		else if (part->image_state == KMD_IMAGE_READY && partition_id < 0)
 		{
 			partition_id = part->partition_id;
 			from = part->image_from;
 			min_index = part->image_min;
-			break;
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
+	if (n_due > 0)
+		ask_again(due, n_due);
 	if (partition_id < 0)
 		return false;
 
 	if (!try_install(partition_id, from, min_index, &index, &term))
 	{
-		next_source(partition_id, from);
+		wait_for_next_try(partition_id, from);
 		return false;
 	}
 

@@ -151,10 +151,12 @@ group_start(int32 partition_id)
 	KmdPartition *part;
 	bool		found;
 	bool		image_wanted;
+	bool		waiting;
 
 	/* a partition gone from shared memory since it was listed: nothing to run */
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	part = kmd_partition_find(partition_id);
+	waiting = part != NULL && part->image_state == KMD_IMAGE_WAITING;
 	LWLockRelease(kmd_shared->lock);
 	if (part == NULL)
 		return;
@@ -191,6 +193,10 @@ group_start(int32 partition_id)
 	g->unhosted_until = 0;
 	g->lost_warned_at = 0;
 	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
+
+	/* its entries are not applied until the image comes: it may not lead */
+	if (image_wanted || waiting)
+		raft_hold_campaign(g->r, true);
 
 	/*
 	 * A group with a log whose state must come from an image (an image of

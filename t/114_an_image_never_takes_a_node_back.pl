@@ -7,6 +7,9 @@
 #   either's image would take node3's rows and applied index back, and cut
 #   the log it acknowledged at the image's index.  node3 refuses both and
 #   takes an image once one of them has applied as far as it has.
+#   Meanwhile its group runs without leading: with node2 down too, node1
+#   still leads partition 1 and commits with node3's acknowledgements (a
+#   parked group would have cost the partition its majority).
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -75,11 +78,28 @@ ok($n3->wait_for_log(
 unlike(slurp_file($n3->logfile, $offset), qr/installed an image of partition 1 from node/,
 	'node3 refused an image older than what it applied');
 
-# once node1 and node2 apply as far, node3 takes the image of one of them
-$_->query_safe('COMMIT') for @lockers;
-$_->quit for @lockers;
-ok($n3->wait_for_log(qr/installed an image of partition 1 from node/, $offset),
-	'node3 installed an image of partition 1');
+# node2 goes down: node1 and the waiting node3 keep partition 1's majority
+$n2->stop('immediate');
+eval { $lockers[1]->quit };
+my $commit = $n1->safe_psql('postgres', 'SELECT commit_index FROM kommander.partitions WHERE partition_id = 1');
+my $late = KmdTest::key_in($n1, 1, 'late');
+# committed, but not applied on node1 (its apply waits for the lock): K0003
+my ($rc, $out, $err) = $n1->psql('postgres',
+	"SET kommander.propose_timeout = '2s'; " . $upsert->($late, 'l'));
+ok($n1->poll_query_until('postgres',
+		"SELECT commit_index > $commit AND leader_name = 'node1' FROM kommander.partitions WHERE partition_id = 1"),
+	'node1 leads partition 1 and commits with node2 down and node3 waiting for its image');
+is($n3->safe_psql('postgres', 'SELECT leader_name FROM kommander.partitions WHERE partition_id = 1'),
+	'node1', 'node3 follows node1');
+unlike(slurp_file($n3->logfile, $offset), qr/installed an image of partition 1 from node/,
+	'node3 still waits for an image');
+
+# once node1 applies as far, node3 takes its image; node2 comes back
+$lockers[0]->query_safe('COMMIT');
+$lockers[0]->quit;
+ok($n3->wait_for_log(qr/installed an image of partition 1 from node 1/, $offset),
+	'node3 installed an image of partition 1 from node1');
+$n2->start;
 my @installed = slurp_file($n3->logfile, $offset) =~ /installed an image of partition 1 from node \d+ at index (\d+)/g;
 cmp_ok($_, '>=', $applied, "node3 installed an image at index $_, not before what it had applied")
   for @installed;
@@ -88,6 +108,8 @@ for my $node (@nodes)
 {
 	is($node->safe_psql('postgres', "SELECT count(*) || ':' || min(v) FROM kv WHERE k LIKE 'after%' OR k = '$key'"),
 		'21:1', $node->name . ' has every write');
+	is($node->safe_psql('postgres', "SELECT v FROM kv WHERE k = '$late'"),
+		'l', $node->name . ' has the write committed while node2 was down');
 }
 KmdTest::same_state(\@nodes);
 
