@@ -153,6 +153,32 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 	return true;
 }
 
+/*
+ * A group starts (or starts again) while its partition's image is in
+ * flight (asked for, perhaps being installed by the apply worker right now)
+ * or waited for: the first is parked before it persists anything, and
+ * both wait for the image without leading.
+ */
+void
+kmd_images_adopt(KmdGroup *g)
+{
+	int32		state;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	state = g->part->image_state;
+	LWLockRelease(kmd_shared->lock);
+	if (state == KMD_IMAGE_ASKED || state == KMD_IMAGE_READY)
+	{
+		park(g);
+		g->has_snapshot_msg = false;
+	}
+	if (state != KMD_IMAGE_NONE || g->image_wanted)
+	{
+		g->awaiting_image = true;
+		raft_hold_campaign(g->r, true);
+	}
+}
+
 void
 kmd_images_step(void)
 {
@@ -197,6 +223,7 @@ kmd_images_step(void)
 			 */
 			kmd_images_forget(g);
 			g->has_snapshot_msg = false;
+			g->awaiting_image = true;
 			raft_hold_campaign(g->r, true);
 			continue;
 		}

@@ -190,8 +190,11 @@ kmd_serve_request(const KmdRequest *req)
 			refuse_if_offline(req);
 		return;					/* local: not started yet; the backend times out */
 	}
-	/* a group waiting for an image serves nothing yet: ask again later */
-	if (g->parked)
+	/*
+	 * A group waiting for an image serves nothing yet: ask again later
+	 * (a proposal would commit, and wait for an apply that cannot come).
+	 */
+	if (g->parked || g->awaiting_image)
 	{
 		reply(req, true, 0, NULL, 0);
 		return;

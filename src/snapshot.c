@@ -1130,25 +1130,22 @@ wait_for_next_try(int32 partition_id, int32 failed)
 }
 
 /*
- * Ask again for the images of the partitions given, waiting since a
- * failure: their Raft workers park their groups, and the images are tried
- * once they are.
+ * Ask again for the image of a partition waiting since a failure: its Raft
+ * worker parks its group, and the image is tried once it is.
  */
 static void
-ask_again(const int32 *ids, int n)
+ask_again(int32 partition_id)
 {
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < n; i++)
 	{
-		KmdPartition *part = kmd_partition_find(ids[i]);
+		KmdPartition *part = kmd_partition_find(partition_id);
 
 		if (part != NULL && part->image_state == KMD_IMAGE_WAITING)
 			part->image_state = KMD_IMAGE_ASKED;
 	}
 	LWLockRelease(kmd_shared->lock);
 	pg_atomic_fetch_add_u64(&kmd_shared->image_events, 1);
-	for (int i = 0; i < n; i++)
-		kmd_wake_worker(kmd_worker_for_partition(ids[i]));
+	kmd_wake_worker(kmd_worker_for_partition(partition_id));
 }
 
 bool
@@ -1161,18 +1158,27 @@ kmd_images_install(void)
 	MemoryContext cxt;
 	uint64		index = 0;
 	uint64		term = 0;
-	int32		due[32];
-	int			n_due = 0;
+	int32		due = -1;
+	bool		any_ready = false;
 
+	/*
+	 * A partition ready (its group parked) is tried; a waiting one is asked
+	 * again only while none is ready, one at a time, so that few groups
+	 * are parked (voting and acknowledging nothing) at once.
+	 */
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
-		if (part->partition_id < 0 || retry_at(part->partition_id) > now)
+		if (part->partition_id < 0)
 			continue;
-		if (part->image_state == KMD_IMAGE_WAITING && n_due < lengthof(due))
-			due[n_due++] = part->partition_id;
+		if (part->image_state == KMD_IMAGE_READY)
+			any_ready = true;
+		if (retry_at(part->partition_id) > now)
+			continue;
+		if (part->image_state == KMD_IMAGE_WAITING && due < 0)
+			due = part->partition_id;
 		else if (part->image_state == KMD_IMAGE_READY && partition_id < 0)
 		{
 			partition_id = part->partition_id;
@@ -1181,8 +1187,8 @@ kmd_images_install(void)
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
-	if (n_due > 0)
-		ask_again(due, n_due);
+	if (due >= 0 && !any_ready)
+		ask_again(due);
 	if (partition_id < 0)
 		return false;
 

@@ -151,12 +151,10 @@ group_start(int32 partition_id)
 	KmdPartition *part;
 	bool		found;
 	bool		image_wanted;
-	bool		waiting;
 
 	/* a partition gone from shared memory since it was listed: nothing to run */
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	part = kmd_partition_find(partition_id);
-	waiting = part != NULL && part->image_state == KMD_IMAGE_WAITING;
 	LWLockRelease(kmd_shared->lock);
 	if (part == NULL)
 		return;
@@ -186,6 +184,7 @@ group_start(int32 partition_id)
 	g->barrier_term = 0;
 	g->image_wanted = image_wanted;
 	g->parked = false;
+	g->awaiting_image = false;
 	g->images_seen = pg_atomic_read_u64(&part->images);
 	g->has_snapshot_msg = false;
 	g->part = part;
@@ -193,10 +192,6 @@ group_start(int32 partition_id)
 	g->unhosted_until = 0;
 	g->lost_warned_at = 0;
 	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
-
-	/* its entries are not applied until the image comes: it may not lead */
-	if (image_wanted || waiting)
-		raft_hold_campaign(g->r, true);
 
 	/*
 	 * A group with a log whose state must come from an image (an image of
@@ -218,6 +213,7 @@ group_start(int32 partition_id)
 		if (from != 0)
 			kmd_image_ask(partition_id, from, 0);
 	}
+	kmd_images_adopt(g);
 	elog(DEBUG1, "kommander worker %d started partition %d at term " UINT64_FORMAT
 		 ", last index " UINT64_FORMAT, worker_no, partition_id,
 		 state.hard_state.term, g->durable_last);
@@ -572,7 +568,9 @@ announce(GroupReady *gr, bool *wake_apply)
 		*wake_apply = true;
 	}
 #endif
-	feed_committed(gr->g->partition_id, rd);
+	/* entries that wait for an image would only fill the feed */
+	if (!gr->g->awaiting_image)
+		feed_committed(gr->g->partition_id, rd);
 	kmd_stats_ready(gr->g->partition_id, rd);
 	for (size_t j = 0; j < rd->n_reads; j++)
 	{

@@ -48,6 +48,9 @@ typedef struct KmdGroup
 	bool		image_wanted;	/* its state must come from an image first */
 	bool		parked;			/* an image is on its way: the group steps,
 								 * ticks and persists nothing until it is in */
+	bool		awaiting_image; /* its entries wait for an image: it holds
+								 * its campaigns, feeds the apply worker
+								 * nothing and serves no request here */
 	uint64		images_seen;	/* part->images when the group started */
 	bool		has_snapshot_msg;	/* the leader's snapshot, answered once
 									 * the image is in */
@@ -97,6 +100,7 @@ extern KmdGroup *kmd_group_restart(KmdGroup *g);
  * kommander.snapshot_threshold.
  */
 extern bool kmd_image_intercept(KmdGroup *g, const raft_message *m);
+extern void kmd_images_adopt(KmdGroup *g);	/* a group starts */
 extern void kmd_images_step(void);
 extern void kmd_images_forget(KmdGroup *g);	/* a parked group stops */
 extern void kmd_compact_groups(TimestampTz now);

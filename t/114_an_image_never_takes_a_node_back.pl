@@ -9,7 +9,8 @@
 #   takes an image once one of them has applied as far as it has.
 #   Meanwhile its group runs without leading: with node2 down too, node1
 #   still leads partition 1 and commits with node3's acknowledgements (a
-#   parked group would have cost the partition its majority).
+#   parked group would have cost the partition its majority), while node3
+#   takes no proposal of its own (K0002, nothing committed).
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -24,9 +25,13 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use KmdTest;
 
-my @nodes = KmdTest::new_cluster(3, conf => "kommander.balance_interval = 0\n");
+# node1 leads partition 1 throughout: a longer election timeout keeps a
+# busy machine from moving it
+my @nodes = KmdTest::new_cluster(3,
+	conf => "kommander.balance_interval = 0\nkommander.election_timeout = 2000\n");
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node1')");
 KmdTest::wait_converged(\@nodes);
 
 my $key = KmdTest::key_in($n3, 1, 'held');
@@ -79,6 +84,7 @@ unlike(slurp_file($n3->logfile, $offset), qr/installed an image of partition 1 f
 	'node3 refused an image older than what it applied');
 
 # node2 goes down: node1 and the waiting node3 keep partition 1's majority
+is(KmdTest::leader_of($n1, 1), 'node1', 'node1 leads partition 1');
 $n2->stop('immediate');
 eval { $lockers[1]->quit };
 my $commit = $n1->safe_psql('postgres', 'SELECT commit_index FROM kommander.partitions WHERE partition_id = 1');
@@ -89,8 +95,16 @@ my ($rc, $out, $err) = $n1->psql('postgres',
 ok($n1->poll_query_until('postgres',
 		"SELECT commit_index > $commit AND leader_name = 'node1' FROM kommander.partitions WHERE partition_id = 1"),
 	'node1 leads partition 1 and commits with node2 down and node3 waiting for its image');
-is($n3->safe_psql('postgres', 'SELECT leader_name FROM kommander.partitions WHERE partition_id = 1'),
-	'node1', 'node3 follows node1');
+ok($n3->poll_query_until('postgres',
+		"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = 1"),
+	'node3 follows node1');
+# node3 takes no proposal meanwhile: it would commit, and wait for an
+# apply that cannot come before the image
+my $early = KmdTest::key_in($n3, 1, 'early');
+($rc, $out, $err) = $n3->psql('postgres',
+	"SET kommander.propose_timeout = '2s'; " . $upsert->($early, 'e'));
+like($err, qr/no leader of partition 1 took the request/,
+	'a proposal at node3 while it waits is not taken');
 unlike(slurp_file($n3->logfile, $offset), qr/installed an image of partition 1 from node/,
 	'node3 still waits for an image');
 
@@ -110,6 +124,8 @@ for my $node (@nodes)
 		'21:1', $node->name . ' has every write');
 	is($node->safe_psql('postgres', "SELECT v FROM kv WHERE k = '$late'"),
 		'l', $node->name . ' has the write committed while node2 was down');
+	is($node->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k = '$early'"),
+		'0', $node->name . ' has nothing of the proposal node3 did not take');
 }
 KmdTest::same_state(\@nodes);
 
