@@ -155,9 +155,10 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 
 /*
  * A group starts (or starts again) while its partition's image is in
- * flight (asked for, perhaps being installed by the apply worker right now)
- * or waited for: the first is parked before it persists anything, and
- * both wait for the image without leading.
+ * flight (asked for, perhaps being installed by the apply worker right now,
+ * or installed since the group's durable state was read) or waited for:
+ * the first is parked before it persists anything (and started again from
+ * the image once it is in), and both wait for the image without leading.
  */
 void
 kmd_images_adopt(KmdGroup *g)
@@ -167,7 +168,8 @@ kmd_images_adopt(KmdGroup *g)
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	state = g->part->image_state;
 	LWLockRelease(kmd_shared->lock);
-	if (state == KMD_IMAGE_ASKED || state == KMD_IMAGE_READY)
+	if (state == KMD_IMAGE_ASKED || state == KMD_IMAGE_READY ||
+		pg_atomic_read_u64(&g->part->images) != g->images_seen)
 	{
 		park(g);
 		g->has_snapshot_msg = false;
@@ -216,10 +218,10 @@ kmd_images_step(void)
 		{
 			/*
 			 * A try failed (its source is behind, or down): until the next,
-			 * the group votes and acknowledges, so that a node down
-			 * elsewhere does not cost the partition its majority, but its
-			 * entries are not applied here, so it may not lead.  A leader
-			 * stays parked: its followers elect another.
+			 * the group votes (and, when its log is whole, acknowledges), so
+			 * that a node down elsewhere does not cost the partition its
+			 * majority, but its entries are not applied here, so it may not
+			 * lead.  A leader stays parked: its followers elect another.
 			 */
 			kmd_images_forget(g);
 			g->has_snapshot_msg = false;

@@ -77,9 +77,9 @@ typedef enum KmdPartState
  * worker has parked the group (it steps and persists nothing of it), then
  * none again when the apply worker has installed it.  A try that failed
  * leaves it waiting: the Raft worker lets the group run again, holding its
- * campaigns (it votes and acknowledges, so the others keep their majority,
- * but never leads, as its entries are not applied), until the apply
- * worker asks again at the next try.
+ * campaigns (it votes, and acknowledges when its log is whole, so the
+ * others keep their majority, but never leads, as its entries are not
+ * applied), until the apply worker asks again at the next try.
  */
 typedef enum KmdImageState
 {

@@ -151,6 +151,7 @@ group_start(int32 partition_id)
 	KmdPartition *part;
 	bool		found;
 	bool		image_wanted;
+	uint64		images;
 
 	/* a partition gone from shared memory since it was listed: nothing to run */
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -159,6 +160,8 @@ group_start(int32 partition_id)
 	if (part == NULL)
 		return;
 
+	/* before the load: an image installed meanwhile restarts the group */
+	images = pg_atomic_read_u64(&part->images);
 	kmd_storage_load(partition_id, &state, &image_wanted);
 	fill_options(&opts);
 	g = hash_search(groups, &partition_id, HASH_ENTER, &found);
@@ -185,7 +188,7 @@ group_start(int32 partition_id)
 	g->image_wanted = image_wanted;
 	g->parked = false;
 	g->awaiting_image = false;
-	g->images_seen = pg_atomic_read_u64(&part->images);
+	g->images_seen = images;
 	g->has_snapshot_msg = false;
 	g->part = part;
 	g->unhosted_by = RAFT_NONE;
