@@ -61,6 +61,41 @@ host_caught_up(const raft *r, raft_id id, uint64_t max_lag)
 	return promotable(r, id, max_lag, 0);
 }
 
+/*
+ * The voter the roster keeps that a leaving leader hands over to: of those
+ * that answered lately and are caught up, the most caught up; else the
+ * first kept voter (the transfer succeeds once it answers).  A transfer to
+ * a node that is down or does not campaign times out, and the next step
+ * would name it again.
+ */
+static raft_id
+handover_target(const raft *r, const host_roster *ro, uint64_t max_lag)
+{
+	const raft_conf *conf = raft_get_conf(r);
+	raft_id		first = RAFT_NONE;
+	raft_id		best = RAFT_NONE;
+	raft_index	best_match = 0;
+
+	for (uint32_t k = 0; k < conf->n; k++)
+	{
+		raft_id		id = conf->members[k].id;
+		raft_progress pr;
+
+		if (id == raft_self(r) || conf->members[k].role != RAFT_VOTER ||
+			!host_roster_keeps(ro, id))
+			continue;
+		if (first == RAFT_NONE)
+			first = id;
+		if (raft_get_progress(r, id, &pr) == RAFT_OK && pr.recent_active &&
+			host_caught_up(r, id, max_lag) && (best == RAFT_NONE || pr.match > best_match))
+		{
+			best = id;
+			best_match = pr.match;
+		}
+	}
+	return best != RAFT_NONE ? best : first;
+}
+
 static bool
 step(host_step *s, host_action action, raft_id id)
 {
@@ -91,10 +126,10 @@ host_reconcile_step(const raft *r, const host_roster *ro, uint64_t max_lag,
 			continue;
 		if (id == self)
 		{
-			for (uint32_t k = 0; k < conf->n; k++)
-				if (conf->members[k].id != self && conf->members[k].role == RAFT_VOTER &&
-					host_roster_keeps(ro, conf->members[k].id))
-					return step(s, HOST_STEP_TRANSFER, conf->members[k].id);
+			raft_id		to = handover_target(r, ro, max_lag);
+
+			if (to != RAFT_NONE)
+				return step(s, HOST_STEP_TRANSFER, to);
 			/* no voter to stay: a learner must be promoted to hand over to */
 			in_line = false;
 			if (FLAW(flaws, HOST_FLAW_LONE_VOTER))

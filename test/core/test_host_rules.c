@@ -129,6 +129,37 @@ test_leaving_leader_hands_over_to_a_kept_voter(void **state)
 }
 
 /*
+ * A leaving leader hands over to a kept voter that answers: not to the
+ * first of them while it is cut off (the transfer would time out, and the
+ * next step name it again), unless none answers.
+ */
+static void
+test_leaving_leader_hands_over_to_a_voter_that_answers(void **state)
+{
+	fixture    *f = *state = fx_new(5, 5, NULL);
+	const uint32_t roles[] = {HOST_REMOVING, HOST_VOTER, HOST_VOTER, HOST_VOTER, HOST_VOTER};
+	host_roster ro = roster(5, roles);
+	host_step	st;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	fx_isolate(f, 2);
+	assert_int_equal(fx_propose(f, 1, "a"), RAFT_OK);
+	/* past a check-quorum round: node 2 has not answered in it */
+	fx_run(f, 3 * 10);
+	assert_int_equal(fx_leader(f), 1);
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_int_equal(st.action, HOST_STEP_TRANSFER);
+	assert_int_not_equal(st.id, 2);
+
+	/* nobody answers: the first kept voter, as before */
+	fx_isolate(f, 1);
+	fx_run(f, 3 * 10);
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_int_equal(st.action, HOST_STEP_TRANSFER);
+	assert_int_equal(st.id, 2);
+}
+
+/*
  * A leaving leader that is the only voter goes on to promote a learner to
  * hand over to; a learner is promoted only once it has answered.
  */
@@ -423,6 +454,7 @@ main(void)
 		cmocka_unit_test_teardown(test_in_line_takes_no_step, teardown),
 		cmocka_unit_test_teardown(test_leaving_member_removed_unless_held, teardown),
 		cmocka_unit_test_teardown(test_leaving_leader_hands_over_to_a_kept_voter, teardown),
+		cmocka_unit_test_teardown(test_leaving_leader_hands_over_to_a_voter_that_answers, teardown),
 		cmocka_unit_test_teardown(test_lone_leaving_leader_promotes_an_answered_learner, teardown),
 		cmocka_unit_test_teardown(test_reconcile_due, teardown),
 		cmocka_unit_test_teardown(test_split_holds, teardown),
