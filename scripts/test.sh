@@ -69,11 +69,12 @@ tap_in() {
 
 # The TAP files the asan suite runs: those that drive the memory-heavy paths
 # (catalog refresh with many partitions, splits and merges, compaction and
-# images, removal, barriers, the change feed) and every decoder fed bad
+# images, an image waited for, removal, barriers, the change feed) and every decoder fed bad
 # input.  The others exercise the same code under different timing.
 ASAN_TESTS="t/010_replication.pl t/050_split_merge_under_load.pl t/070_remove_node.pl
 t/100_thousand_partitions.pl t/110_compaction_and_images.pl
-t/112_an_image_behind_a_known_merge_is_refused.pl t/128_ddl_barrier.pl
+t/112_an_image_behind_a_known_merge_is_refused.pl t/114_an_image_never_takes_a_node_back.pl
+t/128_ddl_barrier.pl
 t/140_poison_entries_are_contained.pl t/142_undecodable_entries_stop_their_partition.pl
 t/146_peers_are_held_to_their_identity.pl t/150_refusals_with_their_sqlstates.pl
 t/168_change_feed.pl t/192_images_carry_request_ids_and_leases.pl"
