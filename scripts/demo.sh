@@ -46,6 +46,11 @@ kmd_cluster_up $NODES </dev/null
 echo "== a control table, created on every node through the system partition"
 kmd_psql_on 1 -c "SELECT kmd_ddl('CREATE TABLE public.jobs (id text PRIMARY KEY, state text NOT NULL, owner text)')" \
           -c "SELECT kmd_register_table('public.jobs')"
+# the other nodes know the table once they have applied the system
+# partition that far: a read barrier on each waits for it
+for n in $(seq 2 $NODES); do
+  kmd_psql_on "$n" -c "SELECT kmd_read_barrier()" >/dev/null
+done
 
 echo "== a short workload through every node"
 for i in $(seq 1 30); do

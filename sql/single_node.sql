@@ -112,6 +112,9 @@ SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs"}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":[1]}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"no_such_table","row":{"id":"k"}}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"nopk","row":{"id":"k"}}')$$);
+-- the hints name the read barrier: the table may be another node's news
+SELECT kmd_propose('k', '{"op":"insert","table":"no_such_table","row":{"id":"k"}}');
+SELECT kmd_propose('k', '{"op":"insert","table":"nopk","row":{"id":"k"}}');
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":{"id":"other","state":"x"}}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":{"state":"x"}}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":{"id":"k","nosuchcol":1}}')$$);

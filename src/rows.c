@@ -491,14 +491,17 @@ resolve_table(RowCommand *c, const char *name)
 	if (!OidIsValid(c->relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-				 errmsg("\"table\": relation \"%s\" does not exist", name)));
+				 errmsg("\"table\": relation \"%s\" does not exist", name),
+				 errhint("A table kmd_ddl() created through another node exists on this one once "
+						 "this node has applied it: call kmd_read_barrier() here first.")));
 
 	info = registered(c->relid);
 	if (info == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"table\": \"%s\" is not a control table", name),
-				 errhint("Register it with kmd_register_table().")));
+				 errhint("Register it with kmd_register_table(); one registered through another node "
+						 "is known on this one once this node has applied it (kmd_read_barrier()).")));
 	if (info->qualname != NULL)
 	{
 		c->qualname = pstrdup(info->qualname);
