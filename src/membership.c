@@ -141,6 +141,28 @@ require_served_database(void)
 				 errhint("Set kommander.database in postgresql.conf and restart.")));
 }
 
+/*
+ * Raise: this node already has an identity.  One refused as that node (its
+ * data went back, catalog.c) cannot take another either: it is replaced.
+ */
+static void
+already_belongs(void)
+{
+	if (kmd_shared->went_back_from != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node already belongs to a kommander cluster"),
+				 errdetail("Its data went back (it took its identity on WAL timeline %u and runs on "
+						   "timeline %u), so it is refused as that node, and it keeps that identity.",
+						   kmd_shared->went_back_from, GetWALInsertionTimeLine()),
+				 errhint("Remove it with kmd_remove_node() on another member and join a "
+						 "fresh server in its place.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("this node already belongs to a kommander cluster"),
+			 errhint("See kommander.nodes.")));
+}
+
 /* Error if this node already has an identity; locks kommander.local. */
 static void
 require_no_identity(void)
@@ -149,10 +171,7 @@ require_no_identity(void)
 		SPI_execute("SELECT 1 FROM kommander.local", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.local");
 	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this node already belongs to a kommander cluster"),
-				 errhint("See kommander.nodes.")));
+		already_belongs();
 }
 
 static void
@@ -316,10 +335,7 @@ kmd_join(PG_FUNCTION_ARGS)
 	if (SPI_execute("SELECT 1 FROM kommander.local", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.local");
 	if (SPI_processed > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this node already belongs to a kommander cluster"),
-				 errhint("See kommander.nodes.")));
+		already_belongs();
 	SPI_finish();
 
 	PG_TRY();

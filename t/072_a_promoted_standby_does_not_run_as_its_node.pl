@@ -61,6 +61,10 @@ isnt($rc, 0, 'a proposal through the promoted standby fails');
 like($err, qr/K0005: this node is not a member of a kommander cluster: its data went back/,
 	'with K0005, saying why');
 like($err, qr/HINT:  Remove it with kmd_remove_node\(\)/, 'and what to do');
+($rc, $out, $err) = $standby->psql('postgres',
+	qq{\\set VERBOSITY verbose\nSELECT kmd_join('again', 'host=localhost', 'host=localhost')});
+like($err, qr/this node already belongs to a kommander cluster.*\n.*DETAIL:  Its data went back \(it took its identity on WAL timeline 1 and runs on timeline 2\)/,
+	'kmd_join on it says that its data went back');
 is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
 	WHERE backend_type IN ('kommander raft worker', 'kommander apply')}),
 	'0', 'no Raft worker or apply worker runs on it');
