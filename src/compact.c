@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "storage/lwlock.h"
+#include "utils/timestamp.h"
 
 #include "guc.h"
 #include "shmem.h"
@@ -141,6 +142,8 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 		LWLockRelease(kmd_shared->lock);
 		return true;
 	}
+	if (part->image_state == KMD_IMAGE_NONE)
+		part->image_since = GetCurrentTimestamp();
 	part->image_state = KMD_IMAGE_ASKED;
 	part->image_from = (int32) m->from;
 	part->image_min = m->snapshot->index;

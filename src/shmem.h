@@ -136,6 +136,7 @@ typedef struct KmdPartition
 	int32		image_state;
 	int32		image_from;		/* the node to copy it from */
 	uint64		image_min;		/* it must reach at least this index */
+	TimestampTz image_since;	/* when it was asked for */
 	pg_atomic_uint64 images;	/* images installed (apply worker) */
 
 	/*

@@ -1237,6 +1237,7 @@ kmd_image_ask(int32 partition_id, int32 from, uint64 min_index)
 			part->image_state = KMD_IMAGE_ASKED;
 			part->image_from = from;
 			part->image_min = min_index;
+			part->image_since = GetCurrentTimestamp();
 		}
 	}
 	LWLockRelease(kmd_shared->lock);

@@ -90,6 +90,8 @@ stall_text(const KmdPartition *part)
 {
 	if (part->offline)
 		return "offline";
+	if (part->image_state != KMD_IMAGE_NONE)
+		return "image";
 	switch (part->apply_stall)
 	{
 		case KMD_STALL_RETRYING:
@@ -98,6 +100,24 @@ stall_text(const KmdPartition *part)
 			return "stopped";
 	}
 	return NULL;
+}
+
+/* kommander.partitions.stall_error of a partition waiting for an image */
+static const char *
+image_text(const KmdPartition *part)
+{
+	switch (part->image_state)
+	{
+		case KMD_IMAGE_ASKED:
+			return psprintf("an image of the partition is asked of node %d", part->image_from);
+		case KMD_IMAGE_READY:
+			return psprintf("an image of the partition is being copied from node %d",
+							part->image_from);
+		case KMD_IMAGE_WAITING:
+			return psprintf("an image of the partition could not be installed (the server log says why); "
+							"the next try asks node %d", part->image_from);
+	}
+	return "";
 }
 
 Datum
@@ -139,7 +159,13 @@ kmd_partition_status(PG_FUNCTION_ARGS)
 		values[9] = BoolGetDatum(part->quiesced);
 		/* the Raft worker's offline comes first: nothing applies then */
 		nulls[10] = nulls[11] = nulls[12] = stalled == NULL;
-		if (stalled != NULL)
+		if (stalled != NULL && !part->offline && part->image_state != KMD_IMAGE_NONE)
+		{
+			values[10] = CStringGetTextDatum(stalled);
+			values[11] = CStringGetTextDatum(image_text(part));
+			values[12] = TimestampTzGetDatum(part->image_since);
+		}
+		else if (stalled != NULL)
 		{
 			values[10] = CStringGetTextDatum(stalled);
 			values[11] = CStringGetTextDatum(part->offline ? part->offline_error : part->apply_error);

@@ -107,6 +107,11 @@ like($err, qr/no leader of partition 1 took the request/,
 	'a proposal at node3 while it waits is not taken');
 unlike(slurp_file($n3->logfile, $offset), qr/installed an image of partition 1 from node/,
 	'node3 still waits for an image');
+like($n3->safe_psql('postgres',
+		"SELECT stalled || ': ' || stall_error || ' ' || (stalled_since IS NOT NULL) "
+		  . 'FROM kommander.partitions WHERE partition_id = 1'),
+	qr/^image: an image of the partition .*node \d.* true$/,
+	'kommander.partitions on node3 says that partition 1 waits for an image');
 
 # once node1 applies as far, node3 takes its image; node2 comes back
 $lockers[0]->query_safe('COMMIT');
@@ -127,6 +132,8 @@ for my $node (@nodes)
 	is($node->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k = '$early'"),
 		'0', $node->name . ' has nothing of the proposal node3 did not take');
 }
+is($n3->safe_psql('postgres', 'SELECT stalled IS NULL FROM kommander.partitions WHERE partition_id = 1'),
+	't', 'and no longer once it is in');
 KmdTest::same_state(\@nodes);
 
 done_testing();
