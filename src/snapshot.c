@@ -710,38 +710,6 @@ install_raft_state(int32 partition_id, uint64 index, uint64 term, const char *co
 		elog(ERROR, "could not install the Raft state of partition %d", partition_id);
 }
 
-/*
- * Raise if the image of `partition_id' from node `from', at `index', is
- * older than what this node applied of the partition: installed, it would
- * take the partition's rows here back (a read here would miss writes it
- * saw), and cut this node's log, which holds entries it acknowledged, at
- * the image's index.  The node that sent it applies as far in time, or
- * another one serves it.  SPI connected.
- */
-static void
-refuse_if_behind_here(int32 partition_id, int32 from, uint64 index)
-{
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(partition_id)};
-	bool		isnull;
-	uint64		applied;
-
-	if (SPI_execute_with_args("SELECT applied_index FROM kommander.applied WHERE partition_id = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kommander.applied");
-	if (SPI_processed == 0)
-		return;
-	applied = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												   SPI_tuptable->tupdesc, 1, &isnull));
-	if (index < applied)
-		ereport(ERROR,
-				(errcode(ERRCODE_KMD_LEARNER_LAGGING),
-				 errmsg("node %d has applied partition %d to index " UINT64_FORMAT
-						", this node has applied it to " UINT64_FORMAT,
-						from, partition_id, index, applied),
-				 errdetail("Installed, it would take this node's rows back; the image is asked of another node.")));
-}
-
 /* The system index of the last barrier applied here (barrier.h); SPI connected */
 static int64
 barriers_applied(void)
@@ -880,6 +848,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 		Jsonb	   *map;
 		uint64		index;
 		uint64		term;
+		uint64		applied_here;
 		int64		barriers;
 		MemoryContext cxt;
 
@@ -895,6 +864,21 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 		term = (uint64) int_field(manifest, "term");
 		if (int_field(manifest, "partition_id") != partition_id)
 			elog(ERROR, "node %d described another partition", from);
+
+		/*
+		 * Older than what this node applied (the apply worker, which
+		 * installs, keeps that in shared memory): installed, it would take
+		 * the partition's rows here back, and cut this node's log, which
+		 * holds entries it acknowledged, at the image's index.
+		 */
+		applied_here = kmd_partition_applied(partition_id);
+		if (index < applied_here)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+					 errmsg("node %d has applied partition %d to index " UINT64_FORMAT
+							", this node has applied it to " UINT64_FORMAT,
+							from, partition_id, index, applied_here),
+					 errdetail("Installed, it would take this node's rows back; the image is asked of another node.")));
 		if (index < min_index)
 			ereport(ERROR,
 					(errcode(ERRCODE_KMD_LEARNER_LAGGING),
@@ -908,7 +892,6 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 							INT64_FORMAT " here first", partition_id, int_field(manifest, "sys_index"))));
 
 		cxt = kmd_xact_begin();
-		refuse_if_behind_here(partition_id, from, index);
 		barriers = barriers_applied();
 		if (partition_id != 0 && barriers != int_field(manifest, "barriers"))
 			ereport(ERROR,

@@ -159,18 +159,24 @@ kmd_partition_status(PG_FUNCTION_ARGS)
 		values[9] = BoolGetDatum(part->quiesced);
 		/* the Raft worker's offline comes first: nothing applies then */
 		nulls[10] = nulls[11] = nulls[12] = stalled == NULL;
-		if (stalled != NULL && !part->offline && part->image_state != KMD_IMAGE_NONE)
+		if (stalled != NULL)
 		{
 			values[10] = CStringGetTextDatum(stalled);
-			values[11] = CStringGetTextDatum(image_text(part));
-			values[12] = TimestampTzGetDatum(part->image_since);
-		}
-		else if (stalled != NULL)
-		{
-			values[10] = CStringGetTextDatum(stalled);
-			values[11] = CStringGetTextDatum(part->offline ? part->offline_error : part->apply_error);
-			values[12] = TimestampTzGetDatum(part->offline ? part->offline_since :
-											 part->apply_stalled_since);
+			if (part->offline)
+			{
+				values[11] = CStringGetTextDatum(part->offline_error);
+				values[12] = TimestampTzGetDatum(part->offline_since);
+			}
+			else if (part->image_state != KMD_IMAGE_NONE)
+			{
+				values[11] = CStringGetTextDatum(image_text(part));
+				values[12] = TimestampTzGetDatum(part->image_since);
+			}
+			else
+			{
+				values[11] = CStringGetTextDatum(part->apply_error);
+				values[12] = TimestampTzGetDatum(part->apply_stalled_since);
+			}
 		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

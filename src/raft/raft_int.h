@@ -34,7 +34,6 @@ typedef struct rbuf
 	unsigned char data[];
 } rbuf;
 
-/* The leader's bookkeeping for one member: how far it matches, what is in flight. */
 /*
  * Probes a member answers in a row with a log ending before its match
  * before the leader takes it for lost: one may be an old answer that
@@ -42,6 +41,7 @@ typedef struct rbuf
  */
 #define LOST_ANSWERS 2
 
+/* The leader's bookkeeping for one member: how far it matches, what is in flight. */
 typedef struct progress
 {
 	raft_id		id;
