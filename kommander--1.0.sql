@@ -260,6 +260,14 @@ RETURNS boolean AS 'MODULE_PATHNAME', 'kmd_deliver' LANGUAGE C STRICT;
 REVOKE ALL ON FUNCTION kommander.deliver(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION kommander.deliver(bytea) TO kommander_peer;
 
+-- The same as a stream: a peer's Raft worker calls this once per
+-- connection, which then carries its batches in COPY BOTH mode.
+CREATE PROCEDURE kommander.peer_stream()
+AS 'MODULE_PATHNAME', 'kmd_peer_stream' LANGUAGE C;
+
+REVOKE ALL ON PROCEDURE kommander.peer_stream() FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE kommander.peer_stream() TO kommander_peer;
+
 -- Partition images: a node whose log cannot catch up copies a partition's
 -- state from a peer.  In one REPEATABLE READ transaction on the peer, this
 -- describes the image (its index, term and configuration, the partition's

@@ -23,12 +23,22 @@
  */
 #include "postgres.h"
 
+#include "executor/spi.h"
+#include "libpq/libpq.h"
+#include "libpq/pqformat.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+#include "utils/wait_event.h"
 
 #include "apply.h"
 #include "errcodes.h"
@@ -38,6 +48,7 @@
 #include "wire.h"
 
 PG_FUNCTION_INFO_V1(kmd_deliver);
+PG_FUNCTION_INFO_V1(kmd_peer_stream);
 
 static char *
 uuid_text(const uint8 *id)
@@ -129,20 +140,14 @@ check_sender(const Kommander__Batch *b)
 						   b->n_offline, kmd_shared->max_partitions)));
 }
 
-Datum
-kmd_deliver(PG_FUNCTION_ARGS)
+/*
+ * May this session deliver batches at all?  A caller needs kommander_peer
+ * and the node must be a member; `refresh' reads the catalog first when
+ * it is not, as a bootstrap or join may just have committed.
+ */
+static void
+check_caller(bool refresh)
 {
-	bytea	   *raw = PG_GETARG_BYTEA_PP(0);
-	const char *data = VARDATA_ANY(raw);
-	uint32		len = VARSIZE_ANY_EXHDR(raw);
-	MemoryContext cxt;
-	MemoryContext old;
-	Kommander__Batch *b;
-	bool		targets[KMD_MAX_WORKERS] = {false};
-	bool		all = true;
-	KmdNode    *sender;
-	uint32		from_node;
-
 	if (!superuser() &&
 		!has_privs_of_role(GetUserId(), get_role_oid("kommander_peer", false)))
 		ereport(ERROR,
@@ -153,12 +158,28 @@ kmd_deliver(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_NOT_MEMBER),
 				 errmsg("kommander is not loaded on this node")));
-	if (!kmd_shared->member)
-		kmd_catalog_refresh();	/* a bootstrap or join may just have committed */
+	if (!kmd_shared->member && refresh)
+		kmd_catalog_refresh();
 	if (!kmd_shared->member)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_NOT_MEMBER),
 				 errmsg("this node is not a member of a kommander cluster")));
+}
+
+/*
+ * Check one packed batch and copy it into the inboxes of the Raft workers
+ * its partitions belong to; false if an inbox had no room for it.
+ */
+static bool
+deliver_batch(const char *data, uint32 len)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	Kommander__Batch *b;
+	bool		targets[KMD_MAX_WORKERS] = {false};
+	bool		all = true;
+	KmdNode    *sender;
+	uint32		from_node;
 
 	if (len > KMD_MAX_BATCH_BYTES)
 		ereport(ERROR,
@@ -248,5 +269,183 @@ kmd_deliver(PG_FUNCTION_ARGS)
 								len, from_node),
 						 errdetail("Batches from that node dropped so far: " UINT64_FORMAT ".", dropped)));
 	}
-	PG_RETURN_BOOL(all);
+	return all;
+}
+
+/*
+ * kommander.deliver(batch): one batch, in a call of its own.
+ */
+Datum
+kmd_deliver(PG_FUNCTION_ARGS)
+{
+	bytea	   *raw = PG_GETARG_BYTEA_PP(0);
+
+	check_caller(true);
+	PG_RETURN_BOOL(deliver_batch(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw)));
+}
+
+/*
+ * Answer a batch of the stream, if it is the timed one or was refused.
+ */
+static bool
+answer(bool timed, bool all)
+{
+	char		reply[2] = {KMD_STREAM_ANSWER, 0};
+
+	if (!timed && all)
+		return false;
+	reply[1] = (timed ? KMD_ANSWER_TIMED : 0) | (all ? 0 : KMD_ANSWER_REFUSED);
+	pq_putmessage('d', reply, sizeof(reply));
+	return true;
+}
+
+/*
+ * Read and deliver every message the client has sent that can be read
+ * without waiting; returns how many batches, or -1 when the client ended
+ * the copy.  Each batch is
+ * checked as kommander.deliver checks one, with the caches brought up to
+ * date first, so that a role revoked meanwhile delivers nothing more.
+ */
+static int
+read_messages(MemoryContext batch_cxt)
+{
+	int			batches = 0;
+	bool		answered = false;
+
+	for (;;)
+	{
+		unsigned char type;
+		int			r;
+		MemoryContext old;
+		StringInfoData msg;
+		bool		timed;
+
+		pq_startmsgread();
+		r = pq_getbyte_if_available(&type);
+		if (r == 0)
+		{
+			pq_endmsgread();
+			break;
+		}
+		if (r < 0)
+			proc_exit(0);		/* the peer stopped, or closed the connection */
+		/* each message in memory of its own, however large the last was */
+		MemoryContextReset(batch_cxt);
+		old = MemoryContextSwitchTo(batch_cxt);
+		initStringInfo(&msg);
+		if (pq_getmessage(&msg, KMD_MAX_BATCH_BYTES + 1) != 0)
+			ereport(FATAL,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("kommander peer stream lost its framing"),
+					 errdetail("A message was cut off, or longer than %d bytes.",
+							   KMD_MAX_BATCH_BYTES + 1)));
+		switch (type)
+		{
+			case 'd':
+				if (msg.len < 1 || (msg.data[0] != KMD_STREAM_BATCH &&
+									msg.data[0] != KMD_STREAM_TIMED))
+					malformed("A message of the peer stream is not a batch.");
+				timed = msg.data[0] == KMD_STREAM_TIMED;
+				AcceptInvalidationMessages();
+				check_caller(false);
+				if (answer(timed, deliver_batch(msg.data + 1, msg.len - 1)))
+					answered = true;
+				InvalidateCatalogSnapshot();
+				MemoryContextSwitchTo(old);
+				batches++;
+				continue;
+			case 'c':			/* CopyDone: the client ends the stream */
+				MemoryContextSwitchTo(old);
+				pq_putemptymessage('c');
+				pq_flush();
+				return -1;
+			case 'X':			/* Terminate */
+				proc_exit(0);
+		}
+		ereport(FATAL,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("unexpected message type 0x%02X on a kommander peer stream", type)));
+	}
+	if (answered)
+		pq_flush();
+	return batches;
+}
+
+/*
+ * CALL kommander.peer_stream(): the peer channel as one long call.  The
+ * connection turns to COPY BOTH mode and every CopyData message the client
+ * sends is a batch (wire.h), delivered as kommander.deliver would deliver
+ * it, without a statement, a transaction or an answer of its own.  The
+ * call holds no snapshot (it commits the CALL's at once), so the server's
+ * vacuum is not held back, and it commits again a second after a batch,
+ * which ends any catalog lock a check took.  It returns when the client
+ * ends the copy; closing the connection ends the session.
+ */
+Datum
+kmd_peer_stream(PG_FUNCTION_ARGS)
+{
+	CallContext *call = (CallContext *) fcinfo->context;
+	StringInfoData response;
+	MemoryContext batch_cxt;
+	TimestampTz last_commit;
+	bool		dirty = false;	/* a batch came since the last commit */
+
+	check_caller(true);
+	if (call == NULL || !IsA(call, CallContext) || call->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("kommander.peer_stream() cannot run inside a transaction block"),
+				 errhint("CALL it as a statement of its own.")));
+	if (whereToSendOutput != DestRemote)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kommander.peer_stream() needs a client connection")));
+
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect_ext failed");
+	SPI_commit();
+	last_commit = GetCurrentTimestamp();
+	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "kommander peer stream",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	/* CopyBothResponse: text format, no columns */
+	pq_beginmessage(&response, 'W');
+	pq_sendbyte(&response, 0);
+	pq_sendint16(&response, 0);
+	pq_endmessage(&response);
+	pq_flush();
+
+	for (;;)
+	{
+		WaitEvent	event;
+		long		timeout = -1;
+		int			batches;
+
+		if (dirty)
+			timeout = Max(0, 1000 - TimestampDifferenceMilliseconds(last_commit,
+																	 GetCurrentTimestamp()));
+		ModifyWaitEvent(FeBeWaitSet, FeBeWaitSetSocketPos, WL_SOCKET_READABLE, NULL);
+		if (WaitEventSetWait(FeBeWaitSet, timeout, &event, 1, PG_WAIT_EXTENSION) == 1 &&
+			(event.events & WL_POSTMASTER_DEATH))
+			ereport(FATAL,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("terminating connection due to unexpected postmaster exit")));
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+
+		batches = read_messages(batch_cxt);
+		if (batches < 0)
+			break;
+		dirty |= batches > 0;
+		if (dirty && TimestampDifferenceExceeds(last_commit, GetCurrentTimestamp(), 1000))
+		{
+			SPI_commit();
+			last_commit = GetCurrentTimestamp();
+			dirty = false;
+		}
+	}
+	MemoryContextDelete(batch_cxt);
+	SPI_finish();
+	PG_RETURN_VOID();
 }

@@ -43,7 +43,7 @@ int			kmd_request_retention = 600000;
  * kommander.workers = 0: one Raft worker per three cores this process may
  * run on, from one to four.  Under load a node's Raft worker does about a
  * third of the node's work (the log's writes and flushes; the backends,
- * the peers' deliver calls and the apply worker do the rest), so one keeps
+ * the peers' stream backends and the apply worker do the rest), so one keeps
  * up with three busy cores; and each worker flushes the log on its own, so
  * fewer workers make fewer, larger flushes.  Four, with the launcher and
  * the apply worker, stay within the default max_worker_processes; more
@@ -116,7 +116,7 @@ kmd_define_gucs(void)
 							NULL, &kmd_max_batch_bytes, 1024 * 1024, 1024, 64 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomIntVariable("kommander.max_inflight_batches",
-							"Most append messages in flight per follower and partition, and batches per peer connection.",
+							"Most append messages in flight per follower and partition, and batches not yet written to a peer connection.",
 							NULL, &kmd_max_inflight_batches, 64, 1, 4096,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kommander.snapshot_threshold",

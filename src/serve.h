@@ -50,8 +50,8 @@ extern void kmd_slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *m
  * kind that is forwarded; for a proposal, a command that decodes, comes
  * from that node and its slot, has the arguments the SQL functions give
  * its kind, and goes to the system partition if and only if it is a
- * system partition command.  kommander.deliver refuses a batch that holds
- * one (the Raft worker trusts what deliver let through).
+ * system partition command.  The peer channel (deliver.c) refuses a batch
+ * that holds one (the Raft worker trusts what it let through).
  */
 extern char *kmd_forward_problem(const Kommander__Forward *f, int32 from_node);
 

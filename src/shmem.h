@@ -249,7 +249,7 @@ typedef struct KmdSlotBuffers
 
 /*
  * A Raft worker's inbox: a byte ring of length-prefixed batches written by
- * kommander.deliver() in peer backends and read by the worker.
+ * the peer channel's backends (deliver.c) and read by the worker.
  */
 typedef struct KmdInbox
 {

@@ -55,7 +55,7 @@ typedef enum KmdStat
 	KMD_STAT_HEARTBEATS_SENT,
 	KMD_STAT_MESSAGES_SENT,		/* Raft messages */
 	KMD_STAT_MESSAGES_RECEIVED,
-	KMD_STAT_BATCHES_SENT,		/* peer batches (kommander.deliver calls) */
+	KMD_STAT_BATCHES_SENT,		/* peer batches (stream messages) */
 	KMD_STAT_BATCHES_RECEIVED,
 	KMD_STAT_BYTES_SENT,
 	KMD_STAT_BYTES_RECEIVED,

@@ -2,18 +2,19 @@
  *
  * transport.c
  *	  Outgoing peer connections of a Raft worker: one non-blocking libpq
- *	  connection per peer node, in pipeline mode, each batch sent as
- *	  SELECT kommander.deliver($1).
+ *	  connection per peer node, which calls kommander.peer_stream() once
+ *	  and then carries each batch as a CopyData message.
  *
  * Nothing here blocks the worker: connections are set up with
  * PQconnectPoll driven by socket readiness, output is flushed as the socket
- * accepts it, results are read as they come and discarded.  Each batch
- * runs a statement prepared once per connection.  A batch for a
- * peer that is not connected, or that has kommander.max_inflight_batches
- * batches unanswered, is dropped: Raft retransmits.  A broken connection is
- * closed and opened again after a backoff that doubles from 100 ms to 1 s;
- * a peer that refuses this node as a member (it was removed) is asked again
- * only every 30 s.
+ * accepts it, answers are read as they come.  A batch costs the peer no
+ * statement: its backend reads the stream and fills the inboxes (deliver.c).
+ * A batch for a peer that is not connected, or that has
+ * kommander.max_inflight_batches batches not yet written to the socket, is
+ * dropped: Raft retransmits.  A broken connection, or a stream the peer
+ * ends with an error, is closed and opened again after a backoff that
+ * doubles from 100 ms to 1 s; a peer that refuses this node as a member (it
+ * was removed) is asked again only every 30 s.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -23,7 +24,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -32,6 +32,7 @@
 #include "guc.h"
 #include "stats.h"
 #include "transport.h"
+#include "wire.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
@@ -41,7 +42,8 @@ typedef enum PeerState
 {
 	PEER_IDLE,					/* not connected; retry at retry_at */
 	PEER_CONNECTING,
-	PEER_READY
+	PEER_STARTING,				/* CALL kommander.peer_stream() sent */
+	PEER_READY					/* the stream carries batches */
 } PeerState;
 
 struct KmdPeer
@@ -53,16 +55,17 @@ struct KmdPeer
 	uint64		conn_id;		/* tells this connection from earlier ones */
 	PeerState	state;
 	PostgresPollingStatusType poll;	/* what PQconnectPoll waits for */
-	int			inflight;		/* batches sent, result not yet read */
+	int			unflushed;		/* batches queued since output was last all
+								 * written to the socket */
 	bool		want_write;		/* output not yet flushed */
 	TimestampTz retry_at;
 	int			backoff_ms;
 	bool		reported;		/* failure logged since the last success */
 	/* one batch at a time is timed to its answer: kommander.latency */
-	uint64		syncs_sent;		/* syncs sent on this connection */
-	uint64		syncs_done;		/* and answered */
-	uint64		timed;			/* syncs_sent of the batch timed, 0: none */
+	bool		timed;			/* a timed batch is unanswered */
 	TimestampTz timed_at;
+	char	   *frame;			/* a kind byte and the batch being sent */
+	uint32		frame_size;
 };
 
 /* numbers the connections this process makes */
@@ -94,8 +97,8 @@ peer_close(KmdPeer *p, const char *why)
 		p->conn = NULL;
 	}
 	p->state = PEER_IDLE;
-	p->inflight = 0;
-	p->syncs_sent = p->syncs_done = p->timed = 0;
+	p->unflushed = 0;
+	p->timed = false;
 	p->want_write = false;
 	p->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), p->backoff_ms);
 	p->backoff_ms = Min(p->backoff_ms * 2, BACKOFF_MAX_MS);
@@ -176,6 +179,8 @@ kmd_transport_sync(KmdTransport *t)
 		{
 			if (p->conn)
 				PQfinish(p->conn);
+			if (p->frame)
+				pfree(p->frame);
 			pfree(p);
 		}
 	}
@@ -226,24 +231,35 @@ bool
 kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 {
 	KmdPeer    *p = peer_find(t, to_node);
-	const char *values[1] = {data};
-	int			lengths[1] = {(int) len};
-	int			formats[1] = {1};
+	bool		timed;
 
-	if (p == NULL || p->state != PEER_READY || p->inflight >= kmd_max_inflight_batches)
+	if (p == NULL || p->state != PEER_READY || p->unflushed >= kmd_max_inflight_batches)
 		return false;
-	if (!PQsendQueryPrepared(p->conn, "kmd_deliver", 1, values, lengths, formats, 1) ||
-		!PQpipelineSync(p->conn))
+	if (p->frame_size < len + 1)
 	{
-		peer_close(p, PQerrorMessage(p->conn));
-		return false;
+		if (p->frame)
+			pfree(p->frame);
+		p->frame_size = Max(len + 1, 8192);
+		p->frame = MemoryContextAlloc(t->cxt, p->frame_size);
 	}
-	p->inflight++;
-	p->want_write = true;
-	p->syncs_sent++;
-	if (p->timed == 0)
+	timed = !p->timed;
+	p->frame[0] = timed ? KMD_STREAM_TIMED : KMD_STREAM_BATCH;
+	memcpy(p->frame + 1, data, len);
+	switch (PQputCopyData(p->conn, p->frame, (int) len + 1))
 	{
-		p->timed = p->syncs_sent;
+		case 1:
+			break;
+		case 0:					/* no room to queue it without blocking */
+			return false;
+		default:
+			peer_close(p, PQerrorMessage(p->conn));
+			return false;
+	}
+	p->unflushed++;
+	p->want_write = true;
+	if (timed)
+	{
+		p->timed = true;
 		p->timed_at = GetCurrentTimestamp();
 	}
 	kmd_stat_add(KMD_STAT_BATCHES_SENT, -1, 1);
@@ -252,74 +268,93 @@ kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 }
 
 /*
- * Read every result that has arrived, without blocking; false if the
- * connection broke.  In pipeline mode each batch yields its result, a NULL
- * that ends it, and the PGRES_PIPELINE_SYNC of its sync.
+ * The peer ended the call with an error (or the connection broke): log it
+ * and close the connection.
+ */
+static void
+peer_failed(KmdPeer *p, PGresult *res)
+{
+	char	   *msg = pstrdup(res ? PQresultErrorMessage(res) : PQerrorMessage(p->conn));
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	/*
+	 * A peer that no longer counts this node as a member (it was removed)
+	 * is asked again only rarely.
+	 */
+	if (state != NULL && strcmp(state, "28000") == 0)
+	{
+		ereport(LOG,
+				(errmsg("kommander: node %d refuses this node as a cluster member; next try in %d s",
+						p->node_id, BACKOFF_REFUSED_MS / 1000),
+				 errdetail_internal("%s", msg)));
+		p->reported = true;
+		p->backoff_ms = BACKOFF_REFUSED_MS;
+	}
+	if (res != NULL)
+		kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
+	peer_close(p, msg);
+	pfree(msg);
+}
+
+/*
+ * Read what the peer has sent, without blocking; false if the connection
+ * was closed.  Before the stream starts that is the CALL's result, then
+ * the answers to timed and refused batches, and an error ends it.
  */
 static bool
 peer_read(KmdPeer *p)
 {
 	if (!PQconsumeInput(p->conn))
 	{
-		peer_close(p, PQerrorMessage(p->conn));
+		peer_failed(p, NULL);
 		return false;
 	}
-	while (p->inflight > 0 && !PQisBusy(p->conn))
+	if (p->state == PEER_STARTING)
 	{
-		PGresult   *res = PQgetResult(p->conn);
+		PGresult   *res;
 
-		if (res == NULL)
-			continue;			/* end of one batch's results */
-		switch (PQresultStatus(res))
+		if (PQisBusy(p->conn))
+			return true;
+		res = PQgetResult(p->conn);
+		if (res == NULL || PQresultStatus(res) != PGRES_COPY_BOTH)
 		{
-			case PGRES_PIPELINE_SYNC:
-				p->inflight--;
-				p->syncs_done++;
-				if (p->timed != 0 && p->syncs_done >= p->timed)
-				{
-					kmd_latency_since(KMD_LAT_PEER_ROUND_TRIP, -1, p->timed_at);
-					p->timed = 0;
-				}
-				break;
-			case PGRES_TUPLES_OK:
-				p->reported = false;
-				p->backoff_ms = BACKOFF_MIN_MS;
-				/* false (binary: a zero byte): an inbox there had no room */
-				if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 1 &&
-					PQgetvalue(res, 0, 0)[0] == (PQfformat(res, 0) == 1 ? 0 : 'f'))
-					kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
-				break;
-			case PGRES_COMMAND_OK:	/* the statement prepared */
-				break;
-			case PGRES_PIPELINE_ABORTED:
-				break;
-			default:
-				{
-					char	   *msg = pstrdup(PQresultErrorMessage(res));
-					const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-					/*
-					 * A peer that no longer counts this node as a member
-					 * (it was removed) is asked again only rarely.
-					 */
-					if (state != NULL && strcmp(state, "28000") == 0)
-					{
-						ereport(LOG,
-								(errmsg("kommander: node %d refuses this node as a cluster member; next try in %d s",
-										p->node_id, BACKOFF_REFUSED_MS / 1000),
-								 errdetail_internal("%s", msg)));
-						p->reported = true;
-						p->backoff_ms = BACKOFF_REFUSED_MS;
-					}
-					kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
-					PQclear(res);
-					peer_close(p, msg);
-					return false;
-				}
+			peer_failed(p, res);
+			PQclear(res);
+			return false;
 		}
 		PQclear(res);
+		p->state = PEER_READY;
 	}
-	return true;
+	for (;;)
+	{
+		char	   *buf;
+		int			n = PQgetCopyData(p->conn, &buf, 1);
+
+		if (n == 0)
+			return true;
+		if (n < 0)
+		{
+			/* the stream ended: its result says why */
+			PGresult   *res = n == -1 ? PQgetResult(p->conn) : NULL;
+
+			peer_failed(p, res);
+			PQclear(res);
+			return false;
+		}
+		if (n == 2 && buf[0] == KMD_STREAM_ANSWER)
+		{
+			if (buf[1] & KMD_ANSWER_TIMED)
+			{
+				kmd_latency_since(KMD_LAT_PEER_ROUND_TRIP, -1, p->timed_at);
+				p->timed = false;
+				p->reported = false;
+				p->backoff_ms = BACKOFF_MIN_MS;
+			}
+			if (buf[1] & KMD_ANSWER_REFUSED)
+				kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
+		}
+		PQfreemem(buf);
+	}
 }
 
 void
@@ -343,27 +378,17 @@ kmd_transport_poll(KmdTransport *t)
 					peer_close(p, PQerrorMessage(p->conn));
 				else if (p->poll == PGRES_POLLING_OK)
 				{
-					Oid			types[1] = {BYTEAOID};
-
-					/*
-					 * Every batch runs one prepared statement: parsed and
-					 * planned once per connection, not per batch.
-					 */
 					if (PQsetnonblocking(p->conn, 1) != 0 ||
-						!PQenterPipelineMode(p->conn) ||
-						!PQsendPrepare(p->conn, "kmd_deliver", "SELECT kommander.deliver($1)",
-									   1, types) ||
-						!PQpipelineSync(p->conn))
+						!PQsendQuery(p->conn, "CALL kommander.peer_stream()"))
 						peer_close(p, PQerrorMessage(p->conn));
 					else
 					{
-						p->state = PEER_READY;
-						p->inflight = 1;	/* the prepare's sync */
-						p->syncs_sent = 1;
+						p->state = PEER_STARTING;
 						p->want_write = true;
 					}
 				}
 				break;
+			case PEER_STARTING:
 			case PEER_READY:
 				if (PQstatus(p->conn) != CONNECTION_OK)
 				{
@@ -380,6 +405,8 @@ kmd_transport_poll(KmdTransport *t)
 						break;
 					}
 					p->want_write = rc > 0;
+					if (rc == 0)
+						p->unflushed = 0;
 				}
 				(void) peer_read(p);
 				break;

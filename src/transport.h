@@ -2,12 +2,12 @@
  *
  * transport.h
  *	  Peer connections of one Raft worker: one non-blocking libpq
- *	  connection per peer node, in pipeline mode, each batch delivered by
- *	  SELECT kommander.deliver($1); reconnect with backoff.
+ *	  connection per peer node, streaming batches to
+ *	  CALL kommander.peer_stream() in COPY BOTH mode; reconnect with backoff.
  *
  * A peer that is down never blocks the caller: a batch for a peer that is
- * not connected, or has too many batches in flight, is dropped (Raft
- * retransmits).
+ * not connected, or has too many batches not yet written to its socket,
+ * is dropped (Raft retransmits).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -58,7 +58,7 @@ typedef struct KmdPeerWait
 extern int	kmd_transport_wait_events(KmdTransport *t, KmdPeerWait *waits);
 
 /* Make progress on every connection without blocking: connection set-up,
- * flushing output, reading and discarding results; a failed connection is
+ * flushing output, reading the peer's answers; a failed connection is
  * closed and retried later with exponential backoff. */
 extern void kmd_transport_poll(KmdTransport *t);
 

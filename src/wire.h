@@ -30,6 +30,20 @@
  */
 #define KMD_MAX_BATCH_BYTES (8 * 1024 * 1024 - 4)
 
+/*
+ * The peer stream: a Raft worker calls kommander.peer_stream() on each peer
+ * once per connection, and the connection turns to COPY BOTH mode.  Each
+ * CopyData message it sends is one of these kind bytes and a packed batch.
+ * The peer answers a timed batch, and any batch for which an inbox had no
+ * room, with KMD_STREAM_ANSWER and one byte of KMD_ANSWER_* flags, in the
+ * order of the batches.
+ */
+#define KMD_STREAM_BATCH 'B'
+#define KMD_STREAM_TIMED 'T'	/* a batch the sender times to its answer */
+#define KMD_STREAM_ANSWER 'a'
+#define KMD_ANSWER_TIMED 0x01	/* answers the timed batch */
+#define KMD_ANSWER_REFUSED 0x02 /* an inbox had no room for the batch */
+
 /* A batch under construction for one peer.  Entry data and snapshot images
  * are referenced, not copied: pack before the Raft ready is advanced. */
 typedef struct KmdOutBatch

@@ -594,8 +594,8 @@ announce(GroupReady *gr, bool *wake_apply)
  * votes) go out with the next iteration's, instead of now?  `appended':
  * this iteration sent a leader's messages before its write.  A node that
  * leads some partitions and follows others sends each peer its appends
- * before its write and its acknowledgements after it: two calls of
- * kommander.deliver per peer and iteration, where one would do.  So when
+ * before its write and its acknowledgements after it: two batches per
+ * peer and iteration, where one would do.  So when
  * input is waiting already (the latch is set: a proposal, a batch from a
  * peer) and this iteration sent a leader's messages before its write (so
  * the next one likely will too; a node that only follows, or leads an

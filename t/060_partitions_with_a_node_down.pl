@@ -118,7 +118,7 @@ ok($n1->poll_query_until('postgres',
 
 # CPU while idle, for the log (not asserted): the kommander processes
 # (launcher, Raft workers, apply), and the backends of the peer channel that
-# run kommander.deliver for the other nodes' keepalives
+# stream the other nodes' keepalives (kommander.peer_stream)
 # (scheduler time in nanoseconds, from /proc/<pid>/schedstat: exact, unlike
 # the clock ticks of /proc/<pid>/stat)
 sub cpu_time
@@ -128,7 +128,7 @@ sub cpu_time
 	for my $row (split /\n/, $node->safe_psql('postgres', q{
 			SELECT pid, CASE WHEN backend_type LIKE 'kommander%' THEN 'kommander' ELSE 'peers' END
 			  FROM pg_stat_activity
-			 WHERE backend_type LIKE 'kommander%' OR query LIKE '%kommander.deliver%'}))
+			 WHERE backend_type LIKE 'kommander%' OR query LIKE '%kommander.peer_stream%'}))
 	{
 		my ($pid, $kind) = split /\|/, $row;
 		open(my $fh, '<', "/proc/$pid/schedstat") or next;

@@ -1,6 +1,6 @@
 # 120_memory_stays_flat.pl
-#   Under steady writes the Raft workers and the apply worker of every node
-#   keep the memory they had: after a warm-up, three times as many writes
+#   Under steady writes the Raft workers, the apply worker and the backends
+#   of the peer streams of every node keep the memory they had: after a warm-up, three times as many writes
 #   again grow none of them by more than a tenth (the loops once kept what
 #   they allocated after each commit, about 500 bytes an entry for good).
 #   What is compared is the memory in use: a context may take one more
@@ -43,15 +43,20 @@ BEGIN
 END \$\$});
 }
 
-# Every kommander worker's memory in use on every node: "node:type:n" => bytes.
+# Every kommander worker's memory in use on every node, and that of the
+# backends streaming peers' batches: "node:type:n" => bytes.
 sub worker_memory
 {
 	my %total;
 	for my $node (@nodes)
 	{
 		my @workers = split /\n/, $node->safe_psql('postgres', q{
-			SELECT pid || ' ' || replace(backend_type, ' ', '_') FROM pg_stat_activity
-			 WHERE backend_type IN ('kommander raft worker', 'kommander apply') ORDER BY pid});
+			SELECT pid || ' ' || CASE WHEN backend_type = 'client backend' THEN 'peer_stream'
+			                          ELSE replace(backend_type, ' ', '_') END
+			  FROM pg_stat_activity
+			 WHERE backend_type IN ('kommander raft worker', 'kommander apply')
+			    OR query = 'CALL kommander.peer_stream()'
+			 ORDER BY backend_type, pid});
 		my $n = 0;
 		for my $w (@workers)
 		{
@@ -74,7 +79,8 @@ write_rounds($n2, 9);
 KmdTest::wait_converged(\@nodes);
 my $after = worker_memory();
 
-is(scalar(keys %$after), 9, 'two Raft workers and an apply worker measured on each node')
+is(scalar(keys %$after), 21,
+	'two Raft workers, an apply worker and four peer streams measured on each node')
   or diag(explain($after));
 for my $w (sort keys %$before)
 {

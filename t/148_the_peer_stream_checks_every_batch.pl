@@ -1,0 +1,212 @@
+# 148_the_peer_stream_checks_every_batch.pl
+#   The peer channel as a stream: CALL kommander.peer_stream() turns a
+#   connection to COPY BOTH mode and takes batches as CopyData messages.
+#   Spoken to here byte by byte over the node's socket, it answers the
+#   timed batch and no other, holds no snapshot while it runs (so vacuum
+#   is not held back) and outlives a statement_timeout; it checks every
+#   batch as kommander.deliver checks one (a role revoked meanwhile,
+#   another cluster, a node outside the roster, garbage), refuses a message
+#   that is not a batch, a message too long to be one and a call inside a
+#   transaction block; and the node serves on after all of it.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/148_the_peer_stream_checks_every_batch.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use IO::Select;
+use IO::Socket::UNIX;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my ($node) = KmdTest::new_cluster(1);
+$node->safe_psql('postgres', q{
+	CREATE ROLE mallory LOGIN;
+	CREATE ROLE peer LOGIN IN ROLE kommander_peer;
+	ALTER ROLE peer SET statement_timeout = '1s';
+});
+
+my $cluster = $node->safe_psql('postgres', "SELECT replace(cluster_id::text, '-', '') FROM kommander.local");
+
+# protobuf Batch: version=1, cluster_id=<16 bytes>, from_node, to_node=1
+sub batch
+{
+	my ($cid, $from) = @_;
+	return pack('H*', sprintf('08011210%s18%02x2001', $cid, $from));
+}
+
+# --- a client of the protocol, just enough of it ---------------------------
+
+sub send_msg
+{
+	my ($s, $type, $body) = @_;
+	print $s $type . pack('N', 4 + length $body) . $body;
+}
+
+sub read_exactly
+{
+	my ($s, $n) = @_;
+	my $buf = '';
+	my $sel = IO::Select->new($s);
+	while (length $buf < $n)
+	{
+		return undef unless $sel->can_read($PostgreSQL::Test::Utils::timeout_default);
+		my $got = sysread($s, $buf, $n - length $buf, length $buf);
+		return undef unless $got;
+	}
+	return $buf;
+}
+
+# the next message: [type, body], or () when the server closed the socket
+sub read_msg
+{
+	my ($s) = @_;
+	my $head = read_exactly($s, 5);
+	return () unless defined $head;
+	my ($type, $len) = unpack('a N', $head);
+	my $body = $len > 4 ? read_exactly($s, $len - 4) : '';
+	return ($type, $body);
+}
+
+# an ErrorResponse's fields: {C => sqlstate, M => message, S => severity}
+sub error_fields
+{
+	my ($body) = @_;
+	my %f;
+	for my $field (split /\0/, $body)
+	{
+		$f{ substr($field, 0, 1) } = substr($field, 1) if length $field;
+	}
+	return \%f;
+}
+
+# connect as $user and CALL the stream; returns the socket and the first
+# message that answers the CALL
+sub stream_open
+{
+	my ($user) = @_;
+	my $s = IO::Socket::UNIX->new(
+		Type => SOCK_STREAM(),
+		Peer => $node->host . '/.s.PGSQL.' . $node->port) or die "connect: $!";
+	my $params = "user\0$user\0database\0postgres\0\0";
+	print $s pack('NN', 8 + length $params, 196608) . $params;
+	while (1)
+	{
+		my ($type, $body) = read_msg($s);
+		die "no ReadyForQuery" unless defined $type;
+		die "login failed" if $type eq 'E';
+		last if $type eq 'Z';
+	}
+	send_msg($s, 'Q', "CALL kommander.peer_stream()\0");
+	my ($type, $body) = read_msg($s);
+	return ($s, $type, $body);
+}
+
+sub stream_pid
+{
+	my ($user) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE usename = '$user' AND query LIKE 'CALL kommander.peer_stream%'");
+}
+
+# --- the stream takes batches, and answers the timed one --------------------
+
+my ($rc, $out, $err) = $node->psql('postgres', 'CALL kommander.peer_stream()',
+	extra_params => [ '-U', 'mallory' ]);
+like($err, qr/permission denied for procedure peer_stream/, 'a role without kommander_peer cannot open a stream');
+
+($rc, $out, $err) = $node->psql('postgres', 'BEGIN; CALL kommander.peer_stream(); COMMIT;',
+	extra_params => [ '-U', 'peer' ]);
+like($err, qr/cannot run inside a transaction block/, 'nor can a call inside a transaction block');
+
+my ($s, $type, $body) = stream_open('peer');
+is($type, 'W', 'a granted role gets a CopyBothResponse');
+
+my $batches_before = $node->safe_psql('postgres',
+	"SELECT value FROM kommander.stats WHERE name = 'batches_received'");
+send_msg($s, 'd', 'B' . batch($cluster, 1));
+send_msg($s, 'd', 'B' . batch($cluster, 1));
+send_msg($s, 'd', 'T' . batch($cluster, 1));
+($type, $body) = read_msg($s);
+is($type, 'd', 'the timed batch is answered');
+is(unpack('H*', $body), '6101', 'by one answer, flagged as the timed one, not refused');
+is($node->safe_psql('postgres', "SELECT value FROM kommander.stats WHERE name = 'batches_received'") - $batches_before,
+	3, 'and all three batches were delivered');
+
+my $pid = stream_pid('peer');
+ok($pid, 'the stream shows in pg_stat_activity');
+is($node->safe_psql('postgres', "SELECT backend_xmin IS NULL FROM pg_stat_activity WHERE pid = $pid"),
+	't', 'it holds no snapshot: vacuum is not held back');
+
+ok($node->poll_query_until('postgres',
+	"SELECT now() - query_start > interval '2 s' FROM pg_stat_activity WHERE pid = $pid"),
+	'the stream runs past the role\'s statement_timeout');
+send_msg($s, 'd', 'T' . batch($cluster, 1));
+($type, $body) = read_msg($s);
+is(unpack('H*', $body // ''), '6101', 'and still answers');
+
+# --- every batch is checked ------------------------------------------------
+
+$node->safe_psql('postgres', 'REVOKE kommander_peer FROM peer');
+send_msg($s, 'd', 'T' . batch($cluster, 1));
+($type, $body) = read_msg($s);
+is($type, 'E', 'a batch after the role lost kommander_peer ends the stream with an error');
+like(error_fields($body)->{M}, qr/permission denied to deliver/, 'permission denied');
+($type, $body) = read_msg($s);
+is($type, 'Z', 'and the session is ready for queries again');
+close $s;
+$node->safe_psql('postgres', 'GRANT kommander_peer TO peer');
+
+my @refused = (
+	[ 'garbage', 'T' . "\xde\xad\xbe\xef", '08P01', qr/malformed kommander batch/ ],
+	[ 'a message without a batch\'s kind', 'x' . batch($cluster, 1), '08P01', qr/malformed kommander batch/ ],
+	[ 'an empty message', '', '08P01', qr/malformed kommander batch/ ],
+	[ 'a batch of another cluster', 'B' . batch('aa' x 16, 1), '08P01', qr/another cluster/ ],
+	[ 'a batch from a node outside the roster', 'B' . batch($cluster, 77), '28000', qr/not a member/ ]);
+for my $case (@refused)
+{
+	my ($what, $msg, $state, $re) = @$case;
+	($s, $type) = stream_open('peer');
+	send_msg($s, 'd', $msg);
+	($type, $body) = read_msg($s);
+	my $f = error_fields($body // '');
+	is("$type $f->{C}", "E $state", "$what ends the stream with $state");
+	like($f->{M}, $re, "$what: the error says why");
+	close $s;
+}
+
+# a message that is not CopyData, and one too long to be a batch, end the
+# session: the framing can no longer be trusted
+($s, $type) = stream_open('peer');
+send_msg($s, 'Q', "SELECT 1\0");
+($type, $body) = read_msg($s);
+is("$type " . error_fields($body)->{S}, 'E FATAL', 'a query inside the stream ends the session');
+close $s;
+
+($s, $type) = stream_open('peer');
+print $s 'd' . pack('N', 16 * 1024 * 1024);
+($type, $body) = read_msg($s);
+is("$type " . error_fields($body)->{S}, 'E FATAL', 'so does a message longer than any batch');
+like(error_fields($body)->{M}, qr/lost its framing/, 'said as such');
+close $s;
+
+# CopyDone ends the stream and the call
+($s, $type) = stream_open('peer');
+send_msg($s, 'c', '');
+($type, $body) = read_msg($s);
+is($type, 'c', 'CopyDone is answered with CopyDone');
+($type, $body) = read_msg($s);
+is("$type $body", "C CALL\0", 'and the call completes');
+close $s;
+
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 0 FROM pg_stat_activity WHERE query LIKE 'CALL kommander.peer_stream%'}),
+	'no stream is left running');
+is($node->safe_psql('postgres', 'SELECT kmd_read_barrier() > 0'), 't', 'the node still serves reads');
+
+done_testing();
