@@ -284,6 +284,20 @@ kmd_deliver(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(deliver_batch(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw)));
 }
 
+/* messages a peer stream reads before it looks at its commit and interrupts */
+#define STREAM_READ_MAX 64
+
+/*
+ * End the session quietly, as a backend does when its client goes: the
+ * peer stopped, or closed the connection.
+ */
+static pg_attribute_noreturn() void
+stream_exit(void)
+{
+	whereToSendOutput = DestNone;
+	proc_exit(0);
+}
+
 /*
  * Answer a batch of the stream, if it is the timed one or was refused.
  */
@@ -300,9 +314,10 @@ answer(bool timed, bool all)
 }
 
 /*
- * Read and deliver every message the client has sent that can be read
- * without waiting; returns how many batches, or -1 when the client ended
- * the copy.  Each batch is
+ * Read and deliver the messages the client has sent that can be read
+ * without waiting, at most STREAM_READ_MAX, so that the caller's commit
+ * comes under a steady stream too; returns how many batches, or -1 when
+ * the client ended the copy.  Each batch is
  * checked as kommander.deliver checks one, with the caches brought up to
  * date first, so that a role revoked meanwhile delivers nothing more.
  */
@@ -312,7 +327,7 @@ read_messages(MemoryContext batch_cxt)
 	int			batches = 0;
 	bool		answered = false;
 
-	for (;;)
+	while (batches < STREAM_READ_MAX)
 	{
 		unsigned char type;
 		int			r;
@@ -328,17 +343,18 @@ read_messages(MemoryContext batch_cxt)
 			break;
 		}
 		if (r < 0)
-			proc_exit(0);		/* the peer stopped, or closed the connection */
+			stream_exit();
 		/* each message in memory of its own, however large the last was */
 		MemoryContextReset(batch_cxt);
 		old = MemoryContextSwitchTo(batch_cxt);
 		initStringInfo(&msg);
-		if (pq_getmessage(&msg, KMD_MAX_BATCH_BYTES + 1) != 0)
+		/* the limit counts the length word: 4 bytes, a kind byte, a batch */
+		if (pq_getmessage(&msg, 4 + 1 + KMD_MAX_BATCH_BYTES) != 0)
 			ereport(FATAL,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
 					 errmsg("kommander peer stream lost its framing"),
 					 errdetail("A message was cut off, or longer than %d bytes.",
-							   KMD_MAX_BATCH_BYTES + 1)));
+							   1 + KMD_MAX_BATCH_BYTES)));
 		switch (type)
 		{
 			case 'd':
@@ -353,6 +369,7 @@ read_messages(MemoryContext batch_cxt)
 				InvalidateCatalogSnapshot();
 				MemoryContextSwitchTo(old);
 				batches++;
+				CHECK_FOR_INTERRUPTS();
 				continue;
 			case 'c':			/* CopyDone: the client ends the stream */
 				MemoryContextSwitchTo(old);
@@ -360,7 +377,7 @@ read_messages(MemoryContext batch_cxt)
 				pq_flush();
 				return -1;
 			case 'X':			/* Terminate */
-				proc_exit(0);
+				stream_exit();
 		}
 		ereport(FATAL,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),

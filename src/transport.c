@@ -334,8 +334,11 @@ peer_read(KmdPeer *p)
 			return true;
 		if (n < 0)
 		{
-			/* the stream ended: its result says why */
-			PGresult   *res = n == -1 ? PQgetResult(p->conn) : NULL;
+			/*
+			 * The stream ended: its result says why.  Only once it has
+			 * arrived whole, as PQgetResult would wait for it.
+			 */
+			PGresult   *res = n == -1 && !PQisBusy(p->conn) ? PQgetResult(p->conn) : NULL;
 
 			peer_failed(p, res);
 			PQclear(res);

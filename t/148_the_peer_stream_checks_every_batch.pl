@@ -5,9 +5,9 @@
 #   timed batch and no other, holds no snapshot while it runs (so vacuum
 #   is not held back) and outlives a statement_timeout; it checks every
 #   batch as kommander.deliver checks one (a role revoked meanwhile,
-#   another cluster, a node outside the roster, garbage), refuses a message
-#   that is not a batch, a message too long to be one and a call inside a
-#   transaction block; and the node serves on after all of it.
+#   another cluster, a node outside the roster, garbage, however long), refuses
+#   a message that is not a batch, a message too long to be one and a call
+#   inside a transaction block; and the node serves on after all of it.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -179,6 +179,15 @@ for my $case (@refused)
 	like($f->{M}, $re, "$what: the error says why");
 	close $s;
 }
+
+# a message as long as the largest batch a node takes is read whole, and
+# its bytes checked (8 MiB less the inbox's length word: wire.h)
+($s, $type) = stream_open('peer');
+send_msg($s, 'd', 'T' . ("\0" x (8 * 1024 * 1024 - 4)));
+($type, $body) = read_msg($s);
+is("$type " . error_fields($body // '')->{S} . ' ' . error_fields($body // '')->{C}, 'E ERROR 08P01',
+	'the largest message a batch may make is read, and refused as no batch');
+close $s;
 
 # a message that is not CopyData, and one too long to be a batch, end the
 # session: the framing can no longer be trusted
