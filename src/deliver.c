@@ -319,10 +319,11 @@ answer(bool timed, bool all)
  * comes under a steady stream too; returns how many batches, or -1 when
  * the client ended the copy.  Each batch is
  * checked as kommander.deliver checks one, with the caches brought up to
- * date first, so that a role revoked meanwhile delivers nothing more.
+ * date first, so that a role or privilege revoked meanwhile delivers
+ * nothing more.
  */
 static int
-read_messages(MemoryContext batch_cxt)
+read_messages(MemoryContext batch_cxt, Oid procedure)
 {
 	int			batches = 0;
 	bool		answered = false;
@@ -364,6 +365,11 @@ read_messages(MemoryContext batch_cxt)
 				timed = msg.data[0] == KMD_STREAM_TIMED;
 				AcceptInvalidationMessages();
 				check_caller(false);
+				if (pg_proc_aclcheck(procedure, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("permission denied for procedure kommander.peer_stream()"),
+							 errdetail("The privilege was revoked while the stream ran.")));
 				if (answer(timed, deliver_batch(msg.data + 1, msg.len - 1)))
 					answered = true;
 				InvalidateCatalogSnapshot();
@@ -451,7 +457,7 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 
-		batches = read_messages(batch_cxt);
+		batches = read_messages(batch_cxt, fcinfo->flinfo->fn_oid);
 		if (batches < 0)
 			break;
 		dirty |= batches > 0;

@@ -4,10 +4,11 @@
 #   Spoken to here byte by byte over the node's socket, it answers the
 #   timed batch and no other, holds no snapshot while it runs (so vacuum
 #   is not held back) and outlives a statement_timeout; it checks every
-#   batch as kommander.deliver checks one (a role revoked meanwhile,
-#   another cluster, a node outside the roster, garbage, however long), refuses
-#   a message that is not a batch, a message too long to be one and a call
-#   inside a transaction block; and the node serves on after all of it.
+#   batch as kommander.deliver checks one (a role or EXECUTE on the
+#   procedure revoked meanwhile, another cluster, a node outside the
+#   roster, garbage, however long), refuses a message that is not a batch,
+#   a message too long to be one and a call inside a transaction block;
+#   and the node serves on after all of it.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -161,6 +162,16 @@ like(error_fields($body)->{M}, qr/permission denied to deliver/, 'permission den
 is($type, 'Z', 'and the session is ready for queries again');
 close $s;
 $node->safe_psql('postgres', 'GRANT kommander_peer TO peer');
+
+# so does one after the privilege on the procedure was revoked
+($s, $type) = stream_open('peer');
+$node->safe_psql('postgres', 'REVOKE EXECUTE ON PROCEDURE kommander.peer_stream() FROM kommander_peer');
+send_msg($s, 'd', 'T' . batch($cluster, 1));
+($type, $body) = read_msg($s);
+is("$type " . (error_fields($body // '')->{C} // ''), 'E 42501',
+	'a batch after EXECUTE on the procedure was revoked ends the stream with 42501');
+close $s;
+$node->safe_psql('postgres', 'GRANT EXECUTE ON PROCEDURE kommander.peer_stream() TO kommander_peer');
 
 my @refused = (
 	[ 'garbage', 'T' . "\xde\xad\xbe\xef", '08P01', qr/malformed kommander batch/ ],
