@@ -412,6 +412,7 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 	MemoryContext batch_cxt;
 	TimestampTz last_commit;
 	bool		dirty = false;	/* a batch came since the last commit */
+	int			batches = 0;	/* read by the last round */
 
 	check_caller(true);
 	if (call == NULL || !IsA(call, CallContext) || call->atomic)
@@ -443,18 +444,25 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 	{
 		WaitEvent	event;
 		long		timeout = -1;
-		int			batches;
 
-		if (dirty)
-			timeout = Max(0, 1000 - TimestampDifferenceMilliseconds(last_commit,
-																	 GetCurrentTimestamp()));
-		ModifyWaitEvent(FeBeWaitSet, FeBeWaitSetSocketPos, WL_SOCKET_READABLE, NULL);
-		if (WaitEventSetWait(FeBeWaitSet, timeout, &event, 1, PG_WAIT_EXTENSION) == 1 &&
-			(event.events & WL_POSTMASTER_DEATH))
-			ereport(FATAL,
-					(errcode(ERRCODE_ADMIN_SHUTDOWN),
-					 errmsg("terminating connection due to unexpected postmaster exit")));
-		ResetLatch(MyLatch);
+		/*
+		 * Wait only when everything received is read: messages left by a
+		 * full round may already be in the backend's buffer, where the
+		 * socket no longer shows them.
+		 */
+		if (batches < STREAM_READ_MAX)
+		{
+			if (dirty)
+				timeout = Max(0, 1000 - TimestampDifferenceMilliseconds(last_commit,
+																		 GetCurrentTimestamp()));
+			ModifyWaitEvent(FeBeWaitSet, FeBeWaitSetSocketPos, WL_SOCKET_READABLE, NULL);
+			if (WaitEventSetWait(FeBeWaitSet, timeout, &event, 1, PG_WAIT_EXTENSION) == 1 &&
+				(event.events & WL_POSTMASTER_DEATH))
+				ereport(FATAL,
+						(errcode(ERRCODE_ADMIN_SHUTDOWN),
+						 errmsg("terminating connection due to unexpected postmaster exit")));
+			ResetLatch(MyLatch);
+		}
 		CHECK_FOR_INTERRUPTS();
 
 		batches = read_messages(batch_cxt, fcinfo->flinfo->fn_oid);

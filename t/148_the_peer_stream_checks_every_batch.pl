@@ -139,6 +139,19 @@ is(unpack('H*', $body), '6101', 'by one answer, flagged as the timed one, not re
 is($node->safe_psql('postgres', "SELECT value FROM kommander.stats WHERE name = 'batches_received'") - $batches_before,
 	3, 'and all three batches were delivered');
 
+# many batches in one write: the stream reads them in rounds, and the last
+# of them, already in the backend's buffer, is not left waiting for more
+$batches_before = $node->safe_psql('postgres',
+	"SELECT value FROM kommander.stats WHERE name = 'batches_received'");
+my $many = '';
+$many .= 'd' . pack('N', 5 + length batch($cluster, 1)) . 'B' . batch($cluster, 1) for 1 .. 150;
+$many .= 'd' . pack('N', 5 + length batch($cluster, 1)) . 'T' . batch($cluster, 1);
+print $s $many;
+($type, $body) = read_msg($s);
+is(unpack('H*', $body // ''), '6101', 'the timed batch after 150 others in one write is answered');
+is($node->safe_psql('postgres', "SELECT value FROM kommander.stats WHERE name = 'batches_received'") - $batches_before,
+	151, 'and all of them were delivered');
+
 my $pid = stream_pid('peer');
 ok($pid, 'the stream shows in pg_stat_activity');
 is($node->safe_psql('postgres', "SELECT backend_xmin IS NULL FROM pg_stat_activity WHERE pid = $pid"),
