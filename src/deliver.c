@@ -412,7 +412,9 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 	MemoryContext batch_cxt;
 	TimestampTz last_commit;
 	bool		dirty = false;	/* a batch came since the last commit */
-	int			batches = 0;	/* read by the last round */
+	int			batches = STREAM_READ_MAX;	/* read by the last round; the
+												 * first reads what came with
+												 * the CALL */
 
 	check_caller(true);
 	if (call == NULL || !IsA(call, CallContext) || call->atomic)

@@ -290,7 +290,7 @@ peer_failed(KmdPeer *p, PGresult *res)
 		p->reported = true;
 		p->backoff_ms = BACKOFF_REFUSED_MS;
 	}
-	if (res != NULL)
+	if (res != NULL && p->state == PEER_READY)
 		kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
 	peer_close(p, msg);
 	pfree(msg);

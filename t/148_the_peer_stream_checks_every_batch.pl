@@ -86,11 +86,12 @@ sub error_fields
 	return \%f;
 }
 
-# connect as $user and CALL the stream; returns the socket and the first
-# message that answers the CALL
+# connect as $user and CALL the stream (or send $query), with $batch in
+# the same write when given; returns the socket and the first message that
+# answers
 sub stream_open
 {
-	my ($user) = @_;
+	my ($user, $query, $batch) = @_;
 	my $s = IO::Socket::UNIX->new(
 		Type => SOCK_STREAM(),
 		Peer => $node->host . '/.s.PGSQL.' . $node->port) or die "connect: $!";
@@ -103,7 +104,11 @@ sub stream_open
 		die "login failed" if $type eq 'E';
 		last if $type eq 'Z';
 	}
-	send_msg($s, 'Q', "CALL kommander.peer_stream()\0");
+	$query //= 'CALL kommander.peer_stream()';
+	my $q = "$query\0";
+	my $out = 'Q' . pack('N', 4 + length $q) . $q;
+	$out .= 'd' . pack('N', 4 + length $batch) . $batch if defined $batch;
+	print $s $out;
 	my ($type, $body) = read_msg($s);
 	return ($s, $type, $body);
 }
@@ -125,8 +130,21 @@ like($err, qr/permission denied for procedure peer_stream/, 'a role without komm
 	extra_params => [ '-U', 'peer' ]);
 like($err, qr/cannot run inside a transaction block/, 'nor can a call inside a transaction block');
 
-my ($s, $type, $body) = stream_open('peer');
+# several statements in one query are a transaction block too
+my ($s, $type, $body) = stream_open('peer', "CALL kommander.peer_stream(); SELECT 1");
+is("$type " . (error_fields($body // '')->{C} // ''), 'E 25001',
+	'a call among other statements of one query is refused');
+close $s;
+
+# a batch sent with the CALL, before its answer, is read at once
+($s, $type, $body) = stream_open('peer', undef, 'T' . batch($cluster, 1));
 is($type, 'W', 'a granted role gets a CopyBothResponse');
+($type, $body) = read_msg($s);
+is(unpack('H*', $body // ''), '6101', 'and a batch sent along with the CALL is answered');
+close $s;
+
+($s, $type, $body) = stream_open('peer');
+is($type, 'W', 'a stream opens again');
 
 my $batches_before = $node->safe_psql('postgres',
 	"SELECT value FROM kommander.stats WHERE name = 'batches_received'");
