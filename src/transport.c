@@ -16,6 +16,11 @@
  * doubles from 100 ms to 1 s; a peer that refuses this node as a member (it
  * was removed) is asked again only every 30 s.
  *
+ * A peer whose kommander has no kommander.peer_stream() (an older version,
+ * during a rolling upgrade) is sent its batches the older way until the
+ * connection next breaks: SELECT kommander.deliver($1) per batch, in
+ * pipeline mode, at most kommander.max_inflight_batches unanswered.
+ *
  * Copyright (c) 2026, kommander developers
  *
  * src/transport.c
@@ -24,6 +29,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "utils/memutils.h"
@@ -43,7 +49,7 @@ typedef enum PeerState
 	PEER_IDLE,					/* not connected; retry at retry_at */
 	PEER_CONNECTING,
 	PEER_STARTING,				/* CALL kommander.peer_stream() sent */
-	PEER_READY					/* the stream carries batches */
+	PEER_READY					/* the stream (or deliver calls) carry batches */
 } PeerState;
 
 struct KmdPeer
@@ -57,6 +63,11 @@ struct KmdPeer
 	PostgresPollingStatusType poll;	/* what PQconnectPoll waits for */
 	int			unflushed;		/* batches queued since output was last all
 								 * written to the socket */
+	bool		by_deliver;		/* the peer has no stream: one
+								 * kommander.deliver call per batch */
+	bool		told_by_deliver;	/* logged that it has none */
+	int			unanswered;		/* by_deliver: batches (and the prepare)
+								 * whose sync is not yet answered */
 	bool		want_write;		/* output not yet flushed */
 	TimestampTz retry_at;
 	int			backoff_ms;
@@ -98,6 +109,8 @@ peer_close(KmdPeer *p, const char *why)
 	}
 	p->state = PEER_IDLE;
 	p->unflushed = 0;
+	p->by_deliver = false;		/* the next connection tries the stream */
+	p->unanswered = 0;
 	p->timed = false;
 	p->want_write = false;
 	p->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), p->backoff_ms);
@@ -227,6 +240,33 @@ kmd_transport_connected(KmdTransport *t, int32 node_id)
 	return p != NULL && p->state == PEER_READY;
 }
 
+/*
+ * A batch for a peer without the stream: one kommander.deliver call, its
+ * statement prepared when the connection opened.
+ */
+static bool
+send_by_deliver(KmdPeer *p, const char *data, uint32 len)
+{
+	const char *values[1] = {data};
+	int			lengths[1] = {(int) len};
+	int			formats[1] = {1};
+
+	if (p->unanswered >= kmd_max_inflight_batches)
+		return false;
+	if (!PQsendQueryPrepared(p->conn, "kmd_deliver", 1, values, lengths, formats, 1) ||
+		!PQpipelineSync(p->conn))
+	{
+		peer_close(p, PQerrorMessage(p->conn));
+		return false;
+	}
+	p->unanswered++;
+	p->unflushed++;
+	p->want_write = true;
+	kmd_stat_add(KMD_STAT_BATCHES_SENT, -1, 1);
+	kmd_stat_add(KMD_STAT_BYTES_SENT, -1, len);
+	return true;
+}
+
 bool
 kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 {
@@ -235,6 +275,8 @@ kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 
 	if (p == NULL || p->state != PEER_READY || p->unflushed >= kmd_max_inflight_batches)
 		return false;
+	if (p->by_deliver)
+		return send_by_deliver(p, data, len);
 	if (p->frame_size < len + 1)
 	{
 		if (p->frame)
@@ -277,6 +319,22 @@ peer_failed(KmdPeer *p, PGresult *res)
 	char	   *msg = pstrdup(res ? PQresultErrorMessage(res) : PQerrorMessage(p->conn));
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
+	/* no kommander.peer_stream() there (42883): deliver calls, at once */
+	if (p->state == PEER_STARTING && state != NULL && strcmp(state, "42883") == 0)
+	{
+		if (!p->told_by_deliver)
+			ereport(LOG,
+					(errmsg("kommander: node %d has no kommander.peer_stream(); batches go to it by kommander.deliver",
+							p->node_id),
+					 errhint("Its kommander is older than this node's: update it.")));
+		p->told_by_deliver = true;
+		peer_close(p, NULL);
+		p->by_deliver = true;
+		p->retry_at = 0;
+		pfree(msg);
+		return;
+	}
+
 	/*
 	 * A peer that no longer counts this node as a member (it was removed)
 	 * is asked again only rarely.
@@ -297,6 +355,47 @@ peer_failed(KmdPeer *p, PGresult *res)
 }
 
 /*
+ * Read the results of deliver calls that have arrived, without blocking;
+ * false if the connection was closed.  In pipeline mode each call yields
+ * its result, a NULL that ends it, and the PGRES_PIPELINE_SYNC of its
+ * sync.
+ */
+static bool
+read_deliver_results(KmdPeer *p)
+{
+	while (p->unanswered > 0 && !PQisBusy(p->conn))
+	{
+		PGresult   *res = PQgetResult(p->conn);
+
+		if (res == NULL)
+			continue;			/* end of one call's results */
+		switch (PQresultStatus(res))
+		{
+			case PGRES_PIPELINE_SYNC:
+				p->unanswered--;
+				break;
+			case PGRES_TUPLES_OK:
+				p->reported = false;
+				p->backoff_ms = BACKOFF_MIN_MS;
+				/* false (binary: a zero byte): an inbox there had no room */
+				if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 1 &&
+					PQgetvalue(res, 0, 0)[0] == 0)
+					kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
+				break;
+			case PGRES_COMMAND_OK:	/* the statement prepared */
+			case PGRES_PIPELINE_ABORTED:
+				break;
+			default:
+				peer_failed(p, res);
+				PQclear(res);
+				return false;
+		}
+		PQclear(res);
+	}
+	return true;
+}
+
+/*
  * Read what the peer has sent, without blocking; false if the connection
  * was closed.  Before the stream starts that is the CALL's result, then
  * the answers to timed and refused batches, and an error ends it.
@@ -309,6 +408,8 @@ peer_read(KmdPeer *p)
 		peer_failed(p, NULL);
 		return false;
 	}
+	if (p->by_deliver)
+		return read_deliver_results(p);
 	if (p->state == PEER_STARTING)
 	{
 		PGresult   *res;
@@ -379,6 +480,23 @@ kmd_transport_poll(KmdTransport *t)
 				p->poll = PQconnectPoll(p->conn);
 				if (p->poll == PGRES_POLLING_FAILED)
 					peer_close(p, PQerrorMessage(p->conn));
+				else if (p->poll == PGRES_POLLING_OK && p->by_deliver)
+				{
+					Oid			types[1] = {BYTEAOID};
+
+					if (PQsetnonblocking(p->conn, 1) != 0 ||
+						!PQenterPipelineMode(p->conn) ||
+						!PQsendPrepare(p->conn, "kmd_deliver", "SELECT kommander.deliver($1)",
+									   1, types) ||
+						!PQpipelineSync(p->conn))
+						peer_close(p, PQerrorMessage(p->conn));
+					else
+					{
+						p->state = PEER_READY;
+						p->unanswered = 1;	/* the prepare's sync */
+						p->want_write = true;
+					}
+				}
 				else if (p->poll == PGRES_POLLING_OK)
 				{
 					if (PQsetnonblocking(p->conn, 1) != 0 ||
