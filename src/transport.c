@@ -16,6 +16,11 @@
  * doubles from 100 ms to 1 s; a peer that refuses this node as a member (it
  * was removed) is asked again only every 30 s.
  *
+ * A stream that answers neither its CALL nor its timed batch for ten
+ * election timeouts is closed and opened again: its backend there may be
+ * stuck, or the connection half-open, which TCP alone can take many
+ * minutes to notice.
+ *
  * A peer whose kommander has no kommander.peer_stream() (an older version,
  * during a rolling upgrade) is sent its batches the older way until the
  * connection next breaks: SELECT kommander.deliver($1) per batch, in
@@ -43,6 +48,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
 #define BACKOFF_REFUSED_MS 30000	/* the peer says we are not a member */
+#define ANSWER_TIMEOUTS 10		/* election timeouts a stream may not answer */
 
 typedef enum PeerState
 {
@@ -74,7 +80,7 @@ struct KmdPeer
 	bool		reported;		/* failure logged since the last success */
 	/* one batch at a time is timed to its answer: kommander.latency */
 	bool		timed;			/* a timed batch is unanswered */
-	TimestampTz timed_at;
+	TimestampTz timed_at;		/* when it was sent, or the CALL */
 	char	   *frame;			/* a kind byte and the batch being sent */
 	uint32		frame_size;
 };
@@ -506,6 +512,7 @@ kmd_transport_poll(KmdTransport *t)
 					{
 						p->state = PEER_STARTING;
 						p->want_write = true;
+						p->timed_at = GetCurrentTimestamp();
 					}
 				}
 				break;
@@ -514,6 +521,17 @@ kmd_transport_poll(KmdTransport *t)
 				if (PQstatus(p->conn) != CONNECTION_OK)
 				{
 					peer_close(p, PQerrorMessage(p->conn));
+					break;
+				}
+				if ((p->state == PEER_STARTING || (p->timed && !p->by_deliver)) &&
+					TimestampDifferenceExceeds(p->timed_at, now, ANSWER_TIMEOUTS * kmd_election_timeout))
+				{
+					char	   *why = psprintf("Node %d did not answer for %d ms; the connection is opened again.",
+											   p->node_id, ANSWER_TIMEOUTS * kmd_election_timeout);
+
+					p->reported = false;	/* say so, even after an earlier failure */
+					peer_close(p, why);
+					pfree(why);
 					break;
 				}
 				if (p->want_write)

@@ -1,0 +1,63 @@
+# 151_a_stuck_peer_stream_is_opened_again.pl
+#   A peer stream whose backend stops answering (here stopped with SIGSTOP,
+#   as a stuck process or a half-open connection would look) is closed by
+#   the sending Raft worker after ten election timeouts without an answer
+#   and opened again, with a line in its log: the node behind it gets the
+#   others' batches again and applies their writes while the stuck backends
+#   still hang.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/151_a_stuck_peer_stream_is_opened_again.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3, conf => "kommander.election_timeout = 500\n");
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::create_kv($n1);
+KmdTest::wait_converged(\@nodes);
+
+my @stuck = split /\n/, $n2->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE query = 'CALL kommander.peer_stream()'");
+ok(@stuck >= 2, 'node2 serves streams of the other nodes');
+
+# whatever happens below, the stopped backends run again before the end
+END { kill 'CONT', @stuck if @stuck; }
+
+my $offset1 = -s $n1->logfile;
+my $offset3 = -s $n3->logfile;
+kill 'STOP', @stuck;
+
+ok($n1->wait_for_log(qr/Node 2 did not answer for 5000 ms/, $offset1),
+	'node1 closes its stream to node2 when it stops answering');
+ok($n3->wait_for_log(qr/Node 2 did not answer for 5000 ms/, $offset3),
+	'so does node3');
+
+for my $i (1 .. 10)
+{
+	$n1->safe_psql('postgres',
+		"SELECT kmd_propose('s$i', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"s$i\",\"v\":\"x\"}}')");
+}
+KmdTest::wait_converged(\@nodes);
+is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 's%'"), '10',
+	'node2 applies what node1 wrote, over new streams');
+ok($n2->safe_psql('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL kommander.peer_stream()' AND pid NOT IN ("
+	  . join(',', @stuck) . ")") > 0,
+	'new streams run beside the stuck ones (a worker with nothing to send keeps its own)');
+
+kill 'CONT', @stuck;
+@stuck = ();
+ok($n2->poll_query_until('postgres',
+	"SELECT count(*) = " . (scalar(@nodes) - 1) . " * (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker')"
+	  . " FROM pg_stat_activity WHERE query = 'CALL kommander.peer_stream()'"),
+	'the stuck backends, let go, find their connections closed and end');
+
+done_testing();
