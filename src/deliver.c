@@ -299,6 +299,36 @@ stream_exit(void)
 }
 
 /*
+ * Read the rest of a message whose type byte was read: its length word and
+ * its body, at most a kind byte and the largest batch.  False if the
+ * connection ended first (a peer's worker that stops may cut a message
+ * off); a length no message of the stream has ends the session.
+ */
+static bool
+read_body(StringInfo msg)
+{
+	uint32		len;
+
+	if (pq_getbytes((char *) &len, 4) == EOF)
+		return false;
+	len = pg_ntoh32(len);
+	if (len < 4 || len - 4 > 1 + KMD_MAX_BATCH_BYTES)
+		ereport(FATAL,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("kommander peer stream lost its framing"),
+				 errdetail("A message of %u bytes; the longest is %d.",
+						   len < 4 ? 0 : len - 4, 1 + KMD_MAX_BATCH_BYTES)));
+	len -= 4;
+	enlargeStringInfo(msg, (int) len);
+	if (len > 0 && pq_getbytes(msg->data, len) == EOF)
+		return false;
+	msg->len = (int) len;
+	msg->data[len] = '\0';
+	pq_endmsgread();
+	return true;
+}
+
+/*
  * Answer a batch of the stream, if it is the timed one or was refused.
  */
 static bool
@@ -349,13 +379,8 @@ read_messages(MemoryContext batch_cxt, Oid procedure)
 		MemoryContextReset(batch_cxt);
 		old = MemoryContextSwitchTo(batch_cxt);
 		initStringInfo(&msg);
-		/* the limit counts the length word: 4 bytes, a kind byte, a batch */
-		if (pq_getmessage(&msg, 4 + 1 + KMD_MAX_BATCH_BYTES) != 0)
-			ereport(FATAL,
-					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("kommander peer stream lost its framing"),
-					 errdetail("A message was cut off, or longer than %d bytes.",
-							   1 + KMD_MAX_BATCH_BYTES)));
+		if (!read_body(&msg))
+			stream_exit();		/* cut off: the peer closed the connection */
 		switch (type)
 		{
 			case 'd':

@@ -7,8 +7,10 @@
 #   batch as kommander.deliver checks one (a role or EXECUTE on the
 #   procedure revoked meanwhile, another cluster, a node outside the
 #   roster, garbage, however long), refuses a message that is not a batch,
-#   a message too long to be one and a call inside a transaction block;
-#   and the node serves on after all of it.
+#   a message too long to be one and a call inside a transaction block,
+#   reads a batch sent along with the CALL and many in one write, ends
+#   quietly when its client goes in the middle of a message; and the node
+#   serves on after all of it.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -117,7 +119,8 @@ sub stream_pid
 {
 	my ($user) = @_;
 	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE usename = '$user' AND query LIKE 'CALL kommander.peer_stream%'");
+		"SELECT pid FROM pg_stat_activity WHERE usename = '$user' AND query LIKE 'CALL kommander.peer_stream%'"
+		  . " ORDER BY backend_start DESC LIMIT 1");
 }
 
 # --- the stream takes batches, and answers the timed one --------------------
@@ -245,6 +248,17 @@ print $s 'd' . pack('N', 16 * 1024 * 1024);
 is("$type " . error_fields($body)->{S}, 'E FATAL', 'so does a message longer than any batch');
 like(error_fields($body)->{M}, qr/lost its framing/, 'said as such');
 close $s;
+
+# a message cut off by the peer closing its connection (a worker that
+# stops) ends the session quietly, as a client that goes away does
+($s, $type) = stream_open('peer');
+my $cut = stream_pid('peer');
+my $log_offset = -s $node->logfile;
+print $s 'd' . pack('N', 104) . ('x' x 10);
+close $s;
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $cut"),
+	'a message cut off by a closed connection ends the stream');
+unlike(slurp_file($node->logfile, $log_offset), qr/\[$cut\][^\n]*(FATAL|ERROR)/, 'and logs no error');
 
 # CopyDone ends the stream and the call
 ($s, $type) = stream_open('peer');
