@@ -178,6 +178,15 @@ ok($pid, 'the stream shows in pg_stat_activity');
 is($node->safe_psql('postgres', "SELECT backend_xmin IS NULL FROM pg_stat_activity WHERE pid = $pid"),
 	't', 'it holds no snapshot: vacuum is not held back');
 
+# a grant throws the caches away: the next batch's checks read the catalog
+# again, with a catalog snapshot the stream must not keep
+$node->safe_psql('postgres', 'CREATE ROLE bystander; GRANT bystander TO mallory');
+send_msg($s, 'd', 'T' . batch($cluster, 1));
+($type, $body) = read_msg($s);
+is(unpack('H*', $body // ''), '6101', 'a batch after a grant is answered');
+is($node->safe_psql('postgres', "SELECT backend_xmin IS NULL FROM pg_stat_activity WHERE pid = $pid"),
+	't', 'and the catalog snapshot its checks took is not kept');
+
 ok($node->poll_query_until('postgres',
 	"SELECT now() - query_start > interval '2 s' FROM pg_stat_activity WHERE pid = $pid"),
 	'the stream runs past the role\'s statement_timeout');
