@@ -347,10 +347,9 @@ answer(bool timed, bool all)
  * Read and deliver the messages the client has sent that can be read
  * without waiting, at most STREAM_READ_MAX, so that the caller's commit
  * comes under a steady stream too; returns how many batches, or -1 when
- * the client ended the copy.  Each batch is
- * checked as kommander.deliver checks one, with the caches brought up to
- * date first, so that a role or privilege revoked meanwhile delivers
- * nothing more.
+ * the client ended the copy.  Each batch is checked as kommander.deliver
+ * checks one, with the caches brought up to date first, so that a role or
+ * privilege revoked meanwhile delivers nothing more.
  */
 static int
 read_messages(MemoryContext batch_cxt, Oid procedure)
@@ -424,10 +423,11 @@ read_messages(MemoryContext batch_cxt, Oid procedure)
  * connection turns to COPY BOTH mode and every CopyData message the client
  * sends is a batch (wire.h), delivered as kommander.deliver would deliver
  * it, without a statement, a transaction or an answer of its own.  The
- * call holds no snapshot (it commits the CALL's at once), so the server's
- * vacuum is not held back, and it commits again a second after a batch,
- * which ends any catalog lock a check took.  It returns when the client
- * ends the copy; closing the connection ends the session.
+ * call holds no snapshot (it commits the CALL's at once, and lets go of
+ * the catalog snapshot a batch's checks take), so the server's vacuum is
+ * not held back, and it commits again a second after a batch, so that its
+ * transaction is never old.  It returns when the client ends the copy;
+ * closing the connection ends the session.
  */
 Datum
 kmd_peer_stream(PG_FUNCTION_ARGS)
