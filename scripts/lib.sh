@@ -7,7 +7,7 @@
 
 KMD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KMD_PACKAGES="postgresql-15 postgresql-server-dev-15 libpq-dev libprotobuf-c-dev
-protobuf-c-compiler libipc-run-perl libcmocka-dev libkrb5-dev make gcc clang"
+protobuf-c-compiler libipc-run-perl libcmocka-dev libkrb5-dev openssl make gcc clang"
 PG_BIN=/usr/lib/postgresql/15/bin
 # builds run one make job per core
 KMD_JOBS="-j$(nproc)"
