@@ -17,7 +17,8 @@
  * was removed) is asked again only every 30 s.
  *
  * A stream that answers neither its CALL nor its timed batch for ten
- * election timeouts is closed and opened again: its backend there may be
+ * election timeouts (or a connection of deliver calls its timed call) is
+ * closed and opened again: its backend there may be
  * stuck, or the connection half-open, which TCP alone can take many
  * minutes to notice.
  *
@@ -74,6 +75,9 @@ struct KmdPeer
 	bool		told_by_deliver;	/* logged that it has none */
 	int			unanswered;		/* by_deliver: batches (and the prepare)
 								 * whose sync is not yet answered */
+	uint64		syncs_sent;		/* by_deliver: syncs sent, */
+	uint64		syncs_done;		/* answered, */
+	uint64		timed_sync;		/* and the timed batch's */
 	bool		want_write;		/* output not yet flushed */
 	TimestampTz retry_at;
 	int			backoff_ms;
@@ -117,6 +121,7 @@ peer_close(KmdPeer *p, const char *why)
 	p->unflushed = 0;
 	p->by_deliver = false;		/* the next connection tries the stream */
 	p->unanswered = 0;
+	p->syncs_sent = p->syncs_done = p->timed_sync = 0;
 	p->timed = false;
 	p->want_write = false;
 	p->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), p->backoff_ms);
@@ -268,6 +273,13 @@ send_by_deliver(KmdPeer *p, const char *data, uint32 len)
 	p->unanswered++;
 	p->unflushed++;
 	p->want_write = true;
+	p->syncs_sent++;
+	if (!p->timed)
+	{
+		p->timed = true;
+		p->timed_sync = p->syncs_sent;
+		p->timed_at = GetCurrentTimestamp();
+	}
 	kmd_stat_add(KMD_STAT_BATCHES_SENT, -1, 1);
 	kmd_stat_add(KMD_STAT_BYTES_SENT, -1, len);
 	return true;
@@ -379,6 +391,12 @@ read_deliver_results(KmdPeer *p)
 		{
 			case PGRES_PIPELINE_SYNC:
 				p->unanswered--;
+				p->syncs_done++;
+				if (p->timed && p->syncs_done >= p->timed_sync)
+				{
+					kmd_latency_since(KMD_LAT_PEER_ROUND_TRIP, -1, p->timed_at);
+					p->timed = false;
+				}
 				break;
 			case PGRES_TUPLES_OK:
 				p->reported = false;
@@ -500,6 +518,7 @@ kmd_transport_poll(KmdTransport *t)
 					{
 						p->state = PEER_READY;
 						p->unanswered = 1;	/* the prepare's sync */
+						p->syncs_sent = 1;
 						p->want_write = true;
 					}
 				}
@@ -523,7 +542,7 @@ kmd_transport_poll(KmdTransport *t)
 					peer_close(p, PQerrorMessage(p->conn));
 					break;
 				}
-				if ((p->state == PEER_STARTING || (p->timed && !p->by_deliver)) &&
+				if ((p->state == PEER_STARTING || p->timed) &&
 					TimestampDifferenceExceeds(p->timed_at, now, ANSWER_TIMEOUTS * kmd_election_timeout))
 				{
 					char	   *why = psprintf("Node %d did not answer for %d ms; the connection is opened again.",

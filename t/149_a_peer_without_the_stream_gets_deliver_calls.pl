@@ -4,6 +4,9 @@
 #   node2) still gets its batches: the others' Raft workers, refused with
 #   42883 when they open the stream, send them by kommander.deliver calls,
 #   say so once in their log, and node2 applies what the others write.
+#   Deliver calls that stop being answered (node2's backends stopped with
+#   SIGSTOP) are given up after ten election timeouts as a stream is, and
+#   node2 is served by new ones.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -61,5 +64,23 @@ for my $node (@nodes)
 }
 is($n1->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL kommander.peer_stream()'}),
 	2 * $workers, 'node1 still takes streams from node2 and node3');
+
+my @stuck = split /\n/, $n2->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT kommander.deliver%'");
+END { kill 'CONT', @stuck if @stuck; }
+$offset1 = -s $n1->logfile;
+kill 'STOP', @stuck;
+ok($n1->wait_for_log(qr/Node 2 did not answer for \d+ ms/, $offset1),
+	'node1 gives up deliver calls node2 no longer answers');
+for my $i (22 .. 31)
+{
+	$n1->safe_psql('postgres',
+		"SELECT kmd_propose('d$i', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"d$i\",\"v\":\"x\"}}')");
+}
+KmdTest::wait_converged(\@nodes);
+is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'd%'"), '31',
+	'and node2, served by new deliver calls, applies what node1 wrote meanwhile');
+kill 'CONT', @stuck;
+@stuck = ();
 
 done_testing();
