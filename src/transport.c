@@ -542,17 +542,6 @@ kmd_transport_poll(KmdTransport *t)
 					peer_close(p, PQerrorMessage(p->conn));
 					break;
 				}
-				if ((p->state == PEER_STARTING || p->timed) &&
-					TimestampDifferenceExceeds(p->timed_at, now, ANSWER_TIMEOUTS * kmd_election_timeout))
-				{
-					char	   *why = psprintf("Node %d did not answer for %d ms; the connection is opened again.",
-											   p->node_id, ANSWER_TIMEOUTS * kmd_election_timeout);
-
-					p->reported = false;	/* say so, even after an earlier failure */
-					peer_close(p, why);
-					pfree(why);
-					break;
-				}
 				if (p->want_write)
 				{
 					int			rc = PQflush(p->conn);
@@ -566,7 +555,19 @@ kmd_transport_poll(KmdTransport *t)
 					if (rc == 0)
 						p->unflushed = 0;
 				}
-				(void) peer_read(p);
+				if (!peer_read(p))
+					break;
+				/* after reading: an answer waiting in the socket is no silence */
+				if ((p->state == PEER_STARTING || p->timed) &&
+					TimestampDifferenceExceeds(p->timed_at, now, ANSWER_TIMEOUTS * kmd_election_timeout))
+				{
+					char	   *why = psprintf("Node %d did not answer for %d ms; the connection is opened again.",
+											   p->node_id, ANSWER_TIMEOUTS * kmd_election_timeout);
+
+					p->reported = false;	/* say so, even after an earlier failure */
+					peer_close(p, why);
+					pfree(why);
+				}
 				break;
 		}
 	}
