@@ -49,13 +49,8 @@ ok($n2->poll_query_until('postgres', qq{
 	  FROM pg_stat_activity}),
 	'node2 serves the other two nodes\' workers by deliver calls, and by no stream');
 
-for my $i (1 .. 20)
-{
-	$n1->safe_psql('postgres',
-		"SELECT kmd_propose('d$i', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"d$i\",\"v\":\"x\"}}')");
-}
-$n2->safe_psql('postgres',
-	"SELECT kmd_propose('d21', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"d21\",\"v\":\"x\"}}')");
+KmdTest::upsert_kv($n1, map { "d$_" } 1 .. 20);
+KmdTest::upsert_kv($n2, 'd21');
 KmdTest::wait_converged(\@nodes);
 for my $node (@nodes)
 {
@@ -72,11 +67,7 @@ $offset1 = -s $n1->logfile;
 kill 'STOP', @stuck;
 ok($n1->wait_for_log(qr/Node 2 did not answer for \d+ ms/, $offset1),
 	'node1 gives up deliver calls node2 no longer answers');
-for my $i (22 .. 31)
-{
-	$n1->safe_psql('postgres',
-		"SELECT kmd_propose('d$i', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"d$i\",\"v\":\"x\"}}')");
-}
+KmdTest::upsert_kv($n1, map { "d$_" } 22 .. 31);
 KmdTest::wait_converged(\@nodes);
 is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'd%'"), '31',
 	'and node2, served by new deliver calls, applies what node1 wrote meanwhile');

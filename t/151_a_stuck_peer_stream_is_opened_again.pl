@@ -40,11 +40,7 @@ ok($n1->wait_for_log(qr/Node 2 did not answer for 5000 ms/, $offset1),
 ok($n3->wait_for_log(qr/Node 2 did not answer for 5000 ms/, $offset3),
 	'so does node3');
 
-for my $i (1 .. 10)
-{
-	$n1->safe_psql('postgres',
-		"SELECT kmd_propose('s$i', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"s$i\",\"v\":\"x\"}}')");
-}
+KmdTest::upsert_kv($n1, map { "s$_" } 1 .. 10);
 KmdTest::wait_converged(\@nodes);
 is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 's%'"), '10',
 	'node2 applies what node1 wrote, over new streams');

@@ -353,6 +353,16 @@ sub compact_past
 
 # The table most tests write to, created and registered through $node:
 # public.kv (k text PRIMARY KEY, v text).
+# Upsert one row of kv per key, value 'x', each in a kmd_propose of its own
+# through $node.
+sub upsert_kv
+{
+	my ($node, @keys) = @_;
+	$node->safe_psql('postgres', join(";\n", map {
+		"SELECT kmd_propose('$_', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"$_\",\"v\":\"x\"}}')"
+	} @keys));
+}
+
 sub create_kv
 {
 	my ($node) = @_;
