@@ -46,8 +46,41 @@ SELECT attempts FROM jobs WHERE id = 'req-1';
 -- ids are per key: the same id with another key is another request
 SELECT kmd_propose('req-2', '{"op":"insert","table":"jobs","row":{"id":"req-2","state":"queued"},"request_id":"r-1"}') > 0 AS inserted;
 
+-- a retry is the same request although the proposer decides a default
+-- such as gen_random_uuid() anew: the first outcome, one row
+SELECT kmd_ddl($$CREATE TABLE public.tokens (id text PRIMARY KEY, token uuid NOT NULL DEFAULT gen_random_uuid())$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.tokens');
+CREATE TEMP TABLE token_firsts AS
+SELECT kmd_propose_result('tok-1', '{"op":"insert","table":"tokens","row":{"id":"tok-1"},"request_id":"r-6"}') AS r;
+SELECT kmd_propose_result('tok-1', '{"op":"insert","table":"tokens","row":{"id":"tok-1"},"request_id":"r-6"}') = r AS same_answer
+  FROM token_firsts;
+SELECT (kmd_propose_result('tok-2', '{"op":"batch","request_id":"r-7","commands":[
+    {"op":"upsert","table":"tokens","row":{"id":"tok-2"}},
+    {"op":"call","applier":"entry_time"}]}') - 'result') = (kmd_propose_result('tok-2', '{"op":"batch","request_id":"r-7","commands":[
+    {"op":"upsert","table":"tokens","row":{"id":"tok-2"}},
+    {"op":"call","applier":"entry_time"}]}') - 'result') AS batch_same_answer;
+SELECT count(*) AS rows, count(DISTINCT token) AS tokens FROM tokens;
+-- a token given in the row is another command all the same
+SELECT err($$SELECT kmd_propose('tok-1', '{"op":"insert","table":"tokens","row":{"id":"tok-1","token":"00000000-0000-0000-0000-000000000000"},"request_id":"r-6"}')$$);
+
+-- a key long enough for its outcome to be remembered: the retry answers
+-- it (hex: a key the index could not compress)
+CREATE TEMP TABLE long_keys AS
+SELECT left(string_agg(md5(i::text), '' ORDER BY i), 2000) AS k2000,
+       string_agg(md5(i::text), '' ORDER BY i) AS k3200
+  FROM generate_series(1, 100) i;
+SELECT kmd_propose(k2000, format('{"op":"call","applier":"entry_time","request_id":"%s"}', repeat('i', 200))::jsonb)
+     = kmd_propose(k2000, format('{"op":"call","applier":"entry_time","request_id":"%s"}', repeat('i', 200))::jsonb) AS long_key_same_index
+  FROM long_keys;
+-- a longer one with an id is refused before it is proposed (K0011): no
+-- node could remember its outcome, and its apply transaction would fail
+SELECT err(format($$SELECT kmd_propose('%s', '{"op":"call","applier":"entry_time","request_id":"r-8"}')$$, k3200)) FROM long_keys;
+SELECT err(format($$SELECT kmd_propose('%s', '{"op":"call","applier":"entry_time","request_id":"r-8"}')$$, left(k3200, 2001))) FROM long_keys;
+-- and without an id it is just a key
+SELECT kmd_propose(k3200, '{"op":"call","applier":"entry_time"}') > 0 AS long_key_applied FROM long_keys;
+
 -- what the partition remembers (superusers read it)
-SELECT key, request_id, applied, sqlstate FROM kommander.requests ORDER BY key, request_id;
+SELECT left(key, 12) AS key, left(request_id, 12) AS request_id, applied, sqlstate FROM kommander.requests ORDER BY key, request_id;
 
 -- bad request ids: K0011
 SELECT err($$SELECT kmd_propose('req-1', '{"op":"update","table":"jobs","key":{"id":"req-1"},"set":{"attempts":1},"request_id":7}')$$);

@@ -42,30 +42,107 @@
  */
 #define PRUNE_EVERY 64
 
-/* The command's request id, or NULL. */
+/*
+ * The command's request id, or NULL.  None for a key or an id too long
+ * to be remembered (the proposer refuses them; the command then fails to
+ * parse, alike on every node, and its outcome is not kept).
+ */
 static char *
 request_id_of(const KmdCommand *cmd)
 {
 	Jsonb	   *j;
 	JsonbValue *v;
 
-	if (cmd->kind != KMD_CMD_ROWS || strstr(cmd->payload, "\"request_id\"") == NULL)
+	if (cmd->kind != KMD_CMD_ROWS || strstr(cmd->payload, "\"request_id\"") == NULL ||
+		strlen(cmd->key) > KMD_REQUEST_KEY_MAX)
 		return NULL;
 	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(cmd->payload)));
 	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
 		return NULL;
 	v = getKeyJsonValueFromContainer(&j->root, "request_id", strlen("request_id"), NULL);
-	if (v == NULL || v->type != jbvString)
+	if (v == NULL || v->type != jbvString || v->val.string.len > KMD_REQUEST_ID_MAX)
 		return NULL;
 	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
-/* The command as the id was first used with: its text, hashed. */
+static bool
+is_key(const JsonbValue *v, const char *name)
+{
+	return v->type == jbvString && v->val.string.len == strlen(name) &&
+		memcmp(v->val.string.val, name, v->val.string.len) == 0;
+}
+
+/*
+ * Push the command object `obj' without its "defaults", and, at the top
+ * (`top'), each command of its "commands" without theirs.
+ */
+static JsonbValue *
+push_without_defaults(JsonbParseState **st, JsonbContainer *obj, bool top)
+{
+	JsonbIterator *it = JsonbIteratorInit(obj);
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue *res = NULL;
+	bool		skip = false;
+	bool		commands = false;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			skip = is_key(&v, "defaults");
+			commands = top && is_key(&v, "commands");
+			if (!skip)
+				res = pushJsonbValue(st, tok, &v);
+		}
+		else if (tok == WJB_VALUE && skip)
+			continue;
+		else if (tok == WJB_VALUE && commands && v.type == jbvBinary &&
+				 JsonContainerIsArray(v.val.binary.data))
+		{
+			JsonbIterator *elems = JsonbIteratorInit(v.val.binary.data);
+			JsonbValue	e;
+			JsonbIteratorToken etok;
+
+			while ((etok = JsonbIteratorNext(&elems, &e, true)) != WJB_DONE)
+			{
+				if (etok == WJB_ELEM && e.type == jbvBinary &&
+					JsonContainerIsObject(e.val.binary.data))
+					res = push_without_defaults(st, e.val.binary.data, false);
+				else
+					res = pushJsonbValue(st, etok, etok == WJB_ELEM ? &e : NULL);
+			}
+		}
+		else
+			res = pushJsonbValue(st, tok, tok == WJB_KEY || tok == WJB_VALUE ||
+								 tok == WJB_ELEM ? &v : NULL);
+	}
+	return res;
+}
+
+/*
+ * The command as the id was first used with: its text, hashed, without
+ * the "defaults" of its inserts and upserts.  The proposer decides the
+ * values of defaults such as now() or nextval() anew for a retry, which
+ * is the same request all the same.
+ */
 static int64
 command_hash(const KmdCommand *cmd)
 {
-	return (int64) hash_bytes_extended((const unsigned char *) cmd->payload,
-									   (int) cmd->payload_len, 0);
+	Jsonb	   *j;
+	JsonbParseState *st = NULL;
+	char	   *text;
+
+	if (strstr(cmd->payload, "\"defaults\"") == NULL)
+		return (int64) hash_bytes_extended((const unsigned char *) cmd->payload,
+										   (int) cmd->payload_len, 0);
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(cmd->payload)));
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+		return (int64) hash_bytes_extended((const unsigned char *) cmd->payload,
+										   (int) cmd->payload_len, 0);
+	j = JsonbValueToJsonb(push_without_defaults(&st, &j->root, true));
+	text = JsonbToCString(NULL, &j->root, VARSIZE(j));
+	return (int64) hash_bytes_extended((const unsigned char *) text, (int) strlen(text), 0);
 }
 
 static void

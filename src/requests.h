@@ -17,6 +17,17 @@
 #include "command.h"
 #include "rows.h"
 
+/* The longest request id, in bytes */
+#define KMD_REQUEST_ID_MAX 200
+
+/*
+ * The longest key of a command with a request id, in bytes: the key and
+ * the id are the primary key of kommander.requests, whose btree takes
+ * entries of about 2,700 bytes at most.  An outcome that could not be
+ * remembered would fail the whole apply transaction on every node.
+ */
+#define KMD_REQUEST_KEY_MAX 2000
+
 /* What a proposer is answered; strings palloc'd in the caller's context. */
 typedef struct KmdRequestOutcome
 {

@@ -51,11 +51,9 @@
 
 #include "errcodes.h"
 #include "plans.h"
+#include "requests.h"
 #include "rows.h"
 #include "rows_int.h"
-
-/* the longest request id, in bytes */
-#define KMD_REQUEST_ID_MAX 200
 
 #define MALFORMED(...) \
 	ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND), errmsg(__VA_ARGS__)))
@@ -750,6 +748,13 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 					 errmsg("\"request_id\" is too long"),
 					 errdetail("It has %d bytes; a request id may have at most %d.",
 							   v->val.string.len, KMD_REQUEST_ID_MAX)));
+		if (strlen(key) > KMD_REQUEST_KEY_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("the key of a command with a \"request_id\" is too long"),
+					 errdetail("It has %zu bytes; a command with a request id may have a key of at most %d.",
+							   strlen(key), KMD_REQUEST_KEY_MAX),
+					 errhint("Route by a shorter key, such as a hash of this one.")));
 	}
 	v = field(obj, "strict");
 	if (v != NULL)
