@@ -86,6 +86,29 @@ SELECT err($$SELECT kmd_lease_grant('10 s')$$);
 RESET ROLE;
 DROP ROLE lease_nobody;
 
+-- the rows of a lease that ends are deleted as their table's owner, as a
+-- row command deletes them: the table's triggers run with its privileges,
+-- not the apply worker's
+CREATE ROLE regress_lease_owner;
+GRANT EXECUTE ON FUNCTION kmd_ddl(text) TO regress_lease_owner;
+GRANT CREATE ON SCHEMA public TO regress_lease_owner;
+SET ROLE regress_lease_owner;
+SELECT kmd_ddl($$CREATE TABLE public.held (id text PRIMARY KEY, note text)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE FUNCTION public.held_deleted() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+     RAISE EXCEPTION ''held row deleted by superuser %'', current_user; END IF; RETURN OLD; END'$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TRIGGER held_deleted BEFORE DELETE ON public.held
+  FOR EACH ROW EXECUTE FUNCTION public.held_deleted()$$) > 0 AS ddl_done;
+RESET ROLE;
+SELECT kmd_register_table('public.held');
+SELECT kmd_lease_grant('30 s', 'h1') AS held_lease \gset
+SELECT kmd_propose('h1', format('{"op":"insert","table":"held","row":{"id":"h1"},"lease":%s}', :held_lease)::jsonb) > 0 AS attached;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT count(*) AS held_rows_left FROM held;
+SELECT kmd_ddl('DROP TABLE public.held') > 0 AS dropped;
+DROP OWNED BY regress_lease_owner;
+DROP ROLE regress_lease_owner;
+
 -- the README's job queue, as written there
 SELECT kmd_ddl($$CREATE TABLE public.queue (id text PRIMARY KEY, state text NOT NULL DEFAULT 'queued',
                  attempts int NOT NULL DEFAULT 0, last_claim timestamptz, result jsonb)$$) > 0 AS ddl_done;

@@ -24,11 +24,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
@@ -264,17 +267,50 @@ pk_match(Jsonb *pk)
 	return buf.data;
 }
 
-/* Delete the row of table `tbl' whose primary key is `pk_text' (jsonb). */
+static Oid
+table_owner(const char *tbl)
+{
+	Oid			relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(tbl)));
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * Delete the row of table `tbl' whose primary key is `pk_text' (jsonb), as
+ * a row command deletes it: as the table's owner, whose triggers write
+ * control tables only (keyrange.c), never as the apply worker's role.
+ */
 static void
 delete_row(const char *tbl, const char *pk_text)
 {
 	Jsonb	   *pk = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pk_text)));
 	Oid			types[1] = {JSONBOID};
 	Datum		values[1] = {JsonbPGetDatum(pk)};
+	char	   *sql = psprintf("DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
+							   tbl, tbl, pk_match(pk));
+	Oid			save_userid;
+	int			save_sec;
+	volatile bool save_user_command = kmd_apply_range.user_command;
 
-	(void) exec(psprintf("DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
-						 tbl, tbl, pk_match(pk)),
-				1, types, values, SPI_OK_DELETE);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(table_owner(tbl), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kmd_apply_range.user_command = true;
+	PG_TRY();
+	{
+		(void) exec(sql, 1, types, values, SPI_OK_DELETE);
+	}
+	PG_FINALLY();
+	{
+		kmd_apply_range.user_command = save_user_command;
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
 }
 
 /*
