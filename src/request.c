@@ -20,6 +20,8 @@
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -88,6 +90,46 @@ slot_release(int slot_no)
 	LWLockRelease(slot->lock);
 }
 
+/*
+ * The slot this backend waits on, and its place in a partition's queue:
+ * given back at exit too.  A FATAL error (pg_terminate_backend, a lost
+ * client, a shutdown) leaves the process without unwinding PG_TRY blocks.
+ */
+static int	held_slot = -1;
+static int32 held_partition;
+static int	held_ticket = -1;
+static bool held_queue = false;
+
+static void
+release_at_exit(int code, Datum arg)
+{
+	if (held_slot < 0)
+		return;
+	ConditionVariableCancelSleep();
+	LWLockReleaseAll();
+	slot_release(held_slot);
+	if (held_queue)
+		kmd_queue_leave(held_partition, held_ticket);
+	held_slot = -1;
+}
+
+/* Note what the backend holds until request_wait gives it back. */
+static void
+hold(int slot_no, int32 partition_id, int ticket, bool queued)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		before_shmem_exit(release_at_exit, (Datum) 0);
+		registered = true;
+	}
+	held_partition = partition_id;
+	held_ticket = ticket;
+	held_queue = queued;
+	held_slot = slot_no;
+}
+
 static char *
 copy_text(const char *s, size_t len)
 {
@@ -154,6 +196,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				 errdetail("All %d request slots of this node are in use.", KMD_NUM_SLOTS),
 				 errhint("Retry after a pause, or propose less at once.")));
 	}
+	hold(slot_no, partition_id, ticket, kind == KMD_REQ_PROPOSE);
 	if (kind == KMD_REQ_PROPOSE)
 		kmd_stat_add(KMD_STAT_PROPOSALS, partition_id, 1);
 	slot = kmd_slot(slot_no);
@@ -232,6 +275,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 	}
 	PG_FINALLY();
 	{
+		held_slot = -1;
 		slot_release(slot_no);
 		if (kind == KMD_REQ_PROPOSE)
 		{

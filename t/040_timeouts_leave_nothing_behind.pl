@@ -1,7 +1,8 @@
 # 040_timeouts_leave_nothing_behind.pl
 #   Without a quorum a proposal fails with K0002 after propose_timeout; a
 #   cancelled proposal gives its shared-memory slot back (more cancellations
-#   than there are slots, then proposals still work); a Raft worker that dies
+#   than there are slots, then proposals still work), and so does one whose
+#   backend is terminated while it waits; a Raft worker that dies
 #   is started again and the node carries on.  kmd_join waiting on a seed
 #   that never answers is ended by statement_timeout.
 #
@@ -54,6 +55,30 @@ my ($out, $err);
 ($rc, $out, $err) = $n1->psql('postgres', $sql, on_error_stop => 0);
 my $cancelled = () = $err =~ /canceling statement due to statement timeout/g;
 is($cancelled, 300, 'all 300 proposals were cancelled');
+
+# proposers whose backends are terminated while they wait give their
+# slots and their places in the partition's queue back: a FATAL error
+# unwinds nothing
+my $connstr = KmdTest::conninfo($n1);
+my @waiting = map {
+	my ($o, $e);
+	IPC::Run::start(
+		[
+			'psql', '-X', '-q', '-d', $connstr, '-c',
+			"SET kommander.propose_timeout = 120000; "
+			  . "SELECT kmd_propose('t$_', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"t$_\",\"v\":\"x\"}}')"
+		],
+		'>', \$o, '2>', \$e)
+} 1 .. 3;
+my $depth = q{SELECT value FROM kommander.stats WHERE name = 'queue_depth' AND partition_id IS NULL};
+$n1->poll_query_until('postgres', "SELECT ($depth) = 3")
+  or die 'the three proposals do not wait';
+$n1->safe_psql('postgres',
+	q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	   WHERE query LIKE '%kmd_propose(''t%' AND pid <> pg_backend_pid()});
+$_->finish for @waiting;
+ok($n1->poll_query_until('postgres', "SELECT ($depth) = 0"),
+	'terminated proposers leave the queue');
 
 # quorum back: proposals work again, so no slot was left behind
 $n2->start;
