@@ -34,6 +34,26 @@ SELECT err($$SELECT kmd_propose('ddl-b', '{"op":"upsert","table":"jobs","row":{"
 RESET ROLE;
 SELECT count(*) AS batch_rows FROM jobs WHERE id = 'ddl-b';
 
+-- a setting that kmd_ddl's statement or an applier changes ends with its
+-- command: the apply worker's session keeps none, which the apply
+-- workers of other nodes, restarted since, would not share
+SELECT kmd_ddl($$CREATE FUNCTION public.setting_of(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS 'SELECT to_jsonb(current_setting(args->>''name''))'$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE FUNCTION public.set_setting(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS 'SELECT to_jsonb(set_config(args->>''name'', args->>''value'', false))'$$) > 0 AS ddl_done;
+SELECT kmd_register_applier('setting_of', 'public.setting_of(jsonb, kommander.apply_context)');
+SELECT kmd_register_applier('set_setting', 'public.set_setting(jsonb, kommander.apply_context)');
+SELECT kmd_ddl('SET transform_null_equals = on') > 0 AS ddl_done;
+SELECT kmd_propose_result('set-1', '{"op":"call","applier":"setting_of","args":{"name":"transform_null_equals"}}')->'result' AS after_ddl_set;
+SELECT kmd_ddl('SET LOCAL transform_null_equals = on') > 0 AS ddl_done;
+SELECT kmd_propose_result('set-1', '{"op":"call","applier":"setting_of","args":{"name":"transform_null_equals"}}')->'result' AS after_ddl_set_local;
+SELECT kmd_propose_result('set-1', '{"op":"call","applier":"set_setting","args":{"name":"transform_null_equals","value":"on"}}')->'result' AS set_by_applier;
+SELECT kmd_propose_result('set-1', '{"op":"call","applier":"setting_of","args":{"name":"transform_null_equals"}}')->'result' AS after_applier_set;
+-- within one statement of kmd_ddl, the setting holds
+SELECT kmd_ddl($$SET search_path = regress_elsewhere, public; CREATE SCHEMA regress_elsewhere; CREATE TABLE in_elsewhere (id int)$$) > 0 AS ddl_done;
+SELECT to_regclass('regress_elsewhere.in_elsewhere') IS NOT NULL AS created_there;
+SELECT kmd_ddl('DROP SCHEMA regress_elsewhere CASCADE') > 0 AS dropped;
+
 SELECT kmd_ddl('DROP TABLE public.owned, public.after_ddl') > 0 AS dropped;
 DROP OWNED BY regress_ddl, regress_batch;
 DROP ROLE regress_ddl, regress_batch;

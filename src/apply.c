@@ -221,6 +221,14 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		int			changed;
 
 		/*
+		 * Settings a command changes (a SET in kmd_ddl's statement, an
+		 * applier's set_config) end with it: they would otherwise stay in
+		 * this session, which other nodes' apply workers, restarted since,
+		 * do not share.
+		 */
+		int			nest = NewGUCNestLevel();
+
+		/*
 		 * The change feed: what follows is this entry's.  In the entry's own
 		 * subtransaction: decoding orders the changes of different
 		 * subtransactions by their positions in the WAL, and a message's is
@@ -231,6 +239,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		changed = run_command(cmd, ctx, &out->applied, &result);
 		/* a deferred constraint is the command's, not the iteration's */
 		AfterTriggerFireDeferred();
+		AtEOXact_GUC(false, nest);
 		kmd_failures_unwatch(&errcb);
 		if (kmd_failure_caught(failure))
 		{
