@@ -230,7 +230,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 	switch (cmd->kind)
 	{
 		case KMD_CMD_NODE_ADD:
-			if (SPI_execute_with_args("SELECT node_id, conninfo = $2 AND peer_role IS NOT DISTINCT FROM $3 "
+			if (SPI_execute_with_args("SELECT node_id, conninfo = $2 AND peer_role IS NOT DISTINCT FROM $3, role "
 									  "FROM kommander.roster WHERE node_name = $1",
 									  3, types, values, nulls, true, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not read kommander.roster");
@@ -238,11 +238,26 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			{
 				int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 				bool		same = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+				char	   *role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 
 				if (!same)
 					ereport(ERROR,
 							(errcode(ERRCODE_DUPLICATE_OBJECT),
 							 errmsg("a node named \"%s\" is already in the roster", cmd->args[0])));
+
+				/*
+				 * The same learner again: a join tried again before it was
+				 * promoted.  A voter's (or a node's being removed) would go
+				 * to a server that took its place with an empty log, and
+				 * vote as that node: never.
+				 */
+				if (strcmp(role, "learner") != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_OBJECT),
+							 errmsg("node \"%s\" is already a %s of the cluster", cmd->args[0],
+									strcmp(role, "voter") == 0 ? "voter" : "member being removed"),
+							 errdetail("A server joining in its place would take node %d's votes with none of its log.", id),
+							 errhint("Remove the node with kmd_remove_node() and join the new server under a new name.")));
 				appendStringInfo(result, "%d", id);
 				return;
 			}

@@ -3,9 +3,10 @@
 #   partition's group: after removing two of three nodes, the last one
 #   commits alone even with the others stopped.  The last voter cannot be
 #   removed.  A removed server that keeps calling is refused and backs off.
-#   A node that joins afterwards gets a new id, never a removed node's, and
-#   one that joins after a name was removed and added again has the same
-#   roster as the others.
+#   A node that joins afterwards gets a new id, never a removed node's, nor
+#   a voter's asked for again with its name and conninfo, and one that
+#   joins after a name was removed and added again has the same roster as
+#   the others.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -73,9 +74,19 @@ $n4->safe_psql('postgres',
 ok($n1->poll_query_until('postgres', "SELECT count(*) = 1 FROM kv WHERE k = 'with-node4'"),
 	'node4 proposes and node1 applies');
 
+# a voter's name and conninfo asked for again (a wiped server joining in
+# its place) do not hand out its id: that server would vote as node4
+# with none of its log
+my $code;
+($rc, $code, $err) = KmdTest::error_of($n1,
+	"SELECT kmd_add_node('node4', " . KmdTest::quote(KmdTest::conninfo($n4)) . ')');
+is($code, '42710', "a voter's id is not handed out again ($err)");
+
 # a name removed and added again (a learner that never starts), then a join
 my $ghost = 'host=127.0.0.1 port=1 dbname=postgres';
-$n1->safe_psql('postgres', "SELECT kmd_add_node('ghost', '$ghost')");
+my $ghost_id = $n1->safe_psql('postgres', "SELECT kmd_add_node('ghost', '$ghost')");
+is($n1->safe_psql('postgres', "SELECT kmd_add_node('ghost', '$ghost')"), $ghost_id,
+	'a learner asked for again (a join tried again) keeps its id');
 $n1->safe_psql('postgres', "SELECT kmd_remove_node('ghost')");
 $n1->safe_psql('postgres', "SELECT kmd_add_node('ghost', '$ghost')");
 my $n5 = KmdTest::new_node('node5');
