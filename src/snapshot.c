@@ -259,6 +259,21 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null);
 	hi = int64_result(0, 2);
 
+	/*
+	 * A partition that waits for an image here (a split's child this node
+	 * learned of from an image, or one whose log a system image cut at
+	 * another point than the other nodes') holds rows that no applied
+	 * index describes: never an image.
+	 */
+	if (SPI_execute_with_args("SELECT 1 FROM kommander.snapshot WHERE partition_id = $1 AND image_wanted",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.snapshot");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("partition %d waits for an image on this node itself", partition_id),
+				 errhint("Its image is copied from another node.")));
+
 	if (SPI_execute_with_args("SELECT applied_index, applied_term FROM kommander.applied "
 							  "WHERE partition_id = $1", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.applied");

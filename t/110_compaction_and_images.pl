@@ -5,6 +5,7 @@
 #   joins after every log (the system partition's too) was compacted gets
 #   the schema, the roster and the rows from images; a transfer whose
 #   receiver or sender is killed in the middle starts over and converges.
+#   A partition that waits for an image on a node gives no image there.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -183,5 +184,16 @@ for my $node ($n1, $n3, $n4)
 	is($node->safe_psql('postgres', $rows), $want, $node->name . ' holds the same rows in the end');
 }
 is($want =~ /^(\d+):/ ? $1 : '', '6001', 'every acknowledged write is there');
+
+# a partition that waits for an image on a node (a split's child learned
+# of from an image, or a log a system image cut) is no image for others:
+# its rows go with no applied index.  Shown in a transaction rolled back.
+my $manifest = q{SELECT kommander.image_manifest(1, (SELECT cluster_id FROM kommander.local), 2) IS NOT NULL};
+is($n1->safe_psql('postgres', "BEGIN ISOLATION LEVEL REPEATABLE READ; $manifest; COMMIT;"), 't',
+	'node1 describes its image of partition 1');
+my ($rc, $code, $msg) = KmdTest::error_of($n1, qq{BEGIN ISOLATION LEVEL REPEATABLE READ;
+	UPDATE kommander.snapshot SET image_wanted = true WHERE partition_id = 1;
+	$manifest; ROLLBACK;});
+is($code, '55000', "a partition waiting for an image of its own gives none ($msg)");
 
 done_testing();
