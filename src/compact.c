@@ -263,7 +263,13 @@ kmd_images_step(void)
 		}
 		n_parked--;
 		g = kmd_group_restart(old);
-		if (g != NULL && answer)
+
+		/*
+		 * The leader's last snapshot message may be newer than the image
+		 * (it compacted further while the image was copied): then it asks
+		 * for another image, not for the core to take its marker.
+		 */
+		if (g != NULL && answer && !kmd_image_intercept(g, &m))
 			(void) raft_step(g->r, &m);
 		elog(LOG, "kommander: partition %d continues from its image at index " UINT64_FORMAT,
 			 restart[i], g != NULL ? raft_first_index(g->r) - 1 : 0);

@@ -1,0 +1,100 @@
+# 115_an_image_older_than_the_leaders_log.pl
+#   The leader compacts its log further while an image it serves is being
+#   copied, and tells the waiting node so again: its newer snapshot
+#   message is kept while the node's group waits.  The image that arrives
+#   is older than that message.  Once installed, the node asks for a newer
+#   image; it does not take the leader's compaction point for its own,
+#   which would leave a hole between its applied index and its log that
+#   no entry fills.  Here node1's manifest for node3 waits on a lock on a
+#   table the writes do not touch, while node1 applies and compacts on.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/115_an_image_older_than_the_leaders_log.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use KmdTest;
+
+my $THRESHOLD = 100;
+my $conf = "kommander.snapshot_threshold = $THRESHOLD\nkommander.balance_interval = 0\n";
+my @nodes = KmdTest::new_cluster(3, conf => $conf);
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::create_kv($n1);
+$n1->safe_psql('postgres', q{SELECT kmd_ddl('CREATE TABLE public.other (k text PRIMARY KEY)')});
+$n1->safe_psql('postgres', q{SELECT kmd_register_table('public.other')});
+# the leaders on node1, which serves the image
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(p, 'node1') FROM generate_series(0, 1) p");
+KmdTest::wait_converged(\@nodes);
+
+sub write_rows
+{
+	my ($node, $from, $to) = @_;
+	$node->safe_psql('postgres', qq{
+DO \$\$
+BEGIN
+  FOR i IN $from..$to LOOP
+    PERFORM kmd_propose('k' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
+      'row', jsonb_build_object('k', 'k' || i, 'v', md5(i::text))));
+  END LOOP;
+END \$\$});
+}
+
+my $marker = q{SELECT snapshot_index FROM kommander.partitions WHERE partition_id = 1};
+my $rows = q{SELECT count(*) || ':' || md5(string_agg(k || '=' || v, ',' ORDER BY k)) FROM kv};
+
+# node3 falls behind node1's compacted log
+my $applied = $n3->safe_psql('postgres',
+	'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
+# (stopped fast: its last apply transactions, committed asynchronously,
+# are on disk, so the image need not wait for the system partition)
+$n3->stop;
+write_rows($n2, 1, 500);
+$n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
+  or die 'node1 did not compact past node3';
+
+# node1's manifest waits on a lock on `other'; its apply of kv goes on
+my $in = '';
+my $out = '';
+my $locker = IPC::Run::start([ 'psql', '-X', '-q', '-d', KmdTest::conninfo($n1), '-f', '-' ],
+	'<', \$in, '>', \$out, '2>', \$out);
+$in .= "BEGIN; LOCK TABLE public.other IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n";
+$locker->pump until $out =~ /locked/;
+my $offset = -s $n3->logfile;
+$n3->start;
+$n1->poll_query_until('postgres',
+	q{SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%image_manifest%' AND wait_event_type = 'Lock'})
+  or die 'no image transfer started';
+my $in_flight = $n1->safe_psql('postgres', 'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
+
+# meanwhile node1 compacts past the image in flight, and its next
+# snapshot message to node3 (with the next append after two election
+# timeouts without an answer) names the new compaction point
+write_rows($n2, 501, 1000);
+$n1->poll_query_until('postgres', "SELECT ($marker) > $in_flight")
+  or die 'node1 did not compact past the image in flight';
+usleep(4 * $KmdTest::ELECTION_TIMEOUT_MS * 1000);
+write_rows($n2, 1001, 1100);
+my $compacted = $n1->safe_psql('postgres', $marker);
+$in .= "COMMIT;\n\\q\n";
+$locker->finish;
+
+ok($n3->wait_for_log(qr/installed an image of partition 1 from node 1 at index \d+/, $offset),
+	'node3 installs the image that was in flight');
+my ($first) = slurp_file($n3->logfile, $offset) =~ /installed an image of partition 1 from node 1 at index (\d+)/;
+cmp_ok($first, '<', $compacted, 'that image is older than the log node1 kept meanwhile');
+ok(KmdTest::wait_converged(\@nodes), 'node3 catches up past it');
+my $want = $n1->safe_psql('postgres', $rows);
+is($want =~ /^(\d+):/ ? $1 : '', '1100', 'node1 has every row');
+ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows');
+my $hole = q{SELECT count(*) FROM kommander.partitions
+	WHERE partition_id = 1 AND applied_index < snapshot_index};
+is($n3->safe_psql('postgres', $hole), '0', 'node3 applied as far as its log starts');
+
+done_testing();
