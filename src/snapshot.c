@@ -404,10 +404,21 @@ copy_read(void *outbuf, int minread, int maxread)
 	return n;
 }
 
+/* The manifest comes from a peer: any part of it may be malformed. */
+static void
+check_object(Jsonb *j, const char *name)
+{
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+		elog(ERROR, "malformed image manifest: no object to hold \"%s\"", name);
+}
+
 static const char *
 text_field(Jsonb *j, const char *name)
 {
-	JsonbValue *v = getKeyJsonValueFromContainer(&j->root, name, strlen(name), NULL);
+	JsonbValue *v;
+
+	check_object(j, name);
+	v = getKeyJsonValueFromContainer(&j->root, name, strlen(name), NULL);
 
 	if (v == NULL || v->type == jbvNull)
 		return NULL;
@@ -419,25 +430,45 @@ text_field(Jsonb *j, const char *name)
 	return NULL;
 }
 
-static int64
-int_field(Jsonb *j, const char *name)
+/* A field that must be there, as text. */
+static const char *
+need_text(Jsonb *j, const char *name)
 {
 	const char *t = text_field(j, name);
 
 	if (t == NULL)
 		elog(ERROR, "malformed image manifest: no \"%s\"", name);
-	return DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(t)));
+	return t;
 }
 
-/* A field of `j' as its own jsonb (an object or array), NULL if absent. */
+static int64
+int_field(Jsonb *j, const char *name)
+{
+	return DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(need_text(j, name))));
+}
+
+/* A field of `j' as its own jsonb: an object or an array, never absent. */
 static Jsonb *
 sub_field(Jsonb *j, const char *name)
 {
-	JsonbValue *v = getKeyJsonValueFromContainer(&j->root, name, strlen(name), NULL);
+	JsonbValue *v;
 
-	if (v == NULL || v->type == jbvNull)
-		return NULL;
+	check_object(j, name);
+	v = getKeyJsonValueFromContainer(&j->root, name, strlen(name), NULL);
+	if (v == NULL || v->type != jbvBinary)
+		elog(ERROR, "malformed image manifest: no object or array \"%s\"", name);
 	return JsonbValueToJsonb(v);
+}
+
+/* A field of `j' that must be an array. */
+static Jsonb *
+sub_array(Jsonb *j, const char *name)
+{
+	Jsonb	   *a = sub_field(j, name);
+
+	if (!JB_ROOT_IS_ARRAY(a) || JB_ROOT_IS_SCALAR(a))
+		elog(ERROR, "malformed image manifest: \"%s\" is not an array", name);
+	return a;
 }
 
 static void
@@ -458,7 +489,7 @@ exec_jsonb(const char *sql, Jsonb *arg, int expect)
 static void
 install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
 {
-	const char *name = text_field(table, "table");
+	const char *name = need_text(table, "table");
 	Oid			relid;
 	char	   *filter;
 	StringInfoData cols;
@@ -537,7 +568,7 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
 
 	CommandCounterIncrement();
 	range_digest(relid, filter, true, &count, &sum);
-	if (count != int_field(table, "rows") || strcmp(sum, text_field(table, "sum")) != 0)
+	if (count != int_field(table, "rows") || strcmp(sum, need_text(table, "sum")) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the image of %s does not match its checksum", name),
@@ -552,7 +583,7 @@ install_system(Jsonb *system, uint64 index)
 {
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
-	Jsonb	   *ddl = sub_field(system, "ddl");
+	Jsonb	   *ddl = sub_array(system, "ddl");
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -598,12 +629,12 @@ install_system(Jsonb *system, uint64 index)
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kommander.ddl");
 		if (SPI_processed == 0)
-			kmd_syscommand_ddl(idx, text_field(entry, "command"), text_field(entry, "role"));
+			kmd_syscommand_ddl(idx, need_text(entry, "command"), text_field(entry, "role"));
 	}
 
 	/* registrations: the tables, with their guard, and the appliers */
 	{
-		Jsonb	   *tables = sub_field(system, "tables");
+		Jsonb	   *tables = sub_array(system, "tables");
 
 		it = JsonbIteratorInit(&tables->root);
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -615,7 +646,7 @@ install_system(Jsonb *system, uint64 index)
 				continue;
 			entry = JsonbValueToJsonb(&v);
 			relid = DatumGetObjectId(DirectFunctionCall1(regclassin,
-														 CStringGetDatum(text_field(entry, "table"))));
+														 CStringGetDatum(need_text(entry, "table"))));
 			values[0] = ObjectIdGetDatum(relid);
 			values[1] = Int64GetDatum(int_field(entry, "registered"));
 			types[0] = OIDOID;
@@ -872,9 +903,13 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 		PQclear(kmd_remote_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL));
 		res = kmd_remote_exec(conn, "SELECT kommander.image_manifest($1::int, $2::uuid, $3::int)",
 							  3, params);
+		if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
+			elog(ERROR, "node %d answered no image manifest", from);
 		manifest = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 													  CStringGetDatum(pstrdup(PQgetvalue(res, 0, 0)))));
 		PQclear(res);
+		if (int_field(manifest, "index") < 0 || int_field(manifest, "term") < 0)
+			elog(ERROR, "malformed image manifest: a negative index or term");
 		index = (uint64) int_field(manifest, "index");
 		term = (uint64) int_field(manifest, "term");
 		if (int_field(manifest, "partition_id") != partition_id)
@@ -937,7 +972,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 			}
 			else
 			{
-				Jsonb	   *tables = sub_field(manifest, "tables");
+				Jsonb	   *tables = sub_array(manifest, "tables");
 				const char *hi = text_field(map, "hi");
 				JsonbIterator *it = JsonbIteratorInit(&tables->root);
 				JsonbValue	v;
@@ -950,7 +985,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 									 hi ? DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(hi))) : 0);
 			}
 			install_map(manifest);
-			install_raft_state(partition_id, index, term, text_field(manifest, "conf"));
+			install_raft_state(partition_id, index, term, need_text(manifest, "conf"));
 		}
 		PG_FINALLY();
 		{

@@ -7,6 +7,7 @@
 #   which would leave a hole between its applied index and its log that
 #   no entry fills.  Here node1's manifest for node3 waits on a lock on a
 #   table the writes do not touch, while node1 applies and compacts on.
+#   A malformed manifest fails a try of the receiver, never crashes it.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -96,5 +97,35 @@ ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds t
 my $hole = q{SELECT count(*) FROM kommander.partitions
 	WHERE partition_id = 1 AND applied_index < snapshot_index};
 is($n3->safe_psql('postgres', $hole), '0', 'node3 applied as far as its log starts');
+
+# a malformed manifest (here one without its tables) fails a try of
+# node3's apply worker, which asks again; it never crashes it
+$n1->safe_psql('postgres', q{
+CREATE FUNCTION kommander.sound_manifest(partition_id int, cluster_id uuid, to_node int)
+RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT kommander.sound_manifest(partition_id, cluster_id, to_node) - 'tables' $$;
+});
+$applied = $n3->safe_psql('postgres', 'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
+$n3->stop;
+write_rows($n2, 2001, 2500);
+$n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
+  or die 'node1 did not compact past node3';
+$offset = -s $n3->logfile;
+$n3->start;
+ok($n3->wait_for_log(qr/malformed image manifest: no object or array "tables"/, $offset),
+	'node3 refuses a manifest without its tables');
+$n1->safe_psql('postgres', q{
+CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
+RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+DROP FUNCTION kommander.sound_manifest(int, uuid, int);
+});
+ok(KmdTest::wait_converged(\@nodes), 'node3 catches up with the sound manifest');
+$want = $n1->safe_psql('postgres', $rows);
+ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows again');
+unlike(slurp_file($n3->logfile, $offset), qr/terminated by signal/, 'no process of node3 crashed');
 
 done_testing();
