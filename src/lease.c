@@ -171,6 +171,13 @@ kmd_lease_grant(PG_FUNCTION_ARGS)
 		want = kmd_route_key(key, strlen(key), &generation, &state, &leader);
 	}
 	kmd_require_member();
+	if (kmd_lease_clock_held() >= KMD_MAX_LEASES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many leases"),
+				 errdetail("This node holds %d leases; a cluster holds at most %d at once.",
+						   kmd_lease_clock_held(), KMD_MAX_LEASES),
+				 errhint("Revoke the leases no longer used, or share one lease among the rows of a client.")));
 
 	/* a random id, one of the wanted partition's if a key was given */
 	for (int tries = 0; id == 0; tries++)
@@ -425,13 +432,6 @@ kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied
 
 	if (strcmp(op, "grant") == 0)
 	{
-		(void) exec("SELECT count(*) FROM kommander.lease_state", 0, NULL, NULL, SPI_OK_SELECT);
-		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >= KMD_MAX_LEASES)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many leases"),
-					 errdetail("A cluster holds at most %d leases at once.", KMD_MAX_LEASES),
-					 errhint("Revoke the leases no longer used, or share one lease among the rows of a client.")));
 		if (exec("INSERT INTO kommander.lease_state VALUES ($1, $2, $3, $3, $4) "
 				 "ON CONFLICT (id) DO NOTHING", 4, types, values, SPI_OK_INSERT) == 0)
 			ereport(ERROR,

@@ -24,8 +24,16 @@
 struct KmdGroup;
 struct RowCommand;
 
-/* The most leases a cluster holds at once (checked when one is granted). */
+/*
+ * The most leases a node holds when it grants another: checked by the
+ * proposing node, before the grant is proposed, never when it is applied
+ * (how many leases a node holds at an entry of one partition depends on
+ * how far it applied the others).  Grants proposed at once through
+ * several nodes may pass it: each node counts down up to
+ * KMD_LEASE_SLOTS leases.
+ */
 #define KMD_MAX_LEASES 4096
+#define KMD_LEASE_SLOTS (2 * KMD_MAX_LEASES)
 
 /* The key-hash of lease `id': the partition that owns it. */
 extern int64 kmd_lease_hash(int64 id);
@@ -38,6 +46,7 @@ extern int64 kmd_lease_hash(int64 id);
  */
 extern void kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index);
 extern void kmd_lease_clock_forget(int64 id);
+extern int	kmd_lease_clock_held(void);
 extern void kmd_lease_clock_orphan(int64 id, int64 hash);
 extern void kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi);
 

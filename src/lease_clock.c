@@ -86,7 +86,7 @@ typedef struct LeaseTable
 	LWLock	   *lock;
 	pg_atomic_uint32 count;		/* slots and orphans in use */
 	bool		orphans_left_out;	/* notes that found no free orphan */
-	LeaseSlot	slots[KMD_MAX_LEASES];
+	LeaseSlot	slots[KMD_LEASE_SLOTS];
 	LeaseOrphan orphans[LEASE_ORPHANS];
 } LeaseTable;
 
@@ -130,7 +130,7 @@ slot_for(int64 id, bool create)
 {
 	LeaseSlot  *free_slot = NULL;
 
-	for (int i = 0; i < KMD_MAX_LEASES; i++)
+	for (int i = 0; i < KMD_LEASE_SLOTS; i++)
 	{
 		if (leases->slots[i].id == id)
 			return &leases->slots[i];
@@ -161,6 +161,20 @@ kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index)
 		s->proposed = 0;
 	}
 	LWLockRelease(leases->lock);
+}
+
+/* How many leases this node counts down. */
+int
+kmd_lease_clock_held(void)
+{
+	int			n = 0;
+
+	LWLockAcquire(leases->lock, LW_SHARED);
+	for (int i = 0; i < KMD_LEASE_SLOTS; i++)
+		if (leases->slots[i].id != 0)
+			n++;
+	LWLockRelease(leases->lock);
+	return n;
 }
 
 void
@@ -272,7 +286,7 @@ kmd_leases_load(void)
 	memset(leases->slots, 0, sizeof(leases->slots));
 	memset(leases->orphans, 0, sizeof(leases->orphans));
 	pg_atomic_write_u32(&leases->count, 0);
-	for (uint64 i = 0; i < SPI_processed && i < KMD_MAX_LEASES; i++)
+	for (uint64 i = 0; i < SPI_processed && i < KMD_LEASE_SLOTS; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		LeaseSlot  *s = &leases->slots[i];
@@ -340,7 +354,7 @@ kmd_lease_tick(KmdGroup *g, TimestampTz now)
 	LWLockRelease(kmd_shared->lock);
 
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < KMD_MAX_LEASES; i++)
+	for (int i = 0; i < KMD_LEASE_SLOTS; i++)
 	{
 		LeaseSlot  *s = &leases->slots[i];
 
