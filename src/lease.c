@@ -602,16 +602,20 @@ kmd_lease_track(RowCommand *c, const char *key)
 		{
 			int64		h = kmd_lease_hash(c->lease);
 
-			if (exec("SELECT 1 FROM kommander.lease_state WHERE id = $4 AND $1 IS NOT NULL "
-					 "AND $2 IS NOT NULL AND $3 IS NOT NULL",
-					 4, types, values, SPI_OK_SELECT) == 0)
-				lease_not_found(c->lease);
+			/*
+			 * The partition first: whether another partition's lease
+			 * exists here depends on how far this node applied that one.
+			 */
 			if (h < kmd_apply_range.lo || h > kmd_apply_range.hi)
 				ereport(ERROR,
 						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 						 errmsg("\"lease\": lease " INT64_FORMAT " belongs to another partition than key \"%s\"",
 								c->lease, key),
 						 errhint("Grant the lease with kmd_lease_grant(ttl, key) for a key of the rows it will hold.")));
+			if (exec("SELECT 1 FROM kommander.lease_state WHERE id = $4 AND $1 IS NOT NULL "
+					 "AND $2 IS NOT NULL AND $3 IS NOT NULL",
+					 4, types, values, SPI_OK_SELECT) == 0)
+				lease_not_found(c->lease);
 		}
 		if (lease_rows_maybe())
 			(void) exec(psprintf("DELETE FROM kommander.lease_rows l USING "

@@ -6,7 +6,9 @@
 #   refused on one node would be kept on another.  Here node3's apply of
 #   grants is held back by a lock while 4096 leases are granted in
 #   partition 1; a grant asked for in partition 2 is refused on node1, and
-#   every node ends with the same leases.
+#   every node ends with the same leases.  A row attached to a lease of
+#   another partition is refused for that (K0011) on every node, also on
+#   node3, which has not applied the lease's grant yet.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -40,16 +42,24 @@ my $locker = $n3->background_psql('postgres');
 $locker->query_safe('BEGIN');
 $locker->query_safe('LOCK TABLE kommander.lease_state IN SHARE MODE');
 
+# a row of partition 2 attached to a lease of partition 1: refused alike
+# on node1 and on node3, which has not applied the grant (the outcome of
+# a command with a request id is kept by every node)
+my $lease = $n1->safe_psql('postgres', "SELECT kmd_lease_grant('1 h', '$x')");
+my ($rc, $code, $msg) = KmdTest::error_of($n1,
+	qq{SELECT kmd_propose('$y', '{"op":"insert","table":"kv","row":{"k":"$y","v":"a"},"lease":$lease,"request_id":"attach-1"}')});
+is($code, 'K0011', "a lease of another partition is refused ($msg)");
+
 $n1->safe_psql('postgres', qq{
 DO \$\$
 BEGIN
-  FOR i IN 1..$LIMIT LOOP
+  FOR i IN 2..$LIMIT LOOP
     PERFORM kmd_lease_grant('1 h', '$x');
   END LOOP;
 END \$\$});
 is($n1->safe_psql('postgres', 'SELECT count(*) FROM kommander.lease_state'), $LIMIT,
 	"node1 holds $LIMIT leases");
-my ($rc, $code, $msg) = KmdTest::error_of($n1, "SELECT kmd_lease_grant('1 h', '$y')");
+($rc, $code, $msg) = KmdTest::error_of($n1, "SELECT kmd_lease_grant('1 h', '$y')");
 is($code, '54000', "one more is refused where it is asked for ($msg)");
 
 $locker->query_safe('COMMIT');
@@ -58,5 +68,9 @@ ok(KmdTest::wait_converged(\@nodes), 'node3 applies the grants');
 my $leases = q{SELECT count(*) || ':' || md5(string_agg(id::text, ',' ORDER BY id)) FROM kommander.lease_state};
 my $want = $n1->safe_psql('postgres', $leases);
 is($_->safe_psql('postgres', $leases), $want, $_->name . ' holds the same leases') for ($n2, $n3);
+my $outcomes = q{SELECT string_agg(key || ':' || request_id || ':' || sqlstate, ',' ORDER BY key) FROM kommander.requests};
+$want = $n1->safe_psql('postgres', $outcomes);
+like($want, qr/:attach-1:K0011$/, 'node1 keeps the refusal');
+is($_->safe_psql('postgres', $outcomes), $want, $_->name . ' keeps the same outcome') for ($n2, $n3);
 
 done_testing();
