@@ -25,8 +25,11 @@ typedef enum KmdCommandKind
 	KMD_CMD_NODE_ADD = 5,		/* args[0]: name, args[1]: conninfo,
 								 * args[2] (optional): peer role */
 	KMD_CMD_NODE_PROMOTE = 6,	/* args[0]: name */
-	KMD_CMD_NODE_REMOVE = 7,	/* args[0]: name; a member becomes 'removing',
-								 * a removing node leaves the roster */
+	KMD_CMD_NODE_REMOVE = 7,	/* args[0]: name, args[1]: the step,
+								 * KMD_REMOVE_MARK (a member becomes
+								 * 'removing') or KMD_REMOVE_DROP (a removing
+								 * node leaves the roster); without args[1]
+								 * (older entries) the roster says which */
 	KMD_CMD_ALLOC_PARTITION = 8,	/* system partition: a new partition id */
 	KMD_CMD_SPLIT = 9,			/* args[0]: new partition id, args[1]: hash
 								 * where the new (right) half starts */
@@ -42,6 +45,10 @@ typedef enum KmdCommandKind
 								 * (grant), the renewing entry (expire) */
 	KMD_CMD_MAX = KMD_CMD_LEASE
 } KmdCommandKind;
+
+/* The steps of a removal (KMD_CMD_NODE_REMOVE's args[1]) */
+#define KMD_REMOVE_MARK "mark"
+#define KMD_REMOVE_DROP "drop"
 
 #define KMD_CMD_MAX_ARGS 4
 

@@ -655,12 +655,16 @@ kmd_remove_node(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot remove the last voter \"%s\"", name)));
 
-	/* 1. 'removing': leaders hand over and every group lets the node go */
+	/*
+	 * 1. 'removing': leaders hand over and every group lets the node go.
+	 * Each step names itself: a step 1 proposed twice (a retry after
+	 * K0003, two sessions at once) must not be taken for step 2.
+	 */
 	if (roster_role(node_id) != KMD_NODE_REMOVING)
-		(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL, NULL);
+		(void) propose_roster(KMD_CMD_NODE_REMOVE, 2, name, KMD_REMOVE_MARK, NULL);
 	wait_out_of_groups(node_id, name);
 	/* 2. out of the roster: its messages are refused from now on */
-	(void) propose_roster(KMD_CMD_NODE_REMOVE, 1, name, NULL, NULL);
+	(void) propose_roster(KMD_CMD_NODE_REMOVE, 2, name, KMD_REMOVE_DROP, NULL);
 	PG_RETURN_VOID();
 }
 

@@ -205,6 +205,22 @@ roster_has(uint64 index)
 	return !isnull && index <= (uint64) DatumGetInt64(d);
 }
 
+/* A node that cannot be `what' because it is being removed; else nothing. */
+static void
+refuse_if_removing(const char *name, const char *what)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	exec_sql("SELECT 1 FROM kommander.roster WHERE node_name = $1 AND role = 'removing'",
+			 1, types, values, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" is being removed and cannot be %s", name, what),
+				 errhint("Finish the removal with kmd_remove_node(), then join the server again under a new name.")));
+}
+
 /* Roster changes; the new node's id goes to `result'. */
 static void
 apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
@@ -279,16 +295,46 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 					 0, NULL, NULL, SPI_OK_UPDATE);
 			return;
 		case KMD_CMD_NODE_PROMOTE:
-			exec_sql("UPDATE kommander.roster SET role = 'voter' WHERE node_name = $1",
+			/* a learner, or a voter already; never a node being removed */
+			exec_sql("UPDATE kommander.roster SET role = 'voter' "
+					 "WHERE node_name = $1 AND role IN ('learner', 'voter')",
 					 1, types, values, SPI_OK_UPDATE);
+			if (SPI_processed == 0)
+				refuse_if_removing(cmd->args[0], "promoted");
 			break;
 		case KMD_CMD_NODE_REMOVE:
-			/* first 'removing' (the groups let it go), then out of the roster */
-			exec_sql("DELETE FROM kommander.roster WHERE node_name = $1 AND role = 'removing'",
-					 1, types, values, SPI_OK_DELETE);
-			if (SPI_processed == 0)
+			if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_MARK) == 0)
+			{
+				/* step 1: 'removing', the groups let it go; again: nothing */
 				exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
 						 1, types, values, SPI_OK_UPDATE);
+			}
+			else if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_DROP) == 0)
+			{
+				/* step 2: out of the roster, only once marked; again: nothing */
+				exec_sql("DELETE FROM kommander.roster WHERE node_name = $1 AND role = 'removing'",
+						 1, types, values, SPI_OK_DELETE);
+				if (SPI_processed == 0)
+				{
+					exec_sql("SELECT 1 FROM kommander.roster WHERE node_name = $1",
+							 1, types, values, SPI_OK_SELECT);
+					if (SPI_processed > 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+								 errmsg("node \"%s\" is not being removed", cmd->args[0]),
+								 errhint("kmd_remove_node() marks it first.")));
+					return;
+				}
+			}
+			else
+			{
+				/* an entry of an older version: the step from the roster */
+				exec_sql("DELETE FROM kommander.roster WHERE node_name = $1 AND role = 'removing'",
+						 1, types, values, SPI_OK_DELETE);
+				if (SPI_processed == 0)
+					exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
+							 1, types, values, SPI_OK_UPDATE);
+			}
 			break;
 	}
 	if (SPI_processed == 0)
