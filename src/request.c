@@ -266,7 +266,21 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			}
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 			if (remaining <= 0)
+			{
+				/*
+				 * Withdrawn, if still pending, under the lock the worker
+				 * claims it under: a request the worker has not taken is
+				 * never proposed after this.
+				 */
+				LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+				final_state = slot->state;
+				if (final_state == KMD_SLOT_PENDING)
+					slot->state = KMD_SLOT_RESERVED;
+				LWLockRelease(slot->lock);
+				if (final_state == KMD_SLOT_DONE)
+					continue;	/* answered just now: read it */
 				break;
+			}
 			(void) ConditionVariableTimedSleep(&slot->cv, remaining, PG_WAIT_EXTENSION);
 			CHECK_FOR_INTERRUPTS();
 		}

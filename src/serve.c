@@ -46,6 +46,22 @@ slot_set_state(int slot_no, uint32 gen, int from, int to)
 }
 
 /*
+ * Whether the request kmd_serve_slots is serving went to a leader (ours
+ * or a peer); when not, the slot it claimed is pending again.
+ */
+static bool request_sent = false;
+
+static void
+mark_sent(const KmdRequest *req)
+{
+	if (req->from == 0)
+	{
+		request_sent = true;
+		slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+	}
+}
+
+/*
  * A read index asked an election timeout ago and not answered is asked
  * again: the question or its answer was lost (the leader's node
  * restarted, a connection broke), and a follower's core does not track
@@ -224,7 +240,7 @@ kmd_serve_request(const KmdRequest *req)
 				return;
 			kmd_batch_add_forward(b, req->partition_id, req->kind, req->slot,
 								  req->gen, req->arg, req->command, req->command_len);
-			slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+			mark_sent(req);
 			if (req->kind == KMD_REQ_PROPOSE)
 				kmd_stat_add(KMD_STAT_FORWARDED, req->partition_id, 1);
 		}
@@ -245,8 +261,8 @@ kmd_serve_request(const KmdRequest *req)
 								  req->command, req->command_len, &index, &term);
 			if (rc != RAFT_OK)
 				reply(req, true, 0, NULL, 0);
-			else if (req->from == 0)
-				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+			else
+				mark_sent(req);
 			if (rc == RAFT_OK)
 				kmd_stats_proposed(req->partition_id, index);
 			/* the outcome reaches the proposer through its own apply */
@@ -263,7 +279,7 @@ kmd_serve_request(const KmdRequest *req)
 				break;
 			rc = raft_read_index(g->r, KMD_READ_CONTEXT(req->slot, req->gen));
 			if (rc == RAFT_OK)
-				slot_set_state(req->slot, req->gen, KMD_SLOT_PENDING, KMD_SLOT_SENT);
+				mark_sent(req);
 			break;
 		case KMD_REQ_TRANSFER:
 			if (req->arg == (int64) raft_self(g->r))
@@ -320,12 +336,19 @@ kmd_serve_slots(void)
 			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number())
 			continue;
 
-		LWLockAcquire(slot->lock, LW_SHARED);
+		/*
+		 * Claimed before it is served: a backend whose wait ends meanwhile
+		 * finds it sent (outcome unknown), never pending (K0002, "no
+		 * leader took it"), while it may be proposed.
+		 */
+		LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 		if (slot->state != KMD_SLOT_PENDING)
 		{
 			LWLockRelease(slot->lock);
 			continue;
 		}
+		slot->state = KMD_SLOT_SENT;
+		slot->sent_at = GetCurrentTimestamp();
 		req.kind = slot->kind;
 		req.partition_id = slot->partition_id;
 		req.slot = i;
@@ -338,7 +361,11 @@ kmd_serve_slots(void)
 
 		req.command = palloc(Max(req.command_len, 1));
 		memcpy(req.command, command, req.command_len);
+		request_sent = false;
 		kmd_serve_request(&req);
+		/* not sent (waits for a leader), nor answered: pending again */
+		if (!request_sent)
+			slot_set_state(i, req.gen, KMD_SLOT_SENT, KMD_SLOT_PENDING);
 	}
 }
 
