@@ -22,6 +22,13 @@ SELECT kmd_propose('t1', '{"op":"insert","table":"tasks","row":{"id":"t1","state
 -- a misspelt "if" is refused, not run as an unconditional update
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"done"},"iff":{"state":"running"}}')$$);
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"done"},"if":{"state":"running"},"strcit":true}')$$);
+-- an update keeps the row's key: the key routes it, and keeps its lease
+-- and request ids
+-- and routes it (a key of the same partition as t1: no range refuses it)
+SELECT err_hint(format($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"id":"%s"}}')$$, k))
+  FROM (SELECT 't' || i AS k FROM generate_series(2, 1000) i) s
+ WHERE (SELECT partition_id FROM kmd_route(k)) = (SELECT partition_id FROM kmd_route('t1'))
+ ORDER BY k LIMIT 1;
 SELECT * FROM tasks;
 
 -- every op takes its own fields and no other

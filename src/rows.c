@@ -594,6 +594,26 @@ check_routing_key(RowCommand *c, Jsonb *obj, const char *what, const char *key, 
 	}
 }
 
+/*
+ * An update keeps the row's primary key: its first column is the key the
+ * row is routed by, and the key its lease and request ids are kept under.
+ */
+static void
+check_pk_kept(RowCommand *c)
+{
+	ListCell   *lc;
+
+	foreach(lc, c->pk)
+	{
+		if (field(&c->set->root, lfirst(lc)) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"set\": an update cannot change primary key column \"%s\"",
+							(char *) lfirst(lc)),
+					 errhint("Delete the row and insert it under its new key.")));
+	}
+}
+
 static RowCommand *parse_command(JsonbContainer *obj, const char *key, bool nested);
 
 /*
@@ -789,6 +809,7 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 			{
 				c->set = object_field(obj, "set", true);
 				check_columns(c, c->set, "set");
+				check_pk_kept(c);
 				split_set(c);
 			}
 			c->cond = object_field(obj, "if", false);
