@@ -557,6 +557,11 @@ kmd_promote_node(PG_FUNCTION_ARGS)
 	node_id = kmd_node_id_by_name(name);
 	if (roster_role(node_id) == KMD_NODE_VOTER)
 		PG_RETURN_VOID();
+	if (roster_role(node_id) == KMD_NODE_REMOVING)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" is being removed and cannot be promoted", name),
+				 errhint("Finish the removal with kmd_remove_node(), then join the server again under a new name.")));
 
 	kmd_request(KMD_REQ_PROMOTE_CHECK, 0, node_id, NULL, &out);
 	if (strcmp(out.sqlstate, "K0006") == 0)
@@ -654,6 +659,17 @@ kmd_remove_node(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot remove the last voter \"%s\"", name)));
+
+	/*
+	 * Not from itself: the last step is proposed from outside the groups
+	 * it has left, and its own apply of it, which the call waits for,
+	 * never comes.
+	 */
+	if (node_id == kmd_shared->local_node_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" cannot remove itself", name),
+				 errhint("Run kmd_remove_node() on another member.")));
 
 	/*
 	 * 1. 'removing': leaders hand over and every group lets the node go.

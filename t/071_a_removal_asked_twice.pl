@@ -8,7 +8,7 @@
 #   the groups still count it.  With node2 down the groups cannot let
 #   node3 go: both calls time out, and node3 stays 'removing'.  Once node2
 #   is back, a node being removed cannot be promoted, and the removal
-#   finishes.
+#   finishes.  A node cannot remove itself.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -27,6 +27,13 @@ my @nodes = KmdTest::new_cluster(3);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 KmdTest::wait_converged(\@nodes);
+
+# a node does not remove itself: it would never apply its own removal
+my ($rc, $code, $msg) = KmdTest::error_of($n3, "SELECT kmd_remove_node('node3')");
+is($code, '55000', "node3 does not remove itself ($msg)");
+is($n1->safe_psql('postgres', "SELECT role FROM kommander.roster WHERE node_name = 'node3'"), 'voter',
+	'node3 is still a voter');
+
 $n2->stop;
 
 # node1 applies no roster change while a session holds this lock
@@ -64,7 +71,7 @@ is($n1->safe_psql('postgres', $role), 'removing', 'node3 is still in the roster,
 
 $n2->start;
 KmdTest::wait_leaders($n1);
-my ($rc, $code, $msg) = KmdTest::error_of($n1, "SELECT kmd_promote_node('node3')");
+($rc, $code, $msg) = KmdTest::error_of($n1, "SELECT kmd_promote_node('node3')");
 is($code, '55000', "a node being removed is not promoted ($msg)");
 is($n1->safe_psql('postgres', $role), 'removing', 'node3 stays removing');
 $n1->safe_psql('postgres', "SELECT kmd_remove_node('node3')");
