@@ -1072,6 +1072,8 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
+	/* an error kept as an outcome (kommander.requests) reads alike */
+	SetConfigOption("lc_messages", "C", PGC_SUSET, PGC_S_OVERRIDE);
 	/* durability of an apply comes from the log, which is replayed */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
