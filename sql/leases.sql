@@ -106,7 +106,26 @@ SELECT kmd_lease_grant('30 s', 'h1') AS held_lease \gset
 SELECT kmd_propose('h1', format('{"op":"insert","table":"held","row":{"id":"h1"},"lease":%s}', :held_lease)::jsonb) > 0 AS attached;
 SELECT kmd_lease_revoke(:held_lease);
 SELECT count(*) AS held_rows_left FROM held;
+-- a row whose table refuses to let it go stays, no longer attached: the
+-- lease ends all the same
+SELECT kmd_ddl($$CREATE FUNCTION public.held_refused() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN RAISE EXCEPTION ''% stays'', OLD.id; END'$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TRIGGER held_refused BEFORE DELETE ON public.held
+  FOR EACH ROW WHEN (OLD.note = 'keep') EXECUTE FUNCTION public.held_refused()$$) > 0 AS ddl_done;
+CREATE TEMP TABLE hk AS
+SELECT (array_agg(k ORDER BY i))[1] AS keep_k, (array_agg(k ORDER BY i))[2] AS go_k
+  FROM (SELECT i, 'h' || i AS k FROM generate_series(10, 1000) i) s
+ WHERE (SELECT partition_id FROM kmd_route(k)) = (SELECT partition_id FROM kmd_route('h10'));
+SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"held","row":{"id":"%s","note":"keep"},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached,
+       kmd_propose(go_k, format('{"op":"insert","table":"held","row":{"id":"%s","note":"go"},"lease":%s}', go_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT id = keep_k AS kept_is_the_refused_one, note FROM held, hk ORDER BY id;
+SELECT count(*) AS lease_left FROM kommander.leases WHERE id = :held_lease;
+SELECT count(*) AS attachments_left FROM kommander.lease_rows WHERE lease = :held_lease;
 SELECT kmd_ddl('DROP TABLE public.held') > 0 AS dropped;
+SELECT kmd_ddl('DROP FUNCTION public.held_refused()') > 0 AS dropped;
 DROP OWNED BY regress_lease_owner;
 DROP ROLE regress_lease_owner;
 

@@ -31,10 +31,13 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
+#include "failure.h"
 #include "keyrange.h"
 #include "lease.h"
 #include "plans.h"
@@ -188,10 +191,13 @@ kmd_lease_grant(PG_FUNCTION_ARGS)
 		int32		state;
 		int32		leader;
 
+		CHECK_FOR_INTERRUPTS();
 		if (tries >= 1000000)
 			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not find a lease id for partition %d", want)));
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("could not find a lease id for partition %d", want),
+					 errdetail("A million random ids fell outside the partition's range of hashes."),
+					 errhint("Grant the lease for a key of a wider partition, or merge partitions.")));
 		if (!pg_strong_random(&r, sizeof(r)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -321,6 +327,49 @@ delete_row(const char *tbl, const char *pk_text)
 }
 
 /*
+ * Delete a row of lease `id' that ends; one whose table refuses to let it
+ * go (a foreign key, a trigger) is kept, no longer attached, rather than
+ * keep the lease from ending.  A failure of this node is raised again:
+ * the entry is applied again later.
+ */
+static void
+delete_or_keep(const char *tbl, const char *pk_text, int64 id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		delete_row(tbl, pk_text);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		KmdFailure	failure;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (kmd_failure_of_node(edata, &failure))
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("kommander: lease " INT64_FORMAT " ended; its row %s of %s stays, no longer attached",
+						id, pk_text, tbl),
+				 errdetail("Deleting it failed: %s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
  * End lease `id': delete the rows attached to it in this partition's range
  * (a table dropped since is passed over), then the lease.
  */
@@ -347,7 +396,7 @@ end_lease(int64 id)
 		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
 	}
 	forboth(lt, tables, lp, pks)
-		delete_row(lfirst(lt), lfirst(lp));
+		delete_or_keep(lfirst(lt), lfirst(lp), id);
 	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
 				3, types, values, SPI_OK_DELETE);
@@ -398,7 +447,7 @@ drop_orphans(int64 id)
 		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
 	}
 	forboth(lt, tables, lp, pks)
-		delete_row(lfirst(lt), lfirst(lp));
+		delete_or_keep(lfirst(lt), lfirst(lp), id);
 	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
 				3, types, values, SPI_OK_DELETE);
