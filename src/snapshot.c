@@ -538,6 +538,9 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
 	PQclear(res);
 
 	copy_conn = conn;
+	/* a row left by a try that failed in the middle of its COPY */
+	if (copy_buf != NULL)
+		PQfreemem(copy_buf);
 	copy_buf = NULL;
 	copy_len = copy_pos = 0;
 	copy_done = false;
@@ -552,12 +555,25 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
 		PQfreemem(copy_buf);
 	copy_buf = NULL;
 
-	/* the COPY's own result */
-	while ((res = PQgetResult(conn)) != NULL)
+	/* the COPY's own result, read without blocking interrupts */
+	for (;;)
 	{
-		bool		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		char	   *msg = pstrdup(PQresultErrorMessage(res));
+		bool		ok;
+		char	   *msg;
 
+		while (PQisBusy(conn))
+		{
+			kmd_remote_wait(conn, false);
+			if (!PQconsumeInput(conn))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not copy the rows of %s", name),
+						 errdetail_internal("%s", PQerrorMessage(conn))));
+		}
+		if ((res = PQgetResult(conn)) == NULL)
+			break;
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		msg = pstrdup(PQresultErrorMessage(res));
 		PQclear(res);
 		if (!ok)
 			ereport(ERROR,
