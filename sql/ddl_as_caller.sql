@@ -15,6 +15,26 @@ SELECT err($$SELECT kmd_ddl('SET ROLE NONE')$$);
 SELECT err($$SELECT kmd_ddl('SET SESSION AUTHORIZATION DEFAULT')$$);
 RESET ROLE;
 
+-- a domain's check calls the table owner's code: reading a row back (the
+-- row of a batch whose condition failed) and noting a row of a lease run
+-- it as the owner, never as the apply worker's superuser
+SET ROLE regress_ddl;
+SELECT kmd_ddl($$CREATE FUNCTION public.not_as_superuser(v int) RETURNS bool LANGUAGE plpgsql AS
+  'BEGIN IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+     RAISE EXCEPTION ''domain check run by superuser %'', current_user; END IF; RETURN true; END';
+  CREATE DOMAIN public.checked_int AS int CHECK (public.not_as_superuser(VALUE));
+  CREATE TABLE public.checked (id public.checked_int PRIMARY KEY, v int)$$) > 0 AS created;
+RESET ROLE;
+SELECT kmd_register_table('public.checked');
+SELECT kmd_propose('1', '{"op":"insert","table":"checked","row":{"id":1,"v":1}}') > 0 AS inserted;
+SELECT kmd_propose_result('1', '{"op":"batch","commands":[{"op":"update","table":"checked","key":{"id":1},"set":{"v":2},"if":{"v":5}}]}')
+       - 'index' - 'term' - 'partition' AS not_held;
+SELECT kmd_lease_grant('30 s', '1') AS checked_lease \gset
+SELECT kmd_propose('1', format('{"op":"upsert","table":"checked","row":{"id":1,"v":3},"lease":%s}', :checked_lease)::jsonb) > 0 AS attached;
+SELECT kmd_lease_revoke(:checked_lease);
+SELECT count(*) AS checked_rows FROM checked;
+SELECT kmd_ddl('DROP TABLE public.checked; DROP DOMAIN public.checked_int; DROP FUNCTION public.not_as_superuser(int)') > 0 AS dropped;
+
 SELECT tableowner FROM pg_tables WHERE tablename = 'owned';
 SELECT has_table_privilege('regress_ddl', 'jobs', 'DELETE') AS may_delete_jobs;
 SELECT rolsuper FROM pg_roles WHERE rolname = 'regress_ddl';

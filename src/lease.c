@@ -30,6 +30,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -555,7 +556,7 @@ pk_object(RowCommand *c)
 	ListCell   *lc;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "jsonb_build_object(");
+	appendStringInfoString(&buf, "pg_catalog.jsonb_build_object(");
 	foreach(lc, c->pk)
 	{
 		const char *col = lfirst(lc);
@@ -634,6 +635,9 @@ kmd_lease_track(RowCommand *c, const char *key)
 	Oid			types[4] = {JSONBOID, TEXTOID, TEXTOID, INT8OID};
 	Datum		values[4];
 	volatile bool save = kmd_apply_range.user_command;
+	Oid			save_userid;
+	int			save_sec;
+	bool		isnull;
 
 	if (!attach && !detach)
 		return;
@@ -642,9 +646,31 @@ kmd_lease_track(RowCommand *c, const char *key)
 	values[2] = CStringGetTextDatum(c->qualname);
 	values[3] = Int64GetDatum(c->lease);
 
+	SPI_connect();
+
+	/*
+	 * The row's primary key as an object, made as the table's owner: the
+	 * record its columns are read into may run the owner's code (a
+	 * domain's check).
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(c->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		(void) exec(psprintf("SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r",
+							 pk_object(c), c->qualname),
+					1, types, values, SPI_OK_SELECT);
+		values[0] = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+							  false, -1);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+
 	/* kommander's own tables, written as the apply worker's role */
 	kmd_apply_range.user_command = false;
-	SPI_connect();
 	PG_TRY();
 	{
 		if (attach)
@@ -667,17 +693,13 @@ kmd_lease_track(RowCommand *c, const char *key)
 				lease_not_found(c->lease);
 		}
 		if (lease_rows_maybe())
-			(void) exec(psprintf("DELETE FROM kommander.lease_rows l USING "
-							 "(SELECT %s AS pk FROM jsonb_populate_record(NULL::%s, $1) AS r) AS k "
-							 "WHERE l.key = $2 AND l.tbl = $3 AND l.pk = k.pk",
-							 pk_object(c), c->qualname),
-					3, types, values, SPI_OK_DELETE);
+			(void) exec("DELETE FROM kommander.lease_rows "
+						"WHERE key = $2 AND tbl = $3 AND pk = $1",
+						3, types, values, SPI_OK_DELETE);
 		if (attach)
 		{
 			lease_rows_state = LEASE_ROWS_MAYBE;
-			(void) exec(psprintf("INSERT INTO kommander.lease_rows "
-								 "SELECT $2, $3, %s, $4 FROM jsonb_populate_record(NULL::%s, $1) AS r",
-								 pk_object(c), c->qualname),
+			(void) exec("INSERT INTO kommander.lease_rows VALUES ($2, $3, $1, $4)",
 						4, types, values, SPI_OK_INSERT);
 		}
 	}

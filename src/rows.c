@@ -405,7 +405,7 @@ registered(Oid relid)
 
 	values[0] = ObjectIdGetDatum(relid);
 	SPI_connect();
-	if (kmd_plan_execute("SELECT 1 FROM kommander.tables WHERE relid = $1",
+	if (kmd_plan_execute("SELECT 1 FROM kommander.tables WHERE relid OPERATOR(pg_catalog.=) $1",
 						 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	found = SPI_processed > 0;

@@ -126,13 +126,29 @@ static void
 current_row(RowCommand *c, StringInfo current)
 {
 	Jsonb	   *args[1] = {c->key};
-	char	   *sql = psprintf("SELECT to_jsonb(t)::text FROM %s AS t, "
-							   "jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
+	char	   *sql = psprintf("SELECT pg_catalog.to_jsonb(t)::text FROM %s AS t, "
+							   "pg_catalog.jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
 							   c->qualname, c->qualname, key_match(c));
-	char	   *text = NULL;
+	char	   *volatile text = NULL;
+	Oid			save_userid;
+	int			save_sec;
 
-	if (run(sql, 1, args) == 1)
-		text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	/*
+	 * As the table's owner, as the command ran: reading the row may run the
+	 * owner's code (a domain's check, an output function).
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(c->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		if (run(sql, 1, args) == 1)
+			text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
 	resetStringInfo(current);
 	appendStringInfoString(current, text != NULL && strlen(text) <= KMD_RESULT_LIMIT / 2 ?
 						   text : "null");
