@@ -482,6 +482,22 @@ exec_jsonb(const char *sql, Jsonb *arg, int expect)
 		elog(ERROR, "could not install an image: %s: %s", SPI_result_code_string(rc), sql);
 }
 
+/* The next result of the COPY of table `name', waited for interruptibly. */
+static PGresult *
+next_copy_result(PGconn *conn, const char *name)
+{
+	while (PQisBusy(conn))
+	{
+		kmd_remote_wait(conn, false);
+		if (!PQconsumeInput(conn))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not copy the rows of %s", name),
+					 errdetail_internal("%s", PQerrorMessage(conn))));
+	}
+	return PQgetResult(conn);
+}
+
 /*
  * Replace one control table's rows in the range by the peer's, streamed
  * through COPY, and check them against the manifest.
@@ -515,16 +531,7 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not copy the rows of %s", name),
 				 errdetail_internal("%s", PQerrorMessage(conn))));
-	while (PQisBusy(conn))
-	{
-		kmd_remote_wait(conn, false);
-		if (!PQconsumeInput(conn))
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not copy the rows of %s", name),
-					 errdetail_internal("%s", PQerrorMessage(conn))));
-	}
-	res = PQgetResult(conn);
+	res = next_copy_result(conn, name);
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
 	{
 		char	   *msg = pstrdup(PQresultErrorMessage(res));
@@ -561,16 +568,7 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
 		bool		ok;
 		char	   *msg;
 
-		while (PQisBusy(conn))
-		{
-			kmd_remote_wait(conn, false);
-			if (!PQconsumeInput(conn))
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("could not copy the rows of %s", name),
-						 errdetail_internal("%s", PQerrorMessage(conn))));
-		}
-		if ((res = PQgetResult(conn)) == NULL)
+		if ((res = next_copy_result(conn, name)) == NULL)
 			break;
 		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		msg = pstrdup(PQresultErrorMessage(res));

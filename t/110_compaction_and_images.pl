@@ -32,19 +32,6 @@ is($n1->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'two partitions');
 $n1->safe_psql('postgres', "SELECT kmd_transfer_leader(p, 'node1') FROM generate_series(0, 2) p");
 KmdTest::wait_converged(\@nodes);
 
-# $n rows k<from>..k<to> through $node, in one session
-sub write_rows
-{
-	my ($node, $from, $to) = @_;
-	$node->safe_psql('postgres', qq{
-DO \$\$
-BEGIN
-  FOR i IN $from..$to LOOP
-    PERFORM kmd_propose('k' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
-      'row', jsonb_build_object('k', 'k' || i, 'v', md5(i::text), 'n', i)));
-  END LOOP;
-END \$\$});
-}
 
 my $rows = q{SELECT count(*) || ':' || md5(string_agg(k || '=' || v || '=' || n, ',' ORDER BY k)) FROM kv};
 
@@ -68,8 +55,8 @@ sub logs_short
 # node3 is down while 5,000 writes go through the two others
 # ---------------------------------------------------------------------------
 $n3->stop('immediate');
-write_rows($n1, 1, 2500);
-write_rows($n2, 2501, 5000);
+KmdTest::write_rows($n1, 1, 2500);
+KmdTest::write_rows($n2, 2501, 5000);
 is($n1->safe_psql('postgres',
 	q{SELECT count(DISTINCT r.partition_id) FROM kv, LATERAL kmd_route(kv.k) r}), '2',
 	'the writes went to both partitions');
@@ -136,7 +123,7 @@ sub blocked_transfer
 	my $applied = $n3->safe_psql('postgres',
 		'SELECT max(applied_index) FROM kommander.partitions WHERE partition_id > 0');
 	$n3->stop('immediate');
-	write_rows($n2, $first, $first + 499);
+	KmdTest::write_rows($n2, $first, $first + 499);
 	$n1->poll_query_until('postgres',
 		"SELECT min(snapshot_index) > $applied FROM kommander.partitions WHERE partition_id > 0")
 	  or die "node1 did not compact past node3 ($tag)";

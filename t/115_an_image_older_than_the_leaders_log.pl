@@ -28,24 +28,13 @@ my $conf = "kommander.snapshot_threshold = $THRESHOLD\nkommander.balance_interva
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
+$n1->safe_psql('postgres', q{SELECT kmd_ddl('ALTER TABLE public.kv ADD COLUMN n int')});
 $n1->safe_psql('postgres', q{SELECT kmd_ddl('CREATE TABLE public.other (k text PRIMARY KEY)')});
 $n1->safe_psql('postgres', q{SELECT kmd_register_table('public.other')});
 # the leaders on node1, which serves the image
 $n1->safe_psql('postgres', "SELECT kmd_transfer_leader(p, 'node1') FROM generate_series(0, 1) p");
 KmdTest::wait_converged(\@nodes);
 
-sub write_rows
-{
-	my ($node, $from, $to) = @_;
-	$node->safe_psql('postgres', qq{
-DO \$\$
-BEGIN
-  FOR i IN $from..$to LOOP
-    PERFORM kmd_propose('k' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
-      'row', jsonb_build_object('k', 'k' || i, 'v', md5(i::text))));
-  END LOOP;
-END \$\$});
-}
 
 my $marker = q{SELECT snapshot_index FROM kommander.partitions WHERE partition_id = 1};
 my $rows = q{SELECT count(*) || ':' || md5(string_agg(k || '=' || v, ',' ORDER BY k)) FROM kv};
@@ -56,7 +45,7 @@ my $applied = $n3->safe_psql('postgres',
 # (stopped fast: its last apply transactions, committed asynchronously,
 # are on disk, so the image need not wait for the system partition)
 $n3->stop;
-write_rows($n2, 1, 500);
+KmdTest::write_rows($n2, 1, 500);
 $n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
   or die 'node1 did not compact past node3';
 
@@ -77,11 +66,11 @@ my $in_flight = $n1->safe_psql('postgres', 'SELECT applied_index FROM kommander.
 # meanwhile node1 compacts past the image in flight, and its next
 # snapshot message to node3 (with the next append after two election
 # timeouts without an answer) names the new compaction point
-write_rows($n2, 501, 1000);
+KmdTest::write_rows($n2, 501, 1000);
 $n1->poll_query_until('postgres', "SELECT ($marker) > $in_flight")
   or die 'node1 did not compact past the image in flight';
 usleep(4 * $KmdTest::ELECTION_TIMEOUT_MS * 1000);
-write_rows($n2, 1001, 1100);
+KmdTest::write_rows($n2, 1001, 1100);
 my $compacted = $n1->safe_psql('postgres', $marker);
 $in .= "COMMIT;\n\\q\n";
 $locker->finish;
@@ -110,7 +99,7 @@ AS $$ SELECT kommander.sound_manifest(partition_id, cluster_id, to_node) - 'tabl
 });
 $applied = $n3->safe_psql('postgres', 'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
 $n3->stop;
-write_rows($n2, 2001, 2500);
+KmdTest::write_rows($n2, 2001, 2500);
 $n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
   or die 'node1 did not compact past node3';
 $offset = -s $n3->logfile;

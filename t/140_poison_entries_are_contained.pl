@@ -24,13 +24,7 @@ use KmdTest;
 my @nodes = KmdTest::new_cluster(3);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
-$n1->safe_psql('postgres', 'SELECT kmd_split(1)');
-for my $node (@nodes)
-{
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 2 FROM kommander.partitions WHERE partition_id > 0 AND leader_name IS NOT NULL")
-	  or die 'the split did not reach ' . $node->name;
-}
+KmdTest::split_in_two(\@nodes);
 my $x = KmdTest::key_in($n1, 1, 'x');
 my $y = KmdTest::key_in($n1, 2, 'y');
 

@@ -1,4 +1,4 @@
-# 193_the_lease_limit_is_the_proposers.pl
+# 195_the_lease_limit_is_the_proposers.pl
 #   A node grants no lease past kommander's limit of 4096: the node that
 #   proposes the grant refuses it (54000) before proposing it.  Applying a
 #   grant never counts the leases: how many a node holds at an entry of
@@ -12,7 +12,7 @@
 #
 # Copyright (c) 2026, kommander developers
 #
-# t/193_the_lease_limit_is_the_proposers.pl
+# t/195_the_lease_limit_is_the_proposers.pl
 
 use strict;
 use warnings;
@@ -27,13 +27,7 @@ my $LIMIT = 4096;
 my @nodes = KmdTest::new_cluster(3);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
-$n1->safe_psql('postgres', 'SELECT kmd_split(1)');
-for my $node (@nodes)
-{
-	$node->poll_query_until('postgres',
-		"SELECT count(*) = 2 FROM kommander.partitions WHERE partition_id > 0 AND leader_name IS NOT NULL")
-	  or die 'the split did not reach ' . $node->name;
-}
+KmdTest::split_in_two(\@nodes);
 my $x = KmdTest::key_in($n1, 1, 'x');
 my $y = KmdTest::key_in($n1, 2, 'y');
 

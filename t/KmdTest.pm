@@ -78,6 +78,36 @@ EOC
 	return $node;
 }
 
+# Rows k<from>..k<to> of kv (with its column n, which tests add) upserted
+# through $node, one proposal after the other, in one session.
+sub write_rows
+{
+	my ($node, $from, $to) = @_;
+	$node->safe_psql('postgres', qq{
+DO \$\$
+BEGIN
+  FOR i IN $from..$to LOOP
+    PERFORM kmd_propose('k' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
+      'row', jsonb_build_object('k', 'k' || i, 'v', md5(i::text), 'n', i)));
+  END LOOP;
+END \$\$});
+	return;
+}
+
+# Partition 1 split in two; every node of @$nodes knows a leader of each.
+sub split_in_two
+{
+	my ($nodes) = @_;
+	$nodes->[0]->safe_psql('postgres', 'SELECT kmd_split(1)');
+	for my $node (@$nodes)
+	{
+		$node->poll_query_until('postgres',
+			"SELECT count(*) = 2 FROM kommander.partitions WHERE partition_id > 0 AND leader_name IS NOT NULL")
+		  or die 'the split did not reach ' . $node->name;
+	}
+	return;
+}
+
 # How peers reach a node.
 sub conninfo
 {
