@@ -445,7 +445,8 @@ sync_groups(bool force)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
-		if (part->partition_id < 0 ||
+		/* a merged-away partition runs no group, here or anywhere */
+		if (part->partition_id < 0 || part->state == KMD_PART_GONE ||
 			kmd_worker_for_partition(part->partition_id) != worker_no ||
 			kmd_group_find(part->partition_id) != NULL)
 			continue;
