@@ -43,6 +43,7 @@
 #include "access/genam.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "executor/spi.h"
@@ -1007,6 +1008,13 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 		}
 		PG_END_TRY();
 		kmd_xact_commit(cxt);
+
+		/*
+		 * On disk before the group starts again from it: the Raft worker
+		 * then acknowledges the image's index to the leader, and the
+		 * worker's commits are asynchronous.
+		 */
+		XLogFlush(XactLastCommitEnd);
 		*index_out = index;
 		*term_out = term;
 
