@@ -102,6 +102,26 @@ SELECT kmd_ddl($$DROP TABLE app.items$$) > 0 AS ddl_done;
 SELECT kmd_ddl($$DROP SCHEMA app CASCADE$$) > 0 AS ddl_done;
 SELECT count(*) AS app_schema FROM pg_namespace WHERE nspname = 'app';
 
+-- nor does kmd_ddl take away what keeps a control table alike on every
+-- node: its guard trigger, a table without parent or children, logging
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER kommander_guard')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER ALL')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE REPLICA TRIGGER kommander_guard')$$);
+SELECT err($$SELECT kmd_ddl('DROP TRIGGER kommander_guard ON public.guarded')$$);
+SELECT err($$SELECT kmd_ddl('CREATE TABLE public.guarded_child () INHERITS (public.guarded)')$$);
+SELECT err($$SELECT kmd_ddl('CREATE TABLE public.guarded_parent (id text); ALTER TABLE public.guarded INHERIT public.guarded_parent')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded SET UNLOGGED')$$);
+SELECT count(*) AS guard_triggers FROM pg_trigger WHERE tgrelid = 'public.guarded'::regclass AND tgname = 'kommander_guard' AND tgenabled = 'O';
+SELECT relpersistence, relhassubclass FROM pg_class WHERE oid = 'public.guarded'::regclass;
+SELECT to_regclass('public.guarded_parent') IS NULL AS no_parent_left;
+-- and a table is registered only when logged and without inheritance
+SELECT kmd_ddl($$CREATE UNLOGGED TABLE public.unlogged_t (id text PRIMARY KEY)$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_register_table('public.unlogged_t')$$);
+SELECT kmd_ddl($$CREATE TABLE public.base_t (id text PRIMARY KEY); CREATE TABLE public.child_t (id text PRIMARY KEY) INHERITS (public.base_t)$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_register_table('public.base_t')$$);
+SELECT err($$SELECT kmd_register_table('public.child_t')$$);
+SELECT kmd_ddl($$DROP TABLE public.unlogged_t, public.child_t, public.base_t$$) > 0 AS ddl_done;
+
 -- DROP EXTENSION without CASCADE is refused: the guard triggers depend on it
 SELECT err($$DROP EXTENSION kommander$$);
 DROP TABLE local_t;

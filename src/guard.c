@@ -407,6 +407,108 @@ check_row_security(Node *parsetree)
 	}
 }
 
+/*
+ * What keeps a control table one on every node holds through kmd_ddl too
+ * (a session's own statements are refused before, with K0010):
+ * its guard trigger is neither dropped nor switched off (local writes
+ * would pass), it becomes no other table's child nor gets children (a
+ * statement on the parent would reach its rows, or its SELECTs another
+ * table's, without its guard), and it stays logged (a crash would empty
+ * it on one node).
+ */
+static void
+refuse_unguarding(Oid relid, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s is not supported on control table %s", what, relation_name(relid)),
+			 errdetail("The control table would no longer hold the same rows on every node.")));
+}
+
+static bool
+names_guard(const char *trigger)
+{
+	return trigger == NULL || strcmp(trigger, GUARD_TRIGGER) == 0;
+}
+
+static void
+check_guard_kept(Node *parsetree)
+{
+	ListCell   *lc;
+	Oid			relid;
+
+	if (IsA(parsetree, AlterTableStmt))
+	{
+		AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+
+		relid = control_table_named(stmt->relation);
+		foreach(lc, stmt->cmds)
+		{
+			AlterTableCmd *cmd = lfirst(lc);
+
+			if (!OidIsValid(relid))
+			{
+				/* another table: not as a control table's parent or child */
+				if (cmd->subtype == AT_AttachPartition &&
+					OidIsValid(control_table_named(((PartitionCmd *) cmd->def)->name)))
+					refuse_unguarding(control_table_named(((PartitionCmd *) cmd->def)->name),
+									  "ATTACH PARTITION");
+				if (cmd->subtype == AT_AddInherit &&
+					OidIsValid(control_table_named((RangeVar *) cmd->def)))
+					refuse_unguarding(control_table_named((RangeVar *) cmd->def), "INHERIT");
+				continue;
+			}
+			switch (cmd->subtype)
+			{
+				case AT_DisableTrig:
+				case AT_EnableReplicaTrig:
+					if (names_guard(cmd->name))
+						refuse_unguarding(relid, "switching its guard trigger off");
+					break;
+				case AT_DisableTrigAll:
+				case AT_DisableTrigUser:
+					refuse_unguarding(relid, "switching its triggers off");
+					break;
+				case AT_AddInherit:
+					refuse_unguarding(relid, "INHERIT");
+					break;
+				case AT_AttachPartition:
+					refuse_unguarding(relid, "ATTACH PARTITION");
+					break;
+				case AT_SetUnLogged:
+					refuse_unguarding(relid, "SET UNLOGGED");
+					break;
+				default:
+					break;
+			}
+		}
+	}
+	else if (IsA(parsetree, DropStmt) && kmd_applying &&
+			 ((DropStmt *) parsetree)->removeType == OBJECT_TRIGGER)
+	{
+		foreach(lc, ((DropStmt *) parsetree)->objects)
+		{
+			List	   *names = lfirst(lc);
+
+			if (list_length(names) < 2 || !names_guard(strVal(llast(names))))
+				continue;
+			relid = control_table_named(makeRangeVarFromNameList(list_truncate(list_copy(names),
+																			   list_length(names) - 1)));
+			if (OidIsValid(relid))
+				refuse_unguarding(relid, "dropping its guard trigger");
+		}
+	}
+	else if (IsA(parsetree, CreateStmt))
+	{
+		foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
+		{
+			relid = control_table_named(lfirst(lc));
+			if (OidIsValid(relid))
+				refuse_unguarding(relid, "a child table (INHERITS, PARTITION OF)");
+		}
+	}
+}
+
 static void
 process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				ProcessUtilityContext context, ParamListInfo params,
@@ -419,6 +521,8 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		check_row_security(parsetree);
 	if (!kmd_applying && !dropping_extension)
 		check_statement(parsetree);
+	if (!dropping_extension)
+		check_guard_kept(parsetree);
 	if (drops_kommander(parsetree))
 		dropping_extension = true;
 	PG_TRY();

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -332,6 +333,19 @@ kmd_register_table(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
 				 errhint("A control table needs a primary key: its first column routes rows to partitions.")));
+	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is not logged", RelationGetRelationName(rel)),
+				 errdetail("A crash would empty it on one node while the others keep its rows."),
+				 errhint("Make it logged through kmd_ddl(), then register it.")));
+	if (rel->rd_rel->relispartition || has_superclass(relid) ||
+		(rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has a parent or children by inheritance", RelationGetRelationName(rel)),
+				 errdetail("A statement on a parent reaches its children's rows without their guard."),
+				 errhint("Register a table that inherits from nothing, or a partitioned table as a whole.")));
 	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
