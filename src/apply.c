@@ -818,6 +818,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 typedef struct Work
 {
 	int32		partition_id;
+	int			entry;			/* its entry of kmd_shared->partitions */
 	uint64		from;
 	uint64		to;
 	uint64		done;
@@ -870,6 +871,20 @@ save_applied(const Work *work, int n)
  * A partition waiting for its next try after a failure of this node is
  * left out: *next_try is lowered to when the first of them is due.
  */
+/* Does the partition of `w' wait for an image now? */
+static bool
+image_asked(const Work *w)
+{
+	KmdPartition *part;
+	bool		asked;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = &kmd_shared->partitions[w->entry];
+	asked = part->partition_id != w->partition_id || part->image_state != KMD_IMAGE_NONE;
+	LWLockRelease(kmd_shared->lock);
+	return asked;
+}
+
 static bool
 apply_all(TimestampTz *next_try)
 {
@@ -901,6 +916,7 @@ apply_all(TimestampTz *next_try)
 			work[n].skipped = false;
 			work[n].held = part->held_barrier != 0 || part->held_merge != 0;
 			work[n].partition_id = part->partition_id;
+			work[n].entry = i;
 			work[n].from = applied;
 			work[n].to = commit;
 			work[n].done = applied;
@@ -938,6 +954,16 @@ apply_all(TimestampTz *next_try)
 
 				if ((work[i].partition_id == 0) != (pass == 0))
 					continue;
+				if (pass == 1 && image_asked(&work[i]))
+				{
+					/*
+					 * Asked for since the list was made: a barrier the
+					 * system partition applied in pass 0 counted it as
+					 * held, so none of its entries comes after the DDL.
+					 */
+					work[i].skipped = true;
+					continue;
+				}
 				if (!room_for_command())
 				{
 					work[i].skipped = true;
