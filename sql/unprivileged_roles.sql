@@ -43,6 +43,20 @@ SET ROLE regress_alice;
 SELECT (kmd_propose_result('s1', '{"op":"call","applier":"claim"}'))->'result' AS result;
 RESET ROLE;
 
+-- an "if" or an "add" reads the row, and a condition that does not hold
+-- answers with it: they need SELECT as well (42501 without)
+GRANT UPDATE ON secured TO regress_alice;
+SET ROLE regress_alice;
+SELECT kmd_propose('s1', '{"op":"update","table":"secured","key":{"id":"s1"},"set":{"owner":"bob"}}') > 0 AS updated;
+SELECT err($$SELECT kmd_propose_result('s1', '{"op":"update","table":"secured","key":{"id":"s1"},"set":{"owner":"carol"},"if":{"owner":"nobody"}}')$$);
+SELECT err($$SELECT kmd_propose('s1', '{"op":"update","table":"secured","key":{"id":"s1"},"set":{"claimed":{"add":1}}}')$$);
+RESET ROLE;
+GRANT SELECT ON secured TO regress_alice;
+SET ROLE regress_alice;
+SELECT kmd_propose_result('s1', '{"op":"update","table":"secured","key":{"id":"s1"},"set":{"owner":"carol"},"if":{"owner":"nobody"}}')->'current'->>'owner' AS current_owner;
+RESET ROLE;
+REVOKE SELECT, UPDATE ON secured FROM regress_alice;
+
 -- a conninfo's password is seen by superusers only: kommander.nodes masks
 -- it for others, who may read the roster's other columns only
 SELECT kommander.visible_conninfo('host=10.0.0.1 password=secret') AS superuser_sees;

@@ -891,6 +891,13 @@ check_privileges(RowCommand *c)
 				check_privileges(lfirst(lc));
 			return;
 	}
+	/*
+	 * An "if" or an "add" reads the row, as a WHERE or SET x = x + n does
+	 * in SQL, and a condition that does not hold answers with the row
+	 * ("current"): SELECT too.
+	 */
+	if (c->cond != NULL || c->add != NULL)
+		mode |= ACL_SELECT;
 	/* every privilege of `mode' (pg_class_aclcheck is content with any) */
 	if (pg_class_aclmask(c->relid, GetUserId(), mode, ACLMASK_ALL) != mode)
 		ereport(ERROR,
