@@ -865,12 +865,6 @@ save_applied(const Work *work, int n)
 	return true;
 }
 
-/*
- * Apply what every partition has committed; true if anything was applied
- * or a partition is held for a barrier where it was not (look again).
- * A partition waiting for its next try after a failure of this node is
- * left out: *next_try is lowered to when the first of them is due.
- */
 /* Does the partition of `w' wait for an image now? */
 static bool
 image_asked(const Work *w)
@@ -885,6 +879,12 @@ image_asked(const Work *w)
 	return asked;
 }
 
+/*
+ * Apply what every partition has committed; true if anything was applied
+ * or a partition is held for a barrier where it was not (look again).
+ * A partition waiting for its next try after a failure of this node is
+ * left out: *next_try is lowered to when the first of them is due.
+ */
 static bool
 apply_all(TimestampTz *next_try)
 {
