@@ -121,6 +121,17 @@ SELECT kmd_ddl($$CREATE TABLE public.base_t (id text PRIMARY KEY); CREATE TABLE 
 SELECT err($$SELECT kmd_register_table('public.base_t')$$);
 SELECT err($$SELECT kmd_register_table('public.child_t')$$);
 SELECT kmd_ddl($$DROP TABLE public.unlogged_t, public.child_t, public.base_t$$) > 0 AS ddl_done;
+-- a partitioned control table takes new partitions through kmd_ddl; a
+-- control table does not become another table's partition
+SELECT kmd_ddl($$CREATE TABLE public.parted (id text PRIMARY KEY, v text) PARTITION BY HASH (id);
+  CREATE TABLE public.parted_0 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 0)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.parted');
+SELECT kmd_ddl($$CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 1)$$) > 0 AS ddl_done;
+SELECT kmd_propose('p1', '{"op":"insert","table":"parted","row":{"id":"p1","v":"x"}}') > 0 AS ok;
+SELECT id, v FROM parted;
+SELECT kmd_ddl($$CREATE TABLE public.outer_t (id text PRIMARY KEY, v text) PARTITION BY LIST (id)$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.outer_t ATTACH PARTITION public.guarded FOR VALUES IN (''g1'')')$$);
+SELECT kmd_ddl($$DROP TABLE public.parted, public.outer_t$$) > 0 AS ddl_done;
 
 -- DROP EXTENSION without CASCADE is refused: the guard triggers depend on it
 SELECT err($$DROP EXTENSION kommander$$);

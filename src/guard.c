@@ -411,10 +411,11 @@ check_row_security(Node *parsetree)
  * What keeps a control table one on every node holds through kmd_ddl too
  * (a session's own statements are refused before, with K0010):
  * its guard trigger is neither dropped nor switched off (local writes
- * would pass), it becomes no other table's child nor gets children (a
- * statement on the parent would reach its rows, or its SELECTs another
- * table's, without its guard), and it stays logged (a crash would empty
- * it on one node).
+ * would pass), it becomes no other table's child nor gets children by
+ * inheritance (a statement on the parent would reach its rows, or its
+ * SELECTs another table's, without its guard), and it stays logged (a
+ * crash would empty it on one node).  A partitioned control table takes
+ * new partitions.
  */
 static void
 refuse_unguarding(Oid relid, const char *what)
@@ -472,9 +473,6 @@ check_guard_kept(Node *parsetree)
 				case AT_AddInherit:
 					refuse_unguarding(relid, "INHERIT");
 					break;
-				case AT_AttachPartition:
-					refuse_unguarding(relid, "ATTACH PARTITION");
-					break;
 				case AT_SetUnLogged:
 					refuse_unguarding(relid, "SET UNLOGGED");
 					break;
@@ -498,13 +496,14 @@ check_guard_kept(Node *parsetree)
 				refuse_unguarding(relid, "dropping its guard trigger");
 		}
 	}
-	else if (IsA(parsetree, CreateStmt))
+	else if (IsA(parsetree, CreateStmt) && ((CreateStmt *) parsetree)->partbound == NULL)
 	{
+		/* a partition of a partitioned control table is one itself */
 		foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
 		{
 			relid = control_table_named(lfirst(lc));
 			if (OidIsValid(relid))
-				refuse_unguarding(relid, "a child table (INHERITS, PARTITION OF)");
+				refuse_unguarding(relid, "a child table (INHERITS)");
 		}
 	}
 }
