@@ -129,6 +129,11 @@ SELECT kmd_register_table('public.parted');
 SELECT kmd_ddl($$CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 1)$$) > 0 AS ddl_done;
 SELECT kmd_propose('p1', '{"op":"insert","table":"parted","row":{"id":"p1","v":"x"}}') > 0 AS ok;
 SELECT id, v FROM parted;
+-- its partitions are guarded as it is, those added since too
+SELECT err($$INSERT INTO parted_0 VALUES ('z', 'local')$$);
+SELECT err($$DELETE FROM parted_1$$);
+SELECT err($$TRUNCATE parted_1$$);
+SELECT count(*) AS parted_rows FROM parted;
 SELECT kmd_ddl($$CREATE TABLE public.outer_t (id text PRIMARY KEY, v text) PARTITION BY LIST (id)$$) > 0 AS ddl_done;
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.outer_t ATTACH PARTITION public.guarded FOR VALUES IN (''g1'')')$$);
 SELECT kmd_ddl($$DROP TABLE public.parted, public.outer_t$$) > 0 AS ddl_done;

@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -27,6 +28,8 @@
 #include "raft/raft.h"
 #include "storage.h"
 #include "syscommand.h"
+
+static void guard_partitions(void);
 
 /* Run one statement through SPI; `expect', unless 0, is the result code wanted. */
 static void
@@ -117,6 +120,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("kmd_ddl cannot run transaction control or COPY to or from the client"),
 				 errdetail_internal("SPI returned %s.", SPI_result_code_string(rc))));
+	guard_partitions();
 	values[0] = Int64GetDatum((int64) index);
 	values[1] = CStringGetTextDatum(sql);
 	values[2] = role != NULL ? CStringGetTextDatum(role) : (Datum) 0;
@@ -126,8 +130,12 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 		elog(ERROR, "could not record kmd_ddl statement " UINT64_FORMAT, index);
 }
 
-void
-kmd_syscommand_guard_table(Oid relid)
+/*
+ * The guard of one table: a statement trigger, which fires for statements
+ * that name this table only (not its parent's, nor its partitions').
+ */
+static void
+guard_statements(Oid relid)
 {
 	char	   *qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 													  get_rel_name(relid));
@@ -140,6 +148,54 @@ kmd_syscommand_guard_table(Oid relid)
 		exec_sql(psprintf("CREATE TRIGGER kommander_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
 						  "ON %s FOR EACH STATEMENT EXECUTE FUNCTION kommander.control_table_guard()",
 						  qualname), 0, NULL, NULL, SPI_OK_UTILITY);
+}
+
+static void
+guard_partitions_of(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+		if (lfirst_oid(lc) != relid)
+			guard_statements(lfirst_oid(lc));
+}
+
+/*
+ * Every partition of a partitioned control table gets the guard too: a
+ * session's statement on a partition would otherwise write the control
+ * table's rows on this node alone.  After a registration and after each
+ * statement of kmd_ddl (which may have made or attached partitions), at
+ * the same log position on every node.
+ */
+static void
+guard_partitions(void)
+{
+	List	   *tables = NIL;
+	ListCell   *lc;
+
+	exec_sql("SELECT t.relid FROM kommander.tables t JOIN pg_class c ON c.oid = t.relid "
+			 "WHERE c.relkind = 'p'", 0, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		tables = lappend_oid(tables, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	SPI_tuptable->tupdesc, 1,
+																	&isnull)));
+	}
+	foreach(lc, tables)
+		guard_partitions_of(lfirst_oid(lc));
+}
+
+void
+kmd_syscommand_guard_table(Oid relid)
+{
+	char	   *qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													  get_rel_name(relid));
+	Oid			t[1] = {OIDOID};
+	Datum		v[1] = {ObjectIdGetDatum(relid)};
+
+	guard_statements(relid);
 
 	exec_sql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = 'kommander_key_range'",
 			 1, t, v, SPI_OK_SELECT);
@@ -157,6 +213,7 @@ kmd_syscommand_guard_table(Oid relid)
 			 0, NULL, NULL, SPI_OK_UTILITY);
 	exec_sql(psprintf("GRANT SELECT ON %s TO kommander_peer", qualname),
 			 0, NULL, NULL, SPI_OK_UTILITY);
+	guard_partitions_of(relid);
 }
 
 static void
