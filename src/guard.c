@@ -270,6 +270,20 @@ alter_is_local(AlterTableStmt *stmt)
 	return true;
 }
 
+/*
+ * The control table an ALTER TABLE subcommand ties to another table as its
+ * parent (INHERIT) or its partition (ATTACH PARTITION); InvalidOid if none.
+ */
+static Oid
+control_table_tied(AlterTableCmd *cmd)
+{
+	if (cmd->subtype == AT_AddInherit)
+		return control_table_named((RangeVar *) cmd->def);
+	if (cmd->subtype == AT_AttachPartition)
+		return control_table_named(((PartitionCmd *) cmd->def)->name);
+	return InvalidOid;
+}
+
 /* ALTER TABLE: on a control table, or making another table its child. */
 static void
 check_alter_table(AlterTableStmt *stmt, Node *parsetree)
@@ -281,14 +295,7 @@ check_alter_table(AlterTableStmt *stmt, Node *parsetree)
 		refuse_statement(relid, parsetree);
 	foreach(lc, stmt->cmds)
 	{
-		AlterTableCmd *cmd = lfirst(lc);
-
-		if (cmd->subtype == AT_AddInherit)
-			relid = control_table_named((RangeVar *) cmd->def);
-		else if (cmd->subtype == AT_AttachPartition)
-			relid = control_table_named(((PartitionCmd *) cmd->def)->name);
-		else
-			continue;
+		relid = control_table_tied(lfirst(lc));
 		if (OidIsValid(relid))
 			refuse_statement(relid, parsetree);
 	}
@@ -409,7 +416,7 @@ check_row_security(Node *parsetree)
 
 /*
  * What keeps a control table one on every node holds through kmd_ddl too
- * (a session's own statements are refused before, with K0010):
+ * (a session's own statements are refused by check_statement, K0010):
  * its guard trigger is neither dropped nor switched off (local writes
  * would pass), it becomes no other table's child nor gets children by
  * inheritance (a statement on the parent would reach its rows, or its
@@ -450,13 +457,11 @@ check_guard_kept(Node *parsetree)
 			if (!OidIsValid(relid))
 			{
 				/* another table: not as a control table's parent or child */
-				if (cmd->subtype == AT_AttachPartition &&
-					OidIsValid(control_table_named(((PartitionCmd *) cmd->def)->name)))
-					refuse_unguarding(control_table_named(((PartitionCmd *) cmd->def)->name),
+				Oid			tied = control_table_tied(cmd);
+
+				if (OidIsValid(tied))
+					refuse_unguarding(tied, cmd->subtype == AT_AddInherit ? "INHERIT" :
 									  "ATTACH PARTITION");
-				if (cmd->subtype == AT_AddInherit &&
-					OidIsValid(control_table_named((RangeVar *) cmd->def)))
-					refuse_unguarding(control_table_named((RangeVar *) cmd->def), "INHERIT");
 				continue;
 			}
 			switch (cmd->subtype)
@@ -481,7 +486,7 @@ check_guard_kept(Node *parsetree)
 			}
 		}
 	}
-	else if (IsA(parsetree, DropStmt) && kmd_applying &&
+	else if (IsA(parsetree, DropStmt) &&
 			 ((DropStmt *) parsetree)->removeType == OBJECT_TRIGGER)
 	{
 		foreach(lc, ((DropStmt *) parsetree)->objects)
@@ -520,7 +525,7 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		check_row_security(parsetree);
 	if (!kmd_applying && !dropping_extension)
 		check_statement(parsetree);
-	if (!dropping_extension)
+	if (kmd_applying && !dropping_extension)
 		check_guard_kept(parsetree);
 	if (drops_kommander(parsetree))
 		dropping_extension = true;

@@ -109,13 +109,16 @@ image_text(const KmdPartition *part)
 	switch (part->image_state)
 	{
 		case KMD_IMAGE_ASKED:
-			return psprintf("an image of the partition is asked of node %d", part->image_from);
+			return psprintf("an image of the partition at index " UINT64_FORMAT
+							" or later is asked of node %d", part->image_min, part->image_from);
 		case KMD_IMAGE_READY:
-			return psprintf("an image of the partition is being copied from node %d",
-							part->image_from);
+			return psprintf("an image of the partition at index " UINT64_FORMAT
+							" or later is being copied from node %d",
+							part->image_min, part->image_from);
 		case KMD_IMAGE_WAITING:
-			return psprintf("an image of the partition could not be installed (the server log says why); "
-							"the next try asks node %d", part->image_from);
+			return psprintf("an image of the partition at index " UINT64_FORMAT
+							" or later could not be installed (the server log says why); "
+							"the next try asks node %d", part->image_min, part->image_from);
 	}
 	return "";
 }

@@ -58,9 +58,8 @@ $n1->poll_query_until('postgres',
 # both have proposed their first step: the system partition commits them
 # with node1 and node3
 $n1->poll_query_until('postgres',
-	q{SELECT commit_index > applied_index FROM kommander.partitions WHERE partition_id = 0})
-  or die 'no roster change committed';
-sleep(1);
+	q{SELECT commit_index >= applied_index + 2 FROM kommander.partitions WHERE partition_id = 0})
+  or die 'the two roster changes did not commit';
 $locker->query_safe('COMMIT');
 $locker->quit;
 $_->{h}->finish for @removers;

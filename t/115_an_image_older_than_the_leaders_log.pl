@@ -20,7 +20,6 @@ use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 use KmdTest;
 
 my $THRESHOLD = 100;
@@ -64,14 +63,22 @@ $n1->poll_query_until('postgres',
 my $in_flight = $n1->safe_psql('postgres', 'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
 
 # meanwhile node1 compacts past the image in flight, and its next
-# snapshot message to node3 (with the next append after two election
-# timeouts without an answer) names the new compaction point
+# snapshot message to node3 (with an append after two election timeouts
+# without an answer) names the new compaction point, which node3 keeps:
+# its kommander.partitions says so
 KmdTest::write_rows($n2, 501, 1000);
 $n1->poll_query_until('postgres', "SELECT ($marker) > $in_flight")
   or die 'node1 did not compact past the image in flight';
-usleep(4 * $KmdTest::ELECTION_TIMEOUT_MS * 1000);
-KmdTest::write_rows($n2, 1001, 1100);
 my $compacted = $n1->safe_psql('postgres', $marker);
+my $asked = q{SELECT substring(stall_error FROM 'at index (\d+)')::bigint FROM kommander.partitions
+	WHERE partition_id = 1};
+my $written = 1000;
+while ($n3->safe_psql('postgres', $asked) < $compacted)
+{
+	die 'node3 never heard of the newer compaction point' if $written >= 3000;
+	$written++;
+	KmdTest::write_rows($n2, $written, $written);
+}
 $in .= "COMMIT;\n\\q\n";
 $locker->finish;
 
@@ -81,7 +88,7 @@ my ($first) = slurp_file($n3->logfile, $offset) =~ /installed an image of partit
 cmp_ok($first, '<', $compacted, 'that image is older than the log node1 kept meanwhile');
 ok(KmdTest::wait_converged(\@nodes), 'node3 catches up past it');
 my $want = $n1->safe_psql('postgres', $rows);
-is($want =~ /^(\d+):/ ? $1 : '', '1100', 'node1 has every row');
+is($want =~ /^(\d+):/ ? $1 : '', $written, 'node1 has every row');
 ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows');
 my $hole = q{SELECT count(*) FROM kommander.partitions
 	WHERE partition_id = 1 AND applied_index < snapshot_index};
@@ -99,7 +106,7 @@ AS $$ SELECT kommander.sound_manifest(partition_id, cluster_id, to_node) - 'tabl
 });
 $applied = $n3->safe_psql('postgres', 'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
 $n3->stop;
-KmdTest::write_rows($n2, 2001, 2500);
+KmdTest::write_rows($n2, $written + 1, $written + 500);
 $n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
   or die 'node1 did not compact past node3';
 $offset = -s $n3->logfile;
