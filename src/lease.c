@@ -259,9 +259,9 @@ exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 	return SPI_processed;
 }
 
-/* "t.a = k.a AND t.b = k.b" for the keys of the object `pk' */
+/* "t.a = k.a AND t.b = k.b" for the keys of the object `pk' of `relid' */
 static char *
-pk_match(Jsonb *pk)
+pk_match(Oid relid, Jsonb *pk)
 {
 	StringInfoData buf;
 	JsonbIterator *it = JsonbIteratorInit(&pk->root);
@@ -271,20 +271,22 @@ pk_match(Jsonb *pk)
 	initStringInfo(&buf);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
+		char	   *name;
 		const char *col;
 
 		if (tok != WJB_KEY)
 			continue;
-		col = quote_identifier(pnstrdup(v.val.string.val, v.val.string.len));
-		appendStringInfo(&buf, "%st.%s = k.%s", buf.len ? " AND " : "", col, col);
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		col = quote_identifier(name);
+		appendStringInfo(&buf, "%st.%s %s k.%s", buf.len ? " AND " : "", col,
+						 kmd_rows_equality(relid, name), col);
 	}
 	return buf.data;
 }
 
 static Oid
-table_owner(const char *tbl)
+table_owner(Oid relid)
 {
-	Oid			relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(tbl)));
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Oid			owner;
 
@@ -304,16 +306,17 @@ static void
 delete_row(const char *tbl, const char *pk_text)
 {
 	Jsonb	   *pk = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(pk_text)));
+	Oid			relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(tbl)));
 	Oid			types[1] = {JSONBOID};
 	Datum		values[1] = {JsonbPGetDatum(pk)};
-	char	   *sql = psprintf("DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
-							   tbl, tbl, pk_match(pk));
+	char	   *sql = psprintf("DELETE FROM %s AS t USING pg_catalog.jsonb_populate_record(NULL::%s, $1) AS k "
+							   "WHERE %s", tbl, tbl, pk_match(relid, pk));
 	Oid			save_userid;
 	int			save_sec;
 	volatile bool save_user_command = kmd_apply_range.user_command;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(table_owner(tbl), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(table_owner(relid), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	kmd_apply_range.user_command = true;
 	PG_TRY();
 	{
@@ -389,7 +392,7 @@ end_lease(int64 id)
 	values[2] = Int64GetDatum(kmd_apply_range.hi);
 	(void) exec("SELECT tbl, pk::text FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3 "
-				"AND to_regclass(tbl) IS NOT NULL ORDER BY key, tbl, pk",
+				"AND pg_catalog.to_regclass(tbl) IS NOT NULL ORDER BY key, tbl, pk",
 				3, types, values, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -440,7 +443,7 @@ drop_orphans(int64 id)
 	values[2] = Int64GetDatum(kmd_apply_range.hi);
 	(void) exec("SELECT tbl, pk::text FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3 "
-				"AND to_regclass(tbl) IS NOT NULL ORDER BY key, tbl, pk",
+				"AND pg_catalog.to_regclass(tbl) IS NOT NULL ORDER BY key, tbl, pk",
 				3, types, values, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

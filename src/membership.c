@@ -361,7 +361,7 @@ kmd_join(PG_FUNCTION_ARGS)
 		cluster_id = pstrdup(PQgetvalue(res, 0, 0));
 		PQclear(res);
 		/* one statement, one snapshot: the roster as of a system index */
-		res = kmd_remote_exec(conn, "SELECT coalesce(json_agg(r), '[]')::text, "
+		res = kmd_remote_exec(conn, "SELECT coalesce(pg_catalog.json_agg(r), '[]')::text, "
 						  "(SELECT applied_index FROM kommander.applied WHERE partition_id = 0), "
 						  "(SELECT value FROM kommander.counters WHERE name = 'next_node_id') "
 						  "FROM kommander.roster r", 0, NULL);
@@ -463,7 +463,7 @@ kmd_join_local(PG_FUNCTION_ARGS)
 			 4, types, values, NULL, SPI_OK_INSERT);
 	record_timeline();
 	spi_exec("INSERT INTO kommander.roster "
-			 "SELECT * FROM jsonb_populate_recordset(NULL::kommander.roster, $3) "
+			 "SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::kommander.roster, $3) "
 			 "ON CONFLICT (node_id) DO UPDATE SET node_name = EXCLUDED.node_name, "
 			 "conninfo = EXCLUDED.conninfo, role = EXCLUDED.role, peer_role = EXCLUDED.peer_role",
 			 3, types, values, NULL, SPI_OK_INSERT);

@@ -7,7 +7,8 @@
  *	  to the proposer.
  *
  * Values reach SQL only as parameters (jsonb_populate_record);
- * identifiers are quoted.
+ * identifiers are quoted; functions and operators are named with their
+ * schemas, since the statements run as other roles than their proposers.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -18,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -29,6 +31,7 @@
 #include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "errcodes.h"
 #include "lease.h"
@@ -102,6 +105,34 @@ condition_failed(RowCommand *c, int pos)
 					   pos)));
 }
 
+char *
+kmd_rows_equality(Oid relid, const char *col)
+{
+	Oid			type = get_atttype(relid, get_attnum(relid, col));
+	TypeCacheEntry *tc;
+	HeapTuple	tup;
+	Form_pg_operator opr;
+	char	   *name;
+
+	if (!OidIsValid(type))
+		elog(ERROR, "column \"%s\" of relation %u does not exist", col, relid);
+	tc = lookup_type_cache(type, TYPECACHE_EQ_OPR);
+	if (!OidIsValid(tc->eq_opr))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("could not identify an equality operator for type %s of column \"%s\"",
+						format_type_be(type), col)));
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
+	opr = (Form_pg_operator) GETSTRUCT(tup);
+	name = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(opr->oprnamespace)),
+					NameStr(opr->oprname));
+	ReleaseSysCache(tup);
+	return name;
+}
+
+/* "t.a OPERATOR(pg_catalog.=) k.a AND ..." for the primary key of `c' */
 static char *
 key_match(RowCommand *c)
 {
@@ -113,7 +144,37 @@ key_match(RowCommand *c)
 	{
 		const char *col = quote_identifier(lfirst(lc));
 
-		appendStringInfo(&buf, "%st.%s = k.%s", buf.len ? " AND " : "", col, col);
+		appendStringInfo(&buf, "%st.%s %s k.%s", buf.len ? " AND " : "", col,
+						 kmd_rows_equality(c->relid, lfirst(lc)), col);
+	}
+	return buf.data;
+}
+
+/*
+ * "t.a IS NOT DISTINCT FROM w.a AND ..." for the columns of "if", with each
+ * column's own equality (IS NOT DISTINCT FROM finds "=" by name)
+ */
+static char *
+condition_match(RowCommand *c)
+{
+	StringInfoData buf;
+	JsonbIterator *it = JsonbIteratorInit(&c->cond->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	initStringInfo(&buf);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *name;
+		const char *col;
+
+		if (tok != WJB_KEY)
+			continue;
+		name = pnstrdup(v.val.string.val, v.val.string.len);
+		col = quote_identifier(name);
+		appendStringInfo(&buf, "%s(t.%s IS NULL AND w.%s IS NULL OR t.%s %s w.%s)",
+						 buf.len ? " AND " : "", col, col, col,
+						 kmd_rows_equality(c->relid, name), col);
 	}
 	return buf.data;
 }
@@ -182,7 +243,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 				kmd_stat_add(KMD_STAT_DIRECT_WRITES, -1, 1);
 				return true;
 			}
-			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_record(NULL::%s, $1) AS r",
+			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r",
 							 c->qualname, column_list(inserted, "", ", ", NULL),
 							 column_list(inserted, "r.", ", ", NULL), c->qualname);
 			if (c->op == OP_UPSERT)
@@ -222,12 +283,12 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 			{
 				/* values from s, the column plus n from d ("add") */
 				const char *values = c->set ? column_list(c->set, NULL, ", ", "%s = s.%s") : "";
-				const char *adds = c->add ? column_list(c->add, NULL, ", ", "%1$s = t.%1$s + d.%2$s") : "";
+				const char *adds = c->add ? column_list(c->add, NULL, ", ", "%1$s = t.%1$s OPERATOR(pg_catalog.+) d.%2$s") : "";
 
 				appendStringInfo(&sql, "UPDATE %s AS t SET %s%s%s FROM "
-								 "jsonb_populate_record(NULL::%s, $1) AS s, "
-								 "jsonb_populate_record(NULL::%s, $2) AS k, "
-								 "jsonb_populate_record(NULL::%s, $3) AS d",
+								 "pg_catalog.jsonb_populate_record(NULL::%s, $1) AS s, "
+								 "pg_catalog.jsonb_populate_record(NULL::%s, $2) AS k, "
+								 "pg_catalog.jsonb_populate_record(NULL::%s, $3) AS d",
 								 c->qualname, values, values[0] && adds[0] ? ", " : "", adds,
 								 c->qualname, c->qualname, c->qualname);
 				args[nargs++] = c->set ? c->set : c->key;
@@ -236,7 +297,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 			}
 			break;
 		case OP_DELETE:
-			appendStringInfo(&sql, "DELETE FROM %s AS t USING jsonb_populate_record(NULL::%s, $1) AS k",
+			appendStringInfo(&sql, "DELETE FROM %s AS t USING pg_catalog.jsonb_populate_record(NULL::%s, $1) AS k",
 							 c->qualname, c->qualname);
 			args[nargs++] = c->key;
 			break;
@@ -245,13 +306,12 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 	}
 	if (c->cond)
 	{
-		appendStringInfo(&sql, ", jsonb_populate_record(NULL::%s, $%d) AS w", c->qualname, nargs + 1);
+		appendStringInfo(&sql, ", pg_catalog.jsonb_populate_record(NULL::%s, $%d) AS w", c->qualname, nargs + 1);
 		args[nargs++] = c->cond;
 	}
 	appendStringInfo(&sql, " WHERE %s", key_match(c));
 	if (c->cond)
-		appendStringInfo(&sql, " AND %s",
-						 column_list(c->cond, NULL, " AND ", "t.%s IS NOT DISTINCT FROM w.%s"));
+		appendStringInfo(&sql, " AND %s", condition_match(c));
 	n = run(sql.data, nargs, args);
 	if (n == 0 && strict)
 		condition_failed(c, pos);

@@ -69,6 +69,14 @@ extern void kmd_rows_fold_now_plus(RowCommand *c, int64 at);
 extern bool kmd_rows_names(Jsonb *obj, const char *name);
 extern bool kmd_rows_is_pk(RowCommand *c, const char *name);
 
+/*
+ * "OPERATOR(schema.=)", the equality of the default btree class of the type
+ * of column `col' of `relid' (42883 when it has none): the operator of the
+ * table's key, named whatever the search_path, where an "=" found through
+ * it could be anyone's and run as the table's owner.
+ */
+extern char *kmd_rows_equality(Oid relid, const char *col);
+
 /* rows_direct.c */
 extern bool kmd_rows_write_direct(RowCommand *c, Jsonb *inserted);
 

@@ -144,7 +144,7 @@ range_digest(Oid relid, const char *filter, bool fresh, int64 *count, char **sum
 {
 	bool		isnull;
 
-	if (SPI_execute(psprintf("SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text "
+	if (SPI_execute(psprintf("SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text "
 							 "FROM %s t WHERE %s", qualified_name(relid), filter),
 					!fresh, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the rows of %s", qualified_name(relid));
@@ -316,24 +316,24 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 							  "WITH RECURSIVE absorbed(id) AS ("
 							  "  SELECT $1 UNION SELECT m.partition_id FROM kommander.partition_map m "
 							  "  JOIN absorbed a ON m.merged_into = a.id) "
-							  "SELECT jsonb_build_object("
-							  " 'partition_id', $1, 'index', $2, 'term', $3, 'conf', encode($4, 'hex'),"
+							  "SELECT pg_catalog.jsonb_build_object("
+							  " 'partition_id', $1, 'index', $2, 'term', $3, 'conf', pg_catalog.encode($4, 'hex'),"
 							  " 'sys_index', coalesce((SELECT applied_index FROM kommander.applied WHERE partition_id = 0), 0),"
 							  " 'barriers', " KMD_BARRIERS_APPLIED ","
-							  " 'map', (SELECT to_jsonb(m) FROM kommander.partition_map m WHERE m.partition_id = $1),"
-							  " 'absorbed', coalesce((SELECT jsonb_agg(m) FROM kommander.partition_map m "
+							  " 'map', (SELECT pg_catalog.to_jsonb(m) FROM kommander.partition_map m WHERE m.partition_id = $1),"
+							  " 'absorbed', coalesce((SELECT pg_catalog.jsonb_agg(m) FROM kommander.partition_map m "
 							  "   WHERE m.partition_id IN (SELECT id FROM absorbed) AND m.partition_id <> $1), '[]'),"
-							  " 'children', coalesce((SELECT jsonb_agg(m) FROM kommander.partition_map m "
+							  " 'children', coalesce((SELECT pg_catalog.jsonb_agg(m) FROM kommander.partition_map m "
 							  "   WHERE m.parent IN (SELECT id FROM absorbed)), '[]'),"
 							  " 'tables', $5::jsonb,"
-							  " 'system', CASE WHEN $1 = 0 THEN jsonb_build_object("
-							  "   'roster', (SELECT coalesce(jsonb_agg(r ORDER BY node_id), '[]') FROM kommander.roster r),"
-							  "   'counters', (SELECT coalesce(jsonb_agg(c), '[]') FROM kommander.counters c),"
-							  "   'tables', (SELECT coalesce(jsonb_agg(jsonb_build_object('table', relid::text,"
+							  " 'system', CASE WHEN $1 = 0 THEN pg_catalog.jsonb_build_object("
+							  "   'roster', (SELECT coalesce(pg_catalog.jsonb_agg(r ORDER BY node_id), '[]') FROM kommander.roster r),"
+							  "   'counters', (SELECT coalesce(pg_catalog.jsonb_agg(c), '[]') FROM kommander.counters c),"
+							  "   'tables', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', relid::text,"
 							  "       'registered', registered) ORDER BY registered), '[]') FROM kommander.tables),"
-							  "   'appliers', (SELECT coalesce(jsonb_agg(jsonb_build_object('name', name,"
+							  "   'appliers', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', name,"
 							  "       'fn', fn::text, 'registered', registered)), '[]') FROM kommander.appliers),"
-							  "   'ddl', (SELECT coalesce(jsonb_agg(d ORDER BY idx), '[]') FROM kommander.ddl d)) END)",
+							  "   'ddl', (SELECT coalesce(pg_catalog.jsonb_agg(d ORDER BY idx), '[]') FROM kommander.ddl d)) END)",
 							  5, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not describe the image of partition %d", partition_id);
 	manifest = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
@@ -616,7 +616,7 @@ install_system(Jsonb *system, uint64 index)
 		if (SPI_execute("DELETE FROM kommander.roster", false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not replace the roster");
 		exec_jsonb("INSERT INTO kommander.roster SELECT * FROM "
-				   "jsonb_populate_recordset(NULL::kommander.roster, $1)",
+				   "pg_catalog.jsonb_populate_recordset(NULL::kommander.roster, $1)",
 				   sub_field(system, "roster"), SPI_OK_INSERT);
 		if (SPI_execute_with_args("UPDATE kommander.local SET roster_index = $1",
 								  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
@@ -624,7 +624,7 @@ install_system(Jsonb *system, uint64 index)
 	}
 	/* counters only grow */
 	exec_jsonb("INSERT INTO kommander.counters SELECT * FROM "
-			   "jsonb_populate_recordset(NULL::kommander.counters, $1) "
+			   "pg_catalog.jsonb_populate_recordset(NULL::kommander.counters, $1) "
 			   "ON CONFLICT (name) DO UPDATE SET value = greatest(kommander.counters.value, EXCLUDED.value)",
 			   sub_field(system, "counters"), SPI_OK_INSERT);
 
@@ -674,7 +674,7 @@ install_system(Jsonb *system, uint64 index)
 		}
 	}
 	exec_jsonb("INSERT INTO kommander.appliers SELECT a->>'name', (a->>'fn')::regprocedure, "
-			   "(a->>'registered')::bigint FROM jsonb_array_elements($1) a "
+			   "(a->>'registered')::bigint FROM pg_catalog.jsonb_array_elements($1) a "
 			   "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn, registered = EXCLUDED.registered",
 			   sub_field(system, "appliers"), SPI_OK_INSERT);
 }
@@ -692,16 +692,16 @@ install_map(Jsonb *manifest)
 
 	exec_jsonb("UPDATE kommander.partition_map m SET lo = r.lo, hi = r.hi, generation = r.generation, "
 			   "state = r.state, frozen_at = r.frozen_at, parent = r.parent, merged_into = r.merged_into "
-			   "FROM jsonb_populate_record(NULL::kommander.partition_map, $1) r "
+			   "FROM pg_catalog.jsonb_populate_record(NULL::kommander.partition_map, $1) r "
 			   "WHERE m.partition_id = r.partition_id",
 			   sub_field(manifest, "map"), SPI_OK_UPDATE);
 	exec_jsonb("INSERT INTO kommander.partition_map SELECT * FROM "
-			   "jsonb_populate_recordset(NULL::kommander.partition_map, $1) "
+			   "pg_catalog.jsonb_populate_recordset(NULL::kommander.partition_map, $1) "
 			   "ON CONFLICT (partition_id) DO UPDATE SET lo = EXCLUDED.lo, hi = EXCLUDED.hi, "
 			   "generation = EXCLUDED.generation, state = 'gone', merged_into = EXCLUDED.merged_into",
 			   sub_field(manifest, "absorbed"), SPI_OK_INSERT);
 	exec_jsonb("INSERT INTO kommander.partition_map SELECT * FROM "
-			   "jsonb_populate_recordset(NULL::kommander.partition_map, $1) "
+			   "pg_catalog.jsonb_populate_recordset(NULL::kommander.partition_map, $1) "
 			   "ON CONFLICT (partition_id) DO NOTHING RETURNING partition_id, state",
 			   sub_field(manifest, "children"), SPI_OK_INSERT_RETURNING);
 
@@ -756,12 +756,12 @@ install_raft_state(int32 partition_id, uint64 index, uint64 term, const char *co
 							  "  WHERE partition_id = $1 AND idx = $2 AND term = $3))",
 							  3, types, values, NULL, false, 0) != SPI_OK_DELETE ||
 		SPI_execute_with_args("UPDATE kommander.snapshot SET idx = $2, term = $3, "
-							  "conf = decode($4, 'hex'), image_wanted = false WHERE partition_id = $1",
+							  "conf = pg_catalog.decode($4, 'hex'), image_wanted = false WHERE partition_id = $1",
 							  4, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
 		SPI_processed != 1 ||
 		SPI_execute_with_args("UPDATE kommander.hard_state SET "
 							  "commit_index = greatest($2, least(commit_index, "
-							  "  coalesce((SELECT max(idx) FROM kommander.log WHERE partition_id = $1), $2))), "
+							  "  coalesce((SELECT pg_catalog.max(idx) FROM kommander.log WHERE partition_id = $1), $2))), "
 							  "term = greatest(term, $3), vote = CASE WHEN term < $3 THEN 0 ELSE vote END "
 							  "WHERE partition_id = $1",
 							  3, types, values, NULL, false, 0) != SPI_OK_UPDATE ||
@@ -806,7 +806,7 @@ refuse_if_behind_map(int32 partition_id, int32 from, Jsonb *manifest)
 
 	if (SPI_execute_with_args("SELECT m.partition_id, m.generation FROM kommander.partition_map m "
 							  "WHERE (m.state = 'gone' AND m.merged_into = $1 AND NOT EXISTS ("
-							  "    SELECT 1 FROM jsonb_array_elements($2->'absorbed') a "
+							  "    SELECT 1 FROM pg_catalog.jsonb_array_elements($2->'absorbed') a "
 							  "    WHERE (a->>'partition_id')::int = m.partition_id)) "
 							  "   OR (m.partition_id = $1 AND m.generation > ($2->'map'->>'generation')::bigint) "
 							  "ORDER BY m.partition_id = $1 LIMIT 1",
@@ -967,7 +967,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 					 errdetail("Its rows are cut at another point of the partition's log than the DDL here.")));
 		refuse_if_behind_map(partition_id, from, manifest);
 		if (SPI_execute(pin_settings_sql(true), true, 0) != SPI_OK_SELECT ||
-			SPI_execute("SELECT set_config('session_replication_role', 'replica', true)",
+			SPI_execute("SELECT pg_catalog.set_config('session_replication_role', 'replica', true)",
 						true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not pin the settings of an image");
 		kmd_applying = true;

@@ -1,0 +1,61 @@
+-- The apply worker names the functions and operators of its statements
+-- with their schemas: what a role that may create objects in public plants
+-- there, to be called by a statement the apply worker runs as a table's
+-- owner, is never called.  Runs after single_node, on the node it
+-- bootstrapped.
+CREATE ROLE regress_planter;
+GRANT CREATE ON SCHEMA public TO regress_planter;
+SELECT kmd_ddl($$CREATE TABLE public.planted (id varchar(20) PRIMARY KEY, state varchar(20), n int NOT NULL DEFAULT 0)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('planted');
+SELECT kmd_propose('p1', '{"op":"insert","table":"planted","row":{"id":"p1","state":"new"}}') > 0 AS inserted;
+SELECT kmd_propose('p2', '{"op":"insert","table":"planted","row":{"id":"p2","state":"new"}}') > 0 AS inserted;
+
+-- an "=" for varchar, which Postgres prefers to text's (an exact match)
+SET ROLE regress_planter;
+CREATE FUNCTION public.planted_eq(a varchar, b varchar) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted = called by %', current_user;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = varchar, RIGHTARG = varchar, FUNCTION = public.planted_eq);
+RESET ROLE;
+-- it catches what a session with public in its search_path runs
+SELECT err($$SELECT 'a'::varchar = 'a'::varchar$$);
+-- but not an update's key, nor its "if", nor its "add"
+SELECT kmd_propose('p1', '{"op":"update","table":"planted","key":{"id":"p1"},"set":{"state":"done","n":{"add":2}},"if":{"state":"new"}}') > 0 AS updated;
+-- an "if" on a null: IS NOT DISTINCT FROM
+SELECT kmd_propose('p2', '{"op":"update","table":"planted","key":{"id":"p2"},"set":{"state":null}}') > 0 AS updated;
+SELECT kmd_propose('p2', '{"op":"update","table":"planted","key":{"id":"p2"},"set":{"n":7},"if":{"state":null}}') > 0 AS updated;
+SELECT kmd_propose_result('p2', '{"op":"update","table":"planted","key":{"id":"p2"},"set":{"n":8},"if":{"state":"new"}}')->'applied' AS applied;
+-- nor a delete, nor a row a revoked lease takes with it
+SELECT kmd_propose('p1', '{"op":"delete","table":"planted","key":{"id":"p1"},"if":{"state":"done"}}') > 0 AS deleted;
+CREATE TEMP TABLE planted_lease AS SELECT kmd_lease_grant('30 s', 'p3') AS id;
+SELECT kmd_propose('p3', format('{"op":"insert","table":"planted","row":{"id":"p3"},"lease":%s}', id)::jsonb) > 0 AS attached
+  FROM planted_lease;
+SELECT kmd_lease_revoke(id) FROM planted_lease;
+SELECT id, state, n FROM public.planted ORDER BY id;
+
+-- functions of the table's row type, which Postgres prefers to the
+-- polymorphic ones of pg_catalog
+SET ROLE regress_planter;
+CREATE FUNCTION public.jsonb_populate_record(r public.planted, j jsonb) RETURNS public.planted
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted jsonb_populate_record called by %', current_user;
+END $$;
+CREATE FUNCTION public.to_jsonb(r public.planted) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted to_jsonb called by %', current_user;
+END $$;
+RESET ROLE;
+SELECT err($$SELECT jsonb_populate_record(NULL::public.planted, '{}')$$);
+SELECT err($$SELECT to_jsonb(p) FROM public.planted p$$);
+SELECT kmd_propose('p2', '{"op":"update","table":"planted","key":{"id":"p2"},"set":{"state":"done"}}') > 0 AS updated;
+-- nor the row an update that did not hold reads back
+SELECT kmd_propose_result('p2', '{"op":"update","table":"planted","key":{"id":"p2"},"set":{"state":"again"},"if":{"state":"new"}}')->'current' AS current;
+
+DROP OPERATOR public.= (varchar, varchar);
+DROP FUNCTION public.planted_eq(varchar, varchar);
+DROP FUNCTION public.jsonb_populate_record(public.planted, jsonb);
+DROP FUNCTION public.to_jsonb(public.planted);
+REVOKE CREATE ON SCHEMA public FROM regress_planter;
+DROP ROLE regress_planter;
