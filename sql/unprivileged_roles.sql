@@ -75,5 +75,30 @@ SELECT err($$SELECT * FROM kommander.roster$$);
 SELECT partition_id, leader_name FROM kommander.partitions WHERE partition_id = 0;
 RESET ROLE;
 SELECT node_name, conninfo FROM kommander.roster;
+
+-- a role that may register tables and appliers registers its own only:
+-- a registered table is read-only to sessions, and an applier runs as
+-- its function's owner
+GRANT EXECUTE ON FUNCTION kmd_register_table(regclass), kmd_register_applier(text, regprocedure) TO regress_alice;
+GRANT CREATE ON SCHEMA public TO regress_alice;
+SELECT kmd_ddl($$CREATE TABLE public.not_alices (id text PRIMARY KEY)$$) > 0 AS ddl_done;
+CREATE FUNCTION public.not_alices_fn(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT args $$;
+SET ROLE regress_alice;
+SELECT err($$SELECT kmd_register_table('public.not_alices')$$);
+SELECT err($$SELECT kmd_register_applier('not_alices', 'public.not_alices_fn(jsonb, kommander.apply_context)')$$);
+CREATE FUNCTION public.alices_fn(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT args $$;
+SELECT kmd_register_applier('alices', 'public.alices_fn(jsonb, kommander.apply_context)');
+RESET ROLE;
+SELECT kmd_ddl($$ALTER TABLE public.not_alices OWNER TO regress_alice$$) > 0 AS ddl_done;
+SET ROLE regress_alice;
+SELECT kmd_register_table('public.not_alices');
+RESET ROLE;
+SELECT relid::regclass AS alices_table FROM kommander.tables WHERE relid = 'public.not_alices'::regclass;
+SELECT name, fn::regprocedure AS alices_applier FROM kommander.appliers WHERE name LIKE '%alices';
+REVOKE CREATE ON SCHEMA public FROM regress_alice;
+REVOKE EXECUTE ON FUNCTION kmd_register_table(regclass), kmd_register_applier(text, regprocedure) FROM regress_alice;
+SELECT kmd_ddl($$DROP TABLE public.not_alices$$) > 0 AS ddl_done;
 DROP OWNED BY regress_alice;
 DROP ROLE regress_alice;

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/objectaddress.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -26,6 +27,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -346,6 +348,10 @@ kmd_register_table(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" has a parent or children by inheritance", RelationGetRelationName(rel)),
 				 errdetail("A statement on a parent reaches its children's rows without their guard."),
 				 errhint("Register a table that inherits from nothing, or a partitioned table as a whole.")));
+	/* registering makes a table read-only to sessions: its owner's choice */
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
 	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -403,6 +409,9 @@ kmd_register_applier(PG_FUNCTION_ARGS)
 				 errmsg("applier function must be fn(jsonb, kommander.apply_context) returning jsonb")));
 	}
 	ReleaseSysCache(tup);
+	/* an applier runs as its function's owner, who must be the caller */
+	if (!pg_proc_ownercheck(fn, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FUNCTION, get_func_name(fn));
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.kind = KMD_CMD_REGISTER_APPLIER;
