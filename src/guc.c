@@ -38,6 +38,7 @@ int			kmd_promote_max_lag = 1000;
 int			kmd_balance_interval = 10000;
 int			kmd_max_queued_proposals = 128;
 int			kmd_request_retention = 600000;
+int			kmd_image_timeout = 60000;
 
 /*
  * kommander.workers = 0: one Raft worker per three cores this process may
@@ -141,6 +142,11 @@ kmd_define_gucs(void)
 							"How long the outcome of a command with a request_id is kept for its retries.",
 							"Carried in each entry this node proposes; applying it forgets, on every node, the outcomes of the partition's entries proposed longer ago than this before it.",
 							&kmd_request_retention, 600000, 1000, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.image_timeout",
+							"How long the apply worker waits for a word from a node sending it an image before it asks another node.",
+							"Each wait counts: the connection, the manifest (which counts the partition's rows of every control table first), each part of a table's rows.  0 waits without limit.",
+							&kmd_image_timeout, 60000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("kommander");
 	choose_workers();

@@ -19,26 +19,58 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "utils/timestamp.h"
 
 #include "remote.h"
 #include "shmem.h"
 
+/* a wait longer than this fails, in ms; 0: none does */
+static int	silence_limit_ms = 0;
+
+int
+kmd_remote_set_timeout(int ms)
+{
+	int			before = silence_limit_ms;
+
+	silence_limit_ms = Max(ms, 0);
+	return before;
+}
+
 /*
  * Wait until `conn' can be read (or written, if `write'), serving
  * interrupts: a cancel or statement_timeout ends kmd_join at any point.
+ * Wake-ups of the latch do not end the wait, nor restart its limit.
  */
 void
 kmd_remote_wait(PGconn *conn, bool write)
 {
-	int			rc;
+	TimestampTz start = GetCurrentTimestamp();
 
-	rc = WaitLatchOrSocket(MyLatch,
-						   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
-						   (write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE),
-						   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
-	if (rc & WL_LATCH_SET)
-		ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
+	for (;;)
+	{
+		long		timeout = -1L;
+		int			rc;
+
+		if (silence_limit_ms > 0)
+		{
+			timeout = silence_limit_ms -
+				TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+			if (timeout <= 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("the remote node did not answer for %d ms", silence_limit_ms)));
+		}
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
+							   (timeout >= 0 ? WL_TIMEOUT : 0) |
+							   (write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE),
+							   PQsocket(conn), timeout, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			return;
+	}
 }
 
 /*

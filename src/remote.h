@@ -35,7 +35,16 @@ extern PGconn *kmd_remote_connect_peer(const char *conninfo, const char *what);
 extern PGresult *kmd_remote_exec(PGconn *conn, const char *sql, int nparams,
 								 const char *const *params);
 
-/* Wait until `conn' can be read (or written): serves interrupts. */
+/*
+ * Wait until `conn' can be read (or written): serves interrupts, and
+ * raises (08006) once the wait lasts the limit kmd_remote_set_timeout set.
+ */
 extern void kmd_remote_wait(PGconn *conn, bool write);
+
+/*
+ * From now on in this process, a wait for a remote node that lasts `ms'
+ * (0: without limit, the default) fails; returns the limit it replaces.
+ */
+extern int	kmd_remote_set_timeout(int ms);
 
 #endif							/* KOMMANDER_REMOTE_H */

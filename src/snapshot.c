@@ -64,6 +64,7 @@
 #include "barrier.h"
 #include "errcodes.h"
 #include "events.h"
+#include "guc.h"
 #include "lease.h"
 #include "remote.h"
 #include "shmem.h"
@@ -1109,6 +1110,8 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 			uint64 *term)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	/* a node that went silent (paused, cut off) must not hold every partition */
+	int			limit_before = kmd_remote_set_timeout(kmd_image_timeout);
 
 	PG_TRY();
 	{
@@ -1119,6 +1122,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 		ErrorData  *edata;
 		Retry	   *retry;
 
+		(void) kmd_remote_set_timeout(limit_before);
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -1140,6 +1144,7 @@ try_install(int32 partition_id, int32 from, uint64 min_index, uint64 *index,
 		return false;
 	}
 	PG_END_TRY();
+	(void) kmd_remote_set_timeout(limit_before);
 	if (retries != NULL)
 		hash_search(retries, &partition_id, HASH_REMOVE, NULL);
 	kmd_stat_add(KMD_STAT_IMAGES_INSTALLED, partition_id, 1);
