@@ -1075,6 +1075,7 @@ void
 kmd_apply_main(Datum arg)
 {
 	MemoryContext loop_cxt;
+	TimestampTz last_refresh;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -1113,6 +1114,7 @@ kmd_apply_main(Datum arg)
 									 ALLOCSET_DEFAULT_SIZES);
 	load_applied();
 	elog(LOG, "kommander apply worker started");
+	last_refresh = GetCurrentTimestamp();
 
 	for (;;)
 	{
@@ -1134,6 +1136,16 @@ kmd_apply_main(Datum arg)
 		}
 		MemoryContextReset(loop_cxt);
 		old = MemoryContextSwitchTo(loop_cxt);
+		/* partitions that did not fit may fit now, each second */
+		if (kmd_shared->n_left_out > 0 &&
+			TimestampDifferenceExceeds(last_refresh, GetCurrentTimestamp(), 1000))
+		{
+			MemoryContext cxt = kmd_xact_begin();
+
+			kmd_catalog_refresh();
+			kmd_xact_commit(cxt);
+			last_refresh = GetCurrentTimestamp();
+		}
 		more = kmd_images_install();
 		more |= apply_all(&next_try);
 		MemoryContextSwitchTo(old);

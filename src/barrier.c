@@ -92,6 +92,9 @@ kmd_barrier_ready(uint64 sys_index)
 	uint64		wanted;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	/* one that could not be hosted here has not reached the barrier */
+	if (kmd_shared->n_left_out > 0)
+		ready = false;
 	for (int i = 0; i < kmd_shared->partitions_used && ready; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];

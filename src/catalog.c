@@ -191,6 +191,7 @@ kmd_catalog_refresh(void)
 	bool		roster_changed = false;
 	bool		map_changed = false;
 	int			no_room = 0;
+	int			left_out_before;
 	bool		same_cluster;
 	Catalog		cat;
 
@@ -331,19 +332,24 @@ kmd_catalog_refresh(void)
 		kmd_shared->roster_version++;
 	if (map_changed)
 		kmd_shared->map_version++;
+	left_out_before = kmd_shared->n_left_out;
+	kmd_shared->n_left_out = no_room;
 	LWLockRelease(kmd_shared->lock);
 
 	/*
 	 * Partitions beyond kommander.max_partitions are not served here, and
 	 * the rest goes on: failing would stop this node's apply altogether.
+	 * DDL barriers wait for them (barrier.c), and the apply worker reads
+	 * the map again until they fit (a merged-away partition's entry is
+	 * free once its group stopped).
 	 */
-	if (no_room > 0)
+	if (no_room > 0 && no_room != left_out_before)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg_plural("%d partition does not fit in kommander.max_partitions (%d) on this node",
 							   "%d partitions do not fit in kommander.max_partitions (%d) on this node",
 							   no_room, no_room, kmd_shared->max_partitions),
-				 errdetail("This node does not host them."),
+				 errdetail("This node does not host them, and applies no kmd_ddl or registration until it does."),
 				 errhint("Raise kommander.max_partitions on this node and restart it.")));
 
 	if (roster_changed || map_changed)

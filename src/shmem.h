@@ -303,6 +303,9 @@ typedef struct KmdShared
 	uint64		roster_version;
 	uint64		map_version;
 	int			n_frozen;		/* partitions frozen, as of the last refresh */
+	int			n_left_out;		/* partitions of the map without an entry
+								 * here (kommander.max_partitions), as of
+								 * the last refresh: DDL barriers wait */
 
 	/*
 	 * Bumped by the apply worker when it asks for an image or installs one:

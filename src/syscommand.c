@@ -25,6 +25,7 @@
 #include "utils/lsyscache.h"
 
 #include "errcodes.h"
+#include "guc.h"
 #include "raft/raft.h"
 #include "storage.h"
 #include "syscommand.h"
@@ -462,6 +463,20 @@ apply_split(const KmdCommand *cmd, int32 partition_id, uint64 index, StringInfo 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("split point " INT64_FORMAT " is not inside partition %d", at, partition_id)));
+
+	/*
+	 * A node without room for the new partition stops here (a failure of
+	 * this node, tried again) rather than go on without hosting it.
+	 */
+	exec_sql("SELECT count(*) FROM kommander.partition_map WHERE state <> 'gone'",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) >=
+		kmd_max_partitions)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no room for partition " INT64_FORMAT " on this node", new_id),
+				 errdetail("kommander.max_partitions is %d on this node.", kmd_max_partitions),
+				 errhint("Raise kommander.max_partitions on this node and restart it.")));
 
 	kmd_storage_conf_at(partition_id, index, &conf);
 
