@@ -1099,6 +1099,25 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("extra_float_digits", "3", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("bytea_output", "hex", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lc_monetary", "C", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lc_numeric", "C", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lc_time", "C", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("timezone_abbreviations", "Default", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("array_nulls", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("xmloption", "content", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_toast_compression", "pglz", PGC_SUSET, PGC_S_OVERRIDE);
+	/* nor how the text of a kmd_ddl statement or an applier reads */
+	SetConfigOption("standard_conforming_strings", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("backslash_quote", "safe_encoding", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("transform_null_equals", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("check_function_bodies", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("plpgsql.variable_conflict", "error", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("plpgsql.extra_errors", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	/* nor what functions without a configuration or a limit answer */
+	SetConfigOption("default_text_search_config", "pg_catalog.simple", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("quote_all_identifiers", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("gin_fuzzy_search_limit", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("row_security", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	/* an error kept as an outcome (kommander.requests) reads alike */
 	SetConfigOption("lc_messages", "C", PGC_SUSET, PGC_S_OVERRIDE);
 	/* durability of an apply comes from the log, which is replayed */

@@ -6,7 +6,11 @@
 #   (kommander.apply_context.at) is the one its proposer decided, the same
 #   on every node.  Column defaults that are not immutable (a uuid, now(),
 #   a sequence, random()) are decided by the proposer, and a table name
-#   means the table the proposer's search_path finds.
+#   means the table the proposer's search_path finds.  Nor do settings
+#   that change how the text of a statement reads (string escapes, "=
+#   NULL", NULL in an array, time zone abbreviations, xml) or what a
+#   function answers (text search, identifier quoting) or whether a
+#   PL/pgSQL function runs.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -22,7 +26,11 @@ use Test::More;
 use KmdTest;
 
 my @nodes = (KmdTest::new_node('node1', conf => "timezone = 'UTC'\ndatestyle = 'ISO, MDY'"),
-	KmdTest::new_node('node2', conf => "timezone = 'America/New_York'\ndatestyle = 'ISO, DMY'"));
+	KmdTest::new_node('node2', conf => "timezone = 'America/New_York'\ndatestyle = 'ISO, DMY'\n"
+		  . "array_nulls = off\ntransform_null_equals = on\nstandard_conforming_strings = off\n"
+		  . "default_text_search_config = 'pg_catalog.english'\nquote_all_identifiers = on\n"
+		  . "timezone_abbreviations = 'Australia'\nxmloption = document\n"
+		  . "plpgsql.variable_conflict = use_column\n"));
 $nodes[0]->safe_psql('postgres',
 	"SELECT kmd_bootstrap('node1', " . KmdTest::quote(KmdTest::conninfo($nodes[0])) . ")");
 KmdTest::wait_leaders($nodes[0]);
@@ -123,5 +131,45 @@ for my $node (@nodes)
 	is($node->safe_psql('postgres', q{SELECT (SELECT count(*) FROM alice.events WHERE k = 'a1') || ' ' || (SELECT count(*) FROM public.events WHERE k = 'a1')}),
 		'1 0', $node->name . ' wrote alice.events, which the proposer named, not public.events');
 }
+
+# what the text of an applier means, and what its functions answer, is the
+# same on both nodes whatever node2's settings say
+$nodes[0]->safe_psql('postgres', q{
+SELECT kmd_ddl($q$CREATE TABLE public.seen (k text PRIMARY KEY, v jsonb, w text DEFAULT 'a\tb')$q$);
+SELECT kmd_register_table('public.seen');
+SELECT kmd_ddl($q$CREATE FUNCTION public.seen(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$
+  INSERT INTO public.seen (k, v) SELECT ctx.key, jsonb_build_object(
+    'array', '{a,NULL}'::text[], 'null_equals', (ctx.key = NULL), 'escape', 'a\tb',
+    'tsvector', to_tsvector('The cats')::text, 'ident', quote_ident('a'),
+    'est', extract(epoch FROM '2026-01-01 10:00 EST'::timestamptz),
+    'xml', xmlserialize(content 'a<b/>'::xml AS text))
+  RETURNING v
+$$$q$);
+SELECT kmd_register_applier('seen', 'public.seen(jsonb, kommander.apply_context)');
+SELECT kmd_ddl($q$CREATE FUNCTION public.ambiguous(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE k text := 'variable';
+BEGIN
+  INSERT INTO public.seen (k, v) VALUES (ctx.key, '{}');
+  RETURN (SELECT to_jsonb(k) FROM public.seen WHERE seen.k = ctx.key);
+END
+$$$q$);
+SELECT kmd_register_applier('ambiguous', 'public.ambiguous(jsonb, kommander.apply_context)');
+});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes create the table and the appliers');
+$nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('v1', '{"op":"call","applier":"seen"}')});
+$nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('v2', '{"op":"call","applier":"seen"}')});
+my $ambiguous = $nodes[0]->psql('postgres', q{SELECT kmd_propose('v3', '{"op":"call","applier":"ambiguous"}')});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the calls');
+my $seen = q{SELECT string_agg(k || ' ' || coalesce(v::text, '') || ' ' || encode(convert_to(w, 'UTF8'), 'hex'), E'\n' ORDER BY k) FROM seen};
+my $want_seen = $nodes[0]->safe_psql('postgres', $seen);
+is($nodes[1]->safe_psql('postgres', $seen), $want_seen, 'both nodes store the same values');
+is($nodes[1]->safe_psql('postgres', q{SELECT concat_ws(' | ', v->'array', v->'null_equals', v->>'escape',
+	v->>'tsvector', v->>'ident', v->>'est', v->>'xml', encode(convert_to(w, 'UTF8'), 'hex')) FROM seen WHERE k = 'v1'}),
+	q{["a", null] | null | a\tb | 'cats':2 'the':1 | a | 1767279600.000000 | a<b/> | 615c7462},
+	'as read with the settings the apply worker pins');
+isnt($ambiguous, 0, 'an ambiguous PL/pgSQL name fails the command');
+is($nodes[1]->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE k = 'v3'}), '0', 'on node2 too');
 
 done_testing();
