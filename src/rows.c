@@ -942,9 +942,11 @@ push_string(JsonbParseState **st, JsonbIteratorToken tok, const char *s)
 /*
  * The "defaults" of an insert or upsert: those the command gave, and the
  * value of every column default that is not immutable (now(),
- * gen_random_uuid(), nextval(), random()) of a column that neither they
- * nor the row name, decided here once: each node evaluating it would store
- * a value of its own.  They go apart from the row, so that an upsert's
+ * gen_random_uuid(), nextval(), random(), an identity column's next
+ * value) of a column that neither they nor the row name, decided here
+ * once: each node evaluating it would store a value of its own.  The
+ * command may not give one of a GENERATED ALWAYS identity column, which
+ * the row may not either (K0011).  They go apart from the row, so that an upsert's
  * update sets only the row's columns.  Values are written as text under
  * the settings the apply worker reads them with, whatever this session's.
  * Pushes nothing when there are none.
@@ -981,12 +983,15 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 		Datum		d;
 		bool		isnull;
 
-		if (att->attisdropped || !att->atthasdef || att->attgenerated ||
+		if (!att->attisdropped && att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS &&
+			c->defaults != NULL && field(&c->defaults->root, name) != NULL)
+			MALFORMED("\"defaults\": column \"%s\" is an identity column GENERATED ALWAYS", name);
+		if (att->attisdropped || (!att->atthasdef && !att->attidentity) || att->attgenerated ||
 			field(&c->row->root, name) != NULL ||
 			(c->defaults != NULL && field(&c->defaults->root, name) != NULL))
 			continue;
 		expr = build_column_default(rel, i + 1);
-		if (expr == NULL || !contain_mutable_functions(expr))
+		if (expr == NULL || !kmd_rows_default_varies(att, expr))
 			continue;
 		if (!open)
 		{
@@ -1032,6 +1037,12 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 	table_close(rel, AccessShareLock);
 	if (open)
 		(void) pushJsonbValue(st, WJB_END_OBJECT, NULL);
+}
+
+bool
+kmd_rows_default_varies(Form_pg_attribute att, Node *expr)
+{
+	return att->attidentity || contain_mutable_functions(expr);
 }
 
 /* `obj', parsed into `c', as it travels (see kmd_rows_prepare) */

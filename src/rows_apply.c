@@ -18,12 +18,14 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -216,6 +218,47 @@ current_row(RowCommand *c, StringInfo current)
 }
 
 /*
+ * Check that the proposer decided the value of every column of an insert
+ * that would take its node's own (rows.c, push_defaults).  One it did not
+ * is a column or default added after it prepared the command, whose entry
+ * came after the DDL in the log: the command fails (40001), as it does on
+ * every node, since all apply it after the same DDL.  Sets *override when
+ * a GENERATED ALWAYS identity column takes the proposer's value.
+ */
+static void
+check_defaults_decided(RowCommand *c, Jsonb *inserted, bool *override)
+{
+	Relation	rel = table_open(c->relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	*override = false;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		Node	   *expr;
+
+		if (att->attisdropped || att->attgenerated || (!att->atthasdef && !att->attidentity))
+			continue;
+		if (kmd_rows_names(inserted, name))
+		{
+			if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS && !kmd_rows_names(c->row, name))
+				*override = true;
+			continue;
+		}
+		expr = build_column_default(rel, i + 1);
+		if (expr != NULL && kmd_rows_default_varies(att, expr))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("column \"%s\" of %s has a default that the command's proposer did not decide",
+							name, c->qualname),
+					 errdetail("The column or its default was added after the command was proposed; every node would store a value of its own."),
+					 errhint("Propose the command again.")));
+	}
+	table_close(rel, NoLock);
+}
+
+/*
  * Run one row command (SPI connected); false when its condition did not
  * hold, an error then if `strict' (`pos' >= 0: its place in a batch), else,
  * outside a batch, the row as it is goes to `current'.
@@ -226,6 +269,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 	StringInfoData sql;
 	Jsonb	   *args[4];
 	Jsonb	   *inserted;
+	bool		override;
 	int			nargs = 0;
 	uint64		n;
 
@@ -238,13 +282,15 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 			inserted = c->defaults == NULL ? c->row :
 				DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(c->defaults),
 												   JsonbPGetDatum(c->row)));
+			check_defaults_decided(c, inserted, &override);
 			if (kmd_rows_write_direct(c, inserted))
 			{
 				kmd_stat_add(KMD_STAT_DIRECT_WRITES, -1, 1);
 				return true;
 			}
-			appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r",
+			appendStringInfo(&sql, "INSERT INTO %s (%s) %sSELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r",
 							 c->qualname, column_list(inserted, "", ", ", NULL),
+							 override ? "OVERRIDING SYSTEM VALUE " : "",
 							 column_list(inserted, "r.", ", ", NULL), c->qualname);
 			if (c->op == OP_UPSERT)
 			{

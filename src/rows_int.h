@@ -13,6 +13,7 @@
 #ifndef KOMMANDER_ROWS_INT_H
 #define KOMMANDER_ROWS_INT_H
 
+#include "catalog/pg_attribute.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
@@ -76,6 +77,13 @@ extern bool kmd_rows_is_pk(RowCommand *c, const char *name);
  * it could be anyone's and run as the table's owner.
  */
 extern char *kmd_rows_equality(Oid relid, const char *col);
+
+/*
+ * Would column `att', given no value, take one of its node's own from its
+ * default `expr' (not immutable, or an identity's next value)?  The
+ * proposer decides such values.
+ */
+extern bool kmd_rows_default_varies(Form_pg_attribute att, Node *expr);
 
 /* rows_direct.c */
 extern bool kmd_rows_write_direct(RowCommand *c, Jsonb *inserted);

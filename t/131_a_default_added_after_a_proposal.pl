@@ -1,0 +1,71 @@
+# 131_a_default_added_after_a_proposal.pl
+#   An insert prepared before a kmd_ddl added a column with a default that
+#   is not immutable, whose entry comes after that DDL in its partition's
+#   log, would take each node's own value of the default: it fails on
+#   every node alike (40001), and proposed again it stores one value
+#   everywhere.  The proposer is held between deciding its defaults and
+#   proposing by a default of its own that waits on an advisory lock.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/131_a_default_added_after_a_proposal.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3, conf => "kommander.balance_interval = 0\n");
+my ($n1, $n2, $n3) = @nodes;
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE FUNCTION public.held_now() RETURNS timestamptz LANGUAGE plpgsql AS
+  'BEGIN PERFORM pg_advisory_lock(4242); PERFORM pg_advisory_unlock(4242); RETURN now(); END'$$);
+SELECT kmd_ddl($$CREATE TABLE public.racy (k text PRIMARY KEY, a timestamptz DEFAULT public.held_now())$$);
+SELECT kmd_register_table('public.racy');
+});
+KmdTest::wait_converged(\@nodes);
+
+# node1's proposer decides a's value, and waits
+my $lock = $n1->background_psql('postgres');
+$lock->query_safe('SELECT pg_advisory_lock(4242)');
+my ($in, $out, $err) = ('', '', '');
+my $proposer = IPC::Run::start([ 'psql', '-X', '-At', '-d', KmdTest::conninfo($n1), '-c',
+	q{SELECT kmd_propose('r1', '{"op":"insert","table":"racy","row":{"k":"r1"}}')} ],
+	'<', \$in, '>', \$out, '2>', \$err);
+$n1->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%kmd_propose(''r1''%' AND wait_event = 'advisory'})
+  or die 'the proposer did not wait';
+
+# meanwhile a column with a default that is not immutable is added, and
+# applied by node2 (node1's apply waits for the proposer's lock on racy)
+$n2->safe_psql('postgres',
+	q{SELECT kmd_ddl('ALTER TABLE public.racy ADD COLUMN b uuid DEFAULT gen_random_uuid()')});
+$n3->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = 'public.racy'::regclass AND attname = 'b'})
+  or die 'node3 did not apply the DDL';
+
+# the proposal goes on, into the log after the DDL
+$lock->query_safe('SELECT pg_advisory_unlock(4242)');
+$proposer->finish;
+like($err, qr/column "b" of public.racy has a default that the command's proposer did not decide/,
+	'the insert fails on its proposer');
+ok(KmdTest::wait_converged(\@nodes), 'every node applies it');
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', q{SELECT count(*) FROM racy}), '0', $node->name . ' stores no row of it');
+}
+
+# proposed again, it is decided whole
+$n1->safe_psql('postgres', q{SELECT kmd_propose('r1', '{"op":"insert","table":"racy","row":{"k":"r1"}}')});
+ok(KmdTest::wait_converged(\@nodes), 'every node applies the insert proposed again');
+my $row = q{SELECT k || ' ' || extract(epoch FROM a) || ' ' || b FROM racy};
+my $want = $n1->safe_psql('postgres', $row);
+like($want, qr/^r1 \d+\.\d+ [0-9a-f-]{36}$/, 'with a and b');
+is($_->safe_psql('postgres', $row), $want, $_->name . ' stores the same row') for ($n2, $n3);
+
+$lock->quit;
+done_testing();
