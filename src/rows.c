@@ -1012,6 +1012,8 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 									 GUC_ACTION_SAVE, true, 0, false);
 			(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
 									 GUC_ACTION_SAVE, true, 0, false);
+			(void) set_config_option("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
 		}
 		estate = CreateExecutorState();
 		es = ExecPrepareExpr((Expr *) expr, estate);

@@ -30,7 +30,7 @@
  *
  * Text forms are the same on both sides: each pins the settings that
  * change them (DateStyle, TimeZone, IntervalStyle, extra_float_digits,
- * bytea_output).
+ * bytea_output, lc_monetary).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -95,7 +95,7 @@ pin_settings_sql(bool local)
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT ");
 	for (int i = 0; i < lengthof(pinned); i++)
-		appendStringInfo(&sql, "%sset_config('%s', '%s', %s)", i ? ", " : "",
+		appendStringInfo(&sql, "%spg_catalog.set_config('%s', '%s', %s)", i ? ", " : "",
 						 pinned[i][0], pinned[i][1], local ? "true" : "false");
 	return sql.data;
 }
