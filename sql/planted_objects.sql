@@ -53,6 +53,39 @@ SELECT kmd_propose('p2', '{"op":"update","table":"planted","key":{"id":"p2"},"se
 -- nor the row an update that did not hold reads back
 SELECT kmd_propose_result('p2', '{"op":"update","table":"planted","key":{"id":"p2"},"set":{"state":"again"},"if":{"state":"new"}}')->'current' AS current;
 
+-- an "=" of oid and the reg types, which pg_catalog does not have: the
+-- statements that kmd_ddl and registrations run after them
+SET ROLE regress_planter;
+CREATE FUNCTION public.planted_oid_eq(a oid, b regclass) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted oid = regclass called by %', current_user;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.planted_oid_eq);
+CREATE FUNCTION public.planted_proc_eq(a oid, b regprocedure) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted oid = regprocedure called by %', current_user;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regprocedure, FUNCTION = public.planted_proc_eq);
+CREATE FUNCTION public.planted_type_eq(a oid, b regtype) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted oid = regtype called by %', current_user;
+END $$;
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regtype, FUNCTION = public.planted_type_eq);
+RESET ROLE;
+SELECT err($$SELECT 1 FROM pg_class c WHERE c.oid = 'pg_class'::regclass$$);
+SELECT kmd_ddl($$CREATE TABLE public.planted_more (id text PRIMARY KEY)$$) > 0 AS ddl_done;
+CREATE FUNCTION public.planted_applier(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT args $$;
+SELECT kmd_register_applier('planted_applier', 'public.planted_applier(jsonb, kommander.apply_context)');
+SELECT name FROM kommander.appliers WHERE name = 'planted_applier';
+SELECT kmd_ddl($$DROP TABLE public.planted_more$$) > 0 AS ddl_done;
+
+DROP OPERATOR public.= (oid, regclass);
+DROP OPERATOR public.= (oid, regprocedure);
+DROP OPERATOR public.= (oid, regtype);
+DROP FUNCTION public.planted_oid_eq(oid, regclass);
+DROP FUNCTION public.planted_proc_eq(oid, regprocedure);
+DROP FUNCTION public.planted_type_eq(oid, regtype);
 DROP OPERATOR public.= (varchar, varchar);
 DROP FUNCTION public.planted_eq(varchar, varchar);
 DROP FUNCTION public.jsonb_populate_record(public.planted, jsonb);

@@ -674,8 +674,10 @@ install_system(Jsonb *system, uint64 index)
 			kmd_syscommand_guard_table(relid);
 		}
 	}
-	exec_jsonb("INSERT INTO kommander.appliers SELECT a->>'name', (a->>'fn')::regprocedure, "
-			   "(a->>'registered')::bigint FROM pg_catalog.jsonb_array_elements($1) a "
+	exec_jsonb("INSERT INTO kommander.appliers SELECT pg_catalog.jsonb_extract_path_text(a, 'name'), "
+			   "pg_catalog.jsonb_extract_path_text(a, 'fn')::regprocedure, "
+			   "pg_catalog.jsonb_extract_path_text(a, 'registered')::bigint "
+			   "FROM pg_catalog.jsonb_array_elements($1) a "
 			   "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn, registered = EXCLUDED.registered",
 			   sub_field(system, "appliers"), SPI_OK_INSERT);
 }
@@ -807,9 +809,10 @@ refuse_if_behind_map(int32 partition_id, int32 from, Jsonb *manifest)
 
 	if (SPI_execute_with_args("SELECT m.partition_id, m.generation FROM kommander.partition_map m "
 							  "WHERE (m.state = 'gone' AND m.merged_into = $1 AND NOT EXISTS ("
-							  "    SELECT 1 FROM pg_catalog.jsonb_array_elements($2->'absorbed') a "
-							  "    WHERE (a->>'partition_id')::int = m.partition_id)) "
-							  "   OR (m.partition_id = $1 AND m.generation > ($2->'map'->>'generation')::bigint) "
+							  "    SELECT 1 FROM pg_catalog.jsonb_array_elements(pg_catalog.jsonb_extract_path($2, 'absorbed')) a "
+							  "    WHERE pg_catalog.jsonb_extract_path_text(a, 'partition_id')::int = m.partition_id)) "
+							  "   OR (m.partition_id = $1 AND m.generation > "
+							  "       pg_catalog.jsonb_extract_path_text($2, 'map', 'generation')::bigint) "
 							  "ORDER BY m.partition_id = $1 LIMIT 1",
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");

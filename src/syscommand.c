@@ -174,8 +174,9 @@ guard_partitions(void)
 	List	   *tables = NIL;
 	ListCell   *lc;
 
-	exec_sql("SELECT t.relid FROM kommander.tables t JOIN pg_class c ON c.oid = t.relid "
-			 "WHERE c.relkind = 'p'", 0, NULL, NULL, SPI_OK_SELECT);
+	exec_sql("SELECT t.relid FROM kommander.tables t JOIN pg_catalog.pg_class c "
+			 "ON c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid WHERE c.relkind = 'p'",
+			 0, NULL, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -228,10 +229,13 @@ apply_register_applier(const KmdCommand *cmd, uint64 index)
 						errmsg("applier registration is incomplete")));
 	values[0] = CStringGetTextDatum(cmd->args[0]);
 	values[1] = CStringGetTextDatum(cmd->args[1]);
-	exec_sql("SELECT 1 FROM pg_proc WHERE oid = $2::regprocedure "
-			 "AND pronargs = 2 AND proargtypes[0] = 'jsonb'::regtype "
-			 "AND proargtypes[1] = 'kommander.apply_context'::regtype "
-			 "AND prorettype = 'jsonb'::regtype AND NOT proretset",
+	exec_sql("SELECT 1 FROM pg_catalog.pg_proc "
+			 "WHERE oid OPERATOR(pg_catalog.=) $2::pg_catalog.regprocedure::pg_catalog.oid "
+			 "AND pronargs = 2 "
+			 "AND proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype::pg_catalog.oid "
+			 "AND proargtypes[1] OPERATOR(pg_catalog.=) 'kommander.apply_context'::pg_catalog.regtype::pg_catalog.oid "
+			 "AND prorettype OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype::pg_catalog.oid "
+			 "AND NOT proretset",
 			 2, types, values, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
