@@ -90,7 +90,11 @@ SELECT err($$SELECT kmd_register_applier('not_alices', 'public.not_alices_fn(jso
 CREATE FUNCTION public.alices_fn(args jsonb, ctx kommander.apply_context) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT args $$;
 SELECT kmd_register_applier('alices', 'public.alices_fn(jsonb, kommander.apply_context)');
+-- nor a name that calls another owner's function: its callers' arguments
+-- would reach her function
+SELECT err($$SELECT kmd_register_applier('claim', 'public.alices_fn(jsonb, kommander.apply_context)')$$);
 RESET ROLE;
+SELECT name, fn::regprocedure AS still FROM kommander.appliers WHERE name = 'claim';
 SELECT kmd_ddl($$ALTER TABLE public.not_alices OWNER TO regress_alice$$) > 0 AS ddl_done;
 SET ROLE regress_alice;
 SELECT kmd_register_table('public.not_alices');

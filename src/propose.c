@@ -324,6 +324,10 @@ kmd_register_table(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "tbl");
 	kmd_require_member();
 	relid = PG_GETARG_OID(0);
+	/* registering makes a table read-only to sessions: its owner's choice */
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
+					   get_rel_name(relid));
 	rel = table_open(relid, AccessShareLock);
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
@@ -348,10 +352,6 @@ kmd_register_table(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" has a parent or children by inheritance", RelationGetRelationName(rel)),
 				 errdetail("A statement on a parent reaches its children's rows without their guard."),
 				 errhint("Register a table that inherits from nothing, or a partitioned table as a whole.")));
-	/* registering makes a table read-only to sessions: its owner's choice */
-	if (!pg_class_ownercheck(relid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
 	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -380,6 +380,7 @@ kmd_register_applier(PG_FUNCTION_ARGS)
 	KmdCommand	cmd;
 	KmdOutcome	out;
 	Oid			ctx_type;
+	Oid			registered_fn;
 
 	require_arg(fcinfo, 0, "name");
 	require_arg(fcinfo, 1, "fn");
@@ -412,6 +413,15 @@ kmd_register_applier(PG_FUNCTION_ARGS)
 	/* an applier runs as its function's owner, who must be the caller */
 	if (!pg_proc_ownercheck(fn, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FUNCTION, get_func_name(fn));
+	/* and so must the one of the function the name calls now, if any */
+	registered_fn = kmd_rows_applier_fn(name);
+	if (OidIsValid(registered_fn) && !pg_proc_ownercheck(registered_fn, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("applier \"%s\" calls a function of another owner", name),
+				 errdetail("Function %s is registered under that name.",
+						   format_procedure(registered_fn)),
+				 errhint("Register the function under another name, or have its owner register it.")));
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.kind = KMD_CMD_REGISTER_APPLIER;

@@ -689,21 +689,29 @@ batch_element_context(void *arg)
 	errcontext("command \"commands\"[%d] of the batch", *(int *) arg);
 }
 
-static void
-resolve_applier(RowCommand *c, const char *name)
+Oid
+kmd_rows_applier_fn(const char *name)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		isnull;
+	Oid			fn;
 
 	SPI_connect();
 	if (kmd_plan_execute("SELECT fn::oid FROM kommander.appliers WHERE name = $1",
 							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.appliers");
-	c->fn = SPI_processed > 0 ?
+	fn = SPI_processed > 0 ?
 		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) :
 		InvalidOid;
 	SPI_finish();
+	return fn;
+}
+
+static void
+resolve_applier(RowCommand *c, const char *name)
+{
+	c->fn = kmd_rows_applier_fn(name);
 	if (!OidIsValid(c->fn))
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),

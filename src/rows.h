@@ -44,6 +44,9 @@ extern void kmd_rows_validate(Jsonb *command, const char *key);
  */
 extern Jsonb *kmd_rows_prepare(Jsonb *command, const char *key);
 
+/* The function applier `name' calls, InvalidOid when none is registered. */
+extern Oid	kmd_rows_applier_fn(const char *name);
+
 /*
  * The most bytes of JSON text a command's result may have: an applier's,
  * or the array of a batch's.  A larger one fails the command (54000).
