@@ -75,3 +75,17 @@ SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"i
 SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"state":{"now_plus":"1 day"}}}')$$);
 SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due":{"later":"30 s"}}}')$$);
 SELECT n FROM timers WHERE id = 't1';
+
+-- "if" compares each column as IS NOT DISTINCT FROM does: a composite of
+-- nulls is not null, and a type without a btree class (box) compares with
+-- its own "="
+SELECT kmd_ddl($$CREATE TYPE public.prim_addr AS (street text, city text)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TABLE public.places (id text PRIMARY KEY, addr prim_addr, area box, n int NOT NULL DEFAULT 0)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.places');
+SELECT kmd_propose('p1', '{"op":"insert","table":"places","row":{"id":"p1","addr":{"street":null,"city":null},"area":"(1,1),(0,0)"}}') > 0 AS inserted;
+SELECT kmd_propose('p2', '{"op":"insert","table":"places","row":{"id":"p2"}}') > 0 AS inserted;
+SELECT kmd_propose_result('p1', '{"op":"update","table":"places","key":{"id":"p1"},"set":{"n":1},"if":{"addr":null}}')->'applied' AS null_addr_p1;
+SELECT kmd_propose_result('p2', '{"op":"update","table":"places","key":{"id":"p2"},"set":{"n":1},"if":{"addr":null}}')->'applied' AS null_addr_p2;
+SELECT kmd_propose_result('p1', '{"op":"update","table":"places","key":{"id":"p1"},"set":{"n":2},"if":{"addr":{"street":null,"city":null}}}')->'applied' AS nulls_addr_p1;
+SELECT kmd_propose_result('p1', '{"op":"update","table":"places","key":{"id":"p1"},"set":{"n":3},"if":{"area":"(2,2),(1,1)"}}')->'applied' AS same_area_p1;
+SELECT id, n FROM places ORDER BY id;

@@ -338,6 +338,7 @@ typedef struct TableInfo
 	char	   *qualname;		/* quoted; NULL until a command named it */
 	Oid			owner;
 	List	   *pk;				/* names of primary key columns */
+	List	   *varying;		/* of KmdVaryingDefault * */
 } TableInfo;
 
 static HTAB *registered_tables = NULL;
@@ -349,6 +350,7 @@ forget(TableInfo *info)
 	if (info->qualname != NULL)
 		pfree(info->qualname);
 	list_free_deep(info->pk);
+	list_free_deep(info->varying);
 	(void) hash_search(registered_tables, &info->relid, HASH_REMOVE, NULL);
 }
 
@@ -373,8 +375,9 @@ registered_forget(Datum arg, Oid relid)
 		forget(info);
 }
 
+/* a schema renamed, or a domain's default changed */
 static void
-namespace_forget(Datum arg, int cacheid, uint32 hashvalue)
+syscache_forget(Datum arg, int cacheid, uint32 hashvalue)
 {
 	registered_forget(arg, InvalidOid);
 }
@@ -397,7 +400,8 @@ registered(Oid relid)
 		registered_tables = hash_create("kommander registered tables", 64, &ctl,
 										HASH_ELEM | HASH_BLOBS);
 		CacheRegisterRelcacheCallback(registered_forget, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, namespace_forget, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, syscache_forget, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, syscache_forget, (Datum) 0);
 	}
 	info = hash_search(registered_tables, &relid, HASH_FIND, NULL);
 	if (info != NULL)
@@ -415,6 +419,7 @@ registered(Oid relid)
 	info = hash_search(registered_tables, &relid, HASH_ENTER, NULL);
 	info->qualname = NULL;
 	info->pk = NIL;
+	info->varying = NIL;
 	return info;
 }
 
@@ -449,8 +454,43 @@ read_table(Oid relid, TableInfo *out)
 		out->pk = lappend(out->pk, pstrdup(NameStr(TupleDescAttr(rel->rd_att, att - 1)->attname)));
 	}
 	index_close(idx, AccessShareLock);
+	out->varying = NIL;
+	for (int i = 0; i < rel->rd_att->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(rel->rd_att, i);
+		Node	   *expr;
+		KmdVaryingDefault *v;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		/* its own default, its identity's next value, or its domain's default */
+		expr = build_column_default(rel, i + 1);
+		if (expr == NULL || (!att->attidentity && !contain_mutable_functions(expr)))
+			continue;
+		v = palloc0(sizeof(KmdVaryingDefault));
+		v->attnum = att->attnum;
+		v->identity = att->attidentity;
+		namestrcpy(&v->name, NameStr(att->attname));
+		out->varying = lappend(out->varying, v);
+	}
 	table_close(rel, AccessShareLock);
 	return tables_epoch == seen;
+}
+
+static List *
+copy_varying(List *varying)
+{
+	List	   *copy = NIL;
+	ListCell   *lc;
+
+	foreach(lc, varying)
+	{
+		KmdVaryingDefault *v = palloc(sizeof(KmdVaryingDefault));
+
+		memcpy(v, lfirst(lc), sizeof(KmdVaryingDefault));
+		copy = lappend(copy, v);
+	}
+	return copy;
 }
 
 /* Remember `read' of a registered table. */
@@ -467,6 +507,7 @@ remember_table(const TableInfo *read)
 	{
 		pfree(info->qualname);
 		list_free_deep(info->pk);
+		list_free_deep(info->varying);
 	}
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	info->qualname = pstrdup(read->qualname);
@@ -474,6 +515,7 @@ remember_table(const TableInfo *read)
 	info->pk = NIL;
 	foreach(lc, read->pk)
 		info->pk = lappend(info->pk, pstrdup(lfirst(lc)));
+	info->varying = copy_varying(read->varying);
 	MemoryContextSwitchTo(old);
 }
 
@@ -507,6 +549,7 @@ resolve_table(RowCommand *c, const char *name)
 		c->pk = NIL;
 		foreach(lc, info->pk)
 			c->pk = lappend(c->pk, pstrdup(lfirst(lc)));
+		c->varying = copy_varying(info->varying);
 	}
 	else
 	{
@@ -521,6 +564,7 @@ resolve_table(RowCommand *c, const char *name)
 		c->qualname = read.qualname;
 		c->owner = read.owner;
 		c->pk = read.pk;
+		c->varying = read.varying;
 	}
 
 	/*
@@ -967,6 +1011,7 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 	int			nest = -1;		/* the settings are pinned at the first value */
 	bool		open = false;
 	JsonbValue	v;
+	ListCell   *lc;
 
 	if (c->defaults != NULL)
 	{
@@ -981,25 +1026,31 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 	}
 	rel = table_open(c->relid, AccessShareLock);
 	desc = RelationGetDescr(rel);
-	for (int i = 0; i < desc->natts; i++)
+	foreach(lc, c->varying)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name = NameStr(att->attname);
+		KmdVaryingDefault *var = lfirst(lc);
+		Form_pg_attribute att;
+		const char *name;
 		Node	   *expr;
 		EState	   *estate;
 		ExprState  *es;
 		Datum		d;
 		bool		isnull;
 
-		if (!att->attisdropped && att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS &&
+		/* changed since it was read: applying checks the command again */
+		if (var->attnum > desc->natts || TupleDescAttr(desc, var->attnum - 1)->attisdropped)
+			continue;
+		att = TupleDescAttr(desc, var->attnum - 1);
+		name = NameStr(att->attname);
+
+		if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS &&
 			c->defaults != NULL && field(&c->defaults->root, name) != NULL)
 			MALFORMED("\"defaults\": column \"%s\" is an identity column GENERATED ALWAYS", name);
-		if (att->attisdropped || (!att->atthasdef && !att->attidentity) || att->attgenerated ||
-			field(&c->row->root, name) != NULL ||
+		if (field(&c->row->root, name) != NULL ||
 			(c->defaults != NULL && field(&c->defaults->root, name) != NULL))
 			continue;
-		expr = build_column_default(rel, i + 1);
-		if (expr == NULL || !kmd_rows_default_varies(att, expr))
+		expr = build_column_default(rel, var->attnum);
+		if (expr == NULL)
 			continue;
 		if (!open)
 		{
@@ -1047,12 +1098,6 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 	table_close(rel, AccessShareLock);
 	if (open)
 		(void) pushJsonbValue(st, WJB_END_OBJECT, NULL);
-}
-
-bool
-kmd_rows_default_varies(Form_pg_attribute att, Node *expr)
-{
-	return att->attidentity || contain_mutable_functions(expr);
 }
 
 /* `obj', parsed into `c', as it travels (see kmd_rows_prepare) */

@@ -18,14 +18,13 @@
  */
 #include "postgres.h"
 
-#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -111,22 +110,26 @@ char *
 kmd_rows_equality(Oid relid, const char *col)
 {
 	Oid			type = get_atttype(relid, get_attnum(relid, col));
-	TypeCacheEntry *tc;
+	Oid			eq;
 	HeapTuple	tup;
 	Form_pg_operator opr;
 	char	   *name;
 
 	if (!OidIsValid(type))
-		elog(ERROR, "column \"%s\" of relation %u does not exist", col, relid);
-	tc = lookup_type_cache(type, TYPECACHE_EQ_OPR);
-	if (!OidIsValid(tc->eq_opr))
+		elog(ERROR, "column \"%s\" of relation \"%s\" does not exist", col, get_rel_name(relid));
+	eq = lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr;
+	/* a type without a btree class may have an "=" of its own (box, circle) */
+	if (!OidIsValid(eq))
+		eq = OpernameGetOprid(list_make2(makeString("pg_catalog"), makeString("=")),
+							  getBaseType(type), getBaseType(type));
+	if (!OidIsValid(eq))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("could not identify an equality operator for type %s of column \"%s\"",
 						format_type_be(type), col)));
-	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(eq));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
+		elog(ERROR, "cache lookup failed for operator %u", eq);
 	opr = (Form_pg_operator) GETSTRUCT(tup);
 	name = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(opr->oprnamespace)),
 					NameStr(opr->oprname));
@@ -174,7 +177,8 @@ condition_match(RowCommand *c)
 			continue;
 		name = pnstrdup(v.val.string.val, v.val.string.len);
 		col = quote_identifier(name);
-		appendStringInfo(&buf, "%s(t.%s IS NULL AND w.%s IS NULL OR t.%s %s w.%s)",
+		/* num_nulls, as a composite of nulls IS NULL but is not NULL */
+		appendStringInfo(&buf, "%s(pg_catalog.num_nulls(t.%s, w.%s) OPERATOR(pg_catalog.=) 2 OR t.%s %s w.%s)",
 						 buf.len ? " AND " : "", col, col, col,
 						 kmd_rows_equality(c->relid, name), col);
 	}
@@ -223,39 +227,36 @@ current_row(RowCommand *c, StringInfo current)
  * is a column or default added after it prepared the command, whose entry
  * came after the DDL in the log: the command fails (40001), as it does on
  * every node, since all apply it after the same DDL.  Sets *override when
- * a GENERATED ALWAYS identity column takes the proposer's value.
+ * a GENERATED ALWAYS identity column takes the proposer's value; the
+ * statement's OVERRIDING SYSTEM VALUE would take the row's too, which
+ * Postgres refuses (428C9), and so does this.
  */
 static void
 check_defaults_decided(RowCommand *c, Jsonb *inserted, bool *override)
 {
-	Relation	rel = table_open(c->relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
+	ListCell   *lc;
 
 	*override = false;
-	for (int i = 0; i < desc->natts; i++)
+	foreach(lc, c->varying)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name = NameStr(att->attname);
-		Node	   *expr;
+		KmdVaryingDefault *v = lfirst(lc);
+		const char *name = NameStr(v->name);
 
-		if (att->attisdropped || att->attgenerated || (!att->atthasdef && !att->attidentity))
-			continue;
-		if (kmd_rows_names(inserted, name))
-		{
-			if (att->attidentity == ATTRIBUTE_IDENTITY_ALWAYS && !kmd_rows_names(c->row, name))
-				*override = true;
-			continue;
-		}
-		expr = build_column_default(rel, i + 1);
-		if (expr != NULL && kmd_rows_default_varies(att, expr))
+		if (v->identity == ATTRIBUTE_IDENTITY_ALWAYS && kmd_rows_names(c->row, name))
+			ereport(ERROR,
+					(errcode(ERRCODE_GENERATED_ALWAYS),
+					 errmsg("cannot insert a non-DEFAULT value into column \"%s\"", name),
+					 errdetail("Column \"%s\" is an identity column defined as GENERATED ALWAYS.", name)));
+		if (!kmd_rows_names(inserted, name))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("column \"%s\" of %s has a default that the command's proposer did not decide",
 							name, c->qualname),
 					 errdetail("The column or its default was added after the command was proposed; every node would store a value of its own."),
 					 errhint("Propose the command again.")));
+		if (v->identity == ATTRIBUTE_IDENTITY_ALWAYS)
+			*override = true;
 	}
-	table_close(rel, NoLock);
 }
 
 /*

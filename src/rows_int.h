@@ -27,6 +27,19 @@ typedef enum RowOp
 	OP_BATCH
 } RowOp;
 
+/*
+ * A column that, given no value, would take one of its node's own: its
+ * default (its own, or its domain's) is not immutable, or it is an
+ * identity column.  The proposer decides its value.
+ */
+typedef struct KmdVaryingDefault
+{
+	AttrNumber	attnum;
+	char		identity;		/* attidentity: '\0', ATTRIBUTE_IDENTITY_ALWAYS
+								 * or ATTRIBUTE_IDENTITY_BY_DEFAULT */
+	NameData	name;
+} KmdVaryingDefault;
+
 /* A command, checked and resolved. */
 typedef struct RowCommand
 {
@@ -36,6 +49,7 @@ typedef struct RowCommand
 	char	   *qualname;		/* quoted */
 	Oid			owner;
 	List	   *pk;				/* names of primary key columns */
+	List	   *varying;		/* of KmdVaryingDefault *: the table's */
 	Jsonb	   *row;			/* insert/upsert */
 	Jsonb	   *defaults;		/* insert/upsert: values decided by the
 								 * proposer, for an inserted row only */
@@ -77,13 +91,6 @@ extern bool kmd_rows_is_pk(RowCommand *c, const char *name);
  * it could be anyone's and run as the table's owner.
  */
 extern char *kmd_rows_equality(Oid relid, const char *col);
-
-/*
- * Would column `att', given no value, take one of its node's own from its
- * default `expr' (not immutable, or an identity's next value)?  The
- * proposer decides such values.
- */
-extern bool kmd_rows_default_varies(Form_pg_attribute att, Node *expr);
 
 /* rows_direct.c */
 extern bool kmd_rows_write_direct(RowCommand *c, Jsonb *inserted);
