@@ -1105,6 +1105,7 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("timezone_abbreviations", "Default", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("array_nulls", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("xmloption", "content", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("xmlbinary", "base64", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_toast_compression", "pglz", PGC_SUSET, PGC_S_OVERRIDE);
 	/* nor how the text of a kmd_ddl statement or an applier reads */
 	SetConfigOption("standard_conforming_strings", "on", PGC_SUSET, PGC_S_OVERRIDE);
@@ -1113,6 +1114,10 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("check_function_bodies", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("plpgsql.variable_conflict", "error", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("plpgsql.extra_errors", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("plpgsql.check_asserts", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("plpgsql.print_strict_params", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* an error of a command is its outcome, not the end of this process */
+	SetConfigOption("exit_on_error", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* nor what functions without a configuration or a limit answer */
 	SetConfigOption("default_text_search_config", "pg_catalog.simple", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("quote_all_identifiers", "off", PGC_SUSET, PGC_S_OVERRIDE);

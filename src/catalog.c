@@ -332,8 +332,13 @@ kmd_catalog_refresh(void)
 		kmd_shared->roster_version++;
 	if (map_changed)
 		kmd_shared->map_version++;
+	/*
+	 * A backend's refresh may have read the map before a partition was
+	 * added: only the apply worker, which adds them, lowers the count.
+	 */
 	left_out_before = kmd_shared->n_left_out;
-	kmd_shared->n_left_out = no_room;
+	if (MyProcPid == kmd_shared->apply_pid || no_room > left_out_before)
+		kmd_shared->n_left_out = no_room;
 	LWLockRelease(kmd_shared->lock);
 
 	/*

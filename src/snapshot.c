@@ -30,7 +30,7 @@
  *
  * Text forms are the same on both sides: each pins the settings that
  * change them (DateStyle, TimeZone, IntervalStyle, extra_float_digits,
- * bytea_output, lc_monetary).
+ * bytea_output, lc_monetary, search_path and quote_all_identifiers).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -84,6 +84,9 @@ static const char *const pinned[][2] = {
 	{"extra_float_digits", "3"},
 	{"bytea_output", "hex"},
 	{"lc_monetary", "C"},
+	/* the text of reg* values names what the search_path does not find */
+	{"search_path", "public"},
+	{"quote_all_identifiers", "off"},
 };
 
 /* set_config() of every pinned setting; `local': for the transaction only */

@@ -30,7 +30,7 @@ my @nodes = (KmdTest::new_node('node1', conf => "timezone = 'UTC'\ndatestyle = '
 		  . "array_nulls = off\ntransform_null_equals = on\nstandard_conforming_strings = off\n"
 		  . "default_text_search_config = 'pg_catalog.english'\nquote_all_identifiers = on\n"
 		  . "timezone_abbreviations = 'Australia'\nxmloption = document\n"
-		  . "plpgsql.variable_conflict = use_column\n"));
+		  . "plpgsql.variable_conflict = use_column\nxmlbinary = hex\nplpgsql.check_asserts = off\n"));
 $nodes[0]->safe_psql('postgres',
 	"SELECT kmd_bootstrap('node1', " . KmdTest::quote(KmdTest::conninfo($nodes[0])) . ")");
 KmdTest::wait_leaders($nodes[0]);
@@ -154,7 +154,8 @@ LANGUAGE sql AS $$
     'array', '{a,NULL}'::text[], 'null_equals', (ctx.key = NULL), 'escape', 'a\tb',
     'tsvector', to_tsvector('The cats')::text, 'ident', quote_ident('a'),
     'est', extract(epoch FROM '2026-01-01 10:00 EST'::timestamptz),
-    'xml', xmlserialize(content 'a<b/>'::xml AS text))
+    'xml', xmlserialize(content 'a<b/>'::xml AS text),
+    'xmlbinary', xmlelement(name b, '\x01ff'::bytea)::text)
   RETURNING v
 $$$q$);
 SELECT kmd_register_applier('seen', 'public.seen(jsonb, kommander.apply_context)');
@@ -167,20 +168,33 @@ BEGIN
 END
 $$$q$);
 SELECT kmd_register_applier('ambiguous', 'public.ambiguous(jsonb, kommander.apply_context)');
+SELECT kmd_ddl($q$CREATE FUNCTION public.asserting(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.seen (k, v) VALUES (ctx.key, '{}');
+  ASSERT false, 'never';
+  RETURN NULL;
+END
+$$$q$);
+SELECT kmd_register_applier('asserting', 'public.asserting(jsonb, kommander.apply_context)');
 });
 ok(KmdTest::wait_converged(\@nodes), 'both nodes create the table and the appliers');
 $nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('v1', '{"op":"call","applier":"seen"}')});
 $nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('v2', '{"op":"call","applier":"seen"}')});
 my $ambiguous = $nodes[0]->psql('postgres', q{SELECT kmd_propose('v3', '{"op":"call","applier":"ambiguous"}')});
+my $asserting = $nodes[0]->psql('postgres', q{SELECT kmd_propose('v4', '{"op":"call","applier":"asserting"}')});
 ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the calls');
 my $seen = q{SELECT string_agg(k || ' ' || coalesce(v::text, '') || ' ' || encode(convert_to(w, 'UTF8'), 'hex'), E'\n' ORDER BY k) FROM seen};
 my $want_seen = $nodes[0]->safe_psql('postgres', $seen);
 is($nodes[1]->safe_psql('postgres', $seen), $want_seen, 'both nodes store the same values');
 is($nodes[1]->safe_psql('postgres', q{SELECT concat_ws(' | ', v->'array', v->'null_equals', v->>'escape',
-	v->>'tsvector', v->>'ident', v->>'est', v->>'xml', encode(convert_to(w, 'UTF8'), 'hex')) FROM seen WHERE k = 'v1'}),
-	q{["a", null] | null | a\tb | 'cats':2 'the':1 | a | 1767279600.000000 | a<b/> | 615c7462},
+	v->>'tsvector', v->>'ident', v->>'est', v->>'xml', v->>'xmlbinary', encode(convert_to(w, 'UTF8'), 'hex'))
+	FROM seen WHERE k = 'v1'}),
+	q{["a", null] | null | a\tb | 'cats':2 'the':1 | a | 1767279600.000000 | a<b/> | <b>Af8=</b> | 615c7462},
 	'as read with the settings the apply worker pins');
 isnt($ambiguous, 0, 'an ambiguous PL/pgSQL name fails the command');
 is($nodes[1]->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE k = 'v3'}), '0', 'on node2 too');
+isnt($asserting, 0, 'a PL/pgSQL ASSERT that does not hold fails the command');
+is($nodes[1]->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE k = 'v4'}), '0', 'on node2 too, whatever its check_asserts');
 
 done_testing();
