@@ -348,8 +348,20 @@ kmd_join(PG_FUNCTION_ARGS)
 		char	   *roster_index;
 		char	   *next_node_id;
 		char		id_text[16];
+		int			live;
 
 		conn = kmd_remote_connect(seed, "the seed node");
+
+		/* a node that cannot host every partition could not catch up */
+		res = kmd_remote_exec(conn, "SELECT count(*) FROM kommander.partition_map WHERE state <> 'gone'",
+							  0, NULL);
+		live = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (live > kmd_max_partitions)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("the cluster has %d partitions, this node has room for %d", live, kmd_max_partitions),
+					 errhint("Raise kommander.max_partitions on this node and restart it, then join.")));
 		params[0] = name;
 		params[1] = conninfo;
 		params[2] = peer_role;

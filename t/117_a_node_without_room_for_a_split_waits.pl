@@ -4,7 +4,8 @@
 #   retried, and no kmd_ddl is applied there meanwhile: a partition the
 #   node does not host has not reached the DDL's point in its log.
 #   Restarted with room, the node applies the split, the DDL and the rows
-#   in the same order as the others.
+#   in the same order as the others.  A node with less room than the
+#   cluster's partitions may not join.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -68,4 +69,20 @@ is($n3->safe_psql('postgres', "SELECT count(*) FROM kommander.partition_map WHER
 	'1', 'node3 hosts the third partition');
 unlike(slurp_file($n3->logfile, $offset), qr/do(es)? not fit in kommander.max_partitions/,
 	'node3 never left a partition out');
+
+# node4, with room for three of the four partitions, may not join
+my $n4 = KmdTest::new_node('node4', conf => "kommander.max_partitions = 3\nkommander.balance_interval = 0\n");
+my $join = "SELECT kmd_join('node4', " . KmdTest::quote(KmdTest::conninfo($n4)) . ', '
+  . KmdTest::quote(KmdTest::conninfo($n1)) . ')';
+my ($rc, $out, $err) = $n4->psql('postgres', $join);
+like($err, qr/the cluster has 4 partitions, this node has room for 3/, 'node4 may not join without room');
+is($n1->safe_psql('postgres', q{SELECT count(*) FROM kommander.roster WHERE node_name = 'node4'}),
+	'0', 'and is not in the roster');
+$n4->append_conf('postgresql.conf', "kommander.max_partitions = 8\n");
+$n4->restart;
+is($n4->safe_psql('postgres', $join), '4', 'with room it joins');
+push @nodes, $n4;
+ok(KmdTest::wait_converged(\@nodes), 'and catches up');
+$want = $n1->safe_psql('postgres', $rows);
+ok($n4->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node4 holds the same rows');
 done_testing();
