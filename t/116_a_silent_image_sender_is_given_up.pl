@@ -35,7 +35,7 @@ my $rows = q{SELECT count(*) || ':' || md5(string_agg(k || '=' || v, ',' ORDER B
 my $applied = $n3->safe_psql('postgres',
 	'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
 $n3->stop;
-$n3->append_conf('postgresql.conf', "kommander.image_timeout = '2s'\n");
+$n3->append_conf('postgresql.conf', "kommander.image_timeout = '3s'\n");
 KmdTest::write_rows($n2, 1, 500);
 $n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
   or die 'node1 did not compact past node3';
@@ -50,7 +50,7 @@ $locker->pump until $out =~ /locked/;
 my $offset = -s $n3->logfile;
 $n3->start;
 
-ok($n3->wait_for_log(qr/the remote node did not answer for 2000 ms/, $offset),
+ok($n3->wait_for_log(qr/the remote node did not answer for 3000 ms/, $offset),
 	'node3 gives node1 up after kommander.image_timeout');
 like(slurp_file($n3->logfile, $offset), qr/could not install an image of partition 1 from node 1/,
 	'as a failed try of the image from node1');
