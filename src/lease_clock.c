@@ -86,6 +86,8 @@ typedef struct LeaseTable
 	LWLock	   *lock;
 	pg_atomic_uint32 count;		/* slots and orphans in use */
 	bool		orphans_left_out;	/* notes that found no free orphan */
+	int			slots_used;		/* the slots in use are among the first
+								 * slots_used: scans stop there */
 	LeaseSlot	slots[KMD_LEASE_SLOTS];
 	LeaseOrphan orphans[LEASE_ORPHANS];
 } LeaseTable;
@@ -130,14 +132,18 @@ slot_for(int64 id, bool create)
 {
 	LeaseSlot  *free_slot = NULL;
 
-	for (int i = 0; i < KMD_LEASE_SLOTS; i++)
+	for (int i = 0; i < leases->slots_used; i++)
 	{
 		if (leases->slots[i].id == id)
 			return &leases->slots[i];
 		if (free_slot == NULL && leases->slots[i].id == 0)
 			free_slot = &leases->slots[i];
 	}
-	if (!create || free_slot == NULL)
+	if (!create)
+		return NULL;
+	if (free_slot == NULL && leases->slots_used < KMD_LEASE_SLOTS)
+		free_slot = &leases->slots[leases->slots_used++];
+	if (free_slot == NULL)
 		return NULL;
 	free_slot->id = id;
 	free_slot->hash = kmd_lease_hash(id);
@@ -170,7 +176,7 @@ kmd_lease_clock_held(void)
 	int			n = 0;
 
 	LWLockAcquire(leases->lock, LW_SHARED);
-	for (int i = 0; i < KMD_LEASE_SLOTS; i++)
+	for (int i = 0; i < leases->slots_used; i++)
 		if (leases->slots[i].id != 0)
 			n++;
 	LWLockRelease(leases->lock);
@@ -188,6 +194,8 @@ kmd_lease_clock_forget(int64 id)
 	{
 		memset(s, 0, sizeof(*s));
 		pg_atomic_fetch_sub_u32(&leases->count, 1);
+		while (leases->slots_used > 0 && leases->slots[leases->slots_used - 1].id == 0)
+			leases->slots_used--;
 	}
 	LWLockRelease(leases->lock);
 }
@@ -286,6 +294,7 @@ kmd_leases_load(void)
 	memset(leases->slots, 0, sizeof(leases->slots));
 	memset(leases->orphans, 0, sizeof(leases->orphans));
 	pg_atomic_write_u32(&leases->count, 0);
+	leases->slots_used = (int) Min(SPI_processed, KMD_LEASE_SLOTS);
 	for (uint64 i = 0; i < SPI_processed && i < KMD_LEASE_SLOTS; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -354,7 +363,7 @@ kmd_lease_tick(KmdGroup *g, TimestampTz now)
 	LWLockRelease(kmd_shared->lock);
 
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < KMD_LEASE_SLOTS; i++)
+	for (int i = 0; i < leases->slots_used; i++)
 	{
 		LeaseSlot  *s = &leases->slots[i];
 

@@ -150,6 +150,9 @@ my $share = q{
 	    LEFT JOIN kommander.partitions p ON p.leader_name = n.node_name AND p.partition_id > 0 AND p.state = 'active'
 	   GROUP BY n.node_name) s};
 ok($n1->poll_query_until('postgres', $share), 'no node leads more than its share of 256 partitions');
+# a lease exists, as in a cluster that uses them: its leader's clock looks
+# at it every tick
+$n1->safe_psql('postgres', "SELECT kmd_lease_grant('30 days', 'idle')");
 for my $node (@nodes)
 {
 	$node->poll_query_until('postgres',
