@@ -134,6 +134,13 @@ SELECT err($$INSERT INTO parted_0 VALUES ('z', 'local')$$);
 SELECT err($$DELETE FROM parted_1$$);
 SELECT err($$TRUNCATE parted_1$$);
 SELECT count(*) AS parted_rows FROM parted;
+-- a partition detached through kmd_ddl is a table of its own again
+SELECT kmd_ddl($$ALTER TABLE public.parted DETACH PARTITION public.parted_1$$) > 0 AS ddl_done;
+INSERT INTO parted_1 VALUES ('local', 'detached');
+SELECT count(*) AS detached_rows FROM parted_1 WHERE id = 'local';
+SELECT err($$INSERT INTO parted_0 VALUES ('z', 'local')$$);
+SELECT err($$INSERT INTO parted VALUES ('z', 'local')$$);
+SELECT kmd_ddl($$DROP TABLE public.parted_1$$) > 0 AS ddl_done;
 SELECT kmd_ddl($$CREATE TABLE public.outer_t (id text PRIMARY KEY, v text) PARTITION BY LIST (id)$$) > 0 AS ddl_done;
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.outer_t ATTACH PARTITION public.guarded FOR VALUES IN (''g1'')')$$);
 SELECT kmd_ddl($$DROP TABLE public.parted, public.outer_t$$) > 0 AS ddl_done;

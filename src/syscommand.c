@@ -16,7 +16,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/dependency.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -31,6 +33,7 @@
 #include "syscommand.h"
 
 static void guard_partitions(void);
+static void unguard_detached(void);
 
 /* Run one statement through SPI; `expect', unless 0, is the result code wanted. */
 static void
@@ -122,6 +125,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 				 errmsg("kmd_ddl cannot run transaction control or COPY to or from the client"),
 				 errdetail_internal("SPI returned %s.", SPI_result_code_string(rc))));
 	guard_partitions();
+	unguard_detached();
 	values[0] = Int64GetDatum((int64) index);
 	values[1] = CStringGetTextDatum(sql);
 	values[2] = role != NULL ? CStringGetTextDatum(role) : (Datum) 0;
@@ -187,6 +191,45 @@ guard_partitions(void)
 	}
 	foreach(lc, tables)
 		guard_partitions_of(lfirst_oid(lc));
+}
+
+/*
+ * A partition detached from a control table is a table of its own again:
+ * its guard goes, after each statement of kmd_ddl, on every node alike.
+ */
+static void
+unguard_detached(void)
+{
+	List	   *triggers = NIL;
+	ListCell   *lc;
+
+	exec_sql("SELECT tg.oid FROM pg_catalog.pg_trigger tg "
+			 "WHERE tg.tgname = 'kommander_guard' "
+			 "AND tg.tgfoid OPERATOR(pg_catalog.=) "
+			 "    'kommander.control_table_guard()'::pg_catalog.regprocedure::pg_catalog.oid "
+			 "AND NOT EXISTS (SELECT 1 FROM kommander.tables t "
+			 "    WHERE t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) tg.tgrelid) "
+			 "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(tg.tgrelid) a "
+			 "    JOIN kommander.tables t "
+			 "    ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid::pg_catalog.oid)",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		triggers = lappend_oid(triggers, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	SPI_tuptable->tupdesc, 1,
+																	&isnull)));
+	}
+	/* not through DROP TRIGGER, which the guard refuses on a guarded table */
+	foreach(lc, triggers)
+	{
+		ObjectAddress trigger;
+
+		ObjectAddressSet(trigger, TriggerRelationId, lfirst_oid(lc));
+		performDeletion(&trigger, DROP_RESTRICT, 0);
+	}
+	CommandCounterIncrement();
 }
 
 void
