@@ -89,3 +89,14 @@ SELECT kmd_propose_result('p2', '{"op":"update","table":"places","key":{"id":"p2
 SELECT kmd_propose_result('p1', '{"op":"update","table":"places","key":{"id":"p1"},"set":{"n":2},"if":{"addr":{"street":null,"city":null}}}')->'applied' AS nulls_addr_p1;
 SELECT kmd_propose_result('p1', '{"op":"update","table":"places","key":{"id":"p1"},"set":{"n":3},"if":{"area":"(2,2),(1,1)"}}')->'applied' AS same_area_p1;
 SELECT id, n FROM places ORDER BY id;
+
+-- a default whose function turns volatile through kmd_ddl is decided by
+-- the proposer from the next command on (the proposer's backend id is
+-- what it stores, not the apply worker's)
+SELECT kmd_ddl($$CREATE FUNCTION public.prim_who() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 0'$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TABLE public.whom (id text PRIMARY KEY, who int DEFAULT public.prim_who())$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.whom');
+SELECT kmd_propose('w1', '{"op":"insert","table":"whom","row":{"id":"w1"}}') > 0 AS inserted;
+SELECT kmd_ddl($$CREATE OR REPLACE FUNCTION public.prim_who() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT pg_backend_pid()'$$) > 0 AS ddl_done;
+SELECT kmd_propose('w2', '{"op":"insert","table":"whom","row":{"id":"w2"}}') > 0 AS inserted;
+SELECT id, who = 0 AS immutable_zero, who = pg_backend_pid() AS the_proposers FROM whom ORDER BY id;

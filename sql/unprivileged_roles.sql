@@ -93,8 +93,19 @@ SELECT kmd_register_applier('alices', 'public.alices_fn(jsonb, kommander.apply_c
 -- nor a name that calls another owner's function: its callers' arguments
 -- would reach her function
 SELECT err($$SELECT kmd_register_applier('claim', 'public.alices_fn(jsonb, kommander.apply_context)')$$);
+-- her own name she points at another function of hers; once the function
+-- is dropped, at any function of hers
+CREATE FUNCTION public.alices_fn2(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT args $$;
+SELECT kmd_register_applier('alices', 'public.alices_fn2(jsonb, kommander.apply_context)');
+DROP FUNCTION public.alices_fn2(jsonb, kommander.apply_context);
+SELECT kmd_register_applier('alices', 'public.alices_fn(jsonb, kommander.apply_context)');
 RESET ROLE;
 SELECT name, fn::regprocedure AS still FROM kommander.appliers WHERE name = 'claim';
+-- a superuser passes the proposer's check, but applying keeps a name with
+-- its function's owner, as on every node whatever the proposer saw
+SELECT err($$SELECT kmd_register_applier('alices', 'public.secured_claim(jsonb, kommander.apply_context)')$$);
+SELECT name, fn::regprocedure AS still FROM kommander.appliers WHERE name = 'alices';
 SELECT kmd_ddl($$ALTER TABLE public.not_alices OWNER TO regress_alice$$) > 0 AS ddl_done;
 SET ROLE regress_alice;
 SELECT kmd_register_table('public.not_alices');

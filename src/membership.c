@@ -357,10 +357,12 @@ kmd_join(PG_FUNCTION_ARGS)
 							  0, NULL);
 		live = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
-		if (live > kmd_max_partitions)
+		if (live > kmd_shared->max_partitions)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("the cluster has %d partitions, this node has room for %d", live, kmd_max_partitions),
+					 errmsg_plural("the cluster has %d partition, this node has room for %d",
+								   "the cluster has %d partitions, this node has room for %d",
+								   live, live, kmd_shared->max_partitions),
 					 errhint("Raise kommander.max_partitions on this node and restart it, then join.")));
 		params[0] = name;
 		params[1] = conninfo;

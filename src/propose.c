@@ -415,13 +415,14 @@ kmd_register_applier(PG_FUNCTION_ARGS)
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FUNCTION, get_func_name(fn));
 	/* and so must the one of the function the name calls now, if any */
 	registered_fn = kmd_rows_applier_fn(name);
-	if (OidIsValid(registered_fn) && !pg_proc_ownercheck(registered_fn, GetUserId()))
+	if (OidIsValid(registered_fn) && SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(registered_fn)) &&
+		!pg_proc_ownercheck(registered_fn, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("applier \"%s\" calls a function of another owner", name),
 				 errdetail("Function %s is registered under that name.",
 						   format_procedure(registered_fn)),
-				 errhint("Register the function under another name, or have its owner register it.")));
+				 errhint("Register the function under another name, or drop the function the name calls first.")));
 
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.kind = KMD_CMD_REGISTER_APPLIER;

@@ -338,11 +338,13 @@ typedef struct TableInfo
 	char	   *qualname;		/* quoted; NULL until a command named it */
 	Oid			owner;
 	List	   *pk;				/* names of primary key columns */
+	bool		varying_known;	/* false: read `varying' again */
 	List	   *varying;		/* of KmdVaryingDefault * */
 } TableInfo;
 
 static HTAB *registered_tables = NULL;
 static uint64 tables_epoch = 0;	/* counts the invalidations seen */
+static uint64 defaults_epoch = 0;	/* those of types and functions */
 
 static void
 forget(TableInfo *info)
@@ -375,11 +377,35 @@ registered_forget(Datum arg, Oid relid)
 		forget(info);
 }
 
-/* a schema renamed, or a domain's default changed */
+/* a schema renamed */
 static void
-syscache_forget(Datum arg, int cacheid, uint32 hashvalue)
+namespace_forget(Datum arg, int cacheid, uint32 hashvalue)
 {
 	registered_forget(arg, InvalidOid);
+}
+
+/*
+ * A type (a domain's default) or a function (its volatility) changed:
+ * which defaults vary may have changed with it, in any table.  That must
+ * be known afresh when the apply worker applies a command after the DDL
+ * that changed it, as on every node.
+ */
+static void
+defaults_forget(Datum arg, int cacheid, uint32 hashvalue)
+{
+	HASH_SEQ_STATUS scan;
+	TableInfo  *info;
+
+	defaults_epoch++;
+	if (registered_tables == NULL)
+		return;
+	hash_seq_init(&scan, registered_tables);
+	while ((info = hash_seq_search(&scan)) != NULL)
+	{
+		list_free_deep(info->varying);
+		info->varying = NIL;
+		info->varying_known = false;
+	}
 }
 
 /* `relid' if it is a registered table, else NULL.  Looked up once per table and backend. */
@@ -400,8 +426,9 @@ registered(Oid relid)
 		registered_tables = hash_create("kommander registered tables", 64, &ctl,
 										HASH_ELEM | HASH_BLOBS);
 		CacheRegisterRelcacheCallback(registered_forget, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, syscache_forget, (Datum) 0);
-		CacheRegisterSyscacheCallback(TYPEOID, syscache_forget, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, namespace_forget, (Datum) 0);
+		CacheRegisterSyscacheCallback(TYPEOID, defaults_forget, (Datum) 0);
+		CacheRegisterSyscacheCallback(PROCOID, defaults_forget, (Datum) 0);
 	}
 	info = hash_search(registered_tables, &relid, HASH_FIND, NULL);
 	if (info != NULL)
@@ -419,8 +446,39 @@ registered(Oid relid)
 	info = hash_search(registered_tables, &relid, HASH_ENTER, NULL);
 	info->qualname = NULL;
 	info->pk = NIL;
+	info->varying_known = false;
 	info->varying = NIL;
 	return info;
+}
+
+/*
+ * The columns of `rel' whose value the proposer decides (KmdVaryingDefault),
+ * in the current memory context.
+ */
+static List *
+read_varying(Relation rel)
+{
+	List	   *varying = NIL;
+
+	for (int i = 0; i < rel->rd_att->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(rel->rd_att, i);
+		Node	   *expr;
+		KmdVaryingDefault *v;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		/* its own default, its identity's next value, or its domain's default */
+		expr = build_column_default(rel, i + 1);
+		if (expr == NULL || (!att->attidentity && !contain_mutable_functions(expr)))
+			continue;
+		v = palloc0(sizeof(KmdVaryingDefault));
+		v->attnum = att->attnum;
+		v->identity = att->attidentity;
+		namestrcpy(&v->name, NameStr(att->attname));
+		varying = lappend(varying, v);
+	}
+	return varying;
 }
 
 /*
@@ -433,6 +491,7 @@ static bool
 read_table(Oid relid, TableInfo *out)
 {
 	uint64		seen = tables_epoch;
+	uint64		defaults_seen = defaults_epoch;
 	Relation	rel = table_open(relid, AccessShareLock);
 	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
 	Relation	idx;
@@ -454,26 +513,9 @@ read_table(Oid relid, TableInfo *out)
 		out->pk = lappend(out->pk, pstrdup(NameStr(TupleDescAttr(rel->rd_att, att - 1)->attname)));
 	}
 	index_close(idx, AccessShareLock);
-	out->varying = NIL;
-	for (int i = 0; i < rel->rd_att->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(rel->rd_att, i);
-		Node	   *expr;
-		KmdVaryingDefault *v;
-
-		if (att->attisdropped || att->attgenerated)
-			continue;
-		/* its own default, its identity's next value, or its domain's default */
-		expr = build_column_default(rel, i + 1);
-		if (expr == NULL || (!att->attidentity && !contain_mutable_functions(expr)))
-			continue;
-		v = palloc0(sizeof(KmdVaryingDefault));
-		v->attnum = att->attnum;
-		v->identity = att->attidentity;
-		namestrcpy(&v->name, NameStr(att->attname));
-		out->varying = lappend(out->varying, v);
-	}
+	out->varying = read_varying(rel);
 	table_close(rel, AccessShareLock);
+	out->varying_known = defaults_epoch == defaults_seen;
 	return tables_epoch == seen;
 }
 
@@ -516,7 +558,39 @@ remember_table(const TableInfo *read)
 	foreach(lc, read->pk)
 		info->pk = lappend(info->pk, pstrdup(lfirst(lc)));
 	info->varying = copy_varying(read->varying);
+	info->varying_known = read->varying_known;
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The columns of registered table `relid' whose value the proposer
+ * decides, in the current memory context: remembered in `info' when no
+ * invalidation came in meanwhile.  The table is locked.
+ */
+static List *
+varying_of(Oid relid, TableInfo *info)
+{
+	uint64		seen = defaults_epoch;
+	Relation	rel;
+	List	   *varying;
+	MemoryContext old;
+
+	if (info->varying_known)
+		return copy_varying(info->varying);
+	rel = table_open(relid, NoLock);
+	varying = read_varying(rel);
+	table_close(rel, NoLock);
+	/* opening it may have taken in invalidations, which forget `info' */
+	info = hash_search(registered_tables, &relid, HASH_FIND, NULL);
+	if (defaults_epoch == seen && info != NULL && info->qualname != NULL)
+	{
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		list_free_deep(info->varying);
+		info->varying = copy_varying(varying);
+		info->varying_known = true;
+		MemoryContextSwitchTo(old);
+	}
+	return varying;
 }
 
 static void
@@ -549,7 +623,7 @@ resolve_table(RowCommand *c, const char *name)
 		c->pk = NIL;
 		foreach(lc, info->pk)
 			c->pk = lappend(c->pk, pstrdup(lfirst(lc)));
-		c->varying = copy_varying(info->varying);
+		c->varying = varying_of(c->relid, info);
 	}
 	else
 	{

@@ -284,6 +284,24 @@ apply_register_applier(const KmdCommand *cmd, uint64 index)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
 				 errmsg("applier function must be fn(jsonb, kommander.apply_context) returning jsonb")));
+	/*
+	 * The name goes to another owner's function only once the function it
+	 * calls is gone: checked here too, where every node sees the same
+	 * catalog, since a proposer's own check may have raced another
+	 * registration of the name.
+	 */
+	exec_sql("SELECT 1 FROM kommander.appliers a JOIN pg_catalog.pg_proc old "
+			 "ON old.oid OPERATOR(pg_catalog.=) a.fn::pg_catalog.oid "
+			 "JOIN pg_catalog.pg_proc new "
+			 "ON new.oid OPERATOR(pg_catalog.=) $2::pg_catalog.regprocedure::pg_catalog.oid "
+			 "WHERE a.name OPERATOR(pg_catalog.=) $1 "
+			 "AND old.proowner OPERATOR(pg_catalog.<>) new.proowner",
+			 2, types, values, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("applier \"%s\" calls a function of another owner", cmd->args[0]),
+				 errhint("Register the function under another name, or drop the function the name calls first.")));
 	values[2] = Int64GetDatum((int64) index);
 	exec_sql("INSERT INTO kommander.appliers VALUES ($1, $2::regprocedure, $3) "
 			 "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn, registered = EXCLUDED.registered",
