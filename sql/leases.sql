@@ -164,3 +164,28 @@ SELECT r - 'index' - 'term' - 'partition' AS done
 SELECT kmd_lease_revoke(:lease);
 SELECT id, state, attempts, result FROM queue;
 SELECT count(*) AS claims FROM queue_claims;
+
+-- the leader's clock looks at the slots of leases in use only: a lease
+-- granted in a slot that others freed, below the highest and at the
+-- top, still expires
+SELECT count(*) AS leases_before FROM kommander.leases \gset
+CREATE TEMP TABLE slots AS
+SELECT i, kmd_lease_grant('30 s', 'c1') AS id FROM generate_series(1, 3) i;
+SELECT kmd_lease_revoke(id) FROM slots WHERE i = 3;
+SELECT kmd_lease_revoke(id) FROM slots WHERE i = 2;
+CREATE TEMP TABLE short AS
+SELECT kmd_lease_grant('1 s', 'c1') AS a, kmd_lease_grant('1 s', 'c1') AS b;
+DO $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '60 s';
+BEGIN
+    WHILE EXISTS (SELECT 1 FROM kommander.leases l, short s WHERE l.id IN (s.a, s.b)) LOOP
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'the short leases did not expire';
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT count(*) - :leases_before AS leases_left FROM kommander.leases;
+SELECT kmd_lease_revoke(id) FROM slots WHERE i = 1;
