@@ -259,30 +259,6 @@ exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 	return SPI_processed;
 }
 
-/* "t.a = k.a AND t.b = k.b" for the keys of the object `pk' of `relid' */
-static char *
-pk_match(Oid relid, Jsonb *pk)
-{
-	StringInfoData buf;
-	JsonbIterator *it = JsonbIteratorInit(&pk->root);
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	initStringInfo(&buf);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		char	   *name;
-		const char *col;
-
-		if (tok != WJB_KEY)
-			continue;
-		name = pnstrdup(v.val.string.val, v.val.string.len);
-		col = quote_identifier(name);
-		appendStringInfo(&buf, "%st.%s %s k.%s", buf.len ? " AND " : "", col,
-						 kmd_rows_equality(relid, name), col);
-	}
-	return buf.data;
-}
 
 static Oid
 table_owner(Oid relid)
@@ -310,7 +286,7 @@ delete_row(const char *tbl, const char *pk_text)
 	Oid			types[1] = {JSONBOID};
 	Datum		values[1] = {JsonbPGetDatum(pk)};
 	char	   *sql = psprintf("DELETE FROM %s AS t USING pg_catalog.jsonb_populate_record(NULL::%s, $1) AS k "
-							   "WHERE %s", tbl, tbl, pk_match(relid, pk));
+							   "WHERE %s", tbl, tbl, kmd_rows_columns_match(relid, pk, "k", false));
 	Oid			save_userid;
 	int			save_sec;
 	volatile bool save_user_command = kmd_apply_range.user_command;

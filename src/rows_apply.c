@@ -155,15 +155,11 @@ key_match(RowCommand *c)
 	return buf.data;
 }
 
-/*
- * "t.a IS NOT DISTINCT FROM w.a AND ..." for the columns of "if", with each
- * column's own equality (IS NOT DISTINCT FROM finds "=" by name)
- */
-static char *
-condition_match(RowCommand *c)
+char *
+kmd_rows_columns_match(Oid relid, Jsonb *columns, const char *alias, bool nulls_match)
 {
 	StringInfoData buf;
-	JsonbIterator *it = JsonbIteratorInit(&c->cond->root);
+	JsonbIterator *it = JsonbIteratorInit(&columns->root);
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 
@@ -177,10 +173,15 @@ condition_match(RowCommand *c)
 			continue;
 		name = pnstrdup(v.val.string.val, v.val.string.len);
 		col = quote_identifier(name);
+		if (buf.len > 0)
+			appendStringInfoString(&buf, " AND ");
 		/* num_nulls, as a composite of nulls IS NULL but is not NULL */
-		appendStringInfo(&buf, "%s(pg_catalog.num_nulls(t.%s, w.%s) OPERATOR(pg_catalog.=) 2 OR t.%s %s w.%s)",
-						 buf.len ? " AND " : "", col, col, col,
-						 kmd_rows_equality(c->relid, name), col);
+		if (nulls_match)
+			appendStringInfo(&buf, "(pg_catalog.num_nulls(t.%s, %s.%s) OPERATOR(pg_catalog.=) 2 OR ",
+							 col, alias, col);
+		appendStringInfo(&buf, "t.%s %s %s.%s", col, kmd_rows_equality(relid, name), alias, col);
+		if (nulls_match)
+			appendStringInfoChar(&buf, ')');
 	}
 	return buf.data;
 }
@@ -357,8 +358,9 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 		args[nargs++] = c->cond;
 	}
 	appendStringInfo(&sql, " WHERE %s", key_match(c));
+	/* "if": each column IS NOT DISTINCT FROM its value */
 	if (c->cond)
-		appendStringInfo(&sql, " AND %s", condition_match(c));
+		appendStringInfo(&sql, " AND %s", kmd_rows_columns_match(c->relid, c->cond, "w", true));
 	n = run(sql.data, nargs, args);
 	if (n == 0 && strict)
 		condition_failed(c, pos);

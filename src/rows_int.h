@@ -92,6 +92,14 @@ extern bool kmd_rows_is_pk(RowCommand *c, const char *name);
  */
 extern char *kmd_rows_equality(Oid relid, const char *col);
 
+/*
+ * "t.a = <alias>.a AND ..." for the keys of `columns' (a jsonb object),
+ * columns of `relid', each with kmd_rows_equality; `nulls_match': as IS
+ * NOT DISTINCT FROM.
+ */
+extern char *kmd_rows_columns_match(Oid relid, Jsonb *columns, const char *alias,
+									bool nulls_match);
+
 /* rows_direct.c */
 extern bool kmd_rows_write_direct(RowCommand *c, Jsonb *inserted);
 

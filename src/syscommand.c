@@ -135,6 +135,23 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 		elog(ERROR, "could not record kmd_ddl statement " UINT64_FORMAT, index);
 }
 
+/* The oids in the first column of what `sql' returns. */
+static List *
+query_oids(const char *sql)
+{
+	List	   *oids = NIL;
+
+	exec_sql(sql, 0, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		oids = lappend_oid(oids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	return oids;
+}
+
 /*
  * The guard of one table: a statement trigger, which fires for statements
  * that name this table only (not its parent's, nor its partitions').
@@ -175,21 +192,11 @@ guard_partitions_of(Oid relid)
 static void
 guard_partitions(void)
 {
-	List	   *tables = NIL;
 	ListCell   *lc;
 
-	exec_sql("SELECT t.relid FROM kommander.tables t JOIN pg_catalog.pg_class c "
-			 "ON c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid WHERE c.relkind = 'p'",
-			 0, NULL, NULL, SPI_OK_SELECT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		tables = lappend_oid(tables, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 1,
-																	&isnull)));
-	}
-	foreach(lc, tables)
+	foreach(lc, query_oids("SELECT t.relid FROM kommander.tables t JOIN pg_catalog.pg_class c "
+						   "ON c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid "
+						   "WHERE c.relkind = 'p'"))
 		guard_partitions_of(lfirst_oid(lc));
 }
 
@@ -200,29 +207,18 @@ guard_partitions(void)
 static void
 unguard_detached(void)
 {
-	List	   *triggers = NIL;
 	ListCell   *lc;
 
-	exec_sql("SELECT tg.oid FROM pg_catalog.pg_trigger tg "
-			 "WHERE tg.tgname = 'kommander_guard' "
-			 "AND tg.tgfoid OPERATOR(pg_catalog.=) "
-			 "    'kommander.control_table_guard()'::pg_catalog.regprocedure::pg_catalog.oid "
-			 "AND NOT EXISTS (SELECT 1 FROM kommander.tables t "
-			 "    WHERE t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) tg.tgrelid) "
-			 "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(tg.tgrelid) a "
-			 "    JOIN kommander.tables t "
-			 "    ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid::pg_catalog.oid)",
-			 0, NULL, NULL, SPI_OK_SELECT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		triggers = lappend_oid(triggers, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	SPI_tuptable->tupdesc, 1,
-																	&isnull)));
-	}
 	/* not through DROP TRIGGER, which the guard refuses on a guarded table */
-	foreach(lc, triggers)
+	foreach(lc, query_oids("SELECT tg.oid FROM pg_catalog.pg_trigger tg "
+						   "WHERE tg.tgname = 'kommander_guard' "
+						   "AND tg.tgfoid OPERATOR(pg_catalog.=) "
+						   "    'kommander.control_table_guard()'::pg_catalog.regprocedure::pg_catalog.oid "
+						   "AND NOT EXISTS (SELECT 1 FROM kommander.tables t "
+						   "    WHERE t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) tg.tgrelid) "
+						   "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(tg.tgrelid) a "
+						   "    JOIN kommander.tables t "
+						   "    ON t.relid::pg_catalog.oid OPERATOR(pg_catalog.=) a.relid::pg_catalog.oid)"))
 	{
 		ObjectAddress trigger;
 
