@@ -123,7 +123,8 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 			LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 			if (part->image_state != KMD_IMAGE_NONE)
 			{
-				part->image_from = (int32) m->from;
+				if ((int32) m->from != part->image_failed_from)
+					part->image_from = (int32) m->from;
 				part->image_min = Max(part->image_min, m->snapshot->index);
 			}
 			LWLockRelease(kmd_shared->lock);
@@ -136,14 +137,21 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	if (part->image_state == KMD_IMAGE_WAITING)
 	{
-		/* between two tries: the next copies from this leader */
-		part->image_from = (int32) m->from;
+		/*
+		 * between two tries: the next copies from this leader, unless the
+		 * last one failed with it (its manifest waited on a lock, say)
+		 */
+		if ((int32) m->from != part->image_failed_from)
+			part->image_from = (int32) m->from;
 		part->image_min = Max(part->image_min, m->snapshot->index);
 		LWLockRelease(kmd_shared->lock);
 		return true;
 	}
 	if (part->image_state == KMD_IMAGE_NONE)
+	{
 		part->image_since = GetCurrentTimestamp();
+		part->image_failed_from = 0;
+	}
 	part->image_state = KMD_IMAGE_ASKED;
 	part->image_from = (int32) m->from;
 	part->image_min = m->snapshot->index;

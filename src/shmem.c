@@ -218,6 +218,7 @@ kmd_partition_add(int32 partition_id)
 	part->snapshot_index = 0;
 	part->image_state = KMD_IMAGE_NONE;
 	part->image_from = 0;
+	part->image_failed_from = 0;
 	part->image_min = 0;
 	part->image_since = 0;
 	part->apply_stall = KMD_STALL_NONE;

@@ -135,6 +135,9 @@ typedef struct KmdPartition
 	/* images, under lock: see KmdImageState */
 	int32		image_state;
 	int32		image_from;		/* the node to copy it from */
+	int32		image_failed_from;	/* the node of the last try, which
+									 * failed: its snapshot messages do
+									 * not take the next try back to it */
 	uint64		image_min;		/* it must reach at least this index */
 	TimestampTz image_since;	/* when it was asked for */
 	pg_atomic_uint64 images;	/* images installed (apply worker) */

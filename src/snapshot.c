@@ -1185,6 +1185,7 @@ wait_for_next_try(int32 partition_id, int32 failed)
 		}
 		if (part != NULL && part->image_state == KMD_IMAGE_READY)
 		{
+			part->image_failed_from = failed;
 			if (part->image_from == failed)
 				part->image_from = next != 0 ? next : lowest;
 			part->image_state = KMD_IMAGE_WAITING;
@@ -1301,6 +1302,7 @@ kmd_image_ask(int32 partition_id, int32 from, uint64 min_index)
 		if (part != NULL && part->image_state == KMD_IMAGE_NONE)
 		{
 			part->image_state = KMD_IMAGE_ASKED;
+			part->image_failed_from = 0;
 			part->image_from = from;
 			part->image_min = min_index;
 			part->image_since = GetCurrentTimestamp();
