@@ -826,6 +826,15 @@ publish_status(void)
 			LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 			locked = true;
 		}
+
+		/*
+		 * The entry of a partition gone (merged away) is taken by a new
+		 * one once its group shows no role; this group, which shows none
+		 * yet (just started), is stopped at the next iteration
+		 * (stop_gone_groups) and must not write into the new one's entry.
+		 */
+		if (part->partition_id != g->partition_id)
+			continue;
 		if (part->leader != (int32) raft_leader(g->r) ||
 			part->role != (int32) raft_get_role(g->r))
 			leader_changed = true;
