@@ -151,10 +151,17 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 	{
 		part->image_since = GetCurrentTimestamp();
 		part->image_failed_from = 0;
+		part->image_from = (int32) m->from;
+		part->image_min = m->snapshot->index;
+	}
+	else
+	{
+		/* asked again since a failed try: as between two tries */
+		if ((int32) m->from != part->image_failed_from)
+			part->image_from = (int32) m->from;
+		part->image_min = Max(part->image_min, m->snapshot->index);
 	}
 	part->image_state = KMD_IMAGE_ASKED;
-	part->image_from = (int32) m->from;
-	part->image_min = m->snapshot->index;
 	LWLockRelease(kmd_shared->lock);
 	save_snapshot_msg(g, m);
 	park(g);

@@ -192,7 +192,7 @@ kmd_partition_add(int32 partition_id)
 
 		if (p->partition_id == -1)
 			part = p;
-		else if (gone == NULL && p->state == KMD_PART_GONE && p->role < 0)
+		else if (gone == NULL && p->state == KMD_PART_GONE && !p->hosted)
 			gone = p;
 	}
 	if (part == NULL)
@@ -207,6 +207,7 @@ kmd_partition_add(int32 partition_id)
 	part->generation = 0;
 	part->frozen_at = 0;
 	part->role = -1;
+	part->hosted = false;
 	part->leader = 0;
 	part->is_learner = false;
 	part->voters = 0;

@@ -132,6 +132,13 @@ typedef struct KmdPartition
 	uint64		last_index;
 	uint64		snapshot_index;
 
+	/*
+	 * A Raft worker runs a group on this entry (under lock): the entry of
+	 * a partition gone is taken by a new one only once no group holds it,
+	 * since a group writes into its entry (commit_index, its status)
+	 */
+	bool		hosted;
+
 	/* images, under lock: see KmdImageState */
 	int32		image_state;
 	int32		image_from;		/* the node to copy it from */

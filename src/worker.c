@@ -190,6 +190,18 @@ group_start(int32 partition_id)
 	g->awaiting_image = false;
 	g->images_seen = images;
 	g->has_snapshot_msg = false;
+
+	/* the entry is this group's until it stops, unless it went meanwhile */
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	if (part->partition_id != partition_id || part->state == KMD_PART_GONE)
+	{
+		LWLockRelease(kmd_shared->lock);
+		raft_free(g->r);
+		hash_search(groups, &partition_id, HASH_REMOVE, NULL);
+		return;
+	}
+	part->hosted = true;
+	LWLockRelease(kmd_shared->lock);
 	g->part = part;
 	g->unhosted_by = RAFT_NONE;
 	g->unhosted_until = 0;
@@ -327,6 +339,7 @@ group_stop(KmdGroup *g)
 	if (part->partition_id == partition_id)
 	{
 		part->role = -1;
+		part->hosted = false;
 		part->leader = 0;
 		part->image_state = KMD_IMAGE_NONE;
 	}
@@ -342,6 +355,10 @@ kmd_group_restart(KmdGroup *g)
 	int32		partition_id = g->partition_id;
 	MemoryContext cxt;
 
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	if (g->part->partition_id == partition_id)
+		g->part->hosted = false;
+	LWLockRelease(kmd_shared->lock);
 	raft_free(g->r);
 	hash_search(groups, &partition_id, HASH_REMOVE, NULL);
 	cxt = kmd_xact_begin();
@@ -827,14 +844,6 @@ publish_status(void)
 			locked = true;
 		}
 
-		/*
-		 * The entry of a partition gone (merged away) is taken by a new
-		 * one once its group shows no role; this group, which shows none
-		 * yet (just started), is stopped at the next iteration
-		 * (stop_gone_groups) and must not write into the new one's entry.
-		 */
-		if (part->partition_id != g->partition_id)
-			continue;
 		if (part->leader != (int32) raft_leader(g->r) ||
 			part->role != (int32) raft_get_role(g->r))
 			leader_changed = true;
@@ -1066,6 +1075,7 @@ worker_exit(int code, Datum arg)
 			kmd_worker_for_partition(part->partition_id) == worker_no)
 		{
 			part->role = -1;
+			part->hosted = false;
 			part->leader = 0;
 		}
 	}
