@@ -259,7 +259,6 @@ exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 	return SPI_processed;
 }
 
-
 static Oid
 table_owner(Oid relid)
 {

@@ -93,7 +93,7 @@ extern bool kmd_rows_is_pk(RowCommand *c, const char *name);
 extern char *kmd_rows_equality(Oid relid, const char *col);
 
 /*
- * "t.a = <alias>.a AND ..." for the keys of `columns' (a jsonb object),
+ * "t.a OPERATOR(s.=) <alias>.a AND ..." for the keys of `columns' (a jsonb object),
  * columns of `relid', each with kmd_rows_equality; `nulls_match': as IS
  * NOT DISTINCT FROM.
  */

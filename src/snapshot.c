@@ -1279,6 +1279,7 @@ kmd_images_install(void)
 			pg_atomic_write_u64(&part->applied_term, term);
 			pg_atomic_write_u64(&part->applied_index, index);
 			part->image_state = KMD_IMAGE_NONE;
+			part->image_failed_from = 0;
 			pg_atomic_fetch_add_u64(&part->images, 1);
 		}
 	}
