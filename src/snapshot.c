@@ -51,6 +51,7 @@
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -142,16 +143,23 @@ qualified_name(Oid relid)
 /*
  * Row count and checksum of a table's rows under `filter', as text; with
  * `fresh', in a new snapshot that sees this transaction's own writes.
+ * The sender (in kommander.image_manifest) and the receiver (the apply
+ * worker) take it with the same search_path, which the text of a reg*
+ * value depends on.
  */
 static void
 range_digest(Oid relid, const char *filter, bool fresh, int64 *count, char **sum)
 {
 	bool		isnull;
+	int			nest = NewGUCNestLevel();
 
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_execute(psprintf("SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text "
 							 "FROM %s t WHERE %s", qualified_name(relid), filter),
 					!fresh, 0) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read the rows of %s", qualified_name(relid));
+	AtEOXact_GUC(true, nest);
 	*count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	*sum = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 }
