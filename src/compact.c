@@ -104,6 +104,20 @@ kmd_images_forget(KmdGroup *g)
 	}
 }
 
+/*
+ * The sender of snapshot message `m' is the one the next try of the
+ * partition's image copies from, unless the last try failed with it (its
+ * manifest waited on a lock, say); the image must reach the message's
+ * index.  Lock held.
+ */
+static void
+take_sender(KmdPartition *part, const raft_message *m)
+{
+	if ((int32) m->from != part->image_failed_from)
+		part->image_from = (int32) m->from;
+	part->image_min = Max(part->image_min, m->snapshot->index);
+}
+
 bool
 kmd_image_intercept(KmdGroup *g, const raft_message *m)
 {
@@ -122,11 +136,7 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 			save_snapshot_msg(g, m);
 			LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 			if (part->image_state != KMD_IMAGE_NONE)
-			{
-				if ((int32) m->from != part->image_failed_from)
-					part->image_from = (int32) m->from;
-				part->image_min = Max(part->image_min, m->snapshot->index);
-			}
+				take_sender(part, m);
 			LWLockRelease(kmd_shared->lock);
 		}
 		return true;
@@ -137,13 +147,8 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	if (part->image_state == KMD_IMAGE_WAITING)
 	{
-		/*
-		 * between two tries: the next copies from this leader, unless the
-		 * last one failed with it (its manifest waited on a lock, say)
-		 */
-		if ((int32) m->from != part->image_failed_from)
-			part->image_from = (int32) m->from;
-		part->image_min = Max(part->image_min, m->snapshot->index);
+		/* between two tries: the next copies from this leader */
+		take_sender(part, m);
 		LWLockRelease(kmd_shared->lock);
 		return true;
 	}
@@ -155,12 +160,7 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 		part->image_min = m->snapshot->index;
 	}
 	else
-	{
-		/* asked again since a failed try: as between two tries */
-		if ((int32) m->from != part->image_failed_from)
-			part->image_from = (int32) m->from;
-		part->image_min = Max(part->image_min, m->snapshot->index);
-	}
+		take_sender(part, m);	/* asked again since a failed try */
 	part->image_state = KMD_IMAGE_ASKED;
 	LWLockRelease(kmd_shared->lock);
 	save_snapshot_msg(g, m);

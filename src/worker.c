@@ -843,7 +843,6 @@ publish_status(void)
 			LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 			locked = true;
 		}
-
 		if (part->leader != (int32) raft_leader(g->r) ||
 			part->role != (int32) raft_get_role(g->r))
 			leader_changed = true;
