@@ -85,6 +85,9 @@
  */
 #define APPLY_LOCK_TIMEOUT_MS "100"
 
+/* how deep a command may recurse (max_stack_depth, kB) on every node */
+#define APPLY_STACK_DEPTH_KB 2048
+
 bool		kmd_applying = false;
 
 /* The outcome of one entry, to hand to its proposer after the commit. */
@@ -1064,6 +1067,32 @@ load_applied(void)
 	kmd_xact_commit(cxt);
 }
 
+/*
+ * Give commands the same recursion limit as on every other node, so that
+ * 54001 (stack depth limit exceeded), an outcome, is everywhere the same.
+ * A node whose stack cannot take it keeps its own and says so: there a
+ * command that recurses deep fails alone.
+ */
+static void
+pin_stack_depth(void)
+{
+	long		rlimit = get_stack_depth_rlimit();
+
+	if (rlimit < 0 || rlimit - STACK_DEPTH_SLOP >= APPLY_STACK_DEPTH_KB * 1024L)
+	{
+		SetConfigOption("max_stack_depth", CppAsString2(APPLY_STACK_DEPTH_KB),
+						PGC_SUSET, PGC_S_OVERRIDE);
+		return;
+	}
+	ereport(WARNING,
+			(errmsg("kommander: the apply worker keeps max_stack_depth %d kB: the stack limit of this server is %ld kB",
+					max_stack_depth, rlimit / 1024),
+			 errdetail("Commands recurse up to %d kB deep on other nodes; one that recurses deeper than this node allows fails here only.",
+					   APPLY_STACK_DEPTH_KB),
+			 errhint("Start the server with a stack limit (ulimit -s) of at least %ld kB.",
+					 (APPLY_STACK_DEPTH_KB * 1024L + STACK_DEPTH_SLOP) / 1024)));
+}
+
 static void
 apply_exit(int code, Datum arg)
 {
@@ -1118,6 +1147,7 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("plpgsql.print_strict_params", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* an error of a command is its outcome, not the end of this process */
 	SetConfigOption("exit_on_error", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	pin_stack_depth();
 	/* nor what functions without a configuration or a limit answer */
 	SetConfigOption("default_text_search_config", "pg_catalog.simple", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("quote_all_identifiers", "off", PGC_SUSET, PGC_S_OVERRIDE);

@@ -10,7 +10,7 @@
 #   that change how the text of a statement reads (string escapes, "=
 #   NULL", NULL in an array, time zone abbreviations, xml) or what a
 #   function answers (text search, identifier quoting) or whether a
-#   PL/pgSQL function runs.
+#   PL/pgSQL function runs, nor how deep a command may recurse.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -30,7 +30,8 @@ my @nodes = (KmdTest::new_node('node1', conf => "timezone = 'UTC'\ndatestyle = '
 		  . "array_nulls = off\ntransform_null_equals = on\nstandard_conforming_strings = off\n"
 		  . "default_text_search_config = 'pg_catalog.english'\nquote_all_identifiers = on\n"
 		  . "timezone_abbreviations = 'Australia'\nxmloption = document\n"
-		  . "plpgsql.variable_conflict = use_column\nxmlbinary = hex\nplpgsql.check_asserts = off\n"));
+		  . "plpgsql.variable_conflict = use_column\nxmlbinary = hex\nplpgsql.check_asserts = off\n"
+		  . "max_stack_depth = '100kB'\n"));
 $nodes[0]->safe_psql('postgres',
 	"SELECT kmd_bootstrap('node1', " . KmdTest::quote(KmdTest::conninfo($nodes[0])) . ")");
 KmdTest::wait_leaders($nodes[0]);
@@ -177,12 +178,28 @@ BEGIN
 END
 $$$q$);
 SELECT kmd_register_applier('asserting', 'public.asserting(jsonb, kommander.apply_context)');
+SELECT kmd_ddl($q$CREATE FUNCTION public.depth(n int) RETURNS int
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN CASE WHEN n = 0 THEN 0 ELSE 1 + public.depth(n - 1) END;
+END
+$$$q$);
+SELECT kmd_ddl($q$CREATE FUNCTION public.deep(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$
+  INSERT INTO public.seen (k, v) VALUES (ctx.key, pg_catalog.to_jsonb(public.depth((args->>'n')::int)))
+  RETURNING v
+$$$q$);
+SELECT kmd_register_applier('deep', 'public.deep(jsonb, kommander.apply_context)');
 });
 ok(KmdTest::wait_converged(\@nodes), 'both nodes create the table and the appliers');
 $nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('v1', '{"op":"call","applier":"seen"}')});
 $nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('v2', '{"op":"call","applier":"seen"}')});
 my $ambiguous = $nodes[0]->psql('postgres', q{SELECT kmd_propose('v3', '{"op":"call","applier":"ambiguous"}')});
 my $asserting = $nodes[0]->psql('postgres', q{SELECT kmd_propose('v4', '{"op":"call","applier":"asserting"}')});
+# recursion far past node2's own max_stack_depth, and within what every
+# apply worker is given
+$nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('v5', '{"op":"call","applier":"deep","args":{"n":200}}')});
+my $too_deep = $nodes[0]->psql('postgres', q{SELECT kmd_propose('v6', '{"op":"call","applier":"deep","args":{"n":1000000}}')});
 ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the calls');
 my $seen = q{SELECT string_agg(k || ' ' || coalesce(v::text, '') || ' ' || encode(convert_to(w, 'UTF8'), 'hex'), E'\n' ORDER BY k) FROM seen};
 my $want_seen = $nodes[0]->safe_psql('postgres', $seen);
@@ -196,5 +213,9 @@ isnt($ambiguous, 0, 'an ambiguous PL/pgSQL name fails the command');
 is($nodes[1]->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE k = 'v3'}), '0', 'on node2 too');
 isnt($asserting, 0, 'a PL/pgSQL ASSERT that does not hold fails the command');
 is($nodes[1]->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE k = 'v4'}), '0', 'on node2 too, whatever its check_asserts');
+is($nodes[1]->safe_psql('postgres', q{SELECT v FROM seen WHERE k = 'v5'}), '200',
+	'a call that recurses deeper than node2 allows its sessions is applied there too');
+isnt($too_deep, 0, 'a call that recurses too deep fails');
+is($nodes[1]->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE k = 'v6'}), '0', 'on node2 too');
 
 done_testing();
