@@ -318,6 +318,47 @@ wait_caught_up(PGresult *targets)
 	ConditionVariableCancelSleep();
 }
 
+/*
+ * How the database this node serves stores and compares text: its
+ * encoding, LC_COLLATE, LC_CTYPE and locale provider (an ICU locale), as
+ * one line, read alike at the seed and here.
+ */
+#define DATABASE_LIKE_SQL \
+	"SELECT pg_catalog.format('encoding %s, LC_COLLATE %s, LC_CTYPE %s, locale provider %s%s', " \
+	"pg_catalog.pg_encoding_to_char(encoding), datcollate, datctype, " \
+	"CASE datlocprovider WHEN 'i' THEN 'icu' WHEN 'c' THEN 'libc' ELSE datlocprovider::text END, " \
+	"CASE WHEN datlocprovider = 'i' THEN ' (' || daticulocale || ')' ELSE '' END) " \
+	"FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()"
+
+/*
+ * Refuse to join a cluster whose database (the seed's, on `conn') stores
+ * or compares text otherwise than this node's: a command would then store
+ * other bytes here, or fail here alone (a character this encoding lacks),
+ * and a condition, an applier or a constraint comparing text would decide
+ * otherwise.
+ */
+static void
+refuse_unlike_database(PGconn *conn)
+{
+	PGresult   *res = kmd_remote_exec(conn, DATABASE_LIKE_SQL, 0, NULL);
+	char	   *seed = pstrdup(PQgetvalue(res, 0, 0));
+	char	   *here;
+
+	PQclear(res);
+	SPI_connect();
+	if (SPI_execute(DATABASE_LIKE_SQL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read this node's database");
+	/* SPI's memory, until SPI_finish */
+	here = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(here, seed) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node's database does not store text as the cluster's does"),
+				 errdetail("This node's database has %s; the seed's has %s.", here, seed),
+				 errhint("Serve a database created with the seed's encoding and locale (CREATE DATABASE ... TEMPLATE template0 ENCODING ... LOCALE ...; kommander.database), then join.")));
+	SPI_finish();
+}
+
 Datum
 kmd_join(PG_FUNCTION_ARGS)
 {
@@ -351,6 +392,7 @@ kmd_join(PG_FUNCTION_ARGS)
 		int			live;
 
 		conn = kmd_remote_connect(seed, "the seed node");
+		refuse_unlike_database(conn);
 
 		/* a node that cannot host every partition could not catch up */
 		res = kmd_remote_exec(conn, "SELECT count(*) FROM kommander.partition_map WHERE state <> 'gone'",

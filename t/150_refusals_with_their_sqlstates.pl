@@ -4,7 +4,8 @@
 #   to a stalled node times out (K0002); a proposal into a frozen partition
 #   fails (K0004); a batch whose strict condition fails or whose applier
 #   raises changes nothing on any node; a peer batch for another node, or
-#   of a newer wire version, is refused (08P01).
+#   of a newer wire version, is refused (08P01); a node whose database has
+#   another encoding may not join (55000).
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -116,6 +117,29 @@ is($code, '08P01', "a batch addressed to another node is refused: 08P01 ($msg)")
 is($code, '08P01', "a batch of a newer wire version is refused: 08P01 ($msg)");
 ($rc, $code, $msg) = KmdTest::error_of($n1, batch(1, 2, 1));
 is($rc, 0, 'the same batch, well addressed, is taken');
+
+# ---------------------------------------------------------------------------
+# a node whose database stores text otherwise may not join
+# ---------------------------------------------------------------------------
+my $encoding = $n1->safe_psql('postgres',
+	q{SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'postgres'});
+my $other = $encoding eq 'UTF8' ? 'LATIN1' : 'UTF8';
+my $n4 = KmdTest::new_node('node4', conf => "kommander.database = 'other'\n");
+$n4->safe_psql('postgres',
+	"CREATE DATABASE other TEMPLATE template0 ENCODING '$other' LC_COLLATE 'C' LC_CTYPE 'C'");
+$n4->safe_psql('other', 'CREATE EXTENSION kommander');
+my ($out, $err);
+($rc, $out, $err) = $n4->psql('other', "SELECT kmd_join('node4', "
+	  . KmdTest::quote($n4->connstr('other')) . ', '
+	  . KmdTest::quote(KmdTest::conninfo($n1)) . ')',
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/55000: this node's database does not store text as the cluster's does/,
+	'a node whose database has another encoding may not join: 55000');
+like($err, qr/This node's database has encoding $other, .* the seed's has encoding $encoding,/,
+	'the refusal names both encodings');
+is($n1->safe_psql('postgres', q{SELECT count(*) FROM kommander.roster WHERE node_name = 'node4'}),
+	'0', 'and the node is not in the roster');
+$n4->stop;
 
 ok(KmdTest::wait_converged(\@nodes), 'the cluster converges');
 KmdTest::same_state(\@nodes);
