@@ -395,6 +395,9 @@ decode_message(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 				OutputPluginWrite(ctx, true);
 			}
 			break;
+		case '-':
+			/* what follows a mark, to keep it apart from the next change */
+			break;
 		case 'V':
 			/* an event: {"event":...} becomes {"op":"event","event":...,"lsn":...} */
 			if (!state->include_system || message_size < 3 || message[1] != '{' ||

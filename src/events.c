@@ -148,6 +148,17 @@ feed_mark(char kind, int32 partition_id, uint64 index, uint64 term)
 	snprintf(msg, sizeof(msg), "%c%d " UINT64_FORMAT " " UINT64_FORMAT,
 			 kind, partition_id, index, term);
 	(void) LogLogicalMessage(KMD_FEED_PREFIX, msg, strlen(msg), true);
+
+	/*
+	 * Decoding orders the changes of a transaction's subtransactions by
+	 * their WAL positions, a message's being its end and a row change's
+	 * its start; at a tie the order is arbitrary.  The first row after the
+	 * mark, written in a subtransaction below the mark's (a batch's
+	 * command, an applier's exception block), would tie with it, and could
+	 * come out before it as the previous entry's.  A record in between,
+	 * which the plugin skips, puts the mark strictly first.
+	 */
+	(void) LogLogicalMessage(KMD_FEED_PREFIX, "-", 1, true);
 }
 
 void

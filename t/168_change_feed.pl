@@ -5,7 +5,8 @@
 #   and a merge happen in between.  On every node the feed shows each row
 #   inserted exactly once, each partition's entries in log order, with the
 #   same partition, index and term for a row on every node; node1's shows
-#   the split and the merge as events.
+#   the split and the merge as events.  A backlog of batches applied in
+#   few transactions keeps each batch's rows with its entry.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -258,6 +259,36 @@ is(scalar(@merge), 1, 'node1: so is the merge');
 ok(@split && @merge && lsn_value($split[0]{lsn}) < lsn_value($merge[0]{lsn}), 'split before merge');
 is(scalar(grep { ($_->{op} // '') eq 'event' } @{ $feeds{node2} }), 0,
 	'node2: no events without include-system');
+
+# ---------------------------------------------------------------------------
+# a backlog applied in few transactions: a batch's rows, written in
+# subtransactions below their entry's, carry that entry
+# ---------------------------------------------------------------------------
+sql_feed($n2);
+my ($locker) = KmdTest::hold_back($n1, $n2, [1]);
+KmdTest::propose_routed($n1, 1, 'nested', 20, q{jsonb_build_object('op', 'batch', 'commands', jsonb_build_array(
+	jsonb_build_object('op', 'insert', 'table', 'kv', 'row', jsonb_build_object('k', k, 'v', 'v')),
+	jsonb_build_object('op', 'update', 'table', 'kv', 'key', jsonb_build_object('k', k),
+	  'set', jsonb_build_object('v', 'w'))))});
+$locker->query_safe('COMMIT');
+$locker->quit;
+ok(KmdTest::wait_converged(\@nodes), 'node2 applies the backlog');
+my @nested = grep { defined $_->{table} && $_->{key}{k} =~ /^nested/ } @{ sql_feed($n2) };
+my %index_of;
+my $apart = 0;
+for my $o (@nested)
+{
+	my $k = $o->{key}{k};
+	if (defined $index_of{$k} && $index_of{$k} != $o->{index})
+	{
+		diag("$k: $o->{op} at index $o->{index}, the one before at $index_of{$k}") unless $apart;
+		$apart++;
+	}
+	$index_of{$k} = $o->{index};
+}
+is(scalar(@nested), 40, "node2's feed has each batch's insert and update");
+is($apart, 0, "each batch's two changes carry the batch's entry");
+is(scalar(keys %{ { map { $_ => 1 } values %index_of } }), 20, 'twenty entries, one per batch');
 
 $_->safe_psql('postgres', "SELECT pg_drop_replication_slot('feed')") for @nodes;
 done_testing();
