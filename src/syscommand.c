@@ -397,6 +397,24 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 				return;
 			}
 			/*
+			 * A role that speaks for another node already: every node would
+			 * refuse both nodes' batches (deliver.c, check_sender).
+			 */
+			if (nulls[2] != 'n')
+			{
+				if (SPI_execute_with_args("SELECT node_name FROM kommander.roster WHERE peer_role = $3",
+										  3, types, values, nulls, true, 1) != SPI_OK_SELECT)
+					elog(ERROR, "could not read kommander.roster");
+				if (SPI_processed > 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_OBJECT),
+							 errmsg("role \"%s\" is already the peer role of node \"%s\"", cmd->args[2],
+									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+							 errdetail("Peers take a node's batches only from its own role, and that role's for no other node."),
+							 errhint("Give each node a login role of its own.")));
+			}
+
+			/*
 			 * A new id, never one of a removed node: a configuration that
 			 * still names that node, or a split replaying one, would count a
 			 * fresh server with an empty log as the old voter.

@@ -5,7 +5,8 @@
 #   node only from a session of that role, and from a session of that role
 #   for no other node.  Whatever the role, a batch's Raft messages must be
 #   the sender's, and a forwarded request must be one the sender could have
-#   made through SQL.
+#   made through SQL.  A refused batch does not make the node it names
+#   heard from; no two nodes may have the same peer role.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -141,6 +142,26 @@ like(deliver('peer_node2', batch(2, offline => [ (1) x ($max + 1) ])),
 	'a list longer than a node can have');
 
 is($n1->safe_psql('postgres', 'SELECT count(*) FROM kv'), '1', 'nothing of it was applied');
+
+# a refused batch does not count as word from the node it names: node3,
+# stopped, is not heard from because node2's role sends in its name
+$n3->stop;
+my $heard = q{SELECT last_contact FROM kommander.nodes WHERE node_name = 'node3'};
+my $before = $n1->safe_psql('postgres', $heard);
+like(deliver('peer_node2', batch(3)), qr/28000/, 'node2\'s role may not send for node3');
+like(deliver('peer_node2', batch(3, messages => [ message(3, 1) ])), qr/28000/, 'nor with a message of node3');
+is($n1->safe_psql('postgres', $heard), $before, 'node3 is not heard from for it');
+$n3->start;
+
+# one role speaks for one node: a node added with another's role is refused
+my ($rc, $out, $err) = $n1->psql('postgres', q{SELECT kmd_add_node('node4', 'host=nowhere', peer_role => 'peer_node2')},
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/42710: role "peer_node2" is already the peer role of node "node2"/,
+	'a node may not take another node\'s peer role');
+is($n1->safe_psql('postgres', q{SELECT count(*) FROM kommander.roster WHERE node_name = 'node4'}), '0',
+	'it is not in the roster');
+is(deliver('peer_node2', batch(2)), 'ok', 'and node2\'s batches are still taken');
+
 is($n3->safe_psql('postgres',
 		q{SELECT kmd_propose('k2', '{"op":"insert","table":"kv","row":{"k":"k2","v":"x"}}') > 0}),
 	't', 'the cluster still works');
