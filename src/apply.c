@@ -794,8 +794,9 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				pending->failed = true;
 				break;
 			}
-			else if (partition_id != 0)
-				remember(&cmd, &ctx, out);
+			else if (partition_id != 0 &&
+					 strcmp(out->sqlstate, "40001") != 0)
+				remember(&cmd, &ctx, out);	/* not an outcome that asks for a retry */
 			if (out->slot >= 0)
 			{
 				MemoryContext old = MemoryContextSwitchTo(pending->cxt);

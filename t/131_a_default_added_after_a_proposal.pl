@@ -2,8 +2,8 @@
 #   An insert prepared before a kmd_ddl added a column with a default that
 #   is not immutable, whose entry comes after that DDL in its partition's
 #   log, would take each node's own value of the default: it fails on
-#   every node alike (40001), and proposed again it stores one value
-#   everywhere.  The proposer is held between deciding its defaults and
+#   every node alike (40001), and proposed again, with the same request
+#   id, it stores one value everywhere.  The proposer is held between deciding its defaults and
 #   proposing by a default of its own that waits on an advisory lock.
 #
 # Copyright (c) 2026, kommander developers
@@ -34,7 +34,7 @@ my $lock = $n1->background_psql('postgres');
 $lock->query_safe('SELECT pg_advisory_lock(4242)');
 my ($in, $out, $err) = ('', '', '');
 my $proposer = IPC::Run::start([ 'psql', '-X', '-At', '-d', KmdTest::conninfo($n1), '-c',
-	q{SELECT kmd_propose('r1', '{"op":"insert","table":"racy","row":{"k":"r1"}}')} ],
+	q{SELECT kmd_propose('r1', '{"op":"insert","table":"racy","row":{"k":"r1"},"request_id":"req-r1"}')} ],
 	'<', \$in, '>', \$out, '2>', \$err);
 $n1->poll_query_until('postgres',
 	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%kmd_propose(''r1''%' AND wait_event = 'advisory'})
@@ -59,8 +59,9 @@ for my $node (@nodes)
 	is($node->safe_psql('postgres', q{SELECT count(*) FROM racy}), '0', $node->name . ' stores no row of it');
 }
 
-# proposed again, it is decided whole
-$n1->safe_psql('postgres', q{SELECT kmd_propose('r1', '{"op":"insert","table":"racy","row":{"k":"r1"}}')});
+# proposed again, with the same request id (a 40001 asks for a retry, so
+# it is not remembered as the request's outcome), it is decided whole
+$n1->safe_psql('postgres', q{SELECT kmd_propose('r1', '{"op":"insert","table":"racy","row":{"k":"r1"},"request_id":"req-r1"}')});
 ok(KmdTest::wait_converged(\@nodes), 'every node applies the insert proposed again');
 my $row = q{SELECT k || ' ' || extract(epoch FROM a) || ' ' || b FROM racy};
 my $want = $n1->safe_psql('postgres', $row);
