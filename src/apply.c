@@ -1159,6 +1159,8 @@ kmd_apply_main(Datum arg)
 	/* durability of an apply comes from the log, which is replayed */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	kmd_feed_origin_setup(KMD_FEED_ORIGIN_PREFIX "apply");
+
 	/* stalls are this process's: a new one tries every partition again */
 	kmd_stall_reset();
 	kmd_barrier_reset();

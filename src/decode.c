@@ -10,7 +10,9 @@
  *	   "key":{"id":"job-1"},"row":{"id":"job-1","state":"new"},"lsn":"0/1A2B3C8"}
  *
  * The apply worker writes a mark (a transactional logical message, see
- * events.h) before the changes of each entry it applies; a change is in
+ * events.h) before the changes of each entry it applies, in transactions
+ * of a replication origin of its own (a message of any other transaction
+ * is not kommander's, whatever its prefix); a change is in
  * the feed only if a mark came before it in its transaction and its table
  * is a control table (it has the kommander_guard trigger, outside schema
  * kommander).  An image installed from a peer is marked too: one
@@ -30,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "replication/logical.h"
+#include "replication/origin.h"
 #include "replication/output_plugin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -42,10 +45,17 @@
 
 extern PGDLLEXPORT void _PG_output_plugin_init(OutputPluginCallbacks *cb);
 
+/* replication origins whose transactions were looked at, and the verdict */
+#define ORIGINS_KNOWN 16
+
 typedef struct DecodeState
 {
 	MemoryContext cxt;			/* reset after each object */
 	bool		include_system;
+
+	int			n_origins;
+	RepOriginId origins[ORIGINS_KNOWN];
+	bool		origin_ours[ORIGINS_KNOWN];
 
 	/* the entry (or image) whose changes follow, in this transaction */
 	bool		marked;
@@ -353,6 +363,32 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 }
 
 /*
+ * Is `txn' one of kommander's workers' (events.h)?  Only they can take a
+ * replication origin of that name; a message of anyone else's prefixed
+ * "kommander" is anyone's.
+ */
+static bool
+from_kommander(DecodeState *state, ReorderBufferTXN *txn)
+{
+	char	   *name;
+	bool		ours;
+
+	if (txn->origin_id == InvalidRepOriginId || txn->origin_id == DoNotReplicateId)
+		return false;
+	for (int i = 0; i < state->n_origins; i++)
+		if (state->origins[i] == txn->origin_id)
+			return state->origin_ours[i];
+	ours = replorigin_by_oid(txn->origin_id, true, &name) &&
+		strncmp(name, KMD_FEED_ORIGIN_PREFIX, strlen(KMD_FEED_ORIGIN_PREFIX)) == 0;
+	if (state->n_origins < ORIGINS_KNOWN)
+	{
+		state->origins[state->n_origins] = txn->origin_id;
+		state->origin_ours[state->n_origins++] = ours;
+	}
+	return ours;
+}
+
+/*
  * kommander's own messages: the marks of entries and images, and events.
  * A mark that does not parse ends what the changes after it are taken for.
  */
@@ -367,7 +403,8 @@ decode_message(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	uint64		index;
 	uint64		term;
 
-	if (!transactional || strcmp(prefix, KMD_FEED_PREFIX) != 0 || message_size < 1)
+	if (!transactional || strcmp(prefix, KMD_FEED_PREFIX) != 0 || message_size < 1 ||
+		!from_kommander(state, txn))
 		return;
 	switch (message[0])
 	{

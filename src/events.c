@@ -29,6 +29,8 @@
 #include "commands/async.h"
 #include "fmgr.h"
 #include "replication/message.h"
+#include "replication/origin.h"
+#include "replication/slot.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -159,6 +161,45 @@ feed_mark(char kind, int32 partition_id, uint64 index, uint64 term)
 	 * which the plugin skips, puts the mark strictly first.
 	 */
 	(void) LogLogicalMessage(KMD_FEED_PREFIX, "-", 1, true);
+}
+
+void
+kmd_feed_origin_setup(const char *name)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	Assert(strncmp(name, KMD_FEED_ORIGIN_PREFIX, strlen(KMD_FEED_ORIGIN_PREFIX)) == 0);
+	if (!XLogLogicalInfoActive() || max_replication_slots == 0)
+		return;
+	StartTransactionCommand();
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		RepOriginId id = replorigin_by_name(name, true);
+
+		if (id == InvalidRepOriginId)
+			id = replorigin_create(name);
+		replorigin_session_setup(id);
+		replorigin_session_origin = id;
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		replorigin_session_origin = InvalidRepOriginId;
+		ereport(WARNING,
+				(errmsg("kommander: could not take replication origin \"%s\": %s", name, edata->message),
+				 errdetail("The change feed leaves out the marks and events of this process."),
+				 errhint("Raise max_replication_slots: each kommander worker takes an origin's slot when wal_level is logical.")));
+	}
+	PG_END_TRY();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
 }
 
 void

@@ -32,6 +32,23 @@
 #define KMD_FEED_PREFIX "kommander"
 
 /*
+ * Anyone may write a logical message (pg_logical_emit_message), so the
+ * output plugin believes kommander's messages only in transactions of a
+ * replication origin named with this prefix, which the apply worker and
+ * the Raft workers take (only a superuser can).
+ */
+#define KMD_FEED_ORIGIN_PREFIX "kommander "
+
+/*
+ * Sign this process's transactions with replication origin `name' (which
+ * starts with KMD_FEED_ORIGIN_PREFIX), creating it if need be; outside a
+ * transaction.  Nothing unless wal_level is logical and the node has
+ * replication slots; a WARNING when no origin can be had (no slot for its
+ * state): the feed then leaves this process's marks and events out.
+ */
+extern void kmd_feed_origin_setup(const char *name);
+
+/*
  * In a transaction: NOTIFY kommander_events with the event `json' (an
  * object), and put it in the WAL for the change feed.  Sent at commit;
  * forgotten with the (sub)transaction if it aborts.

@@ -1160,6 +1160,7 @@ kmd_worker_main(Datum arg)
 
 	if (worker_no < 0 || worker_no >= kmd_shared->n_workers)
 		elog(FATAL, "kommander worker number %d out of range", worker_no);
+	kmd_feed_origin_setup(psprintf(KMD_FEED_ORIGIN_PREFIX "worker %d", worker_no));
 
 	raft_cxt = AllocSetContextCreate(TopMemoryContext, "kommander raft",
 									 ALLOCSET_DEFAULT_SIZES);

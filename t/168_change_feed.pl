@@ -6,7 +6,8 @@
 #   inserted exactly once, each partition's entries in log order, with the
 #   same partition, index and term for a row on every node; node1's shows
 #   the split and the merge as events.  A backlog of batches applied in
-#   few transactions keeps each batch's rows with its entry.
+#   few transactions keeps each batch's rows with its entry.  A logical
+#   message with kommander's prefix from any other session is left out.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -273,6 +274,8 @@ KmdTest::propose_routed($n1, 1, 'nested', 20, q{jsonb_build_object('op', 'batch'
 $locker->query_safe('COMMIT');
 $locker->quit;
 ok(KmdTest::wait_converged(\@nodes), 'node2 applies the backlog');
+my $target = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+ok($n2->poll_query_until('postgres', "SELECT pg_current_wal_flush_lsn() >= '$target'"), 'and flushes it');
 my @nested = grep { defined $_->{table} && $_->{key}{k} =~ /^nested/ } @{ sql_feed($n2) };
 my %index_of;
 my $apart = 0;
@@ -289,6 +292,24 @@ for my $o (@nested)
 is(scalar(@nested), 40, "node2's feed has each batch's insert and update");
 is($apart, 0, "each batch's two changes carry the batch's entry");
 is(scalar(keys %{ { map { $_ => 1 } values %index_of } }), 20, 'twenty entries, one per batch');
+
+# ---------------------------------------------------------------------------
+# anyone may write a logical message: the feed believes the workers' only
+# ---------------------------------------------------------------------------
+$n2->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
+$n2->safe_psql('postgres', q{
+SELECT pg_logical_emit_message(true, 'kommander', 'I1 99999 3');
+SELECT pg_logical_emit_message(true, 'kommander', 'V{"event":"forged"}');
+}, extra_params => [ '-U', 'mallory' ]);
+# a leader change that node2's Raft worker sees, as an event of its own
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node3')");
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node1')");
+my $system = q{SELECT data FROM pg_logical_slot_peek_changes('feed', NULL, NULL, 'include-system', 'true')};
+ok($n2->poll_query_until('postgres', qq{SELECT count(*) > 0 FROM ($system) f WHERE data LIKE '%"event":"leader"%'}),
+	"node2's feed has the leader change its Raft worker saw");
+my @system = map { decode_json($_) } grep { $_ ne '' } split /\n/, $n2->safe_psql('postgres', $system);
+is(scalar(grep { ($_->{op} // '') eq 'snapshot' } @system), 0, 'but not the image mark of a role\'s own');
+is(scalar(grep { ($_->{event} // '') eq 'forged' } @system), 0, 'nor its event');
 
 $_->safe_psql('postgres', "SELECT pg_drop_replication_slot('feed')") for @nodes;
 done_testing();
