@@ -276,7 +276,8 @@ raft_free(raft *r)
 /*
  * Queue a message.  Takes over m->entries (already referenced) and
  * m->snapshot.  Messages the leader sends to replicate may leave before the
- * ready batch is durable; everything else waits for it (see raft.h).
+ * ready batch is durable, in a term that is; everything else waits for it
+ * (see raft.h).
  */
 void
 raft_send(raft *r, raft_message *m)
@@ -294,7 +295,14 @@ raft_send(raft *r, raft_message *m)
 		case RAFT_MSG_TIMEOUT_NOW:
 		case RAFT_MSG_READ_INDEX:
 		case RAFT_MSG_READ_INDEX_RESP:
-			v = &r->msgs;
+			/*
+			 * Not in a term this node has not made durable yet: a lone
+			 * voter wins its election without a vote request (whose
+			 * ready batch makes the term durable first), and if it then
+			 * crashed before its write, it would win that term again
+			 * and send other entries under the same index and term.
+			 */
+			v = m->term > r->prev_hs.term ? &r->persist_msgs : &r->msgs;
 			break;
 		default:
 			v = &r->persist_msgs;

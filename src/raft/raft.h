@@ -402,7 +402,9 @@ int			raft_compact(raft *r, raft_index index);
  *
  * Durability order: the host must
  *   1. send `messages' (they may go before or during the writes: they are
- *      the leader's appends, §10.2.1 of the dissertation),
+ *      the leader's appends, §10.2.1 of the dissertation, in a term already
+ *      durable; those of a term the batch's hard state brings are in
+ *      `persist_messages'),
  *   2. make durable, in this order: the snapshot marker and image (after
  *      deleting its whole log), the entries (after deleting every entry at or
  *      after the first one's index), the hard state,

@@ -1313,6 +1313,58 @@ test_idle_leader_sends_one_heartbeat_per_period(void **state)
 	assert_int_equal(fx_leader(f), 1);
 }
 
+/*
+ * A lone voter wins its election within one tick, with no vote request
+ * that makes its new term durable first: its appends to a learner wait
+ * for the batch that writes the term.  Were they sent before, a crash
+ * before that write would let it win the same term again and send the
+ * learner other entries under the same index and term.  Once the term
+ * is durable, appends go before the write again.
+ */
+static void
+test_appends_of_a_term_not_yet_durable_wait_for_it(void **state)
+{
+	fixture    *f = *state = fx_new(2, 1, NULL);
+	raft	   *r = fx_raft(f, 1);
+	raft_ready	rd;
+	raft_message ack;
+	raft_index	index;
+	raft_term	term;
+	size_t		early = 0;
+	size_t		after = 0;
+
+	for (int i = 0; i < 4 * ELECTION_TICKS && raft_get_role(r) != RAFT_LEADER; i++)
+		raft_tick(r);
+	assert_int_equal(raft_get_role(r), RAFT_LEADER);
+	raft_ready_get(r, &rd);
+	assert_true(rd.has_hard_state);
+	assert_int_equal(rd.hard_state.term, raft_get_term(r));
+	for (size_t i = 0; i < rd.n_messages; i++)
+		early += rd.messages[i].type == RAFT_MSG_APPEND;
+	for (size_t i = 0; i < rd.n_persist_messages; i++)
+		after += rd.persist_messages[i].type == RAFT_MSG_APPEND &&
+			rd.persist_messages[i].to == 2;
+	assert_int_equal(early, 0);
+	assert_int_equal(after, 1);
+	raft_advance(r, &rd);
+
+	/* the learner holds the no-op; the next entry's append goes early */
+	memset(&ack, 0, sizeof(ack));
+	ack.type = RAFT_MSG_APPEND_RESP;
+	ack.from = 2;
+	ack.to = 1;
+	ack.term = raft_get_term(r);
+	ack.index = raft_last_index(r);
+	assert_int_equal(raft_step(r, &ack), RAFT_OK);
+	assert_int_equal(raft_propose(r, "x", 1, &index, &term), RAFT_OK);
+	raft_ready_get(r, &rd);
+	early = 0;
+	for (size_t i = 0; i < rd.n_messages; i++)
+		early += rd.messages[i].type == RAFT_MSG_APPEND && rd.messages[i].to == 2;
+	assert_true(early > 0);
+	raft_advance(r, &rd);
+}
+
 int
 main(void)
 {
@@ -1343,6 +1395,7 @@ main(void)
 		cmocka_unit_test_teardown(test_follower_read_is_told_the_commit_before_its_index, fx_teardown),
 		cmocka_unit_test_teardown(test_a_waiting_follower_with_a_full_window_is_told_once_it_answers, fx_teardown),
 		cmocka_unit_test_teardown(test_idle_leader_sends_one_heartbeat_per_period, fx_teardown),
+		cmocka_unit_test_teardown(test_appends_of_a_term_not_yet_durable_wait_for_it, fx_teardown),
 	};
 
 	return cmocka_run_group_tests_name("replication", tests, NULL, NULL);
