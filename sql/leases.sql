@@ -124,8 +124,23 @@ SELECT kmd_lease_revoke(:held_lease);
 SELECT id = keep_k AS kept_is_the_refused_one, note FROM held, hk ORDER BY id;
 SELECT count(*) AS lease_left FROM kommander.leases WHERE id = :held_lease;
 SELECT count(*) AS attachments_left FROM kommander.lease_rows WHERE lease = :held_lease;
+-- so is one that a deferred constraint refuses to let go, at the end of
+-- the command: the lease ends all the same, and is not counted down again
+SELECT kmd_ddl($$CREATE FUNCTION public.held_later() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN RAISE EXCEPTION ''% stays, later'', OLD.id; END'$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE CONSTRAINT TRIGGER held_later AFTER DELETE ON public.held
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (OLD.note = 'later')
+  EXECUTE FUNCTION public.held_later()$$) > 0 AS ddl_done;
+SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
+SELECT kmd_propose(go_k, format('{"op":"insert","table":"held","row":{"id":"%s","note":"later"},"lease":%s}', go_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT note AS kept_by_a_deferred_refusal FROM held, hk WHERE id = go_k;
+SELECT count(*) AS lease_left FROM kommander.leases WHERE id = :held_lease;
+SELECT count(*) AS attachments_left FROM kommander.lease_rows WHERE lease = :held_lease;
 SELECT kmd_ddl('DROP TABLE public.held') > 0 AS dropped;
 SELECT kmd_ddl('DROP FUNCTION public.held_refused()') > 0 AS dropped;
+SELECT kmd_ddl('DROP FUNCTION public.held_later()') > 0 AS dropped;
 DROP OWNED BY regress_lease_owner;
 DROP ROLE regress_lease_owner;
 

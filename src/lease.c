@@ -24,9 +24,10 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
-#include "access/xact.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -296,6 +297,8 @@ delete_row(const char *tbl, const char *pk_text)
 	PG_TRY();
 	{
 		(void) exec(sql, 1, types, values, SPI_OK_DELETE);
+		/* a deferred constraint decides now, while the row can still stay */
+		AfterTriggerFireDeferred();
 	}
 	PG_FINALLY();
 	{
@@ -307,8 +310,8 @@ delete_row(const char *tbl, const char *pk_text)
 
 /*
  * Delete a row of lease `id' that ends; one whose table refuses to let it
- * go (a foreign key, a trigger) is kept, no longer attached, rather than
- * keep the lease from ending.  A failure of this node is raised again:
+ * go (a foreign key, a trigger, deferred or not) is kept, no longer
+ * attached, rather than keep the lease from ending.  A failure of this node is raised again:
  * the entry is applied again later.
  */
 static void
