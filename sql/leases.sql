@@ -138,7 +138,34 @@ SELECT kmd_lease_revoke(:held_lease);
 SELECT note AS kept_by_a_deferred_refusal FROM held, hk WHERE id = go_k;
 SELECT count(*) AS lease_left FROM kommander.leases WHERE id = :held_lease;
 SELECT count(*) AS attachments_left FROM kommander.lease_rows WHERE lease = :held_lease;
-SELECT kmd_ddl('DROP TABLE public.held') > 0 AS dropped;
+-- the rows follow their table renamed or moved by kmd_ddl, and go with
+-- it dropped: a table created later under its name has none of them
+SELECT kmd_ddl('DROP TRIGGER held_later ON public.held') > 0 AS ddl_done;
+SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
+SELECT kmd_propose(keep_k, format('{"op":"upsert","table":"held","row":{"id":"%s","note":"moved"},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT kmd_ddl('CREATE SCHEMA elsewhere; GRANT USAGE, CREATE ON SCHEMA elsewhere TO regress_lease_owner') > 0 AS ddl_done;
+SELECT kmd_ddl('ALTER TABLE public.held RENAME TO held2') > 0 AS renamed;
+SELECT kmd_ddl('ALTER TABLE public.held2 SET SCHEMA elsewhere') > 0 AS moved;
+SELECT tbl AS attached_to FROM kommander.lease_rows WHERE lease = :held_lease;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT count(*) AS moved_row_left FROM elsewhere.held2, hk WHERE id = keep_k;
+SELECT kmd_ddl('CREATE TABLE public.gone (id text PRIMARY KEY)') > 0 AS ddl_done;
+SELECT kmd_register_table('public.gone');
+SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"gone","row":{"id":"%s"},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT kmd_ddl('DROP TABLE public.gone') > 0 AS dropped;
+SELECT count(*) AS attachments_left FROM kommander.lease_rows WHERE lease = :held_lease;
+SELECT kmd_ddl('CREATE TABLE public.gone (id text PRIMARY KEY)') > 0 AS ddl_done;
+SELECT kmd_register_table('public.gone');
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"gone","row":{"id":"%s"}}', keep_k)::jsonb) > 0 AS not_attached
+  FROM hk;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT count(*) AS new_table_row_left FROM public.gone;
+SELECT kmd_ddl('DROP TABLE public.gone') > 0 AS dropped;
+SELECT kmd_ddl('DROP TABLE elsewhere.held2') > 0 AS dropped;
+SELECT kmd_ddl('DROP SCHEMA elsewhere') > 0 AS dropped;
 SELECT kmd_ddl('DROP FUNCTION public.held_refused()') > 0 AS dropped;
 SELECT kmd_ddl('DROP FUNCTION public.held_later()') > 0 AS dropped;
 DROP OWNED BY regress_lease_owner;

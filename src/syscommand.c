@@ -25,6 +25,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "errcodes.h"
 #include "guc.h"
@@ -81,6 +82,71 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 			 2, types, values, SPI_OK_INSERT);
 }
 
+/* A control table rows of leases are attached to, as kept and as found here */
+typedef struct LeasedTable
+{
+	char	   *name;			/* kommander.lease_rows.tbl */
+	Oid			relid;			/* InvalidOid: no such table */
+} LeasedTable;
+
+/* The tables of kommander.lease_rows, before a kmd_ddl statement runs. */
+static pg_noinline List *
+leased_tables(void)
+{
+	List	   *tables = NIL;
+
+	exec_sql("SELECT DISTINCT tbl, pg_catalog.to_regclass(tbl) FROM kommander.lease_rows",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		LeasedTable *t = palloc(sizeof(LeasedTable));
+		bool		isnull;
+		Datum		relid = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+
+		t->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		t->relid = isnull ? InvalidOid : DatumGetObjectId(relid);
+		tables = lappend(tables, t);
+	}
+	return tables;
+}
+
+/*
+ * After a kmd_ddl statement, the rows attached to leases follow their
+ * table renamed or moved to another schema, and go with one dropped: a
+ * table created later under its name holds none of them.  Every node ran
+ * the same statement on the same tables, so all keep the same.
+ */
+static void
+follow_leased_tables(List *tables)
+{
+	ListCell   *lc;
+
+	foreach(lc, tables)
+	{
+		LeasedTable *t = lfirst(lc);
+		Oid			types[2] = {TEXTOID, TEXTOID};
+		Datum		values[2];
+		char	   *name;
+
+		if (!OidIsValid(t->relid))
+			continue;
+		values[0] = CStringGetTextDatum(t->name);
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
+		{
+			exec_sql("DELETE FROM kommander.lease_rows WHERE tbl = $1",
+					 1, types, values, SPI_OK_DELETE);
+			continue;
+		}
+		name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(t->relid)),
+										  get_rel_name(t->relid));
+		if (strcmp(name, t->name) == 0)
+			continue;
+		values[1] = CStringGetTextDatum(name);
+		exec_sql("UPDATE kommander.lease_rows SET tbl = $2 WHERE tbl = $1",
+				 2, types, values, SPI_OK_UPDATE);
+	}
+}
+
 void
 kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 {
@@ -90,6 +156,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 	Oid			save_userid;
 	int			save_sec;
 	volatile int rc;
+	List	   *leased = leased_tables();
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	if (role != NULL)
@@ -126,6 +193,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 				 errdetail_internal("SPI returned %s.", SPI_result_code_string(rc))));
 	guard_partitions();
 	unguard_detached();
+	follow_leased_tables(leased);
 	values[0] = Int64GetDatum((int64) index);
 	values[1] = CStringGetTextDatum(sql);
 	values[2] = role != NULL ? CStringGetTextDatum(role) : (Datum) 0;
