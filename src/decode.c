@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "replication/logical.h"
@@ -182,6 +183,14 @@ append_value(StringInfo out, Oid typid, Datum value)
 			appendStringInfoString(out, text[0] == 't' ? "true" : "false");
 			break;
 		case JSONOID:
+			/*
+			 * As stored, but on one line: an object per line is the feed's
+			 * framing.  A json value holds line breaks only as whitespace
+			 * between its tokens (in its strings they are escaped).
+			 */
+			for (char *p = text; *p; p++)
+				appendStringInfoChar(out, *p == '\n' || *p == '\r' ? ' ' : *p);
+			break;
 		case JSONBOID:
 			appendStringInfoString(out, text);
 			break;
@@ -274,13 +283,42 @@ is_control_table(Relation rel)
 	return false;
 }
 
+/* Does relation `relid' carry the guard? */
+static bool
+guarded(Oid relid)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	bool		found = false;
+
+	if (!RelationIsValid(rel))
+		return false;
+	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers && !found; i++)
+		found = strcmp(rel->trigdesc->triggers[i].tgname, "kommander_guard") == 0;
+	RelationClose(rel);
+	return found;
+}
+
+/*
+ * The table a change is of, as registered: a partition of a partitioned
+ * control table (which carries the guard too) is named by its topmost
+ * guarded ancestor, the table that was registered.
+ */
 static void
 append_table(StringInfo out, Relation rel)
 {
-	char	   *nsp = get_namespace_name(RelationGetNamespace(rel));
+	Oid			relid = RelationGetRelid(rel);
 
+	if (rel->rd_rel->relispartition)
+	{
+		ListCell   *lc;
+
+		foreach(lc, get_partition_ancestors(relid))
+			if (guarded(lfirst_oid(lc)))
+				relid = lfirst_oid(lc);
+	}
 	appendStringInfoString(out, ",\"table\":");
-	escape_json(out, quote_qualified_identifier(nsp, RelationGetRelationName(rel)));
+	escape_json(out, quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												get_rel_name(relid)));
 }
 
 static void
@@ -346,11 +384,23 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			append_tuple(ctx->out, desc, newtuple, NULL, 0);
 		else
 			appendStringInfoString(ctx->out, "null");
-		/* an update that changed the key logs the old one */
+		/*
+		 * An update that changed the key logs the old one; with REPLICA
+		 * IDENTITY FULL every update does, and the old key is told only
+		 * when it differs.
+		 */
 		if (change->action == REORDER_BUFFER_CHANGE_UPDATE && oldtuple != NULL && n_key > 0)
 		{
-			appendStringInfoString(ctx->out, ",\"old_key\":");
-			append_tuple(ctx->out, desc, oldtuple, key, n_key);
+			StringInfoData old_key;
+			StringInfoData new_key;
+
+			initStringInfo(&old_key);
+			initStringInfo(&new_key);
+			append_tuple(&old_key, desc, oldtuple, key, n_key);
+			if (newtuple != NULL)
+				append_tuple(&new_key, desc, newtuple, key, n_key);
+			if (strcmp(old_key.data, new_key.data) != 0)
+				appendStringInfo(ctx->out, ",\"old_key\":%s", old_key.data);
 		}
 	}
 	if (state->image)

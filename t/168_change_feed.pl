@@ -8,6 +8,8 @@
 #   the split and the merge as events.  A backlog of batches applied in
 #   few transactions keeps each batch's rows with its entry.  A logical
 #   message with kommander's prefix from any other session is left out.
+#   A partitioned control table is named as registered, a json value stays
+#   on one line, and an update tells an old key only when it changed.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -292,6 +294,40 @@ for my $o (@nested)
 is(scalar(@nested), 40, "node2's feed has each batch's insert and update");
 is($apart, 0, "each batch's two changes carry the batch's entry");
 is(scalar(keys %{ { map { $_ => 1 } values %index_of } }), 20, 'twenty entries, one per batch');
+
+# ---------------------------------------------------------------------------
+# the objects' shape: a partitioned control table is named as registered,
+# a json value stays on one line, and under REPLICA IDENTITY FULL an update
+# that leaves the key alone tells no old key
+# ---------------------------------------------------------------------------
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE TABLE public.parted (k text PRIMARY KEY, j json, n int) PARTITION BY HASH (k)$$);
+SELECT kmd_ddl($$CREATE TABLE public.parted_0 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 0)$$);
+SELECT kmd_ddl($$CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 1)$$);
+SELECT kmd_ddl('ALTER TABLE public.parted_0 REPLICA IDENTITY FULL');
+SELECT kmd_ddl('ALTER TABLE public.parted_1 REPLICA IDENTITY FULL');
+SELECT kmd_register_table('public.parted');
+SELECT kmd_ddl($$CREATE FUNCTION public.parted_put(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS 'INSERT INTO public.parted VALUES (ctx.key, E''{\n  "a": 1\n}''::json, 1) RETURNING NULL::jsonb'$$);
+SELECT kmd_register_applier('parted_put', 'public.parted_put(jsonb, kommander.apply_context)');
+});
+ok(KmdTest::wait_converged(\@nodes), 'every node has the partitioned table');
+sql_feed($n2);
+$n2->safe_psql('postgres', q{
+SELECT kmd_propose('p1', '{"op":"call","applier":"parted_put"}');
+SELECT kmd_propose('p1', '{"op":"update","table":"parted","key":{"k":"p1"},"set":{"n":2}}');
+SELECT kmd_propose('p2', '{"op":"call","applier":"parted_put"}');
+SELECT kmd_propose('p2', '{"op":"upsert","table":"parted","row":{"k":"p2","n":3}}');
+});
+$target = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$n2->poll_query_until('postgres', "SELECT pg_current_wal_flush_lsn() >= '$target'") or die 'no flush';
+my @parted = grep { defined $_->{table} } @{ sql_feed($n2) };
+is(join(' ', map { "$_->{table}:$_->{op}" } @parted),
+	'public.parted:insert public.parted:update public.parted:insert public.parted:update',
+	'the changes of a partitioned control table name it');
+is(join(' ', map { $_->{row}{j}{a} // '-' } @parted), '1 1 1 1', 'a json value with line breaks, on one line');
+ok(!exists $parted[1]{old_key} && !exists $parted[3]{old_key},
+	'an update that leaves the key alone tells no old key');
 
 # ---------------------------------------------------------------------------
 # anyone may write a logical message: the feed believes the workers' only
