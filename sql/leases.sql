@@ -164,6 +164,21 @@ SELECT kmd_propose(keep_k, format('{"op":"insert","table":"gone","row":{"id":"%s
 SELECT kmd_lease_revoke(:held_lease);
 SELECT count(*) AS new_table_row_left FROM public.gone;
 SELECT kmd_ddl('DROP TABLE public.gone') > 0 AS dropped;
+-- names passed from one table to another in one statement: each row
+-- follows its own table
+SELECT kmd_ddl('CREATE TABLE public.sa (id text PRIMARY KEY); CREATE TABLE public.sb (id text PRIMARY KEY)') > 0 AS ddl_done;
+SELECT kmd_register_table('public.sa');
+SELECT kmd_register_table('public.sb');
+SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"sa","row":{"id":"%s"},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached,
+       kmd_propose(go_k, format('{"op":"insert","table":"sb","row":{"id":"%s"},"lease":%s}', go_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT kmd_ddl('ALTER TABLE public.sa RENAME TO st; ALTER TABLE public.sb RENAME TO sa; ALTER TABLE public.st RENAME TO sb') > 0 AS swapped;
+SELECT r.tbl, r.key = hk.keep_k AS first_inserted_into_sa FROM kommander.lease_rows r, hk
+ WHERE r.lease = :held_lease ORDER BY r.tbl;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT (SELECT count(*) FROM public.sa) + (SELECT count(*) FROM public.sb) AS swapped_rows_left;
+SELECT kmd_ddl('DROP TABLE public.sa; DROP TABLE public.sb') > 0 AS dropped;
 SELECT kmd_ddl('DROP TABLE elsewhere.held2') > 0 AS dropped;
 SELECT kmd_ddl('DROP SCHEMA elsewhere') > 0 AS dropped;
 SELECT kmd_ddl('DROP FUNCTION public.held_refused()') > 0 AS dropped;

@@ -95,7 +95,8 @@ leased_tables(void)
 {
 	List	   *tables = NIL;
 
-	exec_sql("SELECT DISTINCT tbl, pg_catalog.to_regclass(tbl) FROM kommander.lease_rows",
+	exec_sql("SELECT tbl, pg_catalog.to_regclass(tbl) "
+			 "FROM (SELECT DISTINCT tbl FROM kommander.lease_rows) t",
 			 0, NULL, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -113,36 +114,54 @@ leased_tables(void)
 /*
  * After a kmd_ddl statement, the rows attached to leases follow their
  * table renamed or moved to another schema, and go with one dropped: a
- * table created later under its name holds none of them.  Every node ran
- * the same statement on the same tables, so all keep the same.
+ * table created later under its name holds none of them.  The whole
+ * mapping is made first and applied in two statements, the drops first,
+ * so that names a statement passed from one table to another (a drop and
+ * a rename into its name, a swap) move each row once, on every node
+ * alike, whatever order the tables were listed in.
  */
 static void
 follow_leased_tables(List *tables)
 {
 	ListCell   *lc;
+	List	   *gone = NIL;
+	List	   *from = NIL;
+	List	   *to = NIL;
+	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
 
 	foreach(lc, tables)
 	{
 		LeasedTable *t = lfirst(lc);
-		Oid			types[2] = {TEXTOID, TEXTOID};
-		Datum		values[2];
 		char	   *name;
 
 		if (!OidIsValid(t->relid))
 			continue;
-		values[0] = CStringGetTextDatum(t->name);
 		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
 		{
-			exec_sql("DELETE FROM kommander.lease_rows WHERE tbl = $1",
-					 1, types, values, SPI_OK_DELETE);
+			gone = lappend(gone, t->name);
 			continue;
 		}
 		name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(t->relid)),
 										  get_rel_name(t->relid));
 		if (strcmp(name, t->name) == 0)
 			continue;
-		values[1] = CStringGetTextDatum(name);
-		exec_sql("UPDATE kommander.lease_rows SET tbl = $2 WHERE tbl = $1",
+		from = lappend(from, t->name);
+		to = lappend(to, name);
+	}
+	if (gone != NIL)
+	{
+		values[0] = PointerGetDatum(strlist_to_textarray(gone));
+		exec_sql("DELETE FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) ANY ($1)",
+				 1, types, values, SPI_OK_DELETE);
+	}
+	if (from != NIL)
+	{
+		values[0] = PointerGetDatum(strlist_to_textarray(from));
+		values[1] = PointerGetDatum(strlist_to_textarray(to));
+		exec_sql("UPDATE kommander.lease_rows r SET tbl = m.new "
+				 "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS m (old, new) "
+				 "WHERE r.tbl OPERATOR(pg_catalog.=) m.old",
 				 2, types, values, SPI_OK_UPDATE);
 	}
 }
