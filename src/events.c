@@ -163,6 +163,20 @@ feed_mark(char kind, int32 partition_id, uint64 index, uint64 term)
 	(void) LogLogicalMessage(KMD_FEED_PREFIX, "-", 1, true);
 }
 
+/*
+ * A transaction of a replication origin carries that origin's commit time
+ * in its commit record (and commit timestamp), which a process that took
+ * an origin sets for each transaction, as a subscription's apply worker
+ * does with the remote commit's: otherwise the first commit carries none
+ * and every later one the first one's.
+ */
+static void
+stamp_commit(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT)
+		replorigin_session_origin_timestamp = GetCurrentTimestamp();
+}
+
 void
 kmd_feed_origin_setup(const char *name)
 {
@@ -181,6 +195,7 @@ kmd_feed_origin_setup(const char *name)
 			id = replorigin_create(name);
 		replorigin_session_setup(id);
 		replorigin_session_origin = id;
+		RegisterXactCallback(stamp_commit, NULL);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();

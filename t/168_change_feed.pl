@@ -313,6 +313,9 @@ SELECT kmd_register_applier('parted_put', 'public.parted_put(jsonb, kommander.ap
 });
 ok(KmdTest::wait_converged(\@nodes), 'every node has the partitioned table');
 sql_feed($n2);
+# the workers' commits carry their own commit time, as test_decoding shows it
+$n2->safe_psql('postgres', "SELECT pg_create_logical_replication_slot('stamps', 'test_decoding')");
+my $t0 = $n2->safe_psql('postgres', 'SELECT now()');
 $n2->safe_psql('postgres', q{
 SELECT kmd_propose('p1', '{"op":"call","applier":"parted_put"}');
 SELECT kmd_propose('p1', '{"op":"update","table":"parted","key":{"k":"p1"},"set":{"n":2}}');
@@ -328,6 +331,13 @@ is(join(' ', map { "$_->{table}:$_->{op}" } @parted),
 is(join(' ', map { $_->{row}{j}{a} // '-' } @parted), '1 1 1 1', 'a json value with line breaks, on one line');
 ok(!exists $parted[1]{old_key} && !exists $parted[3]{old_key},
 	'an update that leaves the key alone tells no old key');
+is($n2->safe_psql('postgres', qq{
+	SELECT count(*) > 0 AND count(*) FILTER (WHERE at < '$t0') = 0 FROM (
+	  SELECT substring(data FROM '\\(at (.*)\\)\$')::timestamptz AS at
+	    FROM pg_logical_slot_peek_changes('stamps', NULL, NULL, 'include-timestamp', 'on')
+	   WHERE data LIKE 'COMMIT%') c}), 't',
+	'the commits carry their own time');
+$n2->safe_psql('postgres', "SELECT pg_drop_replication_slot('stamps')");
 
 # ---------------------------------------------------------------------------
 # anyone may write a logical message: the feed believes the workers' only
