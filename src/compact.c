@@ -43,6 +43,30 @@ static int	n_parked = 0;
 static uint64 events_seen = 0;
 
 /*
+ * Could snapshot message `m' be from the group's leader?  The core checks
+ * a message's term and sender before it acts on one, and drops what fails;
+ * an image is asked for before the core sees the message, so the same is
+ * asked here: not of a term behind the group's, and in the group's own
+ * term not to a leader (a term has one) nor from another node than the
+ * leader the group follows.  A member that sent one anyway (a bug, a
+ * tampered node) would otherwise park the group and raise the index its
+ * image must reach past anything any node has.
+ */
+static bool
+from_leader(KmdGroup *g, const raft_message *m)
+{
+	raft_id		leader = raft_leader(g->r);
+
+	if (m->type != RAFT_MSG_SNAPSHOT || m->snapshot == NULL ||
+		m->term < raft_get_term(g->r))
+		return false;
+	if (m->term > raft_get_term(g->r))
+		return true;
+	return raft_get_role(g->r) != RAFT_LEADER &&
+		(leader == RAFT_NONE || leader == m->from);
+}
+
+/*
  * Does a leader's message ask for what only an image can give?  A snapshot
  * message the core would answer by itself (its index already committed
  * here, or its entry held here) needs none; a marker at index 0 carries a
@@ -54,8 +78,7 @@ needs_image(KmdGroup *g, const raft_message *m)
 {
 	raft_term	t;
 
-	if (m->type != RAFT_MSG_SNAPSHOT || m->snapshot == NULL ||
-		m->term < raft_get_term(g->r))
+	if (!from_leader(g, m))
 		return false;
 	if (g->image_wanted)
 		return true;
@@ -130,7 +153,7 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 		 * retry, or a new leader's) is kept to be answered, and the image
 		 * is then copied from its sender.
 		 */
-		if (m->type == RAFT_MSG_SNAPSHOT && m->snapshot != NULL &&
+		if (from_leader(g, m) &&
 			(!g->has_snapshot_msg || m->term >= g->snapshot_msg.term))
 		{
 			save_snapshot_msg(g, m);

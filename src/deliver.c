@@ -224,7 +224,16 @@ deliver_batch(const char *data, uint32 len)
 						b->from_node)));
 	check_sender(b);
 	/* heard from only once it is surely the sender: a refused batch says nothing */
-	pg_atomic_write_u64(&sender->last_contact, (uint64) GetCurrentTimestamp());
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	sender = kmd_node_find((int32) b->from_node);
+	if (sender != NULL)
+		pg_atomic_write_u64(&sender->last_contact, (uint64) GetCurrentTimestamp());
+	LWLockRelease(kmd_shared->lock);
+	if (sender == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("batch from node %u, which is not a member of this cluster",
+						b->from_node)));
 
 	for (size_t i = 0; i < b->n_messages; i++)
 		if (b->messages[i] != NULL)

@@ -6,7 +6,8 @@
 #   for no other node.  Whatever the role, a batch's Raft messages must be
 #   the sender's, and a forwarded request must be one the sender could have
 #   made through SQL.  A refused batch does not make the node it names
-#   heard from; no two nodes may have the same peer role.
+#   heard from; no two nodes may have the same peer role; a snapshot
+#   message no leader could have sent parks no group.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -21,7 +22,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use KmdTest;
 
-my @nodes = map { KmdTest::new_node("node$_") } (1 .. 3);
+my @nodes = map { KmdTest::new_node("node$_", conf => "kommander.balance_interval = 0\n") } (1 .. 3);
 my ($n1, $n2, $n3) = @nodes;
 for my $node (@nodes)
 {
@@ -147,6 +148,9 @@ is($n1->safe_psql('postgres', 'SELECT count(*) FROM kv'), '1', 'nothing of it wa
 # stopped, is not heard from because node2's role sends in its name
 $n3->stop;
 my $heard = q{SELECT last_contact FROM kommander.nodes WHERE node_name = 'node3'};
+# what node3 sent before it stopped is taken in by now
+$n1->poll_query_until('postgres', "SELECT now() - ($heard) > interval '300 ms'")
+  or die 'node3 is still heard from';
 my $before = $n1->safe_psql('postgres', $heard);
 like(deliver('peer_node2', batch(3)), qr/28000/, 'node2\'s role may not send for node3');
 like(deliver('peer_node2', batch(3, messages => [ message(3, 1) ])), qr/28000/, 'nor with a message of node3');
@@ -161,6 +165,20 @@ like($err, qr/42710: role "peer_node2" is already the peer role of node "node2"/
 is($n1->safe_psql('postgres', q{SELECT count(*) FROM kommander.roster WHERE node_name = 'node4'}), '0',
 	'it is not in the roster');
 is(deliver('peer_node2', batch(2)), 'ok', 'and node2\'s batches are still taken');
+
+# a snapshot message in a leader's own term, which no leader takes, parks
+# nothing: node1 leads partition 1, node2's role sends one of that term
+# for an index no node has
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node1')");
+my $term = $n1->safe_psql('postgres', 'SELECT term FROM kommander.partitions WHERE partition_id = 1');
+my $snapshot = vfield(1, 1) . bfield(2, vfield(1, 9) . vfield(2, 2) . vfield(3, 1) . vfield(4, $term)
+	  . bfield(12, vfield(1, 2**40) . vfield(2, $term) . bfield(3, '')));
+is(deliver('peer_node2', batch(2, messages => [$snapshot])), 'ok', 'node2 sends partition 1 a snapshot message');
+my $key = KmdTest::key_in($n1, 1, 'snap-');
+is($n1->safe_psql('postgres',
+		qq{SELECT kmd_propose('$key', '{"op":"insert","table":"kv","row":{"k":"$key","v":"x"}}') > 0}),
+	't', 'its leader goes on');
+unlike(slurp_file($n1->logfile), qr/partition 1 needs an image/, 'and asks for no image');
 
 is($n3->safe_psql('postgres',
 		q{SELECT kmd_propose('k2', '{"op":"insert","table":"kv","row":{"k":"k2","v":"x"}}') > 0}),
