@@ -36,6 +36,8 @@
 #include "replication/origin.h"
 #include "replication/output_plugin.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -242,6 +244,45 @@ append_tuple(StringInfo out, TupleDesc desc, HeapTuple tuple,
 	appendStringInfoChar(out, '}');
 }
 
+/*
+ * Did an update change the key?  A key column the update left as it was
+ * and that is stored out of line is not in the new row's WAL: unchanged.
+ */
+static bool
+key_changed(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
+			const AttrNumber *key, int n_key)
+{
+	for (int i = 0; i < n_key; i++)
+	{
+		AttrNumber	attnum = key[i];
+		Form_pg_attribute att;
+		bool		old_null;
+		bool		new_null;
+		Datum		old_value;
+		Datum		new_value;
+		Oid			outfn;
+		bool		isvarlena;
+
+		if (attnum <= 0 || attnum > desc->natts)
+			continue;
+		att = TupleDescAttr(desc, attnum - 1);
+		old_value = heap_getattr(oldtuple, attnum, desc, &old_null);
+		new_value = heap_getattr(newtuple, attnum, desc, &new_null);
+		if (!new_null && att->attlen == -1 &&
+			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(new_value)))
+			continue;
+		if (old_null != new_null)
+			return true;
+		if (old_null)
+			continue;
+		getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
+		if (strcmp(OidOutputFunctionCall(outfn, old_value),
+				   OidOutputFunctionCall(outfn, new_value)) != 0)
+			return true;
+	}
+	return false;
+}
+
 /* The primary key's columns; how many (0 when it has none). */
 static int
 primary_key(Relation rel, AttrNumber *cols)
@@ -298,6 +339,33 @@ guarded(Oid relid)
 	return found;
 }
 
+/* The registered table of each partition seen, until the relcache says */
+typedef struct PartitionRoot
+{
+	Oid			relid;			/* the hash key: a partition */
+	Oid			root;
+} PartitionRoot;
+
+static HTAB *partition_roots = NULL;
+
+static void
+forget_roots(Datum arg, Oid relid)
+{
+	if (partition_roots == NULL)
+		return;
+	if (OidIsValid(relid))
+		(void) hash_search(partition_roots, &relid, HASH_REMOVE, NULL);
+	else
+	{
+		HASH_SEQ_STATUS seq;
+		PartitionRoot *r;
+
+		hash_seq_init(&seq, partition_roots);
+		while ((r = hash_seq_search(&seq)) != NULL)
+			(void) hash_search(partition_roots, &r->relid, HASH_REMOVE, NULL);
+	}
+}
+
 /*
  * The table a change is of, as registered: a partition of a partitioned
  * control table (which carries the guard too) is named by its topmost
@@ -310,11 +378,32 @@ append_table(StringInfo out, Relation rel)
 
 	if (rel->rd_rel->relispartition)
 	{
-		ListCell   *lc;
+		PartitionRoot *r;
 
-		foreach(lc, get_partition_ancestors(relid))
-			if (guarded(lfirst_oid(lc)))
-				relid = lfirst_oid(lc);
+		if (partition_roots == NULL)
+		{
+			HASHCTL		ctl;
+
+			ctl.keysize = sizeof(Oid);
+			ctl.entrysize = sizeof(PartitionRoot);
+			ctl.hcxt = CacheMemoryContext;
+			partition_roots = hash_create("kommander partition roots", 64, &ctl,
+										  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			CacheRegisterRelcacheCallback(forget_roots, (Datum) 0);
+		}
+		r = hash_search(partition_roots, &relid, HASH_FIND, NULL);
+		if (r == NULL)
+		{
+			Oid			root = relid;
+			ListCell   *lc;
+
+			foreach(lc, get_partition_ancestors(relid))
+				if (guarded(lfirst_oid(lc)))
+					root = lfirst_oid(lc);
+			r = hash_search(partition_roots, &relid, HASH_ENTER, NULL);
+			r->root = root;
+		}
+		relid = r->root;
 	}
 	appendStringInfoString(out, ",\"table\":");
 	escape_json(out, quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
@@ -389,18 +478,11 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		 * IDENTITY FULL every update does, and the old key is told only
 		 * when it differs.
 		 */
-		if (change->action == REORDER_BUFFER_CHANGE_UPDATE && oldtuple != NULL && n_key > 0)
+		if (change->action == REORDER_BUFFER_CHANGE_UPDATE && oldtuple != NULL && n_key > 0 &&
+			(newtuple == NULL || key_changed(desc, oldtuple, newtuple, key, n_key)))
 		{
-			StringInfoData old_key;
-			StringInfoData new_key;
-
-			initStringInfo(&old_key);
-			initStringInfo(&new_key);
-			append_tuple(&old_key, desc, oldtuple, key, n_key);
-			if (newtuple != NULL)
-				append_tuple(&new_key, desc, newtuple, key, n_key);
-			if (strcmp(old_key.data, new_key.data) != 0)
-				appendStringInfo(ctx->out, ",\"old_key\":%s", old_key.data);
+			appendStringInfoString(ctx->out, ",\"old_key\":");
+			append_tuple(ctx->out, desc, oldtuple, key, n_key);
 		}
 	}
 	if (state->image)

@@ -339,6 +339,19 @@ is($n2->safe_psql('postgres', qq{
 	'the commits carry their own time');
 $n2->safe_psql('postgres', "SELECT pg_drop_replication_slot('stamps')");
 
+# a key stored out of line, which an update that leaves it alone does not
+# log again, is no changed key either
+my $long = join('', map { sprintf('%08x', int(rand(2**32))) } 1 .. 320);
+$n2->safe_psql('postgres', qq{
+SELECT kmd_propose('$long', '{"op":"insert","table":"parted","row":{"k":"$long","n":1}}');
+SELECT kmd_propose('$long', '{"op":"update","table":"parted","key":{"k":"$long"},"set":{"n":2}}');
+});
+$target = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$n2->poll_query_until('postgres', "SELECT pg_current_wal_flush_lsn() >= '$target'") or die 'no flush';
+@parted = grep { defined $_->{table} } @{ sql_feed($n2) };
+is(join(' ', map { $_->{op} } @parted), 'insert update', 'a row with a key of 2,560 bytes');
+ok(!exists $parted[1]{old_key}, 'its update tells no old key');
+
 # ---------------------------------------------------------------------------
 # anyone may write a logical message: the feed believes the workers' only
 # ---------------------------------------------------------------------------
