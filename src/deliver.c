@@ -167,6 +167,27 @@ check_caller(bool refresh)
 }
 
 /*
+ * The roster entry of node `from', which sent a batch; noted as heard from
+ * now if `heard'.  Raises unless it is a member.
+ */
+static KmdNode *
+sender_node(uint32 from, bool heard)
+{
+	KmdNode    *node;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	node = kmd_node_find((int32) from);
+	if (node != NULL && heard)
+		pg_atomic_write_u64(&node->last_contact, (uint64) GetCurrentTimestamp());
+	LWLockRelease(kmd_shared->lock);
+	if (node == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("batch from node %u, which is not a member of this cluster", from)));
+	return node;
+}
+
+/*
  * Check one packed batch and copy it into the inboxes of the Raft workers
  * its partitions belong to; false if an inbox had no room for it.
  */
@@ -214,26 +235,10 @@ deliver_batch(const char *data, uint32 len)
 				 errmsg("batch for node %u delivered to node %d", b->to_node,
 						kmd_shared->local_node_id)));
 
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	sender = kmd_node_find((int32) b->from_node);
-	LWLockRelease(kmd_shared->lock);
-	if (sender == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("batch from node %u, which is not a member of this cluster",
-						b->from_node)));
+	(void) sender_node(b->from_node, false);
 	check_sender(b);
 	/* heard from only once it is surely the sender: a refused batch says nothing */
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	sender = kmd_node_find((int32) b->from_node);
-	if (sender != NULL)
-		pg_atomic_write_u64(&sender->last_contact, (uint64) GetCurrentTimestamp());
-	LWLockRelease(kmd_shared->lock);
-	if (sender == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("batch from node %u, which is not a member of this cluster",
-						b->from_node)));
+	sender = sender_node(b->from_node, true);
 
 	for (size_t i = 0; i < b->n_messages; i++)
 		if (b->messages[i] != NULL)
