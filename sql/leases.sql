@@ -171,11 +171,12 @@ SELECT kmd_register_table('public.sa');
 SELECT kmd_register_table('public.sb');
 SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
 SELECT kmd_propose(keep_k, format('{"op":"insert","table":"sa","row":{"id":"%s"},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached,
-       kmd_propose(go_k, format('{"op":"insert","table":"sb","row":{"id":"%s"},"lease":%s}', go_k, :held_lease)::jsonb) > 0 AS attached
+       kmd_propose(go_k, format('{"op":"insert","table":"sb","row":{"id":"%s"},"lease":%s}', go_k, :held_lease)::jsonb) > 0 AS attached,
+       kmd_propose(keep_k, format('{"op":"insert","table":"sb","row":{"id":"%s"},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached_too
   FROM hk;
 SELECT kmd_ddl('ALTER TABLE public.sa RENAME TO st; ALTER TABLE public.sb RENAME TO sa; ALTER TABLE public.st RENAME TO sb') > 0 AS swapped;
-SELECT r.tbl, r.key = hk.keep_k AS first_inserted_into_sa FROM kommander.lease_rows r, hk
- WHERE r.lease = :held_lease ORDER BY r.tbl;
+SELECT r.tbl, r.key = hk.keep_k AS is_keep_k FROM kommander.lease_rows r, hk
+ WHERE r.lease = :held_lease ORDER BY r.tbl, r.key = hk.keep_k;
 SELECT kmd_lease_revoke(:held_lease);
 SELECT (SELECT count(*) FROM public.sa) + (SELECT count(*) FROM public.sb) AS swapped_rows_left;
 SELECT kmd_ddl('DROP TABLE public.sa; DROP TABLE public.sb') > 0 AS dropped;

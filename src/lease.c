@@ -311,8 +311,8 @@ delete_row(const char *tbl, const char *pk_text)
 /*
  * Delete a row of lease `id' that ends; one whose table refuses to let it
  * go (a foreign key, a trigger, deferred or not) is kept, no longer
- * attached, rather than keep the lease from ending.  A failure of this node is raised again:
- * the entry is applied again later.
+ * attached, rather than keep the lease from ending.  A failure of this
+ * node is raised again: the entry is applied again later.
  */
 static void
 delete_or_keep(const char *tbl, const char *pk_text, int64 id)

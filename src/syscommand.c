@@ -115,10 +115,10 @@ leased_tables(void)
  * After a kmd_ddl statement, the rows attached to leases follow their
  * table renamed or moved to another schema, and go with one dropped: a
  * table created later under its name holds none of them.  The whole
- * mapping is made first and applied in two statements, the drops first,
- * so that names a statement passed from one table to another (a drop and
- * a rename into its name, a swap) move each row once, on every node
- * alike, whatever order the tables were listed in.
+ * mapping is made first and applied as a whole, the drops first, so that
+ * names a statement passed from one table to another (a drop and a rename
+ * into its name, a swap) move each row once, on every node alike,
+ * whatever order the tables were listed in.
  */
 static void
 follow_leased_tables(List *tables)
@@ -135,9 +135,9 @@ follow_leased_tables(List *tables)
 		LeasedTable *t = lfirst(lc);
 		char	   *name;
 
-		if (!OidIsValid(t->relid))
-			continue;
-		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
+		/* a name that meant no table already holds nothing a lease can end */
+		if (!OidIsValid(t->relid) ||
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
 		{
 			gone = lappend(gone, t->name);
 			continue;
@@ -155,14 +155,23 @@ follow_leased_tables(List *tables)
 		exec_sql("DELETE FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) ANY ($1)",
 				 1, types, values, SPI_OK_DELETE);
 	}
+	/*
+	 * Through names no table has (a quoted qualified name never starts with
+	 * a space): the key (key, tbl, pk) is checked row by row, and two
+	 * tables that trade names would meet halfway, in an order of rows that
+	 * differs by node.
+	 */
 	if (from != NIL)
 	{
 		values[0] = PointerGetDatum(strlist_to_textarray(from));
 		values[1] = PointerGetDatum(strlist_to_textarray(to));
-		exec_sql("UPDATE kommander.lease_rows r SET tbl = m.new "
+		exec_sql("UPDATE kommander.lease_rows r SET tbl = ' ' OPERATOR(pg_catalog.||) m.new "
 				 "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS m (old, new) "
 				 "WHERE r.tbl OPERATOR(pg_catalog.=) m.old",
 				 2, types, values, SPI_OK_UPDATE);
+		exec_sql("UPDATE kommander.lease_rows SET tbl = pg_catalog.substr(tbl, 2) "
+				 "WHERE pg_catalog.left(tbl, 1) OPERATOR(pg_catalog.=) ' '",
+				 0, NULL, NULL, SPI_OK_UPDATE);
 	}
 }
 
