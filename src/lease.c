@@ -33,6 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
@@ -551,6 +552,40 @@ pk_object(RowCommand *c)
 }
 
 /*
+ * The primary key columns with their types, for jsonb_to_record: the key
+ * is read alone, so a column it leaves out is not checked (a domain NOT
+ * NULL), and the statement names its types, not the table's row type (a
+ * kept plan depends on no table: one that named the row type was not
+ * planned again when kmd_ddl changed a column's type).
+ */
+static char *
+pk_columns(RowCommand *c)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, c->pk)
+	{
+		const char *col = lfirst(lc);
+		AttrNumber	attnum = get_attnum(c->relid, col);
+		Oid			typid;
+		int32		typmod;
+		Oid			collid;
+
+		if (attnum == InvalidAttrNumber)
+			elog(ERROR, "primary key column \"%s\" of %s is gone", col, c->qualname);
+		get_atttypetypmodcoll(c->relid, attnum, &typid, &typmod, &collid);
+		if (lc != list_head(c->pk))
+			appendStringInfoString(&buf, ", ");
+		appendStringInfo(&buf, "%s %s", quote_identifier(col),
+						 format_type_extended(typid, typmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+	}
+	return buf.data;
+}
+
+/*
  * Whether kommander.lease_rows may hold a row, as the apply worker, its
  * only writer, knows it.  While the table is empty a row command has
  * nothing to detach, and its DELETE is skipped.  An attach makes it
@@ -622,24 +657,38 @@ kmd_lease_track(RowCommand *c, const char *key)
 
 	if (!attach && !detach)
 		return;
-	values[0] = JsonbPGetDatum(c->op == OP_INSERT || c->op == OP_UPSERT ? c->row : c->key);
+	SPI_connect();
+	/* nothing to attach, and no row attached to any lease: nothing to detach */
+	if (!attach && !lease_rows_maybe())
+	{
+		SPI_finish();
+		return;
+	}
+
+	/* an inserted row's key may come from the defaults its proposer decided */
+	if (c->op != OP_INSERT && c->op != OP_UPSERT)
+		values[0] = JsonbPGetDatum(c->key);
+	else if (c->defaults != NULL)
+		values[0] = DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(c->defaults),
+										JsonbPGetDatum(c->row));
+	else
+		values[0] = JsonbPGetDatum(c->row);
 	values[1] = CStringGetTextDatum(key);
 	values[2] = CStringGetTextDatum(c->qualname);
 	values[3] = Int64GetDatum(c->lease);
 
-	SPI_connect();
-
 	/*
 	 * The row's primary key as an object, made as the table's owner: the
 	 * record its columns are read into may run the owner's code (a
-	 * domain's check).
+	 * domain's check).  The command wrote the row with these values
+	 * already, so reading them cannot fail where the command did not.
 	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(c->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
 	{
-		(void) exec(psprintf("SELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r",
-							 pk_object(c), c->qualname),
+		(void) exec(psprintf("SELECT %s FROM pg_catalog.jsonb_to_record($1) AS r (%s)",
+							 pk_object(c), pk_columns(c)),
 					1, types, values, SPI_OK_SELECT);
 		values[0] = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
 							  false, -1);
