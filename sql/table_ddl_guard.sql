@@ -26,6 +26,15 @@ SELECT err($$ALTER TABLE guarded DISABLE TRIGGER kommander_guard$$);
 SELECT err($$ALTER TABLE guarded DISABLE TRIGGER ALL$$);
 SELECT err($$ALTER TABLE guarded SET UNLOGGED$$);
 SELECT err($$ALTER TABLE guarded REPLICA IDENTITY FULL$$);
+-- a publication may publish a control table, but not filter its rows or
+-- columns: its updates and deletes would fail on this node alone
+SELECT err($$CREATE PUBLICATION local_pub FOR TABLE guarded WHERE (v <> '')$$);
+SELECT err($$CREATE PUBLICATION local_pub FOR TABLE guarded (id, v)$$);
+CREATE PUBLICATION local_pub FOR TABLE guarded;
+SELECT err($$ALTER PUBLICATION local_pub SET TABLE guarded WHERE (v <> '')$$);
+SELECT err($$ALTER PUBLICATION local_pub ADD TABLE app.items (id)$$);
+SELECT kmd_propose('g1', '{"op":"update","table":"guarded","key":{"id":"g1"},"set":{"w":1}}') > 0 AS updated_while_published;
+DROP PUBLICATION local_pub;
 SELECT err($$ALTER TABLE guarded SET (fillfactor = 90), ADD COLUMN local_only int$$);
 SELECT err($$ALTER TABLE guarded RENAME TO renamed$$);
 SELECT err($$ALTER TABLE guarded RENAME COLUMN v TO v2$$);

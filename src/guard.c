@@ -13,7 +13,9 @@
  * DROP EXTENSION kommander, which drops the guard triggers and leaves the
  * tables as ordinary ones.  What only changes how this node stores or plans
  * a table (SET TABLESPACE, storage parameters, statistics, CLUSTER ON),
- * COMMENT, GRANT, VACUUM, ANALYZE, REINDEX and LOCK stay allowed.
+ * COMMENT, GRANT, VACUUM, ANALYZE, REINDEX and LOCK stay allowed, and so
+ * do publications, but for a row filter or a column list on a control
+ * table (which can make its updates fail on this node alone).
  *
  * The ProcessUtility hook refuses statements that name a control table;
  * the object access hook refuses, however it is reached, the drop of a
@@ -301,6 +303,32 @@ check_alter_table(AlterTableStmt *stmt, Node *parsetree)
 	}
 }
 
+/*
+ * A publication of this node that filters a control table's rows or lists
+ * its columns: Postgres then refuses its updates and deletes where the
+ * replica identity does not cover the filter or the columns, on this node
+ * alone.  The control table, if any; InvalidOid otherwise.
+ */
+static Oid
+control_table_filtered(List *pubobjects)
+{
+	ListCell   *lc;
+
+	foreach(lc, pubobjects)
+	{
+		PublicationObjSpec *obj = lfirst(lc);
+		Oid			relid;
+
+		if (obj->pubobjtype != PUBLICATIONOBJ_TABLE || obj->pubtable == NULL ||
+			(obj->pubtable->whereClause == NULL && obj->pubtable->columns == NIL))
+			continue;
+		relid = control_table_named(obj->pubtable->relation);
+		if (OidIsValid(relid))
+			return relid;
+	}
+	return InvalidOid;
+}
+
 static void
 check_statement(Node *parsetree)
 {
@@ -353,6 +381,20 @@ check_statement(Node *parsetree)
 		case T_IndexStmt:
 			relid = control_table_named(((IndexStmt *) parsetree)->relation);
 			break;
+		case T_CreatePublicationStmt:
+			relid = control_table_filtered(((CreatePublicationStmt *) parsetree)->pubobjects);
+			if (OidIsValid(relid))
+				refuse(relid, "%s of a row filter or column list on one node alone can make its updates and deletes fail on that node only.",
+					   CreateCommandName(parsetree));
+			return;
+		case T_AlterPublicationStmt:
+			if (((AlterPublicationStmt *) parsetree)->action == AP_DropObjects)
+				return;
+			relid = control_table_filtered(((AlterPublicationStmt *) parsetree)->pubobjects);
+			if (OidIsValid(relid))
+				refuse(relid, "%s of a row filter or column list on one node alone can make its updates and deletes fail on that node only.",
+					   CreateCommandName(parsetree));
+			return;
 		case T_CreateStmt:
 			/* INHERITS or PARTITION OF a control table */
 			foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
