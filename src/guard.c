@@ -330,6 +330,16 @@ control_table_filtered(List *pubobjects)
 }
 
 static void
+check_publication(List *pubobjects, Node *parsetree)
+{
+	Oid			relid = control_table_filtered(pubobjects);
+
+	if (OidIsValid(relid))
+		refuse(relid, "%s of a row filter or column list on one node alone can make its updates and deletes fail on that node only.",
+			   CreateCommandName(parsetree));
+}
+
+static void
 check_statement(Node *parsetree)
 {
 	Oid			relid = InvalidOid;
@@ -382,18 +392,11 @@ check_statement(Node *parsetree)
 			relid = control_table_named(((IndexStmt *) parsetree)->relation);
 			break;
 		case T_CreatePublicationStmt:
-			relid = control_table_filtered(((CreatePublicationStmt *) parsetree)->pubobjects);
-			if (OidIsValid(relid))
-				refuse(relid, "%s of a row filter or column list on one node alone can make its updates and deletes fail on that node only.",
-					   CreateCommandName(parsetree));
+			check_publication(((CreatePublicationStmt *) parsetree)->pubobjects, parsetree);
 			return;
 		case T_AlterPublicationStmt:
-			if (((AlterPublicationStmt *) parsetree)->action == AP_DropObjects)
-				return;
-			relid = control_table_filtered(((AlterPublicationStmt *) parsetree)->pubobjects);
-			if (OidIsValid(relid))
-				refuse(relid, "%s of a row filter or column list on one node alone can make its updates and deletes fail on that node only.",
-					   CreateCommandName(parsetree));
+			if (((AlterPublicationStmt *) parsetree)->action != AP_DropObjects)
+				check_publication(((AlterPublicationStmt *) parsetree)->pubobjects, parsetree);
 			return;
 		case T_CreateStmt:
 			/* INHERITS or PARTITION OF a control table */
