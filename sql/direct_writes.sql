@@ -121,6 +121,39 @@ SELECT direct_writes() - :before AS written_directly;
 SELECT id, to_jsonb(d) AS row, stored('dw2_direct', id) = stored('dw2_statement', id) AS same_bytes
   FROM dw2_direct d FULL JOIN dw2_statement s USING (id) ORDER BY id;
 
+-- columns of NOT NULL domains: a command's values are read for the
+-- columns it names only, so a column it leaves out takes its default and
+-- the row's other commands work; one without a default, or a null, fails
+-- as SQL's INSERT and UPDATE fail
+SELECT kmd_ddl($$CREATE DOMAIN public.dw_state AS text NOT NULL DEFAULT 'new'$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE DOMAIN public.dw_req AS int NOT NULL$$) > 0 AS ddl_done;
+SELECT kmd_ddl(format($$CREATE TABLE public.%s (id text PRIMARY KEY, state dw_state, req dw_req, n int)$$, t)) > 0 AS ddl_done
+  FROM (VALUES ('dw4_direct'), ('dw4_statement')) v(t);
+SELECT kmd_ddl($$CREATE TRIGGER own AFTER INSERT OR UPDATE ON public.dw4_statement
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.dw_noop()$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.dw4_direct'), kmd_register_table('public.dw4_statement');
+SELECT direct_writes() AS before \gset
+SELECT dw('z1', '{"op":"insert","table":"T","row":{"id":"z1","req":1}}', 'dw4');
+SELECT dw('z2', '{"op":"insert","table":"T","row":{"id":"z2"}}', 'dw4');
+SELECT dw('z2', '{"op":"insert","table":"T","row":{"id":"z2","req":null}}', 'dw4');
+SELECT dw('z2', '{"op":"insert","table":"T","row":{"id":"z2","req":null,"state":null}}', 'dw4');
+SELECT dw('z2', '{"op":"upsert","table":"T","row":{"id":"z2","n":1}}', 'dw4');
+-- (an upsert's row to insert is checked whole, as in SQL, also when its
+-- row exists)
+SELECT dw('z1', '{"op":"upsert","table":"T","row":{"id":"z1","n":5}}', 'dw4');
+SELECT dw('z3', '{"op":"upsert","table":"T","row":{"id":"z3","req":3,"state":"queued"}}', 'dw4');
+SELECT dw('z1', '{"op":"update","table":"T","key":{"id":"z1"},"set":{"n":5}}', 'dw4');
+SELECT dw('z1', '{"op":"update","table":"T","key":{"id":"z1"},"set":{"state":"done"},"if":{"n":5},"strict":true}', 'dw4');
+SELECT dw('z1', '{"op":"update","table":"T","key":{"id":"z1"},"set":{"n":{"add":1}},"if":{"state":"done"},"strict":true}', 'dw4');
+SELECT dw('z1', '{"op":"update","table":"T","key":{"id":"z1"},"set":{"state":null}}', 'dw4');
+SELECT t, r - 'index' - 'term' - 'partition' AS answer
+  FROM (VALUES ('dw4_direct'), ('dw4_statement')) v(t),
+       kmd_propose_result('z1', format('{"op":"update","table":"%s","key":{"id":"z1"},"set":{"n":0},"if":{"state":"new"}}', t)::jsonb) r;
+SELECT dw('z3', '{"op":"delete","table":"T","key":{"id":"z3"},"if":{"state":"queued"},"strict":true}', 'dw4');
+SELECT direct_writes() - :before AS written_directly;
+SELECT id, to_jsonb(d) AS row, stored('dw4_direct', id) = stored('dw4_statement', id) AS same_bytes
+  FROM dw4_direct d FULL JOIN dw4_statement s USING (id) ORDER BY id;
+
 -- a trigger of the guard's name that is not the guard is the table's own
 -- (and the table no control table)
 SELECT kmd_ddl($$CREATE TABLE public.dw3 (id text PRIMARY KEY, n int)$$) > 0 AS ddl_done;

@@ -181,15 +181,19 @@ SELECT kmd_lease_revoke(:held_lease);
 SELECT (SELECT count(*) FROM public.sa) + (SELECT count(*) FROM public.sb) AS swapped_rows_left;
 SELECT kmd_ddl('DROP TABLE public.sa; DROP TABLE public.sb') > 0 AS dropped;
 -- the key a lease notes: of a column changed by kmd_ddl since, and of a
--- key whose column the proposer's defaults gave
+-- key whose column the proposer's defaults gave; a row with a column of a
+-- NOT NULL domain goes too
 CREATE TEMP TABLE ik AS
 SELECT (array_agg(i ORDER BY i))[1] AS ik1, (array_agg(i ORDER BY i))[2] AS ik2
   FROM generate_series(1, 1000) i
  WHERE (SELECT partition_id FROM kmd_route(i::text)) = (SELECT partition_id FROM kmd_route('h10'));
 SELECT kmd_ddl($$CREATE TABLE public.li (id int PRIMARY KEY);
-  CREATE TABLE public.lq (queue text, id uuid DEFAULT gen_random_uuid(), PRIMARY KEY (queue, id))$$) > 0 AS ddl_done;
+  CREATE TABLE public.lq (queue text, id uuid DEFAULT gen_random_uuid(), PRIMARY KEY (queue, id));
+  CREATE DOMAIN public.ld_req AS int NOT NULL;
+  CREATE TABLE public.ld (id text PRIMARY KEY, req public.ld_req)$$) > 0 AS ddl_done;
 SELECT kmd_register_table('public.li');
 SELECT kmd_register_table('public.lq');
+SELECT kmd_register_table('public.ld');
 SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
 SELECT kmd_propose(ik1::text, format('{"op":"insert","table":"li","row":{"id":%s},"lease":%s}', ik1, :held_lease)::jsonb) > 0 AS attached
   FROM ik;
@@ -198,11 +202,13 @@ SELECT kmd_propose(ik2::text, format('{"op":"insert","table":"li","row":{"id":%s
   FROM ik;
 SELECT kmd_propose(keep_k, format('{"op":"insert","table":"lq","row":{"queue":"%s"},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached_with_a_decided_id
   FROM hk;
+SELECT kmd_propose('h10', format('{"op":"insert","table":"ld","row":{"id":"h10","req":1},"lease":%s}', :held_lease)::jsonb) > 0 AS attached_with_a_domain;
 SELECT tbl, pk ? 'id' AND pk->>'id' IS NOT NULL AS key_noted FROM kommander.lease_rows
  WHERE lease = :held_lease ORDER BY tbl, pk::text;
 SELECT kmd_lease_revoke(:held_lease);
-SELECT (SELECT count(*) FROM public.li) + (SELECT count(*) FROM public.lq) AS rows_left;
-SELECT kmd_ddl('DROP TABLE public.li, public.lq') > 0 AS dropped;
+SELECT (SELECT count(*) FROM public.li) + (SELECT count(*) FROM public.lq) +
+       (SELECT count(*) FROM public.ld) AS rows_left;
+SELECT kmd_ddl('DROP TABLE public.li, public.lq, public.ld; DROP DOMAIN public.ld_req') > 0 AS dropped;
 SELECT kmd_ddl('DROP TABLE elsewhere.held2') > 0 AS dropped;
 SELECT kmd_ddl('DROP SCHEMA elsewhere') > 0 AS dropped;
 SELECT kmd_ddl('DROP FUNCTION public.held_refused()') > 0 AS dropped;

@@ -286,8 +286,9 @@ delete_row(const char *tbl, const char *pk_text)
 	Oid			relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(tbl)));
 	Oid			types[1] = {JSONBOID};
 	Datum		values[1] = {JsonbPGetDatum(pk)};
-	char	   *sql = psprintf("DELETE FROM %s AS t USING pg_catalog.jsonb_populate_record(NULL::%s, $1) AS k "
-							   "WHERE %s", tbl, tbl, kmd_rows_columns_match(relid, pk, "k", false));
+	char	   *sql = psprintf("DELETE FROM %s AS t USING %s WHERE %s", tbl,
+							   kmd_rows_record(relid, pk, 1, "k"),
+							   kmd_rows_columns_match(relid, pk, "k", false));
 	Oid			save_userid;
 	int			save_sec;
 	volatile bool save_user_command = kmd_apply_range.user_command;
@@ -568,19 +569,10 @@ pk_columns(RowCommand *c)
 	foreach(lc, c->pk)
 	{
 		const char *col = lfirst(lc);
-		AttrNumber	attnum = get_attnum(c->relid, col);
-		Oid			typid;
-		int32		typmod;
-		Oid			collid;
 
-		if (attnum == InvalidAttrNumber)
-			elog(ERROR, "primary key column \"%s\" of %s is gone", col, c->qualname);
-		get_atttypetypmodcoll(c->relid, attnum, &typid, &typmod, &collid);
 		if (lc != list_head(c->pk))
 			appendStringInfoString(&buf, ", ");
-		appendStringInfo(&buf, "%s %s", quote_identifier(col),
-						 format_type_extended(typid, typmod,
-											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+		appendStringInfo(&buf, "%s %s", quote_identifier(col), kmd_rows_column_type(c->relid, col));
 	}
 	return buf.data;
 }

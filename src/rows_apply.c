@@ -6,7 +6,7 @@
  *	  function's owner, a batch all or nothing, and the result handed back
  *	  to the proposer.
  *
- * Values reach SQL only as parameters (jsonb_populate_record);
+ * Values reach SQL only as parameters (jsonb_to_record);
  * identifiers are quoted; functions and operators are named with their
  * schemas, since the statements run as other roles than their proposers.
  *
@@ -137,6 +137,70 @@ kmd_rows_equality(Oid relid, const char *col)
 	return name;
 }
 
+char *
+kmd_rows_column_type(Oid relid, const char *col)
+{
+	AttrNumber	attnum = get_attnum(relid, col);
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column \"%s\" of relation \"%s\" does not exist", col, get_rel_name(relid));
+	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
+	return format_type_extended(typid, typmod,
+								FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+}
+
+static int
+attnum_order(const ListCell *a, const ListCell *b)
+{
+	return lfirst_int(a) - lfirst_int(b);
+}
+
+char *
+kmd_rows_record(Oid relid, Jsonb *obj, int param, const char *alias)
+{
+	StringInfoData buf;
+	JsonbIterator *it = JsonbIteratorInit(&obj->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	List	   *attnums = NIL;
+	ListCell   *lc;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *col;
+		AttrNumber	attnum;
+
+		if (tok != WJB_KEY)
+			continue;
+		col = pnstrdup(v.val.string.val, v.val.string.len);
+		attnum = get_attnum(relid, col);
+		if (attnum == InvalidAttrNumber)
+			elog(ERROR, "column \"%s\" of relation \"%s\" does not exist", col, get_rel_name(relid));
+		attnums = lappend_int(attnums, attnum);
+	}
+
+	/*
+	 * In the table's order, as jsonb_populate_record reads a row of it and
+	 * the direct write does (rows_direct.c): of two values that fail, the
+	 * same one is told.
+	 */
+	list_sort(attnums, attnum_order);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "pg_catalog.jsonb_to_record($%d) AS %s (", param, alias);
+	foreach(lc, attnums)
+	{
+		char	   *col = get_attname(relid, lfirst_int(lc), false);
+
+		appendStringInfo(&buf, "%s%s %s", lc == list_head(attnums) ? "" : ", ",
+						 quote_identifier(col), kmd_rows_column_type(relid, col));
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
+
 /* "t.a OPERATOR(pg_catalog.=) k.a AND ..." for the primary key of `c' */
 static char *
 key_match(RowCommand *c)
@@ -194,9 +258,9 @@ static void
 current_row(RowCommand *c, StringInfo current)
 {
 	Jsonb	   *args[1] = {c->key};
-	char	   *sql = psprintf("SELECT pg_catalog.to_jsonb(t)::text FROM %s AS t, "
-							   "pg_catalog.jsonb_populate_record(NULL::%s, $1) AS k WHERE %s",
-							   c->qualname, c->qualname, key_match(c));
+	char	   *sql = psprintf("SELECT pg_catalog.to_jsonb(t)::text FROM %s AS t, %s WHERE %s",
+							   c->qualname, kmd_rows_record(c->relid, c->key, 1, "k"),
+							   key_match(c));
 	char	   *volatile text = NULL;
 	Oid			save_userid;
 	int			save_sec;
@@ -290,10 +354,11 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 				kmd_stat_add(KMD_STAT_DIRECT_WRITES, -1, 1);
 				return true;
 			}
-			appendStringInfo(&sql, "INSERT INTO %s (%s) %sSELECT %s FROM pg_catalog.jsonb_populate_record(NULL::%s, $1) AS r",
+			appendStringInfo(&sql, "INSERT INTO %s (%s) %sSELECT %s FROM %s",
 							 c->qualname, column_list(inserted, "", ", ", NULL),
 							 override ? "OVERRIDING SYSTEM VALUE " : "",
-							 column_list(inserted, "r.", ", ", NULL), c->qualname);
+							 column_list(inserted, "r.", ", ", NULL),
+							 kmd_rows_record(c->relid, inserted, 1, "r"));
 			if (c->op == OP_UPSERT)
 			{
 				StringInfoData set;
@@ -333,20 +398,25 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 				const char *values = c->set ? column_list(c->set, NULL, ", ", "%s = s.%s") : "";
 				const char *adds = c->add ? column_list(c->add, NULL, ", ", "%1$s = t.%1$s OPERATOR(pg_catalog.+) d.%2$s") : "";
 
-				appendStringInfo(&sql, "UPDATE %s AS t SET %s%s%s FROM "
-								 "pg_catalog.jsonb_populate_record(NULL::%s, $1) AS s, "
-								 "pg_catalog.jsonb_populate_record(NULL::%s, $2) AS k, "
-								 "pg_catalog.jsonb_populate_record(NULL::%s, $3) AS d",
+				appendStringInfo(&sql, "UPDATE %s AS t SET %s%s%s FROM %s",
 								 c->qualname, values, values[0] && adds[0] ? ", " : "", adds,
-								 c->qualname, c->qualname, c->qualname);
-				args[nargs++] = c->set ? c->set : c->key;
+								 kmd_rows_record(c->relid, c->key, nargs + 1, "k"));
 				args[nargs++] = c->key;
-				args[nargs++] = c->add ? c->add : c->key;
+				if (c->set)
+				{
+					appendStringInfo(&sql, ", %s", kmd_rows_record(c->relid, c->set, nargs + 1, "s"));
+					args[nargs++] = c->set;
+				}
+				if (c->add)
+				{
+					appendStringInfo(&sql, ", %s", kmd_rows_record(c->relid, c->add, nargs + 1, "d"));
+					args[nargs++] = c->add;
+				}
 			}
 			break;
 		case OP_DELETE:
-			appendStringInfo(&sql, "DELETE FROM %s AS t USING pg_catalog.jsonb_populate_record(NULL::%s, $1) AS k",
-							 c->qualname, c->qualname);
+			appendStringInfo(&sql, "DELETE FROM %s AS t USING %s",
+							 c->qualname, kmd_rows_record(c->relid, c->key, 1, "k"));
 			args[nargs++] = c->key;
 			break;
 		default:
@@ -354,7 +424,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 	}
 	if (c->cond)
 	{
-		appendStringInfo(&sql, ", pg_catalog.jsonb_populate_record(NULL::%s, $%d) AS w", c->qualname, nargs + 1);
+		appendStringInfo(&sql, ", %s", kmd_rows_record(c->relid, c->cond, nargs + 1, "w"));
 		args[nargs++] = c->cond;
 	}
 	appendStringInfo(&sql, " WHERE %s", key_match(c));

@@ -6,14 +6,13 @@
  *	  of planning and running an SQL statement, whose set-up costs more
  *	  than the write itself on every node.
  *
- * It must store what the statement of rows_apply.c stores: the values come
- * from the same jsonb_populate_record, a column the command does not name
- * gets its default (only immutable ones are left to the nodes: the
- * proposer decided the others), constraints and row triggers run as the
- * statement runs them, and an upsert that finds its row sets the row's
- * columns but its primary key.  (A column not named goes through the
- * domain's checks as a NULL in jsonb_populate_record, before its default,
- * as in the statement.)  A table this cannot write exactly so (a trigger,
+ * It must store what the statement of rows_apply.c stores: the values of
+ * the columns the command names are read as the statement reads them, a
+ * column it does not name gets its default (only immutable ones are left
+ * to the nodes: the proposer decided the others) or a NULL its domain
+ * checks, constraints and row triggers run as the statement runs them,
+ * and an upsert that finds its row sets the row's columns but its primary
+ * key.  A table this cannot write exactly so (a trigger,
  * rule or policy of its own, generated or identity columns, privileges its
  * owner lacks, ...) is written by the statement.
  *
@@ -33,6 +32,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_coerce.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
@@ -125,18 +125,27 @@ writable(Relation rel, RowCommand *c)
 }
 
 /*
- * `values' as a row of `rel': jsonb_populate_record(NULL::rel, values),
- * the call the statement makes, deformed into `v' and `n'.
+ * `values' as a row of `rel', deformed into `v' and `n': the columns it
+ * names read as the statement's jsonb_to_record reads them, the others
+ * NULL and not read at all (jsonb_populate_record leaves the columns of
+ * its first argument's row that `values' does not name as they are).
  */
 static void
 populate(Relation rel, Jsonb *values, Datum *v, bool *n)
 {
+	TupleDesc	desc = RelationGetDescr(rel);
 	Oid			rowtype = rel->rd_rel->reltype;
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(fcinfo, 2);
 	Datum		d;
 	HeapTupleHeader th;
 	HeapTupleData tuple;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		v[i] = (Datum) 0;
+		n[i] = true;
+	}
 
 	/* the function learns the row type from its first argument's */
 	fmgr_info(F_JSONB_POPULATE_RECORD, &flinfo);
@@ -146,8 +155,8 @@ populate(Relation rel, Jsonb *values, Datum *v, bool *n)
 											 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL),
 					   &flinfo);
 	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
-	fcinfo->args[0].value = (Datum) 0;
-	fcinfo->args[0].isnull = true;
+	fcinfo->args[0].value = heap_copy_tuple_as_datum(heap_form_tuple(desc, v, n), desc);
+	fcinfo->args[0].isnull = false;
 	fcinfo->args[1].value = JsonbPGetDatum(values);
 	fcinfo->args[1].isnull = false;
 	d = FunctionCallInvoke(fcinfo);
@@ -158,13 +167,14 @@ populate(Relation rel, Jsonb *values, Datum *v, bool *n)
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = th;
-	heap_deform_tuple(&tuple, RelationGetDescr(rel), v, n);
+	heap_deform_tuple(&tuple, desc, v, n);
 }
 
 /*
  * Fill `slot' with the row to insert: the values of the columns the
- * command names (`named', as in a range table entry), the default (or
- * NULL) of the others.
+ * command names (`named', as in a range table entry), the default of the
+ * others, or a NULL that their domain's checks see, as the planner makes
+ * a column an INSERT leaves out.
  */
 static void
 new_row(Relation rel, EState *estate, Bitmapset *named, Datum *v, bool *n,
@@ -186,6 +196,10 @@ new_row(Relation rel, EState *estate, Bitmapset *named, Datum *v, bool *n,
 		slot->tts_values[i] = (Datum) 0;
 		slot->tts_isnull[i] = true;
 		expr = build_column_default(rel, i + 1);
+		if (expr == NULL && get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+			expr = coerce_to_domain((Node *) makeNullConst(att->atttypid, -1, att->attcollation),
+									InvalidOid, -1, att->atttypid,
+									COERCION_IMPLICIT, COERCE_IMPLICIT_CAST, -1, false);
 		if (expr != NULL)
 			slot->tts_values[i] =
 				ExecEvalExprSwitchContext(ExecPrepareExpr((Expr *) expr, estate),

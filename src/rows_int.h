@@ -100,6 +100,20 @@ extern char *kmd_rows_equality(Oid relid, const char *col);
 extern char *kmd_rows_columns_match(Oid relid, Jsonb *columns, const char *alias,
 									bool nulls_match);
 
+/*
+ * The type of column `col' of `relid' as SQL text that names it whatever
+ * the search_path, with its type modifier ("pg_catalog.varchar(8)").
+ */
+extern char *kmd_rows_column_type(Oid relid, const char *col);
+
+/*
+ * "pg_catalog.jsonb_to_record($<param>) AS <alias> (a type, ...)": the
+ * values of the columns `obj' (a jsonb object) names, each read as its
+ * column's type.  Only those: a column the object leaves out is not read
+ * as a NULL of its type, which a NOT NULL domain would refuse.
+ */
+extern char *kmd_rows_record(Oid relid, Jsonb *obj, int param, const char *alias);
+
 /* rows_direct.c */
 extern bool kmd_rows_write_direct(RowCommand *c, Jsonb *inserted);
 
