@@ -672,6 +672,42 @@ merge_waits(int32 left, uint64 index, uint64 generation, int32 right, uint64 fro
 }
 
 /*
+ * The right partition of a merge that comes after where partition `left'
+ * is held for a barrier (`entries' from `next' on), when the merge waits
+ * for it here; 0 otherwise.  The nodes that applied the merge stopped the
+ * right partition's group, so here it may never reach the barrier, nor
+ * the barrier's entry in its log: merge_waits then asks for an image of
+ * the left partition already, and while one is asked for the right
+ * partition counts as held (barrier.c), its rows being the image's to
+ * replace.  Only the first split or merge ahead counts, and only at the
+ * left partition's generation: a later one, or a stale one, may never be
+ * applied.
+ */
+static int32
+merge_ahead(int32 left, Entry *entries, int next, int n)
+{
+	for (int i = next; i < n; i++)
+	{
+		KmdCommand	cmd;
+		int32		right;
+		uint64		frozen_at;
+
+		if (entries[i].kind != RAFT_ENTRY_NORMAL ||
+			!kmd_command_decode(entries[i].data, entries[i].len, &cmd))
+			continue;
+		if (cmd.kind == KMD_CMD_SPLIT)
+			return 0;
+		if (cmd.kind != KMD_CMD_MERGE)
+			continue;
+		if (cmd.generation != kmd_partition_generation(left) ||
+			!kmd_merge_args(&cmd, &right, &frozen_at))
+			return 0;
+		return merge_waits(left, entries[i].index, cmd.generation, right, frozen_at) ? right : 0;
+	}
+	return 0;
+}
+
+/*
  * Apply the committed entries of one partition after `from', up to `to'.
  * Returns the last index applied (and its term in *term).
  */
@@ -734,6 +770,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				kmd_barrier_arg(&cmd, &barrier) && barrier > kmd_partition_applied(0))
 			{
 				held_barrier = barrier;
+				held_merge = merge_ahead(partition_id, entries, i + 1, n);
 				break;
 			}
 			/*
@@ -744,6 +781,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 			if (partition_id != 0 && cmd.sys_index > kmd_partition_applied(0))
 			{
 				held_barrier = cmd.sys_index;
+				held_merge = merge_ahead(partition_id, entries, i, n);
 				break;
 			}
 			/* a merge waits until the right partition is drained here */

@@ -31,7 +31,12 @@
  *	  the right partition's later entries, hence before the barrier).
  *	- A partition waiting for an image is held: the image replaces its
  *	  rows, and an image is installed only where the same barriers were
- *	  applied as where it was taken (snapshot.c).
+ *	  applied as where it was taken (snapshot.c).  So is the right
+ *	  partition of a merge at which, or ahead of which, a partition waits
+ *	  for an image: the image, taken after the merge, holds its rows, and
+ *	  a node that missed the merge may never see the right partition reach
+ *	  anything, its group being stopped everywhere else (apply.c,
+ *	  merge_ahead).
  *
  * A command proposed by a node that applied S before the partition's
  * barrier entry was written (the partition was held there for an image,
@@ -85,6 +90,25 @@ held_alone(const KmdPartition *part, uint64 sys_index)
 	return part->held_barrier >= sys_index || part->image_state != KMD_IMAGE_NONE;
 }
 
+/*
+ * Is `right' the right partition of a merge that a partition waiting for
+ * an image stopped at or saw ahead (apply.c, merge_ahead)?  Its rows are
+ * the image's to replace.  Lock held.
+ */
+static bool
+merged_by_image(int32 right)
+{
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
+	{
+		KmdPartition *left = &kmd_shared->partitions[i];
+
+		if (left->partition_id > 0 && left->held_merge == right &&
+			left->image_state != KMD_IMAGE_NONE)
+			return true;
+	}
+	return false;
+}
+
 bool
 kmd_barrier_ready(uint64 sys_index)
 {
@@ -101,7 +125,7 @@ kmd_barrier_ready(uint64 sys_index)
 		KmdPartition *right;
 
 		if (part->partition_id <= 0 || part->state == KMD_PART_GONE ||
-			held_alone(part, sys_index))
+			held_alone(part, sys_index) || merged_by_image(part->partition_id))
 			continue;
 		right = part->held_merge > 0 ? kmd_partition_find(part->held_merge) : NULL;
 		ready = right != NULL && held_alone(right, sys_index);
