@@ -25,11 +25,13 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "plans.h"
@@ -41,6 +43,41 @@
  * stopped sending ids does not keep their rows for ever.
  */
 #define PRUNE_EVERY 64
+
+/*
+ * The command's text as jsonb, or NULL when it cannot be read.  This runs
+ * outside the subtransaction that applies the command, where an error
+ * would stop the apply worker at this entry for good, on every node: a
+ * command nested deeper than the apply worker's stack allows (its
+ * proposer may have had a larger max_stack_depth) fails when it is
+ * applied, as its outcome, and one that cannot be read has no request id.
+ */
+static Jsonb *
+parse_payload(const KmdCommand *cmd)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Jsonb	   *volatile j = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(cmd->payload)));
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		j = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return j;
+}
 
 /*
  * The command's request id, or NULL.  None for a key or an id too long
@@ -56,8 +93,8 @@ request_id_of(const KmdCommand *cmd)
 	if (cmd->kind != KMD_CMD_ROWS || strstr(cmd->payload, "\"request_id\"") == NULL ||
 		strlen(cmd->key) > KMD_REQUEST_KEY_MAX)
 		return NULL;
-	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(cmd->payload)));
-	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+	j = parse_payload(cmd);
+	if (j == NULL || !JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
 		return NULL;
 	v = getKeyJsonValueFromContainer(&j->root, "request_id", strlen("request_id"), NULL);
 	if (v == NULL || v->type != jbvString || v->val.string.len > KMD_REQUEST_ID_MAX)
@@ -136,8 +173,8 @@ command_hash(const KmdCommand *cmd)
 	if (strstr(cmd->payload, "\"defaults\"") == NULL)
 		return (int64) hash_bytes_extended((const unsigned char *) cmd->payload,
 										   (int) cmd->payload_len, 0);
-	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(cmd->payload)));
-	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+	j = parse_payload(cmd);
+	if (j == NULL || !JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
 		return (int64) hash_bytes_extended((const unsigned char *) cmd->payload,
 										   (int) cmd->payload_len, 0);
 	j = JsonbValueToJsonb(push_without_defaults(&st, &j->root, true));

@@ -218,4 +218,18 @@ is($nodes[1]->safe_psql('postgres', q{SELECT v FROM seen WHERE k = 'v5'}), '200'
 isnt($too_deep, 0, 'a call that recurses too deep fails');
 is($nodes[1]->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE k = 'v6'}), '0', 'on node2 too');
 
+# a command nested deeper than the apply workers' stack allows, proposed
+# from a session that allows more, fails as its outcome on both nodes; its
+# request id does not stop the apply workers
+my $nested = '[' x 20000 . ']' x 20000;
+my ($deep_rc, $deep_out, $deep_err) = $nodes[0]->psql('postgres',
+	qq{SET max_stack_depth = '7MB';
+	SELECT kmd_propose('v7', '{"op":"call","applier":"seen","request_id":"nested","args":$nested}')});
+like($deep_err, qr/stack depth limit exceeded/, 'a command nested too deep fails when applied');
+$nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('v8', '{"op":"call","applier":"seen"}')});
+ok(KmdTest::wait_converged(\@nodes), 'and both nodes apply what comes after it');
+is($_->safe_psql('postgres', q{SELECT string_agg(k, ' ' ORDER BY k) FROM seen WHERE k IN ('v7', 'v8')}),
+	'v8', $_->name . ' applied the next command, not the one nested too deep')
+  for @nodes;
+
 done_testing();
