@@ -482,6 +482,32 @@ read_varying(Relation rel)
 }
 
 /*
+ * The schema-qualified name of `rel', quoted as every node quotes it,
+ * whatever this session's quote_all_identifiers: the name is the
+ * command's text, which a retry with the same request id through another
+ * node must repeat (requests.c).
+ */
+static char *
+table_name(Relation rel)
+{
+	bool		save = quote_all_identifiers;
+	char	   *volatile name = NULL;
+
+	quote_all_identifiers = false;
+	PG_TRY();
+	{
+		name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										  RelationGetRelationName(rel));
+	}
+	PG_FINALLY();
+	{
+		quote_all_identifiers = save;
+	}
+	PG_END_TRY();
+	return name;
+}
+
+/*
  * Read what a command needs of registered table `relid' into `out', in
  * the current memory context.  False when invalidations came in meanwhile
  * (opening the table takes them in; a schema's rename takes no lock of the
@@ -497,8 +523,7 @@ read_table(Oid relid, TableInfo *out)
 	Relation	idx;
 
 	out->relid = relid;
-	out->qualname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-											   RelationGetRelationName(rel));
+	out->qualname = table_name(rel);
 	out->owner = rel->rd_rel->relowner;
 	out->pk = NIL;
 	if (!OidIsValid(pkidx))
@@ -1066,6 +1091,43 @@ push_string(JsonbParseState **st, JsonbIteratorToken tok, const char *s)
 }
 
 /*
+ * Default value `d' of a column of type `type', as a value of "defaults":
+ * text that the column's input reads, but a json or jsonb value (or one of
+ * a domain over them) as itself, since a JSON string would be stored as
+ * a JSON string.
+ */
+static void
+push_default(JsonbParseState **st, Oid type, Datum d)
+{
+	Oid			base = getBaseType(type);
+	Oid			out;
+	bool		isvarlena;
+	Jsonb	   *j;
+	JsonbValue	v;
+
+	if (base != JSONOID && base != JSONBOID)
+	{
+		getTypeOutputInfo(type, &out, &isvarlena);
+		push_string(st, WJB_VALUE, OidOutputFunctionCall(out, d));
+		return;
+	}
+	if (base == JSONBOID)
+		j = DatumGetJsonbP(d);
+	else
+		j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											   CStringGetDatum(TextDatumGetCString(d))));
+	if (JB_ROOT_IS_SCALAR(j))
+		(void) JsonbExtractScalar(&j->root, &v);
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &j->root;
+		v.val.binary.len = VARSIZE(j) - VARHDRSZ;
+	}
+	(void) pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+/*
  * The "defaults" of an insert or upsert: those the command gave, and the
  * value of every column default that is not immutable (now(),
  * gen_random_uuid(), nextval(), random(), an identity column's next
@@ -1158,13 +1220,7 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 			(void) pushJsonbValue(st, WJB_VALUE, &v);
 		}
 		else
-		{
-			Oid			out;
-			bool		isvarlena;
-
-			getTypeOutputInfo(att->atttypid, &out, &isvarlena);
-			push_string(st, WJB_VALUE, OidOutputFunctionCall(out, d));
-		}
+			push_default(st, att->atttypid, d);
 		FreeExecutorState(estate);
 	}
 	if (nest >= 0)

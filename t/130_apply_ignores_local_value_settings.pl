@@ -232,4 +232,30 @@ is($_->safe_psql('postgres', q{SELECT string_agg(k, ' ' ORDER BY k) FROM seen WH
 	'v8', $_->name . ' applied the next command, not the one nested too deep')
   for @nodes;
 
+# a default of a json or jsonb column that the proposer decides is stored
+# as the value it is, not as a JSON string holding its text
+$nodes[0]->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE TABLE public.docs (k text PRIMARY KEY,
+	meta jsonb DEFAULT jsonb_build_object('at', now(), 'tags', jsonb_build_array('a', 1)),
+	raw json DEFAULT json_build_object('r', random()), n jsonb DEFAULT to_jsonb(random()))$$);
+SELECT kmd_register_table('public.docs');
+});
+$nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('d1', '{"op":"insert","table":"docs","row":{"k":"d1"}}')});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the insert into docs');
+my $docs = q{SELECT concat_ws(' ', jsonb_typeof(meta), meta->'tags', json_typeof(raw), jsonb_typeof(n)) FROM docs WHERE k = 'd1'};
+is($_->safe_psql('postgres', $docs), 'object ["a", 1] object number',
+	$_->name . ' stores the decided json and jsonb defaults as JSON values')
+  for @nodes;
+is($nodes[1]->safe_psql('postgres', q{SELECT meta::text || raw::text || n::text FROM docs}),
+	$nodes[0]->safe_psql('postgres', q{SELECT meta::text || raw::text || n::text FROM docs}),
+	'the same values on both nodes');
+
+# a retry with the same request id through a node whose sessions quote
+# every identifier is the same command
+my $first = $nodes[0]->safe_psql('postgres',
+	q{SELECT kmd_propose_result('q1', '{"op":"insert","table":"events","row":{"k":"q1"},"request_id":"quoted"}')->>'index'});
+is($nodes[1]->safe_psql('postgres',
+	q{SELECT kmd_propose_result('q1', '{"op":"insert","table":"events","row":{"k":"q1"},"request_id":"quoted"}')->>'index'}),
+	$first, 'a retry through node2, which quotes all identifiers, gets the first outcome');
+
 done_testing();
