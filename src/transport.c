@@ -20,7 +20,8 @@
  * election timeouts (or a connection of deliver calls its timed call) is
  * closed and opened again: its backend there may be
  * stuck, or the connection half-open, which TCP alone can take many
- * minutes to notice.
+ * minutes to notice.  So is a connection not made within as long (a peer
+ * whose host drops connection attempts).
  *
  * A peer whose kommander has no kommander.peer_stream() (an older version,
  * during a rolling upgrade) is sent its batches the older way until the
@@ -34,6 +35,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <poll.h>
 
 #include "catalog/pg_type.h"
 #include "libpq-fe.h"
@@ -84,7 +87,7 @@ struct KmdPeer
 	bool		reported;		/* failure logged since the last success */
 	/* one batch at a time is timed to its answer: kommander.latency */
 	bool		timed;			/* a timed batch is unanswered */
-	TimestampTz timed_at;		/* when it was sent, or the CALL */
+	TimestampTz timed_at;		/* when it was sent, the CALL, or the connect */
 	char	   *frame;			/* a kind byte and the batch being sent */
 	uint32		frame_size;
 };
@@ -155,6 +158,28 @@ peer_start(KmdTransport *t, KmdPeer *p)
 	}
 	p->state = PEER_CONNECTING;
 	p->poll = PGRES_POLLING_WRITING;
+	p->timed_at = GetCurrentTimestamp();
+}
+
+/*
+ * Is the socket of `p', connecting, ready for what PQconnectPoll asked for
+ * last?  libpq must not be polled before: it takes a connect still under
+ * way for one made, sends its startup packet, and waits for the socket
+ * then, without a deadline (the connection is in blocking mode until it is
+ * made), a peer that drops connection attempts holding the whole loop.
+ * An error or hang-up counts as ready: libpq reports it.
+ */
+static bool
+connect_ready(KmdPeer *p)
+{
+	struct pollfd pfd;
+
+	pfd.fd = PQsocket(p->conn);
+	if (pfd.fd == PGINVALID_SOCKET)
+		return true;
+	pfd.events = p->poll == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) > 0;
 }
 
 void
@@ -501,6 +526,18 @@ kmd_transport_poll(KmdTransport *t)
 					peer_start(t, p);
 				break;
 			case PEER_CONNECTING:
+				if (!connect_ready(p))
+				{
+					if (TimestampDifferenceExceeds(p->timed_at, now, ANSWER_TIMEOUTS * kmd_election_timeout))
+					{
+						char	   *why = psprintf("Node %d did not take the connection within %d ms; it is tried again.",
+												   p->node_id, ANSWER_TIMEOUTS * kmd_election_timeout);
+
+						peer_close(p, why);
+						pfree(why);
+					}
+					break;
+				}
 				p->poll = PQconnectPoll(p->conn);
 				if (p->poll == PGRES_POLLING_FAILED)
 					peer_close(p, PQerrorMessage(p->conn));
