@@ -981,9 +981,16 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 							partition_id, int_field(manifest, "barriers"), barriers),
 					 errdetail("Its rows are cut at another point of the partition's log than the DDL here.")));
 		refuse_if_behind_map(partition_id, from, manifest);
+		/*
+		 * A partition's rows are copied as they are, without the triggers
+		 * and foreign keys that made them; the system partition's DDL runs
+		 * here as it ran on every node, its event triggers and cascades
+		 * included.
+		 */
 		if (SPI_execute(pin_settings_sql(true), true, 0) != SPI_OK_SELECT ||
-			SPI_execute("SELECT pg_catalog.set_config('session_replication_role', 'replica', true)",
-						true, 0) != SPI_OK_SELECT)
+			(partition_id != 0 &&
+			 SPI_execute("SELECT pg_catalog.set_config('session_replication_role', 'replica', true)",
+						 true, 0) != SPI_OK_SELECT))
 			elog(ERROR, "could not pin the settings of an image");
 		kmd_applying = true;
 		/* the change feed: what follows replaces the partition's rows */

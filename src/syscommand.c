@@ -24,6 +24,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
@@ -268,6 +269,24 @@ guard_statements(Oid relid)
 						  qualname), 0, NULL, NULL, SPI_OK_UTILITY);
 }
 
+/*
+ * Start kommander's own DDL (guard triggers, grants): the user's event
+ * triggers do not see it, on a node that applies the registration from
+ * the log as on one that takes it from an image, which registers tables
+ * after all of the system partition's DDL instead of where they came in
+ * the log (snapshot.c).  Returns the GUC nest level to end it with
+ * AtEOXact_GUC(true, level).
+ */
+static int
+own_ddl_begin(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
 static void
 guard_partitions_of(Oid relid)
 {
@@ -289,11 +308,13 @@ static void
 guard_partitions(void)
 {
 	ListCell   *lc;
+	int			nest = own_ddl_begin();
 
 	foreach(lc, query_oids("SELECT t.relid FROM kommander.tables t JOIN pg_catalog.pg_class c "
 						   "ON c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid "
 						   "WHERE c.relkind = 'p'"))
 		guard_partitions_of(lfirst_oid(lc));
+	AtEOXact_GUC(true, nest);
 }
 
 /*
@@ -331,6 +352,7 @@ kmd_syscommand_guard_table(Oid relid)
 													  get_rel_name(relid));
 	Oid			t[1] = {OIDOID};
 	Datum		v[1] = {ObjectIdGetDatum(relid)};
+	int			nest = own_ddl_begin();
 
 	guard_statements(relid);
 
@@ -351,6 +373,7 @@ kmd_syscommand_guard_table(Oid relid)
 	exec_sql(psprintf("GRANT SELECT ON %s TO kommander_peer", qualname),
 			 0, NULL, NULL, SPI_OK_UTILITY);
 	guard_partitions_of(relid);
+	AtEOXact_GUC(true, nest);
 }
 
 static void

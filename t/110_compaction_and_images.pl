@@ -26,6 +26,13 @@ my $conf = "kommander.snapshot_threshold = $THRESHOLD\nkommander.balance_interva
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
+# DDL that writes another table, through an event trigger
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE TABLE public.ddl_audit (tag text)$$);
+SELECT kmd_ddl($$CREATE FUNCTION public.audit_ddl() RETURNS event_trigger LANGUAGE plpgsql
+  AS 'BEGIN INSERT INTO public.ddl_audit VALUES (tg_tag); END'$$);
+SELECT kmd_ddl($$CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION public.audit_ddl()$$);
+});
 $n1->safe_psql('postgres', q{SELECT kmd_ddl('ALTER TABLE public.kv ADD COLUMN n int')});
 # a reg* value reads differently by search_path: images check it alike
 $n1->safe_psql('postgres', q{SELECT kmd_ddl('ALTER TABLE public.kv ADD COLUMN r regclass')});
@@ -110,6 +117,9 @@ my $schema = q{SELECT string_agg(column_name || ':' || data_type, ',' ORDER BY o
 	|| '/' || obj_description('public.kv'::regclass) FROM information_schema.columns WHERE table_name = 'kv'};
 is($n4->safe_psql('postgres', $schema), $n1->safe_psql('postgres', $schema), 'node4 has the same schema');
 is($n4->safe_psql('postgres', 'SELECT count(*) FROM kommander.nodes'), '4', 'node4 has the roster');
+my $audit = q{SELECT tag || ' ' || count(*) FROM public.ddl_audit GROUP BY tag ORDER BY tag};
+is($n4->safe_psql('postgres', $audit), $n1->safe_psql('postgres', $audit),
+	'node4 ran the DDL as the others ran it, event triggers included');
 my $map = q{SELECT string_agg(partition_id || ':' || lo || ':' || generation, ',' ORDER BY partition_id)
 	FROM kommander.partitions WHERE partition_id > 0};
 is($n4->safe_psql('postgres', $map), $n1->safe_psql('postgres', $map), 'node4 has the same partition map');
