@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -132,16 +133,41 @@ kmd_remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *p
 }
 
 /*
+ * The session settings of a peer connection (`pinned'), over whatever the
+ * peer's configuration, database or role sets: a timeout there would end
+ * every try of a long transfer alike, and the rows travel in the
+ * database's own encoding.
+ */
+#define PINNED_OPTIONS "-c statement_timeout=0 -c lock_timeout=0 " \
+	"-c idle_in_transaction_session_timeout=0"
+
+/*
  * Connect to a node without blocking interrupts, as `user' when not NULL
- * (over the conninfo's); raises on failure.
+ * (over the conninfo's), with the settings above when `pinned' (over the
+ * conninfo's options); raises on failure.
  */
 static PGconn *
-connect_as(const char *conninfo, const char *user, const char *what)
+connect_as(const char *conninfo, const char *user, const char *what, bool pinned)
 {
-	const char *keys[3] = {"dbname", user != NULL ? "user" : NULL, NULL};
-	const char *vals[3] = {conninfo, user, NULL};
-	PGconn	   *conn = PQconnectStartParams(keys, vals, 1);
-	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+	const char *keys[5] = {"dbname", NULL, NULL, NULL, NULL};
+	const char *vals[5] = {conninfo, NULL, NULL, NULL, NULL};
+	int			n = 1;
+	PGconn	   *conn;
+	volatile PostgresPollingStatusType status = PGRES_POLLING_WRITING;
+
+	if (user != NULL)
+	{
+		keys[n] = "user";
+		vals[n++] = user;
+	}
+	if (pinned)
+	{
+		keys[n] = "options";
+		vals[n++] = PINNED_OPTIONS;
+		keys[n] = "client_encoding";
+		vals[n++] = GetDatabaseEncodingName();
+	}
+	conn = PQconnectStartParams(keys, vals, 1);
 
 	while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
 		   status != PGRES_POLLING_OK && status != PGRES_POLLING_FAILED)
@@ -174,7 +200,7 @@ connect_as(const char *conninfo, const char *user, const char *what)
 PGconn *
 kmd_remote_connect(const char *conninfo, const char *what)
 {
-	return connect_as(conninfo, NULL, what);
+	return connect_as(conninfo, NULL, what, false);
 }
 
 PGconn *
@@ -188,5 +214,5 @@ kmd_remote_connect_peer(const char *conninfo, const char *what)
 			kmd_shared->nodes[i].node_id == kmd_shared->local_node_id)
 			strlcpy(user, kmd_shared->nodes[i].peer_role, sizeof(user));
 	LWLockRelease(kmd_shared->lock);
-	return connect_as(conninfo, user[0] != '\0' ? user : NULL, what);
+	return connect_as(conninfo, user[0] != '\0' ? user : NULL, what, true);
 }

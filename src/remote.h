@@ -23,7 +23,9 @@ extern PGconn *kmd_remote_connect(const char *conninfo, const char *what);
 
 /*
  * The same, as this node's peer role when the roster names one (the role
- * its Raft workers connect to peers as), over the conninfo's user.
+ * its Raft workers connect to peers as), over the conninfo's user, with
+ * no statement, lock or idle timeout and the database's encoding, over
+ * the conninfo's options and the peer's settings.
  */
 extern PGconn *kmd_remote_connect_peer(const char *conninfo, const char *what);
 

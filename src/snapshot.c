@@ -47,7 +47,9 @@
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -567,7 +569,11 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
 	rel = table_open(relid, RowExclusiveLock);
 	pstate = make_parsestate(NULL);
 	(void) addRangeTableEntryForRelation(pstate, rel, RowExclusiveLock, NULL, false, false);
-	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_read, names, NIL);
+	/* the peer sends the database's encoding (remote.c), whatever ours says */
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, copy_read, names,
+						   list_make1(makeDefElem("encoding",
+												  (Node *) makeString(pstrdup(GetDatabaseEncodingName())),
+												  -1)));
 	(void) CopyFrom(cstate);
 	EndCopyFrom(cstate);
 	table_close(rel, NoLock);

@@ -25,6 +25,17 @@ my $BATCH = 64;    # kommander.max_batch_entries, left at its default
 my $conf = "kommander.snapshot_threshold = $THRESHOLD\nkommander.balance_interval = 0\n";
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
+# sessions on node1, which serves the images, and on node3, which takes
+# them, talk LATIN1 unless told otherwise: images travel in the
+# database's encoding all the same
+for my $node ($n1, $n3)
+{
+	$node->append_conf('postgresql.conf', "client_encoding = 'LATIN1'");
+	$node->reload;
+}
+# and node1's sessions may not idle in a transaction: an image's sender
+# waits for its receiver
+$n1->safe_psql('postgres', "ALTER DATABASE postgres SET idle_in_transaction_session_timeout = '1ms'");
 KmdTest::create_kv($n1);
 # DDL that writes another table, through an event trigger
 $n1->safe_psql('postgres', q{
@@ -68,6 +79,9 @@ KmdTest::write_rows($n1, 1, 2500);
 KmdTest::write_rows($n2, 2501, 5000);
 $n1->safe_psql('postgres', q{SELECT kmd_propose('k' || i, jsonb_build_object('op', 'update', 'table', 'kv',
 	'key', jsonb_build_object('k', 'k' || i), 'set', '{"r": "kv"}'::jsonb)) FROM generate_series(1, 20) i});
+# a value LATIN1 has no place for
+$n1->safe_psql('postgres', q{SELECT kmd_propose('k1', jsonb_build_object('op', 'update', 'table', 'kv',
+	'key', jsonb_build_object('k', 'k1'), 'set', jsonb_build_object('v', 'price ' || chr(8364) || ' ' || chr(233))))});
 is($n1->safe_psql('postgres',
 	q{SELECT count(DISTINCT r.partition_id) FROM kv, LATERAL kmd_route(kv.k) r}), '2',
 	'the writes went to both partitions');
@@ -131,6 +145,8 @@ is($n1->safe_psql('postgres', "SELECT v FROM kv WHERE k = 'from-4'"), 'x', 'node
 # ---------------------------------------------------------------------------
 # transfers cut in the middle: the sender's manifest waits on a lock
 # ---------------------------------------------------------------------------
+# (held by a session idle in its transaction)
+$n1->safe_psql('postgres', 'ALTER DATABASE postgres RESET idle_in_transaction_session_timeout');
 sub blocked_transfer
 {
 	my ($tag, $first) = @_;
