@@ -177,7 +177,9 @@ SELECT err($$SELECT kmd_merge(0, 1)$$);
 SELECT err($$SELECT kmd_merge(1, 3)$$);
 SELECT err($$SELECT kmd_merge(2, 77)$$);
 SELECT kmd_merge(2, 4) AS merged;
-SELECT err($$SELECT kmd_merge(2, 4)$$);
+-- the same merge again is done; another of the merged-away partition is not
+SELECT kmd_merge(2, 4) AS merged_again;
+SELECT err($$SELECT kmd_merge(3, 4)$$);
 SELECT err($$SELECT kmd_split(4)$$);
 SELECT partition_id, lo, hi, generation, state FROM kommander.partitions WHERE partition_id > 0;
 SELECT err($$SELECT * FROM kmd_create_partitions(NULL)$$);

@@ -275,6 +275,34 @@ merge_ready(int32 left, int32 right)
 	return host_merge_ready(&l, &r, &ro);
 }
 
+/*
+ * The partition that `right' was merged into, as this node's map tells
+ * (a tombstone), or 0.
+ */
+static int32
+merged_into(int32 right)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(right)};
+	int32		into = 0;
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT merged_into FROM kommander.partition_map "
+							  "WHERE partition_id = $1 AND state = 'gone'",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.partition_map");
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			into = DatumGetInt32(d);
+	}
+	SPI_finish();
+	return into;
+}
+
 /* The merge command: `left' at `generation' takes `right', frozen at `freeze'. */
 static void
 merge_command(KmdCommand *cmd, uint64 generation, int32 right, uint64 freeze)
@@ -313,6 +341,9 @@ kmd_merge(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("merge needs two different user partitions")));
+	/* the same merge again, after it completed: done */
+	if (merged_into(right) == left)
+		PG_RETURN_INT32(left);
 	if (!part_view(left, &l) || l.state != KMD_PART_ACTIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
