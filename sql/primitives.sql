@@ -90,6 +90,22 @@ SELECT kmd_propose_result('p1', '{"op":"update","table":"places","key":{"id":"p1
 SELECT kmd_propose_result('p1', '{"op":"update","table":"places","key":{"id":"p1"},"set":{"n":3},"if":{"area":"(2,2),(1,1)"}}')->'applied' AS same_area_p1;
 SELECT id, n FROM places ORDER BY id;
 
+-- the operators of "set" take a domain as its base type: an object for a
+-- domain over jsonb, "add" to one over int, "now_plus" to one over
+-- timestamptz; "add" needs a "+" of the column's type (oid has none)
+SELECT kmd_ddl($$CREATE DOMAIN public.prim_doc AS jsonb;
+  CREATE DOMAIN public.prim_count AS int CHECK (VALUE >= 0);
+  CREATE DOMAIN public.prim_when AS timestamptz$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TABLE public.tallies (id text PRIMARY KEY, doc prim_doc,
+  n prim_count DEFAULT 0, due prim_when, o oid)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.tallies');
+SELECT kmd_propose('y1', '{"op":"insert","table":"tallies","row":{"id":"y1","o":1}}') > 0 AS inserted;
+SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},
+  "set":{"doc":{"a":1},"n":{"add":2},"due":{"now_plus":"1 day"}}}') > 0 AS updated;
+SELECT doc, n, due > now() AS later FROM tallies;
+SELECT err($$SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"o":{"add":1}}}')$$);
+SELECT err($$SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"n":{"add":-5}}}')$$);
+
 -- a default whose function turns volatile through kmd_ddl is decided by
 -- the proposer from the next command on (the proposer's backend id is
 -- what it stores, not the apply worker's)

@@ -140,7 +140,7 @@ scalar_text(JsonbValue *v)
 static bool
 json_column(RowCommand *c, const char *col)
 {
-	Oid			type = get_atttype(c->relid, get_attnum(c->relid, col));
+	Oid			type = getBaseType(get_atttype(c->relid, get_attnum(c->relid, col)));
 
 	return type == JSONOID || type == JSONBOID;
 }
@@ -214,7 +214,8 @@ split_set(RowCommand *c)
 		else if (tok == WJB_VALUE)
 		{
 			char	   *col = pnstrdup(k.val.string.val, k.val.string.len);
-			Oid			type = get_atttype(c->relid, get_attnum(c->relid, col));
+			/* a domain's operators are its base type's */
+			Oid			type = getBaseType(get_atttype(c->relid, get_attnum(c->relid, col)));
 
 			if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data) &&
 				!json_column(c, col))
@@ -231,7 +232,9 @@ split_set(RowCommand *c)
 				{
 					if (n->type != jbvNumeric)
 						MALFORMED("\"set\": \"add\" of column \"%s\" must be a number", col);
-					if (TypeCategory(type) != TYPCATEGORY_NUMERIC)
+					if (TypeCategory(type) != TYPCATEGORY_NUMERIC ||
+						!OidIsValid(OpernameGetOprid(list_make2(makeString("pg_catalog"), makeString("+")),
+													 type, type)))
 						MALFORMED("\"set\": column \"%s\" is not a number: \"add\" does not apply", col);
 					(void) pushJsonbValue(&adds, WJB_KEY, &k);
 					(void) pushJsonbValue(&adds, WJB_VALUE, n);
