@@ -105,6 +105,12 @@ SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},
 SELECT doc, n, due > now() AS later FROM tallies;
 SELECT err($$SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"o":{"add":1}}}')$$);
 SELECT err($$SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"n":{"add":-5}}}')$$);
+-- "if" on a column whose type has no equality (json) fails before it is
+-- proposed, not on every node when applied
+SELECT kmd_ddl($$ALTER TABLE public.tallies ADD COLUMN j json$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_propose('y1', '{"op":"delete","table":"tallies","key":{"id":"y1"},"if":{"j":null}}')$$);
+SELECT err($$SELECT kmd_propose('y1', '{"op":"batch","commands":[{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"n":1},"if":{"doc":{"a":1},"j":null}}]}')$$);
+SELECT count(*) AS still_there FROM tallies;
 
 -- a default whose function turns volatile through kmd_ddl is decided by
 -- the proposer from the next command on (the proposer's backend id is

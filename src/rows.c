@@ -707,6 +707,36 @@ check_columns(RowCommand *c, Jsonb *obj, const char *what)
 	}
 }
 
+/*
+ * Can each column `cond' names be compared?  A type without an equality
+ * (json, xml) would fail the command when applied, on every node.
+ */
+static void
+check_comparable(RowCommand *c, Jsonb *cond)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (cond == NULL)
+		return;
+	it = JsonbIteratorInit(&cond->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *col;
+
+		if (tok != WJB_KEY)
+			continue;
+		col = pnstrdup(v.val.string.val, v.val.string.len);
+		if (!kmd_rows_has_equality(c->relid, col))
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"if\": column \"%s\" of %s cannot be compared", col, c->qualname),
+					 errdetail("Its type %s has no equality operator.",
+							   format_type_be(get_atttype(c->relid, get_attnum(c->relid, col))))));
+	}
+}
+
 /* The routing key must be the first primary key column's value. */
 static void
 check_routing_key(RowCommand *c, Jsonb *obj, const char *what, const char *key, bool all_pk)
@@ -968,6 +998,7 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 			}
 			c->cond = object_field(obj, "if", false);
 			check_columns(c, c->cond, "if");
+			check_comparable(c, c->cond);
 			break;
 		case OP_CALL:
 			resolve_applier(c, string_field(obj, "applier", true));

@@ -106,22 +106,40 @@ condition_failed(RowCommand *c, int pos)
 					   pos)));
 }
 
+/* The equality operator of the type of column `col' of `relid', or none */
+static Oid
+equality_of(Oid relid, const char *col, Oid *type)
+{
+	Oid			eq;
+
+	*type = get_atttype(relid, get_attnum(relid, col));
+	if (!OidIsValid(*type))
+		elog(ERROR, "column \"%s\" of relation \"%s\" does not exist", col, get_rel_name(relid));
+	eq = lookup_type_cache(*type, TYPECACHE_EQ_OPR)->eq_opr;
+	/* a type without a btree class may have an "=" of its own (box, circle) */
+	if (!OidIsValid(eq))
+		eq = OpernameGetOprid(list_make2(makeString("pg_catalog"), makeString("=")),
+							  getBaseType(*type), getBaseType(*type));
+	return eq;
+}
+
+bool
+kmd_rows_has_equality(Oid relid, const char *col)
+{
+	Oid			type;
+
+	return OidIsValid(equality_of(relid, col, &type));
+}
+
 char *
 kmd_rows_equality(Oid relid, const char *col)
 {
-	Oid			type = get_atttype(relid, get_attnum(relid, col));
-	Oid			eq;
+	Oid			type;
+	Oid			eq = equality_of(relid, col, &type);
 	HeapTuple	tup;
 	Form_pg_operator opr;
 	char	   *name;
 
-	if (!OidIsValid(type))
-		elog(ERROR, "column \"%s\" of relation \"%s\" does not exist", col, get_rel_name(relid));
-	eq = lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr;
-	/* a type without a btree class may have an "=" of its own (box, circle) */
-	if (!OidIsValid(eq))
-		eq = OpernameGetOprid(list_make2(makeString("pg_catalog"), makeString("=")),
-							  getBaseType(type), getBaseType(type));
 	if (!OidIsValid(eq))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),

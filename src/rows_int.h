@@ -92,6 +92,9 @@ extern bool kmd_rows_is_pk(RowCommand *c, const char *name);
  */
 extern char *kmd_rows_equality(Oid relid, const char *col);
 
+/* Has the type of column `col' of `relid' an equality kmd_rows_equality finds? */
+extern bool kmd_rows_has_equality(Oid relid, const char *col);
+
 /*
  * "t.a OPERATOR(s.=) <alias>.a AND ..." for the keys of `columns' (a jsonb object),
  * columns of `relid', each with kmd_rows_equality; `nulls_match': as IS
