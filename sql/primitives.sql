@@ -122,3 +122,16 @@ SELECT kmd_propose('w1', '{"op":"insert","table":"whom","row":{"id":"w1"}}') > 0
 SELECT kmd_ddl($$CREATE OR REPLACE FUNCTION public.prim_who() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT pg_backend_pid()'$$) > 0 AS ddl_done;
 SELECT kmd_propose('w2', '{"op":"insert","table":"whom","row":{"id":"w2"}}') > 0 AS inserted;
 SELECT id, who = 0 AS immutable_zero, who = pg_backend_pid() AS the_proposers FROM whom ORDER BY id;
+
+-- an error's text cut to fit its slot is cut between two characters: a
+-- client of another encoding gets the error's own SQLSTATE
+SELECT kmd_propose(k, jsonb_build_object('op', 'insert', 'table', 'jobs', 'row',
+         jsonb_build_object('id', k, 'state', 'queued'))) > 0 AS inserted
+  FROM (SELECT 'xy' || repeat(chr(1046), 300) AS k) s;
+\set VERBOSITY sqlstate
+SET client_encoding = 'WIN1251';
+SELECT kmd_propose(k, jsonb_build_object('op', 'insert', 'table', 'jobs', 'row',
+         jsonb_build_object('id', k, 'state', 'queued'))) > 0 AS inserted
+  FROM (SELECT 'xy' || repeat(chr(1046), 300) AS k) s;
+RESET client_encoding;
+\set VERBOSITY default

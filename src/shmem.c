@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -156,6 +157,23 @@ kmd_shmem_startup(void)
 		}
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * `src' (NULL: empty) into `dst' of `size' bytes, cut between two
+ * characters: one cut in the middle would make the error that carries it
+ * fail to convert to a client's encoding, another error in its place.
+ */
+static void
+copy_text(char *dst, const char *src, int size)
+{
+	int			len = src != NULL ? strlen(src) : 0;
+
+	if (len >= size)
+		len = pg_mbcliplen(src, len, size - 1);
+	if (len > 0)
+		memcpy(dst, src, len);
+	dst[len] = '\0';
 }
 
 /* The slot array is not a C array of KmdSlot: entries are MAXALIGNed. */
@@ -363,8 +381,8 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 		return false;
 	}
 	strlcpy(slot->sqlstate, sqlstate ? sqlstate : "00000", sizeof(slot->sqlstate));
-	strlcpy(slot->errmsg, errmsg ? errmsg : "", KMD_ERRMSG_LEN);
-	strlcpy(slot->errdetail, errdetail ? errdetail : "", KMD_ERRMSG_LEN);
+	copy_text(slot->errmsg, errmsg, KMD_ERRMSG_LEN);
+	copy_text(slot->errdetail, errdetail, KMD_ERRMSG_LEN);
 	slot->index = index;
 	slot->term = term;
 	slot->applied = applied;
