@@ -111,6 +111,10 @@ SELECT err($$SELECT kmd_propose('k', '{"op":"insert","row":{"id":"k"}}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs"}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"jobs","row":[1]}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"no_such_table","row":{"id":"k"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"","row":{"id":"k"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"\"open","row":{"id":"k"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"a.b.c.d","row":{"id":"k"}}')$$);
+SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"otherdb.public.t","row":{"id":"k"}}')$$);
 SELECT err($$SELECT kmd_propose('k', '{"op":"insert","table":"nopk","row":{"id":"k"}}')$$);
 -- the hints name the read barrier: the table may be another node's news
 SELECT kmd_propose('k', '{"op":"insert","table":"no_such_table","row":{"id":"k"}}');

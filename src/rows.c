@@ -28,6 +28,7 @@
 #include "access/genam.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -48,6 +49,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "errcodes.h"
 #include "plans.h"
@@ -591,6 +593,31 @@ remember_table(const TableInfo *read)
 }
 
 /*
+ * The parts of the name "table" gives, as stringToQualifiedNameList
+ * makes them, refused with K0011 like the rest of a command where that
+ * and the lookup would raise errors of their own (an empty name, a
+ * quote left open, four parts, another database's name).
+ */
+static List *
+table_name_parts(const char *name)
+{
+	List	   *parts;
+
+	if (!SplitIdentifierString(pstrdup(name), '.', &parts) || parts == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"table\": \"%s\" is not a table name", name)));
+	if (list_length(parts) > 3 ||
+		(list_length(parts) == 3 &&
+		 strcmp(linitial(parts), get_database_name(MyDatabaseId)) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"table\": \"%s\" is not a table of this database", name),
+				 errhint("Name a table as table or schema.table.")));
+	return stringToQualifiedNameList(name);
+}
+
+/*
  * The columns of registered table `relid' whose value the proposer
  * decides, in the current memory context: remembered in `info' when no
  * invalidation came in meanwhile.  The table is locked.
@@ -628,7 +655,7 @@ resolve_table(RowCommand *c, const char *name)
 	TableInfo  *info;
 	ListCell   *lc;
 
-	names = stringToQualifiedNameList(name);
+	names = table_name_parts(name);
 	c->relid = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
 	if (!OidIsValid(c->relid))
 		ereport(ERROR,
