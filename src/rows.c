@@ -33,6 +33,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_coerce.h"
 #include "rewrite/rewriteHandler.h"
@@ -457,6 +458,27 @@ registered(Oid relid)
 }
 
 /*
+ * Is `expr', immutable, of a date or time type?  A default such as 'now'
+ * or 'today' was read when its DDL ran, on each node at its own time, and
+ * two nodes' catalogs may hold two values: the proposer decides.
+ */
+static bool
+time_constant(Node *expr)
+{
+	switch (getBaseType(exprType(expr)))
+	{
+		case DATEOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
  * The columns of `rel' whose value the proposer decides (KmdVaryingDefault),
  * in the current memory context.
  */
@@ -475,7 +497,8 @@ read_varying(Relation rel)
 			continue;
 		/* its own default, its identity's next value, or its domain's default */
 		expr = build_column_default(rel, i + 1);
-		if (expr == NULL || (!att->attidentity && !contain_mutable_functions(expr)))
+		if (expr == NULL ||
+			(!att->attidentity && !contain_mutable_functions(expr) && !time_constant(expr)))
 			continue;
 		v = palloc0(sizeof(KmdVaryingDefault));
 		v->attnum = att->attnum;

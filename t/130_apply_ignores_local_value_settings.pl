@@ -250,6 +250,19 @@ is($nodes[1]->safe_psql('postgres', q{SELECT meta::text || raw::text || n::text 
 	$nodes[0]->safe_psql('postgres', q{SELECT meta::text || raw::text || n::text FROM docs}),
 	'the same values on both nodes');
 
+# a date or time default read when its DDL ran ('now', 'today') holds
+# each node's own moment: the proposer decides it
+$nodes[0]->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE TABLE public.stamps (k text PRIMARY KEY, at timestamptz DEFAULT 'now',
+	local_at timestamp DEFAULT 'now', fixed date DEFAULT '2026-01-01')$$);
+SELECT kmd_register_table('public.stamps');
+});
+$nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('n1', '{"op":"insert","table":"stamps","row":{"k":"n1"}}')});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the insert into stamps');
+my $stamps = q{SELECT extract(epoch FROM at) || ' ' || extract(epoch FROM local_at) || ' ' || fixed FROM stamps};
+is($nodes[0]->safe_psql('postgres', $stamps), $nodes[1]->safe_psql('postgres', $stamps),
+	'both nodes store the proposer\'s value of a default read when its DDL ran');
+
 # a retry with the same request id through a node whose sessions quote
 # every identifier is the same command
 my $first = $nodes[0]->safe_psql('postgres',
