@@ -672,6 +672,40 @@ merge_waits(int32 left, uint64 index, uint64 generation, int32 right, uint64 fro
 }
 
 /*
+ * Partitions a barrier counted as held because an image will replace their
+ * rows (barrier.c): each waits for an image of its own from now on, also
+ * after a restart (kommander.snapshot), and applies nothing more here
+ * meanwhile.  The image of the partition they were merged into, when it
+ * comes first, retires them.  In the transaction that applies the barrier.
+ */
+static void
+bind_to_images(List *partitions)
+{
+	ListCell   *lc;
+
+	foreach(lc, partitions)
+	{
+		int32		partition_id = lfirst_int(lc);
+		Oid			types[1] = {INT4OID};
+		Datum		values[1] = {Int32GetDatum(partition_id)};
+		int32		from = 0;
+
+		if (SPI_execute_with_args("UPDATE kommander.snapshot SET image_wanted = true "
+								  "WHERE partition_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not mark partition %d as waiting for an image", partition_id);
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		for (int i = 0; i < KMD_MAX_NODES && from == 0; i++)
+			if (kmd_shared->nodes[i].node_id != 0 &&
+				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+				from = kmd_shared->nodes[i].node_id;
+		LWLockRelease(kmd_shared->lock);
+		if (from != 0)
+			kmd_image_ask(partition_id, from, 0);
+	}
+	list_free(partitions);
+}
+
+/*
  * The right partition of a merge that comes after where partition `left'
  * is held for a barrier (`entries' from `next' on), when the merge waits
  * for it here; 0 otherwise.  The nodes that applied the merge stopped the
@@ -763,9 +797,14 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 			 * for it (barrier.c); a barrier entry holds its partition until
 			 * the system partition has applied what it names.
 			 */
-			if (partition_id == 0 && kmd_barrier_kind(cmd.kind) &&
-				!kmd_barrier_ready(idx))
-				break;
+			if (partition_id == 0 && kmd_barrier_kind(cmd.kind))
+			{
+				List	   *image_bound;
+
+				if (!kmd_barrier_ready(idx, &image_bound))
+					break;
+				bind_to_images(image_bound);
+			}
 			if (partition_id != 0 && cmd.kind == KMD_CMD_BARRIER &&
 				kmd_barrier_arg(&cmd, &barrier) && barrier > kmd_partition_applied(0))
 			{

@@ -36,7 +36,11 @@
  *	  for an image: the image, taken after the merge, holds its rows, and
  *	  a node that missed the merge may never see the right partition reach
  *	  anything, its group being stopped everywhere else (apply.c,
- *	  merge_ahead).
+ *	  merge_ahead).  Counted so, it applies nothing more here: the barrier
+ *	  binds it to an image of its own (asked for, and noted in
+ *	  kommander.snapshot for a restart), unless the left partition's image
+ *	  retires it first; applied after the barrier, its entries before the
+ *	  cut would part this node from the others.
  *
  * A command proposed by a node that applied S before the partition's
  * barrier entry was written (the partition was held there for an image,
@@ -110,11 +114,12 @@ merged_by_image(int32 right)
 }
 
 bool
-kmd_barrier_ready(uint64 sys_index)
+kmd_barrier_ready(uint64 sys_index, List **image_bound)
 {
 	bool		ready = true;
 	uint64		wanted;
 
+	*image_bound = NIL;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	/* one that could not be hosted here has not reached the barrier */
 	if (kmd_shared->n_left_out > 0)
@@ -125,14 +130,21 @@ kmd_barrier_ready(uint64 sys_index)
 		KmdPartition *right;
 
 		if (part->partition_id <= 0 || part->state == KMD_PART_GONE ||
-			held_alone(part, sys_index) || merged_by_image(part->partition_id))
+			held_alone(part, sys_index))
 			continue;
+		if (merged_by_image(part->partition_id))
+		{
+			*image_bound = lappend_int(*image_bound, part->partition_id);
+			continue;
+		}
 		right = part->held_merge > 0 ? kmd_partition_find(part->held_merge) : NULL;
 		ready = right != NULL && held_alone(right, sys_index);
 	}
 	LWLockRelease(kmd_shared->lock);
 	if (ready)
 		return true;
+	list_free(*image_bound);
+	*image_bound = NIL;
 
 	/* ask the leaders here: wake the Raft workers the first time */
 	wanted = pg_atomic_read_u64(&kmd_shared->barrier_wanted);

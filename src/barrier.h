@@ -14,6 +14,7 @@
 #define KMD_BARRIER_H
 
 #include "command.h"
+#include "nodes/pg_list.h"
 #include "worker.h"
 
 /*
@@ -35,8 +36,11 @@ extern bool kmd_barrier_arg(const KmdCommand *cmd, uint64 *sys_index);
 /*
  * Apply worker: may the barrier at `sys_index' of the system partition be
  * applied now?  If not, the leaders here are asked for barrier entries.
+ * If so, *image_bound lists the partitions counted as held only because
+ * an image will replace their rows: the caller binds them to images in
+ * the transaction that applies the barrier.
  */
-extern bool kmd_barrier_ready(uint64 sys_index);
+extern bool kmd_barrier_ready(uint64 sys_index, List **image_bound);
 
 /*
  * Apply worker: where a partition stopped (0, 0: it is not held); true if
