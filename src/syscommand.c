@@ -561,6 +561,20 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 		case KMD_CMD_NODE_REMOVE:
 			if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_MARK) == 0)
 			{
+				/*
+				 * Never the last voter: the proposer checked its own view
+				 * of the roster, and two removals proposed at once through
+				 * two nodes both passed it.
+				 */
+				exec_sql("SELECT 1 FROM kommander.roster WHERE node_name = $1 AND role = 'voter' "
+						 "AND NOT EXISTS (SELECT 1 FROM kommander.roster o "
+						 "    WHERE o.role = 'voter' AND o.node_name <> $1)",
+						 1, types, values, SPI_OK_SELECT);
+				if (SPI_processed > 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("cannot remove the last voter \"%s\"", cmd->args[0]),
+							 errdetail("Another removal came first in the roster's log.")));
 				/* step 1: 'removing', the groups let it go; again: nothing */
 				exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
 						 1, types, values, SPI_OK_UPDATE);

@@ -83,4 +83,42 @@ $n1->safe_psql('postgres',
 ok($n2->poll_query_until('postgres', "SELECT count(*) = 1 FROM kv WHERE k = 'after'"),
 	'node1 and node2 commit without node3');
 
+# two voters left, each removed through the other at once: both calls
+# pass their own node's check, and the roster's log takes the first only
+my @lockers = map {
+	my $l = $_->background_psql('postgres');
+	$l->query_safe('BEGIN');
+	$l->query_safe('LOCK TABLE kommander.roster IN SHARE MODE');
+	$l
+} ($n1, $n2);
+my @crossed = map {
+	my ($node, $other) = @$_;
+	my ($o, $e) = ('', '');
+	my $h = IPC::Run::start(
+		[
+			'psql', '-X', '-q', '-v', 'VERBOSITY=verbose', '-d', KmdTest::conninfo($node), '-c',
+			"SET kommander.propose_timeout = 4000; SELECT kmd_remove_node('$other')"
+		],
+		'>', \$o, '2>', \$e);
+	{ h => $h, err => \$e, target => $other eq 'node1' ? $n1 : $n2 }
+} ([ $n1, 'node2' ], [ $n2, 'node1' ]);
+for my $node ($n1, $n2)
+{
+	$node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%kmd_remove_node(''node%'')%'
+		    AND wait_event = 'Extension'})
+	  or die $node->name . ': the removal does not wait';
+}
+$n1->poll_query_until('postgres',
+	q{SELECT commit_index >= applied_index + 2 FROM kommander.partitions WHERE partition_id = 0})
+  or die 'the two removals did not commit';
+$_->query_safe('COMMIT'), $_->quit for @lockers;
+$_->{h}->finish for @crossed;
+my @refused = grep { ${ $_->{err} } =~ /55000: cannot remove the last voter/ } @crossed;
+is(scalar(@refused), 1, 'one of two removals of the last two voters is refused when applied');
+my $survivor = @refused ? $refused[0]->{target} : $n1;
+is($survivor->safe_psql('postgres',
+	"SELECT string_agg(node_name || ' ' || role, ', ' ORDER BY node_name) FROM kommander.roster WHERE role <> 'removing'"),
+	$survivor->name . ' voter', 'the node it would have removed is still a voter');
+
 done_testing();
