@@ -34,6 +34,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "errcodes.h"
 #include "plans.h"
 #include "requests.h"
 
@@ -51,6 +52,8 @@
  * command nested deeper than the apply worker's stack allows (its
  * proposer may have had a larger max_stack_depth) fails when it is
  * applied, as its outcome, and one that cannot be read has no request id.
+ * A failure of this node is raised again: the entry is applied again
+ * later, as after any such failure.
  */
 static Jsonb *
 parse_payload(const KmdCommand *cmd)
@@ -68,9 +71,18 @@ parse_payload(const KmdCommand *cmd)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		/* a failure of this node (memory, a cancel) is not the command's */
+		if (kmd_node_failure_code(edata->sqlerrcode))
+			ReThrowError(edata);
+		FreeErrorData(edata);
 		j = NULL;
 	}
 	PG_END_TRY();

@@ -271,7 +271,8 @@ guard_statements(Oid relid)
 
 /*
  * Start kommander's own DDL (guard triggers, grants): the user's event
- * triggers do not see it, on a node that applies the registration from
+ * triggers do not see it (but those enabled ALWAYS or REPLICA, which
+ * nothing turns off), on a node that applies the registration from
  * the log as on one that takes it from an image, which registers tables
  * after all of the system partition's DDL instead of where they came in
  * the log (snapshot.c).  Returns the GUC nest level to end it with
