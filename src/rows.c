@@ -457,15 +457,18 @@ registered(Oid relid)
 	return info;
 }
 
-/*
- * Is `expr', immutable, of a date or time type?  A default such as 'now'
- * or 'today' was read when its DDL ran, on each node at its own time, and
- * two nodes' catalogs may hold two values: the proposer decides.
- */
+/* Is `type' a date or time type, or an array, range or domain of one? */
 static bool
-time_constant(Node *expr)
+time_type(Oid type)
 {
-	switch (getBaseType(exprType(expr)))
+	Oid			base = getBaseType(type);
+	Oid			elem = get_element_type(base);
+
+	if (OidIsValid(elem))
+		base = getBaseType(elem);
+	if (type_is_range(base))
+		base = get_range_subtype(base);
+	switch (base)
 	{
 		case DATEOID:
 		case TIMEOID:
@@ -476,6 +479,29 @@ time_constant(Node *expr)
 		default:
 			return false;
 	}
+}
+
+static bool
+time_constant_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Const))
+		return time_type(((Const *) node)->consttype);
+	return expression_tree_walker(node, time_constant_walker, context);
+}
+
+/*
+ * Does `expr', immutable, hold or give a date or time?  A default such as
+ * 'now' or 'today' was read when its DDL ran, on each node at its own
+ * time (also inside ARRAY['now'::timestamptz] or extract(epoch FROM
+ * 'now'::timestamp)), and two nodes' catalogs may hold two values: the
+ * proposer decides.
+ */
+static bool
+time_constant(Node *expr)
+{
+	return time_type(exprType(expr)) || time_constant_walker(expr, NULL);
 }
 
 /*

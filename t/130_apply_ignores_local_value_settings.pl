@@ -254,12 +254,15 @@ is($nodes[1]->safe_psql('postgres', q{SELECT meta::text || raw::text || n::text 
 # each node's own moment: the proposer decides it
 $nodes[0]->safe_psql('postgres', q{
 SELECT kmd_ddl($$CREATE TABLE public.stamps (k text PRIMARY KEY, at timestamptz DEFAULT 'now',
-	local_at timestamp DEFAULT 'now', fixed date DEFAULT '2026-01-01')$$);
+	local_at timestamp DEFAULT 'now', fixed date DEFAULT '2026-01-01',
+	ats timestamptz[] DEFAULT ARRAY['now'::timestamptz], span tstzrange DEFAULT tstzrange('now', NULL),
+	epoch numeric DEFAULT extract(epoch FROM 'now'::timestamp))$$);
 SELECT kmd_register_table('public.stamps');
 });
 $nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('n1', '{"op":"insert","table":"stamps","row":{"k":"n1"}}')});
 ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the insert into stamps');
-my $stamps = q{SELECT extract(epoch FROM at) || ' ' || extract(epoch FROM local_at) || ' ' || fixed FROM stamps};
+my $stamps = q{SELECT concat_ws(' ', extract(epoch FROM at), extract(epoch FROM local_at), fixed,
+	extract(epoch FROM ats[1]), extract(epoch FROM lower(span)), epoch) FROM stamps};
 is($nodes[0]->safe_psql('postgres', $stamps), $nodes[1]->safe_psql('postgres', $stamps),
 	'both nodes store the proposer\'s value of a default read when its DDL ran');
 
