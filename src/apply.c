@@ -654,10 +654,8 @@ merge_waits(int32 left, uint64 index, uint64 generation, int32 right, uint64 fro
 		part = kmd_partition_find(left);
 		if (part != NULL && part->leader != kmd_shared->local_node_id)
 			from = part->leader;
-		for (int i = 0; i < KMD_MAX_NODES && from == 0; i++)
-			if (kmd_shared->nodes[i].node_id != 0 &&
-				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
-				from = kmd_shared->nodes[i].node_id;
+		if (from == 0)
+			from = kmd_other_node();
 		LWLockRelease(kmd_shared->lock);
 		b->since = now;
 		if (from != 0)
@@ -694,10 +692,7 @@ bind_to_images(List *partitions)
 								  "WHERE partition_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not mark partition %d as waiting for an image", partition_id);
 		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		for (int i = 0; i < KMD_MAX_NODES && from == 0; i++)
-			if (kmd_shared->nodes[i].node_id != 0 &&
-				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
-				from = kmd_shared->nodes[i].node_id;
+		from = kmd_other_node();
 		LWLockRelease(kmd_shared->lock);
 		if (from != 0)
 			kmd_image_ask(partition_id, from, 0);

@@ -286,6 +286,19 @@ kmd_node_find(int32 node_id)
 	return NULL;
 }
 
+int32
+kmd_other_node(void)
+{
+	int32		other = 0;
+
+	Assert(LWLockHeldByMe(kmd_shared->lock));
+	for (int i = 0; i < KMD_MAX_NODES && other == 0; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+			other = kmd_shared->nodes[i].node_id;
+	return other;
+}
+
 uint64
 kmd_partition_applied(int32 partition_id)
 {

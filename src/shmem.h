@@ -372,6 +372,8 @@ extern KmdPartition *kmd_partition_add(int32 partition_id);
 /* How many more live partitions this node can hold. */
 extern int	kmd_partition_room(void);
 extern KmdNode *kmd_node_find(int32 node_id);	/* lock held */
+/* Some member of the roster other than this node, or 0 (lock held). */
+extern int32 kmd_other_node(void);
 
 /* Did this node get a batch from `node' within `ms'?  Always true of itself. */
 extern bool kmd_node_heard(const KmdNode *node, TimestampTz now, int ms);

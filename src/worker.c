@@ -220,10 +220,7 @@ group_start(int32 partition_id)
 		int32		from = 0;
 
 		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		for (int i = 0; i < KMD_MAX_NODES && from == 0; i++)
-			if (kmd_shared->nodes[i].node_id != 0 &&
-				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
-				from = kmd_shared->nodes[i].node_id;
+		from = kmd_other_node();
 		LWLockRelease(kmd_shared->lock);
 		if (from != 0)
 			kmd_image_ask(partition_id, from, 0);
