@@ -12,7 +12,8 @@
 #   faults and the clients' choices; the servers' timing is the machine's.
 #
 #   --faults: draw only these (kill, pause, isolate, isolate_leader, oneway,
-#   hole, delay, transfer, split, merge, replace); default all.
+#   hole, delay, transfer, split, merge, replace, behind: a node killed
+#   while a merge and a kmd_ddl commit); default all.
 #
 #   --broken: the extension built with a deliberate defect into a private
 #   copy of Postgres (KMD_BROKEN_ROOT, default /tmp/kommander-broken), with

@@ -46,7 +46,7 @@ my $LEASE_MARGIN_US = 10_000;
 my @FAULTS = (
 	[ kill => 3 ], [ pause => 3 ], [ isolate => 2 ], [ isolate_leader => 3 ],
 	[ oneway => 2 ], [ hole => 2 ], [ delay => 1 ], [ transfer => 2 ],
-	[ split => 2 ], [ merge => 2 ], [ replace => 1 ]);
+	[ split => 2 ], [ merge => 2 ], [ replace => 1 ], [ behind => 1 ]);
 
 # Nodes paused by SIGSTOP, woken at exit whatever happens, so that the
 # servers can be stopped.
@@ -324,6 +324,27 @@ sub inject
 		my $k = int($c * (@parts - 1));
 		$what = "partition $parts[$k + 1] into $parts[$k]";
 		try_sql($t, $i, "SELECT kmd_merge($parts[$k], $parts[$k + 1])") // return undef;
+	}
+	elsif ($kind eq 'behind')
+	{
+		# node $i misses a kmd_ddl and a merge, in either order
+		my @parts = partitions($t, $j);
+		my @steps = ("SELECT kmd_ddl('COMMENT ON TABLE public.nem_reg IS ''missed''')");
+		if (@parts > 2)
+		{
+			my $k = int($c * (@parts - 1));
+			my $merge = "SELECT kmd_merge($parts[$k], $parts[$k + 1])";
+			if ($b < 0.5) { push @steps, $merge; } else { unshift @steps, $merge; }
+			$what .= " misses partition $parts[$k + 1] merged into $parts[$k] and a DDL";
+		}
+		else
+		{
+			$what .= " misses a DDL";
+		}
+		kill_node($t, $i);
+		try_sql($t, $j, $_) for @steps;
+		sleep($hold);
+		restart_node($t, $i);
 	}
 	elsif ($kind eq 'replace')
 	{
