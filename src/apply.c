@@ -686,16 +686,11 @@ bind_to_images(List *partitions)
 		int32		partition_id = lfirst_int(lc);
 		Oid			types[1] = {INT4OID};
 		Datum		values[1] = {Int32GetDatum(partition_id)};
-		int32		from = 0;
 
 		if (SPI_execute_with_args("UPDATE kommander.snapshot SET image_wanted = true "
 								  "WHERE partition_id = $1", 1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 			elog(ERROR, "could not mark partition %d as waiting for an image", partition_id);
-		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		from = kmd_other_node();
-		LWLockRelease(kmd_shared->lock);
-		if (from != 0)
-			kmd_image_ask(partition_id, from, 0);
+		kmd_image_ask_any(partition_id);
 	}
 	list_free(partitions);
 }

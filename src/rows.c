@@ -138,16 +138,6 @@ scalar_text(JsonbValue *v)
 	}
 }
 
-/* Resolve the table of a row command: must exist and be registered. */
-/* Does column `col' of the command's table hold json or jsonb? */
-static bool
-json_column(RowCommand *c, const char *col)
-{
-	Oid			type = getBaseType(get_atttype(c->relid, get_attnum(c->relid, col)));
-
-	return type == JSONOID || type == JSONBOID;
-}
-
 /*
  * An interval as every node reads it: with IntervalStyle pinned to postgres
  * (sql_standard reads the signs of "-1 2:00" otherwise), as the apply
@@ -221,7 +211,7 @@ split_set(RowCommand *c)
 			Oid			type = getBaseType(get_atttype(c->relid, get_attnum(c->relid, col)));
 
 			if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data) &&
-				!json_column(c, col))
+				type != JSONOID && type != JSONBOID)
 			{
 				JsonbValue *n = getKeyJsonValueFromContainer(v.val.binary.data, "add", 3, NULL);
 				JsonbValue *t = getKeyJsonValueFromContainer(v.val.binary.data, "now_plus", 8, NULL);
@@ -697,6 +687,7 @@ varying_of(Oid relid, TableInfo *info)
 	return varying;
 }
 
+/* Resolve the table of a row command: must exist and be registered. */
 static void
 resolve_table(RowCommand *c, const char *name)
 {
@@ -756,10 +747,12 @@ resolve_table(RowCommand *c, const char *name)
 
 /*
  * Every key of `obj' names a column of the table; not a system column
- * ("xmin", "ctid"), which no command writes.
+ * ("xmin", "ctid"), which no command writes.  Of `compared' columns (an
+ * "if") the type must have an equality: without one (json, xml) the
+ * command would fail when applied, on every node.
  */
 static void
-check_columns(RowCommand *c, Jsonb *obj, const char *what)
+check_columns(RowCommand *c, Jsonb *obj, const char *what, bool compared)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -770,44 +763,20 @@ check_columns(RowCommand *c, Jsonb *obj, const char *what)
 	it = JsonbIteratorInit(&obj->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		if (tok == WJB_KEY)
-		{
-			char	   *col = pnstrdup(v.val.string.val, v.val.string.len);
-
-			if (get_attnum(c->relid, col) <= 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-						 errmsg("\"%s\": column \"%s\" of %s does not exist", what, col,
-								c->qualname)));
-		}
-	}
-}
-
-/*
- * Can each column `cond' names be compared?  A type without an equality
- * (json, xml) would fail the command when applied, on every node.
- */
-static void
-check_comparable(RowCommand *c, Jsonb *cond)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (cond == NULL)
-		return;
-	it = JsonbIteratorInit(&cond->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
 		char	   *col;
 
 		if (tok != WJB_KEY)
 			continue;
 		col = pnstrdup(v.val.string.val, v.val.string.len);
-		if (!kmd_rows_has_equality(c->relid, col))
+		if (get_attnum(c->relid, col) <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-					 errmsg("\"if\": column \"%s\" of %s cannot be compared", col, c->qualname),
+					 errmsg("\"%s\": column \"%s\" of %s does not exist", what, col,
+							c->qualname)));
+		if (compared && !kmd_rows_has_equality(c->relid, col))
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"%s\": column \"%s\" of %s cannot be compared", what, col, c->qualname),
 					 errdetail("Its type %s has no equality operator.",
 							   format_type_be(get_atttype(c->relid, get_attnum(c->relid, col))))));
 	}
@@ -1054,27 +1023,26 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 		case OP_UPSERT:
 			resolve_table(c, string_field(obj, "table", true));
 			c->row = object_field(obj, "row", true);
-			check_columns(c, c->row, "row");
+			check_columns(c, c->row, "row", false);
 			c->defaults = object_field(obj, "defaults", false);
-			check_columns(c, c->defaults, "defaults");
+			check_columns(c, c->defaults, "defaults", false);
 			check_routing_key(c, c->row, "row", key, false);
 			break;
 		case OP_UPDATE:
 		case OP_DELETE:
 			resolve_table(c, string_field(obj, "table", true));
 			c->key = object_field(obj, "key", true);
-			check_columns(c, c->key, "key");
+			check_columns(c, c->key, "key", false);
 			check_routing_key(c, c->key, "key", key, true);
 			if (c->op == OP_UPDATE)
 			{
 				c->set = object_field(obj, "set", true);
-				check_columns(c, c->set, "set");
+				check_columns(c, c->set, "set", false);
 				check_pk_kept(c);
 				split_set(c);
 			}
 			c->cond = object_field(obj, "if", false);
-			check_columns(c, c->cond, "if");
-			check_comparable(c, c->cond);
+			check_columns(c, c->cond, "if", true);
 			break;
 		case OP_CALL:
 			resolve_applier(c, string_field(obj, "applier", true));

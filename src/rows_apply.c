@@ -155,19 +155,27 @@ kmd_rows_equality(Oid relid, const char *col)
 	return name;
 }
 
-char *
-kmd_rows_column_type(Oid relid, const char *col)
+/* The type of column `attnum' of `relid', as kmd_rows_column_type */
+static char *
+attnum_type(Oid relid, AttrNumber attnum)
 {
-	AttrNumber	attnum = get_attnum(relid, col);
 	Oid			typid;
 	int32		typmod;
 	Oid			collid;
 
-	if (attnum == InvalidAttrNumber)
-		elog(ERROR, "column \"%s\" of relation \"%s\" does not exist", col, get_rel_name(relid));
 	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
 	return format_type_extended(typid, typmod,
 								FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+}
+
+char *
+kmd_rows_column_type(Oid relid, const char *col)
+{
+	AttrNumber	attnum = get_attnum(relid, col);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column \"%s\" of relation \"%s\" does not exist", col, get_rel_name(relid));
+	return attnum_type(relid, attnum);
 }
 
 static int
@@ -210,10 +218,11 @@ kmd_rows_record(Oid relid, Jsonb *obj, int param, const char *alias)
 	appendStringInfo(&buf, "pg_catalog.jsonb_to_record($%d) AS %s (", param, alias);
 	foreach(lc, attnums)
 	{
-		char	   *col = get_attname(relid, lfirst_int(lc), false);
+		AttrNumber	attnum = lfirst_int(lc);
 
 		appendStringInfo(&buf, "%s%s %s", lc == list_head(attnums) ? "" : ", ",
-						 quote_identifier(col), kmd_rows_column_type(relid, col));
+						 quote_identifier(get_attname(relid, attnum, false)),
+						 attnum_type(relid, attnum));
 	}
 	appendStringInfoChar(&buf, ')');
 	return buf.data;

@@ -1334,3 +1334,15 @@ kmd_image_ask(int32 partition_id, int32 from, uint64 min_index)
 	pg_atomic_fetch_add_u64(&kmd_shared->image_events, 1);
 	kmd_wake_worker(kmd_worker_for_partition(partition_id));
 }
+
+void
+kmd_image_ask_any(int32 partition_id)
+{
+	int32		from;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	from = kmd_other_node();
+	LWLockRelease(kmd_shared->lock);
+	if (from != 0)
+		kmd_image_ask(partition_id, from, 0);
+}

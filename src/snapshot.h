@@ -26,4 +26,7 @@ extern bool kmd_images_install(void);
  */
 extern void kmd_image_ask(int32 partition_id, int32 from, uint64 min_index);
 
+/* The same, of any other member, at any index this node has not passed. */
+extern void kmd_image_ask_any(int32 partition_id);
+
 #endif							/* KOMMANDER_SNAPSHOT_H */

@@ -216,15 +216,7 @@ group_start(int32 partition_id)
 	 * node applied, and asks the next one.
 	 */
 	if (image_wanted && raft_get_conf(g->r)->n > 0)
-	{
-		int32		from = 0;
-
-		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		from = kmd_other_node();
-		LWLockRelease(kmd_shared->lock);
-		if (from != 0)
-			kmd_image_ask(partition_id, from, 0);
-	}
+		kmd_image_ask_any(partition_id);
 	kmd_images_adopt(g);
 	elog(DEBUG1, "kommander worker %d started partition %d at term " UINT64_FORMAT
 		 ", last index " UINT64_FORMAT, worker_no, partition_id,
