@@ -61,10 +61,28 @@ regress_in() {
   return $rc
 }
 tap_in() {
-  kmd_as_postgres "cd '$1' && make -s PG_CONFIG=$2/pg_config tap PROVE_FLAGS='${PROVE_FLAGS--j2 --timer}' PROVE_TESTS='${PROVE_TESTS:-}' || { for f in tmp_check/log/regress_log_*; do echo \"--- \$f\"; tail -50 \"\$f\"; done; exit 1; }"
+  local out="$1/prove.out"
+  kmd_as_postgres "cd '$1' && set -o pipefail && make -s PG_CONFIG=$2/pg_config tap PROVE_FLAGS='${PROVE_FLAGS--j2 --timer}' PROVE_TESTS='${PROVE_TESTS:-}' 2>&1 | tee '$out'"
   local rc=$?
+  [ $rc = 0 ] || tap_failures "$1/tmp_check" "$out"
   kmd_check_logs "$1/tmp_check/log" || rc=1
   return $rc
+}
+
+# The end of the log of each TAP file that failed, and of its servers'
+# logs: what a failure in CI leaves to read.
+tap_failures() {
+  local dir="$1" out="$2" t name f
+  for t in $(sed -n '/^Test Summary Report/,$p' "$out" | grep -o '^t/[^ ]*\.pl' | sort -u); do
+    name="$(basename "$t" .pl)"
+    echo "--- $dir/log/regress_log_$name"
+    tail -150 "$dir/log/regress_log_$name" 2>/dev/null
+    for f in "$dir/log/${name}"_*.log; do
+      [ -f "$f" ] || continue
+      echo "--- $f"
+      tail -40 "$f"
+    done
+  done
 }
 
 # The TAP files the asan suite runs: those that drive the memory-heavy paths
