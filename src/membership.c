@@ -268,8 +268,32 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
  */
 
 /*
- * Wait until every partition has applied here what the seed had committed.
- * Fails if nothing moves for a whole kommander.propose_timeout.
+ * Has this node applied the merge of `partition_id' into its left
+ * neighbour?  Its log then ends here, wherever it stood, and the
+ * neighbour's carries what it held.
+ */
+static bool
+merged_here(int32 partition_id)
+{
+	Oid			type = INT4OID;
+	Datum		value = Int32GetDatum(partition_id);
+	bool		gone;
+
+	SPI_connect();
+	/* not read-only: a snapshot of now, not of the statement's start */
+	if (SPI_execute_with_args("SELECT 1 FROM kommander.partition_map "
+							  "WHERE partition_id = $1 AND state = 'gone'",
+							  1, &type, &value, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.partition_map");
+	gone = SPI_processed > 0;
+	SPI_finish();
+	return gone;
+}
+
+/*
+ * Wait until every partition has applied here what the seed had committed,
+ * or was merged away here.  Fails if nothing moves for a whole
+ * kommander.propose_timeout.
  */
 static void
 wait_caught_up(PGresult *targets)
@@ -291,7 +315,7 @@ wait_caught_up(PGresult *targets)
 			uint64		have = kmd_partition_applied(pid);
 
 			sum += have;
-			if (have < want)
+			if (have < want && !merged_here(pid))
 				done = false;
 		}
 		if (done)

@@ -1,0 +1,81 @@
+# 074_a_join_across_a_merge.pl
+#   A node that joins while a merge completes.  kmd_join reads from its
+#   seed how far each partition has committed and waits until this node
+#   has applied as much; a partition merged away meanwhile stops short of
+#   that here, its log carried on by its left neighbour's.  The seed here
+#   (node 2) has committed the merge of partition 2 into partition 1 but
+#   not applied it, so it still lists partition 2, frozen; node 3 applies
+#   the merge while it catches up.  kmd_join must count partition 2 as
+#   caught up and promote node 3, not wait for it and fail.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/074_a_join_across_a_merge.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my ($n1, $n2) = KmdTest::new_cluster(2);
+KmdTest::create_kv($n1);
+KmdTest::split_in_two([ $n1, $n2 ]);
+my $left_key = KmdTest::key_in($n1, 1, 'k');
+my $right_key = KmdTest::key_in($n1, 2, 'k');
+KmdTest::upsert_kv($n1, $left_key, $right_key);
+KmdTest::wait_converged([ $n1, $n2 ]);
+
+# node 3 is added to the roster through node 2, then waits to write its
+# identity: a session of its own holds kommander.local
+my $n3 = KmdTest::new_node('node3');
+my $holder = $n3->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe('LOCK TABLE kommander.local IN SHARE MODE');
+my ($join_out, $join_err) = ('', '');
+my $join = IPC::Run::start(
+	[
+		'psql', '-XAtq', '-d', $n3->connstr('postgres'), '-c',
+		"SET kommander.propose_timeout = '10s'; SELECT kmd_join('node3', "
+		  . KmdTest::quote(KmdTest::conninfo($n3)) . ', '
+		  . KmdTest::quote(KmdTest::conninfo($n2)) . ')'
+	],
+	'>', \$join_out, '2>', \$join_err);
+ok($n2->poll_query_until('postgres', "SELECT count(*) = 1 FROM kommander.roster WHERE node_name = 'node3'"),
+	'node 3 is in the roster');
+
+# node 2 applies the freeze of partition 2 but not the merge, which
+# updates partition 1's row of the map
+my $stall = $n2->background_psql('postgres');
+$stall->query_safe('BEGIN');
+$stall->query_safe('SELECT 1 FROM kommander.partition_map WHERE partition_id = 1 FOR UPDATE');
+is($n1->safe_psql('postgres', 'SELECT kmd_merge(1, 2)'), '1', 'partition 2 merged into partition 1 through node 1');
+ok($n2->poll_query_until('postgres',
+	"SELECT state = 'frozen' FROM kommander.partitions WHERE partition_id = 2"),
+	'node 2 lists partition 2, frozen');
+
+# node 3 writes its identity and reads node 2's commit indexes
+$holder->query_safe('COMMIT');
+ok($n3->poll_query_until('postgres',
+	"SELECT state = 'gone' FROM kommander.partition_map WHERE partition_id = 2"),
+	'node 3 applied the merge');
+# the promotion goes through node 2, which must apply it
+$stall->query_safe('COMMIT');
+$stall->quit;
+$holder->quit;
+
+$join->finish;
+chomp $join_out;
+is($join_out, '3', 'kmd_join returned the new node id') or diag($join_err);
+ok($n1->poll_query_until('postgres', "SELECT role = 'voter' FROM kommander.nodes WHERE node_name = 'node3'"),
+	'node 3 is a voter');
+KmdTest::wait_converged([ $n1, $n2, $n3 ]);
+is($n3->safe_psql('postgres', "SELECT string_agg(k || '=' || v, ',' ORDER BY k) FROM kv"),
+	join(',', map { "$_=x" } sort ($left_key, $right_key)),
+	'node 3 holds the rows of both partitions');
+KmdTest::same_state([ $n1, $n2, $n3 ]);
+
+done_testing();
