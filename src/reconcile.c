@@ -11,7 +11,8 @@
  * added as a learner, a caught-up learner it names a voter is promoted.
  * What is here gathers their inputs from shared memory and the group's log
  * and does the step: a removal waits while a split or a freeze in the log
- * still needs the member (host_split_holds, host_freeze_holds).
+ * still needs the member (host_split_holds, host_freeze_holds).  No step is
+ * taken on a roster behind the system partition's log this node knows.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -182,6 +183,28 @@ holds(void *arg, raft_id x)
 }
 
 /*
+ * Has this node applied every entry of the system partition it knows
+ * committed, under a leader it knows?  A node that has not (it was down
+ * or cut off, or its apply worker is held up) has a roster behind the
+ * cluster's: leading a group on it, it would add back a node removed
+ * since, or remove one added since.
+ */
+static bool
+roster_current(void)
+{
+	KmdPartition *sys;
+	bool		current = false;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	sys = kmd_partition_find(0);
+	if (sys != NULL && sys->leader != 0)
+		current = pg_atomic_read_u64(&sys->applied_index) >=
+			pg_atomic_read_u64(&sys->commit_index);
+	LWLockRelease(kmd_shared->lock);
+	return current;
+}
+
+/*
  * Take one step toward the roster's membership in a group this worker
  * leads.  Returns true when the group's configuration is in line with the
  * roster, false when there is more to do (the caller asks again later).
@@ -195,6 +218,8 @@ kmd_reconcile_group(KmdGroup *g)
 	bool		in_line;
 	int			rc = RAFT_OK;
 
+	if (!roster_current())
+		return false;			/* asked again in a second */
 	memset(&lm, 0, sizeof(lm));
 	lm.g = g;
 	kmd_host_roster(&ro);
