@@ -422,13 +422,18 @@ RETURNS void AS 'MODULE_PATHNAME', 'kmd_lease_revoke' LANGUAGE C;
 REVOKE ALL ON FUNCTION kmd_lease_grant(interval, text), kmd_lease_keepalive(bigint),
     kmd_lease_revoke(bigint) FROM PUBLIC;
 
+CREATE FUNCTION kommander.lease_countdown(id bigint)
+RETURNS timestamptz AS 'MODULE_PATHNAME', 'kmd_lease_countdown' LANGUAGE C STRICT;
+
 -- expires_at is renewed_at plus the TTL, by the clocks of the proposing
--- nodes: what the leader of the partition decides by is its own clock.
+-- nodes: what the leader of the partition decides by is its own clock,
+-- countdown_ends.
 CREATE VIEW kommander.leases AS
     SELECT l.id, m.partition_id, make_interval(secs => l.ttl_ms / 1000.0) AS ttl,
            l.granted_at, l.renewed_at,
            l.renewed_at + make_interval(secs => l.ttl_ms / 1000.0) AS expires_at,
-           (SELECT count(*) FROM kommander.lease_rows r WHERE r.lease = l.id) AS rows
+           (SELECT count(*) FROM kommander.lease_rows r WHERE r.lease = l.id) AS rows,
+           kommander.lease_countdown(l.id) AS countdown_ends
       FROM kommander.lease_state l
       LEFT JOIN kommander.partition_map m
         ON m.partition_id > 0 AND m.state <> 'gone'

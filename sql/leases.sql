@@ -16,8 +16,10 @@ SELECT k1 = 'c1' AS first_is_c1 FROM k;
 SELECT id > 0 AS granted FROM l;
 SELECT kmd_lease_keepalive(id) AS time_left FROM l;
 SELECT ttl, rows, partition_id = (SELECT partition_id FROM kmd_route('c1')) AS partition_of_c1, expires_at = renewed_at + ttl AS expires_after_ttl,
-       renewed_at >= granted_at AS renewed
+       renewed_at >= granted_at AS renewed,
+       countdown_ends > now() AND countdown_ends <= now() + ttl AS counted_down_here
   FROM kommander.leases WHERE id = (SELECT id FROM l);
+SELECT kommander.lease_countdown(1) IS NULL AS no_countdown_of_an_unknown_lease;
 
 -- rows join the lease with "lease": an insert, an upsert, an update
 SELECT kmd_propose(k1, format('{"op":"insert","table":"claims","row":{"job":"%s","owner":"w1"},"lease":%s}', k1, id)::jsonb) > 0 AS attached FROM l, k;

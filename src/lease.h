@@ -79,7 +79,8 @@ extern void kmd_lease_rows_forget(void);
 /*
  * The apply worker's view of the leases in shared memory, from
  * kommander.lease_state (SPI connected, in a transaction): at its start
- * and after an image.  Every lease gets its whole time to live again.
+ * and after an image.  A lease this node counted down from the same
+ * renewal keeps its countdown; every other gets its whole time to live.
  */
 extern void kmd_leases_load(void);
 

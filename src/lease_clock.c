@@ -42,6 +42,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -93,6 +94,8 @@ typedef struct LeaseTable
 } LeaseTable;
 
 static LeaseTable *leases = NULL;
+
+PG_FUNCTION_INFO_V1(kmd_lease_countdown);
 
 void
 kmd_lease_shmem_request(void)
@@ -167,6 +170,30 @@ kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index)
 		s->proposed = 0;
 	}
 	LWLockRelease(leases->lock);
+}
+
+/*
+ * kommander.lease_countdown(id): when this node's countdown of lease `id'
+ * ends, by its clock (the leases view's countdown_ends); NULL for a lease
+ * it does not count down.  It acts on it only while it leads the lease's
+ * partition, and taking the lead gives each lease at least an election
+ * timeout more.
+ */
+Datum
+kmd_lease_countdown(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+	TimestampTz deadline = 0;
+	LeaseSlot  *s;
+
+	LWLockAcquire(leases->lock, LW_SHARED);
+	s = slot_for(id, false);
+	if (s != NULL)
+		deadline = s->deadline;
+	LWLockRelease(leases->lock);
+	if (deadline == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(deadline);
 }
 
 /* How many leases this node counts down. */
@@ -280,17 +307,40 @@ kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi)
 		load_orphans();
 }
 
+static int
+slot_id_cmp(const void *a, const void *b)
+{
+	int64		x = ((const LeaseSlot *) a)->id;
+	int64		y = ((const LeaseSlot *) b)->id;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Count the leases of kommander.lease_state down from now, but for those
+ * this node counted already from the same renewal (an image of another
+ * partition installed, the apply worker started again): their countdown
+ * goes on where it was, or a node installing images more often than a
+ * lease's TTL would never expire it.
+ */
 void
 kmd_leases_load(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	bool		isnull;
+	LeaseSlot  *old;
+	int			n_old = 0;
 
 	kmd_lease_rows_forget();
 	if (SPI_execute("SELECT id, ttl_ms, renewed_idx FROM kommander.lease_state",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.lease_state");
+	old = palloc(sizeof(LeaseSlot) * KMD_LEASE_SLOTS);
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < leases->slots_used; i++)
+		if (leases->slots[i].id != 0)
+			old[n_old++] = leases->slots[i];
+	qsort(old, n_old, sizeof(LeaseSlot), slot_id_cmp);
 	memset(leases->slots, 0, sizeof(leases->slots));
 	memset(leases->orphans, 0, sizeof(leases->orphans));
 	pg_atomic_write_u32(&leases->count, 0);
@@ -299,15 +349,23 @@ kmd_leases_load(void)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		LeaseSlot  *s = &leases->slots[i];
+		LeaseSlot  *was;
 
 		s->id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 		s->hash = kmd_lease_hash(s->id);
 		s->ttl_ms = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 		s->renewed_idx = (uint64) DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
 		s->deadline = TimestampTzPlusMilliseconds(now, s->ttl_ms);
+		was = bsearch(s, old, n_old, sizeof(LeaseSlot), slot_id_cmp);
+		if (was != NULL && was->renewed_idx == s->renewed_idx)
+		{
+			s->deadline = was->deadline;
+			s->proposed = was->proposed;
+		}
 		pg_atomic_fetch_add_u32(&leases->count, 1);
 	}
 	LWLockRelease(leases->lock);
+	pfree(old);
 
 	/* the rows ended leases left elsewhere, as this node noted them */
 	load_orphans();
