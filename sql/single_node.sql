@@ -29,7 +29,7 @@ SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost', '')$$);
 SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost', repeat('r', 64))$$);
 SELECT kmd_bootstrap('n1', 'host=localhost') IS NOT NULL AS bootstrapped;
 SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost')$$);
-SELECT err($$SELECT kmd_join('n1', 'host=localhost', 'host=localhost')$$);
+SELECT err($$SELECT kmd_join('n2', 'host=localhost', 'host=localhost')$$);
 SELECT err($$SELECT kmd_join('n1', 'host=localhost', 'host=localhost', true, '')$$);
 
 -- the node is a voter and, once elected, leads both partitions

@@ -383,6 +383,165 @@ refuse_unlike_database(PGconn *conn)
 	SPI_finish();
 }
 
+/*
+ * A join tried again on a node that took its identity in an earlier try
+ * (which then failed, was cancelled, or did not promote) goes on as that
+ * node, if it is the node asked for: the same name, conninfo and peer role
+ * in its own roster (SPI connected), not being removed.  Raises otherwise.
+ */
+static void
+require_same_node(int32 node_id, const char *name, const char *conninfo,
+				  const char *peer_role)
+{
+	Oid			type = INT4OID;
+	Datum		value = Int32GetDatum(node_id);
+	char	   *was = NULL;
+	bool		same = false;
+	bool		removing = false;
+
+	if (SPI_execute_with_args("SELECT node_name, conninfo, coalesce(peer_role, ''), role "
+							  "FROM kommander.roster WHERE node_id = $1",
+							  1, &type, &value, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.roster");
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		was = SPI_getvalue(tup, desc, 1);
+		same = strcmp(was, name) == 0 &&
+			strcmp(SPI_getvalue(tup, desc, 2), conninfo) == 0 &&
+			strcmp(SPI_getvalue(tup, desc, 3), peer_role ? peer_role : "") == 0;
+		removing = strcmp(SPI_getvalue(tup, desc, 4), "removing") == 0;
+	}
+	if (was == NULL)
+		already_belongs();
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node already belongs to a kommander cluster as node \"%s\"", was),
+				 errdetail("A join tried again goes on only with the name, conninfo and peer role it started with."),
+				 errhint("See kommander.nodes.")));
+	if (removing)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" is being removed from the cluster", name),
+				 errhint("Join a fresh server under a new name once the removal completes.")));
+}
+
+/*
+ * The seed (`conn') of a join tried again must be a member of this node's
+ * cluster whose roster holds it.
+ */
+static void
+require_seed_holds(PGconn *conn, int32 node_id, const char *cluster_id)
+{
+	char		id_text[16];
+	const char *params[1] = {id_text};
+	PGresult   *res;
+	bool		same;
+
+	res = kmd_remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
+	same = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), cluster_id) == 0;
+	PQclear(res);
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node already belongs to another kommander cluster"),
+				 errdetail("It is node %d of cluster %s; the seed is not a member of it.",
+						   node_id, cluster_id),
+				 errhint("See kommander.nodes.")));
+	snprintf(id_text, sizeof(id_text), "%d", node_id);
+	res = kmd_remote_exec(conn, "SELECT 1 FROM kommander.roster WHERE node_id = $1::int", 1, params);
+	same = PQntuples(res) == 1;
+	PQclear(res);
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node already belongs to a kommander cluster, whose roster at the seed does not hold it"),
+				 errdetail("It is node %d; the seed's roster has no such node (it was removed, or the seed has not applied its addition yet).",
+						   node_id),
+				 errhint("Join through another member, or remove this node and join a fresh server.")));
+}
+
+/*
+ * Add this node to the roster through the seed (`conn') and write its
+ * identity here, with the seed's roster; returns its node id.
+ */
+static int32
+take_identity(PGconn *conn, const char *name, const char *conninfo, const char *peer_role)
+{
+	const char *params[5];
+	PGresult   *res;
+	PGconn	   *self;
+	char	   *cluster_id;
+	char	   *roster;
+	char	   *roster_index;
+	char	   *next_node_id;
+	char		id_text[16];
+	int			live;
+	int32		node_id;
+
+	/* a node that cannot host every partition could not catch up */
+	res = kmd_remote_exec(conn, "SELECT count(*) FROM kommander.partition_map WHERE state <> 'gone'",
+						  0, NULL);
+	live = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (live > kmd_shared->max_partitions)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg_plural("the cluster has %d partition, this node has room for %d",
+							   "the cluster has %d partitions, this node has room for %d",
+							   live, live, kmd_shared->max_partitions),
+				 errhint("Raise kommander.max_partitions on this node and restart it, then join.")));
+	params[0] = name;
+	params[1] = conninfo;
+	params[2] = peer_role;
+	res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2, $3)", 3, params);
+	node_id = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	res = kmd_remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
+	cluster_id = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	/* one statement, one snapshot: the roster as of a system index */
+	res = kmd_remote_exec(conn, "SELECT coalesce(pg_catalog.json_agg(r), '[]')::text, "
+					  "(SELECT applied_index FROM kommander.applied WHERE partition_id = 0), "
+					  "(SELECT value FROM kommander.counters WHERE name = 'next_node_id') "
+					  "FROM kommander.roster r", 0, NULL);
+	roster = pstrdup(PQgetvalue(res, 0, 0));
+	roster_index = pstrdup(PQgetisnull(res, 0, 1) ? "0" : PQgetvalue(res, 0, 1));
+	next_node_id = pstrdup(PQgetisnull(res, 0, 2) ? "2" : PQgetvalue(res, 0, 2));
+	PQclear(res);
+
+	/* our identity, committed at once through a session of our own */
+	self = kmd_remote_connect(conninfo, "this node through its own conninfo");
+	snprintf(id_text, sizeof(id_text), "%d", node_id);
+	params[0] = id_text;
+	params[1] = cluster_id;
+	params[2] = roster;
+	params[3] = roster_index;
+	params[4] = next_node_id;
+	PG_TRY();
+	{
+		res = kmd_remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb, $4::bigint, $5::bigint)",
+							  5, params);
+		PQclear(res);
+	}
+	PG_FINALLY();
+	{
+		PQfinish(self);
+	}
+	PG_END_TRY();
+	kmd_wake_launcher();
+	return node_id;
+}
+
+/*
+ * kmd_join(node_name, conninfo, seed_conninfo, promote, peer_role): add
+ * this node to the seed's cluster, catch up, and promote it.  Run again on
+ * a node that took its identity in an earlier try, it goes on from there.
+ */
 Datum
 kmd_join(PG_FUNCTION_ARGS)
 {
@@ -392,78 +551,39 @@ kmd_join(PG_FUNCTION_ARGS)
 	bool		promote = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
 	char	   *peer_role = peer_role_arg(fcinfo, 4);
 	PGconn	   *volatile conn = NULL;
-	PGconn	   *volatile self = NULL;
 	int32		node_id = 0;
+	char	   *own_cluster = NULL;
+	MemoryContext caller = CurrentMemoryContext;
 
 	require_served_database();
 	SPI_connect();
-	if (SPI_execute("SELECT 1 FROM kommander.local", true, 1) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT node_id, cluster_id::text FROM kommander.local", true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.local");
 	if (SPI_processed > 0)
-		already_belongs();
+	{
+		bool		isnull;
+
+		/* refused as the node it was: it cannot go on as that node either */
+		if (kmd_shared->went_back_from != 0)
+			already_belongs();
+		node_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		own_cluster = MemoryContextStrdup(caller,
+										  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		require_same_node(node_id, name, conninfo, peer_role);
+	}
 	SPI_finish();
 
 	PG_TRY();
 	{
-		const char *params[5];
-		PGresult   *res;
+		const char *params[1];
 		PGresult   *targets;
-		char	   *cluster_id;
-		char	   *roster;
-		char	   *roster_index;
-		char	   *next_node_id;
-		char		id_text[16];
-		int			live;
 
 		conn = kmd_remote_connect(seed, "the seed node");
 		refuse_unlike_database(conn);
-
-		/* a node that cannot host every partition could not catch up */
-		res = kmd_remote_exec(conn, "SELECT count(*) FROM kommander.partition_map WHERE state <> 'gone'",
-							  0, NULL);
-		live = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
-		if (live > kmd_shared->max_partitions)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg_plural("the cluster has %d partition, this node has room for %d",
-								   "the cluster has %d partitions, this node has room for %d",
-								   live, live, kmd_shared->max_partitions),
-					 errhint("Raise kommander.max_partitions on this node and restart it, then join.")));
-		params[0] = name;
-		params[1] = conninfo;
-		params[2] = peer_role;
-		res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2, $3)", 3, params);
-		node_id = atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
-
-		res = kmd_remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
-		cluster_id = pstrdup(PQgetvalue(res, 0, 0));
-		PQclear(res);
-		/* one statement, one snapshot: the roster as of a system index */
-		res = kmd_remote_exec(conn, "SELECT coalesce(pg_catalog.json_agg(r), '[]')::text, "
-						  "(SELECT applied_index FROM kommander.applied WHERE partition_id = 0), "
-						  "(SELECT value FROM kommander.counters WHERE name = 'next_node_id') "
-						  "FROM kommander.roster r", 0, NULL);
-		roster = pstrdup(PQgetvalue(res, 0, 0));
-		roster_index = pstrdup(PQgetisnull(res, 0, 1) ? "0" : PQgetvalue(res, 0, 1));
-		next_node_id = pstrdup(PQgetisnull(res, 0, 2) ? "2" : PQgetvalue(res, 0, 2));
-		PQclear(res);
-
-		/* our identity, committed at once through a session of our own */
-		self = kmd_remote_connect(conninfo, "this node through its own conninfo");
-		snprintf(id_text, sizeof(id_text), "%d", node_id);
-		params[0] = id_text;
-		params[1] = cluster_id;
-		params[2] = roster;
-		params[3] = roster_index;
-		params[4] = next_node_id;
-		res = kmd_remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb, $4::bigint, $5::bigint)",
-						  5, params);
-		PQclear(res);
-		PQfinish(self);
-		self = NULL;
-		kmd_wake_launcher();
+		if (own_cluster != NULL)
+			require_seed_holds(conn, node_id, own_cluster);
+		else
+			node_id = take_identity(conn, name, conninfo, peer_role);
 
 		/* catch up with what the seed has committed, then promote */
 		targets = kmd_remote_exec(conn, "SELECT partition_id, commit_index FROM kommander.partitions "
@@ -503,8 +623,6 @@ kmd_join(PG_FUNCTION_ARGS)
 	{
 		if (conn != NULL)
 			PQfinish(conn);
-		if (self != NULL)
-			PQfinish(self);
 	}
 	PG_END_TRY();
 

@@ -1,4 +1,4 @@
-# 074_a_join_across_a_merge.pl
+# 074_a_join_across_a_merge_or_tried_again.pl
 #   A node that joins while a merge completes.  kmd_join reads from its
 #   seed how far each partition has committed and waits until this node
 #   has applied as much; a partition merged away meanwhile stops short of
@@ -6,11 +6,12 @@
 #   (node 2) has committed the merge of partition 2 into partition 1 but
 #   not applied it, so it still lists partition 2, frozen; node 3 applies
 #   the merge while it catches up.  kmd_join must count partition 2 as
-#   caught up and promote node 3, not wait for it and fail.
+#   caught up and promote node 3, not wait for it and fail.  A join that
+#   stopped after the node took its identity goes on when run again.
 #
 # Copyright (c) 2026, kommander developers
 #
-# t/074_a_join_across_a_merge.pl
+# t/074_a_join_across_a_merge_or_tried_again.pl
 
 use strict;
 use warnings;
@@ -77,5 +78,32 @@ is($n3->safe_psql('postgres', "SELECT string_agg(k || '=' || v, ',' ORDER BY k) 
 	join(',', map { "$_=x" } sort ($left_key, $right_key)),
 	'node 3 holds the rows of both partitions');
 KmdTest::same_state([ $n1, $n2, $n3 ]);
+
+# A join that stopped once the node had its identity (here one that did
+# not promote) goes on when run again with the same arguments, through
+# any member; other arguments are refused.
+my $n4 = KmdTest::new_node('node4');
+my $join4 = sub {
+	my ($name, $seed, $promote) = @_;
+	return $n4->psql('postgres',
+		"SELECT kmd_join('$name', " . KmdTest::quote(KmdTest::conninfo($n4)) . ', '
+		  . KmdTest::quote(KmdTest::conninfo($seed)) . ", $promote)",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+};
+my ($rc, $out, $err) = $join4->('node4', $n1, 'false');
+is($out, '4', 'node 4 joins without being promoted');
+is($n1->safe_psql('postgres', "SELECT role FROM kommander.nodes WHERE node_name = 'node4'"),
+	'learner', 'node 4 is a learner');
+($rc, $out, $err) = $join4->('node5', $n2, 'true');
+like($err, qr/55000: this node already belongs to a kommander cluster as node "node4"/,
+	'a join under another name is refused');
+($rc, $out, $err) = $join4->('node4', $n2, 'true');
+is($out, '4', 'the same join again goes on as node 4') or diag($err);
+ok($n1->poll_query_until('postgres', "SELECT role = 'voter' FROM kommander.nodes WHERE node_name = 'node4'"),
+	'node 4 is a voter');
+is($n1->safe_psql('postgres', "SELECT count(*) FROM kommander.roster WHERE node_name = 'node4'"),
+	'1', 'the roster holds node 4 once');
+KmdTest::wait_converged([ $n1, $n2, $n3, $n4 ]);
+KmdTest::same_state([ $n1, $n2, $n3, $n4 ]);
 
 done_testing();
