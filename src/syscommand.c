@@ -535,6 +535,21 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			}
 
 			/*
+			 * A group's configuration names at most RAFT_MAX_MEMBERS nodes,
+			 * and a node keeps that many of the roster in memory: one more
+			 * would be a member nothing runs with.  Nodes being removed
+			 * count until they are gone.
+			 */
+			if (SPI_execute("SELECT count(*) FROM kommander.roster", true, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not read kommander.roster");
+			if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											&isnull)) >= RAFT_MAX_MEMBERS)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("the roster holds %d nodes, the most a cluster has", RAFT_MAX_MEMBERS),
+						 errhint("Remove a node with kmd_remove_node() first.")));
+
+			/*
 			 * A new id, never one of a removed node: a configuration that
 			 * still names that node, or a split replaying one, would count a
 			 * fresh server with an empty log as the old voter.

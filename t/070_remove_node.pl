@@ -6,7 +6,7 @@
 #   A node that joins afterwards gets a new id, never a removed node's, nor
 #   a voter's asked for again with its name and conninfo, and one that
 #   joins after a name was removed and added again has the same roster as
-#   the others.
+#   the others.  A 33rd node is refused.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -100,5 +100,20 @@ my $want = $n1->safe_psql('postgres', $roster);
 like($want, qr/^1:node1:voter,4:node4:voter,6:ghost:learner,7:node5:learner next 8$/,
 	'node1: the second ghost has a new id');
 ok($n5->poll_query_until('postgres', $roster, $want), 'node5 has the same roster and node id counter');
+
+# the roster holds 32 nodes at most, what a group's configuration names
+$n1->safe_psql('postgres', q{
+DO $$
+BEGIN
+  FOR i IN 1..28 LOOP
+    PERFORM kmd_add_node('spare-' || i, 'host=127.0.0.1 port=1 dbname=spare' || i);
+  END LOOP;
+END $$});
+($rc, $code, $err) = KmdTest::error_of($n5, "SELECT kmd_add_node('one-too-many', '$ghost')");
+is($code, '54000', "a 33rd node is refused ($err)");
+is($n1->safe_psql('postgres', 'SELECT count(*) FROM kommander.roster'), '32', 'the roster holds 32 nodes');
+is($n1->safe_psql('postgres', "SELECT kmd_add_node('spare-28', 'host=127.0.0.1 port=1 dbname=spare28')"),
+	$n1->safe_psql('postgres', "SELECT node_id FROM kommander.roster WHERE node_name = 'spare-28'"),
+	'a learner asked for again still answers its id');
 
 done_testing();
