@@ -926,6 +926,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 	PG_TRY();
 	{
 		PGresult   *res;
+		char	   *text;
 		Jsonb	   *manifest;
 		Jsonb	   *map;
 		uint64		index;
@@ -939,11 +940,13 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 		PQclear(kmd_remote_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL));
 		res = kmd_remote_exec(conn, "SELECT kommander.image_manifest($1::int, $2::uuid, $3::int)",
 							  3, params);
-		if (PQntuples(res) != 1 || PQnfields(res) != 1 || PQgetisnull(res, 0, 0))
-			elog(ERROR, "node %d answered no image manifest", from);
-		manifest = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													  CStringGetDatum(pstrdup(PQgetvalue(res, 0, 0)))));
+		/* copied and cleared before anything may raise: libpq's, not ours */
+		text = PQntuples(res) == 1 && PQnfields(res) == 1 && !PQgetisnull(res, 0, 0) ?
+			pstrdup(PQgetvalue(res, 0, 0)) : NULL;
 		PQclear(res);
+		if (text == NULL)
+			elog(ERROR, "node %d answered no image manifest", from);
+		manifest = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
 		if (int_field(manifest, "index") < 0 || int_field(manifest, "term") < 0)
 			elog(ERROR, "malformed image manifest: a negative index or term");
 		index = (uint64) int_field(manifest, "index");
