@@ -28,6 +28,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -270,20 +271,23 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
 /*
  * Has this node applied the merge of `partition_id' into its left
  * neighbour?  Its log then ends here, wherever it stood, and the
- * neighbour's carries what it held.
+ * neighbour's carries what it held.  Read with the latest snapshot, which
+ * a REPEATABLE READ caller's own would not be.
  */
 static bool
 merged_here(int32 partition_id)
 {
 	Oid			type = INT4OID;
 	Datum		value = Int32GetDatum(partition_id);
+	SPIPlanPtr	plan;
 	bool		gone;
 
 	SPI_connect();
-	/* not read-only: a snapshot of now, not of the statement's start */
-	if (SPI_execute_with_args("SELECT 1 FROM kommander.partition_map "
-							  "WHERE partition_id = $1 AND state = 'gone'",
-							  1, &type, &value, NULL, false, 1) != SPI_OK_SELECT)
+	plan = SPI_prepare("SELECT 1 FROM kommander.partition_map "
+					   "WHERE partition_id = $1 AND state = 'gone'", 1, &type);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, &value, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");
 	gone = SPI_processed > 0;
 	SPI_finish();
@@ -292,12 +296,16 @@ merged_here(int32 partition_id)
 
 /*
  * Wait until every partition has applied here what the seed had committed,
- * or was merged away here.  Fails if nothing moves for a whole
+ * or was merged away here (looked for once nothing moves: a partition
+ * whose log ended stops moving).  Fails if nothing moves for a whole
  * kommander.propose_timeout.
  */
 static void
 wait_caught_up(PGresult *targets)
 {
+	int			n = PQntuples(targets);
+	bool	   *merged = palloc0(sizeof(bool) * Max(n, 1));
+	bool	   *behind = palloc0(sizeof(bool) * Max(n, 1));
 	TimestampTz last_progress = GetCurrentTimestamp();
 	uint64		last_sum = 0;
 
@@ -305,9 +313,10 @@ wait_caught_up(PGresult *targets)
 	for (;;)
 	{
 		bool		done = true;
+		bool		still = false;
 		uint64		sum = 0;
 
-		for (int i = 0; i < PQntuples(targets); i++)
+		for (int i = 0; i < n; i++)
 		{
 			int32		pid = atoi(PQgetvalue(targets, i, 0));
 			uint64		want = PQgetisnull(targets, i, 1) ? 0 :
@@ -315,7 +324,8 @@ wait_caught_up(PGresult *targets)
 			uint64		have = kmd_partition_applied(pid);
 
 			sum += have;
-			if (have < want && !merged_here(pid))
+			behind[i] = have < want && !merged[i];
+			if (behind[i])
 				done = false;
 		}
 		if (done)
@@ -325,21 +335,31 @@ wait_caught_up(PGresult *targets)
 			last_sum = sum;
 			last_progress = GetCurrentTimestamp();
 		}
-		else if (TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
-											kmd_propose_timeout))
+		else
 		{
-			ConditionVariableCancelSleep();
-			ereport(ERROR,
-					(errcode(ERRCODE_KMD_LEARNER_LAGGING),
-					 errmsg("this node stopped catching up with the cluster"),
-					 errdetail("No partition applied anything for kommander.propose_timeout (%d ms).",
-							   kmd_propose_timeout),
-					 errhint("Check that the cluster can reach this node at the conninfo given, then run kmd_promote_node() on a member.")));
+			/* nothing moved: has a partition behind been merged away? */
+			for (int i = 0; i < n; i++)
+				if (behind[i] && merged_here(atoi(PQgetvalue(targets, i, 0))))
+					merged[i] = still = true;
+			if (!still && TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
+													 kmd_propose_timeout))
+			{
+				ConditionVariableCancelSleep();
+				ereport(ERROR,
+						(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+						 errmsg("this node stopped catching up with the cluster"),
+						 errdetail("No partition applied anything for kommander.propose_timeout (%d ms).",
+								   kmd_propose_timeout),
+						 errhint("Check that the cluster can reach this node at the conninfo given, then run kmd_join() again, or kmd_promote_node() on a member.")));
+			}
 		}
-		(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv, 200, PG_WAIT_EXTENSION);
+		if (!still)
+			(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv, 200, PG_WAIT_EXTENSION);
 		CHECK_FOR_INTERRUPTS();
 	}
 	ConditionVariableCancelSleep();
+	pfree(merged);
+	pfree(behind);
 }
 
 /*
@@ -464,6 +484,26 @@ require_seed_holds(PGconn *conn, int32 node_id, const char *cluster_id)
 				 errhint("Join through another member, or remove this node and join a fresh server.")));
 }
 
+/* A node that cannot host every partition of the seed's could not catch up. */
+static void
+require_room(PGconn *conn)
+{
+	PGresult   *res;
+	int			live;
+
+	res = kmd_remote_exec(conn, "SELECT count(*) FROM kommander.partition_map WHERE state <> 'gone'",
+						  0, NULL);
+	live = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (live > kmd_shared->max_partitions)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg_plural("the cluster has %d partition, this node has room for %d",
+							   "the cluster has %d partitions, this node has room for %d",
+							   live, live, kmd_shared->max_partitions),
+				 errhint("Raise kommander.max_partitions on this node and restart it, then join.")));
+}
+
 /*
  * Add this node to the roster through the seed (`conn') and write its
  * identity here, with the seed's roster; returns its node id.
@@ -479,21 +519,8 @@ take_identity(PGconn *conn, const char *name, const char *conninfo, const char *
 	char	   *roster_index;
 	char	   *next_node_id;
 	char		id_text[16];
-	int			live;
 	int32		node_id;
 
-	/* a node that cannot host every partition could not catch up */
-	res = kmd_remote_exec(conn, "SELECT count(*) FROM kommander.partition_map WHERE state <> 'gone'",
-						  0, NULL);
-	live = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (live > kmd_shared->max_partitions)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg_plural("the cluster has %d partition, this node has room for %d",
-							   "the cluster has %d partitions, this node has room for %d",
-							   live, live, kmd_shared->max_partitions),
-				 errhint("Raise kommander.max_partitions on this node and restart it, then join.")));
 	params[0] = name;
 	params[1] = conninfo;
 	params[2] = peer_role;
@@ -580,6 +607,7 @@ kmd_join(PG_FUNCTION_ARGS)
 
 		conn = kmd_remote_connect(seed, "the seed node");
 		refuse_unlike_database(conn);
+		require_room(conn);
 		if (own_cluster != NULL)
 			require_seed_holds(conn, node_id, own_cluster);
 		else

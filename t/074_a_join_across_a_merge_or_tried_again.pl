@@ -6,8 +6,10 @@
 #   (node 2) has committed the merge of partition 2 into partition 1 but
 #   not applied it, so it still lists partition 2, frozen; node 3 applies
 #   the merge while it catches up.  kmd_join must count partition 2 as
-#   caught up and promote node 3, not wait for it and fail.  A join that
-#   stopped after the node took its identity goes on when run again.
+#   caught up and promote node 3, not wait for it and fail (in a
+#   REPEATABLE READ transaction too, whose snapshot would not show the
+#   merge).  A join that stopped after the node took its identity goes on
+#   when run again.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -39,8 +41,10 @@ $holder->query_safe('LOCK TABLE kommander.local IN SHARE MODE');
 my ($join_out, $join_err) = ('', '');
 my $join = IPC::Run::start(
 	[
-		'psql', '-XAtq', '-d', $n3->connstr('postgres'), '-c',
-		"SET kommander.propose_timeout = '10s'; SELECT kmd_join('node3', "
+		'psql', '-XAtq', '-d', $n3->connstr('postgres'),
+		'-c', "SET kommander.propose_timeout = '10s'",
+		'-c', "SET default_transaction_isolation = 'repeatable read'",
+		'-c', "SELECT current_setting('transaction_isolation') || ' ' || kmd_join('node3', "
 		  . KmdTest::quote(KmdTest::conninfo($n3)) . ', '
 		  . KmdTest::quote(KmdTest::conninfo($n2)) . ')'
 	],
@@ -70,7 +74,7 @@ $holder->quit;
 
 $join->finish;
 chomp $join_out;
-is($join_out, '3', 'kmd_join returned the new node id') or diag($join_err);
+is($join_out, 'repeatable read 3', 'kmd_join returned the new node id') or diag($join_err);
 ok($n1->poll_query_until('postgres', "SELECT role = 'voter' FROM kommander.nodes WHERE node_name = 'node3'"),
 	'node 3 is a voter');
 KmdTest::wait_converged([ $n1, $n2, $n3 ]);
@@ -94,6 +98,8 @@ my ($rc, $out, $err) = $join4->('node4', $n1, 'false');
 is($out, '4', 'node 4 joins without being promoted');
 is($n1->safe_psql('postgres', "SELECT role FROM kommander.nodes WHERE node_name = 'node4'"),
 	'learner', 'node 4 is a learner');
+ok($n2->poll_query_until('postgres', "SELECT count(*) = 1 FROM kommander.roster WHERE node_name = 'node4'"),
+	'node 2 knows node 4');
 ($rc, $out, $err) = $join4->('node5', $n2, 'true');
 like($err, qr/55000: this node already belongs to a kommander cluster as node "node4"/,
 	'a join under another name is refused');
