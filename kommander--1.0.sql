@@ -424,7 +424,6 @@ REVOKE ALL ON FUNCTION kmd_lease_grant(interval, text), kmd_lease_keepalive(bigi
 
 CREATE FUNCTION kommander.lease_countdown(id bigint)
 RETURNS timestamptz AS 'MODULE_PATHNAME', 'kmd_lease_countdown' LANGUAGE C STRICT;
-REVOKE ALL ON FUNCTION kommander.lease_countdown(bigint) FROM PUBLIC;
 
 -- expires_at is renewed_at plus the TTL, by the clocks of the proposing
 -- nodes: what the leader of the partition decides by is its own clock,
