@@ -183,14 +183,14 @@ holds(void *arg, raft_id x)
 }
 
 /*
- * Is this node's roster the cluster's: does it lead the system partition,
- * or follow a leader with which its copy is at rest (which the leader lets
- * it be only once it holds the leader's whole log, and which ends when the
- * leader falls silent), and has it applied its whole log?  A node that is
- * behind (it was down or cut off, its apply worker is held up) may not
- * know of a roster change: leading a group on its roster, it would add
- * back a node removed since, or remove one added since.  A follower's
- * commit index alone does not tell, as it learns none beyond its own log.
+ * Has this node applied every entry of the system partition it knows
+ * committed, under a leader it knows?  One whose apply worker is held up
+ * has a roster behind the cluster's: leading a group on it, it would add
+ * back a node removed since, or remove one added since.  This does not
+ * catch a node behind in the system partition's log itself (restarted,
+ * cut off), which learns no commit index beyond its own log; nor would
+ * waiting for its copy to be at rest, which any member behind (a joining
+ * learner) or any read through the system partition keeps from it.
  */
 static bool
 roster_current(void)
@@ -200,9 +200,9 @@ roster_current(void)
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	sys = kmd_partition_find(0);
-	if (sys != NULL && sys->leader != 0 && sys->role >= 0 &&
-		(sys->role == RAFT_LEADER || sys->quiesced))
-		current = pg_atomic_read_u64(&sys->applied_index) >= sys->last_index;
+	if (sys != NULL && sys->leader != 0)
+		current = pg_atomic_read_u64(&sys->applied_index) >=
+			pg_atomic_read_u64(&sys->commit_index);
 	LWLockRelease(kmd_shared->lock);
 	return current;
 }
