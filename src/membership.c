@@ -296,25 +296,26 @@ merged_here(int32 partition_id)
 
 /*
  * Wait until every partition has applied here what the seed had committed,
- * or was merged away here (looked for once nothing moves: a partition
- * whose log ended stops moving).  Fails if nothing moves for a whole
- * kommander.propose_timeout.
+ * or was merged away here (looked for in a partition behind that stopped
+ * moving: its log ended, while the others may go on).  Fails if no
+ * partition behind moves for a whole kommander.propose_timeout.
  */
 static void
 wait_caught_up(PGresult *targets)
 {
 	int			n = PQntuples(targets);
 	bool	   *merged = palloc0(sizeof(bool) * Max(n, 1));
-	bool	   *behind = palloc0(sizeof(bool) * Max(n, 1));
+	uint64	   *last_have = palloc0(sizeof(uint64) * Max(n, 1));
 	TimestampTz last_progress = GetCurrentTimestamp();
-	uint64		last_sum = 0;
+	TimestampTz last_look = 0;
 
 	ConditionVariablePrepareToSleep(&kmd_shared->applied_cv);
 	for (;;)
 	{
+		TimestampTz now = GetCurrentTimestamp();
 		bool		done = true;
-		bool		still = false;
-		uint64		sum = 0;
+		bool		found = false;
+		bool		look = TimestampDifferenceExceeds(last_look, now, 200);
 
 		for (int i = 0; i < n; i++)
 		{
@@ -323,43 +324,38 @@ wait_caught_up(PGresult *targets)
 				strtoull(PQgetvalue(targets, i, 1), NULL, 10);
 			uint64		have = kmd_partition_applied(pid);
 
-			sum += have;
-			behind[i] = have < want && !merged[i];
-			if (behind[i])
-				done = false;
+			if (have >= want || merged[i])
+				continue;
+			if (have != last_have[i])
+				last_progress = now;
+			else if (look && merged_here(pid))
+			{
+				merged[i] = found = true;
+				continue;
+			}
+			last_have[i] = have;
+			done = false;
 		}
+		if (look)
+			last_look = now;
 		if (done)
 			break;
-		if (sum != last_sum)
+		if (!found && TimestampDifferenceExceeds(last_progress, now, kmd_propose_timeout))
 		{
-			last_sum = sum;
-			last_progress = GetCurrentTimestamp();
+			ConditionVariableCancelSleep();
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+					 errmsg("this node stopped catching up with the cluster"),
+					 errdetail("No partition this node is behind in applied anything for kommander.propose_timeout (%d ms).",
+							   kmd_propose_timeout),
+					 errhint("Check that the cluster can reach this node at the conninfo given, then run kmd_join() again, or kmd_promote_node() on a member.")));
 		}
-		else
-		{
-			/* nothing moved: has a partition behind been merged away? */
-			for (int i = 0; i < n; i++)
-				if (behind[i] && merged_here(atoi(PQgetvalue(targets, i, 0))))
-					merged[i] = still = true;
-			if (!still && TimestampDifferenceExceeds(last_progress, GetCurrentTimestamp(),
-													 kmd_propose_timeout))
-			{
-				ConditionVariableCancelSleep();
-				ereport(ERROR,
-						(errcode(ERRCODE_KMD_LEARNER_LAGGING),
-						 errmsg("this node stopped catching up with the cluster"),
-						 errdetail("No partition applied anything for kommander.propose_timeout (%d ms).",
-								   kmd_propose_timeout),
-						 errhint("Check that the cluster can reach this node at the conninfo given, then run kmd_join() again, or kmd_promote_node() on a member.")));
-			}
-		}
-		if (!still)
-			(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv, 200, PG_WAIT_EXTENSION);
+		(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv, 200, PG_WAIT_EXTENSION);
 		CHECK_FOR_INTERRUPTS();
 	}
 	ConditionVariableCancelSleep();
 	pfree(merged);
-	pfree(behind);
+	pfree(last_have);
 }
 
 /*
@@ -607,11 +603,16 @@ kmd_join(PG_FUNCTION_ARGS)
 
 		conn = kmd_remote_connect(seed, "the seed node");
 		refuse_unlike_database(conn);
-		require_room(conn);
 		if (own_cluster != NULL)
+		{
 			require_seed_holds(conn, node_id, own_cluster);
+			require_room(conn);
+		}
 		else
+		{
+			require_room(conn);
 			node_id = take_identity(conn, name, conninfo, peer_role);
+		}
 
 		/* catch up with what the seed has committed, then promote */
 		targets = kmd_remote_exec(conn, "SELECT partition_id, commit_index FROM kommander.partitions "

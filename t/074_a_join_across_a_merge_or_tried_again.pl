@@ -8,8 +8,8 @@
 #   the merge while it catches up.  kmd_join must count partition 2 as
 #   caught up and promote node 3, not wait for it and fail (in a
 #   REPEATABLE READ transaction too, whose snapshot would not show the
-#   merge).  A join that stopped after the node took its identity goes on
-#   when run again.
+#   merge, and while writes go on in the other partition).  A join that
+#   stopped after the node took its identity goes on when run again.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -62,6 +62,26 @@ ok($n2->poll_query_until('postgres',
 	"SELECT state = 'frozen' FROM kommander.partitions WHERE partition_id = 2"),
 	'node 2 lists partition 2, frozen');
 
+# writes go on through node 1 meanwhile, one after the other (for a minute
+# at most): node 3 must tell the partition whose log ended from the
+# others, which move
+my $writer = IPC::Run::start(
+	[
+		'psql', '-XAtq', '-d', $n1->connstr('postgres'), '-c', q{
+DO $$
+DECLARE
+  i int := 0;
+  t timestamptz := clock_timestamp();
+BEGIN
+  WHILE clock_timestamp() < t + interval '60 s' AND NOT EXISTS (SELECT 1 FROM kv WHERE k = 'stop') LOOP
+    i := i + 1;
+    PERFORM kmd_propose('w' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
+      'row', jsonb_build_object('k', 'w' || i, 'v', 'w')));
+  END LOOP;
+END $$}
+	]);
+ok($n1->poll_query_until('postgres', "SELECT count(*) > 0 FROM kv WHERE k LIKE 'w%'"), 'writes go on');
+
 # node 3 writes its identity and reads node 2's commit indexes
 $holder->query_safe('COMMIT');
 ok($n3->poll_query_until('postgres',
@@ -74,11 +94,14 @@ $holder->quit;
 
 $join->finish;
 chomp $join_out;
+ok($writer->pumpable, 'the join ended while the writes went on');
+KmdTest::upsert_kv($n1, 'stop');
+$writer->finish;
 is($join_out, 'repeatable read 3', 'kmd_join returned the new node id') or diag($join_err);
 ok($n1->poll_query_until('postgres', "SELECT role = 'voter' FROM kommander.nodes WHERE node_name = 'node3'"),
 	'node 3 is a voter');
 KmdTest::wait_converged([ $n1, $n2, $n3 ]);
-is($n3->safe_psql('postgres', "SELECT string_agg(k || '=' || v, ',' ORDER BY k) FROM kv"),
+is($n3->safe_psql('postgres', "SELECT string_agg(k || '=' || v, ',' ORDER BY k) FROM kv WHERE v = 'x' AND k <> 'stop'"),
 	join(',', map { "$_=x" } sort ($left_key, $right_key)),
 	'node 3 holds the rows of both partitions');
 KmdTest::same_state([ $n1, $n2, $n3 ]);
