@@ -4,7 +4,8 @@
 #   extension and runs the suites named (core, sim, regress, tap, broken,
 #   asan), or all of them.  Servers and tests run as the postgres user.  A server log
 #   that shows a crash (a signal, PANIC, a failed assertion, a sanitizer
-#   report) fails its suite.  Exits non-zero if any suite fails.
+#   report) fails its suite.  A failed TAP file has the end of its log and
+#   of its servers' logs printed.  Exits non-zero if any suite fails.
 #
 #   broken: the nemesis test (t/180_nemesis.pl) against two builds, each
 #   with a deliberate defect (a leader acknowledging before commit; leases
