@@ -82,6 +82,25 @@ SELECT err($$SELECT kmd_propose('c6', '{"op":"insert","table":"claims","row":{"j
 SELECT err($$SELECT kmd_propose('c6', '{"op":"insert","table":"claims","row":{"job":"c6"},"lease":-3}')$$);
 SELECT err($$SELECT kmd_propose('c6', '{"op":"insert","table":"claims","row":{"job":"c6"},"lease":null}')$$);
 SELECT err($$SELECT kmd_propose('c6', '{"op":"delete","table":"claims","key":{"job":"c6"},"lease":12}')$$);
+-- what a command does runs on every node: an applier can neither grant a
+-- lease nor propose (0A000, the command's outcome), and nothing is made
+SELECT kmd_ddl($ddl$
+CREATE FUNCTION public.asks_kommander(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $f$
+BEGIN
+  IF args->>'what' = 'lease' THEN
+    RETURN to_jsonb(kmd_lease_grant('10 s'));
+  END IF;
+  RETURN to_jsonb(kmd_propose('c7', '{"op":"insert","table":"claims","row":{"job":"c7"}}'));
+END $f$
+$ddl$) > 0 AS ddl_done;
+SELECT kmd_register_applier('asks_kommander', 'public.asks_kommander(jsonb, kommander.apply_context)');
+SELECT count(*) AS leases_then FROM kommander.leases \gset
+SELECT err($$SELECT kmd_propose('c7', '{"op":"call","applier":"asks_kommander","args":{"what":"lease"}}')$$);
+SELECT err($$SELECT kmd_propose('c7', '{"op":"call","applier":"asks_kommander","args":{"what":"propose"}}')$$);
+SELECT count(*) - :leases_then AS leases_granted FROM kommander.leases;
+SELECT count(*) AS c7_rows FROM claims WHERE job = 'c7';
+
 -- not granted to PUBLIC
 CREATE ROLE lease_nobody;
 SET ROLE lease_nobody;

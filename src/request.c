@@ -53,6 +53,19 @@ kmd_require_member(void)
 				(errcode(ERRCODE_KMD_NOT_MEMBER),
 				 errmsg("this node is not a member of a kommander cluster"),
 				 errhint("Run kmd_bootstrap() or kmd_join() first.")));
+
+	/*
+	 * An applier, trigger or default run by the apply worker runs on every
+	 * node: a request from there would be made once per node (a proposal
+	 * proposed three times, a lease granted with each node's own id), and
+	 * would wait for the apply worker that makes it.
+	 */
+	if (kmd_applying)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kommander's functions cannot be called while a command is applied"),
+				 errdetail("What a command does runs on every node; a request made from there would be made once per node."),
+				 errhint("Propose the follow-up command from the client, with what the applier returned.")));
 }
 
 /* A free slot, taken; -1 when all are in use. */
