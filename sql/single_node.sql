@@ -98,6 +98,20 @@ CREATE FUNCTION public.fail(args jsonb, ctx kommander.apply_context) RETURNS jso
 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'applier says no' USING ERRCODE = 'P0099'; END $$;
 SELECT kmd_register_applier('fail', 'public.fail(jsonb, kommander.apply_context)');
 SELECT err($$SELECT kmd_propose('job-1', '{"op":"call","applier":"fail"}')$$);
+-- a SQLSTATE of this node's failures raised by the applier itself, caught
+-- or as a warning, is the command's doing: it applies, nothing retries
+CREATE FUNCTION public.own_raise(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    RAISE EXCEPTION 'mine' USING ERRCODE = 'lock_not_available';
+  EXCEPTION WHEN OTHERS THEN NULL;
+  END;
+  RAISE WARNING 'also mine' USING ERRCODE = 'disk_full';
+  RETURN '"ok"';
+END $$;
+SELECT kmd_register_applier('own_raise', 'public.own_raise(jsonb, kommander.apply_context)');
+SELECT r->'result' AS result FROM kmd_propose_result('job-1', '{"op":"call","applier":"own_raise"}') AS r;
 
 -- malformed commands: K0011, naming the field
 SELECT err($$SELECT kmd_propose(NULL, '{"op":"insert"}')$$);

@@ -30,6 +30,7 @@
  */
 #include "postgres.h"
 
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
@@ -44,16 +45,40 @@
 #define RETRY_LOCK_MAX_MS 1000
 #define RETRY_MAX_MS 10000
 
+/* Was this error raised by user code, with PL/pgSQL's RAISE? */
+static bool
+raised_by_user(const ErrorData *edata)
+{
+	return edata->filename != NULL && strcmp(edata->filename, "pl_exec.c") == 0;
+}
+
 /* Node failures raised while the watched command runs, and the last one's */
 static int	failures_raised = 0;
 static int	last_failure_code = 0;
 
+/*
+ * An error context callback: count an error of this node's kind as it is
+ * raised, even if the command catches it.  Not a warning or notice (this
+ * runs only where one is logged, which is a node's setting), nor what
+ * PL/pgSQL's RAISE raises: that is the command's own doing.
+ */
 static void
 count_failures(void *arg)
 {
 	int			code = geterrcode();
+	MemoryContext old;
+	ErrorData  *edata;
+	bool		counts;
 
-	if (kmd_node_failure_code(code))
+	if (!kmd_node_failure_code(code))
+		return;
+	/* the report is copied out of ErrorContext, where callbacks run */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	edata = CopyErrorData();
+	MemoryContextSwitchTo(old);
+	counts = edata->elevel >= ERROR && !raised_by_user(edata);
+	FreeErrorData(edata);
+	if (counts)
 	{
 		failures_raised++;
 		last_failure_code = code;
@@ -87,28 +112,13 @@ kmd_failure_caught(KmdFailure *failure)
 	return true;
 }
 
-/* Was this error raised by user code, with PL/pgSQL's RAISE? */
-static bool
-raised_by_user(const ErrorData *edata)
-{
-	return edata->filename != NULL && strcmp(edata->filename, "pl_exec.c") == 0;
-}
-
 bool
 kmd_failure_of_node(const ErrorData *edata, KmdFailure *failure)
 {
-	int			unaccounted = failures_raised;
-	bool		of_node = false;
+	/* the error itself was counted as it was raised, if it is one */
+	bool		of_node = kmd_node_failure_code(edata->sqlerrcode) && !raised_by_user(edata);
 
-	/* the error itself was counted when raised, if it has such a SQLSTATE */
-	if (kmd_node_failure_code(edata->sqlerrcode))
-	{
-		if (raised_by_user(edata))
-			unaccounted--;
-		else
-			of_node = true;
-	}
-	if (!of_node && unaccounted <= 0)
+	if (!of_node && failures_raised == 0)
 		return false;
 	failure->sqlerrcode = of_node ? edata->sqlerrcode : last_failure_code;
 	failure->message = of_node ? pstrdup(edata->message ? edata->message : "") :
