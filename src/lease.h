@@ -45,6 +45,7 @@ extern int64 kmd_lease_hash(int64 id);
  * where `hash' routes are noted, and forgotten once dropped in [lo, hi].
  */
 extern void kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index);
+extern void kmd_lease_clock_merged(int64 lo, bool hi_null, int64 hi);
 extern void kmd_lease_clock_forget(int64 id);
 extern int	kmd_lease_clock_held(void);
 extern void kmd_lease_clock_orphan(int64 id, int64 hash);

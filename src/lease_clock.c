@@ -196,6 +196,31 @@ kmd_lease_countdown(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(deadline);
 }
 
+/*
+ * A merge applied here: the partition on the left takes over the leases of
+ * the one on the right, which could not be kept alive while it was frozen
+ * (keepalives fail with K0004 until the merge is done).  Each lease of
+ * that range [lo, hi) (hi_null: unbounded) gets its whole TTL from now,
+ * unless its countdown ends later: a merge, like a new leader, never
+ * shortens a lease.
+ */
+void
+kmd_lease_clock_merged(int64 lo, bool hi_null, int64 hi)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < leases->slots_used; i++)
+	{
+		LeaseSlot  *s = &leases->slots[i];
+
+		if (s->id == 0 || s->hash < lo || (!hi_null && s->hash >= hi))
+			continue;
+		s->deadline = Max(s->deadline, TimestampTzPlusMilliseconds(now, s->ttl_ms));
+	}
+	LWLockRelease(leases->lock);
+}
+
 /* How many leases this node counts down. */
 int
 kmd_lease_clock_held(void)

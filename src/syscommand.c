@@ -30,6 +30,7 @@
 
 #include "errcodes.h"
 #include "guc.h"
+#include "lease.h"
 #include "raft/raft.h"
 #include "storage.h"
 #include "syscommand.h"
@@ -797,6 +798,18 @@ apply_merge(const KmdCommand *cmd, int32 left, StringInfo result)
 				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
 				 errmsg("partitions %d and %d cannot be merged", left, right),
 				 errdetail("The left one must be active, the right one frozen for this merge and adjacent above it.")));
+	exec_sql("SELECT lo, hi FROM kommander.partition_map WHERE partition_id = $2",
+			 2, types, values, SPI_OK_SELECT);
+	{
+		bool		lo_null;
+		bool		hi_null;
+		int64		lo = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &lo_null));
+		int64		hi = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &hi_null));
+
+		/* shared memory only: it lengthens leases, whatever comes of this */
+		if (!lo_null)
+			kmd_lease_clock_merged(lo, hi_null, hi);
+	}
 	exec_sql("UPDATE kommander.partition_map SET hi = (SELECT hi FROM kommander.partition_map WHERE partition_id = $2), "
 			 "generation = $4 WHERE partition_id = $1",
 			 4, types, values, SPI_OK_UPDATE);
