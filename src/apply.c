@@ -1204,6 +1204,10 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("xmloption", "content", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("xmlbinary", "base64", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_toast_compression", "pglz", PGC_SUSET, PGC_S_OVERRIDE);
+	/* nor where a kmd_ddl statement puts a table, how it stores it, who may read large objects */
+	SetConfigOption("default_tablespace", "", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_table_access_method", "heap", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("lo_compat_privileges", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* nor how the text of a kmd_ddl statement or an applier reads */
 	SetConfigOption("standard_conforming_strings", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("backslash_quote", "safe_encoding", PGC_SUSET, PGC_S_OVERRIDE);

@@ -274,4 +274,19 @@ is($nodes[1]->safe_psql('postgres',
 	q{SELECT kmd_propose_result('q1', '{"op":"insert","table":"events","row":{"k":"q1"},"request_id":"quoted"}')->>'index'}),
 	$first, 'a retry through node2, which quotes all identifiers, gets the first outcome');
 
+# where a table goes and how it is stored are not node2's to decide: a
+# default tablespace or table access method it lacks changes no DDL
+$nodes[1]->append_conf('postgresql.conf',
+	"default_tablespace = 'no_such_tablespace'\ndefault_table_access_method = 'no_such_method'\n");
+$nodes[1]->reload;
+$nodes[0]->safe_psql('postgres',
+	q{SELECT kmd_ddl('CREATE TABLE public.placed (k text PRIMARY KEY)'); SELECT kmd_register_table('public.placed');});
+$nodes[0]->safe_psql('postgres', q{SELECT kmd_propose('p1', '{"op":"insert","table":"placed","row":{"k":"p1"}}')});
+ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the DDL and the insert');
+my $placed = q{SELECT c.reltablespace || ' ' || a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+	WHERE c.oid = 'public.placed'::regclass};
+is($nodes[1]->safe_psql('postgres', $placed), $nodes[0]->safe_psql('postgres', $placed),
+	'node2 created the table where node1 did, as a heap');
+is($nodes[1]->safe_psql('postgres', 'SELECT count(*) FROM public.placed'), '1', 'with its row');
+
 done_testing();
