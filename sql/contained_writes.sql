@@ -31,6 +31,8 @@ SELECT side('MERGE INTO public.audit a USING (SELECT $1 AS id) s ON a.id = s.id 
 SELECT side('TRUNCATE public.audit');
 SELECT side('CREATE TABLE public.made AS SELECT 1 AS n');
 SELECT side('CREATE TEMP TABLE scratch (n int)');
+-- constraint modes would outlive the command in the apply transaction
+SELECT side('SET CONSTRAINTS ALL DEFERRED');
 -- TRUNCATE of a control table would empty every partition
 SELECT side('TRUNCATE public.jobs');
 SELECT count(*) > 0 AS jobs_kept FROM jobs;

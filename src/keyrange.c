@@ -256,6 +256,17 @@ check_utility(Node *parsetree)
 			check_write(relation_of(((RefreshMatViewStmt *) parsetree)->relation),
 						"REFRESH MATERIALIZED VIEW");
 			break;
+		case T_ConstraintsSetStmt:
+			/*
+			 * A committed subtransaction keeps the mode for the rest of the
+			 * apply transaction, whose commands differ from node to node.
+			 */
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("command sets constraint modes"),
+					 errdetail("SET CONSTRAINTS would last past the command, into others that a node applies in the same transaction."),
+					 errhint("Declare the constraint DEFERRABLE INITIALLY DEFERRED instead.")));
+			break;
 		default:
 			break;
 	}
