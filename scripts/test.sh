@@ -12,9 +12,10 @@
 #   ended early after a leader change), in a private copy of Postgres: it
 #   must find anomalies in each (scripts/nemesis.sh --broken).
 #
-#   tap and asan run two TAP files at a time (prove -j2): the tests spend
-#   most of their time waiting for a cluster, not computing.  PROVE_FLAGS
-#   replaces that (PROVE_FLAGS=-j1 runs one file at a time).
+#   tap runs three TAP files at a time (prove -j3), asan two (its servers
+#   compute more): the tests spend most of their time waiting for a
+#   cluster, not computing.  PROVE_FLAGS replaces that (PROVE_FLAGS=-j1
+#   runs one file at a time).
 #
 #   asan: the extension built with AddressSanitizer and UBSan, installed
 #   into a private copy of Postgres whose servers run with the ASan runtime
@@ -63,7 +64,7 @@ regress_in() {
 }
 tap_in() {
   local out="$1/prove.out"
-  kmd_as_postgres "cd '$1' && set -o pipefail && make -s PG_CONFIG=$2/pg_config tap PROVE_FLAGS='${PROVE_FLAGS--j2 --timer}' PROVE_TESTS='${PROVE_TESTS:-}' 2>&1 | tee '$out'"
+  kmd_as_postgres "cd '$1' && set -o pipefail && make -s PG_CONFIG=$2/pg_config tap PROVE_FLAGS='${PROVE_FLAGS--j$3 --timer}' PROVE_TESTS='${PROVE_TESTS:-}' 2>&1 | tee '$out'"
   local rc=$?
   [ $rc = 0 ] || tap_failures "$1/tmp_check" "$out"
   kmd_check_logs "$1/tmp_check/log" || rc=1
@@ -145,7 +146,7 @@ EOS
   if [ -z "$tests" ] && [ "${KMD_ASAN_TESTS:-}" != all ]; then
     tests="$(echo $ASAN_TESTS)"
   fi
-  PROVE_TESTS="$tests" tap_in "$src" "$bin" || rc=1
+  PROVE_TESTS="$tests" tap_in "$src" "$bin" 2 || rc=1
   return $rc
 }
 
@@ -171,7 +172,7 @@ for s in "${suites[@]}"; do
       if [ "$s" = regress ]; then
         run_suite regress regress_in "$work" "$PG_BIN"
       else
-        run_suite tap tap_in "$work" "$PG_BIN"
+        run_suite tap tap_in "$work" "$PG_BIN" 3
       fi
       ;;
     broken) run_suite broken broken_suite ;;
