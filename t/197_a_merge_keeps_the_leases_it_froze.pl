@@ -6,8 +6,8 @@
 #   again from the merge, not be expired at once for the time it was
 #   frozen.  A client keeps a 2 s lease of partition 2 alive every 600 ms
 #   (within a third of its TTL) through node 2 while partition 2 is frozen
-#   for longer than that; partition 1 is led by node 3, partition 2 by
-#   node 2.
+#   until node 3, the leader of partition 1, counted it out; partition 2
+#   is led by node 2.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -59,18 +59,25 @@ isnt($rc, 0, 'kmd_merge gives up while node 1 cannot apply');
 ok($n2->poll_query_until('postgres',
 	"SELECT state = 'frozen' FROM kommander.partitions WHERE partition_id = 2"),
 	'partition 2 is frozen');
-# frozen for twice the lease's TTL: the keepalives fail meanwhile
-sleep(4);
+# frozen until node 3, which leads partition 1, saw the lease's countdown
+# run out: the keepalives fail meanwhile
+ok($n3->poll_query_until('postgres',
+	"SELECT countdown_ends < now() FROM kommander.leases WHERE id = $lease"),
+	'the countdown ran out while partition 2 was frozen');
 $locker->query_safe('COMMIT');
 $locker->quit;
 ok($n1->poll_query_until('postgres',
 	"SELECT state = 'frozen' FROM kommander.partitions WHERE partition_id = 2"),
 	'node 1 applied the freeze');
 is($n1->safe_psql('postgres', 'SELECT kmd_merge(1, 2)'), '1', 'the merge completes');
+my $merged_at = $n1->safe_psql('postgres', 'SELECT now()');
 like(slurp_file("$dir/errors"), qr/K0004/, 'keepalives failed while partition 2 was frozen');
 
-# the keeper goes on for two more TTLs: the lease must outlive them
-sleep(4);
+# until the lease is gone or the keeper renewed it after the merge
+ok($n3->poll_query_until('postgres', qq{SELECT NOT EXISTS (SELECT 1 FROM kommander.leases WHERE id = $lease)
+	OR EXISTS (SELECT 1 FROM kommander.leases WHERE id = $lease AND renewed_at > '$merged_at')}),
+	'the lease was kept alive or ended after the merge');
+KmdTest::wait_converged(\@nodes);
 for my $node (@nodes)
 {
 	is($node->safe_psql('postgres', "SELECT partition_id FROM kommander.leases WHERE id = $lease"),
