@@ -45,6 +45,8 @@ typedef struct PartRow
 	uint64		generation;
 	int32		state;
 	uint64		frozen_at;
+	uint64		applied_index;	/* kommander.applied, 0 without a row */
+	uint64		applied_term;
 } PartRow;
 
 static int
@@ -129,7 +131,9 @@ read_rows(Catalog *cat, MemoryContext cxt)
 		cat->n_nodes++;
 	}
 
-	if (SPI_execute("SELECT partition_id, lo, hi, generation, state, coalesce(frozen_at, 0) FROM kommander.partition_map",
+	if (SPI_execute("SELECT m.partition_id, m.lo, m.hi, m.generation, m.state, coalesce(m.frozen_at, 0), "
+					"coalesce(a.applied_index, 0), coalesce(a.applied_term, 0) "
+					"FROM kommander.partition_map m LEFT JOIN kommander.applied a USING (partition_id)",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");
 	cat->parts = MemoryContextAlloc(cxt, sizeof(PartRow) * Max(SPI_processed, 1));
@@ -149,6 +153,8 @@ read_rows(Catalog *cat, MemoryContext cxt)
 		cat->parts[cat->n_parts].generation = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		cat->parts[cat->n_parts].state = state_code(SPI_getvalue(tup, desc, 5));
 		cat->parts[cat->n_parts].frozen_at = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
+		cat->parts[cat->n_parts].applied_index = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		cat->parts[cat->n_parts].applied_term = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
 		cat->n_parts++;
 	}
 	SPI_finish();
@@ -302,6 +308,15 @@ kmd_catalog_refresh(void)
 				no_room++;
 				continue;
 			}
+
+			/*
+			 * Applied before on this node, then left out (no room at a
+			 * restart) until a merge freed an entry: it goes on from
+			 * there.  Nothing advances the applied index of a partition
+			 * that is not in shared memory, so any snapshot reads it.
+			 */
+			pg_atomic_write_u64(&part->applied_index, parts[j].applied_index);
+			pg_atomic_write_u64(&part->applied_term, parts[j].applied_term);
 			map_changed = true;
 		}
 
