@@ -93,8 +93,7 @@ tap_failures() {
 # input.  The others exercise the same code under different timing.
 ASAN_TESTS="t/010_replication.pl t/050_split_merge_under_load.pl t/070_remove_node.pl
 t/100_thousand_partitions.pl t/110_compaction_and_images.pl
-t/112_an_image_behind_a_known_merge_is_refused.pl t/114_an_image_never_takes_a_node_back.pl
-t/115_an_image_older_than_the_leaders_log.pl
+t/114_an_image_never_takes_a_node_back.pl
 t/128_ddl_barrier.pl
 t/140_poison_entries_are_contained.pl t/142_undecodable_entries_stop_their_partition.pl
 t/146_peers_are_held_to_their_identity.pl t/148_the_peer_stream_checks_every_batch.pl
