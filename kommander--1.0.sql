@@ -402,14 +402,17 @@ CREATE INDEX lease_rows_lease ON kommander.lease_rows (lease);
 -- of their routing keys: the leader of each partition holding some
 -- proposes a "drop" entry there that deletes them.  Written by the entry
 -- that ends the lease, deleted by the drop; read again when the apply
--- worker starts, so that a restart in between forgets nothing.  Not
--- state of a partition: images do not carry it.
+-- worker starts, so that a restart in between forgets nothing.  An image
+-- of the lease's partition carries the sender's notes of it (routed by
+-- the lease's id), so that a node that took the end of a lease from an
+-- image drops the rows too once it leads their partition.
 CREATE TABLE kommander.lease_orphans (
     lease    bigint NOT NULL,
     key_hash bigint NOT NULL,
     PRIMARY KEY (lease, key_hash)
 );
-GRANT SELECT ON kommander.lease_state, kommander.lease_rows TO kommander_peer;
+GRANT SELECT ON kommander.lease_state, kommander.lease_rows, kommander.lease_orphans
+    TO kommander_peer;
 
 CREATE FUNCTION kmd_lease_grant(ttl interval, key text DEFAULT NULL)
 RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_lease_grant' LANGUAGE C;

@@ -9,7 +9,8 @@
  * An image of a user partition is the rows of every control table whose
  * routing key hashes into the partition's range (and of the partition's
  * own state: kommander.requests, the outcomes of its recent request ids,
- * and its leases, kommander.lease_state and lease_rows), the partition's row of
+ * and its leases, kommander.lease_state and lease_rows, with the sender's
+ * notes of the rows its ended leases left elsewhere), the partition's row of
  * the map, the map rows its log created (partitions it split off) or
  * retired (partitions merged into it, and what they split off), and its
  * Raft marker: index, term and configuration.  An image of the system
@@ -135,6 +136,37 @@ range_filter(Oid relid, int64 lo, bool hi_null, int64 hi)
 	return filter;
 }
 
+/*
+ * The tables an image of a user partition carries, in the order of their
+ * names: every registered control table and the partition's own state,
+ * its remembered request ids (requests.c), its leases with their rows and
+ * this node's notes of the rows its ended leases left elsewhere (lease.c;
+ * each table's rows are those whose first key column hashes into the
+ * range, a note's its lease's id).  SPI connected.
+ */
+static Oid *
+image_tables(int *n)
+{
+	Oid		   *relids;
+
+	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
+					"SELECT 'kommander.requests'::regclass UNION ALL "
+					"SELECT 'kommander.lease_state'::regclass UNION ALL "
+					"SELECT 'kommander.lease_rows'::regclass UNION ALL "
+					"SELECT 'kommander.lease_orphans'::regclass) t ORDER BY relid::text",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.tables");
+	*n = (int) SPI_processed;
+	relids = palloc(sizeof(Oid) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+	{
+		bool		isnull;
+
+		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	return relids;
+}
+
 static char *
 qualified_name(Oid relid)
 {
@@ -220,7 +252,7 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	Oid			types[5] = {INT4OID, INT8OID, INT8OID, BYTEAOID, TEXTOID};
 	bool		isnull;
 	Datum		manifest;
-	uint64		n_tables;
+	int			n_tables;
 	Oid		   *relids;
 
 	/* a security definer: the caller's own role is the session's */
@@ -299,18 +331,8 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	/* every control table's rows in the range: how many, and their checksum */
 	initStringInfo(&tables);
 	appendStringInfoChar(&tables, '[');
-	/* the control tables, and the partition's own (requests.c, lease.c) */
-	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
-					"SELECT 'kommander.requests'::regclass UNION ALL "
-					"SELECT 'kommander.lease_state'::regclass UNION ALL "
-					"SELECT 'kommander.lease_rows'::regclass) t ORDER BY relid::text",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kommander.tables");
-	n_tables = SPI_processed;
-	relids = palloc(sizeof(Oid) * Max(n_tables, 1));
-	for (uint64 i = 0; i < n_tables; i++)
-		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-	for (uint64 i = 0; i < n_tables && partition_id != 0; i++)
+	relids = image_tables(&n_tables);
+	for (int i = 0; i < n_tables && partition_id != 0; i++)
 	{
 		int64		count;
 		char	   *sum;
@@ -518,10 +540,12 @@ next_copy_result(PGconn *conn, const char *name)
  * through COPY, and check them against the manifest.
  */
 static void
-install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
+install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
+			 Oid *relids, bool *seen, int n_tables)
 {
 	const char *name = need_text(table, "table");
 	Oid			relid;
+	int			t = 0;
 	char	   *filter;
 	StringInfoData cols;
 	List	   *names;
@@ -533,6 +557,14 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi)
 	char	   *sum;
 
 	relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(name)));
+	while (t < n_tables && relids[t] != relid)
+		t++;
+	if (t == n_tables || seen[t])
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("malformed image manifest: it lists %s %s", name,
+						t == n_tables ? "which is no control table here" : "twice")));
+	seen[t] = true;
 	filter = range_filter(relid, lo, hi_null, hi);
 	if (SPI_execute(psprintf("DELETE FROM %s WHERE %s", qualified_name(relid), filter),
 					false, 0) != SPI_OK_DELETE)
@@ -1023,12 +1055,27 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 				JsonbIterator *it = JsonbIteratorInit(&tables->root);
 				JsonbValue	v;
 				JsonbIteratorToken tok;
+				int			n_tables;
+				Oid		   *relids = image_tables(&n_tables);
+				bool	   *seen = palloc0(sizeof(bool) * Max(n_tables, 1));
 
 				while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 					if (tok == WJB_ELEM)
 						install_rows(conn, JsonbValueToJsonb(&v), int_field(map, "lo"),
 									 hi == NULL,
-									 hi ? DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(hi))) : 0);
+									 hi ? DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(hi))) : 0,
+									 relids, seen, n_tables);
+
+				/*
+				 * The same registrations on both sides (the barriers
+				 * above): a table left out would keep this node's rows.
+				 */
+				for (int i = 0; i < n_tables; i++)
+					if (!seen[i])
+						ereport(ERROR,
+								(errcode(ERRCODE_PROTOCOL_VIOLATION),
+								 errmsg("malformed image manifest: it leaves %s out",
+										qualified_name(relids[i]))));
 			}
 			install_map(manifest);
 			install_raft_state(partition_id, index, term, need_text(manifest, "conf"));

@@ -7,7 +7,8 @@
 #   which would leave a hole between its applied index and its log that
 #   no entry fills.  Here node1's manifest for node3 waits on a lock on a
 #   table the writes do not touch, while node1 applies and compacts on.
-#   A malformed manifest fails a try of the receiver, never crashes it.
+#   A malformed manifest fails a try of the receiver, never crashes it,
+#   and one naming a table that is no control table changes nothing.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -122,6 +123,37 @@ DROP FUNCTION kommander.sound_manifest(int, uuid, int);
 ok(KmdTest::wait_converged(\@nodes), 'node3 catches up with the sound manifest');
 $want = $n1->safe_psql('postgres', $rows);
 ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows again');
+
+# nor one naming a table of the receiver that is no control table, whose
+# rows in the range it would replace by the peer's
+$n3->safe_psql('postgres', q{CREATE TABLE public.bystander (k text PRIMARY KEY)});
+$n1->safe_psql('postgres', q{
+CREATE FUNCTION kommander.sound_manifest(partition_id int, cluster_id uuid, to_node int)
+RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
+RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jsonb_set(m, '{tables}', (m->'tables') || '[{"table": "public.bystander", "rows": 0, "sum": ""}]')
+        FROM kommander.sound_manifest(partition_id, cluster_id, to_node) m $$;
+});
+$applied = $n3->safe_psql('postgres', 'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
+$n3->stop;
+KmdTest::write_rows($n2, $written + 501, $written + 1000);
+$n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
+  or die 'node1 did not compact past node3';
+$offset = -s $n3->logfile;
+$n3->start;
+ok($n3->wait_for_log(qr/malformed image manifest: it lists public.bystander which is no control table here/, $offset),
+	'node3 refuses a manifest naming a table that is no control table');
+$n1->safe_psql('postgres', q{
+CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
+RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+DROP FUNCTION kommander.sound_manifest(int, uuid, int);
+});
+ok(KmdTest::wait_converged(\@nodes), 'node3 catches up');
+$want = $n1->safe_psql('postgres', $rows);
+ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows once more');
 unlike(slurp_file($n3->logfile, $offset), qr/terminated by signal/, 'no process of node3 crashed');
 
 done_testing();
