@@ -113,6 +113,30 @@ END $$;
 SELECT kmd_register_applier('own_raise', 'public.own_raise(jsonb, kommander.apply_context)');
 SELECT r->'result' AS result FROM kmd_propose_result('job-1', '{"op":"call","applier":"own_raise"}') AS r;
 
+-- a failure of this node whose message is longer than
+-- kommander.partitions.stall_error keeps is cut between two characters
+-- (here a file not found, the name of which is 600 bytes of 'é')
+CREATE TABLE public.stall_switch (fail boolean);
+INSERT INTO public.stall_switch VALUES (true);
+CREATE FUNCTION public.long_failure(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT fail FROM public.stall_switch) THEN
+    PERFORM pg_catalog.lo_import('/nonexistent/' || pg_catalog.repeat('é', 300));
+  END IF;
+  RETURN '"ok"';
+END $$;
+SELECT kmd_register_applier('long_failure', 'public.long_failure(jsonb, kommander.apply_context)');
+SET kommander.propose_timeout = '300ms';
+SELECT err($$SELECT kmd_propose('stall-1', '{"op":"call","applier":"long_failure"}')$$);
+RESET kommander.propose_timeout;
+SELECT stalled, left(stall_error, 40) AS starts, octet_length(stall_error) BETWEEN 200 AND 255 AS cut,
+       pg_catalog.convert_to(stall_error, 'UTF8') IS NOT NULL AS whole_characters
+  FROM kommander.partitions WHERE partition_id = (SELECT partition_id FROM kmd_route('stall-1'));
+UPDATE public.stall_switch SET fail = false;
+SELECT kmd_read_barrier('stall-1') > 0 AS applied_again;
+SELECT stalled FROM kommander.partitions WHERE partition_id = (SELECT partition_id FROM kmd_route('stall-1'));
+
 -- malformed commands: K0011, naming the field
 SELECT err($$SELECT kmd_propose(NULL, '{"op":"insert"}')$$);
 SELECT err($$SELECT kmd_propose('k', NULL)$$);

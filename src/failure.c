@@ -137,6 +137,7 @@ kmd_stall_retry(int32 partition_id, uint64 index, const KmdFailure *failure)
 	TimestampTz now = GetCurrentTimestamp();
 	int			tries = 0;
 	int			delay = RETRY_MIN_MS;
+	char	   *error = psprintf("%s: %s", unpack_sql_state(failure->sqlerrcode), failure->message);
 
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	part = kmd_partition_find(partition_id);
@@ -153,8 +154,7 @@ kmd_stall_retry(int32 partition_id, uint64 index, const KmdFailure *failure)
 			delay *= 2;
 		delay = Min(delay, lock ? RETRY_LOCK_MAX_MS : RETRY_MAX_MS);
 		part->apply_retry_at = TimestampTzPlusMilliseconds(now, delay);
-		snprintf(part->apply_error, sizeof(part->apply_error), "%s: %s",
-				 unpack_sql_state(failure->sqlerrcode), failure->message);
+		kmd_copy_text(part->apply_error, error, sizeof(part->apply_error));
 	}
 	LWLockRelease(kmd_shared->lock);
 
@@ -171,18 +171,17 @@ void
 kmd_stall_stop(int32 partition_id, uint64 index, uint64 term, const char *why)
 {
 	KmdPartition *part;
-	char		error[KMD_STALL_LEN];
+	char	   *error;
 
-	snprintf(error, sizeof(error),
-			 "%s: partition %d cannot apply entry " UINT64_FORMAT " (term " UINT64_FORMAT "): %s",
-			 unpack_sql_state(ERRCODE_PROTOCOL_VIOLATION), partition_id, index, term, why);
+	error = psprintf("%s: partition %d cannot apply entry " UINT64_FORMAT " (term " UINT64_FORMAT "): %s",
+					 unpack_sql_state(ERRCODE_PROTOCOL_VIOLATION), partition_id, index, term, why);
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	part = kmd_partition_find(partition_id);
 	if (part != NULL)
 	{
 		part->apply_stall = KMD_STALL_STOPPED;
 		part->apply_stalled_since = GetCurrentTimestamp();
-		strlcpy(part->apply_error, error, sizeof(part->apply_error));
+		kmd_copy_text(part->apply_error, error, sizeof(part->apply_error));
 	}
 	LWLockRelease(kmd_shared->lock);
 	ereport(WARNING,

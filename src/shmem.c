@@ -161,11 +161,12 @@ kmd_shmem_startup(void)
 
 /*
  * `src' (NULL: empty) into `dst' of `size' bytes, cut between two
- * characters: one cut in the middle would make the error that carries it
- * fail to convert to a client's encoding, another error in its place.
+ * characters: one cut in the middle would make the error or the view that
+ * carries it fail to convert to a client's encoding, another error in its
+ * place.
  */
-static void
-copy_text(char *dst, const char *src, int size)
+void
+kmd_copy_text(char *dst, const char *src, int size)
 {
 	int			len = src != NULL ? strlen(src) : 0;
 
@@ -394,8 +395,8 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 		return false;
 	}
 	strlcpy(slot->sqlstate, sqlstate ? sqlstate : "00000", sizeof(slot->sqlstate));
-	copy_text(slot->errmsg, errmsg, KMD_ERRMSG_LEN);
-	copy_text(slot->errdetail, errdetail, KMD_ERRMSG_LEN);
+	kmd_copy_text(slot->errmsg, errmsg, KMD_ERRMSG_LEN);
+	kmd_copy_text(slot->errdetail, errdetail, KMD_ERRMSG_LEN);
 	slot->index = index;
 	slot->term = term;
 	slot->applied = applied;

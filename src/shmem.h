@@ -369,6 +369,7 @@ extern KmdPartition *kmd_partition_find(int32 partition_id);	/* lock held */
  * entry of a merged-away partition is taken over when no other is free.
  */
 extern KmdPartition *kmd_partition_add(int32 partition_id);
+extern void kmd_copy_text(char *dst, const char *src, int size);
 /* How many more live partitions this node can hold. */
 extern int	kmd_partition_room(void);
 extern KmdNode *kmd_node_find(int32 node_id);	/* lock held */

@@ -272,6 +272,7 @@ group_start_or_offline(int32 partition_id)
 	{
 		ErrorData  *edata;
 		KmdPartition *part;
+		char	   *error;
 
 		started = false;
 		MemoryContextSwitchTo(oldcontext);
@@ -284,6 +285,7 @@ group_start_or_offline(int32 partition_id)
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 
+		error = psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode), edata->message);
 		LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 		part = kmd_partition_find(partition_id);
 		if (part != NULL)
@@ -301,8 +303,7 @@ group_start_or_offline(int32 partition_id)
 				delay *= 2;
 			part->offline_tries++;
 			part->offline_retry_at = TimestampTzPlusMilliseconds(now, Min(delay, OFFLINE_RETRY_MAX_MS));
-			snprintf(part->offline_error, sizeof(part->offline_error), "%s: %s",
-					 unpack_sql_state(edata->sqlerrcode), edata->message);
+			kmd_copy_text(part->offline_error, error, sizeof(part->offline_error));
 		}
 		LWLockRelease(kmd_shared->lock);
 		ereport(WARNING,
