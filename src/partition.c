@@ -344,6 +344,18 @@ kmd_merge(PG_FUNCTION_ARGS)
 	/* the same merge again, after it completed: done */
 	if (merged_into(right) == left)
 		PG_RETURN_INT32(left);
+
+	/*
+	 * The right partition as it stands: the same merge asked again through
+	 * a node that has not applied the freeze of the first try yet would
+	 * freeze it a second time, which fails.
+	 */
+	if (part_view(right, &r) && r.state == KMD_PART_ACTIVE)
+	{
+		(void) kmd_partition_barrier(right, deadline);
+		if (merged_into(right) == left)
+			PG_RETURN_INT32(left);
+	}
 	if (!part_view(left, &l) || l.state != KMD_PART_ACTIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_PARTITION_FROZEN),

@@ -162,39 +162,6 @@ kmd_propose_result(PG_FUNCTION_ARGS)
 }
 
 /*
- * ReadIndex on one partition, then wait until this node has applied that
- * far.  Returns the read index.
- */
-static uint64
-read_barrier(int32 partition_id, TimestampTz deadline)
-{
-	KmdOutcome	out;
-
-	for (;;)
-	{
-		long		remaining;
-
-		kmd_request(KMD_REQ_READ_INDEX, partition_id, 0, NULL, &out);
-
-		/*
-		 * Leadership moved while the round was under way (a new partition
-		 * still electing its leader, a transfer): ask again, until the
-		 * deadline.
-		 */
-		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-		if (strcmp(out.sqlstate, "K0002") != 0 || remaining <= 0)
-			break;
-		ConditionVariableTimedSleep(&kmd_shared->leader_cv, Min(remaining, 100),
-									PG_WAIT_EXTENSION);
-		ConditionVariableCancelSleep();
-		CHECK_FOR_INTERRUPTS();
-	}
-	kmd_outcome_raise(&out);
-	kmd_wait_applied(partition_id, out.index, deadline);
-	return out.index;
-}
-
-/*
  * The barrier for one key.  The key is routed again after each barrier
  * until its partition stays put: a split or merge committed before the call
  * may not be applied here when the key is first routed.  A frozen
@@ -213,7 +180,7 @@ key_barrier(const char *key, TimestampTz deadline)
 
 	for (;;)
 	{
-		uint64		index = read_barrier(partition_id, deadline);
+		uint64		index = kmd_partition_barrier(partition_id, deadline);
 		uint64		generation_now;
 		int32		state_now;
 		int32		partition_now;
@@ -224,7 +191,7 @@ key_barrier(const char *key, TimestampTz deadline)
 			int32		s;
 			int64		l;
 
-			(void) read_barrier(kmd_route_hash(lo - 1, &g, &s, &leader, &l), deadline);
+			(void) kmd_partition_barrier(kmd_route_hash(lo - 1, &g, &s, &leader, &l), deadline);
 		}
 		partition_now = kmd_route_hash(h, &generation_now, &state_now, &leader, &lo);
 		if (partition_now == partition_id && generation_now == generation &&
@@ -272,7 +239,7 @@ kmd_read_barrier(PG_FUNCTION_ARGS)
 				}
 			LWLockRelease(kmd_shared->lock);
 			for (int i = 0; i < n; i++)
-				index = Max(index, read_barrier(ids[i], deadline));
+				index = Max(index, kmd_partition_barrier(ids[i], deadline));
 		} while (n > 0);
 	}
 	PG_RETURN_INT64((int64) index);

@@ -413,3 +413,36 @@ kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 	}
 	ConditionVariableCancelSleep();
 }
+
+/*
+ * ReadIndex on one partition, then wait until this node has applied that
+ * far.  Returns the read index.
+ */
+uint64
+kmd_partition_barrier(int32 partition_id, TimestampTz deadline)
+{
+	KmdOutcome	out;
+
+	for (;;)
+	{
+		long		remaining;
+
+		kmd_request(KMD_REQ_READ_INDEX, partition_id, 0, NULL, &out);
+
+		/*
+		 * Leadership moved while the round was under way (a new partition
+		 * still electing its leader, a transfer): ask again, until the
+		 * deadline.
+		 */
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (strcmp(out.sqlstate, "K0002") != 0 || remaining <= 0)
+			break;
+		ConditionVariableTimedSleep(&kmd_shared->leader_cv, Min(remaining, 100),
+									PG_WAIT_EXTENSION);
+		ConditionVariableCancelSleep();
+		CHECK_FOR_INTERRUPTS();
+	}
+	kmd_outcome_raise(&out);
+	kmd_wait_applied(partition_id, out.index, deadline);
+	return out.index;
+}

@@ -47,6 +47,12 @@ extern void kmd_outcome_raise(const KmdOutcome *out);
 /* Propose a command and raise its error if it failed. */
 extern void kmd_propose_command(int32 partition_id, KmdCommand *cmd, KmdOutcome *out);
 
+/*
+ * ReadIndex on one partition, then wait until this node has applied that
+ * far (both until `deadline'); returns the read index.
+ */
+extern uint64 kmd_partition_barrier(int32 partition_id, TimestampTz deadline);
+
 /* Error unless this node belongs to a cluster (K0005). */
 extern void kmd_require_member(void);
 

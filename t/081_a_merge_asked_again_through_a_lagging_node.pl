@@ -1,0 +1,63 @@
+# 081_a_merge_asked_again_through_a_lagging_node.pl
+#   kmd_merge gives up once it froze the right partition but its node
+#   cannot apply the freeze yet (here a lock on the map holds node1's
+#   apply).  Run again through that node before it applied the freeze, it
+#   must not freeze the partition a second time, which fails: it waits
+#   for the freeze to be applied there and completes the merge.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/081_a_merge_asked_again_through_a_lagging_node.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use KmdTest;
+
+my @nodes = KmdTest::new_cluster(3, conf => "kommander.balance_interval = 0\n");
+my ($n1, $n2, $n3) = @nodes;
+KmdTest::create_kv($n1);
+KmdTest::split_in_two(\@nodes);
+KmdTest::upsert_kv($n1, KmdTest::key_in($n1, 2, 'r'));
+
+# node1's apply of the map is held: kmd_merge gives up once the freeze committed
+my $locker = $n1->background_psql('postgres');
+$locker->query_safe('BEGIN');
+$locker->query_safe('LOCK TABLE kommander.partition_map IN SHARE MODE');
+my ($rc, $out, $err) = $n1->psql('postgres', "SET kommander.propose_timeout = '2s'; SELECT kmd_merge(1, 2)");
+isnt($rc, 0, 'kmd_merge gives up while node1 cannot apply');
+ok($n2->poll_query_until('postgres',
+	"SELECT state = 'frozen' FROM kommander.partitions WHERE partition_id = 2"),
+	'partition 2 is frozen on node2');
+is($n1->safe_psql('postgres', 'SELECT state FROM kommander.partitions WHERE partition_id = 2'),
+	'active', 'node1 has not applied the freeze');
+
+# the same merge again through node1, which lets go of its map meanwhile
+my $again = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', KmdTest::conninfo($n1),
+	  '-c', "SET kommander.propose_timeout = '30s'", '-c', 'SELECT kmd_merge(1, 2)' ],
+	'>', \my $stdout, '2>', \my $stderr);
+# the merge asked again waits (its own freeze, or the applied index)
+$n1->poll_query_until('postgres',
+	q{SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT kmd_merge(1, 2)' AND wait_event IS NOT NULL})
+  or die 'the second kmd_merge did not start';
+$locker->query_safe('COMMIT');
+$locker->quit;
+ok($again->finish, 'kmd_merge asked again completes')
+  or diag($stderr);
+like($stdout, qr/^1$/m, 'and answers the surviving partition');
+unlike($stderr, qr/not an active user partition/, 'it did not freeze partition 2 again');
+for my $node (@nodes)
+{
+	ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM kommander.partitions WHERE partition_id > 0}),
+		$node->name . ' has one user partition');
+}
+KmdTest::wait_converged(\@nodes);
+KmdTest::same_state(\@nodes);
+done_testing();
