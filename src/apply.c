@@ -17,7 +17,10 @@
  * the other partitions go on.  Locks are waited for at most
  * APPLY_LOCK_TIMEOUT_MS each time (lock_timeout), so a session holding a
  * lock on a row delays that row's partition only.  An entry this node
- * cannot decode stops its partition.
+ * cannot decode stops its partition.  An error outside any command (this
+ * worker's own reads and writes of the log, the applied indexes and the
+ * request ids) rolls back the iteration, which is tried again in this
+ * process after a backoff (recover).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -1161,6 +1164,59 @@ pin_stack_depth(void)
 					 (APPLY_STACK_DEPTH_KB * 1024L + STACK_DEPTH_SLOP) / 1024)));
 }
 
+/*
+ * After an error of an iteration outside any command (reading the log,
+ * the request ids, the applied indexes; a lock on them not granted in
+ * time, a cancel between two commands): roll back, and take up what this
+ * process keeps as a new one would, so that nothing of the iteration that
+ * failed stays.  Its commit may have been done (a failure afterwards), so
+ * the applied indexes come from the table again; a partition held for a
+ * DDL barrier is held again when its entries are applied again.  Returns
+ * how long to wait before the next iteration: 100 ms, doubling while
+ * iterations keep failing, up to 1 s after a lock, a deadlock or a cancel
+ * and 10 s after the rest.
+ */
+static long
+recover(MemoryContext loop_cxt, int failures)
+{
+	ErrorData  *edata;
+	bool		lock;
+	long		delay = 100;
+
+	HOLD_INTERRUPTS();
+	MemoryContextSwitchTo(TopMemoryContext);
+	edata = CopyErrorData();
+	FlushErrorState();
+	LWLockReleaseAll();
+	ConditionVariableCancelSleep();
+	pgstat_report_wait_end();
+	AbortCurrentTransaction();
+	kmd_applying = false;
+	kmd_apply_range.partition_id = -1;
+	MemoryContextReset(loop_cxt);
+	RESUME_INTERRUPTS();
+
+	lock = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
+		edata->sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		edata->sqlerrcode == ERRCODE_QUERY_CANCELED;
+	for (int i = 1; i < failures && delay < 10000; i++)
+		delay *= 2;
+	delay = Min(delay, lock ? 1000 : 10000);
+	/* the first failure, and then every tenth: a lock may be held long */
+	if (failures % 10 == 1)
+		ereport(LOG,
+				(errmsg("kommander: the apply worker rolled back its transaction; it tries again in %ld ms",
+						delay),
+				 errdetail("Try %d failed with SQLSTATE %s: %s", failures,
+						   unpack_sql_state(edata->sqlerrcode),
+						   edata->message ? edata->message : "")));
+	FreeErrorData(edata);
+
+	kmd_barrier_reset();
+	load_applied();
+	return delay;
+}
+
 static void
 apply_exit(int code, Datum arg)
 {
@@ -1172,7 +1228,9 @@ void
 kmd_apply_main(Datum arg)
 {
 	MemoryContext loop_cxt;
-	TimestampTz last_refresh;
+	volatile TimestampTz last_refresh;
+	volatile int failures = 0;	/* iterations in a row that failed */
+	volatile TimestampTz resume_at = 0; /* no iteration before, after one failed */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -1247,7 +1305,7 @@ kmd_apply_main(Datum arg)
 	for (;;)
 	{
 		MemoryContext old;
-		bool		more;
+		volatile bool more = false;
 		TimestampTz next_try = DT_NOEND;
 		long		timeout = 1000;
 
@@ -1262,20 +1320,46 @@ kmd_apply_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		/* after a failed iteration, its backoff first */
+		if (resume_at != 0)
+		{
+			long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), resume_at);
+
+			if (remaining > 0)
+			{
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 remaining, PG_WAIT_EXTENSION);
+				ResetLatch(MyLatch);
+				continue;
+			}
+			resume_at = 0;
+		}
 		MemoryContextReset(loop_cxt);
 		old = MemoryContextSwitchTo(loop_cxt);
-		/* partitions that did not fit may fit now, each second */
-		if (kmd_shared->n_left_out > 0 &&
-			TimestampDifferenceExceeds(last_refresh, GetCurrentTimestamp(), 1000))
+		PG_TRY();
 		{
-			MemoryContext cxt = kmd_xact_begin();
+			/* partitions that did not fit may fit now, each second */
+			if (kmd_shared->n_left_out > 0 &&
+				TimestampDifferenceExceeds(last_refresh, GetCurrentTimestamp(), 1000))
+			{
+				MemoryContext cxt = kmd_xact_begin();
 
-			kmd_catalog_refresh();
-			kmd_xact_commit(cxt);
-			last_refresh = GetCurrentTimestamp();
+				kmd_catalog_refresh();
+				kmd_xact_commit(cxt);
+				last_refresh = GetCurrentTimestamp();
+			}
+			more = kmd_images_install();
+			more |= apply_all(&next_try);
+			failures = 0;
 		}
-		more = kmd_images_install();
-		more |= apply_all(&next_try);
+		PG_CATCH();
+		{
+			failures++;
+			resume_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													recover(loop_cxt, failures));
+			more = true;		/* the backoff above */
+		}
+		PG_END_TRY();
 		MemoryContextSwitchTo(old);
 		kmd_xact_report_stats();
 		if (more)
