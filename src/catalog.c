@@ -131,9 +131,14 @@ read_rows(Catalog *cat, MemoryContext cxt)
 		cat->n_nodes++;
 	}
 
+	/*
+	 * In the order of their ids: when not all of them fit, the system
+	 * partition and the oldest ones are those hosted, whatever the plan.
+	 */
 	if (SPI_execute("SELECT m.partition_id, m.lo, m.hi, m.generation, m.state, coalesce(m.frozen_at, 0), "
 					"coalesce(a.applied_index, 0), coalesce(a.applied_term, 0) "
-					"FROM kommander.partition_map m LEFT JOIN kommander.applied a USING (partition_id)",
+					"FROM kommander.partition_map m LEFT JOIN kommander.applied a USING (partition_id) "
+					"ORDER BY m.partition_id",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");
 	cat->parts = MemoryContextAlloc(cxt, sizeof(PartRow) * Max(SPI_processed, 1));
