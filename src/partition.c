@@ -26,6 +26,7 @@
 #include "pgstat.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -277,20 +278,24 @@ merge_ready(int32 left, int32 right)
 
 /*
  * The partition that `right' was merged into, as this node's map tells
- * (a tombstone), or 0.
+ * (a tombstone), or 0.  Read with the latest snapshot: a merge applied
+ * while the caller waited counts, in any isolation level.
  */
 static int32
 merged_into(int32 right)
 {
-	Oid			types[1] = {INT4OID};
-	Datum		values[1] = {Int32GetDatum(right)};
+	Oid			type = INT4OID;
+	Datum		value = Int32GetDatum(right);
+	SPIPlanPtr	plan;
 	int32		into = 0;
 	bool		isnull;
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT merged_into FROM kommander.partition_map "
-							  "WHERE partition_id = $1 AND state = 'gone'",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	plan = SPI_prepare("SELECT merged_into FROM kommander.partition_map "
+					   "WHERE partition_id = $1 AND state = 'gone'", 1, &type);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, &value, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.partition_map");
 	if (SPI_processed == 1)
 	{
@@ -346,12 +351,19 @@ kmd_merge(PG_FUNCTION_ARGS)
 		PG_RETURN_INT32(left);
 
 	/*
-	 * The right partition as it stands: the same merge asked again through
-	 * a node that has not applied the freeze of the first try yet would
-	 * freeze it a second time, which fails.
+	 * Both partitions as they stand: the same merge asked again through a
+	 * node that has not applied the freeze of the first try yet would
+	 * freeze the right one a second time, which fails, and one that has
+	 * not applied the merge itself (the cluster finished it) would propose
+	 * it again at the left one's old generation.  The left one first: its
+	 * merge, applied here, needs the right one to be applied here up to
+	 * its freeze, and the right one's group stops once it is.
 	 */
-	if (part_view(right, &r) && r.state == KMD_PART_ACTIVE)
+	if (part_view(left, &l) && part_view(right, &r) && r.state == KMD_PART_ACTIVE)
 	{
+		(void) kmd_partition_barrier(left, deadline);
+		if (merged_into(right) == left)
+			PG_RETURN_INT32(left);
 		(void) kmd_partition_barrier(right, deadline);
 		if (merged_into(right) == left)
 			PG_RETURN_INT32(left);
