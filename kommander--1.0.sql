@@ -404,8 +404,9 @@ CREATE INDEX lease_rows_lease ON kommander.lease_rows (lease);
 -- that ends the lease, deleted by the drop; read again when the apply
 -- worker starts, so that a restart in between forgets nothing.  An image
 -- of the lease's partition carries the sender's notes of it (routed by
--- the lease's id), so that a node that took the end of a lease from an
--- image drops the rows too once it leads their partition.
+-- the lease's id), which the receiver adds to its own, so that a node that
+-- took the end of a lease from an image drops the rows too once it leads
+-- their partition.
 CREATE TABLE kommander.lease_orphans (
     lease    bigint NOT NULL,
     key_hash bigint NOT NULL,

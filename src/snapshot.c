@@ -10,7 +10,8 @@
  * routing key hashes into the partition's range (and of the partition's
  * own state: kommander.requests, the outcomes of its recent request ids,
  * and its leases, kommander.lease_state and lease_rows, with the sender's
- * notes of the rows its ended leases left elsewhere), the partition's row of
+ * notes of the rows its ended leases left elsewhere, which the receiver
+ * adds to its own), the partition's row of
  * the map, the map rows its log created (partitions it split off) or
  * retired (partitions merged into it, and what they split off), and its
  * Raft marker: index, term and configuration.  An image of the system
@@ -54,6 +55,7 @@
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -140,20 +142,24 @@ range_filter(Oid relid, int64 lo, bool hi_null, int64 hi)
  * The tables an image of a user partition carries, in the order of their
  * names: every registered control table and the partition's own state,
  * its remembered request ids (requests.c), its leases with their rows and
- * this node's notes of the rows its ended leases left elsewhere (lease.c;
+ * the sender's notes of the rows its ended leases left elsewhere (lease.c;
  * each table's rows are those whose first key column hashes into the
- * range, a note's its lease's id).  SPI connected.
+ * range, a note's its lease's id).  The notes are left out by a sender
+ * whose peers may not read them (an installation from before they were
+ * carried) and taken when they come (lease_notes).  SPI connected.
  */
 static Oid *
-image_tables(int *n)
+image_tables(int *n, bool sending)
 {
 	Oid		   *relids;
 
-	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
-					"SELECT 'kommander.requests'::regclass UNION ALL "
-					"SELECT 'kommander.lease_state'::regclass UNION ALL "
-					"SELECT 'kommander.lease_rows'::regclass UNION ALL "
-					"SELECT 'kommander.lease_orphans'::regclass) t ORDER BY relid::text",
+	if (SPI_execute(psprintf("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
+							 "SELECT 'kommander.requests'::regclass UNION ALL "
+							 "SELECT 'kommander.lease_state'::regclass UNION ALL "
+							 "SELECT 'kommander.lease_rows'::regclass UNION ALL "
+							 "SELECT 'kommander.lease_orphans'::regclass WHERE %s) t ORDER BY relid::text",
+							 sending ? "pg_catalog.has_table_privilege('kommander_peer', "
+							 "'kommander.lease_orphans', 'SELECT')" : "true"),
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	*n = (int) SPI_processed;
@@ -172,6 +178,20 @@ qualified_name(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
+}
+
+/*
+ * Is it kommander.lease_orphans?  A node's notes are not a function of
+ * the image's index (each node takes them from its own copies of the
+ * other partitions when it applies a lease's end), so an image adds the
+ * sender's to the receiver's instead of replacing them: a note too many
+ * costs one drop entry that deletes nothing, one too few leaves rows
+ * behind.
+ */
+static bool
+lease_notes(Oid relid)
+{
+	return strcmp(qualified_name(relid), "kommander.lease_orphans") == 0;
 }
 
 /*
@@ -331,7 +351,7 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 	/* every control table's rows in the range: how many, and their checksum */
 	initStringInfo(&tables);
 	appendStringInfoChar(&tables, '[');
-	relids = image_tables(&n_tables);
+	relids = image_tables(&n_tables, true);
 	for (int i = 0; i < n_tables && partition_id != 0; i++)
 	{
 		int64		count;
@@ -537,7 +557,9 @@ next_copy_result(PGconn *conn, const char *name)
 
 /*
  * Replace one control table's rows in the range by the peer's, streamed
- * through COPY, and check them against the manifest.
+ * through COPY, and check them against the manifest; the peer's notes of
+ * ended leases are added to this node's instead (lease_notes).  Only the
+ * tables of `relids' (image_tables), each once: `seen' marks them.
  */
 static void
 install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
@@ -546,6 +568,8 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 	const char *name = need_text(table, "table");
 	Oid			relid;
 	int			t = 0;
+	Datum		kept[2];		/* lease_notes: this node's, as arrays */
+	bool		keep = false;
 	char	   *filter;
 	StringInfoData cols;
 	List	   *names;
@@ -566,6 +590,23 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 						t == n_tables ? "which is no control table here" : "twice")));
 	seen[t] = true;
 	filter = range_filter(relid, lo, hi_null, hi);
+	if (lease_notes(relid))
+	{
+		bool		isnull;
+
+		if (SPI_execute(psprintf("SELECT pg_catalog.array_agg(lease), pg_catalog.array_agg(key_hash) "
+								 "FROM kommander.lease_orphans WHERE %s", filter),
+						true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read kommander.lease_orphans");
+		kept[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		kept[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+		{
+			kept[0] = datumCopy(kept[0], false, -1);
+			kept[1] = datumCopy(kept[1], false, -1);
+			keep = true;
+		}
+	}
 	if (SPI_execute(psprintf("DELETE FROM %s WHERE %s", qualified_name(relid), filter),
 					false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear the range of %s", name);
@@ -640,6 +681,15 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 				 errdetail("The peer has " INT64_FORMAT " rows with checksum %s; this node copied "
 						   INT64_FORMAT " with checksum %s.",
 						   int_field(table, "rows"), text_field(table, "sum"), count, sum)));
+	if (keep)
+	{
+		Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+
+		if (SPI_execute_with_args("INSERT INTO kommander.lease_orphans "
+								  "SELECT * FROM pg_catalog.unnest($1, $2) ON CONFLICT DO NOTHING",
+								  2, types, kept, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not keep the notes of kommander.lease_orphans");
+	}
 }
 
 /* The system partition's tables; the statements of kmd_ddl not run here. */
@@ -1056,7 +1106,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 				JsonbValue	v;
 				JsonbIteratorToken tok;
 				int			n_tables;
-				Oid		   *relids = image_tables(&n_tables);
+				Oid		   *relids = image_tables(&n_tables, false);
 				bool	   *seen = palloc0(sizeof(bool) * Max(n_tables, 1));
 
 				while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -1071,7 +1121,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 				 * above): a table left out would keep this node's rows.
 				 */
 				for (int i = 0; i < n_tables; i++)
-					if (!seen[i])
+					if (!seen[i] && !lease_notes(relids[i]))
 						ereport(ERROR,
 								(errcode(ERRCODE_PROTOCOL_VIOLATION),
 								 errmsg("malformed image manifest: it leaves %s out",

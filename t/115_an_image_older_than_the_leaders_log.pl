@@ -8,7 +8,8 @@
 #   no entry fills.  Here node1's manifest for node3 waits on a lock on a
 #   table the writes do not touch, while node1 applies and compacts on.
 #   A malformed manifest fails a try of the receiver, never crashes it,
-#   and one naming a table that is no control table changes nothing.
+#   and one naming a table that is no control table, or leaving one out,
+#   is refused before it changes anything.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -125,35 +126,54 @@ $want = $n1->safe_psql('postgres', $rows);
 ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows again');
 
 # nor one naming a table of the receiver that is no control table, whose
-# rows in the range it would replace by the peer's
-$n3->safe_psql('postgres', q{CREATE TABLE public.bystander (k text PRIMARY KEY)});
+# rows in the range it would replace by the peer's (here none, with the
+# checksum of none), nor one that leaves a control table out, whose rows
+# the receiver would keep
+$n1->safe_psql('postgres', q{CREATE TABLE public.bystander (k text PRIMARY KEY)});
+$n3->safe_psql('postgres', q{CREATE TABLE public.bystander (k text PRIMARY KEY);
+INSERT INTO public.bystander VALUES ('mine')});
 $n1->safe_psql('postgres', q{
 CREATE FUNCTION kommander.sound_manifest(partition_id int, cluster_id uuid, to_node int)
 RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
 LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+});
+my @malformed = (
+	[ q{jsonb_set(m, '{tables}', (m->'tables') || '[{"table": "public.bystander", "rows": 0, "sum": "0"}]')},
+	  qr/malformed image manifest: it lists public.bystander which is no control table here/,
+	  'a manifest naming a table that is no control table' ],
+	[ q{jsonb_set(m, '{tables}', (SELECT jsonb_agg(e) FROM jsonb_array_elements(m->'tables') e
+	                              WHERE e->>'table' <> 'public.other'))},
+	  qr/malformed image manifest: it leaves public.other out/,
+	  'a manifest that leaves a control table out' ]);
+for my $case (@malformed)
+{
+	my ($manifest, $refusal, $what) = @$case;
+	$n1->safe_psql('postgres', qq{
 CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
 RETURNS jsonb LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$ SELECT jsonb_set(m, '{tables}', (m->'tables') || '[{"table": "public.bystander", "rows": 0, "sum": ""}]')
-        FROM kommander.sound_manifest(partition_id, cluster_id, to_node) m $$;
+AS \$\$ SELECT $manifest FROM kommander.sound_manifest(partition_id, cluster_id, to_node) m \$\$;
 });
-$applied = $n3->safe_psql('postgres', 'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
-$n3->stop;
-KmdTest::write_rows($n2, $written + 501, $written + 1000);
-$n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
-  or die 'node1 did not compact past node3';
-$offset = -s $n3->logfile;
-$n3->start;
-ok($n3->wait_for_log(qr/malformed image manifest: it lists public.bystander which is no control table here/, $offset),
-	'node3 refuses a manifest naming a table that is no control table');
+	$applied = $n3->safe_psql('postgres', 'SELECT applied_index FROM kommander.partitions WHERE partition_id = 1');
+	$n3->stop;
+	KmdTest::write_rows($n2, $written + 1, $written + 500);
+	$written += 500;
+	$n1->poll_query_until('postgres', "SELECT ($marker) > $applied")
+	  or die 'node1 did not compact past node3';
+	$offset = -s $n3->logfile;
+	$n3->start;
+	ok($n3->wait_for_log($refusal, $offset), "node3 refuses $what");
+	ok(KmdTest::wait_converged(\@nodes), 'and catches up from another node');
+	$want = $n1->safe_psql('postgres', $rows);
+	ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows once more');
+}
+is($n3->safe_psql('postgres', 'SELECT string_agg(k, \',\') FROM public.bystander'), 'mine',
+	"node3's own table kept its row");
 $n1->safe_psql('postgres', q{
 CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
 RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
 LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 DROP FUNCTION kommander.sound_manifest(int, uuid, int);
 });
-ok(KmdTest::wait_converged(\@nodes), 'node3 catches up');
-$want = $n1->safe_psql('postgres', $rows);
-ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows once more');
 unlike(slurp_file($n3->logfile, $offset), qr/terminated by signal/, 'no process of node3 crashed');
 
 done_testing();
