@@ -130,6 +130,19 @@ SELECT kmd_register_applier('long_failure', 'public.long_failure(jsonb, kommande
 SET kommander.propose_timeout = '300ms';
 SELECT err($$SELECT kmd_propose('stall-1', '{"op":"call","applier":"long_failure"}')$$);
 RESET kommander.propose_timeout;
+DO $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + interval '60 s';
+BEGIN
+    WHILE NOT EXISTS (SELECT 1 FROM kommander.partitions WHERE stalled = 'retrying'
+                         AND partition_id = (SELECT partition_id FROM kmd_route('stall-1'))) LOOP
+        IF clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'the partition did not stall';
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
 SELECT stalled, left(stall_error, 40) AS starts, octet_length(stall_error) BETWEEN 200 AND 255 AS cut,
        pg_catalog.convert_to(stall_error, 'UTF8') IS NOT NULL AS whole_characters
   FROM kommander.partitions WHERE partition_id = (SELECT partition_id FROM kmd_route('stall-1'));
