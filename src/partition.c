@@ -359,7 +359,7 @@ kmd_merge(PG_FUNCTION_ARGS)
 	 * merge, applied here, needs the right one to be applied here up to
 	 * its freeze, and the right one's group stops once it is.
 	 */
-	if (part_view(left, &l) && part_view(right, &r) && r.state == KMD_PART_ACTIVE)
+	if (part_view(left, &l) && part_view(right, &r) && r.state != KMD_PART_GONE)
 	{
 		(void) kmd_partition_barrier(left, deadline);
 		if (merged_into(right) == left)

@@ -3,7 +3,9 @@
 #   cannot apply the freeze yet (here a lock on the map holds node1's
 #   apply).  Run again through that node before it applied the freeze, it
 #   must not freeze the partition a second time, which fails: it waits
-#   for the freeze to be applied there and completes the merge.
+#   for the freeze to be applied there and completes the merge.  Nor,
+#   through a node that applied the freeze but not the merge another
+#   node's kmd_merge committed, propose the merge again: it waits for it.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -58,6 +60,38 @@ for my $node (@nodes)
 		q{SELECT count(*) = 1 FROM kommander.partitions WHERE partition_id > 0}),
 		$node->name . ' has one user partition');
 }
+KmdTest::wait_converged(\@nodes);
+KmdTest::same_state(\@nodes);
+
+# Asked again through a node that applied the freeze but not the merge
+# (another node's kmd_merge completed it): it must not propose the merge
+# again at the left partition's old generation (K0001), but wait for it.
+my $right = $n1->safe_psql('postgres', 'SELECT kmd_split(1)');
+for my $node (@nodes)
+{
+	$node->poll_query_until('postgres',
+		"SELECT count(*) = 2 FROM kommander.partitions WHERE partition_id > 0 AND leader_name IS NOT NULL")
+	  or die 'the split did not reach ' . $node->name;
+}
+($locker) = KmdTest::hold_back($n2, $n1, [1]);
+is($n2->safe_psql('postgres', "SELECT kmd_merge(1, $right)"), '1', 'node2 merges the two partitions');
+ok($n1->poll_query_until('postgres',
+	"SELECT state = 'frozen' FROM kommander.partitions WHERE partition_id = $right"),
+	"node1 applied the freeze of partition $right");
+is($n1->safe_psql('postgres', 'SELECT stalled FROM kommander.partitions WHERE partition_id = 1'),
+	'retrying', 'but not the merge');
+$again = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', KmdTest::conninfo($n1),
+	  '-c', "SET kommander.propose_timeout = '30s'", '-c', "SELECT kmd_merge(1, $right)" ],
+	'>', \$stdout, '2>', \$stderr);
+$n1->poll_query_until('postgres',
+	qq{SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT kmd_merge(1, $right)' AND wait_event IS NOT NULL})
+  or die 'the kmd_merge through node1 did not start';
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+ok($again->finish, 'kmd_merge through node1 completes once it applied the merge')
+  or diag($stderr);
+like($stdout, qr/^1$/m, 'and answers the surviving partition');
 KmdTest::wait_converged(\@nodes);
 KmdTest::same_state(\@nodes);
 done_testing();
