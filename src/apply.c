@@ -1167,14 +1167,14 @@ pin_stack_depth(void)
 /*
  * After an error of an iteration outside any command (reading the log,
  * the request ids, the applied indexes; a lock on them not granted in
- * time, a cancel between two commands): roll back, and take up what this
- * process keeps as a new one would, so that nothing of the iteration that
- * failed stays.  Its commit may have been done (a failure afterwards), so
- * the applied indexes come from the table again; a partition held for a
- * DDL barrier is held again when its entries are applied again.  Returns
- * how long to wait before the next iteration: 100 ms, doubling while
- * iterations keep failing, up to 1 s after a lock, a deadlock or a cancel
- * and 10 s after the rest.
+ * time, a cancel between two commands): roll back, and drop what this
+ * process keeps across iterations that the failed one may have left half
+ * made (the feed cache, the merges' waiting times); the next iteration
+ * takes up the rest from the tables (take_up) before it applies anything.
+ * Partitions stalled or stopped stay so, each with its own backoff.
+ * Returns how long to wait before the next iteration: 100 ms, doubling
+ * while iterations keep failing, up to 1 s after a lock, a deadlock or a
+ * cancel and 10 s after the rest.
  */
 static long
 recover(MemoryContext loop_cxt, int failures)
@@ -1190,10 +1190,16 @@ recover(MemoryContext loop_cxt, int failures)
 	LWLockReleaseAll();
 	ConditionVariableCancelSleep();
 	pgstat_report_wait_end();
-	AbortCurrentTransaction();
+	AbortOutOfAnyTransaction();
 	kmd_applying = false;
 	kmd_apply_range.partition_id = -1;
 	MemoryContextReset(loop_cxt);
+	if (feed_cxt != NULL)
+		MemoryContextDelete(feed_cxt);
+	feed_cxt = NULL;
+	feed_cache = NULL;
+	feed_bytes = 0;
+	memset(blocked, 0, sizeof(blocked));
 	RESUME_INTERRUPTS();
 
 	lock = edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE ||
@@ -1211,10 +1217,21 @@ recover(MemoryContext loop_cxt, int failures)
 						   unpack_sql_state(edata->sqlerrcode),
 						   edata->message ? edata->message : "")));
 	FreeErrorData(edata);
+	return delay;
+}
 
+/*
+ * Before the first iteration after a failed one: what that one may have
+ * changed in shared memory before it rolled back, read again from the
+ * tables.  Its commit may have been done (a failure after it), so the
+ * applied indexes come from kommander.applied; a partition held for a DDL
+ * barrier is held again when its entries are applied again.
+ */
+static void
+take_up(void)
+{
 	kmd_barrier_reset();
 	load_applied();
-	return delay;
 }
 
 static void
@@ -1338,6 +1355,8 @@ kmd_apply_main(Datum arg)
 		old = MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{
+			if (failures > 0)
+				take_up();
 			/* partitions that did not fit may fit now, each second */
 			if (kmd_shared->n_left_out > 0 &&
 				TimestampDifferenceExceeds(last_refresh, GetCurrentTimestamp(), 1000))
