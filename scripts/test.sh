@@ -89,9 +89,11 @@ tap_failures() {
 
 # The TAP files the asan suite runs: those that drive the memory-heavy paths
 # (catalog refresh with many partitions, splits and merges, compaction and
-# images, an image waited for, removal, barriers, the change feed) and every decoder fed bad
+# images, an image waited for, removal, barriers, the change feed, the
+# apply worker's recovery from its own errors) and every decoder fed bad
 # input.  The others exercise the same code under different timing.
-ASAN_TESTS="t/010_replication.pl t/050_split_merge_under_load.pl t/070_remove_node.pl
+ASAN_TESTS="t/010_replication.pl t/046_the_apply_worker_outlives_its_own_errors.pl
+t/050_split_merge_under_load.pl t/070_remove_node.pl
 t/100_thousand_partitions.pl t/110_compaction_and_images.pl
 t/114_an_image_never_takes_a_node_back.pl
 t/115_an_image_older_than_the_leaders_log.pl
