@@ -130,9 +130,16 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 		KmdPartition *right;
 
 		if (part->partition_id <= 0 || part->state == KMD_PART_GONE ||
-			held_alone(part, sys_index))
+			part->held_barrier >= sys_index)
 			continue;
-		if (merged_by_image(part->partition_id))
+
+		/*
+		 * Its rows come from an image: also one asked for in memory only
+		 * (a leader's log that starts past this node's, or a binding of an
+		 * iteration that rolled back), which a restart would forget, and
+		 * the partition apply its own log after the barrier.
+		 */
+		if (part->image_state != KMD_IMAGE_NONE || merged_by_image(part->partition_id))
 		{
 			*image_bound = lappend_int(*image_bound, part->partition_id);
 			continue;

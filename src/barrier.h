@@ -37,8 +37,9 @@ extern bool kmd_barrier_arg(const KmdCommand *cmd, uint64 *sys_index);
  * Apply worker: may the barrier at `sys_index' of the system partition be
  * applied now?  If not, the leaders here are asked for barrier entries.
  * If so, *image_bound lists the partitions counted as held only because
- * an image will replace their rows: the caller binds them to images in
- * the transaction that applies the barrier.
+ * an image will replace their rows (one is asked for, or they were merged
+ * into a partition that waits for one): the caller binds them to images,
+ * durably, in the transaction that applies the barrier.
  */
 extern bool kmd_barrier_ready(uint64 sys_index, List **image_bound);
 
