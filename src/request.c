@@ -387,6 +387,23 @@ kmd_propose_command(int32 partition_id, KmdCommand *cmd, KmdOutcome *out)
 	kmd_outcome_raise(out);
 }
 
+/*
+ * Has this node applied the merge that took `partition_id' away?  (Not
+ * one it does not know or host: kmd_partition_state says gone for those.)
+ */
+static bool
+gone_here(int32 partition_id)
+{
+	KmdPartition *part;
+	bool		gone;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	gone = part != NULL && part->state == KMD_PART_GONE;
+	LWLockRelease(kmd_shared->lock);
+	return gone;
+}
+
 void
 kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 {
@@ -395,7 +412,7 @@ kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 	{
 		long		remaining;
 
-		if (kmd_partition_applied(partition_id) >= index)
+		if (kmd_partition_applied(partition_id) >= index || gone_here(partition_id))
 			break;
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)
@@ -416,7 +433,7 @@ kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 
 /*
  * ReadIndex on one partition, then wait until this node has applied that
- * far.  Returns the read index.
+ * far.  Returns the read index; 0 once the partition is gone here.
  */
 uint64
 kmd_partition_barrier(int32 partition_id, TimestampTz deadline)
@@ -427,7 +444,12 @@ kmd_partition_barrier(int32 partition_id, TimestampTz deadline)
 	{
 		long		remaining;
 
+		if (gone_here(partition_id))
+			return 0;
 		kmd_request(KMD_REQ_READ_INDEX, partition_id, 0, NULL, &out);
+		/* merged away meanwhile: whatever the answer, nothing to wait for */
+		if (gone_here(partition_id))
+			return 0;
 
 		/*
 		 * Leadership moved while the round was under way (a new partition

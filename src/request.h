@@ -49,15 +49,17 @@ extern void kmd_propose_command(int32 partition_id, KmdCommand *cmd, KmdOutcome 
 
 /*
  * ReadIndex on one partition, then wait until this node has applied that
- * far (both until `deadline'); returns the read index.
+ * far (both until `deadline'); returns the read index, or 0 once the
+ * partition is gone here (merged away: its keys are its neighbour's).
  */
 extern uint64 kmd_partition_barrier(int32 partition_id, TimestampTz deadline);
 
 /* Error unless this node belongs to a cluster (K0005). */
 extern void kmd_require_member(void);
 
-/* Wait until partition `partition_id' has applied `index' here, or the
- * deadline passes (then K0003). */
+/* Wait until partition `partition_id' has applied `index' here, or is
+ * gone here (merged away: it applies nothing more), or the deadline
+ * passes (then K0003). */
 extern void kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline);
 
 #endif							/* KOMMANDER_REQUEST_H */
