@@ -39,15 +39,24 @@ ok($n2->poll_query_until('postgres',
 is($n1->safe_psql('postgres', 'SELECT state FROM kommander.partitions WHERE partition_id = 2'),
 	'active', 'node1 has not applied the freeze');
 
+# kmd_merge(1, $right) through node1 in the background, once it waits
+my ($stdout, $stderr);
+sub merge_through_node1
+{
+	my ($right) = @_;
+	my $run = IPC::Run::start(
+		[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', KmdTest::conninfo($n1),
+		  '-c', "SET kommander.propose_timeout = '30s'", '-c', "SELECT kmd_merge(1, $right)" ],
+		'>', \$stdout, '2>', \$stderr);
+	$n1->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT kmd_merge(1, $right)' "
+		  . 'AND wait_event IS NOT NULL')
+	  or die 'the kmd_merge through node1 did not start';
+	return $run;
+}
+
 # the same merge again through node1, which lets go of its map meanwhile
-my $again = IPC::Run::start(
-	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', KmdTest::conninfo($n1),
-	  '-c', "SET kommander.propose_timeout = '30s'", '-c', 'SELECT kmd_merge(1, 2)' ],
-	'>', \my $stdout, '2>', \my $stderr);
-# the merge asked again waits (its own freeze, or the applied index)
-$n1->poll_query_until('postgres',
-	q{SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT kmd_merge(1, 2)' AND wait_event IS NOT NULL})
-  or die 'the second kmd_merge did not start';
+my $again = merge_through_node1(2);
 $locker->query_safe('COMMIT');
 $locker->quit;
 ok($again->finish, 'kmd_merge asked again completes')
@@ -80,13 +89,7 @@ ok($n1->poll_query_until('postgres',
 	"node1 applied the freeze of partition $right");
 is($n1->safe_psql('postgres', 'SELECT stalled FROM kommander.partitions WHERE partition_id = 1'),
 	'retrying', 'but not the merge');
-$again = IPC::Run::start(
-	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', KmdTest::conninfo($n1),
-	  '-c', "SET kommander.propose_timeout = '30s'", '-c', "SELECT kmd_merge(1, $right)" ],
-	'>', \$stdout, '2>', \$stderr);
-$n1->poll_query_until('postgres',
-	qq{SELECT count(*) > 0 FROM pg_stat_activity WHERE query = 'SELECT kmd_merge(1, $right)' AND wait_event IS NOT NULL})
-  or die 'the kmd_merge through node1 did not start';
+$again = merge_through_node1($right);
 $locker->query_safe('ROLLBACK');
 $locker->quit;
 ok($again->finish, 'kmd_merge through node1 completes once it applied the merge')

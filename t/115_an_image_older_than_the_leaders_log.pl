@@ -96,6 +96,17 @@ my $hole = q{SELECT count(*) FROM kommander.partitions
 	WHERE partition_id = 1 AND applied_index < snapshot_index};
 is($n3->safe_psql('postgres', $hole), '0', 'node3 applied as far as its log starts');
 
+# node1 answers kommander.image_manifest with its own function again
+sub sound_manifest_back
+{
+	$n1->safe_psql('postgres', q{
+CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
+RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
+LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+DROP FUNCTION kommander.sound_manifest(int, uuid, int);
+});
+}
+
 # a malformed manifest (here one without its tables) fails a try of
 # node3's apply worker, which asks again; it never crashes it
 $n1->safe_psql('postgres', q{
@@ -115,12 +126,7 @@ $offset = -s $n3->logfile;
 $n3->start;
 ok($n3->wait_for_log(qr/malformed image manifest: no object or array "tables"/, $offset),
 	'node3 refuses a manifest without its tables');
-$n1->safe_psql('postgres', q{
-CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
-RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
-LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-DROP FUNCTION kommander.sound_manifest(int, uuid, int);
-});
+sound_manifest_back();
 ok(KmdTest::wait_converged(\@nodes), 'node3 catches up with the sound manifest');
 $want = $n1->safe_psql('postgres', $rows);
 ok($n3->poll_query_until('postgres', "SELECT ($rows) = '$want'"), 'node3 holds the same rows again');
@@ -168,12 +174,7 @@ AS \$\$ SELECT $manifest FROM kommander.sound_manifest(partition_id, cluster_id,
 }
 is($n3->safe_psql('postgres', 'SELECT string_agg(k, \',\') FROM public.bystander'), 'mine',
 	"node3's own table kept its row");
-$n1->safe_psql('postgres', q{
-CREATE OR REPLACE FUNCTION kommander.image_manifest(partition_id int, cluster_id uuid, to_node int)
-RETURNS jsonb AS '$libdir/kommander', 'kmd_image_manifest'
-LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-DROP FUNCTION kommander.sound_manifest(int, uuid, int);
-});
+sound_manifest_back();
 unlike(slurp_file($n3->logfile, $offset), qr/terminated by signal/, 'no process of node3 crashed');
 
 done_testing();

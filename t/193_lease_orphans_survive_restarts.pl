@@ -26,21 +26,6 @@ my $conf = "kommander.balance_interval = 0\nkommander.election_timeout = 2000\n"
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
-$n1->safe_psql('postgres', q{
-SELECT kmd_ddl('CREATE TABLE public.claims (job text PRIMARY KEY, owner text)');
-SELECT kmd_register_table('public.claims');
-});
-KmdTest::wait_converged(\@nodes);
-
-# $node takes the lead of $partition
-sub lead
-{
-	my ($node, $partition) = @_;
-	$node->safe_psql('postgres', "SELECT kmd_transfer_leader($partition, '" . $node->name . "')");
-	ok($node->poll_query_until('postgres',
-		"SELECT leader_name = '" . $node->name . "' FROM kommander.partitions WHERE partition_id = $partition"),
-		$node->name . " leads partition $partition");
-}
 
 # The rows of claims matching $where, the lease attachments and the notes
 # of rows left elsewhere are gone from every node, which agree
@@ -61,22 +46,10 @@ sub all_gone
 
 # a lease and twenty rows attached to it, all in partition 1; the split
 # puts some of the rows in the other half
-my @jobs = map { "job-$_" } (1 .. 20);
-my $lease = $n1->safe_psql('postgres', "SELECT kmd_lease_grant('10 min', 'job-1')");
-$n1->safe_psql('postgres', qq{SELECT kmd_propose('$_',
-	'{"op":"insert","table":"claims","row":{"job":"$_","owner":"w"},"lease":$lease}')})
-  for @jobs;
-is($n1->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'partition 1 split in two');
-KmdTest::wait_leaders($_) for @nodes;
-my $home = $n1->safe_psql('postgres', "SELECT partition_id FROM kommander.leases WHERE id = $lease");
-my $away = $home == 1 ? 2 : 1;
-my $parted = $n1->safe_psql('postgres',
-	"SELECT count(*) FROM claims c, LATERAL kmd_route(c.job) r WHERE r.partition_id = $away");
-ok($parted > 0 && $parted < 20, "the split put $parted of the lease's rows in partition $away");
-KmdTest::wait_converged(\@nodes);
+my ($lease, $home, $away) = KmdTest::parted_lease(\@nodes);
 
 # node1 leads the rows' partition and cannot apply the lease's partition
-lead($n1, $away);
+KmdTest::lead($n1, $away);
 my ($locker) = KmdTest::hold_back($n2, $n1, [$home]);
 
 # the revoke: node2 and node3 apply it and note the rows left in $away;
@@ -96,7 +69,7 @@ for my $node ($n2, $n3)
 	$node->start;
 }
 KmdTest::wait_leaders($_) for @nodes;
-lead($n2, $away);
+KmdTest::lead($n2, $away);
 
 # node1 applies the revoke, but no longer leads the partition of the rows
 $locker->query_safe('ROLLBACK');
@@ -148,7 +121,7 @@ KmdTest::wait_converged(\@nodes);
 
 # node1 leads the upper partition and cannot apply it: the big lease's
 # notes fill its memory, and the small one's find no room
-lead($n1, $upper);
+KmdTest::lead($n1, $upper);
 ($locker) = KmdTest::hold_back($n2, $n1, [$upper]);
 $n2->safe_psql('postgres', "SELECT kmd_lease_revoke($big)");
 $n2->safe_psql('postgres', "SELECT kmd_lease_revoke($small)");

@@ -26,42 +26,15 @@ my $conf = "kommander.balance_interval = 0\nkommander.election_timeout = 2000\n"
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
-$n1->safe_psql('postgres', q{
-SELECT kmd_ddl('CREATE TABLE public.claims (job text PRIMARY KEY, owner text)');
-SELECT kmd_register_table('public.claims');
-});
-KmdTest::wait_converged(\@nodes);
-
-# $node takes the lead of $partition
-sub lead
-{
-	my ($node, $partition) = @_;
-	$node->safe_psql('postgres', "SELECT kmd_transfer_leader($partition, '" . $node->name . "')");
-	ok($node->poll_query_until('postgres',
-		"SELECT leader_name = '" . $node->name . "' FROM kommander.partitions WHERE partition_id = $partition"),
-		$node->name . " leads partition $partition");
-}
 
 # a lease and twenty rows attached to it, all in partition 1; the split
 # puts some of the rows in the other half
-my @jobs = map { "job-$_" } (1 .. 20);
-my $lease = $n1->safe_psql('postgres', "SELECT kmd_lease_grant('10 min', 'job-1')");
-$n1->safe_psql('postgres', qq{SELECT kmd_propose('$_',
-	'{"op":"insert","table":"claims","row":{"job":"$_","owner":"w"},"lease":$lease}')})
-  for @jobs;
-is($n1->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'partition 1 split in two');
-KmdTest::wait_leaders($_) for @nodes;
-my $home = $n1->safe_psql('postgres', "SELECT partition_id FROM kommander.leases WHERE id = $lease");
-my $away = $home == 1 ? 2 : 1;
-my $parted = $n1->safe_psql('postgres',
-	"SELECT count(*) FROM claims c, LATERAL kmd_route(c.job) r WHERE r.partition_id = $away");
-ok($parted > 0 && $parted < 20, "the split put $parted of the lease's rows in partition $away");
-KmdTest::wait_converged(\@nodes);
+my ($lease, $home, $away) = KmdTest::parted_lease(\@nodes);
 
 # node1 leads the rows' partition and cannot apply the lease's; node2
 # leads the lease's partition; node3 is down
-lead($n1, $away);
-lead($n2, $home);
+KmdTest::lead($n1, $away);
+KmdTest::lead($n2, $home);
 my ($locker) = KmdTest::hold_back($n2, $n1, [$home]);
 $n3->stop('immediate');
 
@@ -89,7 +62,7 @@ is($n3->safe_psql('postgres', "SELECT string_agg(lease || ':' || key_hash, ',' O
 
 # node3, which knows of the revoke from the image only, leads the rows'
 # partition: it drops the rows there, on every node
-lead($n3, $away);
+KmdTest::lead($n3, $away);
 for my $node (@nodes)
 {
 	ok($node->poll_query_until('postgres',

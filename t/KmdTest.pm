@@ -345,6 +345,45 @@ sub hold_back
 	return ($locker, @keys);
 }
 
+# $node takes the lead of $partition; counts as one test.
+sub lead
+{
+	my ($node, $partition) = @_;
+	$node->safe_psql('postgres', "SELECT kmd_transfer_leader($partition, '" . $node->name . "')");
+	Test::More::ok($node->poll_query_until('postgres',
+		"SELECT leader_name = '" . $node->name . "' FROM kommander.partitions WHERE partition_id = $partition"),
+		$node->name . " leads partition $partition");
+}
+
+# A lease granted through $node with twenty rows of public.claims (job
+# text PRIMARY KEY, owner text; created and registered here) attached,
+# "job-1" to "job-20", all in partition 1, which is then split in two so
+# that some of the rows are parted from the lease; counts as two tests.
+# Returns the lease, the partition that owns it and the other one.
+sub parted_lease
+{
+	my ($nodes) = @_;
+	my $node = $nodes->[0];
+	$node->safe_psql('postgres', q{
+SELECT kmd_ddl('CREATE TABLE public.claims (job text PRIMARY KEY, owner text)');
+SELECT kmd_register_table('public.claims');
+});
+	wait_converged($nodes);
+	my $lease = $node->safe_psql('postgres', "SELECT kmd_lease_grant('10 min', 'job-1')");
+	$node->safe_psql('postgres', qq{SELECT kmd_propose('$_',
+	'{"op":"insert","table":"claims","row":{"job":"$_","owner":"w"},"lease":$lease}')})
+	  for map { "job-$_" } (1 .. 20);
+	Test::More::is($node->safe_psql('postgres', 'SELECT kmd_split(1)'), '2', 'partition 1 split in two');
+	wait_leaders($_) for @$nodes;
+	my $home = $node->safe_psql('postgres', "SELECT partition_id FROM kommander.leases WHERE id = $lease");
+	my $away = $home == 1 ? 2 : 1;
+	my $parted = $node->safe_psql('postgres',
+		"SELECT count(*) FROM claims c, LATERAL kmd_route(c.job) r WHERE r.partition_id = $away");
+	Test::More::ok($parted > 0 && $parted < 20, "the split put $parted of the lease's rows in partition $away");
+	wait_converged($nodes);
+	return ($lease, $home, $away);
+}
+
 # Propose $n commands through $node, each for a key "$prefix<i>" that
 # $node routes to $partition; $command is the command as an SQL jsonb
 # expression of that key, `k'.
