@@ -184,13 +184,14 @@ holds(void *arg, raft_id x)
 
 /*
  * Has this node applied every entry of the system partition it knows
- * committed, under a leader it knows?  One whose apply worker is held up
- * has a roster behind the cluster's: leading a group on it, it would add
- * back a node removed since, or remove one added since.  This does not
- * catch a node behind in the system partition's log itself (restarted,
- * cut off), which learns no commit index beyond its own log; nor would
- * waiting for its copy to be at rest, which any member behind (a joining
- * learner) or any read through the system partition keeps from it.
+ * committed, under a leader it knows?  One whose apply worker is held up,
+ * or whose log is behind the commit index its leader told it (restarted,
+ * cut off), has a roster behind the cluster's: leading a group on it, it
+ * would add back a node removed since, or remove one added since.  (Not
+ * waiting for its copy to be at rest, which any member behind, a joining
+ * learner, or any read through the system partition keeps from it.)  A
+ * follower that has heard its leader's commit index in no message of
+ * this term yet knows only its own.
  */
 static bool
 roster_current(void)
@@ -201,8 +202,12 @@ roster_current(void)
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	sys = kmd_partition_find(0);
 	if (sys != NULL && sys->leader != 0)
-		current = pg_atomic_read_u64(&sys->applied_index) >=
-			pg_atomic_read_u64(&sys->commit_index);
+	{
+		uint64		applied = pg_atomic_read_u64(&sys->applied_index);
+
+		current = applied >= pg_atomic_read_u64(&sys->commit_index) &&
+			applied >= pg_atomic_read_u64(&sys->group_commit);
+	}
 	LWLockRelease(kmd_shared->lock);
 	return current;
 }

@@ -119,6 +119,7 @@ kmd_shmem_startup(void)
 			part->role = -1;
 			pg_atomic_init_u64(&part->images, 0);
 			pg_atomic_init_u64(&part->commit_index, 0);
+			pg_atomic_init_u64(&part->group_commit, 0);
 			pg_atomic_init_u64(&part->applied_index, 0);
 			pg_atomic_init_u64(&part->applied_term, 0);
 		}
@@ -248,6 +249,7 @@ kmd_partition_add(int32 partition_id)
 	part->held_barrier = 0;
 	part->held_merge = 0;
 	pg_atomic_write_u64(&part->commit_index, 0);
+	pg_atomic_write_u64(&part->group_commit, 0);
 	pg_atomic_write_u64(&part->applied_index, 0);
 	pg_atomic_write_u64(&part->applied_term, 0);
 	return part;

@@ -155,6 +155,12 @@ typedef struct KmdPartition
 	 * needs_sync in worker.c)
 	 */
 	pg_atomic_uint64 commit_index;
+	/*
+	 * Raft worker: how far the group has committed as this node knows
+	 * (raft_group_commit): higher than commit_index while this node's log
+	 * is behind what its leader told it
+	 */
+	pg_atomic_uint64 group_commit;
 	/* apply worker */
 	pg_atomic_uint64 applied_index;
 	pg_atomic_uint64 applied_term;

@@ -510,6 +510,14 @@ raft_commit_index(const raft *r)
 }
 
 raft_index
+raft_group_commit(const raft *r)
+{
+	if (r->role == RAFT_LEADER || r->leader_commit < r->commit)
+		return r->commit;
+	return r->leader_commit;
+}
+
+raft_index
 raft_applied_index(const raft *r)
 {
 	return r->applied;

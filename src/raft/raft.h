@@ -220,7 +220,9 @@ typedef struct raft_message
 	raft_id		from;
 	raft_id		to;
 	raft_term	term;
-	raft_index	index;
+	raft_index	index;			/* HEARTBEAT: the leader's commit index,
+								 * which `commit' caps at what the follower
+								 * is known to hold */
 	raft_term	log_term;
 	raft_index	commit;
 	raft_index	reject_hint;
@@ -458,6 +460,14 @@ raft_role	raft_get_role(const raft *r);
 raft_term	raft_get_term(const raft *r);
 raft_id		raft_leader(const raft *r);
 raft_index	raft_commit_index(const raft *r);
+
+/*
+ * How far the group has committed, as far as this node knows: a leader's
+ * own commit index; a follower's, or the higher one its leader told in
+ * this term, which its log may not reach yet.  A node behind in its log
+ * learns there is more to apply before it has the entries.
+ */
+raft_index	raft_group_commit(const raft *r);
 raft_index	raft_applied_index(const raft *r);
 raft_index	raft_first_index(const raft *r);
 raft_index	raft_last_index(const raft *r);

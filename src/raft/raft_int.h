@@ -116,6 +116,9 @@ struct raft
 	raft_index	stable;
 	raft_index	commit;
 	raft_index	applied;
+	/* the highest commit index the leader of this term has told, which
+	 * this node's log may not reach yet (0: none told) */
+	raft_index	leader_commit;
 
 	/* a snapshot received from the leader, to hand to the host */
 	bool		snap_pending;

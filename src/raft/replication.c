@@ -201,6 +201,8 @@ repl_bcast_heartbeat(raft *r, uint64_t context, bool quiesce)
 		m.to = pr->id;
 		/* never past what the follower is known to hold */
 		m.commit = pr->match < r->commit ? pr->match : r->commit;
+		/* but how far the group has committed: it may be behind */
+		m.index = r->commit;
 		if (m.commit > pr->commit_sent)
 			pr->commit_sent = m.commit;
 		m.context = context;
@@ -394,6 +396,8 @@ repl_handle_append(raft *r, const raft_message *m)
 	raft_index	last_new = m->index + m->n_entries;
 	uint32_t	i;
 
+	if (m->commit > r->leader_commit)
+		r->leader_commit = m->commit;
 	if (m->index < r->commit)
 	{
 		/* everything up to our commit is settled: say how far we are */
@@ -450,6 +454,8 @@ repl_handle_heartbeat(raft *r, const raft_message *m)
 {
 	raft_message out = {0};
 
+	if (m->index > r->leader_commit)
+		r->leader_commit = m->index;
 	repl_commit_to(r, m->commit);
 	if (m->quiesce && r->commit == log_last_index(r))
 	{

@@ -318,6 +318,67 @@ test_lost_append_is_repaired_after_next_heartbeat(void **state)
 	assert_false(pr.lost);
 }
 
+/*
+ * A follower whose log is behind still learns how far the group has
+ * committed, from the heartbeat, which caps its own commit at what it
+ * holds: raft_group_commit says there is more to apply before the entries
+ * come (the host's reconciler waits for a roster it knows is current).
+ * A new term forgets what the old leader told.
+ */
+static void
+opts_no_prevote(raft_options *o)
+{
+	o->pre_vote = false;
+}
+
+static void
+test_a_follower_behind_learns_the_group_commit(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, opts_no_prevote);
+	int			dropped = 0;
+	raft_index	before;
+	raft_index	commit;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	before = raft_commit_index(fx_raft(f, 3));
+	assert_int_equal(raft_group_commit(fx_raft(f, 3)), before);
+	f->drop = drop_and_count_appends_to_3;
+	f->drop_ctx = &dropped;
+	propose_n(f, 1, 3, "behind-");
+	fx_flush(f);
+	fx_deliver_all(f, 0);
+	commit = raft_commit_index(fx_raft(f, 1));
+	assert_int_equal(commit, before + 3);
+	assert_int_equal(raft_group_commit(fx_raft(f, 1)), commit);
+	/* node 3 holds none of them: only a heartbeat tells it */
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), before);
+	assert_int_equal(raft_group_commit(fx_raft(f, 3)), before);
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), before);
+	assert_int_equal(raft_group_commit(fx_raft(f, 3)), commit);
+
+	/* once it has the entries, both agree */
+	f->drop = NULL;
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), commit);
+	assert_int_equal(raft_group_commit(fx_raft(f, 3)), commit);
+
+	/* a new term: what the old leader told counts no more */
+	f->drop = drop_and_count_appends_to_3;
+	propose_n(f, 1, 2, "later-");
+	fx_flush(f);
+	fx_deliver_all(f, 0);
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_group_commit(fx_raft(f, 3)), commit + 2);
+	fx_isolate(f, 3);
+	fx_tick(f, 3, 3 * ELECTION_TICKS);
+	assert_int_equal(raft_get_role(fx_raft(f, 3)), RAFT_CANDIDATE);
+	assert_int_equal(raft_group_commit(fx_raft(f, 3)), commit);
+}
+
 static int	rejects_from_3;
 
 static void
@@ -1373,6 +1434,7 @@ main(void)
 		cmocka_unit_test_teardown(test_appends_respect_max_msg_bytes_but_carry_one_entry, fx_teardown),
 		cmocka_unit_test_teardown(test_pipeline_fills_the_window_then_pauses_until_acked, fx_teardown),
 		cmocka_unit_test_teardown(test_lost_append_is_repaired_after_next_heartbeat, fx_teardown),
+		cmocka_unit_test_teardown(test_a_follower_behind_learns_the_group_commit, fx_teardown),
 		cmocka_unit_test_teardown(test_conflict_hint_repairs_long_divergent_log_in_few_round_trips, fx_teardown),
 		cmocka_unit_test_teardown(test_short_follower_is_found_in_one_round_trip, fx_teardown),
 		cmocka_unit_test_teardown(test_follower_whose_log_went_back_is_marked_lost, fx_teardown),
