@@ -271,6 +271,13 @@ check_group(sim *s, int nid, int gi, raft_term term_before, int role_before)
 		g->max_commit = commit;
 	}
 
+	/* what a leader told a node of its commit index had been committed */
+	if (raft_group_commit(g->r) > t->len)
+		violation(s, "group commit past the committed log",
+				  "group %d node %d: told %llu, committed up to %llu",
+				  gi, nid, (unsigned long long) raft_group_commit(g->r),
+				  (unsigned long long) t->len);
+
 	/* nothing is applied past the commit index */
 	if (g->applied > commit && g->applied > g->snap.index)
 		violation(s, "applied past commit", "group %d node %d applied %llu with commit %llu",

@@ -52,7 +52,6 @@ reset(raft *r, raft_term term)
 	r->n_votes = 0;
 	r->bcast_pending = false;
 	r->quiesced = false;
-	r->leader_commit = 0;
 	read_fail_all(r);
 }
 

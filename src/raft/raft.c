@@ -512,9 +512,7 @@ raft_commit_index(const raft *r)
 raft_index
 raft_group_commit(const raft *r)
 {
-	if (r->role == RAFT_LEADER || r->leader_commit < r->commit)
-		return r->commit;
-	return r->leader_commit;
+	return r->leader_commit > r->commit ? r->leader_commit : r->commit;
 }
 
 raft_index

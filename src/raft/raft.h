@@ -462,10 +462,12 @@ raft_id		raft_leader(const raft *r);
 raft_index	raft_commit_index(const raft *r);
 
 /*
- * How far the group has committed, as far as this node knows: a leader's
- * own commit index; a follower's, or the higher one its leader told in
- * this term, which its log may not reach yet.  A node behind in its log
- * learns there is more to apply before it has the entries.
+ * How far the group has committed, as far as this node knows: its own
+ * commit index, or the higher one a leader told it (in an append, or a
+ * heartbeat's `index'), which its log may not reach yet.  A node behind
+ * in its log learns there is more to apply before it has the entries; a
+ * new leader, before its first entry commits, still knows what its
+ * predecessor told.
  */
 raft_index	raft_group_commit(const raft *r);
 raft_index	raft_applied_index(const raft *r);

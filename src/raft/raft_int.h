@@ -116,8 +116,8 @@ struct raft
 	raft_index	stable;
 	raft_index	commit;
 	raft_index	applied;
-	/* the highest commit index the leader of this term has told, which
-	 * this node's log may not reach yet (0: none told) */
+	/* the highest commit index a leader has told this node, in any term
+	 * (what was committed stays so), which its log may not reach yet */
 	raft_index	leader_commit;
 
 	/* a snapshot received from the leader, to hand to the host */

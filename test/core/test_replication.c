@@ -323,7 +323,7 @@ test_lost_append_is_repaired_after_next_heartbeat(void **state)
  * committed, from the heartbeat, which caps its own commit at what it
  * holds: raft_group_commit says there is more to apply before the entries
  * come (the host's reconciler waits for a roster it knows is current).
- * A new term forgets what the old leader told.
+ * What was committed stays so: a new term keeps what the old leader told.
  */
 static void
 opts_no_prevote(raft_options *o)
@@ -365,7 +365,7 @@ test_a_follower_behind_learns_the_group_commit(void **state)
 	assert_int_equal(raft_commit_index(fx_raft(f, 3)), commit);
 	assert_int_equal(raft_group_commit(fx_raft(f, 3)), commit);
 
-	/* a new term: what the old leader told counts no more */
+	/* a new term: what the old leader told still counts */
 	f->drop = drop_and_count_appends_to_3;
 	propose_n(f, 1, 2, "later-");
 	fx_flush(f);
@@ -376,7 +376,8 @@ test_a_follower_behind_learns_the_group_commit(void **state)
 	fx_isolate(f, 3);
 	fx_tick(f, 3, 3 * ELECTION_TICKS);
 	assert_int_equal(raft_get_role(fx_raft(f, 3)), RAFT_CANDIDATE);
-	assert_int_equal(raft_group_commit(fx_raft(f, 3)), commit);
+	assert_int_equal(raft_commit_index(fx_raft(f, 3)), commit);
+	assert_int_equal(raft_group_commit(fx_raft(f, 3)), commit + 2);
 }
 
 static int	rejects_from_3;
