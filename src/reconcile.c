@@ -190,8 +190,8 @@ holds(void *arg, raft_id x)
  * would add back a node removed since, or remove one added since.  (Not
  * waiting for its copy to be at rest, which any member behind, a joining
  * learner, or any read through the system partition keeps from it.)  A
- * follower that has heard its leader's commit index in no message of
- * this term yet knows only its own.
+ * node that has heard no leader's commit index since it started knows
+ * only its own.
  */
 static bool
 roster_current(void)

@@ -810,10 +810,11 @@ publish_status(void)
 		int32		member_ids[KMD_MAX_NODES];
 		int32		member_roles[KMD_MAX_NODES];
 		int			n_members = 0;
+		raft_index	group_commit = raft_group_commit(g->r);
 
 		/* an atomic of its own, written without the lock */
-		if (pg_atomic_read_u64(&part->group_commit) != raft_group_commit(g->r))
-			pg_atomic_write_u64(&part->group_commit, raft_group_commit(g->r));
+		if (pg_atomic_read_u64(&part->group_commit) != group_commit)
+			pg_atomic_write_u64(&part->group_commit, group_commit);
 		for (uint32 i = 0; i < conf->n && n_members < KMD_MAX_NODES; i++)
 		{
 			member_ids[n_members] = (int32) conf->members[i].id;
