@@ -1369,6 +1369,7 @@ kmd_apply_main(Datum arg)
 			}
 			more = kmd_images_install();
 			more |= apply_all(&next_try);
+			more |= kmd_barrier_ask_unserved();
 			failures = 0;
 		}
 		PG_CATCH();

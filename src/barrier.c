@@ -41,6 +41,14 @@
  *	  kommander.snapshot for a restart), unless the left partition's image
  *	  retires it first; applied after the barrier, its entries before the
  *	  cut would part this node from the others.
+ *	- So is a partition another node has merged away while it has no
+ *	  leader here and makes no progress (a node that joined after the
+ *	  merge created it again replaying the map; one down across the merge
+ *	  may hold the partition it went into at a barrier entry far before
+ *	  the merge).  Nobody serves its log any more: the apply worker asks
+ *	  the other nodes (kmd_barrier_ask_unserved), and then binds it to an
+ *	  image as above; the partition it went into takes an image when it
+ *	  reaches the merge.
  *
  * A command proposed by a node that applied S before the partition's
  * barrier entry was written (the partition was held there for an image,
@@ -57,6 +65,7 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "storage/latch.h"
 #include "utils/timestamp.h"
 
@@ -64,6 +73,7 @@
 #include "command.h"
 #include "guc.h"
 #include "raft/raft.h"
+#include "remote.h"
 #include "shmem.h"
 #include "wire.h"
 #include "worker.h"
@@ -113,21 +123,91 @@ merged_by_image(int32 right)
 	return false;
 }
 
+/*
+ * A partition that holds a barrier here while no leader serves it: it may
+ * have been merged away in the cluster before this node got its log to
+ * the barrier's entry (a node that joined after the merge, whose replay
+ * of the map created it again; one that was down across the merge).  Its
+ * group stopped on the nodes that applied the merge, so it would never
+ * get there.  Kept by the apply worker for the barrier it waits for.
+ */
+typedef struct Unserved
+{
+	int32		partition_id;
+	uint64		applied;		/* its applied index when last seen */
+	TimestampTz since;			/* since when it made no progress without a leader */
+	bool		gone;			/* a node's map has it merged away */
+} Unserved;
+
+#define MAX_UNSERVED 64
+
+static Unserved unserved[MAX_UNSERVED];
+static int	n_unserved;
+static TimestampTz unserved_asked;	/* when a node was last asked of them */
+static int32 unserved_asked_node;	/* the node asked last */
+
+static Unserved *
+unserved_find(int32 partition_id)
+{
+	for (int i = 0; i < n_unserved; i++)
+		if (unserved[i].partition_id == partition_id)
+			return &unserved[i];
+	return NULL;
+}
+
+/*
+ * The partitions that held the barrier this time, and how they stood:
+ * the ones without a leader keep the time since which they made no
+ * progress, the others are dropped.
+ */
+static void
+unserved_note(const int32 *ids, const uint64 *applied, const bool *leaderless, int n)
+{
+	Unserved	next[MAX_UNSERVED];
+	int			n_next = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < n && n_next < MAX_UNSERVED; i++)
+	{
+		Unserved   *u = unserved_find(ids[i]);
+
+		if (!leaderless[i])
+			continue;
+		if (u != NULL && u->applied == applied[i])
+			next[n_next] = *u;
+		else
+		{
+			next[n_next].partition_id = ids[i];
+			next[n_next].applied = applied[i];
+			next[n_next].since = now;
+			next[n_next].gone = false;
+		}
+		n_next++;
+	}
+	memcpy(unserved, next, sizeof(Unserved) * n_next);
+	n_unserved = n_next;
+}
+
 bool
 kmd_barrier_ready(uint64 sys_index, List **image_bound)
 {
 	bool		ready = true;
 	uint64		wanted;
+	int32		ids[MAX_UNSERVED];
+	uint64		applied[MAX_UNSERVED];
+	bool		leaderless[MAX_UNSERVED];
+	int			n_holding = 0;
 
 	*image_bound = NIL;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	/* one that could not be hosted here has not reached the barrier */
 	if (kmd_shared->n_left_out > 0)
 		ready = false;
-	for (int i = 0; i < kmd_shared->partitions_used && ready; i++)
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 		KmdPartition *right;
+		Unserved   *u;
 
 		if (part->partition_id <= 0 || part->state == KMD_PART_GONE ||
 			part->held_barrier >= sys_index)
@@ -137,17 +217,32 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 		 * Its rows come from an image: also one asked for in memory only
 		 * (a leader's log that starts past this node's, or a binding of an
 		 * iteration that rolled back), which a restart would forget, and
-		 * the partition apply its own log after the barrier.
+		 * the partition apply its own log after the barrier.  So do the
+		 * rows of one merged away elsewhere: the image of the partition it
+		 * went into brings them.
 		 */
-		if (part->image_state != KMD_IMAGE_NONE || merged_by_image(part->partition_id))
+		u = unserved_find(part->partition_id);
+		if (part->image_state != KMD_IMAGE_NONE || merged_by_image(part->partition_id) ||
+			(u != NULL && u->gone))
 		{
 			*image_bound = lappend_int(*image_bound, part->partition_id);
 			continue;
 		}
 		right = part->held_merge > 0 ? kmd_partition_find(part->held_merge) : NULL;
-		ready = right != NULL && held_alone(right, sys_index);
+		if (right != NULL && held_alone(right, sys_index))
+			continue;
+		ready = false;
+		if (right != NULL)
+			part = right;
+		if (n_holding < MAX_UNSERVED)
+		{
+			ids[n_holding] = part->partition_id;
+			applied[n_holding] = pg_atomic_read_u64(&part->applied_index);
+			leaderless[n_holding++] = part->leader == 0;
+		}
 	}
 	LWLockRelease(kmd_shared->lock);
+	unserved_note(ids, applied, leaderless, ready ? 0 : n_holding);
 	if (ready)
 		return true;
 	list_free(*image_bound);
@@ -167,6 +262,140 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 		}
 	}
 	return false;
+}
+
+/*
+ * Which of `ids' does node `from' have merged away?  Marks them gone;
+ * raises on any failure.
+ */
+static int
+ask_node_for_gone(int32 from, const char *ids)
+{
+	char		conninfo[KMD_CONNINFO_LEN] = "";
+	PGconn	   *volatile conn = NULL;
+	volatile int found = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	{
+		KmdNode    *node = kmd_node_find(from);
+
+		if (node != NULL)
+			strlcpy(conninfo, node->conninfo, sizeof(conninfo));
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (conninfo[0] == '\0')
+		return 0;
+
+	PG_TRY();
+	{
+		const char *params[1] = {ids};
+		PGresult   *res;
+
+		conn = kmd_remote_connect_peer(conninfo, psprintf("node %d", from));
+		res = kmd_remote_exec(conn, "SELECT partition_id FROM kommander.partition_map "
+							  "WHERE state = 'gone' AND partition_id = ANY ($1::int[])",
+							  1, params);
+		for (int i = 0; i < PQntuples(res); i++)
+		{
+			Unserved   *u = unserved_find(atoi(PQgetvalue(res, i, 0)));
+
+			if (u != NULL && !u->gone)
+			{
+				u->gone = true;
+				found++;
+				ereport(LOG,
+						(errmsg("kommander: partition %d makes no progress here without a leader, and node %d merged it away",
+								u->partition_id, from),
+						 errdetail("The DDL or registration that waits for it goes on; its rows wait for an image of the partition it went into.")));
+			}
+		}
+		PQclear(res);
+	}
+	PG_FINALLY();
+	{
+		if (conn != NULL)
+			PQfinish(conn);
+	}
+	PG_END_TRY();
+	return found;
+}
+
+/* The node after the one asked last, in the order of ids; 0 if alone. */
+pg_noinline static int32
+next_node_to_ask(void)
+{
+	int32		next = 0;
+	int32		lowest = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+	{
+		int32		id = kmd_shared->nodes[i].node_id;
+
+		if (id == 0 || id == kmd_shared->local_node_id)
+			continue;
+		if (id > unserved_asked_node && (next == 0 || id < next))
+			next = id;
+		if (lowest == 0 || id < lowest)
+			lowest = id;
+	}
+	LWLockRelease(kmd_shared->lock);
+	return next != 0 ? next : lowest;
+}
+
+bool
+kmd_barrier_ask_unserved(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			wait_ms = 3 * kmd_election_timeout;
+	StringInfoData ids;
+	int32		from;
+	MemoryContext cxt = CurrentMemoryContext;
+	int			limit_before;
+	volatile int found = 0;
+
+	if (n_unserved == 0 || !TimestampDifferenceExceeds(unserved_asked, now, wait_ms))
+		return false;
+	initStringInfo(&ids);
+	for (int i = 0; i < n_unserved; i++)
+		if (!unserved[i].gone && TimestampDifferenceExceeds(unserved[i].since, now, wait_ms))
+			appendStringInfo(&ids, "%s%d", ids.len > 0 ? "," : "{", unserved[i].partition_id);
+	if (ids.len == 0)
+		return false;
+	appendStringInfoChar(&ids, '}');
+
+	/* the nodes in turn: one that has not applied the merge says nothing */
+	from = next_node_to_ask();
+	unserved_asked = now;
+	unserved_asked_node = from;
+	if (from == 0)
+		return false;
+
+	/* a node that does not answer holds the apply worker one election timeout */
+	limit_before = kmd_remote_set_timeout(kmd_election_timeout);
+	PG_TRY();
+	{
+		found = ask_node_for_gone(from, ids.data);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		(void) kmd_remote_set_timeout(limit_before);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("kommander: could not ask node %d whether partitions %s were merged away",
+						from, ids.data),
+				 edata->detail ? errdetail_internal("%s %s", edata->message, edata->detail) :
+				 errdetail_internal("%s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	(void) kmd_remote_set_timeout(limit_before);
+	pfree(ids.data);
+	return found > 0;
 }
 
 bool

@@ -44,6 +44,15 @@ extern bool kmd_barrier_arg(const KmdCommand *cmd, uint64 *sys_index);
 extern bool kmd_barrier_ready(uint64 sys_index, List **image_bound);
 
 /*
+ * Apply worker, between iterations (no transaction open): ask the other
+ * nodes, one at a time, whether the partitions that hold the barrier
+ * kmd_barrier_ready() last found not ready, without a leader here for
+ * three election timeouts, were merged away; kmd_barrier_ready() then
+ * counts those as image-bound.  True if it found one.
+ */
+extern bool kmd_barrier_ask_unserved(void);
+
+/*
  * Apply worker: where a partition stopped (0, 0: it is not held); true if
  * that changed.
  */

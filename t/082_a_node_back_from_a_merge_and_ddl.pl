@@ -2,7 +2,11 @@
 #   A node that was down while two partitions merged and a kmd_ddl ran (in
 #   either order) comes back to the same map, rows and tables: the merged
 #   away partition, which no other node runs any more, does not hold its
-#   DDL for good, nor does the merge hold the partition it went into.
+#   DDL for good, nor does the merge hold the partition it went into,
+#   also when the merge comes long after the DDL in the partition it went
+#   into.  A node that joins after all of it replays the map, which
+#   creates the merged-away partitions again: they never get their logs
+#   either, and must not hold its DDL.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -67,5 +71,33 @@ KmdTest::upsert_kv($n2, map { "k$_" } 61 .. 80);
 is($n1->safe_psql('postgres', "SELECT kmd_merge($l, $r)"), $l, 'merged with node3 down again');
 KmdTest::upsert_kv($n1, map { "k$_" } 81 .. 100);
 back_and_same('DDL, then merge', 'before_merge');
+
+# the DDL, then more entries in the left partition than the node applies
+# at once, then the merge: held at its barrier entry, the left partition
+# does not see the merge ahead, and the right one is never served again
+$n3->stop('immediate');
+($l, $r) = adjacent();
+ok($n1->safe_psql('postgres', "SELECT kmd_ddl('CREATE TABLE public.far_before_merge (i int)') > 0"),
+	'DDL long before the merge');
+my $left_key = KmdTest::key_in($n1, $l, 'far');
+KmdTest::upsert_kv($n1, ($left_key) x 100);
+is($n1->safe_psql('postgres', "SELECT kmd_merge($l, $r)"), $l, 'merged with node3 down a third time');
+back_and_same('DDL, entries, then merge', 'far_before_merge');
+
+# a node that joins now replays both: each merged-away partition is
+# created again here and never served, its group stopped everywhere, and
+# the DDL after it must not wait for it
+my $n4 = KmdTest::new_node('node4');
+is($n4->safe_psql('postgres',
+	"SELECT kmd_join('node4', " . KmdTest::quote(KmdTest::conninfo($n4)) . ', '
+	  . KmdTest::quote(KmdTest::conninfo($n2)) . ')'), '4', 'node4 joins after the merges and DDLs');
+push @nodes, $n4;
+ok($n4->poll_query_until('postgres',
+	"SELECT ($map) = " . KmdTest::quote($n1->safe_psql('postgres', $map))),
+	'node4 has the partition map');
+ok($n4->poll_query_until('postgres', "SELECT to_regclass('public.before_merge') IS NOT NULL"),
+	'node4 ran the DDLs');
+ok(KmdTest::wait_converged(\@nodes), 'node4 applies every partition');
+KmdTest::same_state(\@nodes);
 
 done_testing();
