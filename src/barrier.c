@@ -136,7 +136,7 @@ typedef struct Unserved
 	int32		partition_id;
 	uint64		applied;		/* its applied index when last seen */
 	TimestampTz since;			/* since when it made no progress without a leader */
-	bool		gone;			/* a node's map has it merged away */
+	bool		gone;			/* a node's map has it merged away (for good) */
 } Unserved;
 
 #define MAX_UNSERVED 64
@@ -145,6 +145,7 @@ static Unserved unserved[MAX_UNSERVED];
 static int	n_unserved;
 static TimestampTz unserved_asked;	/* when a node was last asked of them */
 static int32 unserved_asked_node;	/* the node asked last */
+static int	unserved_fruitless; /* asks in a row that found none gone */
 
 static Unserved *
 unserved_find(int32 partition_id)
@@ -156,22 +157,25 @@ unserved_find(int32 partition_id)
 }
 
 /*
- * The partitions that held the barrier this time, and how they stood:
- * the ones without a leader keep the time since which they made no
- * progress, the others are dropped.
+ * The partitions without a leader that held the barrier this time, with
+ * their applied indexes: each keeps the time since which it made no
+ * progress, the others are dropped, except those known gone.
  */
 static void
-unserved_note(const int32 *ids, const uint64 *applied, const bool *leaderless, int n)
+unserved_note(const int32 *ids, const uint64 *applied, int n)
 {
 	Unserved	next[MAX_UNSERVED];
 	int			n_next = 0;
 	TimestampTz now = GetCurrentTimestamp();
 
+	for (int i = 0; i < n_unserved; i++)
+		if (unserved[i].gone)
+			next[n_next++] = unserved[i];
 	for (int i = 0; i < n && n_next < MAX_UNSERVED; i++)
 	{
 		Unserved   *u = unserved_find(ids[i]);
 
-		if (!leaderless[i])
+		if (u != NULL && u->gone)
 			continue;
 		if (u != NULL && u->applied == applied[i])
 			next[n_next] = *u;
@@ -195,8 +199,7 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 	uint64		wanted;
 	int32		ids[MAX_UNSERVED];
 	uint64		applied[MAX_UNSERVED];
-	bool		leaderless[MAX_UNSERVED];
-	int			n_holding = 0;
+	int			n_leaderless = 0;
 
 	*image_bound = NIL;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
@@ -208,6 +211,7 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 		KmdPartition *part = &kmd_shared->partitions[i];
 		KmdPartition *right;
 		Unserved   *u;
+		bool		seen = false;
 
 		if (part->partition_id <= 0 || part->state == KMD_PART_GONE ||
 			part->held_barrier >= sys_index)
@@ -234,17 +238,23 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 		ready = false;
 		if (right != NULL)
 			part = right;
-		if (n_holding < MAX_UNSERVED)
+		if (part->leader != 0)
+			continue;
+		for (int j = 0; j < n_leaderless && !seen; j++)
+			seen = ids[j] == part->partition_id;
+		if (!seen && n_leaderless < MAX_UNSERVED)
 		{
-			ids[n_holding] = part->partition_id;
-			applied[n_holding] = pg_atomic_read_u64(&part->applied_index);
-			leaderless[n_holding++] = part->leader == 0;
+			ids[n_leaderless] = part->partition_id;
+			applied[n_leaderless++] = pg_atomic_read_u64(&part->applied_index);
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
-	unserved_note(ids, applied, leaderless, ready ? 0 : n_holding);
 	if (ready)
+	{
+		n_unserved = 0;
 		return true;
+	}
+	unserved_note(ids, applied, n_leaderless);
 	list_free(*image_bound);
 	*image_bound = NIL;
 
@@ -265,8 +275,8 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 }
 
 /*
- * Which of `ids' does node `from' have merged away?  Marks them gone;
- * raises on any failure.
+ * Which of `ids' (a list "1, 2") does node `from' have merged away?
+ * Marks them gone, returns how many; raises on any failure.
  */
 static int
 ask_node_for_gone(int32 from, const char *ids)
@@ -293,7 +303,8 @@ ask_node_for_gone(int32 from, const char *ids)
 
 		conn = kmd_remote_connect_peer(conninfo, psprintf("node %d", from));
 		res = kmd_remote_exec(conn, "SELECT partition_id FROM kommander.partition_map "
-							  "WHERE state = 'gone' AND partition_id = ANY ($1::int[])",
+							  "WHERE state = 'gone' AND partition_id = "
+							  "ANY (pg_catalog.string_to_array($1, ', ')::int[])",
 							  1, params);
 		for (int i = 0; i < PQntuples(res); i++)
 		{
@@ -348,28 +359,45 @@ kmd_barrier_ask_unserved(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int			wait_ms = 3 * kmd_election_timeout;
+	int			n_others = 0;
 	StringInfoData ids;
 	int32		from;
 	MemoryContext cxt = CurrentMemoryContext;
 	int			limit_before;
 	volatile int found = 0;
+	bool		due = false;
 
-	if (n_unserved == 0 || !TimestampDifferenceExceeds(unserved_asked, now, wait_ms))
+	/*
+	 * Asked every three election timeouts while the nodes answer none gone,
+	 * less often after each round of them all (a partition without a
+	 * leader that was not merged away: its nodes are down or cut off).
+	 */
+	/* the system partition got past the barrier some other way (an image) */
+	if (kmd_partition_applied(0) >= pg_atomic_read_u64(&kmd_shared->barrier_wanted))
+		n_unserved = 0;
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+			n_others++;
+	LWLockRelease(kmd_shared->lock);
+	if (n_others == 0 || n_unserved == 0 ||
+		!TimestampDifferenceExceeds(unserved_asked, now,
+									wait_ms << Min(unserved_fruitless / n_others, 4)))
+		return false;
+	for (int i = 0; i < n_unserved && !due; i++)
+		due = !unserved[i].gone && TimestampDifferenceExceeds(unserved[i].since, now, wait_ms);
+	if (!due)
 		return false;
 	initStringInfo(&ids);
 	for (int i = 0; i < n_unserved; i++)
 		if (!unserved[i].gone && TimestampDifferenceExceeds(unserved[i].since, now, wait_ms))
-			appendStringInfo(&ids, "%s%d", ids.len > 0 ? "," : "{", unserved[i].partition_id);
-	if (ids.len == 0)
-		return false;
-	appendStringInfoChar(&ids, '}');
+			appendStringInfo(&ids, "%s%d", ids.len > 0 ? ", " : "", unserved[i].partition_id);
 
 	/* the nodes in turn: one that has not applied the merge says nothing */
 	from = next_node_to_ask();
 	unserved_asked = now;
 	unserved_asked_node = from;
-	if (from == 0)
-		return false;
 
 	/* a node that does not answer holds the apply worker one election timeout */
 	limit_before = kmd_remote_set_timeout(kmd_election_timeout);
@@ -386,7 +414,7 @@ kmd_barrier_ask_unserved(void)
 		edata = CopyErrorData();
 		FlushErrorState();
 		ereport(LOG,
-				(errmsg("kommander: could not ask node %d whether partitions %s were merged away",
+				(errmsg("kommander: could not ask node %d whether it merged away partitions %s",
 						from, ids.data),
 				 edata->detail ? errdetail_internal("%s %s", edata->message, edata->detail) :
 				 errdetail_internal("%s", edata->message)));
@@ -394,8 +422,10 @@ kmd_barrier_ask_unserved(void)
 	}
 	PG_END_TRY();
 	(void) kmd_remote_set_timeout(limit_before);
+	unserved_fruitless = found > 0 ? 0 : unserved_fruitless + 1;
 	pfree(ids.data);
-	return found > 0;
+	/* the wait may have taken a wake-up of this process's latch */
+	return true;
 }
 
 bool
@@ -426,6 +456,8 @@ kmd_barrier_reset(void)
 		kmd_shared->partitions[i].held_merge = 0;
 	}
 	LWLockRelease(kmd_shared->lock);
+	n_unserved = 0;
+	unserved_fruitless = 0;
 }
 
 /*

@@ -44,11 +44,14 @@ extern bool kmd_barrier_arg(const KmdCommand *cmd, uint64 *sys_index);
 extern bool kmd_barrier_ready(uint64 sys_index, List **image_bound);
 
 /*
- * Apply worker, between iterations (no transaction open): ask the other
- * nodes, one at a time, whether the partitions that hold the barrier
- * kmd_barrier_ready() last found not ready, without a leader here for
- * three election timeouts, were merged away; kmd_barrier_ready() then
- * counts those as image-bound.  True if it found one.
+ * Apply worker, between iterations (no transaction open): ask another
+ * node (each in turn) whether the partitions that held the barrier
+ * kmd_barrier_ready() last found not ready, without a leader here and
+ * without progress for three election timeouts, were merged away;
+ * kmd_barrier_ready() counts those as image-bound from then on.  Asks
+ * every three election timeouts, less often after each round of the
+ * nodes that found none.  True if it asked (the wait may have taken a
+ * wake-up of the latch: the caller goes round again).
  */
 extern bool kmd_barrier_ask_unserved(void);
 
@@ -58,7 +61,10 @@ extern bool kmd_barrier_ask_unserved(void);
  */
 extern bool kmd_barrier_hold(int32 partition_id, uint64 barrier, int32 merge_right);
 
-/* Apply worker, at start: no partition is held by a process gone. */
+/*
+ * Apply worker, at start and after a failed iteration: no partition is
+ * held by a process gone, nor known merged away before it is asked again.
+ */
 extern void kmd_barrier_reset(void);
 
 /* Raft worker, on a tick of a group it leads: a barrier entry if wanted. */
