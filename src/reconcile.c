@@ -11,7 +11,8 @@
  * added as a learner, a caught-up learner it names a voter is promoted.
  * What is here gathers their inputs from shared memory and the group's log
  * and does the step: a removal waits while a split or a freeze in the log
- * still needs the member (host_split_holds, host_freeze_holds).  No step is
+ * still needs the member (host_split_holds, host_freeze_holds), and in
+ * the system partition while any user partition's group has it.  No step is
  * taken on a roster behind the system partition's log this node knows.
  *
  * Copyright (c) 2026, kommander developers
@@ -161,13 +162,46 @@ votes_in_merge_target(KmdGroup *g, raft_id x)
 	return votes;
 }
 
-/* host_holds_fn: the splits, then the last freeze, of the group's log */
+/*
+ * Is `x' a member of a user partition's group, as this node's copies show
+ * it?  The system partition keeps a leaving member until it is not: a
+ * leaving node learns that it is leaving from the system partition's log,
+ * and only then hands over the groups it leads, which until then never
+ * let it go.  Dropped from the system partition first, a node that had
+ * not applied its removal (its apply behind, its copy offline or cut off
+ * from the system partition's leader) would never learn it.
+ */
+static bool
+member_of_user_group(raft_id x)
+{
+	bool		member = false;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->partitions_used && !member; i++)
+	{
+		KmdPartition *p = &kmd_shared->partitions[i];
+
+		if (p->partition_id <= 0 || p->state == KMD_PART_GONE)
+			continue;
+		for (int m = 0; m < p->n_members && !member; m++)
+			member = p->member_ids[m] == (int32) x;
+	}
+	LWLockRelease(kmd_shared->lock);
+	return member;
+}
+
+/*
+ * host_holds_fn: in the system partition, the user partitions' groups; in
+ * a user partition, the splits, then the last freeze, of the group's log
+ */
 static bool
 holds(void *arg, raft_id x)
 {
 	LogMarks   *lm = arg;
 	raft_index	applied = kmd_partition_applied(lm->g->partition_id);
 
+	if (lm->g->partition_id == 0)
+		return member_of_user_group(x);
 	if (!lm->read)
 		read_marks(lm);
 	for (int i = 0; i < lm->n_splits; i++)
