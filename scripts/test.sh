@@ -94,6 +94,7 @@ tap_failures() {
 # input.  The others exercise the same code under different timing.
 ASAN_TESTS="t/010_replication.pl t/046_the_apply_worker_outlives_its_own_errors.pl
 t/050_split_merge_under_load.pl t/070_remove_node.pl
+t/082_a_node_back_from_a_merge_and_ddl.pl
 t/100_thousand_partitions.pl t/110_compaction_and_images.pl
 t/114_an_image_never_takes_a_node_back.pl
 t/115_an_image_older_than_the_leaders_log.pl

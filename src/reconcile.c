@@ -169,7 +169,12 @@ votes_in_merge_target(KmdGroup *g, raft_id x)
  * and only then hands over the groups it leads, which until then never
  * let it go.  Dropped from the system partition first, a node that had
  * not applied its removal (its apply behind, its copy offline or cut off
- * from the system partition's leader) would never learn it.
+ * from the system partition's leader) would never learn it.  A copy whose
+ * configuration may not change here for long does not count: one not
+ * running (offline), one waiting for an image, a frozen one (the merge
+ * that ends it stops its group).  A configuration not committed yet
+ * under a leader counts as holding: the change that took the member out
+ * may be cut.
  */
 static bool
 member_of_user_group(raft_id x)
@@ -181,8 +186,10 @@ member_of_user_group(raft_id x)
 	{
 		KmdPartition *p = &kmd_shared->partitions[i];
 
-		if (p->partition_id <= 0 || p->state == KMD_PART_GONE)
+		if (p->partition_id <= 0 || p->state != KMD_PART_ACTIVE || p->role < 0 ||
+			p->image_state != KMD_IMAGE_NONE)
 			continue;
+		member = !p->conf_committed && p->leader != 0;
 		for (int m = 0; m < p->n_members && !member; m++)
 			member = p->member_ids[m] == (int32) x;
 	}

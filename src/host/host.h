@@ -170,7 +170,9 @@ typedef struct host_step
 /*
  * Must the group keep member `id', which the roster no longer names, a
  * while longer?  The host's answer, from host_split_holds and
- * host_freeze_holds on what it knows of the group's log.
+ * host_freeze_holds on what it knows of the group's log (the runtime also
+ * keeps a leaving member in the system partition while a user
+ * partition's group has it).
  */
 typedef bool (*host_holds_fn) (void *arg, raft_id id);
 
