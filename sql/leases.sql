@@ -230,6 +230,31 @@ SELECT kmd_lease_revoke(:held_lease);
 SELECT (SELECT count(*) FROM public.li) + (SELECT count(*) FROM public.lq) +
        (SELECT count(*) FROM public.ld) AS rows_left;
 SELECT kmd_ddl('DROP TABLE public.li, public.lq, public.ld; DROP DOMAIN public.ld_req') > 0 AS dropped;
+-- a key column that a constant default would fill is named: the lease
+-- notes the row under the key the command gives, and would never find it
+SELECT kmd_ddl($$CREATE TABLE public.lc (id text, n int DEFAULT 0, note text, PRIMARY KEY (id, n))$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.lc');
+SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
+SELECT err(format($$SELECT kmd_propose('h10', '{"op":"insert","table":"lc","row":{"id":"h10"},"lease":%s}')$$, :held_lease));
+SELECT kmd_propose('h10', format('{"op":"insert","table":"lc","row":{"id":"h10","n":0},"lease":%s}', :held_lease)::jsonb) > 0 AS attached_with_its_whole_key;
+-- attaching a row takes DELETE on its table, which the lease's end does:
+-- a role without it cannot have someone else's row deleted through its
+-- own lease (an upsert of a row's key alone changes nothing else)
+SELECT kmd_propose('h10', '{"op":"insert","table":"lc","row":{"id":"h10","n":5}}') > 0 AS someone_elses_row;
+CREATE ROLE regress_lease_nodelete;
+GRANT INSERT, UPDATE ON public.lc TO regress_lease_nodelete;
+GRANT EXECUTE ON FUNCTION kmd_lease_grant(interval, text), kmd_lease_revoke(bigint) TO regress_lease_nodelete;
+SET ROLE regress_lease_nodelete;
+SELECT kmd_lease_grant('30 s', 'h10') AS own_lease \gset
+SELECT err(format($$SELECT kmd_propose('h10', '{"op":"upsert","table":"lc","row":{"id":"h10","n":5},"lease":%s}')$$, :own_lease));
+SELECT err(format($$SELECT kmd_propose('h10', '{"op":"update","table":"lc","key":{"id":"h10","n":5},"set":{"note":"mine"},"lease":%s}')$$, :own_lease));
+SELECT kmd_lease_revoke(:own_lease);
+RESET ROLE;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT n AS lc_rows_left FROM public.lc ORDER BY n;
+SELECT kmd_ddl('DROP TABLE public.lc') > 0 AS dropped;
+DROP OWNED BY regress_lease_nodelete;
+DROP ROLE regress_lease_nodelete;
 SELECT kmd_ddl('DROP TABLE elsewhere.held2') > 0 AS dropped;
 SELECT kmd_ddl('DROP SCHEMA elsewhere') > 0 AS dropped;
 SELECT kmd_ddl('DROP FUNCTION public.held_refused()') > 0 AS dropped;

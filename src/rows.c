@@ -1123,10 +1123,15 @@ check_privileges(RowCommand *c)
 	/*
 	 * An "if" or an "add" reads the row, as a WHERE or SET x = x + n does
 	 * in SQL, and a condition that does not hold answers with the row
-	 * ("current"): SELECT too.
+	 * ("current"): SELECT too.  A row attached to a lease is deleted when
+	 * the lease ends (as the table's owner): DELETE too, or a role could
+	 * attach someone else's row (an upsert of its key alone changes
+	 * nothing else) and revoke the lease.
 	 */
 	if (c->cond != NULL || c->add != NULL)
 		mode |= ACL_SELECT;
+	if (c->lease > 0)
+		mode |= ACL_DELETE;
 	/* every privilege of `mode' (pg_class_aclcheck is content with any) */
 	if (pg_class_aclmask(c->relid, GetUserId(), mode, ACLMASK_ALL) != mode)
 		ereport(ERROR,
@@ -1352,6 +1357,45 @@ push_command(JsonbParseState **st, JsonbContainer *obj, RowCommand *c)
 	return pushJsonbValue(st, WJB_END_OBJECT, NULL);
 }
 
+/*
+ * A row an insert or upsert attaches to a lease is noted under the
+ * primary key the command gives (its "row", its "defaults", and those
+ * decided here): a key column a default the proposer does not decide
+ * would fill (a constant) must be named, or the note would never find
+ * the row and the lease's end leave it for good.
+ */
+static void
+check_lease_key(RowCommand *c)
+{
+	ListCell   *lc;
+
+	if (c->op == OP_BATCH)
+	{
+		foreach(lc, c->batch)
+			check_lease_key(lfirst(lc));
+		return;
+	}
+	if ((c->op != OP_INSERT && c->op != OP_UPSERT) || c->lease <= 0)
+		return;
+	foreach(lc, c->pk)
+	{
+		char	   *col = lfirst(lc);
+		bool		decided = false;
+		ListCell   *v;
+
+		if (field(&c->row->root, col) != NULL ||
+			(c->defaults != NULL && field(&c->defaults->root, col) != NULL))
+			continue;
+		foreach(v, c->varying)
+			decided |= strcmp(NameStr(((KmdVaryingDefault *) lfirst(v))->name), col) == 0;
+		if (!decided)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"row\" attached to a lease lacks primary key column \"%s\"", col),
+					 errhint("A row attached to a lease is noted under its whole primary key: name the column in \"row\".")));
+	}
+}
+
 Jsonb *
 kmd_rows_prepare(Jsonb *command, const char *key)
 {
@@ -1359,5 +1403,6 @@ kmd_rows_prepare(Jsonb *command, const char *key)
 	JsonbParseState *st = NULL;
 
 	check_privileges(c);
+	check_lease_key(c);
 	return JsonbValueToJsonb(push_command(&st, &command->root, c));
 }
