@@ -252,6 +252,7 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 	if (ready)
 	{
 		n_unserved = 0;
+		unserved_fruitless = 0;
 		return true;
 	}
 	unserved_note(ids, applied, n_leaderless);
@@ -374,7 +375,10 @@ kmd_barrier_ask_unserved(void)
 	 */
 	/* the system partition got past the barrier some other way (an image) */
 	if (kmd_partition_applied(0) >= pg_atomic_read_u64(&kmd_shared->barrier_wanted))
+	{
 		n_unserved = 0;
+		unserved_fruitless = 0;
+	}
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < KMD_MAX_NODES; i++)
 		if (kmd_shared->nodes[i].node_id != 0 &&
