@@ -160,6 +160,8 @@ GRANT SELECT ON kommander.partition_map, kommander.tables,
 GRANT SELECT (node_id, node_name, role, peer_role) ON kommander.roster TO PUBLIC;
 -- peers copy a partition's rows of it into their images
 GRANT SELECT ON kommander.requests TO kommander_peer;
+-- a node whose partitions wait for images asks which statements ran
+GRANT SELECT (idx) ON kommander.ddl TO kommander_peer;
 
 ------------------------------------------------------------------------
 -- Cluster life cycle

@@ -757,6 +757,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 		KmdCommand	cmd;
 		KmdApplyContext ctx;
 		Outcome    *out;
+		KmdDdlOutcome elsewhere;
 
 		if (idx != done + 1)
 			break;				/* a hole: the log is not there yet */
@@ -785,6 +786,8 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 		{
 			uint64		barrier;
 
+			elsewhere = KMD_DDL_UNKNOWN;
+
 			/*
 			 * A DDL or registration waits until every partition is held
 			 * for it (barrier.c); a barrier entry holds its partition until
@@ -796,6 +799,17 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 
 				if (!kmd_barrier_ready(idx, &image_bound))
 					break;
+
+				/*
+				 * Rows here that wait for images are not those at the
+				 * statement: its outcome is the other nodes'.
+				 */
+				if (image_bound != NIL && cmd.kind == KMD_CMD_DDL &&
+					(elsewhere = kmd_barrier_ddl_outcome(idx)) == KMD_DDL_UNKNOWN)
+				{
+					list_free(image_bound);
+					break;
+				}
 				bind_to_images(image_bound);
 			}
 			if (partition_id != 0 && cmd.kind == KMD_CMD_BARRIER &&
@@ -858,8 +872,24 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 			}
 			else if (partition_id != 0 && replayed(&cmd, &ctx, out, pending))
 				;				/* a retry: its first outcome, nothing applied */
+			else if (elsewhere == KMD_DDL_FAILED)
+			{
+				strcpy(out->sqlstate, "55000");
+				out->errmsg = "the statement failed on the other nodes";
+				out->errdetail = "Partitions waited for images on this node, whose rows decide its outcome; it did not run here.";
+			}
 			else if (!apply_command(&cmd, &ctx, out, pending, &failure))
 			{
+				kmd_stall_retry(partition_id, idx, &failure);
+				pending->failed = true;
+				break;
+			}
+			else if (elsewhere == KMD_DDL_RAN && strcmp(out->sqlstate, "00000") != 0)
+			{
+				/* rolled back: tried again, as after a failure of this node */
+				failure.sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+				failure.message = psprintf("the statement ran on the other nodes, and fails here against rows that wait for images: %s",
+										   out->errmsg ? out->errmsg : out->sqlstate);
 				kmd_stall_retry(partition_id, idx, &failure);
 				pending->failed = true;
 				break;
@@ -1370,6 +1400,7 @@ kmd_apply_main(Datum arg)
 			more = kmd_images_install();
 			more |= apply_all(&next_try);
 			more |= kmd_barrier_ask_unserved();
+			more |= kmd_barrier_ask_ddl();
 			failures = 0;
 		}
 		PG_CATCH();

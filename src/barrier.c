@@ -67,6 +67,7 @@
 
 #include "lib/stringinfo.h"
 #include "storage/latch.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "barrier.h"
@@ -332,9 +333,9 @@ ask_node_for_gone(int32 from, const char *ids)
 	return found;
 }
 
-/* The node after the one asked last, in the order of ids; 0 if alone. */
+/* The node after `last', in the order of ids; 0 if alone. */
 pg_noinline static int32
-next_node_to_ask(void)
+next_node_to_ask(int32 last)
 {
 	int32		next = 0;
 	int32		lowest = 0;
@@ -346,7 +347,7 @@ next_node_to_ask(void)
 
 		if (id == 0 || id == kmd_shared->local_node_id)
 			continue;
-		if (id > unserved_asked_node && (next == 0 || id < next))
+		if (id > last && (next == 0 || id < next))
 			next = id;
 		if (lowest == 0 || id < lowest)
 			lowest = id;
@@ -399,7 +400,7 @@ kmd_barrier_ask_unserved(void)
 			appendStringInfo(&ids, "%s%d", ids.len > 0 ? ", " : "", unserved[i].partition_id);
 
 	/* the nodes in turn: one that has not applied the merge says nothing */
-	from = next_node_to_ask();
+	from = next_node_to_ask(unserved_asked_node);
 	unserved_asked = now;
 	unserved_asked_node = from;
 
@@ -428,6 +429,162 @@ kmd_barrier_ask_unserved(void)
 	(void) kmd_remote_set_timeout(limit_before);
 	unserved_fruitless = found > 0 ? 0 : unserved_fruitless + 1;
 	pfree(ids.data);
+	/* the wait may have taken a wake-up of this process's latch */
+	return true;
+}
+
+/*
+ * What the other nodes did with each kmd_ddl statement, as the node asked
+ * last told it: the system partition applied up to ddl_known_to there, and
+ * the statements that ran, by system index (the rest failed there).  The
+ * apply worker's own, in TopMemoryContext.
+ */
+static uint64 ddl_wanted;		/* a statement whose outcome is wanted, 0: none */
+static uint64 ddl_known_to;
+static uint64 *ddl_ran;
+static int	n_ddl_ran;
+static TimestampTz ddl_asked;	/* when a node was last asked */
+static int32 ddl_asked_node;	/* the node asked last */
+
+static int
+index_cmp(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+KmdDdlOutcome
+kmd_barrier_ddl_outcome(uint64 sys_index)
+{
+	if (sys_index > ddl_known_to)
+	{
+		ddl_wanted = sys_index;
+		return KMD_DDL_UNKNOWN;
+	}
+	return bsearch(&sys_index, ddl_ran, n_ddl_ran, sizeof(uint64), index_cmp) != NULL ?
+		KMD_DDL_RAN : KMD_DDL_FAILED;
+}
+
+/*
+ * Ask node `from' how far it applied the system partition and which
+ * kmd_ddl statements ran there; keeps the answer if it covers ddl_wanted.
+ * Raises on any failure.
+ */
+static bool
+ask_node_for_ddl(int32 from)
+{
+	char		conninfo[KMD_CONNINFO_LEN] = "";
+	PGconn	   *volatile conn = NULL;
+	volatile bool covered = false;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	{
+		KmdNode    *node = kmd_node_find(from);
+
+		if (node != NULL)
+			strlcpy(conninfo, node->conninfo, sizeof(conninfo));
+	}
+	LWLockRelease(kmd_shared->lock);
+	if (conninfo[0] == '\0')
+		return false;
+
+	PG_TRY();
+	{
+		PGresult   *res;
+		uint64		applied;
+		const char *list;
+		int			n = 0;
+		uint64	   *ran;
+
+		conn = kmd_remote_connect_peer(conninfo, psprintf("node %d", from));
+		/* one statement: one snapshot of both */
+		res = kmd_remote_exec(conn, "SELECT coalesce((SELECT applied_index FROM kommander.applied "
+							  "WHERE partition_id = 0), 0), (SELECT count(*) FROM kommander.ddl), "
+							  "(SELECT coalesce(pg_catalog.string_agg(idx::text, ',' ORDER BY idx), '') "
+							  "FROM kommander.ddl)", 0, NULL);
+		if (PQntuples(res) != 1 || PQnfields(res) != 3)
+			elog(ERROR, "node %d answered no list of statements", from);
+		applied = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		if (applied >= ddl_wanted)
+		{
+			long		count = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+
+			ran = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * Max(count, 1));
+			list = PQgetvalue(res, 0, 2);
+			while (*list != '\0' && n < count)
+			{
+				char	   *end;
+
+				ran[n++] = strtoull(list, &end, 10);
+				list = *end == ',' ? end + 1 : end;
+			}
+			if (ddl_ran != NULL)
+				pfree(ddl_ran);
+			ddl_ran = ran;
+			n_ddl_ran = n;
+			ddl_known_to = applied;
+			covered = true;
+		}
+		PQclear(res);
+	}
+	PG_FINALLY();
+	{
+		if (conn != NULL)
+			PQfinish(conn);
+	}
+	PG_END_TRY();
+	return covered;
+}
+
+bool
+kmd_barrier_ask_ddl(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int32		from;
+	int			limit_before;
+	volatile bool covered = false;
+
+	if (ddl_wanted != 0 && kmd_partition_applied(0) >= ddl_wanted)
+		ddl_wanted = 0;			/* got past it some other way */
+	if (ddl_wanted == 0 || ddl_wanted <= ddl_known_to ||
+		!TimestampDifferenceExceeds(ddl_asked, GetCurrentTimestamp(), kmd_election_timeout))
+		return false;
+	/* the nodes in turn: one that has not applied the statement says nothing */
+	from = next_node_to_ask(ddl_asked_node);
+	ddl_asked = GetCurrentTimestamp();
+	ddl_asked_node = from;
+	if (from == 0)
+		return false;
+
+	limit_before = kmd_remote_set_timeout(kmd_election_timeout);
+	PG_TRY();
+	{
+		covered = ask_node_for_ddl(from);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		(void) kmd_remote_set_timeout(limit_before);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("kommander: could not ask node %d which kmd_ddl statements ran there",
+						from),
+				 edata->detail ? errdetail_internal("%s %s", edata->message, edata->detail) :
+				 errdetail_internal("%s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	(void) kmd_remote_set_timeout(limit_before);
+	if (covered)
+		ereport(LOG,
+				(errmsg("kommander: node %d told the outcome of the kmd_ddl statement at system index " UINT64_FORMAT,
+						from, ddl_wanted),
+				 errdetail("Partitions wait for images here, whose rows are not those at the statement: its outcome here is the other nodes'.")));
 	/* the wait may have taken a wake-up of this process's latch */
 	return true;
 }

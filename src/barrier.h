@@ -55,6 +55,31 @@ extern bool kmd_barrier_ready(uint64 sys_index, List **image_bound);
  */
 extern bool kmd_barrier_ask_unserved(void);
 
+/* What the nodes that applied a kmd_ddl statement did with it */
+typedef enum KmdDdlOutcome
+{
+	KMD_DDL_UNKNOWN,			/* not known yet: kmd_barrier_ask_ddl asks */
+	KMD_DDL_RAN,
+	KMD_DDL_FAILED
+} KmdDdlOutcome;
+
+/*
+ * Apply worker: did the kmd_ddl statement at `sys_index' run on the other
+ * nodes?  Asked when partitions here wait for images as it applies: their
+ * rows here are not those at the statement, and one whose outcome depends
+ * on rows could come out otherwise.  KMD_DDL_UNKNOWN: the next
+ * kmd_barrier_ask_ddl() asks.
+ */
+extern KmdDdlOutcome kmd_barrier_ddl_outcome(uint64 sys_index);
+
+/*
+ * Apply worker, between iterations (no transaction open): ask another
+ * node (each in turn, every election timeout) for the statements it ran,
+ * when kmd_barrier_ddl_outcome() wants one it does not know.  True if it
+ * asked.
+ */
+extern bool kmd_barrier_ask_ddl(void);
+
 /*
  * Apply worker: where a partition stopped (0, 0: it is not held); true if
  * that changed.
