@@ -276,16 +276,23 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 	return false;
 }
 
+/* A question to another node, on a connection to it (ask_node) */
+typedef int (*AskFn) (PGconn *conn, int32 from, void *arg);
+
 /*
- * Which of `ids' (a list "1, 2") does node `from' have merged away?
- * Marks them gone, returns how many; raises on any failure.
+ * Run `ask' on a connection to node `from' as this node's peer role, each
+ * wait limited to one election timeout (a node that does not answer holds
+ * the apply worker that long); returns what it returns, or -1 with the
+ * failure logged (`what': what was asked).  No transaction open.
  */
 static int
-ask_node_for_gone(int32 from, const char *ids)
+ask_node(int32 from, const char *what, AskFn ask, void *arg)
 {
 	char		conninfo[KMD_CONNINFO_LEN] = "";
 	PGconn	   *volatile conn = NULL;
-	volatile int found = 0;
+	volatile int result = -1;
+	MemoryContext cxt = CurrentMemoryContext;
+	int			limit_before;
 
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	{
@@ -296,40 +303,65 @@ ask_node_for_gone(int32 from, const char *ids)
 	}
 	LWLockRelease(kmd_shared->lock);
 	if (conninfo[0] == '\0')
-		return 0;
+		return -1;
 
+	limit_before = kmd_remote_set_timeout(kmd_election_timeout);
 	PG_TRY();
 	{
-		const char *params[1] = {ids};
-		PGresult   *res;
-
 		conn = kmd_remote_connect_peer(conninfo, psprintf("node %d", from));
-		res = kmd_remote_exec(conn, "SELECT partition_id FROM kommander.partition_map "
-							  "WHERE state = 'gone' AND partition_id = "
-							  "ANY (pg_catalog.string_to_array($1, ', ')::int[])",
-							  1, params);
-		for (int i = 0; i < PQntuples(res); i++)
-		{
-			Unserved   *u = unserved_find(atoi(PQgetvalue(res, i, 0)));
-
-			if (u != NULL && !u->gone)
-			{
-				u->gone = true;
-				found++;
-				ereport(LOG,
-						(errmsg("kommander: partition %d makes no progress here without a leader, and node %d merged it away",
-								u->partition_id, from),
-						 errdetail("The DDL or registration that waits for it goes on; its rows wait for an image of the partition it went into.")));
-			}
-		}
-		PQclear(res);
+		result = ask(conn, from, arg);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		if (conn != NULL)
-			PQfinish(conn);
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("kommander: could not ask node %d %s", from, what),
+				 edata->detail ? errdetail_internal("%s %s", edata->message, edata->detail) :
+				 errdetail_internal("%s", edata->message)));
+		FreeErrorData(edata);
+		result = -1;
 	}
 	PG_END_TRY();
+	if (conn != NULL)
+		PQfinish(conn);
+	(void) kmd_remote_set_timeout(limit_before);
+	return result;
+}
+
+/*
+ * AskFn: which of `arg' (a list "1, 2") does the node have merged away?
+ * Marks them gone, returns how many.
+ */
+static int
+gone_there(PGconn *conn, int32 from, void *arg)
+{
+	const char *params[1] = {arg};
+	PGresult   *res;
+	int			found = 0;
+
+	res = kmd_remote_exec(conn, "SELECT partition_id FROM kommander.partition_map "
+						  "WHERE state = 'gone' AND partition_id = "
+						  "ANY (pg_catalog.string_to_array($1, ', ')::int[])",
+						  1, params);
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		Unserved   *u = unserved_find(atoi(PQgetvalue(res, i, 0)));
+
+		if (u != NULL && !u->gone)
+		{
+			u->gone = true;
+			found++;
+			ereport(LOG,
+					(errmsg("kommander: partition %d makes no progress here without a leader, and node %d merged it away",
+							u->partition_id, from),
+					 errdetail("The DDL or registration that waits for it goes on; its rows wait for an image of the partition it went into.")));
+		}
+	}
+	PQclear(res);
 	return found;
 }
 
@@ -364,16 +396,9 @@ kmd_barrier_ask_unserved(void)
 	int			n_others = 0;
 	StringInfoData ids;
 	int32		from;
-	MemoryContext cxt = CurrentMemoryContext;
-	int			limit_before;
-	volatile int found = 0;
+	int			found;
 	bool		due = false;
 
-	/*
-	 * Asked every three election timeouts while the nodes answer none gone,
-	 * less often after each round of them all (a partition without a
-	 * leader that was not merged away: its nodes are down or cut off).
-	 */
 	/* the system partition got past the barrier some other way (an image) */
 	if (kmd_partition_applied(0) >= pg_atomic_read_u64(&kmd_shared->barrier_wanted))
 	{
@@ -386,6 +411,12 @@ kmd_barrier_ask_unserved(void)
 			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
 			n_others++;
 	LWLockRelease(kmd_shared->lock);
+
+	/*
+	 * Asked every three election timeouts while the nodes answer none gone,
+	 * less often after each round of them all (a partition without a
+	 * leader that was not merged away: its nodes are down or cut off).
+	 */
 	if (n_others == 0 || n_unserved == 0 ||
 		!TimestampDifferenceExceeds(unserved_asked, now,
 									wait_ms << Min(unserved_fruitless / n_others, 4)))
@@ -404,29 +435,8 @@ kmd_barrier_ask_unserved(void)
 	unserved_asked = now;
 	unserved_asked_node = from;
 
-	/* a node that does not answer holds the apply worker one election timeout */
-	limit_before = kmd_remote_set_timeout(kmd_election_timeout);
-	PG_TRY();
-	{
-		found = ask_node_for_gone(from, ids.data);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		(void) kmd_remote_set_timeout(limit_before);
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(LOG,
-				(errmsg("kommander: could not ask node %d whether it merged away partitions %s",
-						from, ids.data),
-				 edata->detail ? errdetail_internal("%s %s", edata->message, edata->detail) :
-				 errdetail_internal("%s", edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	(void) kmd_remote_set_timeout(limit_before);
+	found = ask_node(from, psprintf("whether it merged away partitions %s", ids.data),
+					 gone_there, ids.data);
 	unserved_fruitless = found > 0 ? 0 : unserved_fruitless + 1;
 	pfree(ids.data);
 	/* the wait may have taken a wake-up of this process's latch */
@@ -468,83 +478,57 @@ kmd_barrier_ddl_outcome(uint64 sys_index)
 }
 
 /*
- * Ask node `from' how far it applied the system partition and which
- * kmd_ddl statements ran there; keeps the answer if it covers ddl_wanted.
- * Raises on any failure.
+ * AskFn: how far the node applied the system partition, and which kmd_ddl
+ * statements ran there; keeps the answer (1) if it covers ddl_wanted.
  */
-static bool
-ask_node_for_ddl(int32 from)
+static int
+ddl_there(PGconn *conn, int32 from, void *arg)
 {
-	char		conninfo[KMD_CONNINFO_LEN] = "";
-	PGconn	   *volatile conn = NULL;
-	volatile bool covered = false;
+	PGresult   *res;
+	uint64		applied;
+	int			covered = 0;
 
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	/* one statement: one snapshot of both */
+	res = kmd_remote_exec(conn, "SELECT coalesce((SELECT applied_index FROM kommander.applied "
+						  "WHERE partition_id = 0), 0), (SELECT count(*) FROM kommander.ddl), "
+						  "(SELECT coalesce(pg_catalog.string_agg(idx::text, ',' ORDER BY idx), '') "
+						  "FROM kommander.ddl)", 0, NULL);
+	if (PQntuples(res) != 1 || PQnfields(res) != 3)
 	{
-		KmdNode    *node = kmd_node_find(from);
-
-		if (node != NULL)
-			strlcpy(conninfo, node->conninfo, sizeof(conninfo));
-	}
-	LWLockRelease(kmd_shared->lock);
-	if (conninfo[0] == '\0')
-		return false;
-
-	PG_TRY();
-	{
-		PGresult   *res;
-		uint64		applied;
-		const char *list;
-		int			n = 0;
-		uint64	   *ran;
-
-		conn = kmd_remote_connect_peer(conninfo, psprintf("node %d", from));
-		/* one statement: one snapshot of both */
-		res = kmd_remote_exec(conn, "SELECT coalesce((SELECT applied_index FROM kommander.applied "
-							  "WHERE partition_id = 0), 0), (SELECT count(*) FROM kommander.ddl), "
-							  "(SELECT coalesce(pg_catalog.string_agg(idx::text, ',' ORDER BY idx), '') "
-							  "FROM kommander.ddl)", 0, NULL);
-		if (PQntuples(res) != 1 || PQnfields(res) != 3)
-			elog(ERROR, "node %d answered no list of statements", from);
-		applied = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-		if (applied >= ddl_wanted)
-		{
-			long		count = strtol(PQgetvalue(res, 0, 1), NULL, 10);
-
-			ran = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * Max(count, 1));
-			list = PQgetvalue(res, 0, 2);
-			while (*list != '\0' && n < count)
-			{
-				char	   *end;
-
-				ran[n++] = strtoull(list, &end, 10);
-				list = *end == ',' ? end + 1 : end;
-			}
-			if (ddl_ran != NULL)
-				pfree(ddl_ran);
-			ddl_ran = ran;
-			n_ddl_ran = n;
-			ddl_known_to = applied;
-			covered = true;
-		}
 		PQclear(res);
+		elog(ERROR, "node %d answered no list of statements", from);
 	}
-	PG_FINALLY();
+	applied = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	if (applied >= ddl_wanted)
 	{
-		if (conn != NULL)
-			PQfinish(conn);
+		long		count = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+		const char *list = PQgetvalue(res, 0, 2);
+		uint64	   *ran = MemoryContextAlloc(TopMemoryContext,
+											 sizeof(uint64) * Max(count, 1));
+		int			n = 0;
+
+		while (*list != '\0' && n < count)
+		{
+			char	   *end;
+
+			ran[n++] = strtoull(list, &end, 10);
+			list = *end == ',' ? end + 1 : end;
+		}
+		if (ddl_ran != NULL)
+			pfree(ddl_ran);
+		ddl_ran = ran;
+		n_ddl_ran = n;
+		ddl_known_to = applied;
+		covered = 1;
 	}
-	PG_END_TRY();
+	PQclear(res);
 	return covered;
 }
 
 bool
 kmd_barrier_ask_ddl(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	int32		from;
-	int			limit_before;
-	volatile bool covered = false;
 
 	if (ddl_wanted != 0 && kmd_partition_applied(0) >= ddl_wanted)
 		ddl_wanted = 0;			/* got past it some other way */
@@ -557,30 +541,7 @@ kmd_barrier_ask_ddl(void)
 	ddl_asked_node = from;
 	if (from == 0)
 		return false;
-
-	limit_before = kmd_remote_set_timeout(kmd_election_timeout);
-	PG_TRY();
-	{
-		covered = ask_node_for_ddl(from);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		(void) kmd_remote_set_timeout(limit_before);
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(LOG,
-				(errmsg("kommander: could not ask node %d which kmd_ddl statements ran there",
-						from),
-				 edata->detail ? errdetail_internal("%s %s", edata->message, edata->detail) :
-				 errdetail_internal("%s", edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	(void) kmd_remote_set_timeout(limit_before);
-	if (covered)
+	if (ask_node(from, "which kmd_ddl statements ran there", ddl_there, NULL) > 0)
 		ereport(LOG,
 				(errmsg("kommander: node %d told the outcome of the kmd_ddl statement at system index " UINT64_FORMAT,
 						from, ddl_wanted),
