@@ -884,15 +884,21 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				pending->failed = true;
 				break;
 			}
-			else if (elsewhere == KMD_DDL_RAN && strcmp(out->sqlstate, "00000") != 0)
+			else if ((elsewhere == KMD_DDL_RAN && strcmp(out->sqlstate, "00000") != 0) ||
+					 elsewhere == KMD_DDL_OWN)
 			{
-				/* rolled back: tried again, as after a failure of this node */
-				failure.sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
-				failure.message = psprintf("the statement ran on the other nodes, and fails here against rows that wait for images: %s",
-										   out->errmsg ? out->errmsg : out->sqlstate);
-				kmd_stall_retry(partition_id, idx, &failure);
-				pending->failed = true;
-				break;
+				/*
+				 * Tried again, it would fail again: the images wait for the
+				 * system partition to pass it.  The partitions that wait
+				 * for images may then refuse them (other barriers applied).
+				 */
+				ereport(WARNING,
+						(errmsg("kommander: the kmd_ddl statement at system index " UINT64_FORMAT " %s here while partitions wait for images",
+								idx, strcmp(out->sqlstate, "00000") == 0 ? "ran" : "failed"),
+						 errdetail(elsewhere == KMD_DDL_OWN ?
+								   "No other node could tell what it did there: this node's own outcome stands, which the rows of those partitions here may have decided." :
+								   "It ran on the other nodes: this node's outcome differs, and its partitions may refuse the images they wait for."),
+						 errhint("If images of those partitions are refused (\"could not install an image\" in the log), remove this node and join it again.")));
 			}
 			else if (partition_id != 0 &&
 					 strcmp(out->sqlstate, "40001") != 0)

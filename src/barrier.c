@@ -446,7 +446,8 @@ kmd_barrier_ask_unserved(void)
 /*
  * What the other nodes did with each kmd_ddl statement, as the node asked
  * last told it: the system partition applied up to ddl_known_to there, and
- * the statements that ran, by system index (the rest failed there).  The
+ * the statements from the one wanted then on that ran, by system index
+ * (the rest failed there).  The
  * apply worker's own, in TopMemoryContext.
  */
 static uint64 ddl_wanted;		/* a statement whose outcome is wanted, 0: none */
@@ -455,6 +456,7 @@ static uint64 *ddl_ran;
 static int	n_ddl_ran;
 static TimestampTz ddl_asked;	/* when a node was last asked */
 static int32 ddl_asked_node;	/* the node asked last */
+static int	ddl_unanswered;		/* asks about ddl_wanted none answered */
 
 static int
 index_cmp(const void *a, const void *b)
@@ -470,8 +472,19 @@ kmd_barrier_ddl_outcome(uint64 sys_index)
 {
 	if (sys_index > ddl_known_to)
 	{
+		int			n_others = 0;
+
+		if (ddl_wanted != sys_index)
+			ddl_unanswered = 0;
 		ddl_wanted = sys_index;
-		return KMD_DDL_UNKNOWN;
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		for (int i = 0; i < KMD_MAX_NODES; i++)
+			if (kmd_shared->nodes[i].node_id != 0 &&
+				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+				n_others++;
+		LWLockRelease(kmd_shared->lock);
+		/* a round of every other node, none of them able to tell */
+		return ddl_unanswered >= Max(n_others, 1) ? KMD_DDL_OWN : KMD_DDL_UNKNOWN;
 	}
 	return bsearch(&sys_index, ddl_ran, n_ddl_ran, sizeof(uint64), index_cmp) != NULL ?
 		KMD_DDL_RAN : KMD_DDL_FAILED;
@@ -484,15 +497,19 @@ kmd_barrier_ddl_outcome(uint64 sys_index)
 static int
 ddl_there(PGconn *conn, int32 from, void *arg)
 {
+	char		from_index[32];
+	const char *params[1] = {from_index};
 	PGresult   *res;
 	uint64		applied;
 	int			covered = 0;
 
 	/* one statement: one snapshot of both */
+	snprintf(from_index, sizeof(from_index), UINT64_FORMAT, ddl_wanted);
 	res = kmd_remote_exec(conn, "SELECT coalesce((SELECT applied_index FROM kommander.applied "
-						  "WHERE partition_id = 0), 0), (SELECT count(*) FROM kommander.ddl), "
+						  "WHERE partition_id = 0), 0), "
+						  "(SELECT count(*) FROM kommander.ddl WHERE idx >= $1::bigint), "
 						  "(SELECT coalesce(pg_catalog.string_agg(idx::text, ',' ORDER BY idx), '') "
-						  "FROM kommander.ddl)", 0, NULL);
+						  "FROM kommander.ddl WHERE idx >= $1::bigint)", 1, params);
 	if (PQntuples(res) != 1 || PQnfields(res) != 3)
 	{
 		PQclear(res);
@@ -541,7 +558,9 @@ kmd_barrier_ask_ddl(void)
 	ddl_asked_node = from;
 	if (from == 0)
 		return false;
-	if (ask_node(from, "which kmd_ddl statements ran there", ddl_there, NULL) > 0)
+	if (ask_node(from, "which kmd_ddl statements ran there", ddl_there, NULL) <= 0)
+		ddl_unanswered++;
+	else
 		ereport(LOG,
 				(errmsg("kommander: node %d told the outcome of the kmd_ddl statement at system index " UINT64_FORMAT,
 						from, ddl_wanted),

@@ -60,7 +60,8 @@ typedef enum KmdDdlOutcome
 {
 	KMD_DDL_UNKNOWN,			/* not known yet: kmd_barrier_ask_ddl asks */
 	KMD_DDL_RAN,
-	KMD_DDL_FAILED
+	KMD_DDL_FAILED,
+	KMD_DDL_OWN					/* no other node could tell: this node's own */
 } KmdDdlOutcome;
 
 /*
@@ -68,7 +69,9 @@ typedef enum KmdDdlOutcome
  * nodes?  Asked when partitions here wait for images as it applies: their
  * rows here are not those at the statement, and one whose outcome depends
  * on rows could come out otherwise.  KMD_DDL_UNKNOWN: the next
- * kmd_barrier_ask_ddl() asks.
+ * kmd_barrier_ask_ddl() asks; KMD_DDL_OWN: a round of every other node
+ * could not tell (none reachable, none that applied it yet, none that
+ * lets this node read which statements ran), the statement runs here.
  */
 extern KmdDdlOutcome kmd_barrier_ddl_outcome(uint64 sys_index);
 
