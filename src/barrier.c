@@ -446,11 +446,11 @@ kmd_barrier_ask_unserved(void)
 /*
  * What the other nodes did with each kmd_ddl statement, as the node asked
  * last told it: the system partition applied up to ddl_known_to there, and
- * the statements from the one wanted then on that ran, by system index
- * (the rest failed there).  The
- * apply worker's own, in TopMemoryContext.
+ * the statements from ddl_known_from on that ran, by system index (the
+ * rest failed there).  The apply worker's own, in TopMemoryContext.
  */
 static uint64 ddl_wanted;		/* a statement whose outcome is wanted, 0: none */
+static uint64 ddl_known_from;
 static uint64 ddl_known_to;
 static uint64 *ddl_ran;
 static int	n_ddl_ran;
@@ -470,7 +470,7 @@ index_cmp(const void *a, const void *b)
 KmdDdlOutcome
 kmd_barrier_ddl_outcome(uint64 sys_index)
 {
-	if (sys_index > ddl_known_to)
+	if (sys_index > ddl_known_to || sys_index < ddl_known_from)
 	{
 		int			n_others = 0;
 
@@ -535,6 +535,7 @@ ddl_there(PGconn *conn, int32 from, void *arg)
 			pfree(ddl_ran);
 		ddl_ran = ran;
 		n_ddl_ran = n;
+		ddl_known_from = ddl_wanted;
 		ddl_known_to = applied;
 		covered = 1;
 	}
@@ -549,7 +550,7 @@ kmd_barrier_ask_ddl(void)
 
 	if (ddl_wanted != 0 && kmd_partition_applied(0) >= ddl_wanted)
 		ddl_wanted = 0;			/* got past it some other way */
-	if (ddl_wanted == 0 || ddl_wanted <= ddl_known_to ||
+	if (ddl_wanted == 0 || (ddl_wanted >= ddl_known_from && ddl_wanted <= ddl_known_to) ||
 		!TimestampDifferenceExceeds(ddl_asked, GetCurrentTimestamp(), kmd_election_timeout))
 		return false;
 	/* the nodes in turn: one that has not applied the statement says nothing */
