@@ -252,7 +252,7 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 	LWLockRelease(kmd_shared->lock);
 	if (ready)
 	{
-		n_unserved = 0;
+		/* the marks stay until the barrier is applied: its outcome may wait */
 		unserved_fruitless = 0;
 		return true;
 	}
@@ -483,8 +483,13 @@ kmd_barrier_ddl_outcome(uint64 sys_index)
 				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
 				n_others++;
 		LWLockRelease(kmd_shared->lock);
-		/* a round of every other node, none of them able to tell */
-		return ddl_unanswered >= Max(n_others, 1) ? KMD_DDL_OWN : KMD_DDL_UNKNOWN;
+		/*
+		 * Three rounds of every other node, none of them able to tell (a
+		 * node that has not applied the statement yet may soon), or none
+		 * to ask.
+		 */
+		return n_others == 0 || ddl_unanswered >= 3 * n_others ?
+			KMD_DDL_OWN : KMD_DDL_UNKNOWN;
 	}
 	return bsearch(&sys_index, ddl_ran, n_ddl_ran, sizeof(uint64), index_cmp) != NULL ?
 		KMD_DDL_RAN : KMD_DDL_FAILED;

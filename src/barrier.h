@@ -37,8 +37,9 @@ extern bool kmd_barrier_arg(const KmdCommand *cmd, uint64 *sys_index);
  * Apply worker: may the barrier at `sys_index' of the system partition be
  * applied now?  If not, the leaders here are asked for barrier entries.
  * If so, *image_bound lists the partitions counted as held only because
- * an image will replace their rows (one is asked for, or they were merged
- * into a partition that waits for one): the caller binds them to images,
+ * an image will replace their rows (one is asked for, they were merged
+ * into a partition that waits for one, or another node merged them away:
+ * kmd_barrier_ask_unserved): the caller binds them to images,
  * durably, in the transaction that applies the barrier.
  */
 extern bool kmd_barrier_ready(uint64 sys_index, List **image_bound);
@@ -48,7 +49,8 @@ extern bool kmd_barrier_ready(uint64 sys_index, List **image_bound);
  * node (each in turn) whether the partitions that held the barrier
  * kmd_barrier_ready() last found not ready, without a leader here and
  * without progress for three election timeouts, were merged away;
- * kmd_barrier_ready() counts those as image-bound from then on.  Asks
+ * kmd_barrier_ready() counts those as image-bound until the barrier is
+ * applied (then they are bound to images for good).  Asks
  * every three election timeouts, less often after each round of the
  * nodes that found none.  True if it asked (the wait may have taken a
  * wake-up of the latch: the caller goes round again).
@@ -69,9 +71,10 @@ typedef enum KmdDdlOutcome
  * nodes?  Asked when partitions here wait for images as it applies: their
  * rows here are not those at the statement, and one whose outcome depends
  * on rows could come out otherwise.  KMD_DDL_UNKNOWN: the next
- * kmd_barrier_ask_ddl() asks; KMD_DDL_OWN: a round of every other node
- * could not tell (none reachable, none that applied it yet, none that
- * lets this node read which statements ran), the statement runs here.
+ * kmd_barrier_ask_ddl() asks; KMD_DDL_OWN: three rounds of every other
+ * node could not tell (none reachable, none that applied it yet, none
+ * that lets this node read which statements ran), or there is no other
+ * node: the statement runs here.
  */
 extern KmdDdlOutcome kmd_barrier_ddl_outcome(uint64 sys_index);
 

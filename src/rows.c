@@ -1392,7 +1392,7 @@ check_lease_key(RowCommand *c)
 			ereport(ERROR,
 					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 					 errmsg("\"row\" attached to a lease lacks primary key column \"%s\"", col),
-					 errhint("A row attached to a lease is noted under its whole primary key: name the column in \"row\".")));
+					 errhint("A row attached to a lease is noted under its whole primary key: name the column in \"row\" or \"defaults\".")));
 	}
 }
 

@@ -68,8 +68,8 @@ for my $try (1 .. 20)
 ok($removed, 'asked again, the removal finishes');
 for my $node ($n1, $n2)
 {
-	is($node->safe_psql('postgres', "SELECT count(*) FROM kommander.roster WHERE node_name = 'node3'"),
-		'0', $node->name . ': node 3 is out of the roster');
+	ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM kommander.roster WHERE node_name = 'node3'"),
+		$node->name . ': node 3 is out of the roster');
 	ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM kommander.peers WHERE node_id = 3'),
 		$node->name . ': no group holds node 3');
 }

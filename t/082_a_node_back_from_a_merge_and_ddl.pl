@@ -95,7 +95,7 @@ push @nodes, $n4;
 ok($n4->poll_query_until('postgres',
 	"SELECT ($map) = " . KmdTest::quote($n1->safe_psql('postgres', $map))),
 	'node4 has the partition map');
-ok($n4->poll_query_until('postgres', "SELECT to_regclass('public.before_merge') IS NOT NULL"),
+ok($n4->poll_query_until('postgres', "SELECT to_regclass('public.far_before_merge') IS NOT NULL"),
 	'node4 ran the DDLs');
 ok(KmdTest::wait_converged(\@nodes), 'node4 applies every partition');
 KmdTest::same_state(\@nodes);
