@@ -288,21 +288,13 @@ typedef int (*AskFn) (PGconn *conn, int32 from, void *arg);
 static int
 ask_node(int32 from, const char *what, AskFn ask, void *arg)
 {
-	char		conninfo[KMD_CONNINFO_LEN] = "";
+	char		conninfo[KMD_CONNINFO_LEN];
 	PGconn	   *volatile conn = NULL;
 	volatile int result = -1;
 	MemoryContext cxt = CurrentMemoryContext;
 	int			limit_before;
 
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	{
-		KmdNode    *node = kmd_node_find(from);
-
-		if (node != NULL)
-			strlcpy(conninfo, node->conninfo, sizeof(conninfo));
-	}
-	LWLockRelease(kmd_shared->lock);
-	if (conninfo[0] == '\0')
+	if (!kmd_node_conninfo(from, conninfo))
 		return -1;
 
 	limit_before = kmd_remote_set_timeout(kmd_election_timeout);
@@ -391,33 +383,33 @@ next_node_to_ask(int32 last)
 bool
 kmd_barrier_ask_unserved(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	int			wait_ms = 3 * kmd_election_timeout;
-	int			n_others = 0;
+	int			n_others;
 	StringInfoData ids;
 	int32		from;
 	int			found;
 	bool		due = false;
 
+	/* nothing noted: the common case, every iteration of the apply worker */
+	if (n_unserved == 0)
+		return false;
 	/* the system partition got past the barrier some other way (an image) */
 	if (kmd_partition_applied(0) >= pg_atomic_read_u64(&kmd_shared->barrier_wanted))
 	{
 		n_unserved = 0;
 		unserved_fruitless = 0;
+		return false;
 	}
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0 &&
-			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
-			n_others++;
-	LWLockRelease(kmd_shared->lock);
+	now = GetCurrentTimestamp();
+	n_others = kmd_other_nodes();
 
 	/*
 	 * Asked every three election timeouts while the nodes answer none gone,
 	 * less often after each round of them all (a partition without a
 	 * leader that was not merged away: its nodes are down or cut off).
 	 */
-	if (n_others == 0 || n_unserved == 0 ||
+	if (n_others == 0 ||
 		!TimestampDifferenceExceeds(unserved_asked, now,
 									wait_ms << Min(unserved_fruitless / n_others, 4)))
 		return false;
@@ -472,17 +464,12 @@ kmd_barrier_ddl_outcome(uint64 sys_index)
 {
 	if (sys_index > ddl_known_to || sys_index < ddl_known_from)
 	{
-		int			n_others = 0;
+		int			n_others = kmd_other_nodes();
 
 		if (ddl_wanted != sys_index)
 			ddl_unanswered = 0;
 		ddl_wanted = sys_index;
-		LWLockAcquire(kmd_shared->lock, LW_SHARED);
-		for (int i = 0; i < KMD_MAX_NODES; i++)
-			if (kmd_shared->nodes[i].node_id != 0 &&
-				kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
-				n_others++;
-		LWLockRelease(kmd_shared->lock);
+
 		/*
 		 * Three rounds of every other node, none of them able to tell (a
 		 * node that has not applied the statement yet may soon), or none

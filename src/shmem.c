@@ -302,6 +302,33 @@ kmd_other_node(void)
 	return other;
 }
 
+int
+kmd_other_nodes(void)
+{
+	int			n = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_shared->nodes[i].node_id != kmd_shared->local_node_id)
+			n++;
+	LWLockRelease(kmd_shared->lock);
+	return n;
+}
+
+bool
+kmd_node_conninfo(int32 node_id, char *conninfo)
+{
+	KmdNode    *node;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	node = kmd_node_find(node_id);
+	if (node != NULL)
+		strlcpy(conninfo, node->conninfo, KMD_CONNINFO_LEN);
+	LWLockRelease(kmd_shared->lock);
+	return node != NULL;
+}
+
 uint64
 kmd_partition_applied(int32 partition_id)
 {

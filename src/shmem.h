@@ -381,6 +381,10 @@ extern int	kmd_partition_room(void);
 extern KmdNode *kmd_node_find(int32 node_id);	/* lock held */
 /* Some member of the roster other than this node, or 0 (lock held). */
 extern int32 kmd_other_node(void);
+/* How many members of the roster other than this node (takes the lock). */
+extern int	kmd_other_nodes(void);
+/* Copy node `node_id''s conninfo (KMD_CONNINFO_LEN); false if not in the roster. */
+extern bool kmd_node_conninfo(int32 node_id, char *conninfo);
 
 /* Did this node get a batch from `node' within `ms'?  Always true of itself. */
 extern bool kmd_node_heard(const KmdNode *node, TimestampTz now, int ms);

@@ -976,19 +976,9 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 	char		args[3][64];
 	const char *params[3];
 	PGconn	   *volatile conn = NULL;
-	bool		known;
 	volatile bool images_for_all = false;
 
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	{
-		KmdNode    *node = kmd_node_find(from);
-
-		known = node != NULL;
-		if (known)
-			strlcpy(conninfo, node->conninfo, sizeof(conninfo));
-	}
-	LWLockRelease(kmd_shared->lock);
-	if (!known)
+	if (!kmd_node_conninfo(from, conninfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("node %d is not in the roster", from)));

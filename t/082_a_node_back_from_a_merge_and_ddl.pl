@@ -39,17 +39,26 @@ sub adjacent
 		 WHERE l.partition_id > 0 AND l.state = 'active' AND r.state = 'active' ORDER BY l.lo LIMIT 1});
 }
 
+# $node has node1's map, ran the DDL that created $table, applies every
+# partition and holds the same state as the others
+sub same_as_the_others
+{
+	my ($node, $what, $table) = @_;
+	my $name = $node->name;
+	ok($node->poll_query_until('postgres',
+		"SELECT ($map) = " . KmdTest::quote($n1->safe_psql('postgres', $map))),
+		"$what: $name has the partition map");
+	ok($node->poll_query_until('postgres', "SELECT to_regclass('public.$table') IS NOT NULL"),
+		"$what: $name ran the DDL");
+	ok(KmdTest::wait_converged(\@nodes), "$what: $name applies every partition");
+	KmdTest::same_state(\@nodes);
+}
+
 sub back_and_same
 {
 	my ($what, $table) = @_;
 	$n3->start;
-	ok($n3->poll_query_until('postgres',
-		"SELECT ($map) = " . KmdTest::quote($n1->safe_psql('postgres', $map))),
-		"$what: node3 has the partition map again");
-	ok($n3->poll_query_until('postgres', "SELECT to_regclass('public.$table') IS NOT NULL"),
-		"$what: node3 ran the DDL");
-	ok(KmdTest::wait_converged(\@nodes), "$what: node3 applies every partition again");
-	KmdTest::same_state(\@nodes);
+	same_as_the_others($n3, $what, $table);
 }
 
 # the merge, then the DDL
@@ -92,12 +101,6 @@ is($n4->safe_psql('postgres',
 	"SELECT kmd_join('node4', " . KmdTest::quote(KmdTest::conninfo($n4)) . ', '
 	  . KmdTest::quote(KmdTest::conninfo($n2)) . ')'), '4', 'node4 joins after the merges and DDLs');
 push @nodes, $n4;
-ok($n4->poll_query_until('postgres',
-	"SELECT ($map) = " . KmdTest::quote($n1->safe_psql('postgres', $map))),
-	'node4 has the partition map');
-ok($n4->poll_query_until('postgres', "SELECT to_regclass('public.far_before_merge') IS NOT NULL"),
-	'node4 ran the DDLs');
-ok(KmdTest::wait_converged(\@nodes), 'node4 applies every partition');
-KmdTest::same_state(\@nodes);
+same_as_the_others($n4, 'a join after all of it', 'far_before_merge');
 
 done_testing();
