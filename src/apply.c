@@ -155,17 +155,20 @@ keep_plan(const char *sql, int nargs, Oid *types)
  */
 
 /*
- * Run the command of an entry; errors are raised.  Returns what a system
+ * Run the command of an entry, after deleting the rows of the partitions
+ * of `clear' (apply_without); errors are raised.  Returns what a system
  * command changed (KMD_SYS_*), for the caller to act on once it stands.
  */
 static int
-run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
-			StringInfo result)
+run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
+			bool *applied, StringInfo result)
 {
 	int			changed = 0;
 
 	*applied = true;
 	SPI_connect();
+	if (clear != NIL)
+		kmd_image_clear(clear);
 	if (cmd->kind == KMD_CMD_ROWS)
 	{
 		Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
@@ -185,7 +188,8 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
 }
 
 /*
- * Apply one command in a subtransaction.  An error that is the command's
+ * Apply one command in a subtransaction (with the rows of the partitions
+ * of `clear' deleted first: apply_without).  An error that is the command's
  * outcome rolls it back and is recorded for the proposer (the pattern of
  * PL/pgSQL's exception blocks); so are deferred constraints, checked when
  * the command ends.  A failure of this node (see the file's header) rolls
@@ -193,8 +197,8 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied,
  * *failure, and the entry must be applied again.
  */
 static bool
-apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
-			  Pending *pending, KmdFailure *failure)
+apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
+			  Outcome *out, Pending *pending, KmdFailure *failure)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -242,7 +246,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 		 */
 		kmd_feed_mark_entry(ctx->partition_id, ctx->index, ctx->term);
 		kmd_failures_watch(&errcb);
-		changed = run_command(cmd, ctx, &out->applied, &result);
+		changed = run_command(cmd, ctx, clear, &out->applied, &result);
 		/* a deferred constraint is the command's, not the iteration's */
 		AfterTriggerFireDeferred();
 		AtEOXact_GUC(false, nest);
@@ -297,6 +301,30 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	if (!node_failed)
 		kmd_latency_since(KMD_LAT_APPLY, ctx->partition_id, start);
 	return !node_failed;
+}
+
+/*
+ * Apply again a kmd_ddl statement that ran on the other nodes and failed
+ * here, without the rows of the partitions in `stale', which wait for
+ * images: those are this node's from before the statement, not the rows
+ * it ran on elsewhere, and their images replace them (kmd_image_clear).
+ * The rows go in the statement's subtransaction: they come back if it
+ * fails again.  The first outcome in `out' gives way to the new one; returns as
+ * apply_command.
+ */
+static bool
+apply_without(List *stale, const KmdCommand *cmd, const KmdApplyContext *ctx,
+			  Outcome *out, Pending *pending, KmdFailure *failure)
+{
+	ereport(LOG,
+			(errmsg("kommander: the kmd_ddl statement at system index " UINT64_FORMAT
+					" ran on the other nodes and failed here: running it again without the rows of partitions that wait for images",
+					ctx->index),
+			 errdetail_internal("%s", out->errmsg ? out->errmsg : "")));
+	out->errmsg = NULL;
+	out->errdetail = NULL;
+	out->result = NULL;
+	return apply_command(cmd, ctx, stale, out, pending, failure);
 }
 
 /*
@@ -758,6 +786,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 		KmdApplyContext ctx;
 		Outcome    *out;
 		KmdDdlOutcome elsewhere;
+		List	   *stale = NIL;
 
 		if (idx != done + 1)
 			break;				/* a hole: the log is not there yet */
@@ -810,6 +839,8 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 					list_free(image_bound);
 					break;
 				}
+				if (elsewhere == KMD_DDL_RAN)
+					stale = list_copy(image_bound);
 				bind_to_images(image_bound);
 			}
 			if (partition_id != 0 && cmd.kind == KMD_CMD_BARRIER &&
@@ -878,7 +909,9 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				out->errmsg = "the statement failed on the other nodes";
 				out->errdetail = "Partitions waited for images on this node, whose rows decide its outcome; it did not run here.";
 			}
-			else if (!apply_command(&cmd, &ctx, out, pending, &failure))
+			else if (!apply_command(&cmd, &ctx, NIL, out, pending, &failure) ||
+					 (elsewhere == KMD_DDL_RAN && strcmp(out->sqlstate, "00000") != 0 &&
+					  !apply_without(stale, &cmd, &ctx, out, pending, &failure)))
 			{
 				kmd_stall_retry(partition_id, idx, &failure);
 				pending->failed = true;
@@ -891,6 +924,8 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				 * Tried again, it would fail again: the images wait for the
 				 * system partition to pass it.  The partitions that wait
 				 * for images may then refuse them (other barriers applied).
+				 * (One that ran elsewhere failed here without the rows of
+				 * those partitions too: apply_without.)
 				 */
 				ereport(WARNING,
 						(errmsg("kommander: the kmd_ddl statement at system index " UINT64_FORMAT " %s here while partitions wait for images",

@@ -234,6 +234,12 @@ kmd_feed_mark_image(int32 partition_id, uint64 index, uint64 term)
 	kmd_event(json);
 }
 
+void
+kmd_feed_mark_cleared(int32 partition_id, uint64 index, uint64 term)
+{
+	feed_mark('I', partition_id, index, term);
+}
+
 /* ------------------------------------------------------------------------
  * Leader changes, seen by a Raft worker
  * ------------------------------------------------------------------------

@@ -68,6 +68,13 @@ extern void kmd_feed_mark_entry(int32 partition_id, uint64 index, uint64 term);
 extern void kmd_feed_mark_image(int32 partition_id, uint64 index, uint64 term);
 
 /*
+ * The rows of `partition_id' (applied here to `index', of `term') deleted
+ * ahead of its image (kmd_image_clear): in the feed as an image that
+ * brings no row, which the image, when it comes, follows.  No event.
+ */
+extern void kmd_feed_mark_cleared(int32 partition_id, uint64 index, uint64 term);
+
+/*
  * A Raft worker saw the leader of a partition change: the event is kept
  * until kmd_events_flush(), which sends what was kept in a transaction of
  * its own (called in the worker's loop, outside any transaction).

@@ -109,18 +109,14 @@ pin_settings_sql(bool local)
 	return sql.data;
 }
 
-/*
- * The rows of `relid' in the key-hash range [lo, hi) (hi NULL: unbounded):
- * a WHERE condition on its routing column, the first of its primary key.
- */
-static char *
-range_filter(Oid relid, int64 lo, bool hi_null, int64 hi)
+/* The routing column of control table `relid', the first of its primary key, quoted */
+static const char *
+routing_column(Oid relid)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
 	Relation	idx;
 	const char *col;
-	char	   *filter;
 
 	if (!OidIsValid(pkidx))
 		ereport(ERROR,
@@ -131,6 +127,19 @@ range_filter(Oid relid, int64 lo, bool hi_null, int64 hi)
 												 idx->rd_index->indkey.values[0] - 1)->attname));
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
+	return col;
+}
+
+/*
+ * The rows of `relid' in the key-hash range [lo, hi) (hi NULL: unbounded):
+ * a WHERE condition on its routing column.
+ */
+static char *
+range_filter(Oid relid, int64 lo, bool hi_null, int64 hi)
+{
+	const char *col = routing_column(relid);
+	char	   *filter;
+
 	filter = psprintf("kommander.key_hash((%s)::text) >= " INT64_FORMAT, col, lo);
 	if (!hi_null)
 		filter = psprintf("%s AND kommander.key_hash((%s)::text) < " INT64_FORMAT,
@@ -692,9 +701,134 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 	}
 }
 
-/* The system partition's tables; the statements of kmd_ddl not run here. */
+/*
+ * Delete the rows of every registered control table in the key ranges of
+ * `partitions' (NIL: of every user partition here), which images are to
+ * replace: a kmd_ddl statement that ran on the other nodes must not fail
+ * here for rows this node kept from before it, which are going anyway.
+ * As an image replaces rows: without triggers or foreign keys, and in the
+ * change feed as an image of each partition that brings no row, until its
+ * own comes.  Meanwhile this node reads none of those rows.  A partition
+ * frozen for a merge that applied its log to the freeze keeps its rows:
+ * they are final, and the merge takes them as they are, also from the log.
+ * In the caller's transaction, SPI connected.
+ */
+void
+kmd_image_clear(List *partitions)
+{
+	int			nest = NewGUCNestLevel();
+	int			n_tables;
+	Oid		   *relids;
+	int			n = 0;
+	int32	   *ids;
+	int64	   *lo;
+	int64	   *hi;
+	uint64	   *index;
+	uint64	   *term;
+
+	if (SPI_execute("SELECT relid FROM kommander.tables ORDER BY relid::text", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.tables");
+	n_tables = (int) SPI_processed;
+	relids = palloc(sizeof(Oid) * Max(n_tables, 1));
+	for (int i = 0; i < n_tables; i++)
+	{
+		bool		isnull;
+
+		relids[i] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
+	lo = palloc(sizeof(int64) * kmd_shared->max_partitions);
+	hi = palloc(sizeof(int64) * kmd_shared->max_partitions);
+	index = palloc(sizeof(uint64) * kmd_shared->max_partitions);
+	term = palloc(sizeof(uint64) * kmd_shared->max_partitions);
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->partitions_used && n < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+		uint64		applied = pg_atomic_read_u64(&part->applied_index);
+
+		if (part->partition_id <= 0 || part->state == KMD_PART_GONE ||
+			(part->state == KMD_PART_FROZEN && applied >= part->frozen_at) ||
+			(partitions != NIL && !list_member_int(partitions, part->partition_id)))
+			continue;
+		ids[n] = part->partition_id;
+		lo[n] = part->lo;
+		hi[n] = part->hi;
+		index[n] = applied;
+		term[n++] = pg_atomic_read_u64(&part->applied_term);
+	}
+	LWLockRelease(kmd_shared->lock);
+
+	(void) set_config_option("session_replication_role", "replica", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	for (int p = 0; p < n; p++)
+	{
+		kmd_feed_mark_cleared(ids[p], index[p], term[p]);
+		for (int i = 0; i < n_tables; i++)
+		{
+			const char *col = routing_column(relids[i]);
+
+			if (SPI_execute(psprintf("DELETE FROM %s WHERE kommander.key_hash((%s)::text) BETWEEN "
+									 INT64_FORMAT " AND " INT64_FORMAT,
+									 qualified_name(relids[i]), col, lo[p], hi[p]),
+							false, 0) != SPI_OK_DELETE)
+				elog(ERROR, "could not clear rows of %s", qualified_name(relids[i]));
+		}
+	}
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * Run the kmd_ddl statement at system index `idx' that an image of the
+ * system partition brought.  This node's rows are its own from before the
+ * statement, which ran on the other nodes: when it fails on them, it runs
+ * again without them (every user partition then takes an image) and
+ * *cleared says so; a failure then fails the image.
+ */
 static void
-install_system(Jsonb *system, uint64 index)
+install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		kmd_syscommand_ddl(idx, sql, role);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (edata == NULL)
+		return;
+	ereport(LOG,
+			(errmsg("kommander: the kmd_ddl statement at system index " UINT64_FORMAT
+					" failed on this node's rows; running it without them, which images replace", idx),
+			 errdetail_internal("%s", edata->message ? edata->message : "")));
+	FreeErrorData(edata);
+	if (!*cleared)
+		kmd_image_clear(NIL);
+	*cleared = true;
+	kmd_syscommand_ddl(idx, sql, role);
+}
+
+/*
+ * The system partition's tables; the statements of kmd_ddl not run here
+ * (*cleared: the rows of control tables went for one, install_ddl).
+ */
+static void
+install_system(Jsonb *system, uint64 index, bool *cleared)
 {
 	Oid			types[2] = {INT8OID, TEXTOID};
 	Datum		values[2];
@@ -744,7 +878,7 @@ install_system(Jsonb *system, uint64 index)
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kommander.ddl");
 		if (SPI_processed == 0)
-			kmd_syscommand_ddl(idx, need_text(entry, "command"), text_field(entry, "role"));
+			install_ddl(idx, need_text(entry, "command"), text_field(entry, "role"), cleared);
 	}
 
 	/* registrations: the tables, with their guard, and the appliers */
@@ -1081,8 +1215,10 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 			map = sub_field(manifest, "map");
 			if (partition_id == 0)
 			{
-				install_system(sub_field(manifest, "system"), index);
-				images_for_all = int_field(manifest, "barriers") > barriers;
+				bool		cleared = false;
+
+				install_system(sub_field(manifest, "system"), index, &cleared);
+				images_for_all = cleared || int_field(manifest, "barriers") > barriers;
 				if (images_for_all &&
 					SPI_execute("UPDATE kommander.snapshot SET image_wanted = true WHERE partition_id > 0",
 								false, 0) != SPI_OK_UPDATE)
