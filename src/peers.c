@@ -149,8 +149,22 @@ send_batch(KmdOutBatch *b)
 	data = kmd_batch_pack(b, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
 	if (len <= KMD_MAX_BATCH || b->n_msgs + b->n_forwards + b->n_results <= 1)
 	{
-		if (kmd_transport_send(&transport, b->to_node, data, len))
+		bool		sent = kmd_transport_send(&transport, b->to_node, data, len);
+
+		if (sent)
 			last_sent_for(b->to_node)->at = GetCurrentTimestamp();
+		else
+			kmd_stat_add(KMD_STAT_BATCHES_DROPPED, -1, 1);
+		for (int i = 0; i < b->n_forwards; i++)
+		{
+			Kommander__Forward *f = b->forwards[i];
+
+			/* Raft retransmits its messages; a forward waits to go again */
+			if (!sent)
+				kmd_serve_unsent(f->origin_slot, f->origin_gen);
+			else if (f->kind == KMD_REQ_PROPOSE)
+				kmd_stat_add(KMD_STAT_FORWARDED, f->partition_id, 1);
+		}
 		return;
 	}
 	pfree(data);

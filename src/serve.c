@@ -240,9 +240,8 @@ kmd_serve_request(const KmdRequest *req)
 				return;
 			kmd_batch_add_forward(b, req->partition_id, req->kind, req->slot,
 								  req->gen, req->arg, req->command, req->command_len);
+			/* counted in proposals_forwarded once it goes out (peers.c) */
 			mark_sent(req);
-			if (req->kind == KMD_REQ_PROPOSE)
-				kmd_stat_add(KMD_STAT_FORWARDED, req->partition_id, 1);
 		}
 		return;
 	}
@@ -309,6 +308,13 @@ kmd_serve_request(const KmdRequest *req)
 					  "the node is still a member of the partition's committed configuration", 0);
 			break;
 	}
+}
+
+void
+kmd_serve_unsent(int32 slot, uint32 gen)
+{
+	if (slot >= 0 && slot < KMD_NUM_SLOTS)
+		slot_set_state(slot, gen, KMD_SLOT_SENT, KMD_SLOT_PENDING);
 }
 
 /* Take every pending request of this worker's partitions. */

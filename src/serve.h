@@ -31,6 +31,14 @@ typedef struct KmdRequest
 
 extern void kmd_serve_request(const KmdRequest *req);
 extern void kmd_serve_slots(void);
+
+/*
+ * The forward of local slot `slot' (of generation `gen') never left this
+ * node (its batch was dropped): the request is pending again, to go with
+ * a later batch, instead of waiting for an answer that cannot come and
+ * ending with an outcome unknown (K0003).
+ */
+extern void kmd_serve_unsent(int32 slot, uint32 gen);
 /* The answer to a request this node sent node `from' (forwarded, or a read index). */
 extern void kmd_serve_result(const Kommander__ForwardResult *res, int32 from);
 /* Node `from' says that it does not run the partition's group. */

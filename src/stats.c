@@ -119,6 +119,7 @@ static const char *const stat_names[KMD_NUM_STATS] = {
 	[KMD_STAT_BYTES_SENT] = "bytes_sent",
 	[KMD_STAT_BYTES_RECEIVED] = "bytes_received",
 	[KMD_STAT_BATCHES_REFUSED] = "batches_refused",
+	[KMD_STAT_BATCHES_DROPPED] = "batches_dropped",
 	[KMD_STAT_LOG_APPENDS] = "log_append_batches",
 	[KMD_STAT_WAL_FLUSHES] = "wal_flushes",
 	[KMD_STAT_COMPACTION_PASSES] = "compaction_passes",

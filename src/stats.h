@@ -60,6 +60,7 @@ typedef enum KmdStat
 	KMD_STAT_BYTES_SENT,
 	KMD_STAT_BYTES_RECEIVED,
 	KMD_STAT_BATCHES_REFUSED,	/* by a peer: an error, or no room */
+	KMD_STAT_BATCHES_DROPPED,	/* not sent: no connection, or no room */
 	KMD_STAT_LOG_APPENDS,		/* the Raft workers' log transactions */
 	KMD_STAT_WAL_FLUSHES,		/* of them, those that waited for the WAL */
 	KMD_STAT_COMPACTION_PASSES,
