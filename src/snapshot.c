@@ -931,6 +931,26 @@ install_map(Jsonb *manifest)
 			   "FROM pg_catalog.jsonb_populate_record(NULL::kommander.partition_map, $1) r "
 			   "WHERE m.partition_id = r.partition_id",
 			   sub_field(manifest, "map"), SPI_OK_UPDATE);
+	/*
+	 * The leases of a partition merged in that this node had not seen go
+	 * count from now for their whole TTL, as applying the merge would
+	 * have them (kmd_lease_clock_merged): they could not be kept alive
+	 * while it was frozen.  Shared memory only: a lease made longer here
+	 * by an image that then fails is no harm.
+	 */
+	exec_jsonb("SELECT r.lo, r.hi FROM pg_catalog.jsonb_populate_recordset(NULL::kommander.partition_map, $1) r "
+			   "LEFT JOIN kommander.partition_map m ON m.partition_id = r.partition_id "
+			   "WHERE m.state IS DISTINCT FROM 'gone' AND r.lo IS NOT NULL",
+			   sub_field(manifest, "absorbed"), SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		bool		hi_null;
+		int64		lo = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int64		hi = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &hi_null));
+
+		kmd_lease_clock_merged(lo, hi_null, hi);
+	}
 	exec_jsonb("INSERT INTO kommander.partition_map SELECT * FROM "
 			   "pg_catalog.jsonb_populate_recordset(NULL::kommander.partition_map, $1) "
 			   "ON CONFLICT (partition_id) DO UPDATE SET lo = EXCLUDED.lo, hi = EXCLUDED.hi, "
