@@ -149,9 +149,9 @@ send_batch(KmdOutBatch *b)
 	data = kmd_batch_pack(b, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
 	if (len <= KMD_MAX_BATCH || b->n_msgs + b->n_forwards + b->n_results <= 1)
 	{
-		bool		sent = kmd_transport_send(&transport, b->to_node, data, len);
+		KmdSendResult sent = kmd_transport_send(&transport, b->to_node, data, len);
 
-		if (sent)
+		if (sent == KMD_SEND_QUEUED)
 			last_sent_for(b->to_node)->at = GetCurrentTimestamp();
 		else
 			kmd_stat_add(KMD_STAT_BATCHES_DROPPED, -1, 1);
@@ -159,8 +159,12 @@ send_batch(KmdOutBatch *b)
 		{
 			Kommander__Forward *f = b->forwards[i];
 
-			/* Raft retransmits its messages; a forward waits to go again */
-			if (!sent)
+			/*
+			 * Raft retransmits its messages; a forward that surely never
+			 * left waits to go again (one that may have left stays sent:
+			 * its outcome is unknown)
+			 */
+			if (sent == KMD_SEND_DROPPED)
 				kmd_serve_unsent(f->origin_slot, f->origin_gen);
 			else if (f->kind == KMD_REQ_PROPOSE)
 				kmd_stat_add(KMD_STAT_FORWARDED, f->partition_id, 1);

@@ -711,6 +711,8 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
  * own comes.  Meanwhile this node reads none of those rows.  A partition
  * frozen for a merge that applied its log to the freeze keeps its rows:
  * they are final, and the merge takes them as they are, also from the log.
+ * A statement per table and partition, each a scan of the table unless it
+ * has an index on the key hash, as the image's own copy and install are.
  * In the caller's transaction, SPI connected.
  */
 void

@@ -281,7 +281,7 @@ kmd_transport_connected(KmdTransport *t, int32 node_id)
  * A batch for a peer without the stream: one kommander.deliver call, its
  * statement prepared when the connection opened.
  */
-static bool
+static KmdSendResult
 send_by_deliver(KmdPeer *p, const char *data, uint32 len)
 {
 	const char *values[1] = {data};
@@ -289,12 +289,13 @@ send_by_deliver(KmdPeer *p, const char *data, uint32 len)
 	int			formats[1] = {1};
 
 	if (p->unanswered >= kmd_max_inflight_batches)
-		return false;
+		return KMD_SEND_DROPPED;
+	/* the call runs once its Execute is read, Sync or not */
 	if (!PQsendQueryPrepared(p->conn, "kmd_deliver", 1, values, lengths, formats, 1) ||
 		!PQpipelineSync(p->conn))
 	{
 		peer_close(p, PQerrorMessage(p->conn));
-		return false;
+		return KMD_SEND_LOST;
 	}
 	p->unanswered++;
 	p->unflushed++;
@@ -308,17 +309,17 @@ send_by_deliver(KmdPeer *p, const char *data, uint32 len)
 	}
 	kmd_stat_add(KMD_STAT_BATCHES_SENT, -1, 1);
 	kmd_stat_add(KMD_STAT_BYTES_SENT, -1, len);
-	return true;
+	return KMD_SEND_QUEUED;
 }
 
-bool
+KmdSendResult
 kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 {
 	KmdPeer    *p = peer_find(t, to_node);
 	bool		timed;
 
 	if (p == NULL || p->state != PEER_READY || p->unflushed >= kmd_max_inflight_batches)
-		return false;
+		return KMD_SEND_DROPPED;
 	if (p->by_deliver)
 		return send_by_deliver(p, data, len);
 	if (p->frame_size < len + 1)
@@ -335,11 +336,11 @@ kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 	{
 		case 1:
 			break;
-		case 0:					/* no room to queue it without blocking */
-			return false;
+		case 0:					/* libpq found no memory to queue it */
+			return KMD_SEND_DROPPED;
 		default:
 			peer_close(p, PQerrorMessage(p->conn));
-			return false;
+			return KMD_SEND_LOST;
 	}
 	p->unflushed++;
 	p->want_write = true;
@@ -350,7 +351,7 @@ kmd_transport_send(KmdTransport *t, int32 to_node, const char *data, uint32 len)
 	}
 	kmd_stat_add(KMD_STAT_BATCHES_SENT, -1, 1);
 	kmd_stat_add(KMD_STAT_BYTES_SENT, -1, len);
-	return true;
+	return KMD_SEND_QUEUED;
 }
 
 /*

@@ -39,8 +39,17 @@ extern void kmd_transport_init(KmdTransport *t, int worker_no);
  * but this one). Cheap when the roster has not changed. */
 extern void kmd_transport_sync(KmdTransport *t);
 
-/* Hand a packed batch to the connection to `to_node'; false if dropped. */
-extern bool kmd_transport_send(KmdTransport *t, int32 to_node,
+/* What became of a batch handed to kmd_transport_send. */
+typedef enum KmdSendResult
+{
+	KMD_SEND_QUEUED,			/* on its way */
+	KMD_SEND_DROPPED,			/* dropped before any of it was queued */
+	KMD_SEND_LOST				/* the connection failed with it: part of it,
+								 * or all, may have reached the peer */
+} KmdSendResult;
+
+/* Hand a packed batch to the connection to `to_node'. */
+extern KmdSendResult kmd_transport_send(KmdTransport *t, int32 to_node,
 							   const char *data, uint32 len);
 
 /* What a connection's socket waits for */
