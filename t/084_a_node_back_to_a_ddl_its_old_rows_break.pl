@@ -78,24 +78,27 @@ sub back_and_same
 	KmdTest::same_state(\@nodes);
 }
 
+# Node 3 down while the others set the rows to $v, compact partition 1's
+# log past that and add constraint no_$old, which node 3's rows break
+sub away_and_ddl
+{
+	my ($v, $old) = @_;
+	$n3->stop('immediate');
+	set_rows($n2, $v);
+	ok(KmdTest::compact_past($n1, 1, last_index(1)), "node 1 compacted partition 1 past rows $v");
+	is($n1->safe_psql('postgres',
+		"SELECT kmd_ddl('ALTER TABLE public.kv ADD CONSTRAINT no_$old CHECK (v <> ''$old'')') > 0"),
+		't', "the rows the cluster holds allow constraint no_$old");
+}
+
 # The statement from the system partition's log, while partition 1 waits
 # for an image
-$n3->stop('immediate');
-set_rows($n2, 'y');
-ok(KmdTest::compact_past($n1, 1, last_index(1)), 'node 1 compacted partition 1 past the new rows');
-is($n1->safe_psql('postgres',
-	q{SELECT kmd_ddl('ALTER TABLE public.kv ADD CONSTRAINT no_x CHECK (v <> ''x'')') > 0}),
-	't', 'the rows the cluster holds allow constraint no_x');
+away_and_ddl('y', 'x');
 back_and_same('from the log', 'no_x', -s $n3->logfile,
 	qr/ran on the other nodes and failed here: running it again without the rows of partitions/);
 
 # The statement from an image of the system partition
-$n3->stop('immediate');
-set_rows($n2, 'z');
-ok(KmdTest::compact_past($n1, 1, last_index(1)), 'node 1 compacted partition 1 past the newer rows');
-is($n1->safe_psql('postgres',
-	q{SELECT kmd_ddl('ALTER TABLE public.kv ADD CONSTRAINT no_y CHECK (v <> ''y'')') > 0}),
-	't', 'the rows the cluster holds allow constraint no_y');
+away_and_ddl('z', 'y');
 my $ddl_index = last_index(0);
 $n1->safe_psql('postgres', q{
 DO $$
