@@ -13,9 +13,11 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
 
+#include "guc.h"
 #include "peers.h"
 #include "serve.h"
 #include "shmem.h"
@@ -46,6 +48,36 @@ typedef struct LastSent
 } LastSent;
 
 static LastSent last_sent[KMD_MAX_NODES];
+
+/*
+ * Answers to requests peers forwarded here, whose batch was dropped before
+ * any of it was queued: each goes again with the next batch to its node,
+ * as long as the request may still wait for it (kommander.propose_timeout),
+ * instead of leaving it to wait that long for nothing and end with an
+ * outcome unknown.  Never one that may have reached its node: an answer
+ * `retry' that came twice could send its request to the leader twice.  At
+ * most HELD_ANSWERS, their messages cut to HELD_MESSAGE bytes.
+ */
+#define HELD_ANSWERS 256
+#define HELD_MESSAGE 256
+
+typedef struct HeldAnswer
+{
+	int32		to_node;
+	TimestampTz since;			/* when it was first dropped */
+	bool		in_batch;		/* in a batch of this flush */
+	int32		partition_id;
+	int32		origin_slot;
+	uint32		origin_gen;
+	bool		retry;
+	bool		not_hosted;
+	char		sqlstate[6];
+	char		message[HELD_MESSAGE];
+	uint64		index;
+} HeldAnswer;
+
+static HeldAnswer held_answers[HELD_ANSWERS];
+static int	n_held_answers = 0;
 
 /*
  * The entry of `node_id'; a new one takes over the entry sent to longest ago
@@ -133,6 +165,95 @@ kmd_peers_queue(int32 partition_id, const raft_message *m)
 }
 
 /*
+ * Keep the answers of batch `b', dropped before any of it was queued (an
+ * answer held already stays held, from when it first was).
+ */
+static void
+hold_answers(const KmdOutBatch *b)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < b->n_results; i++)
+	{
+		const Kommander__ForwardResult *r = b->results[i];
+		HeldAnswer *h = NULL;
+
+		for (int j = 0; j < n_held_answers && h == NULL; j++)
+			if (held_answers[j].to_node == b->to_node &&
+				held_answers[j].origin_slot == r->origin_slot &&
+				held_answers[j].origin_gen == r->origin_gen)
+				h = &held_answers[j];
+		if (h != NULL)
+		{
+			h->in_batch = false;
+			continue;
+		}
+		if (n_held_answers == HELD_ANSWERS)
+			continue;
+		h = &held_answers[n_held_answers++];
+		h->to_node = b->to_node;
+		h->since = now;
+		h->in_batch = false;
+		h->partition_id = r->partition_id;
+		h->origin_slot = r->origin_slot;
+		h->origin_gen = r->origin_gen;
+		h->retry = r->retry;
+		h->not_hosted = r->not_hosted;
+		strlcpy(h->sqlstate, r->sqlstate ? r->sqlstate : "00000", sizeof(h->sqlstate));
+		/* cut between characters, as the message is text */
+		h->message[0] = '\0';
+		if (r->message != NULL)
+			strlcpy(h->message, r->message,
+					pg_mbcliplen(r->message, strlen(r->message), sizeof(h->message) - 1) + 1);
+		h->index = r->index;
+	}
+}
+
+/*
+ * A batch to `to_node' was queued, or lost with its connection: the held
+ * answers it carried are gone.
+ */
+static void
+answers_gone(int32 to_node)
+{
+	int			n = 0;
+
+	for (int i = 0; i < n_held_answers; i++)
+		if (!(held_answers[i].in_batch && held_answers[i].to_node == to_node))
+			held_answers[n++] = held_answers[i];
+	n_held_answers = n;
+}
+
+/*
+ * Put the held answers into this flush's batches, but for those whose
+ * requests waited too long already: they are forgotten.
+ */
+static void
+send_held_answers(void)
+{
+	TimestampTz now;
+	int			n = 0;
+
+	if (n_held_answers == 0)
+		return;
+	now = GetCurrentTimestamp();
+	for (int i = 0; i < n_held_answers; i++)
+	{
+		HeldAnswer *h = &held_answers[i];
+		KmdOutBatch *b;
+
+		if (TimestampDifferenceExceeds(h->since, now, kmd_propose_timeout) ||
+			(b = kmd_batch_for(h->to_node)) == NULL)
+			continue;
+		kmd_batch_add_result(b, h->partition_id, h->origin_slot, h->origin_gen, h->retry,
+							 h->not_hosted, h->sqlstate, h->message, h->index);
+		h->in_batch = true;
+		held_answers[n++] = *h;
+	}
+	n_held_answers = n;
+}
+
+/*
  * Send a batch, split in two until each part packs below KMD_MAX_BATCH (a
  * receiver's inbox refuses what it has no room for, and a batch larger
  * than the inbox would never fit).  The parts point into the batch's own
@@ -155,6 +276,10 @@ send_batch(KmdOutBatch *b)
 			last_sent_for(b->to_node)->at = GetCurrentTimestamp();
 		else
 			kmd_stat_add(KMD_STAT_BATCHES_DROPPED, -1, 1);
+		if (sent == KMD_SEND_DROPPED)
+			hold_answers(b);
+		else
+			answers_gone(b->to_node);
 		for (int i = 0; i < b->n_forwards; i++)
 		{
 			Kommander__Forward *f = b->forwards[i];
@@ -203,6 +328,7 @@ send_batch(KmdOutBatch *b)
 void
 kmd_peers_flush(void)
 {
+	send_held_answers();
 	for (int i = 0; i < out.n; i++)
 	{
 		KmdOutBatch *b = &out.b[i];

@@ -1,0 +1,159 @@
+# 154_what_never_left_goes_again.pl
+#   A follower forwards its clients' proposals to the leader in its batches;
+#   a batch that finds no room on the connection (the leader's stream
+#   backend stopped reading it, the socket full) is dropped, and Raft sends
+#   its messages again.  The forwarded proposals in it never left the node:
+#   they must go again with a later batch once there is room, not wait for
+#   an answer that cannot come and end with an unknown outcome (K0003).
+#   So must the leader's answer to a forwarded request (here a leadership
+#   transfer asked through a follower) in a batch the follower's stopped
+#   stream had no room for.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/154_what_never_left_goes_again.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use KmdTest;
+
+# a stopped stream is given up after ten election timeouts: longer than
+# this test stops one
+my $conf = "kommander.balance_interval = 0\nkommander.election_timeout = 2000\n";
+my @nodes = map { KmdTest::new_node("node$_", conf => $conf) } (1 .. 3);
+my ($n1, $n2, $n3) = @nodes;
+for my $node (@nodes)
+{
+	$node->safe_psql('postgres',
+		'CREATE ROLE peer_node1 LOGIN IN ROLE kommander_peer; CREATE ROLE peer_node2 LOGIN IN ROLE kommander_peer');
+}
+$n1->safe_psql('postgres', "SELECT kmd_bootstrap('node1', " . KmdTest::quote(KmdTest::conninfo($n1)) . ", 'peer_node1')");
+KmdTest::wait_leaders($n1);
+for my $i (2, 3)
+{
+	$nodes[ $i - 1 ]->safe_psql('postgres', "SELECT kmd_join('node$i', "
+		  . KmdTest::quote(KmdTest::conninfo($nodes[ $i - 1 ])) . ', '
+		  . KmdTest::quote(KmdTest::conninfo($n1))
+		  . ($i == 2 ? ", peer_role => 'peer_node2'" : '') . ')');
+}
+KmdTest::wait_voters(\@nodes, 3);
+KmdTest::create_kv($n1);
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node1')");
+ok($n2->poll_query_until('postgres',
+	"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = 1"),
+	'node 2 follows node 1 in partition 1');
+
+# node 2 drops a batch as soon as one waits to be written
+$n2->append_conf('postgresql.conf', "kommander.max_inflight_batches = 1\n");
+$n2->reload;
+ok($n2->poll_query_until('postgres', "SELECT current_setting('kommander.max_inflight_batches') = '1'"),
+	'node 2 holds one unwritten batch at most');
+
+# the backends of $on that read the streams of $from's role stop reading
+sub stop_streams
+{
+	my ($on, $from) = @_;
+	my @pids = split /\n/, $on->safe_psql('postgres', qq{
+		SELECT pid FROM pg_stat_activity
+		 WHERE usename = 'peer_$from' AND application_name LIKE 'kommander worker%'});
+	ok(@pids > 0, "${from}'s streams into " . $on->name . ' found');
+	kill 'STOP', @pids;
+	return @pids;
+}
+
+my $dropped_sql = "SELECT value FROM kommander.stats WHERE name = 'batches_dropped' AND partition_id IS NULL";
+
+# the batches $node dropped so far
+sub dropped
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', $dropped_sql);
+}
+
+# wait until $node dropped more batches than $before
+sub drops_more
+{
+	my ($node, $before) = @_;
+	return $node->poll_query_until('postgres', "SELECT value > $before FROM ($dropped_sql) s");
+}
+
+# $n proposals through $node large enough to fill a socket, from key $from
+# on; each client's handle, output and errors
+sub big_proposals
+{
+	my ($node, $from, $n) = @_;
+	my @clients;
+	for my $i ($from .. $from + $n - 1)
+	{
+		my ($out, $err) = ('', '');
+		push @clients, [ IPC::Run::start(
+			[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
+			  '-d', $node->connstr('postgres'), '-c',
+			  "SELECT kmd_propose('big$i', jsonb_build_object('op', 'upsert', 'table', 'kv', "
+				. "'row', jsonb_build_object('k', 'big$i', 'v', repeat('x', 60000))))" ],
+			'>', \$out, '2>', \$err), \$out, \$err ];
+	}
+	return @clients;
+}
+
+# how many of the clients got an answer, the others' errors shown
+sub answered
+{
+	my ($what, @clients) = @_;
+	my $ok = 0;
+	for my $c (@clients)
+	{
+		my ($h, $out, $err) = @$c;
+		if ($h->finish) { $ok++ }
+		else { diag("$what: $$err") }
+	}
+	return $ok;
+}
+
+# Forwards: node 1 stops reading node 2's streams
+my @stopped = stop_streams($n1, 'node2');
+my $dropped = dropped($n2);
+my $n = 12;
+my @clients = big_proposals($n2, 1, $n);
+ok(drops_more($n2, $dropped), 'node 2 dropped batches meanwhile');
+kill 'CONT', @stopped;
+is(answered('a proposal through node 2', @clients), $n,
+	'every proposal through node 2 is applied and answered');
+ok(KmdTest::wait_converged(\@nodes), 'every node applies them');
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'big%'"),
+		$n, $node->name . ' holds every row');
+}
+KmdTest::same_state(\@nodes);
+
+# Answers: node 2 stops reading node 1's streams, which node 1 fills
+$n1->append_conf('postgresql.conf', "kommander.max_inflight_batches = 1\n");
+$n1->reload;
+ok($n1->poll_query_until('postgres', "SELECT current_setting('kommander.max_inflight_batches') = '1'"),
+	'node 1 holds one unwritten batch at most');
+@stopped = stop_streams($n2, 'node1');
+$dropped = dropped($n1);
+@clients = big_proposals($n1, 101, $n);
+ok(drops_more($n1, $dropped), 'node 1 drops batches to node 2');
+my ($tout, $terr) = ('', '');
+my @transfer = ([ IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
+	  '-d', $n2->connstr('postgres'), '-c', "SELECT kmd_transfer_leader(1, 'node3')" ],
+	'>', \$tout, '2>', \$terr), \$tout, \$terr ]);
+ok($n1->poll_query_until('postgres',
+	"SELECT leader_name = 'node3' FROM kommander.partitions WHERE partition_id = 1"),
+	'node 1 handed partition 1 over, as node 2 asked');
+kill 'CONT', @stopped;
+is(answered('the transfer through node 2', @transfer), 1, 'node 2 has the answer');
+is(answered('a proposal through node 1', @clients), $n, 'every proposal through node 1 is answered');
+ok(KmdTest::wait_converged(\@nodes), 'every node applies them');
+KmdTest::same_state(\@nodes);
+
+done_testing();
