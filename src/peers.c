@@ -210,23 +210,32 @@ hold_answers(const KmdOutBatch *b)
 }
 
 /*
- * A batch to `to_node' was queued, or lost with its connection: the held
- * answers it carried are gone.
+ * Batch `b' was queued, or lost with its connection: the held answers it
+ * carried are gone.
  */
 static void
-answers_gone(int32 to_node)
+answers_gone(const KmdOutBatch *b)
 {
 	int			n = 0;
 
 	for (int i = 0; i < n_held_answers; i++)
-		if (!(held_answers[i].in_batch && held_answers[i].to_node == to_node))
-			held_answers[n++] = held_answers[i];
+	{
+		HeldAnswer *h = &held_answers[i];
+		bool		carried = false;
+
+		for (int j = 0; j < b->n_results && h->in_batch && h->to_node == b->to_node && !carried; j++)
+			carried = b->results[j]->origin_slot == h->origin_slot &&
+				b->results[j]->origin_gen == h->origin_gen;
+		if (!carried)
+			held_answers[n++] = *h;
+	}
 	n_held_answers = n;
 }
 
 /*
  * Put the held answers into this flush's batches, but for those whose
- * requests waited too long already: they are forgotten.
+ * requests waited too long already, or whose node has no batch (more
+ * peers than a worker sends to): they are forgotten.
  */
 static void
 send_held_answers(void)
@@ -279,7 +288,7 @@ send_batch(KmdOutBatch *b)
 		if (sent == KMD_SEND_DROPPED)
 			hold_answers(b);
 		else
-			answers_gone(b->to_node);
+			answers_gone(b);
 		for (int i = 0; i < b->n_forwards; i++)
 		{
 			Kommander__Forward *f = b->forwards[i];

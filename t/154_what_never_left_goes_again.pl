@@ -140,7 +140,7 @@ ok($n1->poll_query_until('postgres', "SELECT current_setting('kommander.max_infl
 	'node 1 holds one unwritten batch at most');
 @stopped = stop_streams($n2, 'node1');
 $dropped = dropped($n1);
-@clients = big_proposals($n1, 101, $n);
+@clients = big_proposals($n1, 101, 2 * $n);
 ok(drops_more($n1, $dropped), 'node 1 drops batches to node 2');
 my ($tout, $terr) = ('', '');
 my @transfer = ([ IPC::Run::start(
@@ -152,7 +152,7 @@ ok($n1->poll_query_until('postgres',
 	'node 1 handed partition 1 over, as node 2 asked');
 kill 'CONT', @stopped;
 is(answered('the transfer through node 2', @transfer), 1, 'node 2 has the answer');
-is(answered('a proposal through node 1', @clients), $n, 'every proposal through node 1 is answered');
+is(answered('a proposal through node 1', @clients), 2 * $n, 'every proposal through node 1 is answered');
 ok(KmdTest::wait_converged(\@nodes), 'every node applies them');
 KmdTest::same_state(\@nodes);
 
