@@ -11,8 +11,8 @@
  * statement: its backend reads the stream and fills the inboxes (deliver.c).
  * A batch for a peer that is not connected, or that has
  * kommander.max_inflight_batches batches not yet written to the socket, is
- * dropped: Raft retransmits, and the requests it forwarded wait to go
- * with a later batch (peers.c).  A broken connection, or a stream the peer
+ * dropped: Raft retransmits, and the requests it forwarded and the
+ * answers it carried go with a later batch (peers.c).  A broken connection, or a stream the peer
  * ends with an error, is closed and opened again after a backoff that
  * doubles from 100 ms to 1 s; a peer that refuses this node as a member (it
  * was removed) is asked again only every 30 s.
