@@ -13,7 +13,8 @@
  * session's, a batch whose messages are not the sender's or whose
  * forwarded requests the sender could not have made, and one that lists
  * more offline partitions than a node can have.  It never waits: a
- * full inbox drops the batch.
+ * full inbox drops the batch, and a peer stream returns to its sender the
+ * forwarded requests in it, to be sent again.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -188,16 +189,49 @@ sender_node(uint32 from, bool heard)
 }
 
 /*
+ * What of batch `b' the workers marked in `refused' would have served, for
+ * the sender to send again: its forwarded requests, without their
+ * commands (the sender's slots hold them).  Raft messages are not
+ * returned: Raft sends again what is lost.  Appended to `out' as a stream
+ * message; nothing when there is nothing to return.
+ */
+static void
+return_refused(const Kommander__Batch *b, const bool *refused, StringInfo out)
+{
+	KmdOutBatch r;
+	char	   *packed;
+	uint32		len;
+
+	kmd_batch_init(&r, (int32) b->from_node);
+	for (size_t i = 0; i < b->n_forwards; i++)
+	{
+		const Kommander__Forward *f = b->forwards[i];
+
+		if (refused[kmd_worker_for_partition(f->partition_id)])
+			kmd_batch_add_forward(&r, f->partition_id, f->kind, f->origin_slot,
+								  f->origin_gen, f->arg, NULL, 0);
+	}
+	if (r.n_forwards == 0)
+		return;
+	packed = kmd_batch_pack(&r, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
+	appendStringInfoChar(out, KMD_STREAM_RETURNED);
+	appendBinaryStringInfo(out, packed, (int) len);
+}
+
+/*
  * Check one packed batch and copy it into the inboxes of the Raft workers
- * its partitions belong to; false if an inbox had no room for it.
+ * its partitions belong to; false if an inbox had no room for it.  Then,
+ * if `returned' is given, what the refused part held for the sender to
+ * send again is appended to it (return_refused).
  */
 static bool
-deliver_batch(const char *data, uint32 len)
+deliver_batch(const char *data, uint32 len, StringInfo returned)
 {
 	MemoryContext cxt;
 	MemoryContext old;
 	Kommander__Batch *b;
 	bool		targets[KMD_MAX_WORKERS] = {false};
+	bool		refused[KMD_MAX_WORKERS] = {false};
 	bool		all = true;
 	KmdNode    *sender;
 	uint32		from_node;
@@ -254,7 +288,6 @@ deliver_batch(const char *data, uint32 len)
 			targets[kmd_worker_for_partition(b->offline[i])] = true;
 	from_node = b->from_node;
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
 	kmd_stat_add(KMD_STAT_BATCHES_RECEIVED, -1, 1);
 	kmd_stat_add(KMD_STAT_BYTES_RECEIVED, -1, len);
 
@@ -265,8 +298,18 @@ deliver_batch(const char *data, uint32 len)
 		if (kmd_inbox_put(kmd_shared->workers[w].inbox, data, len))
 			kmd_wake_worker(w);
 		else
+		{
+			refused[w] = true;
 			all = false;
+		}
 	}
+	if (!all && returned != NULL)
+	{
+		old = MemoryContextSwitchTo(cxt);
+		return_refused(b, refused, returned);
+		MemoryContextSwitchTo(old);
+	}
+	MemoryContextDelete(cxt);
 	if (!all)
 	{
 		uint64		dropped = pg_atomic_add_fetch_u64(&sender->batches_dropped, 1);
@@ -295,7 +338,7 @@ kmd_deliver(PG_FUNCTION_ARGS)
 	bytea	   *raw = PG_GETARG_BYTEA_PP(0);
 
 	check_caller(true);
-	PG_RETURN_BOOL(deliver_batch(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw)));
+	PG_RETURN_BOOL(deliver_batch(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw), NULL));
 }
 
 /* messages a peer stream reads before it looks at its commit and interrupts */
@@ -377,6 +420,7 @@ read_messages(MemoryContext batch_cxt, Oid procedure)
 		int			r;
 		MemoryContext old;
 		StringInfoData msg;
+		StringInfoData returned;
 		bool		timed;
 
 		pq_startmsgread();
@@ -408,8 +452,14 @@ read_messages(MemoryContext batch_cxt, Oid procedure)
 							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 							 errmsg("permission denied for procedure kommander.peer_stream()"),
 							 errdetail("The privilege was revoked while the stream ran.")));
-				if (answer(timed, deliver_batch(msg.data + 1, msg.len - 1)))
+				initStringInfo(&returned);
+				if (answer(timed, deliver_batch(msg.data + 1, msg.len - 1, &returned)))
 					answered = true;
+				if (returned.len > 0)
+				{
+					pq_putmessage('d', returned.data, returned.len);
+					answered = true;
+				}
 				InvalidateCatalogSnapshot();
 				MemoryContextSwitchTo(old);
 				batches++;

@@ -16,6 +16,7 @@
 #include "mb/pg_wchar.h"
 #include "storage/lwlock.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "guc.h"
 #include "peers.h"
@@ -104,10 +105,12 @@ last_sent_for(int32 node_id)
 	return take;
 }
 
+static void take_returned(int32 node_id, const char *data, uint32 len);
+
 void
 kmd_peers_start(int worker_no)
 {
-	kmd_transport_init(&transport, worker_no);
+	kmd_transport_init(&transport, worker_no, take_returned);
 }
 
 void
@@ -206,6 +209,33 @@ hold_answers(const KmdOutBatch *b)
 			strlcpy(h->message, r->message,
 					pg_mbcliplen(r->message, strlen(r->message), sizeof(h->message) - 1) + 1);
 		h->index = r->index;
+	}
+}
+
+/*
+ * What node `node_id' returned of a batch from this worker that no inbox
+ * there had room for (transport.c calls it): its forwards, which reached
+ * no worker there, go again (kmd_serve_returned).  A returned batch that
+ * does not unpack, or is not from that node to this one in this cluster,
+ * is ignored, as is a forward of a partition of another worker.
+ */
+static void
+take_returned(int32 node_id, const char *data, uint32 len)
+{
+	Kommander__Batch *b = kmd_batch_unpack(data, len);
+
+	if (b == NULL || b->version != KMD_WIRE_VERSION ||
+		b->cluster_id.len != UUID_LEN ||
+		memcmp(b->cluster_id.data, kmd_shared->cluster_id, UUID_LEN) != 0 ||
+		(int32) b->from_node != node_id ||
+		(int32) b->to_node != kmd_shared->local_node_id)
+		return;
+	for (size_t i = 0; i < b->n_forwards; i++)
+	{
+		const Kommander__Forward *f = b->forwards[i];
+
+		if (f != NULL && kmd_worker_for_partition(f->partition_id) == kmd_worker_number())
+			kmd_serve_returned(f->origin_slot, f->origin_gen);
 	}
 }
 

@@ -84,6 +84,8 @@ slot_acquire(uint32 *gen)
 			slot->state = KMD_SLOT_RESERVED;
 			*gen = ++slot->generation;
 			slot->owner_pid = MyProcPid;
+			slot->not_before = 0;
+			slot->returns = 0;
 			LWLockRelease(slot->lock);
 			return i;
 		}

@@ -317,6 +317,38 @@ kmd_serve_unsent(int32 slot, uint32 gen)
 		slot_set_state(slot, gen, KMD_SLOT_SENT, KMD_SLOT_PENDING);
 }
 
+/* The earliest time a returned request may go again; 0: none waits. */
+static TimestampTz returned_wake_at = 0;
+
+void
+kmd_serve_returned(int32 slot_no, uint32 gen)
+{
+	KmdSlot    *slot;
+	TimestampTz at = 0;
+
+	if (slot_no < 0 || slot_no >= KMD_NUM_SLOTS)
+		return;
+	slot = kmd_slot(slot_no);
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	if (slot->generation == gen && slot->state == KMD_SLOT_SENT)
+	{
+		slot->returns++;
+		at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										 (int64) kmd_heartbeat_interval << Min(slot->returns - 1, 4));
+		slot->not_before = at;
+		slot->state = KMD_SLOT_PENDING;
+	}
+	LWLockRelease(slot->lock);
+	if (at != 0 && (returned_wake_at == 0 || at < returned_wake_at))
+		returned_wake_at = at;
+}
+
+TimestampTz
+kmd_serve_wake_at(void)
+{
+	return returned_wake_at;
+}
+
 /* Take every pending request of this worker's partitions. */
 void
 kmd_serve_slots(void)
@@ -325,6 +357,7 @@ kmd_serve_slots(void)
 	static char command[KMD_MAX_COMMAND];
 	TimestampTz now = 0;
 
+	returned_wake_at = 0;
 	for (int i = 0; i < KMD_NUM_SLOTS; i++)
 	{
 		KmdSlot    *slot = kmd_slot(i);
@@ -341,6 +374,17 @@ kmd_serve_slots(void)
 		if (slot->state != KMD_SLOT_PENDING ||
 			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number())
 			continue;
+		if (slot->not_before != 0)
+		{
+			if (now == 0)
+				now = GetCurrentTimestamp();
+			if (slot->not_before > now)
+			{
+				if (returned_wake_at == 0 || slot->not_before < returned_wake_at)
+					returned_wake_at = slot->not_before;
+				continue;
+			}
+		}
 
 		/*
 		 * Claimed before it is served: a backend whose wait ends meanwhile

@@ -39,6 +39,20 @@ extern void kmd_serve_slots(void);
  * ending with an outcome unknown (K0003).
  */
 extern void kmd_serve_unsent(int32 slot, uint32 gen);
+
+/*
+ * The forward of local slot `slot' (of generation `gen') reached the
+ * leader's node, whose inbox had no room for it, and came back: it is
+ * pending again, but goes again only a heartbeat interval later, doubled
+ * at every return of the request up to sixteen intervals, so that a node
+ * whose Raft worker is stuck is not sent the same requests over and over.
+ */
+extern void kmd_serve_returned(int32 slot, uint32 gen);
+
+/* When the earliest returned request may go again (the worker must be
+ * awake then); 0 when none waits. */
+extern TimestampTz kmd_serve_wake_at(void);
+
 /* The answer to a request this node sent node `from' (forwarded, or a read index). */
 extern void kmd_serve_result(const Kommander__ForwardResult *res, int32 from);
 /* Node `from' says that it does not run the partition's group. */

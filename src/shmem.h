@@ -231,6 +231,9 @@ typedef struct KmdSlot
 	int64		arg;
 	TimestampTz deadline;		/* the backend gives up then */
 	TimestampTz sent_at;		/* when a Raft worker last marked it SENT */
+	TimestampTz not_before;		/* pending, but not forwarded again before
+								 * then: a peer returned it (no room) */
+	int32		returns;		/* how often a peer returned it */
 	ConditionVariable cv;		/* signalled when state becomes DONE */
 
 	/*

@@ -12,10 +12,12 @@
  * A batch for a peer that is not connected, or that has
  * kommander.max_inflight_batches batches not yet written to the socket, is
  * dropped: Raft retransmits, and the requests it forwarded and the
- * answers it carried go with a later batch (peers.c).  A broken connection, or a stream the peer
- * ends with an error, is closed and opened again after a backoff that
- * doubles from 100 ms to 1 s; a peer that refuses this node as a member (it
- * was removed) is asked again only every 30 s.
+ * answers it carried go with a later batch (peers.c), as do the requests
+ * a peer returns of a batch no inbox there had room for.  A broken
+ * connection, or a stream the peer ends with an error, is closed and
+ * opened again after a backoff that doubles from 100 ms to 1 s; a peer
+ * that refuses this node as a member (it was removed) is asked again only
+ * every 30 s.
  *
  * A stream that answers neither its CALL nor its timed batch for ten
  * election timeouts (or a connection of deliver calls its timed call) is
@@ -97,10 +99,11 @@ struct KmdPeer
 static uint64 connections_made = 0;
 
 void
-kmd_transport_init(KmdTransport *t, int worker_no)
+kmd_transport_init(KmdTransport *t, int worker_no, KmdReturnedFn returned)
 {
 	memset(t, 0, sizeof(*t));
 	t->worker_no = worker_no;
+	t->returned = returned;
 	t->roster_version = PG_UINT64_MAX;
 	t->cxt = AllocSetContextCreate(TopMemoryContext, "kommander transport",
 								   ALLOCSET_SMALL_SIZES);
@@ -449,10 +452,11 @@ read_deliver_results(KmdPeer *p)
 /*
  * Read what the peer has sent, without blocking; false if the connection
  * was closed.  Before the stream starts that is the CALL's result, then
- * the answers to timed and refused batches, and an error ends it.
+ * the answers to timed and refused batches and what the peer returned of
+ * the refused ones (handed to t->returned), and an error ends it.
  */
 static bool
-peer_read(KmdPeer *p)
+peer_read(KmdTransport *t, KmdPeer *p)
 {
 	if (!PQconsumeInput(p->conn))
 	{
@@ -508,6 +512,8 @@ peer_read(KmdPeer *p)
 			if (buf[1] & KMD_ANSWER_REFUSED)
 				kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
 		}
+		else if (n > 1 && buf[0] == KMD_STREAM_RETURNED && t->returned != NULL)
+			t->returned(p->node_id, buf + 1, (uint32) (n - 1));
 		PQfreemem(buf);
 	}
 }
@@ -594,7 +600,7 @@ kmd_transport_poll(KmdTransport *t)
 					if (rc == 0)
 						p->unflushed = 0;
 				}
-				if (!peer_read(p))
+				if (!peer_read(t, p))
 					break;
 				/* after reading: an answer waiting in the socket is no silence */
 				if ((p->state == PEER_STARTING || p->timed) &&

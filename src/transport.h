@@ -24,16 +24,25 @@
 
 typedef struct KmdPeer KmdPeer;
 
+/*
+ * Called with what a peer returned of a batch it had no room for (wire.h,
+ * KMD_STREAM_RETURNED): a packed batch, from node `node_id', valid only
+ * during the call.
+ */
+typedef void (*KmdReturnedFn) (int32 node_id, const char *data, uint32 len);
+
 typedef struct KmdTransport
 {
 	int			worker_no;
+	KmdReturnedFn returned;
 	int			n_peers;
 	KmdPeer    *peers[KMD_MAX_NODES];
 	uint64		roster_version;	/* of the roster the peers were built from */
 	MemoryContext cxt;			/* lives as long as the worker */
 } KmdTransport;
 
-extern void kmd_transport_init(KmdTransport *t, int worker_no);
+extern void kmd_transport_init(KmdTransport *t, int worker_no,
+							   KmdReturnedFn returned);
 
 /* Open, close or re-open connections to match the roster cache (every node
  * but this one). Cheap when the roster has not changed. */

@@ -36,11 +36,15 @@
  * CopyData message it sends is one of these kind bytes and a packed batch.
  * The peer answers a timed batch, and any batch for which an inbox had no
  * room, with KMD_STREAM_ANSWER and one byte of KMD_ANSWER_* flags, in the
- * order of the batches.
+ * order of the batches.  After the answer to a batch that an inbox had no
+ * room for may come KMD_STREAM_RETURNED and a packed batch, from the peer
+ * to the sender: the forwarded requests in it (without their commands)
+ * that no worker there took, for the sender to send again.
  */
 #define KMD_STREAM_BATCH 'B'
 #define KMD_STREAM_TIMED 'T'	/* a batch the sender times to its answer */
 #define KMD_STREAM_ANSWER 'a'
+#define KMD_STREAM_RETURNED 'r'
 #define KMD_ANSWER_TIMED 0x01	/* answers the timed batch */
 #define KMD_ANSWER_REFUSED 0x02 /* an inbox had no room for the batch */
 

@@ -1124,6 +1124,9 @@ wait_for_events(TimestampTz next_tick, bool busy)
 		memcpy(waiting, waits, n * sizeof(KmdPeerWait));
 		n_waiting = n;
 	}
+	/* a returned request that may go again before the tick wakes it */
+	if (kmd_serve_wake_at() != 0 && kmd_serve_wake_at() < next_tick)
+		next_tick = kmd_serve_wake_at();
 	timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_tick);
 	if (retry >= 0 && retry < timeout)
 		timeout = retry;

@@ -7,7 +7,9 @@
 #   an answer that cannot come and end with an unknown outcome (K0003).
 #   So must the leader's answer to a forwarded request (here a leadership
 #   transfer asked through a follower) in a batch the follower's stopped
-#   stream had no room for.
+#   stream had no room for.  And a batch that reached the leader's node
+#   when the inbox of its Raft worker there was full (the worker stopped)
+#   is returned: the forwards in it go again once the worker takes them.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -23,9 +25,11 @@ use Test::More;
 use IPC::Run;
 use KmdTest;
 
-# a stopped stream is given up after ten election timeouts: longer than
-# this test stops one
-my $conf = "kommander.balance_interval = 0\nkommander.election_timeout = 2000\n";
+# a stopped stream is given up after ten election timeouts, and a
+# stopped leader replaced after one: longer than this test stops one.
+# Room for the clients that fill an inbox.
+my $conf = "kommander.balance_interval = 0\nkommander.election_timeout = 6000\n"
+  . "max_connections = 200\nkommander.max_queued_proposals = 256\n";
 my @nodes = map { KmdTest::new_node("node$_", conf => $conf) } (1 .. 3);
 my ($n1, $n2, $n3) = @nodes;
 for my $node (@nodes)
@@ -154,6 +158,58 @@ kill 'CONT', @stopped;
 is(answered('the transfer through node 2', @transfer), 1, 'node 2 has the answer');
 is(answered('a proposal through node 1', @clients), 2 * $n, 'every proposal through node 1 is answered');
 ok(KmdTest::wait_converged(\@nodes), 'every node applies them');
+KmdTest::same_state(\@nodes);
+
+# Returned: node 3 leads partition 1 now; its Raft workers stop, and the
+# forwards of node 2's clients fill the inbox of the one that serves the
+# partition (8 MiB; 160 commands of 60 kB)
+for my $node ($n1, $n2)
+{
+	$node->append_conf('postgresql.conf', "kommander.max_inflight_batches = 64\n");
+	$node->reload;
+	ok($node->poll_query_until('postgres', "SELECT current_setting('kommander.max_inflight_batches') = '64'"),
+		$node->name . ' holds unwritten batches again');
+}
+my $fill = 160;
+$n2->safe_psql('postgres', 'CREATE EXTENSION dblink');
+my ($fin, $fout) = ('', '');
+my $filler = IPC::Run::start(
+	[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', $n2->connstr('postgres'), '-f', '-' ],
+	'<', \$fin, '>', \$fout, '2>', \$fout,
+	IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+$fin .= "SELECT count(dblink_connect('c' || i, " . KmdTest::quote($n2->connstr('postgres'))
+  . ")) || ' connected' FROM generate_series(1, $fill) i;\n";
+$filler->pump until $fout =~ /connected/;
+my @workers = split /\n/, $n3->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
+is(scalar(@workers), 2, "node 3's Raft workers found");
+my $refused_sql = "SELECT value FROM kommander.stats WHERE name = 'batches_refused' AND partition_id IS NULL";
+my $refused = $n2->safe_psql('postgres', $refused_sql);
+my $dropped_here_sql = "SELECT batches_dropped FROM kommander.nodes WHERE node_name = 'node2'";
+my $dropped_here = $n3->safe_psql('postgres', $dropped_here_sql);
+kill 'STOP', @workers;
+$fin .= "SELECT count(dblink_send_query('c' || i, format('SELECT kmd_propose(%L, %L::jsonb)', 'in' || i, "
+  . "jsonb_build_object('op', 'upsert', 'table', 'kv', 'row', "
+  . "jsonb_build_object('k', 'in' || i, 'v', repeat('x', 60000)))))) || ' sent' FROM generate_series(1, $fill) i;\n";
+$filler->pump until $fout =~ /sent/;
+ok($n2->poll_query_until('postgres', "SELECT value > $refused FROM ($refused_sql) s"),
+	"node 3 refuses node 2's batches: no room in an inbox");
+ok($n3->poll_query_until('postgres', "SELECT batches_dropped > $dropped_here FROM ($dropped_here_sql) s"),
+	'node 3 counts the batches it had no room for');
+kill 'CONT', @workers;
+# each session's outcome: one row, and no error
+$fin .= "SELECT count(*) FILTER (WHERE g.n = 1 AND e = 'OK') || ' applied', "
+  . "string_agg(e, ' | ') FILTER (WHERE e <> 'OK') FROM generate_series(1, $fill) i, "
+  . "LATERAL (SELECT count(*) AS n FROM dblink_get_result('c' || i, false) AS t(v bigint)) g, "
+  . "LATERAL (SELECT g.n AS got, dblink_error_message('c' || i) AS e) m;\n\\q\n";
+$filler->finish;
+like($fout, qr/^$fill applied\|$/m, 'every proposal through node 2 is applied and answered');
+ok(KmdTest::wait_converged(\@nodes), 'every node applies them');
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'in%'"),
+		$fill, $node->name . ' holds every row');
+}
 KmdTest::same_state(\@nodes);
 
 done_testing();
