@@ -20,12 +20,11 @@ use strict;
 use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
-use IO::Select;
-use IO::Socket::UNIX;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use KmdTest;
+use KmdStream;
 
 my ($node) = KmdTest::new_cluster(1);
 $node->safe_psql('postgres', q{
@@ -43,77 +42,11 @@ sub batch
 	return pack('H*', sprintf('08011210%s18%02x2001', $cid, $from));
 }
 
-# --- a client of the protocol, just enough of it ---------------------------
-
-sub send_msg
-{
-	my ($s, $type, $body) = @_;
-	print $s $type . pack('N', 4 + length $body) . $body;
-}
-
-sub read_exactly
-{
-	my ($s, $n) = @_;
-	my $buf = '';
-	my $sel = IO::Select->new($s);
-	while (length $buf < $n)
-	{
-		return undef unless $sel->can_read($PostgreSQL::Test::Utils::timeout_default);
-		my $got = sysread($s, $buf, $n - length $buf, length $buf);
-		return undef unless $got;
-	}
-	return $buf;
-}
-
-# the next message: [type, body], or () when the server closed the socket
-sub read_msg
-{
-	my ($s) = @_;
-	my $head = read_exactly($s, 5);
-	return () unless defined $head;
-	my ($type, $len) = unpack('a N', $head);
-	my $body = $len > 4 ? read_exactly($s, $len - 4) : '';
-	return ($type, $body);
-}
-
-# an ErrorResponse's fields: {C => sqlstate, M => message, S => severity}
-sub error_fields
-{
-	my ($body) = @_;
-	my %f;
-	for my $field (split /\0/, $body)
-	{
-		$f{ substr($field, 0, 1) } = substr($field, 1) if length $field;
-	}
-	return \%f;
-}
-
-# connect as $user and CALL the stream (or send $query), with $batch in
-# the same write when given; returns the socket and the first message that
-# answers
-sub stream_open
-{
-	my ($user, $query, $batch) = @_;
-	my $s = IO::Socket::UNIX->new(
-		Type => SOCK_STREAM(),
-		Peer => $node->host . '/.s.PGSQL.' . $node->port) or die "connect: $!";
-	my $params = "user\0$user\0database\0postgres\0\0";
-	print $s pack('NN', 8 + length $params, 196608) . $params;
-	while (1)
-	{
-		my ($type, $body) = read_msg($s);
-		die "no ReadyForQuery" unless defined $type;
-		die "login failed" if $type eq 'E';
-		last if $type eq 'Z';
-	}
-	$query //= 'CALL kommander.peer_stream()';
-	my $q = "$query\0";
-	my $out = 'Q' . pack('N', 4 + length $q) . $q;
-	$out .= 'd' . pack('N', 4 + length $batch) . $batch if defined $batch;
-	print $s $out;
-	my ($type, $body) = read_msg($s);
-	return ($s, $type, $body);
-}
+# the protocol client of KmdStream, on this node
+sub stream_open { return KmdStream::open_stream($node, @_) }
+sub send_msg { return KmdStream::send_msg(@_) }
+sub read_msg { return KmdStream::read_msg(@_) }
+sub error_fields { return KmdStream::error_fields(@_) }
 
 sub stream_pid
 {
