@@ -14,7 +14,7 @@
  * forwarded requests the sender could not have made, and one that lists
  * more offline partitions than a node can have.  It never waits: a
  * full inbox drops the batch, and a peer stream returns to its sender the
- * forwarded requests in it, to be sent again.
+ * forwarded requests and the answers to them in it, to be sent again.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -191,9 +191,10 @@ sender_node(uint32 from, bool heard)
 /*
  * What of batch `b' the workers marked in `refused' would have served, for
  * the sender to send again: its forwarded requests, without their
- * commands (the sender's slots hold them).  Raft messages are not
- * returned: Raft sends again what is lost.  Appended to `out' as a stream
- * message; nothing when there is nothing to return.
+ * commands (the sender's slots hold them), and its answers to requests of
+ * this node that still wait for them.  Raft messages are not returned:
+ * Raft sends again what is lost.  Appended to `out' as a stream message;
+ * nothing when there is nothing to return.
  */
 static void
 return_refused(const Kommander__Batch *b, const bool *refused, StringInfo out)
@@ -211,7 +212,17 @@ return_refused(const Kommander__Batch *b, const bool *refused, StringInfo out)
 			kmd_batch_add_forward(&r, f->partition_id, f->kind, f->origin_slot,
 								  f->origin_gen, f->arg, NULL, 0);
 	}
-	if (r.n_forwards == 0)
+	for (size_t i = 0; i < b->n_results; i++)
+	{
+		const Kommander__ForwardResult *res = b->results[i];
+
+		if (res != NULL && refused[kmd_worker_for_partition(res->partition_id)] &&
+			kmd_slot_waits(res->origin_slot, res->origin_gen))
+			kmd_batch_add_result(&r, res->partition_id, res->origin_slot,
+								 res->origin_gen, res->retry, res->not_hosted,
+								 res->sqlstate, res->message, res->index);
+	}
+	if (r.n_forwards == 0 && r.n_results == 0)
 		return;
 	packed = kmd_batch_pack(&r, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
 	appendStringInfoChar(out, KMD_STREAM_RETURNED);

@@ -52,12 +52,14 @@ static LastSent last_sent[KMD_MAX_NODES];
 
 /*
  * Answers to requests peers forwarded here, whose batch was dropped before
- * any of it was queued: each goes again with the next batch to its node,
- * as long as the request may still wait for it (kommander.propose_timeout),
- * instead of leaving it to wait that long for nothing and end with an
- * outcome unknown.  Never one that may have reached its node: an answer
- * `retry' that came twice could send its request to the leader twice.  At
- * most HELD_ANSWERS, their messages cut to HELD_MESSAGE bytes.
+ * any of it was queued, or that their node returned (no inbox there had
+ * room): each goes again with the next batch to its node (a returned one
+ * a heartbeat interval later), as long as the request may still wait for
+ * it (kommander.propose_timeout), instead of leaving it to wait that long
+ * for nothing and end with an outcome unknown.  Never one that may have
+ * reached a worker of its node: an answer `retry' that came twice could
+ * send its request to the leader twice.  At most HELD_ANSWERS, their
+ * messages cut to HELD_MESSAGE bytes.
  */
 #define HELD_ANSWERS 256
 #define HELD_MESSAGE 256
@@ -65,7 +67,8 @@ static LastSent last_sent[KMD_MAX_NODES];
 typedef struct HeldAnswer
 {
 	int32		to_node;
-	TimestampTz since;			/* when it was first dropped */
+	TimestampTz since;			/* when it was first dropped or returned */
+	TimestampTz not_before;		/* returned: not sent again before then */
 	bool		in_batch;		/* in a batch of this flush */
 	int32		partition_id;
 	int32		origin_slot;
@@ -130,7 +133,21 @@ kmd_peers_poll(bool sync)
 int
 kmd_peers_wait_events(KmdPeerWait *waits, long *retry)
 {
+	TimestampTz due = 0;
+
 	*retry = kmd_transport_next_timeout(&transport);
+	/* a returned answer is sent again once due */
+	for (int i = 0; i < n_held_answers; i++)
+		if (held_answers[i].not_before != 0 &&
+			(due == 0 || held_answers[i].not_before < due))
+			due = held_answers[i].not_before;
+	if (due != 0)
+	{
+		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due);
+
+		if (*retry < 0 || ms < *retry)
+			*retry = ms;
+	}
 	return kmd_transport_wait_events(&transport, waits);
 }
 
@@ -168,61 +185,71 @@ kmd_peers_queue(int32 partition_id, const raft_message *m)
 }
 
 /*
- * Keep the answers of batch `b', dropped before any of it was queued (an
- * answer held already stays held, from when it first was).
+ * Hold answer `r' to node `to_node', to be sent again from `not_before' on
+ * (0: with the next flush).  An answer held already stays held, from when
+ * it first was.
  */
+static void
+hold_answer(int32 to_node, const Kommander__ForwardResult *r, TimestampTz now,
+			TimestampTz not_before)
+{
+	HeldAnswer *h = NULL;
+
+	for (int j = 0; j < n_held_answers && h == NULL; j++)
+		if (held_answers[j].to_node == to_node &&
+			held_answers[j].origin_slot == r->origin_slot &&
+			held_answers[j].origin_gen == r->origin_gen)
+			h = &held_answers[j];
+	if (h != NULL)
+	{
+		h->in_batch = false;
+		h->not_before = not_before;
+		return;
+	}
+	if (n_held_answers == HELD_ANSWERS)
+		return;
+	h = &held_answers[n_held_answers++];
+	h->to_node = to_node;
+	h->since = now;
+	h->not_before = not_before;
+	h->in_batch = false;
+	h->partition_id = r->partition_id;
+	h->origin_slot = r->origin_slot;
+	h->origin_gen = r->origin_gen;
+	h->retry = r->retry;
+	h->not_hosted = r->not_hosted;
+	strlcpy(h->sqlstate, r->sqlstate ? r->sqlstate : "00000", sizeof(h->sqlstate));
+	/* cut between characters, as the message is text */
+	h->message[0] = '\0';
+	if (r->message != NULL)
+		strlcpy(h->message, r->message,
+				pg_mbcliplen(r->message, strlen(r->message), sizeof(h->message) - 1) + 1);
+	h->index = r->index;
+}
+
+/* Hold the answers of batch `b', dropped before any of it was queued. */
 static void
 hold_answers(const KmdOutBatch *b)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
 	for (int i = 0; i < b->n_results; i++)
-	{
-		const Kommander__ForwardResult *r = b->results[i];
-		HeldAnswer *h = NULL;
-
-		for (int j = 0; j < n_held_answers && h == NULL; j++)
-			if (held_answers[j].to_node == b->to_node &&
-				held_answers[j].origin_slot == r->origin_slot &&
-				held_answers[j].origin_gen == r->origin_gen)
-				h = &held_answers[j];
-		if (h != NULL)
-		{
-			h->in_batch = false;
-			continue;
-		}
-		if (n_held_answers == HELD_ANSWERS)
-			continue;
-		h = &held_answers[n_held_answers++];
-		h->to_node = b->to_node;
-		h->since = now;
-		h->in_batch = false;
-		h->partition_id = r->partition_id;
-		h->origin_slot = r->origin_slot;
-		h->origin_gen = r->origin_gen;
-		h->retry = r->retry;
-		h->not_hosted = r->not_hosted;
-		strlcpy(h->sqlstate, r->sqlstate ? r->sqlstate : "00000", sizeof(h->sqlstate));
-		/* cut between characters, as the message is text */
-		h->message[0] = '\0';
-		if (r->message != NULL)
-			strlcpy(h->message, r->message,
-					pg_mbcliplen(r->message, strlen(r->message), sizeof(h->message) - 1) + 1);
-		h->index = r->index;
-	}
+		hold_answer(b->to_node, b->results[i], now, 0);
 }
 
 /*
  * What node `node_id' returned of a batch from this worker that no inbox
  * there had room for (transport.c calls it): its forwards, which reached
- * no worker there, go again (kmd_serve_returned).  A returned batch that
- * does not unpack, or is not from that node to this one in this cluster,
- * is ignored, as is a forward of a partition of another worker.
+ * no worker there, go again (kmd_serve_returned), and so do its answers to
+ * that node's requests, a heartbeat interval from now.  A returned batch
+ * that does not unpack, or is not from that node to this one in this
+ * cluster, is ignored, as is what is not of this worker's partitions.
  */
 static void
 take_returned(int32 node_id, const char *data, uint32 len)
 {
 	Kommander__Batch *b = kmd_batch_unpack(data, len);
+	TimestampTz now = GetCurrentTimestamp();
 
 	if (b == NULL || b->version != KMD_WIRE_VERSION ||
 		b->cluster_id.len != UUID_LEN ||
@@ -235,8 +262,13 @@ take_returned(int32 node_id, const char *data, uint32 len)
 		const Kommander__Forward *f = b->forwards[i];
 
 		if (f != NULL && kmd_worker_for_partition(f->partition_id) == kmd_worker_number())
-			kmd_serve_returned(f->origin_slot, f->origin_gen);
+			kmd_serve_returned(f->origin_slot, f->origin_gen, f->partition_id, f->kind);
 	}
+	for (size_t i = 0; i < b->n_results; i++)
+		if (b->results[i] != NULL &&
+			kmd_worker_for_partition(b->results[i]->partition_id) == kmd_worker_number())
+			hold_answer(node_id, b->results[i], now,
+						TimestampTzPlusMilliseconds(now, kmd_heartbeat_interval));
 }
 
 /*
@@ -263,9 +295,10 @@ answers_gone(const KmdOutBatch *b)
 }
 
 /*
- * Put the held answers into this flush's batches, but for those whose
- * requests waited too long already, or whose node has no batch (more
- * peers than a worker sends to): they are forgotten.
+ * Put the held answers into this flush's batches, but for returned ones
+ * not yet due, and those whose requests waited too long already, or whose
+ * node has no batch (more peers than a worker sends to): they are
+ * forgotten.
  */
 static void
 send_held_answers(void)
@@ -281,9 +314,16 @@ send_held_answers(void)
 		HeldAnswer *h = &held_answers[i];
 		KmdOutBatch *b;
 
-		if (TimestampDifferenceExceeds(h->since, now, kmd_propose_timeout) ||
-			(b = kmd_batch_for(h->to_node)) == NULL)
+		if (TimestampDifferenceExceeds(h->since, now, kmd_propose_timeout))
 			continue;
+		if (h->not_before > now)
+		{
+			held_answers[n++] = *h;
+			continue;
+		}
+		if ((b = kmd_batch_for(h->to_node)) == NULL)
+			continue;
+		h->not_before = 0;
 		kmd_batch_add_result(b, h->partition_id, h->origin_slot, h->origin_gen, h->retry,
 							 h->not_hosted, h->sqlstate, h->message, h->index);
 		h->in_batch = true;

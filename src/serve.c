@@ -320,8 +320,15 @@ kmd_serve_unsent(int32 slot, uint32 gen)
 /* The earliest time a returned request may go again; 0: none waits. */
 static TimestampTz returned_wake_at = 0;
 
+static void
+wake_at(TimestampTz at)
+{
+	if (returned_wake_at == 0 || at < returned_wake_at)
+		returned_wake_at = at;
+}
+
 void
-kmd_serve_returned(int32 slot_no, uint32 gen)
+kmd_serve_returned(int32 slot_no, uint32 gen, int32 partition_id, uint32 kind)
 {
 	KmdSlot    *slot;
 	TimestampTz at = 0;
@@ -330,23 +337,38 @@ kmd_serve_returned(int32 slot_no, uint32 gen)
 		return;
 	slot = kmd_slot(slot_no);
 	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
-	if (slot->generation == gen && slot->state == KMD_SLOT_SENT)
+	if (slot->generation == gen && slot->state == KMD_SLOT_SENT &&
+		slot->partition_id == partition_id && slot->kind == (int32) kind)
 	{
+		int64		delay;
+
 		slot->returns++;
-		at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										 (int64) kmd_heartbeat_interval << Min(slot->returns - 1, 4));
+		delay = Min((int64) kmd_heartbeat_interval << Min(slot->returns - 1, 4),
+					kmd_election_timeout);
+		at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
 		slot->not_before = at;
 		slot->state = KMD_SLOT_PENDING;
 	}
 	LWLockRelease(slot->lock);
-	if (at != 0 && (returned_wake_at == 0 || at < returned_wake_at))
-		returned_wake_at = at;
+	if (at != 0)
+		wake_at(at);
 }
 
 TimestampTz
 kmd_serve_wake_at(void)
 {
 	return returned_wake_at;
+}
+
+bool
+kmd_slot_waits(int32 slot_no, uint32 gen)
+{
+	KmdSlot    *slot;
+
+	if (slot_no < 0 || slot_no >= KMD_NUM_SLOTS)
+		return false;
+	slot = kmd_slot(slot_no);
+	return slot->generation == gen && slot->state == KMD_SLOT_SENT;
 }
 
 /* Take every pending request of this worker's partitions. */
@@ -374,16 +396,12 @@ kmd_serve_slots(void)
 		if (slot->state != KMD_SLOT_PENDING ||
 			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number())
 			continue;
-		if (slot->not_before != 0)
+		if (now == 0)
+			now = GetCurrentTimestamp();
+		if (slot->not_before > now)
 		{
-			if (now == 0)
-				now = GetCurrentTimestamp();
-			if (slot->not_before > now)
-			{
-				if (returned_wake_at == 0 || slot->not_before < returned_wake_at)
-					returned_wake_at = slot->not_before;
-				continue;
-			}
+			wake_at(slot->not_before);
+			continue;
 		}
 
 		/*
@@ -392,8 +410,12 @@ kmd_serve_slots(void)
 		 * leader took it"), while it may be proposed.
 		 */
 		LWLockAcquire(slot->lock, LW_EXCLUSIVE);
-		if (slot->state != KMD_SLOT_PENDING)
+		if (slot->state != KMD_SLOT_PENDING ||
+			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number() ||
+			slot->not_before > now)
 		{
+			if (slot->state == KMD_SLOT_PENDING && slot->not_before > now)
+				wake_at(slot->not_before);
 			LWLockRelease(slot->lock);
 			continue;
 		}

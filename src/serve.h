@@ -41,17 +41,26 @@ extern void kmd_serve_slots(void);
 extern void kmd_serve_unsent(int32 slot, uint32 gen);
 
 /*
- * The forward of local slot `slot' (of generation `gen') reached the
- * leader's node, whose inbox had no room for it, and came back: it is
- * pending again, but goes again only a heartbeat interval later, doubled
- * at every return of the request up to sixteen intervals, so that a node
- * whose Raft worker is stuck is not sent the same requests over and over.
+ * The forward of local slot `slot' (of generation `gen', for that
+ * partition and of that kind) reached the leader's node, whose inbox had
+ * no room for it, and came back: it is pending again, but goes again only
+ * a heartbeat interval later, doubled at every return of the request up
+ * to sixteen intervals or an election timeout, so that a node whose Raft
+ * worker is stuck is not sent the same requests over and over.
  */
-extern void kmd_serve_returned(int32 slot, uint32 gen);
+extern void kmd_serve_returned(int32 slot, uint32 gen, int32 partition_id,
+							   uint32 kind);
 
 /* When the earliest returned request may go again (the worker must be
  * awake then); 0 when none waits. */
 extern TimestampTz kmd_serve_wake_at(void);
+
+/*
+ * Whether local slot `slot' still waits, at generation `gen', for a
+ * leader's answer to its forward; read without the slot's lock, so only a
+ * hint (an answer is checked under the lock when it arrives).
+ */
+extern bool kmd_slot_waits(int32 slot, uint32 gen);
 
 /* The answer to a request this node sent node `from' (forwarded, or a read index). */
 extern void kmd_serve_result(const Kommander__ForwardResult *res, int32 from);

@@ -12,8 +12,8 @@
  * A batch for a peer that is not connected, or that has
  * kommander.max_inflight_batches batches not yet written to the socket, is
  * dropped: Raft retransmits, and the requests it forwarded and the
- * answers it carried go with a later batch (peers.c), as do the requests
- * a peer returns of a batch no inbox there had room for.  A broken
+ * answers it carried go with a later batch (peers.c), as do those a peer
+ * returns of a batch no inbox there had room for.  A broken
  * connection, or a stream the peer ends with an error, is closed and
  * opened again after a backoff that doubles from 100 ms to 1 s; a peer
  * that refuses this node as a member (it was removed) is asked again only

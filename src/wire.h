@@ -38,8 +38,9 @@
  * room, with KMD_STREAM_ANSWER and one byte of KMD_ANSWER_* flags, in the
  * order of the batches.  After the answer to a batch that an inbox had no
  * room for may come KMD_STREAM_RETURNED and a packed batch, from the peer
- * to the sender: the forwarded requests in it (without their commands)
- * that no worker there took, for the sender to send again.
+ * to the sender: the forwarded requests in it (without their commands),
+ * and the answers to forwarded requests that still wait there, that no
+ * worker there took, for the sender to send again.
  */
 #define KMD_STREAM_BATCH 'B'
 #define KMD_STREAM_TIMED 'T'	/* a batch the sender times to its answer */

@@ -9,7 +9,9 @@
 #   transfer asked through a follower) in a batch the follower's stopped
 #   stream had no room for.  And a batch that reached the leader's node
 #   when the inbox of its Raft worker there was full (the worker stopped)
-#   is returned: the forwards in it go again once the worker takes them.
+#   is returned: the forwards in it go again once the worker takes them;
+#   and so are the leader's answers in a batch that reached a follower
+#   whose worker's inbox was full (filled here byte by byte).
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -24,6 +26,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use KmdTest;
+use KmdStream;
 
 # a stopped stream is given up after ten election timeouts, and a
 # stopped leader replaced after one: longer than this test stops one.
@@ -209,6 +212,75 @@ for my $node (@nodes)
 {
 	is($node->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'in%'"),
 		$fill, $node->name . ' holds every row');
+}
+KmdTest::same_state(\@nodes);
+
+# Answers returned: node 2 asks node 3, whose Raft workers are stopped,
+# for a transfer and a proposal; then node 2's stop too, and the inbox of
+# the one that serves partition 1 is filled to the last bytes by a stream
+# in node 1's name.  Node 3's answers find no room there.
+my $cid = $n2->safe_psql('postgres', "SELECT replace(cluster_id::text, '-', '') FROM kommander.local");
+my %id = map {
+	$_->name => $n2->safe_psql('postgres', "SELECT node_id FROM kommander.nodes WHERE node_name = '" . $_->name . "'")
+} @nodes;
+is(KmdTest::leader_of($n2, 1), 'node3', 'node 3 leads partition 1');
+@workers = split /\n/, $n3->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
+my @workers2 = split /\n/, $n2->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
+is(scalar(@workers) + scalar(@workers2), 4, "the Raft workers of nodes 2 and 3 found");
+kill 'STOP', @workers;
+my ($xout, $xerr, $pout, $perr) = ('', '', '', '');
+my $transfer2 = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
+	  '-d', $n2->connstr('postgres'), '-c', "SELECT kmd_transfer_leader(1, 'node1')" ],
+	'>', \$xout, '2>', \$xerr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+ok($n2->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'SELECT kmd_transfer_leader(1, %' "
+	  . "AND wait_event_type = 'Extension'"),
+	'the transfer through node 2 waits for its answer');
+# the proposal's slot comes after the transfer's: once it is forwarded,
+# so is the transfer
+my $forwarded_sql = "SELECT value FROM kommander.stats WHERE name = 'proposals_forwarded' AND partition_id IS NULL";
+my $forwarded = $n2->safe_psql('postgres', $forwarded_sql);
+my $proposal = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
+	  '-d', $n2->connstr('postgres'), '-c',
+	  q{SELECT kmd_propose('answered', '{"op": "upsert", "table": "kv", "row": {"k": "answered", "v": "1"}}')} ],
+	'>', \$pout, '2>', \$perr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
+ok($n2->poll_query_until('postgres', "SELECT value > $forwarded FROM ($forwarded_sql) s"),
+	'node 2 forwarded both to node 3');
+kill 'STOP', @workers2;
+my ($s, $type) = KmdStream::open_stream($n2, 'peer_node1');
+is($type, 'W', "a stream into node 2 in node 1's name");
+# partition 3 does not exist: the batches go to partition 1's worker and
+# ask nothing of it
+my ($size, $taken) = (8 * 1024 * 1024 - 4, 0);
+while ($size >= 28)
+{
+	KmdStream::send_msg($s, 'd', 'T' . KmdStream::padded_batch($cid, $id{node1}, $id{node2}, 3, $size));
+	my ($t, $answer) = KmdStream::read_msg($s);
+	die 'the stream into node 2 ended' unless defined $t && $t eq 'd';
+	if (ord(substr($answer, 1, 1)) & 2) { $size = int($size / 2) }
+	else { $taken += $size }
+}
+cmp_ok($taken, '>', 8 * 1024 * 1024 - 64, "the inbox took all but a few bytes");
+$refused = $n3->safe_psql('postgres', $refused_sql);
+kill 'CONT', @workers;
+ok($n3->poll_query_until('postgres', "SELECT value > $refused FROM ($refused_sql) s"),
+	"node 2 has no room for node 3's answers");
+kill 'CONT', @workers2;
+close $s;
+ok($transfer2->finish, 'the transfer through node 2 is answered') or diag($xerr);
+ok($proposal->finish, 'the proposal through node 2 is answered') or diag($perr);
+ok($n2->poll_query_until('postgres',
+	"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = 1"),
+	'node 1 leads partition 1, as node 2 asked');
+ok(KmdTest::wait_converged(\@nodes), 'every node applies them');
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k = 'answered'"),
+		1, $node->name . ' holds the row proposed');
 }
 KmdTest::same_state(\@nodes);
 
