@@ -133,6 +133,7 @@ CREATE TABLE kommander.requests (
     command_hash bigint NOT NULL,      -- of the command the id came with
     idx          bigint NOT NULL,      -- the entry, and its outcome:
     term         bigint NOT NULL,
+    partition_id integer NOT NULL,     -- whose log holds the entry
     applied      boolean NOT NULL,
     sqlstate     text NOT NULL,
     message      text,

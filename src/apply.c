@@ -103,6 +103,8 @@ typedef struct Outcome
 	char	   *errdetail;
 	uint64		index;
 	uint64		term;
+	int32		partition_id;	/* whose log holds `index', when not the
+								 * entry's partition (a replayed outcome) */
 	bool		applied;
 	char	   *result;
 } Outcome;
@@ -357,6 +359,7 @@ replayed(const KmdCommand *cmd, const KmdApplyContext *ctx, Outcome *out,
 	out->errdetail = first.errdetail ? MemoryContextStrdup(pending->cxt, first.errdetail) : NULL;
 	out->index = first.index;
 	out->term = first.term;
+	out->partition_id = first.partition_id != ctx->partition_id ? first.partition_id : 0;
 	out->applied = first.applied;
 	out->result = first.result ? MemoryContextStrdup(pending->cxt, first.result) : NULL;
 	return true;
@@ -373,6 +376,7 @@ remember(const KmdCommand *cmd, const KmdApplyContext *ctx, const Outcome *out)
 	o.errdetail = out->errdetail;
 	o.index = out->index;
 	o.term = out->term;
+	o.partition_id = ctx->partition_id;
 	o.applied = out->applied;
 	o.result = out->result;
 	kmd_requests_remember(cmd, ctx, &o);
@@ -1172,7 +1176,8 @@ apply_all(TimestampTz *next_try)
 
 		(void) kmd_slot_complete(o->slot, o->gen, o->sqlstate, o->errmsg, o->errdetail,
 								 o->index, o->term, o->applied, o->result,
-								 o->result ? Min(strlen(o->result), KMD_MAX_RESULT) : 0);
+								 o->result ? Min(strlen(o->result), KMD_MAX_RESULT) : 0,
+								 o->partition_id);
 	}
 	if (progress)
 		ConditionVariableBroadcast(&kmd_shared->applied_cv);

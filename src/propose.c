@@ -152,7 +152,8 @@ kmd_propose_result(PG_FUNCTION_ARGS)
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"index\": " UINT64_FORMAT ", \"term\": " UINT64_FORMAT
 					 ", \"partition\": %d, \"applied\": %s, \"result\": null}",
-					 out.index, out.term, partition_id,
+					 out.index, out.term,
+					 out.index_partition != 0 ? out.index_partition : partition_id,
 					 out.applied ? "true" : "false");
 	answer = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 	if (out.result != NULL)

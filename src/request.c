@@ -274,6 +274,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				out->errdetail = slot->errdetail[0] ? pstrdup(slot->errdetail) : NULL;
 				out->index = slot->index;
 				out->term = slot->term;
+				out->index_partition = slot->index_partition;
 				out->applied = slot->applied;
 				out->result = slot->result_len > 0 ?
 					copy_text(slot->result, slot->result_len) : NULL;

@@ -22,6 +22,8 @@ typedef struct KmdOutcome
 	char	   *errdetail;
 	uint64		index;
 	uint64		term;
+	int32		index_partition;	/* whose log holds `index' when not the
+									 * request's partition, else 0 */
 	bool		applied;
 	char	   *result;			/* NUL-terminated jsonb text, or NULL */
 } KmdOutcome;

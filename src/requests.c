@@ -228,6 +228,7 @@ kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
 	bool		isnull;
 	int64		hash;
 	uint64		first;
+	int32		first_partition;
 
 	if (cmd->kind != KMD_CMD_ROWS)
 		return false;
@@ -241,7 +242,7 @@ kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
 	values[0] = CStringGetTextDatum(cmd->key);
 	values[1] = CStringGetTextDatum(id);
 	if (kmd_plan_execute("SELECT command_hash, idx, term, applied, sqlstate, message, "
-						 "detail, result FROM kommander.requests "
+						 "detail, result, partition_id FROM kommander.requests "
 						 "WHERE key = $1 AND request_id = $2",
 						 2, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.requests");
@@ -251,6 +252,7 @@ kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
 	memset(out, 0, sizeof(*out));
 	hash = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	first = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	first_partition = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &isnull));
 	if (hash != command_hash(cmd))
 	{
 		/* the same on every node: the id and its first command are state */
@@ -258,12 +260,13 @@ kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
 		out->errmsg = psprintf("request_id \"%s\" was used with another command", id);
 		out->errdetail = psprintf("Its first command, for the same key, is entry " UINT64_FORMAT
 								  " of partition %d; nothing was applied.",
-								  first, ctx->partition_id);
+								  first, first_partition);
 		out->index = ctx->index;
 		out->term = ctx->term;
 		return true;
 	}
 	out->index = first;
+	out->partition_id = first_partition;
 	out->term = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	out->applied = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
 	strlcpy(out->sqlstate, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5),
@@ -279,10 +282,10 @@ kmd_requests_remember(const KmdCommand *cmd, const KmdApplyContext *ctx,
 					  const KmdRequestOutcome *out)
 {
 	char	   *id = request_id_of(cmd);
-	Oid			types[11] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID,
-	BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[11];
-	char		nulls[11];
+	Oid			types[12] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID,
+	BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[12];
+	char		nulls[12];
 
 	if (id == NULL)
 		return;
@@ -301,9 +304,10 @@ kmd_requests_remember(const KmdCommand *cmd, const KmdApplyContext *ctx,
 	nulls[8] = out->errmsg ? ' ' : 'n';
 	nulls[9] = out->errdetail ? ' ' : 'n';
 	nulls[10] = out->result ? ' ' : 'n';
+	values[11] = Int32GetDatum(out->partition_id);
 	if (kmd_plan_execute("INSERT INTO kommander.requests (key, request_id, at, command_hash, "
-						 "idx, term, applied, sqlstate, message, detail, result) "
-						 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-						 11, types, values, nulls, false, 0) != SPI_OK_INSERT)
+						 "idx, term, applied, sqlstate, message, detail, result, partition_id) "
+						 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+						 12, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not remember request id \"%s\"", id);
 }

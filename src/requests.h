@@ -36,6 +36,7 @@ typedef struct KmdRequestOutcome
 	char	   *errdetail;
 	uint64		index;
 	uint64		term;
+	int32		partition_id;	/* whose log holds entry `index' */
 	bool		applied;
 	char	   *result;
 } KmdRequestOutcome;

@@ -408,7 +408,7 @@ bool
 kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 				  const char *errmsg, const char *errdetail, uint64 index,
 				  uint64 term, bool applied, const char *result,
-				  uint32 result_len)
+				  uint32 result_len, int32 partition_id)
 {
 	KmdSlot    *slot;
 
@@ -428,6 +428,7 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 	kmd_copy_text(slot->errdetail, errdetail, KMD_ERRMSG_LEN);
 	slot->index = index;
 	slot->term = term;
+	slot->index_partition = partition_id;
 	slot->applied = applied;
 	if (result_len > KMD_MAX_RESULT)
 		result_len = 0;			/* the caller checks sizes; never overflow */

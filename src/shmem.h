@@ -252,6 +252,8 @@ typedef struct KmdSlot
 	char	   *errdetail;		/* KMD_ERRMSG_LEN bytes */
 	uint64		index;
 	uint64		term;
+	int32		index_partition;	/* whose log holds `index', when not the
+									 * request's partition; else 0 */
 	bool		applied;		/* false: a condition did not hold */
 	uint32		result_len;
 	char	   *result;			/* KMD_MAX_RESULT bytes: jsonb text, or empty */
@@ -403,11 +405,17 @@ extern void kmd_wake_worker(int worker);
 extern void kmd_wake_apply(void);
 extern void kmd_wake_launcher(void);
 
-/* Complete a slot if it still belongs to request `generation'. */
+/*
+ * Complete a slot if it still belongs to request `generation'.
+ * `partition_id': the partition whose log holds entry `index' when it is
+ * not the request's own (a request id's first outcome, applied before a
+ * split or merge moved the key), else 0.
+ */
 extern bool kmd_slot_complete(int slot, uint32 generation, const char *sqlstate,
 							  const char *errmsg, const char *errdetail,
 							  uint64 index, uint64 term, bool applied,
-							  const char *result, uint32 result_len);
+							  const char *result, uint32 result_len,
+							  int32 partition_id);
 
 /* Inbox: returns false when it has no room (the batch is dropped). */
 extern bool kmd_inbox_put(KmdInbox *inbox, const char *data, uint32 len);

@@ -4,7 +4,8 @@
 #   with proposals in flight; every proposal that got no answer is retried
 #   with its id through another node until it answers, and so is every one
 #   that was acknowledged.  Each command is applied exactly once, on every
-#   node, and a retry answers with the first outcome's index.
+#   node, and a retry answers with the first outcome's index; after a split
+#   moved its key, with the partition whose log holds that index too.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -152,5 +153,21 @@ is(join('', map { $_->safe_psql('postgres',
 	$nodes[0]->safe_psql('postgres',
 	"SELECT md5(string_agg(key || request_id || idx || sqlstate, ',' ORDER BY key)) FROM kommander.requests") x 3,
 	'every node remembers the same request ids and outcomes');
+
+# a retry after a split moved the key to another partition answers the
+# first outcome whole: its index, and the partition whose log holds it
+my $p = $nodes[0]->safe_psql('postgres', 'SELECT min(partition_id) FROM kommander.partitions WHERE partition_id > 0');
+my $cmd = q{jsonb_build_object('op', 'call', 'applier', 'bump', 'args', '{}'::jsonb, 'request_id', 'split-' || k)};
+is($nodes[0]->safe_psql('postgres', qq{
+CREATE TEMP TABLE firsts AS
+SELECT k, kmd_propose_result(k, $cmd) AS first
+  FROM (SELECT 'split' || i AS k FROM generate_series(1, 40) i) s
+ WHERE (SELECT partition_id FROM kmd_route(s.k)) = $p;
+SELECT kmd_split($p) > 0;
+SELECT count(*) FILTER (WHERE (SELECT partition_id FROM kmd_route(k)) <> $p) > 0,
+       count(*) FILTER (WHERE first->>'partition' <> '$p'),
+       count(*) FILTER (WHERE retry <> first)
+  FROM (SELECT k, first, kmd_propose_result(k, $cmd) AS retry FROM firsts) r;}),
+	"t\nt|0|0", 'after a split, each retry answers its first outcome, partition included');
 
 done_testing();
