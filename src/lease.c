@@ -354,6 +354,57 @@ delete_or_keep(const char *tbl, const char *pk_text, int64 id)
 }
 
 /*
+ * Delete the rows of lease `id' that `tables' and `pks' list: all in one
+ * subtransaction, so that a lease with many rows does not take the apply
+ * transaction past the subtransactions a backend keeps cached (apply.c);
+ * only if a row refuses to go, each in a subtransaction of its own
+ * (delete_or_keep), so that the others go all the same.
+ */
+static void
+delete_rows(List *tables, List *pks, int64 id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool done = false;
+	ListCell   *lt;
+	ListCell   *lp;
+
+	if (list_length(tables) > 1)
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			forboth(lt, tables, lp, pks)
+				delete_row(lfirst(lt), lfirst(lp));
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			done = true;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+			KmdFailure	failure;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+			if (kmd_failure_of_node(edata, &failure))
+				ReThrowError(edata);
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+	if (!done)
+		forboth(lt, tables, lp, pks)
+			delete_or_keep(lfirst(lt), lfirst(lp), id);
+}
+
+/*
  * End lease `id': delete the rows attached to it in this partition's range
  * (a table dropped since is passed over), then the lease.
  */
@@ -364,8 +415,6 @@ end_lease(int64 id)
 	Datum		values[3];
 	List	   *tables = NIL;
 	List	   *pks = NIL;
-	ListCell   *lt;
-	ListCell   *lp;
 
 	values[0] = Int64GetDatum(id);
 	values[1] = Int64GetDatum(kmd_apply_range.lo);
@@ -379,8 +428,7 @@ end_lease(int64 id)
 		tables = lappend(tables, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
 	}
-	forboth(lt, tables, lp, pks)
-		delete_or_keep(lfirst(lt), lfirst(lp), id);
+	delete_rows(tables, pks, id);
 	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
 				3, types, values, SPI_OK_DELETE);
@@ -415,8 +463,6 @@ drop_orphans(int64 id)
 	Datum		values[3];
 	List	   *tables = NIL;
 	List	   *pks = NIL;
-	ListCell   *lt;
-	ListCell   *lp;
 
 	values[0] = Int64GetDatum(id);
 	values[1] = Int64GetDatum(kmd_apply_range.lo);
@@ -430,8 +476,7 @@ drop_orphans(int64 id)
 		tables = lappend(tables, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
 	}
-	forboth(lt, tables, lp, pks)
-		delete_or_keep(lfirst(lt), lfirst(lp), id);
+	delete_rows(tables, pks, id);
 	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
 				3, types, values, SPI_OK_DELETE);

@@ -8,7 +8,8 @@
 #   partition 1 is held back by a row lock while 200 commands commit, then
 #   let go (half of them batches, which take two subtransactions each);
 #   no commit record node2 writes from then on lists more than 64
-#   subtransactions, and all 200 commands are applied in some.
+#   subtransactions, and all 200 commands are applied in some.  Nor does
+#   the end of a lease with 100 rows attached, which deletes them all.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -49,20 +50,46 @@ is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'backlog%'")
 my $end = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 $n2->safe_psql('postgres', 'SELECT pg_switch_wal()');
 
-my $bindir = $n2->config_data('--bindir');
-my ($out, $err);
-IPC::Run::run([ "$bindir/pg_waldump", '-p', $n2->data_dir . '/pg_wal', '-s', $start,
-		'-e', $end, '-r', 'Transaction' ], '>', \$out, '2>', \$err)
-  or die "pg_waldump failed: $err";
-my @subxacts = map { scalar(() = /\s\d+/g) } $out =~ /desc: COMMIT [^\n]*?; subxacts:([\d ]+)/g;
-my $most = 0;
-my $total = 0;
-for (@subxacts)
+# the subtransactions listed by each commit record node2 wrote from $start
+# to $end: the largest list, and their sum
+sub subxacts
 {
-	$most = $_ if $_ > $most;
-	$total += $_;
+	my ($start, $end) = @_;
+	my $bindir = $n2->config_data('--bindir');
+	my ($out, $err);
+	IPC::Run::run([ "$bindir/pg_waldump", '-p', $n2->data_dir . '/pg_wal', '-s', $start,
+			'-e', $end, '-r', 'Transaction' ], '>', \$out, '2>', \$err)
+	  or die "pg_waldump failed: $err";
+	my ($most, $total) = (0, 0);
+	for (map { scalar(() = /\s\d+/g) } $out =~ /desc: COMMIT [^\n]*?; subxacts:([\d ]+)/g)
+	{
+		$most = $_ if $_ > $most;
+		$total += $_;
+	}
+	return ($most, $total);
 }
+
+my ($most, $total) = subxacts($start, $end);
 cmp_ok($total, '>=', $N * 3 / 2, "node2's commit records list the backlog's subtransactions ($total)");
 cmp_ok($most, '<=', 64, "no commit record lists more than 64 subtransactions ($most)");
+
+# a lease's end deletes its rows: 100 rows in one subtransaction, not one
+# each
+my $lease = $n1->safe_psql('postgres',
+	"SELECT kmd_lease_grant('1 hour', " . KmdTest::quote(KmdTest::key_in($n1, 1, 'leasekey')) . ')');
+KmdTest::propose_routed($n1, 1, 'leased', 100,
+	qq{jsonb_build_object('op', 'upsert', 'table', 'kv', 'row', jsonb_build_object('k', k, 'v', 'l'), 'lease', $lease)});
+ok(KmdTest::wait_converged(\@nodes), 'every node converges');
+is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'leased%'"), '100',
+	'node2 holds the leased rows');
+$start = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$n1->safe_psql('postgres', "SELECT kmd_lease_revoke($lease)");
+ok(KmdTest::wait_converged(\@nodes), 'every node converges');
+is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'leased%'"), '0',
+	'node2 deleted them with their lease');
+$end = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$n2->safe_psql('postgres', 'SELECT pg_switch_wal()');
+($most, $total) = subxacts($start, $end);
+cmp_ok($most, '<=', 64, "the lease's end lists no more than 64 subtransactions ($most)");
 
 done_testing();
