@@ -354,54 +354,77 @@ delete_or_keep(const char *tbl, const char *pk_text, int64 id)
 }
 
 /*
- * Delete the rows of lease `id' that `tables' and `pks' list: all in one
- * subtransaction, so that a lease with many rows does not take the apply
- * transaction past the subtransactions a backend keeps cached (apply.c);
- * only if a row refuses to go, each in a subtransaction of its own
- * (delete_or_keep), so that the others go all the same.
+ * Delete rows `from' to `to' - 1 of those `tables' and `pks' list in one
+ * subtransaction; -1 when they all went, else the number of the row that
+ * refused to go, with the subtransaction rolled back (nothing deleted).
+ * A failure of this node is raised again.
+ */
+static int
+delete_batch(List *tables, List *pks, int from, int to)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int at = from;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		for (; at < to; at++)
+			delete_row(list_nth(tables, at), list_nth(pks, at));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		KmdFailure	failure;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (kmd_failure_of_node(edata, &failure))
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		return at;
+	}
+	PG_END_TRY();
+	return -1;
+}
+
+/*
+ * Delete the rows of lease `id' that `tables' and `pks' list, in as few
+ * subtransactions as the rows allow, so that a lease with many rows does
+ * not take the apply transaction past the subtransactions a backend keeps
+ * cached (apply.c): all in one; when a row refuses to go, the rows before
+ * it in one, that row alone (delete_or_keep: it stays, no longer
+ * attached), and the rest as before.
  */
 static void
 delete_rows(List *tables, List *pks, int64 id)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool done = false;
-	ListCell   *lt;
-	ListCell   *lp;
+	int			n = list_length(tables);
+	int			from = 0;
 
-	if (list_length(tables) > 1)
+	while (from < n)
 	{
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			forboth(lt, tables, lp, pks)
-				delete_row(lfirst(lt), lfirst(lp));
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			done = true;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-			KmdFailure	failure;
+		int			refused;
 
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(cxt);
-			CurrentResourceOwner = owner;
-			if (kmd_failure_of_node(edata, &failure))
-				ReThrowError(edata);
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
+		if (n - from == 1)
+			refused = from;
+		else if ((refused = delete_batch(tables, pks, from, n)) < 0)
+			return;
+		/* the rows before went before: unless they refuse now, one by one */
+		if (refused > from && delete_batch(tables, pks, from, refused) >= 0)
+			for (int i = from; i < refused; i++)
+				delete_or_keep(list_nth(tables, i), list_nth(pks, i), id);
+		delete_or_keep(list_nth(tables, refused), list_nth(pks, refused), id);
+		from = refused + 1;
 	}
-	if (!done)
-		forboth(lt, tables, lp, pks)
-			delete_or_keep(lfirst(lt), lfirst(lp), id);
 }
 
 /*

@@ -9,7 +9,8 @@
 #   let go (half of them batches, which take two subtransactions each);
 #   no commit record node2 writes from then on lists more than 64
 #   subtransactions, and all 200 commands are applied in some.  Nor does
-#   the end of a lease with 100 rows attached, which deletes them all.
+#   the end of a lease with 100 rows attached, which deletes them all, or
+#   all but one that refuses to go.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -91,5 +92,30 @@ $end = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
 $n2->safe_psql('postgres', 'SELECT pg_switch_wal()');
 ($most, $total) = subxacts($start, $end);
 cmp_ok($most, '<=', 64, "the lease's end lists no more than 64 subtransactions ($most)");
+
+# one of them refuses to go: it stays, no longer attached, and the others
+# still go in few subtransactions
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE FUNCTION public.kv_stays() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN RAISE EXCEPTION ''% stays'', OLD.k; END'$$);
+SELECT kmd_ddl($$CREATE TRIGGER kv_stays BEFORE DELETE ON public.kv
+  FOR EACH ROW WHEN (OLD.v = 'stay') EXECUTE FUNCTION public.kv_stays()$$);});
+$lease = $n1->safe_psql('postgres',
+	"SELECT kmd_lease_grant('1 hour', " . KmdTest::quote(KmdTest::key_in($n1, 1, 'leasekey')) . ')');
+KmdTest::propose_routed($n1, 1, 'again', 100,
+	qq{jsonb_build_object('op', 'upsert', 'table', 'kv', 'row', jsonb_build_object('k', k, 'v', 'l'), 'lease', $lease)});
+my $stays = $n1->safe_psql('postgres', "SELECT k FROM kv WHERE k LIKE 'again%' ORDER BY k LIMIT 1 OFFSET 50");
+$n1->safe_psql('postgres', "SELECT kmd_propose('$stays', jsonb_build_object('op', 'upsert', 'table', 'kv', "
+	  . "'row', jsonb_build_object('k', '$stays', 'v', 'stay'), 'lease', $lease))");
+ok(KmdTest::wait_converged(\@nodes), 'every node converges');
+$start = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$n1->safe_psql('postgres', "SELECT kmd_lease_revoke($lease)");
+ok(KmdTest::wait_converged(\@nodes), 'every node converges');
+is($n2->safe_psql('postgres', "SELECT string_agg(k, ',') FROM kv WHERE k LIKE 'again%'"), $stays,
+	'node2 deleted all but the row that refused');
+$end = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$n2->safe_psql('postgres', 'SELECT pg_switch_wal()');
+($most, $total) = subxacts($start, $end);
+cmp_ok($most, '<=', 64, "so did that lease's end in no more than 64 subtransactions ($most)");
 
 done_testing();
