@@ -311,56 +311,14 @@ delete_row(const char *tbl, const char *pk_text)
 }
 
 /*
- * Delete a row of lease `id' that ends; one whose table refuses to let it
- * go (a foreign key, a trigger, deferred or not) is kept, no longer
- * attached, rather than keep the lease from ending.  A failure of this
- * node is raised again: the entry is applied again later.
- */
-static void
-delete_or_keep(const char *tbl, const char *pk_text, int64 id)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		delete_row(tbl, pk_text);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		KmdFailure	failure;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (kmd_failure_of_node(edata, &failure))
-			ReThrowError(edata);
-		ereport(LOG,
-				(errmsg("kommander: lease " INT64_FORMAT " ended; its row %s of %s stays, no longer attached",
-						id, pk_text, tbl),
-				 errdetail("Deleting it failed: %s", edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-}
-
-/*
  * Delete rows `from' to `to' - 1 of those `tables' and `pks' list in one
  * subtransaction; -1 when they all went, else the number of the row that
- * refused to go, with the subtransaction rolled back (nothing deleted).
- * A failure of this node is raised again.
+ * refused to go, with the subtransaction rolled back (nothing deleted) and
+ * the reason in *why.  A failure of this node is raised again: the entry
+ * is applied again later.
  */
 static int
-delete_batch(List *tables, List *pks, int from, int to)
+delete_batch(List *tables, List *pks, int from, int to, char **why)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -389,6 +347,7 @@ delete_batch(List *tables, List *pks, int from, int to)
 		CurrentResourceOwner = owner;
 		if (kmd_failure_of_node(edata, &failure))
 			ReThrowError(edata);
+		*why = pstrdup(edata->message);
 		FreeErrorData(edata);
 		return at;
 	}
@@ -397,32 +356,35 @@ delete_batch(List *tables, List *pks, int from, int to)
 }
 
 /*
- * Delete the rows of lease `id' that `tables' and `pks' list, in as few
- * subtransactions as the rows allow, so that a lease with many rows does
- * not take the apply transaction past the subtransactions a backend keeps
- * cached (apply.c): all in one; when a row refuses to go, the rows before
- * it in one, that row alone (delete_or_keep: it stays, no longer
- * attached), and the rest as before.
+ * Delete rows `from' to `to' - 1 of lease `id' that `tables' and `pks'
+ * list, in as few subtransactions as the rows allow, so that a lease with
+ * many rows does not take the apply transaction past the subtransactions
+ * a backend keeps cached (apply.c): all in one; when a row refuses to go,
+ * the rows before it, that row alone and the rest, each as a range of
+ * their own.  A row whose table refuses to let it go alone (a foreign
+ * key, a trigger, deferred or not) is kept, no longer attached, rather
+ * than keep the lease from ending.
  */
 static void
-delete_rows(List *tables, List *pks, int64 id)
+delete_rows(List *tables, List *pks, int from, int to, int64 id)
 {
-	int			n = list_length(tables);
-	int			from = 0;
-
-	while (from < n)
+	while (from < to)
 	{
-		int			refused;
+		char	   *why;
+		int			refused = delete_batch(tables, pks, from, to, &why);
 
-		if (n - from == 1)
-			refused = from;
-		else if ((refused = delete_batch(tables, pks, from, n)) < 0)
+		if (refused < 0)
 			return;
-		/* the rows before went before: unless they refuse now, one by one */
-		if (refused > from && delete_batch(tables, pks, from, refused) >= 0)
-			for (int i = from; i < refused; i++)
-				delete_or_keep(list_nth(tables, i), list_nth(pks, i), id);
-		delete_or_keep(list_nth(tables, refused), list_nth(pks, refused), id);
+		if (to - from == 1)
+		{
+			ereport(LOG,
+					(errmsg("kommander: lease " INT64_FORMAT " ended; its row %s of %s stays, no longer attached",
+							id, (char *) list_nth(pks, from), (char *) list_nth(tables, from)),
+					 errdetail("Deleting it failed: %s", why)));
+			return;
+		}
+		delete_rows(tables, pks, from, refused, id);
+		delete_rows(tables, pks, refused, refused + 1, id);
 		from = refused + 1;
 	}
 }
@@ -451,7 +413,7 @@ end_lease(int64 id)
 		tables = lappend(tables, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
 	}
-	delete_rows(tables, pks, id);
+	delete_rows(tables, pks, 0, list_length(tables), id);
 	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
 				3, types, values, SPI_OK_DELETE);
@@ -499,7 +461,7 @@ drop_orphans(int64 id)
 		tables = lappend(tables, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 		pks = lappend(pks, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2)));
 	}
-	delete_rows(tables, pks, id);
+	delete_rows(tables, pks, 0, list_length(tables), id);
 	(void) exec("DELETE FROM kommander.lease_rows WHERE lease = $1 "
 				"AND kommander.key_hash(key) BETWEEN $2 AND $3",
 				3, types, values, SPI_OK_DELETE);

@@ -327,6 +327,24 @@ wake_at(TimestampTz at)
 		returned_wake_at = at;
 }
 
+/*
+ * Whether pending `slot' was returned by a peer and may not go again yet
+ * (noted for the worker's wake-up); the clock is read, into *now, only
+ * for such a slot.
+ */
+static bool
+held_back(const KmdSlot *slot, TimestampTz *now)
+{
+	if (slot->not_before == 0)
+		return false;
+	if (*now == 0)
+		*now = GetCurrentTimestamp();
+	if (slot->not_before <= *now)
+		return false;
+	wake_at(slot->not_before);
+	return true;
+}
+
 void
 kmd_serve_returned(int32 slot_no, uint32 gen, int32 partition_id, uint32 kind)
 {
@@ -396,13 +414,8 @@ kmd_serve_slots(void)
 		if (slot->state != KMD_SLOT_PENDING ||
 			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number())
 			continue;
-		if (now == 0)
-			now = GetCurrentTimestamp();
-		if (slot->not_before > now)
-		{
-			wake_at(slot->not_before);
+		if (held_back(slot, &now))
 			continue;
-		}
 
 		/*
 		 * Claimed before it is served: a backend whose wait ends meanwhile
@@ -412,10 +425,8 @@ kmd_serve_slots(void)
 		LWLockAcquire(slot->lock, LW_EXCLUSIVE);
 		if (slot->state != KMD_SLOT_PENDING ||
 			kmd_worker_for_partition(slot->partition_id) != kmd_worker_number() ||
-			slot->not_before > now)
+			held_back(slot, &now))
 		{
-			if (slot->state == KMD_SLOT_PENDING && slot->not_before > now)
-				wake_at(slot->not_before);
 			LWLockRelease(slot->lock);
 			continue;
 		}
