@@ -62,6 +62,24 @@ $n2->reload;
 ok($n2->poll_query_until('postgres', "SELECT current_setting('kommander.max_inflight_batches') = '1'"),
 	'node 2 holds one unwritten batch at most');
 
+# Stop processes @pids of $node (SIGSTOP) at a moment when all of them
+# wait for something to do: one stopped in the middle of its work could
+# hold a lock that the others need (an inbox's, the roster's), and stall
+# what the test watches.  Returns once they are stopped so.
+sub stop_resting
+{
+	my ($node, @pids) = @_;
+	my $list = join(',', @pids);
+	while (1)
+	{
+		kill 'STOP', @pids;
+		return if $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE pid IN ($list) AND wait_event_type = 'Extension'")
+		  == scalar(@pids);
+		kill 'CONT', @pids;
+	}
+}
+
 # the backends of $on that read the streams of $from's role stop reading
 sub stop_streams
 {
@@ -70,7 +88,7 @@ sub stop_streams
 		SELECT pid FROM pg_stat_activity
 		 WHERE usename = 'peer_$from' AND application_name LIKE 'kommander worker%'});
 	ok(@pids > 0, "${from}'s streams into " . $on->name . ' found');
-	kill 'STOP', @pids;
+	stop_resting($on, @pids);
 	return @pids;
 }
 
@@ -190,7 +208,7 @@ my $refused_sql = "SELECT value FROM kommander.stats WHERE name = 'batches_refus
 my $refused = $n2->safe_psql('postgres', $refused_sql);
 my $dropped_here_sql = "SELECT batches_dropped FROM kommander.nodes WHERE node_name = 'node2'";
 my $dropped_here = $n3->safe_psql('postgres', $dropped_here_sql);
-kill 'STOP', @workers;
+stop_resting($n3, @workers);
 $fin .= "SELECT count(dblink_send_query('c' || i, format('SELECT kmd_propose(%L, %L::jsonb)', 'in' || i, "
   . "jsonb_build_object('op', 'upsert', 'table', 'kv', 'row', "
   . "jsonb_build_object('k', 'in' || i, 'v', repeat('x', 60000)))))) || ' sent' FROM generate_series(1, $fill) i;\n";
@@ -229,7 +247,7 @@ is(KmdTest::leader_of($n2, 1), 'node3', 'node 3 leads partition 1');
 my @workers2 = split /\n/, $n2->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
 is(scalar(@workers) + scalar(@workers2), 4, "the Raft workers of nodes 2 and 3 found");
-kill 'STOP', @workers;
+stop_resting($n3, @workers);
 my ($xout, $xerr, $pout, $perr) = ('', '', '', '');
 my $transfer2 = IPC::Run::start(
 	[ 'psql', '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
@@ -250,7 +268,7 @@ my $proposal = IPC::Run::start(
 	'>', \$pout, '2>', \$perr, IPC::Run::timeout($PostgreSQL::Test::Utils::timeout_default));
 ok($n2->poll_query_until('postgres', "SELECT value > $forwarded FROM ($forwarded_sql) s"),
 	'node 2 forwarded both to node 3');
-kill 'STOP', @workers2;
+stop_resting($n2, @workers2);
 my ($s, $type) = KmdStream::open_stream($n2, 'peer_node1');
 is($type, 'W', "a stream into node 2 in node 1's name");
 # partition 3 does not exist: the batches go to partition 1's worker and
