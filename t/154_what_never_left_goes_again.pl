@@ -29,7 +29,8 @@ use KmdTest;
 use KmdStream;
 
 # a stopped stream is given up after ten election timeouts, and a
-# stopped leader replaced after one: longer than this test stops one.
+# stopped leader replaced after one: longer than this test stops one
+# (the last two cases make sure of it, however slow the machine).
 # Room for the clients that fill an inbox.
 my $conf = "kommander.balance_interval = 0\nkommander.election_timeout = 6000\n"
   . "max_connections = 200\nkommander.max_queued_proposals = 256\n";
@@ -183,14 +184,32 @@ KmdTest::same_state(\@nodes);
 
 # Returned: node 3 leads partition 1 now; its Raft workers stop, and the
 # forwards of node 2's clients fill the inbox of the one that serves the
-# partition (8 MiB; 160 commands of 60 kB)
-for my $node ($n1, $n2)
+# partition (8 MiB; 160 commands of 60 kB).  However long that takes on a
+# busy machine, node 2 must go on forwarding to node 3: its copy of the
+# partition rests when the stop comes (no election timer runs), it takes
+# node 3 for alive (heard within an election timeout, which is a minute
+# from here on), and node 1's Raft workers stop with node 3's (no
+# election without them).
+for my $node (@nodes)
 {
-	$node->append_conf('postgresql.conf', "kommander.max_inflight_batches = 64\n");
+	$node->append_conf('postgresql.conf',
+		"kommander.max_inflight_batches = 64\nkommander.election_timeout = 60000\n");
 	$node->reload;
-	ok($node->poll_query_until('postgres', "SELECT current_setting('kommander.max_inflight_batches') = '64'"),
-		$node->name . ' holds unwritten batches again');
+	ok($node->poll_query_until('postgres', "SELECT current_setting('kommander.max_inflight_batches') = '64' "
+		  . "AND current_setting('kommander.election_timeout') = '1min'"),
+		$node->name . ' holds unwritten batches again, and waits longer for a silent node');
 }
+
+# wait until partition 1 rests on every node
+sub rests
+{
+	for my $node (@nodes)
+	{
+		ok($node->poll_query_until('postgres', 'SELECT quiesced FROM kommander.partitions WHERE partition_id = 1'),
+			'partition 1 rests on ' . $node->name);
+	}
+}
+
 my $fill = 160;
 $n2->safe_psql('postgres', 'CREATE EXTENSION dblink');
 my ($fin, $fout) = ('', '');
@@ -201,13 +220,30 @@ my $filler = IPC::Run::start(
 $fin .= "SELECT count(dblink_connect('c' || i, " . KmdTest::quote($n2->connstr('postgres'))
   . ")) || ' connected' FROM generate_series(1, $fill) i;\n";
 $filler->pump until $fout =~ /connected/;
-my @workers = split /\n/, $n3->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
-is(scalar(@workers), 2, "node 3's Raft workers found");
+# the Raft workers of $node
+sub raft_workers
+{
+	my ($node) = @_;
+	return split /\n/, $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
+}
+
+# partition 1's term on node 2
+sub term_now
+{
+	return $n2->safe_psql('postgres', 'SELECT term FROM kommander.partitions WHERE partition_id = 1');
+}
+
+my @workers = raft_workers($n3);
+my @workers1 = raft_workers($n1);
+is(scalar(@workers) + scalar(@workers1), 4, "the Raft workers of nodes 1 and 3 found");
+my $term = term_now();
 my $refused_sql = "SELECT value FROM kommander.stats WHERE name = 'batches_refused' AND partition_id IS NULL";
 my $refused = $n2->safe_psql('postgres', $refused_sql);
 my $dropped_here_sql = "SELECT batches_dropped FROM kommander.nodes WHERE node_name = 'node2'";
 my $dropped_here = $n3->safe_psql('postgres', $dropped_here_sql);
+rests();
+stop_resting($n1, @workers1);
 stop_resting($n3, @workers);
 $fin .= "SELECT count(dblink_send_query('c' || i, format('SELECT kmd_propose(%L, %L::jsonb)', 'in' || i, "
   . "jsonb_build_object('op', 'upsert', 'table', 'kv', 'row', "
@@ -217,7 +253,7 @@ ok($n2->poll_query_until('postgres', "SELECT value > $refused FROM ($refused_sql
 	"node 3 refuses node 2's batches: no room in an inbox");
 ok($n3->poll_query_until('postgres', "SELECT batches_dropped > $dropped_here FROM ($dropped_here_sql) s"),
 	'node 3 counts the batches it had no room for');
-kill 'CONT', @workers;
+kill 'CONT', @workers, @workers1;
 # each session's outcome: one row, and no error
 $fin .= "SELECT count(*) FILTER (WHERE g.n = 1 AND e = 'OK') || ' applied', "
   . "string_agg(e, ' | ') FILTER (WHERE e <> 'OK') FROM generate_series(1, $fill) i, "
@@ -225,6 +261,7 @@ $fin .= "SELECT count(*) FILTER (WHERE g.n = 1 AND e = 'OK') || ' applied', "
   . "LATERAL (SELECT g.n AS got, dblink_error_message('c' || i) AS e) m;\n\\q\n";
 $filler->finish;
 like($fout, qr/^$fill applied\|$/m, 'every proposal through node 2 is applied and answered');
+is(term_now(), $term, 'node 3 led partition 1 throughout');
 ok(KmdTest::wait_converged(\@nodes), 'every node applies them');
 for my $node (@nodes)
 {
@@ -242,11 +279,14 @@ my %id = map {
 	$_->name => $n2->safe_psql('postgres', "SELECT node_id FROM kommander.nodes WHERE node_name = '" . $_->name . "'")
 } @nodes;
 is(KmdTest::leader_of($n2, 1), 'node3', 'node 3 leads partition 1');
-@workers = split /\n/, $n3->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
-my @workers2 = split /\n/, $n2->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
-is(scalar(@workers) + scalar(@workers2), 4, "the Raft workers of nodes 2 and 3 found");
+@workers = raft_workers($n3);
+@workers1 = raft_workers($n1);
+my @workers2 = raft_workers($n2);
+is(scalar(@workers) + scalar(@workers1) + scalar(@workers2), 6, "the Raft workers of every node found");
+$term = term_now();
+# node 1 stops with node 3 (no election), node 2 later (a full inbox)
+rests();
+stop_resting($n1, @workers1);
 stop_resting($n3, @workers);
 my ($xout, $xerr, $pout, $perr) = ('', '', '', '');
 my $transfer2 = IPC::Run::start(
@@ -284,7 +324,7 @@ while ($size >= 28)
 }
 cmp_ok($taken, '>', 8 * 1024 * 1024 - 64, "the inbox took all but a few bytes");
 $refused = $n3->safe_psql('postgres', $refused_sql);
-kill 'CONT', @workers;
+kill 'CONT', @workers, @workers1;
 ok($n3->poll_query_until('postgres', "SELECT value > $refused FROM ($refused_sql) s"),
 	"node 2 has no room for node 3's answers");
 kill 'CONT', @workers2;
@@ -294,6 +334,7 @@ ok($proposal->finish, 'the proposal through node 2 is answered') or diag($perr);
 ok($n2->poll_query_until('postgres',
 	"SELECT leader_name = 'node1' FROM kommander.partitions WHERE partition_id = 1"),
 	'node 1 leads partition 1, as node 2 asked');
+is(term_now(), $term + 1, 'one election: the one the transfer asked for');
 ok(KmdTest::wait_converged(\@nodes), 'every node applies them');
 for my $node (@nodes)
 {
