@@ -1132,6 +1132,8 @@ apply_all(TimestampTz *next_try)
 	}
 	PG_END_TRY();
 
+	/* outside the entries: an error here is this node's, not a command's */
+	kmd_lease_clock_settle();
 	if (save_applied(work, n))
 		progress = true;
 	kmd_xact_commit(cxt);

@@ -27,6 +27,7 @@ char	   *kmd_database = NULL;
 int			kmd_workers = 0;
 int			kmd_n_workers = 1;
 int			kmd_max_partitions = 1024;
+int			kmd_max_leases = 4096;
 int			kmd_election_timeout = 1000;
 int			kmd_heartbeat_interval = 100;
 int			kmd_propose_timeout = 10000;
@@ -94,6 +95,11 @@ kmd_define_gucs(void)
 	DefineCustomIntVariable("kommander.max_partitions",
 							"Largest number of partitions this node can hold.",
 							NULL, &kmd_max_partitions, 1024, 2, 65536,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("kommander.max_leases",
+							"Most leases a node holds when it grants another.",
+							"Checked by the node that proposes a grant; every node counts down up to twice as many at once.",
+							&kmd_max_leases, 4096, 1, 65536,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("kommander.election_timeout",
 							"Base Raft election timeout.",

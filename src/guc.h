@@ -28,6 +28,7 @@ extern int	kmd_balance_interval;	/* ms, 0: off */
 extern int	kmd_max_queued_proposals;
 extern int	kmd_request_retention;	/* ms */
 extern int	kmd_image_timeout;	/* ms, 0: without limit */
+extern int	kmd_max_leases;
 
 extern void kmd_define_gucs(void);
 

@@ -41,6 +41,7 @@
 
 #include "errcodes.h"
 #include "failure.h"
+#include "guc.h"
 #include "keyrange.h"
 #include "lease.h"
 #include "plans.h"
@@ -177,13 +178,21 @@ kmd_lease_grant(PG_FUNCTION_ARGS)
 		want = kmd_route_key(key, strlen(key), &generation, &state, &leader);
 	}
 	kmd_require_member();
-	if (kmd_lease_clock_held() >= KMD_MAX_LEASES)
+
+	/*
+	 * The limit is checked here, by the proposing node, never when a grant
+	 * is applied: how many leases a node holds at an entry of one partition
+	 * depends on how far it applied the others.  Grants proposed at once
+	 * through several nodes may pass it (lease_clock.c counts down twice
+	 * as many, and the rest as room comes).
+	 */
+	if (kmd_lease_clock_held() >= kmd_max_leases)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("too many leases"),
-				 errdetail("This node holds %d leases; a cluster holds at most %d at once.",
-						   kmd_lease_clock_held(), KMD_MAX_LEASES),
-				 errhint("Revoke the leases no longer used, or share one lease among the rows of a client.")));
+				 errdetail("This node holds %d leases; kommander.max_leases is %d.",
+						   kmd_lease_clock_held(), kmd_max_leases),
+				 errhint("Revoke the leases no longer used, share one lease among the rows of a client, or raise kommander.max_leases on every node.")));
 
 	/* a random id, one of the wanted partition's if a key was given */
 	for (int tries = 0; id == 0; tries++)

@@ -24,29 +24,21 @@
 struct KmdGroup;
 struct RowCommand;
 
-/*
- * The most leases a node holds when it grants another: checked by the
- * proposing node, before the grant is proposed, never when it is applied
- * (how many leases a node holds at an entry of one partition depends on
- * how far it applied the others).  Grants proposed at once through
- * several nodes may pass it: each node counts down up to
- * KMD_LEASE_SLOTS leases.
- */
-#define KMD_MAX_LEASES 4096
-#define KMD_LEASE_SLOTS (2 * KMD_MAX_LEASES)
-
 /* The key-hash of lease `id': the partition that owns it. */
 extern int64 kmd_lease_hash(int64 id);
 
 /*
  * This node's countdown (lease_clock.c), as the apply worker applies
  * entries: a grant or keepalive at log index `index' restarts it for the
- * whole TTL; a lease that ended is forgotten; rows of an ended lease left
+ * whole TTL; a lease that ended is forgotten; at the end of the
+ * transaction, leases that found no room take the room freed (SPI
+ * connected); rows of an ended lease left
  * where `hash' routes are noted, and forgotten once dropped in [lo, hi].
  */
 extern void kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index);
 extern void kmd_lease_clock_merged(int64 lo, bool hi_null, int64 hi);
 extern void kmd_lease_clock_forget(int64 id);
+extern void kmd_lease_clock_settle(void);
 extern int	kmd_lease_clock_held(void);
 extern void kmd_lease_clock_orphan(int64 id, int64 hash);
 extern void kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi);

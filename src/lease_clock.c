@@ -17,6 +17,13 @@
  * before the expiry always wins.  No node ever deletes anything on its own
  * clock: only committed entries do.
  *
+ * Room.  Shared memory counts down twice kommander.max_leases leases (the
+ * limit is the proposing node's, and grants through several nodes at
+ * once may pass it).  A lease that finds no room waits in
+ * kommander.lease_state only, and gets a slot, with its whole TTL from
+ * then, at the end of an apply transaction that finds one free
+ * (kmd_lease_clock_settle): it expires late, never early.
+ *
  * Splits.  A lease and the rows attached to it start in one partition; a
  * split may then part them.  The entry that ends the lease deletes the
  * rows of its own partition and notes, on each node, the lease and the
@@ -87,20 +94,36 @@ typedef struct LeaseTable
 	LWLock	   *lock;
 	pg_atomic_uint32 count;		/* slots and orphans in use */
 	bool		orphans_left_out;	/* notes that found no free orphan */
+	bool		slots_left_out; /* leases that found no free slot */
 	int			slots_used;		/* the slots in use are among the first
 								 * slots_used: scans stop there */
-	LeaseSlot	slots[KMD_LEASE_SLOTS];
 	LeaseOrphan orphans[LEASE_ORPHANS];
+	LeaseSlot	slots[FLEXIBLE_ARRAY_MEMBER];	/* lease_slots() of them */
 } LeaseTable;
 
 static LeaseTable *leases = NULL;
 
+static void load_left_out(void);
+
 PG_FUNCTION_INFO_V1(kmd_lease_countdown);
+
+/* How many leases this node counts down at once. */
+static int
+lease_slots(void)
+{
+	return 2 * kmd_max_leases;
+}
+
+static Size
+lease_table_size(void)
+{
+	return add_size(offsetof(LeaseTable, slots), mul_size(lease_slots(), sizeof(LeaseSlot)));
+}
 
 void
 kmd_lease_shmem_request(void)
 {
-	RequestAddinShmemSpace(sizeof(LeaseTable));
+	RequestAddinShmemSpace(lease_table_size());
 	RequestNamedLWLockTranche("kommander leases", 1);
 }
 
@@ -110,10 +133,10 @@ kmd_lease_shmem_startup(void)
 	bool		found;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	leases = ShmemInitStruct("kommander leases", sizeof(LeaseTable), &found);
+	leases = ShmemInitStruct("kommander leases", lease_table_size(), &found);
 	if (!found)
 	{
-		memset(leases, 0, sizeof(LeaseTable));
+		memset(leases, 0, lease_table_size());
 		leases->lock = &(GetNamedLWLockTranche("kommander leases"))->lock;
 		pg_atomic_init_u32(&leases->count, 0);
 	}
@@ -129,7 +152,10 @@ kmd_lease_hash(int64 id)
 	return kmd_hash_key(text, strlen(text));
 }
 
-/* The slot of lease `id', or a free one (NULL if none); lock held. */
+/*
+ * The slot of lease `id', or a free one (NULL if none, and the lease is
+ * left out); lock held.
+ */
 static LeaseSlot *
 slot_for(int64 id, bool create)
 {
@@ -144,10 +170,13 @@ slot_for(int64 id, bool create)
 	}
 	if (!create)
 		return NULL;
-	if (free_slot == NULL && leases->slots_used < KMD_LEASE_SLOTS)
+	if (free_slot == NULL && leases->slots_used < lease_slots())
 		free_slot = &leases->slots[leases->slots_used++];
 	if (free_slot == NULL)
+	{
+		leases->slots_left_out = true;
 		return NULL;
+	}
 	free_slot->id = id;
 	free_slot->hash = kmd_lease_hash(id);
 	pg_atomic_fetch_add_u32(&leases->count, 1);
@@ -253,6 +282,29 @@ kmd_lease_clock_forget(int64 id)
 }
 
 /*
+ * The apply worker, after the entries of its transaction: if leases wait
+ * for a slot and one is free, they take the free ones (load_left_out).
+ * Outside every entry, so that an error here is the node's, never an
+ * entry's outcome.  SPI connected.
+ */
+void
+kmd_lease_clock_settle(void)
+{
+	bool		due = false;
+
+	LWLockAcquire(leases->lock, LW_SHARED);
+	if (leases->slots_left_out)
+	{
+		due = leases->slots_used < lease_slots();
+		for (int i = 0; i < leases->slots_used && !due; i++)
+			due = leases->slots[i].id == 0;
+	}
+	LWLockRelease(leases->lock);
+	if (due)
+		load_left_out();
+}
+
+/*
  * Rows of ended lease `id' are left where `hash' routes.  A note that
  * finds every orphan in use is kept in kommander.lease_orphans only, and
  * read from there once drops free some (load_orphans).
@@ -333,12 +385,38 @@ kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi)
 }
 
 static int
+int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int
 slot_id_cmp(const void *a, const void *b)
 {
 	int64		x = ((const LeaseSlot *) a)->id;
 	int64		y = ((const LeaseSlot *) b)->id;
 
 	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * A slot for a row (id, ttl_ms, renewed_idx) of kommander.lease_state,
+ * counted down from `now' for its whole TTL.
+ */
+static void
+fill_slot(LeaseSlot *s, HeapTuple tup, TupleDesc desc, TimestampTz now)
+{
+	bool		isnull;
+
+	memset(s, 0, sizeof(*s));
+	s->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	s->hash = kmd_lease_hash(s->id);
+	s->ttl_ms = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+	s->renewed_idx = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	s->deadline = TimestampTzPlusMilliseconds(now, s->ttl_ms);
 }
 
 /*
@@ -352,48 +430,105 @@ void
 kmd_leases_load(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	bool		isnull;
 	LeaseSlot  *old;
 	int			n_old = 0;
+	int			used = 0;
 
 	kmd_lease_rows_forget();
 	if (SPI_execute("SELECT id, ttl_ms, renewed_idx FROM kommander.lease_state",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.lease_state");
-	old = palloc(sizeof(LeaseSlot) * KMD_LEASE_SLOTS);
+	old = palloc(sizeof(LeaseSlot) * lease_slots());
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < leases->slots_used; i++)
 		if (leases->slots[i].id != 0)
 			old[n_old++] = leases->slots[i];
 	qsort(old, n_old, sizeof(LeaseSlot), slot_id_cmp);
-	memset(leases->slots, 0, sizeof(leases->slots));
+	memset(leases->slots, 0, sizeof(LeaseSlot) * lease_slots());
 	memset(leases->orphans, 0, sizeof(leases->orphans));
 	pg_atomic_write_u32(&leases->count, 0);
-	leases->slots_used = (int) Min(SPI_processed, KMD_LEASE_SLOTS);
-	for (uint64 i = 0; i < SPI_processed && i < KMD_LEASE_SLOTS; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		LeaseSlot  *s = &leases->slots[i];
-		LeaseSlot  *was;
 
-		s->id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-		s->hash = kmd_lease_hash(s->id);
-		s->ttl_ms = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-		s->renewed_idx = (uint64) DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
-		s->deadline = TimestampTzPlusMilliseconds(now, s->ttl_ms);
-		was = bsearch(s, old, n_old, sizeof(LeaseSlot), slot_id_cmp);
-		if (was != NULL && was->renewed_idx == s->renewed_idx)
+	/*
+	 * Those counted already first: with more leases than room, a lease
+	 * keeps its slot, and one left out stays out.
+	 */
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64 i = 0; i < SPI_processed && used < lease_slots(); i++)
 		{
-			s->deadline = was->deadline;
-			s->proposed = was->proposed;
+			LeaseSlot	row;
+			LeaseSlot  *was;
+
+			fill_slot(&row, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, now);
+			was = bsearch(&row, old, n_old, sizeof(LeaseSlot), slot_id_cmp);
+			if ((was != NULL) != (pass == 0))
+				continue;
+			if (was != NULL && was->renewed_idx == row.renewed_idx)
+			{
+				row.deadline = was->deadline;
+				row.proposed = was->proposed;
+			}
+			leases->slots[used++] = row;
+			pg_atomic_fetch_add_u32(&leases->count, 1);
 		}
-		pg_atomic_fetch_add_u32(&leases->count, 1);
-	}
+	leases->slots_used = used;
+	leases->slots_left_out = SPI_processed > (uint64) used;
 	LWLockRelease(leases->lock);
 	pfree(old);
 
 	/* the rows ended leases left elsewhere, as this node noted them */
 	load_orphans();
+}
+
+/*
+ * Slots came free while leases waited for one: the leases of
+ * kommander.lease_state without a slot take them, each counted down from
+ * now for its whole TTL.  SPI connected.
+ */
+static void
+load_left_out(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64	   *counted;
+	int			n_counted = 0;
+	int			next = 0;
+
+	/* not read-only: the leases this transaction ended must be gone */
+	if (SPI_execute("SELECT id, ttl_ms, renewed_idx FROM kommander.lease_state",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.lease_state");
+	/* only the apply worker, this process, gives leases slots */
+	counted = palloc(sizeof(int64) * lease_slots());
+	LWLockAcquire(leases->lock, LW_SHARED);
+	for (int i = 0; i < leases->slots_used; i++)
+		if (leases->slots[i].id != 0)
+			counted[n_counted++] = leases->slots[i].id;
+	LWLockRelease(leases->lock);
+	qsort(counted, n_counted, sizeof(int64), int64_cmp);
+
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	leases->slots_left_out = false;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		LeaseSlot	row;
+
+		fill_slot(&row, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, now);
+		if (bsearch(&row.id, counted, n_counted, sizeof(int64), int64_cmp) != NULL)
+			continue;
+		/* the next free slot: one pass over them for all the rows */
+		while (next < leases->slots_used && leases->slots[next].id != 0)
+			next++;
+		if (next >= lease_slots())
+		{
+			leases->slots_left_out = true;
+			break;
+		}
+		if (next == leases->slots_used)
+			leases->slots_used++;
+		leases->slots[next] = row;
+		pg_atomic_fetch_add_u32(&leases->count, 1);
+	}
+	LWLockRelease(leases->lock);
+	pfree(counted);
 }
 
 /* ------------------------------------------------------------------------
