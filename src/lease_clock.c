@@ -215,6 +215,9 @@ kmd_lease_countdown(PG_FUNCTION_ARGS)
 	TimestampTz deadline = 0;
 	LeaseSlot  *s;
 
+	/* kommander not preloaded here: nothing counts down */
+	if (leases == NULL)
+		PG_RETURN_NULL();
 	LWLockAcquire(leases->lock, LW_SHARED);
 	s = slot_for(id, false);
 	if (s != NULL)

@@ -89,4 +89,14 @@ is(grant_at_once(6, '1 s'), 6, 'six grants of a second are applied');
 ok($n1->poll_query_until('postgres', 'SELECT count(*) = 0 FROM kommander.lease_state'),
 	'every lease expires');
 
+# A server that does not preload kommander counts nothing down: a session
+# that loaded it as the output plugin of a logical slot (which needs no
+# preloading) reads the leases view without a countdown.
+$n1->safe_psql('postgres', "SELECT kmd_lease_grant('1 h')");
+$n1->append_conf('postgresql.conf', "shared_preload_libraries = ''\nwal_level = logical\n");
+$n1->restart;
+KmdTest::allow_feed([$n1]);
+is($n1->safe_psql('postgres', "SELECT 'slot' FROM pg_create_logical_replication_slot('feed', 'kommander'); $counted_sql"),
+	"slot\n1 held, 0 counted", 'a session that loaded kommander as a plugin sees no countdown');
+
 done_testing();
