@@ -248,8 +248,15 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 		 */
 		kmd_feed_mark_entry(ctx->partition_id, ctx->index, ctx->term);
 		kmd_failures_watch(&errcb);
+		kmd_rows_forget_deferred();
 		changed = run_command(cmd, ctx, clear, &out->applied, &result);
-		/* a deferred constraint is the command's, not the iteration's */
+
+		/*
+		 * A deferred constraint is the command's, not the iteration's; it
+		 * fires as the role that queued it (whatever is left was queued by
+		 * kommander's own writes).
+		 */
+		kmd_rows_fire_deferred();
 		AfterTriggerFireDeferred();
 		AtEOXact_GUC(false, nest);
 		kmd_failures_unwatch(&errcb);

@@ -22,10 +22,12 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/uuid.h"
 
 #include "apply.h"
 #include "errcodes.h"
+#include "identity.h"
 #include "shmem.h"
 
 typedef struct NodeRow
@@ -175,12 +177,19 @@ read_catalog(Catalog *cat, MemoryContext cxt)
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			nest;
 
+	/*
+	 * Nor is the caller's search_path its statements': a schema of the
+	 * caller's ahead of pg_catalog would hand them its operators.
+	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nest = kmd_safe_search_path();
 	PG_TRY();
 	{
 		read_rows(cat, cxt);
+		AtEOXact_GUC(true, nest);
 	}
 	PG_FINALLY();
 	{

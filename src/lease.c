@@ -42,6 +42,7 @@
 #include "errcodes.h"
 #include "failure.h"
 #include "guc.h"
+#include "identity.h"
 #include "keyrange.h"
 #include "lease.h"
 #include "plans.h"
@@ -298,23 +299,23 @@ delete_row(const char *tbl, const char *pk_text)
 	char	   *sql = psprintf("DELETE FROM %s AS t USING %s WHERE %s", tbl,
 							   kmd_rows_record(relid, pk, 1, "k"),
 							   kmd_rows_columns_match(relid, pk, "k", false));
-	Oid			save_userid;
-	int			save_sec;
+	KmdRoleSaved saved;
+	volatile bool done = false;
 	volatile bool save_user_command = kmd_apply_range.user_command;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(table_owner(relid), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kmd_role_enter(&saved, table_owner(relid));
 	kmd_apply_range.user_command = true;
 	PG_TRY();
 	{
 		(void) exec(sql, 1, types, values, SPI_OK_DELETE);
 		/* a deferred constraint decides now, while the row can still stay */
 		AfterTriggerFireDeferred();
+		done = true;
 	}
 	PG_FINALLY();
 	{
 		kmd_apply_range.user_command = save_user_command;
-		SetUserIdAndSecContext(save_userid, save_sec);
+		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
 }
@@ -682,8 +683,8 @@ kmd_lease_track(RowCommand *c, const char *key)
 	Oid			types[4] = {JSONBOID, TEXTOID, TEXTOID, INT8OID};
 	Datum		values[4];
 	volatile bool save = kmd_apply_range.user_command;
-	Oid			save_userid;
-	int			save_sec;
+	KmdRoleSaved saved;
+	volatile bool done = false;
 	bool		isnull;
 
 	if (!attach && !detach)
@@ -714,8 +715,7 @@ kmd_lease_track(RowCommand *c, const char *key)
 	 * domain's check).  The command wrote the row with these values
 	 * already, so reading them cannot fail where the command did not.
 	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(c->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kmd_role_enter(&saved, c->owner);
 	PG_TRY();
 	{
 		(void) exec(psprintf("SELECT %s FROM pg_catalog.jsonb_to_record($1) AS r (%s)",
@@ -723,10 +723,11 @@ kmd_lease_track(RowCommand *c, const char *key)
 					1, types, values, SPI_OK_SELECT);
 		values[0] = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
 							  false, -1);
+		done = true;
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
 

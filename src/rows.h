@@ -70,4 +70,13 @@ extern void kmd_rows_apply(Jsonb *command, const char *key,
 						   const KmdApplyContext *ctx, bool *applied,
 						   StringInfo result);
 
+/*
+ * The deferred triggers the row commands of an entry queued fire as the
+ * role that ran them (the table's owner), never as the apply worker:
+ * call kmd_rows_fire_deferred when the entry's commands are done, and
+ * kmd_rows_forget_deferred before an entry begins.
+ */
+extern void kmd_rows_fire_deferred(void);
+extern void kmd_rows_forget_deferred(void);
+
 #endif							/* KOMMANDER_ROWS_H */

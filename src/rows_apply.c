@@ -35,6 +35,7 @@
 #include "utils/typcache.h"
 
 #include "errcodes.h"
+#include "identity.h"
 #include "lease.h"
 #include "plans.h"
 #include "rows.h"
@@ -289,23 +290,23 @@ current_row(RowCommand *c, StringInfo current)
 							   c->qualname, kmd_rows_record(c->relid, c->key, 1, "k"),
 							   key_match(c));
 	char	   *volatile text = NULL;
-	Oid			save_userid;
-	int			save_sec;
+	KmdRoleSaved saved;
+	volatile bool done = false;
 
 	/*
 	 * As the table's owner, as the command ran: reading the row may run the
 	 * owner's code (a domain's check, an output function).
 	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(c->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kmd_role_enter(&saved, c->owner);
 	PG_TRY();
 	{
 		if (run(sql, 1, args) == 1)
 			text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		done = true;
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
 	resetStringInfo(current);
@@ -544,6 +545,32 @@ apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 }
 
 /*
+ * The role whose commands queued the deferred triggers not yet fired: they
+ * fire as that role when a command of another one comes, or when the entry
+ * ends (kmd_rows_fire_deferred).  So the commands of a batch whose tables
+ * have one owner check their deferred constraints together at its end, as
+ * in one transaction, and no trigger fires as the apply worker's
+ * superuser.
+ */
+static Oid	deferred_role = InvalidOid;
+
+void
+kmd_rows_fire_deferred(void)
+{
+	Oid			role = deferred_role;
+
+	deferred_role = InvalidOid;
+	if (OidIsValid(role))
+		kmd_fire_deferred_as(role);
+}
+
+void
+kmd_rows_forget_deferred(void)
+{
+	deferred_role = InvalidOid;
+}
+
+/*
  * Run one command, not a batch, with the privileges of the table's owner
  * (an applier's function's owner); see apply_row and apply_call.  `result'
  * gets a call's result, or the row as it is when a condition did not hold.
@@ -551,16 +578,17 @@ apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 static bool
 apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, StringInfo result)
 {
-	Oid			save_userid;
-	int			save_sec;
+	volatile Oid role = c->op == OP_CALL ? function_owner(c->fn) : c->owner;
+	KmdRoleSaved saved;
 	volatile bool applied = true;
+	volatile bool done = false;
 
 	/* the entry's time, decided by its proposer: the same on every node */
 	if (c->op == OP_UPDATE)
 		kmd_rows_fold_now_plus(c, ctx->proposed_at);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(c->op == OP_CALL ? function_owner(c->fn) : c->owner,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (deferred_role != role)
+		kmd_rows_fire_deferred();
+	kmd_role_enter(&saved, role);
 	PG_TRY();
 	{
 		SPI_connect();
@@ -569,10 +597,12 @@ apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, Strin
 		else
 			applied = apply_row(c, strict, pos, result);
 		SPI_finish();
+		deferred_role = role;
+		done = true;
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
 	/* which lease holds the row (as the apply worker's role: its tables) */

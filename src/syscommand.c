@@ -20,6 +20,7 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -30,6 +31,7 @@
 
 #include "errcodes.h"
 #include "guc.h"
+#include "identity.h"
 #include "lease.h"
 #include "raft/raft.h"
 #include "storage.h"
@@ -183,15 +185,15 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	Oid			save_userid;
-	int			save_sec;
+	Oid			roleid = InvalidOid;
+	KmdRoleSaved saved;
+	volatile bool done = false;
 	volatile int rc;
 	List	   *leased = leased_tables();
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
 	if (role != NULL)
 	{
-		Oid			roleid = get_role_oid(role, true);
+		roleid = get_role_oid(role, true);
 
 		if (!OidIsValid(roleid))
 			ereport(ERROR,
@@ -199,21 +201,26 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 					 errmsg("role \"%s\", which called kmd_ddl, does not exist on this node", role),
 					 errdetail("kmd_ddl runs its statement as the role that called it."),
 					 errhint("Create the roles that call kmd_ddl on every node, with the same privileges.")));
-
-		/*
-		 * As the caller, with its privileges and no more; SET ROLE and SET
-		 * SESSION AUTHORIZATION are refused in the statement, which would
-		 * otherwise reach any role through the apply worker's superuser.
-		 */
-		SetUserIdAndSecContext(roleid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	}
+
+	/*
+	 * As the caller, with its privileges and no more; SET ROLE and SET
+	 * SESSION AUTHORIZATION are refused in the statement, which would
+	 * otherwise reach any role through the apply worker's superuser.  Its
+	 * deferred triggers fire as the caller too, and what it set (SET
+	 * search_path) is undone before the worker's own statements.
+	 */
+	kmd_role_enter(&saved, roleid);
 	PG_TRY();
 	{
 		rc = SPI_execute(sql, false, 0);
+		if (rc >= 0)
+			AfterTriggerFireDeferred();
+		done = true;
 	}
 	PG_FINALLY();
 	{
-		SetUserIdAndSecContext(save_userid, save_sec);
+		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
 	if (rc < 0)

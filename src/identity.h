@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * identity.h
+ *	  Running user code (triggers, defaults, appliers, kmd_ddl statements)
+ *	  from a worker whose own role is a superuser: as the role it belongs
+ *	  to, with the settings it changes undone when it is done, so that
+ *	  nothing of it carries over into what the worker runs as itself.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/identity.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef KOMMANDER_IDENTITY_H
+#define KOMMANDER_IDENTITY_H
+
+typedef struct KmdRoleSaved
+{
+	Oid			userid;
+	int			sec_context;
+	int			nest;			/* GUC nest level of the user code */
+} KmdRoleSaved;
+
+/* Become `role' (InvalidOid: stay) for user code; `saved' says who we were. */
+extern void kmd_role_enter(KmdRoleSaved *saved, Oid role);
+
+/*
+ * Back to the role saved.  `done': the user code finished, and the settings
+ * it changed (search_path, ...) are undone here; after an error, the
+ * (sub)transaction's abort undoes them.
+ */
+extern void kmd_role_leave(const KmdRoleSaved *saved, bool done);
+
+/*
+ * Fire the deferred triggers queued so far as `role', as kmd_role_enter
+ * does: user code, never the worker's superuser.
+ */
+extern void kmd_fire_deferred_as(Oid role);
+
+/*
+ * A search_path of pg_catalog and pg_temp only, for the worker's or a
+ * superuser's own statements run in a session whose search_path the user
+ * chose; returns the GUC nest level for AtEOXact_GUC(true, level).
+ */
+extern int	kmd_safe_search_path(void);
+
+#endif							/* KOMMANDER_IDENTITY_H */
