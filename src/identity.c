@@ -22,11 +22,26 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 
 #include "identity.h"
+
+Oid
+kmd_rel_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
 
 void
 kmd_role_enter(KmdRoleSaved *saved, Oid role)

@@ -22,6 +22,9 @@ typedef struct KmdRoleSaved
 	int			nest;			/* GUC nest level of the user code */
 } KmdRoleSaved;
 
+/* The owner of relation `relid'. */
+extern Oid	kmd_rel_owner(Oid relid);
+
 /* Become `role' (InvalidOid: stay) for user code; `saved' says who we were. */
 extern void kmd_role_enter(KmdRoleSaved *saved, Oid role);
 

@@ -271,19 +271,6 @@ exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 	return SPI_processed;
 }
 
-static Oid
-table_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 /*
  * Delete the row of table `tbl' whose primary key is `pk_text' (jsonb), as
  * a row command deletes it: as the table's owner, whose triggers write
@@ -303,7 +290,7 @@ delete_row(const char *tbl, const char *pk_text)
 	volatile bool done = false;
 	volatile bool save_user_command = kmd_apply_range.user_command;
 
-	kmd_role_enter(&saved, table_owner(relid));
+	kmd_role_enter(&saved, kmd_rel_owner(relid));
 	kmd_apply_range.user_command = true;
 	PG_TRY();
 	{

@@ -71,6 +71,7 @@
 #include "errcodes.h"
 #include "events.h"
 #include "guc.h"
+#include "identity.h"
 #include "lease.h"
 #include "remote.h"
 #include "shmem.h"
@@ -565,57 +566,19 @@ next_copy_result(PGconn *conn, const char *name)
 }
 
 /*
- * Replace one control table's rows in the range by the peer's, streamed
- * through COPY, and check them against the manifest; the peer's notes of
- * ended leases are added to this node's instead (lease_notes).  Only the
- * tables of `relids' (image_tables), each once: `seen' marks them.
+ * install_rows's part that runs the owner's code: the table's rows in the
+ * range deleted, and the peer's copied in.
  */
 static void
-install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
-			 Oid *relids, bool *seen, int n_tables)
+clear_and_copy(PGconn *conn, Oid relid, const char *name, const char *filter)
 {
-	const char *name = need_text(table, "table");
-	Oid			relid;
-	int			t = 0;
-	Datum		kept[2];		/* lease_notes: this node's, as arrays */
-	bool		keep = false;
-	char	   *filter;
 	StringInfoData cols;
 	List	   *names;
 	Relation	rel;
 	ParseState *pstate;
 	CopyFromState cstate;
 	PGresult   *res;
-	int64		count;
-	char	   *sum;
 
-	relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(name)));
-	while (t < n_tables && relids[t] != relid)
-		t++;
-	if (t == n_tables || seen[t])
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("malformed image manifest: it lists %s %s", name,
-						t == n_tables ? "which is no control table here" : "twice")));
-	seen[t] = true;
-	filter = range_filter(relid, lo, hi_null, hi);
-	if (lease_notes(relid))
-	{
-		bool		isnull;
-
-		if (SPI_execute(psprintf("SELECT pg_catalog.array_agg(lease), pg_catalog.array_agg(key_hash) "
-								 "FROM kommander.lease_orphans WHERE %s", filter),
-						true, 0) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not read kommander.lease_orphans");
-		kept[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		kept[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (!isnull)
-		{
-			kept[0] = datumCopy(kept[0], false, -1);
-			kept[1] = datumCopy(kept[1], false, -1);
-			keep = true;
-		}
-	}
 	if (SPI_execute(psprintf("DELETE FROM %s WHERE %s", qualified_name(relid), filter),
 					false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not clear the range of %s", name);
@@ -662,6 +625,73 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 	if (copy_buf != NULL)
 		PQfreemem(copy_buf);
 	copy_buf = NULL;
+}
+
+/*
+ * Replace one control table's rows in the range by the peer's, streamed
+ * through COPY, and check them against the manifest; the peer's notes of
+ * ended leases are added to this node's instead (lease_notes).  Only the
+ * tables of `relids' (image_tables), each once: `seen' marks them.
+ */
+static void
+install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
+			 Oid *relids, bool *seen, int n_tables)
+{
+	const char *name = need_text(table, "table");
+	Oid			relid;
+	int			t = 0;
+	Datum		kept[2];		/* lease_notes: this node's, as arrays */
+	bool		keep = false;
+	char	   *volatile filter;
+	KmdRoleSaved saved;
+	volatile bool done = false;
+	PGresult   *res;
+	int64		count;
+	char	   *sum;
+
+	relid = DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(name)));
+	while (t < n_tables && relids[t] != relid)
+		t++;
+	if (t == n_tables || seen[t])
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("malformed image manifest: it lists %s %s", name,
+						t == n_tables ? "which is no control table here" : "twice")));
+	seen[t] = true;
+	filter = range_filter(relid, lo, hi_null, hi);
+	if (lease_notes(relid))
+	{
+		bool		isnull;
+
+		if (SPI_execute(psprintf("SELECT pg_catalog.array_agg(lease), pg_catalog.array_agg(key_hash) "
+								 "FROM kommander.lease_orphans WHERE %s", filter),
+						true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read kommander.lease_orphans");
+		kept[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		kept[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+		{
+			kept[0] = datumCopy(kept[0], false, -1);
+			kept[1] = datumCopy(kept[1], false, -1);
+			keep = true;
+		}
+	}
+	/*
+	 * As the table's owner: what the delete and the copy run of the
+	 * owner's (a trigger enabled ALWAYS, a domain's check) has its
+	 * privileges, never the apply worker's.
+	 */
+	kmd_role_enter(&saved, kmd_rel_owner(relid));
+	PG_TRY();
+	{
+		clear_and_copy(conn, relid, name, filter);
+		done = true;
+	}
+	PG_FINALLY();
+	{
+		kmd_role_leave(&saved, done);
+	}
+	PG_END_TRY();
 
 	/* the COPY's own result, read without blocking interrupts */
 	for (;;)
@@ -699,6 +729,33 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 								  2, types, kept, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not keep the notes of kommander.lease_orphans");
 	}
+}
+
+/*
+ * Delete the rows of control table `relid' in [lo, hi], as its owner: its
+ * triggers enabled ALWAYS run, with the owner's privileges.
+ */
+static void
+clear_range(Oid relid, int64 lo, int64 hi)
+{
+	KmdRoleSaved saved;
+	volatile bool done = false;
+	char	   *sql = psprintf("DELETE FROM %s WHERE kommander.key_hash((%s)::text) BETWEEN "
+							   INT64_FORMAT " AND " INT64_FORMAT,
+							   qualified_name(relid), routing_column(relid), lo, hi);
+
+	kmd_role_enter(&saved, kmd_rel_owner(relid));
+	PG_TRY();
+	{
+		if (SPI_execute(sql, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not clear rows of %s", qualified_name(relid));
+		done = true;
+	}
+	PG_FINALLY();
+	{
+		kmd_role_leave(&saved, done);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -768,15 +825,7 @@ kmd_image_clear(List *partitions)
 	{
 		kmd_feed_mark_cleared(ids[p], index[p], term[p]);
 		for (int i = 0; i < n_tables; i++)
-		{
-			const char *col = routing_column(relids[i]);
-
-			if (SPI_execute(psprintf("DELETE FROM %s WHERE kommander.key_hash((%s)::text) BETWEEN "
-									 INT64_FORMAT " AND " INT64_FORMAT,
-									 qualified_name(relids[i]), col, lo[p], hi[p]),
-							false, 0) != SPI_OK_DELETE)
-				elog(ERROR, "could not clear rows of %s", qualified_name(relids[i]));
-		}
+			clear_range(relids[i], lo[p], hi[p]);
 	}
 	AtEOXact_GUC(true, nest);
 }

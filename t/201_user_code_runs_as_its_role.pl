@@ -4,7 +4,8 @@
 #   its caller.  What that code leaves behind must not run as the
 #   superuser: the deferred triggers it queued fire as that role (alone in
 #   an entry, and in a batch), and a search_path it set does not reach the
-#   worker's own statements.  Nor does a caller's search_path reach the
+#   worker's own statements.  A trigger enabled ALWAYS runs as the owner
+#   where an image is copied in.  Nor does a caller's search_path reach the
 #   statements a backend runs as the superuser to read the catalog.  Each
 #   piece of user code here tells who runs it by raising an error.
 #
@@ -19,9 +20,11 @@ use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use KmdTest;
 
-my ($n1) = KmdTest::new_cluster(1);
+# a short log: a node that joins takes partition 1 from an image
+my ($n1) = KmdTest::new_cluster(1, conf => "kommander.snapshot_threshold = 100\n");
 my $super = $n1->safe_psql('postgres', 'SELECT current_user');
 $n1->safe_psql('postgres', q{
 CREATE ROLE alice;
@@ -67,6 +70,33 @@ is($n1->safe_psql('postgres', q{SELECT count(*) FROM pg_operator o JOIN pg_names
 	WHERE n.nspname = 'app'}), '1', 'and the statement ran');
 is(fails_as_alice(q{SELECT kmd_propose('c', '{"op": "insert", "table": "app.t", "row": {"k": "c", "v": "x"}}')}),
 	'no error', 'a row command after it runs');
+
+# A trigger enabled ALWAYS runs where an image's rows are copied in (as
+# a replica would): a node joining takes partition 1 from an image of it,
+# and the trigger refuses to be copied there, telling who runs it
+$n1->safe_psql('postgres', q{
+SET ROLE alice;
+SELECT kmd_ddl($$CREATE FUNCTION app.copied() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN IF pg_catalog.current_setting(''session_replication_role'') = ''replica'' THEN
+     RAISE EXCEPTION ''run as %'', current_user; END IF; RETURN NULL; END'$$);
+SELECT kmd_ddl($$CREATE TRIGGER copied AFTER INSERT ON app.t FOR EACH ROW EXECUTE FUNCTION app.copied()$$);
+SELECT kmd_ddl($$ALTER TABLE app.t ENABLE ALWAYS TRIGGER copied$$);
+});
+KmdTest::create_kv($n1);
+ok(KmdTest::compact_past($n1, 1, 0), 'node1 compacted the log of partition 1');
+my $n3 = KmdTest::new_node('node3');
+$n3->safe_psql('postgres', 'CREATE ROLE alice');
+my $offset = -s $n3->logfile;
+my ($jout, $jerr) = ('', '');
+my $join = IPC::Run::start(
+	[ 'psql', '-X', '-A', '-t', '-d', $n3->connstr('postgres'), '-c',
+	  "SELECT kmd_join('node3', " . KmdTest::quote(KmdTest::conninfo($n3)) . ', '
+		. KmdTest::quote(KmdTest::conninfo($n1)) . ')' ],
+	'>', \$jout, '2>', \$jerr);
+ok($n3->wait_for_log(qr/run as \w+/, $offset), "the joining node's copy of the image ran the trigger");
+my ($who) = slurp_file($n3->logfile, $offset) =~ /run as (\w+)/;
+is($who, 'alice', "a trigger enabled ALWAYS runs as the table's owner where an image is copied in");
+$join->kill_kill;
 
 # A node that is no member but holds a catalog (one removed, or refused
 # after its timeline changed; here a node given a map by hand) reads it
