@@ -48,6 +48,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -215,15 +216,32 @@ static void
 range_digest(Oid relid, const char *filter, bool fresh, int64 *count, char **sum)
 {
 	bool		isnull;
-	int			nest = NewGUCNestLevel();
+	KmdRoleSaved saved;
+	volatile bool done = false;
+	char	   *sql = psprintf("SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text "
+							   "FROM %s t WHERE %s", qualified_name(relid), filter);
 
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_execute(psprintf("SELECT pg_catalog.count(*), coalesce(pg_catalog.sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text "
-							 "FROM %s t WHERE %s", qualified_name(relid), filter),
-					!fresh, 0) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read the rows of %s", qualified_name(relid));
-	AtEOXact_GUC(true, nest);
+	/*
+	 * As the table's owner: the casts to text may be the owner's (a cast
+	 * from the table's row type, or from its key's type).
+	 */
+	kmd_role_enter(&saved, kmd_rel_owner(relid));
+	PG_TRY();
+	{
+		int			nest = NewGUCNestLevel();
+
+		(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		if (SPI_execute(sql, !fresh, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the rows of %s", qualified_name(relid));
+		AtEOXact_GUC(true, nest);
+		done = true;
+	}
+	PG_FINALLY();
+	{
+		kmd_role_leave(&saved, done);
+	}
+	PG_END_TRY();
 	*count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	*sum = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 }
@@ -685,6 +703,8 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 	PG_TRY();
 	{
 		clear_and_copy(conn, relid, name, filter);
+		/* and its deferred ones, as it */
+		AfterTriggerFireDeferred();
 		done = true;
 	}
 	PG_FINALLY();
@@ -733,7 +753,8 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 
 /*
  * Delete the rows of control table `relid' in [lo, hi], as its owner: its
- * triggers enabled ALWAYS run, with the owner's privileges.
+ * triggers enabled ALWAYS run, deferred ones too, with the owner's
+ * privileges.
  */
 static void
 clear_range(Oid relid, int64 lo, int64 hi)
@@ -749,6 +770,8 @@ clear_range(Oid relid, int64 lo, int64 hi)
 	{
 		if (SPI_execute(sql, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not clear rows of %s", qualified_name(relid));
+		/* and its deferred ones, as it */
+		AfterTriggerFireDeferred();
 		done = true;
 	}
 	PG_FINALLY();

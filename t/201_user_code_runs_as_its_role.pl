@@ -96,6 +96,37 @@ my $join = IPC::Run::start(
 ok($n3->wait_for_log(qr/run as \w+/, $offset), "the joining node's copy of the image ran the trigger");
 my ($who) = slurp_file($n3->logfile, $offset) =~ /run as (\w+)/;
 is($who, 'alice', "a trigger enabled ALWAYS runs as the table's owner where an image is copied in");
+
+# the node tries the image again: with a deferred trigger instead, and
+# then with a cast of the table's rows to text, which the images' row
+# checksums use on both sides
+$offset = -s $n3->logfile;
+$n1->safe_psql('postgres', q{
+SET ROLE alice;
+SELECT kmd_ddl($$DROP TRIGGER copied ON app.t$$);
+SELECT kmd_ddl($$CREATE FUNCTION app.copied_later() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN IF pg_catalog.current_setting(''session_replication_role'') = ''replica'' THEN
+     RAISE EXCEPTION ''run as % (deferred)'', current_user; END IF; RETURN NULL; END'$$);
+SELECT kmd_ddl($$CREATE CONSTRAINT TRIGGER copied_later AFTER INSERT ON app.t
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION app.copied_later()$$);
+SELECT kmd_ddl($$ALTER TABLE app.t ENABLE ALWAYS TRIGGER copied_later$$);
+});
+ok($n3->wait_for_log(qr/run as \w+ \(deferred\)/, $offset), 'the next try ran the deferred trigger');
+($who) = slurp_file($n3->logfile, $offset) =~ /run as (\w+) \(deferred\)/;
+is($who, 'alice', "so does one deferred");
+
+my $offset1 = -s $n1->logfile;
+$offset = -s $n3->logfile;
+$n1->safe_psql('postgres', q{
+SET ROLE alice;
+SELECT kmd_ddl($$DROP TRIGGER copied_later ON app.t$$);
+SELECT kmd_ddl($$CREATE FUNCTION app.t_text(app.t) RETURNS text LANGUAGE plpgsql AS
+  'BEGIN RAISE EXCEPTION ''run as % (cast)'', current_user; END'$$);
+SELECT kmd_ddl($$CREATE CAST (app.t AS text) WITH FUNCTION app.t_text(app.t)$$);
+});
+ok($n3->wait_for_log(qr/run as \w+ \(cast\)/, $offset), "the next try's checksum ran the cast");
+my @who = (slurp_file($n1->logfile, $offset1) . slurp_file($n3->logfile, $offset)) =~ /run as (\w+) \(cast\)/g;
+is(join(',', grep { $_ ne 'alice' } @who), '', "the cast runs as the table's owner on the sender and the receiver");
 $join->kill_kill;
 
 # A node that is no member but holds a catalog (one removed, or refused
