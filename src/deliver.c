@@ -43,6 +43,7 @@
 
 #include "apply.h"
 #include "errcodes.h"
+#include "identity.h"
 #include "serve.h"
 #include "shmem.h"
 #include "stats.h"
@@ -80,32 +81,7 @@ malformed(const char *detail)
 static void
 check_sender(const Kommander__Batch *b)
 {
-	const char *session = GetUserNameFromId(GetSessionUserId(), false);
-	char		expected[NAMEDATALEN] = "";
-	int32		owner = 0;
-
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < KMD_MAX_NODES; i++)
-	{
-		KmdNode    *node = &kmd_shared->nodes[i];
-
-		if (node->node_id == 0)
-			continue;
-		if (node->node_id == (int32) b->from_node)
-			strlcpy(expected, node->peer_role, sizeof(expected));
-		else if (strcmp(node->peer_role, session) == 0)
-			owner = node->node_id;
-	}
-	LWLockRelease(kmd_shared->lock);
-	if ((expected[0] != '\0' && strcmp(expected, session) != 0) || owner != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("role \"%s\" may not deliver batches from node %u", session, b->from_node),
-				 expected[0] != '\0' ?
-				 errdetail("The roster names role \"%s\" as the one node %u connects as.",
-						   expected, b->from_node) :
-				 errdetail("The roster names role \"%s\" as the one node %d connects as.",
-						   session, owner)));
+	kmd_check_peer_session(b->from_node, "deliver batches from");
 
 	for (size_t i = 0; i < b->n_messages; i++)
 	{

@@ -25,10 +25,12 @@
 #include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
+#include "storage/lwlock.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 
 #include "identity.h"
+#include "shmem.h"
 
 Oid
 kmd_rel_owner(Oid relid)
@@ -77,6 +79,37 @@ kmd_fire_deferred_as(Oid role)
 		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
+}
+
+void
+kmd_check_peer_session(uint32 node_id, const char *what)
+{
+	const char *session = GetUserNameFromId(GetSessionUserId(), false);
+	char		expected[NAMEDATALEN] = "";
+	int32		owner = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES; i++)
+	{
+		KmdNode    *node = &kmd_shared->nodes[i];
+
+		if (node->node_id == 0)
+			continue;
+		if (node->node_id == (int32) node_id)
+			strlcpy(expected, node->peer_role, sizeof(expected));
+		else if (strcmp(node->peer_role, session) == 0)
+			owner = node->node_id;
+	}
+	LWLockRelease(kmd_shared->lock);
+	if ((expected[0] != '\0' && strcmp(expected, session) != 0) || owner != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("role \"%s\" may not %s node %u", session, what, node_id),
+				 expected[0] != '\0' ?
+				 errdetail("The roster names role \"%s\" as the one node %u connects as.",
+						   expected, node_id) :
+				 errdetail("The roster names role \"%s\" as the one node %d connects as.",
+						   session, owner)));
 }
 
 int

@@ -42,6 +42,14 @@ extern void kmd_role_leave(const KmdRoleSaved *saved, bool done);
 extern void kmd_fire_deferred_as(Oid role);
 
 /*
+ * A peer's session may act for node `node_id' (28000 otherwise, the
+ * message saying it may not `what' that node): when the roster names a
+ * peer role for that node, only a session of that role may, and a session
+ * of the role the roster names for another node may act for no other.
+ */
+extern void kmd_check_peer_session(uint32 node_id, const char *what);
+
+/*
  * A search_path of pg_catalog and pg_temp only, for the worker's or a
  * superuser's own statements run in a session whose search_path the user
  * chose; returns the GUC nest level for AtEOXact_GUC(true, level).

@@ -333,6 +333,8 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("image asked for by node %d, which is not a member of this cluster",
 						to_node)));
+	/* the manifest holds the roster's conninfo: only for that node's role */
+	kmd_check_peer_session((uint32) to_node, "copy an image for");
 	if (!IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),

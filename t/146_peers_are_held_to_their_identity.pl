@@ -7,7 +7,8 @@
 #   the sender's, and a forwarded request must be one the sender could have
 #   made through SQL.  A refused batch does not make the node it names
 #   heard from; no two nodes may have the same peer role; a snapshot
-#   message no leader could have sent parks no group.
+#   message no leader could have sent parks no group.  An image's manifest
+#   goes only to the role of the node it is for.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -179,6 +180,28 @@ is($n1->safe_psql('postgres',
 		qq{SELECT kmd_propose('$key', '{"op":"insert","table":"kv","row":{"k":"$key","v":"x"}}') > 0}),
 	't', 'its leader goes on');
 unlike(slurp_file($n1->logfile), qr/partition 1 needs an image/, 'and asks for no image');
+
+# an image's manifest (the roster, conninfo and all) goes to the role of
+# the node that asks for it only
+my $cid = $n1->safe_psql('postgres', 'SELECT cluster_id FROM kommander.local');
+
+# the manifest of partition 1 for node $to, asked for by $role: 'ok' or
+# the error message
+sub manifest
+{
+	my ($role, $to) = @_;
+	my ($rc, $out, $err) = $n1->psql('postgres',
+		"BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM kommander.image_manifest(1, '$cid', $to); COMMIT",
+		extra_params => [ '-U', $role, '-v', 'VERBOSITY=verbose', '-v', 'ON_ERROR_STOP=1' ]);
+	return 'ok' if $rc == 0;
+	$err =~ s/\n\s*(LOCATION|CONTEXT):.*//s;
+	return $err;
+}
+is(manifest('peer_node3', 3), 'ok', "node3's role gets the manifest for node3");
+like(manifest('peer_node2', 3), qr/28000: role "peer_node2" may not copy an image for node 3/,
+	'not node2\'s');
+like(manifest('other_peer', 3), qr/28000: role "other_peer" may not copy an image for node 3.*"peer_node3"/s,
+	'nor another kommander_peer role');
 
 is($n3->safe_psql('postgres',
 		q{SELECT kmd_propose('k2', '{"op":"insert","table":"kv","row":{"k":"k2","v":"x"}}') > 0}),
