@@ -4,8 +4,10 @@
 #   its caller.  What that code leaves behind must not run as the
 #   superuser: the deferred triggers it queued fire as that role (alone in
 #   an entry, and in a batch), and a search_path it set does not reach the
-#   worker's own statements.  A trigger enabled ALWAYS runs as the owner
-#   where an image is copied in.  Nor does a caller's search_path reach the
+#   worker's own statements.  Where an image is copied in, a trigger
+#   enabled ALWAYS (deferred or not) runs as the owner, and so does a cast
+#   of the table's rows that the image's checksum uses, on both sides.
+#   Nor does a caller's search_path reach the
 #   statements a backend runs as the superuser to read the catalog.  Each
 #   piece of user code here tells who runs it by raising an error.
 #
@@ -25,7 +27,6 @@ use KmdTest;
 
 # a short log: a node that joins takes partition 1 from an image
 my ($n1) = KmdTest::new_cluster(1, conf => "kommander.snapshot_threshold = 100\n");
-my $super = $n1->safe_psql('postgres', 'SELECT current_user');
 $n1->safe_psql('postgres', q{
 CREATE ROLE alice;
 GRANT EXECUTE ON FUNCTION kmd_ddl(text), kmd_register_table(regclass) TO alice;
