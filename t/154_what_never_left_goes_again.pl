@@ -200,13 +200,18 @@ for my $node (@nodes)
 		$node->name . ' holds unwritten batches again, and waits longer for a silent node');
 }
 
-# wait until partition 1 rests on every node
+# wait until partition 1 rests on every node, each taking node 3 for its
+# leader (a write through node 3 first: what a follower knows of the
+# leader comes with the leader's appends)
+my $fresh = 0;
 sub rests
 {
+	KmdTest::upsert_kv($n3, 'fresh' . ++$fresh);
 	for my $node (@nodes)
 	{
-		ok($node->poll_query_until('postgres', 'SELECT quiesced FROM kommander.partitions WHERE partition_id = 1'),
-			'partition 1 rests on ' . $node->name);
+		ok($node->poll_query_until('postgres',
+			"SELECT quiesced AND leader_name = 'node3' FROM kommander.partitions WHERE partition_id = 1"),
+			'partition 1 rests on ' . $node->name . ', led by node 3');
 	}
 }
 
