@@ -201,11 +201,12 @@ for my $node (@nodes)
 }
 
 # wait until partition 1 rests on every node, each taking node 3 for its
-# leader (a write through node 3 first: what a follower knows of the
-# leader comes with the leader's appends)
+# leader (handed to it, if another took it meanwhile, and a write through
+# it: what a follower knows of the leader comes with the leader's appends)
 my $fresh = 0;
 sub rests
 {
+	$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node3')");
 	KmdTest::upsert_kv($n3, 'fresh' . ++$fresh);
 	for my $node (@nodes)
 	{
@@ -242,12 +243,12 @@ sub term_now
 my @workers = raft_workers($n3);
 my @workers1 = raft_workers($n1);
 is(scalar(@workers) + scalar(@workers1), 4, "the Raft workers of nodes 1 and 3 found");
-my $term = term_now();
 my $refused_sql = "SELECT value FROM kommander.stats WHERE name = 'batches_refused' AND partition_id IS NULL";
 my $refused = $n2->safe_psql('postgres', $refused_sql);
 my $dropped_here_sql = "SELECT batches_dropped FROM kommander.nodes WHERE node_name = 'node2'";
 my $dropped_here = $n3->safe_psql('postgres', $dropped_here_sql);
 rests();
+my $term = term_now();
 stop_resting($n1, @workers1);
 stop_resting($n3, @workers);
 $fin .= "SELECT count(dblink_send_query('c' || i, format('SELECT kmd_propose(%L, %L::jsonb)', 'in' || i, "
@@ -288,9 +289,9 @@ is(KmdTest::leader_of($n2, 1), 'node3', 'node 3 leads partition 1');
 @workers1 = raft_workers($n1);
 my @workers2 = raft_workers($n2);
 is(scalar(@workers) + scalar(@workers1) + scalar(@workers2), 6, "the Raft workers of every node found");
-$term = term_now();
 # node 1 stops with node 3 (no election), node 2 later (a full inbox)
 rests();
+$term = term_now();
 stop_resting($n1, @workers1);
 stop_resting($n3, @workers);
 my ($xout, $xerr, $pout, $perr) = ('', '', '', '');
