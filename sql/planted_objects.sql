@@ -78,6 +78,20 @@ CREATE FUNCTION public.planted_applier(args jsonb, ctx kommander.apply_context) 
 LANGUAGE sql AS $$ SELECT args $$;
 SELECT kmd_register_applier('planted_applier', 'public.planted_applier(jsonb, kommander.apply_context)');
 SELECT name FROM kommander.appliers WHERE name = 'planted_applier';
+-- an overload of the applier with one argument more, which has a default:
+-- a call by name no longer knows which function it means (42725), and
+-- would fail on the node that has the overload; the applier is called by
+-- the function registered, not by its name
+SET ROLE regress_planter;
+CREATE FUNCTION public.planted_applier(args jsonb, ctx kommander.apply_context, extra int DEFAULT 0)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'planted applier called by %', current_user;
+END $$;
+RESET ROLE;
+SELECT err($$SELECT public.planted_applier('{}'::jsonb, NULL::kommander.apply_context)$$);
+SELECT kmd_propose_result('p4', '{"op":"call","applier":"planted_applier","args":{"a":1}}')->'result' AS result;
+DROP FUNCTION public.planted_applier(jsonb, kommander.apply_context, int);
 SELECT kmd_ddl($$DROP TABLE public.planted_more$$) > 0 AS ddl_done;
 
 DROP OPERATOR public.= (oid, regclass);

@@ -93,6 +93,11 @@ SELECT name, fn FROM kommander.appliers;
 SELECT r->'result' AS result FROM kmd_propose_result('job-1', '{"op":"call","applier":"bump","args":{"by":2}}') AS r;
 SELECT err($$SELECT kmd_register_applier('bad', 'kmd_key_hash(text)')$$);
 SELECT err($$SELECT kmd_register_applier(NULL, 'kmd_key_hash(text)')$$);
+-- an aggregate of the right arguments is not a function to call
+CREATE FUNCTION public.agg_step(s jsonb, args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT args $$;
+CREATE AGGREGATE public.agg_applier(jsonb, kommander.apply_context) (SFUNC = public.agg_step, STYPE = jsonb);
+SELECT err($$SELECT kmd_register_applier('agg', 'public.agg_applier(jsonb, kommander.apply_context)')$$);
 SELECT err($$SELECT kmd_propose('job-1', '{"op":"call","applier":"nope","args":{}}')$$);
 CREATE FUNCTION public.fail(args jsonb, ctx kommander.apply_context) RETURNS jsonb
 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'applier says no' USING ERRCODE = 'P0099'; END $$;

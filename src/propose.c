@@ -370,7 +370,7 @@ kmd_register_applier(PG_FUNCTION_ARGS)
 	proc = (Form_pg_proc) GETSTRUCT(tup);
 	if (proc->pronargs != 2 || proc->proargtypes.values[0] != JSONBOID ||
 		proc->proargtypes.values[1] != ctx_type || proc->prorettype != JSONBOID ||
-		proc->proretset)
+		proc->proretset || proc->prokind != PROKIND_FUNCTION)
 	{
 		ReleaseSysCache(tup);
 		ereport(ERROR,

@@ -18,17 +18,21 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/snapmgr.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -500,47 +504,75 @@ result_limit(size_t len, Oid fn)
 }
 
 /*
+ * The entry's kommander.apply_context, as the composite datum an applier
+ * takes.
+ */
+static Datum
+context_datum(const KmdApplyContext *ctx)
+{
+	Oid			type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+									   CStringGetDatum("apply_context"),
+									   ObjectIdGetDatum(get_namespace_oid("kommander", false)));
+	TupleDesc	desc;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	HeapTuple	tuple;
+
+	if (!OidIsValid(type))
+		elog(ERROR, "type kommander.apply_context does not exist");
+	values[0] = Int32GetDatum(ctx->partition_id);
+	values[1] = Int64GetDatum((int64) ctx->index);
+	values[2] = Int64GetDatum((int64) ctx->term);
+	values[3] = CStringGetTextDatum(ctx->key ? ctx->key : "");
+	values[4] = Int32GetDatum(ctx->origin_node);
+	/* an entry of a proposer that did not decide a time has none */
+	values[5] = TimestampTzGetDatum((TimestampTz) ctx->proposed_at);
+	nulls[5] = ctx->proposed_at == 0;
+	desc = lookup_rowtype_tupdesc(type, -1);
+	if (desc->natts != 6)
+		elog(ERROR, "type kommander.apply_context has %d attributes, not 6", desc->natts);
+	tuple = heap_form_tuple(desc, values, nulls);
+	ReleaseTupleDesc(desc);
+	return HeapTupleGetDatum(tuple);
+}
+
+/*
  * Call an applier (SPI connected); its result, as JSON text, goes to
- * `result' (left empty for NULL).  A result larger than KMD_RESULT_LIMIT is
- * an error: it fails the command on every node alike, rather than reach
- * the proposer cut short or not at all.
+ * `result' (left empty for NULL).  The function registered is called by
+ * its oid, as a trigger is: a call by name would find another function
+ * of that name that a role that may create in its schema added (an
+ * overload with an argument more that has a default makes the name
+ * ambiguous), on the nodes that have it.  A result larger than
+ * KMD_RESULT_LIMIT is an error: it fails the command on every node alike,
+ * rather than reach the proposer cut short or not at all.
  */
 static void
 apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 {
-	Oid			types[7] = {JSONBOID, INT4OID, INT8OID, INT8OID, TEXTOID, INT4OID, TIMESTAMPTZOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	char	   *sql;
-	bool		isnull;
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, 2);
+	Datum		d;
 
-	sql = psprintf("SELECT %s($1, ROW($2, $3, $4, $5, $6, $7)::kommander.apply_context)",
-				   quote_qualified_identifier(get_namespace_name(get_func_namespace(c->fn)),
-											  get_func_name(c->fn)));
-	values[0] = JsonbPGetDatum(c->args);
-	values[1] = Int32GetDatum(ctx->partition_id);
-	values[2] = Int64GetDatum((int64) ctx->index);
-	values[3] = Int64GetDatum((int64) ctx->term);
-	values[4] = CStringGetTextDatum(ctx->key ? ctx->key : "");
-	values[5] = Int32GetDatum(ctx->origin_node);
-	/* an entry of a proposer that did not decide a time has none */
-	values[6] = TimestampTzGetDatum((TimestampTz) ctx->proposed_at);
-	if (ctx->proposed_at == 0)
-		nulls[6] = 'n';
-	if (kmd_plan_execute(sql, 7, types, values, nulls, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not call applier %s", format_procedure(c->fn));
-	if (SPI_processed > 0)
+	fmgr_info(c->fn, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = JsonbPGetDatum(c->args);
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = context_datum(ctx);
+	fcinfo->args[1].isnull = false;
+
+	/* as SPI runs a statement that may write: its writes seen, and seen by it */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	d = FunctionCallInvoke(fcinfo);
+	PopActiveSnapshot();
+	CommandCounterIncrement();
+	if (!fcinfo->isnull)
 	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Jsonb	   *j = DatumGetJsonbP(d);
+		char	   *text = JsonbToCString(NULL, &j->root, VARSIZE(j));
 
-		if (!isnull)
-		{
-			Jsonb	   *j = DatumGetJsonbP(d);
-			char	   *text = JsonbToCString(NULL, &j->root, VARSIZE(j));
-
-			result_limit(strlen(text), c->fn);
-			appendStringInfoString(result, text);
-		}
+		result_limit(strlen(text), c->fn);
+		appendStringInfoString(result, text);
 	}
 }
 

@@ -402,7 +402,7 @@ apply_register_applier(const KmdCommand *cmd, uint64 index)
 			 "AND proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype::pg_catalog.oid "
 			 "AND proargtypes[1] OPERATOR(pg_catalog.=) 'kommander.apply_context'::pg_catalog.regtype::pg_catalog.oid "
 			 "AND prorettype OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype::pg_catalog.oid "
-			 "AND NOT proretset",
+			 "AND NOT proretset AND prokind OPERATOR(pg_catalog.=) 'f'",
 			 2, types, values, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
