@@ -107,13 +107,29 @@ typedef struct Outcome
 								 * entry's partition (a replayed outcome) */
 	bool		applied;
 	char	   *result;
+	bool		ran;			/* apply_command ran it */
+	bool		raised;			/* and its outcome is an error it raised */
+	int64		apply_us;		/* how long it ran, reruns included */
 } Outcome;
 
-/* What an iteration owes after its commit; lives in `cxt', not in SPI's. */
+/* An entry applied, for the figures of kommander.stats and latency. */
+typedef struct Ran
+{
+	int32		partition_id;
+	bool		raised;
+	int64		apply_us;
+} Ran;
+
+/*
+ * What an iteration owes after its commit; lives in `cxt', not in SPI's.
+ * The figures of the entries it applied are published only then: an
+ * iteration rolled back applies them again.
+ */
 typedef struct Pending
 {
 	MemoryContext cxt;
 	List	   *outcomes;
+	List	   *ran;			/* Ran, in `cxt' */
 	bool		catalog_changed;
 	bool		stop_partition; /* the map changed: apply no further entry of
 								 * this partition before the caches follow */
@@ -209,6 +225,8 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 	volatile bool node_failed = false;
 	TimestampTz start = GetCurrentTimestamp();
 
+	out->ran = true;
+	out->raised = false;
 	initStringInfo(&result);
 	/* the rows it may write: its partition's, at this point of the log */
 	kmd_apply_range.partition_id = ctx->partition_id;
@@ -300,15 +318,13 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 			out->errmsg = edata->message ? MemoryContextStrdup(pending->cxt, edata->message) : NULL;
 			out->errdetail = edata->detail ? MemoryContextStrdup(pending->cxt, edata->detail) : NULL;
 			out->applied = false;
+			out->raised = true;
 		}
 		FreeErrorData(edata);
-		if (!node_failed)
-			kmd_stat_add(KMD_STAT_APPLY_ERRORS, ctx->partition_id, 1);
 	}
 	PG_END_TRY();
 	kmd_apply_range.partition_id = -1;
-	if (!node_failed)
-		kmd_latency_since(KMD_LAT_APPLY, ctx->partition_id, start);
+	out->apply_us += GetCurrentTimestamp() - start;
 	return !node_failed;
 }
 
@@ -949,11 +965,21 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 			else if (partition_id != 0 &&
 					 strcmp(out->sqlstate, "40001") != 0)
 				remember(&cmd, &ctx, out);	/* not an outcome that asks for a retry */
-			if (out->slot >= 0)
+			if (out->ran || out->slot >= 0)
 			{
 				MemoryContext old = MemoryContextSwitchTo(pending->cxt);
 
-				pending->outcomes = lappend(pending->outcomes, out);
+				if (out->ran)
+				{
+					Ran		   *ran = palloc(sizeof(Ran));
+
+					ran->partition_id = partition_id;
+					ran->raised = out->raised;
+					ran->apply_us = out->apply_us;
+					pending->ran = lappend(pending->ran, ran);
+				}
+				if (out->slot >= 0)
+					pending->outcomes = lappend(pending->outcomes, out);
 				MemoryContextSwitchTo(old);
 			}
 		}
@@ -1047,7 +1073,7 @@ apply_all(TimestampTz *next_try)
 	static uint32 rotation = 0;
 	Work	   *work = palloc(sizeof(Work) * kmd_shared->max_partitions);
 	int			n = 0;
-	Pending		pending = {CurrentMemoryContext, NIL, false, false, false, false};
+	Pending		pending = {CurrentMemoryContext, NIL, NIL, false, false, false, false};
 	bool		progress = false;
 	ListCell   *lc;
 	MemoryContext cxt;
@@ -1179,6 +1205,14 @@ apply_all(TimestampTz *next_try)
 		ereport(LOG,
 				(errmsg("kommander: partition %d applies again after %d failed tries",
 						recovered[2 * i], recovered[2 * i + 1])));
+	foreach(lc, pending.ran)
+	{
+		Ran		   *ran = lfirst(lc);
+
+		if (ran->raised)
+			kmd_stat_add(KMD_STAT_APPLY_ERRORS, ran->partition_id, 1);
+		kmd_latency_record(KMD_LAT_APPLY, ran->partition_id, ran->apply_us);
+	}
 	foreach(lc, pending.outcomes)
 	{
 		Outcome    *o = lfirst(lc);

@@ -72,6 +72,11 @@ sub back_and_same
 		"$what: node 3 ran the statement again without the rows images replace");
 	ok(!$n3->log_contains(qr/this node's outcome differs/, $log_offset),
 		"$what: no outcome of its own");
+	# the statement's outcome is the second run's: no error (node 3's
+	# figures start at its restart)
+	is($n3->safe_psql('postgres',
+		"SELECT value FROM kommander.stats WHERE name = 'apply_errors' AND partition_id IS NULL"),
+		'0', "$what: node 3 counts no apply error");
 	$n3->safe_psql('postgres',
 		"SELECT kmd_propose('after-$name', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"after-$name\",\"v\":\"w\"}}')");
 	ok(KmdTest::wait_converged(\@nodes), "$what: a write through node 3 reaches every node");

@@ -1,7 +1,8 @@
 # 160_metrics_and_events.pl
 #   The numbers move: a proposal counts in kommander.stats (on the node and
 #   its partition) and shows in kommander.latency; a proposal through a
-#   follower counts as forwarded; a fenced proposal counts as fenced; the
+#   follower counts as forwarded; a fenced proposal counts as fenced; a
+#   command that fails counts one apply error on each node; the
 #   leader's kommander.peers shows its followers caught up, replicating;
 #   killing a leader starts and wins an election elsewhere, which counts
 #   and is timed.  LISTEN kommander_events hears leader changes, a split,
@@ -86,6 +87,16 @@ my ($rc, $out, $err) = $n2->psql('postgres',
 like($err, qr/K0001/, 'a stale generation is fenced');
 is(counter($n2, 'proposals_rejected_fenced') - $fenced, 1, 'and counted');
 cmp_ok(counter($n2, 'proposals_rejected_fenced', 1), '>=', 1, 'on its partition too');
+
+# a command whose outcome is an error: once on every node, which all apply it
+my @errors = map { counter($_, 'apply_errors', 1) } @nodes;
+($rc, $out, $err) = $n1->psql('postgres',
+	qq{SELECT kmd_propose('$key', '{"op":"insert","table":"kv","row":{"k":"$key","v":"4"}}')},
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/23505/, 'an insert of a key there is a duplicate');
+KmdTest::wait_converged(\@nodes);
+is(join(',', map { counter($nodes[$_], 'apply_errors', 1) - $errors[$_] } 0 .. 2), '1,1,1',
+	'and counts one apply error on each node');
 
 # ---------------------------------------------------------------------------
 # the leader's view of its followers
