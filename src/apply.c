@@ -199,7 +199,7 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 	else
 	{
 		changed = kmd_syscommand_apply(cmd, ctx->partition_id, ctx->index, result);
-		kmd_events_syscommand(cmd, ctx->partition_id, ctx->index, result->data);
+		kmd_events_syscommand(cmd, ctx->partition_id, ctx->index, result->data, changed);
 	}
 	SPI_finish();
 	return changed;

@@ -85,7 +85,7 @@ kmd_event(const char *json)
 
 void
 kmd_events_syscommand(const KmdCommand *cmd, int32 partition_id, uint64 index,
-					  const char *result)
+					  const char *result, int changed)
 {
 	StringInfoData buf;
 	int32		right;
@@ -117,7 +117,9 @@ kmd_events_syscommand(const KmdCommand *cmd, int32 partition_id, uint64 index,
 			change = "promote";
 			break;
 		case KMD_CMD_NODE_REMOVE:
-			change = "remove";
+			/* its first step marks the node, its second takes it out */
+			change = cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_MARK) == 0 ?
+				"removing" : "remove";
 			break;
 		case KMD_CMD_ROWS:
 		case KMD_CMD_DDL:
@@ -128,7 +130,8 @@ kmd_events_syscommand(const KmdCommand *cmd, int32 partition_id, uint64 index,
 		case KMD_CMD_LEASE:
 			break;
 	}
-	if (change != NULL && cmd->n_args >= 1)
+	/* a roster change already made (replayed by a joined node) says nothing */
+	if (change != NULL && cmd->n_args >= 1 && (changed & KMD_SYS_ROSTER))
 	{
 		appendStringInfo(&buf, "{\"event\":\"roster\",\"change\":\"%s\",\"index\":" UINT64_FORMAT
 						 ",\"node_name\":", change, index);

@@ -57,11 +57,12 @@ extern void kmd_event(const char *json);
 
 /*
  * The apply worker, in the subtransaction of a system command it applied
- * at `index' of `partition_id' (result: the command's result text): the
- * event of a split, freeze, merge or roster change.
+ * at `index' of `partition_id' (result: the command's result text;
+ * changed: what kmd_syscommand_apply returned): the event of a split,
+ * freeze, merge or roster change.
  */
 extern void kmd_events_syscommand(const KmdCommand *cmd, int32 partition_id,
-								  uint64 index, const char *result);
+								  uint64 index, const char *result, int changed);
 
 /* The change feed's marks (no-ops unless wal_level is logical). */
 extern void kmd_feed_mark_entry(int32 partition_id, uint64 index, uint64 term);

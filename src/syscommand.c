@@ -468,8 +468,13 @@ refuse_if_removing(const char *name, const char *what)
 				 errhint("Finish the removal with kmd_remove_node(), then join the server again under a new name.")));
 }
 
-/* Roster changes; the new node's id goes to `result'. */
-static void
+/*
+ * Roster changes; the new node's id goes to `result'.  Returns whether the
+ * roster changed: a change this node's copy of the roster holds already, a
+ * learner added again, a voter promoted again or a removal's step taken
+ * again changes nothing.
+ */
+static bool
 apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 {
 	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -489,7 +494,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 		nulls[2] = ' ';
 	}
 	if (roster_has(index))
-		return;
+		return false;
 	switch (cmd->kind)
 	{
 		case KMD_CMD_NODE_ADD:
@@ -522,7 +527,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 							 errdetail("A server joining in its place would take node %d's votes with none of its log.", id),
 							 errhint("Remove the node with kmd_remove_node() and join the new server under a new name.")));
 				appendStringInfo(result, "%d", id);
-				return;
+				return false;
 			}
 			/*
 			 * A role that speaks for another node already: every node would
@@ -573,14 +578,19 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 							 DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
 			exec_sql("UPDATE kommander.counters SET value = value + 1 WHERE name = 'next_node_id'",
 					 0, NULL, NULL, SPI_OK_UPDATE);
-			return;
+			return true;
 		case KMD_CMD_NODE_PROMOTE:
 			/* a learner, or a voter already; never a node being removed */
 			exec_sql("UPDATE kommander.roster SET role = 'voter' "
-					 "WHERE node_name = $1 AND role IN ('learner', 'voter')",
+					 "WHERE node_name = $1 AND role = 'learner'",
 					 1, types, values, SPI_OK_UPDATE);
-			if (SPI_processed == 0)
-				refuse_if_removing(cmd->args[0], "promoted");
+			if (SPI_processed > 0)
+				return true;
+			exec_sql("SELECT 1 FROM kommander.roster WHERE node_name = $1 AND role = 'voter'",
+					 1, types, values, SPI_OK_SELECT);
+			if (SPI_processed > 0)
+				return false;
+			refuse_if_removing(cmd->args[0], "promoted");
 			break;
 		case KMD_CMD_NODE_REMOVE:
 			if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_MARK) == 0)
@@ -600,8 +610,15 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 							 errmsg("cannot remove the last voter \"%s\"", cmd->args[0]),
 							 errdetail("Another removal came first in the roster's log.")));
 				/* step 1: 'removing', the groups let it go; again: nothing */
-				exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
+				exec_sql("UPDATE kommander.roster SET role = 'removing' "
+						 "WHERE node_name = $1 AND role <> 'removing'",
 						 1, types, values, SPI_OK_UPDATE);
+				if (SPI_processed > 0)
+					return true;
+				exec_sql("SELECT 1 FROM kommander.roster WHERE node_name = $1",
+						 1, types, values, SPI_OK_SELECT);
+				if (SPI_processed > 0)
+					return false;
 			}
 			else if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_DROP) == 0)
 			{
@@ -617,8 +634,9 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 								(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 								 errmsg("node \"%s\" is not being removed", cmd->args[0]),
 								 errhint("kmd_remove_node() marks it first.")));
-					return;
+					return false;
 				}
+				return true;
 			}
 			else
 			{
@@ -628,13 +646,15 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 				if (SPI_processed == 0)
 					exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
 							 1, types, values, SPI_OK_UPDATE);
+				if (SPI_processed > 0)
+					return true;
 			}
 			break;
 	}
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("node \"%s\" is not in the roster", cmd->args[0])));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("node \"%s\" is not in the roster", cmd->args[0])));
+	return false;
 }
 
 /* The system partition hands out partition ids; the new id goes to `result'. */
@@ -850,8 +870,7 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 		case KMD_CMD_NODE_ADD:
 		case KMD_CMD_NODE_PROMOTE:
 		case KMD_CMD_NODE_REMOVE:
-			apply_roster(cmd, index, result);
-			return KMD_SYS_CATALOG;
+			return KMD_SYS_CATALOG | (apply_roster(cmd, index, result) ? KMD_SYS_ROSTER : 0);
 		case KMD_CMD_ALLOC_PARTITION:
 			apply_alloc_partition(result);
 			return 0;

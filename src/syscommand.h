@@ -21,6 +21,8 @@
 #define KMD_SYS_CATALOG	0x01	/* roster or partition map: reload the caches */
 #define KMD_SYS_MAP		0x02	/* partition map: apply no further entry of
 								 * this partition before the caches follow */
+#define KMD_SYS_ROSTER	0x04	/* the roster changed (a roster command
+								 * can change nothing: see apply_roster) */
 
 /*
  * Apply a system command committed at `index' of `partition_id'; the caller

@@ -6,7 +6,9 @@
 #   leader's kommander.peers shows its followers caught up, replicating;
 #   killing a leader starts and wins an election elsewhere, which counts
 #   and is timed.  LISTEN kommander_events hears leader changes, a split,
-#   a merge and roster changes.  Every query of docs/queries.yaml runs.
+#   a merge and roster changes, each once (a removal's two steps apart); a
+#   joining node tells of none of the roster's history it replays.  Every
+#   query of docs/queries.yaml runs.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -178,8 +180,11 @@ ok(hear(qr/\{"event":"merge","partition":1,"index":\d+,"merged":$new\}/), 'and t
 $n1->safe_psql('postgres', "SELECT kmd_add_node('ghost', 'host=/nonexistent port=1')");
 ok(hear(qr/\{"event":"roster","change":"add","index":\d+,"node_name":"ghost"\}/), 'a roster change is heard');
 $n1->safe_psql('postgres', "SELECT kmd_remove_node('ghost')");
-ok(hear(qr/\{"event":"roster","change":"remove","index":\d+,"node_name":"ghost"\}/), 'and its removal');
+ok(hear(qr/\{"event":"roster","change":"removing","index":\d+,"node_name":"ghost"\}/),
+	'its removal: first the node is marked');
+ok(hear(qr/\{"event":"roster","change":"remove","index":\d+,"node_name":"ghost"\}/), 'then taken out');
 $listener->quit;
+is(scalar(() = $heard =~ /"event":"roster"/g), 3, 'each roster change is heard once');
 
 # ---------------------------------------------------------------------------
 # a leader killed: an election elsewhere, counted and timed
@@ -207,5 +212,29 @@ $dead->start;
 KmdTest::wait_voters(\@nodes, 3);
 ok(KmdTest::wait_converged(\@nodes), 'converged again');
 is(counter($dead, 'proposals'), '0', 'a restarted node counts from zero');
+
+# ---------------------------------------------------------------------------
+# a node joining replays the system partition's log, with roster changes
+# its copy of the roster holds already: they change nothing, and it tells
+# of none of them
+# ---------------------------------------------------------------------------
+my $n4 = KmdTest::new_node('node4', conf => "kommander.balance_interval = 0\n");
+my $joiner = $n4->background_psql('postgres');
+$joiner->query_safe('LISTEN kommander_events');
+$n4->safe_psql('postgres', "SELECT kmd_join('node4', " . KmdTest::quote(KmdTest::conninfo($n4))
+	  . ", " . KmdTest::quote(KmdTest::conninfo($n1)) . ")");
+KmdTest::wait_voters([ @nodes, $n4 ], 4);
+my $joined = '';
+my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+until ($joined =~ /"change":"promote","index":\d+,"node_name":"node4"/ || time() > $deadline)
+{
+	$joined .= $joiner->query('SELECT 1');
+	select(undef, undef, undef, 0.1);
+}
+$joiner->quit;
+like($joined, qr/"change":"promote","index":\d+,"node_name":"node4"/,
+	'the joined node tells of its promotion');
+is(join(' ', $joined =~ /"node_name":"(node[123]|ghost)"/g), '',
+	'and of no roster change from before it joined');
 
 done_testing();
