@@ -21,6 +21,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -28,12 +29,14 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
-#include "utils/snapmgr.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -513,6 +516,7 @@ context_datum(const KmdApplyContext *ctx)
 	Oid			type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
 									   CStringGetDatum("apply_context"),
 									   ObjectIdGetDatum(get_namespace_oid("kommander", false)));
+	static const Oid types[6] = {INT4OID, INT8OID, INT8OID, TEXTOID, INT4OID, TIMESTAMPTZOID};
 	TupleDesc	desc;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
@@ -529,8 +533,13 @@ context_datum(const KmdApplyContext *ctx)
 	values[5] = TimestampTzGetDatum((TimestampTz) ctx->proposed_at);
 	nulls[5] = ctx->proposed_at == 0;
 	desc = lookup_rowtype_tupdesc(type, -1);
-	if (desc->natts != 6)
-		elog(ERROR, "type kommander.apply_context has %d attributes, not 6", desc->natts);
+	if (desc->natts != lengthof(types))
+		elog(ERROR, "type kommander.apply_context has %d attributes, not %d",
+			 desc->natts, (int) lengthof(types));
+	for (int i = 0; i < desc->natts; i++)
+		if (TupleDescAttr(desc, i)->attisdropped || TupleDescAttr(desc, i)->atttypid != types[i])
+			elog(ERROR, "attribute %d of type kommander.apply_context is not of type %s",
+				 i + 1, format_type_be(types[i]));
 	tuple = heap_form_tuple(desc, values, nulls);
 	ReleaseTupleDesc(desc);
 	return HeapTupleGetDatum(tuple);
@@ -551,8 +560,18 @@ apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 {
 	FmgrInfo	flinfo;
 	LOCAL_FCINFO(fcinfo, 2);
+	PgStat_FunctionCallUsage usage;
 	Datum		d;
 
+	/* what a statement calling it would check, as the function's owner */
+	if (get_func_prokind(c->fn) != PROKIND_FUNCTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("applier %s is not a function", format_procedure(c->fn)),
+				 errhint("Register a plain function fn(jsonb, kommander.apply_context) returning jsonb.")));
+	if (pg_proc_aclcheck(c->fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION, get_func_name(c->fn));
+	InvokeFunctionExecuteHook(c->fn);
 	fmgr_info(c->fn, &flinfo);
 	InitFunctionCallInfoData(*fcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = JsonbPGetDatum(c->args);
@@ -563,7 +582,9 @@ apply_call(RowCommand *c, const KmdApplyContext *ctx, StringInfo result)
 	/* as SPI runs a statement that may write: its writes seen, and seen by it */
 	CommandCounterIncrement();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_init_function_usage(fcinfo, &usage);
 	d = FunctionCallInvoke(fcinfo);
+	pgstat_end_function_usage(&usage, true);
 	PopActiveSnapshot();
 	CommandCounterIncrement();
 	if (!fcinfo->isnull)

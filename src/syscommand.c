@@ -402,7 +402,7 @@ apply_register_applier(const KmdCommand *cmd, uint64 index)
 			 "AND proargtypes[0] OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype::pg_catalog.oid "
 			 "AND proargtypes[1] OPERATOR(pg_catalog.=) 'kommander.apply_context'::pg_catalog.regtype::pg_catalog.oid "
 			 "AND prorettype OPERATOR(pg_catalog.=) 'pg_catalog.jsonb'::pg_catalog.regtype::pg_catalog.oid "
-			 "AND NOT proretset AND prokind OPERATOR(pg_catalog.=) 'f'",
+			 "AND NOT proretset",
 			 2, types, values, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -469,12 +469,13 @@ refuse_if_removing(const char *name, const char *what)
 }
 
 /*
- * Roster changes; the new node's id goes to `result'.  Returns whether the
- * roster changed: a change this node's copy of the roster holds already, a
+ * Roster changes; the new node's id goes to `result'.  Returns what
+ * changed: KMD_SYS_ROSTER, with KMD_SYS_MARKED when a node was marked for
+ * removal, or 0: a change this node's copy of the roster holds already, a
  * learner added again, a voter promoted again or a removal's step taken
  * again changes nothing.
  */
-static bool
+static int
 apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 {
 	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -494,7 +495,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 		nulls[2] = ' ';
 	}
 	if (roster_has(index))
-		return false;
+		return 0;
 	switch (cmd->kind)
 	{
 		case KMD_CMD_NODE_ADD:
@@ -527,7 +528,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 							 errdetail("A server joining in its place would take node %d's votes with none of its log.", id),
 							 errhint("Remove the node with kmd_remove_node() and join the new server under a new name.")));
 				appendStringInfo(result, "%d", id);
-				return false;
+				return 0;
 			}
 			/*
 			 * A role that speaks for another node already: every node would
@@ -578,18 +579,18 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 							 DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
 			exec_sql("UPDATE kommander.counters SET value = value + 1 WHERE name = 'next_node_id'",
 					 0, NULL, NULL, SPI_OK_UPDATE);
-			return true;
+			return KMD_SYS_ROSTER;
 		case KMD_CMD_NODE_PROMOTE:
 			/* a learner, or a voter already; never a node being removed */
 			exec_sql("UPDATE kommander.roster SET role = 'voter' "
 					 "WHERE node_name = $1 AND role = 'learner'",
 					 1, types, values, SPI_OK_UPDATE);
 			if (SPI_processed > 0)
-				return true;
+				return KMD_SYS_ROSTER;
 			exec_sql("SELECT 1 FROM kommander.roster WHERE node_name = $1 AND role = 'voter'",
 					 1, types, values, SPI_OK_SELECT);
 			if (SPI_processed > 0)
-				return false;
+				return 0;
 			refuse_if_removing(cmd->args[0], "promoted");
 			break;
 		case KMD_CMD_NODE_REMOVE:
@@ -614,11 +615,11 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 						 "WHERE node_name = $1 AND role <> 'removing'",
 						 1, types, values, SPI_OK_UPDATE);
 				if (SPI_processed > 0)
-					return true;
+					return KMD_SYS_ROSTER | KMD_SYS_MARKED;
 				exec_sql("SELECT 1 FROM kommander.roster WHERE node_name = $1",
 						 1, types, values, SPI_OK_SELECT);
 				if (SPI_processed > 0)
-					return false;
+					return 0;
 			}
 			else if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_DROP) == 0)
 			{
@@ -634,27 +635,28 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 								(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 								 errmsg("node \"%s\" is not being removed", cmd->args[0]),
 								 errhint("kmd_remove_node() marks it first.")));
-					return false;
+					return 0;
 				}
-				return true;
+				return KMD_SYS_ROSTER;
 			}
 			else
 			{
 				/* an entry of an older version: the step from the roster */
 				exec_sql("DELETE FROM kommander.roster WHERE node_name = $1 AND role = 'removing'",
 						 1, types, values, SPI_OK_DELETE);
-				if (SPI_processed == 0)
-					exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
-							 1, types, values, SPI_OK_UPDATE);
 				if (SPI_processed > 0)
-					return true;
+					return KMD_SYS_ROSTER;
+				exec_sql("UPDATE kommander.roster SET role = 'removing' WHERE node_name = $1",
+						 1, types, values, SPI_OK_UPDATE);
+				if (SPI_processed > 0)
+					return KMD_SYS_ROSTER | KMD_SYS_MARKED;
 			}
 			break;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_OBJECT),
 			 errmsg("node \"%s\" is not in the roster", cmd->args[0])));
-	return false;
+	return 0;
 }
 
 /* The system partition hands out partition ids; the new id goes to `result'. */
@@ -870,7 +872,7 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 		case KMD_CMD_NODE_ADD:
 		case KMD_CMD_NODE_PROMOTE:
 		case KMD_CMD_NODE_REMOVE:
-			return KMD_SYS_CATALOG | (apply_roster(cmd, index, result) ? KMD_SYS_ROSTER : 0);
+			return KMD_SYS_CATALOG | apply_roster(cmd, index, result);
 		case KMD_CMD_ALLOC_PARTITION:
 			apply_alloc_partition(result);
 			return 0;
