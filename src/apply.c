@@ -1171,6 +1171,16 @@ apply_all(TimestampTz *next_try)
 		progress = true;
 	kmd_xact_commit(cxt);
 
+	/* the figures of the entries, before anyone sees them applied */
+	foreach(lc, pending.ran)
+	{
+		Ran		   *ran = lfirst(lc);
+
+		if (ran->raised)
+			kmd_stat_add(KMD_STAT_APPLY_ERRORS, ran->partition_id, 1);
+		kmd_latency_record(KMD_LAT_APPLY, ran->partition_id, ran->apply_us);
+	}
+
 	if (pending.catalog_changed)
 	{
 		cxt = kmd_xact_begin();
@@ -1205,14 +1215,6 @@ apply_all(TimestampTz *next_try)
 		ereport(LOG,
 				(errmsg("kommander: partition %d applies again after %d failed tries",
 						recovered[2 * i], recovered[2 * i + 1])));
-	foreach(lc, pending.ran)
-	{
-		Ran		   *ran = lfirst(lc);
-
-		if (ran->raised)
-			kmd_stat_add(KMD_STAT_APPLY_ERRORS, ran->partition_id, 1);
-		kmd_latency_record(KMD_LAT_APPLY, ran->partition_id, ran->apply_us);
-	}
 	foreach(lc, pending.outcomes)
 	{
 		Outcome    *o = lfirst(lc);
