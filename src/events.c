@@ -118,8 +118,7 @@ kmd_events_syscommand(const KmdCommand *cmd, int32 partition_id, uint64 index,
 			break;
 		case KMD_CMD_NODE_REMOVE:
 			/* its first step marks the node, its second takes it out */
-			change = cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_MARK) == 0 ?
-				"removing" : "remove";
+			change = (changed & KMD_SYS_MARKED) ? "removing" : "remove";
 			break;
 		case KMD_CMD_ROWS:
 		case KMD_CMD_DDL:

@@ -23,6 +23,8 @@
 								 * this partition before the caches follow */
 #define KMD_SYS_ROSTER	0x04	/* the roster changed (a roster command
 								 * can change nothing: see apply_roster) */
+#define KMD_SYS_MARKED	0x08	/* with KMD_SYS_ROSTER: a removal's first
+								 * step, which marks the node */
 
 /*
  * Apply a system command committed at `index' of `partition_id'; the caller
