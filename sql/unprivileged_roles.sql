@@ -66,6 +66,10 @@ SELECT kommander.visible_conninfo($$host=10.0.0.1 password='it\'s a secret' appl
 SELECT kommander.visible_conninfo('postgresql://kommander:secret@10.0.0.1:5432/app?sslmode=verify-full') AS masked_uri;
 SELECT kommander.visible_conninfo('host=10.0.0.1 sslpassword=secret sslkey=/etc/kommander/key') AS masked_sslpassword;
 SELECT kommander.visible_conninfo($$host=10.0.0.1 dbname='host=10.0.0.2 password=secret'$$) AS masked_inner;
+-- libpq expands a dbname once: one inside it is a name, masked whole when
+-- it looks like a conninfo, not read as deep as the text nests them
+SELECT kommander.visible_conninfo($$dbname='dbname=\'host=10.0.0.3 password=secret\''$$) AS masked_twice;
+SELECT kommander.visible_conninfo(repeat('dbname=', 100000) || 'x') AS nested_deep;
 SELECT kommander.visible_conninfo('host=10.0.0.1  port=5432') AS no_password_as_written;
 SELECT kommander.visible_conninfo('not a conninfo password=secret') AS unparsable;
 SELECT node_id, node_name, conninfo, role FROM kommander.nodes;

@@ -209,11 +209,14 @@ append_value(StringInfo buf, const char *val)
 /*
  * `conninfo' as "keyword=value ..." with its secrets masked: password,
  * sslpassword, and those of a dbname that is itself a conninfo (libpq
- * expands one).  *masked says whether there was any; NULL when `conninfo'
- * does not parse.
+ * expands one, once: `nested' for its own).  A dbname of that one that
+ * looks like a conninfo again is masked whole rather than read: libpq
+ * takes it as a name, and reading it would let a caller nest conninfos
+ * as deep as its text allows.  *masked says whether there was any; NULL
+ * when `conninfo' does not parse.
  */
 static char *
-mask_conninfo(const char *conninfo, bool *masked)
+mask_conninfo(const char *conninfo, bool nested, bool *masked)
 {
 	char	   *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
@@ -243,7 +246,7 @@ mask_conninfo(const char *conninfo, bool *masked)
 				  strncmp(val, "postgresql://", 13) == 0))
 		{
 			bool		inner_masked;
-			char	   *inner = mask_conninfo(val, &inner_masked);
+			char	   *inner = nested ? NULL : mask_conninfo(val, true, &inner_masked);
 
 			if (inner == NULL || inner_masked)
 			{
@@ -272,7 +275,7 @@ kmd_visible_conninfo(PG_FUNCTION_ARGS)
 
 	if (superuser())
 		PG_RETURN_TEXT_P(conninfo);
-	shown = mask_conninfo(text_to_cstring(conninfo), &masked);
+	shown = mask_conninfo(text_to_cstring(conninfo), false, &masked);
 	if (shown == NULL)
 		PG_RETURN_NULL();
 	if (!masked)
