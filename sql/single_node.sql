@@ -58,6 +58,11 @@ SELECT kmd_ddl($$CREATE TABLE public.nopk (id text)$$) > 0 AS ddl_done;
 SELECT err($$SELECT kmd_register_table('nopk')$$);
 SELECT err($$SELECT kmd_register_table(NULL)$$);
 SELECT err($$SELECT kmd_register_table('no_such_table')$$);
+SELECT err($$SELECT kmd_register_table(4000000000::oid::regclass)$$);
+-- kommander's own tables and the system catalogs are not control tables
+SELECT err($$SELECT kmd_register_table('kommander.roster')$$);
+SELECT err($$SELECT kmd_register_table('kommander.log')$$);
+SELECT err($$SELECT kmd_register_table('pg_catalog.pg_class')$$);
 
 -- writes, read back at once
 SELECT kmd_propose('job-1', '{"op":"insert","table":"jobs","row":{"id":"job-1","state":"new"}}') > 0 AS ok;

@@ -45,6 +45,7 @@
 #include "rows.h"
 #include "shmem.h"
 #include "stats.h"
+#include "syscommand.h"
 
 PG_FUNCTION_INFO_V1(kmd_propose);
 PG_FUNCTION_INFO_V1(kmd_propose_result);
@@ -292,6 +293,11 @@ kmd_register_table(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "tbl");
 	kmd_require_member();
 	relid = PG_GETARG_OID(0);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	kmd_syscommand_check_not_own(relid);
 	/* registering makes a table read-only to sessions: its owner's choice */
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),

@@ -16,7 +16,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/catalog.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -50,6 +52,21 @@ exec_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
 }
 
+void
+kmd_syscommand_check_not_own(Oid relid)
+{
+	Oid			nsp = get_rel_namespace(relid);
+
+	if (IsCatalogRelationOid(relid) || IsToastNamespace(nsp) || IsCatalogNamespace(nsp) ||
+		nsp == get_namespace_oid("kommander", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" belongs to %s", get_rel_name(relid),
+						nsp == get_namespace_oid("kommander", true) ? "kommander" : "the system"),
+				 errdetail("Only tables of your own become control tables."),
+				 errhint("Create a table of your own through kmd_ddl(), then register it.")));
+}
+
 static void
 apply_register_table(const KmdCommand *cmd, uint64 index)
 {
@@ -67,6 +84,7 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 	if (SPI_execute_with_args("SELECT $1::regclass::oid", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not resolve %s", cmd->args[0]);
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	kmd_syscommand_check_not_own(relid);
 	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										  get_rel_name(relid));
 	{

@@ -50,6 +50,13 @@ extern void kmd_syscommand_ddl(uint64 index, const char *sql, const char *role);
 extern void kmd_syscommand_guard_table(Oid relid);
 
 /*
+ * Refuse (0A000) to register a table of kommander's own (its schema holds
+ * the log, the roster and the other state the workers write) or a system
+ * catalog: checked by the proposer and where it is applied.
+ */
+extern void kmd_syscommand_check_not_own(Oid relid);
+
+/*
  * The arguments of a merge command: the right partition and the index of
  * its freeze.  false when they are malformed.
  */
