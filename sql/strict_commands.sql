@@ -22,6 +22,10 @@ SELECT kmd_propose('t1', '{"op":"insert","table":"tasks","row":{"id":"t1","state
 -- a misspelt "if" is refused, not run as an unconditional update
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"done"},"iff":{"state":"running"}}')$$);
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"done"},"if":{"state":"running"},"strcit":true}')$$);
+-- a condition put in "key" is refused, not left unchecked
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"delete","table":"tasks","key":{"id":"t1","state":"done"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1","state":"running"},"set":{"state":"done"}}')$$);
+SELECT id, state FROM tasks WHERE id = 't1';
 -- an update keeps the row's key: the key routes it, and keeps its lease
 -- and request ids
 -- and routes it (a key of the same partition as t1: no range refuses it)

@@ -782,12 +782,41 @@ check_columns(RowCommand *c, Jsonb *obj, const char *what, bool compared)
 	}
 }
 
-/* The routing key must be the first primary key column's value. */
+/*
+ * The routing key must be the first primary key column's value.  With
+ * `all_pk' (a "key"), `obj' names every primary key column and nothing
+ * else: a column more would be a condition the command does not check.
+ */
 static void
 check_routing_key(RowCommand *c, Jsonb *obj, const char *what, const char *key, bool all_pk)
 {
 	ListCell   *lc;
 	bool		first = true;
+
+	if (all_pk)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&obj->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			char	   *col;
+			bool		in_pk = false;
+
+			if (tok != WJB_KEY)
+				continue;
+			col = pnstrdup(v.val.string.val, v.val.string.len);
+			foreach(lc, c->pk)
+				in_pk |= strcmp(lfirst(lc), col) == 0;
+			if (!in_pk)
+				ereport(ERROR,
+						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+						 errmsg("\"%s\": column \"%s\" is not in the primary key of %s",
+								what, col, c->qualname),
+						 errhint("A condition on other columns goes in \"if\".")));
+		}
+	}
 
 	foreach(lc, c->pk)
 	{
