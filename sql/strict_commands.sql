@@ -26,6 +26,19 @@ SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key"
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"delete","table":"tasks","key":{"id":"t1","state":"done"}}')$$);
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1","state":"running"},"set":{"state":"done"}}')$$);
 SELECT id, state FROM tasks WHERE id = 't1';
+-- a read-only transaction proposes nothing
+BEGIN READ ONLY;
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"read-only"}}')$$);
+SELECT err_hint($$SELECT kmd_ddl('CREATE TABLE public.not_in_read_only (id int PRIMARY KEY)')$$);
+SELECT err_hint($$SELECT kmd_lease_grant('30 s', 't1')$$);
+-- a read barrier writes nothing
+SELECT kmd_read_barrier('t1') > 0 AS barrier_read_only;
+COMMIT;
+SET default_transaction_read_only = on;
+SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"read-only"}}')$$);
+RESET default_transaction_read_only;
+SELECT id, state FROM tasks WHERE id = 't1';
+SELECT count(*) AS not_created FROM pg_class WHERE relname = 'not_in_read_only';
 -- an update keeps the row's key: the key routes it, and keeps its lease
 -- and request ids
 -- and routes it (a key of the same partition as t1: no range refuses it)

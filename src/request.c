@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -192,6 +193,12 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 	volatile uint32 len = 0;
 
 	memset(out, 0, sizeof(*out));
+	/* a proposal writes on every node, as the caller's transaction cannot */
+	if (kind == KMD_REQ_PROPOSE && XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot propose in a read-only transaction"),
+				 errdetail("A proposal writes on every node of the cluster.")));
 	start = GetCurrentTimestamp();
 	deadline = TimestampTzPlusMilliseconds(start, kmd_propose_timeout);
 	/* a proposal waits in its partition's queue, or fails now (K0007) */
