@@ -103,6 +103,12 @@ CREATE FUNCTION public.agg_step(s jsonb, args jsonb, ctx kommander.apply_context
 LANGUAGE sql AS $$ SELECT args $$;
 CREATE AGGREGATE public.agg_applier(jsonb, kommander.apply_context) (SFUNC = public.agg_step, STYPE = jsonb);
 SELECT err($$SELECT kmd_register_applier('agg', 'public.agg_applier(jsonb, kommander.apply_context)')$$);
+-- an applier whose function was dropped
+CREATE FUNCTION public.gone_soon(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT args $$;
+SELECT kmd_register_applier('gone_soon', 'public.gone_soon(jsonb, kommander.apply_context)');
+DROP FUNCTION public.gone_soon(jsonb, kommander.apply_context);
+SELECT err($$SELECT kmd_propose('job-1', '{"op":"call","applier":"gone_soon"}')$$);
 SELECT err($$SELECT kmd_propose('job-1', '{"op":"call","applier":"nope","args":{}}')$$);
 CREATE FUNCTION public.fail(args jsonb, ctx kommander.apply_context) RETURNS jsonb
 LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'applier says no' USING ERRCODE = 'P0099'; END $$;

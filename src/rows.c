@@ -967,6 +967,12 @@ resolve_applier(RowCommand *c, const char *name)
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"applier\": \"%s\" is not a registered applier", name),
 				 errhint("Register it with kmd_register_applier().")));
+	/* the registration stays when its function is dropped */
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(c->fn)))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"applier\": the function of applier \"%s\" was dropped", name),
+				 errhint("Register the applier again, with a function that exists, through kmd_register_applier().")));
 }
 
 /*
