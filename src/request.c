@@ -19,10 +19,13 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -156,6 +159,67 @@ copy_text(const char *s, size_t len)
 	return p;
 }
 
+/*
+ * A wait for this node's apply worker checks, once it has lasted
+ * SELF_CHECK_AFTER_MS, every SELF_CHECK_EVERY_MS whether the worker waits
+ * for a lock of this very backend: then it waits for nothing that can come.
+ */
+#define SELF_CHECK_AFTER_MS 500
+#define SELF_CHECK_EVERY_MS 200
+
+/* Is this node's apply worker waiting for a lock this backend holds? */
+static bool
+apply_waits_for_me(void)
+{
+	pid_t		pid = kmd_shared->apply_pid;
+	ArrayType  *blockers;
+	Datum	   *pids;
+	int			n;
+	bool		found = false;
+
+	if (pid == 0 || pid == MyProcPid)
+		return false;
+	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
+	deconstruct_array(blockers, INT4OID, sizeof(int32), true, TYPALIGN_INT, &pids, NULL, &n);
+	for (int i = 0; i < n && !found; i++)
+		found = DatumGetInt32(pids[i]) == MyProcPid;
+	return found;
+}
+
+/*
+ * The error of a wait that apply_waits_for_me() found endless: a proposal
+ * `sent' (its outcome unknown: it may be committed), or not, or a wait
+ * for this node to apply (`sent' too: a barrier, which changed nothing).
+ */
+static void
+raise_waits_for_me(int32 partition_id, bool sent, bool barrier)
+{
+	ereport(ERROR,
+			(errcode(sent && !barrier ? ERRCODE_KMD_OUTCOME_UNKNOWN : ERRCODE_LOCK_NOT_AVAILABLE),
+			 errmsg("the apply worker waits for a lock this transaction holds"),
+			 barrier ?
+			 errdetail("This node applies partition %d no further until this transaction ends.",
+					   partition_id) :
+			 sent ?
+			 errdetail("The request on partition %d was sent and may be committed: this node applies it once this transaction ends.",
+					   partition_id) :
+			 errdetail("The request on partition %d was not sent.", partition_id),
+			 errhint("End the transaction that locks control tables or their rows before proposing or waiting for a barrier.")));
+}
+
+/*
+ * How long to sleep, at most `remaining' ms, in a wait for the apply
+ * worker that began at `start': until its next apply_waits_for_me().
+ */
+static long
+self_check_sleep(TimestampTz start, long remaining)
+{
+	long		first = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														TimestampTzPlusMilliseconds(start, SELF_CHECK_AFTER_MS));
+
+	return Min(remaining, first > 0 ? first : SELF_CHECK_EVERY_MS);
+}
+
 /* Count a proposal that failed for a reason kommander.stats shows. */
 static void
 count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
@@ -189,6 +253,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 	volatile int ticket = -1;
 	volatile int final_state = KMD_SLOT_PENDING;
 	volatile bool waited = false;	/* to an answer or the deadline */
+	volatile bool blocked = false;	/* by this backend's own lock */
 	char	   *volatile data = NULL;
 	volatile uint32 len = 0;
 
@@ -288,6 +353,13 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				break;
 			}
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (kind == KMD_REQ_PROPOSE &&
+				TimestampDifferenceExceeds(start, GetCurrentTimestamp(), SELF_CHECK_AFTER_MS) &&
+				apply_waits_for_me())
+			{
+				blocked = true;
+				remaining = 0;
+			}
 			if (remaining <= 0)
 			{
 				/*
@@ -304,11 +376,15 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 					continue;	/* answered just now: read it */
 				break;
 			}
-			(void) ConditionVariableTimedSleep(&slot->cv, remaining, PG_WAIT_EXTENSION);
+			(void) ConditionVariableTimedSleep(&slot->cv,
+											   kind == KMD_REQ_PROPOSE ? self_check_sleep(start, remaining) : remaining,
+											   PG_WAIT_EXTENSION);
 			CHECK_FOR_INTERRUPTS();
 		}
 		ConditionVariableCancelSleep();
 		waited = true;
+		if (blocked && final_state != KMD_SLOT_DONE)
+			raise_waits_for_me(partition_id, final_state != KMD_SLOT_PENDING, false);
 	}
 	PG_FINALLY();
 	{
@@ -417,6 +493,8 @@ gone_here(int32 partition_id)
 void
 kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 {
+	TimestampTz start = GetCurrentTimestamp();
+
 	ConditionVariablePrepareToSleep(&kmd_shared->applied_cv);
 	for (;;)
 	{
@@ -434,7 +512,14 @@ kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 							partition_id, index),
 					 errhint("This node may be lagging; retry later.")));
 		}
-		(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv, remaining,
+		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), SELF_CHECK_AFTER_MS) &&
+			apply_waits_for_me())
+		{
+			ConditionVariableCancelSleep();
+			raise_waits_for_me(partition_id, true, true);
+		}
+		(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv,
+										   self_check_sleep(start, remaining),
 										   PG_WAIT_EXTENSION);
 		CHECK_FOR_INTERRUPTS();
 	}
