@@ -501,6 +501,52 @@ require_room(PGconn *conn)
 }
 
 /*
+ * Does `self', opened with the conninfo this node joins with, reach this
+ * very server and database, writable, as a role that may write its
+ * identity?  The others will reach it there; and the node is added to the
+ * roster only once its identity can be written here.  Raises if not.
+ */
+static void
+require_self(PGconn *self, const char *conninfo)
+{
+	PGresult   *res;
+	char		sysid[32];
+	char		started[32];
+	bool		same;
+
+	/* the server, by its system identifier and start (a copy has another) */
+	snprintf(sysid, sizeof(sysid), INT64_FORMAT, (int64) GetSystemIdentifier());
+	snprintf(started, sizeof(started), INT64_FORMAT,
+			 (int64) PgStartTime +
+			 (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC);
+	res = kmd_remote_exec(self,
+						  "SELECT s.system_identifier::text, "
+						  "(extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::bigint::text, "
+						  "pg_catalog.current_database(), pg_catalog.pg_is_in_recovery(), "
+						  "coalesce(pg_catalog.has_function_privilege("
+						  "pg_catalog.to_regprocedure('kommander.join_local(int, uuid, jsonb, bigint, bigint)'), 'EXECUTE'), false) "
+						  "FROM pg_catalog.pg_control_system() s", 0, NULL);
+	same = strcmp(PQgetvalue(res, 0, 0), sysid) == 0 &&
+		strcmp(PQgetvalue(res, 0, 1), started) == 0;
+	if (!same || strcmp(PQgetvalue(res, 0, 2), get_database_name(MyDatabaseId)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("conninfo does not reach this node"),
+				 errdetail("It reaches database \"%s\" of %s, where kmd_join runs in database \"%s\".",
+						   PQgetvalue(res, 0, 2), same ? "this server" : "another server",
+						   get_database_name(MyDatabaseId)),
+				 errhint("Give kmd_join the conninfo the other nodes reach this node's database with: \"%s\" is that of nothing here.",
+						 conninfo)));
+	if (strcmp(PQgetvalue(res, 0, 3), "t") == 0 || strcmp(PQgetvalue(res, 0, 4), "t") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("conninfo reaches this node %s", strcmp(PQgetvalue(res, 0, 3), "t") == 0 ?
+						"in recovery" : "as a role that may not write its identity"),
+				 errhint("The role of kmd_join's conninfo must be a superuser, on a server that is not a standby.")));
+	PQclear(res);
+}
+
+/*
  * Add this node to the roster through the seed (`conn') and write its
  * identity here, with the seed's roster; returns its node id.
  */
@@ -510,43 +556,47 @@ take_identity(PGconn *conn, const char *name, const char *conninfo, const char *
 	const char *params[5];
 	PGresult   *res;
 	PGconn	   *self;
-	char	   *cluster_id;
-	char	   *roster;
-	char	   *roster_index;
-	char	   *next_node_id;
 	char		id_text[16];
-	int32		node_id;
+	volatile int32 node_id = 0;
 
-	params[0] = name;
-	params[1] = conninfo;
-	params[2] = peer_role;
-	res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2, $3)", 3, params);
-	node_id = atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
-
-	res = kmd_remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
-	cluster_id = pstrdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	/* one statement, one snapshot: the roster as of a system index */
-	res = kmd_remote_exec(conn, "SELECT coalesce(pg_catalog.json_agg(r), '[]')::text, "
-					  "(SELECT applied_index FROM kommander.applied WHERE partition_id = 0), "
-					  "(SELECT value FROM kommander.counters WHERE name = 'next_node_id') "
-					  "FROM kommander.roster r", 0, NULL);
-	roster = pstrdup(PQgetvalue(res, 0, 0));
-	roster_index = pstrdup(PQgetisnull(res, 0, 1) ? "0" : PQgetvalue(res, 0, 1));
-	next_node_id = pstrdup(PQgetisnull(res, 0, 2) ? "2" : PQgetvalue(res, 0, 2));
-	PQclear(res);
-
-	/* our identity, committed at once through a session of our own */
+	/* first the way to ourselves, which the others will take */
 	self = kmd_remote_connect(conninfo, "this node through its own conninfo");
-	snprintf(id_text, sizeof(id_text), "%d", node_id);
-	params[0] = id_text;
-	params[1] = cluster_id;
-	params[2] = roster;
-	params[3] = roster_index;
-	params[4] = next_node_id;
 	PG_TRY();
 	{
+		char	   *cluster_id;
+		char	   *roster;
+		char	   *roster_index;
+		char	   *next_node_id;
+
+		require_self(self, conninfo);
+
+		params[0] = name;
+		params[1] = conninfo;
+		params[2] = peer_role;
+		res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2, $3)", 3, params);
+		node_id = atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+
+		res = kmd_remote_exec(conn, "SELECT cluster_id::text FROM kommander.local", 0, NULL);
+		cluster_id = pstrdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		/* one statement, one snapshot: the roster as of a system index */
+		res = kmd_remote_exec(conn, "SELECT coalesce(pg_catalog.json_agg(r), '[]')::text, "
+							  "(SELECT applied_index FROM kommander.applied WHERE partition_id = 0), "
+							  "(SELECT value FROM kommander.counters WHERE name = 'next_node_id') "
+							  "FROM kommander.roster r", 0, NULL);
+		roster = pstrdup(PQgetvalue(res, 0, 0));
+		roster_index = pstrdup(PQgetisnull(res, 0, 1) ? "0" : PQgetvalue(res, 0, 1));
+		next_node_id = pstrdup(PQgetisnull(res, 0, 2) ? "2" : PQgetvalue(res, 0, 2));
+		PQclear(res);
+
+		/* our identity, committed at once through that session */
+		snprintf(id_text, sizeof(id_text), "%d", node_id);
+		params[0] = id_text;
+		params[1] = cluster_id;
+		params[2] = roster;
+		params[3] = roster_index;
+		params[4] = next_node_id;
 		res = kmd_remote_exec(self, "SELECT kommander.join_local($1::int, $2::uuid, $3::jsonb, $4::bigint, $5::bigint)",
 							  5, params);
 		PQclear(res);

@@ -9,7 +9,9 @@
 #   caught up and promote node 3, not wait for it and fail (in a
 #   REPEATABLE READ transaction too, whose snapshot would not show the
 #   merge, and while writes go on in the other partition).  A join that
-#   stopped after the node took its identity goes on when run again.
+#   stopped after the node took its identity goes on when run again.  A
+#   join whose conninfo leads elsewhere than to the node is refused
+#   before the node is added.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -117,6 +119,22 @@ my $join4 = sub {
 		  . KmdTest::quote(KmdTest::conninfo($seed)) . ", $promote)",
 		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 };
+# A conninfo that does not lead to the node itself (another node's, or
+# this server's other database) is refused before the node is added:
+# the others would reach something else, and the name would be taken
+for my $wrong ([ KmdTest::conninfo($n3), qr/another server/ ],
+	[ KmdTest::conninfo($n4) =~ s/dbname=\S+/dbname=template1/r, qr/database "template1" of this server/ ])
+{
+	my ($conninfo, $which) = @$wrong;
+	my ($wrc, $wout, $werr) = $n4->psql('postgres',
+		"SELECT kmd_join('node4', " . KmdTest::quote($conninfo) . ', '
+		  . KmdTest::quote(KmdTest::conninfo($n1)) . ", false)",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($werr, qr/22023: conninfo does not reach this node/, "a join through $conninfo is refused");
+	like($werr, $which, 'naming what it reaches');
+}
+is($n1->safe_psql('postgres', "SELECT count(*) FROM kommander.roster WHERE node_name = 'node4'"),
+	'0', 'node 4 was not added');
 my ($rc, $out, $err) = $join4->('node4', $n1, 'false');
 is($out, '4', 'node 4 joins without being promoted');
 is($n1->safe_psql('postgres', "SELECT role FROM kommander.nodes WHERE node_name = 'node4'"),
