@@ -782,41 +782,12 @@ check_columns(RowCommand *c, Jsonb *obj, const char *what, bool compared)
 	}
 }
 
-/*
- * The routing key must be the first primary key column's value.  With
- * `all_pk' (a "key"), `obj' names every primary key column and nothing
- * else: a column more would be a condition the command does not check.
- */
+/* The routing key must be the first primary key column's value. */
 static void
 check_routing_key(RowCommand *c, Jsonb *obj, const char *what, const char *key, bool all_pk)
 {
 	ListCell   *lc;
 	bool		first = true;
-
-	if (all_pk)
-	{
-		JsonbIterator *it = JsonbIteratorInit(&obj->root);
-		JsonbValue	v;
-		JsonbIteratorToken tok;
-
-		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-		{
-			char	   *col;
-			bool		in_pk = false;
-
-			if (tok != WJB_KEY)
-				continue;
-			col = pnstrdup(v.val.string.val, v.val.string.len);
-			foreach(lc, c->pk)
-				in_pk |= strcmp(lfirst(lc), col) == 0;
-			if (!in_pk)
-				ereport(ERROR,
-						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-						 errmsg("\"%s\": column \"%s\" is not in the primary key of %s",
-								what, col, c->qualname),
-						 errhint("A condition on other columns goes in \"if\".")));
-		}
-	}
 
 	foreach(lc, c->pk)
 	{
@@ -1184,11 +1155,54 @@ kmd_rows_parse(Jsonb *command, const char *key)
 	return parse_command(&command->root, key, false);
 }
 
+/*
+ * An update's or delete's "key" names the primary key columns and nothing
+ * else: a column more would be a condition the command does not check.
+ * Checked where the command is proposed only: entries committed before
+ * this check apply as they did, ignoring such a column, on every node.
+ */
+static void
+check_key_is_pk(RowCommand *c)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	ListCell   *lc;
+
+	if (c->op == OP_BATCH)
+	{
+		foreach(lc, c->batch)
+			check_key_is_pk(lfirst(lc));
+		return;
+	}
+	if (c->op != OP_UPDATE && c->op != OP_DELETE)
+		return;
+	it = JsonbIteratorInit(&c->key->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *col;
+		bool		in_pk = false;
+
+		if (tok != WJB_KEY)
+			continue;
+		col = pnstrdup(v.val.string.val, v.val.string.len);
+		foreach(lc, c->pk)
+			in_pk |= strcmp(lfirst(lc), col) == 0;
+		if (!in_pk)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"key\": column \"%s\" is not in the primary key of %s",
+							col, c->qualname),
+					 errhint("A condition on other columns goes in \"if\".")));
+	}
+}
+
 void
 kmd_rows_validate(Jsonb *command, const char *key)
 {
 	RowCommand *c = kmd_rows_parse(command, key);
 
+	check_key_is_pk(c);
 	check_privileges(c);
 }
 
@@ -1437,6 +1451,7 @@ kmd_rows_prepare(Jsonb *command, const char *key)
 	RowCommand *c = kmd_rows_parse(command, key);
 	JsonbParseState *st = NULL;
 
+	check_key_is_pk(c);
 	check_privileges(c);
 	check_lease_key(c);
 	return JsonbValueToJsonb(push_command(&st, &command->root, c));

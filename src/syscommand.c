@@ -84,7 +84,6 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 	if (SPI_execute_with_args("SELECT $1::regclass::oid", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not resolve %s", cmd->args[0]);
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	kmd_syscommand_check_not_own(relid);
 	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										  get_rel_name(relid));
 	{

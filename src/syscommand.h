@@ -52,7 +52,8 @@ extern void kmd_syscommand_guard_table(Oid relid);
 /*
  * Refuse (0A000) to register a table of kommander's own (its schema holds
  * the log, the roster and the other state the workers write) or a system
- * catalog: checked by the proposer and where it is applied.
+ * catalog: checked by the proposer (where a registration is applied, an
+ * entry committed before this check keeps its outcome).
  */
 extern void kmd_syscommand_check_not_own(Oid relid);
 
