@@ -230,6 +230,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 	initStringInfo(&result);
 	/* the rows it may write: its partition's, at this point of the log */
 	kmd_apply_range.partition_id = ctx->partition_id;
+	kmd_shared->apply_partition = ctx->partition_id;
 	kmd_apply_range.lo = 1;
 	kmd_apply_range.hi = 0;
 	kmd_apply_range.user_command = cmd->kind == KMD_CMD_ROWS;
@@ -324,6 +325,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 	}
 	PG_END_TRY();
 	kmd_apply_range.partition_id = -1;
+	kmd_shared->apply_partition = -1;
 	out->apply_us += GetCurrentTimestamp() - start;
 	return !node_failed;
 }
@@ -1314,6 +1316,7 @@ recover(MemoryContext loop_cxt, int failures)
 	AbortOutOfAnyTransaction();
 	kmd_applying = false;
 	kmd_apply_range.partition_id = -1;
+	kmd_shared->apply_partition = -1;
 	MemoryContextReset(loop_cxt);
 	if (feed_cxt != NULL)
 		MemoryContextDelete(feed_cxt);
@@ -1360,6 +1363,7 @@ apply_exit(int code, Datum arg)
 {
 	kmd_shared->apply_latch = NULL;
 	kmd_shared->apply_pid = 0;
+	kmd_shared->apply_partition = -1;
 }
 
 void

@@ -26,6 +26,7 @@
 #include "storage/ipc.h"
 #include "utils/array.h"
 #include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -161,29 +162,57 @@ copy_text(const char *s, size_t len)
 
 /*
  * A wait for this node's apply worker checks, once it has lasted
- * SELF_CHECK_AFTER_MS, every SELF_CHECK_EVERY_MS whether the worker waits
- * for a lock of this very backend: then it waits for nothing that can come.
+ * SELF_CHECK_AFTER_MS, every SELF_CHECK_EVERY_MS whether the worker, in a
+ * command of the partition waited for, waits for a lock of this very
+ * backend: then it waits for nothing that can come.  The worker waits
+ * 100 ms for a lock each time it tries (apply.c), the checks come more
+ * often.
  */
 #define SELF_CHECK_AFTER_MS 500
-#define SELF_CHECK_EVERY_MS 200
+#define SELF_CHECK_EVERY_MS 40
 
-/* Is this node's apply worker waiting for a lock this backend holds? */
+/*
+ * Is this node's apply worker, running a command of `partition_id',
+ * waiting for a lock this backend holds?  Checked no sooner than
+ * *next_check, which moves on.
+ */
 static bool
-apply_waits_for_me(void)
+apply_waits_for_me(int32 partition_id, TimestampTz *next_check)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	pid_t		pid = kmd_shared->apply_pid;
+	MemoryContext cxt;
+	MemoryContext old;
 	ArrayType  *blockers;
 	Datum	   *pids;
 	int			n;
 	bool		found = false;
 
-	if (pid == 0 || pid == MyProcPid)
+	if (now < *next_check)
 		return false;
+	*next_check = TimestampTzPlusMilliseconds(now, SELF_CHECK_EVERY_MS);
+	if (pid == 0 || pid == MyProcPid || kmd_shared->apply_partition != partition_id)
+		return false;
+	/* the lock manager's picture is as large as the server's backends */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "kommander self check",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
 	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
 	deconstruct_array(blockers, INT4OID, sizeof(int32), true, TYPALIGN_INT, &pids, NULL, &n);
 	for (int i = 0; i < n && !found; i++)
 		found = DatumGetInt32(pids[i]) == MyProcPid;
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
 	return found;
+}
+
+/* How long to sleep, at most `remaining' ms, until `next_check'. */
+static long
+self_check_sleep(TimestampTz next_check, long remaining)
+{
+	long		until = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_check);
+
+	return Min(remaining, Max(until, 1));
 }
 
 /*
@@ -205,19 +234,6 @@ raise_waits_for_me(int32 partition_id, bool sent, bool barrier)
 					   partition_id) :
 			 errdetail("The request on partition %d was not sent.", partition_id),
 			 errhint("End the transaction that locks control tables or their rows before proposing or waiting for a barrier.")));
-}
-
-/*
- * How long to sleep, at most `remaining' ms, in a wait for the apply
- * worker that began at `start': until its next apply_waits_for_me().
- */
-static long
-self_check_sleep(TimestampTz start, long remaining)
-{
-	long		first = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-														TimestampTzPlusMilliseconds(start, SELF_CHECK_AFTER_MS));
-
-	return Min(remaining, first > 0 ? first : SELF_CHECK_EVERY_MS);
 }
 
 /* Count a proposal that failed for a reason kommander.stats shows. */
@@ -254,6 +270,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 	volatile int final_state = KMD_SLOT_PENDING;
 	volatile bool waited = false;	/* to an answer or the deadline */
 	volatile bool blocked = false;	/* by this backend's own lock */
+	TimestampTz next_check;
 	char	   *volatile data = NULL;
 	volatile uint32 len = 0;
 
@@ -266,6 +283,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				 errdetail("A proposal writes on every node of the cluster.")));
 	start = GetCurrentTimestamp();
 	deadline = TimestampTzPlusMilliseconds(start, kmd_propose_timeout);
+	next_check = TimestampTzPlusMilliseconds(start, SELF_CHECK_AFTER_MS);
 	/* a proposal waits in its partition's queue, or fails now (K0007) */
 	if (kind == KMD_REQ_PROPOSE)
 		ticket = kmd_queue_enter(partition_id);
@@ -353,9 +371,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				break;
 			}
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-			if (kind == KMD_REQ_PROPOSE &&
-				TimestampDifferenceExceeds(start, GetCurrentTimestamp(), SELF_CHECK_AFTER_MS) &&
-				apply_waits_for_me())
+			if (kind == KMD_REQ_PROPOSE && apply_waits_for_me(partition_id, &next_check))
 			{
 				blocked = true;
 				remaining = 0;
@@ -377,7 +393,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				break;
 			}
 			(void) ConditionVariableTimedSleep(&slot->cv,
-											   kind == KMD_REQ_PROPOSE ? self_check_sleep(start, remaining) : remaining,
+											   kind == KMD_REQ_PROPOSE ? self_check_sleep(next_check, remaining) : remaining,
 											   PG_WAIT_EXTENSION);
 			CHECK_FOR_INTERRUPTS();
 		}
@@ -493,7 +509,8 @@ gone_here(int32 partition_id)
 void
 kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 {
-	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 SELF_CHECK_AFTER_MS);
 
 	ConditionVariablePrepareToSleep(&kmd_shared->applied_cv);
 	for (;;)
@@ -512,14 +529,13 @@ kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 							partition_id, index),
 					 errhint("This node may be lagging; retry later.")));
 		}
-		if (TimestampDifferenceExceeds(start, GetCurrentTimestamp(), SELF_CHECK_AFTER_MS) &&
-			apply_waits_for_me())
+		if (apply_waits_for_me(partition_id, &next_check))
 		{
 			ConditionVariableCancelSleep();
 			raise_waits_for_me(partition_id, true, true);
 		}
 		(void) ConditionVariableTimedSleep(&kmd_shared->applied_cv,
-										   self_check_sleep(start, remaining),
+										   self_check_sleep(next_check, remaining),
 										   PG_WAIT_EXTENSION);
 		CHECK_FOR_INTERRUPTS();
 	}

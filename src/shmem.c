@@ -98,6 +98,7 @@ kmd_shmem_startup(void)
 		kmd_shared->boot_id = boot_random();
 		kmd_shared->n_workers = kmd_n_workers;
 		kmd_shared->max_partitions = kmd_max_partitions;
+		kmd_shared->apply_partition = -1;
 		pg_atomic_init_u64(&kmd_shared->image_events, 0);
 		pg_atomic_init_u64(&kmd_shared->barrier_wanted, 0);
 		ConditionVariableInit(&kmd_shared->applied_cv);

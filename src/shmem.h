@@ -346,6 +346,8 @@ typedef struct KmdShared
 	Latch	   *launcher_latch;
 	Latch	   *apply_latch;
 	pid_t		apply_pid;
+	/* apply worker: the partition of the command it runs, -1 between */
+	volatile int32 apply_partition;
 	int			n_workers;		/* kommander.workers, fixed at start */
 	KmdWorker	workers[KMD_MAX_WORKERS];
 
