@@ -512,6 +512,7 @@ require_self(PGconn *self, const char *conninfo)
 	PGresult   *res;
 	char		sysid[32];
 	char		started[32];
+	char	   *values[6];
 	bool		same;
 
 	/* the server, by its system identifier and start (a copy has another) */
@@ -523,27 +524,31 @@ require_self(PGconn *self, const char *conninfo)
 						  "SELECT s.system_identifier::text, "
 						  "(extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::bigint::text, "
 						  "pg_catalog.current_database(), pg_catalog.pg_is_in_recovery(), "
+						  "pg_catalog.current_setting('transaction_read_only')::bool, "
 						  "coalesce(pg_catalog.has_function_privilege("
 						  "pg_catalog.to_regprocedure('kommander.join_local(int, uuid, jsonb, bigint, bigint)'), 'EXECUTE'), false) "
 						  "FROM pg_catalog.pg_control_system() s", 0, NULL);
-	same = strcmp(PQgetvalue(res, 0, 0), sysid) == 0 &&
-		strcmp(PQgetvalue(res, 0, 1), started) == 0;
-	if (!same || strcmp(PQgetvalue(res, 0, 2), get_database_name(MyDatabaseId)) != 0)
+	for (int i = 0; i < 6; i++)
+		values[i] = pstrdup(PQgetvalue(res, 0, i));
+	PQclear(res);
+	same = strcmp(values[0], sysid) == 0 && strcmp(values[1], started) == 0;
+	if (!same || strcmp(values[2], get_database_name(MyDatabaseId)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("conninfo does not reach this node"),
 				 errdetail("It reaches database \"%s\" of %s, where kmd_join runs in database \"%s\".",
-						   PQgetvalue(res, 0, 2), same ? "this server" : "another server",
+						   values[2], same ? "this server" : "another server",
 						   get_database_name(MyDatabaseId)),
 				 errhint("Give kmd_join the conninfo the other nodes reach this node's database with: \"%s\" is that of nothing here.",
 						 conninfo)));
-	if (strcmp(PQgetvalue(res, 0, 3), "t") == 0 || strcmp(PQgetvalue(res, 0, 4), "t") != 0)
+	if (strcmp(values[3], "t") == 0 || strcmp(values[4], "t") == 0 || strcmp(values[5], "t") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("conninfo reaches this node %s", strcmp(PQgetvalue(res, 0, 3), "t") == 0 ?
-						"in recovery" : "as a role that may not write its identity"),
-				 errhint("The role of kmd_join's conninfo must be a superuser, on a server that is not a standby.")));
-	PQclear(res);
+				 errmsg("conninfo reaches this node %s",
+						strcmp(values[3], "t") == 0 ? "in recovery" :
+						strcmp(values[4], "t") == 0 ? "in read-only transactions" :
+						"as a role that may not write its identity"),
+				 errhint("The role of kmd_join's conninfo must be a superuser that may write, on a server that is not a standby.")));
 }
 
 /*
