@@ -32,12 +32,16 @@ for my $node (@nodes)
 }
 KmdTest::wait_converged(\@nodes) or die 'no convergence';
 
-# Propose an insert of $key through $node; the SQLSTATE it fails with, or 'ok'.
+# Propose an insert of $key through $node; the SQLSTATE it fails with, or
+# 'ok'.  A client proposes in a transaction that may write (node3's
+# database makes them read-only below: the workers must not care, a
+# client must say so, as for any write).
 sub insert_through
 {
 	my ($node, $key) = @_;
 	my ($rc, $out, $err) = $node->psql('postgres',
-		"SET kommander.propose_timeout = 5000; SELECT kmd_propose('$key', "
+		"SET default_transaction_read_only = off; SET kommander.propose_timeout = 5000; "
+		  . "SELECT kmd_propose('$key', "
 		  . "'{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"$key\",\"v\":\"x\"}}')",
 		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 	return 'ok' if $rc == 0;
@@ -92,7 +96,7 @@ is(insert_through($n1, KmdTest::key_in($n1, 3, 'three')), 'ok',
 	'partition 3 goes on on the other nodes');
 my $via3 = KmdTest::key_in($n1, 3, 'via-three');
 my ($rc, $out, $err) = $n3->psql('postgres',
-	"SELECT kmd_propose('$via3', "
+	"SET default_transaction_read_only = off; SELECT kmd_propose('$via3', "
 	  . "'{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"$via3\",\"v\":\"x\"}}')",
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/K0002: partition 3 is offline on this node/,
