@@ -19,6 +19,8 @@
 #include "postgres.h"
 
 #include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
@@ -45,7 +47,6 @@
 #include "rows.h"
 #include "shmem.h"
 #include "stats.h"
-#include "syscommand.h"
 
 PG_FUNCTION_INFO_V1(kmd_propose);
 PG_FUNCTION_INFO_V1(kmd_propose_result);
@@ -281,6 +282,27 @@ kmd_ddl(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) propose_system(&cmd, &out));
 }
 
+/*
+ * Refuse (0A000) to register a table of kommander's own (its schema holds
+ * the log, the roster and the other state the workers write) or a system
+ * catalog.  Checked here only: where a registration is applied, an entry
+ * committed before this check keeps its outcome.
+ */
+static void
+refuse_not_own(Oid relid)
+{
+	Oid			nsp = get_rel_namespace(relid);
+	bool		ours = nsp == get_namespace_oid("kommander", true);
+
+	if (ours || IsCatalogRelationOid(relid) || IsToastNamespace(nsp) || IsCatalogNamespace(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" belongs to %s", get_rel_name(relid),
+						ours ? "kommander" : "the system"),
+				 errdetail("Only tables of your own become control tables."),
+				 errhint("Create a table of your own through kmd_ddl(), then register it.")));
+}
+
 Datum
 kmd_register_table(PG_FUNCTION_ARGS)
 {
@@ -297,7 +319,7 @@ kmd_register_table(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation with OID %u does not exist", relid)));
-	kmd_syscommand_check_not_own(relid);
+	refuse_not_own(relid);
 	/* registering makes a table read-only to sessions: its owner's choice */
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),

@@ -16,9 +16,7 @@
  */
 #include "postgres.h"
 
-#include "catalog/catalog.h"
 #include "catalog/dependency.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -50,21 +48,6 @@ exec_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 
 	if (rc < 0 || (expect != 0 && rc != expect))
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
-}
-
-void
-kmd_syscommand_check_not_own(Oid relid)
-{
-	Oid			nsp = get_rel_namespace(relid);
-
-	if (IsCatalogRelationOid(relid) || IsToastNamespace(nsp) || IsCatalogNamespace(nsp) ||
-		nsp == get_namespace_oid("kommander", true))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" belongs to %s", get_rel_name(relid),
-						nsp == get_namespace_oid("kommander", true) ? "kommander" : "the system"),
-				 errdetail("Only tables of your own become control tables."),
-				 errhint("Create a table of your own through kmd_ddl(), then register it.")));
 }
 
 static void

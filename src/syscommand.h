@@ -50,14 +50,6 @@ extern void kmd_syscommand_ddl(uint64 index, const char *sql, const char *role);
 extern void kmd_syscommand_guard_table(Oid relid);
 
 /*
- * Refuse (0A000) to register a table of kommander's own (its schema holds
- * the log, the roster and the other state the workers write) or a system
- * catalog: checked by the proposer (where a registration is applied, an
- * entry committed before this check keeps its outcome).
- */
-extern void kmd_syscommand_check_not_own(Oid relid);
-
-/*
  * The arguments of a merge command: the right partition and the index of
  * its freeze.  false when they are malformed.
  */
