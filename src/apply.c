@@ -1171,7 +1171,18 @@ apply_all(TimestampTz *next_try)
 	kmd_lease_clock_settle();
 	if (save_applied(work, n))
 		progress = true;
+
+	/*
+	 * The commit of a transaction that notified (an event, user code's
+	 * NOTIFY) takes the database's NOTIFY queue lock, which another
+	 * session's commit holds for as long as that commit takes (waiting for
+	 * a synchronous standby, say).  Waiting for it is no failure of this
+	 * node: every command is done.  Back to the timeout after, or at the
+	 * abort of a commit that fails.
+	 */
+	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	kmd_xact_commit(cxt);
+	SetConfigOption("lock_timeout", APPLY_LOCK_TIMEOUT_MS, PGC_SUSET, PGC_S_OVERRIDE);
 
 	/* the figures of the entries, before anyone sees them applied */
 	foreach(lc, pending.ran)

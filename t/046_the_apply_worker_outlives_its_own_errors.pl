@@ -4,7 +4,8 @@
 #   its lock_timeout, and a cancel while it waits there) rolls back its
 #   transaction and is tried again after a backoff in the same process:
 #   the worker does not stop, and once the lock goes every command is
-#   applied once.
+#   applied once.  Its commit waits for the NOTIFY queue's lock, which is
+#   no failure of its own.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -69,5 +70,63 @@ is($n3->safe_psql('postgres', q{SELECT count(*) FROM kommander.requests WHERE re
 $n3->safe_psql('postgres', $inc->(3));
 KmdTest::wait_converged(\@nodes);
 is($n1->safe_psql('postgres', "SELECT n FROM counters WHERE k = 'ctr'"), '5', 'a retry applies nothing');
+
+# The commit of an apply that notified takes the NOTIFY queue's lock, which
+# another session's commit holds while it waits for a synchronous standby:
+# the apply waits for it like any commit, it does not fail at its
+# lock_timeout and start again.  ring() notifies and counts 100.
+$n1->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE FUNCTION public.ring(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS 'SELECT pg_notify(''bell'', ctx.key);
+UPDATE public.counters SET n = n + 100 WHERE k = ctx.key;
+SELECT ''null''::jsonb'$$);
+SELECT kmd_register_applier('ring', 'public.ring(jsonb, kommander.apply_context)');
+});
+KmdTest::wait_converged(\@nodes);
+
+# (commits wait for a standby only where one could stream)
+$n3->append_conf('postgresql.conf', "wal_level = replica\nmax_wal_senders = 2");
+$n3->restart;
+
+# node3 holds the call back (as above) until the notifying session commits
+$offset = -s $n3->logfile;
+$locker = $n3->background_psql('postgres');
+$locker->query_safe('BEGIN');
+$locker->query_safe('LOCK TABLE kommander.requests IN SHARE MODE');
+$n1->safe_psql('postgres',
+	q{SELECT kmd_propose('ctr', '{"op":"call","applier":"ring","args":{},"request_id":"ring-1"}')});
+ok($n3->wait_for_log(qr/the apply worker rolled back its transaction/, $offset),
+	'node3 has the call and holds it back');
+$n3->append_conf('postgresql.conf', "synchronous_standby_names = 'nobody'");
+$n3->reload;
+my $notifier = $n3->background_psql('postgres');
+$notifier->query_safe('SET synchronous_commit = on');
+my $notifier_pid = $notifier->query_safe('SELECT pg_backend_pid()');
+# (with a write: a commit that wrote nothing waits for no standby)
+$notifier->query_until(qr/notifying/,
+	"\\echo notifying\nBEGIN; CREATE TEMP TABLE w (); NOTIFY other; COMMIT;\n");
+$n3->poll_query_until('postgres',
+	qq{SELECT wait_event = 'SyncRep' FROM pg_stat_activity WHERE pid = $notifier_pid})
+  or die 'the notifying session never waited for its standby';
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+# (its transaction's start tells a wait from a new wait after a failure,
+# which the log reports only at every tenth failure in a row)
+my $waiting = q{SELECT xact_start FROM pg_stat_activity
+ WHERE backend_type = 'kommander apply' AND wait_event_type = 'Lock' AND wait_event = 'object'};
+ok($n3->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($waiting) w"),
+	"node3's apply waits for the NOTIFY queue's lock");
+my $since = $n3->safe_psql('postgres', $waiting);
+sleep(1);	# ten times the apply's lock_timeout
+my $later = $n3->safe_psql('postgres', $waiting);
+ok($since ne '' && $later eq $since, 'in the same transaction a second later')
+  or diag("waiting since '$since', then since '$later'");
+$n3->safe_psql('postgres', "SELECT pg_cancel_backend($notifier_pid)");
+$n3->append_conf('postgresql.conf', "synchronous_standby_names = ''");
+$n3->reload;
+$notifier->quit;
+KmdTest::wait_converged(\@nodes) or die 'no convergence';
+is($n3->safe_psql('postgres', "SELECT n FROM counters WHERE k = 'ctr'"), '105',
+	'node3 applied the call once');
 KmdTest::same_state(\@nodes);
 done_testing();
