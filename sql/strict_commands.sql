@@ -26,6 +26,32 @@ SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key"
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"delete","table":"tasks","key":{"id":"t1","state":"done"}}')$$);
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1","state":"running"},"set":{"state":"done"}}')$$);
 SELECT id, state FROM tasks WHERE id = 't1';
+-- a date or time value with a word its input reads as the moment it runs
+-- ("now", "today", "tomorrow", "yesterday") would be read by every node
+-- at its own moment: refused where proposed, in any part of a command
+SELECT kmd_ddl($$CREATE TYPE public.stamp AS (note text, at timestamptz)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TABLE public.clocked (id text PRIMARY KEY, at timestamptz, day date,
+  ats timestamptz[], span tstzrange, s public.stamp, note text)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.clocked');
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","at":"now"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"upsert","table":"clocked","row":{"id":"c1","day":" Today"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","ats":["2026-01-01","NOW"]}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","ats":"{epoch,now}"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","span":"[yesterday,)"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","s":{"note":"x","at":"tomorrow 10:00"}}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","s":"(x,now)"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"update","table":"clocked","key":{"id":"c1"},"set":{"at":"now"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"delete","table":"clocked","key":{"id":"c1"},"if":{"day":"today"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"batch","commands":[
+         {"op":"insert","table":"clocked","row":{"id":"c1"}},
+         {"op":"update","table":"clocked","key":{"id":"c1"},"set":{"at":"now"}}]}')$$);
+-- text that holds the words, constants, and the time itself are taken
+SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","note":"now",
+  "s":{"note":"today","at":"2026-01-01 10:00+00"},"at":"2026-12-01 00:00+00","day":"epoch",
+  "ats":["infinity"],"span":"[2026-01-01,infinity)"}}') > 0 AS ok;
+SELECT id, at, day, ats, span, s, note FROM clocked;
+SELECT kmd_propose('c1', '{"op":"update","table":"clocked","key":{"id":"c1"},"set":{"at":{"now_plus":"0 s"}}}') > 0 AS ok;
+SELECT at > '2026-12-01 00:00+00' AS at_moved FROM clocked;
 -- a read-only transaction proposes nothing
 BEGIN READ ONLY;
 SELECT err_hint($$SELECT kmd_propose('t1', '{"op":"update","table":"tasks","key":{"id":"t1"},"set":{"state":"read-only"}}')$$);

@@ -25,6 +25,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/genam.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
@@ -50,6 +52,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 #include "utils/varlena.h"
 
 #include "errcodes.h"
@@ -447,17 +450,24 @@ registered(Oid relid)
 	return info;
 }
 
-/* Is `type' a date or time type, or an array, range or domain of one? */
+/*
+ * Is `type' a date or time type, or an array, range, multirange, domain or
+ * composite of one?
+ */
 static bool
 time_type(Oid type)
 {
 	Oid			base = getBaseType(type);
 	Oid			elem = get_element_type(base);
+	TupleDesc	desc;
+	bool		found = false;
 
 	if (OidIsValid(elem))
 		base = getBaseType(elem);
+	if (type_is_multirange(base))
+		base = get_multirange_range(base);
 	if (type_is_range(base))
-		base = get_range_subtype(base);
+		base = getBaseType(get_range_subtype(base));
 	switch (base)
 	{
 		case DATEOID:
@@ -467,8 +477,16 @@ time_type(Oid type)
 		case TIMESTAMPTZOID:
 			return true;
 		default:
-			return false;
+			break;
 	}
+	if (get_typtype(base) != TYPTYPE_COMPOSITE)
+		return false;
+	desc = lookup_rowtype_tupdesc(base, -1);
+	for (int i = 0; i < desc->natts && !found; i++)
+		found = !TupleDescAttr(desc, i)->attisdropped &&
+			time_type(TupleDescAttr(desc, i)->atttypid);
+	ReleaseTupleDesc(desc);
+	return found;
 }
 
 static bool
@@ -1197,12 +1215,140 @@ check_key_is_pk(RowCommand *c)
 	}
 }
 
+/*
+ * The words a date or time input reads as the moment it runs: in a
+ * command's value, each node would read its own moment when it applies.
+ */
+static const char *const clock_words[] = {"now", "today", "tomorrow", "yesterday"};
+
+/* The first clock word of `s' (`len' bytes) taken as words, or NULL. */
+static const char *
+clock_word(const char *s, int len)
+{
+	int			i = 0;
+
+	while (i < len)
+	{
+		int			start;
+
+		while (i < len && !isalpha((unsigned char) s[i]))
+			i++;
+		start = i;
+		while (i < len && isalpha((unsigned char) s[i]))
+			i++;
+		for (int w = 0; w < lengthof(clock_words); w++)
+			if (i - start == strlen(clock_words[w]) &&
+				pg_strncasecmp(s + start, clock_words[w], i - start) == 0)
+				return clock_words[w];
+	}
+	return NULL;
+}
+
+/*
+ * The clock word in value `v' for a column of type `type', or NULL: a
+ * string the type's input reads, an array's elements, a composite's
+ * fields given as a JSON object (by their own types).
+ */
+static const char *
+value_clock_word(Oid type, JsonbValue *v)
+{
+	Oid			base = getBaseType(type);
+	JsonbIterator *it;
+	JsonbValue	inner;
+	JsonbIteratorToken tok;
+	const char *word = NULL;
+	TupleDesc	desc;
+	char	   *field = NULL;
+
+	if (v->type == jbvString)
+		return time_type(base) ? clock_word(v->val.string.val, v->val.string.len) : NULL;
+	if (v->type != jbvBinary || !time_type(base))
+		return NULL;
+	it = JsonbIteratorInit(v->val.binary.data);
+	if (OidIsValid(get_element_type(base)))
+	{
+		while (word == NULL && (tok = JsonbIteratorNext(&it, &inner, true)) != WJB_DONE)
+			if (tok == WJB_ELEM)
+				word = value_clock_word(get_element_type(base), &inner);
+		return word;
+	}
+	if (get_typtype(base) != TYPTYPE_COMPOSITE)
+		return NULL;
+	desc = lookup_rowtype_tupdesc_copy(base, -1);
+	while (word == NULL && (tok = JsonbIteratorNext(&it, &inner, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			field = pnstrdup(inner.val.string.val, inner.val.string.len);
+		else if (tok == WJB_VALUE && field != NULL)
+			for (int i = 0; i < desc->natts; i++)
+				if (!TupleDescAttr(desc, i)->attisdropped &&
+					strcmp(NameStr(TupleDescAttr(desc, i)->attname), field) == 0)
+					word = value_clock_word(TupleDescAttr(desc, i)->atttypid, &inner);
+	}
+	return word;
+}
+
+/* No value of `obj' (the command's `what') for a time column names a clock word. */
+static void
+check_clock_words_of(RowCommand *c, Jsonb *obj, const char *what)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *col = NULL;
+
+	if (obj == NULL)
+		return;
+	it = JsonbIteratorInit(&obj->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		const char *word;
+
+		if (tok == WJB_KEY)
+			col = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && col != NULL &&
+				 (word = value_clock_word(get_atttype(c->relid, get_attnum(c->relid, col)), &v)) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("\"%s\": column \"%s\" is given \"%s\", which every node would read as the moment it applies the command",
+							what, col, word),
+					 errhint("Give the time itself, as the proposing statement computes it (now(), current_date); in an update's \"set\", {\"now_plus\": \"0 s\"} gives the time of the entry.")));
+	}
+}
+
+/*
+ * A date or time column's value is read by each node when it applies the
+ * command: "now" and the other clock words would give each node its own
+ * time (and rows that differ, or a condition that holds on some only).
+ * Checked where the command is proposed only, as check_key_is_pk.
+ */
+static void
+check_clock_words(RowCommand *c)
+{
+	ListCell   *lc;
+
+	if (c->op == OP_BATCH)
+	{
+		foreach(lc, c->batch)
+			check_clock_words(lfirst(lc));
+		return;
+	}
+	if (c->op == OP_CALL)
+		return;
+	check_clock_words_of(c, c->row, "row");
+	check_clock_words_of(c, c->defaults, "defaults");
+	check_clock_words_of(c, c->key, "key");
+	check_clock_words_of(c, c->set, "set");
+	check_clock_words_of(c, c->cond, "if");
+}
+
 void
 kmd_rows_validate(Jsonb *command, const char *key)
 {
 	RowCommand *c = kmd_rows_parse(command, key);
 
 	check_key_is_pk(c);
+	check_clock_words(c);
 	check_privileges(c);
 }
 
@@ -1452,6 +1598,7 @@ kmd_rows_prepare(Jsonb *command, const char *key)
 	JsonbParseState *st = NULL;
 
 	check_key_is_pk(c);
+	check_clock_words(c);
 	check_privileges(c);
 	check_lease_key(c);
 	return JsonbValueToJsonb(push_command(&st, &command->root, c));
