@@ -36,6 +36,10 @@ SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{
 SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"attempts":{"add":"one"}}}')$$);
 SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"attempts":{"add":1,"sub":1}}}')$$);
 SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"state":{"add":1}}}')$$);
+-- and an operand the column's type cannot hold, which would fail when
+-- applied, on every node
+SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"attempts":{"add":1.5}}}')$$);
+SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"attempts":{"add":1e10}}}')$$);
 SELECT state, attempts FROM jobs WHERE id = 'prim-1';
 
 -- now_plus: the entry's time, decided once by its proposer, plus an

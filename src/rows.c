@@ -1342,6 +1342,73 @@ check_clock_words(RowCommand *c)
 	check_clock_words_of(c, c->cond, "if");
 }
 
+/* Can base type `type' hold `text', the number of an "add" on `col'? */
+static void
+check_operand(Oid type, const char *text, const char *col)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			input;
+	Oid			ioparam;
+
+	getTypeInputInfo(type, &input, &ioparam);
+	PG_TRY();
+	{
+		(void) OidInputFunctionCall(input, (char *) text, ioparam, -1);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"set\": \"add\" of column \"%s\" is not a value of its type %s: %s",
+						col, format_type_be(type), text),
+				 errdetail("%s", edata->message)));
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The number of an "add" is read as a value of the column's base type
+ * when applied: one that type cannot hold (1.5 for an integer, 40000 for
+ * a smallint) would fail there on every node.  K0011 naming the column
+ * instead, where the command is proposed only (as check_key_is_pk).  A
+ * base type's input function raises no error but of its input, so none
+ * needs a subtransaction to be caught.
+ */
+static void
+check_operands(RowCommand *c)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *col = NULL;
+	ListCell   *lc;
+
+	if (c->op == OP_BATCH)
+	{
+		foreach(lc, c->batch)
+			check_operands(lfirst(lc));
+		return;
+	}
+	if (c->add == NULL)
+		return;
+	it = JsonbIteratorInit(&c->add->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			col = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && v.type == jbvNumeric)
+			check_operand(getBaseType(get_atttype(c->relid, get_attnum(c->relid, col))),
+						  DatumGetCString(DirectFunctionCall1(numeric_out,
+															  NumericGetDatum(v.val.numeric))),
+						  col);
+	}
+}
+
 void
 kmd_rows_validate(Jsonb *command, const char *key)
 {
@@ -1349,6 +1416,7 @@ kmd_rows_validate(Jsonb *command, const char *key)
 
 	check_key_is_pk(c);
 	check_clock_words(c);
+	check_operands(c);
 	check_privileges(c);
 }
 
@@ -1599,6 +1667,7 @@ kmd_rows_prepare(Jsonb *command, const char *key)
 
 	check_key_is_pk(c);
 	check_clock_words(c);
+	check_operands(c);
 	check_privileges(c);
 	check_lease_key(c);
 	return JsonbValueToJsonb(push_command(&st, &command->root, c));
