@@ -43,6 +43,7 @@
 
 #include "apply.h"
 #include "errcodes.h"
+#include "guc.h"
 #include "identity.h"
 #include "serve.h"
 #include "shmem.h"
@@ -147,6 +148,8 @@ check_caller(bool refresh)
  * The roster entry of node `from', which sent a batch; noted as heard from
  * now if `heard'.  Raises unless it is a member.
  */
+static int32 last_sender = 0;	/* the node a batch last came from */
+
 static KmdNode *
 sender_node(uint32 from, bool heard)
 {
@@ -161,6 +164,8 @@ sender_node(uint32 from, bool heard)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("batch from node %u, which is not a member of this cluster", from)));
+	if (heard)
+		last_sender = (int32) from;
 	return node;
 }
 
@@ -332,6 +337,13 @@ kmd_deliver(PG_FUNCTION_ARGS)
 #define STREAM_READ_MAX 64
 
 /*
+ * Election timeouts a peer stream may hear nothing: its sender's worker
+ * sends a keepalive every quarter election timeout, and gives a stream up
+ * after as many without an answer.
+ */
+#define STREAM_SILENCE_TIMEOUTS 10
+
+/*
  * End the session quietly, as a backend does when its client goes: the
  * peer stopped, or closed the connection.
  */
@@ -487,6 +499,7 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 	StringInfoData response;
 	MemoryContext batch_cxt;
 	TimestampTz last_commit;
+	TimestampTz last_heard;
 	bool		dirty = false;	/* a batch came since the last commit */
 	int			batches = STREAM_READ_MAX;	/* read by the last round; the
 												 * first reads what came with
@@ -508,6 +521,7 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect_ext failed");
 	SPI_commit();
 	last_commit = GetCurrentTimestamp();
+	last_heard = last_commit;
 	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "kommander peer stream",
 									  ALLOCSET_DEFAULT_SIZES);
 
@@ -521,7 +535,24 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 	for (;;)
 	{
 		WaitEvent	event;
-		long		timeout = -1;
+		int			silence = STREAM_SILENCE_TIMEOUTS * kmd_election_timeout;
+		long		timeout;
+
+		/*
+		 * A sender that went without closing the connection (its host
+		 * down, the network cut) leaves the stream silent: it ends, which
+		 * frees its connection slot, where the kernel would notice the
+		 * peer gone after hours.  The sender's worker opens a new one.
+		 */
+		if (TimestampDifferenceExceeds(last_heard, GetCurrentTimestamp(), silence))
+		{
+			ereport(LOG,
+					(errmsg("kommander: the peer stream of node %d heard nothing for %d ms; it ends",
+							last_sender, silence)));
+			stream_exit();
+		}
+		timeout = Max(0, silence - TimestampDifferenceMilliseconds(last_heard,
+																  GetCurrentTimestamp()));
 
 		/*
 		 * Wait only when everything received is read: messages left by a
@@ -531,8 +562,9 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 		if (batches < STREAM_READ_MAX)
 		{
 			if (dirty)
-				timeout = Max(0, 1000 - TimestampDifferenceMilliseconds(last_commit,
-																		 GetCurrentTimestamp()));
+				timeout = Min(timeout,
+							  Max(0, 1000 - TimestampDifferenceMilliseconds(last_commit,
+																		  GetCurrentTimestamp())));
 			ModifyWaitEvent(FeBeWaitSet, FeBeWaitSetSocketPos, WL_SOCKET_READABLE, NULL);
 			if (WaitEventSetWait(FeBeWaitSet, timeout, &event, 1, PG_WAIT_EXTENSION) == 1 &&
 				(event.events & WL_POSTMASTER_DEATH))
@@ -546,6 +578,8 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 		batches = read_messages(batch_cxt, fcinfo->flinfo->fn_oid);
 		if (batches < 0)
 			break;
+		if (batches > 0)
+			last_heard = GetCurrentTimestamp();
 		dirty |= batches > 0;
 		if (dirty && TimestampDifferenceExceeds(last_commit, GetCurrentTimestamp(), 1000))
 		{

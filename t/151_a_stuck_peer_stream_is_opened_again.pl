@@ -4,7 +4,9 @@
 #   the sending Raft worker after ten election timeouts without an answer
 #   and opened again, with a line in its log: the node behind it gets the
 #   others' batches again and applies their writes while the stuck backends
-#   still hang.
+#   still hang.  A sender that goes silent without closing its
+#   connections has its streams ended by the receiving backends after as
+#   long.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -55,5 +57,31 @@ ok($n2->poll_query_until('postgres',
 	"SELECT count(*) = " . (scalar(@nodes) - 1) . " * (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker')"
 	  . " FROM pg_stat_activity WHERE query = 'CALL kommander.peer_stream()'"),
 	'the stuck backends, let go, find their connections closed and end');
+
+# The other way round: a sender that goes silent without closing its
+# connections (its Raft workers stopped, as a host that went down or a cut
+# network would look).  node2's streams of node1 end after ten election
+# timeouts, freeing their connection slots, where the kernel would notice
+# nothing for hours; node1's workers, let go, open new ones.
+my $streams = q{SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL kommander.peer_stream()'};
+my $before = $n2->safe_psql('postgres', $streams);
+my @silent = split /\n/, $n1->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
+END { kill 'CONT', @silent if @silent; }
+my $offset2 = -s $n2->logfile;
+kill 'STOP', @silent;
+ok($n2->wait_for_log(qr/the peer stream of node 1 heard nothing for 5000 ms; it ends/, $offset2),
+	"node2 ends its streams of node1 when node1 goes silent");
+ok($n2->poll_query_until('postgres', "SELECT ($streams) = $before - " . scalar(@silent)),
+	'one for each of its Raft workers');
+kill 'CONT', @silent;
+@silent = ();
+KmdTest::upsert_kv($n1, map { "q$_" } 1 .. 10);
+KmdTest::wait_converged(\@nodes);
+is($n2->safe_psql('postgres', "SELECT count(*) FROM kv WHERE k LIKE 'q%'"), '10',
+	'node2 applies what node1 wrote once it runs again');
+ok($n2->poll_query_until('postgres', "SELECT ($streams) = $before"),
+	"node1's workers opened their streams to node2 again");
+KmdTest::same_state(\@nodes);
 
 done_testing();
