@@ -1117,8 +1117,10 @@ barriers_applied(void)
 
 /*
  * Raise if the image of `partition_id' from node `from' is behind this
- * node's map: a partition is gone here into it and the image has not taken
- * it in, or its generation here is newer than the image's.  This node
+ * node's map: the partition itself is gone here (merged into another,
+ * whose image brought that), a partition is gone here into it and the
+ * image has not taken it in, or its generation here is newer than the
+ * image's.  This node
  * learns such things from the map rows of other images (the partitions an
  * image's log split off come with the sender's rows), while the partition
  * itself may still take its image from a node that has not applied that
@@ -1136,6 +1138,18 @@ refuse_if_behind_map(int32 partition_id, int32 from, Jsonb *manifest)
 	int32		id;
 	int64		generation;
 
+	if (SPI_execute_with_args("SELECT merged_into FROM kommander.partition_map "
+							  "WHERE partition_id = $1 AND state = 'gone'",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.partition_map");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_LEARNER_LAGGING),
+				 errmsg("partition %d was merged into partition %d here; node %d's image of it is from before",
+						partition_id,
+						DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+						from),
+				 errdetail("Installed, it would bring the partition back, over rows of the one that took it in.")));
 	if (SPI_execute_with_args("SELECT m.partition_id, m.generation FROM kommander.partition_map m "
 							  "WHERE (m.state = 'gone' AND m.merged_into = $1 AND NOT EXISTS ("
 							  "    SELECT 1 FROM pg_catalog.jsonb_array_elements(pg_catalog.jsonb_extract_path($2, 'absorbed')) a "
@@ -1581,7 +1595,8 @@ kmd_images_install(void)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
-		if (part->partition_id < 0)
+		/* one merged away here (an image of the other took it in) takes none */
+		if (part->partition_id < 0 || part->state == KMD_PART_GONE)
 			continue;
 		if (part->image_state == KMD_IMAGE_READY)
 			any_ready = true;
