@@ -485,16 +485,16 @@ kmd_inbox_get(KmdInbox *inbox, char **buf, uint32 *len)
 	}
 	for (uint64 i = 0; i < sizeof(uint32); i++)
 		((char *) &hdr)[i] = ring[(inbox->head + i) % inbox->size];
-	inbox->head += sizeof(uint32);
+	/* taken out only once copied: a failed allocation leaves it in place */
 	*buf = palloc(hdr > 0 ? hdr : 1);
 	{
-		uint64		off = inbox->head % inbox->size;
+		uint64		off = (inbox->head + sizeof(uint32)) % inbox->size;
 		uint64		first = Min((uint64) hdr, inbox->size - off);
 
 		memcpy(*buf, ring + off, first);
 		memcpy(*buf + first, ring, hdr - first);
 	}
-	inbox->head += hdr;
+	inbox->head += sizeof(uint32) + hdr;
 	*len = hdr;
 	LWLockRelease(inbox->lock);
 	return true;

@@ -1056,6 +1056,12 @@ any_awake(void)
 static void
 worker_exit(int code, Datum arg)
 {
+	/*
+	 * An error is FATAL in this process, which exits without an abort:
+	 * a lock it held (kmd_shared->lock, shared) would hold the exclusive
+	 * one below, and every process after it, for good.
+	 */
+	LWLockReleaseAll();
 	kmd_peers_stop();
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	kmd_shared->workers[worker_no].pid = 0;
