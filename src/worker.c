@@ -206,18 +206,20 @@ group_start(int32 partition_id)
 	g->unhosted_by = RAFT_NONE;
 	g->unhosted_until = 0;
 	g->lost_warned_at = 0;
-	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
 
 	/*
 	 * A group with a log whose state must come from an image (an image of
 	 * the system partition brought DDL, and this node stopped before the
 	 * partition's own came): no leader sends it a snapshot, so ask now.
 	 * Any node will do: the install refuses an image older than what this
-	 * node applied, and asks the next one.
+	 * node applied, and asks the next one.  Asked before the commit index
+	 * is published, which the apply worker would otherwise apply up to,
+	 * onto rows the image is to replace.
 	 */
 	if (image_wanted && raft_get_conf(g->r)->n > 0)
 		kmd_image_ask_any(partition_id);
 	kmd_images_adopt(g);
+	pg_atomic_write_u64(&part->commit_index, state.hard_state.commit);
 	elog(DEBUG1, "kommander worker %d started partition %d at term " UINT64_FORMAT
 		 ", last index " UINT64_FORMAT, worker_no, partition_id,
 		 state.hard_state.term, g->durable_last);
