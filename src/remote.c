@@ -81,7 +81,7 @@ kmd_remote_wait(PGconn *conn, bool write)
 PGresult *
 kmd_remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
-	PGresult   *res = NULL;
+	PGresult   *volatile res = NULL;
 	PGresult   *next;
 
 	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
@@ -90,28 +90,38 @@ kmd_remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *p
 				 errmsg("remote call failed: %s", sql),
 				 errdetail_internal("%s", PQerrorMessage(conn))));
 	/* the last result is the one that counts; an error wins */
-	for (;;)
+	PG_TRY();
 	{
-		while (PQisBusy(conn))
+		for (;;)
 		{
-			kmd_remote_wait(conn, false);
-			if (!PQconsumeInput(conn))
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("remote call failed: %s", sql),
-						 errdetail_internal("%s", PQerrorMessage(conn))));
-		}
-		next = PQgetResult(conn);
-		if (next == NULL)
-			break;
-		if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
-			PQclear(next);
-		else
-		{
-			PQclear(res);
-			res = next;
+			while (PQisBusy(conn))
+			{
+				kmd_remote_wait(conn, false);
+				if (!PQconsumeInput(conn))
+					ereport(ERROR,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("remote call failed: %s", sql),
+							 errdetail_internal("%s", PQerrorMessage(conn))));
+			}
+			next = PQgetResult(conn);
+			if (next == NULL)
+				break;
+			if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
+				PQclear(next);
+			else
+			{
+				PQclear(res);
+				res = next;
+			}
 		}
 	}
+	PG_CATCH();
+	{
+		/* libpq's memory, which no error frees: a result kept meanwhile */
+		PQclear(res);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
