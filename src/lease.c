@@ -59,6 +59,9 @@ PG_FUNCTION_INFO_V1(kmd_lease_revoke);
 #define LEASE_MIN_TTL_MS 1000
 #define LEASE_MAX_TTL_MS (INT64CONST(30) * 24 * 3600 * 1000)
 
+/* draws a grant without a key makes past ids of frozen partitions */
+#define FROZEN_DRAWS 100
+
 /* ------------------------------------------------------------------------
  * SQL functions
  * ------------------------------------------------------------------------
@@ -217,8 +220,12 @@ kmd_lease_grant(PG_FUNCTION_ARGS)
 					 errmsg("could not generate a random lease id")));
 		id = (int64) (r & PG_INT64_MAX);
 		snprintf(text, sizeof(text), INT64_FORMAT, id);
-		if (id == 0 ||
-			(want >= 0 && kmd_route_key(text, strlen(text), &generation, &state, &leader) != want))
+		if (id == 0)
+			continue;
+		/* without a key, any partition but one a merge froze (K0004) */
+		if (kmd_route_key(text, strlen(text), &generation, &state, &leader) != want && want >= 0)
+			id = 0;
+		else if (want < 0 && state == KMD_PART_FROZEN && tries < FROZEN_DRAWS)
 			id = 0;
 	}
 	propose_lease("grant", id, ttl_ms, &out);

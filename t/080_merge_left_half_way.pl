@@ -4,6 +4,7 @@
 #   freezing the right partition; once the freeze is everywhere, the leader
 #   of the left partition commits the merge by itself.  Rows survive, the
 #   ranges tile the hash space, and the merged keys take writes again.
+#   Leases granted without a key meanwhile avoid the frozen partition.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -48,6 +49,13 @@ ok($n2->poll_query_until('postgres',
 	'the freeze committed: partition 2 is frozen on node 2');
 is($n2->safe_psql('postgres', 'SELECT state FROM kommander.partitions WHERE partition_id = 1'),
 	'active', 'the merge itself did not commit');
+# a lease granted without a key meanwhile goes to the partition not frozen
+# (it failed with K0004 whenever its random id fell in the frozen one)
+my $grants = $n2->safe_psql('postgres',
+	q{SELECT string_agg(DISTINCT p.partition_id::text, ',')
+	    FROM (SELECT kmd_lease_grant('1 min') AS g FROM generate_series(1, 20)) s,
+	         LATERAL kmd_route(s.g::text) p});
+is($grants, '1', 'twenty leases granted without a key, all in partition 1');
 $locker->query_safe('COMMIT');
 $locker->quit;
 
