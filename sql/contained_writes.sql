@@ -31,6 +31,7 @@ SELECT side('MERGE INTO public.audit a USING (SELECT $1 AS id) s ON a.id = s.id 
 SELECT side('TRUNCATE public.audit');
 SELECT side('CREATE TABLE public.made AS SELECT 1 AS n');
 SELECT side('CREATE TEMP TABLE scratch (n int)');
+SELECT side('CREATE VIEW pg_temp.seen AS SELECT 1 AS n');
 -- constraint modes would outlive the command in the apply transaction
 SELECT side('SET CONSTRAINTS ALL DEFERRED');
 -- TRUNCATE of a control table would empty every partition
@@ -52,5 +53,11 @@ SELECT * FROM audit;
 -- kmd_ddl neither truncates a control table nor makes temporary tables
 SELECT err($$SELECT kmd_ddl('TRUNCATE public.jobs')$$);
 SELECT err($$SELECT kmd_ddl('CREATE TEMP TABLE scratch (n int)')$$);
+-- nor any object in its temporary schema, which would be found there
+-- first by the apply worker's own reads of catalogs, as its superuser
+SELECT err($$SELECT kmd_ddl('CREATE TABLE pg_temp.scratch (n int)')$$);
+SELECT err($$SELECT kmd_ddl('CREATE VIEW pg_temp.pg_trigger AS SELECT 0::oid AS tgrelid, ''kommander_guard''::name AS tgname')$$);
+SELECT err($$SELECT kmd_ddl('CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS ''SELECT 1''')$$);
+SELECT err($$SELECT kmd_ddl('DO ''BEGIN CREATE SEQUENCE pg_temp.s; EXCEPTION WHEN others THEN NULL; END''')$$);
 SELECT kmd_ddl($$UPDATE public.audit SET note = 'updated by kmd_ddl'$$) > 0 AS kmd_ddl_writes;
 SELECT * FROM audit;

@@ -272,12 +272,37 @@ check_utility(Node *parsetree)
 	}
 }
 
+/*
+ * No statement a command runs leaves an object in the apply worker's
+ * temporary schema: not only a TEMP table (check_utility) but anything
+ * put there by name (CREATE VIEW pg_temp.v, CREATE FUNCTION pg_temp.f).
+ * It would outlive the command on one node only, and the temporary schema
+ * is searched first for relations and types, so an unqualified name of a
+ * catalog read later in the worker, as its superuser, would find it.  A
+ * schema made in the failed command's subtransaction goes with it.
+ */
+static void
+check_no_temp_schema(void)
+{
+	Oid			temp;
+	Oid			toast;
+
+	GetTempNamespaceState(&temp, &toast);
+	if (OidIsValid(temp))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("command creates a temporary object"),
+				 errdetail("A temporary object would live in one node's apply worker only.")));
+}
+
 static void
 process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				ProcessUtilityContext context, ParamListInfo params,
 				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	if (checking())
+	bool		check = checking();
+
+	if (check)
 		check_utility(pstmt->utilityStmt);
 	if (prev_process_utility)
 		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
@@ -285,6 +310,8 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
+	if (check)
+		check_no_temp_schema();
 }
 
 void
