@@ -64,7 +64,7 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 						errmsg("table registration names no table")));
 	values[0] = CStringGetTextDatum(cmd->args[0]);
 	values[1] = Int64GetDatum((int64) index);
-	if (SPI_execute_with_args("SELECT $1::regclass::oid", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT $1::pg_catalog.regclass::pg_catalog.oid", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not resolve %s", cmd->args[0]);
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
@@ -73,7 +73,7 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 		Oid			t[1] = {OIDOID};
 		Datum		v[1] = {ObjectIdGetDatum(relid)};
 
-		exec_sql("SELECT 1 FROM pg_index WHERE indrelid = $1 AND indisprimary", 1, t, v, SPI_OK_SELECT);
+		exec_sql("SELECT 1 FROM pg_catalog.pg_index WHERE indrelid OPERATOR(pg_catalog.=) $1 AND indisprimary", 1, t, v, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
@@ -82,7 +82,7 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 	kmd_syscommand_guard_table(relid);
 	values[0] = ObjectIdGetDatum(relid);
 	types[0] = OIDOID;
-	exec_sql("INSERT INTO kommander.tables VALUES ($1::regclass, $2) ON CONFLICT (relid) DO NOTHING",
+	exec_sql("INSERT INTO kommander.tables VALUES ($1::pg_catalog.regclass, $2) ON CONFLICT (relid) DO NOTHING",
 			 2, types, values, SPI_OK_INSERT);
 }
 
@@ -269,7 +269,7 @@ guard_statements(Oid relid)
 	Oid			t[1] = {OIDOID};
 	Datum		v[1] = {ObjectIdGetDatum(relid)};
 
-	exec_sql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = 'kommander_guard'",
+	exec_sql("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgname OPERATOR(pg_catalog.=) 'kommander_guard'",
 			 1, t, v, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		exec_sql(psprintf("CREATE TRIGGER kommander_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
@@ -365,7 +365,7 @@ kmd_syscommand_guard_table(Oid relid)
 
 	guard_statements(relid);
 
-	exec_sql("SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = 'kommander_key_range'",
+	exec_sql("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgname OPERATOR(pg_catalog.=) 'kommander_key_range'",
 			 1, t, v, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		exec_sql(psprintf("CREATE TRIGGER kommander_key_range AFTER INSERT OR UPDATE OR DELETE "
@@ -427,7 +427,7 @@ apply_register_applier(const KmdCommand *cmd, uint64 index)
 				 errmsg("applier \"%s\" calls a function of another owner", cmd->args[0]),
 				 errhint("Register the function under another name, or drop the function the name calls first.")));
 	values[2] = Int64GetDatum((int64) index);
-	exec_sql("INSERT INTO kommander.appliers VALUES ($1, $2::regprocedure, $3) "
+	exec_sql("INSERT INTO kommander.appliers VALUES ($1, $2::pg_catalog.regprocedure, $3) "
 			 "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn, registered = EXCLUDED.registered",
 			 3, types, values, SPI_OK_INSERT);
 }
