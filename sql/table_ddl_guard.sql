@@ -117,10 +117,17 @@ SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER kommande
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER ALL')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE REPLICA TRIGGER kommander_guard')$$);
 SELECT err($$SELECT kmd_ddl('DROP TRIGGER kommander_guard ON public.guarded')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TRIGGER kommander_guard ON public.guarded RENAME TO g')$$);
+-- nor its key-range trigger, which keeps each command in its partition
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER kommander_key_range')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE REPLICA TRIGGER kommander_key_range')$$);
+SELECT err($$SELECT kmd_ddl('DROP TRIGGER kommander_key_range ON public.guarded')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TRIGGER kommander_key_range ON public.guarded RENAME TO k')$$);
 SELECT err($$SELECT kmd_ddl('CREATE TABLE public.guarded_child () INHERITS (public.guarded)')$$);
 SELECT err($$SELECT kmd_ddl('CREATE TABLE public.guarded_parent (id text); ALTER TABLE public.guarded INHERIT public.guarded_parent')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded SET UNLOGGED')$$);
-SELECT count(*) AS guard_triggers FROM pg_trigger WHERE tgrelid = 'public.guarded'::regclass AND tgname = 'kommander_guard' AND tgenabled = 'O';
+SELECT string_agg(tgname, ',' ORDER BY tgname) AS guard_triggers FROM pg_trigger
+ WHERE tgrelid = 'public.guarded'::regclass AND tgname LIKE 'kommander%' AND tgenabled = 'O';
 SELECT relpersistence, relhassubclass FROM pg_class WHERE oid = 'public.guarded'::regclass;
 SELECT to_regclass('public.guarded_parent') IS NULL AS no_parent_left;
 -- and a table is registered only when logged and without inheritance

@@ -66,6 +66,7 @@
 #include "guard.h"
 
 #define GUARD_TRIGGER "kommander_guard"
+#define KEY_RANGE_TRIGGER "kommander_key_range"	/* keyrange.c's */
 
 PG_FUNCTION_INFO_V1(kmd_control_table_guard);
 
@@ -478,10 +479,12 @@ refuse_unguarding(Oid relid, const char *what)
 			 errdetail("The control table would no longer hold the same rows on every node.")));
 }
 
+/* Does ALTER or DROP of `trigger' (NULL: every one) touch one of kommander's? */
 static bool
 names_guard(const char *trigger)
 {
-	return trigger == NULL || strcmp(trigger, GUARD_TRIGGER) == 0;
+	return trigger == NULL || strcmp(trigger, GUARD_TRIGGER) == 0 ||
+		strcmp(trigger, KEY_RANGE_TRIGGER) == 0;
 }
 
 static void
@@ -545,6 +548,16 @@ check_guard_kept(Node *parsetree)
 			if (OidIsValid(relid))
 				refuse_unguarding(relid, "dropping its guard trigger");
 		}
+	}
+	else if (IsA(parsetree, RenameStmt) &&
+			 ((RenameStmt *) parsetree)->renameType == OBJECT_TRIGGER &&
+			 ((RenameStmt *) parsetree)->subname != NULL &&
+			 names_guard(((RenameStmt *) parsetree)->subname))
+	{
+		/* renamed, it is no longer found: the table no longer a control table */
+		relid = control_table_named(((RenameStmt *) parsetree)->relation);
+		if (OidIsValid(relid))
+			refuse_unguarding(relid, "renaming its guard trigger");
 	}
 	else if (IsA(parsetree, CreateStmt) && ((CreateStmt *) parsetree)->partbound == NULL)
 	{
