@@ -380,6 +380,8 @@ parse_one_bug(const char *name)
 		return SIM_BUG_PROMOTE_UNHEARD;
 	if (strcmp(name, "image-index") == 0)
 		return SIM_BUG_IMAGE_INDEX;
+	if (strcmp(name, "silent-quorum") == 0)
+		return SIM_BUG_SILENT_QUORUM;
 	return 0;
 }
 

@@ -100,7 +100,8 @@ roster_flaws(const sim *s)
 {
 	return ((s->cfg.bugs & SIM_BUG_LONE_VOTER) ? HOST_FLAW_LONE_VOTER : 0) |
 		((s->cfg.bugs & SIM_BUG_PROMOTE_UNHEARD) ? HOST_FLAW_PROMOTE_UNHEARD : 0) |
-		((s->cfg.bugs & SIM_BUG_LATE_MEMBER) ? HOST_FLAW_LATE_MEMBER : 0);
+		((s->cfg.bugs & SIM_BUG_LATE_MEMBER) ? HOST_FLAW_LATE_MEMBER : 0) |
+		((s->cfg.bugs & SIM_BUG_SILENT_QUORUM) ? HOST_FLAW_SILENT_QUORUM : 0);
 }
 
 /* Entry `index' of a group as its node holds it, running or down. */
@@ -509,6 +510,7 @@ reconcile_step(sim *s, int nid, int gi)
 {
 	raft	   *r = s->nodes[nid].g[gi].r;
 	host_roster ro;
+	host_heard	heard;
 	hold_ctx	h = {s, nid, gi};
 	host_step	st;
 	bool		in_line;
@@ -516,7 +518,8 @@ reconcile_step(sim *s, int nid, int gi)
 	uint32_t	type = 0;
 
 	roster_view(s, &ro);
-	in_line = host_reconcile_step(r, &ro, PROMOTE_MAX_LAG, holds, &h, roster_flaws(s), &st);
+	roster_heard(s, nid, &heard);
+	in_line = host_reconcile_step(r, &ro, &heard, PROMOTE_MAX_LAG, holds, &h, roster_flaws(s), &st);
 	switch (st.action)
 	{
 		case HOST_STEP_NONE:

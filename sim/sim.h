@@ -58,6 +58,9 @@
 #define SIM_BUG_IMAGE_INDEX		0x100000	/* an image is installed at the index
 											 * of the snapshot message, not the
 											 * one its rows were read at */
+#define SIM_BUG_SILENT_QUORUM	0x200000	/* a leader removes a voter though
+											 * the voters left hold no majority
+											 * that answers */
 
 typedef struct sim_config
 {

@@ -51,6 +51,19 @@ kmd_host_roster(host_roster *ro)
 	LWLockRelease(kmd_shared->lock);
 }
 
+/* The nodes this node heard from within an election timeout of `now'. */
+void
+kmd_host_heard(host_heard *h, TimestampTz now)
+{
+	h->n = 0;
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < KMD_MAX_NODES && h->n < HOST_MAX_NODES; i++)
+		if (kmd_shared->nodes[i].node_id != 0 &&
+			kmd_node_heard(&kmd_shared->nodes[i], now, kmd_election_timeout))
+			h->ids[h->n++] = (raft_id) kmd_shared->nodes[i].node_id;
+	LWLockRelease(kmd_shared->lock);
+}
+
 /*
  * The members of a partition's group as its worker here last showed them;
  * committed only while the group runs here.  False for a partition this
@@ -262,6 +275,7 @@ bool
 kmd_reconcile_group(KmdGroup *g)
 {
 	host_roster ro;
+	host_heard	heard;
 	host_step	step;
 	LogMarks	lm;
 	bool		in_line;
@@ -272,8 +286,9 @@ kmd_reconcile_group(KmdGroup *g)
 	memset(&lm, 0, sizeof(lm));
 	lm.g = g;
 	kmd_host_roster(&ro);
-	in_line = host_reconcile_step(g->r, &ro, (uint64) kmd_promote_max_lag, holds, &lm, 0,
-								  &step);
+	kmd_host_heard(&heard, GetCurrentTimestamp());
+	in_line = host_reconcile_step(g->r, &ro, &heard, (uint64) kmd_promote_max_lag, holds, &lm,
+								  0, &step);
 	switch (step.action)
 	{
 		case HOST_STEP_NONE:

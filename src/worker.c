@@ -948,12 +948,8 @@ tick_all(void)
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	roster_version = kmd_shared->roster_version;
 	any_frozen = kmd_shared->n_frozen > 0;
-	alive.n = 0;
-	for (int i = 0; i < KMD_MAX_NODES; i++)
-		if (kmd_shared->nodes[i].node_id != 0 &&
-			kmd_node_heard(&kmd_shared->nodes[i], now, kmd_election_timeout))
-			alive.ids[alive.n++] = (raft_id) kmd_shared->nodes[i].node_id;
 	LWLockRelease(kmd_shared->lock);
+	kmd_host_heard(&alive, now);
 
 	/* a node heard from again: leaders here may have rested without it */
 	for (uint32 i = 0; i < alive.n; i++)

@@ -68,10 +68,12 @@ extern bool kmd_reconcile_group(KmdGroup *g);
 
 /*
  * reconcile.c: the inputs of the host's rules (src/host) from shared
- * memory: the roster as this node has it, a partition's members as this
- * node holds them (false if it has no such partition), and a time in ms.
+ * memory: the roster as this node has it, the nodes it heard from within
+ * an election timeout, a partition's members as this node holds them
+ * (false if it has no such partition), and a time in ms.
  */
 extern void kmd_host_roster(host_roster *ro);
+extern void kmd_host_heard(host_heard *h, TimestampTz now);
 extern bool kmd_host_members(int32 partition_id, host_members *m);
 extern uint64 kmd_host_ms(TimestampTz t);
 

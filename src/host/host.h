@@ -39,6 +39,9 @@
 											 * promoted on its lag alone */
 #define HOST_FLAW_LATE_MEMBER		0x04	/* a resting leader wakes only when
 											 * a node it lost is heard again */
+#define HOST_FLAW_SILENT_QUORUM		0x08	/* a voter is removed though the
+											 * voters left hold no majority
+											 * that answers */
 
 /* ------------------------------------------------------------------------
  * What a node knows
@@ -183,14 +186,16 @@ typedef bool (*host_holds_fn) (void *arg, raft_id id);
  * keeps: two leaving voters would hand the lead back and forth for ever;
  * with no such voter it goes on to promote one), then a node the roster
  * keeps is added as a learner, then a learner the roster names a voter is
- * promoted once caught up (host_caught_up, within `max_lag').  Returns
- * true when the configuration is in line with the roster; *step says what
- * to do now, if anything.  An empty roster (not loaded yet) is never in
+ * promoted once caught up (host_caught_up, within `max_lag').  A voter
+ * leaves only while the voters left hold a majority that answers: nodes
+ * in `heard' (NULL: every node) that answered this leader.  Returns true
+ * when the configuration is in line with the roster; *step says what to
+ * do now, if anything.  An empty roster (not loaded yet) is never in
  * line.
  */
-bool		host_reconcile_step(const raft *r, const host_roster *ro, uint64_t max_lag,
-								host_holds_fn holds, void *arg, uint32_t flaws,
-								host_step *step);
+bool		host_reconcile_step(const raft *r, const host_roster *ro, const host_heard *heard,
+								uint64_t max_lag, host_holds_fn holds, void *arg,
+								uint32_t flaws, host_step *step);
 
 /*
  * Has the learner `id' caught up with the leader `r': within `max_lag'

@@ -96,6 +96,38 @@ handover_target(const raft *r, const host_roster *ro, uint64_t max_lag)
 	return best != RAFT_NONE ? best : first;
 }
 
+/*
+ * Would the voters left once `id' is out hold a majority that answers:
+ * nodes heard from lately (`heard', NULL: every node) whose member
+ * answered this leader?  A configuration counts from its append: a
+ * removal that leaves a majority silent (voters [A, B, C] with C down, B
+ * removed) is never committed, and the group has no leader again until C
+ * is back.  Such a removal waits; the silent member's own removal, or its
+ * return, comes first.  Not the core's check-quorum marks, which a
+ * resting leader does not renew.
+ */
+static bool
+leaves_quorum(const raft *r, const raft_conf *conf, raft_id id, const host_heard *heard)
+{
+	uint32_t	voters = 0;
+	uint32_t	answering = 0;
+
+	for (uint32_t k = 0; k < conf->n; k++)
+	{
+		raft_id		other = conf->members[k].id;
+		raft_progress pr;
+
+		if (other == id || conf->members[k].role != RAFT_VOTER)
+			continue;
+		voters++;
+		if (other == raft_self(r) ||
+			((heard == NULL || host_heard_has(heard, other)) &&
+			 raft_get_progress(r, other, &pr) == RAFT_OK && pr.match > 0))
+			answering++;
+	}
+	return voters == 0 || answering * 2 > voters;
+}
+
 static bool
 step(host_step *s, host_action action, raft_id id)
 {
@@ -105,8 +137,9 @@ step(host_step *s, host_action action, raft_id id)
 }
 
 bool
-host_reconcile_step(const raft *r, const host_roster *ro, uint64_t max_lag,
-					host_holds_fn holds, void *arg, uint32_t flaws, host_step *s)
+host_reconcile_step(const raft *r, const host_roster *ro, const host_heard *heard,
+					uint64_t max_lag, host_holds_fn holds, void *arg, uint32_t flaws,
+					host_step *s)
 {
 	const raft_conf *conf = raft_get_conf(r);
 	raft_id		self = raft_self(r);
@@ -139,6 +172,9 @@ host_reconcile_step(const raft *r, const host_roster *ro, uint64_t max_lag,
 		/* a removal held up must not hold up the rest */
 		in_line = false;
 		if (holds != NULL && holds(arg, id))
+			continue;
+		if (conf->members[i].role == RAFT_VOTER && !leaves_quorum(r, conf, id, heard) &&
+			!FLAW(flaws, HOST_FLAW_SILENT_QUORUM))
 			continue;
 		return step(s, HOST_STEP_REMOVE, id);
 	}

@@ -81,10 +81,10 @@ test_in_line_takes_no_step(void **state)
 	host_step	st;
 
 	assert_int_equal(fx_elect(f, 1), 1);
-	assert_true(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_true(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 	memset(&none, 0, sizeof(none));
-	assert_false(host_reconcile_step(fx_raft(f, 1), &none, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &none, NULL, MAX_LAG, NULL, NULL, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 }
 
@@ -99,17 +99,49 @@ test_leaving_member_removed_unless_held(void **state)
 	host_step	st;
 
 	assert_int_equal(fx_elect(f, 1), 1);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_REMOVE);
 	assert_int_equal(st.id, 2);
 
 	/* held: not removed, not in line, and node 4 of the roster is added */
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, holds_one, &held, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, holds_one, &held, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 	ro = roster(4, roles);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, holds_one, &held, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, holds_one, &held, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_ADD_LEARNER);
 	assert_int_equal(st.id, 4);
+}
+
+/*
+ * A leaving voter is not removed while the voters left would hold no
+ * majority that answers (the configuration counts from its append, and
+ * would never commit): node 3 down, node 2 leaving stays; node 3 leaving
+ * too goes first.
+ */
+static void
+test_removal_keeps_an_answering_majority(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	const uint32_t one_leaving[] = {HOST_VOTER, HOST_REMOVING, HOST_VOTER};
+	const uint32_t two_leaving[] = {HOST_VOTER, HOST_REMOVING, HOST_REMOVING};
+	host_roster ro = roster(3, one_leaving);
+	host_heard	heard = {2, {1, 2}};
+	host_step	st;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	/* every node heard: node 2 goes */
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_int_equal(st.action, HOST_STEP_REMOVE);
+	assert_int_equal(st.id, 2);
+
+	/* node 3 no longer heard: node 2 stays */
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, &heard, MAX_LAG, NULL, NULL, 0, &st));
+	assert_int_equal(st.action, HOST_STEP_NONE);
+
+	ro = roster(3, two_leaving);
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, &heard, MAX_LAG, NULL, NULL, 0, &st));
+	assert_int_equal(st.action, HOST_STEP_REMOVE);
+	assert_int_equal(st.id, 3);
 }
 
 /* A leaving leader hands over to a voter the roster keeps, never to
@@ -123,7 +155,7 @@ test_leaving_leader_hands_over_to_a_kept_voter(void **state)
 	host_step	st;
 
 	assert_int_equal(fx_elect(f, 1), 1);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_TRANSFER);
 	assert_int_equal(st.id, 3);
 }
@@ -147,14 +179,14 @@ test_leaving_leader_hands_over_to_a_voter_that_answers(void **state)
 	/* past a check-quorum round: node 2 has not answered in it */
 	fx_run(f, 3 * 10);
 	assert_int_equal(fx_leader(f), 1);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_TRANSFER);
 	assert_int_not_equal(st.id, 2);
 
 	/* nobody answers: the first kept voter, as before */
 	fx_isolate(f, 1);
 	fx_run(f, 3 * 10);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_TRANSFER);
 	assert_int_equal(st.id, 2);
 }
@@ -175,13 +207,13 @@ test_lone_leaving_leader_promotes_an_answered_learner(void **state)
 	assert_int_equal(fx_elect(f, 1), 1);
 	/* node 2 never answered: a match of 0 is not caught up, however short the log */
 	assert_false(host_caught_up(fx_raft(f, 1), 2, MAX_LAG));
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 
 	fx_heal_all(f);
 	fx_run(f, 5);
 	assert_true(host_caught_up(fx_raft(f, 1), 2, MAX_LAG));
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
 	assert_int_equal(st.action, HOST_STEP_PROMOTE);
 	assert_int_equal(st.id, 2);
 }
@@ -453,6 +485,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_in_line_takes_no_step, teardown),
 		cmocka_unit_test_teardown(test_leaving_member_removed_unless_held, teardown),
+		cmocka_unit_test_teardown(test_removal_keeps_an_answering_majority, teardown),
 		cmocka_unit_test_teardown(test_leaving_leader_hands_over_to_a_kept_voter, teardown),
 		cmocka_unit_test_teardown(test_leaving_leader_hands_over_to_a_voter_that_answers, teardown),
 		cmocka_unit_test_teardown(test_lone_leaving_leader_promotes_an_answered_learner, teardown),
