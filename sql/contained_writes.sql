@@ -32,6 +32,10 @@ SELECT side('TRUNCATE public.audit');
 SELECT side('CREATE TABLE public.made AS SELECT 1 AS n');
 SELECT side('CREATE TEMP TABLE scratch (n int)');
 SELECT side('CREATE VIEW pg_temp.seen AS SELECT 1 AS n');
+-- nor leave other state in the apply worker's session past the command
+SELECT side('PREPARE p AS SELECT 1');
+SELECT side('DECLARE c CURSOR WITH HOLD FOR SELECT 1');
+SELECT side('LISTEN somewhere');
 -- constraint modes would outlive the command in the apply transaction
 SELECT side('SET CONSTRAINTS ALL DEFERRED');
 -- TRUNCATE of a control table would empty every partition
@@ -59,5 +63,7 @@ SELECT err($$SELECT kmd_ddl('CREATE TABLE pg_temp.scratch (n int)')$$);
 SELECT err($$SELECT kmd_ddl('CREATE VIEW pg_temp.pg_trigger AS SELECT 0::oid AS tgrelid, ''kommander_guard''::name AS tgname')$$);
 SELECT err($$SELECT kmd_ddl('CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS ''SELECT 1''')$$);
 SELECT err($$SELECT kmd_ddl('DO ''BEGIN CREATE SEQUENCE pg_temp.s; EXCEPTION WHEN others THEN NULL; END''')$$);
+SELECT err($$SELECT kmd_ddl('PREPARE p AS SELECT 1')$$);
+SELECT err($$SELECT kmd_ddl('DECLARE c CURSOR FOR SELECT 1')$$);
 SELECT kmd_ddl($$UPDATE public.audit SET note = 'updated by kmd_ddl'$$) > 0 AS kmd_ddl_writes;
 SELECT * FROM audit;

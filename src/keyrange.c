@@ -256,6 +256,21 @@ check_utility(Node *parsetree)
 			check_write(relation_of(((RefreshMatViewStmt *) parsetree)->relation),
 						"REFRESH MATERIALIZED VIEW");
 			break;
+		case T_PrepareStmt:
+		case T_DeclareCursorStmt:
+		case T_ListenStmt:
+		case T_LoadStmt:
+			/*
+			 * State of the apply worker's session, which outlives the
+			 * command: a later command would find it on a node that
+			 * applied both in one transaction, or whose worker did not
+			 * restart meanwhile, and not on the others.
+			 */
+			ereport(ERROR,
+					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+					 errmsg("command runs %s", CreateCommandName(parsetree)),
+					 errdetail("It would leave state in one node's apply worker past the command.")));
+			break;
 		case T_ConstraintsSetStmt:
 			/*
 			 * A committed subtransaction keeps the mode for the rest of the
