@@ -1288,7 +1288,30 @@ value_clock_word(Oid type, JsonbValue *v)
 	return word;
 }
 
-/* No value of `obj' (the command's `what') for a time column names a clock word. */
+/* Does any string of value `v', however deep, hold a clock word? */
+static bool
+any_clock_word(JsonbValue *v)
+{
+	JsonbIterator *it;
+	JsonbValue	inner;
+	JsonbIteratorToken tok;
+
+	if (v->type == jbvString)
+		return clock_word(v->val.string.val, v->val.string.len) != NULL;
+	if (v->type != jbvBinary)
+		return false;
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &inner, false)) != WJB_DONE)
+		if ((tok == WJB_VALUE || tok == WJB_ELEM) && inner.type == jbvString &&
+			clock_word(inner.val.string.val, inner.val.string.len) != NULL)
+			return true;
+	return false;
+}
+
+/*
+ * No value of `obj' (the command's `what') for a time column names a clock
+ * word.  The column's type is looked up only for a value that holds one.
+ */
 static void
 check_clock_words_of(RowCommand *c, Jsonb *obj, const char *what)
 {
@@ -1306,7 +1329,7 @@ check_clock_words_of(RowCommand *c, Jsonb *obj, const char *what)
 
 		if (tok == WJB_KEY)
 			col = pnstrdup(v.val.string.val, v.val.string.len);
-		else if (tok == WJB_VALUE && col != NULL &&
+		else if (tok == WJB_VALUE && col != NULL && any_clock_word(&v) &&
 				 (word = value_clock_word(get_atttype(c->relid, get_attnum(c->relid, col)), &v)) != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
@@ -1372,8 +1395,8 @@ check_operand(Oid type, const char *text, const char *col)
 }
 
 /*
- * The number of an "add" is read as a value of the column's base type
- * when applied: one that type cannot hold (1.5 for an integer, 40000 for
+ * The number of an "add" is read as a value of the column's type when
+ * applied: one its base type cannot hold (1.5 for an integer, 40000 for
  * a smallint) would fail there on every node.  K0011 naming the column
  * instead, where the command is proposed only (as check_key_is_pk).  A
  * base type's input function raises no error but of its input, so none
