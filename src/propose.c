@@ -437,6 +437,7 @@ kmd_transfer_leader(PG_FUNCTION_ARGS)
 	KmdOutcome	out;
 	TimestampTz deadline;
 	bool		exists;
+	bool		leaving;
 
 	require_arg(fcinfo, 0, "partition_id");
 	require_arg(fcinfo, 1, "node_name");
@@ -447,14 +448,23 @@ kmd_transfer_leader(PG_FUNCTION_ARGS)
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	{
 		KmdPartition *part = kmd_partition_find(partition_id);
+		KmdNode    *node = kmd_node_find(node_id);
 
 		exists = part != NULL && part->state != KMD_PART_GONE;
+		leaving = node != NULL && node->role == KMD_NODE_REMOVING;
 	}
 	LWLockRelease(kmd_shared->lock);
 	if (!exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_PARTITION_FROZEN),
 				 errmsg("partition %d does not exist", partition_id)));
+	/* it would hand the lead on again once it applied its removal */
+	if (leaving)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("node \"%s\" is being removed from the cluster",
+						text_to_cstring(PG_GETARG_TEXT_PP(1))),
+				 errhint("Move the leadership to a node that stays.")));
 
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
 	kmd_request(KMD_REQ_TRANSFER, partition_id, node_id, NULL, &out);
@@ -471,6 +481,8 @@ kmd_transfer_leader(PG_FUNCTION_ARGS)
 
 		LWLockAcquire(kmd_shared->lock, LW_SHARED);
 		part = kmd_partition_find(partition_id);
+		if (part != NULL && part->state == KMD_PART_GONE)
+			part = NULL;
 		leader = part != NULL ? part->leader : 0;
 		LWLockRelease(kmd_shared->lock);
 		if (part == NULL)

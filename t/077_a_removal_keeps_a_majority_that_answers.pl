@@ -3,8 +3,8 @@
 #   that answers.  node3 is down; kmd_remove_node('node2') does not take
 #   node2 out of any group (which would leave node1 and the silent node3:
 #   no leader until node3 came back), fails with K0002, and every
-#   partition still takes writes.  node3 back, the removal run again
-#   completes.
+#   partition still takes writes; no lead moves to node2 meanwhile.
+#   node3 back, the removal run again completes.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -40,6 +40,10 @@ like($err, qr/node "node2" is still a member of some partitions/, 'it fails (K00
 is($n1->safe_psql('postgres',
 	"SELECT count(*) FROM kommander.partitions WHERE state = 'active' AND voters = 3"),
 	scalar(@partitions), 'every group keeps its three voters');
+# node2, being removed, takes no lead it would hand on again
+($rc, $out, $err) = $n1->psql('postgres', "SELECT kmd_transfer_leader($partitions[0], 'node2')");
+like($err, qr/node "node2" is being removed from the cluster/,
+	'leadership is not moved to node2 meanwhile');
 
 # every partition still has a leader and takes writes
 my @keys = map { KmdTest::key_in($n1, $_, 'w') } grep { $_ > 0 } @partitions;
