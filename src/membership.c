@@ -901,6 +901,12 @@ wait_out_of_groups(int32 node_id, const char *name)
 				asked = let_go[j] == ids[i];
 			if (asked)
 				continue;
+			/* each question may wait a propose_timeout: none past the deadline */
+			if (GetCurrentTimestamp() >= deadline)
+			{
+				member = true;
+				break;
+			}
 			kmd_request_outcome(KMD_REQ_MEMBER_CHECK, ids[i], node_id, NULL, &out);
 			if (strcmp(out.sqlstate, "00000") == 0 && n_let_go < kmd_shared->max_partitions)
 				let_go[n_let_go++] = ids[i];
