@@ -126,11 +126,19 @@ SELECT err($$SELECT kmd_ddl('ALTER TRIGGER kommander_key_range ON public.guarded
 SELECT err($$SELECT kmd_ddl('CREATE TABLE public.guarded_child () INHERITS (public.guarded)')$$);
 SELECT err($$SELECT kmd_ddl('CREATE TABLE public.guarded_parent (id text); ALTER TABLE public.guarded INHERIT public.guarded_parent')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded SET UNLOGGED')$$);
+SELECT kmd_ddl(format('CREATE TYPE public.guarded_shape AS (%s)',
+  (SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+     FROM pg_attribute WHERE attrelid = 'public.guarded'::regclass AND attnum > 0 AND NOT attisdropped))) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded OF public.guarded_shape')$$);
 SELECT string_agg(tgname, ',' ORDER BY tgname) AS guard_triggers FROM pg_trigger
  WHERE tgrelid = 'public.guarded'::regclass AND tgname LIKE 'kommander%' AND tgenabled = 'O';
 SELECT relpersistence, relhassubclass FROM pg_class WHERE oid = 'public.guarded'::regclass;
 SELECT to_regclass('public.guarded_parent') IS NULL AS no_parent_left;
--- and a table is registered only when logged and without inheritance
+-- and a table is registered only when logged, without inheritance and of
+-- no type (whose ALTER TYPE would change it on one node)
+SELECT kmd_ddl($$CREATE TYPE public.typed_shape AS (id text, n int);
+  CREATE TABLE public.typed_t OF public.typed_shape (PRIMARY KEY (id))$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_register_table('public.typed_t')$$);
 SELECT kmd_ddl($$CREATE UNLOGGED TABLE public.unlogged_t (id text PRIMARY KEY)$$) > 0 AS ddl_done;
 SELECT err($$SELECT kmd_register_table('public.unlogged_t')$$);
 SELECT kmd_ddl($$CREATE TABLE public.base_t (id text PRIMARY KEY); CREATE TABLE public.child_t (id text PRIMARY KEY) INHERITS (public.base_t)$$) > 0 AS ddl_done;

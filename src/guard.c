@@ -529,6 +529,10 @@ check_guard_kept(Node *parsetree)
 				case AT_SetUnLogged:
 					refuse_unguarding(relid, "SET UNLOGGED");
 					break;
+				case AT_AddOf:
+					/* its type's ALTER TYPE on one node would alter it there */
+					refuse_unguarding(relid, "OF a type");
+					break;
 				default:
 					break;
 			}

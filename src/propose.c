@@ -348,6 +348,13 @@ kmd_register_table(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" has a parent or children by inheritance", RelationGetRelationName(rel)),
 				 errdetail("A statement on a parent reaches its children's rows without their guard."),
 				 errhint("Register a table that inherits from nothing, or a partitioned table as a whole.")));
+	if (OidIsValid(rel->rd_rel->reloftype))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is of type %s", RelationGetRelationName(rel),
+						format_type_be(rel->rd_rel->reloftype)),
+				 errdetail("ALTER TYPE of its type on one node alone would change its columns there."),
+				 errhint("Make it a table of its own through kmd_ddl() (ALTER TABLE ... NOT OF), then register it.")));
 	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
