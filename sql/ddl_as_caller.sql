@@ -33,6 +33,12 @@ SELECT kmd_lease_grant('30 s', '1') AS checked_lease \gset
 SELECT kmd_propose('1', format('{"op":"upsert","table":"checked","row":{"id":1,"v":3},"lease":%s}', :checked_lease)::jsonb) > 0 AS attached;
 SELECT kmd_lease_revoke(:checked_lease);
 SELECT count(*) AS checked_rows FROM checked;
+-- REASSIGN OWNED would change a control table's owner, who applies its
+-- commands, on this node alone
+CREATE ROLE regress_heir;
+SELECT err($$REASSIGN OWNED BY regress_ddl TO regress_heir$$);
+SELECT pg_get_userbyid(relowner) AS checked_owner FROM pg_class WHERE oid = 'public.checked'::regclass;
+DROP ROLE regress_heir;
 SELECT kmd_ddl('DROP TABLE public.checked; DROP DOMAIN public.checked_int; DROP FUNCTION public.not_as_superuser(int)') > 0 AS dropped;
 
 SELECT tableowner FROM pg_tables WHERE tablename = 'owned';

@@ -53,6 +53,7 @@
 #include "commands/trigger.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -220,6 +221,37 @@ schema_has_control_table(Oid nspid)
 	return found;
 }
 
+/* A control table owned by `role', or InvalidOid. */
+static Oid
+control_table_owned_by(Oid role)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key[1];
+	HeapTuple	tup;
+	Oid			found = InvalidOid;
+
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(GUARD_TRIGGER));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, key);
+	while (!OidIsValid(found) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+		HeapTuple	class = SearchSysCache1(RELOID, ObjectIdGetDatum(trig->tgrelid));
+
+		if (!HeapTupleIsValid(class))
+			continue;
+		if (((Form_pg_class) GETSTRUCT(class))->relowner == role &&
+			is_guard_function(trig->tgfoid))
+			found = trig->tgrelid;
+		ReleaseSysCache(class);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 /* ------------------------------------------------------------------------
  * Refusing
  * ------------------------------------------------------------------------
@@ -373,6 +405,15 @@ check_statement(Node *parsetree)
 			break;
 		case T_AlterObjectSchemaStmt:
 			relid = control_table_named(((AlterObjectSchemaStmt *) parsetree)->relation);
+			break;
+		case T_ReassignOwnedStmt:
+			/* a control table's owner applies its commands on every node */
+			foreach(lc, ((ReassignOwnedStmt *) parsetree)->roles)
+			{
+				relid = control_table_owned_by(get_rolespec_oid(lfirst(lc), true));
+				if (OidIsValid(relid))
+					break;
+			}
 			break;
 		case T_AlterObjectDependsStmt:
 			relid = control_table_named(((AlterObjectDependsStmt *) parsetree)->relation);
