@@ -85,4 +85,7 @@ extern void kmd_leases_load(void);
  */
 extern bool kmd_lease_tick(struct KmdGroup *g, TimestampTz now);
 
+/* Forget what kmd_lease_tick kept of a group this worker stops. */
+extern void kmd_lease_tick_forget(int32 partition_id);
+
 #endif							/* KOMMANDER_LEASE_H */

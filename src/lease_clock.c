@@ -548,6 +548,13 @@ typedef struct LedTerm
 
 static HTAB *led_terms = NULL;
 
+void
+kmd_lease_tick_forget(int32 partition_id)
+{
+	if (led_terms != NULL)
+		(void) hash_search(led_terms, &partition_id, HASH_REMOVE, NULL);
+}
+
 bool
 kmd_lease_tick(KmdGroup *g, TimestampTz now)
 {

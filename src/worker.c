@@ -338,6 +338,7 @@ group_stop(KmdGroup *g)
 	LWLockRelease(kmd_shared->lock);
 	raft_free(g->r);
 	hash_search(groups, &partition_id, HASH_REMOVE, NULL);
+	kmd_lease_tick_forget(partition_id);
 	groups_dirty = true;
 }
 
