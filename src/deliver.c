@@ -338,8 +338,8 @@ kmd_deliver(PG_FUNCTION_ARGS)
 
 /*
  * Election timeouts a peer stream may hear nothing: its sender's worker
- * sends a keepalive every quarter election timeout, and gives a stream up
- * after as many without an answer.
+ * sends a keepalive every quarter election timeout (worker 0) or every two
+ * (the others), and gives a stream up after as many without an answer.
  */
 #define STREAM_SILENCE_TIMEOUTS 10
 
@@ -546,9 +546,14 @@ kmd_peer_stream(PG_FUNCTION_ARGS)
 		 */
 		if (TimestampDifferenceExceeds(last_heard, GetCurrentTimestamp(), silence))
 		{
-			ereport(LOG,
-					(errmsg("kommander: the peer stream of node %d heard nothing for %d ms; it ends",
-							last_sender, silence)));
+			if (last_sender != 0)
+				ereport(LOG,
+						(errmsg("kommander: the peer stream of node %d heard nothing for %d ms; it ends",
+								last_sender, silence)));
+			else
+				ereport(LOG,
+						(errmsg("kommander: a peer stream heard nothing for %d ms; it ends",
+								silence)));
 			stream_exit();
 		}
 		timeout = Max(0, silence - TimestampDifferenceMilliseconds(last_heard,

@@ -941,11 +941,18 @@ tick_all(void)
 	bool		any_frozen;
 	bool		awake = false;
 
+	/*
+	 * Worker 0 tells the peers that this node lives; every other worker
+	 * keeps its own streams heard, which the peers end after ten election
+	 * timeouts of silence (a worker whose groups all rest sends nothing).
+	 */
 	if (worker_no == 0)
 	{
 		kmd_peers_keepalives(idle_interval());
 		kmd_peers_tell_offline(idle_interval());
 	}
+	else
+		kmd_peers_keepalives(2 * kmd_election_timeout);
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	roster_version = kmd_shared->roster_version;
 	any_frozen = kmd_shared->n_frozen > 0;

@@ -6,7 +6,7 @@
 #   others' batches again and applies their writes while the stuck backends
 #   still hang.  A sender that goes silent without closing its
 #   connections has its streams ended by the receiving backends after as
-#   long.
+#   long; an idle one keeps them, every worker sending keepalives.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -25,6 +25,19 @@ my @nodes = KmdTest::new_cluster(3, conf => "kommander.election_timeout = 500\n"
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 KmdTest::wait_converged(\@nodes);
+
+# an idle cluster keeps its streams: every Raft worker, its groups at
+# rest, keeps its own heard, so none goes ten election timeouts silent
+my $workers = $n2->safe_psql('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'");
+for my $node (@nodes)
+{
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) = (SELECT count(*) FROM kommander.nodes) * $workers - $workers"
+		  . " FROM pg_stat_activity WHERE query = 'CALL kommander.peer_stream()'"
+		  . " AND backend_start < now() - interval '6 s'"),
+		$node->name . ' keeps every stream of the other nodes past ten election timeouts');
+}
 
 my @stuck = split /\n/, $n2->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE query = 'CALL kommander.peer_stream()'");
