@@ -37,6 +37,7 @@ SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","ro
 SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"upsert","table":"clocked","row":{"id":"c1","day":" Today"}}')$$);
 SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","ats":["2026-01-01","NOW"]}}')$$);
 SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","ats":"{epoch,now}"}}')$$);
+SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","ats":[["epoch"],["now"]]}}')$$);
 SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","span":"[yesterday,)"}}')$$);
 SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","s":{"note":"x","at":"tomorrow 10:00"}}}')$$);
 SELECT err_hint($$SELECT kmd_propose('c1', '{"op":"insert","table":"clocked","row":{"id":"c1","s":"(x,now)"}}')$$);

@@ -451,11 +451,14 @@ registered(Oid relid)
 }
 
 /*
- * Is `type' a date or time type, or an array, range, multirange, domain or
- * composite of one?
+ * Is `type' a date or time type, or an array, range or domain of one; with
+ * `wide' also a multirange or composite of one?  Which defaults the
+ * proposer decides takes the narrow answer: the apply worker asks it again
+ * of every insert, and a wider one would fail entries committed before
+ * (40001) on the nodes that apply them with it.
  */
 static bool
-time_type(Oid type)
+time_type_of(Oid type, bool wide)
 {
 	Oid			base = getBaseType(type);
 	Oid			elem = get_element_type(base);
@@ -464,10 +467,10 @@ time_type(Oid type)
 
 	if (OidIsValid(elem))
 		base = getBaseType(elem);
-	if (type_is_multirange(base))
+	if (wide && type_is_multirange(base))
 		base = get_multirange_range(base);
 	if (type_is_range(base))
-		base = getBaseType(get_range_subtype(base));
+		base = wide ? getBaseType(get_range_subtype(base)) : get_range_subtype(base);
 	switch (base)
 	{
 		case DATEOID:
@@ -479,14 +482,20 @@ time_type(Oid type)
 		default:
 			break;
 	}
-	if (get_typtype(base) != TYPTYPE_COMPOSITE)
+	if (!wide || get_typtype(base) != TYPTYPE_COMPOSITE)
 		return false;
 	desc = lookup_rowtype_tupdesc(base, -1);
 	for (int i = 0; i < desc->natts && !found; i++)
 		found = !TupleDescAttr(desc, i)->attisdropped &&
-			time_type(TupleDescAttr(desc, i)->atttypid);
+			time_type_of(TupleDescAttr(desc, i)->atttypid, true);
 	ReleaseTupleDesc(desc);
 	return found;
+}
+
+static bool
+time_type(Oid type)
+{
+	return time_type_of(type, false);
 }
 
 static bool
@@ -1261,15 +1270,18 @@ value_clock_word(Oid type, JsonbValue *v)
 	char	   *field = NULL;
 
 	if (v->type == jbvString)
-		return time_type(base) ? clock_word(v->val.string.val, v->val.string.len) : NULL;
-	if (v->type != jbvBinary || !time_type(base))
+		return time_type_of(base, true) ? clock_word(v->val.string.val, v->val.string.len) : NULL;
+	if (v->type != jbvBinary || !time_type_of(base, true))
 		return NULL;
 	it = JsonbIteratorInit(v->val.binary.data);
 	if (OidIsValid(get_element_type(base)))
 	{
+		/* an element, or an inner array of a multidimensional one */
 		while (word == NULL && (tok = JsonbIteratorNext(&it, &inner, true)) != WJB_DONE)
 			if (tok == WJB_ELEM)
-				word = value_clock_word(get_element_type(base), &inner);
+				word = value_clock_word(inner.type == jbvBinary &&
+										JsonContainerIsArray(inner.val.binary.data) ?
+										type : get_element_type(base), &inner);
 		return word;
 	}
 	if (get_typtype(base) != TYPTYPE_COMPOSITE)
