@@ -1504,6 +1504,21 @@ kmd_apply_main(Datum arg)
 				last_refresh = GetCurrentTimestamp();
 			}
 			more = kmd_images_install();
+
+			/*
+			 * An image replays the statements of kmd_ddl as they were
+			 * committed, unchecked: one from a version that let a command
+			 * make temporary objects would leave them in this session,
+			 * where every later command's statements would fail (a
+			 * command must leave the schema empty).  A new process has
+			 * none.
+			 */
+			if (kmd_temp_schema_in_use())
+			{
+				ereport(LOG,
+						(errmsg("kommander: the apply worker's session holds temporary objects; the worker starts anew")));
+				proc_exit(1);
+			}
 			more |= apply_all(&next_try);
 			more |= kmd_barrier_ask_unserved();
 			more |= kmd_barrier_ask_ddl();

@@ -296,14 +296,20 @@ check_utility(Node *parsetree)
  * catalog read later in the worker, as its superuser, would find it.  A
  * schema made in the failed command's subtransaction goes with it.
  */
-static void
-check_no_temp_schema(void)
+bool
+kmd_temp_schema_in_use(void)
 {
 	Oid			temp;
 	Oid			toast;
 
 	GetTempNamespaceState(&temp, &toast);
-	if (OidIsValid(temp))
+	return OidIsValid(temp);
+}
+
+static void
+check_no_temp_schema(void)
+{
+	if (kmd_temp_schema_in_use())
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("command creates a temporary object"),

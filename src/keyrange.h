@@ -32,4 +32,10 @@ extern KmdKeyRange kmd_apply_range;
  */
 extern void kmd_keyrange_install(void);
 
+/*
+ * Does this session's temporary schema hold anything?  No command leaves
+ * an object there; a statement an image replays is not checked.
+ */
+extern bool kmd_temp_schema_in_use(void);
+
 #endif							/* KOMMANDER_KEYRANGE_H */
