@@ -97,21 +97,19 @@ isolate(int nid, bool on)
 }
 
 /*
- * The scenario, with or without the bug.  Returns whether node 1, leading
- * again, removed node 2 in the end; `setup' says whether the scenario went
- * as scripted.
+ * Three voters running group 0 of partition mode, with `bugs', reporting
+ * into `res'; node 1 leads and has committed in its term, which `setup'
+ * says.  free_sim ends it.
  */
-static bool
-scenario(uint32_t bugs, bool *setup)
+static sim *
+three_voters(uint32_t bugs, sim_result *res, bool *setup)
 {
 	sim		   *s = calloc(1, sizeof(sim));
-	sim_result	res;
 	raft_conf	conf;
-	bool		removed;
 
-	memset(&res, 0, sizeof(res));
+	memset(res, 0, sizeof(*res));
 	memset(cut, 0, sizeof(cut));
-	s->res = &res;
+	s->res = res;
 	s->out = stdout;
 	s->cfg.seed = 1;
 	s->cfg.nodes = 3;
@@ -132,10 +130,31 @@ scenario(uint32_t bugs, bool *setup)
 	part_init(s, &conf);
 	for (int nid = 1; nid <= 3; nid++)
 		group_start(s, nid, 0);
-
-	/* node 1 leads and has committed in its term */
 	tick(s, 1, 2 * ELECTION_TICKS);
 	*setup = raft_get_role(core(s, 1)) == RAFT_LEADER;
+	return s;
+}
+
+static void
+free_sim(sim *s)
+{
+	for (int nid = 1; nid <= 3; nid++)
+		for (int gi = 0; gi < 2; gi++)
+			raft_free(s->nodes[nid].g[gi].r);
+	free(s);
+}
+
+/*
+ * The scenario, with or without the bug.  Returns whether node 1, leading
+ * again, removed node 2 in the end; `setup' says whether the scenario went
+ * as scripted.
+ */
+static bool
+scenario(uint32_t bugs, bool *setup)
+{
+	sim_result	res;
+	sim		   *s = three_voters(bugs, &res, setup);
+	bool		removed;
 
 	/* node 2 is to leave; node 1 proposes its removal, which no one gets */
 	s->roster[2] = ROSTER_REMOVING;
@@ -177,10 +196,7 @@ scenario(uint32_t bugs, bool *setup)
 		raft_conf_role(raft_get_conf(core(s, 1)), 2) == 0 &&
 		raft_commit_index(core(s, 1)) == raft_last_index(core(s, 1));
 
-	for (int nid = 1; nid <= 3; nid++)
-		for (int gi = 0; gi < 2; gi++)
-			raft_free(s->nodes[nid].g[gi].r);
-	free(s);
+	free_sim(s);
 	return removed;
 }
 
@@ -196,36 +212,9 @@ scenario(uint32_t bugs, bool *setup)
 static bool
 silent_scenario(uint32_t bugs, bool *setup, bool *after)
 {
-	sim		   *s = calloc(1, sizeof(sim));
 	sim_result	res;
-	raft_conf	conf;
+	sim		   *s = three_voters(bugs, &res, setup);
 	bool		kept;
-
-	memset(&res, 0, sizeof(res));
-	memset(cut, 0, sizeof(cut));
-	s->res = &res;
-	s->out = stdout;
-	s->cfg.seed = 1;
-	s->cfg.nodes = 3;
-	s->cfg.groups = 2;
-	s->cfg.partitions = true;
-	s->cfg.membership = true;
-	s->cfg.bugs = bugs;
-	prng_seed(&s->rng, 1);
-	memset(&conf, 0, sizeof(conf));
-	for (int nid = 1; nid <= 3; nid++)
-	{
-		s->ident[nid] = (raft_id) nid;
-		conf.members[conf.n].id = (raft_id) nid;
-		conf.members[conf.n++].role = RAFT_VOTER;
-	}
-	s->next_ident = 4;
-	roster_init(s, 3);
-	part_init(s, &conf);
-	for (int nid = 1; nid <= 3; nid++)
-		group_start(s, nid, 0);
-	tick(s, 1, 2 * ELECTION_TICKS);
-	*setup = raft_get_role(core(s, 1)) == RAFT_LEADER;
 
 	/* node 3 goes down, and node 1's host no longer hears it */
 	isolate(3, true);
@@ -272,10 +261,7 @@ silent_scenario(uint32_t bugs, bool *setup, bool *after)
 			*after = raft_conf_role(raft_get_conf(core(s, nid)), 2) == 0 &&
 				raft_commit_index(core(s, nid)) == raft_last_index(core(s, nid));
 
-	for (int nid = 1; nid <= 3; nid++)
-		for (int gi = 0; gi < 2; gi++)
-			raft_free(s->nodes[nid].g[gi].r);
-	free(s);
+	free_sim(s);
 	return kept;
 }
 

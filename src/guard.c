@@ -196,34 +196,12 @@ control_table_named(RangeVar *rv)
 	return OidIsValid(relid) ? control_table_of(relid) : InvalidOid;
 }
 
-/* Does schema `nspid' hold a control table? */
-static bool
-schema_has_control_table(Oid nspid)
-{
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key[1];
-	HeapTuple	tup;
-	bool		found = false;
-
-	rel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key[0], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum(GUARD_TRIGGER));
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, key);
-	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
-
-		found = get_rel_namespace(trig->tgrelid) == nspid && is_guard_function(trig->tgfoid);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-/* A control table owned by `role', or InvalidOid. */
+/*
+ * A control table (one with kommander's guard trigger) in schema `nspid'
+ * (InvalidOid: any) owned by `owner' (InvalidOid: any), or InvalidOid.
+ */
 static Oid
-control_table_owned_by(Oid role)
+find_control_table(Oid nspid, Oid owner)
 {
 	Relation	rel;
 	SysScanDesc scan;
@@ -239,10 +217,13 @@ control_table_owned_by(Oid role)
 	{
 		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
 		HeapTuple	class = SearchSysCache1(RELOID, ObjectIdGetDatum(trig->tgrelid));
+		Form_pg_class form;
 
 		if (!HeapTupleIsValid(class))
 			continue;
-		if (((Form_pg_class) GETSTRUCT(class))->relowner == role &&
+		form = (Form_pg_class) GETSTRUCT(class);
+		if ((!OidIsValid(nspid) || form->relnamespace == nspid) &&
+			(!OidIsValid(owner) || form->relowner == owner) &&
 			is_guard_function(trig->tgfoid))
 			found = trig->tgrelid;
 		ReleaseSysCache(class);
@@ -391,7 +372,7 @@ check_statement(Node *parsetree)
 				{
 					Oid			nsp = get_namespace_oid(stmt->subname, true);
 
-					if (OidIsValid(nsp) && schema_has_control_table(nsp))
+					if (OidIsValid(nsp) && OidIsValid(find_control_table(nsp, InvalidOid)))
 						ereport(ERROR,
 								(errcode(ERRCODE_KMD_DIRECT_WRITE),
 								 errmsg("schema %s holds control tables, which are changed through kmd_ddl",
@@ -410,7 +391,11 @@ check_statement(Node *parsetree)
 			/* a control table's owner applies its commands on every node */
 			foreach(lc, ((ReassignOwnedStmt *) parsetree)->roles)
 			{
-				relid = control_table_owned_by(get_rolespec_oid(lfirst(lc), true));
+				{
+					Oid			role = get_rolespec_oid(lfirst(lc), true);
+
+					relid = OidIsValid(role) ? find_control_table(InvalidOid, role) : InvalidOid;
+				}
 				if (OidIsValid(relid))
 					break;
 			}
