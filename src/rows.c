@@ -1196,12 +1196,6 @@ check_key_is_pk(RowCommand *c)
 	JsonbIteratorToken tok;
 	ListCell   *lc;
 
-	if (c->op == OP_BATCH)
-	{
-		foreach(lc, c->batch)
-			check_key_is_pk(lfirst(lc));
-		return;
-	}
 	if (c->op != OP_UPDATE && c->op != OP_DELETE)
 		return;
 	it = JsonbIteratorInit(&c->key->root);
@@ -1360,14 +1354,6 @@ check_clock_words_of(RowCommand *c, Jsonb *obj, const char *what)
 static void
 check_clock_words(RowCommand *c)
 {
-	ListCell   *lc;
-
-	if (c->op == OP_BATCH)
-	{
-		foreach(lc, c->batch)
-			check_clock_words(lfirst(lc));
-		return;
-	}
 	if (c->op == OP_CALL)
 		return;
 	check_clock_words_of(c, c->row, "row");
@@ -1421,14 +1407,7 @@ check_operands(RowCommand *c)
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	char	   *col = NULL;
-	ListCell   *lc;
 
-	if (c->op == OP_BATCH)
-	{
-		foreach(lc, c->batch)
-			check_operands(lfirst(lc));
-		return;
-	}
 	if (c->add == NULL)
 		return;
 	it = JsonbIteratorInit(&c->add->root);
@@ -1444,14 +1423,33 @@ check_operands(RowCommand *c)
 	}
 }
 
+/*
+ * The checks of each command of `c' (each of a batch) made where it is
+ * proposed only: an entry committed before one of them was added applies
+ * as it did, on every node, whatever version applies it.
+ */
+static void
+check_proposed(RowCommand *c)
+{
+	ListCell   *lc;
+
+	if (c->op == OP_BATCH)
+	{
+		foreach(lc, c->batch)
+			check_proposed(lfirst(lc));
+		return;
+	}
+	check_key_is_pk(c);
+	check_clock_words(c);
+	check_operands(c);
+}
+
 void
 kmd_rows_validate(Jsonb *command, const char *key)
 {
 	RowCommand *c = kmd_rows_parse(command, key);
 
-	check_key_is_pk(c);
-	check_clock_words(c);
-	check_operands(c);
+	check_proposed(c);
 	check_privileges(c);
 }
 
@@ -1700,9 +1698,7 @@ kmd_rows_prepare(Jsonb *command, const char *key)
 	RowCommand *c = kmd_rows_parse(command, key);
 	JsonbParseState *st = NULL;
 
-	check_key_is_pk(c);
-	check_clock_words(c);
-	check_operands(c);
+	check_proposed(c);
 	check_privileges(c);
 	check_lease_key(c);
 	return JsonbValueToJsonb(push_command(&st, &command->root, c));
