@@ -117,6 +117,23 @@ SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER kommande
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER ALL')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE REPLICA TRIGGER kommander_guard')$$);
 SELECT err($$SELECT kmd_ddl('DROP TRIGGER kommander_guard ON public.guarded')$$);
+-- the guard fires ALWAYS: a session in the replica role (logical
+-- replication's apply, a restore with triggers off) is refused too, and
+-- kmd_ddl does not make it fire for origin sessions only
+SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'public.guarded'::regclass AND tgname = 'kommander_guard';
+SET session_replication_role = replica;
+SELECT err($$INSERT INTO public.guarded (id) VALUES ('local')$$);
+SELECT err($$UPDATE public.guarded SET v = 'local'$$);
+SELECT err($$DELETE FROM public.guarded$$);
+SELECT err($$TRUNCATE public.guarded$$);
+RESET session_replication_role;
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE TRIGGER kommander_guard')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE TRIGGER ALL')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE TRIGGER USER')$$);
+SELECT count(*) AS guarded_rows FROM public.guarded;
+-- registering it again (which switches a guard made before over) changes nothing else
+SELECT kmd_register_table('public.guarded');
+SELECT count(*) AS guarded_rows FROM public.guarded;
 SELECT err($$SELECT kmd_ddl('ALTER TRIGGER kommander_guard ON public.guarded RENAME TO g')$$);
 -- nor its key-range trigger, which keeps each command in its partition
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER kommander_key_range')$$);
@@ -130,8 +147,8 @@ SELECT kmd_ddl(format('CREATE TYPE public.guarded_shape AS (%s)',
   (SELECT string_agg(quote_ident(attname) || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
      FROM pg_attribute WHERE attrelid = 'public.guarded'::regclass AND attnum > 0 AND NOT attisdropped))) > 0 AS ddl_done;
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded OF public.guarded_shape')$$);
-SELECT string_agg(tgname, ',' ORDER BY tgname) AS guard_triggers FROM pg_trigger
- WHERE tgrelid = 'public.guarded'::regclass AND tgname LIKE 'kommander%' AND tgenabled = 'O';
+SELECT string_agg(tgname || ' ' || tgenabled::text, ',' ORDER BY tgname) AS guard_triggers FROM pg_trigger
+ WHERE tgrelid = 'public.guarded'::regclass AND tgname LIKE 'kommander%';
 SELECT relpersistence, relhassubclass FROM pg_class WHERE oid = 'public.guarded'::regclass;
 SELECT to_regclass('public.guarded_parent') IS NULL AS no_parent_left;
 -- and a table is registered only when logged, without inheritance and of
@@ -157,6 +174,9 @@ SELECT id, v FROM parted;
 SELECT err($$INSERT INTO parted_0 VALUES ('z', 'local')$$);
 SELECT err($$DELETE FROM parted_1$$);
 SELECT err($$TRUNCATE parted_1$$);
+SET session_replication_role = replica;
+SELECT err($$INSERT INTO parted_1 VALUES ('z', 'local')$$);
+RESET session_replication_role;
 SELECT count(*) AS parted_rows FROM parted;
 -- a partition detached through kmd_ddl is a table of its own again
 SELECT kmd_ddl($$ALTER TABLE public.parted DETACH PARTITION public.parted_1$$) > 0 AS ddl_done;

@@ -549,6 +549,15 @@ check_guard_kept(Node *parsetree)
 				case AT_DisableTrigUser:
 					refuse_unguarding(relid, "switching its triggers off");
 					break;
+				case AT_EnableTrig:
+					/* the guard fires ALWAYS: for origin only, replicas would pass */
+					if (cmd->name != NULL && strcmp(cmd->name, GUARD_TRIGGER) == 0)
+						refuse_unguarding(relid, "switching its guard trigger off for replicas");
+					break;
+				case AT_EnableTrigAll:
+				case AT_EnableTrigUser:
+					refuse_unguarding(relid, "switching its guard trigger off for replicas");
+					break;
 				case AT_AddInherit:
 					refuse_unguarding(relid, "INHERIT");
 					break;

@@ -259,7 +259,12 @@ query_oids(const char *sql)
 
 /*
  * The guard of one table: a statement trigger, which fires for statements
- * that name this table only (not its parent's, nor its partitions').
+ * that name this table only (not its parent's, nor its partitions').  It
+ * fires ALWAYS, also in a session whose session_replication_role is
+ * replica (logical replication's apply, a restore with triggers off),
+ * which would otherwise write the table on this node alone; kommander's
+ * own writes in that role are let through as applying.  A guard made
+ * before it fired ALWAYS is switched over here.
  */
 static void
 guard_statements(Oid relid)
@@ -268,13 +273,24 @@ guard_statements(Oid relid)
 													  get_rel_name(relid));
 	Oid			t[1] = {OIDOID};
 	Datum		v[1] = {ObjectIdGetDatum(relid)};
+	bool		always = false;
 
-	exec_sql("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgname OPERATOR(pg_catalog.=) 'kommander_guard'",
+	exec_sql("SELECT tgenabled OPERATOR(pg_catalog.=) 'A' FROM pg_catalog.pg_trigger "
+			 "WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgname OPERATOR(pg_catalog.=) 'kommander_guard'",
 			 1, t, v, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		exec_sql(psprintf("CREATE TRIGGER kommander_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
 						  "ON %s FOR EACH STATEMENT EXECUTE FUNCTION kommander.control_table_guard()",
 						  qualname), 0, NULL, NULL, SPI_OK_UTILITY);
+	else
+	{
+		bool		isnull;
+
+		always = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (!always)
+		exec_sql(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER kommander_guard", qualname),
+				 0, NULL, NULL, SPI_OK_UTILITY);
 }
 
 /*
