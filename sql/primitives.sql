@@ -109,6 +109,18 @@ SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},
 SELECT doc, n, due > now() AS later FROM tallies;
 SELECT err($$SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"o":{"add":1}}}')$$);
 SELECT err($$SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"n":{"add":-5}}}')$$);
+-- the operand is read as a value of the column's type, typmod and domain
+-- included, when applied: one they refuse fails where it is proposed,
+-- not on every node (n would be 1 here, but -1 is no prim_count)
+SELECT kmd_ddl($$ALTER TABLE public.tallies ADD COLUMN small numeric(3,1) DEFAULT 0$$) > 0 AS ddl_done;
+SELECT last_index AS before FROM kommander.partitions p, kmd_route('y1') r WHERE p.partition_id = r.partition_id \gset
+SELECT err($$SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"n":{"add":-1}}}')$$);
+SELECT err($$SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"small":{"add":100}}}')$$);
+SELECT err($$SELECT kmd_propose('y1', '{"op":"batch","commands":[{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"n":{"add":1}}},
+  {"op":"update","table":"tallies","key":{"id":"y1"},"set":{"n":{"add":-1}}}]}')$$);
+SELECT last_index = :before AS nothing_proposed FROM kommander.partitions p, kmd_route('y1') r WHERE p.partition_id = r.partition_id;
+SELECT kmd_propose('y1', '{"op":"update","table":"tallies","key":{"id":"y1"},"set":{"small":{"add":99.94}}}') > 0 AS rounded_as_applied;
+SELECT n, small FROM tallies;
 -- "if" on a column whose type has no equality (json) fails before it is
 -- proposed, not on every node when applied
 SELECT kmd_ddl($$ALTER TABLE public.tallies ADD COLUMN j json$$) > 0 AS ddl_done;

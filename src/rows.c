@@ -1363,18 +1363,36 @@ check_clock_words(RowCommand *c)
 	check_clock_words_of(c, c->cond, "if");
 }
 
-/* Can base type `type' hold `text', the number of an "add" on `col'? */
+/* errcontext of a domain's checks run on the number of an "add" */
 static void
-check_operand(Oid type, const char *text, const char *col)
+operand_context(void *arg)
+{
+	errcontext("checking \"add\" of column \"%s\" as a value of its domain", (char *) arg);
+}
+
+/*
+ * Can column `col' of `relid' hold `text', the number of an "add"?  Read
+ * as the apply reads it: by its base type's input with the column's
+ * typmod (numeric(3,0) holds no 1000), then through its domain's checks.
+ */
+static void
+check_operand(Oid relid, const char *col, const char *text)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+	Oid			base;
 	Oid			input;
 	Oid			ioparam;
+	Datum		value = (Datum) 0;
 
-	getTypeInputInfo(type, &input, &ioparam);
+	get_atttypetypmodcoll(relid, get_attnum(relid, col), &type, &typmod, &collation);
+	base = getBaseTypeAndTypmod(type, &typmod);
+	getTypeInputInfo(base, &input, &ioparam);
 	PG_TRY();
 	{
-		(void) OidInputFunctionCall(input, (char *) text, ioparam, -1);
+		value = OidInputFunctionCall(input, (char *) text, ioparam, typmod);
 	}
 	PG_CATCH();
 	{
@@ -1386,19 +1404,33 @@ check_operand(Oid type, const char *text, const char *col)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"set\": \"add\" of column \"%s\" is not a value of its type %s: %s",
-						col, format_type_be(type), text),
+						col, format_type_with_typemod(base, typmod), text),
 				 errdetail("%s", edata->message)));
 	}
 	PG_END_TRY();
+	if (base != type)
+	{
+		ErrorContextCallback context;
+
+		/* its checks may run any function: their errors are the proposer's */
+		context.callback = operand_context;
+		context.arg = (void *) col;
+		context.previous = error_context_stack;
+		error_context_stack = &context;
+		domain_check(value, false, type, NULL, NULL);
+		error_context_stack = context.previous;
+	}
 }
 
 /*
  * The number of an "add" is read as a value of the column's type when
- * applied: one its base type cannot hold (1.5 for an integer, 40000 for
- * a smallint) would fail there on every node.  K0011 naming the column
- * instead, where the command is proposed only (as check_key_is_pk).  A
- * base type's input function raises no error but of its input, so none
- * needs a subtransaction to be caught.
+ * applied: one it cannot hold (1.5 for an integer, 40000 for a smallint,
+ * 1000 for a numeric(3,0), -1 for a domain of positive numbers) would
+ * fail there on every node.  An error where the command is proposed
+ * instead, and only there (as check_key_is_pk): K0011 naming the column
+ * for the type, the domain's own error for its checks.  A base type's
+ * input function raises no error but of its input, so none needs a
+ * subtransaction to be caught; a domain's checks are not caught.
  */
 static void
 check_operands(RowCommand *c)
@@ -1416,10 +1448,9 @@ check_operands(RowCommand *c)
 		if (tok == WJB_KEY)
 			col = pnstrdup(v.val.string.val, v.val.string.len);
 		else if (tok == WJB_VALUE && v.type == jbvNumeric)
-			check_operand(getBaseType(get_atttype(c->relid, get_attnum(c->relid, col))),
+			check_operand(c->relid, col,
 						  DatumGetCString(DirectFunctionCall1(numeric_out,
-															  NumericGetDatum(v.val.numeric))),
-						  col);
+															  NumericGetDatum(v.val.numeric))));
 	}
 }
 
