@@ -64,6 +64,7 @@
 
 #include "apply.h"
 #include "errcodes.h"
+#include "foreign_keys.h"
 #include "guard.h"
 
 #define GUARD_TRIGGER "kommander_guard"
@@ -778,8 +779,15 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 {
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
-	if (kmd_applying || dropping_extension || !IsTransactionState())
+	if (dropping_extension || !IsTransactionState())
 		return;
+	if (kmd_applying)
+	{
+		/* kmd_ddl's foreign keys, on every node alike */
+		if (access == OAT_POST_CREATE && classId == ConstraintRelationId)
+			kmd_foreign_key_check(objectId);
+		return;
+	}
 	if (access == OAT_DROP)
 		check_drop(classId, objectId, subId);
 	else if (access == OAT_POST_CREATE)
