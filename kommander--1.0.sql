@@ -30,6 +30,15 @@ CREATE TABLE kommander.local (
     timeline    bigint
 );
 
+-- The token this data directory joins with, made before it asks to be
+-- added: a join tried again from here gives the same one and gets back
+-- the id its first try was given; another server joining under the same
+-- name (a wiped disk) gives another, and is refused that id.
+CREATE TABLE kommander.join_token (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    token       uuid NOT NULL
+);
+
 ------------------------------------------------------------------------
 -- Raft storage, one row set per partition (DESIGN.md, Storage).
 ------------------------------------------------------------------------
@@ -78,7 +87,10 @@ CREATE TABLE kommander.roster (
     role      text NOT NULL CHECK (role IN ('voter', 'learner', 'removing')),
     -- the login role this node's peer connections use; when set, the other
     -- nodes take batches from this node only from a session of that role
-    peer_role text CHECK (peer_role <> '')
+    peer_role text CHECK (peer_role <> ''),
+    -- the join token of the server that took this learner's id (NULL: added
+    -- by kmd_add_node without one, and no server has asked for it since)
+    join_token uuid
 );
 
 -- Key-hash range [lo, hi) of each user partition; hi NULL means unbounded above.
@@ -176,7 +188,9 @@ CREATE FUNCTION kmd_join(node_name text, conninfo text, seed_conninfo text,
                          promote boolean DEFAULT true, peer_role text DEFAULT NULL)
 RETURNS int AS 'MODULE_PATHNAME', 'kmd_join' LANGUAGE C;
 
-CREATE FUNCTION kmd_add_node(node_name text, conninfo text, peer_role text DEFAULT NULL)
+-- join_token: the joining server's (kommander.join_token), given by kmd_join
+CREATE FUNCTION kmd_add_node(node_name text, conninfo text, peer_role text DEFAULT NULL,
+                             join_token uuid DEFAULT NULL)
 RETURNS int AS 'MODULE_PATHNAME', 'kmd_add_node' LANGUAGE C;
 
 CREATE FUNCTION kmd_promote_node(node_name text)
@@ -189,7 +203,7 @@ CREATE FUNCTION kmd_transfer_leader(partition_id int, node_name text)
 RETURNS void AS 'MODULE_PATHNAME', 'kmd_transfer_leader' LANGUAGE C;
 
 REVOKE ALL ON FUNCTION kmd_bootstrap(text, text, text), kmd_join(text, text, text, boolean, text),
-    kmd_add_node(text, text, text), kmd_promote_node(text), kmd_remove_node(text),
+    kmd_add_node(text, text, text, uuid), kmd_promote_node(text), kmd_remove_node(text),
     kmd_transfer_leader(int, text) FROM PUBLIC;
 
 ------------------------------------------------------------------------

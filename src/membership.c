@@ -572,13 +572,24 @@ take_identity(PGconn *conn, const char *name, const char *conninfo, const char *
 		char	   *roster;
 		char	   *roster_index;
 		char	   *next_node_id;
+		char	   *token;
 
 		require_self(self, conninfo);
+
+		/* this data directory's join token, committed before it is given */
+		res = kmd_remote_exec(self, "INSERT INTO kommander.join_token "
+							  "VALUES (true, pg_catalog.gen_random_uuid()) "
+							  "ON CONFLICT (singleton) DO NOTHING", 0, NULL);
+		PQclear(res);
+		res = kmd_remote_exec(self, "SELECT token::text FROM kommander.join_token", 0, NULL);
+		token = pstrdup(PQgetvalue(res, 0, 0));
+		PQclear(res);
 
 		params[0] = name;
 		params[1] = conninfo;
 		params[2] = peer_role;
-		res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2, $3)", 3, params);
+		params[3] = token;
+		res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2, $3, $4::uuid)", 4, params);
 		node_id = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
 
@@ -747,7 +758,8 @@ kmd_join_local(PG_FUNCTION_ARGS)
 	spi_exec("INSERT INTO kommander.roster "
 			 "SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::kommander.roster, $3) "
 			 "ON CONFLICT (node_id) DO UPDATE SET node_name = EXCLUDED.node_name, "
-			 "conninfo = EXCLUDED.conninfo, role = EXCLUDED.role, peer_role = EXCLUDED.peer_role",
+			 "conninfo = EXCLUDED.conninfo, role = EXCLUDED.role, peer_role = EXCLUDED.peer_role, "
+			 "join_token = EXCLUDED.join_token",
 			 3, types, values, NULL, SPI_OK_INSERT);
 	/* the map is not copied: applying the logs rebuilds it */
 	insert_initial_state();
@@ -782,7 +794,7 @@ kmd_join_local(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 static KmdOutcome
-propose_roster(uint32 kind, int n_args, char *a0, char *a1, char *a2)
+propose_roster(uint32 kind, int n_args, char *a0, char *a1, char *a2, char *a3)
 {
 	KmdCommand	cmd;
 	KmdOutcome	out;
@@ -794,20 +806,29 @@ propose_roster(uint32 kind, int n_args, char *a0, char *a1, char *a2)
 	cmd.args[0] = a0;
 	cmd.args[1] = a1;
 	cmd.args[2] = a2;
+	cmd.args[3] = a3;
 	kmd_propose_command(0, &cmd, &out);
 	return out;
 }
 
+/*
+ * kmd_add_node(node_name, conninfo, peer_role, join_token): the node's
+ * arguments (an empty peer role for none), then its join token if any.
+ */
 Datum
 kmd_add_node(PG_FUNCTION_ARGS)
 {
 	char	   *name = node_name_arg(fcinfo, 0);
 	char	   *conninfo = conninfo_arg(fcinfo, 1, "conninfo");
 	char	   *peer_role = peer_role_arg(fcinfo, 2);
+	char	   *token = NULL;
 	KmdOutcome	out;
 
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+		token = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(3)));
 	kmd_require_member();
-	out = propose_roster(KMD_CMD_NODE_ADD, peer_role ? 3 : 2, name, conninfo, peer_role);
+	out = propose_roster(KMD_CMD_NODE_ADD, token ? 4 : peer_role ? 3 : 2, name, conninfo,
+						 peer_role ? peer_role : "", token);
 	if (out.result == NULL)
 		elog(ERROR, "adding node \"%s\" returned no node id", name);
 	PG_RETURN_INT32(atoi(out.result));
@@ -854,7 +875,7 @@ kmd_promote_node(PG_FUNCTION_ARGS)
 						   kmd_promote_max_lag),
 				 errhint("Wait and retry.")));
 	kmd_outcome_raise(&out);
-	(void) propose_roster(KMD_CMD_NODE_PROMOTE, 1, name, NULL, NULL);
+	(void) propose_roster(KMD_CMD_NODE_PROMOTE, 1, name, NULL, NULL, NULL);
 	PG_RETURN_VOID();
 }
 
@@ -965,10 +986,10 @@ kmd_remove_node(PG_FUNCTION_ARGS)
 	 * K0003, two sessions at once) must not be taken for step 2.
 	 */
 	if (roster_role(node_id) != KMD_NODE_REMOVING)
-		(void) propose_roster(KMD_CMD_NODE_REMOVE, 2, name, KMD_REMOVE_MARK, NULL);
+		(void) propose_roster(KMD_CMD_NODE_REMOVE, 2, name, KMD_REMOVE_MARK, NULL, NULL);
 	wait_out_of_groups(node_id, name);
 	/* 2. out of the roster: its messages are refused from now on */
-	(void) propose_roster(KMD_CMD_NODE_REMOVE, 2, name, KMD_REMOVE_DROP, NULL);
+	(void) propose_roster(KMD_CMD_NODE_REMOVE, 2, name, KMD_REMOVE_DROP, NULL, NULL);
 	PG_RETURN_VOID();
 }
 

@@ -526,7 +526,7 @@ static const struct
 	[KMD_CMD_DDL] = {1, 1, true},
 	[KMD_CMD_REGISTER_TABLE] = {1, 1, true},
 	[KMD_CMD_REGISTER_APPLIER] = {2, 2, true},
-	[KMD_CMD_NODE_ADD] = {2, 3, true},
+	[KMD_CMD_NODE_ADD] = {2, 4, true},
 	[KMD_CMD_NODE_PROMOTE] = {1, 1, true},
 	[KMD_CMD_NODE_REMOVE] = {1, 2, true},
 	[KMD_CMD_ALLOC_PARTITION] = {0, 0, true},

@@ -494,10 +494,12 @@ refuse_if_removing(const char *name, const char *what)
 static int
 apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', 'n'};
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', 'n', 'n'};
 	bool		isnull;
+	/* a node added: its join token, if it gave one (kmd_join does) */
+	char	   *token = NULL;
 
 	if (cmd->n_args < (cmd->kind == KMD_CMD_NODE_ADD ? 2 : 1))
 		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
@@ -505,18 +507,25 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 	values[0] = CStringGetTextDatum(cmd->args[0]);
 	values[1] = CStringGetTextDatum(cmd->n_args > 1 ? cmd->args[1] : "");
 	values[2] = (Datum) 0;
+	values[3] = (Datum) 0;
 	if (cmd->kind == KMD_CMD_NODE_ADD && cmd->n_args > 2 && cmd->args[2][0] != '\0')
 	{
 		values[2] = CStringGetTextDatum(cmd->args[2]);
 		nulls[2] = ' ';
+	}
+	if (cmd->kind == KMD_CMD_NODE_ADD && cmd->n_args > 3 && cmd->args[3][0] != '\0')
+	{
+		token = cmd->args[3];
+		values[3] = CStringGetTextDatum(token);
+		nulls[3] = ' ';
 	}
 	if (roster_has(index))
 		return 0;
 	switch (cmd->kind)
 	{
 		case KMD_CMD_NODE_ADD:
-			if (SPI_execute_with_args("SELECT node_id, conninfo = $2 AND peer_role IS NOT DISTINCT FROM $3, role "
-									  "FROM kommander.roster WHERE node_name = $1",
+			if (SPI_execute_with_args("SELECT node_id, conninfo = $2 AND peer_role IS NOT DISTINCT FROM $3, role, "
+									  "join_token::text FROM kommander.roster WHERE node_name = $1",
 									  3, types, values, nulls, true, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not read kommander.roster");
 			if (SPI_processed > 0)
@@ -524,6 +533,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 				int32		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 				bool		same = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 				char	   *role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+				char	   *taken_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 
 				if (!same)
 					ereport(ERROR,
@@ -543,7 +553,30 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 									strcmp(role, "voter") == 0 ? "voter" : "member being removed"),
 							 errdetail("A server joining in its place would take node %d's votes with none of its log.", id),
 							 errhint("Remove the node with kmd_remove_node() and join the new server under a new name.")));
+
+				/*
+				 * A learner answers and acknowledges as soon as its server
+				 * has its identity: one that joins with another token (its
+				 * disk wiped, or another server at that address) would be
+				 * counted as having what the first acknowledged, and
+				 * promoted on it.  A learner added without a token takes
+				 * the first one that asks for it.
+				 */
+				if (token != NULL && taken_by != NULL && strcmp(token, taken_by) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_OBJECT),
+							 errmsg("learner \"%s\" was added for another server", cmd->args[0]),
+							 errdetail("Node %d may have acknowledged entries that this server does not have: as that node it would be counted as holding them.", id),
+							 errhint("Remove the node with kmd_remove_node(), then join again: the server gets a new id.")));
 				appendStringInfo(result, "%d", id);
+				if (token != NULL && taken_by == NULL)
+				{
+					if (SPI_execute_with_args("UPDATE kommander.roster SET join_token = $4::pg_catalog.uuid "
+											  "WHERE node_name = $1", 4, types, values, nulls,
+											  false, 0) != SPI_OK_UPDATE)
+						elog(ERROR, "could not update kommander.roster");
+					return KMD_SYS_ROSTER;
+				}
 				return 0;
 			}
 			/*
@@ -585,9 +618,9 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			 * fresh server with an empty log as the old voter.
 			 */
 			if (SPI_execute_with_args("INSERT INTO kommander.roster "
-									  "SELECT value::int, $1, $2, 'learner', $3 FROM kommander.counters "
-									  "WHERE name = 'next_node_id' RETURNING node_id",
-									  3, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+									  "SELECT value::int, $1, $2, 'learner', $3, $4::pg_catalog.uuid "
+									  "FROM kommander.counters WHERE name = 'next_node_id' RETURNING node_id",
+									  4, types, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
 				elog(ERROR, "could not add node \"%s\" to the roster", cmd->args[0]);
 			if (SPI_processed != 1)
 				elog(ERROR, "kommander.counters has no next_node_id");

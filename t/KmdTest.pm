@@ -16,6 +16,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Fcntl qw(:flock);
+use File::Path ();
 
 # Short Raft timings keep failover tests quick; they are still far above
 # what the machine needs to answer a heartbeat.
@@ -60,6 +61,25 @@ sub new_node
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	init_node($node);
+	set_up_node($node, %opts);
+	return $node;
+}
+
+# $node, stopped at once, started again on a new data directory (a wiped
+# disk) with what new_node gave it: the same port, so the same conninfo.
+sub wipe_node
+{
+	my ($node, %opts) = @_;
+	$node->stop('immediate');
+	File::Path::rmtree($node->data_dir);
+	init_node($node);
+	set_up_node($node, %opts);
+	return;
+}
+
+sub set_up_node
+{
+	my ($node, %opts) = @_;
 	$node->append_conf('postgresql.conf', <<"EOC");
 shared_preload_libraries = 'kommander'
 kommander.database = 'postgres'
@@ -75,7 +95,7 @@ EOC
 	$node->append_conf('postgresql.conf', $opts{conf}) if $opts{conf};
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION kommander');
-	return $node;
+	return;
 }
 
 # Rows k<from>..k<to> of kv (with its column n, which tests add) upserted
