@@ -126,6 +126,7 @@ static const char *const stat_names[KMD_NUM_STATS] = {
 	[KMD_STAT_SNAPSHOTS_SENT] = "snapshots_sent",
 	[KMD_STAT_IMAGES_SENT] = "images_sent",
 	[KMD_STAT_BALANCER_MOVES] = "balancer_moves",
+	[KMD_STAT_STALL_HANDOFFS] = "stall_handoffs",
 	[KMD_STAT_DIRECT_WRITES] = "rows_written_directly",
 };
 

@@ -67,6 +67,7 @@ typedef enum KmdStat
 	KMD_STAT_SNAPSHOTS_SENT,	/* Raft snapshot messages */
 	KMD_STAT_IMAGES_SENT,		/* images copied out to a peer */
 	KMD_STAT_BALANCER_MOVES,	/* leaderships handed over by the balancer */
+	KMD_STAT_STALL_HANDOFFS,	/* by a leader whose node did not apply */
 	KMD_STAT_DIRECT_WRITES,		/* rows applied without an SQL statement */
 	KMD_NUM_STATS
 } KmdStat;

@@ -912,6 +912,43 @@ balance(void)
 }
 
 /*
+ * A group led here whose entries this node's apply worker has been held
+ * back from (a lock a session holds, an entry it cannot decode; failure.c)
+ * for HANDOFF_STALL election timeouts goes to the most up-to-date voter
+ * that answers: the group's leases count down where its entries are
+ * applied, so none granted or renewed meanwhile would expire, and a
+ * leader that applies serves reads and merges.  Tried again as often
+ * while the stall lasts.
+ */
+#define HANDOFF_STALL 4
+
+static void
+hand_off_if_stalled(KmdGroup *g, const host_heard *alive, TimestampTz now)
+{
+	TimestampTz since = 0;
+	raft_id		to;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	if (g->part->apply_stall == KMD_STALL_RETRYING || g->part->apply_stall == KMD_STALL_STOPPED)
+		since = g->part->apply_stalled_since;
+	LWLockRelease(kmd_shared->lock);
+	if (since == 0 ||
+		!TimestampDifferenceExceeds(Max(since, g->handoff_tried), now,
+									HANDOFF_STALL * kmd_election_timeout))
+		return;
+	g->handoff_tried = now;
+	to = host_handoff_to(g->r, alive);
+	if (to == RAFT_NONE || raft_transfer_leader(g->r, to) != RAFT_OK)
+		return;
+	groups_dirty = true;
+	kmd_stat_add(KMD_STAT_STALL_HANDOFFS, g->partition_id, 1);
+	ereport(LOG,
+			(errmsg("kommander: handing partition %d to node %u: this node has not applied its entries for %ld ms",
+					g->partition_id, to, (long) ((now - since) / 1000)),
+			 errhint("kommander.partitions shows the error that holds the partition back here.")));
+}
+
+/*
  * How often an idle node shows it is alive, and how often a worker whose
  * groups all rest wakes up: often enough that a peer is never taken for
  * silent (no word within an election timeout) while it is up.
@@ -1011,6 +1048,8 @@ tick_all(void)
 		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0 &&
 			kmd_lease_tick(g, now))
 			groups_dirty = true;
+		if (raft_get_role(g->r) == RAFT_LEADER)
+			hand_off_if_stalled(g, &alive, now);
 		awake |= !raft_quiesced(g->r);
 	}
 	return awake;

@@ -43,6 +43,8 @@ typedef struct KmdGroup
 	TimestampTz unhosted_until; /* not run there; no forwards to it until */
 	TimestampTz lost_warned_at; /* last warning of a member whose log went
 								 * back (progress.c) */
+	TimestampTz handoff_tried;	/* last try to hand the lead on while this
+								 * node's apply of the group stalled */
 
 	/* images (compact.c) */
 	bool		image_wanted;	/* its state must come from an image first */

@@ -12,6 +12,11 @@
  * transfer to it would only keep its partitions awake until the transfer
  * times out.
  *
+ * A leader whose node cannot apply a group's entries hands that group to
+ * the most up-to-date voter that answers (host_handoff_to): the group's
+ * leases count down where entries are applied, and its proposals wait
+ * for their apply.
+ *
  * Copyright (c) 2026, kommander developers
  *
  * src/host/balance.c
@@ -79,4 +84,29 @@ host_balance_to(const host_load *l, raft_id self)
 	if (v < 0 || l->load[v] <= l->target)
 		return -1;
 	return host_least_loaded(l);
+}
+
+raft_id
+host_handoff_to(const raft *r, const host_heard *heard)
+{
+	const raft_conf *conf = raft_get_conf(r);
+	raft_id		best = RAFT_NONE;
+	raft_index	best_match = 0;
+
+	for (uint32_t i = 0; i < conf->n && i < RAFT_MAX_MEMBERS; i++)
+	{
+		raft_id		id = conf->members[i].id;
+		raft_progress pr;
+
+		if (id == raft_self(r) || raft_conf_role(conf, id) != RAFT_VOTER ||
+			(heard != NULL && !host_heard_has(heard, id)) ||
+			raft_get_progress(r, id, &pr) != RAFT_OK || pr.lost)
+			continue;
+		if (best == RAFT_NONE || pr.match > best_match)
+		{
+			best = id;
+			best_match = pr.match;
+		}
+	}
+	return best;
 }

@@ -321,4 +321,12 @@ int			host_least_loaded(const host_load *l);
  */
 int			host_balance_to(const host_load *l, raft_id self);
 
+/*
+ * Whom should leader `r', whose node cannot apply the group's entries (a
+ * failure of that node holds its apply back), hand the group to: the
+ * voter with the longest log among the others heard lately (`heard', NULL:
+ * all) and not found to have lost entries, RAFT_NONE if none.
+ */
+raft_id		host_handoff_to(const raft *r, const host_heard *heard);
+
 #endif							/* KOMMANDER_HOST_H */

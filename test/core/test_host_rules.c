@@ -479,6 +479,30 @@ teardown(void **state)
 	return 0;
 }
 
+/*
+ * A leader that cannot apply hands its group to the voter with the
+ * longest log among those heard, never to itself, a learner or a node
+ * not heard; none when no other voter is heard.
+ */
+static void
+test_handoff_to(void **state)
+{
+	fixture    *f = *state = fx_new(4, 3, NULL);
+	host_heard	all = {4, {1, 2, 3, 4}};
+	host_heard	not_2 = {3, {1, 3, 4}};
+	host_heard	alone = {2, {1, 4}};
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	fx_isolate(f, 3);
+	assert_int_equal(fx_propose(f, 1, "a"), RAFT_OK);
+	fx_run(f, 5);
+	/* node 2 has the entry, node 3 not, node 4 is a learner */
+	assert_int_equal(host_handoff_to(fx_raft(f, 1), &all), 2);
+	assert_int_equal(host_handoff_to(fx_raft(f, 1), NULL), 2);
+	assert_int_equal(host_handoff_to(fx_raft(f, 1), &not_2), 3);
+	assert_int_equal(host_handoff_to(fx_raft(f, 1), &alone), RAFT_NONE);
+}
+
 int
 main(void)
 {
@@ -498,6 +522,7 @@ main(void)
 		cmocka_unit_test_teardown(test_merge_due, teardown),
 		cmocka_unit_test_teardown(test_wakes, teardown),
 		cmocka_unit_test_teardown(test_balance_to, teardown),
+		cmocka_unit_test_teardown(test_handoff_to, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
