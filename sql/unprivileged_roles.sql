@@ -37,6 +37,21 @@ SET ROLE regress_alice;
 SELECT err($$SELECT kmd_propose('s1', '{"op":"call","applier":"claim"}')$$);
 SELECT err($$SELECT kmd_propose('s1', '{"op":"batch","commands":[{"op":"call","applier":"claim"}]}')$$);
 RESET ROLE;
+-- nor does the caller's search_path choose the function checked: an
+-- operator of its own there cannot make "claim" look up another applier
+CREATE FUNCTION public.alice_own(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$SELECT '1'::jsonb$$;
+SELECT kmd_register_applier('mine', 'public.alice_own(jsonb, kommander.apply_context)');
+CREATE SCHEMA alice_ops AUTHORIZATION regress_alice;
+SET ROLE regress_alice;
+CREATE FUNCTION alice_ops.eq(text, text) RETURNS bool LANGUAGE sql
+  AS $$SELECT $1 OPERATOR(pg_catalog.=) 'mine'$$;
+CREATE OPERATOR alice_ops.= (LEFTARG = text, RIGHTARG = text, FUNCTION = alice_ops.eq);
+SET search_path = alice_ops, pg_catalog;
+SELECT public.err($$SELECT public.kmd_propose('s1', '{"op":"call","applier":"claim"}')$$);
+RESET search_path;
+RESET ROLE;
+DROP SCHEMA alice_ops CASCADE;
 SELECT * FROM secured;
 GRANT EXECUTE ON FUNCTION public.secured_claim(jsonb, kommander.apply_context) TO regress_alice;
 SET ROLE regress_alice;
@@ -56,6 +71,39 @@ SET ROLE regress_alice;
 SELECT kmd_propose_result('s1', '{"op":"update","table":"secured","key":{"id":"s1"},"set":{"owner":"carol"},"if":{"owner":"nobody"}}')->'current'->>'owner' AS current_owner;
 RESET ROLE;
 REVOKE SELECT, UPDATE ON secured FROM regress_alice;
+
+-- what the apply worker read as the table's owner reaches a caller that
+-- may read the table only: the row of a condition that did not hold (a
+-- batch's delete of a row gone), the failing row of an error's detail
+CREATE FUNCTION err_detail(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    d text;
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+    RETURN SQLSTATE || ': ' || coalesce(nullif(d, ''), '(no detail)');
+END
+$$;
+GRANT DELETE, UPDATE ON secured TO regress_alice;
+SET ROLE regress_alice;
+SELECT r->'failed' AS failed, r->'current' AS current
+  FROM kmd_propose_result('s1', '{"op":"batch","commands":[
+    {"op":"delete","table":"secured","key":{"id":"s1"}},
+    {"op":"delete","table":"secured","key":{"id":"s1"}}]}') r;
+SELECT err_detail($$SELECT kmd_propose('s1', '{"op":"update","table":"secured","key":{"id":"s1"},"set":{"claimed":null}}')$$);
+RESET ROLE;
+GRANT SELECT ON secured TO regress_alice;
+SET ROLE regress_alice;
+SELECT r->'failed' AS failed, r->'current'->>'owner' AS current_owner
+  FROM kmd_propose_result('s1', '{"op":"batch","commands":[
+    {"op":"delete","table":"secured","key":{"id":"s1"}},
+    {"op":"delete","table":"secured","key":{"id":"s1"}}]}') r;
+SELECT err_detail($$SELECT kmd_propose('s1', '{"op":"update","table":"secured","key":{"id":"s1"},"set":{"claimed":null}}')$$);
+RESET ROLE;
+REVOKE SELECT, UPDATE, DELETE ON secured FROM regress_alice;
+SELECT id, owner FROM secured;
 
 -- a conninfo's password is seen by superusers only: kommander.nodes masks
 -- it for others, who may read the roster's other columns only

@@ -68,7 +68,7 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 
 /* Route, fence, replicate and wait: the common part of kmd_propose*. */
 static int32
-propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
+propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out, bool *reads)
 {
 	text	   *key_text;
 	char	   *key;
@@ -92,7 +92,7 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
 	key = text_to_cstring(key_text);
 	command = PG_GETARG_JSONB_P(1);
 
-	command = kmd_rows_prepare(command, key);
+	command = kmd_rows_prepare(command, key, reads);
 
 	partition_id = kmd_route_key(key, strlen(key), &generation, &state, &leader);
 	if (state == KMD_PART_FROZEN)
@@ -125,7 +125,16 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out)
 	cmd.payload_len = strlen(cmd.payload);
 	/* carried in the entry: every node forgets the same request ids */
 	cmd.request_retention = kmd_request_retention;
-	kmd_propose_command(partition_id, &cmd, out);
+	kmd_request(KMD_REQ_PROPOSE, partition_id, cmd.kind, &cmd, out);
+	/*
+	 * What the apply worker read as the tables' owner (a failing row in an
+	 * error's detail, the "current" row) is for a caller that may read
+	 * them (kmd_rows_prepare tells), decided before: nothing here fails
+	 * once the command is applied.
+	 */
+	if (!*reads)
+		out->errdetail = NULL;
+	kmd_outcome_raise(out);
 	return partition_id;
 }
 
@@ -133,8 +142,9 @@ Datum
 kmd_propose(PG_FUNCTION_ARGS)
 {
 	KmdOutcome	out;
+	bool		reads;
 
-	(void) propose_rows(fcinfo, &out);
+	(void) propose_rows(fcinfo, &out, &reads);
 	PG_RETURN_INT64((int64) out.index);
 }
 
@@ -148,7 +158,8 @@ Datum
 kmd_propose_result(PG_FUNCTION_ARGS)
 {
 	KmdOutcome	out;
-	int32		partition_id = propose_rows(fcinfo, &out);
+	bool		reads;
+	int32		partition_id = propose_rows(fcinfo, &out, &reads);
 	StringInfoData buf;
 	Datum		answer;
 
@@ -162,6 +173,10 @@ kmd_propose_result(PG_FUNCTION_ARGS)
 	if (out.result != NULL)
 		answer = DirectFunctionCall2(jsonb_concat, answer,
 									 DirectFunctionCall1(jsonb_in, CStringGetDatum(out.result)));
+	/* the row as applied, read as its table's owner: see propose_rows */
+	if (!reads)
+		answer = DirectFunctionCall2(jsonb_concat, answer,
+									 DirectFunctionCall1(jsonb_in, CStringGetDatum("{\"current\": null}")));
 	PG_RETURN_DATUM(answer);
 }
 

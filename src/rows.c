@@ -946,8 +946,10 @@ kmd_rows_applier_fn(const char *name)
 	Oid			fn;
 
 	SPI_connect();
-	if (kmd_plan_execute("SELECT fn::oid FROM kommander.appliers WHERE name = $1",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+	/* qualified: the caller's search_path must not choose the applier */
+	if (kmd_plan_execute("SELECT fn::pg_catalog.oid FROM kommander.appliers "
+						 "WHERE name OPERATOR(pg_catalog.=) $1",
+						 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.appliers");
 	fn = SPI_processed > 0 ?
 		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) :
@@ -1170,6 +1172,29 @@ check_privileges(RowCommand *c)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", c->qualname)));
+}
+
+/* May the calling role read every column of `relid'? */
+static bool
+reads_table(Oid relid)
+{
+	return pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ALL) == ACLCHECK_OK;
+}
+
+static bool
+reads_all(RowCommand *c)
+{
+	ListCell   *lc;
+
+	if (c->op == OP_BATCH)
+	{
+		foreach(lc, c->batch)
+			if (!reads_all(lfirst(lc)))
+				return false;
+		return true;
+	}
+	return c->op == OP_CALL || reads_table(c->relid);
 }
 
 RowCommand *
@@ -1724,7 +1749,7 @@ check_lease_key(RowCommand *c)
 }
 
 Jsonb *
-kmd_rows_prepare(Jsonb *command, const char *key)
+kmd_rows_prepare(Jsonb *command, const char *key, bool *reads)
 {
 	RowCommand *c = kmd_rows_parse(command, key);
 	JsonbParseState *st = NULL;
@@ -1732,5 +1757,6 @@ kmd_rows_prepare(Jsonb *command, const char *key)
 	check_proposed(c);
 	check_privileges(c);
 	check_lease_key(c);
+	*reads = reads_all(c);
 	return JsonbValueToJsonb(push_command(&st, &command->root, c));
 }

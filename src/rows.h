@@ -40,9 +40,15 @@ extern void kmd_rows_validate(Jsonb *command, const char *key);
  * kmd_rows_validate, then the command as it travels: each table named as
  * this session resolves it (schema-qualified), and the values of the
  * column defaults that are not immutable that an insert or upsert leaves
- * out, decided here once.
+ * out, decided here once.  *reads tells whether the calling role may read
+ * (SELECT, every column) each table the command writes: what the apply
+ * worker read as a table's owner (a row in an error's detail, the row of
+ * a condition that did not hold) reaches the caller only then, as
+ * Postgres shows a failing row only to a role that may read it (an
+ * applier's call counts as readable: what it returns or raises is its
+ * owner's choice).
  */
-extern Jsonb *kmd_rows_prepare(Jsonb *command, const char *key);
+extern Jsonb *kmd_rows_prepare(Jsonb *command, const char *key, bool *reads);
 
 /* The function applier `name' calls, InvalidOid when none is registered. */
 extern Oid	kmd_rows_applier_fn(const char *name);
