@@ -14,7 +14,8 @@
  * along when its subtransaction rolls back), and a short transaction of
  * the Raft worker for the leader changes it saw in an iteration.  An
  * event is never worth stopping for: one that the NOTIFY queue has no
- * room for is left out, with a warning.
+ * room for is left out, with a warning, and so are the Raft worker's
+ * when its commit would wait for the queue's lock.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -40,6 +41,9 @@
 #include "events.h"
 #include "shmem.h"
 #include "syscommand.h"
+
+/* The longest the Raft worker's events wait for the NOTIFY queue's lock */
+#define EVENTS_LOCK_TIMEOUT_MS "10"
 
 /* Past this share of the NOTIFY queue in use, events are left out. */
 #define QUEUE_USAGE_LIMIT 0.5
@@ -302,6 +306,15 @@ kmd_events_flush(void)
 		StartTransactionCommand();
 		/* nothing here needs to be durable before the loop goes on */
 		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+
+		/*
+		 * Nor waits for long: its commit takes the NOTIFY queue's lock,
+		 * which any session of the server that notified holds until its
+		 * own commit is done, a wait for a synchronous standby's apply
+		 * included, and the Raft groups of this worker would wait with it.
+		 */
+		(void) set_config_option("lock_timeout", EVENTS_LOCK_TIMEOUT_MS, PGC_SUSET,
 								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 		for (int i = 0; i < n; i++)
 		{
