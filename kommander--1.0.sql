@@ -230,6 +230,10 @@ RETURNS trigger AS 'MODULE_PATHNAME', 'kmd_control_table_guard' LANGUAGE C;
 CREATE FUNCTION kommander.control_row_guard()
 RETURNS trigger AS 'MODULE_PATHNAME', 'kmd_control_row_guard' LANGUAGE C;
 
+-- kommander makes these triggers itself; one a role put on a table of its
+-- own would make the table pass for a control table (registered nowhere)
+REVOKE EXECUTE ON FUNCTION kommander.control_table_guard(), kommander.control_row_guard() FROM PUBLIC;
+
 ------------------------------------------------------------------------
 -- Writing and reading
 ------------------------------------------------------------------------

@@ -52,6 +52,18 @@ SELECT public.err($$SELECT public.kmd_propose('s1', '{"op":"call","applier":"cla
 RESET search_path;
 RESET ROLE;
 DROP SCHEMA alice_ops CASCADE;
+-- nor does a table of a role's own pass for a control table by a guard
+-- trigger the role put on it (it is registered nowhere, so no image
+-- carries it)
+CREATE TABLE public.alice_t (id text PRIMARY KEY);
+ALTER TABLE public.alice_t OWNER TO regress_alice;
+SET ROLE regress_alice;
+SELECT err($$CREATE TRIGGER kommander_guard BEFORE INSERT ON public.alice_t
+  FOR EACH STATEMENT EXECUTE FUNCTION kommander.control_table_guard()$$);
+SELECT err($$CREATE TRIGGER kommander_key_range AFTER INSERT ON public.alice_t
+  FOR EACH ROW EXECUTE FUNCTION kommander.control_row_guard()$$);
+RESET ROLE;
+DROP TABLE public.alice_t;
 SELECT * FROM secured;
 GRANT EXECUTE ON FUNCTION public.secured_claim(jsonb, kommander.apply_context) TO regress_alice;
 SET ROLE regress_alice;
