@@ -77,6 +77,8 @@ SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"i
 SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due":{"now_plus":"30 s","add":1}}}')$$);
 SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"n":{"now_plus":"30 s"}}}')$$);
 SELECT err($$SELECT kmd_propose('prim-1', '{"op":"update","table":"jobs","key":{"id":"prim-1"},"set":{"state":{"now_plus":"1 day"}}}')$$);
+-- nor one that takes the time out of range, which would fail on every node
+SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due":{"now_plus":"100000000 years"}}}')$$);
 SELECT err($$SELECT kmd_propose('t1', '{"op":"update","table":"timers","key":{"id":"t1"},"set":{"due":{"later":"30 s"}}}')$$);
 SELECT n FROM timers WHERE id = 't1';
 

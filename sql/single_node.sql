@@ -256,6 +256,8 @@ SELECT partition_id, lo, hi, generation, state FROM kommander.partitions WHERE p
 SELECT err($$SELECT * FROM kmd_create_partitions(NULL)$$);
 SELECT err($$SELECT * FROM kmd_create_partitions(0)$$);
 SELECT err($$SELECT * FROM kmd_create_partitions(100000)$$);
+SELECT err($$SELECT * FROM kmd_create_partitions(16)$$);
+SELECT count(*) AS nothing_split FROM kommander.partitions WHERE partition_id > 0;
 SELECT count(*) AS new_partitions FROM kmd_create_partitions(5);
 -- a merged-away partition leaves a tombstone in the map and its entry of
 -- kommander.max_partitions (16 here) to others; no split is proposed

@@ -180,6 +180,38 @@ read_interval(const char *text, const char *col)
 }
 
 /*
+ * An interval that takes the time now out of a timestamp's range would
+ * fail on every node when applied: K0011 where the command is proposed
+ * instead.  Adding raises nothing but that range error, so it needs no
+ * subtransaction to be caught.
+ */
+static void
+check_now_plus(Interval *span, const char *col)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		(void) DirectFunctionCall2(timestamptz_pl_interval,
+								   TimestampTzGetDatum(GetCurrentTimestamp()),
+								   IntervalPGetDatum(span));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("\"set\": \"now_plus\" of column \"%s\" takes the time out of range", col),
+				 errdetail("%s", edata->message)));
+	}
+	PG_END_TRY();
+}
+
+/*
  * The operators of "set": a value that is an object, for a column that does
  * not hold json, is {"add": n} (the column plus n, for numbers) or
  * {"now_plus": interval} (the entry's time plus the interval, for
@@ -241,7 +273,7 @@ split_set(RowCommand *c)
 					MALFORMED("\"set\": \"now_plus\" of column \"%s\" must be an interval as a string", col);
 				if (type != TIMESTAMPTZOID && type != TIMESTAMPOID)
 					MALFORMED("\"set\": column \"%s\" is not a timestamp: \"now_plus\" does not apply", col);
-				(void) read_interval(pnstrdup(t->val.string.val, t->val.string.len), col);
+				check_now_plus(read_interval(pnstrdup(t->val.string.val, t->val.string.len), col), col);
 				(void) pushJsonbValue(&times, WJB_KEY, &k);
 				(void) pushJsonbValue(&times, WJB_VALUE, t);
 				n_times++;
