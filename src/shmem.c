@@ -243,6 +243,7 @@ kmd_partition_add(int32 partition_id)
 	part->image_failed_from = 0;
 	part->image_min = 0;
 	part->image_since = 0;
+	part->image_untold = false;
 	part->apply_stall = KMD_STALL_NONE;
 	part->apply_tries = 0;
 	part->offline = false;

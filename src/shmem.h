@@ -147,6 +147,8 @@ typedef struct KmdPartition
 									 * not take the next try back to it */
 	uint64		image_min;		/* it must reach at least this index */
 	TimestampTz image_since;	/* when it was asked for */
+	bool		image_untold;	/* one committed here, its group not yet
+								 * told (apply worker: tell_installed) */
 	pg_atomic_uint64 images;	/* images installed (apply worker) */
 
 	/*

@@ -1572,6 +1572,50 @@ ask_again(int32 partition_id)
 	kmd_wake_worker(kmd_worker_for_partition(partition_id));
 }
 
+/*
+ * The images committed here whose groups have not been told yet
+ * (image_untold): read the map and the leases again (the map may have
+ * moved), then let each group start again from its image.  That may fail
+ * (a cancel, a lock): the images stay installed, and the next call of
+ * kmd_images_install, of this apply worker or the next, tells them.
+ * Returns whether there were any.
+ */
+static bool
+tell_installed(void)
+{
+	MemoryContext cxt;
+	bool		any = false;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->partitions_used && !any; i++)
+		any = kmd_shared->partitions[i].image_untold;
+	LWLockRelease(kmd_shared->lock);
+	if (!any)
+		return false;
+
+	cxt = kmd_xact_begin();
+	kmd_catalog_refresh();
+	kmd_leases_load();
+	kmd_xact_commit(cxt);
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->image_untold)
+		{
+			part->image_untold = false;
+			pg_atomic_fetch_add_u64(&part->images, 1);
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+	pg_atomic_fetch_add_u64(&kmd_shared->image_events, 1);
+	for (int w = 0; w < kmd_shared->n_workers; w++)
+		kmd_wake_worker(w);
+	ConditionVariableBroadcast(&kmd_shared->applied_cv);
+	return true;
+}
+
 bool
 kmd_images_install(void)
 {
@@ -1579,11 +1623,13 @@ kmd_images_install(void)
 	int32		from = 0;
 	uint64		min_index = 0;
 	TimestampTz now = GetCurrentTimestamp();
-	MemoryContext cxt;
 	uint64		index = 0;
 	uint64		term = 0;
 	int32		due = -1;
 	bool		any_ready = false;
+
+	if (tell_installed())
+		return true;
 
 	/*
 	 * A partition ready (its group parked) is tried; a waiting one is asked
@@ -1623,11 +1669,11 @@ kmd_images_install(void)
 		return false;
 	}
 
-	/* now visible: the map may have moved, then the group starts again */
-	cxt = kmd_xact_begin();
-	kmd_catalog_refresh();
-	kmd_leases_load();
-	kmd_xact_commit(cxt);
+	/*
+	 * Committed: it is no longer wanted, whatever fails from here on (it
+	 * would be installed again: its rows twice in the change feed).  Its
+	 * group is told once the map is read again (tell_installed).
+	 */
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 	{
 		KmdPartition *part = kmd_partition_find(partition_id);
@@ -1638,16 +1684,14 @@ kmd_images_install(void)
 			pg_atomic_write_u64(&part->applied_index, index);
 			part->image_state = KMD_IMAGE_NONE;
 			part->image_failed_from = 0;
-			pg_atomic_fetch_add_u64(&part->images, 1);
+			part->image_untold = true;
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
-	pg_atomic_fetch_add_u64(&kmd_shared->image_events, 1);
-	kmd_wake_worker(kmd_worker_for_partition(partition_id));
-	ConditionVariableBroadcast(&kmd_shared->applied_cv);
 	ereport(LOG,
 			(errmsg("kommander: installed an image of partition %d from node %d at index " UINT64_FORMAT,
 					partition_id, from, index)));
+	(void) tell_installed();
 	return true;
 }
 
