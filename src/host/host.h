@@ -201,7 +201,9 @@ bool		host_reconcile_step(const raft *r, const host_roster *ro, const host_heard
  * Has the learner `id' caught up with the leader `r': within `max_lag'
  * entries of its log, and answered it (a match above 0)?  One that never
  * answered may not host the group at all, however short the log, and as a
- * voter would never vote.  kmd_promote_node asks this too.
+ * voter would never vote; nor is one whose log went back since it answered
+ * (its disk wiped or restored: raft_progress.lost), which holds none of
+ * what its match says.  kmd_promote_node asks this too.
  */
 bool		host_caught_up(const raft *r, raft_id id, uint64_t max_lag);
 

@@ -44,14 +44,18 @@ host_reconciled(host_reconcile_state *st, bool in_line, raft_term term,
 	st->last = now;
 }
 
-/* host_caught_up, or with the flaw on the lag alone */
+/*
+ * host_caught_up, or with the flaw on the lag alone.  A learner whose log
+ * went back (lost: it answers below what it acknowledged) is caught up by
+ * no match it once had.
+ */
 static bool
 promotable(const raft *r, raft_id id, uint64_t max_lag, uint32_t flaws)
 {
 	raft_progress pr;
 
 	return raft_get_progress(r, id, &pr) == RAFT_OK &&
-		(pr.match > 0 || FLAW(flaws, HOST_FLAW_PROMOTE_UNHEARD)) &&
+		(pr.match > 0 || FLAW(flaws, HOST_FLAW_PROMOTE_UNHEARD)) && !pr.lost &&
 		pr.match + max_lag >= raft_last_index(r);
 }
 

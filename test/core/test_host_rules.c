@@ -432,6 +432,46 @@ test_wakes(void **state)
 	assert_false(host_follower_wakes(r, &no_leader));
 }
 
+/*
+ * A learner whose log went back after it answered (its disk wiped or
+ * restored) is caught up by no match it once had: the reconciler does not
+ * promote it, nor does kmd_promote_node's check pass, until it has the
+ * entries again.
+ */
+static void
+test_lost_learner_not_promoted(void **state)
+{
+	fixture    *f = *state = fx_new(3, 2, NULL);
+	const uint32_t roles[] = {HOST_VOTER, HOST_VOTER, HOST_VOTER};
+	host_roster ro = roster(3, roles);
+	raft_term	terms[8];
+	raft_progress pr;
+	host_step	st;
+
+	for (int i = 0; i < 8; i++)
+		terms[i] = 1;
+	for (raft_id id = 1; id <= 3; id++)
+		fx_set_disk(f, id, 1, RAFT_NONE, 1, terms, 8);
+	assert_int_equal(fx_elect(f, 1), 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(fx_propose(f, 1, "a"), RAFT_OK);
+	fx_deliver_all(f, 0);
+	assert_true(host_caught_up(fx_raft(f, 1), 3, MAX_LAG));
+
+	/* node 3 comes back from a copy made when it held eight entries */
+	fx_set_disk(f, 3, 1, RAFT_NONE, 1, terms, 8);
+	assert_int_equal(fx_propose(f, 1, "b"), RAFT_OK);
+	fx_deliver_all(f, 0);
+	fx_tick(f, 1, 1);
+	fx_deliver_all(f, 0);
+	assert_int_equal(raft_get_progress(fx_raft(f, 1), 3, &pr), RAFT_OK);
+	assert_true(pr.lost);
+	assert_true(pr.match + MAX_LAG >= raft_last_index(fx_raft(f, 1)));
+	assert_false(host_caught_up(fx_raft(f, 1), 3, MAX_LAG));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_int_not_equal(st.action, HOST_STEP_PROMOTE);
+}
+
 /* ------------------------------------------------------------------------
  * The balancer
  * ------------------------------------------------------------------------
@@ -521,6 +561,7 @@ main(void)
 		cmocka_unit_test_teardown(test_merge_ready, teardown),
 		cmocka_unit_test_teardown(test_merge_due, teardown),
 		cmocka_unit_test_teardown(test_wakes, teardown),
+		cmocka_unit_test_teardown(test_lost_learner_not_promoted, teardown),
 		cmocka_unit_test_teardown(test_balance_to, teardown),
 		cmocka_unit_test_teardown(test_handoff_to, teardown),
 	};
