@@ -604,8 +604,6 @@ kmd_stats_group_changed(KmdPartition *part, int32 partition_id, int old_role,
 	if (ps == NULL)
 		return;
 	now = GetCurrentTimestamp();
-	if (new_role == RAFT_PRECANDIDATE && old_role != RAFT_PRECANDIDATE)
-		kmd_stat_add(KMD_STAT_PREVOTES, partition_id, 1);
 	/* a campaign: a candidate in a new term (seen as one, or won at once) */
 	if ((new_role == RAFT_CANDIDATE && (old_role != RAFT_CANDIDATE || new_term > old_term)) ||
 		(new_role == RAFT_LEADER && old_role != RAFT_LEADER &&

@@ -206,6 +206,8 @@ group_start(int32 partition_id)
 	g->unhosted_by = RAFT_NONE;
 	g->unhosted_until = 0;
 	g->lost_warned_at = 0;
+	g->handoff_tried = 0;
+	g->prevotes_counted = 0;
 
 	/*
 	 * A group with a log whose state must come from an image (an image of
@@ -818,6 +820,13 @@ publish_status(void)
 		/* an atomic of its own, written without the lock */
 		if (pg_atomic_read_u64(&part->group_commit) != group_commit)
 			pg_atomic_write_u64(&part->group_commit, group_commit);
+		/* every round, also those that leave the role and term as they were */
+		if (raft_prevotes_started(g->r) != g->prevotes_counted)
+		{
+			kmd_stat_add(KMD_STAT_PREVOTES, g->partition_id,
+						 raft_prevotes_started(g->r) - g->prevotes_counted);
+			g->prevotes_counted = raft_prevotes_started(g->r);
+		}
 		for (uint32 i = 0; i < conf->n && n_members < KMD_MAX_NODES; i++)
 		{
 			member_ids[n_members] = (int32) conf->members[i].id;

@@ -45,6 +45,7 @@ typedef struct KmdGroup
 								 * back (progress.c) */
 	TimestampTz handoff_tried;	/* last try to hand the lead on while this
 								 * node's apply of the group stalled */
+	uint64		prevotes_counted;	/* raft_prevotes_started, in the stats */
 
 	/* images (compact.c) */
 	bool		image_wanted;	/* its state must come from an image first */

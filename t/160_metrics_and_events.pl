@@ -208,6 +208,17 @@ $timed += $_->safe_psql('postgres',
 	"SELECT coalesce(sum(count), 0) FROM kommander.latency WHERE operation = 'election' AND partition_id = 1")
   for @alive;
 cmp_ok($timed, '>', 0, 'the election is timed');
+
+# alone, a node starts a pre-vote round every election timeout, each one
+# counted though its role and term stay as they were
+my ($lone, $other) = @alive;
+$other->stop('immediate');
+my $rounds = $lone->safe_psql('postgres',
+	"SELECT value FROM kommander.stats WHERE name = 'prevotes_started' AND partition_id = 1");
+ok($lone->poll_query_until('postgres',
+	"SELECT value >= $rounds + 5 FROM kommander.stats WHERE name = 'prevotes_started' AND partition_id = 1"),
+	'a node alone counts every pre-vote round');
+$other->start;
 $dead->start;
 KmdTest::wait_voters(\@nodes, 3);
 ok(KmdTest::wait_converged(\@nodes), 'converged again');

@@ -71,6 +71,7 @@ raft_become_precandidate(raft *r)
 	r->role = RAFT_PRECANDIDATE;
 	r->leader = RAFT_NONE;
 	r->n_votes = 0;
+	r->prevotes++;
 	r->election_elapsed = 0;
 	reset_randomized_timeout(r);
 	if (BUG(r, RAFT_BUG_NO_PREVOTE_TERM))

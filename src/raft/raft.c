@@ -604,3 +604,9 @@ raft_transferee(const raft *r)
 {
 	return r->transferee;
 }
+
+uint64_t
+raft_prevotes_started(const raft *r)
+{
+	return r->prevotes;
+}

@@ -529,6 +529,13 @@ int			raft_get_progress(const raft *r, raft_id id, raft_progress *out);
 /* The transfer target while a leader transfer is under way, else RAFT_NONE. */
 raft_id		raft_transferee(const raft *r);
 
+/*
+ * How many pre-vote rounds this node has started since raft_new() (one
+ * per election timeout while it cannot reach a majority, §9.6): for the
+ * host's statistics.
+ */
+uint64_t	raft_prevotes_started(const raft *r);
+
 /* ------------------------------------------------------------------------
  * Quiescence
  *

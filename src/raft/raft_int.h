@@ -103,6 +103,7 @@ struct raft
 	uint32_t	heartbeat_elapsed;
 	uint32_t	randomized_timeout;
 	bool		quiesced;		/* idle: no heartbeats, no election timer */
+	uint64_t	prevotes;		/* pre-vote rounds started, ever */
 	bool		campaign_held;	/* never campaigns (raft_hold_campaign) */
 
 	/*
