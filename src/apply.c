@@ -47,6 +47,7 @@
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -206,6 +207,45 @@ run_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 }
 
 /*
+ * Close the cursors the command left open (a PL/pgSQL OPEN in an applier
+ * or a trigger, never closed): they would live on to the end of the apply
+ * transaction, where a later command could fetch from them on a node
+ * whose transaction took both commands, and fail (34000) on one that
+ * committed between them.  Nothing but user code opens one here, and a
+ * check for an open portal costs nothing when there is none.
+ */
+static void
+close_cursors(void)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	if (ThereAreNoReadyPortals())
+		return;
+	SPI_connect();
+	if (SPI_execute("SELECT name FROM pg_catalog.pg_cursors", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_cursors");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext spi = MemoryContextSwitchTo(outer);
+
+		/* copied out: SPI_finish frees what was allocated since SPI_connect */
+		names = lappend(names, pstrdup(name));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	foreach(lc, names)
+	{
+		Portal		portal = GetPortalByName(lfirst(lc));
+
+		if (PortalIsValid(portal))
+			SPI_cursor_close(portal);
+	}
+}
+
+/*
  * Apply one command in a subtransaction (with the rows of the partitions
  * of `clear' deleted first: apply_without).  An error that is the command's
  * outcome rolls it back and is recorded for the proposer (the pattern of
@@ -277,6 +317,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 		 */
 		kmd_rows_fire_deferred();
 		AfterTriggerFireDeferred();
+		close_cursors();
 		AtEOXact_GUC(false, nest);
 		kmd_failures_unwatch(&errcb);
 		if (kmd_failure_caught(failure))
