@@ -985,6 +985,7 @@ tick_all(void)
 	uint64		now_ms = kmd_host_ms(now);
 	uint64		roster_version;
 	bool		any_frozen;
+	bool		any_stalled = false;
 	bool		awake = false;
 
 	/*
@@ -1002,6 +1003,9 @@ tick_all(void)
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	roster_version = kmd_shared->roster_version;
 	any_frozen = kmd_shared->n_frozen > 0;
+	for (int i = 0; i < kmd_shared->partitions_used && !any_stalled; i++)
+		any_stalled = kmd_shared->partitions[i].apply_stall == KMD_STALL_RETRYING ||
+			kmd_shared->partitions[i].apply_stall == KMD_STALL_STOPPED;
 	LWLockRelease(kmd_shared->lock);
 	kmd_host_heard(&alive, now);
 
@@ -1057,7 +1061,7 @@ tick_all(void)
 		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0 &&
 			kmd_lease_tick(g, now))
 			groups_dirty = true;
-		if (raft_get_role(g->r) == RAFT_LEADER)
+		if (any_stalled && raft_get_role(g->r) == RAFT_LEADER)
 			hand_off_if_stalled(g, &alive, now);
 		awake |= !raft_quiesced(g->r);
 	}
