@@ -181,11 +181,49 @@ kmd_propose_result(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The barrier for every partition, and then for every partition that
+ * appeared here while doing so: one split off before the call may be
+ * created only when this node applies the split.  Returns the highest
+ * read index.
+ */
+static uint64
+all_barrier(TimestampTz deadline)
+{
+	int32	   *done = palloc0(sizeof(int32) * kmd_shared->max_partitions);
+	int32	   *ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
+	uint64		index = 0;
+	int			n;
+
+	do
+	{
+		n = 0;
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		for (int i = 0; i < kmd_shared->partitions_used; i++)
+			if (kmd_shared->partitions[i].partition_id >= 0 &&
+				kmd_shared->partitions[i].state != KMD_PART_GONE &&
+				done[i] != kmd_shared->partitions[i].partition_id + 1)
+			{
+				done[i] = kmd_shared->partitions[i].partition_id + 1;
+				ids[n++] = kmd_shared->partitions[i].partition_id;
+			}
+		LWLockRelease(kmd_shared->lock);
+		for (int i = 0; i < n; i++)
+			index = Max(index, kmd_partition_barrier(ids[i], deadline));
+	} while (n > 0);
+	pfree(done);
+	pfree(ids);
+	return index;
+}
+
+/*
  * The barrier for one key.  The key is routed again after each barrier
  * until its partition stays put: a split or merge committed before the call
  * may not be applied here when the key is first routed.  A frozen
- * partition's keys may already be written through its left neighbour (the
- * merge commits there), so that one gets a barrier too.
+ * partition's keys may already be written through the partition its merge
+ * goes into: its left neighbour as this node knows it, or one this node
+ * has yet to learn of (that neighbour split since, here not yet applied),
+ * or one further left (the neighbour frozen too, merged on): every
+ * partition gets a barrier then, as kmd_read_barrier() without a key.
  */
 static uint64
 key_barrier(const char *key, TimestampTz deadline)
@@ -199,19 +237,15 @@ key_barrier(const char *key, TimestampTz deadline)
 
 	for (;;)
 	{
-		uint64		index = kmd_partition_barrier(partition_id, deadline);
+		uint64		index;
 		uint64		generation_now;
 		int32		state_now;
 		int32		partition_now;
 
-		if (state == KMD_PART_FROZEN && lo > PG_INT64_MIN)
-		{
-			uint64		g;
-			int32		s;
-			int64		l;
-
-			(void) kmd_partition_barrier(kmd_route_hash(lo - 1, &g, &s, &leader, &l), deadline);
-		}
+		if (state == KMD_PART_FROZEN)
+			index = Max(kmd_partition_barrier(partition_id, deadline), all_barrier(deadline));
+		else
+			index = kmd_partition_barrier(partition_id, deadline);
 		partition_now = kmd_route_hash(h, &generation_now, &state_now, &leader, &lo);
 		if (partition_now == partition_id && generation_now == generation &&
 			state_now == state)
@@ -234,33 +268,7 @@ kmd_read_barrier(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(0))
 		index = key_barrier(text_to_cstring(PG_GETARG_TEXT_PP(0)), deadline);
 	else
-	{
-		/*
-		 * Every partition, and then every partition that appeared here while
-		 * doing so: one split off before the call may be created only when
-		 * this node applies the split.
-		 */
-		int32	   *done = palloc0(sizeof(int32) * kmd_shared->max_partitions);
-		int32	   *ids = palloc(sizeof(int32) * kmd_shared->max_partitions);
-		int			n;
-
-		do
-		{
-			n = 0;
-			LWLockAcquire(kmd_shared->lock, LW_SHARED);
-			for (int i = 0; i < kmd_shared->partitions_used; i++)
-				if (kmd_shared->partitions[i].partition_id >= 0 &&
-					kmd_shared->partitions[i].state != KMD_PART_GONE &&
-					done[i] != kmd_shared->partitions[i].partition_id + 1)
-				{
-					done[i] = kmd_shared->partitions[i].partition_id + 1;
-					ids[n++] = kmd_shared->partitions[i].partition_id;
-				}
-			LWLockRelease(kmd_shared->lock);
-			for (int i = 0; i < n; i++)
-				index = Max(index, kmd_partition_barrier(ids[i], deadline));
-		} while (n > 0);
-	}
+		index = all_barrier(deadline);
 	PG_RETURN_INT64((int64) index);
 }
 
