@@ -931,8 +931,15 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 				held_merge = merge_ahead(partition_id, entries, i, n);
 				break;
 			}
-			/* a merge waits until the right partition is drained here */
-			if (cmd.kind == KMD_CMD_MERGE)
+			/*
+			 * A merge waits until the right partition is drained here; not
+			 * one that its fencing below refuses (a split or merge of the
+			 * left partition came first), whose outcome needs nothing of the
+			 * right one, as merge_ahead skips it.
+			 */
+			if (cmd.kind == KMD_CMD_MERGE &&
+				cmd.generation == kmd_partition_generation(partition_id) &&
+				kmd_partition_state(partition_id) == KMD_PART_ACTIVE)
 			{
 				int32		right;
 				uint64		frozen_at;
