@@ -180,10 +180,46 @@ read_interval(const char *text, const char *col)
 }
 
 /*
+ * In a PG_CATCH block: the error caught (by a function that raises nothing
+ * but errors of its input, so that no subtransaction is needed) becomes
+ * K0011 with the message given, its own message the detail.  `cxt' is the
+ * memory context of before the PG_TRY; the arguments must not live in
+ * the error's memory, which this frees.
+ */
+static void refuse_caught(MemoryContext cxt, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static void
+refuse_caught(MemoryContext cxt, const char *fmt,...)
+{
+	ErrorData  *edata;
+	StringInfoData msg;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	initStringInfo(&msg);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&msg, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&msg, needed);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+			 errmsg_internal("%s", msg.data),
+			 errdetail("%s", edata->message)));
+}
+
+/*
  * An interval that takes the time now out of a timestamp's range would
  * fail on every node when applied: K0011 where the command is proposed
- * instead.  Adding raises nothing but that range error, so it needs no
- * subtransaction to be caught.
+ * instead.  Adding raises nothing but that range error.
  */
 static void
 check_now_plus(Interval *span, const char *col)
@@ -198,15 +234,7 @@ check_now_plus(Interval *span, const char *col)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-				 errmsg("\"set\": \"now_plus\" of column \"%s\" takes the time out of range", col),
-				 errdetail("%s", edata->message)));
+		refuse_caught(cxt, "\"set\": \"now_plus\" of column \"%s\" takes the time out of range", col);
 	}
 	PG_END_TRY();
 }
@@ -1440,12 +1468,14 @@ check_operand(Oid relid, const char *col, const char *text)
 	int32		typmod;
 	Oid			collation;
 	Oid			base;
+	char	   *type_name;
 	Oid			input;
 	Oid			ioparam;
 	Datum		value = (Datum) 0;
 
 	get_atttypetypmodcoll(relid, get_attnum(relid, col), &type, &typmod, &collation);
 	base = getBaseTypeAndTypmod(type, &typmod);
+	type_name = format_type_with_typemod(base, typmod);
 	getTypeInputInfo(base, &input, &ioparam);
 	PG_TRY();
 	{
@@ -1453,16 +1483,8 @@ check_operand(Oid relid, const char *col, const char *text)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-				 errmsg("\"set\": \"add\" of column \"%s\" is not a value of its type %s: %s",
-						col, format_type_with_typemod(base, typmod), text),
-				 errdetail("%s", edata->message)));
+		refuse_caught(cxt, "\"set\": \"add\" of column \"%s\" is not a value of its type %s: %s",
+					  col, type_name, text);
 	}
 	PG_END_TRY();
 	if (base != type)

@@ -26,24 +26,16 @@ my @nodes = KmdTest::new_cluster(3,
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 
-sub put
-{
-	my ($node, $key) = @_;
-	return $node->psql('postgres', qq{\\set VERBOSITY verbose
-SELECT kmd_propose('$key', jsonb_build_object('op', 'upsert', 'table', 'kv',
-  'row', jsonb_build_object('k', '$key', 'v', 'x')))});
-}
-
-is((put($n1, 'before'))[0], 0, 'a write before the standby');
+is((KmdTest::try_upsert($n1, 'before'))[0], 0, 'a write before the standby');
 $n3->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('node3_standby');
 $standby->init_from_backup($n3, 'b', has_streaming => 1);
 $standby->start;
-is((put($n2, 'while-standby'))[0], 0, 'a write while the standby streams');
+is((KmdTest::try_upsert($n2, 'while-standby'))[0], 0, 'a write while the standby streams');
 $n3->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
 	WHERE backend_type LIKE 'kommander%'}), '0', 'no kommander process on the standby');
-my ($src, $sout, $serr) = put($standby, 'on-standby');
+my ($src, $sout, $serr) = KmdTest::try_upsert($standby, 'on-standby');
 like($serr, qr/K0005: this server is a standby: kommander does not run here/,
 	'a proposal on the standby fails at once with K0005');
 
@@ -56,7 +48,7 @@ like(slurp_file($standby->logfile, $offset),
 	qr/DETAIL:  It took its identity on WAL timeline 1 and runs on timeline 2/,
 	'the log names both timelines');
 
-my ($rc, $out, $err) = put($standby, 'through-standby');
+my ($rc, $out, $err) = KmdTest::try_upsert($standby, 'through-standby');
 isnt($rc, 0, 'a proposal through the promoted standby fails');
 like($err, qr/K0005: this node is not a member of a kommander cluster: its data went back/,
 	'with K0005, saying why');
@@ -69,7 +61,7 @@ is($standby->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
 	WHERE backend_type IN ('kommander raft worker', 'kommander apply')}),
 	'0', 'no Raft worker or apply worker runs on it');
 
-is((put($n1, 'two-left'))[0], 0, 'the two other nodes still commit');
+is((KmdTest::try_upsert($n1, 'two-left'))[0], 0, 'the two other nodes still commit');
 
 # An operator who knows the promoted server holds all the node had (here
 # it caught up before the kill) notes the new timeline: it runs again.
@@ -87,7 +79,7 @@ $standby->stop;
 # the killed node itself comes back on its own timeline and runs
 $n3->start;
 KmdTest::wait_leaders($n3);
-is((put($n3, 'node3-back'))[0], 0, 'node3 restarted on its timeline proposes');
+is((KmdTest::try_upsert($n3, 'node3-back'))[0], 0, 'node3 restarted on its timeline proposes');
 ok(KmdTest::wait_converged([ $n1, $n2, $n3 ]), 'the three nodes converge');
 is($n3->safe_psql('postgres', q{SELECT string_agg(k, ',' ORDER BY k) FROM kv}),
 	'before,node3-back,two-left,while-standby', 'node3 has every write');

@@ -26,14 +26,6 @@ my @nodes = KmdTest::new_cluster(3,
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 
-sub put
-{
-	my ($node, $key) = @_;
-	return $node->psql('postgres', qq{\\set VERBOSITY verbose
-SELECT kmd_propose('$key', jsonb_build_object('op', 'upsert', 'table', 'kv',
-  'row', jsonb_build_object('k', '$key', 'v', 'x')))});
-}
-
 # node1 gets a synchronous standby, and partition 1 a leader elsewhere
 $n1->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('node1_standby');
@@ -45,7 +37,7 @@ $n1->poll_query_until('postgres',
 	"SELECT sync_state = 'sync' FROM pg_stat_replication WHERE application_name = 'node1_standby'")
   or die 'the standby is not synchronous';
 $n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node2')");
-is((put($n1, 'before'))[0], 0, 'a write through node1');
+is((KmdTest::try_upsert($n1, 'before'))[0], 0, 'a write through node1');
 
 # a session of node1 notifies and waits for the standby's apply, paused
 $standby->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
@@ -65,7 +57,7 @@ ok($n1->wait_for_log(qr/could not send \d+ leader change events/, $offset),
 	'node1 leaves out its leader event');
 for my $i (1 .. 5)
 {
-	my ($rc, $out, $err) = put($n1, "while-$i");
+	my ($rc, $out, $err) = KmdTest::try_upsert($n1, "while-$i");
 	is($rc, 0, "write $i through node1 while the notifier waits") or diag($err);
 }
 is(KmdTest::leader_of($n2, 1), 'node1', 'node1 still leads partition 1');

@@ -442,6 +442,16 @@ sub compact_past
 
 # The table most tests write to, created and registered through $node:
 # public.kv (k text PRIMARY KEY, v text).
+# One upsert of kv's row $key (value 'x') through $node, which may fail:
+# psql's (exit code, stdout, stderr), the error's SQLSTATE in stderr.
+sub try_upsert
+{
+	my ($node, $key) = @_;
+	return $node->psql('postgres', qq{\\set VERBOSITY verbose
+SELECT kmd_propose('$key', jsonb_build_object('op', 'upsert', 'table', 'kv',
+  'row', jsonb_build_object('k', '$key', 'v', 'x')))});
+}
+
 # Upsert one row of kv per key, value 'x', each in a kmd_propose of its own
 # through $node.
 sub upsert_kv
