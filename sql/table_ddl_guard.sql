@@ -83,6 +83,11 @@ REVOKE SELECT ON guarded FROM PUBLIC;
 ALTER TABLE guarded SET (fillfactor = 90);
 ALTER TABLE guarded RESET (fillfactor);
 ALTER TABLE guarded ALTER COLUMN v SET STATISTICS 500;
+-- but not a column's storage or compression: with storage plain, a row
+-- too big for a page would fail on this node alone
+SELECT err($$ALTER TABLE guarded ALTER COLUMN v SET STORAGE PLAIN$$);
+SELECT err($$ALTER TABLE guarded ALTER COLUMN v SET COMPRESSION pglz$$);
+SELECT attstorage FROM pg_attribute WHERE attrelid = 'guarded'::regclass AND attname = 'v';
 ALTER TABLE guarded CLUSTER ON guarded_pkey;
 ALTER TABLE guarded SET WITHOUT CLUSTER;
 ALTER INDEX guarded_w SET (fillfactor = 80);

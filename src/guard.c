@@ -259,6 +259,9 @@ refuse_statement(Oid relid, Node *parsetree)
 /*
  * Does an ALTER TABLE only change how this node stores or plans the table?
  * Those subcommands change no command's outcome, and may differ by node.
+ * Not a column's storage or compression: with storage plain a row too big
+ * for a page, or an index key too big for the index, fails on that node
+ * alone (54000).
  */
 static bool
 alter_is_local(AlterTableStmt *stmt)
@@ -272,8 +275,6 @@ alter_is_local(AlterTableStmt *stmt)
 			case AT_SetStatistics:
 			case AT_SetOptions:
 			case AT_ResetOptions:
-			case AT_SetStorage:
-			case AT_SetCompression:
 			case AT_ClusterOn:
 			case AT_DropCluster:
 			case AT_SetTableSpace:
