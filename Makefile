@@ -41,7 +41,7 @@ PG_CFLAGS = $(KMD_WARNINGS)
 
 # In this order: the first bootstraps the node the others use, the last
 # drops the extension.
-REGRESS = single_node key_range contained_writes apply_context primitives direct_writes request_ids leases transactions strict_commands table_ddl_guard foreign_keys unprivileged_roles planted_objects ddl_as_caller watch drop_extension
+REGRESS = single_node key_range contained_writes apply_context primitives direct_writes request_ids leases transactions strict_commands table_ddl_guard table_keys unprivileged_roles planted_objects ddl_as_caller watch drop_extension
 REGRESS_OPTS = --temp-instance=tmp_check_regress \
 	--temp-config=$(srcdir)/test/regress.conf
 

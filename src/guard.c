@@ -64,7 +64,7 @@
 
 #include "apply.h"
 #include "errcodes.h"
-#include "foreign_keys.h"
+#include "table_keys.h"
 #include "guard.h"
 
 #define GUARD_TRIGGER "kommander_guard"
@@ -165,7 +165,13 @@ bool
 kmd_is_control_table(Oid relid)
 {
 	if (OidIsValid(relid) && get_rel_relispartition(relid))
-		relid = llast_oid(get_partition_ancestors(relid));
+	{
+		/* none yet for a partition its own command is still attaching */
+		List	   *ancestors = get_partition_ancestors(relid);
+
+		if (ancestors != NIL)
+			relid = llast_oid(ancestors);
+	}
 	return has_guard(relid);
 }
 
@@ -784,9 +790,11 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 		return;
 	if (kmd_applying)
 	{
-		/* kmd_ddl's foreign keys, on every node alike */
+		/* kmd_ddl's keys, on every node alike */
 		if (access == OAT_POST_CREATE && classId == ConstraintRelationId)
-			kmd_foreign_key_check(objectId);
+			kmd_constraint_check(objectId);
+		else if (access == OAT_POST_CREATE && classId == RelationRelationId && subId == 0)
+			kmd_index_check(objectId);
 		return;
 	}
 	if (access == OAT_DROP)

@@ -1,17 +1,16 @@
--- A foreign key that a control table takes part in must check the same on
--- every node: between control tables only, and tying their routing
--- columns, so that the rows it ties are in one partition whatever splits
--- and merges come.  Runs after single_node, on its cluster.
+-- The keys of a control table must check the same on every node: a
+-- foreign key between control tables only, tying their routing columns,
+-- and a unique key holding the routing column, so that the rows a key
+-- compares are in one partition whatever splits and merges come.  Runs
+-- after single_node, on its cluster.
 SELECT kmd_ddl($$CREATE TABLE public.fk_queues (name text PRIMARY KEY, note text);
   CREATE TABLE public.fk_jobs (queue text, id text, PRIMARY KEY (queue, id));
   CREATE TABLE public.fk_tree (id text PRIMARY KEY, parent text);
-  CREATE TABLE public.fk_nums (n numeric PRIMARY KEY);
-  CREATE TABLE public.fk_num_kids (n numeric, id text, PRIMARY KEY (n, id));
   CREATE TABLE public.fk_ints (n int PRIMARY KEY);
   CREATE TABLE public.fk_big_kids (n bigint, id text, PRIMARY KEY (n, id));
   CREATE TABLE public.fk_lookup (code text PRIMARY KEY)$$) > 0 AS ddl_done;
 SELECT kmd_register_table(t) FROM (VALUES ('public.fk_queues'::regclass), ('public.fk_jobs'),
-  ('public.fk_tree'), ('public.fk_nums'), ('public.fk_num_kids'), ('public.fk_ints'),
+  ('public.fk_tree'), ('public.fk_ints'),
   ('public.fk_big_kids')) v(t);
 
 -- routing column to routing column: one partition, allowed
@@ -26,8 +25,6 @@ SELECT count(*) AS jobs_left FROM fk_jobs;
 -- a key that may tie rows of two partitions is refused, on every node
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.fk_tree ADD FOREIGN KEY (parent) REFERENCES public.fk_tree')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.fk_jobs ADD FOREIGN KEY (id) REFERENCES public.fk_queues')$$);
--- so is one whose equal values may be different text (1.0 and 1.00 route apart)
-SELECT err($$SELECT kmd_ddl('ALTER TABLE public.fk_num_kids ADD FOREIGN KEY (n) REFERENCES public.fk_nums')$$);
 -- or of another type
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.fk_big_kids ADD FOREIGN KEY (n) REFERENCES public.fk_ints')$$);
 -- a table that is no control table holds each node's own rows: no key
@@ -49,6 +46,30 @@ SELECT count(*) AS registered FROM kommander.tables
 SELECT kmd_ddl($$ALTER TABLE public.fk_plain DROP CONSTRAINT fk_plain_code_fkey$$) > 0 AS ddl_done;
 SELECT kmd_register_table('public.fk_plain');
 
-SELECT kmd_ddl($$DROP TABLE public.fk_jobs, public.fk_queues, public.fk_tree, public.fk_nums,
-  public.fk_num_kids, public.fk_ints, public.fk_big_kids, public.fk_plain, public.fk_tree2,
-  public.fk_lookup$$) > 0 AS ddl_done;
+-- A unique key must hold the routing column: one that does not compares
+-- rows of different partitions, and which of two is kept would depend on
+-- the order a node applied them in
+SELECT kmd_ddl($$CREATE TABLE public.uk_users (id text PRIMARY KEY, email text, tenant text)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.uk_users');
+SELECT err($$SELECT kmd_ddl('CREATE UNIQUE INDEX uk_email ON public.uk_users (email)')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.uk_users ADD CONSTRAINT uk_email UNIQUE (email)')$$);
+SELECT err($$SELECT kmd_ddl('CREATE UNIQUE INDEX uk_lower ON public.uk_users (lower(id))')$$);
+SELECT err($$SELECT kmd_ddl('CREATE EXTENSION IF NOT EXISTS btree_gist;
+  ALTER TABLE public.uk_users ADD CONSTRAINT uk_excl EXCLUDE USING gist (tenant WITH =)')$$);
+SELECT count(*) AS pk_index_only FROM pg_index WHERE indrelid = 'public.uk_users'::regclass;
+-- one that holds it (with its =) compares rows of one routing key
+SELECT kmd_ddl($$CREATE UNIQUE INDEX uk_id_email ON public.uk_users (email, id)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE EXTENSION IF NOT EXISTS btree_gist;
+  ALTER TABLE public.uk_users ADD CONSTRAINT uk_excl EXCLUDE USING gist (id WITH =, tenant WITH =)$$) > 0 AS ddl_done;
+SELECT count(*) AS kept_indexes FROM pg_index WHERE indrelid = 'public.uk_users'::regclass;
+-- nor is a table registered whose unique key does not, or whose routing
+-- column's equal values may be different text (numeric 1.0 and 1.00)
+SELECT kmd_ddl($$CREATE TABLE public.uk_plain (id text PRIMARY KEY, email text UNIQUE);
+  CREATE TABLE public.uk_num (n numeric PRIMARY KEY)$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_register_table('public.uk_plain')$$);
+SELECT err($$SELECT kmd_register_table('public.uk_num')$$);
+SELECT count(*) AS registered FROM kommander.tables WHERE relid::text IN ('uk_plain', 'uk_num');
+
+SELECT kmd_ddl($$DROP TABLE public.fk_jobs, public.fk_queues, public.fk_tree, public.fk_ints, public.fk_big_kids, public.fk_plain, public.fk_tree2,
+  public.fk_lookup, public.uk_users, public.uk_plain, public.uk_num;
+  DROP EXTENSION btree_gist$$) > 0 AS ddl_done;
