@@ -64,8 +64,8 @@
 
 #include "apply.h"
 #include "errcodes.h"
-#include "table_keys.h"
 #include "guard.h"
+#include "table_keys.h"
 
 #define GUARD_TRIGGER "kommander_guard"
 #define KEY_RANGE_TRIGGER "kommander_key_range"	/* keyrange.c's */

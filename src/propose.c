@@ -40,7 +40,6 @@
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
-#include "table_keys.h"
 #include "guc.h"
 #include "membership.h"
 #include "request.h"
@@ -48,6 +47,7 @@
 #include "rows.h"
 #include "shmem.h"
 #include "stats.h"
+#include "table_keys.h"
 
 PG_FUNCTION_INFO_V1(kmd_propose);
 PG_FUNCTION_INFO_V1(kmd_propose_result);
@@ -243,7 +243,7 @@ key_barrier(const char *key, TimestampTz deadline)
 		int32		partition_now;
 
 		if (state == KMD_PART_FROZEN)
-			index = Max(kmd_partition_barrier(partition_id, deadline), all_barrier(deadline));
+			index = all_barrier(deadline);
 		else
 			index = kmd_partition_barrier(partition_id, deadline);
 		partition_now = kmd_route_hash(h, &generation_now, &state_now, &leader, &lo);
