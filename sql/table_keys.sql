@@ -69,7 +69,19 @@ SELECT kmd_ddl($$CREATE TABLE public.uk_plain (id text PRIMARY KEY, email text U
 SELECT err($$SELECT kmd_register_table('public.uk_plain')$$);
 SELECT err($$SELECT kmd_register_table('public.uk_num')$$);
 SELECT count(*) AS registered FROM kommander.tables WHERE relid::text IN ('uk_plain', 'uk_num');
+-- the keys of a partitioned table's partitions are its own: at
+-- registration, and when a partition comes in by ATTACH
+SELECT kmd_ddl($$CREATE TABLE public.uk_parted (id text PRIMARY KEY, email text) PARTITION BY HASH (id);
+  CREATE TABLE public.uk_parted_0 PARTITION OF public.uk_parted FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+  CREATE UNIQUE INDEX uk_parted_0_email ON public.uk_parted_0 (email)$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_register_table('public.uk_parted')$$);
+SELECT kmd_ddl($$DROP INDEX public.uk_parted_0_email$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.uk_parted');
+SELECT kmd_ddl($$CREATE TABLE public.uk_parted_1 (id text PRIMARY KEY, email text UNIQUE)$$) > 0 AS ddl_done;
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.uk_parted ATTACH PARTITION public.uk_parted_1 FOR VALUES WITH (MODULUS 2, REMAINDER 1)')$$);
+SELECT count(*) AS attached FROM pg_inherits WHERE inhrelid = 'public.uk_parted_1'::regclass;
 
 SELECT kmd_ddl($$DROP TABLE public.fk_jobs, public.fk_queues, public.fk_tree, public.fk_ints, public.fk_big_kids, public.fk_plain, public.fk_tree2,
-  public.fk_lookup, public.uk_users, public.uk_plain, public.uk_num;
+  public.fk_lookup, public.uk_users, public.uk_plain, public.uk_num, public.uk_parted,
+  public.uk_parted_1;
   DROP EXTENSION btree_gist$$) > 0 AS ddl_done;

@@ -569,6 +569,17 @@ check_guard_kept(Node *parsetree)
 				case AT_AddInherit:
 					refuse_unguarding(relid, "INHERIT");
 					break;
+				case AT_AttachPartition:
+					/* a partition's own keys become the control table's */
+					if (!kmd_keys_replaying)
+					{
+						Oid			partition = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name,
+																 NoLock, true);
+
+						if (OidIsValid(partition))
+							kmd_keys_check_table(partition);
+					}
+					break;
 				case AT_SetUnLogged:
 					refuse_unguarding(relid, "SET UNLOGGED");
 					break;
@@ -791,6 +802,8 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 	if (kmd_applying)
 	{
 		/* kmd_ddl's keys, on every node alike */
+		if (kmd_keys_replaying)
+			return;
 		if (access == OAT_POST_CREATE && classId == ConstraintRelationId)
 			kmd_constraint_check(objectId);
 		else if (access == OAT_POST_CREATE && classId == RelationRelationId && subId == 0)

@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
+#include "guard.h"
 #include "guc.h"
 #include "membership.h"
 #include "request.h"
@@ -385,7 +386,9 @@ kmd_register_table(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" has row-level security enabled", RelationGetRelationName(rel)),
 				 errdetail("kmd_propose checks the proposing role's privileges on a control table, not its row policies, and applies commands as the table's owner."),
 				 errhint("Disable row-level security on the table (and NO FORCE it) through kmd_ddl(), then register it.")));
-	kmd_keys_check_table(relid);
+	/* registered again (a guard made before switched over): as it is */
+	if (!kmd_is_control_table(relid))
+		kmd_keys_check_table(relid);
 	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									  RelationGetRelationName(rel));
 	table_close(rel, AccessShareLock);

@@ -80,6 +80,7 @@
 #include "stats.h"
 #include "storage.h"
 #include "syscommand.h"
+#include "table_keys.h"
 #include "xact.h"
 
 PG_FUNCTION_INFO_V1(kmd_image_manifest);
@@ -871,6 +872,7 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
+	kmd_keys_replaying = true;
 	PG_TRY();
 	{
 		kmd_syscommand_ddl(idx, sql, role);
@@ -878,12 +880,14 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 	}
 	PG_CATCH();
 	{
+		kmd_keys_replaying = false;
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_END_TRY();
+	kmd_keys_replaying = false;
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	if (edata == NULL)
@@ -896,7 +900,16 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 	if (!*cleared)
 		kmd_image_clear(NIL);
 	*cleared = true;
-	kmd_syscommand_ddl(idx, sql, role);
+	kmd_keys_replaying = true;
+	PG_TRY();
+	{
+		kmd_syscommand_ddl(idx, sql, role);
+	}
+	PG_FINALLY();
+	{
+		kmd_keys_replaying = false;
+	}
+	PG_END_TRY();
 }
 
 /*

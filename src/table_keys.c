@@ -46,6 +46,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_opclass.h"
 #include "commands/defrem.h"
 #include "utils/array.h"
@@ -68,6 +69,8 @@ typedef struct ForeignKey
 	int16	   *keys;			/* referencing columns */
 	int16	   *refkeys;		/* the columns they reference, in order */
 } ForeignKey;
+
+bool		kmd_keys_replaying = false;
 
 static void check_exclusion(Relation constraints, HeapTuple tup, Oid registering);
 
@@ -398,8 +401,9 @@ check_exclusion(Relation constraints, HeapTuple tup, Oid registering)
 	table_close(catalog, AccessShareLock);
 }
 
-void
-kmd_keys_check_table(Oid relid)
+/* kmd_keys_check_table for one table of the tree, itself counted as control */
+static void
+check_table(Oid relid)
 {
 	Relation	catalog = table_open(ConstraintRelationId, AccessShareLock);
 	Relation	rel;
@@ -448,4 +452,14 @@ kmd_keys_check_table(Oid relid)
 	}
 	table_close(catalog, AccessShareLock);
 	table_close(rel, AccessShareLock);
+}
+
+void
+kmd_keys_check_table(Oid relid)
+{
+	ListCell   *lc;
+
+	/* a partitioned table's partitions, whose keys are its own */
+	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+		check_table(lfirst_oid(lc));
 }

@@ -30,10 +30,19 @@ extern void kmd_constraint_check(Oid conoid);
 extern void kmd_index_check(Oid indexoid);
 
 /*
- * The same for every key of table `relid' (its foreign keys, those
- * referencing it, its unique indexes and exclusion constraints), counting
- * `relid' as a control table: before it is registered.
+ * The same for every key of table `relid' and its partitions (their
+ * foreign keys, those referencing them, their unique indexes and
+ * exclusion constraints), counting them as control tables: before the
+ * table is registered, or attached to a control table.
  */
 extern void kmd_keys_check_table(Oid relid);
+
+/*
+ * True while an image of the system partition replays kmd_ddl statements
+ * (snapshot.c): they passed on the nodes that ran them, in the log's
+ * order, where the tables registered meanwhile were not registered yet;
+ * the replay registers them after all of it, so it checks no key.
+ */
+extern bool kmd_keys_replaying;
 
 #endif							/* KOMMANDER_TABLE_KEYS_H */
