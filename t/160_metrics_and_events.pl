@@ -210,8 +210,13 @@ $timed += $_->safe_psql('postgres',
 cmp_ok($timed, '>', 0, 'the election is timed');
 
 # alone, a node starts a pre-vote round every election timeout, each one
-# counted though its role and term stay as they were
+# counted though its role and term stay as they were (a follower: a
+# leader left alone may rest, quiesced, and start none)
 my ($lone, $other) = @alive;
+$lone->safe_psql('postgres', "SELECT kmd_transfer_leader(1, '" . $other->name . "')");
+$lone->poll_query_until('postgres',
+	"SELECT leader_name = '" . $other->name . "' FROM kommander.partitions WHERE partition_id = 1")
+  or die $other->name . ' does not lead partition 1';
 $other->stop('immediate');
 my $rounds = $lone->safe_psql('postgres',
 	"SELECT value FROM kommander.stats WHERE name = 'prevotes_started' AND partition_id = 1");
