@@ -105,15 +105,7 @@ back_and_same('from the log', 'no_x', -s $n3->logfile,
 # The statement from an image of the system partition
 away_and_ddl('z', 'y');
 my $ddl_index = last_index(0);
-$n1->safe_psql('postgres', q{
-DO $$
-BEGIN
-  FOR i IN 1..80 LOOP
-    PERFORM kmd_ddl('COMMENT ON TABLE public.kv IS ''comment ' || i || '''');
-  END LOOP;
-END $$});
-ok($n1->poll_query_until('postgres',
-	"SELECT snapshot_index > $ddl_index FROM kommander.partitions WHERE partition_id = 0"),
+ok(KmdTest::compact_system_past($n1, $ddl_index),
 	'node 1 compacted the system partition past the statement');
 my $offset = -s $n3->logfile;
 back_and_same('from an image', 'no_y', $offset,

@@ -35,15 +35,7 @@ SELECT kmd_ddl('ALTER TABLE public.kv ADD CONSTRAINT kv_owner FOREIGN KEY (k) RE
 });
 my $ddl_index = $n1->safe_psql('postgres',
 	'SELECT last_index FROM kommander.partitions WHERE partition_id = 0');
-$n1->safe_psql('postgres', q{
-DO $$
-BEGIN
-  FOR i IN 1..80 LOOP
-    PERFORM kmd_ddl('COMMENT ON TABLE public.kv IS ''comment ' || i || '''');
-  END LOOP;
-END $$});
-ok($n1->poll_query_until('postgres',
-	"SELECT snapshot_index > $ddl_index FROM kommander.partitions WHERE partition_id = 0"),
+ok(KmdTest::compact_system_past($n1, $ddl_index),
 	'node 1 compacted the system partition past the statements');
 
 my $offset = -s $n3->logfile;

@@ -440,6 +440,24 @@ sub compact_past
 		"SELECT snapshot_index > $index FROM kommander.partitions WHERE partition_id = $partition");
 }
 
+# The system partition compacted by $node past index $index: eighty kmd_ddl
+# statements (comments on public.kv) through $node, then a wait until its
+# snapshot passes $index (kommander.snapshot_threshold must be low enough).
+# Returns the wait's result.
+sub compact_system_past
+{
+	my ($node, $index) = @_;
+	$node->safe_psql('postgres', q{
+DO $$
+BEGIN
+  FOR i IN 1..80 LOOP
+    PERFORM kmd_ddl('COMMENT ON TABLE public.kv IS ''comment ' || i || '''');
+  END LOOP;
+END $$});
+	return $node->poll_query_until('postgres',
+		"SELECT snapshot_index > $index FROM kommander.partitions WHERE partition_id = 0");
+}
+
 # The table most tests write to, created and registered through $node:
 # public.kv (k text PRIMARY KEY, v text).
 # One upsert of kv's row $key (value 'x') through $node, which may fail:
