@@ -1183,10 +1183,15 @@ parse_command(JsonbContainer *obj, const char *key, bool nested)
 	return c;
 }
 
+/*
+ * The caller's privileges for `c'; *reads is cleared unless the caller may
+ * read every column of each table it writes (see kmd_rows_prepare).
+ */
 static void
-check_privileges(RowCommand *c)
+check_privileges(RowCommand *c, bool *reads)
 {
 	AclMode		mode = 0;
+	AclMode		held;
 	ListCell   *lc;
 
 	switch (c->op)
@@ -1212,7 +1217,7 @@ check_privileges(RowCommand *c)
 			return;
 		case OP_BATCH:
 			foreach(lc, c->batch)
-				check_privileges(lfirst(lc));
+				check_privileges(lfirst(lc), reads);
 			return;
 	}
 	/*
@@ -1228,33 +1233,14 @@ check_privileges(RowCommand *c)
 	if (c->lease > 0)
 		mode |= ACL_DELETE;
 	/* every privilege of `mode' (pg_class_aclcheck is content with any) */
-	if (pg_class_aclmask(c->relid, GetUserId(), mode, ACLMASK_ALL) != mode)
+	held = pg_class_aclmask(c->relid, GetUserId(), mode | ACL_SELECT, ACLMASK_ALL);
+	if ((held & mode) != mode)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", c->qualname)));
-}
-
-/* May the calling role read every column of `relid'? */
-static bool
-reads_table(Oid relid)
-{
-	return pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
-		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ALL) == ACLCHECK_OK;
-}
-
-static bool
-reads_all(RowCommand *c)
-{
-	ListCell   *lc;
-
-	if (c->op == OP_BATCH)
-	{
-		foreach(lc, c->batch)
-			if (!reads_all(lfirst(lc)))
-				return false;
-		return true;
-	}
-	return c->op == OP_CALL || reads_table(c->relid);
+	if (*reads && !(held & ACL_SELECT) &&
+		pg_attribute_aclcheck_all(c->relid, GetUserId(), ACL_SELECT, ACLMASK_ALL) != ACLCHECK_OK)
+		*reads = false;
 }
 
 RowCommand *
@@ -1558,9 +1544,10 @@ void
 kmd_rows_validate(Jsonb *command, const char *key)
 {
 	RowCommand *c = kmd_rows_parse(command, key);
+	bool		reads = true;
 
 	check_proposed(c);
-	check_privileges(c);
+	check_privileges(c, &reads);
 }
 
 /* ------------------------------------------------------------------------
@@ -1809,8 +1796,8 @@ kmd_rows_prepare(Jsonb *command, const char *key, bool *reads)
 	JsonbParseState *st = NULL;
 
 	check_proposed(c);
-	check_privileges(c);
+	*reads = true;
+	check_privileges(c, reads);
 	check_lease_key(c);
-	*reads = reads_all(c);
 	return JsonbValueToJsonb(push_command(&st, &command->root, c));
 }
