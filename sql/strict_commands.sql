@@ -167,3 +167,13 @@ SELECT err_hint($$SELECT kmd_propose_result('t3', '{"op":"batch","commands":[
          {"op":"call","applier":"task_big","args":{"size":9000}},
          {"op":"call","applier":"task_big","args":{"size":9000}}]}')$$);
 SELECT * FROM tasks WHERE id = 't3';
+
+-- a value its column refuses fails the command whether or not the key's
+-- row exists (22P02), in the command's order (key, set, add, if): the
+-- outcome does not hang on the plan a node's settings choose
+SELECT err_hint($$SELECT kmd_propose_result('nobody', '{"op":"update","table":"tasks","key":{"id":"nobody"},"set":{"n":"many"}}')$$);
+SELECT err_hint($$SELECT kmd_propose_result('nobody', '{"op":"update","table":"tasks","key":{"id":"nobody"},"set":{"n":{"add":1}},"if":{"n":"some"}}')$$);
+SELECT err_hint($$SELECT kmd_propose_result('nobody', '{"op":"delete","table":"tasks","key":{"id":"nobody"},"if":{"n":"some"}}')$$);
+SELECT err_hint($$SELECT kmd_propose_result('t3', '{"op":"update","table":"tasks","key":{"id":"t3"},"set":{"n":"many"},"if":{"n":"some"}}')$$);
+SELECT err_hint($$SELECT kmd_propose_result('t3', '{"op":"delete","table":"tasks","key":{"id":"t3"},"if":{"n":"some"}}')$$);
+SELECT * FROM tasks WHERE id = 't3';

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
@@ -360,6 +361,36 @@ check_defaults_decided(RowCommand *c, Jsonb *inserted, bool *override)
 }
 
 /*
+ * Read the values of update or delete `c' as its table's types, in the
+ * command's order (key, set, add, if) and each in the table's: a value its
+ * column refuses fails the command whether or not the key's row exists.
+ * The statement reads them lazily, the record of one only when the plan
+ * gets to it, and plans differ between nodes (their settings, their
+ * statistics): some would fail and others apply nothing.
+ */
+static void
+read_values(RowCommand *c)
+{
+	Jsonb	   *objs[4] = {c->key, c->set, c->add, c->cond};
+	Relation	rel = try_table_open(c->relid, RowExclusiveLock);
+	TupleDesc	desc;
+	Datum	   *v;
+	bool	   *n;
+
+	if (rel == NULL)
+		return;					/* gone: the statement says so */
+	desc = RelationGetDescr(rel);
+	v = palloc(sizeof(Datum) * desc->natts);
+	n = palloc(sizeof(bool) * desc->natts);
+	for (int i = 0; i < lengthof(objs); i++)
+		if (objs[i] != NULL)
+			kmd_rows_read_values(rel, objs[i], v, n);
+	table_close(rel, NoLock);
+	pfree(v);
+	pfree(n);
+}
+
+/*
  * Run one row command (SPI connected); false when its condition did not
  * hold, an error then if `strict' (`pos' >= 0: its place in a batch), else,
  * outside a batch, the row as it is goes to `current'.
@@ -428,6 +459,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 			(void) run(sql.data, nargs, args);
 			return true;
 		case OP_UPDATE:
+			read_values(c);
 			{
 				/* values from s, the column plus n from d ("add") */
 				const char *values = c->set ? column_list(c->set, NULL, ", ", "%s = s.%s") : "";
@@ -450,6 +482,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 			}
 			break;
 		case OP_DELETE:
+			read_values(c);
 			appendStringInfo(&sql, "DELETE FROM %s AS t USING %s",
 							 c->qualname, kmd_rows_record(c->relid, c->key, 1, "k"));
 			args[nargs++] = c->key;

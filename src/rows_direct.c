@@ -126,12 +126,13 @@ writable(Relation rel, RowCommand *c)
 
 /*
  * `values' as a row of `rel', deformed into `v' and `n': the columns it
- * names read as the statement's jsonb_to_record reads them, the others
- * NULL and not read at all (jsonb_populate_record leaves the columns of
- * its first argument's row that `values' does not name as they are).
+ * names read as the statement's jsonb_to_record reads them, in the
+ * table's order, the others NULL and not read at all
+ * (jsonb_populate_record leaves the columns of its first argument's row
+ * that `values' does not name as they are).
  */
-static void
-populate(Relation rel, Jsonb *values, Datum *v, bool *n)
+void
+kmd_rows_read_values(Relation rel, Jsonb *values, Datum *v, bool *n)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Oid			rowtype = rel->rd_rel->reltype;
@@ -260,7 +261,7 @@ write_row(Relation rel, RowCommand *c, Jsonb *inserted)
 	ExecOpenIndices(rri, false);
 	AfterTriggerBeginQuery();
 
-	populate(rel, inserted, v, n);
+	kmd_rows_read_values(rel, inserted, v, n);
 	row = table_slot_create(rel, &estate->es_tupleTable);
 	new_row(rel, estate, rte->insertedCols, v, n, row);
 

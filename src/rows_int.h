@@ -16,6 +16,7 @@
 #include "catalog/pg_attribute.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
 
 typedef enum RowOp
 {
@@ -119,5 +120,12 @@ extern char *kmd_rows_record(Oid relid, Jsonb *obj, int param, const char *alias
 
 /* rows_direct.c */
 extern bool kmd_rows_write_direct(RowCommand *c, Jsonb *inserted);
+
+/*
+ * The values of the columns `values' (a jsonb object) names, read as a
+ * row of `rel' into `v' and `n' (the others NULL): as kmd_rows_record's
+ * statement reads them, in the table's order.
+ */
+extern void kmd_rows_read_values(Relation rel, Jsonb *values, Datum *v, bool *n);
 
 #endif							/* KOMMANDER_ROWS_INT_H */
