@@ -176,6 +176,21 @@ SELECT kmd_register_table('public.not_alices');
 RESET ROLE;
 SELECT relid::regclass AS alices_table FROM kommander.tables WHERE relid = 'public.not_alices'::regclass;
 SELECT name, fn::regprocedure AS alices_applier FROM kommander.appliers WHERE name LIKE '%alices';
+-- a session may not take from an owner what the apply worker writes its
+-- rows and calls its appliers with: this node alone would fail commands
+-- every other node applies (K0010); kmd_ddl may, on every node alike
+SELECT err($$REVOKE INSERT ON public.not_alices FROM regress_alice$$);
+SELECT err($$REVOKE USAGE ON SCHEMA public FROM PUBLIC$$);
+SELECT err($$REVOKE ALL ON FUNCTION public.alices_fn(jsonb, kommander.apply_context) FROM PUBLIC, regress_alice$$);
+REVOKE ALL ON FUNCTION public.alices_fn(jsonb, kommander.apply_context) FROM PUBLIC;
+REVOKE SELECT ON public.not_alices FROM PUBLIC;
+GRANT SELECT ON public.not_alices TO PUBLIC;
+GRANT USAGE ON SCHEMA public TO regress_alice;
+REVOKE USAGE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO PUBLIC;
+SELECT kmd_ddl($$REVOKE DELETE ON public.not_alices FROM regress_alice$$) > 0 AS ddl_done;
+SELECT has_table_privilege('regress_alice', 'public.not_alices', 'DELETE') AS alice_deletes;
+SELECT kmd_ddl($$GRANT DELETE ON public.not_alices TO regress_alice$$) > 0 AS ddl_done;
 REVOKE CREATE ON SCHEMA public FROM regress_alice;
 REVOKE EXECUTE ON FUNCTION kmd_register_table(regclass), kmd_register_applier(text, regprocedure) FROM regress_alice;
 SELECT kmd_ddl($$DROP TABLE public.not_alices$$) > 0 AS ddl_done;

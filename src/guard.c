@@ -65,6 +65,7 @@
 #include "apply.h"
 #include "errcodes.h"
 #include "guard.h"
+#include "owner_rights.h"
 #include "table_keys.h"
 
 #define GUARD_TRIGGER "kommander_guard"
@@ -203,41 +204,57 @@ control_table_named(RangeVar *rv)
 	return OidIsValid(relid) ? control_table_of(relid) : InvalidOid;
 }
 
-/*
- * A control table (one with kommander's guard trigger) in schema `nspid'
- * (InvalidOid: any) owned by `owner' (InvalidOid: any), or InvalidOid.
- */
-static Oid
-find_control_table(Oid nspid, Oid owner)
+List *
+kmd_control_tables(void)
 {
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key[1];
 	HeapTuple	tup;
-	Oid			found = InvalidOid;
+	List	   *found = NIL;
 
 	rel = table_open(TriggerRelationId, AccessShareLock);
 	ScanKeyInit(&key[0], Anum_pg_trigger_tgname, BTEqualStrategyNumber, F_NAMEEQ,
 				CStringGetDatum(GUARD_TRIGGER));
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, key);
-	while (!OidIsValid(found) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
-		HeapTuple	class = SearchSysCache1(RELOID, ObjectIdGetDatum(trig->tgrelid));
-		Form_pg_class form;
 
-		if (!HeapTupleIsValid(class))
-			continue;
-		form = (Form_pg_class) GETSTRUCT(class);
-		if ((!OidIsValid(nspid) || form->relnamespace == nspid) &&
-			(!OidIsValid(owner) || form->relowner == owner) &&
-			is_guard_function(trig->tgfoid))
-			found = trig->tgrelid;
-		ReleaseSysCache(class);
+		if (is_guard_function(trig->tgfoid))
+			found = lappend_oid(found, trig->tgrelid);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * A control table in schema `nspid' (InvalidOid: any) owned by `owner'
+ * (InvalidOid: any), or InvalidOid.
+ */
+static Oid
+find_control_table(Oid nspid, Oid owner)
+{
+	ListCell   *lc;
+
+	foreach(lc, kmd_control_tables())
+	{
+		Oid			relid = lfirst_oid(lc);
+		HeapTuple	class = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+		Form_pg_class form;
+		bool		match;
+
+		if (!HeapTupleIsValid(class))
+			continue;
+		form = (Form_pg_class) GETSTRUCT(class);
+		match = (!OidIsValid(nspid) || form->relnamespace == nspid) &&
+			(!OidIsValid(owner) || form->relowner == owner);
+		ReleaseSysCache(class);
+		if (match)
+			return relid;
+	}
+	return InvalidOid;
 }
 
 /* ------------------------------------------------------------------------
@@ -636,6 +653,10 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		save_dropping = dropping_extension;
+	/* what the statement may take from the owners, as it is before */
+	const bool	rights_checked = !kmd_applying && !dropping_extension &&
+		kmd_rights_may_change(parsetree);
+	List	   *const rights = rights_checked ? kmd_rights_held() : NIL;
 
 	if (!dropping_extension)
 		check_row_security(parsetree);
@@ -659,6 +680,8 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		dropping_extension = save_dropping;
 	}
 	PG_END_TRY();
+	if (rights_checked)
+		kmd_rights_check_kept(rights);
 }
 
 /*

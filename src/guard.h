@@ -12,6 +12,8 @@
 #ifndef KOMMANDER_GUARD_H
 #define KOMMANDER_GUARD_H
 
+#include "nodes/pg_list.h"
+
 /*
  * Install the hooks that refuse DDL on control tables outside the apply
  * worker (chaining the hooks installed before); from _PG_init.
@@ -26,5 +28,11 @@ extern bool kmd_is_own_function(Oid fn, const char *name);
  * (the guard trigger): needs a transaction.
  */
 extern bool kmd_is_control_table(Oid relid);
+
+/*
+ * Every table carrying the guard trigger: the control tables and their
+ * partitions.  Reads pg_trigger: needs a transaction.
+ */
+extern List *kmd_control_tables(void);
 
 #endif							/* KOMMANDER_GUARD_H */
