@@ -236,6 +236,28 @@ raise_waits_for_me(int32 partition_id, bool sent, bool barrier)
 			 errhint("End the transaction that locks control tables or their rows before proposing or waiting for a barrier.")));
 }
 
+/*
+ * Can no proposal still waiting for partition `partition_id' be applied
+ * any more?  So when the partition was merged away here after this node
+ * applied it to its freeze: the one apply worker answered every entry it
+ * applied there before it applied the merge, and the partition's log
+ * grows no further.  Not when its end came by an image (this node may not
+ * have applied what others did) or was never frozen here.
+ */
+static bool
+merged_away_here(int32 partition_id)
+{
+	KmdPartition *part;
+	bool		away;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	part = kmd_partition_find(partition_id);
+	away = part != NULL && part->state == KMD_PART_GONE && part->frozen_at > 0 &&
+		pg_atomic_read_u64(&part->applied_index) >= part->frozen_at;
+	LWLockRelease(kmd_shared->lock);
+	return away;
+}
+
 /* Count a proposal that failed for a reason kommander.stats shows. */
 static void
 count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
@@ -270,6 +292,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 	volatile int final_state = KMD_SLOT_PENDING;
 	volatile bool waited = false;	/* to an answer or the deadline */
 	volatile bool blocked = false;	/* by this backend's own lock */
+	volatile bool merged_away = false;	/* applied nowhere, ever */
 	TimestampTz next_check;
 	char	   *volatile data = NULL;
 	volatile uint32 len = 0;
@@ -371,6 +394,12 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				break;
 			}
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+			if (kind == KMD_REQ_PROPOSE && state == KMD_SLOT_SENT &&
+				GetCurrentTimestamp() >= next_check && merged_away_here(partition_id))
+			{
+				merged_away = true;
+				remaining = 0;
+			}
 			if (kind == KMD_REQ_PROPOSE && apply_waits_for_me(partition_id, &next_check))
 			{
 				blocked = true;
@@ -399,6 +428,15 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 		}
 		ConditionVariableCancelSleep();
 		waited = true;
+		if (merged_away && final_state == KMD_SLOT_SENT)
+		{
+			strlcpy(out->sqlstate, unpack_sql_state(ERRCODE_KMD_PARTITION_FROZEN),
+					sizeof(out->sqlstate));
+			out->errmsg = psprintf("partition %d was merged into its neighbour before the request was applied",
+								   partition_id);
+			out->errdetail = pstrdup("This node applied the partition to its end without it: nothing was applied.");
+			final_state = KMD_SLOT_DONE;
+		}
 		if (blocked && final_state != KMD_SLOT_DONE)
 			raise_waits_for_me(partition_id, final_state != KMD_SLOT_PENDING, false);
 	}
