@@ -512,10 +512,10 @@ registered(Oid relid)
 
 /*
  * Is `type' a date or time type, or an array, range or domain of one; with
- * `wide' also a multirange or composite of one?  Which defaults the
- * proposer decides takes the narrow answer: the apply worker asks it again
- * of every insert, and a wider one would fail entries committed before
- * (40001) on the nodes that apply them with it.
+ * `wide' also a multirange or composite of one?  The proposer decides the
+ * defaults of both; the apply worker insists (40001) on the narrow ones
+ * only, which proposers decided before the wide ones were: an entry
+ * committed before that leaves a wide one to each node, as it was.
  */
 static bool
 time_type_of(Oid type, bool wide)
@@ -553,32 +553,27 @@ time_type_of(Oid type, bool wide)
 }
 
 static bool
-time_type(Oid type)
-{
-	return time_type_of(type, false);
-}
-
-static bool
-time_constant_walker(Node *node, void *context)
+time_constant_walker(Node *node, void *wide)
 {
 	if (node == NULL)
 		return false;
 	if (IsA(node, Const))
-		return time_type(((Const *) node)->consttype);
-	return expression_tree_walker(node, time_constant_walker, context);
+		return time_type_of(((Const *) node)->consttype, *(bool *) wide);
+	return expression_tree_walker(node, time_constant_walker, wide);
 }
 
 /*
- * Does `expr', immutable, hold or give a date or time?  A default such as
- * 'now' or 'today' was read when its DDL ran, on each node at its own
- * time (also inside ARRAY['now'::timestamptz] or extract(epoch FROM
- * 'now'::timestamp)), and two nodes' catalogs may hold two values: the
- * proposer decides.
+ * Does `expr', immutable, hold or give a date or time (`wide': as
+ * time_type_of)?  A default such as 'now' or 'today' was read when its
+ * DDL ran, on each node at its own time (also inside
+ * ARRAY['now'::timestamptz], extract(epoch FROM 'now'::timestamp) or
+ * '(x,now)'::a_composite), and two nodes' catalogs may hold two values:
+ * the proposer decides.
  */
 static bool
-time_constant(Node *expr)
+time_constant(Node *expr, bool wide)
 {
-	return time_type(exprType(expr)) || time_constant_walker(expr, NULL);
+	return time_type_of(exprType(expr), wide) || time_constant_walker(expr, &wide);
 }
 
 /*
@@ -594,18 +589,23 @@ read_varying(Relation rel)
 	{
 		Form_pg_attribute att = TupleDescAttr(rel->rd_att, i);
 		Node	   *expr;
+		bool		required;
 		KmdVaryingDefault *v;
 
 		if (att->attisdropped || att->attgenerated)
 			continue;
 		/* its own default, its identity's next value, or its domain's default */
 		expr = build_column_default(rel, i + 1);
-		if (expr == NULL ||
-			(!att->attidentity && !contain_mutable_functions(expr) && !time_constant(expr)))
+		if (expr == NULL)
+			continue;
+		required = att->attidentity || contain_mutable_functions(expr) ||
+			time_constant(expr, false);
+		if (!required && !time_constant(expr, true))
 			continue;
 		v = palloc0(sizeof(KmdVaryingDefault));
 		v->attnum = att->attnum;
 		v->identity = att->attidentity;
+		v->required = required;
 		namestrcpy(&v->name, NameStr(att->attname));
 		varying = lappend(varying, v);
 	}

@@ -348,7 +348,7 @@ check_defaults_decided(RowCommand *c, Jsonb *inserted, bool *override)
 					(errcode(ERRCODE_GENERATED_ALWAYS),
 					 errmsg("cannot insert a non-DEFAULT value into column \"%s\"", name),
 					 errdetail("Column \"%s\" is an identity column defined as GENERATED ALWAYS.", name)));
-		if (!kmd_rows_names(inserted, name))
+		if (!kmd_rows_names(inserted, name) && v->required)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("column \"%s\" of %s has a default that the command's proposer did not decide",

@@ -30,14 +30,19 @@ typedef enum RowOp
 
 /*
  * A column that, given no value, would take one of its node's own: its
- * default (its own, or its domain's) is not immutable, or it is an
- * identity column.  The proposer decides its value.
+ * default (its own, or its domain's) is not immutable, or holds a date or
+ * time read when its DDL ran, or it is an identity column.  The proposer
+ * decides its value.
  */
 typedef struct KmdVaryingDefault
 {
 	AttrNumber	attnum;
 	char		identity;		/* attidentity: '\0', ATTRIBUTE_IDENTITY_ALWAYS
 								 * or ATTRIBUTE_IDENTITY_BY_DEFAULT */
+	bool		required;		/* an insert without its value fails (40001);
+								 * false: a composite or multirange holding a
+								 * time, which older proposers left to each
+								 * node */
 	NameData	name;
 } KmdVaryingDefault;
 

@@ -251,18 +251,22 @@ is($nodes[1]->safe_psql('postgres', q{SELECT meta::text || raw::text || n::text 
 	'the same values on both nodes');
 
 # a date or time default read when its DDL ran ('now', 'today') holds
-# each node's own moment: the proposer decides it
+# each node's own moment: the proposer decides it (inside a composite or
+# multirange value too)
 $nodes[0]->safe_psql('postgres', q{
+SELECT kmd_ddl($$CREATE TYPE public.moment AS (note text, at timestamptz)$$);
 SELECT kmd_ddl($$CREATE TABLE public.stamps (k text PRIMARY KEY, at timestamptz DEFAULT 'now',
 	local_at timestamp DEFAULT 'now', fixed date DEFAULT '2026-01-01',
 	ats timestamptz[] DEFAULT ARRAY['now'::timestamptz], span tstzrange DEFAULT tstzrange('now', NULL),
-	epoch numeric DEFAULT extract(epoch FROM 'now'::timestamp))$$);
+	epoch numeric DEFAULT extract(epoch FROM 'now'::timestamp),
+	m public.moment DEFAULT '(x,now)', spans tstzmultirange DEFAULT '{[now,)}')$$);
 SELECT kmd_register_table('public.stamps');
 });
 $nodes[1]->safe_psql('postgres', q{SELECT kmd_propose('n1', '{"op":"insert","table":"stamps","row":{"k":"n1"}}')});
 ok(KmdTest::wait_converged(\@nodes), 'both nodes apply the insert into stamps');
 my $stamps = q{SELECT concat_ws(' ', extract(epoch FROM at), extract(epoch FROM local_at), fixed,
-	extract(epoch FROM ats[1]), extract(epoch FROM lower(span)), epoch) FROM stamps};
+	extract(epoch FROM ats[1]), extract(epoch FROM lower(span)), epoch,
+	extract(epoch FROM (m).at), extract(epoch FROM lower(spans))) FROM stamps};
 is($nodes[0]->safe_psql('postgres', $stamps), $nodes[1]->safe_psql('postgres', $stamps),
 	'both nodes store the proposer\'s value of a default read when its DDL ran');
 
