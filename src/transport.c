@@ -16,8 +16,8 @@
  * returns of a batch no inbox there had room for.  A broken
  * connection, or a stream the peer ends with an error, is closed and
  * opened again after a backoff that doubles from 100 ms to 1 s; a peer
- * that refuses this node as a member (it was removed) is asked again only
- * every 30 s.
+ * that refuses this node as a member (it has not applied its addition
+ * yet, or it removed it) after one that doubles from 100 ms to 30 s.
  *
  * A stream that answers neither its CALL nor its timed batch for ten
  * election timeouts (or a connection of deliver calls its timed call) is
@@ -54,7 +54,8 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 1000
-#define BACKOFF_REFUSED_MS 30000	/* the peer says we are not a member */
+#define BACKOFF_REFUSED_MS 30000	/* at most, while the peer says we are not a
+									 * member */
 #define ANSWER_TIMEOUTS 10		/* election timeouts a stream may not answer */
 
 typedef enum PeerState
@@ -87,6 +88,8 @@ struct KmdPeer
 	bool		want_write;		/* output not yet flushed */
 	TimestampTz retry_at;
 	int			backoff_ms;
+	int			refused_ms;		/* the backoff since the peer refused us, 0:
+								 * it did not */
 	bool		reported;		/* failure logged since the last success */
 	/* one batch at a time is timed to its answer: kommander.latency */
 	bool		timed;			/* a timed batch is unanswered */
@@ -384,17 +387,20 @@ peer_failed(KmdPeer *p, PGresult *res)
 	}
 
 	/*
-	 * A peer that no longer counts this node as a member (it was removed)
-	 * is asked again only rarely.
+	 * A peer that does not count this node as a member is asked again
+	 * after a backoff that doubles up to 30 s: a peer that has not applied
+	 * this node's addition yet soon does, one that removed it never will.
 	 */
 	if (state != NULL && strcmp(state, "28000") == 0)
 	{
+		p->refused_ms = p->refused_ms > 0 ? Min(p->refused_ms * 2, BACKOFF_REFUSED_MS) :
+			BACKOFF_MIN_MS;
 		ereport(LOG,
-				(errmsg("kommander: node %d refuses this node as a cluster member; next try in %d s",
-						p->node_id, BACKOFF_REFUSED_MS / 1000),
+				(errmsg("kommander: node %d refuses this node as a cluster member; next try in %.1f s",
+						p->node_id, p->refused_ms / 1000.0),
 				 errdetail_internal("%s", msg)));
 		p->reported = true;
-		p->backoff_ms = BACKOFF_REFUSED_MS;
+		p->backoff_ms = p->refused_ms;
 	}
 	if (res != NULL && p->state == PEER_READY)
 		kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
@@ -431,6 +437,7 @@ read_deliver_results(KmdPeer *p)
 			case PGRES_TUPLES_OK:
 				p->reported = false;
 				p->backoff_ms = BACKOFF_MIN_MS;
+				p->refused_ms = 0;
 				/* false (binary: a zero byte): an inbox there had no room */
 				if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 1 &&
 					PQgetvalue(res, 0, 0)[0] == 0)
@@ -508,6 +515,7 @@ peer_read(KmdTransport *t, KmdPeer *p)
 				p->timed = false;
 				p->reported = false;
 				p->backoff_ms = BACKOFF_MIN_MS;
+				p->refused_ms = 0;
 			}
 			if (buf[1] & KMD_ANSWER_REFUSED)
 				kmd_stat_add(KMD_STAT_BATCHES_REFUSED, -1, 1);
