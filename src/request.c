@@ -237,15 +237,18 @@ raise_waits_for_me(int32 partition_id, bool sent, bool barrier)
 }
 
 /*
- * Can no proposal still waiting for partition `partition_id' be applied
- * any more?  So when the partition was merged away here after this node
- * applied it to its freeze: the one apply worker answered every entry it
- * applied there before it applied the merge, and the partition's log
- * grows no further.  Not when its end came by an image (this node may not
- * have applied what others did) or was never frozen here.
+ * Can a proposal made at `start', still waiting for partition
+ * `partition_id', be applied no more?  So when the partition was merged
+ * away here after this node applied its entries to its freeze, with no
+ * image of it installed since `start': the one apply worker answered every
+ * entry it applied before it applied the merge, and the partition's log
+ * grows no further.  Not when entries since came by an image (this node
+ * did not apply, nor answer, what they held), nor when the partition's
+ * end came by an image of the partition it went into (never frozen here,
+ * or not applied to its freeze).
  */
 static bool
-merged_away_here(int32 partition_id)
+merged_away_here(int32 partition_id, TimestampTz start)
 {
 	KmdPartition *part;
 	bool		away;
@@ -253,7 +256,8 @@ merged_away_here(int32 partition_id)
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	part = kmd_partition_find(partition_id);
 	away = part != NULL && part->state == KMD_PART_GONE && part->frozen_at > 0 &&
-		pg_atomic_read_u64(&part->applied_index) >= part->frozen_at;
+		pg_atomic_read_u64(&part->applied_index) >= part->frozen_at &&
+		part->image_installed_at < start;
 	LWLockRelease(kmd_shared->lock);
 	return away;
 }
@@ -395,7 +399,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			}
 			remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 			if (kind == KMD_REQ_PROPOSE && state == KMD_SLOT_SENT &&
-				GetCurrentTimestamp() >= next_check && merged_away_here(partition_id))
+				GetCurrentTimestamp() >= next_check && merged_away_here(partition_id, start))
 			{
 				merged_away = true;
 				remaining = 0;

@@ -227,6 +227,7 @@ kmd_partition_add(int32 partition_id)
 	part->lo = part->hi = 0;
 	part->generation = 0;
 	part->frozen_at = 0;
+	part->image_installed_at = 0;
 	part->role = -1;
 	part->hosted = false;
 	part->leader = 0;

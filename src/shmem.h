@@ -117,6 +117,8 @@ typedef struct KmdPartition
 	int64		hi;
 	uint64		generation;
 	uint64		frozen_at;		/* index of the freeze entry, when frozen */
+	TimestampTz image_installed_at; /* when an image of it was last installed
+									 * here, 0: never */
 
 	/* Raft worker, under lock */
 	int32		role;			/* raft_role, or -1 when not started */

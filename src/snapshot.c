@@ -1695,6 +1695,7 @@ kmd_images_install(void)
 		{
 			pg_atomic_write_u64(&part->applied_term, term);
 			pg_atomic_write_u64(&part->applied_index, index);
+			part->image_installed_at = GetCurrentTimestamp();
 			part->image_state = KMD_IMAGE_NONE;
 			part->image_failed_from = 0;
 			part->image_untold = true;
