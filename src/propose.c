@@ -445,8 +445,8 @@ kmd_register_applier(PG_FUNCTION_ARGS)
 	if (!pg_proc_ownercheck(fn, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FUNCTION, get_func_name(fn));
 	/* and so must the one of the function the name calls now, if any */
-	registered_fn = kmd_rows_applier_fn(name);
-	if (OidIsValid(registered_fn) && SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(registered_fn)) &&
+	if (kmd_rows_applier_fn(name, &registered_fn) && OidIsValid(registered_fn) &&
+		SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(registered_fn)) &&
 		!pg_proc_ownercheck(registered_fn, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -997,13 +997,13 @@ batch_element_context(void *arg)
 	errcontext("command \"commands\"[%d] of the batch", *(int *) arg);
 }
 
-Oid
-kmd_rows_applier_fn(const char *name)
+bool
+kmd_rows_applier_fn(const char *name, Oid *fn)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(name)};
 	bool		isnull;
-	Oid			fn;
+	bool		found;
 
 	SPI_connect();
 	/* qualified: the caller's search_path must not choose the applier */
@@ -1011,24 +1011,24 @@ kmd_rows_applier_fn(const char *name)
 						 "WHERE name OPERATOR(pg_catalog.=) $1",
 						 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.appliers");
-	fn = SPI_processed > 0 ?
+	found = SPI_processed > 0;
+	*fn = found ?
 		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) :
 		InvalidOid;
 	SPI_finish();
-	return fn;
+	return found;
 }
 
 static void
 resolve_applier(RowCommand *c, const char *name)
 {
-	c->fn = kmd_rows_applier_fn(name);
-	if (!OidIsValid(c->fn))
+	if (!kmd_rows_applier_fn(name, &c->fn))
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"applier\": \"%s\" is not a registered applier", name),
 				 errhint("Register it with kmd_register_applier().")));
-	/* the registration stays when its function is dropped */
-	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(c->fn)))
+	/* the registration stays when its function is dropped (0: by an image) */
+	if (!OidIsValid(c->fn) || !SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(c->fn)))
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("\"applier\": the function of applier \"%s\" was dropped", name),

@@ -50,8 +50,12 @@ extern void kmd_rows_validate(Jsonb *command, const char *key);
  */
 extern Jsonb *kmd_rows_prepare(Jsonb *command, const char *key, bool *reads);
 
-/* The function applier `name' calls, InvalidOid when none is registered. */
-extern Oid	kmd_rows_applier_fn(const char *name);
+/*
+ * Is `name' a registered applier?  *fn: the function it calls, which may
+ * have been dropped since (InvalidOid: dropped before an image brought the
+ * registration here).
+ */
+extern bool kmd_rows_applier_fn(const char *name, Oid *fn);
 
 /*
  * The most bytes of JSON text a command's result may have: an applier's,

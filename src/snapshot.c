@@ -46,6 +46,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "commands/trigger.h"
@@ -63,6 +64,7 @@
 #include "utils/lsyscache.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -165,7 +167,10 @@ image_tables(int *n, bool sending)
 {
 	Oid		   *relids;
 
-	if (SPI_execute(psprintf("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
+	/* a table dropped since it was registered is left out */
+	if (SPI_execute(psprintf("SELECT relid FROM (SELECT t.relid FROM kommander.tables t "
+							 "WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+							 "  WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid) UNION ALL "
 							 "SELECT 'kommander.requests'::regclass UNION ALL "
 							 "SELECT 'kommander.lease_state'::regclass UNION ALL "
 							 "SELECT 'kommander.lease_rows'::regclass UNION ALL "
@@ -417,9 +422,13 @@ kmd_image_manifest(PG_FUNCTION_ARGS)
 							  "   'roster', (SELECT coalesce(pg_catalog.jsonb_agg(r ORDER BY node_id), '[]') FROM kommander.roster r),"
 							  "   'counters', (SELECT coalesce(pg_catalog.jsonb_agg(c), '[]') FROM kommander.counters c),"
 							  "   'tables', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('table', relid::text,"
-							  "       'registered', registered) ORDER BY registered), '[]') FROM kommander.tables),"
+							  "       'registered', registered) ORDER BY registered), '[]') FROM kommander.tables t"
+							  "       WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+							  "         WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)),"
 							  "   'appliers', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('name', name,"
-							  "       'fn', fn::text, 'registered', registered)), '[]') FROM kommander.appliers),"
+							  "       'fn', CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_proc p"
+							  "         WHERE p.oid OPERATOR(pg_catalog.=) a.fn::pg_catalog.oid) THEN fn::text END,"
+							  "       'registered', registered)), '[]') FROM kommander.appliers a),"
 							  "   'ddl', (SELECT coalesce(pg_catalog.jsonb_agg(d ORDER BY idx), '[]') FROM kommander.ddl d)) END)",
 							  5, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not describe the image of partition %d", partition_id);
@@ -983,8 +992,15 @@ install_system(Jsonb *system, uint64 index, bool *cleared)
 			if (tok != WJB_ELEM)
 				continue;
 			entry = JsonbValueToJsonb(&v);
-			relid = DatumGetObjectId(DirectFunctionCall1(regclassin,
-														 CStringGetDatum(need_text(entry, "table"))));
+			/* by name only: the text of an oid would name what it is here */
+			relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(need_text(entry, "table"))),
+									 NoLock, true);
+			if (!OidIsValid(relid))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("the image registers table %s, which this node does not have",
+								need_text(entry, "table")),
+						 errdetail("Its statements were replayed here before the registrations.")));
 			values[0] = ObjectIdGetDatum(relid);
 			values[1] = Int64GetDatum(int_field(entry, "registered"));
 			types[0] = OIDOID;
@@ -996,8 +1012,12 @@ install_system(Jsonb *system, uint64 index, bool *cleared)
 			kmd_syscommand_guard_table(relid);
 		}
 	}
+	/*
+	 * An applier whose function was dropped stays registered, calling no
+	 * function (0); one named by signature calls it if it exists here.
+	 */
 	exec_jsonb("INSERT INTO kommander.appliers SELECT pg_catalog.jsonb_extract_path_text(a, 'name'), "
-			   "pg_catalog.jsonb_extract_path_text(a, 'fn')::regprocedure, "
+			   "coalesce(pg_catalog.to_regprocedure(pg_catalog.jsonb_extract_path_text(a, 'fn')), 0), "
 			   "pg_catalog.jsonb_extract_path_text(a, 'registered')::bigint "
 			   "FROM pg_catalog.jsonb_array_elements($1) a "
 			   "ON CONFLICT (name) DO UPDATE SET fn = EXCLUDED.fn, registered = EXCLUDED.registered",

@@ -231,6 +231,9 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 	guard_partitions();
 	unguard_detached();
 	follow_leased_tables(leased);
+	/* a registered table dropped: no image may name it (appliers stay) */
+	exec_sql("DELETE FROM kommander.tables t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+			 "WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)", 0, NULL, NULL, SPI_OK_DELETE);
 	values[0] = Int64GetDatum((int64) index);
 	values[1] = CStringGetTextDatum(sql);
 	values[2] = role != NULL ? CStringGetTextDatum(role) : (Datum) 0;
@@ -373,12 +376,16 @@ unguard_detached(void)
 void
 kmd_syscommand_guard_table(Oid relid)
 {
-	char	   *qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-													  get_rel_name(relid));
+	char	   *relname = get_rel_name(relid);
+	char	   *qualname;
 	Oid			t[1] = {OIDOID};
 	Datum		v[1] = {ObjectIdGetDatum(relid)};
-	int			nest = own_ddl_begin();
+	int			nest;
 
+	if (relname == NULL)
+		elog(ERROR, "relation %u to guard does not exist", relid);
+	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), relname);
+	nest = own_ddl_begin();
 	guard_statements(relid);
 
 	exec_sql("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgname OPERATOR(pg_catalog.=) 'kommander_key_range'",
