@@ -965,6 +965,7 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 			ctx.origin_node = cmd.origin_node;
 			ctx.key = cmd.key;
 			ctx.proposed_at = cmd.proposed_at;
+			ctx.rules = cmd.rules;
 			if (partition_id != 0 && cmd.kind != KMD_CMD_FREEZE &&
 				kmd_partition_state(partition_id) != KMD_PART_ACTIVE)
 			{

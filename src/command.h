@@ -52,6 +52,13 @@ typedef enum KmdCommandKind
 
 #define KMD_CMD_MAX_ARGS 4
 
+/*
+ * KmdCommand.rules: what the proposer of a row command did.  WIDE_DEFAULTS:
+ * it decided the defaults holding a time inside composite and multirange
+ * values too (rows.c, time_type_of).
+ */
+#define KMD_RULE_WIDE_DEFAULTS 0x1
+
 typedef struct KmdCommand
 {
 	uint32		kind;
@@ -64,6 +71,7 @@ typedef struct KmdCommand
 									 * kept, by the proposer; 0: none */
 	uint64		generation;
 	uint64		sys_index;
+	uint32		rules;			/* KMD_RULE_*, of a row command's proposer */
 	char	   *key;			/* NUL-terminated, may be "" */
 	char	   *payload;		/* NUL-terminated copy */
 	uint32		payload_len;

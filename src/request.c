@@ -345,6 +345,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			cmd->origin_boot = kmd_shared->boot_id;
 			/* the time appliers see, decided once, here (apply_context.at) */
 			cmd->proposed_at = GetCurrentTimestamp();
+			cmd->rules = KMD_RULE_WIDE_DEFAULTS;
 			data = kmd_command_encode(cmd, &n);
 			len = n;
 			if (len > KMD_MAX_COMMAND)

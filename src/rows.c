@@ -513,9 +513,9 @@ registered(Oid relid)
 /*
  * Is `type' a date or time type, or an array, range or domain of one; with
  * `wide' also a multirange or composite of one?  The proposer decides the
- * defaults of both; the apply worker insists (40001) on the narrow ones
- * only, which proposers decided before the wide ones were: an entry
- * committed before that leaves a wide one to each node, as it was.
+ * defaults of both, and says so (KMD_RULE_WIDE_DEFAULTS); the apply worker
+ * insists (40001) on the wide ones only for a proposer that says so: an
+ * entry of an older proposer leaves a wide one to each node, as it was.
  */
 static bool
 time_type_of(Oid type, bool wide)

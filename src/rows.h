@@ -25,6 +25,7 @@ typedef struct KmdApplyContext
 	int32		origin_node;
 	const char *key;
 	int64		proposed_at;	/* TimestampTz the proposer decided; 0: none */
+	uint32		rules;			/* KMD_RULE_* its proposer followed */
 } KmdApplyContext;
 
 /*

@@ -42,6 +42,7 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "command.h"
 #include "errcodes.h"
 #include "identity.h"
 #include "lease.h"
@@ -330,10 +331,12 @@ current_row(RowCommand *c, StringInfo current)
  * every node, since all apply it after the same DDL.  Sets *override when
  * a GENERATED ALWAYS identity column takes the proposer's value; the
  * statement's OVERRIDING SYSTEM VALUE would take the row's too, which
- * Postgres refuses (428C9), and so does this.
+ * Postgres refuses (428C9), and so does this.  A default holding a time in
+ * a composite or multirange value is insisted on only when the proposer
+ * decided such defaults (`rules'): older proposers left them to each node.
  */
 static void
-check_defaults_decided(RowCommand *c, Jsonb *inserted, bool *override)
+check_defaults_decided(RowCommand *c, Jsonb *inserted, uint32 rules, bool *override)
 {
 	ListCell   *lc;
 
@@ -348,7 +351,8 @@ check_defaults_decided(RowCommand *c, Jsonb *inserted, bool *override)
 					(errcode(ERRCODE_GENERATED_ALWAYS),
 					 errmsg("cannot insert a non-DEFAULT value into column \"%s\"", name),
 					 errdetail("Column \"%s\" is an identity column defined as GENERATED ALWAYS.", name)));
-		if (!kmd_rows_names(inserted, name) && v->required)
+		if (!kmd_rows_names(inserted, name) &&
+			(v->required || (rules & KMD_RULE_WIDE_DEFAULTS)))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("column \"%s\" of %s has a default that the command's proposer did not decide",
@@ -396,7 +400,7 @@ read_values(RowCommand *c)
  * outside a batch, the row as it is goes to `current'.
  */
 static bool
-apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
+apply_row(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, StringInfo current)
 {
 	StringInfoData sql;
 	Jsonb	   *args[4];
@@ -414,7 +418,7 @@ apply_row(RowCommand *c, bool strict, int pos, StringInfo current)
 			inserted = c->defaults == NULL ? c->row :
 				DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(c->defaults),
 												   JsonbPGetDatum(c->row)));
-			check_defaults_decided(c, inserted, &override);
+			check_defaults_decided(c, inserted, ctx->rules, &override);
 			if (kmd_rows_write_direct(c, inserted))
 			{
 				kmd_stat_add(KMD_STAT_DIRECT_WRITES, -1, 1);
@@ -681,7 +685,7 @@ apply_one(RowCommand *c, const KmdApplyContext *ctx, bool strict, int pos, Strin
 		if (c->op == OP_CALL)
 			apply_call(c, ctx, result);
 		else
-			applied = apply_row(c, strict, pos, result);
+			applied = apply_row(c, ctx, strict, pos, result);
 		SPI_finish();
 		deferred_role = role;
 		done = true;

@@ -42,7 +42,8 @@ typedef struct KmdVaryingDefault
 	bool		required;		/* an insert without its value fails (40001);
 								 * false: a composite or multirange holding a
 								 * time, which older proposers left to each
-								 * node */
+								 * node (only one that decided them, with
+								 * KMD_RULE_WIDE_DEFAULTS, fails without it) */
 	NameData	name;
 } KmdVaryingDefault;
 

@@ -300,6 +300,7 @@ kmd_command_encode(const KmdCommand *cmd, uint32 *len)
 	pb.origin_boot = cmd->origin_boot;
 	pb.proposed_at = cmd->proposed_at;
 	pb.request_retention = cmd->request_retention;
+	pb.rules = cmd->rules;
 	pb.generation = cmd->generation;
 	pb.sys_index = cmd->sys_index;
 	pb.key = cmd->key ? cmd->key : "";
@@ -333,6 +334,7 @@ kmd_command_decode(const char *data, uint32 len, KmdCommand *cmd)
 	cmd->origin_boot = pb->origin_boot;
 	cmd->proposed_at = pb->proposed_at;
 	cmd->request_retention = pb->request_retention;
+	cmd->rules = pb->rules;
 	cmd->generation = pb->generation;
 	cmd->sys_index = pb->sys_index;
 	cmd->key = pstrdup(pb->key ? pb->key : "");

@@ -68,5 +68,33 @@ my $want = $n1->safe_psql('postgres', $row);
 like($want, qr/^r1 \d+\.\d+ [0-9a-f-]{36}$/, 'with a and b');
 is($_->safe_psql('postgres', $row), $want, $_->name . ' stores the same row') for ($n2, $n3);
 
+# the same with a default that holds a time read when its DDL ran, in a
+# composite value: each node read its own
+$n1->safe_psql('postgres', q{SELECT kmd_ddl('CREATE TYPE public.moment AS (note text, at timestamptz)')});
+KmdTest::wait_converged(\@nodes);
+$lock->query_safe('SELECT pg_advisory_lock(4242)');
+($in, $out, $err) = ('', '', '');
+$proposer = IPC::Run::start([ 'psql', '-X', '-At', '-d', KmdTest::conninfo($n1), '-c',
+	q{SELECT kmd_propose('r2', '{"op":"insert","table":"racy","row":{"k":"r2"}}')} ],
+	'<', \$in, '>', \$out, '2>', \$err);
+$n1->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%kmd_propose(''r2''%' AND wait_event = 'advisory'})
+  or die 'the proposer did not wait';
+$n2->safe_psql('postgres',
+	q{SELECT kmd_ddl($$ALTER TABLE public.racy ADD COLUMN c public.moment DEFAULT '(x,now)'$$)});
+$n3->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = 'public.racy'::regclass AND attname = 'c'})
+  or die 'node3 did not apply the DDL';
+$lock->query_safe('SELECT pg_advisory_unlock(4242)');
+$proposer->finish;
+like($err, qr/column "c" of public.racy has a default that the command's proposer did not decide/,
+	'an insert that left a composite default holding a time undecided fails too');
+ok(KmdTest::wait_converged(\@nodes), 'every node applies it');
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', q{SELECT count(*) FROM racy WHERE k = 'r2'}), '0',
+		$node->name . ' stores no row of it');
+}
+
 $lock->quit;
 done_testing();
