@@ -107,7 +107,7 @@ SELECT err($$SELECT kmd_register_applier('agg', 'public.agg_applier(jsonb, komma
 CREATE FUNCTION public.gone_soon(args jsonb, ctx kommander.apply_context) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT args $$;
 SELECT kmd_register_applier('gone_soon', 'public.gone_soon(jsonb, kommander.apply_context)');
-DROP FUNCTION public.gone_soon(jsonb, kommander.apply_context);
+SELECT kmd_ddl('DROP FUNCTION public.gone_soon(jsonb, kommander.apply_context)') > 0 AS dropped;
 SELECT err($$SELECT kmd_propose('job-1', '{"op":"call","applier":"gone_soon"}')$$);
 SELECT err($$SELECT kmd_propose('job-1', '{"op":"call","applier":"nope","args":{}}')$$);
 CREATE FUNCTION public.fail(args jsonb, ctx kommander.apply_context) RETURNS jsonb

@@ -162,7 +162,12 @@ SELECT err($$SELECT kmd_register_applier('claim', 'public.alices_fn(jsonb, komma
 CREATE FUNCTION public.alices_fn2(args jsonb, ctx kommander.apply_context) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT args $$;
 SELECT kmd_register_applier('alices', 'public.alices_fn2(jsonb, kommander.apply_context)');
-DROP FUNCTION public.alices_fn2(jsonb, kommander.apply_context);
+-- (a session drops no registered applier's function: that node alone
+-- would fail its calls, K0010)
+SELECT err($$DROP FUNCTION public.alices_fn2(jsonb, kommander.apply_context)$$);
+RESET ROLE;
+SELECT kmd_ddl($$DROP FUNCTION public.alices_fn2(jsonb, kommander.apply_context)$$) > 0 AS ddl_done;
+SET ROLE regress_alice;
 SELECT kmd_register_applier('alices', 'public.alices_fn(jsonb, kommander.apply_context)');
 RESET ROLE;
 SELECT name, fn::regprocedure AS still FROM kommander.appliers WHERE name = 'claim';
@@ -179,10 +184,20 @@ SELECT name, fn::regprocedure AS alices_applier FROM kommander.appliers WHERE na
 -- a session may not take from an owner what the apply worker writes its
 -- rows and calls its appliers with: this node alone would fail commands
 -- every other node applies (K0010); kmd_ddl may, on every node alike
-SELECT err($$REVOKE INSERT ON public.not_alices FROM regress_alice$$);
-SELECT err($$REVOKE USAGE ON SCHEMA public FROM PUBLIC$$);
-SELECT err($$REVOKE ALL ON FUNCTION public.alices_fn(jsonb, kommander.apply_context) FROM PUBLIC, regress_alice$$);
+REVOKE INSERT ON public.not_alices FROM regress_alice;
+REVOKE USAGE ON SCHEMA public FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.alices_fn(jsonb, kommander.apply_context) FROM PUBLIC, regress_alice;
 REVOKE ALL ON FUNCTION public.alices_fn(jsonb, kommander.apply_context) FROM PUBLIC;
+-- checked at commit: a REVOKE and the GRANT that gives the privilege back
+-- in one transaction pass (pg_dump writes such pairs)
+BEGIN;
+REVOKE ALL ON public.not_alices FROM regress_alice;
+GRANT ALL ON public.not_alices TO regress_alice;
+COMMIT;
+BEGIN;
+REVOKE UPDATE ON public.not_alices FROM regress_alice;
+COMMIT;
+SELECT has_table_privilege('regress_alice', 'public.not_alices', 'UPDATE') AS alice_updates;
 REVOKE SELECT ON public.not_alices FROM PUBLIC;
 GRANT SELECT ON public.not_alices TO PUBLIC;
 GRANT USAGE ON SCHEMA public TO regress_alice;
@@ -194,5 +209,7 @@ SELECT kmd_ddl($$GRANT DELETE ON public.not_alices TO regress_alice$$) > 0 AS dd
 REVOKE CREATE ON SCHEMA public FROM regress_alice;
 REVOKE EXECUTE ON FUNCTION kmd_register_table(regclass), kmd_register_applier(text, regprocedure) FROM regress_alice;
 SELECT kmd_ddl($$DROP TABLE public.not_alices$$) > 0 AS ddl_done;
+SELECT err($$DROP OWNED BY regress_alice$$);
+SELECT kmd_ddl($$DROP FUNCTION public.alices_fn(jsonb, kommander.apply_context)$$) > 0 AS ddl_done;
 DROP OWNED BY regress_alice;
 DROP ROLE regress_alice;

@@ -653,10 +653,6 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		save_dropping = dropping_extension;
-	/* what the statement may take from the owners, as it is before */
-	const bool	rights_checked = !kmd_applying && !dropping_extension &&
-		kmd_rights_may_change(parsetree);
-	List	   *const rights = rights_checked ? kmd_rights_held() : NIL;
 
 	if (!dropping_extension)
 		check_row_security(parsetree);
@@ -664,6 +660,8 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		check_statement(parsetree);
 	if (kmd_applying && !dropping_extension)
 		check_guard_kept(parsetree);
+	if (!kmd_applying && !dropping_extension)
+		kmd_rights_note(parsetree);
 	if (drops_kommander(parsetree))
 		dropping_extension = true;
 	PG_TRY();
@@ -680,8 +678,6 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		dropping_extension = save_dropping;
 	}
 	PG_END_TRY();
-	if (rights_checked)
-		kmd_rights_check_kept(rights);
 }
 
 /*
@@ -761,6 +757,16 @@ check_drop(Oid classId, Oid objectId, int subId)
 	Oid			relid;
 	Oid			referenced;
 
+	if (classId == ProcedureRelationId && subId == 0 && kmd_rights_is_applier(objectId))
+	{
+		ObjectAddressSet(object, classId, objectId);
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_DIRECT_WRITE),
+				 errmsg("%s is a registered applier's function, dropped through kmd_ddl",
+						getObjectDescription(&object, false)),
+				 errdetail("Dropped on one node alone, that node would fail the calls every other node applies."),
+				 errhint("Use kmd_ddl(), which runs the statement on every node at the same log position.")));
+	}
 	if (classId == RelationRelationId)
 		relid = control_table_of(objectId);
 	else

@@ -12,9 +12,15 @@
  * node it runs on), but one of these taken on one node alone -- a REVOKE
  * from the owner, from PUBLIC on the schema it relied on, from a role it
  * inherited them from -- makes that node fail commands every other node
- * applies (42501): its rows would differ.  So a session's statement that
- * may take a privilege is compared before and after, and refused when the
- * owners hold less; kmd_ddl runs it on every node at one log position.
+ * applies (42501): its rows would differ.  So what the owners hold is read
+ * before a session's first statement that may take a privilege, and again
+ * when its transaction commits, which fails when they hold less (a REVOKE
+ * and the GRANT that gives it back may come in one transaction, as
+ * pg_dump writes them); kmd_ddl runs such statements on every node at one
+ * log position.  Roles are the server's, but only this database's control
+ * tables and appliers are seen: a role changed from another database is
+ * not checked.  A session's drop of a registered applier's function is
+ * refused as well (guard.c).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -31,12 +37,14 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -47,15 +55,22 @@
 
 #define TABLE_RIGHTS (ACL_SELECT | ACL_INSERT | ACL_UPDATE | ACL_DELETE)
 
-/* What `role' holds of what the apply worker uses on one object. */
+/*
+ * What the owner of a control table (RelationRelationId: its rights on the
+ * table, and ACL_USAGE for its schema) or of an applier's function
+ * (ProcedureRelationId: ACL_EXECUTE) holds; the owner as it is when read.
+ */
 typedef struct Held
 {
-	Oid			classid;		/* RelationRelationId, NamespaceRelationId,
-								 * ProcedureRelationId */
+	Oid			classid;
 	Oid			objid;
-	Oid			role;
 	AclMode		rights;
 } Held;
+
+/* read before the transaction's first statement that may take some */
+static List *held_before = NIL;
+static bool held_read = false;
+static bool callback_registered = false;
 
 bool
 kmd_rights_may_change(Node *parsetree)
@@ -66,6 +81,7 @@ kmd_rights_may_change(Node *parsetree)
 		case T_GrantRoleStmt:
 		case T_AlterRoleStmt:
 		case T_DropOwnedStmt:
+		case T_ReassignOwnedStmt:
 		case T_AlterOwnerStmt:
 			return true;
 		default:
@@ -73,87 +89,118 @@ kmd_rights_may_change(Node *parsetree)
 	}
 }
 
-static List *
-add_held(List *held, Oid classid, Oid objid, Oid role, AclMode rights)
+/* What the owner of `classid'/`objid' holds; false if it is gone. */
+static bool
+rights_of(Oid classid, Oid objid, AclMode *rights, Oid *owner_out)
 {
-	Held	   *h = palloc(sizeof(Held));
-
-	h->classid = classid;
-	h->objid = objid;
-	h->role = role;
-	h->rights = rights;
-	return lappend(held, h);
-}
-
-/* What the owner of control table `relid' holds, added to `held'. */
-static List *
-table_held(List *held, Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	HeapTuple	tup;
 	Oid			owner;
 	Oid			nsp;
 
+	if (classid == ProcedureRelationId)
+	{
+		tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(objid));
+		if (!HeapTupleIsValid(tup))
+			return false;
+		owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+		ReleaseSysCache(tup);
+		*rights = pg_proc_aclmask(objid, owner, ACL_EXECUTE, ACLMASK_ALL);
+		*owner_out = owner;
+		return true;
+	}
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(objid));
 	if (!HeapTupleIsValid(tup))
-		return held;
+		return false;
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	nsp = ((Form_pg_class) GETSTRUCT(tup))->relnamespace;
 	ReleaseSysCache(tup);
-	held = add_held(held, RelationRelationId, relid, owner,
-					pg_class_aclmask(relid, owner, TABLE_RIGHTS, ACLMASK_ALL));
-	return add_held(held, NamespaceRelationId, nsp, owner,
-					pg_namespace_aclmask(nsp, owner, ACL_USAGE, ACLMASK_ALL));
+	*rights = pg_class_aclmask(objid, owner, TABLE_RIGHTS, ACLMASK_ALL);
+	if (pg_namespace_aclcheck(nsp, owner, ACL_USAGE) == ACLCHECK_OK)
+		*rights |= ACL_USAGE;
+	*owner_out = owner;
+	return true;
 }
 
-/* What the owners of the registered appliers hold, added to `held'. */
 static List *
-appliers_held(List *held)
+add_held(List *held, Oid classid, Oid objid)
 {
-	Oid			nsp = get_namespace_oid("kommander", true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("appliers", nsp) : InvalidOid;
+	Held	   *h = palloc(sizeof(Held));
+	Oid			owner;
+
+	h->classid = classid;
+	h->objid = objid;
+	if (!rights_of(classid, objid, &h->rights, &owner))
+		return held;
+	return lappend(held, h);
+}
+
+/*
+ * The functions of the registered appliers (kommander.appliers), or NIL
+ * when kommander is not created in this database.
+ */
+static List *
+applier_functions(void)
+{
+	Oid			nsp;
+	Oid			relid;
 	Relation	rel;
 	SysScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snapshot;
+	AttrNumber	attnum;
+	List	   *fns = NIL;
 
-	if (!OidIsValid(relid))
-		return held;			/* kommander is being created or dropped */
+	if (!OidIsValid(get_extension_oid("kommander", true)) ||
+		!OidIsValid(nsp = get_namespace_oid("kommander", true)) ||
+		!OidIsValid(relid = get_relname_relid("appliers", nsp)) ||
+		(attnum = get_attnum(relid, "fn")) == InvalidAttrNumber)
+		return NIL;
 	rel = table_open(relid, AccessShareLock);
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	scan = systable_beginscan(rel, InvalidOid, false, snapshot, 0, NULL);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
-		Oid			fn = DatumGetObjectId(heap_getattr(tup, 2, RelationGetDescr(rel), &isnull));
-		HeapTuple	proc;
-		Oid			owner;
+		Datum		fn = heap_getattr(tup, attnum, RelationGetDescr(rel), &isnull);
 
-		if (isnull || !HeapTupleIsValid(proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn))))
-			continue;			/* dropped: a call fails alike on every node */
-		owner = ((Form_pg_proc) GETSTRUCT(proc))->proowner;
-		ReleaseSysCache(proc);
-		held = add_held(held, ProcedureRelationId, fn, owner,
-						pg_proc_aclmask(fn, owner, ACL_EXECUTE, ACLMASK_ALL));
+		if (!isnull && OidIsValid(DatumGetObjectId(fn)))
+			fns = lappend_oid(fns, DatumGetObjectId(fn));
 	}
 	systable_endscan(scan);
 	UnregisterSnapshot(snapshot);
 	table_close(rel, AccessShareLock);
-	return held;
+	return fns;
 }
 
-List *
-kmd_rights_held(void)
+bool
+kmd_rights_is_applier(Oid fn)
+{
+	return list_member_oid(applier_functions(), fn);
+}
+
+/*
+ * What the owners of the control tables (not their partitions: commands
+ * write those through the table) and of the appliers' functions hold.
+ */
+static List *
+rights_held(void)
 {
 	List	   *held = NIL;
 	ListCell   *lc;
 
+	if (!OidIsValid(get_extension_oid("kommander", true)))
+		return NIL;
 	foreach(lc, kmd_control_tables())
-		held = table_held(held, lfirst_oid(lc));
-	return appliers_held(held);
+		if (!get_rel_relispartition(lfirst_oid(lc)))
+			held = add_held(held, RelationRelationId, lfirst_oid(lc));
+	foreach(lc, applier_functions())
+		held = add_held(held, ProcedureRelationId, lfirst_oid(lc));
+	return held;
 }
 
-/* "INSERT, DELETE" */
+/* "INSERT, UPDATE" on the object of `h', "USAGE on schema s" */
 static char *
-rights_text(AclMode rights)
+lost_text(const Held *h, AclMode lost)
 {
 	static const struct
 	{
@@ -161,60 +208,87 @@ rights_text(AclMode rights)
 		const char *name;
 	}			names[] = {
 		{ACL_SELECT, "SELECT"}, {ACL_INSERT, "INSERT"}, {ACL_UPDATE, "UPDATE"},
-		{ACL_DELETE, "DELETE"}, {ACL_USAGE, "USAGE"}, {ACL_EXECUTE, "EXECUTE"},
+		{ACL_DELETE, "DELETE"}, {ACL_EXECUTE, "EXECUTE"},
 	};
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	for (int i = 0; i < lengthof(names); i++)
-		if (rights & names[i].bit)
+		if (lost & names[i].bit)
 			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", names[i].name);
+	if (lost & ACL_USAGE)
+		appendStringInfo(&buf, "%sUSAGE on schema %s", buf.len ? " on it, " : "",
+						 quote_identifier(get_namespace_name(get_rel_namespace(h->objid))));
 	return buf.data;
 }
 
-/* What `role' holds now on the object of `h'; all it held if it is gone. */
-static AclMode
-held_now(const Held *h)
-{
-	switch (h->classid)
-	{
-		case RelationRelationId:
-			if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(h->objid)))
-				return h->rights;
-			return pg_class_aclmask(h->objid, h->role, h->rights, ACLMASK_ALL);
-		case NamespaceRelationId:
-			if (!SearchSysCacheExists1(NAMESPACEOID, ObjectIdGetDatum(h->objid)))
-				return h->rights;
-			return pg_namespace_aclmask(h->objid, h->role, h->rights, ACLMASK_ALL);
-		default:
-			if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(h->objid)))
-				return h->rights;
-			return pg_proc_aclmask(h->objid, h->role, h->rights, ACLMASK_ALL);
-	}
-}
-
-void
-kmd_rights_check_kept(List *before)
+static void
+check_kept(List *before)
 {
 	ListCell   *lc;
 
-	/* what the statement changed, seen */
+	/* what the last statement changed, seen */
 	CommandCounterIncrement();
 	foreach(lc, before)
 	{
 		Held	   *h = lfirst(lc);
-		AclMode		lost = h->rights & ~held_now(h);
+		AclMode		now;
+		Oid			owner;
+		AclMode		lost;
 		ObjectAddress addr;
 
+		if (!rights_of(h->classid, h->objid, &now, &owner))
+			continue;			/* dropped through kmd_ddl meanwhile */
+		lost = h->rights & ~now;
 		if (lost == 0)
 			continue;
 		ObjectAddressSet(addr, h->classid, h->objid);
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_DIRECT_WRITE),
-				 errmsg("role %s would lose %s on %s on this node alone",
-						GetUserNameFromId(h->role, false), rights_text(lost),
-						getObjectDescription(&addr, false)),
+				 errmsg("role %s, the owner of %s, would lose %s on this node alone",
+						GetUserNameFromId(owner, false), getObjectDescription(&addr, false),
+						lost_text(h, lost)),
 				 errdetail("Commands are applied as the owners of control tables and appliers: this node would fail those needing the privilege, which every other node applies."),
-				 errhint("Use kmd_ddl(), which runs the statement on every node at the same log position, or grant the role the privilege another way first.")));
+				 errhint("Use kmd_ddl(), which runs the statement on every node at the same log position, or grant the owner the privilege another way in the same transaction.")));
 	}
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (held_read)
+			{
+				held_read = false;
+				check_kept(held_before);
+			}
+			break;
+		default:
+			held_read = false;
+			break;
+	}
+	if (!held_read)
+		held_before = NIL;		/* in TopTransactionContext, going now */
+}
+
+void
+kmd_rights_note(Node *parsetree)
+{
+	MemoryContext old;
+
+	if (held_read || !kmd_rights_may_change(parsetree))
+		return;
+	if (!callback_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		callback_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	held_before = rights_held();
+	MemoryContextSwitchTo(old);
+	held_read = true;
 }

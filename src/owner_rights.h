@@ -19,20 +19,19 @@
 /*
  * Can statement `parsetree' take a privilege from a role: GRANT and
  * REVOKE of privileges or of role membership, ALTER ROLE, DROP OWNED,
- * ALTER ... OWNER TO?
+ * REASSIGN OWNED, ALTER ... OWNER TO?
  */
 extern bool kmd_rights_may_change(Node *parsetree);
 
 /*
- * The privileges the apply worker uses as the owners of control tables
- * and of appliers, as they are now: what kmd_rights_check_kept compares.
+ * Before a session's statement `parsetree': if it may take a privilege,
+ * and is the transaction's first that may, read what the owners of the
+ * control tables and appliers hold; the transaction's commit then fails
+ * (K0010) if they hold less.
  */
-extern List *kmd_rights_held(void);
+extern void kmd_rights_note(Node *parsetree);
 
-/*
- * Refuse (K0010) the statement just run when the owners have lost one of
- * the privileges `before' (from kmd_rights_held) lists.
- */
-extern void kmd_rights_check_kept(List *before);
+/* Is `fn' the function of a registered applier? */
+extern bool kmd_rights_is_applier(Oid fn);
 
 #endif							/* KOMMANDER_OWNER_RIGHTS_H */
