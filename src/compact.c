@@ -164,6 +164,13 @@ kmd_image_intercept(KmdGroup *g, const raft_message *m)
 		}
 		return true;
 	}
+	/*
+	 * One in the group's term that no leader could have sent reaches the
+	 * core neither: a follower's would take its sender for the leader and
+	 * reset the log to its index, past what this node can apply.
+	 */
+	if (m->type == RAFT_MSG_SNAPSHOT && m->term == raft_get_term(g->r) && !from_leader(g, m))
+		return true;
 	if (!needs_image(g, m))
 		return false;
 

@@ -181,6 +181,20 @@ is($n1->safe_psql('postgres',
 	't', 'its leader goes on');
 unlike(slurp_file($n1->logfile), qr/partition 1 needs an image/, 'and asks for no image');
 
+# nor one in a follower's term from a node that is not the leader it
+# follows: node3 leads partition 1 now, node2's role sends node1 one
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node3')");
+$term = $n1->safe_psql('postgres', 'SELECT term FROM kommander.partitions WHERE partition_id = 1');
+$snapshot = vfield(1, 1) . bfield(2, vfield(1, 9) . vfield(2, 2) . vfield(3, 1) . vfield(4, $term)
+	  . bfield(12, vfield(1, 2**40) . vfield(2, $term) . bfield(3, '')));
+is(deliver('peer_node2', batch(2, messages => [$snapshot])), 'ok', 'node2 sends node1 a snapshot message');
+my $key2 = KmdTest::key_in($n3, 1, 'snap2-');
+$n3->safe_psql('postgres', qq{SELECT kmd_propose('$key2', '{"op":"insert","table":"kv","row":{"k":"$key2","v":"x"}}')});
+ok($n1->poll_query_until('postgres', "SELECT count(*) = 1 FROM kv WHERE k = '$key2'"),
+	'node1 still applies what its leader commits');
+is($n1->safe_psql('postgres', 'SELECT snapshot_index < 1000 FROM kommander.partitions WHERE partition_id = 1'),
+	't', 'its log was not reset to the message\'s index');
+
 # an image's manifest (the roster, conninfo and all) goes to the role of
 # the node that asks for it only
 my $cid = $n1->safe_psql('postgres', 'SELECT cluster_id FROM kommander.local');
