@@ -1109,6 +1109,43 @@ install_raft_state(int32 partition_id, uint64 index, uint64 term, const char *co
 {
 	Oid			types[4] = {INT4OID, INT8OID, INT8OID, TEXTOID};
 	Datum		values[4];
+	bytea	   *conf_bytes;
+	raft_conf	conf;
+	bool		voter = false;
+
+	/*
+	 * What the group restarts from once this commits: a marker it cannot
+	 * read would take the partition offline for good, so the manifest's
+	 * is checked first (an error fails this try only).
+	 */
+	conf_bytes = DatumGetByteaPP(DirectFunctionCall2(binary_decode, CStringGetTextDatum(conf_hex),
+													 CStringGetTextDatum("hex")));
+	if (!kmd_conf_decode(VARDATA_ANY(conf_bytes), VARSIZE_ANY_EXHDR(conf_bytes), &conf))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the image of partition %d has a malformed configuration", partition_id)));
+	for (uint32 i = 0; i < conf.n; i++)
+	{
+		if (conf.members[i].id == 0 ||
+			(conf.members[i].role != RAFT_VOTER && conf.members[i].role != RAFT_LEARNER))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the image of partition %d names member %u with role %u",
+							partition_id, conf.members[i].id, conf.members[i].role)));
+		for (uint32 j = 0; j < i; j++)
+			if (conf.members[j].id == conf.members[i].id)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("the image of partition %d names member %u twice",
+								partition_id, conf.members[i].id)));
+		voter |= conf.members[i].role == RAFT_VOTER;
+	}
+	if (!voter || (index > 0 && term == 0) || index > (uint64) PG_INT64_MAX ||
+		term > (uint64) PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the image of partition %d has no voter, or index " UINT64_FORMAT " and term " UINT64_FORMAT " no log could have",
+						partition_id, index, term)));
 
 	values[0] = Int32GetDatum(partition_id);
 	values[1] = Int64GetDatum((int64) index);

@@ -9,7 +9,8 @@
 #   table the writes do not touch, while node1 applies and compacts on.
 #   A malformed manifest fails a try of the receiver, never crashes it,
 #   and one naming a table that is no control table, or leaving one out,
-#   is refused before it changes anything.
+#   or with a configuration the group could not start from (it would go
+#   offline for good), is refused before it changes anything.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -150,7 +151,10 @@ my @malformed = (
 	[ q{jsonb_set(m, '{tables}', (SELECT jsonb_agg(e) FROM jsonb_array_elements(m->'tables') e
 	                              WHERE e->>'table' <> 'public.other'))},
 	  qr/malformed image manifest: it leaves public.other out/,
-	  'a manifest that leaves a control table out' ]);
+	  'a manifest that leaves a control table out' ],
+	[ q{jsonb_set(m, '{conf}', '"0100000007000000"')},
+	  qr/the image of partition 1 names member 1 with role 7/,
+	  'a manifest whose configuration the group could not start from' ]);
 for my $case (@malformed)
 {
 	my ($manifest, $refusal, $what) = @$case;
