@@ -694,8 +694,7 @@ kmd_join(PG_FUNCTION_ARGS)
 			params[0] = name;
 			for (;;)
 			{
-				PGresult   *pres = PQexecParams(conn, "SELECT kmd_promote_node($1)", 1,
-												NULL, params, NULL, NULL, 0);
+				PGresult   *pres = kmd_remote_try(conn, "SELECT kmd_promote_node($1)", 1, params);
 				const char *state = PQresultErrorField(pres, PG_DIAG_SQLSTATE);
 				bool		lagging = state != NULL && strcmp(state, "K0006") == 0;
 

@@ -74,12 +74,8 @@ kmd_remote_wait(PGconn *conn, bool write)
 	}
 }
 
-/*
- * Run a query on a remote node without blocking interrupts; raises the
- * remote error, keeps the result.
- */
 PGresult *
-kmd_remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+kmd_remote_try(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
 	PGresult   *volatile res = NULL;
 	PGresult   *next;
@@ -122,22 +118,35 @@ kmd_remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *p
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	return res;
+}
+
+PGresult *
+kmd_remote_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult   *res = kmd_remote_try(conn, sql, nparams, params);
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-		char	   *msg = pstrdup(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ?
-								  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
-								  PQerrorMessage(conn));
+		const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+		const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+		char	   *msg = pstrdup(primary ? primary : PQerrorMessage(conn));
+		char	   *det = detail ? pstrdup(detail) : NULL;
+		char	   *hin = hint ? pstrdup(hint) : NULL;
 		int			code = ERRCODE_CONNECTION_FAILURE;
 
 		if (state != NULL && strlen(state) == 5)
 			code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
 		PQclear(res);
+		/* the remote node's error as it told it, and where it came from */
 		ereport(ERROR,
 				(errcode(code),
-				 errmsg("remote call failed: %s", sql),
-				 errdetail_internal("%s", msg)));
+				 errmsg_internal("%s", msg),
+				 det ? errdetail_internal("%s", det) : 0,
+				 hin ? errhint("%s", hin) : 0,
+				 errcontext("remote call: %s", sql)));
 	}
 	return res;
 }

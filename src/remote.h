@@ -31,11 +31,19 @@ extern PGconn *kmd_remote_connect_peer(const char *conninfo, const char *what);
 
 /*
  * Run `sql' with text parameters and return its last result (tuples or
- * command OK); a remote error is raised with the remote SQLSTATE, its text
- * in the detail.
+ * command OK); a remote error is raised as the remote node told it (its
+ * SQLSTATE, message, detail and hint), the call in its context.  Waits
+ * serving interrupts (a cancel, statement_timeout).
  */
 extern PGresult *kmd_remote_exec(PGconn *conn, const char *sql, int nparams,
 								 const char *const *params);
+
+/*
+ * The same, but a remote error comes back as its result (the caller
+ * clears it); only a broken connection raises.
+ */
+extern PGresult *kmd_remote_try(PGconn *conn, const char *sql, int nparams,
+								const char *const *params);
 
 /*
  * Wait until `conn' can be read (or written): serves interrupts, and

@@ -63,7 +63,8 @@ KmdTest::wipe_node($n3);
 my ($rc, $code, $msg) = KmdTest::error_of($n3, $join3->('false'));
 is($code, '42710', 'the wiped server does not get node 3\'s id');
 ($rc, $out, $err) = $n3->psql('postgres', $join3->('false'));
-like($err, qr/learner "node3" was added for another server/, 'naming the learner');
+like($err, qr/ERROR:  learner "node3" was added for another server/, 'naming the learner');
+like($err, qr/DETAIL:  Node 3 may have acknowledged entries/, 'with the seed\'s detail');
 is($n1->safe_psql('postgres', "SELECT node_id || ':' || role FROM kommander.roster WHERE node_name = 'node3'"),
 	'3:learner', 'node 3 is still the learner it was');
 is($n3->safe_psql('postgres', 'SELECT count(*) FROM kommander.local'), '0', 'the wiped server has no identity');
