@@ -29,16 +29,24 @@ SELECT kmd_register_table('public.racy');
 });
 KmdTest::wait_converged(\@nodes);
 
-# node1's proposer decides a's value, and waits
+# node1's proposer of the insert of row $key ($fields: more of the
+# command) decides a's value, and waits on the advisory lock; returns the
+# proposer and where its errors go
 my $lock = $n1->background_psql('postgres');
-$lock->query_safe('SELECT pg_advisory_lock(4242)');
-my ($in, $out, $err) = ('', '', '');
-my $proposer = IPC::Run::start([ 'psql', '-X', '-At', '-d', KmdTest::conninfo($n1), '-c',
-	q{SELECT kmd_propose('r1', '{"op":"insert","table":"racy","row":{"k":"r1"},"request_id":"req-r1"}')} ],
-	'<', \$in, '>', \$out, '2>', \$err);
-$n1->poll_query_until('postgres',
-	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%kmd_propose(''r1''%' AND wait_event = 'advisory'})
-  or die 'the proposer did not wait';
+sub held_insert
+{
+	my ($key, $fields) = @_;
+	my ($in, $out, $err) = ('', '', '');
+	$lock->query_safe('SELECT pg_advisory_lock(4242)');
+	my $proposer = IPC::Run::start([ 'psql', '-X', '-At', '-d', KmdTest::conninfo($n1), '-c',
+		qq{SELECT kmd_propose('$key', '{"op":"insert","table":"racy","row":{"k":"$key"}$fields}')} ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	$n1->poll_query_until('postgres',
+		qq{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%kmd_propose(''$key''%' AND wait_event = 'advisory'})
+	  or die 'the proposer did not wait';
+	return ($proposer, \$err);
+}
+my ($proposer, $err) = held_insert('r1', ',"request_id":"req-r1"');
 
 # meanwhile a column with a default that is not immutable is added, and
 # applied by node2 (node1's apply waits for the proposer's lock on racy)
@@ -51,7 +59,7 @@ $n3->poll_query_until('postgres',
 # the proposal goes on, into the log after the DDL
 $lock->query_safe('SELECT pg_advisory_unlock(4242)');
 $proposer->finish;
-like($err, qr/column "b" of public.racy has a default that the command's proposer did not decide/,
+like($$err, qr/column "b" of public.racy has a default that the command's proposer did not decide/,
 	'the insert fails on its proposer');
 ok(KmdTest::wait_converged(\@nodes), 'every node applies it');
 for my $node (@nodes)
@@ -72,14 +80,7 @@ is($_->safe_psql('postgres', $row), $want, $_->name . ' stores the same row') fo
 # composite value: each node read its own
 $n1->safe_psql('postgres', q{SELECT kmd_ddl('CREATE TYPE public.moment AS (note text, at timestamptz)')});
 KmdTest::wait_converged(\@nodes);
-$lock->query_safe('SELECT pg_advisory_lock(4242)');
-($in, $out, $err) = ('', '', '');
-$proposer = IPC::Run::start([ 'psql', '-X', '-At', '-d', KmdTest::conninfo($n1), '-c',
-	q{SELECT kmd_propose('r2', '{"op":"insert","table":"racy","row":{"k":"r2"}}')} ],
-	'<', \$in, '>', \$out, '2>', \$err);
-$n1->poll_query_until('postgres',
-	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%kmd_propose(''r2''%' AND wait_event = 'advisory'})
-  or die 'the proposer did not wait';
+($proposer, $err) = held_insert('r2', '');
 $n2->safe_psql('postgres',
 	q{SELECT kmd_ddl($$ALTER TABLE public.racy ADD COLUMN c public.moment DEFAULT '(x,now)'$$)});
 $n3->poll_query_until('postgres',
@@ -87,7 +88,7 @@ $n3->poll_query_until('postgres',
   or die 'node3 did not apply the DDL';
 $lock->query_safe('SELECT pg_advisory_unlock(4242)');
 $proposer->finish;
-like($err, qr/column "c" of public.racy has a default that the command's proposer did not decide/,
+like($$err, qr/column "c" of public.racy has a default that the command's proposer did not decide/,
 	'an insert that left a composite default holding a time undecided fails too');
 ok(KmdTest::wait_converged(\@nodes), 'every node applies it');
 for my $node (@nodes)
