@@ -124,13 +124,16 @@ rights_of(Oid classid, Oid objid, AclMode *rights, Oid *owner_out)
 static List *
 add_held(List *held, Oid classid, Oid objid)
 {
-	Held	   *h = palloc(sizeof(Held));
+	AclMode		rights;
 	Oid			owner;
+	Held	   *h;
 
+	if (!rights_of(classid, objid, &rights, &owner))
+		return held;
+	h = palloc(sizeof(Held));
 	h->classid = classid;
 	h->objid = objid;
-	if (!rights_of(classid, objid, &h->rights, &owner))
-		return held;
+	h->rights = rights;
 	return lappend(held, h);
 }
 
