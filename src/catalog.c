@@ -80,6 +80,7 @@ typedef struct Catalog
 	pg_uuid_t	cluster_id;
 	NodeRow    *nodes;
 	int			n_nodes;
+	uint64		roster_index;	/* the system partition's applied index then */
 	PartRow    *parts;
 	int			n_parts;
 } Catalog;
@@ -114,7 +115,9 @@ read_rows(Catalog *cat, MemoryContext cxt)
 		}
 	}
 
-	if (SPI_execute("SELECT node_id, node_name, conninfo, role, coalesce(peer_role, '') "
+	/* with the applied index of the same snapshot: see kmd_catalog_refresh */
+	if (SPI_execute("SELECT node_id, node_name, conninfo, role, coalesce(peer_role, ''), "
+					"coalesce((SELECT applied_index FROM kommander.applied WHERE partition_id = 0), 0) "
 					"FROM kommander.roster ORDER BY node_id",
 					true, KMD_MAX_NODES) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.roster");
@@ -130,6 +133,7 @@ read_rows(Catalog *cat, MemoryContext cxt)
 		strlcpy(cat->nodes[cat->n_nodes].conninfo, SPI_getvalue(tup, desc, 3), KMD_CONNINFO_LEN);
 		cat->nodes[cat->n_nodes].role = role_code(SPI_getvalue(tup, desc, 4));
 		strlcpy(cat->nodes[cat->n_nodes].peer_role, SPI_getvalue(tup, desc, 5), NAMEDATALEN);
+		cat->roster_index = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
 		cat->n_nodes++;
 	}
 
@@ -213,6 +217,7 @@ kmd_catalog_refresh(void)
 	int			no_room = 0;
 	int			left_out_before;
 	bool		same_cluster;
+	bool		roster_stale;
 	Catalog		cat;
 
 	/*
@@ -265,8 +270,18 @@ kmd_catalog_refresh(void)
 	kmd_shared->local_node_id = local_id;
 	memcpy(kmd_shared->cluster_id, cluster_id.data, 16);
 
+	/*
+	 * The roster only moves forward too (as the map below): a refresh that
+	 * read it in an older snapshot than the last one (a peer's session
+	 * racing the apply worker) must not put back a node removed since, or
+	 * take out one added, for the reconciler to act on.
+	 */
+	roster_stale = same_cluster && cat.roster_index < kmd_shared->roster_index;
+	if (!roster_stale)
+		kmd_shared->roster_index = cat.roster_index;
+
 	/* roster: keep last_contact of the nodes that stay */
-	for (int i = 0; i < KMD_MAX_NODES; i++)
+	for (int i = 0; i < KMD_MAX_NODES && !roster_stale; i++)
 	{
 		KmdNode    *node = &kmd_shared->nodes[i];
 		bool		keep = false;
@@ -281,7 +296,7 @@ kmd_catalog_refresh(void)
 			roster_changed = true;
 		}
 	}
-	for (int j = 0; j < n_nodes; j++)
+	for (int j = 0; j < n_nodes && !roster_stale; j++)
 	{
 		KmdNode    *node = kmd_node_find(nodes[j].node_id);
 

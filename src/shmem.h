@@ -356,6 +356,8 @@ typedef struct KmdShared
 	KmdWorker	workers[KMD_MAX_WORKERS];
 
 	KmdNode		nodes[KMD_MAX_NODES];
+	uint64		roster_index;	/* the system partition's applied index the
+								 * roster above was read at */
 
 	/* broadcast by the apply worker whenever an applied index moves */
 	ConditionVariable applied_cv;
