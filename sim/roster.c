@@ -519,7 +519,8 @@ reconcile_step(sim *s, int nid, int gi)
 
 	roster_view(s, &ro);
 	roster_heard(s, nid, &heard);
-	in_line = host_reconcile_step(r, &ro, &heard, PROMOTE_MAX_LAG, holds, &h, roster_flaws(s), &st);
+	in_line = host_reconcile_step(r, &ro, &heard, PROMOTE_MAX_LAG, holds, &h, roster_flaws(s),
+								  RAFT_NONE, &st);
 	switch (st.action)
 	{
 		case HOST_STEP_NONE:

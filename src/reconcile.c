@@ -287,14 +287,20 @@ kmd_reconcile_group(KmdGroup *g)
 	lm.g = g;
 	kmd_host_roster(&ro);
 	kmd_host_heard(&heard, GetCurrentTimestamp());
-	in_line = host_reconcile_step(g->r, &ro, &heard, (uint64) kmd_promote_max_lag, holds, &lm,
-								  0, &step);
+	/* still leading in the term of the last hand-over: it did not take */
+	in_line = host_reconcile_step(g->r, &ro, &heard, (uint64) kmd_promote_max_lag, holds, &lm, 0,
+								  g->handover_term == raft_get_term(g->r) ? g->handover_to : RAFT_NONE,
+								  &step);
 	switch (step.action)
 	{
 		case HOST_STEP_NONE:
 			break;
 		case HOST_STEP_TRANSFER:
-			(void) raft_transfer_leader(g->r, step.id);
+			if (raft_transfer_leader(g->r, step.id) == RAFT_OK)
+			{
+				g->handover_to = step.id;
+				g->handover_term = raft_get_term(g->r);
+			}
 			break;
 		case HOST_STEP_REMOVE:
 			rc = raft_propose_conf(g->r, RAFT_CC_REMOVE, step.id, NULL, NULL);

@@ -207,6 +207,8 @@ group_start(int32 partition_id)
 	g->unhosted_until = 0;
 	g->lost_warned_at = 0;
 	g->handoff_tried = 0;
+	g->handover_to = RAFT_NONE;
+	g->handover_term = 0;
 	g->prevotes_counted = 0;
 
 	/*

@@ -45,6 +45,8 @@ typedef struct KmdGroup
 								 * back (progress.c) */
 	TimestampTz handoff_tried;	/* last try to hand the lead on while this
 								 * node's apply of the group stalled */
+	raft_id		handover_to;	/* the voter a leaving leader last handed */
+	raft_term	handover_term;	/* over to, and in which term */
 	uint64		prevotes_counted;	/* raft_prevotes_started, in the stats */
 
 	/* images (compact.c) */

@@ -188,14 +188,17 @@ typedef bool (*host_holds_fn) (void *arg, raft_id id);
  * keeps is added as a learner, then a learner the roster names a voter is
  * promoted once caught up (host_caught_up, within `max_lag').  A voter
  * leaves only while the voters left hold a majority that answers: nodes
- * in `heard' (NULL: every node) that answered this leader.  Returns true
- * when the configuration is in line with the roster; *step says what to
- * do now, if anything.  An empty roster (not loaded yet) is never in
- * line.
+ * in `heard' (NULL: every node) that answered this leader.  `tried': the
+ * voter the last hand-over of this term went to, which did not take the
+ * lead (RAFT_NONE: none), is named again only when no other voter will
+ * do: one may answer and acknowledge and still not campaign (it waits for
+ * an image).  Returns true when the configuration is in line with the
+ * roster; *step says what to do now, if anything.  An empty roster (not
+ * loaded yet) is never in line.
  */
 bool		host_reconcile_step(const raft *r, const host_roster *ro, const host_heard *heard,
 								uint64_t max_lag, host_holds_fn holds, void *arg,
-								uint32_t flaws, host_step *step);
+								uint32_t flaws, raft_id tried, host_step *step);
 
 /*
  * Has the learner `id' caught up with the leader `r': within `max_lag'

@@ -69,11 +69,11 @@ host_caught_up(const raft *r, raft_id id, uint64_t max_lag)
  * The voter the roster keeps that a leaving leader hands over to: of those
  * that answered lately and are caught up, the most caught up; else the
  * first kept voter (the transfer succeeds once it answers).  A transfer to
- * a node that is down or does not campaign times out, and the next step
- * would name it again.
+ * a node that is down or does not campaign times out; the voter it went to
+ * (`tried') comes last then, so that the next step names another.
  */
 static raft_id
-handover_target(const raft *r, const host_roster *ro, uint64_t max_lag)
+handover_target(const raft *r, const host_roster *ro, uint64_t max_lag, raft_id tried)
 {
 	const raft_conf *conf = raft_get_conf(r);
 	raft_id		first = RAFT_NONE;
@@ -86,7 +86,7 @@ handover_target(const raft *r, const host_roster *ro, uint64_t max_lag)
 		raft_progress pr;
 
 		if (id == raft_self(r) || conf->members[k].role != RAFT_VOTER ||
-			!host_roster_keeps(ro, id))
+			!host_roster_keeps(ro, id) || id == tried)
 			continue;
 		if (first == RAFT_NONE)
 			first = id;
@@ -97,7 +97,13 @@ handover_target(const raft *r, const host_roster *ro, uint64_t max_lag)
 			best_match = pr.match;
 		}
 	}
-	return best != RAFT_NONE ? best : first;
+	if (best != RAFT_NONE)
+		return best;
+	if (first != RAFT_NONE)
+		return first;
+	/* none but the one tried: it again */
+	return tried != RAFT_NONE && raft_conf_role(conf, tried) == RAFT_VOTER &&
+		host_roster_keeps(ro, tried) && tried != raft_self(r) ? tried : RAFT_NONE;
 }
 
 /*
@@ -143,7 +149,7 @@ step(host_step *s, host_action action, raft_id id)
 bool
 host_reconcile_step(const raft *r, const host_roster *ro, const host_heard *heard,
 					uint64_t max_lag, host_holds_fn holds, void *arg, uint32_t flaws,
-					host_step *s)
+					raft_id tried, host_step *s)
 {
 	const raft_conf *conf = raft_get_conf(r);
 	raft_id		self = raft_self(r);
@@ -163,7 +169,7 @@ host_reconcile_step(const raft *r, const host_roster *ro, const host_heard *hear
 			continue;
 		if (id == self)
 		{
-			raft_id		to = handover_target(r, ro, max_lag);
+			raft_id		to = handover_target(r, ro, max_lag, tried);
 
 			if (to != RAFT_NONE)
 				return step(s, HOST_STEP_TRANSFER, to);

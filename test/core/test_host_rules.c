@@ -81,10 +81,10 @@ test_in_line_takes_no_step(void **state)
 	host_step	st;
 
 	assert_int_equal(fx_elect(f, 1), 1);
-	assert_true(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_true(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 	memset(&none, 0, sizeof(none));
-	assert_false(host_reconcile_step(fx_raft(f, 1), &none, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &none, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 }
 
@@ -99,15 +99,15 @@ test_leaving_member_removed_unless_held(void **state)
 	host_step	st;
 
 	assert_int_equal(fx_elect(f, 1), 1);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_REMOVE);
 	assert_int_equal(st.id, 2);
 
 	/* held: not removed, not in line, and node 4 of the roster is added */
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, holds_one, &held, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, holds_one, &held, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 	ro = roster(4, roles);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, holds_one, &held, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, holds_one, &held, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_ADD_LEARNER);
 	assert_int_equal(st.id, 4);
 }
@@ -130,16 +130,16 @@ test_removal_keeps_an_answering_majority(void **state)
 
 	assert_int_equal(fx_elect(f, 1), 1);
 	/* every node heard: node 2 goes */
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_REMOVE);
 	assert_int_equal(st.id, 2);
 
 	/* node 3 no longer heard: node 2 stays */
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, &heard, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, &heard, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 
 	ro = roster(3, two_leaving);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, &heard, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, &heard, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_REMOVE);
 	assert_int_equal(st.id, 3);
 }
@@ -155,7 +155,7 @@ test_leaving_leader_hands_over_to_a_kept_voter(void **state)
 	host_step	st;
 
 	assert_int_equal(fx_elect(f, 1), 1);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_TRANSFER);
 	assert_int_equal(st.id, 3);
 }
@@ -179,14 +179,47 @@ test_leaving_leader_hands_over_to_a_voter_that_answers(void **state)
 	/* past a check-quorum round: node 2 has not answered in it */
 	fx_run(f, 3 * 10);
 	assert_int_equal(fx_leader(f), 1);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_TRANSFER);
 	assert_int_not_equal(st.id, 2);
 
 	/* nobody answers: the first kept voter, as before */
 	fx_isolate(f, 1);
 	fx_run(f, 3 * 10);
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
+	assert_int_equal(st.action, HOST_STEP_TRANSFER);
+	assert_int_equal(st.id, 2);
+}
+
+/*
+ * A hand-over that did not take (the voter answers and acknowledges, but
+ * does not campaign: it waits for an image) goes to another voter next,
+ * and back to the one tried only when no other is left.
+ */
+static void
+test_leaving_leader_hands_over_past_a_voter_that_did_not_take(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	const uint32_t roles[] = {HOST_REMOVING, HOST_VOTER, HOST_VOTER};
+	const uint32_t one_left[] = {HOST_REMOVING, HOST_VOTER, HOST_REMOVING};
+	host_roster ro = roster(3, roles);
+	host_step	st;
+	raft_id		first;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	assert_int_equal(fx_propose(f, 1, "a"), RAFT_OK);
+	fx_run(f, 10);
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
+	assert_int_equal(st.action, HOST_STEP_TRANSFER);
+	first = st.id;
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, first, &st));
+	assert_int_equal(st.action, HOST_STEP_TRANSFER);
+	assert_int_not_equal(st.id, first);
+	assert_true(st.id == 2 || st.id == 3);
+
+	/* the only voter kept is the one tried: it again */
+	ro = roster(3, one_left);
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, 2, &st));
 	assert_int_equal(st.action, HOST_STEP_TRANSFER);
 	assert_int_equal(st.id, 2);
 }
@@ -207,13 +240,13 @@ test_lone_leaving_leader_promotes_an_answered_learner(void **state)
 	assert_int_equal(fx_elect(f, 1), 1);
 	/* node 2 never answered: a match of 0 is not caught up, however short the log */
 	assert_false(host_caught_up(fx_raft(f, 1), 2, MAX_LAG));
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_NONE);
 
 	fx_heal_all(f);
 	fx_run(f, 5);
 	assert_true(host_caught_up(fx_raft(f, 1), 2, MAX_LAG));
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_equal(st.action, HOST_STEP_PROMOTE);
 	assert_int_equal(st.id, 2);
 }
@@ -468,7 +501,7 @@ test_lost_learner_not_promoted(void **state)
 	assert_true(pr.lost);
 	assert_true(pr.match + MAX_LAG >= raft_last_index(fx_raft(f, 1)));
 	assert_false(host_caught_up(fx_raft(f, 1), 3, MAX_LAG));
-	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, &st));
+	assert_false(host_reconcile_step(fx_raft(f, 1), &ro, NULL, MAX_LAG, NULL, NULL, 0, RAFT_NONE, &st));
 	assert_int_not_equal(st.action, HOST_STEP_PROMOTE);
 }
 
@@ -552,6 +585,7 @@ main(void)
 		cmocka_unit_test_teardown(test_removal_keeps_an_answering_majority, teardown),
 		cmocka_unit_test_teardown(test_leaving_leader_hands_over_to_a_kept_voter, teardown),
 		cmocka_unit_test_teardown(test_leaving_leader_hands_over_to_a_voter_that_answers, teardown),
+		cmocka_unit_test_teardown(test_leaving_leader_hands_over_past_a_voter_that_did_not_take, teardown),
 		cmocka_unit_test_teardown(test_lone_leaving_leader_promotes_an_answered_learner, teardown),
 		cmocka_unit_test_teardown(test_reconcile_due, teardown),
 		cmocka_unit_test_teardown(test_split_holds, teardown),
