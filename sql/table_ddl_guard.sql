@@ -145,6 +145,18 @@ SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded DISABLE TRIGGER kommande
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE REPLICA TRIGGER kommander_key_range')$$);
 SELECT err($$SELECT kmd_ddl('DROP TRIGGER kommander_key_range ON public.guarded')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TRIGGER kommander_key_range ON public.guarded RENAME TO k')$$);
+-- a trigger of the table's own fires when commands are applied, never for
+-- the replica role an image is installed as (its rows hold its effects)
+SELECT kmd_ddl($$CREATE FUNCTION public.guarded_note() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END'$$) > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TRIGGER noted BEFORE INSERT ON public.guarded FOR EACH ROW EXECUTE FUNCTION public.guarded_note()') > 0 AS ddl_done;
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE ALWAYS TRIGGER noted')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ENABLE REPLICA TRIGGER noted')$$);
+SELECT kmd_ddl('DROP TRIGGER noted ON public.guarded') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE public.replica_fired (id text PRIMARY KEY)') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TRIGGER noted BEFORE INSERT ON public.replica_fired FOR EACH ROW EXECUTE FUNCTION public.guarded_note();
+  ALTER TABLE public.replica_fired ENABLE ALWAYS TRIGGER noted') > 0 AS ddl_done;
+SELECT err($$SELECT kmd_register_table('public.replica_fired')$$);
+SELECT kmd_ddl('DROP TABLE public.replica_fired; DROP FUNCTION public.guarded_note()') > 0 AS ddl_done;
 SELECT err($$SELECT kmd_ddl('CREATE TABLE public.guarded_child () INHERITS (public.guarded)')$$);
 SELECT err($$SELECT kmd_ddl('CREATE TABLE public.guarded_parent (id text); ALTER TABLE public.guarded INHERIT public.guarded_parent')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded SET UNLOGGED')$$);

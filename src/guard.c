@@ -531,6 +531,41 @@ refuse_unguarding(Oid relid, const char *what)
 }
 
 /* Does ALTER or DROP of `trigger' (NULL: every one) touch one of kommander's? */
+/*
+ * A trigger of a control table that fires for replicas (ENABLE ALWAYS or
+ * ENABLE REPLICA) would fire when an image is installed, whose rows come
+ * with its effects already: it would write them twice, or where the image
+ * was checked already.  Refused (0A000); kommander's own guard excepted.
+ */
+static void
+refuse_replica_trigger(Oid relid, const char *trigger)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("trigger \"%s\" of control table %s cannot fire for replicas",
+					trigger ? trigger : "", relation_name(relid)),
+			 errdetail("A trigger enabled ALWAYS or REPLICA fires when a partition image is installed, whose rows hold its effects already."),
+			 errhint("Enable it with ENABLE TRIGGER: it fires when commands are applied, on every node.")));
+}
+
+void
+kmd_refuse_replica_triggers(Relation rel)
+{
+	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *t = &rel->trigdesc->triggers[i];
+
+		if ((t->tgenabled == TRIGGER_FIRES_ALWAYS || t->tgenabled == TRIGGER_FIRES_ON_REPLICA) &&
+			!kmd_is_own_function(t->tgfoid, "control_table_guard"))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("trigger \"%s\" of table \"%s\" fires for replicas",
+							t->tgname, RelationGetRelationName(rel)),
+					 errdetail("A trigger enabled ALWAYS or REPLICA would fire when a partition image is installed, whose rows hold its effects already."),
+					 errhint("Enable it with ENABLE TRIGGER through kmd_ddl() first.")));
+	}
+}
+
 static bool
 names_guard(const char *trigger)
 {
@@ -566,9 +601,17 @@ check_guard_kept(Node *parsetree)
 			switch (cmd->subtype)
 			{
 				case AT_DisableTrig:
+					if (names_guard(cmd->name))
+						refuse_unguarding(relid, "switching its guard trigger off");
+					break;
 				case AT_EnableReplicaTrig:
 					if (names_guard(cmd->name))
 						refuse_unguarding(relid, "switching its guard trigger off");
+					refuse_replica_trigger(relid, cmd->name);
+					break;
+				case AT_EnableAlwaysTrig:
+					if (cmd->name == NULL || strcmp(cmd->name, GUARD_TRIGGER) != 0)
+						refuse_replica_trigger(relid, cmd->name);
 					break;
 				case AT_DisableTrigAll:
 				case AT_DisableTrigUser:
@@ -594,7 +637,13 @@ check_guard_kept(Node *parsetree)
 																 NoLock, true);
 
 						if (OidIsValid(partition))
+						{
+							Relation	prel = table_open(partition, AccessShareLock);
+
+							kmd_refuse_replica_triggers(prel);
+							table_close(prel, AccessShareLock);
 							kmd_keys_check_table(partition);
+						}
 					}
 					break;
 				case AT_SetUnLogged:

@@ -13,6 +13,7 @@
 #define KOMMANDER_GUARD_H
 
 #include "nodes/pg_list.h"
+#include "utils/relcache.h"
 
 /*
  * Install the hooks that refuse DDL on control tables outside the apply
@@ -34,5 +35,12 @@ extern bool kmd_is_control_table(Oid relid);
  * partitions.  Reads pg_trigger: needs a transaction.
  */
 extern List *kmd_control_tables(void);
+
+/*
+ * Refuse (0A000) table `rel', to register or to attach to a control table,
+ * if a trigger of its own fires for replicas (enabled ALWAYS or REPLICA):
+ * it would fire when a partition image is installed.
+ */
+extern void kmd_refuse_replica_triggers(Relation rel);
 
 #endif							/* KOMMANDER_GUARD_H */

@@ -386,6 +386,7 @@ kmd_register_table(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" has row-level security enabled", RelationGetRelationName(rel)),
 				 errdetail("kmd_propose checks the proposing role's privileges on a control table, not its row policies, and applies commands as the table's owner."),
 				 errhint("Disable row-level security on the table (and NO FORCE it) through kmd_ddl(), then register it.")));
+	kmd_refuse_replica_triggers(rel);
 	/* registered again (a guard made before switched over): as it is */
 	if (!kmd_is_control_table(relid))
 		kmd_keys_check_table(relid);
