@@ -966,7 +966,8 @@ kmd_remove_node(PG_FUNCTION_ARGS)
 	if (roster_role(node_id) == KMD_NODE_VOTER && voters <= 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot remove the last voter \"%s\"", name)));
+				 errmsg("cannot remove the last voter \"%s\"", name),
+				 errhint("Join another node and let it be promoted first.")));
 
 	/*
 	 * Not from itself: the last step is proposed from outside the groups
