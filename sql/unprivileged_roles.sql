@@ -198,6 +198,21 @@ BEGIN;
 REVOKE UPDATE ON public.not_alices FROM regress_alice;
 COMMIT;
 SELECT has_table_privilege('regress_alice', 'public.not_alices', 'UPDATE') AS alice_updates;
+-- what the transaction did is counted, not what other transactions did
+-- meanwhile (a kmd_ddl it waited for), nor what a savepoint rolled back
+CREATE TABLE public.plain_t (x int);
+BEGIN;
+GRANT SELECT ON public.plain_t TO PUBLIC;
+SELECT kmd_ddl($$REVOKE DELETE ON public.not_alices FROM regress_alice$$) > 0 AS ddl_done;
+COMMIT;
+SELECT has_table_privilege('regress_alice', 'public.not_alices', 'DELETE') AS alice_deletes;
+SELECT kmd_ddl($$GRANT DELETE ON public.not_alices TO regress_alice$$) > 0 AS ddl_done;
+BEGIN;
+SAVEPOINT s;
+REVOKE UPDATE ON public.not_alices FROM regress_alice;
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+DROP TABLE public.plain_t;
 REVOKE SELECT ON public.not_alices FROM PUBLIC;
 GRANT SELECT ON public.not_alices TO PUBLIC;
 GRANT USAGE ON SCHEMA public TO regress_alice;

@@ -702,6 +702,9 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	bool		save_dropping = dropping_extension;
+	/* what a session's statement may take from the owners, before it */
+	List	   *const rights = !kmd_applying && !dropping_extension ?
+		kmd_rights_before(parsetree) : NIL;
 
 	if (!dropping_extension)
 		check_row_security(parsetree);
@@ -709,8 +712,6 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		check_statement(parsetree);
 	if (kmd_applying && !dropping_extension)
 		check_guard_kept(parsetree);
-	if (!kmd_applying && !dropping_extension)
-		kmd_rights_note(parsetree);
 	if (drops_kommander(parsetree))
 		dropping_extension = true;
 	PG_TRY();
@@ -727,6 +728,8 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 		dropping_extension = save_dropping;
 	}
 	PG_END_TRY();
+	if (rights != NIL)
+		kmd_rights_after(rights);
 }
 
 /*

@@ -13,10 +13,12 @@
  * from the owner, from PUBLIC on the schema it relied on, from a role it
  * inherited them from -- makes that node fail commands every other node
  * applies (42501): its rows would differ.  So what the owners hold is read
- * before a session's first statement that may take a privilege, and again
- * when its transaction commits, which fails when they hold less (a REVOKE
- * and the GRANT that gives it back may come in one transaction, as
- * pg_dump writes them); kmd_ddl runs such statements on every node at one
+ * before and after each of a session's statements that may take a
+ * privilege, and the transaction's commit fails if its statements took
+ * one they did not give back (a REVOKE and the GRANT that gives it back
+ * may come in one transaction, as pg_dump writes them); what other
+ * transactions changed meanwhile (a kmd_ddl the transaction waited for,
+ * say) is not counted.  kmd_ddl runs such statements on every node at one
  * log position.  Roles are the server's, but only this database's control
  * tables and appliers are seen: a role changed from another database is
  * not checked.  A session's drop of a registered applier's function is
@@ -67,9 +69,11 @@ typedef struct Held
 	AclMode		rights;
 } Held;
 
-/* read before the transaction's first statement that may take some */
-static List *held_before = NIL;
-static bool held_read = false;
+/*
+ * What the transaction's statements took from each owner and did not give
+ * back (Held.rights: those privileges), in TopTransactionContext.
+ */
+static List *taken = NIL;
 static bool callback_registered = false;
 
 bool
@@ -225,14 +229,35 @@ lost_text(const Held *h, AclMode lost)
 	return buf.data;
 }
 
+static Held *
+taken_of(Oid classid, Oid objid)
+{
+	ListCell   *lc;
+	Held	   *h;
+	MemoryContext old;
+
+	foreach(lc, taken)
+	{
+		h = lfirst(lc);
+		if (h->classid == classid && h->objid == objid)
+			return h;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	h = palloc0(sizeof(Held));
+	h->classid = classid;
+	h->objid = objid;
+	taken = lappend(taken, h);
+	MemoryContextSwitchTo(old);
+	return h;
+}
+
+/* At commit: refuse what the transaction's statements took. */
 static void
-check_kept(List *before)
+check_taken(void)
 {
 	ListCell   *lc;
 
-	/* what the last statement changed, seen */
-	CommandCounterIncrement();
-	foreach(lc, before)
+	foreach(lc, taken)
 	{
 		Held	   *h = lfirst(lc);
 		AclMode		now;
@@ -240,10 +265,8 @@ check_kept(List *before)
 		AclMode		lost;
 		ObjectAddress addr;
 
-		if (!rights_of(h->classid, h->objid, &now, &owner))
-			continue;			/* dropped through kmd_ddl meanwhile */
-		lost = h->rights & ~now;
-		if (lost == 0)
+		/* given back, rolled back with a savepoint, or dropped through kmd_ddl */
+		if (!rights_of(h->classid, h->objid, &now, &owner) || (lost = h->rights & ~now) == 0)
 			continue;
 		ObjectAddressSet(addr, h->classid, h->objid);
 		ereport(ERROR,
@@ -259,39 +282,57 @@ check_kept(List *before)
 static void
 xact_callback(XactEvent event, void *arg)
 {
-	switch (event)
+	List	   *check = taken;
+
+	/* the list is the transaction's, going now either way */
+	taken = NIL;
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT ||
+		event == XACT_EVENT_PRE_PREPARE)
 	{
-		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
-			if (held_read)
-			{
-				held_read = false;
-				check_kept(held_before);
-			}
-			break;
-		default:
-			held_read = false;
-			break;
+		taken = check;
+		check_taken();
+		taken = NIL;
 	}
-	if (!held_read)
-		held_before = NIL;		/* in TopTransactionContext, going now */
 }
 
-void
-kmd_rights_note(Node *parsetree)
+List *
+kmd_rights_before(Node *parsetree)
 {
-	MemoryContext old;
-
-	if (held_read || !kmd_rights_may_change(parsetree))
-		return;
+	if (!kmd_rights_may_change(parsetree))
+		return NIL;
 	if (!callback_registered)
 	{
 		RegisterXactCallback(xact_callback, NULL);
 		callback_registered = true;
 	}
-	old = MemoryContextSwitchTo(TopTransactionContext);
-	held_before = rights_held();
-	MemoryContextSwitchTo(old);
-	held_read = true;
+	return rights_held();
+}
+
+void
+kmd_rights_after(List *before)
+{
+	ListCell   *lc;
+
+	/* what the statement changed, seen */
+	CommandCounterIncrement();
+	foreach(lc, before)
+	{
+		Held	   *h = lfirst(lc);
+		AclMode		now;
+		Oid			owner;
+		AclMode		lost;
+		AclMode		gained;
+
+		if (!rights_of(h->classid, h->objid, &now, &owner))
+			continue;
+		lost = h->rights & ~now;
+		gained = now & ~h->rights;
+		if (lost != 0 || gained != 0)
+		{
+			Held	   *t = taken_of(h->classid, h->objid);
+
+			t->rights = (t->rights | lost) & ~gained;
+		}
+	}
+	list_free_deep(before);
 }

@@ -25,11 +25,17 @@ extern bool kmd_rights_may_change(Node *parsetree);
 
 /*
  * Before a session's statement `parsetree': if it may take a privilege,
- * and is the transaction's first that may, read what the owners of the
- * control tables and appliers hold; the transaction's commit then fails
- * (K0010) if they hold less.
+ * what the owners of the control tables and appliers hold (else NIL), for
+ * kmd_rights_after once the statement ran.
  */
-extern void kmd_rights_note(Node *parsetree);
+extern List *kmd_rights_before(Node *parsetree);
+
+/*
+ * After it: note what the statement took from the owners and what it gave
+ * back; the transaction's commit fails (K0010) if it took one it did not
+ * give back.
+ */
+extern void kmd_rights_after(List *before);
 
 /* Is `fn' the function of a registered applier? */
 extern bool kmd_rights_is_applier(Oid fn);
