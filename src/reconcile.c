@@ -287,9 +287,14 @@ kmd_reconcile_group(KmdGroup *g)
 	lm.g = g;
 	kmd_host_roster(&ro);
 	kmd_host_heard(&heard, GetCurrentTimestamp());
-	/* still leading in the term of the last hand-over: it did not take */
+	/*
+	 * Still leading in the term of the last hand-over, which is no longer
+	 * under way: it did not take.  (While it is, the step names the same
+	 * voter, and the core keeps the transfer it has.)
+	 */
 	in_line = host_reconcile_step(g->r, &ro, &heard, (uint64) kmd_promote_max_lag, holds, &lm, 0,
-								  g->handover_term == raft_get_term(g->r) ? g->handover_to : RAFT_NONE,
+								  g->handover_term == raft_get_term(g->r) &&
+								  raft_transferee(g->r) == RAFT_NONE ? g->handover_to : RAFT_NONE,
 								  &step);
 	switch (step.action)
 	{
