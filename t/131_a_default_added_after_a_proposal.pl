@@ -30,12 +30,15 @@ SELECT kmd_register_table('public.racy');
 KmdTest::wait_converged(\@nodes);
 
 # node1's proposer of the insert of row $key ($fields: more of the
-# command) decides a's value, and waits on the advisory lock; returns the
-# proposer and where its errors go
+# command) decides its defaults, and waits on the advisory lock;
+# meanwhile node2 runs $ddl, which gives column $col a default that is
+# not immutable, and node3 applies it (node1's apply waits for the
+# proposer's lock on racy).  The proposal then goes on, into the log after
+# the DDL: it must fail on every node alike.  Counts as five tests.
 my $lock = $n1->background_psql('postgres');
 sub held_insert
 {
-	my ($key, $fields) = @_;
+	my ($key, $fields, $ddl, $col, $what) = @_;
 	my ($in, $out, $err) = ('', '', '');
 	$lock->query_safe('SELECT pg_advisory_lock(4242)');
 	my $proposer = IPC::Run::start([ 'psql', '-X', '-At', '-d', KmdTest::conninfo($n1), '-c',
@@ -44,28 +47,22 @@ sub held_insert
 	$n1->poll_query_until('postgres',
 		qq{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE '%kmd_propose(''$key''%' AND wait_event = 'advisory'})
 	  or die 'the proposer did not wait';
-	return ($proposer, \$err);
+	$n2->safe_psql('postgres', $ddl);
+	$n3->poll_query_until('postgres',
+		qq{SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = 'public.racy'::regclass AND attname = '$col'})
+	  or die 'node3 did not apply the DDL';
+	$lock->query_safe('SELECT pg_advisory_unlock(4242)');
+	$proposer->finish;
+	like($err, qr/column "$col" of public.racy has a default that the command's proposer did not decide/,
+		"$what fails on its proposer");
+	ok(KmdTest::wait_converged(\@nodes), 'every node applies it');
+	is($_->safe_psql('postgres', "SELECT count(*) FROM racy WHERE k = '$key'"), '0',
+		$_->name . ' stores no row of it') for @nodes;
+	return;
 }
-my ($proposer, $err) = held_insert('r1', ',"request_id":"req-r1"');
-
-# meanwhile a column with a default that is not immutable is added, and
-# applied by node2 (node1's apply waits for the proposer's lock on racy)
-$n2->safe_psql('postgres',
-	q{SELECT kmd_ddl('ALTER TABLE public.racy ADD COLUMN b uuid DEFAULT gen_random_uuid()')});
-$n3->poll_query_until('postgres',
-	q{SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = 'public.racy'::regclass AND attname = 'b'})
-  or die 'node3 did not apply the DDL';
-
-# the proposal goes on, into the log after the DDL
-$lock->query_safe('SELECT pg_advisory_unlock(4242)');
-$proposer->finish;
-like($$err, qr/column "b" of public.racy has a default that the command's proposer did not decide/,
-	'the insert fails on its proposer');
-ok(KmdTest::wait_converged(\@nodes), 'every node applies it');
-for my $node (@nodes)
-{
-	is($node->safe_psql('postgres', q{SELECT count(*) FROM racy}), '0', $node->name . ' stores no row of it');
-}
+held_insert('r1', ',"request_id":"req-r1"',
+	q{SELECT kmd_ddl('ALTER TABLE public.racy ADD COLUMN b uuid DEFAULT gen_random_uuid()')}, 'b',
+	'the insert');
 
 # proposed again, with the same request id (a 40001 asks for a retry, so
 # it is not remembered as the request's outcome), it is decided whole
@@ -80,22 +77,9 @@ is($_->safe_psql('postgres', $row), $want, $_->name . ' stores the same row') fo
 # composite value: each node read its own
 $n1->safe_psql('postgres', q{SELECT kmd_ddl('CREATE TYPE public.moment AS (note text, at timestamptz)')});
 KmdTest::wait_converged(\@nodes);
-($proposer, $err) = held_insert('r2', '');
-$n2->safe_psql('postgres',
-	q{SELECT kmd_ddl($$ALTER TABLE public.racy ADD COLUMN c public.moment DEFAULT '(x,now)'$$)});
-$n3->poll_query_until('postgres',
-	q{SELECT count(*) = 1 FROM pg_attribute WHERE attrelid = 'public.racy'::regclass AND attname = 'c'})
-  or die 'node3 did not apply the DDL';
-$lock->query_safe('SELECT pg_advisory_unlock(4242)');
-$proposer->finish;
-like($$err, qr/column "c" of public.racy has a default that the command's proposer did not decide/,
-	'an insert that left a composite default holding a time undecided fails too');
-ok(KmdTest::wait_converged(\@nodes), 'every node applies it');
-for my $node (@nodes)
-{
-	is($node->safe_psql('postgres', q{SELECT count(*) FROM racy WHERE k = 'r2'}), '0',
-		$node->name . ' stores no row of it');
-}
+held_insert('r2', '',
+	q{SELECT kmd_ddl($$ALTER TABLE public.racy ADD COLUMN c public.moment DEFAULT '(x,now)'$$)}, 'c',
+	'an insert that left a composite default holding a time undecided');
 
 $lock->quit;
 done_testing();
