@@ -102,6 +102,7 @@ typedef struct Outcome
 	char		sqlstate[6];
 	char	   *errmsg;
 	char	   *errdetail;
+	char	   *errhint;		/* not remembered with a request id */
 	uint64		index;
 	uint64		term;
 	int32		partition_id;	/* whose log holds `index', when not the
@@ -359,6 +360,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 			strlcpy(out->sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(out->sqlstate));
 			out->errmsg = edata->message ? MemoryContextStrdup(pending->cxt, edata->message) : NULL;
 			out->errdetail = edata->detail ? MemoryContextStrdup(pending->cxt, edata->detail) : NULL;
+			out->errhint = edata->hint ? MemoryContextStrdup(pending->cxt, edata->hint) : NULL;
 			out->applied = false;
 			out->raised = true;
 		}
@@ -391,6 +393,7 @@ apply_without(List *stale, const KmdCommand *cmd, const KmdApplyContext *ctx,
 			 errdetail_internal("%s", out->errmsg ? out->errmsg : "")));
 	out->errmsg = NULL;
 	out->errdetail = NULL;
+	out->errhint = NULL;
 	out->result = NULL;
 	return apply_command(cmd, ctx, stale, out, pending, failure);
 }
@@ -1281,7 +1284,7 @@ apply_all(TimestampTz *next_try)
 	{
 		Outcome    *o = lfirst(lc);
 
-		(void) kmd_slot_complete(o->slot, o->gen, o->sqlstate, o->errmsg, o->errdetail,
+		(void) kmd_slot_complete(o->slot, o->gen, o->sqlstate, o->errmsg, o->errdetail, o->errhint,
 								 o->index, o->term, o->applied, o->result,
 								 o->result ? Min(strlen(o->result), KMD_MAX_RESULT) : 0,
 								 o->partition_id);

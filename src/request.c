@@ -390,6 +390,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 				out->sqlstate[5] = '\0';
 				out->errmsg = pstrdup(slot->errmsg);
 				out->errdetail = slot->errdetail[0] ? pstrdup(slot->errdetail) : NULL;
+				out->errhint = slot->errhint[0] ? pstrdup(slot->errhint) : NULL;
 				out->index = slot->index;
 				out->term = slot->term;
 				out->index_partition = slot->index_partition;
@@ -522,7 +523,8 @@ kmd_outcome_raise(const KmdOutcome *out)
 	ereport(ERROR,
 			(errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
 			 errmsg_internal("%s", out->errmsg && out->errmsg[0] ? out->errmsg : "kommander request failed"),
-			 out->errdetail ? errdetail_internal("%s", out->errdetail) : 0));
+			 out->errdetail ? errdetail_internal("%s", out->errdetail) : 0,
+			 out->errhint ? errhint("%s", out->errhint) : 0));
 }
 
 void

@@ -20,6 +20,7 @@ typedef struct KmdOutcome
 	char		sqlstate[6];
 	char	   *errmsg;
 	char	   *errdetail;
+	char	   *errhint;
 	uint64		index;
 	uint64		term;
 	int32		index_partition;	/* whose log holds `index' when not the

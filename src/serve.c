@@ -82,7 +82,7 @@ void
 kmd_slot_fail(int slot_no, uint32 gen, int sqlerrcode, const char *msg)
 {
 	(void) kmd_slot_complete(slot_no, gen, unpack_sql_state(sqlerrcode), msg,
-							 NULL, 0, 0, false, NULL, 0, 0);
+							 NULL, NULL, 0, 0, false, NULL, 0, 0);
 }
 
 /*
@@ -118,7 +118,7 @@ reply_to(const KmdRequest *req, bool retry, bool not_hosted, int sqlerrcode,
 			return;				/* stays pending */
 		(void) kmd_slot_complete(req->slot, req->gen,
 								 sqlerrcode ? unpack_sql_state(sqlerrcode) : "00000",
-								 msg, NULL, index, 0, true, NULL, 0, 0);
+								 msg, NULL, NULL, index, 0, true, NULL, 0, 0);
 	}
 	else
 	{
@@ -162,7 +162,7 @@ refuse_if_offline(const KmdRequest *req)
 		(void) kmd_slot_complete(req->slot, req->gen, unpack_sql_state(ERRCODE_KMD_NO_QUORUM),
 								 psprintf("partition %d is offline on this node", req->partition_id),
 								 psprintf("Its durable Raft state here cannot be loaded (%s); send the request through another node.", why),
-								 0, 0, false, NULL, 0, 0);
+								 NULL, 0, 0, false, NULL, 0, 0);
 }
 
 /* Has the node of `leader' said lately that it does not run the group? */
@@ -491,7 +491,7 @@ kmd_serve_result(const Kommander__ForwardResult *res, int32 from)
 	}
 	(void) kmd_slot_complete(res->origin_slot, res->origin_gen,
 							 res->sqlstate && strlen(res->sqlstate) == 5 ? res->sqlstate : "XX000",
-							 res->message, NULL, res->index, 0, true, NULL, 0, 0);
+							 res->message, NULL, NULL, res->index, 0, true, NULL, 0, 0);
 }
 
 void

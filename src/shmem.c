@@ -142,8 +142,9 @@ kmd_shmem_startup(void)
 			slot->command = buf->command;
 			slot->errmsg = buf->errmsg;
 			slot->errdetail = buf->errdetail;
+			slot->errhint = buf->errhint;
 			slot->result = buf->result;
-			slot->errmsg[0] = slot->errdetail[0] = '\0';
+			slot->errmsg[0] = slot->errdetail[0] = slot->errhint[0] = '\0';
 		}
 		p += KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlot));
 		p += KMD_NUM_SLOTS * MAXALIGN(sizeof(KmdSlotBuffers));
@@ -409,7 +410,7 @@ kmd_wake_launcher(void)
 
 bool
 kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
-				  const char *errmsg, const char *errdetail, uint64 index,
+				  const char *errmsg, const char *errdetail, const char *errhint, uint64 index,
 				  uint64 term, bool applied, const char *result,
 				  uint32 result_len, int32 partition_id)
 {
@@ -429,6 +430,7 @@ kmd_slot_complete(int slot_no, uint32 generation, const char *sqlstate,
 	strlcpy(slot->sqlstate, sqlstate ? sqlstate : "00000", sizeof(slot->sqlstate));
 	kmd_copy_text(slot->errmsg, errmsg, KMD_ERRMSG_LEN);
 	kmd_copy_text(slot->errdetail, errdetail, KMD_ERRMSG_LEN);
+	kmd_copy_text(slot->errhint, errhint, KMD_ERRMSG_LEN);
 	slot->index = index;
 	slot->term = term;
 	slot->index_partition = partition_id;

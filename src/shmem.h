@@ -254,6 +254,7 @@ typedef struct KmdSlot
 	char		sqlstate[6];	/* "00000" on success */
 	char	   *errmsg;			/* KMD_ERRMSG_LEN bytes */
 	char	   *errdetail;		/* KMD_ERRMSG_LEN bytes */
+	char	   *errhint;		/* KMD_ERRMSG_LEN bytes */
 	uint64		index;
 	uint64		term;
 	int32		index_partition;	/* whose log holds `index', when not the
@@ -269,6 +270,7 @@ typedef struct KmdSlotBuffers
 	char		command[KMD_MAX_COMMAND];
 	char		errmsg[KMD_ERRMSG_LEN];
 	char		errdetail[KMD_ERRMSG_LEN];
+	char		errhint[KMD_ERRMSG_LEN];
 	char		result[KMD_MAX_RESULT];
 } KmdSlotBuffers;
 
@@ -421,6 +423,7 @@ extern void kmd_wake_launcher(void);
  */
 extern bool kmd_slot_complete(int slot, uint32 generation, const char *sqlstate,
 							  const char *errmsg, const char *errdetail,
+							  const char *errhint,
 							  uint64 index, uint64 term, bool applied,
 							  const char *result, uint32 result_len,
 							  int32 partition_id);

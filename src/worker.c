@@ -600,7 +600,7 @@ announce(GroupReady *gr, bool *wake_apply)
 		else
 			(void) kmd_slot_complete(KMD_READ_SLOT(rs->context),
 									 KMD_READ_GEN(rs->context), "00000", NULL,
-									 NULL, rs->index, 0, true, NULL, 0, 0);
+									 NULL, NULL, rs->index, 0, true, NULL, 0, 0);
 	}
 }
 

@@ -34,7 +34,7 @@ KmdTest::wait_converged(\@nodes);
 # meanwhile node2 runs $ddl, which gives column $col a default that is
 # not immutable, and node3 applies it (node1's apply waits for the
 # proposer's lock on racy).  The proposal then goes on, into the log after
-# the DDL: it must fail on every node alike.  Counts as five tests.
+# the DDL: it must fail on every node alike.  Counts as six tests.
 my $lock = $n1->background_psql('postgres');
 sub held_insert
 {
@@ -55,6 +55,7 @@ sub held_insert
 	$proposer->finish;
 	like($err, qr/column "$col" of public.racy has a default that the command's proposer did not decide/,
 		"$what fails on its proposer");
+	like($err, qr/HINT:  Propose the command again/, 'with the hint the apply worker raised it with');
 	ok(KmdTest::wait_converged(\@nodes), 'every node applies it');
 	is($_->safe_psql('postgres', "SELECT count(*) FROM racy WHERE k = '$key'"), '0',
 		$_->name . ' stores no row of it') for @nodes;
