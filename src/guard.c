@@ -541,10 +541,10 @@ refuse_replica_trigger(Oid relid, const char *trigger)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("trigger \"%s\" of control table %s cannot fire for replicas",
+			 errmsg("trigger \"%s\" of %s cannot fire for replicas",
 					trigger ? trigger : "", relation_name(relid)),
 			 errdetail("A trigger enabled ALWAYS or REPLICA fires when a partition image is installed, whose rows hold its effects already."),
-			 errhint("Enable it with ENABLE TRIGGER: it fires when commands are applied, on every node.")));
+			 errhint("Enable it with ENABLE TRIGGER through kmd_ddl(): it fires when commands are applied, on every node.")));
 }
 
 void
@@ -556,12 +556,7 @@ kmd_refuse_replica_triggers(Relation rel)
 
 		if ((t->tgenabled == TRIGGER_FIRES_ALWAYS || t->tgenabled == TRIGGER_FIRES_ON_REPLICA) &&
 			!kmd_is_own_function(t->tgfoid, "control_table_guard"))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("trigger \"%s\" of table \"%s\" fires for replicas",
-							t->tgname, RelationGetRelationName(rel)),
-					 errdetail("A trigger enabled ALWAYS or REPLICA would fire when a partition image is installed, whose rows hold its effects already."),
-					 errhint("Enable it with ENABLE TRIGGER through kmd_ddl() first.")));
+			refuse_replica_trigger(RelationGetRelid(rel), t->tgname);
 	}
 }
 
