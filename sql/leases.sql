@@ -201,6 +201,47 @@ SELECT r.tbl, r.key = hk.keep_k AS is_keep_k FROM kommander.lease_rows r, hk
 SELECT kmd_lease_revoke(:held_lease);
 SELECT (SELECT count(*) FROM public.sa) + (SELECT count(*) FROM public.sb) AS swapped_rows_left;
 SELECT kmd_ddl('DROP TABLE public.sa; DROP TABLE public.sb') > 0 AS dropped;
+-- a primary key that kmd_ddl changes: the rows are noted under the new
+-- key (the old one's columns read under their new names and types), so
+-- that the lease's end deletes its own rows only, and a detach by the new
+-- key finds its row
+SELECT kmd_ddl('CREATE TABLE public.pk (id text PRIMARY KEY, n int NOT NULL, note text)') > 0 AS ddl_done;
+SELECT kmd_register_table('public.pk');
+SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"pk","row":{"id":"%s","n":1},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached,
+       kmd_propose(go_k, format('{"op":"insert","table":"pk","row":{"id":"%s","n":1},"lease":%s}', go_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT kmd_ddl('ALTER TABLE public.pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (id, n)') > 0 AS key_widened;
+SELECT kmd_ddl('ALTER TABLE public.pk RENAME COLUMN id TO ident') > 0 AS key_column_renamed;
+SELECT kmd_ddl('ALTER TABLE public.pk ALTER COLUMN n TYPE text') > 0 AS key_column_retyped;
+SELECT r.key = hk.keep_k AS is_keep_k, r.pk - 'ident' AS pk, r.pk->>'ident' = r.key AS ident_noted
+  FROM kommander.lease_rows r, hk WHERE r.lease = :held_lease ORDER BY 1;
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"pk","row":{"ident":"%s","n":"2"}}', keep_k)::jsonb) > 0 AS not_attached,
+       kmd_propose(go_k, format('{"op":"update","table":"pk","key":{"ident":"%s","n":"1"},"set":{"note":"x"},"lease":null}', go_k)::jsonb) > 0 AS detached
+  FROM hk;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT ident = keep_k AS is_keep_k, n, note FROM public.pk, hk ORDER BY 1, 2;
+-- refused while rows are held under it (0A000): a key dropped with no
+-- other, a column of the old key dropped in the call that changes it, an
+-- old key that finds two rows once changed; nothing of the call is left
+SELECT kmd_lease_grant('30 s', 'h10') AS held_lease \gset
+SELECT kmd_propose(keep_k, format('{"op":"update","table":"pk","key":{"ident":"%s","n":"2"},"set":{"note":"y"},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT err('SELECT kmd_ddl(''ALTER TABLE public.pk DROP CONSTRAINT pk_pkey'')');
+SELECT err('SELECT kmd_ddl(''ALTER TABLE public.pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (ident), DROP COLUMN n'')');
+SELECT kmd_ddl('ALTER TABLE public.pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (ident)') > 0 AS key_narrowed;
+SELECT kmd_ddl('ALTER TABLE public.pk DROP COLUMN n') > 0 AS old_key_column_dropped_after;
+SELECT pk - 'ident' AS pk FROM kommander.lease_rows WHERE lease = :held_lease;
+SELECT kmd_ddl('CREATE TABLE public.pkn (id text, v text, n int NOT NULL, PRIMARY KEY (id, v))') > 0 AS ddl_done;
+SELECT kmd_register_table('public.pkn');
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"pkn","row":{"id":"%s","v":"1.0","n":1},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached,
+       kmd_propose(keep_k, format('{"op":"insert","table":"pkn","row":{"id":"%s","v":"1.00","n":2},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT regexp_replace(err('SELECT kmd_ddl(''ALTER TABLE public.pkn DROP CONSTRAINT pkn_pkey, ALTER COLUMN v TYPE numeric USING v::numeric, ADD PRIMARY KEY (id, v, n)'')'), 'h\d+', 'KEY', 'g');
+SELECT pg_typeof(v) AS v_kept FROM public.pkn LIMIT 1;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT (SELECT count(*) FROM public.pk) AS pk_rows_left, (SELECT count(*) FROM public.pkn) AS pkn_rows_left;
+SELECT kmd_ddl('DROP TABLE public.pk, public.pkn') > 0 AS dropped;
 -- the key a lease notes: of a column changed by kmd_ddl since, and of a
 -- key whose column the proposer's defaults gave; a row with a column of a
 -- NOT NULL domain goes too

@@ -64,6 +64,16 @@ extern void kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx,
 extern void kmd_lease_track(struct RowCommand *c, const char *key);
 
 /*
+ * Around a kmd_ddl statement (SPI connected): what the tables that rows of
+ * leases are attached to were before it, and, after it, the rows follow
+ * their tables renamed, moved, dropped or given a new primary key
+ * (lease_tables.c).  The statement fails (0A000) when a changed key no
+ * longer tells the rows apart.
+ */
+extern List *kmd_lease_tables_before(void);
+extern void kmd_lease_tables_follow(List *tables);
+
+/*
  * kommander.lease_rows changed behind kmd_lease_track's back (an image):
  * it looks again before it skips a detach.
  */

@@ -86,99 +86,6 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 			 2, types, values, SPI_OK_INSERT);
 }
 
-/* A control table rows of leases are attached to, as kept and as found here */
-typedef struct LeasedTable
-{
-	char	   *name;			/* kommander.lease_rows.tbl */
-	Oid			relid;			/* InvalidOid: no such table */
-} LeasedTable;
-
-/* The tables of kommander.lease_rows, before a kmd_ddl statement runs. */
-static pg_noinline List *
-leased_tables(void)
-{
-	List	   *tables = NIL;
-
-	exec_sql("SELECT tbl, pg_catalog.to_regclass(tbl) "
-			 "FROM (SELECT DISTINCT tbl FROM kommander.lease_rows) t",
-			 0, NULL, NULL, SPI_OK_SELECT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		LeasedTable *t = palloc(sizeof(LeasedTable));
-		bool		isnull;
-		Datum		relid = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
-
-		t->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-		t->relid = isnull ? InvalidOid : DatumGetObjectId(relid);
-		tables = lappend(tables, t);
-	}
-	return tables;
-}
-
-/*
- * After a kmd_ddl statement, the rows attached to leases follow their
- * table renamed or moved to another schema, and go with one dropped: a
- * table created later under its name holds none of them.  The whole
- * mapping is made first and applied as a whole, the drops first, so that
- * names a statement passed from one table to another (a drop and a rename
- * into its name, a swap) move each row once, on every node alike,
- * whatever order the tables were listed in.
- */
-static void
-follow_leased_tables(List *tables)
-{
-	ListCell   *lc;
-	List	   *gone = NIL;
-	List	   *from = NIL;
-	List	   *to = NIL;
-	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[2];
-
-	foreach(lc, tables)
-	{
-		LeasedTable *t = lfirst(lc);
-		char	   *name;
-
-		/* a name that meant no table already holds nothing a lease can end */
-		if (!OidIsValid(t->relid) ||
-			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
-		{
-			gone = lappend(gone, t->name);
-			continue;
-		}
-		name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(t->relid)),
-										  get_rel_name(t->relid));
-		if (strcmp(name, t->name) == 0)
-			continue;
-		from = lappend(from, t->name);
-		to = lappend(to, name);
-	}
-	if (gone != NIL)
-	{
-		values[0] = PointerGetDatum(strlist_to_textarray(gone));
-		exec_sql("DELETE FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) ANY ($1)",
-				 1, types, values, SPI_OK_DELETE);
-	}
-	/*
-	 * Through names no table has (a quoted qualified name never starts with
-	 * a space): the key (key, tbl, pk) is checked row by row, and two
-	 * tables that trade names would meet halfway, in an order of rows that
-	 * differs by node.
-	 */
-	if (from != NIL)
-	{
-		values[0] = PointerGetDatum(strlist_to_textarray(from));
-		values[1] = PointerGetDatum(strlist_to_textarray(to));
-		exec_sql("UPDATE kommander.lease_rows r SET tbl = ' ' OPERATOR(pg_catalog.||) m.new "
-				 "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS m (old, new) "
-				 "WHERE r.tbl OPERATOR(pg_catalog.=) m.old",
-				 2, types, values, SPI_OK_UPDATE);
-		exec_sql("UPDATE kommander.lease_rows SET tbl = pg_catalog.substr(tbl, 2) "
-				 "WHERE pg_catalog.left(tbl, 1) OPERATOR(pg_catalog.=) ' '",
-				 0, NULL, NULL, SPI_OK_UPDATE);
-	}
-}
-
 void
 kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 {
@@ -189,7 +96,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 	KmdRoleSaved saved;
 	volatile bool done = false;
 	volatile int rc;
-	List	   *leased = leased_tables();
+	List	   *leased = kmd_lease_tables_before();
 
 	if (role != NULL)
 	{
@@ -230,7 +137,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 				 errdetail_internal("SPI returned %s.", SPI_result_code_string(rc))));
 	guard_partitions();
 	unguard_detached();
-	follow_leased_tables(leased);
+	kmd_lease_tables_follow(leased);
 	/* a registered table dropped: no image may name it (appliers stay) */
 	exec_sql("DELETE FROM kommander.tables t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 			 "WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)", 0, NULL, NULL, SPI_OK_DELETE);

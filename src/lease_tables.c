@@ -1,0 +1,400 @@
+/*-------------------------------------------------------------------------
+ *
+ * lease_tables.c
+ *	  The rows attached to leases follow their tables through a kmd_ddl
+ *	  statement: a table renamed or moved keeps them, a dropped one loses
+ *	  them, and a changed primary key notes them again under the new key.
+ *
+ * kommander.lease_rows names each row by its table's name and its
+ * primary key, as an object of the key's columns; the lease's end deletes
+ * the rows so named, and a row command detaches a row by the same name.
+ * Both must keep meaning the row they meant before the statement, the
+ * same on every node: the statement runs at one point of every
+ * partition's log, so every node has the same rows to look at.
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * src/lease_tables.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "identity.h"
+#include "lease.h"
+#include "rows_int.h"
+
+/* A column of a table's primary key */
+typedef struct KeyColumn
+{
+	AttrNumber	attnum;
+	char	   *name;
+	Oid			type;
+} KeyColumn;
+
+/* A table rows of leases are attached to, as kept and as found here */
+typedef struct LeasedTable
+{
+	char	   *name;			/* kommander.lease_rows.tbl */
+	Oid			relid;			/* InvalidOid: no such table */
+	List	   *key;			/* of KeyColumn: its primary key before */
+} LeasedTable;
+
+static void
+exec_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+}
+
+/* The primary key of `relid' as it is now, NIL when it has none. */
+static List *
+primary_key(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
+	List	   *key = NIL;
+
+	if (OidIsValid(pkidx))
+	{
+		Relation	idx = relation_open(pkidx, AccessShareLock);
+
+		for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
+		{
+			KeyColumn  *c = palloc(sizeof(KeyColumn));
+			Form_pg_attribute att;
+
+			c->attnum = idx->rd_index->indkey.values[i];
+			att = TupleDescAttr(RelationGetDescr(rel), c->attnum - 1);
+			c->name = pstrdup(NameStr(att->attname));
+			c->type = att->atttypid;
+			key = lappend(key, c);
+		}
+		relation_close(idx, AccessShareLock);
+	}
+	relation_close(rel, AccessShareLock);
+	return key;
+}
+
+static bool
+same_key(List *a, List *b)
+{
+	ListCell   *la;
+	ListCell   *lb;
+
+	if (list_length(a) != list_length(b))
+		return false;
+	forboth(la, a, lb, b)
+	{
+		KeyColumn  *ca = lfirst(la);
+		KeyColumn  *cb = lfirst(lb);
+
+		if (ca->attnum != cb->attnum || ca->type != cb->type ||
+			strcmp(ca->name, cb->name) != 0)
+			return false;
+	}
+	return true;
+}
+
+List *
+kmd_lease_tables_before(void)
+{
+	List	   *tables = NIL;
+
+	exec_sql("SELECT tbl, pg_catalog.to_regclass(tbl) "
+			 "FROM (SELECT DISTINCT tbl FROM kommander.lease_rows) t ORDER BY tbl",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		LeasedTable *t = palloc0(sizeof(LeasedTable));
+		bool		isnull;
+		Datum		relid = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+
+		t->name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		t->relid = isnull ? InvalidOid : DatumGetObjectId(relid);
+		if (OidIsValid(t->relid))
+			t->key = primary_key(t->relid);
+		tables = lappend(tables, t);
+	}
+	return tables;
+}
+
+/*
+ * The query that finds, as the table's owner, the rows that the old keys
+ * `$1' (jsonb[]) name: their number in `$1' and their new key.  The old
+ * key's columns are read under the names and types they have now.
+ */
+static char *
+rekey_query(const char *tbl, Oid relid, List *before, List *now)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT o.i, pg_catalog.jsonb_build_object(");
+	foreach(lc, now)
+	{
+		KeyColumn  *c = lfirst(lc);
+
+		appendStringInfo(&buf, "%s%s, t.%s", lc == list_head(now) ? "" : ", ",
+						 quote_literal_cstr(c->name), quote_identifier(c->name));
+	}
+	appendStringInfoString(&buf, ") FROM pg_catalog.unnest($1) WITH ORDINALITY AS o (pk, i), "
+						   "LATERAL pg_catalog.jsonb_to_record(pg_catalog.jsonb_build_object(");
+	foreach(lc, before)
+	{
+		KeyColumn  *c = lfirst(lc);
+
+		appendStringInfo(&buf, "%s%s, o.pk OPERATOR(pg_catalog.->) %s",
+						 lc == list_head(before) ? "" : ", ",
+						 quote_literal_cstr(get_attname(relid, c->attnum, false)),
+						 quote_literal_cstr(c->name));
+	}
+	appendStringInfoString(&buf, ")) AS k (");
+	foreach(lc, before)
+	{
+		KeyColumn  *c = lfirst(lc);
+		char	   *name = get_attname(relid, c->attnum, false);
+
+		appendStringInfo(&buf, "%s%s %s", lc == list_head(before) ? "" : ", ",
+						 quote_identifier(name), kmd_rows_column_type(relid, name));
+	}
+	appendStringInfo(&buf, ") JOIN %s AS t ON ", tbl);
+	foreach(lc, before)
+	{
+		KeyColumn  *c = lfirst(lc);
+		char	   *name = get_attname(relid, c->attnum, false);
+
+		appendStringInfo(&buf, "%st.%s %s k.%s", lc == list_head(before) ? "" : " AND ",
+						 quote_identifier(name), kmd_rows_equality(relid, name),
+						 quote_identifier(name));
+	}
+	appendStringInfoString(&buf, " ORDER BY o.i");
+	return buf.data;
+}
+
+/*
+ * Run rekey_query for the old keys `old_pks' of table `t', named `tbl'
+ * now, as the table's owner: its types' and operators' code runs.
+ */
+static void
+find_rows(LeasedTable *t, const char *tbl, List *now, ArrayType *old_pks)
+{
+	Oid			types[1] = {JSONBARRAYOID};
+	Datum		values[1] = {PointerGetDatum(old_pks)};
+	KmdRoleSaved saved;
+	volatile bool done = false;
+
+	kmd_role_enter(&saved, kmd_rel_owner(t->relid));
+	PG_TRY();
+	{
+		exec_sql(rekey_query(tbl, t->relid, t->key, now), 1, types, values, SPI_OK_SELECT);
+		done = true;
+	}
+	PG_FINALLY();
+	{
+		kmd_role_leave(&saved, done);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The rows of leases in table `t' (named `tbl' now) noted again under its
+ * primary key `now', from the key they were noted under: each row the old
+ * key still finds is noted under its new key, one it no longer finds (the
+ * statement deleted it) is no longer attached.  Refused when the table
+ * has no primary key left, when a column of the old key is gone, or when
+ * an old key finds two rows: which of them a lease holds would be a guess.
+ */
+static void
+rekey(LeasedTable *t, const char *tbl, List *now)
+{
+	Relation	rel;
+	ListCell   *lc;
+	Oid			types[4] = {TEXTOID, JSONBARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[4];
+	int			n;
+	Datum	   *keys;
+	Datum	   *old_pks;
+	Datum	   *leases;
+	Datum	   *new_pks;
+	bool	   *found;
+	int			kept = 0;
+
+	if (now == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kmd_ddl cannot leave control table %s without a primary key while leases hold rows of it", tbl),
+				 errdetail("A lease notes the rows it holds under their primary key."),
+				 errhint("Drop the primary key and add the new one in one kmd_ddl call.")));
+	rel = relation_open(t->relid, AccessShareLock);
+	foreach(lc, t->key)
+	{
+		KeyColumn  *c = lfirst(lc);
+
+		if (c->attnum > RelationGetNumberOfAttributes(rel) ||
+			TupleDescAttr(RelationGetDescr(rel), c->attnum - 1)->attisdropped)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("kmd_ddl cannot drop column \"%s\" of control table %s while leases hold rows of it under a primary key that has it",
+							c->name, tbl),
+					 errdetail("A lease notes the rows it holds under their primary key."),
+					 errhint("Give the table its new primary key in an earlier kmd_ddl call than the one that drops the column.")));
+	}
+	relation_close(rel, AccessShareLock);
+
+	values[0] = CStringGetTextDatum(tbl);
+	exec_sql("SELECT key, pk, lease FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) $1 "
+			 "ORDER BY key, pk", 1, types, values, SPI_OK_SELECT);
+	n = (int) SPI_processed;
+	keys = palloc(sizeof(Datum) * n);
+	old_pks = palloc(sizeof(Datum) * n);
+	leases = palloc(sizeof(Datum) * n);
+	new_pks = palloc(sizeof(Datum) * n);
+	found = palloc0(sizeof(bool) * n);
+	for (int i = 0; i < n; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		keys[i] = datumCopy(SPI_getbinval(row, desc, 1, &isnull), false, -1);
+		old_pks[i] = datumCopy(SPI_getbinval(row, desc, 2, &isnull), false, -1);
+		leases[i] = SPI_getbinval(row, desc, 3, &isnull);
+	}
+
+	find_rows(t, tbl, now, construct_array(old_pks, n, JSONBOID, -1, false, TYPALIGN_INT));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int			i = (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull)) - 1;
+
+		if (found[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("kmd_ddl cannot change the primary key of control table %s: the old key %s of a row a lease holds finds more than one row",
+							tbl, JsonbToCString(NULL, &DatumGetJsonbP(old_pks[i])->root, 0)),
+					 errdetail("A lease notes the rows it holds under their primary key."),
+					 errhint("End the leases holding rows of %s first.", tbl)));
+		found[i] = true;
+		new_pks[i] = datumCopy(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull),
+							   false, -1);
+	}
+
+	/* all at once: a row's new key may be another's old one */
+	for (int i = 0; i < n; i++)
+	{
+		if (!found[i])
+			continue;
+		keys[kept] = keys[i];
+		new_pks[kept] = new_pks[i];
+		leases[kept] = leases[i];
+		kept++;
+	}
+	values[0] = CStringGetTextDatum(tbl);
+	exec_sql("DELETE FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) $1",
+			 1, types, values, SPI_OK_DELETE);
+	if (kept == 0)
+		return;
+	values[1] = PointerGetDatum(construct_array(new_pks, kept, JSONBOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(keys, kept, TEXTOID, -1, false, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(leases, kept, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	exec_sql("INSERT INTO kommander.lease_rows SELECT u.key, $1, u.pk, u.lease "
+			 "FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($2), pg_catalog.unnest($4)) "
+			 "AS u (key, pk, lease)", 4, types, values, SPI_OK_INSERT);
+}
+
+/*
+ * After a kmd_ddl statement, the rows attached to leases follow their
+ * table renamed or moved to another schema, and go with one dropped: a
+ * table created later under its name holds none of them.  The whole
+ * mapping is made first and applied as a whole, the drops first, so that
+ * names a statement passed from one table to another (a drop and a rename
+ * into its name, a swap) move each row once, on every node alike,
+ * whatever order the tables were listed in.  Then the rows of a table
+ * whose primary key changed are noted under the new one.
+ */
+void
+kmd_lease_tables_follow(List *tables)
+{
+	ListCell   *lc;
+	List	   *gone = NIL;
+	List	   *from = NIL;
+	List	   *to = NIL;
+	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+
+	foreach(lc, tables)
+	{
+		LeasedTable *t = lfirst(lc);
+		char	   *name;
+
+		/* a name that meant no table already holds nothing a lease can end */
+		if (!OidIsValid(t->relid) ||
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
+		{
+			gone = lappend(gone, t->name);
+			t->relid = InvalidOid;
+			continue;
+		}
+		name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(t->relid)),
+										  get_rel_name(t->relid));
+		if (strcmp(name, t->name) == 0)
+			continue;
+		from = lappend(from, t->name);
+		to = lappend(to, name);
+	}
+	if (gone != NIL)
+	{
+		values[0] = PointerGetDatum(strlist_to_textarray(gone));
+		exec_sql("DELETE FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) ANY ($1)",
+				 1, types, values, SPI_OK_DELETE);
+	}
+
+	/*
+	 * Through names no table has (a quoted qualified name never starts with
+	 * a space): the key (key, tbl, pk) is checked row by row, and two
+	 * tables that trade names would meet halfway, in an order of rows that
+	 * differs by node.
+	 */
+	if (from != NIL)
+	{
+		values[0] = PointerGetDatum(strlist_to_textarray(from));
+		values[1] = PointerGetDatum(strlist_to_textarray(to));
+		exec_sql("UPDATE kommander.lease_rows r SET tbl = ' ' OPERATOR(pg_catalog.||) m.new "
+				 "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS m (old, new) "
+				 "WHERE r.tbl OPERATOR(pg_catalog.=) m.old",
+				 2, types, values, SPI_OK_UPDATE);
+		exec_sql("UPDATE kommander.lease_rows SET tbl = pg_catalog.substr(tbl, 2) "
+				 "WHERE pg_catalog.left(tbl, 1) OPERATOR(pg_catalog.=) ' '",
+				 0, NULL, NULL, SPI_OK_UPDATE);
+	}
+
+	/* a table that had no key noted its rows under none this can follow */
+	foreach(lc, tables)
+	{
+		LeasedTable *t = lfirst(lc);
+		List	   *now;
+
+		if (!OidIsValid(t->relid) || t->key == NIL)
+			continue;
+		now = primary_key(t->relid);
+		if (!same_key(t->key, now))
+			rekey(t, quote_qualified_identifier(get_namespace_name(get_rel_namespace(t->relid)),
+												get_rel_name(t->relid)), now);
+	}
+}
