@@ -796,8 +796,10 @@ clear_range(Oid relid, int64 lo, int64 hi)
 /*
  * Delete the rows of every registered control table in the key ranges of
  * `partitions' (NIL: of every user partition here), which images are to
- * replace: a kmd_ddl statement that ran on the other nodes must not fail
- * here for rows this node kept from before it, which are going anyway.
+ * replace, and the notes of those attached to leases (kommander.lease_rows,
+ * which the images replace too): a kmd_ddl statement that ran on the other
+ * nodes must not fail here for rows this node kept from before it, which
+ * are going anyway, nor for leases that held them (lease_tables.c).
  * As an image replaces rows: without triggers or foreign keys, and in the
  * change feed as an image of each partition that brings no row, until its
  * own comes.  Meanwhile this node reads none of those rows.  A partition
@@ -820,7 +822,9 @@ kmd_image_clear(List *partitions)
 	uint64	   *index;
 	uint64	   *term;
 
-	if (SPI_execute("SELECT relid FROM kommander.tables ORDER BY relid::text", true, 0) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
+					"SELECT 'kommander.lease_rows'::pg_catalog.regclass) t ORDER BY relid::text",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	n_tables = (int) SPI_processed;
 	relids = palloc(sizeof(Oid) * Max(n_tables, 1));
