@@ -669,6 +669,35 @@ lease_rows_maybe(void)
 	return lease_rows_state == LEASE_ROWS_MAYBE;
 }
 
+/*
+ * A row of key `key' left lease `id'.  When a split put the row in
+ * another partition than the lease's, the lease may have ended here
+ * already, noting the row's key as one to drop; the note goes with the
+ * last row it stood for.  Else the note would stay on the nodes that
+ * applied the lease's end before the row left it, while the one leading
+ * this partition, which applied them the other way round, proposes no
+ * drop: notes nobody drops, which fill the room the others wait for.
+ */
+static void
+detached(int64 id, const char *key)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+	int64		h = kmd_lease_hash(id);
+	int64		hash;
+
+	if (h >= kmd_apply_range.lo && h <= kmd_apply_range.hi)
+		return;
+	hash = kmd_hash_key(key, strlen(key));
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(hash);
+	if (exec("DELETE FROM kommander.lease_orphans WHERE lease = $1 AND key_hash = $2 "
+			 "AND NOT EXISTS (SELECT 1 FROM kommander.lease_rows r WHERE r.lease = $1 "
+			 "AND kommander.key_hash(r.key) = $2)",
+			 2, types, values, SPI_OK_DELETE) > 0)
+		kmd_lease_clock_dropped(id, hash, hash);
+}
+
 void
 kmd_lease_track(RowCommand *c, const char *key)
 {
@@ -748,10 +777,12 @@ kmd_lease_track(RowCommand *c, const char *key)
 					 4, types, values, SPI_OK_SELECT) == 0)
 				lease_not_found(c->lease);
 		}
-		if (lease_rows_maybe())
-			(void) exec("DELETE FROM kommander.lease_rows "
-						"WHERE key = $2 AND tbl = $3 AND pk = $1",
-						3, types, values, SPI_OK_DELETE);
+		if (lease_rows_maybe() &&
+			exec("DELETE FROM kommander.lease_rows "
+				 "WHERE key = $2 AND tbl = $3 AND pk = $1 RETURNING lease",
+				 3, types, values, SPI_OK_DELETE_RETURNING) > 0)
+			detached(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+					 key);
 		if (attach)
 		{
 			lease_rows_state = LEASE_ROWS_MAYBE;
