@@ -88,12 +88,13 @@ extern void kmd_lease_rows_forget(void);
 extern void kmd_leases_load(void);
 
 /*
- * Called by the Raft worker on each tick for every user partition it
- * leads: a lease of the partition whose time is up on this node's clock
- * gets an expiry entry proposed.  A new term first gives every lease of
- * the partition at least one election timeout.  True if it proposed.
+ * Called by the Raft worker on each tick with the `n' user partitions it
+ * leads: a lease of one of them whose time is up on this node's clock
+ * gets an expiry entry proposed, and rows an ended lease left in one of
+ * them a drop entry.  A new term first gives every lease of its
+ * partition at least one election timeout.  True if it proposed.
  */
-extern bool kmd_lease_tick(struct KmdGroup *g, TimestampTz now);
+extern bool kmd_lease_tick(struct KmdGroup **groups, int n, TimestampTz now);
 
 /* Forget what kmd_lease_tick kept of a group this worker stops. */
 extern void kmd_lease_tick_forget(int32 partition_id);

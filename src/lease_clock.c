@@ -555,91 +555,57 @@ kmd_lease_tick_forget(int32 partition_id)
 		(void) hash_search(led_terms, &partition_id, HASH_REMOVE, NULL);
 }
 
-bool
-kmd_lease_tick(KmdGroup *g, TimestampTz now)
+/* A partition this worker leads, as one tick sees it */
+typedef struct LedRange
 {
+	KmdGroup   *g;
 	int64		lo;
 	int64		hi;
 	uint64		generation;
-	bool		new_term;
-	LedTerm    *led;
-	bool		found;
-	int			n = 0;
+	bool		new_term;		/* led in a term this worker had not seen */
+	bool		led_before;		/* in an earlier term */
+	int			n;				/* entries to propose */
 	int64		due[16];
 	uint64		renewed[16];
 	const char *what[16];
+} LedRange;
 
-	if (leases == NULL || pg_atomic_read_u32(&leases->count) == 0 || g->part == NULL)
-		return false;
-	if (led_terms == NULL)
+static int
+led_range_cmp(const void *a, const void *b)
+{
+	const LedRange *x = a;
+	const LedRange *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo ? 1 : 0;
+}
+
+/* The range of `led' (sorted by lo) holding `hash', or NULL. */
+static LedRange *
+led_range_of(LedRange *led, int n, int64 hash)
+{
+	int			first = 0;
+	int			last = n - 1;
+
+	/* the last range starting at or before the hash */
+	while (first <= last)
 	{
-		HASHCTL		ctl;
+		int			mid = first + (last - first) / 2;
 
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int32);
-		ctl.entrysize = sizeof(LedTerm);
-		led_terms = hash_create("kommander lease terms", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+		if (led[mid].lo <= hash)
+			first = mid + 1;
+		else
+			last = mid - 1;
 	}
-	led = hash_search(led_terms, &g->partition_id, HASH_ENTER, &found);
-	new_term = !found || led->term != raft_get_term(g->r);
-	led->term = raft_get_term(g->r);
+	if (last < 0 || hash > led[last].hi)
+		return NULL;
+	return &led[last];
+}
 
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	lo = g->part->lo;
-	hi = g->part->hi;
-	generation = g->part->generation;
-	LWLockRelease(kmd_shared->lock);
-
-	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < leases->slots_used; i++)
-	{
-		LeaseSlot  *s = &leases->slots[i];
-
-		if (s->id == 0 || s->hash < lo || s->hash > hi)
-			continue;
-		/* a new leader: at least one election timeout for every lease */
-		if (new_term)
-			s->deadline = Max(s->deadline, TimestampTzPlusMilliseconds(now, kmd_election_timeout));
-#ifdef KMD_BROKEN_LEASE_GRACE
-
-		/*
-		 * A deliberately broken build, for scripts/nemesis.sh --broken lease
-		 * only: a new leader gives every lease one election timeout, no
-		 * more, so that a lease just renewed ends early after a leader
-		 * change (one this worker saw: not the first term it led).  The
-		 * nemesis test's lease checks must catch it.
-		 */
-		if (new_term && found)
-			s->deadline = TimestampTzPlusMilliseconds(now, kmd_election_timeout);
-#endif
-		if (s->deadline > now || n >= lengthof(due) ||
-			(s->proposed != 0 && !TimestampDifferenceExceeds(s->proposed, now, kmd_propose_timeout)))
-			continue;
-		s->proposed = now;
-		what[n] = "expire";
-		due[n] = s->id;
-		renewed[n++] = s->renewed_idx;
-	}
-	for (int i = 0; i < LEASE_ORPHANS && n < lengthof(due); i++)
-	{
-		LeaseOrphan *o = &leases->orphans[i];
-		bool		seen = false;
-
-		if (o->id == 0 || o->hash < lo || o->hash > hi ||
-			(o->proposed != 0 && !TimestampDifferenceExceeds(o->proposed, now, kmd_propose_timeout)))
-			continue;
-		o->proposed = now;
-		for (int j = 0; j < n; j++)
-			seen |= due[j] == o->id && what[j][0] == 'd';
-		if (seen)
-			continue;
-		what[n] = "drop";
-		due[n] = o->id;
-		renewed[n++] = 0;
-	}
-	LWLockRelease(leases->lock);
-
-	for (int i = 0; i < n; i++)
+/* Propose the entries that `r' collected; false if Raft refused the first. */
+static bool
+propose_due(LedRange *r, TimestampTz now)
+{
+	for (int i = 0; i < r->n; i++)
 	{
 		KmdCommand	cmd;
 		char	   *data;
@@ -652,16 +618,122 @@ kmd_lease_tick(KmdGroup *g, TimestampTz now)
 		cmd.origin_node = kmd_shared->local_node_id;
 		cmd.origin_slot = -1;
 		cmd.proposed_at = now;
-		cmd.generation = generation;
+		cmd.generation = r->generation;
 		cmd.sys_index = kmd_partition_applied(0);
-		cmd.key = psprintf(INT64_FORMAT, due[i]);
+		cmd.key = psprintf(INT64_FORMAT, r->due[i]);
 		cmd.n_args = 3;
-		cmd.args[0] = (char *) what[i];
+		cmd.args[0] = (char *) r->what[i];
 		cmd.args[1] = cmd.key;
-		cmd.args[2] = psprintf(UINT64_FORMAT, renewed[i]);
+		cmd.args[2] = psprintf(UINT64_FORMAT, r->renewed[i]);
 		data = kmd_command_encode(&cmd, &len);
-		if (raft_propose(g->r, data, len, &index, &term) != RAFT_OK)
+		if (raft_propose(r->g->r, data, len, &index, &term) != RAFT_OK)
 			return i > 0;
 	}
-	return n > 0;
+	return r->n > 0;
+}
+
+/*
+ * One pass over the slots and the notes for all the partitions led here:
+ * each finds its partition by its hash, so that a tick costs the same
+ * with one led partition as with a thousand.
+ */
+bool
+kmd_lease_tick(KmdGroup **groups, int n_groups, TimestampTz now)
+{
+	LedRange   *led;
+	int			n = 0;
+	bool		proposed = false;
+
+	if (leases == NULL || pg_atomic_read_u32(&leases->count) == 0 || n_groups == 0)
+		return false;
+	if (led_terms == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(LedTerm);
+		led_terms = hash_create("kommander lease terms", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	led = palloc0(sizeof(LedRange) * n_groups);
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < n_groups; i++)
+	{
+		KmdGroup   *g = groups[i];
+
+		if (g->part == NULL)
+			continue;
+		led[n].g = g;
+		led[n].lo = g->part->lo;
+		led[n].hi = g->part->hi;
+		led[n++].generation = g->part->generation;
+	}
+	LWLockRelease(kmd_shared->lock);
+	for (int i = 0; i < n; i++)
+	{
+		bool		found;
+		LedTerm    *t = hash_search(led_terms, &led[i].g->partition_id, HASH_ENTER, &found);
+
+		led[i].new_term = !found || t->term != raft_get_term(led[i].g->r);
+		led[i].led_before = found;
+		t->term = raft_get_term(led[i].g->r);
+	}
+	qsort(led, n, sizeof(LedRange), led_range_cmp);
+
+	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < leases->slots_used; i++)
+	{
+		LeaseSlot  *s = &leases->slots[i];
+		LedRange   *r;
+
+		if (s->id == 0 || (r = led_range_of(led, n, s->hash)) == NULL)
+			continue;
+		/* a new leader: at least one election timeout for every lease */
+		if (r->new_term)
+			s->deadline = Max(s->deadline, TimestampTzPlusMilliseconds(now, kmd_election_timeout));
+#ifdef KMD_BROKEN_LEASE_GRACE
+
+		/*
+		 * A deliberately broken build, for scripts/nemesis.sh --broken lease
+		 * only: a new leader gives every lease one election timeout, no
+		 * more, so that a lease just renewed ends early after a leader
+		 * change (one this worker saw: not the first term it led).  The
+		 * nemesis test's lease checks must catch it.
+		 */
+		if (r->new_term && r->led_before)
+			s->deadline = TimestampTzPlusMilliseconds(now, kmd_election_timeout);
+#endif
+		if (s->deadline > now || r->n >= lengthof(r->due) ||
+			(s->proposed != 0 && !TimestampDifferenceExceeds(s->proposed, now, kmd_propose_timeout)))
+			continue;
+		s->proposed = now;
+		r->what[r->n] = "expire";
+		r->due[r->n] = s->id;
+		r->renewed[r->n++] = s->renewed_idx;
+	}
+	for (int i = 0; i < LEASE_ORPHANS; i++)
+	{
+		LeaseOrphan *o = &leases->orphans[i];
+		LedRange   *r;
+		bool		seen = false;
+
+		if (o->id == 0 || (r = led_range_of(led, n, o->hash)) == NULL ||
+			r->n >= lengthof(r->due) ||
+			(o->proposed != 0 && !TimestampDifferenceExceeds(o->proposed, now, kmd_propose_timeout)))
+			continue;
+		o->proposed = now;
+		for (int j = 0; j < r->n; j++)
+			seen |= r->due[j] == o->id && r->what[j][0] == 'd';
+		if (seen)
+			continue;
+		r->what[r->n] = "drop";
+		r->due[r->n] = o->id;
+		r->renewed[r->n++] = 0;
+	}
+	LWLockRelease(leases->lock);
+
+	for (int i = 0; i < n; i++)
+		proposed |= propose_due(&led[i], now);
+	pfree(led);
+	return proposed;
 }

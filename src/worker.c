@@ -989,6 +989,8 @@ tick_all(void)
 	bool		any_frozen;
 	bool		any_stalled = false;
 	bool		awake = false;
+	KmdGroup  **led = palloc(sizeof(KmdGroup *) * Max(hash_get_num_entries(groups), 1));
+	int			n_led = 0;
 
 	/*
 	 * Worker 0 tells the peers that this node lives; every other worker
@@ -1059,14 +1061,15 @@ tick_all(void)
 			groups_dirty = true;
 			kmd_finish_merge(g, now);
 		}
-		/* leases of the partition whose time is up here (lease.c) */
-		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0 &&
-			kmd_lease_tick(g, now))
-			groups_dirty = true;
+		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0)
+			led[n_led++] = g;
 		if (any_stalled && raft_get_role(g->r) == RAFT_LEADER)
 			hand_off_if_stalled(g, &alive, now);
 		awake |= !raft_quiesced(g->r);
 	}
+	/* leases of the partitions led here whose time is up (lease_clock.c) */
+	if (kmd_lease_tick(led, n_led, now))
+		groups_dirty = true;
 	return awake;
 }
 
