@@ -232,16 +232,32 @@ SELECT err('SELECT kmd_ddl(''ALTER TABLE public.pk DROP CONSTRAINT pk_pkey, ADD 
 SELECT kmd_ddl('ALTER TABLE public.pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (ident)') > 0 AS key_narrowed;
 SELECT kmd_ddl('ALTER TABLE public.pk DROP COLUMN n') > 0 AS old_key_column_dropped_after;
 SELECT pk - 'ident' AS pk FROM kommander.lease_rows WHERE lease = :held_lease;
-SELECT kmd_ddl('CREATE TABLE public.pkn (id text, v text, n int NOT NULL, PRIMARY KEY (id, v))') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE public.pkn (id text, v numeric(10,2), n int NOT NULL, PRIMARY KEY (id, v))') > 0 AS ddl_done;
 SELECT kmd_register_table('public.pkn');
-SELECT kmd_propose(keep_k, format('{"op":"insert","table":"pkn","row":{"id":"%s","v":"1.0","n":1},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached,
-       kmd_propose(keep_k, format('{"op":"insert","table":"pkn","row":{"id":"%s","v":"1.00","n":2},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"pkn","row":{"id":"%s","v":1.25,"n":1},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached,
+       kmd_propose(keep_k, format('{"op":"insert","table":"pkn","row":{"id":"%s","v":1.30,"n":2},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached
   FROM hk;
-SELECT regexp_replace(err('SELECT kmd_ddl(''ALTER TABLE public.pkn DROP CONSTRAINT pkn_pkey, ALTER COLUMN v TYPE numeric USING v::numeric, ADD PRIMARY KEY (id, v, n)'')'), 'h\d+', 'KEY', 'g');
-SELECT pg_typeof(v) AS v_kept FROM public.pkn LIMIT 1;
+SELECT regexp_replace(err('SELECT kmd_ddl(''ALTER TABLE public.pkn DROP CONSTRAINT pkn_pkey, ALTER COLUMN v TYPE numeric(10,0), ADD PRIMARY KEY (id, v, n)'')'), 'h\d+', 'KEY', 'g');
+SELECT format_type(atttypid, atttypmod) AS v_kept FROM pg_attribute
+ WHERE attrelid = 'public.pkn'::regclass AND attname = 'v';
+-- a key column's modifier changed, with the table renamed in the same
+-- call: the row is found by its old value converted as the column was,
+-- and a detach by the new key finds it; a new type computed by USING is
+-- refused
+SELECT kmd_ddl('CREATE TABLE public.pkt (id text, v numeric(10,2), note text, PRIMARY KEY (id, v))') > 0 AS ddl_done;
+SELECT kmd_register_table('public.pkt');
+SELECT kmd_propose(keep_k, format('{"op":"insert","table":"pkt","row":{"id":"%s","v":1.25},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached
+  FROM hk;
+SELECT regexp_replace(err('SELECT kmd_ddl(''ALTER TABLE public.pkt ALTER COLUMN v TYPE numeric(10,0) USING v * 10'')'), 'h\d+', 'KEY', 'g');
+SELECT kmd_ddl('ALTER TABLE public.pkt RENAME TO pkt2; ALTER TABLE public.pkt2 ALTER COLUMN v TYPE numeric(10,0)') > 0 AS rounded;
+SELECT tbl, pk - 'id' AS pk FROM kommander.lease_rows WHERE lease = :held_lease AND tbl = 'public.pkt2';
+SELECT kmd_propose(keep_k, format('{"op":"update","table":"pkt2","key":{"id":"%s","v":1},"set":{"note":"x"},"lease":null}', keep_k)::jsonb) > 0 AS detached
+  FROM hk;
+SELECT count(*) AS pkt2_attachments FROM kommander.lease_rows WHERE lease = :held_lease AND tbl = 'public.pkt2';
 SELECT kmd_lease_revoke(:held_lease);
-SELECT (SELECT count(*) FROM public.pk) AS pk_rows_left, (SELECT count(*) FROM public.pkn) AS pkn_rows_left;
-SELECT kmd_ddl('DROP TABLE public.pk, public.pkn') > 0 AS dropped;
+SELECT (SELECT count(*) FROM public.pk) AS pk_rows_left, (SELECT count(*) FROM public.pkn) AS pkn_rows_left,
+       (SELECT count(*) FROM public.pkt2) AS pkt2_rows_left;
+SELECT kmd_ddl('DROP TABLE public.pk, public.pkn, public.pkt2') > 0 AS dropped;
 -- the key a lease notes: of a column changed by kmd_ddl since, and of a
 -- key whose column the proposer's defaults gave; a row with a column of a
 -- NOT NULL domain goes too

@@ -65,6 +65,7 @@
 #include "apply.h"
 #include "errcodes.h"
 #include "guard.h"
+#include "lease.h"
 #include "owner_rights.h"
 #include "table_keys.h"
 
@@ -626,6 +627,11 @@ check_guard_kept(Node *parsetree)
 					break;
 				case AT_AddInherit:
 					refuse_unguarding(relid, "INHERIT");
+					break;
+				case AT_AlterColumnType:
+					/* rows of leases are found again by their old key */
+					if (((ColumnDef *) cmd->def)->raw_default != NULL)
+						kmd_lease_tables_check_retype(relid, cmd->name);
 					break;
 				case AT_AttachPartition:
 					/* a partition's own keys become the control table's */

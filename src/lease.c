@@ -695,7 +695,7 @@ detached(int64 id, const char *key)
 			 "AND NOT EXISTS (SELECT 1 FROM kommander.lease_rows r WHERE r.lease = $1 "
 			 "AND kommander.key_hash(r.key) = $2)",
 			 2, types, values, SPI_OK_DELETE) > 0)
-		kmd_lease_clock_dropped(id, hash, hash);
+		kmd_lease_clock_notes_changed();
 }
 
 void

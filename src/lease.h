@@ -33,7 +33,9 @@ extern int64 kmd_lease_hash(int64 id);
  * whole TTL; a lease that ended is forgotten; at the end of the
  * transaction, leases that found no room take the room freed (SPI
  * connected); rows of an ended lease left
- * where `hash' routes are noted, and forgotten once dropped in [lo, hi].
+ * where `hash' routes are noted, and forgotten once dropped in [lo, hi]
+ * or, once a command deleted notes of the table, taken again from it at
+ * the end of the transaction.
  */
 extern void kmd_lease_clock_renew(int64 id, int64 ttl_ms, uint64 index);
 extern void kmd_lease_clock_merged(int64 lo, bool hi_null, int64 hi);
@@ -42,6 +44,7 @@ extern void kmd_lease_clock_settle(void);
 extern int	kmd_lease_clock_held(void);
 extern void kmd_lease_clock_orphan(int64 id, int64 hash);
 extern void kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi);
+extern void kmd_lease_clock_notes_changed(void);
 
 /* shmem_request_hook and shmem_startup_hook parts (kommander.c) */
 extern void kmd_lease_shmem_request(void);
@@ -68,10 +71,13 @@ extern void kmd_lease_track(struct RowCommand *c, const char *key);
  * leases are attached to were before it, and, after it, the rows follow
  * their tables renamed, moved, dropped or given a new primary key
  * (lease_tables.c).  The statement fails (0A000) when a changed key no
- * longer tells the rows apart.
+ * longer tells the rows apart, and so does an ALTER COLUMN TYPE ... USING
+ * of a primary key column while leases hold rows of its table (checked
+ * before it runs).
  */
 extern List *kmd_lease_tables_before(void);
 extern void kmd_lease_tables_follow(List *tables);
+extern void kmd_lease_tables_check_retype(Oid relid, const char *column);
 
 /*
  * kommander.lease_rows changed behind kmd_lease_track's back (an image):

@@ -103,7 +103,11 @@ typedef struct LeaseTable
 
 static LeaseTable *leases = NULL;
 
+/* kmd_lease_clock_notes_changed was called in this apply transaction */
+static bool notes_changed = false;
+
 static void load_left_out(void);
+static void load_orphans(void);
 
 PG_FUNCTION_INFO_V1(kmd_lease_countdown);
 
@@ -295,6 +299,12 @@ kmd_lease_clock_settle(void)
 {
 	bool		due = false;
 
+	if (notes_changed)
+	{
+		load_orphans();
+		notes_changed = false;
+	}
+
 	LWLockAcquire(leases->lock, LW_SHARED);
 	if (leases->slots_left_out)
 	{
@@ -362,6 +372,17 @@ load_orphans(void)
 		kmd_lease_clock_orphan(DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull)),
 							   DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull)));
 	}
+}
+
+/*
+ * A command deleted notes of kommander.lease_orphans; its subtransaction
+ * may still roll back, so memory takes the table's notes again at the end
+ * of the apply transaction (kmd_lease_clock_settle).
+ */
+void
+kmd_lease_clock_notes_changed(void)
+{
+	notes_changed = true;
 }
 
 /*

@@ -42,6 +42,8 @@ typedef struct KeyColumn
 	AttrNumber	attnum;
 	char	   *name;
 	Oid			type;
+	int32		typmod;
+	char	   *type_name;		/* qualified, with its modifier */
 } KeyColumn;
 
 /* A table rows of leases are attached to, as kept and as found here */
@@ -82,6 +84,9 @@ primary_key(Oid relid)
 			att = TupleDescAttr(RelationGetDescr(rel), c->attnum - 1);
 			c->name = pstrdup(NameStr(att->attname));
 			c->type = att->atttypid;
+			c->typmod = att->atttypmod;
+			c->type_name = format_type_extended(c->type, c->typmod,
+												FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
 			key = lappend(key, c);
 		}
 		relation_close(idx, AccessShareLock);
@@ -103,7 +108,7 @@ same_key(List *a, List *b)
 		KeyColumn  *ca = lfirst(la);
 		KeyColumn  *cb = lfirst(lb);
 
-		if (ca->attnum != cb->attnum || ca->type != cb->type ||
+		if (ca->attnum != cb->attnum || ca->type != cb->type || ca->typmod != cb->typmod ||
 			strcmp(ca->name, cb->name) != 0)
 			return false;
 	}
@@ -136,7 +141,10 @@ kmd_lease_tables_before(void)
 /*
  * The query that finds, as the table's owner, the rows that the old keys
  * `$1' (jsonb[]) name: their number in `$1' and their new key.  The old
- * key's columns are read under the names and types they have now.
+ * key's values are read as the types they had, and cast to those their
+ * columns have now, as ALTER COLUMN TYPE without USING converted the
+ * rows (one with USING is refused while rows are held: see
+ * kmd_lease_tables_check_retype); a type gone since is read as the new.
  */
 static char *
 rekey_query(const char *tbl, Oid relid, List *before, List *now)
@@ -171,7 +179,9 @@ rekey_query(const char *tbl, Oid relid, List *before, List *now)
 		char	   *name = get_attname(relid, c->attnum, false);
 
 		appendStringInfo(&buf, "%s%s %s", lc == list_head(before) ? "" : ", ",
-						 quote_identifier(name), kmd_rows_column_type(relid, name));
+						 quote_identifier(name),
+						 SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(c->type)) ?
+						 c->type_name : kmd_rows_column_type(relid, name));
 	}
 	appendStringInfo(&buf, ") JOIN %s AS t ON ", tbl);
 	foreach(lc, before)
@@ -179,9 +189,9 @@ rekey_query(const char *tbl, Oid relid, List *before, List *now)
 		KeyColumn  *c = lfirst(lc);
 		char	   *name = get_attname(relid, c->attnum, false);
 
-		appendStringInfo(&buf, "%st.%s %s k.%s", lc == list_head(before) ? "" : " AND ",
+		appendStringInfo(&buf, "%st.%s %s (k.%s)::%s", lc == list_head(before) ? "" : " AND ",
 						 quote_identifier(name), kmd_rows_equality(relid, name),
-						 quote_identifier(name));
+						 quote_identifier(name), kmd_rows_column_type(relid, name));
 	}
 	appendStringInfoString(&buf, " ORDER BY o.i");
 	return buf.data;
@@ -315,7 +325,56 @@ rekey(LeasedTable *t, const char *tbl, List *now)
 	values[3] = PointerGetDatum(construct_array(leases, kept, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	exec_sql("INSERT INTO kommander.lease_rows SELECT u.key, $1, u.pk, u.lease "
 			 "FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($2), pg_catalog.unnest($4)) "
-			 "AS u (key, pk, lease)", 4, types, values, SPI_OK_INSERT);
+			 "AS u (key, pk, lease) ON CONFLICT DO NOTHING", 4, types, values, SPI_OK_INSERT);
+	if (SPI_processed < (uint64) kept)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kmd_ddl cannot change the primary key of control table %s: two rows leases hold would have the same new key",
+						tbl),
+				 errdetail("A lease notes the rows it holds under their primary key."),
+				 errhint("End the leases holding rows of %s first.", tbl)));
+}
+
+/*
+ * ALTER COLUMN `column' TYPE ... USING, of control table `relid', through
+ * kmd_ddl: refused (0A000) when the column is in the primary key and
+ * leases hold rows of the table.  The expression may give a row the old
+ * key of another, and the rows are found again by their old key.
+ */
+void
+kmd_lease_tables_check_retype(Oid relid, const char *column)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	AttrNumber	attnum = get_attnum(relid, column);
+	List	   *key;
+	ListCell   *lc;
+	bool		in_key = false;
+	char	   *tbl;
+	uint64		held;
+
+	if (attnum == InvalidAttrNumber)
+		return;
+	key = primary_key(relid);
+	foreach(lc, key)
+		in_key |= ((KeyColumn *) lfirst(lc))->attnum == attnum;
+	if (!in_key)
+		return;
+	tbl = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									 get_rel_name(relid));
+	values[0] = CStringGetTextDatum(tbl);
+	SPI_connect();
+	exec_sql("SELECT 1 FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) $1 LIMIT 1",
+			 1, types, values, SPI_OK_SELECT);
+	held = SPI_processed;
+	SPI_finish();
+	if (held > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kmd_ddl cannot change the type of primary key column \"%s\" of control table %s with USING while leases hold rows of it",
+						column, tbl),
+				 errdetail("A lease notes the rows it holds under their primary key, and finds them again by it."),
+				 errhint("Change the type without USING, or end the leases holding rows of %s first.", tbl)));
 }
 
 /*
