@@ -153,7 +153,6 @@ CREATE TABLE kommander.requests (
     result       text,
     PRIMARY KEY (key, request_id)
 );
-CREATE INDEX requests_at ON kommander.requests (at);
 
 -- What an applier function learns about the entry it applies: the same on
 -- every node (API.md, Appliers).
@@ -305,6 +304,12 @@ GRANT EXECUTE ON FUNCTION kommander.image_manifest(int, uuid, int) TO kommander_
 CREATE FUNCTION kommander.key_hash(key text)
 RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_key_hash'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- An entry forgets its partition's old request ids by key hash and time
+-- (src/requests.c): with the time alone, every partition's would read the
+-- old rows of quiet partitions that no entry of theirs forgot yet.  Images
+-- read a partition's rows by the same hash.
+CREATE INDEX requests_hash_at ON kommander.requests (kommander.key_hash(key), at);
 
 ------------------------------------------------------------------------
 -- Observing

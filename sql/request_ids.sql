@@ -92,3 +92,19 @@ SELECT err($$SELECT kmd_propose('req-1', '{"op":"batch","commands":[{"op":"updat
 -- the retention: a setting of the proposing node, in milliseconds
 SHOW kommander.request_retention;
 SELECT err($$SET kommander.request_retention = '10 ms'$$);
+
+-- old outcomes are forgotten by entries of every kind, one in 64 by
+-- index: here only a lease's keepalives follow the row command
+ALTER SYSTEM SET kommander.request_retention = '1s';
+SELECT pg_reload_conf();
+SELECT pg_sleep(0.5);
+SHOW kommander.request_retention;
+SELECT kmd_propose('quiet-1', '{"op":"call","applier":"entry_time","request_id":"q-1"}') > 0 AS remembered;
+SELECT count(*) AS quiet_outcomes FROM kommander.requests WHERE key = 'quiet-1';
+SELECT pg_sleep(1.2);
+SELECT kmd_lease_grant('1 min', 'quiet-1') AS quiet_lease \gset
+SELECT count(*) FILTER (WHERE kmd_lease_keepalive(:quiet_lease) > '0') AS keepalives FROM generate_series(1, 70);
+SELECT count(*) AS quiet_outcomes_left FROM kommander.requests WHERE key = 'quiet-1';
+SELECT kmd_lease_revoke(:quiet_lease);
+ALTER SYSTEM RESET kommander.request_retention;
+SELECT pg_reload_conf();

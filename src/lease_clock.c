@@ -639,6 +639,7 @@ propose_due(LedRange *r, TimestampTz now)
 		cmd.origin_node = kmd_shared->local_node_id;
 		cmd.origin_slot = -1;
 		cmd.proposed_at = now;
+		cmd.request_retention = kmd_request_retention;
 		cmd.generation = r->generation;
 		cmd.sys_index = kmd_partition_applied(0);
 		cmd.key = psprintf(INT64_FORMAT, r->due[i]);

@@ -40,8 +40,10 @@
 
 /*
  * Entries without a request id forget old outcomes too, one in this many
- * (by index, so the same ones on every node): a partition whose clients
- * stopped sending ids does not keep their rows for ever.
+ * (by index, so the same ones on every node), of every kind that carries
+ * a retention (row commands, leases' entries, barriers): a partition whose
+ * clients stopped sending ids, or whose entries are now all leases'
+ * keepalives and expiries, does not keep their rows for ever.
  */
 #define PRUNE_EVERY 64
 
@@ -222,7 +224,7 @@ bool
 kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
 					int64 lo, int64 hi, KmdRequestOutcome *out)
 {
-	char	   *id = request_id_of(cmd);
+	char	   *id = cmd->kind == KMD_CMD_ROWS ? request_id_of(cmd) : NULL;
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 	bool		isnull;
@@ -230,8 +232,7 @@ kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
 	uint64		first;
 	int32		first_partition;
 
-	if (cmd->kind != KMD_CMD_ROWS)
-		return false;
+	/* any entry that carries a retention: a lease's, a barrier's too */
 	if (ctx->proposed_at != 0 && cmd->request_retention > 0 &&
 		(id != NULL || ctx->index % PRUNE_EVERY == 0))
 		prune(cmd, ctx, lo, hi);
