@@ -68,7 +68,8 @@ extern void kmd_lease_track(struct RowCommand *c, const char *key);
 
 /*
  * Around a kmd_ddl statement (SPI connected): what the tables that rows of
- * leases are attached to were before it, and, after it, the rows follow
+ * leases are attached to were before it, that it runs and that it ran
+ * (or failed), and, after it, the rows follow
  * their tables renamed, moved, dropped or given a new primary key
  * (lease_tables.c).  The statement fails (0A000) when a changed key no
  * longer tells the rows apart, and so does an ALTER COLUMN TYPE ... USING
@@ -76,6 +77,8 @@ extern void kmd_lease_track(struct RowCommand *c, const char *key);
  * before it runs).
  */
 extern List *kmd_lease_tables_before(void);
+extern void kmd_lease_tables_run(List *tables);
+extern void kmd_lease_tables_ran(void);
 extern void kmd_lease_tables_follow(List *tables);
 extern void kmd_lease_tables_check_retype(Oid relid, const char *column);
 

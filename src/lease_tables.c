@@ -43,7 +43,6 @@ typedef struct KeyColumn
 	char	   *name;
 	Oid			type;
 	int32		typmod;
-	char	   *type_name;		/* qualified, with its modifier */
 } KeyColumn;
 
 /* A table rows of leases are attached to, as kept and as found here */
@@ -53,6 +52,12 @@ typedef struct LeasedTable
 	Oid			relid;			/* InvalidOid: no such table */
 	List	   *key;			/* of KeyColumn: its primary key before */
 } LeasedTable;
+
+/*
+ * The tables kmd_lease_tables_before found, while the statement runs
+ * (kmd_lease_tables_check_retype); NIL outside one.
+ */
+static List *running = NIL;
 
 static void
 exec_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
@@ -85,8 +90,6 @@ primary_key(Oid relid)
 			c->name = pstrdup(NameStr(att->attname));
 			c->type = att->atttypid;
 			c->typmod = att->atttypmod;
-			c->type_name = format_type_extended(c->type, c->typmod,
-												FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
 			key = lappend(key, c);
 		}
 		relation_close(idx, AccessShareLock);
@@ -138,6 +141,18 @@ kmd_lease_tables_before(void)
 	return tables;
 }
 
+void
+kmd_lease_tables_run(List *tables)
+{
+	running = tables;
+}
+
+void
+kmd_lease_tables_ran(void)
+{
+	running = NIL;
+}
+
 /*
  * The query that finds, as the table's owner, the rows that the old keys
  * `$1' (jsonb[]) name: their number in `$1' and their new key.  The old
@@ -181,7 +196,9 @@ rekey_query(const char *tbl, Oid relid, List *before, List *now)
 		appendStringInfo(&buf, "%s%s %s", lc == list_head(before) ? "" : ", ",
 						 quote_identifier(name),
 						 SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(c->type)) ?
-						 c->type_name : kmd_rows_column_type(relid, name));
+						 format_type_extended(c->type, c->typmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY) :
+						 kmd_rows_column_type(relid, name));
 	}
 	appendStringInfo(&buf, ") JOIN %s AS t ON ", tbl);
 	foreach(lc, before)
@@ -336,45 +353,38 @@ rekey(LeasedTable *t, const char *tbl, List *now)
 }
 
 /*
- * ALTER COLUMN `column' TYPE ... USING, of control table `relid', through
- * kmd_ddl: refused (0A000) when the column is in the primary key and
- * leases hold rows of the table.  The expression may give a row the old
- * key of another, and the rows are found again by their old key.
+ * ALTER COLUMN `column' TYPE ... USING, of control table `relid', in a
+ * kmd_ddl statement: refused (0A000) when leases held rows of the table
+ * as the statement began, noted under a primary key that has the column
+ * (an earlier part of the statement may have renamed the table or the
+ * column, or replaced the key: the rows are found by their old key
+ * after it all).  The expression may give a row the old key of another.
  */
 void
 kmd_lease_tables_check_retype(Oid relid, const char *column)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
 	AttrNumber	attnum = get_attnum(relid, column);
-	List	   *key;
 	ListCell   *lc;
-	bool		in_key = false;
-	char	   *tbl;
-	uint64		held;
 
 	if (attnum == InvalidAttrNumber)
 		return;
-	key = primary_key(relid);
-	foreach(lc, key)
-		in_key |= ((KeyColumn *) lfirst(lc))->attnum == attnum;
-	if (!in_key)
-		return;
-	tbl = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									 get_rel_name(relid));
-	values[0] = CStringGetTextDatum(tbl);
-	SPI_connect();
-	exec_sql("SELECT 1 FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) $1 LIMIT 1",
-			 1, types, values, SPI_OK_SELECT);
-	held = SPI_processed;
-	SPI_finish();
-	if (held > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("kmd_ddl cannot change the type of primary key column \"%s\" of control table %s with USING while leases hold rows of it",
-						column, tbl),
-				 errdetail("A lease notes the rows it holds under their primary key, and finds them again by it."),
-				 errhint("Change the type without USING, or end the leases holding rows of %s first.", tbl)));
+	foreach(lc, running)
+	{
+		LeasedTable *t = lfirst(lc);
+		ListCell   *kc;
+
+		if (t->relid != relid)
+			continue;
+		foreach(kc, t->key)
+			if (((KeyColumn *) lfirst(kc))->attnum == attnum)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("kmd_ddl cannot change the type of primary key column \"%s\" of control table %s with USING while leases hold rows of it",
+								column, t->name),
+						 errdetail("A lease notes the rows it holds under their primary key, and finds them again by it."),
+						 errhint("Change the type without USING, or end the leases holding rows of %s first.",
+								 t->name)));
+	}
 }
 
 /*

@@ -118,6 +118,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 	 * search_path) is undone before the worker's own statements.
 	 */
 	kmd_role_enter(&saved, roleid);
+	kmd_lease_tables_run(leased);
 	PG_TRY();
 	{
 		rc = SPI_execute(sql, false, 0);
@@ -127,6 +128,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 	}
 	PG_FINALLY();
 	{
+		kmd_lease_tables_ran();
 		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
