@@ -305,11 +305,11 @@ CREATE FUNCTION kommander.key_hash(key text)
 RETURNS bigint AS 'MODULE_PATHNAME', 'kmd_key_hash'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
--- An entry forgets its partition's old request ids by key hash and time
--- (src/requests.c): with the time alone, every partition's would read the
--- old rows of quiet partitions that no entry of theirs forgot yet.  Images
--- read a partition's rows by the same hash.
-CREATE INDEX requests_hash_at ON kommander.requests (kommander.key_hash(key), at);
+-- An entry forgets its partition's old request ids by time and key hash
+-- (src/requests.c): the hash in the index, so that the old rows of other
+-- partitions, which their own entries forget, are passed over without a
+-- read of the table.
+CREATE INDEX requests_at_hash ON kommander.requests (at, kommander.key_hash(key));
 
 ------------------------------------------------------------------------
 -- Observing

@@ -632,7 +632,6 @@ kmd_barrier_propose(KmdGroup *g, TimestampTz now)
 	cmd.origin_slot = -1;
 	cmd.origin_boot = kmd_shared->boot_id;
 	cmd.proposed_at = now;
-	cmd.request_retention = kmd_request_retention;
 	cmd.sys_index = kmd_partition_applied(0);
 	cmd.key = "";
 	cmd.payload = "";

@@ -101,6 +101,8 @@ propose_lease(const char *op, int64 id, int64 arg, KmdOutcome *out)
 	cmd.kind = KMD_CMD_LEASE;
 	cmd.generation = generation;
 	cmd.sys_index = kmd_partition_applied(0);
+	/* its entry forgets old request ids as a row command's does */
+	cmd.request_retention = kmd_request_retention;
 	cmd.key = key;
 	cmd.n_args = 3;
 	cmd.args[0] = (char *) op;

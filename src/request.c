@@ -530,9 +530,6 @@ kmd_outcome_raise(const KmdOutcome *out)
 void
 kmd_propose_command(int32 partition_id, KmdCommand *cmd, KmdOutcome *out)
 {
-	/* its entry forgets old request ids as a row command's does */
-	if (cmd->request_retention == 0)
-		cmd->request_retention = kmd_request_retention;
 	kmd_request(KMD_REQ_PROPOSE, partition_id, cmd->kind, cmd, out);
 	kmd_outcome_raise(out);
 }

@@ -40,8 +40,8 @@
 
 /*
  * Entries without a request id forget old outcomes too, one in this many
- * (by index, so the same ones on every node), of every kind that carries
- * a retention (row commands, leases' entries, barriers): a partition whose
+ * (by index, so the same ones on every node), row commands' and leases'
+ * entries (which carry a retention): a partition whose
  * clients stopped sending ids, or whose entries are now all leases'
  * keepalives and expiries, does not keep their rows for ever.
  */
@@ -232,8 +232,13 @@ kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
 	uint64		first;
 	int32		first_partition;
 
-	/* any entry that carries a retention: a lease's, a barrier's too */
-	if (ctx->proposed_at != 0 && cmd->request_retention > 0 &&
+	/*
+	 * A lease's entries too; not a freeze, which a merge asked again may
+	 * put in the log after the first, applied only by the nodes that have
+	 * not applied the merge yet.
+	 */
+	if ((cmd->kind == KMD_CMD_ROWS || cmd->kind == KMD_CMD_LEASE) &&
+		ctx->proposed_at != 0 && cmd->request_retention > 0 &&
 		(id != NULL || ctx->index % PRUNE_EVERY == 0))
 		prune(cmd, ctx, lo, hi);
 	if (id == NULL)
