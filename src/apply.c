@@ -1555,6 +1555,7 @@ kmd_apply_main(Datum arg)
 				kmd_xact_commit(cxt);
 				last_refresh = GetCurrentTimestamp();
 			}
+			(void) kmd_lease_orphans_rotate();
 			more = kmd_images_install();
 
 			/*

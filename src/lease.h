@@ -46,6 +46,14 @@ extern void kmd_lease_clock_orphan(int64 id, int64 hash);
 extern void kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi);
 extern void kmd_lease_clock_notes_changed(void);
 
+/*
+ * The apply worker, between iterations: when notes of ended leases were
+ * left out of memory and no drop made room for ten election timeouts,
+ * memory takes them again from the table, those of partitions led here
+ * first.  Runs its own transaction; true if it did.
+ */
+extern bool kmd_lease_orphans_rotate(void);
+
 /* shmem_request_hook and shmem_startup_hook parts (kommander.c) */
 extern void kmd_lease_shmem_request(void);
 extern void kmd_lease_shmem_startup(void);

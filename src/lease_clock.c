@@ -48,12 +48,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/array.h"
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
@@ -63,6 +65,7 @@
 #include "routing.h"
 #include "shmem.h"
 #include "worker.h"
+#include "xact.h"
 
 /* One lease as this node counts its time. */
 typedef struct LeaseSlot
@@ -94,6 +97,7 @@ typedef struct LeaseTable
 	LWLock	   *lock;
 	pg_atomic_uint32 count;		/* slots and orphans in use */
 	bool		orphans_left_out;	/* notes that found no free orphan */
+	TimestampTz orphans_loaded_at;	/* when load_orphans last ran */
 	bool		slots_left_out; /* leases that found no free slot */
 	int			slots_used;		/* the slots in use are among the first
 								 * slots_used: scans stop there */
@@ -344,12 +348,33 @@ kmd_lease_clock_orphan(int64 id, int64 hash)
 
 /*
  * The orphans as kommander.lease_orphans, which holds every note, has
- * them: the first LEASE_ORPHANS of them.  SPI connected.
+ * them: the first LEASE_ORPHANS of them, those of the partitions this
+ * node leads first (only a leader proposes a drop).  SPI connected.
  */
 static void
 load_orphans(void)
 {
 	bool		isnull;
+	Datum	   *lo = palloc(sizeof(Datum) * Max(kmd_shared->max_partitions, 1));
+	Datum	   *hi = palloc(sizeof(Datum) * Max(kmd_shared->max_partitions, 1));
+	int			n = 0;
+	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
+	Datum		values[2];
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->partitions_used && n < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->partition_id <= 0 || part->state != KMD_PART_ACTIVE ||
+			part->leader != kmd_shared->local_node_id)
+			continue;
+		lo[n] = Int64GetDatum(part->lo);
+		hi[n++] = Int64GetDatum(part->hi);
+	}
+	LWLockRelease(kmd_shared->lock);
+	values[0] = PointerGetDatum(construct_array(lo, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(hi, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < LEASE_ORPHANS; i++)
@@ -359,11 +384,15 @@ load_orphans(void)
 			pg_atomic_fetch_sub_u32(&leases->count, 1);
 		}
 	leases->orphans_left_out = false;
+	leases->orphans_loaded_at = GetCurrentTimestamp();
 	LWLockRelease(leases->lock);
 
 	/* not read-only: the notes this transaction wrote must be seen */
-	if (SPI_execute("SELECT lease, key_hash FROM kommander.lease_orphans ORDER BY lease, key_hash",
-					false, LEASE_ORPHANS + 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT lease, key_hash FROM kommander.lease_orphans o "
+							  "ORDER BY NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1), "
+							  "pg_catalog.unnest($2)) AS r (lo, hi) "
+							  "WHERE o.key_hash BETWEEN r.lo AND r.hi), lease, key_hash",
+							  2, types, values, NULL, false, LEASE_ORPHANS + 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.lease_orphans");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -383,6 +412,40 @@ void
 kmd_lease_clock_notes_changed(void)
 {
 	notes_changed = true;
+}
+
+/*
+ * The notes left out of memory wait in kommander.lease_orphans for the
+ * room drops make, and memory is taken again from the table only then.
+ * Each node's memory may hold only notes of partitions other nodes lead
+ * (each took the notes of the lease whose end it applied first), whose
+ * leaders' memories hold only those of the partitions it leads: no drop
+ * would ever come.  So when notes were left out and memory was not taken
+ * again for ten election timeouts, the apply worker takes it again, the
+ * notes of the partitions this node leads first.  Outside a transaction;
+ * true if it took them.
+ */
+bool
+kmd_lease_orphans_rotate(void)
+{
+	bool		due;
+	MemoryContext cxt;
+
+	if (leases == NULL)
+		return false;
+	LWLockAcquire(leases->lock, LW_SHARED);
+	due = leases->orphans_left_out &&
+		TimestampDifferenceExceeds(leases->orphans_loaded_at, GetCurrentTimestamp(),
+								   10 * kmd_election_timeout);
+	LWLockRelease(leases->lock);
+	if (!due)
+		return false;
+	cxt = kmd_xact_begin();
+	SPI_connect();
+	load_orphans();
+	SPI_finish();
+	kmd_xact_commit(cxt);
+	return true;
 }
 
 /*
