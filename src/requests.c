@@ -41,9 +41,9 @@
 /*
  * Entries without a request id forget old outcomes too, one in this many
  * (by index, so the same ones on every node), row commands' and leases'
- * entries (which carry a retention): a partition whose
- * clients stopped sending ids, or whose entries are now all leases'
- * keepalives and expiries, does not keep their rows for ever.
+ * entries (which carry a retention): a partition whose clients stopped
+ * sending ids, or whose entries are now all leases' keepalives and
+ * expiries, does not keep their rows for ever.
  */
 #define PRUNE_EVERY 64
 
