@@ -111,7 +111,7 @@ static LeaseTable *leases = NULL;
 static bool notes_changed = false;
 
 static void load_left_out(void);
-static void load_orphans(void);
+static void load_orphans(bool led_first);
 
 PG_FUNCTION_INFO_V1(kmd_lease_countdown);
 
@@ -305,7 +305,7 @@ kmd_lease_clock_settle(void)
 
 	if (notes_changed)
 	{
-		load_orphans();
+		load_orphans(false);
 		notes_changed = false;
 	}
 
@@ -348,11 +348,13 @@ kmd_lease_clock_orphan(int64 id, int64 hash)
 
 /*
  * The orphans as kommander.lease_orphans, which holds every note, has
- * them: the first LEASE_ORPHANS of them, those of the partitions this
- * node leads first (only a leader proposes a drop).  SPI connected.
+ * them: the first LEASE_ORPHANS of them, by lease, or `led_first', those
+ * of the partitions this node leads first (only a leader proposes a drop;
+ * a scan of every note, where the other order reads the first ones of
+ * the primary key's index).  SPI connected.
  */
 static void
-load_orphans(void)
+load_orphans(bool led_first)
 {
 	bool		isnull;
 	Datum	   *lo = palloc(sizeof(Datum) * Max(kmd_shared->max_partitions, 1));
@@ -366,7 +368,7 @@ load_orphans(void)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
 
-		if (part->partition_id <= 0 || part->state != KMD_PART_ACTIVE ||
+		if (!led_first || part->partition_id <= 0 || part->state != KMD_PART_ACTIVE ||
 			part->leader != kmd_shared->local_node_id)
 			continue;
 		lo[n] = Int64GetDatum(part->lo);
@@ -388,11 +390,14 @@ load_orphans(void)
 	LWLockRelease(leases->lock);
 
 	/* not read-only: the notes this transaction wrote must be seen */
-	if (SPI_execute_with_args("SELECT lease, key_hash FROM kommander.lease_orphans o "
-							  "ORDER BY NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1), "
-							  "pg_catalog.unnest($2)) AS r (lo, hi) "
-							  "WHERE o.key_hash BETWEEN r.lo AND r.hi), lease, key_hash",
-							  2, types, values, NULL, false, LEASE_ORPHANS + 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args(psprintf("SELECT lease, key_hash FROM kommander.lease_orphans o "
+									   "ORDER BY %s lease, key_hash LIMIT %d",
+									   led_first ?
+									   "NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1), "
+									   "pg_catalog.unnest($2)) AS r (lo, hi) "
+									   "WHERE o.key_hash BETWEEN r.lo AND r.hi)," : "",
+									   LEASE_ORPHANS + 1),
+							  led_first ? 2 : 0, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.lease_orphans");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -441,9 +446,7 @@ kmd_lease_orphans_rotate(void)
 	if (!due)
 		return false;
 	cxt = kmd_xact_begin();
-	SPI_connect();
-	load_orphans();
-	SPI_finish();
+	load_orphans(true);
 	kmd_xact_commit(cxt);
 	return true;
 }
@@ -468,7 +471,7 @@ kmd_lease_clock_dropped(int64 id, int64 lo, int64 hi)
 	left_out = leases->orphans_left_out;
 	LWLockRelease(leases->lock);
 	if (left_out)
-		load_orphans();
+		load_orphans(false);
 }
 
 static int
@@ -563,7 +566,7 @@ kmd_leases_load(void)
 	pfree(old);
 
 	/* the rows ended leases left elsewhere, as this node noted them */
-	load_orphans();
+	load_orphans(false);
 }
 
 /*
