@@ -346,6 +346,30 @@ kmd_lease_clock_orphan(int64 id, int64 hash)
 	LWLockRelease(leases->lock);
 }
 
+/* The ranges of the user partitions this node leads: lo[] and hi[], bigint[] */
+static void
+led_ranges(Datum *values)
+{
+	Datum	   *lo = palloc(sizeof(Datum) * Max(kmd_shared->max_partitions, 1));
+	Datum	   *hi = palloc(sizeof(Datum) * Max(kmd_shared->max_partitions, 1));
+	int			n = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->partitions_used && n < kmd_shared->max_partitions; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->partition_id <= 0 || part->state != KMD_PART_ACTIVE ||
+			part->leader != kmd_shared->local_node_id)
+			continue;
+		lo[n] = Int64GetDatum(part->lo);
+		hi[n++] = Int64GetDatum(part->hi);
+	}
+	LWLockRelease(kmd_shared->lock);
+	values[0] = PointerGetDatum(construct_array(lo, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(hi, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /*
  * The orphans as kommander.lease_orphans, which holds every note, has
  * them: the first LEASE_ORPHANS of them, by lease, or `led_first', those
@@ -357,26 +381,11 @@ static void
 load_orphans(bool led_first)
 {
 	bool		isnull;
-	Datum	   *lo = palloc(sizeof(Datum) * Max(kmd_shared->max_partitions, 1));
-	Datum	   *hi = palloc(sizeof(Datum) * Max(kmd_shared->max_partitions, 1));
-	int			n = 0;
 	Oid			types[2] = {INT8ARRAYOID, INT8ARRAYOID};
-	Datum		values[2];
+	Datum		values[2] = {0, 0};
 
-	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->partitions_used && n < kmd_shared->max_partitions; i++)
-	{
-		KmdPartition *part = &kmd_shared->partitions[i];
-
-		if (!led_first || part->partition_id <= 0 || part->state != KMD_PART_ACTIVE ||
-			part->leader != kmd_shared->local_node_id)
-			continue;
-		lo[n] = Int64GetDatum(part->lo);
-		hi[n++] = Int64GetDatum(part->hi);
-	}
-	LWLockRelease(kmd_shared->lock);
-	values[0] = PointerGetDatum(construct_array(lo, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(hi, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (led_first)
+		led_ranges(values);
 
 	LWLockAcquire(leases->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < LEASE_ORPHANS; i++)
