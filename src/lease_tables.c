@@ -332,7 +332,6 @@ rekey(LeasedTable *t, const char *tbl, List *now)
 		leases[kept] = leases[i];
 		kept++;
 	}
-	values[0] = CStringGetTextDatum(tbl);
 	exec_sql("DELETE FROM kommander.lease_rows WHERE tbl OPERATOR(pg_catalog.=) $1",
 			 1, types, values, SPI_OK_DELETE);
 	if (kept == 0)
