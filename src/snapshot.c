@@ -11,12 +11,13 @@
  * own state: kommander.requests, the outcomes of its recent request ids,
  * and its leases, kommander.lease_state and lease_rows, with the sender's
  * notes of the rows its ended leases left elsewhere, which the receiver
- * adds to its own), the partition's row of
- * the map, the map rows its log created (partitions it split off) or
- * retired (partitions merged into it, and what they split off), and its
- * Raft marker: index, term and configuration.  An image of the system
- * partition is the roster, the counters, the registered tables and
- * appliers, and every statement kmd_ddl ran (a node runs those it has not).
+ * adds to its own, less those that stand for no row here), the
+ * partition's row of the map, the map rows its log created (partitions it
+ * split off) or retired (partitions merged into it, and what they split
+ * off), and its Raft marker: index, term and configuration.  An image of
+ * the system partition is the roster, the counters, the registered tables
+ * and appliers, and every statement kmd_ddl ran (a node runs those it has
+ * not).
  *
  * The sender answers kommander.image_manifest() and then the COPY of each
  * table's rows in one REPEATABLE READ transaction, so that all of it is one
@@ -764,6 +765,55 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 }
 
 /*
+ * After the image of user partition `partition_id': drop the notes of
+ * kommander.lease_orphans that stand for no row here.  The image of a
+ * lease's partition adds the sender's notes, some of rows this node has
+ * deleted already (nothing here would drop those: only a detach or the
+ * rows' leader, which need not hold the note, removes one); the image of
+ * the rows' partition may take away rows this node's own notes stood for.
+ * A note is dropped only where its key's partition here holds its own
+ * rows: this image's partition, or one that waits for no image (one that
+ * does may hold no rows yet, or rows cleared, that its image brings; its
+ * own install prunes again).  A row cannot join a lease of another
+ * partition, so a note with no row behind it stays useless.  SPI connected.
+ */
+static void
+prune_lease_notes(int32 partition_id)
+{
+	int32	   *waiting = palloc(sizeof(int32) * kmd_shared->max_partitions);
+	Datum	   *elems;
+	int			n = 0;
+	Oid			types[2] = {INT4OID, INT4ARRAYOID};
+	Datum		values[2];
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	for (int i = 0; i < kmd_shared->partitions_used; i++)
+	{
+		KmdPartition *part = &kmd_shared->partitions[i];
+
+		if (part->partition_id > 0 && part->image_state != KMD_IMAGE_NONE)
+			waiting[n++] = part->partition_id;
+	}
+	LWLockRelease(kmd_shared->lock);
+	elems = palloc(sizeof(Datum) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		elems[i] = Int32GetDatum(waiting[i]);
+	values[0] = Int32GetDatum(partition_id);
+	values[1] = PointerGetDatum(construct_array(elems, n, INT4OID, 4, true, TYPALIGN_INT));
+	if (SPI_execute_with_args("DELETE FROM kommander.lease_orphans o "
+							  "WHERE NOT EXISTS (SELECT 1 FROM kommander.lease_rows r "
+							  "  WHERE r.lease = o.lease AND kommander.key_hash(r.key) = o.key_hash) "
+							  "AND EXISTS (SELECT 1 FROM kommander.partition_map m "
+							  "  JOIN kommander.snapshot s USING (partition_id) "
+							  "  WHERE m.partition_id > 0 AND m.state = 'active' "
+							  "  AND o.key_hash >= m.lo AND (m.hi IS NULL OR o.key_hash < m.hi) "
+							  "  AND (m.partition_id = $1 OR "
+							  "       (NOT s.image_wanted AND m.partition_id <> ALL ($2))))",
+							  2, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not drop the notes of kommander.lease_orphans that stand for no row");
+}
+
+/*
  * Delete the rows of control table `relid' in [lo, hi], as its owner: its
  * triggers enabled ALWAYS run, deferred ones too, with the owner's
  * privileges.
@@ -1439,6 +1489,8 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 			}
 			install_map(manifest);
 			install_raft_state(partition_id, index, term, need_text(manifest, "conf"));
+			if (partition_id != 0)
+				prune_lease_notes(partition_id);
 		}
 		PG_FINALLY();
 		{
