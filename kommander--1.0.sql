@@ -422,6 +422,8 @@ CREATE TABLE kommander.lease_rows (
     PRIMARY KEY (key, tbl, pk)
 );
 CREATE INDEX lease_rows_lease ON kommander.lease_rows (lease);
+-- a row deleted by an applier, a trigger or a cascade is found by its key
+CREATE INDEX lease_rows_row ON kommander.lease_rows (tbl, pk);
 
 -- This node's note of the rows a lease that ended left in other
 -- partitions (a split since they were attached parted them), by the hash

@@ -127,6 +127,65 @@ SELECT kmd_lease_grant('30 s', 'h1') AS held_lease \gset
 SELECT kmd_propose('h1', format('{"op":"insert","table":"held","row":{"id":"h1"},"lease":%s}', :held_lease)::jsonb) > 0 AS attached;
 SELECT kmd_lease_revoke(:held_lease);
 SELECT count(*) AS held_rows_left FROM held;
+-- a row an applier deletes leaves its lease, and so does one it gives
+-- another key, while one it only updates stays: the lease's end deletes
+-- no row written under their keys later
+SET ROLE regress_lease_owner;
+SELECT kmd_ddl($ddl$
+CREATE FUNCTION public.held_rewrite(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $f$
+BEGIN
+  IF args->>'do' = 'delete' THEN
+    DELETE FROM public.held WHERE id = args->>'id';
+  ELSIF args->>'do' = 'rekey' THEN
+    UPDATE public.held SET id = args->>'to' WHERE id = args->>'id';
+  ELSIF args->>'do' = 'touch' THEN
+    UPDATE public.held SET note = 'touched' WHERE id = args->>'id';
+  ELSIF args->>'do' = 'delete parted' THEN
+    DELETE FROM public.parted_held WHERE id = args->>'id';
+  ELSE
+    INSERT INTO public.held VALUES (args->>'id', 'written again');
+  END IF;
+  RETURN NULL;
+END $f$
+$ddl$) > 0 AS ddl_done;
+RESET ROLE;
+SELECT kmd_register_applier('held_rewrite', 'public.held_rewrite(jsonb, kommander.apply_context)');
+CREATE TEMP TABLE rk AS
+SELECT (array_agg(k ORDER BY i))[1] AS a, (array_agg(k ORDER BY i))[2] AS b,
+       (array_agg(k ORDER BY i))[3] AS c, (array_agg(k ORDER BY i))[4] AS d
+  FROM (SELECT i, 'r' || i AS k FROM generate_series(1, 1000) i) s
+ WHERE (SELECT partition_id FROM kmd_route(k)) = (SELECT partition_id FROM kmd_route('h1'));
+SELECT kmd_lease_grant('30 s', 'h1') AS held_lease \gset
+SELECT bool_and(kmd_propose(k, format('{"op":"insert","table":"held","row":{"id":"%s"},"lease":%s}', k, :held_lease)::jsonb) > 0) AS attached
+  FROM rk, unnest(ARRAY[a, b, d]) k;
+SELECT kmd_propose(a, format('{"op":"call","applier":"held_rewrite","args":{"do":"delete","id":"%s"}}', a)::jsonb) > 0 AS deleted,
+       kmd_propose(b, format('{"op":"call","applier":"held_rewrite","args":{"do":"rekey","id":"%s","to":"%s"}}', b, c)::jsonb) > 0 AS rekeyed,
+       kmd_propose(d, format('{"op":"call","applier":"held_rewrite","args":{"do":"touch","id":"%s"}}', d)::jsonb) > 0 AS touched
+  FROM rk;
+SELECT rows AS still_attached FROM kommander.leases WHERE id = :held_lease;
+SELECT pk->>'id' = d AS attached_is_d FROM kommander.lease_rows, rk WHERE lease = :held_lease;
+SELECT kmd_propose(a, format('{"op":"call","applier":"held_rewrite","args":{"do":"insert","id":"%s"}}', a)::jsonb) > 0 AS written_again
+  FROM rk;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT CASE id WHEN a THEN 'a' WHEN c THEN 'c' ELSE id END AS kept, note FROM held, rk ORDER BY 1;
+SELECT bool_and(kmd_propose(k, format('{"op":"delete","table":"held","key":{"id":"%s"}}', k)::jsonb) > 0) AS cleaned_up
+  FROM rk, unnest(ARRAY[a, c]) k;
+-- a row of a partition of a partitioned table leaves its lease too
+SET ROLE regress_lease_owner;
+SELECT kmd_ddl($$CREATE TABLE public.parted_held (id text PRIMARY KEY) PARTITION BY HASH (id);
+  CREATE TABLE public.parted_held_0 PARTITION OF public.parted_held FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+  CREATE TABLE public.parted_held_1 PARTITION OF public.parted_held FOR VALUES WITH (MODULUS 2, REMAINDER 1)$$) > 0 AS ddl_done;
+RESET ROLE;
+SELECT kmd_register_table('public.parted_held');
+SELECT kmd_lease_grant('30 s', 'h1') AS held_lease \gset
+SELECT kmd_propose(a, format('{"op":"insert","table":"parted_held","row":{"id":"%s"},"lease":%s}', a, :held_lease)::jsonb) > 0 AS attached,
+       kmd_propose(a, format('{"op":"call","applier":"held_rewrite","args":{"do":"delete parted","id":"%s"}}', a)::jsonb) > 0 AS deleted
+  FROM rk;
+SELECT rows AS parted_still_attached FROM kommander.leases WHERE id = :held_lease;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT kmd_ddl('DROP TABLE public.parted_held') > 0 AS ddl_done;
+SELECT kmd_ddl('DROP FUNCTION public.held_rewrite(jsonb, kommander.apply_context)') > 0 AS ddl_done;
 -- a row whose table refuses to let it go stays, no longer attached: the
 -- lease ends all the same
 SELECT kmd_ddl($$CREATE FUNCTION public.held_refused() RETURNS trigger LANGUAGE plpgsql AS

@@ -13,7 +13,8 @@
  * partition's key, a key whose stored text hashes elsewhere than the text
  * it was routed by, kmd_ddl writing control rows) would be ordered by the
  * wrong group, so it fails the command, the same way on every node (the
- * range at a log position is the same everywhere).
+ * range at a log position is the same everywhere).  The same trigger
+ * lets a row deleted, or given another key, leave its lease (lease.c).
  *
  * A table that is not a control table is no partition's state: no image
  * carries it, and the nodes apply the partitions in different orders, so
@@ -49,6 +50,7 @@
 #include "errcodes.h"
 #include "guard.h"
 #include "keyrange.h"
+#include "lease.h"
 #include "routing.h"
 
 KmdKeyRange kmd_apply_range = {-1, 0, 0, false};
@@ -126,6 +128,12 @@ kmd_control_row_guard(PG_FUNCTION_ARGS)
 		check_row(trigdata->tg_relation, trigdata->tg_trigtuple);
 		if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 			check_row(trigdata->tg_relation, trigdata->tg_newtuple);
+		/* a row deleted, or given another key, leaves its lease */
+		if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+			kmd_lease_row_left(trigdata->tg_relation, trigdata->tg_trigtuple, NULL);
+		else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+			kmd_lease_row_left(trigdata->tg_relation, trigdata->tg_trigtuple,
+							   trigdata->tg_newtuple);
 	}
 	return PointerGetDatum(NULL);
 }

@@ -24,7 +24,10 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -698,6 +701,149 @@ detached(int64 id, const char *key)
 			 "AND kommander.key_hash(r.key) = $2)",
 			 2, types, values, SPI_OK_DELETE) > 0)
 		kmd_lease_clock_notes_changed();
+}
+
+/*
+ * The primary key of `tuple', a row of `rel', as kommander.lease_rows
+ * keeps it: jsonb_build_object of its columns' values, typed as the
+ * table's.  SPI connected.
+ */
+static Datum
+row_pk(Relation rel, HeapTuple tuple)
+{
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	int			n = idx->rd_index->indnkeyatts;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid		   *types = palloc(sizeof(Oid) * n);
+	Datum	   *values = palloc(sizeof(Datum) * n);
+	char	   *nulls = palloc(n);
+	StringInfoData sql;
+	bool		isnull;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT pg_catalog.jsonb_build_object(");
+	for (int i = 0; i < n; i++)
+	{
+		AttrNumber	att = idx->rd_index->indkey.values[i];
+		Form_pg_attribute a = TupleDescAttr(desc, att - 1);
+
+		appendStringInfo(&sql, "%s%s, $%d", i > 0 ? ", " : "",
+						 quote_literal_cstr(NameStr(a->attname)), i + 1);
+		types[i] = a->atttypid;
+		values[i] = heap_getattr(tuple, att, desc, &isnull);
+		nulls[i] = isnull ? 'n' : ' ';
+	}
+	appendStringInfoChar(&sql, ')');
+	index_close(idx, AccessShareLock);
+	if (SPI_execute_with_args(sql.data, n, types, values, nulls, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not read the primary key of a row of %s", RelationGetRelationName(rel));
+	return datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+					 false, -1);
+}
+
+/* Do `a' and `b', rows of `rel', hold the same bytes in its primary key? */
+static bool
+same_key(Relation rel, HeapTuple a, HeapTuple b)
+{
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		same = true;
+
+	for (int i = 0; same && i < idx->rd_index->indnkeyatts; i++)
+	{
+		AttrNumber	att = idx->rd_index->indkey.values[i];
+		Form_pg_attribute attr = TupleDescAttr(desc, att - 1);
+		bool		a_null;
+		bool		b_null;
+		Datum		va = heap_getattr(a, att, desc, &a_null);
+		Datum		vb = heap_getattr(b, att, desc, &b_null);
+
+		same = a_null == b_null &&
+			(a_null || datumIsEqual(va, vb, attr->attbyval, attr->attlen));
+	}
+	index_close(idx, AccessShareLock);
+	return same;
+}
+
+/*
+ * Detach the row of table `tbl' (quoted, qualified) with primary key `pk'
+ * from its lease, if any; as the apply worker's role (kommander's own
+ * tables), or, when `only_look', say whether any row may be attached.
+ */
+static bool
+detach_as_worker(Datum tbl, Datum pk, bool only_look)
+{
+	Oid			types[2] = {TEXTOID, JSONBOID};
+	Datum		values[2] = {tbl, pk};
+	KmdRoleSaved saved;
+	volatile bool done = false;
+	volatile bool maybe = false;
+	bool		save = kmd_apply_range.user_command;
+
+	kmd_role_enter(&saved, GetAuthenticatedUserId());
+	kmd_apply_range.user_command = false;
+	PG_TRY();
+	{
+		maybe = lease_rows_maybe();
+		if (maybe && !only_look &&
+			exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 RETURNING lease, key",
+				 2, types, values, SPI_OK_DELETE_RETURNING) > 0)
+		{
+			bool		isnull;
+
+			detached(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+					 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+		}
+		done = true;
+	}
+	PG_FINALLY();
+	{
+		kmd_apply_range.user_command = save;
+		kmd_role_leave(&saved, done);
+	}
+	PG_END_TRY();
+	return maybe;
+}
+
+void
+kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
+{
+	List	   *ancestors;
+	Datum		tbl;
+	Datum		pk;
+
+	/* the usual updates, and every write while no row is attached */
+	if (lease_rows_state == LEASE_ROWS_NONE || (new != NULL && same_key(rel, old, new)))
+		return;
+	SPI_connect();
+	if (!detach_as_worker((Datum) 0, (Datum) 0, true))
+	{
+		SPI_finish();
+		return;
+	}
+
+	/* the key as the role that wrote the row */
+	pk = row_pk(rel, old);
+	if (new != NULL && DatumGetBool(DirectFunctionCall2(jsonb_eq, pk, row_pk(rel, new))))
+	{
+		SPI_finish();
+		return;
+	}
+
+	/* a partition's row is noted under the registered table, its root */
+	ancestors = rel->rd_rel->relispartition ? get_partition_ancestors(RelationGetRelid(rel)) : NIL;
+	if (ancestors != NIL)
+	{
+		Relation	root = table_open(llast_oid(ancestors), AccessShareLock);
+
+		tbl = CStringGetTextDatum(kmd_rows_table_name(root));
+		table_close(root, AccessShareLock);
+	}
+	else
+		tbl = CStringGetTextDatum(kmd_rows_table_name(rel));
+	(void) detach_as_worker(tbl, pk, false);
+	SPI_finish();
 }
 
 void

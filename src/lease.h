@@ -15,6 +15,7 @@
 #ifndef KOMMANDER_LEASE_H
 #define KOMMANDER_LEASE_H
 
+#include "access/htup.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 
@@ -73,6 +74,14 @@ extern void kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx,
  * alive in the same partition (K0013 otherwise).
  */
 extern void kmd_lease_track(struct RowCommand *c, const char *key);
+
+/*
+ * A row of control table `rel' was deleted (`new' NULL), or updated to
+ * `new', while a command was applied (the row trigger, keyrange.c):
+ * deleted, or under another primary key, it leaves its lease, whatever
+ * wrote it (an applier, a trigger, a cascade, the command itself).
+ */
+extern void kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new);
 
 /*
  * Around a kmd_ddl statement (SPI connected): what the tables that rows of

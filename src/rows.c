@@ -613,13 +613,11 @@ read_varying(Relation rel)
 }
 
 /*
- * The schema-qualified name of `rel', quoted as every node quotes it,
- * whatever this session's quote_all_identifiers: the name is the
- * command's text, which a retry with the same request id through another
- * node must repeat (requests.c).
+ * The name is the command's text, which a retry with the same request id
+ * through another node must repeat (requests.c).
  */
-static char *
-table_name(Relation rel)
+char *
+kmd_rows_table_name(Relation rel)
 {
 	bool		save = quote_all_identifiers;
 	char	   *volatile name = NULL;
@@ -654,7 +652,7 @@ read_table(Oid relid, TableInfo *out)
 	Relation	idx;
 
 	out->relid = relid;
-	out->qualname = table_name(rel);
+	out->qualname = kmd_rows_table_name(rel);
 	out->owner = rel->rd_rel->relowner;
 	out->pk = NIL;
 	if (!OidIsValid(pkidx))

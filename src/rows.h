@@ -15,6 +15,7 @@
 
 #include "lib/stringinfo.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
 
 /* What an applied entry tells the command it carries. */
 typedef struct KmdApplyContext
@@ -57,6 +58,13 @@ extern Jsonb *kmd_rows_prepare(Jsonb *command, const char *key, bool *reads);
  * registration here).
  */
 extern bool kmd_rows_applier_fn(const char *name, Oid *fn);
+
+/*
+ * The schema-qualified name of `rel', quoted as every node quotes it,
+ * whatever this session's quote_all_identifiers (the name commands carry
+ * and kommander.lease_rows keeps).
+ */
+extern char *kmd_rows_table_name(Relation rel);
 
 /*
  * The most bytes of JSON text a command's result may have: an applier's,
