@@ -185,6 +185,56 @@ SELECT kmd_propose(a, format('{"op":"insert","table":"parted_held","row":{"id":"
 SELECT rows AS parted_still_attached FROM kommander.leases WHERE id = :held_lease;
 SELECT kmd_lease_revoke(:held_lease);
 SELECT kmd_ddl('DROP TABLE public.parted_held') > 0 AS ddl_done;
+-- whatever settings the applier runs with, its delete finds the key the
+-- lease noted
+SET ROLE regress_lease_owner;
+SELECT kmd_ddl($ddl$CREATE TABLE public.held_at (id text, at timestamptz, PRIMARY KEY (id, at));
+CREATE FUNCTION public.held_at_delete(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql SET TimeZone = 'Asia/Kolkata' SET DateStyle = 'SQL, DMY' AS $f$
+BEGIN
+  DELETE FROM public.held_at WHERE id = args->>'id';
+  RETURN NULL;
+END $f$$ddl$) > 0 AS ddl_done;
+RESET ROLE;
+SELECT kmd_register_table('public.held_at');
+SELECT kmd_register_applier('held_at_delete', 'public.held_at_delete(jsonb, kommander.apply_context)');
+SELECT kmd_lease_grant('30 s', 'h1') AS held_lease \gset
+SELECT kmd_propose(a, format('{"op":"insert","table":"held_at","row":{"id":"%s","at":"2026-01-01 00:00:00+00"},"lease":%s}', a, :held_lease)::jsonb) > 0 AS attached,
+       kmd_propose(a, format('{"op":"call","applier":"held_at_delete","args":{"id":"%s"}}', a)::jsonb) > 0 AS deleted
+  FROM rk;
+SELECT rows AS at_still_attached FROM kommander.leases WHERE id = :held_lease;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT kmd_ddl('DROP TABLE public.held_at; DROP FUNCTION public.held_at_delete(jsonb, kommander.apply_context)') > 0 AS ddl_done;
+-- nor does the search_path it runs with choose the operators of the
+-- detach, which runs as the apply worker's role: an operator of the
+-- applier's owner would run as that role
+SET ROLE regress_lease_owner;
+SELECT kmd_ddl($ddl$CREATE FUNCTION public.owners_eq(text, text) RETURNS boolean
+LANGUAGE plpgsql AS $f$
+BEGIN
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION 'the owner''s operator ran as superuser %', current_user;
+  END IF;
+  RETURN $1 OPERATOR(pg_catalog.=) $2;
+END $f$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.owners_eq);
+CREATE FUNCTION public.held_delete_own_path(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = public, pg_catalog AS $f$
+BEGIN
+  DELETE FROM public.held WHERE id OPERATOR(pg_catalog.=) (args->>'id');
+  RETURN NULL;
+END $f$$ddl$) > 0 AS ddl_done;
+RESET ROLE;
+SELECT kmd_register_applier('held_delete_own_path', 'public.held_delete_own_path(jsonb, kommander.apply_context)');
+SELECT kmd_lease_grant('30 s', 'h1') AS held_lease \gset
+SELECT kmd_propose(a, format('{"op":"insert","table":"held","row":{"id":"%s"},"lease":%s}', a, :held_lease)::jsonb) > 0 AS attached
+  FROM rk;
+SELECT err(format($$SELECT kmd_propose('%s', '{"op":"call","applier":"held_delete_own_path","args":{"id":"%s"}}')$$, a, a))
+  FROM rk;
+SELECT count(*) AS held_a_rows FROM held, rk WHERE id = a;
+SELECT rows AS own_path_still_attached FROM kommander.leases WHERE id = :held_lease;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT kmd_ddl('DROP FUNCTION public.held_delete_own_path(jsonb, kommander.apply_context); DROP OPERATOR public.= (text, text); DROP FUNCTION public.owners_eq(text, text)') > 0 AS ddl_done;
 SELECT kmd_ddl('DROP FUNCTION public.held_rewrite(jsonb, kommander.apply_context)') > 0 AS ddl_done;
 -- a row whose table refuses to let it go stays, no longer attached: the
 -- lease ends all the same

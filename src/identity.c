@@ -113,6 +113,25 @@ kmd_check_peer_session(uint32 node_id, const char *what)
 }
 
 int
+kmd_stored_text_settings(void)
+{
+	static const char *const settings[][2] = {
+		{"TimeZone", "UTC"},
+		{"DateStyle", "ISO, MDY"},
+		{"IntervalStyle", "postgres"},
+		{"extra_float_digits", "3"},
+		{"bytea_output", "hex"},
+		{"lc_monetary", "C"},
+	};
+	int			nest = NewGUCNestLevel();
+
+	for (int i = 0; i < lengthof(settings); i++)
+		(void) set_config_option(settings[i][0], settings[i][1], PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+int
 kmd_safe_search_path(void)
 {
 	int			nest = NewGUCNestLevel();

@@ -56,4 +56,13 @@ extern void kmd_check_peer_session(uint32 node_id, const char *what);
  */
 extern int	kmd_safe_search_path(void);
 
+/*
+ * The settings that change the text of a stored value (TimeZone,
+ * DateStyle, IntervalStyle, extra_float_digits, bytea_output,
+ * lc_monetary) at the apply worker's own values, whatever the session or
+ * the user code around chose; returns the GUC nest level for
+ * AtEOXact_GUC(true, level).
+ */
+extern int	kmd_stored_text_settings(void);
+
 #endif							/* KOMMANDER_IDENTITY_H */

@@ -706,7 +706,8 @@ detached(int64 id, const char *key)
 /*
  * The primary key of `tuple', a row of `rel', as kommander.lease_rows
  * keeps it: jsonb_build_object of its columns' values, typed as the
- * table's.  SPI connected.
+ * table's, in the text the apply worker's settings give them (those of
+ * the user code around may differ).  SPI connected.
  */
 static Datum
 row_pk(Relation rel, HeapTuple tuple)
@@ -719,6 +720,8 @@ row_pk(Relation rel, HeapTuple tuple)
 	char	   *nulls = palloc(n);
 	StringInfoData sql;
 	bool		isnull;
+	int			nest;
+	Datum		pk;
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql, "SELECT pg_catalog.jsonb_build_object(");
@@ -735,11 +738,14 @@ row_pk(Relation rel, HeapTuple tuple)
 	}
 	appendStringInfoChar(&sql, ')');
 	index_close(idx, AccessShareLock);
-	if (SPI_execute_with_args(sql.data, n, types, values, nulls, true, 1) != SPI_OK_SELECT ||
+	nest = kmd_stored_text_settings();
+	if (kmd_plan_execute(sql.data, n, types, values, nulls, true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read the primary key of a row of %s", RelationGetRelationName(rel));
-	return datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
-					 false, -1);
+	pk = datumCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+				   false, -1);
+	AtEOXact_GUC(true, nest);
+	return pk;
 }
 
 /* Do `a' and `b', rows of `rel', hold the same bytes in its primary key? */
@@ -768,14 +774,18 @@ same_key(Relation rel, HeapTuple a, HeapTuple b)
 
 /*
  * Detach the row of table `tbl' (quoted, qualified) with primary key `pk'
- * from its lease, if any; as the apply worker's role (kommander's own
- * tables), or, when `only_look', say whether any row may be attached.
+ * from its lease, if any; or, when `only_look', say whether any row may
+ * be attached.  As the apply worker's role (kommander's own tables), with
+ * a search_path of its own: the user code around chose the session's.
+ * Only attachments noted under a key of the command's partition: another
+ * partition's are its own state.
  */
 static bool
 detach_as_worker(Datum tbl, Datum pk, bool only_look)
 {
-	Oid			types[2] = {TEXTOID, JSONBOID};
-	Datum		values[2] = {tbl, pk};
+	Oid			types[4] = {TEXTOID, JSONBOID, INT8OID, INT8OID};
+	Datum		values[4] = {tbl, pk, Int64GetDatum(kmd_apply_range.lo),
+	Int64GetDatum(kmd_apply_range.hi)};
 	KmdRoleSaved saved;
 	volatile bool done = false;
 	volatile bool maybe = false;
@@ -785,15 +795,29 @@ detach_as_worker(Datum tbl, Datum pk, bool only_look)
 	kmd_apply_range.user_command = false;
 	PG_TRY();
 	{
+		(void) kmd_safe_search_path();
 		maybe = lease_rows_maybe();
-		if (maybe && !only_look &&
-			exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 RETURNING lease, key",
-				 2, types, values, SPI_OK_DELETE_RETURNING) > 0)
+		if (maybe && !only_look)
 		{
-			bool		isnull;
+			int64	   *leases;
+			char	  **keys;
+			uint64		n;
 
-			detached(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
-					 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+			n = exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 "
+					 "AND kommander.key_hash(key) BETWEEN $3 AND $4 RETURNING lease, key",
+					 4, types, values, SPI_OK_DELETE_RETURNING);
+			leases = palloc(sizeof(int64) * Max(n, 1));
+			keys = palloc(sizeof(char *) * Max(n, 1));
+			for (uint64 i = 0; i < n; i++)
+			{
+				bool		isnull;
+
+				leases[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+				keys[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			}
+			/* detached() runs statements of its own */
+			for (uint64 i = 0; i < n; i++)
+				detached(leases[i], keys[i]);
 		}
 		done = true;
 	}

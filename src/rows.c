@@ -56,6 +56,7 @@
 #include "utils/varlena.h"
 
 #include "errcodes.h"
+#include "identity.h"
 #include "plans.h"
 #include "requests.h"
 #include "rows.h"
@@ -1669,21 +1670,7 @@ push_defaults(JsonbParseState **st, RowCommand *c)
 			open = true;
 		}
 		if (nest < 0)
-		{
-			nest = NewGUCNestLevel();
-			(void) set_config_option("TimeZone", "UTC", PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-			(void) set_config_option("DateStyle", "ISO, MDY", PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-			(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-			(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-			(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-			(void) set_config_option("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SAVE, true, 0, false);
-		}
+			nest = kmd_stored_text_settings();
 		estate = CreateExecutorState();
 		es = ExecPrepareExpr((Expr *) expr, estate);
 		d = ExecEvalExprSwitchContext(es, GetPerTupleExprContext(estate), &isnull);
