@@ -775,7 +775,9 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
  * rows: this image's partition, or one that waits for no image (one that
  * does may hold no rows yet, or rows cleared, that its image brings; its
  * own install prunes again).  A row cannot join a lease of another
- * partition, so a note with no row behind it stays useless.  SPI connected.
+ * partition, so a note with no row behind it stays useless.  Only the
+ * notes the image touched are looked at: those of its leases and those
+ * of its rows.  SPI connected.
  */
 static void
 prune_lease_notes(int32 partition_id)
@@ -801,7 +803,11 @@ prune_lease_notes(int32 partition_id)
 	values[0] = Int32GetDatum(partition_id);
 	values[1] = PointerGetDatum(construct_array(elems, n, INT4OID, 4, true, TYPALIGN_INT));
 	if (SPI_execute_with_args("DELETE FROM kommander.lease_orphans o "
-							  "WHERE NOT EXISTS (SELECT 1 FROM kommander.lease_rows r "
+							  "USING kommander.partition_map x WHERE x.partition_id = $1 "
+							  "AND ((o.key_hash >= x.lo AND (x.hi IS NULL OR o.key_hash < x.hi)) "
+							  "  OR (kommander.key_hash(o.lease::text) >= x.lo AND "
+							  "      (x.hi IS NULL OR kommander.key_hash(o.lease::text) < x.hi))) "
+							  "AND NOT EXISTS (SELECT 1 FROM kommander.lease_rows r "
 							  "  WHERE r.lease = o.lease AND kommander.key_hash(r.key) = o.key_hash) "
 							  "AND EXISTS (SELECT 1 FROM kommander.partition_map m "
 							  "  JOIN kommander.snapshot s USING (partition_id) "
