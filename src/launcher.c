@@ -28,6 +28,7 @@
 #include "apply.h"
 #include "guc.h"
 #include "launcher.h"
+#include "resolve.h"
 #include "shmem.h"
 #include "xact.h"
 
@@ -213,6 +214,9 @@ kmd_launcher_main(Datum arg)
 			}
 		}
 
+		/* the peers' host names, which a Raft worker must not wait for */
+		if (started)
+			timeout = Min(timeout, kmd_resolve_peers());
 		kmd_xact_report_stats();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);

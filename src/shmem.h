@@ -61,6 +61,22 @@ typedef struct KmdNode
 										 * room for (deliver) */
 } KmdNode;
 
+/*
+ * A peer's host names as addresses (resolve.c): resolved by the launcher,
+ * which may wait for DNS where a Raft worker must not.
+ */
+typedef struct KmdAddress
+{
+	int32		node_id;		/* 0: unused entry */
+	char		conninfo[KMD_CONNINFO_LEN]; /* the conninfo resolved */
+	/* libpq's host, hostaddr and port lists for it (each "": none found) */
+	char		host[KMD_CONNINFO_LEN];
+	char		hostaddr[KMD_CONNINFO_LEN];
+	char		port[KMD_CONNINFO_LEN]; /* "": the conninfo's own */
+	char		error[256];		/* why it could not be resolved, or "" */
+	TimestampTz resolved_at;
+} KmdAddress;
+
 /* Partition states, as stored in kommander.partition_map.state */
 typedef enum KmdPartState
 {
@@ -360,6 +376,12 @@ typedef struct KmdShared
 	KmdNode		nodes[KMD_MAX_NODES];
 	uint64		roster_index;	/* the system partition's applied index the
 								 * roster above was read at */
+
+	/*
+	 * The peers' conninfos that name hosts, resolved: written under `lock'
+	 * exclusive by the launcher, read under `lock' by the Raft workers.
+	 */
+	KmdAddress	addresses[KMD_MAX_NODES];
 
 	/* broadcast by the apply worker whenever an applied index moves */
 	ConditionVariable applied_cv;

@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "resolve.h"
 #include "stats.h"
 #include "transport.h"
 #include "wire.h"
@@ -141,22 +142,56 @@ peer_close(KmdPeer *p, const char *why)
 static void
 peer_start(KmdTransport *t, KmdPeer *p)
 {
-	const char *keys[4] = {"dbname", "application_name", NULL, NULL};
-	const char *vals[4];
+	const char *keys[7] = {"dbname", "application_name"};
+	const char *vals[7];
 	char		appname[NAMEDATALEN];
+	KmdAddress *addr = palloc(sizeof(KmdAddress));
+	int			n = 2;
 
 	snprintf(appname, sizeof(appname), "kommander worker %d", t->worker_no);
 	vals[0] = p->conninfo;
 	vals[1] = appname;
-	vals[2] = NULL;
 	/* this node's own login role, when the roster names one, over the conninfo's */
 	if (p->user[0] != '\0')
 	{
-		keys[2] = "user";
-		vals[2] = p->user;
+		keys[n] = "user";
+		vals[n++] = p->user;
 	}
-	vals[3] = NULL;
+
+	/* its host names resolved by the launcher: libpq would wait for DNS */
+	switch (kmd_peer_address(p->node_id, p->conninfo, addr))
+	{
+		case KMD_ADDRESS_NOT_NEEDED:
+			break;
+		case KMD_ADDRESS_READY:
+			keys[n] = "host";
+			vals[n++] = addr->host;
+			keys[n] = "hostaddr";
+			vals[n++] = addr->hostaddr;
+			if (addr->port[0] != '\0')
+			{
+				keys[n] = "port";
+				vals[n++] = addr->port;
+			}
+			break;
+		case KMD_ADDRESS_PENDING:
+			pfree(addr);
+			p->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), BACKOFF_MIN_MS);
+			return;
+		case KMD_ADDRESS_FAILED:
+			if (!p->reported)
+				ereport(LOG,
+						(errmsg("kommander: connection to node %d failed", p->node_id),
+						 errdetail_internal("%s", addr->error)));
+			p->reported = true;
+			pfree(addr);
+			peer_close(p, NULL);
+			return;
+	}
+	keys[n] = NULL;
+	vals[n] = NULL;
 	p->conn = PQconnectStartParams(keys, vals, 1);
+	pfree(addr);
 	p->conn_id = ++connections_made;
 	if (p->conn == NULL || PQstatus(p->conn) == CONNECTION_BAD)
 	{

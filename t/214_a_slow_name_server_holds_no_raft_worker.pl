@@ -1,0 +1,87 @@
+# 214_a_slow_name_server_holds_no_raft_worker.pl
+#   node2 is named by a host name whose lookup takes node1 five seconds
+#   (a slow name server: getaddrinfo() preloaded into node1 waits, see
+#   test/tap/slow_getaddrinfo.c).  While node2 is down, node1 connects to
+#   it again and again; none of those lookups may hold node1's Raft
+#   workers, which would stop the heartbeats of every partition node1
+#   leads: node3 must never start an election, and writes through node1
+#   go on meanwhile.  The launcher waits for the name server instead.
+#   The name stands for two addresses, the first of them with no server.
+#
+# Copyright (c) 2026, kommander developers
+#
+# t/214_a_slow_name_server_holds_no_raft_worker.pl
+
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use KmdTest;
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+PostgreSQL::Test::Utils::system_or_bail('gcc', '-shared', '-fPIC', '-o', "$dir/slow_getaddrinfo.so",
+	"$FindBin::RealBin/../test/tap/slow_getaddrinfo.c", '-ldl');
+my $preload = join(' ', grep { $_ } ($ENV{LD_PRELOAD}, "$dir/slow_getaddrinfo.so"));
+
+# every node maps the name; node1's lookups of it take five seconds
+my $conf = "listen_addresses = '127.0.0.1'\nkommander.election_timeout = 2000\n"
+  . "kommander.balance_interval = 0\n";
+my @nodes;
+for my $i (1 .. 3)
+{
+	local $ENV{LD_PRELOAD} = $preload;
+	local $ENV{KMD_TEST_DNS_DELAY_MS} = $i == 1 ? 5000 : 0;
+	push @nodes, KmdTest::new_node("node$i", conf => $conf);
+}
+my ($n1, $n2, $n3) = @nodes;
+my $n2_conninfo = 'host=kmd-peer.test port=' . $n2->port . ' dbname=postgres';
+$n1->safe_psql('postgres', "SELECT kmd_bootstrap('node1', " . KmdTest::quote(KmdTest::conninfo($n1)) . ")");
+KmdTest::wait_leaders($n1);
+is($n2->safe_psql('postgres', "SELECT kmd_join('node2', " . KmdTest::quote($n2_conninfo) . ", "
+	  . KmdTest::quote(KmdTest::conninfo($n1)) . ")"), '2', 'node2 joined under its host name');
+is($n3->safe_psql('postgres', "SELECT kmd_join('node3', " . KmdTest::quote(KmdTest::conninfo($n3)) . ", "
+	  . KmdTest::quote(KmdTest::conninfo($n1)) . ")"), '3', 'node3 joined');
+KmdTest::wait_voters(\@nodes, 3);
+KmdTest::create_kv($n1);
+KmdTest::wait_converged(\@nodes) or die 'no convergence';
+
+# node1 leads every partition
+for my $p (split /\n/, $n1->safe_psql('postgres',
+	"SELECT partition_id FROM kommander.partitions WHERE state = 'active' ORDER BY 1"))
+{
+	KmdTest::lead($n1, $p);
+}
+
+# node2 goes down: node1 connects to it again and again, each time by its
+# name, for ten seconds of writes through node1
+my $prevotes = "SELECT sum(value) FROM kommander.stats WHERE name IN ('prevotes_started', 'elections_started')";
+my $before = $n3->safe_psql('postgres', $prevotes);
+$n2->stop('immediate');
+my $writes = $n1->safe_psql('postgres', q{
+DO $$
+DECLARE
+  stop timestamptz := clock_timestamp() + interval '10 s';
+  i int := 0;
+BEGIN
+  WHILE clock_timestamp() < stop LOOP
+    i := i + 1;
+    PERFORM kmd_propose('slow' || i, jsonb_build_object('op', 'upsert', 'table', 'kv',
+      'row', jsonb_build_object('k', 'slow' || i, 'v', 'x')));
+  END LOOP;
+END $$;
+SELECT count(*) FROM kv WHERE k LIKE 'slow%'});
+ok($writes > 0, "writes went on through node1 ($writes)");
+is($n3->safe_psql('postgres', $prevotes), $before, 'node3 never missed node1\'s heartbeats');
+is($n1->safe_psql('postgres',
+	"SELECT count(*) FROM kommander.partitions WHERE state = 'active' AND role <> 'leader'"),
+	'0', 'node1 still leads every partition');
+
+# node2 back: it catches up, by its name
+$n2->start;
+ok(KmdTest::wait_converged(\@nodes), 'the nodes converge');
+KmdTest::same_state(\@nodes);
+
+done_testing();

@@ -1,0 +1,60 @@
+/*
+ * A name server that takes its time, for t/214: getaddrinfo() of the host
+ * name "kmd-peer.test" answers 127.0.0.2 (where no server listens), then
+ * 127.0.0.1, after KMD_TEST_DNS_DELAY_MS milliseconds (none when unset).
+ * Preloaded into a server (LD_PRELOAD); other names go to the real
+ * getaddrinfo().
+ *
+ * Copyright (c) 2026, kommander developers
+ *
+ * test/tap/slow_getaddrinfo.c
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef int (*getaddrinfo_fn) (const char *, const char *, const struct addrinfo *,
+							   struct addrinfo **);
+
+int
+getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+			struct addrinfo **res)
+{
+	getaddrinfo_fn real = (getaddrinfo_fn) dlsym(RTLD_NEXT, "getaddrinfo");
+
+	if (node != NULL && strcmp(node, "kmd-peer.test") == 0)
+	{
+		const char *delay = getenv("KMD_TEST_DNS_DELAY_MS");
+
+		if (delay != NULL)
+		{
+			long		ms = atol(delay);
+			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+			while (nanosleep(&ts, &ts) != 0)
+				;
+		}
+		{
+			struct addrinfo *first;
+			struct addrinfo *second;
+			int			rc = real("127.0.0.2", service, hints, &first);
+
+			if (rc != 0)
+				return rc;
+			if ((rc = real("127.0.0.1", service, hints, &second)) != 0)
+			{
+				freeaddrinfo(first);
+				return rc;
+			}
+			/* freeaddrinfo() frees the whole chain */
+			for (*res = first; first->ai_next != NULL; first = first->ai_next)
+				;
+			first->ai_next = second;
+			return 0;
+		}
+	}
+	return real(node, service, hints, res);
+}
