@@ -33,6 +33,7 @@
 #include "nodes/pg_list.h"
 #include "libpq-fe.h"
 #include "storage/lwlock.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "resolve.h"
@@ -242,8 +243,9 @@ kmd_peer_address(int32 node_id, const char *conninfo, KmdAddress *out)
 	return state;
 }
 
-long
-kmd_resolve_peers(void)
+/* One round of kmd_resolve_peers, in its memory context */
+static long
+resolve_round(void)
 {
 	int32		ids[KMD_MAX_NODES];
 	char	  (*conninfos)[KMD_CONNINFO_LEN] = palloc(sizeof(*conninfos) * KMD_MAX_NODES);
@@ -334,5 +336,23 @@ kmd_resolve_peers(void)
 	}
 	LWLockRelease(kmd_shared->lock);
 	pfree(conninfos);
+	return next;
+}
+
+long
+kmd_resolve_peers(void)
+{
+	static MemoryContext cxt = NULL;
+	MemoryContext old;
+	long		next;
+
+	/* the launcher's loop runs for good: what a round allocates goes with it */
+	if (cxt == NULL)
+		cxt = AllocSetContextCreate(TopMemoryContext, "kommander resolve",
+									ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	next = resolve_round();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(cxt);
 	return next;
 }
