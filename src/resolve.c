@@ -14,8 +14,10 @@
  * A conninfo that gives hostaddr itself, or names sockets or numeric
  * addresses only, needs nothing.  A host name that resolves to several
  * addresses stands in the host list once per address (the first four),
- * tried in turn as libpq tries a name's; a name that stops resolving
- * keeps the addresses last found.
+ * tried in turn as libpq tries a name's; a name that does not resolve is
+ * left out, and names that stop resolving keep the addresses last found.
+ * A conninfo that may take addresses or ports from elsewhere (a service
+ * file, PGHOSTADDR, PGSERVICE, a list in PGPORT) is left to libpq.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -32,6 +34,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "libpq-fe.h"
+#include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -75,7 +78,9 @@ split_list(const char *list)
 /*
  * The host and port lists of `conninfo' (palloc'd; *ports NULL when it
  * gives none), or false when it needs no resolving: it gives hostaddr,
- * names no host name, or does not parse (libpq then says why).
+ * names no host name, or does not parse (libpq then says why).  Nor is a
+ * conninfo resolved whose addresses or ports may come from elsewhere (a
+ * service file, PGHOSTADDR, a list in PGPORT): libpq takes it as it is.
  */
 static bool
 lists_to_resolve(const char *conninfo, char **hosts, char **ports)
@@ -83,6 +88,7 @@ lists_to_resolve(const char *conninfo, char **hosts, char **ports)
 	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
 	char	   *host = NULL;
 	bool		hostaddr = false;
+	bool		service = false;
 	bool		wanted = false;
 
 	*hosts = NULL;
@@ -97,10 +103,15 @@ lists_to_resolve(const char *conninfo, char **hosts, char **ports)
 			host = pstrdup(o->val);
 		else if (strcmp(o->keyword, "hostaddr") == 0)
 			hostaddr = true;
+		else if (strcmp(o->keyword, "service") == 0)
+			service = true;
 		else if (strcmp(o->keyword, "port") == 0)
 			*ports = pstrdup(o->val);
 	}
 	PQconninfoFree(opts);
+	if (service || getenv("PGSERVICE") != NULL || getenv("PGHOSTADDR") != NULL ||
+		(*ports == NULL && getenv("PGPORT") != NULL && strchr(getenv("PGPORT"), ',') != NULL))
+		return false;
 	if (host != NULL && !hostaddr)
 	{
 		ListCell   *lc;
@@ -124,8 +135,9 @@ append_entry(StringInfo list, bool first, const char *entry)
  * `hosts' and `ports' (NULL: none) as libpq's host, hostaddr and port
  * lists into `out': a host name once per address it resolves to (the
  * first few), a numeric host with itself as address, a socket with
- * none; the port list only when `ports' is a list.  False with
- * out->error set when a name does not resolve.  Waits for DNS.
+ * none; the port list only when `ports' is a list.  A name that does not
+ * resolve is left out, with out->error saying why; false when no host
+ * is left.  Waits for DNS.
  */
 static bool
 resolve_lists(const char *hosts, const char *ports, KmdAddress *out)
@@ -188,15 +200,15 @@ resolve_lists(const char *hosts, const char *ports, KmdAddress *out)
 			}
 			if (res != NULL)
 				freeaddrinfo(res);
+			/* left out, as libpq leaves out a host it cannot resolve */
 			if (n == 0)
-			{
 				snprintf(out->error, sizeof(out->error),
 						 "could not translate host name \"%s\" to address: %s",
 						 h, rc != 0 ? gai_strerror(rc) : "no address");
-				return false;
-			}
 		}
 	}
+	if (first)
+		return false;			/* no host left: the error says why */
 	if (host.len >= KMD_CONNINFO_LEN || addr.len >= KMD_CONNINFO_LEN ||
 		port.len >= KMD_CONNINFO_LEN)
 	{
@@ -225,7 +237,7 @@ kmd_peer_address(int32 node_id, const char *conninfo, KmdAddress *out)
 
 		if (a->node_id != node_id || strcmp(a->conninfo, conninfo) != 0)
 			continue;
-		if (a->hostaddr[0] != '\0')
+		if (a->host[0] != '\0')
 		{
 			*out = *a;
 			state = KMD_ADDRESS_READY;
@@ -259,7 +271,7 @@ resolve_round(void)
 	{
 		KmdNode    *node = &kmd_shared->nodes[i];
 
-		if (node->node_id == 0)
+		if (node->node_id == 0 || node->node_id == kmd_shared->local_node_id)
 			continue;
 		ids[n] = node->node_id;
 		strlcpy(conninfos[n], node->conninfo, KMD_CONNINFO_LEN);
@@ -279,6 +291,7 @@ resolve_round(void)
 		KmdAddress *found;
 		long		due;
 		KmdAddress *slot = NULL;
+		bool		news = true;	/* an error not logged yet */
 
 		if (!lists_to_resolve(conninfos[i], &hosts, &ports))
 			continue;
@@ -288,8 +301,10 @@ resolve_round(void)
 			next = Min(next, due);
 			continue;
 		}
+		CHECK_FOR_INTERRUPTS();
 		found = palloc0(sizeof(KmdAddress));
-		(void) resolve_lists(hosts, ports, found);
+		if (!resolve_lists(hosts, ports, found))
+			found->host[0] = '\0';
 
 		LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
 		for (int j = 0; j < KMD_MAX_NODES && slot == NULL; j++)
@@ -303,8 +318,10 @@ resolve_round(void)
 			bool		same = slot->node_id == ids[i] &&
 				strcmp(slot->conninfo, conninfos[i]) == 0;
 
-			/* a name that stops resolving keeps its last addresses */
-			if (found->error[0] == '\0' || !same)
+			news = !same || strcmp(slot->error, found->error) != 0;
+
+			/* names that stop resolving keep their last addresses */
+			if (found->host[0] != '\0' || !same)
 			{
 				strlcpy(slot->host, found->host, KMD_CONNINFO_LEN);
 				strlcpy(slot->hostaddr, found->hostaddr, KMD_CONNINFO_LEN);
@@ -316,7 +333,7 @@ resolve_round(void)
 			slot->resolved_at = GetCurrentTimestamp();
 		}
 		LWLockRelease(kmd_shared->lock);
-		if (found->error[0] != '\0')
+		if (found->error[0] != '\0' && news)
 			ereport(LOG,
 					(errmsg("kommander: could not resolve the address of node %d", ids[i]),
 					 errdetail_internal("%s", found->error)));

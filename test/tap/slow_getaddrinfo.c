@@ -2,8 +2,8 @@
  * A name server that takes its time, for t/214: getaddrinfo() of the host
  * name "kmd-peer.test" answers 127.0.0.2 (where no server listens), then
  * 127.0.0.1, after KMD_TEST_DNS_DELAY_MS milliseconds (none when unset).
- * Preloaded into a server (LD_PRELOAD); other names go to the real
- * getaddrinfo().
+ * "kmd-missing.test" does not resolve.  Preloaded into a server
+ * (LD_PRELOAD); other names go to the real getaddrinfo().
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -25,6 +25,8 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 {
 	getaddrinfo_fn real = (getaddrinfo_fn) dlsym(RTLD_NEXT, "getaddrinfo");
 
+	if (node != NULL && strcmp(node, "kmd-missing.test") == 0)
+		return EAI_NONAME;
 	if (node != NULL && strcmp(node, "kmd-peer.test") == 0)
 	{
 		const char *delay = getenv("KMD_TEST_DNS_DELAY_MS");
