@@ -41,3 +41,35 @@ SELECT regexp_replace(err(format($$SELECT kmd_propose('00%s', '{"op":"insert","t
                                  n, n)), 'partition [0-9]+|to -?[0-9]+', 'X', 'g')
   FROM padded;
 SELECT count(*) AS nums FROM nums;
+
+-- a row's routing key is its key's text as the apply worker writes it,
+-- whatever settings the applier runs with
+SELECT kmd_ddl($ddl$CREATE TABLE public.stamps (at timestamptz PRIMARY KEY);
+CREATE FUNCTION public.stamp(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql SET TimeZone = 'Asia/Kolkata' SET DateStyle = 'SQL, DMY' AS $f$
+BEGIN
+  INSERT INTO public.stamps VALUES ((args->>'at')::timestamptz);
+  RETURN NULL;
+END $f$$ddl$) > 0 AS created;
+SELECT kmd_register_table('public.stamps');
+SELECT kmd_register_applier('stamp', 'public.stamp(jsonb, kommander.apply_context)');
+-- a time whose text there routes elsewhere than its text in UTC
+SET DateStyle = 'ISO, MDY';
+SET TimeZone = 'UTC';
+CREATE TEMP TABLE stamp_times AS
+  SELECT timestamptz '2026-01-01 00:00:00+00' + i * interval '1 hour' AS t FROM generate_series(0, 200) i;
+ALTER TABLE stamp_times ADD utc_text text;
+UPDATE stamp_times SET utc_text = t::text;
+SET DateStyle = 'SQL, DMY';
+SET TimeZone = 'Asia/Kolkata';
+CREATE TEMP TABLE stamp_key AS
+  SELECT utc_text FROM stamp_times
+   WHERE (SELECT partition_id FROM kmd_route(utc_text)) <> (SELECT partition_id FROM kmd_route(t::text))
+   ORDER BY t LIMIT 1;
+RESET DateStyle;
+RESET TimeZone;
+SELECT count(*) AS found FROM stamp_key;
+SELECT kmd_propose(utc_text, jsonb_build_object('op', 'call', 'applier', 'stamp',
+                   'args', jsonb_build_object('at', utc_text))) > 0 AS stamped
+  FROM stamp_key;
+SELECT count(*) AS stamps FROM stamps;

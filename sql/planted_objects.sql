@@ -106,3 +106,47 @@ DROP FUNCTION public.jsonb_populate_record(public.planted, jsonb);
 DROP FUNCTION public.to_jsonb(public.planted);
 REVOKE CREATE ON SCHEMA public FROM regress_planter;
 DROP ROLE regress_planter;
+
+-- nor do the Raft workers take a search_path their database gives them
+-- (its owner may set one): its operators would run as their superuser
+SELECT current_database() AS db \gset
+CREATE SCHEMA regress_hijack;
+CREATE TABLE regress_hijack.me AS SELECT pg_backend_pid() AS pid;
+CREATE TABLE regress_hijack.calls (backend text);
+CREATE FUNCTION regress_hijack.int4_eq(a int4, b int4) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM regress_hijack.me WHERE pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()) THEN
+    INSERT INTO regress_hijack.calls SELECT backend_type FROM pg_catalog.pg_stat_activity
+     WHERE pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid();
+  END IF;
+  RETURN a OPERATOR(pg_catalog.=) b;
+END $$;
+CREATE OPERATOR regress_hijack.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = regress_hijack.int4_eq);
+CREATE FUNCTION pg_temp.restart_raft_workers() RETURNS bool LANGUAGE plpgsql AS $$
+DECLARE
+  n int := (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker');
+  deadline timestamptz := clock_timestamp() + interval '60 s';
+BEGIN
+  PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker';
+  LOOP
+    BEGIN
+      IF (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker') = n THEN
+        PERFORM kmd_propose('hijack', '{"op":"upsert","table":"planted","row":{"id":"hijack","state":"w"}}');
+        RETURN true;
+      END IF;
+    EXCEPTION WHEN others THEN
+      NULL;
+    END;
+    IF clock_timestamp() > deadline THEN
+      RETURN false;
+    END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+END $$;
+ALTER DATABASE :"db" SET search_path = regress_hijack, pg_catalog;
+SELECT pg_temp.restart_raft_workers() AS written_after_a_restart;
+SELECT count(*) AS calls_of_the_planted_operator FROM regress_hijack.calls;
+ALTER DATABASE :"db" RESET search_path;
+SELECT pg_temp.restart_raft_workers() AS written_after_a_restart;
+DROP SCHEMA regress_hijack CASCADE;
+SELECT kmd_propose('hijack', '{"op":"delete","table":"planted","key":{"id":"hijack"}}') > 0 AS deleted;

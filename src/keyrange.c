@@ -49,6 +49,7 @@
 #include "apply.h"
 #include "errcodes.h"
 #include "guard.h"
+#include "identity.h"
 #include "keyrange.h"
 #include "lease.h"
 #include "routing.h"
@@ -60,7 +61,11 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(kmd_control_row_guard);
 
-/* The text of a row's routing key: its first primary key column. */
+/*
+ * The text of a row's routing key: its first primary key column, as the
+ * apply worker's settings write it (the user code around may have set
+ * others: the same value would hash elsewhere).
+ */
 static char *
 routing_text(Relation rel, HeapTuple tuple)
 {
@@ -71,6 +76,8 @@ routing_text(Relation rel, HeapTuple tuple)
 	Datum		d;
 	Oid			typoutput;
 	bool		varlena;
+	int			nest;
+	char	   *text;
 
 	if (!OidIsValid(pkidx))
 		ereport(ERROR,
@@ -84,7 +91,10 @@ routing_text(Relation rel, HeapTuple tuple)
 		return NULL;
 	getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), att - 1)->atttypid,
 					  &typoutput, &varlena);
-	return OidOutputFunctionCall(typoutput, d);
+	nest = kmd_stored_text_settings();
+	text = OidOutputFunctionCall(typoutput, d);
+	AtEOXact_GUC(true, nest);
+	return text;
 }
 
 static void

@@ -122,7 +122,7 @@ ready_to_serve(void)
 	bool		ready = false;
 	MemoryContext cxt = kmd_xact_begin();
 
-	if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'kommander'",
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'kommander'",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		kmd_catalog_refresh();
@@ -148,6 +148,8 @@ kmd_launcher_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(kmd_database, NULL, 0);
+	/* a search_path of the database's owner would choose its operators */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	kmd_shared->launcher_latch = MyLatch;
 
 	children = palloc0(sizeof(Child) * n_children);

@@ -1223,6 +1223,11 @@ kmd_worker_main(Datum arg)
 	SetConfigOption("lock_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("idle_in_transaction_session_timeout", "0", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Nor what its statements' names find: the database's owner may set
+	 * a search_path for it whose operators would run as this superuser.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (worker_no < 0 || worker_no >= kmd_shared->n_workers)
 		elog(FATAL, "kommander worker number %d out of range", worker_no);
