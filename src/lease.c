@@ -773,52 +773,79 @@ same_key(Relation rel, HeapTuple a, HeapTuple b)
 }
 
 /*
- * Detach the row of table `tbl' (quoted, qualified) with primary key `pk'
- * from its lease, if any; or, when `only_look', say whether any row may
- * be attached.  As the apply worker's role (kommander's own tables), with
- * a search_path of its own: the user code around chose the session's.
- * Only attachments noted under a key of the command's partition: another
- * partition's are its own state.
+ * Detach row `old' of `rel' (deleted, or updated to `new' under another
+ * key) from its lease, if any.  Only attachments noted under a key of
+ * the command's partition: another partition's are its own state.  SPI
+ * connected, as the apply worker's role.
  */
-static bool
-detach_as_worker(Datum tbl, Datum pk, bool only_look)
+static void
+detach_row(Relation rel, HeapTuple old, HeapTuple new)
 {
 	Oid			types[4] = {TEXTOID, JSONBOID, INT8OID, INT8OID};
-	Datum		values[4] = {tbl, pk, Int64GetDatum(kmd_apply_range.lo),
-	Int64GetDatum(kmd_apply_range.hi)};
+	Datum		values[4];
+	List	   *ancestors;
+	int64	   *leases;
+	char	  **keys;
+	uint64		n;
+
+	values[1] = row_pk(rel, old);
+	if (new != NULL && DatumGetBool(DirectFunctionCall2(jsonb_eq, values[1], row_pk(rel, new))))
+		return;
+
+	/* a partition's row is noted under the registered table, its root */
+	ancestors = rel->rd_rel->relispartition ? get_partition_ancestors(RelationGetRelid(rel)) : NIL;
+	if (ancestors != NIL)
+	{
+		Relation	root = table_open(llast_oid(ancestors), AccessShareLock);
+
+		values[0] = CStringGetTextDatum(kmd_rows_table_name(root));
+		table_close(root, AccessShareLock);
+	}
+	else
+		values[0] = CStringGetTextDatum(kmd_rows_table_name(rel));
+	values[2] = Int64GetDatum(kmd_apply_range.lo);
+	values[3] = Int64GetDatum(kmd_apply_range.hi);
+
+	n = exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 "
+			 "AND kommander.key_hash(key) BETWEEN $3 AND $4 RETURNING lease, key",
+			 4, types, values, SPI_OK_DELETE_RETURNING);
+	leases = palloc(sizeof(int64) * Max(n, 1));
+	keys = palloc(sizeof(char *) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		leases[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		keys[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+	}
+	/* detached() runs statements of its own */
+	for (uint64 i = 0; i < n; i++)
+		detached(leases[i], keys[i]);
+}
+
+void
+kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
+{
 	KmdRoleSaved saved;
 	volatile bool done = false;
-	volatile bool maybe = false;
 	bool		save = kmd_apply_range.user_command;
 
+	/* the usual updates, and every write while no row is attached */
+	if (lease_rows_state == LEASE_ROWS_NONE || (new != NULL && same_key(rel, old, new)))
+		return;
+	SPI_connect();
+
+	/*
+	 * kommander's own table, as the apply worker's role, with a search_path
+	 * of its own: the user code around chose the session's
+	 */
 	kmd_role_enter(&saved, GetAuthenticatedUserId());
 	kmd_apply_range.user_command = false;
 	PG_TRY();
 	{
 		(void) kmd_safe_search_path();
-		maybe = lease_rows_maybe();
-		if (maybe && !only_look)
-		{
-			int64	   *leases;
-			char	  **keys;
-			uint64		n;
-
-			n = exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 "
-					 "AND kommander.key_hash(key) BETWEEN $3 AND $4 RETURNING lease, key",
-					 4, types, values, SPI_OK_DELETE_RETURNING);
-			leases = palloc(sizeof(int64) * Max(n, 1));
-			keys = palloc(sizeof(char *) * Max(n, 1));
-			for (uint64 i = 0; i < n; i++)
-			{
-				bool		isnull;
-
-				leases[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-				keys[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-			}
-			/* detached() runs statements of its own */
-			for (uint64 i = 0; i < n; i++)
-				detached(leases[i], keys[i]);
-		}
+		if (lease_rows_maybe())
+			detach_row(rel, old, new);
 		done = true;
 	}
 	PG_FINALLY();
@@ -827,46 +854,6 @@ detach_as_worker(Datum tbl, Datum pk, bool only_look)
 		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
-	return maybe;
-}
-
-void
-kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
-{
-	List	   *ancestors;
-	Datum		tbl;
-	Datum		pk;
-
-	/* the usual updates, and every write while no row is attached */
-	if (lease_rows_state == LEASE_ROWS_NONE || (new != NULL && same_key(rel, old, new)))
-		return;
-	SPI_connect();
-	if (!detach_as_worker((Datum) 0, (Datum) 0, true))
-	{
-		SPI_finish();
-		return;
-	}
-
-	/* the key as the role that wrote the row */
-	pk = row_pk(rel, old);
-	if (new != NULL && DatumGetBool(DirectFunctionCall2(jsonb_eq, pk, row_pk(rel, new))))
-	{
-		SPI_finish();
-		return;
-	}
-
-	/* a partition's row is noted under the registered table, its root */
-	ancestors = rel->rd_rel->relispartition ? get_partition_ancestors(RelationGetRelid(rel)) : NIL;
-	if (ancestors != NIL)
-	{
-		Relation	root = table_open(llast_oid(ancestors), AccessShareLock);
-
-		tbl = CStringGetTextDatum(kmd_rows_table_name(root));
-		table_close(root, AccessShareLock);
-	}
-	else
-		tbl = CStringGetTextDatum(kmd_rows_table_name(rel));
-	(void) detach_as_worker(tbl, pk, false);
 	SPI_finish();
 }
 
@@ -874,7 +861,8 @@ void
 kmd_lease_track(RowCommand *c, const char *key)
 {
 	bool		attach = c->lease > 0 && c->op != OP_DELETE;
-	bool		detach = c->op != OP_UPDATE || c->lease_named;
+	/* a deleted row left its lease in the row trigger (kmd_lease_row_left) */
+	bool		detach = (c->op != OP_UPDATE && c->op != OP_DELETE) || c->lease_named;
 	Oid			types[4] = {JSONBOID, TEXTOID, TEXTOID, INT8OID};
 	Datum		values[4];
 	volatile bool save = kmd_apply_range.user_command;

@@ -48,13 +48,20 @@
 /* How many addresses of one name are tried, in the order DNS gives them */
 #define ADDRESSES_PER_NAME 4
 
+/* A host of a conninfo's host list that names a socket (or the default) */
+static bool
+socket_host(const char *host)
+{
+	return host[0] == '\0' || host[0] == '/' || host[0] == '@';
+}
+
 /* A host of a conninfo's host list that names a socket or an address. */
 static bool
 numeric_or_socket(const char *host)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
 
-	return host[0] == '\0' || host[0] == '/' || host[0] == '@' ||
+	return socket_host(host) ||
 		inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
@@ -166,10 +173,8 @@ resolve_lists(const char *hosts, const char *ports, KmdAddress *out)
 
 		if (numeric_or_socket(h))
 		{
-			bool		socket = h[0] == '\0' || h[0] == '/' || h[0] == '@';
-
 			append_entry(&host, first, h);
-			append_entry(&addr, first, socket ? "" : h);
+			append_entry(&addr, first, socket_host(h) ? "" : h);
 			append_entry(&port, first, p);
 			first = false;
 		}

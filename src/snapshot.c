@@ -782,8 +782,7 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 static void
 prune_lease_notes(int32 partition_id)
 {
-	int32	   *waiting = palloc(sizeof(int32) * kmd_shared->max_partitions);
-	Datum	   *elems;
+	Datum	   *waiting = palloc(sizeof(Datum) * Max(kmd_shared->max_partitions, 1));
 	int			n = 0;
 	Oid			types[2] = {INT4OID, INT4ARRAYOID};
 	Datum		values[2];
@@ -794,14 +793,11 @@ prune_lease_notes(int32 partition_id)
 		KmdPartition *part = &kmd_shared->partitions[i];
 
 		if (part->partition_id > 0 && part->image_state != KMD_IMAGE_NONE)
-			waiting[n++] = part->partition_id;
+			waiting[n++] = Int32GetDatum(part->partition_id);
 	}
 	LWLockRelease(kmd_shared->lock);
-	elems = palloc(sizeof(Datum) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-		elems[i] = Int32GetDatum(waiting[i]);
 	values[0] = Int32GetDatum(partition_id);
-	values[1] = PointerGetDatum(construct_array(elems, n, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(waiting, n, INT4OID, 4, true, TYPALIGN_INT));
 	if (SPI_execute_with_args("DELETE FROM kommander.lease_orphans o "
 							  "USING kommander.partition_map x WHERE x.partition_id = $1 "
 							  "AND ((o.key_hash >= x.lo AND (x.hi IS NULL OR o.key_hash < x.hi)) "
