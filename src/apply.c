@@ -1559,12 +1559,11 @@ kmd_apply_main(Datum arg)
 			more = kmd_images_install();
 
 			/*
-			 * An image replays the statements of kmd_ddl as they were
-			 * committed, unchecked: one from a version that let a command
-			 * make temporary objects would leave them in this session,
-			 * where every later command's statements would fail (a
-			 * command must leave the schema empty).  A new process has
-			 * none.
+			 * An image replays the statements of kmd_ddl under the checks
+			 * of their apply, which refuse temporary objects; one left in
+			 * this session all the same would fail every later command's
+			 * statements (a command must leave the schema empty).  A new
+			 * process has none.
 			 */
 			if (kmd_temp_schema_in_use())
 			{

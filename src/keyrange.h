@@ -34,7 +34,7 @@ extern void kmd_keyrange_install(void);
 
 /*
  * Does this session's temporary schema hold anything?  No command leaves
- * an object there; a statement an image replays is not checked.
+ * an object there, nor does a statement an image replays.
  */
 extern bool kmd_temp_schema_in_use(void);
 

@@ -76,6 +76,7 @@
 #include "events.h"
 #include "guc.h"
 #include "identity.h"
+#include "keyrange.h"
 #include "lease.h"
 #include "remote.h"
 #include "shmem.h"
@@ -172,10 +173,10 @@ image_tables(int *n, bool sending)
 	if (SPI_execute(psprintf("SELECT relid FROM (SELECT t.relid FROM kommander.tables t "
 							 "WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 							 "  WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid) UNION ALL "
-							 "SELECT 'kommander.requests'::regclass UNION ALL "
-							 "SELECT 'kommander.lease_state'::regclass UNION ALL "
-							 "SELECT 'kommander.lease_rows'::regclass UNION ALL "
-							 "SELECT 'kommander.lease_orphans'::regclass WHERE %s) t ORDER BY relid::text",
+							 "SELECT 'kommander.requests'::pg_catalog.regclass UNION ALL "
+							 "SELECT 'kommander.lease_state'::pg_catalog.regclass UNION ALL "
+							 "SELECT 'kommander.lease_rows'::pg_catalog.regclass UNION ALL "
+							 "SELECT 'kommander.lease_orphans'::pg_catalog.regclass WHERE %s) t ORDER BY relid::text",
 							 sending ? "pg_catalog.has_table_privilege('kommander_peer', "
 							 "'kommander.lease_orphans', 'SELECT')" : "true"),
 					true, 0) != SPI_OK_SELECT)
@@ -922,7 +923,39 @@ kmd_image_clear(List *partitions)
 }
 
 /*
- * Run the kmd_ddl statement at system index `idx' that an image of the
+ * Run the kmd_ddl statement at system index `idx' as a command of the
+ * system partition is applied, under the same checks (keyrange.c).
+ * Unchecked, a statement that caught the refusal of a temporary object
+ * would leave one here: a type named like a catalog type, which the
+ * install's own statements, run as superuser, would find before
+ * pg_catalog's.  The rules on keys and triggers (kmd_keys_replaying),
+ * which decide what every node accepts, are not checked again: the
+ * statement passed them where it was applied.
+ */
+static void
+replay_ddl(uint64 idx, const char *sql, const char *role)
+{
+	KmdKeyRange saved = kmd_apply_range;
+
+	kmd_apply_range.partition_id = 0;
+	kmd_apply_range.lo = 1;
+	kmd_apply_range.hi = 0;
+	kmd_apply_range.user_command = false;
+	kmd_keys_replaying = true;
+	PG_TRY();
+	{
+		kmd_syscommand_ddl(idx, sql, role);
+	}
+	PG_FINALLY();
+	{
+		kmd_keys_replaying = false;
+		kmd_apply_range = saved;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Replay the kmd_ddl statement at system index `idx' that an image of the
  * system partition brought.  This node's rows are its own from before the
  * statement, which ran on the other nodes: when it fails on them, it runs
  * again without them (every user partition then takes an image) and
@@ -937,22 +970,19 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
-	kmd_keys_replaying = true;
 	PG_TRY();
 	{
-		kmd_syscommand_ddl(idx, sql, role);
+		replay_ddl(idx, sql, role);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
 	{
-		kmd_keys_replaying = false;
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 	}
 	PG_END_TRY();
-	kmd_keys_replaying = false;
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	if (edata == NULL)
@@ -965,16 +995,7 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 	if (!*cleared)
 		kmd_image_clear(NIL);
 	*cleared = true;
-	kmd_keys_replaying = true;
-	PG_TRY();
-	{
-		kmd_syscommand_ddl(idx, sql, role);
-	}
-	PG_FINALLY();
-	{
-		kmd_keys_replaying = false;
-	}
-	PG_END_TRY();
+	replay_ddl(idx, sql, role);
 }
 
 /*
@@ -1061,7 +1082,7 @@ install_system(Jsonb *system, uint64 index, bool *cleared)
 			values[1] = Int64GetDatum(int_field(entry, "registered"));
 			types[0] = OIDOID;
 			types[1] = INT8OID;
-			if (SPI_execute_with_args("INSERT INTO kommander.tables VALUES ($1::regclass, $2) "
+			if (SPI_execute_with_args("INSERT INTO kommander.tables VALUES ($1::pg_catalog.regclass, $2) "
 									  "ON CONFLICT (relid) DO NOTHING",
 									  2, types, values, NULL, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "could not register %s", text_field(entry, "table"));
