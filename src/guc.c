@@ -47,8 +47,9 @@ int			kmd_image_timeout = 60000;
  * third of the node's work (the log's writes and flushes; the backends,
  * the peers' stream backends and the apply worker do the rest), so one keeps
  * up with three busy cores; and each worker flushes the log on its own, so
- * fewer workers make fewer, larger flushes.  Four, with the launcher and
- * the apply worker, stay within the default max_worker_processes; more
+ * fewer workers make fewer, larger flushes.  Four, with the launcher, the
+ * apply worker and the resolver, stay within the default
+ * max_worker_processes; more
  * were never measured.  The setting keeps what was written (a reload then
  * finds it unchanged); kmd_n_workers holds the number in use, which SHOW
  * tells.

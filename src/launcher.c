@@ -3,8 +3,9 @@
  * launcher.c
  *	  The kommander launcher: a static background worker that waits until
  *	  the extension exists in kommander.database and this node belongs to
- *	  a cluster, then starts the Raft workers and the apply worker, and
- *	  starts again any of them that stops.
+ *	  a cluster, then starts the Raft workers and the apply worker (and
+ *	  the resolver of the peers' host names, once a Raft worker needs it),
+ *	  and starts again any of them that stops.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -28,7 +29,6 @@
 #include "apply.h"
 #include "guc.h"
 #include "launcher.h"
-#include "resolve.h"
 #include "shmem.h"
 #include "xact.h"
 
@@ -45,23 +45,16 @@
 typedef struct Child
 {
 	const char *function;
+	const char *name;			/* in the log */
+	const char *bgw_name;		/* its process's name and type */
+	const char *bgw_type;
 	int			arg;
+	bool		on_demand;		/* started once resolver_wanted */
 	BackgroundWorkerHandle *handle;
 	TimestampTz started_at;
 	TimestampTz stopped_at;
 	int			delay_ms;		/* before the next start */
 } Child;
-
-static const char *
-child_name(const Child *c)
-{
-	static char name[32];
-
-	if (c->arg < 0)
-		return "apply worker";
-	snprintf(name, sizeof(name), "raft worker %d", c->arg);
-	return name;
-}
 
 void
 kmd_launcher_register(void)
@@ -85,29 +78,24 @@ start_child(Child *c)
 	BackgroundWorker bgw;
 
 	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/* the resolver reads shared memory only */
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	if (!c->on_demand)
+		bgw.bgw_flags |= BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "kommander");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "%s", c->function);
-	if (strcmp(c->function, "kmd_apply_main") == 0)
-	{
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "kommander apply");
-		snprintf(bgw.bgw_type, BGW_MAXLEN, "kommander apply");
-	}
-	else
-	{
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "kommander raft worker %d", c->arg);
-		snprintf(bgw.bgw_type, BGW_MAXLEN, "kommander raft worker");
-	}
-	bgw.bgw_main_arg = Int32GetDatum(Max(c->arg, 0));
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "%s", c->bgw_name);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "%s", c->bgw_type);
+	bgw.bgw_main_arg = Int32GetDatum(c->arg);
 	bgw.bgw_notify_pid = MyProcPid;
 	if (!RegisterDynamicBackgroundWorker(&bgw, &c->handle))
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start %s", bgw.bgw_name),
-				 errhint("Raise max_worker_processes: kommander needs kommander.workers + 2 background workers.")));
+				 errhint("Raise max_worker_processes: kommander needs kommander.workers + 3 background workers.")));
 		c->handle = NULL;
 		return false;
 	}
@@ -141,7 +129,7 @@ void
 kmd_launcher_main(Datum arg)
 {
 	Child	   *children;
-	int			n_children = kmd_n_workers + 1;
+	int			n_children = kmd_n_workers + 2;
 	bool		started = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -154,12 +142,22 @@ kmd_launcher_main(Datum arg)
 
 	children = palloc0(sizeof(Child) * n_children);
 	children[0].function = "kmd_apply_main";
-	children[0].arg = -1;
-	for (int i = 1; i < n_children; i++)
+	children[0].name = "apply worker";
+	children[0].bgw_name = children[0].bgw_type = "kommander apply";
+	for (int i = 0; i < kmd_n_workers; i++)
 	{
-		children[i].function = "kmd_worker_main";
-		children[i].arg = i - 1;
+		Child	   *c = &children[i + 1];
+
+		c->function = "kmd_worker_main";
+		c->name = psprintf("raft worker %d", i);
+		c->bgw_name = psprintf("kommander raft worker %d", i);
+		c->bgw_type = "kommander raft worker";
+		c->arg = i;
 	}
+	children[n_children - 1].function = "kmd_resolver_main";
+	children[n_children - 1].name = "resolver";
+	children[n_children - 1].bgw_name = children[n_children - 1].bgw_type = "kommander resolver";
+	children[n_children - 1].on_demand = true;
 
 	for (;;)
 	{
@@ -196,8 +194,11 @@ kmd_launcher_main(Datum arg)
 						c->delay_ms = Min(c->delay_ms * 2, RESTART_MAX_MS);
 					ereport(LOG,
 							(errmsg("kommander %s stopped; starting it again in %d ms",
-									child_name(c), c->delay_ms)));
+									c->name, c->delay_ms)));
 				}
+				if (c->handle == NULL && c->on_demand && c->started_at == 0 &&
+					!kmd_shared->resolver_wanted)
+					continue;
 				if (c->handle == NULL)
 				{
 					long		wait = c->stopped_at == 0 ? 0 :
@@ -216,9 +217,6 @@ kmd_launcher_main(Datum arg)
 			}
 		}
 
-		/* the peers' host names, which a Raft worker must not wait for */
-		if (started)
-			timeout = Min(timeout, kmd_resolve_peers());
 		kmd_xact_report_stats();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);

@@ -1,15 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * resolve.c
- *	  The peers' host names, resolved by the launcher.  libpq resolves the
- *	  host names of a conninfo with the blocking getaddrinfo() as a
- *	  connection starts: a Raft worker waiting there for a slow name
+ *	  The peers' host names, resolved by a process of their own.  libpq
+ *	  resolves the host names of a conninfo with the blocking getaddrinfo()
+ *	  as a connection starts: a Raft worker waiting there for a slow name
  *	  server would hold every partition it serves (no heartbeats, no
- *	  votes, no writes).  So the launcher, which may wait, resolves them
- *	  and keeps the addresses in shared memory; a Raft worker connects to
- *	  those (libpq's hostaddr: the host name still serves TLS and
- *	  authentication), or leaves the peer for a while when they are not
- *	  there yet.
+ *	  votes, no writes), and the launcher would start no stopped worker
+ *	  again.  So the resolver, which may wait, resolves them and keeps the
+ *	  addresses in shared memory; a Raft worker connects to those (libpq's
+ *	  hostaddr: the host name still serves TLS and authentication), or
+ *	  leaves the peer for a while when they are not there yet.  The
+ *	  launcher starts the resolver the first time a Raft worker asks.
  *
  * A conninfo that gives hostaddr itself, or names sockets or numeric
  * addresses only, needs nothing.  A host name that resolves to several
@@ -35,7 +36,14 @@
 #include "nodes/pg_list.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -255,12 +263,24 @@ kmd_peer_address(int32 node_id, const char *conninfo, KmdAddress *out)
 		break;
 	}
 	LWLockRelease(kmd_shared->lock);
-	if (state == KMD_ADDRESS_PENDING && kmd_shared->launcher_latch != NULL)
-		SetLatch(kmd_shared->launcher_latch);
+	if (state == KMD_ADDRESS_PENDING)
+	{
+		Latch	   *resolver = kmd_shared->resolver_latch;
+
+		if (resolver != NULL)
+			SetLatch(resolver);
+		else if (!kmd_shared->resolver_wanted)
+		{
+			kmd_shared->resolver_wanted = true;
+			kmd_wake_launcher();
+		}
+	}
 	return state;
 }
 
-/* One round of kmd_resolve_peers, in its memory context */
+/*
+ * Resolve what is due; the milliseconds until the next is due.
+ */
 static long
 resolve_round(void)
 {
@@ -361,20 +381,43 @@ resolve_round(void)
 	return next;
 }
 
-long
-kmd_resolve_peers(void)
+/* The resolver stopped (the launcher starts it again) */
+static void
+resolver_exit(int code, Datum arg)
 {
-	static MemoryContext cxt = NULL;
-	MemoryContext old;
-	long		next;
+	kmd_shared->resolver_latch = NULL;
+}
 
-	/* the launcher's loop runs for good: what a round allocates goes with it */
-	if (cxt == NULL)
-		cxt = AllocSetContextCreate(TopMemoryContext, "kommander resolve",
-									ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	next = resolve_round();
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(cxt);
-	return next;
+void
+kmd_resolver_main(Datum arg)
+{
+	MemoryContext cxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	cxt = AllocSetContextCreate(TopMemoryContext, "kommander resolve",
+								ALLOCSET_SMALL_SIZES);
+	kmd_shared->resolver_latch = MyLatch;
+	before_shmem_exit(resolver_exit, 0);
+	for (;;)
+	{
+		MemoryContext old;
+		long		next;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		/* a round allocates what it needs and leaves nothing */
+		old = MemoryContextSwitchTo(cxt);
+		next = resolve_round();
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cxt);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 next, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 }

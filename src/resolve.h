@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * resolve.h
- *	  The peers' host names, resolved by the launcher for the Raft workers.
+ *	  The peers' host names, resolved for the Raft workers by a process of
+ *	  their own.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -26,16 +27,17 @@ typedef enum KmdAddressState
  * The addresses a Raft worker connects to node `node_id' by, for its
  * roster conninfo `conninfo', into `out': its host, hostaddr and port
  * lists (libpq's, over the conninfo's), or the error.  Never waits: an
- * address not resolved yet is asked of the launcher.
+ * address not resolved yet is asked of the resolver (and the resolver of
+ * the launcher, when it is not running).
  */
 extern KmdAddressState kmd_peer_address(int32 node_id, const char *conninfo,
 										KmdAddress *out);
 
 /*
- * The launcher: resolve the host names of the roster's conninfos that
- * need it (first, changed, or resolved a while ago), which may wait for
- * DNS.  Returns the milliseconds until the next is due.
+ * The resolver, a background worker the launcher starts once a Raft worker
+ * needs it: it resolves the host names of the roster's conninfos (new,
+ * changed, or resolved a while ago), waiting for DNS as long as it takes.
  */
-extern long kmd_resolve_peers(void);
+extern PGDLLEXPORT void kmd_resolver_main(Datum arg);
 
 #endif							/* KOMMANDER_RESOLVE_H */

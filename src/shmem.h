@@ -62,8 +62,9 @@ typedef struct KmdNode
 } KmdNode;
 
 /*
- * A peer's host names as addresses (resolve.c): resolved by the launcher,
- * which may wait for DNS where a Raft worker must not.
+ * A peer's host names as addresses (resolve.c): resolved by the resolver,
+ * a process of its own that may wait for DNS where a Raft worker, or the
+ * launcher that starts the workers again, must not.
  */
 typedef struct KmdAddress
 {
@@ -379,9 +380,12 @@ typedef struct KmdShared
 
 	/*
 	 * The peers' conninfos that name hosts, resolved: written under `lock'
-	 * exclusive by the launcher, read under `lock' by the Raft workers.
+	 * exclusive by the resolver, read under `lock' by the Raft workers.
 	 */
 	KmdAddress	addresses[KMD_MAX_NODES];
+	/* set by a Raft worker that needs the resolver; the launcher starts it */
+	volatile bool resolver_wanted;
+	Latch	   *resolver_latch;
 
 	/* broadcast by the apply worker whenever an applied index moves */
 	ConditionVariable applied_cv;

@@ -158,7 +158,7 @@ peer_start(KmdTransport *t, KmdPeer *p)
 		vals[n++] = p->user;
 	}
 
-	/* its host names resolved by the launcher: libpq would wait for DNS */
+	/* its host names resolved by the resolver: libpq would wait for DNS */
 	switch (kmd_peer_address(p->node_id, p->conninfo, addr))
 	{
 		case KMD_ADDRESS_NOT_NEEDED:

@@ -5,10 +5,11 @@
 #   it again and again; none of those lookups may hold node1's Raft
 #   workers, which would stop the heartbeats of every partition node1
 #   leads: node3 must never start an election, and writes through node1
-#   go on meanwhile.  The launcher waits for the name server instead.
-#   The name stands for two addresses, the first of them with no server;
-#   node3 is named by a list of two names, the first of which does not
-#   resolve.
+#   go on meanwhile.  The resolver waits for the name server instead,
+#   and while it waits, the launcher still starts a Raft worker that
+#   stopped.  The name stands for two addresses, the first of them with
+#   no server; node3 is named by a list of two names, the first of which
+#   does not resolve.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -28,7 +29,10 @@ PostgreSQL::Test::Utils::system_or_bail('gcc', '-shared', '-fPIC', '-o', "$dir/s
 	"$FindBin::RealBin/../test/tap/slow_getaddrinfo.c", '-ldl');
 my $preload = join(' ', grep { $_ } ($ENV{LD_PRELOAD}, "$dir/slow_getaddrinfo.so"));
 
-# every node maps the name; node1's lookups of it take five seconds
+# every node maps the name; node1's lookups of it take five seconds, and
+# wait for the file $gate while it is not there
+my $gate = "$dir/dns_open";
+PostgreSQL::Test::Utils::append_to_file($gate, '');
 my $conf = "listen_addresses = '127.0.0.1'\nkommander.election_timeout = 2000\n"
   . "kommander.balance_interval = 0\n";
 my @nodes;
@@ -36,6 +40,7 @@ for my $i (1 .. 3)
 {
 	local $ENV{LD_PRELOAD} = $preload;
 	local $ENV{KMD_TEST_DNS_DELAY_MS} = $i == 1 ? 5000 : 0;
+	local $ENV{KMD_TEST_DNS_GATE} = $i == 1 ? $gate : '';
 	push @nodes, KmdTest::new_node("node$i", conf => $conf);
 }
 my ($n1, $n2, $n3) = @nodes;
@@ -89,6 +94,23 @@ is($n1->safe_psql('postgres',
 	$n2->start;
 }
 ok(KmdTest::wait_converged(\@nodes), 'the nodes converge');
+
+# a name server that does not answer: node1's resolver waits in its next
+# lookup (every ten seconds) for as long as the gate is shut.  A Raft
+# worker that stops meanwhile is started again all the same.
+unlink($gate) or die "cannot remove $gate: $!";
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+select(undef, undef, undef, 0.1) while !-e "$gate.waiting" && time < $deadline;
+ok(-e "$gate.waiting", 'node1 looks node2\'s name up and waits');
+my $workers = q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander raft worker'};
+my ($old, @others) = split /\n/, $n1->safe_psql('postgres', "$workers ORDER BY pid");
+$n1->safe_psql('postgres', "SELECT pg_terminate_backend($old)");
+ok($n1->poll_query_until('postgres',
+	"SELECT count(*) = " . (1 + @others) . " AND bool_and(pid <> $old) FROM ($workers) w"),
+	'a Raft worker that stopped is started again');
+ok(-e "$gate.waiting", 'while the lookup still waits');
+PostgreSQL::Test::Utils::append_to_file($gate, '');
+ok(KmdTest::wait_converged(\@nodes), 'the nodes converge again');
 KmdTest::same_state(\@nodes);
 
 done_testing();

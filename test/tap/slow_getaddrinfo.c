@@ -1,7 +1,9 @@
 /*
  * A name server that takes its time, for t/214: getaddrinfo() of the host
  * name "kmd-peer.test" answers 127.0.0.2 (where no server listens), then
- * 127.0.0.1, after KMD_TEST_DNS_DELAY_MS milliseconds (none when unset).
+ * 127.0.0.1, after KMD_TEST_DNS_DELAY_MS milliseconds (none when unset),
+ * and not before the file KMD_TEST_DNS_GATE names exists (when not empty; the
+ * file "<gate>.waiting" exists while a lookup waits for it).
  * "kmd-missing.test" does not resolve.  Preloaded into a server
  * (LD_PRELOAD); other names go to the real getaddrinfo().
  *
@@ -12,9 +14,11 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef int (*getaddrinfo_fn) (const char *, const char *, const struct addrinfo *,
 							   struct addrinfo **);
@@ -30,6 +34,7 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 	if (node != NULL && strcmp(node, "kmd-peer.test") == 0)
 	{
 		const char *delay = getenv("KMD_TEST_DNS_DELAY_MS");
+		const char *gate = getenv("KMD_TEST_DNS_GATE");
 
 		if (delay != NULL)
 		{
@@ -38,6 +43,23 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 
 			while (nanosleep(&ts, &ts) != 0)
 				;
+		}
+		if (gate != NULL && gate[0] != '\0' && access(gate, F_OK) != 0)
+		{
+			/* "<gate>.waiting" tells the test that a lookup waits */
+			char		waiting[4096];
+			FILE	   *f;
+
+			snprintf(waiting, sizeof(waiting), "%s.waiting", gate);
+			if ((f = fopen(waiting, "w")) != NULL)
+				fclose(f);
+			while (access(gate, F_OK) != 0)
+			{
+				struct timespec ts = {0, 10 * 1000000L};
+
+				nanosleep(&ts, NULL);
+			}
+			unlink(waiting);
 		}
 		{
 			struct addrinfo *first;
