@@ -116,9 +116,15 @@ pin_settings_sql(bool local)
 	return sql.data;
 }
 
-/* The routing column of control table `relid', the first of its primary key, quoted */
-static const char *
-routing_column(Oid relid)
+/*
+ * The hash of the routing key of control table `relid' (the first column
+ * of its primary key) as an SQL expression.  Its text is the type's
+ * output, which the apply checks rows with (keyrange.c) and a proposer
+ * routes: a cast to text can write another (a boolean's 'true' for 't',
+ * an inet's netmask, a cast its type's owner created).
+ */
+static char *
+routing_hash(Oid relid)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
 	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
@@ -134,7 +140,7 @@ routing_column(Oid relid)
 												 idx->rd_index->indkey.values[0] - 1)->attname));
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
-	return col;
+	return psprintf("kommander.key_hash(pg_catalog.format('%%s', %s))", col);
 }
 
 /*
@@ -144,13 +150,12 @@ routing_column(Oid relid)
 static char *
 range_filter(Oid relid, int64 lo, bool hi_null, int64 hi)
 {
-	const char *col = routing_column(relid);
+	char	   *hash = routing_hash(relid);
 	char	   *filter;
 
-	filter = psprintf("kommander.key_hash((%s)::text) >= " INT64_FORMAT, col, lo);
+	filter = psprintf("%s >= " INT64_FORMAT, hash, lo);
 	if (!hi_null)
-		filter = psprintf("%s AND kommander.key_hash((%s)::text) < " INT64_FORMAT,
-						  filter, col, hi);
+		filter = psprintf("%s AND %s < " INT64_FORMAT, filter, hash, hi);
 	return filter;
 }
 
@@ -826,9 +831,8 @@ clear_range(Oid relid, int64 lo, int64 hi)
 {
 	KmdRoleSaved saved;
 	volatile bool done = false;
-	char	   *sql = psprintf("DELETE FROM %s WHERE kommander.key_hash((%s)::text) BETWEEN "
-							   INT64_FORMAT " AND " INT64_FORMAT,
-							   qualified_name(relid), routing_column(relid), lo, hi);
+	char	   *sql = psprintf("DELETE FROM %s WHERE %s BETWEEN " INT64_FORMAT " AND " INT64_FORMAT,
+							   qualified_name(relid), routing_hash(relid), lo, hi);
 
 	kmd_role_enter(&saved, kmd_rel_owner(relid));
 	PG_TRY();
