@@ -235,6 +235,38 @@ SELECT count(*) AS held_a_rows FROM held, rk WHERE id = a;
 SELECT rows AS own_path_still_attached FROM kommander.leases WHERE id = :held_lease;
 SELECT kmd_lease_revoke(:held_lease);
 SELECT kmd_ddl('DROP FUNCTION public.held_delete_own_path(jsonb, kommander.apply_context); DROP OPERATOR public.= (text, text); DROP FUNCTION public.owners_eq(text, text)') > 0 AS ddl_done;
+-- and the key it finds is written as the table's owner: a cast of the
+-- owner's type to json is the owner's code, never the superuser's
+SET ROLE regress_lease_owner;
+SELECT kmd_ddl($ddl$CREATE TYPE public.lease_mood AS ENUM ('calm', 'busy');
+CREATE FUNCTION public.lease_mood_json(public.lease_mood) RETURNS json
+LANGUAGE plpgsql AS $f$
+BEGIN
+  IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    RAISE EXCEPTION 'the owner''s cast ran as superuser %', current_user;
+  END IF;
+  RETURN pg_catalog.to_json($1::text);
+END $f$;
+CREATE CAST (public.lease_mood AS json) WITH FUNCTION public.lease_mood_json(public.lease_mood);
+CREATE TABLE public.held_mood (id text, mood public.lease_mood, PRIMARY KEY (id, mood));
+CREATE FUNCTION public.held_mood_delete(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE plpgsql AS $f$
+BEGIN
+  DELETE FROM public.held_mood WHERE id = args->>'id';
+  RETURN NULL;
+END $f$$ddl$) > 0 AS ddl_done;
+RESET ROLE;
+SELECT kmd_register_table('public.held_mood');
+SELECT kmd_register_applier('held_mood_delete', 'public.held_mood_delete(jsonb, kommander.apply_context)');
+SELECT kmd_lease_grant('30 s', 'h1') AS held_lease \gset
+SELECT kmd_propose(a, format('{"op":"insert","table":"held_mood","row":{"id":"%s","mood":"calm"},"lease":%s}', a, :held_lease)::jsonb) > 0 AS attached
+  FROM rk;
+SELECT err(format($$SELECT kmd_propose('%s', '{"op":"call","applier":"held_mood_delete","args":{"id":"%s"}}')$$, a, a))
+  FROM rk;
+SELECT count(*) AS held_mood_rows FROM held_mood;
+SELECT rows AS mood_still_attached FROM kommander.leases WHERE id = :held_lease;
+SELECT kmd_lease_revoke(:held_lease);
+SELECT kmd_ddl('DROP TABLE public.held_mood; DROP FUNCTION public.held_mood_delete(jsonb, kommander.apply_context); DROP CAST (public.lease_mood AS json); DROP FUNCTION public.lease_mood_json(public.lease_mood); DROP TYPE public.lease_mood') > 0 AS ddl_done;
 SELECT kmd_ddl('DROP FUNCTION public.held_rewrite(jsonb, kommander.apply_context)') > 0 AS ddl_done;
 -- a row whose table refuses to let it go stays, no longer attached: the
 -- lease ends all the same

@@ -773,67 +773,27 @@ same_key(Relation rel, HeapTuple a, HeapTuple b)
 }
 
 /*
- * Detach row `old' of `rel' (deleted, or updated to `new' under another
- * key) from its lease, if any.  Only attachments noted under a key of
- * the command's partition: another partition's are its own state.  SPI
- * connected, as the apply worker's role.
+ * Detach the row of registered table `relid' whose primary key was `pk'
+ * (deleted, or given another key) from its lease, if any: as the apply
+ * worker's role, kommander's own tables.  Only attachments noted under a
+ * key of the command's partition: another partition's are its own state.
+ * SPI connected.
  */
 static void
-detach_row(Relation rel, HeapTuple old, HeapTuple new)
+detach_row(Oid relid, Datum pk)
 {
 	Oid			types[4] = {TEXTOID, JSONBOID, INT8OID, INT8OID};
 	Datum		values[4];
-	List	   *ancestors;
-	int64	   *leases;
-	char	  **keys;
-	uint64		n;
-
-	values[1] = row_pk(rel, old);
-	if (new != NULL && DatumGetBool(DirectFunctionCall2(jsonb_eq, values[1], row_pk(rel, new))))
-		return;
-
-	/* a partition's row is noted under the registered table, its root */
-	ancestors = rel->rd_rel->relispartition ? get_partition_ancestors(RelationGetRelid(rel)) : NIL;
-	if (ancestors != NIL)
-	{
-		Relation	root = table_open(llast_oid(ancestors), AccessShareLock);
-
-		values[0] = CStringGetTextDatum(kmd_rows_table_name(root));
-		table_close(root, AccessShareLock);
-	}
-	else
-		values[0] = CStringGetTextDatum(kmd_rows_table_name(rel));
-	values[2] = Int64GetDatum(kmd_apply_range.lo);
-	values[3] = Int64GetDatum(kmd_apply_range.hi);
-
-	n = exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 "
-			 "AND kommander.key_hash(key) BETWEEN $3 AND $4 RETURNING lease, key",
-			 4, types, values, SPI_OK_DELETE_RETURNING);
-	leases = palloc(sizeof(int64) * Max(n, 1));
-	keys = palloc(sizeof(char *) * Max(n, 1));
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		leases[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		keys[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-	}
-	/* detached() runs statements of its own */
-	for (uint64 i = 0; i < n; i++)
-		detached(leases[i], keys[i]);
-}
-
-void
-kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
-{
+	Relation	rel = table_open(relid, AccessShareLock);
 	KmdRoleSaved saved;
 	volatile bool done = false;
 	bool		save = kmd_apply_range.user_command;
 
-	/* the usual updates, and every write while no row is attached */
-	if (lease_rows_state == LEASE_ROWS_NONE || (new != NULL && same_key(rel, old, new)))
-		return;
-	SPI_connect();
+	values[0] = CStringGetTextDatum(kmd_rows_table_name(rel));
+	table_close(rel, AccessShareLock);
+	values[1] = pk;
+	values[2] = Int64GetDatum(kmd_apply_range.lo);
+	values[3] = Int64GetDatum(kmd_apply_range.hi);
 
 	/*
 	 * kommander's own table, as the apply worker's role, with a search_path
@@ -843,9 +803,27 @@ kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
 	kmd_apply_range.user_command = false;
 	PG_TRY();
 	{
+		uint64		n;
+		int64	   *leases;
+		char	  **keys;
+
 		(void) kmd_safe_search_path();
-		if (lease_rows_maybe())
-			detach_row(rel, old, new);
+		n = lease_rows_maybe() ?
+			exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 "
+				 "AND kommander.key_hash(key) BETWEEN $3 AND $4 RETURNING lease, key",
+				 4, types, values, SPI_OK_DELETE_RETURNING) : 0;
+		leases = palloc(sizeof(int64) * Max(n, 1));
+		keys = palloc(sizeof(char *) * Max(n, 1));
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			leases[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			keys[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		}
+		/* detached() runs statements of its own */
+		for (uint64 i = 0; i < n; i++)
+			detached(leases[i], keys[i]);
 		done = true;
 	}
 	PG_FINALLY();
@@ -854,6 +832,53 @@ kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
 		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * The primary keys of `old' and `new' (NULL: none), rows of `rel', as
+ * row_pk writes them, as `owner' (kmd_lease_track's too): a cast of one
+ * of the owner's types to json is the owner's code.
+ */
+static void
+row_pks_as(Oid owner, Relation rel, HeapTuple old, HeapTuple new,
+		   Datum *old_pk, Datum *new_pk)
+{
+	KmdRoleSaved saved;
+	volatile bool done = false;
+
+	kmd_role_enter(&saved, owner);
+	PG_TRY();
+	{
+		(void) kmd_safe_search_path();
+		*old_pk = row_pk(rel, old);
+		if (new != NULL)
+			*new_pk = row_pk(rel, new);
+		done = true;
+	}
+	PG_FINALLY();
+	{
+		kmd_role_leave(&saved, done);
+	}
+	PG_END_TRY();
+}
+
+void
+kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
+{
+	Oid			root = RelationGetRelid(rel);
+	Datum		old_pk;
+	Datum		new_pk = (Datum) 0;
+
+	/* the usual updates, and every write while no row is attached */
+	if (lease_rows_state == LEASE_ROWS_NONE || (new != NULL && same_key(rel, old, new)))
+		return;
+	SPI_connect();
+	/* a partition's row is noted under the registered table, its root */
+	if (rel->rd_rel->relispartition)
+		root = llast_oid(get_partition_ancestors(root));
+	row_pks_as(kmd_rel_owner(root), rel, old, new, &old_pk, &new_pk);
+	if (new == NULL || !DatumGetBool(DirectFunctionCall2(jsonb_eq, old_pk, new_pk)))
+		detach_row(root, old_pk);
 	SPI_finish();
 }
 
