@@ -55,6 +55,15 @@ kmd_role_enter(KmdRoleSaved *saved, Oid role)
 }
 
 void
+kmd_role_enter_restricted(KmdRoleSaved *saved, Oid role)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(role, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	saved->nest = NewGUCNestLevel();
+}
+
+void
 kmd_role_leave(const KmdRoleSaved *saved, bool done)
 {
 	if (done)

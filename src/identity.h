@@ -29,6 +29,16 @@ extern Oid	kmd_rel_owner(Oid relid);
 extern void kmd_role_enter(KmdRoleSaved *saved, Oid role);
 
 /*
+ * As kmd_role_enter, for the code of `role' that a worker runs outside a
+ * command (an image's copy of its rows, whose triggers and checks fire):
+ * a security-restricted operation, as Postgres runs an owner's code in
+ * maintenance, so that it leaves nothing in the session that a statement
+ * of the worker's own would run or find (a temporary type, a cursor WITH
+ * HOLD, which runs to its end at commit).
+ */
+extern void kmd_role_enter_restricted(KmdRoleSaved *saved, Oid role);
+
+/*
  * Back to the role saved.  `done': the user code finished, and the settings
  * it changed (search_path, ...) are undone here; after an error, the
  * (sub)transaction's abort undoes them.

@@ -238,7 +238,7 @@ range_digest(Oid relid, const char *filter, bool fresh, int64 *count, char **sum
 	 * As the table's owner: the casts to text may be the owner's (a cast
 	 * from the table's row type, or from its key's type).
 	 */
-	kmd_role_enter(&saved, kmd_rel_owner(relid));
+	kmd_role_enter_restricted(&saved, kmd_rel_owner(relid));
 	PG_TRY();
 	{
 		int			nest = NewGUCNestLevel();
@@ -716,9 +716,9 @@ install_rows(PGconn *conn, Jsonb *table, int64 lo, bool hi_null, int64 hi,
 	/*
 	 * As the table's owner: what the delete and the copy run of the
 	 * owner's (a trigger enabled ALWAYS, a domain's check) has its
-	 * privileges, never the apply worker's.
+	 * privileges, never the apply worker's, and leaves nothing behind.
 	 */
-	kmd_role_enter(&saved, kmd_rel_owner(relid));
+	kmd_role_enter_restricted(&saved, kmd_rel_owner(relid));
 	PG_TRY();
 	{
 		clear_and_copy(conn, relid, name, filter);
@@ -824,7 +824,7 @@ prune_lease_notes(int32 partition_id)
 /*
  * Delete the rows of control table `relid' in [lo, hi], as its owner: its
  * triggers enabled ALWAYS run, deferred ones too, with the owner's
- * privileges.
+ * privileges, restricted (kmd_role_enter_restricted).
  */
 static void
 clear_range(Oid relid, int64 lo, int64 hi)
@@ -834,7 +834,7 @@ clear_range(Oid relid, int64 lo, int64 hi)
 	char	   *sql = psprintf("DELETE FROM %s WHERE %s BETWEEN " INT64_FORMAT " AND " INT64_FORMAT,
 							   qualified_name(relid), routing_hash(relid), lo, hi);
 
-	kmd_role_enter(&saved, kmd_rel_owner(relid));
+	kmd_role_enter_restricted(&saved, kmd_rel_owner(relid));
 	PG_TRY();
 	{
 		if (SPI_execute(sql, false, 0) != SPI_OK_DELETE)
