@@ -460,10 +460,14 @@ RETURNS timestamptz AS 'MODULE_PATHNAME', 'kmd_lease_countdown' LANGUAGE C STRIC
 -- expires_at is renewed_at plus the TTL, by the clocks of the proposing
 -- nodes: what the leader of the partition decides by is its own clock,
 -- countdown_ends.
+-- Functions and operators are named where an argument would need a cast
+-- to match pg_catalog's: one of another schema matching exactly would be
+-- bound into the view.
 CREATE VIEW kommander.leases AS
-    SELECT l.id, m.partition_id, make_interval(secs => l.ttl_ms / 1000.0) AS ttl,
+    SELECT l.id, m.partition_id,
+           pg_catalog.make_interval(secs => l.ttl_ms OPERATOR(pg_catalog./) 1000.0) AS ttl,
            l.granted_at, l.renewed_at,
-           l.renewed_at + make_interval(secs => l.ttl_ms / 1000.0) AS expires_at,
+           l.renewed_at + pg_catalog.make_interval(secs => l.ttl_ms OPERATOR(pg_catalog./) 1000.0) AS expires_at,
            (SELECT count(*) FROM kommander.lease_rows r WHERE r.lease = l.id) AS rows,
            kommander.lease_countdown(l.id) AS countdown_ends
       FROM kommander.lease_state l

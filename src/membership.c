@@ -522,7 +522,7 @@ require_self(PGconn *self, const char *conninfo)
 			 (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC);
 	res = kmd_remote_exec(self,
 						  "SELECT s.system_identifier::text, "
-						  "(extract(epoch FROM pg_catalog.pg_postmaster_start_time()) * 1000000)::bigint::text, "
+						  "(extract(epoch FROM pg_catalog.pg_postmaster_start_time()) OPERATOR(pg_catalog.*) 1000000)::bigint::text, "
 						  "pg_catalog.current_database(), pg_catalog.pg_is_in_recovery(), "
 						  "pg_catalog.current_setting('transaction_read_only')::bool, "
 						  "coalesce(pg_catalog.has_function_privilege("
@@ -549,6 +549,36 @@ require_self(PGconn *self, const char *conninfo)
 						strcmp(values[4], "t") == 0 ? "in read-only transactions" :
 						"as a role that may not write its identity"),
 				 errhint("The role of kmd_join's conninfo must be a superuser that may write, on a server that is not a standby.")));
+}
+
+/*
+ * `call', a call of one of kommander's functions with its arguments'
+ * types given, as an SQL statement for the node of `conn', the function
+ * named with the extension's schema there: that node's search_path (a
+ * schema named for the conninfo's role, first in the default one) must
+ * not choose what runs as that superuser.
+ */
+static char *
+remote_call(PGconn *conn, const char *call)
+{
+	PGresult   *res = kmd_remote_exec(conn,
+									  "SELECT pg_catalog.quote_ident(n.nspname) "
+									  "FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n "
+									  "ON n.oid OPERATOR(pg_catalog.=) e.extnamespace "
+									  "WHERE e.extname OPERATOR(pg_catalog.=) 'kommander'", 0, NULL);
+	char	   *sql;
+
+	if (PQntuples(res) != 1)
+	{
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"kommander\" is not installed on the seed node"),
+				 errhint("Join through a member of the cluster.")));
+	}
+	sql = psprintf("SELECT %s.%s", PQgetvalue(res, 0, 0), call);
+	PQclear(res);
+	return sql;
 }
 
 /*
@@ -589,7 +619,9 @@ take_identity(PGconn *conn, const char *name, const char *conninfo, const char *
 		params[1] = conninfo;
 		params[2] = peer_role;
 		params[3] = token;
-		res = kmd_remote_exec(conn, "SELECT kmd_add_node($1, $2, $3, $4::uuid)", 4, params);
+		res = kmd_remote_exec(conn, remote_call(conn, "kmd_add_node($1::pg_catalog.text, $2::pg_catalog.text, "
+												"$3::pg_catalog.text, $4::pg_catalog.uuid)"),
+							  4, params);
 		node_id = atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
 
@@ -690,11 +722,12 @@ kmd_join(PG_FUNCTION_ARGS)
 		{
 			TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															   kmd_propose_timeout);
+			char	   *promote_sql = remote_call(conn, "kmd_promote_node($1::pg_catalog.text)");
 
 			params[0] = name;
 			for (;;)
 			{
-				PGresult   *pres = kmd_remote_try(conn, "SELECT kmd_promote_node($1)", 1, params);
+				PGresult   *pres = kmd_remote_try(conn, promote_sql, 1, params);
 				const char *state = PQresultErrorField(pres, PG_DIAG_SQLSTATE);
 				bool		lagging = state != NULL && strcmp(state, "K0006") == 0;
 
@@ -705,7 +738,7 @@ kmd_join(PG_FUNCTION_ARGS)
 				}
 				PQclear(pres);
 				if (!lagging || GetCurrentTimestamp() >= deadline)
-					(void) kmd_remote_exec(conn, "SELECT kmd_promote_node($1)", 1, params);
+					(void) kmd_remote_exec(conn, promote_sql, 1, params);
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 100, PG_WAIT_EXTENSION);
 				ResetLatch(MyLatch);
