@@ -1452,7 +1452,13 @@ kmd_apply_main(Datum arg)
 	/* a lock wait is a failure of this node: its partition steps aside */
 	SetConfigOption("lock_timeout", APPLY_LOCK_TIMEOUT_MS, PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("session_replication_role", "origin", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("search_path", "public", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * pg_temp last: otherwise searched first for types and relations, by
+	 * statements of the worker's own too.  No command leaves a temporary
+	 * object (keyrange.c); were one to, it would not stand in for
+	 * another.
+	 */
+	SetConfigOption("search_path", "public, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	/* nor how a text value becomes a stored one, or a stored one text */
 	SetConfigOption("TimeZone", "UTC", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("DateStyle", "ISO, MDY", PGC_SUSET, PGC_S_OVERRIDE);
