@@ -153,3 +153,20 @@ SELECT kmd_propose(k, jsonb_build_object('op', 'insert', 'table', 'jobs', 'row',
   FROM (SELECT 'xy' || repeat(chr(1046), 300) AS k) s;
 RESET client_encoding;
 \set VERBOSITY default
+
+-- the row that comes back is written in the apply worker's settings,
+-- whatever a statement trigger of the table set for the rest of the
+-- command
+SELECT kmd_ddl($ddl$CREATE TABLE public.stamped (id text PRIMARY KEY, at timestamptz, state text);
+CREATE FUNCTION public.stamped_zone() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_catalog.set_config('TimeZone', 'Asia/Kolkata', true);
+  PERFORM pg_catalog.set_config('DateStyle', 'SQL, DMY', true);
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER stamped_zone BEFORE UPDATE ON public.stamped
+  FOR EACH STATEMENT EXECUTE FUNCTION public.stamped_zone()$ddl$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.stamped');
+SELECT kmd_propose('st-1', '{"op":"insert","table":"stamped","row":{"id":"st-1","at":"2026-01-01 10:00:00+00","state":"new"}}') > 0 AS inserted;
+SELECT r->'applied' AS applied, r->'current'->'at' AS at
+  FROM kmd_propose_result('st-1', '{"op":"update","table":"stamped","key":{"id":"st-1"},"set":{"state":"run"},"if":{"state":"old"}}') r;

@@ -304,11 +304,13 @@ current_row(RowCommand *c, StringInfo current)
 
 	/*
 	 * As the table's owner, as the command ran: reading the row may run the
-	 * owner's code (a domain's check, an output function).
+	 * owner's code (a domain's check, an output function).  Its text in
+	 * the apply worker's settings, not those a trigger of the command set.
 	 */
 	kmd_role_enter(&saved, c->owner);
 	PG_TRY();
 	{
+		(void) kmd_stored_text_settings();
 		if (run(sql, 1, args) == 1)
 			text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		done = true;
