@@ -808,10 +808,9 @@ detach_row(Oid relid, Datum pk)
 		char	  **keys;
 
 		(void) kmd_safe_search_path();
-		n = lease_rows_maybe() ?
-			exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 "
+		n = exec("DELETE FROM kommander.lease_rows WHERE tbl = $1 AND pk = $2 "
 				 "AND kommander.key_hash(key) BETWEEN $3 AND $4 RETURNING lease, key",
-				 4, types, values, SPI_OK_DELETE_RETURNING) : 0;
+				 4, types, values, SPI_OK_DELETE_RETURNING);
 		leases = palloc(sizeof(int64) * Max(n, 1));
 		keys = palloc(sizeof(char *) * Max(n, 1));
 		for (uint64 i = 0; i < n; i++)
@@ -862,6 +861,34 @@ row_pks_as(Oid owner, Relation rel, HeapTuple old, HeapTuple new,
 	PG_END_TRY();
 }
 
+/*
+ * lease_rows_maybe, from user code: kommander's own table is read as the
+ * apply worker's role.  SPI connected.
+ */
+static bool
+lease_rows_maybe_as_worker(void)
+{
+	KmdRoleSaved saved;
+	volatile bool done = false;
+	volatile bool maybe = false;
+
+	if (lease_rows_state != LEASE_ROWS_UNKNOWN)
+		return lease_rows_state == LEASE_ROWS_MAYBE;
+	kmd_role_enter(&saved, GetAuthenticatedUserId());
+	PG_TRY();
+	{
+		(void) kmd_safe_search_path();
+		maybe = lease_rows_maybe();
+		done = true;
+	}
+	PG_FINALLY();
+	{
+		kmd_role_leave(&saved, done);
+	}
+	PG_END_TRY();
+	return maybe;
+}
+
 void
 kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
 {
@@ -873,6 +900,12 @@ kmd_lease_row_left(Relation rel, HeapTuple old, HeapTuple new)
 	if (lease_rows_state == LEASE_ROWS_NONE || (new != NULL && same_key(rel, old, new)))
 		return;
 	SPI_connect();
+	/* no key is written (the owner's code) while no row is attached */
+	if (!lease_rows_maybe_as_worker())
+	{
+		SPI_finish();
+		return;
+	}
 	/* a partition's row is noted under the registered table, its root */
 	if (rel->rd_rel->relispartition)
 		root = llast_oid(get_partition_ancestors(root));

@@ -385,7 +385,8 @@ resolve_round(void)
 static void
 resolver_exit(int code, Datum arg)
 {
-	kmd_shared->resolver_latch = NULL;
+	if (kmd_shared->resolver_latch == MyLatch)
+		kmd_shared->resolver_latch = NULL;
 }
 
 void

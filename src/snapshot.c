@@ -55,6 +55,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_coerce.h"
 #include "parser/parse_relation.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -98,7 +99,7 @@ static const char *const pinned[][2] = {
 	{"bytea_output", "hex"},
 	{"lc_monetary", "C"},
 	/* the text of reg* values names what the search_path does not find */
-	{"search_path", "public"},
+	{"search_path", "public, pg_temp"},
 	{"quote_all_identifiers", "off"},
 };
 
@@ -120,8 +121,11 @@ pin_settings_sql(bool local)
  * The hash of the routing key of control table `relid' (the first column
  * of its primary key) as an SQL expression.  Its text is the type's
  * output, which the apply checks rows with (keyrange.c) and a proposer
- * routes: a cast to text can write another (a boolean's 'true' for 't',
- * an inet's netmask, a cast its type's owner created).
+ * routes.  A cast to text is that too, unless a function makes it (a
+ * boolean's writes 'true' for 't', an inet's adds the netmask, and one of
+ * a user's type is its owner's code): then format() calls the output
+ * function, and no index can serve the expression.  Else the cast, which
+ * an index on the expression serves (README, Bounded logs).
  */
 static char *
 routing_hash(Oid relid)
@@ -129,18 +133,25 @@ routing_hash(Oid relid)
 	Relation	rel = table_open(relid, AccessShareLock);
 	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
 	Relation	idx;
+	Form_pg_attribute att;
 	const char *col;
+	Oid			castfunc;
+	bool		by_function;
 
 	if (!OidIsValid(pkidx))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 				 errmsg("control table %s has no primary key", RelationGetRelationName(rel))));
 	idx = index_open(pkidx, AccessShareLock);
-	col = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel),
-												 idx->rd_index->indkey.values[0] - 1)->attname));
+	att = TupleDescAttr(RelationGetDescr(rel), idx->rd_index->indkey.values[0] - 1);
+	col = quote_identifier(NameStr(att->attname));
+	by_function = find_coercion_pathway(TEXTOID, att->atttypid, COERCION_EXPLICIT,
+										&castfunc) == COERCION_PATH_FUNC;
 	index_close(idx, AccessShareLock);
 	table_close(rel, AccessShareLock);
-	return psprintf("kommander.key_hash(pg_catalog.format('%%s', %s))", col);
+	if (by_function)
+		return psprintf("kommander.key_hash(pg_catalog.format('%%s', %s))", col);
+	return psprintf("kommander.key_hash((%s)::pg_catalog.text)", col);
 }
 
 /*

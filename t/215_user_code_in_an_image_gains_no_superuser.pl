@@ -42,8 +42,9 @@ GRANT EXECUTE ON FUNCTION kmd_ddl(text) TO mallory;
 }
 
 # a control table whose check tries, while an image copies its rows
-# (session_replication_role replica), to leave a temporary type behind,
-# and notes how that went in a table of each node's own
+# (session_replication_role replica), to leave a temporary type behind
+# (a temporary table's row type, named text), and notes how that went in
+# a table of each node's own
 $n1->safe_psql('postgres', q{
 SELECT kmd_ddl($ddl$CREATE TABLE public.probe (what text);
 GRANT INSERT ON public.probe TO mallory$ddl$);
@@ -53,7 +54,7 @@ SELECT kmd_ddl($ddl$CREATE FUNCTION public.plant(k text) RETURNS boolean
 BEGIN
   IF current_setting('session_replication_role') = 'replica' THEN
     BEGIN
-      CREATE DOMAIN pg_temp.text AS pg_catalog.text;
+      CREATE TEMP TABLE text (x int);
       INSERT INTO public.probe VALUES ('planted');
     EXCEPTION WHEN others THEN
       INSERT INTO public.probe VALUES (SQLERRM);
@@ -98,7 +99,7 @@ ok($n3->log_contains(qr/installed an image of partition 0 /, $offset),
 ok($n3->log_contains(qr/installed an image of partition 1 /, $offset),
 	'and one of partition 1');
 like($n3->safe_psql('postgres', 'SELECT string_agg(what, \',\') FROM probe'),
-	qr/^cannot create a type in a temporary schema within security-restricted operation$/,
+	qr/^cannot create temporary table within security-restricted operation$/,
 	'the check could not plant a temporary type while the image copied its row');
 for my $node (@nodes)
 {

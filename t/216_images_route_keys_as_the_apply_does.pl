@@ -3,9 +3,9 @@
 #   function writes it: so the apply checks a row, and so a proposer
 #   routes it.  An image must pick and clear a partition's rows by the
 #   same text, not by a cast to text, which for some types writes
-#   another (a boolean's 'true' for 't', an inet's netmask, a char(n)
-#   without its padding): a node that catches up by images would leave
-#   such rows out, or keep ones of another partition.
+#   another (a boolean's 'true' for 't', an inet's netmask): a node that
+#   catches up by an image of such a row's partition would keep its old
+#   row, or one of another partition.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -43,7 +43,7 @@ sub write_keyed
 	my ($v) = @_;
 	$n1->safe_psql('postgres', join(";\n", map {
 		my ($t, $k) = @$_;
-		"SELECT kmd_propose(format('%s', '$k'::" . ($t eq 'flags' ? 'boolean' : $t eq 'hosts' ? 'inet' : 'char(6)')
+		"SELECT kmd_propose(format('%s', '$k'::" . ($t eq 'flags' ? 'boolean' : 'inet')
 		  . "), jsonb_build_object('op', 'upsert', 'table', '$t', 'row', jsonb_build_object('k', '$k', 'v', '$v')))"
 	} @rows));
 }
