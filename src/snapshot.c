@@ -834,8 +834,8 @@ prune_lease_notes(int32 partition_id)
 
 /*
  * Delete the rows of control table `relid' in [lo, hi], as its owner: its
- * triggers enabled ALWAYS run, deferred ones too, with the owner's
- * privileges, restricted (kmd_role_enter_restricted).
+ * triggers enabled ALWAYS run with the owner's privileges, restricted
+ * (kmd_role_enter_restricted: a deferred one fails there).
  */
 static void
 clear_range(Oid relid, int64 lo, int64 hi)
