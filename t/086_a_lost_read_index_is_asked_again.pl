@@ -60,8 +60,7 @@ like($stdout, qr/returned: true/, 'the read barrier returns once node2 hears nod
 # barrier says that no leader answered (K0002), not that its outcome is
 # unknown (K0003), whether its question went out or not
 KmdProxy::set($t->{proxy}, '1>2', 'hole');
-# (the proxy takes the hole when it reads its control: wait until it has,
-# or the answer of a read asked at once may pass before)
+# (the proxy has taken the hole when set() returns: node2 also sees it)
 ok($n2->poll_query_until('postgres',
 		"SELECT NOT reachable FROM kommander.nodes WHERE node_name = 'node1'"),
 	'node2 no longer hears node1');

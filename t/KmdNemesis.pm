@@ -18,6 +18,7 @@ package KmdNemesis;
 
 use strict;
 use warnings;
+use File::Basename ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -90,7 +91,11 @@ EOC
 sub new_cluster
 {
 	my ($n) = @_;
-	my $t = { n => $n, dir => $PostgreSQL::Test::Utils::log_path, faults => {}, down => {},
+	# a directory of this test's own: test files run side by side, and a
+	# service file another one wrote would lead a node to its cluster
+	my $dir = "$PostgreSQL::Test::Utils::log_path/" . File::Basename::basename($0, '.pl');
+	File::Path::make_path($dir);
+	my $t = { n => $n, dir => $dir, faults => {}, down => {},
 		names => [ map { "node$_" } (1 .. $n) ] };
 	my @nodes = map { PostgreSQL::Test::Cluster->new("node$_") } (1 .. $n);
 	$t->{nodes} = \@nodes;

@@ -40,27 +40,35 @@ sub start
 		$listeners{$name} = $l;
 	}
 	pipe(my $r, my $w) or die "pipe: $!";
+	pipe(my $ack_r, my $ack_w) or die "pipe: $!";
 	my $pid = fork();
 	die "fork: $!" if !defined $pid;
 	if ($pid == 0)
 	{
 		close $w;
+		close $ack_r;
+		$ack_w->autoflush(1);
 		$SIG{PIPE} = 'IGNORE';
-		eval { serve($r, \%listeners, $links) };
+		eval { serve($r, $ack_w, \%listeners, $links) };
 		print STDERR "proxy: $@" if $@;
 		POSIX::_exit(0);
 	}
 	close $r;
+	close $ack_w;
 	$_->close for values %listeners;
 	$w->autoflush(1);
-	return { pid => $pid, ctl => $w };
+	return { pid => $pid, ctl => $w, ack => $ack_r };
 }
 
-# Set a link's mode: 'up', 'cut', 'hole', or 'delay' with $ms.
+# Set a link's mode: 'up', 'cut', 'hole', or 'delay' with $ms; returns once
+# the proxy has taken it.
 sub set
 {
 	my ($proxy, $link, $mode, $ms) = @_;
 	print { $proxy->{ctl} } "$link $mode " . ($ms // 0) . "\n";
+	# returns once the proxy took it: what it reads from now on has the mode
+	my $ack = readline($proxy->{ack});
+	die "proxy: no answer to '$link $mode'" if !defined $ack;
 }
 
 sub stop
@@ -79,7 +87,7 @@ sub stop
 
 sub serve
 {
-	my ($ctl, $listeners, $links) = @_;
+	my ($ctl, $ack, $listeners, $links) = @_;
 	my %mode = map { $_ => [ 'up', 0 ] } keys %$links;
 	my %link_of = map { fileno($listeners->{$_}) => $_ } keys %$listeners;
 	my @conns;		# { link, s => [client side, server side], out => [[], []] }
@@ -126,6 +134,7 @@ sub serve
 					return if $link eq 'quit';
 					$mode{$link} = [ $m, $ms / 1000 ];
 					$close->($_) for grep { $_->{link} eq $link && $m eq 'cut' } @conns;
+					print {$ack} "ok\n";
 				}
 				next;
 			}
