@@ -210,3 +210,12 @@ SELECT kmd_ddl($$DROP TABLE public.parted, public.outer_t$$) > 0 AS ddl_done;
 SELECT err($$DROP EXTENSION kommander$$);
 DROP TABLE local_t;
 DROP FUNCTION local_trigger();
+
+-- a generated column of a control table holding a date or time constant
+-- ('now', read when each node ran the DDL) is refused, by kmd_ddl and by
+-- the registration; a computed one, or a fixed date, is not
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ADD COLUMN fresh boolean GENERATED ALWAYS AS (''now''::timestamptz > ''2026-01-01''::timestamptz) STORED')$$);
+SELECT kmd_ddl($$ALTER TABLE public.guarded ADD COLUMN until date GENERATED ALWAYS AS (make_date(2030, 1, 31)) STORED$$) > 0 AS fixed_date_added;
+SELECT kmd_ddl($$CREATE TABLE public.stale (id text PRIMARY KEY, born date GENERATED ALWAYS AS ('today'::date) STORED)$$) > 0 AS created;
+SELECT err($$SELECT kmd_register_table('public.stale')$$);
+SELECT kmd_ddl($$DROP TABLE public.stale; ALTER TABLE public.guarded DROP COLUMN until$$) > 0 AS cleaned_up;

@@ -67,6 +67,7 @@
 #include "guard.h"
 #include "lease.h"
 #include "owner_rights.h"
+#include "rows.h"
 #include "table_keys.h"
 
 #define GUARD_TRIGGER "kommander_guard"
@@ -893,6 +894,10 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 			kmd_constraint_check(objectId);
 		else if (access == OAT_POST_CREATE && classId == RelationRelationId && subId == 0)
 			kmd_index_check(objectId);
+		/* a column's default or generation expression: objectId its table */
+		else if (access == OAT_POST_CREATE && classId == AttrDefaultRelationId &&
+				 kmd_is_control_table(objectId))
+			kmd_generated_check(objectId, subId);
 		return;
 	}
 	if (access == OAT_DROP)

@@ -389,7 +389,10 @@ kmd_register_table(PG_FUNCTION_ARGS)
 	kmd_refuse_replica_triggers(rel);
 	/* registered again (a guard made before switched over): as it is */
 	if (!kmd_is_control_table(relid))
+	{
 		kmd_keys_check_table(relid);
+		kmd_generated_check_table(relid);
+	}
 	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									  RelationGetRelationName(rel));
 	table_close(rel, AccessShareLock);

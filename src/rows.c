@@ -29,6 +29,9 @@
 
 #include "access/genam.h"
 #include "access/table.h"
+#include "catalog/pg_attrdef.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "catalog/pg_type.h"
@@ -42,6 +45,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -50,6 +54,7 @@
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -575,6 +580,81 @@ static bool
 time_constant(Node *expr, bool wide)
 {
 	return time_type_of(exprType(expr), wide) || time_constant_walker(expr, &wide);
+}
+
+/*
+ * Refuse generated column `attnum' of `relid' when its expression holds a
+ * date or time constant: 'now' or 'today' was read when its DDL ran, on
+ * each node at its own time, and unlike a default's no proposer decides
+ * it.  The catalog rows are read as the current command left them (the
+ * column may come from it).
+ */
+void
+kmd_generated_check(Oid relid, AttrNumber attnum)
+{
+	Relation	catalog = table_open(AttributeRelationId, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char		generated = '\0';
+	NameData	name;
+	bool		wide = true;
+	bool		found = false;
+
+	ScanKeyInit(&key[0], Anum_pg_attribute_attrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[1], Anum_pg_attribute_attnum, BTEqualStrategyNumber, F_INT2EQ,
+				Int16GetDatum(attnum));
+	scan = systable_beginscan(catalog, AttributeRelidNumIndexId, true, SnapshotSelf, 2, key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		generated = ((Form_pg_attribute) GETSTRUCT(tup))->attgenerated;
+		namestrcpy(&name, NameStr(((Form_pg_attribute) GETSTRUCT(tup))->attname));
+	}
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	if (generated == '\0')
+		return;
+
+	catalog = table_open(AttrDefaultRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_attrdef_adrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[1], Anum_pg_attrdef_adnum, BTEqualStrategyNumber, F_INT2EQ,
+				Int16GetDatum(attnum));
+	scan = systable_beginscan(catalog, AttrDefaultIndexId, true, SnapshotSelf, 2, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		adbin = heap_getattr(tup, Anum_pg_attrdef_adbin, RelationGetDescr(catalog), &isnull);
+
+		found = !isnull && time_constant_walker(stringToNode(TextDatumGetCString(adbin)), &wide);
+	}
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	if (found)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("generated column \"%s\" of %s holds a date or time constant",
+						NameStr(name), get_rel_name(relid)),
+				 errdetail("A constant such as 'now' or 'today' is read when the DDL runs, on each node at its own time: the nodes would store different values."),
+				 errhint("Compute the value in the command, or give the column a default, which the proposer decides; write a fixed date as make_date(2030, 1, 31).")));
+}
+
+void
+kmd_generated_check_table(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+	{
+		Relation	rel = table_open(lfirst_oid(lc), AccessShareLock);
+
+		for (int i = 0; i < rel->rd_att->natts; i++)
+			if (TupleDescAttr(rel->rd_att, i)->attgenerated &&
+				!TupleDescAttr(rel->rd_att, i)->attisdropped)
+				kmd_generated_check(RelationGetRelid(rel), i + 1);
+		table_close(rel, AccessShareLock);
+	}
 }
 
 /*

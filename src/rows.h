@@ -67,6 +67,14 @@ extern bool kmd_rows_applier_fn(const char *name, Oid *fn);
 extern char *kmd_rows_table_name(Relation rel);
 
 /*
+ * Refuse a generated column of a control table whose expression holds a
+ * date or time constant (0A000): column `attnum' of `relid', or every
+ * generated column of table `relid' and of its partitions.
+ */
+extern void kmd_generated_check(Oid relid, AttrNumber attnum);
+extern void kmd_generated_check_table(Oid relid);
+
+/*
  * The most bytes of JSON text a command's result may have: an applier's,
  * or the array of a batch's.  A larger one fails the command (54000).
  */
