@@ -126,6 +126,7 @@ CREATE FUNCTION pg_temp.restart_raft_workers() RETURNS bool LANGUAGE plpgsql AS 
 DECLARE
   n int := (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker');
   deadline timestamptz := clock_timestamp() + interval '60 s';
+  failure text;
 BEGIN
   PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker';
   LOOP
@@ -135,9 +136,15 @@ BEGIN
         RETURN true;
       END IF;
     EXCEPTION WHEN others THEN
-      NULL;
+      failure := SQLSTATE || ': ' || SQLERRM;
     END;
     IF clock_timestamp() > deadline THEN
+      -- what went wrong, in the diff of a run that fails
+      RAISE NOTICE 'no write after the restart: % (workers: %; partitions: %)', failure,
+        (SELECT string_agg(wait_event_type || '/' || wait_event, ', ') FROM pg_stat_activity
+          WHERE backend_type = 'kommander raft worker'),
+        (SELECT string_agg(format('%s %s term %s applied %s', partition_id, role, term, applied_index), ', ')
+           FROM kommander.partitions);
       RETURN false;
     END IF;
     PERFORM pg_sleep(0.1);
