@@ -122,16 +122,23 @@ BEGIN
   RETURN a OPERATOR(pg_catalog.=) b;
 END $$;
 CREATE OPERATOR regress_hijack.= (LEFTARG = int4, RIGHTARG = int4, FUNCTION = regress_hijack.int4_eq);
+-- (pg_stat_activity is read once per transaction unless its snapshot is
+-- cleared: the new workers are looked for in a fresh one each time)
 CREATE FUNCTION pg_temp.restart_raft_workers() RETURNS bool LANGUAGE plpgsql AS $$
 DECLARE
-  n int := (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker');
+  old int[] := (SELECT array_agg(pid) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker');
   deadline timestamptz := clock_timestamp() + interval '60 s';
   failure text;
+  seen text;
 BEGIN
-  PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker';
+  PERFORM pg_terminate_backend(pid) FROM unnest(old) pid;
   LOOP
+    PERFORM pg_stat_clear_snapshot();
+    seen := (SELECT string_agg(pid || ' ' || coalesce(wait_event, 'running'), ', ') FROM pg_stat_activity
+              WHERE backend_type = 'kommander raft worker');
     BEGIN
-      IF (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'kommander raft worker') = n THEN
+      IF (SELECT count(*) FROM pg_stat_activity
+           WHERE backend_type = 'kommander raft worker' AND pid <> ALL (old)) = cardinality(old) THEN
         PERFORM kmd_propose('hijack', '{"op":"upsert","table":"planted","row":{"id":"hijack","state":"w"}}');
         RETURN true;
       END IF;
@@ -140,9 +147,7 @@ BEGIN
     END;
     IF clock_timestamp() > deadline THEN
       -- what went wrong, in the diff of a run that fails
-      RAISE NOTICE 'no write after the restart: % (workers: %; partitions: %)', failure,
-        (SELECT string_agg(wait_event_type || '/' || wait_event, ', ') FROM pg_stat_activity
-          WHERE backend_type = 'kommander raft worker'),
+      RAISE NOTICE 'no write after the restart: % (old workers %, now %; partitions: %)', failure, old, seen,
         (SELECT string_agg(format('%s %s term %s applied %s', partition_id, role, term, applied_index), ', ')
            FROM kommander.partitions);
       RETURN false;
