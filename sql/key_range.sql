@@ -30,7 +30,9 @@ SELECT count(*) AS other_rows FROM jobs, two WHERE id = other;
 SELECT err($$SELECT kmd_ddl('INSERT INTO public.jobs (id, state) VALUES (''kr-ddl'', ''x'')')$$);
 SELECT count(*) AS ddl_rows FROM jobs WHERE id = 'kr-ddl';
 
--- a key whose stored text is not the text it was routed by
+-- a key whose stored text is not the text it was routed by: refused where
+-- it is proposed (before, it was committed and failed on every node, or
+-- wrote the row where its hash does not route)
 SELECT kmd_ddl('CREATE TABLE public.nums (n int PRIMARY KEY)') > 0 AS created;
 SELECT kmd_register_table('public.nums');
 CREATE TEMP TABLE padded AS

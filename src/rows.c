@@ -1599,21 +1599,85 @@ check_operands(RowCommand *c)
 }
 
 /*
+ * The routing key `key' of a row command of `c' must be its first primary
+ * key column's value as that column's type writes it (under the stored
+ * text settings): a row's partition is the hash of that text, which the
+ * apply checks (keyrange.c).  '01' for an integer key names the row 1,
+ * whose partition may be another, and a boolean's 'true' the row t.  A
+ * value the type does not read is left to the command, which fails on it.
+ */
+static void
+check_key_canonical(RowCommand *c, const char *key)
+{
+	const char *col = linitial(c->pk);
+	Oid			type;
+	int32		typmod;
+	Oid			collation;
+	Oid			infunc;
+	Oid			ioparam;
+	Oid			outfunc;
+	bool		varlena;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char	   *volatile written = NULL;
+	int			nest;
+
+	/* a domain's base type: its checks are the command's to run */
+	get_atttypetypmodcoll(c->relid, get_attnum(c->relid, col), &type, &typmod, &collation);
+	type = getBaseTypeAndTypmod(type, &typmod);
+	/* these read and write any text as it is */
+	if (type == TEXTOID || type == VARCHAROID || type == NAMEOID)
+		return;
+	getTypeInputInfo(type, &infunc, &ioparam);
+	getTypeOutputInfo(type, &outfunc, &varlena);
+	nest = kmd_stored_text_settings();
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		char	   *text = OidOutputFunctionCall(outfunc,
+												 OidInputFunctionCall(infunc, (char *) key, ioparam, typmod));
+
+		written = MemoryContextStrdup(cxt, text);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	AtEOXact_GUC(true, nest);
+	if (written != NULL && strcmp(written, key) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("routing key \"%s\" is not written as column \"%s\" of %s writes it: \"%s\"",
+						key, col, c->qualname, written),
+				 errdetail("A row's partition is the hash of its key's text as its type writes it."),
+				 errhint("Propose the command with the key \"%s\", and the same value in it.", written)));
+}
+
+/*
  * The checks of each command of `c' (each of a batch) made where it is
  * proposed only: an entry committed before one of them was added applies
  * as it did, on every node, whatever version applies it.
  */
 static void
-check_proposed(RowCommand *c)
+check_proposed(RowCommand *c, const char *key)
 {
 	ListCell   *lc;
 
 	if (c->op == OP_BATCH)
 	{
 		foreach(lc, c->batch)
-			check_proposed(lfirst(lc));
+			check_proposed(lfirst(lc), key);
 		return;
 	}
+	if (c->op != OP_CALL)
+		check_key_canonical(c, key);
 	check_key_is_pk(c);
 	check_clock_words(c);
 	check_operands(c);
@@ -1625,7 +1689,7 @@ kmd_rows_validate(Jsonb *command, const char *key)
 	RowCommand *c = kmd_rows_parse(command, key);
 	bool		reads = true;
 
-	check_proposed(c);
+	check_proposed(c, key);
 	check_privileges(c, &reads);
 }
 
@@ -1860,7 +1924,7 @@ kmd_rows_prepare(Jsonb *command, const char *key, bool *reads)
 	RowCommand *c = kmd_rows_parse(command, key);
 	JsonbParseState *st = NULL;
 
-	check_proposed(c);
+	check_proposed(c, key);
 	*reads = true;
 	check_privileges(c, reads);
 	check_lease_key(c);
