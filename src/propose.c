@@ -90,8 +90,15 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out, bool *reads)
 				 errmsg("command must not be null")));
 	kmd_require_member();
 	key_text = PG_GETARG_TEXT_PP(0);
-	key = text_to_cstring(key_text);
 	command = PG_GETARG_JSONB_P(1);
+	/* the key travels in the command: one longer than the limit cannot fit */
+	if (VARSIZE_ANY_EXHDR(key_text) > KMD_MAX_COMMAND)
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("command is too large"),
+				 errdetail("The routing key has %zu bytes; an encoded command may have %d.",
+						   (size_t) VARSIZE_ANY_EXHDR(key_text), KMD_MAX_COMMAND)));
+	key = text_to_cstring(key_text);
 
 	command = kmd_rows_prepare(command, key, reads);
 
