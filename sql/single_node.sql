@@ -98,6 +98,8 @@ SELECT name, fn FROM kommander.appliers;
 SELECT r->'result' AS result FROM kmd_propose_result('job-1', '{"op":"call","applier":"bump","args":{"by":2}}') AS r;
 SELECT err($$SELECT kmd_register_applier('bad', 'kmd_key_hash(text)')$$);
 SELECT err($$SELECT kmd_register_applier(NULL, 'kmd_key_hash(text)')$$);
+-- a name no longer than a Postgres name (a few kilobytes failed every node's apply)
+SELECT err($$SELECT kmd_register_applier(repeat('a', 64), 'public.bump(jsonb, kommander.apply_context)')$$);
 -- an aggregate of the right arguments is not a function to call
 CREATE FUNCTION public.agg_step(s jsonb, args jsonb, ctx kommander.apply_context) RETURNS jsonb
 LANGUAGE sql AS $$ SELECT args $$;

@@ -432,6 +432,12 @@ kmd_register_applier(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("applier name must not be empty")));
+	/* as long as a Postgres name: a longer one failed every node's apply */
+	if (strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("applier name \"%.20s...\" is too long", name),
+				 errdetail("An applier's name has at most %d bytes.", NAMEDATALEN - 1)));
 	fn = PG_GETARG_OID(1);
 
 	ctx_type = DatumGetObjectId(DirectFunctionCall1(regtypein,
