@@ -43,6 +43,11 @@ SELECT regexp_replace(err(format($$SELECT kmd_propose('00%s', '{"op":"insert","t
                                  n, n)), 'partition [0-9]+|to -?[0-9]+', 'X', 'g')
   FROM padded;
 SELECT count(*) AS nums FROM nums;
+-- a varchar(n) drops the spaces past n: 'abc ' is the row abc
+SELECT kmd_ddl('CREATE TABLE public.short_keys (k varchar(3) PRIMARY KEY)') > 0 AS created;
+SELECT kmd_register_table('public.short_keys');
+SELECT err($$SELECT kmd_propose('abc ', '{"op":"insert","table":"short_keys","row":{"k":"abc "}}')$$);
+SELECT kmd_propose('abc', '{"op":"insert","table":"short_keys","row":{"k":"abc"}}') > 0 AS inserted;
 
 -- a row's routing key is its key's text as the apply worker writes it,
 -- whatever settings the applier runs with

@@ -218,4 +218,13 @@ SELECT err($$SELECT kmd_ddl('ALTER TABLE public.guarded ADD COLUMN fresh boolean
 SELECT kmd_ddl($$ALTER TABLE public.guarded ADD COLUMN until date GENERATED ALWAYS AS (make_date(2030, 1, 31)) STORED$$) > 0 AS fixed_date_added;
 SELECT kmd_ddl($$CREATE TABLE public.stale (id text PRIMARY KEY, born date GENERATED ALWAYS AS ('today'::date) STORED)$$) > 0 AS created;
 SELECT err($$SELECT kmd_register_table('public.stale')$$);
-SELECT kmd_ddl($$DROP TABLE public.stale; ALTER TABLE public.guarded DROP COLUMN until$$) > 0 AS cleaned_up;
+-- a NULL of a time type is no time read ('now' never gives one)
+SELECT kmd_ddl($$ALTER TABLE public.guarded ADD COLUMN seen_at timestamptz,
+  ADD COLUMN seen_if timestamptz GENERATED ALWAYS AS (CASE WHEN v IS NOT NULL THEN seen_at END) STORED$$) > 0 AS null_time_added;
+-- nor can a partition bring one in when it is attached
+SELECT kmd_ddl($$CREATE TABLE public.parted_g (id text PRIMARY KEY, d date) PARTITION BY LIST (id)$$) > 0 AS created;
+SELECT kmd_register_table('public.parted_g');
+SELECT kmd_ddl($$CREATE TABLE public.parted_g_a (id text PRIMARY KEY, d date GENERATED ALWAYS AS ('today'::date) STORED)$$) > 0 AS created;
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.parted_g ATTACH PARTITION public.parted_g_a FOR VALUES IN (''a'')')$$);
+SELECT kmd_ddl($$DROP TABLE public.stale, public.parted_g, public.parted_g_a;
+  ALTER TABLE public.guarded DROP COLUMN until, DROP COLUMN seen_if, DROP COLUMN seen_at$$) > 0 AS cleaned_up;

@@ -648,6 +648,7 @@ check_guard_kept(Node *parsetree)
 							kmd_refuse_replica_triggers(prel);
 							table_close(prel, AccessShareLock);
 							kmd_keys_check_table(partition);
+							kmd_generated_check_table(partition);
 						}
 					}
 					break;

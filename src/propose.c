@@ -27,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/acl.h"
@@ -435,8 +436,9 @@ kmd_register_applier(PG_FUNCTION_ARGS)
 	/* as long as a Postgres name: a longer one failed every node's apply */
 	if (strlen(name) >= NAMEDATALEN)
 		ereport(ERROR,
-				(errcode(ERRCODE_NAME_TOO_LONG),
-				 errmsg("applier name \"%.20s...\" is too long", name),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("applier name \"%s...\" is too long",
+						pnstrdup(name, pg_mbcliplen(name, strlen(name), 20))),
 				 errdetail("An applier's name has at most %d bytes.", NAMEDATALEN - 1)));
 	fn = PG_GETARG_OID(1);
 

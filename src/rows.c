@@ -582,6 +582,17 @@ time_constant(Node *expr, bool wide)
 	return time_type_of(exprType(expr), wide) || time_constant_walker(expr, &wide);
 }
 
+/* Does `node' hold a date or time constant other than a NULL? */
+static bool
+time_literal_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Const))
+		return !((Const *) node)->constisnull && time_type_of(((Const *) node)->consttype, true);
+	return expression_tree_walker(node, time_literal_walker, context);
+}
+
 /*
  * Refuse generated column `attnum' of `relid' when its expression holds a
  * date or time constant: 'now' or 'today' was read when its DDL ran, on
@@ -598,7 +609,6 @@ kmd_generated_check(Oid relid, AttrNumber attnum)
 	HeapTuple	tup;
 	char		generated = '\0';
 	NameData	name;
-	bool		wide = true;
 	bool		found = false;
 
 	ScanKeyInit(&key[0], Anum_pg_attribute_attrelid, BTEqualStrategyNumber, F_OIDEQ,
@@ -627,7 +637,7 @@ kmd_generated_check(Oid relid, AttrNumber attnum)
 		bool		isnull;
 		Datum		adbin = heap_getattr(tup, Anum_pg_attrdef_adbin, RelationGetDescr(catalog), &isnull);
 
-		found = !isnull && time_constant_walker(stringToNode(TextDatumGetCString(adbin)), &wide);
+		found = !isnull && time_literal_walker(stringToNode(TextDatumGetCString(adbin)), NULL);
 	}
 	systable_endscan(scan);
 	table_close(catalog, AccessShareLock);
@@ -1625,8 +1635,8 @@ check_key_canonical(RowCommand *c, const char *key)
 	/* a domain's base type: its checks are the command's to run */
 	get_atttypetypmodcoll(c->relid, get_attnum(c->relid, col), &type, &typmod, &collation);
 	type = getBaseTypeAndTypmod(type, &typmod);
-	/* these read and write any text as it is */
-	if (type == TEXTOID || type == VARCHAROID || type == NAMEOID)
+	/* these read and write any text as it is (a varchar(n) drops spaces) */
+	if (type == TEXTOID || (type == VARCHAROID && typmod < 0))
 		return;
 	getTypeInputInfo(type, &infunc, &ioparam);
 	getTypeOutputInfo(type, &outfunc, &varlena);
@@ -1643,9 +1653,18 @@ check_key_canonical(RowCommand *c, const char *key)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		/* a cancel is the caller's, not the key's */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		FreeErrorData(edata);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
