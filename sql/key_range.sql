@@ -43,6 +43,8 @@ SELECT regexp_replace(err(format($$SELECT kmd_propose('00%s', '{"op":"insert","t
                                  n, n)), 'partition [0-9]+|to -?[0-9]+', 'X', 'g')
   FROM padded;
 SELECT count(*) AS nums FROM nums;
+-- and one the type cannot read fails there too, with the type's error
+SELECT err($$SELECT kmd_propose('x1', '{"op":"insert","table":"nums","row":{"n":"x1"}}')$$);
 -- a varchar(n) drops the spaces past n: 'abc ' is the row abc
 SELECT kmd_ddl('CREATE TABLE public.short_keys (k varchar(3) PRIMARY KEY)') > 0 AS created;
 SELECT kmd_register_table('public.short_keys');

@@ -1614,7 +1614,9 @@ check_operands(RowCommand *c)
  * text settings): a row's partition is the hash of that text, which the
  * apply checks (keyrange.c).  '01' for an integer key names the row 1,
  * whose partition may be another, and a boolean's 'true' the row t.  A
- * value the type does not read is left to the command, which fails on it.
+ * key the type cannot read fails here, with the type's error: the
+ * command's value is the same text (check_routing_key), which every node
+ * would fail to read.
  */
 static void
 check_key_canonical(RowCommand *c, const char *key)
@@ -1627,10 +1629,8 @@ check_key_canonical(RowCommand *c, const char *key)
 	Oid			ioparam;
 	Oid			outfunc;
 	bool		varlena;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	char	   *volatile written = NULL;
 	int			nest;
+	char	   *written;
 
 	/* a domain's base type: its checks are the command's to run */
 	get_atttypetypmodcoll(c->relid, get_attnum(c->relid, col), &type, &typmod, &collation);
@@ -1641,36 +1641,9 @@ check_key_canonical(RowCommand *c, const char *key)
 	getTypeInputInfo(type, &infunc, &ioparam);
 	getTypeOutputInfo(type, &outfunc, &varlena);
 	nest = kmd_stored_text_settings();
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		char	   *text = OidOutputFunctionCall(outfunc,
-												 OidInputFunctionCall(infunc, (char *) key, ioparam, typmod));
-
-		written = MemoryContextStrdup(cxt, text);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		/* a cancel is the caller's, not the key's */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
+	written = OidOutputFunctionCall(outfunc, OidInputFunctionCall(infunc, (char *) key, ioparam, typmod));
 	AtEOXact_GUC(true, nest);
-	if (written != NULL && strcmp(written, key) != 0)
+	if (strcmp(written, key) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("routing key \"%s\" is not written as column \"%s\" of %s writes it: \"%s\"",
