@@ -27,7 +27,13 @@ SELECT err($$SELECT kmd_bootstrap(repeat('x', 64), 'host=localhost')$$);
 SELECT err($$SELECT kmd_bootstrap('n1', 'not a conninfo')$$);
 SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost', '')$$);
 SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost', repeat('r', 64))$$);
-SELECT kmd_bootstrap('n1', 'host=localhost') IS NOT NULL AS bootstrapped;
+-- kommander.join_local, which kmd_join calls, takes no node id but a positive one
+SELECT err($$SELECT kommander.join_local(0, gen_random_uuid(), '[]', 0, 2)$$);
+-- the conninfo must lead back to this server and database: the others use it
+SELECT err($$SELECT kmd_bootstrap('n1', 'dbname=postgres')$$);
+SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost port=1')$$);
+SELECT node_id FROM kommander.local;
+SELECT kmd_bootstrap('n1', 'dbname=' || current_database()) IS NOT NULL AS bootstrapped;
 SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost')$$);
 SELECT err($$SELECT kmd_join('n2', 'host=localhost', 'host=localhost')$$);
 SELECT err($$SELECT kmd_join('n1', 'host=localhost', 'host=localhost', true, '')$$);

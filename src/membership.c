@@ -48,6 +48,8 @@ PG_FUNCTION_INFO_V1(kmd_add_node);
 PG_FUNCTION_INFO_V1(kmd_promote_node);
 PG_FUNCTION_INFO_V1(kmd_remove_node);
 
+static void require_reaches_self(const char *conninfo);
+
 /* ------------------------------------------------------------------------
  * Argument checks
  * ------------------------------------------------------------------------
@@ -237,6 +239,7 @@ kmd_bootstrap(PG_FUNCTION_ARGS)
 	cluster_id = DirectFunctionCall1(gen_random_uuid, (Datum) 0);
 	SPI_connect();
 	require_no_identity();
+	require_reaches_self(conninfo);
 
 	values[0] = cluster_id;
 	values[1] = CStringGetTextDatum(name);
@@ -501,14 +504,16 @@ require_room(PGconn *conn)
 }
 
 /*
- * Does `self', opened with the conninfo this node joins with, reach this
- * very server and database, writable, as a role that may write its
- * identity?  The others will reach it there; and the node is added to the
- * roster only once its identity can be written here.  Raises if not.
+ * Does `self', opened with the conninfo this node bootstraps or joins
+ * with, reach this very server and database?
+ * The others will reach it there.  For a join, also writable, as a role
+ * that may write the node's identity: the node is added to the roster only
+ * once its identity can be written here.  Raises if not.
  */
 static void
-require_self(PGconn *self, const char *conninfo)
+require_self(PGconn *self, const char *conninfo, bool joining)
 {
+	const char *caller = joining ? "kmd_join" : "kmd_bootstrap";
 	PGresult   *res;
 	char		sysid[32];
 	char		started[32];
@@ -536,11 +541,13 @@ require_self(PGconn *self, const char *conninfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("conninfo does not reach this node"),
-				 errdetail("It reaches database \"%s\" of %s, where kmd_join runs in database \"%s\".",
-						   values[2], same ? "this server" : "another server",
+				 errdetail("It reaches database \"%s\" of %s, where %s runs in database \"%s\".",
+						   values[2], same ? "this server" : "another server", caller,
 						   get_database_name(MyDatabaseId)),
-				 errhint("Give kmd_join the conninfo the other nodes reach this node's database with: \"%s\" is that of nothing here.",
-						 conninfo)));
+				 errhint("Give %s the conninfo the other nodes reach this node's database with: \"%s\" is that of nothing here.",
+						 caller, conninfo)));
+	if (!joining)
+		return;
 	if (strcmp(values[3], "t") == 0 || strcmp(values[4], "t") == 0 || strcmp(values[5], "t") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -549,6 +556,23 @@ require_self(PGconn *self, const char *conninfo)
 						strcmp(values[4], "t") == 0 ? "in read-only transactions" :
 						"as a role that may not write its identity"),
 				 errhint("The role of kmd_join's conninfo must be a superuser that may write, on a server that is not a standby.")));
+}
+
+/* The same check for kmd_bootstrap, through a connection of its own. */
+static void
+require_reaches_self(const char *conninfo)
+{
+	PGconn	   *self = kmd_remote_connect(conninfo, "this node through its own conninfo");
+
+	PG_TRY();
+	{
+		require_self(self, conninfo, false);
+	}
+	PG_FINALLY();
+	{
+		PQfinish(self);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -604,7 +628,7 @@ take_identity(PGconn *conn, const char *name, const char *conninfo, const char *
 		char	   *next_node_id;
 		char	   *token;
 
-		require_self(self, conninfo);
+		require_self(self, conninfo, true);
 
 		/* this data directory's join token, committed before it is given */
 		res = kmd_remote_exec(self, "INSERT INTO kommander.join_token "
@@ -778,6 +802,11 @@ kmd_join_local(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("arguments of kommander.join_local must not be null")));
+	if (PG_GETARG_INT32(0) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("node id %d is not positive", PG_GETARG_INT32(0)),
+				 errdetail("The cluster numbers its nodes from 1.")));
 	require_served_database();
 	for (int i = 0; i < 5; i++)
 		values[i] = PG_GETARG_DATUM(i);
