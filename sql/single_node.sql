@@ -56,8 +56,22 @@ SELECT err($$SELECT * FROM kmd_route(NULL)$$);
 SELECT kmd_ddl($$CREATE TABLE public.jobs (id text PRIMARY KEY, state text NOT NULL, attempts int DEFAULT 0)$$) > 0 AS ddl_done;
 SELECT err($$SELECT kmd_ddl(NULL)$$);
 SELECT err($$SELECT kmd_ddl('   ')$$);
-SELECT err($$SELECT kmd_ddl('CREATE TABLE broken (')$$);
+-- what does not parse, holds no statement or cannot run in the apply is
+-- refused where it is proposed: it takes no entry of the system log
+SELECT applied_index AS system_applied FROM kommander.applied WHERE partition_id = 0 \gset
+SELECT kmd_ddl('CREATE TABLE broken (');
+SELECT err($$SELECT kmd_ddl('-- nothing but a comment')$$);
+SELECT err($$SELECT kmd_ddl('/* nothing */ ; ;')$$);
 SELECT err($$SELECT kmd_ddl('COMMIT')$$);
+SELECT err($$SELECT kmd_ddl('COPY public.jobs FROM STDIN')$$);
+SELECT applied_index = :system_applied AS took_no_entry
+  FROM kommander.applied WHERE partition_id = 0;
+-- the statement is read as the apply worker reads it, whatever the caller's quoting
+SET standard_conforming_strings = off;
+SELECT kmd_ddl($$CREATE TABLE public.quoted (id text PRIMARY KEY DEFAULT 'a\')$$) > 0 AS ddl_done;
+RESET standard_conforming_strings;
+SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'public.quoted'::regclass;
+SELECT kmd_ddl('DROP TABLE public.quoted') > 0 AS ddl_done;
 SELECT kmd_register_table('jobs');
 SELECT relid FROM kommander.tables;
 SELECT kmd_ddl($$CREATE TABLE public.nopk (id text)$$) > 0 AS ddl_done;

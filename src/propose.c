@@ -29,9 +29,12 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
 #include "pgstat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -81,14 +84,8 @@ propose_rows(FunctionCallInfo fcinfo, KmdOutcome *out, bool *reads)
 	int32		partition_id;
 	KmdCommand	cmd;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-				 errmsg("key must not be null")));
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-				 errmsg("command must not be null")));
+	require_arg(fcinfo, 0, "key");
+	require_arg(fcinfo, 1, "command");
 	kmd_require_member();
 	key_text = PG_GETARG_TEXT_PP(0);
 	command = PG_GETARG_JSONB_P(1);
@@ -291,6 +288,64 @@ propose_system(KmdCommand *cmd, KmdOutcome *out)
 	return out->index;
 }
 
+/* A syntax error's position, within the statement given to kmd_ddl. */
+static void
+ddl_parse_context(void *arg)
+{
+	int			pos = geterrposition();
+
+	if (pos > 0)
+	{
+		errposition(0);
+		internalerrposition(pos);
+		internalerrquery((const char *) arg);
+	}
+}
+
+/*
+ * Parse `sql' as the apply worker will read it (with the quoting settings
+ * apply.c pins): a statement that does not parse, only comments, or what
+ * the apply cannot run fails here, instead of taking an entry of the
+ * system partition's log that fails, or does nothing, on every node.
+ */
+static void
+check_ddl_parses(const char *sql)
+{
+	ErrorContextCallback context;
+	List	   *stmts;
+	ListCell   *lc;
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("standard_conforming_strings", "on", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("backslash_quote", "safe_encoding", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	context.callback = ddl_parse_context;
+	context.arg = (void *) sql;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
+	stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+	error_context_stack = context.previous;
+	AtEOXact_GUC(true, nest);
+
+	if (stmts == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("command must not be empty"),
+				 errdetail("It holds no statement, only white space, semicolons or comments.")));
+	foreach(lc, stmts)
+	{
+		Node	   *stmt = lfirst_node(RawStmt, lc)->stmt;
+
+		if (IsA(stmt, TransactionStmt) ||
+			(IsA(stmt, CopyStmt) && ((CopyStmt *) stmt)->filename == NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("kmd_ddl cannot run transaction control or COPY to or from the client"),
+					 errdetail("Every statement given to kmd_ddl runs in the apply transaction of its entry.")));
+	}
+}
+
 Datum
 kmd_ddl(PG_FUNCTION_ARGS)
 {
@@ -301,10 +356,7 @@ kmd_ddl(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "command");
 	kmd_require_member();
 	sql = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	if (strspn(sql, " \t\r\n;") == strlen(sql))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("command must not be empty")));
+	check_ddl_parses(sql);
 	memset(&cmd, 0, sizeof(cmd));
 	cmd.kind = KMD_CMD_DDL;
 	cmd.payload = sql;
