@@ -1425,7 +1425,6 @@ static void
 apply_exit(int code, Datum arg)
 {
 	kmd_shared->apply_latch = NULL;
-	kmd_shared->apply_pid = 0;
 	kmd_shared->apply_partition = -1;
 }
 
@@ -1499,12 +1498,12 @@ kmd_apply_main(Datum arg)
 	/* durability of an apply comes from the log, which is replayed */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	kmd_claim_process(&kmd_shared->apply_pid, "apply worker");
 	kmd_feed_origin_setup(KMD_FEED_ORIGIN_PREFIX "apply");
 
 	/* stalls are this process's: a new one tries every partition again */
 	kmd_stall_reset();
 	kmd_barrier_reset();
-	kmd_shared->apply_pid = MyProcPid;
 	kmd_shared->apply_latch = MyLatch;
 	before_shmem_exit(apply_exit, 0);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "kommander apply loop",

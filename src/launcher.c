@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -125,6 +127,53 @@ ready_to_serve(void)
 	return ready;
 }
 
+static void
+launcher_exit(int code, Datum arg)
+{
+	if (kmd_shared->launcher_latch == MyLatch)
+		kmd_shared->launcher_latch = NULL;
+}
+
+/*
+ * Stop the workers a launcher before this one left running (it was
+ * terminated, or failed): nobody would start them again when they stop,
+ * and this launcher starts its own.  Waits until they have exited.
+ */
+static void
+stop_orphans(void)
+{
+	bool		logged = false;
+
+	for (;;)
+	{
+		pid_t		pids[KMD_MAX_WORKERS + 2];
+		int			n = 0;
+		int			alive = 0;
+
+		LWLockAcquire(kmd_shared->lock, LW_SHARED);
+		for (int w = 0; w < kmd_shared->n_workers; w++)
+			pids[n++] = kmd_shared->workers[w].pid;
+		pids[n++] = kmd_shared->apply_pid;
+		pids[n++] = kmd_shared->resolver_pid;
+		LWLockRelease(kmd_shared->lock);
+
+		for (int i = 0; i < n; i++)
+			if (pids[i] != 0 && kill(pids[i], SIGTERM) == 0)
+				alive++;
+		if (alive == 0)
+			return;
+		if (!logged)
+			ereport(LOG,
+					(errmsg("kommander launcher stops %d workers an earlier launcher left running",
+							alive)));
+		logged = true;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 void
 kmd_launcher_main(Datum arg)
 {
@@ -139,6 +188,8 @@ kmd_launcher_main(Datum arg)
 	/* a search_path of the database's owner would choose its operators */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	kmd_shared->launcher_latch = MyLatch;
+	before_shmem_exit(launcher_exit, 0);
+	stop_orphans();
 
 	children = palloc0(sizeof(Child) * n_children);
 	children[0].function = "kmd_apply_main";

@@ -397,6 +397,7 @@ kmd_resolver_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	kmd_claim_process(&kmd_shared->resolver_pid, "resolver");
 	cxt = AllocSetContextCreate(TopMemoryContext, "kommander resolve",
 								ALLOCSET_SMALL_SIZES);
 	kmd_shared->resolver_latch = MyLatch;

@@ -14,9 +14,12 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
@@ -397,6 +400,46 @@ kmd_wake_apply(void)
 
 	if (latch != NULL)
 		SetLatch(latch);
+}
+
+/* Give back the slot kmd_claim_process took, at exit. */
+static void
+release_process(int code, Datum arg)
+{
+	pid_t	   *pid = (pid_t *) DatumGetPointer(arg);
+
+	LWLockReleaseAll();
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	if (*pid == MyProcPid)
+		*pid = 0;
+	LWLockRelease(kmd_shared->lock);
+}
+
+/*
+ * A launcher that stops (terminated, or failed) leaves the workers it
+ * started running; the one started after it stops them before it starts
+ * its own (launcher.c), but one the stopped launcher asked for may still
+ * be starting.  Whichever comes second here stops.
+ */
+void
+kmd_claim_process(pid_t *pid, const char *what)
+{
+	pid_t		holder;
+
+	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
+	holder = *pid;
+	if (holder == 0 || holder == MyProcPid || (kill(holder, 0) != 0 && errno == ESRCH))
+		*pid = MyProcPid;
+	else
+	{
+		LWLockRelease(kmd_shared->lock);
+		ereport(LOG,
+				(errmsg("kommander %s already runs in process %d; this copy stops",
+						what, (int) holder)));
+		proc_exit(0);
+	}
+	LWLockRelease(kmd_shared->lock);
+	before_shmem_exit(release_process, PointerGetDatum(pid));
 }
 
 void

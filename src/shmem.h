@@ -308,7 +308,8 @@ typedef struct KmdInbox
 /* One Raft worker process's public face */
 typedef struct KmdWorker
 {
-	pid_t		pid;			/* 0 when not running; written by the worker */
+	pid_t		pid;			/* 0 when not running; under `lock' exclusive,
+								 * by kmd_claim_process */
 	Latch	   *latch;			/* set to wake it */
 	uint32		generation;		/* bumped at every start */
 	KmdInbox   *inbox;			/* batches from peers, for the worker */
@@ -368,7 +369,7 @@ typedef struct KmdShared
 
 	Latch	   *launcher_latch;
 	Latch	   *apply_latch;
-	pid_t		apply_pid;
+	pid_t		apply_pid;		/* as KmdWorker.pid */
 	/* apply worker: the partition of the command it runs, -1 between */
 	volatile int32 apply_partition;
 	int			n_workers;		/* kommander.workers, fixed at start */
@@ -386,6 +387,7 @@ typedef struct KmdShared
 	/* set by a Raft worker that needs the resolver; the launcher starts it */
 	volatile bool resolver_wanted;
 	Latch	   *resolver_latch;
+	pid_t		resolver_pid;	/* as KmdWorker.pid */
 
 	/* broadcast by the apply worker whenever an applied index moves */
 	ConditionVariable applied_cv;
@@ -435,6 +437,14 @@ extern int	kmd_worker_for_partition(int32 partition_id);
 extern uint64 kmd_partition_applied(int32 partition_id);
 extern uint64 kmd_partition_generation(int32 partition_id);
 extern int32 kmd_partition_state(int32 partition_id); /* KMD_PART_GONE if unknown */
+
+/*
+ * Take the process slot `*pid' (a Raft worker's, the apply worker's, the
+ * resolver's) for this process, named `what' in the log, until it exits;
+ * exits at once (code 0) if a live process holds it.  Two copies of a
+ * worker would vote twice as one node, or apply a command twice.
+ */
+extern void kmd_claim_process(pid_t *pid, const char *what);
 
 /* Wake the worker owning a partition, the apply worker, the launcher. */
 extern void kmd_wake_worker(int worker);

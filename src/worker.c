@@ -1127,7 +1127,6 @@ worker_exit(int code, Datum arg)
 	LWLockReleaseAll();
 	kmd_peers_stop();
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
-	kmd_shared->workers[worker_no].pid = 0;
 	kmd_shared->workers[worker_no].latch = NULL;
 	for (int i = 0; i < kmd_shared->partitions_used; i++)
 	{
@@ -1231,6 +1230,8 @@ kmd_worker_main(Datum arg)
 
 	if (worker_no < 0 || worker_no >= kmd_shared->n_workers)
 		elog(FATAL, "kommander worker number %d out of range", worker_no);
+	kmd_claim_process(&kmd_shared->workers[worker_no].pid,
+					  psprintf("raft worker %d", worker_no));
 	kmd_feed_origin_setup(psprintf(KMD_FEED_ORIGIN_PREFIX "worker %d", worker_no));
 
 	raft_cxt = AllocSetContextCreate(TopMemoryContext, "kommander raft",
@@ -1245,7 +1246,6 @@ kmd_worker_main(Datum arg)
 						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	LWLockAcquire(kmd_shared->lock, LW_EXCLUSIVE);
-	kmd_shared->workers[worker_no].pid = MyProcPid;
 	kmd_shared->workers[worker_no].latch = MyLatch;
 	kmd_shared->workers[worker_no].generation++;
 	/* partitions offline in the last run are tried again at once */
