@@ -142,6 +142,65 @@ typedef struct Pending
 } Pending;
 
 
+/*
+ * The outcomes of a committed iteration that changed the catalog, until
+ * the catalog is read into shared memory and they are answered: if that
+ * read fails, the next iteration's take_up() answers them.  In `owed_cxt'.
+ */
+static MemoryContext owed_cxt = NULL;
+static List *owed = NIL;
+
+/* Tell the proposers waiting in `outcomes' (Outcome) what became of them. */
+static void
+answer(List *outcomes)
+{
+	ListCell   *lc;
+
+	foreach(lc, outcomes)
+	{
+		Outcome    *o = lfirst(lc);
+
+		(void) kmd_slot_complete(o->slot, o->gen, o->sqlstate, o->errmsg, o->errdetail, o->errhint,
+								 o->index, o->term, o->applied, o->result,
+								 o->result ? Min(strlen(o->result), KMD_MAX_RESULT) : 0,
+								 o->partition_id);
+	}
+}
+
+static char *
+owed_strdup(const char *s)
+{
+	return s != NULL ? MemoryContextStrdup(owed_cxt, s) : NULL;
+}
+
+/* Keep a copy of `outcomes' as the owed ones, instead of any before. */
+static void
+owe(List *outcomes)
+{
+	ListCell   *lc;
+
+	if (owed_cxt == NULL)
+		owed_cxt = AllocSetContextCreate(TopMemoryContext, "kommander owed outcomes",
+										 ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(owed_cxt);
+	owed = NIL;
+	foreach(lc, outcomes)
+	{
+		Outcome    *o = lfirst(lc);
+		Outcome    *copy = MemoryContextAlloc(owed_cxt, sizeof(Outcome));
+		MemoryContext old;
+
+		*copy = *o;
+		copy->errmsg = owed_strdup(o->errmsg);
+		copy->errdetail = owed_strdup(o->errdetail);
+		copy->errhint = owed_strdup(o->errhint);
+		copy->result = owed_strdup(o->result);
+		old = MemoryContextSwitchTo(owed_cxt);
+		owed = lappend(owed, copy);
+		MemoryContextSwitchTo(old);
+	}
+}
+
 static SPIPlanPtr plan_read = NULL;
 
 /*
@@ -1248,9 +1307,11 @@ apply_all(TimestampTz *next_try)
 
 	if (pending.catalog_changed)
 	{
+		owe(pending.outcomes);
 		cxt = kmd_xact_begin();
 		kmd_catalog_refresh();
 		kmd_xact_commit(cxt);
+		owe(NIL);
 	}
 
 	/* now visible: publish, then answer the proposers */
@@ -1280,15 +1341,7 @@ apply_all(TimestampTz *next_try)
 		ereport(LOG,
 				(errmsg("kommander: partition %d applies again after %d failed tries",
 						recovered[2 * i], recovered[2 * i + 1])));
-	foreach(lc, pending.outcomes)
-	{
-		Outcome    *o = lfirst(lc);
-
-		(void) kmd_slot_complete(o->slot, o->gen, o->sqlstate, o->errmsg, o->errdetail, o->errhint,
-								 o->index, o->term, o->applied, o->result,
-								 o->result ? Min(strlen(o->result), KMD_MAX_RESULT) : 0,
-								 o->partition_id);
-	}
+	answer(pending.outcomes);
 	if (progress)
 		ConditionVariableBroadcast(&kmd_shared->applied_cv);
 	/* a barrier the system partition waits for may be ready now */
@@ -1412,13 +1465,17 @@ recover(MemoryContext loop_cxt, int failures)
  * changed in shared memory before it rolled back, read again from the
  * tables.  Its commit may have been done (a failure after it), so the
  * applied indexes come from kommander.applied; a partition held for a DDL
- * barrier is held again when its entries are applied again.
+ * barrier is held again when its entries are applied again.  The
+ * proposers of a commit whose read of the catalog failed are answered
+ * once it is read.
  */
 static void
 take_up(void)
 {
 	kmd_barrier_reset();
 	load_applied();
+	answer(owed);
+	owe(NIL);
 }
 
 static void
