@@ -75,6 +75,7 @@
 #include "barrier.h"
 #include "errcodes.h"
 #include "events.h"
+#include "failure.h"
 #include "guc.h"
 #include "identity.h"
 #include "keyrange.h"
@@ -974,7 +975,10 @@ replay_ddl(uint64 idx, const char *sql, const char *role)
  * system partition brought.  This node's rows are its own from before the
  * statement, which ran on the other nodes: when it fails on them, it runs
  * again without them (every user partition then takes an image) and
- * *cleared says so; a failure then fails the image.
+ * *cleared says so; a failure then fails the image.  A failure of this
+ * node (a lock timeout, a cancel; failure.h), raised or caught by the
+ * statement, is no failure on the rows: it fails the image, tried again
+ * later with the rows kept.
  */
 static void
 install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
@@ -982,12 +986,20 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
+	ErrorContextCallback watch;
+	KmdFailure	failure;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
+		kmd_failures_watch(&watch);
 		replay_ddl(idx, sql, role);
+		kmd_failures_unwatch(&watch);
+		if (kmd_failure_caught(&failure))
+			ereport(ERROR,
+					(errcode(failure.sqlerrcode),
+					 errmsg("%s", failure.message)));
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -1002,6 +1014,8 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 	CurrentResourceOwner = owner;
 	if (edata == NULL)
 		return;
+	if (kmd_failure_of_node(edata, &failure))
+		ReThrowError(edata);
 	ereport(LOG,
 			(errmsg("kommander: the kmd_ddl statement at system index " UINT64_FORMAT
 					" failed on this node's rows; running it without them, which images replace", idx),
