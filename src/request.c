@@ -615,8 +615,10 @@ kmd_partition_barrier(int32 partition_id, TimestampTz deadline)
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (strcmp(out.sqlstate, "K0002") != 0 || remaining <= 0)
 			break;
-		ConditionVariableTimedSleep(&kmd_shared->leader_cv, Min(remaining, 100),
-									PG_WAIT_EXTENSION);
+		/* prepared first: a first timed sleep would only prepare, and return */
+		ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
+		(void) ConditionVariableTimedSleep(&kmd_shared->leader_cv, Min(remaining, 100),
+										   PG_WAIT_EXTENSION);
 		ConditionVariableCancelSleep();
 		CHECK_FOR_INTERRUPTS();
 	}
