@@ -184,6 +184,11 @@ $$;
 SELECT stalled, left(stall_error, 40) AS starts, octet_length(stall_error) BETWEEN 200 AND 255 AS cut,
        pg_catalog.convert_to(stall_error, 'UTF8') IS NOT NULL AS whole_characters
   FROM kommander.partitions WHERE partition_id = (SELECT partition_id FROM kmd_route('stall-1'));
+-- a read barrier whose read index this node does not apply in time: K0002
+-- (nothing was written; retry), not K0003 (a write's outcome unknown)
+SET kommander.propose_timeout = '300ms';
+SELECT left(err($$SELECT kmd_read_barrier('stall-1')$$), 5) AS sqlstate;
+RESET kommander.propose_timeout;
 UPDATE public.stall_switch SET fail = false;
 SELECT kmd_read_barrier('stall-1') > 0 AS applied_again;
 SELECT stalled FROM kommander.partitions WHERE partition_id = (SELECT partition_id FROM kmd_route('stall-1'));

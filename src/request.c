@@ -567,12 +567,15 @@ kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline)
 		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		if (remaining <= 0)
 		{
+			/* a read: nothing was written whose outcome is unknown */
 			ConditionVariableCancelSleep();
 			ereport(ERROR,
-					(errcode(ERRCODE_KMD_OUTCOME_UNKNOWN),
+					(errcode(ERRCODE_KMD_NO_QUORUM),
 					 errmsg("partition %d did not apply index " UINT64_FORMAT " here in time",
 							partition_id, index),
-					 errhint("This node may be lagging; retry later.")));
+					 errdetail("A leader gave the read index; this node had not applied that far within kommander.propose_timeout (%d ms).",
+							   kmd_propose_timeout),
+					 errhint("A read barrier changes nothing: retry it, or read through another node; kommander.partitions shows whether this node applies the partition.")));
 		}
 		if (apply_waits_for_me(partition_id, &next_check))
 		{

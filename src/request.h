@@ -62,7 +62,7 @@ extern void kmd_require_member(void);
 
 /* Wait until partition `partition_id' has applied `index' here, or is
  * gone here (merged away: it applies nothing more), or the deadline
- * passes (then K0003). */
+ * passes (then K0002: a read barrier's wait, a read). */
 extern void kmd_wait_applied(int32 partition_id, uint64 index, TimestampTz deadline);
 
 #endif							/* KOMMANDER_REQUEST_H */
