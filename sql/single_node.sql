@@ -37,6 +37,11 @@ SELECT kmd_bootstrap('n1', 'dbname=' || current_database()) IS NOT NULL AS boots
 SELECT err($$SELECT kmd_bootstrap('n1', 'host=localhost')$$);
 SELECT err($$SELECT kmd_join('n2', 'host=localhost', 'host=localhost')$$);
 SELECT err($$SELECT kmd_join('n1', 'host=localhost', 'host=localhost', true, '')$$);
+SELECT err($$SELECT kmd_join('n2', 'host=localhost', 'host=localhost', NULL)$$);
+-- a join writes, through sessions of its own: not in a read-only transaction
+BEGIN READ ONLY;
+SELECT err($$SELECT kmd_join('n2', 'host=localhost', 'host=localhost')$$);
+ROLLBACK;
 
 -- the node is a voter and, once elected, leads both partitions
 SELECT kmd_read_barrier() >= 0 AS leader_ready;

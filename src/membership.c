@@ -20,6 +20,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -38,6 +39,7 @@
 #include "membership.h"
 #include "remote.h"
 #include "request.h"
+#include "routing.h"
 #include "shmem.h"
 #include "storage.h"
 
@@ -374,6 +376,32 @@ wait_caught_up(PGresult *targets)
 	"FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()"
 
 /*
+ * Refuse to join a cluster whose seed (on `conn') hashes routing keys
+ * otherwise than this node: Postgres's hash of bytes, which places a key
+ * in its partition, depends on the machine's byte order, and the nodes
+ * would place rows in other partitions.
+ */
+static void
+refuse_unlike_hash(PGconn *conn)
+{
+	static const char probe[] = "kommander";
+	const char *params[1] = {probe};
+	PGresult   *res = kmd_remote_exec(conn, "SELECT kommander.key_hash($1::pg_catalog.text)::pg_catalog.text",
+									  1, params);
+	char	   *seed = pstrdup(PQgetvalue(res, 0, 0));
+	char		here[32];
+
+	PQclear(res);
+	snprintf(here, sizeof(here), INT64_FORMAT, kmd_hash_key(probe, strlen(probe)));
+	if (strcmp(here, seed) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node hashes routing keys otherwise than the cluster"),
+				 errdetail("The key \"%s\" hashes to %s here and to %s on the seed.", probe, here, seed),
+				 errhint("Run every node of a cluster on machines of the same byte order.")));
+}
+
+/*
  * Refuse to join a cluster whose database (the seed's, on `conn') stores
  * or compares text otherwise than this node's: a command would then store
  * other bytes here, or fail here alone (a character this encoding lacks),
@@ -400,6 +428,7 @@ refuse_unlike_database(PGconn *conn)
 				 errdetail("This node's database has %s; the seed's has %s.", here, seed),
 				 errhint("Serve a database created with the seed's encoding and locale (CREATE DATABASE ... TEMPLATE template0 ENCODING ... LOCALE ...; kommander.database), then join.")));
 	SPI_finish();
+	refuse_unlike_hash(conn);
 }
 
 /*
@@ -693,13 +722,24 @@ kmd_join(PG_FUNCTION_ARGS)
 	char	   *name = node_name_arg(fcinfo, 0);
 	char	   *conninfo = conninfo_arg(fcinfo, 1, "conninfo");
 	char	   *seed = conninfo_arg(fcinfo, 2, "seed_conninfo");
-	bool		promote = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
+	bool		promote;
 	char	   *peer_role = peer_role_arg(fcinfo, 4);
 	PGconn	   *volatile conn = NULL;
 	int32		node_id = 0;
 	char	   *own_cluster = NULL;
 	MemoryContext caller = CurrentMemoryContext;
 
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("promote must not be null")));
+	promote = PG_GETARG_BOOL(3);
+	/* through sessions of its own, but a write all the same, as a proposal */
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot join in a read-only transaction"),
+				 errdetail("kmd_join writes this node's identity and adds the node to the cluster's roster.")));
 	require_served_database();
 	SPI_connect();
 	if (SPI_execute("SELECT node_id, cluster_id::text FROM kommander.local", true, 1) != SPI_OK_SELECT)
