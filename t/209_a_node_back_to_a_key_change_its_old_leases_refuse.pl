@@ -39,6 +39,9 @@ ok(KmdTest::wait_converged(\@nodes), 'every node holds the leased row');
 is($n3->safe_psql('postgres', 'SELECT pk FROM kommander.lease_rows'),
 	'{"k": "a", "n": 1}', 'node 3 notes it under the key (k, n)');
 
+# the apply worker commits without waiting for the WAL flush: the note is
+# flushed before the crash, or node 3 could come back without it
+$n3->safe_psql('postgres', 'CHECKPOINT');
 $n3->stop('immediate');
 $n1->safe_psql('postgres', "SELECT kmd_lease_revoke($lease)");
 my $last = $n1->safe_psql('postgres',
