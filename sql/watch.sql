@@ -110,3 +110,36 @@ SELECT count(*) > 0 AS consumed FROM pg_logical_slot_get_changes('watch_regress'
 SELECT count(*) AS again FROM pg_logical_slot_get_changes('watch_regress', NULL, NULL);
 SELECT pg_drop_replication_slot('watch_regress');
 DROP TABLE public.plain;
+
+-- a table whose replica identity is another index logs that index's
+-- columns of an old row, not the whole key: a delete's key is null, and
+-- an update of that index tells no old key
+SELECT kmd_ddl($$CREATE TABLE public.ident (id text, sub int, alt int NOT NULL, n int,
+  PRIMARY KEY (id, sub), UNIQUE (id, alt))$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$ALTER TABLE public.ident REPLICA IDENTITY USING INDEX ident_id_alt_key$$) > 0 AS ddl_done;
+SELECT kmd_register_table('ident');
+SELECT 'created' FROM pg_create_logical_replication_slot('ident_feed', 'kommander');
+SELECT kmd_propose('i1', '{"op":"insert","table":"ident","row":{"id":"i1","sub":1,"alt":1,"n":1}}') > 0 AS ok;
+SELECT kmd_propose('i1', '{"op":"update","table":"ident","key":{"id":"i1","sub":1},"set":{"alt":2}}') > 0 AS ok;
+SELECT kmd_propose('i1', '{"op":"delete","table":"ident","key":{"id":"i1","sub":1}}') > 0 AS ok;
+DO $$
+DECLARE
+    target pg_lsn := pg_current_wal_insert_lsn();
+BEGIN
+    WHILE pg_current_wal_flush_lsn() < target LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT data::jsonb - 'lsn' - 'index' - 'term' - 'partition' AS change
+  FROM pg_logical_slot_get_changes('ident_feed', NULL, NULL);
+SELECT pg_drop_replication_slot('ident_feed');
+
+-- code the apply worker runs writes no logical message: one prefixed
+-- "kommander" would pass for the worker's mark of an entry
+CREATE FUNCTION public.forge(args jsonb, ctx kommander.apply_context) RETURNS jsonb
+LANGUAGE sql AS $$ SELECT to_jsonb(pg_logical_emit_message(true, 'kommander', 'I1 999999 1')::text) $$;
+SELECT kmd_register_applier('forge', 'public.forge(jsonb, kommander.apply_context)');
+SELECT err($$SELECT kmd_propose('w9', '{"op":"call","applier":"forge"}')$$);
+-- a client session still may
+SELECT pg_logical_emit_message(true, 'other', 'x') IS NOT NULL AS emitted;

@@ -48,17 +48,11 @@
 
 extern PGDLLEXPORT void _PG_output_plugin_init(OutputPluginCallbacks *cb);
 
-/* replication origins whose transactions were looked at, and the verdict */
-#define ORIGINS_KNOWN 16
-
 typedef struct DecodeState
 {
 	MemoryContext cxt;			/* reset after each object */
 	bool		include_system;
 
-	int			n_origins;
-	RepOriginId origins[ORIGINS_KNOWN];
-	bool		origin_ours[ORIGINS_KNOWN];
 
 	/* the entry (or image) whose changes follow, in this transaction */
 	bool		marked;
@@ -283,6 +277,73 @@ key_changed(TupleDesc desc, HeapTuple oldtuple, HeapTuple newtuple,
 	return false;
 }
 
+/*
+ * `newtuple' with the key columns an update left unchanged and stored out
+ * of line, which its WAL lacks, taken from `oldtuple': Postgres logs the
+ * old key whole when a key column is stored so.  Palloc'd (or `newtuple'
+ * itself when there is nothing to take).
+ */
+static HeapTuple
+with_old_key(TupleDesc desc, HeapTuple newtuple, HeapTuple oldtuple,
+			 const AttrNumber *key, int n_key)
+{
+	Datum	   *values = NULL;
+	bool	   *nulls = NULL;
+
+	if (oldtuple == NULL)
+		return newtuple;
+	for (int i = 0; i < n_key; i++)
+	{
+		AttrNumber	attnum = key[i];
+		Form_pg_attribute att;
+		bool		isnull;
+		Datum		value;
+
+		if (attnum <= 0 || attnum > desc->natts)
+			continue;
+		att = TupleDescAttr(desc, attnum - 1);
+		if (att->attlen != -1)
+			continue;
+		value = heap_getattr(newtuple, attnum, desc, &isnull);
+		if (isnull || !VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value)))
+			continue;
+		value = heap_getattr(oldtuple, attnum, desc, &isnull);
+		if (isnull || VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(value)))
+			continue;
+		if (values == NULL)
+		{
+			values = palloc(sizeof(Datum) * desc->natts);
+			nulls = palloc(sizeof(bool) * desc->natts);
+			heap_deform_tuple(newtuple, desc, values, nulls);
+		}
+		values[attnum - 1] = value;
+	}
+	return values != NULL ? heap_form_tuple(desc, values, nulls) : newtuple;
+}
+
+/*
+ * Does `tuple', an old row as the replica identity logged it, hold the
+ * key?  A primary key has no NULL: a NULL column was not logged (REPLICA
+ * IDENTITY USING INDEX of another index logs that index's columns only).
+ */
+static bool
+key_logged(TupleDesc desc, HeapTuple tuple, const AttrNumber *key, int n_key)
+{
+	if (tuple == NULL || n_key == 0)
+		return false;
+	for (int i = 0; i < n_key; i++)
+	{
+		bool		isnull;
+
+		if (key[i] <= 0 || key[i] > desc->natts)
+			return false;
+		(void) heap_getattr(tuple, key[i], desc, &isnull);
+		if (isnull)
+			return false;
+	}
+	return true;
+}
+
 /* The primary key's columns; how many (0 when it has none). */
 static int
 primary_key(Relation rel, AttrNumber *cols)
@@ -447,6 +508,8 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		return;
 	}
 	n_key = primary_key(rel, key);
+	if (change->action == REORDER_BUFFER_CHANGE_UPDATE && newtuple != NULL)
+		newtuple = with_old_key(desc, newtuple, oldtuple, key, n_key);
 
 	OutputPluginPrepareWrite(ctx, true);
 	appendStringInfoChar(ctx->out, '{');
@@ -456,7 +519,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	if (change->action == REORDER_BUFFER_CHANGE_DELETE)
 	{
 		/* the old row's key: what the replica identity logged of it */
-		if (oldtuple != NULL && n_key > 0)
+		if (key_logged(desc, oldtuple, key, n_key))
 			append_tuple(ctx->out, desc, oldtuple, key, n_key);
 		else
 			appendStringInfoString(ctx->out, "null");
@@ -478,7 +541,7 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 		 * IDENTITY FULL every update does, and the old key is told only
 		 * when it differs.
 		 */
-		if (change->action == REORDER_BUFFER_CHANGE_UPDATE && oldtuple != NULL && n_key > 0 &&
+		if (change->action == REORDER_BUFFER_CHANGE_UPDATE && key_logged(desc, oldtuple, key, n_key) &&
 			(newtuple == NULL || key_changed(desc, oldtuple, newtuple, key, n_key)))
 		{
 			appendStringInfoString(ctx->out, ",\"old_key\":");
@@ -497,26 +560,21 @@ decode_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 /*
  * Is `txn' one of kommander's workers' (events.h)?  Only they can take a
  * replication origin of that name; a message of anyone else's prefixed
- * "kommander" is anyone's.
+ * "kommander" is anyone's.  Looked up each time: an origin dropped frees
+ * its id for the next one created.
  */
 static bool
-from_kommander(DecodeState *state, ReorderBufferTXN *txn)
+from_kommander(ReorderBufferTXN *txn)
 {
 	char	   *name;
 	bool		ours;
 
 	if (txn->origin_id == InvalidRepOriginId || txn->origin_id == DoNotReplicateId)
 		return false;
-	for (int i = 0; i < state->n_origins; i++)
-		if (state->origins[i] == txn->origin_id)
-			return state->origin_ours[i];
-	ours = replorigin_by_oid(txn->origin_id, true, &name) &&
-		strncmp(name, KMD_FEED_ORIGIN_PREFIX, strlen(KMD_FEED_ORIGIN_PREFIX)) == 0;
-	if (state->n_origins < ORIGINS_KNOWN)
-	{
-		state->origins[state->n_origins] = txn->origin_id;
-		state->origin_ours[state->n_origins++] = ours;
-	}
+	if (!replorigin_by_oid(txn->origin_id, true, &name))
+		return false;
+	ours = strncmp(name, KMD_FEED_ORIGIN_PREFIX, strlen(KMD_FEED_ORIGIN_PREFIX)) == 0;
+	pfree(name);
 	return ours;
 }
 
@@ -536,7 +594,7 @@ decode_message(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 	uint64		term;
 
 	if (!transactional || strcmp(prefix, KMD_FEED_PREFIX) != 0 || message_size < 1 ||
-		!from_kommander(state, txn))
+		!from_kommander(txn))
 		return;
 	switch (message[0])
 	{

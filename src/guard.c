@@ -879,6 +879,27 @@ check_create(Oid classId, Oid objectId, int subId)
 	}
 }
 
+/*
+ * The change feed takes a logical message prefixed "kommander" in an apply
+ * transaction for the apply worker's own mark of an entry (decode.c): one
+ * that user code run there wrote (an applier, a trigger, a kmd_ddl
+ * statement) would pass for a mark, or an event, and could tell consumers
+ * to drop a partition's rows.  Such code may not write logical messages at
+ * all; the hook sees which function runs, not its arguments.
+ */
+static void
+refuse_feed_message(Oid funcid)
+{
+	if (funcid != F_PG_LOGICAL_EMIT_MESSAGE_BOOL_TEXT_TEXT &&
+		funcid != F_PG_LOGICAL_EMIT_MESSAGE_BOOL_TEXT_BYTEA)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("code applied by kommander cannot write logical decoding messages"),
+			 errdetail("The change feed reads the messages of an apply transaction as the apply worker's marks of its entries."),
+			 errhint("Write the message from a session of a client.")));
+}
+
 static void
 object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
@@ -888,6 +909,11 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 		return;
 	if (kmd_applying)
 	{
+		if (access == OAT_FUNCTION_EXECUTE)
+		{
+			refuse_feed_message(objectId);
+			return;
+		}
 		/* kmd_ddl's keys, on every node alike */
 		if (kmd_keys_replaying)
 			return;

@@ -351,6 +351,8 @@ $n2->poll_query_until('postgres', "SELECT pg_current_wal_flush_lsn() >= '$target
 @parted = grep { defined $_->{table} } @{ sql_feed($n2) };
 is(join(' ', map { $_->{op} } @parted), 'insert update', 'a row with a key of 2,560 bytes');
 ok(!exists $parted[1]{old_key}, 'its update tells no old key');
+is($parted[1]{key}{k}, $long, 'its update names the key, from the old row the WAL holds');
+is($parted[1]{row}{k}, $long, 'and so does its row');
 
 # ---------------------------------------------------------------------------
 # anyone may write a logical message: the feed believes the workers' only
