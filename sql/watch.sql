@@ -135,6 +135,28 @@ SELECT data::jsonb - 'lsn' - 'index' - 'term' - 'partition' AS change
   FROM pg_logical_slot_get_changes('ident_feed', NULL, NULL);
 SELECT pg_drop_replication_slot('ident_feed');
 
+-- a table that is no control table but has a trigger of the guard's name:
+-- what a kmd_ddl statement writes in it is not in the feed
+SELECT kmd_ddl($$CREATE TABLE public.lookalike (id int PRIMARY KEY)$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE FUNCTION public.nothing() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'$$) > 0 AS ddl_done;
+SELECT kmd_ddl($$CREATE TRIGGER kommander_guard AFTER INSERT ON public.lookalike
+  FOR EACH STATEMENT EXECUTE FUNCTION public.nothing()$$) > 0 AS ddl_done;
+SELECT 'created' FROM pg_create_logical_replication_slot('lookalike_feed', 'kommander');
+SELECT kmd_ddl($$INSERT INTO public.lookalike VALUES (1)$$) > 0 AS ddl_done;
+DO $$
+DECLARE
+    target pg_lsn := pg_current_wal_insert_lsn();
+BEGIN
+    WHILE pg_current_wal_flush_lsn() < target LOOP
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+END
+$$;
+SELECT count(*) AS lookalike_changes FROM pg_logical_slot_get_changes('lookalike_feed', NULL, NULL)
+ WHERE data::jsonb->>'table' = 'public.lookalike';
+SELECT pg_drop_replication_slot('lookalike_feed');
+SELECT kmd_ddl($$DROP TABLE public.lookalike$$) > 0 AS ddl_done;
+
 -- code the apply worker runs writes no logical message: one prefixed
 -- "kommander" would pass for the worker's mark of an entry
 CREATE FUNCTION public.forge(args jsonb, ctx kommander.apply_context) RETURNS jsonb

@@ -31,7 +31,9 @@
 #include "access/htup_details.h"
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_trigger.h"
 #include "commands/defrem.h"
+#include "commands/trigger.h"
 #include "replication/logical.h"
 #include "replication/origin.h"
 #include "replication/output_plugin.h"
@@ -45,6 +47,7 @@
 #include "utils/relcache.h"
 
 #include "events.h"
+#include "guard.h"
 
 extern PGDLLEXPORT void _PG_output_plugin_init(OutputPluginCallbacks *cb);
 
@@ -364,6 +367,17 @@ primary_key(Relation rel, AttrNumber *cols)
 	return n;
 }
 
+/*
+ * Is `t' the guard kmd_register_table puts on a control table?  Told by
+ * its function too: any table may have a trigger of that name.
+ */
+static bool
+is_guard(const Trigger *t)
+{
+	return strcmp(t->tgname, "kommander_guard") == 0 && !TRIGGER_FOR_ROW(t->tgtype) &&
+		kmd_is_own_function(t->tgfoid, "control_table_guard");
+}
+
 /* A control table: the guard kmd_register_table puts on it, outside kommander. */
 static bool
 is_control_table(Relation rel)
@@ -380,7 +394,7 @@ is_control_table(Relation rel)
 	if (ours)
 		return false;
 	for (int i = 0; i < rel->trigdesc->numtriggers; i++)
-		if (strcmp(rel->trigdesc->triggers[i].tgname, "kommander_guard") == 0)
+		if (is_guard(&rel->trigdesc->triggers[i]))
 			return true;
 	return false;
 }
@@ -395,7 +409,7 @@ guarded(Oid relid)
 	if (!RelationIsValid(rel))
 		return false;
 	for (int i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers && !found; i++)
-		found = strcmp(rel->trigdesc->triggers[i].tgname, "kommander_guard") == 0;
+		found = is_guard(&rel->trigdesc->triggers[i]);
 	RelationClose(rel);
 	return found;
 }
