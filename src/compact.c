@@ -254,8 +254,14 @@ kmd_images_step(void)
 
 		if (!g->parked)
 		{
-			/* the apply worker asks: park first, hand over next time */
-			if (state == KMD_IMAGE_ASKED)
+			/*
+			 * The apply worker asks: park first, hand over next time.  Or
+			 * an image was installed since the group loaded its state, which
+			 * it may have read before the image's commit (a worker started
+			 * meanwhile): park, and start again from the image next time.
+			 */
+			if (state == KMD_IMAGE_ASKED ||
+				pg_atomic_read_u64(&part->images) != g->images_seen)
 			{
 				park(g);
 				g->has_snapshot_msg = false;
