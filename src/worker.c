@@ -907,7 +907,9 @@ balance(void)
 	hash_seq_init(&seq, groups);
 	while ((g = hash_seq_search(&seq)) != NULL)
 	{
+		/* never over a transfer under way: kmd_transfer_leader's, say */
 		if (g->partition_id > 0 && !g->parked && raft_get_role(g->r) == RAFT_LEADER &&
+			raft_transferee(g->r) == RAFT_NONE &&
 			kmd_partition_state(g->partition_id) == KMD_PART_ACTIVE &&
 			raft_conf_role(raft_get_conf(g->r), l.voters[to]) == RAFT_VOTER &&
 			raft_transfer_leader(g->r, l.voters[to]) == RAFT_OK)
