@@ -1474,8 +1474,12 @@ take_up(void)
 {
 	kmd_barrier_reset();
 	load_applied();
-	answer(owed);
-	owe(NIL);
+	if (owed != NIL)
+	{
+		answer(owed);
+		owe(NIL);
+		ConditionVariableBroadcast(&kmd_shared->applied_cv);
+	}
 }
 
 static void

@@ -56,7 +56,6 @@ typedef struct DecodeState
 	MemoryContext cxt;			/* reset after each object */
 	bool		include_system;
 
-
 	/* the entry (or image) whose changes follow, in this transaction */
 	bool		marked;
 	bool		image;

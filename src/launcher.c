@@ -146,7 +146,8 @@ stop_orphans(void)
 
 	for (;;)
 	{
-		pid_t		pids[KMD_MAX_WORKERS + 2];
+		pid_t		pids[KMD_MAX_WORKERS + 1];
+		pid_t		resolver;
 		int			n = 0;
 		int			alive = 0;
 
@@ -154,12 +155,19 @@ stop_orphans(void)
 		for (int w = 0; w < kmd_shared->n_workers; w++)
 			pids[n++] = kmd_shared->workers[w].pid;
 		pids[n++] = kmd_shared->apply_pid;
-		pids[n++] = kmd_shared->resolver_pid;
+		resolver = kmd_shared->resolver_pid;
 		LWLockRelease(kmd_shared->lock);
 
 		for (int i = 0; i < n; i++)
 			if (pids[i] != 0 && kill(pids[i], SIGTERM) == 0)
 				alive++;
+
+		/*
+		 * Not waited for: it may wait for a name server, and a resolver of
+		 * this launcher's stops at once while it runs (kmd_claim_process).
+		 */
+		if (resolver != 0)
+			(void) kill(resolver, SIGTERM);
 		if (alive == 0)
 			return;
 		if (!logged)

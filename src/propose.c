@@ -303,8 +303,8 @@ ddl_parse_context(void *arg)
 }
 
 /*
- * Parse `sql' as the apply worker will read it (with the quoting settings
- * apply.c pins): a statement that does not parse, only comments, or what
+ * Parse `sql' as the apply worker will read it (standard_conforming_strings
+ * on, as apply.c pins it): a statement that does not parse, only comments, or what
  * the apply cannot run fails here, instead of taking an entry of the
  * system partition's log that fails, or does nothing, on every node.
  */
@@ -318,7 +318,12 @@ check_ddl_parses(const char *sql)
 
 	(void) set_config_option("standard_conforming_strings", "on", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("backslash_quote", "safe_encoding", PGC_USERSET, PGC_S_SESSION,
+	/*
+	 * safe_encoding refuses \' only for a client-only client encoding, which
+	 * the apply worker never has: "on" reads as it does, whatever the
+	 * caller's client_encoding.
+	 */
+	(void) set_config_option("backslash_quote", "on", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	context.callback = ddl_parse_context;
 	context.arg = (void *) sql;

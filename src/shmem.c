@@ -439,7 +439,12 @@ kmd_claim_process(pid_t *pid, const char *what)
 		proc_exit(0);
 	}
 	LWLockRelease(kmd_shared->lock);
-	before_shmem_exit(release_process, PointerGetDatum(pid));
+	/*
+	 * Given back late in the exit, after what later callbacks hold (the
+	 * replication origin events.c takes): a copy started once it is free
+	 * must find them free too.
+	 */
+	on_shmem_exit(release_process, PointerGetDatum(pid));
 }
 
 void

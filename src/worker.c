@@ -32,6 +32,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
@@ -160,9 +161,16 @@ group_start(int32 partition_id)
 	if (part == NULL)
 		return;
 
-	/* before the load: an image installed meanwhile restarts the group */
+	/*
+	 * Before the load: an image installed meanwhile restarts the group.
+	 * The load reads the tables as they are now, not as the snapshot of
+	 * the transaction that starts every group: an image committed since
+	 * would be counted and not loaded.
+	 */
 	images = pg_atomic_read_u64(&part->images);
+	PushActiveSnapshot(GetLatestSnapshot());
 	kmd_storage_load(partition_id, &state, &image_wanted);
+	PopActiveSnapshot();
 	fill_options(&opts);
 	g = hash_search(groups, &partition_id, HASH_ENTER, &found);
 	Assert(!found);

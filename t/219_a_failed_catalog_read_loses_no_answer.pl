@@ -30,7 +30,7 @@ $locker->query_safe('LOCK TABLE kommander.local IN ACCESS EXCLUSIVE MODE');
 
 my $splitter = $node->background_psql('postgres', on_error_stop => 0);
 $splitter->query_until(qr/splitting/, "\\echo splitting\nSELECT kmd_split(1) IS NOT NULL AS split;\n\\echo done\n");
-ok($node->wait_for_log(qr/Try 1 failed with SQLSTATE 55P03/, $offset),
+ok($node->wait_for_log(qr/the apply worker rolled back its transaction.*\n.*Try 1 failed with SQLSTATE 55P03/, $offset),
 	'the apply worker rolls back at its lock timeout');
 
 $locker->query_safe('COMMIT');
