@@ -405,6 +405,16 @@ kmd_register_table(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "tbl");
 	kmd_require_member();
 	relid = PG_GETARG_OID(0);
+
+	/*
+	 * The checks below are this node's, on its catalog: first as of every
+	 * kmd_ddl committed before the call, or one committed elsewhere and not
+	 * applied here yet (SET UNLOGGED, INHERIT, ENABLE ROW LEVEL SECURITY)
+	 * would pass them, and the guard refuses such changes only once the
+	 * table is registered.
+	 */
+	(void) kmd_partition_barrier(0, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																 kmd_propose_timeout));
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
