@@ -1056,6 +1056,7 @@ kmd_remove_node(PG_FUNCTION_ARGS)
 	char	   *name = node_name_arg(fcinfo, 0);
 	int32		node_id;
 	int			voters = 0;
+	char		id_text[16];
 
 	kmd_require_member();
 	node_id = kmd_node_id_by_name(name);
@@ -1087,11 +1088,12 @@ kmd_remove_node(PG_FUNCTION_ARGS)
 	 * Each step names itself: a step 1 proposed twice (a retry after
 	 * K0003, two sessions at once) must not be taken for step 2.
 	 */
+	snprintf(id_text, sizeof(id_text), "%d", node_id);
 	if (roster_role(node_id) != KMD_NODE_REMOVING)
-		(void) propose_roster(KMD_CMD_NODE_REMOVE, 2, name, KMD_REMOVE_MARK, NULL, NULL);
+		(void) propose_roster(KMD_CMD_NODE_REMOVE, 3, name, KMD_REMOVE_MARK, id_text, NULL);
 	wait_out_of_groups(node_id, name);
 	/* 2. out of the roster: its messages are refused from now on */
-	(void) propose_roster(KMD_CMD_NODE_REMOVE, 2, name, KMD_REMOVE_DROP, NULL, NULL);
+	(void) propose_roster(KMD_CMD_NODE_REMOVE, 3, name, KMD_REMOVE_DROP, id_text, NULL);
 	PG_RETURN_VOID();
 }
 

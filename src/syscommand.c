@@ -564,6 +564,30 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			refuse_if_removing(cmd->args[0], "promoted");
 			break;
 		case KMD_CMD_NODE_REMOVE:
+			/*
+			 * The node the call meant, by the id its node saw: a node that
+			 * lags may still name by it a node removed since, whose name a
+			 * new node took (waiting for the old one's groups, the call
+			 * would drop the new one from the roster while they count it).
+			 */
+			if (cmd->n_args > 2)
+			{
+				Oid			t[2] = {TEXTOID, TEXTOID};
+				Datum		v[2] = {values[0], CStringGetTextDatum(cmd->args[2])};
+
+				exec_sql("SELECT node_id FROM kommander.roster WHERE node_name = $1 "
+						 "AND node_id::pg_catalog.text <> $2",
+						 2, t, v, SPI_OK_SELECT);
+				if (SPI_processed > 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_UNDEFINED_OBJECT),
+							 errmsg("node \"%s\" is node %s now, not node %s",
+									cmd->args[0],
+									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+									cmd->args[2]),
+							 errdetail("The node of that name the removal was asked for left the roster, and another node joined under its name."),
+							 errhint("Run kmd_remove_node() again to remove the new node.")));
+			}
 			if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_MARK) == 0)
 			{
 				/*
