@@ -891,9 +891,16 @@ kmd_image_clear(List *partitions)
 	uint64	   *index;
 	uint64	   *term;
 
-	if (SPI_execute("SELECT relid FROM (SELECT relid FROM kommander.tables UNION ALL "
+	/*
+	 * Not read-only: an entry applied before in this transaction may have
+	 * dropped or registered a table, and a read-only read would take the
+	 * snapshot the transaction began with.
+	 */
+	if (SPI_execute("SELECT relid FROM (SELECT t.relid FROM kommander.tables t "
+					"WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+					"WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid) UNION ALL "
 					"SELECT 'kommander.lease_rows'::pg_catalog.regclass) t ORDER BY relid::text",
-					true, 0) != SPI_OK_SELECT)
+					false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	n_tables = (int) SPI_processed;
 	relids = palloc(sizeof(Oid) * Max(n_tables, 1));
