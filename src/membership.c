@@ -534,10 +534,10 @@ require_room(PGconn *conn)
 
 /*
  * Does `self', opened with the conninfo this node bootstraps or joins
- * with, reach this very server and database?
- * The others will reach it there.  For a join, also writable, as a role
- * that may write the node's identity: the node is added to the roster only
- * once its identity can be written here.  Raises if not.
+ * with, reach this very server and database?  The others will reach it
+ * there.  For a join, also writable, as a role that may write the node's
+ * identity: the node is added to the roster only once its identity can be
+ * written here.  Raises if not.
  */
 static void
 require_self(PGconn *self, const char *conninfo, bool joining)
