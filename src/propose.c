@@ -304,9 +304,9 @@ ddl_parse_context(void *arg)
 
 /*
  * Parse `sql' as the apply worker will read it (standard_conforming_strings
- * on, as apply.c pins it): a statement that does not parse, only comments, or what
- * the apply cannot run fails here, instead of taking an entry of the
- * system partition's log that fails, or does nothing, on every node.
+ * on, as apply.c pins it): a statement that does not parse, only comments,
+ * or what the apply cannot run fails here, instead of taking an entry of
+ * the system partition's log that fails, or does nothing, on every node.
  */
 static void
 check_ddl_parses(const char *sql)
