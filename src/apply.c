@@ -1539,7 +1539,8 @@ kmd_apply_main(Datum arg)
 	SetConfigOption("lo_compat_privileges", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	/* nor how the text of a kmd_ddl statement or an applier reads */
 	SetConfigOption("standard_conforming_strings", "on", PGC_SUSET, PGC_S_OVERRIDE);
-	SetConfigOption("backslash_quote", "safe_encoding", PGC_SUSET, PGC_S_OVERRIDE);
+	/* safe_encoding's refusal depends on client_encoding, which a node may set */
+	SetConfigOption("backslash_quote", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("transform_null_equals", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("check_function_bodies", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("plpgsql.variable_conflict", "error", PGC_SUSET, PGC_S_OVERRIDE);

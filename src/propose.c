@@ -304,9 +304,10 @@ ddl_parse_context(void *arg)
 
 /*
  * Parse `sql' as the apply worker will read it (standard_conforming_strings
- * on, as apply.c pins it): a statement that does not parse, only comments,
- * or what the apply cannot run fails here, instead of taking an entry of
- * the system partition's log that fails, or does nothing, on every node.
+ * and backslash_quote on, as apply.c pins them): a statement that does not
+ * parse, only comments, or what the apply cannot run fails here, instead
+ * of taking an entry of the system partition's log that fails, or does
+ * nothing, on every node.
  */
 static void
 check_ddl_parses(const char *sql)
@@ -318,11 +319,7 @@ check_ddl_parses(const char *sql)
 
 	(void) set_config_option("standard_conforming_strings", "on", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	/*
-	 * safe_encoding refuses \' only for a client-only client encoding, which
-	 * the apply worker never has: "on" reads as it does, whatever the
-	 * caller's client_encoding.
-	 */
+	/* as apply.c pins it: safe_encoding's refusal depends on client_encoding */
 	(void) set_config_option("backslash_quote", "on", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	context.callback = ddl_parse_context;

@@ -7,10 +7,11 @@
 #   on every node.  Column defaults that are not immutable (a uuid, now(),
 #   a sequence, random()) are decided by the proposer, and a table name
 #   means the table the proposer's search_path finds.  Nor do settings
-#   that change how the text of a statement reads (string escapes, "=
-#   NULL", NULL in an array, time zone abbreviations, xml) or what a
-#   function answers (text search, identifier quoting) or whether a
-#   PL/pgSQL function runs, nor how deep a command may recurse.
+#   that change how the text of a statement reads (string escapes, \' in
+#   a client encoding of its own, "= NULL", NULL in an array, time zone
+#   abbreviations, xml) or what a function answers (text search,
+#   identifier quoting) or whether a PL/pgSQL function runs, nor how deep
+#   a command may recurse.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -31,7 +32,7 @@ my @nodes = (KmdTest::new_node('node1', conf => "timezone = 'UTC'\ndatestyle = '
 		  . "default_text_search_config = 'pg_catalog.english'\nquote_all_identifiers = on\n"
 		  . "timezone_abbreviations = 'Australia'\nxmloption = document\n"
 		  . "plpgsql.variable_conflict = use_column\nxmlbinary = hex\nplpgsql.check_asserts = off\n"
-		  . "max_stack_depth = '100kB'\n"));
+		  . "max_stack_depth = '100kB'\nclient_encoding = 'SJIS'\n"));
 $nodes[0]->safe_psql('postgres',
 	"SELECT kmd_bootstrap('node1', " . KmdTest::quote(KmdTest::conninfo($nodes[0])) . ")");
 KmdTest::wait_leaders($nodes[0]);
@@ -156,7 +157,7 @@ LANGUAGE sql AS $$
     'tsvector', to_tsvector('The cats')::text, 'ident', quote_ident('a'),
     'est', extract(epoch FROM '2026-01-01 10:00 EST'::timestamptz),
     'xml', xmlserialize(content 'a<b/>'::xml AS text),
-    'xmlbinary', xmlelement(name b, '\x01ff'::bytea)::text)
+    'xmlbinary', xmlelement(name b, '\x01ff'::bytea)::text, 'quote', E'it\'s')
   RETURNING v
 $$$q$);
 SELECT kmd_register_applier('seen', 'public.seen(jsonb, kommander.apply_context)');
@@ -205,9 +206,9 @@ my $seen = q{SELECT string_agg(k || ' ' || coalesce(v::text, '') || ' ' || encod
 my $want_seen = $nodes[0]->safe_psql('postgres', $seen);
 is($nodes[1]->safe_psql('postgres', $seen), $want_seen, 'both nodes store the same values');
 is($nodes[1]->safe_psql('postgres', q{SELECT concat_ws(' | ', v->'array', v->'null_equals', v->>'escape',
-	v->>'tsvector', v->>'ident', v->>'est', v->>'xml', v->>'xmlbinary', encode(convert_to(w, 'UTF8'), 'hex'))
+	v->>'tsvector', v->>'ident', v->>'est', v->>'xml', v->>'xmlbinary', v->>'quote', encode(convert_to(w, 'UTF8'), 'hex'))
 	FROM seen WHERE k = 'v1'}),
-	q{["a", null] | null | a\tb | 'cats':2 'the':1 | a | 1767279600.000000 | a<b/> | <b>Af8=</b> | 615c7462},
+	q{["a", null] | null | a\tb | 'cats':2 'the':1 | a | 1767279600.000000 | a<b/> | <b>Af8=</b> | it's | 615c7462},
 	'as read with the settings the apply worker pins');
 isnt($ambiguous, 0, 'an ambiguous PL/pgSQL name fails the command');
 is($nodes[1]->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE k = 'v3'}), '0', 'on node2 too');
