@@ -21,6 +21,14 @@
  */
 extern void kmd_guard_install(void);
 
+/*
+ * Refuse (42809, 42P16, 0A000) table `relid' as a control table: not a
+ * table, no primary key, not logged, inheritance, a type, row-level
+ * security, ALWAYS or REPLICA triggers, keys or generated columns that
+ * the nodes could decide otherwise.  Needs a transaction.
+ */
+extern void kmd_check_registrable(Oid relid);
+
 /* Is `fn' kommander.`name'()? */
 extern bool kmd_is_own_function(Oid fn, const char *name);
 

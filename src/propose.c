@@ -402,16 +402,6 @@ kmd_register_table(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 0, "tbl");
 	kmd_require_member();
 	relid = PG_GETARG_OID(0);
-
-	/*
-	 * The checks below are this node's, on its catalog: first as of every
-	 * kmd_ddl committed before the call, or one committed elsewhere and not
-	 * applied here yet (SET UNLOGGED, INHERIT, ENABLE ROW LEVEL SECURITY)
-	 * would pass them, and the guard refuses such changes only once the
-	 * table is registered.
-	 */
-	(void) kmd_partition_barrier(0, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-																 kmd_propose_timeout));
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -421,50 +411,8 @@ kmd_register_table(PG_FUNCTION_ARGS)
 	if (!pg_class_ownercheck(relid, GetUserId()))
 		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
 					   get_rel_name(relid));
+	kmd_check_registrable(relid);
 	rel = table_open(relid, AccessShareLock);
-	if (rel->rd_rel->relkind != RELKIND_RELATION &&
-		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel))));
-	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
-				 errhint("A control table needs a primary key: its first column routes rows to partitions.")));
-	if (rel->rd_rel->relpersistence != RELPERSISTENCE_PERMANENT)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" is not logged", RelationGetRelationName(rel)),
-				 errdetail("A crash would empty it on one node while the others keep its rows."),
-				 errhint("Make it logged through kmd_ddl(), then register it.")));
-	if (rel->rd_rel->relispartition || has_superclass(relid) ||
-		(rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" has a parent or children by inheritance", RelationGetRelationName(rel)),
-				 errdetail("A statement on a parent reaches its children's rows without their guard."),
-				 errhint("Register a table that inherits from nothing, or a partitioned table as a whole.")));
-	if (OidIsValid(rel->rd_rel->reloftype))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" is of type %s", RelationGetRelationName(rel),
-						format_type_be(rel->rd_rel->reloftype)),
-				 errdetail("ALTER TYPE of its type on one node alone would change its columns there."),
-				 errhint("Make it a table of its own through kmd_ddl() (ALTER TABLE ... NOT OF), then register it.")));
-	if (rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table \"%s\" has row-level security enabled", RelationGetRelationName(rel)),
-				 errdetail("kmd_propose checks the proposing role's privileges on a control table, not its row policies, and applies commands as the table's owner."),
-				 errhint("Disable row-level security on the table (and NO FORCE it) through kmd_ddl(), then register it.")));
-	kmd_refuse_replica_triggers(rel);
-	/* registered again (a guard made before switched over): as it is */
-	if (!kmd_is_control_table(relid))
-	{
-		kmd_keys_check_table(relid);
-		kmd_generated_check_table(relid);
-	}
 	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									  RelationGetRelationName(rel));
 	table_close(rel, AccessShareLock);

@@ -30,6 +30,7 @@
 #include "utils/syscache.h"
 
 #include "errcodes.h"
+#include "guard.h"
 #include "guc.h"
 #include "identity.h"
 #include "lease.h"
@@ -57,7 +58,6 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 	Datum		values[2];
 	Oid			relid;
 	bool		isnull;
-	char	   *qualname;
 
 	if (cmd->n_args < 1)
 		ereport(ERROR, (errcode(ERRCODE_KMD_MALFORMED_COMMAND),
@@ -67,18 +67,8 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 	if (SPI_execute_with_args("SELECT $1::pg_catalog.regclass::pg_catalog.oid", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not resolve %s", cmd->args[0]);
 	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-										  get_rel_name(relid));
-	{
-		Oid			t[1] = {OIDOID};
-		Datum		v[1] = {ObjectIdGetDatum(relid)};
-
-		exec_sql("SELECT 1 FROM pg_catalog.pg_index WHERE indrelid OPERATOR(pg_catalog.=) $1 AND indisprimary", 1, t, v, SPI_OK_SELECT);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-					 errmsg("table %s has no primary key", qualname)));
-	}
+	/* again here: a kmd_ddl committed since the call may have changed it */
+	kmd_check_registrable(relid);
 	kmd_syscommand_guard_table(relid);
 	values[0] = ObjectIdGetDatum(relid);
 	types[0] = OIDOID;
@@ -586,7 +576,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
 									cmd->args[2]),
 							 errdetail("The node of that name the removal was asked for left the roster, and another node joined under its name."),
-							 errhint("Run kmd_remove_node() again to remove the new node.")));
+							 errhint("The node the call meant is gone; to remove the node of that name now, run kmd_remove_node() again.")));
 			}
 			if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_MARK) == 0)
 			{

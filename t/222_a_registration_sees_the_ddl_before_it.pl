@@ -2,11 +2,11 @@
 #   kmd_register_table checks the table where it is called: logged, no
 #   inheritance, no row-level security...  The guard refuses changes that
 #   would break those rules only once the table is registered.  A kmd_ddl
-#   committed before the call, but not yet applied on the node the call
-#   runs on (held back there by a session's lock), must not slip past the
-#   checks: here it made the table unlogged, and the registration, on
-#   node 2, must see that and refuse, not make an unlogged control table
-#   (a crash would empty it on one node only).
+#   committed before the registration, but not yet applied on the node the
+#   call runs on (held back there by a session's lock), must not slip past
+#   the checks: here it made the table unlogged, and the registration must
+#   be refused where it is applied, on every node, not make an unlogged
+#   control table (a crash would empty it on one node only).
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -50,7 +50,7 @@ $n2->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
 $locker->query_safe('COMMIT');
 $locker->quit;
 $register->query_until(qr/done/, '');
-like($register->{stderr}, qr/table "t" is not logged/, 'the registration saw the statement and refused');
+like($register->{stderr}, qr/table "t" is not logged/, 'the registration was refused');
 $register->quit;
 
 KmdTest::wait_converged(\@nodes) or die 'no convergence';
