@@ -123,67 +123,115 @@ image_text(const KmdPartition *part)
 	return "";
 }
 
+/* A row of kommander.partitions, copied out of shared memory */
+typedef struct PartitionRow
+{
+	int32		partition_id;
+	const char *role;
+	uint64		term;
+	int32		leader;
+	uint64		commit_index;
+	uint64		applied_index;
+	uint64		last_index;
+	uint64		snapshot_index;
+	int32		voters;
+	bool		quiesced;
+	const char *stalled;		/* NULL when it moves on */
+	char	   *stall_error;
+	TimestampTz stalled_since;
+} PartitionRow;
+
+/*
+ * The rows are copied under the lock and put in the result after: the
+ * Raft workers take the lock exclusive for every append, and a result
+ * that spills to disk must not hold them.
+ */
 Datum
 kmd_partition_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PartitionRow *rows;
+	int			n = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (kmd_shared == NULL)
 		return (Datum) 0;
 
+	rows = palloc(sizeof(PartitionRow) * Max(kmd_shared->max_partitions, 1));
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
-	for (int i = 0; i < kmd_shared->partitions_used; i++)
+	for (int i = 0; i < kmd_shared->partitions_used && n < kmd_shared->max_partitions; i++)
 	{
 		KmdPartition *part = &kmd_shared->partitions[i];
-		Datum		values[13];
-		bool		nulls[13] = {false};
-		const char *role;
-		const char *stalled = stall_text(part);
+		PartitionRow *r = &rows[n];
 
 		if (part->partition_id < 0)
 			continue;
-		role = role_text(part);
-		values[0] = Int32GetDatum(part->partition_id);
-		if (role)
-			values[1] = CStringGetTextDatum(role);
+		n++;
+		r->partition_id = part->partition_id;
+		r->role = role_text(part);
+		r->term = part->term;
+		r->leader = part->leader;
+		r->commit_index = pg_atomic_read_u64(&part->commit_index);
+		r->applied_index = pg_atomic_read_u64(&part->applied_index);
+		r->last_index = part->last_index;
+		r->snapshot_index = part->snapshot_index;
+		r->voters = part->voters;
+		r->quiesced = part->quiesced;
+		r->stalled = stall_text(part);
+		r->stall_error = NULL;
+		r->stalled_since = 0;
+		if (r->stalled == NULL)
+			continue;
+		/* the Raft worker's offline comes first: nothing applies then */
+		if (part->offline)
+		{
+			r->stall_error = pstrdup(part->offline_error);
+			r->stalled_since = part->offline_since;
+		}
+		else if (part->image_state != KMD_IMAGE_NONE)
+		{
+			r->stall_error = pstrdup(image_text(part));
+			r->stalled_since = part->image_since;
+		}
+		else
+		{
+			r->stall_error = pstrdup(part->apply_error);
+			r->stalled_since = part->apply_stalled_since;
+		}
+	}
+	LWLockRelease(kmd_shared->lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		PartitionRow *r = &rows[i];
+		Datum		values[13];
+		bool		nulls[13] = {false};
+
+		values[0] = Int32GetDatum(r->partition_id);
+		if (r->role)
+			values[1] = CStringGetTextDatum(r->role);
 		else
 			nulls[1] = true;
-		values[2] = Int64GetDatum((int64) part->term);
-		if (part->leader != 0)
-			values[3] = Int32GetDatum(part->leader);
+		values[2] = Int64GetDatum((int64) r->term);
+		if (r->leader != 0)
+			values[3] = Int32GetDatum(r->leader);
 		else
 			nulls[3] = true;
-		values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&part->commit_index));
-		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&part->applied_index));
-		values[6] = Int64GetDatum((int64) part->last_index);
-		values[7] = Int64GetDatum((int64) part->snapshot_index);
-		values[8] = Int32GetDatum(part->voters);
-		values[9] = BoolGetDatum(part->quiesced);
-		/* the Raft worker's offline comes first: nothing applies then */
-		nulls[10] = nulls[11] = nulls[12] = stalled == NULL;
-		if (stalled != NULL)
+		values[4] = Int64GetDatum((int64) r->commit_index);
+		values[5] = Int64GetDatum((int64) r->applied_index);
+		values[6] = Int64GetDatum((int64) r->last_index);
+		values[7] = Int64GetDatum((int64) r->snapshot_index);
+		values[8] = Int32GetDatum(r->voters);
+		values[9] = BoolGetDatum(r->quiesced);
+		nulls[10] = nulls[11] = nulls[12] = r->stalled == NULL;
+		if (r->stalled != NULL)
 		{
-			values[10] = CStringGetTextDatum(stalled);
-			if (part->offline)
-			{
-				values[11] = CStringGetTextDatum(part->offline_error);
-				values[12] = TimestampTzGetDatum(part->offline_since);
-			}
-			else if (part->image_state != KMD_IMAGE_NONE)
-			{
-				values[11] = CStringGetTextDatum(image_text(part));
-				values[12] = TimestampTzGetDatum(part->image_since);
-			}
-			else
-			{
-				values[11] = CStringGetTextDatum(part->apply_error);
-				values[12] = TimestampTzGetDatum(part->apply_stalled_since);
-			}
+			values[10] = CStringGetTextDatum(r->stalled);
+			values[11] = CStringGetTextDatum(r->stall_error);
+			values[12] = TimestampTzGetDatum(r->stalled_since);
 		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(kmd_shared->lock);
 	return (Datum) 0;
 }
 
