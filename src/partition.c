@@ -73,8 +73,9 @@ part_view(int32 partition_id, PartView *v)
 }
 
 /*
- * Refuse a split this node has no room for: every partition it ever had,
- * merged-away ones included, holds an entry of kommander.max_partitions.
+ * Refuse a split this node has no room for: every partition it has holds
+ * an entry of kommander.max_partitions, and a merged-away one holds its
+ * entry until its group has stopped (kmd_partition_add).
  */
 static void
 no_room(int wanted)
@@ -86,7 +87,7 @@ no_room(int wanted)
 			 errmsg_plural("no room for %d more partition on this node",
 						   "no room for %d more partitions on this node",
 						   wanted, wanted),
-			 errdetail("kommander.max_partitions is %d and %d entries are free; merged-away partitions keep theirs.",
+			 errdetail("kommander.max_partitions is %d and %d entries are free; a merged-away partition keeps its entry until its group has stopped.",
 					   kmd_shared->max_partitions, room),
 			 errhint("Raise kommander.max_partitions on every node (a restart each).")));
 }

@@ -270,7 +270,8 @@ kmd_partition_room(void)
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	for (int i = 0; i < kmd_shared->max_partitions; i++)
 		if (kmd_shared->partitions[i].partition_id == -1 ||
-			kmd_shared->partitions[i].state == KMD_PART_GONE)
+			(kmd_shared->partitions[i].state == KMD_PART_GONE &&
+			 !kmd_shared->partitions[i].hosted))
 			room++;
 	LWLockRelease(kmd_shared->lock);
 	return room;
