@@ -88,7 +88,7 @@ SELECT kmd_merge(l.partition_id, r.partition_id) > 0 AS merged
  WHERE l.partition_id > 0 ORDER BY l.partition_id LIMIT 1;
 -- the apply worker commits without waiting for the WAL flush, and decoding
 -- reads only flushed WAL: wait until the WAL writer has flushed it
-DO $$
+CREATE PROCEDURE wait_flushed() LANGUAGE plpgsql AS $$
 DECLARE
     target pg_lsn := pg_current_wal_insert_lsn();
 BEGIN
@@ -97,6 +97,7 @@ BEGIN
     END LOOP;
 END
 $$;
+CALL wait_flushed();
 SELECT data::jsonb->>'op' AS op, data::jsonb->>'event' AS event
   FROM pg_logical_slot_peek_changes('watch_regress', NULL, NULL, 'include-system', 'true')
  WHERE data::jsonb->>'op' = 'event' AND data::jsonb->>'event' <> 'leader';
@@ -122,15 +123,7 @@ SELECT 'created' FROM pg_create_logical_replication_slot('ident_feed', 'kommande
 SELECT kmd_propose('i1', '{"op":"insert","table":"ident","row":{"id":"i1","sub":1,"alt":1,"n":1}}') > 0 AS ok;
 SELECT kmd_propose('i1', '{"op":"update","table":"ident","key":{"id":"i1","sub":1},"set":{"alt":2}}') > 0 AS ok;
 SELECT kmd_propose('i1', '{"op":"delete","table":"ident","key":{"id":"i1","sub":1}}') > 0 AS ok;
-DO $$
-DECLARE
-    target pg_lsn := pg_current_wal_insert_lsn();
-BEGIN
-    WHILE pg_current_wal_flush_lsn() < target LOOP
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-END
-$$;
+CALL wait_flushed();
 SELECT data::jsonb - 'lsn' - 'index' - 'term' - 'partition' AS change
   FROM pg_logical_slot_get_changes('ident_feed', NULL, NULL);
 SELECT pg_drop_replication_slot('ident_feed');
@@ -143,15 +136,7 @@ SELECT kmd_ddl($$CREATE TRIGGER kommander_guard AFTER INSERT ON public.lookalike
   FOR EACH STATEMENT EXECUTE FUNCTION public.nothing()$$) > 0 AS ddl_done;
 SELECT 'created' FROM pg_create_logical_replication_slot('lookalike_feed', 'kommander');
 SELECT kmd_ddl($$INSERT INTO public.lookalike VALUES (1)$$) > 0 AS ddl_done;
-DO $$
-DECLARE
-    target pg_lsn := pg_current_wal_insert_lsn();
-BEGIN
-    WHILE pg_current_wal_flush_lsn() < target LOOP
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-END
-$$;
+CALL wait_flushed();
 SELECT count(*) AS lookalike_changes FROM pg_logical_slot_get_changes('lookalike_feed', NULL, NULL)
  WHERE data::jsonb->>'table' = 'public.lookalike';
 SELECT pg_drop_replication_slot('lookalike_feed');
