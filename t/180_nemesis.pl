@@ -69,6 +69,18 @@ else
 	is($s->{anomalies}, 0,
 		'no anomaly: linearizable registers, appends once and alike everywhere, leases kept their time')
 	  or diag(join("\n", "seed: $seed", @{ $s->{problems} }, "replay: $replay"));
+
+	# the checks had something to check: a run whose every read failed,
+	# or whose compare-and-sets never swapped, would pass them vacuously
+	my $by_f = $s->{ops_by_f}{register} // {};
+	my $reads = $by_f->{read}{ok} // 0;
+	my $writes = ($by_f->{write}{ok} // 0) + ($by_f->{cas}{ok} // 0);
+	ok($reads > 0 && $writes > 0 && ($s->{cas_swapped} // 0) > 0,
+		"the registers were read ($reads) and written ($writes, "
+		  . ($s->{cas_swapped} // 0) . ' compare-and-sets swapped) during the run');
+	ok(($s->{lease_checks}{promised} // 0) > 0,
+		'reads of leased rows fell within a time a lease promised ('
+		  . ($s->{lease_checks}{promised} // 0) . ')');
 }
 
 KmdProxy::stop($t->{proxy});

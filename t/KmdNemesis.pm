@@ -533,8 +533,11 @@ sub count_ops
 	while (<$fh>)
 	{
 		my ($type) = /"type":"(\w+)"/;
+		my ($f) = /"f":"(\w+)"/;
 		next if !/"process":\d/;	# the final reads are not the clients'
 		$s->{ops}{$workload}{$type}++;
+		$s->{ops_by_f}{$workload}{$f}{$type}++ if defined $f;
+		$s->{cas_swapped}++ if $f && $f eq 'cas' && /"swapped":true/;
 	}
 	close $fh;
 }
