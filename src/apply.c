@@ -49,6 +49,7 @@
 #include "utils/memutils.h"
 #include "utils/portal.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -345,6 +346,16 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
+
+	/*
+	 * What the entries before this one wrote, seen by all of its reads:
+	 * read-only ones read with the transaction's active snapshot, which
+	 * otherwise keeps the command id it was taken with, and a node that
+	 * applies several entries in one transaction (catching up) would read
+	 * there what a node that applied them one by one does not.
+	 */
+	CommandCounterIncrement();
+	UpdateActiveSnapshotCommandId();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();

@@ -431,13 +431,14 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 	{
 		case KMD_CMD_NODE_ADD:
 			/*
-			 * Not read-only, here and below: a read-only read takes the
-			 * transaction's first snapshot, and a node catching up applies
-			 * a removal of the name and this addition in one transaction.
+			 * Read-only reads, here and below: they see the entries applied
+			 * before this one in the same transaction (a node catching up
+			 * applies a removal of the name and this addition in one), as
+			 * apply_command advances the snapshot's command id.
 			 */
 			if (SPI_execute_with_args("SELECT node_id, conninfo = $2 AND peer_role IS NOT DISTINCT FROM $3, role, "
 									  "join_token::text FROM kommander.roster WHERE node_name = $1",
-									  3, types, values, nulls, false, 0) != SPI_OK_SELECT)
+									  3, types, values, nulls, true, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not read kommander.roster");
 			if (SPI_processed > 0)
 			{
@@ -497,7 +498,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			if (nulls[2] != 'n')
 			{
 				if (SPI_execute_with_args("SELECT node_name FROM kommander.roster WHERE peer_role = $3",
-										  3, types, values, nulls, false, 1) != SPI_OK_SELECT)
+										  3, types, values, nulls, true, 1) != SPI_OK_SELECT)
 					elog(ERROR, "could not read kommander.roster");
 				if (SPI_processed > 0)
 					ereport(ERROR,
@@ -514,7 +515,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			 * would be a member nothing runs with.  Nodes being removed
 			 * count until they are gone.
 			 */
-			if (SPI_execute("SELECT count(*) FROM kommander.roster", false, 0) != SPI_OK_SELECT)
+			if (SPI_execute("SELECT count(*) FROM kommander.roster", true, 0) != SPI_OK_SELECT)
 				elog(ERROR, "could not read kommander.roster");
 			if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 											&isnull)) >= RAFT_MAX_MEMBERS)

@@ -7,6 +7,8 @@
 #   end with the new node4 as a voter, the outcome of every entry the
 #   same as elsewhere.  It refused the addition before ("node4 is already
 #   a voter"): a read-only read took the transaction's first snapshot.
+#   The apply now advances the snapshot's command id before each entry,
+#   and the addition's reads are read-only again: this shows that too.
 #
 # Copyright (c) 2026, kommander developers
 #
