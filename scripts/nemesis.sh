@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease]]
+# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease|read]]
 #   The nemesis test (t/180_nemesis.pl) for as long as asked (default 30
 #   minutes): clients record a history on a 3-node cluster while faults
 #   drawn from the seed come and go; then every register must be
 #   linearizable, every acknowledged append present once, in the same
-#   order, on every node, no lease ended before the time a keepalive
-#   promised nor seen again once ended, and every lapsed lease gone
-#   everywhere.  Prints the operations, the faults injected and
+#   order, on every node, every list read a prefix of the final list
+#   holding what was acknowledged before it, no lease ended before the
+#   time a keepalive promised nor seen again once ended, and every lapsed
+#   lease gone everywhere.  Prints the operations, the faults injected and
 #   the anomalies; a failure prints the seed, the smallest failing window
 #   and the line that replays the schedule.  The seed fixes the schedule of
 #   faults and the clients' choices; the servers' timing is the machine's.
@@ -19,13 +20,16 @@
 #   copy of Postgres (KMD_BROKEN_ROOT, default /tmp/kommander-broken), with
 #   the faults that expose it unless --faults says otherwise; the run passes
 #   only if the checks find anomalies.  Proves that the test can fail
-#   (scripts/test.sh broken runs both defects).  The defects:
+#   (scripts/test.sh broken runs each defect).  The defects:
 #     commit (the default): a leader takes the entries it holds durably for
 #       committed, so it applies and acknowledges a proposal no quorum
 #       holds (-DKMD_BROKEN_EARLY_COMMIT);
 #     lease: a new leader gives every lease one election timeout, however
 #       recently it was kept alive, so leases end early after a leader
-#       change (-DKMD_BROKEN_LEASE_GRACE).
+#       change (-DKMD_BROKEN_LEASE_GRACE);
+#     read: kmd_read_barrier returns at once, so a read sees the rows of
+#       a node that has not applied what was acknowledged elsewhere
+#       (-DKMD_BROKEN_READ_BARRIER).
 #
 # Copyright (c) 2026, kommander developers
 
@@ -45,8 +49,8 @@ while [ $# -gt 0 ]; do
     --faults) faults="$2"; shift 2 ;;
     --broken)
       broken=1; defect=commit; shift
-      case "${1:-}" in commit|lease) defect="$1"; shift ;; esac ;;
-    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease]]" >&2; exit 2 ;;
+      case "${1:-}" in commit|lease|read) defect="$1"; shift ;; esac ;;
+    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease|read]]" >&2; exit 2 ;;
   esac
 done
 
@@ -63,6 +67,10 @@ if [ "$broken" = 1 ]; then
     copt="-DKMD_BROKEN_LEASE_GRACE"
     # the faults that change leaders without a restart
     [ -n "$faults" ] || faults=isolate_leader,transfer,pause
+  elif [ "$defect" = read ]; then
+    copt="-DKMD_BROKEN_READ_BARRIER"
+    # a node cut off from its peers still serves its clients' reads
+    [ -n "$faults" ] || faults=isolate
   else
     copt="-DKMD_BROKEN_EARLY_COMMIT"
     # the fault that leaves a leader's early answers behind: every one is

@@ -270,6 +270,10 @@ kmd_read_barrier(PG_FUNCTION_ARGS)
 	uint64		index = 0;
 
 	kmd_require_member();
+#ifdef KMD_BROKEN_READ_BARRIER
+	/* a deliberate defect (scripts/nemesis.sh --broken read): no barrier */
+	PG_RETURN_INT64(0);
+#endif
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
 	if (!PG_ARGISNULL(0))
 		index = key_barrier(text_to_cstring(PG_GETARG_TEXT_PP(0)), deadline);

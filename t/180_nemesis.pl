@@ -7,9 +7,11 @@
 #   links, the isolated leader of a partition, leader transfers, splits and
 #   merges).  Once healed, the cluster must converge, every register's
 #   history must be linearizable, every acknowledged append present once,
-#   in the same order, on every node, no lease ended before the time its
-#   last keepalive promised or seen again once ended, and every lease left
-#   to lapse gone from every node.  KmdNemesis.pm has the machinery.
+#   in the same order, on every node, every list read a prefix of the
+#   final list holding the appends acknowledged before it, no lease ended
+#   before the time its last keepalive promised or seen again once ended,
+#   and every lease left to lapse gone from every node.  KmdNemesis.pm has
+#   the machinery.
 #
 #   KMD_NEMESIS_SEED (default: drawn, and printed), KMD_NEMESIS_SECONDS
 #   (default 60), KMD_NEMESIS_FAULTS (a comma-separated list of the faults
@@ -78,6 +80,8 @@ else
 	ok($reads > 0 && $writes > 0 && ($s->{cas_swapped} // 0) > 0,
 		"the registers were read ($reads) and written ($writes, "
 		  . ($s->{cas_swapped} // 0) . ' compare-and-sets swapped) during the run');
+	my $list_reads = $s->{ops_by_f}{append}{read}{ok} // 0;
+	ok($list_reads > 0, "the lists were read ($list_reads) during the run");
 	ok(($s->{lease_checks}{promised} // 0) > 0,
 		'reads of leased rows fell within a time a lease promised ('
 		  . ($s->{lease_checks}{promised} // 0) . ')');

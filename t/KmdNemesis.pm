@@ -559,15 +559,31 @@ sub check_registers
 # Each acknowledged append present exactly once on every node, the lists
 # the same on every node, nothing present that was refused or never tried,
 # and an append that completed before another began ordered before it.
+# Every list a client read is a prefix of the list's final value, holds
+# every append acknowledged before the read began and none invoked after
+# it ended.
 sub check_appends
 {
 	my ($s, $t, $file) = @_;
-	my (%op, $line);
+	my (%op, %reading, @reads, $line);
 	open(my $fh, '<', $file) or die "$file: $!";
 	while (<$fh>)
 	{
 		$line++;
 		my $e = decode_json($_);
+		if ($e->{f} eq 'read')
+		{
+			if ($e->{type} eq 'invoke')
+			{
+				$reading{ $e->{process} } = { key => $e->{key}, invoke => $e->{time}, line => $line };
+			}
+			elsif (my $r = delete $reading{ $e->{process} })
+			{
+				push @reads, { %$r, list => $e->{value}, done => $e->{time}, end_line => $line }
+				  if $e->{type} eq 'ok';
+			}
+			next;
+		}
 		my $o = $op{ $e->{value} } //= { key => $e->{key} };
 		if ($e->{type} eq 'invoke') { $o->{invoke} = $e->{time}; $o->{line} = $line; }
 		else { $o->{end} = $e->{type}; $o->{done} = $e->{time}; $o->{end_line} = $line; }
@@ -649,9 +665,62 @@ sub check_appends
 			}
 		}
 	}
+	push @problems, check_list_reads(\%op, \@reads, { map { $_ => $lists{$_}[0] // [] } keys %lists },
+		$describe);
 	# the same flaw seen on every node is reported once per node: keep 20
 	splice(@problems, 20) if @problems > 20;
 	push @{ $s->{problems} }, @problems;
+}
+
+# The reads of the lists against their final values ($final, node1's,
+# which the other nodes' equal or are reported): a read missing an append
+# acknowledged before it began, or holding one invoked after it ended,
+# was served from a node that had not applied what the barrier promised
+# (or from the future); one that is not a prefix saw another order.
+sub check_list_reads
+{
+	my ($op, $reads, $final, $describe) = @_;
+	my (@problems, %acked);
+	# per list, the acknowledged appends by completion time
+	for my $v (keys %$op)
+	{
+		my $o = $op->{$v};
+		push @{ $acked{ $o->{key} } }, [ $o->{done}, $v ] if ($o->{end} // '') eq 'ok';
+	}
+	$_ = [ sort { $a->[0] <=> $b->[0] } @$_ ] for values %acked;
+	for my $r (@$reads)
+	{
+		my $k = $r->{key};
+		my $list = $r->{list} // [];
+		my $f = $final->{$k} // [];
+		my $what = "the read of $k at lines $r->{line}-$r->{end_line} ("
+		  . scalar(@$list) . ' elements)';
+		my $p = 0;
+		$p++ while $p < @$list && $p < @$f && $list->[$p] == $f->[$p];
+		if ($p < @$list)
+		{
+			push @problems, "$what is no prefix of the final $k: element $p is $list->[$p], "
+			  . ($p < @$f ? "the final list's is $f->[$p]" : 'the final list ends before it');
+			next;
+		}
+		my %in = map { $_ => 1 } @$list;
+		for my $a (@{ $acked{$k} // [] })
+		{
+			last if $a->[0] >= $r->{invoke};
+			if (!$in{ $a->[1] })
+			{
+				push @problems, "$what lacks " . $describe->($a->[1]) . ', acknowledged before it began';
+				last;
+			}
+		}
+		for my $v (@$list)
+		{
+			my $o = $op->{$v};
+			push @problems, "$what holds " . $describe->($v) . ', invoked after it ended'
+			  if $o && defined $o->{invoke} && $o->{invoke} > $r->{done};
+		}
+	}
+	return @problems;
 }
 
 # ---------------------------------------------------------------------------
@@ -805,12 +874,15 @@ sub check_leases
 			}
 			if ($what)
 			{
+				# a renewal invoked later found the lease alive: alive then
+				my $later = $r->{invoke} > $o->{done};
 				next if $found{early} && ++$found{early}[1];
-				$found{early} = [ sprintf("lease %s ended early: %s %.3f s after the %s of line %d"
+				$found{early} = [ sprintf("lease %s ended early: %s %.3f s %s the %s of line %d"
 					  . " (answered ok, %d ms left) and no revoke was invoked before;"
 					  . " its history around then:\n%s",
-					$id, $what, ($o->{done} - $r->{invoke}) / 1e6, $r->{f}, $r->{line}, $r->{ms},
-					lease_window($ops, $r, $o)), 1 ];
+					$id, $what, abs($o->{done} - $r->{invoke}) / 1e6, $later ? 'before' : 'after',
+					$r->{f}, $r->{line}, $r->{ms},
+					$later ? lease_window($ops, $o, $r) : lease_window($ops, $r, $o)), 1 ];
 				next;
 			}
 			next if !$ended || $o->{invoke} <= $ended->{done};

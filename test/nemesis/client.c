@@ -13,8 +13,10 @@
  *				compare-and-sets on a few keys of table nem_reg; the history
  *				is the format sim/kmd-lincheck reads (sim/history.h).
  *	append		calls of the applier nem_append, which appends the element
- *				to the list of its key (table nem_list); the history has
- *				f "append" and is checked by the test (KmdNemesis.pm).
+ *				to the list of its key (table nem_list), and reads of the
+ *				lists (kmd_read_barrier, then SELECT); the history has f
+ *				"append" and "read" and is checked by the test
+ *				(KmdNemesis.pm).
  *	lease		leases of 2 to 4 s granted (with a key), a row of table
  *				nem_lease attached to each (its key is the lease's id, so
  *				that no split parts them), some kept alive every third of
@@ -147,24 +149,29 @@ now_us(void)
 static void
 emit(client *c, const char *fmt,...)
 {
-	char		line[1024];
+	char	   *line;
 	va_list		ap;
 	int			len;
 
+	/* a list read's line holds the whole list */
 	va_start(ap, fmt);
-	len = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	len = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (len < 0 || len >= (int) sizeof(line) - 1)
+	if (len < 0 || (line = malloc(len + 2)) == NULL)
 	{
-		fprintf(stderr, "history line too long\n");
+		fprintf(stderr, "could not format a history line\n");
 		exit(2);
 	}
+	va_start(ap, fmt);
+	vsnprintf(line, len + 1, fmt, ap);
+	va_end(ap);
 	line[len++] = '\n';
 	if (write(c->fd, line, len) != len)
 	{
 		perror("write history");
 		exit(2);
 	}
+	free(line);
 }
 
 static bool
@@ -409,16 +416,55 @@ register_op(client *c)
 	}
 }
 
+/*
+ * A read of list l (kmd_read_barrier, then SELECT): the test checks that
+ * it is a prefix of the list's final value and holds every append
+ * acknowledged before it began.
+ */
 static void
-append_op(client *c)
+list_read(client *c, int l)
 {
-	int			l = pick(c, n_lists);
-	long		e = c->next_value++;
 	char		sql[512];
 	char		code[16];
 	PGresult   *res;
 	outcome		o;
 
+	snprintf(sql, sizeof(sql),
+			 "SELECT kmd_read_barrier('l%d'); SELECT v FROM nem_list WHERE k = 'l%d'", l, l);
+	emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"l%d\",\"value\":null,\"time\":%llu}",
+		 c->process, l, (unsigned long long) now_us());
+	o = run(c, sql, &res, code);
+	if (o == OUT_OK)
+	{
+		const char *v = PQntuples(res) == 0 ? "[]" : PQgetvalue(res, 0, 0);
+
+		emit(c, "{\"process\":%ld,\"type\":\"ok\",\"f\":\"read\",\"key\":\"l%d\",\"value\":%s,\"time\":%llu}",
+			 c->process, l, v, (unsigned long long) now_us());
+		PQclear(res);
+		return;
+	}
+	emit(c, "{\"process\":%ld,\"type\":\"fail\",\"f\":\"read\",\"key\":\"l%d\",\"error\":\"%s\",\"time\":%llu}",
+		 c->process, l, code, (unsigned long long) now_us());
+	if (o == OUT_INFO)
+		retire(c);
+}
+
+static void
+append_op(client *c)
+{
+	int			l = pick(c, n_lists);
+	long		e;
+	char		sql[512];
+	char		code[16];
+	PGresult   *res;
+	outcome		o;
+
+	if (pick(c, 100) < 25)
+	{
+		list_read(c, l);
+		return;
+	}
+	e = c->next_value++;
 	snprintf(sql, sizeof(sql),
 			 "SELECT kmd_propose('l%d', '{\"op\":\"call\",\"applier\":\"nem_append\",\"args\":{\"e\":%ld}}')",
 			 l, e);
