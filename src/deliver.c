@@ -145,12 +145,12 @@ check_caller(bool refresh)
 }
 
 /*
- * The roster entry of node `from', which sent a batch; noted as heard from
- * now if `heard'.  Raises unless it is a member.
+ * Raises unless node `from', which sent a batch, is a member; notes it as
+ * heard from now if `heard'.
  */
 static int32 last_sender = 0;	/* the node a batch last came from */
 
-static KmdNode *
+static void
 sender_node(uint32 from, bool heard)
 {
 	KmdNode    *node;
@@ -166,7 +166,25 @@ sender_node(uint32 from, bool heard)
 				 errmsg("batch from node %u, which is not a member of this cluster", from)));
 	if (heard)
 		last_sender = (int32) from;
-	return node;
+}
+
+/*
+ * One more batch from node `from' dropped; returns how many so far.  Its
+ * roster entry is found again: the node may have been removed since the
+ * batch came, its entry taken by another.
+ */
+static uint64
+count_dropped(uint32 from)
+{
+	KmdNode    *node;
+	uint64		dropped = 0;
+
+	LWLockAcquire(kmd_shared->lock, LW_SHARED);
+	node = kmd_node_find((int32) from);
+	if (node != NULL)
+		dropped = pg_atomic_add_fetch_u64(&node->batches_dropped, 1);
+	LWLockRelease(kmd_shared->lock);
+	return dropped;
 }
 
 /*
@@ -225,7 +243,6 @@ deliver_batch(const char *data, uint32 len, StringInfo returned)
 	bool		targets[KMD_MAX_WORKERS] = {false};
 	bool		refused[KMD_MAX_WORKERS] = {false};
 	bool		all = true;
-	KmdNode    *sender;
 	uint32		from_node;
 
 	if (len > KMD_MAX_BATCH_BYTES)
@@ -264,7 +281,7 @@ deliver_batch(const char *data, uint32 len, StringInfo returned)
 	(void) sender_node(b->from_node, false);
 	check_sender(b);
 	/* heard from only once it is surely the sender: a refused batch says nothing */
-	sender = sender_node(b->from_node, true);
+	sender_node(b->from_node, true);
 
 	for (size_t i = 0; i < b->n_messages; i++)
 		if (b->messages[i] != NULL)
@@ -304,7 +321,7 @@ deliver_batch(const char *data, uint32 len, StringInfo returned)
 	MemoryContextDelete(cxt);
 	if (!all)
 	{
-		uint64		dropped = pg_atomic_add_fetch_u64(&sender->batches_dropped, 1);
+		uint64		dropped = count_dropped(from_node);
 
 		/*
 		 * Raft sends again what is lost, but a full inbox means this node

@@ -9,7 +9,8 @@
  * atomics that any process adds to.  A partition's figures live at the
  * index of its entry in kmd_shared->partitions; `owner' says whose they
  * are, and the first process that counts for a partition that took over
- * an entry (a merged-away one's) starts its figures from zero.  Each
+ * an entry (a merged-away one's) starts its figures from zero, under
+ * kmd_shared->lock (or from the partition's own Raft worker).  Each
  * process remembers where a partition's figures are, so that it takes
  * kmd_shared->lock only the first time it counts for a partition.
  *
@@ -241,14 +242,33 @@ hist_clear(Hist *h)
 	}
 }
 
-/* The figures at `index' become those of `partition_id', from zero. */
+/* `owner' while a process clears the figures for their new partition */
+#define CLAIMING PG_UINT32_MAX
+
+/*
+ * The figures at `index' become those of `partition_id', from zero.  The
+ * entry must be that partition's for as long as this runs (the caller
+ * holds kmd_shared->lock, or runs the partition's group): a process that
+ * found the index for a partition before its entry was taken over would
+ * otherwise clear the new partition's figures and take them back.  Of two
+ * processes counting first for a partition at once, one clears; the other
+ * waits for it, or its count would be cleared.
+ */
 static PartStats *
 claim(int index, int32 partition_id)
 {
 	PartStats  *ps = &stats->parts[index];
+	uint32		old;
 
-	if (pg_atomic_read_u32(&ps->owner) == (uint32) partition_id + 1)
-		return ps;
+	for (;;)
+	{
+		old = pg_atomic_read_u32(&ps->owner);
+		if (old == (uint32) partition_id + 1)
+			return ps;
+		if (old != CLAIMING && pg_atomic_compare_exchange_u32(&ps->owner, &old, CLAIMING))
+			break;
+		pg_spin_delay();
+	}
 	for (int i = 0; i < KMD_STAT_NODE_ONLY; i++)
 		pg_atomic_write_u64(&ps->counters[i], 0);
 	for (int i = 0; i < KMD_LAT_NODE_ONLY; i++)
@@ -291,11 +311,15 @@ part_index(int32 partition_id)
 	part = kmd_partition_find(partition_id);
 	if (part != NULL)
 		index = (int) (part - kmd_shared->partitions);
+	/* under the lock: the entry stays the partition's meanwhile */
+	if (index >= 0 && index < stats->max_partitions)
+		(void) claim(index, partition_id);
+	else
+		index = -1;
 	if (locked)
 		LWLockRelease(kmd_shared->lock);
-	if (index < 0 || index >= stats->max_partitions)
+	if (index < 0)
 		return -1;
-	(void) claim(index, partition_id);
 	c->partition_id = partition_id;
 	c->index = index;
 	return index;
