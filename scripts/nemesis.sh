@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease|read]]
+# scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease|read|request]]
 #   The nemesis test (t/180_nemesis.pl) for as long as asked (default 30
 #   minutes): clients record a history on a 3-node cluster while faults
 #   drawn from the seed come and go; then every register must be
@@ -29,7 +29,10 @@
 #       change (-DKMD_BROKEN_LEASE_GRACE);
 #     read: kmd_read_barrier returns at once, so a read sees the rows of
 #       a node that has not applied what was acknowledged elsewhere
-#       (-DKMD_BROKEN_READ_BARRIER).
+#       (-DKMD_BROKEN_READ_BARRIER);
+#     request: no outcome of a request id is remembered, so a retry after
+#       an unknown outcome applies the command again
+#       (-DKMD_BROKEN_REQUEST_ID).
 #
 # Copyright (c) 2026, kommander developers
 
@@ -49,8 +52,8 @@ while [ $# -gt 0 ]; do
     --faults) faults="$2"; shift 2 ;;
     --broken)
       broken=1; defect=commit; shift
-      case "${1:-}" in commit|lease|read) defect="$1"; shift ;; esac ;;
-    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease|read]]" >&2; exit 2 ;;
+      case "${1:-}" in commit|lease|read|request) defect="$1"; shift ;; esac ;;
+    *) echo "usage: scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease|read|request]]" >&2; exit 2 ;;
   esac
 done
 
@@ -67,6 +70,11 @@ if [ "$broken" = 1 ]; then
     copt="-DKMD_BROKEN_LEASE_GRACE"
     # the faults that change leaders without a restart
     [ -n "$faults" ] || faults=isolate_leader,transfer,pause
+  elif [ "$defect" = request ]; then
+    copt="-DKMD_BROKEN_REQUEST_ID"
+    # a node killed under its clients leaves outcomes unknown, often of
+    # commands its peers commit
+    [ -n "$faults" ] || faults=kill
   elif [ "$defect" = read ]; then
     copt="-DKMD_BROKEN_READ_BARRIER"
     # a node cut off from its peers still serves its clients' reads

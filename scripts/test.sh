@@ -7,11 +7,11 @@
 #   report) fails its suite.  A failed TAP file has the end of its log and
 #   of its servers' logs printed.  Exits non-zero if any suite fails.
 #
-#   broken: the nemesis test (t/180_nemesis.pl) against three builds,
-#   each with a deliberate defect (a leader acknowledging before commit;
-#   leases ended early after a leader change; a read barrier that does not
-#   wait), in a private copy of Postgres: it must find anomalies in each
-#   (scripts/nemesis.sh --broken).
+#   broken: the nemesis test (t/180_nemesis.pl) against four builds, each
+#   with a deliberate defect (a leader acknowledging before commit; leases
+#   ended early after a leader change; a read barrier that does not wait;
+#   request ids forgotten), in a private copy of Postgres: it must find
+#   anomalies in each (scripts/nemesis.sh --broken).
 #
 #   tap runs three TAP files at a time (prove -j3), asan two (its servers
 #   compute more): the tests spend most of their time waiting for a
@@ -164,6 +164,7 @@ broken_suite() {
   bash "$KMD_ROOT/scripts/nemesis.sh" --broken commit --seconds 40 || rc=1
   bash "$KMD_ROOT/scripts/nemesis.sh" --broken lease --seconds 30 || rc=1
   bash "$KMD_ROOT/scripts/nemesis.sh" --broken read --seconds 30 || rc=1
+  bash "$KMD_ROOT/scripts/nemesis.sh" --broken request --seconds 40 || rc=1
   return $rc
 }
 

@@ -295,6 +295,10 @@ kmd_requests_remember(const KmdCommand *cmd, const KmdApplyContext *ctx,
 
 	if (id == NULL)
 		return;
+#ifdef KMD_BROKEN_REQUEST_ID
+	/* a deliberate defect (scripts/nemesis.sh --broken request): forgets */
+	return;
+#endif
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(cmd->key);
 	values[1] = CStringGetTextDatum(id);

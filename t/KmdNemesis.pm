@@ -518,7 +518,7 @@ sub run
 	my @digests = map { KmdTest::state_digest($_) } @{ $t->{nodes} };
 	for my $i (2 .. $t->{n})
 	{
-		push @{ $s{problems} }, "node$i holds other rows, counters, roster or map than node1"
+		push @{ $s{problems} }, "node$i holds other rows, counters, roster, map or requests than node1"
 		  if $digests[ $i - 1 ] ne $digests[0];
 	}
 	$s{anomalies} = scalar @{ $s{problems} };
@@ -584,16 +584,28 @@ sub check_appends
 			}
 			next;
 		}
+		# the tries of one append (retries after an unknown outcome, with
+		# its request id) are one operation: from the first invoke to the
+		# last end, ok if one was, failed only if every try failed
 		my $o = $op{ $e->{value} } //= { key => $e->{key} };
-		if ($e->{type} eq 'invoke') { $o->{invoke} = $e->{time}; $o->{line} = $line; }
-		else { $o->{end} = $e->{type}; $o->{done} = $e->{time}; $o->{end_line} = $line; }
+		if ($e->{type} eq 'invoke')
+		{
+			($o->{invoke}, $o->{line}) = ($e->{time}, $line) if !defined $o->{invoke};
+			$o->{tries}++;
+		}
+		elsif (($o->{end} // '') ne 'ok')
+		{
+			$o->{end} = $e->{type} eq 'fail' && ($o->{end} // 'fail') ne 'fail' ? $o->{end} : $e->{type};
+			$o->{done} = $e->{time};
+			$o->{end_line} = $line;
+		}
 	}
 	close $fh;
 	my $describe = sub {
 		my ($v) = @_;
 		my $o = $op{$v} or return "$v (never invoked)";
 		return "$v (append to $o->{key}, lines $o->{line}-" . ($o->{end_line} // 'open')
-		  . ", " . ($o->{end} // 'open') . ")";
+		  . ", " . ($o->{end} // 'open') . ($o->{tries} > 1 ? " after $o->{tries} tries" : '') . ")";
 	};
 	my %lists;
 	for my $i (1 .. $t->{n})
@@ -665,6 +677,8 @@ sub check_appends
 			}
 		}
 	}
+	my @retried = grep { $_->{tries} > 1 } values %op;
+	$s->{appends_retried} = [ scalar(@retried), scalar(grep { ($_->{end} // '') eq 'ok' } @retried) ];
 	push @problems, check_list_reads(\%op, \@reads, { map { $_ => $lists{$_}[0] // [] } keys %lists },
 		$describe);
 	# the same flaw seen on every node is reported once per node: keep 20
@@ -987,6 +1001,8 @@ sub summary_lines
 		push @l, sprintf("%-8s operations: %d (ok %d, fail %d, info %d)", $w,
 			$o->{invoke} // 0, $o->{ok} // 0, $o->{fail} // 0, $o->{info} // 0);
 	}
+	my $r = $s->{appends_retried} // [ 0, 0 ];
+	push @l, "appends tried again after an unknown outcome: $r->[0] ($r->[1] of them acknowledged then)";
 	my $c = $s->{lease_checks} // {};
 	push @l, sprintf("lease checks: %d reads within a time promised, %d operations after an end;"
 		  . " the lapsed leases gone from every node %.1f s after the clients stopped",

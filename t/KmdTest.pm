@@ -302,7 +302,8 @@ sub error_of
 }
 
 # A digest of everything a node holds by consensus: every control table's
-# rows, the counters, the roster and the live partitions of the map.
+# rows, the counters, the roster, the live partitions of the map and the
+# remembered outcomes of requests.
 sub state_digest
 {
 	my ($node) = @_;
@@ -311,7 +312,8 @@ sub state_digest
 	my $sql = join(' || ', (map { "coalesce((SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM $_ t), '-')" } @tables),
 		q{coalesce((SELECT md5(string_agg(name || '=' || value, ',' ORDER BY name)) FROM kommander.counters), '-')},
 		q{coalesce((SELECT md5(string_agg(node_id || node_name || role, ',' ORDER BY node_id)) FROM kommander.roster), '-')},
-		q{coalesce((SELECT md5(string_agg(partition_id || ':' || coalesce(lo::text, '') || ':' || coalesce(hi::text, '') || ':' || generation || ':' || state, ',' ORDER BY partition_id)) FROM kommander.partition_map WHERE state <> 'gone'), '-')});
+		q{coalesce((SELECT md5(string_agg(partition_id || ':' || coalesce(lo::text, '') || ':' || coalesce(hi::text, '') || ':' || generation || ':' || state, ',' ORDER BY partition_id)) FROM kommander.partition_map WHERE state <> 'gone'), '-')},
+		q{coalesce((SELECT md5(string_agg(ROW(key, request_id, extract(epoch FROM at), command_hash, idx, term, partition_id, applied, sqlstate, message, detail, result)::text, ',' ORDER BY key, request_id)) FROM kommander.requests), '-')});
 	return $node->safe_psql('postgres', "SELECT md5($sql)");
 }
 
@@ -323,7 +325,7 @@ sub same_state
 	for my $node (@$nodes[ 1 .. $#$nodes ])
 	{
 		Test::More::is(state_digest($node), $want,
-			$node->name . ' holds the same control tables, counters, roster and map as '
+			$node->name . ' holds the same control tables, counters, roster, map and requests as '
 			  . $nodes->[0]->name);
 	}
 }

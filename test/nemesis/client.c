@@ -13,10 +13,11 @@
  *				compare-and-sets on a few keys of table nem_reg; the history
  *				is the format sim/kmd-lincheck reads (sim/history.h).
  *	append		calls of the applier nem_append, which appends the element
- *				to the list of its key (table nem_list), and reads of the
- *				lists (kmd_read_barrier, then SELECT); the history has f
- *				"append" and "read" and is checked by the test
- *				(KmdNemesis.pm).
+ *				to the list of its key (table nem_list), each with a request
+ *				id and tried again after an unknown outcome, and reads of
+ *				the lists (kmd_read_barrier, then SELECT); the history has f
+ *				"append" (a line pair per try) and "read" and is checked by
+ *				the test (KmdNemesis.pm).
  *	lease		leases of 2 to 4 s granted (with a key), a row of table
  *				nem_lease attached to each (its key is the lease's id, so
  *				that no split parts them), some kept alive every third of
@@ -111,6 +112,9 @@ typedef struct client
 	uint64_t	rng;
 	PGconn	   *conn;
 	long		next_value;		/* register: values this client writes */
+	long		retry_e;		/* append: the element to try again, or 0 */
+	int			retry_l;		/* append: its list */
+	int			retries;		/* append: tries of it so far */
 	long		last_seen[64];	/* register: the last value seen per key */
 	long		unexpected;		/* errors with an unexpected SQLSTATE */
 	bool		lease_codes;	/* K0013 is a "fail" (the lease workload) */
@@ -449,25 +453,41 @@ list_read(client *c, int l)
 		retire(c);
 }
 
+/*
+ * An append, or the retry of one whose outcome is unknown: the same
+ * command with the same request id, through the new connection, up to
+ * four times.  The partition must apply it once at most.
+ */
 static void
 append_op(client *c)
 {
-	int			l = pick(c, n_lists);
+	int			l;
 	long		e;
 	char		sql[512];
 	char		code[16];
 	PGresult   *res;
 	outcome		o;
 
-	if (pick(c, 100) < 25)
+	if (c->retry_e != 0)
 	{
-		list_read(c, l);
-		return;
+		l = c->retry_l;
+		e = c->retry_e;
 	}
-	e = c->next_value++;
+	else
+	{
+		l = pick(c, n_lists);
+		if (pick(c, 100) < 25)
+		{
+			list_read(c, l);
+			return;
+		}
+		e = c->next_value++;
+		c->retries = 0;
+	}
 	snprintf(sql, sizeof(sql),
-			 "SELECT kmd_propose('l%d', '{\"op\":\"call\",\"applier\":\"nem_append\",\"args\":{\"e\":%ld}}')",
-			 l, e);
+			 "SELECT kmd_propose('l%d', '{\"op\":\"call\",\"applier\":\"nem_append\",\"args\":{\"e\":%ld},"
+			 "\"request_id\":\"a%ld\"}')",
+			 l, e, e);
 	emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"append\",\"key\":\"l%d\",\"value\":%ld,\"time\":%llu}",
 		 c->process, l, e, (unsigned long long) now_us());
 	o = run(c, sql, &res, code);
@@ -475,8 +495,22 @@ append_op(client *c)
 		 c->process, type_of(o), l, e, code, (unsigned long long) now_us());
 	if (res)
 		PQclear(res);
+	/* a retry is the same command: its id cannot be another's */
+	if (c->retries > 0 && strcmp(code, "K0011") == 0)
+	{
+		fprintf(stderr, "client %d: the retry of append %ld was refused (K0011)\n", c->no, e);
+		c->unexpected++;
+	}
+	c->retry_e = 0;
 	if (o == OUT_INFO)
+	{
 		retire(c);
+		if (++c->retries < 5)
+		{
+			c->retry_e = e;
+			c->retry_l = l;
+		}
+	}
 }
 
 /* ------------------------------------------------------------------------
