@@ -25,6 +25,7 @@ use Test::More;
 use File::Path ();
 use IPC::Run;
 use JSON::PP;
+use List::Util ();
 use Time::HiRes qw(sleep time clock_gettime CLOCK_MONOTONIC);
 use KmdTest;
 use KmdProxy;
@@ -266,7 +267,7 @@ sub partitions
 # in [0, 1) that choose the node, the partition, the delay.
 sub inject
 {
-	my ($t, $kind, $hold, $a, $b, $c) = @_;
+	my ($t, $kind, $hold, $a, $b, $c, $with) = @_;
 	my $n = $t->{n};
 	my $i = 1 + int($a * $n);
 	my $j = 1 + ($i + int($b * ($n - 1))) % $n;
@@ -302,7 +303,15 @@ sub inject
 		# one way: the node hears its peers but cannot reach them
 		set_links($t, $i, 1, $kind ne 'oneway', $mode, $ms);
 		$what .= " ${ms}ms" if $ms;
-		sleep($hold);
+		my $t0 = time;
+		if ($with)
+		{
+			# a second fault while the links are down, on a node drawn anew
+			my $w = inject($t, $with, 1, $b, $c, $a);
+			$what .= defined $w ? ", meanwhile $with $w" : ", meanwhile $with (not possible now)";
+			$t->{faults}{$with}++ if defined $w;
+		}
+		sleep(List::Util::max(0, $hold - (time - $t0)));
 		heal_links($t);
 	}
 	elsif ($kind eq 'transfer')
@@ -393,8 +402,10 @@ sub replace_node
 }
 
 # Faults drawn from $seed until $seconds have passed; every fault is healed
-# before the next.  Each step draws the same numbers whatever the cluster's
-# state, so a seed replays the same schedule.
+# before the next.  One link fault in four has a second fault happen while
+# it lasts (a kill, pause, transfer, split or merge, if drawn from).  Each
+# step draws the same numbers whatever the cluster's state, so a seed
+# replays the same schedule.
 sub run_nemesis
 {
 	my ($t, $seed, $seconds, $only) = @_;
@@ -409,9 +420,12 @@ sub run_nemesis
 	my $total = 0;
 	$total += $_->[1] for @faults;
 	my $end = time + $seconds;
+	# what may happen while a node's links are down, one time in four
+	my @meanwhile = grep { my $k = $_; grep { $_->[0] eq $k } @faults }
+	  ('kill', 'pause', 'transfer', 'split', 'merge');
 	while (time < $end)
 	{
-		my ($gap, $draw, $hold, $a, $b, $c) = map { rand() } (1 .. 6);
+		my ($gap, $draw, $hold, $a, $b, $c, $also, $other) = map { rand() } (1 .. 8);
 		sleep(0.5 + 2 * $gap);
 		my $kind;
 		my $x = $draw * $total;
@@ -420,8 +434,10 @@ sub run_nemesis
 			$kind = $f->[0];
 			last if ($x -= $f->[1]) < 0;
 		}
+		my $with = $kind =~ /^(isolate|isolate_leader|oneway|hole|delay)$/ && @meanwhile && $also < 0.25
+		  ? $meanwhile[ int($other * @meanwhile) ] : undef;
 		my $t0 = time;
-		my $what = inject($t, $kind, 1 + 3 * $hold, $a, $b, $c);
+		my $what = inject($t, $kind, 1 + 3 * $hold, $a, $b, $c, $with);
 		my $note = sprintf("%7.1f s %-14s %s", $t0 - $t->{t_start}, $kind,
 			defined $what ? $what : '(not possible now)');
 		push @{ $t->{schedule} }, $note;
