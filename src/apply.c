@@ -346,16 +346,6 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
-
-	/*
-	 * What the entries before this one wrote, seen by all of its reads:
-	 * read-only ones read with the transaction's active snapshot, which
-	 * otherwise keeps the command id it was taken with, and a node that
-	 * applies several entries in one transaction (catching up) would read
-	 * there what a node that applied them one by one does not.
-	 */
-	CommandCounterIncrement();
-	UpdateActiveSnapshotCommandId();
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
@@ -933,6 +923,17 @@ apply_partition(int32 partition_id, uint64 from, uint64 to, uint64 *term,
 
 		if (idx != done + 1)
 			break;				/* a hole: the log is not there yet */
+
+		/*
+		 * What the entries before this one wrote, seen by every read made
+		 * for it: read-only ones read with the transaction's active
+		 * snapshot, which otherwise keeps the command id it was taken
+		 * with, and a node that applies several entries in one transaction
+		 * (catching up) would read there what a node that applied them one
+		 * by one does not.
+		 */
+		CommandCounterIncrement();
+		UpdateActiveSnapshotCommandId();
 
 		/*
 		 * An entry this node cannot read (a newer version's, during a

@@ -434,7 +434,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			 * Read-only reads, here and below: they see the entries applied
 			 * before this one in the same transaction (a node catching up
 			 * applies a removal of the name and this addition in one), as
-			 * apply_command advances the snapshot's command id.
+			 * apply_partition advances the snapshot's command id.
 			 */
 			if (SPI_execute_with_args("SELECT node_id, conninfo = $2 AND peer_role IS NOT DISTINCT FROM $3, role, "
 									  "join_token::text FROM kommander.roster WHERE node_name = $1",
