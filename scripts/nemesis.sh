@@ -2,15 +2,20 @@
 # scripts/nemesis.sh [--minutes M | --seconds S] [--seed N] [--faults F,...] [--broken [commit|lease|read|request]]
 #   The nemesis test (t/180_nemesis.pl) for as long as asked (default 30
 #   minutes): clients record a history on a 3-node cluster while faults
-#   drawn from the seed come and go; then every register must be
+#   drawn from the seed come and go (now and then two at once: a kill,
+#   pause, transfer, split or merge while a node's links are down), and
+#   appends whose outcome is unknown are tried again with their request
+#   id (a retry answered K0011 fails the run); then every register must be
 #   linearizable, every acknowledged append present once, in the same
 #   order, on every node, every list read a prefix of the final list
 #   holding what was acknowledged before it, no lease ended before the
 #   time a keepalive promised nor seen again once ended, and every lapsed
-#   lease gone everywhere.  Prints the operations, the faults injected and
-#   the anomalies; a failure prints the seed, the smallest failing window
-#   and the line that replays the schedule.  The seed fixes the schedule of
-#   faults and the clients' choices; the servers' timing is the machine's.
+#   lease gone everywhere, and the nodes' states (rows, counters, roster,
+#   map, remembered requests) equal.  Prints the operations, the faults
+#   injected and the anomalies; a failure prints the seed, the smallest
+#   failing window and the line that replays the schedule.  The seed fixes
+#   the schedule of faults and the clients' choices (with this version of
+#   the test); the servers' timing is the machine's.
 #
 #   --faults: draw only these (kill, pause, isolate, isolate_leader, oneway,
 #   hole, delay, transfer, split, merge, replace, behind: a node killed

@@ -80,7 +80,7 @@ else
 	ok($reads > 0 && $writes > 0 && ($s->{cas_swapped} // 0) > 0,
 		"the registers were read ($reads) and written ($writes, "
 		  . ($s->{cas_swapped} // 0) . ' compare-and-sets swapped) during the run');
-	my $list_reads = $s->{ops_by_f}{append}{read}{ok} // 0;
+	my $list_reads = $s->{ops}{'list read'}{ok} // 0;
 	ok($list_reads > 0, "the lists were read ($list_reads) during the run");
 	ok(($s->{lease_checks}{promised} // 0) > 0,
 		'reads of leased rows fell within a time a lease promised ('

@@ -26,6 +26,7 @@ use File::Path ();
 use IPC::Run;
 use JSON::PP;
 use List::Util ();
+use Digest::MD5;
 use Time::HiRes qw(sleep time clock_gettime CLOCK_MONOTONIC);
 use KmdTest;
 use KmdProxy;
@@ -551,7 +552,8 @@ sub count_ops
 		my ($type) = /"type":"(\w+)"/;
 		my ($f) = /"f":"(\w+)"/;
 		next if !/"process":\d/;	# the final reads are not the clients'
-		$s->{ops}{$workload}{$type}++;
+		# the append clients' reads of the lists are counted apart
+		$s->{ops}{ $workload eq 'append' && ($f // '') eq 'read' ? 'list read' : $workload }{$type}++;
 		$s->{ops_by_f}{$workload}{$f}{$type}++ if defined $f;
 		$s->{cas_swapped}++ if $f && $f eq 'cas' && /"swapped":true/;
 	}
@@ -595,7 +597,8 @@ sub check_appends
 			}
 			elsif (my $r = delete $reading{ $e->{process} })
 			{
-				push @reads, { %$r, list => $e->{value}, done => $e->{time}, end_line => $line }
+				push @reads, { %$r, length => $e->{length}, md5 => $e->{md5}, done => $e->{time},
+					end_line => $line }
 				  if $e->{type} eq 'ok';
 			}
 			next;
@@ -623,11 +626,12 @@ sub check_appends
 		return "$v (append to $o->{key}, lines $o->{line}-" . ($o->{end_line} // 'open')
 		  . ", " . ($o->{end} // 'open') . ($o->{tries} > 1 ? " after $o->{tries} tries" : '') . ")";
 	};
-	my %lists;
+	my (%lists, $answered);
 	for my $i (1 .. $t->{n})
 	{
-		my $out = try_sql($t, $i, "SELECT k || ' ' || v::text FROM nem_list ORDER BY k") // '';
-		for (split /\n/, $out)
+		my $out = try_sql($t, $i, "SELECT k || ' ' || v::text FROM nem_list ORDER BY k");
+		$answered //= $i if defined $out;
+		for (split /\n/, $out // '')
 		{
 			my ($k, $v) = split / /, $_, 2;
 			$lists{$k}[ $i - 1 ] = decode_json($v);
@@ -695,59 +699,98 @@ sub check_appends
 	}
 	my @retried = grep { $_->{tries} > 1 } values %op;
 	$s->{appends_retried} = [ scalar(@retried), scalar(grep { ($_->{end} // '') eq 'ok' } @retried) ];
-	push @problems, check_list_reads(\%op, \@reads, { map { $_ => $lists{$_}[0] // [] } keys %lists },
-		$describe);
+	push @problems, check_list_reads(\%op, \@reads,
+		{ map { $_ => $lists{$_}[ ($answered // 1) - 1 ] // [] } keys %lists }, $describe);
 	# the same flaw seen on every node is reported once per node: keep 20
 	splice(@problems, 20) if @problems > 20;
 	push @{ $s->{problems} }, @problems;
 }
 
-# The reads of the lists against their final values ($final, node1's,
-# which the other nodes' equal or are reported): a read missing an append
-# acknowledged before it began, or holding one invoked after it ended,
-# was served from a node that had not applied what the barrier promised
-# (or from the future); one that is not a prefix saw another order.
+# The reads of the lists against their final values ($final, those of
+# the first node that answered, which the other nodes' equal or are
+# reported): a read that is no prefix (its length and md5 against the
+# final list's first elements) saw another order or an element never
+# kept; one missing an append acknowledged before it began, or holding
+# one invoked after it ended, was served from a node that had not
+# applied what the barrier promised (or from the future).  Linear in the
+# lists' lengths and the reads, for soaks of thousands of each.
 sub check_list_reads
 {
 	my ($op, $reads, $final, $describe) = @_;
-	my (@problems, %acked);
-	# per list, the acknowledged appends by completion time
+	my (@problems, %reads_of, %acked);
+	push @{ $reads_of{ $_->{key} } }, $_ for @$reads;
 	for my $v (keys %$op)
 	{
 		my $o = $op->{$v};
 		push @{ $acked{ $o->{key} } }, [ $o->{done}, $v ] if ($o->{end} // '') eq 'ok';
 	}
-	$_ = [ sort { $a->[0] <=> $b->[0] } @$_ ] for values %acked;
-	for my $r (@$reads)
+	for my $k (sort keys %reads_of)
 	{
-		my $k = $r->{key};
-		my $list = $r->{list} // [];
 		my $f = $final->{$k} // [];
-		my $what = "the read of $k at lines $r->{line}-$r->{end_line} ("
-		  . scalar(@$list) . ' elements)';
+		my %pos;
+		$pos{ $f->[$_] } = $_ for 0 .. $#$f;
+		my $what = sub {
+			my ($r) = @_;
+			return "the read of $k at lines $r->{line}-$r->{end_line} ($r->{length} elements)";
+		};
+
+		# prefixes: the final list's digest taken at each length read
+		my @ok;
+		my $md5 = Digest::MD5->new;
 		my $p = 0;
-		$p++ while $p < @$list && $p < @$f && $list->[$p] == $f->[$p];
-		if ($p < @$list)
+		$md5->add('[');
+		for my $r (sort { $a->{length} <=> $b->{length} } @{ $reads_of{$k} })
 		{
-			push @problems, "$what is no prefix of the final $k: element $p is $list->[$p], "
-			  . ($p < @$f ? "the final list's is $f->[$p]" : 'the final list ends before it');
-			next;
-		}
-		my %in = map { $_ => 1 } @$list;
-		for my $a (@{ $acked{$k} // [] })
-		{
-			last if $a->[0] >= $r->{invoke};
-			if (!$in{ $a->[1] })
+			if ($r->{length} > @$f)
 			{
-				push @problems, "$what lacks " . $describe->($a->[1]) . ', acknowledged before it began';
-				last;
+				push @problems, $what->($r) . " is longer than the final $k (" . scalar(@$f) . ' elements)';
+				next;
 			}
+			for (; $p < $r->{length}; $p++)
+			{
+				$md5->add(($p ? ', ' : '') . $f->[$p]);
+			}
+			my $want = $r->{length} == 0 ? '' : $md5->clone->add(']')->hexdigest;
+			if ($r->{md5} ne $want)
+			{
+				push @problems, $what->($r) . " is no prefix of the final $k";
+				next;
+			}
+			push @ok, $r;
 		}
-		for my $v (@$list)
+
+		# the appends acknowledged by each time: the furthest one's position
+		my @by_done = sort { $a->[0] <=> $b->[0] } @{ $acked{$k} // [] };
+		my (@furthest, $far);
+		for my $ack (@by_done)
 		{
-			my $o = $op->{$v};
-			push @problems, "$what holds " . $describe->($v) . ', invoked after it ended'
-			  if $o && defined $o->{invoke} && $o->{invoke} > $r->{done};
+			my $q = $pos{ $ack->[1] };	# one missing is reported as such
+			$far = [ $q, $ack->[1] ] if defined $q && (!$far || $q > $far->[0]);
+			push @furthest, $far;
+		}
+		# the latest invoke among the first p + 1 elements of the final list
+		my (@latest, $late);
+		for my $q (0 .. $#$f)
+		{
+			my $o = $op->{ $f->[$q] };
+			$late = [ $o->{invoke}, $f->[$q] ] if $o && defined $o->{invoke} && (!$late || $o->{invoke} > $late->[0]);
+			push @latest, $late;
+		}
+		for my $r (@ok)
+		{
+			# how many were acknowledged before the read began
+			my ($lo, $hi) = (0, scalar @by_done);
+			while ($lo < $hi)
+			{
+				my $mid = int(($lo + $hi) / 2);
+				if ($by_done[$mid][0] < $r->{invoke}) { $lo = $mid + 1; } else { $hi = $mid; }
+			}
+			my $need = $lo > 0 ? $furthest[ $lo - 1 ] : undef;
+			push @problems, $what->($r) . ' lacks ' . $describe->($need->[1]) . ', acknowledged before it began'
+			  if $need && $need->[0] >= $r->{length};
+			my $seen = $r->{length} > 0 ? $latest[ $r->{length} - 1 ] : undef;
+			push @problems, $what->($r) . ' holds ' . $describe->($seen->[1]) . ', invoked after it ended'
+			  if $seen && $seen->[0] > $r->{done};
 		}
 	}
 	return @problems;
@@ -1011,10 +1054,10 @@ sub summary_lines
 {
 	my ($s) = @_;
 	my @l;
-	for my $w ('register', 'append', 'lease')
+	for my $w ('register', 'append', 'list read', 'lease')
 	{
 		my $o = $s->{ops}{$w} // {};
-		push @l, sprintf("%-8s operations: %d (ok %d, fail %d, info %d)", $w,
+		push @l, sprintf("%-9s operations: %d (ok %d, fail %d, info %d)", $w,
 			$o->{invoke} // 0, $o->{ok} // 0, $o->{fail} // 0, $o->{info} // 0);
 	}
 	my $r = $s->{appends_retried} // [ 0, 0 ];

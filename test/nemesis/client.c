@@ -423,7 +423,8 @@ register_op(client *c)
 /*
  * A read of list l (kmd_read_barrier, then SELECT): the test checks that
  * it is a prefix of the list's final value and holds every append
- * acknowledged before it began.
+ * acknowledged before it began.  The history has the list's length and
+ * the md5 of its text: lists grow to thousands of elements in a soak.
  */
 static void
 list_read(client *c, int l)
@@ -434,16 +435,19 @@ list_read(client *c, int l)
 	outcome		o;
 
 	snprintf(sql, sizeof(sql),
-			 "SELECT kmd_read_barrier('l%d'); SELECT v FROM nem_list WHERE k = 'l%d'", l, l);
+			 "SELECT kmd_read_barrier('l%d'); "
+			 "SELECT jsonb_array_length(v), md5(v::text) FROM nem_list WHERE k = 'l%d'", l, l);
 	emit(c, "{\"process\":%ld,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"l%d\",\"value\":null,\"time\":%llu}",
 		 c->process, l, (unsigned long long) now_us());
 	o = run(c, sql, &res, code);
 	if (o == OUT_OK)
 	{
-		const char *v = PQntuples(res) == 0 ? "[]" : PQgetvalue(res, 0, 0);
+		bool		none = PQntuples(res) == 0;
 
-		emit(c, "{\"process\":%ld,\"type\":\"ok\",\"f\":\"read\",\"key\":\"l%d\",\"value\":%s,\"time\":%llu}",
-			 c->process, l, v, (unsigned long long) now_us());
+		emit(c, "{\"process\":%ld,\"type\":\"ok\",\"f\":\"read\",\"key\":\"l%d\",\"value\":null,"
+			 "\"length\":%s,\"md5\":\"%s\",\"time\":%llu}",
+			 c->process, l, none ? "0" : PQgetvalue(res, 0, 0), none ? "" : PQgetvalue(res, 0, 1),
+			 (unsigned long long) now_us());
 		PQclear(res);
 		return;
 	}
