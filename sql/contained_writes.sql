@@ -36,6 +36,13 @@ SELECT side('CREATE VIEW pg_temp.seen AS SELECT 1 AS n');
 SELECT side('PREPARE p AS SELECT 1');
 SELECT side('DECLARE c CURSOR WITH HOLD FOR SELECT 1');
 SELECT side('LISTEN somewhere');
+-- nor take advisory locks, which are one node's (another session there
+-- may hold one), session-level or not
+SELECT side('SELECT pg_advisory_lock(1)');
+SELECT side('SELECT pg_try_advisory_xact_lock(1, 2)');
+SELECT side('SELECT pg_advisory_unlock_all()');
+SELECT err($$SELECT kmd_ddl('SELECT pg_advisory_lock(7)')$$);
+SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory';
 -- constraint modes would outlive the command in the apply transaction
 SELECT side('SET CONSTRAINTS ALL DEFERRED');
 -- TRUNCATE of a control table would empty every partition

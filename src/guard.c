@@ -959,6 +959,50 @@ refuse_feed_message(Oid funcid)
 			 errhint("Write the message from a session of a client.")));
 }
 
+/*
+ * An advisory lock is one node's: another session of that node may hold
+ * it (a try answers otherwise there, a wait runs out there alone), and a
+ * session-level one outlives the command in the apply worker, held on
+ * the nodes whose worker did not restart since.  Code the apply worker
+ * runs takes none.
+ */
+static void
+refuse_advisory_lock(Oid funcid)
+{
+	switch (funcid)
+	{
+		case F_PG_ADVISORY_LOCK_INT8:
+		case F_PG_ADVISORY_LOCK_INT4_INT4:
+		case F_PG_ADVISORY_LOCK_SHARED_INT8:
+		case F_PG_ADVISORY_LOCK_SHARED_INT4_INT4:
+		case F_PG_TRY_ADVISORY_LOCK_INT8:
+		case F_PG_TRY_ADVISORY_LOCK_INT4_INT4:
+		case F_PG_TRY_ADVISORY_LOCK_SHARED_INT8:
+		case F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4:
+		case F_PG_ADVISORY_XACT_LOCK_INT8:
+		case F_PG_ADVISORY_XACT_LOCK_INT4_INT4:
+		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT8:
+		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT4_INT4:
+		case F_PG_TRY_ADVISORY_XACT_LOCK_INT8:
+		case F_PG_TRY_ADVISORY_XACT_LOCK_INT4_INT4:
+		case F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT8:
+		case F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT4_INT4:
+		case F_PG_ADVISORY_UNLOCK_INT8:
+		case F_PG_ADVISORY_UNLOCK_INT4_INT4:
+		case F_PG_ADVISORY_UNLOCK_SHARED_INT8:
+		case F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4:
+		case F_PG_ADVISORY_UNLOCK_ALL:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("code applied by kommander cannot use advisory locks"),
+					 errdetail("An advisory lock is one node's: another session there may hold it, and one taken for the session would stay with one node's apply worker."),
+					 errhint("Keep the state in a row of a control table (a compare-and-set), or take the lock in a client's session.")));
+			break;
+		default:
+			break;
+	}
+}
+
 static void
 object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
@@ -971,6 +1015,7 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 		if (access == OAT_FUNCTION_EXECUTE)
 		{
 			refuse_feed_message(objectId);
+			refuse_advisory_lock(objectId);
 			return;
 		}
 		/* kmd_ddl's keys, on every node alike */
