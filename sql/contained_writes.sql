@@ -43,6 +43,11 @@ SELECT side('SELECT pg_try_advisory_xact_lock(1, 2)');
 SELECT side('SELECT pg_advisory_unlock_all()');
 SELECT err($$SELECT kmd_ddl('SELECT pg_advisory_lock(7)')$$);
 SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory';
+-- nor call a function whose value is one node's
+SELECT side('SELECT random()');
+SELECT side('SELECT gen_random_uuid()');
+SELECT side('SELECT clock_timestamp()');
+SELECT side('SELECT pg_current_xact_id()');
 -- constraint modes would outlive the command in the apply transaction
 SELECT side('SET CONSTRAINTS ALL DEFERRED');
 -- TRUNCATE of a control table would empty every partition

@@ -66,6 +66,7 @@
 #include "apply.h"
 #include "errcodes.h"
 #include "guard.h"
+#include "keyrange.h"
 #include "lease.h"
 #include "owner_rights.h"
 #include "rows.h"
@@ -1003,6 +1004,41 @@ refuse_advisory_lock(Oid funcid)
 	}
 }
 
+/*
+ * A value that no two nodes share: each would store its own.  Code that a
+ * command of kmd_propose runs (an applier, a trigger, a check, a default
+ * an applier's insert leaves out) calls none of these.  Not kmd_ddl's
+ * statements: a column added with such a default gives the rows already
+ * there each node's own value, as documented.  now() and its kin are left
+ * to the docs, the proposer deciding such defaults of the rows its
+ * commands insert.
+ */
+static void
+refuse_node_value(Oid funcid)
+{
+	switch (funcid)
+	{
+		case F_RANDOM:
+		case F_SETSEED:
+		case F_GEN_RANDOM_UUID:
+		case F_CLOCK_TIMESTAMP:
+		case F_TIMEOFDAY:
+		case F_TXID_CURRENT:
+		case F_TXID_CURRENT_IF_ASSIGNED:
+		case F_PG_CURRENT_XACT_ID:
+		case F_PG_CURRENT_XACT_ID_IF_ASSIGNED:
+		case F_PG_BACKEND_PID:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("code applied by kommander cannot call %s()", get_func_name(funcid)),
+					 errdetail("Its value is one node's: each node would store its own."),
+					 errhint("Use the context's \"at\" for the time, and values the proposer puts in the command for anything random.")));
+			break;
+		default:
+			break;
+	}
+}
+
 static void
 object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
 {
@@ -1016,6 +1052,8 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 		{
 			refuse_feed_message(objectId);
 			refuse_advisory_lock(objectId);
+			if (kmd_apply_range.user_command)
+				refuse_node_value(objectId);
 			return;
 		}
 		/* kmd_ddl's keys, on every node alike */
