@@ -283,6 +283,63 @@ count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
  * Hand a request to the worker and wait for its outcome; returns the slot's
  * last state, KMD_SLOT_DONE when *out holds an outcome.
  */
+/*
+ * An error (a cancel: statement_timeout, pg_cancel_backend) interrupted
+ * the wait for proposal `slot'.  One the worker had not taken yet is
+ * withdrawn, and the error stands: nothing was proposed.  One it had
+ * taken may be committed and applied on every node whatever this backend
+ * does now, so a cancel becomes K0003, as a timeout does: the caller must
+ * not take the cancel for "nothing happened" and propose it again.
+ * Returns only for other errors and withdrawn requests; the caller
+ * throws the error again.
+ */
+static void
+cancelled_after_send(KmdSlot *slot, int32 partition_id)
+{
+	int			state;
+	ErrorData  *edata;
+	MemoryContext old;
+
+	if (geterrcode() != ERRCODE_QUERY_CANCELED)
+		return;
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	state = slot->state;
+	if (state == KMD_SLOT_PENDING)
+		slot->state = KMD_SLOT_RESERVED;
+	LWLockRelease(slot->lock);
+	if (state == KMD_SLOT_PENDING)
+		return;
+	/* out of ErrorContext, which FlushErrorState empties */
+	old = MemoryContextSwitchTo(CurTransactionContext);
+	edata = CopyErrorData();
+	FlushErrorState();
+	MemoryContextSwitchTo(old);
+	ereport(ERROR,
+			(errcode(ERRCODE_KMD_OUTCOME_UNKNOWN),
+			 errmsg("proposal outcome unknown: the wait for partition %d was cancelled", partition_id),
+			 errdetail("The cancel (%s) came after the proposal had left this backend: it may be committed and applied on every node.",
+					   edata->message ? edata->message : "a query cancel"),
+			 errhint("Read the rows before proposing it again, or give the command a request_id and retry it.")));
+}
+
+/* Wait for `slot''s answer at most `ms'; see cancelled_after_send. */
+static void
+sleep_on_slot(KmdSlot *slot, int kind, int32 partition_id, long ms)
+{
+	PG_TRY();
+	{
+		(void) ConditionVariableTimedSleep(&slot->cv, ms, PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_CATCH();
+	{
+		if (kind == KMD_REQ_PROPOSE)
+			cancelled_after_send(slot, partition_id);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
 static int
 request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			 KmdOutcome *out)
@@ -427,10 +484,8 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 					continue;	/* answered just now: read it */
 				break;
 			}
-			(void) ConditionVariableTimedSleep(&slot->cv,
-											   kind == KMD_REQ_PROPOSE ? self_check_sleep(next_check, remaining) : remaining,
-											   PG_WAIT_EXTENSION);
-			CHECK_FOR_INTERRUPTS();
+			sleep_on_slot(slot, kind, partition_id,
+						  kind == KMD_REQ_PROPOSE ? self_check_sleep(next_check, remaining) : remaining);
 		}
 		ConditionVariableCancelSleep();
 		waited = true;
