@@ -845,6 +845,8 @@ bind_to_images(List *partitions)
 {
 	ListCell   *lc;
 
+	/* their rows in partition order, as compaction takes them */
+	list_sort(partitions, list_int_cmp);
 	foreach(lc, partitions)
 	{
 		int32		partition_id = lfirst_int(lc);

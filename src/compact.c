@@ -329,6 +329,18 @@ kmd_images_step(void)
 		kmd_groups_touched();
 }
 
+/* The partition ids qsort orders indexes into (by_partition) */
+static const int32 *sorting_ids;
+
+static int
+by_partition(const void *a, const void *b)
+{
+	int32		x = sorting_ids[*(const int *) a];
+	int32		y = sorting_ids[*(const int *) b];
+
+	return (x > y) - (x < y);
+}
+
 /*
  * Compact what has grown past the threshold.  At most once a second: the
  * threshold is in entries, and a pass costs a transaction.
@@ -376,10 +388,26 @@ kmd_compact_groups(TimestampTz now)
 	}
 	if (n > 0)
 	{
-		MemoryContext cxt = kmd_xact_begin();
+		MemoryContext cxt;
+		int		   *order = palloc(sizeof(int) * n);
 
+		/*
+		 * Their rows of kommander.snapshot in partition order, as every
+		 * transaction that updates several takes them: the apply worker's
+		 * marking of partitions for images would otherwise deadlock with
+		 * this one (the detector ending one of the two workers).
+		 */
 		for (int i = 0; i < n; i++)
+			order[i] = i;
+		sorting_ids = ids;
+		qsort(order, n, sizeof(int), by_partition);
+		cxt = kmd_xact_begin();
+		for (int k = 0; k < n; k++)
+		{
+			int			i = order[k];
+
 			kmd_storage_compact(ids[i], froms[i], &metas[i]);
+		}
 		kmd_xact_commit(cxt);
 		kmd_stat_add(KMD_STAT_COMPACTION_PASSES, -1, 1);
 		for (int i = 0; i < n; i++)

@@ -1512,9 +1512,12 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 
 				install_system(sub_field(manifest, "system"), index, &cleared);
 				images_for_all = cleared || int_field(manifest, "barriers") > barriers;
+				/* rows locked in partition order, as compaction takes them */
 				if (images_for_all &&
-					SPI_execute("UPDATE kommander.snapshot SET image_wanted = true WHERE partition_id > 0",
-								false, 0) != SPI_OK_UPDATE)
+					(SPI_execute("SELECT 1 FROM kommander.snapshot WHERE partition_id > 0 "
+								 "ORDER BY partition_id FOR UPDATE", false, 0) != SPI_OK_SELECT ||
+					 SPI_execute("UPDATE kommander.snapshot SET image_wanted = true WHERE partition_id > 0",
+								 false, 0) != SPI_OK_UPDATE))
 					elog(ERROR, "could not mark the user partitions as wanting images");
 			}
 			else
@@ -1871,6 +1874,10 @@ kmd_images_install(void)
 			part->image_state = KMD_IMAGE_NONE;
 			part->image_failed_from = 0;
 			part->image_untold = true;
+			/* the entry it stopped or retried at is the image's now */
+			part->apply_stall = KMD_STALL_NONE;
+			part->apply_tries = 0;
+			part->apply_error[0] = '\0';
 		}
 	}
 	LWLockRelease(kmd_shared->lock);
