@@ -284,6 +284,24 @@ count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
  * last state, KMD_SLOT_DONE when *out holds an outcome.
  */
 /*
+ * Withdraw the request in `slot' if no worker has taken it yet, under the
+ * lock the worker claims it under: one not taken is never proposed after
+ * this.  Returns the state the slot was in (KMD_SLOT_PENDING: withdrawn).
+ */
+static int
+withdraw(KmdSlot *slot)
+{
+	int			state;
+
+	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
+	state = slot->state;
+	if (state == KMD_SLOT_PENDING)
+		slot->state = KMD_SLOT_RESERVED;
+	LWLockRelease(slot->lock);
+	return state;
+}
+
+/*
  * An error (a cancel: statement_timeout, pg_cancel_backend) interrupted
  * the wait for proposal `slot'.  One the worker had not taken yet is
  * withdrawn, and the error stands: nothing was proposed.  One it had
@@ -302,11 +320,7 @@ cancelled_after_send(KmdSlot *slot, int32 partition_id)
 
 	if (geterrcode() != ERRCODE_QUERY_CANCELED)
 		return;
-	LWLockAcquire(slot->lock, LW_EXCLUSIVE);
-	state = slot->state;
-	if (state == KMD_SLOT_PENDING)
-		slot->state = KMD_SLOT_RESERVED;
-	LWLockRelease(slot->lock);
+	state = withdraw(slot);
 	if (state == KMD_SLOT_PENDING)
 		return;
 	/* out of ErrorContext, which FlushErrorState empties */
@@ -470,16 +484,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			}
 			if (remaining <= 0)
 			{
-				/*
-				 * Withdrawn, if still pending, under the lock the worker
-				 * claims it under: a request the worker has not taken is
-				 * never proposed after this.
-				 */
-				LWLockAcquire(slot->lock, LW_EXCLUSIVE);
-				final_state = slot->state;
-				if (final_state == KMD_SLOT_PENDING)
-					slot->state = KMD_SLOT_RESERVED;
-				LWLockRelease(slot->lock);
+				final_state = withdraw(slot);
 				if (final_state == KMD_SLOT_DONE)
 					continue;	/* answered just now: read it */
 				break;
