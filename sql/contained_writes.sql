@@ -37,12 +37,26 @@ SELECT side('PREPARE p AS SELECT 1');
 SELECT side('DECLARE c CURSOR WITH HOLD FOR SELECT 1');
 SELECT side('LISTEN somewhere');
 -- nor take advisory locks, which are one node's (another session there
--- may hold one), session-level or not
+-- may hold one), session-level or not; kmd_ddl none for the session
 SELECT side('SELECT pg_advisory_lock(1)');
 SELECT side('SELECT pg_try_advisory_xact_lock(1, 2)');
 SELECT side('SELECT pg_advisory_unlock_all()');
 SELECT err($$SELECT kmd_ddl('SELECT pg_advisory_lock(7)')$$);
+-- kmd_ddl may take one for its transaction, which ends with it
+SELECT kmd_ddl('SELECT pg_advisory_xact_lock(7)') > 0 AS ddl_done;
 SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory';
+-- nor run DDL, which only kmd_ddl runs, at the same point of every
+-- partition's log on every node
+SELECT side('ALTER TABLE public.jobs ADD COLUMN sneaky int');
+SELECT side('CREATE TABLE public.made_here (n int)');
+SELECT side('GRANT SELECT ON public.audit TO PUBLIC');
+SELECT side('DROP TABLE public.audit');
+SELECT count(*) AS sneaky_columns FROM pg_attribute
+ WHERE attrelid = 'public.jobs'::regclass AND attname = 'sneaky';
+SELECT to_regclass('public.made_here') IS NULL AS not_made, to_regclass('public.audit') IS NOT NULL AS kept;
+-- but sets, notifies and runs blocks
+SELECT side('SET LOCAL work_mem = ''8MB''');
+SELECT side('DO $d$ BEGIN PERFORM 1; END $d$');
 -- nor call a function whose value is one node's
 SELECT side('SELECT random()');
 SELECT side('SELECT gen_random_uuid()');

@@ -48,6 +48,12 @@ SELECT err($$CREATE TRIGGER local BEFORE INSERT ON guarded FOR EACH ROW EXECUTE 
 SELECT err($$CREATE POLICY local ON guarded USING (true)$$);
 SELECT err($$CREATE RULE local AS ON INSERT TO guarded DO INSTEAD NOTHING$$);
 SELECT err($$CREATE TABLE local_child () INHERITS (guarded)$$);
+-- a foreign table is a table too
+CREATE FOREIGN DATA WRAPPER regress_dummy_fdw;
+CREATE SERVER regress_dummy_server FOREIGN DATA WRAPPER regress_dummy_fdw;
+SELECT err($$CREATE FOREIGN TABLE local_foreign_child () INHERITS (guarded) SERVER regress_dummy_server$$);
+DROP SERVER regress_dummy_server;
+DROP FOREIGN DATA WRAPPER regress_dummy_fdw;
 SELECT err($$ALTER TABLE local_t INHERIT guarded$$);
 SELECT err($$ALTER SCHEMA app RENAME TO app2$$);
 

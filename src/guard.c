@@ -455,6 +455,7 @@ check_statement(Node *parsetree)
 				check_publication(((AlterPublicationStmt *) parsetree)->pubobjects, parsetree);
 			return;
 		case T_CreateStmt:
+		case T_CreateForeignTableStmt:	/* a CreateStmt, and more */
 			/* INHERITS or PARTITION OF a control table */
 			foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
 			{
@@ -691,7 +692,8 @@ check_guard_kept(Node *parsetree)
 		if (OidIsValid(relid))
 			refuse_unguarding(relid, "renaming its guard trigger");
 	}
-	else if (IsA(parsetree, CreateStmt) && ((CreateStmt *) parsetree)->partbound == NULL)
+	else if ((IsA(parsetree, CreateStmt) || IsA(parsetree, CreateForeignTableStmt)) &&
+			 ((CreateStmt *) parsetree)->partbound == NULL)
 	{
 		/* a partition of a partitioned control table is one itself */
 		foreach(lc, ((CreateStmt *) parsetree)->inhRelations)
@@ -963,13 +965,17 @@ refuse_feed_message(Oid funcid)
 /*
  * An advisory lock is one node's: another session of that node may hold
  * it (a try answers otherwise there, a wait runs out there alone), and a
- * session-level one outlives the command in the apply worker, held on
- * the nodes whose worker did not restart since.  Code the apply worker
- * runs takes none.
+ * session-level one outlives the statement in the apply worker, held on
+ * the nodes whose worker did not restart since.  Code a command of
+ * kmd_propose runs takes none; kmd_ddl's statements, which every node
+ * runs at the same point of every partition's log, take transaction-level
+ * ones only (released at the apply transaction's end).
  */
 static void
-refuse_advisory_lock(Oid funcid)
+refuse_advisory_lock(Oid funcid, bool row_command)
 {
+	bool		session;
+
 	switch (funcid)
 	{
 		case F_PG_ADVISORY_LOCK_INT8:
@@ -980,6 +986,13 @@ refuse_advisory_lock(Oid funcid)
 		case F_PG_TRY_ADVISORY_LOCK_INT4_INT4:
 		case F_PG_TRY_ADVISORY_LOCK_SHARED_INT8:
 		case F_PG_TRY_ADVISORY_LOCK_SHARED_INT4_INT4:
+		case F_PG_ADVISORY_UNLOCK_INT8:
+		case F_PG_ADVISORY_UNLOCK_INT4_INT4:
+		case F_PG_ADVISORY_UNLOCK_SHARED_INT8:
+		case F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4:
+		case F_PG_ADVISORY_UNLOCK_ALL:
+			session = true;
+			break;
 		case F_PG_ADVISORY_XACT_LOCK_INT8:
 		case F_PG_ADVISORY_XACT_LOCK_INT4_INT4:
 		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT8:
@@ -988,20 +1001,19 @@ refuse_advisory_lock(Oid funcid)
 		case F_PG_TRY_ADVISORY_XACT_LOCK_INT4_INT4:
 		case F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT8:
 		case F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT4_INT4:
-		case F_PG_ADVISORY_UNLOCK_INT8:
-		case F_PG_ADVISORY_UNLOCK_INT4_INT4:
-		case F_PG_ADVISORY_UNLOCK_SHARED_INT8:
-		case F_PG_ADVISORY_UNLOCK_SHARED_INT4_INT4:
-		case F_PG_ADVISORY_UNLOCK_ALL:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("code applied by kommander cannot use advisory locks"),
-					 errdetail("An advisory lock is one node's: another session there may hold it, and one taken for the session would stay with one node's apply worker."),
-					 errhint("Keep the state in a row of a control table (a compare-and-set), or take the lock in a client's session.")));
+			session = false;
 			break;
 		default:
-			break;
+			return;
 	}
+	if (session || row_command)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("code applied by kommander cannot use %s advisory locks",
+						session ? "session-level" : "transaction-level"),
+				 errdetail("An advisory lock is one node's: another session there may hold it%s.",
+						   session ? ", and one taken for the session would stay with one node's apply worker" : ""),
+				 errhint("Keep the state in a row of a control table (a compare-and-set), or take the lock in a client's session.")));
 }
 
 /*
@@ -1051,7 +1063,7 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 		if (access == OAT_FUNCTION_EXECUTE)
 		{
 			refuse_feed_message(objectId);
-			refuse_advisory_lock(objectId);
+			refuse_advisory_lock(objectId, kmd_apply_range.user_command);
 			if (kmd_apply_range.user_command)
 				refuse_node_value(objectId);
 			return;

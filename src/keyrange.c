@@ -25,7 +25,8 @@
  * empty every partition.  kmd_ddl, whose statements every node runs in
  * the system partition's order and every image of it replays, may write
  * other tables but not control tables' rows.  No command writes a
- * temporary table: it would live in one node's apply worker only.  The
+ * temporary table: it would live in one node's apply worker only, and a
+ * command of kmd_propose runs no DDL, which only kmd_ddl runs.  The
  * hooks cost nothing outside the apply worker (kmd_applying).
  *
  * Copyright (c) 2026, kommander developers
@@ -235,6 +236,28 @@ rangevar_text(const RangeVar *rv)
 		quote_identifier(rv->relname);
 }
 
+/* The utility statements code run by a command of kmd_propose may run. */
+static bool
+row_command_may_run(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_VariableSetStmt:	/* undone at the command's end (apply.c) */
+		case T_VariableShowStmt:
+		case T_NotifyStmt:
+		case T_DoStmt:			/* what it runs is checked statement by statement */
+		case T_CallStmt:
+		case T_ExplainStmt:
+		case T_LockStmt:
+		case T_CopyStmt:		/* COPY FROM is a write, checked as one */
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
 static void
 check_utility(Node *parsetree)
 {
@@ -303,6 +326,21 @@ check_utility(Node *parsetree)
 		default:
 			break;
 	}
+
+	/*
+	 * A command of kmd_propose changes rows; its code runs no DDL (ALTER,
+	 * CREATE, DROP, GRANT, ...): the statement would run at the command's
+	 * point of its own partition's log, which the nodes reach in different
+	 * orders with the other partitions', where kmd_ddl's run at the same
+	 * point of every partition's; and no image would carry it to a node
+	 * that catches up (kommander.ddl records kmd_ddl's only).
+	 */
+	if (kmd_apply_range.user_command && !row_command_may_run(parsetree))
+		ereport(ERROR,
+				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+				 errmsg("command runs %s", CreateCommandName(parsetree)),
+				 errdetail("A command of kmd_propose changes rows of control tables; only kmd_ddl runs such statements, at the same point of every partition's log on every node."),
+				 errhint("Run the statement with kmd_ddl().")));
 }
 
 /*

@@ -1,7 +1,7 @@
 # 165_admission_control.pl
 #   Proposals wait in bounded queues.  With kommander.max_queued_proposals
 #   = 4 and a partition whose apply is held up on node1 (its command waits
-#   for an advisory lock a session of the test holds), a flood of 24
+#   for a row a session of the test holds locked), a flood of 24
 #   proposals through node1 gets K0007 for all but four while those four
 #   still wait: a refusal does not wait for the queue to move.  Meanwhile
 #   node1 answers queries and another partition takes proposals; the
@@ -31,16 +31,18 @@ my @nodes = KmdTest::new_cluster(3,
 	  . "kommander.propose_timeout = 600000\n");
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
-# a command that takes the advisory lock 4242 while it is applied
+# a command that updates its key's row of kv while it is applied
 $n1->safe_psql('postgres', q{
 SELECT kmd_ddl($$CREATE FUNCTION public.held(args jsonb, ctx kommander.apply_context)
-  RETURNS jsonb LANGUAGE sql AS 'SELECT pg_advisory_xact_lock(4242); SELECT NULL::jsonb'$$);
+  RETURNS jsonb LANGUAGE sql AS 'UPDATE public.kv SET v = v WHERE k = ($2).key; SELECT NULL::jsonb'$$);
 SELECT kmd_register_applier('held', 'public.held(jsonb, kommander.apply_context)');
 });
 my $other = $n1->safe_psql('postgres', 'SELECT kmd_split(1)');
 KmdTest::wait_converged(\@nodes);
 my $key = KmdTest::key_in($n1, 1, 'held');
 my $fast = KmdTest::key_in($n1, $other, 'fast');
+KmdTest::upsert_kv($n1, $key);
+KmdTest::wait_converged(\@nodes);
 
 sub counter
 {
@@ -113,10 +115,11 @@ sub wait_done
 	return 0;
 }
 
-# The test holds the lock on node1: node1 applies none of the commands
-# (node2 and node3 do, and commit them).
+# The test holds the row locked on node1: node1 applies none of the
+# commands (it tries again and again; node2 and node3 apply them).
 my $holder = $n1->background_psql('postgres');
-$holder->query_safe('SELECT pg_advisory_lock(4242)');
+$holder->query_safe('BEGIN');
+$holder->query_safe("SELECT 1 FROM kv WHERE k = '$key' FOR UPDATE");
 
 my $rejected = counter($n1, 'proposals_rejected_overloaded');
 my $rejected_p1 = counter($n1, 'proposals_rejected_overloaded', 1);
@@ -141,7 +144,7 @@ is($n1->safe_psql('postgres', "SELECT v FROM kv WHERE k = '$fast'"), '1',
 	'another partition takes proposals meanwhile');
 
 # the lock goes: the four go through, the queue drains
-$holder->query_safe('SELECT pg_advisory_unlock(4242)');
+$holder->query_safe('COMMIT');
 ok(wait_done($f, $FLOOD), 'the queued proposals are answered once the partition moves');
 $_->finish for @{ $f->{runs} };
 $r = results($f);
@@ -155,13 +158,14 @@ $n1->append_conf('postgresql.conf', "kommander.max_queued_proposals = 64\n");
 $n1->reload;
 ok($n1->poll_query_until('postgres', "SELECT current_setting('kommander.max_queued_proposals') = '64'"),
 	'the bound is a reloadable setting');
-$holder->query_safe('SELECT pg_advisory_lock(4242)');
+$holder->query_safe('BEGIN');
+$holder->query_safe("SELECT 1 FROM kv WHERE k = '$key' FOR UPDATE");
 $rejected = counter($n1, 'proposals_rejected_overloaded');
 $f = flood($n1, 8);
 ok($n1->poll_query_until('postgres',
 	"SELECT value = 8 FROM kommander.stats WHERE name = 'queue_depth' AND partition_id = 1"),
 	'below the bound all eight wait');
-$holder->query_safe('SELECT pg_advisory_unlock(4242)');
+$holder->query_safe('COMMIT');
 ok(wait_done($f, 8), 'and are answered');
 $_->finish for @{ $f->{runs} };
 is(results($f)->{'00000'} // 0, 8, 'all eight succeeded');
