@@ -152,12 +152,12 @@ SELECT direct_writes() - :before AS written_directly;
 SELECT id, to_jsonb(d) AS row, stored('dw4_direct', id) = stored('dw4_statement', id) AS same_bytes
   FROM dw4_direct d FULL JOIN dw4_statement s USING (id) ORDER BY id;
 
--- a trigger of the guard's name that is not the guard is the table's own
--- (and the table no control table)
+-- a trigger of the guard's name that is not the guard is the table's own:
+-- the table is not registered (it was, with no guard), nor written
 SELECT kmd_ddl($$CREATE TABLE public.dw3 (id text PRIMARY KEY, n int)$$) > 0 AS ddl_done;
 SELECT kmd_ddl($$CREATE TRIGGER kommander_guard AFTER INSERT ON public.dw3
                  FOR EACH STATEMENT EXECUTE FUNCTION public.dw_noop()$$) > 0 AS ddl_done;
-SELECT kmd_register_table('public.dw3');
+SELECT err($$SELECT kmd_register_table('public.dw3')$$);
 SELECT direct_writes() AS before \gset
 SELECT err($$SELECT kmd_propose('y', '{"op":"insert","table":"dw3","row":{"id":"y","n":1}}')$$);
 SELECT direct_writes() - :before AS written_directly, count(*) AS rows FROM dw3;

@@ -234,3 +234,21 @@ SELECT kmd_ddl($$CREATE TABLE public.parted_g_a (id text PRIMARY KEY, d date GEN
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.parted_g ATTACH PARTITION public.parted_g_a FOR VALUES IN (''a'')')$$);
 SELECT kmd_ddl($$DROP TABLE public.stale, public.parted_g, public.parted_g_a;
   ALTER TABLE public.guarded DROP COLUMN until, DROP COLUMN seen_if, DROP COLUMN seen_at$$) > 0 AS cleaned_up;
+
+-- a trigger that only bears the guard's name is not taken for the guard:
+-- the registration, or a partition's attach, would make no guard
+SELECT kmd_ddl($$CREATE TABLE public.fake_guarded (id text PRIMARY KEY);
+  CREATE FUNCTION public.noop_trigger() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END';
+  CREATE TRIGGER kommander_guard BEFORE INSERT ON public.fake_guarded
+    FOR EACH STATEMENT EXECUTE FUNCTION public.noop_trigger()$$) > 0 AS created;
+SELECT err($$SELECT kmd_register_table('public.fake_guarded')$$);
+SELECT count(*) AS registered FROM kommander.tables WHERE relid = 'public.fake_guarded'::regclass;
+SELECT kmd_ddl($$CREATE TABLE public.parted_f (id text PRIMARY KEY) PARTITION BY LIST (id)$$) > 0 AS created;
+SELECT kmd_register_table('public.parted_f');
+SELECT kmd_ddl($$CREATE TABLE public.parted_f_a (id text PRIMARY KEY);
+  CREATE TRIGGER kommander_guard BEFORE INSERT ON public.parted_f_a
+    FOR EACH STATEMENT EXECUTE FUNCTION public.noop_trigger()$$) > 0 AS created;
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.parted_f ATTACH PARTITION public.parted_f_a FOR VALUES IN (''a'')')$$);
+SELECT count(*) AS attached FROM pg_inherits WHERE inhrelid = 'public.parted_f_a'::regclass;
+SELECT kmd_ddl($$DROP TABLE public.fake_guarded, public.parted_f, public.parted_f_a;
+  DROP FUNCTION public.noop_trigger()$$) > 0 AS cleaned_up;

@@ -884,6 +884,39 @@ check_create(Oid classId, Oid objectId, int subId)
 }
 
 /*
+ * A trigger of the name kmd_register_table gives its guard or its key
+ * range check, but not theirs (another function, another timing): the
+ * registration (or the guarding of a partition attached to a control
+ * table) would take it for its own and create none, and the table would
+ * be a control table with no guard, or no check of its rows' keys.
+ */
+void
+kmd_refuse_lookalike_triggers(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+
+	for (int i = 0; td != NULL && i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+		bool		lookalike = false;
+
+		if (strcmp(t->tgname, "kommander_guard") == 0)
+			lookalike = TRIGGER_FOR_ROW(t->tgtype) ||
+				!kmd_is_own_function(t->tgfoid, "control_table_guard");
+		else if (strcmp(t->tgname, KEY_RANGE_TRIGGER) == 0)
+			lookalike = !TRIGGER_FOR_ROW(t->tgtype) || !TRIGGER_FOR_AFTER(t->tgtype) ||
+				!kmd_is_own_function(t->tgfoid, "control_row_guard");
+		if (lookalike)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table \"%s\" has a trigger named %s that is not kommander's",
+							RelationGetRelationName(rel), t->tgname),
+					 errdetail("kmd_register_table names its own triggers so, and would take this one for its own."),
+					 errhint("Drop or rename the trigger through kmd_ddl(), then register the table.")));
+	}
+}
+
+/*
  * Refuse table `relid' as a control table: made where kmd_register_table
  * is called, and again where the registration is applied, on the catalog
  * every node has at that point of the system partition's log (a kmd_ddl
@@ -932,6 +965,7 @@ kmd_check_registrable(Oid relid)
 				 errdetail("kmd_propose checks the proposing role's privileges on a control table, not its row policies, and applies commands as the table's owner."),
 				 errhint("Disable row-level security on the table (and NO FORCE it) through kmd_ddl(), then register it.")));
 	kmd_refuse_replica_triggers(rel);
+	kmd_refuse_lookalike_triggers(rel);
 	/* registered again (a guard made before switched over): as it is */
 	if (!kmd_is_control_table(relid))
 	{

@@ -31,6 +31,7 @@ extern void kmd_check_registrable(Oid relid);
 
 /* Is `fn' kommander.`name'()? */
 extern bool kmd_is_own_function(Oid fn, const char *name);
+extern void kmd_refuse_lookalike_triggers(Relation rel);
 
 /*
  * Is `relid' a control table, or a partition of one?  Reads the catalog

@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "catalog/dependency.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_trigger.h"
@@ -176,7 +177,10 @@ guard_statements(Oid relid)
 	Oid			t[1] = {OIDOID};
 	Datum		v[1] = {ObjectIdGetDatum(relid)};
 	bool		always = false;
+	Relation	rel = table_open(relid, AccessShareLock);
 
+	kmd_refuse_lookalike_triggers(rel);
+	table_close(rel, AccessShareLock);
 	exec_sql("SELECT tgenabled OPERATOR(pg_catalog.=) 'A' FROM pg_catalog.pg_trigger "
 			 "WHERE tgrelid OPERATOR(pg_catalog.=) $1 AND tgname OPERATOR(pg_catalog.=) 'kommander_guard'",
 			 1, t, v, SPI_OK_SELECT);
