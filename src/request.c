@@ -280,10 +280,6 @@ count_outcome(int32 partition_id, int final_state, const KmdOutcome *out)
 }
 
 /*
- * Hand a request to the worker and wait for its outcome; returns the slot's
- * last state, KMD_SLOT_DONE when *out holds an outcome.
- */
-/*
  * Withdraw the request in `slot' if no worker has taken it yet, under the
  * lock the worker claims it under: one not taken is never proposed after
  * this.  Returns the state the slot was in (KMD_SLOT_PENDING: withdrawn).
@@ -307,11 +303,12 @@ withdraw(KmdSlot *slot)
  * withdrawn, and the error stands: nothing was proposed.  One it had
  * taken may be committed and applied on every node whatever this backend
  * does now, so a cancel becomes K0003, as a timeout does: the caller must
- * not take the cancel for "nothing happened" and propose it again.
- * Returns only for other errors and withdrawn requests; the caller
- * throws the error again.
+ * not take the cancel for "nothing happened" and propose it again.  One
+ * answered already is answered: returns true, the cancel dropped, for
+ * the caller to read the answer.  Returns false for other errors and
+ * withdrawn requests, which the caller throws again.
  */
-static void
+static bool
 cancelled_after_send(KmdSlot *slot, int32 partition_id)
 {
 	int			state;
@@ -319,27 +316,36 @@ cancelled_after_send(KmdSlot *slot, int32 partition_id)
 	MemoryContext old;
 
 	if (geterrcode() != ERRCODE_QUERY_CANCELED)
-		return;
+		return false;
 	state = withdraw(slot);
 	if (state == KMD_SLOT_PENDING)
-		return;
+		return false;
+	if (state == KMD_SLOT_DONE)
+	{
+		FlushErrorState();
+		return true;
+	}
 	/* out of ErrorContext, which FlushErrorState empties */
 	old = MemoryContextSwitchTo(CurTransactionContext);
 	edata = CopyErrorData();
 	FlushErrorState();
 	MemoryContextSwitchTo(old);
+	kmd_stat_add(KMD_STAT_OUTCOME_UNKNOWN, partition_id, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_KMD_OUTCOME_UNKNOWN),
 			 errmsg("proposal outcome unknown: the wait for partition %d was cancelled", partition_id),
 			 errdetail("The cancel (%s) came after the proposal had left this backend: it may be committed and applied on every node.",
 					   edata->message ? edata->message : "a query cancel"),
 			 errhint("Read the rows before proposing it again, or give the command a request_id and retry it.")));
+	return false;				/* not reached */
 }
 
 /* Wait for `slot''s answer at most `ms'; see cancelled_after_send. */
 static void
 sleep_on_slot(KmdSlot *slot, int kind, int32 partition_id, long ms)
 {
+	MemoryContext cxt = CurrentMemoryContext;
+
 	PG_TRY();
 	{
 		(void) ConditionVariableTimedSleep(&slot->cv, ms, PG_WAIT_EXTENSION);
@@ -347,13 +353,18 @@ sleep_on_slot(KmdSlot *slot, int kind, int32 partition_id, long ms)
 	}
 	PG_CATCH();
 	{
-		if (kind == KMD_REQ_PROPOSE)
-			cancelled_after_send(slot, partition_id);
-		PG_RE_THROW();
+		if (kind != KMD_REQ_PROPOSE || !cancelled_after_send(slot, partition_id))
+			PG_RE_THROW();
+		/* answered: the loop reads it */
+		MemoryContextSwitchTo(cxt);
 	}
 	PG_END_TRY();
 }
 
+/*
+ * Hand a request to the worker and wait for its outcome; returns the slot's
+ * last state, KMD_SLOT_DONE when *out holds an outcome.
+ */
 static int
 request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			 KmdOutcome *out)
@@ -416,7 +427,7 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			cmd->origin_boot = kmd_shared->boot_id;
 			/* the time appliers see, decided once, here (apply_context.at) */
 			cmd->proposed_at = GetCurrentTimestamp();
-			cmd->rules = KMD_RULE_WIDE_DEFAULTS;
+			cmd->rules = KMD_RULE_WIDE_DEFAULTS | KMD_RULE_CONTAINED_CODE;
 			data = kmd_command_encode(cmd, &n);
 			len = n;
 			if (len > KMD_MAX_COMMAND)
