@@ -42,8 +42,10 @@ SELECT side('SELECT pg_advisory_lock(1)');
 SELECT side('SELECT pg_try_advisory_xact_lock(1, 2)');
 SELECT side('SELECT pg_advisory_unlock_all()');
 SELECT err($$SELECT kmd_ddl('SELECT pg_advisory_lock(7)')$$);
--- kmd_ddl may take one for its transaction, which ends with it
+-- kmd_ddl may wait for one for its transaction, which ends with it, but
+-- not try one: another session of one node may hold it
 SELECT kmd_ddl('SELECT pg_advisory_xact_lock(7)') > 0 AS ddl_done;
+SELECT err($$SELECT kmd_ddl('SELECT pg_try_advisory_xact_lock(7)')$$);
 SELECT count(*) AS advisory_locks_held FROM pg_locks WHERE locktype = 'advisory';
 -- nor run DDL, which only kmd_ddl runs, at the same point of every
 -- partition's log on every node
@@ -51,6 +53,9 @@ SELECT side('ALTER TABLE public.jobs ADD COLUMN sneaky int');
 SELECT side('CREATE TABLE public.made_here (n int)');
 SELECT side('GRANT SELECT ON public.audit TO PUBLIC');
 SELECT side('DROP TABLE public.audit');
+SELECT side('EXPLAIN (ANALYZE) CREATE TABLE public.made_here AS SELECT 1 AS n');
+-- nor reads a node's file into rows
+SELECT side('COPY public.jobs FROM ''/dev/null''');
 SELECT count(*) AS sneaky_columns FROM pg_attribute
  WHERE attrelid = 'public.jobs'::regclass AND attname = 'sneaky';
 SELECT to_regclass('public.made_here') IS NULL AS not_made, to_regclass('public.audit') IS NOT NULL AS kept;

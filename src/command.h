@@ -53,11 +53,15 @@ typedef enum KmdCommandKind
 #define KMD_CMD_MAX_ARGS 4
 
 /*
- * KmdCommand.rules: what the proposer of a row command did.  WIDE_DEFAULTS:
- * it decided the defaults holding a time inside composite and multirange
- * values too (rows.c, time_type_of).
+ * KmdCommand.rules: what the proposer of a command did, or asked for.
+ * WIDE_DEFAULTS: it decided the defaults holding a time inside composite
+ * and multirange values too (rows.c, time_type_of).  CONTAINED_CODE: the
+ * code its command runs is refused DDL, advisory locks and values that
+ * are one node's (keyrange.c, guard.c); an entry proposed before those
+ * refusals applies as it did, on every node, whatever version applies it.
  */
 #define KMD_RULE_WIDE_DEFAULTS 0x1
+#define KMD_RULE_CONTAINED_CODE 0x2
 
 typedef struct KmdCommand
 {
@@ -71,7 +75,7 @@ typedef struct KmdCommand
 									 * kept, by the proposer; 0: none */
 	uint64		generation;
 	uint64		sys_index;
-	uint32		rules;			/* KMD_RULE_*, of a row command's proposer */
+	uint32		rules;			/* KMD_RULE_*, of the command's proposer */
 	char	   *key;			/* NUL-terminated, may be "" */
 	char	   *payload;		/* NUL-terminated copy */
 	uint32		payload_len;

@@ -912,7 +912,7 @@ kmd_refuse_lookalike_triggers(Relation rel)
 					 errmsg("table \"%s\" has a trigger named %s that is not kommander's",
 							RelationGetRelationName(rel), t->tgname),
 					 errdetail("kmd_register_table names its own triggers so, and would take this one for its own."),
-					 errhint("Drop or rename the trigger through kmd_ddl(), then register the table.")));
+					 errhint("Drop or rename the trigger through kmd_ddl(), then register the table (a partition: detach it, through kmd_ddl(), first).")));
 	}
 }
 
@@ -1002,13 +1002,15 @@ refuse_feed_message(Oid funcid)
  * session-level one outlives the statement in the apply worker, held on
  * the nodes whose worker did not restart since.  Code a command of
  * kmd_propose runs takes none; kmd_ddl's statements, which every node
- * runs at the same point of every partition's log, take transaction-level
- * ones only (released at the apply transaction's end).
+ * runs at the same point of every partition's log, may wait for
+ * transaction-level ones (released at the apply transaction's end), and
+ * neither try one nor take one for the session.
  */
 static void
 refuse_advisory_lock(Oid funcid, bool row_command)
 {
 	bool		session;
+	bool		try = false;
 
 	switch (funcid)
 	{
@@ -1027,20 +1029,22 @@ refuse_advisory_lock(Oid funcid, bool row_command)
 		case F_PG_ADVISORY_UNLOCK_ALL:
 			session = true;
 			break;
-		case F_PG_ADVISORY_XACT_LOCK_INT8:
-		case F_PG_ADVISORY_XACT_LOCK_INT4_INT4:
-		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT8:
-		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT4_INT4:
 		case F_PG_TRY_ADVISORY_XACT_LOCK_INT8:
 		case F_PG_TRY_ADVISORY_XACT_LOCK_INT4_INT4:
 		case F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT8:
 		case F_PG_TRY_ADVISORY_XACT_LOCK_SHARED_INT4_INT4:
+			try = true;
+			/* FALLTHROUGH */
+		case F_PG_ADVISORY_XACT_LOCK_INT8:
+		case F_PG_ADVISORY_XACT_LOCK_INT4_INT4:
+		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT8:
+		case F_PG_ADVISORY_XACT_LOCK_SHARED_INT4_INT4:
 			session = false;
 			break;
 		default:
 			return;
 	}
-	if (session || row_command)
+	if (session || try || row_command)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("code applied by kommander cannot use %s advisory locks",
@@ -1097,9 +1101,13 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 		if (access == OAT_FUNCTION_EXECUTE)
 		{
 			refuse_feed_message(objectId);
-			refuse_advisory_lock(objectId, kmd_apply_range.user_command);
-			if (kmd_apply_range.user_command)
-				refuse_node_value(objectId);
+			/* entries from before these refusals apply as they did */
+			if (kmd_apply_range.contained)
+			{
+				refuse_advisory_lock(objectId, kmd_apply_range.user_command);
+				if (kmd_apply_range.user_command)
+					refuse_node_value(objectId);
+			}
 			return;
 		}
 		/* kmd_ddl's keys, on every node alike */

@@ -271,7 +271,24 @@ check_utility(Node *parsetree)
 			break;
 		case T_CopyStmt:
 			if (((CopyStmt *) parsetree)->is_from)
+			{
 				check_write(relation_of(((CopyStmt *) parsetree)->relation), "COPY FROM");
+				/* a file or a program of one node */
+				if (kmd_apply_range.user_command && kmd_apply_range.contained)
+					ereport(ERROR,
+							(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
+							 errmsg("command runs COPY FROM"),
+							 errdetail("What it reads is one node's: each node would store its own rows.")));
+			}
+			break;
+		case T_ExplainStmt:
+			{
+				/* EXPLAIN ANALYZE runs its statement: CREATE TABLE AS too */
+				Query	   *q = (Query *) ((ExplainStmt *) parsetree)->query;
+
+				if (IsA(q, Query) && q->commandType == CMD_UTILITY && q->utilityStmt != NULL)
+					check_utility(q->utilityStmt);
+			}
 			break;
 		case T_CreateTableAsStmt:
 			{
@@ -335,7 +352,8 @@ check_utility(Node *parsetree)
 	 * point of every partition's; and no image would carry it to a node
 	 * that catches up (kommander.ddl records kmd_ddl's only).
 	 */
-	if (kmd_apply_range.user_command && !row_command_may_run(parsetree))
+	if (kmd_apply_range.user_command && kmd_apply_range.contained &&
+		!row_command_may_run(parsetree))
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 				 errmsg("command runs %s", CreateCommandName(parsetree)),

@@ -722,6 +722,8 @@ propose_due(LedRange *r, TimestampTz now)
 		cmd.args[0] = (char *) r->what[i];
 		cmd.args[1] = cmd.key;
 		cmd.args[2] = psprintf(UINT64_FORMAT, r->renewed[i]);
+		/* the triggers of the rows it deletes, contained as a command's */
+		cmd.rules = KMD_RULE_CONTAINED_CODE;
 		data = kmd_command_encode(&cmd, &len);
 		if (raft_propose(r->g->r, data, len, &index, &term) != RAFT_OK)
 			return i > 0;

@@ -964,6 +964,7 @@ replay_ddl(uint64 idx, const char *sql, const char *role)
 	kmd_apply_range.lo = 1;
 	kmd_apply_range.hi = 0;
 	kmd_apply_range.user_command = false;
+	kmd_apply_range.contained = false;
 	kmd_keys_replaying = true;
 	PG_TRY();
 	{
@@ -1500,6 +1501,9 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 			 SPI_execute("SELECT pg_catalog.set_config('session_replication_role', 'replica', true)",
 						 true, 0) != SPI_OK_SELECT))
 			elog(ERROR, "could not pin the settings of an image");
+		/* an image's own statements: not a command's code */
+		kmd_apply_range.user_command = false;
+		kmd_apply_range.contained = false;
 		kmd_applying = true;
 		/* the change feed: what follows replaces the partition's rows */
 		kmd_feed_mark_image(partition_id, index, term);
