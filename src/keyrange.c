@@ -249,7 +249,7 @@ row_command_may_run(Node *parsetree)
 		case T_CallStmt:
 		case T_ExplainStmt:
 		case T_LockStmt:
-		case T_CopyStmt:		/* COPY FROM is a write, checked as one */
+		case T_CopyStmt:		/* COPY FROM: refused by check_utility */
 		case T_FetchStmt:
 		case T_ClosePortalStmt:
 			return true;
