@@ -62,6 +62,8 @@ typedef enum KmdCommandKind
  */
 #define KMD_RULE_WIDE_DEFAULTS 0x1
 #define KMD_RULE_CONTAINED_CODE 0x2
+/* an entry asking for another stops its partition here (wire.c) */
+#define KMD_RULES_KNOWN (KMD_RULE_WIDE_DEFAULTS | KMD_RULE_CONTAINED_CODE)
 
 typedef struct KmdCommand
 {

@@ -325,7 +325,8 @@ kmd_command_decode(const char *data, uint32 len, KmdCommand *cmd)
 	if (pb == NULL)
 		return false;
 	if (pb->version != KMD_COMMAND_VERSION || pb->kind < KMD_CMD_ROWS ||
-		pb->kind > KMD_CMD_MAX || pb->n_args > KMD_CMD_MAX_ARGS)
+		pb->kind > KMD_CMD_MAX || pb->n_args > KMD_CMD_MAX_ARGS ||
+		(pb->rules & ~KMD_RULES_KNOWN) != 0)
 		return false;
 	cmd->kind = pb->kind;
 	cmd->origin_node = pb->origin_node;
@@ -366,6 +367,9 @@ kmd_command_problem(const char *data, uint32 len)
 	else if (pb->n_args > KMD_CMD_MAX_ARGS)
 		why = psprintf("its command has %zu arguments, more than %d",
 					   pb->n_args, KMD_CMD_MAX_ARGS);
+	else if ((pb->rules & ~KMD_RULES_KNOWN) != 0)
+		why = psprintf("its command asks for rules 0x%x, unknown to this node",
+					   pb->rules & ~KMD_RULES_KNOWN);
 	else
 		why = NULL;
 	kommander__command__free_unpacked(pb, &kmd_pb_allocator);

@@ -1,7 +1,8 @@
 # 142_undecodable_entries_stop_their_partition.pl
 #   An entry this node cannot decode (a command of an unknown version, as
 #   during a rolling upgrade; a command kind it does not know; an entry
-#   type it does not know) stops its partition's apply on this node, with
+#   type it does not know; rules of applying it does not know) stops its
+#   partition's apply on this node, with
 #   an error naming the entry in kommander.partitions and in the log,
 #   instead of being skipped; the other partitions go on.
 #
@@ -20,20 +21,21 @@ use KmdTest;
 
 my ($node) = KmdTest::new_cluster(1);
 KmdTest::create_kv($node);
-$node->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(4)');
+$node->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(5)');
 KmdTest::wait_leaders($node);
 my @parts = split /\n/, $node->safe_psql('postgres',
 	'SELECT partition_id FROM kommander.partitions WHERE partition_id > 0 ORDER BY partition_id');
-is(scalar(@parts), 4, 'four user partitions');
+is(scalar(@parts), 5, 'five user partitions');
 
 # an entry of each of the first three partitions, rewritten in the log as
 # a newer node could have written it
 my %bad = (
 	$parts[0] => [ q{data = '\x08021001'}, qr/command version 2 is unknown to this node/ ],
 	$parts[1] => [ q{data = '\x08011063'}, qr/command kind 99 is unknown to this node/ ],
-	$parts[2] => [ q{kind = 9}, qr/entry type 9 is unknown to this node/ ]);
+	$parts[2] => [ q{kind = 9}, qr/entry type 9 is unknown to this node/ ],
+	$parts[3] => [ q{data = '\x080110017004'}, qr/asks for rules 0x4, unknown to this node/ ]);
 my %index;
-for my $p (@parts[ 0 .. 2 ])
+for my $p (@parts[ 0 .. 3 ])
 {
 	my $key = KmdTest::key_in($node, $p, 'u');
 	$index{$p} = $node->safe_psql('postgres',
@@ -42,14 +44,14 @@ for my $p (@parts[ 0 .. 2 ])
 my $updates = join("\n", map {
 	"UPDATE kommander.log SET $bad{$_}[0] WHERE partition_id = $_ AND idx = $index{$_};\n"
 	  . "UPDATE kommander.applied SET applied_index = $index{$_} - 1 WHERE partition_id = $_;"
-} @parts[ 0 .. 2 ]);
+} @parts[ 0 .. 3 ]);
 my $apply_pid = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'kommander apply'";
 my $pid = $node->safe_psql('postgres', $apply_pid);
 $node->safe_psql('postgres', "BEGIN;\n$updates\nCOMMIT;\nSELECT pg_terminate_backend($pid);");
 ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($apply_pid) a WHERE pid <> $pid"),
 	'the apply worker starts again, and reads the entries from the log');
 
-for my $p (@parts[ 0 .. 2 ])
+for my $p (@parts[ 0 .. 3 ])
 {
 	ok($node->poll_query_until('postgres',
 			"SELECT stalled = 'stopped' FROM kommander.partitions WHERE partition_id = $p"),
@@ -65,10 +67,10 @@ ok($node->log_contains(qr/partition $parts[0] cannot apply entry $index{$parts[0
 	'the log names the entry');
 
 # the other partition applies, the stopped ones do not
-my $other = KmdTest::key_in($node, $parts[3], 'v');
+my $other = KmdTest::key_in($node, $parts[4], 'v');
 is($node->safe_psql('postgres',
 		"SELECT kmd_propose('$other', '{\"op\":\"insert\",\"table\":\"kv\",\"row\":{\"k\":\"$other\",\"v\":\"y\"}}') > 0"),
-	't', 'the fourth partition goes on');
+	't', 'the fifth partition goes on');
 my $stuck = KmdTest::key_in($node, $parts[0], 'w');
 my ($rc, $out, $err) = $node->psql('postgres',
 	"SET kommander.propose_timeout = 2000; SELECT kmd_propose('$stuck', "
