@@ -330,7 +330,7 @@ cancelled_after_send(KmdSlot *slot, int32 partition_id)
 	edata = CopyErrorData();
 	FlushErrorState();
 	MemoryContextSwitchTo(old);
-	kmd_stat_add(KMD_STAT_OUTCOME_UNKNOWN, partition_id, 1);
+	count_outcome(partition_id, KMD_SLOT_SENT, NULL);
 	ereport(ERROR,
 			(errcode(ERRCODE_KMD_OUTCOME_UNKNOWN),
 			 errmsg("proposal outcome unknown: the wait for partition %d was cancelled", partition_id),

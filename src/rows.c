@@ -501,9 +501,9 @@ registered(Oid relid)
 
 	values[0] = ObjectIdGetDatum(relid);
 	SPI_connect();
-	/* not read-only: a registration applied in this transaction counts */
+	/* read-only: the apply advances the command id before each entry */
 	if (kmd_plan_execute("SELECT 1 FROM kommander.tables WHERE relid OPERATOR(pg_catalog.=) $1",
-						 1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+						 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	found = SPI_processed > 0;
 	SPI_finish();
@@ -1099,7 +1099,7 @@ kmd_rows_applier_fn(const char *name, Oid *fn)
 	/* qualified: the caller's search_path must not choose the applier */
 	if (kmd_plan_execute("SELECT fn::pg_catalog.oid FROM kommander.appliers "
 						 "WHERE name OPERATOR(pg_catalog.=) $1",
-						 1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+						 1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.appliers");
 	found = SPI_processed > 0;
 	*fn = found ?

@@ -892,9 +892,10 @@ kmd_image_clear(List *partitions)
 	uint64	   *term;
 
 	/*
-	 * Not read-only: an entry applied before in this transaction may have
-	 * dropped or registered a table, and a read-only read would take the
-	 * snapshot the transaction began with.
+	 * Not read-only: an image's install replays kmd_ddl statements before
+	 * this in its one transaction, outside the apply loop that advances
+	 * the snapshot's command id per entry, and one of them may have dropped
+	 * or registered a table.
 	 */
 	if (SPI_execute("SELECT relid FROM (SELECT t.relid FROM kommander.tables t "
 					"WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c "

@@ -42,14 +42,9 @@ $locker->query_safe('BEGIN');
 $locker->query_safe('LOCK TABLE kommander.roster IN SHARE MODE');
 
 my @removers = map {
-	my ($o, $e) = ('', '');
-	my $h = IPC::Run::start(
-		[
-			'psql', '-X', '-q', '-v', 'VERBOSITY=verbose', '-d', KmdTest::conninfo($n1), '-c',
-			"SET kommander.propose_timeout = 4000; SELECT kmd_remove_node('node3')"
-		],
-		'>', \$o, '2>', \$e);
-	{ h => $h, err => \$e }
+	my ($h, $err) = KmdTest::start_sql($n1,
+		"SET kommander.propose_timeout = 4000; SELECT kmd_remove_node('node3')");
+	{ h => $h, err => $err }
 } 1 .. 2;
 $n1->poll_query_until('postgres',
 	q{SELECT count(*) = 2 FROM pg_stat_activity WHERE query LIKE '%kmd_remove_node(''node3'')%'
@@ -93,14 +88,9 @@ my @lockers = map {
 } ($n1, $n2);
 my @crossed = map {
 	my ($node, $other) = @$_;
-	my ($o, $e) = ('', '');
-	my $h = IPC::Run::start(
-		[
-			'psql', '-X', '-q', '-v', 'VERBOSITY=verbose', '-d', KmdTest::conninfo($node), '-c',
-			"SET kommander.propose_timeout = 4000; SELECT kmd_remove_node('$other')"
-		],
-		'>', \$o, '2>', \$e);
-	{ h => $h, err => \$e, target => $other eq 'node1' ? $n1 : $n2 }
+	my ($h, $err) = KmdTest::start_sql($node,
+		"SET kommander.propose_timeout = 4000; SELECT kmd_remove_node('$other')");
+	{ h => $h, err => $err, target => $other eq 'node1' ? $n1 : $n2 }
 } ([ $n1, 'node2' ], [ $n2, 'node1' ]);
 for my $node ($n1, $n2)
 {

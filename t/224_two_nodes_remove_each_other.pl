@@ -27,14 +27,9 @@ KmdTest::wait_converged(\@nodes);
 
 my @calls = map {
 	my ($node, $other) = @$_;
-	my ($o, $e) = ('', '');
-	my $h = IPC::Run::start(
-		[
-			'psql', '-X', '-q', '-v', 'VERBOSITY=verbose', '-d', KmdTest::conninfo($node), '-c',
-			"SET kommander.propose_timeout = 8000; SELECT kmd_remove_node('$other')"
-		],
-		'>', \$o, '2>', \$e);
-	{ h => $h, err => \$e, what => $node->name . " removing $other" }
+	my ($h, $err) = KmdTest::start_sql($node,
+		"SET kommander.propose_timeout = 8000; SELECT kmd_remove_node('$other')");
+	{ h => $h, err => $err, what => $node->name . " removing $other" }
 } ([ $n1, 'node2' ], [ $n2, 'node1' ]);
 for my $c (@calls)
 {

@@ -301,6 +301,18 @@ sub error_of
 	return ($rc, $code // '', $msg // $err);
 }
 
+# Start $sql through psql on $node without waiting for it; returns the
+# IPC::Run handle (finish it) and a reference to its stderr, verbose.
+sub start_sql
+{
+	my ($node, $sql) = @_;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-q', '-v', 'VERBOSITY=verbose', '-d', conninfo($node), '-c', $sql ],
+		'>', \$out, '2>', \$err);
+	return ($h, \$err);
+}
+
 # A digest of everything a node holds by consensus: every control table's
 # rows, the counters, the roster, the live partitions of the map and the
 # remembered outcomes of requests.
