@@ -130,7 +130,8 @@ CREATE TABLE kommander.appliers (
 CREATE TABLE kommander.ddl (
     idx     bigint PRIMARY KEY,
     command text NOT NULL,
-    role    text
+    role    text,
+    rules   int NOT NULL DEFAULT 0  -- the entry's KMD_RULE_* bits
 );
 
 -- The outcome of each recent command that carried a "request_id", so that

@@ -563,6 +563,26 @@ int_field(Jsonb *j, const char *name)
 	return DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(need_text(j, name))));
 }
 
+/*
+ * A kommander.ddl row's rules: none from a node whose table has no such
+ * column (its statements were applied without them), and none that this
+ * node does not know, as decoding an entry refuses them.
+ */
+static uint32
+rules_field(Jsonb *j)
+{
+	const char *t = text_field(j, "rules");
+	int64		rules;
+
+	if (t == NULL)
+		return 0;
+	rules = DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(t)));
+	if (rules < 0 || (rules & ~(int64) KMD_RULES_KNOWN) != 0)
+		elog(ERROR, "malformed image manifest: rules " INT64_FORMAT " of a kmd_ddl statement are not known here",
+			 rules);
+	return (uint32) rules;
+}
+
 /* A field of `j' as its own jsonb: an object or an array, never absent. */
 static Jsonb *
 sub_field(Jsonb *j, const char *name)
@@ -952,12 +972,14 @@ kmd_image_clear(List *partitions)
  * Unchecked, a statement that caught the refusal of a temporary object
  * would leave one here: a type named like a catalog type, which the
  * install's own statements, run as superuser, would find before
- * pg_catalog's.  The rules on keys and triggers (kmd_keys_replaying),
- * which decide what every node accepts, are not checked again: the
- * statement passed them where it was applied.
+ * pg_catalog's.  The refusals its entry's `rules' asked for (a try of
+ * an advisory lock) are made again: a statement that caught one would
+ * otherwise take another branch here.  The rules on keys and triggers
+ * (kmd_keys_replaying), which decide what every node accepts, are not
+ * checked again: the statement passed them where it was applied.
  */
 static void
-replay_ddl(uint64 idx, const char *sql, const char *role)
+replay_ddl(uint64 idx, const char *sql, const char *role, uint32 rules)
 {
 	KmdKeyRange saved = kmd_apply_range;
 
@@ -965,11 +987,11 @@ replay_ddl(uint64 idx, const char *sql, const char *role)
 	kmd_apply_range.lo = 1;
 	kmd_apply_range.hi = 0;
 	kmd_apply_range.user_command = false;
-	kmd_apply_range.contained = false;
+	kmd_apply_range.contained = (rules & KMD_RULE_CONTAINED_CODE) != 0;
 	kmd_keys_replaying = true;
 	PG_TRY();
 	{
-		kmd_syscommand_ddl(idx, sql, role);
+		kmd_syscommand_ddl(idx, sql, role, rules);
 	}
 	PG_FINALLY();
 	{
@@ -990,7 +1012,7 @@ replay_ddl(uint64 idx, const char *sql, const char *role)
  * later with the rows kept.
  */
 static void
-install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
+install_ddl(uint64 idx, const char *sql, const char *role, uint32 rules, bool *cleared)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1003,7 +1025,7 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 	PG_TRY();
 	{
 		kmd_failures_watch(&watch);
-		replay_ddl(idx, sql, role);
+		replay_ddl(idx, sql, role, rules);
 		kmd_failures_unwatch(&watch);
 		if (kmd_failure_caught(&failure))
 			ereport(ERROR,
@@ -1033,7 +1055,7 @@ install_ddl(uint64 idx, const char *sql, const char *role, bool *cleared)
 	if (!*cleared)
 		kmd_image_clear(NIL);
 	*cleared = true;
-	replay_ddl(idx, sql, role);
+	replay_ddl(idx, sql, role, rules);
 }
 
 /*
@@ -1091,7 +1113,8 @@ install_system(Jsonb *system, uint64 index, bool *cleared)
 								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read kommander.ddl");
 		if (SPI_processed == 0)
-			install_ddl(idx, need_text(entry, "command"), text_field(entry, "role"), cleared);
+			install_ddl(idx, need_text(entry, "command"), text_field(entry, "role"),
+						rules_field(entry), cleared);
 	}
 
 	/* registrations: the tables, with their guard, and the appliers */

@@ -78,11 +78,11 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 }
 
 void
-kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
+kmd_syscommand_ddl(uint64 index, const char *sql, const char *role, uint32 rules)
 {
-	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			types[4] = {INT8OID, TEXTOID, TEXTOID, INT4OID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
 	Oid			roleid = InvalidOid;
 	KmdRoleSaved saved;
 	volatile bool done = false;
@@ -138,8 +138,9 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role)
 	values[1] = CStringGetTextDatum(sql);
 	values[2] = role != NULL ? CStringGetTextDatum(role) : (Datum) 0;
 	nulls[2] = role != NULL ? ' ' : 'n';
-	if (SPI_execute_with_args("INSERT INTO kommander.ddl VALUES ($1, $2, $3)",
-							  3, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	values[3] = Int32GetDatum((int32) rules);
+	if (SPI_execute_with_args("INSERT INTO kommander.ddl VALUES ($1, $2, $3, $4)",
+							  4, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record kmd_ddl statement " UINT64_FORMAT, index);
 }
 
@@ -850,7 +851,8 @@ kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id, uint64 index,
 			elog(ERROR, "a row command is not a system command");
 			break;
 		case KMD_CMD_DDL:
-			kmd_syscommand_ddl(index, cmd->payload, cmd->n_args > 0 ? cmd->args[0] : NULL);
+			kmd_syscommand_ddl(index, cmd->payload, cmd->n_args > 0 ? cmd->args[0] : NULL,
+							   cmd->rules);
 			return 0;
 		case KMD_CMD_REGISTER_TABLE:
 			apply_register_table(cmd, index);

@@ -37,11 +37,13 @@ extern int	kmd_syscommand_apply(const KmdCommand *cmd, int32 partition_id,
 /*
  * Run a kmd_ddl statement committed at system index `index' as `role' (the
  * role that called kmd_ddl; NULL for an entry that names none: as the
- * apply worker's superuser) and record it in kommander.ddl (SPI connected,
- * in the caller's subtransaction).  A role this node does not have fails
- * the statement.
+ * apply worker's superuser) and record it in kommander.ddl with the entry's
+ * `rules' (KMD_RULE_*), which an image's replay of it follows (SPI
+ * connected, in the caller's subtransaction).  A role this node does not
+ * have fails the statement.
  */
-extern void kmd_syscommand_ddl(uint64 index, const char *sql, const char *role);
+extern void kmd_syscommand_ddl(uint64 index, const char *sql, const char *role,
+							   uint32 rules);
 
 /*
  * Make a registered table a control table here: the guard trigger, and

@@ -9,6 +9,9 @@
 #     that replays it: the install's own statements would find that type
 #     before pg_catalog's and call the function of its check, here one
 #     that makes its author a superuser.
+#   - It refuses what their entries' rules refused where they were
+#     applied: a statement that caught the refusal of a try of an advisory
+#     lock takes the same branch on the node that replays it.
 #   - A user partition's image copies rows into a control table whose
 #     check runs its owner's function: as the owner, restricted as
 #     Postgres restricts an owner's code in maintenance, so it can make
@@ -46,6 +49,7 @@ GRANT EXECUTE ON FUNCTION kmd_ddl(text) TO mallory;
 # (a temporary table's row type, named text), and notes how that went in
 # a table of each node's own
 $n1->safe_psql('postgres', q{
+SELECT kmd_ddl($ddl$CREATE TABLE public.branch (what text)$ddl$);
 SELECT kmd_ddl($ddl$CREATE TABLE public.probe (what text);
 GRANT INSERT ON public.probe TO mallory$ddl$);
 SET ROLE mallory;
@@ -87,6 +91,14 @@ BEGIN
   CREATE DOMAIN pg_temp.regclass AS pg_catalog.regclass CHECK (public.evil(VALUE));
 EXCEPTION WHEN others THEN NULL;
 END $d$$ddl$);
+RESET ROLE;
+SELECT kmd_ddl($ddl$DO $d$
+BEGIN
+  PERFORM pg_try_advisory_xact_lock(1);
+  INSERT INTO public.branch VALUES ('locked');
+EXCEPTION WHEN others THEN
+  INSERT INTO public.branch VALUES ('refused');
+END $d$$ddl$);
 });
 ok(KmdTest::compact_system_past($n1, $sys + 2), 'node1 compacted the system partition past node3');
 ok(KmdTest::compact_past($n1, 1, $user), 'and partition 1');
@@ -105,6 +117,11 @@ for my $node (@nodes)
 {
 	is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}),
 		'f', $node->name . ': the statement\'s author is no superuser');
+}
+for my $node (@nodes)
+{
+	is($node->safe_psql('postgres', 'SELECT string_agg(what, \',\') FROM branch'), 'refused',
+		$node->name . ': the statement that tried an advisory lock was refused it');
 }
 ok(!$n3->log_contains(qr/holds temporary objects/, $offset),
 	'the replay left no temporary object in node3\'s apply worker');
