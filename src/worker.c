@@ -637,6 +637,16 @@ hold_sends(bool appended)
  * the durability order of raft.h.  Returns whether a group has more;
  * *worked says whether any group had something.
  */
+/* qsort: GroupReady by partition id */
+static int
+ready_by_partition(const void *a, const void *b)
+{
+	int32		x = ((const GroupReady *) a)->g->partition_id;
+	int32		y = ((const GroupReady *) b)->g->partition_id;
+
+	return (x > y) - (x < y);
+}
+
 static bool
 process_ready(bool *worked)
 {
@@ -644,6 +654,7 @@ process_ready(bool *worked)
 	KmdGroup   *g;
 	GroupReady *ready;
 	int			n = 0;
+	int			n_snapshots = 0;
 	int			cap = 16;
 	bool		persist = false;
 	bool		more = false;
@@ -664,6 +675,8 @@ process_ready(bool *worked)
 		ready[n].g = g;
 		raft_ready_get(g->r, &ready[n].rd);
 		ready[n].early = !needs_sync(g, &ready[n].rd);
+		if (ready[n].rd.has_snapshot)
+			n_snapshots++;
 		if (!ready[n].early)
 			persist = true;
 		else if (ready[n].rd.has_hard_state)
@@ -677,6 +690,15 @@ process_ready(bool *worked)
 	*worked = n > 0;
 	if (n == 0)
 		return false;
+
+	/*
+	 * Snapshot markers of several groups: their rows of kommander.snapshot
+	 * in partition order, as compaction and the apply worker take them
+	 * (hash order could deadlock with the apply worker's marking of
+	 * partitions for images, the detector ending one of the two).
+	 */
+	if (n_snapshots > 1)
+		qsort(ready, n, sizeof(GroupReady), ready_by_partition);
 
 	/*
 	 * A batch that needs no flush (a new commit index, and nothing else to
