@@ -373,6 +373,15 @@ SELECT err('SELECT kmd_ddl(''ALTER TABLE public.pk DROP CONSTRAINT pk_pkey, ADD 
 SELECT kmd_ddl('ALTER TABLE public.pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (ident)') > 0 AS key_narrowed;
 SELECT kmd_ddl('ALTER TABLE public.pk DROP COLUMN n') > 0 AS old_key_column_dropped_after;
 SELECT pk - 'ident' AS pk FROM kommander.lease_rows WHERE lease = :held_lease;
+-- a key whose first column changes gives the held row another routing
+-- key, maybe another partition than its lease's, where the lease's end
+-- could not delete it: refused too, as is a new type of the column that
+-- writes the key as other text
+SELECT kmd_ddl('ALTER TABLE public.pk ADD COLUMN r text NOT NULL DEFAULT ''x''') > 0 AS column_added;
+SELECT err('SELECT kmd_ddl(''ALTER TABLE public.pk DROP CONSTRAINT pk_pkey, ADD PRIMARY KEY (r, ident)'')');
+SELECT err('SELECT kmd_ddl(''ALTER TABLE public.pk ALTER COLUMN ident TYPE char(12)'')');
+SELECT kmd_ddl('ALTER TABLE public.pk ALTER COLUMN ident TYPE varchar(40)') > 0 AS same_text;
+SELECT r.key = hk.keep_k AS is_keep_k FROM kommander.lease_rows r, hk WHERE r.lease = :held_lease AND r.tbl = 'public.pk';
 SELECT kmd_ddl('CREATE TABLE public.pkn (id text, v numeric(10,2), n int NOT NULL, PRIMARY KEY (id, v))') > 0 AS ddl_done;
 SELECT kmd_register_table('public.pkn');
 SELECT kmd_propose(keep_k, format('{"op":"insert","table":"pkn","row":{"id":"%s","v":1.25,"n":1},"lease":%s}', keep_k, :held_lease)::jsonb) > 0 AS attached,

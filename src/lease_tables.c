@@ -155,7 +155,8 @@ kmd_lease_tables_ran(void)
 
 /*
  * The query that finds, as the table's owner, the rows that the old keys
- * `$1' (jsonb[]) name: their number in `$1' and their new key.  The old
+ * `$1' (jsonb[]) name: their number in `$1', their new key and its first
+ * column (the routing column).  The old
  * key's values are read as the types they had, and cast to those their
  * columns have now, as ALTER COLUMN TYPE without USING converted the
  * rows (one with USING is refused while rows are held: see
@@ -176,7 +177,8 @@ rekey_query(const char *tbl, Oid relid, List *before, List *now)
 		appendStringInfo(&buf, "%s%s, t.%s", lc == list_head(now) ? "" : ", ",
 						 quote_literal_cstr(c->name), quote_identifier(c->name));
 	}
-	appendStringInfoString(&buf, ") FROM pg_catalog.unnest($1) WITH ORDINALITY AS o (pk, i), "
+	appendStringInfo(&buf, "), t.%s", quote_identifier(((KeyColumn *) linitial(now))->name));
+	appendStringInfoString(&buf, " FROM pg_catalog.unnest($1) WITH ORDINALITY AS o (pk, i), "
 						   "LATERAL pg_catalog.jsonb_to_record(pg_catalog.jsonb_build_object(");
 	foreach(lc, before)
 	{
@@ -216,20 +218,36 @@ rekey_query(const char *tbl, Oid relid, List *before, List *now)
 
 /*
  * Run rekey_query for the old keys `old_pks' of table `t', named `tbl'
- * now, as the table's owner: its types' and operators' code runs.
+ * now, as the table's owner: its types' and operators' code runs, the
+ * output function of the routing column's type too, which makes the text
+ * of each row's routing key (returned, one per row found).
  */
-static void
+static char **
 find_rows(LeasedTable *t, const char *tbl, List *now, ArrayType *old_pks)
 {
 	Oid			types[1] = {JSONBARRAYOID};
 	Datum		values[1] = {PointerGetDatum(old_pks)};
 	KmdRoleSaved saved;
 	volatile bool done = false;
+	char	  **volatile routing = NULL;
 
 	kmd_role_enter(&saved, kmd_rel_owner(t->relid));
 	PG_TRY();
 	{
+		Oid			output;
+		bool		varlena;
+
 		exec_sql(rekey_query(tbl, t->relid, t->key, now), 1, types, values, SPI_OK_SELECT);
+		routing = palloc(sizeof(char *) * Max(SPI_processed, 1));
+		getTypeOutputInfo(TupleDescAttr(SPI_tuptable->tupdesc, 2)->atttypid, &output, &varlena);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			Datum		v = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3, &isnull);
+
+			/* a primary-key column: never null */
+			routing[r] = isnull ? NULL : OidOutputFunctionCall(output, v);
+		}
 		done = true;
 	}
 	PG_FINALLY();
@@ -237,6 +255,7 @@ find_rows(LeasedTable *t, const char *tbl, List *now, ArrayType *old_pks)
 		kmd_role_leave(&saved, done);
 	}
 	PG_END_TRY();
+	return routing;
 }
 
 /*
@@ -244,8 +263,11 @@ find_rows(LeasedTable *t, const char *tbl, List *now, ArrayType *old_pks)
  * primary key `now', from the key they were noted under: each row the old
  * key still finds is noted under its new key, one it no longer finds (the
  * statement deleted it) is no longer attached.  Refused when the table
- * has no primary key left, when a column of the old key is gone, or when
- * an old key finds two rows: which of them a lease holds would be a guess.
+ * has no primary key left, when a column of the old key is gone, when
+ * an old key finds two rows (which of them a lease holds would be a
+ * guess), or when a row's routing key changes: the lease and the notes of
+ * its rows are its partition's, and its end, applied there, could not
+ * delete a row that another partition holds now.
  */
 static void
 rekey(LeasedTable *t, const char *tbl, List *now)
@@ -261,6 +283,7 @@ rekey(LeasedTable *t, const char *tbl, List *now)
 	Datum	   *new_pks;
 	bool	   *found;
 	int			kept = 0;
+	char	  **routing;
 
 	if (now == NIL)
 		ereport(ERROR,
@@ -304,7 +327,7 @@ rekey(LeasedTable *t, const char *tbl, List *now)
 		leases[i] = SPI_getbinval(row, desc, 3, &isnull);
 	}
 
-	find_rows(t, tbl, now, construct_array(old_pks, n, JSONBOID, -1, false, TYPALIGN_INT));
+	routing = find_rows(t, tbl, now, construct_array(old_pks, n, JSONBOID, -1, false, TYPALIGN_INT));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
@@ -316,6 +339,14 @@ rekey(LeasedTable *t, const char *tbl, List *now)
 					 errmsg("kmd_ddl cannot change the primary key of control table %s: the old key %s of a row a lease holds finds more than one row",
 							tbl, JsonbToCString(NULL, &DatumGetJsonbP(old_pks[i])->root, 0)),
 					 errdetail("A lease notes the rows it holds under their primary key."),
+					 errhint("End the leases holding rows of %s first.", tbl)));
+		if (routing[r] == NULL || strcmp(routing[r], TextDatumGetCString(keys[i])) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("kmd_ddl cannot change the routing key of rows of control table %s that leases hold",
+							tbl),
+					 errdetail("The row a lease holds under key \"%s\" would have the routing key \"%s\"; a lease holds rows of its own partition.",
+							   TextDatumGetCString(keys[i]), routing[r] ? routing[r] : ""),
 					 errhint("End the leases holding rows of %s first.", tbl)));
 		found[i] = true;
 		new_pks[i] = datumCopy(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull),
