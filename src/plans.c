@@ -7,7 +7,9 @@
  * columns it names, and a proposal checks its tables with the same few
  * queries: parsing and planning them anew each time was the largest cost
  * of a write.  Plans are kept per process, keyed by the statement's text
- * and argument types, and dropped all at once when there are too many.
+ * and argument types, and dropped all at once when there are too many,
+ * but never while one of them runs: a statement's trigger may run kept
+ * statements of its own (the lease notes of a row deleted).
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -38,6 +40,7 @@ typedef struct KeptPlan
 
 static HTAB *plans = NULL;
 static MemoryContext plans_cxt = NULL;
+static int	running = 0;		/* kept plans executing, nested in each other */
 
 static void
 make_table(void)
@@ -77,6 +80,7 @@ kmd_plan_execute(const char *sql, int nargs, Oid *types, Datum *values,
 	uint64		hash;
 	KeptPlan   *p;
 	bool		found;
+	int			rc;
 
 	if (nargs > MAX_ARGS)
 		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
@@ -90,6 +94,9 @@ kmd_plan_execute(const char *sql, int nargs, Oid *types, Datum *values,
 	p = hash_search(plans, &hash, HASH_FIND, NULL);
 	if (p != NULL && (strcmp(p->sql, sql) != 0 || p->nargs != nargs ||
 					  (nargs > 0 && memcmp(p->types, types, sizeof(Oid) * nargs) != 0)))
+		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
+	/* full while a kept plan runs: freeing that one would pull it from under it */
+	if (p == NULL && running > 0 && hash_get_num_entries(plans) >= MAX_PLANS)
 		return SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, count);
 	if (p == NULL)
 	{
@@ -109,5 +116,15 @@ kmd_plan_execute(const char *sql, int nargs, Oid *types, Datum *values,
 			memcpy(p->types, types, sizeof(Oid) * nargs);
 		p->plan = plan;
 	}
-	return SPI_execute_plan(p->plan, values, nulls, read_only, count);
+	running++;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
+	}
+	PG_FINALLY();
+	{
+		running--;
+	}
+	PG_END_TRY();
+	return rc;
 }
