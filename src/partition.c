@@ -403,6 +403,12 @@ kmd_merge(PG_FUNCTION_ARGS)
 	ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
 	while (!merge_ready(left, right))
 	{
+		/* another call, or the cluster, finished it meanwhile */
+		if (merged_into(right) == left)
+		{
+			ConditionVariableCancelSleep();
+			PG_RETURN_INT32(left);
+		}
 		if (GetCurrentTimestamp() >= deadline)
 		{
 			ConditionVariableCancelSleep();
