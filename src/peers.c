@@ -336,7 +336,8 @@ send_held_answers(void)
  * Send a batch, split in two until each part packs below KMD_MAX_BATCH (a
  * receiver's inbox refuses what it has no room for, and a batch larger
  * than the inbox would never fit).  The parts point into the batch's own
- * arrays.
+ * arrays.  Sized before it is packed: the appends of a loop that catches
+ * followers up may come to more than one allocation holds.
  */
 static void
 send_batch(KmdOutBatch *b)
@@ -346,10 +347,13 @@ send_batch(KmdOutBatch *b)
 	KmdOutBatch first;
 	KmdOutBatch rest;
 
-	data = kmd_batch_pack(b, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
-	if (len <= KMD_MAX_BATCH || b->n_msgs + b->n_forwards + b->n_results <= 1)
+	if (kmd_batch_packed_size(b, kmd_shared->cluster_id, kmd_shared->local_node_id) <= KMD_MAX_BATCH ||
+		b->n_msgs + b->n_forwards + b->n_results <= 1)
 	{
-		KmdSendResult sent = kmd_transport_send(&transport, b->to_node, data, len);
+		KmdSendResult sent;
+
+		data = kmd_batch_pack(b, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
+		sent = kmd_transport_send(&transport, b->to_node, data, len);
 
 		if (sent == KMD_SEND_QUEUED)
 			last_sent_for(b->to_node)->at = GetCurrentTimestamp();
@@ -375,7 +379,6 @@ send_batch(KmdOutBatch *b)
 		}
 		return;
 	}
-	pfree(data);
 
 	/* the first part takes half of the first kind that has items */
 	first = *b;
