@@ -124,8 +124,16 @@ kmd_events_syscommand(const KmdCommand *cmd, int32 partition_id, uint64 index,
 			/* its first step marks the node, its second takes it out */
 			change = (changed & KMD_SYS_MARKED) ? "removing" : "remove";
 			break;
-		case KMD_CMD_ROWS:
 		case KMD_CMD_DDL:
+			/*
+			 * What it changed in rows by the catalog alone (a partition
+			 * attached, detached or dropped) or by rewriting a table is in
+			 * no row change of the feed.  The index only: a statement may
+			 * be longer than a notification takes.
+			 */
+			appendStringInfo(&buf, "{\"event\":\"ddl\",\"index\":" UINT64_FORMAT "}", index);
+			break;
+		case KMD_CMD_ROWS:
 		case KMD_CMD_REGISTER_TABLE:
 		case KMD_CMD_REGISTER_APPLIER:
 		case KMD_CMD_ALLOC_PARTITION:

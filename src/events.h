@@ -59,7 +59,7 @@ extern void kmd_event(const char *json);
  * The apply worker, in the subtransaction of a system command it applied
  * at `index' of `partition_id' (result: the command's result text;
  * changed: what kmd_syscommand_apply returned): the event of a split,
- * freeze, merge or roster change.
+ * freeze, merge, roster change or kmd_ddl statement.
  */
 extern void kmd_events_syscommand(const KmdCommand *cmd, int32 partition_id,
 								  uint64 index, const char *result, int changed);

@@ -372,5 +372,25 @@ my @system = map { decode_json($_) } grep { $_ ne '' } split /\n/, $n2->safe_psq
 is(scalar(grep { ($_->{op} // '') eq 'snapshot' } @system), 0, 'but not the image mark of a role\'s own');
 is(scalar(grep { ($_->{event} // '') eq 'forged' } @system), 0, 'nor its event');
 
+# a kmd_ddl statement that ran is an event of its own: what such a
+# statement changes in rows by the catalog alone (a partition detached) is
+# in no row change
+my $ddl_index = $n1->safe_psql('postgres',
+	q{SELECT kmd_ddl('COMMENT ON TABLE public.parted IS ''rows by key''')});
+$n1->psql('postgres', q{SELECT kmd_ddl('COMMENT ON TABLE public.nothing_here IS NULL')});
+my $system_applied = $n1->safe_psql('postgres',
+	'SELECT applied_index FROM kommander.partitions WHERE partition_id = 0');
+$n2->poll_query_until('postgres',
+	"SELECT applied_index >= $system_applied FROM kommander.partitions WHERE partition_id = 0")
+  or die 'node2 did not apply the statements';
+$target = $n2->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+$n2->poll_query_until('postgres', "SELECT pg_current_wal_flush_lsn() >= '$target'") or die 'no flush';
+ok($n2->poll_query_until('postgres',
+	qq{SELECT count(*) > 0 FROM ($system) f WHERE data LIKE '%"event":"ddl","index":$ddl_index%'}),
+	"node2's feed has the kmd_ddl statement's event");
+@system = map { decode_json($_) } grep { $_ ne '' } split /\n/, $n2->safe_psql('postgres', $system);
+is(scalar(grep { ($_->{event} // '') eq 'ddl' && $_->{index} >= $ddl_index } @system), 1,
+	'once, and none for a statement that failed');
+
 $_->safe_psql('postgres', "SELECT pg_drop_replication_slot('feed')") for @nodes;
 done_testing();
