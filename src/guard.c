@@ -565,6 +565,28 @@ kmd_refuse_replica_triggers(Relation rel)
 	}
 }
 
+/*
+ * A control table keeps a replica identity that lasts: its primary key
+ * (DEFAULT) or FULL.  Any session of a node may publish the table, and
+ * Postgres refuses the updates and deletes of a published table that has
+ * none (NOTHING, or the index of USING INDEX dropped since): they would
+ * fail on that node alone.  Refused (0A000) for `identity', the replica
+ * identity of `relid' or of a partition that comes into it.
+ */
+static void
+refuse_identity(Oid relid, char identity)
+{
+	if (identity != REPLICA_IDENTITY_NOTHING && identity != REPLICA_IDENTITY_INDEX)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("control table %s keeps REPLICA IDENTITY DEFAULT or FULL", relation_name(relid)),
+			 errdetail("A publication made on one node alone would make its updates and deletes fail on that node only, %s.",
+					   identity == REPLICA_IDENTITY_NOTHING ? "as the table would have no replica identity" :
+					   "once the index of its replica identity is dropped"),
+			 errhint("Use REPLICA IDENTITY FULL for whole old rows in the WAL.")));
+}
+
 /* Does ALTER or DROP of `trigger' (NULL: every one) touch one of kommander's? */
 static bool
 names_guard(const char *trigger)
@@ -648,6 +670,7 @@ check_guard_kept(Node *parsetree)
 						{
 							Relation	prel = table_open(partition, AccessShareLock);
 
+							refuse_identity(relid, prel->rd_rel->relreplident);
 							kmd_refuse_replica_triggers(prel);
 							table_close(prel, AccessShareLock);
 							kmd_keys_check_table(partition);
@@ -657,6 +680,11 @@ check_guard_kept(Node *parsetree)
 					break;
 				case AT_SetUnLogged:
 					refuse_unguarding(relid, "SET UNLOGGED");
+					break;
+				case AT_ReplicaIdentity:
+					/* an image replays its log as it passed */
+					if (!kmd_keys_replaying)
+						refuse_identity(relid, ((ReplicaIdentityStmt *) cmd->def)->identity_type);
 					break;
 				case AT_AddOf:
 					/* its type's ALTER TYPE on one node would alter it there */
@@ -966,6 +994,19 @@ kmd_check_registrable(Oid relid)
 				 errhint("Disable row-level security on the table (and NO FORCE it) through kmd_ddl(), then register it.")));
 	kmd_refuse_replica_triggers(rel);
 	kmd_refuse_lookalike_triggers(rel);
+	refuse_identity(relid, rel->rd_rel->relreplident);
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		ListCell   *lc;
+
+		foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+		{
+			Relation	part = table_open(lfirst_oid(lc), NoLock);
+
+			refuse_identity(relid, part->rd_rel->relreplident);
+			table_close(part, NoLock);
+		}
+	}
 	/* registered again (a guard made before switched over): as it is */
 	if (!kmd_is_control_table(relid))
 	{
