@@ -152,6 +152,22 @@ SELECT direct_writes() - :before AS written_directly;
 SELECT id, to_jsonb(d) AS row, stored('dw4_direct', id) = stored('dw4_statement', id) AS same_bytes
   FROM dw4_direct d FULL JOIN dw4_statement s USING (id) ORDER BY id;
 
+-- an upsert finds its row as ON CONFLICT on the key's columns does:
+-- through every unique index of those columns, here one that compares
+-- names without their case, so BOB's upsert updates bob's row
+SELECT kmd_ddl($$CREATE COLLATION public.dw_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)$$) > 0 AS ddl_done;
+SELECT kmd_ddl(format($$CREATE TABLE public.%1$s (id text, name text, n int, PRIMARY KEY (id, name));
+                        CREATE UNIQUE INDEX %1$s_ci ON public.%1$s (id, name COLLATE public.dw_ci)$$, t)) > 0 AS ddl_done
+  FROM (VALUES ('dw5_direct'), ('dw5_statement')) v(t);
+SELECT kmd_ddl($$CREATE TRIGGER own AFTER INSERT OR UPDATE ON public.dw5_statement
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.dw_noop()$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.dw5_direct'), kmd_register_table('public.dw5_statement');
+SELECT dw('w1', '{"op":"insert","table":"T","row":{"id":"w1","name":"bob","n":1}}', 'dw5');
+SELECT dw('w1', '{"op":"upsert","table":"T","row":{"id":"w1","name":"BOB","n":2}}', 'dw5');
+SELECT dw('w1', '{"op":"upsert","table":"T","row":{"id":"w1","name":"ann","n":3}}', 'dw5');
+SELECT id, to_jsonb(d) AS row FROM dw5_direct d ORDER BY name;
+SELECT kmd_ddl('DROP TABLE public.dw5_direct, public.dw5_statement') > 0 AS ddl_done;
+
 -- a trigger of the guard's name that is not the guard is the table's own:
 -- the table is not registered (it was, with no guard), nor written
 SELECT kmd_ddl($$CREATE TABLE public.dw3 (id text PRIMARY KEY, n int)$$) > 0 AS ddl_done;

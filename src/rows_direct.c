@@ -24,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -85,6 +86,49 @@ sets_columns(RowCommand *c)
 }
 
 /*
+ * Does a unique index of `rel' other than its primary key hold the key's
+ * columns and no other?  ON CONFLICT on those columns takes every such
+ * index for an arbiter, whatever its collations and operator classes (a
+ * case-insensitive one finds a row the key's does not), where the direct
+ * upsert looks through the primary key alone.
+ */
+static bool
+other_arbiter(Relation rel)
+{
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Relation	pkrel = index_open(pk, AccessShareLock);
+	Bitmapset  *pkcols = NULL;
+	bool		other = false;
+	ListCell   *lc;
+
+	for (int i = 0; i < pkrel->rd_index->indnkeyatts; i++)
+		pkcols = bms_add_member(pkcols, pkrel->rd_index->indkey.values[i]);
+	index_close(pkrel, AccessShareLock);
+	foreach(lc, RelationGetIndexList(rel))
+	{
+		Relation	irel;
+		Bitmapset  *cols = NULL;
+
+		if (lfirst_oid(lc) == pk)
+			continue;
+		irel = index_open(lfirst_oid(lc), AccessShareLock);
+		/* ON CONFLICT without a WHERE takes no partial or expression index */
+		if (irel->rd_index->indisunique &&
+			heap_attisnull(irel->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(irel->rd_indextuple, Anum_pg_index_indpred, NULL))
+		{
+			for (int i = 0; i < irel->rd_index->indnkeyatts; i++)
+				cols = bms_add_member(cols, irel->rd_index->indkey.values[i]);
+			other = bms_equal(cols, pkcols);
+		}
+		index_close(irel, AccessShareLock);
+		if (other)
+			break;
+	}
+	return other;
+}
+
+/*
  * Can the row of `c' go to `rel' here?  (Its keys name columns of the
  * table, not system columns: parsing checked.)
  */
@@ -109,6 +153,8 @@ writable(Relation rel, RowCommand *c)
 			return false;
 	}
 	if (!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		return false;
+	if (c->op == OP_UPSERT && other_arbiter(rel))
 		return false;
 	/* the statement would fail with the owner's missing privilege */
 	if (pg_class_aclmask(RelationGetRelid(rel), c->owner, need, ACLMASK_ALL) != need ||
