@@ -168,6 +168,27 @@ SELECT dw('w1', '{"op":"upsert","table":"T","row":{"id":"w1","name":"ann","n":3}
 SELECT id, to_jsonb(d) AS row FROM dw5_direct d ORDER BY name;
 SELECT kmd_ddl('DROP TABLE public.dw5_direct, public.dw5_statement') > 0 AS ddl_done;
 
+-- an upsert that inserts its row checks it once, as the statement does (a
+-- check's function runs once): each table's check counts its calls in a
+-- column of dw_calls
+SELECT kmd_ddl($$CREATE TABLE public.dw_calls (id text PRIMARY KEY, direct int NOT NULL, statement int NOT NULL)$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.dw_calls');
+SELECT kmd_ddl($$CREATE FUNCTION public.dw_count(path text, k text) RETURNS boolean LANGUAGE plpgsql AS
+  'BEGIN UPDATE public.dw_calls SET direct = direct + (path = ''direct'')::int,
+                                   statement = statement + (path = ''statement'')::int WHERE id = k;
+         RETURN true; END'$$) > 0 AS ddl_done;
+SELECT kmd_ddl(format($$CREATE TABLE public.dw6_%1$s (id text PRIMARY KEY, n int CHECK (public.dw_count(%1$L, id)))$$, t)) > 0 AS ddl_done
+  FROM (VALUES ('direct'), ('statement')) v(t);
+SELECT kmd_ddl($$CREATE TRIGGER own AFTER INSERT OR UPDATE ON public.dw6_statement
+                 FOR EACH STATEMENT EXECUTE FUNCTION public.dw_noop()$$) > 0 AS ddl_done;
+SELECT kmd_register_table('public.dw6_direct'), kmd_register_table('public.dw6_statement');
+SELECT kmd_propose('v1', '{"op":"insert","table":"dw_calls","row":{"id":"v1","direct":0,"statement":0}}') > 0 AS ok;
+SELECT dw('v1', '{"op":"upsert","table":"T","row":{"id":"v1","n":1}}', 'dw6');
+SELECT direct, statement FROM dw_calls WHERE id = 'v1';
+SELECT dw('v1', '{"op":"upsert","table":"T","row":{"id":"v1","n":2}}', 'dw6');
+SELECT direct, statement FROM dw_calls WHERE id = 'v1';
+SELECT kmd_ddl('DROP TABLE public.dw6_direct, public.dw6_statement, public.dw_calls') > 0 AS ddl_done;
+
 -- a trigger of the guard's name that is not the guard is the table's own:
 -- the table is not registered (it was, with no guard), nor written
 SELECT kmd_ddl($$CREATE TABLE public.dw3 (id text PRIMARY KEY, n int)$$) > 0 AS ddl_done;

@@ -311,9 +311,6 @@ write_row(Relation rel, RowCommand *c, Jsonb *inserted)
 	row = table_slot_create(rel, &estate->es_tupleTable);
 	new_row(rel, estate, rte->insertedCols, v, n, row);
 
-	/* an upsert's row to insert is checked before its conflict is looked for */
-	if (c->op == OP_UPSERT && rel->rd_att->constr != NULL)
-		ExecConstraints(rri, row, estate);
 	found = table_slot_create(rel, &estate->es_tupleTable);
 	if (c->op == OP_UPSERT &&
 		RelationFindReplTupleByIndex(rel, RelationGetPrimaryKeyIndex(rel),
@@ -321,6 +318,14 @@ write_row(Relation rel, RowCommand *c, Jsonb *inserted)
 	{
 		/* ON CONFLICT DO UPDATE SET each column of the row = EXCLUDED's */
 		TupleTableSlot *updated = table_slot_create(rel, &estate->es_tupleTable);
+
+		/*
+		 * The row to insert is checked whole first, as the statement
+		 * checks it before it looks for a conflict (a row not found is
+		 * checked by its insert, once, as there).
+		 */
+		if (rel->rd_att->constr != NULL)
+			ExecConstraints(rri, row, estate);
 
 		slot_getallattrs(found);
 		ExecClearTuple(updated);
