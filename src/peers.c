@@ -354,6 +354,8 @@ send_batch(KmdOutBatch *b)
 
 		data = kmd_batch_pack(b, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
 		sent = kmd_transport_send(&transport, b->to_node, data, len);
+		/* copied or gone: a loop's parts would otherwise hold the whole batch */
+		pfree(data);
 
 		if (sent == KMD_SEND_QUEUED)
 			last_sent_for(b->to_node)->at = GetCurrentTimestamp();
