@@ -336,6 +336,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 	kmd_apply_range.hi = 0;
 	kmd_apply_range.user_command = cmd->kind == KMD_CMD_ROWS;
 	kmd_apply_range.contained = (cmd->rules & KMD_RULE_CONTAINED_CODE) != 0;
+	kmd_apply_range.apply_checks = (cmd->rules & KMD_RULE_APPLY_CHECKS) != 0;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	{
 		KmdPartition *part = kmd_partition_find(ctx->partition_id);
@@ -431,6 +432,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 	kmd_apply_range.partition_id = -1;
 	kmd_apply_range.user_command = false;
 	kmd_apply_range.contained = false;
+	kmd_apply_range.apply_checks = false;
 	kmd_shared->apply_partition = -1;
 	out->apply_us += GetCurrentTimestamp() - start;
 	return !node_failed;
@@ -1451,6 +1453,7 @@ recover(MemoryContext loop_cxt, int failures)
 	kmd_apply_range.partition_id = -1;
 	kmd_apply_range.user_command = false;
 	kmd_apply_range.contained = false;
+	kmd_apply_range.apply_checks = false;
 	kmd_shared->apply_partition = -1;
 	MemoryContextReset(loop_cxt);
 	if (feed_cxt != NULL)

@@ -59,11 +59,18 @@ typedef enum KmdCommandKind
  * code its command runs is refused DDL, advisory locks and values that
  * are one node's (keyrange.c, guard.c); an entry proposed before those
  * refusals applies as it did, on every node, whatever version applies it.
+ * APPLY_CHECKS: checked again where it is applied, against the tables as
+ * they are at its point of the log: a leased row's key (lease.c); for a
+ * kmd_ddl statement, the control tables' keys and replica identities
+ * (syscommand.c) and the routing keys of rows leases hold
+ * (lease_tables.c).
  */
 #define KMD_RULE_WIDE_DEFAULTS 0x1
 #define KMD_RULE_CONTAINED_CODE 0x2
+#define KMD_RULE_APPLY_CHECKS 0x4
 /* an entry asking for another stops its partition here (wire.c) */
-#define KMD_RULES_KNOWN (KMD_RULE_WIDE_DEFAULTS | KMD_RULE_CONTAINED_CODE)
+#define KMD_RULES_KNOWN (KMD_RULE_WIDE_DEFAULTS | KMD_RULE_CONTAINED_CODE | \
+						 KMD_RULE_APPLY_CHECKS)
 
 typedef struct KmdCommand
 {

@@ -21,6 +21,7 @@ typedef struct KmdKeyRange
 	bool		user_command;	/* a command of kmd_propose (rows, appliers):
 								 * it writes control tables only */
 	bool		contained;		/* its entry asks for KMD_RULE_CONTAINED_CODE */
+	bool		apply_checks;	/* and for KMD_RULE_APPLY_CHECKS */
 } KmdKeyRange;
 
 /* Set by the apply worker around each command it applies. */

@@ -934,9 +934,10 @@ kmd_lease_track(RowCommand *c, const char *key)
 	/*
 	 * The note is made of the key the command names: checked where it was
 	 * proposed, against the table as it was there; a kmd_ddl may have
-	 * widened the key since (a column whose default fills the row).
+	 * widened the key since (a column whose default fills the row).  Not
+	 * for an entry of an older version, applied as it was.
 	 */
-	if (attach && (c->op == OP_INSERT || c->op == OP_UPSERT))
+	if (attach && (c->op == OP_INSERT || c->op == OP_UPSERT) && kmd_apply_range.apply_checks)
 	{
 		ListCell   *lc;
 

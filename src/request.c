@@ -427,7 +427,8 @@ request_wait(int kind, int32 partition_id, int64 arg, KmdCommand *cmd,
 			cmd->origin_boot = kmd_shared->boot_id;
 			/* the time appliers see, decided once, here (apply_context.at) */
 			cmd->proposed_at = GetCurrentTimestamp();
-			cmd->rules = KMD_RULE_WIDE_DEFAULTS | KMD_RULE_CONTAINED_CODE;
+			cmd->rules = KMD_RULE_WIDE_DEFAULTS | KMD_RULE_CONTAINED_CODE |
+				KMD_RULE_APPLY_CHECKS;
 			data = kmd_command_encode(cmd, &n);
 			len = n;
 			if (len > KMD_MAX_COMMAND)

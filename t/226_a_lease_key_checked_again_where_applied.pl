@@ -76,7 +76,7 @@ is($$held_err, '', 'the held change went through');
 $ddl->finish;
 is($$ddl_err, '', 'the kmd_ddl went through');
 $insert->finish;
-like($$insert_err, qr/K0011.*lacks primary key column "n"/,
+like($$insert_err, qr/K0011.*lacks primary key column "n".*\n.*DETAIL:\s+The table's primary key changed after the command was proposed/,
 	'the insert fails where it is applied: the key it names is no longer whole');
 is($n1->safe_psql('postgres', 'SELECT count(*) FROM public.claims'), '0', 'it wrote no row');
 is($n1->safe_psql('postgres', 'SELECT count(*) FROM kommander.lease_rows'), '0', 'and no note');
