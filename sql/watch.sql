@@ -112,8 +112,9 @@ SELECT count(*) AS again FROM pg_logical_slot_get_changes('watch_regress', NULL,
 SELECT pg_drop_replication_slot('watch_regress');
 DROP TABLE public.plain;
 
--- a control table keeps a replica identity that lasts, its primary key or
--- FULL (0A000 otherwise, at the registration and in kmd_ddl): a
+-- a control table keeps a primary key and a replica identity that lasts,
+-- the key or FULL (0A000 otherwise, at the registration and after each
+-- kmd_ddl statement, partitions included): a
 -- publication made on one node alone would make the updates and deletes
 -- of a table without one fail on that node only (NOTHING, or another
 -- index's identity once that index is dropped)
@@ -138,6 +139,12 @@ SELECT err($$SELECT kmd_register_table('ident_parted')$$);
 SELECT kmd_ddl($$ALTER TABLE public.ident_p0 REPLICA IDENTITY DEFAULT$$) > 0 AS ddl_done;
 SELECT kmd_register_table('ident_parted');
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.ident_parted ATTACH PARTITION public.ident_p1 FOR VALUES WITH (MODULUS 2, REMAINDER 1)')$$);
+SELECT err($$SELECT kmd_ddl('CREATE TABLE public.ident_p2 PARTITION OF public.ident_parted FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+  ALTER TABLE public.ident_p2 REPLICA IDENTITY NOTHING')$$);
+SELECT count(*) AS ident_p2_left FROM pg_class WHERE relname = 'ident_p2';
+-- nor a primary key dropped (a table without one has no identity either)
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.ident DROP CONSTRAINT ident_pkey')$$);
+SELECT kmd_ddl($$ALTER TABLE public.ident DROP CONSTRAINT ident_pkey, ADD PRIMARY KEY (id, alt)$$) > 0 AS key_replaced;
 SELECT kmd_ddl($$DROP TABLE public.ident, public.ident_parted, public.ident_p1$$) > 0 AS dropped;
 
 -- a table that is no control table but has a trigger of the guard's name:

@@ -52,6 +52,7 @@
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -566,25 +567,76 @@ kmd_refuse_replica_triggers(Relation rel)
 }
 
 /*
- * A control table keeps a replica identity that lasts: its primary key
- * (DEFAULT) or FULL.  Any session of a node may publish the table, and
- * Postgres refuses the updates and deletes of a published table that has
- * none (NOTHING, or the index of USING INDEX dropped since): they would
- * fail on that node alone.  Refused (0A000) for `identity', the replica
- * identity of `relid' or of a partition that comes into it.
+ * A control table, and each partition of one, keeps a primary key and a
+ * replica identity that lasts: the key (DEFAULT) or FULL.  Any session of
+ * a node may publish the table, and Postgres refuses the updates and
+ * deletes of a published table that has none (NOTHING, DEFAULT without a
+ * key, or USING INDEX once that index is dropped): they would fail on
+ * that node alone.  `rel' is `relid' or a partition of it.
  */
 static void
-refuse_identity(Oid relid, char identity)
+refuse_lost_keys(Oid relid, Relation rel)
 {
-	if (identity != REPLICA_IDENTITY_NOTHING && identity != REPLICA_IDENTITY_INDEX)
+	char		identity = rel->rd_rel->relreplident;
+	const char *part = RelationGetRelid(rel) == relid ? NULL :
+		relation_name(RelationGetRelid(rel));
+
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
+		!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("kmd_ddl cannot leave control table %s without a primary key",
+						relation_name(relid)),
+				 part ? errdetail("Its partition %s has none.", part) : 0,
+				 errhint("A control table's first primary-key column routes its rows: drop a key and add the new one in one kmd_ddl call.")));
+	if (identity == REPLICA_IDENTITY_NOTHING || identity == REPLICA_IDENTITY_INDEX)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("control table %s cannot have REPLICA IDENTITY %s%s%s",
+						relation_name(relid),
+						identity == REPLICA_IDENTITY_NOTHING ? "NOTHING" : "USING INDEX",
+						part ? " on its partition " : "", part ? part : ""),
+				 errdetail("A publication made on one node alone would make the table's updates and deletes fail on that node only%s.",
+						   identity == REPLICA_IDENTITY_INDEX ? ", once the index is dropped" : ""),
+				 errhint("Keep REPLICA IDENTITY DEFAULT, or use FULL.")));
+}
+
+/* refuse_lost_keys for `relid' and each of its partitions */
+static void
+refuse_lost_keys_tree(Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+	{
+		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+
+		refuse_lost_keys(relid, rel);
+		table_close(rel, NoLock);
+	}
+}
+
+void
+kmd_refuse_lost_keys(void)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	/* an image replays its statements as they passed where they were applied */
+	if (kmd_keys_replaying || !kmd_apply_range.apply_checks)
 		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("control table %s keeps REPLICA IDENTITY DEFAULT or FULL", relation_name(relid)),
-			 errdetail("A publication made on one node alone would make its updates and deletes fail on that node only, %s.",
-					   identity == REPLICA_IDENTITY_NOTHING ? "as the table would have no replica identity" :
-					   "once the index of its replica identity is dropped"),
-			 errhint("Use REPLICA IDENTITY FULL for whole old rows in the WAL.")));
+	if (SPI_execute("SELECT relid::pg_catalog.oid FROM kommander.tables", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read kommander.tables");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																	 SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	foreach(lc, relids)
+		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
+			refuse_lost_keys_tree(lfirst_oid(lc));
 }
 
 /* Does ALTER or DROP of `trigger' (NULL: every one) touch one of kommander's? */
@@ -670,7 +722,6 @@ check_guard_kept(Node *parsetree)
 						{
 							Relation	prel = table_open(partition, AccessShareLock);
 
-							refuse_identity(relid, prel->rd_rel->relreplident);
 							kmd_refuse_replica_triggers(prel);
 							table_close(prel, AccessShareLock);
 							kmd_keys_check_table(partition);
@@ -680,11 +731,6 @@ check_guard_kept(Node *parsetree)
 					break;
 				case AT_SetUnLogged:
 					refuse_unguarding(relid, "SET UNLOGGED");
-					break;
-				case AT_ReplicaIdentity:
-					/* an image replays its log as it passed */
-					if (!kmd_keys_replaying)
-						refuse_identity(relid, ((ReplicaIdentityStmt *) cmd->def)->identity_type);
 					break;
 				case AT_AddOf:
 					/* its type's ALTER TYPE on one node would alter it there */
@@ -994,19 +1040,9 @@ kmd_check_registrable(Oid relid)
 				 errhint("Disable row-level security on the table (and NO FORCE it) through kmd_ddl(), then register it.")));
 	kmd_refuse_replica_triggers(rel);
 	kmd_refuse_lookalike_triggers(rel);
-	refuse_identity(relid, rel->rd_rel->relreplident);
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-	{
-		ListCell   *lc;
-
-		foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
-		{
-			Relation	part = table_open(lfirst_oid(lc), NoLock);
-
-			refuse_identity(relid, part->rd_rel->relreplident);
-			table_close(part, NoLock);
-		}
-	}
+	/* where it is applied, only for entries that ask (older ones as before) */
+	if (!kmd_applying || kmd_apply_range.apply_checks)
+		refuse_lost_keys_tree(relid);
 	/* registered again (a guard made before switched over): as it is */
 	if (!kmd_is_control_table(relid))
 	{

@@ -29,6 +29,14 @@ extern void kmd_guard_install(void);
  */
 extern void kmd_check_registrable(Oid relid);
 
+/*
+ * After a kmd_ddl statement applied for an entry that asks for
+ * KMD_RULE_APPLY_CHECKS (not in an image's replay): refuse (0A000) a
+ * control table, or a partition of one, left without a primary key or
+ * with REPLICA IDENTITY NOTHING or USING INDEX (SPI connected).
+ */
+extern void kmd_refuse_lost_keys(void);
+
 /* Is `fn' kommander.`name'()? */
 extern bool kmd_is_own_function(Oid fn, const char *name);
 extern void kmd_refuse_lookalike_triggers(Relation rel);

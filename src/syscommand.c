@@ -131,6 +131,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role, uint32 rules
 	guard_partitions();
 	unguard_detached();
 	kmd_lease_tables_follow(leased);
+	kmd_refuse_lost_keys();
 	/* a registered table dropped: no image may name it (appliers stay) */
 	exec_sql("DELETE FROM kommander.tables t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 			 "WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)", 0, NULL, NULL, SPI_OK_DELETE);
