@@ -423,6 +423,8 @@ kmd_merge(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 	ConditionVariableCancelSleep();
+	if (merged_into(right) == left)
+		PG_RETURN_INT32(left);
 	merge_command(&cmd, l.generation, right, freeze);
 	kmd_propose_command(left, &cmd, &out);
 	PG_RETURN_INT32(left);

@@ -113,7 +113,7 @@ other_arbiter(Relation rel)
 			continue;
 		irel = index_open(lfirst_oid(lc), AccessShareLock);
 		/* ON CONFLICT without a WHERE takes no partial or expression index */
-		if (irel->rd_index->indisunique &&
+		if (irel->rd_index->indisunique && irel->rd_index->indisvalid &&
 			heap_attisnull(irel->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
 			heap_attisnull(irel->rd_indextuple, Anum_pg_index_indpred, NULL))
 		{
