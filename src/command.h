@@ -24,7 +24,9 @@ typedef enum KmdCommandKind
 	KMD_CMD_REGISTER_APPLIER = 4,	/* args[0]: name, args[1]: regprocedure */
 	KMD_CMD_NODE_ADD = 5,		/* args[0]: name, args[1]: conninfo,
 								 * args[2] (optional): peer role */
-	KMD_CMD_NODE_PROMOTE = 6,	/* args[0]: name */
+	KMD_CMD_NODE_PROMOTE = 6,	/* args[0]: name, args[1]: its node id when
+								 * the call checked its lag (older entries
+								 * have none) */
 	KMD_CMD_NODE_REMOVE = 7,	/* args[0]: name, args[1]: the step,
 								 * KMD_REMOVE_MARK (a member becomes
 								 * 'removing') or KMD_REMOVE_DROP (a removing

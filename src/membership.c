@@ -976,7 +976,7 @@ kmd_promote_node(PG_FUNCTION_ARGS)
 						   kmd_promote_max_lag),
 				 errhint("Wait and retry.")));
 	kmd_outcome_raise(&out);
-	(void) propose_roster(KMD_CMD_NODE_PROMOTE, 1, name, NULL, NULL, NULL);
+	(void) propose_roster(KMD_CMD_NODE_PROMOTE, 2, name, psprintf("%d", node_id), NULL, NULL);
 	PG_RETURN_VOID();
 }
 

@@ -527,7 +527,7 @@ static const struct
 	[KMD_CMD_REGISTER_TABLE] = {1, 1, true},
 	[KMD_CMD_REGISTER_APPLIER] = {2, 2, true},
 	[KMD_CMD_NODE_ADD] = {2, 4, true},
-	[KMD_CMD_NODE_PROMOTE] = {1, 1, true},
+	[KMD_CMD_NODE_PROMOTE] = {1, 2, true},
 	[KMD_CMD_NODE_REMOVE] = {1, 3, true},
 	[KMD_CMD_ALLOC_PARTITION] = {0, 0, true},
 	[KMD_CMD_SPLIT] = {2, 2, false},

@@ -34,6 +34,7 @@
 #include "guard.h"
 #include "guc.h"
 #include "identity.h"
+#include "keyrange.h"
 #include "lease.h"
 #include "raft/raft.h"
 #include "storage.h"
@@ -548,6 +549,29 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 					 0, NULL, NULL, SPI_OK_UPDATE);
 			return KMD_SYS_ROSTER;
 		case KMD_CMD_NODE_PROMOTE:
+			/*
+			 * The node whose lag the call checked, by its id: the learner
+			 * may have been removed since and a new one joined under its
+			 * name, which nothing checked.
+			 */
+			if (cmd->n_args > 1 && kmd_apply_range.apply_checks)
+			{
+				Oid			t[2] = {TEXTOID, TEXTOID};
+				Datum		v[2] = {values[0], CStringGetTextDatum(cmd->args[1])};
+
+				exec_sql("SELECT node_id FROM kommander.roster WHERE node_name = $1 "
+						 "AND node_id::pg_catalog.text <> $2",
+						 2, t, v, SPI_OK_SELECT);
+				if (SPI_processed > 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_UNDEFINED_OBJECT),
+							 errmsg("node \"%s\" is node %s now, not node %s",
+									cmd->args[0],
+									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+									cmd->args[1]),
+							 errdetail("The node of that name the promotion was asked for left the roster, and another node joined under its name."),
+							 errhint("To promote the node of that name now, run kmd_promote_node() again.")));
+			}
 			/* a learner, or a voter already; never a node being removed */
 			exec_sql("UPDATE kommander.roster SET role = 'voter' "
 					 "WHERE node_name = $1 AND role = 'learner'",
