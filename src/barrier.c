@@ -25,10 +25,17 @@
  *	  S' >= S is where the partition's log is cut for S, on every node
  *	  alike: what comes before is applied before the barrier, what comes
  *	  after, after it.
- *	- A partition stopped at a merge whose right partition is held is held
- *	  too (the right one cannot be drained before the barrier; the cut in
- *	  the left partition is the merge entry, which no node passes before
- *	  the right partition's later entries, hence before the barrier).
+ *	- A partition stopped at a merge whose right partition is held before
+ *	  its freeze is held too (the right one cannot be drained before the
+ *	  barrier; the cut in the left partition is the merge entry, which no
+ *	  node passes before the right partition's later entries, hence before
+ *	  the barrier).  Not one whose right partition is held after its
+ *	  freeze (its leader wrote the barrier entry before it applied the
+ *	  merge): drained, it no longer holds the left one, which goes on to
+ *	  its own cut, past the merge, as on a node where the right one was
+ *	  drained before the left one reached the merge.  (The left one may
+ *	  have stopped there still, having read how far the right one was
+ *	  applied before the iteration that drained it was published.)
  *	- A partition waiting for an image is held: the image replaces its
  *	  rows, and an image is installed only where the same barriers were
  *	  applied as where it was taken (snapshot.c).  So is the right
@@ -96,6 +103,17 @@ kmd_barrier_arg(const KmdCommand *cmd, uint64 *sys_index)
 	errno = 0;
 	*sys_index = strtoull(cmd->args[0], &end, 10);
 	return *end == '\0' && errno == 0 && *sys_index > 0;
+}
+
+/*
+ * Has `right', the right partition of a merge, been applied here up to its
+ * freeze?  Lock held.
+ */
+static bool
+drained(KmdPartition *right)
+{
+	return right->state == KMD_PART_FROZEN &&
+		pg_atomic_read_u64(&right->applied_index) >= right->frozen_at;
 }
 
 /* Is `part' held for `sys_index'?  Lock held. */
@@ -234,7 +252,7 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 			continue;
 		}
 		right = part->held_merge > 0 ? kmd_partition_find(part->held_merge) : NULL;
-		if (right != NULL && held_alone(right, sys_index))
+		if (right != NULL && held_alone(right, sys_index) && !drained(right))
 			continue;
 		ready = false;
 		if (right != NULL)
