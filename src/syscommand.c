@@ -398,6 +398,30 @@ refuse_if_removing(const char *name, const char *what)
 }
 
 /*
+ * A roster change asked for node `name' as node `id' (its text): refused
+ * (42704) when the name is another node's now, the node meant having left
+ * the roster and another joined under its name.
+ */
+static void
+refuse_name_taken(const char *name, const char *id, const char *change, const char *hint)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(name), CStringGetTextDatum(id)};
+
+	exec_sql("SELECT node_id FROM kommander.roster WHERE node_name = $1 "
+			 "AND node_id::pg_catalog.text <> $2",
+			 2, types, values, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("node \"%s\" is node %s now, not node %s", name,
+						SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), id),
+				 errdetail("The node of that name the %s was asked for left the roster, and another node joined under its name.",
+						   change),
+				 errhint("%s", hint)));
+}
+
+/*
  * Roster changes; the new node's id goes to `result'.  Returns what
  * changed: KMD_SYS_ROSTER, with KMD_SYS_MARKED when a node was marked for
  * removal, or 0: a change this node's copy of the roster holds already, a
@@ -555,23 +579,8 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			 * name, which nothing checked.
 			 */
 			if (cmd->n_args > 1 && kmd_apply_range.apply_checks)
-			{
-				Oid			t[2] = {TEXTOID, TEXTOID};
-				Datum		v[2] = {values[0], CStringGetTextDatum(cmd->args[1])};
-
-				exec_sql("SELECT node_id FROM kommander.roster WHERE node_name = $1 "
-						 "AND node_id::pg_catalog.text <> $2",
-						 2, t, v, SPI_OK_SELECT);
-				if (SPI_processed > 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_UNDEFINED_OBJECT),
-							 errmsg("node \"%s\" is node %s now, not node %s",
-									cmd->args[0],
-									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-									cmd->args[1]),
-							 errdetail("The node of that name the promotion was asked for left the roster, and another node joined under its name."),
-							 errhint("To promote the node of that name now, run kmd_promote_node() again.")));
-			}
+				refuse_name_taken(cmd->args[0], cmd->args[1], "promotion",
+								  "To promote the node of that name now, run kmd_promote_node() again.");
 			/* a learner, or a voter already; never a node being removed */
 			exec_sql("UPDATE kommander.roster SET role = 'voter' "
 					 "WHERE node_name = $1 AND role = 'learner'",
@@ -592,23 +601,8 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			 * would drop the new one from the roster while they count it).
 			 */
 			if (cmd->n_args > 2)
-			{
-				Oid			t[2] = {TEXTOID, TEXTOID};
-				Datum		v[2] = {values[0], CStringGetTextDatum(cmd->args[2])};
-
-				exec_sql("SELECT node_id FROM kommander.roster WHERE node_name = $1 "
-						 "AND node_id::pg_catalog.text <> $2",
-						 2, t, v, SPI_OK_SELECT);
-				if (SPI_processed > 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_UNDEFINED_OBJECT),
-							 errmsg("node \"%s\" is node %s now, not node %s",
-									cmd->args[0],
-									SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-									cmd->args[2]),
-							 errdetail("The node of that name the removal was asked for left the roster, and another node joined under its name."),
-							 errhint("The node the call meant is gone; to remove the node of that name now, run kmd_remove_node() again.")));
-			}
+				refuse_name_taken(cmd->args[0], cmd->args[2], "removal",
+								  "The node the call meant is gone; to remove the node of that name now, run kmd_remove_node() again.");
 			if (cmd->n_args > 1 && strcmp(cmd->args[1], KMD_REMOVE_MARK) == 0)
 			{
 				/*
