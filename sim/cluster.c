@@ -70,6 +70,32 @@ net_delay(sim *s)
  * Sending
  * ------------------------------------------------------------------------
  */
+/*
+ * What a message says of its sender is on the sender's disk already
+ * (raft.h's durability order): it is of the term saved (but a pre-vote's,
+ * for a term to come), a vote it grants is the vote saved, and the entries
+ * an append's acknowledgement counts are in the log saved.  A reply sent
+ * ahead of its write would be counted by a leader, then lost with a crash.
+ */
+static void
+check_durable(sim *s, int from, int gi, const raft_message *m)
+{
+	group	   *g = &s->nodes[from].g[gi];
+	uint64_t	saved_last = g->n_log ? g->log[g->n_log - 1].index : g->snap.index;
+
+	if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_PREVOTE_RESP)
+		return;
+	if (m->term != g->hs.term)
+		violation(s, "durability", "node %d group %d sends a message of type %u in term %llu, its saved term is %llu",
+				  from, gi, m->type, (unsigned long long) m->term, (unsigned long long) g->hs.term);
+	if (m->type == RAFT_MSG_VOTE_RESP && !m->reject && g->hs.vote != m->to)
+		violation(s, "durability", "node %d group %d grants its vote to %llu, its saved vote is %llu",
+				  from, gi, (unsigned long long) m->to, (unsigned long long) g->hs.vote);
+	if (m->type == RAFT_MSG_APPEND_RESP && !m->reject && m->index > saved_last)
+		violation(s, "durability", "node %d group %d acknowledges index %llu, its saved log ends at %llu",
+				  from, gi, (unsigned long long) m->index, (unsigned long long) saved_last);
+}
+
 static void
 send_raft(sim *s, int from, int gi, const raft_message *m)
 {
@@ -79,6 +105,7 @@ send_raft(sim *s, int from, int gi, const raft_message *m)
 	char	   *p;
 	int			to = roster_node(s, m->to);
 
+	check_durable(s, from, gi, m);
 	if (to == 0)
 		return;
 	if (s->blocked[from][to])

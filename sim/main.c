@@ -34,7 +34,7 @@ usage(void)
 	fprintf(stderr,
 			"usage: kmd-sim --seed S [--seeds K] [--nodes N(3..7)] [--groups M(1..64)]\n"
 			"               [--steps T] [--faults drop,dup,reorder,delay,partition,crash,fsync,stall|all|none]\n"
-			"               [--bug commit-old-term|forget-vote|no-prevote-term|early-apply|\n"
+			"               [--bug commit-old-term|forget-vote|double-vote|no-prevote-term|early-apply|\n"
 			"                      no-fencing|early-merge|stale-read|split-overlap|\n"
 			"                      reuse-id|remove-early|leave-early|late-member|lone-voter|\n"
 			"                      stale-reconcile|strand-merge|promote-unheard|image-index|\n"

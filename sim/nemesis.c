@@ -352,6 +352,8 @@ parse_one_bug(const char *name)
 		return RAFT_BUG_FORGET_VOTE;
 	if (strcmp(name, "no-prevote-term") == 0)
 		return RAFT_BUG_NO_PREVOTE_TERM;
+	if (strcmp(name, "double-vote") == 0)
+		return RAFT_BUG_DOUBLE_VOTE;
 	if (strcmp(name, "early-apply") == 0)
 		return RAFT_BUG_EARLY_APPLY;
 	if (strcmp(name, "no-fencing") == 0)

@@ -120,7 +120,8 @@ election_handle_vote(raft *r, const raft_message *m)
 
 	can_vote = r->vote == m->from ||
 		(r->vote == RAFT_NONE && r->leader == RAFT_NONE) ||
-		(pre && m->term > r->term);
+		(pre && m->term > r->term) ||
+		(!pre && r->leader == RAFT_NONE && BUG(r, RAFT_BUG_DOUBLE_VOTE));
 
 	out.type = pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP;
 	out.to = m->from;

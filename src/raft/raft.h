@@ -296,6 +296,8 @@ void		raft_options_init(raft_options *opts, raft_id id, uint64_t seed);
 #define RAFT_BUG_FORGET_VOTE		0x02	/* vote never reaches hard state */
 #define RAFT_BUG_NO_PREVOTE_TERM	0x04	/* pre-vote bumps the term */
 #define RAFT_BUG_EARLY_APPLY		0x08	/* hand out entries past commit */
+#define RAFT_BUG_DOUBLE_VOTE		0x10	/* vote again in a term, for another
+											 * candidate */
 
 typedef struct raft raft;
 
