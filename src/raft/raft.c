@@ -427,9 +427,14 @@ raft_transfer_leader(raft *r, raft_id to)
 	if (r->transferee == to)
 		return RAFT_OK;
 	pr = progress_get(r, to);
+	/*
+	 * The transfer is given up at the next quorum check, an election
+	 * timeout from now; not later for a new target while one is on, which
+	 * would put off the check itself for as long as targets change.
+	 */
+	if (r->transferee == RAFT_NONE)
+		r->election_elapsed = 0;
 	r->transferee = to;
-	/* the transfer is given up at the next quorum check */
-	r->election_elapsed = 0;
 	if (pr->match == log_last_index(r))
 	{
 		raft_message m = {0};

@@ -148,6 +148,32 @@ test_transfer_abandoned_after_election_timeout(void **state)
 	assert_int_equal(fx_applied_normal(f, 3), 1);
 }
 
+/*
+ * A leader cut off from its quorum steps down at a quorum check as it
+ * would without a transfer (the first may still count what it heard in
+ * the timeout before), however often the target of a transfer changes
+ * meanwhile: a new target does not restart the timer the check shares
+ * with the transfer.
+ */
+static void
+test_changing_transfer_target_keeps_the_quorum_check(void **state)
+{
+	fixture    *f = *state = fx_new(3, 3, NULL);
+	raft	   *r1 = fx_raft(f, 1);
+	int			ticks = 0;
+
+	assert_int_equal(fx_elect(f, 1), 1);
+	fx_isolate(f, 1);
+	while (raft_get_role(r1) == RAFT_LEADER && ticks < 4 * ELECTION_TICKS)
+	{
+		assert_int_equal(raft_transfer_leader(r1, ticks % 2 == 0 ? 2 : 3), RAFT_OK);
+		fx_tick(f, 1, 1);
+		ticks++;
+	}
+	assert_int_not_equal(raft_get_role(r1), RAFT_LEADER);
+	assert_true(ticks <= 2 * ELECTION_TICKS);
+}
+
 /* Only a voter other than the leader can be the target. */
 static void
 test_transfer_to_learner_or_non_member_is_invalid(void **state)
@@ -362,6 +388,7 @@ main(void)
 		cmocka_unit_test_teardown(test_transfer_to_lagging_voter_catches_it_up_first, fx_teardown),
 		cmocka_unit_test_teardown(test_proposals_refused_during_transfer, fx_teardown),
 		cmocka_unit_test_teardown(test_transfer_abandoned_after_election_timeout, fx_teardown),
+		cmocka_unit_test_teardown(test_changing_transfer_target_keeps_the_quorum_check, fx_teardown),
 		cmocka_unit_test_teardown(test_transfer_to_learner_or_non_member_is_invalid, fx_teardown),
 		cmocka_unit_test_teardown(test_leader_read_waits_for_quorum_heartbeat, fx_teardown),
 		cmocka_unit_test_teardown(test_leader_read_needs_a_quorum_not_one_answer, fx_teardown),
