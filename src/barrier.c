@@ -25,8 +25,9 @@
  *	  S' >= S is where the partition's log is cut for S, on every node
  *	  alike: what comes before is applied before the barrier, what comes
  *	  after, after it.
- *	- A partition stopped at a merge whose right partition is held before
- *	  its freeze is held too (the right one cannot be drained before the
+ *	- A partition stopped at a merge (the merge entry itself, not a barrier
+ *	  before it) whose right partition is held before its freeze is held
+ *	  too (the right one cannot be drained before the
  *	  barrier; the cut in the left partition is the merge entry, which no
  *	  node passes before the right partition's later entries, hence before
  *	  the barrier).  Not one whose right partition is held after its
@@ -251,7 +252,13 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 			*image_bound = lappend_int(*image_bound, part->partition_id);
 			continue;
 		}
-		right = part->held_merge > 0 ? kmd_partition_find(part->held_merge) : NULL;
+		/*
+		 * Stopped at a merge itself: not held at an earlier barrier with
+		 * a merge ahead (merge_ahead, for merged_by_image), whose entries
+		 * up to the merge other nodes may have applied before this one.
+		 */
+		right = part->held_merge > 0 && part->held_barrier == 0 ?
+			kmd_partition_find(part->held_merge) : NULL;
 		if (right != NULL && held_alone(right, sys_index) && !drained(right))
 			continue;
 		ready = false;
