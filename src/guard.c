@@ -54,6 +54,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "nodes/parsenodes.h"
+#include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -572,59 +573,88 @@ kmd_refuse_replica_triggers(Relation rel)
  * a node may publish the table, and Postgres refuses the updates and
  * deletes of a published table that has none (NOTHING, DEFAULT without a
  * key, or USING INDEX once that index is dropped): they would fail on
- * that node alone.  `rel' is `relid' or a partition of it.
+ * that node alone.  What `rel' (`relid' or a partition of it) lacks, or
+ * NULL.
  */
-static void
-refuse_lost_keys(Oid relid, Relation rel)
+static const char *
+lost_keys(Relation rel)
 {
 	char		identity = rel->rd_rel->relreplident;
-	const char *part = RelationGetRelid(rel) == relid ? NULL :
-		relation_name(RelationGetRelid(rel));
 
 	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
 		!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
+		return "a primary key";
+	if (identity == REPLICA_IDENTITY_NOTHING)
+		return "REPLICA IDENTITY NOTHING";
+	if (identity == REPLICA_IDENTITY_INDEX)
+		return "REPLICA IDENTITY USING INDEX";
+	return NULL;
+}
+
+static void
+refuse_lost_keys(Oid relid, Relation rel, const char *lost)
+{
+	const char *part = RelationGetRelid(rel) == relid ? NULL :
+		relation_name(RelationGetRelid(rel));
+
+	if (lost[0] == 'a')
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("kmd_ddl cannot leave control table %s without a primary key",
 						relation_name(relid)),
 				 part ? errdetail("Its partition %s has none.", part) : 0,
 				 errhint("A control table's first primary-key column routes its rows: drop a key and add the new one in one kmd_ddl call.")));
-	if (identity == REPLICA_IDENTITY_NOTHING || identity == REPLICA_IDENTITY_INDEX)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("control table %s cannot have REPLICA IDENTITY %s%s%s",
-						relation_name(relid),
-						identity == REPLICA_IDENTITY_NOTHING ? "NOTHING" : "USING INDEX",
-						part ? " on its partition " : "", part ? part : ""),
-				 errdetail("A publication made on one node alone would make the table's updates and deletes fail on that node only%s.",
-						   identity == REPLICA_IDENTITY_INDEX ? ", once the index is dropped" : ""),
-				 errhint("Keep REPLICA IDENTITY DEFAULT, or use FULL.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("control table %s cannot have %s%s%s", relation_name(relid), lost,
+					part ? " on its partition " : "", part ? part : ""),
+			 errdetail("A publication made on one node alone would make the table's updates and deletes fail on that node only%s.",
+					   strcmp(lost, "REPLICA IDENTITY USING INDEX") == 0 ? ", once the index is dropped" : ""),
+			 errhint("Keep REPLICA IDENTITY DEFAULT, or use FULL.")));
 }
 
-/* refuse_lost_keys for `relid' and each of its partitions */
-static void
-refuse_lost_keys_tree(Oid relid)
+/*
+ * The relations of control table `relid' (itself and its partitions) that
+ * lack a lasting key (lost_keys), appended to `lacking'; the first one
+ * not in `known' is refused when `refuse'.
+ */
+static List *
+lost_keys_tree(Oid relid, List *known, bool refuse, List *lacking)
 {
 	ListCell   *lc;
 
-	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+	/*
+	 * Each locked while it is read, and no longer: the proposer of a
+	 * registration waits for its apply, which may need a stronger lock.
+	 */
+	LockRelationOid(relid, AccessShareLock);
+	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 	{
-		Relation	rel = table_open(lfirst_oid(lc), NoLock);
+		foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+		{
+			Relation	rel = try_table_open(lfirst_oid(lc), AccessShareLock);
+			const char *lost;
 
-		refuse_lost_keys(relid, rel);
-		table_close(rel, NoLock);
+			if (rel == NULL)
+				continue;
+			lost = lost_keys(rel);
+			if (lost != NULL && refuse && !list_member_oid(known, RelationGetRelid(rel)))
+				refuse_lost_keys(relid, rel, lost);
+			if (lost != NULL)
+				lacking = lappend_oid(lacking, RelationGetRelid(rel));
+			table_close(rel, AccessShareLock);
+		}
 	}
+	UnlockRelationOid(relid, AccessShareLock);
+	return lacking;
 }
 
-void
-kmd_refuse_lost_keys(void)
+/* The control tables' relids (SPI connected) */
+static List *
+control_relids(void)
 {
 	List	   *relids = NIL;
-	ListCell   *lc;
 
-	/* an image replays its statements as they passed where they were applied */
-	if (kmd_keys_replaying || !kmd_apply_range.apply_checks)
-		return;
 	if (SPI_execute("SELECT relid::pg_catalog.oid FROM kommander.tables", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read kommander.tables");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -634,9 +664,38 @@ kmd_refuse_lost_keys(void)
 		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 																	 SPI_tuptable->tupdesc, 1, &isnull)));
 	}
-	foreach(lc, relids)
-		if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(lfirst_oid(lc))))
-			refuse_lost_keys_tree(lfirst_oid(lc));
+	return relids;
+}
+
+/* an image replays its statements as they passed where they were applied */
+static bool
+keys_checked(void)
+{
+	return !kmd_keys_replaying && kmd_apply_range.apply_checks;
+}
+
+List *
+kmd_lost_keys_before(void)
+{
+	List	   *lacking = NIL;
+	ListCell   *lc;
+
+	if (!keys_checked())
+		return NIL;
+	foreach(lc, control_relids())
+		lacking = lost_keys_tree(lfirst_oid(lc), NIL, false, lacking);
+	return lacking;
+}
+
+void
+kmd_refuse_lost_keys(List *before)
+{
+	ListCell   *lc;
+
+	if (!keys_checked())
+		return;
+	foreach(lc, control_relids())
+		(void) lost_keys_tree(lfirst_oid(lc), before, true, NIL);
 }
 
 /* Does ALTER or DROP of `trigger' (NULL: every one) touch one of kommander's? */
@@ -1042,7 +1101,7 @@ kmd_check_registrable(Oid relid)
 	kmd_refuse_lookalike_triggers(rel);
 	/* where it is applied, only for entries that ask (older ones as before) */
 	if (!kmd_applying || kmd_apply_range.apply_checks)
-		refuse_lost_keys_tree(relid);
+		(void) lost_keys_tree(relid, NIL, true, NIL);
 	/* registered again (a guard made before switched over): as it is */
 	if (!kmd_is_control_table(relid))
 	{

@@ -30,12 +30,14 @@ extern void kmd_guard_install(void);
 extern void kmd_check_registrable(Oid relid);
 
 /*
- * After a kmd_ddl statement applied for an entry that asks for
- * KMD_RULE_APPLY_CHECKS (not in an image's replay): refuse (0A000) a
- * control table, or a partition of one, left without a primary key or
- * with REPLICA IDENTITY NOTHING or USING INDEX (SPI connected).
+ * Around a kmd_ddl statement applied for an entry that asks for
+ * KMD_RULE_APPLY_CHECKS (not in an image's replay; SPI connected): before
+ * it, the control tables and partitions that lack a primary key or have
+ * REPLICA IDENTITY NOTHING or USING INDEX (an older version allowed it);
+ * after it, refuse (0A000) any other one that does.
  */
-extern void kmd_refuse_lost_keys(void);
+extern List *kmd_lost_keys_before(void);
+extern void kmd_refuse_lost_keys(List *before);
 
 /* Is `fn' kommander.`name'()? */
 extern bool kmd_is_own_function(Oid fn, const char *name);

@@ -89,6 +89,8 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role, uint32 rules
 	volatile bool done = false;
 	volatile int rc;
 	List	   *leased = kmd_lease_tables_before();
+	/* tables an older version left without a lasting key: as they are */
+	List	   *lacking = kmd_lost_keys_before();
 
 	if (role != NULL)
 	{
@@ -132,7 +134,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role, uint32 rules
 	guard_partitions();
 	unguard_detached();
 	kmd_lease_tables_follow(leased);
-	kmd_refuse_lost_keys();
+	kmd_refuse_lost_keys(lacking);
 	/* a registered table dropped: no image may name it (appliers stay) */
 	exec_sql("DELETE FROM kommander.tables t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 			 "WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)", 0, NULL, NULL, SPI_OK_DELETE);
