@@ -72,8 +72,8 @@ net_delay(sim *s)
  */
 /*
  * What a message says of its sender is on the sender's disk already
- * (raft.h's durability order): it is of the term saved (but a pre-vote's,
- * for a term to come), a vote it grants is the vote saved, and the entries
+ * (raft.h's durability order): it is of no term later than the one saved
+ * (but a pre-vote's, for a term to come), a vote it grants is the vote saved, and the entries
  * an append's acknowledgement counts are in the log saved.  A reply sent
  * ahead of its write would be counted by a leader, then lost with a crash.
  */
@@ -85,7 +85,7 @@ check_durable(sim *s, int from, int gi, const raft_message *m)
 
 	if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_PREVOTE_RESP)
 		return;
-	if (m->term != g->hs.term)
+	if (m->term > g->hs.term)
 		violation(s, "durability", "node %d group %d sends a message of type %u in term %llu, its saved term is %llu",
 				  from, gi, m->type, (unsigned long long) m->term, (unsigned long long) g->hs.term);
 	if (m->type == RAFT_MSG_VOTE_RESP && !m->reject && g->hs.vote != m->to)
