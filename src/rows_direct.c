@@ -96,15 +96,20 @@ static bool
 other_arbiter(Relation rel)
 {
 	Oid			pk = RelationGetPrimaryKeyIndex(rel);
-	Relation	pkrel = index_open(pk, AccessShareLock);
+	List	   *indexes = RelationGetIndexList(rel);
+	Relation	pkrel;
 	Bitmapset  *pkcols = NULL;
 	bool		other = false;
 	ListCell   *lc;
 
+	/* the key's index alone, as most control tables have: nothing to open */
+	if (list_length(indexes) <= 1)
+		return false;
+	pkrel = index_open(pk, AccessShareLock);
 	for (int i = 0; i < pkrel->rd_index->indnkeyatts; i++)
 		pkcols = bms_add_member(pkcols, pkrel->rd_index->indkey.values[i]);
 	index_close(pkrel, AccessShareLock);
-	foreach(lc, RelationGetIndexList(rel))
+	foreach(lc, indexes)
 	{
 		Relation	irel;
 		Bitmapset  *cols = NULL;
