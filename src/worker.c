@@ -632,11 +632,6 @@ hold_sends(bool appended)
 	return !held && appended && MyLatch->is_set && kmd_peers_may_hold();
 }
 
-/*
- * Collect, persist, send and advance the ready batches of every group, in
- * the durability order of raft.h.  Returns whether a group has more;
- * *worked says whether any group had something.
- */
 /* qsort: GroupReady by partition id */
 static int
 ready_by_partition(const void *a, const void *b)
@@ -647,6 +642,11 @@ ready_by_partition(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/*
+ * Collect, persist, send and advance the ready batches of every group, in
+ * the durability order of raft.h.  Returns whether a group has more;
+ * *worked says whether any group had something.
+ */
 static bool
 process_ready(bool *worked)
 {
