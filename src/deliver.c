@@ -223,7 +223,7 @@ return_refused(const Kommander__Batch *b, const bool *refused, StringInfo out)
 	}
 	if (r.n_forwards == 0 && r.n_results == 0)
 		return;
-	packed = kmd_batch_pack(&r, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
+	packed = kmd_batch_pack(&r, kmd_shared->cluster_id, kmd_shared->local_node_id, SIZE_MAX, &len);
 	appendStringInfoChar(out, KMD_STREAM_RETURNED);
 	appendBinaryStringInfo(out, packed, (int) len);
 }

@@ -336,8 +336,8 @@ send_held_answers(void)
  * Send a batch, split in two until each part packs below KMD_MAX_BATCH (a
  * receiver's inbox refuses what it has no room for, and a batch larger
  * than the inbox would never fit).  The parts point into the batch's own
- * arrays.  Sized before it is packed: the appends of a loop that catches
- * followers up may come to more than one allocation holds.
+ * arrays.  Sized before anything is packed: the appends of a loop that
+ * catches followers up may come to more than one allocation holds.
  */
 static void
 send_batch(KmdOutBatch *b)
@@ -347,12 +347,13 @@ send_batch(KmdOutBatch *b)
 	KmdOutBatch first;
 	KmdOutBatch rest;
 
-	if (kmd_batch_packed_size(b, kmd_shared->cluster_id, kmd_shared->local_node_id) <= KMD_MAX_BATCH ||
-		b->n_msgs + b->n_forwards + b->n_results <= 1)
+	data = kmd_batch_pack(b, kmd_shared->cluster_id, kmd_shared->local_node_id,
+						  b->n_msgs + b->n_forwards + b->n_results <= 1 ? SIZE_MAX : KMD_MAX_BATCH,
+						  &len);
+	if (data != NULL)
 	{
 		KmdSendResult sent;
 
-		data = kmd_batch_pack(b, kmd_shared->cluster_id, kmd_shared->local_node_id, &len);
 		sent = kmd_transport_send(&transport, b->to_node, data, len);
 		/* copied or gone: a loop's parts would otherwise hold the whole batch */
 		pfree(data);

@@ -178,45 +178,31 @@ kmd_batch_add_result(KmdOutBatch *b, int32 partition_id, int32 origin_slot,
 	b->results[b->n_results++] = r;
 }
 
-/* The message that batch `b' packs into, pointing into `b' */
-static void
-batch_to_pb(Kommander__Batch *pb, KmdOutBatch *b, const uint8 *cluster_id, int32 from_node)
-{
-	kommander__batch__init(pb);
-	pb->version = KMD_WIRE_VERSION;
-	pb->cluster_id.len = 16;
-	pb->cluster_id.data = (uint8_t *) cluster_id;
-	pb->from_node = from_node;
-	pb->to_node = b->to_node;
-	pb->n_messages = b->n_msgs;
-	pb->messages = b->msgs;
-	pb->n_forwards = b->n_forwards;
-	pb->forwards = b->forwards;
-	pb->n_results = b->n_results;
-	pb->results = b->results;
-	pb->n_offline = b->n_offline;
-	pb->offline = b->offline;
-}
-
-size_t
-kmd_batch_packed_size(KmdOutBatch *b, const uint8 *cluster_id, int32 from_node)
-{
-	Kommander__Batch pb;
-
-	batch_to_pb(&pb, b, cluster_id, from_node);
-	return kommander__batch__get_packed_size(&pb);
-}
-
 char *
 kmd_batch_pack(KmdOutBatch *b, const uint8 *cluster_id, int32 from_node,
-			   uint32 *len)
+			   size_t max, uint32 *len)
 {
 	Kommander__Batch pb;
 	size_t		size;
 	char	   *buf;
 
-	batch_to_pb(&pb, b, cluster_id, from_node);
+	kommander__batch__init(&pb);
+	pb.version = KMD_WIRE_VERSION;
+	pb.cluster_id.len = 16;
+	pb.cluster_id.data = (uint8_t *) cluster_id;
+	pb.from_node = from_node;
+	pb.to_node = b->to_node;
+	pb.n_messages = b->n_msgs;
+	pb.messages = b->msgs;
+	pb.n_forwards = b->n_forwards;
+	pb.forwards = b->forwards;
+	pb.n_results = b->n_results;
+	pb.results = b->results;
+	pb.n_offline = b->n_offline;
+	pb.offline = b->offline;
 	size = kommander__batch__get_packed_size(&pb);
+	if (size > max)
+		return NULL;
 	if (size > MaxAllocSize - 1)
 		elog(ERROR, "kommander batch too large: %zu bytes", size);
 	buf = palloc(size + 1);

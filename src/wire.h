@@ -81,13 +81,12 @@ extern void kmd_batch_add_result(KmdOutBatch *b, int32 partition_id,
 								 bool retry, bool not_hosted,
 								 const char *sqlstate, const char *message,
 								 uint64 index);
-/* Serialize with the envelope (version, cluster id, sender). */
+/*
+ * Serialize with the envelope (version, cluster id, sender); NULL, nothing
+ * packed, when it would take more than `max' bytes.
+ */
 extern char *kmd_batch_pack(KmdOutBatch *b, const uint8 *cluster_id,
-							int32 from_node, uint32 *len);
-
-/* How many bytes kmd_batch_pack would make of `b' (nothing is packed). */
-extern size_t kmd_batch_packed_size(KmdOutBatch *b, const uint8 *cluster_id,
-									int32 from_node);
+							int32 from_node, size_t max, uint32 *len);
 
 /* NULL when the bytes are not a batch, or more than KMD_MAX_BATCH_BYTES. */
 extern Kommander__Batch *kmd_batch_unpack(const char *data, uint32 len);

@@ -64,7 +64,7 @@ static void
 write_batch(const char *name, KmdOutBatch *b, int32 from)
 {
 	uint32		len;
-	char	   *data = kmd_batch_pack(b, cluster_id, from, &len);
+	char	   *data = kmd_batch_pack(b, cluster_id, from, SIZE_MAX, &len);
 
 	write_file("batch", name, data, len);
 }

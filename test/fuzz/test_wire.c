@@ -64,7 +64,7 @@ round_trip(const raft_message *m, uint32 *len)
 
 	kmd_batch_init(&b, 2);
 	kmd_batch_add_raft(&b, 5, m);
-	data = kmd_batch_pack(&b, cluster_id, 1, len);
+	data = kmd_batch_pack(&b, cluster_id, 1, SIZE_MAX, len);
 	return kmd_batch_unpack(data, *len);
 }
 
@@ -150,7 +150,7 @@ packed_of_size(uint32 want, uint32 *len)
 		m.snapshot_len = image_len;
 		kmd_batch_init(&b, 2);
 		kmd_batch_add_raft(&b, 1, &m);
-		data = kmd_batch_pack(&b, cluster_id, 1, len);
+		data = kmd_batch_pack(&b, cluster_id, 1, SIZE_MAX, len);
 		if (*len == want)
 			return data;
 		image_len += want - *len;
