@@ -52,7 +52,6 @@
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
@@ -649,52 +648,23 @@ lost_keys_tree(Oid relid, List *known, bool refuse, List *lacking)
 	return lacking;
 }
 
-/* The control tables' relids (SPI connected) */
-static List *
-control_relids(void)
-{
-	List	   *relids = NIL;
-
-	if (SPI_execute("SELECT relid::pg_catalog.oid FROM kommander.tables", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read kommander.tables");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		relids = lappend_oid(relids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																	 SPI_tuptable->tupdesc, 1, &isnull)));
-	}
-	return relids;
-}
-
-/* an image replays its statements as they passed where they were applied */
-static bool
-keys_checked(void)
-{
-	return !kmd_keys_replaying && kmd_apply_range.apply_checks;
-}
-
 List *
-kmd_lost_keys_before(void)
+kmd_lost_keys_before(List *relids)
 {
 	List	   *lacking = NIL;
 	ListCell   *lc;
 
-	if (!keys_checked())
-		return NIL;
-	foreach(lc, control_relids())
+	foreach(lc, relids)
 		lacking = lost_keys_tree(lfirst_oid(lc), NIL, false, lacking);
 	return lacking;
 }
 
 void
-kmd_refuse_lost_keys(List *before)
+kmd_refuse_lost_keys(List *relids, List *before)
 {
 	ListCell   *lc;
 
-	if (!keys_checked())
-		return;
-	foreach(lc, control_relids())
+	foreach(lc, relids)
 		(void) lost_keys_tree(lfirst_oid(lc), before, true, NIL);
 }
 

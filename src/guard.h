@@ -30,14 +30,13 @@ extern void kmd_guard_install(void);
 extern void kmd_check_registrable(Oid relid);
 
 /*
- * Around a kmd_ddl statement applied for an entry that asks for
- * KMD_RULE_APPLY_CHECKS (not in an image's replay; SPI connected): before
- * it, the control tables and partitions that lack a primary key or have
- * REPLICA IDENTITY NOTHING or USING INDEX (an older version allowed it);
- * after it, refuse (0A000) any other one that does.
+ * Around a kmd_ddl statement, for the control tables `relids': before it,
+ * the tables and partitions that lack a primary key or have REPLICA
+ * IDENTITY NOTHING or USING INDEX (an older version allowed it); after
+ * it, refuse (0A000) any other one that does.
  */
-extern List *kmd_lost_keys_before(void);
-extern void kmd_refuse_lost_keys(List *before);
+extern List *kmd_lost_keys_before(List *relids);
+extern void kmd_refuse_lost_keys(List *relids, List *before);
 
 /* Is `fn' kommander.`name'()? */
 extern bool kmd_is_own_function(Oid fn, const char *name);

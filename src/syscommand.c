@@ -39,6 +39,7 @@
 #include "raft/raft.h"
 #include "storage.h"
 #include "syscommand.h"
+#include "table_keys.h"
 
 static void guard_partitions(void);
 static void unguard_detached(void);
@@ -78,6 +79,36 @@ apply_register_table(const KmdCommand *cmd, uint64 index)
 			 2, types, values, SPI_OK_INSERT);
 }
 
+/* The oids in the first column of what `sql' returns. */
+static List *
+query_oids(const char *sql)
+{
+	List	   *oids = NIL;
+
+	exec_sql(sql, 0, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		oids = lappend_oid(oids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	return oids;
+}
+
+/*
+ * The control tables whose keys a kmd_ddl statement of an entry with
+ * KMD_RULE_APPLY_CHECKS must keep lasting (guard.c): none in an image's
+ * replay, which runs the statement as it passed where it was applied.
+ */
+static List *
+keys_kept(void)
+{
+	if (kmd_keys_replaying || !kmd_apply_range.apply_checks)
+		return NIL;
+	return query_oids("SELECT relid::pg_catalog.oid FROM kommander.tables");
+}
+
 void
 kmd_syscommand_ddl(uint64 index, const char *sql, const char *role, uint32 rules)
 {
@@ -89,8 +120,9 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role, uint32 rules
 	volatile bool done = false;
 	volatile int rc;
 	List	   *leased = kmd_lease_tables_before();
+	List	   *kept = keys_kept();
 	/* tables an older version left without a lasting key: as they are */
-	List	   *lacking = kmd_lost_keys_before();
+	List	   *lacking = kmd_lost_keys_before(kept);
 
 	if (role != NULL)
 	{
@@ -134,7 +166,7 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role, uint32 rules
 	guard_partitions();
 	unguard_detached();
 	kmd_lease_tables_follow(leased);
-	kmd_refuse_lost_keys(lacking);
+	kmd_refuse_lost_keys(keys_kept(), lacking);
 	/* a registered table dropped: no image may name it (appliers stay) */
 	exec_sql("DELETE FROM kommander.tables t WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
 			 "WHERE c.oid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid)", 0, NULL, NULL, SPI_OK_DELETE);
@@ -146,23 +178,6 @@ kmd_syscommand_ddl(uint64 index, const char *sql, const char *role, uint32 rules
 	if (SPI_execute_with_args("INSERT INTO kommander.ddl VALUES ($1, $2, $3, $4)",
 							  4, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not record kmd_ddl statement " UINT64_FORMAT, index);
-}
-
-/* The oids in the first column of what `sql' returns. */
-static List *
-query_oids(const char *sql)
-{
-	List	   *oids = NIL;
-
-	exec_sql(sql, 0, NULL, NULL, SPI_OK_SELECT);
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		oids = lappend_oid(oids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																SPI_tuptable->tupdesc, 1, &isnull)));
-	}
-	return oids;
 }
 
 /*
