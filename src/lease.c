@@ -931,29 +931,9 @@ kmd_lease_track(RowCommand *c, const char *key)
 	if (!attach && !detach)
 		return;
 
-	/*
-	 * The note is made of the key the command names: checked where it was
-	 * proposed, against the table as it was there; a kmd_ddl may have
-	 * widened the key since (a column whose default fills the row).  Not
-	 * for an entry of an older version, applied as it was.
-	 */
-	if (attach && (c->op == OP_INSERT || c->op == OP_UPSERT) && kmd_apply_range.apply_checks)
-	{
-		ListCell   *lc;
-
-		foreach(lc, c->pk)
-		{
-			const char *col = lfirst(lc);
-
-			if (!kmd_rows_names(c->row, col) &&
-				(c->defaults == NULL || !kmd_rows_names(c->defaults, col)))
-				ereport(ERROR,
-						(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
-						 errmsg("\"row\" attached to a lease lacks primary key column \"%s\"", col),
-						 errdetail("The table's primary key changed after the command was proposed."),
-						 errhint("A row attached to a lease is noted under its whole primary key: name the column in \"row\" or \"defaults\".")));
-		}
-	}
+	/* the key the note is made of, whole (not for an older version's entry) */
+	if (attach && kmd_apply_range.apply_checks)
+		kmd_rows_check_lease_key(c, true);
 	SPI_connect();
 	/* nothing to attach, and no row attached to any lease: nothing to detach */
 	if (!attach && !lease_rows_maybe())

@@ -1877,17 +1877,20 @@ push_command(JsonbParseState **st, JsonbContainer *obj, RowCommand *c)
  * primary key the command gives (its "row", its "defaults", and those
  * decided here): a key column a default the proposer does not decide
  * would fill (a constant) must be named, or the note would never find
- * the row and the lease's end leave it for good.
+ * the row and the lease's end leave it for good.  Where the command is
+ * applied (`applied'), against the table as it is at the command's point
+ * of the log: the proposer's defaults are in "defaults" then, and a
+ * kmd_ddl may have widened the key since.
  */
-static void
-check_lease_key(RowCommand *c)
+void
+kmd_rows_check_lease_key(RowCommand *c, bool applied)
 {
 	ListCell   *lc;
 
 	if (c->op == OP_BATCH)
 	{
 		foreach(lc, c->batch)
-			check_lease_key(lfirst(lc));
+			kmd_rows_check_lease_key(lfirst(lc), applied);
 		return;
 	}
 	if ((c->op != OP_INSERT && c->op != OP_UPSERT) || c->lease <= 0)
@@ -1901,12 +1904,13 @@ check_lease_key(RowCommand *c)
 		if (field(&c->row->root, col) != NULL ||
 			(c->defaults != NULL && field(&c->defaults->root, col) != NULL))
 			continue;
-		foreach(v, c->varying)
+		foreach(v, applied ? NIL : c->varying)
 			decided |= strcmp(NameStr(((KmdVaryingDefault *) lfirst(v))->name), col) == 0;
 		if (!decided)
 			ereport(ERROR,
 					(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 					 errmsg("\"row\" attached to a lease lacks primary key column \"%s\"", col),
+					 applied ? errdetail("The table's primary key changed after the command was proposed.") : 0,
 					 errhint("A row attached to a lease is noted under its whole primary key: name the column in \"row\" or \"defaults\".")));
 	}
 }
@@ -1920,6 +1924,6 @@ kmd_rows_prepare(Jsonb *command, const char *key, bool *reads)
 	check_proposed(c, key);
 	*reads = true;
 	check_privileges(c, reads);
-	check_lease_key(c);
+	kmd_rows_check_lease_key(c, false);
 	return JsonbValueToJsonb(push_command(&st, &command->root, c));
 }

@@ -89,6 +89,13 @@ extern void kmd_rows_fold_now_plus(RowCommand *c, int64 at);
 
 /* Is `name' a key of `obj' (NULL: none)?  A primary key column of `c'? */
 extern bool kmd_rows_names(Jsonb *obj, const char *name);
+
+/*
+ * Does an insert or upsert of `c' that attaches its row to a lease name
+ * every primary key column?  K0011 otherwise: checked where it is
+ * proposed, and again where it is `applied' (rows.c).
+ */
+extern void kmd_rows_check_lease_key(RowCommand *c, bool applied);
 extern bool kmd_rows_is_pk(RowCommand *c, const char *name);
 
 /*
