@@ -21,7 +21,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use KmdTest;
 
-my @nodes = KmdTest::new_cluster(3);
+my @nodes = KmdTest::new_cluster(3, conf => "kommander.balance_interval = 0\n");
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 $n1->safe_psql('postgres', 'SELECT count(*) FROM kmd_create_partitions(3)');

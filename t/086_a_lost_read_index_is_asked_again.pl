@@ -23,11 +23,22 @@ use KmdProxy;
 
 my $t = KmdNemesis::new_cluster(3);
 my ($n1, $n2, $n3) = @{ $t->{nodes} };
-$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(p, 'node1') FROM generate_series(0, 1) p");
+# the balancer stays off: a leader it moved from node1 answers node2's
+# read over a link that is up
+for my $node ($n1, $n2, $n3)
+{
+	$node->safe_psql('postgres', q{
+ALTER SYSTEM SET kommander.balance_interval = 0;
+SELECT pg_reload_conf();
+});
+}
+my $p = $n1->safe_psql('postgres', "SELECT partition_id FROM kmd_route('k')");
+note("key k goes to partition $p");
+$n1->safe_psql('postgres', "SELECT kmd_transfer_leader(p, 'node1') FROM unnest(ARRAY[0, $p]) p");
 for my $node ($n1, $n2, $n3)
 {
 	$node->poll_query_until('postgres',
-		"SELECT bool_and(leader_name = 'node1') FROM kommander.partitions WHERE partition_id IN (0, 1)")
+		"SELECT bool_and(leader_name = 'node1') FROM kommander.partitions WHERE partition_id IN (0, $p)")
 	  or die 'the partitions are not led from node1 on ' . $node->name;
 }
 
@@ -68,7 +79,9 @@ my ($rc, $out, $err) = $n2->psql('postgres',
 	"SET kommander.propose_timeout = 200; SELECT kmd_read_barrier('k')",
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/K0002: no leader of partition \d+ answered the read barrier/,
-	'a read barrier that gets no answer in time fails with K0002');
+	'a read barrier that gets no answer in time fails with K0002')
+  or diag("out: $out; leaders: "
+	  . $n2->safe_psql('postgres', 'SELECT string_agg(partition_id || leader_name, \',\') FROM kommander.partitions'));
 KmdProxy::set($t->{proxy}, '1>2', 'cut');
 KmdProxy::set($t->{proxy}, '1>2', 'up');
 

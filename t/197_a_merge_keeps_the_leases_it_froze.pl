@@ -23,7 +23,7 @@ use Test::More;
 use IPC::Run;
 use KmdTest;
 
-my @nodes = KmdTest::new_cluster(3);
+my @nodes = KmdTest::new_cluster(3, conf => "kommander.balance_interval = 0\n");
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 KmdTest::split_in_two(\@nodes);
