@@ -215,6 +215,26 @@ disk_write(group *g, const raft_ready *rd)
 		g->hs = rd->hard_state;
 }
 
+/*
+ * A hard state about to be saved over `g''s: its term never goes back, and
+ * a vote once saved stays for its term (a node votes once per term, even
+ * across restarts; §5.2).  A vote sent that is not the saved one is
+ * check_durable's.
+ */
+static void
+check_saved_vote(sim *s, int nid, int gi, const raft_hard_state *hs)
+{
+	const raft_hard_state *old = &s->nodes[nid].g[gi].hs;
+
+	if (hs->term < old->term)
+		violation(s, "durability", "node %d group %d saves term %llu over term %llu",
+				  nid, gi, (unsigned long long) hs->term, (unsigned long long) old->term);
+	else if (hs->term == old->term && old->vote != RAFT_NONE && hs->vote != old->vote)
+		violation(s, "vote once", "node %d group %d saves vote %llu in term %llu, having voted for %llu",
+				  nid, gi, (unsigned long long) hs->vote, (unsigned long long) hs->term,
+				  (unsigned long long) old->vote);
+}
+
 /* The ready batch is durable: finish it. */
 static void
 group_complete(sim *s, int nid, int gi)
@@ -222,6 +242,8 @@ group_complete(sim *s, int nid, int gi)
 	group	   *g = &s->nodes[nid].g[gi];
 	raft_ready *rd = &g->rd;
 
+	if (rd->has_hard_state)
+		check_saved_vote(s, nid, gi, &rd->hard_state);
 	disk_write(g, rd);
 	for (size_t i = 0; i < rd->n_persist_messages; i++)
 		send_raft(s, nid, gi, &rd->persist_messages[i]);

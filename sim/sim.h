@@ -79,6 +79,8 @@ typedef struct sim_config
 	bool		no_host_moves;	/* partition mode: no merge finisher and no
 								 * balancer, the nemesis alone moves */
 	bool		trace;			/* print every event */
+	const char *ignore;			/* an invariant not checked (--ignore), to
+								 * let a deliberate bug reach another */
 	int			clients;
 	FILE	   *history;		/* if set, the client history is written
 								 * there as JSON lines (history.h) */
