@@ -536,3 +536,37 @@ END
 $$;
 SELECT count(*) - :leases_before AS leases_left FROM kommander.leases;
 SELECT kmd_lease_revoke(id) FROM slots WHERE i = 1;
+
+-- a key's values written otherwise while the control table stays as it
+-- is (an enum's value renamed, a composite type's attributes or the
+-- columns of a table whose row type the key has): a lease's note would
+-- no longer name its row, nor route it to the lease's partition
+SELECT kmd_ddl($$CREATE TYPE public.shade AS ENUM ('red', 'blue')$$) > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TYPE public.spot AS (x int)') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE DOMAIN public.spot_d AS public.spot') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE public.spot_parts (x int)') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE public.by_shade (s public.shade PRIMARY KEY)') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE public.by_spot (id text, p public.spot_d, n int, PRIMARY KEY (id, p))') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE public.by_part (id text, p public.spot_parts[], PRIMARY KEY (id, p))') > 0 AS ddl_done;
+SELECT kmd_register_table('public.by_shade'), kmd_register_table('public.by_spot'),
+       kmd_register_table('public.by_part');
+SELECT kmd_lease_grant('60 s', 'red') AS shade_lease \gset
+SELECT kmd_propose('red', format('{"op":"insert","table":"by_shade","row":{"s":"red"},"lease":%s}', :shade_lease)::jsonb) > 0 AS attached,
+       kmd_propose('red', format('{"op":"insert","table":"by_spot","row":{"id":"red","p":{"x":1}},"lease":%s}', :shade_lease)::jsonb) > 0 AS attached,
+       kmd_propose('red', format('{"op":"insert","table":"by_part","row":{"id":"red","p":[{"x":1}]},"lease":%s}', :shade_lease)::jsonb) > 0 AS attached;
+SELECT tbl, key, pk FROM kommander.lease_rows WHERE lease = :shade_lease ORDER BY tbl;
+SELECT err($$SELECT kmd_ddl('ALTER TYPE public.shade RENAME VALUE ''red'' TO ''crimson''')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TYPE public.spot ADD ATTRIBUTE y int')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TYPE public.spot RENAME ATTRIBUTE x TO z')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.spot_parts ADD COLUMN y int')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.spot_parts RENAME COLUMN x TO z')$$);
+-- what writes no held key otherwise goes through
+SELECT kmd_ddl($$ALTER TYPE public.shade ADD VALUE 'green'$$) > 0 AS value_added,
+       kmd_ddl('ALTER TABLE public.by_spot ADD COLUMN m int') > 0 AS table_altered;
+SELECT s::text, t.p::text, q.p::text FROM public.by_shade, public.by_spot t, public.by_part q;
+-- with the lease ended, its rows are gone and the types change
+SELECT kmd_lease_revoke(:shade_lease);
+SELECT kmd_ddl($$ALTER TYPE public.shade RENAME VALUE 'red' TO 'crimson'$$) > 0 AS renamed,
+       kmd_ddl('ALTER TYPE public.spot RENAME ATTRIBUTE x TO z') > 0 AS renamed;
+SELECT (SELECT count(*) FROM public.by_shade) + (SELECT count(*) FROM public.by_spot)
+       + (SELECT count(*) FROM public.by_part) AS rows_left;

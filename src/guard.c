@@ -52,7 +52,9 @@
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
 #include "storage/lmgr.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -808,6 +810,56 @@ check_guard_kept(Node *parsetree)
 	}
 }
 
+/* The row type of the relation `rv' names, InvalidOid if there is none. */
+static Oid
+row_type_named(RangeVar *rv)
+{
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+	return OidIsValid(relid) ? get_rel_type_id(relid) : InvalidOid;
+}
+
+/*
+ * A statement of kmd_ddl that changes how the values of a type are
+ * written, as text or JSON, without touching a table that has the type:
+ * an enum's value renamed, or a composite type's attributes, or a
+ * table's columns (which make its row type), added, dropped, renamed or
+ * retyped.  Leased rows keyed by such values are refused the change
+ * (kmd_lease_tables_check_type).
+ */
+static void
+check_type_written(Node *parsetree)
+{
+	Oid			typid = InvalidOid;
+
+	if (IsA(parsetree, AlterEnumStmt) && ((AlterEnumStmt *) parsetree)->oldVal != NULL)
+		typid = LookupTypeNameOid(NULL,
+								  makeTypeNameFromNameList(((AlterEnumStmt *) parsetree)->typeName),
+								  true);
+	else if (IsA(parsetree, AlterTableStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+		{
+			AlterTableType subtype = ((AlterTableCmd *) lfirst(lc))->subtype;
+
+			if (subtype == AT_AddColumn || subtype == AT_AddColumnToView ||
+				subtype == AT_DropColumn || subtype == AT_AlterColumnType)
+			{
+				typid = row_type_named(((AlterTableStmt *) parsetree)->relation);
+				break;
+			}
+		}
+	}
+	else if (IsA(parsetree, RenameStmt) &&
+			 (((RenameStmt *) parsetree)->renameType == OBJECT_ATTRIBUTE ||
+			  ((RenameStmt *) parsetree)->renameType == OBJECT_COLUMN))
+		typid = row_type_named(((RenameStmt *) parsetree)->relation);
+	if (OidIsValid(typid))
+		kmd_lease_tables_check_type(typid);
+}
+
 static void
 process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				ProcessUtilityContext context, ParamListInfo params,
@@ -824,7 +876,10 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	if (!kmd_applying && !dropping_extension)
 		check_statement(parsetree);
 	if (kmd_applying && !dropping_extension)
+	{
 		check_guard_kept(parsetree);
+		check_type_written(parsetree);
+	}
 	if (drops_kommander(parsetree))
 		dropping_extension = true;
 	PG_TRY();

@@ -98,6 +98,7 @@ extern void kmd_lease_tables_run(List *tables);
 extern void kmd_lease_tables_ran(void);
 extern void kmd_lease_tables_follow(List *tables);
 extern void kmd_lease_tables_check_retype(Oid relid, const char *column);
+extern void kmd_lease_tables_check_type(Oid typid);
 
 /*
  * kommander.lease_rows changed behind kmd_lease_track's back (an image):

@@ -24,6 +24,7 @@
 #include "access/table.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -417,6 +418,80 @@ kmd_lease_tables_check_retype(Oid relid, const char *column)
 						 errdetail("A lease notes the rows it holds under their primary key, and finds them again by it."),
 						 errhint("Change the type without USING, or end the leases holding rows of %s first.",
 								 t->name)));
+	}
+}
+
+/*
+ * Does a value of type `outer' hold one of type `inner': is it that type,
+ * a domain over one that does, an array, range or multirange of one, or a
+ * composite with an attribute that does?
+ */
+static bool
+type_holds(Oid outer, Oid inner)
+{
+	Oid			relid;
+	Oid			sub;
+
+	check_stack_depth();
+	if (outer == inner)
+		return true;
+	if (get_typtype(outer) == TYPTYPE_DOMAIN)
+		return type_holds(getBaseType(outer), inner);
+	if (OidIsValid(sub = get_element_type(outer)) ||
+		OidIsValid(sub = get_range_subtype(outer)) ||
+		OidIsValid(sub = get_multirange_range(outer)))
+		return type_holds(sub, inner);
+	relid = get_typ_typrelid(outer);
+	if (OidIsValid(relid))
+	{
+		Relation	rel = relation_open(relid, AccessShareLock);
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		holds = false;
+
+		for (int i = 0; i < desc->natts && !holds; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped)
+				holds = type_holds(TupleDescAttr(desc, i)->atttypid, inner);
+		relation_close(rel, AccessShareLock);
+		return holds;
+	}
+	return false;
+}
+
+/*
+ * A kmd_ddl statement that changes how values of type `typid' are written
+ * (an enum's value renamed, a composite's attributes or a table's columns
+ * added, dropped, renamed or retyped): refused (0A000) when leases held
+ * rows of a control table as the statement began whose primary key has
+ * values of the type.  The rows are noted under their key as JSON and
+ * routed by its first column's text: neither would find the row again,
+ * or the row could move to a partition other than its lease's.
+ */
+void
+kmd_lease_tables_check_type(Oid typid)
+{
+	ListCell   *lc;
+
+	/* (an entry of an older version: applied as it was) */
+	if (!kmd_apply_range.apply_checks)
+		return;
+	foreach(lc, running)
+	{
+		LeasedTable *t = lfirst(lc);
+		ListCell   *kc;
+
+		foreach(kc, t->key)
+		{
+			KeyColumn  *c = lfirst(kc);
+
+			if (SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(c->type)) &&
+				type_holds(c->type, typid))
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("kmd_ddl cannot change type %s while leases hold rows of control table %s, whose primary key column \"%s\" has values of it",
+								format_type_be(typid), t->name, c->name),
+						 errdetail("A lease notes the rows it holds under their primary key, as written, and routes them by it."),
+						 errhint("End the leases holding rows of %s first.", t->name)));
+		}
 	}
 }
 
