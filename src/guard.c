@@ -46,6 +46,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_proc.h"
@@ -568,35 +569,63 @@ kmd_refuse_replica_triggers(Relation rel)
 	}
 }
 
+/* Has relation `relid' a primary key, as pg_index says? */
+static bool
+has_primary_key(Oid relid)
+{
+	Relation	indexes = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(indexes, IndexIndrelidIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
+		found = ((Form_pg_index) GETSTRUCT(tuple))->indisprimary;
+	systable_endscan(scan);
+	table_close(indexes, AccessShareLock);
+	return found;
+}
+
 /*
  * A control table, and each partition of one, keeps a primary key and a
  * replica identity that lasts: the key (DEFAULT) or FULL.  Any session of
  * a node may publish the table, and Postgres refuses the updates and
  * deletes of a published table that has none (NOTHING, DEFAULT without a
  * key, or USING INDEX once that index is dropped): they would fail on
- * that node alone.  What `rel' (`relid' or a partition of it) lacks, or
- * NULL.
+ * that node alone.  What relation `relid' lacks, or NULL (also when it
+ * is gone).
+ *
+ * Read from the catalogs, with no lock on the table: a session that holds
+ * one (VACUUM FULL, SET TABLESPACE) holds back no kmd_ddl, and nothing a
+ * session may do to a control table changes its key or replica identity.
  */
 static const char *
-lost_keys(Relation rel)
+lost_keys(Oid relid)
 {
-	char		identity = rel->rd_rel->relreplident;
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	const char *lost = NULL;
+	Form_pg_class form;
 
-	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE &&
-		!OidIsValid(RelationGetPrimaryKeyIndex(rel)))
-		return "a primary key";
-	if (identity == REPLICA_IDENTITY_NOTHING)
-		return "REPLICA IDENTITY NOTHING";
-	if (identity == REPLICA_IDENTITY_INDEX)
-		return "REPLICA IDENTITY USING INDEX";
-	return NULL;
+	if (!HeapTupleIsValid(tuple))
+		return NULL;
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	if (form->relkind != RELKIND_PARTITIONED_TABLE && !has_primary_key(relid))
+		lost = "a primary key";
+	else if (form->relreplident == REPLICA_IDENTITY_NOTHING)
+		lost = "REPLICA IDENTITY NOTHING";
+	else if (form->relreplident == REPLICA_IDENTITY_INDEX)
+		lost = "REPLICA IDENTITY USING INDEX";
+	ReleaseSysCache(tuple);
+	return lost;
 }
 
 static void
-refuse_lost_keys(Oid relid, Relation rel, const char *lost)
+refuse_lost_keys(Oid relid, Oid rel, const char *lost)
 {
-	const char *part = RelationGetRelid(rel) == relid ? NULL :
-		relation_name(RelationGetRelid(rel));
+	const char *part = rel == relid ? NULL : relation_name(rel);
 
 	if (lost[0] == 'a')
 		ereport(ERROR,
@@ -624,29 +653,18 @@ lost_keys_tree(Oid relid, List *known, bool refuse, List *lacking)
 {
 	ListCell   *lc;
 
-	/*
-	 * Each locked while it is read, and no longer: the proposer of a
-	 * registration waits for its apply, which may need a stronger lock.
-	 */
-	LockRelationOid(relid, AccessShareLock);
-	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		return lacking;
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
 	{
-		foreach(lc, find_all_inheritors(relid, NoLock, NULL))
-		{
-			Relation	rel = try_table_open(lfirst_oid(lc), AccessShareLock);
-			const char *lost;
+		Oid			rel = lfirst_oid(lc);
+		const char *lost = lost_keys(rel);
 
-			if (rel == NULL)
-				continue;
-			lost = lost_keys(rel);
-			if (lost != NULL && refuse && !list_member_oid(known, RelationGetRelid(rel)))
-				refuse_lost_keys(relid, rel, lost);
-			if (lost != NULL)
-				lacking = lappend_oid(lacking, RelationGetRelid(rel));
-			table_close(rel, AccessShareLock);
-		}
+		if (lost != NULL && refuse && !list_member_oid(known, rel))
+			refuse_lost_keys(relid, rel, lost);
+		if (lost != NULL)
+			lacking = lappend_oid(lacking, rel);
 	}
-	UnlockRelationOid(relid, AccessShareLock);
 	return lacking;
 }
 
