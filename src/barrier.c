@@ -39,7 +39,12 @@
  *	  applied before the iteration that drained it was published.)
  *	- A partition waiting for an image is held: the image replaces its
  *	  rows, and an image is installed only where the same barriers were
- *	  applied as where it was taken (snapshot.c).  So is the right
+ *	  applied as where it was taken (snapshot.c).  So is the left
+ *	  partition of a merge, stopped at it, whose right partition waits
+ *	  for an image: where the right one's cut falls, before its freeze
+ *	  or after it, decides whether the left one's entries past the merge
+ *	  come before the barrier or after it, and only the image knows; the
+ *	  left one is bound to an image too.  So is the right
  *	  partition of a merge at which, or ahead of which, a partition waits
  *	  for an image: the image, taken after the merge, holds its rows, and
  *	  a node that missed the merge may never see the right partition reach
@@ -115,13 +120,6 @@ drained(KmdPartition *right)
 {
 	return right->state == KMD_PART_FROZEN &&
 		pg_atomic_read_u64(&right->applied_index) >= right->frozen_at;
-}
-
-/* Is `part' held for `sys_index'?  Lock held. */
-static bool
-held_alone(const KmdPartition *part, uint64 sys_index)
-{
-	return part->held_barrier >= sys_index || part->image_state != KMD_IMAGE_NONE;
 }
 
 /*
@@ -259,7 +257,20 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 		 */
 		right = part->held_merge > 0 && part->held_barrier == 0 ?
 			kmd_partition_find(part->held_merge) : NULL;
-		if (right != NULL && held_alone(right, sys_index) && !drained(right))
+
+		/*
+		 * Its right partition waits for an image: whether its cut comes
+		 * before its freeze (this one's cut is the merge) or after it
+		 * (this one goes on past the merge to its own) is the image's,
+		 * not this node's, to know.  Its rows come from an image too,
+		 * which retires the right one.
+		 */
+		if (right != NULL && right->image_state != KMD_IMAGE_NONE)
+		{
+			*image_bound = lappend_int(*image_bound, part->partition_id);
+			continue;
+		}
+		if (right != NULL && right->held_barrier >= sys_index && !drained(right))
 			continue;
 		ready = false;
 		if (right != NULL)
