@@ -335,8 +335,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 	kmd_apply_range.lo = 1;
 	kmd_apply_range.hi = 0;
 	kmd_apply_range.user_command = cmd->kind == KMD_CMD_ROWS;
-	kmd_apply_range.contained = (cmd->rules & KMD_RULE_CONTAINED_CODE) != 0;
-	kmd_apply_range.apply_checks = (cmd->rules & KMD_RULE_APPLY_CHECKS) != 0;
+	kmd_apply_range.rules = cmd->rules;
 	LWLockAcquire(kmd_shared->lock, LW_SHARED);
 	{
 		KmdPartition *part = kmd_partition_find(ctx->partition_id);
@@ -431,8 +430,7 @@ apply_command(const KmdCommand *cmd, const KmdApplyContext *ctx, List *clear,
 	PG_END_TRY();
 	kmd_apply_range.partition_id = -1;
 	kmd_apply_range.user_command = false;
-	kmd_apply_range.contained = false;
-	kmd_apply_range.apply_checks = false;
+	kmd_apply_range.rules = 0;
 	kmd_shared->apply_partition = -1;
 	out->apply_us += GetCurrentTimestamp() - start;
 	return !node_failed;
@@ -1452,8 +1450,7 @@ recover(MemoryContext loop_cxt, int failures)
 	kmd_applying = false;
 	kmd_apply_range.partition_id = -1;
 	kmd_apply_range.user_command = false;
-	kmd_apply_range.contained = false;
-	kmd_apply_range.apply_checks = false;
+	kmd_apply_range.rules = 0;
 	kmd_shared->apply_partition = -1;
 	MemoryContextReset(loop_cxt);
 	if (feed_cxt != NULL)

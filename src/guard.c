@@ -68,6 +68,7 @@
 #include "utils/syscache.h"
 
 #include "apply.h"
+#include "command.h"
 #include "errcodes.h"
 #include "guard.h"
 #include "keyrange.h"
@@ -1143,7 +1144,7 @@ kmd_check_registrable(Oid relid)
 	kmd_refuse_replica_triggers(rel);
 	kmd_refuse_lookalike_triggers(rel);
 	/* where it is applied, only for entries that ask (older ones as before) */
-	if (!kmd_applying || kmd_apply_range.apply_checks)
+	if (!kmd_applying || (kmd_apply_range.rules & KMD_RULE_APPLY_CHECKS))
 		(void) lost_keys_tree(relid, NIL, true, NIL);
 	/* registered again (a guard made before switched over): as it is */
 	if (!kmd_is_control_table(relid))
@@ -1281,7 +1282,7 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 		{
 			refuse_feed_message(objectId);
 			/* entries from before these refusals apply as they did */
-			if (kmd_apply_range.contained)
+			if (kmd_apply_range.rules & KMD_RULE_CONTAINED_CODE)
 			{
 				refuse_advisory_lock(objectId, kmd_apply_range.user_command);
 				if (kmd_apply_range.user_command)

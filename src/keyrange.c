@@ -48,6 +48,7 @@
 #include "utils/rel.h"
 
 #include "apply.h"
+#include "command.h"
 #include "errcodes.h"
 #include "guard.h"
 #include "identity.h"
@@ -274,7 +275,7 @@ check_utility(Node *parsetree)
 			{
 				check_write(relation_of(((CopyStmt *) parsetree)->relation), "COPY FROM");
 				/* a file or a program of one node */
-				if (kmd_apply_range.user_command && kmd_apply_range.contained)
+				if (kmd_apply_range.user_command && (kmd_apply_range.rules & KMD_RULE_CONTAINED_CODE))
 					ereport(ERROR,
 							(errcode(ERRCODE_KMD_MALFORMED_COMMAND),
 							 errmsg("command runs COPY FROM"),
@@ -352,7 +353,7 @@ check_utility(Node *parsetree)
 	 * point of every partition's; and no image would carry it to a node
 	 * that catches up (kommander.ddl records kmd_ddl's only).
 	 */
-	if (kmd_apply_range.user_command && kmd_apply_range.contained &&
+	if (kmd_apply_range.user_command && (kmd_apply_range.rules & KMD_RULE_CONTAINED_CODE) &&
 		!row_command_may_run(parsetree))
 		ereport(ERROR,
 				(errcode(ERRCODE_KMD_MALFORMED_COMMAND),

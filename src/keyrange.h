@@ -20,8 +20,7 @@ typedef struct KmdKeyRange
 	int64		hi;
 	bool		user_command;	/* a command of kmd_propose (rows, appliers):
 								 * it writes control tables only */
-	bool		contained;		/* its entry asks for KMD_RULE_CONTAINED_CODE */
-	bool		apply_checks;	/* and for KMD_RULE_APPLY_CHECKS */
+	uint32		rules;			/* its entry's rules (KMD_RULE_*, command.h) */
 } KmdKeyRange;
 
 /* Set by the apply worker around each command it applies. */

@@ -42,6 +42,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "command.h"
 #include "errcodes.h"
 #include "failure.h"
 #include "guc.h"
@@ -932,7 +933,7 @@ kmd_lease_track(RowCommand *c, const char *key)
 		return;
 
 	/* the key the note is made of, whole (not for an older version's entry) */
-	if (attach && kmd_apply_range.apply_checks)
+	if (attach && (kmd_apply_range.rules & KMD_RULE_APPLY_CHECKS))
 		kmd_rows_check_lease_key(c, true);
 	SPI_connect();
 	/* nothing to attach, and no row attached to any lease: nothing to detach */

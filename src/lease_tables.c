@@ -33,6 +33,7 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
+#include "command.h"
 #include "identity.h"
 #include "keyrange.h"
 #include "lease.h"
@@ -343,7 +344,7 @@ rekey(LeasedTable *t, const char *tbl, List *now)
 					 errdetail("A lease notes the rows it holds under their primary key."),
 					 errhint("End the leases holding rows of %s first.", tbl)));
 		/* (an entry of an older version: applied as it was) */
-		if (kmd_apply_range.apply_checks &&
+		if ((kmd_apply_range.rules & KMD_RULE_APPLY_CHECKS) &&
 			(routing[r] == NULL || strcmp(routing[r], TextDatumGetCString(keys[i])) != 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -472,7 +473,7 @@ kmd_lease_tables_check_type(Oid typid)
 	ListCell   *lc;
 
 	/* (an entry of an older version: applied as it was) */
-	if (!kmd_apply_range.apply_checks)
+	if (!(kmd_apply_range.rules & KMD_RULE_APPLY_CHECKS))
 		return;
 	foreach(lc, running)
 	{

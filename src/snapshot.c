@@ -987,8 +987,7 @@ replay_ddl(uint64 idx, const char *sql, const char *role, uint32 rules)
 	kmd_apply_range.lo = 1;
 	kmd_apply_range.hi = 0;
 	kmd_apply_range.user_command = false;
-	kmd_apply_range.contained = (rules & KMD_RULE_CONTAINED_CODE) != 0;
-	kmd_apply_range.apply_checks = (rules & KMD_RULE_APPLY_CHECKS) != 0;
+	kmd_apply_range.rules = rules;
 	kmd_keys_replaying = true;
 	PG_TRY();
 	{
@@ -1528,8 +1527,7 @@ install_image(int32 partition_id, int32 from, uint64 min_index, uint64 *index_ou
 			elog(ERROR, "could not pin the settings of an image");
 		/* an image's own statements: not a command's code */
 		kmd_apply_range.user_command = false;
-		kmd_apply_range.contained = false;
-		kmd_apply_range.apply_checks = false;
+		kmd_apply_range.rules = 0;
 		kmd_applying = true;
 		/* the change feed: what follows replaces the partition's rows */
 		kmd_feed_mark_image(partition_id, index, term);

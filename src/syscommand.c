@@ -30,6 +30,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "command.h"
 #include "errcodes.h"
 #include "guard.h"
 #include "guc.h"
@@ -104,7 +105,7 @@ query_oids(const char *sql)
 static List *
 keys_kept(void)
 {
-	if (kmd_keys_replaying || !kmd_apply_range.apply_checks)
+	if (kmd_keys_replaying || !(kmd_apply_range.rules & KMD_RULE_APPLY_CHECKS))
 		return NIL;
 	return query_oids("SELECT relid::pg_catalog.oid FROM kommander.tables");
 }
@@ -595,7 +596,7 @@ apply_roster(const KmdCommand *cmd, uint64 index, StringInfo result)
 			 * may have been removed since and a new one joined under its
 			 * name, which nothing checked.
 			 */
-			if (cmd->n_args > 1 && kmd_apply_range.apply_checks)
+			if (cmd->n_args > 1 && (kmd_apply_range.rules & KMD_RULE_APPLY_CHECKS))
 				refuse_name_taken(cmd->args[0], cmd->args[1], "promotion",
 								  "To promote the node of that name now, run kmd_promote_node() again.");
 			/* a learner, or a voter already; never a node being removed */
