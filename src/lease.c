@@ -567,8 +567,17 @@ kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied
 	}
 	else if (strcmp(op, "drop") == 0)
 		drop_orphans(id);
+	else if (strcmp(op, "forget") == 0)
+		;						/* requests.c forgot, as it read the entry */
 	else
 		elog(ERROR, "unknown lease command \"%s\"", op);
+}
+
+bool
+kmd_lease_forgets(const KmdCommand *cmd)
+{
+	return cmd->kind == KMD_CMD_LEASE && cmd->n_args == 3 &&
+		strcmp(cmd->args[0], "forget") == 0;
 }
 
 /* jsonb_build_object('a', r.a, ...) of the primary key columns */

@@ -61,11 +61,20 @@ extern void kmd_lease_shmem_startup(void);
 
 /*
  * Apply a committed KMD_CMD_LEASE entry (SPI connected, in the command's
- * subtransaction): grant, keepalive, revoke or expire.  Errors are the
- * command's outcome.  `result' gets {"result": ...} for a keepalive.
+ * subtransaction): grant, keepalive, revoke, expire, drop (rows of an
+ * ended lease left in another partition) or forget (nothing: see
+ * kmd_lease_forgets).  Errors are the command's outcome.  `result' gets
+ * {"result": ...} for a keepalive.
  */
 extern void kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx,
 							bool *applied, StringInfo result);
+
+/*
+ * Is `cmd' the "forget" a leader proposes in a partition whose log has
+ * not grown for kommander.request_retention (worker.c), which forgets the
+ * outcomes of old request ids there (requests.c)?
+ */
+extern bool kmd_lease_forgets(const KmdCommand *cmd);
 
 /*
  * After a row command was applied (not as the table's owner): the row

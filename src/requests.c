@@ -15,7 +15,11 @@
  * retention r set by its proposer (kommander.request_retention, carried in
  * the entry), deletes the partition's rows of entries older than t - r.
  * Every node applies the same entries, so every node forgets the same
- * rows at the same index.
+ * rows at the same index.  A partition whose log stops growing would keep
+ * its rows for good, and every other partition's forgetting would pass
+ * over them (the index is on time first): its leader proposes a lease
+ * entry "forget" once the log has not grown for the retention (worker.c),
+ * which forgets as an entry with a request id does.
  *
  * Copyright (c) 2026, kommander developers
  *
@@ -35,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
+#include "lease.h"
 #include "plans.h"
 #include "requests.h"
 
@@ -239,7 +244,7 @@ kmd_requests_replay(const KmdCommand *cmd, const KmdApplyContext *ctx,
 	 */
 	if ((cmd->kind == KMD_CMD_ROWS || cmd->kind == KMD_CMD_LEASE) &&
 		ctx->proposed_at != 0 && cmd->request_retention > 0 &&
-		(id != NULL || ctx->index % PRUNE_EVERY == 0))
+		(id != NULL || ctx->index % PRUNE_EVERY == 0 || kmd_lease_forgets(cmd)))
 		prune(cmd, ctx, lo, hi);
 	if (id == NULL)
 		return false;

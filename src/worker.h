@@ -48,6 +48,9 @@ typedef struct KmdGroup
 	raft_id		handover_to;	/* the voter a leaving leader last handed */
 	raft_term	handover_term;	/* over to, and in which term */
 	uint64		prevotes_counted;	/* raft_prevotes_started, in the stats */
+	raft_index	idle_last;		/* the last index of its log when seen, */
+	TimestampTz idle_since;		/* since when it has been so (a leader), */
+	raft_index	forget_index;	/* and where its last "forget" went */
 
 	/* images (compact.c) */
 	bool		image_wanted;	/* its state must come from an image first */
