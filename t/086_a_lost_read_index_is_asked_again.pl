@@ -21,17 +21,10 @@ use KmdTest;
 use KmdNemesis;
 use KmdProxy;
 
-my $t = KmdNemesis::new_cluster(3);
-my ($n1, $n2, $n3) = @{ $t->{nodes} };
 # the balancer stays off: a leader it moved from node1 answers node2's
 # read over a link that is up
-for my $node ($n1, $n2, $n3)
-{
-	$node->safe_psql('postgres', q{
-ALTER SYSTEM SET kommander.balance_interval = 0;
-SELECT pg_reload_conf();
-});
-}
+my $t = KmdNemesis::new_cluster(3, conf => "kommander.balance_interval = 0\n");
+my ($n1, $n2, $n3) = @{ $t->{nodes} };
 my $p = $n1->safe_psql('postgres', "SELECT partition_id FROM kmd_route('k')");
 note("key k goes to partition $p");
 $n1->safe_psql('postgres', "SELECT kmd_transfer_leader(p, 'node1') FROM unnest(ARRAY[0, $p]) p");

@@ -28,9 +28,11 @@ use Test::More;
 use KmdTest;
 
 # node2 must keep leading the partition under test until node3 is back:
-# a longer election timeout keeps a busy machine from moving it
+# a longer election timeout keeps a busy machine from moving it, and
+# node2, whose apply of it is held back below, from handing it on (after
+# four election timeouts of the stall)
 my $conf = "kommander.snapshot_threshold = 10\nkommander.balance_interval = 0\n"
-  . "kommander.election_timeout = 2000\n";
+  . "kommander.election_timeout = 4000\n";
 my @nodes = KmdTest::new_cluster(3, conf => $conf);
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);

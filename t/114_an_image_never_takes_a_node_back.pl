@@ -26,9 +26,10 @@ use Test::More;
 use KmdTest;
 
 # node1 leads partition 1 throughout: a longer election timeout keeps a
-# busy machine from moving it
+# busy machine from moving it, and node1, whose apply of it is held back
+# below, from handing it on (after four election timeouts of the stall)
 my @nodes = KmdTest::new_cluster(3,
-	conf => "kommander.balance_interval = 0\nkommander.election_timeout = 2000\n");
+	conf => "kommander.balance_interval = 0\nkommander.election_timeout = 4000\n");
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 $n1->safe_psql('postgres', "SELECT kmd_transfer_leader(1, 'node1')");

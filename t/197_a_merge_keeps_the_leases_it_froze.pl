@@ -38,7 +38,9 @@ for my $node (@nodes)
 }
 
 my $key = KmdTest::key_in($n1, 2, 'l');
-my $lease = $n2->safe_psql('postgres', "SELECT kmd_lease_grant('2 s', '$key')");
+# (time for a keepalive through node2 once it applied the merge, on a
+# busy machine too)
+my $lease = $n2->safe_psql('postgres', "SELECT kmd_lease_grant('5 s', '$key')");
 is($n2->safe_psql('postgres', "SELECT partition_id FROM kommander.leases WHERE id = $lease"),
 	'2', 'the lease belongs to partition 2');
 my $dir = PostgreSQL::Test::Utils::tempdir();

@@ -23,14 +23,13 @@ use KmdTest;
 use KmdNemesis;
 use KmdProxy;
 
-my $t = KmdNemesis::new_cluster(3);
+my $t = KmdNemesis::new_cluster(3, conf => "kommander.balance_interval = 0\n");
 my @nodes = @{ $t->{nodes} };
 my ($n1, $n2, $n3) = @nodes;
 for my $node (@nodes)
 {
 	$node->safe_psql('postgres', q{
 ALTER SYSTEM SET kommander.snapshot_threshold = 10;
-ALTER SYSTEM SET kommander.balance_interval = 0;
 SELECT pg_reload_conf();
 });
 }

@@ -20,7 +20,11 @@ use Test::More;
 use IPC::Run;
 use KmdTest;
 
-my @nodes = KmdTest::new_cluster(3, conf => "kommander.balance_interval = 0\n");
+# node1 must forward the proposal to node3 before it stops waiting for
+# node3 and elects another leader: a longer election timeout than psql
+# takes to start on a busy machine
+my @nodes = KmdTest::new_cluster(3,
+	conf => "kommander.balance_interval = 0\nkommander.election_timeout = 3000\n");
 my ($n1, $n2, $n3) = @nodes;
 KmdTest::create_kv($n1);
 KmdTest::split_in_two(\@nodes);

@@ -66,10 +66,11 @@ END
 # The cluster
 # ---------------------------------------------------------------------------
 
-# A fresh data directory for $node, with the settings of the test.
+# A fresh data directory for $node, with the settings of the test and
+# $conf (lines of postgresql.conf) after them.
 sub init_node
 {
-	my ($node) = @_;
+	my ($node, $conf) = @_;
 	KmdTest::init_node($node);
 	$node->append_conf('postgresql.conf', <<"EOC");
 listen_addresses = '127.0.0.1'
@@ -84,24 +85,26 @@ max_connections = 60
 log_min_messages = warning
 log_statement = none
 EOC
+	$node->append_conf('postgresql.conf', $conf) if defined $conf;
 }
 
 # A cluster of $n nodes, each reaching its peers through the proxy: the
 # roster's conninfos name a service (service=nodeJ) that each node resolves
 # through its own service file, to its own port of the proxy for link
 # "I>J" (to itself directly).  Clients connect to the nodes directly.
+# %opts: conf => lines of postgresql.conf for every node.
 sub new_cluster
 {
-	my ($n) = @_;
+	my ($n, %opts) = @_;
 	# a directory of this test's own: test files run side by side, and a
 	# service file another one wrote would lead a node to its cluster
 	my $dir = "$PostgreSQL::Test::Utils::log_path/" . File::Basename::basename($0, '.pl');
 	File::Path::make_path($dir);
 	my $t = { n => $n, dir => $dir, faults => {}, down => {},
-		names => [ map { "node$_" } (1 .. $n) ] };
+		names => [ map { "node$_" } (1 .. $n) ], conf => $opts{conf} };
 	my @nodes = map { PostgreSQL::Test::Cluster->new("node$_") } (1 .. $n);
 	$t->{nodes} = \@nodes;
-	init_node($_) for @nodes;
+	init_node($_, $t->{conf}) for @nodes;
 	my %links;
 	for my $i (1 .. $n)
 	{
@@ -391,7 +394,7 @@ sub replace_node
 	my $node = node($t, $i);
 	$node->stop('immediate');
 	File::Path::rmtree($node->data_dir);
-	init_node($node);
+	init_node($node, $t->{conf});
 	start_node($t, $i);
 	$node->safe_psql('postgres', 'CREATE EXTENSION kommander');
 	$node->safe_psql('postgres',
