@@ -570,26 +570,6 @@ kmd_refuse_replica_triggers(Relation rel)
 	}
 }
 
-/* Has relation `relid' a primary key, as pg_index says? */
-static bool
-has_primary_key(Oid relid)
-{
-	Relation	indexes = table_open(IndexRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-	bool		found = false;
-
-	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(indexes, IndexIndrelidIndexId, true, NULL, 1, &key);
-	while (!found && HeapTupleIsValid(tuple = systable_getnext(scan)))
-		found = ((Form_pg_index) GETSTRUCT(tuple))->indisprimary;
-	systable_endscan(scan);
-	table_close(indexes, AccessShareLock);
-	return found;
-}
-
 /*
  * A control table, and each partition of one, keeps a primary key and a
  * replica identity that lasts: the key (DEFAULT) or FULL.  Any session of
@@ -613,7 +593,8 @@ lost_keys(Oid relid)
 	if (!HeapTupleIsValid(tuple))
 		return NULL;
 	form = (Form_pg_class) GETSTRUCT(tuple);
-	if (form->relkind != RELKIND_PARTITIONED_TABLE && !has_primary_key(relid))
+	if (form->relkind != RELKIND_PARTITIONED_TABLE &&
+		!OidIsValid(kmd_primary_key_index(relid)))
 		lost = "a primary key";
 	else if (form->relreplident == REPLICA_IDENTITY_NOTHING)
 		lost = "REPLICA IDENTITY NOTHING";

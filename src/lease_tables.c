@@ -22,6 +22,7 @@
 
 #include "access/relation.h"
 #include "access/table.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -38,6 +39,7 @@
 #include "keyrange.h"
 #include "lease.h"
 #include "rows_int.h"
+#include "table_keys.h"
 
 /* A column of a table's primary key */
 typedef struct KeyColumn
@@ -71,33 +73,41 @@ exec_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 		elog(ERROR, "could not run \"%s\": %s", sql, SPI_result_code_string(rc));
 }
 
-/* The primary key of `relid' as it is now, NIL when it has none. */
+/*
+ * The primary key of `relid' as it is now, NIL when it has none: read from
+ * the catalogs, with no lock on the table, so that a session's lock on a
+ * table leases hold rows of holds back no kmd_ddl.
+ */
 static List *
 primary_key(Oid relid)
 {
-	Relation	rel = relation_open(relid, AccessShareLock);
-	Oid			pkidx = RelationGetPrimaryKeyIndex(rel);
+	Oid			pkidx = kmd_primary_key_index(relid);
+	HeapTuple	index;
+	Form_pg_index form;
 	List	   *key = NIL;
 
-	if (OidIsValid(pkidx))
+	if (!OidIsValid(pkidx))
+		return NIL;
+	index = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pkidx));
+	if (!HeapTupleIsValid(index))
+		elog(ERROR, "cache lookup failed for index %u", pkidx);
+	form = (Form_pg_index) GETSTRUCT(index);
+	for (int i = 0; i < form->indnkeyatts; i++)
 	{
-		Relation	idx = relation_open(pkidx, AccessShareLock);
+		KeyColumn  *c = palloc(sizeof(KeyColumn));
+		HeapTuple	att;
 
-		for (int i = 0; i < idx->rd_index->indnkeyatts; i++)
-		{
-			KeyColumn  *c = palloc(sizeof(KeyColumn));
-			Form_pg_attribute att;
-
-			c->attnum = idx->rd_index->indkey.values[i];
-			att = TupleDescAttr(RelationGetDescr(rel), c->attnum - 1);
-			c->name = pstrdup(NameStr(att->attname));
-			c->type = att->atttypid;
-			c->typmod = att->atttypmod;
-			key = lappend(key, c);
-		}
-		relation_close(idx, AccessShareLock);
+		c->attnum = form->indkey.values[i];
+		att = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(c->attnum));
+		if (!HeapTupleIsValid(att))
+			elog(ERROR, "cache lookup failed for attribute %d of relation %u", c->attnum, relid);
+		c->name = pstrdup(NameStr(((Form_pg_attribute) GETSTRUCT(att))->attname));
+		c->type = ((Form_pg_attribute) GETSTRUCT(att))->atttypid;
+		c->typmod = ((Form_pg_attribute) GETSTRUCT(att))->atttypmod;
+		ReleaseSysCache(att);
+		key = lappend(key, c);
 	}
-	relation_close(rel, AccessShareLock);
+	ReleaseSysCache(index);
 	return key;
 }
 

@@ -463,3 +463,29 @@ kmd_keys_check_table(Oid relid)
 	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
 		check_table(lfirst_oid(lc));
 }
+
+Oid
+kmd_primary_key_index(Oid relid)
+{
+	Relation	indexes = table_open(IndexRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			found = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_index_indrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(indexes, IndexIndrelidIndexId, true, NULL, 1, &key);
+	while (!OidIsValid(found) && HeapTupleIsValid(tuple = systable_getnext(scan)))
+	{
+		Form_pg_index index = (Form_pg_index) GETSTRUCT(tuple);
+
+		/* as the relcache takes it: a deferrable key is none */
+		if (index->indisprimary && index->indisvalid && index->indimmediate &&
+			index->indislive)
+			found = index->indexrelid;
+	}
+	systable_endscan(scan);
+	table_close(indexes, AccessShareLock);
+	return found;
+}

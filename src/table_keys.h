@@ -38,6 +38,14 @@ extern void kmd_index_check(Oid indexoid);
 extern void kmd_keys_check_table(Oid relid);
 
 /*
+ * The primary key index of relation `relid' as the catalogs hold it now,
+ * its own command's changes included (valid, immediate and live, as the
+ * relcache takes it), or InvalidOid.  Takes no lock on the relation: a
+ * session's lock on it holds back no apply.
+ */
+extern Oid	kmd_primary_key_index(Oid relid);
+
+/*
  * True while an image of the system partition replays kmd_ddl statements
  * (snapshot.c): they passed on the nodes that ran them, in the log's
  * order, where the tables registered meanwhile were not registered yet;
