@@ -545,9 +545,10 @@ SELECT kmd_ddl($$CREATE TYPE public.shade AS ENUM ('red', 'blue')$$) > 0 AS ddl_
 SELECT kmd_ddl('CREATE TYPE public.spot AS (x int)') > 0 AS ddl_done;
 SELECT kmd_ddl('CREATE DOMAIN public.spot_d AS public.spot') > 0 AS ddl_done;
 SELECT kmd_ddl('CREATE TABLE public.spot_parts (x int)') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE public.spot_kid () INHERITS (public.spot_parts)') > 0 AS ddl_done;
 SELECT kmd_ddl('CREATE TABLE public.by_shade (s public.shade PRIMARY KEY)') > 0 AS ddl_done;
 SELECT kmd_ddl('CREATE TABLE public.by_spot (id text, p public.spot_d, n int, PRIMARY KEY (id, p))') > 0 AS ddl_done;
-SELECT kmd_ddl('CREATE TABLE public.by_part (id text, p public.spot_parts[], PRIMARY KEY (id, p))') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TABLE public.by_part (id text, p public.spot_kid[], PRIMARY KEY (id, p))') > 0 AS ddl_done;
 SELECT kmd_register_table('public.by_shade'), kmd_register_table('public.by_spot'),
        kmd_register_table('public.by_part');
 SELECT kmd_lease_grant('60 s', 'red') AS shade_lease \gset
@@ -558,6 +559,8 @@ SELECT tbl, key, pk FROM kommander.lease_rows WHERE lease = :shade_lease ORDER B
 SELECT err($$SELECT kmd_ddl('ALTER TYPE public.shade RENAME VALUE ''red'' TO ''crimson''')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TYPE public.spot ADD ATTRIBUTE y int')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TYPE public.spot RENAME ATTRIBUTE x TO z')$$);
+SELECT err($$SELECT kmd_ddl('ALTER TABLE public.spot_kid ADD COLUMN y int')$$);
+-- (and through the table it inherits from)
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.spot_parts ADD COLUMN y int')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.spot_parts RENAME COLUMN x TO z')$$);
 -- what writes no held key otherwise goes through

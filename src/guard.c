@@ -810,13 +810,25 @@ check_guard_kept(Node *parsetree)
 	}
 }
 
-/* The row type of the relation `rv' names, InvalidOid if there is none. */
-static Oid
-row_type_named(RangeVar *rv)
+/*
+ * The row types of the relation `rv' names and of its inheritors, whose
+ * columns follow its own: checked as check_type_written says.
+ */
+static void
+check_row_types(RangeVar *rv)
 {
 	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+	ListCell   *lc;
 
-	return OidIsValid(relid) ? get_rel_type_id(relid) : InvalidOid;
+	if (!OidIsValid(relid))
+		return;
+	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
+	{
+		Oid			typid = get_rel_type_id(lfirst_oid(lc));
+
+		if (OidIsValid(typid))
+			kmd_lease_tables_check_type(typid);
+	}
 }
 
 /*
@@ -830,12 +842,15 @@ row_type_named(RangeVar *rv)
 static void
 check_type_written(Node *parsetree)
 {
-	Oid			typid = InvalidOid;
-
 	if (IsA(parsetree, AlterEnumStmt) && ((AlterEnumStmt *) parsetree)->oldVal != NULL)
-		typid = LookupTypeNameOid(NULL,
-								  makeTypeNameFromNameList(((AlterEnumStmt *) parsetree)->typeName),
-								  true);
+	{
+		Oid			typid = LookupTypeNameOid(NULL,
+											  makeTypeNameFromNameList(((AlterEnumStmt *) parsetree)->typeName),
+											  true);
+
+		if (OidIsValid(typid))
+			kmd_lease_tables_check_type(typid);
+	}
 	else if (IsA(parsetree, AlterTableStmt))
 	{
 		ListCell   *lc;
@@ -847,7 +862,7 @@ check_type_written(Node *parsetree)
 			if (subtype == AT_AddColumn || subtype == AT_AddColumnToView ||
 				subtype == AT_DropColumn || subtype == AT_AlterColumnType)
 			{
-				typid = row_type_named(((AlterTableStmt *) parsetree)->relation);
+				check_row_types(((AlterTableStmt *) parsetree)->relation);
 				break;
 			}
 		}
@@ -855,9 +870,7 @@ check_type_written(Node *parsetree)
 	else if (IsA(parsetree, RenameStmt) &&
 			 (((RenameStmt *) parsetree)->renameType == OBJECT_ATTRIBUTE ||
 			  ((RenameStmt *) parsetree)->renameType == OBJECT_COLUMN))
-		typid = row_type_named(((RenameStmt *) parsetree)->relation);
-	if (OidIsValid(typid))
-		kmd_lease_tables_check_type(typid);
+		check_row_types(((RenameStmt *) parsetree)->relation);
 }
 
 static void

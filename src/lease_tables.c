@@ -22,6 +22,7 @@
 
 #include "access/relation.h"
 #include "access/table.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -435,35 +436,48 @@ kmd_lease_tables_check_retype(Oid relid, const char *column)
 /*
  * Does a value of type `outer' hold one of type `inner': is it that type,
  * a domain over one that does, an array, range or multirange of one, or a
- * composite with an attribute that does?
+ * composite with an attribute that does?  Read from the catalogs, with no
+ * lock; `seen' holds the types already looked into.
  */
 static bool
-type_holds(Oid outer, Oid inner)
+type_holds(Oid outer, Oid inner, List **seen)
 {
 	Oid			relid;
 	Oid			sub;
+	HeapTuple	rel;
+	int			natts;
 
 	check_stack_depth();
 	if (outer == inner)
 		return true;
+	if (list_member_oid(*seen, outer))
+		return false;
+	*seen = lappend_oid(*seen, outer);
 	if (get_typtype(outer) == TYPTYPE_DOMAIN)
-		return type_holds(getBaseType(outer), inner);
+		return type_holds(getBaseType(outer), inner, seen);
 	if (OidIsValid(sub = get_element_type(outer)) ||
 		OidIsValid(sub = get_range_subtype(outer)) ||
 		OidIsValid(sub = get_multirange_range(outer)))
-		return type_holds(sub, inner);
+		return type_holds(sub, inner, seen);
 	relid = get_typ_typrelid(outer);
-	if (OidIsValid(relid))
+	if (!OidIsValid(relid) ||
+		!HeapTupleIsValid(rel = SearchSysCache1(RELOID, ObjectIdGetDatum(relid))))
+		return false;
+	natts = ((Form_pg_class) GETSTRUCT(rel))->relnatts;
+	ReleaseSysCache(rel);
+	for (AttrNumber attnum = 1; attnum <= natts; attnum++)
 	{
-		Relation	rel = relation_open(relid, AccessShareLock);
-		TupleDesc	desc = RelationGetDescr(rel);
-		bool		holds = false;
+		HeapTuple	att = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid),
+										  Int16GetDatum(attnum));
+		bool		holds;
 
-		for (int i = 0; i < desc->natts && !holds; i++)
-			if (!TupleDescAttr(desc, i)->attisdropped)
-				holds = type_holds(TupleDescAttr(desc, i)->atttypid, inner);
-		relation_close(rel, AccessShareLock);
-		return holds;
+		if (!HeapTupleIsValid(att))
+			continue;
+		holds = !((Form_pg_attribute) GETSTRUCT(att))->attisdropped &&
+			type_holds(((Form_pg_attribute) GETSTRUCT(att))->atttypid, inner, seen);
+		ReleaseSysCache(att);
+		if (holds)
+			return true;
 	}
 	return false;
 }
@@ -482,8 +496,11 @@ kmd_lease_tables_check_type(Oid typid)
 {
 	ListCell   *lc;
 
-	/* (an entry of an older version: applied as it was) */
-	if (!(kmd_apply_range.rules & KMD_RULE_APPLY_CHECKS))
+	/*
+	 * (an entry of an older version: applied as it was; a statement an
+	 * image replays: it ran, and the notes are the image's to bring)
+	 */
+	if (!(kmd_apply_range.rules & KMD_RULE_APPLY_CHECKS) || kmd_keys_replaying)
 		return;
 	foreach(lc, running)
 	{
@@ -493,9 +510,10 @@ kmd_lease_tables_check_type(Oid typid)
 		foreach(kc, t->key)
 		{
 			KeyColumn  *c = lfirst(kc);
+			List	   *seen = NIL;
 
 			if (SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(c->type)) &&
-				type_holds(c->type, typid))
+				type_holds(c->type, typid, &seen))
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("kmd_ddl cannot change type %s while leases hold rows of control table %s, whose primary key column \"%s\" has values of it",
