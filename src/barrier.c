@@ -259,13 +259,13 @@ kmd_barrier_ready(uint64 sys_index, List **image_bound)
 			kmd_partition_find(part->held_merge) : NULL;
 
 		/*
-		 * Its right partition waits for an image: whether its cut comes
-		 * before its freeze (this one's cut is the merge) or after it
-		 * (this one goes on past the merge to its own) is the image's,
-		 * not this node's, to know.  Its rows come from an image too,
-		 * which retires the right one.
+		 * Its right partition waits for an image, not drained yet: whether
+		 * its cut comes before its freeze (this one's cut is the merge) or
+		 * after it (this one goes on past the merge to its own) is the
+		 * image's, not this node's, to know.  Its rows come from an image
+		 * too, which retires the right one.
 		 */
-		if (right != NULL && right->image_state != KMD_IMAGE_NONE)
+		if (right != NULL && right->image_state != KMD_IMAGE_NONE && !drained(right))
 		{
 			*image_bound = lappend_int(*image_bound, part->partition_id);
 			continue;
