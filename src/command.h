@@ -64,15 +64,18 @@ typedef enum KmdCommandKind
  * APPLY_CHECKS: checked again where it is applied, against the tables as
  * they are at its point of the log: a leased row's key (lease.c); for a
  * kmd_ddl statement, the control tables' keys and replica identities
- * (syscommand.c) and the routing keys of rows leases hold
- * (lease_tables.c).
+ * (syscommand.c), the routing keys of rows leases hold and the types
+ * their keys have (lease_tables.c).  IDLE_FORGET: a lease entry
+ * "forget" of an idle partition's leader (worker.c), which forgets old
+ * request outcomes (requests.c).
  */
 #define KMD_RULE_WIDE_DEFAULTS 0x1
 #define KMD_RULE_CONTAINED_CODE 0x2
 #define KMD_RULE_APPLY_CHECKS 0x4
+#define KMD_RULE_IDLE_FORGET 0x8
 /* an entry asking for another stops its partition here (wire.c) */
 #define KMD_RULES_KNOWN (KMD_RULE_WIDE_DEFAULTS | KMD_RULE_CONTAINED_CODE | \
-						 KMD_RULE_APPLY_CHECKS)
+						 KMD_RULE_APPLY_CHECKS | KMD_RULE_IDLE_FORGET)
 
 typedef struct KmdCommand
 {

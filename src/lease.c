@@ -576,8 +576,8 @@ kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx, bool *applied
 bool
 kmd_lease_forgets(const KmdCommand *cmd)
 {
-	return cmd->kind == KMD_CMD_LEASE && cmd->n_args == 3 &&
-		strcmp(cmd->args[0], "forget") == 0;
+	return cmd->kind == KMD_CMD_LEASE && (cmd->rules & KMD_RULE_IDLE_FORGET) &&
+		cmd->n_args == 3 && strcmp(cmd->args[0], "forget") == 0;
 }
 
 /* jsonb_build_object('a', r.a, ...) of the primary key columns */

@@ -999,8 +999,8 @@ forget_if_idle(KmdGroup *g, TimestampTz now)
 	cmd.args[0] = "forget";
 	cmd.args[1] = "0";
 	cmd.args[2] = "0";
-	/* a node that does not know the op stops at the entry, as at any new rule */
-	cmd.rules = KMD_RULE_APPLY_CHECKS;
+	/* a node that does not know the op stops at the entry: an unknown rule */
+	cmd.rules = KMD_RULE_IDLE_FORGET;
 	data = kmd_command_encode(&cmd, &len);
 	if (raft_propose(g->r, data, len, &g->forget_index, &term) == RAFT_OK)
 		groups_dirty = true;
@@ -1152,7 +1152,10 @@ tick_all(void)
 			forget_if_idle(g, now);
 		}
 		else
+		{
 			g->idle_since = 0;
+			g->forget_index = 0;
+		}
 		if (any_stalled && raft_get_role(g->r) == RAFT_LEADER)
 			hand_off_if_stalled(g, &alive, now);
 		awake |= !raft_quiesced(g->r);

@@ -33,7 +33,7 @@ my %bad = (
 	$parts[0] => [ q{data = '\x08021001'}, qr/command version 2 is unknown to this node/ ],
 	$parts[1] => [ q{data = '\x08011063'}, qr/command kind 99 is unknown to this node/ ],
 	$parts[2] => [ q{kind = 9}, qr/entry type 9 is unknown to this node/ ],
-	$parts[3] => [ q{data = '\x080110017008'}, qr/asks for rules 0x8, unknown to this node/ ]);
+	$parts[3] => [ q{data = '\x080110017010'}, qr/asks for rules 0x10, unknown to this node/ ]);
 my %index;
 for my $p (@parts[ 0 .. 3 ])
 {

@@ -43,12 +43,13 @@ is($_->safe_psql('postgres', $idle_ids), '5', $_->name . ' remembers the idle pa
   for @nodes;
 
 # a short retention from now on; the idle partition's log stops growing
+# (read while the retention is still 10 minutes: no "forget" before)
+my $last = $n1->safe_psql('postgres', "SELECT last_index FROM kommander.partitions WHERE partition_id = $idle");
 for my $node (@nodes)
 {
 	$node->safe_psql('postgres',
 		"ALTER SYSTEM SET kommander.request_retention = '2s'; SELECT pg_reload_conf()");
 }
-my $last = $n1->safe_psql('postgres', "SELECT last_index FROM kommander.partitions WHERE partition_id = $idle");
 for my $node (@nodes)
 {
 	ok($node->poll_query_until('postgres', "SELECT ($idle_ids) = 0"),
