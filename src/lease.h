@@ -132,6 +132,18 @@ extern void kmd_leases_load(void);
  */
 extern bool kmd_lease_tick(struct KmdGroup **groups, int n, TimestampTz now);
 
+/*
+ * Called by the Raft worker on each tick with each user partition it
+ * leads: one whose log has not grown for kommander.request_retention gets
+ * a lease entry "forget", which forgets the outcomes of its commands with
+ * request ids (requests.c), as each of its entries with a request id
+ * does: they are forgotten by the partition's own entries only, and the
+ * forgetting of every other partition passes over them
+ * (kommander.requests is indexed by time first).  Once per idle spell:
+ * not again before another entry comes.  True if it proposed.
+ */
+extern bool kmd_lease_forget_if_idle(struct KmdGroup *g, TimestampTz now);
+
 /* Forget what kmd_lease_tick kept of a group this worker stops. */
 extern void kmd_lease_tick_forget(int32 partition_id);
 

@@ -697,38 +697,75 @@ led_range_of(LedRange *led, int n, int64 hash)
 	return &led[last];
 }
 
+/*
+ * Propose to group `g', which this worker leads, the lease entry `op' of
+ * lease `id' with `arg', at partition generation `generation'; Raft's
+ * answer, with the entry's index in *index.
+ */
+static int
+propose_lease(KmdGroup *g, uint64 generation, const char *op, int64 id, uint64 arg,
+			  uint32 rules, TimestampTz now, raft_index *index)
+{
+	KmdCommand	cmd;
+	char	   *data;
+	uint32		len;
+	raft_term	term;
+	int			rc;
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.kind = KMD_CMD_LEASE;
+	cmd.origin_node = kmd_shared->local_node_id;
+	cmd.origin_slot = -1;
+	cmd.proposed_at = now;
+	cmd.request_retention = kmd_request_retention;
+	cmd.generation = generation;
+	cmd.sys_index = kmd_partition_applied(0);
+	cmd.key = psprintf(INT64_FORMAT, id);
+	cmd.n_args = 3;
+	cmd.args[0] = (char *) op;
+	cmd.args[1] = cmd.key;
+	cmd.args[2] = psprintf(UINT64_FORMAT, arg);
+	cmd.rules = rules;
+	data = kmd_command_encode(&cmd, &len);
+	rc = raft_propose(g->r, data, len, index, &term);
+	pfree(data);
+	return rc;
+}
+
 /* Propose the entries that `r' collected; false if Raft refused the first. */
 static bool
 propose_due(LedRange *r, TimestampTz now)
 {
 	for (int i = 0; i < r->n; i++)
 	{
-		KmdCommand	cmd;
-		char	   *data;
-		uint32		len;
 		raft_index	index;
-		raft_term	term;
 
-		memset(&cmd, 0, sizeof(cmd));
-		cmd.kind = KMD_CMD_LEASE;
-		cmd.origin_node = kmd_shared->local_node_id;
-		cmd.origin_slot = -1;
-		cmd.proposed_at = now;
-		cmd.request_retention = kmd_request_retention;
-		cmd.generation = r->generation;
-		cmd.sys_index = kmd_partition_applied(0);
-		cmd.key = psprintf(INT64_FORMAT, r->due[i]);
-		cmd.n_args = 3;
-		cmd.args[0] = (char *) r->what[i];
-		cmd.args[1] = cmd.key;
-		cmd.args[2] = psprintf(UINT64_FORMAT, r->renewed[i]);
 		/* the triggers of the rows it deletes, contained as a command's */
-		cmd.rules = KMD_RULE_CONTAINED_CODE;
-		data = kmd_command_encode(&cmd, &len);
-		if (raft_propose(r->g->r, data, len, &index, &term) != RAFT_OK)
+		if (propose_lease(r->g, r->generation, r->what[i], r->due[i], r->renewed[i],
+						  KMD_RULE_CONTAINED_CODE, now, &index) != RAFT_OK)
 			return i > 0;
 	}
 	return r->n > 0;
+}
+
+bool
+kmd_lease_forget_if_idle(KmdGroup *g, TimestampTz now)
+{
+	raft_index	last = raft_last_index(g->r);
+
+	if (last != g->idle_last || g->idle_since == 0)
+	{
+		g->idle_last = last;
+		g->idle_since = now;
+		return false;
+	}
+	if (last == g->forget_index || g->parked || g->awaiting_image ||
+		!TimestampDifferenceExceeds(g->idle_since, now, kmd_request_retention) ||
+		kmd_partition_state(g->partition_id) != KMD_PART_ACTIVE)
+		return false;
+	/* a node that does not know the op stops at the entry: an unknown rule */
+	return propose_lease(g, kmd_partition_generation(g->partition_id), "forget", 0, 0,
+						 KMD_RULE_IDLE_FORGET, now, &g->forget_index) == RAFT_OK;
 }
 
 /*

@@ -958,56 +958,6 @@ balance(void)
 }
 
 /*
- * A user partition led here whose log has not grown for
- * kommander.request_retention gets a lease entry "forget", which forgets
- * the outcomes of its commands with request ids (requests.c), as each
- * of its entries with a request id does: they are forgotten by the
- * partition's own entries only, and the forgetting of every other
- * partition passes over them (kommander.requests is indexed by time
- * first).  Once per idle spell: not again before another entry comes.
- */
-static void
-forget_if_idle(KmdGroup *g, TimestampTz now)
-{
-	raft_index	last = raft_last_index(g->r);
-	KmdCommand	cmd;
-	char	   *data;
-	uint32		len;
-	raft_term	term;
-
-	if (last != g->idle_last || g->idle_since == 0)
-	{
-		g->idle_last = last;
-		g->idle_since = now;
-		return;
-	}
-	if (last == g->forget_index || g->parked || g->awaiting_image ||
-		!TimestampDifferenceExceeds(g->idle_since, now, kmd_request_retention) ||
-		kmd_partition_state(g->partition_id) != KMD_PART_ACTIVE)
-		return;
-
-	memset(&cmd, 0, sizeof(cmd));
-	cmd.kind = KMD_CMD_LEASE;
-	cmd.origin_node = kmd_shared->local_node_id;
-	cmd.origin_slot = -1;
-	cmd.proposed_at = now;
-	cmd.request_retention = kmd_request_retention;
-	cmd.generation = kmd_partition_generation(g->partition_id);
-	cmd.sys_index = kmd_partition_applied(0);
-	cmd.key = "0";
-	cmd.n_args = 3;
-	cmd.args[0] = "forget";
-	cmd.args[1] = "0";
-	cmd.args[2] = "0";
-	/* a node that does not know the op stops at the entry: an unknown rule */
-	cmd.rules = KMD_RULE_IDLE_FORGET;
-	data = kmd_command_encode(&cmd, &len);
-	if (raft_propose(g->r, data, len, &g->forget_index, &term) == RAFT_OK)
-		groups_dirty = true;
-	pfree(data);
-}
-
-/*
  * A group led here whose entries this node's apply worker has been held
  * back from (a lock a session holds, an entry it cannot decode; failure.c)
  * for HANDOFF_STALL election timeouts goes to the most up-to-date voter
@@ -1149,7 +1099,8 @@ tick_all(void)
 		if (raft_get_role(g->r) == RAFT_LEADER && g->partition_id > 0)
 		{
 			led[n_led++] = g;
-			forget_if_idle(g, now);
+			if (kmd_lease_forget_if_idle(g, now))
+				groups_dirty = true;
 		}
 		else
 		{
