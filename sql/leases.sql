@@ -542,7 +542,8 @@ SELECT kmd_lease_revoke(id) FROM slots WHERE i = 1;
 -- columns of a table whose row type the key has): a lease's note would
 -- no longer name its row, nor route it to the lease's partition
 SELECT kmd_ddl($$CREATE TYPE public.shade AS ENUM ('red', 'blue')$$) > 0 AS ddl_done;
-SELECT kmd_ddl('CREATE TYPE public.spot AS (x int)') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE DOMAIN public.spot_w AS int') > 0 AS ddl_done;
+SELECT kmd_ddl('CREATE TYPE public.spot AS (x int, w public.spot_w)') > 0 AS ddl_done;
 SELECT kmd_ddl('CREATE DOMAIN public.spot_d AS public.spot') > 0 AS ddl_done;
 SELECT kmd_ddl('CREATE TABLE public.spot_parts (x int)') > 0 AS ddl_done;
 SELECT kmd_ddl('CREATE TABLE public.spot_kid () INHERITS (public.spot_parts)') > 0 AS ddl_done;
@@ -559,6 +560,7 @@ SELECT tbl, key, pk FROM kommander.lease_rows WHERE lease = :shade_lease ORDER B
 SELECT err($$SELECT kmd_ddl('ALTER TYPE public.shade RENAME VALUE ''red'' TO ''crimson''')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TYPE public.spot ADD ATTRIBUTE y int')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TYPE public.spot RENAME ATTRIBUTE x TO z')$$);
+SELECT err($$SELECT kmd_ddl('DROP DOMAIN public.spot_w CASCADE')$$);
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.spot_kid ADD COLUMN y int')$$);
 -- (and through the table it inherits from)
 SELECT err($$SELECT kmd_ddl('ALTER TABLE public.spot_parts ADD COLUMN y int')$$);

@@ -811,66 +811,24 @@ check_guard_kept(Node *parsetree)
 }
 
 /*
- * The row types of the relation `rv' names and of its inheritors, whose
- * columns follow its own: checked as check_type_written says.
+ * ALTER TYPE ... RENAME VALUE of an enum in a statement of kmd_ddl: the
+ * values of the type are written otherwise, without a table that has them
+ * touched.  Leased rows keyed by them are refused the change
+ * (kmd_lease_tables_check_type); the columns of a row type are
+ * object_access's.
  */
 static void
-check_row_types(RangeVar *rv)
+check_enum_renamed(Node *parsetree)
 {
-	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
-	ListCell   *lc;
+	Oid			typid;
 
-	if (!OidIsValid(relid))
+	if (!IsA(parsetree, AlterEnumStmt) || ((AlterEnumStmt *) parsetree)->oldVal == NULL)
 		return;
-	foreach(lc, find_all_inheritors(relid, NoLock, NULL))
-	{
-		Oid			typid = get_rel_type_id(lfirst_oid(lc));
-
-		if (OidIsValid(typid))
-			kmd_lease_tables_check_type(typid);
-	}
-}
-
-/*
- * A statement of kmd_ddl that changes how the values of a type are
- * written, as text or JSON, without touching a table that has the type:
- * an enum's value renamed, or a composite type's attributes, or a
- * table's columns (which make its row type), added, dropped, renamed or
- * retyped.  Leased rows keyed by such values are refused the change
- * (kmd_lease_tables_check_type).
- */
-static void
-check_type_written(Node *parsetree)
-{
-	if (IsA(parsetree, AlterEnumStmt) && ((AlterEnumStmt *) parsetree)->oldVal != NULL)
-	{
-		Oid			typid = LookupTypeNameOid(NULL,
-											  makeTypeNameFromNameList(((AlterEnumStmt *) parsetree)->typeName),
-											  true);
-
-		if (OidIsValid(typid))
-			kmd_lease_tables_check_type(typid);
-	}
-	else if (IsA(parsetree, AlterTableStmt))
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
-		{
-			AlterTableType subtype = ((AlterTableCmd *) lfirst(lc))->subtype;
-
-			if (subtype == AT_AddColumn || subtype == AT_AddColumnToView ||
-				subtype == AT_DropColumn || subtype == AT_AlterColumnType)
-			{
-				check_row_types(((AlterTableStmt *) parsetree)->relation);
-				break;
-			}
-		}
-	}
-	else if (IsA(parsetree, RenameStmt) &&
-			 (((RenameStmt *) parsetree)->renameType == OBJECT_ATTRIBUTE ||
-			  ((RenameStmt *) parsetree)->renameType == OBJECT_COLUMN))
-		check_row_types(((RenameStmt *) parsetree)->relation);
+	typid = LookupTypeNameOid(NULL,
+							  makeTypeNameFromNameList(((AlterEnumStmt *) parsetree)->typeName),
+							  true);
+	if (OidIsValid(typid))
+		kmd_lease_tables_check_type(typid);
 }
 
 static void
@@ -891,7 +849,7 @@ process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 	if (kmd_applying && !dropping_extension)
 	{
 		check_guard_kept(parsetree);
-		check_type_written(parsetree);
+		check_enum_renamed(parsetree);
 	}
 	if (drops_kommander(parsetree))
 		dropping_extension = true;
@@ -1287,6 +1245,18 @@ object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, voi
 		/* kmd_ddl's keys, on every node alike */
 		if (kmd_keys_replaying)
 			return;
+
+		/*
+		 * A column of a relation added, dropped, renamed or altered,
+		 * however the statement got there (ALTER TYPE or ALTER TABLE on it
+		 * or on a parent, a DROP ... CASCADE of a type it has): the values
+		 * of its row type are written otherwise, and leased rows keyed by
+		 * them are refused the change (kmd_lease_tables_check_type).
+		 */
+		if (classId == RelationRelationId && subId > 0 &&
+			(access == OAT_POST_CREATE || access == OAT_DROP || access == OAT_POST_ALTER) &&
+			OidIsValid(get_rel_type_id(objectId)))
+			kmd_lease_tables_check_type(get_rel_type_id(objectId));
 		if (access == OAT_POST_CREATE && classId == ConstraintRelationId)
 			kmd_constraint_check(objectId);
 		else if (access == OAT_POST_CREATE && classId == RelationRelationId && subId == 0)
