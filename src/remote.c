@@ -213,6 +213,24 @@ connect_as(const char *conninfo, const char *user, const char *what, bool pinned
 				 errmsg("could not connect to %s", what),
 				 errdetail_internal("%s", msg)));
 	}
+
+	/*
+	 * What this node sends there finds pg_catalog's operators, functions
+	 * and types first, whatever search_path the database has: its owner
+	 * sets that, and need not be a superuser, while the connection's role
+	 * often is one.  (The call itself names its schema.)
+	 */
+	PG_TRY();
+	{
+		PQclear(kmd_remote_exec(conn, "SELECT pg_catalog.set_config('search_path', "
+								"'pg_catalog, pg_temp', false)", 0, NULL));
+	}
+	PG_CATCH();
+	{
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	return conn;
 }
 

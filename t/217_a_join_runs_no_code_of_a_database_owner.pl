@@ -6,7 +6,9 @@
 #   not with a schema named for that role holding functions of
 #   kommander's names (on the seed), nor with an operator in public that
 #   matches an argument pg_catalog's operator would cast (on the joining
-#   node).  Each of them here makes its author a superuser.
+#   node), nor with a search_path of the database that puts public before
+#   pg_catalog and an operator there of pg_catalog's name and arguments
+#   (on the seed).  Each of them here makes its author a superuser.
 #
 # Copyright (c) 2026, kommander developers
 #
@@ -51,6 +53,18 @@ BEGIN $escalate
   PERFORM public.kmd_promote_node(node_name);
 END \$\$;
 });
+$n1->safe_psql('postgres', qq{
+SET ROLE dbowner;
+CREATE FUNCTION public.owners_eq(integer, integer) RETURNS boolean LANGUAGE plpgsql AS \$\$
+BEGIN $escalate
+  RETURN \$1 OPERATOR(pg_catalog.=) \$2;
+END \$\$;
+CREATE OPERATOR public.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = public.owners_eq);
+ALTER DATABASE postgres SET search_path = public, pg_catalog;
+});
+# (this test's own sessions keep pg_catalog first: they are not what is
+# tested, and any superuser's would run the operator there)
+$ENV{PGOPTIONS} = '-c search_path=pg_catalog,public';
 $n2->safe_psql('postgres', qq{
 SET ROLE dbowner;
 CREATE FUNCTION public.owners_times(numeric, integer) RETURNS numeric LANGUAGE plpgsql AS \$\$
