@@ -457,6 +457,8 @@ REVOKE ALL ON FUNCTION kmd_lease_grant(interval, text), kmd_lease_keepalive(bigi
 
 CREATE FUNCTION kommander.lease_countdown(id bigint)
 RETURNS timestamptz AS 'MODULE_PATHNAME', 'kmd_lease_countdown' LANGUAGE C STRICT;
+-- as the view below: a lease's id is what ends it
+REVOKE ALL ON FUNCTION kommander.lease_countdown(bigint) FROM PUBLIC;
 
 -- expires_at is renewed_at plus the TTL, by the clocks of the proposing
 -- nodes: what the leader of the partition decides by is its own clock,

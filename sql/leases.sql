@@ -20,6 +20,7 @@ SELECT ttl, rows, partition_id = (SELECT partition_id FROM kmd_route('c1')) AS p
        countdown_ends > now() AND countdown_ends <= now() + ttl AS counted_down_here
   FROM kommander.leases WHERE id = (SELECT id FROM l);
 SELECT kommander.lease_countdown(1) IS NULL AS no_countdown_of_an_unknown_lease;
+SELECT has_function_privilege('public', 'kommander.lease_countdown(bigint)', 'EXECUTE') AS anyone_counts;
 
 -- rows join the lease with "lease": an insert, an upsert, an update
 SELECT kmd_propose(k1, format('{"op":"insert","table":"claims","row":{"job":"%s","owner":"w1"},"lease":%s}', k1, id)::jsonb) > 0 AS attached FROM l, k;
