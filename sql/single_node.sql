@@ -69,6 +69,12 @@ SELECT err($$SELECT kmd_ddl('-- nothing but a comment')$$);
 SELECT err($$SELECT kmd_ddl('/* nothing */ ; ;')$$);
 SELECT err($$SELECT kmd_ddl('COMMIT')$$);
 SELECT err($$SELECT kmd_ddl('COPY public.jobs FROM STDIN')$$);
+-- nor what runs only outside a transaction block (it would fail on
+-- every node, after a barrier across every partition)
+SELECT err($$SELECT kmd_ddl('VACUUM public.jobs')$$);
+SELECT err($$SELECT kmd_ddl('CREATE INDEX CONCURRENTLY jobs_x ON public.jobs (id)')$$);
+SELECT err($$SELECT kmd_ddl('REINDEX TABLE CONCURRENTLY public.jobs')$$);
+SELECT err($$SELECT kmd_ddl('ANALYZE public.jobs; ALTER SYSTEM SET work_mem = ''8MB''')$$);
 SELECT applied_index = :system_applied AS took_no_entry
   FROM kommander.applied WHERE partition_id = 0;
 -- the statement is read as the apply worker reads it, whatever the caller's quoting

@@ -25,6 +25,7 @@
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -313,6 +314,61 @@ ddl_parse_context(void *arg)
  * of taking an entry of the system partition's log that fails, or does
  * nothing, on every node.
  */
+/*
+ * What of `stmt', if anything, Postgres runs only outside a transaction
+ * block: the apply runs each kmd_ddl statement in its entry's apply
+ * transaction, where it would fail on every node, after a barrier across
+ * every partition.
+ */
+static const char *
+runs_alone(Node *stmt)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(stmt))
+	{
+		case T_VacuumStmt:
+			return ((VacuumStmt *) stmt)->is_vacuumcmd ? "VACUUM" : NULL;
+		case T_IndexStmt:
+			return ((IndexStmt *) stmt)->concurrent ? "CREATE INDEX CONCURRENTLY" : NULL;
+		case T_ReindexStmt:
+			foreach(lc, ((ReindexStmt *) stmt)->params)
+			{
+				DefElem    *opt = lfirst_node(DefElem, lc);
+
+				if (strcmp(opt->defname, "concurrently") == 0 && defGetBoolean(opt))
+					return "REINDEX CONCURRENTLY";
+			}
+			return NULL;
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->concurrent ? "DROP INDEX CONCURRENTLY" : NULL;
+		case T_AlterTableStmt:
+			foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+			{
+				AlterTableCmd *cmd = lfirst(lc);
+
+				if (cmd->subtype == AT_DetachPartition &&
+					((PartitionCmd *) cmd->def)->concurrent)
+					return "DETACH PARTITION CONCURRENTLY";
+			}
+			return NULL;
+		case T_ClusterStmt:
+			return ((ClusterStmt *) stmt)->relation == NULL ? "CLUSTER of every table" : NULL;
+		case T_CreatedbStmt:
+			return "CREATE DATABASE";
+		case T_DropdbStmt:
+			return "DROP DATABASE";
+		case T_CreateTableSpaceStmt:
+			return "CREATE TABLESPACE";
+		case T_DropTableSpaceStmt:
+			return "DROP TABLESPACE";
+		case T_AlterSystemStmt:
+			return "ALTER SYSTEM";
+		default:
+			return NULL;
+	}
+}
+
 static void
 check_ddl_parses(const char *sql)
 {
@@ -349,6 +405,12 @@ check_ddl_parses(const char *sql)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("kmd_ddl cannot run transaction control or COPY to or from the client"),
 					 errdetail("Every statement given to kmd_ddl runs in the apply transaction of its entry.")));
+		if (runs_alone(stmt) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+					 errmsg("kmd_ddl cannot run %s", runs_alone(stmt)),
+					 errdetail("Every statement given to kmd_ddl runs in the apply transaction of its entry, and this one cannot run inside a transaction block."),
+					 errhint("Run maintenance on each node by itself; give kmd_ddl an index without CONCURRENTLY.")));
 	}
 }
 
