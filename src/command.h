@@ -66,8 +66,8 @@ typedef enum KmdCommandKind
  * kmd_ddl statement, the control tables' keys and replica identities
  * (syscommand.c), the routing keys of rows leases hold and the types
  * their keys have (lease_tables.c).  IDLE_FORGET: a lease entry
- * "forget" of an idle partition's leader (worker.c), which forgets old
- * request outcomes (requests.c).
+ * "forget" of an idle partition's leader (lease_clock.c), which forgets
+ * old request outcomes (requests.c).
  */
 #define KMD_RULE_WIDE_DEFAULTS 0x1
 #define KMD_RULE_CONTAINED_CODE 0x2

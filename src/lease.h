@@ -71,8 +71,8 @@ extern void kmd_lease_apply(const KmdCommand *cmd, const KmdApplyContext *ctx,
 
 /*
  * Is `cmd' the "forget" a leader proposes in a partition whose log has
- * not grown for kommander.request_retention (worker.c), which forgets the
- * outcomes of old request ids there (requests.c)?
+ * not grown for kommander.request_retention (lease_clock.c), which
+ * forgets the outcomes of old request ids there (requests.c)?
  */
 extern bool kmd_lease_forgets(const KmdCommand *cmd);
 

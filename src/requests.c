@@ -18,8 +18,8 @@
  * rows at the same index.  A partition whose log stops growing would keep
  * its rows for good, and every other partition's forgetting would pass
  * over them (the index is on time first): its leader proposes a lease
- * entry "forget" once the log has not grown for the retention (worker.c),
- * which forgets as an entry with a request id does.
+ * entry "forget" once the log has not grown for the retention
+ * (lease_clock.c), which forgets as an entry with a request id does.
  *
  * Copyright (c) 2026, kommander developers
  *
