@@ -568,6 +568,7 @@ kmd_transfer_leader(PG_FUNCTION_ARGS)
 	int32		node_id;
 	KmdOutcome	out;
 	TimestampTz deadline;
+	TimestampTz asked;
 	bool		exists;
 	bool		leaving;
 
@@ -601,6 +602,7 @@ kmd_transfer_leader(PG_FUNCTION_ARGS)
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kmd_propose_timeout);
 	kmd_request(KMD_REQ_TRANSFER, partition_id, node_id, NULL, &out);
 	kmd_outcome_raise(&out);
+	asked = GetCurrentTimestamp();
 
 	/* wait until this node sees the new leader */
 	ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
@@ -635,6 +637,23 @@ kmd_transfer_leader(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_KMD_NO_QUORUM),
 					 errmsg("leadership of partition %d did not move in time", partition_id),
 					 errhint("The target may be lagging or unreachable; retry later.")));
+		}
+
+		/*
+		 * A leader gives a transfer up after an election timeout (its
+		 * target not caught up, or not connected yet, as after a
+		 * restart): the leader this node knows is asked again, until the
+		 * deadline.  A refusal stands; no answer is asked again later.
+		 */
+		if (leader != 0 &&
+			TimestampDifferenceExceeds(asked, GetCurrentTimestamp(), kmd_election_timeout))
+		{
+			ConditionVariableCancelSleep();
+			kmd_request_outcome(KMD_REQ_TRANSFER, partition_id, node_id, NULL, &out);
+			asked = GetCurrentTimestamp();
+			if (out.sqlstate[0] != 'K')
+				kmd_outcome_raise(&out);
+			ConditionVariablePrepareToSleep(&kmd_shared->leader_cv);
 		}
 		(void) ConditionVariableTimedSleep(&kmd_shared->leader_cv, Min(remaining, 100),
 										   PG_WAIT_EXTENSION);
