@@ -358,6 +358,9 @@ CREATE VIEW kommander.partitions AS
      WHERE m.state <> 'gone'
      ORDER BY m.partition_id;
 
+-- (views made after the REVOKE of every table above: what default
+-- privileges gave PUBLIC goes, but SELECT)
+REVOKE ALL ON kommander.nodes, kommander.partitions FROM PUBLIC;
 GRANT SELECT ON kommander.nodes, kommander.partitions TO PUBLIC;
 
 -- Counters, gauges and latency in shared memory (zero at every server start).
@@ -390,6 +393,7 @@ CREATE VIEW kommander.peers AS
       LEFT JOIN kommander.node_status() s USING (node_id)
      ORDER BY p.partition_id, p.node_id;
 
+REVOKE ALL ON kommander.stats, kommander.latency, kommander.peers FROM PUBLIC;
 GRANT SELECT ON kommander.stats, kommander.latency, kommander.peers TO PUBLIC;
 
 -- kmd_join writes the joining node's identity through this, over a
@@ -479,3 +483,8 @@ CREATE VIEW kommander.leases AS
        AND kommander.key_hash(l.id::text) >= m.lo
        AND (m.hi IS NULL OR kommander.key_hash(l.id::text) < m.hi)
      ORDER BY l.id;
+
+-- made after the REVOKE of every table above: nothing default privileges
+-- gave PUBLIC stays (a lease's id is what ends it)
+REVOKE ALL ON kommander.lease_state, kommander.lease_rows, kommander.lease_orphans,
+    kommander.leases FROM PUBLIC;
