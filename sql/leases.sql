@@ -73,6 +73,9 @@ SELECT err($$SELECT kmd_lease_grant('-5 s')$$);
 SELECT err($$SELECT kmd_lease_grant('500 ms')$$);
 SELECT err($$SELECT kmd_lease_grant('1 mon')$$);
 SELECT err($$SELECT kmd_lease_grant('31 days')$$);
+-- (the whole counts, not its fields: 30 days are in range, however written)
+SELECT err($$SELECT kmd_lease_revoke(kmd_lease_grant('32 days -48 hours', 'c1'))$$);
+SELECT err($$SELECT kmd_lease_grant('29 days 48 hours 1 second')$$);
 SELECT err($$SELECT kmd_lease_grant('10 s', '')$$);
 SELECT err($$SELECT kmd_lease_keepalive(NULL)$$);
 SELECT err($$SELECT kmd_lease_keepalive(0)$$);

@@ -167,8 +167,9 @@ kmd_lease_grant(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ttl must not count months"),
 				 errhint("Give it in days, hours, minutes or seconds.")));
+	/* (no overflow: days are an int32, microseconds an int64) */
 	ttl_ms = (int64) ttl->day * 86400000 + ttl->time / 1000;
-	if (ttl->day > 31 || ttl_ms < LEASE_MIN_TTL_MS || ttl_ms > LEASE_MAX_TTL_MS)
+	if (ttl_ms < LEASE_MIN_TTL_MS || ttl_ms > LEASE_MAX_TTL_MS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ttl must be between 1 second and 30 days"),
