@@ -58,8 +58,15 @@ for my $node (@nodes)
 my $forget = $n1->safe_psql('postgres', "SELECT last_index FROM kommander.partitions WHERE partition_id = $idle");
 cmp_ok($forget, '>', $last, 'an entry of the idle partition did it');
 
-# nothing more while it stays idle: one entry per idle spell
-sleep(5);
+# nothing more while it stays idle: one entry per idle spell.  A write
+# to the other partition starts an idle spell there, after the idle
+# one's "forget": once that spell's own "forget" came, a retention has
+# passed over the idle partition too
+my $busy_last = $n1->safe_psql('postgres',
+	"SELECT kmd_propose('$busy_key', '{\"op\":\"upsert\",\"table\":\"kv\",\"row\":{\"k\":\"$busy_key\",\"v\":\"y\"}}')");
+ok($n1->poll_query_until('postgres',
+		"SELECT last_index > $busy_last FROM kommander.partitions WHERE partition_id = $busy"),
+	'the other partition got its own entry a retention after its write');
 is($n1->safe_psql('postgres', "SELECT last_index FROM kommander.partitions WHERE partition_id = $idle"),
 	$forget, 'and no other entry followed');
 KmdTest::same_state(\@nodes);

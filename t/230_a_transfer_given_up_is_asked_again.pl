@@ -37,8 +37,16 @@ my $transfer = IPC::Run::start(
 	  '-c', "SELECT kmd_transfer_leader(1, 'node3')",
 	  '-c', "SELECT 'moved: true'" ],
 	'>', \$stdout, '2>', \$stderr);
-# (several election timeouts: each try is given up meanwhile)
-sleep(3);
+# several election timeouts, each try given up meanwhile: node3, which
+# hears no leader, starts a pre-vote round once each (not more often)
+$n1->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+  WHERE query = 'SELECT kmd_transfer_leader(1, ''node3'')' AND wait_event IS NOT NULL})
+  or die 'the transfer did not start';
+my $prevotes = q{SELECT coalesce(sum(value), 0) FROM kommander.stats
+  WHERE name = 'prevotes_started' AND partition_id = 1};
+my $before = $n3->safe_psql('postgres', $prevotes);
+ok($n3->poll_query_until('postgres', "SELECT ($prevotes) >= $before + 3"),
+	'node3 hears no leader for three election timeouts');
 ok($transfer->pumpable, 'the transfer waits while node3 cannot be reached');
 is(KmdTest::leader_of($n1, 1), 'node1', 'node1 still leads partition 1');
 KmdProxy::set($t->{proxy}, '1>3', 'up');
